@@ -1,0 +1,31 @@
+// npa/concepts/control_channel.hpp: how the shell reaches the hypervisor / PF.
+//
+// Checked by the compiler: a single request and a batch can be submitted, each answered
+// with an npa::status.
+//
+// Semantic requirements (not checked by the compiler):
+//   - the authority on the other side applies policy and may refuse with a reason
+//     (errc::refused plus a sentence); a refusal changes nothing;
+//   - submit_batch is all or nothing: on any failure every request of the batch that
+//     was applied is rolled back before it returns (used to replay the whole control
+//     state onto a new device at switch time);
+//   - calls are control path: they may block briefly (a mailbox round trip) and are
+//     never made from the data path.
+#pragma once
+
+#include <npa/control.hpp>
+#include <npa/status.hpp>
+
+#include <concepts>
+#include <span>
+
+namespace npa {
+
+template <class C>
+concept control_channel =
+    requires(C& c, const control_request& r, std::span<const control_request> batch) {
+        { c.submit(r) } -> std::same_as<status>;
+        { c.submit_batch(batch) } -> std::same_as<status>;
+    };
+
+} // namespace npa

@@ -1,0 +1,149 @@
+// npa/concepts/plugin.hpp: the device-specific half of a driver.
+//
+// A plugin drives one device's TX/RX descriptor rings and nothing else. It is a class
+// template over the shell API it is given (template <class Api> class my_plugin), so the
+// shell instantiates it with its own API type and every call is resolved at compile time.
+//
+// Checked by the compiler (each piece is its own concept, so check_plugin<P, Api>() can
+// say which one is missing):
+//   plugin_identity      static constexpr const char* name; using device_type = ...;
+//   plugin_lifecycle     status attach(Api&, device_type&, const queue_config&);
+//                        void detach() noexcept;
+//   tx_plugin            std::uint16_t tx_burst(std::uint16_t q, std::span<buffer>) noexcept;
+//   rx_plugin            std::uint16_t rx_burst(std::uint16_t q, std::span<buffer>) noexcept;
+//   completion_reaper    std::uint32_t tx_reap(std::uint16_t q) noexcept;
+//                        std::uint32_t tx_in_flight(std::uint16_t q) const noexcept;
+//   interrupt_plugin     void irq_arm(std::uint16_t q) noexcept;
+//                        void irq_disarm(std::uint16_t q) noexcept;
+//   capability_provider  capabilities capabilities() const noexcept;
+//   stats_provider       const queue_stats& stats(std::uint16_t q) const noexcept;
+// Optional (detected with if constexpr): reports_health (errc health() const noexcept).
+//
+// Semantic requirements (not checked by the compiler):
+//   - attach() takes the device window, lays out rings in the device's memory, posts RX
+//     buffers from api.alloc_rx_buffers and enables the queues; on failure it leaves
+//     nothing allocated and returns why. detach() stops the queues and hands every
+//     buffer back: completed TX through tx_complete, accepted-but-unconfirmed TX through
+//     tx_unsent (in order), RX buffers through release_rx_buffers.
+//   - tx_burst(q, bufs) takes ownership of bufs[0..k) and returns k; bufs[k..) stay
+//     with the caller. It reaps completions first when the ring is short of room.
+//     A full ring is a short count and a tx_ring_full increment, never an error.
+//   - rx_burst(q, out) fills out[0..k) with received buffers (ownership to the caller),
+//     refills the RX ring and returns k <= out.size(). out.size() is the NAPI budget.
+//   - the data-path calls are noexcept, never allocate, never block, and are called only
+//     from the thread that owns queue q; different queues may run on different threads.
+//   - nothing the device writes is trusted: every index, length, flag and generation bit
+//     is range-checked on a snapshot before use; violations are counted
+//     (bad_completion, rx_dropped), the packet or ring is dropped or reset, and no
+//     buffer is lost.
+//   - the plugin never touches control registers (MAC, VLAN, MTU ...); it has no way to.
+#pragma once
+
+#include <npa/capabilities.hpp>
+#include <npa/concepts/shell_api.hpp>
+#include <npa/stats.hpp>
+#include <npa/status.hpp>
+
+#include <concepts>
+#include <cstdint>
+#include <span>
+
+namespace npa {
+
+template <class P>
+concept plugin_identity = requires {
+    { P::name } -> std::convertible_to<const char*>;
+    typename P::device_type;
+};
+
+template <class P, class Api>
+concept plugin_lifecycle = requires(P& p, Api& api, typename P::device_type& dev,
+                                    const queue_config& qc) {
+    { p.attach(api, dev, qc) } -> std::same_as<status>;
+    { p.detach() } noexcept;
+};
+
+template <class P, class Api>
+concept tx_plugin = requires(P& p, std::uint16_t q, std::span<typename Api::buffer_type> bufs) {
+    { p.tx_burst(q, bufs) } noexcept -> std::same_as<std::uint16_t>;
+};
+
+template <class P, class Api>
+concept rx_plugin = requires(P& p, std::uint16_t q, std::span<typename Api::buffer_type> out) {
+    { p.rx_burst(q, out) } noexcept -> std::same_as<std::uint16_t>;
+};
+
+template <class P>
+concept completion_reaper = requires(P& p, const P& cp, std::uint16_t q) {
+    { p.tx_reap(q) } noexcept -> std::same_as<std::uint32_t>;
+    { cp.tx_in_flight(q) } noexcept -> std::same_as<std::uint32_t>;
+};
+
+template <class P>
+concept interrupt_plugin = requires(P& p, std::uint16_t q) {
+    { p.irq_arm(q) } noexcept;
+    { p.irq_disarm(q) } noexcept;
+};
+
+template <class P>
+concept capability_provider = requires(const P& p) {
+    { p.capabilities() } noexcept -> std::convertible_to<capabilities>;
+};
+
+template <class P>
+concept stats_provider = requires(const P& p, std::uint16_t q) {
+    { p.stats(q) } noexcept -> std::convertible_to<const queue_stats&>;
+};
+
+/// Optional: the plugin can say whether its device is healthy (errc::ok), has failed
+/// (errc::device_error) or is gone (errc::removed); the shell switches away on failure.
+template <class P>
+concept reports_health = requires(const P& p) {
+    { p.health() } noexcept -> std::same_as<errc>;
+};
+
+template <class P, class Api>
+concept plugin = shell_api<Api> && plugin_identity<P> && plugin_lifecycle<P, Api> &&
+                 tx_plugin<P, Api> && rx_plugin<P, Api> && completion_reaper<P> &&
+                 interrupt_plugin<P> && capability_provider<P> && stats_provider<P>;
+
+/// Asserts each plugin requirement separately, so that a plugin author reads which one
+/// their type misses instead of a wall of substitution failures. Use it right after the
+/// plugin: static_assert(npa::check_plugin<my_plugin<my_api>, my_api>());
+template <class P, class Api>
+consteval bool check_plugin() {
+    static_assert(shell_api<Api>,
+                  "npa::check_plugin: Api is not an npa::shell_api (it needs buffer_type, "
+                  "alloc_rx_buffers, release_rx_buffers, tx_complete, tx_unsent and log)");
+    static_assert(plugin_identity<P>,
+                  "npa::check_plugin: a plugin declares `static constexpr const char* name` "
+                  "and `using device_type = ...;` (the device window it attaches to)");
+    if constexpr (plugin_identity<P>) {
+        static_assert(plugin_lifecycle<P, Api>,
+                      "npa::check_plugin: a plugin needs `npa::status attach(Api&, "
+                      "device_type&, const npa::queue_config&)` and `void detach() noexcept` "
+                      "(detach hands every buffer back to the shell)");
+    }
+    static_assert(tx_plugin<P, Api>,
+                  "npa::check_plugin: a plugin needs `std::uint16_t tx_burst(std::uint16_t q, "
+                  "std::span<Api::buffer_type>) noexcept` returning how many it accepted");
+    static_assert(rx_plugin<P, Api>,
+                  "npa::check_plugin: a plugin needs `std::uint16_t rx_burst(std::uint16_t q, "
+                  "std::span<Api::buffer_type>) noexcept` returning how many it received");
+    static_assert(completion_reaper<P>,
+                  "npa::check_plugin: a plugin needs `std::uint32_t tx_reap(std::uint16_t) "
+                  "noexcept` (return finished TX buffers) and `std::uint32_t "
+                  "tx_in_flight(std::uint16_t) const noexcept`");
+    static_assert(interrupt_plugin<P>,
+                  "npa::check_plugin: a plugin needs `void irq_arm(std::uint16_t) noexcept` and "
+                  "`void irq_disarm(std::uint16_t) noexcept` (the NAPI contract)");
+    static_assert(capability_provider<P>,
+                  "npa::check_plugin: a plugin needs `npa::capabilities capabilities() const "
+                  "noexcept` describing what its device supports, as data");
+    static_assert(stats_provider<P>,
+                  "npa::check_plugin: a plugin needs `const npa::queue_stats& "
+                  "stats(std::uint16_t q) const noexcept`");
+    return plugin<P, Api>;
+}
+
+} // namespace npa

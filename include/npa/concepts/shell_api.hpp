@@ -1,0 +1,60 @@
+// npa/concepts/shell_api.hpp: what the shell offers a plugin (the "Shell API" of NPA).
+//
+// A plugin reaches the rest of the system only through this: buffers in (RX refill),
+// buffers out (TX completed, TX not sent, RX buffers handed back) and logging. Device
+// addresses come from the buffer handles themselves. There is deliberately no way to
+// reach the control path (MAC, VLAN, MTU ...): that belongs to the shell and the
+// hypervisor, and a plugin that tries does not compile.
+//
+// Checked by the compiler: the operations below exist, are noexcept and take queue ids
+// and spans of the shell's buffer type.
+//
+// Semantic requirements (not checked by the compiler):
+//   - alloc_rx_buffers(q, out) gives 0..n empty buffers from queue q's pool; a shortfall
+//     is counted by the shell (rx_no_buffer) and the plugin simply posts fewer;
+//   - tx_complete(q, bufs): the device finished sending these; the shell frees them;
+//   - tx_unsent(q, bufs): the plugin accepted these but cannot say they were sent
+//     (detach, ring reset, device gone), in the order they were accepted; the shell sends
+//     them again on the path that is active next, ahead of anything newer;
+//   - release_rx_buffers(q, bufs): RX buffers the plugin no longer needs (detach, a
+//     dropped packet not reposted);
+//   - all are called from the thread that owns queue q, never allocate, never block.
+#pragma once
+
+#include <npa/concepts/buffer.hpp>
+
+#include <concepts>
+#include <cstdint>
+#include <span>
+
+namespace npa {
+
+enum class log_level : std::uint8_t { debug, info, warning, error };
+
+template <class A>
+concept shell_buffer_api = requires { typename A::buffer_type; } && buffer<typename A::buffer_type>;
+
+template <class A>
+concept shell_rx_api = shell_buffer_api<A> &&
+    requires(A& a, std::uint16_t q, std::span<typename A::buffer_type> out,
+             std::span<const typename A::buffer_type> in) {
+        { a.alloc_rx_buffers(q, out) } noexcept -> std::same_as<std::uint32_t>;
+        { a.release_rx_buffers(q, in) } noexcept;
+    };
+
+template <class A>
+concept shell_tx_api = shell_buffer_api<A> &&
+    requires(A& a, std::uint16_t q, std::span<const typename A::buffer_type> in) {
+        { a.tx_complete(q, in) } noexcept;
+        { a.tx_unsent(q, in) } noexcept;
+    };
+
+template <class A>
+concept shell_log_api = requires(A& a, const char* msg) {
+    { a.log(log_level::info, msg) } noexcept;
+};
+
+template <class A>
+concept shell_api = shell_rx_api<A> && shell_tx_api<A> && shell_log_api<A>;
+
+} // namespace npa

@@ -1,0 +1,199 @@
+// npa/ring/gen_ring.hpp: cursors for descriptor rings whose ownership is carried in the
+// descriptor itself.
+//
+// Devices hand descriptors back and forth through shared memory with a bit (or two) in
+// the descriptor saying who owns it:
+//   - vmxnet3: a `gen` bit; the producer writes the current generation last, the
+//     consumer takes a slot only while its own generation matches, and both flip their
+//     generation each time they wrap (vmxnet3_defs.h, VMXNET3_INIT_GEN = 1);
+//   - Intel advanced descriptors: the DD ("descriptor done") status bit written back by
+//     the device;
+//   - virtio 1.1 packed rings: AVAIL/USED flag bits compared with a wrap counter.
+//
+// All three are "is the ownership field equal to the value expected for this lap?".
+// A small traits type states where the ownership word is and what it must hold; the
+// cursor code below is shared by every plugin (driver side) and every sim device model
+// (device side), so they cannot disagree about the protocol.
+//
+// The producer writes the body of a descriptor first and the ownership word last with a
+// release store; the consumer loads the ownership word with acquire and, if it says "yours",
+// copies the descriptor out as one snapshot. Callers validate the snapshot, never the
+// live descriptor, so a device rewriting it after the check changes nothing
+// (no time-of-check/time-of-use window).
+#pragma once
+
+#include <npa/config.hpp>
+
+#include <atomic>
+#include <concepts>
+#include <cstdint>
+#include <cstring>
+#include <type_traits>
+
+namespace npa {
+
+/// Descriptor traits: what a ring's ownership protocol is.
+///
+///   desc_type                   the descriptor (trivially copyable, a multiple of 4 bytes)
+///   own_word(desc&)             the 32-bit word that carries ownership
+///   own_mask                    the ownership bits inside that word
+///   own_bits(gen)               what those bits hold when the slot belongs to the
+///                               consumer on a lap whose generation is `gen`
+template <class Tr>
+concept gen_desc_traits =
+    std::is_trivially_copyable_v<typename Tr::desc_type> &&
+    (sizeof(typename Tr::desc_type) % 4 == 0) &&
+    requires(typename Tr::desc_type& d, bool gen) {
+        { Tr::own_word(d) } noexcept -> std::same_as<std::uint32_t&>;
+        { Tr::own_mask } -> std::convertible_to<std::uint32_t>;
+        { Tr::own_bits(gen) } noexcept -> std::same_as<std::uint32_t>;
+    };
+
+/// Ready-made traits for a single generation bit at `Bit` of word `Word` (vmxnet3 style).
+template <class Desc, std::size_t Word, unsigned Bit>
+struct gen_bit_traits {
+    using desc_type = Desc;
+    static_assert(sizeof(Desc) >= (Word + 1) * 4, "gen_bit_traits: word outside descriptor");
+    static std::uint32_t& own_word(Desc& d) noexcept {
+        return reinterpret_cast<std::uint32_t*>(&d)[Word];
+    }
+    static constexpr std::uint32_t own_mask = 1u << Bit;
+    static constexpr std::uint32_t own_bits(bool gen) noexcept { return gen ? own_mask : 0u; }
+};
+
+/// Ready-made traits for a "done" bit written by the device (Intel DD style): the slot is
+/// the consumer's whenever the bit is set, whatever the lap; the driver clears it by
+/// rewriting the descriptor when it recycles the slot.
+template <class Desc, std::size_t Word, unsigned Bit>
+struct done_bit_traits {
+    using desc_type = Desc;
+    static_assert(sizeof(Desc) >= (Word + 1) * 4, "done_bit_traits: word outside descriptor");
+    static std::uint32_t& own_word(Desc& d) noexcept {
+        return reinterpret_cast<std::uint32_t*>(&d)[Word];
+    }
+    static constexpr std::uint32_t own_mask = 1u << Bit;
+    static constexpr std::uint32_t own_bits(bool) noexcept { return own_mask; }
+};
+
+/// Position in a ring of `size` slots: index plus the generation of the current lap.
+/// Sizes need not be powers of two (vmxnet3 allows any multiple of 32; Intel any
+/// multiple of 8), so the wrap is a compare, not a mask.
+struct ring_cursor {
+    std::uint32_t index = 0;
+    bool gen = true;
+
+    void advance(std::uint32_t size) noexcept {
+        if (++index == size) {
+            index = 0;
+            gen = !gen;
+        }
+    }
+};
+
+/// Producer side: writes descriptors and hands them over (driver filling a TX/RX ring,
+/// device writing completions).
+template <gen_desc_traits Tr>
+class gen_producer {
+public:
+    using desc_type = typename Tr::desc_type;
+
+    gen_producer() noexcept = default;
+    gen_producer(desc_type* ring, std::uint32_t size, bool initial_gen = true) noexcept {
+        reset(ring, size, initial_gen);
+    }
+
+    void reset(desc_type* ring, std::uint32_t size, bool initial_gen = true) noexcept {
+        ring_ = ring;
+        size_ = size;
+        cur_ = ring_cursor{0, initial_gen};
+    }
+
+    [[nodiscard]] std::uint32_t size() const noexcept { return size_; }
+    [[nodiscard]] std::uint32_t next_to_fill() const noexcept { return cur_.index; }
+    [[nodiscard]] bool gen() const noexcept { return cur_.gen; }
+    [[nodiscard]] desc_type* ring() const noexcept { return ring_; }
+
+    /// Writes `d` into the next slot, ownership word last, and advances. The ownership
+    /// bits of `d` are ignored and replaced by the current generation's.
+    void produce(const desc_type& d) noexcept {
+        desc_type& slot = ring_[cur_.index];
+        auto* dst = reinterpret_cast<unsigned char*>(&slot);
+        const auto* src = reinterpret_cast<const unsigned char*>(&d);
+        desc_type tmp = d;
+        const std::uint32_t word = (Tr::own_word(tmp) & ~std::uint32_t{Tr::own_mask}) |
+                                   Tr::own_bits(cur_.gen);
+        const std::size_t off = static_cast<std::size_t>(
+            reinterpret_cast<unsigned char*>(&Tr::own_word(slot)) - dst);
+        std::memcpy(dst, src, off);
+        std::memcpy(dst + off + 4, src + off + 4, sizeof(desc_type) - off - 4);
+        std::atomic_ref<std::uint32_t>(Tr::own_word(slot)).store(word, std::memory_order_release);
+        cur_.advance(size_);
+    }
+
+private:
+    desc_type* ring_ = nullptr;
+    std::uint32_t size_ = 0;
+    ring_cursor cur_{};
+};
+
+/// Consumer side: takes descriptors whose ownership word says they are ready (device
+/// fetching TX/RX descriptors, driver reaping completions).
+template <gen_desc_traits Tr>
+class gen_consumer {
+public:
+    using desc_type = typename Tr::desc_type;
+
+    gen_consumer() noexcept = default;
+    gen_consumer(desc_type* ring, std::uint32_t size, bool initial_gen = true) noexcept {
+        reset(ring, size, initial_gen);
+    }
+
+    void reset(desc_type* ring, std::uint32_t size, bool initial_gen = true) noexcept {
+        ring_ = ring;
+        size_ = size;
+        cur_ = ring_cursor{0, initial_gen};
+    }
+
+    [[nodiscard]] std::uint32_t size() const noexcept { return size_; }
+    [[nodiscard]] std::uint32_t next_to_clean() const noexcept { return cur_.index; }
+    [[nodiscard]] bool gen() const noexcept { return cur_.gen; }
+    [[nodiscard]] desc_type* ring() const noexcept { return ring_; }
+
+    /// True if the slot at next_to_clean belongs to the consumer now.
+    [[nodiscard]] bool ready() const noexcept {
+        const std::uint32_t w =
+            std::atomic_ref<std::uint32_t>(Tr::own_word(ring_[cur_.index]))
+                .load(std::memory_order_acquire);
+        return (w & Tr::own_mask) == Tr::own_bits(cur_.gen);
+    }
+
+    /// If the next slot is ready, copies it to `out` (one snapshot), advances and returns
+    /// true; otherwise returns false and touches nothing.
+    [[nodiscard]] bool poll(desc_type& out) noexcept {
+        desc_type& slot = ring_[cur_.index];
+        const std::uint32_t w =
+            std::atomic_ref<std::uint32_t>(Tr::own_word(slot)).load(std::memory_order_acquire);
+        if ((w & Tr::own_mask) != Tr::own_bits(cur_.gen)) {
+            return false;
+        }
+        const auto* src = reinterpret_cast<const unsigned char*>(&slot);
+        auto* dst = reinterpret_cast<unsigned char*>(&out);
+        const std::size_t off = static_cast<std::size_t>(
+            reinterpret_cast<const unsigned char*>(&Tr::own_word(slot)) - src);
+        std::memcpy(dst, src, off);
+        std::memcpy(dst + off + 4, src + off + 4, sizeof(desc_type) - off - 4);
+        Tr::own_word(out) = w;
+        cur_.advance(size_);
+        return true;
+    }
+
+    /// Skips the next slot without reading it (used after a ring reset decision).
+    void advance() noexcept { cur_.advance(size_); }
+
+private:
+    desc_type* ring_ = nullptr;
+    std::uint32_t size_ = 0;
+    ring_cursor cur_{};
+};
+
+} // namespace npa

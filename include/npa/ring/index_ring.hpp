@@ -1,0 +1,251 @@
+// npa/ring/index_ring.hpp: a single-producer single-consumer ring of trivially
+// copyable elements (buffer handles, descriptors).
+//
+// Layout (STYLE.md point 12, "memory layout is interface"):
+//
+//   line 0  producer: head (published), cached_tail (private copy of the consumer's tail)
+//   line 1  consumer: tail (published), cached_head (private copy of the producer's head)
+//   line 2+ slots[Capacity]
+//
+// Indices are free-running 32-bit counters masked on access, so "used = head - tail"
+// holds across the 2^32 wrap and the ring never wastes a slot to tell full from empty.
+// Each side reads the other side's published index only when its cached copy says the
+// ring is full (producer) or empty (consumer); a burst costs one release store.
+//
+// The object is standard-layout, trivially destructible and contains its storage, so it
+// can be constructed in caller-provided memory (a shared-memory segment, a hugepage) with
+// create_at() and mapped by a second party with attach_at().
+#pragma once
+
+#include <npa/config.hpp>
+
+#include <atomic>
+#include <cstdint>
+#include <cstring>
+#include <new>
+#include <span>
+#include <type_traits>
+
+namespace npa {
+
+/// Up to two contiguous runs of slots: what a zero-copy reserve() or peek() hands out
+/// (the second run is non-empty only when the region wraps past the end of the ring).
+template <class T>
+struct ring_region {
+    std::span<T> first;
+    std::span<T> second;
+
+    [[nodiscard]] std::uint32_t size() const noexcept {
+        return static_cast<std::uint32_t>(first.size() + second.size());
+    }
+    [[nodiscard]] bool empty() const noexcept { return first.empty(); }
+    [[nodiscard]] T& operator[](std::uint32_t i) const noexcept {
+        return i < first.size() ? first[i] : second[i - first.size()];
+    }
+};
+
+template <class T, std::uint32_t Capacity>
+class index_ring {
+    static_assert(std::is_trivially_copyable_v<T>,
+                  "npa::index_ring: elements are copied with memcpy semantics, so T must be "
+                  "trivially copyable (a handle or a descriptor, not an owning object)");
+    static_assert(is_power_of_two(Capacity),
+                  "npa::index_ring: Capacity must be a power of two (indices are masked)");
+    static_assert(Capacity <= (1u << 31),
+                  "npa::index_ring: Capacity must leave the top index bit free so that "
+                  "head - tail is unambiguous");
+    static_assert(std::atomic<std::uint32_t>::is_always_lock_free,
+                  "npa::index_ring: needs lock-free 32-bit atomics (to work in shared memory)");
+
+public:
+    using value_type = T;
+    static constexpr std::uint32_t capacity = Capacity;
+    static constexpr std::uint32_t mask = Capacity - 1;
+
+    index_ring() noexcept = default;
+    index_ring(const index_ring&) = delete;
+    index_ring& operator=(const index_ring&) = delete;
+
+    /// Constructs an empty ring in caller-provided memory of at least sizeof(index_ring)
+    /// bytes, aligned to cache_line_size.
+    [[nodiscard]] static index_ring* create_at(void* mem) noexcept {
+        return ::new (mem) index_ring();
+    }
+    /// Returns the ring that another party created at `mem` with create_at().
+    [[nodiscard]] static index_ring* attach_at(void* mem) noexcept {
+        return std::launder(static_cast<index_ring*>(mem));
+    }
+
+    // ---- producer side --------------------------------------------------------------
+
+    /// Enqueues up to items.size() elements; returns how many (0..n). What was not
+    /// enqueued stays with the caller.
+    [[nodiscard]] std::uint32_t enqueue_burst(std::span<const T> items) noexcept {
+        const auto n = static_cast<std::uint32_t>(items.size());
+        const std::uint32_t head = prod_.head.load(std::memory_order_relaxed);
+        const std::uint32_t k = clamp_free(head, n);
+        if (NPA_UNLIKELY(k == 0)) {
+            return 0;
+        }
+        copy_in(head, items.data(), k);
+        prod_.head.store(head + k, std::memory_order_release);
+        return k;
+    }
+
+    /// Enqueues all of items or none; returns items.size() or 0.
+    [[nodiscard]] std::uint32_t enqueue_bulk(std::span<const T> items) noexcept {
+        const auto n = static_cast<std::uint32_t>(items.size());
+        const std::uint32_t head = prod_.head.load(std::memory_order_relaxed);
+        if (NPA_UNLIKELY(free_from(head, n) < n)) {
+            return 0;
+        }
+        copy_in(head, items.data(), n);
+        prod_.head.store(head + n, std::memory_order_release);
+        return n;
+    }
+
+    [[nodiscard]] bool try_enqueue(const T& item) noexcept {
+        return enqueue_bulk(std::span<const T>(&item, 1)) == 1;
+    }
+
+    /// Zero-copy: up to n free slots to write in place. Nothing is visible to the
+    /// consumer until commit().
+    [[nodiscard]] ring_region<T> reserve(std::uint32_t n) noexcept {
+        const std::uint32_t head = prod_.head.load(std::memory_order_relaxed);
+        return region(head, clamp_free(head, n));
+    }
+
+    /// Publishes the first n slots of the last reserve() (n <= its size).
+    void commit(std::uint32_t n) noexcept {
+        const std::uint32_t head = prod_.head.load(std::memory_order_relaxed);
+        prod_.head.store(head + n, std::memory_order_release);
+    }
+
+    // ---- consumer side --------------------------------------------------------------
+
+    /// Dequeues up to out.size() elements into out; returns how many (0..n).
+    [[nodiscard]] std::uint32_t dequeue_burst(std::span<T> out) noexcept {
+        const auto n = static_cast<std::uint32_t>(out.size());
+        const std::uint32_t tail = cons_.tail.load(std::memory_order_relaxed);
+        const std::uint32_t k = clamp_used(tail, n);
+        if (NPA_UNLIKELY(k == 0)) {
+            return 0;
+        }
+        copy_out(tail, out.data(), k);
+        cons_.tail.store(tail + k, std::memory_order_release);
+        return k;
+    }
+
+    /// Dequeues exactly out.size() elements or none; returns out.size() or 0.
+    [[nodiscard]] std::uint32_t dequeue_bulk(std::span<T> out) noexcept {
+        const auto n = static_cast<std::uint32_t>(out.size());
+        const std::uint32_t tail = cons_.tail.load(std::memory_order_relaxed);
+        if (NPA_UNLIKELY(used_from(tail, n) < n)) {
+            return 0;
+        }
+        copy_out(tail, out.data(), n);
+        cons_.tail.store(tail + n, std::memory_order_release);
+        return n;
+    }
+
+    [[nodiscard]] bool try_dequeue(T& item) noexcept {
+        return dequeue_bulk(std::span<T>(&item, 1)) == 1;
+    }
+
+    /// Zero-copy: up to n filled slots to read in place; they stay in the ring until
+    /// release().
+    [[nodiscard]] ring_region<T> peek(std::uint32_t n) noexcept {
+        const std::uint32_t tail = cons_.tail.load(std::memory_order_relaxed);
+        return region(tail, clamp_used(tail, n));
+    }
+
+    /// Frees the first n slots of the last peek() (n <= its size).
+    void release(std::uint32_t n) noexcept {
+        const std::uint32_t tail = cons_.tail.load(std::memory_order_relaxed);
+        cons_.tail.store(tail + n, std::memory_order_release);
+    }
+
+    // ---- either side (a snapshot; exact only when the other side is quiet) ------------
+
+    [[nodiscard]] std::uint32_t size() const noexcept {
+        return prod_.head.load(std::memory_order_acquire) -
+               cons_.tail.load(std::memory_order_acquire);
+    }
+    [[nodiscard]] std::uint32_t free_count() const noexcept { return Capacity - size(); }
+    [[nodiscard]] bool empty() const noexcept { return size() == 0; }
+    [[nodiscard]] bool full() const noexcept { return size() == Capacity; }
+
+private:
+    // Free slots seen from the producer, refreshing the cached tail only when the cached
+    // value cannot satisfy `want` (the common case touches no remote cache line).
+    std::uint32_t free_from(std::uint32_t head, std::uint32_t want) noexcept {
+        std::uint32_t free = Capacity - (head - prod_.cached_tail);
+        if (free < want) {
+            prod_.cached_tail = cons_.tail.load(std::memory_order_acquire);
+            free = Capacity - (head - prod_.cached_tail);
+        }
+        return free;
+    }
+    std::uint32_t used_from(std::uint32_t tail, std::uint32_t want) noexcept {
+        std::uint32_t used = cons_.cached_head - tail;
+        if (used < want) {
+            cons_.cached_head = prod_.head.load(std::memory_order_acquire);
+            used = cons_.cached_head - tail;
+        }
+        return used;
+    }
+    std::uint32_t clamp_free(std::uint32_t head, std::uint32_t n) noexcept {
+        const std::uint32_t free = free_from(head, n);
+        return n < free ? n : free;
+    }
+    std::uint32_t clamp_used(std::uint32_t tail, std::uint32_t n) noexcept {
+        const std::uint32_t used = used_from(tail, n);
+        return n < used ? n : used;
+    }
+
+    ring_region<T> region(std::uint32_t at, std::uint32_t n) noexcept {
+        const std::uint32_t idx = at & mask;
+        const std::uint32_t first = n < Capacity - idx ? n : Capacity - idx;
+        return {std::span<T>(slots_ + idx, first), std::span<T>(slots_, n - first)};
+    }
+
+    NPA_ALWAYS_INLINE void copy_in(std::uint32_t head, const T* src, std::uint32_t n) noexcept {
+        const std::uint32_t idx = head & mask;
+        if (NPA_LIKELY(idx + n <= Capacity)) {
+            for (std::uint32_t i = 0; i < n; ++i) {
+                slots_[idx + i] = src[i];
+            }
+        } else {
+            const std::uint32_t first = Capacity - idx;
+            std::memcpy(slots_ + idx, src, first * sizeof(T));
+            std::memcpy(slots_, src + first, (n - first) * sizeof(T));
+        }
+    }
+    NPA_ALWAYS_INLINE void copy_out(std::uint32_t tail, T* dst, std::uint32_t n) noexcept {
+        const std::uint32_t idx = tail & mask;
+        if (NPA_LIKELY(idx + n <= Capacity)) {
+            for (std::uint32_t i = 0; i < n; ++i) {
+                dst[i] = slots_[idx + i];
+            }
+        } else {
+            const std::uint32_t first = Capacity - idx;
+            std::memcpy(dst, slots_ + idx, first * sizeof(T));
+            std::memcpy(dst + first, slots_, (n - first) * sizeof(T));
+        }
+    }
+
+    struct alignas(cache_line_size) producer_state {
+        std::atomic<std::uint32_t> head{0};
+        std::uint32_t cached_tail{0};
+    };
+    struct alignas(cache_line_size) consumer_state {
+        std::atomic<std::uint32_t> tail{0};
+        std::uint32_t cached_head{0};
+    };
+
+    producer_state prod_;
+    consumer_state cons_;
+    alignas(cache_line_size) T slots_[Capacity];
+};
+
+} // namespace npa
