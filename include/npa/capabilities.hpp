@@ -50,6 +50,7 @@ struct queue_config {
     std::uint32_t rx_ring_size = 512;  ///< descriptors per RX ring
     std::uint32_t mtu = 1500;
     std::uint32_t offloads = 0;        ///< offloads to enable (already intersected)
+    std::uint32_t irq_moderation_us = 0;  ///< minimum gap between interrupts; 0 = none
 };
 
 } // namespace npa

@@ -1,0 +1,1055 @@
+// npa/shell.hpp: the shell, the device-independent half of a split driver.
+//
+// One device to the OS, several data paths underneath (DESIGN.md sections 3 and 4):
+//
+//   OS / Env --tx_burst/rx_burst--> shell --active path--> plugin 0 (emulated, always there)
+//                                        \                plugin 1 (VF) ...
+//                                         `-control_link-> hypervisor / PF (policy)
+//
+// Data path (per queue, on the queue's own thread, no locks): tx_burst and rx_burst
+// read the switch epoch once per burst; while it is unchanged they forward straight to
+// the active plugin, chosen by an index at compile time (no virtual call).
+//
+// Switch (control thread): prepare -> drain -> flip -> release.
+//   prepare  attach the new plugin, replay the control state as one batch; on failure
+//            the old path never stopped and the failure is recorded with its reason;
+//   drain    each queue stops feeding the old plugin, new TX waits in the queue's
+//            backlog, the old plugin completes what its device took and delivers what it
+//            received;
+//   flip     each queue moves to the new plugin on its own (no cross-thread lock) and
+//            sends its backlog first, in order. A queue whose old device will not finish
+//            (dead, removed, drain timeout) flips "holding": new TX keeps waiting until
+//            the old plugin has handed back what it could not confirm, which is sent
+//            first, so nothing is lost or reordered;
+//   release  the old plugin detaches and returns every buffer; audit() balances.
+//
+// Buffer bookkeeping: every buffer is in exactly one place: its pool, the caller (OS),
+// a queue's backlog or requeue list, or a plugin. audit() adds them up.
+#pragma once
+
+#include <npa/buffer/packet_buffer.hpp>
+#include <npa/capabilities.hpp>
+#include <npa/concepts/buffer_pool.hpp>
+#include <npa/concepts/plugin.hpp>
+#include <npa/concepts/shell_api.hpp>
+#include <npa/config.hpp>
+#include <npa/control.hpp>
+#include <npa/control_state.hpp>
+#include <npa/ring/index_ring.hpp>
+#include <npa/stats.hpp>
+#include <npa/status.hpp>
+#include <npa/switch.hpp>
+
+#include <array>
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <new>
+#include <span>
+#include <tuple>
+#include <type_traits>
+#include <utility>
+
+namespace npa {
+
+/// What the shell needs from its environment (the OS-facing side: the sim's test stack,
+/// the DPDK PMD, the Linux TAP front).
+///
+/// Checked by the compiler: a pool type that is an npa::buffer_pool and a monotonic
+/// clock. Optional members, used when present:
+///   void wake(std::uint16_t q) noexcept   wake the thread serving queue q (interrupt
+///                                         mode: a switch needs every queue to run);
+///   void on_wait() noexcept               called while switch_to() waits (a sim steps
+///                                         its devices here);
+///   void log(log_level, const char*) noexcept.
+template <class Env>
+concept shell_env = requires { typename Env::pool_type; } &&
+                    buffer_pool<typename Env::pool_type> && requires {
+                        { Env::now_ns() } noexcept -> std::same_as<std::uint64_t>;
+                    };
+
+enum class irq_mode : std::uint8_t {
+    poll,       ///< the caller polls (DPDK style)
+    interrupt,  ///< NAPI: napi_poll() re-arms the active plugin's interrupt when idle
+};
+
+struct shell_config {
+    queue_config queues{};                 ///< queue pairs, ring sizes, MTU, moderation
+    std::uint32_t requested_offloads = cap::all;  ///< what the OS asks for
+    switch_policy policy{};
+    irq_mode mode = irq_mode::poll;
+    /// The thread calling switch_to() also serves the queues while it waits (single
+    /// threaded users: tests, an event loop). With false, queue threads must keep
+    /// calling the data path (or napi_poll) for a switch to complete.
+    bool inline_switch = true;
+};
+
+/// The shell's own per-queue counters (the plugins' are in queue_stats).
+struct shell_queue_counters {
+    std::uint64_t tx_accepted = 0;      ///< buffers the OS handed to tx_burst and the shell took
+    std::uint64_t tx_backlogged = 0;    ///< of those, how many waited in the backlog
+    std::uint64_t tx_backlog_full = 0;  ///< tx_burst calls that returned short: backlog full
+    std::uint64_t tx_no_path = 0;       ///< tx_burst calls refused: no path attached
+    std::uint64_t tx_requeued = 0;      ///< buffers a plugin returned unsent, resent
+    std::uint64_t tx_lost = 0;          ///< buffers lost (requeue overflow); should stay 0
+    std::uint64_t rx_delivered = 0;     ///< buffers handed to the OS by rx_burst
+    std::uint64_t flips = 0;            ///< switches this queue took part in
+};
+
+/// Where every buffer is, summed over queues and pools.
+struct audit_report {
+    std::uint64_t pool_size = 0;   ///< buffers the pools were created with
+    std::uint64_t in_pool = 0;     ///< on the pools' free lists
+    std::int64_t caller = 0;       ///< held by the OS (allocated or received, not yet returned)
+    std::uint64_t backlog = 0;     ///< waiting in TX backlogs
+    std::uint64_t requeue = 0;     ///< returned unsent, waiting to be resent
+    std::int64_t in_plugins = 0;   ///< posted to or accepted by plugins
+    [[nodiscard]] std::int64_t accounted() const noexcept {
+        return static_cast<std::int64_t>(in_pool + backlog + requeue) + caller + in_plugins;
+    }
+    [[nodiscard]] bool ok() const noexcept {
+        return accounted() == static_cast<std::int64_t>(pool_size);
+    }
+};
+
+struct napi_result {
+    std::uint16_t received = 0;
+    bool rearmed = false;  ///< idle: the interrupt is armed, the caller may sleep
+};
+
+template <class Env, template <class> class... Plugins>
+    requires shell_env<Env>
+class shell {
+    static_assert(sizeof...(Plugins) >= 1 && sizeof...(Plugins) <= 8,
+                  "npa::shell: between 1 and 8 plugins (the first is the always-present path)");
+
+public:
+    using env_type = Env;
+    using pool_type = typename Env::pool_type;
+    using buffer_type = typename pool_type::buffer_type;
+    static constexpr std::size_t path_count = sizeof...(Plugins);
+    static constexpr std::uint8_t no_path = 0xff;
+
+    // Tuning constants (per queue), each sized for the worst case it must absorb.
+    /// TX waiting during a switch: at 10 Mpps a 200 us drain holds 2,000 packets.
+    static constexpr std::uint32_t backlog_capacity = 4096;
+    /// Unsent TX a detaching plugin can return: one full TX ring of the largest size
+    /// any shipped plugin supports (vmxnet3: 4096) twice over.
+    static constexpr std::uint32_t requeue_capacity = 8192;
+    /// Longest burst forwarded in one plugin call when flushing.
+    static constexpr std::uint32_t flush_burst = 64;
+
+    /// The Shell API the plugins see: buffers and logging, nothing of the control path.
+    class api {
+    public:
+        using buffer_type = typename shell::buffer_type;
+
+        std::uint32_t alloc_rx_buffers(std::uint16_t q, std::span<buffer_type> out) noexcept {
+            return sh_->api_alloc_rx(path_, q, out);
+        }
+        void release_rx_buffers(std::uint16_t q, std::span<const buffer_type> in) noexcept {
+            sh_->api_release(path_, q, in);
+        }
+        void tx_complete(std::uint16_t q, std::span<const buffer_type> in) noexcept {
+            sh_->api_release(path_, q, in);
+        }
+        void tx_unsent(std::uint16_t q, std::span<const buffer_type> in) noexcept {
+            sh_->api_unsent(path_, q, in);
+        }
+        void log(log_level level, const char* msg) noexcept { sh_->log(level, msg); }
+
+    private:
+        friend class shell;
+        shell* sh_ = nullptr;
+        std::uint8_t path_ = 0;
+    };
+    static_assert(shell_api<api>);
+
+    using plugins_tuple = std::tuple<Plugins<api>...>;
+    template <std::size_t I>
+    using plugin_t = std::tuple_element_t<I, plugins_tuple>;
+
+    // ---- lifecycle ------------------------------------------------------------------
+
+    /// `pools` holds one pool per queue (the same pool may appear several times; it must
+    /// then be a thread-safe pool if the queues run on different threads).
+    shell(Env& env, std::span<pool_type* const> pools, const shell_config& cfg) noexcept
+        : env_(env), cfg_(cfg) {
+        static_assert((check_plugin<Plugins<api>, api>() && ...));
+        nq_ = cfg.queues.queues;
+        if (nq_ == 0 || pools.size() < nq_) {
+            init_error_ = {errc::invalid_argument, "shell: need one pool per queue"};
+            return;
+        }
+        queues_.reset(new (std::nothrow) queue_state[nq_]);
+        if (!queues_) {
+            init_error_ = {errc::no_memory, "shell: cannot allocate queue state"};
+            return;
+        }
+        for (std::uint16_t q = 0; q < nq_; ++q) {
+            if (pools[q] == nullptr) {
+                init_error_ = {errc::invalid_argument, "shell: null pool"};
+                return;
+            }
+            queues_[q].pool = pools[q];
+        }
+        for (std::size_t i = 0; i < path_count; ++i) {
+            apis_[i].sh_ = this;
+            apis_[i].path_ = static_cast<std::uint8_t>(i);
+        }
+    }
+
+    ~shell() { stop(); }
+    shell(const shell&) = delete;
+    shell& operator=(const shell&) = delete;
+
+    /// Why construction failed (ok if it did not).
+    [[nodiscard]] status init_status() const noexcept { return init_error_; }
+
+    /// Brings the first path up (attach, control replay) and returns once every queue
+    /// runs on it.
+    template <std::size_t I>
+    [[nodiscard]] status start(typename plugin_t<I>::device_type& dev, control_link link) {
+        return switch_to<I>(dev, link, switch_reason::boot);
+    }
+
+    /// Detaches the active path; every buffer it held goes back (TX unsent buffers stay
+    /// in the requeue lists and are freed too, counted as tx_lost). Control thread, with
+    /// the data path quiet.
+    void stop() noexcept {
+        if (!queues_) {
+            return;
+        }
+        if (active_ != no_path) {
+            detach_path(active_);
+            active_ = no_path;
+        }
+        for (std::uint16_t q = 0; q < nq_; ++q) {
+            queue_state& qs = queues_[q];
+            drop_ring(qs, qs.backlog);
+            drop_ring(qs, qs.requeue);
+            qs.tx_path = no_path;
+            qs.old_path = no_path;
+            qs.standby = no_path;
+            qs.fast.store(false, std::memory_order_relaxed);
+        }
+    }
+
+    // ---- data path: the thread that owns queue q -----------------------------------
+
+    /// Sends up to bufs.size() packets; returns how many the shell took (0..n). What it
+    /// did not take stays with the caller. During a switch packets wait in the backlog.
+    [[nodiscard]] std::uint16_t tx_burst(std::uint16_t q, std::span<buffer_type> bufs) noexcept {
+        queue_state& qs = queues_[q];
+        sync(qs, q);
+        std::uint16_t n;
+        if (NPA_LIKELY(qs.fast.load(std::memory_order_relaxed))) {
+            n = plugin_tx(qs.tx_path, qs, q, bufs);
+        } else {
+            n = tx_slow(qs, q, bufs);
+        }
+        qs.c.tx_accepted += n;
+        add(qs.caller, -static_cast<std::int64_t>(n));
+        return n;
+    }
+
+    /// Receives up to out.size() packets (ownership to the caller); returns how many.
+    [[nodiscard]] std::uint16_t rx_burst(std::uint16_t q, std::span<buffer_type> out) noexcept {
+        queue_state& qs = queues_[q];
+        sync(qs, q);
+        std::uint16_t n = 0;
+        if (NPA_UNLIKELY(qs.draining)) {
+            // Old path first: what it received before the switch is older.
+            n = plugin_rx(qs.tx_path, qs, q, out);
+            if (n < out.size()) {
+                qs.old_rx_drained = true;
+            }
+            if (n < out.size() && qs.standby != no_path) {
+                n = static_cast<std::uint16_t>(n + plugin_rx(qs.standby, qs, q, out.subspan(n)));
+            }
+        } else if (NPA_LIKELY(qs.tx_path != no_path)) {
+            n = plugin_rx(qs.tx_path, qs, q, out);
+        }
+        qs.c.rx_delivered += n;
+        add(qs.caller, static_cast<std::int64_t>(n));
+        return n;
+    }
+
+    /// Reaps TX completions and moves any switch in progress along; returns buffers
+    /// reaped. Call it when there is no traffic to send, so a switch never waits on TX.
+    std::uint32_t poll(std::uint16_t q) noexcept {
+        queue_state& qs = queues_[q];
+        sync(qs, q);
+        if (qs.tx_path == no_path) {
+            return 0;
+        }
+        const std::uint32_t reaped = visit(qs.tx_path, [q](auto& p) { return p.tx_reap(q); });
+        if (NPA_UNLIKELY(!qs.fast.load(std::memory_order_relaxed)) && !qs.draining && !qs.hold) {
+            flush(qs, q);
+        }
+        return reaped;
+    }
+
+    /// NAPI poll (Linux vmxnet3_poll's contract): receive up to out.size() (the budget);
+    /// when less than the budget arrived the queue is idle, so the active plugin's
+    /// interrupt is re-armed, and the ring is checked once more to close the window
+    /// between the last poll and the arm. During a switch the interrupt stays off so
+    /// the queue keeps being polled until the switch is through.
+    [[nodiscard]] napi_result napi_poll(std::uint16_t q, std::span<buffer_type> out) noexcept {
+        queue_state& qs = queues_[q];
+        std::uint16_t n = rx_burst(q, out);
+        (void)poll(q);
+        if (n == out.size() || qs.tx_path == no_path || switching_now(qs)) {
+            return {n, false};
+        }
+        visit(qs.tx_path, [q](auto& p) { p.irq_arm(q); });
+        const std::uint16_t more = rx_burst(q, out.subspan(n));
+        if (more != 0) {
+            visit(qs.tx_path, [q](auto& p) { p.irq_disarm(q); });
+            return {static_cast<std::uint16_t>(n + more), false};
+        }
+        qs.armed = true;
+        return {n, true};
+    }
+
+    /// Buffers for the OS to build TX packets in, from queue q's pool.
+    [[nodiscard]] std::uint32_t alloc(std::uint16_t q, std::span<buffer_type> out) noexcept {
+        queue_state& qs = queues_[q];
+        const std::uint32_t n = qs.pool->alloc_burst(out);
+        add(qs.caller, static_cast<std::int64_t>(n));
+        return n;
+    }
+
+    /// The OS is done with these buffers (consumed RX, or TX it decided not to send).
+    void free(std::uint16_t q, std::span<const buffer_type> bufs) noexcept {
+        queue_state& qs = queues_[q];
+        qs.pool->free_burst(bufs);
+        add(qs.caller, -static_cast<std::int64_t>(bufs.size()));
+    }
+
+    // ---- switching: the control thread ---------------------------------------------
+
+    /// Prepares path I on `dev` and starts draining the current one. Returns ok when the
+    /// switch is under way (it completes in service()), or why it was refused or failed;
+    /// on failure the current path keeps running untouched.
+    template <std::size_t I>
+    [[nodiscard]] status request_switch(typename plugin_t<I>::device_type& dev,
+                                        control_link link, switch_reason reason) {
+        if (!init_error_.ok()) {
+            return init_error_;
+        }
+        if (switching_) {
+            return {errc::busy, "a switch is already in progress"};
+        }
+        if (active_ == I) {
+            return {errc::bad_state, "that path is already active"};
+        }
+        const std::uint64_t now = Env::now_ns();
+        if (!is_mandatory(reason) && active_ != no_path) {
+            if (now - last_switch_ns_ < cfg_.policy.min_dwell_ns) {
+                ++suppressed_;
+                return {errc::busy, "hysteresis: the current path has not dwelt long enough"};
+            }
+            if (now < backoff_until_[I]) {
+                ++suppressed_;
+                return {errc::busy, "hysteresis: backing off after a failed switch"};
+            }
+        }
+        // 1. prepare: attach the new plugin (its RX rings get posted), then replay the
+        //    control state onto the new device as one batch.
+        status st = std::get<I>(plugins_).attach(apis_[I], dev, cfg_.queues);
+        if (st.ok()) {
+            attached_[I] = true;
+            st = replay_control(link);
+            if (!st.ok()) {
+                detach_path(I);
+            }
+        }
+        if (!st.ok()) {
+            const std::uint64_t prev = backoff_ns_[I];
+            backoff_ns_[I] = prev == 0 ? cfg_.policy.backoff_initial_ns
+                                       : (prev * 2 > cfg_.policy.backoff_max_ns
+                                              ? cfg_.policy.backoff_max_ns
+                                              : prev * 2);
+            backoff_until_[I] = now + backoff_ns_[I];
+            switch_record r;
+            r.seq = history_.count() + 1;
+            r.from = active_;
+            r.to = static_cast<std::uint8_t>(I);
+            r.reason = reason;
+            r.result = st.code();
+            r.detail = st.reason();
+            r.requested_ns = now;
+            history_.push(r);
+            return st;
+        }
+        backoff_ns_[I] = 0;
+        backoff_until_[I] = 0;
+        // 2. drain: publish the new epoch; each queue picks it up on its next burst.
+        pending_ = switch_record{};
+        pending_.seq = history_.count() + 1;
+        pending_.from = active_;
+        pending_.to = static_cast<std::uint8_t>(I);
+        pending_.reason = reason;
+        pending_.requested_ns = now;
+        pending_link_ = link;
+        // Device drop counters are read here only when the data path runs on this thread
+        // (plugin counters are not atomic).
+        rx_drop_base_ = cfg_.inline_switch ? rx_dropped_total() : 0;
+        from_.store(active_, std::memory_order_relaxed);
+        to_.store(static_cast<std::uint8_t>(I), std::memory_order_relaxed);
+        phase_.store(phase_draining, std::memory_order_relaxed);
+        drain_epoch_ = epoch_.fetch_add(1, std::memory_order_release) + 1;
+        switching_ = true;
+        stage_ = stage_flipping;
+        wake_all();
+        return {};
+    }
+
+    /// request_switch() and wait until the switch is complete (serving the queues while
+    /// waiting when cfg.inline_switch is set).
+    template <std::size_t I>
+    [[nodiscard]] status switch_to(typename plugin_t<I>::device_type& dev, control_link link,
+                                   switch_reason reason) {
+        status st = request_switch<I>(dev, link, reason);
+        if (!st.ok()) {
+            return st;
+        }
+        return wait_switch();
+    }
+
+    /// Waits for the switch in progress to finish.
+    [[nodiscard]] status wait_switch() {
+        while (switching_) {
+            if (cfg_.inline_switch) {
+                for (std::uint16_t q = 0; q < nq_; ++q) {
+                    (void)poll(q);
+                }
+            }
+            if constexpr (requires(Env& e) { e.on_wait(); }) {
+                env_.on_wait();
+            }
+            (void)service();
+        }
+        return {};
+    }
+
+    /// Registers the path to fall back to when the active plugin reports its device
+    /// failed or gone (plugins that model reports_health).
+    template <std::size_t I>
+    void set_fallback(typename plugin_t<I>::device_type& dev, control_link link) noexcept {
+        fallback_ = [](shell& s, switch_reason why) -> status {
+            return s.template request_switch<I>(*static_cast<typename plugin_t<I>::device_type*>(
+                                           s.fallback_dev_),
+                                       s.fallback_link_, why);
+        };
+        fallback_dev_ = &dev;
+        fallback_link_ = link;
+        fallback_path_ = static_cast<std::uint8_t>(I);
+    }
+
+    /// Control-thread housekeeping: completes a switch whose queues have all flipped
+    /// (release), and switches to the fallback path when the active device failed.
+    /// Returns true while a switch is in progress.
+    bool service() {
+        if (switching_) {
+            advance_switch();
+        } else if (active_ != no_path && fallback_ != nullptr && fallback_path_ != active_) {
+            const errc h = health(active_);
+            if (h != errc::ok) {
+                (void)fallback_(*this, h == errc::removed ? switch_reason::surprise_removal
+                                                          : switch_reason::device_error);
+            }
+        }
+        return switching_;
+    }
+
+    /// Notifies the shell that the active device disappeared (hot-unplug event). The
+    /// shell switches to the fallback path; TX the device had taken comes back unsent
+    /// and is resent there.
+    [[nodiscard]] status surprise_removal() {
+        if (fallback_ == nullptr || fallback_path_ == active_) {
+            return {errc::bad_state, "no fallback path registered"};
+        }
+        return fallback_(*this, switch_reason::surprise_removal);
+    }
+
+    [[nodiscard]] bool switching() const noexcept { return switching_; }
+    [[nodiscard]] std::uint8_t active_path() const noexcept { return active_; }
+    [[nodiscard]] const char* active_name() const noexcept { return path_name(active_); }
+    [[nodiscard]] static constexpr const char* path_name(std::uint8_t p) noexcept {
+        constexpr const char* names[] = {Plugins<api>::name...};
+        return p < path_count ? names[p] : "none";
+    }
+    [[nodiscard]] std::uint64_t suppressed_switches() const noexcept { return suppressed_; }
+
+    template <std::size_t I>
+    [[nodiscard]] plugin_t<I>& plugin() noexcept {
+        return std::get<I>(plugins_);
+    }
+
+    // ---- control path --------------------------------------------------------------
+
+    /// Validates a request, sends it to the active path's authority and records it if
+    /// accepted. A refusal (errc::refused plus the authority's reason) changes nothing.
+    [[nodiscard]] status control(const control_request& r) {
+        status st = validate(r);
+        if (!st.ok()) {
+            return st;
+        }
+        if (active_ != no_path) {
+            st = link_.submit(r);
+            if (!st.ok()) {
+                return st;
+            }
+        }
+        control_.apply(r);
+        return {};
+    }
+    [[nodiscard]] status set_mac(const mac_addr& m) { return control(control_request::make_set_mac(m)); }
+    [[nodiscard]] status add_vlan(std::uint16_t vid) { return control(control_request::make_vlan(true, vid)); }
+    [[nodiscard]] status del_vlan(std::uint16_t vid) { return control(control_request::make_vlan(false, vid)); }
+    [[nodiscard]] status set_mtu(std::uint32_t mtu) { return control(control_request::make_mtu(mtu)); }
+    [[nodiscard]] status set_rx_mode(std::uint32_t mode) { return control(control_request::make_rx_mode(mode)); }
+    [[nodiscard]] status set_mcast_list(std::span<const mac_addr> list) {
+        control_request r;
+        r.op = control_op::set_mcast_list;
+        if (list.size() > max_mcast_addrs) {
+            return {errc::invalid_argument, "multicast list longer than 32 entries"};
+        }
+        r.mcast_count = static_cast<std::uint32_t>(list.size());
+        for (std::size_t i = 0; i < list.size(); ++i) r.mcast[i] = list[i];
+        return control(r);
+    }
+    [[nodiscard]] status set_rss(const rss_config& rss) {
+        control_request r;
+        r.op = control_op::set_rss;
+        r.rss = rss;
+        return control(r);
+    }
+    /// The control state the OS asked for and the authority accepted.
+    [[nodiscard]] const npa::control_state& desired_control() const noexcept { return control_; }
+
+    // ---- capabilities ----------------------------------------------------------------
+
+    /// Offloads in effect: requested AND shell AND the active plugin's device.
+    [[nodiscard]] std::uint32_t offloads() const noexcept { return offloads_; }
+    [[nodiscard]] capabilities active_capabilities() const noexcept {
+        return active_ == no_path ? capabilities{} : caps_of(active_);
+    }
+    /// Changes what the OS asks for; takes effect at once (recomputed against the path).
+    void request_offloads(std::uint32_t bits) noexcept {
+        cfg_.requested_offloads = bits;
+        recompute_caps(0);
+    }
+    [[nodiscard]] std::uint32_t capability_event_count() const noexcept { return cap_events_n_; }
+    /// The i-th most recent capability event (0 = newest).
+    [[nodiscard]] const capability_event& capability_event_at(std::uint32_t i) const noexcept {
+        return cap_events_[(cap_events_n_ - 1 - i) % cap_events_.size()];
+    }
+
+    // ---- stats and audit -------------------------------------------------------------
+
+    /// Counters of path p on queue q, monotonic across switches and device counter
+    /// resets. Exact when called on q's thread or with the data path quiet.
+    [[nodiscard]] queue_stats path_stats(std::uint8_t p, std::uint16_t q) const noexcept {
+        stat_tracker& t = queues_[q].stats[p];
+        if (attached_[p]) {
+            t.observe(visit(p, [q](auto& pl) -> queue_stats { return pl.stats(q); }));
+        }
+        return t.total();
+    }
+    /// Counters of queue q over every path.
+    [[nodiscard]] queue_stats queue_totals(std::uint16_t q) const noexcept {
+        queue_stats s;
+        for (std::uint8_t p = 0; p < path_count; ++p) s += path_stats(p, q);
+        return s;
+    }
+    [[nodiscard]] const shell_queue_counters& counters(std::uint16_t q) const noexcept {
+        return queues_[q].c;
+    }
+    [[nodiscard]] const switch_history& history() const noexcept { return history_; }
+    [[nodiscard]] std::uint16_t queue_count() const noexcept { return nq_; }
+
+    /// Adds up where every buffer is. ok() is exact at any moment on a single thread,
+    /// and with the data path quiet otherwise.
+    [[nodiscard]] audit_report audit() const noexcept {
+        audit_report r;
+        for (std::uint16_t q = 0; q < nq_; ++q) {
+            const queue_state& qs = queues_[q];
+            bool seen = false;
+            for (std::uint16_t k = 0; k < q; ++k) seen = seen || queues_[k].pool == qs.pool;
+            if (!seen) {
+                r.pool_size += qs.pool->size();
+                r.in_pool += qs.pool->available();
+            }
+            r.caller += qs.caller.load(std::memory_order_relaxed);
+            r.backlog += qs.backlog.size();
+            r.requeue += qs.requeue.size();
+            for (std::size_t p = 0; p < path_count; ++p) {
+                r.in_plugins += qs.in_plugin[p].load(std::memory_order_relaxed);
+            }
+        }
+        return r;
+    }
+
+private:
+    enum : std::uint8_t { phase_idle, phase_draining, phase_released };
+    enum : std::uint8_t { stage_none, stage_flipping, stage_acking };
+
+    /// Folds a plugin's counters into monotonic totals: a counter that goes backwards
+    /// (device reset, re-attach) is taken as restarted from zero.
+    struct stat_tracker {
+        queue_stats base{};
+        queue_stats last{};
+
+        void observe(const queue_stats& cur) noexcept {
+            fold(cur.rx_packets, last.rx_packets, base.rx_packets);
+            fold(cur.rx_bytes, last.rx_bytes, base.rx_bytes);
+            fold(cur.tx_packets, last.tx_packets, base.tx_packets);
+            fold(cur.tx_bytes, last.tx_bytes, base.tx_bytes);
+            fold(cur.rx_no_buffer, last.rx_no_buffer, base.rx_no_buffer);
+            fold(cur.rx_dropped, last.rx_dropped, base.rx_dropped);
+            fold(cur.tx_ring_full, last.tx_ring_full, base.tx_ring_full);
+            fold(cur.tx_errors, last.tx_errors, base.tx_errors);
+            fold(cur.bad_completion, last.bad_completion, base.bad_completion);
+            fold(cur.irqs, last.irqs, base.irqs);
+            fold(cur.resets, last.resets, base.resets);
+            last = cur;
+        }
+        /// The device is going away: what it counted becomes history.
+        void retire() noexcept {
+            base += last;
+            last = queue_stats{};
+        }
+        [[nodiscard]] queue_stats total() const noexcept {
+            queue_stats t = base;
+            t += last;
+            return t;
+        }
+        static void fold(std::uint64_t cur, std::uint64_t& last, std::uint64_t& base) noexcept {
+            if (cur < last) {
+                base += last;
+                last = 0;
+            }
+        }
+    };
+
+    struct alignas(cache_line_size) queue_state {
+        // Owned by the queue's thread.
+        std::uint32_t seen_epoch = 0;
+        std::uint8_t tx_path = no_path;   ///< the path TX goes to (and RX comes from)
+        std::uint8_t standby = no_path;   ///< during drain: the prepared new path
+        std::uint8_t old_path = no_path;  ///< after a holding flip: the path being released
+        bool draining = false;
+        bool hold = false;
+        bool old_rx_drained = false;
+        bool armed = false;
+        std::uint64_t drain_deadline = 0;
+        std::uint64_t held_at_start = 0;
+        std::uint64_t requeued_at_start = 0;
+        std::uint64_t lost_at_start = 0;
+        shell_queue_counters c{};
+        pool_type* pool = nullptr;
+        // Read by other threads.
+        std::atomic<bool> fast{false};               ///< tx_burst may go straight to tx_path
+        std::atomic<std::uint32_t> flipped_epoch{0};
+        std::atomic<std::uint32_t> acked_epoch{0};
+        std::atomic<std::uint64_t> flip_ns{0};
+        // This queue's share of the last switch, published with acked_epoch.
+        std::atomic<std::uint64_t> sw_held{0};
+        std::atomic<std::uint64_t> sw_requeued{0};
+        std::atomic<std::uint64_t> sw_lost{0};
+        std::atomic<std::int64_t> caller{0};
+        std::array<std::atomic<std::int64_t>, path_count> in_plugin{};
+        mutable std::array<stat_tracker, path_count> stats{};
+        index_ring<buffer_type, backlog_capacity> backlog;
+        index_ring<buffer_type, requeue_capacity> requeue;
+    };
+
+    // Counters with a single writer at a time (ordering comes from the epoch protocol);
+    // atomics only so that audit() may read them from elsewhere.
+    static void add(std::atomic<std::int64_t>& a, std::int64_t d) noexcept {
+        a.store(a.load(std::memory_order_relaxed) + d, std::memory_order_relaxed);
+    }
+
+    // ---- compile-time dispatch over the plugin set ----------------------------------
+
+    template <class F, std::size_t... I>
+    NPA_ALWAYS_INLINE auto visit_impl(std::uint8_t p, F& f, std::index_sequence<I...>) const noexcept {
+        using R = decltype(f(std::get<0>(plugins_)));
+        if constexpr (std::is_void_v<R>) {
+            (void)((p == I ? (f(std::get<I>(plugins_)), true) : false) || ...);
+        } else {
+            R r{};
+            (void)((p == I ? (r = f(std::get<I>(plugins_)), true) : false) || ...);
+            return r;
+        }
+    }
+    template <class F>
+    NPA_ALWAYS_INLINE auto visit(std::uint8_t p, F&& f) const noexcept {
+        return visit_impl(p, f, std::make_index_sequence<path_count>{});
+    }
+
+    std::uint16_t plugin_tx(std::uint8_t p, queue_state& qs, std::uint16_t q,
+                            std::span<buffer_type> bufs) noexcept {
+        const std::uint16_t n = visit(p, [&](auto& pl) { return pl.tx_burst(q, bufs); });
+        add(qs.in_plugin[p], n);
+        return n;
+    }
+    std::uint16_t plugin_rx(std::uint8_t p, queue_state& qs, std::uint16_t q,
+                            std::span<buffer_type> out) noexcept {
+        const std::uint16_t n = visit(p, [&](auto& pl) { return pl.rx_burst(q, out); });
+        add(qs.in_plugin[p], -static_cast<std::int64_t>(n));
+        return n;
+    }
+    [[nodiscard]] errc health(std::uint8_t p) const noexcept {
+        return visit(p, [](auto& pl) -> errc {
+            if constexpr (reports_health<std::remove_cvref_t<decltype(pl)>>) {
+                return pl.health();
+            } else {
+                return errc::ok;
+            }
+        });
+    }
+    [[nodiscard]] capabilities caps_of(std::uint8_t p) const noexcept {
+        return visit(p, [](auto& pl) -> capabilities { return pl.capabilities(); });
+    }
+
+    // ---- the plugin-facing API -------------------------------------------------------
+
+    std::uint32_t api_alloc_rx(std::uint8_t p, std::uint16_t q, std::span<buffer_type> out) noexcept {
+        queue_state& qs = queues_[q];
+        const std::uint32_t n = qs.pool->alloc_burst(out);
+        add(qs.in_plugin[p], n);
+        return n;
+    }
+    void api_release(std::uint8_t p, std::uint16_t q, std::span<const buffer_type> in) noexcept {
+        queue_state& qs = queues_[q];
+        qs.pool->free_burst(in);
+        add(qs.in_plugin[p], -static_cast<std::int64_t>(in.size()));
+    }
+    void api_unsent(std::uint8_t p, std::uint16_t q, std::span<const buffer_type> in) noexcept {
+        queue_state& qs = queues_[q];
+        add(qs.in_plugin[p], -static_cast<std::int64_t>(in.size()));
+        const std::uint32_t k = qs.requeue.enqueue_burst(in);
+        qs.c.tx_requeued += k;
+        if (NPA_UNLIKELY(k < in.size())) {
+            // Cannot happen with the shipped plugins (requeue holds two full rings);
+            // if it does, the buffers are freed and the loss is counted, not hidden.
+            qs.c.tx_lost += in.size() - k;
+            qs.pool->free_burst(in.subspan(k));
+        }
+        qs.fast.store(false, std::memory_order_relaxed);
+    }
+    void log(log_level level, const char* msg) noexcept {
+        if constexpr (requires(Env& e) { e.log(level, msg); }) {
+            env_.log(level, msg);
+        }
+    }
+
+    // ---- per-queue half of the switch --------------------------------------------------
+
+    NPA_ALWAYS_INLINE void sync(queue_state& qs, std::uint16_t q) noexcept {
+        const std::uint32_t e = epoch_.load(std::memory_order_acquire);
+        if (NPA_LIKELY(e == qs.seen_epoch && !qs.draining)) {
+            return;
+        }
+        sync_slow(qs, q, e);
+    }
+
+    void sync_slow(queue_state& qs, std::uint16_t q, std::uint32_t e) noexcept {
+        if (e != qs.seen_epoch) {
+            const std::uint8_t ph = phase_.load(std::memory_order_relaxed);
+            if (ph == phase_draining && !qs.draining) {
+                qs.draining = true;
+                qs.old_rx_drained = qs.tx_path == no_path;
+                qs.held_at_start = qs.c.tx_backlogged;
+                qs.requeued_at_start = qs.c.tx_requeued;
+                qs.lost_at_start = qs.c.tx_lost;
+                qs.standby = to_.load(std::memory_order_relaxed);
+                qs.drain_deadline = Env::now_ns() + cfg_.policy.drain_timeout_ns;
+                qs.fast.store(false, std::memory_order_relaxed);
+                if (qs.armed && qs.tx_path != no_path) {
+                    visit(qs.tx_path, [q](auto& p) { p.irq_disarm(q); });
+                    qs.armed = false;
+                }
+            } else if (ph == phase_released) {
+                // The old path is detached; whatever it could not confirm is in the
+                // requeue list and goes out first, then the backlog.
+                qs.old_path = no_path;
+                qs.hold = false;
+                flush(qs, q);
+                qs.sw_held.store(qs.c.tx_backlogged - qs.held_at_start, std::memory_order_relaxed);
+                qs.sw_requeued.store(qs.c.tx_requeued - qs.requeued_at_start,
+                                     std::memory_order_relaxed);
+                qs.sw_lost.store(qs.c.tx_lost - qs.lost_at_start, std::memory_order_relaxed);
+                qs.acked_epoch.store(e, std::memory_order_release);
+            }
+            qs.seen_epoch = e;
+        }
+        if (!qs.draining) {
+            return;
+        }
+        bool done = true;
+        if (qs.tx_path != no_path) {
+            visit(qs.tx_path, [q](auto& p) { (void)p.tx_reap(q); });
+            done = visit(qs.tx_path, [q](auto& p) { return p.tx_in_flight(q); }) == 0 &&
+                   qs.old_rx_drained;
+        }
+        const bool give_up =
+            !done && (Env::now_ns() >= qs.drain_deadline || health(qs.tx_path) != errc::ok);
+        if (!done && !give_up) {
+            return;
+        }
+        // flip: one store; from here on this queue never touches the old plugin.
+        qs.old_path = qs.tx_path;
+        qs.tx_path = qs.standby;
+        qs.standby = no_path;
+        qs.draining = false;
+        qs.hold = give_up;
+        ++qs.c.flips;
+        if (!qs.hold) {
+            flush(qs, q);
+        }
+        qs.flip_ns.store(Env::now_ns(), std::memory_order_relaxed);
+        qs.flipped_epoch.store(e, std::memory_order_release);
+    }
+
+    [[nodiscard]] bool switching_now(const queue_state& qs) const noexcept {
+        return qs.draining || qs.hold || qs.seen_epoch != epoch_.load(std::memory_order_acquire);
+    }
+
+    // TX when the fast path is off: no path, a switch in progress, or older packets
+    // (requeued or backlogged) that must go first.
+    std::uint16_t tx_slow(queue_state& qs, std::uint16_t q, std::span<buffer_type> bufs) noexcept {
+        if (!qs.draining && !qs.hold) {
+            if (qs.tx_path == no_path) {
+                ++qs.c.tx_no_path;
+                return 0;
+            }
+            if (flush(qs, q)) {
+                return plugin_tx(qs.tx_path, qs, q, bufs);
+            }
+        }
+        // Keep order: behind whatever is already waiting.
+        const std::uint32_t k =
+            qs.backlog.enqueue_burst(std::span<const buffer_type>(bufs.data(), bufs.size()));
+        qs.c.tx_backlogged += k;
+        if (k < bufs.size()) {
+            ++qs.c.tx_backlog_full;
+        }
+        return static_cast<std::uint16_t>(k);
+    }
+
+    /// Sends requeued then backlogged buffers to the active path. Returns true (and turns
+    /// the fast path back on) when both are empty.
+    bool flush(queue_state& qs, std::uint16_t q) noexcept {
+        if (qs.tx_path == no_path || qs.draining || qs.hold) {
+            return false;
+        }
+        if (!drain_ring(qs, q, qs.requeue) || !drain_ring(qs, q, qs.backlog)) {
+            return false;
+        }
+        qs.fast.store(true, std::memory_order_relaxed);
+        // A tx_unsent from another thread may have raced with the store above.
+        if (NPA_UNLIKELY(!qs.requeue.empty())) {
+            qs.fast.store(false, std::memory_order_relaxed);
+            return false;
+        }
+        return true;
+    }
+
+    template <class Ring>
+    bool drain_ring(queue_state& qs, std::uint16_t q, Ring& ring) noexcept {
+        for (;;) {
+            auto reg = ring.peek(flush_burst);
+            if (reg.empty()) {
+                return true;
+            }
+            const std::uint16_t sent = plugin_tx(qs.tx_path, qs, q, reg.first);
+            ring.release(sent);
+            if (sent < reg.first.size()) {
+                return false;  // device ring full: the rest waits for the next burst
+            }
+        }
+    }
+
+    template <class Ring>
+    void drop_ring(queue_state& qs, Ring& ring) noexcept {
+        buffer_type tmp[flush_burst];
+        for (;;) {
+            const std::uint32_t n = ring.dequeue_burst(std::span<buffer_type>(tmp, flush_burst));
+            if (n == 0) {
+                return;
+            }
+            qs.c.tx_lost += n;
+            qs.pool->free_burst(std::span<const buffer_type>(tmp, n));
+        }
+    }
+
+    // ---- control-thread half of the switch -----------------------------------------
+
+    void advance_switch() {
+        if (stage_ == stage_flipping) {
+            std::uint64_t last_flip = 0;
+            for (std::uint16_t q = 0; q < nq_; ++q) {
+                if (queues_[q].flipped_epoch.load(std::memory_order_acquire) != drain_epoch_) {
+                    return;
+                }
+                const std::uint64_t f = queues_[q].flip_ns.load(std::memory_order_relaxed);
+                last_flip = f > last_flip ? f : last_flip;
+            }
+            // 4. release: every queue is on the new path; the old plugin hands back
+            //    every buffer (unsent TX into each queue's requeue list).
+            const std::uint8_t from = pending_.from;
+            if (from != no_path) {
+                detach_path(from);
+            }
+            active_ = pending_.to;
+            link_ = pending_link_;
+            last_switch_ns_ = Env::now_ns();
+            pending_.duration_ns = last_flip - pending_.requested_ns;
+            pending_.rx_dropped = cfg_.inline_switch ? rx_dropped_total() - rx_drop_base_ : 0;
+            recompute_caps(pending_.seq);
+            phase_.store(phase_released, std::memory_order_relaxed);
+            release_epoch_ = epoch_.fetch_add(1, std::memory_order_release) + 1;
+            stage_ = stage_acking;
+            wake_all();
+        }
+        if (stage_ == stage_acking) {
+            for (std::uint16_t q = 0; q < nq_; ++q) {
+                if (queues_[q].acked_epoch.load(std::memory_order_acquire) != release_epoch_) {
+                    return;
+                }
+            }
+            for (std::uint16_t q = 0; q < nq_; ++q) {
+                const queue_state& qs = queues_[q];
+                pending_.held += qs.sw_held.load(std::memory_order_relaxed);
+                pending_.requeued += qs.sw_requeued.load(std::memory_order_relaxed);
+                pending_.tx_lost += qs.sw_lost.load(std::memory_order_relaxed);
+            }
+            history_.push(pending_);
+            phase_.store(phase_idle, std::memory_order_relaxed);
+            stage_ = stage_none;
+            switching_ = false;
+        }
+    }
+
+    /// Replays the whole control state onto a new path's authority, all or nothing.
+    /// Control path: the batch is built on the heap (it can hold 4,000 VLAN filters).
+    [[nodiscard]] status replay_control(const control_link& link) {
+        const std::size_t cap = 5 + control_.vlan_count();
+        std::unique_ptr<control_request[]> batch(new (std::nothrow) control_request[cap]);
+        if (!batch) {
+            return {errc::no_memory, "cannot build the control replay batch"};
+        }
+        const std::size_t n = control_.to_batch(std::span<control_request>(batch.get(), cap));
+        return link.submit_batch(std::span<const control_request>(batch.get(), n));
+    }
+
+    void detach_path(std::uint8_t p) noexcept {
+        if (!attached_[p]) {
+            return;
+        }
+        for (std::uint16_t q = 0; q < nq_; ++q) {
+            (void)path_stats(p, q);
+        }
+        visit(p, [](auto& pl) { pl.detach(); });
+        attached_[p] = false;
+        for (std::uint16_t q = 0; q < nq_; ++q) {
+            queues_[q].stats[p].retire();
+        }
+    }
+
+    [[nodiscard]] std::uint64_t rx_dropped_total() const noexcept {
+        std::uint64_t n = 0;
+        for (std::uint16_t q = 0; q < nq_; ++q) {
+            const queue_stats s = queue_totals(q);
+            n += s.rx_dropped + s.rx_no_buffer;
+        }
+        return n;
+    }
+
+    void recompute_caps(std::uint64_t seq) noexcept {
+        const std::uint32_t device = active_ == no_path ? 0u : caps_of(active_).offloads;
+        const std::uint32_t next = cfg_.requested_offloads & cap::all & device;
+        const std::uint32_t lost = offloads_ & ~next;
+        // "Regained" only for bits this shell had before: the first path brings no news.
+        const std::uint32_t gained = next & ~offloads_ & ever_had_;
+        for (unsigned bit = 0; bit < cap::count; ++bit) {
+            const std::uint32_t m = 1u << bit;
+            if ((lost & m) != 0) {
+                push_cap_event({seq, m, true, path_name(active_),
+                                (cfg_.requested_offloads & m) == 0
+                                    ? "no longer requested by the OS"
+                                    : "not supported by the active path's device"});
+            } else if ((gained & m) != 0) {
+                push_cap_event({seq, m, false, path_name(active_), "supported again"});
+            }
+        }
+        if (seq != 0) {
+            pending_.caps_lost = lost;
+            pending_.caps_gained = gained;
+        }
+        ever_had_ |= next;
+        offloads_ = next;
+    }
+    void push_cap_event(const capability_event& ev) noexcept {
+        cap_events_[cap_events_n_ % cap_events_.size()] = ev;
+        ++cap_events_n_;
+    }
+
+    void wake_all() noexcept {
+        if constexpr (requires(Env& e) { e.wake(std::uint16_t{0}); }) {
+            for (std::uint16_t q = 0; q < nq_; ++q) {
+                env_.wake(q);
+            }
+        }
+    }
+
+    // ---- state -----------------------------------------------------------------------
+
+    Env& env_;
+    shell_config cfg_;
+    status init_error_{};
+    std::uint16_t nq_ = 0;
+    std::unique_ptr<queue_state[]> queues_;
+    std::array<api, path_count> apis_{};
+    mutable plugins_tuple plugins_{};
+    std::array<bool, path_count> attached_{};
+
+    // Published to the queues: a new epoch means "look at phase_/to_".
+    alignas(cache_line_size) std::atomic<std::uint32_t> epoch_{0};
+    std::atomic<std::uint8_t> phase_{phase_idle};
+    std::atomic<std::uint8_t> from_{no_path};
+    std::atomic<std::uint8_t> to_{no_path};
+
+    // Control thread only.
+    alignas(cache_line_size) std::uint8_t active_ = no_path;
+    control_link link_{};
+    control_link pending_link_{};
+    bool switching_ = false;
+    std::uint8_t stage_ = stage_none;
+    std::uint32_t drain_epoch_ = 0;
+    std::uint32_t release_epoch_ = 0;
+    switch_record pending_{};
+    switch_history history_{};
+    std::uint64_t last_switch_ns_ = 0;
+    std::uint64_t suppressed_ = 0;
+    std::uint64_t rx_drop_base_ = 0;
+    std::array<std::uint64_t, path_count> backoff_ns_{};
+    std::array<std::uint64_t, path_count> backoff_until_{};
+    npa::control_state control_{};
+    std::uint32_t offloads_ = 0;
+    std::uint32_t ever_had_ = 0;
+    std::array<capability_event, 64> cap_events_{};
+    std::uint32_t cap_events_n_ = 0;
+    status (*fallback_)(shell&, switch_reason) = nullptr;
+    void* fallback_dev_ = nullptr;
+    control_link fallback_link_{};
+    std::uint8_t fallback_path_ = no_path;
+};
+
+} // namespace npa

@@ -1,0 +1,222 @@
+// A minimal device + plugin pair for shell unit tests: every behaviour the shell relies
+// on (in-flight TX, completions, unsent TX on detach, RX delivery and refill, health,
+// capabilities, counter resets) is explicit and steerable from the test.
+#pragma once
+
+#include <npa/npa.hpp>
+
+#include <cstdint>
+#include <deque>
+#include <mutex>
+#include <span>
+#include <vector>
+
+namespace npa_test {
+
+/// The device: a TX wire, an RX inbox, knobs.
+struct fake_dev {
+    std::uint16_t queues = 1;
+    std::uint32_t ring_size = 64;
+    std::uint32_t offloads = npa::cap::all;
+    npa::errc health = npa::errc::ok;
+    bool fail_attach = false;
+    bool complete_tx = true;  ///< false: TX stays in flight forever (stuck device)
+    std::uint64_t completion_delay = 1;  ///< reaps before a TX completes
+
+    // Per queue: what went out on the wire (sequence numbers), what waits to come in.
+    std::vector<std::vector<std::uint64_t>> wire;
+    std::vector<std::deque<std::uint64_t>> inbox;
+    std::mutex inbox_lock;  ///< the inbox may be fed from another thread
+
+    explicit fake_dev(std::uint16_t nq = 1) : queues(nq), wire(nq), inbox(nq) {}
+    void inject(std::uint16_t q, std::uint64_t seq) {
+        std::lock_guard g(inbox_lock);
+        inbox[q].push_back(seq);
+    }
+};
+
+template <class Api>
+class fake_plugin {
+public:
+    static constexpr const char* name = "fake";
+    using device_type = fake_dev;
+    using buffer_type = typename Api::buffer_type;
+
+    npa::status attach(Api& api, fake_dev& dev, const npa::queue_config& qc) {
+        if (dev.fail_attach) {
+            return {npa::errc::device_error, "fake device refused to initialise"};
+        }
+        api_ = &api;
+        dev_ = &dev;
+        nq_ = qc.queues;
+        qs_.assign(nq_, queue{});
+        for (std::uint16_t q = 0; q < nq_; ++q) {
+            refill(q);
+        }
+        return {};
+    }
+
+    void detach() noexcept {
+        for (std::uint16_t q = 0; q < nq_; ++q) {
+            queue& s = qs_[q];
+            std::vector<buffer_type> done, unsent;
+            for (auto& f : s.in_flight) {
+                (f.age >= dev_->completion_delay && dev_->complete_tx ? done : unsent).push_back(f.b);
+            }
+            api_->tx_complete(q, done);
+            api_->tx_unsent(q, unsent);
+            api_->release_rx_buffers(q, s.posted);
+            s = queue{};
+        }
+        dev_ = nullptr;
+    }
+
+    std::uint16_t tx_burst(std::uint16_t q, std::span<buffer_type> bufs) noexcept {
+        queue& s = qs_[q];
+        (void)tx_reap(q);
+        std::uint16_t n = 0;
+        for (auto b : bufs) {
+            if (s.in_flight.size() >= dev_->ring_size) {
+                ++s.st.tx_ring_full;
+                break;
+            }
+            s.in_flight.push_back({b, 0});
+            ++n;
+        }
+        return n;
+    }
+
+    std::uint16_t rx_burst(std::uint16_t q, std::span<buffer_type> out) noexcept {
+        queue& s = qs_[q];
+        std::uint16_t n = 0;
+        if (dev_->health != npa::errc::ok) {
+            return 0;
+        }
+        std::lock_guard g(dev_->inbox_lock);
+        auto& in = dev_->inbox[q];
+        while (n < out.size() && !in.empty() && !s.posted.empty()) {
+            buffer_type b = s.posted.back();
+            s.posted.pop_back();
+            b.set_user(in.front());
+            b.set_length(64);
+            in.pop_front();
+            out[n++] = b;
+            ++s.st.rx_packets;
+        }
+        refill(q);
+        return n;
+    }
+
+    std::uint32_t tx_reap(std::uint16_t q) noexcept {
+        queue& s = qs_[q];
+        if (dev_->health != npa::errc::ok || !dev_->complete_tx) {
+            return 0;
+        }
+        std::vector<buffer_type> done;
+        while (!s.in_flight.empty()) {
+            auto& f = s.in_flight.front();
+            if (++f.age < dev_->completion_delay) {
+                break;
+            }
+            dev_->wire[q].push_back(f.b.user());
+            done.push_back(f.b);
+            s.in_flight.pop_front();
+            ++s.st.tx_packets;
+        }
+        for (auto& f : s.in_flight) ++f.age;
+        api_->tx_complete(q, done);
+        return static_cast<std::uint32_t>(done.size());
+    }
+
+    std::uint32_t tx_in_flight(std::uint16_t q) const noexcept {
+        return static_cast<std::uint32_t>(qs_[q].in_flight.size());
+    }
+    void irq_arm(std::uint16_t q) noexcept { qs_[q].armed = true; }
+    void irq_disarm(std::uint16_t q) noexcept { qs_[q].armed = false; }
+    bool armed(std::uint16_t q) const noexcept { return qs_[q].armed; }
+
+    npa::capabilities capabilities() const noexcept {
+        npa::capabilities c;
+        c.offloads = dev_ != nullptr ? dev_->offloads : 0;
+        c.max_queues = 8;
+        return c;
+    }
+    const npa::queue_stats& stats(std::uint16_t q) const noexcept { return qs_[q].st; }
+    npa::errc health() const noexcept { return dev_ != nullptr ? dev_->health : npa::errc::ok; }
+
+    /// Test hook: the device reset its counters.
+    void reset_counters(std::uint16_t q) noexcept { qs_[q].st = npa::queue_stats{}; }
+
+private:
+    struct flight {
+        buffer_type b;
+        std::uint64_t age;
+    };
+    struct queue {
+        std::deque<flight> in_flight;
+        std::vector<buffer_type> posted;
+        npa::queue_stats st;
+        bool armed = false;
+    };
+
+    void refill(std::uint16_t q) noexcept {
+        queue& s = qs_[q];
+        const std::size_t want = dev_->ring_size - s.posted.size();
+        if (want == 0) {
+            return;
+        }
+        std::vector<buffer_type> tmp(want);
+        const std::uint32_t got = api_->alloc_rx_buffers(q, tmp);
+        if (got < want) {
+            s.st.rx_no_buffer += want - got;
+        }
+        s.posted.insert(s.posted.end(), tmp.begin(), tmp.begin() + got);
+    }
+
+    Api* api_ = nullptr;
+    fake_dev* dev_ = nullptr;
+    std::uint16_t nq_ = 0;
+    std::vector<queue> qs_;
+};
+
+/// A hypervisor/PF control channel with a policy: allowed MACs, a VLAN cap, an MTU cap.
+struct fake_authority {
+    std::vector<npa::mac_addr> allowed_macs;
+    std::uint32_t max_mtu = 9000;
+    std::uint16_t max_vlan = 4095;
+    bool refuse_everything = false;
+    std::vector<npa::control_request> applied;
+    std::uint64_t batches = 0;
+
+    npa::status check(const npa::control_request& r) const {
+        if (refuse_everything) return {npa::errc::refused, "authority refuses all requests"};
+        switch (r.op) {
+        case npa::control_op::set_mac:
+            for (auto& m : allowed_macs)
+                if (m == r.mac) return {};
+            return {npa::errc::refused, "MAC not allowed by policy"};
+        case npa::control_op::set_mtu:
+            return r.mtu <= max_mtu ? npa::status{} : npa::status{npa::errc::refused, "MTU above policy"};
+        case npa::control_op::add_vlan:
+            return r.vlan <= max_vlan ? npa::status{} : npa::status{npa::errc::refused, "VLAN not assigned"};
+        default: return {};
+        }
+    }
+    npa::status submit(const npa::control_request& r) {
+        auto st = check(r);
+        if (st.ok()) applied.push_back(r);
+        return st;
+    }
+    npa::status submit_batch(std::span<const npa::control_request> b) {
+        for (auto& r : b) {
+            auto st = check(r);
+            if (!st.ok()) return st;
+        }
+        applied.insert(applied.end(), b.begin(), b.end());
+        ++batches;
+        return {};
+    }
+};
+static_assert(npa::control_channel<fake_authority>);
+
+} // namespace npa_test

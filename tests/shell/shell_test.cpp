@@ -1,0 +1,428 @@
+// The shell: switching, bookkeeping, control path, capabilities, stats, hysteresis.
+// Single-threaded (inline switch) against the fake path; threaded variants live in
+// shell_threads_test.cpp.
+#define DOCTEST_CONFIG_IMPLEMENT_WITH_MAIN
+#include <doctest/doctest.h>
+
+#include "fake_path.hpp"
+
+#include <npa/shell.hpp>
+
+#include <algorithm>
+#include <cstring>
+#include <vector>
+
+using namespace npa_test;
+
+namespace {
+
+struct test_env {
+    using pool_type = npa::fixed_pool<>;
+    static inline std::uint64_t clock = 1'000'000'000;
+    static std::uint64_t now_ns() noexcept { return clock; }
+    void on_wait() noexcept { clock += 1'000; }
+};
+
+using shell_t = npa::shell<test_env, fake_plugin, fake_plugin>;
+
+constexpr npa::mac_addr mac_a{0x02, 0, 0, 0, 0, 1};
+constexpr npa::mac_addr mac_b{0x02, 0, 0, 0, 0, 2};
+
+struct rig {
+    test_env env;
+    npa::fixed_pool<> pool;
+    std::vector<npa::fixed_pool<>*> pools;
+    fake_dev emu;
+    fake_dev vf;
+    fake_authority hv;
+    shell_t sh;
+    std::uint64_t next_seq = 0;
+    std::vector<std::uint64_t> received;
+
+    explicit rig(npa::shell_config cfg = default_cfg(), std::uint32_t nbufs = 1024)
+        : pool(std::move(*npa::fixed_pool<>::create({.count = nbufs, .buf_size = 256, .headroom = 0}))),
+          pools{&pool}, sh(env, pools, cfg) {
+        hv.allowed_macs = {mac_a};
+        REQUIRE(sh.init_status().ok());
+    }
+    static npa::shell_config default_cfg() {
+        npa::shell_config c;
+        c.queues.queues = 1;
+        c.policy.min_dwell_ns = 0;
+        return c;
+    }
+    auto link() { return npa::control_link::to(hv); }
+
+    /// Sends n sequenced packets; returns how many the shell took.
+    std::uint32_t send(std::uint32_t n) {
+        std::vector<npa::buffer_ref> b(n);
+        const std::uint32_t got = sh.alloc(0, b);
+        for (std::uint32_t i = 0; i < got; ++i) b[i].set_user(next_seq++);
+        const std::uint16_t k = sh.tx_burst(0, std::span(b.data(), got));
+        // What the shell did not take stays ours: take back the sequence numbers.
+        next_seq -= got - k;
+        sh.free(0, std::span<const npa::buffer_ref>(b.data() + k, got - k));
+        return k;
+    }
+    std::uint32_t receive() {
+        npa::buffer_ref b[32];
+        const std::uint16_t n = sh.rx_burst(0, b);
+        for (std::uint16_t i = 0; i < n; ++i) received.push_back(b[i].user());
+        sh.free(0, std::span<const npa::buffer_ref>(b, n));
+        return n;
+    }
+    /// Everything that went out on either wire, in order of sequence number.
+    std::vector<std::uint64_t> on_wire() const {
+        std::vector<std::uint64_t> all = emu.wire[0];
+        all.insert(all.end(), vf.wire[0].begin(), vf.wire[0].end());
+        return all;
+    }
+};
+
+void check_sequence(const std::vector<std::uint64_t>& seen, std::uint64_t expected_count) {
+    REQUIRE(seen.size() == expected_count);
+    for (std::uint64_t i = 0; i < seen.size(); ++i) {
+        if (seen[i] != i) {
+            FAIL("packet " << i << " out of order: saw " << seen[i]);
+        }
+    }
+}
+
+/// Per-wire order plus no loss: each wire's part must be increasing and, since a switch
+/// drains the old path before the new one sends, the old wire's last packet precedes
+/// the new wire's first.
+void check_tx(const rig& r) {
+    auto all = r.on_wire();
+    std::vector<std::uint64_t> sorted = all;
+    std::sort(sorted.begin(), sorted.end());
+    check_sequence(sorted, r.next_seq);
+    CHECK(std::is_sorted(r.emu.wire[0].begin(), r.emu.wire[0].end()));
+    CHECK(std::is_sorted(r.vf.wire[0].begin(), r.vf.wire[0].end()));
+}
+
+void pump(rig& r, int rounds) {
+    for (int i = 0; i < rounds; ++i) {
+        (void)r.sh.poll(0);
+        test_env::clock += 1'000;
+    }
+}
+
+} // namespace
+
+TEST_CASE("boot on the emulated path: traffic both ways, audit balanced") {
+    rig r;
+    REQUIRE(r.sh.start<0>(r.emu, r.link()).ok());
+    CHECK(r.sh.active_path() == 0);
+    CHECK(r.sh.history().switches() == 1);
+    CHECK(r.sh.audit().ok());
+    for (int i = 0; i < 100; ++i) {
+        CHECK(r.send(8) == 8);
+        r.emu.inject(0, static_cast<std::uint64_t>(i));
+        CHECK(r.receive() == 1);
+        CHECK(r.sh.audit().ok());
+    }
+    pump(r, 4);
+    check_tx(r);
+    check_sequence(r.received, 100);
+    CHECK(r.sh.path_stats(0, 0).tx_packets == 800);
+}
+
+TEST_CASE("switch under bidirectional traffic: no TX loss, no reordering, RX delivered") {
+    rig r;
+    REQUIRE(r.sh.start<0>(r.emu, r.link()).ok());
+    r.emu.completion_delay = 3;  // keep TX in flight so the drain has work to do
+    r.vf.completion_delay = 3;
+    std::uint64_t rx_seq = 0;
+    // Once a path is prepared the (embedded) switch forwards the guest's traffic to it;
+    // the old device keeps what it already received and the drain delivers it.
+    fake_dev* rx_dev = &r.emu;
+    for (int round = 0; round < 200; ++round) {
+        (void)r.send(5);
+        rx_dev->inject(0, rx_seq++);
+        (void)r.receive();
+        if (round % 20 == 10) {
+            if (r.sh.active_path() == 0) {
+                REQUIRE(r.sh.request_switch<1>(r.vf, r.link(), npa::switch_reason::vf_arrived).ok());
+                rx_dev = &r.vf;
+            } else {
+                REQUIRE(r.sh.request_switch<0>(r.emu, r.link(), npa::switch_reason::vf_leaving).ok());
+                rx_dev = &r.emu;
+            }
+        }
+        (void)r.sh.service();
+        CHECK(r.sh.audit().ok());
+    }
+    while (r.sh.service()) pump(r, 1);
+    pump(r, 8);
+    for (int i = 0; i < 8; ++i) (void)r.receive();
+    check_tx(r);
+    check_sequence(r.received, rx_seq);
+    CHECK(r.sh.history().switches() == 1 + 10);
+    CHECK(r.sh.history().total_tx_lost() == 0);
+    CHECK(r.sh.audit().ok());
+}
+
+TEST_CASE("10,000 consecutive switches: zero TX loss, zero reordering, audit after each") {
+    rig r;
+    REQUIRE(r.sh.start<0>(r.emu, r.link()).ok());
+    r.emu.completion_delay = 2;
+    r.vf.completion_delay = 2;
+    for (int i = 0; i < 10'000; ++i) {
+        (void)r.send(3);
+        npa::status st = (i % 2 == 0)
+            ? r.sh.switch_to<1>(r.vf, r.link(), npa::switch_reason::vf_arrived)
+            : r.sh.switch_to<0>(r.emu, r.link(), npa::switch_reason::vf_leaving);
+        REQUIRE(st.ok());
+        (void)r.send(2);
+        REQUIRE(r.sh.audit().ok());
+    }
+    pump(r, 8);
+    check_tx(r);
+    CHECK(r.sh.history().switches() == 10'001);
+    CHECK(r.sh.history().total_tx_lost() == 0);
+    CHECK(r.sh.history().max_duration_ns() > 0);
+}
+
+TEST_CASE("a failed prepare keeps the old path and says why; back-off follows") {
+    auto cfg = rig::default_cfg();
+    cfg.policy.backoff_initial_ns = 1'000'000;
+    rig r(cfg);
+    REQUIRE(r.sh.start<0>(r.emu, r.link()).ok());
+    r.vf.fail_attach = true;
+    npa::status st = r.sh.switch_to<1>(r.vf, r.link(), npa::switch_reason::vf_arrived);
+    CHECK(st.code() == npa::errc::device_error);
+    CHECK(std::strcmp(st.reason(), "fake device refused to initialise") == 0);
+    CHECK(r.sh.active_path() == 0);
+    CHECK(r.sh.history().failures() == 1);
+    CHECK(r.sh.history().recent(0).detail == std::string_view("fake device refused to initialise"));
+    CHECK(r.send(4) == 4);
+    CHECK(r.sh.audit().ok());
+    // Back-off: the device is fine now, but the next attempt is too soon.
+    r.vf.fail_attach = false;
+    st = r.sh.switch_to<1>(r.vf, r.link(), npa::switch_reason::vf_arrived);
+    CHECK(st.code() == npa::errc::busy);
+    test_env::clock += 2'000'000;
+    CHECK(r.sh.switch_to<1>(r.vf, r.link(), npa::switch_reason::vf_arrived).ok());
+    CHECK(r.sh.active_path() == 1);
+    pump(r, 4);
+    check_tx(r);
+}
+
+TEST_CASE("control: policy refusal changes nothing; replay refused on the new path rolls back") {
+    rig r;
+    REQUIRE(r.sh.start<0>(r.emu, r.link()).ok());
+    CHECK(r.sh.set_mac(mac_a).ok());
+    npa::status st = r.sh.set_mac(mac_b);
+    CHECK(st.code() == npa::errc::refused);
+    CHECK(std::string_view(st.reason()) == "MAC not allowed by policy");
+    CHECK(r.sh.desired_control().mac() == mac_a);
+    CHECK(r.sh.set_mac(npa::mac_addr{0x01, 0, 0, 0, 0, 1}).code() == npa::errc::invalid_argument);
+    CHECK(r.sh.add_vlan(0).code() == npa::errc::invalid_argument);
+    CHECK(r.sh.add_vlan(100).ok());
+    CHECK(r.sh.set_mtu(9000).ok());
+    CHECK(r.sh.set_mtu(9001).code() == npa::errc::refused);
+
+    // The VF's authority does not know this guest's MAC: replay fails, VF detached.
+    fake_authority vf_hv;  // allows nothing
+    const auto before = r.sh.audit();
+    st = r.sh.switch_to<1>(r.vf, npa::control_link::to(vf_hv), npa::switch_reason::vf_arrived);
+    CHECK(st.code() == npa::errc::refused);
+    CHECK(r.sh.active_path() == 0);
+    CHECK(vf_hv.applied.empty());
+    CHECK(r.sh.audit().ok());
+    CHECK(r.sh.audit().in_plugins == before.in_plugins);
+
+    // With the MAC allowed the whole state arrives as one batch.
+    vf_hv.allowed_macs = {mac_a};
+    test_env::clock += 10'000'000'000;
+    REQUIRE(r.sh.switch_to<1>(r.vf, npa::control_link::to(vf_hv), npa::switch_reason::vf_arrived).ok());
+    CHECK(vf_hv.batches == 1);
+    bool mac = false, vlan = false, mtu = false;
+    for (auto& q : vf_hv.applied) {
+        mac |= q.op == npa::control_op::set_mac && q.mac == mac_a;
+        vlan |= q.op == npa::control_op::add_vlan && q.vlan == 100;
+        mtu |= q.op == npa::control_op::set_mtu && q.mtu == 9000;
+    }
+    CHECK(mac);
+    CHECK(vlan);
+    CHECK(mtu);
+}
+
+TEST_CASE("hysteresis: a flapping VF cannot flap the data path") {
+    auto cfg = rig::default_cfg();
+    cfg.policy.min_dwell_ns = 50'000'000;
+    rig r(cfg);
+    REQUIRE(r.sh.start<0>(r.emu, r.link()).ok());
+    test_env::clock += 100'000'000;
+    int taken = 0;
+    // The VF comes and goes every millisecond for a second.
+    for (int i = 0; i < 1000; ++i) {
+        test_env::clock += 1'000'000;
+        npa::status st = r.sh.active_path() == 0
+            ? r.sh.switch_to<1>(r.vf, r.link(), npa::switch_reason::vf_arrived)
+            : r.sh.switch_to<0>(r.emu, r.link(), npa::switch_reason::policy);
+        taken += st.ok();
+        (void)r.send(1);
+    }
+    // At most one switch per dwell period (1 s / 50 ms = 20), far fewer than 1000.
+    CHECK(taken <= 21);
+    CHECK(taken >= 10);
+    CHECK(r.sh.suppressed_switches() >= 979);
+    // A mandatory switch is never refused by hysteresis.
+    const std::uint8_t cur = r.sh.active_path();
+    npa::status st = cur == 1 ? r.sh.switch_to<0>(r.emu, r.link(), npa::switch_reason::vf_leaving)
+                              : r.sh.switch_to<1>(r.vf, r.link(), npa::switch_reason::migration);
+    CHECK(st.ok());
+    pump(r, 4);
+    check_tx(r);
+}
+
+TEST_CASE("capabilities: the intersection, with what was lost and why") {
+    auto cfg = rig::default_cfg();
+    cfg.requested_offloads = npa::cap::tso | npa::cap::rx_csum | npa::cap::rss;
+    rig r(cfg);
+    r.emu.offloads = npa::cap::tso | npa::cap::rx_csum | npa::cap::rss | npa::cap::lro;
+    r.vf.offloads = npa::cap::rx_csum;
+    REQUIRE(r.sh.start<0>(r.emu, r.link()).ok());
+    CHECK(r.sh.offloads() == (npa::cap::tso | npa::cap::rx_csum | npa::cap::rss));
+    CHECK(r.sh.capability_event_count() == 0);
+    REQUIRE(r.sh.switch_to<1>(r.vf, r.link(), npa::switch_reason::vf_arrived).ok());
+    CHECK(r.sh.offloads() == npa::cap::rx_csum);
+    REQUIRE(r.sh.capability_event_count() == 2);
+    bool tso_lost = false;
+    for (std::uint32_t i = 0; i < 2; ++i) {
+        const auto& ev = r.sh.capability_event_at(i);
+        CHECK(ev.lost);
+        CHECK(std::string_view(ev.why) == "not supported by the active path's device");
+        tso_lost |= ev.bit == npa::cap::tso;
+    }
+    CHECK(tso_lost);
+    CHECK(r.sh.history().recent(0).caps_lost == (npa::cap::tso | npa::cap::rss));
+    REQUIRE(r.sh.switch_to<0>(r.emu, r.link(), npa::switch_reason::vf_leaving).ok());
+    CHECK(r.sh.offloads() == (npa::cap::tso | npa::cap::rx_csum | npa::cap::rss));
+    CHECK(r.sh.capability_event_at(0).lost == false);
+    CHECK(std::string_view(r.sh.capability_event_at(0).why) == "supported again");
+    CHECK(r.sh.history().recent(0).caps_gained == (npa::cap::tso | npa::cap::rss));
+}
+
+TEST_CASE("surprise removal mid-burst: unsent TX comes back and goes out on the fallback, in order") {
+    rig r;
+    REQUIRE(r.sh.start<0>(r.emu, r.link()).ok());
+    r.sh.set_fallback<0>(r.emu, r.link());
+    REQUIRE(r.sh.switch_to<1>(r.vf, r.link(), npa::switch_reason::vf_arrived).ok());
+    r.vf.completion_delay = 1000;  // the VF holds everything in flight
+    CHECK(r.send(40) == 40);
+    CHECK(r.sh.plugin<1>().tx_in_flight(0) == 40);
+    // The VF vanishes: it completes nothing more, reports removed.
+    r.vf.health = npa::errc::removed;
+    r.vf.complete_tx = false;
+    CHECK(r.sh.service());  // health check starts the fallback switch
+    // Traffic keeps coming while the old path is written off.
+    for (int i = 0; i < 20 && r.sh.switching(); ++i) {
+        CHECK(r.send(2) == 2);
+        pump(r, 1);
+        test_env::clock += 1'000'000;
+        (void)r.sh.service();
+    }
+    CHECK_FALSE(r.sh.switching());
+    CHECK(r.sh.active_path() == 0);
+    pump(r, 8);
+    const auto& rec = r.sh.history().recent(0);
+    CHECK(rec.reason == npa::switch_reason::surprise_removal);
+    CHECK(rec.requeued == 40);
+    CHECK(rec.tx_lost == 0);
+    // Everything (the 40 stranded + the rest) went out on the emulated wire, in order.
+    CHECK(r.vf.wire[0].empty());
+    std::vector<std::uint64_t> sorted = r.emu.wire[0];
+    CHECK(std::is_sorted(sorted.begin(), sorted.end()));
+    check_sequence(sorted, r.next_seq);
+    CHECK(r.sh.audit().ok());
+}
+
+TEST_CASE("stats are monotonic across switches and device counter resets") {
+    rig r;
+    REQUIRE(r.sh.start<0>(r.emu, r.link()).ok());
+    (void)r.send(10);
+    pump(r, 3);
+    CHECK(r.sh.path_stats(0, 0).tx_packets == 10);
+    r.sh.plugin<0>().reset_counters(0);
+    (void)r.send(5);
+    pump(r, 3);
+    CHECK(r.sh.path_stats(0, 0).tx_packets == 15);
+    REQUIRE(r.sh.switch_to<1>(r.vf, r.link(), npa::switch_reason::vf_arrived).ok());
+    (void)r.send(7);
+    pump(r, 3);
+    CHECK(r.sh.path_stats(0, 0).tx_packets == 15);
+    CHECK(r.sh.path_stats(1, 0).tx_packets == 7);
+    REQUIRE(r.sh.switch_to<0>(r.emu, r.link(), npa::switch_reason::vf_leaving).ok());
+    (void)r.send(1);
+    pump(r, 3);
+    CHECK(r.sh.path_stats(0, 0).tx_packets == 16);
+    CHECK(r.sh.path_stats(1, 0).tx_packets == 7);
+    CHECK(r.sh.queue_totals(0).tx_packets == 23);
+    CHECK(r.sh.counters(0).tx_accepted == 23);
+}
+
+TEST_CASE("backlog full: short count, nothing lost, caller keeps the rest") {
+    rig r(rig::default_cfg(), 8192);
+    REQUIRE(r.sh.start<0>(r.emu, r.link()).ok());
+    r.emu.complete_tx = false;  // stuck: drain will time out
+    r.emu.ring_size = 16;
+    CHECK(r.send(16) == 16);
+    REQUIRE(r.sh.request_switch<1>(r.vf, r.link(), npa::switch_reason::vf_arrived).ok());
+    std::uint32_t taken = 0;
+    for (int i = 0; i < 200; ++i) taken += r.send(32);
+    CHECK(taken == shell_t::backlog_capacity);
+    CHECK(r.sh.counters(0).tx_backlog_full > 0);
+    CHECK(r.sh.audit().ok());
+    test_env::clock += 10'000'000;  // past the drain timeout
+    REQUIRE(r.sh.wait_switch().ok());
+    pump(r, 8);
+    check_tx(r);
+    CHECK(r.sh.history().recent(0).requeued == 16);
+    CHECK(r.sh.audit().ok());
+}
+
+TEST_CASE("an empty pool stops RX refill and is counted, never fatal") {
+    rig r(rig::default_cfg(), 50);  // fewer buffers than the RX ring (64) wants
+    REQUIRE(r.sh.start<0>(r.emu, r.link()).ok());
+    CHECK(r.sh.path_stats(0, 0).rx_no_buffer > 0);
+    npa::buffer_ref b[8];
+    CHECK(r.sh.alloc(0, b) < 8);  // nothing left for the OS either, and no abort
+    CHECK(r.sh.audit().ok());
+}
+
+TEST_CASE("interrupt mode: NAPI re-arms only when a poll did less than its budget") {
+    auto cfg = rig::default_cfg();
+    cfg.mode = npa::irq_mode::interrupt;
+    rig r(cfg);
+    REQUIRE(r.sh.start<0>(r.emu, r.link()).ok());
+    npa::buffer_ref b[4];
+    for (int i = 0; i < 6; ++i) r.emu.inject(0, static_cast<std::uint64_t>(i));
+    auto res = r.sh.napi_poll(0, b);  // full budget: stay in polling
+    CHECK(res.received == 4);
+    CHECK_FALSE(res.rearmed);
+    CHECK_FALSE(r.sh.plugin<0>().armed(0));
+    r.sh.free(0, b);
+    res = r.sh.napi_poll(0, b);  // 2 < 4: idle, armed
+    CHECK(res.received == 2);
+    CHECK(res.rearmed);
+    CHECK(r.sh.plugin<0>().armed(0));
+    r.sh.free(0, std::span<const npa::buffer_ref>(b, 2));
+    // A switch disarms the old path; the next idle poll arms the new one.
+    REQUIRE(r.sh.switch_to<1>(r.vf, r.link(), npa::switch_reason::vf_arrived).ok());
+    res = r.sh.napi_poll(0, b);
+    CHECK(res.rearmed);
+    CHECK(r.sh.plugin<1>().armed(0));
+}
+
+TEST_CASE("bad construction is reported, not fatal") {
+    test_env env;
+    std::vector<npa::fixed_pool<>*> none;
+    npa::shell_config cfg;
+    shell_t sh(env, none, cfg);
+    CHECK(sh.init_status().code() == npa::errc::invalid_argument);
+    fake_dev d;
+    fake_authority hv;
+    CHECK(sh.start<0>(d, npa::control_link::to(hv)).code() == npa::errc::invalid_argument);
+}
