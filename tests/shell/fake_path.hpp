@@ -6,7 +6,9 @@
 #include <npa/npa.hpp>
 
 #include <cstdint>
+#include <atomic>
 #include <deque>
+#include <memory>
 #include <mutex>
 #include <span>
 #include <vector>
@@ -27,6 +29,10 @@ struct fake_dev {
     std::vector<std::vector<std::uint64_t>> wire;
     std::vector<std::deque<std::uint64_t>> inbox;
     std::mutex inbox_lock;  ///< the inbox may be fed from another thread
+    std::atomic<bool> irq_armed[8] = {};
+
+    /// Device side: raise the interrupt if armed (one-shot: raising disarms).
+    bool raise(std::uint16_t q) noexcept { return irq_armed[q].exchange(false); }
 
     explicit fake_dev(std::uint16_t nq = 1) : queues(nq), wire(nq), inbox(nq) {}
     void inject(std::uint16_t q, std::uint64_t seq) {
@@ -131,9 +137,10 @@ public:
     std::uint32_t tx_in_flight(std::uint16_t q) const noexcept {
         return static_cast<std::uint32_t>(qs_[q].in_flight.size());
     }
-    void irq_arm(std::uint16_t q) noexcept { qs_[q].armed = true; }
-    void irq_disarm(std::uint16_t q) noexcept { qs_[q].armed = false; }
-    bool armed(std::uint16_t q) const noexcept { return qs_[q].armed; }
+    // The interrupt mask lives in the device, as an IMR register would.
+    void irq_arm(std::uint16_t q) noexcept { dev_->irq_armed[q].store(true); }
+    void irq_disarm(std::uint16_t q) noexcept { dev_->irq_armed[q].store(false); }
+    bool armed(std::uint16_t q) const noexcept { return dev_->irq_armed[q].load(); }
 
     npa::capabilities capabilities() const noexcept {
         npa::capabilities c;
@@ -156,7 +163,6 @@ private:
         std::deque<flight> in_flight;
         std::vector<buffer_type> posted;
         npa::queue_stats st;
-        bool armed = false;
     };
 
     void refill(std::uint16_t q) noexcept {
