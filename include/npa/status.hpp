@@ -72,9 +72,11 @@ public:
     result(T value) noexcept(std::is_nothrow_move_constructible_v<T>) : has_(true) {
         ::new (static_cast<void*>(&storage_)) T(std::move(value));
     }
-    result(status st) noexcept : status_(st), has_(false) {}
+    /// An error. A success status carries no value, so it becomes errc::bad_state rather
+    /// than a result whose ok() is false while error().ok() is true.
+    result(status st) noexcept : status_(checked_error(st)), has_(false) {}
     result(errc code, const char* reason = nullptr) noexcept
-        : status_(code, reason), has_(false) {}
+        : status_(checked_error(status(code, reason))), has_(false) {}
 
     result(result&& o) noexcept(std::is_nothrow_move_constructible_v<T>)
         : status_(o.status_), has_(o.has_) {
@@ -101,6 +103,11 @@ public:
     [[nodiscard]] const T* operator->() const noexcept { return value_ptr(); }
 
 private:
+    static constexpr status checked_error(status st) noexcept {
+        return st.ok() ? status(errc::bad_state, "result: built from a success status, no value")
+                       : st;
+    }
+
     T* value_ptr() noexcept { return std::launder(reinterpret_cast<T*>(&storage_)); }
     const T* value_ptr() const noexcept {
         return std::launder(reinterpret_cast<const T*>(&storage_));

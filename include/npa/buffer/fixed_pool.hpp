@@ -53,6 +53,18 @@ public:
         return header_bytes(c.count) + stack_bytes(c.count) + stride * c.count;
     }
 
+    /// True if required_bytes(c) is representable: count and buf_size are 32-bit each, so
+    /// their product can overflow a 64-bit size_t near the top of both ranges, and a
+    /// wrapped size would size a block the pool then overruns.
+    static constexpr bool size_fits(const pool_config& c) noexcept {
+        const std::size_t stride = (std::size_t{c.buf_size} + cache_line_size - 1) /
+                                   cache_line_size * cache_line_size;
+        // Per buffer: a header, a stack slot (plus one line of rounding) and the data.
+        const std::size_t per_buffer = sizeof(packet_buffer) + 4 + stride;
+        return c.count == 0 ||
+               per_buffer <= (static_cast<std::size_t>(-1) - cache_line_size) / c.count;
+    }
+
     /// Builds a pool in `mem`. Fails (with a reason) on a bad configuration or backing
     /// memory that is too small or misaligned.
     [[nodiscard]] static result<fixed_pool> create(const pool_config& c, Backing mem) noexcept {
@@ -61,6 +73,10 @@ public:
         }
         if (c.headroom >= c.buf_size) {
             return {errc::invalid_argument, "buffer pool: headroom must be smaller than buf_size"};
+        }
+        if (!size_fits(c)) {
+            return {errc::invalid_argument,
+                    "buffer pool: count x buf_size is too large to address"};
         }
         if (mem.base() == nullptr || mem.size() < required_bytes(c)) {
             return {errc::no_memory, "buffer pool: backing memory missing or too small"};
@@ -75,6 +91,9 @@ public:
     [[nodiscard]] static result<fixed_pool> create(const pool_config& c) noexcept
         requires std::is_same_v<Backing, heap_memory>
     {
+        if (c.count == 0 || c.headroom >= c.buf_size || !size_fits(c)) {
+            return create(c, heap_memory()); // the same checks, the same reasons
+        }
         heap_memory mem(required_bytes(c));
         if (mem.base() == nullptr) {
             return {errc::no_memory, "buffer pool: heap allocation failed"};

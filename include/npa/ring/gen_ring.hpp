@@ -34,7 +34,8 @@ namespace npa {
 
 /// Descriptor traits: what a ring's ownership protocol is.
 ///
-///   desc_type                   the descriptor (trivially copyable, a multiple of 4 bytes)
+///   desc_type                   the descriptor (trivially copyable, a multiple of 4 bytes,
+///                               aligned to at least 4)
 ///   own_word(desc&)             the 32-bit word that carries ownership
 ///   own_mask                    the ownership bits inside that word
 ///   own_bits(gen)               what those bits hold when the slot belongs to the
@@ -43,6 +44,9 @@ template <class Tr>
 concept gen_desc_traits =
     std::is_trivially_copyable_v<typename Tr::desc_type> &&
     (sizeof(typename Tr::desc_type) % 4 == 0) &&
+    // The ownership word is accessed through std::atomic_ref, which is undefined on a
+    // misaligned object: a descriptor of bytes (alignof 1) must say alignas(4) or more.
+    (alignof(typename Tr::desc_type) >= std::atomic_ref<std::uint32_t>::required_alignment) &&
     requires(typename Tr::desc_type& d, bool gen) {
         { Tr::own_word(d) } noexcept -> std::same_as<std::uint32_t&>;
         { Tr::own_mask } -> std::convertible_to<std::uint32_t>;

@@ -1,0 +1,578 @@
+// npa/linux/af_packet.hpp: the AF_PACKET plugin, the always-available Linux path.
+//
+// Drives the kernel's packet-socket rings (Documentation/networking/packet_mmap.rst):
+// a TPACKET_V3 RX ring of blocks the kernel fills and hands over whole, and a TX ring of
+// fixed frames the plugin fills and the kernel sends on sendto(). Both rings live in one
+// mmap of the socket. Every interface has this path, so it is the fallback when a faster
+// one (AF_XDP) is not available.
+//
+// Packets are copied between the shell's buffers and the ring frames. A TX buffer is still
+// held until the kernel marks its frame available again, so that a detach can hand back,
+// in order, exactly the packets the kernel never took (tx_unsent) instead of losing them.
+//
+// The ring memory is shared with the kernel, which writes block headers and frame headers
+// in it: every offset, length and count read from it is range-checked against the block
+// before use (DESIGN.md section 3, "trust nothing the device writes").
+#pragma once
+
+#include <npa/capabilities.hpp>
+#include <npa/concepts/plugin.hpp>
+#include <npa/linux/detail.hpp>
+#include <npa/stats.hpp>
+#include <npa/status.hpp>
+
+#include <arpa/inet.h>
+#include <linux/if_ether.h>
+#include <linux/if_packet.h>
+#include <net/if.h>
+#include <poll.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <array>
+#include <atomic>
+#include <cerrno>
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+#include <memory>
+#include <new>
+#include <span>
+
+namespace npa::lnx {
+
+// ---- tuning ---------------------------------------------------------------------------
+/// RX block size: 128 KiB holds 64 full-size frames, so the kernel hands a block over
+/// after a burst rather than per packet, and a block is small enough to retire quickly.
+inline constexpr std::uint32_t packet_rx_block_size = 1u << 17;
+/// RX blocks: 32 x 128 KiB = 4 MiB of ring, about 2700 full-size frames of slack before
+/// the kernel drops (counted by the kernel in PACKET_STATISTICS).
+inline constexpr std::uint32_t packet_rx_block_count = 32;
+/// Block retire timeout (ms): a partly filled block is handed over after this long, which
+/// bounds the latency a lone packet (a ping) sees. 1 ms is the smallest the API allows.
+inline constexpr std::uint32_t packet_rx_retire_ms = 1;
+/// TX frame size: the frame header plus the largest frame the shell sends (2048 - 48).
+inline constexpr std::uint32_t packet_tx_frame_size = 2048;
+/// Largest L2 frame the plugin carries (no FCS); the MTU limit follows from it. Matches
+/// what a UMEM chunk holds after its headroom, so both Linux plugins agree on the MTU.
+inline constexpr std::uint32_t packet_max_frame = 1792;
+/// Completions handed back to the shell per tx_complete call (stack array size).
+inline constexpr std::uint32_t packet_reap_batch = 64;
+/// Queues (sockets in one PACKET_FANOUT group) a single plugin instance drives.
+inline constexpr std::uint16_t packet_max_queues = 8;
+
+/// The device window of an AF_PACKET plugin: which interface, and a fanout group id for
+/// multi-queue receive (0 picks one from the process id).
+struct af_packet_device {
+    char ifname[IFNAMSIZ] = {};
+    std::uint16_t fanout_id = 0;
+    bool promiscuous = true;   ///< receive frames for any MAC (the shell's MAC is not the lower's)
+
+    [[nodiscard]] static af_packet_device named(const char* name) noexcept {
+        af_packet_device d;
+        (void)detail::copy_ifname(d.ifname, name);
+        return d;
+    }
+};
+
+template <class Api>
+class af_packet_plugin {
+public:
+    static constexpr const char* name = "af_packet";
+    using device_type = af_packet_device;
+    using buffer_type = typename Api::buffer_type;
+
+    af_packet_plugin() noexcept = default;
+    af_packet_plugin(const af_packet_plugin&) = delete;
+    af_packet_plugin& operator=(const af_packet_plugin&) = delete;
+    ~af_packet_plugin() { detach(); }
+
+    /// Opens one packet socket per queue on dev.ifname with an RX and a TX ring.
+    /// Steps follow packet_mmap.rst: version, rings, mmap, bind, fanout.
+    [[nodiscard]] status attach(Api& api, device_type& dev, const queue_config& qc) noexcept {
+        if (attached_) {
+            return {errc::bad_state, "af_packet: already attached"};
+        }
+        if (qc.queues == 0 || qc.queues > packet_max_queues) {
+            return {errc::invalid_argument, "af_packet: queue count must be 1..8"};
+        }
+        if (!is_power_of_two(qc.tx_ring_size) || qc.tx_ring_size < 32 ||
+            qc.tx_ring_size > 4096) {
+            return {errc::invalid_argument, "af_packet: tx ring size must be a power of two 32..4096"};
+        }
+        if (qc.mtu + 18 > packet_max_frame) {
+            return {errc::invalid_argument, "af_packet: MTU too large for the ring frames"};
+        }
+        const unsigned ifindex = ::if_nametoindex(dev.ifname);
+        if (ifindex == 0) {
+            detail::logf(api, log_level::error, "af_packet: no interface '%s'", dev.ifname);
+            return {errc::removed, "af_packet: interface not found"};
+        }
+        queues_.reset(new (std::nothrow) queue[qc.queues]);
+        if (!queues_) {
+            return {errc::no_memory, "af_packet: out of memory for queues"};
+        }
+        api_ = &api;
+        nqueues_ = qc.queues;
+        tx_frames_ = qc.tx_ring_size;
+        health_.store(errc::ok, std::memory_order_relaxed);
+        const std::uint16_t fanout = dev.fanout_id != 0
+                                         ? dev.fanout_id
+                                         : static_cast<std::uint16_t>(::getpid() ^ ifindex);
+        for (std::uint16_t q = 0; q < nqueues_; ++q) {
+            const status st = open_queue(queues_[q], dev, static_cast<int>(ifindex), fanout);
+            if (!st.ok()) {
+                detail::logf(api, log_level::error, "af_packet: %s on '%s': %s (errno %d)",
+                             st.reason(), dev.ifname, std::strerror(errno), errno);
+                close_all();
+                return st;
+            }
+        }
+        std::memcpy(ifname_, dev.ifname, IFNAMSIZ);
+        attached_ = true;
+        detail::logf(api, log_level::info, "af_packet: attached to '%s', %u queue(s)", ifname_,
+                     unsigned{nqueues_});
+        return {};
+    }
+
+    /// Sends what the kernel still can, then hands every held buffer back: sent ones
+    /// through tx_complete, never-taken ones through tx_unsent in order.
+    void detach() noexcept {
+        if (!attached_) {
+            return;
+        }
+        for (std::uint16_t q = 0; q < nqueues_; ++q) {
+            queue& qu = queues_[q];
+            kick(qu);
+            (void)tx_reap(q);
+            // Frames the kernel has not taken (still SEND_REQUEST) go back unsent, oldest
+            // first; frames in SENDING belong to an skb already built and count as sent.
+            std::array<buffer_type, packet_reap_batch> done{};
+            std::array<buffer_type, packet_reap_batch> unsent{};
+            std::uint32_t nd = 0, nu = 0;
+            while (qu.tx_in_flight != 0) {
+                const std::uint32_t slot = qu.tx_next_to_clean & (tx_frames_ - 1);
+                const std::uint32_t st = tx_status(qu, slot);
+                const buffer_type b = qu.tx_buf_info[slot];
+                qu.tx_buf_info[slot] = buffer_type{};
+                ++qu.tx_next_to_clean;
+                --qu.tx_in_flight;
+                if (st == TP_STATUS_SEND_REQUEST) {
+                    unsent[nu++] = b;
+                } else {
+                    done[nd++] = b;
+                }
+                if (nu == unsent.size() || nd == done.size() || qu.tx_in_flight == 0) {
+                    api_->tx_complete(q, std::span<const buffer_type>(done.data(), nd));
+                    api_->tx_unsent(q, std::span<const buffer_type>(unsent.data(), nu));
+                    nd = nu = 0;
+                }
+            }
+        }
+        close_all();
+        attached_ = false;
+        detail::logf(*api_, log_level::info, "af_packet: detached from '%s'", ifname_);
+    }
+
+    [[nodiscard]] std::uint16_t tx_burst(std::uint16_t q, std::span<buffer_type> bufs) noexcept {
+        if (NPA_UNLIKELY(!attached_ || q >= nqueues_)) {
+            return 0;
+        }
+        queue& qu = queues_[q];
+        if (qu.tx_in_flight + bufs.size() > tx_frames_) {
+            (void)tx_reap(q);
+        }
+        std::uint16_t n = 0;
+        for (; n < bufs.size(); ++n) {
+            const buffer_type b = bufs[n];
+            const std::uint32_t slot = qu.tx_next_to_fill & (tx_frames_ - 1);
+            if (qu.tx_in_flight == tx_frames_ || tx_status(qu, slot) != TP_STATUS_AVAILABLE) {
+                ++qu.stats.tx_ring_full;
+                break;
+            }
+            std::byte* frame = qu.tx_ring + std::size_t{slot} * packet_tx_frame_size;
+            auto* hdr = reinterpret_cast<tpacket3_hdr*>(frame);
+            const std::uint32_t len = b.length();
+            if (NPA_UNLIKELY(len < ETH_HLEN || len > packet_tx_frame_size - tx_data_off)) {
+                // A frame the ring cannot carry: the packet is dropped and counted; the
+                // buffer goes back to the shell as completed (with an error).
+                ++qu.stats.tx_errors;
+                api_->tx_complete(q, std::span<const buffer_type>(&bufs[n], 1));
+                continue;
+            }
+            std::memcpy(frame + tx_data_off, b.data(), len);
+            hdr->tp_len = len;
+            hdr->tp_snaplen = len;
+            hdr->tp_next_offset = 0;  // TPACKET_V3 TX rejects variable-size slots
+            qu.tx_buf_info[slot] = b;
+            // Hand the frame to the kernel last (release: the data above is visible first).
+            std::atomic_ref<std::uint32_t>(hdr->tp_status)
+                .store(TP_STATUS_SEND_REQUEST, std::memory_order_release);
+            ++qu.tx_next_to_fill;
+            ++qu.tx_in_flight;
+        }
+        if (n != 0) {
+            kick(qu);
+        }
+        return n;
+    }
+
+    [[nodiscard]] std::uint16_t rx_burst(std::uint16_t q, std::span<buffer_type> out) noexcept {
+        if (NPA_UNLIKELY(!attached_ || q >= nqueues_ || out.empty())) {
+            return 0;
+        }
+        queue& qu = queues_[q];
+        if (!block_ready(qu)) {
+            return 0;
+        }
+        // Buffers for the whole budget at once; what is not filled goes straight back.
+        const std::uint32_t got = api_->alloc_rx_buffers(q, out);
+        std::uint16_t n = 0;
+        while (n < got && block_ready(qu)) {
+            std::byte* block = qu.rx_ring + std::size_t{qu.rx_block} * packet_rx_block_size;
+            auto* bd = reinterpret_cast<tpacket_block_desc*>(block);
+            const std::uint32_t num = bd->hdr.bh1.num_pkts;
+            if (qu.rx_pkt == 0) {
+                qu.rx_off = bd->hdr.bh1.offset_to_first_pkt;
+            }
+            if (qu.rx_pkt >= num || !deliver(qu, block, out[n])) {
+                release_block(qu);
+                continue;
+            }
+            ++n;
+        }
+        if (n < got) {
+            api_->release_rx_buffers(q, std::span<const buffer_type>(out.data() + n, got - n));
+        }
+        return n;
+    }
+
+    /// Returns finished TX buffers to the shell; kicks the kernel if frames wait.
+    [[nodiscard]] std::uint32_t tx_reap(std::uint16_t q) noexcept {
+        if (NPA_UNLIKELY(!attached_ || q >= nqueues_)) {
+            return 0;
+        }
+        queue& qu = queues_[q];
+        std::array<buffer_type, packet_reap_batch> done{};
+        std::uint32_t nd = 0, total = 0;
+        bool waiting = false;
+        while (qu.tx_in_flight != 0) {
+            const std::uint32_t slot = qu.tx_next_to_clean & (tx_frames_ - 1);
+            const std::uint32_t st = tx_status(qu, slot);
+            if (st == TP_STATUS_SEND_REQUEST || st == TP_STATUS_SENDING) {
+                waiting = st == TP_STATUS_SEND_REQUEST;
+                break;
+            }
+            const buffer_type b = qu.tx_buf_info[slot];
+            qu.tx_buf_info[slot] = buffer_type{};
+            if (st & TP_STATUS_WRONG_FORMAT) {
+                ++qu.stats.tx_errors;
+                auto* hdr = reinterpret_cast<tpacket3_hdr*>(qu.tx_ring +
+                                                             std::size_t{slot} * packet_tx_frame_size);
+                std::atomic_ref<std::uint32_t>(hdr->tp_status)
+                    .store(TP_STATUS_AVAILABLE, std::memory_order_release);
+            } else {
+                ++qu.stats.tx_packets;
+                qu.stats.tx_bytes += b.length();
+            }
+            ++qu.tx_next_to_clean;
+            --qu.tx_in_flight;
+            done[nd++] = b;
+            ++total;
+            if (nd == done.size()) {
+                api_->tx_complete(q, std::span<const buffer_type>(done.data(), nd));
+                nd = 0;
+            }
+        }
+        if (nd != 0) {
+            api_->tx_complete(q, std::span<const buffer_type>(done.data(), nd));
+        }
+        if (waiting) {
+            kick(qu);  // the kernel stopped early (ENOBUFS, qdisc full): try again
+        }
+        return total;
+    }
+
+    [[nodiscard]] std::uint32_t tx_in_flight(std::uint16_t q) const noexcept {
+        return attached_ && q < nqueues_ ? queues_[q].tx_in_flight : 0;
+    }
+
+    // The packet socket's readiness (poll on fd()) is the interrupt: arming is a flag the
+    // owner's poll loop reads to decide whether to wait on fd() or keep polling.
+    void irq_arm(std::uint16_t q) noexcept {
+        if (attached_ && q < nqueues_) {
+            queues_[q].armed = true;
+        }
+    }
+    void irq_disarm(std::uint16_t q) noexcept {
+        if (attached_ && q < nqueues_) {
+            queues_[q].armed = false;
+        }
+    }
+
+    [[nodiscard]] npa::capabilities capabilities() const noexcept {
+        npa::capabilities c;
+        c.offloads = 0;  // software path: checksums are complete, tags stay in the frame
+        c.max_queues = packet_max_queues;
+        c.min_ring_size = 32;
+        c.max_ring_size = 4096;
+        c.min_mtu = 68;
+        c.max_mtu = packet_max_frame - 18;  // Ethernet header and one VLAN tag
+        return c;
+    }
+
+    [[nodiscard]] const queue_stats& stats(std::uint16_t q) const noexcept {
+        static const queue_stats none{};
+        return attached_ && q < nqueues_ ? queues_[q].stats : none;
+    }
+
+    /// errc::removed once the kernel said the interface is gone or down.
+    [[nodiscard]] errc health() const noexcept { return health_.load(std::memory_order_relaxed); }
+
+    /// The socket of queue q, for the owner's poll loop (POLLIN: frames wait; POLLERR:
+    /// the interface went away). -1 when not attached.
+    [[nodiscard]] int fd(std::uint16_t q) const noexcept {
+        return attached_ && q < nqueues_ ? queues_[q].fd : -1;
+    }
+    [[nodiscard]] bool attached() const noexcept { return attached_; }
+    [[nodiscard]] std::uint16_t queue_count() const noexcept { return attached_ ? nqueues_ : 0; }
+
+private:
+    struct queue {
+        int fd = -1;
+        std::byte* map = nullptr;
+        std::size_t map_len = 0;
+        std::byte* rx_ring = nullptr;
+        std::byte* tx_ring = nullptr;
+        std::uint32_t rx_block = 0;   ///< block being read
+        std::uint32_t rx_pkt = 0;     ///< packets of it already delivered
+        std::uint32_t rx_off = 0;     ///< offset of the next packet in it
+        std::uint32_t tx_next_to_fill = 0;
+        std::uint32_t tx_next_to_clean = 0;
+        std::uint32_t tx_in_flight = 0;
+        std::unique_ptr<buffer_type[]> tx_buf_info;
+        bool armed = false;
+        queue_stats stats{};
+    };
+
+    // Where packet data starts in a TX frame: TPACKET3_HDRLEN minus the sockaddr_ll the
+    // kernel reserves for RX (net/packet/af_packet.c, tpacket_parse_header).
+    static constexpr std::uint32_t tx_data_off =
+        static_cast<std::uint32_t>(TPACKET3_HDRLEN - sizeof(struct sockaddr_ll));
+
+    status open_queue(queue& qu, const device_type& dev, int ifindex,
+                      std::uint16_t fanout) noexcept {
+        // 1. A socket that receives nothing until bound (protocol 0), so no frame can
+        //    arrive before the ring exists.
+        qu.fd = ::socket(AF_PACKET, SOCK_RAW | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+        if (qu.fd < 0) {
+            return {errc::not_supported, "af_packet: socket() failed (needs CAP_NET_RAW)"};
+        }
+        // 2. TPACKET_V3 for both rings.
+        int v = TPACKET_V3;
+        if (::setsockopt(qu.fd, SOL_PACKET, PACKET_VERSION, &v, sizeof v) != 0) {
+            return {errc::not_supported, "af_packet: TPACKET_V3 not supported"};
+        }
+        // 3. Only frames the interface received: what the local stack sends on the lower
+        //    interface (and our own TX) must not come back as RX (Linux 4.20+).
+        int one = 1;
+        (void)::setsockopt(qu.fd, SOL_PACKET, PACKET_IGNORE_OUTGOING, &one, sizeof one);
+        // 4. The rings: RX as blocks with a retire timeout, TX as fixed frames.
+        tpacket_req3 rx{};
+        rx.tp_block_size = packet_rx_block_size;
+        rx.tp_block_nr = packet_rx_block_count;
+        rx.tp_frame_size = packet_tx_frame_size;  // only a hint for V3 RX
+        rx.tp_frame_nr = packet_rx_block_size / packet_tx_frame_size * packet_rx_block_count;
+        rx.tp_retire_blk_tov = packet_rx_retire_ms;
+        if (::setsockopt(qu.fd, SOL_PACKET, PACKET_RX_RING, &rx, sizeof rx) != 0) {
+            return {errc::no_memory, "af_packet: PACKET_RX_RING failed"};
+        }
+        tpacket_req3 tx{};
+        tx.tp_block_size = 4096 * 16;
+        tx.tp_frame_size = packet_tx_frame_size;
+        tx.tp_block_nr = tx_frames_ * packet_tx_frame_size / tx.tp_block_size;
+        if (tx.tp_block_nr == 0) {
+            tx.tp_block_size = tx_frames_ * packet_tx_frame_size;
+            tx.tp_block_nr = 1;
+        }
+        tx.tp_frame_nr = tx_frames_;
+        if (::setsockopt(qu.fd, SOL_PACKET, PACKET_TX_RING, &tx, sizeof tx) != 0) {
+            return {errc::no_memory, "af_packet: PACKET_TX_RING failed"};
+        }
+        // 5. One mapping: the RX ring first, the TX ring right after it.
+        const std::size_t rx_len = std::size_t{packet_rx_block_size} * packet_rx_block_count;
+        const std::size_t tx_len = std::size_t{tx.tp_block_size} * tx.tp_block_nr;
+        void* m = ::mmap(nullptr, rx_len + tx_len, PROT_READ | PROT_WRITE,
+                         MAP_SHARED | MAP_LOCKED | MAP_POPULATE, qu.fd, 0);
+        if (m == MAP_FAILED) {
+            m = ::mmap(nullptr, rx_len + tx_len, PROT_READ | PROT_WRITE, MAP_SHARED, qu.fd, 0);
+        }
+        if (m == MAP_FAILED) {
+            return {errc::no_memory, "af_packet: mmap of the rings failed"};
+        }
+        qu.map = static_cast<std::byte*>(m);
+        qu.map_len = rx_len + tx_len;
+        qu.rx_ring = qu.map;
+        qu.tx_ring = qu.map + rx_len;
+        qu.tx_buf_info.reset(new (std::nothrow) buffer_type[tx_frames_]());
+        if (!qu.tx_buf_info) {
+            return {errc::no_memory, "af_packet: out of memory for tx bookkeeping"};
+        }
+        // 6. Bind to the interface for every protocol.
+        sockaddr_ll sll{};
+        sll.sll_family = AF_PACKET;
+        sll.sll_protocol = htons(ETH_P_ALL);
+        sll.sll_ifindex = ifindex;
+        if (::bind(qu.fd, reinterpret_cast<sockaddr*>(&sll), sizeof sll) != 0) {
+            return {errno == ENETDOWN ? errc::removed : errc::device_error,
+                    "af_packet: bind to the interface failed"};
+        }
+        // 7. Frames for any destination MAC: the shell's MAC is not the lower's.
+        if (dev.promiscuous) {
+            packet_mreq mr{};
+            mr.mr_ifindex = ifindex;
+            mr.mr_type = PACKET_MR_PROMISC;
+            if (::setsockopt(qu.fd, SOL_PACKET, PACKET_ADD_MEMBERSHIP, &mr, sizeof mr) != 0) {
+                return {errc::device_error, "af_packet: promiscuous membership failed"};
+            }
+        }
+        // 8. Several queues: spread flows over the sockets by hash (PACKET_FANOUT_HASH
+        //    keeps a flow on one queue, so its packets stay in order).
+        if (nqueues_ > 1) {
+            int arg = fanout | (PACKET_FANOUT_HASH << 16);
+            if (::setsockopt(qu.fd, SOL_PACKET, PACKET_FANOUT, &arg, sizeof arg) != 0) {
+                return {errc::not_supported, "af_packet: PACKET_FANOUT failed"};
+            }
+        }
+        return {};
+    }
+
+    void close_all() noexcept {
+        if (!queues_) {
+            return;
+        }
+        for (std::uint16_t q = 0; q < nqueues_; ++q) {
+            queue& qu = queues_[q];
+            if (qu.map != nullptr) {
+                ::munmap(qu.map, qu.map_len);
+                qu.map = nullptr;
+            }
+            if (qu.fd >= 0) {
+                ::close(qu.fd);
+                qu.fd = -1;
+            }
+        }
+        queues_.reset();
+    }
+
+    std::uint32_t tx_status(const queue& qu, std::uint32_t slot) const noexcept {
+        auto* hdr = reinterpret_cast<tpacket3_hdr*>(qu.tx_ring + std::size_t{slot} * packet_tx_frame_size);
+        return std::atomic_ref<std::uint32_t>(hdr->tp_status).load(std::memory_order_acquire);
+    }
+
+    void kick(queue& qu) noexcept {
+        if (::sendto(qu.fd, nullptr, 0, MSG_DONTWAIT, nullptr, 0) < 0 &&
+            detail::is_link_gone(errno)) {
+            health_.store(errc::removed, std::memory_order_relaxed);
+        }
+    }
+
+    bool block_ready(const queue& qu) const noexcept {
+        auto* bd = reinterpret_cast<tpacket_block_desc*>(qu.rx_ring +
+                                                         std::size_t{qu.rx_block} * packet_rx_block_size);
+        return (std::atomic_ref<std::uint32_t>(bd->hdr.bh1.block_status)
+                    .load(std::memory_order_acquire) &
+                TP_STATUS_USER) != 0;
+    }
+
+    void release_block(queue& qu) noexcept {
+        auto* bd = reinterpret_cast<tpacket_block_desc*>(qu.rx_ring +
+                                                         std::size_t{qu.rx_block} * packet_rx_block_size);
+        std::atomic_ref<std::uint32_t>(bd->hdr.bh1.block_status)
+            .store(TP_STATUS_KERNEL, std::memory_order_release);
+        qu.rx_block = (qu.rx_block + 1) % packet_rx_block_count;
+        qu.rx_pkt = 0;
+        qu.rx_off = 0;
+    }
+
+    // Copies the next packet of the current block into b. Returns false when the block
+    // has nothing more to give (its end, or a header that fails the bounds checks, in
+    // which case the rest of the block is dropped and counted).
+    bool deliver(queue& qu, std::byte* block, buffer_type b) noexcept {
+        for (;;) {
+            auto* bd = reinterpret_cast<tpacket_block_desc*>(block);
+            const std::uint32_t num = bd->hdr.bh1.num_pkts;
+            if (qu.rx_pkt >= num) {
+                return false;
+            }
+            const std::uint32_t off = qu.rx_off;
+            if (off < sizeof(tpacket_block_desc) ||
+                off > packet_rx_block_size - sizeof(tpacket3_hdr)) {
+                ++qu.stats.bad_completion;
+                qu.stats.rx_dropped += num - qu.rx_pkt;
+                qu.rx_pkt = num;
+                return false;
+            }
+            const auto* h = reinterpret_cast<const tpacket3_hdr*>(block + off);
+            const std::uint32_t mac = h->tp_mac;
+            const std::uint32_t snap = h->tp_snaplen;
+            const std::uint32_t next = h->tp_next_offset;
+            ++qu.rx_pkt;
+            if (qu.rx_pkt < num) {
+                if (next == 0 || next > packet_rx_block_size - off) {
+                    ++qu.stats.bad_completion;
+                    qu.stats.rx_dropped += num - qu.rx_pkt;
+                    qu.rx_pkt = num;
+                } else {
+                    qu.rx_off = off + next;
+                }
+            }
+            if (mac > packet_rx_block_size - off || snap > packet_rx_block_size - off - mac) {
+                ++qu.stats.bad_completion;
+                ++qu.stats.rx_dropped;
+                continue;
+            }
+            const bool tagged = (h->tp_status & TP_STATUS_VLAN_VALID) != 0;
+            const std::uint32_t len = snap + (tagged ? 4u : 0u);
+            if (snap != h->tp_len || snap < ETH_HLEN || len > b.capacity()) {
+                ++qu.stats.rx_dropped;  // truncated or larger than a buffer
+                continue;
+            }
+            const std::byte* src = block + off + mac;
+            std::byte* dst = b.data();
+            offload_info o{};
+            if (tagged) {
+                // The kernel took the 802.1Q tag out of the frame (VLAN acceleration);
+                // put it back so the shell sees the frame that was on the wire.
+                std::memcpy(dst, src, 12);
+                const std::uint16_t tpid =
+                    h->hv1.tp_vlan_tpid != 0 ? h->hv1.tp_vlan_tpid : std::uint16_t{ETH_P_8021Q};
+                const std::uint16_t tag[2] = {htons(tpid), htons(static_cast<std::uint16_t>(
+                                                               h->hv1.tp_vlan_tci))};
+                std::memcpy(dst + 12, tag, 4);
+                std::memcpy(dst + 16, src + 12, snap - 12);
+            } else {
+                std::memcpy(dst, src, snap);
+            }
+            if (h->tp_status & TP_STATUS_CSUM_VALID) {
+                o.csum = csum_state::good;
+            }
+            b.set_offload(o);
+            b.set_length(len);
+            ++qu.stats.rx_packets;
+            qu.stats.rx_bytes += len;
+            return true;
+        }
+    }
+
+    Api* api_ = nullptr;
+    std::unique_ptr<queue[]> queues_;
+    std::uint16_t nqueues_ = 0;
+    std::uint32_t tx_frames_ = 0;
+    bool attached_ = false;
+    std::atomic<errc> health_{errc::ok};
+    char ifname_[IFNAMSIZ] = {};
+};
+
+} // namespace npa::lnx

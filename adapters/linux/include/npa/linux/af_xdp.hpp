@@ -1,0 +1,630 @@
+// npa/linux/af_xdp.hpp: the AF_XDP plugin.
+//
+// Drives an XDP socket (Documentation/networking/af_xdp.rst) through libxdp's xsk API:
+// the FILL ring (empty buffers posted for RX), the RX ring (filled buffers back), the TX
+// ring (buffers to send) and the COMPLETION ring (sent buffers back), all over a UMEM.
+// The shell's buffer pool is built in that UMEM (npa/linux/umem.hpp), so a buffer's iova()
+// is the UMEM offset the rings carry: buffers move between the shell and the kernel
+// without a copy, and on a NIC whose driver supports zero-copy the NIC DMAs straight
+// into them (a VF's rings are then driven directly, the NPA idea on stock Linux).
+//
+// The XDP program that redirects the queue to the socket is libxdp's built-in one
+// (xsk_def_xdp_prog); libxdp loads it with the first socket on an interface and removes
+// it with the last, so a detach leaves the interface as it found it.
+//
+// Ring entries come from the kernel or a NIC: every address is checked to be a chunk the
+// plugin posted (and in the state it was posted in), every length to fit the chunk.
+#pragma once
+
+#include <npa/capabilities.hpp>
+#include <npa/concepts/plugin.hpp>
+#include <npa/linux/detail.hpp>
+#include <npa/linux/umem.hpp>
+#include <npa/stats.hpp>
+#include <npa/status.hpp>
+
+#include <xdp/libxdp.h>
+#include <xdp/xsk.h>
+
+#include <linux/if_link.h>
+#include <linux/if_xdp.h>
+#include <net/if.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <array>
+#include <atomic>
+#include <cerrno>
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+#include <memory>
+#include <new>
+#include <span>
+
+namespace npa::lnx {
+
+// ---- tuning ---------------------------------------------------------------------------
+/// Descriptors handled per ring operation (stack arrays, one tx_complete call each).
+inline constexpr std::uint32_t xdp_batch = 64;
+/// Queues one plugin instance drives (one socket per NIC queue, shared UMEM).
+inline constexpr std::uint16_t xdp_max_queues = 8;
+/// On detach, polls (100 us apart) waiting for TX the kernel already took to complete:
+/// 20 ms is far above a healthy completion time and short enough for a switch.
+inline constexpr std::uint32_t detach_drain_polls = 200;
+
+enum class xdp_mode : std::uint8_t {
+    automatic,  ///< zero-copy if the driver supports it, copy otherwise
+    copy,       ///< XDP_COPY: the kernel copies between the NIC and the UMEM (any driver, veth)
+    zero_copy,  ///< XDP_ZEROCOPY: the NIC DMAs into the UMEM; attach fails if unsupported
+};
+
+[[nodiscard]] constexpr const char* to_string(xdp_mode m) noexcept {
+    switch (m) {
+    case xdp_mode::automatic: return "auto";
+    case xdp_mode::copy: return "copy";
+    case xdp_mode::zero_copy: return "zero-copy";
+    }
+    return "unknown";
+}
+
+/// The device window of an AF_XDP plugin: an interface, its first queue, the mode, and
+/// the UMEM (the shell pool's backing memory) the rings will address.
+struct af_xdp_device {
+    char ifname[IFNAMSIZ] = {};
+    std::uint32_t queue_id = 0;        ///< first NIC queue; plugin queue q uses queue_id + q
+    xdp_mode mode = xdp_mode::automatic;
+    bool need_wakeup = true;           ///< XDP_USE_NEED_WAKEUP: no syscalls while the kernel polls
+    std::byte* umem_base = nullptr;    ///< where the shell's pool lives
+    std::size_t umem_size = 0;
+
+    template <class Pool>
+    [[nodiscard]] static af_xdp_device over(const char* name, const Pool& pool,
+                                            xdp_mode m = xdp_mode::automatic) noexcept {
+        af_xdp_device d;
+        (void)detail::copy_ifname(d.ifname, name);
+        d.mode = m;
+        d.umem_base = pool.backing().base();
+        d.umem_size = pool.backing().size();
+        return d;
+    }
+};
+
+/// Silences libbpf's and libxdp's own stderr chatter (the plugin reports through the
+/// shell API instead). Called once per process by the first attach.
+inline void quiet_xdp_libraries() noexcept {
+    static std::atomic<bool> done{false};
+    if (!done.exchange(true)) {
+        libbpf_set_print([](enum libbpf_print_level, const char*, va_list) { return 0; });
+        libxdp_set_print([](enum libxdp_print_level, const char*, va_list) { return 0; });
+    }
+}
+
+template <class Api>
+class af_xdp_plugin {
+public:
+    static constexpr const char* name = "af_xdp";
+    using device_type = af_xdp_device;
+    using buffer_type = typename Api::buffer_type;
+
+    af_xdp_plugin() noexcept = default;
+    af_xdp_plugin(const af_xdp_plugin&) = delete;
+    af_xdp_plugin& operator=(const af_xdp_plugin&) = delete;
+    ~af_xdp_plugin() { detach(); }
+
+    [[nodiscard]] status attach(Api& api, device_type& dev, const queue_config& qc) noexcept {
+        if (attached_) {
+            return {errc::bad_state, "af_xdp: already attached"};
+        }
+        if (qc.queues == 0 || qc.queues > xdp_max_queues) {
+            return {errc::invalid_argument, "af_xdp: queue count must be 1..8"};
+        }
+        if (!is_power_of_two(qc.rx_ring_size) || !is_power_of_two(qc.tx_ring_size) ||
+            qc.rx_ring_size < 32 || qc.tx_ring_size < 32 || qc.rx_ring_size > 4096 ||
+            qc.tx_ring_size > 4096) {
+            return {errc::invalid_argument, "af_xdp: ring sizes must be powers of two 32..4096"};
+        }
+        if (qc.mtu + 18 > umem_chunk_size - umem_headroom) {
+            return {errc::invalid_argument, "af_xdp: MTU too large for a UMEM chunk"};
+        }
+        if (dev.umem_base == nullptr || dev.umem_size < umem_chunk_size ||
+            reinterpret_cast<std::uintptr_t>(dev.umem_base) % 4096 != 0) {
+            return {errc::invalid_argument, "af_xdp: the device names no page-aligned UMEM"};
+        }
+        if (::if_nametoindex(dev.ifname) == 0) {
+            detail::logf(api, log_level::error, "af_xdp: no interface '%s'", dev.ifname);
+            return {errc::removed, "af_xdp: interface not found"};
+        }
+        quiet_xdp_libraries();
+        api_ = &api;
+        nqueues_ = qc.queues;
+        rx_size_ = qc.rx_ring_size;
+        tx_size_ = qc.tx_ring_size;
+        umem_base_ = dev.umem_base;
+        nchunks_ = static_cast<std::uint32_t>(dev.umem_size / umem_chunk_size);
+        std::memcpy(ifname_, dev.ifname, IFNAMSIZ);
+        health_.store(errc::ok, std::memory_order_relaxed);
+
+        // 1. Bookkeeping: who holds each UMEM chunk (control path, allocated once).
+        chunk_buf_.reset(new (std::nothrow) buffer_type[nchunks_]());
+        chunk_state_.reset(new (std::nothrow) std::uint8_t[nchunks_]());
+        chunk_seq_.reset(new (std::nothrow) std::uint32_t[nchunks_]());
+        chunk_q_.reset(new (std::nothrow) std::uint16_t[nchunks_]());
+        queues_.reset(new (std::nothrow) queue[nqueues_]);
+        if (!chunk_buf_ || !chunk_state_ || !chunk_seq_ || !chunk_q_ || !queues_) {
+            release_memory();
+            return {errc::no_memory, "af_xdp: out of memory for bookkeeping"};
+        }
+        // 2. Register the UMEM (with queue 0's fill and completion rings) and open one
+        //    socket per queue; try zero-copy first in automatic mode.
+        status st = open_sockets(dev, dev.mode == xdp_mode::copy ? xdp_mode::copy : xdp_mode::zero_copy);
+        if (!st.ok() && dev.mode == xdp_mode::automatic) {
+            close_sockets();
+            st = open_sockets(dev, xdp_mode::copy);
+        }
+        if (!st.ok()) {
+            detail::logf(api, log_level::error, "af_xdp: %s on '%s' queue %u (%s)", st.reason(),
+                         dev.ifname, dev.queue_id, std::strerror(last_err_));
+            close_sockets();
+            release_memory();
+            return st;
+        }
+        // 3. Post RX buffers on every fill ring. They must live in the UMEM: a shell
+        //    whose pool is elsewhere cannot use this plugin, and is told so.
+        attached_ = true;
+        for (std::uint16_t q = 0; q < nqueues_; ++q) {
+            if (!refill(q, rx_size_)) {
+                detach();
+                return {errc::invalid_argument,
+                        "af_xdp: the shell's buffers are not UMEM chunks (build the pool with "
+                        "npa::lnx::make_umem_pool)"};
+            }
+        }
+        detail::logf(api, log_level::info, "af_xdp: attached to '%s' queue %u, %s mode", ifname_,
+                     dev.queue_id, to_string(mode_));
+        return {};
+    }
+
+    /// Hands every buffer back: completed TX through tx_complete, TX the kernel never
+    /// confirmed through tx_unsent (in the order it was accepted), RX buffers posted on
+    /// the fill ring or received and not yet taken through release_rx_buffers.
+    void detach() noexcept {
+        if (!attached_) {
+            return;
+        }
+        // 1. Let the kernel finish what it took (bounded: a gone interface never will).
+        for (std::uint32_t spin = 0; spin < detach_drain_polls; ++spin) {
+            std::uint32_t left = 0;
+            for (std::uint16_t q = 0; q < nqueues_; ++q) {
+                kick_tx(queues_[q]);
+                (void)tx_reap(q);
+                left += queues_[q].tx_in_flight;
+            }
+            if (left == 0) {
+                break;
+            }
+            ::usleep(100);
+        }
+        // 2. Close the sockets: this stops the kernel and unmaps the fill and completion
+        //    rings with them (libxdp), so whatever is still on TX goes back as unsent. A
+        //    frame sent but not yet confirmed may then be sent twice, never lost.
+        for (std::uint16_t q = 0; q < nqueues_; ++q) {
+            queue& qu = queues_[q];
+            if (qu.xsk != nullptr) {
+                xsk_socket__delete(qu.xsk);
+                qu.xsk = nullptr;
+            }
+        }
+        hand_back_held();
+        close_sockets();
+        release_memory();
+        attached_ = false;
+        detail::logf(*api_, log_level::info, "af_xdp: detached from '%s'", ifname_);
+    }
+
+    [[nodiscard]] std::uint16_t tx_burst(std::uint16_t q, std::span<buffer_type> bufs) noexcept {
+        if (NPA_UNLIKELY(!attached_ || q >= nqueues_ || bufs.empty())) {
+            return 0;
+        }
+        queue& qu = queues_[q];
+        if (qu.tx_in_flight + bufs.size() > tx_size_) {
+            (void)tx_reap(q);
+        }
+        // Room is bounded by the TX ring and by the completion ring (every sent buffer
+        // needs a completion slot).
+        std::uint32_t room = tx_size_ - qu.tx_in_flight;
+        room = std::min<std::uint32_t>(room, xsk_prod_nb_free(&qu.tx, room));
+        std::uint32_t want = std::min<std::uint32_t>(room, static_cast<std::uint32_t>(bufs.size()));
+        if (want < bufs.size()) {
+            ++qu.stats.tx_ring_full;
+        }
+        std::uint32_t idx = 0;
+        if (want == 0 || xsk_ring_prod__reserve(&qu.tx, want, &idx) != want) {
+            return 0;
+        }
+        std::uint32_t n = 0;
+        for (; n < want; ++n) {
+            const buffer_type b = bufs[n];
+            const std::uint32_t c = chunk_of(b);
+            if (NPA_UNLIKELY(c == bad_chunk || b.length() == 0 ||
+                             (b.iova() % umem_chunk_size) + b.length() > umem_chunk_size)) {
+                ++qu.stats.tx_errors;  // not one of the UMEM's chunks: stays with the caller
+                break;
+            }
+            xdp_desc* d = xsk_ring_prod__tx_desc(&qu.tx, idx + n);
+            d->addr = b.iova();
+            d->len = b.length();
+            d->options = 0;
+            chunk_buf_[c] = b;
+            chunk_state_[c] = state_tx;
+            chunk_seq_[c] = tx_seq_++;
+            chunk_q_[c] = q;
+        }
+        if (n < want) {
+            // Give back the reserved slots we did not fill: the producer index is only
+            // published by submit, so reserving fewer is done by rewinding cached_prod.
+            qu.tx.cached_prod -= want - n;
+        }
+        if (n != 0) {
+            xsk_ring_prod__submit(&qu.tx, n);
+            qu.tx_in_flight += n;
+            kick_tx(qu);
+        }
+        return static_cast<std::uint16_t>(n);
+    }
+
+    [[nodiscard]] std::uint16_t rx_burst(std::uint16_t q, std::span<buffer_type> out) noexcept {
+        if (NPA_UNLIKELY(!attached_ || q >= nqueues_ || out.empty())) {
+            return 0;
+        }
+        queue& qu = queues_[q];
+        std::uint32_t idx = 0;
+        const std::uint32_t budget = static_cast<std::uint32_t>(std::min<std::size_t>(out.size(), xdp_batch));
+        const std::uint32_t got = xsk_ring_cons__peek(&qu.rx, budget, &idx);
+        std::uint16_t n = 0;
+        std::array<buffer_type, xdp_batch> dropped{};
+        std::uint32_t nd = 0;
+        for (std::uint32_t i = 0; i < got; ++i) {
+            const xdp_desc* d = xsk_ring_cons__rx_desc(&qu.rx, idx + i);
+            const std::uint64_t addr = d->addr;
+            const std::uint32_t len = d->len;
+            const std::uint64_t c64 = addr / umem_chunk_size;
+            if (NPA_UNLIKELY(c64 >= nchunks_ || chunk_state_[c64] != state_fill)) {
+                ++qu.stats.bad_completion;  // not a chunk we posted: nothing to hand up
+                continue;
+            }
+            const auto c = static_cast<std::uint32_t>(c64);
+            const buffer_type b = chunk_buf_[c];
+            chunk_buf_[c] = buffer_type{};
+            chunk_state_[c] = state_none;
+            --qu.fill_posted;
+            const std::uint64_t off = addr % umem_chunk_size;
+            if (NPA_UNLIKELY(len < 14 || off + len > umem_chunk_size || len > b.capacity())) {
+                ++qu.stats.bad_completion;
+                ++qu.stats.rx_dropped;
+                dropped[nd++] = b;
+                continue;
+            }
+            // The kernel writes at chunk + XDP_PACKET_HEADROOM; the pool's headroom is the
+            // same, so this is a no-op unless an XDP program moved the data.
+            const std::uint64_t want_off = b.iova() % umem_chunk_size;
+            if (NPA_UNLIKELY(off != want_off)) {
+                std::memmove(b.data(), umem_base_ + addr, len);
+            }
+            b.set_length(len);
+            b.set_offload(offload_info{});
+            out[n++] = b;
+            ++qu.stats.rx_packets;
+            qu.stats.rx_bytes += len;
+        }
+        if (got != 0) {
+            xsk_ring_cons__release(&qu.rx, got);
+        }
+        if (nd != 0) {
+            api_->release_rx_buffers(q, std::span<const buffer_type>(dropped.data(), nd));
+        }
+        (void)refill(q, rx_size_ - qu.fill_posted);
+        return n;
+    }
+
+    [[nodiscard]] std::uint32_t tx_reap(std::uint16_t q) noexcept {
+        if (NPA_UNLIKELY(!attached_ || q >= nqueues_)) {
+            return 0;
+        }
+        queue& qu = queues_[q];
+        std::uint32_t total = 0;
+        for (;;) {
+            std::uint32_t idx = 0;
+            const std::uint32_t got = xsk_ring_cons__peek(qu.cq, xdp_batch, &idx);
+            if (got == 0) {
+                break;
+            }
+            std::array<buffer_type, xdp_batch> done{};
+            std::uint32_t nd = 0;
+            for (std::uint32_t i = 0; i < got; ++i) {
+                const std::uint64_t addr = *xsk_ring_cons__comp_addr(qu.cq, idx + i);
+                const std::uint64_t c = addr / umem_chunk_size;
+                if (NPA_UNLIKELY(c >= nchunks_ || chunk_state_[c] != state_tx)) {
+                    ++qu.stats.bad_completion;
+                    continue;
+                }
+                const buffer_type b = chunk_buf_[c];
+                chunk_buf_[c] = buffer_type{};
+                chunk_state_[c] = state_none;
+                ++qu.stats.tx_packets;
+                qu.stats.tx_bytes += b.length();
+                done[nd++] = b;
+            }
+            xsk_ring_cons__release(qu.cq, got);
+            qu.tx_in_flight -= std::min(qu.tx_in_flight, nd);
+            total += nd;
+            api_->tx_complete(q, std::span<const buffer_type>(done.data(), nd));
+        }
+        if (qu.tx_in_flight != 0) {
+            kick_tx(qu);  // copy mode sends only from sendto(): keep it moving
+        }
+        return total;
+    }
+
+    [[nodiscard]] std::uint32_t tx_in_flight(std::uint16_t q) const noexcept {
+        return attached_ && q < nqueues_ ? queues_[q].tx_in_flight : 0;
+    }
+
+    void irq_arm(std::uint16_t q) noexcept {
+        if (attached_ && q < nqueues_) {
+            queues_[q].armed = true;
+        }
+    }
+    void irq_disarm(std::uint16_t q) noexcept {
+        if (attached_ && q < nqueues_) {
+            queues_[q].armed = false;
+        }
+    }
+
+    [[nodiscard]] npa::capabilities capabilities() const noexcept {
+        npa::capabilities c;
+        c.offloads = 0;
+        c.max_queues = xdp_max_queues;
+        c.min_ring_size = 32;
+        c.max_ring_size = 4096;
+        c.min_mtu = 68;
+        c.max_mtu = umem_chunk_size - umem_headroom - 18;
+        return c;
+    }
+
+    [[nodiscard]] const queue_stats& stats(std::uint16_t q) const noexcept {
+        static const queue_stats none{};
+        return attached_ && q < nqueues_ ? queues_[q].stats : none;
+    }
+
+    [[nodiscard]] errc health() const noexcept { return health_.load(std::memory_order_relaxed); }
+
+    [[nodiscard]] int fd(std::uint16_t q) const noexcept {
+        return attached_ && q < nqueues_ && queues_[q].xsk != nullptr ? xsk_socket__fd(queues_[q].xsk)
+                                                                     : -1;
+    }
+    [[nodiscard]] bool attached() const noexcept { return attached_; }
+    [[nodiscard]] std::uint16_t queue_count() const noexcept { return attached_ ? nqueues_ : 0; }
+    /// The mode in effect after attach (copy or zero-copy).
+    [[nodiscard]] xdp_mode mode() const noexcept { return mode_; }
+
+private:
+    static constexpr std::uint32_t bad_chunk = ~std::uint32_t{0};
+    static constexpr std::uint8_t state_none = 0;
+    static constexpr std::uint8_t state_fill = 1;  // posted on a fill ring (or in the RX ring)
+    static constexpr std::uint8_t state_tx = 2;    // on the TX ring, awaiting completion
+
+    struct queue {
+        xsk_socket* xsk = nullptr;
+        xsk_ring_cons rx{};
+        xsk_ring_prod tx{};
+        xsk_ring_prod fq_own{};
+        xsk_ring_cons cq_own{};
+        xsk_ring_prod* fq = nullptr;   // queue 0 uses the UMEM's rings, others their own
+        xsk_ring_cons* cq = nullptr;
+        std::uint32_t fill_posted = 0;
+        std::uint32_t tx_in_flight = 0;
+        bool armed = false;
+        queue_stats stats{};
+    };
+
+    status open_sockets(const device_type& dev, xdp_mode m) noexcept {
+        xsk_umem_config uc{};
+        uc.fill_size = rx_size_;
+        uc.comp_size = tx_size_;
+        uc.frame_size = umem_chunk_size;
+        uc.frame_headroom = 0;  // data lands at XDP_PACKET_HEADROOM, which the pool matches
+        uc.flags = 0;
+        int r = xsk_umem__create(&umem_, umem_base_, std::size_t{nchunks_} * umem_chunk_size,
+                                 &queues_[0].fq_own, &queues_[0].cq_own, &uc);
+        if (r != 0) {
+            last_err_ = -r;
+            umem_ = nullptr;
+            return {errc::no_memory, "xsk_umem__create failed"};
+        }
+        for (std::uint16_t q = 0; q < nqueues_; ++q) {
+            queue& qu = queues_[q];
+            xsk_socket_config sc{};
+            sc.rx_size = rx_size_;
+            sc.tx_size = tx_size_;
+            sc.libxdp_flags = 0;  // let libxdp load (and later remove) its redirect program
+            sc.xdp_flags = 0;     // native XDP where the driver has it, generic otherwise
+            sc.bind_flags = static_cast<std::uint16_t>(
+                (m == xdp_mode::copy ? XDP_COPY : XDP_ZEROCOPY) |
+                (dev.need_wakeup ? XDP_USE_NEED_WAKEUP : 0));
+            if (q == 0) {
+                r = xsk_socket__create(&qu.xsk, dev.ifname, dev.queue_id, umem_, &qu.rx, &qu.tx, &sc);
+            } else {
+                r = xsk_socket__create_shared(&qu.xsk, dev.ifname, dev.queue_id + q, umem_, &qu.rx,
+                                              &qu.tx, &qu.fq_own, &qu.cq_own, &sc);
+            }
+            if (r != 0) {
+                last_err_ = -r;
+                qu.xsk = nullptr;
+                return {-r == ENODEV || -r == ENXIO ? errc::removed : errc::not_supported,
+                        m == xdp_mode::zero_copy ? "zero-copy AF_XDP socket refused"
+                                                 : "AF_XDP socket refused"};
+            }
+            qu.fq = &qu.fq_own;
+            qu.cq = &qu.cq_own;
+        }
+        mode_ = m;
+        return {};
+    }
+
+    void close_sockets() noexcept {
+        if (queues_) {
+            for (std::uint16_t q = 0; q < nqueues_; ++q) {
+                queue& qu = queues_[q];
+                if (qu.xsk != nullptr) {
+                    xsk_socket__delete(qu.xsk);
+                    qu.xsk = nullptr;
+                }
+            }
+        }
+        if (umem_ != nullptr) {
+            (void)xsk_umem__delete(umem_);
+            umem_ = nullptr;
+        }
+    }
+
+    void release_memory() noexcept {
+        chunk_buf_.reset();
+        chunk_state_.reset();
+        chunk_seq_.reset();
+        chunk_q_.reset();
+        queues_.reset();
+    }
+
+    // The UMEM chunk a buffer is, or bad_chunk if it is not exactly one of ours.
+    std::uint32_t chunk_of(buffer_type b) const noexcept {
+        const iova_t a = b.iova();
+        if (a >= std::uint64_t{nchunks_} * umem_chunk_size || umem_base_ + a != b.data()) {
+            return bad_chunk;
+        }
+        return static_cast<std::uint32_t>(a / umem_chunk_size);
+    }
+
+    // Posts up to `want` empty buffers on queue q's fill ring. False when a buffer from
+    // the shell is not a UMEM chunk (handed straight back).
+    bool refill(std::uint16_t q, std::uint32_t want) noexcept {
+        queue& qu = queues_[q];
+        bool ok = true;
+        while (want != 0) {
+            std::array<buffer_type, xdp_batch> bufs{};
+            std::uint32_t n = std::min(want, xdp_batch);
+            n = std::min(n, xsk_prod_nb_free(qu.fq, n));
+            if (n == 0) {
+                break;
+            }
+            n = api_->alloc_rx_buffers(q, std::span<buffer_type>(bufs.data(), n));
+            if (n == 0) {
+                break;  // the shell counted the shortfall; fewer buffers stay posted
+            }
+            std::uint32_t idx = 0;
+            if (xsk_ring_prod__reserve(qu.fq, n, &idx) != n) {
+                api_->release_rx_buffers(q, std::span<const buffer_type>(bufs.data(), n));
+                break;
+            }
+            std::uint32_t posted = 0;
+            for (std::uint32_t i = 0; i < n; ++i) {
+                const std::uint32_t c = chunk_of(bufs[i]);
+                if (c == bad_chunk || chunk_state_[c] != state_none) {
+                    api_->release_rx_buffers(q, std::span<const buffer_type>(&bufs[i], 1));
+                    ok = false;
+                    continue;
+                }
+                chunk_buf_[c] = bufs[i];
+                chunk_state_[c] = state_fill;
+                *xsk_ring_prod__fill_addr(qu.fq, idx + posted) = std::uint64_t{c} * umem_chunk_size;
+                ++posted;
+            }
+            qu.fq->cached_prod -= n - posted;
+            xsk_ring_prod__submit(qu.fq, posted);
+            qu.fill_posted += posted;
+            want -= n;
+            if (!ok) {
+                return false;
+            }
+        }
+        // need_wakeup: in copy mode and on drivers that sleep, the kernel waits for a
+        // syscall before it looks at the fill ring again (af_xdp.rst, XDP_USE_NEED_WAKEUP).
+        if (qu.xsk != nullptr && xsk_ring_prod__needs_wakeup(qu.fq)) {
+            (void)::recvfrom(xsk_socket__fd(qu.xsk), nullptr, 0, MSG_DONTWAIT, nullptr, nullptr);
+        }
+        return ok;
+    }
+
+    void kick_tx(queue& qu) noexcept {
+        if (qu.xsk == nullptr || !xsk_ring_prod__needs_wakeup(&qu.tx)) {
+            return;
+        }
+        if (::sendto(xsk_socket__fd(qu.xsk), nullptr, 0, MSG_DONTWAIT, nullptr, 0) < 0) {
+            const int e = errno;
+            if (detail::is_link_gone(e)) {
+                health_.store(errc::removed, std::memory_order_relaxed);
+            }
+        }
+    }
+
+    // After the sockets are closed: every chunk still held goes back to the shell.
+    void hand_back_held() noexcept {
+        // RX buffers (fill ring or unread RX ring): back to the shell's pool.
+        std::array<buffer_type, xdp_batch> rx{};
+        std::uint32_t nr = 0;
+        for (std::uint32_t c = 0; c < nchunks_; ++c) {
+            if (chunk_state_[c] == state_fill) {
+                rx[nr++] = chunk_buf_[c];
+                chunk_state_[c] = state_none;
+                if (nr == rx.size()) {
+                    api_->release_rx_buffers(0, std::span<const buffer_type>(rx.data(), nr));
+                    nr = 0;
+                }
+            }
+        }
+        if (nr != 0) {
+            api_->release_rx_buffers(0, std::span<const buffer_type>(rx.data(), nr));
+        }
+        // TX the kernel never confirmed: oldest first, so the next path sends them in the
+        // order the shell gave them, queue by queue.
+        for (std::uint16_t q = 0; q < nqueues_; ++q) {
+            for (;;) {
+                std::uint32_t best = bad_chunk;
+                for (std::uint32_t c = 0; c < nchunks_; ++c) {
+                    if (chunk_state_[c] == state_tx && chunk_q_[c] == q &&
+                        (best == bad_chunk ||
+                         static_cast<std::int32_t>(chunk_seq_[c] - chunk_seq_[best]) < 0)) {
+                        best = c;
+                    }
+                }
+                if (best == bad_chunk) {
+                    break;
+                }
+                chunk_state_[best] = state_none;
+                api_->tx_unsent(q, std::span<const buffer_type>(&chunk_buf_[best], 1));
+            }
+        }
+    }
+
+    Api* api_ = nullptr;
+    xsk_umem* umem_ = nullptr;
+    std::unique_ptr<queue[]> queues_;
+    std::unique_ptr<buffer_type[]> chunk_buf_;
+    std::unique_ptr<std::uint8_t[]> chunk_state_;
+    std::unique_ptr<std::uint32_t[]> chunk_seq_;   ///< TX acceptance order (for tx_unsent)
+    std::unique_ptr<std::uint16_t[]> chunk_q_;     ///< TX queue a chunk was sent on
+    std::uint32_t tx_seq_ = 0;
+    std::byte* umem_base_ = nullptr;
+    std::uint32_t nchunks_ = 0;
+    std::uint32_t rx_size_ = 0;
+    std::uint32_t tx_size_ = 0;
+    std::uint16_t nqueues_ = 0;
+    xdp_mode mode_ = xdp_mode::copy;
+    bool attached_ = false;
+    int last_err_ = 0;
+    std::atomic<errc> health_{errc::ok};
+    char ifname_[IFNAMSIZ] = {};
+};
+
+} // namespace npa::lnx

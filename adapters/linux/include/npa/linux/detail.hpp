@@ -1,0 +1,47 @@
+// npa/linux/detail.hpp: small helpers shared by the Linux plugins (not a user header).
+#pragma once
+
+#include <npa/concepts/shell_api.hpp>
+
+#include <net/if.h>
+
+#include <cerrno>
+#include <cstdarg>
+#include <cstdio>
+#include <cstring>
+
+namespace npa::lnx::detail {
+
+/// Formats a log line into a stack buffer and hands it to the shell API's log().
+/// Control path only (attach, detach, errors); the data path counts instead of logging.
+template <class Api>
+void logf(Api& api, log_level level, const char* fmt, ...) noexcept
+    __attribute__((format(printf, 3, 4)));
+
+template <class Api>
+void logf(Api& api, log_level level, const char* fmt, ...) noexcept {
+    char line[256];
+    va_list ap;
+    va_start(ap, fmt);
+    std::vsnprintf(line, sizeof line, fmt, ap);
+    va_end(ap);
+    api.log(level, line);
+}
+
+/// Copies an interface name into a fixed IFNAMSIZ array; false when it does not fit or
+/// is empty (the kernel's own limit: 15 characters plus the terminator).
+inline bool copy_ifname(char (&dst)[IFNAMSIZ], const char* src) noexcept {
+    const std::size_t n = src != nullptr ? std::strlen(src) : 0;
+    if (n == 0 || n >= IFNAMSIZ) {
+        return false;
+    }
+    std::memcpy(dst, src, n + 1);
+    return true;
+}
+
+/// errno values that mean the interface under a socket went away or down.
+[[nodiscard]] inline bool is_link_gone(int err) noexcept {
+    return err == ENXIO || err == ENODEV || err == ENETDOWN;
+}
+
+} // namespace npa::lnx::detail
