@@ -6,7 +6,10 @@
 
 #include "fake_path.hpp"
 
+#include <npa/fmt.hpp>
 #include <npa/shell.hpp>
+
+#include <string>
 
 #include <algorithm>
 #include <cstring>
@@ -425,4 +428,24 @@ TEST_CASE("bad construction is reported, not fatal") {
     fake_dev d;
     fake_authority hv;
     CHECK(sh.start<0>(d, npa::control_link::to(hv)).code() == npa::errc::invalid_argument);
+}
+
+TEST_CASE("telemetry prints with fmt") {
+    rig r;
+    REQUIRE(r.sh.start<0>(r.emu, r.link()).ok());
+    r.vf.offloads = npa::cap::rx_csum;
+    REQUIRE(r.sh.switch_to<1>(r.vf, r.link(), npa::switch_reason::vf_arrived).ok());
+    const std::string line = fmt::format("{}", r.sh.history().recent(0));
+    CHECK(line.find("#2 0 -> 1 (vf-arrived): ") == 0);
+    CHECK(line.find("tx lost 0") != std::string::npos);
+    CHECK(line.find("lost [tx-ip-csum,tx-l4-csum,tso,vlan-insert,vlan-strip,rss,lro,vlan-filter]") !=
+          std::string::npos);
+    r.vf.fail_attach = true;
+    REQUIRE(r.sh.switch_to<0>(r.emu, r.link(), npa::switch_reason::vf_leaving).ok());
+    test_env::clock += 10'000'000'000;
+    CHECK_FALSE(r.sh.switch_to<1>(r.vf, r.link(), npa::switch_reason::vf_arrived).ok());
+    CHECK(fmt::format("{}", r.sh.history().recent(0)) ==
+          "#4 0 -> 1 (vf-arrived): failed: fake device refused to initialise");
+    CHECK(fmt::format("{}", r.sh.audit()).find("balanced: 1024 buffers") == 0);
+    CHECK(fmt::format("{}", r.sh.counters(0)).find("tx accepted 0") == 0);
 }
