@@ -1,0 +1,186 @@
+// devargs.cpp: parsing of the net_npa device arguments (see devargs.hpp).
+#include "devargs.hpp"
+
+#include <rte_kvargs.h>
+
+#include <cerrno>
+#include <cstdarg>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <string_view>
+
+namespace npa::dpdk {
+namespace {
+
+constexpr const char* key_active = "active";
+constexpr const char* key_dwell = "dwell_ms";
+constexpr const char* key_backoff = "backoff_ms";
+constexpr const char* key_auto = "auto";
+constexpr const char* valid_keys[] = {key_active, key_dwell, key_backoff, key_auto, nullptr};
+constexpr const char* usage =
+    "expected net_npa<N>,dev(<device>)[,dev(<device>)...][,active=<i>][,dwell_ms=<n>]"
+    "[,backoff_ms=<n>][,auto=0|1]";
+
+status fail(npa_devargs& out, const char* fmt, ...) noexcept __attribute__((format(printf, 2, 3)));
+status fail(npa_devargs& out, const char* fmt, ...) noexcept {
+    va_list ap;
+    va_start(ap, fmt);
+    std::vsnprintf(out.error.data(), out.error.size(), fmt, ap);
+    va_end(ap);
+    return {errc::invalid_argument, "net_npa: invalid device arguments"};
+}
+
+/// Strict unsigned decimal: digits only, no sign, no overflow past `max`.
+bool parse_uint(const char* s, std::uint32_t max, std::uint32_t& v) noexcept {
+    if (s == nullptr || *s == '\0') return false;
+    std::uint64_t acc = 0;
+    for (const char* p = s; *p != '\0'; ++p) {
+        if (*p < '0' || *p > '9') return false;
+        acc = acc * 10 + static_cast<std::uint64_t>(*p - '0');
+        if (acc > max) return false;
+    }
+    v = static_cast<std::uint32_t>(acc);
+    return true;
+}
+
+struct kv_ctx {
+    npa_devargs* out;
+    bool failed = false;
+};
+
+int on_uint(const char* key, const char* value, void* opaque) {
+    auto* ctx = static_cast<kv_ctx*>(opaque);
+    npa_devargs& out = *ctx->out;
+    std::uint32_t v = 0;
+    const std::uint32_t max = std::strcmp(key, key_active) == 0 ? max_sub_devices - 1
+                              : std::strcmp(key, key_auto) == 0 ? 1
+                                                                : max_policy_ms;
+    if (!parse_uint(value, max, v)) {
+        (void)fail(out, "%s=%s: expected a whole number from 0 to %u", key,
+                   value != nullptr ? value : "", max);
+        ctx->failed = true;
+        return -1;
+    }
+    if (std::strcmp(key, key_active) == 0) out.active = v;
+    else if (std::strcmp(key, key_dwell) == 0) out.dwell_ms = v;
+    else if (std::strcmp(key, key_backoff) == 0) out.backoff_ms = v;
+    else out.auto_switch = v != 0;
+    return 0;
+}
+
+} // namespace
+
+status parse_devargs(const char* args, npa_devargs& out) noexcept {
+    out = npa_devargs{};
+    const std::string_view s = args != nullptr ? std::string_view{args} : std::string_view{};
+    // Whatever is not dev(...) is collected here and handed to rte_kvargs.
+    std::array<char, 1024> kv{};
+    std::size_t kv_len = 0;
+    if (s.size() >= kv.size()) {
+        return fail(out, "device arguments longer than %zu characters", kv.size() - 1);
+    }
+
+    // Step 1: split at top-level commas; parentheses nest (a dev(...) holds commas).
+    std::size_t pos = 0;
+    while (pos <= s.size()) {
+        std::size_t end = pos;
+        int depth = 0;
+        for (; end < s.size(); ++end) {
+            if (s[end] == '(') ++depth;
+            else if (s[end] == ')') {
+                if (--depth < 0) {
+                    return fail(out, "unbalanced ')' at offset %zu of '%.*s'", end,
+                                static_cast<int>(s.size()), s.data());
+                }
+            } else if (s[end] == ',' && depth == 0) break;
+        }
+        if (depth != 0) {
+            return fail(out, "unbalanced '(' in '%.*s': a dev(...) is not closed",
+                        static_cast<int>(s.size()), s.data());
+        }
+        const std::string_view tok = s.substr(pos, end - pos);
+        pos = end + 1;
+        if (tok.empty()) {
+            if (end >= s.size()) break;
+            return fail(out, "empty argument (two commas in a row) in '%.*s'",
+                        static_cast<int>(s.size()), s.data());
+        }
+        if (tok.substr(0, 4) == "dev(") {
+            // Step 2: a sub-device: dev(<device string>) with nothing after the ')'.
+            if (tok.back() != ')') {
+                return fail(out, "'%.*s': text after dev(...)", static_cast<int>(tok.size()),
+                            tok.data());
+            }
+            const std::string_view dev = tok.substr(4, tok.size() - 5);
+            if (dev.empty() || dev.find_first_not_of(" \t") == std::string_view::npos) {
+                return fail(out, "dev() is empty: give a DPDK device, e.g. dev(net_ring0)");
+            }
+            if (out.dev_count == max_sub_devices) {
+                return fail(out, "more than %zu sub-devices", max_sub_devices);
+            }
+            if (dev.size() >= max_devstr) {
+                return fail(out, "device string longer than %zu characters: '%.40s...'",
+                            max_devstr - 1, dev.data());
+            }
+            for (std::size_t i = 0; i < out.dev_count; ++i) {
+                if (dev == std::string_view{out.devs[i].data()}) {
+                    return fail(out, "sub-device '%.*s' given twice",
+                                static_cast<int>(dev.size()), dev.data());
+                }
+            }
+            std::memcpy(out.devs[out.dev_count].data(), dev.data(), dev.size());
+            out.devs[out.dev_count][dev.size()] = '\0';
+            ++out.dev_count;
+            continue;
+        }
+        // Step 3: key=value, with a key we know (named in the error when we don't).
+        const std::size_t eq = tok.find('=');
+        const std::string_view key = tok.substr(0, eq);
+        bool known = false;
+        for (const char* const* k = valid_keys; *k != nullptr; ++k) {
+            known = known || key == *k;
+        }
+        if (!known) {
+            return fail(out, "unknown argument '%.*s'; %s", static_cast<int>(tok.size()),
+                        tok.data(), usage);
+        }
+        if (eq == std::string_view::npos || eq + 1 == tok.size()) {
+            return fail(out, "'%.*s' needs a value (%.*s=<n>)", static_cast<int>(key.size()),
+                        key.data(), static_cast<int>(key.size()), key.data());
+        }
+        if (kv_len != 0) kv[kv_len++] = ',';
+        std::memcpy(kv.data() + kv_len, tok.data(), tok.size());
+        kv_len += tok.size();
+    }
+
+    if (out.dev_count == 0) {
+        return fail(out, "no sub-device: at least one dev(<device>) is required; %s", usage);
+    }
+
+    // Step 4: the values, through rte_kvargs (which also rejects a key given twice
+    // only by keeping both; the last one wins, as in other DPDK drivers).
+    if (kv_len != 0) {
+        rte_kvargs* kvl = rte_kvargs_parse(kv.data(), valid_keys);
+        if (kvl == nullptr) {
+            return fail(out, "cannot parse '%s'; %s", kv.data(), usage);
+        }
+        kv_ctx ctx{&out};
+        for (const char* const* k = valid_keys; *k != nullptr && !ctx.failed; ++k) {
+            if (rte_kvargs_count(kvl, *k) != 0) {
+                (void)rte_kvargs_process(kvl, *k, on_uint, &ctx);
+            }
+        }
+        rte_kvargs_free(kvl);
+        if (ctx.failed) return {errc::invalid_argument, "net_npa: invalid device arguments"};
+    }
+
+    // Step 5: what can be checked before probing.
+    if (out.active >= out.dev_count) {
+        return fail(out, "active=%u but only %zu sub-device%s given (paths count from 0)",
+                    out.active, out.dev_count, out.dev_count == 1 ? "" : "s");
+    }
+    return status::success();
+}
+
+} // namespace npa::dpdk

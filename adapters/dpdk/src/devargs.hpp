@@ -1,0 +1,51 @@
+// devargs.hpp: the net_npa device arguments, parsed and validated before anything is
+// probed, so that a bad command line fails with a sentence and changes nothing.
+//
+//   --vdev 'net_npa0,dev(<device>),dev(<device>)...[,active=<i>][,dwell_ms=<n>]
+//           [,backoff_ms=<n>][,auto=<0|1>]'
+//
+// dev(...) takes any DPDK device string, vdevs with their own arguments included
+// (dev(net_null0,size=64), dev(0000:03:00.1)), as DPDK's fail-safe PMD does; the order of
+// the dev() entries is the preference order (the first is preferred). The remaining
+// key=value pairs go through rte_kvargs.
+#pragma once
+
+#include <npa/status.hpp>
+
+#include <array>
+#include <cstddef>
+#include <cstdint>
+
+namespace npa::dpdk {
+
+// Tuning constants, with reasons.
+/// Sub-devices per port: fail-safe allows 2; 8 covers "one per NIC plus a software path"
+/// on any real host while keeping per-port state inline.
+inline constexpr std::size_t max_sub_devices = 8;
+/// Longest device string accepted inside dev(...): DPDK's own devargs limit is 128 bytes
+/// for a name; 256 leaves room for a vdev's arguments.
+inline constexpr std::size_t max_devstr = 256;
+/// Minimum time on a path before an automatic switch away or back (hysteresis: a
+/// flapping link cannot make the port flap). Fail-safe polls every 2 s; 100 ms is
+/// long enough to ride out a link bounce and short next to a human-visible outage.
+inline constexpr std::uint32_t default_dwell_ms = 100;
+/// After a failed switch to a path, automatic switches to it wait this long.
+inline constexpr std::uint32_t default_backoff_ms = 1000;
+/// Upper bound for both times: an hour; anything longer is a typo.
+inline constexpr std::uint32_t max_policy_ms = 3'600'000;
+
+struct npa_devargs {
+    std::array<std::array<char, max_devstr>, max_sub_devices> devs{};
+    std::size_t dev_count = 0;
+    std::uint32_t active = 0;  ///< index of the path to start on
+    std::uint32_t dwell_ms = default_dwell_ms;
+    std::uint32_t backoff_ms = default_backoff_ms;
+    bool auto_switch = true;   ///< switch on removal / link down / preferred path back
+    std::array<char, 320> error{};  ///< why parsing failed (empty on success)
+};
+
+/// Parses and validates `args` (may be null or empty: then "no sub-device" is the error).
+/// On failure returns errc::invalid_argument and leaves the sentence in out.error.
+[[nodiscard]] status parse_devargs(const char* args, npa_devargs& out) noexcept;
+
+} // namespace npa::dpdk

@@ -1,0 +1,894 @@
+// net_npa.cpp: the net_npa virtual poll-mode driver.
+//
+// An ordinary ethdev port for the application; underneath, its data path runs over one of
+// several sub-devices (any DPDK port, given as dev(<device>) devargs) and moves between
+// them without losing packets (datapath.hpp). The control state the application sets
+// (MAC addresses, promiscuous/allmulticast, MTU, VLAN filter) is kept here and applied to
+// every sub-device, and replayed onto a sub-device when it is (re)attached.
+//
+// Built as librte_net_npa.so: `dpdk-testpmd -d <dir>` loads it, and applications link it.
+#include "datapath.hpp"
+#include "devargs.hpp"
+
+#include <npa/dpdk/ethdev_plugin.hpp>
+#include <npa/dpdk/rte_pmd_npa.h>
+
+#include <bus_vdev_driver.h>
+#include <ethdev_driver.h>
+#include <ethdev_vdev.h>
+#include <rte_alarm.h>
+#include <rte_bus_vdev.h>
+#include <rte_dev.h>
+#include <rte_ethdev.h>
+#include <rte_log.h>
+#include <rte_malloc.h>
+#include <rte_telemetry.h>
+
+#include <array>
+#include <atomic>
+#include <bitset>
+#include <cerrno>
+#include <cinttypes>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <new>
+
+static rte_vdev_driver net_npa_drv;
+
+namespace npa::dpdk {
+namespace {
+
+// Tuning constants, with reasons.
+/// Link state of the sub-devices is checked this often (not every PMD raises LSC
+/// interrupts; net_ring and net_null never do). Short enough to react to a link loss
+/// within the default dwell time, long enough to cost nothing.
+constexpr std::uint64_t policy_tick_us = 20'000;
+/// MAC addresses an application may add (fail-safe offers the same order of magnitude;
+/// each is mirrored on every sub-device, whose own tables are often that small).
+constexpr std::uint32_t max_mac_addrs = 16;
+/// xstats per path (see xstat_names) and global switch telemetry entries.
+constexpr unsigned path_xstats = 4;
+constexpr unsigned switch_xstats = 7;
+
+int logtype = -1;
+
+#define NPA_LOG(level, ...) rte_log(RTE_LOG_##level, static_cast<std::uint32_t>(logtype), \
+                                    "net_npa: " __VA_ARGS__)
+
+struct npa_port;
+
+struct queue_ref {
+    npa_port* port = nullptr;
+    std::uint16_t q = 0;
+};
+
+struct sub_device {
+    std::uint16_t port_id = RTE_MAX_ETHPORTS;
+    bool probed_here = false;   ///< we called rte_dev_probe (and so remove it at close)
+    bool removed = false;       ///< RTE_ETH_EVENT_INTR_RMV seen
+    std::uint64_t backoff_until_ns = 0;
+    char name[RTE_ETH_NAME_MAX_LEN] = {};
+};
+
+/// The control state the application asked for; applied to every sub-device.
+struct control_state {
+    rte_ether_addr mac{};
+    std::array<rte_ether_addr, max_mac_addrs> extra{};
+    std::bitset<max_mac_addrs> extra_used{};
+    bool promisc = false;
+    bool allmulti = false;
+    std::uint16_t mtu = 0;  ///< 0: the sub-devices' default
+    std::bitset<4096> vlans{};
+};
+
+struct npa_port {
+    rte_eth_dev* dev = nullptr;
+    npa_devargs args{};
+    ethdev_shell_api api{};
+    ethdev_paths paths{};
+    std::array<sub_device, max_sub_devices> subs{};
+    std::size_t nsubs = 0;
+    rte_eth_dev_owner owner{};
+    control_state ctl{};
+    std::array<rte_mempool*, ethdev_max_queues> rx_pools{};
+    std::uint16_t rx_desc = 512;
+    std::uint16_t tx_desc = 512;
+    std::array<queue_ref, ethdev_max_queues> rxq{};
+    std::array<queue_ref, ethdev_max_queues> txq{};
+    std::array<queue_stats, ethdev_max_queues> base{};  ///< stats_reset baseline per queue
+    std::uint64_t last_switch_ns = 0;
+    bool started = false;
+    bool alarm_set = false;
+};
+
+eth_dev_ops make_ops() noexcept;
+const eth_dev_ops npa_ops = make_ops();
+
+npa_port* priv(rte_eth_dev* dev) noexcept { return static_cast<npa_port*>(dev->data->dev_private); }
+
+/// The port behind port_id when it is a net_npa port, else null.
+npa_port* find_port(std::uint16_t port_id) noexcept {
+    if (!rte_eth_dev_is_valid_port(port_id)) return nullptr;
+    rte_eth_dev* dev = &rte_eth_devices[port_id];
+    if (dev->dev_ops != &npa_ops || dev->data == nullptr) return nullptr;
+    return priv(dev);
+}
+
+// ---- data path ---------------------------------------------------------------------------
+
+std::uint16_t npa_rx_burst(void* rxq, rte_mbuf** pkts, std::uint16_t n) {
+    auto* r = static_cast<queue_ref*>(rxq);
+    return r->port->paths.rx_burst(r->q, as_refs(pkts, n));
+}
+
+std::uint16_t npa_tx_burst(void* txq, rte_mbuf** pkts, std::uint16_t n) {
+    auto* t = static_cast<queue_ref*>(txq);
+    return t->port->paths.tx_burst(t->q, as_refs(pkts, n));
+}
+
+// ---- control state onto a sub-device -------------------------------------------------
+
+/// Applies the whole control state to one sub-device (at attach, and so on every switch
+/// target before it carries traffic). Features a sub-device lacks (-ENOTSUP) are skipped:
+/// the intersection in dev_infos_get already told the application.
+void replay_control(npa_port& p, const sub_device& s) noexcept {
+    const std::uint16_t id = s.port_id;
+    (void)rte_eth_dev_default_mac_addr_set(id, &p.ctl.mac);
+    for (std::size_t i = 0; i < max_mac_addrs; ++i) {
+        if (p.ctl.extra_used[i]) (void)rte_eth_dev_mac_addr_add(id, &p.ctl.extra[i], 0);
+    }
+    (void)(p.ctl.promisc ? rte_eth_promiscuous_enable(id) : rte_eth_promiscuous_disable(id));
+    (void)(p.ctl.allmulti ? rte_eth_allmulticast_enable(id) : rte_eth_allmulticast_disable(id));
+    for (std::size_t v = 0; v < p.ctl.vlans.size(); ++v) {
+        if (p.ctl.vlans[v]) (void)rte_eth_dev_vlan_filter(id, static_cast<std::uint16_t>(v), 1);
+    }
+}
+
+bool usable(const npa_port& p, std::size_t i) noexcept {
+    return i < p.nsubs && !p.subs[i].removed && p.paths.plugin(i).attached();
+}
+
+bool link_up(const sub_device& s) noexcept {
+    rte_eth_link l{};
+    return rte_eth_link_get_nowait(s.port_id, &l) == 0 && l.link_status == RTE_ETH_LINK_UP;
+}
+
+/// The most preferred usable path with its link up, other than `except`.
+std::uint32_t best_path(const npa_port& p, std::uint32_t except) noexcept {
+    const std::uint64_t now = ethdev_paths::now_ns();
+    for (std::uint32_t i = 0; i < p.nsubs; ++i) {
+        if (i != except && usable(p, i) && p.subs[i].backoff_until_ns <= now &&
+            link_up(p.subs[i])) {
+            return i;
+        }
+    }
+    return ethdev_paths::no_path;
+}
+
+status do_switch(npa_port& p, std::uint32_t path, switch_reason why) noexcept {
+    if (path >= p.nsubs) return {errc::invalid_argument, "no such path"};
+    if (p.subs[path].removed) return {errc::removed, "the path's device is gone"};
+    if (p.started && !p.paths.plugin(path).attached()) {
+        return {errc::device_error, "the path's device is not started"};
+    }
+    const std::uint64_t now = ethdev_paths::now_ns();
+    const bool automatic = why == switch_reason::link_down || why == switch_reason::preferred_back;
+    if (automatic && now - p.last_switch_ns < std::uint64_t{p.args.dwell_ms} * 1'000'000) {
+        return {errc::busy, "minimum dwell time on the current path not elapsed"};
+    }
+    const std::uint32_t from = p.paths.target();
+    const status st = p.paths.request_switch(path, why, p.started);
+    if (st.ok() && path != from) {
+        p.last_switch_ns = now;
+        NPA_LOG(INFO, "%s: data path %u (%s) -> %u (%s), reason %s\n", p.dev->data->name, from,
+                p.subs[from].name, path, p.subs[path].name, to_string(why));
+    }
+    return st;
+}
+
+/// Periodic policy (rte_eal_alarm): link loss on the active path moves traffic to the
+/// best other path; the preferred path coming back takes it back after the dwell time,
+/// unless the application chose the current path itself.
+void policy_tick(void* arg) {
+    auto* p = static_cast<npa_port*>(arg);
+    if (!p->started) {
+        p->alarm_set = false;
+        return;
+    }
+    const std::uint32_t cur = p->paths.target();
+    if (p->args.auto_switch && !p->paths.switching()) {
+        if (!link_up(p->subs[cur]) || p->subs[cur].removed) {
+            const std::uint32_t next = best_path(*p, cur);
+            if (next != ethdev_paths::no_path) (void)do_switch(*p, next, switch_reason::link_down);
+        } else if (p->paths.history().last_reason != switch_reason::request) {
+            const std::uint32_t best = best_path(*p, ethdev_paths::no_path);
+            if (best != ethdev_paths::no_path && best < cur) {
+                (void)do_switch(*p, best, switch_reason::preferred_back);
+            }
+        }
+    }
+    p->alarm_set = rte_eal_alarm_set(policy_tick_us, policy_tick, p) == 0;
+}
+
+/// RTE_ETH_EVENT_INTR_RMV on a sub-device: stop using it at once (no dwell time, no
+/// drain: its queues may no longer be readable), then stop watching it.
+int on_sub_event(std::uint16_t sub_port, rte_eth_event_type type, void* arg, void*) {
+    auto* p = static_cast<npa_port*>(arg);
+    if (type != RTE_ETH_EVENT_INTR_RMV) return 0;
+    for (std::uint32_t i = 0; i < p->nsubs; ++i) {
+        if (p->subs[i].port_id != sub_port || p->subs[i].removed) continue;
+        NPA_LOG(WARNING, "%s: sub-device %s removed\n", p->dev->data->name, p->subs[i].name);
+        p->paths.forget_drain(i);
+        if (p->paths.target() == i) {
+            const std::uint32_t next = best_path(*p, i);
+            if (next == ethdev_paths::no_path) {
+                NPA_LOG(ERR, "%s: no other usable path; link down\n", p->dev->data->name);
+            } else {
+                const status st = do_switch(*p, next, switch_reason::removal);
+                if (!st.ok()) NPA_LOG(ERR, "switch after removal failed: %s\n", st.reason());
+            }
+        }
+        p->subs[i].removed = true;
+        p->paths.plugin(i).mark_removed();
+    }
+    return 0;
+}
+
+// ---- ethdev operations ------------------------------------------------------------------
+
+int npa_dev_configure(rte_eth_dev* dev) {
+    npa_port& p = *priv(dev);
+    const auto& d = *dev->data;
+    if (d.nb_rx_queues != d.nb_tx_queues) {
+        NPA_LOG(ERR, "%s: RX and TX queue counts must match (%u vs %u)\n", d.name,
+                d.nb_rx_queues, d.nb_tx_queues);
+        return -EINVAL;
+    }
+    if (d.nb_rx_queues == 0 || d.nb_rx_queues > ethdev_max_queues) {
+        NPA_LOG(ERR, "%s: 1 to %u queue pairs supported, %u asked\n", d.name,
+                ethdev_max_queues, d.nb_rx_queues);
+        return -EINVAL;
+    }
+    (void)p;
+    return 0;
+}
+
+int npa_dev_infos_get(rte_eth_dev* dev, rte_eth_dev_info* info) {
+    npa_port& p = *priv(dev);
+    // The intersection of what every sub-device offers: what the application sees is what
+    // stays in effect whichever path carries the traffic.
+    info->max_rx_queues = ethdev_max_queues;
+    info->max_tx_queues = ethdev_max_queues;
+    info->max_mac_addrs = max_mac_addrs;
+    info->max_rx_pktlen = UINT32_MAX;
+    info->min_mtu = RTE_ETHER_MIN_MTU;
+    info->max_mtu = UINT16_MAX;
+    info->rx_offload_capa = ~0ull;
+    info->tx_offload_capa = ~0ull;
+    info->rx_queue_offload_capa = ~0ull;
+    info->tx_queue_offload_capa = ~0ull;
+    info->flow_type_rss_offloads = ~0ull;
+    info->rx_desc_lim = {UINT16_MAX, 0, 1, 0, 0};
+    info->tx_desc_lim = {UINT16_MAX, 0, 1, 0, 0};
+    bool any = false;
+    for (std::size_t i = 0; i < p.nsubs; ++i) {
+        if (p.subs[i].removed) continue;
+        rte_eth_dev_info s{};
+        if (rte_eth_dev_info_get(p.subs[i].port_id, &s) != 0) continue;
+        any = true;
+        info->max_rx_queues = std::min(info->max_rx_queues, s.max_rx_queues);
+        info->max_tx_queues = std::min(info->max_tx_queues, s.max_tx_queues);
+        info->max_rx_pktlen = std::min(info->max_rx_pktlen, s.max_rx_pktlen);
+        info->min_mtu = std::max(info->min_mtu, s.min_mtu);
+        info->max_mtu = std::min(info->max_mtu, s.max_mtu);
+        info->rx_offload_capa &= s.rx_offload_capa;
+        info->tx_offload_capa &= s.tx_offload_capa;
+        info->rx_queue_offload_capa &= s.rx_queue_offload_capa;
+        info->tx_queue_offload_capa &= s.tx_queue_offload_capa;
+        info->flow_type_rss_offloads &= s.flow_type_rss_offloads;
+        info->rx_desc_lim.nb_max = std::min(info->rx_desc_lim.nb_max, s.rx_desc_lim.nb_max);
+        info->rx_desc_lim.nb_min = std::max(info->rx_desc_lim.nb_min, s.rx_desc_lim.nb_min);
+        info->tx_desc_lim.nb_max = std::min(info->tx_desc_lim.nb_max, s.tx_desc_lim.nb_max);
+        info->tx_desc_lim.nb_min = std::max(info->tx_desc_lim.nb_min, s.tx_desc_lim.nb_min);
+    }
+    if (!any) {
+        info->rx_offload_capa = info->tx_offload_capa = 0;
+        info->rx_queue_offload_capa = info->tx_queue_offload_capa = 0;
+        info->flow_type_rss_offloads = 0;
+    }
+    info->max_rx_queues = std::min<std::uint16_t>(info->max_rx_queues, ethdev_max_queues);
+    info->max_tx_queues = std::min<std::uint16_t>(info->max_tx_queues, ethdev_max_queues);
+    return 0;
+}
+
+int npa_rx_queue_setup(rte_eth_dev* dev, std::uint16_t qid, std::uint16_t nb_desc,
+                       unsigned int, const rte_eth_rxconf*, rte_mempool* mp) {
+    npa_port& p = *priv(dev);
+    if (qid >= ethdev_max_queues || mp == nullptr) return -EINVAL;
+    p.rx_pools[qid] = mp;
+    p.rx_desc = nb_desc;
+    p.rxq[qid] = {&p, qid};
+    dev->data->rx_queues[qid] = &p.rxq[qid];
+    return 0;
+}
+
+int npa_tx_queue_setup(rte_eth_dev* dev, std::uint16_t qid, std::uint16_t nb_desc,
+                       unsigned int, const rte_eth_txconf*) {
+    npa_port& p = *priv(dev);
+    if (qid >= ethdev_max_queues) return -EINVAL;
+    p.tx_desc = nb_desc;
+    p.txq[qid] = {&p, qid};
+    dev->data->tx_queues[qid] = &p.txq[qid];
+    return 0;
+}
+
+void npa_queue_release(rte_eth_dev*, std::uint16_t) {}
+
+int npa_dev_stop(rte_eth_dev* dev);
+
+/// Steps: 1. attach every sub-device (configure, queues from the application's mempools,
+/// start): warm standby for all; 2. replay the control state on each; 3. put the data
+/// path on the preferred usable path; 4. start the link-policy timer.
+int npa_dev_start(rte_eth_dev* dev) {
+    npa_port& p = *priv(dev);
+    const auto& d = *dev->data;
+    queue_config qc;
+    qc.queues = d.nb_rx_queues;
+    qc.rx_ring_size = p.rx_desc;
+    qc.tx_ring_size = p.tx_desc;
+    std::size_t up = 0;
+    for (std::size_t i = 0; i < p.nsubs; ++i) {
+        if (p.subs[i].removed) continue;
+        ethdev_port win;
+        win.port_id = p.subs[i].port_id;
+        win.rx_pools = std::span<rte_mempool* const>(p.rx_pools.data(), d.nb_rx_queues);
+        win.conf = d.dev_conf;
+        win.conf.intr_conf.lsc = 0;  // link state is polled (policy_tick)
+        win.conf.intr_conf.rmv = 0;  // RMV is an event callback, no interrupt mode needed
+        const status st = p.paths.plugin(i).attach(p.api, win, qc);
+        if (!st.ok()) {
+            NPA_LOG(ERR, "%s: sub-device %s not usable: %s\n", d.name, p.subs[i].name,
+                    st.reason());
+            continue;
+        }
+        replay_control(p, p.subs[i]);
+        ++up;
+    }
+    if (up == 0) {
+        NPA_LOG(ERR, "%s: no sub-device could be started\n", d.name);
+        return -EIO;
+    }
+    std::uint32_t first = p.paths.target();
+    if (!usable(p, first)) {
+        first = p.args.active;
+        for (std::uint32_t i = 0; i < p.nsubs && !usable(p, first); ++i) first = i;
+    }
+    p.paths.reset(first, d.nb_rx_queues);
+    p.started = true;
+    for (std::uint16_t q = 0; q < d.nb_rx_queues; ++q) {
+        dev->data->rx_queue_state[q] = RTE_ETH_QUEUE_STATE_STARTED;
+        dev->data->tx_queue_state[q] = RTE_ETH_QUEUE_STATE_STARTED;
+    }
+    dev->data->dev_link.link_status = RTE_ETH_LINK_UP;
+    if (!p.alarm_set) p.alarm_set = rte_eal_alarm_set(policy_tick_us, policy_tick, &p) == 0;
+    return 0;
+}
+
+int npa_dev_stop(rte_eth_dev* dev) {
+    npa_port& p = *priv(dev);
+    p.started = false;
+    if (p.alarm_set) {
+        rte_eal_alarm_cancel(policy_tick, &p);
+        p.alarm_set = false;
+    }
+    for (std::size_t i = 0; i < p.nsubs; ++i) p.paths.plugin(i).detach();
+    for (std::uint16_t q = 0; q < dev->data->nb_rx_queues; ++q) {
+        dev->data->rx_queue_state[q] = RTE_ETH_QUEUE_STATE_STOPPED;
+        dev->data->tx_queue_state[q] = RTE_ETH_QUEUE_STATE_STOPPED;
+    }
+    dev->data->dev_link.link_status = RTE_ETH_LINK_DOWN;
+    return 0;
+}
+
+void release_subs(npa_port& p) noexcept {
+    for (std::size_t i = 0; i < p.nsubs; ++i) {
+        sub_device& s = p.subs[i];
+        if (s.port_id >= RTE_MAX_ETHPORTS) continue;
+        (void)rte_eth_dev_callback_unregister(s.port_id, RTE_ETH_EVENT_INTR_RMV, on_sub_event, &p);
+        if (!s.removed && rte_eth_dev_is_valid_port(s.port_id)) {
+            (void)rte_eth_dev_owner_unset(s.port_id, p.owner.id);
+            if (s.probed_here) {
+                rte_eth_dev_info info{};
+                if (rte_eth_dev_info_get(s.port_id, &info) == 0 && info.device != nullptr) {
+                    (void)rte_eth_dev_close(s.port_id);
+                    (void)rte_dev_remove(info.device);
+                }
+            }
+        }
+        s.port_id = RTE_MAX_ETHPORTS;
+    }
+    if (p.owner.id != RTE_ETH_DEV_NO_OWNER) (void)rte_eth_dev_owner_delete(p.owner.id);
+    p.nsubs = 0;
+}
+
+int npa_dev_close(rte_eth_dev* dev) {
+    if (rte_eal_process_type() != RTE_PROC_PRIMARY) return 0;
+    npa_port& p = *priv(dev);
+    if (p.started) (void)npa_dev_stop(dev);
+    release_subs(p);
+    p.~npa_port();  // ethdev frees dev_private and mac_addrs after this returns
+    return 0;
+}
+
+int npa_link_update(rte_eth_dev* dev, int) {
+    npa_port& p = *priv(dev);
+    rte_eth_link link{};
+    link.link_status = RTE_ETH_LINK_DOWN;
+    link.link_duplex = RTE_ETH_LINK_FULL_DUPLEX;
+    link.link_autoneg = RTE_ETH_LINK_FIXED;
+    if (p.started) {
+        const std::uint32_t cur = p.paths.target();
+        rte_eth_link sl{};
+        if (usable(p, cur) && rte_eth_link_get_nowait(p.subs[cur].port_id, &sl) == 0) {
+            link = sl;
+        }
+    }
+    return rte_eth_linkstatus_set(dev, &link);
+}
+
+queue_stats queue_total(const npa_port& p, std::uint16_t q) noexcept {
+    queue_stats t;
+    for (std::size_t i = 0; i < p.nsubs; ++i) t += p.paths.plugin(i).stats(q);
+    return t;
+}
+
+int npa_stats_get(rte_eth_dev* dev, rte_eth_stats* st) {
+    npa_port& p = *priv(dev);
+    for (std::uint16_t q = 0; q < dev->data->nb_rx_queues && q < ethdev_max_queues; ++q) {
+        const queue_stats t = queue_total(p, q);
+        const queue_stats& b = p.base[q];
+        const std::uint64_t ip = t.rx_packets - b.rx_packets;
+        const std::uint64_t op = t.tx_packets - b.tx_packets;
+        const std::uint64_t ib = t.rx_bytes - b.rx_bytes;
+        const std::uint64_t ob = t.tx_bytes - b.tx_bytes;
+        st->ipackets += ip;
+        st->opackets += op;
+        st->ibytes += ib;
+        st->obytes += ob;
+        st->rx_nombuf += t.rx_no_buffer - b.rx_no_buffer;
+        if (q < RTE_ETHDEV_QUEUE_STAT_CNTRS) {
+            st->q_ipackets[q] = ip;
+            st->q_opackets[q] = op;
+            st->q_ibytes[q] = ib;
+            st->q_obytes[q] = ob;
+        }
+    }
+    // What the sub-devices themselves dropped or failed to receive.
+    for (std::size_t i = 0; i < p.nsubs; ++i) {
+        if (p.subs[i].removed) continue;
+        rte_eth_stats s{};
+        if (rte_eth_stats_get(p.subs[i].port_id, &s) == 0) {
+            st->imissed += s.imissed;
+            st->ierrors += s.ierrors;
+            st->oerrors += s.oerrors;
+        }
+    }
+    return 0;
+}
+
+int npa_stats_reset(rte_eth_dev* dev) {
+    npa_port& p = *priv(dev);
+    for (std::uint16_t q = 0; q < ethdev_max_queues; ++q) p.base[q] = queue_total(p, q);
+    return 0;
+}
+
+// xstats: per path rx/tx packets and bytes, then the switch telemetry.
+constexpr const char* path_xstat_names[path_xstats] = {"rx_packets", "tx_packets", "rx_bytes",
+                                                       "tx_bytes"};
+constexpr const char* switch_xstat_names[switch_xstats] = {
+    "switch_count",     "switch_last_ns", "switch_max_ns",     "switch_held_packets",
+    "switch_lost_packets", "switch_last_reason", "active_path"};
+
+int npa_xstats_get_names(rte_eth_dev* dev, rte_eth_xstat_name* names, unsigned int size) {
+    npa_port& p = *priv(dev);
+    const unsigned n = static_cast<unsigned>(p.nsubs) * path_xstats + switch_xstats;
+    if (names == nullptr || size < n) return static_cast<int>(n);
+    unsigned k = 0;
+    for (std::size_t i = 0; i < p.nsubs; ++i) {
+        for (const char* s : path_xstat_names) {
+            std::snprintf(names[k++].name, RTE_ETH_XSTATS_NAME_SIZE, "path%zu_%s", i, s);
+        }
+    }
+    for (const char* s : switch_xstat_names) {
+        std::snprintf(names[k++].name, RTE_ETH_XSTATS_NAME_SIZE, "%s", s);
+    }
+    return static_cast<int>(n);
+}
+
+int npa_xstats_get(rte_eth_dev* dev, rte_eth_xstat* xs, unsigned int size) {
+    npa_port& p = *priv(dev);
+    const unsigned n = static_cast<unsigned>(p.nsubs) * path_xstats + switch_xstats;
+    if (xs == nullptr || size < n) return static_cast<int>(n);
+    unsigned k = 0;
+    for (std::size_t i = 0; i < p.nsubs; ++i) {
+        queue_stats t;
+        for (std::uint16_t q = 0; q < ethdev_max_queues; ++q) t += p.paths.plugin(i).stats(q);
+        for (std::uint64_t v : {t.rx_packets, t.tx_packets, t.rx_bytes, t.tx_bytes}) {
+            xs[k] = {k, v};
+            ++k;
+        }
+    }
+    const switch_history& h = p.paths.history();
+    for (std::uint64_t v : {h.switches, h.last_ns, h.max_ns, h.held, h.lost,
+                            static_cast<std::uint64_t>(h.last_reason),
+                            static_cast<std::uint64_t>(p.paths.target())}) {
+        xs[k] = {k, v};
+        ++k;
+    }
+    return static_cast<int>(n);
+}
+
+/// Runs `op` on every usable sub-device. -ENOTSUP from one of them is not an error for
+/// RX modes (the mode is a filter the sub-device may simply not have).
+template <class Op>
+int for_each_sub(npa_port& p, bool tolerate_notsup, Op op) {
+    int rc = 0;
+    for (std::size_t i = 0; i < p.nsubs; ++i) {
+        if (p.subs[i].removed) continue;
+        const int r = op(p.subs[i].port_id);
+        if (r != 0 && !(tolerate_notsup && r == -ENOTSUP) && rc == 0) rc = r;
+    }
+    return rc;
+}
+
+int npa_promisc_enable(rte_eth_dev* dev) {
+    npa_port& p = *priv(dev);
+    p.ctl.promisc = true;
+    return for_each_sub(p, true, rte_eth_promiscuous_enable);
+}
+int npa_promisc_disable(rte_eth_dev* dev) {
+    npa_port& p = *priv(dev);
+    p.ctl.promisc = false;
+    return for_each_sub(p, true, rte_eth_promiscuous_disable);
+}
+int npa_allmulti_enable(rte_eth_dev* dev) {
+    npa_port& p = *priv(dev);
+    p.ctl.allmulti = true;
+    return for_each_sub(p, true, rte_eth_allmulticast_enable);
+}
+int npa_allmulti_disable(rte_eth_dev* dev) {
+    npa_port& p = *priv(dev);
+    p.ctl.allmulti = false;
+    return for_each_sub(p, true, rte_eth_allmulticast_disable);
+}
+
+int npa_mac_set(rte_eth_dev* dev, rte_ether_addr* mac) {
+    npa_port& p = *priv(dev);
+    const int rc = for_each_sub(p, true, [mac](std::uint16_t id) {
+        return rte_eth_dev_default_mac_addr_set(id, mac);
+    });
+    if (rc == 0) p.ctl.mac = *mac;
+    return rc;
+}
+
+int npa_mac_add(rte_eth_dev* dev, rte_ether_addr* mac, std::uint32_t index, std::uint32_t vmdq) {
+    npa_port& p = *priv(dev);
+    if (index >= max_mac_addrs) return -ENOSPC;
+    const int rc = for_each_sub(p, false, [mac, vmdq](std::uint16_t id) {
+        return rte_eth_dev_mac_addr_add(id, mac, vmdq);
+    });
+    if (rc != 0) {
+        (void)for_each_sub(p, true, [mac](std::uint16_t id) { return rte_eth_dev_mac_addr_remove(id, mac); });
+        return rc;
+    }
+    p.ctl.extra[index] = *mac;
+    p.ctl.extra_used.set(index);
+    return 0;
+}
+
+void npa_mac_remove(rte_eth_dev* dev, std::uint32_t index) {
+    npa_port& p = *priv(dev);
+    if (index >= max_mac_addrs || !p.ctl.extra_used[index]) return;
+    rte_ether_addr mac = p.ctl.extra[index];
+    (void)for_each_sub(p, true, [&mac](std::uint16_t id) { return rte_eth_dev_mac_addr_remove(id, &mac); });
+    p.ctl.extra_used.reset(index);
+}
+
+int npa_mtu_set(rte_eth_dev* dev, std::uint16_t mtu) {
+    npa_port& p = *priv(dev);
+    // All or nothing: on a refusal, the sub-devices already changed go back.
+    std::array<std::uint16_t, max_sub_devices> old{};
+    for (std::size_t i = 0; i < p.nsubs; ++i) {
+        if (p.subs[i].removed) continue;
+        (void)rte_eth_dev_get_mtu(p.subs[i].port_id, &old[i]);
+        const int r = rte_eth_dev_set_mtu(p.subs[i].port_id, mtu);
+        if (r != 0) {
+            NPA_LOG(ERR, "%s: sub-device %s refuses MTU %u (%d)\n", dev->data->name,
+                    p.subs[i].name, mtu, r);
+            for (std::size_t j = 0; j < i; ++j) {
+                if (!p.subs[j].removed) (void)rte_eth_dev_set_mtu(p.subs[j].port_id, old[j]);
+            }
+            return r;
+        }
+    }
+    p.ctl.mtu = mtu;
+    return 0;
+}
+
+int npa_vlan_filter_set(rte_eth_dev* dev, std::uint16_t vid, int on) {
+    npa_port& p = *priv(dev);
+    if (vid > RTE_ETHER_MAX_VLAN_ID) return -EINVAL;
+    const int rc = for_each_sub(p, false, [vid, on](std::uint16_t id) {
+        return rte_eth_dev_vlan_filter(id, vid, on);
+    });
+    if (rc != 0) return rc;
+    p.ctl.vlans.set(vid, on != 0);
+    return 0;
+}
+
+eth_dev_ops make_ops() noexcept {
+    eth_dev_ops o{};
+    o.dev_configure = npa_dev_configure;
+    o.dev_start = npa_dev_start;
+    o.dev_stop = npa_dev_stop;
+    o.dev_close = npa_dev_close;
+    o.dev_infos_get = npa_dev_infos_get;
+    o.link_update = npa_link_update;
+    o.rx_queue_setup = npa_rx_queue_setup;
+    o.tx_queue_setup = npa_tx_queue_setup;
+    o.rx_queue_release = npa_queue_release;
+    o.tx_queue_release = npa_queue_release;
+    o.stats_get = npa_stats_get;
+    o.stats_reset = npa_stats_reset;
+    o.xstats_get = npa_xstats_get;
+    o.xstats_get_names = npa_xstats_get_names;
+    o.promiscuous_enable = npa_promisc_enable;
+    o.promiscuous_disable = npa_promisc_disable;
+    o.allmulticast_enable = npa_allmulti_enable;
+    o.allmulticast_disable = npa_allmulti_disable;
+    o.mac_addr_set = npa_mac_set;
+    o.mac_addr_add = npa_mac_add;
+    o.mac_addr_remove = npa_mac_remove;
+    o.mtu_set = npa_mtu_set;
+    o.vlan_filter_set = npa_vlan_filter_set;
+    return o;
+}
+
+// ---- probe / remove ---------------------------------------------------------------------
+
+/// The ethdev port a probed device string made: by name (vdevs and PCI ports are named
+/// after their device), else the first port whose device matches the string.
+std::uint16_t port_of(const char* devstr) noexcept {
+    char name[RTE_ETH_NAME_MAX_LEN];
+    std::size_t n = std::strcspn(devstr, ",");
+    if (n >= sizeof name) n = sizeof name - 1;
+    std::memcpy(name, devstr, n);
+    name[n] = '\0';
+    std::uint16_t id = RTE_MAX_ETHPORTS;
+    if (rte_eth_dev_get_port_by_name(name, &id) == 0) return id;
+    rte_dev_iterator it{};
+    if (rte_eth_iterator_init(&it, devstr) == 0) {
+        id = rte_eth_iterator_next(&it);
+        rte_eth_iterator_cleanup(&it);
+        if (id < RTE_MAX_ETHPORTS) return id;
+    }
+    return RTE_MAX_ETHPORTS;
+}
+
+int npa_probe(rte_vdev_device* vdev) {
+    const char* name = rte_vdev_device_name(vdev);
+    if (rte_eal_process_type() != RTE_PROC_PRIMARY) {
+        NPA_LOG(ERR, "%s: secondary processes are not supported\n", name);
+        return -ENOTSUP;
+    }
+    // Step 1: arguments, all checked before anything is probed.
+    npa_devargs args;
+    if (const status st = parse_devargs(rte_vdev_device_args(vdev), args); !st.ok()) {
+        NPA_LOG(ERR, "%s: %s\n", name, args.error.data());
+        return -EINVAL;
+    }
+    // Step 2: the port, its private data constructed in place.
+    rte_eth_dev* dev = rte_eth_vdev_allocate(vdev, sizeof(npa_port));
+    if (dev == nullptr) return -ENOMEM;
+    auto* p = ::new (dev->data->dev_private) npa_port{};
+    p->dev = dev;
+    p->args = args;
+    dev->dev_ops = &npa_ops;
+    dev->rx_pkt_burst = npa_rx_burst;
+    dev->tx_pkt_burst = npa_tx_burst;
+    dev->data->mac_addrs = static_cast<rte_ether_addr*>(
+        rte_zmalloc_socket(name, sizeof(rte_ether_addr) * max_mac_addrs, 0, rte_socket_id()));
+    int rc = 0;
+    if (dev->data->mac_addrs == nullptr) {
+        rc = -ENOMEM;
+    } else if (rte_eth_dev_owner_new(&p->owner.id) != 0) {
+        rc = -EIO;
+    } else {
+        std::snprintf(p->owner.name, sizeof p->owner.name, "%s", name);
+    }
+    // Step 3: the sub-devices, in preference order; each is owned by this port so that
+    // the application does not also use it as a port of its own.
+    for (std::size_t i = 0; rc == 0 && i < args.dev_count; ++i) {
+        const char* ds = args.devs[i].data();
+        sub_device& s = p->subs[i];
+        const int r = rte_dev_probe(ds);
+        if (r != 0 && r != -EEXIST) {
+            NPA_LOG(ERR, "%s: cannot probe sub-device dev(%s): %s\n", name, ds, std::strerror(-r));
+            rc = r;
+            break;
+        }
+        s.probed_here = r == 0;
+        s.port_id = port_of(ds);
+        p->nsubs = i + 1;
+        if (s.port_id >= RTE_MAX_ETHPORTS) {
+            NPA_LOG(ERR, "%s: dev(%s) is not an ethdev port\n", name, ds);
+            rc = -ENODEV;
+            break;
+        }
+        (void)rte_eth_dev_get_name_by_port(s.port_id, s.name);
+        if (rte_eth_dev_owner_set(s.port_id, &p->owner) != 0) {
+            NPA_LOG(ERR, "%s: sub-device %s is already owned by another port\n", name, s.name);
+            s.port_id = RTE_MAX_ETHPORTS;
+            rc = -EBUSY;
+            break;
+        }
+        (void)rte_eth_dev_callback_register(s.port_id, RTE_ETH_EVENT_INTR_RMV, on_sub_event, p);
+    }
+    if (rc != 0) {
+        release_subs(*p);
+        p->~npa_port();
+        rte_eth_dev_release_port(dev);  // frees dev_private and mac_addrs
+        return rc;
+    }
+    // Step 4: the port's MAC is the preferred sub-device's (as fail-safe does); it is
+    // set on every sub-device when they start.
+    (void)rte_eth_macaddr_get(p->subs[args.active].port_id, &p->ctl.mac);
+    dev->data->mac_addrs[0] = p->ctl.mac;
+    p->paths.reset(args.active, 1);
+    dev->data->dev_flags |= RTE_ETH_DEV_AUTOFILL_QUEUE_XSTATS;
+    dev->data->dev_link.link_status = RTE_ETH_LINK_DOWN;
+    rte_eth_dev_probing_finish(dev);
+    NPA_LOG(INFO, "%s: port %u over %zu sub-device(s), active %s\n", name, dev->data->port_id,
+            p->nsubs, p->subs[args.active].name);
+    return 0;
+}
+
+int npa_remove(rte_vdev_device* vdev) {
+    rte_eth_dev* dev = rte_eth_dev_allocated(rte_vdev_device_name(vdev));
+    if (dev == nullptr) return 0;
+    if (dev->state != RTE_ETH_DEV_UNUSED && dev->dev_ops == &npa_ops && dev->data->dev_private) {
+        (void)rte_eth_dev_close(dev->data->port_id);
+        return 0;
+    }
+    return rte_eth_dev_release_port(dev);
+}
+
+// ---- telemetry: /npa/switch and /npa/status ------------------------------------------
+
+bool parse_params(const char* params, unsigned long* v, int n) noexcept {
+    if (params == nullptr) return false;
+    const char* s = params;
+    for (int i = 0; i < n; ++i) {
+        char* end = nullptr;
+        errno = 0;
+        v[i] = std::strtoul(s, &end, 10);
+        if (end == s || errno != 0) return false;
+        s = end;
+        if (i + 1 < n) {
+            if (*s != ',') return false;
+            ++s;
+        }
+    }
+    return *s == '\0';
+}
+
+int tel_status(const char*, const char* params, rte_tel_data* d) {
+    unsigned long v[1];
+    if (!parse_params(params, v, 1) || v[0] >= RTE_MAX_ETHPORTS) return -EINVAL;
+    rte_pmd_npa_status_info st{};
+    if (rte_pmd_npa_status(static_cast<std::uint16_t>(v[0]), &st) != 0) return -ENODEV;
+    rte_tel_data_start_dict(d);
+    rte_tel_data_add_dict_u64(d, "paths", st.paths);
+    rte_tel_data_add_dict_u64(d, "active", st.active);
+    rte_tel_data_add_dict_u64(d, "switching", st.switching);
+    rte_tel_data_add_dict_u64(d, "switches", st.switches);
+    rte_tel_data_add_dict_u64(d, "last_switch_ns", st.last_switch_ns);
+    rte_tel_data_add_dict_u64(d, "max_switch_ns", st.max_switch_ns);
+    rte_tel_data_add_dict_u64(d, "held", st.held);
+    rte_tel_data_add_dict_u64(d, "lost", st.lost);
+    rte_tel_data_add_dict_string(d, "last_reason", st.last_reason);
+    npa_port* p = find_port(static_cast<std::uint16_t>(v[0]));
+    for (std::size_t i = 0; p != nullptr && i < p->nsubs; ++i) {
+        char key[32];
+        std::snprintf(key, sizeof key, "path%zu", i);
+        rte_tel_data_add_dict_string(d, key, p->subs[i].removed ? "(removed)" : p->subs[i].name);
+    }
+    return 0;
+}
+
+int tel_switch(const char* cmd, const char* params, rte_tel_data* d) {
+    unsigned long v[2];
+    if (!parse_params(params, v, 2) || v[0] >= RTE_MAX_ETHPORTS) return -EINVAL;
+    const int rc = rte_pmd_npa_switch(static_cast<std::uint16_t>(v[0]),
+                                      static_cast<std::uint32_t>(v[1]));
+    if (rc != 0) {
+        rte_tel_data_start_dict(d);
+        rte_tel_data_add_dict_int(d, "error", rc);
+        return 0;
+    }
+    char p0[8];
+    std::snprintf(p0, sizeof p0, "%lu", v[0]);
+    return tel_status(cmd, p0, d);
+}
+
+} // namespace
+} // namespace npa::dpdk
+
+// ---- public API -------------------------------------------------------------------------
+
+extern "C" {
+
+__attribute__((visibility("default"))) int rte_pmd_npa_is_npa_port(uint16_t port_id) {
+    return npa::dpdk::find_port(port_id) != nullptr ? 1 : 0;
+}
+
+__attribute__((visibility("default"))) int rte_pmd_npa_switch(uint16_t port_id, uint32_t path) {
+    using namespace npa::dpdk;
+    npa_port* p = find_port(port_id);
+    if (p == nullptr) return -ENODEV;
+    const npa::status st = do_switch(*p, path, switch_reason::request);
+    if (st.ok()) return 0;
+    NPA_LOG(ERR, "%s: switch to path %u refused: %s\n", p->dev->data->name, path, st.reason());
+    switch (st.code()) {
+    case npa::errc::invalid_argument: return -EINVAL;
+    case npa::errc::busy: return -EBUSY;
+    default: return -EIO;
+    }
+}
+
+__attribute__((visibility("default"))) int rte_pmd_npa_status(uint16_t port_id,
+                                                              struct rte_pmd_npa_status_info* st) {
+    using namespace npa::dpdk;
+    npa_port* p = find_port(port_id);
+    if (p == nullptr || st == nullptr) return -ENODEV;
+    const switch_history& h = p->paths.history();
+    *st = {};
+    st->paths = static_cast<uint32_t>(p->nsubs);
+    st->active = p->paths.target();
+    st->switching = p->paths.switching() ? 1 : 0;
+    st->switches = h.switches;
+    st->last_switch_ns = h.last_ns;
+    st->max_switch_ns = h.max_ns;
+    st->held = h.held;
+    st->lost = h.lost;
+    st->last_reason = to_string(h.last_reason);
+    for (std::size_t i = 0; i < 8; ++i) {
+        st->sub_port[i] = i < p->nsubs && !p->subs[i].removed ? p->subs[i].port_id
+                                                              : uint16_t{RTE_MAX_ETHPORTS};
+    }
+    return 0;
+}
+
+} // extern "C"
+
+namespace npa::dpdk {
+namespace {
+RTE_INIT(npa_init) {
+    logtype = rte_log_register_type_and_pick_level("pmd.net.npa", RTE_LOG_NOTICE);
+    net_npa_drv.probe = npa_probe;
+    net_npa_drv.remove = npa_remove;
+    (void)rte_telemetry_register_cmd(
+        "/npa/switch", tel_switch,
+        "Moves a net_npa port's data path. Parameters: int port_id, int path");
+    (void)rte_telemetry_register_cmd(
+        "/npa/status", tel_status,
+        "Returns a net_npa port's paths and switch telemetry. Parameters: int port_id");
+}
+} // namespace
+} // namespace npa::dpdk
+
+RTE_PMD_REGISTER_VDEV(net_npa, net_npa_drv);
+RTE_PMD_REGISTER_PARAM_STRING(net_npa,
+                              "dev(<device>) active=<int> dwell_ms=<int> backoff_ms=<int> "
+                              "auto=<0|1>");
