@@ -28,6 +28,7 @@
 #include <concepts>
 #include <cstdint>
 #include <cstring>
+#include <span>
 #include <type_traits>
 
 namespace npa {
@@ -134,6 +135,14 @@ public:
         cur_.advance(size_);
     }
 
+    /// produce() for each descriptor of `ds`, in order. The caller has made sure that
+    /// ds.size() slots are free (it knows from its completions, as every driver does).
+    void produce_burst(std::span<const desc_type> ds) noexcept {
+        for (const desc_type& d : ds) {
+            produce(d);
+        }
+    }
+
 private:
     desc_type* ring_ = nullptr;
     std::uint32_t size_ = 0;
@@ -189,6 +198,17 @@ public:
         Tr::own_word(out) = w;
         cur_.advance(size_);
         return true;
+    }
+
+    /// Polls up to out.size() consecutive slots; returns how many were ready and copied
+    /// (0..n). Stops at the first slot that is not ready, so the order is the ring's.
+    [[nodiscard]] std::uint32_t poll_burst(std::span<desc_type> out) noexcept {
+        const auto n = static_cast<std::uint32_t>(out.size());
+        std::uint32_t k = 0;
+        while (k < n && poll(out[k])) {
+            ++k;
+        }
+        return k;
     }
 
     /// Skips the next slot without reading it (used after a ring reset decision).

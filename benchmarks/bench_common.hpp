@@ -1,0 +1,69 @@
+// benchmarks/bench_common.hpp: thread pinning and the start line shared by the
+// cross-core cases.
+#pragma once
+
+#include <atomic>
+#include <cstdio>
+#include <thread>
+
+#include <pthread.h>
+#include <sched.h>
+#include <unistd.h>
+
+namespace npa_bench {
+
+// ---- tuning constants --------------------------------------------------------------
+// The producer (the benchmark's own thread) runs on core 0 and the consumer / echo thread
+// on core 1: two physical cores on the reference machine, so every handover crosses the
+// cache-coherence fabric, which is the case a NIC driver's rings live in.
+inline constexpr int producer_core = 0;
+inline constexpr int consumer_core = 1;
+
+/// The CPUs this process may use, read once before any thread is pinned (a thread
+/// inherits its creator's affinity, so asking later would see only the creator's core).
+inline const cpu_set_t& allowed_cpus() noexcept {
+    static const cpu_set_t set = [] {
+        cpu_set_t s;
+        CPU_ZERO(&s);
+        if (sched_getaffinity(0, sizeof(s), &s) != 0) {
+            CPU_ZERO(&s);
+        }
+        return s;
+    }();
+    return set;
+}
+
+/// Pins the calling thread to the core-th allowed CPU (wrapping, so the suite still runs
+/// on a one-core machine, where both threads then share it). Returns false if the kernel
+/// refused.
+inline bool pin_to_core(int core) noexcept {
+    const cpu_set_t& allowed = allowed_cpus();
+    const int n = CPU_COUNT(&allowed);
+    if (n <= 0) {
+        return false;
+    }
+    int want = core % n;
+    int cpu = -1;
+    for (int c = 0; c < CPU_SETSIZE; ++c) {
+        if (CPU_ISSET(c, &allowed) && want-- == 0) {
+            cpu = c;
+            break;
+        }
+    }
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    CPU_SET(cpu, &set);
+    return pthread_setaffinity_np(pthread_self(), sizeof(set), &set) == 0;
+}
+
+/// Busy-wait hint (PAUSE on x86): keeps a spinning thread from starving its sibling and
+/// from flooding the fabric with reads.
+inline void cpu_relax() noexcept {
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#elif defined(__aarch64__)
+    asm volatile("yield" ::: "memory");
+#endif
+}
+
+} // namespace npa_bench

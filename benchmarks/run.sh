@@ -1,0 +1,79 @@
+#!/usr/bin/env bash
+# benchmarks/run.sh: what `make bench` runs (issue 6).
+#
+#   1. configure and build a Release tree with the benchmarks (build/bench)
+#   2. run the whole ring suite NPA_BENCH_REPS times; within a repetition every
+#      implementation of a (case, size, burst) runs back to back, so slow phases of a
+#      noisy machine hit them alike; JSON per repetition into bench-results/raw/
+#   3. count instructions per element of the single-thread cases under callgrind
+#   4. benchmarks/report.py: medians, ratios to rte_ring and Boost, PNG plots,
+#      bench-results/latest.md and latest.json
+#
+# Knobs (environment): NPA_BENCH_REPS (default 5), NPA_BENCH_MIN_TIME (seconds per
+# benchmark and repetition, default 0.05), NPA_BENCH_FILTER (Google Benchmark regex),
+# NPA_BENCH_BUILD, NPA_BENCH_OUT, NPA_BENCH_SKIP_ICOUNT=1.
+# On a 2-core machine the defaults finish in about five minutes.
+set -euo pipefail
+
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+build=${NPA_BENCH_BUILD:-$root/build/bench}
+out=${NPA_BENCH_OUT:-$root/bench-results}
+reps=${NPA_BENCH_REPS:-5}
+min_time=${NPA_BENCH_MIN_TIME:-0.05}
+filter=${NPA_BENCH_FILTER:-.}
+jobs=$(nproc 2>/dev/null || echo 2)
+
+say() { printf '== %s\n' "$*" >&2; }
+
+# ---- 1. build ------------------------------------------------------------------------
+generator=()
+if command -v ninja >/dev/null 2>&1 && [ ! -f "$build/Makefile" ]; then
+    generator=(-G Ninja)
+fi
+say "configure $build (Release, benchmarks on)"
+cmake -S "$root" -B "$build" "${generator[@]}" -DCMAKE_BUILD_TYPE=Release \
+    -DNPA_BUILD_BENCHMARKS=ON -DNPA_BUILD_TESTS=OFF -DNPA_DPDK=OFF -DNPA_LINUX=OFF >/dev/null
+say "build"
+nice -n 10 cmake --build "$build" -j"$jobs" --target npa_ring_bench npa_ring_icount
+bindir="$build/bin"
+[ -x "$bindir/npa_ring_bench" ] || bindir="$build/benchmarks"
+
+# ---- 2. ring suite ---------------------------------------------------------------------
+raw="$out/raw"
+mkdir -p "$raw"
+rm -f "$raw"/run-*.json
+rm -rf "$raw/icount"
+for ((r = 1; r <= reps; r++)); do
+    say "ring suite, repetition $r of $reps"
+    "$bindir/npa_ring_bench" --benchmark_min_time="$min_time" \
+        --benchmark_filter="$filter" \
+        --benchmark_out="$raw/run-$r.json" --benchmark_out_format=json \
+        --benchmark_format=console >"$raw/run-$r.txt"
+done
+
+# ---- 3. instruction counts ----------------------------------------------------------------
+if [ "${NPA_BENCH_SKIP_ICOUNT:-0}" != 1 ] && command -v valgrind >/dev/null 2>&1; then
+    say "instruction counts under callgrind"
+    mkdir -p "$raw/icount"
+    # One process; each case is zeroed and dumped by client requests in the program, so
+    # every dump file holds exactly one case. Cache simulation off: Ir only.
+    (cd "$raw/icount" &&
+        valgrind --tool=callgrind --quiet --dump-instr=no --collect-atstart=yes \
+            --callgrind-out-file=callgrind.out "$bindir/npa_ring_icount" >counts.txt)
+else
+    say "valgrind not found (or NPA_BENCH_SKIP_ICOUNT=1): no instruction counts"
+fi
+
+# ---- 4. report -----------------------------------------------------------------------------
+say "report"
+# The system interpreter carries python3-matplotlib; a user-local python3 first on PATH
+# (pyenv, venv) often does not.
+py=python3
+for cand in /usr/bin/python3 python3; do
+    if "$cand" -c 'import matplotlib' >/dev/null 2>&1; then
+        py=$cand
+        break
+    fi
+done
+"$py" "$root/benchmarks/report.py" --raw "$raw" --out "$out" --build "$build"
+say "done: $out/latest.md"
