@@ -1,0 +1,64 @@
+# Runs one compile-fail case: compiles SOURCE with -DCASE=<n> and checks the outcome the
+# case's header line declares.
+#
+#   // case <n> <name>: compiles          the conforming type: must compile cleanly
+#   // case <n> <name>: <text>            must fail, and the diagnostic must contain <text>
+#   // case <n> <name>: <a> && <b>        ... and contain every one of <a>, <b>
+#
+# Expected texts are chosen to appear in both GCC's and Clang's diagnostics (the name of
+# the sub-concept that is not satisfied, the sentence of a static_assert).
+#
+# A case file also guards against a case breaking more than its one requirement: it
+# asserts every requirement it does not target, with a message containing
+# "NPA_CF_COLLATERAL"; that text in the output fails the case.
+#
+# Inputs: -DCOMPILER=<c++> -DSOURCE=<file> -DCASE=<n> -DINCLUDE_DIR=<npa include dir>
+foreach(v COMPILER SOURCE CASE INCLUDE_DIR)
+  if(NOT DEFINED ${v})
+    message(FATAL_ERROR "check_case.cmake: -D${v}=... is required")
+  endif()
+endforeach()
+
+file(STRINGS "${SOURCE}" decl REGEX "^// case ${CASE} [a-z0-9_]+: ")
+list(LENGTH decl ndecl)
+if(NOT ndecl EQUAL 1)
+  message(FATAL_ERROR "${SOURCE}: expected one '// case ${CASE} <name>: <expectation>' line, "
+                      "found ${ndecl}")
+endif()
+string(REGEX REPLACE "^// case ${CASE} [a-z0-9_]+: " "" expect "${decl}")
+
+# LC_ALL=C keeps the compiler's quotes plain ASCII; no colour codes in the output.
+execute_process(
+  COMMAND ${CMAKE_COMMAND} -E env LC_ALL=C
+          ${COMPILER} -std=c++20 -fsyntax-only -fdiagnostics-color=never
+          -I${INCLUDE_DIR} -DCASE=${CASE} ${SOURCE}
+  RESULT_VARIABLE rc
+  OUTPUT_VARIABLE out
+  ERROR_VARIABLE err)
+set(diag "${out}${err}")
+
+if(expect STREQUAL "compiles")
+  if(NOT rc EQUAL 0)
+    message(FATAL_ERROR "case ${CASE} (the conforming type) must compile, but did not:\n${diag}")
+  endif()
+  message(STATUS "case ${CASE}: compiles, as it must")
+  return()
+endif()
+
+if(rc EQUAL 0)
+  message(FATAL_ERROR "case ${CASE} compiled, but it breaks a requirement and must not: "
+                      "the concept or static_assert does not check it")
+endif()
+string(FIND "${diag}" "NPA_CF_COLLATERAL" collateral)
+if(NOT collateral EQUAL -1)
+  message(FATAL_ERROR "case ${CASE} breaks more than the one requirement it targets:\n${diag}")
+endif()
+string(REPLACE " && " ";" expect_all "${expect}")
+foreach(text IN LISTS expect_all)
+  string(FIND "${diag}" "${text}" at)
+  if(at EQUAL -1)
+    message(FATAL_ERROR "case ${CASE} failed to compile, but the diagnostic does not contain "
+                        "the expected text\n  \"${text}\"\n--- diagnostic ---\n${diag}")
+  endif()
+endforeach()
+message(STATUS "case ${CASE}: fails to compile with \"${expect}\", as it must")
