@@ -190,12 +190,15 @@ status do_switch(npa_port& p, std::uint32_t path, switch_reason why) noexcept {
 /// Periodic policy (rte_eal_alarm): link loss on the active path moves traffic to the
 /// best other path; the preferred path coming back takes it back after the dwell time,
 /// unless the application chose the current path itself.
+void retire_removed(npa_port& p) noexcept;
+
 void policy_tick(void* arg) {
     auto* p = static_cast<npa_port*>(arg);
     if (!p->started) {
         p->alarm_set = false;
         return;
     }
+    retire_removed(*p);
     const std::uint32_t cur = p->paths.target();
     if (p->args.auto_switch && !p->paths.switching()) {
         if (!link_up(p->subs[cur]) || p->subs[cur].removed) {
@@ -211,28 +214,45 @@ void policy_tick(void* arg) {
     p->alarm_set = rte_eal_alarm_set(policy_tick_us, policy_tick, p) == 0;
 }
 
-/// RTE_ETH_EVENT_INTR_RMV on a sub-device: stop using it at once (no dwell time, no
-/// drain: its queues may no longer be readable), then stop watching it.
+/// RTE_ETH_EVENT_INTR_RMV on a sub-device: the device is going away. It stops being a
+/// switch target at once (no dwell time); if it carries the traffic, the data path moves
+/// to the best other path and, as for any switch, first reads what the old device
+/// already received (a PMD that raised RMV answers its bursts safely until the device is
+/// detached, returning nothing once the hardware is gone). Once no queue reads it any
+/// more, policy_tick stops touching it for good.
 int on_sub_event(std::uint16_t sub_port, rte_eth_event_type type, void* arg, void*) {
     auto* p = static_cast<npa_port*>(arg);
     if (type != RTE_ETH_EVENT_INTR_RMV) return 0;
     for (std::uint32_t i = 0; i < p->nsubs; ++i) {
         if (p->subs[i].port_id != sub_port || p->subs[i].removed) continue;
         NPA_LOG(WARNING, "%s: sub-device %s removed\n", p->dev->data->name, p->subs[i].name);
-        p->paths.forget_drain(i);
+        p->subs[i].removed = true;
         if (p->paths.target() == i) {
             const std::uint32_t next = best_path(*p, i);
-            if (next == ethdev_paths::no_path) {
-                NPA_LOG(ERR, "%s: no other usable path; link down\n", p->dev->data->name);
-            } else {
-                const status st = do_switch(*p, next, switch_reason::removal);
-                if (!st.ok()) NPA_LOG(ERR, "switch after removal failed: %s\n", st.reason());
+            const status st = next == ethdev_paths::no_path
+                                  ? status{errc::removed, "no other usable path"}
+                                  : do_switch(*p, next, switch_reason::removal);
+            if (!st.ok()) {
+                NPA_LOG(ERR, "%s: no switch after removal: %s\n", p->dev->data->name, st.reason());
+                p->paths.forget_drain(i);
+                p->paths.plugin(i).mark_removed();
             }
+        } else if (!p->paths.switching()) {
+            p->paths.plugin(i).mark_removed();
         }
-        p->subs[i].removed = true;
-        p->paths.plugin(i).mark_removed();
     }
     return 0;
+}
+
+/// Removed sub-devices that no queue reads any more are never touched again.
+void retire_removed(npa_port& p) noexcept {
+    if (p.paths.switching()) return;
+    for (std::uint32_t i = 0; i < p.nsubs; ++i) {
+        if (p.subs[i].removed && i != p.paths.target() &&
+            p.paths.plugin(i).health() != errc::removed) {
+            p.paths.plugin(i).mark_removed();
+        }
+    }
 }
 
 // ---- ethdev operations ------------------------------------------------------------------

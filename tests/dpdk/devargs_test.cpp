@@ -1,0 +1,69 @@
+// tests/dpdk/devargs_test.cpp: net_npa device arguments, valid and malformed.
+#define DOCTEST_CONFIG_IMPLEMENT_WITH_MAIN
+#include <doctest/doctest.h>
+
+#include "devargs.hpp"
+
+#include <string>
+
+using npa::dpdk::npa_devargs;
+using npa::dpdk::parse_devargs;
+
+namespace {
+std::string error_of(const char* args) {
+    npa_devargs a;
+    const npa::status st = parse_devargs(args, a);
+    CHECK_FALSE(st.ok());
+    CHECK(st.code() == npa::errc::invalid_argument);
+    return a.error.data();
+}
+} // namespace
+
+TEST_CASE("sub-devices keep their own arguments and their order") {
+    npa_devargs a;
+    REQUIRE(parse_devargs("dev(net_null0,size=64,copy=1),dev(net_ring0),dev(0000:03:00.1)", a).ok());
+    REQUIRE(a.dev_count == 3);
+    CHECK(std::string{a.devs[0].data()} == "net_null0,size=64,copy=1");
+    CHECK(std::string{a.devs[1].data()} == "net_ring0");
+    CHECK(std::string{a.devs[2].data()} == "0000:03:00.1");
+    CHECK(a.active == 0);
+    CHECK(a.dwell_ms == npa::dpdk::default_dwell_ms);
+    CHECK(a.backoff_ms == npa::dpdk::default_backoff_ms);
+    CHECK(a.auto_switch);
+    CHECK(a.error[0] == '\0');
+}
+
+TEST_CASE("policy keys are parsed wherever they appear") {
+    npa_devargs a;
+    REQUIRE(parse_devargs("dwell_ms=250,dev(net_ring0),active=1,dev(net_ring1),backoff_ms=0,auto=0", a).ok());
+    CHECK(a.dev_count == 2);
+    CHECK(a.active == 1);
+    CHECK(a.dwell_ms == 250);
+    CHECK(a.backoff_ms == 0);
+    CHECK_FALSE(a.auto_switch);
+}
+
+TEST_CASE("malformed arguments are rejected with a sentence that says why") {
+    CHECK(error_of(nullptr).find("at least one dev(<device>) is required") != std::string::npos);
+    CHECK(error_of("").find("at least one dev(<device>) is required") != std::string::npos);
+    CHECK(error_of("active=0").find("no sub-device") != std::string::npos);
+    CHECK(error_of("dev(net_ring0),bogus=1") ==
+          "unknown argument 'bogus=1'; expected net_npa<N>,dev(<device>)[,dev(<device>)...]"
+          "[,active=<i>][,dwell_ms=<n>][,backoff_ms=<n>][,auto=0|1]");
+    CHECK(error_of("dev(net_ring0").find("unbalanced '('") != std::string::npos);
+    CHECK(error_of("dev(net_ring0))").find("unbalanced ')' at offset 14") != std::string::npos);
+    CHECK(error_of("dev()") == "dev() is empty: give a DPDK device, e.g. dev(net_ring0)");
+    CHECK(error_of("dev(net_ring0)x") == "'dev(net_ring0)x': text after dev(...)");
+    CHECK(error_of("dev(net_ring0),dev(net_ring0)") == "sub-device 'net_ring0' given twice");
+    CHECK(error_of("dev(net_ring0),,dev(net_ring1)").find("two commas") != std::string::npos);
+    CHECK(error_of("dev(net_ring0),dev(net_ring1),active=2") ==
+          "active=2 but only 2 sub-devices given (paths count from 0)");
+    CHECK(error_of("dev(net_ring0),dwell_ms=-5") ==
+          "dwell_ms=-5: expected a whole number from 0 to 3600000");
+    CHECK(error_of("dev(net_ring0),dwell_ms=99999999999") ==
+          "dwell_ms=99999999999: expected a whole number from 0 to 3600000");
+    CHECK(error_of("dev(net_ring0),auto=yes") == "auto=yes: expected a whole number from 0 to 1");
+    CHECK(error_of("dev(net_ring0),dwell_ms") == "'dwell_ms' needs a value (dwell_ms=<n>)");
+    CHECK(error_of("dev(a),dev(b),dev(c),dev(d),dev(e),dev(f),dev(g),dev(h),dev(i)") ==
+          "more than 8 sub-devices");
+}

@@ -1,0 +1,457 @@
+// tests/dpdk/net_npa_test.cpp: the DPDK adapter inside a real EAL (vdevs only).
+//
+// net_ring ports loop back: what is sent on queue q comes back on queue q, so packets can
+// circulate through net_npa and every one of them can be counted and put in order.
+// EAL runs with --no-huge --no-pci -m 512, as root, without hugepages.
+#define DOCTEST_CONFIG_IMPLEMENT
+#include <doctest/doctest.h>
+
+#include <npa/dpdk/ethdev_plugin.hpp>
+#include <npa/dpdk/mbuf.hpp>
+#include <npa/dpdk/rte_pmd_npa.h>
+
+#include <ethdev_driver.h>
+#include <rte_bus_vdev.h>
+#include <rte_eal.h>
+#include <rte_ethdev.h>
+#include <rte_log.h>
+
+#include <array>
+#include <cstdio>
+#include <cstring>
+#include <string>
+#include <unistd.h>
+#include <vector>
+
+using npa::dpdk::mbuf_ref;
+using npa::dpdk::mempool_pool;
+
+namespace {
+
+// Test sizes: enough packets that a switch lands mid-traffic, few enough to run in
+// well under a second anywhere (sanitizers included).
+constexpr std::uint32_t pool_size = 8191;
+constexpr std::uint32_t circulating = 256;   // packets per queue in the loop
+constexpr int rounds = 4000;                 // forwarding rounds per test
+constexpr std::uint16_t burst = 32;
+
+mempool_pool* g_pool = nullptr;
+
+/// A packet whose first 8 bytes say which queue and sequence number it carries.
+mbuf_ref make_packet(std::uint16_t q, std::uint32_t seq) {
+    std::array<mbuf_ref, 1> b{};
+    REQUIRE(g_pool->alloc_bulk(b) == 1);
+    b[0].set_length(64);
+    std::memset(b[0].data(), 0, 64);
+    std::memcpy(b[0].data(), &q, sizeof q);
+    std::memcpy(b[0].data() + 4, &seq, sizeof seq);
+    return b[0];
+}
+std::uint32_t seq_of(mbuf_ref m) {
+    std::uint32_t s;
+    std::memcpy(&s, m.data() + 4, sizeof s);
+    return s;
+}
+std::uint16_t queue_of(mbuf_ref m) {
+    std::uint16_t q;
+    std::memcpy(&q, m.data(), sizeof q);
+    return q;
+}
+
+std::uint16_t port_by_name(const char* name) {
+    std::uint16_t id = RTE_MAX_ETHPORTS;
+    REQUIRE(rte_eth_dev_get_port_by_name(name, &id) == 0);
+    return id;
+}
+
+void start_port(std::uint16_t port, std::uint16_t queues) {
+    rte_eth_conf conf{};
+    REQUIRE(rte_eth_dev_configure(port, queues, queues, &conf) == 0);
+    for (std::uint16_t q = 0; q < queues; ++q) {
+        REQUIRE(rte_eth_rx_queue_setup(port, q, 512, 0, nullptr, g_pool->get()) == 0);
+        REQUIRE(rte_eth_tx_queue_setup(port, q, 512, 0, nullptr) == 0);
+    }
+    REQUIRE(rte_eth_dev_start(port) == 0);
+}
+
+/// Captures what DPDK logs while it lives.
+class log_capture {
+public:
+    log_capture() : f_(open_memstream(&buf_, &len_)) { rte_openlog_stream(f_); }
+    ~log_capture() {
+        rte_openlog_stream(nullptr);
+        std::fclose(f_);
+        std::free(buf_);
+    }
+    std::string text() {
+        std::fflush(f_);
+        return std::string(buf_, len_);
+    }
+
+private:
+    char* buf_ = nullptr;
+    std::size_t len_ = 0;
+    std::FILE* f_;
+};
+
+/// Counts of one circulation run.
+struct loop_result {
+    std::uint64_t received = 0;
+    std::uint64_t out_of_order = 0;
+    std::uint64_t wrong_queue = 0;
+    std::uint64_t tx_refused = 0;
+    std::uint64_t in_flight_end = 0;  ///< drained at the end
+};
+
+/// Puts `circulating` packets per queue into `port`, then forwards RX back to TX for
+/// `rounds` rounds on every queue (traffic in both directions at once on each queue),
+/// calling `mid(round)` each round; finally drains what is still in flight.
+template <class Mid>
+loop_result circulate(std::uint16_t port, std::uint16_t queues, Mid mid) {
+    loop_result r;
+    std::vector<std::uint32_t> expect(queues, 0);
+    for (std::uint16_t q = 0; q < queues; ++q) {
+        for (std::uint32_t s = 0; s < circulating; s += burst) {
+            std::array<mbuf_ref, burst> b;
+            for (std::uint16_t i = 0; i < burst; ++i) b[i] = make_packet(q, s + i);
+            rte_mbuf** m = npa::dpdk::as_mbufs(std::span<mbuf_ref>(b));
+            REQUIRE(rte_eth_tx_burst(port, q, m, burst) == burst);
+        }
+    }
+    std::array<rte_mbuf*, burst> pkts;
+    auto check = [&](std::uint16_t q, std::uint16_t n) {
+        for (std::uint16_t i = 0; i < n; ++i) {
+            const mbuf_ref m{pkts[i]};
+            if (queue_of(m) != q) ++r.wrong_queue;
+            if (seq_of(m) != expect[q]) ++r.out_of_order;
+            expect[q] = (seq_of(m) + 1) % circulating;
+        }
+        r.received += n;
+    };
+    for (int round = 0; round < rounds; ++round) {
+        mid(round);
+        for (std::uint16_t q = 0; q < queues; ++q) {
+            const std::uint16_t n = rte_eth_rx_burst(port, q, pkts.data(), burst);
+            check(q, n);
+            const std::uint16_t k = rte_eth_tx_burst(port, q, pkts.data(), n);
+            r.tx_refused += n - k;
+            rte_pktmbuf_free_bulk(pkts.data() + k, n - k);
+        }
+    }
+    for (std::uint16_t q = 0; q < queues; ++q) {
+        for (int idle = 0; idle < 4;) {
+            const std::uint16_t n = rte_eth_rx_burst(port, q, pkts.data(), burst);
+            check(q, n);
+            r.received -= n;  // drained, not forwarded
+            r.in_flight_end += n;
+            rte_pktmbuf_free_bulk(pkts.data(), n);
+            idle = n == 0 ? idle + 1 : 0;
+        }
+    }
+    return r;
+}
+
+std::uint64_t xstat(std::uint16_t port, const char* name) {
+    std::uint64_t id = 0, v = ~0ull;
+    REQUIRE(rte_eth_xstats_get_id_by_name(port, name, &id) == 0);
+    REQUIRE(rte_eth_xstats_get_by_id(port, &id, &v, 1) == 1);
+    return v;
+}
+
+} // namespace
+
+TEST_CASE("mbuf_ref is an npa buffer over the mbuf itself, without copies") {
+    std::array<mbuf_ref, 4> b{};
+    const auto before = g_pool->available();
+    REQUIRE(g_pool->alloc_bulk(b) == 4);
+    CHECK(g_pool->available() == before - 4);
+    rte_mbuf* m = b[0].get();
+    CHECK(b[0].data() == rte_pktmbuf_mtod(m, std::byte*));
+    CHECK(b[0].iova() == rte_pktmbuf_iova(m));
+    CHECK(b[0].length() == 0);
+    CHECK(b[0].capacity() == static_cast<std::uint32_t>(m->buf_len - m->data_off));
+    b[0].set_length(100);
+    CHECK(m->data_len == 100);
+    CHECK(m->pkt_len == 100);
+
+    npa::offload_info o;
+    o.flags = npa::ol::tx_ip_csum | npa::ol::tx_l4_csum | npa::ol::tx_tso | npa::ol::tx_vlan;
+    o.vlan_tci = 42;
+    o.tso_mss = 1448;
+    o.l2_len = 14;
+    o.l3_len = 20;
+    o.l4_len = 20;
+    b[0].set_offload(o);
+    CHECK((m->ol_flags & RTE_MBUF_F_TX_IP_CKSUM) != 0);
+    CHECK((m->ol_flags & RTE_MBUF_F_TX_L4_MASK) == RTE_MBUF_F_TX_TCP_CKSUM);
+    CHECK((m->ol_flags & RTE_MBUF_F_TX_TCP_SEG) != 0);
+    CHECK(m->vlan_tci == 42);
+    CHECK(static_cast<unsigned>(m->tso_segsz) == 1448u);
+    CHECK(static_cast<unsigned>(m->l3_len) == 20u);
+    const npa::offload_info back = b[0].offload();
+    CHECK(back.flags == o.flags);
+    CHECK(back.vlan_tci == 42);
+    CHECK(back.tso_mss == 1448);
+    CHECK(back.l2_len == 14);
+
+    // RX side: what a NIC PMD writes, as npa metadata.
+    m = b[1].get();
+    m->ol_flags = RTE_MBUF_F_RX_RSS_HASH | RTE_MBUF_F_RX_VLAN_STRIPPED | RTE_MBUF_F_RX_VLAN |
+                  RTE_MBUF_F_RX_IP_CKSUM_GOOD | RTE_MBUF_F_RX_L4_CKSUM_BAD;
+    m->hash.rss = 0xabcdef;
+    m->vlan_tci = 7;
+    const npa::offload_info rx = b[1].offload();
+    CHECK(rx.flags == (npa::ol::rx_rss | npa::ol::rx_vlan));
+    CHECK(rx.rss_hash == 0xabcdef);
+    CHECK(rx.vlan_tci == 7);
+    CHECK(rx.csum == npa::csum_state::bad);
+
+    // The burst view is the same memory.
+    CHECK(reinterpret_cast<void*>(npa::dpdk::as_mbufs(std::span<mbuf_ref>(b))) ==
+          reinterpret_cast<void*>(b.data()));
+    g_pool->free_burst(b);
+    CHECK(g_pool->available() == before);
+}
+
+TEST_CASE("mempool_pool: burst gives what is there, bulk all or nothing") {
+    auto small = mempool_pool::create("npa_small", 63, RTE_MBUF_DEFAULT_BUF_SIZE, 0);
+    REQUIRE(small.ok());
+    CHECK(small->size() == 63);
+    std::vector<mbuf_ref> b(100);
+    CHECK(small->alloc_bulk(b) == 0);
+    CHECK(small->available() == 63);
+    CHECK(small->alloc_burst(b) == 63);
+    CHECK(small->available() == 0);
+    CHECK(small->shortfalls() == 1);
+    small->free_burst(std::span<const mbuf_ref>(b.data(), 63));
+    CHECK(small->available() == 63);
+}
+
+TEST_CASE("ethdev plugin drives a net_ring port's queues") {
+    REQUIRE(rte_vdev_init("net_ring_plugin", nullptr) == 0);
+    const std::uint16_t port = port_by_name("net_ring_plugin");
+    npa::dpdk::ethdev_shell_api api;
+    npa::dpdk::ethdev_plugin<npa::dpdk::ethdev_shell_api> plugin;
+    std::array<rte_mempool*, 1> pools{g_pool->get()};
+    npa::dpdk::ethdev_port win;
+    win.port_id = port;
+    win.rx_pools = pools;
+    npa::queue_config qc;
+    qc.queues = 2;
+    REQUIRE(plugin.attach(api, win, qc).ok());
+    CHECK(plugin.attached());
+    CHECK(plugin.capabilities().max_queues >= 2);
+
+    std::array<mbuf_ref, 8> tx;
+    for (std::uint32_t i = 0; i < tx.size(); ++i) tx[i] = make_packet(1, i);
+    CHECK(plugin.tx_burst(1, tx) == 8);
+    std::array<mbuf_ref, 16> rx{};
+    CHECK(plugin.rx_burst(0, rx) == 0);  // queue 0 saw nothing
+    REQUIRE(plugin.rx_burst(1, rx) == 8);
+    for (std::uint32_t i = 0; i < 8; ++i) CHECK(seq_of(rx[i]) == i);
+    CHECK(plugin.stats(1).tx_packets == 8);
+    CHECK(plugin.stats(1).rx_packets == 8);
+    CHECK(plugin.stats(1).rx_bytes == 8 * 64);
+    g_pool->free_burst(std::span<const mbuf_ref>(rx.data(), 8));
+
+    CHECK(plugin.tx_burst(5, tx) == 0);  // no such queue: nothing taken
+    plugin.mark_removed();
+    CHECK(plugin.health() == npa::errc::removed);
+    CHECK(plugin.tx_burst(1, tx) == 0);  // a removed device is never touched
+    plugin.detach();
+    CHECK_FALSE(plugin.attached());
+    CHECK(api.unsent == 0);
+    CHECK(rte_vdev_uninit("net_ring_plugin") == 0);
+}
+
+TEST_CASE("bad devargs are rejected with the reason in the log, and nothing is probed") {
+    struct bad {
+        const char* args;
+        const char* message;
+    };
+    const bad cases[] = {
+        {"", "net_npa7: no sub-device: at least one dev(<device>) is required"},
+        {"dev(net_ring70),bogus=1", "net_npa7: unknown argument 'bogus=1'"},
+        {"dev(net_ring70", "net_npa7: unbalanced '(' in 'dev(net_ring70': a dev(...) is not closed"},
+        {"dev(net_ring70),active=3", "net_npa7: active=3 but only 1 sub-device given"},
+        {"dev(net_ring70),dwell_ms=soon", "net_npa7: dwell_ms=soon: expected a whole number"},
+        {"dev(net_nosuchdriver0)", "net_npa7: cannot probe sub-device dev(net_nosuchdriver0)"},
+    };
+    const std::uint16_t ports_before = rte_eth_dev_count_total();
+    for (const bad& c : cases) {
+        CAPTURE(c.args);
+        log_capture log;
+        CHECK(rte_vdev_init("net_npa7", c.args) < 0);
+        const std::string text = log.text();
+        CAPTURE(text);
+        CHECK(text.find(c.message) != std::string::npos);
+        std::uint16_t id;
+        CHECK(rte_eth_dev_get_port_by_name("net_npa7", &id) != 0);
+    }
+    CHECK(rte_eth_dev_count_total() == ports_before);
+}
+
+TEST_CASE("net_npa over net_ring: every packet counted, both directions, two queues") {
+    REQUIRE(rte_vdev_init("net_npa1", "dev(net_ring11),dev(net_ring12)") == 0);
+    const std::uint16_t port = port_by_name("net_npa1");
+    CHECK(rte_pmd_npa_is_npa_port(port) == 1);
+    // The sub-ports are owned by net_npa: an application iterating ports does not see them.
+    rte_eth_dev_owner owner{};
+    REQUIRE(rte_eth_dev_owner_get(port_by_name("net_ring11"), &owner) == 0);
+    CHECK(owner.id != RTE_ETH_DEV_NO_OWNER);
+    CHECK(std::string{owner.name} == "net_npa1");
+    std::uint16_t id;
+
+    start_port(port, 2);
+    const loop_result r = circulate(port, 2, [](int) {});
+    CHECK(r.out_of_order == 0);
+    CHECK(r.wrong_queue == 0);
+    CHECK(r.tx_refused == 0);
+    CHECK(r.in_flight_end == 2 * circulating);
+    rte_eth_stats st{};
+    REQUIRE(rte_eth_stats_get(port, &st) == 0);
+    CHECK(st.opackets == r.received + 2 * circulating);
+    CHECK(st.ipackets == r.received + r.in_flight_end);
+    CHECK(st.q_ipackets[0] + st.q_ipackets[1] == st.ipackets);
+    CHECK(xstat(port, "path1_tx_packets") == 0);  // the preferred path carried everything
+
+    // Control state reaches the sub-devices.
+    CHECK(rte_eth_promiscuous_enable(port) == 0);
+    CHECK(rte_eth_promiscuous_get(port) == 1);
+    rte_ether_addr mac{{0x02, 0, 0, 0, 0, 0x11}};
+    CHECK(rte_eth_dev_default_mac_addr_set(port, &mac) == 0);
+    rte_ether_addr now{};
+    CHECK(rte_eth_macaddr_get(port, &now) == 0);
+    CHECK(rte_is_same_ether_addr(&now, &mac));
+    rte_ether_addr extra{{0x02, 0, 0, 0, 0, 0x22}};
+    CHECK(rte_eth_dev_mac_addr_add(port, &extra, 0) == 0);
+    for (const char* sub : {"net_ring11", "net_ring12"}) {
+        CAPTURE(sub);
+        std::array<rte_ether_addr, 8> addrs{};
+        const int n = rte_eth_macaddrs_get(port_by_name(sub), addrs.data(), addrs.size());
+        bool found = false;
+        for (int i = 0; i < n; ++i) found = found || rte_is_same_ether_addr(&addrs[i], &extra);
+        CHECK(found);
+    }
+    CHECK(rte_eth_dev_mac_addr_remove(port, &extra) == 0);
+
+    CHECK(rte_eth_dev_stop(port) == 0);
+    CHECK(rte_eth_dev_close(port) == 0);
+    CHECK(rte_vdev_uninit("net_npa1") == 0);
+    CHECK(rte_eth_dev_get_port_by_name("net_ring11", &id) != 0);  // sub-devices went too
+}
+
+TEST_CASE("switch under bidirectional traffic: zero TX loss, no reordering") {
+    REQUIRE(rte_vdev_init("net_npa2", "dev(net_ring21),dev(net_ring22)") == 0);
+    const std::uint16_t port = port_by_name("net_npa2");
+    start_port(port, 2);
+    int switched_at = -1;
+    const loop_result r = circulate(port, 2, [&](int round) {
+        if (round == rounds / 3) {
+            REQUIRE(rte_pmd_npa_switch(port, 1) == 0);
+            switched_at = round;
+        }
+        if (round == rounds / 3 + 1) {
+            CHECK(rte_pmd_npa_switch(port, 5) == -EINVAL);
+        }
+        if (round == 2 * rounds / 3) REQUIRE(rte_pmd_npa_switch(port, 0) == 0);
+    });
+    CHECK(switched_at > 0);
+    CHECK(r.out_of_order == 0);
+    CHECK(r.wrong_queue == 0);
+    CHECK(r.tx_refused == 0);
+    CHECK(r.in_flight_end == 2 * circulating);  // every packet still there: none lost
+
+    rte_pmd_npa_status_info s{};
+    REQUIRE(rte_pmd_npa_status(port, &s) == 0);
+    CHECK(s.paths == 2);
+    CHECK(s.active == 0);
+    CHECK(s.switching == 0);
+    CHECK(s.switches == 2);
+    CHECK(s.lost == 0);
+    CHECK(std::string{s.last_reason} == "request");
+    CHECK(xstat(port, "switch_count") == 2);
+    CHECK(xstat(port, "path1_tx_packets") > 0);
+    CHECK(xstat(port, "path0_tx_packets") > 0);
+    CHECK(rte_eth_dev_stop(port) == 0);
+    CHECK(rte_eth_dev_close(port) == 0);
+    CHECK(rte_vdev_uninit("net_npa2") == 0);
+}
+
+TEST_CASE("removal of the active sub-device mid-traffic: traffic moves on") {
+    REQUIRE(rte_vdev_init("net_npa3", "dev(net_ring31),dev(net_ring32)") == 0);
+    const std::uint16_t port = port_by_name("net_npa3");
+    const std::uint16_t sub0 = port_by_name("net_ring31");
+    start_port(port, 1);
+    std::uint64_t received_before = 0;
+    const loop_result r = circulate(port, 1, [&](int round) {
+        if (round == rounds / 2) {
+            rte_eth_stats st{};
+            REQUIRE(rte_eth_stats_get(port, &st) == 0);
+            received_before = st.ipackets;
+            // What a hot-unplug notification looks like to the sub-device's owner.
+            rte_eth_dev_callback_process(&rte_eth_devices[sub0], RTE_ETH_EVENT_INTR_RMV, nullptr);
+        }
+    });
+    rte_pmd_npa_status_info s{};
+    REQUIRE(rte_pmd_npa_status(port, &s) == 0);
+    CHECK(s.active == 1);
+    CHECK(std::string{s.last_reason} == "removal");
+    CHECK(s.sub_port[0] == RTE_MAX_ETHPORTS);
+    CHECK(r.out_of_order == 0);
+    CHECK(r.tx_refused == 0);
+    // What the removed device had already received was read before the flip: nothing
+    // lost, everything keeps circulating on the new path.
+    CHECK(r.in_flight_end == circulating);
+    CHECK(s.lost == 0);
+    rte_eth_stats st{};
+    REQUIRE(rte_eth_stats_get(port, &st) == 0);
+    CHECK(st.ipackets > received_before);
+    MESSAGE("net_npa removal: packets lost with the removed device: ",
+            circulating - r.in_flight_end);
+    CHECK(rte_eth_dev_stop(port) == 0);
+    CHECK(rte_eth_dev_close(port) == 0);
+    CHECK(rte_vdev_uninit("net_npa3") == 0);
+}
+
+TEST_CASE("the same removal through net_failsafe, for comparison") {
+    REQUIRE(rte_vdev_init("net_failsafe4", "dev(net_ring41),dev(net_ring42)") == 0);
+    const std::uint16_t port = port_by_name("net_failsafe4");
+    const std::uint16_t sub0 = port_by_name("net_ring41");
+    start_port(port, 1);
+    const loop_result r = circulate(port, 1, [&](int round) {
+        if (round == rounds / 2) {
+            rte_eth_dev_callback_process(&rte_eth_devices[sub0], RTE_ETH_EVENT_INTR_RMV, nullptr);
+        }
+    });
+    CHECK(r.out_of_order == 0);
+    CHECK(r.in_flight_end <= circulating);
+    MESSAGE("net_failsafe removal: packets lost: ", circulating - r.in_flight_end);
+    CHECK(rte_eth_dev_stop(port) == 0);
+    CHECK(rte_eth_dev_close(port) == 0);
+}
+
+int main(int argc, char** argv) {
+    const std::string prefix = "npa_test_" + std::to_string(getpid());
+    const char* eal[] = {"dpdk_net_npa", "--no-huge", "--no-pci", "-m", "512", "-l", "0",
+                         "--file-prefix", prefix.c_str(), "--log-level", "pmd.net.npa:info",
+                         "--no-telemetry"};
+    if (rte_eal_init(static_cast<int>(std::size(eal)), const_cast<char**>(eal)) < 0) {
+        std::fprintf(stderr, "dpdk_net_npa: rte_eal_init failed (run as root)\n");
+        return 1;
+    }
+    int rc = 1;
+    {
+        auto pool = mempool_pool::create("npa_test_pool", pool_size, RTE_MBUF_DEFAULT_BUF_SIZE, 0);
+        if (!pool.ok()) {
+            std::fprintf(stderr, "dpdk_net_npa: %s\n", pool.error().reason());
+        } else {
+            g_pool = &*pool;
+            doctest::Context ctx(argc, argv);
+            rc = ctx.run();
+            g_pool = nullptr;
+        }
+    }
+    rte_eal_cleanup();
+    return rc;
+}
