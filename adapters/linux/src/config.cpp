@@ -1,0 +1,367 @@
+// npa-linkd configuration parsing: strict, with messages that name what is wrong.
+#include "config.hpp"
+
+#include <net/if.h>
+
+#include <cctype>
+#include <charconv>
+#include <fstream>
+#include <sstream>
+
+namespace npa::lnx::tools {
+
+namespace {
+
+std::string_view trim(std::string_view s) {
+    while (!s.empty() && std::isspace(static_cast<unsigned char>(s.front()))) s.remove_prefix(1);
+    while (!s.empty() && std::isspace(static_cast<unsigned char>(s.back()))) s.remove_suffix(1);
+    return s;
+}
+
+bool parse_uint(std::string_view s, std::uint64_t lo, std::uint64_t hi, std::uint64_t& out) {
+    s = trim(s);
+    if (s.empty()) return false;
+    const auto r = std::from_chars(s.data(), s.data() + s.size(), out);
+    return r.ec == std::errc{} && r.ptr == s.data() + s.size() && out >= lo && out <= hi;
+}
+
+bool parse_bool(std::string_view s, bool& out) {
+    s = trim(s);
+    if (s == "yes" || s == "true" || s == "on" || s == "1") { out = true; return true; }
+    if (s == "no" || s == "false" || s == "off" || s == "0") { out = false; return true; }
+    return false;
+}
+
+bool valid_ifname(std::string_view s) {
+    if (s.empty() || s.size() >= IFNAMSIZ) return false;
+    for (const char c : s) {
+        if (c == '/' || c == ':' || std::isspace(static_cast<unsigned char>(c)) ||
+            !std::isprint(static_cast<unsigned char>(c)))
+            return false;
+    }
+    return true;
+}
+
+std::vector<std::string_view> split_ws(std::string_view s) {
+    std::vector<std::string_view> out;
+    s = trim(s);
+    while (!s.empty()) {
+        std::size_t i = 0;
+        while (i < s.size() && !std::isspace(static_cast<unsigned char>(s[i]))) ++i;
+        out.push_back(s.substr(0, i));
+        s = trim(s.substr(i));
+    }
+    return out;
+}
+
+// "va0 af_xdp copy" (config file) or "va0:af_xdp:copy" (flag): fields already split.
+bool parse_lower(const std::vector<std::string_view>& f, lower_config& out, std::string& err) {
+    if (f.size() < 2 || f.size() > 3) {
+        err = "a lower is '<interface> <af_xdp|af_packet> [copy|zero-copy|auto]'";
+        return false;
+    }
+    if (!valid_ifname(f[0])) {
+        err = "'" + std::string(f[0]) + "' is not a valid interface name (1..15 characters)";
+        return false;
+    }
+    out.ifname = std::string(f[0]);
+    if (f[1] == "af_xdp" || f[1] == "xdp") {
+        out.kind = plugin_kind::af_xdp;
+    } else if (f[1] == "af_packet" || f[1] == "packet") {
+        out.kind = plugin_kind::af_packet;
+    } else {
+        err = "unknown plugin '" + std::string(f[1]) + "' (expected af_xdp or af_packet)";
+        return false;
+    }
+    if (f.size() == 3) {
+        if (out.kind != plugin_kind::af_xdp) {
+            err = "a mode (" + std::string(f[2]) + ") only applies to af_xdp lowers";
+            return false;
+        }
+        if (f[2] == "copy") out.mode = xdp_mode::copy;
+        else if (f[2] == "zero-copy" || f[2] == "zerocopy") out.mode = xdp_mode::zero_copy;
+        else if (f[2] == "auto") out.mode = xdp_mode::automatic;
+        else {
+            err = "unknown AF_XDP mode '" + std::string(f[2]) + "' (expected copy, zero-copy or auto)";
+            return false;
+        }
+    }
+    return true;
+}
+
+bool parse_vlans(std::string_view s, policy_config& pol, std::string& err) {
+    s = trim(s);
+    if (s.empty()) {
+        err = "allow_vlan needs a list such as '10, 20-29'";
+        return false;
+    }
+    while (!s.empty()) {
+        const std::size_t comma = s.find(',');
+        const std::string_view item = trim(s.substr(0, comma));
+        s = comma == std::string_view::npos ? std::string_view{} : s.substr(comma + 1);
+        const std::size_t dash = item.find('-');
+        std::uint64_t lo = 0, hi = 0;
+        const bool ok = dash == std::string_view::npos
+                            ? parse_uint(item, 1, max_vlan_id, lo) && ((hi = lo), true)
+                            : parse_uint(item.substr(0, dash), 1, max_vlan_id, lo) &&
+                                  parse_uint(item.substr(dash + 1), 1, max_vlan_id, hi) && lo <= hi;
+        if (!ok) {
+            err = "bad VLAN id or range '" + std::string(item) + "' (ids are 1..4095)";
+            return false;
+        }
+        for (std::uint64_t v = lo; v <= hi; ++v) pol.vlans.set(v);
+    }
+    return true;
+}
+
+bool apply_policy_key(std::string_view key, std::string_view val, policy_config& pol,
+                      std::string& err) {
+    std::uint64_t n = 0;
+    if (key == "allow_mac") {
+        mac_addr m{};
+        if (!parse_mac(trim(val), m) || (m[0] & 1u) != 0 || m == mac_addr{}) {
+            err = "allow_mac '" + std::string(trim(val)) + "' is not a unicast MAC (aa:bb:cc:dd:ee:ff)";
+            return false;
+        }
+        pol.allowed_macs.push_back(m);
+    } else if (key == "allow_vlan") {
+        return parse_vlans(val, pol, err);
+    } else if (key == "mtu_min") {
+        if (!parse_uint(val, 68, 65535, n)) { err = "mtu_min must be 68..65535"; return false; }
+        pol.mtu_min = static_cast<std::uint32_t>(n);
+    } else if (key == "mtu_max") {
+        if (!parse_uint(val, 68, 65535, n)) { err = "mtu_max must be 68..65535"; return false; }
+        pol.mtu_max = static_cast<std::uint32_t>(n);
+    } else {
+        err = "unknown policy setting '" + std::string(key) + "'";
+        return false;
+    }
+    return true;
+}
+
+bool apply_config_key(std::string_view key, std::string_view val, daemon_config& cfg,
+                      std::string& err) {
+    std::uint64_t n = 0;
+    val = trim(val);
+    if (key == "tap") {
+        if (!valid_ifname(val)) { err = "tap '" + std::string(val) + "' is not a valid interface name"; return false; }
+        cfg.tap = std::string(val);
+    } else if (key == "lower") {
+        lower_config l;
+        if (!parse_lower(split_ws(val), l, err)) return false;
+        cfg.lowers.push_back(l);
+    } else if (key == "socket") {
+        if (val.empty() || val.size() >= 108) { err = "socket path must be 1..107 characters"; return false; }
+        cfg.socket = std::string(val);
+    } else if (key == "mac") {
+        if (!parse_mac(val, cfg.mac) || (cfg.mac[0] & 1u) != 0 || cfg.mac == mac_addr{}) {
+            err = "mac '" + std::string(val) + "' is not a unicast MAC (aa:bb:cc:dd:ee:ff)";
+            return false;
+        }
+        cfg.has_mac = true;
+    } else if (key == "queues") {
+        if (!parse_uint(val, 1, 8, n)) { err = "queues must be 1..8"; return false; }
+        cfg.queues = static_cast<std::uint16_t>(n);
+    } else if (key == "failback") {
+        if (!parse_bool(val, cfg.failback)) { err = "failback must be yes or no"; return false; }
+    } else if (key == "min_dwell_ms") {
+        if (!parse_uint(val, 0, 60000, n)) { err = "min_dwell_ms must be 0..60000"; return false; }
+        cfg.min_dwell_ms = static_cast<std::uint32_t>(n);
+    } else if (key == "policy") {
+        return load_policy_file(std::string(val), cfg.policy, err);
+    } else {
+        return apply_policy_key(key, val, cfg.policy, err);
+    }
+    return true;
+}
+
+template <class Apply>
+bool load_file(const std::string& path, std::string& err, Apply&& apply) {
+    std::ifstream in(path);
+    if (!in) {
+        err = path + ": cannot open";
+        return false;
+    }
+    std::string line;
+    unsigned lineno = 0;
+    while (std::getline(in, line)) {
+        ++lineno;
+        std::string_view s = line;
+        if (const auto hash = s.find('#'); hash != std::string_view::npos) s = s.substr(0, hash);
+        s = trim(s);
+        if (s.empty()) continue;
+        const auto eq = s.find('=');
+        if (eq == std::string_view::npos) {
+            err = path + ":" + std::to_string(lineno) + ": expected 'key = value'";
+            return false;
+        }
+        std::string e;
+        if (!apply(trim(s.substr(0, eq)), trim(s.substr(eq + 1)), e)) {
+            err = path + ":" + std::to_string(lineno) + ": " + e;
+            return false;
+        }
+    }
+    return true;
+}
+
+} // namespace
+
+const char* to_string(plugin_kind k) noexcept {
+    return k == plugin_kind::af_xdp ? "af_xdp" : "af_packet";
+}
+
+bool parse_mac(std::string_view s, mac_addr& out) {
+    if (s.size() != 17) return false;
+    for (std::size_t i = 0; i < 6; ++i) {
+        if (i < 5 && s[i * 3 + 2] != ':') return false;
+        unsigned v = 0;
+        const auto r = std::from_chars(s.data() + i * 3, s.data() + i * 3 + 2, v, 16);
+        if (r.ec != std::errc{} || r.ptr != s.data() + i * 3 + 2) return false;
+        out[i] = static_cast<std::uint8_t>(v);
+    }
+    return true;
+}
+
+std::string format_mac(const mac_addr& m) {
+    char b[18];
+    std::snprintf(b, sizeof b, "%02x:%02x:%02x:%02x:%02x:%02x", m[0], m[1], m[2], m[3], m[4], m[5]);
+    return b;
+}
+
+bool load_config_file(const std::string& path, daemon_config& cfg, std::string& err) {
+    return load_file(path, err, [&](std::string_view k, std::string_view v, std::string& e) {
+        return apply_config_key(k, v, cfg, e);
+    });
+}
+
+bool load_policy_file(const std::string& path, policy_config& pol, std::string& err) {
+    return load_file(path, err, [&](std::string_view k, std::string_view v, std::string& e) {
+        return apply_policy_key(k, v, pol, e);
+    });
+}
+
+bool parse_args(int argc, const char* const* argv, daemon_config& cfg, std::string& err) {
+    bool lowers_from_flags = false;
+    for (int i = 1; i < argc; ++i) {
+        std::string_view a = argv[i];
+        std::string_view val;
+        bool has_val = false;
+        if (const auto eq = a.find('='); a.starts_with("--") && eq != std::string_view::npos) {
+            val = a.substr(eq + 1);
+            a = a.substr(0, eq);
+            has_val = true;
+        }
+        auto need = [&](std::string_view& v) {
+            if (has_val) { v = val; return true; }
+            if (i + 1 >= argc) { err = std::string(a) + " needs a value"; return false; }
+            v = argv[++i];
+            return true;
+        };
+        std::string_view v;
+        std::string e;
+        if (a == "-h" || a == "--help") {
+            cfg.help = true;
+            return true;
+        } else if (a == "--config" || a == "-c") {
+            if (!need(v) || !load_config_file(std::string(v), cfg, err)) return false;
+            continue;
+        } else if (a == "--lower") {
+            if (!need(v)) return false;
+            std::vector<std::string_view> f;
+            std::string_view rest = v;
+            while (true) {
+                const auto c = rest.find(':');
+                f.push_back(rest.substr(0, c));
+                if (c == std::string_view::npos) break;
+                rest = rest.substr(c + 1);
+            }
+            lower_config l;
+            if (!parse_lower(f, l, e)) { err = "--lower '" + std::string(v) + "': " + e; return false; }
+            if (!lowers_from_flags) cfg.lowers.clear();  // flags replace the file's list
+            lowers_from_flags = true;
+            cfg.lowers.push_back(l);
+            continue;
+        } else if (a == "--no-failback") {
+            cfg.failback = false;
+            continue;
+        }
+        struct flag { std::string_view name; std::string_view key; };
+        static constexpr flag flags[] = {
+            {"--tap", "tap"},         {"--socket", "socket"},      {"--mac", "mac"},
+            {"--queues", "queues"},   {"--policy", "policy"},      {"--allow-mac", "allow_mac"},
+            {"--allow-vlan", "allow_vlan"}, {"--mtu-min", "mtu_min"}, {"--mtu-max", "mtu_max"},
+            {"--min-dwell-ms", "min_dwell_ms"}, {"--failback", "failback"},
+        };
+        bool known = false;
+        for (const auto& f : flags) {
+            if (a == f.name) {
+                known = true;
+                if (!need(v)) return false;
+                if (!apply_config_key(f.key, v, cfg, e)) {
+                    err = std::string(a) + ": " + e;
+                    return false;
+                }
+                break;
+            }
+        }
+        if (!known) {
+            err = a.starts_with("-") ? "unknown flag '" + std::string(a) + "' (see --help)"
+                                     : "unexpected argument '" + std::string(a) + "' (see --help)";
+            return false;
+        }
+    }
+    return validate(cfg, err);
+}
+
+bool validate(const daemon_config& cfg, std::string& err) {
+    if (cfg.lowers.empty()) {
+        err = "no lower interface: give at least one --lower IF:PLUGIN (or 'lower =' in the config)";
+        return false;
+    }
+    std::size_t per_kind[2] = {0, 0};
+    for (std::size_t i = 0; i < cfg.lowers.size(); ++i) {
+        if (cfg.lowers[i].ifname == cfg.tap) {
+            err = "lower '" + cfg.lowers[i].ifname + "' is the TAP interface itself";
+            return false;
+        }
+        for (std::size_t j = 0; j < i; ++j) {
+            if (cfg.lowers[j].ifname == cfg.lowers[i].ifname) {
+                err = "lower '" + cfg.lowers[i].ifname + "' is listed twice";
+                return false;
+            }
+        }
+        if (++per_kind[static_cast<int>(cfg.lowers[i].kind)] > max_lowers_per_kind) {
+            err = std::string("at most 2 lowers may use ") + to_string(cfg.lowers[i].kind);
+            return false;
+        }
+    }
+    if (cfg.policy.mtu_min > cfg.policy.mtu_max) {
+        err = "policy: mtu_min (" + std::to_string(cfg.policy.mtu_min) + ") is above mtu_max (" +
+              std::to_string(cfg.policy.mtu_max) + ")";
+        return false;
+    }
+    if (cfg.has_mac && !cfg.policy.allowed_macs.empty()) {
+        bool found = false;
+        for (const auto& m : cfg.policy.allowed_macs) found = found || m == cfg.mac;
+        if (!found) {
+            err = "mac " + format_mac(cfg.mac) + " is not among the policy's allowed MACs";
+            return false;
+        }
+    }
+    return true;
+}
+
+const char* usage() noexcept {
+    return "usage: npa-linkd [--config FILE] [--tap NAME] --lower IF:PLUGIN[:MODE] ...\n"
+           "                 [--socket PATH] [--mac MAC] [--queues N] [--policy FILE]\n"
+           "                 [--allow-mac MAC] [--allow-vlan LIST] [--mtu-min N] [--mtu-max N]\n"
+           "                 [--min-dwell-ms N] [--no-failback]\n"
+           "\n"
+           "Binds the TAP interface NAME (created if needed, default npa0) to an ordered list\n"
+           "of lower interfaces, each driven by a plugin: af_xdp (MODE copy, zero-copy or\n"
+           "auto) or af_packet. Traffic runs over the first usable lower; when it goes down\n"
+           "or disappears the daemon switches to the next one without the TAP noticing.\n"
+           "Control it with npactl through the unix socket (default /run/npa-linkd.sock).\n";
+}
+
+} // namespace npa::lnx::tools

@@ -1,0 +1,79 @@
+// npa-linkd configuration: command-line flags, the config file and the policy file.
+//
+// Config file (one setting per line, '#' starts a comment, later lines add to or
+// override earlier ones, flags override the file):
+//   tap = npa0                      the TAP interface the stack sees
+//   lower = va0 af_xdp [copy|zero-copy|auto]
+//   lower = va1 af_packet           lower interfaces, in order of preference
+//   socket = /run/npa-linkd.sock    the control socket
+//   mac = 02:00:00:00:00:01         the shell's MAC (default: the TAP's own)
+//   queues = 1
+//   failback = yes                  return to a preferred lower when it comes back
+//   min_dwell_ms = 50               hysteresis between discretionary switches
+//   policy = /etc/npa/policy.conf
+// Policy file (same syntax):
+//   allow_mac = 02:00:00:00:00:01   repeatable; none listed: any unicast MAC
+//   allow_vlan = 10, 20-29          VLAN ids the TAP may use; none listed: no VLANs
+//   mtu_min = 576
+//   mtu_max = 1500
+#pragma once
+
+#include <npa/control.hpp>
+#include <npa/linux/af_xdp.hpp>
+
+#include <bitset>
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace npa::lnx::tools {
+
+enum class plugin_kind : std::uint8_t { af_packet, af_xdp };
+
+[[nodiscard]] const char* to_string(plugin_kind k) noexcept;
+
+struct lower_config {
+    std::string ifname;
+    plugin_kind kind = plugin_kind::af_packet;
+    xdp_mode mode = xdp_mode::automatic;
+};
+
+struct policy_config {
+    std::vector<mac_addr> allowed_macs;  ///< empty: any unicast MAC
+    std::bitset<max_vlan_id + 1> vlans;  ///< allowed VLAN ids
+    std::uint32_t mtu_min = 68;
+    std::uint32_t mtu_max = 1500;
+};
+
+struct daemon_config {
+    std::string tap = "npa0";
+    std::vector<lower_config> lowers;
+    std::string socket = "/run/npa-linkd.sock";
+    bool has_mac = false;
+    mac_addr mac{};
+    std::uint16_t queues = 1;
+    bool failback = true;
+    std::uint32_t min_dwell_ms = 50;
+    policy_config policy;
+    bool help = false;
+};
+
+/// At most this many lowers of one plugin kind (the shell has two paths per kind).
+inline constexpr std::size_t max_lowers_per_kind = 2;
+
+[[nodiscard]] bool parse_mac(std::string_view s, mac_addr& out);
+[[nodiscard]] std::string format_mac(const mac_addr& m);
+
+/// Parses the flags (and any --config / --policy files they name, in order). On error
+/// returns false with a one-line message naming the offending flag or file:line.
+[[nodiscard]] bool parse_args(int argc, const char* const* argv, daemon_config& cfg,
+                              std::string& err);
+[[nodiscard]] bool load_config_file(const std::string& path, daemon_config& cfg, std::string& err);
+[[nodiscard]] bool load_policy_file(const std::string& path, policy_config& pol, std::string& err);
+/// Checks the whole configuration (lowers named, no duplicates, limits).
+[[nodiscard]] bool validate(const daemon_config& cfg, std::string& err);
+
+[[nodiscard]] const char* usage() noexcept;
+
+} // namespace npa::lnx::tools

@@ -1,0 +1,125 @@
+// npa-linkd: an npa shell whose OS-facing side is a TAP interface and whose paths are
+// Linux plugins over lower interfaces.
+//
+// One thread runs everything (DESIGN.md section 4 with inline switching): a poll loop
+// over the TAP queues, the active plugins' sockets, rtnetlink and the control socket.
+// Per iteration: frames the stack sent on the TAP go to shell.tx_burst, frames the shell
+// received are written to the TAP, completions are reaped and any switch moves along.
+// Because the loop never blocks on a switch, traffic keeps flowing while one is under
+// way: TX waits in the shell's backlog, RX is read from the old path and the new one.
+#pragma once
+
+#include "config.hpp"
+
+#include <npa/linux/af_packet.hpp>
+#include <npa/linux/af_xdp.hpp>
+#include <npa/linux/rtnetlink.hpp>
+#include <npa/linux/tap.hpp>
+#include <npa/linux/umem.hpp>
+#include <npa/shell.hpp>
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace npa::lnx::tools {
+
+/// The shell's environment: a UMEM pool (so AF_XDP sends and receives without a copy)
+/// and the monotonic clock.
+struct linkd_env {
+    using pool_type = umem_pool;
+    static std::uint64_t now_ns() noexcept;
+    void log(log_level level, const char* msg) noexcept;
+};
+
+/// The policy authority of the control path: the PF/hypervisor role, played by the
+/// daemon with the policy file. Stateless checks, so a batch is all or nothing.
+class policy_channel {
+public:
+    explicit policy_channel(const policy_config& p) noexcept : pol_(p) {}
+    [[nodiscard]] status submit(const control_request& r) const;
+    [[nodiscard]] status submit_batch(std::span<const control_request> b) const;
+    std::uint32_t max_mtu = 1500;  ///< of the paths in use (a frame must fit a buffer)
+
+private:
+    const policy_config& pol_;
+};
+
+// Paths of the shell: two per plugin kind, so any two lowers can be switched between
+// (the outgoing and the incoming path are attached at the same time).
+using linkd_shell = npa::shell<linkd_env, af_packet_plugin, af_xdp_plugin, af_packet_plugin,
+                               af_xdp_plugin>;
+
+struct lower_state {
+    lower_config cfg;
+    std::uint8_t path = 0;   ///< shell path index
+    int ifindex = 0;         ///< 0: not present
+    bool running = false;
+    af_packet_device packet_dev{};
+    af_xdp_device xdp_dev{};
+    std::uint64_t switches_to = 0;
+};
+
+struct tap_counters {
+    std::uint64_t read = 0, read_dropped = 0, written = 0, write_dropped = 0;
+    std::uint64_t announces = 0;
+    std::uint64_t control_applied = 0, control_refused = 0;
+    std::uint64_t bad_requests = 0;
+};
+
+class linkd {
+public:
+    explicit linkd(daemon_config cfg);
+    ~linkd();
+    linkd(const linkd&) = delete;
+    linkd& operator=(const linkd&) = delete;
+
+    /// Opens everything and brings the first usable lower up. False with a message.
+    [[nodiscard]] bool init(std::string& err);
+    /// Runs until stop() (or a signal handler sets the flag).
+    void run();
+    void stop() noexcept { stop_.store(true); }
+
+private:
+    bool data_iteration();
+    void handle_link_event(const link_event& ev);
+    void handle_client(std::size_t i);
+    std::string handle_request(const std::string& line);
+    std::string render_status(bool text);
+    std::string render_stats(bool text);
+    std::string do_switch(const std::string& target, bool text);
+    status request_switch(std::size_t lower, switch_reason why);
+    void failover(switch_reason why);
+    void after_switch();
+    void announce();
+    void send_raw_announce(const lower_state& l);
+    void apply_tap_change(const link_event& ev);
+    int lower_of_path(std::uint8_t path) const noexcept;
+
+    daemon_config cfg_;
+    linkd_env env_;
+    std::unique_ptr<umem_pool> pool_;
+    std::vector<umem_pool*> pools_;
+    std::unique_ptr<policy_channel> policy_;
+    std::unique_ptr<linkd_shell> shell_;
+    tap_device tap_;
+    link_monitor mon_;
+    std::vector<lower_state> lowers_;
+    int listen_fd_ = -1;
+    std::vector<int> clients_;
+    std::vector<std::string> client_buf_;
+    std::vector<std::vector<buffer_ref>> pending_tx_;  ///< per queue: read from the TAP, not yet taken
+    std::vector<int> vlan_ifindex_;
+    std::vector<std::uint16_t> vlan_id_;
+    tap_counters tc_;
+    bool was_switching_ = false;
+    bool failover_pending_ = false;
+    switch_reason failover_reason_ = switch_reason::surprise_removal;
+    unsigned announces_left_ = 0;
+    std::uint64_t next_announce_ns_ = 0;
+    std::atomic<bool> stop_{false};
+};
+
+} // namespace npa::lnx::tools
