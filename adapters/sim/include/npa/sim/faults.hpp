@@ -1,0 +1,48 @@
+// npa/sim/faults.hpp: hostile-device behaviour a device model can be told to show.
+//
+// Device-model independent data: each sim device model interprets the plan for its own
+// rings. Counts are consumed as the faults fire, so a test injects exactly N of them.
+#pragma once
+
+#include <cstdint>
+
+namespace npa::sim {
+
+/// Ways to corrupt a completion the device writes.
+enum class comp_fault : std::uint8_t {
+    none,
+    index_out_of_range,  ///< names a slot past the end of the ring
+    length_too_large,    ///< RX: a length larger than the posted buffer
+    gen_out_of_order,    ///< the entry is written but its generation bit is left stale
+    never_posted,        ///< an extra completion for a slot the driver never handed over
+    double_completion,   ///< the same completion written twice
+};
+
+[[nodiscard]] constexpr const char* to_string(comp_fault f) noexcept {
+    switch (f) {
+    case comp_fault::none: return "none";
+    case comp_fault::index_out_of_range: return "index out of range";
+    case comp_fault::length_too_large: return "length larger than the buffer";
+    case comp_fault::gen_out_of_order: return "generation bit out of order";
+    case comp_fault::never_posted: return "completion for a descriptor never posted";
+    case comp_fault::double_completion: return "double completion";
+    }
+    return "unknown";
+}
+
+enum class ring_kind : std::uint8_t { tx, rx };
+
+struct fault_plan {
+    std::uint32_t drop_tx_completions = 0;   ///< the next N TX completions are not written
+    std::uint32_t delay_tx_steps = 0;        ///< every TX completion is held this many steps
+    std::uint32_t reorder_tx_completions = 0;///< the next N pairs of TX completions are swapped
+    comp_fault corrupt = comp_fault::none;   ///< corrupt the next corrupt_count completions
+    ring_kind corrupt_ring = ring_kind::tx;  ///< ... on this ring
+    std::uint32_t corrupt_count = 0;
+    std::uint32_t dma_faults = 0;            ///< the next N buffer DMAs fail
+    std::uint32_t link_down_steps = 0;       ///< the link drops for N steps (a flap)
+    std::int64_t reset_after_tx = -1;        ///< device reset after N more TX descriptors
+    std::int64_t remove_after_tx = -1;       ///< surprise removal after N more TX descriptors
+};
+
+} // namespace npa::sim

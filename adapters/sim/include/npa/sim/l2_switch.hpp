@@ -1,0 +1,127 @@
+// npa/sim/l2_switch.hpp: a learning Ethernet switch that forwards by MAC and VLAN.
+//
+// IEEE 802.1Q bridging reduced to what the sim needs: the forwarding table is keyed by
+// (MAC, VLAN) and learned from source addresses; a known unicast destination goes to its
+// port (or nowhere, if that is the port it came from); broadcast, multicast and unknown
+// unicast are flooded to every other port. Ports are npa::sim::frame_port, so devices,
+// traffic peers and other switches are cabled to it the same way. Used as the embedded
+// switch of an SR-IOV NIC and as the hypervisor's virtual switch.
+#pragma once
+
+#include <npa/sim/wire.hpp>
+
+#include <cstddef>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <utility>
+#include <vector>
+
+namespace npa::sim {
+
+struct switch_port_stats {
+    std::uint64_t in = 0;       ///< frames received on the port
+    std::uint64_t out = 0;      ///< frames sent out of the port
+    std::uint64_t flooded = 0;  ///< of `in`, frames flooded (unknown or multi-destination)
+    std::uint64_t filtered = 0; ///< of `in`, frames dropped (destination on the same port, runt)
+};
+
+class l2_switch {
+public:
+    explicit l2_switch(std::size_t ports) {
+        ports_.reserve(ports);
+        for (std::size_t i = 0; i < ports; ++i) {
+            ports_.push_back(std::make_unique<port>(*this, i));
+        }
+    }
+
+    [[nodiscard]] frame_port& port_at(std::size_t i) noexcept { return *ports_[i]; }
+    [[nodiscard]] std::size_t ports() const noexcept { return ports_.size(); }
+
+    /// A static entry (a hypervisor pinning a VF's MAC): never overwritten by learning.
+    void add_static(const mac_addr& mac, std::uint16_t vlan, std::size_t port) {
+        std::lock_guard g(mu_);
+        table_[{mac, vlan}] = entry{port, true};
+    }
+    /// Forgets what was learned on a port (its device went away).
+    void flush_port(std::size_t port) {
+        std::lock_guard g(mu_);
+        std::erase_if(table_, [&](const auto& kv) {
+            return kv.second.port == port && !kv.second.is_static;
+        });
+    }
+    /// Where (mac, vlan) is known to be, or -1.
+    [[nodiscard]] long lookup(const mac_addr& mac, std::uint16_t vlan) const {
+        std::lock_guard g(mu_);
+        const auto it = table_.find({mac, vlan});
+        return it == table_.end() ? -1 : static_cast<long>(it->second.port);
+    }
+    [[nodiscard]] switch_port_stats stats(std::size_t port) const {
+        std::lock_guard g(mu_);
+        return ports_[port]->st;
+    }
+
+private:
+    struct entry {
+        std::size_t port = 0;
+        bool is_static = false;
+    };
+    struct port final : frame_port {
+        port(l2_switch& s, std::size_t i) noexcept : sw(s), index(i) {}
+        void frame_in(const frame& f) noexcept override { sw.forward(index, f); }
+        void send(const frame& f) noexcept { frame_out(f); }
+        l2_switch& sw;
+        std::size_t index;
+        switch_port_stats st{};
+    };
+
+    // The table is consulted under the lock; frames are delivered after it is released,
+    // so a port's peer may call back into the switch (a loop of cables) without deadlock.
+    void forward(std::size_t from, const frame& f) noexcept {
+        eth::header h;
+        long to = -1;
+        bool flood = false;
+        {
+            std::lock_guard g(mu_);
+            port& in = *ports_[from];
+            ++in.st.in;
+            if (!eth::parse(f.bytes(), h)) {
+                ++in.st.filtered;
+                return;
+            }
+            if (!eth::is_multicast(h.src)) {
+                auto [it, fresh] = table_.try_emplace({h.src, h.vlan}, entry{from, false});
+                if (!fresh && !it->second.is_static) {
+                    it->second.port = from;  // the station moved
+                }
+            }
+            const auto it = eth::is_multicast(h.dst) ? table_.end() : table_.find({h.dst, h.vlan});
+            if (it == table_.end()) {
+                flood = true;
+                ++in.st.flooded;
+            } else if (it->second.port == from) {
+                ++in.st.filtered;
+                return;
+            } else {
+                to = static_cast<long>(it->second.port);
+            }
+            for (std::size_t i = 0; i < ports_.size(); ++i) {
+                if ((flood && i != from) || static_cast<long>(i) == to) {
+                    ++ports_[i]->st.out;
+                }
+            }
+        }
+        for (std::size_t i = 0; i < ports_.size(); ++i) {
+            if ((flood && i != from) || static_cast<long>(i) == to) {
+                ports_[i]->send(f);
+            }
+        }
+    }
+
+    std::vector<std::unique_ptr<port>> ports_;
+    mutable std::mutex mu_;
+    std::map<std::pair<mac_addr, std::uint16_t>, entry> table_;
+};
+
+} // namespace npa::sim
