@@ -118,17 +118,16 @@ public:
         }
     }
 
+    // The burst calls count packets only: walking the mbufs for their lengths would touch
+    // every header a second time (io forwarding never does), and the sub-port counts
+    // bytes anyway; stats() takes them from there.
     std::uint16_t tx_burst(std::uint16_t q, std::span<mbuf_ref> bufs) noexcept {
         if (NPA_UNLIKELY(!usable(q))) return 0;
         const std::uint16_t n = static_cast<std::uint16_t>(bufs.size());
-        // Count bytes before handing over: after the call the mbufs belong to the port.
-        std::uint64_t bytes = 0;
         const std::uint16_t k = rte_eth_tx_burst(port_, q, as_mbufs(bufs), n);
-        for (std::uint16_t i = 0; i < k; ++i) bytes += bufs[i].length();
         queue_stats& s = stats_[q];
         s.tx_packets += k;
-        s.tx_bytes += bytes;
-        if (k < n) ++s.tx_ring_full;
+        if (NPA_UNLIKELY(k < n)) ++s.tx_ring_full;
         return k;
     }
 
@@ -136,11 +135,7 @@ public:
         if (NPA_UNLIKELY(!usable(q))) return 0;
         const std::uint16_t k =
             rte_eth_rx_burst(port_, q, as_mbufs(out), static_cast<std::uint16_t>(out.size()));
-        std::uint64_t bytes = 0;
-        for (std::uint16_t i = 0; i < k; ++i) bytes += out[i].get()->pkt_len;
-        queue_stats& s = stats_[q];
-        s.rx_packets += k;
-        s.rx_bytes += bytes;
+        stats_[q].rx_packets += k;
         return k;
     }
 
@@ -164,8 +159,19 @@ public:
     }
 
     npa::capabilities capabilities() const noexcept { return caps_; }
+    /// Control path: packet counts are the plugin's own; bytes are the sub-port's
+    /// per-queue counters (rte_eth_stats q_ibytes/q_obytes), read now, never lower than
+    /// before (a port that resets or stops counting does not make them go back).
     const queue_stats& stats(std::uint16_t q) const noexcept {
-        return stats_[q < ethdev_max_queues ? q : 0];
+        if (q >= ethdev_max_queues) q = 0;
+        queue_stats& s = stats_[q];
+        rte_eth_stats es{};
+        if (attached_ && !removed_.load(std::memory_order_relaxed) &&
+            q < RTE_ETHDEV_QUEUE_STAT_CNTRS && rte_eth_stats_get(port_, &es) == 0) {
+            s.rx_bytes = std::max(s.rx_bytes, es.q_ibytes[q]);
+            s.tx_bytes = std::max(s.tx_bytes, es.q_obytes[q]);
+        }
+        return s;
     }
 
     /// removed after mark_removed() (RTE_ETH_EVENT_INTR_RMV), ok otherwise.
@@ -216,7 +222,7 @@ private:
     bool attached_ = false;
     std::atomic<bool> removed_{false};
     npa::capabilities caps_{};
-    std::array<queue_stats, ethdev_max_queues> stats_{};
+    mutable std::array<queue_stats, ethdev_max_queues> stats_{};
 };
 
 /// The smallest shell API an ethdev plugin needs (buffers flow through the port's own
