@@ -63,10 +63,15 @@ outcome run_stress(std::uint32_t size, std::uint64_t items) {
         npa::gen_producer<Tr> prod(ring.data(), size);
         npa_test::backoff bo;
         std::uint64_t cached_consumed = 0;
+        // A consumer that ran ahead of the producer (it took stale slots: a protocol
+        // bug the test exists to catch) must not make the producer wait forever.
+        auto in_flight = [&](std::uint64_t seq) {
+            return seq > cached_consumed ? seq - cached_consumed : 0;
+        };
         for (std::uint64_t seq = 0; seq < items;) {
-            if (seq - cached_consumed >= size) {
+            if (in_flight(seq) >= size) {
                 cached_consumed = consumed_pub.load(std::memory_order_acquire);
-                if (seq - cached_consumed >= size) {
+                if (in_flight(seq) >= size) {
                     bo.wait();
                     continue;
                 }
