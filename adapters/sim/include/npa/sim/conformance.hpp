@@ -38,11 +38,15 @@ struct verdict {
     std::string message;
 
     void fail(const char* fmt, ...) __attribute__((format(printf, 2, 3))) {
-        char buf[400];
-        va_list ap;
+        va_list ap, ap2;
         va_start(ap, fmt);
-        std::vsnprintf(buf, sizeof buf, fmt, ap);
+        va_copy(ap2, ap);
+        const int len = std::vsnprintf(nullptr, 0, fmt, ap);
         va_end(ap);
+        std::string buf(len > 0 ? static_cast<std::size_t>(len) + 1 : 1, '\0');
+        std::vsnprintf(buf.data(), buf.size(), fmt, ap2);
+        va_end(ap2);
+        buf.pop_back();
         message += ok ? "" : "\n  then: ";
         message += buf;
         ok = false;
@@ -620,12 +624,19 @@ private:
             b.p.detach();
             b.attached = false;
         }
+        // The causes (a driver error the device caught, an illegal hand-over) come first,
+        // the symptoms the checks saw (stalls, losses) after them.
+        verdict first;
         for (const std::string& m : b.rig.violations()) {
-            b.v.fail("device: %s", m.c_str());
+            first.fail("device: %s", m.c_str());
         }
         for (const std::string& m : b.rig.api().error_messages()) {
-            b.v.fail("shell API: %s", m.c_str());
+            first.fail("shell API: %s", m.c_str());
         }
+        if (!b.v.ok) {
+            first.fail("%s", b.v.message.c_str());
+        }
+        b.v = first;
         const buffer_audit before = b.rig.api().audit();
         if (before.with_plugin != 0) {
             b.v.fail("detach: the plugin still holds %u buffers (never handed back through "
