@@ -51,6 +51,10 @@ def run_testpmd(testpmd, pmd_dir, vdev, prefix, switch):
                                  capture_output=True, text=True, timeout=20)
             telemetry = tel.stdout + tel.stderr
         time.sleep(FORWARD_S / 2)
+        if switch:
+            tel = subprocess.run(["dpdk-telemetry.py", "-f", prefix], input="/npa/status,0\n",
+                                 capture_output=True, text=True, timeout=20)
+            telemetry += tel.stdout + tel.stderr
         send("stop", 0.5)
         send("set fwd rxonly")
         send("start", DRAIN_S)
@@ -114,9 +118,11 @@ def main():
                 continue
             if "/npa/status" in d:
                 status = d["/npa/status"]
-    check("net_npa: /npa/status reports path 1 active after /npa/switch",
-          status is not None and status.get("active") == 1, failures)
-    check("net_npa: xstats switch_count == 1", xstat(out, "switch_count") == 1, failures)
+    check("net_npa: /npa/status reports path 1 active, switch done, reason operator-request",
+          status is not None and status.get("active") == 1 and status.get("switching") == 0
+          and status.get("last_reason") == "operator-request", failures)
+    check("net_npa: xstats switch_count == 2 (boot + the requested one)",
+          xstat(out, "switch_count") == 2, failures)
     check("net_npa: path 1 carried traffic", (xstat(out, "path1_tx_packets") or 0) > 0, failures)
     check("net_npa: no packet lost by the switch", xstat(out, "switch_lost_packets") == 0, failures)
     if failures:

@@ -1,172 +1,312 @@
-// datapath.hpp: the one place net_npa's data path is decided.
+// datapath.hpp: the one place net_npa's data path is decided: an npa::shell whose
+// plugins are ethdev plugins, one per sub-device.
 //
-// Until npa::shell (include/npa/shell.hpp) drives the plugins, this thin stand-in does
-// the switch the way DESIGN.md section 4 describes it for ethdev sub-ports, whose PMDs own
-// their rings (so there is nothing for a shell to hold back: what a sub-port accepted it
-// sends, and TX after the flip goes to the new path):
-//   prepare  every sub-port is attached and started at dev_start (warm standby);
-//   drain    a queue that sees a new target stops feeding the old path and keeps reading
-//            the old path's RX until it is empty, so nothing it already received is lost
-//            or overtaken by packets from the new path;
-//   flip     per queue, one relaxed load of the target per burst, on the queue's thread;
-//   release  the switch completes when every queue has drained; its duration is recorded.
-// Replacing this file's class with npa::shell<env, ethdev_plugin...> is the one change
-// the PMD needs: it only calls tx_burst / rx_burst / request_switch / the accessors.
+// The shell (include/npa/shell.hpp) runs the switch of DESIGN.md section 4: prepare
+// (attach the new sub-port, replay the control state onto it), drain (TX waits in the
+// shell's backlog while the old path delivers what it received), flip (per queue, on the
+// queue's own thread), release (the old sub-port is stopped; service() completes it).
+// This file adapts it to a PMD: the environment (mempools, clock, log), a control channel
+// onto a DPDK port, run-time path indices over the shell's compile-time ones, and a lock
+// so that the control threads a DPDK application has (its main thread, the interrupt
+// thread running alarms and event callbacks, the telemetry thread) take turns.
 #pragma once
 
 #include "devargs.hpp"
 
+#include <npa/control.hpp>
+#include <npa/control_state.hpp>
 #include <npa/dpdk/ethdev_plugin.hpp>
+#include <npa/dpdk/mbuf.hpp>
+#include <npa/shell.hpp>
+#include <npa/switch.hpp>
 
 #include <rte_cycles.h>
+#include <rte_ethdev.h>
+#include <rte_log.h>
 
 #include <array>
-#include <atomic>
 #include <cstdint>
+#include <memory>
+#include <mutex>
+#include <new>
 #include <span>
+#include <utility>
 
 namespace npa::dpdk {
 
-enum class switch_reason : std::uint8_t { none, request, removal, link_down, preferred_back };
-
-[[nodiscard]] constexpr const char* to_string(switch_reason r) noexcept {
-    switch (r) {
-    case switch_reason::none: return "none";
-    case switch_reason::request: return "request";
-    case switch_reason::removal: return "removal";
-    case switch_reason::link_down: return "link-down";
-    case switch_reason::preferred_back: return "preferred-back";
-    }
-    return "unknown";
-}
-
-/// Switch telemetry (DESIGN.md section 3: count, duration, reason, held, lost).
-struct switch_history {
-    std::uint64_t switches = 0;
-    std::uint64_t last_ns = 0;
-    std::uint64_t max_ns = 0;
-    std::uint64_t held = 0;  ///< packets held back during switches (none for ethdev paths)
-    std::uint64_t lost = 0;  ///< packets lost by switches (left on a removed device)
-    switch_reason last_reason = switch_reason::none;
-    std::uint32_t from = 0;
-    std::uint32_t to = 0;
-};
-
-class ethdev_paths {
-public:
-    using plugin_type = ethdev_plugin<ethdev_shell_api>;
-    static constexpr std::uint32_t no_path = ~0u;
-
+/// The shell's environment in a DPDK process.
+struct dpdk_env {
+    using pool_type = mempool_pool;
     [[nodiscard]] static std::uint64_t now_ns() noexcept {
         return rte_get_timer_cycles() * 1'000'000'000ull / rte_get_timer_hz();
     }
-
-    // ---- data path: called by the thread that owns queue q ------------------------
-    std::uint16_t tx_burst(std::uint16_t q, std::span<mbuf_ref> bufs) noexcept {
-        queue_state& s = sync(q);
-        return plugins_[s.active].tx_burst(q, bufs);
+    int logtype = RTE_LOGTYPE_PMD;
+    void log(log_level level, const char* msg) noexcept {
+        const std::uint32_t l = level == log_level::error     ? RTE_LOG_ERR
+                                : level == log_level::warning ? RTE_LOG_WARNING
+                                : level == log_level::info    ? RTE_LOG_INFO
+                                                              : RTE_LOG_DEBUG;
+        rte_log(l, static_cast<std::uint32_t>(logtype), "net_npa: %s\n", msg);
     }
+};
 
-    std::uint16_t rx_burst(std::uint16_t q, std::span<mbuf_ref> out) noexcept {
-        queue_state& s = sync(q);
-        if (NPA_UNLIKELY(s.draining != no_path)) {
-            const std::uint16_t k = plugins_[s.draining].rx_burst(q, out);
-            if (k != 0) return k;
-            s.draining = no_path;
-            queue_done();
+/// An npa::control_channel onto one DPDK port: the "authority" for a sub-device is its
+/// own PMD. A feature the port lacks (-ENOTSUP) is accepted when asking for it changes
+/// nothing (promiscuous on a port that filters nothing, the MTU it already has, an
+/// empty multicast list); otherwise it is errc::not_supported and the switch to that
+/// port fails with the reason, leaving the old path running.
+class ethdev_control {
+public:
+    std::uint16_t port = RTE_MAX_ETHPORTS;
+
+    status submit(const control_request& r) {
+        switch (r.op) {
+        case control_op::set_mac: {
+            rte_ether_addr a;
+            for (std::size_t i = 0; i < 6; ++i) a.addr_bytes[i] = r.mac[i];
+            const int rc = rte_eth_dev_default_mac_addr_set(port, &a);
+            return rc == 0 || rc == -ENOTSUP ? status{} : map(rc, "MAC address refused");
         }
-        return plugins_[s.active].rx_burst(q, out);
-    }
-
-    // ---- control path -------------------------------------------------------------
-    plugin_type& plugin(std::size_t i) noexcept { return plugins_[i]; }
-    const plugin_type& plugin(std::size_t i) const noexcept { return plugins_[i]; }
-    [[nodiscard]] std::uint32_t target() const noexcept {
-        return target_.load(std::memory_order_acquire);
-    }
-    [[nodiscard]] bool switching() const noexcept {
-        return pending_.load(std::memory_order_acquire) != 0;
-    }
-
-    /// Starts the data path on `path` with `queues` queues (the device is stopped: no
-    /// data-path thread runs, so the control thread sets every queue directly).
-    void reset(std::uint32_t path, std::uint16_t queues) noexcept {
-        queues_ = queues;
-        for (auto& s : q_) {
-            s.active = path;
-            s.draining = no_path;
+        case control_op::add_vlan:
+        case control_op::del_vlan: {
+            const int rc = rte_eth_dev_vlan_filter(port, r.vlan, r.op == control_op::add_vlan);
+            return rc == 0 ? status{} : map(rc, "VLAN filter not supported by the sub-device");
         }
-        pending_.store(0, std::memory_order_relaxed);
-        target_.store(path, std::memory_order_release);
+        case control_op::set_mtu: {
+            const int rc = rte_eth_dev_set_mtu(port, static_cast<std::uint16_t>(r.mtu));
+            std::uint16_t cur = 0;
+            if (rc == 0 || (rc == -ENOTSUP && rte_eth_dev_get_mtu(port, &cur) == 0 && cur == r.mtu)) {
+                return {};
+            }
+            return map(rc, "MTU refused by the sub-device");
+        }
+        case control_op::set_rx_mode: {
+            const bool promisc = (r.mode & rx_mode::promisc) != 0;
+            const bool allmulti = (r.mode & rx_mode::all_multi) != 0;
+            int rc = promisc ? rte_eth_promiscuous_enable(port) : rte_eth_promiscuous_disable(port);
+            if (rc != 0 && rc != -ENOTSUP) return map(rc, "promiscuous mode refused");
+            rc = allmulti ? rte_eth_allmulticast_enable(port) : rte_eth_allmulticast_disable(port);
+            if (rc != 0 && rc != -ENOTSUP) return map(rc, "allmulticast mode refused");
+            return {};
+        }
+        case control_op::set_mcast_list: {
+            std::array<rte_ether_addr, max_mcast_addrs> list{};
+            for (std::uint32_t i = 0; i < r.mcast_count && i < max_mcast_addrs; ++i) {
+                for (std::size_t b = 0; b < 6; ++b) list[i].addr_bytes[b] = r.mcast[i][b];
+            }
+            const int rc = rte_eth_dev_set_mc_addr_list(port, list.data(), r.mcast_count);
+            return rc == 0 || (rc == -ENOTSUP && r.mcast_count == 0)
+                       ? status{}
+                       : map(rc, "multicast list refused");
+        }
+        case control_op::set_rss: {
+            rte_eth_rss_conf c{};
+            std::array<std::uint8_t, rss_key_size> key = r.rss.key;
+            c.rss_key = key.data();
+            c.rss_key_len = static_cast<std::uint8_t>(key.size());
+            c.rss_hf = r.rss.hash_types;
+            const int rc = rte_eth_dev_rss_hash_update(port, &c);
+            return rc == 0 || (rc == -ENOTSUP && r.rss.hash_types == 0)
+                       ? status{}
+                       : map(rc, "RSS configuration refused");
+        }
+        }
+        return {errc::invalid_argument, "unknown control request"};
     }
 
-    /// Asks every queue to move to `path`. `running`: data-path threads are polling (else
-    /// the flip is done here at once). Returns busy while a previous switch drains.
-    status request_switch(std::uint32_t path, switch_reason why, bool running) noexcept {
-        if (pending_.load(std::memory_order_acquire) != 0) {
-            return {errc::busy, "a switch is still draining"};
+    /// Applies the batch in order and stops at the first refusal. DPDK has no
+    /// transaction across ethdev calls; a refused replay fails the switch, and the
+    /// sub-port, which carries no traffic yet, is stopped again by the shell.
+    status submit_batch(std::span<const control_request> batch) {
+        for (const control_request& r : batch) {
+            if (status st = submit(r); !st.ok()) return st;
         }
-        const std::uint32_t from = target_.load(std::memory_order_relaxed);
-        if (path == from) return status::success();
-        hist_.last_reason = why;
-        hist_.from = from;
-        hist_.to = path;
-        started_ns_ = now_ns();
-        if (!running) {
-            reset(path, queues_);
-            record(0);
-            return status::success();
-        }
-        pending_.store(queues_, std::memory_order_relaxed);
-        target_.store(path, std::memory_order_release);
-        return status::success();
+        return {};
     }
-
-    /// The old path's device is gone: its queues must not be drained.
-    void forget_drain(std::uint32_t path) noexcept { dead_path_.store(path, std::memory_order_release); }
-
-    [[nodiscard]] const switch_history& history() const noexcept { return hist_; }
-    [[nodiscard]] std::uint16_t queues() const noexcept { return queues_; }
 
 private:
-    struct alignas(cache_line_size) queue_state {
-        std::uint32_t active = 0;
-        std::uint32_t draining = no_path;
-    };
+    static status map(int rc, const char* why) noexcept {
+        return {rc == -ENOTSUP ? errc::not_supported
+                : rc == -ENODEV ? errc::removed
+                                : errc::refused,
+                why};
+    }
+};
+static_assert(npa::control_channel<ethdev_control>);
 
-    queue_state& sync(std::uint16_t q) noexcept {
-        queue_state& s = q_[q];
-        const std::uint32_t t = target_.load(std::memory_order_relaxed);
-        if (NPA_UNLIKELY(t != s.active)) {
-            std::atomic_thread_fence(std::memory_order_acquire);
-            const bool dead = dead_path_.load(std::memory_order_acquire) == s.active;
-            s.draining = dead ? no_path : s.active;
-            s.active = t;
-            if (dead) queue_done();
+namespace detail {
+template <std::size_t N, template <class> class P, template <class> class... Ps>
+struct repeat_shell : repeat_shell<N - 1, P, P, Ps...> {};
+template <template <class> class P, template <class> class... Ps>
+struct repeat_shell<0, P, Ps...> {
+    using type = npa::shell<dpdk_env, Ps...>;
+};
+} // namespace detail
+
+/// One shell slot per possible sub-device, all of them ethdev plugins.
+using path_shell = typename detail::repeat_shell<max_sub_devices, ethdev_plugin>::type;
+static_assert(path_shell::path_count == max_sub_devices);
+
+class shell_paths {
+public:
+    static constexpr std::uint32_t no_path = path_shell::no_path;
+
+    // ---- data path: the thread that owns queue q ----------------------------------
+    std::uint16_t tx_burst(std::uint16_t q, std::span<mbuf_ref> bufs) noexcept {
+        return sh_->tx_burst(q, bufs);
+    }
+    std::uint16_t rx_burst(std::uint16_t q, std::span<mbuf_ref> out) noexcept {
+        return sh_->rx_burst(q, out);
+    }
+
+    // ---- control path (serialised by the lock) --------------------------------------
+
+    /// Builds the shell for `queues` queue pairs over sub_ports (in preference order);
+    /// each queue refills from pools[q].
+    status create(std::span<const std::uint16_t> sub_ports, std::span<rte_mempool* const> pools,
+                  const rte_eth_conf& conf, const queue_config& qc, const npa_devargs& args,
+                  int logtype) {
+        std::lock_guard<std::mutex> g(lock_);
+        sh_.reset();
+        env_.logtype = logtype;
+        for (std::size_t q = 0; q < qc.queues; ++q) {
+            pools_[q] = mempool_pool{pools[q]};
+            pool_ptrs_[q] = &pools_[q];
         }
-        return s;
-    }
-
-    void queue_done() noexcept {
-        if (pending_.fetch_sub(1, std::memory_order_acq_rel) == 1) {
-            record(now_ns() - started_ns_);
+        npaths_ = sub_ports.size();
+        for (std::size_t i = 0; i < npaths_; ++i) {
+            ctl_[i].port = sub_ports[i];
+            devs_[i].port_id = sub_ports[i];
+            devs_[i].rx_pools = pools.first(qc.queues);
+            devs_[i].conf = conf;
         }
+        shell_config cfg;
+        cfg.queues = qc;
+        cfg.mode = irq_mode::poll;
+        cfg.inline_switch = false;  // the application's lcores serve the queues
+        cfg.policy.min_dwell_ns = std::uint64_t{args.dwell_ms} * 1'000'000;
+        cfg.policy.backoff_initial_ns = std::uint64_t{args.backoff_ms} * 1'000'000;
+        cfg.policy.backoff_max_ns = 8 * cfg.policy.backoff_initial_ns;
+        sh_.reset(new (std::nothrow) path_shell(
+            env_, std::span<mempool_pool* const>(pool_ptrs_.data(), qc.queues), cfg));
+        if (!sh_) return {errc::no_memory, "cannot allocate the shell"};
+        if (!sh_->init_status().ok()) return sh_->init_status();
+        return {};
     }
 
-    void record(std::uint64_t ns) noexcept {
-        ++hist_.switches;
-        hist_.last_ns = ns;
-        if (ns > hist_.max_ns) hist_.max_ns = ns;
+    /// Boot: brings `path` up while no lcore polls yet, serving the queues itself.
+    status start(std::uint32_t path) {
+        std::lock_guard<std::mutex> g(lock_);
+        status st = request_locked(path, switch_reason::boot);
+        for (int i = 0; st.ok() && sh_->switching() && i < boot_spins; ++i) {
+            for (std::uint16_t q = 0; q < sh_->queue_count(); ++q) (void)sh_->poll(q);
+            (void)sh_->service();
+        }
+        if (st.ok() && sh_->switching()) return {errc::timeout, "boot switch did not complete"};
+        return st;
     }
 
-    std::array<plugin_type, max_sub_devices> plugins_{};
-    std::array<queue_state, ethdev_max_queues> q_{};
-    std::atomic<std::uint32_t> target_{0};
-    std::atomic<std::uint32_t> pending_{0};
-    std::atomic<std::uint32_t> dead_path_{no_path};
-    std::uint16_t queues_ = 1;
-    std::uint64_t started_ns_ = 0;
-    switch_history hist_{};
+    /// Detaches every path (the lcores have stopped polling). shell::stop() detaches
+    /// the active path; a path a switch was preparing is detached here too (the ethdev
+    /// plugin's detach is idempotent).
+    void stop() {
+        std::lock_guard<std::mutex> g(lock_);
+        if (!sh_) return;
+        sh_->stop();
+        detach_all(std::make_index_sequence<max_sub_devices>{});
+    }
+
+    status request(std::uint32_t path, switch_reason why) {
+        std::lock_guard<std::mutex> g(lock_);
+        return request_locked(path, why);
+    }
+
+    /// Moves a switch in progress along (release of the old path); returns true while
+    /// one is in progress.
+    bool service() {
+        std::lock_guard<std::mutex> g(lock_);
+        return sh_ && sh_->service();
+    }
+
+    status control(const control_request& r) {
+        std::lock_guard<std::mutex> g(lock_);
+        if (!sh_) return {errc::bad_state, "port not started"};
+        return sh_->control(r);
+    }
+
+    [[nodiscard]] bool ready() const noexcept { return sh_ != nullptr; }
+    [[nodiscard]] std::uint32_t active() const noexcept {
+        return sh_ ? sh_->active_path() : no_path;
+    }
+    [[nodiscard]] bool switching() const noexcept { return sh_ && sh_->switching(); }
+    /// The path the data path is on, or moving to while a switch is in progress.
+    [[nodiscard]] std::uint32_t target() const noexcept {
+        return switching() ? target_ : active();
+    }
+    [[nodiscard]] std::size_t paths() const noexcept { return npaths_; }
+
+    /// Per queue totals over all paths (monotonic across switches) and per path.
+    [[nodiscard]] queue_stats queue_totals(std::uint16_t q) {
+        std::lock_guard<std::mutex> g(lock_);
+        return sh_ ? sh_->queue_totals(q) : queue_stats{};
+    }
+    [[nodiscard]] queue_stats path_totals(std::uint32_t p) {
+        std::lock_guard<std::mutex> g(lock_);
+        queue_stats t;
+        for (std::uint16_t q = 0; sh_ && q < sh_->queue_count(); ++q) {
+            t += sh_->path_stats(static_cast<std::uint8_t>(p), q);
+        }
+        return t;
+    }
+    /// A copy of the switch telemetry, taken under the lock.
+    [[nodiscard]] switch_history history() {
+        std::lock_guard<std::mutex> g(lock_);
+        return sh_ ? sh_->history() : switch_history{};
+    }
+    [[nodiscard]] std::uint64_t held_now() {
+        std::lock_guard<std::mutex> g(lock_);
+        std::uint64_t h = 0;
+        for (std::uint16_t q = 0; sh_ && q < sh_->queue_count(); ++q) h += sh_->counters(q).tx_backlogged;
+        return h;
+    }
+
+private:
+    /// Spins of the boot loop: each poll() moves every queue at least one step; a
+    /// handful is enough, the bound only turns a bug into an error instead of a hang.
+    static constexpr int boot_spins = 100'000;
+
+    template <std::size_t I>
+    static status request_one(shell_paths& s, switch_reason why) {
+        return s.sh_->template request_switch<I>(s.devs_[I], control_link::to(s.ctl_[I]), why);
+    }
+    template <std::size_t... I>
+    static constexpr auto make_table(std::index_sequence<I...>) {
+        return std::array<status (*)(shell_paths&, switch_reason), sizeof...(I)>{&request_one<I>...};
+    }
+
+    template <std::size_t... I>
+    void detach_all(std::index_sequence<I...>) noexcept {
+        (sh_->template plugin<I>().detach(), ...);
+    }
+
+    status request_locked(std::uint32_t path, switch_reason why) {
+        if (!sh_) return {errc::bad_state, "port not started"};
+        if (path >= npaths_) return {errc::invalid_argument, "no such path"};
+        static constexpr auto table = make_table(std::make_index_sequence<max_sub_devices>{});
+        const status st = table[path](*this, why);
+        if (st.ok()) target_ = path;
+        return st;
+    }
+
+    std::mutex lock_;
+    dpdk_env env_{};
+    std::unique_ptr<path_shell> sh_;
+    std::size_t npaths_ = 0;
+    std::uint32_t target_ = no_path;
+    std::array<ethdev_port, max_sub_devices> devs_{};
+    std::array<ethdev_control, max_sub_devices> ctl_{};
+    std::array<mempool_pool, ethdev_max_queues> pools_{};
+    std::array<mempool_pool*, ethdev_max_queues> pool_ptrs_{};
 };
 
 } // namespace npa::dpdk

@@ -44,6 +44,9 @@ namespace {
 /// interrupts; net_ring and net_null never do). Short enough to react to a link loss
 /// within the default dwell time, long enough to cost nothing.
 constexpr std::uint64_t policy_tick_us = 20'000;
+/// While a switch is in progress the release step (service()) runs this often, so the
+/// old sub-port is stopped soon after the last queue flipped.
+constexpr std::uint64_t switching_tick_us = 1'000;
 /// MAC addresses an application may add (fail-safe offers the same order of magnitude;
 /// each is mirrored on every sub-device, whose own tables are often that small).
 constexpr std::uint32_t max_mac_addrs = 16;
@@ -85,8 +88,7 @@ struct control_state {
 struct npa_port {
     rte_eth_dev* dev = nullptr;
     npa_devargs args{};
-    ethdev_shell_api api{};
-    ethdev_paths paths{};
+    shell_paths paths{};
     std::array<sub_device, max_sub_devices> subs{};
     std::size_t nsubs = 0;
     rte_eth_dev_owner owner{};
@@ -127,99 +129,95 @@ std::uint16_t npa_tx_burst(void* txq, rte_mbuf** pkts, std::uint16_t n) {
     return t->port->paths.tx_burst(t->q, as_refs(pkts, n));
 }
 
-// ---- control state onto a sub-device -------------------------------------------------
-
-/// Applies the whole control state to one sub-device (at attach, and so on every switch
-/// target before it carries traffic). Features a sub-device lacks (-ENOTSUP) are skipped:
-/// the intersection in dev_infos_get already told the application.
-void replay_control(npa_port& p, const sub_device& s) noexcept {
-    const std::uint16_t id = s.port_id;
-    (void)rte_eth_dev_default_mac_addr_set(id, &p.ctl.mac);
-    for (std::size_t i = 0; i < max_mac_addrs; ++i) {
-        if (p.ctl.extra_used[i]) (void)rte_eth_dev_mac_addr_add(id, &p.ctl.extra[i], 0);
-    }
-    (void)(p.ctl.promisc ? rte_eth_promiscuous_enable(id) : rte_eth_promiscuous_disable(id));
-    (void)(p.ctl.allmulti ? rte_eth_allmulticast_enable(id) : rte_eth_allmulticast_disable(id));
-    for (std::size_t v = 0; v < p.ctl.vlans.size(); ++v) {
-        if (p.ctl.vlans[v]) (void)rte_eth_dev_vlan_filter(id, static_cast<std::uint16_t>(v), 1);
-    }
-}
-
 bool usable(const npa_port& p, std::size_t i) noexcept {
-    return i < p.nsubs && !p.subs[i].removed && p.paths.plugin(i).attached();
+    return i < p.nsubs && !p.subs[i].removed;
 }
 
-bool link_up(const sub_device& s) noexcept {
-    rte_eth_link l{};
-    return rte_eth_link_get_nowait(s.port_id, &l) == 0 && l.link_status == RTE_ETH_LINK_UP;
-}
-
-/// The most preferred usable path with its link up, other than `except`.
-std::uint32_t best_path(const npa_port& p, std::uint32_t except) noexcept {
-    const std::uint64_t now = ethdev_paths::now_ns();
-    for (std::uint32_t i = 0; i < p.nsubs; ++i) {
-        if (i != except && usable(p, i) && p.subs[i].backoff_until_ns <= now &&
-            link_up(p.subs[i])) {
-            return i;
-        }
+/// Link of a sub-port: up, down, or unknown (not started: a port in standby is only
+/// configured when a switch prepares it, and many PMDs report no link before that).
+enum class link_state { up, down, unknown };
+link_state link_of(const sub_device& s) noexcept {
+    if (rte_eth_devices[s.port_id].data == nullptr ||
+        rte_eth_devices[s.port_id].data->dev_started == 0) {
+        return link_state::unknown;
     }
-    return ethdev_paths::no_path;
+    rte_eth_link l{};
+    if (rte_eth_link_get_nowait(s.port_id, &l) != 0) return link_state::unknown;
+    return l.link_status == RTE_ETH_LINK_UP ? link_state::up : link_state::down;
+}
+
+/// The most preferred usable path other than `except` whose link is not known to be
+/// down (or, with need_up, known to be up).
+std::uint32_t best_path(const npa_port& p, std::uint32_t except, bool need_up) noexcept {
+    for (std::uint32_t i = 0; i < p.nsubs; ++i) {
+        if (i == except || !usable(p, i)) continue;
+        const link_state l = link_of(p.subs[i]);
+        if (need_up ? l == link_state::up : l != link_state::down) return i;
+    }
+    return shell_paths::no_path;
+}
+
+/// Arms the policy timer: often while a switch is in progress (its release step runs
+/// here), at the link-check period otherwise.
+void policy_tick(void* arg);
+void arm_policy(npa_port& p) noexcept {
+    const std::uint64_t us = p.paths.switching() ? switching_tick_us : policy_tick_us;
+    p.alarm_set = rte_eal_alarm_set(us, policy_tick, &p) == 0;
 }
 
 status do_switch(npa_port& p, std::uint32_t path, switch_reason why) noexcept {
     if (path >= p.nsubs) return {errc::invalid_argument, "no such path"};
     if (p.subs[path].removed) return {errc::removed, "the path's device is gone"};
-    if (p.started && !p.paths.plugin(path).attached()) {
-        return {errc::device_error, "the path's device is not started"};
+    if (!p.started) {
+        // Not running: the port starts on this path.
+        p.args.active = path;
+        return status::success();
     }
-    const std::uint64_t now = ethdev_paths::now_ns();
-    const bool automatic = why == switch_reason::link_down || why == switch_reason::preferred_back;
-    if (automatic && now - p.last_switch_ns < std::uint64_t{p.args.dwell_ms} * 1'000'000) {
-        return {errc::busy, "minimum dwell time on the current path not elapsed"};
-    }
-    const std::uint32_t from = p.paths.target();
-    const status st = p.paths.request_switch(path, why, p.started);
-    if (st.ok() && path != from) {
-        p.last_switch_ns = now;
+    const std::uint32_t from = p.paths.active();
+    const status st = p.paths.request(path, why);
+    if (st.ok()) {
         NPA_LOG(INFO, "%s: data path %u (%s) -> %u (%s), reason %s\n", p.dev->data->name, from,
-                p.subs[from].name, path, p.subs[path].name, to_string(why));
+                from < p.nsubs ? p.subs[from].name : "none", path, p.subs[path].name,
+                to_string(why));
+        if (p.alarm_set) rte_eal_alarm_cancel(policy_tick, &p);
+        arm_policy(p);
     }
     return st;
 }
 
-/// Periodic policy (rte_eal_alarm): link loss on the active path moves traffic to the
-/// best other path; the preferred path coming back takes it back after the dwell time,
-/// unless the application chose the current path itself.
-void retire_removed(npa_port& p) noexcept;
-
+/// Periodic control work (rte_eal_alarm, the interrupt thread): completes a switch in
+/// progress (shell service: release of the old path); on link loss of the active path
+/// moves traffic to the best other path; moves back to a preferred path whose link is up
+/// again, unless the application chose the current path itself. Hysteresis (dwell,
+/// back-off) is the shell's: these are discretionary switches (switch_reason::policy).
 void policy_tick(void* arg) {
     auto* p = static_cast<npa_port*>(arg);
-    if (!p->started) {
-        p->alarm_set = false;
-        return;
-    }
-    retire_removed(*p);
-    const std::uint32_t cur = p->paths.target();
-    if (p->args.auto_switch && !p->paths.switching()) {
-        if (!link_up(p->subs[cur]) || p->subs[cur].removed) {
-            const std::uint32_t next = best_path(*p, cur);
-            if (next != ethdev_paths::no_path) (void)do_switch(*p, next, switch_reason::link_down);
-        } else if (p->paths.history().last_reason != switch_reason::request) {
-            const std::uint32_t best = best_path(*p, ethdev_paths::no_path);
-            if (best != ethdev_paths::no_path && best < cur) {
-                (void)do_switch(*p, best, switch_reason::preferred_back);
+    p->alarm_set = false;
+    if (!p->started) return;
+    (void)p->paths.service();
+    const std::uint32_t cur = p->paths.active();
+    if (p->args.auto_switch && !p->paths.switching() && cur < p->nsubs) {
+        if (link_of(p->subs[cur]) == link_state::down) {
+            const std::uint32_t next = best_path(*p, cur, false);
+            if (next != shell_paths::no_path) (void)do_switch(*p, next, switch_reason::policy);
+        } else {
+            const switch_history h = p->paths.history();
+            const bool chosen = h.count() != 0 &&
+                                h.recent(0).reason == switch_reason::operator_request;
+            const std::uint32_t best = best_path(*p, shell_paths::no_path, true);
+            if (!chosen && best != shell_paths::no_path && best < cur) {
+                (void)do_switch(*p, best, switch_reason::policy);
             }
         }
     }
-    p->alarm_set = rte_eal_alarm_set(policy_tick_us, policy_tick, p) == 0;
+    if (!p->alarm_set) arm_policy(*p);
 }
 
 /// RTE_ETH_EVENT_INTR_RMV on a sub-device: the device is going away. It stops being a
-/// switch target at once (no dwell time); if it carries the traffic, the data path moves
-/// to the best other path and, as for any switch, first reads what the old device
-/// already received (a PMD that raised RMV answers its bursts safely until the device is
-/// detached, returning nothing once the hardware is gone). Once no queue reads it any
-/// more, policy_tick stops touching it for good.
+/// switch target at once; if it carries the traffic, the shell moves to the best other
+/// path (a mandatory switch: no dwell time) and, as for any switch, first delivers what
+/// the old device already received (a PMD that raised RMV answers its bursts safely
+/// until the device is detached).
 int on_sub_event(std::uint16_t sub_port, rte_eth_event_type type, void* arg, void*) {
     auto* p = static_cast<npa_port*>(arg);
     if (type != RTE_ETH_EVENT_INTR_RMV) return 0;
@@ -227,32 +225,17 @@ int on_sub_event(std::uint16_t sub_port, rte_eth_event_type type, void* arg, voi
         if (p->subs[i].port_id != sub_port || p->subs[i].removed) continue;
         NPA_LOG(WARNING, "%s: sub-device %s removed\n", p->dev->data->name, p->subs[i].name);
         p->subs[i].removed = true;
-        if (p->paths.target() == i) {
-            const std::uint32_t next = best_path(*p, i);
-            const status st = next == ethdev_paths::no_path
+        if (p->started && p->paths.active() == i) {
+            const std::uint32_t next = best_path(*p, i, false);
+            const status st = next == shell_paths::no_path
                                   ? status{errc::removed, "no other usable path"}
-                                  : do_switch(*p, next, switch_reason::removal);
+                                  : do_switch(*p, next, switch_reason::surprise_removal);
             if (!st.ok()) {
                 NPA_LOG(ERR, "%s: no switch after removal: %s\n", p->dev->data->name, st.reason());
-                p->paths.forget_drain(i);
-                p->paths.plugin(i).mark_removed();
             }
-        } else if (!p->paths.switching()) {
-            p->paths.plugin(i).mark_removed();
         }
     }
     return 0;
-}
-
-/// Removed sub-devices that no queue reads any more are never touched again.
-void retire_removed(npa_port& p) noexcept {
-    if (p.paths.switching()) return;
-    for (std::uint32_t i = 0; i < p.nsubs; ++i) {
-        if (p.subs[i].removed && i != p.paths.target() &&
-            p.paths.plugin(i).health() != errc::removed) {
-            p.paths.plugin(i).mark_removed();
-        }
-    }
 }
 
 // ---- ethdev operations ------------------------------------------------------------------
@@ -347,9 +330,41 @@ void npa_queue_release(rte_eth_dev*, std::uint16_t) {}
 
 int npa_dev_stop(rte_eth_dev* dev);
 
-/// Steps: 1. attach every sub-device (configure, queues from the application's mempools,
-/// start): warm standby for all; 2. replay the control state on each; 3. put the data
-/// path on the preferred usable path; 4. start the link-policy timer.
+std::uint32_t rx_mode_bits(const npa_port& p) noexcept {
+    return rx_mode::unicast | rx_mode::broadcast | rx_mode::multicast |
+           (p.ctl.promisc ? rx_mode::promisc : 0u) | (p.ctl.allmulti ? rx_mode::all_multi : 0u);
+}
+
+int to_errno(const status& st) noexcept {
+    switch (st.code()) {
+    case errc::ok: return 0;
+    case errc::invalid_argument: return -EINVAL;
+    case errc::not_supported: return -ENOTSUP;
+    case errc::busy: return -EBUSY;
+    case errc::no_memory: return -ENOMEM;
+    case errc::removed: return -ENODEV;
+    case errc::refused: return -EPERM;
+    default: return -EIO;
+    }
+}
+
+/// Sends one control request through the shell when the port runs (the shell sends it
+/// to the active sub-device and replays it on every switch); a stopped port only keeps
+/// it, and start replays it.
+int send_control(npa_port& p, const control_request& r) noexcept {
+    if (!p.started) return 0;
+    const status st = p.paths.control(r);
+    if (!st.ok()) {
+        NPA_LOG(ERR, "%s: %s refused: %s\n", p.dev->data->name, to_string(r.op), st.reason());
+    }
+    return to_errno(st);
+}
+
+/// Steps: 1. build the shell over every sub-device (one path each, in dev() order) for
+/// the configured queues and the application's mempools; 2. boot it on the preferred
+/// usable path (the shell attaches that sub-port and replays the control state);
+/// 3. send the control state the application set while the port was stopped; 4. start
+/// the policy timer.
 int npa_dev_start(rte_eth_dev* dev) {
     npa_port& p = *priv(dev);
     const auto& d = *dev->data;
@@ -357,41 +372,49 @@ int npa_dev_start(rte_eth_dev* dev) {
     qc.queues = d.nb_rx_queues;
     qc.rx_ring_size = p.rx_desc;
     qc.tx_ring_size = p.tx_desc;
-    std::size_t up = 0;
-    for (std::size_t i = 0; i < p.nsubs; ++i) {
-        if (p.subs[i].removed) continue;
-        ethdev_port win;
-        win.port_id = p.subs[i].port_id;
-        win.rx_pools = std::span<rte_mempool* const>(p.rx_pools.data(), d.nb_rx_queues);
-        win.conf = d.dev_conf;
-        win.conf.intr_conf.lsc = 0;  // link state is polled (policy_tick)
-        win.conf.intr_conf.rmv = 0;  // RMV is an event callback, no interrupt mode needed
-        const status st = p.paths.plugin(i).attach(p.api, win, qc);
-        if (!st.ok()) {
-            NPA_LOG(ERR, "%s: sub-device %s not usable: %s\n", d.name, p.subs[i].name,
-                    st.reason());
-            continue;
-        }
-        replay_control(p, p.subs[i]);
-        ++up;
+    rte_eth_conf conf = d.dev_conf;
+    conf.intr_conf.lsc = 0;  // link state is polled (policy_tick)
+    conf.intr_conf.rmv = 0;  // RMV arrives as an event callback
+    std::array<std::uint16_t, max_sub_devices> ports{};
+    for (std::size_t i = 0; i < p.nsubs; ++i) ports[i] = p.subs[i].port_id;
+    status st = p.paths.create(std::span<const std::uint16_t>(ports.data(), p.nsubs),
+                               std::span<rte_mempool* const>(p.rx_pools.data(), qc.queues), conf,
+                               qc, p.args, logtype);
+    if (!st.ok()) {
+        NPA_LOG(ERR, "%s: %s\n", d.name, st.reason());
+        return to_errno(st);
     }
-    if (up == 0) {
+    st = {errc::removed, "no usable sub-device"};
+    std::uint32_t first = p.args.active;
+    for (std::uint32_t k = 0; k <= p.nsubs && !st.ok(); ++k) {
+        const std::uint32_t i = k == 0 ? first : k - 1;
+        if (!usable(p, i) || (k != 0 && i == first)) continue;
+        st = p.paths.start(i);
+        if (!st.ok()) {
+            NPA_LOG(ERR, "%s: sub-device %s not usable: %s\n", d.name, p.subs[i].name, st.reason());
+        }
+    }
+    if (!st.ok()) {
         NPA_LOG(ERR, "%s: no sub-device could be started\n", d.name);
         return -EIO;
     }
-    std::uint32_t first = p.paths.target();
-    if (!usable(p, first)) {
-        first = p.args.active;
-        for (std::uint32_t i = 0; i < p.nsubs && !usable(p, first); ++i) first = i;
-    }
-    p.paths.reset(first, d.nb_rx_queues);
     p.started = true;
+    if (!rte_is_zero_ether_addr(&p.ctl.mac)) {  // a vdev such as net_ring may have none
+        mac_addr m;
+        for (std::size_t i = 0; i < 6; ++i) m[i] = p.ctl.mac.addr_bytes[i];
+        (void)send_control(p, control_request::make_set_mac(m));
+    }
+    (void)send_control(p, control_request::make_rx_mode(rx_mode_bits(p)));
+    if (p.ctl.mtu != 0) (void)send_control(p, control_request::make_mtu(p.ctl.mtu));
+    for (std::size_t v = 0; v < p.ctl.vlans.size(); ++v) {
+        if (p.ctl.vlans[v]) (void)send_control(p, control_request::make_vlan(true, static_cast<std::uint16_t>(v)));
+    }
     for (std::uint16_t q = 0; q < d.nb_rx_queues; ++q) {
         dev->data->rx_queue_state[q] = RTE_ETH_QUEUE_STATE_STARTED;
         dev->data->tx_queue_state[q] = RTE_ETH_QUEUE_STATE_STARTED;
     }
     dev->data->dev_link.link_status = RTE_ETH_LINK_UP;
-    if (!p.alarm_set) p.alarm_set = rte_eal_alarm_set(policy_tick_us, policy_tick, &p) == 0;
+    if (!p.alarm_set) arm_policy(p);
     return 0;
 }
 
@@ -402,7 +425,7 @@ int npa_dev_stop(rte_eth_dev* dev) {
         rte_eal_alarm_cancel(policy_tick, &p);
         p.alarm_set = false;
     }
-    for (std::size_t i = 0; i < p.nsubs; ++i) p.paths.plugin(i).detach();
+    p.paths.stop();
     for (std::uint16_t q = 0; q < dev->data->nb_rx_queues; ++q) {
         dev->data->rx_queue_state[q] = RTE_ETH_QUEUE_STATE_STOPPED;
         dev->data->tx_queue_state[q] = RTE_ETH_QUEUE_STATE_STOPPED;
@@ -448,7 +471,7 @@ int npa_link_update(rte_eth_dev* dev, int) {
     link.link_duplex = RTE_ETH_LINK_FULL_DUPLEX;
     link.link_autoneg = RTE_ETH_LINK_FIXED;
     if (p.started) {
-        const std::uint32_t cur = p.paths.target();
+        const std::uint32_t cur = p.paths.active();
         rte_eth_link sl{};
         if (usable(p, cur) && rte_eth_link_get_nowait(p.subs[cur].port_id, &sl) == 0) {
             link = sl;
@@ -457,10 +480,8 @@ int npa_link_update(rte_eth_dev* dev, int) {
     return rte_eth_linkstatus_set(dev, &link);
 }
 
-queue_stats queue_total(const npa_port& p, std::uint16_t q) noexcept {
-    queue_stats t;
-    for (std::size_t i = 0; i < p.nsubs; ++i) t += p.paths.plugin(i).stats(q);
-    return t;
+queue_stats queue_total(npa_port& p, std::uint16_t q) noexcept {
+    return p.paths.queue_totals(q);
 }
 
 int npa_stats_get(rte_eth_dev* dev, rte_eth_stats* st) {
@@ -532,17 +553,16 @@ int npa_xstats_get(rte_eth_dev* dev, rte_eth_xstat* xs, unsigned int size) {
     if (xs == nullptr || size < n) return static_cast<int>(n);
     unsigned k = 0;
     for (std::size_t i = 0; i < p.nsubs; ++i) {
-        queue_stats t;
-        for (std::uint16_t q = 0; q < ethdev_max_queues; ++q) t += p.paths.plugin(i).stats(q);
+        const queue_stats t = p.paths.path_totals(static_cast<std::uint32_t>(i));
         for (std::uint64_t v : {t.rx_packets, t.tx_packets, t.rx_bytes, t.tx_bytes}) {
             xs[k] = {k, v};
             ++k;
         }
     }
-    const switch_history& h = p.paths.history();
-    for (std::uint64_t v : {h.switches, h.last_ns, h.max_ns, h.held, h.lost,
-                            static_cast<std::uint64_t>(h.last_reason),
-                            static_cast<std::uint64_t>(p.paths.target())}) {
+    const switch_history h = p.paths.history();
+    const std::uint64_t reason = h.count() != 0 ? static_cast<std::uint64_t>(h.recent(0).reason) : 0;
+    for (std::uint64_t v : {h.switches(), h.last_duration_ns(), h.max_duration_ns(), h.total_held(),
+                            h.total_tx_lost(), reason, static_cast<std::uint64_t>(p.paths.active())}) {
         xs[k] = {k, v};
         ++k;
     }
@@ -565,33 +585,45 @@ int for_each_sub(npa_port& p, bool tolerate_notsup, Op op) {
 int npa_promisc_enable(rte_eth_dev* dev) {
     npa_port& p = *priv(dev);
     p.ctl.promisc = true;
-    return for_each_sub(p, true, rte_eth_promiscuous_enable);
+    const int rc = send_control(p, control_request::make_rx_mode(rx_mode_bits(p)));
+    if (rc != 0) p.ctl.promisc = false;
+    return rc;
 }
 int npa_promisc_disable(rte_eth_dev* dev) {
     npa_port& p = *priv(dev);
     p.ctl.promisc = false;
-    return for_each_sub(p, true, rte_eth_promiscuous_disable);
+    const int rc = send_control(p, control_request::make_rx_mode(rx_mode_bits(p)));
+    if (rc != 0) p.ctl.promisc = true;
+    return rc;
 }
 int npa_allmulti_enable(rte_eth_dev* dev) {
     npa_port& p = *priv(dev);
     p.ctl.allmulti = true;
-    return for_each_sub(p, true, rte_eth_allmulticast_enable);
+    const int rc = send_control(p, control_request::make_rx_mode(rx_mode_bits(p)));
+    if (rc != 0) p.ctl.allmulti = false;
+    return rc;
 }
 int npa_allmulti_disable(rte_eth_dev* dev) {
     npa_port& p = *priv(dev);
     p.ctl.allmulti = false;
-    return for_each_sub(p, true, rte_eth_allmulticast_disable);
+    const int rc = send_control(p, control_request::make_rx_mode(rx_mode_bits(p)));
+    if (rc != 0) p.ctl.allmulti = true;
+    return rc;
 }
 
 int npa_mac_set(rte_eth_dev* dev, rte_ether_addr* mac) {
     npa_port& p = *priv(dev);
-    const int rc = for_each_sub(p, true, [mac](std::uint16_t id) {
-        return rte_eth_dev_default_mac_addr_set(id, mac);
-    });
+    // ethdev restores the MAC on every start; a port without one (net_ring) has none.
+    if (rte_is_zero_ether_addr(mac)) return 0;
+    mac_addr m;
+    for (std::size_t i = 0; i < 6; ++i) m[i] = mac->addr_bytes[i];
+    const int rc = send_control(p, control_request::make_set_mac(m));
     if (rc == 0) p.ctl.mac = *mac;
     return rc;
 }
 
+/// Secondary unicast addresses have no npa control request (the shell's control state
+/// holds one MAC and a multicast list), so they are mirrored on every sub-device here.
 int npa_mac_add(rte_eth_dev* dev, rte_ether_addr* mac, std::uint32_t index, std::uint32_t vmdq) {
     npa_port& p = *priv(dev);
     if (index >= max_mac_addrs) return -ENOSPC;
@@ -617,34 +649,17 @@ void npa_mac_remove(rte_eth_dev* dev, std::uint32_t index) {
 
 int npa_mtu_set(rte_eth_dev* dev, std::uint16_t mtu) {
     npa_port& p = *priv(dev);
-    // All or nothing: on a refusal, the sub-devices already changed go back.
-    std::array<std::uint16_t, max_sub_devices> old{};
-    for (std::size_t i = 0; i < p.nsubs; ++i) {
-        if (p.subs[i].removed) continue;
-        (void)rte_eth_dev_get_mtu(p.subs[i].port_id, &old[i]);
-        const int r = rte_eth_dev_set_mtu(p.subs[i].port_id, mtu);
-        if (r != 0) {
-            NPA_LOG(ERR, "%s: sub-device %s refuses MTU %u (%d)\n", dev->data->name,
-                    p.subs[i].name, mtu, r);
-            for (std::size_t j = 0; j < i; ++j) {
-                if (!p.subs[j].removed) (void)rte_eth_dev_set_mtu(p.subs[j].port_id, old[j]);
-            }
-            return r;
-        }
-    }
-    p.ctl.mtu = mtu;
-    return 0;
+    const int rc = send_control(p, control_request::make_mtu(mtu));
+    if (rc == 0) p.ctl.mtu = mtu;
+    return rc;
 }
 
 int npa_vlan_filter_set(rte_eth_dev* dev, std::uint16_t vid, int on) {
     npa_port& p = *priv(dev);
     if (vid > RTE_ETHER_MAX_VLAN_ID) return -EINVAL;
-    const int rc = for_each_sub(p, false, [vid, on](std::uint16_t id) {
-        return rte_eth_dev_vlan_filter(id, vid, on);
-    });
-    if (rc != 0) return rc;
-    p.ctl.vlans.set(vid, on != 0);
-    return 0;
+    const int rc = send_control(p, control_request::make_vlan(on != 0, vid));
+    if (rc == 0) p.ctl.vlans.set(vid, on != 0);
+    return rc;
 }
 
 eth_dev_ops make_ops() noexcept {
@@ -765,7 +780,6 @@ int npa_probe(rte_vdev_device* vdev) {
     // set on every sub-device when they start.
     (void)rte_eth_macaddr_get(p->subs[args.active].port_id, &p->ctl.mac);
     dev->data->mac_addrs[0] = p->ctl.mac;
-    p->paths.reset(args.active, 1);
     dev->data->dev_flags |= RTE_ETH_DEV_AUTOFILL_QUEUE_XSTATS;
     dev->data->dev_link.link_status = RTE_ETH_LINK_DOWN;
     rte_eth_dev_probing_finish(dev);
@@ -857,7 +871,7 @@ __attribute__((visibility("default"))) int rte_pmd_npa_switch(uint16_t port_id, 
     using namespace npa::dpdk;
     npa_port* p = find_port(port_id);
     if (p == nullptr) return -ENODEV;
-    const npa::status st = do_switch(*p, path, switch_reason::request);
+    const npa::status st = do_switch(*p, path, npa::switch_reason::operator_request);
     if (st.ok()) return 0;
     NPA_LOG(ERR, "%s: switch to path %u refused: %s\n", p->dev->data->name, path, st.reason());
     switch (st.code()) {
@@ -872,17 +886,17 @@ __attribute__((visibility("default"))) int rte_pmd_npa_status(uint16_t port_id,
     using namespace npa::dpdk;
     npa_port* p = find_port(port_id);
     if (p == nullptr || st == nullptr) return -ENODEV;
-    const switch_history& h = p->paths.history();
+    const npa::switch_history h = p->paths.history();
     *st = {};
     st->paths = static_cast<uint32_t>(p->nsubs);
-    st->active = p->paths.target();
+    st->active = p->started ? p->paths.target() : p->args.active;
     st->switching = p->paths.switching() ? 1 : 0;
-    st->switches = h.switches;
-    st->last_switch_ns = h.last_ns;
-    st->max_switch_ns = h.max_ns;
-    st->held = h.held;
-    st->lost = h.lost;
-    st->last_reason = to_string(h.last_reason);
+    st->switches = h.switches();
+    st->last_switch_ns = h.last_duration_ns();
+    st->max_switch_ns = h.max_duration_ns();
+    st->held = h.total_held();
+    st->lost = h.total_tx_lost();
+    st->last_reason = h.count() != 0 ? npa::to_string(h.recent(0).reason) : "none";
     for (std::size_t i = 0; i < 8; ++i) {
         st->sub_port[i] = i < p->nsubs && !p->subs[i].removed ? p->subs[i].port_id
                                                               : uint16_t{RTE_MAX_ETHPORTS};
