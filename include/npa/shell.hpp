@@ -214,17 +214,21 @@ public:
         return switch_to<I>(dev, link, switch_reason::boot);
     }
 
-    /// Detaches the active path; every buffer it held goes back (TX unsent buffers stay
-    /// in the requeue lists and are freed too, counted as tx_lost). Control thread, with
-    /// the data path quiet.
+    /// Detaches every path; every buffer goes back to its pool. TX the shell still held
+    /// (backlog, requeued) is freed and counted as tx_lost: stopping drops what was not
+    /// sent, as closing a netdev does. Control thread, with the data path quiet.
     void stop() noexcept {
         if (!queues_) {
             return;
         }
-        if (active_ != no_path) {
-            detach_path(active_);
-            active_ = no_path;
+        // Every attached path: the active one and, if a switch was under way, the one
+        // being prepared or released.
+        for (std::uint8_t p = 0; p < path_count; ++p) {
+            detach_path(p);
         }
+        active_ = no_path;
+        switching_ = false;
+        stage_ = stage_none;
         for (std::uint16_t q = 0; q < nq_; ++q) {
             queue_state& qs = queues_[q];
             drop_ring(qs, qs.backlog);

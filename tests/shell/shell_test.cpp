@@ -449,3 +449,22 @@ TEST_CASE("telemetry prints with fmt") {
     CHECK(fmt::format("{}", r.sh.audit()).find("balanced: 1024 buffers") == 0);
     CHECK(fmt::format("{}", r.sh.counters(0)).find("tx accepted 0") == 0);
 }
+
+TEST_CASE("stop in the middle of a switch returns every buffer") {
+    rig r;
+    REQUIRE(r.sh.start<0>(r.emu, r.link()).ok());
+    r.emu.complete_tx = false;
+    CHECK(r.send(10) == 10);
+    REQUIRE(r.sh.request_switch<1>(r.vf, r.link(), npa::switch_reason::vf_arrived).ok());
+    CHECK(r.send(5) == 5);  // into the backlog
+    r.sh.stop();
+    CHECK_FALSE(r.sh.switching());
+    CHECK(r.sh.active_path() == shell_t::no_path);
+    const auto a = r.sh.audit();
+    CHECK(a.ok());
+    CHECK(a.in_plugins == 0);
+    CHECK(a.backlog == 0);
+    CHECK(a.in_pool == a.pool_size);
+    CHECK(r.sh.counters(0).tx_lost == 15);
+    CHECK(r.send(1) == 0);  // no path: the caller keeps it
+}
