@@ -111,7 +111,7 @@ public:
         if (const status st = d->carve(); !st) {
             return st;
         }
-        return std::move(d);
+        return d;
     }
 
     vmxnet3_device(const vmxnet3_device&) = delete;

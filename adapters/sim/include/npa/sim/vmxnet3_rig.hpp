@@ -1,0 +1,148 @@
+// npa/sim/vmxnet3_rig.hpp: a vmxnet3 device model on a bench, ready for the conformance kit
+// (the same members as simnic_rig). The guest's control path is brought up the way a shell
+// would before attaching the plugin: MAC and RX mode through vmxnet3_control.
+#pragma once
+
+#include <npa/buffer/fixed_pool.hpp>
+#include <npa/plugins/vmxnet3_control.hpp>
+#include <npa/sim/faults.hpp>
+#include <npa/sim/guest_memory.hpp>
+#include <npa/sim/simnic_rig.hpp>  // far_end
+#include <npa/sim/test_api.hpp>
+#include <npa/sim/traffic.hpp>
+#include <npa/sim/vmxnet3_device.hpp>
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace npa::sim {
+
+struct vmxnet3_rig_config {
+    std::uint16_t queues = 2;
+    std::uint32_t tx_ring = 256;
+    std::uint32_t rx_ring = 256;
+    std::uint32_t buffers = 2048;
+    std::size_t guest_bytes = std::size_t{16} << 20;
+    bool update_rx_prod = false;  ///< the device asks for RXPROD writes
+    std::uint32_t tx_threshold = 32;
+};
+
+class vmxnet3_rig {
+public:
+    using config = vmxnet3_rig_config;
+    using pool_type = fixed_pool<borrowed_memory>;
+    using api_type = test_api<pool_type>;
+    using device_type = vmxnet3::window;
+    using buffer_type = buffer_ref;
+    static constexpr const char* device_name = "vmxnet3";
+    static constexpr mac_addr guest_mac{0x02, 0, 0, 0, 0, 0x01};
+    static constexpr mac_addr far_mac{0x02, 0, 0, 0, 0, 0x02};
+
+    explicit vmxnet3_rig(const config& c = {}) : cfg_(c), mem_(c.guest_bytes), far_(far_mac, guest_mac) {
+        pool_config pc;
+        pc.count = c.buffers;
+        const guest_block b = mem_.allocate(pool_type::required_bytes(pc));
+        auto pool = pool_type::create(pc, b.backing());
+        if (!pool) {
+            error_ = pool.error().reason();
+            return;
+        }
+        pool_.emplace(std::move(*pool));
+        api_.emplace(*pool_);
+        vmxnet3_device_config dc;
+        dc.profile.max_queues = c.queues < 4 ? 4 : c.queues;
+        const std::uint32_t big = c.tx_ring > c.rx_ring ? c.tx_ring : c.rx_ring;
+        dc.profile.max_ring_size = (big + 31) / 32 * 32;
+        dc.update_rx_prod = c.update_rx_prod;
+        dc.tx_threshold = c.tx_threshold;
+        auto dev = vmxnet3_device::create(mem_, dc);
+        if (!dev) {
+            error_ = dev.error().reason();
+            return;
+        }
+        dev_ = std::move(*dev);
+        connect(*dev_, far_);
+        control_.emplace(dev_->control_port());
+        const control_request init[] = {
+            control_request::make_set_mac(guest_mac),
+            control_request::make_rx_mode(rx_mode::unicast | rx_mode::broadcast | rx_mode::multicast)};
+        if (const status st = control_->submit_batch(init); !st) {
+            error_ = st.reason();
+        }
+    }
+
+    [[nodiscard]] bool ok() const noexcept { return error_ == nullptr; }
+    [[nodiscard]] const char* error() const noexcept { return error_ != nullptr ? error_ : "ok"; }
+    [[nodiscard]] const config& cfg() const noexcept { return cfg_; }
+    [[nodiscard]] queue_config queue_cfg() const noexcept {
+        queue_config qc;
+        qc.queues = cfg_.queues;
+        qc.tx_ring_size = cfg_.tx_ring;
+        qc.rx_ring_size = cfg_.rx_ring;
+        qc.offloads = cap::all;  // intersected with the device's by the plugin
+        return qc;
+    }
+
+    [[nodiscard]] api_type& api() noexcept { return *api_; }
+    [[nodiscard]] device_type& window() noexcept { return dev_->window(); }
+    [[nodiscard]] vmxnet3_device& device() noexcept { return *dev_; }
+    [[nodiscard]] vmxnet3_control& control() noexcept { return *control_; }
+    [[nodiscard]] guest_memory& memory() noexcept { return mem_; }
+    [[nodiscard]] sim_irq& irq(std::uint16_t q) noexcept { return dev_->irq(q); }
+
+    void step(std::uint32_t n = 1) {
+        for (std::uint32_t i = 0; i < n; ++i) {
+            dev_->step();
+        }
+    }
+    void inject(const fault_plan& p) { dev_->inject(p); }
+    void reset_device() { dev_->reset(); }
+    void remove_device() { dev_->remove(); }
+
+    [[nodiscard]] std::uint32_t flow_for_queue(std::uint16_t q) const {
+        for (std::uint32_t f = 0;; ++f) {
+            traffic_gen g(f, far_mac, guest_mac);
+            frame fr;
+            g.build(fr);
+            if (vmxnet3_device::flow_hash(fr) % cfg_.queues == q) {
+                return f;
+            }
+        }
+    }
+    std::uint64_t far_send(std::uint32_t flow, std::uint64_t n) { return far_.send(flow, n); }
+    [[nodiscard]] std::uint64_t far_sent(std::uint32_t flow) const { return far_.sent(flow); }
+    [[nodiscard]] flow_report far_report(std::uint32_t flow, std::uint64_t sent) const {
+        return far_.report(flow, sent);
+    }
+
+    void build_tx(buffer_type b, std::uint32_t flow) {
+        traffic_gen& g = guest_gens_.try_emplace(flow, flow, guest_mac, far_mac).first->second;
+        b.set_length(g.build(std::span<std::byte>(b.data(), b.capacity())));
+    }
+    [[nodiscard]] traffic_sink& guest_sink() noexcept { return guest_sink_; }
+
+    [[nodiscard]] std::vector<std::string> violations() const { return dev_->violations(); }
+    [[nodiscard]] std::uint32_t device_rx_posted(std::uint16_t q) const { return dev_->rx_posted(q, 0); }
+    [[nodiscard]] std::uint64_t device_rx_no_desc(std::uint16_t q) const { return dev_->counters(q).rx_no_desc; }
+    [[nodiscard]] std::uint64_t device_tx_not_sent(std::uint16_t q) const {
+        return dev_->counters(q).tx_link_down;
+    }
+
+private:
+    config cfg_;
+    guest_memory mem_;
+    far_end far_;
+    std::optional<pool_type> pool_;
+    std::optional<api_type> api_;
+    std::unique_ptr<vmxnet3_device> dev_;
+    std::optional<vmxnet3_control> control_;
+    std::map<std::uint32_t, traffic_gen> guest_gens_;
+    traffic_sink guest_sink_;
+    const char* error_ = nullptr;
+};
+
+} // namespace npa::sim

@@ -1,0 +1,627 @@
+// npa/plugins/vmxnet3.hpp: the vmxnet3 plugin, NPA's always-present emulated path.
+//
+// Drives a vmxnet3's rings by the device ABI (vmxnet3_defs.hpp), as Linux
+// drivers/net/vmxnet3 and DPDK drivers/net/vmxnet3 do, so that the same plugin could drive
+// the real device:
+//   TX  one descriptor per packet on the gen-bit TX ring; packets of up to
+//       tx_data_copy_max bytes are copied into the TX data ring entry of their slot (the
+//       device then reads descriptor and data from one place, one DMA saved); one
+//       completion per packet (cq + eop), reaped from the TX completion ring.
+//       Doorbell rule (Vmxnet3_TxQueueCtrl): the driver counts packets in txNumDeferred
+//       and writes TXPROD only once it reaches the device-set txThreshold.
+//       One slot is always left empty (as vmxnet3_cmd_ring_desc_avail), so that a stale
+//       completion naming the slot just cleaned can never look valid.
+//   RX  ring 1 holds head buffers, ring 2 spare body buffers for packets larger than a
+//       head buffer; one completion ring for both (rqID tells the rings apart: qid for
+//       ring 1, qid + numRxQueues for ring 2). RXPROD/RXPROD2 are written only when the
+//       device set updateRxProd. A packet that spans buffers is dropped and counted: an
+//       npa buffer is one segment.
+//   IRQ one MSI-X vector per queue pair (txq and rxq intrIdx = q), auto-masked by the
+//       device when raised, unmasked through IMR by irq_arm.
+// Nothing the device writes is trusted: each completion is copied out (gen_consumer),
+// and its type, ring id, index and length are checked against what this plugin posted
+// before anything is touched. A violation is counted (bad_completion) and the entry
+// ignored, or the packet dropped; no buffer is ever lost or handed over twice, and health()
+// reports device_error from then on so the shell switches away.
+//
+// The plugin never reaches the control registers: its device_type (vmxnet3::window) has
+// no MAC register, RX filter or UPDATE_* command. That is vmxnet3_control's job.
+#pragma once
+
+#include <npa/buffer/packet_buffer.hpp>
+#include <npa/concepts/plugin.hpp>
+#include <npa/plugins/vmxnet3_defs.hpp>
+#include <npa/plugins/vmxnet3_window.hpp>
+#include <npa/ring/gen_ring.hpp>
+
+#include <array>
+#include <atomic>
+#include <cstdint>
+#include <cstring>
+#include <memory>
+#include <new>
+#include <span>
+
+namespace npa {
+
+// ---- tuning constants -----------------------------------------------------------------
+namespace vmxnet3_tuning {
+/// tx_burst reaps completions first when fewer slots than this are free: reaping touches
+/// the completion ring, wasted work while the TX ring is mostly empty.
+inline constexpr std::uint32_t tx_reap_below = 32;
+/// Packets up to this size go through the TX data ring: the copy (a cache line or two)
+/// is cheaper than the device's second DMA. The revision 1 entry size is the ceiling.
+inline constexpr std::uint32_t tx_data_copy_max = vmxnet3::HDR_COPY_SIZE;
+/// RX ring 2 (body buffers) size: only packets larger than a head buffer use it, and an
+/// npa head buffer already holds a full MTU frame, so the minimum ring size is plenty.
+inline constexpr std::uint32_t rx_ring2_size = vmxnet3::RING_SIZE_ALIGN;
+/// A completion naming a slot more than this fraction of the ring ahead of the oldest
+/// posted buffer is treated as stale, not as "the device skipped that many": RX rings
+/// are posted full, so a stale duplicate of the slot just cleaned would otherwise name
+/// the whole ring.
+inline constexpr std::uint32_t rx_max_skip_div = 2;
+/// Header bytes in front of an L4 checksum field: TCP at 16, UDP at 6 (RFC 793, RFC 768).
+inline constexpr std::uint32_t tcp_csum_off = 16, udp_csum_off = 6, udp_hdr_len = 8;
+} // namespace vmxnet3_tuning
+
+/// Bytes of ring memory one queue pair needs, every ring base aligned to RING_BA_ALIGN.
+[[nodiscard]] constexpr std::size_t vmxnet3_queue_bytes(std::uint32_t tx, std::uint32_t rx) noexcept {
+    constexpr std::size_t a = vmxnet3::RING_BA_ALIGN;
+    auto up = [](std::size_t n) { return (n + a - 1) / a * a; };
+    const std::uint32_t rx2 = vmxnet3_tuning::rx_ring2_size;
+    return up(std::size_t{tx} * 16) + up(std::size_t{tx} * vmxnet3::HDR_COPY_SIZE) +
+           up(std::size_t{tx} * 16) + up(std::size_t{rx} * 16) + up(std::size_t{rx2} * 16) +
+           up(std::size_t{rx + rx2} * 16);
+}
+
+template <class Api>
+class vmxnet3_plugin {
+public:
+    using buffer_type = typename Api::buffer_type;
+    using device_type = vmxnet3::window;
+    static constexpr const char* name = "vmxnet3";
+    static constexpr std::uint16_t max_queue_pairs = vmxnet3::MAX_TX_QUEUES;
+
+    vmxnet3_plugin() noexcept = default;
+    vmxnet3_plugin(const vmxnet3_plugin&) = delete;
+    vmxnet3_plugin& operator=(const vmxnet3_plugin&) = delete;
+    ~vmxnet3_plugin() = default;
+
+    // ---- attach ---------------------------------------------------------------------
+    status attach(Api& api, device_type& dev, const queue_config& qc) {
+        namespace v = vmxnet3;
+        // step 1: check the request against the device before touching anything.
+        if (!dev.bound()) {
+            return {errc::invalid_argument, "vmxnet3: window not bound to a device"};
+        }
+        if (!dev.present()) {
+            return {errc::removed, "vmxnet3: device removed"};
+        }
+        const v::device_profile& prof = dev.profile();
+        if (qc.queues == 0 || qc.queues > prof.max_queues || qc.queues > max_queue_pairs ||
+            2u * qc.queues > dev.queue_table_slots() || qc.queues + 1u > v::MAX_INTRS) {
+            return {errc::invalid_argument, "vmxnet3: queue pairs outside 1..max_queues"};
+        }
+        const std::uint32_t t = qc.tx_ring_size, r = qc.rx_ring_size;
+        if (!v::ring_size_ok(t, prof.max_ring_size) || !v::ring_size_ok(r, prof.max_ring_size)) {
+            return {errc::invalid_argument,
+                    "vmxnet3: ring sizes must be multiples of 32 up to the device maximum"};
+        }
+        if (qc.mtu < v::MIN_MTU || qc.mtu > prof.max_mtu) {
+            return {errc::invalid_argument, "vmxnet3: MTU outside the device's range"};
+        }
+        if (dev.ring_area().size < vmxnet3_queue_bytes(t, r) * qc.queues) {
+            return {errc::no_memory, "vmxnet3: ring memory too small for these ring sizes"};
+        }
+        api_ = &api;
+        dev_ = &dev;
+        mtu_ = qc.mtu;
+        offloads_ = qc.offloads & capabilities().offloads;
+        bad_ = false;
+        // step 2: lay out and zero every ring (no slot may look handed over), buf_info.
+        std::byte* at = dev.ring_area().virt;
+        const iova_t base = dev.ring_area().iova;
+        auto carve = [&](std::size_t bytes, iova_t& iova) {
+            std::byte* p = at;
+            iova = base + static_cast<iova_t>(at - dev.ring_area().virt);
+            at += (bytes + v::RING_BA_ALIGN - 1) / v::RING_BA_ALIGN * v::RING_BA_ALIGN;
+            return p;
+        };
+        std::memset(dev.ring_area().virt, 0, vmxnet3_queue_bytes(t, r) * qc.queues);
+        nq_ = qc.queues;
+        for (std::uint16_t i = 0; i < nq_; ++i) {
+            queue& q = q_[i];
+            q = queue{};
+            q.txd = dev.txq(i);
+            q.rxd = dev.rxq(nq_, i);
+            q.tx_bufs.reset(new (std::nothrow) buffer_type[t]);
+            q.rx[0].bufs.reset(new (std::nothrow) buffer_type[r]);
+            q.rx[1].bufs.reset(new (std::nothrow) buffer_type[vmxnet3_tuning::rx_ring2_size]);
+            if (!q.tx_bufs || !q.rx[0].bufs || !q.rx[1].bufs) {
+                release_all();
+                return {errc::no_memory, "vmxnet3: cannot allocate buffer bookkeeping"};
+            }
+            iova_t tx_pa, data_pa, txc_pa, rx1_pa, rx2_pa, rxc_pa;
+            q.tx.reset(reinterpret_cast<v::tx_desc*>(carve(t * 16ull, tx_pa)), t);
+            q.data = reinterpret_cast<v::tx_data_desc*>(carve(std::size_t{t} * v::HDR_COPY_SIZE, data_pa));
+            q.data_iova = data_pa;
+            q.txc.reset(reinterpret_cast<v::tx_comp_desc*>(carve(t * 16ull, txc_pa)), t);
+            const std::uint32_t r2 = vmxnet3_tuning::rx_ring2_size;
+            q.rx[0].ring.reset(reinterpret_cast<v::rx_desc*>(carve(r * 16ull, rx1_pa)), r);
+            q.rx[1].ring.reset(reinterpret_cast<v::rx_desc*>(carve(r2 * 16ull, rx2_pa)), r2);
+            q.rxc.reset(reinterpret_cast<v::rx_comp_desc*>(carve((r + r2) * 16ull, rxc_pa)), r + r2);
+            // step 3: the queue descriptors (Vmxnet3_TxQueueDesc / Vmxnet3_RxQueueDesc).
+            std::memset(static_cast<void*>(q.txd), 0, sizeof(v::tx_queue_desc));
+            std::memset(static_cast<void*>(q.rxd), 0, sizeof(v::rx_queue_desc));
+            v::tx_queue_conf& tc = q.txd->conf;
+            tc.txRingBasePA = tx_pa;
+            tc.dataRingBasePA = data_pa;
+            tc.compRingBasePA = txc_pa;
+            tc.txRingSize = t;
+            tc.dataRingSize = t;
+            tc.compRingSize = t;
+            tc.intrIdx = static_cast<std::uint8_t>(i);
+            tc.txDataRingDescSize = v::HDR_COPY_SIZE;
+            v::rx_queue_conf& rc = q.rxd->conf;
+            rc.rxRingBasePA[0] = rx1_pa;
+            rc.rxRingBasePA[1] = rx2_pa;
+            rc.compRingBasePA = rxc_pa;
+            rc.rxRingSize[0] = r;
+            rc.rxRingSize[1] = r2;
+            rc.compRingSize = r + r2;
+            rc.intrIdx = static_cast<std::uint8_t>(i);
+        }
+        // step 4: misc and interrupt configuration (Vmxnet3_MiscConf, Vmxnet3_IntrConf).
+        v::misc_conf& m = dev.misc();
+        m.driverInfo.version = 1;
+        m.driverInfo.vmxnet3RevSpt = 1;
+        m.driverInfo.uptVerSpt = 1;
+        m.uptFeatures = upt_features(prof);
+        m.queueDescPA = dev.queue_table_iova();
+        m.queueDescLen = static_cast<std::uint32_t>(2u * nq_ * sizeof(v::tx_queue_desc));
+        m.mtu = qc.mtu;
+        m.maxNumRxSG = 1;
+        m.numTxQueues = static_cast<std::uint8_t>(nq_);
+        m.numRxQueues = static_cast<std::uint8_t>(nq_);
+        v::intr_conf& ic = dev.intr();
+        ic.autoMask = 1;
+        ic.numIntrs = static_cast<std::uint8_t>(nq_ + 1);
+        ic.eventIntrIdx = static_cast<std::uint8_t>(nq_);
+        ic.intrCtrl = 0;
+        for (std::uint16_t i = 0; i <= nq_; ++i) {
+            ic.modLevels[i] = qc.irq_moderation_us == 0 ? v::upt1::IML_NONE : v::upt1::IML_ADAPTIVE;
+            dev.imr(i, true);  // masked until the shell arms the queue
+        }
+        // step 5: ACTIVATE_DEV; the device answers 0 or refuses the configuration.
+        if (dev.activate() != 0) {
+            release_all();
+            return {errc::device_error, "vmxnet3: the device refused ACTIVATE_DEV"};
+        }
+        // step 6: post RX buffers on both rings (fewer if the pool is short: counted).
+        for (std::uint16_t i = 0; i < nq_; ++i) {
+            refill(i);
+        }
+        api.log(log_level::info, "vmxnet3: attached");
+        return status::success();
+    }
+
+    // ---- tx_burst: reap if short of room, fill, doorbell by the deferral rule ---------
+    std::uint16_t tx_burst(std::uint16_t qi, std::span<buffer_type> bufs) noexcept {
+        queue& q = q_[qi];
+        const std::uint32_t size = q.tx.size();
+        if (size - 1 - q.tx_in_flight < vmxnet3_tuning::tx_reap_below) {
+            (void)tx_reap(qi);
+        }
+        const std::uint32_t room = size - 1 - q.tx_in_flight;
+        const auto n = static_cast<std::uint16_t>(bufs.size() < room ? bufs.size() : room);
+        q.stats.tx_ring_full += n < bufs.size() ? 1 : 0;
+        std::uint32_t deferred = 0;
+        for (std::uint16_t i = 0; i < n; ++i) {
+            const buffer_type b = bufs[i];
+            const offload_info ol = b.offload();
+            const bool tso = (ol.flags & ol::tx_tso) != 0 && (offloads_ & cap::tso) != 0 &&
+                             ol.tso_mss != 0;
+            const std::uint32_t len = b.length();
+            if (len < 14 || len >= vmxnet3::MAX_TX_BUF_SIZE || (!tso && len > mtu_ + 18)) {
+                ++q.stats.tx_errors;  // no frame the device may carry: refuse it, hand it back
+                api_->tx_complete(qi, std::span<const buffer_type>(&b, 1));
+                continue;
+            }
+            const std::uint32_t slot = q.tx.next_to_fill();
+            vmxnet3::tx_desc d{};
+            if (len <= vmxnet3_tuning::tx_data_copy_max) {
+                std::memcpy(q.data[slot].data, b.data(), len);
+                d.addr = q.data_iova + std::uint64_t{slot} * vmxnet3::HDR_COPY_SIZE;
+            } else {
+                d.addr = b.iova();
+            }
+            vmxnet3::tx_desc::len::set(d.dword2, len);
+            map_tx_offload(ol, tso, d);
+            vmxnet3::tx_desc::eop::set(d.dword3, 1);
+            vmxnet3::tx_desc::cq::set(d.dword3, 1);
+            q.tx_bufs[slot] = b;
+            q.tx.produce(d);
+            ++q.tx_in_flight;
+            // TSO counts each segment the device will send (as Linux counts gso_segs).
+            deferred += tso ? (len + ol.tso_mss - 1) / ol.tso_mss : 1;
+        }
+        if (deferred != 0) {
+            std::atomic_ref<std::uint32_t> nd(q.txd->ctrl.txNumDeferred);
+            const std::uint32_t total = nd.load(std::memory_order_relaxed) + deferred;
+            if (total >= std::atomic_ref<std::uint32_t>(q.txd->ctrl.txThreshold)
+                             .load(std::memory_order_relaxed)) {
+                nd.store(0, std::memory_order_relaxed);
+                dev_->txprod(qi, q.tx.next_to_fill());
+            } else {
+                nd.store(total, std::memory_order_relaxed);
+            }
+        }
+        return n;
+    }
+
+    // ---- tx_reap: one completion per packet, txdIdx = its EOP slot ---------------------
+    std::uint32_t tx_reap(std::uint16_t qi) noexcept {
+        queue& q = q_[qi];
+        if (q.tx_bufs == nullptr) {
+            return 0;
+        }
+        const std::uint32_t size = q.tx.size();
+        std::uint32_t done = 0;
+        vmxnet3::tx_comp_desc c;
+        while (poll_completion(q.txc, c, q.stats)) {
+            const std::uint32_t idx = vmxnet3::tx_comp_desc::txdIdx::get(c.dword0);
+            const std::uint32_t skip = idx >= q.tx_clean ? idx - q.tx_clean : idx + size - q.tx_clean;
+            if (vmxnet3::tx_comp_desc::type::get(c.dword3) != vmxnet3::cdtype::TXCOMP ||
+                idx >= size || skip >= q.tx_in_flight) {
+                bad(q);  // out of range, stale, duplicated or invented: ignore it
+                continue;
+            }
+            if (skip != 0) {
+                // Earlier packets without a completion of their own: the device took them
+                // but never said so. Counted, and returned with this one.
+                bad(q);
+                q.stats.tx_errors += skip;
+            }
+            ++q.stats.tx_packets;
+            q.stats.tx_bytes += q.tx_bufs[idx].length();
+            give_back(q.tx_bufs.get(), size, q.tx_clean, skip + 1,
+                      [&](std::span<const buffer_type> s) { api_->tx_complete(qi, s); });
+            q.tx_clean = (q.tx_clean + skip + 1) % size;
+            q.tx_in_flight -= skip + 1;
+            done += skip + 1;
+        }
+        return done;
+    }
+
+    [[nodiscard]] std::uint32_t tx_in_flight(std::uint16_t qi) const noexcept {
+        return q_[qi].tx_in_flight;
+    }
+
+    // ---- rx_burst: snapshot, validate, deliver, refill ---------------------------------
+    std::uint16_t rx_burst(std::uint16_t qi, std::span<buffer_type> out) noexcept {
+        queue& q = q_[qi];
+        if (q.tx_bufs == nullptr) {
+            return 0;
+        }
+        std::uint16_t n = 0;
+        vmxnet3::rx_comp_desc c;
+        using rcd = vmxnet3::rx_comp_desc;
+        while (n < out.size() && poll_completion(q.rxc, c, q.stats)) {
+            // Which ring: rqID is qid for ring 1, qid + numRxQueues for ring 2.
+            const std::uint32_t rq = rcd::rqID::get(c.dword0);
+            const std::uint32_t ri = rq == qi ? 0 : rq == std::uint32_t{qi} + nq_ ? 1 : 2;
+            const std::uint32_t type = rcd::type::get(c.dword3);
+            if (ri == 2 || type != vmxnet3::cdtype::RXCOMP) {
+                bad(q);  // a ring never configured, or not an RX completion
+                continue;
+            }
+            rx_ring& ring = q.rx[ri];
+            const std::uint32_t size = ring.ring.size();
+            const std::uint32_t idx = rcd::rxdIdx::get(c.dword0);
+            const std::uint32_t skip = idx >= ring.clean ? idx - ring.clean : idx + size - ring.clean;
+            if (idx >= size || skip >= ring.posted || skip > size / vmxnet3_tuning::rx_max_skip_div) {
+                bad(q);
+                continue;
+            }
+            if (skip != 0) {  // the device passed over earlier buffers: take them back
+                bad(q);
+                q.stats.rx_dropped += skip;
+                give_back(ring.bufs.get(), size, ring.clean, skip, release_rx(qi));
+                ring.clean = (ring.clean + skip) % size;
+                ring.posted -= skip;
+            }
+            const buffer_type b = ring.bufs[ring.clean];
+            ring.clean = ring.clean + 1 == size ? 0 : ring.clean + 1;
+            --ring.posted;
+            const bool sop = rcd::sop::get(c.dword0) != 0, eop = rcd::eop::get(c.dword0) != 0;
+            const std::uint32_t len = rcd::len::get(c.dword2);
+            if (q.dropping || !sop || !eop || ri != 0) {
+                // Part of a packet that spans buffers (an npa buffer is one segment), or a
+                // body buffer with no head: dropped, the buffer goes back to the pool.
+                if (!q.dropping && (!sop || ri != 0)) {
+                    bad(q);  // a packet must start in a ring 1 head buffer
+                } else if (!q.dropping) {
+                    ++q.stats.rx_dropped;
+                }
+                q.dropping = !eop && (q.dropping || sop);
+                release_rx(qi)(std::span<const buffer_type>(&b, 1));
+                continue;
+            }
+            if (rcd::err::get(c.dword2) != 0 || len < 14 || len > posted_len(b)) {
+                if (rcd::err::get(c.dword2) == 0) {
+                    bad(q);  // a length the buffer cannot hold: never read past it
+                }
+                ++q.stats.rx_dropped;
+                release_rx(qi)(std::span<const buffer_type>(&b, 1));
+                continue;
+            }
+            b.set_length(len);
+            b.set_offload(rx_offload(c));
+            out[n++] = b;
+            ++q.stats.rx_packets;
+            q.stats.rx_bytes += len;
+        }
+        refill(qi);
+        return n;
+    }
+
+    // ---- detach: quiesce, hand every buffer back ---------------------------------------
+    void detach() noexcept {
+        if (dev_ != nullptr && nq_ != 0) {
+            dev_->quiesce();  // step 1: after this the device writes nothing more
+            for (std::uint16_t i = 0; i <= nq_; ++i) {
+                dev_->imr(i, true);
+            }
+        }
+        for (std::uint16_t i = 0; i < nq_; ++i) {
+            queue& q = q_[i];
+            if (q.tx_bufs) {
+                (void)tx_reap(i);  // step 2: what the device confirmed goes back completed
+                // step 3: what it took but never confirmed goes back unsent, oldest first
+                give_back(q.tx_bufs.get(), q.tx.size(), q.tx_clean, q.tx_in_flight,
+                          [&](std::span<const buffer_type> s) { api_->tx_unsent(i, s); });
+                q.tx_in_flight = 0;
+            }
+            for (rx_ring& ring : q.rx) {  // step 4: posted RX buffers go back to the shell
+                if (ring.bufs) {
+                    give_back(ring.bufs.get(), ring.ring.size(), ring.clean, ring.posted,
+                              release_rx(i));
+                    ring.posted = 0;
+                }
+            }
+        }
+        release_all();
+    }
+
+    void irq_arm(std::uint16_t qi) noexcept { dev_->imr(qi, false); }
+    void irq_disarm(std::uint16_t qi) noexcept { dev_->imr(qi, true); }
+
+    /// What the device offers (its profile), as npa capabilities. Before attach: nothing.
+    [[nodiscard]] npa::capabilities capabilities() const noexcept {
+        npa::capabilities c{};
+        if (dev_ == nullptr) {
+            c.max_queues = 1;
+            return c;
+        }
+        const vmxnet3::device_profile& p = dev_->profile();
+        c.offloads = (p.tx_csum ? cap::tx_l4_csum : 0u) | (p.tso ? cap::tso : 0u) |
+                     (p.vlan_insert ? cap::vlan_insert : 0u) |
+                     ((p.upt_features & vmxnet3::upt1::F_RXCSUM) != 0 ? cap::rx_csum : 0u) |
+                     ((p.upt_features & vmxnet3::upt1::F_RXVLAN) != 0 ? cap::vlan_strip : 0u) |
+                     ((p.upt_features & vmxnet3::upt1::F_RSS) != 0 ? cap::rss : 0u) |
+                     cap::vlan_filter;
+        c.max_queues = p.max_queues < max_queue_pairs ? p.max_queues : max_queue_pairs;
+        c.min_ring_size = vmxnet3::RING_SIZE_ALIGN;
+        c.max_ring_size = p.max_ring_size;
+        c.min_mtu = vmxnet3::MIN_MTU;
+        c.max_mtu = p.max_mtu;
+        return c;
+    }
+
+    [[nodiscard]] const queue_stats& stats(std::uint16_t qi) const noexcept { return q_[qi].stats; }
+
+    /// removed: the device reads all ones (VRRS). device_error: the device reported a queue
+    /// error (ECR TQERR/RQERR) or wrote something this plugin had to reject.
+    [[nodiscard]] errc health() const noexcept {
+        if (dev_ == nullptr) {
+            return errc::ok;
+        }
+        if (!dev_->present()) {
+            return errc::removed;
+        }
+        if (bad_ || (dev_->ecr() & (vmxnet3::ecr::TQERR | vmxnet3::ecr::RQERR)) != 0) {
+            return errc::device_error;
+        }
+        return errc::ok;
+    }
+
+private:
+    struct rx_ring {
+        gen_producer<vmxnet3::rx_traits> ring;
+        std::unique_ptr<buffer_type[]> bufs;  // buf_info: the buffer posted in each slot
+        std::uint32_t clean = 0;              // next_to_clean (slot)
+        std::uint32_t posted = 0;             // slots [clean, clean + posted) hold buffers
+    };
+    struct queue {
+        gen_producer<vmxnet3::tx_traits> tx;
+        gen_consumer<vmxnet3::tx_comp_traits> txc;
+        vmxnet3::tx_data_desc* data = nullptr;
+        iova_t data_iova = 0;
+        std::unique_ptr<buffer_type[]> tx_bufs;
+        std::uint32_t tx_clean = 0, tx_in_flight = 0;
+        std::array<rx_ring, 2> rx{};
+        gen_consumer<vmxnet3::rx_comp_traits> rxc;
+        bool dropping = false;  // inside a multi-buffer packet being dropped
+        vmxnet3::tx_queue_desc* txd = nullptr;
+        vmxnet3::rx_queue_desc* rxd = nullptr;
+        queue_stats stats{};
+    };
+
+    void bad(queue& q) noexcept {
+        ++q.stats.bad_completion;
+        bad_ = true;
+    }
+
+    std::uint64_t upt_features(const vmxnet3::device_profile& p) const noexcept {
+        std::uint64_t f = 0;
+        f |= (offloads_ & cap::rx_csum) != 0 ? vmxnet3::upt1::F_RXCSUM : 0;
+        f |= (offloads_ & cap::vlan_strip) != 0 ? vmxnet3::upt1::F_RXVLAN : 0;
+        f |= (offloads_ & cap::rss) != 0 && nq_ > 1 ? vmxnet3::upt1::F_RSS : 0;
+        return f & p.upt_features;
+    }
+
+    void map_tx_offload(const offload_info& ol, bool tso, vmxnet3::tx_desc& d) const noexcept {
+        using td = vmxnet3::tx_desc;
+        const std::uint32_t l23 = std::uint32_t{ol.l2_len} + ol.l3_len;
+        if (tso) {  // om TSO: hlen covers every header, msscof is the MSS
+            td::om_::set(d.dword3, vmxnet3::om::TSO);
+            td::hlen::set(d.dword3, l23 + ol.l4_len);
+            td::msscof::set(d.dword2, ol.tso_mss);
+        } else if ((ol.flags & ol::tx_l4_csum) != 0 && (offloads_ & cap::tx_l4_csum) != 0 &&
+                   l23 != 0) {
+            // om CSUM: hlen is where the L4 header starts, msscof where its checksum is.
+            const std::uint32_t off = ol.l4_len == vmxnet3_tuning::udp_hdr_len
+                                          ? vmxnet3_tuning::udp_csum_off
+                                          : vmxnet3_tuning::tcp_csum_off;
+            td::om_::set(d.dword3, vmxnet3::om::CSUM);
+            td::hlen::set(d.dword3, l23);
+            td::msscof::set(d.dword2, l23 + off);
+        }
+        if ((ol.flags & ol::tx_vlan) != 0 && (offloads_ & cap::vlan_insert) != 0) {
+            td::ti::set(d.dword3, 1);
+            td::tci::set(d.dword3, ol.vlan_tci);
+        }
+    }
+
+    static offload_info rx_offload(const vmxnet3::rx_comp_desc& c) noexcept {
+        using rcd = vmxnet3::rx_comp_desc;
+        offload_info o{};
+        if (rcd::rssType::get(c.dword0) != vmxnet3::rss_type::NONE) {
+            o.flags |= ol::rx_rss;
+            o.rss_hash = c.rssHash;
+        }
+        if (rcd::ts::get(c.dword2) != 0) {
+            o.flags |= ol::rx_vlan;
+            o.vlan_tci = static_cast<std::uint16_t>(rcd::tci::get(c.dword2));
+        }
+        if (rcd::cnc::get(c.dword0) == 0) {
+            const bool l4 = rcd::tcp::get(c.dword3) != 0 || rcd::udp::get(c.dword3) != 0;
+            const bool bad_ip = rcd::v4::get(c.dword3) != 0 && rcd::ipc::get(c.dword3) == 0;
+            const bool bad_l4 = l4 && rcd::tuc::get(c.dword3) == 0;
+            if (bad_ip || bad_l4) {
+                o.csum = csum_state::bad;
+            } else if (l4 || rcd::v4::get(c.dword3) != 0) {
+                o.csum = csum_state::good;
+            }
+        }
+        return o;
+    }
+
+    static std::uint32_t posted_len(const buffer_type& b) noexcept {
+        const std::uint32_t cap = b.capacity();
+        return cap < vmxnet3::MAX_RX_BUF_SIZE ? cap : vmxnet3::MAX_RX_BUF_SIZE;
+    }
+
+    // A completion snapshot. A stale slot followed by a fresh one (generation order broken)
+    // is skipped and counted, so a device that does that cannot wedge the ring.
+    template <class Tr>
+    bool poll_completion(gen_consumer<Tr>& cc, typename Tr::desc_type& c, queue_stats& st) noexcept {
+        if (cc.poll(c)) {
+            return true;
+        }
+        const std::uint32_t next = cc.next_to_clean() + 1;
+        const bool wraps = next == cc.size();
+        auto& slot = cc.ring()[wraps ? 0 : next];
+        const std::uint32_t w =
+            std::atomic_ref<std::uint32_t>(Tr::own_word(slot)).load(std::memory_order_acquire);
+        if ((w & Tr::own_mask) != Tr::own_bits(wraps ? !cc.gen() : cc.gen()) || cc.ready()) {
+            return false;
+        }
+        ++st.bad_completion;
+        bad_ = true;
+        // The skipped entry holds the previous lap's generation, which is the next lap's:
+        // left as it is, it would be read as fresh one lap later. Marking it consumed for
+        // this lap makes it wait for a real write again.
+        auto& stale = cc.ring()[cc.next_to_clean()];
+        std::atomic_ref<std::uint32_t> own(Tr::own_word(stale));
+        own.store((own.load(std::memory_order_relaxed) & ~std::uint32_t{Tr::own_mask}) |
+                      Tr::own_bits(cc.gen()),
+                  std::memory_order_relaxed);
+        cc.advance();
+        return cc.poll(c);
+    }
+
+    // Posts a buffer on every free slot of both rings; the doorbells only when the device
+    // asked for them (updateRxProd). With updateRxProd a ring keeps one slot empty, so
+    // that the producer index tells a full ring from an empty one.
+    void refill(std::uint16_t qi) noexcept {
+        queue& q = q_[qi];
+        const bool doorbell =
+            std::atomic_ref<std::uint8_t>(q.rxd->ctrl.updateRxProd).load(std::memory_order_relaxed) != 0;
+        for (std::uint32_t ri = 0; ri < 2; ++ri) {
+            rx_ring& ring = q.rx[ri];
+            const std::uint32_t size = ring.ring.size();
+            const std::uint32_t limit = doorbell ? size - 1 : size;
+            if (ring.posted >= limit) {
+                continue;
+            }
+            const std::uint32_t want = limit - ring.posted;
+            const std::uint32_t first = ring.ring.next_to_fill();
+            const std::uint32_t run = want < size - first ? want : size - first;
+            std::uint32_t got = api_->alloc_rx_buffers(qi, {ring.bufs.get() + first, run});
+            if (got == run && want > run) {
+                got += api_->alloc_rx_buffers(qi, {ring.bufs.get(), want - run});
+            }
+            q.stats.rx_no_buffer += ri == 0 ? want - got : 0;
+            for (std::uint32_t i = 0; i < got; ++i) {
+                const buffer_type b = ring.bufs[ring.ring.next_to_fill()];
+                vmxnet3::rx_desc d{};
+                d.addr = b.iova();
+                vmxnet3::rx_desc::len::set(d.dword2, posted_len(b));
+                vmxnet3::rx_desc::btype_::set(d.dword2, ri == 0 ? vmxnet3::btype::HEAD
+                                                                : vmxnet3::btype::BODY);
+                ring.ring.produce(d);
+            }
+            ring.posted += got;
+            if (got != 0 && doorbell) {
+                dev_->rxprod(qi, ri, ring.ring.next_to_fill());
+            }
+        }
+    }
+
+    auto release_rx(std::uint16_t qi) noexcept {
+        return [this, qi](std::span<const buffer_type> s) { api_->release_rx_buffers(qi, s); };
+    }
+
+    // Hands `count` buffers from slot `from` on to `fn`, in ring order: two spans at most.
+    template <class Fn>
+    static void give_back(buffer_type* bufs, std::uint32_t size, std::uint32_t from,
+                          std::uint32_t count, Fn fn) noexcept {
+        const std::uint32_t run = count < size - from ? count : size - from;
+        if (run != 0) {
+            fn(std::span<const buffer_type>(bufs + from, run));
+        }
+        if (count > run) {
+            fn(std::span<const buffer_type>(bufs, count - run));
+        }
+    }
+
+    void release_all() noexcept {
+        for (std::uint16_t i = 0; i < nq_; ++i) {
+            q_[i].tx_bufs.reset();
+            q_[i].rx[0].bufs.reset();
+            q_[i].rx[1].bufs.reset();
+        }
+        nq_ = 0;
+    }
+
+    Api* api_ = nullptr;
+    device_type* dev_ = nullptr;
+    std::uint16_t nq_ = 0;
+    std::uint32_t mtu_ = 1500;
+    std::uint32_t offloads_ = 0;
+    bool bad_ = false;
+    std::array<queue, max_queue_pairs> q_{};
+};
+
+} // namespace npa

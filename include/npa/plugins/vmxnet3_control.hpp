@@ -1,0 +1,181 @@
+// npa/plugins/vmxnet3_control.hpp: the control path of the vmxnet3 path.
+//
+// On the emulated path the hypervisor's control channel is the device's own register
+// interface: the guest writes its MAC to MACL/MACH, its RX mode, VLAN table and multicast
+// list to the shared area's Vmxnet3_RxFilterConf, and issues UPDATE_RX_MODE,
+// UPDATE_VLAN_FILTERS or UPDATE_MAC_FILTERS; the hypervisor traps those, applies policy and
+// programs its virtual switch port. vmxnet3_control is an npa::control_channel over that
+// interface, for the shell; plugins never see it (DESIGN.md section 3).
+//
+// How a refusal is seen (the model's reading of the ABI):
+//   - MAC: the device takes the address when MACH is written; reading MACL/MACH back
+//     gives the address in effect, so a refused address reads back as the old one;
+//   - UPDATE_* commands: reading CMD back gives 0 when the device applied the new
+//     configuration, non-zero when it kept the old one.
+// A refused request is rolled back in the shared area too, so the guest's view and the
+// device's stay the same. submit_batch() is all or nothing: on a failure every request
+// of the batch already applied is undone (the previous configuration is written back and
+// re-applied) before it returns.
+#pragma once
+
+#include <npa/concepts/control_channel.hpp>
+#include <npa/control.hpp>
+#include <npa/plugins/vmxnet3_window.hpp>
+#include <npa/status.hpp>
+
+#include <cstdint>
+#include <cstring>
+#include <span>
+
+namespace npa {
+
+class vmxnet3_control {
+public:
+    explicit vmxnet3_control(vmxnet3::control_port port) noexcept : port_(port) {}
+
+    [[nodiscard]] status submit(const control_request& r) {
+        if (!port_.bound()) {
+            return {errc::bad_state, "vmxnet3 control: not bound to a device"};
+        }
+        if (!port_.present()) {
+            return {errc::removed, "vmxnet3 control: device removed"};
+        }
+        const saved before = save();
+        const status st = apply(r);
+        if (!st.ok()) {
+            restore(before);
+        }
+        return st;
+    }
+
+    [[nodiscard]] status submit_batch(std::span<const control_request> batch) {
+        if (!port_.bound()) {
+            return {errc::bad_state, "vmxnet3 control: not bound to a device"};
+        }
+        if (!port_.present()) {
+            return {errc::removed, "vmxnet3 control: device removed"};
+        }
+        const saved before = save();
+        for (const control_request& r : batch) {
+            if (const status st = apply(r); !st.ok()) {
+                restore(before);
+                return st;
+            }
+        }
+        return status::success();
+    }
+
+    /// The MAC address in effect, read from the device.
+    [[nodiscard]] mac_addr mac() const noexcept {
+        std::uint8_t m[6];
+        port_.read_mac(m);
+        return {m[0], m[1], m[2], m[3], m[4], m[5]};
+    }
+
+private:
+    // Everything a request may change, to roll a refused request or batch back.
+    struct saved {
+        std::uint8_t mac[6];
+        std::uint32_t rx_mode;
+        std::uint16_t mf_len;
+        std::uint32_t vf[vmxnet3::VFT_SIZE];
+        std::uint8_t mcast[max_mcast_addrs * 6];
+        std::uint32_t mtu;
+    };
+
+    saved save() const noexcept {
+        saved s{};
+        port_.read_mac(s.mac);
+        vmxnet3::control_port p = port_;
+        s.rx_mode = p.rx_filter().rxMode;
+        s.mf_len = p.rx_filter().mfTableLen;
+        std::memcpy(s.vf, p.rx_filter().vfTable, sizeof s.vf);
+        const vmxnet3::dma_block t = port_.mcast_table();
+        std::memcpy(s.mcast, t.virt, t.size < sizeof s.mcast ? t.size : sizeof s.mcast);
+        s.mtu = p.misc().mtu;
+        return s;
+    }
+
+    void restore(const saved& s) noexcept {
+        port_.write_mac(s.mac);
+        vmxnet3::rx_filter_conf& f = port_.rx_filter();
+        f.rxMode = s.rx_mode;
+        f.mfTableLen = s.mf_len;
+        std::memcpy(f.vfTable, s.vf, sizeof s.vf);
+        const vmxnet3::dma_block t = port_.mcast_table();
+        std::memcpy(t.virt, s.mcast, t.size < sizeof s.mcast ? t.size : sizeof s.mcast);
+        port_.misc().mtu = s.mtu;
+        (void)port_.command(vmxnet3::cmd::UPDATE_RX_MODE);
+        (void)port_.command(vmxnet3::cmd::UPDATE_VLAN_FILTERS);
+        (void)port_.command(vmxnet3::cmd::UPDATE_MAC_FILTERS);
+    }
+
+    status apply(const control_request& r) noexcept {
+        vmxnet3::rx_filter_conf& f = port_.rx_filter();
+        switch (r.op) {
+        case control_op::set_mac: {
+            const std::uint8_t m[6] = {r.mac[0], r.mac[1], r.mac[2], r.mac[3], r.mac[4], r.mac[5]};
+            port_.write_mac(m);
+            std::uint8_t back[6];
+            port_.read_mac(back);
+            return std::memcmp(m, back, 6) == 0
+                       ? status::success()
+                       : status{errc::refused, "vmxnet3: the hypervisor refused the MAC address"};
+        }
+        case control_op::add_vlan:
+        case control_op::del_vlan:
+            if (r.vlan > max_vlan_id) {
+                return {errc::invalid_argument, "vmxnet3: VLAN id above 4095"};
+            }
+            f.set_vlan(r.vlan, r.op == control_op::add_vlan);
+            return command(vmxnet3::cmd::UPDATE_VLAN_FILTERS,
+                           "vmxnet3: the hypervisor refused the VLAN filter");
+        case control_op::set_rx_mode:
+            // npa::rx_mode bits are vmxnet3's VMXNET3_RXM_* bits, one for one.
+            f.rxMode = r.mode & (vmxnet3::rxm::UCAST | vmxnet3::rxm::MCAST | vmxnet3::rxm::BCAST |
+                                 vmxnet3::rxm::ALL_MULTI | vmxnet3::rxm::PROMISC);
+            return command(vmxnet3::cmd::UPDATE_RX_MODE, "vmxnet3: the hypervisor refused the RX mode");
+        case control_op::set_mcast_list: {
+            const vmxnet3::dma_block t = port_.mcast_table();
+            if (r.mcast_count > max_mcast_addrs || std::size_t{r.mcast_count} * 6 > t.size) {
+                return {errc::invalid_argument, "vmxnet3: multicast list longer than the table"};
+            }
+            for (std::uint32_t i = 0; i < r.mcast_count; ++i) {
+                std::memcpy(t.virt + i * 6, r.mcast[i].data(), 6);
+            }
+            f.mfTablePA = t.iova;
+            f.mfTableLen = static_cast<std::uint16_t>(r.mcast_count * 6);
+            return command(vmxnet3::cmd::UPDATE_MAC_FILTERS,
+                           "vmxnet3: the hypervisor refused the multicast list");
+        }
+        case control_op::set_mtu:
+            // The MTU is read by the device at ACTIVATE_DEV (Vmxnet3_MiscConf::mtu); the
+            // plugin writes the one it attaches with. Here only the range is checked.
+            if (r.mtu < vmxnet3::MIN_MTU || r.mtu > vmxnet3::MAX_MTU) {
+                return {errc::invalid_argument, "vmxnet3: MTU outside 60..9000"};
+            }
+            return status::success();
+        case control_op::set_rss:
+            // RSS is steered by the plugin's feature request (UPT1_F_RSS); a custom key or
+            // table (UPT1_RSSConf) is not modelled.
+            return r.rss.hash_types == 0
+                       ? status::success()
+                       : status{errc::not_supported, "vmxnet3: custom RSS configuration not supported"};
+        }
+        return {errc::invalid_argument, "vmxnet3: unknown control request"};
+    }
+
+    status command(std::uint32_t c, const char* refusal) noexcept {
+        const std::uint32_t res = port_.command(c);
+        if (res == 0) {
+            return status::success();
+        }
+        return res == vmxnet3::removed_read ? status{errc::removed, "vmxnet3 control: device removed"}
+                                            : status{errc::refused, refusal};
+    }
+
+    vmxnet3::control_port port_;
+};
+static_assert(control_channel<vmxnet3_control>);
+
+} // namespace npa

@@ -1,0 +1,14 @@
+// The vmxnet3 plugin passes the conformance kit on the sim vmxnet3 device model,
+// hostile-device cases included.
+#define DOCTEST_CONFIG_IMPLEMENT_WITH_MAIN
+#include <npa/plugins/vmxnet3.hpp>
+#include <npa/sim/conformance.hpp>
+#include <npa/sim/vmxnet3_rig.hpp>
+
+using npa::vmxnet3_plugin;
+using npa::sim::vmxnet3_rig;
+
+static_assert(npa::check_plugin<vmxnet3_plugin<vmxnet3_rig::api_type>, vmxnet3_rig::api_type>());
+static_assert(npa::reports_health<vmxnet3_plugin<vmxnet3_rig::api_type>>);
+
+NPA_SIM_CONFORMANCE_SUITE(vmxnet3_plugin, vmxnet3_rig)
