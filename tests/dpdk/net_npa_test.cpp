@@ -439,6 +439,35 @@ TEST_CASE("removal of the active sub-device mid-traffic: traffic moves on") {
     CHECK(rte_vdev_uninit("net_npa3") == 0);
 }
 
+TEST_CASE("link down on the active sub-device moves traffic to the next path") {
+    REQUIRE(rte_vdev_init("net_npa5", "dev(net_ring51),dev(net_ring52),dwell_ms=0") == 0);
+    const std::uint16_t port = port_by_name("net_npa5");
+    const std::uint16_t sub0 = port_by_name("net_ring51");
+    start_port(port, 1);
+    bool moved = false;
+    const loop_result r = circulate(port, 1, [&](int round) {
+        if (round == rounds / 4) REQUIRE(rte_eth_dev_set_link_down(sub0) == 0);
+        if (round > rounds / 4 && !moved) {
+            // The port's policy timer sees the link every 20 ms; keep the loop turning.
+            rte_pmd_npa_status_info s{};
+            REQUIRE(rte_pmd_npa_status(port, &s) == 0);
+            moved = s.active == 1;
+            if (!moved) usleep(500);
+        }
+    });
+    REQUIRE(moved);
+    wait_switch_done(port, 1);
+    rte_pmd_npa_status_info s{};
+    REQUIRE(rte_pmd_npa_status(port, &s) == 0);
+    CHECK(s.active == 1);
+    CHECK(std::string{s.last_reason} == "policy");
+    CHECK(r.out_of_order == 0);
+    CHECK(r.in_flight_end == circulating);
+    CHECK(rte_eth_dev_stop(port) == 0);
+    CHECK(rte_eth_dev_close(port) == 0);
+    CHECK(rte_vdev_uninit("net_npa5") == 0);
+}
+
 TEST_CASE("the same removal through net_failsafe, for comparison") {
     REQUIRE(rte_vdev_init("net_failsafe4", "dev(net_ring41),dev(net_ring42)") == 0);
     const std::uint16_t port = port_by_name("net_failsafe4");
