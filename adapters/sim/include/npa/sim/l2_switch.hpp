@@ -32,7 +32,7 @@ public:
     explicit l2_switch(std::size_t ports) {
         ports_.reserve(ports);
         for (std::size_t i = 0; i < ports; ++i) {
-            ports_.push_back(std::make_unique<port>(*this, i));
+            ports_.push_back(std::make_unique<switch_port>(*this, i));
         }
     }
 
@@ -67,8 +67,8 @@ private:
         std::size_t port = 0;
         bool is_static = false;
     };
-    struct port final : frame_port {
-        port(l2_switch& s, std::size_t i) noexcept : sw(s), index(i) {}
+    struct switch_port final : frame_port {
+        switch_port(l2_switch& s, std::size_t i) noexcept : sw(s), index(i) {}
         void frame_in(const frame& f) noexcept override { sw.forward(index, f); }
         void send(const frame& f) noexcept { frame_out(f); }
         l2_switch& sw;
@@ -84,7 +84,7 @@ private:
         bool flood = false;
         {
             std::lock_guard g(mu_);
-            port& in = *ports_[from];
+            switch_port& in = *ports_[from];
             ++in.st.in;
             if (!eth::parse(f.bytes(), h)) {
                 ++in.st.filtered;
@@ -119,7 +119,7 @@ private:
         }
     }
 
-    std::vector<std::unique_ptr<port>> ports_;
+    std::vector<std::unique_ptr<switch_port>> ports_;
     mutable std::mutex mu_;
     std::map<std::pair<mac_addr, std::uint16_t>, entry> table_;
 };

@@ -1,0 +1,155 @@
+// npa/sim/igbvf_rig.hpp: an 82576 VF on a bench, for the conformance kit.
+//
+// The same members as simnic_rig (the kit's rig contract): guest memory, a pool in it,
+// the test shell API, and here an sriov_nic with one VF whose PF policy gives it the
+// guest MAC, its uplink cabled to a far end.
+//
+// One difference the kit must know: an Intel ring of N descriptors holds at most N - 1
+// buffers (RDH == RDT means empty, datasheet 7.1.3), so cfg().rx_ring, which the kit
+// reads as "buffers the device holds when the ring is full", is the ring size minus one;
+// the plugin is still asked for N-descriptor rings (queue_cfg()).
+#pragma once
+
+#include <npa/buffer/fixed_pool.hpp>
+#include <npa/sim/faults.hpp>
+#include <npa/sim/guest_memory.hpp>
+#include <npa/sim/igbvf_device.hpp>
+#include <npa/sim/simnic_rig.hpp>
+#include <npa/sim/sriov_nic.hpp>
+#include <npa/sim/test_api.hpp>
+#include <npa/sim/traffic.hpp>
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace npa::sim {
+
+struct igbvf_rig_config {
+    std::uint16_t queues = 2;
+    std::uint32_t tx_ring = 256;
+    std::uint32_t rx_ring = 256;
+    std::uint32_t buffers = 2048;
+    std::size_t guest_bytes = std::size_t{16} << 20;
+};
+
+class igbvf_rig {
+public:
+    using config = igbvf_rig_config;
+    using pool_type = fixed_pool<borrowed_memory>;
+    using api_type = test_api<pool_type>;
+    using device_type = igbvf_window;
+    using buffer_type = buffer_ref;
+    static constexpr const char* device_name = "igbvf";
+    static constexpr mac_addr guest_mac{0x02, 0, 0, 0, 0x76, 0x01};
+    static constexpr mac_addr far_mac{0x02, 0, 0, 0, 0x76, 0x02};
+
+    explicit igbvf_rig(const config& c = {})
+        : ring_(c), cfg_(c), mem_(c.guest_bytes), far_(far_mac, guest_mac) {
+        cfg_.rx_ring = c.rx_ring - 1;
+        pool_config pc;
+        pc.count = c.buffers;
+        const guest_block b = mem_.allocate(pool_type::required_bytes(pc));
+        auto pool = pool_type::create(pc, b.backing());
+        if (!pool) {
+            error_ = pool.error().reason();
+            return;
+        }
+        pool_.emplace(std::move(*pool));
+        api_.emplace(*pool_);
+        sriov_nic_config nc;
+        nc.vfs = 1;
+        nc.vf.limits.queues = c.queues;
+        auto nic = sriov_nic::create(mem_, nc);
+        if (!nic) {
+            error_ = nic.error().reason();
+            return;
+        }
+        nic_ = std::move(*nic);
+        vf_policy pol;
+        pol.default_mac = guest_mac;
+        nic_->pf().set_policy(0, pol);
+        connect(*nic_, far_);
+    }
+
+    [[nodiscard]] bool ok() const noexcept { return error_ == nullptr; }
+    [[nodiscard]] const char* error() const noexcept { return error_ != nullptr ? error_ : "ok"; }
+    [[nodiscard]] const config& cfg() const noexcept { return cfg_; }
+    [[nodiscard]] queue_config queue_cfg() const noexcept {
+        queue_config qc;
+        qc.queues = ring_.queues;
+        qc.tx_ring_size = ring_.tx_ring;
+        qc.rx_ring_size = ring_.rx_ring;
+        return qc;
+    }
+
+    [[nodiscard]] api_type& api() noexcept { return *api_; }
+    [[nodiscard]] device_type& window() noexcept { return nic_->vf(0).window(); }
+    [[nodiscard]] igbvf_device& device() noexcept { return nic_->vf(0); }
+    [[nodiscard]] sriov_nic& nic() noexcept { return *nic_; }
+    [[nodiscard]] guest_memory& memory() noexcept { return mem_; }
+    [[nodiscard]] sim_irq& irq(std::uint16_t q) noexcept { return nic_->vf(0).irq(q); }
+
+    void step(std::uint32_t n = 1) {
+        for (std::uint32_t i = 0; i < n; ++i) {
+            nic_->step();
+        }
+    }
+    void inject(const fault_plan& p) { nic_->vf(0).inject(p); }
+    void reset_device() { nic_->vf(0).reset(); }
+    void remove_device() { nic_->vf(0).remove(); }
+
+    [[nodiscard]] std::uint32_t flow_for_queue(std::uint16_t q) const {
+        for (std::uint32_t f = 0;; ++f) {
+            traffic_gen g(f, far_mac, guest_mac);
+            frame fr;
+            g.build(fr);
+            if (igbvf_device::flow_hash(fr) % ring_.queues == q) {
+                return f;
+            }
+        }
+    }
+    std::uint64_t far_send(std::uint32_t flow, std::uint64_t n) { return far_.send(flow, n); }
+    [[nodiscard]] std::uint64_t far_sent(std::uint32_t flow) const { return far_.sent(flow); }
+    [[nodiscard]] flow_report far_report(std::uint32_t flow, std::uint64_t sent) const {
+        return far_.report(flow, sent);
+    }
+
+    void build_tx(buffer_type b, std::uint32_t flow) {
+        traffic_gen& g = guest_gens_.try_emplace(flow, flow, guest_mac, far_mac).first->second;
+        b.set_length(g.build(std::span<std::byte>(b.data(), b.capacity())));
+    }
+    [[nodiscard]] traffic_sink& guest_sink() noexcept { return guest_sink_; }
+
+    [[nodiscard]] std::vector<std::string> violations() const {
+        std::vector<std::string> v;
+        for (const igbvf_violation& x : nic_->vf(0).violations()) {
+            v.push_back(x.message);
+        }
+        return v;
+    }
+    [[nodiscard]] std::uint32_t device_rx_posted(std::uint16_t q) const { return nic_->vf(0).rx_posted(q); }
+    [[nodiscard]] std::uint64_t device_rx_no_desc(std::uint16_t q) const {
+        return nic_->vf(0).stats(q).rx_no_desc;
+    }
+    [[nodiscard]] std::uint64_t device_tx_not_sent(std::uint16_t q) const {
+        return nic_->vf(0).stats(q).tx_link_down;
+    }
+
+private:
+    config ring_;  // as asked: ring sizes in descriptors
+    config cfg_;   // as the kit reads it (rx_ring: buffers a full ring holds)
+    guest_memory mem_;
+    far_end far_;
+    std::optional<pool_type> pool_;
+    std::optional<api_type> api_;
+    std::unique_ptr<sriov_nic> nic_;
+    std::map<std::uint32_t, traffic_gen> guest_gens_;
+    traffic_sink guest_sink_;
+    const char* error_ = nullptr;
+};
+
+} // namespace npa::sim
