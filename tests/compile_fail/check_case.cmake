@@ -4,6 +4,7 @@
 #   // case <n> <name>: compiles          the conforming type: must compile cleanly
 #   // case <n> <name>: <text>            must fail, and the diagnostic must contain <text>
 #   // case <n> <name>: <a> && <b>        ... and contain every one of <a>, <b>
+#   // case <n> <name>: <a> && !<b>       ... and contain <a> but not <b>
 #
 # Expected texts are chosen to appear in both GCC's and Clang's diagnostics (the name of
 # the sub-concept that is not satisfied, the sentence of a static_assert).
@@ -55,6 +56,16 @@ if(NOT collateral EQUAL -1)
 endif()
 string(REPLACE " && " ";" expect_all "${expect}")
 foreach(text IN LISTS expect_all)
+  if(text MATCHES "^!")
+    string(SUBSTRING "${text}" 1 -1 forbidden)
+    string(FIND "${diag}" "${forbidden}" at)
+    if(NOT at EQUAL -1)
+      message(FATAL_ERROR "case ${CASE}: the diagnostic contains text it must not "
+                          "(a misleading extra message)\n  \"${forbidden}\"\n"
+                          "--- diagnostic ---\n${diag}")
+    endif()
+    continue()
+  endif()
   string(FIND "${diag}" "${text}" at)
   if(at EQUAL -1)
     message(FATAL_ERROR "case ${CASE} failed to compile, but the diagnostic does not contain "

@@ -24,6 +24,7 @@
 // case 18 no_stats: a plugin needs `const npa::queue_stats& stats(std::uint16_t q) const noexcept`
 // case 19 stats_may_throw: a plugin needs `const npa::queue_stats& stats(
 // case 20 api_not_a_shell_api: Api is not an npa::shell_api
+// case 21 api_without_buffer_type: Api is not an npa::shell_api && !a plugin needs `std::uint16_t tx_burst && !a plugin needs `std::uint16_t rx_burst
 #include <npa/concepts/plugin.hpp>
 
 #include <cstdint>
@@ -34,7 +35,9 @@
 #endif
 
 struct api {
+#if CASE != 21
     using buffer_type = npa::buffer_ref;
+#endif
     using buf = npa::buffer_ref;
     std::uint32_t alloc_rx_buffers(std::uint16_t, std::span<buf>) noexcept { return 0; }
     void release_rx_buffers(std::uint16_t, std::span<const buf>) noexcept {}
@@ -121,11 +124,17 @@ using p = plugin<api>;
 // One break per case: every other requirement still holds (a plugin without a
 // device_type cannot state its lifecycle either, so case 3 may take that down too).
 #define TARGETS(lo, hi) (CASE >= (lo) && CASE <= (hi))
-static_assert(TARGETS(20, 20) || npa::shell_api<api>, "NPA_CF_COLLATERAL shell_api");
+static_assert(TARGETS(20, 21) || npa::shell_api<api>, "NPA_CF_COLLATERAL shell_api");
+// Without a buffer type the Api cannot carry a tx or rx burst: case 21 names only the Api.
+#if CASE == 21
+#define TX_RX_EXEMPT 1
+#else
+#define TX_RX_EXEMPT 0
+#endif
 static_assert(TARGETS(1, 3) || npa::plugin_identity<p>, "NPA_CF_COLLATERAL plugin_identity");
 static_assert(TARGETS(3, 6) || npa::plugin_lifecycle<p, api>, "NPA_CF_COLLATERAL plugin_lifecycle");
-static_assert(TARGETS(7, 9) || npa::tx_plugin<p, api>, "NPA_CF_COLLATERAL tx_plugin");
-static_assert(TARGETS(10, 11) || npa::rx_plugin<p, api>, "NPA_CF_COLLATERAL rx_plugin");
+static_assert(TARGETS(7, 9) || TX_RX_EXEMPT || npa::tx_plugin<p, api>, "NPA_CF_COLLATERAL tx_plugin");
+static_assert(TARGETS(10, 11) || TX_RX_EXEMPT || npa::rx_plugin<p, api>, "NPA_CF_COLLATERAL rx_plugin");
 static_assert(TARGETS(12, 13) || npa::completion_reaper<p>, "NPA_CF_COLLATERAL completion_reaper");
 static_assert(TARGETS(14, 15) || npa::interrupt_plugin<p>, "NPA_CF_COLLATERAL interrupt_plugin");
 static_assert(TARGETS(16, 17) || npa::capability_provider<p>, "NPA_CF_COLLATERAL capability_provider");

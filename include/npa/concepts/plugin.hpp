@@ -124,12 +124,16 @@ consteval bool check_plugin() {
                       "device_type&, const npa::queue_config&)` and `void detach() noexcept` "
                       "(detach hands every buffer back to the shell)");
     }
-    static_assert(tx_plugin<P, Api>,
-                  "npa::check_plugin: a plugin needs `std::uint16_t tx_burst(std::uint16_t q, "
-                  "std::span<Api::buffer_type>) noexcept` returning how many it accepted");
-    static_assert(rx_plugin<P, Api>,
-                  "npa::check_plugin: a plugin needs `std::uint16_t rx_burst(std::uint16_t q, "
-                  "std::span<Api::buffer_type>) noexcept` returning how many it received");
+    // tx and rx are stated in the Api's buffer type: without one, the Api sentence above
+    // is the whole story, and two more about tx_burst/rx_burst would only mislead.
+    if constexpr (shell_buffer_api<Api>) {
+        static_assert(tx_plugin<P, Api>,
+                      "npa::check_plugin: a plugin needs `std::uint16_t tx_burst(std::uint16_t q, "
+                      "std::span<Api::buffer_type>) noexcept` returning how many it accepted");
+        static_assert(rx_plugin<P, Api>,
+                      "npa::check_plugin: a plugin needs `std::uint16_t rx_burst(std::uint16_t q, "
+                      "std::span<Api::buffer_type>) noexcept` returning how many it received");
+    }
     static_assert(completion_reaper<P>,
                   "npa::check_plugin: a plugin needs `std::uint32_t tx_reap(std::uint16_t) "
                   "noexcept` (return finished TX buffers) and `std::uint32_t "
