@@ -26,6 +26,12 @@ FORWARD_S = 1.0
 DRAIN_S = 0.5
 
 
+def tel_query(prefix, command):
+    tel = subprocess.run(["dpdk-telemetry.py", "-f", prefix], input=command + "\n",
+                         capture_output=True, text=True, timeout=20)
+    return tel.stdout + tel.stderr
+
+
 def run_testpmd(testpmd, pmd_dir, vdev, prefix, switch):
     cmd = [testpmd, "-l", "0-1", "--no-huge", "--no-pci", "-m", "512",
            "--file-prefix", prefix, "--vdev", vdev]
@@ -42,19 +48,25 @@ def run_testpmd(testpmd, pmd_dir, vdev, prefix, switch):
 
     telemetry = None
     try:
-        time.sleep(2.0)  # EAL init, port start
+        # EAL up: its telemetry socket exists (bounded wait, not a timed assertion).
+        sock = "/var/run/dpdk/%s/dpdk_telemetry.v2" % prefix
+        for _ in range(300):
+            if os.path.exists(sock) or proc.poll() is not None:
+                break
+            time.sleep(0.1)
+        time.sleep(0.5)
         send("set fwd io")
         send("start tx_first", FORWARD_S / 2)
         if switch:
-            tel = subprocess.run(["dpdk-telemetry.py", "-f", prefix],
-                                 input="/npa/switch,0,1\n/npa/status,0\n",
-                                 capture_output=True, text=True, timeout=20)
-            telemetry = tel.stdout + tel.stderr
+            telemetry = tel_query(prefix, "/npa/switch,0,1")
+            # The release completes on the port's timer while testpmd forwards.
+            for _ in range(50):
+                time.sleep(0.1)
+                last = tel_query(prefix, "/npa/status,0")
+                if '"switching": 0' in last:
+                    break
+            telemetry += last
         time.sleep(FORWARD_S / 2)
-        if switch:
-            tel = subprocess.run(["dpdk-telemetry.py", "-f", prefix], input="/npa/status,0\n",
-                                 capture_output=True, text=True, timeout=20)
-            telemetry += tel.stdout + tel.stderr
         send("stop", 0.5)
         send("set fwd rxonly")
         send("start", DRAIN_S)
@@ -66,6 +78,7 @@ def run_testpmd(testpmd, pmd_dir, vdev, prefix, switch):
     except Exception:
         proc.kill()
         out, _ = proc.communicate()
+        print(out[-4000:])
         raise
     return proc.returncode, out, telemetry
 
