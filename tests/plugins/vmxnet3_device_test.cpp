@@ -1,0 +1,356 @@
+// vmxnet3: the ABI layout next to the published one, the device-set doorbell rules, the
+// control path through the register interface (policy applies or refuses), and the
+// shell switching between the vmxnet3 path and the simnic path under traffic.
+#define DOCTEST_CONFIG_IMPLEMENT_WITH_MAIN
+#include <doctest/doctest.h>
+
+#include <npa/plugins/vmxnet3.hpp>
+#include <npa/plugins/vmxnet3_control.hpp>
+#include <npa/shell.hpp>
+#include <npa/sim/l2_switch.hpp>
+#include <npa/sim/simnic.hpp>
+#include <npa/sim/simnic_plugin.hpp>
+#include <npa/sim/vmxnet3_rig.hpp>
+
+#include <cstddef>
+#include <vector>
+
+using namespace npa::sim;
+namespace v = npa::vmxnet3;
+using plugin_t = npa::vmxnet3_plugin<vmxnet3_rig::api_type>;
+
+// ---- layout: every offset of the ABI, as Linux vmxnet3_defs.h lays it out ------------
+TEST_CASE("vmxnet3 layout: registers and commands are the ABI's values") {
+    CHECK(v::reg::VRRS == 0x0);
+    CHECK(v::reg::UVRS == 0x8);
+    CHECK(v::reg::DSAL == 0x10);
+    CHECK(v::reg::DSAH == 0x18);
+    CHECK(v::reg::CMD == 0x20);
+    CHECK(v::reg::MACL == 0x28);
+    CHECK(v::reg::MACH == 0x30);
+    CHECK(v::reg::ICR == 0x38);
+    CHECK(v::reg::ECR == 0x40);
+    CHECK(v::reg::imr(3) == 0x18);
+    CHECK(v::reg::txprod(1) == 0x608);
+    CHECK(v::reg::rxprod(2) == 0x810);
+    CHECK(v::reg::rxprod2(0) == 0xA00);
+    CHECK(v::cmd::ACTIVATE_DEV == 0xCAFE0000u);
+    CHECK(v::cmd::UPDATE_VLAN_FILTERS == 0xCAFE0005u);
+    CHECK(v::cmd::UPDATE_FEATURE == 0xCAFE0009u);
+    CHECK(v::cmd::GET_QUEUE_STATUS == 0xF00D0000u);
+    CHECK(v::cmd::GET_LINK == 0xF00D0002u);
+    CHECK(v::REV1_MAGIC == 3133079265u);
+}
+
+TEST_CASE("vmxnet3 layout: descriptor bit fields sit where the ABI puts them") {
+    v::tx_desc t{};
+    v::tx_desc::gen::set(t.dword2, 1);
+    CHECK(t.dword2 == 1u << 14);  // VMXNET3_TXD_GEN_SHIFT, dword 2
+    v::tx_desc::eop::set(t.dword3, 1);
+    v::tx_desc::cq::set(t.dword3, 1);
+    CHECK(t.dword3 == ((1u << 12) | (1u << 13)));  // VMXNET3_TXD_EOP / VMXNET3_TXD_CQ
+    v::tx_desc::msscof::set(t.dword2, 0x3fff);
+    CHECK(t.dword2 == ((0x3fffu << 18) | (1u << 14)));
+    v::tx_desc::tci::set(t.dword3, 0xabcd);
+    v::tx_desc::om_::set(t.dword3, v::om::TSO);
+    CHECK(v::tx_desc::tci::get(t.dword3) == 0xabcdu);
+    CHECK(v::tx_desc::om_::get(t.dword3) == 3u);
+    v::rx_comp_desc c{};
+    v::rx_comp_desc::rqID::set(c.dword0, 0x3ff);
+    CHECK(c.dword0 == 0x3ffu << 16);
+    v::rx_comp_desc::gen::set(c.dword3, 1);
+    CHECK(c.dword3 == 1u << 31);  // VMXNET3_RCD_GEN_SHIFT 63 of the second qword
+    v::rx_desc r{};
+    v::rx_desc::btype_::set(r.dword2, v::btype::BODY);
+    CHECK(r.dword2 == 1u << 14);  // VMXNET3_RXD_BTYPE_SHIFT
+    CHECK(v::tx_traits::own_mask == 1u << 14);
+    CHECK(v::rx_traits::own_mask == 1u << 31);
+    CHECK(v::tx_comp_traits::own_mask == 1u << 31);
+    // Shared-area offsets (also static_asserted in vmxnet3_defs.hpp).
+    CHECK(offsetof(v::driver_shared, devRead) == 8);
+    CHECK(offsetof(v::driver_shared, devRead) + offsetof(v::ds_dev_read, rxFilterConf) == 120);
+    CHECK(offsetof(v::rx_filter_conf, vfTable) == 16);
+    CHECK(sizeof(v::rx_filter_conf::vfTable) * 8 == 4096);
+    CHECK(offsetof(v::tx_queue_desc, ctrl) + offsetof(v::tx_queue_ctrl, txThreshold) == 4);
+    CHECK(sizeof(v::tx_queue_desc) == 256);
+    CHECK(sizeof(v::rx_queue_desc) == 256);
+}
+
+// ---- device-set rules: txThreshold, updateRxProd, ring 2 ------------------------------
+namespace {
+struct bench {
+    explicit bench(vmxnet3_rig::config c) : rig(c) {}
+    vmxnet3_rig rig;
+    plugin_t p;
+    std::uint32_t send(std::uint32_t n, std::uint32_t len = 0) {
+        std::vector<npa::buffer_ref> b(n);
+        const std::uint32_t got = rig.api().alloc_tx(b);
+        for (std::uint32_t i = 0; i < got; ++i) {
+            rig.build_tx(b[i], 1);
+            if (len != 0) {
+                b[i].set_length(len);
+            }
+        }
+        rig.api().offer(std::span(b.data(), got));
+        const std::uint16_t k = p.tx_burst(0, std::span(b.data(), got));
+        rig.api().not_accepted(std::span(b.data() + k, got - k));
+        rig.api().free(std::span(b.data() + k, got - k));
+        return k;
+    }
+    void finish() {
+        p.detach();
+        auto u = rig.api().take_unsent();
+        rig.api().free(u);
+        CHECK(rig.api().audit().balanced());
+        CHECK(rig.api().audit().in_pool == rig.api().audit().total);
+        CHECK(rig.violations().empty());
+    }
+};
+vmxnet3_rig::config one_queue() {
+    vmxnet3_rig::config c;
+    c.queues = 1;
+    c.tx_ring = c.rx_ring = 64;
+    return c;
+}
+} // namespace
+
+TEST_CASE("vmxnet3: TXPROD is written only once txNumDeferred reaches the device's txThreshold") {
+    auto c = one_queue();
+    c.tx_threshold = 8;
+    bench b(c);
+    REQUIRE(b.p.attach(b.rig.api(), b.rig.window(), b.rig.queue_cfg()).ok());
+    CHECK(b.rig.device().tx_threshold_written(0) == 8);
+    CHECK(b.send(5) == 5);
+    CHECK(b.rig.window().txq(0)->ctrl.txNumDeferred == 5);
+    b.rig.step();
+    CHECK(b.rig.device().counters(0).tx_doorbells == 0);
+    CHECK(b.send(3) == 3);  // 8 deferred: doorbell, counter back to 0
+    CHECK(b.rig.window().txq(0)->ctrl.txNumDeferred == 0);
+    b.rig.step();
+    CHECK(b.rig.device().counters(0).tx_doorbells == 1);
+    CHECK(b.rig.device().counters(0).tx_frames == 8);
+    // Below the threshold nothing is stranded: the emulation's TX timer picks it up.
+    CHECK(b.send(2) == 2);
+    b.rig.step(3);
+    CHECK(b.rig.device().counters(0).tx_frames == 10);
+    CHECK(b.p.tx_reap(0) == 10);
+    CHECK(b.rig.far_report(1, 10).lost == 0);
+    b.finish();
+}
+
+TEST_CASE("vmxnet3: small packets go through the TX data ring") {
+    bench b(one_queue());
+    REQUIRE(b.p.attach(b.rig.api(), b.rig.window(), b.rig.queue_cfg()).ok());
+    CHECK(b.send(1, 100) == 1);
+    const v::tx_desc& d = reinterpret_cast<const v::tx_desc*>(b.rig.window().ring_area().virt)[0];
+    CHECK(d.addr == b.rig.window().txq(0)->conf.dataRingBasePA);
+    CHECK(b.send(1, 600) == 1);
+    const v::tx_desc& d2 = reinterpret_cast<const v::tx_desc*>(b.rig.window().ring_area().virt)[1];
+    CHECK(d2.addr != b.rig.window().txq(0)->conf.dataRingBasePA + 128);
+    b.rig.step(3);
+    CHECK(b.rig.device().counters(0).tx_frames == 2);
+    b.finish();
+}
+
+TEST_CASE("vmxnet3: with updateRxProd the plugin writes RXPROD and keeps one slot empty") {
+    auto c = one_queue();
+    c.update_rx_prod = true;
+    bench b(c);
+    REQUIRE(b.p.attach(b.rig.api(), b.rig.window(), b.rig.queue_cfg()).ok());
+    b.rig.step();
+    CHECK(b.rig.device_rx_posted(0) == 63);  // the device may take only up to RXPROD
+    CHECK(b.rig.device().rx_posted(0, 1) == v::RING_SIZE_ALIGN - 1);
+    b.rig.far_send(b.rig.flow_for_queue(0), 10);
+    b.rig.step();
+    std::array<npa::buffer_ref, 32> out{};
+    const std::uint16_t n = b.p.rx_burst(0, out);
+    CHECK(n == 10);
+    b.rig.api().received(std::span(out).first(n));
+    b.rig.api().free(std::span(out).first(n));
+    b.rig.step();
+    CHECK(b.rig.device_rx_posted(0) == 63);
+    b.finish();
+}
+
+TEST_CASE("vmxnet3: a packet larger than its head buffer spills to ring 2 and is dropped whole") {
+    auto c = one_queue();
+    bench b(c);
+    // Shrink every head buffer the device sees to 32 bytes: post, then patch ring 1.
+    REQUIRE(b.p.attach(b.rig.api(), b.rig.window(), b.rig.queue_cfg()).ok());
+    auto* ring1 = reinterpret_cast<v::rx_desc*>(b.rig.memory().translate(b.rig.window().rxq(1, 0)->conf.rxRingBasePA[0], 64 * 16));
+    REQUIRE(ring1 != nullptr);
+    for (int i = 0; i < 64; ++i) {
+        v::rx_desc::len::set(ring1[i].dword2, 32);
+    }
+    b.rig.far_send(b.rig.flow_for_queue(0), 1);  // longer than 32 bytes
+    b.rig.step();
+    std::array<npa::buffer_ref, 32> out{};
+    const std::uint16_t n = b.p.rx_burst(0, out);
+    CHECK(n == 0);
+    b.rig.api().received(std::span(out).first(n));
+    b.rig.api().free(std::span(out).first(n));
+    CHECK(b.rig.device().counters(0).rx_chained == 1);
+    CHECK(b.p.stats(0).rx_dropped == 1);
+    CHECK(b.p.stats(0).bad_completion == 0);
+    b.finish();
+}
+
+// ---- control path: the hypervisor's policy through the register interface -----------
+TEST_CASE("vmxnet3 control: MAC change applied or refused by policy, read back from MACL/MACH") {
+    vmxnet3_rig rig(one_queue());
+    REQUIRE(rig.ok());
+    vmxnet3_list_policy pol;
+    const npa::mac_addr a{0x02, 0, 0, 0, 0, 0x0a}, spoof{0x02, 0, 0, 0, 0, 0x66};
+    pol.macs = {vmxnet3_rig::guest_mac, a};
+    pol.vlans = {10};
+    rig.device().set_policy(&pol);
+    npa::vmxnet3_control& ctl = rig.control();
+    CHECK(ctl.submit(npa::control_request::make_set_mac(a)).ok());
+    CHECK(rig.device().mac() == a);
+    CHECK(ctl.mac() == a);
+    const npa::status st = ctl.submit(npa::control_request::make_set_mac(spoof));
+    CHECK(st.code() == npa::errc::refused);
+    CHECK(rig.device().mac() == a);  // the old address stays in effect
+    CHECK(std::string(rig.device().last_refusal()) == "MAC address not assigned to this guest");
+    // VLAN and RX mode: refused requests roll the shared area back too.
+    CHECK(ctl.submit(npa::control_request::make_vlan(true, 10)).ok());
+    CHECK(rig.device().vlan_allowed(10));
+    CHECK(ctl.submit(npa::control_request::make_vlan(true, 20)).code() == npa::errc::refused);
+    CHECK_FALSE(rig.window().bound() == false);
+    CHECK_FALSE(rig.device().control_port().rx_filter().vlan(20));
+    CHECK(ctl.submit(npa::control_request::make_rx_mode(npa::rx_mode::promisc)).code() == npa::errc::refused);
+    CHECK((rig.device().rx_mode() & v::rxm::PROMISC) == 0);
+    // A batch is all or nothing.
+    const npa::control_request batch[] = {npa::control_request::make_set_mac(vmxnet3_rig::guest_mac),
+                                          npa::control_request::make_vlan(true, 99)};
+    CHECK(ctl.submit_batch(batch).code() == npa::errc::refused);
+    CHECK(rig.device().mac() == a);
+    CHECK(rig.device().refusals() == 4);
+    // A removed device answers nothing.
+    rig.remove_device();
+    CHECK(ctl.submit(npa::control_request::make_set_mac(a)).code() == npa::errc::removed);
+}
+
+TEST_CASE("vmxnet3: the device filters RX by MAC and RX mode set through the control path") {
+    bench b(one_queue());
+    REQUIRE(b.p.attach(b.rig.api(), b.rig.window(), b.rig.queue_cfg()).ok());
+    const npa::mac_addr other{0x02, 0, 0, 0, 0, 0x0b};
+    REQUIRE(b.rig.control().submit(npa::control_request::make_set_mac(other)).ok());
+    b.rig.far_send(b.rig.flow_for_queue(0), 5);  // addressed to the old MAC
+    b.rig.step();
+    std::array<npa::buffer_ref, 32> out{};
+    CHECK(b.p.rx_burst(0, out) == 0);
+    CHECK(b.rig.device().rx_filtered() == 5);
+    b.finish();
+}
+
+// ---- the shell: vmxnet3 <-> simnic under traffic, zero TX loss -------------------------
+namespace {
+struct shell_env {
+    using pool_type = npa::fixed_pool<npa::borrowed_memory>;
+    static inline std::uint64_t clock = 1'000'000'000;
+    static std::uint64_t now_ns() noexcept { return clock; }
+    vmxnet3_device* vdev = nullptr;
+    simnic* sdev = nullptr;
+    void on_wait() noexcept {
+        clock += 1'000;
+        vdev->step();
+        sdev->step();
+    }
+};
+struct allow_all_channel {
+    npa::status submit(const npa::control_request&) { return {}; }
+    npa::status submit_batch(std::span<const npa::control_request>) { return {}; }
+};
+} // namespace
+
+TEST_CASE("shell<vmxnet3, simnic>: switching to and from the simnic path under traffic loses no TX") {
+    using shell_t = npa::shell<shell_env, npa::vmxnet3_plugin, simnic_plugin>;
+    constexpr npa::mac_addr guest{0x02, 0, 0, 0, 0, 0x01}, peer_mac{0x02, 0, 0, 0, 0, 0x02};
+    guest_memory mem(std::size_t{24} << 20);
+    npa::pool_config pc;
+    pc.count = 2048;
+    const guest_block pb = mem.allocate(shell_env::pool_type::required_bytes(pc));
+    auto pool = shell_env::pool_type::create(pc, pb.backing());
+    REQUIRE(pool.ok());
+    vmxnet3_device_config vc;
+    vc.profile.max_ring_size = 256;
+    auto vdev = vmxnet3_device::create(mem, vc);
+    REQUIRE(vdev.ok());
+    simnic_config sc;
+    sc.queues = 1;
+    sc.max_ring_size = 256;
+    auto sdev = simnic::create(mem, sc);
+    REQUIRE(sdev.ok());
+    l2_switch sw(3);
+    far_end peer(peer_mac, guest);
+    connect(**vdev, sw.port_at(0));
+    connect(**sdev, sw.port_at(1));
+    connect(peer, sw.port_at(2));
+    npa::vmxnet3_control vctl((*vdev)->control_port());
+    allow_all_channel sctl;
+
+    shell_env env{vdev->get(), sdev->get()};
+    npa::shell_config cfg;
+    cfg.queues.queues = 1;
+    cfg.queues.tx_ring_size = cfg.queues.rx_ring_size = 256;
+    cfg.policy.min_dwell_ns = 0;
+    shell_env::pool_type* pools[] = {&*pool};
+    shell_t sh(env, pools, cfg);
+    REQUIRE(sh.init_status().ok());
+    REQUIRE(vctl.submit(npa::control_request::make_rx_mode(npa::rx_mode::unicast | npa::rx_mode::broadcast)).ok());
+    REQUIRE(vctl.submit(npa::control_request::make_set_mac(guest)).ok());
+    REQUIRE(sh.start<0>((*vdev)->window(), npa::control_link::to(vctl)).ok());
+
+    traffic_gen gen(7, guest, peer_mac);
+    std::uint64_t sent = 0;
+    int switches = 0;
+    std::vector<npa::buffer_ref> pend;  // built in sequence order, not yet taken by the shell
+    for (int round = 0; round < 300; ++round) {
+        while (pend.size() < 16) {
+            npa::buffer_ref x;
+            if (sh.alloc(0, std::span(&x, 1)) == 0) {
+                break;
+            }
+            x.set_length(gen.build(std::span<std::byte>(x.data(), x.capacity())));
+            pend.push_back(x);
+        }
+        const std::uint16_t k = sh.tx_burst(0, pend);
+        sent += k;
+        pend.erase(pend.begin(), pend.begin() + k);
+        peer.send(3, 4);
+        (*vdev)->step();
+        (*sdev)->step();
+        npa::buffer_ref in[32];
+        const std::uint16_t n = sh.rx_burst(0, in);
+        sh.free(0, std::span<const npa::buffer_ref>(in, n));
+        shell_env::clock += 10'000;
+        if (round == 100) {
+            REQUIRE(sh.switch_to<1>((*sdev)->window(), npa::control_link::to(sctl), npa::switch_reason::vf_arrived).ok());
+            ++switches;
+        }
+        if (round == 200) {
+            REQUIRE(sh.switch_to<0>((*vdev)->window(), npa::control_link::to(vctl), npa::switch_reason::vf_leaving).ok());
+            ++switches;
+        }
+    }
+    for (int i = 0; i < 200; ++i) {  // drain
+        (*vdev)->step();
+        (*sdev)->step();
+        npa::buffer_ref in[32];
+        (void)sh.tx_burst(0, std::span<npa::buffer_ref>());
+        const std::uint16_t n = sh.rx_burst(0, in);
+        sh.free(0, std::span<const npa::buffer_ref>(in, n));
+    }
+    sh.free(0, pend);
+    CHECK(switches == 2);
+    const flow_report r = peer.report(7, sent);
+    CHECK(sent > 1000);
+    CHECK(r.lost == 0);
+    CHECK(r.duplicates == 0);
+    CHECK(r.reordered == 0);
+    CHECK(r.corrupt == 0);
+    CHECK((*vdev)->violations().empty());
+    CHECK(sh.audit().ok());
+    sh.stop();
+}
