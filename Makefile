@@ -64,6 +64,8 @@ test: deps
 test-release:
 	$(call preset_suite,release,,)
 
+# The asan test preset leaves out the labels compile_fail, packaging and headers: they run
+# no npa code (compilers and CMake only), so sanitizers add nothing to what stage 1 proved.
 test-asan:
 	$(call preset_suite,asan,,)
 
