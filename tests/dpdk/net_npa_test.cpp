@@ -19,6 +19,7 @@
 #include <array>
 #include <cstdio>
 #include <cstring>
+#include <filesystem>
 #include <string>
 #include <unistd.h>
 #include <vector>
@@ -507,5 +508,7 @@ int main(int argc, char** argv) {
         }
     }
     rte_eal_cleanup();
+    std::error_code ec;
+    std::filesystem::remove_all("/var/run/dpdk/" + prefix, ec);  // EAL leaves its runtime dir
     return rc;
 }

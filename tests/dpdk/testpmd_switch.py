@@ -16,6 +16,7 @@ import argparse
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 import time
@@ -80,6 +81,7 @@ def run_testpmd(testpmd, pmd_dir, vdev, prefix, switch):
         out, _ = proc.communicate()
         print(out[-4000:])
         raise
+    shutil.rmtree("/var/run/dpdk/" + prefix, ignore_errors=True)  # EAL leaves its runtime dir
     return proc.returncode, out, telemetry
 
 

@@ -17,6 +17,7 @@ after a drain, lost = TX-packets - RX-packets from testpmd's own counters.
 import argparse
 import os
 import re
+import shutil
 import statistics
 import subprocess
 import sys
@@ -45,6 +46,7 @@ def testpmd(args, vdevs, prefix, pmd_dir, script):
         marks.append(time.monotonic())
         time.sleep(wait)
     out, _ = p.communicate(timeout=60)
+    shutil.rmtree("/var/run/dpdk/" + prefix, ignore_errors=True)  # EAL leaves its runtime dir
     return out, marks
 
 
