@@ -286,7 +286,7 @@ private:
     // Queue index of a queue register offset, or -1.
     [[nodiscard]] static int queue_of(std::uint32_t off) noexcept {
         if ((off >= 0x2800 && off < 0x2A00) || (off >= 0x3800 && off < 0x3A00)) {
-            return static_cast<int>((off & 0xF00) >> 8);
+            return static_cast<int>(((off >> 8) & 0xF) - 8);  // 0x28nn / 0x38nn: queue n
         }
         return -1;
     }
@@ -467,7 +467,7 @@ private:
             std::uint32_t dma_ok = 1;
             std::uint32_t eop = s;
             for (std::uint32_t k = 0; k < d.tx_size && s != tail; ++k) {
-                igbvf::adv_tx_desc desc;
+                igbvf::adv_tx_desc desc{};
                 std::memcpy(&desc, &d.tx[s], sizeof desc);
                 const std::uint32_t cmd = desc.read.cmd_type_len;
                 if ((cmd & igbvf::txd::dcmd_dext) == 0 ||
@@ -641,7 +641,8 @@ private:
                 s += tcp ? 6u : 17u;
                 s += l4len;
                 const std::uint16_t c = fold(sum16(l4, l4len, s));
-                eth::put16(l4 + off, static_cast<std::uint16_t>(~c == 0 && !tcp ? 0xFFFF : ~c));
+                const auto v = static_cast<std::uint16_t>(~c);
+                eth::put16(l4 + off, v == 0 && !tcp ? std::uint16_t{0xFFFF} : v);  // UDP: 0 means none
             }
         }
         if ((cmd & igbvf::txd::dcmd_vle) != 0 && scratch_.len + 4 <= max_frame_size && scratch_.len >= 14) {
@@ -726,7 +727,7 @@ private:
                 ++d.st.rx_oversize;
                 continue;
             }
-            igbvf::adv_rx_desc desc;
+            igbvf::adv_rx_desc desc{};
             std::memcpy(&desc, &d.rx[d.rx_head], sizeof desc);
             const iova_t addr = desc.read.pkt_addr;
             if (!mem_.contains(addr, d.rx_buf)) {

@@ -5,9 +5,10 @@
 // guest MAC, its uplink cabled to a far end.
 //
 // One difference the kit must know: an Intel ring of N descriptors holds at most N - 1
-// buffers (RDH == RDT means empty, datasheet 7.1.3), so cfg().rx_ring, which the kit
-// reads as "buffers the device holds when the ring is full", is the ring size minus one;
-// the plugin is still asked for N-descriptor rings (queue_cfg()).
+// buffers (RDH == RDT means empty, datasheet 7.1.3), and the kit reads rx_ring as "buffers
+// the device holds when the ring is full". So for a kit ring of N the plugin is asked for
+// the next Intel ring that holds N buffers (N + 8 descriptors, rings come in multiples of
+// 8), and cfg().rx_ring reports what that ring holds (N + 7).
 #pragma once
 
 #include <npa/buffer/fixed_pool.hpp>
@@ -49,7 +50,8 @@ public:
 
     explicit igbvf_rig(const config& c = {})
         : ring_(c), cfg_(c), mem_(c.guest_bytes), far_(far_mac, guest_mac) {
-        cfg_.rx_ring = c.rx_ring - 1;
+        ring_.rx_ring = c.rx_ring + igbvf::ring_multiple;
+        cfg_.rx_ring = ring_.rx_ring - 1;
         pool_config pc;
         pc.count = c.buffers;
         const guest_block b = mem_.allocate(pool_type::required_bytes(pc));

@@ -1,0 +1,615 @@
+// npa/plugins/igbvf.hpp: the plugin for an Intel 82576 virtual function (igbvf).
+//
+// It drives the VF's advanced descriptor rings (igbvf_defs.hpp) through the device window
+// (igbvf_window.hpp) and nothing else: the MAC, VLAN and MTU go through the PF mailbox,
+// which only the shell's igbvf_control can reach.
+//
+// Rings (82576 datasheet 7.1 / 7.2): head/tail. The driver writes descriptors and moves
+// the tail register (RDT/TDT, one doorbell per burst); the device consumes from head and
+// writes each descriptor back with the DD bit. At most size - 1 descriptors are handed
+// over (head == tail means empty).
+//
+// Trust nothing the device writes (DESIGN.md section 3). Every write-back is copied out
+// as one snapshot and checked before use:
+//   RX: DD, EOP (buffers hold a whole frame, so a chain is an error), no unknown status
+//       bits, no header-split length (one-buffer mode), a length that fits the buffer.
+//       A DD on the one slot never handed over, or a later slot done before an earlier
+//       one, is counted and the slot dropped (its buffer reposted, never lost).
+//   TX: a packet is done when its last descriptor has DD *and* the head register says
+//       the device is past it. The head is range-checked; a DD ahead of the head is a
+//       lie (never posted, stale); a descriptor the head passed without a DD on two
+//       reaps running is a lost write-back (two, because a real device may move the head
+//       before its write-back lands): the buffer goes back, counted as a TX error.
+//   health(): STATUS reading all ones is a removed function; a queue whose ENABLE bit
+//       the driver did not clear is a reset behind our back; any bad completion means
+//       the device is not trusted again, so the shell switches away.
+#pragma once
+
+#include <npa/buffer/packet_buffer.hpp>
+#include <npa/concepts/plugin.hpp>
+#include <npa/plugins/igbvf_defs.hpp>
+#include <npa/plugins/igbvf_window.hpp>
+#include <npa/ring/gen_ring.hpp>
+
+#include <array>
+#include <atomic>
+#include <cstdint>
+#include <cstring>
+#include <memory>
+#include <new>
+#include <span>
+
+namespace npa {
+
+// ---- tuning constants -----------------------------------------------------------------
+/// tx_burst reaps first when fewer descriptors than this are free: a reap costs a head
+/// register read (an MMIO round trip), wasted while the ring is mostly empty.
+inline constexpr std::uint32_t igbvf_tx_reap_below = 64;
+/// TX buffers handed back to the shell per tx_complete call (stack array, no allocation).
+inline constexpr std::uint32_t igbvf_tx_batch = 32;
+/// Descriptors one packet needs at most: a context descriptor and one data descriptor
+/// (npa buffers are one segment).
+inline constexpr std::uint32_t igbvf_max_desc_per_pkt = 2;
+/// Ethernet header and 802.1Q tag: the frame bounds around the MTU.
+inline constexpr std::uint32_t igbvf_eth_hlen = 14, igbvf_vlan_hlen = 4;
+
+template <class Api>
+class igbvf_plugin {
+public:
+    using buffer_type = typename Api::buffer_type;
+    using device_type = igbvf_window;
+    static constexpr const char* name = "igbvf";
+
+    // ---- attach: check, lay out rings, program queues, post RX ------------------------
+    status attach(Api& api, device_type& dev, const queue_config& qc) {
+        // step 1: the device must be there and able to do what is asked.
+        if (dev.read(igbvf_reg::status) == igbvf::reg_removed) {
+            return {errc::removed, "igbvf: VF not present (registers read all ones)"};
+        }
+        const igbvf_limits& lim = dev.limits();
+        if (qc.queues == 0 || qc.queues > lim.queues || qc.queues > igbvf::max_queues) {
+            return {errc::invalid_argument, "igbvf: more queue pairs than this VF has"};
+        }
+        if (qc.mtu > lim.max_mtu) {
+            return {errc::not_supported, "igbvf: MTU above what this VF supports"};
+        }
+        // Ring sizes are the device's: the asked-for size is fitted into this host's range
+        // (a VF on another host may offer other sizes; the shell's config is shared).
+        const std::uint32_t tsz = fit_ring(qc.tx_ring_size, lim);
+        const std::uint32_t rsz = fit_ring(qc.rx_ring_size, lim);
+        api_ = &api;
+        dev_ = &dev;
+        offloads_ = qc.offloads & lim.offloads;
+        mtu_ = qc.mtu;
+        for (std::uint16_t i = 0; i < qc.queues; ++i) {
+            if (const status st = attach_queue(i, tsz, rsz); !st) {
+                detach();
+                return st;
+            }
+        }
+        // step 5: interrupts: one MSI-X vector per queue pair (IVAR0), auto-masked and
+        // auto-cleared when it fires (EIAM/EIAC), so each vector is one-shot as NAPI wants.
+        std::uint32_t ivar = 0, vecs = 0;
+        for (std::uint16_t i = 0; i < nq_; ++i) {
+            const std::uint32_t entry = (i | 0x80u) | ((i | 0x80u) << 8);  // RX and TX cause -> vector i
+            ivar |= entry << (16 * i);
+            vecs |= 1u << i;
+            dev.write(igbvf_reg::eitr, i, (qc.irq_moderation_us & 0xFFF) << 2);  // interval, 1 us units
+        }
+        dev.write(igbvf_reg::ivar0, 0, ivar);
+        dev.write(igbvf_reg::eiac, 0, vecs);
+        dev.write(igbvf_reg::eiam, 0, vecs);
+        dev.write(igbvf_reg::eimc, 0, vecs);  // masked until the shell arms it
+        api.log(log_level::info, "igbvf: attached");
+        return status::success();
+    }
+
+    // ---- rx_burst: snapshot, validate, deliver, refill --------------------------------
+    std::uint16_t rx_burst(std::uint16_t qi, std::span<buffer_type> out) noexcept {
+        queue& q = q_[qi];
+        check_rx_stray(q);
+        std::uint16_t n = 0;
+        igbvf::adv_rx_desc d{};
+        while (n < out.size() && q.rx_posted != 0) {
+            const std::uint32_t slot = q.rxc.next_to_clean();
+            if (!q.rxc.poll(d)) {
+                // Not done. If a later posted slot is, the device skipped this one: drop it
+                // (buffer back to the shell) so a device that does that cannot wedge RX.
+                if (q.rx_posted < 2 || !dd_set(q.rx_ring[next(slot, q.rx_size)])) {
+                    break;
+                }
+                ++q.stats.bad_completion;
+                ++q.stats.rx_dropped;
+                q.rxc.advance();
+                drop_rx(qi, q, slot);
+                continue;
+            }
+            clear_word(q.rx_ring[slot], 2);  // a consumed slot never looks done again
+            const buffer_type b = q.rx_bufs[slot];
+            --q.rx_posted;
+            const igbvf::adv_rx_wb wb = d.wb;
+            const bool garbage = (wb.status_error & ~igbvf::rxd::known) != 0 ||
+                                 (wb.status_error & igbvf::rxd::stat_eop) == 0 ||
+                                 wb.hdr_info != 0 || wb.length < igbvf_eth_hlen ||
+                                 wb.length > q.rx_buf_len;
+            if (garbage || (wb.status_error & igbvf::rxd::err_frame) != 0) {
+                q.stats.bad_completion += garbage ? 1 : 0;
+                ++q.stats.rx_dropped;
+                api_->release_rx_buffers(qi, std::span<const buffer_type>(&b, 1));
+                continue;
+            }
+            b.set_length(wb.length);
+            b.set_offload(rx_offload(wb));
+            out[n++] = b;
+            ++q.stats.rx_packets;
+            q.stats.rx_bytes += wb.length;
+        }
+        refill(qi);
+        return n;
+    }
+
+    // ---- tx_burst: reap if short of room, fill, one doorbell --------------------------
+    std::uint16_t tx_burst(std::uint16_t qi, std::span<buffer_type> bufs) noexcept {
+        queue& q = q_[qi];
+        if (tx_free(q) < igbvf_tx_reap_below) {
+            (void)tx_reap(qi);
+        }
+        std::uint16_t n = 0;
+        bool filled = false;
+        for (; n < bufs.size(); ++n) {
+            const buffer_type b = bufs[n];
+            const offload_info ol = b.offload();
+            const bool tso = (ol.flags & ol::tx_tso) != 0 && (offloads_ & cap::tso) != 0;
+            const std::uint32_t max_len = tso ? b.capacity() : mtu_ + igbvf_eth_hlen + igbvf_vlan_hlen;
+            if (b.length() < igbvf_eth_hlen || b.length() > max_len ||
+                b.length() > igbvf::txd::dtalen_mask) {
+                ++q.stats.tx_errors;  // not a frame this device can send: refused, handed back
+                api_->tx_complete(qi, std::span<const buffer_type>(&b, 1));
+                continue;
+            }
+            const igbvf::adv_tx_context_desc ctx = context_for(ol, tso);
+            const bool need_ctx = ctx.type_tucmd_mlhl != 0 &&
+                                  (!q.ctx_valid || std::memcmp(&ctx, &q.ctx, sizeof ctx) != 0);
+            if (tx_free(q) < (need_ctx ? 2u : 1u)) {
+                break;
+            }
+            const std::uint32_t first = q.tx_ntf;
+            if (need_ctx) {
+                std::memcpy(&q.tx_ring[q.tx_ntf], &ctx, sizeof ctx);
+                q.ctx = ctx;
+                q.ctx_valid = true;
+                q.tx_ntf = next(q.tx_ntf, q.tx_size);
+            }
+            std::uint32_t cmd = igbvf::txd::dtyp_data | igbvf::txd::dcmd_dext |
+                                igbvf::txd::dcmd_ifcs | igbvf::txd::dcmd_eop |
+                                igbvf::txd::dcmd_rs | b.length();
+            std::uint32_t olinfo = 0;
+            if (ctx.type_tucmd_mlhl != 0) {
+                cmd |= (ol.flags & ol::tx_vlan) != 0 && (offloads_ & cap::vlan_insert) != 0
+                           ? igbvf::txd::dcmd_vle : 0;
+                cmd |= tso ? igbvf::txd::dcmd_tse : 0;
+                olinfo |= (ol.flags & ol::tx_ip_csum) != 0 && (offloads_ & cap::tx_ip_csum) != 0
+                              ? igbvf::txd::popts_ixsm : 0;
+                olinfo |= ((ol.flags & ol::tx_l4_csum) != 0 && (offloads_ & cap::tx_l4_csum) != 0) || tso
+                              ? igbvf::txd::popts_txsm : 0;
+            }
+            // PAYLEN: the whole frame, or for TSO the TCP payload (datasheet 7.2.2.2.9).
+            const std::uint32_t hdrs = std::uint32_t{ol.l2_len} + ol.l3_len + ol.l4_len;
+            const std::uint32_t paylen = tso ? b.length() - (hdrs < b.length() ? hdrs : 0) : b.length();
+            olinfo |= paylen << igbvf::txd::paylen_shift;
+            const std::uint32_t eop = q.tx_ntf;
+            igbvf::adv_tx_desc& d = q.tx_ring[eop];
+            d.read.buffer_addr = b.iova();
+            d.read.cmd_type_len = cmd;
+            d.read.olinfo_status = olinfo;  // STA (DD) = 0
+            q.tx_info[first].eop = eop;
+            q.tx_info[eop].buf = b;
+            q.tx_used += eop >= first ? eop - first + 1 : eop + q.tx_size - first + 1;
+            q.tx_ntf = next(eop, q.tx_size);
+            ++q.tx_pkts;
+            filled = true;
+        }
+        q.stats.tx_ring_full += n < bufs.size() ? 1 : 0;
+        if (filled) {
+            std::atomic_thread_fence(std::memory_order_release);  // descriptors before the tail
+            dev_->write(igbvf_reg::tdt, qi, q.tx_ntf);
+        }
+        return n;
+    }
+
+    // ---- tx_reap: return what the device has finished ---------------------------------
+    std::uint32_t tx_reap(std::uint16_t qi) noexcept {
+        queue& q = q_[qi];
+        check_tx_stray(q);
+        if (q.tx_pkts == 0) {
+            return 0;
+        }
+        std::uint32_t behind = head_behind(qi, q);  // descriptors the device says it is past
+        std::uint32_t done = 0;
+        batch bt;
+        while (q.tx_pkts != 0) {
+            const std::uint32_t first = q.tx_ntc;
+            const std::uint32_t eop = q.tx_info[first].eop;
+            const std::uint32_t len = (eop >= first ? eop - first : eop + q.tx_size - first) + 1;
+            const bool dd = dd_set_tx(q.tx_ring[eop]);
+            const bool passed = len <= behind;
+            if (dd && passed) {
+                ++q.stats.tx_packets;
+                q.stats.tx_bytes += q.tx_info[eop].buf.length();
+            } else if (!dd && passed && len <= q.tx_behind_prev) {
+                ++q.stats.bad_completion;  // the head passed it twice and no DD came
+                ++q.stats.tx_errors;
+            } else {
+                if (!dd && q.tx_pkts > 1) {
+                    check_tx_ahead(q, eop);
+                } else if (dd && q.flagged != eop) {
+                    q.flagged = eop;  // DD ahead of the head: never handed to the device
+                    ++q.stats.bad_completion;
+                }
+                break;
+            }
+            clear_word(q.tx_ring[eop], 3);
+            bt.add(q.tx_info[eop].buf, [&](auto s) { api_->tx_complete(qi, s); });
+            q.tx_info[eop].buf = buffer_type{};
+            q.tx_ntc = next(eop, q.tx_size);
+            q.tx_used -= len;
+            --q.tx_pkts;
+            behind -= len;
+            ++done;
+        }
+        bt.flush([&](auto s) { api_->tx_complete(qi, s); });
+        q.tx_behind_prev = behind;
+        return done;
+    }
+
+    [[nodiscard]] std::uint32_t tx_in_flight(std::uint16_t qi) const noexcept {
+        return q_[qi].tx_pkts;
+    }
+
+    // ---- detach: stop the queues, hand every buffer back ------------------------------
+    void detach() noexcept {
+        const bool removed = dev_ != nullptr && dev_->read(igbvf_reg::status) == igbvf::reg_removed;
+        for (std::uint16_t i = 0; i < nq_; ++i) {
+            queue& q = q_[i];
+            // step 1: disable the queues; after this the device writes nothing more.
+            const std::uint32_t txdctl = dev_->read(igbvf_reg::txdctl, i);
+            dev_->write(igbvf_reg::txdctl, i, 0);
+            dev_->write(igbvf_reg::rxdctl, i, 0);
+            dev_->write(igbvf_reg::eimc, 0, 1u << i);
+            // step 2: TX the device confirmed goes back completed. The head is believed
+            // only if the queue was still enabled (a reset clears it to 0).
+            const bool trust_head = !removed && (txdctl & igbvf::txdctl_enable) != 0;
+            std::uint32_t behind = trust_head ? head_behind(i, q) : q.tx_used;
+            batch bt;
+            auto done = [&](auto s) { api_->tx_complete(i, s); };
+            while (q.tx_pkts != 0) {
+                const std::uint32_t first = q.tx_ntc;
+                const std::uint32_t eop = q.tx_info[first].eop;
+                const std::uint32_t len = (eop >= first ? eop - first : eop + q.tx_size - first) + 1;
+                if (!dd_set_tx(q.tx_ring[eop]) || len > behind) {
+                    break;
+                }
+                ++q.stats.tx_packets;
+                bt.add(q.tx_info[eop].buf, done);
+                q.tx_ntc = next(eop, q.tx_size);
+                q.tx_used -= len;
+                behind -= len;
+                --q.tx_pkts;
+            }
+            bt.flush(done);
+            // step 3: what it took but never confirmed goes back unsent, oldest first.
+            batch ub;
+            auto unsent = [&](auto s) { api_->tx_unsent(i, s); };
+            for (; q.tx_pkts != 0; --q.tx_pkts) {
+                const std::uint32_t eop = q.tx_info[q.tx_ntc].eop;
+                ub.add(q.tx_info[eop].buf, unsent);
+                q.tx_ntc = next(eop, q.tx_size);
+            }
+            ub.flush(unsent);
+            // step 4: posted RX buffers go back to the shell, in ring order.
+            batch rb;
+            auto rel = [&](auto s) { api_->release_rx_buffers(i, s); };
+            for (std::uint32_t s = q.rxc.next_to_clean(); q.rx_posted != 0; --q.rx_posted) {
+                rb.add(q.rx_bufs[s], rel);
+                s = next(s, q.rx_size);
+            }
+            rb.flush(rel);
+            q.tx_info.reset();
+            q.rx_bufs.reset();
+            q.tx_used = 0;
+        }
+        nq_ = 0;
+    }
+
+    void irq_arm(std::uint16_t qi) noexcept { dev_->write(igbvf_reg::eims, 0, 1u << qi); }
+    void irq_disarm(std::uint16_t qi) noexcept { dev_->write(igbvf_reg::eimc, 0, 1u << qi); }
+
+    [[nodiscard]] npa::capabilities capabilities() const noexcept {
+        const igbvf_limits l = dev_ != nullptr ? dev_->limits() : igbvf_limits{};
+        return {l.offloads, l.queues, l.min_ring, l.max_ring, l.min_mtu, l.max_mtu};
+    }
+    [[nodiscard]] const queue_stats& stats(std::uint16_t qi) const noexcept { return q_[qi].stats; }
+
+    [[nodiscard]] errc health() const noexcept {
+        if (dev_ == nullptr || nq_ == 0) {
+            return errc::ok;
+        }
+        if (dev_->read(igbvf_reg::status) == igbvf::reg_removed) {
+            return errc::removed;
+        }
+        for (std::uint16_t i = 0; i < nq_; ++i) {
+            if ((dev_->read(igbvf_reg::txdctl, i) & igbvf::txdctl_enable) == 0 ||
+                (dev_->read(igbvf_reg::rxdctl, i) & igbvf::rxdctl_enable) == 0 ||
+                q_[i].stats.bad_completion != 0) {
+                return errc::device_error;
+            }
+        }
+        return errc::ok;
+    }
+
+    /// Descriptors of each ring in use after fitting (tests, telemetry).
+    [[nodiscard]] std::uint32_t tx_ring_size(std::uint16_t qi) const noexcept { return q_[qi].tx_size; }
+    [[nodiscard]] std::uint32_t rx_ring_size(std::uint16_t qi) const noexcept { return q_[qi].rx_size; }
+
+private:
+    struct tx_slot {
+        buffer_type buf{};       // on a packet's last descriptor
+        std::uint32_t eop = 0;   // on a packet's first descriptor: where it ends
+    };
+    struct queue {
+        igbvf::adv_tx_desc* tx_ring = nullptr;
+        igbvf::adv_rx_desc* rx_ring = nullptr;
+        std::uint32_t tx_size = 0, rx_size = 0;
+        std::uint32_t tx_ntf = 0, tx_ntc = 0;  // next_to_fill, next_to_clean (slots)
+        std::uint32_t tx_used = 0;             // descriptors handed over, not reaped
+        std::uint32_t tx_pkts = 0;             // packets handed over, not reaped
+        std::uint32_t tx_behind_prev = 0;      // descriptors past the head at the last reap
+        std::uint32_t flagged = ~0u;           // slot last counted as a DD ahead of the head
+        gen_consumer<igbvf::rx_done_traits> rxc;  // RX next_to_clean, DD polling
+        std::uint32_t rx_ntf = 0, rx_posted = 0, rx_buf_len = 0;
+        std::unique_ptr<tx_slot[]> tx_info;
+        std::unique_ptr<buffer_type[]> rx_bufs;  // buf_info: the buffer in each RX slot
+        igbvf::adv_tx_context_desc ctx{};        // the context the device holds (slot 0)
+        bool ctx_valid = false;
+        queue_stats stats{};
+    };
+
+    // Buffers handed back in runs of igbvf_tx_batch (a stack array: no allocation).
+    struct batch {
+        std::array<buffer_type, igbvf_tx_batch> b{};
+        std::uint32_t n = 0;
+        template <class Fn>
+        void add(buffer_type x, Fn fn) noexcept {
+            b[n++] = x;
+            if (n == b.size()) {
+                flush(fn);
+            }
+        }
+        template <class Fn>
+        void flush(Fn fn) noexcept {
+            if (n != 0) {
+                fn(std::span<const buffer_type>(b.data(), n));
+                n = 0;
+            }
+        }
+    };
+
+    static std::uint32_t fit_ring(std::uint32_t want, const igbvf_limits& l) noexcept {
+        std::uint32_t n = want < l.min_ring ? l.min_ring : want > l.max_ring ? l.max_ring : want;
+        n -= n % igbvf::ring_multiple;
+        return n < igbvf::min_ring_size ? igbvf::min_ring_size : n;
+    }
+    static std::uint32_t next(std::uint32_t slot, std::uint32_t size) noexcept {
+        return slot + 1 == size ? 0 : slot + 1;
+    }
+    static std::uint32_t tx_free(const queue& q) noexcept { return q.tx_size - 1 - q.tx_used; }
+
+    template <class Desc>
+    static std::uint32_t load_word(Desc& d, std::size_t w) noexcept {
+        return std::atomic_ref<std::uint32_t>(reinterpret_cast<std::uint32_t*>(&d)[w])
+            .load(std::memory_order_acquire);
+    }
+    template <class Desc>
+    static void clear_word(Desc& d, std::size_t w) noexcept {
+        std::atomic_ref<std::uint32_t>(reinterpret_cast<std::uint32_t*>(&d)[w])
+            .store(0, std::memory_order_relaxed);
+    }
+    static bool dd_set(igbvf::adv_rx_desc& d) noexcept {
+        return (load_word(d, 2) & igbvf::rxd::stat_dd) != 0;
+    }
+    static bool dd_set_tx(igbvf::adv_tx_desc& d) noexcept {
+        return (load_word(d, 3) & igbvf::txd::stat_dd) != 0;
+    }
+
+    status attach_queue(std::uint16_t i, std::uint32_t tsz, std::uint32_t rsz) {
+        queue& q = q_[i];
+        q = queue{};
+        // step 2: rings in the queue's DMA area, zeroed so no slot looks done:
+        //         [ TX ring | RX ring ], each 128-byte aligned (datasheet: TDBAL/RDBAL).
+        const igbvf_dma_area area = dev_->ring_area(i);
+        const std::size_t tx_bytes = std::size_t{tsz} * igbvf::desc_size;
+        const std::size_t rx_bytes = std::size_t{rsz} * igbvf::desc_size;
+        q.tx_info.reset(new (std::nothrow) tx_slot[tsz]);
+        q.rx_bufs.reset(new (std::nothrow) buffer_type[rsz]);
+        nq_ = static_cast<std::uint16_t>(i + 1);
+        if (area.virt == nullptr || area.size < tx_bytes + rx_bytes || (area.iova & 127) != 0 ||
+            !q.tx_info || !q.rx_bufs) {
+            return {errc::no_memory, "igbvf: ring memory too small for these ring sizes"};
+        }
+        std::memset(area.virt, 0, tx_bytes + rx_bytes);
+        q.tx_ring = reinterpret_cast<igbvf::adv_tx_desc*>(area.virt);
+        q.rx_ring = reinterpret_cast<igbvf::adv_rx_desc*>(area.virt + tx_bytes);
+        q.tx_size = tsz;
+        q.rx_size = rsz;
+        q.rxc.reset(q.rx_ring, rsz);
+        // step 3: program and enable TX (datasheet 4.5.10 "Transmit initialization").
+        const iova_t tx = area.iova, rx = area.iova + tx_bytes;
+        dev_->write(igbvf_reg::txdctl, i, 0);
+        dev_->write(igbvf_reg::tdbal, i, static_cast<std::uint32_t>(tx));
+        dev_->write(igbvf_reg::tdbah, i, static_cast<std::uint32_t>(tx >> 32));
+        dev_->write(igbvf_reg::tdlen, i, static_cast<std::uint32_t>(tx_bytes));
+        dev_->write(igbvf_reg::tdh, i, 0);
+        dev_->write(igbvf_reg::tdt, i, 0);
+        dev_->write(igbvf_reg::txdctl, i, igbvf::txdctl_enable);
+        // step 4: program and enable RX (4.5.9): one-buffer advanced descriptors of the
+        // pool's buffer size, in KiB; the buffer must hold a whole frame.
+        const std::uint32_t bsize_kb = rx_buffer_kb(i);
+        q.rx_buf_len = bsize_kb * 1024;
+        if (bsize_kb == 0 || q.rx_buf_len < mtu_ + igbvf_eth_hlen + igbvf_vlan_hlen) {
+            return {errc::invalid_argument, "igbvf: RX buffers smaller than a frame"};
+        }
+        dev_->write(igbvf_reg::rxdctl, i, 0);
+        dev_->write(igbvf_reg::rdbal, i, static_cast<std::uint32_t>(rx));
+        dev_->write(igbvf_reg::rdbah, i, static_cast<std::uint32_t>(rx >> 32));
+        dev_->write(igbvf_reg::rdlen, i, static_cast<std::uint32_t>(rx_bytes));
+        dev_->write(igbvf_reg::srrctl, i, igbvf::srrctl_desctype_adv_onebuf | igbvf::srrctl_drop_en |
+                                              (bsize_kb & igbvf::srrctl_bsizepkt_mask));
+        dev_->write(igbvf_reg::rdh, i, 0);
+        dev_->write(igbvf_reg::rdt, i, 0);
+        dev_->write(igbvf_reg::rxdctl, i, igbvf::rxdctl_enable);
+        // The device answers by setting ENABLE; a queue it refused (bad ring) reads 0.
+        if ((dev_->read(igbvf_reg::txdctl, i) & igbvf::txdctl_enable) == 0 ||
+            (dev_->read(igbvf_reg::rxdctl, i) & igbvf::rxdctl_enable) == 0) {
+            return {errc::device_error, "igbvf: the VF did not enable the queue"};
+        }
+        refill(i);
+        return status::success();
+    }
+
+    // The RX buffer size SRRCTL announces, in KiB: what one buffer of the pool can hold.
+    // Probed with one buffer from the shell (given straight back).
+    std::uint32_t rx_buffer_kb(std::uint16_t qi) noexcept {
+        buffer_type b{};
+        if (api_->alloc_rx_buffers(qi, std::span<buffer_type>(&b, 1)) != 1) {
+            return 2;  // the pool is empty now; the npa pool default (2 KiB) is assumed
+        }
+        const std::uint32_t kb = b.capacity() / 1024;
+        api_->release_rx_buffers(qi, std::span<const buffer_type>(&b, 1));
+        return kb > igbvf::srrctl_bsizepkt_mask ? igbvf::srrctl_bsizepkt_mask : kb;
+    }
+
+    // Post a buffer in every free slot but one (head == tail means empty), one doorbell.
+    void refill(std::uint16_t qi) noexcept {
+        queue& q = q_[qi];
+        const std::uint32_t want = q.rx_size - 1 - q.rx_posted;
+        std::uint32_t got = 0;
+        while (got < want) {
+            const std::uint32_t run_max = q.rx_size - q.rx_ntf;
+            const std::uint32_t run = want - got < run_max ? want - got : run_max;
+            const std::uint32_t k = api_->alloc_rx_buffers(qi, {q.rx_bufs.get() + q.rx_ntf, run});
+            for (std::uint32_t j = 0; j < k; ++j) {
+                const buffer_type b = q.rx_bufs[q.rx_ntf];
+                if (b.capacity() < q.rx_buf_len) {  // a smaller buffer than announced: never post it
+                    api_->release_rx_buffers(qi, std::span<const buffer_type>(&b, 1));
+                    ++q.stats.rx_no_buffer;
+                    continue;
+                }
+                igbvf::adv_rx_desc& d = q.rx_ring[q.rx_ntf];
+                d.read.pkt_addr = b.iova();
+                d.read.hdr_addr = 0;  // no header split; clears DD
+                q.rx_ntf = next(q.rx_ntf, q.rx_size);
+                ++q.rx_posted;
+            }
+            got += k;
+            if (k < run) {
+                break;
+            }
+        }
+        q.stats.rx_no_buffer += want - got;
+        if (got != 0) {
+            std::atomic_thread_fence(std::memory_order_release);
+            dev_->write(igbvf_reg::rdt, qi, q.rx_ntf);
+        }
+    }
+
+    // The one slot never handed over (at the tail) must never be written back.
+    void check_rx_stray(queue& q) noexcept {
+        if (q.rx_posted < q.rx_size && dd_set(q.rx_ring[q.rx_ntf])) {
+            ++q.stats.bad_completion;
+            clear_word(q.rx_ring[q.rx_ntf], 2);
+        }
+    }
+    // The same on TX: the first free slot holds nothing the device may write back.
+    void check_tx_stray(queue& q) noexcept {
+        if (q.tx_used < q.tx_size && dd_set_tx(q.tx_ring[q.tx_ntf])) {
+            ++q.stats.bad_completion;
+            clear_word(q.tx_ring[q.tx_ntf], 3);
+        }
+    }
+    // The oldest packet is not done; if the next one is, write-backs came out of order.
+    void check_tx_ahead(queue& q, std::uint32_t eop) noexcept {
+        const std::uint32_t next_first = next(eop, q.tx_size);
+        const std::uint32_t next_eop = q.tx_info[next_first].eop;
+        if (next_eop < q.tx_size && dd_set_tx(q.tx_ring[next_eop]) && q.flagged != next_eop) {
+            q.flagged = next_eop;
+            ++q.stats.bad_completion;
+        }
+    }
+
+    // Descriptors between next_to_clean and the head register, checked: a head outside
+    // the ring or past what was handed over is counted and believed for nothing.
+    std::uint32_t head_behind(std::uint16_t qi, queue& q) noexcept {
+        const std::uint32_t h = dev_->read(igbvf_reg::tdh, qi);
+        if (h == igbvf::reg_removed) {
+            return 0;
+        }
+        const std::uint32_t behind = h >= q.tx_ntc ? h - q.tx_ntc : h + q.tx_size - q.tx_ntc;
+        if (h >= q.tx_size || behind > q.tx_used) {
+            ++q.stats.bad_completion;
+            return 0;
+        }
+        return behind;
+    }
+
+    void drop_rx(std::uint16_t qi, queue& q, std::uint32_t slot) noexcept {
+        clear_word(q.rx_ring[slot], 2);
+        --q.rx_posted;
+        api_->release_rx_buffers(qi, std::span<const buffer_type>(&q.rx_bufs[slot], 1));
+    }
+
+    offload_info rx_offload(const igbvf::adv_rx_wb& wb) const noexcept {
+        offload_info o{};
+        namespace r = igbvf::rxd;
+        if ((wb.status_error & r::stat_vp) != 0 && (offloads_ & cap::vlan_strip) != 0) {
+            o.flags |= ol::rx_vlan;
+            o.vlan_tci = wb.vlan;
+        }
+        if ((offloads_ & cap::rx_csum) != 0 && (wb.status_error & r::stat_ixsm) == 0 &&
+            (wb.status_error & (r::stat_ipcs | r::stat_l4cs | r::stat_udpcs)) != 0) {
+            o.csum = (wb.status_error & (r::err_ipe | r::err_tcpe)) != 0 ? csum_state::bad
+                                                                          : csum_state::good;
+        }
+        return o;
+    }
+
+    // The context descriptor a packet's offloads need (type_tucmd_mlhl == 0: none).
+    igbvf::adv_tx_context_desc context_for(const offload_info& ol, bool tso) const noexcept {
+        igbvf::adv_tx_context_desc c{};
+        const bool vlan = (ol.flags & ol::tx_vlan) != 0 && (offloads_ & cap::vlan_insert) != 0;
+        const bool ip = (ol.flags & ol::tx_ip_csum) != 0 && (offloads_ & cap::tx_ip_csum) != 0;
+        const bool l4 = (ol.flags & ol::tx_l4_csum) != 0 && (offloads_ & cap::tx_l4_csum) != 0;
+        if (!vlan && !ip && !l4 && !tso) {
+            return c;
+        }
+        const std::uint32_t l2 = ol.l2_len != 0 ? ol.l2_len : igbvf_eth_hlen;
+        c.vlan_macip_lens = (vlan ? std::uint32_t{ol.vlan_tci} << igbvf::txd::vlan_shift : 0) |
+                            (l2 << igbvf::txd::maclen_shift) | (ol.l3_len & igbvf::txd::iplen_mask);
+        c.type_tucmd_mlhl = igbvf::txd::dcmd_dext | igbvf::txd::dtyp_ctxt |
+                            (ip || tso ? igbvf::txd::tucmd_ipv4 : 0) |
+                            (tso || (l4 && ol.l4_len >= 20) ? igbvf::txd::tucmd_l4t_tcp
+                                                            : igbvf::txd::tucmd_l4t_udp);
+        c.mss_l4len_idx = tso ? (std::uint32_t{ol.tso_mss} << igbvf::txd::mss_shift) |
+                                    (std::uint32_t{ol.l4_len} << igbvf::txd::l4len_shift)
+                              : 0;
+        return c;
+    }
+
+    Api* api_ = nullptr;
+    device_type* dev_ = nullptr;
+    std::uint16_t nq_ = 0;
+    std::uint32_t offloads_ = 0;
+    std::uint32_t mtu_ = 1500;
+    std::array<queue, igbvf::max_queues> q_{};
+};
+
+} // namespace npa

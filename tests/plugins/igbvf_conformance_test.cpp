@@ -1,0 +1,13 @@
+// The igbvf plugin passes the conformance kit on the sim 82576 VF, hostile cases included.
+#define DOCTEST_CONFIG_IMPLEMENT_WITH_MAIN
+#include <npa/plugins/igbvf.hpp>
+#include <npa/sim/conformance.hpp>
+#include <npa/sim/igbvf_rig.hpp>
+
+using npa::igbvf_plugin;
+using npa::sim::igbvf_rig;
+
+static_assert(npa::check_plugin<igbvf_plugin<igbvf_rig::api_type>, igbvf_rig::api_type>());
+static_assert(npa::reports_health<igbvf_plugin<igbvf_rig::api_type>>);
+
+NPA_SIM_CONFORMANCE_SUITE(igbvf_plugin, igbvf_rig)

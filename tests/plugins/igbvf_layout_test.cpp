@@ -1,0 +1,74 @@
+// Descriptor layouts and register offsets of the 82576 VF, next to the datasheet's.
+#define DOCTEST_CONFIG_IMPLEMENT_WITH_MAIN
+#include <doctest/doctest.h>
+
+#include <npa/plugins/igbvf_defs.hpp>
+#include <npa/plugins/igbvf_window.hpp>
+
+#include <cstring>
+
+using namespace npa::igbvf;
+
+TEST_CASE("advanced RX descriptor: read and write-back share 16 bytes, DD in word 2") {
+    adv_rx_desc d{};
+    d.read.pkt_addr = 0x1122334455667788ull;
+    d.read.hdr_addr = 0;
+    CHECK((d.wb.status_error & rxd::stat_dd) == 0);  // hdr_addr = 0 clears DD
+    adv_rx_wb wb{};
+    wb.status_error = rxd::stat_dd | rxd::stat_eop;
+    wb.length = 60;
+    wb.vlan = 0x0123;
+    std::memcpy(&d, &wb, sizeof wb);
+    auto* w = reinterpret_cast<std::uint32_t*>(&d);
+    CHECK(w[2] == 0x3u);
+    CHECK(w[3] == (0x0123u << 16 | 60u));
+    CHECK(rx_done_traits::own_word(d) == w[2]);
+}
+
+TEST_CASE("advanced TX descriptors: data, context, write-back") {
+    adv_tx_desc d{};
+    d.read.cmd_type_len = txd::dtyp_data | txd::dcmd_dext | txd::dcmd_eop | txd::dcmd_rs | 60;
+    d.read.olinfo_status = 60u << txd::paylen_shift;
+    CHECK(d.read.cmd_type_len == 0x29300000u + 60);
+    CHECK((d.wb.status & txd::stat_dd) == 0);
+    CHECK(tx_done_traits::own_mask == 1u);
+    adv_tx_context_desc c{};
+    c.vlan_macip_lens = (5u << txd::vlan_shift) | (14u << txd::maclen_shift) | 20u;
+    CHECK(c.vlan_macip_lens == 0x00051C14u);
+    CHECK((txd::dcmd_dext | txd::dtyp_ctxt) == 0x20200000u);
+}
+
+TEST_CASE("VF register offsets (igbvf regs.h)") {
+    CHECK(reg::rdbal(0) == 0x2800);
+    CHECK(reg::rdt(0) == 0x2818);
+    CHECK(reg::srrctl(1) == 0x290C);
+    CHECK(reg::tdh(0) == 0x3810);
+    CHECK(reg::tdt(1) == 0x3918);
+    CHECK(reg::eims == 0x1524);
+    CHECK(reg::eimc == 0x1528);
+    CHECK(reg::vmmb == 0x0C40);
+    CHECK(reg::vmbmem == 0x0800);
+    CHECK(npa::igbvf_window::offset(npa::igbvf_reg::tdt, 1) == 0x3918);
+    CHECK(npa::igbvf_window::offset(npa::igbvf_reg::eitr, 1) == 0x1684);
+}
+
+TEST_CASE("mailbox message ids and flags (mbx.h)") {
+    CHECK(mbx::vf_reset == 1);
+    CHECK(mbx::vf_set_mac_addr == 2);
+    CHECK(mbx::vf_set_multicast == 3);
+    CHECK(mbx::vf_set_vlan == 4);
+    CHECK(mbx::vf_set_lpe == 5);
+    CHECK(mbx::vf_set_promisc == 6);
+    CHECK(mbx::msgtype_ack == 0x80000000u);
+    CHECK(mbx::msgtype_nack == 0x40000000u);
+    CHECK(mbx::msgtype_cts == 0x20000000u);
+    CHECK(mbx::r2c_bits == 0xB0u);
+}
+
+TEST_CASE("ring sizes: multiples of 8 descriptors (128 bytes)") {
+    CHECK(ring_size_ok(8));
+    CHECK(ring_size_ok(4096));
+    CHECK_FALSE(ring_size_ok(100));
+    CHECK_FALSE(ring_size_ok(0));
+    CHECK_FALSE(ring_size_ok(4104));
+}

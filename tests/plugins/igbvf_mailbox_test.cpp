@@ -1,0 +1,230 @@
+// The VF control path: igbvf_control speaks the PF mailbox; the sim PF driver applies
+// policy and the embedded switch enforces it (anti-spoofing, VLANs).
+#define DOCTEST_CONFIG_IMPLEMENT_WITH_MAIN
+#include <doctest/doctest.h>
+
+#include <npa/plugins/igbvf.hpp>
+#include <npa/plugins/igbvf_control.hpp>
+#include <npa/sim/igbvf_rig.hpp>
+
+#include <array>
+#include <cstring>
+#include <string>
+#include <vector>
+
+using namespace npa;
+using namespace npa::sim;
+
+namespace {
+
+constexpr mac_addr vf_mac{0x02, 0, 0, 0, 0x10, 0x01};
+constexpr mac_addr second_mac{0x02, 0, 0, 0, 0x10, 0x02};
+constexpr mac_addr foreign_mac{0x02, 0, 0, 0, 0x66, 0x66};
+constexpr mac_addr peer_mac{0x02, 0, 0, 0, 0x20, 0x01};
+
+struct bench {
+    guest_memory mem{std::size_t{8} << 20};
+    std::unique_ptr<sriov_nic> nic;
+    traffic_peer peer{1, peer_mac, vf_mac};
+    igbvf_control ctl;
+    explicit bench(vf_policy pol = {}) {
+        sriov_nic_config c;
+        c.vfs = 2;
+        auto n = sriov_nic::create(mem, c);
+        REQUIRE(n.ok());
+        nic = std::move(*n);
+        if (pol.default_mac == mac_addr{}) {
+            pol.default_mac = vf_mac;
+            pol.allowed_macs = {second_mac};
+        }
+        nic->pf().set_policy(0, pol);
+        vf_policy other;
+        other.default_mac = {0x02, 0, 0, 0, 0x10, 0x09};
+        nic->pf().set_policy(1, other);
+        connect(*nic, peer);
+        ctl = igbvf_control(nic->vf(0).mailbox_port());
+    }
+};
+
+// Sends one raw frame from VF 0's TX ring through the igbvf plugin.
+template <class Api>
+void send_frame(igbvf_plugin<Api>& p, Api& api, const mac_addr& src, std::uint16_t vlan = 0) {
+    buffer_ref b{};
+    REQUIRE(api.alloc_tx(std::span(&b, 1)) == 1);
+    traffic_gen g(3, src, peer_mac, vlan);
+    b.set_length(g.build(std::span<std::byte>(b.data(), b.capacity())));
+    api.offer(std::span(&b, 1));
+    REQUIRE(p.tx_burst(0, std::span(&b, 1)) == 1);
+}
+
+} // namespace
+
+TEST_CASE("VF reset returns the MAC the PF assigned") {
+    bench b;
+    mac_addr got{};
+    REQUIRE(b.ctl.reset(got).ok());
+    CHECK(got == vf_mac);
+    CHECK(b.nic->pf().stats(0).acks == 1);
+}
+
+TEST_CASE("an allowed MAC is accepted; a foreign MAC is NACKed with the PF's reason") {
+    bench b;
+    const status ok = b.ctl.submit(control_request::make_set_mac(second_mac));
+    CHECK(ok.ok());
+    CHECK(b.nic->pf().state(0).mac == second_mac);
+    const status no = b.ctl.submit(control_request::make_set_mac(foreign_mac));
+    CHECK(no.code() == errc::refused);
+    CHECK(std::string(no.reason()).find("MAC address not allowed") != std::string::npos);
+    CHECK(b.nic->pf().state(0).mac == second_mac);  // a refusal changes nothing
+    CHECK(b.nic->pf().stats(0).last_nack == igbvf::nack_reason::mac_not_allowed);
+}
+
+TEST_CASE("VLAN policy: an assigned port VLAN forbids guest VLANs; an allow list is enforced") {
+    vf_policy pv;
+    pv.default_mac = vf_mac;
+    pv.port_vlan = 100;
+    bench b(pv);
+    const status st = b.ctl.submit(control_request::make_vlan(true, 7));
+    CHECK(st.code() == errc::refused);
+    CHECK(std::string(st.reason()).find("VLAN not allowed") != std::string::npos);
+
+    vf_policy al;
+    al.default_mac = vf_mac;
+    al.allowed_vlans = {10, 20};
+    bench c(al);
+    CHECK(c.ctl.submit(control_request::make_vlan(true, 10)).ok());
+    CHECK(c.ctl.submit(control_request::make_vlan(true, 30)).code() == errc::refused);
+    CHECK(c.nic->pf().state(0).vlans.count(10) == 1);
+    CHECK(c.nic->pf().state(0).vlans.count(30) == 0);
+}
+
+TEST_CASE("MTU and promiscuous policy; RSS is not a VF feature") {
+    bench b;
+    CHECK(b.ctl.submit(control_request::make_mtu(1500)).ok());
+    CHECK(b.ctl.submit(control_request::make_mtu(9000)).code() == errc::refused);
+    CHECK(b.ctl.submit(control_request::make_rx_mode(rx_mode::promisc)).code() == errc::refused);
+    CHECK(b.ctl.submit(control_request::make_rx_mode(rx_mode::unicast | rx_mode::all_multi)).ok());
+    control_request r;
+    r.op = control_op::set_rss;
+    CHECK(b.ctl.submit(r).code() == errc::not_supported);
+}
+
+TEST_CASE("a batch is all or nothing: a refused request rolls back the ones before it") {
+    vf_policy al;
+    al.default_mac = vf_mac;
+    al.allowed_macs = {second_mac};
+    al.allowed_vlans = {10};
+    bench b(al);
+    mac_addr assigned{};
+    REQUIRE(b.ctl.reset(assigned).ok());  // the driver's first message: it learns its MAC
+    const std::array<control_request, 3> batch{control_request::make_set_mac(second_mac),
+                                               control_request::make_vlan(true, 10),
+                                               control_request::make_vlan(true, 11)};
+    const status st = b.ctl.submit_batch(batch);
+    CHECK(st.code() == errc::refused);
+    CHECK(b.nic->pf().state(0).mac == vf_mac);
+    CHECK(b.nic->pf().state(0).vlans.empty());
+}
+
+TEST_CASE("a removed VF's mailbox reports removal, not a hang") {
+    bench b;
+    b.nic->vf(0).remove();
+    CHECK(b.ctl.submit(control_request::make_set_mac(second_mac)).code() == errc::removed);
+}
+
+TEST_CASE("embedded switch: a spoofed source MAC is dropped and counted, the own MAC passes") {
+    bench b;
+    using pool_t = fixed_pool<borrowed_memory>;
+    pool_config pc;
+    pc.count = 256;
+    const guest_block blk = b.mem.allocate(pool_t::required_bytes(pc));
+    auto pool = pool_t::create(pc, blk.backing());
+    REQUIRE(pool.ok());
+    test_api<pool_t> api(*pool);
+    igbvf_plugin<test_api<pool_t>> p;
+    queue_config qc;
+    qc.tx_ring_size = qc.rx_ring_size = 64;
+    REQUIRE(p.attach(api, b.nic->vf(0).window(), qc).ok());
+
+    send_frame(p, api, vf_mac);
+    send_frame(p, api, foreign_mac);
+    send_frame(p, api, foreign_mac);
+    b.nic->step();
+    (void)p.tx_reap(0);
+    (void)p.tx_reap(0);
+    CHECK(b.peer.frames_in() == 1);
+    CHECK(b.nic->switch_stats(0).spoofed == 2);
+    CHECK(p.stats(0).tx_packets == 3);  // the VF sent them; the switch dropped two
+
+    // After the PF accepts the second MAC, frames from it pass; the old one is now spoofed.
+    REQUIRE(b.ctl.submit(control_request::make_set_mac(second_mac)).ok());
+    send_frame(p, api, second_mac);
+    send_frame(p, api, vf_mac);
+    b.nic->step();
+    CHECK(b.peer.frames_in() == 2);
+    CHECK(b.nic->switch_stats(0).spoofed == 3);
+
+    // A guest VLAN the PF did not accept is a VLAN violation.
+    send_frame(p, api, second_mac, 42);
+    b.nic->step();
+    CHECK(b.nic->switch_stats(0).vlan_violations == 1);
+    CHECK(b.peer.frames_in() == 2);
+
+    p.detach();
+    auto un = api.take_unsent();
+    api.free(un);
+    CHECK(api.audit().balanced());
+    CHECK(api.audit().in_pool == api.audit().total);
+}
+
+TEST_CASE("embedded switch: a port VLAN is inserted on the way out and stripped on the way in") {
+    vf_policy pv;
+    pv.default_mac = vf_mac;
+    pv.port_vlan = 100;
+    bench b(pv);
+    struct tap final : frame_port {
+        std::vector<frame> got;
+        void frame_in(const frame& f) noexcept override { got.push_back(f); }
+        void send(const frame& f) { frame_out(f); }
+    } wire;
+    connect(*b.nic, wire);
+    using pool_t = fixed_pool<borrowed_memory>;
+    pool_config pc;
+    pc.count = 256;
+    const guest_block blk = b.mem.allocate(pool_t::required_bytes(pc));
+    auto pool = pool_t::create(pc, blk.backing());
+    REQUIRE(pool.ok());
+    test_api<pool_t> api(*pool);
+    igbvf_plugin<test_api<pool_t>> p;
+    queue_config qc;
+    qc.queues = 1;
+    qc.tx_ring_size = qc.rx_ring_size = 64;
+    REQUIRE(p.attach(api, b.nic->vf(0).window(), qc).ok());
+    send_frame(p, api, vf_mac);
+    b.nic->step();
+    REQUIRE(wire.got.size() == 1);
+    eth::header h;
+    REQUIRE(eth::parse(wire.got[0].bytes(), h));
+    CHECK(h.vlan == 100);
+
+    // In: tagged 100 reaches the VF untagged; tagged 200 or untagged does not.
+    frame f;
+    traffic_gen g(9, peer_mac, vf_mac, 100);
+    g.build(f);
+    wire.send(f);
+    traffic_gen g2(9, peer_mac, vf_mac, 200);
+    g2.build(f);
+    wire.send(f);
+    b.nic->step();
+    std::array<buffer_ref, 8> out{};
+    const std::uint16_t n = p.rx_burst(0, out);
+    REQUIRE(n == 1);
+    api.received(std::span(out).first(n));
+    REQUIRE(eth::parse(std::span<const std::byte>(out[0].data(), out[0].length()), h));
+    CHECK(h.vlan == 0);
+    api.free(std::span(out).first(n));
+    p.detach();
+    auto un = api.take_unsent();
+    api.free(un);
+    CHECK(api.audit().balanced());
+}
