@@ -8,7 +8,6 @@
 
 #include <npa/buffer/fixed_pool.hpp>
 #include <npa/capabilities.hpp>
-#include <npa/capabilities.hpp>
 #include <npa/sim/faults.hpp>
 #include <npa/sim/guest_memory.hpp>
 #include <npa/sim/simnic.hpp>
