@@ -56,6 +56,15 @@ inline bool pin_to_core(int core) noexcept {
     return pthread_setaffinity_np(pthread_self(), sizeof(set), &set) == 0;
 }
 
+/// Tells the compiler that the memory at p is read and written here, so stores into it
+/// cannot be dropped and loads from it cannot be hoisted. Takes a pointer: handing an
+/// array by value to an "r,m" asm operand (benchmark::DoNotOptimize) can make the
+/// compiler copy the whole array each time, which would be measured as ring cost.
+template <class T>
+inline void escape(T* p) noexcept {
+    asm volatile("" : : "g"(p) : "memory");
+}
+
 /// Busy-wait hint (PAUSE on x86): keeps a spinning thread from starving its sibling and
 /// from flooding the fabric with reads.
 inline void cpu_relax() noexcept {

@@ -44,9 +44,12 @@ def load_runs(raw):
             if b.get("run_type", "iteration") != "iteration" or b.get("error_occurred"):
                 continue
             name = b["name"].removesuffix("/real_time")
-            ips = b.get("items_per_second")
-            if ips:
-                per[name] = 1e9 / ips
+            # ns_per_elem: the median timing window of the run (see ring_bench.cpp);
+            # items_per_second (whole-run average) only if a benchmark has no windows.
+            if b.get("ns_per_elem"):
+                per[name] = b["ns_per_elem"]
+            elif b.get("items_per_second"):
+                per[name] = 1e9 / b["items_per_second"]
         runs.append(per)
     return runs
 

@@ -20,13 +20,16 @@
 
 #include <benchmark/benchmark.h>
 
+#include <algorithm>
 #include <array>
+#include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <memory>
 #include <string>
 #include <thread>
 #include <utility>
+#include <vector>
 
 namespace npa_bench {
 namespace {
@@ -38,6 +41,40 @@ constexpr std::array<std::uint32_t, 4> bursts = {1, 8, 32, 256};
 // Elements moved by the start-up self-check of each implementation (FIFO order and no
 // loss across cores): enough to wrap every ring many times, a few ms in all.
 constexpr std::uint64_t check_elems = 1u << 18;
+// Each benchmark iteration is a window of this many elements (empty: calls), timed on its
+// own; the reported ns_per_elem is the median window. A window in which the scheduler
+// took a core away (another process on a shared 2-core machine) is an outlier the median
+// drops, where a total-time average would smear it over every element. Windows last
+// tens of microseconds, well under a scheduler tick, so most windows are clean.
+constexpr std::uint32_t stream_window = 4096;
+constexpr std::uint32_t pingpong_window = 1024;
+constexpr std::uint32_t single_window = 4096;
+constexpr std::uint32_t empty_window = 4096;
+
+/// Median-of-windows recorder (samples are kept outside the timed region).
+class window_timer {
+public:
+    window_timer() { samples_.reserve(1u << 16); }
+    void start() noexcept { t0_ = std::chrono::steady_clock::now(); }
+    void stop(std::uint32_t items) {
+        const auto t1 = std::chrono::steady_clock::now();
+        samples_.push_back(std::chrono::duration<double, std::nano>(t1 - t0_).count() / items);
+    }
+    void report(benchmark::State& st, std::uint64_t items) {
+        st.SetItemsProcessed(static_cast<std::int64_t>(items));
+        if (samples_.empty()) {
+            return;
+        }
+        auto mid = samples_.begin() + static_cast<std::ptrdiff_t>(samples_.size() / 2);
+        std::nth_element(samples_.begin(), mid, samples_.end());
+        st.counters["ns_per_elem"] = *mid;
+        st.counters["windows"] = static_cast<double>(samples_.size());
+    }
+
+private:
+    std::chrono::steady_clock::time_point t0_{};
+    std::vector<double> samples_;
+};
 
 template <class Impl>
 std::unique_ptr<Impl> make_ring() {
@@ -88,7 +125,7 @@ void bm_stream(benchmark::State& st) {
         ready.store(true, std::memory_order_release);
         while (true) {
             const std::uint32_t k = q->dequeue(buf.data(), Burst);
-            benchmark::DoNotOptimize(buf);
+            escape(buf.data());
             if (k != 0) {
                 got += k;
                 continue;
@@ -108,15 +145,21 @@ void bm_stream(benchmark::State& st) {
     for (std::uint32_t i = 0; i < Burst; ++i) {
         src[i] = Impl::make(i);
     }
+    constexpr std::uint32_t rounds = stream_window / Burst;
+    window_timer w;
     std::uint64_t sent = 0;
     for (auto _ : st) {
-        push_all(*q, src.data(), Burst);
-        sent += Burst;
+        w.start();
+        for (std::uint32_t r = 0; r < rounds; ++r) {
+            push_all(*q, src.data(), Burst);
+        }
+        w.stop(rounds * Burst);
+        sent += rounds * Burst;
     }
     total.store(sent, std::memory_order_relaxed);
     stop.store(true, std::memory_order_release);
     consumer.join();
-    st.SetItemsProcessed(static_cast<std::int64_t>(sent));
+    w.report(st, sent);
 }
 
 // ---- pingpong ----------------------------------------------------------------------
@@ -155,14 +198,20 @@ void bm_pingpong(benchmark::State& st) {
     for (std::uint32_t i = 0; i < Burst; ++i) {
         src[i] = Impl::make(i);
     }
+    constexpr std::uint32_t rounds = (pingpong_window + Burst - 1) / Burst;
+    window_timer w;
     for (auto _ : st) {
-        push_all(*there, src.data(), Burst);
-        pop_all(*back, dst.data(), Burst);
-        benchmark::DoNotOptimize(dst);
+        w.start();
+        for (std::uint32_t r = 0; r < rounds; ++r) {
+            push_all(*there, src.data(), Burst);
+            pop_all(*back, dst.data(), Burst);
+            escape(dst.data());
+        }
+        w.stop(rounds * Burst);
     }
     stop.store(true, std::memory_order_release);
     echo.join();
-    st.SetItemsProcessed(static_cast<std::int64_t>(st.iterations()) * Burst);
+    w.report(st, static_cast<std::uint64_t>(st.iterations()) * rounds * Burst);
 }
 
 /// The floor: one cache line goes to the other core and one comes back, nothing else.
@@ -197,15 +246,20 @@ void bm_cacheline_pingpong(benchmark::State& st) {
         cpu_relax();
     }
     std::uint64_t i = 0;
+    window_timer w;
     for (auto _ : st) {
-        ping->v.store(++i, std::memory_order_release);
-        while (pong->v.load(std::memory_order_acquire) != i) {
-            cpu_relax();
+        w.start();
+        for (std::uint32_t r = 0; r < pingpong_window; ++r) {
+            ping->v.store(++i, std::memory_order_release);
+            while (pong->v.load(std::memory_order_acquire) != i) {
+                cpu_relax();
+            }
         }
+        w.stop(pingpong_window);
     }
     ping->v.store(quit, std::memory_order_release);
     echo.join();
-    st.SetItemsProcessed(static_cast<std::int64_t>(st.iterations()));
+    w.report(st, static_cast<std::uint64_t>(st.iterations()) * pingpong_window);
 }
 
 // ---- single and empty ----------------------------------------------------------------
@@ -220,15 +274,21 @@ void bm_single(benchmark::State& st) {
     for (std::uint32_t i = 0; i < Burst; ++i) {
         src[i] = Impl::make(i);
     }
+    constexpr std::uint32_t rounds = single_window / Burst;
+    window_timer w;
     for (auto _ : st) {
-        benchmark::DoNotOptimize(src);
-        const std::uint32_t a = q->enqueue(src.data(), Burst);
-        const std::uint32_t b = q->dequeue(dst.data(), Burst);
-        benchmark::DoNotOptimize(a);
-        benchmark::DoNotOptimize(b);
-        benchmark::DoNotOptimize(dst);
+        w.start();
+        for (std::uint32_t r = 0; r < rounds; ++r) {
+            escape(src.data());
+            const std::uint32_t a = q->enqueue(src.data(), Burst);
+            const std::uint32_t b = q->dequeue(dst.data(), Burst);
+            benchmark::DoNotOptimize(a);
+            benchmark::DoNotOptimize(b);
+            escape(dst.data());
+        }
+        w.stop(rounds * Burst);
     }
-    st.SetItemsProcessed(static_cast<std::int64_t>(st.iterations()) * Burst);
+    w.report(st, static_cast<std::uint64_t>(st.iterations()) * rounds * Burst);
 }
 
 template <class Impl, std::uint32_t Burst>
@@ -237,11 +297,16 @@ void bm_empty(benchmark::State& st) {
     pin_to_core(producer_core);
     auto q = make_ring<Impl>();
     std::array<value_type, Burst> dst{};
+    window_timer w;
     for (auto _ : st) {
-        const std::uint32_t k = q->dequeue(dst.data(), Burst);
-        benchmark::DoNotOptimize(k);
+        w.start();
+        for (std::uint32_t r = 0; r < empty_window; ++r) {
+            const std::uint32_t k = q->dequeue(dst.data(), Burst);
+            benchmark::DoNotOptimize(k);
+        }
+        w.stop(empty_window);
     }
-    st.SetItemsProcessed(static_cast<std::int64_t>(st.iterations()));
+    w.report(st, static_cast<std::uint64_t>(st.iterations()) * empty_window);
 }
 
 // ---- self-check: every ring must be a correct FIFO before its numbers mean anything ----

@@ -10,6 +10,9 @@
 //   static value_type make(std::uint64_t seq) noexcept;   an element carrying seq
 //   static std::uint64_t seq_of(const value_type&) noexcept;
 //
+// Every adapter's enqueue/dequeue is forced inline, so each benchmark loop holds the
+// ring's own code (as in an application) and no implementation pays an extra call.
+//
 // Burst semantics everywhere (DPDK's rte_ring_*_burst: take what fits, return the count).
 // Rings without a burst call (ReaderWriterQueue, atomic_queue) loop over their single-
 // element call, which is exactly what a user of those rings writes.
@@ -81,10 +84,10 @@ struct npa_index_impl {
     using traits = elem_of<Bytes>;
     using value_type = typename traits::type;
 
-    std::uint32_t enqueue(const value_type* p, std::uint32_t n) noexcept {
+    NPA_ALWAYS_INLINE std::uint32_t enqueue(const value_type* p, std::uint32_t n) noexcept {
         return ring_.enqueue_burst(std::span<const value_type>(p, n));
     }
-    std::uint32_t dequeue(value_type* p, std::uint32_t n) noexcept {
+    NPA_ALWAYS_INLINE std::uint32_t dequeue(value_type* p, std::uint32_t n) noexcept {
         return ring_.dequeue_burst(std::span<value_type>(p, n));
     }
     static value_type make(std::uint64_t s) noexcept { return traits::make(s); }
@@ -144,7 +147,7 @@ struct npa_gen_impl {
 
     npa_gen_impl() noexcept : prod_(ring_, ring_slots), cons_(ring_, ring_slots) {}
 
-    std::uint32_t enqueue(const value_type* p, std::uint32_t n) noexcept {
+    NPA_ALWAYS_INLINE std::uint32_t enqueue(const value_type* p, std::uint32_t n) noexcept {
         std::uint32_t free = ring_slots - (produced_ - cached_done_);
         if (free < n) {
             cached_done_ = done_.load(std::memory_order_acquire);
@@ -155,7 +158,7 @@ struct npa_gen_impl {
         produced_ += k;
         return k;
     }
-    std::uint32_t dequeue(value_type* p, std::uint32_t n) noexcept {
+    NPA_ALWAYS_INLINE std::uint32_t dequeue(value_type* p, std::uint32_t n) noexcept {
         const std::uint32_t k = cons_.poll_burst(std::span<value_type>(p, n));
         if (k != 0) {
             done_.store(consumed_ += k, std::memory_order_release);
@@ -207,10 +210,10 @@ struct rte_ring_impl {
     // The single-producer / single-consumer entry points directly (what the generic
     // rte_ring_enqueue_burst_elem dispatches to for a ring made with RING_F_SP_ENQ |
     // RING_F_SC_DEQ), so the baseline pays no dispatch.
-    std::uint32_t enqueue(const value_type* p, std::uint32_t n) noexcept {
+    NPA_ALWAYS_INLINE std::uint32_t enqueue(const value_type* p, std::uint32_t n) noexcept {
         return rte_ring_sp_enqueue_burst_elem(r_, p, Bytes, n, nullptr);
     }
-    std::uint32_t dequeue(value_type* p, std::uint32_t n) noexcept {
+    NPA_ALWAYS_INLINE std::uint32_t dequeue(value_type* p, std::uint32_t n) noexcept {
         return rte_ring_sc_dequeue_burst_elem(r_, p, Bytes, n, nullptr);
     }
     static value_type make(std::uint64_t s) noexcept { return traits::make(s); }
@@ -229,10 +232,10 @@ struct boost_spsc_impl {
     using traits = elem_of<Bytes>;
     using value_type = typename traits::type;
 
-    std::uint32_t enqueue(const value_type* p, std::uint32_t n) noexcept {
+    NPA_ALWAYS_INLINE std::uint32_t enqueue(const value_type* p, std::uint32_t n) noexcept {
         return static_cast<std::uint32_t>(q_.push(p, n));
     }
-    std::uint32_t dequeue(value_type* p, std::uint32_t n) noexcept {
+    NPA_ALWAYS_INLINE std::uint32_t dequeue(value_type* p, std::uint32_t n) noexcept {
         return static_cast<std::uint32_t>(q_.pop(p, n));
     }
     static value_type make(std::uint64_t s) noexcept { return traits::make(s); }
@@ -250,14 +253,14 @@ struct rwqueue_impl {
     using value_type = typename traits::type;
 
     // try_enqueue never allocates: the queue is sized once here.
-    std::uint32_t enqueue(const value_type* p, std::uint32_t n) noexcept {
+    NPA_ALWAYS_INLINE std::uint32_t enqueue(const value_type* p, std::uint32_t n) noexcept {
         std::uint32_t i = 0;
         while (i < n && q_.try_enqueue(p[i])) {
             ++i;
         }
         return i;
     }
-    std::uint32_t dequeue(value_type* p, std::uint32_t n) noexcept {
+    NPA_ALWAYS_INLINE std::uint32_t dequeue(value_type* p, std::uint32_t n) noexcept {
         std::uint32_t i = 0;
         while (i < n && q_.try_dequeue(p[i])) {
             ++i;
@@ -291,14 +294,14 @@ struct atomic_queue_impl {
     using traits = elem_of<Bytes>;
     using value_type = typename traits::type;
 
-    std::uint32_t enqueue(const value_type* p, std::uint32_t n) noexcept {
+    NPA_ALWAYS_INLINE std::uint32_t enqueue(const value_type* p, std::uint32_t n) noexcept {
         std::uint32_t i = 0;
         while (i < n && q_.try_push(p[i])) {
             ++i;
         }
         return i;
     }
-    std::uint32_t dequeue(value_type* p, std::uint32_t n) noexcept {
+    NPA_ALWAYS_INLINE std::uint32_t dequeue(value_type* p, std::uint32_t n) noexcept {
         std::uint32_t i = 0;
         while (i < n && q_.try_pop(p[i])) {
             ++i;

@@ -57,6 +57,17 @@ class index_ring {
     static_assert(std::atomic<std::uint32_t>::is_always_lock_free,
                   "npa::index_ring: needs lock-free 32-bit atomics (to work in shared memory)");
 
+    // ---- tuning constants ------------------------------------------------------------
+    // Elements per fixed-size chunk in the small-copy path: 4 handles (32 bytes) or 4
+    // descriptors (64 bytes, one cache line) per step, the unroll DPDK's
+    // __rte_ring_enqueue_elems_64 also uses.
+    static constexpr std::uint32_t copy_chunk = 4;
+    // From this many bytes on, a library memcpy call (a few instructions of dispatch, then
+    // the machine's widest vectors) is cheaper than inline 16-byte moves: measured with
+    // callgrind and by time in benchmarks/ring_bench.cpp (single/*), see
+    // docs/benchmarks.md.
+    static constexpr std::size_t memcpy_min_bytes = 64;
+
 public:
     using value_type = T;
     static constexpr std::uint32_t capacity = Capacity;
@@ -80,7 +91,7 @@ public:
 
     /// Enqueues up to items.size() elements; returns how many (0..n). What was not
     /// enqueued stays with the caller.
-    [[nodiscard]] std::uint32_t enqueue_burst(std::span<const T> items) noexcept {
+    [[nodiscard]] NPA_ALWAYS_INLINE std::uint32_t enqueue_burst(std::span<const T> items) noexcept {
         const auto n = static_cast<std::uint32_t>(items.size());
         const std::uint32_t head = prod_.head.load(std::memory_order_relaxed);
         const std::uint32_t k = clamp_free(head, n);
@@ -93,7 +104,7 @@ public:
     }
 
     /// Enqueues all of items or none; returns items.size() or 0.
-    [[nodiscard]] std::uint32_t enqueue_bulk(std::span<const T> items) noexcept {
+    [[nodiscard]] NPA_ALWAYS_INLINE std::uint32_t enqueue_bulk(std::span<const T> items) noexcept {
         const auto n = static_cast<std::uint32_t>(items.size());
         const std::uint32_t head = prod_.head.load(std::memory_order_relaxed);
         if (NPA_UNLIKELY(free_from(head, n) < n)) {
@@ -124,7 +135,7 @@ public:
     // ---- consumer side --------------------------------------------------------------
 
     /// Dequeues up to out.size() elements into out; returns how many (0..n).
-    [[nodiscard]] std::uint32_t dequeue_burst(std::span<T> out) noexcept {
+    [[nodiscard]] NPA_ALWAYS_INLINE std::uint32_t dequeue_burst(std::span<T> out) noexcept {
         const auto n = static_cast<std::uint32_t>(out.size());
         const std::uint32_t tail = cons_.tail.load(std::memory_order_relaxed);
         const std::uint32_t k = clamp_used(tail, n);
@@ -137,7 +148,7 @@ public:
     }
 
     /// Dequeues exactly out.size() elements or none; returns out.size() or 0.
-    [[nodiscard]] std::uint32_t dequeue_bulk(std::span<T> out) noexcept {
+    [[nodiscard]] NPA_ALWAYS_INLINE std::uint32_t dequeue_bulk(std::span<T> out) noexcept {
         const auto n = static_cast<std::uint32_t>(out.size());
         const std::uint32_t tail = cons_.tail.load(std::memory_order_relaxed);
         if (NPA_UNLIKELY(used_from(tail, n) < n)) {
@@ -168,8 +179,13 @@ public:
     // ---- either side (a snapshot; exact only when the other side is quiet) ------------
 
     [[nodiscard]] std::uint32_t size() const noexcept {
-        return prod_.head.load(std::memory_order_acquire) -
-               cons_.tail.load(std::memory_order_acquire);
+        // Tail first, then head: tail only grows and never passes head, so the difference
+        // cannot go below zero (the two loads as operands of one `-` are unsequenced, and
+        // a tail read after the head could be ahead of it and wrap to ~4 billion). From a
+        // third thread both sides may move between the loads, so clamp to Capacity too.
+        const std::uint32_t tail = cons_.tail.load(std::memory_order_acquire);
+        const std::uint32_t used = prod_.head.load(std::memory_order_acquire) - tail;
+        return used < Capacity ? used : Capacity;
     }
     [[nodiscard]] std::uint32_t free_count() const noexcept { return Capacity - size(); }
     [[nodiscard]] bool empty() const noexcept { return size() == 0; }
@@ -178,7 +194,7 @@ public:
 private:
     // Free slots seen from the producer, refreshing the cached tail only when the cached
     // value cannot satisfy `want` (the common case touches no remote cache line).
-    std::uint32_t free_from(std::uint32_t head, std::uint32_t want) noexcept {
+    NPA_ALWAYS_INLINE std::uint32_t free_from(std::uint32_t head, std::uint32_t want) noexcept {
         std::uint32_t free = Capacity - (head - prod_.cached_tail);
         if (free < want) {
             prod_.cached_tail = cons_.tail.load(std::memory_order_acquire);
@@ -186,7 +202,7 @@ private:
         }
         return free;
     }
-    std::uint32_t used_from(std::uint32_t tail, std::uint32_t want) noexcept {
+    NPA_ALWAYS_INLINE std::uint32_t used_from(std::uint32_t tail, std::uint32_t want) noexcept {
         std::uint32_t used = cons_.cached_head - tail;
         if (used < want) {
             cons_.cached_head = prod_.head.load(std::memory_order_acquire);
@@ -194,11 +210,11 @@ private:
         }
         return used;
     }
-    std::uint32_t clamp_free(std::uint32_t head, std::uint32_t n) noexcept {
+    NPA_ALWAYS_INLINE std::uint32_t clamp_free(std::uint32_t head, std::uint32_t n) noexcept {
         const std::uint32_t free = free_from(head, n);
         return n < free ? n : free;
     }
-    std::uint32_t clamp_used(std::uint32_t tail, std::uint32_t n) noexcept {
+    NPA_ALWAYS_INLINE std::uint32_t clamp_used(std::uint32_t tail, std::uint32_t n) noexcept {
         const std::uint32_t used = used_from(tail, n);
         return n < used ? n : used;
     }
@@ -209,28 +225,58 @@ private:
         return {std::span<T>(slots_ + idx, first), std::span<T>(slots_, n - first)};
     }
 
+    // Copies n elements between the ring and the caller. Small runs are moved in fixed
+    // chunks of copy_chunk elements (constant-size memcpy, so the compiler emits plain
+    // vector moves with no call, no alignment peeling and no run-time alias check; loads
+    // then line up with the stores that wrote the slots, so store-to-load forwarding
+    // works when one thread both enqueues and dequeues). Runs of memcpy_min_bytes or more
+    // go to the C library's memcpy, which picks the widest vector unit of the machine at
+    // run time (AVX2/AVX-512) and beats any fixed-width loop the header could carry.
+    // GCC 12 (-O2 and up) cannot carry "n <= the caller's span size" through the clamp
+    // and reports memcpy past the end of a caller's small array on paths that never run
+    // (-Warray-bounds false positive); the bounds are the clamp's, checked by the tests.
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Warray-bounds"
+#pragma GCC diagnostic ignored "-Wstringop-overflow"
+#pragma GCC diagnostic ignored "-Wstringop-overread"
+#endif
+    NPA_ALWAYS_INLINE static void copy_elems(T* dst, const T* src, std::uint32_t n) noexcept {
+        if (n * sizeof(T) >= memcpy_min_bytes) {
+            std::memcpy(dst, src, n * sizeof(T));
+            return;
+        }
+        std::uint32_t i = 0;
+        for (; i + copy_chunk <= n; i += copy_chunk) {
+            std::memcpy(dst + i, src + i, copy_chunk * sizeof(T));
+        }
+        for (; i < n; ++i) { // 0 .. copy_chunk - 1 left over
+            dst[i] = src[i];
+        }
+    }
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic pop
+#endif
     NPA_ALWAYS_INLINE void copy_in(std::uint32_t head, const T* src, std::uint32_t n) noexcept {
         const std::uint32_t idx = head & mask;
         if (NPA_LIKELY(idx + n <= Capacity)) {
-            for (std::uint32_t i = 0; i < n; ++i) {
-                slots_[idx + i] = src[i];
-            }
+            copy_elems(slots_ + idx, src, n);
         } else {
-            const std::uint32_t first = Capacity - idx;
-            std::memcpy(slots_ + idx, src, first * sizeof(T));
-            std::memcpy(slots_, src + first, (n - first) * sizeof(T));
+            // Capacity - idx < n here; the min() only tells the compiler that first <= n
+            // (GCC's -Warray-bounds cannot see it otherwise and warns on callers' arrays).
+            const std::uint32_t first = n < Capacity - idx ? n : Capacity - idx;
+            copy_elems(slots_ + idx, src, first);
+            copy_elems(slots_, src + first, n - first);
         }
     }
     NPA_ALWAYS_INLINE void copy_out(std::uint32_t tail, T* dst, std::uint32_t n) noexcept {
         const std::uint32_t idx = tail & mask;
         if (NPA_LIKELY(idx + n <= Capacity)) {
-            for (std::uint32_t i = 0; i < n; ++i) {
-                dst[i] = slots_[idx + i];
-            }
+            copy_elems(dst, slots_ + idx, n);
         } else {
-            const std::uint32_t first = Capacity - idx;
-            std::memcpy(dst, slots_ + idx, first * sizeof(T));
-            std::memcpy(dst + first, slots_, (n - first) * sizeof(T));
+            const std::uint32_t first = n < Capacity - idx ? n : Capacity - idx;
+            copy_elems(dst, slots_ + idx, first);
+            copy_elems(dst + first, slots_, n - first);
         }
     }
 
