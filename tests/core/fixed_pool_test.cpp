@@ -9,6 +9,7 @@
 
 #include <algorithm>
 #include <array>
+#include <atomic>
 #include <cstdint>
 #include <cstring>
 #include <memory>
@@ -324,10 +325,23 @@ TEST_CASE("shared_fixed_pool: two threads allocating and freeing keep the pool w
             pool.free_burst(std::span<const npa::buffer_ref>(b.data(), n));
         }
     };
+    std::atomic<bool> done{false};
+    std::uint32_t observed_over = 0;
+    // An auditor reads the fill level while the bursts run (the shell's audit does):
+    // a locked snapshot, never more than the pool holds.
+    std::thread auditor([&] {
+        while (!done.load(std::memory_order_acquire)) {
+            const std::uint32_t a = pool.available();
+            observed_over += (a > 64 || pool.in_use() > 64) ? 1u : 0u;
+        }
+    });
     std::thread t1(worker, 1);
     std::thread t2(worker, 2);
     t1.join();
     t2.join();
+    done.store(true, std::memory_order_release);
+    auditor.join();
+    CHECK(observed_over == 0);
     CHECK(pool.available() == 64);
     CHECK(pool.stats().double_free == 0);
 }

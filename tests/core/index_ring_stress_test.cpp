@@ -13,6 +13,7 @@
 
 #include <algorithm>
 #include <array>
+#include <atomic>
 #include <cstdint>
 #include <memory>
 #include <thread>
@@ -160,4 +161,63 @@ TEST_CASE("index_ring stress: 16-byte descriptors, two threads, order, count, no
     CHECK(o.received == items);
     CHECK(o.bad == 0);
     CHECK(o.first_bad_at == ~0ull);
+}
+
+TEST_CASE("index_ring stress: a third thread's size() snapshot stays within 0..Capacity") {
+    // size() is documented as a snapshot; read from a thread that is neither producer nor
+    // consumer it must still be a number of elements the ring can hold. Three threads on
+    // a machine that may have two cores: a fiftieth of the stress count is plenty, and the
+    // observer yields after every look so that it never starves the other two.
+    constexpr std::uint32_t cap = 64;
+    constexpr std::uint32_t burst = 16;
+    auto ring = std::make_unique<npa::index_ring<std::uint64_t, cap>>();
+    const std::uint64_t items = npa_test::stress_items() / 50 + 1;
+    std::atomic<bool> done{false};
+    std::uint64_t out_of_range = 0;
+    std::thread observer([&] {
+        while (!done.load(std::memory_order_acquire)) {
+            const std::uint32_t s = ring->size();
+            const std::uint32_t f = ring->free_count();
+            out_of_range += (s > cap || f > cap) ? 1u : 0u;
+            std::this_thread::yield();
+        }
+    });
+    std::thread producer([&] {
+        npa_test::backoff bo;
+        std::array<std::uint64_t, burst> buf{};
+        for (std::uint64_t seq = 0; seq < items;) {
+            const auto n = static_cast<std::uint32_t>(std::min<std::uint64_t>(burst, items - seq));
+            for (std::uint32_t i = 0; i < n; ++i) {
+                buf[i] = seq + i;
+            }
+            const std::uint32_t k = ring->enqueue_burst(std::span<const std::uint64_t>(buf.data(), n));
+            seq += k;
+            if (k == 0) {
+                bo.wait();
+            } else {
+                bo.reset();
+            }
+        }
+    });
+    npa_test::backoff bo;
+    std::array<std::uint64_t, burst> buf{};
+    std::uint64_t expect = 0;
+    std::uint64_t bad = 0;
+    while (expect < items) {
+        const std::uint32_t k = ring->dequeue_burst(buf);
+        for (std::uint32_t i = 0; i < k; ++i) {
+            bad += buf[i] != expect ? 1u : 0u;
+            ++expect;
+        }
+        if (k == 0) {
+            bo.wait();
+        } else {
+            bo.reset();
+        }
+    }
+    producer.join();
+    done.store(true, std::memory_order_release);
+    observer.join();
+    CHECK(bad == 0);
+    CHECK(out_of_range == 0);
 }

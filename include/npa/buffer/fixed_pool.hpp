@@ -159,8 +159,13 @@ public:
 
     [[nodiscard]] bool owns(buffer_ref b) const noexcept { return owns_locked(b.get()); }
     [[nodiscard]] std::uint32_t size() const noexcept { return cfg_.count; }
-    [[nodiscard]] std::uint32_t available() const noexcept { return free_count_; }
-    [[nodiscard]] std::uint32_t in_use() const noexcept { return cfg_.count - free_count_; }
+    /// Buffers in the pool now. Taken under the pool's lock, so a shared pool can be
+    /// audited from another thread while bursts run (a snapshot, exact when quiet).
+    [[nodiscard]] std::uint32_t available() const noexcept {
+        detail::lock_guard g(lock_);
+        return free_count_;
+    }
+    [[nodiscard]] std::uint32_t in_use() const noexcept { return cfg_.count - available(); }
     [[nodiscard]] const pool_stats& stats() const noexcept { return stats_; }
     [[nodiscard]] const pool_config& config() const noexcept { return cfg_; }
     [[nodiscard]] const Backing& backing() const noexcept { return mem_; }
@@ -219,7 +224,8 @@ private:
     std::uint32_t* stack_ = nullptr;
     std::uint32_t free_count_ = 0;
     pool_stats stats_{};
-    [[no_unique_address]] Lock lock_{};
+    // mutable: the const observers (available, in_use) lock too.
+    [[no_unique_address]] mutable Lock lock_{};
 };
 
 /// A pool that several threads may share (one short spin-locked section per burst).
