@@ -513,13 +513,16 @@ private:
             if (!complete) {
                 break;  // the driver has not handed over the whole packet yet: wait
             }
-            // fault: removal or reset in the middle of the burst
+            // fault: removal or reset in the middle of the burst. What was sent before it
+            // is written back first (write-back follows each packet, WTHRESH = 0).
             if (faults_.remove_after_tx == 0) {
+                (void)flush_due(q);
                 do_remove();
                 return;
             }
             if (faults_.reset_after_tx == 0) {
                 faults_.reset_after_tx = -1;
+                (void)flush_due(q);
                 do_reset();
                 return;
             }
