@@ -469,6 +469,44 @@ TEST_CASE("link down on the active sub-device moves traffic to the next path") {
     CHECK(rte_vdev_uninit("net_npa5") == 0);
 }
 
+TEST_CASE("hot plug: a removed sub-device that comes back takes the traffic back") {
+    REQUIRE(rte_vdev_init("net_npa6", "dev(net_ring61),dev(net_ring62),dwell_ms=0") == 0);
+    const std::uint16_t port = port_by_name("net_npa6");
+    start_port(port, 1);
+    rte_eth_dev_callback_process(&rte_eth_devices[port_by_name("net_ring61")],
+                                 RTE_ETH_EVENT_INTR_RMV, nullptr);
+    wait_switch_done(port, 1);
+    // Detached by the port's timer once no queue uses it (bounded wait).
+    std::uint16_t id;
+    for (int i = 0; i < 5000 && rte_eth_dev_get_port_by_name("net_ring61", &id) == 0; ++i) {
+        usleep(1000);
+    }
+    REQUIRE(rte_eth_dev_get_port_by_name("net_ring61", &id) != 0);
+    // The device comes back (what a hot-plug handler or the application does).
+    REQUIRE(rte_vdev_init("net_ring61", nullptr) == 0);
+    bool back = false;
+    const loop_result r = circulate(port, 1, [&](int) {
+        if (back) return;
+        rte_pmd_npa_status_info s{};
+        REQUIRE(rte_pmd_npa_status(port, &s) == 0);
+        back = s.active == 0;
+        if (!back) usleep(500);
+    });
+    REQUIRE(back);
+    wait_switch_done(port, 1);
+    rte_pmd_npa_status_info s{};
+    REQUIRE(rte_pmd_npa_status(port, &s) == 0);
+    CHECK(s.active == 0);
+    CHECK(std::string{s.last_reason} == "vf-arrived");
+    CHECK(s.sub_port[0] == port_by_name("net_ring61"));
+    CHECK(r.out_of_order == 0);
+    CHECK(r.in_flight_end == circulating);
+    CHECK(rte_eth_dev_stop(port) == 0);
+    CHECK(rte_eth_dev_close(port) == 0);
+    CHECK(rte_vdev_uninit("net_npa6") == 0);
+    (void)rte_vdev_uninit("net_ring61");  // probed by the test, so removed by it
+}
+
 TEST_CASE("the same removal through net_failsafe, for comparison") {
     REQUIRE(rte_vdev_init("net_failsafe4", "dev(net_ring41),dev(net_ring42)") == 0);
     const std::uint16_t port = port_by_name("net_failsafe4");

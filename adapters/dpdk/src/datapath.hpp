@@ -234,6 +234,15 @@ public:
         return sh_->control(r);
     }
 
+    /// A sub-device came back under a new port id (hot plug): the path's device window
+    /// and control channel follow it.
+    void set_sub_port(std::uint32_t path, std::uint16_t port) {
+        std::lock_guard<std::mutex> g(lock_);
+        if (path >= max_sub_devices) return;
+        devs_[path].port_id = port;
+        ctl_[path].port = port;
+    }
+
     [[nodiscard]] bool ready() const noexcept { return sh_ != nullptr; }
     [[nodiscard]] std::uint32_t active() const noexcept {
         return sh_ ? sh_->active_path() : no_path;

@@ -70,6 +70,7 @@ struct sub_device {
     std::uint16_t port_id = RTE_MAX_ETHPORTS;
     bool probed_here = false;   ///< we called rte_dev_probe (and so remove it at close)
     bool removed = false;       ///< RTE_ETH_EVENT_INTR_RMV seen
+    bool arrived = false;       ///< came back (hot plug); policy_tick may switch to it
     std::uint64_t backoff_until_ns = 0;
     char name[RTE_ETH_NAME_MAX_LEN] = {};
 };
@@ -190,12 +191,76 @@ status do_switch(npa_port& p, std::uint32_t path, switch_reason why) noexcept {
 /// moves traffic to the best other path; moves back to a preferred path whose link is up
 /// again, unless the application chose the current path itself. Hysteresis (dwell,
 /// back-off) is the shell's: these are discretionary switches (switch_reason::policy).
+int on_sub_event(std::uint16_t sub_port, rte_eth_event_type type, void* arg, void*);
+
+/// A removed sub-device that no queue uses any more is detached (closed, and removed
+/// from its bus when net_npa probed it), as fail-safe does, so that it can come back.
+void retire_removed(npa_port& p) noexcept {
+    for (std::uint32_t i = 0; i < p.nsubs; ++i) {
+        sub_device& s = p.subs[i];
+        if (!s.removed || s.port_id >= RTE_MAX_ETHPORTS || (p.started && p.paths.active() == i)) {
+            continue;
+        }
+        const std::uint16_t id = s.port_id;
+        s.port_id = RTE_MAX_ETHPORTS;
+        (void)rte_eth_dev_callback_unregister(id, RTE_ETH_EVENT_INTR_RMV, on_sub_event, &p);
+        if (!rte_eth_dev_is_valid_port(id)) continue;
+        (void)rte_eth_dev_owner_unset(id, p.owner.id);
+        if (s.probed_here) {
+            rte_eth_dev_info info{};
+            if (rte_eth_dev_info_get(id, &info) == 0 && info.device != nullptr) {
+                (void)rte_eth_dev_stop(id);
+                (void)rte_eth_dev_close(id);
+                (void)rte_dev_remove(info.device);
+            }
+        }
+        NPA_LOG(INFO, "%s: sub-device %s detached\n", p.dev->data->name, s.name);
+    }
+}
+
+/// Hot plug: a port named like a detached sub-device is that sub-device back. It is
+/// owned and watched again; the loop below decides whether traffic moves to it. (Looked
+/// up here rather than in an RTE_ETH_EVENT_NEW callback: a callback registered for
+/// RTE_ETH_ALL does not survive the release of the port id the device comes back on.)
+void claim_returned(npa_port& p) noexcept {
+    for (std::uint32_t i = 0; i < p.nsubs; ++i) {
+        sub_device& s = p.subs[i];
+        std::uint16_t port = RTE_MAX_ETHPORTS;
+        if (!s.removed || s.port_id < RTE_MAX_ETHPORTS ||
+            rte_eth_dev_get_port_by_name(s.name, &port) != 0 ||
+            rte_eth_dev_owner_set(port, &p.owner) != 0) {
+            continue;
+        }
+        (void)rte_eth_dev_callback_register(port, RTE_ETH_EVENT_INTR_RMV, on_sub_event, &p);
+        s.port_id = port;
+        s.probed_here = false;  // whoever probed it this time owns its removal
+        p.paths.set_sub_port(i, port);
+        s.removed = false;
+        s.arrived = true;
+        NPA_LOG(INFO, "%s: sub-device %s is back as port %u\n", p.dev->data->name, s.name, port);
+    }
+}
+
 void policy_tick(void* arg) {
     auto* p = static_cast<npa_port*>(arg);
     p->alarm_set = false;
     if (!p->started) return;
     (void)p->paths.service();
+    if (!p->paths.switching()) retire_removed(*p);
+    claim_returned(*p);
     const std::uint32_t cur = p->paths.active();
+    // Hot plug: a sub-device that came back and is preferred to the current path takes
+    // the traffic back (a discretionary switch: dwell time and back-off apply).
+    for (std::uint32_t i = 0; p->args.auto_switch && i < p->nsubs && i < cur; ++i) {
+        if (!p->subs[i].arrived || p->paths.switching()) continue;
+        const status st = do_switch(*p, i, switch_reason::vf_arrived);
+        if (st.ok()) {
+            p->subs[i].arrived = false;
+        } else if (st.code() != errc::busy) {
+            NPA_LOG(WARNING, "%s: returning sub-device %s not taken: %s\n", p->dev->data->name,
+                    p->subs[i].name, st.reason());
+        }
+    }
     if (p->args.auto_switch && !p->paths.switching() && cur < p->nsubs) {
         if (link_of(p->subs[cur]) == link_state::down) {
             const std::uint32_t next = best_path(*p, cur, false);
