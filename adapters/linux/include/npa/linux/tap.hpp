@@ -265,6 +265,15 @@ public:
         });
     }
 
+    /// Packets the stack may queue on the TAP before it drops (SIOCSIFTXQLEN).
+    [[nodiscard]] status set_txqueuelen(int len) const noexcept {
+        return with_ifreq([&](int s, ifreq& ifr) -> status {
+            ifr.ifr_qlen = len;
+            if (::ioctl(s, SIOCSIFTXQLEN, &ifr) != 0) return {errc::invalid_argument, "tap: SIOCSIFTXQLEN failed"};
+            return {};
+        });
+    }
+
 private:
     template <class F>
     status with_ifreq(F&& f) const noexcept {

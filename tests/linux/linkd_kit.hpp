@@ -1,0 +1,176 @@
+// tests/linux/linkd_kit.hpp: a two-namespace topology and an npa-linkd process for the
+// linkd_process tests.
+//
+//   this test's namespace ("guest")            peer namespace (npa-peer-<pid>)
+//   npa0 (TAP, 10.77.0.1) <- npa-linkd -> va0 ==veth== vb0 -.
+//                                      -> va1 ==veth== vb1 --+- br0 (10.77.0.2), iperf3 -s
+//
+// The peer's bridge learns the guest MAC from whichever lower carries it, as a physical
+// switch does. Checksum offload is off on the peer side: veth hands frames over with the
+// checksum still to be filled in (there is no wire), which a path that leaves the host
+// through raw sockets cannot finish.
+#pragma once
+
+#include "test_kit.hpp"
+
+#include <signal.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+
+#include <regex>
+
+namespace npa_test {
+
+#ifndef NPA_LINKD_PATH
+#error "NPA_LINKD_PATH must name the npa-linkd binary"
+#endif
+
+inline const std::string linkd_bin = NPA_LINKD_PATH;
+inline const std::string npactl_bin = NPACTL_PATH;
+
+struct topology {
+    std::string peer = "npa-peer-" + std::to_string(::getpid());
+
+    topology() {
+        sh("ip netns del " + peer);
+        REQUIRE(sh("ip netns add " + peer));
+        sh("ip netns exec " + peer + " sysctl -qw net.ipv6.conf.all.disable_ipv6=1 "
+           "net.ipv6.conf.default.disable_ipv6=1");
+        sh("sysctl -qw net.ipv6.conf.all.disable_ipv6=1 net.ipv6.conf.default.disable_ipv6=1");
+        sh("ip -n " + peer + " link set lo up");
+        // A fixed bridge MAC: by default a bridge takes its ports' lowest MAC, which
+        // changes when a port is deleted (surprise removal) and breaks the guest's ARP
+        // entry; a real peer's MAC does not move.
+        REQUIRE(sh("ip -n " + peer + " link add br0 address 02:77:00:00:00:02 type bridge"));
+        for (int i = 0; i < 2; ++i) add_lower(i);
+        sh("ip -n " + peer + " link set br0 up");
+        REQUIRE(sh("ip -n " + peer + " addr add 10.77.0.2/24 dev br0"));
+        sh("ip netns exec " + peer + " ethtool -K br0 tx off");
+    }
+    ~topology() {
+        sh("ip link del va0");
+        sh("ip link del va1");
+        sh("ip netns del " + peer);
+    }
+    void add_lower(int i) {
+        const std::string a = "va" + std::to_string(i), b = "vb" + std::to_string(i);
+        REQUIRE(sh("ip link add " + a + " type veth peer name " + b + " netns " + peer));
+        sh("ip -n " + peer + " link set " + b + " master br0");
+        sh("ip netns exec " + peer + " ethtool -K " + b + " tx off");
+        sh("ip link set " + a + " up");
+        sh("ip -n " + peer + " link set " + b + " up");
+    }
+    std::string in_peer(const std::string& cmd) const { return "ip netns exec " + peer + " " + cmd; }
+};
+
+/// npa-linkd as a child process, stopped (SIGTERM, then waited for) on destruction.
+class linkd_process {
+public:
+    explicit linkd_process(std::vector<std::string> args, std::string sock = "/tmp/npa-test-" +
+                                                                      std::to_string(::getpid()) + ".sock")
+        : sock_(std::move(sock)), log_(sock_ + ".log") {
+        args.insert(args.begin(), {"--socket", sock_});
+        pid_ = ::fork();
+        if (pid_ == 0) {
+            std::vector<char*> argv;
+            argv.push_back(const_cast<char*>(linkd_bin.c_str()));
+            for (auto& a : args) argv.push_back(a.data());
+            argv.push_back(nullptr);
+            std::FILE* f = std::freopen(log_.c_str(), "w", stderr);
+            (void)f;
+            ::execv(linkd_bin.c_str(), argv.data());
+            ::_exit(127);
+        }
+        // Ready when it answers on its socket (or gone, if it refused to start).
+        for (int i = 0; i < 100; ++i) {
+            if (ctl("ping").first == 0) {
+                up_ = true;
+                return;
+            }
+            int st = 0;
+            if (::waitpid(pid_, &st, WNOHANG) == pid_) {
+                pid_ = -1;
+                return;
+            }
+            std::this_thread::sleep_for(std::chrono::milliseconds(50));
+        }
+    }
+    ~linkd_process() {
+        if (pid_ > 0) {
+            ::kill(pid_, SIGTERM);
+            int st = 0;
+            ::waitpid(pid_, &st, 0);
+        }
+        ::unlink(sock_.c_str());
+        ::unlink(log_.c_str());
+    }
+    linkd_process(const linkd_process&) = delete;
+    linkd_process& operator=(const linkd_process&) = delete;
+
+    [[nodiscard]] bool up() const { return up_; }
+    [[nodiscard]] bool alive() const {
+        return pid_ > 0 && ::waitpid(pid_, nullptr, WNOHANG) == 0;
+    }
+    [[nodiscard]] std::string log() const { return sh_out("cat " + log_); }
+    /// npactl with `args`; returns its exit status and output (stdout and stderr).
+    [[nodiscard]] std::pair<int, std::string> ctl(const std::string& args) const {
+        const std::string out = sh_out(npactl_bin + " --socket " + sock_ + " " + args + " 2>&1; echo \"rc=$?\"");
+        const auto at = out.rfind("rc=");
+        const int rc = at == std::string::npos ? -1 : std::atoi(out.c_str() + at + 3);
+        return {rc, out.substr(0, at)};
+    }
+    /// Sends raw bytes on the control socket and returns the reply line.
+    [[nodiscard]] std::string raw(const std::string& bytes) const;
+    [[nodiscard]] const std::string& socket_path() const { return sock_; }
+
+private:
+    std::string sock_, log_;
+    pid_t pid_ = -1;
+    bool up_ = false;
+};
+
+inline std::string linkd_process::raw(const std::string& bytes) const {
+    const int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_un sa{};
+    sa.sun_family = AF_UNIX;
+    std::snprintf(sa.sun_path, sizeof sa.sun_path, "%s", sock_.c_str());
+    if (::connect(fd, reinterpret_cast<sockaddr*>(&sa), sizeof sa) != 0) {
+        ::close(fd);
+        return "<connect failed>";
+    }
+    (void)!::write(fd, bytes.data(), bytes.size());
+    std::string reply;
+    while (reply.find('\n') == std::string::npos) {
+        pollfd p{fd, POLLIN, 0};
+        if (::poll(&p, 1, 3000) <= 0) break;
+        char buf[4096];
+        const ssize_t n = ::read(fd, buf, sizeof buf);
+        if (n <= 0) break;
+        reply.append(buf, static_cast<std::size_t>(n));
+    }
+    ::close(fd);
+    return reply;
+}
+
+/// Parses "N packets transmitted, M received" from ping's summary.
+inline bool ping_counts(const std::string& out, int& sent, int& received) {
+    std::smatch m;
+    static const std::regex re(R"((\d+) packets transmitted, (\d+) received)");
+    if (!std::regex_search(out, m, re)) return false;
+    sent = std::stoi(m[1]);
+    received = std::stoi(m[2]);
+    return true;
+}
+
+/// The receiver's byte count from iperf3's summary, or -1 if the run did not complete.
+inline double iperf_receiver_mbits(const std::string& out) {
+    std::smatch m;
+    static const std::regex re(R"(([\d.]+) (G|M|K)bits/sec\s+receiver)");
+    if (!std::regex_search(out, m, re)) return -1;
+    double v = std::stod(m[1]);
+    if (m[2] == "G") v *= 1000;
+    if (m[2] == "K") v /= 1000;
+    return v;
+}
+
+} // namespace npa_test
