@@ -1,4 +1,4 @@
-// npa-demo: a short sim scenario with the reference plugin (`make demo`).
+// npa-sim-demo: a short sim scenario with the reference plugin alone (no shell).
 //
 // A guest drives a simnic through the reference plugin; the simnic's cable goes to a host
 // that sends and checks numbered frames. Traffic runs both ways in phases, some with a
@@ -70,12 +70,12 @@ int main() {
     cfg.queues = 1;
     simnic_rig rig(cfg);
     if (!rig.ok()) {
-        fmt::print(stderr, "npa-demo: {}\n", rig.error());
+        fmt::print(stderr, "npa-sim-demo: {}\n", rig.error());
         return 1;
     }
     plugin p;
     if (const npa::status st = p.attach(rig.api(), rig.window(), rig.queue_cfg()); !st) {
-        fmt::print(stderr, "npa-demo: attach failed: {}\n", st.reason());
+        fmt::print(stderr, "npa-sim-demo: attach failed: {}\n", st.reason());
         return 1;
     }
     const std::uint32_t rx_flow = rig.flow_for_queue(0);
@@ -94,7 +94,7 @@ int main() {
         {"clean traffic again", {}},
     }};
 
-    fmt::print("npa-demo: {} on {}, {} TX / {} RX descriptors, {} buffers in guest memory\n",
+    fmt::print("npa-sim-demo: {} on {}, {} TX / {} RX descriptors, {} buffers in guest memory\n",
                plugin::name, rig.device().name(), cfg.tx_ring, cfg.rx_ring, cfg.buffers);
     totals t;
     std::vector<npa::buffer_ref> pend;

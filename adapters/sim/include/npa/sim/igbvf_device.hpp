@@ -134,6 +134,10 @@ public:
     /// A frame for this VF from the switch (any thread).
     void deliver(const frame& f) noexcept {
         std::lock_guard g(inbox_mu_);
+        if (removed_.load(std::memory_order_acquire)) {
+            ++rx_removed_;  // nobody there: dropped, and counted
+            return;
+        }
         if (inbox_.size() >= cfg_.inbox_limit) {
             ++rx_overrun_;
             return;
@@ -240,6 +244,11 @@ public:
     [[nodiscard]] std::uint64_t rx_overrun() const {
         std::lock_guard g(inbox_mu_);
         return rx_overrun_;
+    }
+    /// Frames that arrived for a removed VF, or were waiting in it when it went.
+    [[nodiscard]] std::uint64_t rx_removed() const {
+        std::lock_guard g(inbox_mu_);
+        return rx_removed_;
     }
     [[nodiscard]] std::uint64_t resets() const noexcept { return resets_; }
 
@@ -434,6 +443,9 @@ private:
             d.tx_on = d.rx_on = false;
             d.inflight.clear();
         }
+        std::lock_guard g(inbox_mu_);
+        rx_removed_ += inbox_.size();
+        inbox_.clear();
         removed_.store(true, std::memory_order_release);
     }
 
@@ -855,6 +867,7 @@ private:
     mutable std::mutex inbox_mu_;
     std::deque<frame> inbox_;
     std::uint64_t rx_overrun_ = 0;
+    std::uint64_t rx_removed_ = 0;
 };
 
 } // namespace npa::sim
