@@ -423,7 +423,9 @@ public:
         return wait_switch();
     }
 
-    /// Waits for the switch in progress to finish.
+    /// Waits for the switch in progress to finish. A switch completes only when every
+    /// queue has run since it was requested (a data-path call or poll(q)): an application
+    /// that stops polling a queue holds the switch until it polls again.
     [[nodiscard]] status wait_switch() {
         while (switching_) {
             if (cfg_.inline_switch) {
@@ -481,6 +483,10 @@ public:
 
     [[nodiscard]] bool switching() const noexcept { return switching_; }
     [[nodiscard]] std::uint8_t active_path() const noexcept { return active_; }
+    /// The path a switch in progress goes to; the active path otherwise.
+    [[nodiscard]] std::uint8_t target_path() const noexcept {
+        return switching_ ? pending_.to : active_;
+    }
     [[nodiscard]] const char* active_name() const noexcept { return path_name(active_); }
     [[nodiscard]] static constexpr const char* path_name(std::uint8_t p) noexcept {
         constexpr const char* names[] = {Plugins<api>::name...};
