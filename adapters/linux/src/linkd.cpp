@@ -13,6 +13,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <cstring>
 #include <ctime>
@@ -789,17 +790,29 @@ std::string linkd::render_stats(bool text) {
          std::to_string(c.tx_backlogged) + ",\"tx_requeued\":" + std::to_string(c.tx_requeued) +
          ",\"tx_lost\":" + std::to_string(c.tx_lost) + ",\"rx_delivered\":" + std::to_string(c.rx_delivered) +
          ",\"audit_ok\":" + (a.ok() ? "true" : "false") + "}";
+    // Mean and median duration over the recent records the shell keeps.
+    std::vector<std::uint64_t> recent;
+    for (std::uint32_t i = 0; i < h.size(); ++i) {
+        const switch_record& r = h.recent(i);
+        if (r.result == errc::ok && r.reason != switch_reason::boot) recent.push_back(r.duration_ns);
+    }
+    std::sort(recent.begin(), recent.end());
+    std::uint64_t sum = 0;
+    for (const auto d : recent) sum += d;
+    const std::uint64_t mean = recent.empty() ? 0 : sum / recent.size();
+    const std::uint64_t median = recent.empty() ? 0 : recent[recent.size() / 2];
     o += ",\"switch\":{\"count\":" + std::to_string(h.switches()) + ",\"failures\":" + std::to_string(h.failures()) +
+         ",\"recent_mean_us\":" + fmt_us(mean) + ",\"recent_median_us\":" + fmt_us(median) +
          ",\"last_us\":" + fmt_us(h.last_duration_ns()) + ",\"max_us\":" + fmt_us(h.max_duration_ns()) +
          ",\"held\":" + std::to_string(h.total_held()) + ",\"lost\":" + std::to_string(h.total_tx_lost()) + "}";
     std::snprintf(line, sizeof line,
                   "tap %s: read %llu (dropped %llu), written %llu (dropped %llu)\n"
-                  "switches %llu (failed %llu): last %s us, max %s us, held %llu, lost %llu\n",
+                  "switches %llu (failed %llu): last %s us, median %s us, max %s us, held %llu, lost %llu\n",
                   tap_.name(), static_cast<unsigned long long>(tc_.read),
                   static_cast<unsigned long long>(tc_.read_dropped), static_cast<unsigned long long>(tc_.written),
                   static_cast<unsigned long long>(tc_.write_dropped), static_cast<unsigned long long>(h.switches()),
                   static_cast<unsigned long long>(h.failures()), fmt_us(h.last_duration_ns()).c_str(),
-                  fmt_us(h.max_duration_ns()).c_str(), static_cast<unsigned long long>(h.total_held()),
+                  fmt_us(median).c_str(), fmt_us(h.max_duration_ns()).c_str(), static_cast<unsigned long long>(h.total_held()),
                   static_cast<unsigned long long>(h.total_tx_lost()));
     t += line;
     if (text) o += ",\"text\":" + json_str(t);

@@ -27,6 +27,7 @@
 #include <xdp/xsk.h>
 
 #include <linux/if_link.h>
+#include <linux/if_packet.h>
 #include <linux/if_xdp.h>
 #include <net/if.h>
 #include <sys/socket.h>
@@ -76,6 +77,7 @@ struct af_xdp_device {
     std::uint32_t queue_id = 0;        ///< first NIC queue; plugin queue q uses queue_id + q
     xdp_mode mode = xdp_mode::automatic;
     bool need_wakeup = true;           ///< XDP_USE_NEED_WAKEUP: no syscalls while the kernel polls
+    bool promiscuous = true;           ///< receive frames for any MAC (the shell's MAC is not the NIC's)
     std::byte* umem_base = nullptr;    ///< where the shell's pool lives
     std::size_t umem_size = 0;
 
@@ -170,7 +172,21 @@ public:
             release_memory();
             return st;
         }
-        // 3. Post RX buffers on every fill ring. They must live in the UMEM: a shell
+        // 3. A NIC filters by destination MAC before XDP sees a frame; the shell's MAC is
+        //    not the NIC's, so hold a promiscuous membership (dropped with the socket).
+        if (dev.promiscuous) {
+            promisc_fd_ = ::socket(AF_PACKET, SOCK_RAW | SOCK_CLOEXEC, 0);
+            packet_mreq mr{};
+            mr.mr_ifindex = static_cast<int>(::if_nametoindex(dev.ifname));
+            mr.mr_type = PACKET_MR_PROMISC;
+            if (promisc_fd_ < 0 ||
+                ::setsockopt(promisc_fd_, SOL_PACKET, PACKET_ADD_MEMBERSHIP, &mr, sizeof mr) != 0) {
+                detail::logf(api, log_level::warning,
+                             "af_xdp: cannot make '%s' promiscuous; only its own MAC is received",
+                             dev.ifname);
+            }
+        }
+        // 4. Post RX buffers on every fill ring. They must live in the UMEM: a shell
         //    whose pool is elsewhere cannot use this plugin, and is told so.
         attached_ = true;
         for (std::uint16_t q = 0; q < nqueues_; ++q) {
@@ -218,6 +234,10 @@ public:
         }
         hand_back_held();
         close_sockets();
+        if (promisc_fd_ >= 0) {
+            ::close(promisc_fd_);
+            promisc_fd_ = -1;
+        }
         release_memory();
         attached_ = false;
         detail::logf(*api_, log_level::info, "af_xdp: detached from '%s'", ifname_);
@@ -623,6 +643,7 @@ private:
     xdp_mode mode_ = xdp_mode::copy;
     bool attached_ = false;
     int last_err_ = 0;
+    int promisc_fd_ = -1;
     std::atomic<errc> health_{errc::ok};
     char ifname_[IFNAMSIZ] = {};
 };
