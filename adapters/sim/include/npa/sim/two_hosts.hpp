@@ -1,0 +1,328 @@
+// npa/sim/two_hosts.hpp: the NPA world in the sim, shared by npa-demo and the benchmarks.
+//
+// A guest with one npa shell and two plugins, the emulated vmxnet3 path (always there) and
+// an 82576 VF (passthrough), and two hosts:
+//
+//   peer --- physical switch ---+--- host A vswitch --+-- vmxnet3 backend (the guest's, until migration)
+//                               |                     +-- SR-IOV NIC A: embedded switch, VF0
+//                               +--- host B vswitch --+-- vmxnet3 backend (after migration)
+//                                                     +-- SR-IOV NIC B: embedded switch, VF0
+//
+// Host B's VFs are an older part (smaller rings, no checksum offload). The hypervisors'
+// control channels steer the virtual and physical switches to the path whose control
+// replay they accepted. Traffic is numbered both ways (one flow per guest queue, one from
+// the peer), so loss, duplication and reordering are measured. Test equipment: allocates.
+#pragma once
+
+#include <npa/buffer/fixed_pool.hpp>
+#include <npa/fmt.hpp>
+#include <npa/plugins/igbvf.hpp>
+#include <npa/plugins/igbvf_control.hpp>
+#include <npa/plugins/vmxnet3.hpp>
+#include <npa/plugins/vmxnet3_control.hpp>
+#include <npa/shell.hpp>
+#include <npa/sim/guest_memory.hpp>
+#include <npa/sim/l2_switch.hpp>
+#include <npa/sim/sriov_nic.hpp>
+#include <npa/sim/traffic.hpp>
+#include <npa/sim/vmxnet3_device.hpp>
+
+#include <fmt/core.h>
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace npa::sim::two_hosts {
+
+// ---- scenario constants ------------------------------------------------------------------
+inline constexpr std::uint16_t default_queues = 2;
+inline constexpr std::uint32_t ring_size = 512;      ///< asked of every path; host B's VF offers 256
+inline constexpr std::uint32_t burst = 32;           ///< frames per queue per round, each way
+inline constexpr mac_addr guest_mac{0x02, 0x4e, 0x50, 0x41, 0, 0x01};
+inline constexpr mac_addr guest_mac2{0x02, 0x4e, 0x50, 0x41, 0, 0x02};  ///< also assigned to the guest
+inline constexpr mac_addr rogue_mac{0x02, 0x66, 0x66, 0x66, 0x66, 0x66};
+inline constexpr mac_addr peer_mac{0x02, 0x4e, 0x50, 0x41, 0, 0xfe};
+inline constexpr std::uint32_t peer_flow = 1;
+inline constexpr std::uint32_t guest_flow = 100;     ///< + queue
+/// The data path may change at most this often for discretionary reasons (a VF coming
+/// back); mandatory ones (VF leaving, migration, removal) are never held back.
+inline constexpr std::uint64_t dwell_ns = 50'000'000;
+
+inline std::uint64_t steady_ns() noexcept {
+    return static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(
+                                          std::chrono::steady_clock::now().time_since_epoch())
+                                          .count());
+}
+
+struct world;
+
+struct guest_env {
+    using pool_type = fixed_pool<borrowed_memory>;
+    static std::uint64_t now_ns() noexcept { return steady_ns(); }
+    world* w = nullptr;
+    void on_wait() noexcept;
+};
+
+using shell_t = shell<guest_env, vmxnet3_plugin, igbvf_plugin>;
+
+/// The hypervisor's view of a path's control channel: the path's own authority decides
+/// (the vmxnet3 device model's policy, or the PF driver through the VF mailbox), and on
+/// an accepted MAC the hypervisor points its virtual switch, and the physical network,
+/// at this path.
+template <class Inner>
+struct steered_channel {
+    Inner* inner = nullptr;
+    l2_switch* vsw = nullptr;
+    std::size_t vsw_port = 0;
+    l2_switch* phys = nullptr;
+    std::size_t phys_port = 0;
+
+    void steer(const mac_addr& m) const {
+        vsw->add_static(m, 0, vsw_port);
+        phys->add_static(m, 0, phys_port);
+    }
+    status submit(const control_request& r) {
+        status st = inner->submit(r);
+        if (st.ok() && r.op == control_op::set_mac) steer(r.mac);
+        return st;
+    }
+    status submit_batch(std::span<const control_request> b) {
+        status st = inner->submit_batch(b);
+        if (st.ok()) {
+            for (const auto& r : b) {
+                if (r.op == control_op::set_mac) steer(r.mac);
+            }
+        }
+        return st;
+    }
+};
+
+struct host {
+    explicit host(const char* n) : name(n) {}
+    const char* name;
+    l2_switch vsw{3};  // 0: vmxnet3 backend, 1: SR-IOV NIC uplink, 2: physical network
+    std::unique_ptr<sriov_nic> nic;
+    vmxnet3_list_policy vmx_policy;  // the hypervisor's policy for the guest's vmxnet3 port
+    std::optional<igbvf_control> vf_ctl;
+    steered_channel<igbvf_control> vf_link_ch;
+    std::size_t phys_port = 0;
+};
+
+struct event_line {
+    double t;
+    std::string text;
+};
+
+struct world {
+    explicit world(std::uint16_t nq = default_queues) : queues(nq) {}
+
+    std::uint16_t queues;
+    guest_memory mem{std::size_t{96} << 20};
+    std::optional<guest_env::pool_type> pool;
+    std::vector<guest_env::pool_type*> pools;
+    l2_switch phys{3};  // 0: peer, 1: host A, 2: host B
+    host a{"A"};
+    host b{"B"};
+    host* vmx_host = &a;  // where the guest (and its vmxnet3 backend) lives
+    std::unique_ptr<vmxnet3_device> vmx;
+    std::optional<vmxnet3_control> vmx_ctl;
+    steered_channel<vmxnet3_control> vmx_link_ch;
+    traffic_peer peer{peer_flow, peer_mac, guest_mac};
+    guest_env env;
+    std::optional<shell_t> sh;
+
+    std::vector<traffic_gen> gens;
+    std::vector<std::vector<buffer_ref>> pending;  // built, not yet taken (a qdisc)
+    traffic_sink sink;
+    std::uint64_t peer_sent = 0;
+    std::uint64_t rounds = 0;
+    std::uint64_t spoofed_sent = 0;
+    std::uint64_t mac_refusals = 0;
+    std::string mac_refusal_reason;
+    std::uint64_t flap_events = 0, flap_requests = 0, flap_refused = 0;
+    std::vector<event_line> events;
+    std::uint64_t t0 = steady_ns();
+    bool quiet = false;
+
+    // progress
+    std::uint64_t last_print = 0, last_tx = 0, last_rx = 0;
+
+    bool build(std::string& err) {
+        pool_config pc;
+        pc.count = 8192;
+        const guest_block blk = mem.allocate(guest_env::pool_type::required_bytes(pc));
+        auto p = blk ? guest_env::pool_type::create(pc, blk.backing())
+                     : result<guest_env::pool_type>(errc::no_memory, "guest memory too small");
+        if (!p) return fail(err, p.error());
+        pool.emplace(std::move(*p));
+
+        // The guest's emulated device, on host A for now.
+        vmxnet3_device_config vc;
+        vc.name = "vmxnet3";
+        auto v = vmxnet3_device::create(mem, vc);
+        if (!v) return fail(err, v.error());
+        vmx = std::move(*v);
+        vmx_ctl.emplace(vmx->control_port());
+
+        // Two hosts; host B's VFs are an older part: smaller rings, no checksum offload.
+        for (host* h : {&a, &b}) {
+            sriov_nic_config nc;
+            nc.vfs = 2;
+            if (h == &b) {
+                nc.vf.limits.max_ring = 256;
+                nc.vf.limits.offloads = cap::vlan_insert | cap::vlan_strip;
+            }
+            auto n = sriov_nic::create(mem, nc);
+            if (!n) return fail(err, n.error());
+            h->nic = std::move(*n);
+            vf_policy pol;
+            pol.default_mac = guest_mac;
+            pol.allowed_macs = {guest_mac2};
+            h->nic->pf().set_policy(0, pol);
+            h->vmx_policy.macs = {guest_mac, guest_mac2};
+            connect(*h->nic, h->vsw.port_at(1));
+            h->phys_port = h == &a ? 1 : 2;
+            connect(h->vsw.port_at(2), phys.port_at(h->phys_port));
+            h->vf_ctl.emplace(h->nic->vf(0).mailbox_port(),
+                              [](void* ctx) noexcept { static_cast<world*>(ctx)->step_devices(); }, this);
+            h->vf_link_ch = {&*h->vf_ctl, &h->vsw, 1, &phys, h->phys_port};
+        }
+        connect(peer, phys.port_at(0));
+        plug_vmx(a);
+
+        env.w = this;
+        shell_config cfg;
+        cfg.queues.queues = queues;  // the world's queue count
+        cfg.queues.tx_ring_size = ring_size;
+        cfg.queues.rx_ring_size = ring_size;
+        cfg.policy.min_dwell_ns = dwell_ns;
+        pools.assign(queues, &*pool);
+        sh.emplace(env, pools, cfg);
+        if (!sh->init_status().ok()) return fail(err, sh->init_status());
+        for (std::uint16_t q = 0; q < queues; ++q) gens.emplace_back(guest_flow + q, guest_mac, peer_mac);
+        pending.resize(queues);
+        return true;
+    }
+    static bool fail(std::string& err, const status& st) {
+        err = st.reason();
+        return false;
+    }
+
+    /// Cables the guest's vmxnet3 backend into a host's virtual switch, under its policy.
+    void plug_vmx(host& h) {
+        vmx_host = &h;
+        connect(*vmx, h.vsw.port_at(0));
+        vmx->set_policy(&h.vmx_policy);
+        vmx_link_ch = {&*vmx_ctl, &h.vsw, 0, &phys, h.phys_port};
+    }
+    control_link vmx_link() { return control_link::to(vmx_link_ch); }
+    control_link vf_link(host& h) { return control_link::to(h.vf_link_ch); }
+
+    void step_devices() {
+        (void)vmx->step();
+        a.nic->step();
+        b.nic->step();
+    }
+
+    double secs() const { return static_cast<double>(steady_ns() - t0) / 1e9; }
+    void event(std::string text) {
+        if (!quiet) fmt::print("[{:7.3f} s] {}\n", secs(), text);
+        events.push_back({secs(), std::move(text)});
+    }
+
+    /// One round: every queue offers `tx` frames, the peer sends `rx`, devices run, every
+    /// queue receives and polls, the control side services the shell.
+    void round(std::uint32_t tx, std::uint32_t rx) {
+        for (std::uint16_t q = 0; q < queues; ++q) {
+            auto& p = pending[q];
+            while (p.size() < tx) {
+                buffer_ref bf;
+                if (sh->alloc(q, std::span(&bf, 1)) == 0) break;
+                bf.set_length(gens[q].build(std::span<std::byte>(bf.data(), bf.capacity())));
+                p.push_back(bf);
+            }
+            const std::uint16_t k = sh->tx_burst(q, p);
+            p.erase(p.begin(), p.begin() + k);
+        }
+        peer_sent += peer.send(rx);
+        step_devices();
+        for (std::uint16_t q = 0; q < queues; ++q) {
+            buffer_ref out[64];
+            const std::uint16_t n = sh->rx_burst(q, out);
+            for (std::uint16_t i = 0; i < n; ++i) {
+                (void)sink.record(std::span<const std::byte>(out[i].data(), out[i].length()));
+            }
+            sh->free(q, std::span<const buffer_ref>(out, n));
+            (void)sh->poll(q);
+        }
+        (void)sh->service();
+        ++rounds;
+        progress();
+    }
+    void run(std::uint32_t n, std::uint32_t tx = burst, std::uint32_t rx = burst) {
+        for (std::uint32_t i = 0; i < n; ++i) round(tx, rx);
+    }
+    /// Rounds for at least `ms` of wall time (phases outlast the minimum dwell).
+    void run_for(std::uint64_t ms) {
+        const std::uint64_t until = steady_ns() + ms * 1'000'000;
+        while (steady_ns() < until) round(burst, burst);
+    }
+    template <std::size_t I>
+    status switch_under_traffic(typename shell_t::template plugin_t<I>::device_type& dev,
+                                control_link link, switch_reason why) {
+        status st = sh->template request_switch<I>(dev, link, why);
+        while (st.ok() && sh->switching()) round(burst, burst);
+        return st;
+    }
+
+    std::uint64_t tx_sent() const {
+        std::uint64_t n = 0;
+        for (std::uint16_t q = 0; q < queues; ++q) n += gens[q].sent() - pending[q].size();
+        return n;
+    }
+    void progress() {
+        const std::uint64_t t = steady_ns();
+        if (quiet || t - last_print < 250'000'000) return;
+        const double dt = static_cast<double>(t - last_print) / 1e9;
+        const std::uint64_t tx = tx_sent(), rx = sink.received(peer_flow);
+        if (last_print != 0) {
+            fmt::print("[{:7.3f} s] path {:8} | tx {:6.3f} Mpps | rx {:6.3f} Mpps | switches {:3} | "
+                       "offloads [{}]\n",
+                       secs(), sh->active_name(), static_cast<double>(tx - last_tx) / dt / 1e6,
+                       static_cast<double>(rx - last_rx) / dt / 1e6, sh->history().switches(),
+                       offload_names{sh->offloads()});
+        }
+        last_print = t;
+        last_tx = tx;
+        last_rx = rx;
+    }
+
+    void settle() {
+        for (int i = 0; i < 400; ++i) {
+            bool idle = !sh->switching();
+            for (auto& p : pending) idle = idle && p.empty();
+            round(0, 0);
+            if (idle && i > 40) break;
+        }
+    }
+    std::uint64_t device_rx_drops() const {
+        std::uint64_t n = 0;
+        for (std::uint16_t q = 0; q < queues; ++q) {
+            n += vmx->counters(q).rx_no_desc;
+            for (const host* h : {&a, &b}) {
+                const auto s = h->nic->vf(0).stats(q);
+                n += s.rx_no_desc + s.rx_oversize + s.rx_dma_errors;
+            }
+        }
+        for (const host* h : {&a, &b}) n += h->nic->vf(0).rx_overrun() + h->nic->vf(0).rx_removed();
+        return n;
+    }
+};
+
+inline void guest_env::on_wait() noexcept { w->step_devices(); }
+
+} // namespace npa::sim::two_hosts
