@@ -121,6 +121,7 @@ struct world {
     explicit world(std::uint16_t nq = default_queues) : queues(nq) {}
 
     std::uint16_t queues;
+    std::uint64_t min_dwell_ns = dwell_ns;  ///< set before build(); benchmarks use 0
     guest_memory mem{std::size_t{96} << 20};
     std::optional<guest_env::pool_type> pool;
     std::vector<guest_env::pool_type*> pools;
@@ -199,7 +200,7 @@ struct world {
         cfg.queues.queues = queues;  // the world's queue count
         cfg.queues.tx_ring_size = ring_size;
         cfg.queues.rx_ring_size = ring_size;
-        cfg.policy.min_dwell_ns = dwell_ns;
+        cfg.policy.min_dwell_ns = min_dwell_ns;
         pools.assign(queues, &*pool);
         sh.emplace(env, pools, cfg);
         if (!sh->init_status().ok()) return fail(err, sh->init_status());
