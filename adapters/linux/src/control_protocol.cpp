@@ -2,6 +2,7 @@
 #include "control_protocol.hpp"
 
 #include <cctype>
+#include <charconv>
 #include <cstdio>
 #include <vector>
 
@@ -130,7 +131,13 @@ bool json_get_string(std::string_view j, std::string_view key, std::string& out)
             if (e == 'n') out += '\n';
             else if (e == 't') out += '\t';
             else if (e == 'u' && p + 4 < j.size()) {
-                out += static_cast<char>(std::stoi(std::string(j.substr(p + 1, 4)), nullptr, 16));
+                // Exactly four hex digits, else the reply is malformed (std::stoi would
+                // throw on "\uZZZZ" and take npactl down with an uncaught exception).
+                unsigned v = 0;
+                const char* d = j.data() + p + 1;
+                const auto [end, ec] = std::from_chars(d, d + 4, v, 16);
+                if (ec != std::errc{} || end != d + 4) return false;
+                out += static_cast<char>(v);
                 p += 4;
             } else out += e;
         } else {
