@@ -646,7 +646,9 @@ private:
         for (std::uint32_t w : vft_) {
             any = any || w != 0;
         }
-        return !any || ((vft_[vid >> 5] >> (vid & 31)) & 1u) != 0;  // an empty table filters nothing
+        // An empty table filters nothing, but never past the policy: a guest that clears its
+        // table must not receive VLANs the hypervisor did not give it.
+        return any ? ((vft_[vid >> 5] >> (vid & 31)) & 1u) != 0 : policy_->check_vlan(vid) == nullptr;
     }
 
     bool accept(const eth::header& h) const noexcept {
