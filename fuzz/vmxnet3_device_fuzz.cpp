@@ -1,0 +1,58 @@
+// fuzz/vmxnet3_device_fuzz.cpp: the vmxnet3 plugin against a hostile vmxnet3 device model.
+//
+// Device-writable memory on a vmxnet3 (vmxnet3_defs.hpp, after Linux vmxnet3_defs.h): the
+// TX completion ring and the RX completion ring of every queue (Vmxnet3_TxCompDesc,
+// Vmxnet3_RxCompDesc: gen, txdIdx/rxdIdx, rqID, len, err/eop/sop, checksum and RSS
+// fields), and the parts of the queue descriptors the device owns at run time:
+// txThreshold (Vmxnet3_TxQueueCtrl), updateRxProd (Vmxnet3_RxQueueCtrl) and the queue
+// status (Vmxnet3_QueueStatus: stopped, error).
+#include "device_fuzz.hpp"
+
+#include <npa/plugins/vmxnet3.hpp>
+#include <npa/sim/vmxnet3_rig.hpp>
+
+#include <cstddef>
+
+namespace {
+
+struct vmxnet3_hostile {
+    void operator()(npa::sim::vmxnet3_rig& rig, bool attached, std::uint16_t queues,
+                    npa::fuzz::input& in) const {
+        namespace v = npa::vmxnet3;
+        const auto q = static_cast<std::uint16_t>(in.below(queues));
+        if (!attached) return;
+        v::window& w = rig.window();
+        v::tx_queue_desc* txd = w.txq(q);
+        v::rx_queue_desc* rxd = w.rxq(queues, q);
+        if (txd == nullptr || rxd == nullptr) return;
+        auto ring = [&](npa::iova_t at, std::size_t entries) {
+            const std::size_t bytes = entries * 16;
+            if (bytes != 0 && rig.memory().contains(at, bytes)) {
+                npa::fuzz::write_slot(rig.memory().translate(at, bytes), bytes, 0, in);
+            }
+        };
+        switch (in.u8() % 5) {
+        case 0: ring(txd->conf.compRingBasePA, txd->conf.compRingSize); break;
+        case 1:
+        case 2: ring(rxd->conf.compRingBasePA, rxd->conf.compRingSize); break;
+        case 3: txd->ctrl.txThreshold = in.u32(); break;
+        default:
+            if (in.flag()) {
+                rxd->ctrl.updateRxProd = in.u8();
+            } else {
+                auto* st = reinterpret_cast<std::uint8_t*>(in.flag() ? static_cast<void*>(&txd->status)
+                                                                     : static_cast<void*>(&rxd->status));
+                const auto b = in.bytes(sizeof(v::queue_status));
+                for (std::size_t i = 0; i < b.size(); ++i) st[i] = b[i];
+            }
+            break;
+        }
+    }
+};
+
+} // namespace
+
+extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
+    return npa::fuzz::run_device_program<npa::sim::vmxnet3_rig, npa::vmxnet3_plugin>(
+        data, size, vmxnet3_hostile{});
+}
