@@ -54,6 +54,10 @@ inline constexpr std::uint16_t xdp_max_queues = 8;
 /// On detach, polls (100 us apart) waiting for TX the kernel already took to complete:
 /// 20 ms is far above a healthy completion time and short enough for a switch.
 inline constexpr std::uint32_t detach_drain_polls = 200;
+/// A queue that was just released is freed by the kernel after an RCU grace period;
+/// binding it again before that fails with EBUSY. attach() retries that long
+/// (50 x 2 ms), which covers a switch straight back to the path just left.
+inline constexpr std::uint32_t attach_busy_retries = 50;
 
 enum class xdp_mode : std::uint8_t {
     automatic,  ///< zero-copy if the driver supports it, copy otherwise
@@ -160,10 +164,18 @@ public:
         }
         // 2. Register the UMEM (with queue 0's fill and completion rings) and open one
         //    socket per queue; try zero-copy first in automatic mode.
-        status st = open_sockets(dev, dev.mode == xdp_mode::copy ? xdp_mode::copy : xdp_mode::zero_copy);
-        if (!st.ok() && dev.mode == xdp_mode::automatic) {
+        status st;
+        for (std::uint32_t attempt = 0;; ++attempt) {
+            st = open_sockets(dev, dev.mode == xdp_mode::copy ? xdp_mode::copy : xdp_mode::zero_copy);
+            if (!st.ok() && dev.mode == xdp_mode::automatic && last_err_ != EBUSY) {
+                close_sockets();
+                st = open_sockets(dev, xdp_mode::copy);
+            }
+            if (st.ok() || last_err_ != EBUSY || attempt == attach_busy_retries) {
+                break;
+            }
             close_sockets();
-            st = open_sockets(dev, xdp_mode::copy);
+            ::usleep(2000);
         }
         if (!st.ok()) {
             detail::logf(api, log_level::error, "af_xdp: %s on '%s' queue %u (%s)", st.reason(),
