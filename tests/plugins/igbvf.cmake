@@ -8,3 +8,7 @@ npa_add_test(igbvf_mailbox_test SOURCES ${CMAKE_CURRENT_LIST_DIR}/igbvf_mailbox_
              LIBS npa::sim LABELS "plugins;sim" TIMEOUT 120)
 npa_add_test(igbvf_shell_test SOURCES ${CMAKE_CURRENT_LIST_DIR}/igbvf_shell_test.cpp
              LIBS npa::sim LABELS "plugins;sim;shell" TIMEOUT 300)
+npa_add_test(igbvf_hostile_test SOURCES ${CMAKE_CURRENT_LIST_DIR}/igbvf_hostile_test.cpp
+             LIBS npa::sim LABELS "plugins;sim" TIMEOUT 120)
+npa_add_test(igbvf_threaded_test SOURCES ${CMAKE_CURRENT_LIST_DIR}/igbvf_threaded_test.cpp
+             LIBS npa::sim LABELS "plugins;sim;concurrent" TIMEOUT 300)

@@ -224,7 +224,11 @@ public:
         if (q.tx_pkts == 0) {
             return 0;
         }
-        std::uint32_t behind = head_behind(qi, q);  // descriptors the device says it is past
+        std::uint32_t behind = 0;  // descriptors the device says it is past
+        if (!head_behind(qi, q, behind)) {
+            q.tx_behind_prev = 0;
+            return 0;  // a head that cannot be believed confirms nothing (and accuses nothing)
+        }
         std::uint32_t done = 0;
         batch bt;
         while (q.tx_pkts != 0) {
@@ -279,7 +283,10 @@ public:
             // step 2: TX the device confirmed goes back completed. The head is believed
             // only if the queue was still enabled (a reset clears it to 0).
             const bool trust_head = !removed && (txdctl & igbvf::txdctl_enable) != 0;
-            std::uint32_t behind = trust_head ? head_behind(i, q) : q.tx_used;
+            std::uint32_t behind = q.tx_used;
+            if (trust_head && !head_behind(i, q, behind)) {
+                behind = 0;
+            }
             batch bt;
             auto done = [&](auto s) { api_->tx_complete(i, s); };
             while (q.tx_pkts != 0) {
@@ -548,17 +555,19 @@ private:
 
     // Descriptors between next_to_clean and the head register, checked: a head outside
     // the ring or past what was handed over is counted and believed for nothing.
-    std::uint32_t head_behind(std::uint16_t qi, queue& q) noexcept {
+    bool head_behind(std::uint16_t qi, queue& q, std::uint32_t& behind) noexcept {
         const std::uint32_t h = dev_->read(igbvf_reg::tdh, qi);
+        behind = 0;
         if (h == igbvf::reg_removed) {
-            return 0;
+            return false;  // gone: health() says so, no accusation
         }
-        const std::uint32_t behind = h >= q.tx_ntc ? h - q.tx_ntc : h + q.tx_size - q.tx_ntc;
-        if (h >= q.tx_size || behind > q.tx_used) {
+        const std::uint32_t b = h >= q.tx_ntc ? h - q.tx_ntc : h + q.tx_size - q.tx_ntc;
+        if (h >= q.tx_size || b > q.tx_used) {
             ++q.stats.bad_completion;
-            return 0;
+            return false;
         }
-        return behind;
+        behind = b;
+        return true;
     }
 
     void drop_rx(std::uint16_t qi, queue& q, std::uint32_t slot) noexcept {
