@@ -32,7 +32,8 @@ constexpr std::uint32_t burst = 64;
 constexpr std::uint32_t pool_buffers = 16384;
 /// Ring sizes asked of the plugins: a switch's prepare and release steps (an AF_XDP
 /// attach loads an XDP program, a detach removes it: tens of ms) stall this thread, and
-/// the old path's RX ring must absorb what arrives meanwhile (about 12,000 packets/s of ACKs under an iperf3 run).
+/// the old path's RX ring must absorb what arrives meanwhile (about 12,000 packets/s
+/// of ACKs under an iperf3 run).
 constexpr std::uint32_t ring_size = 2048;
 /// TAP transmit queue (packets): what the stack may queue while the loop is stalled in
 /// a switch's prepare step; the default 1000 overflows at ~25,000 packets/s in 40 ms.
