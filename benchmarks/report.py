@@ -43,8 +43,8 @@ def load_runs(raw):
         for b in data.get("benchmarks", []):
             if b.get("run_type", "iteration") != "iteration" or b.get("error_occurred"):
                 continue
-            name = b["name"].removesuffix("/real_time")
-            # ns_per_elem: the median timing window of the run (see ring_bench.cpp);
+            name = re.sub(r"/iterations:\d+", "", b["name"]).removesuffix("/real_time")
+            # ns_per_elem: a low quantile of the run's timing windows (see ring_bench.cpp);
             # items_per_second (whole-run average) only if a benchmark has no windows.
             if b.get("ns_per_elem"):
                 per[name] = b["ns_per_elem"]
@@ -89,9 +89,61 @@ def load_icount(icount_dir):
     return result
 
 
-def machine_info(build_dir):
+def load_datapath(raw):
+    """Median aggregates of the data-path benchmark: {name: {...}}."""
+    path = os.path.join(raw, "datapath.json")
+    if not os.path.exists(path):
+        return {}
+    with open(path) as f:
+        data = json.load(f)
+    out = {}
+    for b in data.get("benchmarks", []):
+        if b.get("aggregate_name") != "median" or b.get("error_occurred"):
+            continue
+        name = b["run_name"].removesuffix("/real_time")  # datapath/*: CPU time based
+        e = {"real_time_ns": b["real_time"] * {"ns": 1, "us": 1e3, "ms": 1e6, "s": 1e9}[b.get("time_unit", "ns")]}
+        if b.get("items_per_second"):
+            e["ns_per_item"] = 1e9 / b["items_per_second"]
+        for c in ("shell_duration_ns", "pkts_per_round"):
+            if c in b:
+                e[c] = b[c]
+        out[name] = e
+    return out
+
+
+def datapath_table(dp):
+    if not dp:
+        return ("## Data path\n\nNo data-path numbers in this run (the sim adapter was not "
+                "built).\n")
+    lines = ["## Data path: shell + simnic plugin + simnic device, one thread\n",
+             "Bidirectional traffic; each round the guest offers `burst` frames per queue (2 "
+             "queues) and the peer sends `burst`. The cost includes the device model and "
+             "frame building/checking, so it tracks the shell and plugin, not a real NIC.\n",
+             "| frame bytes | burst | ns per packet | Mpps | packets per round |",
+             "|---|---|---|---|---|"]
+    for name, e in sorted(dp.items(), key=lambda kv: [int(x) if x.isdigit() else x for x in kv[0].split("/")]):
+        if name.startswith("datapath/") and "ns_per_item" in e:
+            _, _, frame, burst = name.split("/")
+            lines.append(f"| {frame} | {burst} | {e['ns_per_item']:.0f} | "
+                         f"{1e3 / e['ns_per_item']:.2f} | {e.get('pkts_per_round', 0):.1f} |")
+    lines += ["", "| switch emu <-> vf, frame 64, burst under traffic | wall ns per switch | "
+              "shell-reported duration_ns |", "|---|---|---|"]
+    for name, e in sorted(dp.items(), key=lambda kv: [int(x) if x.isdigit() else x for x in kv[0].split("/")]):
+        if name.startswith("switch/"):
+            burst = name.split("/")[-1]
+            lines.append(f"| {burst} | {e['real_time_ns']:.0f} | {e.get('shell_duration_ns', 0):.0f} |")
+    lines.append("")
+    return "\n".join(lines)
+
+
+def machine_info(build_dir, raw):
     info = {"cpu": "unknown", "cores": os.cpu_count(), "kernel": platform.release(),
-            "compiler": "unknown", "dpdk": "", "boost": ""}
+            "compiler": "unknown", "dpdk": "", "boost": "", "load": ""}
+    try:
+        with open(os.path.join(raw, "load.txt")) as f:
+            info["load"] = f.read().strip()
+    except OSError:
+        pass
     try:
         with open("/proc/cpuinfo") as f:
             for line in f:
@@ -138,7 +190,9 @@ def fmt_ns(v):
 
 
 def fmt_ratio(v):
-    return "-" if v is None else f"{v:.2f}"
+    if v is None:
+        return "-"
+    return f"{v:.2f}" if v >= 0.01 else f"{v:.1e}"
 
 
 def get(med, k):
@@ -157,8 +211,13 @@ def tables(med, icount, machine, nruns, floor):
     lines.append(f"- CPU: {machine['cpu']}, {machine['cores']} cores")
     lines.append(f"- kernel {machine['kernel']}; {machine['compiler']}")
     lines.append(f"- DPDK {machine['dpdk'] or 'n/a'}, Boost {machine['boost'] or 'n/a'}")
+    if machine.get("load"):
+        lines.append(f"- load average (1 min) when the runs started and ended: {machine['load']}; "
+                     "above about 1.5 on two cores other processes competed for the cores, and "
+                     "cross-core numbers (stream, pingpong) are then rough")
     lines.append(f"- {nruns} repetitions of the whole suite, implementations interleaved; "
-                 "medians shown")
+                 "each value is the median over repetitions of the run's 10th-percentile "
+                 "timing window (see docs/benchmarks.md)")
     if floor:
         lines.append(f"- floor: a bare cache-line round trip between the two cores takes "
                      f"{fmt_ns(floor)} ns (`pingpong/cacheline/8/1`)")
@@ -317,7 +376,8 @@ def main():
         sys.exit("report.py: no run-*.json in " + args.raw)
     med = medians(runs)
     icount = load_icount(os.path.join(args.raw, "icount"))
-    machine = machine_info(args.build)
+    machine = machine_info(args.build, args.raw)
+    dp = load_datapath(args.raw)
     floor = get(med, "pingpong/cacheline/8/1")
 
     os.makedirs(args.out, exist_ok=True)
@@ -330,6 +390,7 @@ def main():
                               for k, v in med.items()
                               if k.split("/")[1] in IMPLS and get(med, key(k.split("/")[0], "rte_ring", *k.split("/")[2:]))},
         "instructions_per_element": {k: round(v, 2) for k, v in sorted(icount.items())},
+        "datapath": dp,
     }
     with open(os.path.join(args.out, "latest.json"), "w") as f:
         json.dump(summary, f, indent=1, sort_keys=True)
@@ -340,6 +401,7 @@ def main():
           "Written by `make bench` (benchmarks/run.sh); see docs/benchmarks.md for what each "
           "case measures.\n"]
     md.append(tables(med, icount, machine, len(runs), floor))
+    md.append(datapath_table(dp))
     for p in made:
         md.append(f"![{os.path.basename(p)}]({os.path.basename(p)})\n")
     with open(os.path.join(args.out, "latest.md"), "w") as f:

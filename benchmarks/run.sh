@@ -9,7 +9,8 @@
 #   4. benchmarks/report.py: medians, ratios to rte_ring and Boost, PNG plots,
 #      bench-results/latest.md and latest.json
 #
-# Knobs (environment): NPA_BENCH_REPS (default 5), NPA_BENCH_MIN_TIME (seconds per
+# Knobs (environment): NPA_BENCH_REPS (default 5), NPA_BENCH_WINDOWS (timed windows per
+# ring benchmark and repetition, default 200), NPA_BENCH_MIN_TIME (seconds per data-path
 # benchmark and repetition, default 0.05), NPA_BENCH_FILTER (Google Benchmark regex),
 # NPA_BENCH_BUILD, NPA_BENCH_OUT, NPA_BENCH_SKIP_ICOUNT=1.
 # On a 2-core machine the defaults finish in about five minutes.
@@ -20,6 +21,7 @@ build=${NPA_BENCH_BUILD:-$root/build/bench}
 out=${NPA_BENCH_OUT:-$root/bench-results}
 reps=${NPA_BENCH_REPS:-5}
 min_time=${NPA_BENCH_MIN_TIME:-0.05}
+windows=${NPA_BENCH_WINDOWS:-200}
 filter=${NPA_BENCH_FILTER:-.}
 jobs=$(nproc 2>/dev/null || echo 2)
 
@@ -31,10 +33,20 @@ if command -v ninja >/dev/null 2>&1 && [ ! -f "$build/Makefile" ]; then
     generator=(-G Ninja)
 fi
 say "configure $build (Release, benchmarks on)"
-cmake -S "$root" -B "$build" "${generator[@]}" -DCMAKE_BUILD_TYPE=Release \
-    -DNPA_BUILD_BENCHMARKS=ON -DNPA_BUILD_TESTS=OFF -DNPA_DPDK=OFF -DNPA_LINUX=OFF >/dev/null
-say "build"
-nice -n 10 cmake --build "$build" -j"$jobs" --target npa_ring_bench npa_ring_icount
+common=(-DCMAKE_BUILD_TYPE=Release -DNPA_BUILD_BENCHMARKS=ON -DNPA_BUILD_TESTS=OFF
+        -DNPA_DPDK=OFF -DNPA_LINUX=OFF)
+# The sim adapter brings the data-path benchmark; the ring suite does not need it, so a
+# tree whose sim part does not configure still gets ring numbers.
+if ! cmake -S "$root" -B "$build" "${generator[@]}" "${common[@]}" -DNPA_BUILD_SIM=ON >/dev/null; then
+    say "configure with the sim adapter failed; ring benchmarks only"
+    cmake -S "$root" -B "$build" "${generator[@]}" "${common[@]}" -DNPA_BUILD_SIM=OFF >/dev/null
+fi
+targets=(npa_ring_bench npa_ring_icount)
+if grep -q npa_datapath_bench "$build"/build.ninja "$build"/Makefile "$build"/benchmarks/Makefile 2>/dev/null; then
+    targets+=(npa_datapath_bench)
+fi
+say "build ${targets[*]}"
+nice -n 10 cmake --build "$build" -j"$jobs" --target "${targets[@]}"
 bindir="$build/bin"
 [ -x "$bindir/npa_ring_bench" ] || bindir="$build/benchmarks"
 
@@ -43,13 +55,26 @@ raw="$out/raw"
 mkdir -p "$raw"
 rm -f "$raw"/run-*.json
 rm -rf "$raw/icount"
+load_start=$(cut -d' ' -f1 /proc/loadavg 2>/dev/null || echo "?")
 for ((r = 1; r <= reps; r++)); do
     say "ring suite, repetition $r of $reps"
-    "$bindir/npa_ring_bench" --benchmark_min_time="$min_time" \
+    "$bindir/npa_ring_bench" --windows="$windows" \
         --benchmark_filter="$filter" \
         --benchmark_out="$raw/run-$r.json" --benchmark_out_format=json \
         --benchmark_format=console >"$raw/run-$r.txt"
 done
+
+echo "$load_start -> $(cut -d' ' -f1 /proc/loadavg 2>/dev/null || echo "?")" >"$raw/load.txt"
+
+# ---- 2b. data path through shell + plugin + sim device ------------------------------
+rm -f "$raw/datapath.json"
+if [ -x "$bindir/npa_datapath_bench" ]; then
+    say "data path (shell + simnic plugin + simnic device)"
+    "$bindir/npa_datapath_bench" --benchmark_min_time="$min_time" \
+        --benchmark_repetitions="$reps" --benchmark_report_aggregates_only=true \
+        --benchmark_out="$raw/datapath.json" --benchmark_out_format=json \
+        --benchmark_format=console >"$raw/datapath.txt"
+fi
 
 # ---- 3. instruction counts ----------------------------------------------------------------
 if [ "${NPA_BENCH_SKIP_ICOUNT:-0}" != 1 ] && command -v valgrind >/dev/null 2>&1; then
