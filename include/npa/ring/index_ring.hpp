@@ -62,11 +62,13 @@ class index_ring {
     // descriptors (64 bytes, one cache line) per step, the unroll DPDK's
     // __rte_ring_enqueue_elems_64 also uses.
     static constexpr std::uint32_t copy_chunk = 4;
-    // From this many bytes on, a library memcpy call (a few instructions of dispatch, then
-    // the machine's widest vectors) is cheaper than inline 16-byte moves: measured with
-    // callgrind and by time in benchmarks/ring_bench.cpp (single/*), see
-    // docs/benchmarks.md.
-    static constexpr std::size_t memcpy_min_bytes = 64;
+    // From this many bytes on (32 handles, 16 descriptors), a library memcpy call (a few
+    // instructions of dispatch, then the machine's widest vectors) beats inline 16-byte
+    // moves. Below it the call costs more than it saves, by time: at a burst of 8
+    // descriptors (128 bytes) the call made enqueue + dequeue 2.5x slower in
+    // benchmarks/ring_bench.cpp single/npa_index/16/8, although callgrind counted fewer
+    // instructions. See docs/benchmarks.md.
+    static constexpr std::size_t memcpy_min_bytes = 256;
 
 public:
     using value_type = T;
