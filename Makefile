@@ -28,7 +28,7 @@ TSAN_LAUNCHER := $(shell setarch "$$(uname -m)" -R true >/dev/null 2>&1 && echo 
 DEMO := build/release/bin/npa-demo
 
 .PHONY: help deps build demo bench test test-release test-asan test-tsan test-debug \
-        format format-check clean
+        format format-check clean fuzz soak test-fuzz
 
 help:
 	@echo "npa make targets:"
@@ -37,6 +37,8 @@ help:
 	@echo "  make deps     install missing Debian packages (scripts/install-deps.sh)"
 	@echo "  make build    configure and build the release preset"
 	@echo "  make bench    run the benchmarks (benchmarks/run.sh)"
+	@echo "  make fuzz     fuzz every target for FUZZ_SECONDS (default 300) each (scripts/fuzz.sh)"
+	@echo "  make soak     the long soak: SOAK_SWITCHES (default 100000) switches under faults"
 	@echo "  make test-release | test-asan | test-tsan | test-debug   one suite"
 	@echo "  make format-check | format   clang-format (check only | rewrite)"
 	@echo "  make clean    remove build/"
@@ -57,8 +59,8 @@ endef
 
 test: deps
 	@t0=$$(date +%s); \
-	$(MAKE) --no-print-directory test-release test-asan test-tsan && \
-	echo "make test: release, asan and tsan suites passed in $$(( $$(date +%s) - t0 )) s" || \
+	$(MAKE) --no-print-directory test-release test-asan test-tsan test-fuzz && \
+	echo "make test: release, asan, tsan and fuzz stages passed in $$(( $$(date +%s) - t0 )) s" || \
 	{ echo "make test: FAILED after $$(( $$(date +%s) - t0 )) s (see the first FAILED stage above)"; exit 1; }
 
 test-release:
@@ -75,6 +77,22 @@ test-tsan:
 
 test-debug:
 	$(call preset_suite,debug,,)
+
+# Bounded fuzzing (clang, libFuzzer + ASan + UBSan): every target in fuzz/ for
+# FUZZ_TEST_SECONDS each from its committed seeds (about 1.5 minutes of fuzzing in all).
+FUZZ_TEST_SECONDS ?= 10
+FUZZ_SECONDS ?= 300
+test-fuzz:
+	scripts/fuzz.sh $(FUZZ_TEST_SECONDS)
+
+# Long runs on demand (not in CI): fuzzing for FUZZ_SECONDS per target; the soak with
+# SOAK_SWITCHES switches (docs/reliability.md records both).
+fuzz: deps
+	scripts/fuzz.sh $(FUZZ_SECONDS)
+
+SOAK_SWITCHES ?= 100000
+soak: deps
+	scripts/soak.sh $(SOAK_SWITCHES)
 
 build: deps
 	$(CMAKE) --preset release
