@@ -34,7 +34,8 @@ struct topology {
     topology() {
         sh("ip netns del " + peer);
         REQUIRE(sh("ip netns add " + peer));
-        sh("ip netns exec " + peer + " sysctl -qw net.ipv6.conf.all.disable_ipv6=1 "
+        sh("ip netns exec " + peer +
+           " sysctl -qw net.ipv6.conf.all.disable_ipv6=1 "
            "net.ipv6.conf.default.disable_ipv6=1");
         sh("sysctl -qw net.ipv6.conf.all.disable_ipv6=1 net.ipv6.conf.default.disable_ipv6=1");
         sh("ip -n " + peer + " link set lo up");
@@ -42,7 +43,8 @@ struct topology {
         // changes when a port is deleted (surprise removal) and breaks the guest's ARP
         // entry; a real peer's MAC does not move.
         REQUIRE(sh("ip -n " + peer + " link add br0 address 02:77:00:00:00:02 type bridge"));
-        for (int i = 0; i < 2; ++i) add_lower(i);
+        for (int i = 0; i < 2; ++i)
+            add_lower(i);
         sh("ip -n " + peer + " link set br0 up");
         REQUIRE(sh("ip -n " + peer + " addr add 10.77.0.2/24 dev br0"));
         sh("ip netns exec " + peer + " ethtool -K br0 tx off");
@@ -60,21 +62,25 @@ struct topology {
         sh("ip link set " + a + " up");
         sh("ip -n " + peer + " link set " + b + " up");
     }
-    std::string in_peer(const std::string& cmd) const { return "ip netns exec " + peer + " " + cmd; }
+    std::string in_peer(const std::string& cmd) const {
+        return "ip netns exec " + peer + " " + cmd;
+    }
 };
 
 /// npa-linkd as a child process, stopped (SIGTERM, then waited for) on destruction.
 class linkd_process {
 public:
-    explicit linkd_process(std::vector<std::string> args, std::string sock = "/tmp/npa-test-" +
-                                                                      std::to_string(::getpid()) + ".sock")
+    explicit linkd_process(std::vector<std::string> args,
+                           std::string sock = "/tmp/npa-test-" + std::to_string(::getpid()) +
+                                              ".sock")
         : sock_(std::move(sock)), log_(sock_ + ".log") {
         args.insert(args.begin(), {"--socket", sock_});
         pid_ = ::fork();
         if (pid_ == 0) {
             std::vector<char*> argv;
             argv.push_back(const_cast<char*>(linkd_bin.c_str()));
-            for (auto& a : args) argv.push_back(a.data());
+            for (auto& a : args)
+                argv.push_back(a.data());
             argv.push_back(nullptr);
             std::FILE* f = std::freopen(log_.c_str(), "w", stderr);
             (void)f;
@@ -108,13 +114,12 @@ public:
     linkd_process& operator=(const linkd_process&) = delete;
 
     [[nodiscard]] bool up() const { return up_; }
-    [[nodiscard]] bool alive() const {
-        return pid_ > 0 && ::waitpid(pid_, nullptr, WNOHANG) == 0;
-    }
+    [[nodiscard]] bool alive() const { return pid_ > 0 && ::waitpid(pid_, nullptr, WNOHANG) == 0; }
     [[nodiscard]] std::string log() const { return sh_out("cat " + log_); }
     /// npactl with `args`; returns its exit status and output (stdout and stderr).
     [[nodiscard]] std::pair<int, std::string> ctl(const std::string& args) const {
-        const std::string out = sh_out(npactl_bin + " --socket " + sock_ + " " + args + " 2>&1; echo \"rc=$?\"");
+        const std::string out =
+            sh_out(npactl_bin + " --socket " + sock_ + " " + args + " 2>&1; echo \"rc=$?\"");
         const auto at = out.rfind("rc=");
         const int rc = at == std::string::npos ? -1 : std::atoi(out.c_str() + at + 3);
         return {rc, out.substr(0, at)};
@@ -142,10 +147,12 @@ inline std::string linkd_process::raw(const std::string& bytes) const {
     std::string reply;
     while (reply.find('\n') == std::string::npos) {
         pollfd p{fd, POLLIN, 0};
-        if (::poll(&p, 1, 3000) <= 0) break;
+        if (::poll(&p, 1, 3000) <= 0)
+            break;
         char buf[4096];
         const ssize_t n = ::read(fd, buf, sizeof buf);
-        if (n <= 0) break;
+        if (n <= 0)
+            break;
         reply.append(buf, static_cast<std::size_t>(n));
     }
     ::close(fd);
@@ -156,7 +163,8 @@ inline std::string linkd_process::raw(const std::string& bytes) const {
 inline bool ping_counts(const std::string& out, int& sent, int& received) {
     std::smatch m;
     static const std::regex re(R"((\d+) packets transmitted, (\d+) received)");
-    if (!std::regex_search(out, m, re)) return false;
+    if (!std::regex_search(out, m, re))
+        return false;
     sent = std::stoi(m[1]);
     received = std::stoi(m[2]);
     return true;
@@ -166,10 +174,13 @@ inline bool ping_counts(const std::string& out, int& sent, int& received) {
 inline double iperf_receiver_mbits(const std::string& out) {
     std::smatch m;
     static const std::regex re(R"(([\d.]+) (G|M|K)bits/sec\s+receiver)");
-    if (!std::regex_search(out, m, re)) return -1;
+    if (!std::regex_search(out, m, re))
+        return -1;
     double v = std::stod(m[1]);
-    if (m[2] == "G") v *= 1000;
-    if (m[2] == "K") v /= 1000;
+    if (m[2] == "G")
+        v *= 1000;
+    if (m[2] == "K")
+        v /= 1000;
     return v;
 }
 

@@ -93,9 +93,9 @@ struct test_api {
     using buffer_type = npa::buffer_ref;
 
     npa::lnx::umem_pool* pool = nullptr;
-    std::vector<npa::buffer_ref> completed;   ///< tx_complete, in order
-    std::vector<npa::buffer_ref> unsent;      ///< tx_unsent, in order
-    std::uint64_t released = 0;               ///< release_rx_buffers
+    std::vector<npa::buffer_ref> completed; ///< tx_complete, in order
+    std::vector<npa::buffer_ref> unsent;    ///< tx_unsent, in order
+    std::uint64_t released = 0;             ///< release_rx_buffers
     std::uint64_t alloc_fail = 0;
     bool free_completed = true;
 
@@ -154,7 +154,8 @@ public:
         const auto end = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
         for (;;) {
             const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
-                end - std::chrono::steady_clock::now()).count();
+                                  end - std::chrono::steady_clock::now())
+                                  .count();
             if (left <= 0) {
                 return {};
             }
@@ -202,13 +203,13 @@ inline std::uint32_t frame_seq(const std::uint8_t* p) {
 
 /// main() for the Linux adapter tests: enter a private network namespace, or exit 77
 /// (skipped) with the reason.
-#define NPA_LINUX_TEST_MAIN                                                                   \
-    int main(int argc, char** argv) {                                                         \
-        const std::string why = npa_test::enter_private_netns();                              \
-        if (!why.empty()) {                                                                   \
-            std::printf("SKIPPED: %s\n", why.c_str());                                        \
-            return 77;                                                                        \
-        }                                                                                     \
-        doctest::Context ctx(argc, argv);                                                     \
-        return ctx.run();                                                                     \
+#define NPA_LINUX_TEST_MAIN                                                                        \
+    int main(int argc, char** argv) {                                                              \
+        const std::string why = npa_test::enter_private_netns();                                   \
+        if (!why.empty()) {                                                                        \
+            std::printf("SKIPPED: %s\n", why.c_str());                                             \
+            return 77;                                                                             \
+        }                                                                                          \
+        doctest::Context ctx(argc, argv);                                                          \
+        return ctx.run();                                                                          \
     }

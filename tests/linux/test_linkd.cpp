@@ -14,8 +14,9 @@ using npa_test::topology;
 
 namespace {
 
-const std::vector<std::string> two_lowers = {"--tap", "npa0", "--lower", "va0:af_xdp:copy",
-                                             "--lower", "va1:af_packet", "--min-dwell-ms", "0"};
+const std::vector<std::string> two_lowers = {"--tap",           "npa0",    "--lower",
+                                             "va0:af_xdp:copy", "--lower", "va1:af_packet",
+                                             "--min-dwell-ms",  "0"};
 
 void guest_ip() { REQUIRE(sh("ip addr add 10.77.0.1/24 dev npa0")); }
 
@@ -47,7 +48,8 @@ TEST_CASE("ping and iperf3 through the TAP over AF_XDP, then over AF_PACKET") {
         if (std::string(lower) == "va1") {
             const auto [src, sout] = d.ctl("switch va1");
             REQUIRE_MESSAGE(src == 0, sout);
-            CHECK(d.ctl("--json status").second.find("\"plugin\":\"af_packet\"") != std::string::npos);
+            CHECK(d.ctl("--json status").second.find("\"plugin\":\"af_packet\"") !=
+                  std::string::npos);
         }
         int sent = 0, received = 0;
         const std::string p = sh_out("ping -c 20 -i 0.01 -W 2 10.77.0.2");
@@ -101,7 +103,8 @@ TEST_CASE("100 switches during an iperf3 run and a fast ping: no ping lost, TCP 
     MESSAGE("iperf3 across 100 switches: " << npa_test::iperf_receiver_mbits(ip) << " Mbit/s");
 }
 
-TEST_CASE("surprise removal of the active lower during traffic: the linkd_process switches, TCP survives") {
+TEST_CASE("surprise removal of the active lower during traffic: the linkd_process switches, TCP "
+          "survives") {
     topology t;
     linkd_process d(two_lowers);
     REQUIRE_MESSAGE(d.up(), d.log());
@@ -138,7 +141,8 @@ TEST_CASE("MAC, MTU and VLAN changes on the TAP are applied or refused by policy
     {
         std::FILE* f = std::fopen(pol.c_str(), "w");
         std::fputs("# test policy\nallow_mac = 02:00:00:00:00:01\nallow_mac = 02:00:00:00:00:02\n"
-                   "allow_vlan = 10\nmtu_min = 1280\nmtu_max = 1500\n", f);
+                   "allow_vlan = 10\nmtu_min = 1280\nmtu_max = 1500\n",
+                   f);
         std::fclose(f);
     }
     auto args = two_lowers;
@@ -149,7 +153,8 @@ TEST_CASE("MAC, MTU and VLAN changes on the TAP are applied or refused by policy
     auto link = [] { return sh_out("ip link show dev npa0"); };
     auto eventually = [](auto pred) {
         for (int i = 0; i < 60; ++i) {
-            if (pred()) return true;
+            if (pred())
+                return true;
             std::this_thread::sleep_for(std::chrono::milliseconds(50));
         }
         return false;
@@ -157,14 +162,17 @@ TEST_CASE("MAC, MTU and VLAN changes on the TAP are applied or refused by policy
     CHECK(link().find("02:00:00:00:00:01") != std::string::npos);
     // Allowed MAC: applied, the shell reports it.
     REQUIRE(sh("ip link set npa0 address 02:00:00:00:00:02"));
-    CHECK(eventually([&] { return d.ctl("--json status").second.find("02:00:00:00:00:02") != std::string::npos; }));
+    CHECK(eventually([&] {
+        return d.ctl("--json status").second.find("02:00:00:00:00:02") != std::string::npos;
+    }));
     // Disallowed MAC: refused and the interface reverted.
     REQUIRE(sh("ip link set npa0 address 02:00:00:00:00:99"));
     CHECK(eventually([&] { return link().find("02:00:00:00:00:02") != std::string::npos; }));
     CHECK(d.ctl("--json status").second.find("02:00:00:00:00:02") != std::string::npos);
     // MTU inside the range: applied; outside: refused, reverted.
     REQUIRE(sh("ip link set npa0 mtu 1400"));
-    CHECK(eventually([&] { return d.ctl("--json status").second.find("\"mtu\":1400") != std::string::npos; }));
+    CHECK(eventually(
+        [&] { return d.ctl("--json status").second.find("\"mtu\":1400") != std::string::npos; }));
     REQUIRE(sh("ip link set npa0 mtu 1000"));
     CHECK(eventually([&] { return link().find("mtu 1400") != std::string::npos; }));
     CHECK(d.ctl("--json status").second.find("\"mtu\":1400") != std::string::npos);
@@ -186,7 +194,8 @@ TEST_CASE("MAC, MTU and VLAN changes on the TAP are applied or refused by policy
     int sent = 0, received = 0;
     REQUIRE(npa_test::ping_counts(sh_out("ping -c 5 -i 0.01 -W 2 10.77.0.2"), sent, received));
     CHECK(received == 5);
-    if (vlans != 0) sh("ip link del npa0.10");
+    if (vlans != 0)
+        sh("ip link del npa0.10");
     ::unlink(pol.c_str());
 }
 
@@ -199,11 +208,15 @@ TEST_CASE("bad flags, config and control messages get a clear error; the linkd_p
     CHECK(run("--bogus").find("unknown flag '--bogus'") != std::string::npos);
     CHECK(run("--lower va0:af_foo").find("unknown plugin 'af_foo'") != std::string::npos);
     CHECK(run("--lower va0:af_packet:copy").find("only applies to af_xdp") != std::string::npos);
-    CHECK(run("--lower va0:af_xdp --mac 01:00:00:00:00:01").find("not a unicast MAC") != std::string::npos);
+    CHECK(run("--lower va0:af_xdp --mac 01:00:00:00:00:01").find("not a unicast MAC") !=
+          std::string::npos);
     CHECK(run("--tap npa0").find("no lower interface") != std::string::npos);
-    CHECK(run("--lower va0:af_packet --lower va0:af_xdp").find("listed twice") != std::string::npos);
-    CHECK(run("--lower va0:af_packet --mtu-min 1500 --mtu-max 1400").find("above mtu_max") != std::string::npos);
-    CHECK(run("--lower va0:af_packet --queues 99").find("queues must be 1..8") != std::string::npos);
+    CHECK(run("--lower va0:af_packet --lower va0:af_xdp").find("listed twice") !=
+          std::string::npos);
+    CHECK(run("--lower va0:af_packet --mtu-min 1500 --mtu-max 1400").find("above mtu_max") !=
+          std::string::npos);
+    CHECK(run("--lower va0:af_packet --queues 99").find("queues must be 1..8") !=
+          std::string::npos);
     CHECK(run("--lower va0:af_foo").find("rc=2") != std::string::npos);
     const std::string cfg = "/tmp/npa-test-cfg-" + std::to_string(::getpid());
     {
@@ -220,7 +233,8 @@ TEST_CASE("bad flags, config and control messages get a clear error; the linkd_p
     CHECK(run("--config " + cfg).find(":2: bad VLAN id or range '5000'") != std::string::npos);
     CHECK(run("--config /nonexistent/npa.conf").find("cannot open") != std::string::npos);
     // A lower that does not exist: refuses to start, says which and why.
-    CHECK(run("--lower nosuch0:af_packet --socket /tmp/npa-test-x.sock").find("nosuch0: not up") != std::string::npos);
+    CHECK(run("--lower nosuch0:af_packet --socket /tmp/npa-test-x.sock").find("nosuch0: not up") !=
+          std::string::npos);
 
     // A good config file, then hostile control messages.
     {
@@ -232,7 +246,8 @@ TEST_CASE("bad flags, config and control messages get a clear error; the linkd_p
     REQUIRE_MESSAGE(d.up(), d.log());
     CHECK(d.raw("bogus\n").find("unknown command 'bogus'") != std::string::npos);
     CHECK(d.raw("switch\n").find("usage: switch") != std::string::npos);
-    CHECK(d.raw("switch nosuch0\n").find("no lower interface named 'nosuch0'") != std::string::npos);
+    CHECK(d.raw("switch nosuch0\n").find("no lower interface named 'nosuch0'") !=
+          std::string::npos);
     CHECK(d.raw("switch va0\n").find("already active") != std::string::npos);
     CHECK(d.raw("status extra\n").find("takes no argument") != std::string::npos);
     CHECK(d.raw(std::string("stat\x01s\n")).find("non-printable") != std::string::npos);

@@ -108,7 +108,8 @@ TEST_CASE_TEMPLATE("a Linux plugin receives frames in order, intact", P, af_pack
     CHECK(f.pool.stats().double_free == 0);
 }
 
-TEST_CASE_TEMPLATE("a Linux plugin sends frames in order and completes them", P, af_packet, af_xdp) {
+TEST_CASE_TEMPLATE("a Linux plugin sends frames in order and completes them", P, af_packet,
+                   af_xdp) {
     fixture f;
     P p;
     auto dev = device_for<P>(f, "npt0");
@@ -119,7 +120,8 @@ TEST_CASE_TEMPLATE("a Linux plugin sends frames in order and completes them", P,
     std::uint32_t sent = 0;
     while (sent < count) {
         std::array<npa::buffer_ref, 16> bufs{};
-        const std::uint32_t n = f.pool.alloc_burst(std::span(bufs.data(), std::min<std::size_t>(16, count - sent)));
+        const std::uint32_t n =
+            f.pool.alloc_burst(std::span(bufs.data(), std::min<std::size_t>(16, count - sent)));
         REQUIRE(n > 0);
         for (std::uint32_t i = 0; i < n; ++i) {
             const auto fr = npa_test::make_frame(sent + i, 64 + (sent + i) % 900);
@@ -162,7 +164,7 @@ TEST_CASE_TEMPLATE("detach hands back every buffer, and a removed interface is s
     auto dev = device_for<P>(f, "npt0");
     npa::queue_config qc;
     REQUIRE(p.attach(f.api, dev, qc).ok());
-    CHECK((f.pool.in_use() > 0) == std::is_same_v<P, af_xdp>);  // AF_XDP posts its fill ring
+    CHECK((f.pool.in_use() > 0) == std::is_same_v<P, af_xdp>); // AF_XDP posts its fill ring
     // Some TX in flight when the interface disappears under the plugin.
     std::array<npa::buffer_ref, 32> bufs{};
     REQUIRE(f.pool.alloc_bulk(bufs) == bufs.size());
@@ -222,7 +224,8 @@ TEST_CASE("bad input is refused with a reason and leaves nothing behind") {
         // A shell whose buffers are not in the UMEM it names: refused, buffers returned.
         auto heap = npa::fixed_pool<>::create(npa::pool_config{});
         REQUIRE(heap.ok());
-        struct heap_api : test_api {} hapi;
+        struct heap_api : test_api {
+        } hapi;
         npa::lnx::umem_pool* dummy = nullptr;
         (void)dummy;
         test_api api2;

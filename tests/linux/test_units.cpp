@@ -56,7 +56,10 @@ TEST_CASE("flags: lowers in order with their plugins and modes") {
 }
 
 TEST_CASE("flags: each mistake is refused with a message that names it") {
-    struct bad { std::vector<const char*> args; const char* says; };
+    struct bad {
+        std::vector<const char*> args;
+        const char* says;
+    };
     const std::vector<bad> cases = {
         {{"--frob"}, "unknown flag '--frob'"},
         {{"stray"}, "unexpected argument 'stray'"},
@@ -72,7 +75,8 @@ TEST_CASE("flags: each mistake is refused with a message that names it") {
         {{"--lower", "eth1:af_xdp", "--mtu-max", "70000"}, "mtu_max must be 68..65535"},
         {{"--lower", "a:af_xdp", "--lower", "b:af_xdp", "--lower", "c:af_xdp"}, "at most 2 lowers"},
         {{"--tap", "eth1", "--lower", "eth1:af_xdp"}, "is the TAP interface itself"},
-        {{"--lower", "eth1:af_xdp", "--allow-mac", "02:00:00:00:00:01", "--mac", "02:00:00:00:00:02"},
+        {{"--lower", "eth1:af_xdp", "--allow-mac", "02:00:00:00:00:01", "--mac",
+          "02:00:00:00:00:02"},
          "not among the policy's allowed MACs"},
         {{}, "no lower interface"},
     };
@@ -90,7 +94,9 @@ TEST_CASE("config and policy files: settings, comments, and errors with file:lin
                                       "mtu_min = 576 # comment\nmtu_max = 1500\n");
     const std::string conf = temp_file(("# npa-linkd\ntap = npa3\nlower = eth1 af_xdp copy\n"
                                         "lower = eth2 af_packet\nsocket = /tmp/x.sock\n"
-                                        "min_dwell_ms = 10\npolicy = " + pol + "\n").c_str());
+                                        "min_dwell_ms = 10\npolicy = " +
+                                        pol + "\n")
+                                           .c_str());
     daemon_config cfg;
     std::string err;
     REQUIRE_MESSAGE(parse({"--config", conf.c_str()}, cfg, err), err);
@@ -146,7 +152,7 @@ TEST_CASE("control protocol: strict requests, JSON replies") {
                           ",\"nested\":{\"ok\":true},\"text\":\"a\\tb\"}";
     bool ok = true;
     REQUIRE(json_get_bool(j, "ok", ok));
-    CHECK_FALSE(ok);  // the top-level key, not the nested one
+    CHECK_FALSE(ok); // the top-level key, not the nested one
     std::string s;
     REQUIRE(json_get_string(j, "error", s));
     CHECK(s == "bad \"x\"\n");
@@ -158,7 +164,7 @@ TEST_CASE("control protocol: strict requests, JSON replies") {
 
 TEST_CASE("virtio-net header <-> offload_info (virtio 1.2, 5.1.6)") {
     std::array<std::byte, 64> frame{};
-    frame[12] = std::byte{0x08};  // IPv4
+    frame[12] = std::byte{0x08}; // IPv4
     virtio_net_hdr h{};
     npa::offload_info o;
     REQUIRE(offload_from_vnet(h, frame.data(), 64, o));
@@ -185,13 +191,13 @@ TEST_CASE("virtio-net header <-> offload_info (virtio 1.2, 5.1.6)") {
     CHECK(o.l2_len == 18);
     CHECK(o.l3_len == 20);
     // Hostile or unsupported headers are refused.
-    h.csum_start = 60;  // checksum field beyond the frame
+    h.csum_start = 60; // checksum field beyond the frame
     CHECK_FALSE(offload_from_vnet(h, frame.data(), 64, o));
     h.csum_start = 38;
     h.gso_type = VIRTIO_NET_HDR_GSO_UDP;
     CHECK_FALSE(offload_from_vnet(h, frame.data(), 64, o));
     h.gso_type = VIRTIO_NET_HDR_GSO_TCPV6;
-    h.flags = 0;  // TSO without a checksum request
+    h.flags = 0; // TSO without a checksum request
     CHECK_FALSE(offload_from_vnet(h, frame.data(), 64, o));
     // RX: a verified checksum becomes DATA_VALID.
     npa::offload_info rx{};
@@ -232,7 +238,8 @@ TEST_CASE("rtnetlink link messages are parsed within their bounds") {
     CHECK(seen[0].running());
     // Truncated datagram: nothing is read past it.
     seen.clear();
-    link_monitor::parse(buf, NLMSG_LENGTH(sizeof(ifinfomsg)) - 4, [&](const link_event& ev) { seen.push_back(ev); });
+    link_monitor::parse(buf, NLMSG_LENGTH(sizeof(ifinfomsg)) - 4,
+                        [&](const link_event& ev) { seen.push_back(ev); });
     CHECK(seen.empty());
     h->nlmsg_type = RTM_DELLINK;
     link_monitor::parse(buf, len, [&](const link_event& ev) { seen.push_back(ev); });

@@ -13,27 +13,37 @@ namespace npa::lnx::tools {
 namespace {
 
 std::string_view trim(std::string_view s) {
-    while (!s.empty() && std::isspace(static_cast<unsigned char>(s.front()))) s.remove_prefix(1);
-    while (!s.empty() && std::isspace(static_cast<unsigned char>(s.back()))) s.remove_suffix(1);
+    while (!s.empty() && std::isspace(static_cast<unsigned char>(s.front())))
+        s.remove_prefix(1);
+    while (!s.empty() && std::isspace(static_cast<unsigned char>(s.back())))
+        s.remove_suffix(1);
     return s;
 }
 
 bool parse_uint(std::string_view s, std::uint64_t lo, std::uint64_t hi, std::uint64_t& out) {
     s = trim(s);
-    if (s.empty()) return false;
+    if (s.empty())
+        return false;
     const auto r = std::from_chars(s.data(), s.data() + s.size(), out);
     return r.ec == std::errc{} && r.ptr == s.data() + s.size() && out >= lo && out <= hi;
 }
 
 bool parse_bool(std::string_view s, bool& out) {
     s = trim(s);
-    if (s == "yes" || s == "true" || s == "on" || s == "1") { out = true; return true; }
-    if (s == "no" || s == "false" || s == "off" || s == "0") { out = false; return true; }
+    if (s == "yes" || s == "true" || s == "on" || s == "1") {
+        out = true;
+        return true;
+    }
+    if (s == "no" || s == "false" || s == "off" || s == "0") {
+        out = false;
+        return true;
+    }
     return false;
 }
 
 bool valid_ifname(std::string_view s) {
-    if (s.empty() || s.size() >= IFNAMSIZ) return false;
+    if (s.empty() || s.size() >= IFNAMSIZ)
+        return false;
     for (const char c : s) {
         if (c == '/' || c == ':' || std::isspace(static_cast<unsigned char>(c)) ||
             !std::isprint(static_cast<unsigned char>(c)))
@@ -47,7 +57,8 @@ std::vector<std::string_view> split_ws(std::string_view s) {
     s = trim(s);
     while (!s.empty()) {
         std::size_t i = 0;
-        while (i < s.size() && !std::isspace(static_cast<unsigned char>(s[i]))) ++i;
+        while (i < s.size() && !std::isspace(static_cast<unsigned char>(s[i])))
+            ++i;
         out.push_back(s.substr(0, i));
         s = trim(s.substr(i));
     }
@@ -78,11 +89,15 @@ bool parse_lower(const std::vector<std::string_view>& f, lower_config& out, std:
             err = "a mode (" + std::string(f[2]) + ") only applies to af_xdp lowers";
             return false;
         }
-        if (f[2] == "copy") out.mode = xdp_mode::copy;
-        else if (f[2] == "zero-copy" || f[2] == "zerocopy") out.mode = xdp_mode::zero_copy;
-        else if (f[2] == "auto") out.mode = xdp_mode::automatic;
+        if (f[2] == "copy")
+            out.mode = xdp_mode::copy;
+        else if (f[2] == "zero-copy" || f[2] == "zerocopy")
+            out.mode = xdp_mode::zero_copy;
+        else if (f[2] == "auto")
+            out.mode = xdp_mode::automatic;
         else {
-            err = "unknown AF_XDP mode '" + std::string(f[2]) + "' (expected copy, zero-copy or auto)";
+            err = "unknown AF_XDP mode '" + std::string(f[2]) +
+                  "' (expected copy, zero-copy or auto)";
             return false;
         }
     }
@@ -109,7 +124,8 @@ bool parse_vlans(std::string_view s, policy_config& pol, std::string& err) {
             err = "bad VLAN id or range '" + std::string(item) + "' (ids are 1..4095)";
             return false;
         }
-        for (std::uint64_t v = lo; v <= hi; ++v) pol.vlans.set(v);
+        for (std::uint64_t v = lo; v <= hi; ++v)
+            pol.vlans.set(v);
     }
     return true;
 }
@@ -120,17 +136,24 @@ bool apply_policy_key(std::string_view key, std::string_view val, policy_config&
     if (key == "allow_mac") {
         mac_addr m{};
         if (!parse_mac(trim(val), m) || (m[0] & 1u) != 0 || m == mac_addr{}) {
-            err = "allow_mac '" + std::string(trim(val)) + "' is not a unicast MAC (aa:bb:cc:dd:ee:ff)";
+            err = "allow_mac '" + std::string(trim(val)) +
+                  "' is not a unicast MAC (aa:bb:cc:dd:ee:ff)";
             return false;
         }
         pol.allowed_macs.push_back(m);
     } else if (key == "allow_vlan") {
         return parse_vlans(val, pol, err);
     } else if (key == "mtu_min") {
-        if (!parse_uint(val, 68, 65535, n)) { err = "mtu_min must be 68..65535"; return false; }
+        if (!parse_uint(val, 68, 65535, n)) {
+            err = "mtu_min must be 68..65535";
+            return false;
+        }
         pol.mtu_min = static_cast<std::uint32_t>(n);
     } else if (key == "mtu_max") {
-        if (!parse_uint(val, 68, 65535, n)) { err = "mtu_max must be 68..65535"; return false; }
+        if (!parse_uint(val, 68, 65535, n)) {
+            err = "mtu_max must be 68..65535";
+            return false;
+        }
         pol.mtu_max = static_cast<std::uint32_t>(n);
     } else {
         err = "unknown policy setting '" + std::string(key) + "'";
@@ -144,14 +167,21 @@ bool apply_config_key(std::string_view key, std::string_view val, daemon_config&
     std::uint64_t n = 0;
     val = trim(val);
     if (key == "tap") {
-        if (!valid_ifname(val)) { err = "tap '" + std::string(val) + "' is not a valid interface name"; return false; }
+        if (!valid_ifname(val)) {
+            err = "tap '" + std::string(val) + "' is not a valid interface name";
+            return false;
+        }
         cfg.tap = std::string(val);
     } else if (key == "lower") {
         lower_config l;
-        if (!parse_lower(split_ws(val), l, err)) return false;
+        if (!parse_lower(split_ws(val), l, err))
+            return false;
         cfg.lowers.push_back(l);
     } else if (key == "socket") {
-        if (val.empty() || val.size() >= 108) { err = "socket path must be 1..107 characters"; return false; }
+        if (val.empty() || val.size() >= 108) {
+            err = "socket path must be 1..107 characters";
+            return false;
+        }
         cfg.socket = std::string(val);
     } else if (key == "mac") {
         if (!parse_mac(val, cfg.mac) || (cfg.mac[0] & 1u) != 0 || cfg.mac == mac_addr{}) {
@@ -160,12 +190,21 @@ bool apply_config_key(std::string_view key, std::string_view val, daemon_config&
         }
         cfg.has_mac = true;
     } else if (key == "queues") {
-        if (!parse_uint(val, 1, 8, n)) { err = "queues must be 1..8"; return false; }
+        if (!parse_uint(val, 1, 8, n)) {
+            err = "queues must be 1..8";
+            return false;
+        }
         cfg.queues = static_cast<std::uint16_t>(n);
     } else if (key == "failback") {
-        if (!parse_bool(val, cfg.failback)) { err = "failback must be yes or no"; return false; }
+        if (!parse_bool(val, cfg.failback)) {
+            err = "failback must be yes or no";
+            return false;
+        }
     } else if (key == "min_dwell_ms") {
-        if (!parse_uint(val, 0, 60000, n)) { err = "min_dwell_ms must be 0..60000"; return false; }
+        if (!parse_uint(val, 0, 60000, n)) {
+            err = "min_dwell_ms must be 0..60000";
+            return false;
+        }
         cfg.min_dwell_ms = static_cast<std::uint32_t>(n);
     } else if (key == "policy") {
         return load_policy_file(std::string(val), cfg.policy, err);
@@ -187,9 +226,11 @@ bool load_file(const std::string& path, std::string& err, Apply&& apply) {
     while (std::getline(in, line)) {
         ++lineno;
         std::string_view s = line;
-        if (const auto hash = s.find('#'); hash != std::string_view::npos) s = s.substr(0, hash);
+        if (const auto hash = s.find('#'); hash != std::string_view::npos)
+            s = s.substr(0, hash);
         s = trim(s);
-        if (s.empty()) continue;
+        if (s.empty())
+            continue;
         const auto eq = s.find('=');
         if (eq == std::string_view::npos) {
             err = path + ":" + std::to_string(lineno) + ": expected 'key = value'";
@@ -211,12 +252,15 @@ const char* to_string(plugin_kind k) noexcept {
 }
 
 bool parse_mac(std::string_view s, mac_addr& out) {
-    if (s.size() != 17) return false;
+    if (s.size() != 17)
+        return false;
     for (std::size_t i = 0; i < 6; ++i) {
-        if (i < 5 && s[i * 3 + 2] != ':') return false;
+        if (i < 5 && s[i * 3 + 2] != ':')
+            return false;
         unsigned v = 0;
         const auto r = std::from_chars(s.data() + i * 3, s.data() + i * 3 + 2, v, 16);
-        if (r.ec != std::errc{} || r.ptr != s.data() + i * 3 + 2) return false;
+        if (r.ec != std::errc{} || r.ptr != s.data() + i * 3 + 2)
+            return false;
         out[i] = static_cast<std::uint8_t>(v);
     }
     return true;
@@ -252,8 +296,14 @@ bool parse_args(int argc, const char* const* argv, daemon_config& cfg, std::stri
             has_val = true;
         }
         auto need = [&](std::string_view& v) {
-            if (has_val) { v = val; return true; }
-            if (i + 1 >= argc) { err = std::string(a) + " needs a value"; return false; }
+            if (has_val) {
+                v = val;
+                return true;
+            }
+            if (i + 1 >= argc) {
+                err = std::string(a) + " needs a value";
+                return false;
+            }
             v = argv[++i];
             return true;
         };
@@ -263,21 +313,28 @@ bool parse_args(int argc, const char* const* argv, daemon_config& cfg, std::stri
             cfg.help = true;
             return true;
         } else if (a == "--config" || a == "-c") {
-            if (!need(v) || !load_config_file(std::string(v), cfg, err)) return false;
+            if (!need(v) || !load_config_file(std::string(v), cfg, err))
+                return false;
             continue;
         } else if (a == "--lower") {
-            if (!need(v)) return false;
+            if (!need(v))
+                return false;
             std::vector<std::string_view> f;
             std::string_view rest = v;
             while (true) {
                 const auto c = rest.find(':');
                 f.push_back(rest.substr(0, c));
-                if (c == std::string_view::npos) break;
+                if (c == std::string_view::npos)
+                    break;
                 rest = rest.substr(c + 1);
             }
             lower_config l;
-            if (!parse_lower(f, l, e)) { err = "--lower '" + std::string(v) + "': " + e; return false; }
-            if (!lowers_from_flags) cfg.lowers.clear();  // flags replace the file's list
+            if (!parse_lower(f, l, e)) {
+                err = "--lower '" + std::string(v) + "': " + e;
+                return false;
+            }
+            if (!lowers_from_flags)
+                cfg.lowers.clear(); // flags replace the file's list
             lowers_from_flags = true;
             cfg.lowers.push_back(l);
             continue;
@@ -285,18 +342,29 @@ bool parse_args(int argc, const char* const* argv, daemon_config& cfg, std::stri
             cfg.failback = false;
             continue;
         }
-        struct flag { std::string_view name; std::string_view key; };
+        struct flag {
+            std::string_view name;
+            std::string_view key;
+        };
         static constexpr flag flags[] = {
-            {"--tap", "tap"},         {"--socket", "socket"},      {"--mac", "mac"},
-            {"--queues", "queues"},   {"--policy", "policy"},      {"--allow-mac", "allow_mac"},
-            {"--allow-vlan", "allow_vlan"}, {"--mtu-min", "mtu_min"}, {"--mtu-max", "mtu_max"},
-            {"--min-dwell-ms", "min_dwell_ms"}, {"--failback", "failback"},
+            {"--tap", "tap"},
+            {"--socket", "socket"},
+            {"--mac", "mac"},
+            {"--queues", "queues"},
+            {"--policy", "policy"},
+            {"--allow-mac", "allow_mac"},
+            {"--allow-vlan", "allow_vlan"},
+            {"--mtu-min", "mtu_min"},
+            {"--mtu-max", "mtu_max"},
+            {"--min-dwell-ms", "min_dwell_ms"},
+            {"--failback", "failback"},
         };
         bool known = false;
         for (const auto& f : flags) {
             if (a == f.name) {
                 known = true;
-                if (!need(v)) return false;
+                if (!need(v))
+                    return false;
                 if (!apply_config_key(f.key, v, cfg, e)) {
                     err = std::string(a) + ": " + e;
                     return false;
@@ -315,7 +383,8 @@ bool parse_args(int argc, const char* const* argv, daemon_config& cfg, std::stri
 
 bool validate(const daemon_config& cfg, std::string& err) {
     if (cfg.lowers.empty()) {
-        err = "no lower interface: give at least one --lower IF:PLUGIN (or 'lower =' in the config)";
+        err =
+            "no lower interface: give at least one --lower IF:PLUGIN (or 'lower =' in the config)";
         return false;
     }
     std::size_t per_kind[2] = {0, 0};
@@ -342,7 +411,8 @@ bool validate(const daemon_config& cfg, std::string& err) {
     }
     if (cfg.has_mac && !cfg.policy.allowed_macs.empty()) {
         bool found = false;
-        for (const auto& m : cfg.policy.allowed_macs) found = found || m == cfg.mac;
+        for (const auto& m : cfg.policy.allowed_macs)
+            found = found || m == cfg.mac;
         if (!found) {
             err = "mac " + format_mac(cfg.mac) + " is not among the policy's allowed MACs";
             return false;

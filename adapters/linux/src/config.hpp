@@ -40,8 +40,8 @@ struct lower_config {
 };
 
 struct policy_config {
-    std::vector<mac_addr> allowed_macs;  ///< empty: any unicast MAC
-    std::bitset<max_vlan_id + 1> vlans;  ///< allowed VLAN ids
+    std::vector<mac_addr> allowed_macs; ///< empty: any unicast MAC
+    std::bitset<max_vlan_id + 1> vlans; ///< allowed VLAN ids
     std::uint32_t mtu_min = 68;
     std::uint32_t mtu_max = 1500;
 };

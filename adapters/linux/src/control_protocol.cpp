@@ -13,7 +13,8 @@ bool parse_request(std::string_view line, request& out, std::string& err) {
         err = "request longer than " + std::to_string(max_request_line) + " bytes";
         return false;
     }
-    if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
+    if (!line.empty() && line.back() == '\r')
+        line.remove_suffix(1);
     for (const char c : line) {
         if (!std::isprint(static_cast<unsigned char>(c))) {
             err = "request holds a non-printable byte";
@@ -23,10 +24,13 @@ bool parse_request(std::string_view line, request& out, std::string& err) {
     std::vector<std::string_view> w;
     std::string_view s = line;
     while (!s.empty()) {
-        while (!s.empty() && s.front() == ' ') s.remove_prefix(1);
+        while (!s.empty() && s.front() == ' ')
+            s.remove_prefix(1);
         std::size_t i = 0;
-        while (i < s.size() && s[i] != ' ') ++i;
-        if (i != 0) w.push_back(s.substr(0, i));
+        while (i < s.size() && s[i] != ' ')
+            ++i;
+        if (i != 0)
+            w.push_back(s.substr(0, i));
         s.remove_prefix(i);
     }
     if (w.empty()) {
@@ -43,7 +47,9 @@ bool parse_request(std::string_view line, request& out, std::string& err) {
             err = "'" + std::string(w[0]) + "' takes no argument";
             return false;
         }
-        out.cmd = w[0] == "status" ? command::status : w[0] == "stats" ? command::stats : command::ping;
+        out.cmd = w[0] == "status"  ? command::status
+                  : w[0] == "stats" ? command::stats
+                                    : command::ping;
         return true;
     }
     if (w[0] == "switch") {
@@ -93,12 +99,16 @@ std::size_t find_key(std::string_view j, std::string_view key) {
     for (std::size_t i = 0; i < j.size(); ++i) {
         const char c = j[i];
         if (in_str) {
-            if (c == '\\') ++i;
-            else if (c == '"') in_str = false;
+            if (c == '\\')
+                ++i;
+            else if (c == '"')
+                in_str = false;
             continue;
         }
-        if (c == '{' || c == '[') ++depth;
-        else if (c == '}' || c == ']') --depth;
+        if (c == '{' || c == '[')
+            ++depth;
+        else if (c == '}' || c == ']')
+            --depth;
         else if (c == '"') {
             if (depth == 1 && j.substr(i + 1, key.size()) == key &&
                 j.substr(i + 1 + key.size(), 2) == "\":") {
@@ -113,33 +123,46 @@ std::size_t find_key(std::string_view j, std::string_view key) {
 
 bool json_get_bool(std::string_view j, std::string_view key, bool& out) {
     const std::size_t p = find_key(j, key);
-    if (p == std::string_view::npos) return false;
-    if (j.substr(p, 4) == "true") { out = true; return true; }
-    if (j.substr(p, 5) == "false") { out = false; return true; }
+    if (p == std::string_view::npos)
+        return false;
+    if (j.substr(p, 4) == "true") {
+        out = true;
+        return true;
+    }
+    if (j.substr(p, 5) == "false") {
+        out = false;
+        return true;
+    }
     return false;
 }
 
 bool json_get_string(std::string_view j, std::string_view key, std::string& out) {
     std::size_t p = find_key(j, key);
-    if (p == std::string_view::npos || p >= j.size() || j[p] != '"') return false;
+    if (p == std::string_view::npos || p >= j.size() || j[p] != '"')
+        return false;
     out.clear();
     for (++p; p < j.size(); ++p) {
         const char c = j[p];
-        if (c == '"') return true;
+        if (c == '"')
+            return true;
         if (c == '\\' && p + 1 < j.size()) {
             const char e = j[++p];
-            if (e == 'n') out += '\n';
-            else if (e == 't') out += '\t';
+            if (e == 'n')
+                out += '\n';
+            else if (e == 't')
+                out += '\t';
             else if (e == 'u' && p + 4 < j.size()) {
                 // Exactly four hex digits, else the reply is malformed (std::stoi would
                 // throw on "\uZZZZ" and take npactl down with an uncaught exception).
                 unsigned v = 0;
                 const char* d = j.data() + p + 1;
                 const auto [end, ec] = std::from_chars(d, d + 4, v, 16);
-                if (ec != std::errc{} || end != d + 4) return false;
+                if (ec != std::errc{} || end != d + 4)
+                    return false;
                 out += static_cast<char>(v);
                 p += 4;
-            } else out += e;
+            } else
+                out += e;
         } else {
             out += c;
         }

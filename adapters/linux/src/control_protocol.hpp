@@ -24,8 +24,8 @@ enum class command : std::uint8_t { status, stats, switch_to, ping };
 
 struct request {
     command cmd = command::status;
-    std::string arg;     ///< switch target
-    bool text = false;   ///< include the human-readable rendering
+    std::string arg;   ///< switch target
+    bool text = false; ///< include the human-readable rendering
 };
 
 /// Parses one request line (without its newline). On error returns false and a reason.

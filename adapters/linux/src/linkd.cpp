@@ -49,18 +49,21 @@ constexpr std::size_t max_clients = 16;
 std::uint64_t mono_ns() noexcept {
     timespec ts{};
     ::clock_gettime(CLOCK_MONOTONIC, &ts);
-    return static_cast<std::uint64_t>(ts.tv_sec) * 1'000'000'000u + static_cast<std::uint64_t>(ts.tv_nsec);
+    return static_cast<std::uint64_t>(ts.tv_sec) * 1'000'000'000u +
+           static_cast<std::uint64_t>(ts.tv_nsec);
 }
 
 bool iface_running(const char* name, int& ifindex) {
     ifindex = static_cast<int>(::if_nametoindex(name));
-    if (ifindex == 0) return false;
+    if (ifindex == 0)
+        return false;
     const int s = ::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
     ifreq ifr{};
     std::snprintf(ifr.ifr_name, IFNAMSIZ, "%s", name);
     const bool ok = s >= 0 && ::ioctl(s, SIOCGIFFLAGS, &ifr) == 0 && (ifr.ifr_flags & IFF_UP) &&
                     (ifr.ifr_flags & IFF_RUNNING);
-    if (s >= 0) ::close(s);
+    if (s >= 0)
+        ::close(s);
     return ok;
 }
 
@@ -87,7 +90,8 @@ std::uint64_t linkd_env::now_ns() noexcept { return mono_ns(); }
 
 void linkd_env::log(log_level level, const char* msg) noexcept {
     static constexpr const char* names[] = {"debug", "info", "warning", "error"};
-    if (level == log_level::debug) return;
+    if (level == log_level::debug)
+        return;
     std::fprintf(stderr, "npa-linkd: %s: %s\n", names[static_cast<int>(level)], msg);
 }
 
@@ -96,7 +100,8 @@ status policy_channel::submit(const control_request& r) const {
     case control_op::set_mac:
         if (!pol_.allowed_macs.empty()) {
             for (const auto& m : pol_.allowed_macs) {
-                if (m == r.mac) return {};
+                if (m == r.mac)
+                    return {};
             }
             return {errc::refused, "MAC not allowed by policy"};
         }
@@ -105,8 +110,7 @@ status policy_channel::submit(const control_request& r) const {
         return r.vlan <= max_vlan_id && pol_.vlans.test(r.vlan)
                    ? status{}
                    : status{errc::refused, "VLAN not allowed by policy"};
-    case control_op::del_vlan:
-        return {};
+    case control_op::del_vlan: return {};
     case control_op::set_mtu:
         if (r.mtu < pol_.mtu_min || r.mtu > pol_.mtu_max) {
             return {errc::refused, "MTU outside the policy's range"};
@@ -115,15 +119,15 @@ status policy_channel::submit(const control_request& r) const {
             return {errc::not_supported, "MTU larger than the data paths carry"};
         }
         return {};
-    default:
-        return {};
+    default: return {};
     }
 }
 
 status policy_channel::submit_batch(std::span<const control_request> b) const {
     for (const auto& r : b) {
         const status st = submit(r);
-        if (!st.ok()) return st;
+        if (!st.ok())
+            return st;
     }
     return {};
 }
@@ -137,9 +141,11 @@ linkd::~linkd() {
         shell_->stop();
     }
     for (auto& q : pending_tx_) {
-        for (auto b : q) pool_->free(b);
+        for (auto b : q)
+            pool_->free(b);
     }
-    for (const int c : clients_) ::close(c);
+    for (const int c : clients_)
+        ::close(c);
     if (listen_fd_ >= 0) {
         ::close(listen_fd_);
         ::unlink(cfg_.socket.c_str());
@@ -171,7 +177,8 @@ bool linkd::init(std::string& err) {
         return false;
     }
     std::uint32_t mtu = 1500;
-    if (auto m = tap_.mtu(); m.ok()) mtu = *m;
+    if (auto m = tap_.mtu(); m.ok())
+        mtu = *m;
     if (mtu > cfg_.policy.mtu_max || mtu < cfg_.policy.mtu_min) {
         mtu = std::min(std::max(mtu, cfg_.policy.mtu_min), cfg_.policy.mtu_max);
         (void)tap_.set_mtu(mtu);
@@ -209,7 +216,7 @@ bool linkd::init(std::string& err) {
     }
     pending_tx_.resize(cfg_.queues);
     // 4. Lowers: a shell path each (two per plugin kind), their current state.
-    std::uint8_t next_slot[2] = {0, 1};  // af_packet: paths 0 and 2; af_xdp: 1 and 3
+    std::uint8_t next_slot[2] = {0, 1}; // af_packet: paths 0 and 2; af_xdp: 1 and 3
     for (const auto& lc : cfg_.lowers) {
         lower_state l;
         l.cfg = lc;
@@ -282,7 +289,8 @@ bool linkd::init(std::string& err) {
 
 int linkd::lower_of_path(std::uint8_t path) const noexcept {
     for (std::size_t i = 0; i < lowers_.size(); ++i) {
-        if (lowers_[i].path == path) return static_cast<int>(i);
+        if (lowers_[i].path == path)
+            return static_cast<int>(i);
     }
     return -1;
 }
@@ -315,16 +323,18 @@ void linkd::failover(switch_reason why) {
     }
     const int active = lower_of_path(shell_->active_path());
     for (std::size_t i = 0; i < lowers_.size(); ++i) {
-        if (static_cast<int>(i) == active || !lowers_[i].running) continue;
+        if (static_cast<int>(i) == active || !lowers_[i].running)
+            continue;
         const status st = request_switch(i, why);
         if (st.ok()) {
             failover_pending_ = false;
             return;
         }
         linkd_env{}.log(log_level::warning, (std::string("failover to ") + lowers_[i].cfg.ifname +
-                                             " failed: " + st.reason()).c_str());
+                                             " failed: " + st.reason())
+                                                .c_str());
     }
-    failover_pending_ = true;  // nothing usable now: retry when a lower comes up
+    failover_pending_ = true; // nothing usable now: retry when a lower comes up
     failover_reason_ = why;
 }
 
@@ -333,18 +343,21 @@ void linkd::after_switch() {
     if (h.size() != 0) {
         const switch_record& r = h.recent(0);
         const int li = lower_of_path(r.to);
-        if (li >= 0 && r.result == errc::ok) ++lowers_[static_cast<std::size_t>(li)].switches_to;
+        if (li >= 0 && r.result == errc::ok)
+            ++lowers_[static_cast<std::size_t>(li)].switches_to;
         char line[256];
-        std::snprintf(line, sizeof line,
-                      "switch %llu: %s -> %s (%s): %s, %s us, held %llu, requeued %llu, lost %llu",
-                      static_cast<unsigned long long>(r.seq),
-                      r.from == linkd_shell::no_path || lower_of_path(r.from) < 0
-                          ? "none" : lowers_[static_cast<std::size_t>(lower_of_path(r.from))].cfg.ifname.c_str(),
-                      li >= 0 ? lowers_[static_cast<std::size_t>(li)].cfg.ifname.c_str() : "?",
-                      to_string(r.reason), r.result == errc::ok ? "ok" : r.detail,
-                      fmt_us(r.duration_ns).c_str(), static_cast<unsigned long long>(r.held),
-                      static_cast<unsigned long long>(r.requeued),
-                      static_cast<unsigned long long>(r.tx_lost));
+        std::snprintf(
+            line, sizeof line,
+            "switch %llu: %s -> %s (%s): %s, %s us, held %llu, requeued %llu, lost %llu",
+            static_cast<unsigned long long>(r.seq),
+            r.from == linkd_shell::no_path || lower_of_path(r.from) < 0
+                ? "none"
+                : lowers_[static_cast<std::size_t>(lower_of_path(r.from))].cfg.ifname.c_str(),
+            li >= 0 ? lowers_[static_cast<std::size_t>(li)].cfg.ifname.c_str() : "?",
+            to_string(r.reason), r.result == errc::ok ? "ok" : r.detail,
+            fmt_us(r.duration_ns).c_str(), static_cast<unsigned long long>(r.held),
+            static_cast<unsigned long long>(r.requeued),
+            static_cast<unsigned long long>(r.tx_lost));
         linkd_env{}.log(log_level::info, line);
     }
     announce();
@@ -353,9 +366,11 @@ void linkd::after_switch() {
 }
 
 void linkd::announce() {
-    if (shell_->active_path() == linkd_shell::no_path) return;
+    if (shell_->active_path() == linkd_shell::no_path)
+        return;
     std::array<buffer_ref, 1> b{};
-    if (shell_->alloc(0, b) != 1) return;
+    if (shell_->alloc(0, b) != 1)
+        return;
     const std::size_t n = build_announce(shell_->desired_control().mac(),
                                          std::span<std::byte>(b[0].data(), b[0].capacity()));
     b[0].set_length(static_cast<std::uint32_t>(n));
@@ -368,7 +383,8 @@ void linkd::announce() {
 
 void linkd::send_raw_announce(const lower_state& l) {
     const int s = ::socket(AF_PACKET, SOCK_RAW | SOCK_CLOEXEC, 0);
-    if (s < 0) return;
+    if (s < 0)
+        return;
     sockaddr_ll sll{};
     sll.sll_family = AF_PACKET;
     sll.sll_ifindex = static_cast<int>(::if_nametoindex(l.cfg.ifname.c_str()));
@@ -400,10 +416,11 @@ bool linkd::data_iteration() {
             std::uint32_t filled = 0;
             for (std::uint32_t i = 0; i < got; ++i) {
                 const int r = tap_.read_frame(q, bufs[filled]);
-                if (r == 0) break;
+                if (r == 0)
+                    break;
                 if (r < 0) {
                     ++tc_.read_dropped;
-                    continue;  // reuse the buffer for the next frame
+                    continue; // reuse the buffer for the next frame
                 }
                 ++filled;
                 ++tc_.read;
@@ -413,7 +430,8 @@ bool linkd::data_iteration() {
             }
             if (filled != 0) {
                 work = true;
-                const std::uint16_t n = shell_->tx_burst(q, std::span<buffer_ref>(bufs.data(), filled));
+                const std::uint16_t n =
+                    shell_->tx_burst(q, std::span<buffer_ref>(bufs.data(), filled));
                 pend.assign(bufs.begin() + n, bufs.begin() + filled);
             }
         }
@@ -431,7 +449,8 @@ bool linkd::data_iteration() {
             shell_->free(q, std::span<const buffer_ref>(rx.data(), n));
             work = true;
         }
-        if (shell_->poll(q) != 0) work = true;
+        if (shell_->poll(q) != 0)
+            work = true;
     }
     return work;
 }
@@ -442,24 +461,30 @@ void linkd::run() {
     while (!stop_.load(std::memory_order_relaxed)) {
         fds.clear();
         for (std::uint16_t q = 0; q < cfg_.queues; ++q) {
-            if (pending_tx_[q].empty()) fds.push_back({tap_.fd(q), POLLIN, 0});
+            if (pending_tx_[q].empty())
+                fds.push_back({tap_.fd(q), POLLIN, 0});
             for_paths([&](auto I) {
                 const int fd = shell_->template plugin<I()>().fd(q);
-                if (fd >= 0) fds.push_back({fd, POLLIN, 0});
+                if (fd >= 0)
+                    fds.push_back({fd, POLLIN, 0});
             });
         }
         const std::size_t ctl_at = fds.size();
         fds.push_back({mon_.fd(), POLLIN, 0});
         fds.push_back({listen_fd_, POLLIN, 0});
-        for (const int c : clients_) fds.push_back({c, POLLIN, 0});
+        for (const int c : clients_)
+            fds.push_back({c, POLLIN, 0});
         bool busy_tx = false;
         for (std::uint16_t q = 0; q < cfg_.queues; ++q) {
             busy_tx = busy_tx || !pending_tx_[q].empty();
         }
-        const int timeout = work ? 0 : (shell_->switching() || busy_tx || announces_left_ != 0) ? 1
-                                                                                             : idle_timeout_ms;
+        const int timeout = work ? 0
+                            : (shell_->switching() || busy_tx || announces_left_ != 0)
+                                ? 1
+                                : idle_timeout_ms;
         const int pr = ::poll(fds.data(), fds.size(), timeout);
-        if (pr < 0 && errno != EINTR) break;
+        if (pr < 0 && errno != EINTR)
+            break;
 
         if (fds[ctl_at].revents & POLLIN) {
             (void)mon_.drain([this](const link_event& ev) { handle_link_event(ev); });
@@ -479,7 +504,8 @@ void linkd::run() {
         }
         for (std::size_t i = clients_.size(); i-- > 0;) {
             const std::size_t at = ctl_at + 2 + i;
-            if (at < fds.size() && fds[at].fd == clients_[i] && (fds[at].revents & (POLLIN | POLLHUP | POLLERR))) {
+            if (at < fds.size() && fds[at].fd == clients_[i] &&
+                (fds[at].revents & (POLLIN | POLLHUP | POLLERR))) {
                 handle_client(i);
             }
         }
@@ -503,7 +529,8 @@ void linkd::run() {
                 }
             });
             if (h != errc::ok) {
-                failover(h == errc::removed ? switch_reason::surprise_removal : switch_reason::device_error);
+                failover(h == errc::removed ? switch_reason::surprise_removal
+                                            : switch_reason::device_error);
             }
         }
         if (announces_left_ != 0 && mono_ns() >= next_announce_ns_ && !shell_->switching()) {
@@ -518,13 +545,15 @@ void linkd::run() {
 
 void linkd::handle_link_event(const link_event& ev) {
     if (ev.ifindex == tap_.ifindex()) {
-        if (ev.what == link_event::kind::changed) apply_tap_change(ev);
+        if (ev.what == link_event::kind::changed)
+            apply_tap_change(ev);
         return;
     }
     // VLAN interfaces stacked on the TAP: the stack asks for a VLAN filter.
     if (ev.is_vlan && ev.link == tap_.ifindex() && ev.what == link_event::kind::changed) {
         for (const int v : vlan_ifindex_) {
-            if (v == ev.ifindex) return;
+            if (v == ev.ifindex)
+                return;
         }
         const status st = shell_->add_vlan(ev.vlan_id);
         char line[160];
@@ -555,7 +584,8 @@ void linkd::handle_link_event(const link_event& ev) {
         lower_state& l = lowers_[i];
         const bool match = (l.ifindex != 0 && l.ifindex == ev.ifindex) ||
                            (ev.what == link_event::kind::changed && l.cfg.ifname == ev.ifname);
-        if (!match) continue;
+        if (!match)
+            continue;
         const bool was = l.running;
         if (ev.what == link_event::kind::removed) {
             l.ifindex = 0;
@@ -567,10 +597,12 @@ void linkd::handle_link_event(const link_event& ev) {
         const int active = lower_of_path(shell_->active_path());
         if (was && !l.running && static_cast<int>(i) == active) {
             linkd_env{}.log(log_level::warning,
-                            (l.cfg.ifname + (ev.what == link_event::kind::removed ? " removed" : " went down") +
-                             ": switching away").c_str());
+                            (l.cfg.ifname +
+                             (ev.what == link_event::kind::removed ? " removed" : " went down") +
+                             ": switching away")
+                                .c_str());
             failover(ev.what == link_event::kind::removed ? switch_reason::surprise_removal
-                                                           : switch_reason::device_error);
+                                                          : switch_reason::device_error);
         } else if (!was && l.running) {
             if (failover_pending_) {
                 failover(failover_reason_);
@@ -591,13 +623,15 @@ void linkd::apply_tap_change(const link_event& ev) {
         const status st = shell_->set_mac(ev.mac);
         if (st.ok()) {
             ++tc_.control_applied;
-            std::snprintf(line, sizeof line, "MAC of %s -> %s: applied", tap_.name(), format_mac(ev.mac).c_str());
+            std::snprintf(line, sizeof line, "MAC of %s -> %s: applied", tap_.name(),
+                          format_mac(ev.mac).c_str());
             announce();
         } else {
             ++tc_.control_refused;
             (void)tap_.set_mac(old);
-            std::snprintf(line, sizeof line, "MAC of %s -> %s: refused (%s), reverted to %s", tap_.name(),
-                          format_mac(ev.mac).c_str(), st.reason(), format_mac(old).c_str());
+            std::snprintf(line, sizeof line, "MAC of %s -> %s: refused (%s), reverted to %s",
+                          tap_.name(), format_mac(ev.mac).c_str(), st.reason(),
+                          format_mac(old).c_str());
         }
         linkd_env{}.log(log_level::info, line);
     }
@@ -610,8 +644,8 @@ void linkd::apply_tap_change(const link_event& ev) {
         } else {
             ++tc_.control_refused;
             (void)tap_.set_mtu(old);
-            std::snprintf(line, sizeof line, "MTU of %s -> %u: refused (%s), reverted to %u", tap_.name(),
-                          ev.mtu, st.reason(), old);
+            std::snprintf(line, sizeof line, "MTU of %s -> %u: refused (%s), reverted to %u",
+                          tap_.name(), ev.mtu, st.reason(), old);
         }
         linkd_env{}.log(log_level::info, line);
     }
@@ -639,7 +673,8 @@ void linkd::handle_client(std::size_t i) {
         if (acc.size() > max_request_line) {
             ++tc_.bad_requests;
             const std::string reply =
-                json_error("request longer than " + std::to_string(max_request_line) + " bytes") + "\n";
+                json_error("request longer than " + std::to_string(max_request_line) + " bytes") +
+                "\n";
             (void)!::write(clients_[i], reply.data(), reply.size());
             close_it = true;
         }
@@ -672,24 +707,31 @@ std::string linkd::do_switch(const std::string& target, bool text) {
     int to = -1;
     if (target == "next") {
         for (std::size_t k = 1; k <= lowers_.size(); ++k) {
-            const std::size_t i = (static_cast<std::size_t>(active < 0 ? 0 : active) + k) % lowers_.size();
+            const std::size_t i =
+                (static_cast<std::size_t>(active < 0 ? 0 : active) + k) % lowers_.size();
             if (static_cast<int>(i) != active && lowers_[i].running) {
                 to = static_cast<int>(i);
                 break;
             }
         }
-        if (to < 0) return json_error("no other lower interface is up");
+        if (to < 0)
+            return json_error("no other lower interface is up");
     } else {
         for (std::size_t i = 0; i < lowers_.size(); ++i) {
-            if (lowers_[i].cfg.ifname == target) to = static_cast<int>(i);
+            if (lowers_[i].cfg.ifname == target)
+                to = static_cast<int>(i);
         }
-        if (to < 0) return json_error("no lower interface named '" + target.substr(0, 32) + "'");
-        if (to == active) return json_error("'" + target + "' is already active");
-        if (!lowers_[static_cast<std::size_t>(to)].running) return json_error("'" + target + "' is not up");
+        if (to < 0)
+            return json_error("no lower interface named '" + target.substr(0, 32) + "'");
+        if (to == active)
+            return json_error("'" + target + "' is already active");
+        if (!lowers_[static_cast<std::size_t>(to)].running)
+            return json_error("'" + target + "' is not up");
     }
     const status st = request_switch(static_cast<std::size_t>(to), switch_reason::operator_request);
     if (!st.ok()) {
-        return json_error(std::string("switch to ") + lowers_[static_cast<std::size_t>(to)].cfg.ifname +
+        return json_error(std::string("switch to ") +
+                          lowers_[static_cast<std::size_t>(to)].cfg.ifname +
                           " refused: " + st.reason());
     }
     // Keep the traffic moving while the switch completes, then answer with its record.
@@ -705,12 +747,15 @@ std::string linkd::do_switch(const std::string& target, bool text) {
     after_switch();
     const switch_record& rec = shell_->history().recent(0);
     const std::string& name = lowers_[static_cast<std::size_t>(to)].cfg.ifname;
-    std::string o = "{\"ok\":true,\"active\":" + json_str(name) + ",\"duration_us\":" + fmt_us(rec.duration_ns) +
-                    ",\"held\":" + std::to_string(rec.held) + ",\"requeued\":" + std::to_string(rec.requeued) +
+    std::string o = "{\"ok\":true,\"active\":" + json_str(name) +
+                    ",\"duration_us\":" + fmt_us(rec.duration_ns) +
+                    ",\"held\":" + std::to_string(rec.held) +
+                    ",\"requeued\":" + std::to_string(rec.requeued) +
                     ",\"lost\":" + std::to_string(rec.tx_lost);
     if (text) {
-        o += ",\"text\":" + json_str("switched to " + name + " in " + fmt_us(rec.duration_ns) + " us (held " +
-                                     std::to_string(rec.held) + ", lost " + std::to_string(rec.tx_lost) + ")\n");
+        o += ",\"text\":" +
+             json_str("switched to " + name + " in " + fmt_us(rec.duration_ns) + " us (held " +
+                      std::to_string(rec.held) + ", lost " + std::to_string(rec.tx_lost) + ")\n");
     }
     return o + "}";
 }
@@ -719,33 +764,39 @@ std::string linkd::render_status(bool text) {
     const int active = lower_of_path(shell_->active_path());
     const auto& want = shell_->desired_control();
     std::string mode = "-";
-    std::string o = "{\"ok\":true,\"tap\":" + json_str(tap_.name()) + ",\"mac\":" + json_str(format_mac(want.mac())) +
-                    ",\"mtu\":" + std::to_string(want.mtu()) + ",\"active\":" +
-                    (active >= 0 ? json_str(lowers_[static_cast<std::size_t>(active)].cfg.ifname) : "null") +
-                    ",\"plugin\":" + json_str(shell_->active_name());
+    std::string o =
+        "{\"ok\":true,\"tap\":" + json_str(tap_.name()) +
+        ",\"mac\":" + json_str(format_mac(want.mac())) + ",\"mtu\":" + std::to_string(want.mtu()) +
+        ",\"active\":" +
+        (active >= 0 ? json_str(lowers_[static_cast<std::size_t>(active)].cfg.ifname) : "null") +
+        ",\"plugin\":" + json_str(shell_->active_name());
     for_paths([&](auto I) {
         if constexpr (I() % 2 == 1) {
-            if (I() == shell_->active_path()) mode = to_string(shell_->template plugin<I()>().mode());
+            if (I() == shell_->active_path())
+                mode = to_string(shell_->template plugin<I()>().mode());
         }
     });
-    o += ",\"xdp_mode\":" + json_str(mode) + ",\"switching\":" + (shell_->switching() ? "true" : "false") +
+    o += ",\"xdp_mode\":" + json_str(mode) +
+         ",\"switching\":" + (shell_->switching() ? "true" : "false") +
          ",\"switches\":" + std::to_string(shell_->history().switches()) + ",\"lowers\":[";
     std::string t = std::string(tap_.name()) + ": mac " + format_mac(want.mac()) + ", mtu " +
-                    std::to_string(want.mtu()) + ", " + std::to_string(shell_->history().switches()) +
-                    " switches\n";
+                    std::to_string(want.mtu()) + ", " +
+                    std::to_string(shell_->history().switches()) + " switches\n";
     for (std::size_t i = 0; i < lowers_.size(); ++i) {
         const auto& l = lowers_[i];
         const char* state = l.ifindex == 0 ? "missing" : l.running ? "up" : "down";
-        o += std::string(i ? "," : "") + "{\"name\":" + json_str(l.cfg.ifname) + ",\"plugin\":" +
-             json_str(to_string(l.cfg.kind)) + ",\"state\":" + json_str(state) + ",\"active\":" +
-             (static_cast<int>(i) == active ? "true" : "false") + "}";
+        o += std::string(i ? "," : "") + "{\"name\":" + json_str(l.cfg.ifname) +
+             ",\"plugin\":" + json_str(to_string(l.cfg.kind)) + ",\"state\":" + json_str(state) +
+             ",\"active\":" + (static_cast<int>(i) == active ? "true" : "false") + "}";
         t += std::string(static_cast<int>(i) == active ? "  * " : "    ") + l.cfg.ifname + "  " +
-             to_string(l.cfg.kind) + (static_cast<int>(i) == active && l.cfg.kind == plugin_kind::af_xdp
-                                          ? " (" + mode + ")" : std::string()) +
+             to_string(l.cfg.kind) +
+             (static_cast<int>(i) == active && l.cfg.kind == plugin_kind::af_xdp ? " (" + mode + ")"
+                                                                                 : std::string()) +
              "  " + state + (static_cast<int>(i) == active ? "  active" : "") + "\n";
     }
     o += "]";
-    if (text) o += ",\"text\":" + json_str(t);
+    if (text)
+        o += ",\"text\":" + json_str(t);
     return o + "}";
 }
 
@@ -755,19 +806,26 @@ std::string linkd::render_stats(bool text) {
     char line[256];
     for (std::size_t i = 0; i < lowers_.size(); ++i) {
         queue_stats s{};
-        for (std::uint16_t q = 0; q < cfg_.queues; ++q) s += shell_->path_stats(lowers_[i].path, q);
+        for (std::uint16_t q = 0; q < cfg_.queues; ++q)
+            s += shell_->path_stats(lowers_[i].path, q);
         o += std::string(i ? "," : "") + "{\"name\":" + json_str(lowers_[i].cfg.ifname) +
              ",\"plugin\":" + json_str(to_string(lowers_[i].cfg.kind)) +
-             ",\"rx_packets\":" + std::to_string(s.rx_packets) + ",\"rx_bytes\":" + std::to_string(s.rx_bytes) +
-             ",\"tx_packets\":" + std::to_string(s.tx_packets) + ",\"tx_bytes\":" + std::to_string(s.tx_bytes) +
-             ",\"rx_dropped\":" + std::to_string(s.rx_dropped) + ",\"rx_no_buffer\":" +
-             std::to_string(s.rx_no_buffer) + ",\"tx_ring_full\":" + std::to_string(s.tx_ring_full) +
-             ",\"tx_errors\":" + std::to_string(s.tx_errors) + ",\"bad_completion\":" +
-             std::to_string(s.bad_completion) + "}";
-        std::snprintf(line, sizeof line, "%-15s %-9s rx %llu pkts %llu B  tx %llu pkts %llu B  drops %llu\n",
+             ",\"rx_packets\":" + std::to_string(s.rx_packets) +
+             ",\"rx_bytes\":" + std::to_string(s.rx_bytes) +
+             ",\"tx_packets\":" + std::to_string(s.tx_packets) +
+             ",\"tx_bytes\":" + std::to_string(s.tx_bytes) +
+             ",\"rx_dropped\":" + std::to_string(s.rx_dropped) +
+             ",\"rx_no_buffer\":" + std::to_string(s.rx_no_buffer) +
+             ",\"tx_ring_full\":" + std::to_string(s.tx_ring_full) +
+             ",\"tx_errors\":" + std::to_string(s.tx_errors) +
+             ",\"bad_completion\":" + std::to_string(s.bad_completion) + "}";
+        std::snprintf(line, sizeof line,
+                      "%-15s %-9s rx %llu pkts %llu B  tx %llu pkts %llu B  drops %llu\n",
                       lowers_[i].cfg.ifname.c_str(), to_string(lowers_[i].cfg.kind),
-                      static_cast<unsigned long long>(s.rx_packets), static_cast<unsigned long long>(s.rx_bytes),
-                      static_cast<unsigned long long>(s.tx_packets), static_cast<unsigned long long>(s.tx_bytes),
+                      static_cast<unsigned long long>(s.rx_packets),
+                      static_cast<unsigned long long>(s.rx_bytes),
+                      static_cast<unsigned long long>(s.tx_packets),
+                      static_cast<unsigned long long>(s.tx_bytes),
                       static_cast<unsigned long long>(s.rx_dropped + s.rx_no_buffer + s.tx_errors));
         t += line;
     }
@@ -782,41 +840,56 @@ std::string linkd::render_stats(bool text) {
         c.rx_delivered += k.rx_delivered;
     }
     const audit_report a = shell_->audit();
-    o += "],\"tap\":{\"read\":" + std::to_string(tc_.read) + ",\"read_dropped\":" + std::to_string(tc_.read_dropped) +
-         ",\"written\":" + std::to_string(tc_.written) + ",\"write_dropped\":" + std::to_string(tc_.write_dropped) +
-         ",\"announces\":" + std::to_string(tc_.announces) + ",\"control_applied\":" +
-         std::to_string(tc_.control_applied) + ",\"control_refused\":" + std::to_string(tc_.control_refused) +
+    o += "],\"tap\":{\"read\":" + std::to_string(tc_.read) +
+         ",\"read_dropped\":" + std::to_string(tc_.read_dropped) +
+         ",\"written\":" + std::to_string(tc_.written) +
+         ",\"write_dropped\":" + std::to_string(tc_.write_dropped) +
+         ",\"announces\":" + std::to_string(tc_.announces) +
+         ",\"control_applied\":" + std::to_string(tc_.control_applied) +
+         ",\"control_refused\":" + std::to_string(tc_.control_refused) +
          ",\"bad_requests\":" + std::to_string(tc_.bad_requests) + "}";
-    o += ",\"shell\":{\"tx_accepted\":" + std::to_string(c.tx_accepted) + ",\"tx_backlogged\":" +
-         std::to_string(c.tx_backlogged) + ",\"tx_requeued\":" + std::to_string(c.tx_requeued) +
-         ",\"tx_lost\":" + std::to_string(c.tx_lost) + ",\"rx_delivered\":" + std::to_string(c.rx_delivered) +
+    o += ",\"shell\":{\"tx_accepted\":" + std::to_string(c.tx_accepted) +
+         ",\"tx_backlogged\":" + std::to_string(c.tx_backlogged) +
+         ",\"tx_requeued\":" + std::to_string(c.tx_requeued) +
+         ",\"tx_lost\":" + std::to_string(c.tx_lost) +
+         ",\"rx_delivered\":" + std::to_string(c.rx_delivered) +
          ",\"audit_ok\":" + (a.ok() ? "true" : "false") + "}";
     // Mean and median duration over the recent records the shell keeps.
     std::vector<std::uint64_t> recent;
     for (std::uint32_t i = 0; i < h.size(); ++i) {
         const switch_record& r = h.recent(i);
-        if (r.result == errc::ok && r.reason != switch_reason::boot) recent.push_back(r.duration_ns);
+        if (r.result == errc::ok && r.reason != switch_reason::boot)
+            recent.push_back(r.duration_ns);
     }
     std::sort(recent.begin(), recent.end());
     std::uint64_t sum = 0;
-    for (const auto d : recent) sum += d;
+    for (const auto d : recent)
+        sum += d;
     const std::uint64_t mean = recent.empty() ? 0 : sum / recent.size();
     const std::uint64_t median = recent.empty() ? 0 : recent[recent.size() / 2];
-    o += ",\"switch\":{\"count\":" + std::to_string(h.switches()) + ",\"failures\":" + std::to_string(h.failures()) +
-         ",\"recent_mean_us\":" + fmt_us(mean) + ",\"recent_median_us\":" + fmt_us(median) +
-         ",\"last_us\":" + fmt_us(h.last_duration_ns()) + ",\"max_us\":" + fmt_us(h.max_duration_ns()) +
-         ",\"held\":" + std::to_string(h.total_held()) + ",\"lost\":" + std::to_string(h.total_tx_lost()) + "}";
-    std::snprintf(line, sizeof line,
-                  "tap %s: read %llu (dropped %llu), written %llu (dropped %llu)\n"
-                  "switches %llu (failed %llu): last %s us, median %s us, max %s us, held %llu, lost %llu\n",
-                  tap_.name(), static_cast<unsigned long long>(tc_.read),
-                  static_cast<unsigned long long>(tc_.read_dropped), static_cast<unsigned long long>(tc_.written),
-                  static_cast<unsigned long long>(tc_.write_dropped), static_cast<unsigned long long>(h.switches()),
-                  static_cast<unsigned long long>(h.failures()), fmt_us(h.last_duration_ns()).c_str(),
-                  fmt_us(median).c_str(), fmt_us(h.max_duration_ns()).c_str(), static_cast<unsigned long long>(h.total_held()),
-                  static_cast<unsigned long long>(h.total_tx_lost()));
+    o += ",\"switch\":{\"count\":" + std::to_string(h.switches()) +
+         ",\"failures\":" + std::to_string(h.failures()) + ",\"recent_mean_us\":" + fmt_us(mean) +
+         ",\"recent_median_us\":" + fmt_us(median) +
+         ",\"last_us\":" + fmt_us(h.last_duration_ns()) +
+         ",\"max_us\":" + fmt_us(h.max_duration_ns()) +
+         ",\"held\":" + std::to_string(h.total_held()) +
+         ",\"lost\":" + std::to_string(h.total_tx_lost()) + "}";
+    std::snprintf(
+        line, sizeof line,
+        "tap %s: read %llu (dropped %llu), written %llu (dropped %llu)\n"
+        "switches %llu (failed %llu): last %s us, median %s us, max %s us, held %llu, lost %llu\n",
+        tap_.name(), static_cast<unsigned long long>(tc_.read),
+        static_cast<unsigned long long>(tc_.read_dropped),
+        static_cast<unsigned long long>(tc_.written),
+        static_cast<unsigned long long>(tc_.write_dropped),
+        static_cast<unsigned long long>(h.switches()),
+        static_cast<unsigned long long>(h.failures()), fmt_us(h.last_duration_ns()).c_str(),
+        fmt_us(median).c_str(), fmt_us(h.max_duration_ns()).c_str(),
+        static_cast<unsigned long long>(h.total_held()),
+        static_cast<unsigned long long>(h.total_tx_lost()));
     t += line;
-    if (text) o += ",\"text\":" + json_str(t);
+    if (text)
+        o += ",\"text\":" + json_str(t);
     return o + "}";
 }
 

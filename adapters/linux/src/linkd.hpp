@@ -41,7 +41,7 @@ public:
     explicit policy_channel(const policy_config& p) noexcept : pol_(p) {}
     [[nodiscard]] status submit(const control_request& r) const;
     [[nodiscard]] status submit_batch(std::span<const control_request> b) const;
-    std::uint32_t max_mtu = 1500;  ///< of the paths in use (a frame must fit a buffer)
+    std::uint32_t max_mtu = 1500; ///< of the paths in use (a frame must fit a buffer)
 
 private:
     const policy_config& pol_;
@@ -49,13 +49,13 @@ private:
 
 // Paths of the shell: two per plugin kind, so any two lowers can be switched between
 // (the outgoing and the incoming path are attached at the same time).
-using linkd_shell = npa::shell<linkd_env, af_packet_plugin, af_xdp_plugin, af_packet_plugin,
-                               af_xdp_plugin>;
+using linkd_shell =
+    npa::shell<linkd_env, af_packet_plugin, af_xdp_plugin, af_packet_plugin, af_xdp_plugin>;
 
 struct lower_state {
     lower_config cfg;
-    std::uint8_t path = 0;   ///< shell path index
-    int ifindex = 0;         ///< 0: not present
+    std::uint8_t path = 0; ///< shell path index
+    int ifindex = 0;       ///< 0: not present
     bool running = false;
     af_packet_device packet_dev{};
     af_xdp_device xdp_dev{};
@@ -110,7 +110,8 @@ private:
     int listen_fd_ = -1;
     std::vector<int> clients_;
     std::vector<std::string> client_buf_;
-    std::vector<std::vector<buffer_ref>> pending_tx_;  ///< per queue: read from the TAP, not yet taken
+    std::vector<std::vector<buffer_ref>>
+        pending_tx_; ///< per queue: read from the TAP, not yet taken
     std::vector<int> vlan_ifindex_;
     std::vector<std::uint16_t> vlan_id_;
     tap_counters tc_;

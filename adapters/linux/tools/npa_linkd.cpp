@@ -9,7 +9,8 @@
 namespace {
 npa::lnx::tools::linkd* g_daemon = nullptr;
 void on_signal(int) {
-    if (g_daemon != nullptr) g_daemon->stop();
+    if (g_daemon != nullptr)
+        g_daemon->stop();
 }
 } // namespace
 
@@ -30,7 +31,7 @@ int main(int argc, char** argv) {
         return 1;
     }
     g_daemon = &d;
-    struct sigaction sa{};
+    struct sigaction sa {};
     sa.sa_handler = on_signal;
     sigaction(SIGINT, &sa, nullptr);
     sigaction(SIGTERM, &sa, nullptr);

@@ -59,7 +59,8 @@ int main(int argc, char** argv) {
     npa::lnx::tools::request r;
     std::string err;
     if (!npa::lnx::tools::parse_request(req, r, err) || r.text) {
-        std::fprintf(stderr, "npactl: %s\n%s", r.text ? "unknown argument 'text'" : err.c_str(), usage);
+        std::fprintf(stderr, "npactl: %s\n%s", r.text ? "unknown argument 'text'" : err.c_str(),
+                     usage);
         return 2;
     }
     if (sock.size() >= sizeof(sockaddr_un::sun_path)) {
@@ -71,7 +72,8 @@ int main(int argc, char** argv) {
     sa.sun_family = AF_UNIX;
     std::snprintf(sa.sun_path, sizeof sa.sun_path, "%s", sock.c_str());
     if (::connect(fd, reinterpret_cast<sockaddr*>(&sa), sizeof sa) != 0) {
-        std::fprintf(stderr, "npactl: cannot reach npa-linkd at %s: %s\n", sock.c_str(), std::strerror(errno));
+        std::fprintf(stderr, "npactl: cannot reach npa-linkd at %s: %s\n", sock.c_str(),
+                     std::strerror(errno));
         return 2;
     }
     const std::string line = req + (json ? "" : " text") + "\n";
@@ -83,16 +85,19 @@ int main(int argc, char** argv) {
     while (reply.find('\n') == std::string::npos) {
         pollfd p{fd, POLLIN, 0};
         if (::poll(&p, 1, reply_timeout_ms) <= 0) {
-            std::fprintf(stderr, "npactl: no reply from npa-linkd within %d ms\n", reply_timeout_ms);
+            std::fprintf(stderr, "npactl: no reply from npa-linkd within %d ms\n",
+                         reply_timeout_ms);
             return 2;
         }
         char buf[4096];
         const ssize_t n = ::read(fd, buf, sizeof buf);
-        if (n <= 0) break;
+        if (n <= 0)
+            break;
         reply.append(buf, static_cast<std::size_t>(n));
     }
     ::close(fd);
-    if (const auto nl = reply.find('\n'); nl != std::string::npos) reply.resize(nl);
+    if (const auto nl = reply.find('\n'); nl != std::string::npos)
+        reply.resize(nl);
     bool ok = false;
     if (!npa::lnx::tools::json_get_bool(reply, "ok", ok)) {
         std::fprintf(stderr, "npactl: malformed reply from npa-linkd\n");
@@ -102,8 +107,10 @@ int main(int argc, char** argv) {
         std::printf("%s\n", reply.c_str());
     } else if (ok) {
         std::string text;
-        if (npa::lnx::tools::json_get_string(reply, "text", text)) std::fputs(text.c_str(), stdout);
-        else std::printf("ok\n");
+        if (npa::lnx::tools::json_get_string(reply, "text", text))
+            std::fputs(text.c_str(), stdout);
+        else
+            std::printf("ok\n");
     } else {
         std::string e;
         (void)npa::lnx::tools::json_get_string(reply, "error", e);

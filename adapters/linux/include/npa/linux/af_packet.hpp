@@ -67,7 +67,7 @@ inline constexpr std::uint16_t packet_max_queues = 8;
 struct af_packet_device {
     char ifname[IFNAMSIZ] = {};
     std::uint16_t fanout_id = 0;
-    bool promiscuous = true;   ///< receive frames for any MAC (the shell's MAC is not the lower's)
+    bool promiscuous = true; ///< receive frames for any MAC (the shell's MAC is not the lower's)
 
     [[nodiscard]] static af_packet_device named(const char* name) noexcept {
         af_packet_device d;
@@ -97,9 +97,9 @@ public:
         if (qc.queues == 0 || qc.queues > packet_max_queues) {
             return {errc::invalid_argument, "af_packet: queue count must be 1..8"};
         }
-        if (!is_power_of_two(qc.tx_ring_size) || qc.tx_ring_size < 32 ||
-            qc.tx_ring_size > 4096) {
-            return {errc::invalid_argument, "af_packet: tx ring size must be a power of two 32..4096"};
+        if (!is_power_of_two(qc.tx_ring_size) || qc.tx_ring_size < 32 || qc.tx_ring_size > 4096) {
+            return {errc::invalid_argument,
+                    "af_packet: tx ring size must be a power of two 32..4096"};
         }
         if (qc.mtu + 18 > packet_max_frame) {
             return {errc::invalid_argument, "af_packet: MTU too large for the ring frames"};
@@ -117,9 +117,8 @@ public:
         nqueues_ = qc.queues;
         tx_frames_ = qc.tx_ring_size;
         health_.store(errc::ok, std::memory_order_relaxed);
-        const std::uint16_t fanout = dev.fanout_id != 0
-                                         ? dev.fanout_id
-                                         : static_cast<std::uint16_t>(::getpid() ^ ifindex);
+        const std::uint16_t fanout =
+            dev.fanout_id != 0 ? dev.fanout_id : static_cast<std::uint16_t>(::getpid() ^ ifindex);
         for (std::uint16_t q = 0; q < nqueues_; ++q) {
             const status st = open_queue(queues_[q], dev, static_cast<int>(ifindex), fanout);
             if (!st.ok()) {
@@ -204,7 +203,7 @@ public:
             std::memcpy(frame + tx_data_off, b.data(), len);
             hdr->tp_len = len;
             hdr->tp_snaplen = len;
-            hdr->tp_next_offset = 0;  // TPACKET_V3 TX rejects variable-size slots
+            hdr->tp_next_offset = 0; // TPACKET_V3 TX rejects variable-size slots
             qu.tx_buf_info[slot] = b;
             // Hand the frame to the kernel last (release: the data above is visible first).
             std::atomic_ref<std::uint32_t>(hdr->tp_status)
@@ -268,8 +267,8 @@ public:
             qu.tx_buf_info[slot] = buffer_type{};
             if (st & TP_STATUS_WRONG_FORMAT) {
                 ++qu.stats.tx_errors;
-                auto* hdr = reinterpret_cast<tpacket3_hdr*>(qu.tx_ring +
-                                                             std::size_t{slot} * packet_tx_frame_size);
+                auto* hdr = reinterpret_cast<tpacket3_hdr*>(qu.tx_ring + std::size_t{slot} *
+                                                                             packet_tx_frame_size);
                 std::atomic_ref<std::uint32_t>(hdr->tp_status)
                     .store(TP_STATUS_AVAILABLE, std::memory_order_release);
             } else {
@@ -289,7 +288,7 @@ public:
             api_->tx_complete(q, std::span<const buffer_type>(done.data(), nd));
         }
         if (waiting) {
-            kick(qu);  // the kernel stopped early (ENOBUFS, qdisc full): try again
+            kick(qu); // the kernel stopped early (ENOBUFS, qdisc full): try again
         }
         return total;
     }
@@ -313,12 +312,12 @@ public:
 
     [[nodiscard]] npa::capabilities capabilities() const noexcept {
         npa::capabilities c;
-        c.offloads = 0;  // software path: checksums are complete, tags stay in the frame
+        c.offloads = 0; // software path: checksums are complete, tags stay in the frame
         c.max_queues = packet_max_queues;
         c.min_ring_size = 32;
         c.max_ring_size = 4096;
         c.min_mtu = 68;
-        c.max_mtu = packet_max_frame - 18;  // Ethernet header and one VLAN tag
+        c.max_mtu = packet_max_frame - 18; // Ethernet header and one VLAN tag
         return c;
     }
 
@@ -345,9 +344,9 @@ private:
         std::size_t map_len = 0;
         std::byte* rx_ring = nullptr;
         std::byte* tx_ring = nullptr;
-        std::uint32_t rx_block = 0;   ///< block being read
-        std::uint32_t rx_pkt = 0;     ///< packets of it already delivered
-        std::uint32_t rx_off = 0;     ///< offset of the next packet in it
+        std::uint32_t rx_block = 0; ///< block being read
+        std::uint32_t rx_pkt = 0;   ///< packets of it already delivered
+        std::uint32_t rx_off = 0;   ///< offset of the next packet in it
         std::uint32_t tx_next_to_fill = 0;
         std::uint32_t tx_next_to_clean = 0;
         std::uint32_t tx_in_flight = 0;
@@ -382,7 +381,7 @@ private:
         tpacket_req3 rx{};
         rx.tp_block_size = packet_rx_block_size;
         rx.tp_block_nr = packet_rx_block_count;
-        rx.tp_frame_size = packet_tx_frame_size;  // only a hint for V3 RX
+        rx.tp_frame_size = packet_tx_frame_size; // only a hint for V3 RX
         rx.tp_frame_nr = packet_rx_block_size / packet_tx_frame_size * packet_rx_block_count;
         rx.tp_retire_blk_tov = packet_rx_retire_ms;
         if (::setsockopt(qu.fd, SOL_PACKET, PACKET_RX_RING, &rx, sizeof rx) != 0) {
@@ -467,7 +466,8 @@ private:
     }
 
     std::uint32_t tx_status(const queue& qu, std::uint32_t slot) const noexcept {
-        auto* hdr = reinterpret_cast<tpacket3_hdr*>(qu.tx_ring + std::size_t{slot} * packet_tx_frame_size);
+        auto* hdr =
+            reinterpret_cast<tpacket3_hdr*>(qu.tx_ring + std::size_t{slot} * packet_tx_frame_size);
         return std::atomic_ref<std::uint32_t>(hdr->tp_status).load(std::memory_order_acquire);
     }
 
@@ -479,16 +479,16 @@ private:
     }
 
     bool block_ready(const queue& qu) const noexcept {
-        auto* bd = reinterpret_cast<tpacket_block_desc*>(qu.rx_ring +
-                                                         std::size_t{qu.rx_block} * packet_rx_block_size);
+        auto* bd = reinterpret_cast<tpacket_block_desc*>(qu.rx_ring + std::size_t{qu.rx_block} *
+                                                                          packet_rx_block_size);
         return (std::atomic_ref<std::uint32_t>(bd->hdr.bh1.block_status)
                     .load(std::memory_order_acquire) &
                 TP_STATUS_USER) != 0;
     }
 
     void release_block(queue& qu) noexcept {
-        auto* bd = reinterpret_cast<tpacket_block_desc*>(qu.rx_ring +
-                                                         std::size_t{qu.rx_block} * packet_rx_block_size);
+        auto* bd = reinterpret_cast<tpacket_block_desc*>(qu.rx_ring + std::size_t{qu.rx_block} *
+                                                                          packet_rx_block_size);
         std::atomic_ref<std::uint32_t>(bd->hdr.bh1.block_status)
             .store(TP_STATUS_KERNEL, std::memory_order_release);
         qu.rx_block = (qu.rx_block + 1) % packet_rx_block_count;
@@ -536,7 +536,7 @@ private:
             const bool tagged = (h->tp_status & TP_STATUS_VLAN_VALID) != 0;
             const std::uint32_t len = snap + (tagged ? 4u : 0u);
             if (snap != h->tp_len || snap < ETH_HLEN || len > b.capacity()) {
-                ++qu.stats.rx_dropped;  // truncated or larger than a buffer
+                ++qu.stats.rx_dropped; // truncated or larger than a buffer
                 continue;
             }
             const std::byte* src = block + off + mac;
@@ -548,8 +548,8 @@ private:
                 std::memcpy(dst, src, 12);
                 const std::uint16_t tpid =
                     h->hv1.tp_vlan_tpid != 0 ? h->hv1.tp_vlan_tpid : std::uint16_t{ETH_P_8021Q};
-                const std::uint16_t tag[2] = {htons(tpid), htons(static_cast<std::uint16_t>(
-                                                               h->hv1.tp_vlan_tci))};
+                const std::uint16_t tag[2] = {
+                    htons(tpid), htons(static_cast<std::uint16_t>(h->hv1.tp_vlan_tci))};
                 std::memcpy(dst + 12, tag, 4);
                 std::memcpy(dst + 16, src + 12, snap - 12);
             } else {

@@ -60,9 +60,9 @@ inline constexpr std::uint32_t detach_drain_polls = 200;
 inline constexpr std::uint32_t attach_busy_retries = 50;
 
 enum class xdp_mode : std::uint8_t {
-    automatic,  ///< zero-copy if the driver supports it, copy otherwise
-    copy,       ///< XDP_COPY: the kernel copies between the NIC and the UMEM (any driver, veth)
-    zero_copy,  ///< XDP_ZEROCOPY: the NIC DMAs into the UMEM; attach fails if unsupported
+    automatic, ///< zero-copy if the driver supports it, copy otherwise
+    copy,      ///< XDP_COPY: the kernel copies between the NIC and the UMEM (any driver, veth)
+    zero_copy, ///< XDP_ZEROCOPY: the NIC DMAs into the UMEM; attach fails if unsupported
 };
 
 [[nodiscard]] constexpr const char* to_string(xdp_mode m) noexcept {
@@ -78,11 +78,11 @@ enum class xdp_mode : std::uint8_t {
 /// the UMEM (the shell pool's backing memory) the rings will address.
 struct af_xdp_device {
     char ifname[IFNAMSIZ] = {};
-    std::uint32_t queue_id = 0;        ///< first NIC queue; plugin queue q uses queue_id + q
+    std::uint32_t queue_id = 0; ///< first NIC queue; plugin queue q uses queue_id + q
     xdp_mode mode = xdp_mode::automatic;
-    bool need_wakeup = true;           ///< XDP_USE_NEED_WAKEUP: no syscalls while the kernel polls
-    bool promiscuous = true;           ///< receive frames for any MAC (the shell's MAC is not the NIC's)
-    std::byte* umem_base = nullptr;    ///< where the shell's pool lives
+    bool need_wakeup = true; ///< XDP_USE_NEED_WAKEUP: no syscalls while the kernel polls
+    bool promiscuous = true; ///< receive frames for any MAC (the shell's MAC is not the NIC's)
+    std::byte* umem_base = nullptr; ///< where the shell's pool lives
     std::size_t umem_size = 0;
 
     template <class Pool>
@@ -166,7 +166,8 @@ public:
         //    socket per queue; try zero-copy first in automatic mode.
         status st;
         for (std::uint32_t attempt = 0;; ++attempt) {
-            st = open_sockets(dev, dev.mode == xdp_mode::copy ? xdp_mode::copy : xdp_mode::zero_copy);
+            st = open_sockets(dev,
+                              dev.mode == xdp_mode::copy ? xdp_mode::copy : xdp_mode::zero_copy);
             if (!st.ok() && dev.mode == xdp_mode::automatic && last_err_ != EBUSY) {
                 close_sockets();
                 st = open_sockets(dev, xdp_mode::copy);
@@ -281,7 +282,7 @@ public:
             const std::uint32_t c = chunk_of(b);
             if (NPA_UNLIKELY(c == bad_chunk || b.length() == 0 ||
                              (b.iova() % umem_chunk_size) + b.length() > umem_chunk_size)) {
-                ++qu.stats.tx_errors;  // not one of the UMEM's chunks: stays with the caller
+                ++qu.stats.tx_errors; // not one of the UMEM's chunks: stays with the caller
                 break;
             }
             xdp_desc* d = xsk_ring_prod__tx_desc(&qu.tx, idx + n);
@@ -312,7 +313,8 @@ public:
         }
         queue& qu = queues_[q];
         std::uint32_t idx = 0;
-        const std::uint32_t budget = static_cast<std::uint32_t>(std::min<std::size_t>(out.size(), xdp_batch));
+        const std::uint32_t budget =
+            static_cast<std::uint32_t>(std::min<std::size_t>(out.size(), xdp_batch));
         const std::uint32_t got = xsk_ring_cons__peek(&qu.rx, budget, &idx);
         std::uint16_t n = 0;
         std::array<buffer_type, xdp_batch> dropped{};
@@ -323,7 +325,7 @@ public:
             const std::uint32_t len = d->len;
             const std::uint64_t c64 = addr / umem_chunk_size;
             if (NPA_UNLIKELY(c64 >= nchunks_ || chunk_state_[c64] != state_fill)) {
-                ++qu.stats.bad_completion;  // not a chunk we posted: nothing to hand up
+                ++qu.stats.bad_completion; // not a chunk we posted: nothing to hand up
                 continue;
             }
             const auto c = static_cast<std::uint32_t>(c64);
@@ -394,7 +396,7 @@ public:
             api_->tx_complete(q, std::span<const buffer_type>(done.data(), nd));
         }
         if (qu.tx_in_flight != 0) {
-            kick_tx(qu);  // copy mode sends only from sendto(): keep it moving
+            kick_tx(qu); // copy mode sends only from sendto(): keep it moving
         }
         return total;
     }
@@ -433,8 +435,9 @@ public:
     [[nodiscard]] errc health() const noexcept { return health_.load(std::memory_order_relaxed); }
 
     [[nodiscard]] int fd(std::uint16_t q) const noexcept {
-        return attached_ && q < nqueues_ && queues_[q].xsk != nullptr ? xsk_socket__fd(queues_[q].xsk)
-                                                                     : -1;
+        return attached_ && q < nqueues_ && queues_[q].xsk != nullptr
+                   ? xsk_socket__fd(queues_[q].xsk)
+                   : -1;
     }
     [[nodiscard]] bool attached() const noexcept { return attached_; }
     [[nodiscard]] std::uint16_t queue_count() const noexcept { return attached_ ? nqueues_ : 0; }
@@ -444,8 +447,8 @@ public:
 private:
     static constexpr std::uint32_t bad_chunk = ~std::uint32_t{0};
     static constexpr std::uint8_t state_none = 0;
-    static constexpr std::uint8_t state_fill = 1;  // posted on a fill ring (or in the RX ring)
-    static constexpr std::uint8_t state_tx = 2;    // on the TX ring, awaiting completion
+    static constexpr std::uint8_t state_fill = 1; // posted on a fill ring (or in the RX ring)
+    static constexpr std::uint8_t state_tx = 2;   // on the TX ring, awaiting completion
 
     struct queue {
         xsk_socket* xsk = nullptr;
@@ -453,7 +456,7 @@ private:
         xsk_ring_prod tx{};
         xsk_ring_prod fq_own{};
         xsk_ring_cons cq_own{};
-        xsk_ring_prod* fq = nullptr;   // queue 0 uses the UMEM's rings, others their own
+        xsk_ring_prod* fq = nullptr; // queue 0 uses the UMEM's rings, others their own
         xsk_ring_cons* cq = nullptr;
         std::uint32_t fill_posted = 0;
         std::uint32_t tx_in_flight = 0;
@@ -466,7 +469,7 @@ private:
         uc.fill_size = rx_size_;
         uc.comp_size = tx_size_;
         uc.frame_size = umem_chunk_size;
-        uc.frame_headroom = 0;  // data lands at XDP_PACKET_HEADROOM, which the pool matches
+        uc.frame_headroom = 0; // data lands at XDP_PACKET_HEADROOM, which the pool matches
         uc.flags = 0;
         int r = xsk_umem__create(&umem_, umem_base_, std::size_t{nchunks_} * umem_chunk_size,
                                  &queues_[0].fq_own, &queues_[0].cq_own, &uc);
@@ -480,13 +483,14 @@ private:
             xsk_socket_config sc{};
             sc.rx_size = rx_size_;
             sc.tx_size = tx_size_;
-            sc.libxdp_flags = 0;  // let libxdp load (and later remove) its redirect program
-            sc.xdp_flags = 0;     // native XDP where the driver has it, generic otherwise
-            sc.bind_flags = static_cast<std::uint16_t>(
-                (m == xdp_mode::copy ? XDP_COPY : XDP_ZEROCOPY) |
-                (dev.need_wakeup ? XDP_USE_NEED_WAKEUP : 0));
+            sc.libxdp_flags = 0; // let libxdp load (and later remove) its redirect program
+            sc.xdp_flags = 0;    // native XDP where the driver has it, generic otherwise
+            sc.bind_flags =
+                static_cast<std::uint16_t>((m == xdp_mode::copy ? XDP_COPY : XDP_ZEROCOPY) |
+                                           (dev.need_wakeup ? XDP_USE_NEED_WAKEUP : 0));
             if (q == 0) {
-                r = xsk_socket__create(&qu.xsk, dev.ifname, dev.queue_id, umem_, &qu.rx, &qu.tx, &sc);
+                r = xsk_socket__create(&qu.xsk, dev.ifname, dev.queue_id, umem_, &qu.rx, &qu.tx,
+                                       &sc);
             } else {
                 r = xsk_socket__create_shared(&qu.xsk, dev.ifname, dev.queue_id + q, umem_, &qu.rx,
                                               &qu.tx, &qu.fq_own, &qu.cq_own, &sc);
@@ -552,7 +556,7 @@ private:
             }
             n = api_->alloc_rx_buffers(q, std::span<buffer_type>(bufs.data(), n));
             if (n == 0) {
-                break;  // the shell counted the shortfall; fewer buffers stay posted
+                break; // the shell counted the shortfall; fewer buffers stay posted
             }
             std::uint32_t idx = 0;
             if (xsk_ring_prod__reserve(qu.fq, n, &idx) != n) {
@@ -644,8 +648,8 @@ private:
     std::unique_ptr<queue[]> queues_;
     std::unique_ptr<buffer_type[]> chunk_buf_;
     std::unique_ptr<std::uint8_t[]> chunk_state_;
-    std::unique_ptr<std::uint32_t[]> chunk_seq_;   ///< TX acceptance order (for tx_unsent)
-    std::unique_ptr<std::uint16_t[]> chunk_q_;     ///< TX queue a chunk was sent on
+    std::unique_ptr<std::uint32_t[]> chunk_seq_; ///< TX acceptance order (for tx_unsent)
+    std::unique_ptr<std::uint16_t[]> chunk_q_;   ///< TX queue a chunk was sent on
     std::uint32_t tx_seq_ = 0;
     std::byte* umem_base_ = nullptr;
     std::uint32_t nchunks_ = 0;

@@ -32,16 +32,20 @@ inline constexpr unsigned announce_count = 3;
     }
     auto* f = reinterpret_cast<std::uint8_t*>(out.data());
     std::memset(f, 0, announce_frame_len);
-    std::memset(f, 0xff, 6);                   // destination: broadcast
-    std::memcpy(f + 6, mac.data(), 6);         // source: the MAC that moved
-    f[12] = 0x80; f[13] = 0x35;                // ethertype RARP
-    f[14] = 0x00; f[15] = 0x01;                // hardware type: Ethernet
-    f[16] = 0x08; f[17] = 0x00;                // protocol type: IPv4
-    f[18] = 6;                                 // hardware address length
-    f[19] = 4;                                 // protocol address length
-    f[20] = 0x00; f[21] = 0x03;                // opcode: reverse request
-    std::memcpy(f + 22, mac.data(), 6);        // sender hardware address
-    std::memcpy(f + 32, mac.data(), 6);        // target hardware address
+    std::memset(f, 0xff, 6);           // destination: broadcast
+    std::memcpy(f + 6, mac.data(), 6); // source: the MAC that moved
+    f[12] = 0x80;
+    f[13] = 0x35; // ethertype RARP
+    f[14] = 0x00;
+    f[15] = 0x01; // hardware type: Ethernet
+    f[16] = 0x08;
+    f[17] = 0x00; // protocol type: IPv4
+    f[18] = 6;    // hardware address length
+    f[19] = 4;    // protocol address length
+    f[20] = 0x00;
+    f[21] = 0x03;                       // opcode: reverse request
+    std::memcpy(f + 22, mac.data(), 6); // sender hardware address
+    std::memcpy(f + 32, mac.data(), 6); // target hardware address
     return announce_frame_len;
 }
 

@@ -27,8 +27,8 @@ struct link_event {
     kind what = kind::changed;
     int ifindex = 0;
     char ifname[IFNAMSIZ] = {};
-    unsigned flags = 0;        ///< IFF_UP, IFF_RUNNING, IFF_LOWER_UP ...
-    std::uint32_t mtu = 0;     ///< 0 if the message had none
+    unsigned flags = 0;    ///< IFF_UP, IFF_RUNNING, IFF_LOWER_UP ...
+    std::uint32_t mtu = 0; ///< 0 if the message had none
     bool has_mac = false;
     mac_addr mac{};
     int link = 0;              ///< IFLA_LINK: the device this one is stacked on (VLANs)
@@ -47,13 +47,15 @@ public:
     link_monitor(const link_monitor&) = delete;
     link_monitor& operator=(const link_monitor&) = delete;
     ~link_monitor() {
-        if (fd_ >= 0) ::close(fd_);
+        if (fd_ >= 0)
+            ::close(fd_);
     }
 
     /// Subscribes to link events (non-blocking socket for the caller's poll loop).
     [[nodiscard]] bool open() noexcept {
         fd_ = ::socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC | SOCK_NONBLOCK, NETLINK_ROUTE);
-        if (fd_ < 0) return false;
+        if (fd_ < 0)
+            return false;
         sockaddr_nl sa{};
         sa.nl_family = AF_NETLINK;
         sa.nl_groups = RTMGRP_LINK;
@@ -90,8 +92,10 @@ public:
     static void parse(const char* buf, std::size_t n, F&& f) noexcept {
         for (auto* h = reinterpret_cast<const nlmsghdr*>(buf); NLMSG_OK(h, n);
              h = NLMSG_NEXT(h, n)) {
-            if (h->nlmsg_type != RTM_NEWLINK && h->nlmsg_type != RTM_DELLINK) continue;
-            if (h->nlmsg_len < NLMSG_LENGTH(sizeof(ifinfomsg))) continue;
+            if (h->nlmsg_type != RTM_NEWLINK && h->nlmsg_type != RTM_DELLINK)
+                continue;
+            if (h->nlmsg_len < NLMSG_LENGTH(sizeof(ifinfomsg)))
+                continue;
             const auto* ifi = static_cast<const ifinfomsg*>(NLMSG_DATA(h));
             link_event ev;
             ev.what = h->nlmsg_type == RTM_DELLINK ? link_event::kind::removed
@@ -110,7 +114,8 @@ public:
                     }
                     break;
                 case IFLA_MTU:
-                    if (plen >= 4) std::memcpy(&ev.mtu, p, 4);
+                    if (plen >= 4)
+                        std::memcpy(&ev.mtu, p, 4);
                     break;
                 case IFLA_ADDRESS:
                     if (plen == 6) {
@@ -119,13 +124,13 @@ public:
                     }
                     break;
                 case IFLA_LINK:
-                    if (plen >= 4) std::memcpy(&ev.link, p, 4);
+                    if (plen >= 4)
+                        std::memcpy(&ev.link, p, 4);
                     break;
                 case IFLA_LINKINFO:
                     parse_linkinfo(static_cast<const rtattr*>(p), static_cast<int>(plen), ev);
                     break;
-                default:
-                    break;
+                default: break;
                 }
             }
             f(static_cast<const link_event&>(ev));
@@ -136,7 +141,8 @@ public:
     /// interface the policy refused. True when the kernel acknowledged it.
     [[nodiscard]] static bool delete_link(int ifindex) noexcept {
         const int s = ::socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_ROUTE);
-        if (s < 0) return false;
+        if (s < 0)
+            return false;
         struct {
             nlmsghdr h;
             ifinfomsg i;
@@ -152,7 +158,8 @@ public:
             alignas(nlmsghdr) char buf[1024];
             const ssize_t n = ::recv(s, buf, sizeof buf, 0);
             const auto* h = reinterpret_cast<const nlmsghdr*>(buf);
-            if (n >= static_cast<ssize_t>(NLMSG_LENGTH(sizeof(nlmsgerr))) && h->nlmsg_type == NLMSG_ERROR) {
+            if (n >= static_cast<ssize_t>(NLMSG_LENGTH(sizeof(nlmsgerr))) &&
+                h->nlmsg_type == NLMSG_ERROR) {
                 ok = static_cast<const nlmsgerr*>(NLMSG_DATA(h))->error == 0;
             }
         }

@@ -25,9 +25,9 @@
 #include <fcntl.h>
 #include <linux/if_ether.h>
 #include <linux/if_tun.h>
-#include <npa/linux/virtio_net_defs.hpp>
 #include <net/if.h>
 #include <net/if_arp.h>
+#include <npa/linux/virtio_net_defs.hpp>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
@@ -48,8 +48,8 @@ inline constexpr std::uint16_t tap_max_queues = 16;
 
 struct tap_options {
     std::uint16_t queues = 1;
-    bool vnet_hdr = true;     ///< IFF_VNET_HDR: a virtio-net header with every frame
-    std::uint32_t offloads = 0;  ///< TUN_F_* bits for TUNSETOFFLOAD (0: kernel finishes frames)
+    bool vnet_hdr = true;       ///< IFF_VNET_HDR: a virtio-net header with every frame
+    std::uint32_t offloads = 0; ///< TUN_F_* bits for TUNSETOFFLOAD (0: kernel finishes frames)
 };
 
 // ---- virtio-net header <-> offload_info -------------------------------------------------
@@ -69,8 +69,8 @@ struct tap_options {
         }
         o.flags |= ol::tx_l4_csum;
         // An 802.1Q/802.1ad tag moves the L3 header by 4 bytes.
-        const auto type = static_cast<std::uint16_t>(
-            (std::to_integer<unsigned>(frame[12]) << 8) | std::to_integer<unsigned>(frame[13]));
+        const auto type = static_cast<std::uint16_t>((std::to_integer<unsigned>(frame[12]) << 8) |
+                                                     std::to_integer<unsigned>(frame[13]));
         const std::uint32_t l2 =
             (type == ETH_P_8021Q || type == ETH_P_8021AD) && h.csum_start >= 18 ? 18u : ETH_HLEN;
         o.l2_len = static_cast<std::uint8_t>(l2);
@@ -80,8 +80,7 @@ struct tap_options {
         o.csum = csum_state::good;
     }
     switch (static_cast<std::uint8_t>(h.gso_type & ~VIRTIO_NET_HDR_GSO_ECN)) {
-    case VIRTIO_NET_HDR_GSO_NONE:
-        break;
+    case VIRTIO_NET_HDR_GSO_NONE: break;
     case VIRTIO_NET_HDR_GSO_TCPV4:
     case VIRTIO_NET_HDR_GSO_TCPV6:
         if (!(h.flags & VIRTIO_NET_HDR_F_NEEDS_CSUM) || h.gso_size == 0 ||
@@ -90,10 +89,10 @@ struct tap_options {
         }
         o.flags |= ol::tx_tso;
         o.tso_mss = h.gso_size;
-        o.l4_len = static_cast<std::uint8_t>(h.hdr_len - h.csum_start > 255 ? 255 : h.hdr_len - h.csum_start);
+        o.l4_len = static_cast<std::uint8_t>(
+            h.hdr_len - h.csum_start > 255 ? 255 : h.hdr_len - h.csum_start);
         break;
-    default:
-        return false;  // UDP fragmentation offload and others: not carried
+    default: return false; // UDP fragmentation offload and others: not carried
     }
     return true;
 }
@@ -115,10 +114,11 @@ class tap_device {
 public:
     tap_device() noexcept = default;
     tap_device(tap_device&& o) noexcept
-        : fds_(std::exchange(o.fds_, {})), nq_(std::exchange(o.nq_, 0)),
-          vnet_(o.vnet_), ifindex_(o.ifindex_) {
+        : fds_(std::exchange(o.fds_, {})), nq_(std::exchange(o.nq_, 0)), vnet_(o.vnet_),
+          ifindex_(o.ifindex_) {
         std::memcpy(name_, o.name_, IFNAMSIZ);
-        for (auto& f : o.fds_) f = -1;
+        for (auto& f : o.fds_)
+            f = -1;
     }
     tap_device& operator=(tap_device&& o) noexcept {
         if (this != &o) {
@@ -128,7 +128,8 @@ public:
             vnet_ = o.vnet_;
             ifindex_ = o.ifindex_;
             std::memcpy(name_, o.name_, IFNAMSIZ);
-            for (auto& f : o.fds_) f = -1;
+            for (auto& f : o.fds_)
+                f = -1;
         }
         return *this;
     }
@@ -139,7 +140,8 @@ public:
     /// Creates (or attaches to) the TAP `name` with opt.queues queues. Steps from
     /// tuntap.rst: open /dev/net/tun once per queue, TUNSETIFF with the same name and
     /// IFF_MULTI_QUEUE, then header size and offloads on the first descriptor.
-    [[nodiscard]] static result<tap_device> open(const char* name, const tap_options& opt) noexcept {
+    [[nodiscard]] static result<tap_device> open(const char* name,
+                                                 const tap_options& opt) noexcept {
         tap_device t;
         if (!detail::copy_ifname(t.name_, name)) {
             return {errc::invalid_argument, "tap: interface name must be 1..15 characters"};
@@ -147,7 +149,8 @@ public:
         if (opt.queues == 0 || opt.queues > tap_max_queues) {
             return {errc::invalid_argument, "tap: queue count must be 1..16"};
         }
-        for (auto& f : t.fds_) f = -1;
+        for (auto& f : t.fds_)
+            f = -1;
         for (std::uint16_t q = 0; q < opt.queues; ++q) {
             const int fd = ::open("/dev/net/tun", O_RDWR | O_NONBLOCK | O_CLOEXEC);
             if (fd < 0) {
@@ -157,9 +160,9 @@ public:
             t.nq_ = static_cast<std::uint16_t>(q + 1);
             ifreq ifr{};
             std::memcpy(ifr.ifr_name, t.name_, IFNAMSIZ);
-            ifr.ifr_flags = static_cast<short>(IFF_TAP | IFF_NO_PI |
-                                               (opt.queues > 1 ? IFF_MULTI_QUEUE : 0) |
-                                               (opt.vnet_hdr ? IFF_VNET_HDR : 0));
+            ifr.ifr_flags =
+                static_cast<short>(IFF_TAP | IFF_NO_PI | (opt.queues > 1 ? IFF_MULTI_QUEUE : 0) |
+                                   (opt.vnet_hdr ? IFF_VNET_HDR : 0));
             if (::ioctl(fd, TUNSETIFF, &ifr) != 0) {
                 return {errno == EBUSY ? errc::busy : errc::not_supported,
                         "tap: TUNSETIFF failed (name taken by another kind of device, or "
@@ -223,44 +226,53 @@ public:
 
     [[nodiscard]] status set_up(bool up) const noexcept {
         return with_ifreq([&](int s, ifreq& ifr) -> status {
-            if (::ioctl(s, SIOCGIFFLAGS, &ifr) != 0) return {errc::device_error, "tap: SIOCGIFFLAGS failed"};
-            ifr.ifr_flags = static_cast<short>(up ? (ifr.ifr_flags | IFF_UP) : (ifr.ifr_flags & ~IFF_UP));
-            if (::ioctl(s, SIOCSIFFLAGS, &ifr) != 0) return {errc::device_error, "tap: SIOCSIFFLAGS failed"};
+            if (::ioctl(s, SIOCGIFFLAGS, &ifr) != 0)
+                return {errc::device_error, "tap: SIOCGIFFLAGS failed"};
+            ifr.ifr_flags =
+                static_cast<short>(up ? (ifr.ifr_flags | IFF_UP) : (ifr.ifr_flags & ~IFF_UP));
+            if (::ioctl(s, SIOCSIFFLAGS, &ifr) != 0)
+                return {errc::device_error, "tap: SIOCSIFFLAGS failed"};
             return {};
         });
     }
     [[nodiscard]] result<mac_addr> mac() const noexcept {
         mac_addr m{};
         const status st = with_ifreq([&](int s, ifreq& ifr) -> status {
-            if (::ioctl(s, SIOCGIFHWADDR, &ifr) != 0) return {errc::device_error, "tap: SIOCGIFHWADDR failed"};
+            if (::ioctl(s, SIOCGIFHWADDR, &ifr) != 0)
+                return {errc::device_error, "tap: SIOCGIFHWADDR failed"};
             std::memcpy(m.data(), ifr.ifr_hwaddr.sa_data, 6);
             return {};
         });
-        if (!st.ok()) return st;
+        if (!st.ok())
+            return st;
         return m;
     }
     [[nodiscard]] status set_mac(const mac_addr& m) const noexcept {
         return with_ifreq([&](int s, ifreq& ifr) -> status {
             ifr.ifr_hwaddr.sa_family = ARPHRD_ETHER;
             std::memcpy(ifr.ifr_hwaddr.sa_data, m.data(), 6);
-            if (::ioctl(s, SIOCSIFHWADDR, &ifr) != 0) return {errc::invalid_argument, "tap: SIOCSIFHWADDR failed"};
+            if (::ioctl(s, SIOCSIFHWADDR, &ifr) != 0)
+                return {errc::invalid_argument, "tap: SIOCSIFHWADDR failed"};
             return {};
         });
     }
     [[nodiscard]] result<std::uint32_t> mtu() const noexcept {
         std::uint32_t v = 0;
         const status st = with_ifreq([&](int s, ifreq& ifr) -> status {
-            if (::ioctl(s, SIOCGIFMTU, &ifr) != 0) return {errc::device_error, "tap: SIOCGIFMTU failed"};
+            if (::ioctl(s, SIOCGIFMTU, &ifr) != 0)
+                return {errc::device_error, "tap: SIOCGIFMTU failed"};
             v = static_cast<std::uint32_t>(ifr.ifr_mtu);
             return {};
         });
-        if (!st.ok()) return st;
+        if (!st.ok())
+            return st;
         return v;
     }
     [[nodiscard]] status set_mtu(std::uint32_t mtu) const noexcept {
         return with_ifreq([&](int s, ifreq& ifr) -> status {
             ifr.ifr_mtu = static_cast<int>(mtu);
-            if (::ioctl(s, SIOCSIFMTU, &ifr) != 0) return {errc::invalid_argument, "tap: SIOCSIFMTU failed"};
+            if (::ioctl(s, SIOCSIFMTU, &ifr) != 0)
+                return {errc::invalid_argument, "tap: SIOCSIFMTU failed"};
             return {};
         });
     }
@@ -269,7 +281,8 @@ public:
     [[nodiscard]] status set_txqueuelen(int len) const noexcept {
         return with_ifreq([&](int s, ifreq& ifr) -> status {
             ifr.ifr_qlen = len;
-            if (::ioctl(s, SIOCSIFTXQLEN, &ifr) != 0) return {errc::invalid_argument, "tap: SIOCSIFTXQLEN failed"};
+            if (::ioctl(s, SIOCSIFTXQLEN, &ifr) != 0)
+                return {errc::invalid_argument, "tap: SIOCSIFTXQLEN failed"};
             return {};
         });
     }

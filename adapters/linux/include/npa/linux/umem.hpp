@@ -41,8 +41,7 @@ public:
     explicit umem_memory(std::size_t bytes) noexcept {
         // Round up to whole pages: XDP_UMEM_REG wants a page-aligned start and length.
         const std::size_t len = (bytes + 4095) / 4096 * 4096;
-        void* p = ::mmap(nullptr, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
-                         -1, 0);
+        void* p = ::mmap(nullptr, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
         if (p != MAP_FAILED) {
             base_ = static_cast<std::byte*>(p);
             size_ = len;

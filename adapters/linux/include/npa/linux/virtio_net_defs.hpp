@@ -12,7 +12,7 @@ namespace npa::lnx {
 struct virtio_net_hdr {
     std::uint8_t flags;
     std::uint8_t gso_type;
-    std::uint16_t hdr_len;      // little-endian on the wire; TAP uses host order on LE hosts
+    std::uint16_t hdr_len; // little-endian on the wire; TAP uses host order on LE hosts
     std::uint16_t gso_size;
     std::uint16_t csum_start;
     std::uint16_t csum_offset;
