@@ -595,6 +595,14 @@ private:
             rx_mode_ &= ~rxm::PROMISC;
         }
         std::memcpy(vft_, sh->devRead.rxFilterConf.vfTable, sizeof vft_);
+        // ... and so does the VLAN table, less the VLANs the policy does not give this
+        // guest (as UPDATE_VLAN_FILTERS would refuse them).
+        for (std::uint32_t vid = 1; vid <= max_vlan_id; ++vid) {
+            if (((vft_[vid >> 5] >> (vid & 31)) & 1u) != 0 &&
+                policy_->check_vlan(static_cast<std::uint16_t>(vid)) != nullptr) {
+                vft_[vid >> 5] &= ~(1u << (vid & 31));
+            }
+        }
         ecr_ = 0;
         active_ = true;
         return 0;
