@@ -32,6 +32,9 @@ BURSTS = [1, 8, 32, 256]
 GOAL_RTE = {1: 0.5, 8: 0.6, 32: 0.9, 256: 1.05}
 GOAL_BOOST = 0.8
 GOAL_ICOUNT = 5.0  # instructions per element at burst >= 32
+# One colour per ring in every plot (8-byte solid, 16-byte dashed in the ratio plot).
+COLORS = {"npa_index": "tab:blue", "npa_gen": "tab:green", "rte_ring": "tab:red",
+          "boost_spsc": "tab:purple", "rwqueue": "tab:gray", "atomic_queue": "tab:olive"}
 
 
 def load_runs(raw):
@@ -318,7 +321,7 @@ def plots(med, out, floor):
                 xs = [b for b in BURSTS if get(med, key(case, i, s, b))]
                 ys = [get(med, key(case, i, s, b)) for b in xs]
                 if xs:
-                    ax.plot(xs, ys, marker="o", label=i,
+                    ax.plot(xs, ys, marker="o", label=i, color=COLORS.get(i),
                             linewidth=2.5 if i.startswith("npa") else 1.2)
             if case == "pingpong" and floor:
                 ax.axhline(floor, color="grey", linestyle="--", label="cache-line round trip")
@@ -344,7 +347,7 @@ def plots(med, out, floor):
                 xs = [b for b in BURSTS if ratio(med, case, i, "rte_ring", s, b)]
                 ys = [ratio(med, case, i, "rte_ring", s, b) for b in xs]
                 if xs and i != "rte_ring":
-                    ax.plot(xs, ys, style, marker="o", label=f"{i} {s}B",
+                    ax.plot(xs, ys, style, marker="o", label=f"{i} {s}B", color=COLORS.get(i),
                             linewidth=2.5 if i.startswith("npa") else 1.0)
         ax.axhline(1.0, color="black", linewidth=0.8)
         ax.set_xscale("log", base=2)
