@@ -10,10 +10,9 @@
 //   datapath/shell_sim/<frame bytes>/<burst>   bidirectional: each round the guest offers
 //                                              `burst` frames per queue and the peer sends
 //                                              `burst`; ns per packet (TX done + RX got)
-//   switch/shell_sim/<frame bytes>/<burst>     one full switch (prepare, drain, flip,
-//                                              release) emu <-> vf under that traffic;
-//                                              ns per switch, plus the shell's own
-//                                              duration_ns telemetry
+//
+// Switch durations are measured by npa_switch_bench and npa_path_bench (a distribution
+// per switch: p50/p99/max), which run.sh runs beside this.
 #include "bench_common.hpp"
 
 #include <npa/sim/shell_rig.hpp>
@@ -29,8 +28,6 @@ namespace {
 // Rounds of traffic before timing starts: fills the rings and the RX posting so the
 // measured rounds are steady state.
 constexpr int warm_rounds = 64;
-// Rounds of traffic between two timed switches, so each switch drains real traffic.
-constexpr int rounds_between_switches = 8;
 
 std::uint64_t packets(npa::sim::shell_rig& r) {
     std::uint64_t n = 0;
@@ -70,49 +67,11 @@ void bm_datapath(benchmark::State& st) {
     }
 }
 
-void bm_switch(benchmark::State& st) {
-    const auto frame = static_cast<std::uint32_t>(st.range(0));
-    const auto burst = static_cast<std::uint32_t>(st.range(1));
-    npa_bench::pin_to_core(npa_bench::producer_core);
-    npa::sim::shell_rig_env::real_time = true;
-    npa::sim::shell_rig_config cfg;
-    cfg.frame_len = frame;
-    npa::sim::shell_rig r(cfg);
-    if (!r.error().ok()) {
-        st.SkipWithError(r.error().reason());
-        return;
-    }
-    for (int i = 0; i < warm_rounds; ++i) {
-        r.round(burst, burst);
-    }
-    double telemetry_ns = 0;
-    for (auto _ : st) {
-        st.PauseTiming();
-        for (int i = 0; i < rounds_between_switches; ++i) {
-            r.round(burst, burst);
-        }
-        st.ResumeTiming();
-        if (const npa::status s = r.flip(); !s.ok()) {
-            st.SkipWithError(s.reason());
-            return;
-        }
-        telemetry_ns += static_cast<double>(r.sh().history().last_duration_ns());
-    }
-    st.SetItemsProcessed(static_cast<std::int64_t>(st.iterations()));
-    st.counters["shell_duration_ns"] = telemetry_ns / static_cast<double>(st.iterations());
-    r.settle();
-    if (r.sh().history().total_tx_lost() != 0 || !r.sh().audit().ok()) {
-        st.SkipWithError("a switch lost TX packets or the audit failed");
-    }
-}
-
 } // namespace
 
 // One thread does all the work, so CPU time (what the thread actually ran) is the
-// measure: it does not count the time another process held the core. A switch is timed
-// on the wall clock, as the shell's own telemetry does.
+// measure: it does not count the time another process held the core.
 BENCHMARK(bm_datapath)->Name("datapath/shell_sim")->ArgsProduct({{64, 1500}, {1, 8, 32}});
-BENCHMARK(bm_switch)->Name("switch/shell_sim")->ArgsProduct({{64}, {0, 8, 32}})->UseRealTime();
 
 int main(int argc, char** argv) {
     (void)npa_bench::allowed_cpus();

@@ -104,6 +104,8 @@ def load_datapath(raw):
         if b.get("aggregate_name") != "median" or b.get("error_occurred"):
             continue
         name = b["run_name"].removesuffix("/real_time")  # datapath/*: CPU time based
+        if not name.startswith("datapath/"):
+            continue
         e = {"real_time_ns": b["real_time"] * {"ns": 1, "us": 1e3, "ms": 1e6, "s": 1e9}[b.get("time_unit", "ns")]}
         if b.get("items_per_second"):
             e["ns_per_item"] = 1e9 / b["items_per_second"]
@@ -112,6 +114,20 @@ def load_datapath(raw):
                 e[c] = b[c]
         out[name] = e
     return out
+
+
+def side_tables(raw):
+    """The tables npa_path_bench and npa_switch_bench print, as they printed them."""
+    parts = []
+    for fname, title in [("path.md", "Data path: shell + vmxnet3 / igbvf plugins + sim devices "
+                          "(npa_path_bench)"),
+                         ("switch.md", "Switch duration and packets held under load "
+                          "(npa_switch_bench)")]:
+        path = os.path.join(raw, fname)
+        if os.path.exists(path):
+            with open(path) as f:
+                parts.append(f"## {title}\n\n{f.read().strip()}\n")
+    return "\n".join(parts)
 
 
 def datapath_table(dp):
@@ -129,12 +145,6 @@ def datapath_table(dp):
             _, _, frame, burst = name.split("/")
             lines.append(f"| {frame} | {burst} | {e['ns_per_item']:.0f} | "
                          f"{1e3 / e['ns_per_item']:.2f} | {e.get('pkts_per_round', 0):.1f} |")
-    lines += ["", "| switch emu <-> vf, frame 64, burst under traffic | wall ns per switch | "
-              "shell-reported duration_ns |", "|---|---|---|"]
-    for name, e in sorted(dp.items(), key=lambda kv: [int(x) if x.isdigit() else x for x in kv[0].split("/")]):
-        if name.startswith("switch/"):
-            burst = name.split("/")[-1]
-            lines.append(f"| {burst} | {e['real_time_ns']:.0f} | {e.get('shell_duration_ns', 0):.0f} |")
     lines.append("")
     return "\n".join(lines)
 
@@ -394,6 +404,10 @@ def main():
                               if k.split("/")[1] in IMPLS and get(med, key(k.split("/")[0], "rte_ring", *k.split("/")[2:]))},
         "instructions_per_element": {k: round(v, 2) for k, v in sorted(icount.items())},
         "datapath": dp,
+        "path_bench": json.load(open(os.path.join(args.raw, "path.json")))
+        if os.path.exists(os.path.join(args.raw, "path.json")) else None,
+        "switch_bench": json.load(open(os.path.join(args.raw, "switch.json")))
+        if os.path.exists(os.path.join(args.raw, "switch.json")) else None,
     }
     with open(os.path.join(args.out, "latest.json"), "w") as f:
         json.dump(summary, f, indent=1, sort_keys=True)
@@ -405,6 +419,7 @@ def main():
           "case measures.\n"]
     md.append(tables(med, icount, machine, len(runs), floor))
     md.append(datapath_table(dp))
+    md.append(side_tables(args.raw))
     for p in made:
         md.append(f"![{os.path.basename(p)}]({os.path.basename(p)})\n")
     with open(os.path.join(args.out, "latest.md"), "w") as f:

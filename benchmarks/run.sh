@@ -42,9 +42,11 @@ if ! cmake -S "$root" -B "$build" "${generator[@]}" "${common[@]}" -DNPA_BUILD_S
     cmake -S "$root" -B "$build" "${generator[@]}" "${common[@]}" -DNPA_BUILD_SIM=OFF >/dev/null
 fi
 targets=(npa_ring_bench npa_ring_icount)
-if grep -q npa_datapath_bench "$build"/build.ninja "$build"/Makefile "$build"/benchmarks/Makefile 2>/dev/null; then
-    targets+=(npa_datapath_bench)
-fi
+for t in npa_datapath_bench npa_path_bench npa_switch_bench; do
+    if grep -q "$t" "$build"/build.ninja "$build"/Makefile "$build"/benchmarks/Makefile 2>/dev/null; then
+        targets+=("$t")
+    fi
+done
 say "build ${targets[*]}"
 nice -n 10 cmake --build "$build" -j"$jobs" --target "${targets[@]}"
 bindir="$build/bin"
@@ -74,6 +76,17 @@ if [ -x "$bindir/npa_datapath_bench" ]; then
         --benchmark_repetitions="$reps" --benchmark_report_aggregates_only=true \
         --benchmark_out="$raw/datapath.json" --benchmark_out_format=json \
         --benchmark_format=console >"$raw/datapath.txt"
+fi
+
+# vmxnet3 / igbvf paths and switch-time distributions (their own table and JSON).
+rm -f "$raw/path.json" "$raw/path.md" "$raw/switch.json" "$raw/switch.md"
+if [ -x "$bindir/npa_path_bench" ]; then
+    say "data path (shell + vmxnet3 / igbvf + sim devices) and switches between them"
+    "$bindir/npa_path_bench" --json "$raw/path.json" >"$raw/path.md"
+fi
+if [ -x "$bindir/npa_switch_bench" ]; then
+    say "switch duration and packets held under load"
+    "$bindir/npa_switch_bench" --json "$raw/switch.json" >"$raw/switch.md"
 fi
 
 # ---- 3. instruction counts ----------------------------------------------------------------
