@@ -22,12 +22,14 @@ struct bench {
     igbvf_plugin<igbvf_rig::api_type> p;
     std::uint64_t accepted = 0;
 
-    explicit bench(std::uint32_t ring = 64) : rig(make_cfg(ring)) {
+    explicit bench(std::uint32_t ring = 64, std::uint32_t offloads = igbvf_limits{}.offloads)
+        : rig(make_cfg(ring, offloads)) {
         REQUIRE(rig.ok());
         REQUIRE(p.attach(rig.api(), rig.window(), rig.queue_cfg()).ok());
     }
-    static igbvf_rig::config make_cfg(std::uint32_t ring) {
+    static igbvf_rig::config make_cfg(std::uint32_t ring, std::uint32_t offloads) {
         igbvf_rig::config c;
+        c.offloads = offloads;
         c.queues = 1;
         c.tx_ring = c.rx_ring = ring;
         return c;
@@ -254,5 +256,80 @@ TEST_CASE("offloads: VLAN insertion and IPv4 checksum through a context descript
     while (s >> 16) s = (s & 0xffff) + (s >> 16);
     CHECK(s == 0xffff);  // the device filled in a correct header checksum
     b.rounds(2);
+    b.finish();
+}
+
+namespace {
+std::uint16_t csum_fold(std::uint32_t s) {
+    while (s >> 16) s = (s & 0xffff) + (s >> 16);
+    return static_cast<std::uint16_t>(s);
+}
+std::uint32_t sum(const std::byte* p, std::uint32_t n, std::uint32_t s = 0) {
+    for (std::uint32_t i = 0; i + 1 < n; i += 2) s += eth::get16(p + i);
+    if (n % 2) s += std::to_integer<std::uint32_t>(p[n - 1]) << 8;
+    return s;
+}
+} // namespace
+
+TEST_CASE("TSO: one 1,854-byte TCP payload leaves as 4 segments of at most 500, checksummed") {
+    bench b(64, igbvf_limits{}.offloads | cap::tso);
+    struct tap final : frame_port {
+        std::vector<frame> got;
+        void frame_in(const frame& f) noexcept override { got.push_back(f); }
+    } wire;
+    connect(b.rig.nic(), wire);
+    b.p.detach();
+    queue_config qc = b.rig.queue_cfg();
+    qc.offloads = cap::tso | cap::tx_ip_csum | cap::tx_l4_csum;
+    REQUIRE(b.p.attach(b.rig.api(), b.rig.window(), qc).ok());
+    buffer_ref x{};
+    REQUIRE(b.rig.api().alloc_tx(std::span(&x, 1)) == 1);
+    std::byte* d = x.data();
+    const std::uint32_t payload = 1854;
+    const std::uint32_t l2 = eth::write_header(std::span<std::byte>(d, 18), igbvf_rig::far_mac,
+                                               igbvf_rig::guest_mac, 0, 0x0800);
+    const std::uint8_t ip[20] = {0x45, 0, 0, 0, 0x12, 0x34, 0x40, 0, 64, 6, 0, 0, 10, 0, 0, 1, 10, 0, 0, 2};
+    const std::uint8_t tcp[20] = {0x30, 0x39, 0x00, 0x50, 0, 0, 0x10, 0, 0, 0, 0, 0, 0x50, 0x19, 0xff, 0xff, 0, 0, 0, 0};
+    std::memcpy(d + l2, ip, 20);
+    std::memcpy(d + l2 + 20, tcp, 20);
+    for (std::uint32_t i = 0; i < payload; ++i) d[l2 + 40 + i] = static_cast<std::byte>(i * 7);
+    x.set_length(l2 + 40 + payload);
+    offload_info o{};
+    o.flags = ol::tx_tso | ol::tx_ip_csum | ol::tx_l4_csum;
+    o.l2_len = 14;
+    o.l3_len = 20;
+    o.l4_len = 20;
+    o.tso_mss = 500;
+    x.set_offload(o);
+    b.rig.api().offer(std::span(&x, 1));
+    REQUIRE(b.p.tx_burst(0, std::span(&x, 1)) == 1);
+    b.rig.step();
+    REQUIRE(wire.got.size() == 4);
+    std::uint32_t total = 0;
+    for (std::size_t k = 0; k < wire.got.size(); ++k) {
+        const frame& f = wire.got[k];
+        const std::byte* iph = f.data.data() + 14;
+        const std::byte* th = iph + 20;
+        const std::uint32_t seg = f.len - 54;
+        CHECK(seg == (k < 3 ? 500u : 354u));
+        CHECK(eth::get16(iph + 2) == 40 + seg);
+        CHECK(eth::get16(iph + 4) == 0x1234 + k);
+        CHECK(csum_fold(sum(iph, 20)) == 0xffff);
+        const std::uint32_t seq = (std::uint32_t{eth::get16(th + 4)} << 16) | eth::get16(th + 6);
+        CHECK(seq == 0x1000u + total);
+        const bool last = k == 3;
+        CHECK(((std::to_integer<unsigned>(th[13]) & 0x09) != 0) == last);  // FIN/PSH on the last
+        const std::uint32_t pseudo = sum(iph + 12, 8) + 6 + 20 + seg;
+        CHECK(csum_fold(sum(th, 20 + seg, pseudo)) == 0xffff);
+        for (std::uint32_t i = 0; i < seg; ++i) {
+            if (f.data[54 + i] != static_cast<std::byte>((total + i) * 7)) {
+                FAIL("segment ", k, " byte ", i, " differs");
+            }
+        }
+        total += seg;
+    }
+    CHECK(total == payload);
+    b.rounds(2);
+    CHECK(b.p.stats(0).tx_packets == 1);
     b.finish();
 }

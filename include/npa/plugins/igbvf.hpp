@@ -194,7 +194,8 @@ public:
                               ? igbvf::txd::popts_txsm : 0;
             }
             // PAYLEN: the whole frame, or for TSO the TCP payload (datasheet 7.2.2.2.9).
-            const std::uint32_t hdrs = std::uint32_t{ol.l2_len} + ol.l3_len + ol.l4_len;
+            const std::uint32_t hdrs =
+                (ol.l2_len != 0 ? std::uint32_t{ol.l2_len} : igbvf_eth_hlen) + ol.l3_len + ol.l4_len;
             const std::uint32_t paylen = tso ? b.length() - (hdrs < b.length() ? hdrs : 0) : b.length();
             olinfo |= paylen << igbvf::txd::paylen_shift;
             const std::uint32_t eop = q.tx_ntf;
@@ -579,7 +580,9 @@ private:
     offload_info rx_offload(const igbvf::adv_rx_wb& wb) const noexcept {
         offload_info o{};
         namespace r = igbvf::rxd;
-        if ((wb.status_error & r::stat_vp) != 0 && (offloads_ & cap::vlan_strip) != 0) {
+        // Stripping is the PF's choice on an 82576 (VMOLR.STRVLAN), not the VF's: a tag the
+        // device stripped is always reported, or it would be lost.
+        if ((wb.status_error & r::stat_vp) != 0) {
             o.flags |= ol::rx_vlan;
             o.vlan_tci = wb.vlan;
         }

@@ -95,6 +95,9 @@ inline constexpr const char* offload_off = "offload not enabled on this VF";
 
 class igbvf_device {
 public:
+    /// Largest packet handed over for segmentation (PAYLEN is 18 bits; IPv4 caps it at 64 KiB).
+    static constexpr std::uint32_t tso_max = 65535;
+
     [[nodiscard]] static result<std::unique_ptr<igbvf_device>> create(guest_memory& mem,
                                                                       const igbvf_device_config& c) {
         const igbvf_limits& l = c.limits;
@@ -495,9 +498,10 @@ private:
                     continue;
                 }
                 const std::uint32_t dl = cmd & igbvf::txd::dtalen_mask;
-                if (dl == 0 || len + dl > max_frame_size) {
+                const std::uint32_t limit = (cmd & igbvf::txd::dcmd_tse) != 0 ? tso_max : max_frame_size;
+                if (dl == 0 || len + dl > limit) {
                     violation(q, ring_kind::tx, s, igbvf_rule::bad_length,
-                              "data length %u (packet %u so far) outside 1..%u", dl, len, max_frame_size);
+                              "data length %u (packet %u so far) outside 1..%u", dl, len, limit);
                     return;
                 }
                 if (!mem_.contains(desc.read.buffer_addr, dl)) {
@@ -510,7 +514,7 @@ private:
                     violation(q, ring_kind::tx, s, igbvf_rule::offload_off, "TSE set, TSO not offered");
                     return;
                 }
-                dma_ok &= mem_.dma_read(desc.read.buffer_addr, scratch_.data.data() + len, dl) ? 1u : 0u;
+                dma_ok &= mem_.dma_read(desc.read.buffer_addr, gather_.data() + len, dl) ? 1u : 0u;
                 len += dl;
                 ++ndata;
                 cmd_all |= cmd;
@@ -540,20 +544,17 @@ private:
             }
             faults_.remove_after_tx -= faults_.remove_after_tx > 0 ? 1 : 0;
             faults_.reset_after_tx -= faults_.reset_after_tx > 0 ? 1 : 0;
-            scratch_.len = len;
             if (dma_ok == 0) {
                 ++d.st.tx_dma_errors;
-            } else {
-                apply_tx_offloads(d, cmd_all, olinfo);
-                if (!link_up_) {
-                    ++d.st.tx_link_down;
-                } else {
-                    ++d.st.tx_frames;
-                    d.st.tx_bytes += scratch_.len;
-                    if (uplink_ != nullptr) {
-                        uplink_->from_vf(index_, scratch_);
-                    }
+            } else if ((cmd_all & igbvf::txd::dcmd_tse) != 0) {
+                if (!segment(q, d, len, cmd_all, olinfo, eop)) {
+                    return;
                 }
+            } else {
+                std::memcpy(scratch_.data.data(), gather_.data(), len);
+                scratch_.len = len;
+                apply_tx_offloads(d, cmd_all, olinfo);
+                send_frame(d);
             }
             d.tx_fetch = (eop + 1) % d.tx_size;
             tx_pkt p{eop, d.tx_fetch, steps_, false, (cmd_all & igbvf::txd::dcmd_rs) != 0};
@@ -632,6 +633,64 @@ private:
             d.inflight.pop_front();
         }
         return any;
+    }
+
+    void send_frame(dq& d) {
+        if (!link_up_) {
+            ++d.st.tx_link_down;
+            return;
+        }
+        ++d.st.tx_frames;
+        d.st.tx_bytes += scratch_.len;
+        if (uplink_ != nullptr) {
+            uplink_->from_vf(index_, scratch_);
+        }
+    }
+
+    // TCP segmentation (datasheet 7.2.4): the headers of the context (MACLEN, IPLEN,
+    // L4LEN) are repeated on every segment of at most MSS payload bytes; IPv4 total length
+    // and id, the TCP sequence number and flags (FIN, PSH only on the last) and both
+    // checksums are redone per segment. IPv4/TCP only, as the context must say.
+    bool segment(std::uint16_t q, dq& d, std::uint32_t len, std::uint32_t cmd, std::uint32_t olinfo,
+                 std::uint32_t eop) {
+        const std::uint32_t maclen = (d.ctx.vlan_macip_lens >> igbvf::txd::maclen_shift) & 0x7F;
+        const std::uint32_t iplen = d.ctx.vlan_macip_lens & igbvf::txd::iplen_mask;
+        const std::uint32_t l4len = (d.ctx.mss_l4len_idx >> igbvf::txd::l4len_shift) & 0xFF;
+        const std::uint32_t mss = d.ctx.mss_l4len_idx >> igbvf::txd::mss_shift;
+        const std::uint32_t hdr = maclen + iplen + l4len;
+        const std::uint32_t paylen = olinfo >> igbvf::txd::paylen_shift;
+        if ((d.ctx.type_tucmd_mlhl & (igbvf::txd::tucmd_ipv4 | igbvf::txd::tucmd_l4t_tcp)) !=
+                (igbvf::txd::tucmd_ipv4 | igbvf::txd::tucmd_l4t_tcp) ||
+            iplen < 20 || l4len < 20 || mss == 0 || hdr >= len || hdr + mss > max_frame_size - 4 ||
+            paylen != len - hdr) {
+            violation(q, ring_kind::tx, eop, igbvf_rule::bad_length,
+                      "TSO context: MACLEN %u IPLEN %u L4LEN %u MSS %u PAYLEN %u for %u bytes",
+                      maclen, iplen, l4len, mss, paylen, len);
+            return false;
+        }
+        const std::byte* tcp0 = gather_.data() + maclen + iplen;
+        const std::uint32_t seq0 = (std::uint32_t{eth::get16(tcp0 + 4)} << 16) | eth::get16(tcp0 + 6);
+        const std::uint16_t id0 = eth::get16(gather_.data() + maclen + 4);
+        const std::uint32_t payload = len - hdr;
+        for (std::uint32_t off = 0, k = 0; off < payload; off += mss, ++k) {
+            const std::uint32_t seg = payload - off < mss ? payload - off : mss;
+            std::memcpy(scratch_.data.data(), gather_.data(), hdr);
+            std::memcpy(scratch_.data.data() + hdr, gather_.data() + hdr + off, seg);
+            scratch_.len = hdr + seg;
+            std::byte* ip = scratch_.data.data() + maclen;
+            std::byte* tcp = ip + iplen;
+            eth::put16(ip + 2, static_cast<std::uint16_t>(iplen + l4len + seg));
+            eth::put16(ip + 4, static_cast<std::uint16_t>(id0 + k));
+            const std::uint32_t seq = seq0 + off;
+            eth::put16(tcp + 4, static_cast<std::uint16_t>(seq >> 16));
+            eth::put16(tcp + 6, static_cast<std::uint16_t>(seq));
+            if (off + seg < payload) {
+                tcp[13] &= std::byte{0xF6};  // FIN and PSH on the last segment only
+            }
+            apply_tx_offloads(d, cmd, igbvf::txd::popts_ixsm | igbvf::txd::popts_txsm);
+            send_frame(d);
+        }
+        return true;
     }
 
     // VLE, IXSM, TXSM from the context descriptor (datasheet 7.2.2.2).
@@ -858,6 +917,7 @@ private:
     std::vector<igbvf_violation> violations_;
     std::vector<frame> rx_batch_;
     frame scratch_{};
+    std::vector<std::byte> gather_ = std::vector<std::byte>(tso_max);  // one packet's buffers
 
     vf_uplink* uplink_ = nullptr;
     std::uint16_t index_ = 0;

@@ -35,6 +35,7 @@ struct igbvf_rig_config {
     std::uint32_t rx_ring = 256;
     std::uint32_t buffers = 2048;
     std::size_t guest_bytes = std::size_t{16} << 20;
+    std::uint32_t offloads = igbvf_limits{}.offloads;  ///< what the VF offers (cap bits)
 };
 
 class igbvf_rig {
@@ -65,6 +66,7 @@ public:
         sriov_nic_config nc;
         nc.vfs = 1;
         nc.vf.limits.queues = c.queues;
+        nc.vf.limits.offloads = c.offloads;
         auto nic = sriov_nic::create(mem_, nc);
         if (!nic) {
             error_ = nic.error().reason();

@@ -17,6 +17,15 @@
 //   from the uplink: to the VF whose (MAC, VLAN) matches (the port VLAN is stripped),
 //   broadcast and multicast to every VF of that VLAN, unknown unicast nowhere (counted);
 //   a promiscuous VF gets every frame of its VLAN.
+//
+// Use (a hypervisor in a scenario):
+//   auto nic = sriov_nic::create(guest_mem, {.vfs = 2, .vf = {.limits = this_hosts_vf}});
+//   nic->pf().set_policy(0, {.default_mac = m, .allowed_macs = {...}, .port_vlan = 0});
+//   connect(**nic, vswitch.port_at(k));                    // the uplink
+//   shell.request_switch<I>(nic->vf(0).window(), control_link::to(ctl), reason);
+//     where ctl is an igbvf_control on nic->vf(0).mailbox_port()
+//   nic->vf(0).remove() / revive()                         // hot removal, hot add
+//   nic->switch_stats(0).spoofed                           // anti-spoofing drops
 #pragma once
 
 #include <npa/plugins/igbvf_defs.hpp>
