@@ -13,7 +13,7 @@
 # ring benchmark and repetition, default 200), NPA_BENCH_MIN_TIME (seconds per data-path
 # benchmark and repetition, default 0.05), NPA_BENCH_FILTER (Google Benchmark regex),
 # NPA_BENCH_BUILD, NPA_BENCH_OUT, NPA_BENCH_SKIP_ICOUNT=1.
-# On a 2-core machine the defaults finish in about five minutes.
+# On a loaded 2-core machine the defaults finish in 6-8 minutes, build included.
 set -euo pipefail
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
