@@ -71,9 +71,20 @@ test-release:
 test-asan:
 	$(call preset_suite,asan,,)
 
-# Only the concurrent suites (ring stress, shell threads) are worth TSan's 5-15x slowdown.
+# Only the concurrent suites (ring stress, shell threads) are worth TSan's 5-15x slowdown,
+# so only their programs are built (scripts/ctest-targets.py answers `all` whenever a
+# selected test is not a plain program under build/tsan/bin).
 test-tsan:
-	$(call preset_suite,tsan,$(TSAN_LAUNCHER),-L concurrent)
+	@echo "==> [tsan] configure, build, test"
+	@t0=$$(date +%s); \
+	$(CMAKE) --preset tsan && \
+	targets=$$($(CTEST) --preset tsan -L concurrent --show-only=json-v1 | \
+	           scripts/ctest-targets.py build/tsan) && \
+	echo "==> [tsan] building: "$$targets && \
+	$(CMAKE) --build --preset tsan --parallel $(JOBS) --target $$targets && \
+	$(TSAN_LAUNCHER) $(CTEST) --preset tsan -j $(JOBS) --output-on-failure -L concurrent && \
+	echo "==> [tsan] passed in $$(( $$(date +%s) - t0 )) s" || \
+	{ echo "==> [tsan] FAILED after $$(( $$(date +%s) - t0 )) s"; exit 1; }
 
 test-debug:
 	$(call preset_suite,debug,,)
