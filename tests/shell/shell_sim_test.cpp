@@ -98,7 +98,7 @@ TEST_CASE("sim: surprise removal of the VF mid-burst; TX comes back and goes out
     check_tx_clean(r);
     CHECK(r.sh().audit().ok());
     // The VF comes back (a new function on the same port): passthrough again.
-    r.replug_vf();
+    REQUIRE(r.replug_vf().ok());
     sim::shell_rig_env::advance(1'000'000'000);
     REQUIRE(r.flip().ok());
     for (int i = 0; i < 50; ++i) r.round(16, 16);
@@ -114,7 +114,7 @@ TEST_CASE("sim: a failed prepare keeps the emulated path running and reports why
     npa::status st = r.flip();
     CHECK(st.code() == npa::errc::removed);
     CHECK(r.sh().active_path() == 0);
-    r.replug_vf();
+    REQUIRE(r.replug_vf().ok());
     r.vf_auth().refuse_all = true;  // the PF refuses the control replay: rolled back
     sim::shell_rig_env::advance(10'000'000'000);
     st = r.flip();

@@ -84,7 +84,7 @@ TEST_CASE("soak: random switches, link flaps, resets and surprise removals under
         ++f.rounds;
         if (vf_away != 0 && ++vf_away > replug_after) {
             tx_allowance += tx_not_sent(r.vf(), r.queues());
-            r.replug_vf();
+            REQUIRE(r.replug_vf().ok());
             vf_away = 0;
         }
         if (a < 55) {
@@ -122,7 +122,7 @@ TEST_CASE("soak: random switches, link flaps, resets and surprise removals under
     }
     if (vf_away != 0) {
         tx_allowance += tx_not_sent(r.vf(), r.queues());
-        r.replug_vf();
+        REQUIRE(r.replug_vf().ok());
     }
     r.settle();
     tx_allowance += tx_not_sent(r.emu(), r.queues()) + tx_not_sent(r.vf(), r.queues());

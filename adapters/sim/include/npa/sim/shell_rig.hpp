@@ -177,12 +177,21 @@ public:
                                        : sh_->switch_to<0>(emu_->window(), emu_link(), to_emu);
     }
 
-    /// A VF that went away comes back as a new device on the same switch port.
-    void replug_vf() {
+    /// A VF that went away comes back as a new device on the same switch port. Each new
+    /// device carves fresh ring memory from guest memory; when that runs out the old VF
+    /// stays (removed) and the error says why.
+    status replug_vf() {
+        const status before = error_;
+        auto fresh = make_device("vf1", 1, vf_auth_);
+        error_ = before;  // a failed re-plug is this call's error, not the rig's
+        if (!fresh) {
+            connect(*vf_, sw_.port_at(1));
+            return {errc::no_memory, "rig: guest memory exhausted by VF re-plugs"};
+        }
         retired_rx_drops_ += drops_of(*vf_);
         std::erase(env_.devices, vf_.get());
-        vf_.reset();
-        vf_ = make_device("vf1", 1, vf_auth_);
+        vf_ = std::move(fresh);
+        return {};
     }
 
     /// One round: the guest offers up to `tx` frames per queue (frames not taken are
@@ -250,7 +259,7 @@ public:
 private:
     [[nodiscard]] std::uint64_t drops_of(const simnic& d) const {
         const auto ds = d.device_stats();
-        std::uint64_t n = ds.rx_overrun + ds.rx_link_down + ds.rx_no_queue;
+        std::uint64_t n = ds.rx_overrun + ds.rx_link_down + ds.rx_no_queue + ds.rx_removed;
         for (std::uint16_t q = 0; q < cfg_.queues; ++q) {
             const auto s = d.stats(q);
             n += s.rx_no_desc + s.rx_oversize + s.rx_dma_errors;
@@ -259,6 +268,9 @@ private:
     }
 
     std::unique_ptr<simnic> make_device(const char* name, std::size_t port, port_authority& auth) {
+        if (!error_.ok()) {
+            return nullptr;
+        }
         simnic_config dc;
         dc.queues = cfg_.queues;
         dc.max_ring_size = cfg_.ring_size;

@@ -61,6 +61,7 @@ struct simnic_device_stats {
     std::uint64_t rx_overrun = 0;    ///< frames dropped because the inbox was full
     std::uint64_t rx_link_down = 0;  ///< frames that arrived while the link was down
     std::uint64_t rx_no_queue = 0;   ///< frames that arrived with no queue active
+    std::uint64_t rx_removed = 0;    ///< frames that arrived for (or waited in) a removed device
     std::uint64_t resets = 0;
     std::uint64_t violations = 0;
 };
@@ -186,6 +187,10 @@ public:
     // ---- the wire -----------------------------------------------------------------------
     void frame_in(const frame& f) noexcept override {
         std::lock_guard g(inbox_mu_);
+        if (window_.state() == simnic_state::removed) {
+            ++rx_removed_;  // nobody there: dropped, and counted
+            return;
+        }
         if (inbox_.size() >= cfg_.inbox_limit) {
             ++rx_overrun_;
             return;
@@ -239,6 +244,7 @@ public:
         {
             std::lock_guard g(inbox_mu_);
             s.rx_overrun = rx_overrun_;
+            s.rx_removed = rx_removed_;
         }
         std::lock_guard g(mu_);
         s.rx_link_down = rx_link_down_;
@@ -375,6 +381,9 @@ private:
         for (std::uint16_t q = 0; q < cfg_.queues; ++q) {
             quiesce(q);
         }
+        std::lock_guard g(inbox_mu_);
+        rx_removed_ += inbox_.size();  // frames waiting in a device that is gone
+        inbox_.clear();
         state_ = simnic_state::removed;
         window_.set_state(state_);
     }
@@ -695,6 +704,7 @@ private:
     mutable std::mutex inbox_mu_;
     std::deque<frame> inbox_;
     std::uint64_t rx_overrun_ = 0;
+    std::uint64_t rx_removed_ = 0;
 
     std::atomic<bool> running_{false};
     std::thread thread_;
