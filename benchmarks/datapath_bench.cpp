@@ -1,4 +1,4 @@
-// benchmarks/datapath_bench.cpp: packets through a whole npa data path (issue 6, part 4).
+// benchmarks/datapath_bench.cpp: packets through a whole npa data path.
 //
 // The rig is npa::sim::shell_rig: a guest npa::shell with two simnic_plugin paths, each
 // driving a simnic device model in guest memory, on an L2 switch with a traffic peer.

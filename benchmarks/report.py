@@ -283,7 +283,7 @@ def tables(med, icount, machine, nruns, floor):
                     lines.append(f"| {case} | {s} | {b} | " + " | ".join(cells) + " |")
         lines.append("")
 
-    lines.append("## Goals of issue 6 (npa_index)\n")
+    lines.append("## Ring goals (npa_index)\n")
     lines.append("| check | bytes | burst | measured | goal | met |")
     lines.append("|---|---|---|---|---|---|")
     for s in SIZES:

@@ -1,5 +1,5 @@
 // benchmarks/ring_bench.cpp: npa's rings against the SPSC rings a user would otherwise
-// pick, in one run, on one machine (issue 6; DPDK app/test/test_ring_perf.c is the model).
+// pick, in one run, on one machine (DPDK app/test/test_ring_perf.c is the model).
 //
 // Names read <case>/<impl>/<elem bytes>/<burst>:
 //   stream    producer on core 0 and consumer on core 1, each moving bursts as fast as

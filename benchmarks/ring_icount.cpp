@@ -1,5 +1,5 @@
 // benchmarks/ring_icount.cpp: instructions per element of the single-thread cases, counted
-// by callgrind (issue 6, "instruction counts ... stable where time is not").
+// by callgrind ("instruction counts ... stable where time is not").
 //
 // Run it under `valgrind --tool=callgrind`: for every <impl>/<elem bytes>/<burst> the
 // program zeroes callgrind's counters (CALLGRIND_ZERO_STATS), runs a fixed number of

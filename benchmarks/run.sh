@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# benchmarks/run.sh: what `make bench` runs (issue 6).
+# benchmarks/run.sh: what `make bench` runs.
 #
 #   1. configure and build a Release tree with the benchmarks (build/bench)
 #   2. run the whole ring suite NPA_BENCH_REPS times; within a repetition every
