@@ -136,7 +136,7 @@ TEST_CASE("TX: a lost write-back is returned after the head passed it on two rea
     b.finish();
 }
 
-TEST_CASE("TX: a write-back ahead of the head (out of order) is counted once and waited for") {
+TEST_CASE("TX: a later packet written back before an earlier one is counted once and waited for") {
     bench b;
     fault_plan pl;
     pl.reorder_tx_completions = 1;

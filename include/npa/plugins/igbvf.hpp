@@ -16,10 +16,13 @@
 //       A DD on the one slot never handed over, or a later slot done before an earlier
 //       one, is counted and the slot dropped (its buffer reposted, never lost).
 //   TX: a packet is done when its last descriptor has DD *and* the head register says
-//       the device is past it. The head is range-checked; a DD ahead of the head is a
-//       lie (never posted, stale); a descriptor the head passed without a DD on two
-//       reaps running is a lost write-back (two, because a real device may move the head
-//       before its write-back lands): the buffer goes back, counted as a TX error.
+//       the device is past it. The head is range-checked; a DD on the free slot at the
+//       tail is a write-back for nothing handed over; a later packet done before an
+//       earlier one (re-read after the later DD) is out of order; a descriptor the head
+//       passed without a DD on two reaps running is a lost write-back (two, because a
+//       real device may move the head before its write-back lands): the buffer goes
+//       back, counted as a TX error. A DD ahead of the head just waits: the head move
+//       may still be on its way.
 //   health(): STATUS reading all ones is a removed function; a queue whose ENABLE bit
 //       the driver did not clear is a reset behind our back; any bad completion means
 //       the device is not trusted again, so the shell switches away.
@@ -115,9 +118,13 @@ public:
             if (!q.rxc.poll(d)) {
                 // Not done. If a later posted slot is, the device skipped this one: drop it
                 // (buffer back to the shell) so a device that does that cannot wedge RX.
+                // The device writes slots in order, so once the later DD is seen this slot
+                // is looked at again: if it is still not done, it never will be.
                 if (q.rx_posted < 2 || !dd_set(q.rx_ring[next(slot, q.rx_size)])) {
                     break;
                 }
+            }
+            if (q.rxc.next_to_clean() == slot && !q.rxc.poll(d)) {
                 ++q.stats.bad_completion;
                 ++q.stats.rx_dropped;
                 q.rxc.advance();
@@ -245,15 +252,14 @@ public:
                 ++q.stats.bad_completion;  // the head passed it twice and no DD came
                 ++q.stats.tx_errors;
             } else {
+                // Not done yet (a DD whose head move is still on its way just waits).
                 if (!dd && q.tx_pkts > 1) {
                     check_tx_ahead(q, eop);
-                } else if (dd && q.flagged != eop) {
-                    q.flagged = eop;  // DD ahead of the head: never handed to the device
-                    ++q.stats.bad_completion;
                 }
                 break;
             }
             clear_word(q.tx_ring[eop], 3);
+            q.flagged = q.flagged == eop ? ~0u : q.flagged;  // the slot's next use starts clean
             bt.add(q.tx_info[eop].buf, [&](auto s) { api_->tx_complete(qi, s); });
             q.tx_info[eop].buf = buffer_type{};
             q.tx_ntc = next(eop, q.tx_size);
@@ -545,10 +551,13 @@ private:
         }
     }
     // The oldest packet is not done; if the next one is, write-backs came out of order.
+    // Write-backs land in ring order, so after seeing the later DD (acquire) the earlier
+    // one is read again: still clear means out of order, not a write still in progress.
     void check_tx_ahead(queue& q, std::uint32_t eop) noexcept {
         const std::uint32_t next_first = next(eop, q.tx_size);
         const std::uint32_t next_eop = q.tx_info[next_first].eop;
-        if (next_eop < q.tx_size && dd_set_tx(q.tx_ring[next_eop]) && q.flagged != next_eop) {
+        if (next_eop < q.tx_size && dd_set_tx(q.tx_ring[next_eop]) && !dd_set_tx(q.tx_ring[eop]) &&
+            q.flagged != next_eop) {
             q.flagged = next_eop;
             ++q.stats.bad_completion;
         }
