@@ -678,17 +678,9 @@ private:
     }
 
 public:
-    /// The sim's RSS: FNV-1a over the 8 bytes after the Ethernet header (the sim traffic's
-    /// magic and flow id), so one flow always lands on one queue.
+    /// The sim's RSS (eth::flow_hash): one flow always lands on one queue.
     static std::uint32_t flow_hash(const frame& f) noexcept {
-        eth::header h;
-        std::uint32_t x = 2166136261u;
-        if (eth::parse(f.bytes(), h)) {
-            for (std::uint32_t i = h.payload_off; i < h.payload_off + 8 && i < f.len; ++i) {
-                x = (x ^ std::to_integer<std::uint32_t>(f.data[i])) * 16777619u;
-            }
-        }
-        return x;
+        return eth::flow_hash(f);
     }
 
 private:

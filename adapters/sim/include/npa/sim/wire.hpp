@@ -137,6 +137,20 @@ inline bool parse(std::span<const std::byte> f, header& h) noexcept {
 }
 
 [[nodiscard]] inline bool is_multicast(const mac_addr& m) noexcept { return (m[0] & 1u) != 0; }
+
+/// The sim's RSS hash, shared by every device model: FNV-1a over the 8 bytes after the
+/// Ethernet header (the sim traffic's magic and flow id), so one flow always lands on one
+/// queue, whichever device receives it.
+[[nodiscard]] inline std::uint32_t flow_hash(const frame& f) noexcept {
+    header h;
+    std::uint32_t x = 2166136261u;
+    if (parse(f.bytes(), h)) {
+        for (std::uint32_t i = h.payload_off; i < h.payload_off + 8 && i < f.len; ++i) {
+            x = (x ^ std::to_integer<std::uint32_t>(f.data[i])) * 16777619u;
+        }
+    }
+    return x;
+}
 } // namespace eth
 
 } // namespace npa::sim
