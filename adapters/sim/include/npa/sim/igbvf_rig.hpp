@@ -15,7 +15,8 @@
 #include <npa/sim/faults.hpp>
 #include <npa/sim/guest_memory.hpp>
 #include <npa/sim/igbvf_device.hpp>
-#include <npa/sim/simnic_rig.hpp>
+#include <npa/capabilities.hpp>
+#include <npa/sim/rig_base.hpp>
 #include <npa/sim/sriov_nic.hpp>
 #include <npa/sim/test_api.hpp>
 #include <npa/sim/traffic.hpp>
@@ -38,31 +39,19 @@ struct igbvf_rig_config {
     std::uint32_t offloads = igbvf_limits{}.offloads;  ///< what the VF offers (cap bits)
 };
 
-class igbvf_rig {
+class igbvf_rig : public rig_base<igbvf_rig_config> {
 public:
-    using config = igbvf_rig_config;
-    using pool_type = fixed_pool<borrowed_memory>;
-    using api_type = test_api<pool_type>;
     using device_type = igbvf_window;
-    using buffer_type = buffer_ref;
     static constexpr const char* device_name = "igbvf";
     static constexpr mac_addr guest_mac{0x02, 0, 0, 0, 0x76, 0x01};
     static constexpr mac_addr far_mac{0x02, 0, 0, 0, 0x76, 0x02};
 
-    explicit igbvf_rig(const config& c = {})
-        : ring_(c), cfg_(c), mem_(c.guest_bytes), far_(far_mac, guest_mac) {
+    explicit igbvf_rig(const config& c = {}) : rig_base(c, guest_mac, far_mac), ring_(c) {
         ring_.rx_ring = c.rx_ring + igbvf::ring_multiple;
         cfg_.rx_ring = ring_.rx_ring - 1;
-        pool_config pc;
-        pc.count = c.buffers;
-        const guest_block b = mem_.allocate(pool_type::required_bytes(pc));
-        auto pool = pool_type::create(pc, b.backing());
-        if (!pool) {
-            error_ = pool.error().reason();
+        if (!ok()) {
             return;
         }
-        pool_.emplace(std::move(*pool));
-        api_.emplace(*pool_);
         sriov_nic_config nc;
         nc.vfs = 1;
         nc.vf.limits.queues = c.queues;
@@ -79,9 +68,6 @@ public:
         connect(*nic_, far_);
     }
 
-    [[nodiscard]] bool ok() const noexcept { return error_ == nullptr; }
-    [[nodiscard]] const char* error() const noexcept { return error_ != nullptr ? error_ : "ok"; }
-    [[nodiscard]] const config& cfg() const noexcept { return cfg_; }
     [[nodiscard]] queue_config queue_cfg() const noexcept {
         queue_config qc;
         qc.queues = ring_.queues;
@@ -90,11 +76,9 @@ public:
         return qc;
     }
 
-    [[nodiscard]] api_type& api() noexcept { return *api_; }
     [[nodiscard]] device_type& window() noexcept { return nic_->vf(0).window(); }
     [[nodiscard]] igbvf_device& device() noexcept { return nic_->vf(0); }
     [[nodiscard]] sriov_nic& nic() noexcept { return *nic_; }
-    [[nodiscard]] guest_memory& memory() noexcept { return mem_; }
     [[nodiscard]] sim_irq& irq(std::uint16_t q) noexcept { return nic_->vf(0).irq(q); }
 
     void step(std::uint32_t n = 1) {
@@ -105,28 +89,6 @@ public:
     void inject(const fault_plan& p) { nic_->vf(0).inject(p); }
     void reset_device() { nic_->vf(0).reset(); }
     void remove_device() { nic_->vf(0).remove(); }
-
-    [[nodiscard]] std::uint32_t flow_for_queue(std::uint16_t q) const {
-        for (std::uint32_t f = 0;; ++f) {
-            traffic_gen g(f, far_mac, guest_mac);
-            frame fr;
-            g.build(fr);
-            if (igbvf_device::flow_hash(fr) % ring_.queues == q) {
-                return f;
-            }
-        }
-    }
-    std::uint64_t far_send(std::uint32_t flow, std::uint64_t n) { return far_.send(flow, n); }
-    [[nodiscard]] std::uint64_t far_sent(std::uint32_t flow) const { return far_.sent(flow); }
-    [[nodiscard]] flow_report far_report(std::uint32_t flow, std::uint64_t sent) const {
-        return far_.report(flow, sent);
-    }
-
-    void build_tx(buffer_type b, std::uint32_t flow) {
-        traffic_gen& g = guest_gens_.try_emplace(flow, flow, guest_mac, far_mac).first->second;
-        b.set_length(g.build(std::span<std::byte>(b.data(), b.capacity())));
-    }
-    [[nodiscard]] traffic_sink& guest_sink() noexcept { return guest_sink_; }
 
     [[nodiscard]] std::vector<std::string> violations() const {
         std::vector<std::string> v;
@@ -144,16 +106,8 @@ public:
     }
 
 private:
-    config ring_;  // as asked: ring sizes in descriptors
-    config cfg_;   // as the kit reads it (rx_ring: buffers a full ring holds)
-    guest_memory mem_;
-    far_end far_;
-    std::optional<pool_type> pool_;
-    std::optional<api_type> api_;
+    config ring_;  // as asked: ring sizes in descriptors (cfg() is as the kit reads it)
     std::unique_ptr<sriov_nic> nic_;
-    std::map<std::uint32_t, traffic_gen> guest_gens_;
-    traffic_sink guest_sink_;
-    const char* error_ = nullptr;
 };
 
 } // namespace npa::sim

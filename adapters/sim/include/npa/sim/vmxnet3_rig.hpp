@@ -7,7 +7,8 @@
 #include <npa/plugins/vmxnet3_control.hpp>
 #include <npa/sim/faults.hpp>
 #include <npa/sim/guest_memory.hpp>
-#include <npa/sim/simnic_rig.hpp>  // far_end
+#include <npa/capabilities.hpp>
+#include <npa/sim/rig_base.hpp>
 #include <npa/sim/test_api.hpp>
 #include <npa/sim/traffic.hpp>
 #include <npa/sim/vmxnet3_device.hpp>
@@ -31,28 +32,17 @@ struct vmxnet3_rig_config {
     std::uint32_t tx_threshold = 32;
 };
 
-class vmxnet3_rig {
+class vmxnet3_rig : public rig_base<vmxnet3_rig_config> {
 public:
-    using config = vmxnet3_rig_config;
-    using pool_type = fixed_pool<borrowed_memory>;
-    using api_type = test_api<pool_type>;
     using device_type = vmxnet3::window;
-    using buffer_type = buffer_ref;
     static constexpr const char* device_name = "vmxnet3";
     static constexpr mac_addr guest_mac{0x02, 0, 0, 0, 0, 0x01};
     static constexpr mac_addr far_mac{0x02, 0, 0, 0, 0, 0x02};
 
-    explicit vmxnet3_rig(const config& c = {}) : cfg_(c), mem_(c.guest_bytes), far_(far_mac, guest_mac) {
-        pool_config pc;
-        pc.count = c.buffers;
-        const guest_block b = mem_.allocate(pool_type::required_bytes(pc));
-        auto pool = pool_type::create(pc, b.backing());
-        if (!pool) {
-            error_ = pool.error().reason();
+    explicit vmxnet3_rig(const config& c = {}) : rig_base(c, guest_mac, far_mac) {
+        if (!ok()) {
             return;
         }
-        pool_.emplace(std::move(*pool));
-        api_.emplace(*pool_);
         vmxnet3_device_config dc;
         dc.profile.max_queues = c.queues < 4 ? 4 : c.queues;
         const std::uint32_t big = c.tx_ring > c.rx_ring ? c.tx_ring : c.rx_ring;
@@ -75,9 +65,6 @@ public:
         }
     }
 
-    [[nodiscard]] bool ok() const noexcept { return error_ == nullptr; }
-    [[nodiscard]] const char* error() const noexcept { return error_ != nullptr ? error_ : "ok"; }
-    [[nodiscard]] const config& cfg() const noexcept { return cfg_; }
     [[nodiscard]] queue_config queue_cfg() const noexcept {
         queue_config qc;
         qc.queues = cfg_.queues;
@@ -87,11 +74,9 @@ public:
         return qc;
     }
 
-    [[nodiscard]] api_type& api() noexcept { return *api_; }
     [[nodiscard]] device_type& window() noexcept { return dev_->window(); }
     [[nodiscard]] vmxnet3_device& device() noexcept { return *dev_; }
     [[nodiscard]] vmxnet3_control& control() noexcept { return *control_; }
-    [[nodiscard]] guest_memory& memory() noexcept { return mem_; }
     [[nodiscard]] sim_irq& irq(std::uint16_t q) noexcept { return dev_->irq(q); }
 
     void step(std::uint32_t n = 1) {
@@ -103,28 +88,6 @@ public:
     void reset_device() { dev_->reset(); }
     void remove_device() { dev_->remove(); }
 
-    [[nodiscard]] std::uint32_t flow_for_queue(std::uint16_t q) const {
-        for (std::uint32_t f = 0;; ++f) {
-            traffic_gen g(f, far_mac, guest_mac);
-            frame fr;
-            g.build(fr);
-            if (vmxnet3_device::flow_hash(fr) % cfg_.queues == q) {
-                return f;
-            }
-        }
-    }
-    std::uint64_t far_send(std::uint32_t flow, std::uint64_t n) { return far_.send(flow, n); }
-    [[nodiscard]] std::uint64_t far_sent(std::uint32_t flow) const { return far_.sent(flow); }
-    [[nodiscard]] flow_report far_report(std::uint32_t flow, std::uint64_t sent) const {
-        return far_.report(flow, sent);
-    }
-
-    void build_tx(buffer_type b, std::uint32_t flow) {
-        traffic_gen& g = guest_gens_.try_emplace(flow, flow, guest_mac, far_mac).first->second;
-        b.set_length(g.build(std::span<std::byte>(b.data(), b.capacity())));
-    }
-    [[nodiscard]] traffic_sink& guest_sink() noexcept { return guest_sink_; }
-
     [[nodiscard]] std::vector<std::string> violations() const { return dev_->violations(); }
     [[nodiscard]] std::uint32_t device_rx_posted(std::uint16_t q) const { return dev_->rx_posted(q, 0); }
     [[nodiscard]] std::uint64_t device_rx_no_desc(std::uint16_t q) const { return dev_->counters(q).rx_no_desc; }
@@ -133,16 +96,8 @@ public:
     }
 
 private:
-    config cfg_;
-    guest_memory mem_;
-    far_end far_;
-    std::optional<pool_type> pool_;
-    std::optional<api_type> api_;
     std::unique_ptr<vmxnet3_device> dev_;
     std::optional<vmxnet3_control> control_;
-    std::map<std::uint32_t, traffic_gen> guest_gens_;
-    traffic_sink guest_sink_;
-    const char* error_ = nullptr;
 };
 
 } // namespace npa::sim
