@@ -7,6 +7,7 @@
 #include <doctest/doctest.h>
 
 #include <array>
+#include <chrono>
 #include <thread>
 #include <vector>
 
@@ -25,8 +26,15 @@ TEST_CASE("traffic both ways with the device on its own thread: nothing lost, al
     std::uint64_t sent = 0, rx = 0, far_sent = 0;
     std::vector<npa::buffer_ref> pend;
     std::array<npa::buffer_ref, 32> out{};
-    // Bounded by progress, not time: give up only after a long run of rounds with no work.
-    for (std::uint64_t idle = 0; (sent < n || rx < n || p.tx_in_flight(0) != 0) && idle < 20'000'000;) {
+    // Bounded by progress: give up (and report) only after 10 s in which nothing moved.
+    using clock = std::chrono::steady_clock;
+    auto last_progress = clock::now();
+    bool stalled = false;
+    for (std::uint64_t idle = 0; sent < n || rx < n || p.tx_in_flight(0) != 0;) {
+        if (idle != 0 && idle % 1024 == 0 && clock::now() - last_progress > std::chrono::seconds(10)) {
+            stalled = true;
+            break;
+        }
         while (pend.size() < 32 && sent + pend.size() < n) {
             npa::buffer_ref b;
             if (rig.api().alloc_tx(std::span(&b, 1)) == 0) {
@@ -57,8 +65,18 @@ TEST_CASE("traffic both ways with the device on its own thread: nothing lost, al
             std::this_thread::yield();  // two cores shared by everyone: let the device run
         } else {
             idle = 0;
+            last_progress = clock::now();
         }
     }
+    const auto ds = rig.device().stats(0);
+    const auto ps = p.stats(0);
+    INFO("sent=", sent, " rx=", rx, " far_sent=", far_sent, " tx_in_flight=", p.tx_in_flight(0),
+         "; device: rx_frames=", ds.rx_frames, " rx_no_desc=", ds.rx_no_desc,
+         " rx_oversize=", ds.rx_oversize, " rx_posted=", rig.device().rx_posted(0),
+         " inbox=", rig.device().inbox(), " tx_frames=", ds.tx_frames,
+         "; plugin: rx_packets=", ps.rx_packets, " rx_no_buffer=", ps.rx_no_buffer,
+         " rx_dropped=", ps.rx_dropped, " tx_packets=", ps.tx_packets);
+    CHECK_FALSE(stalled);
     rig.device().stop();
     rig.api().free(pend);
     CHECK(sent == n);

@@ -648,6 +648,11 @@ private:
             const std::uint32_t hash = flow_hash(f);
             const std::uint16_t q = active[hash % nactive];
             dq& d = q_[q];
+            if (!d.failed && d.rx_posted.empty()) {
+                // Out of fetched buffers: re-read the doorbell before dropping, as a NIC
+                // re-reads the tail register; the driver may have posted since this step began.
+                (void)fetch_rx(q);
+            }
             if (d.failed || d.rx_posted.empty()) {
                 ++d.st.rx_no_desc;
                 continue;

@@ -755,6 +755,9 @@ private:
             f.len -= 4;
             stripped = true;
         }
+        if (!d.rx_failed && d.posted[0].empty()) {
+            (void)fetch_rx(q);  // out of buffers: look again before dropping, as a NIC does
+        }
         // A head buffer from ring 1, body buffers from ring 2 for whatever does not fit.
         std::uint32_t need = 0;
         if (!d.rx_failed && !d.posted[0].empty()) {
