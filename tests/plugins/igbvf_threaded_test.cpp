@@ -28,6 +28,16 @@ TEST_CASE("plugin and device on two threads: everything sent arrives, everything
             rig.device().step();
         }
     });
+    // health() read from a control thread while the data path runs (shell::service()).
+    std::atomic<bool> watching{true};
+    std::atomic<std::uint64_t> unhealthy{0}, looks{0};
+    std::thread watcher([&] {
+        while (watching.load(std::memory_order_relaxed)) {
+            unhealthy += p.health() != npa::errc::ok ? 1 : 0;
+            ++looks;
+            std::this_thread::yield();
+        }
+    });
     constexpr std::uint64_t n = 5000;
     const std::uint32_t flow = rig.flow_for_queue(0);
     std::uint64_t sent = 0, far_sent = 0, got = 0;
@@ -65,6 +75,10 @@ TEST_CASE("plugin and device on two threads: everything sent arrives, everything
         (void)p.tx_reap(0);
         if (k == 0) std::this_thread::yield();
     }
+    watching = false;
+    watcher.join();
+    CHECK(looks > 0);
+    CHECK(unhealthy == 0);
     stop = true;
     dev.join();
     CHECK(sent == n);

@@ -7,6 +7,7 @@
 #include <doctest/doctest.h>
 
 #include <array>
+#include <atomic>
 #include <chrono>
 #include <thread>
 #include <vector>
@@ -23,6 +24,17 @@ TEST_CASE("traffic both ways with the device on its own thread: nothing lost, al
     const std::uint32_t rx_flow = rig.flow_for_queue(0);
     constexpr std::uint64_t n = 20000;
     rig.device().start();
+    // The control thread's view while the data path runs: health() is read concurrently
+    // (what shell::service() does), and a clean device stays healthy throughout.
+    std::atomic<bool> watching{true};
+    std::atomic<std::uint64_t> unhealthy{0}, looks{0};
+    std::thread watcher([&] {
+        while (watching.load(std::memory_order_relaxed)) {
+            unhealthy += p.health() != npa::errc::ok ? 1 : 0;
+            ++looks;
+            std::this_thread::yield();
+        }
+    });
     std::uint64_t sent = 0, rx = 0, far_sent = 0;
     std::vector<npa::buffer_ref> pend;
     std::array<npa::buffer_ref, 32> out{};
@@ -77,6 +89,10 @@ TEST_CASE("traffic both ways with the device on its own thread: nothing lost, al
          "; plugin: rx_packets=", ps.rx_packets, " rx_no_buffer=", ps.rx_no_buffer,
          " rx_dropped=", ps.rx_dropped, " tx_packets=", ps.tx_packets);
     CHECK_FALSE(stalled);
+    watching = false;
+    watcher.join();
+    CHECK(looks > 0);
+    CHECK(unhealthy == 0);
     rig.device().stop();
     rig.api().free(pend);
     CHECK(sent == n);

@@ -166,7 +166,11 @@ public:
         return free_count_;
     }
     [[nodiscard]] std::uint32_t in_use() const noexcept { return cfg_.count - available(); }
-    [[nodiscard]] const pool_stats& stats() const noexcept { return stats_; }
+    /// The counters, copied under the pool's lock (safe from another thread).
+    [[nodiscard]] pool_stats stats() const noexcept {
+        detail::lock_guard g(lock_);
+        return stats_;
+    }
     [[nodiscard]] const pool_config& config() const noexcept { return cfg_; }
     [[nodiscard]] const Backing& backing() const noexcept { return mem_; }
 
@@ -224,7 +228,7 @@ private:
     std::uint32_t* stack_ = nullptr;
     std::uint32_t free_count_ = 0;
     pool_stats stats_{};
-    // mutable: the const observers (available, in_use) lock too.
+    // mutable: the const observers (available, in_use, stats) lock too.
     [[no_unique_address]] mutable Lock lock_{};
 };
 

@@ -81,6 +81,7 @@ public:
         const std::uint32_t tsz = fit_ring(qc.tx_ring_size, lim);
         const std::uint32_t rsz = fit_ring(qc.rx_ring_size, lim);
         api_ = &api;
+        distrusted_.store(false, std::memory_order_relaxed);
         dev_ = &dev;
         offloads_ = qc.offloads & lim.offloads;
         mtu_ = qc.mtu;
@@ -125,7 +126,7 @@ public:
                 }
             }
             if (q.rxc.next_to_clean() == slot && !q.rxc.poll(d)) {
-                ++q.stats.bad_completion;
+                distrust(q.stats);
                 ++q.stats.rx_dropped;
                 q.rxc.advance();
                 drop_rx(qi, q, slot);
@@ -140,7 +141,7 @@ public:
                                  wb.hdr_info != 0 || wb.length < igbvf_eth_hlen ||
                                  wb.length > q.rx_buf_len;
             if (garbage || (wb.status_error & igbvf::rxd::err_frame) != 0) {
-                q.stats.bad_completion += garbage ? 1 : 0;
+                distrust(q.stats, garbage ? 1 : 0);
                 ++q.stats.rx_dropped;
                 api_->release_rx_buffers(qi, std::span<const buffer_type>(&b, 1));
                 continue;
@@ -249,7 +250,7 @@ public:
                 ++q.stats.tx_packets;
                 q.stats.tx_bytes += q.tx_info[eop].buf.length();
             } else if (!dd && passed && len <= q.tx_behind_prev) {
-                ++q.stats.bad_completion;  // the head passed it twice and no DD came
+                distrust(q.stats);  // the head passed it twice and no DD came
                 ++q.stats.tx_errors;
             } else {
                 // Not done yet (a DD whose head move is still on its way just waits).
@@ -333,6 +334,7 @@ public:
             q.tx_used = 0;
         }
         nq_ = 0;
+        distrusted_.store(false, std::memory_order_relaxed);
     }
 
     void irq_arm(std::uint16_t qi) noexcept { dev_->write(igbvf_reg::eims, 0, 1u << qi); }
@@ -354,7 +356,7 @@ public:
         for (std::uint16_t i = 0; i < nq_; ++i) {
             if ((dev_->read(igbvf_reg::txdctl, i) & igbvf::txdctl_enable) == 0 ||
                 (dev_->read(igbvf_reg::rxdctl, i) & igbvf::rxdctl_enable) == 0 ||
-                q_[i].stats.bad_completion != 0) {
+                distrusted_.load(std::memory_order_relaxed)) {
                 return errc::device_error;
             }
         }
@@ -536,17 +538,27 @@ private:
         }
     }
 
+    // A device that wrote back something impossible is not trusted again: counted in the
+    // queue's stats (data path only) and remembered in an atomic that health() reads from
+    // the control thread while the data path runs.
+    void distrust(queue_stats& st, std::uint64_t n = 1) noexcept {
+        if (n != 0) {
+            st.bad_completion += n;
+            distrusted_.store(true, std::memory_order_relaxed);
+        }
+    }
+
     // The one slot never handed over (at the tail) must never be written back.
     void check_rx_stray(queue& q) noexcept {
         if (q.rx_posted < q.rx_size && dd_set(q.rx_ring[q.rx_ntf])) {
-            ++q.stats.bad_completion;
+            distrust(q.stats);
             clear_word(q.rx_ring[q.rx_ntf], 2);
         }
     }
     // The same on TX: the first free slot holds nothing the device may write back.
     void check_tx_stray(queue& q) noexcept {
         if (q.tx_used < q.tx_size && dd_set_tx(q.tx_ring[q.tx_ntf])) {
-            ++q.stats.bad_completion;
+            distrust(q.stats);
             clear_word(q.tx_ring[q.tx_ntf], 3);
         }
     }
@@ -559,7 +571,7 @@ private:
         if (next_eop < q.tx_size && dd_set_tx(q.tx_ring[next_eop]) && !dd_set_tx(q.tx_ring[eop]) &&
             q.flagged != next_eop) {
             q.flagged = next_eop;
-            ++q.stats.bad_completion;
+            distrust(q.stats);
         }
     }
 
@@ -573,7 +585,7 @@ private:
         }
         const std::uint32_t b = h >= q.tx_ntc ? h - q.tx_ntc : h + q.tx_size - q.tx_ntc;
         if (h >= q.tx_size || b > q.tx_used) {
-            ++q.stats.bad_completion;
+            distrust(q.stats);
             return false;
         }
         behind = b;
@@ -628,6 +640,7 @@ private:
     Api* api_ = nullptr;
     device_type* dev_ = nullptr;
     std::uint16_t nq_ = 0;
+    std::atomic<bool> distrusted_{false};
     std::uint32_t offloads_ = 0;
     std::uint32_t mtu_ = 1500;
     std::array<queue, igbvf::max_queues> q_{};

@@ -117,7 +117,7 @@ public:
         dev_ = &dev;
         mtu_ = qc.mtu;
         offloads_ = qc.offloads & capabilities().offloads;
-        bad_ = false;
+        bad_.store(false, std::memory_order_relaxed);
         // step 2: lay out and zero every ring (no slot may look handed over), buf_info.
         std::byte* at = dev.ring_area().virt;
         const iova_t base = dev.ring_area().iova;
@@ -429,7 +429,8 @@ public:
         if (!dev_->present()) {
             return errc::removed;
         }
-        if (bad_ || (dev_->ecr() & (vmxnet3::ecr::TQERR | vmxnet3::ecr::RQERR)) != 0) {
+        if (bad_.load(std::memory_order_relaxed) ||
+            (dev_->ecr() & (vmxnet3::ecr::TQERR | vmxnet3::ecr::RQERR)) != 0) {
             return errc::device_error;
         }
         return errc::ok;
@@ -459,7 +460,7 @@ private:
 
     void bad(queue& q) noexcept {
         ++q.stats.bad_completion;
-        bad_ = true;
+        bad_.store(true, std::memory_order_relaxed);  // read by health() on the control thread
     }
 
     std::uint64_t upt_features(const vmxnet3::device_profile& p) const noexcept {
@@ -538,7 +539,7 @@ private:
             return false;
         }
         ++st.bad_completion;
-        bad_ = true;
+        bad_.store(true, std::memory_order_relaxed);  // read by health() on the control thread
         // The skipped entry holds the previous lap's generation, which is the next lap's:
         // left as it is, it would be read as fresh one lap later. Marking it consumed for
         // this lap makes it wait for a real write again.
@@ -620,7 +621,7 @@ private:
     std::uint16_t nq_ = 0;
     std::uint32_t mtu_ = 1500;
     std::uint32_t offloads_ = 0;
-    bool bad_ = false;
+    std::atomic<bool> bad_{false};
     std::array<queue, max_queue_pairs> q_{};
 };
 

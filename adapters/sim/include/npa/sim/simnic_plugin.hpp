@@ -8,6 +8,7 @@
 #include <npa/sim/simnic_window.hpp>
 
 #include <array>
+#include <atomic>
 #include <cstdint>
 #include <cstring>
 #include <memory>
@@ -44,6 +45,7 @@ public:
         }
         api_ = &api;
         dev_ = &dev;
+        distrusted_.store(false, std::memory_order_relaxed);
         for (std::uint16_t i = 0; i < qc.queues; ++i) {
             queue& q = q_[i];
             // step 2: rings in the queue's ring memory, zeroed so no slot looks handed over:
@@ -90,11 +92,11 @@ public:
             const std::uint32_t posted = q.rx_filled - q.rx_cleaned;
             const std::uint32_t skip = (c.index - q.rx_cleaned) & mask;
             if (c.index > mask || skip >= posted || c.tag != q.rx_cleaned + skip) {
-                ++q.stats.bad_completion;  // stale, duplicated or invented: ignore it
+                distrust(q.stats);  // stale, duplicated or invented: ignore it
                 continue;
             }
             if (skip != 0) {  // the device passed over earlier buffers: take them back
-                ++q.stats.bad_completion;
+                distrust(q.stats);
                 q.stats.rx_dropped += skip;
                 give_back(q.rx_bufs.get(), mask, q.rx_cleaned, skip, release_rx(qi));
                 q.rx_cleaned += skip;
@@ -102,7 +104,7 @@ public:
             const buffer_type b = q.rx_bufs[q.rx_cleaned++ & mask];
             const bool bad_len = c.len < 14 || c.len > b.capacity();
             if ((c.ctrl & simnic_ctrl_error) != 0 || bad_len) {
-                q.stats.bad_completion += bad_len && (c.ctrl & simnic_ctrl_error) == 0 ? 1 : 0;
+                distrust(q.stats, bad_len && (c.ctrl & simnic_ctrl_error) == 0 ? 1 : 0);
                 ++q.stats.rx_dropped;
                 release_rx(qi)(std::span<const buffer_type>(&b, 1));
                 continue;
@@ -154,12 +156,12 @@ public:
             const std::uint32_t skip = (c.index - q.tx_cleaned) & mask;
             if (c.index > mask || skip >= q.tx_filled - q.tx_cleaned ||
                 c.tag != q.tx_cleaned + skip) {
-                ++q.stats.bad_completion;
+                distrust(q.stats);
                 continue;
             }
             // Earlier descriptors without a completion of their own: the device took them
             // but never said they went out. Counted as errors and returned.
-            q.stats.bad_completion += skip != 0 ? 1 : 0;
+            distrust(q.stats, skip != 0 ? 1 : 0);
             q.stats.tx_errors += skip + ((c.ctrl & simnic_ctrl_error) != 0 ? 1 : 0);
             if ((c.ctrl & simnic_ctrl_error) == 0) {
                 ++q.stats.tx_packets;
@@ -196,6 +198,7 @@ public:
             q.rx_bufs.reset();
         }
         nq_ = 0;
+        distrusted_.store(false, std::memory_order_relaxed);
     }
 
     void irq_arm(std::uint16_t qi) noexcept { dev_->irq(qi).arm(); }
@@ -214,10 +217,7 @@ public:
         if (s == simnic_state::removed) {
             return errc::removed;
         }
-        bool bad = s != simnic_state::running;
-        for (std::uint16_t i = 0; i < nq_; ++i) {
-            bad = bad || q_[i].stats.bad_completion != 0;
-        }
+        const bool bad = s != simnic_state::running || distrusted_.load(std::memory_order_relaxed);
         return bad ? errc::device_error : errc::ok;
     }
 
@@ -234,17 +234,27 @@ private:
         queue_stats stats{};
     };
 
+    // A device that wrote a bad completion is not trusted again: counted in the queue's
+    // stats (data path only) and remembered in an atomic that health() may read from the
+    // control thread while the data path runs.
+    void distrust(queue_stats& st, std::uint64_t n = 1) noexcept {
+        if (n != 0) {
+            st.bad_completion += n;
+            distrusted_.store(true, std::memory_order_relaxed);
+        }
+    }
+
     // A completion snapshot; a stale slot followed by a fresh one (generation order broken)
     // is skipped and counted, so a device that does that cannot wedge the ring.
-    static bool poll_completion(gen_consumer<simnic_comp_traits>& cc, simnic_comp_desc& c,
-                                queue_stats& st) noexcept {
+    bool poll_completion(gen_consumer<simnic_comp_traits>& cc, simnic_comp_desc& c,
+                         queue_stats& st) noexcept {
         if (cc.poll(c)) {
             return true;
         }
         if (!gen_out_of_order(cc)) {
             return false;
         }
-        ++st.bad_completion;
+        distrust(st);
         cc.advance();
         return cc.poll(c);
     }
@@ -293,6 +303,7 @@ private:
     device_type* dev_ = nullptr;
     std::uint16_t nq_ = 0;
     std::array<queue, simnic_max_queues> q_{};
+    std::atomic<bool> distrusted_{false};
 };
 
 } // namespace npa::sim
