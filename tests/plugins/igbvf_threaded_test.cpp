@@ -4,6 +4,7 @@
 #include <doctest/doctest.h>
 
 #include <npa/plugins/igbvf.hpp>
+#include <npa/sim/health_watch.hpp>
 #include <npa/sim/igbvf_rig.hpp>
 
 #include <array>
@@ -29,15 +30,7 @@ TEST_CASE("plugin and device on two threads: everything sent arrives, everything
         }
     });
     // health() read from a control thread while the data path runs (shell::service()).
-    std::atomic<bool> watching{true};
-    std::atomic<std::uint64_t> unhealthy{0}, looks{0};
-    std::thread watcher([&] {
-        while (watching.load(std::memory_order_relaxed)) {
-            unhealthy += p.health() != npa::errc::ok ? 1 : 0;
-            ++looks;
-            std::this_thread::yield();
-        }
-    });
+    health_watch watch(p);
     constexpr std::uint64_t n = 5000;
     const std::uint32_t flow = rig.flow_for_queue(0);
     std::uint64_t sent = 0, far_sent = 0, got = 0;
@@ -75,10 +68,9 @@ TEST_CASE("plugin and device on two threads: everything sent arrives, everything
         (void)p.tx_reap(0);
         if (k == 0) std::this_thread::yield();
     }
-    watching = false;
-    watcher.join();
-    CHECK(looks > 0);
-    CHECK(unhealthy == 0);
+    watch.stop();
+    CHECK(watch.looks() > 0);
+    CHECK(watch.unhealthy() == 0);
     stop = true;
     dev.join();
     CHECK(sent == n);

@@ -1,6 +1,7 @@
 // Free-running device: the simnic steps on its own thread while the plugin runs on this
 // one. Checks the ring protocol under real concurrency (run under TSan in CI).
 #define DOCTEST_CONFIG_IMPLEMENT_WITH_MAIN
+#include <npa/sim/health_watch.hpp>
 #include <npa/sim/simnic_plugin.hpp>
 #include <npa/sim/simnic_rig.hpp>
 
@@ -26,15 +27,7 @@ TEST_CASE("traffic both ways with the device on its own thread: nothing lost, al
     rig.device().start();
     // The control thread's view while the data path runs: health() is read concurrently
     // (what shell::service() does), and a clean device stays healthy throughout.
-    std::atomic<bool> watching{true};
-    std::atomic<std::uint64_t> unhealthy{0}, looks{0};
-    std::thread watcher([&] {
-        while (watching.load(std::memory_order_relaxed)) {
-            unhealthy += p.health() != npa::errc::ok ? 1 : 0;
-            ++looks;
-            std::this_thread::yield();
-        }
-    });
+    health_watch watch(p);
     std::uint64_t sent = 0, rx = 0, far_sent = 0;
     std::vector<npa::buffer_ref> pend;
     std::array<npa::buffer_ref, 32> out{};
@@ -89,10 +82,9 @@ TEST_CASE("traffic both ways with the device on its own thread: nothing lost, al
          "; plugin: rx_packets=", ps.rx_packets, " rx_no_buffer=", ps.rx_no_buffer,
          " rx_dropped=", ps.rx_dropped, " tx_packets=", ps.tx_packets);
     CHECK_FALSE(stalled);
-    watching = false;
-    watcher.join();
-    CHECK(looks > 0);
-    CHECK(unhealthy == 0);
+    watch.stop();
+    CHECK(watch.looks() > 0);
+    CHECK(watch.unhealthy() == 0);
     rig.device().stop();
     rig.api().free(pend);
     CHECK(sent == n);
