@@ -2,7 +2,7 @@
 #
 #   make test   install missing Debian packages, then configure, build and run every suite:
 #               the release preset, the asan preset (ASan+UBSan, every suite) and the tsan
-#               preset (ThreadSanitizer, the suites labelled `concurrent`)
+#               preset (ThreadSanitizer, the suites labelled `concurrent` or `switching`)
 #   make demo   install missing packages, build the release preset's npa-demo and run it
 #
 # Other targets: deps, build, test-release, test-asan, test-tsan, test-debug, bench,
@@ -71,18 +71,19 @@ test-release:
 test-asan:
 	$(call preset_suite,asan,,)
 
-# Only the concurrent suites (ring stress, shell threads) are worth TSan's 5-15x slowdown,
-# so only their programs are built (scripts/ctest-targets.py answers `all` whenever a
+# Only the concurrent suites (ring stress, shell and device threads) and the switching
+# suites (shell_test, shell_sim_test: every trigger, 10,000 switches) are worth TSan's
+# 5-15x slowdown, so only their programs are built (scripts/ctest-targets.py answers `all` whenever a
 # selected test is not a plain program under build/tsan/bin).
 test-tsan:
 	@echo "==> [tsan] configure, build, test"
 	@t0=$$(date +%s); \
 	$(CMAKE) --preset tsan && \
-	targets=$$($(CTEST) --preset tsan -L concurrent --show-only=json-v1 | \
+	targets=$$($(CTEST) --preset tsan -L 'concurrent|switching' --show-only=json-v1 | \
 	           scripts/ctest-targets.py build/tsan) && \
 	echo "==> [tsan] building: "$$targets && \
 	$(CMAKE) --build --preset tsan --parallel $(JOBS) --target $$targets && \
-	$(TSAN_LAUNCHER) $(CTEST) --preset tsan -j $(JOBS) --output-on-failure -L concurrent && \
+	$(TSAN_LAUNCHER) $(CTEST) --preset tsan -j $(JOBS) --output-on-failure -L 'concurrent|switching' && \
 	echo "==> [tsan] passed in $$(( $$(date +%s) - t0 )) s" || \
 	{ echo "==> [tsan] FAILED after $$(( $$(date +%s) - t0 )) s"; exit 1; }
 

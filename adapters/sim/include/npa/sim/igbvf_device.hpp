@@ -371,7 +371,11 @@ private:
     void violation(std::uint16_t q, ring_kind r, std::uint32_t slot, const char* rule,
                    const char* fmt, Args... args) {
         char detail[160];
-        std::snprintf(detail, sizeof detail, fmt, args...);
+        if constexpr (sizeof...(Args) == 0) {
+            std::snprintf(detail, sizeof detail, "%s", fmt);  // a plain message, not a format
+        } else {
+            std::snprintf(detail, sizeof detail, fmt, args...);
+        }
         char msg[256];
         std::snprintf(msg, sizeof msg, "%s %s %u slot %u: %s: %s", cfg_.name,
                       r == ring_kind::tx ? "txq" : "rxq", unsigned{q}, unsigned{slot}, rule, detail);

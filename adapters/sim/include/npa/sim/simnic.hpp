@@ -332,6 +332,9 @@ private:
         if (!simnic_ring_size_ok(l.tx_size) || !simnic_ring_size_ok(l.rx_size)) {
             return {errc::invalid_argument, "simnic: ring size not a power of two in 32..4096"};
         }
+        if ((l.tx_ring | l.txc_ring | l.rx_ring | l.rxc_ring) % simnic_desc_size != 0) {
+            return {errc::invalid_argument, "simnic: a ring base is not aligned to a descriptor"};
+        }
         std::byte* tx = mem_.translate(l.tx_ring, std::size_t{l.tx_size} * simnic_desc_size);
         std::byte* txc = mem_.translate(l.txc_ring, std::size_t{l.tx_size} * simnic_desc_size);
         std::byte* rx = mem_.translate(l.rx_ring, std::size_t{l.rx_size} * simnic_desc_size);

@@ -400,8 +400,14 @@ private:
         ++refusals_;
     }
 
+    // Guest memory the device will read as structures: in bounds and aligned as the ABI
+    // asks, or nullptr (a misaligned address from the driver is refused, never cast).
+    std::byte* map(std::uint64_t iova, std::size_t bytes, std::uint64_t align) noexcept {
+        return iova % align == 0 ? mem_.translate(iova, bytes) : nullptr;
+    }
     vmxnet3::driver_shared* shared() noexcept {
-        return reinterpret_cast<vmxnet3::driver_shared*>(mem_.translate(dsa_, sizeof(vmxnet3::driver_shared)));
+        return reinterpret_cast<vmxnet3::driver_shared*>(
+            map(dsa_, sizeof(vmxnet3::driver_shared), alignof(vmxnet3::driver_shared)));
     }
     vmxnet3::tx_queue_desc* txqd(std::uint32_t q) const noexcept {
         return reinterpret_cast<vmxnet3::tx_queue_desc*>(table_) + q;
@@ -522,7 +528,7 @@ private:
             m.mtu < MIN_MTU || m.mtu > cfg_.profile.max_mtu) {
             return 1;
         }
-        std::byte* table = mem_.translate(m.queueDescPA, (ntx + nrx) * sizeof(tx_queue_desc));
+        std::byte* table = map(m.queueDescPA, (ntx + nrx) * sizeof(tx_queue_desc), QUEUE_DESC_ALIGN);
         if (table == nullptr) {
             return 1;
         }
@@ -540,8 +546,8 @@ private:
                 c.intrIdx >= nintr || c.txRingBasePA % RING_BA_ALIGN != 0) {
                 return 1;
             }
-            std::byte* tx = mem_.translate(c.txRingBasePA, t * 16ull);
-            std::byte* txc = mem_.translate(c.compRingBasePA, t * 16ull);
+            std::byte* tx = map(c.txRingBasePA, t * 16ull, RING_BA_ALIGN);
+            std::byte* txc = map(c.compRingBasePA, t * 16ull, RING_BA_ALIGN);
             if (tx == nullptr || txc == nullptr || mem_.translate(c.dataRingBasePA, std::size_t{t} * dsz) == nullptr) {
                 return 1;
             }
@@ -567,9 +573,9 @@ private:
                 c.compRingSize != r0 + r1 || c.intrIdx >= nintr) {
                 return 1;
             }
-            std::byte* a = mem_.translate(c.rxRingBasePA[0], r0 * 16ull);
-            std::byte* b = mem_.translate(c.rxRingBasePA[1], r1 * 16ull);
-            std::byte* cc = mem_.translate(c.compRingBasePA, (r0 + r1) * 16ull);
+            std::byte* a = map(c.rxRingBasePA[0], r0 * 16ull, RING_BA_ALIGN);
+            std::byte* b = map(c.rxRingBasePA[1], r1 * 16ull, RING_BA_ALIGN);
+            std::byte* cc = map(c.compRingBasePA, (r0 + r1) * 16ull, RING_BA_ALIGN);
             if (a == nullptr || b == nullptr || cc == nullptr) {
                 return 1;
             }
