@@ -509,6 +509,14 @@ public:
             return st;
         }
         if (active_ != no_path) {
+            // An MTU the active device cannot carry is refused here, whatever its control
+            // channel would say (some read the MTU only at the next activation).
+            if (r.op == control_op::set_mtu) {
+                const capabilities c = caps_of(active_);
+                if (r.mtu < c.min_mtu || r.mtu > c.max_mtu) {
+                    return {errc::not_supported, "MTU outside the active device's range"};
+                }
+            }
             st = link_.submit(r);
             if (!st.ok()) {
                 return st;

@@ -20,6 +20,7 @@ struct fake_dev {
     std::uint16_t queues = 1;
     std::uint32_t ring_size = 64;
     std::uint32_t offloads = npa::cap::all;
+    std::uint32_t max_mtu = 9216;  ///< jumbo frames: the authority's policy is the limit
     npa::errc health = npa::errc::ok;
     bool fail_attach = false;
     bool complete_tx = true;  ///< false: TX stays in flight forever (stuck device)
@@ -146,6 +147,7 @@ public:
         npa::capabilities c;
         c.offloads = dev_ != nullptr ? dev_->offloads : 0;
         c.max_queues = 8;
+        c.max_mtu = dev_ != nullptr ? dev_->max_mtu : c.max_mtu;
         return c;
     }
     const npa::queue_stats& stats(std::uint16_t q) const noexcept { return qs_[q].st; }

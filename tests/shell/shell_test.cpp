@@ -224,6 +224,14 @@ TEST_CASE("control: policy refusal changes nothing; replay refused on the new pa
     CHECK(r.sh.add_vlan(100).ok());
     CHECK(r.sh.set_mtu(9000).ok());
     CHECK(r.sh.set_mtu(9001).code() == npa::errc::refused);
+    // An MTU the active device cannot carry is refused before the authority is asked.
+    r.emu.max_mtu = 1500;
+    const std::size_t asked = r.hv.applied.size();
+    CHECK(r.sh.set_mtu(4000).code() == npa::errc::not_supported);
+    CHECK(r.sh.set_mtu(40).code() == npa::errc::invalid_argument);  // no device carries it
+    CHECK(r.hv.applied.size() == asked);
+    CHECK(r.sh.desired_control().mtu() == 9000);
+    r.emu.max_mtu = 9216;
 
     // The VF's authority does not know this guest's MAC: replay fails, VF detached.
     fake_authority vf_hv;  // allows nothing
