@@ -1,14 +1,20 @@
 // Policy and abuse on the emulated path: a guest asks the vmxnet3 device (through the
 // shell-side vmxnet3_control, as the shell would) for a MAC it does not own, a VLAN it was
 // not given, and promiscuous mode it may not have; each request
-// is refused, counted by the device, and changes nothing. The VF's equivalents (PF
+// is refused, counted by the device, and changes nothing. Frames it sends with a MAC it
+// does not own or on a VLAN it was not given are dropped and counted, never delivered, and
+// their buffers come back. The VF's equivalents (PF
 // mailbox NACKs, the embedded switch's anti-spoofing and VLAN checks) are in
 // tests/plugins/igbvf_mailbox_test.cpp; fuzz/pf_mailbox_fuzz.cpp and
 // fuzz/vmxnet3_command_fuzz.cpp check the same policies against any guest input.
 #define DOCTEST_CONFIG_IMPLEMENT_WITH_MAIN
 #include <doctest/doctest.h>
 
+#include <npa/plugins/vmxnet3.hpp>
 #include <npa/sim/vmxnet3_rig.hpp>
+
+#include <cstring>
+#include <vector>
 
 namespace sim = npa::sim;
 using npa::control_request;
@@ -55,4 +61,62 @@ TEST_CASE("vmxnet3: a guest that empties its VLAN table still receives only the 
     CHECK(r.device().vlan_allowed(10));  // given
     CHECK_FALSE(r.device().vlan_allowed(11));
     CHECK_FALSE(r.device().vlan_allowed(4095));
+}
+
+TEST_CASE("vmxnet3: frames sent with a MAC the guest does not own or on a VLAN it was not given are dropped") {
+    sim::vmxnet3_rig::config c;
+    c.queues = 1;
+    c.tx_ring = c.rx_ring = 64;
+    sim::vmxnet3_rig r(c);
+    REQUIRE(r.ok());
+    sim::vmxnet3_list_policy pol;
+    pol.macs = {sim::vmxnet3_rig::guest_mac};
+    pol.vlans = {10};
+    r.device().set_policy(&pol);
+    REQUIRE(r.control().submit(control_request::make_vlan(true, 10)).ok());
+    npa::vmxnet3_plugin<sim::vmxnet3_rig::api_type> p;
+    REQUIRE(p.attach(r.api(), r.window(), r.queue_cfg()).ok());
+
+    // kind 0: honest; 1: forged source MAC; 2: tagged VLAN 11 (not given); 3: tagged VLAN 10.
+    auto send = [&](std::uint32_t flow, int kind, std::uint32_t n) {
+        std::vector<npa::buffer_ref> b(n);
+        REQUIRE(r.api().alloc_tx(b) == n);
+        for (auto& x : b) {
+            r.build_tx(x, flow);
+            std::byte* f = x.data();
+            if (kind == 1) {
+                std::memcpy(f + 6, rogue_mac.data(), 6);
+            } else if (kind >= 2) {  // an 802.1Q tag written into the frame by the guest
+                std::memmove(f + 16, f + 12, x.length() - 12);
+                f[12] = std::byte{0x81};
+                f[13] = std::byte{0x00};
+                f[14] = std::byte{0x00};
+                f[15] = std::byte{kind == 2 ? 11 : 10};
+                x.set_length(x.length() + 4);
+            }
+        }
+        r.api().offer(b);
+        REQUIRE(p.tx_burst(0, b) == n);
+        r.step(4);
+        (void)p.tx_reap(0);
+    };
+    send(1, 0, 8);
+    send(2, 1, 8);
+    send(3, 2, 8);
+    send(4, 3, 8);
+    r.step(4);
+    (void)p.tx_reap(0);
+
+    const auto st = r.device().counters(0);
+    CHECK(st.tx_spoofed == 8);
+    CHECK(st.tx_vlan_refused == 8);
+    CHECK(st.tx_frames == 16);                // the honest frames and VLAN 10's
+    CHECK(r.far_report(1, 8).lost == 0);      // delivered
+    CHECK(r.far_report(2, 8).received == 0);  // never delivered
+    CHECK(p.tx_in_flight(0) == 0);            // every descriptor completed
+    p.detach();
+    r.api().free(r.api().take_unsent());
+    CHECK(r.api().audit().balanced());
+    CHECK(r.api().audit().in_pool == r.api().audit().total);
+    CHECK(r.violations().empty());
 }

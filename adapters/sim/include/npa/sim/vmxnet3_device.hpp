@@ -92,6 +92,8 @@ struct vmxnet3_queue_counters {
     std::uint64_t rx_frames = 0, rx_bytes = 0, rx_no_desc = 0, rx_dma_errors = 0, rx_chained = 0;
     std::uint64_t rx_doorbells = 0, comp_dropped = 0, comp_delayed = 0, comp_reordered = 0,
                   comp_corrupted = 0;
+    std::uint64_t tx_spoofed = 0;       ///< sent with a source MAC other than the device's: dropped
+    std::uint64_t tx_vlan_refused = 0;  ///< tagged with a VLAN the guest was not given: dropped
 };
 
 class vmxnet3_device final : public frame_port {
@@ -665,6 +667,23 @@ private:
         return any ? ((vft_[vid >> 5] >> (vid & 31)) & 1u) != 0 : policy_->check_vlan(vid) == nullptr;
     }
 
+    // The virtual switch's view of a guest frame (forged transmits, VLAN membership): the
+    // source MAC must be the device's (set through the policy-checked control path) and a
+    // tag, in the frame or asked for by the descriptor, must be a VLAN the guest was given.
+    bool tx_allowed(dq& d, std::uint32_t len, std::uint32_t insert_vid) noexcept {
+        eth::header h;
+        if (!eth::parse(std::span<const std::byte>(big_, len), h) || h.src != mac_) {
+            ++d.st.tx_spoofed;
+            return false;
+        }
+        const std::uint32_t vid = insert_vid != 0 ? insert_vid : h.vlan;
+        if (vid != 0 && !vlan_ok(static_cast<std::uint16_t>(vid))) {
+            ++d.st.tx_vlan_refused;
+            return false;
+        }
+        return true;
+    }
+
     bool accept(const eth::header& h) const noexcept {
         using namespace vmxnet3;
         if ((rx_mode_ & rxm::PROMISC) != 0) {
@@ -954,6 +973,8 @@ private:
             ++d.st.tx_dma_errors;  // vmxnet3 TX completions carry no error: counted here only
         } else if (!link_up_.load()) {
             ++d.st.tx_link_down;
+        } else if (!tx_allowed(d, total, vtag ? td::tci::get(sop.dword3) & 0x0fffu : 0u)) {
+            // Dropped and counted by tx_allowed(); the descriptors still complete below.
         } else {
             // TSO: headers (hlen) repeated in front of each MSS of payload; the sim does not
             // rewrite IP lengths or TCP sequence numbers.
