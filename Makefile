@@ -32,14 +32,14 @@ DEMO := build/release/bin/npa-demo
 
 help:
 	@echo "npa make targets:"
-	@echo "  make test     install missing packages; build and run the release, asan and tsan suites"
+	@echo "  make test     install missing packages; build and run the release, asan, tsan and fuzz stages"
 	@echo "  make demo     install missing packages; build and run $(DEMO)"
 	@echo "  make deps     install missing Debian packages (scripts/install-deps.sh)"
 	@echo "  make build    configure and build the release preset"
 	@echo "  make bench    run the benchmarks (benchmarks/run.sh)"
 	@echo "  make fuzz     fuzz every target for FUZZ_SECONDS (default 300) each (scripts/fuzz.sh)"
 	@echo "  make soak     the long soak: SOAK_SWITCHES (default 100000) switches under faults"
-	@echo "  make test-release | test-asan | test-tsan | test-debug   one suite"
+	@echo "  make test-release | test-asan | test-tsan | test-fuzz | test-debug   one stage"
 	@echo "  make format-check | format   clang-format (check only | rewrite)"
 	@echo "  make clean    remove build/"
 
