@@ -97,6 +97,8 @@ concept stats_provider = requires(const P& p, std::uint16_t q) {
 
 /// Optional: the plugin can say whether its device is healthy (errc::ok), has failed
 /// (errc::device_error) or is gone (errc::removed); the shell switches away on failure.
+/// Unchecked: health() is called from the control thread while the data path runs, so it
+/// reads only device registers and atomics (never the data path's plain counters).
 template <class P>
 concept reports_health = requires(const P& p) {
     { p.health() } noexcept -> std::same_as<errc>;
