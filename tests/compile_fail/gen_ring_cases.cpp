@@ -2,13 +2,17 @@
 // the generation-bit cursors refuse descriptor traits that would make the ownership
 // protocol unsound.
 //
+// (gen_desc_whole_words has no case of its own: a descriptor aligned to 4, which
+// gen_desc_aligned demands, always has a size that is a multiple of 4.)
+//
 // case 0 conforming: compiles
-// case 1 descriptor_misaligned: gen_desc_traits && required_alignment
-// case 2 descriptor_not_trivially_copyable: gen_desc_traits && is_trivially_copyable_v
-// case 3 own_word_by_value: gen_desc_traits && own_word
-// case 4 own_word_may_throw: gen_desc_traits && own_word
-// case 5 no_own_bits: gen_desc_traits && own_bits
+// case 1 descriptor_misaligned: gen_desc_traits && gen_desc_aligned
+// case 2 descriptor_not_trivially_copyable: gen_desc_traits && gen_desc_copyable
+// case 3 own_word_by_value: gen_desc_traits && gen_desc_own_word
+// case 4 own_word_may_throw: gen_desc_traits && gen_desc_own_word
+// case 5 no_own_bits: gen_desc_traits && gen_desc_own_bits
 // case 6 gen_bit_outside_descriptor: gen_bit_traits: word outside descriptor
+// case 7 no_own_mask: gen_desc_traits && gen_desc_own_mask
 #include <npa/ring/gen_ring.hpp>
 
 #include <cstdint>
@@ -42,9 +46,11 @@ struct traits {
 #else
     static std::uint32_t& own_word(desc& d) noexcept { return reinterpret_cast<std::uint32_t*>(&d)[3]; }
 #endif
+#if CASE != 7
     static constexpr std::uint32_t own_mask = 1u << 31;
+#endif
 #if CASE != 5
-    static constexpr std::uint32_t own_bits(bool gen) noexcept { return gen ? own_mask : 0u; }
+    static constexpr std::uint32_t own_bits(bool gen) noexcept { return gen ? (1u << 31) : 0u; }
 #endif
 };
 

@@ -7,6 +7,8 @@
 // case 4 no_size: memory_backing && m.size()
 // case 5 no_iova_base: memory_backing && m.iova_base()
 // case 6 iova_base_may_throw: memory_backing && m.iova_base()
+// case 7 pool_over_non_backing: fixed_pool && memory_backing
+#include <npa/buffer/fixed_pool.hpp>
 #include <npa/concepts/memory_backing.hpp>
 
 #include <cstddef>
@@ -35,4 +37,12 @@ struct backing {
 #endif
 };
 
+#if CASE == 7
+// A pool asked to live in something that is not memory: refused at the template, with
+// the concept named, instead of deep inside create().
+struct not_memory {};
+npa::fixed_pool<not_memory>* pool = nullptr;
+#else
 static_assert(npa::memory_backing<backing>);
+npa::fixed_pool<backing>* pool = nullptr;
+#endif

@@ -69,9 +69,9 @@ else()
                       "not '${NPA_MODE}'")
 endif()
 
-# 5. Build only the consumer (an add_subdirectory build must not need anything else) and
-#    run it.
-npa_run(${CMAKE_COMMAND} --build ${consumer_build} --target npa_consumer)
+# 5. Build the consumer's whole default target: with add_subdirectory that includes
+#    whatever npa adds to `all`, which must be nothing but the header-only targets.
+npa_run(${CMAKE_COMMAND} --build ${consumer_build})
 npa_run(${consumer_build}/npa_consumer)
 if(NOT npa_last_output MATCHES "npa consumer: ok")
   message(FATAL_ERROR "run_consumer: unexpected consumer output:\n${npa_last_output}")

@@ -10,6 +10,7 @@
 #pragma once
 
 #include <npa/buffer/memory.hpp>
+#include <npa/concepts/memory_backing.hpp>
 #include <npa/buffer/packet_buffer.hpp>
 #include <npa/detail/spin_lock.hpp>
 #include <npa/status.hpp>
@@ -34,7 +35,9 @@ struct pool_stats {
     std::uint64_t foreign_free = 0;   ///< frees of a buffer this pool does not own (ignored)
 };
 
-template <class Backing = heap_memory, class Lock = detail::no_lock>
+/// `Backing` is any npa::memory_backing: the pool keeps its headers, free stack and data
+/// in that one block and never allocates after create().
+template <memory_backing Backing = heap_memory, class Lock = detail::no_lock>
 class fixed_pool {
 public:
     using buffer_type = buffer_ref;
@@ -233,7 +236,7 @@ private:
 };
 
 /// A pool that several threads may share (one short spin-locked section per burst).
-template <class Backing = heap_memory>
+template <memory_backing Backing = heap_memory>
 using shared_fixed_pool = fixed_pool<Backing, detail::spin_lock>;
 
 } // namespace npa

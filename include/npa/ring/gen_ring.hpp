@@ -41,18 +41,34 @@ namespace npa {
 ///   own_mask                    the ownership bits inside that word
 ///   own_bits(gen)               what those bits hold when the slot belongs to the
 ///                               consumer on a lap whose generation is `gen`
+// The pieces, each named so that a diagnostic says which one a traits type breaks.
 template <class Tr>
-concept gen_desc_traits =
-    std::is_trivially_copyable_v<typename Tr::desc_type> &&
-    (sizeof(typename Tr::desc_type) % 4 == 0) &&
-    // The ownership word is accessed through std::atomic_ref, which is undefined on a
-    // misaligned object: a descriptor of bytes (alignof 1) must say alignas(4) or more.
-    (alignof(typename Tr::desc_type) >= std::atomic_ref<std::uint32_t>::required_alignment) &&
-    requires(typename Tr::desc_type& d, bool gen) {
-        { Tr::own_word(d) } noexcept -> std::same_as<std::uint32_t&>;
-        { Tr::own_mask } -> std::convertible_to<std::uint32_t>;
-        { Tr::own_bits(gen) } noexcept -> std::same_as<std::uint32_t>;
-    };
+concept gen_desc_copyable = std::is_trivially_copyable_v<typename Tr::desc_type>;
+// The descriptor is read and written as 32-bit words.
+template <class Tr>
+concept gen_desc_whole_words = sizeof(typename Tr::desc_type) % 4 == 0;
+// The ownership word is accessed through std::atomic_ref, which is undefined on a
+// misaligned object: a descriptor of bytes (alignof 1) must say alignas(4) or more.
+template <class Tr>
+concept gen_desc_aligned =
+    alignof(typename Tr::desc_type) >= std::atomic_ref<std::uint32_t>::required_alignment;
+template <class Tr>
+concept gen_desc_own_word = requires(typename Tr::desc_type& d) {
+    { Tr::own_word(d) } noexcept -> std::same_as<std::uint32_t&>;
+};
+template <class Tr>
+concept gen_desc_own_mask = requires {
+    { Tr::own_mask } -> std::convertible_to<std::uint32_t>;
+};
+template <class Tr>
+concept gen_desc_own_bits = requires(bool gen) {
+    { Tr::own_bits(gen) } noexcept -> std::same_as<std::uint32_t>;
+};
+
+template <class Tr>
+concept gen_desc_traits = gen_desc_copyable<Tr> && gen_desc_whole_words<Tr> &&
+                          gen_desc_aligned<Tr> && gen_desc_own_word<Tr> &&
+                          gen_desc_own_mask<Tr> && gen_desc_own_bits<Tr>;
 
 /// Ready-made traits for a single generation bit at `Bit` of word `Word` (vmxnet3 style).
 template <class Desc, std::size_t Word, unsigned Bit>

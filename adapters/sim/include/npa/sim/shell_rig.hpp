@@ -163,6 +163,8 @@ public:
     [[nodiscard]] control_link emu_link() noexcept { return control_link::to(emu_auth_); }
     [[nodiscard]] control_link vf_link() noexcept { return control_link::to(vf_auth_); }
     [[nodiscard]] std::uint16_t queues() const noexcept { return cfg_.queues; }
+    /// The far end on switch port 2 (sends the numbered flow `peer_flow` to the guest).
+    [[nodiscard]] traffic_peer& peer() noexcept { return peer_; }
 
     /// Switches to the other path (vf when on emu, emu otherwise) and returns at once.
     status request_flip(switch_reason to_vf = switch_reason::vf_arrived,
