@@ -7,7 +7,7 @@ Inputs (written by benchmarks/run.sh):
                           and counts.txt ("<name> <elements>") from npa_ring_icount
 Outputs (in <out>):
   latest.json             medians (ns per element), ratios, instructions per element, machine
-  latest.md               the same as tables, plus the issue's goals against what was measured
+  latest.md               the same as tables, plus the ring goals (docs/benchmarks.md) against what was measured
   stream.png, pingpong.png, single.png   time per element vs burst, one line per ring
   ratio_rte_ring.png      time per element as a ratio to rte_ring (stream and pingpong)
 
@@ -28,7 +28,8 @@ IMPLS = ["npa_index", "npa_gen", "rte_ring", "boost_spsc", "rwqueue", "atomic_qu
 CASES = ["stream", "pingpong", "single", "empty"]
 SIZES = [8, 16]
 BURSTS = [1, 8, 32, 256]
-# The issue's goal for npa_index, cross-core streaming: ratio to rte_ring at most this.
+# The ring goal for npa_index (docs/benchmarks.md), cross-core streaming: ratio to
+# rte_ring at most this.
 GOAL_RTE = {1: 0.5, 8: 0.6, 32: 0.9, 256: 1.05}
 GOAL_BOOST = 0.8
 GOAL_ICOUNT = 5.0  # instructions per element at burst >= 32
@@ -377,6 +378,17 @@ def plots(med, out, floor):
     return made
 
 
+def ratios_to(med, base):
+    """Every implementation's median over the same case, size and burst of `base`."""
+    out = {}
+    for k, v in med.items():
+        case, impl, *rest = k.split("/")
+        b = get(med, key(case, base, *rest))
+        if impl in IMPLS and b:
+            out[k] = round(v["median_ns"] / b, 4)
+    return out
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--raw", required=True)
@@ -399,9 +411,8 @@ def main():
         "repetitions": len(runs),
         "unit": "ns per element (empty/*: ns per call); median over repetitions",
         "medians": med,
-        "ratio_to_rte_ring": {k: round(v["median_ns"] / get(med, key(k.split("/")[0], "rte_ring", *k.split("/")[2:])), 4)
-                              for k, v in med.items()
-                              if k.split("/")[1] in IMPLS and get(med, key(k.split("/")[0], "rte_ring", *k.split("/")[2:]))},
+        "ratio_to_rte_ring": ratios_to(med, "rte_ring"),
+        "ratio_to_boost_spsc": ratios_to(med, "boost_spsc"),
         "instructions_per_element": {k: round(v, 2) for k, v in sorted(icount.items())},
         "datapath": dp,
         "path_bench": json.load(open(os.path.join(args.raw, "path.json")))

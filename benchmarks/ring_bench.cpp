@@ -35,7 +35,7 @@ namespace npa_bench {
 namespace {
 
 // ---- tuning constants --------------------------------------------------------------
-// The bursts the issue asks for: 1 (a latency-bound handover), 8 (a cache line of
+// The bursts measured: 1 (a latency-bound handover), 8 (a cache line of
 // handles), 32 (the usual rte_eth_rx_burst size), 256 (a quarter of the ring).
 constexpr std::array<std::uint32_t, 4> bursts = {1, 8, 32, 256};
 // Elements moved by the start-up self-check of each implementation (FIFO order and no

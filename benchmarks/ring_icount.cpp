@@ -4,7 +4,8 @@
 // Run it under `valgrind --tool=callgrind`: for every <impl>/<elem bytes>/<burst> the
 // program zeroes callgrind's counters (CALLGRIND_ZERO_STATS), runs a fixed number of
 // enqueue+dequeue rounds and dumps the counters under the case's name
-// (CALLGRIND_DUMP_STATS_AT). benchmarks/icount.py reads the dumps. Outside valgrind the
+// (CALLGRIND_DUMP_STATS_AT). benchmarks/run.sh turns the dumps into counts per element
+// and benchmarks/report.py tabulates them. Outside valgrind the
 // client requests are no-ops and the program just runs the loops once.
 //
 // The counted region includes the loop around the ring calls (about 3 instructions per
