@@ -6,6 +6,7 @@
 #include <npa/sim/simnic_rig.hpp>
 
 #include <array>
+#include <initializer_list>
 #include <string>
 
 using namespace npa::sim;
@@ -50,7 +51,7 @@ struct doorbell_plugin : simnic_plugin<Api> {
     }
     std::uint16_t tx_burst(std::uint16_t q, std::span<typename Api::buffer_type> b) noexcept {
         const std::uint16_t n = simnic_plugin<Api>::tx_burst(q, b);
-        if (n != 0) {  // the plugin's own doorbell write has just gone out: overwrite it
+        if (n != 0) { // the plugin's own doorbell write has just gone out: overwrite it
             win->tx_doorbell(q, win->tx_prod(q) + 3);
         }
         return n;
@@ -68,6 +69,75 @@ struct rx_doorbell_plugin : simnic_plugin<Api> {
     }
 };
 
+// Writes a frame length of 0 into the first descriptor of each burst (a fill loop that
+// forgot the length); the device must refuse it rather than DMA a zero-length frame.
+template <class Api>
+struct tx_zero_len_plugin : simnic_plugin<Api> {
+    npa::status attach(Api& a, simnic_window& w, const npa::queue_config& qc) {
+        win = &w;
+        ring_size = qc.tx_ring_size;
+        return simnic_plugin<Api>::attach(a, w, qc);
+    }
+    std::uint16_t tx_burst(std::uint16_t q, std::span<typename Api::buffer_type> b) noexcept {
+        const std::uint16_t n = simnic_plugin<Api>::tx_burst(q, b);
+        if (n != 0) {
+            auto* ring = reinterpret_cast<simnic_tx_desc*>(win->ring_area(q).virt);
+            ring[(win->tx_prod(q) - n) & (ring_size - 1)].len = 0;
+        }
+        return n;
+    }
+    simnic_window* win = nullptr;
+    std::uint32_t ring_size = 0;
+};
+
+// Plugins whose RX refill writes a wrong descriptor on queue 0 (Edit says which): the RX
+// ring follows the TX ring and its completions in the queue's ring memory.
+template <class Api, class Edit>
+struct rx_desc_plugin : simnic_plugin<Api> {
+    npa::status attach(Api& a, simnic_window& w, const npa::queue_config& qc) {
+        const npa::status st = simnic_plugin<Api>::attach(a, w, qc);
+        if (st) {
+            Edit{}(reinterpret_cast<simnic_rx_desc*>(w.ring_area(0).virt) + 2 * qc.tx_ring_size);
+        }
+        return st;
+    }
+};
+struct header_sized_buffer { // posts 64 bytes where a whole frame must fit
+    void operator()(simnic_rx_desc* r) const noexcept { r[0].len = 64; }
+};
+struct same_buffer_twice { // slot 1 gets slot 0's buffer again
+    void operator()(simnic_rx_desc* r) const noexcept { r[1].addr = r[0].addr; }
+};
+struct host_pointer { // a virtual address where the IOVA belongs
+    void operator()(simnic_rx_desc* r) const noexcept {
+        r[0].addr = reinterpret_cast<std::uintptr_t>(r);
+    }
+};
+template <class Api>
+using rx_short_buffer_plugin = rx_desc_plugin<Api, header_sized_buffer>;
+template <class Api>
+using rx_double_post_plugin = rx_desc_plugin<Api, same_buffer_twice>;
+template <class Api>
+using rx_bad_iova_plugin = rx_desc_plugin<Api, host_pointer>;
+
+// Rings the RX doorbell three past what each refill filled.
+template <class Api>
+struct rx_past_filled_plugin : simnic_plugin<Api> {
+    npa::status attach(Api& a, simnic_window& w, const npa::queue_config& qc) {
+        win = &w;
+        return simnic_plugin<Api>::attach(a, w, qc);
+    }
+    std::uint16_t rx_burst(std::uint16_t q, std::span<typename Api::buffer_type> out) noexcept {
+        const std::uint32_t before = win->rx_prod(q);
+        const std::uint16_t n = simnic_plugin<Api>::rx_burst(q, out);
+        if (win->rx_prod(q) != before) { // the refill's doorbell has just gone out: overwrite it
+            win->rx_doorbell(q, win->rx_prod(q) + 3);
+        }
+        return n;
+    }
+    simnic_window* win = nullptr;
+};
+
 // An API filter in front of the real one, so a plugin can "forget" or repeat a hand-over.
 template <class Api, bool Lose, bool Twice>
 struct filter_api {
@@ -77,12 +147,12 @@ struct filter_api {
         return inner->alloc_rx_buffers(q, o);
     }
     void release_rx_buffers(std::uint16_t q, std::span<const buffer_type> in) noexcept {
-        inner->release_rx_buffers(q, Lose && !in.empty() ? in.subspan(1) : in);  // loses one
+        inner->release_rx_buffers(q, Lose && !in.empty() ? in.subspan(1) : in); // loses one
     }
     void tx_complete(std::uint16_t q, std::span<const buffer_type> in) noexcept {
         inner->tx_complete(q, in);
         if (Twice && !in.empty()) {
-            inner->tx_complete(q, in.first(1));  // returns one twice
+            inner->tx_complete(q, in.first(1)); // returns one twice
         }
     }
     void tx_unsent(std::uint16_t q, std::span<const buffer_type> in) noexcept {
@@ -104,8 +174,12 @@ struct filtered_plugin {
         return p.attach(f, d, qc);
     }
     void detach() noexcept { p.detach(); }
-    std::uint16_t tx_burst(std::uint16_t q, std::span<buffer_type> b) noexcept { return p.tx_burst(q, b); }
-    std::uint16_t rx_burst(std::uint16_t q, std::span<buffer_type> b) noexcept { return p.rx_burst(q, b); }
+    std::uint16_t tx_burst(std::uint16_t q, std::span<buffer_type> b) noexcept {
+        return p.tx_burst(q, b);
+    }
+    std::uint16_t rx_burst(std::uint16_t q, std::span<buffer_type> b) noexcept {
+        return p.rx_burst(q, b);
+    }
     std::uint32_t tx_reap(std::uint16_t q) noexcept { return p.tx_reap(q); }
     std::uint32_t tx_in_flight(std::uint16_t q) const noexcept { return p.tx_in_flight(q); }
     void irq_arm(std::uint16_t q) noexcept { p.irq_arm(q); }
@@ -114,34 +188,39 @@ struct filtered_plugin {
     const npa::queue_stats& stats(std::uint16_t q) const noexcept { return p.stats(q); }
 };
 template <class Api>
+using pass_through_plugin = filtered_plugin<Api, false, false>;
+template <class Api>
 using lossy_plugin = filtered_plugin<Api, true, false>;
 template <class Api>
 using double_return_plugin = filtered_plugin<Api, false, true>;
 
 bool has(const verdict& v, const char* s) { return v.message.find(s) != std::string::npos; }
 
+// The check failed, and its message says each of `says` (ring, slot, rule ...).
+void expect_caught(const verdict& v, std::initializer_list<const char*> says) {
+    INFO(v.message);
+    CHECK_FALSE(v.ok);
+    for (const char* s : says) {
+        CHECK_MESSAGE(has(v, s), std::string(s));
+    }
+}
+
 } // namespace
 
 TEST_CASE("a plugin that posts a buffer twice is caught: ring, slot, rule") {
-    const verdict v = conformance<double_post_plugin, simnic_rig>::tx_all_completed();
-    INFO(v.message);
-    CHECK_FALSE(v.ok);
-    CHECK(has(v, "simnic0 txq 0 slot 1: buffer posted twice: IOVA 0x"));
-    CHECK(has(v, "already in flight in slot 0"));
+    expect_caught(
+        conformance<double_post_plugin, simnic_rig>::tx_all_completed(),
+        {"simnic0 txq 0 slot 1: buffer posted twice: IOVA 0x", "already in flight in slot 0"});
 }
 
 TEST_CASE("a plugin that posts an IOVA outside guest memory is caught") {
-    const verdict v = conformance<bad_iova_plugin, simnic_rig>::tx_all_completed();
-    INFO(v.message);
-    CHECK_FALSE(v.ok);
-    CHECK(has(v, "simnic0 txq 0 slot 0: IOVA outside guest memory"));
+    expect_caught(conformance<bad_iova_plugin, simnic_rig>::tx_all_completed(),
+                  {"simnic0 txq 0 slot 0: IOVA outside guest memory"});
 }
 
 TEST_CASE("a plugin that rings the doorbell past what it filled is caught") {
-    const verdict v = conformance<doorbell_plugin, simnic_rig>::tx_all_completed();
-    INFO(v.message);
-    CHECK_FALSE(v.ok);
-    CHECK(has(v, "simnic0 txq 0 slot 0: doorbell beyond the ring"));  // the kit fills the ring first
+    expect_caught(conformance<doorbell_plugin, simnic_rig>::tx_all_completed(),
+                  {"simnic0 txq 0 slot 0: doorbell beyond the ring"});
 }
 
 TEST_CASE("a doorbell three past one burst: the device names the first slot not handed over") {
@@ -158,41 +237,109 @@ TEST_CASE("a doorbell three past one burst: the device names the first slot not 
     rig.step();
     const auto v = rig.violations();
     REQUIRE(v.size() == 1);
-    CHECK(v[0] == "simnic0 txq 0 slot 4: doorbell past the filled descriptors: doorbell says 3 "
-                  "more descriptors, but this slot is not handed over (generation bit not flipped)");
+    CHECK(v[0] ==
+          "simnic0 txq 0 slot 4: doorbell past the filled descriptors: doorbell says 3 "
+          "more descriptors, but this slot is not handed over (generation bit not flipped)");
     CHECK(rig.device().state() == simnic_state::failed);
     CHECK(p.health() == npa::errc::device_error);
-    p.detach();  // the four come back unsent: the device stopped the queue before sending
+    p.detach(); // the four come back unsent: the device stopped the queue before sending
     CHECK(rig.api().unsent().size() == 4);
     rig.api().free(rig.api().take_unsent());
     CHECK(rig.api().audit().balanced());
 }
 
 TEST_CASE("a plugin that rings the RX doorbell beyond the ring is caught") {
-    const verdict v = conformance<rx_doorbell_plugin, simnic_rig>::attach_detach();
-    INFO(v.message);
-    CHECK_FALSE(v.ok);
-    CHECK(has(v, "simnic0 rxq 0 slot 0: doorbell beyond the ring"));
+    expect_caught(conformance<rx_doorbell_plugin, simnic_rig>::attach_detach(),
+                  {"simnic0 rxq 0 slot 0: doorbell beyond the ring"});
 }
 
 TEST_CASE("a plugin that loses a buffer on detach is caught") {
-    const verdict v = conformance<lossy_plugin, simnic_rig>::attach_detach();
-    INFO(v.message);
-    CHECK_FALSE(v.ok);
-    CHECK(has(v, "detach: the plugin still holds"));
+    expect_caught(conformance<lossy_plugin, simnic_rig>::attach_detach(),
+                  {"detach: the plugin still holds"});
 }
 
 TEST_CASE("a plugin that returns a TX buffer twice is caught") {
-    const verdict v = conformance<double_return_plugin, simnic_rig>::tx_all_completed();
-    INFO(v.message);
-    CHECK_FALSE(v.ok);
-    CHECK(has(v, "shell API: tx_complete: buffer #"));
-    CHECK(has(v, "handed over twice"));
+    expect_caught(conformance<double_return_plugin, simnic_rig>::tx_all_completed(),
+                  {"shell API: tx_complete: buffer #", "handed over twice"});
+}
+
+TEST_CASE("a plugin that writes a bad TX frame length is caught") {
+    expect_caught(conformance<tx_zero_len_plugin, simnic_rig>::tx_all_completed(),
+                  {"device: simnic0 txq 0 slot 0: bad descriptor length: frame length 0 outside "
+                   "14..1518"});
+}
+
+TEST_CASE("a plugin that posts an RX buffer smaller than a frame is caught") {
+    expect_caught(conformance<rx_short_buffer_plugin, simnic_rig>::attach_detach(),
+                  {"device: simnic0 rxq 0 slot 0: bad descriptor length: buffer of 64 bytes is "
+                   "smaller than a frame (1518)"});
+}
+
+TEST_CASE("a plugin that posts an RX buffer twice is caught") {
+    expect_caught(conformance<rx_double_post_plugin, simnic_rig>::attach_detach(),
+                  {"device: simnic0 rxq 0 slot 1: buffer posted twice: IOVA 0x",
+                   "is already posted in slot 0"});
+}
+
+TEST_CASE("a plugin that posts an RX IOVA outside guest memory is caught") {
+    expect_caught(conformance<rx_bad_iova_plugin, simnic_rig>::attach_detach(),
+                  {"device: simnic0 rxq 0 slot 0: IOVA outside guest memory: IOVA 0x",
+                   "bytes is not guest memory"});
+}
+
+TEST_CASE("a plugin that rings the RX doorbell past what it filled is caught") {
+    expect_caught(conformance<rx_past_filled_plugin, simnic_rig>::rx_refill_keeps_ring_full(),
+                  {"device: simnic0 rxq 0 slot ",
+                   ": doorbell past the filled descriptors: doorbell says 3 more descriptors"});
+}
+
+TEST_CASE("an RX doorbell three past one refill: the device names the first slot not handed over") {
+    simnic_rig rig;
+    rx_past_filled_plugin<api> p;
+    REQUIRE(p.attach(rig.api(), rig.window(), rig.queue_cfg()).ok());
+    rig.step(); // the device fetches the full ring
+    rig.far_send(rig.flow_for_queue(0), 5);
+    rig.step();
+    std::array<buf, 8> out{};
+    const std::uint16_t k = p.rx_burst(0, out); // refills 5, then rings the doorbell 3 further
+    REQUIRE(k == 5);
+    rig.api().received(std::span(out).first(k));
+    rig.api().free(std::span(out).first(k));
+    rig.step();
+    const auto v = rig.violations();
+    REQUIRE(v.size() == 1);
+    CHECK(v[0] ==
+          "simnic0 rxq 0 slot 5: doorbell past the filled descriptors: doorbell says 3 "
+          "more descriptors, but this slot is not handed over (generation bit not flipped)");
+    CHECK(rig.device().state() == simnic_state::failed);
+    p.detach(); // the posted buffers come back, including the five refilled ones
+    CHECK(rig.api().audit().balanced());
+    CHECK(rig.api().audit().in_pool == rig.api().audit().total);
+}
+
+TEST_CASE("the kit requires health() to check a device reset or a surprise removal") {
+    for (const hostile_case& hc : hostile_cases()) {
+        if (hc.expect != detect::device_error && hc.expect != detect::removed) {
+            continue;
+        }
+        INFO(hc.name);
+        const verdict v = conformance<pass_through_plugin, simnic_rig>::hostile(hc);
+        CHECK_FALSE(v.ok);
+        CHECK(has(v, "the plugin has no health(), so it cannot report that the device went away"));
+        CHECK_FALSE(has(v, "audit:")); // nothing is lost on the way
+    }
 }
 
 TEST_CASE("the reference plugin behind a pass-through filter still passes") {
-    using pass = filtered_plugin<api, false, false>;
-    (void)sizeof(pass);
-    const verdict v = conformance<simnic_plugin, simnic_rig>::tx_all_completed();
-    CHECK_MESSAGE(v.ok, v.message);
+    // The control for the lossy and double-return plugins: the filter alone breaks nothing.
+    NPA_SIM_CHECK_VERDICT((conformance<pass_through_plugin, simnic_rig>::attach_detach()));
+    NPA_SIM_CHECK_VERDICT((conformance<pass_through_plugin, simnic_rig>::tx_all_completed()));
+    NPA_SIM_CHECK_VERDICT(
+        (conformance<pass_through_plugin, simnic_rig>::detach_returns_every_buffer()));
+    for (const hostile_case& hc : hostile_cases()) {
+        if (hc.expect != detect::device_error && hc.expect != detect::removed) {
+            INFO(hc.name);
+            NPA_SIM_CHECK_VERDICT((conformance<pass_through_plugin, simnic_rig>::hostile(hc)));
+        }
+    }
 }

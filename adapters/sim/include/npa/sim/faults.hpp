@@ -2,6 +2,10 @@
 //
 // Device-model independent data: each sim device model interprets the plan for its own
 // rings. Counts are consumed as the faults fire, so a test injects exactly N of them.
+// Every device model honours the TX completion faults; the simnic also honours the RX
+// ones (drop_rx_completions, delay_rx_steps, reorder_rx_completions), and a rig whose
+// device does says so with `static constexpr bool rx_completion_faults = true`, which is
+// how the conformance kit knows to run those cases.
 #pragma once
 
 #include <cstdint>
@@ -11,11 +15,11 @@ namespace npa::sim {
 /// Ways to corrupt a completion the device writes.
 enum class comp_fault : std::uint8_t {
     none,
-    index_out_of_range,  ///< names a slot past the end of the ring
-    length_too_large,    ///< RX: a length larger than the posted buffer
-    gen_out_of_order,    ///< the entry is written but its generation bit is left stale
-    never_posted,        ///< an extra completion for a slot the driver never handed over
-    double_completion,   ///< the same completion written twice
+    index_out_of_range, ///< names a slot past the end of the ring
+    length_too_large,   ///< RX: a length larger than the posted buffer
+    gen_out_of_order,   ///< the entry is written but its generation bit is left stale
+    never_posted,       ///< an extra completion for a slot the driver never handed over
+    double_completion,  ///< the same completion written twice
 };
 
 [[nodiscard]] constexpr const char* to_string(comp_fault f) noexcept {
@@ -33,16 +37,19 @@ enum class comp_fault : std::uint8_t {
 enum class ring_kind : std::uint8_t { tx, rx };
 
 struct fault_plan {
-    std::uint32_t drop_tx_completions = 0;   ///< the next N TX completions are not written
-    std::uint32_t delay_tx_steps = 0;        ///< every TX completion is held this many steps
-    std::uint32_t reorder_tx_completions = 0;///< the next N pairs of TX completions are swapped
-    comp_fault corrupt = comp_fault::none;   ///< corrupt the next corrupt_count completions
-    ring_kind corrupt_ring = ring_kind::tx;  ///< ... on this ring
+    std::uint32_t drop_tx_completions = 0;    ///< the next N TX completions are not written
+    std::uint32_t delay_tx_steps = 0;         ///< every TX completion is held this many steps
+    std::uint32_t reorder_tx_completions = 0; ///< the next N pairs of TX completions are swapped
+    std::uint32_t drop_rx_completions = 0;    ///< the next N RX completions are not written
+    std::uint32_t delay_rx_steps = 0;         ///< every RX completion is held this many steps
+    std::uint32_t reorder_rx_completions = 0; ///< the next N pairs of RX completions are swapped
+    comp_fault corrupt = comp_fault::none;    ///< corrupt the next corrupt_count completions
+    ring_kind corrupt_ring = ring_kind::tx;   ///< ... on this ring
     std::uint32_t corrupt_count = 0;
-    std::uint32_t dma_faults = 0;            ///< the next N buffer DMAs fail
-    std::uint32_t link_down_steps = 0;       ///< the link drops for N steps (a flap)
-    std::int64_t reset_after_tx = -1;        ///< device reset after N more TX descriptors
-    std::int64_t remove_after_tx = -1;       ///< surprise removal after N more TX descriptors
+    std::uint32_t dma_faults = 0;      ///< the next N buffer DMAs fail
+    std::uint32_t link_down_steps = 0; ///< the link drops for N steps (a flap)
+    std::int64_t reset_after_tx = -1;  ///< device reset after N more TX descriptors
+    std::int64_t remove_after_tx = -1; ///< surprise removal after N more TX descriptors
 };
 
 } // namespace npa::sim

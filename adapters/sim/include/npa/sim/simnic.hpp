@@ -38,30 +38,30 @@
 namespace npa::sim {
 
 struct simnic_config {
-    std::uint16_t queues = 4;              ///< queue pairs (<= simnic_max_queues)
-    std::uint32_t max_ring_size = 1024;    ///< ring memory reserved per queue pair is sized for this
+    std::uint16_t queues = 4;           ///< queue pairs (<= simnic_max_queues)
+    std::uint32_t max_ring_size = 1024; ///< ring memory reserved per queue pair is sized for this
     const char* name = "simnic0";
-    std::size_t inbox_limit = 8192;        ///< frames buffered from the wire before rx_overrun
+    std::size_t inbox_limit = 8192;          ///< frames buffered from the wire before rx_overrun
     std::uint32_t rx_frames_per_step = 1024; ///< frames moved from the wire to RX rings per step
 };
 
 /// Device-side counters of one queue pair.
 struct simnic_queue_stats {
     std::uint64_t tx_frames = 0, tx_bytes = 0;
-    std::uint64_t tx_link_down = 0;    ///< consumed and completed while the link was down (not sent)
-    std::uint64_t tx_dma_errors = 0;   ///< completed with error: the buffer could not be read
+    std::uint64_t tx_link_down = 0;  ///< consumed and completed while the link was down (not sent)
+    std::uint64_t tx_dma_errors = 0; ///< completed with error: the buffer could not be read
     std::uint64_t rx_frames = 0, rx_bytes = 0;
-    std::uint64_t rx_no_desc = 0;      ///< frame dropped: no RX buffer posted
-    std::uint64_t rx_oversize = 0;     ///< frame dropped: larger than the posted buffer
-    std::uint64_t rx_dma_errors = 0;   ///< completed with error: the buffer could not be written
+    std::uint64_t rx_no_desc = 0;    ///< frame dropped: no RX buffer posted
+    std::uint64_t rx_oversize = 0;   ///< frame dropped: larger than the posted buffer
+    std::uint64_t rx_dma_errors = 0; ///< completed with error: the buffer could not be written
     std::uint64_t comp_dropped = 0, comp_delayed = 0, comp_reordered = 0, comp_corrupted = 0;
 };
 
 struct simnic_device_stats {
-    std::uint64_t rx_overrun = 0;    ///< frames dropped because the inbox was full
-    std::uint64_t rx_link_down = 0;  ///< frames that arrived while the link was down
-    std::uint64_t rx_no_queue = 0;   ///< frames that arrived with no queue active
-    std::uint64_t rx_removed = 0;    ///< frames that arrived for (or waited in) a removed device
+    std::uint64_t rx_overrun = 0;   ///< frames dropped because the inbox was full
+    std::uint64_t rx_link_down = 0; ///< frames that arrived while the link was down
+    std::uint64_t rx_no_queue = 0;  ///< frames that arrived with no queue active
+    std::uint64_t rx_removed = 0;   ///< frames that arrived for (or waited in) a removed device
     std::uint64_t resets = 0;
     std::uint64_t violations = 0;
 };
@@ -72,7 +72,7 @@ struct simnic_violation {
     ring_kind ring = ring_kind::tx;
     std::uint32_t slot = 0;
     const char* rule = "";
-    std::string message;  ///< "simnic0 txq 0 slot 5: buffer posted twice: ..."
+    std::string message; ///< "simnic0 txq 0 slot 5: buffer posted twice: ..."
 };
 
 /// The rules a driver can break, as named in violation messages.
@@ -93,7 +93,8 @@ public:
             return {errc::invalid_argument, "simnic: queues must be 1..simnic_max_queues"};
         }
         if (!simnic_ring_size_ok(cfg.max_ring_size)) {
-            return {errc::invalid_argument, "simnic: max_ring_size must be a power of two in 32..4096"};
+            return {errc::invalid_argument,
+                    "simnic: max_ring_size must be a power of two in 32..4096"};
         }
         std::unique_ptr<simnic> d(new (std::nothrow) simnic(mem, cfg));
         if (!d) {
@@ -188,7 +189,7 @@ public:
     void frame_in(const frame& f) noexcept override {
         std::lock_guard g(inbox_mu_);
         if (window_.state() == simnic_state::removed) {
-            ++rx_removed_;  // nobody there: dropped, and counted
+            ++rx_removed_; // nobody there: dropped, and counted
             return;
         }
         if (inbox_.size() >= cfg_.inbox_limit) {
@@ -290,10 +291,18 @@ private:
     };
     struct delayed_comp {
         simnic_comp_desc c;
+        std::uint32_t buf_len; // RX: the posted buffer's length (for length_too_large)
         std::uint64_t due;
     };
+    // What stands between a finished descriptor and its completion ring: the delay queue
+    // and the one completion held back to be swapped with the next (reorder).
+    struct comp_path {
+        std::deque<delayed_comp> delayed;
+        delayed_comp held{};
+        bool holding = false;
+    };
     struct dq {
-        bool active = false, failed = false, wrote = false, holding = false;
+        bool active = false, failed = false, wrote = false;
         simnic_ring_layout l{};
         gen_consumer<simnic_tx_traits> tx;
         gen_producer<simnic_comp_traits> txc;
@@ -302,8 +311,7 @@ private:
         std::uint32_t tx_fetched = 0, rx_fetched = 0;
         std::deque<rx_posted_buf> rx_posted;
         std::unordered_map<iova_t, std::uint32_t> rx_addrs, tx_addrs;
-        std::deque<delayed_comp> tx_delayed;
-        simnic_comp_desc held{};
+        std::array<comp_path, 2> cp{}; // [ring_kind::tx], [ring_kind::rx]
         simnic_queue_stats st{};
     };
 
@@ -363,11 +371,10 @@ private:
     void quiesce(std::uint16_t q) noexcept {
         dq& d = q_[q];
         d.active = false;
-        d.holding = false;
         d.rx_posted.clear();
         d.rx_addrs.clear();
         d.tx_addrs.clear();
-        d.tx_delayed.clear();
+        d.cp = {};
     }
 
     void do_reset() {
@@ -385,7 +392,7 @@ private:
             quiesce(q);
         }
         std::lock_guard g(inbox_mu_);
-        rx_removed_ += inbox_.size();  // frames waiting in a device that is gone
+        rx_removed_ += inbox_.size(); // frames waiting in a device that is gone
         inbox_.clear();
         state_ = simnic_state::removed;
         window_.set_state(state_);
@@ -429,7 +436,8 @@ private:
             if (!d.tx.poll(desc)) {
                 violation(q, ring_kind::tx, slot, simnic_rule::doorbell_past_filled,
                           "doorbell says %u more descriptors, but this slot is not handed over "
-                          "(generation bit not flipped)", pending - i);
+                          "(generation bit not flipped)",
+                          pending - i);
                 return true;
             }
             ++d.tx_fetched;
@@ -456,7 +464,7 @@ private:
         }
         for (const tx_item& t : batch_) {
             if (faults_.remove_after_tx == 0) {
-                do_remove();  // surprise removal in the middle of the burst
+                do_remove(); // surprise removal in the middle of the burst
                 return true;
             }
             if (faults_.reset_after_tx == 0) {
@@ -482,46 +490,62 @@ private:
             c.index = t.slot;
             c.tag = t.tag;
             c.ctrl = ok ? 0 : simnic_ctrl_error;
-            complete_tx(q, c);
+            complete(q, ring_kind::tx, c, 0);
         }
-        if (d.holding) {  // an odd completion left over from a reorder: write it as it is
-            d.holding = false;
-            write_comp(q, ring_kind::tx, d.held, 0);
-        }
+        flush_held(q, ring_kind::tx);
         return true;
     }
 
-    void complete_tx(std::uint16_t q, const simnic_comp_desc& c) {
+    // A finished descriptor's completion goes through the ring's planned faults: dropped,
+    // delayed, or held back and swapped with the next one; otherwise written now.
+    void complete(std::uint16_t q, ring_kind r, const simnic_comp_desc& c, std::uint32_t buf_len) {
         dq& d = q_[q];
-        if (faults_.drop_tx_completions != 0) {
-            --faults_.drop_tx_completions;
+        comp_path& cp = d.cp[static_cast<std::size_t>(r)];
+        const bool tx = r == ring_kind::tx;
+        std::uint32_t& drop = tx ? faults_.drop_tx_completions : faults_.drop_rx_completions;
+        const std::uint32_t delay = tx ? faults_.delay_tx_steps : faults_.delay_rx_steps;
+        std::uint32_t& reorder =
+            tx ? faults_.reorder_tx_completions : faults_.reorder_rx_completions;
+        if (drop != 0) {
+            --drop;
             ++d.st.comp_dropped;
-        } else if (faults_.delay_tx_steps != 0 || !d.tx_delayed.empty()) {
-            d.tx_delayed.push_back({c, steps_ + faults_.delay_tx_steps});
+        } else if (delay != 0 || !cp.delayed.empty()) { // behind a delayed one: keep the order
+            cp.delayed.push_back({c, buf_len, steps_ + delay});
             ++d.st.comp_delayed;
-        } else if (faults_.reorder_tx_completions != 0) {
-            if (!d.holding) {
-                d.held = c;
-                d.holding = true;
+        } else if (reorder != 0) {
+            if (!cp.holding) {
+                cp.held = {c, buf_len, 0};
+                cp.holding = true;
                 return;
             }
-            write_comp(q, ring_kind::tx, c, 0);
-            write_comp(q, ring_kind::tx, d.held, 0);
-            d.holding = false;
-            --faults_.reorder_tx_completions;
+            write_comp(q, r, c, buf_len);
+            write_comp(q, r, cp.held.c, cp.held.buf_len);
+            cp.holding = false;
+            --reorder;
             ++d.st.comp_reordered;
         } else {
-            write_comp(q, ring_kind::tx, c, 0);
+            write_comp(q, r, c, buf_len);
+        }
+    }
+
+    // An odd completion left over from a reorder at the end of a batch: written as it is.
+    void flush_held(std::uint16_t q, ring_kind r) {
+        comp_path& cp = q_[q].cp[static_cast<std::size_t>(r)];
+        if (cp.holding) {
+            cp.holding = false;
+            write_comp(q, r, cp.held.c, cp.held.buf_len);
         }
     }
 
     bool flush_delayed(std::uint16_t q) {
-        dq& d = q_[q];
         bool any = false;
-        while (!d.tx_delayed.empty() && d.tx_delayed.front().due <= steps_) {
-            write_comp(q, ring_kind::tx, d.tx_delayed.front().c, 0);
-            d.tx_delayed.pop_front();
-            any = true;
+        for (const ring_kind r : {ring_kind::tx, ring_kind::rx}) {
+            auto& delayed = q_[q].cp[static_cast<std::size_t>(r)].delayed;
+            while (!delayed.empty() && delayed.front().due <= steps_) {
+                write_comp(q, r, delayed.front().c, delayed.front().buf_len);
+                delayed.pop_front();
+                any = true;
+            }
         }
         return any;
     }
@@ -589,7 +613,8 @@ private:
             if (!d.rx.poll(desc)) {
                 violation(q, ring_kind::rx, slot, simnic_rule::doorbell_past_filled,
                           "doorbell says %u more descriptors, but this slot is not handed over "
-                          "(generation bit not flipped)", pending - i);
+                          "(generation bit not flipped)",
+                          pending - i);
                 return true;
             }
             ++d.rx_fetched;
@@ -608,8 +633,7 @@ private:
             const auto [it, fresh] = d.rx_addrs.try_emplace(desc.addr, slot);
             if (!fresh) {
                 violation(q, ring_kind::rx, slot, simnic_rule::posted_twice,
-                          "IOVA 0x%" PRIx64 " is already posted in slot %u", desc.addr,
-                          it->second);
+                          "IOVA 0x%" PRIx64 " is already posted in slot %u", desc.addr, it->second);
                 return true;
             }
             d.rx_posted.push_back({slot, desc.tag, desc.addr, desc.len});
@@ -619,9 +643,7 @@ private:
 
 public:
     // RSS for the sim (eth::flow_hash): one flow always lands on one queue.
-    static std::uint32_t flow_hash(const frame& f) noexcept {
-        return eth::flow_hash(f);
-    }
+    static std::uint32_t flow_hash(const frame& f) noexcept { return eth::flow_hash(f); }
 
 private:
     // Wire -> RX buffers, in arrival order, up to rx_frames_per_step.
@@ -679,7 +701,10 @@ private:
                 c.ctrl = simnic_ctrl_error;
                 ++d.st.rx_dma_errors;
             }
-            write_comp(q, ring_kind::rx, c, b.len);
+            complete(q, ring_kind::rx, c, b.len);
+        }
+        for (std::uint16_t q = 0; q < cfg_.queues; ++q) {
+            flush_held(q, ring_kind::rx);
         }
         const bool any = !rx_batch_.empty();
         rx_batch_.clear();

@@ -26,6 +26,8 @@ class simnic_rig : public rig_base<simnic_rig_config> {
 public:
     using device_type = simnic_window;
     static constexpr const char* device_name = "simnic";
+    /// The simnic model drops, delays and reorders RX completions too (faults.hpp).
+    static constexpr bool rx_completion_faults = true;
     static constexpr mac_addr guest_mac{0x02, 0, 0, 0, 0, 0x01};
     static constexpr mac_addr far_mac{0x02, 0, 0, 0, 0, 0x02};
 
@@ -74,7 +76,9 @@ public:
         }
         return v;
     }
-    [[nodiscard]] std::uint32_t device_rx_posted(std::uint16_t q) const { return dev_->rx_posted(q); }
+    [[nodiscard]] std::uint32_t device_rx_posted(std::uint16_t q) const {
+        return dev_->rx_posted(q);
+    }
     [[nodiscard]] std::uint64_t device_rx_no_desc(std::uint16_t q) const {
         return dev_->stats(q).rx_no_desc;
     }
