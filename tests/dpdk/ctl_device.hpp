@@ -17,6 +17,7 @@
 #include <rte_kvargs.h>
 #include <rte_malloc.h>
 
+#include <atomic>
 #include <cerrno>
 #include <cstdint>
 #include <cstdlib>
@@ -38,7 +39,7 @@ struct settings {
 
 struct priv_data {
     settings set;
-    bool carrier = true; ///< dev_set_link_down/up: the cable, which a restart does not change
+    std::atomic<bool> carrier{true}; ///< dev_set_link_down/up: the cable (a restart keeps it)
 };
 
 inline priv_data* priv_of(rte_eth_dev* dev) {
@@ -46,10 +47,18 @@ inline priv_data* priv_of(rte_eth_dev* dev) {
 }
 
 inline int configure(rte_eth_dev*) { return 0; }
+/// The link as a NIC's PMD publishes it: one atomic store (net_npa reads it from its
+/// timer thread).
+inline void set_link(rte_eth_dev* dev, bool up) {
+    rte_eth_link l{};
+    l.link_status = up ? RTE_ETH_LINK_UP : RTE_ETH_LINK_DOWN;
+    l.link_speed = priv_of(dev)->set.speed;
+    l.link_duplex = RTE_ETH_LINK_FULL_DUPLEX;
+    (void)rte_eth_linkstatus_set(dev, &l);
+}
+
 inline int start(rte_eth_dev* dev) {
-    dev->data->dev_link.link_status = priv_of(dev)->carrier ? RTE_ETH_LINK_UP : RTE_ETH_LINK_DOWN;
-    dev->data->dev_link.link_speed = priv_of(dev)->set.speed;
-    dev->data->dev_link.link_duplex = RTE_ETH_LINK_FULL_DUPLEX;
+    set_link(dev, priv_of(dev)->carrier.load());
     for (std::uint16_t q = 0; q < dev->data->nb_rx_queues; ++q) {
         dev->data->rx_queue_state[q] = RTE_ETH_QUEUE_STATE_STARTED;
     }
@@ -59,7 +68,7 @@ inline int start(rte_eth_dev* dev) {
     return 0;
 }
 inline int stop(rte_eth_dev* dev) {
-    dev->data->dev_link.link_status = RTE_ETH_LINK_DOWN;
+    set_link(dev, false);
     return 0;
 }
 inline int close(rte_eth_dev*) { return 0; }
@@ -84,12 +93,12 @@ inline int info(rte_eth_dev* dev, rte_eth_dev_info* i) {
 inline int link_update(rte_eth_dev*, int) { return 0; }
 inline int link_down(rte_eth_dev* dev) {
     priv_of(dev)->carrier = false;
-    dev->data->dev_link.link_status = RTE_ETH_LINK_DOWN;
+    set_link(dev, false);
     return 0;
 }
 inline int link_up(rte_eth_dev* dev) {
     priv_of(dev)->carrier = true;
-    dev->data->dev_link.link_status = RTE_ETH_LINK_UP;
+    set_link(dev, true);
     return 0;
 }
 inline int rxq_setup(rte_eth_dev* dev, std::uint16_t q, std::uint16_t, unsigned,
