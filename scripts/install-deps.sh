@@ -81,6 +81,6 @@ shopt -s nullglob
 for hook in "$repo_root"/adapters/*/deps.sh; do
     if [ -x "$hook" ]; then
         log "running ${hook#"$repo_root"/}"
-        "$hook"
+        as_root "$hook"
     fi
 done

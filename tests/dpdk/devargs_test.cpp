@@ -64,6 +64,10 @@ TEST_CASE("malformed arguments are rejected with a sentence that says why") {
           "dwell_ms=99999999999: expected a whole number from 0 to 3600000");
     CHECK(error_of("dev(net_ring0),auto=yes") == "auto=yes: expected a whole number from 0 to 1");
     CHECK(error_of("dev(net_ring0),dwell_ms") == "'dwell_ms' needs a value (dwell_ms=<n>)");
+    CHECK(error_of("dev(net_ring0),dwell_ms=10,dev(net_ring1),dwell_ms=20") ==
+          "'dwell_ms' given twice: give each argument once");
+    CHECK(error_of("active=0,dev(net_ring0),active=0") ==
+          "'active' given twice: give each argument once");
     CHECK(error_of("dev(a),dev(b),dev(c),dev(d),dev(e),dev(f),dev(g),dev(h),dev(i)") ==
           "more than 8 sub-devices");
 }

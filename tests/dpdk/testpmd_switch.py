@@ -8,8 +8,13 @@ Scenario, for each PMD, over the same sub-ports (two looping net_ring vdevs):
   3. `stop`, then an rxonly run with --no-flush-rx drains what is still in the rings;
   4. testpmd's own `show port stats` must then show RX-packets == TX-packets: every
      packet that was sent came back (zero loss), and `show port xstats` shows the switch.
-fail-safe has no run-time switch command (it moves only on sub-device removal), so its
-run checks the same counters without a switch; removal is compared in dpdk_net_npa.
+fail-safe has no run-time switch command, and over net_ring it cannot be made to switch
+inside testpmd either: it subscribes to removal events only from sub-devices that set
+RTE_ETH_DEV_INTR_RMV (net_ring does not), and a plug-in of its preferred sub-device
+(given as fd(<n>) and written to the pipe mid-traffic) fails because fail-safe sets the
+default MAC on the new sub-device and net_ring has no MAC to set. So its run checks the
+same counters without a switch, and the loss per switch is compared in dpdk_net_npa
+(removal of the active sub-device under traffic, every packet counted, both PMDs).
 Runs as root, EAL with --no-huge --no-pci. Exit status 0 on success.
 """
 import argparse
@@ -27,8 +32,11 @@ FORWARD_S = 1.0
 DRAIN_S = 0.5
 
 
+TELEMETRY = "dpdk-telemetry.py"
+
+
 def tel_query(prefix, command):
-    tel = subprocess.run(["dpdk-telemetry.py", "-f", prefix], input=command + "\n",
+    tel = subprocess.run([TELEMETRY, "-f", prefix], input=command + "\n",
                          capture_output=True, text=True, timeout=20)
     return tel.stdout + tel.stderr
 
@@ -55,7 +63,15 @@ def run_testpmd(testpmd, pmd_dir, vdev, prefix, switch):
             if os.path.exists(sock) or proc.poll() is not None:
                 break
             time.sleep(0.1)
-        time.sleep(0.5)
+        # testpmd up: port 0 started (its link is up), then more than the default dwell
+        # time (100 ms), so that the switch below is not refused by hysteresis.
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline and proc.poll() is None:
+            if '"UP"' in tel_query(prefix, "/ethdev/link_status,0"):
+                break
+            time.sleep(0.1)
+        print("%s: port 0 up after EAL start; forwarding" % vdev.split(",")[0], flush=True)
+        time.sleep(0.3)
         send("set fwd io")
         send("start tx_first", FORWARD_S / 2)
         if switch:
@@ -108,8 +124,11 @@ def check(label, ok, failures):
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--testpmd", default="dpdk-testpmd")
+    ap.add_argument("--telemetry", default="dpdk-telemetry.py")
     ap.add_argument("--pmd-dir", required=True, help="directory holding librte_net_npa.so")
     args = ap.parse_args()
+    global TELEMETRY
+    TELEMETRY = args.telemetry
     failures = []
     pid = os.getpid()
 

@@ -20,11 +20,14 @@
 #include <npa/shell.hpp>
 #include <npa/switch.hpp>
 
+#include <ethdev_driver.h> // rte_eth_devices[].data: the VLAN filters a port has
 #include <rte_cycles.h>
 #include <rte_ethdev.h>
 #include <rte_log.h>
 
 #include <array>
+#include <bitset>
+#include <cerrno>
 #include <cstdint>
 #include <memory>
 #include <mutex>
@@ -50,6 +53,28 @@ struct dpdk_env {
     }
 };
 
+/// Secondary unicast MAC addresses a port may be given (ethdev mac_addr_add), index 0
+/// being the default MAC. Fail-safe offers the same order of magnitude; the sub-devices'
+/// own tables are often that small.
+inline constexpr std::uint32_t max_mac_addrs = 16;
+
+/// The secondary unicast MACs the application added (ethdev mac_addr_add), by ethdev
+/// index. npa's control state holds one unicast MAC, so these are kept here, sent to the
+/// active path like any control request, and replayed by ethdev_control after the
+/// shell's batch, so that they follow the data path like the rest of the control state.
+struct mac_list {
+    std::array<rte_ether_addr, max_mac_addrs> addrs{};
+    std::bitset<max_mac_addrs> used{};
+
+    [[nodiscard]] bool contains(const rte_ether_addr& a) const noexcept {
+        for (std::uint32_t i = 0; i < max_mac_addrs; ++i) {
+            if (used[i] && rte_is_same_ether_addr(&addrs[i], &a))
+                return true;
+        }
+        return false;
+    }
+};
+
 /// An npa::control_channel onto one DPDK port: the "authority" for a sub-device is its
 /// own PMD. A feature the port lacks (-ENOTSUP) is accepted when asking for it changes
 /// nothing (promiscuous on a port that filters nothing, the MTU it already has, an
@@ -58,6 +83,8 @@ struct dpdk_env {
 class ethdev_control {
 public:
     std::uint16_t port = RTE_MAX_ETHPORTS;
+    /// The secondary MACs every replay brings along (owned by shell_paths).
+    const mac_list* extra = nullptr;
 
     status submit(const control_request& r) {
         switch (r.op) {
@@ -114,16 +141,78 @@ public:
         return {errc::invalid_argument, "unknown control request"};
     }
 
-    /// Applies the batch in order and stops at the first refusal. DPDK has no
-    /// transaction across ethdev calls; a refused replay fails the switch, and the
-    /// sub-port, which carries no traffic yet, is stopped again by the shell.
+    /// Applies the batch in order, then the secondary MACs, and stops at the first
+    /// refusal. DPDK has no transaction across ethdev calls; a refused replay fails the
+    /// switch, and the sub-port, which carries no traffic yet, is stopped again by the
+    /// shell.
     status submit_batch(std::span<const control_request> batch) {
+        if (status st = drop_stale_vlans(batch); !st.ok())
+            return st;
         for (const control_request& r : batch) {
             if (status st = submit(r); !st.ok()) return st;
+        }
+        return sync_macs();
+    }
+
+    status add_mac(const rte_ether_addr& a) {
+        rte_ether_addr m = a;
+        const int rc = rte_eth_dev_mac_addr_add(port, &m, 0);
+        return rc == 0 ? status{} : map(rc, "secondary MAC address refused by the sub-device");
+    }
+    status remove_mac(const rte_ether_addr& a) {
+        rte_ether_addr m = a;
+        const int rc = rte_eth_dev_mac_addr_remove(port, &m);
+        return rc == 0 ? status{} : map(rc, "secondary MAC address removal refused");
+    }
+
+private:
+    /// A path that carried traffic before may still filter for VLANs removed since: the
+    /// batch holds every VLAN in effect, so any other the port has is turned off first.
+    status drop_stale_vlans(std::span<const control_request> batch) {
+        const rte_eth_dev_data* d = rte_eth_devices[port].data;
+        if (d == nullptr || (d->dev_conf.rxmode.offloads & RTE_ETH_RX_OFFLOAD_VLAN_FILTER) == 0) {
+            return {};
+        }
+        std::bitset<max_vlan_id + 1> keep;
+        for (const control_request& r : batch) {
+            if (r.op == control_op::add_vlan && r.vlan <= max_vlan_id)
+                keep.set(r.vlan);
+        }
+        for (std::uint16_t vid = 1; vid <= max_vlan_id; ++vid) {
+            const bool on = (d->vlan_filter_conf.ids[vid / 64] >> (vid % 64) & 1u) != 0;
+            if (on && !keep[vid]) {
+                if (rte_eth_dev_vlan_filter(port, vid, 0) != 0) {
+                    return {errc::refused, "stale VLAN filter could not be removed"};
+                }
+            }
         }
         return {};
     }
 
+    /// Makes the port's secondary MACs the list: a path that carried traffic before may
+    /// still hold an address removed since, so those go first, then every listed one
+    /// is added (adding one the port has is a no-op in ethdev).
+    status sync_macs() {
+        if (extra == nullptr)
+            return {};
+        std::array<rte_ether_addr, 128> have{};
+        const int n = rte_eth_macaddrs_get(port, have.data(), static_cast<unsigned>(have.size()));
+        for (int i = 1; i < n; ++i) {
+            if (!rte_is_zero_ether_addr(&have[i]) && !extra->contains(have[i])) {
+                if (status st = remove_mac(have[i]); !st.ok())
+                    return st;
+            }
+        }
+        for (std::uint32_t i = 0; i < max_mac_addrs; ++i) {
+            if (!extra->used[i])
+                continue;
+            if (status st = add_mac(extra->addrs[i]); !st.ok())
+                return st;
+        }
+        return {};
+    }
+
+public:
 private:
     static status map(int rc, const char* why) noexcept {
         return {rc == -ENOTSUP ? errc::not_supported
@@ -176,6 +265,7 @@ public:
         npaths_ = sub_ports.size();
         for (std::size_t i = 0; i < npaths_; ++i) {
             ctl_[i].port = sub_ports[i];
+            ctl_[i].extra = &macs_;
             devs_[i].port_id = sub_ports[i];
             devs_[i].rx_pools = pools.first(qc.queues);
             devs_[i].conf = conf;
@@ -228,10 +318,57 @@ public:
         return sh_ && sh_->service();
     }
 
+    /// Sends r to the active path and records it (the shell replays it on every
+    /// switch); before the first path is up it is only checked and recorded. While a
+    /// switch is in progress the request is refused (busy): the new path already had
+    /// its replay and the old one is on its way out.
     status control(const control_request& r) {
         std::lock_guard<std::mutex> g(lock_);
         if (!sh_) return {errc::bad_state, "port not started"};
+        if (sh_->switching())
+            return {errc::busy, "a switch is in progress; retry"};
         return sh_->control(r);
+    }
+
+    /// Secondary MACs (ethdev index 1..): sent to the active path like control(),
+    /// recorded here, replayed by every path's ethdev_control. Without an active path
+    /// (port stopped) they are only recorded.
+    status mac_add(std::uint32_t index, const rte_ether_addr& a) {
+        std::lock_guard<std::mutex> g(lock_);
+        if (index >= max_mac_addrs)
+            return {errc::invalid_argument, "MAC index out of range"};
+        if (sh_ && sh_->switching())
+            return {errc::busy, "a switch is in progress; retry"};
+        if (const std::uint32_t act = running_path(); act != no_path) {
+            if (status st = ctl_[act].add_mac(a); !st.ok())
+                return st;
+        }
+        macs_.addrs[index] = a;
+        macs_.used.set(index);
+        return {};
+    }
+    status mac_remove(std::uint32_t index) {
+        std::lock_guard<std::mutex> g(lock_);
+        if (index >= max_mac_addrs || !macs_.used[index])
+            return {};
+        if (sh_ && sh_->switching())
+            return {errc::busy, "a switch is in progress; retry"};
+        // ethdev forgets the address whatever the answer; so does the list, and a path
+        // that kept it loses it at its next replay.
+        macs_.used.reset(index);
+        if (const std::uint32_t act = running_path(); act != no_path) {
+            return ctl_[act].remove_mac(macs_.addrs[index]);
+        }
+        return {};
+    }
+
+    /// The path's device is gone: from now on the data path never touches it (the
+    /// ethdev plugin's mark_removed).
+    void mark_removed(std::uint32_t path) {
+        std::lock_guard<std::mutex> g(lock_);
+        if (!sh_ || path >= npaths_)
+            return;
+        mark_path(path, std::make_index_sequence<max_sub_devices>{});
     }
 
     /// A sub-device came back under a new port id (hot plug): the path's device window
@@ -294,6 +431,13 @@ private:
     }
 
     template <std::size_t... I>
+    void mark_path(std::uint32_t path, std::index_sequence<I...>) noexcept {
+        ((path == I ? sh_->template plugin<I>().mark_removed() : void()), ...);
+    }
+
+    std::uint32_t running_path() const noexcept { return sh_ ? sh_->active_path() : no_path; }
+
+    template <std::size_t... I>
     void detach_all(std::index_sequence<I...>) noexcept {
         (sh_->template plugin<I>().detach(), ...);
     }
@@ -314,6 +458,7 @@ private:
     std::uint32_t target_ = no_path;
     std::array<ethdev_port, max_sub_devices> devs_{};
     std::array<ethdev_control, max_sub_devices> ctl_{};
+    mac_list macs_{}; ///< kept across stop/start, as ethdev keeps its MAC table
     std::array<mempool_pool, ethdev_max_queues> pools_{};
     std::array<mempool_pool*, ethdev_max_queues> pool_ptrs_{};
 };

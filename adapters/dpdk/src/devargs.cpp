@@ -82,6 +82,7 @@ status parse_devargs(const char* args, npa_devargs& out) noexcept {
     }
 
     // Step 1: split at top-level commas; parentheses nest (a dev(...) holds commas).
+    std::array<bool, std::size(valid_keys) - 1> seen{};
     std::size_t pos = 0;
     while (pos <= s.size()) {
         std::size_t end = pos;
@@ -137,14 +138,20 @@ status parse_devargs(const char* args, npa_devargs& out) noexcept {
         // Step 3: key=value, with a key we know (named in the error when we don't).
         const std::size_t eq = tok.find('=');
         const std::string_view key = tok.substr(0, eq);
-        bool known = false;
-        for (const char* const* k = valid_keys; *k != nullptr; ++k) {
-            known = known || key == *k;
+        std::size_t which = seen.size();
+        for (std::size_t k = 0; k < seen.size(); ++k) {
+            if (key == valid_keys[k])
+                which = k;
         }
-        if (!known) {
+        if (which == seen.size()) {
             return fail(out, "unknown argument '%.*s'; %s", static_cast<int>(tok.size()),
                         tok.data(), usage);
         }
+        if (seen[which]) {
+            return fail(out, "'%.*s' given twice: give each argument once",
+                        static_cast<int>(key.size()), key.data());
+        }
+        seen[which] = true;
         if (eq == std::string_view::npos || eq + 1 == tok.size()) {
             return fail(out, "'%.*s' needs a value (%.*s=<n>)", static_cast<int>(key.size()),
                         key.data(), static_cast<int>(key.size()), key.data());
@@ -158,8 +165,8 @@ status parse_devargs(const char* args, npa_devargs& out) noexcept {
         return fail(out, "no sub-device: at least one dev(<device>) is required; %s", usage);
     }
 
-    // Step 4: the values, through rte_kvargs (which also rejects a key given twice
-    // only by keeping both; the last one wins, as in other DPDK drivers).
+    // Step 4: the values, through rte_kvargs (each key is there once: step 3 refused
+    // repeats, which rte_kvargs would keep both of).
     if (kv_len != 0) {
         rte_kvargs* kvl = rte_kvargs_parse(kv.data(), valid_keys);
         if (kvl == nullptr) {

@@ -32,7 +32,9 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <memory>
 #include <new>
+#include <span>
 
 static rte_vdev_driver net_npa_drv;
 
@@ -47,11 +49,10 @@ constexpr std::uint64_t policy_tick_us = 20'000;
 /// While a switch is in progress the release step (service()) runs this often, so the
 /// old sub-port is stopped soon after the last queue flipped.
 constexpr std::uint64_t switching_tick_us = 1'000;
-/// MAC addresses an application may add (fail-safe offers the same order of magnitude;
-/// each is mirrored on every sub-device, whose own tables are often that small).
-constexpr std::uint32_t max_mac_addrs = 16;
 /// xstats per path (see xstat_names) and global switch telemetry entries.
 constexpr unsigned path_xstats = 4;
+/// Requests a full control state can make: MAC, RX mode, MTU, one per VLAN filter.
+constexpr std::size_t control_batch_max = 3 + 4096;
 constexpr unsigned switch_xstats = 7;
 
 int logtype = -1;
@@ -71,15 +72,16 @@ struct sub_device {
     bool probed_here = false;   ///< we called rte_dev_probe (and so remove it at close)
     bool removed = false;       ///< RTE_ETH_EVENT_INTR_RMV seen
     bool arrived = false;       ///< came back (hot plug); policy_tick may switch to it
+    bool marked = false;        ///< its plugin was told (mark_removed): no more bursts
     std::uint64_t backoff_until_ns = 0;
     char name[RTE_ETH_NAME_MAX_LEN] = {};
 };
 
-/// The control state the application asked for; applied to every sub-device.
+/// The control state the application asked for, kept across stop/start: each start
+/// builds a new shell and hands it this state before the first path comes up (the
+/// secondary MACs are kept by shell_paths).
 struct control_state {
     rte_ether_addr mac{};
-    std::array<rte_ether_addr, max_mac_addrs> extra{};
-    std::bitset<max_mac_addrs> extra_used{};
     bool promisc = false;
     bool allmulti = false;
     std::uint16_t mtu = 0;  ///< 0: the sub-devices' default
@@ -236,8 +238,26 @@ void claim_returned(npa_port& p) noexcept {
         s.probed_here = false;  // whoever probed it this time owns its removal
         p.paths.set_sub_port(i, port);
         s.removed = false;
+        s.marked = false;
         s.arrived = true;
         NPA_LOG(INFO, "%s: sub-device %s is back as port %u\n", p.dev->data->name, s.name, port);
+    }
+}
+
+/// Tells the plugin of every removed sub-device that no queue uses any more that its
+/// device is gone, so the data path never touches it again. The active one is told
+/// only once the switch away from it has flipped every queue: until then the drain
+/// still reads what it had received (a PMD that raised RMV answers its bursts until the
+/// device is detached).
+void mark_gone(npa_port& p) noexcept {
+    for (std::uint32_t i = 0; i < p.nsubs; ++i) {
+        sub_device& s = p.subs[i];
+        if (!s.removed || s.marked)
+            continue;
+        if (p.started && (p.paths.active() == i || p.paths.switching()))
+            continue;
+        p.paths.mark_removed(i);
+        s.marked = true;
     }
 }
 
@@ -246,6 +266,7 @@ void policy_tick(void* arg) {
     p->alarm_set = false;
     if (!p->started) return;
     (void)p->paths.service();
+    mark_gone(*p);
     if (!p->paths.switching()) retire_removed(*p);
     claim_returned(*p);
     const std::uint32_t cur = p->paths.active();
@@ -290,13 +311,17 @@ int on_sub_event(std::uint16_t sub_port, rte_eth_event_type type, void* arg, voi
         if (p->subs[i].port_id != sub_port || p->subs[i].removed) continue;
         NPA_LOG(WARNING, "%s: sub-device %s removed\n", p->dev->data->name, p->subs[i].name);
         p->subs[i].removed = true;
+        mark_gone(*p);
         if (p->started && p->paths.active() == i) {
             const std::uint32_t next = best_path(*p, i, false);
             const status st = next == shell_paths::no_path
                                   ? status{errc::removed, "no other usable path"}
                                   : do_switch(*p, next, switch_reason::surprise_removal);
             if (!st.ok()) {
+                // Nowhere to go: the port keeps the path but stops touching the device.
                 NPA_LOG(ERR, "%s: no switch after removal: %s\n", p->dev->data->name, st.reason());
+                p->paths.mark_removed(i);
+                p->subs[i].marked = true;
             }
         }
     }
@@ -322,10 +347,9 @@ int npa_dev_configure(rte_eth_dev* dev) {
     return 0;
 }
 
-int npa_dev_infos_get(rte_eth_dev* dev, rte_eth_dev_info* info) {
-    npa_port& p = *priv(dev);
-    // The intersection of what every sub-device offers: what the application sees is what
-    // stays in effect whichever path carries the traffic.
+/// The intersection of what every usable sub-device offers: what the application sees
+/// is what stays in effect whichever path carries the traffic.
+void intersect_info(npa_port& p, rte_eth_dev_info* info) noexcept {
     info->max_rx_queues = ethdev_max_queues;
     info->max_tx_queues = ethdev_max_queues;
     info->max_mac_addrs = max_mac_addrs;
@@ -367,6 +391,10 @@ int npa_dev_infos_get(rte_eth_dev* dev, rte_eth_dev_info* info) {
     }
     info->max_rx_queues = std::min<std::uint16_t>(info->max_rx_queues, ethdev_max_queues);
     info->max_tx_queues = std::min<std::uint16_t>(info->max_tx_queues, ethdev_max_queues);
+}
+
+int npa_dev_infos_get(rte_eth_dev* dev, rte_eth_dev_info* info) {
+    intersect_info(*priv(dev), info);
     return 0;
 }
 
@@ -413,23 +441,62 @@ int to_errno(const status& st) noexcept {
     }
 }
 
+/// A request made while the port is stopped: checked now (malformed values, and an MTU
+/// no sub-device could carry), kept, and handed to the shell at start, where the first
+/// path's replay applies it or refuses it (and the start fails with the reason).
+status check_stopped(npa_port& p, const control_request& r) noexcept {
+    if (status st = validate(r); !st.ok())
+        return st;
+    if (r.op == control_op::set_mtu) {
+        rte_eth_dev_info info{};
+        intersect_info(p, &info);
+        if (r.mtu < info.min_mtu || r.mtu > info.max_mtu) {
+            return {errc::not_supported, "MTU outside what the sub-devices support"};
+        }
+    }
+    return {};
+}
+
 /// Sends one control request through the shell when the port runs (the shell sends it
-/// to the active sub-device and replays it on every switch); a stopped port only keeps
-/// it, and start replays it.
+/// to the active sub-device and replays it on every switch); a stopped port checks it
+/// and keeps it for start.
 int send_control(npa_port& p, const control_request& r) noexcept {
-    if (!p.started) return 0;
-    const status st = p.paths.control(r);
+    const status st = p.started ? p.paths.control(r) : check_stopped(p, r);
     if (!st.ok()) {
         NPA_LOG(ERR, "%s: %s refused: %s\n", p.dev->data->name, to_string(r.op), st.reason());
     }
     return to_errno(st);
 }
 
+/// The control state the application set, as the requests a new shell is seeded with.
+std::size_t control_batch(const npa_port& p, std::span<control_request> out) noexcept {
+    std::size_t n = 0;
+    auto push = [&](const control_request& r) {
+        if (n < out.size())
+            out[n++] = r;
+    };
+    if (!rte_is_zero_ether_addr(&p.ctl.mac)) { // a vdev such as net_ring may have none
+        mac_addr m;
+        for (std::size_t i = 0; i < 6; ++i)
+            m[i] = p.ctl.mac.addr_bytes[i];
+        push(control_request::make_set_mac(m));
+    }
+    push(control_request::make_rx_mode(rx_mode_bits(p)));
+    if (p.ctl.mtu != 0)
+        push(control_request::make_mtu(p.ctl.mtu));
+    for (std::size_t v = 0; v < p.ctl.vlans.size(); ++v) {
+        if (p.ctl.vlans[v])
+            push(control_request::make_vlan(true, static_cast<std::uint16_t>(v)));
+    }
+    return n;
+}
+
 /// Steps: 1. build the shell over every sub-device (one path each, in dev() order) for
-/// the configured queues and the application's mempools; 2. boot it on the preferred
-/// usable path (the shell attaches that sub-port and replays the control state);
-/// 3. send the control state the application set while the port was stopped; 4. start
-/// the policy timer.
+/// the configured queues and the application's mempools; 2. hand it the control state
+/// the application set; 3. boot it on the preferred usable path (the shell attaches that
+/// sub-port and replays the whole control state; a sub-device that refuses part of it
+/// is not used, and when none accepts, start fails with the reason); 4. start the
+/// policy timer.
 int npa_dev_start(rte_eth_dev* dev) {
     npa_port& p = *priv(dev);
     const auto& d = *dev->data;
@@ -449,7 +516,22 @@ int npa_dev_start(rte_eth_dev* dev) {
         NPA_LOG(ERR, "%s: %s\n", d.name, st.reason());
         return to_errno(st);
     }
+    {
+        std::unique_ptr<control_request[]> batch(new (std::nothrow)
+                                                     control_request[control_batch_max]);
+        if (!batch)
+            return -ENOMEM;
+        const std::size_t n =
+            control_batch(p, std::span<control_request>(batch.get(), control_batch_max));
+        for (std::size_t i = 0; i < n && st.ok(); ++i)
+            st = p.paths.control(batch[i]);
+        if (!st.ok()) {
+            NPA_LOG(ERR, "%s: control state refused: %s\n", d.name, st.reason());
+            return to_errno(st);
+        }
+    }
     st = {errc::removed, "no usable sub-device"};
+    status last = st;
     std::uint32_t first = p.args.active;
     for (std::uint32_t k = 0; k <= p.nsubs && !st.ok(); ++k) {
         const std::uint32_t i = k == 0 ? first : k - 1;
@@ -457,23 +539,16 @@ int npa_dev_start(rte_eth_dev* dev) {
         st = p.paths.start(i);
         if (!st.ok()) {
             NPA_LOG(ERR, "%s: sub-device %s not usable: %s\n", d.name, p.subs[i].name, st.reason());
+            last = st;
         }
     }
     if (!st.ok()) {
-        NPA_LOG(ERR, "%s: no sub-device could be started\n", d.name);
-        return -EIO;
+        NPA_LOG(ERR, "%s: no sub-device could be started: %s\n", d.name, last.reason());
+        p.paths.stop();
+        const int rc = to_errno(last);
+        return rc == 0 || rc == -EINVAL ? -EIO : rc;
     }
     p.started = true;
-    if (!rte_is_zero_ether_addr(&p.ctl.mac)) {  // a vdev such as net_ring may have none
-        mac_addr m;
-        for (std::size_t i = 0; i < 6; ++i) m[i] = p.ctl.mac.addr_bytes[i];
-        (void)send_control(p, control_request::make_set_mac(m));
-    }
-    (void)send_control(p, control_request::make_rx_mode(rx_mode_bits(p)));
-    if (p.ctl.mtu != 0) (void)send_control(p, control_request::make_mtu(p.ctl.mtu));
-    for (std::size_t v = 0; v < p.ctl.vlans.size(); ++v) {
-        if (p.ctl.vlans[v]) (void)send_control(p, control_request::make_vlan(true, static_cast<std::uint16_t>(v)));
-    }
     for (std::uint16_t q = 0; q < d.nb_rx_queues; ++q) {
         dev->data->rx_queue_state[q] = RTE_ETH_QUEUE_STATE_STARTED;
         dev->data->tx_queue_state[q] = RTE_ETH_QUEUE_STATE_STARTED;
@@ -634,19 +709,6 @@ int npa_xstats_get(rte_eth_dev* dev, rte_eth_xstat* xs, unsigned int size) {
     return static_cast<int>(n);
 }
 
-/// Runs `op` on every usable sub-device. -ENOTSUP from one of them is not an error for
-/// RX modes (the mode is a filter the sub-device may simply not have).
-template <class Op>
-int for_each_sub(npa_port& p, bool tolerate_notsup, Op op) {
-    int rc = 0;
-    for (std::size_t i = 0; i < p.nsubs; ++i) {
-        if (p.subs[i].removed) continue;
-        const int r = op(p.subs[i].port_id);
-        if (r != 0 && !(tolerate_notsup && r == -ENOTSUP) && rc == 0) rc = r;
-    }
-    return rc;
-}
-
 int npa_promisc_enable(rte_eth_dev* dev) {
     npa_port& p = *priv(dev);
     p.ctl.promisc = true;
@@ -687,29 +749,25 @@ int npa_mac_set(rte_eth_dev* dev, rte_ether_addr* mac) {
     return rc;
 }
 
-/// Secondary unicast addresses have no npa control request (the shell's control state
-/// holds one MAC and a multicast list), so they are mirrored on every sub-device here.
-int npa_mac_add(rte_eth_dev* dev, rte_ether_addr* mac, std::uint32_t index, std::uint32_t vmdq) {
+/// Secondary unicast addresses: the active sub-device gets them at once, every other
+/// path when it is brought up (ethdev_control replays them after the shell's batch).
+int npa_mac_add(rte_eth_dev* dev, rte_ether_addr* mac, std::uint32_t index, std::uint32_t) {
     npa_port& p = *priv(dev);
     if (index >= max_mac_addrs) return -ENOSPC;
-    const int rc = for_each_sub(p, false, [mac, vmdq](std::uint16_t id) {
-        return rte_eth_dev_mac_addr_add(id, mac, vmdq);
-    });
-    if (rc != 0) {
-        (void)for_each_sub(p, true, [mac](std::uint16_t id) { return rte_eth_dev_mac_addr_remove(id, mac); });
-        return rc;
-    }
-    p.ctl.extra[index] = *mac;
-    p.ctl.extra_used.set(index);
-    return 0;
+    const status st = p.paths.mac_add(index, *mac);
+    if (!st.ok())
+        NPA_LOG(ERR, "%s: MAC add refused: %s\n", dev->data->name, st.reason());
+    return to_errno(st);
 }
 
+/// ethdev forgets the address whatever happens here (the op returns nothing); an address
+/// the active sub-device would not remove stays recorded and is logged, and the next
+/// replay removes it.
 void npa_mac_remove(rte_eth_dev* dev, std::uint32_t index) {
     npa_port& p = *priv(dev);
-    if (index >= max_mac_addrs || !p.ctl.extra_used[index]) return;
-    rte_ether_addr mac = p.ctl.extra[index];
-    (void)for_each_sub(p, true, [&mac](std::uint16_t id) { return rte_eth_dev_mac_addr_remove(id, &mac); });
-    p.ctl.extra_used.reset(index);
+    if (const status st = p.paths.mac_remove(index); !st.ok()) {
+        NPA_LOG(ERR, "%s: MAC remove refused: %s\n", dev->data->name, st.reason());
+    }
 }
 
 int npa_mtu_set(rte_eth_dev* dev, std::uint16_t mtu) {

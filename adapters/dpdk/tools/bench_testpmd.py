@@ -5,8 +5,10 @@ and net_failsafe over net_null, in one run; then packets lost per switch.
 Usage (root, no hugepages needed):
   adapters/dpdk/tools/bench_testpmd.py --pmd-dir <build>/lib/dpdk-pmds [--seconds 3] [--repeat 3]
 
-Throughput: testpmd forwards port 0 to itself with one forwarding core; the rate is the
-growth of testpmd's own RX-packets counter over a measured interval after a warm-up.
+Throughput: testpmd forwards port 0 to itself with one forwarding core; once the port's
+link is up (asked through dpdk-telemetry.py) and after a warm-up, the rate is testpmd's
+own Rx-pps between two `show port stats` (testpmd's clock, so a loaded machine that runs
+the commands late does not distort it).
 Each configuration runs --repeat times, interleaved; the median is reported with its
 ratio to net_null direct.
 
@@ -35,7 +37,15 @@ def testpmd(args, vdevs, prefix, pmd_dir, script):
     cmd += ["--", "-i", "--total-num-mbufs=8192", "--nb-cores=1", "--no-flush-rx"]
     p = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                          stderr=subprocess.STDOUT, text=True)
-    time.sleep(2.0)
+    # testpmd up: port 0 started, its link up (bounded; a loaded machine takes seconds).
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and p.poll() is None:
+        tel = subprocess.run(["dpdk-telemetry.py", "-f", prefix], input="/ethdev/link_status,0\n",
+                             capture_output=True, text=True, timeout=20)
+        if '"UP"' in tel.stdout:
+            break
+        time.sleep(0.2)
+    time.sleep(0.3)
     marks = []
     for line, wait in script:
         if callable(line):
@@ -50,21 +60,23 @@ def testpmd(args, vdevs, prefix, pmd_dir, script):
     return out, marks
 
 
-def rx_packets(out):
-    return [int(x) for x in re.findall(r"NIC statistics for port 0.*?RX-packets:\s*(\d+)", out, re.S)]
+def rx_pps(out):
+    """testpmd's own RX rate between the last two `show port stats` (its clock, not ours:
+    on a loaded machine testpmd may run the two commands later than they were sent)."""
+    return [int(x) for x in re.findall(r"NIC statistics for port 0.*?Rx-pps:\s*(\d+)", out, re.S)]
 
 
 def throughput(args, label, vdev, pmd_dir, run):
     prefix = "npa_bench_%d_%d" % (os.getpid(), run)
-    out, marks = testpmd(args, [vdev], prefix, pmd_dir, [
+    out, _ = testpmd(args, [vdev], prefix, pmd_dir, [
         ("set fwd io", 0.2), ("start", 1.0),            # warm-up
         ("show port stats 0", args.seconds),             # t0
         ("show port stats 0", 0.2),                      # t1
         ("stop", 0.5), ("quit", 0.5)])
-    rx = rx_packets(out)
-    if len(rx) < 2:
+    pps = rx_pps(out)
+    if len(pps) < 2:
         sys.exit("%s: no port stats in testpmd output:\n%s" % (label, out[-3000:]))
-    return (rx[1] - rx[0]) / (marks[3] - marks[2])
+    return pps[1]
 
 
 def loss_per_switch(args, pmd_dir):
@@ -119,8 +131,8 @@ def main():
     print("loss per switch (net_npa over 2 x net_ring, io forwarding, telemetry /npa/switch):")
     print("  switches %d, packets forwarded %d, packets lost %d, longest switch %.1f us" % (
         switches, rx, lost, max_ns / 1e3))
-    print("  net_failsafe: no run-time switch command (it moves only on sub-device removal);")
-    print("  removal is compared in tests/dpdk (dpdk_net_npa, 'the same removal through net_failsafe')")
+    print("  net_failsafe: cannot be switched inside testpmd over net_ring (adapters/dpdk/README.md);")
+    print("  removal is compared in tests/dpdk (dpdk_net_npa, 'net_npa and net_failsafe side by side')")
     return 0
 
 

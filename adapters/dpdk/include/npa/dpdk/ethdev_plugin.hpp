@@ -121,7 +121,7 @@ public:
     // The burst calls count packets only: walking the mbufs for their lengths would touch
     // every header a second time (io forwarding never does), and the sub-port counts
     // bytes anyway; stats() takes them from there.
-    std::uint16_t tx_burst(std::uint16_t q, std::span<mbuf_ref> bufs) noexcept {
+    NPA_ALWAYS_INLINE std::uint16_t tx_burst(std::uint16_t q, std::span<mbuf_ref> bufs) noexcept {
         if (NPA_UNLIKELY(!usable(q))) return 0;
         const std::uint16_t n = static_cast<std::uint16_t>(bufs.size());
         const std::uint16_t k = rte_eth_tx_burst(port_, q, as_mbufs(bufs), n);
@@ -131,7 +131,7 @@ public:
         return k;
     }
 
-    std::uint16_t rx_burst(std::uint16_t q, std::span<mbuf_ref> out) noexcept {
+    NPA_ALWAYS_INLINE std::uint16_t rx_burst(std::uint16_t q, std::span<mbuf_ref> out) noexcept {
         if (NPA_UNLIKELY(!usable(q))) return 0;
         const std::uint16_t k =
             rte_eth_rx_burst(port_, q, as_mbufs(out), static_cast<std::uint16_t>(out.size()));

@@ -23,7 +23,13 @@ struct rte_pmd_npa_status_info {
     uint64_t max_switch_ns;    /**< longest switch */
     uint64_t held;             /**< packets held back by switches */
     uint64_t lost;             /**< packets lost by switches */
-    const char* last_reason;   /**< "request", "removal", "link-down", "preferred-back", "none" */
+    /** Why the last switch happened: "boot" (the start-up attach), "operator-request"
+     *  (rte_pmd_npa_switch, /npa/switch), "surprise-removal" (RTE_ETH_EVENT_INTR_RMV on
+     *  the active sub-device), "policy" (link down, or back to a preferred path whose link
+     *  is up), "vf-arrived" (a removed sub-device came back and took the traffic back);
+     *  "none" before the first start. The xstat switch_last_reason holds the same as a
+     *  number: boot 0, vf-arrived 1, policy 4, surprise-removal 7, operator-request 8. */
+    const char* last_reason;
     uint16_t sub_port[8];      /**< ethdev port id of each path (RTE_MAX_ETHPORTS: gone) */
 };
 
