@@ -70,9 +70,11 @@ struct queue_ref {
 struct sub_device {
     std::uint16_t port_id = RTE_MAX_ETHPORTS;
     bool probed_here = false;   ///< we called rte_dev_probe (and so remove it at close)
-    bool removed = false;       ///< RTE_ETH_EVENT_INTR_RMV seen
-    bool arrived = false;       ///< came back (hot plug); policy_tick may switch to it
-    bool marked = false;        ///< its plugin was told (mark_removed): no more bursts
+    // Written by the EAL interrupt thread (removal events, policy_tick) and read by the
+    // application's control calls: atomics, so neither side reads a torn or stale flag.
+    std::atomic<bool> removed{false};  ///< RTE_ETH_EVENT_INTR_RMV seen
+    std::atomic<bool> arrived{false};  ///< came back (hot plug); policy_tick may switch to it
+    std::atomic<bool> marked{false};   ///< its plugin was told (mark_removed): no more bursts
     std::uint64_t backoff_until_ns = 0;
     char name[RTE_ETH_NAME_MAX_LEN] = {};
 };
@@ -103,8 +105,8 @@ struct npa_port {
     std::array<queue_ref, ethdev_max_queues> txq{};
     std::array<queue_stats, ethdev_max_queues> base{};  ///< stats_reset baseline per queue
     std::uint64_t last_switch_ns = 0;
-    bool started = false;
-    bool alarm_set = false;
+    std::atomic<bool> started{false};   ///< read by policy_tick on the interrupt thread
+    std::atomic<bool> alarm_set{false}; ///< written by policy_tick, read by stop/close
 };
 
 eth_dev_ops make_ops() noexcept;
