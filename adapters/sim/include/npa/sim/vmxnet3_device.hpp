@@ -124,6 +124,8 @@ public:
     [[nodiscard]] vmxnet3::control_port control_port() noexcept { return port_; }
     [[nodiscard]] sim_irq& irq(std::uint32_t vector) noexcept { return irqs_[vector]; }
     [[nodiscard]] vmxnet3::mmio mmio() noexcept { return io_; }
+    /// Hostile register reads (faults.hpp); set before the guest attaches.
+    void set_register_fault(register_fault f) noexcept { reg_fault_ = f; }
 
     // ---- the hypervisor's side ------------------------------------------------------------
     void set_policy(vmxnet3_policy* p) {
@@ -324,7 +326,8 @@ private:
         static_cast<vmxnet3_device*>(ctx)->on_write(b, off, v);
     }
     static std::uint32_t mmio_read(void* ctx, vmxnet3::bar b, std::uint32_t off) noexcept {
-        return static_cast<vmxnet3_device*>(ctx)->on_read(b, off);
+        auto* d = static_cast<vmxnet3_device*>(ctx);
+        return d->reg_fault_.apply(static_cast<std::uint32_t>(b), off, d->on_read(b, off));
     }
 
     void on_write(vmxnet3::bar b, std::uint32_t off, std::uint32_t v) noexcept {
@@ -1107,6 +1110,7 @@ private:
     std::uint32_t ntx_ = 0, nrx_ = 0;
     std::array<dq, max_queues> q_{};
     fault_plan faults_{};
+    register_fault reg_fault_{};
     std::uint64_t steps_ = 0, resets_ = 0, rx_filtered_ = 0, rx_dropped_inactive_ = 0;
     std::vector<std::string> violations_;
     std::vector<frame> rx_batch_;
