@@ -121,7 +121,9 @@ inline control_request control_request_from(input& in, const mac_addr& own) {
         control_request r;
         r.op = control_op::set_mcast_list;
         r.mcast_count = in.below(8);
-        for (std::uint32_t i = 0; i < r.mcast_count; ++i) r.mcast[i] = mac_addr{0x01, 0, 0x5e, 0, 0, in.u8()};
+        for (std::uint32_t i = 0; i < r.mcast_count; ++i) {
+            r.mcast[i] = mac_addr{0x01, 0, 0x5e, 0, 0, in.u8()};
+        }
         return r;
     }
     default: return control_request::make_set_mac(own);

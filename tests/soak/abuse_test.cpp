@@ -137,7 +137,7 @@ TEST_CASE("vmxnet3: frames sent with a MAC the guest does not own or on a VLAN i
                 f[12] = std::byte{0x81};
                 f[13] = std::byte{0x00};
                 f[14] = std::byte{0x00};
-                f[15] = std::byte{kind == 2 ? 11 : 10};
+                f[15] = std::byte{static_cast<unsigned char>(kind == 2 ? 11 : 10)};
                 x.set_length(x.length() + 4);
             }
         }

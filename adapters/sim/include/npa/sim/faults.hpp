@@ -57,7 +57,8 @@ struct register_fault {
     read_fn read = nullptr;
     void* ctx = nullptr;
 
-    [[nodiscard]] std::uint32_t apply(std::uint32_t bar, std::uint32_t off, std::uint32_t v) const noexcept {
+    [[nodiscard]] std::uint32_t apply(std::uint32_t bar, std::uint32_t off,
+                                      std::uint32_t v) const noexcept {
         return read != nullptr ? read(ctx, bar, off, v) : v;
     }
 };

@@ -12,9 +12,9 @@
 //   from a VF: the source MAC must be the one the PF gave that VF, and a tagged frame's
 //   VLAN one it may use, otherwise the frame is dropped and counted (anti-spoofing); a
 //   frame longer than the VF's MTU (what the PF accepted through SET_LPE) is dropped and
-//   counted (oversize); a VF with an assigned (port) VLAN has it inserted; then the frame goes to another VF
-//   whose (MAC, VLAN) it is for (VM-to-VM), or to the uplink; broadcast and multicast go
-//   to both.
+//   counted (oversize); a VF with an assigned (port) VLAN has it inserted; then the frame
+//   goes to another VF whose (MAC, VLAN) it is for (VM-to-VM), or to the uplink;
+//   broadcast and multicast go to both.
 //   from the uplink: to the VF whose (MAC, VLAN) matches (the port VLAN is stripped),
 //   broadcast and multicast to every VF of that VLAN, unknown unicast nowhere (counted);
 //   a promiscuous VF gets every frame of its VLAN.
@@ -66,7 +66,7 @@ struct vf_state {
 struct vf_switch_stats {
     std::uint64_t spoofed = 0;        ///< frames sent with a source MAC the VF does not own
     std::uint64_t vlan_violations = 0;///< frames sent on a VLAN the VF may not use
-    std::uint64_t oversize = 0;       ///< frames longer than the VF's MTU, or than the wire once tagged
+    std::uint64_t oversize = 0;       ///< longer than the VF's MTU, or than the wire once tagged
     std::uint64_t to_uplink = 0, to_vfs = 0, from_uplink = 0;
 };
 

@@ -677,7 +677,8 @@ private:
     // tag, in the frame or asked for by the descriptor, must be a VLAN the guest was given.
     // A frame (or, with TSO, each segment of `seg_len` bytes) longer than the MTU the guest
     // activated with (Vmxnet3_MiscConf::mtu) is dropped, as the virtual switch would.
-    bool tx_allowed(dq& d, std::uint32_t len, std::uint32_t insert_vid, std::uint32_t seg_len) noexcept {
+    bool tx_allowed(dq& d, std::uint32_t len, std::uint32_t insert_vid,
+                    std::uint32_t seg_len) noexcept {
         eth::header h;
         if (!eth::parse(std::span<const std::byte>(big_, len), h) || h.src != mac_) {
             ++d.st.tx_spoofed;
@@ -985,7 +986,8 @@ private:
         } else if (!link_up_.load()) {
             ++d.st.tx_link_down;
         } else if (!tx_allowed(d, total, vtag ? td::tci::get(sop.dword3) & 0x0fffu : 0u,
-                               tso ? td::hlen::get(sop.dword3) + td::msscof::get(sop.dword2) : total)) {
+                               tso ? td::hlen::get(sop.dword3) + td::msscof::get(sop.dword2)
+                                   : total)) {
             // Dropped and counted by tx_allowed(); the descriptors still complete below.
         } else {
             // TSO: headers (hlen) repeated in front of each MSS of payload; the sim does not
