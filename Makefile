@@ -38,7 +38,7 @@ help:
 	@echo "  make build    configure and build the release preset"
 	@echo "  make bench    run the benchmarks (benchmarks/run.sh)"
 	@echo "  make fuzz     fuzz every target for FUZZ_SECONDS (default 300) each (scripts/fuzz.sh)"
-	@echo "  make soak     the long soak: SOAK_SWITCHES (default 100000) switches under faults"
+	@echo "  make soak     the long soaks: SOAK_SWITCHES (default 100000) switches under faults, each"
 	@echo "  make test-release | test-asan | test-tsan | test-fuzz | test-debug   one stage"
 	@echo "  make format-check | format   clang-format (check only | rewrite)"
 	@echo "  make clean    remove build/"

@@ -6,7 +6,11 @@
 // DMA errors, link flaps, resets, surprise removal), detach and re-attach, interrupt
 // arming, and raw writes of fuzzer bytes into the memory the device is allowed to write
 // (completion and write-back descriptors: generation and DD bits, lengths, indices, tags,
-// status). Each rig says where that memory is (its `hostile` functor).
+// status), and register values the fuzzer chooses (head indices, enable and status bits,
+// interrupt causes, command results, mailbox words) through the model's register_fault
+// hook (faults.hpp). Each target's `hostile` functor says where that memory is
+// (`memory`), which registers its plugin and control path read (`registers`), and how
+// its control path is driven over those registers (`control`).
 //
 // Invariants on every input (a violation aborts, and libFuzzer keeps the input):
 //   - no out-of-bounds access or undefined behaviour (the target is built with ASan+UBSan);
@@ -19,6 +23,7 @@
 
 #include "fuzz_input.hpp"
 
+#include <npa/control.hpp>
 #include <npa/sim/faults.hpp>
 
 #include <array>
@@ -47,6 +52,87 @@ inline constexpr std::uint32_t device_max_burst = 48;
 template <class P, class Q>
 concept has_tx_reap = requires(P& p, Q q) { p.tx_reap(q); };
 
+/// Register values chosen by the fuzzer: a few lies, each about one register, for a
+/// number of reads or until replaced. Installed as the device model's register_fault.
+class register_lies {
+public:
+    struct reg_ref {
+        std::uint32_t bar = 0;
+        std::uint32_t off = 0;
+    };
+
+    [[nodiscard]] sim::register_fault hook() noexcept { return {&read, this}; }
+
+    /// The next lie, about one of `regs`: a fuzzer-chosen value, all ones (a removed
+    /// function), zero, the model's value with bits flipped, or the model's value plus a
+    /// small step (an index one or two past where it is).
+    void choose(input& in, std::span<const reg_ref> regs) noexcept {
+        if (regs.empty()) return;
+        lie& l = lies_[in.below(static_cast<std::uint32_t>(lies_.size()))];
+        const reg_ref r = regs[in.u8() % regs.size()];
+        l.bar = r.bar;
+        l.off = r.off;
+        l.how = static_cast<std::uint8_t>(in.below(5));
+        l.value = in.u32();
+        l.reads = in.below(9);  // 0: every read until replaced
+        l.live = true;
+    }
+    void clear() noexcept { lies_ = {}; }
+
+private:
+    struct lie {
+        std::uint32_t bar = 0, off = 0, value = 0, reads = 0;
+        std::uint8_t how = 0;
+        bool live = false;
+    };
+
+    static std::uint32_t read(void* ctx, std::uint32_t bar, std::uint32_t off,
+                              std::uint32_t v) noexcept {
+        for (lie& l : static_cast<register_lies*>(ctx)->lies_) {
+            if (!l.live || l.bar != bar || l.off != off) continue;
+            if (l.reads != 0 && --l.reads == 0) l.live = false;
+            switch (l.how) {
+            case 0: return l.value;
+            case 1: return 0xFFFFFFFFu;
+            case 2: return 0;
+            case 3: return v ^ l.value;
+            default: return v + (l.value & 3u);
+            }
+        }
+        return v;
+    }
+
+    std::array<lie, 4> lies_{};
+};
+
+/// A control request of the fuzzer's choosing (the device's answers are what is fuzzed;
+/// the requests only steer the control path through its code). `own` is the guest's MAC.
+inline control_request control_request_from(input& in, const mac_addr& own) {
+    const std::uint8_t which = in.u8();
+    switch (which % 6) {
+    case 0:
+        return control_request::make_set_mac(in.flag() ? own : mac_addr{0x02, 0, 0, 0, 0, in.u8()});
+    case 1:
+        return control_request::make_vlan(in.flag(),
+                                          static_cast<std::uint16_t>(1 + in.u16() % max_vlan_id));
+    case 2: return control_request::make_mtu(68 + in.u16() % 9000);
+    case 3: return control_request::make_rx_mode(in.u8() & 0x1f);
+    case 4: {
+        control_request r;
+        r.op = control_op::set_mcast_list;
+        r.mcast_count = in.below(8);
+        for (std::uint32_t i = 0; i < r.mcast_count; ++i) {
+            r.mcast[i] = mac_addr{0x01, 0, 0x5e, 0, 0, in.u8()};
+        }
+        return r;
+    }
+    default: return control_request::make_set_mac(own);
+    }
+}
+
+/// Control-path operations per input: each may poll a lying mailbox to its time-out.
+inline constexpr std::uint32_t device_max_control_ops = 4;
+
 /// Builds a fault plan from the input: each fault is present in small counts.
 inline sim::fault_plan fault_plan_from(input& in) {
     sim::fault_plan p;
@@ -71,13 +157,17 @@ inline sim::fault_plan fault_plan_from(input& in) {
     return p;
 }
 
-/// Runs one input against `Rig` with `Plugin<Rig::api_type>`. `hostile(rig, plugin_attached,
-/// queues, in)` writes fuzzer bytes into device-writable memory.
+/// Runs one input against `Rig` with `Plugin<Rig::api_type>`. `hostile` has:
+///   install(rig, register_fault)            once: the device model's register hook;
+///   memory(rig, plugin_attached, queues, in) writes fuzzer bytes into device-writable memory;
+///   registers(rig, lies, queues, in)         the next register lie (lies.choose);
+///   control(rig, in)                         one control-path request over the registers.
 template <class Rig, template <class> class Plugin, class Hostile>
 int run_device_program(const std::uint8_t* data, std::size_t size, Hostile hostile) {
     using api_t = typename Rig::api_type;
     using buf_t = typename Rig::buffer_type;
     input in(data, size);
+    register_lies lies; // outlives the rig, whose device model reads through it
 
     typename Rig::config cfg;
     cfg.queues = static_cast<std::uint16_t>(1 + in.below(2));
@@ -87,6 +177,7 @@ int run_device_program(const std::uint8_t* data, std::size_t size, Hostile hosti
     cfg.guest_bytes = device_guest_bytes;
     auto rig = std::make_unique<Rig>(cfg);
     NPA_FUZZ_CHECK(rig->ok());
+    hostile.install(*rig, lies.hook());
     api_t& api = rig->api();
     auto plugin = std::make_unique<Plugin<api_t>>();
 
@@ -94,6 +185,7 @@ int run_device_program(const std::uint8_t* data, std::size_t size, Hostile hosti
     bool attached = plugin->attach(api, rig->window(), qc).ok();
     NPA_FUZZ_CHECK(attached);  // a fresh device always attaches
     std::array<buf_t, device_max_burst> burst{};
+    std::uint32_t control_ops = 0;
 
     auto check_audit = [&] {
         const auto a = api.audit();
@@ -107,7 +199,7 @@ int run_device_program(const std::uint8_t* data, std::size_t size, Hostile hosti
 
     for (std::uint32_t op = 0; op < device_max_ops && !in.empty(); ++op) {
         const auto q = static_cast<std::uint16_t>(in.below(cfg.queues));
-        switch (in.u8() % 12) {
+        switch (in.u8() % 14) {
         case 0: { // guest TX: numbered frames, now and then a length the wire cannot carry
             if (!attached) break;
             const std::uint32_t k = 1 + in.below(device_max_burst);
@@ -145,7 +237,7 @@ int run_device_program(const std::uint8_t* data, std::size_t size, Hostile hosti
         case 3: rig->step(1 + in.below(4)); break;
         case 4: rig->inject(fault_plan_from(in)); break;
         case 5:
-        case 6: hostile(*rig, attached, cfg.queues, in); break;
+        case 6: hostile.memory(*rig, attached, cfg.queues, in); break;
         case 7:
             if (in.flag()) {
                 rig->reset_device();
@@ -172,6 +264,16 @@ int run_device_program(const std::uint8_t* data, std::size_t size, Hostile hosti
             if constexpr (has_tx_reap<Plugin<api_t>, std::uint16_t>) {
                 if (attached) (void)plugin->tx_reap(q);
             }
+            break;
+        case 11: // a register lies from now on (or the lies stop)
+            if (in.u8() < 16) {
+                lies.clear();
+            } else {
+                hostile.registers(*rig, lies, cfg.queues, in);
+            }
+            break;
+        case 12: // the control path talks to the device over the same registers
+            if (control_ops++ < device_max_control_ops) hostile.control(*rig, in);
             break;
         default:
             if (attached) (void)plugin->health();

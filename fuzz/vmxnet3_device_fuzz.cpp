@@ -5,10 +5,14 @@
 // Vmxnet3_RxCompDesc: gen, txdIdx/rxdIdx, rqID, len, err/eop/sop, checksum and RSS
 // fields), and the parts of the queue descriptors the device owns at run time:
 // txThreshold (Vmxnet3_TxQueueCtrl), updateRxProd (Vmxnet3_RxQueueCtrl) and the queue
-// status (Vmxnet3_QueueStatus: stopped, error).
+// status (Vmxnet3_QueueStatus: stopped, error). Registers (BAR1, read through the
+// model's register_fault): VRRS/UVRS (revision, and all ones for a removed device), CMD
+// (the result of ACTIVATE_DEV, GET_QUEUE_STATUS, GET_LINK and the control path's
+// commands), ECR (event causes: TQERR, RQERR, LINK ...), ICR and the MAC registers.
 #include "device_fuzz.hpp"
 
 #include <npa/plugins/vmxnet3.hpp>
+#include <npa/plugins/vmxnet3_control.hpp>
 #include <npa/sim/vmxnet3_rig.hpp>
 
 #include <cstddef>
@@ -16,15 +20,21 @@
 namespace {
 
 struct vmxnet3_hostile {
-    void operator()(npa::sim::vmxnet3_rig& rig, bool attached, std::uint16_t queues,
-                    npa::fuzz::input& in) const {
+    void install(npa::sim::vmxnet3_rig& rig, npa::sim::register_fault f) const noexcept {
+        rig.device().set_register_fault(f);
+    }
+
+    void memory(npa::sim::vmxnet3_rig& rig, bool attached, std::uint16_t queues,
+                npa::fuzz::input& in) const {
         namespace v = npa::vmxnet3;
         const auto q = static_cast<std::uint16_t>(in.below(queues));
-        if (!attached) return;
+        if (!attached)
+            return;
         v::window& w = rig.window();
         v::tx_queue_desc* txd = w.txq(q);
         v::rx_queue_desc* rxd = w.rxq(queues, q);
-        if (txd == nullptr || rxd == nullptr) return;
+        if (txd == nullptr || rxd == nullptr)
+            return;
         auto ring = [&](npa::iova_t at, std::size_t entries) {
             const std::size_t bytes = entries * 16;
             if (bytes != 0 && rig.memory().contains(at, bytes)) {
@@ -40,13 +50,34 @@ struct vmxnet3_hostile {
             if (in.flag()) {
                 rxd->ctrl.updateRxProd = in.u8();
             } else {
-                auto* st = reinterpret_cast<std::uint8_t*>(in.flag() ? static_cast<void*>(&txd->status)
-                                                                     : static_cast<void*>(&rxd->status));
+                auto* st =
+                    reinterpret_cast<std::uint8_t*>(in.flag() ? static_cast<void*>(&txd->status)
+                                                              : static_cast<void*>(&rxd->status));
                 const auto b = in.bytes(sizeof(v::queue_status));
-                for (std::size_t i = 0; i < b.size(); ++i) st[i] = b[i];
+                for (std::size_t i = 0; i < b.size(); ++i)
+                    st[i] = b[i];
             }
             break;
         }
+    }
+
+    void registers(npa::sim::vmxnet3_rig&, npa::fuzz::register_lies& lies, std::uint16_t,
+                   npa::fuzz::input& in) const {
+        namespace r = npa::vmxnet3::reg;
+        constexpr auto vd = static_cast<std::uint32_t>(npa::vmxnet3::bar::vd);
+        static constexpr npa::fuzz::register_lies::reg_ref regs[] = {
+            {vd, r::VRRS}, {vd, r::UVRS}, {vd, r::CMD},  {vd, r::CMD},  {vd, r::ECR},
+            {vd, r::ECR},  {vd, r::ICR},  {vd, r::MACL}, {vd, r::MACH},
+        };
+        lies.choose(in, regs);
+    }
+
+    void control(npa::sim::vmxnet3_rig& rig, npa::fuzz::input& in) const {
+        npa::vmxnet3_control ctl(rig.device().control_port());
+        const npa::control_request req = npa::fuzz::control_request_from(in, rig.guest_mac);
+        (void)ctl.submit(req);
+        (void)ctl.mac();
+        (void)rig.window().link();
     }
 };
 

@@ -4,25 +4,40 @@
 # seed corpus (copied, so the tree stays clean). Fails on the first finding; prints the
 # executions per target and writes them to build/fuzz/summary.txt.
 #
-#   make test   runs it with 12 s per target (about 2 minutes for all of them)
+#   make test   runs it with FUZZ_TEST_SECONDS (default 10) per target
 #   make fuzz   runs it with FUZZ_SECONDS (default 300) per target
+#
+# Every target the configure step announces ("npa: fuzz targets: ..." from fuzz/CMakeLists.txt)
+# must have been built: a target that is announced but missing, or one asked for by name
+# that does not exist, is an error, never skipped. The DPDK and Linux targets are
+# announced only when those adapters configure (their packages are installed).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-secs=${1:-12}
+secs=${1:-10}
 shift || true
 build=build/fuzz
 cxx=${NPA_FUZZ_CXX:-clang++}
 if ! command -v "$cxx" >/dev/null; then
   echo "fuzz.sh: $cxx not found (apt-get install clang libclang-rt-14-dev)"; exit 1
 fi
-cmake -S . -B "$build" -G Ninja -DCMAKE_CXX_COMPILER="$cxx" -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+configure_log=$(cmake -S . -B "$build" -G Ninja -DCMAKE_CXX_COMPILER="$cxx" \
+  -DCMAKE_BUILD_TYPE=RelWithDebInfo \
   -DNPA_BUILD_FUZZ=ON -DNPA_BUILD_TESTS=OFF -DNPA_BUILD_BENCHMARKS=OFF -DNPA_INSTALL=OFF \
-  "-DCMAKE_CXX_FLAGS=-fsanitize=fuzzer-no-link,address,undefined -fno-omit-frame-pointer" >/dev/null
+  "-DCMAKE_CXX_FLAGS=-fsanitize=fuzzer-no-link,address,undefined -fno-omit-frame-pointer")
+expected=$(sed -n 's/^-- npa: fuzz targets: //p' <<<"$configure_log" | tr ';' ' ')
+if [ -z "$expected" ]; then
+  echo "fuzz.sh: the configure step announced no fuzz targets (is $cxx clang?)"; exit 1
+fi
 nice -n 10 cmake --build "$build" --parallel "${JOBS:-2}" --target npa_fuzz_targets
 targets=("$@")
 if [ ${#targets[@]} -eq 0 ]; then
-  for f in "$build"/bin/fuzz/*_fuzz; do targets+=("$(basename "$f")"); done
+  read -r -a targets <<<"$expected"
 fi
+for t in "${targets[@]}"; do
+  if [ ! -x "$build/bin/fuzz/$t" ]; then
+    echo "fuzz.sh: fuzz target $t was not built (expected: $expected)"; exit 1
+  fi
+done
 work="$build/work"
 mkdir -p "$work"
 : > "$build/summary.txt"

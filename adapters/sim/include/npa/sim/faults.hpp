@@ -52,4 +52,22 @@ struct fault_plan {
     std::int64_t remove_after_tx = -1; ///< surprise removal after N more TX descriptors
 };
 
+/// A device that lies in its registers. When set on a device model, every register read
+/// the guest makes (data path and control path) passes through `read`, which is given the
+/// BAR, the offset and the value the model would return, and returns the value the guest
+/// sees: a head index past the ring, a cleared enable bit, an interrupt cause never
+/// raised, a command result or mailbox word the device never produced. Fuzz targets use it
+/// to let the fuzzer choose register values.
+struct register_fault {
+    using read_fn = std::uint32_t (*)(void* ctx, std::uint32_t bar, std::uint32_t off,
+                                      std::uint32_t value) noexcept;
+    read_fn read = nullptr;
+    void* ctx = nullptr;
+
+    [[nodiscard]] std::uint32_t apply(std::uint32_t bar, std::uint32_t off,
+                                      std::uint32_t v) const noexcept {
+        return read != nullptr ? read(ctx, bar, off, v) : v;
+    }
+};
+
 } // namespace npa::sim

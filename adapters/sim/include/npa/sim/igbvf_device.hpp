@@ -125,6 +125,8 @@ public:
     // ---- the two views of the BAR --------------------------------------------------------
     [[nodiscard]] igbvf_window& window() noexcept { return window_; }
     [[nodiscard]] igbvf_mailbox_port mailbox_port() noexcept { return igbvf_mailbox_port(bar()); }
+    /// Hostile register reads (faults.hpp); set before the guest attaches.
+    void set_register_fault(register_fault f) noexcept { reg_fault_ = f; }
     [[nodiscard]] sim_irq& irq(std::uint16_t q) noexcept { return irqs_[q]; }
     [[nodiscard]] const char* name() const noexcept { return cfg_.name; }
     [[nodiscard]] const igbvf_limits& limits() const noexcept { return cfg_.limits; }
@@ -283,7 +285,11 @@ private:
 
     igbvf_bar bar() noexcept {
         return igbvf_bar(
-            this, [](void* c, std::uint32_t off) noexcept { return static_cast<igbvf_device*>(c)->bar_read(off); },
+            this,
+            [](void* c, std::uint32_t off) noexcept {
+                auto* d = static_cast<igbvf_device*>(c);
+                return d->reg_fault_.apply(0, off, d->bar_read(off));
+            },
             [](void* c, std::uint32_t off, std::uint32_t v) noexcept {
                 static_cast<igbvf_device*>(c)->bar_write(off, v);
             });
@@ -908,6 +914,7 @@ private:
     mutable std::mutex mu_;
     std::array<dq, igbvf::max_queues> q_{};
     fault_plan faults_{};
+    register_fault reg_fault_{};
     bool link_up_ = true;
     std::uint32_t link_down_left_ = 0;
     std::uint64_t steps_ = 0, resets_ = 0, rx_dropped_ = 0;

@@ -11,9 +11,10 @@
 // anti-spoofing):
 //   from a VF: the source MAC must be the one the PF gave that VF, and a tagged frame's
 //   VLAN one it may use, otherwise the frame is dropped and counted (anti-spoofing); a
-//   VF with an assigned (port) VLAN has it inserted; then the frame goes to another VF
-//   whose (MAC, VLAN) it is for (VM-to-VM), or to the uplink; broadcast and multicast go
-//   to both.
+//   frame longer than the VF's MTU (what the PF accepted through SET_LPE) is dropped and
+//   counted (oversize); a VF with an assigned (port) VLAN has it inserted; then the frame
+//   goes to another VF whose (MAC, VLAN) it is for (VM-to-VM), or to the uplink;
+//   broadcast and multicast go to both.
 //   from the uplink: to the VF whose (MAC, VLAN) matches (the port VLAN is stripped),
 //   broadcast and multicast to every VF of that VLAN, unknown unicast nowhere (counted);
 //   a promiscuous VF gets every frame of its VLAN.
@@ -65,6 +66,7 @@ struct vf_state {
 struct vf_switch_stats {
     std::uint64_t spoofed = 0;        ///< frames sent with a source MAC the VF does not own
     std::uint64_t vlan_violations = 0;///< frames sent on a VLAN the VF may not use
+    std::uint64_t oversize = 0;       ///< longer than the VF's MTU, or than the wire once tagged
     std::uint64_t to_uplink = 0, to_vfs = 0, from_uplink = 0;
 };
 
@@ -197,6 +199,7 @@ private:
         std::uint16_t port_vlan = 0;
         std::set<std::uint16_t> vlans;
         bool promisc = false;
+        std::uint32_t mtu = 1500;
     };
     struct targets {
         std::array<std::uint16_t, max_vfs> vf{};
@@ -216,6 +219,7 @@ private:
         filters_[vf].port_vlan = p.port_vlan;
         filters_[vf].vlans = s.vlans;
         filters_[vf].promisc = s.promisc;
+        filters_[vf].mtu = s.mtu;
     }
 
     void deliver(const frame& f, const targets& t) noexcept {
@@ -231,7 +235,7 @@ private:
         }
     }
 
-    // A frame a VF sent: anti-spoofing, port VLAN, then forward.
+    // A frame a VF sent: anti-spoofing, MTU, port VLAN, then forward.
     void from_vf(std::uint16_t from, const frame& f0) noexcept override {
         eth::header h;
         if (!eth::parse(f0.bytes(), h)) {
@@ -247,6 +251,10 @@ private:
                 ++sw_[from].spoofed;  // not its MAC: dropped by the switch
                 return;
             }
+            if (f.len > h.payload_off + me.mtu) {
+                ++sw_[from].oversize;  // longer than the MTU the PF gave it (SET_LPE)
+                return;
+            }
             std::uint16_t vlan = h.vlan;
             if (me.port_vlan != 0) {
                 if (h.vlan != 0) {
@@ -254,6 +262,7 @@ private:
                     return;
                 }
                 if (f.len + 4 > max_frame_size) {
+                    ++sw_[from].oversize;  // no room for the port VLAN's tag
                     return;
                 }
                 std::memmove(f.data.data() + 16, f.data.data() + 12, f.len - 12);
@@ -303,6 +312,7 @@ inline void pf_driver::set_policy(std::uint16_t vf, const vf_policy& p) {
         v.policy = p;
         v.state = vf_state{};
         v.state.mac = p.default_mac;
+        v.state.mtu = std::min(v.state.mtu, p.max_mtu);  // a VF never starts above its limit
         s = v.state;
     }
     nic_.program(vf, p, s);

@@ -94,6 +94,7 @@ struct vmxnet3_queue_counters {
                   comp_corrupted = 0;
     std::uint64_t tx_spoofed = 0;       ///< sent with a source MAC other than the device's: dropped
     std::uint64_t tx_vlan_refused = 0;  ///< tagged with a VLAN the guest was not given: dropped
+    std::uint64_t tx_oversize = 0;      ///< longer than the MTU the guest activated with: dropped
 };
 
 class vmxnet3_device final : public frame_port {
@@ -124,6 +125,8 @@ public:
     [[nodiscard]] vmxnet3::control_port control_port() noexcept { return port_; }
     [[nodiscard]] sim_irq& irq(std::uint32_t vector) noexcept { return irqs_[vector]; }
     [[nodiscard]] vmxnet3::mmio mmio() noexcept { return io_; }
+    /// Hostile register reads (faults.hpp); set before the guest attaches.
+    void set_register_fault(register_fault f) noexcept { reg_fault_ = f; }
 
     // ---- the hypervisor's side ------------------------------------------------------------
     void set_policy(vmxnet3_policy* p) {
@@ -324,7 +327,8 @@ private:
         static_cast<vmxnet3_device*>(ctx)->on_write(b, off, v);
     }
     static std::uint32_t mmio_read(void* ctx, vmxnet3::bar b, std::uint32_t off) noexcept {
-        return static_cast<vmxnet3_device*>(ctx)->on_read(b, off);
+        auto* d = static_cast<vmxnet3_device*>(ctx);
+        return d->reg_fault_.apply(static_cast<std::uint32_t>(b), off, d->on_read(b, off));
     }
 
     void on_write(vmxnet3::bar b, std::uint32_t off, std::uint32_t v) noexcept {
@@ -537,6 +541,7 @@ private:
         const std::uint32_t max = cfg_.profile.max_ring_size;
         const std::uint8_t nintr = sh->devRead.intrConf.numIntrs;
         active_ = false;
+        mtu_ = m.mtu;
         table_ = table;
         ntx_ = ntx;
         nrx_ = nrx;
@@ -670,10 +675,17 @@ private:
     // The virtual switch's view of a guest frame (forged transmits, VLAN membership): the
     // source MAC must be the device's (set through the policy-checked control path) and a
     // tag, in the frame or asked for by the descriptor, must be a VLAN the guest was given.
-    bool tx_allowed(dq& d, std::uint32_t len, std::uint32_t insert_vid) noexcept {
+    // A frame (or, with TSO, each segment of `seg_len` bytes) longer than the MTU the guest
+    // activated with (Vmxnet3_MiscConf::mtu) is dropped, as the virtual switch would.
+    bool tx_allowed(dq& d, std::uint32_t len, std::uint32_t insert_vid,
+                    std::uint32_t seg_len) noexcept {
         eth::header h;
         if (!eth::parse(std::span<const std::byte>(big_, len), h) || h.src != mac_) {
             ++d.st.tx_spoofed;
+            return false;
+        }
+        if (seg_len > h.payload_off + mtu_) {
+            ++d.st.tx_oversize;
             return false;
         }
         const std::uint32_t vid = insert_vid != 0 ? insert_vid : h.vlan;
@@ -973,7 +985,9 @@ private:
             ++d.st.tx_dma_errors;  // vmxnet3 TX completions carry no error: counted here only
         } else if (!link_up_.load()) {
             ++d.st.tx_link_down;
-        } else if (!tx_allowed(d, total, vtag ? td::tci::get(sop.dword3) & 0x0fffu : 0u)) {
+        } else if (!tx_allowed(d, total, vtag ? td::tci::get(sop.dword3) & 0x0fffu : 0u,
+                               tso ? td::hlen::get(sop.dword3) + td::msscof::get(sop.dword2)
+                                   : total)) {
             // Dropped and counted by tx_allowed(); the descriptors still complete below.
         } else {
             // TSO: headers (hlen) repeated in front of each MSS of payload; the sim does not
@@ -1094,6 +1108,7 @@ private:
     std::uint64_t refusals_ = 0;
     std::uint64_t dsa_ = 0;
     std::uint32_t cmd_result_ = 0, macl_ = 0, ecr_ = 0, intr_ctrl_ = 0;
+    std::uint32_t mtu_ = 1500;  // Vmxnet3_MiscConf::mtu at the last ACTIVATE_DEV
     mac_addr mac_{};
     std::uint32_t rx_mode_ = 0;
     std::uint32_t vft_[vmxnet3::VFT_SIZE] = {};
@@ -1107,6 +1122,7 @@ private:
     std::uint32_t ntx_ = 0, nrx_ = 0;
     std::array<dq, max_queues> q_{};
     fault_plan faults_{};
+    register_fault reg_fault_{};
     std::uint64_t steps_ = 0, resets_ = 0, rx_filtered_ = 0, rx_dropped_inactive_ = 0;
     std::vector<std::string> violations_;
     std::vector<frame> rx_batch_;
