@@ -3,6 +3,11 @@
 // Drives a vmxnet3's rings by the device ABI (vmxnet3_defs.hpp), as Linux
 // drivers/net/vmxnet3 and DPDK drivers/net/vmxnet3 do, so that the same plugin could drive
 // the real device:
+//   UP  attach is a driver's open: the probe (vmxnet3::probe: revision 1 and UPT revision 1
+//       selected in VRRS/UVRS, the shared area stamped and registered at DSAL/DSAH), the
+//       queue and misc configuration, ACTIVATE_DEV (its answer checked), GET_LINK, RX
+//       buffers posted. detach: QUIESCE_DEV, every buffer back, RESET_DEV. link_up()
+//       follows ECR.LINK with GET_LINK.
 //   TX  one descriptor per packet on the gen-bit TX ring; packets of up to
 //       tx_data_copy_max bytes are copied into the TX data ring entry of their slot (the
 //       device then reads descriptor and data from one place, one DMA saved); one
@@ -113,12 +118,17 @@ public:
         if (dev.ring_area().size < vmxnet3_queue_bytes(t, r) * qc.queues) {
             return {errc::no_memory, "vmxnet3: ring memory too small for these ring sizes"};
         }
+        // step 2: the probe: select revision 1 and UPT revision 1 (VRRS, UVRS), stamp the
+        // shared area's header and register its address (DSAL, DSAH).
+        if (const char* why = v::probe(dev); why != nullptr) {
+            return {dev.present() ? errc::not_supported : errc::removed, why};
+        }
         api_ = &api;
         dev_ = &dev;
         mtu_ = qc.mtu;
         offloads_ = qc.offloads & capabilities().offloads;
         bad_.store(false, std::memory_order_relaxed);
-        // step 2: lay out and zero every ring (no slot may look handed over), buf_info.
+        // step 3: lay out and zero every ring (no slot may look handed over), buf_info.
         std::byte* at = dev.ring_area().virt;
         const iova_t base = dev.ring_area().iova;
         auto carve = [&](std::size_t bytes, iova_t& iova) {
@@ -150,7 +160,7 @@ public:
             q.rx[0].ring.reset(reinterpret_cast<v::rx_desc*>(carve(r * 16ull, rx1_pa)), r);
             q.rx[1].ring.reset(reinterpret_cast<v::rx_desc*>(carve(r2 * 16ull, rx2_pa)), r2);
             q.rxc.reset(reinterpret_cast<v::rx_comp_desc*>(carve((r + r2) * 16ull, rxc_pa)), r + r2);
-            // step 3: the queue descriptors (Vmxnet3_TxQueueDesc / Vmxnet3_RxQueueDesc).
+            // step 4: the queue descriptors (Vmxnet3_TxQueueDesc / Vmxnet3_RxQueueDesc).
             std::memset(static_cast<void*>(q.txd), 0, sizeof(v::tx_queue_desc));
             std::memset(static_cast<void*>(q.rxd), 0, sizeof(v::rx_queue_desc));
             v::tx_queue_conf& tc = q.txd->conf;
@@ -171,7 +181,7 @@ public:
             rc.compRingSize = r + r2;
             rc.intrIdx = static_cast<std::uint8_t>(i);
         }
-        // step 4: misc and interrupt configuration (Vmxnet3_MiscConf, Vmxnet3_IntrConf).
+        // step 5: misc and interrupt configuration (Vmxnet3_MiscConf, Vmxnet3_IntrConf).
         v::misc_conf& m = dev.misc();
         m.driverInfo.version = 1;
         m.driverInfo.vmxnet3RevSpt = 1;
@@ -192,12 +202,15 @@ public:
             ic.modLevels[i] = qc.irq_moderation_us == 0 ? v::upt1::IML_NONE : v::upt1::IML_ADAPTIVE;
             dev.imr(i, true);  // masked until the shell arms the queue
         }
-        // step 5: ACTIVATE_DEV; the device answers 0 or refuses the configuration.
+        // step 6: ACTIVATE_DEV; the device answers 0 or refuses the configuration.
         if (dev.activate() != 0) {
             release_all();
             return {errc::device_error, "vmxnet3: the device refused ACTIVATE_DEV"};
         }
-        // step 6: post RX buffers on both rings (fewer if the pool is short: counted).
+        // step 7: the link state (GET_LINK), as the driver checks it after activation.
+        dev.ack_events(v::ecr::LINK);
+        link_.store(dev.link(), std::memory_order_relaxed);
+        // step 8: post RX buffers on both rings (fewer if the pool is short: counted).
         for (std::uint16_t i = 0; i < nq_; ++i) {
             refill(i);
         }
@@ -365,7 +378,7 @@ public:
         return n;
     }
 
-    // ---- detach: quiesce, hand every buffer back ---------------------------------------
+    // ---- detach: quiesce, hand every buffer back, reset -------------------------------
     void detach() noexcept {
         if (dev_ != nullptr && nq_ != 0) {
             dev_->quiesce();  // step 1: after this the device writes nothing more
@@ -389,6 +402,9 @@ public:
                     ring.posted = 0;
                 }
             }
+        }
+        if (dev_ != nullptr && nq_ != 0) {
+            dev_->reset(); // step 5: RESET_DEV, the device forgets these rings
         }
         release_all();
     }
@@ -419,6 +435,24 @@ public:
     }
 
     [[nodiscard]] const queue_stats& stats(std::uint16_t qi) const noexcept { return q_[qi].stats; }
+
+    /// Link state, as the device last answered GET_LINK (bit 0 up, bits 16..31 Mbit/s). A
+    /// link event (ECR.LINK) is acknowledged and the link asked again. Control thread.
+    [[nodiscard]] bool link_up() noexcept {
+        if (dev_ == nullptr || !dev_->present()) {
+            return false;
+        }
+        if ((dev_->ecr() & vmxnet3::ecr::LINK) != 0) {
+            dev_->ack_events(vmxnet3::ecr::LINK);
+            link_.store(dev_->link(), std::memory_order_relaxed);
+        }
+        return (link_.load(std::memory_order_relaxed) & 1u) != 0;
+    }
+    /// The speed GET_LINK reported, Mbit/s (0 while down).
+    [[nodiscard]] std::uint32_t link_speed_mbps() const noexcept {
+        const std::uint32_t l = link_.load(std::memory_order_relaxed);
+        return (l & 1u) != 0 ? l >> 16 : 0;
+    }
 
     /// removed: the device reads all ones (VRRS). device_error: the device reported a queue
     /// error (ECR TQERR/RQERR) or wrote something this plugin had to reject.
@@ -622,6 +656,7 @@ private:
     std::uint32_t mtu_ = 1500;
     std::uint32_t offloads_ = 0;
     std::atomic<bool> bad_{false};
+    std::atomic<std::uint32_t> link_{0}; // the last GET_LINK answer
     std::array<queue, max_queue_pairs> q_{};
 };
 
