@@ -22,7 +22,9 @@
 //       device set updateRxProd. A packet that spans buffers is dropped and counted: an
 //       npa buffer is one segment.
 //   IRQ one MSI-X vector per queue pair (txq and rxq intrIdx = q), auto-masked by the
-//       device when raised, unmasked through IMR by irq_arm.
+//       device when raised, unmasked through IMR by irq_arm. Moderation: the queue's
+//       minimum gap (queue_config::irq_moderation_us, or set_irq_moderation at run time
+//       with UPDATE_IML) becomes its intrConf.modLevels level (vmxnet3_mod_level).
 // Nothing the device writes is trusted: each completion is copied out (gen_consumer),
 // and its type, ring id, index and length are checked against what this plugin posted
 // before anything is touched. A violation is counted (bad_completion) and the entry
@@ -65,6 +67,10 @@ inline constexpr std::uint32_t rx_ring2_size = vmxnet3::RING_SIZE_ALIGN;
 /// are posted full, so a stale duplicate of the slot just cleaned would otherwise name
 /// the whole ring.
 inline constexpr std::uint32_t rx_max_skip_div = 2;
+/// Interrupt moderation: the UPT1 levels are abstract (IML_NONE, 1 .. IML_HIGHEST, ADAPTIVE)
+/// and the hypervisor picks each one's interval. A requested minimum gap is asked for as the
+/// lowest level whose nominal gap, iml_level1_us << (level - 1), covers it (8 us .. 512 us).
+inline constexpr std::uint32_t iml_level1_us = 8;
 /// Header bytes in front of an L4 checksum field: TCP at 16, UDP at 6 (RFC 793, RFC 768).
 inline constexpr std::uint32_t tcp_csum_off = 16, udp_csum_off = 6, udp_hdr_len = 8;
 } // namespace vmxnet3_tuning
@@ -77,6 +83,19 @@ inline constexpr std::uint32_t tcp_csum_off = 16, udp_csum_off = 6, udp_hdr_len 
     return up(std::size_t{tx} * 16) + up(std::size_t{tx} * vmxnet3::HDR_COPY_SIZE) +
            up(std::size_t{tx} * 16) + up(std::size_t{rx} * 16) + up(std::size_t{rx2} * 16) +
            up(std::size_t{rx + rx2} * 16);
+}
+
+/// The moderation level (Vmxnet3_IntrConf::modLevels) for a minimum gap between interrupts.
+[[nodiscard]] constexpr std::uint8_t vmxnet3_mod_level(std::uint32_t gap_us) noexcept {
+    if (gap_us == 0) {
+        return vmxnet3::upt1::IML_NONE;
+    }
+    std::uint8_t level = 1;
+    while (level < vmxnet3::upt1::IML_HIGHEST &&
+           (vmxnet3_tuning::iml_level1_us << (level - 1)) < gap_us) {
+        ++level;
+    }
+    return level;
 }
 
 template <class Api>
@@ -199,7 +218,8 @@ public:
         ic.eventIntrIdx = static_cast<std::uint8_t>(nq_);
         ic.intrCtrl = 0;
         for (std::uint16_t i = 0; i <= nq_; ++i) {
-            ic.modLevels[i] = qc.irq_moderation_us == 0 ? v::upt1::IML_NONE : v::upt1::IML_ADAPTIVE;
+            // Queue vectors are moderated as asked; the event vector (link, errors) is not.
+            ic.modLevels[i] = i < nq_ ? vmxnet3_mod_level(qc.irq_moderation_us) : v::upt1::IML_NONE;
             dev.imr(i, true);  // masked until the shell arms the queue
         }
         // step 6: ACTIVATE_DEV; the device answers 0 or refuses the configuration.
@@ -410,6 +430,29 @@ public:
     }
 
     void irq_arm(std::uint16_t qi) noexcept { dev_->imr(qi, false); }
+    /// Changes queue qi's interrupt moderation (control thread): the level for `gap_us`
+    /// goes into intrConf.modLevels and UPDATE_IML makes the device read it. A refusal
+    /// puts the old level back.
+    [[nodiscard]] status set_irq_moderation(std::uint16_t qi, std::uint32_t gap_us) noexcept {
+        if (dev_ == nullptr || qi >= nq_) {
+            return {errc::bad_state, "vmxnet3: no such attached queue"};
+        }
+        std::uint8_t& level = dev_->intr().modLevels[qi];
+        const std::uint8_t old = level;
+        level = vmxnet3_mod_level(gap_us);
+        const std::uint32_t res = dev_->update_iml();
+        if (res != 0) {
+            level = old;
+            return res == vmxnet3::removed_read
+                       ? status{errc::removed, "vmxnet3: device removed"}
+                       : status{errc::device_error, "vmxnet3: the device refused UPDATE_IML"};
+        }
+        return status::success();
+    }
+    /// The moderation level queue qi's vector is configured with.
+    [[nodiscard]] std::uint8_t irq_moderation_level(std::uint16_t qi) const noexcept {
+        return dev_ != nullptr && qi < nq_ ? dev_->intr().modLevels[qi] : vmxnet3::upt1::IML_NONE;
+    }
     void irq_disarm(std::uint16_t qi) noexcept { dev_->imr(qi, true); }
 
     /// What the device offers (its profile), as npa capabilities. Before attach: nothing.

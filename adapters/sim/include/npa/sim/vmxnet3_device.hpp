@@ -13,7 +13,9 @@
 // txThreshold the device sets, are never stranded). One completion per packet with cq.
 // RX: frames from the wire pass the RX filter (MAC, RX mode, VLAN table), are steered by
 // a flow hash when the guest enabled RSS, land in a ring 1 head buffer (and ring 2 body
-// buffers if longer) and are completed with gen bits. Interrupt per intrIdx, auto-masked.
+// buffers if longer) and are completed with gen bits. Interrupt per intrIdx, auto-masked,
+// spaced by the vector's moderation level (intrConf.modLevels, read at ACTIVATE_DEV and
+// UPDATE_IML): at least 2^level device steps apart, a cause raised sooner kept latched.
 //
 // Bring-up is the driver's (vmxnet3::probe, the plugin's attach): VRRS, then UVRS, each
 // with the one revision bit the device reported; then DSAL/DSAH; commands only after the
@@ -188,6 +190,16 @@ public:
         std::lock_guard g(mu_);
         return protocol_violations_;
     }
+    /// The moderation level in effect for an interrupt vector (read at ACTIVATE_DEV and
+    /// UPDATE_IML), and how many steps a raised cause waited for its gap.
+    [[nodiscard]] std::uint8_t mod_level(std::uint32_t vector) const {
+        std::lock_guard g(mu_);
+        return mod_level_[vector];
+    }
+    [[nodiscard]] std::uint64_t irq_held_steps(std::uint32_t vector) const {
+        std::lock_guard g(mu_);
+        return irq_held_[vector];
+    }
     /// RESET_DEV commands and hypervisor resets.
     [[nodiscard]] std::uint64_t resets() const {
         std::lock_guard g(mu_);
@@ -249,11 +261,18 @@ public:
             any |= flush_delayed(q);
         }
         for (std::uint32_t v = 0; v < vmxnet3::MAX_INTRS; ++v) {
-            if (raise_[v]) {
-                raise_[v] = false;
-                if ((intr_ctrl_ & vmxnet3::IC_DISABLE_ALL) == 0) {
-                    irqs_[v].raise();
-                }
+            if (!raise_[v]) {
+                continue;
+            }
+            if (last_irq_step_[v] != 0 &&
+                steps_ - last_irq_step_[v] < moderation_steps(mod_level_[v])) {
+                ++irq_held_[v]; // moderated: the cause stays latched until the gap has passed
+                continue;
+            }
+            raise_[v] = false;
+            last_irq_step_[v] = steps_;
+            if ((intr_ctrl_ & vmxnet3::IC_DISABLE_ALL) == 0) {
+                irqs_[v].raise();
             }
         }
         return any;
@@ -426,8 +445,8 @@ private:
         }
         std::lock_guard g(mu_);
         switch (off) {
-        case reg::VRRS: return 1;  // revision 1 supported
-        case reg::UVRS: return 1;
+        case reg::VRRS: return REV1_BIT; // the revisions it speaks: 1
+        case reg::UVRS: return REV1_BIT;
         case reg::CMD: return cmd_result_;
         case reg::MACL:
             return std::uint32_t{mac_[0]} | std::uint32_t{mac_[1]} << 8 | std::uint32_t{mac_[2]} << 16 |
@@ -448,7 +467,11 @@ private:
     template <class... Args>
     void protocol_violation(const char* fmt, Args... args) {
         char detail[256];
-        std::snprintf(detail, sizeof detail, fmt, args...);
+        if constexpr (sizeof...(Args) == 0) {
+            std::snprintf(detail, sizeof detail, "%s", fmt);
+        } else {
+            std::snprintf(detail, sizeof detail, fmt, args...);
+        }
         violations_.emplace_back(std::string(cfg_.name) + " protocol: " + detail);
         ++protocol_violations_;
     }
@@ -458,6 +481,30 @@ private:
         std::snprintf(detail, sizeof detail, fmt, args...);
         protocol_violation("ACTIVATE_DEV refused: %s", detail);
         return 1;
+    }
+    // Interrupt moderation. The UPT1 levels are abstract; this emulation spaces a vector's
+    // interrupts at least 2^level steps apart (level 1: 2 steps ... IML_HIGHEST: 128) and
+    // treats IML_ADAPTIVE as level 2. A cause raised sooner stays latched, not lost.
+    static std::uint64_t moderation_steps(std::uint8_t level) noexcept {
+        if (level == vmxnet3::upt1::IML_NONE) {
+            return 0;
+        }
+        return std::uint64_t{1} << (level == vmxnet3::upt1::IML_ADAPTIVE ? 2 : level);
+    }
+    // intrConf.modLevels of every vector the driver configured: each a level the ABI knows,
+    // or none is taken (a protocol violation).
+    bool read_mod_levels(const vmxnet3::intr_conf& ic) {
+        const std::uint32_t n = ic.numIntrs < vmxnet3::MAX_INTRS ? ic.numIntrs : vmxnet3::MAX_INTRS;
+        for (std::uint32_t v = 0; v < n; ++v) {
+            if (ic.modLevels[v] > vmxnet3::upt1::IML_ADAPTIVE) {
+                protocol_violation("intrConf.modLevels[%u] = %u is no moderation level (0..8)", v,
+                                   unsigned{ic.modLevels[v]});
+                return false;
+            }
+        }
+        mod_level_.fill(vmxnet3::upt1::IML_NONE);
+        std::copy(ic.modLevels, ic.modLevels + n, mod_level_.begin());
+        return true;
     }
     static const char* command_name(std::uint32_t c) noexcept {
         using namespace vmxnet3::cmd;
@@ -572,7 +619,7 @@ private:
             if (sh == nullptr) return 1;
             features_ = sh->devRead.misc.uptFeatures & cfg_.profile.upt_features;
             return 0;
-        case cmd::UPDATE_IML:
+        case cmd::UPDATE_IML: return read_mod_levels(sh->devRead.intrConf) ? 0 : 1;
         case cmd::UPDATE_RSSIDT:
         case cmd::UPDATE_PMCFG: return 0;
         case cmd::GET_QUEUE_STATUS:
@@ -699,6 +746,11 @@ private:
         }
         features_ = m.uptFeatures & cfg_.profile.upt_features;
         intr_ctrl_ = sh->devRead.intrConf.intrCtrl;
+        if (!read_mod_levels(sh->devRead.intrConf)) {
+            return 1;
+        }
+        last_irq_step_.fill(0);
+        raise_.fill(false); // causes latched by moderation belong to the old queues
         // The RX filter the guest left in the shared area applies from activation on.
         rx_mode_ = sh->devRead.rxFilterConf.rxMode;
         if (policy_->check_rx_mode(rx_mode_) != nullptr) {
@@ -1195,6 +1247,9 @@ private:
     const char* last_refusal_ = nullptr;
     std::uint64_t refusals_ = 0;
     std::uint32_t rev_ = 0, upt_rev_ = 0; // VRRS / UVRS selections (0: none yet)
+    std::array<std::uint8_t, vmxnet3::MAX_INTRS> mod_level_{};      // per vector, as last read
+    std::array<std::uint64_t, vmxnet3::MAX_INTRS> last_irq_step_{}; // last delivery (0: none yet)
+    std::array<std::uint64_t, vmxnet3::MAX_INTRS> irq_held_{};      // steps a cause waited
     std::uint32_t dsa_halves_ = 0;        // bit 0: DSAL written, bit 1: DSAH written
     std::uint64_t protocol_violations_ = 0;
     std::uint64_t dsa_ = 0;
