@@ -291,6 +291,27 @@ TEST_CASE(
     CHECK(rig.api().audit().in_pool == rig.api().audit().total);
 }
 
+TEST_CASE("vmxnet3 GET_STATS: the device's UPT1 counters, read through the plugin") {
+    bench b(one_queue());
+    REQUIRE(b.p.attach(b.rig.api(), b.rig.window(), b.rig.queue_cfg()).ok());
+    CHECK(b.p.device_stats(0).tx.ucastPktsTxOK == 0);
+    CHECK(b.send(10) == 10);
+    b.rig.far_send(b.rig.flow_for_queue(0), 5);
+    b.rig.step(4);
+    std::array<npa::buffer_ref, 32> out{};
+    const std::uint16_t n = b.p.rx_burst(0, out);
+    CHECK(n == 5);
+    b.rig.api().received(std::span(out).first(n));
+    b.rig.api().free(std::span(out).first(n));
+    const auto st = b.p.device_stats(0);
+    CHECK(st.tx.ucastPktsTxOK == 10);
+    CHECK(st.tx.ucastBytesTxOK == b.rig.device().counters(0).tx_bytes);
+    CHECK(st.rx.ucastPktsRxOK == 5);
+    CHECK(st.rx.pktsRxOutOfBuf == 0);
+    CHECK(b.p.device_stats(1).tx.ucastPktsTxOK == 0); // no such queue
+    b.finish();
+}
+
 // ---- interrupt moderation: modLevels, UPDATE_IML, the device spacing interrupts -------
 TEST_CASE("vmxnet3 interrupt moderation: the level in modLevels, UPDATE_IML, interrupts spaced by "
           "the device") {

@@ -7,7 +7,7 @@
 //       selected in VRRS/UVRS, the shared area stamped and registered at DSAL/DSAH), the
 //       queue and misc configuration, ACTIVATE_DEV (its answer checked), GET_LINK, RX
 //       buffers posted. detach: QUIESCE_DEV, every buffer back, RESET_DEV. link_up()
-//       follows ECR.LINK with GET_LINK.
+//       follows ECR.LINK with GET_LINK; device_stats() reads the UPT1 counters (GET_STATS).
 //   TX  one descriptor per packet on the gen-bit TX ring; packets of up to
 //       tx_data_copy_max bytes are copied into the TX data ring entry of their slot (the
 //       device then reads descriptor and data from one place, one DMA saved); one
@@ -478,6 +478,20 @@ public:
     }
 
     [[nodiscard]] const queue_stats& stats(std::uint16_t qi) const noexcept { return q_[qi].stats; }
+
+    /// The device's own counters for queue qi (UPT1_TxStats, UPT1_RxStats in the queue
+    /// descriptors), fresh from GET_STATS. Control thread; zeros when qi is not attached.
+    struct device_queue_stats {
+        vmxnet3::upt1::tx_stats tx{};
+        vmxnet3::upt1::rx_stats rx{};
+    };
+    [[nodiscard]] device_queue_stats device_stats(std::uint16_t qi) noexcept {
+        if (dev_ == nullptr || qi >= nq_ || !dev_->present()) {
+            return {};
+        }
+        dev_->update_stats();
+        return {q_[qi].txd->stats, q_[qi].rxd->stats};
+    }
 
     /// Link state, as the device last answered GET_LINK (bit 0 up, bits 16..31 Mbit/s). A
     /// link event (ECR.LINK) is acknowledged and the link asked again. Control thread.

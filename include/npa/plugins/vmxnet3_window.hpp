@@ -6,7 +6,7 @@
 //   - window (the plugin's device_type): the data path's share. BAR0 doorbells and
 //     interrupt masks; the bring-up registers (VRRS and UVRS revision select, DSAL/DSAH
 //     shared-area address); the lifecycle commands (ACTIVATE_DEV, QUIESCE_DEV, RESET_DEV,
-//     GET_QUEUE_STATUS, GET_LINK, UPDATE_IML); the event register (ECR); and the parts of the
+//     GET_QUEUE_STATUS, GET_STATS, GET_LINK, UPDATE_IML); the event register (ECR); and the parts of the
 //     shared area the data path owns: its header, misc (queue table, MTU, features),
 //     interrupt configuration, queue descriptors, ring memory. No MAC register, no RX
 //     filter, no UPDATE_* filter command is reachable from it.
@@ -135,6 +135,8 @@ public:
     /// UPDATE_IML: the device re-reads intrConf.modLevels; 0 when it applied them.
     [[nodiscard]] std::uint32_t update_iml() const noexcept { return io_.command(cmd::UPDATE_IML); }
     void update_queue_status() const noexcept { (void)io_.command(cmd::GET_QUEUE_STATUS); }
+    /// GET_STATS: the device writes its UPT1 counters into every queue descriptor.
+    void update_stats() const noexcept { (void)io_.command(cmd::GET_STATS); }
     /// GET_LINK: bit 0 link up, bits 16..31 the speed in Mbit/s.
     [[nodiscard]] std::uint32_t link() const noexcept { return io_.command(cmd::GET_LINK); }
     [[nodiscard]] bool present() const noexcept {
