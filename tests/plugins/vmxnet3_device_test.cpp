@@ -13,6 +13,7 @@
 #include <npa/sim/vmxnet3_rig.hpp>
 
 #include <cstddef>
+#include <string>
 #include <vector>
 
 using namespace npa::sim;
@@ -195,6 +196,194 @@ TEST_CASE("vmxnet3: a packet larger than its head buffer spills to ring 2 and is
     b.finish();
 }
 
+// ---- bring-up: the driver's probe, activation, reset, link -----------------------------
+TEST_CASE(
+    "vmxnet3 bring-up: the device refuses registers and commands out of order, and bad values") {
+    guest_memory mem(std::size_t{4} << 20);
+    vmxnet3_device_config vc;
+    vc.profile.max_ring_size = 64;
+    auto d = vmxnet3_device::create(mem, vc);
+    REQUIRE(d.ok());
+    vmxnet3_device& dev = **d;
+    const v::mmio io = dev.mmio();
+    CHECK(io.read32(v::bar::vd, v::reg::VRRS) == v::REV1_BIT); // what the device speaks
+    // Nothing the driver asks before selecting the revisions happens.
+    CHECK(io.command(v::cmd::ACTIVATE_DEV) == 1);
+    io.write32(v::bar::vd, v::reg::DSAL, 0x1000);
+    io.write32(v::bar::vd, v::reg::UVRS, v::REV1_BIT); // UPT before vmxnet3
+    io.write32(v::bar::vd, v::reg::VRRS, 3);           // two revisions at once
+    io.write32(v::bar::vd, v::reg::VRRS, 2);           // one the device does not speak
+    CHECK(dev.protocol_violations() == 5);
+    std::vector<std::string> vs = dev.violations();
+    REQUIRE(vs.size() == 5);
+    CHECK(vs[0].find("command 0xcafe0000 before the revisions were selected") != std::string::npos);
+    CHECK(vs[1].find("DSAL written before the revisions were selected") != std::string::npos);
+    CHECK(vs[2].find("UVRS written before a vmxnet3 revision was selected") != std::string::npos);
+    CHECK(vs[3].find("VRRS: 0x3 does not select one revision") != std::string::npos);
+    // Revisions selected, but no shared area yet: nothing that reads it runs.
+    io.write32(v::bar::vd, v::reg::VRRS, v::REV1_BIT);
+    io.write32(v::bar::vd, v::reg::UVRS, v::REV1_BIT);
+    CHECK(io.command(v::cmd::UPDATE_RX_MODE) == 1);
+    CHECK(io.command(v::cmd::ACTIVATE_DEV) == 1);
+    CHECK(dev.protocol_violations() == 7);
+    CHECK(dev.violations()[5].find("UPDATE_RX_MODE before the driver registered its shared area") !=
+          std::string::npos);
+    // A shared-area address outside guest memory: refused at the first command that reads it.
+    io.write32(v::bar::vd, v::reg::DSAL, 0xdead0000u);
+    io.write32(v::bar::vd, v::reg::DSAH, 0x7);
+    CHECK(io.command(v::cmd::ACTIVATE_DEV) == 1);
+    CHECK(dev.protocol_violations() == 8);
+    CHECK(dev.violations()[7].find("is not a driver shared area") != std::string::npos);
+    // The probe registers the real one; without the queue configuration, ACTIVATE_DEV is
+    // refused with the reason, and the magic is checked first.
+    REQUIRE(v::probe(dev.window()) == nullptr);
+    CHECK(io.command(v::cmd::ACTIVATE_DEV) == 1);
+    CHECK(dev.violations().back().find("ACTIVATE_DEV refused: 0 TX / 0 RX queues") !=
+          std::string::npos);
+    CHECK(dev.protocol_violations() == 9);
+    CHECK_FALSE(dev.active());
+}
+
+TEST_CASE(
+    "vmxnet3 bring-up: attach probes a fresh device, reads the link; detach quiesces and resets") {
+    vmxnet3_rig rig(one_queue());
+    REQUIRE(rig.ok());
+    vmxnet3_device_config vc;
+    vc.name = "fresh";
+    vc.profile.max_ring_size = 64;
+    auto d = vmxnet3_device::create(rig.memory(), vc);
+    REQUIRE(d.ok());
+    vmxnet3_device& dev = **d;
+    plugin_t p;
+    npa::queue_config qc = rig.queue_cfg();
+    REQUIRE(p.attach(rig.api(), dev.window(), qc).ok());
+    CHECK(dev.active());
+    CHECK(dev.violations().empty());
+    CHECK(p.link_up());
+    CHECK(p.link_speed_mbps() == 10000);
+    // A second ACTIVATE_DEV without QUIESCE_DEV or RESET_DEV is refused and counted.
+    CHECK(dev.mmio().command(v::cmd::ACTIVATE_DEV) == 1);
+    CHECK(dev.protocol_violations() == 1);
+    CHECK(dev.active());
+    // Link down for 3 steps: ECR.LINK, the plugin asks GET_LINK again.
+    fault_plan down;
+    down.link_down_steps = 3;
+    dev.inject(down);
+    CHECK_FALSE(p.link_up());
+    CHECK(p.link_speed_mbps() == 0);
+    CHECK((dev.mmio().read32(v::bar::vd, v::reg::ECR) & v::ecr::LINK) == 0); // acknowledged
+    for (int i = 0; i < 3; ++i)
+        dev.step();
+    CHECK(p.link_up());
+    CHECK(p.link_speed_mbps() == 10000);
+    // Detach: QUIESCE_DEV, every buffer back, RESET_DEV.
+    p.detach();
+    CHECK(dev.resets() == 1);
+    CHECK_FALSE(dev.active());
+    CHECK(rig.api().audit().balanced());
+    CHECK(rig.api().audit().in_pool == rig.api().audit().total);
+    // And it comes up again on the same device (the revisions stay selected).
+    REQUIRE(p.attach(rig.api(), dev.window(), qc).ok());
+    CHECK(dev.active());
+    p.detach();
+    CHECK(dev.resets() == 2);
+    CHECK(dev.protocol_violations() == 1);
+    CHECK(rig.api().audit().in_pool == rig.api().audit().total);
+}
+
+TEST_CASE("vmxnet3 GET_STATS: the device's UPT1 counters, read through the plugin") {
+    bench b(one_queue());
+    REQUIRE(b.p.attach(b.rig.api(), b.rig.window(), b.rig.queue_cfg()).ok());
+    CHECK(b.p.device_stats(0).tx.ucastPktsTxOK == 0);
+    CHECK(b.send(10) == 10);
+    b.rig.far_send(b.rig.flow_for_queue(0), 5);
+    b.rig.step(4);
+    std::array<npa::buffer_ref, 32> out{};
+    const std::uint16_t n = b.p.rx_burst(0, out);
+    CHECK(n == 5);
+    b.rig.api().received(std::span(out).first(n));
+    b.rig.api().free(std::span(out).first(n));
+    const auto st = b.p.device_stats(0);
+    CHECK(st.tx.ucastPktsTxOK == 10);
+    CHECK(st.tx.ucastBytesTxOK == b.rig.device().counters(0).tx_bytes);
+    CHECK(st.rx.ucastPktsRxOK == 5);
+    CHECK(st.rx.pktsRxOutOfBuf == 0);
+    CHECK(b.p.device_stats(1).tx.ucastPktsTxOK == 0); // no such queue
+    b.finish();
+}
+
+// ---- interrupt moderation: modLevels, UPDATE_IML, the device spacing interrupts -------
+TEST_CASE("vmxnet3 interrupt moderation: the level in modLevels, UPDATE_IML, interrupts spaced by "
+          "the device") {
+    CHECK(npa::vmxnet3_mod_level(0) == v::upt1::IML_NONE);
+    CHECK(npa::vmxnet3_mod_level(1) == 1);
+    CHECK(npa::vmxnet3_mod_level(8) == 1);
+    CHECK(npa::vmxnet3_mod_level(9) == 2);
+    CHECK(npa::vmxnet3_mod_level(64) == 4);
+    CHECK(npa::vmxnet3_mod_level(1'000'000) == v::upt1::IML_HIGHEST);
+
+    bench b(one_queue());
+    npa::queue_config qc = b.rig.queue_cfg();
+    qc.irq_moderation_us = 16; // level 2: the model spaces interrupts 4 steps apart
+    REQUIRE(b.p.attach(b.rig.api(), b.rig.window(), qc).ok());
+    CHECK(b.p.irq_moderation_level(0) == 2);
+    CHECK(b.rig.device().mod_level(0) == 2);
+    CHECK(b.rig.device().mod_level(1) == v::upt1::IML_NONE); // the event vector
+    const std::uint32_t flow = b.rig.flow_for_queue(0);
+    std::uint64_t received = 0;
+    auto drain = [&] {
+        std::array<npa::buffer_ref, 32> out{};
+        const std::uint16_t n = b.p.rx_burst(0, out);
+        received += n;
+        b.rig.api().received(std::span(out).first(n));
+        b.rig.api().free(std::span(out).first(n));
+    };
+    // One frame per step for `steps` steps; every interrupt is handled at once (RX drained,
+    // the cause cleared, the vector re-armed). Returns the interrupts delivered.
+    auto run = [&](int steps) {
+        sim_irq& irq = b.rig.irq(0);
+        const std::uint64_t before = irq.fired();
+        std::uint64_t seen = before;
+        b.p.irq_arm(0);
+        for (int i = 0; i < steps; ++i) {
+            b.rig.far_send(flow, 1);
+            b.rig.step();
+            if (irq.fired() != seen) {
+                seen = irq.fired();
+                drain();
+                irq.clear();
+                b.p.irq_arm(0);
+            }
+        }
+        return irq.fired() - before;
+    };
+    const std::uint64_t level2 = run(64);
+    CHECK(level2 >= 15);
+    CHECK(level2 <= 17);
+    CHECK(b.rig.device().irq_held_steps(0) > 0);
+    // At run time: 64 us is level 4, 16 steps apart.
+    REQUIRE(b.p.set_irq_moderation(0, 64).ok());
+    CHECK(b.rig.device().mod_level(0) == 4);
+    const std::uint64_t level4 = run(64);
+    CHECK(level4 >= 3);
+    CHECK(level4 <= 5);
+    // Off: one interrupt per frame.
+    REQUIRE(b.p.set_irq_moderation(0, 0).ok());
+    CHECK(run(64) == 64);
+    // Moderation delays interrupts, it loses no frame.
+    for (int i = 0; i < 4; ++i) {
+        b.rig.step();
+        drain();
+    }
+    CHECK(received == 3 * 64);
+    b.finish();
+    // A level the ABI does not know is refused by UPDATE_IML, and counted.
+    b.rig.window().intr().modLevels[0] = 9;
+    CHECK(b.rig.device().mmio().command(v::cmd::UPDATE_IML) == 1);
+    CHECK(b.rig.device().protocol_violations() == 1);
+    CHECK(b.rig.device().mod_level(0) == v::upt1::IML_NONE);
+}
+
 // ---- control path: the hypervisor's policy through the register interface -----------
 TEST_CASE("vmxnet3 control: MAC change applied or refused by policy, read back from MACL/MACH") {
     vmxnet3_rig rig(one_queue());
@@ -287,6 +476,7 @@ TEST_CASE("shell<vmxnet3, simnic>: switching to and from the simnic path under t
     connect(**vdev, sw.port_at(0));
     connect(**sdev, sw.port_at(1));
     connect(peer, sw.port_at(2));
+    REQUIRE(npa::vmxnet3::probe((*vdev)->window()) == nullptr); // before any filter command
     npa::vmxnet3_control vctl((*vdev)->control_port());
     allow_all_channel sctl;
 

@@ -16,8 +16,12 @@
 //                                                     +-- SR-IOV NIC B: embedded switch, VF0
 //
 // Loss, duplication and reordering are counted from sequence numbers at both ends. The
-// last line is a summary; with --json it is one JSON object. Exit status 1 if any TX
-// packet was lost or reordered or the buffer audit does not balance.
+// story is checked as it runs: each step that did not happen as told (a switch refused,
+// the MAC policy or anti-spoofing not enforced, no fallback on removal, hysteresis not
+// holding the flapping VF, RX loss other than what the devices dropped, TX loss or
+// reordering, an unbalanced audit) prints a "STEP FAILED" line and the exit status is 1.
+// The last line is a summary; with --json it is one JSON object, with every switch
+// record and capability event. --dwell-ms N changes the minimum dwell (default 50 ms).
 #include <npa/sim/two_hosts.hpp>
 
 #include <fmt/core.h>
@@ -25,6 +29,7 @@
 #include <chrono>
 #include <cstdint>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <memory>
 #include <optional>
@@ -37,17 +42,48 @@ using namespace npa;
 using namespace npa::sim;
 using namespace npa::sim::two_hosts;
 
+// ---- the story's checks ------------------------------------------------------------------
+
+/// What the timeline must show. Each step that did not happen as told is one line in
+/// `failed`; the demo then exits 1.
+struct story {
+    world* w = nullptr;
+    std::vector<std::string> failed;
+
+    bool check(bool ok, const char* step, std::string why) {
+        if (!ok) {
+            w->event(fmt::format("STEP FAILED: {}: {}", step, why));
+            failed.push_back(fmt::format("{}: {}", step, why));
+        }
+        return ok;
+    }
+    /// The newest switch record, which must be a completed switch to `to` for `why`.
+    bool switched(const char* step, const status& st, std::uint8_t to, switch_reason why) {
+        const shell_t& sh = *w->sh;
+        if (!check(st.ok(), step, fmt::format("the switch was refused: {}", st.reason())))
+            return false;
+        const switch_record& r = sh.history().recent(0);
+        return check(sh.active_path() == to && r.result == errc::ok && r.to == to &&
+                         r.reason == why,
+                     step,
+                     fmt::format("expected path {} for {}, active is {} after {}",
+                                 shell_t::path_name(to), to_string(why), sh.active_name(), r)) &&
+               check(r.tx_lost == 0, step,
+                     fmt::format("{} TX packets lost in the switch", r.tx_lost));
+    }
+};
+
 // ---- the timeline ------------------------------------------------------------------------
 
-void scenario(world& w, bool quick) {
+void scenario(world& w, story& s, bool quick) {
     // Each phase runs this long: longer than the minimum dwell, so that every
     // discretionary switch in the timeline is allowed and only the flapping VF is held.
     const std::uint64_t steady = quick ? 60 : 400;
     shell_t& sh = *w.sh;
 
     // 1. Boot on the emulated path.
-    if (const status st = sh.start<0>(w.vmx->window(), w.vmx_link()); !st) {
-        w.event(fmt::format("boot failed: {}", st.reason()));
+    if (const status st = sh.start<0>(w.vmx->window(), w.vmx_link());
+        !s.check(st.ok(), "step 1 (boot on vmxnet3)", st.reason())) {
         return;
     }
     (void)sh.set_mac(guest_mac);
@@ -61,24 +97,44 @@ void scenario(world& w, bool quick) {
                                           switch_reason::vf_arrived);
     w.event(fmt::format("VF0 on host A allocated: {} ({})", st.ok() ? "switched in" : st.reason(),
                         fmt::format("{}", sh.history().recent(0))));
+    s.switched("step 2 (VF0 on host A switched in)", st, 1, switch_reason::vf_arrived);
+    const std::uint32_t ring_a = sh.active_path() == 1 ? sh.plugin<1>().tx_ring_size(0) : 0;
+    const std::uint32_t caps_a = sh.active_capabilities().offloads;
     w.run_for(steady);
 
     // 3. The guest changes its MAC (allowed by the PF) and back; then one it does not own
     //    (refused through the mailbox), and a frame forged with a foreign source address
     //    (dropped by the embedded switch's anti-spoofing).
+    const char* step3 = "step 3 (allowed MAC change applied by the PF)";
     st = sh.set_mac(guest_mac2);
-    w.event(fmt::format("guest sets MAC 02:4e:50:41:00:02: {}", st.ok() ? "applied by the PF" : st.reason()));
+    w.event(fmt::format("guest sets MAC 02:4e:50:41:00:02: {}",
+                        st.ok() ? "applied by the PF" : st.reason()));
+    s.check(st.ok() && w.a.nic->pf().state(0).mac == guest_mac2, step3,
+            fmt::format("02:4e:50:41:00:02 not in effect at the PF ({})",
+                        st.ok() ? "accepted" : st.reason()));
     // (No traffic in between: its frames carry the first address, which the embedded
     // switch would rightly drop as spoofed while the VF owns the second.)
     st = sh.set_mac(guest_mac);
-    w.event(fmt::format("guest sets MAC 02:4e:50:41:00:01 again: {}", st.ok() ? "applied by the PF" : st.reason()));
+    w.event(fmt::format("guest sets MAC 02:4e:50:41:00:01 again: {}",
+                        st.ok() ? "applied by the PF" : st.reason()));
+    s.check(st.ok() && w.a.nic->pf().state(0).mac == guest_mac, step3,
+            fmt::format("02:4e:50:41:00:01 not restored at the PF ({})",
+                        st.ok() ? "accepted" : st.reason()));
+    const std::uint64_t nacks_before = w.a.nic->pf().stats(0).nacks;
     st = sh.set_mac(rogue_mac);
     if (!st) {
         ++w.mac_refusals;
         w.mac_refusal_reason = st.reason();
     }
-    w.event(fmt::format("guest sets MAC 02:66:66:66:66:66: {} ({})", st.ok() ? "applied" : "refused",
-                        st.reason()));
+    w.event(fmt::format("guest sets MAC 02:66:66:66:66:66: {} ({})",
+                        st.ok() ? "applied" : "refused", st.reason()));
+    s.check(st.code() == errc::refused && w.a.nic->pf().stats(0).nacks > nacks_before &&
+                w.a.nic->pf().state(0).mac == guest_mac && sh.desired_control().mac() == guest_mac,
+            "step 3 (spoofed MAC refused by the PF)",
+            st.ok() ? std::string("the PF applied a MAC the guest does not own")
+                    : fmt::format("not refused by the PF's policy ({}), or the MAC changed anyway",
+                                  st.reason()));
+    const std::uint64_t spoofed_before = w.a.nic->switch_stats(0).spoofed;
     {
         buffer_ref bf;
         if (sh.alloc(0, std::span(&bf, 1)) == 1) {
@@ -88,24 +144,42 @@ void scenario(world& w, bool quick) {
         }
     }
     w.run_for(steady);
-    w.event(fmt::format("forged frame: embedded switch dropped {} spoofed frame(s)",
-                        w.a.nic->switch_stats(0).spoofed));
+    const std::uint64_t spoofed = w.a.nic->switch_stats(0).spoofed - spoofed_before;
+    w.event(fmt::format("forged frame: embedded switch dropped {} spoofed frame(s)", spoofed));
+    s.check(w.spoofed_sent == 1 && spoofed == w.spoofed_sent,
+            "step 3 (spoofed frame dropped by the embedded switch)",
+            fmt::format("{} forged frame(s) sent, {} counted as spoofed", w.spoofed_sent, spoofed));
 
     // 4. Live migration to host B: out to the emulated path, move, in on host B's VF.
     st = w.switch_under_traffic<0>(w.vmx->window(), w.vmx_link(), switch_reason::migration);
-    w.event(fmt::format("migration: passthrough off ({})", fmt::format("{}", sh.history().recent(0))));
+    w.event(
+        fmt::format("migration: passthrough off ({})", fmt::format("{}", sh.history().recent(0))));
+    s.switched("step 4 (migration: switched out to vmxnet3)", st, 0, switch_reason::migration);
     w.run_for(steady / 2);
-    w.plug_vmx(w.b);  // the guest and its vmxnet3 backend now live on host B
+    w.plug_vmx(w.b); // the guest and its vmxnet3 backend now live on host B
     (void)w.vmx_link_ch.submit(control_request::make_set_mac(sh.desired_control().mac()));
     w.event("migration: guest resumed on host B (vmxnet3 backend re-plugged, network re-steered)");
     w.run_for(steady / 2);
-    st = w.switch_under_traffic<1>(w.b.nic->vf(0).window(), w.vf_link(w.b), switch_reason::vf_arrived);
+    st = w.switch_under_traffic<1>(w.b.nic->vf(0).window(), w.vf_link(w.b),
+                                   switch_reason::vf_arrived);
     w.event(fmt::format("VF0 on host B allocated: {} ({})", st.ok() ? "switched in" : st.reason(),
                         fmt::format("{}", sh.history().recent(0))));
+    const char* step4 = "step 4 (migration: switched back in on host B's VF)";
+    if (s.switched(step4, st, 1, switch_reason::vf_arrived)) {
+        const std::uint32_t ring_b = sh.plugin<1>().tx_ring_size(0);
+        s.check(ring_b != ring_a, step4,
+                fmt::format("host B's VF rings are {} descriptors, like host A's", ring_b));
+        s.check(sh.active_capabilities().offloads != caps_a, step4,
+                "host B's VF reports the same capabilities as host A's");
+        s.check(sh.history().recent(0).caps_lost != 0, step4,
+                "no capability reported lost on host B's VF");
+    }
     for (std::uint32_t i = 0; i < sh.capability_event_count() && i < 8; ++i) {
         const capability_event& ev = sh.capability_event_at(i);
-        if (ev.switch_seq != sh.history().recent(0).seq) break;
-        w.event(fmt::format("  capability {} {}: {}", cap::name(static_cast<unsigned>(__builtin_ctz(ev.bit))),
+        if (ev.switch_seq != sh.history().recent(0).seq)
+            break;
+        w.event(fmt::format("  capability {} {}: {}",
+                            cap::name(static_cast<unsigned>(__builtin_ctz(ev.bit))),
                             ev.lost ? "lost" : "regained", ev.why));
     }
     w.run_for(steady);
@@ -116,8 +190,15 @@ void scenario(world& w, bool quick) {
     gone.remove_after_tx = 40;
     w.b.nic->vf(0).inject(gone);
     w.event("host B pulls VF0 (surprise removal after 40 more TX descriptors)");
-    for (int i = 0; i < 2000 && (sh.active_path() != 0 || sh.switching()); ++i) w.round(burst, burst);
+    for (int i = 0; i < 2000 && (sh.active_path() != 0 || sh.switching()); ++i)
+        w.round(burst, burst);
     w.event(fmt::format("fallback: {}", fmt::format("{}", sh.history().recent(0))));
+    const char* step5 = "step 5 (surprise removal mid-burst, fallback to vmxnet3)";
+    if (s.switched(step5, status{}, 0, switch_reason::surprise_removal)) {
+        const switch_record& r = sh.history().recent(0);
+        s.check(r.requeued > 0, step5, "the VF held no unsent TX when it vanished (not mid-burst)");
+        s.check(r.caps_gained != 0, step5, "no capability reported regained on vmxnet3");
+    }
     w.run_for(steady);
 
     // 6. The VF comes back, flapping: every 2 ms it arrives or leaves. Leaving is
@@ -126,6 +207,7 @@ void scenario(world& w, bool quick) {
     w.b.nic->vf(0).inject(fault_plan{});
     const std::uint64_t flap_until = steady_ns() + (quick ? 150'000'000 : 600'000'000);
     const std::uint64_t switches_before = sh.history().switches();
+    const std::uint64_t suppressed_before = sh.suppressed_switches();
     bool up = false;
     std::uint64_t next = steady_ns();
     while (steady_ns() < flap_until) {
@@ -141,49 +223,133 @@ void scenario(world& w, bool quick) {
                                                        switch_reason::vf_arrived);
                 w.flap_refused += fs.code() == errc::busy;
             } else if (sh.active_path() == 1) {
-                (void)sh.request_switch<0>(w.vmx->window(), w.vmx_link(), switch_reason::vf_leaving);
+                (void)sh.request_switch<0>(w.vmx->window(), w.vmx_link(),
+                                           switch_reason::vf_leaving);
             }
         }
         w.round(burst, burst);
     }
-    while (sh.switching()) w.round(burst, burst);
-    w.event(fmt::format("flapping VF: {} flap events, {} arrivals, {} held back by hysteresis, {} switches",
-                        w.flap_events, w.flap_requests, w.flap_refused,
-                        sh.history().switches() - switches_before));
+    while (sh.switching())
+        w.round(burst, burst);
+    const std::uint64_t flap_switches = sh.history().switches() - switches_before;
+    const std::uint64_t suppressed = sh.suppressed_switches() - suppressed_before;
+    w.event(fmt::format(
+        "flapping VF: {} flap events, {} arrivals, {} held back by hysteresis, {} switches",
+        w.flap_events, w.flap_requests, suppressed, flap_switches));
+    s.check(suppressed > 0 && flap_switches < w.flap_events,
+            "step 6 (flapping VF held by hysteresis)",
+            fmt::format("{} of {} arrivals held back, {} switches for {} flap events", suppressed,
+                        w.flap_requests, flap_switches, w.flap_events));
     if (sh.active_path() == 1) {
-        (void)w.switch_under_traffic<0>(w.vmx->window(), w.vmx_link(), switch_reason::vf_leaving);
+        st = w.switch_under_traffic<0>(w.vmx->window(), w.vmx_link(), switch_reason::vf_leaving);
+        s.switched("step 6 (VF leaves for good)", st, 0, switch_reason::vf_leaving);
     }
     w.run_for(steady / 2);
     w.settle();
+    w.collect();
+}
+
+// ---- the summary as JSON -------------------------------------------------------------------
+
+/// A JSON string (the texts are the shell's own reason sentences; escape anyway).
+std::string json_str(const char* s) {
+    std::string out = "\"";
+    for (const char* p = s != nullptr ? s : ""; *p != '\0'; ++p) {
+        const auto c = static_cast<unsigned char>(*p);
+        if (c == '"' || c == '\\') {
+            out += '\\';
+            out += static_cast<char>(c);
+        } else if (c < 0x20) {
+            out += fmt::format("\\u{:04x}", c);
+        } else {
+            out += static_cast<char>(c);
+        }
+    }
+    return out + '"';
+}
+
+/// A JSON array of `to_json(e)` for each element.
+template <class Range, class Fn>
+std::string json_array(const Range& items, Fn to_json) {
+    std::string out = "[";
+    for (const auto& e : items) {
+        if (out.size() > 1)
+            out += ", ";
+        out += to_json(e);
+    }
+    return out + ']';
+}
+
+std::string json_offloads(std::uint32_t bits) {
+    std::vector<const char*> names;
+    for (unsigned b = 0; b < cap::count; ++b) {
+        if ((bits & (1u << b)) != 0)
+            names.push_back(cap::name(b));
+    }
+    return json_array(names, json_str);
+}
+
+std::string json_switch_record(const switch_record& r) {
+    return fmt::format(
+        "{{\"seq\": {}, \"from\": {}, \"to\": {}, \"reason\": {}, \"result\": {}, "
+        "\"duration_us\": {:.1f}, \"held\": {}, \"requeued\": {}, \"tx_lost\": {}, "
+        "\"rx_dropped\": {}, \"caps_lost\": {}, \"caps_regained\": {}}}",
+        r.seq, json_str(shell_t::path_name(r.from)), json_str(shell_t::path_name(r.to)),
+        json_str(to_string(r.reason)),
+        json_str(r.result == errc::ok ? "ok" : (r.detail != nullptr ? r.detail : "failed")),
+        static_cast<double>(r.duration_ns) / 1e3, r.held, r.requeued, r.tx_lost, r.rx_dropped,
+        json_offloads(r.caps_lost), json_offloads(r.caps_gained));
+}
+
+std::string json_cap_event(const capability_event& ev) {
+    return fmt::format(
+        "{{\"switch\": {}, \"offload\": {}, \"event\": {}, \"path\": {}, \"why\": {}}}",
+        ev.switch_seq, json_str(cap::name(static_cast<unsigned>(__builtin_ctz(ev.bit)))),
+        json_str(ev.lost ? "lost" : "regained"), json_str(ev.plugin), json_str(ev.why));
 }
 
 } // namespace
 
 int main(int argc, char** argv) {
     bool json = false, quick = false;
+    std::optional<std::uint64_t> dwell_ms;
     for (int i = 1; i < argc; ++i) {
         if (std::strcmp(argv[i], "--json") == 0) {
             json = true;
         } else if (std::strcmp(argv[i], "--quick") == 0) {
             quick = true;
+        } else if (std::strcmp(argv[i], "--dwell-ms") == 0 && i + 1 < argc) {
+            char* end = nullptr;
+            dwell_ms = std::strtoull(argv[++i], &end, 10);
+            if (end == argv[i] || *end != '\0') {
+                std::fprintf(stderr,
+                             "npa-demo: --dwell-ms wants a number of milliseconds, not '%s'\n",
+                             argv[i]);
+                return 2;
+            }
         } else {
-            std::fprintf(stderr, "usage: %s [--json] [--quick]\n", argv[0]);
+            std::fprintf(stderr, "usage: %s [--json] [--quick] [--dwell-ms N]\n", argv[0]);
             return 2;
         }
     }
     auto w = std::make_unique<world>();
+    if (dwell_ms)
+        w->min_dwell_ns = *dwell_ms * 1'000'000;
     std::string err;
     if (!w->build(err)) {
         std::fprintf(stderr, "npa-demo: %s\n", err.c_str());
         return 1;
     }
     fmt::print("npa-demo: one guest shell, two plugins (vmxnet3, igbvf), two hosts; {} queues, "
-               "{}-frame bursts both ways\n", w->queues, burst);
-    scenario(*w, quick);
+               "{}-frame bursts both ways\n",
+               w->queues, burst);
+    story s{w.get(), {}};
+    scenario(*w, s, quick);
 
     shell_t& sh = *w->sh;
     // Frames still waiting in the guest's qdisc go back to the pool (none after settle).
-    for (std::uint16_t q = 0; q < w->queues; ++q) sh.free(q, w->pending[q]);
+    for (std::uint16_t q = 0; q < w->queues; ++q)
+        sh.free(q, w->pending[q]);
     std::uint64_t tx_sent = 0, tx_lost = 0, tx_dup = 0, tx_reord = 0, tx_recv = 0;
     for (std::uint16_t q = 0; q < w->queues; ++q) {
         const std::uint64_t sent = w->gens[q].sent() - w->pending[q].size();
@@ -198,43 +364,73 @@ int main(int argc, char** argv) {
     const flow_report rx = w->sink.report(peer_flow, w->peer_sent);
     const audit_report audit = sh.audit();
     const switch_history& h = sh.history();
+    const std::uint64_t device_drops = w->device_rx_drops();
+    const std::uint64_t spoofed =
+        w->a.nic->switch_stats(0).spoofed + w->b.nic->switch_stats(0).spoofed;
+    const std::uint64_t max_us = h.max_duration_ns() / 1000;
 
-    fmt::print("\n{:<22}{:>12}{:>12}{:>8}{:>8}{:>11}\n", "", "sent", "received", "lost", "dup", "reordered");
-    fmt::print("{:<22}{:>12}{:>12}{:>8}{:>8}{:>11}\n", "TX guest -> peer", tx_sent, tx_recv, tx_lost, tx_dup, tx_reord);
-    fmt::print("{:<22}{:>12}{:>12}{:>8}{:>8}{:>11}   (devices dropped {})\n", "RX peer -> guest",
-               rx.sent, rx.received, rx.lost, rx.duplicates, rx.reordered, w->device_rx_drops());
-    fmt::print("\nswitches: {} ({} refused or failed, {} held back by hysteresis)\n", h.switches(),
-               h.failures(), sh.suppressed_switches());
-    std::uint64_t max_us = 0;
-    for (std::uint32_t i = h.size(); i-- > 0;) {
-        const switch_record& r = h.recent(i);
-        fmt::print("  {} {} -> {}: {}\n", r.seq, shell_t::path_name(r.from), shell_t::path_name(r.to), r);
-        if (r.result == errc::ok) max_us = std::max<std::uint64_t>(max_us, r.duration_ns / 1000);
-    }
+    const char* totals = "totals";
+    s.check(tx_sent > 0 && tx_lost == 0 && tx_dup == 0 && tx_reord == 0, totals,
+            fmt::format("TX: {} sent, {} lost, {} duplicated, {} reordered", tx_sent, tx_lost,
+                        tx_dup, tx_reord));
+    s.check(
+        rx.lost == device_drops && rx.duplicates == 0 && rx.reordered == 0, totals,
+        fmt::format("RX: {} lost, but the devices counted {} dropped ({} duplicated, {} reordered)",
+                    rx.lost, device_drops, rx.duplicates, rx.reordered));
+    s.check(audit.ok(), totals, fmt::format("buffer audit: {}", audit));
+    s.check(w->switch_log.size() == h.count(), totals,
+            fmt::format("{} switch records collected of {}", w->switch_log.size(), h.count()));
     std::uint32_t caps_lost = 0, caps_regained = 0;
-    for (std::uint32_t i = 0; i < sh.capability_event_count() && i < 64; ++i) {
-        (sh.capability_event_at(i).lost ? caps_lost : caps_regained) += 1;
+    for (const capability_event& ev : w->cap_log)
+        (ev.lost ? caps_lost : caps_regained) += 1;
+    s.check(caps_lost > 0 && caps_regained > 0, "capabilities",
+            fmt::format("{} capability events lost and {} regained reported", caps_lost,
+                        caps_regained));
+
+    fmt::print("\n{:<22}{:>12}{:>12}{:>8}{:>8}{:>11}\n", "", "sent", "received", "lost", "dup",
+               "reordered");
+    fmt::print("{:<22}{:>12}{:>12}{:>8}{:>8}{:>11}\n", "TX guest -> peer", tx_sent, tx_recv,
+               tx_lost, tx_dup, tx_reord);
+    fmt::print("{:<22}{:>12}{:>12}{:>8}{:>8}{:>11}   (devices dropped {})\n", "RX peer -> guest",
+               rx.sent, rx.received, rx.lost, rx.duplicates, rx.reordered, device_drops);
+    fmt::print("\nswitches: {} ({} refused or failed, {} held back by hysteresis), longest {} us\n",
+               h.switches(), h.failures(), sh.suppressed_switches(), max_us);
+    for (const switch_record& r : w->switch_log) {
+        fmt::print("  {} {} -> {}: {}\n", r.seq, shell_t::path_name(r.from),
+                   shell_t::path_name(r.to), r);
     }
-    fmt::print("capability events: {} offloads lost, {} regained (per switch above); in effect now: [{}]\n",
+    fmt::print("capability events: {} offloads lost, {} regained (per switch above); in effect "
+               "now: [{}]\n",
                caps_lost, caps_regained, offload_names{sh.offloads()});
-    fmt::print("policy: MAC refused {} time(s) ({}); spoofed frames dropped by embedded switches: {}\n",
-               w->mac_refusals, w->mac_refusal_reason,
-               w->a.nic->switch_stats(0).spoofed + w->b.nic->switch_stats(0).spoofed);
+    fmt::print(
+        "policy: MAC refused {} time(s) ({}); spoofed frames dropped by embedded switches: {}\n",
+        w->mac_refusals, w->mac_refusal_reason, spoofed);
     fmt::print("buffer audit: {}\n", audit);
     fmt::print("ran {} rounds in {:.2f} s\n", w->rounds, w->secs());
-    const bool ok = tx_lost == 0 && tx_reord == 0 && audit.ok();
-    if (json) {
-        fmt::print("{{\"tx_sent\": {}, \"tx_lost\": {}, \"tx_duplicates\": {}, \"tx_reordered\": {}, "
-                   "\"rx_sent\": {}, \"rx_lost\": {}, \"rx_device_drops\": {}, \"switches\": {}, "
-                   "\"switch_failures\": {}, \"suppressed\": {}, \"max_switch_us\": {}, "
-                   "\"spoofed_dropped\": {}, \"mac_refusals\": {}, \"audit_ok\": {}}}\n",
-                   tx_sent, tx_lost, tx_dup, tx_reord, rx.sent, rx.lost, w->device_rx_drops(),
-                   h.switches(), h.failures(), sh.suppressed_switches(), max_us,
-                   w->a.nic->switch_stats(0).spoofed + w->b.nic->switch_stats(0).spoofed,
-                   w->mac_refusals, audit.ok() ? "true" : "false");
+    const bool ok = s.failed.empty();
+    if (ok) {
+        fmt::print("result: every step of the story happened; zero TX loss, no reordering, RX loss "
+                   "= device "
+                   "drops, every buffer accounted for\n");
     } else {
-        fmt::print("{}\n", ok ? "result: zero TX loss, no reordering, every buffer accounted for"
-                              : "result: FAILED (TX loss, reordering or an unbalanced audit)");
+        fmt::print("result: FAILED, {} check(s):\n", s.failed.size());
+        for (const std::string& f : s.failed)
+            fmt::print("  FAILED {}\n", f);
+    }
+    if (json) {
+        fmt::print(
+            "{{\"tx_sent\": {}, \"tx_lost\": {}, \"tx_duplicates\": {}, \"tx_reordered\": {}, "
+            "\"rx_sent\": {}, \"rx_lost\": {}, \"rx_device_drops\": {}, \"switches\": {}, "
+            "\"switch_failures\": {}, \"suppressed\": {}, \"max_switch_us\": {}, "
+            "\"spoofed_dropped\": {}, \"mac_refusals\": {}, \"caps_lost\": {}, \"caps_regained\": "
+            "{}, "
+            "\"audit_ok\": {}, \"story_ok\": {}, \"failed_steps\": {}, \"switch_log\": {}, "
+            "\"capability_events\": {}}}\n",
+            tx_sent, tx_lost, tx_dup, tx_reord, rx.sent, rx.lost, device_drops, h.switches(),
+            h.failures(), sh.suppressed_switches(), max_us, spoofed, w->mac_refusals, caps_lost,
+            caps_regained, audit.ok() ? "true" : "false", ok ? "true" : "false",
+            json_array(s.failed, [](const std::string& f) { return json_str(f.c_str()); }),
+            json_array(w->switch_log, json_switch_record), json_array(w->cap_log, json_cap_event));
     }
     return ok ? 0 : 1;
 }

@@ -3,6 +3,11 @@
 // Drives a vmxnet3's rings by the device ABI (vmxnet3_defs.hpp), as Linux
 // drivers/net/vmxnet3 and DPDK drivers/net/vmxnet3 do, so that the same plugin could drive
 // the real device:
+//   UP  attach is a driver's open: the probe (vmxnet3::probe: revision 1 and UPT revision 1
+//       selected in VRRS/UVRS, the shared area stamped and registered at DSAL/DSAH), the
+//       queue and misc configuration, ACTIVATE_DEV (its answer checked), GET_LINK, RX
+//       buffers posted. detach: QUIESCE_DEV, every buffer back, RESET_DEV. link_up()
+//       follows ECR.LINK with GET_LINK; device_stats() reads the UPT1 counters (GET_STATS).
 //   TX  one descriptor per packet on the gen-bit TX ring; packets of up to
 //       tx_data_copy_max bytes are copied into the TX data ring entry of their slot (the
 //       device then reads descriptor and data from one place, one DMA saved); one
@@ -17,7 +22,9 @@
 //       device set updateRxProd. A packet that spans buffers is dropped and counted: an
 //       npa buffer is one segment.
 //   IRQ one MSI-X vector per queue pair (txq and rxq intrIdx = q), auto-masked by the
-//       device when raised, unmasked through IMR by irq_arm.
+//       device when raised, unmasked through IMR by irq_arm. Moderation: the queue's
+//       minimum gap (queue_config::irq_moderation_us, or set_irq_moderation at run time
+//       with UPDATE_IML) becomes its intrConf.modLevels level (vmxnet3_mod_level).
 // Nothing the device writes is trusted: each completion is copied out (gen_consumer),
 // and its type, ring id, index and length are checked against what this plugin posted
 // before anything is touched. A violation is counted (bad_completion) and the entry
@@ -60,6 +67,10 @@ inline constexpr std::uint32_t rx_ring2_size = vmxnet3::RING_SIZE_ALIGN;
 /// are posted full, so a stale duplicate of the slot just cleaned would otherwise name
 /// the whole ring.
 inline constexpr std::uint32_t rx_max_skip_div = 2;
+/// Interrupt moderation: the UPT1 levels are abstract (IML_NONE, 1 .. IML_HIGHEST, ADAPTIVE)
+/// and the hypervisor picks each one's interval. A requested minimum gap is asked for as the
+/// lowest level whose nominal gap, iml_level1_us << (level - 1), covers it (8 us .. 512 us).
+inline constexpr std::uint32_t iml_level1_us = 8;
 /// Header bytes in front of an L4 checksum field: TCP at 16, UDP at 6 (RFC 793, RFC 768).
 inline constexpr std::uint32_t tcp_csum_off = 16, udp_csum_off = 6, udp_hdr_len = 8;
 } // namespace vmxnet3_tuning
@@ -72,6 +83,19 @@ inline constexpr std::uint32_t tcp_csum_off = 16, udp_csum_off = 6, udp_hdr_len 
     return up(std::size_t{tx} * 16) + up(std::size_t{tx} * vmxnet3::HDR_COPY_SIZE) +
            up(std::size_t{tx} * 16) + up(std::size_t{rx} * 16) + up(std::size_t{rx2} * 16) +
            up(std::size_t{rx + rx2} * 16);
+}
+
+/// The moderation level (Vmxnet3_IntrConf::modLevels) for a minimum gap between interrupts.
+[[nodiscard]] constexpr std::uint8_t vmxnet3_mod_level(std::uint32_t gap_us) noexcept {
+    if (gap_us == 0) {
+        return vmxnet3::upt1::IML_NONE;
+    }
+    std::uint8_t level = 1;
+    while (level < vmxnet3::upt1::IML_HIGHEST &&
+           (vmxnet3_tuning::iml_level1_us << (level - 1)) < gap_us) {
+        ++level;
+    }
+    return level;
 }
 
 template <class Api>
@@ -113,12 +137,17 @@ public:
         if (dev.ring_area().size < vmxnet3_queue_bytes(t, r) * qc.queues) {
             return {errc::no_memory, "vmxnet3: ring memory too small for these ring sizes"};
         }
+        // step 2: the probe: select revision 1 and UPT revision 1 (VRRS, UVRS), stamp the
+        // shared area's header and register its address (DSAL, DSAH).
+        if (const char* why = v::probe(dev); why != nullptr) {
+            return {dev.present() ? errc::not_supported : errc::removed, why};
+        }
         api_ = &api;
         dev_ = &dev;
         mtu_ = qc.mtu;
         offloads_ = qc.offloads & capabilities().offloads;
         bad_.store(false, std::memory_order_relaxed);
-        // step 2: lay out and zero every ring (no slot may look handed over), buf_info.
+        // step 3: lay out and zero every ring (no slot may look handed over), buf_info.
         std::byte* at = dev.ring_area().virt;
         const iova_t base = dev.ring_area().iova;
         auto carve = [&](std::size_t bytes, iova_t& iova) {
@@ -150,7 +179,7 @@ public:
             q.rx[0].ring.reset(reinterpret_cast<v::rx_desc*>(carve(r * 16ull, rx1_pa)), r);
             q.rx[1].ring.reset(reinterpret_cast<v::rx_desc*>(carve(r2 * 16ull, rx2_pa)), r2);
             q.rxc.reset(reinterpret_cast<v::rx_comp_desc*>(carve((r + r2) * 16ull, rxc_pa)), r + r2);
-            // step 3: the queue descriptors (Vmxnet3_TxQueueDesc / Vmxnet3_RxQueueDesc).
+            // step 4: the queue descriptors (Vmxnet3_TxQueueDesc / Vmxnet3_RxQueueDesc).
             std::memset(static_cast<void*>(q.txd), 0, sizeof(v::tx_queue_desc));
             std::memset(static_cast<void*>(q.rxd), 0, sizeof(v::rx_queue_desc));
             v::tx_queue_conf& tc = q.txd->conf;
@@ -171,7 +200,7 @@ public:
             rc.compRingSize = r + r2;
             rc.intrIdx = static_cast<std::uint8_t>(i);
         }
-        // step 4: misc and interrupt configuration (Vmxnet3_MiscConf, Vmxnet3_IntrConf).
+        // step 5: misc and interrupt configuration (Vmxnet3_MiscConf, Vmxnet3_IntrConf).
         v::misc_conf& m = dev.misc();
         m.driverInfo.version = 1;
         m.driverInfo.vmxnet3RevSpt = 1;
@@ -189,15 +218,19 @@ public:
         ic.eventIntrIdx = static_cast<std::uint8_t>(nq_);
         ic.intrCtrl = 0;
         for (std::uint16_t i = 0; i <= nq_; ++i) {
-            ic.modLevels[i] = qc.irq_moderation_us == 0 ? v::upt1::IML_NONE : v::upt1::IML_ADAPTIVE;
+            // Queue vectors are moderated as asked; the event vector (link, errors) is not.
+            ic.modLevels[i] = i < nq_ ? vmxnet3_mod_level(qc.irq_moderation_us) : v::upt1::IML_NONE;
             dev.imr(i, true);  // masked until the shell arms the queue
         }
-        // step 5: ACTIVATE_DEV; the device answers 0 or refuses the configuration.
+        // step 6: ACTIVATE_DEV; the device answers 0 or refuses the configuration.
         if (dev.activate() != 0) {
             release_all();
             return {errc::device_error, "vmxnet3: the device refused ACTIVATE_DEV"};
         }
-        // step 6: post RX buffers on both rings (fewer if the pool is short: counted).
+        // step 7: the link state (GET_LINK), as the driver checks it after activation.
+        dev.ack_events(v::ecr::LINK);
+        link_.store(dev.link(), std::memory_order_relaxed);
+        // step 8: post RX buffers on both rings (fewer if the pool is short: counted).
         for (std::uint16_t i = 0; i < nq_; ++i) {
             refill(i);
         }
@@ -365,7 +398,7 @@ public:
         return n;
     }
 
-    // ---- detach: quiesce, hand every buffer back ---------------------------------------
+    // ---- detach: quiesce, hand every buffer back, reset -------------------------------
     void detach() noexcept {
         if (dev_ != nullptr && nq_ != 0) {
             dev_->quiesce();  // step 1: after this the device writes nothing more
@@ -390,10 +423,36 @@ public:
                 }
             }
         }
+        if (dev_ != nullptr && nq_ != 0) {
+            dev_->reset(); // step 5: RESET_DEV, the device forgets these rings
+        }
         release_all();
     }
 
     void irq_arm(std::uint16_t qi) noexcept { dev_->imr(qi, false); }
+    /// Changes queue qi's interrupt moderation (control thread): the level for `gap_us`
+    /// goes into intrConf.modLevels and UPDATE_IML makes the device read it. A refusal
+    /// puts the old level back.
+    [[nodiscard]] status set_irq_moderation(std::uint16_t qi, std::uint32_t gap_us) noexcept {
+        if (dev_ == nullptr || qi >= nq_) {
+            return {errc::bad_state, "vmxnet3: no such attached queue"};
+        }
+        std::uint8_t& level = dev_->intr().modLevels[qi];
+        const std::uint8_t old = level;
+        level = vmxnet3_mod_level(gap_us);
+        const std::uint32_t res = dev_->update_iml();
+        if (res != 0) {
+            level = old;
+            return res == vmxnet3::removed_read
+                       ? status{errc::removed, "vmxnet3: device removed"}
+                       : status{errc::device_error, "vmxnet3: the device refused UPDATE_IML"};
+        }
+        return status::success();
+    }
+    /// The moderation level queue qi's vector is configured with.
+    [[nodiscard]] std::uint8_t irq_moderation_level(std::uint16_t qi) const noexcept {
+        return dev_ != nullptr && qi < nq_ ? dev_->intr().modLevels[qi] : vmxnet3::upt1::IML_NONE;
+    }
     void irq_disarm(std::uint16_t qi) noexcept { dev_->imr(qi, true); }
 
     /// What the device offers (its profile), as npa capabilities. Before attach: nothing.
@@ -419,6 +478,38 @@ public:
     }
 
     [[nodiscard]] const queue_stats& stats(std::uint16_t qi) const noexcept { return q_[qi].stats; }
+
+    /// The device's own counters for queue qi (UPT1_TxStats, UPT1_RxStats in the queue
+    /// descriptors), fresh from GET_STATS. Control thread; zeros when qi is not attached.
+    struct device_queue_stats {
+        vmxnet3::upt1::tx_stats tx{};
+        vmxnet3::upt1::rx_stats rx{};
+    };
+    [[nodiscard]] device_queue_stats device_stats(std::uint16_t qi) noexcept {
+        if (dev_ == nullptr || qi >= nq_ || !dev_->present()) {
+            return {};
+        }
+        dev_->update_stats();
+        return {q_[qi].txd->stats, q_[qi].rxd->stats};
+    }
+
+    /// Link state, as the device last answered GET_LINK (bit 0 up, bits 16..31 Mbit/s). A
+    /// link event (ECR.LINK) is acknowledged and the link asked again. Control thread.
+    [[nodiscard]] bool link_up() noexcept {
+        if (dev_ == nullptr || !dev_->present()) {
+            return false;
+        }
+        if ((dev_->ecr() & vmxnet3::ecr::LINK) != 0) {
+            dev_->ack_events(vmxnet3::ecr::LINK);
+            link_.store(dev_->link(), std::memory_order_relaxed);
+        }
+        return (link_.load(std::memory_order_relaxed) & 1u) != 0;
+    }
+    /// The speed GET_LINK reported, Mbit/s (0 while down).
+    [[nodiscard]] std::uint32_t link_speed_mbps() const noexcept {
+        const std::uint32_t l = link_.load(std::memory_order_relaxed);
+        return (l & 1u) != 0 ? l >> 16 : 0;
+    }
 
     /// removed: the device reads all ones (VRRS). device_error: the device reported a queue
     /// error (ECR TQERR/RQERR) or wrote something this plugin had to reject.
@@ -622,6 +713,7 @@ private:
     std::uint32_t mtu_ = 1500;
     std::uint32_t offloads_ = 0;
     std::atomic<bool> bad_{false};
+    std::atomic<std::uint32_t> link_{0}; // the last GET_LINK answer
     std::array<queue, max_queue_pairs> q_{};
 };
 

@@ -120,6 +120,10 @@ inline constexpr std::uint32_t GET_DCR0_REG = first_get + 18;
 inline constexpr std::uint32_t link_up_10g = (10000u << 16) | 1u;
 inline constexpr std::uint32_t link_down = 0;
 
+/// VRRS / UVRS: a read gives one bit per revision the device speaks (bit 0: revision 1);
+/// the driver selects one by writing back that single bit (Linux vmxnet3_probe_device).
+inline constexpr std::uint32_t REV1_BIT = 1u << 0;
+
 /// ECR (event cause) bits.
 namespace ecr {
 inline constexpr std::uint32_t RQERR = 1u << 0;  ///< an RX queue hit an error
@@ -131,11 +135,11 @@ inline constexpr std::uint32_t DEBUG = 1u << 4;
 
 /// Queue error codes the device writes to Vmxnet3_QueueStatus::error.
 namespace err {
-inline constexpr std::uint32_t NOEOP = 0x80000000u;        ///< packet without an EOP descriptor
+inline constexpr std::uint32_t NOEOP = 0x80000000u;        ///< no EOP descriptor found for a packet
 inline constexpr std::uint32_t TXD_REUSE = 0x80000001u;    ///< descriptor reused before completion
-inline constexpr std::uint32_t BIG_PKT = 0x80000002u;      ///< packet larger than allowed
+inline constexpr std::uint32_t BIG_PKT = 0x80000002u; ///< too many TX descriptors for one packet
 inline constexpr std::uint32_t DESC_NOT_SPT = 0x80000003u; ///< descriptor type not supported
-inline constexpr std::uint32_t SMALL_BUF = 0x80000004u;    ///< RX buffer too small
+inline constexpr std::uint32_t SMALL_BUF = 0x80000004u;    ///< type 0 (head) RX buffer too small
 inline constexpr std::uint32_t STRESS = 0x80000005u;
 inline constexpr std::uint32_t SWITCH = 0x80000006u;
 inline constexpr std::uint32_t TXD_INVALID = 0x80000007u;  ///< malformed TX descriptor
@@ -291,7 +295,7 @@ struct rx_comp_desc {
     using v6 = field<20, 1>;
     using v4 = field<21, 1>;
     using frg = field<22, 1>;      ///< IP fragment
-    using fcs = field<23, 1>;      ///< frame check sequence error
+    using fcs = field<23, 1>;      ///< frame CRC correct (set: the FCS checked out)
     using type = field<24, 7>;
     using gen = field<31, 1>;      ///< dword 3 (VMXNET3_RCD_GEN_SHIFT 63 of the second qword)
 };

@@ -4,10 +4,12 @@
 // A vmxnet3 is two register BARs plus memory the guest shares with the device
 // (vmxnet3_defs.hpp). NPA splits it in two (DESIGN.md section 1):
 //   - window (the plugin's device_type): the data path's share. BAR0 doorbells and
-//     interrupt masks, the lifecycle commands (ACTIVATE_DEV, QUIESCE_DEV, GET_QUEUE_STATUS),
-//     the status registers (VRRS, ECR), and the parts of the shared area the data path
-//     owns: misc (queue table, MTU, features), interrupt configuration, queue descriptors,
-//     ring memory. No MAC register, no RX filter, no UPDATE_* command is reachable from it.
+//     interrupt masks; the bring-up registers (VRRS and UVRS revision select, DSAL/DSAH
+//     shared-area address); the lifecycle commands (ACTIVATE_DEV, QUIESCE_DEV, RESET_DEV,
+//     GET_QUEUE_STATUS, GET_STATS, GET_LINK, UPDATE_IML); the event register (ECR); and the parts of the
+//     shared area the data path owns: its header, misc (queue table, MTU, features),
+//     interrupt configuration, queue descriptors, ring memory. No MAC register, no RX
+//     filter, no UPDATE_* filter command is reachable from it.
 //   - control_port (given to vmxnet3_control, shell side): MACL/MACH, the RX filter
 //     configuration (RX mode, VLAN table, multicast table) and the commands that apply them.
 // Both are views over one mmio accessor, built by whoever binds the device (the sim device
@@ -67,9 +69,13 @@ inline constexpr std::uint32_t removed_read = 0xFFFFFFFFu;
 class window {
 public:
     window() noexcept = default;
-    window(mmio io, driver_shared* shared, dma_block queue_table, dma_block rings,
+    /// `shared` holds the driver_shared area (at least sizeof(driver_shared) bytes).
+    window(mmio io, dma_block shared, dma_block queue_table, dma_block rings,
            const device_profile& profile) noexcept
-        : io_(io), shared_(shared), table_(queue_table), rings_(rings), profile_(profile) {}
+        : io_(io), shared_(shared.size >= sizeof(driver_shared)
+                               ? reinterpret_cast<driver_shared*>(shared.virt)
+                               : nullptr),
+          shared_iova_(shared.iova), table_(queue_table), rings_(rings), profile_(profile) {}
 
     [[nodiscard]] bool bound() const noexcept { return io_.write != nullptr && shared_ != nullptr; }
     [[nodiscard]] const device_profile& profile() const noexcept { return profile_; }
@@ -102,19 +108,48 @@ public:
         io_.write32(bar::pt, reg::imr(vector), masked ? 1u : 0u);
     }
 
-    // ---- BAR1: lifecycle commands and status only -------------------------------------
+    // ---- BAR1: bring-up, lifecycle commands and status only ---------------------------
+    /// VRRS / UVRS read: the revisions the device speaks (REV1_BIT ...).
+    [[nodiscard]] std::uint32_t revisions() const noexcept {
+        return io_.read32(bar::vd, reg::VRRS);
+    }
+    [[nodiscard]] std::uint32_t upt_revisions() const noexcept {
+        return io_.read32(bar::vd, reg::UVRS);
+    }
+    void select_revision(std::uint32_t bit) const noexcept { io_.write32(bar::vd, reg::VRRS, bit); }
+    void select_upt_revision(std::uint32_t bit) const noexcept {
+        io_.write32(bar::vd, reg::UVRS, bit);
+    }
+    /// Stamps the shared area's header and tells the device where it is (DSAL, then DSAH).
+    void register_shared_area() const noexcept {
+        shared_->magic = REV1_MAGIC;
+        shared_->size = sizeof(driver_shared);
+        io_.write32(bar::vd, reg::DSAL, static_cast<std::uint32_t>(shared_iova_));
+        io_.write32(bar::vd, reg::DSAH, static_cast<std::uint32_t>(shared_iova_ >> 32));
+    }
     [[nodiscard]] std::uint32_t activate() const noexcept { return io_.command(cmd::ACTIVATE_DEV); }
     void quiesce() const noexcept { (void)io_.command(cmd::QUIESCE_DEV); }
+    /// RESET_DEV: the device forgets its queues (what was activated); the revisions and
+    /// the shared-area address stay selected.
+    void reset() const noexcept { (void)io_.command(cmd::RESET_DEV); }
+    /// UPDATE_IML: the device re-reads intrConf.modLevels; 0 when it applied them.
+    [[nodiscard]] std::uint32_t update_iml() const noexcept { return io_.command(cmd::UPDATE_IML); }
     void update_queue_status() const noexcept { (void)io_.command(cmd::GET_QUEUE_STATUS); }
+    /// GET_STATS: the device writes its UPT1 counters into every queue descriptor.
+    void update_stats() const noexcept { (void)io_.command(cmd::GET_STATS); }
+    /// GET_LINK: bit 0 link up, bits 16..31 the speed in Mbit/s.
     [[nodiscard]] std::uint32_t link() const noexcept { return io_.command(cmd::GET_LINK); }
     [[nodiscard]] bool present() const noexcept {
         return io_.read32(bar::vd, reg::VRRS) != removed_read;
     }
     [[nodiscard]] std::uint32_t ecr() const noexcept { return io_.read32(bar::vd, reg::ECR); }
+    /// Acknowledges events (ECR is write one to clear).
+    void ack_events(std::uint32_t bits) const noexcept { io_.write32(bar::vd, reg::ECR, bits); }
 
 private:
     mmio io_{};
     driver_shared* shared_ = nullptr;
+    iova_t shared_iova_ = 0;
     dma_block table_{};
     dma_block rings_{};
     device_profile profile_{};
@@ -159,5 +194,33 @@ private:
     driver_shared* shared_ = nullptr;
     dma_block mcast_{};
 };
+
+/// The driver's bring-up up to the shared area, as Linux vmxnet3_probe_device and the start
+/// of vmxnet3_activate_dev do it. The plugin's attach runs it first; whoever binds the
+/// device may run it earlier (a driver's probe) so that the control path can program the
+/// RX filter before the data path is attached. Returns nullptr, or why the device cannot
+/// be driven by this driver.
+///   1. VRRS: the device must speak revision 1; select it.
+///   2. UVRS: the same for the UPT revision.
+///   3. the shared area's header (magic, size), then its address to DSAL and DSAH.
+[[nodiscard]] inline const char* probe(window& w) noexcept {
+    if (!w.bound()) {
+        return "vmxnet3: window not bound to a device";
+    }
+    const std::uint32_t revs = w.revisions();
+    if (revs == removed_read) {
+        return "vmxnet3: device removed";
+    }
+    if ((revs & REV1_BIT) == 0) {
+        return "vmxnet3: the device does not speak revision 1 (VRRS)";
+    }
+    w.select_revision(REV1_BIT);
+    if ((w.upt_revisions() & REV1_BIT) == 0) {
+        return "vmxnet3: the device does not speak UPT revision 1 (UVRS)";
+    }
+    w.select_upt_revision(REV1_BIT);
+    w.register_shared_area();
+    return nullptr;
+}
 
 } // namespace npa::vmxnet3

@@ -29,6 +29,7 @@
 
 #include <fmt/core.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdint>
 #include <memory>
@@ -146,6 +147,10 @@ struct world {
     std::string mac_refusal_reason;
     std::uint64_t flap_events = 0, flap_requests = 0, flap_refused = 0;
     std::vector<event_line> events;
+    /// Every switch record and capability event, in order, copied out of the shell's
+    /// bounded telemetry rings after each round (the rings keep only the last 64).
+    std::vector<switch_record> switch_log;
+    std::vector<capability_event> cap_log;
     std::uint64_t t0 = steady_ns();
     bool quiet = false;
 
@@ -262,7 +267,24 @@ struct world {
         }
         (void)sh->service();
         ++rounds;
+        collect();
         progress();
+    }
+    /// Copies the switch records and capability events the shell added since the last
+    /// call (at most a ring's worth can be pending; rounds add a handful at most).
+    void collect() {
+        const switch_history& h = sh->history();
+        const std::uint64_t new_records = h.count() - records_seen_;
+        for (std::uint64_t i = std::min<std::uint64_t>(new_records, h.size()); i-- > 0;) {
+            switch_log.push_back(h.recent(static_cast<std::uint32_t>(i)));
+        }
+        records_seen_ = h.count();
+        const std::uint32_t new_events = sh->capability_event_count() - events_seen_;
+        constexpr std::uint32_t cap_ring = 64;  // the shell keeps its last 64 capability events
+        for (std::uint32_t i = std::min(new_events, cap_ring); i-- > 0;) {
+            cap_log.push_back(sh->capability_event_at(i));
+        }
+        events_seen_ = sh->capability_event_count();
     }
     void run(std::uint32_t n, std::uint32_t tx = burst, std::uint32_t rx = burst) {
         for (std::uint32_t i = 0; i < n; ++i) round(tx, rx);
@@ -322,6 +344,10 @@ struct world {
         for (const host* h : {&a, &b}) n += h->nic->vf(0).rx_overrun() + h->nic->vf(0).rx_removed();
         return n;
     }
+
+private:
+    std::uint64_t records_seen_ = 0;
+    std::uint32_t events_seen_ = 0;
 };
 
 inline void guest_env::on_wait() noexcept { w->step_devices(); }

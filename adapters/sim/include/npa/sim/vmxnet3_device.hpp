@@ -13,7 +13,16 @@
 // txThreshold the device sets, are never stranded). One completion per packet with cq.
 // RX: frames from the wire pass the RX filter (MAC, RX mode, VLAN table), are steered by
 // a flow hash when the guest enabled RSS, land in a ring 1 head buffer (and ring 2 body
-// buffers if longer) and are completed with gen bits. Interrupt per intrIdx, auto-masked.
+// buffers if longer) and are completed with gen bits. Interrupt per intrIdx, auto-masked,
+// spaced by the vector's moderation level (intrConf.modLevels, read at ACTIVATE_DEV and
+// UPDATE_IML): at least 2^level device steps apart, a cause raised sooner kept latched.
+//
+// Bring-up is the driver's (vmxnet3::probe, the plugin's attach): VRRS, then UVRS, each
+// with the one revision bit the device reported; then DSAL/DSAH; commands only after the
+// revisions, those that read the shared area only once it is registered; ACTIVATE_DEV only
+// when not active, with the revision 1 magic and a configuration the device can take.
+// Anything out of order or out of range is refused (ignored, or the command answers 1) and
+// counted (protocol_violations(), the reason in violations()).
 //
 // Policy: MAC, VLAN and RX-mode changes are put to a vmxnet3_policy first; a refusal keeps
 // the old configuration and is answered in CMD (and, for the MAC, by MACL/MACH reading
@@ -179,6 +188,26 @@ public:
     }
     [[nodiscard]] bool removed() const noexcept { return removed_.load(); }
 
+    /// Bring-up protocol breaches (wrong order, bad values), a subset of violations().
+    [[nodiscard]] std::uint64_t protocol_violations() const {
+        std::lock_guard g(mu_);
+        return protocol_violations_;
+    }
+    /// The moderation level in effect for an interrupt vector (read at ACTIVATE_DEV and
+    /// UPDATE_IML), and how many steps a raised cause waited for its gap.
+    [[nodiscard]] std::uint8_t mod_level(std::uint32_t vector) const {
+        std::lock_guard g(mu_);
+        return mod_level_[vector];
+    }
+    [[nodiscard]] std::uint64_t irq_held_steps(std::uint32_t vector) const {
+        std::lock_guard g(mu_);
+        return irq_held_[vector];
+    }
+    /// RESET_DEV commands and hypervisor resets.
+    [[nodiscard]] std::uint64_t resets() const {
+        std::lock_guard g(mu_);
+        return resets_;
+    }
     [[nodiscard]] std::vector<std::string> violations() const {
         std::lock_guard g(mu_);
         return violations_;
@@ -235,11 +264,18 @@ public:
             any |= flush_delayed(q);
         }
         for (std::uint32_t v = 0; v < vmxnet3::MAX_INTRS; ++v) {
-            if (raise_[v]) {
-                raise_[v] = false;
-                if ((intr_ctrl_ & vmxnet3::IC_DISABLE_ALL) == 0) {
-                    irqs_[v].raise();
-                }
+            if (!raise_[v]) {
+                continue;
+            }
+            if (last_irq_step_[v] != 0 &&
+                steps_ - last_irq_step_[v] < moderation_steps(mod_level_[v])) {
+                ++irq_held_[v]; // moderated: the cause stays latched until the gap has passed
+                continue;
+            }
+            raise_[v] = false;
+            last_irq_step_[v] = steps_;
+            if ((intr_ctrl_ & vmxnet3::IC_DISABLE_ALL) == 0) {
+                irqs_[v].raise();
             }
         }
         return any;
@@ -290,7 +326,8 @@ private:
 
     // The guest's allocation for this device (done by the sim on the guest's behalf): the
     // shared area, the queue table, ring memory for the largest rings, the multicast
-    // table. Then DSAL/DSAH and the magic, as a driver's probe would.
+    // table. Selecting the revisions and registering the shared area (VRRS, UVRS, magic,
+    // DSAL/DSAH) is the driver's probe (vmxnet3::probe, run by the plugin's attach).
     status carve() {
         const guest_block sh = mem_.allocate(sizeof(vmxnet3::driver_shared), 4096);
         const std::size_t table_bytes = 2 * max_queues * sizeof(vmxnet3::tx_queue_desc);
@@ -302,15 +339,9 @@ private:
             return {errc::no_memory, "vmxnet3 device: guest memory too small for the device's rings"};
         }
         auto* shared = reinterpret_cast<vmxnet3::driver_shared*>(sh.virt);
-        shared->magic = vmxnet3::REV1_MAGIC;
-        shared->size = sizeof(vmxnet3::driver_shared);
-        window_ = vmxnet3::window(io_, shared, {tb.virt, tb.iova, tb.size}, {rb.virt, rb.iova, rb.size},
-                                  cfg_.profile);
+        window_ = vmxnet3::window(io_, {sh.virt, sh.iova, sh.size}, {tb.virt, tb.iova, tb.size},
+                                  {rb.virt, rb.iova, rb.size}, cfg_.profile);
         port_ = vmxnet3::control_port(io_, shared, {mc.virt, mc.iova, mc.size});
-        io_.write32(vmxnet3::bar::vd, vmxnet3::reg::VRRS, 1);  // select revision 1
-        io_.write32(vmxnet3::bar::vd, vmxnet3::reg::UVRS, 1);
-        io_.write32(vmxnet3::bar::vd, vmxnet3::reg::DSAL, static_cast<std::uint32_t>(sh.iova));
-        io_.write32(vmxnet3::bar::vd, vmxnet3::reg::DSAH, static_cast<std::uint32_t>(sh.iova >> 32));
         return status::success();
     }
 
@@ -359,8 +390,37 @@ private:
         }
         std::lock_guard g(mu_);
         switch (off) {
-        case reg::DSAL: dsa_ = (dsa_ & ~0xffffffffull) | v; break;
-        case reg::DSAH: dsa_ = (dsa_ & 0xffffffffull) | (std::uint64_t{v} << 32); break;
+        case reg::VRRS:
+            if (v != REV1_BIT) {
+                protocol_violation(
+                    "VRRS: 0x%x does not select one revision the device reported (0x1)", v);
+            } else {
+                rev_ = v;
+            }
+            break;
+        case reg::UVRS:
+            if (rev_ == 0) {
+                protocol_violation("UVRS written before a vmxnet3 revision was selected in VRRS");
+            } else if (v != REV1_BIT) {
+                protocol_violation(
+                    "UVRS: 0x%x does not select one UPT revision the device reported (0x1)", v);
+            } else {
+                upt_rev_ = v;
+            }
+            break;
+        case reg::DSAL:
+        case reg::DSAH:
+            if (rev_ == 0 || upt_rev_ == 0) {
+                protocol_violation("%s written before the revisions were selected (VRRS, UVRS)",
+                                   off == reg::DSAL ? "DSAL" : "DSAH");
+            } else if (off == reg::DSAL) {
+                dsa_ = (dsa_ & ~0xffffffffull) | v;
+                dsa_halves_ |= 1u;
+            } else {
+                dsa_ = (dsa_ & 0xffffffffull) | (std::uint64_t{v} << 32);
+                dsa_halves_ |= 2u;
+            }
+            break;
         case reg::CMD: cmd_result_ = run_command(v); break;
         case reg::MACL: macl_ = v; break;
         case reg::MACH: {
@@ -389,8 +449,8 @@ private:
         }
         std::lock_guard g(mu_);
         switch (off) {
-        case reg::VRRS: return 1;  // revision 1 supported
-        case reg::UVRS: return 1;
+        case reg::VRRS: return REV1_BIT; // the revisions it speaks: 1
+        case reg::UVRS: return REV1_BIT;
         case reg::CMD: return cmd_result_;
         case reg::MACL:
             return std::uint32_t{mac_[0]} | std::uint32_t{mac_[1]} << 8 | std::uint32_t{mac_[2]} << 16 |
@@ -404,6 +464,69 @@ private:
     void refuse(const char* why) noexcept {
         last_refusal_ = why;
         ++refusals_;
+    }
+
+    // A driver that breaks the bring-up protocol (order or values): the access is refused
+    // (ignored, or the command answers 1), and counted.
+    template <class... Args>
+    void protocol_violation(const char* fmt, Args... args) {
+        char detail[256];
+        if constexpr (sizeof...(Args) == 0) {
+            std::snprintf(detail, sizeof detail, "%s", fmt);
+        } else {
+            std::snprintf(detail, sizeof detail, fmt, args...);
+        }
+        violations_.emplace_back(std::string(cfg_.name) + " protocol: " + detail);
+        ++protocol_violations_;
+    }
+    template <class... Args>
+    std::uint32_t refuse_activation(const char* fmt, Args... args) {
+        char detail[200];
+        std::snprintf(detail, sizeof detail, fmt, args...);
+        protocol_violation("ACTIVATE_DEV refused: %s", detail);
+        return 1;
+    }
+    // Interrupt moderation. The UPT1 levels are abstract; this emulation spaces a vector's
+    // interrupts at least 2^level steps apart (level 1: 2 steps ... IML_HIGHEST: 128) and
+    // treats IML_ADAPTIVE as level 2. A cause raised sooner stays latched, not lost.
+    static std::uint64_t moderation_steps(std::uint8_t level) noexcept {
+        if (level == vmxnet3::upt1::IML_NONE) {
+            return 0;
+        }
+        return std::uint64_t{1} << (level == vmxnet3::upt1::IML_ADAPTIVE ? 2 : level);
+    }
+    // intrConf.modLevels of every vector the driver configured: each a level the ABI knows,
+    // or none is taken (a protocol violation).
+    bool read_mod_levels(const vmxnet3::intr_conf& ic) {
+        const std::uint32_t n = ic.numIntrs < vmxnet3::MAX_INTRS ? ic.numIntrs : vmxnet3::MAX_INTRS;
+        for (std::uint32_t v = 0; v < n; ++v) {
+            if (ic.modLevels[v] > vmxnet3::upt1::IML_ADAPTIVE) {
+                protocol_violation("intrConf.modLevels[%u] = %u is no moderation level (0..8)", v,
+                                   unsigned{ic.modLevels[v]});
+                return false;
+            }
+        }
+        mod_level_.fill(vmxnet3::upt1::IML_NONE);
+        std::copy(ic.modLevels, ic.modLevels + n, mod_level_.begin());
+        return true;
+    }
+    static const char* command_name(std::uint32_t c) noexcept {
+        using namespace vmxnet3::cmd;
+        switch (c) {
+        case ACTIVATE_DEV: return "ACTIVATE_DEV";
+        case UPDATE_RX_MODE: return "UPDATE_RX_MODE";
+        case UPDATE_VLAN_FILTERS: return "UPDATE_VLAN_FILTERS";
+        case UPDATE_MAC_FILTERS: return "UPDATE_MAC_FILTERS";
+        case UPDATE_FEATURE: return "UPDATE_FEATURE";
+        case UPDATE_IML: return "UPDATE_IML";
+        default: return "a command";
+        }
+    }
+    // Commands that make the device read the driver's shared area.
+    static bool reads_shared_area(std::uint32_t c) noexcept {
+        using namespace vmxnet3::cmd;
+        return c == ACTIVATE_DEV || c == UPDATE_RX_MODE || c == UPDATE_VLAN_FILTERS ||
+               c == UPDATE_MAC_FILTERS || c == UPDATE_FEATURE || c == UPDATE_IML;
     }
 
     // Guest memory the device will read as structures: in bounds and aligned as the ABI
@@ -425,7 +548,22 @@ private:
     // ---- commands -------------------------------------------------------------------------
     std::uint32_t run_command(std::uint32_t c) noexcept {
         using namespace vmxnet3;
+        if (rev_ == 0 || upt_rev_ == 0) {
+            protocol_violation("command 0x%x before the revisions were selected (VRRS, UVRS)", c);
+            return 1;
+        }
+        if (reads_shared_area(c) && dsa_halves_ != 3u) {
+            protocol_violation("%s before the driver registered its shared area (DSAL, DSAH)",
+                               command_name(c));
+            return 1;
+        }
         vmxnet3::driver_shared* sh = shared();
+        if (reads_shared_area(c) && sh == nullptr) {
+            protocol_violation("%s: DSAL/DSAH 0x%" PRIx64
+                               " is not a driver shared area in guest memory",
+                               command_name(c), dsa_);
+            return 1;
+        }
         switch (c) {
         case cmd::ACTIVATE_DEV: return activate(sh);
         case cmd::QUIESCE_DEV:
@@ -485,7 +623,7 @@ private:
             if (sh == nullptr) return 1;
             features_ = sh->devRead.misc.uptFeatures & cfg_.profile.upt_features;
             return 0;
-        case cmd::UPDATE_IML:
+        case cmd::UPDATE_IML: return read_mod_levels(sh->devRead.intrConf) ? 0 : 1;
         case cmd::UPDATE_RSSIDT:
         case cmd::UPDATE_PMCFG: return 0;
         case cmd::GET_QUEUE_STATUS:
@@ -525,18 +663,27 @@ private:
 
     std::uint32_t activate(vmxnet3::driver_shared* sh) noexcept {
         using namespace vmxnet3;
-        if (sh == nullptr || sh->magic != REV1_MAGIC) {
-            return 1;  // no shared area, or not a revision 1 driver
+        if (active_) {
+            protocol_violation("ACTIVATE_DEV while active (QUIESCE_DEV or RESET_DEV first)");
+            return 1;
+        }
+        if (sh->magic != REV1_MAGIC) {
+            protocol_violation(
+                "ACTIVATE_DEV: shared area magic 0x%x, not 0x%x (a revision 1 driver)", sh->magic,
+                REV1_MAGIC);
+            return 1;
         }
         const misc_conf& m = sh->devRead.misc;
         const std::uint32_t ntx = m.numTxQueues, nrx = m.numRxQueues;
         if (ntx == 0 || nrx == 0 || ntx > cfg_.profile.max_queues || nrx > cfg_.profile.max_queues ||
             m.mtu < MIN_MTU || m.mtu > cfg_.profile.max_mtu) {
-            return 1;
+            return refuse_activation("%u TX / %u RX queues or MTU %u outside the device's range",
+                                     ntx, nrx, m.mtu);
         }
         std::byte* table = map(m.queueDescPA, (ntx + nrx) * sizeof(tx_queue_desc), QUEUE_DESC_ALIGN);
         if (table == nullptr) {
-            return 1;
+            return refuse_activation("queue table 0x%" PRIx64 " not aligned guest memory",
+                                     m.queueDescPA);
         }
         const std::uint32_t max = cfg_.profile.max_ring_size;
         const std::uint8_t nintr = sh->devRead.intrConf.numIntrs;
@@ -551,12 +698,13 @@ private:
             const std::uint32_t dsz = c.txDataRingDescSize == 0 ? HDR_COPY_SIZE : c.txDataRingDescSize;
             if (!ring_size_ok(t, max) || c.compRingSize != t || c.dataRingSize != t || dsz != HDR_COPY_SIZE ||
                 c.intrIdx >= nintr || c.txRingBasePA % RING_BA_ALIGN != 0) {
-                return 1;
+                return refuse_activation("txq %u: ring sizes %u/%u/%u, data entry %u, vector %u", q,
+                                         t, c.compRingSize, c.dataRingSize, dsz, c.intrIdx);
             }
             std::byte* tx = map(c.txRingBasePA, t * 16ull, RING_BA_ALIGN);
             std::byte* txc = map(c.compRingBasePA, t * 16ull, RING_BA_ALIGN);
             if (tx == nullptr || txc == nullptr || mem_.translate(c.dataRingBasePA, std::size_t{t} * dsz) == nullptr) {
-                return 1;
+                return refuse_activation("txq %u: a ring is not aligned guest memory", q);
             }
             dq& d = q_[q];
             d.tx.reset(reinterpret_cast<tx_desc*>(tx), t);
@@ -578,13 +726,14 @@ private:
             const std::uint32_t r0 = c.rxRingSize[0], r1 = c.rxRingSize[1];
             if (!ring_size_ok(r0, max) || !ring_size_ok(r1, RX_RING2_MAX_SIZE) ||
                 c.compRingSize != r0 + r1 || c.intrIdx >= nintr) {
-                return 1;
+                return refuse_activation("rxq %u: ring sizes %u/%u/%u, vector %u", q, r0, r1,
+                                         c.compRingSize, c.intrIdx);
             }
             std::byte* a = map(c.rxRingBasePA[0], r0 * 16ull, RING_BA_ALIGN);
             std::byte* b = map(c.rxRingBasePA[1], r1 * 16ull, RING_BA_ALIGN);
             std::byte* cc = map(c.compRingBasePA, (r0 + r1) * 16ull, RING_BA_ALIGN);
             if (a == nullptr || b == nullptr || cc == nullptr) {
-                return 1;
+                return refuse_activation("rxq %u: a ring is not aligned guest memory", q);
             }
             dq& d = q_[q];
             d.rx[0].reset(reinterpret_cast<rx_desc*>(a), r0);
@@ -602,6 +751,11 @@ private:
         }
         features_ = m.uptFeatures & cfg_.profile.upt_features;
         intr_ctrl_ = sh->devRead.intrConf.intrCtrl;
+        if (!read_mod_levels(sh->devRead.intrConf)) {
+            return 1;
+        }
+        last_irq_step_.fill(0);
+        raise_.fill(false); // causes latched by moderation belong to the old queues
         // The RX filter the guest left in the shared area applies from activation on.
         rx_mode_ = sh->devRead.rxFilterConf.rxMode;
         if (policy_->check_rx_mode(rx_mode_) != nullptr) {
@@ -1106,6 +1260,12 @@ private:
     vmxnet3_policy* policy_ = &allow_all_;
     const char* last_refusal_ = nullptr;
     std::uint64_t refusals_ = 0;
+    std::uint32_t rev_ = 0, upt_rev_ = 0; // VRRS / UVRS selections (0: none yet)
+    std::array<std::uint8_t, vmxnet3::MAX_INTRS> mod_level_{};      // per vector, as last read
+    std::array<std::uint64_t, vmxnet3::MAX_INTRS> last_irq_step_{}; // last delivery (0: none yet)
+    std::array<std::uint64_t, vmxnet3::MAX_INTRS> irq_held_{};      // steps a cause waited
+    std::uint32_t dsa_halves_ = 0;        // bit 0: DSAL written, bit 1: DSAH written
+    std::uint64_t protocol_violations_ = 0;
     std::uint64_t dsa_ = 0;
     std::uint32_t cmd_result_ = 0, macl_ = 0, ecr_ = 0, intr_ctrl_ = 0;
     std::uint32_t mtu_ = 1500;  // Vmxnet3_MiscConf::mtu at the last ACTIVATE_DEV

@@ -1,6 +1,7 @@
 // npa/sim/vmxnet3_rig.hpp: a vmxnet3 device model on a bench, ready for the conformance kit
-// (the same members as simnic_rig). The guest's control path is brought up the way a shell
-// would before attaching the plugin: MAC and RX mode through vmxnet3_control.
+// (the same members as simnic_rig). The guest's driver probes the device (vmxnet3::probe:
+// revisions, shared area), then its control path is brought up the way a shell would before
+// attaching the plugin: MAC and RX mode through vmxnet3_control.
 #pragma once
 
 #include <npa/buffer/fixed_pool.hpp>
@@ -56,6 +57,11 @@ public:
         }
         dev_ = std::move(*dev);
         connect(*dev_, far_);
+        // The driver's probe (revisions, shared area) comes before any RX filter command.
+        if (const char* why = vmxnet3::probe(dev_->window()); why != nullptr) {
+            error_ = why;
+            return;
+        }
         control_.emplace(dev_->control_port());
         const control_request init[] = {
             control_request::make_set_mac(guest_mac),
