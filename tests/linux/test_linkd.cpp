@@ -42,6 +42,10 @@ TEST_CASE("ping and iperf3 through the TAP over AF_XDP, then over AF_PACKET") {
     CHECK(rc == 0);
     CHECK(st.find("\"active\":\"va0\"") != std::string::npos);
     CHECK(st.find("\"plugin\":\"af_xdp\"") != std::string::npos);
+    // The stack hands the TAP frames with TCP/UDP checksums to finish (TUN_F_CSUM); the
+    // peer's veth ends offload theirs too (topology checks): both directions must work.
+    const std::string k = sh_out("ethtool -k npa0");
+    CHECK_MESSAGE(k.find("tx-checksumming: on") != std::string::npos, k);
 
     for (const char* lower : {"va0", "va1"}) {
         CAPTURE(lower);

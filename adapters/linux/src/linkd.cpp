@@ -156,6 +156,9 @@ bool linkd::init(std::string& err) {
     // 1. The TAP the stack sees.
     tap_options to;
     to.queues = cfg_.queues;
+    // Checksum offload from the stack: both plugins finish TCP/UDP checksums before a
+    // frame leaves (npa/linux/checksum.hpp). No TSO: neither plugin segments.
+    to.offloads = TUN_F_CSUM;
     auto t = tap_device::open(cfg_.tap.c_str(), to);
     if (!t.ok()) {
         err = "TAP '" + cfg_.tap + "': " + t.error().reason();
