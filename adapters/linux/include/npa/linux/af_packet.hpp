@@ -334,7 +334,8 @@ public:
         return attached_ && q < nqueues_ ? queues_[q].stats : none;
     }
 
-    /// errc::removed once the kernel said the interface is gone or down.
+    /// errc::removed once the kernel said the interface is gone, errc::device_error once it
+    /// said it is down.
     [[nodiscard]] errc health() const noexcept { return health_.load(std::memory_order_relaxed); }
 
     /// The socket of queue q, for the owner's poll loop (POLLIN: frames wait; POLLERR:
@@ -480,9 +481,10 @@ private:
     }
 
     void kick(queue& qu) noexcept {
-        if (::sendto(qu.fd, nullptr, 0, MSG_DONTWAIT, nullptr, 0) < 0 &&
-            detail::is_link_gone(errno)) {
-            health_.store(errc::removed, std::memory_order_relaxed);
+        if (::sendto(qu.fd, nullptr, 0, MSG_DONTWAIT, nullptr, 0) < 0) {
+            if (const errc h = detail::link_health(errno); h != errc::ok) {
+                health_.store(h, std::memory_order_relaxed);
+            }
         }
     }
 

@@ -614,9 +614,8 @@ private:
             return;
         }
         if (::sendto(xsk_socket__fd(qu.xsk), nullptr, 0, MSG_DONTWAIT, nullptr, 0) < 0) {
-            const int e = errno;
-            if (detail::is_link_gone(e)) {
-                health_.store(errc::removed, std::memory_order_relaxed);
+            if (const errc h = detail::link_health(errno); h != errc::ok) {
+                health_.store(h, std::memory_order_relaxed);
             }
         }
     }
