@@ -3,8 +3,8 @@
 #
 # STYLE.md point 1: every public header compiles on its own, checked by the build (not by a
 # test that can be skipped). DESIGN.md section 6: the core headers also compile under
-# kernel-style flags (-ffreestanding -fno-exceptions -fno-rtti), so a kernel module can host
-# them behind a thin C shim.
+# kernel-style flags (-ffreestanding -fno-exceptions -fno-rtti -nostdlib -mno-red-zone), so a
+# kernel module can host them behind a thin C shim.
 #
 # Targets (all part of the default build when tests are on):
 #   npa_headers_core           one TU per header under include/npa (detail/ excluded)
@@ -14,6 +14,8 @@
 #   npa_headers_no_exceptions  every core header with -fno-exceptions -fno-rtti
 #   npa_headers_kernel_style   every core header with -ffreestanding -fno-exceptions -fno-rtti
 #                              (and -mno-red-zone on x86-64)
+#   npa_kernel_style           the core's templates instantiated under those flags and linked
+#                              with -nostdlib -Wl,--no-undefined into libnpa_kernel_style.so
 #   npa_headers_clang_strict   GCC builds only, when clang++ is installed: the same core headers
 #                              through clang++ -fsyntax-only with -fno-exceptions -fno-rtti,
 #                              because GCC accepts `throw` inside a template that is never
@@ -112,6 +114,35 @@ function(npa_add_header_checks)
   # headers, whatever CMAKE_CXX_FLAGS a preset adds.
   target_compile_options(npa_headers_kernel_style PRIVATE
     $<$<CXX_COMPILER_ID:GNU,Clang>:-fno-sanitize=all>)
+
+  # ---- 4b. kernel-style instantiation and link ------------------------------------------
+  # Including headers proves little: a template is only checked when it is instantiated. So
+  # kernel_style/core_instances.cpp instantiates an index ring, the generation-bit cursors,
+  # a spin-locked pool over borrowed memory and the plugin checks, under the same flags,
+  # and the objects are linked into a shared object with -nostdlib -Wl,--no-undefined,
+  # next to the four memory functions a kernel exports (kernel_style/kernel_libc.cpp).
+  # Any use of the C++ runtime (operator new, __cxa_*, the unwinder, std::terminate) is an
+  # undefined symbol there and fails the build. The link is a custom command so that no
+  # preset's linker flags (sanitizer runtimes) reach it.
+  set(ks_src ${CMAKE_CURRENT_SOURCE_DIR}/kernel_style)
+  add_library(npa_kernel_style_objs OBJECT ${ks_src}/core_instances.cpp ${ks_src}/kernel_libc.cpp)
+  target_link_libraries(npa_kernel_style_objs PRIVATE npa::npa npa_warnings)
+  target_compile_options(npa_kernel_style_objs PRIVATE ${kernel_flags}
+    $<$<CXX_COMPILER_ID:GNU,Clang>:-fno-sanitize=all>)
+  set_target_properties(npa_kernel_style_objs PROPERTIES POSITION_INDEPENDENT_CODE ON)
+  # The memory functions must not be compiled back into calls to themselves.
+  set_source_files_properties(${ks_src}/kernel_libc.cpp PROPERTIES COMPILE_OPTIONS
+    "-fno-builtin;$<$<CXX_COMPILER_ID:GNU>:-fno-tree-loop-distribute-patterns>")
+  set(ks_so ${CMAKE_CURRENT_BINARY_DIR}/libnpa_kernel_style.so)
+  add_custom_command(
+    OUTPUT ${ks_so}
+    COMMAND ${CMAKE_CXX_COMPILER} -shared -nostdlib -Wl,--no-undefined -o ${ks_so}
+            $<TARGET_OBJECTS:npa_kernel_style_objs>
+    DEPENDS $<TARGET_OBJECTS:npa_kernel_style_objs>
+    COMMENT "Linking the core's kernel-style objects without the C++ runtime (-nostdlib)"
+    COMMAND_EXPAND_LISTS VERBATIM)
+  add_custom_target(npa_kernel_style ALL DEPENDS ${ks_so})
+  set(NPA_KERNEL_STYLE_SO ${ks_so} PARENT_SCOPE)
 
   # ---- 5. clang's stricter reading, when the main compiler is GCC ------------------------
   if(CMAKE_CXX_COMPILER_ID STREQUAL "GNU")

@@ -6,13 +6,16 @@
 //                                      -> va1 ==veth== vb1 --+- br0 (10.77.0.2), iperf3 -s
 //
 // The peer's bridge learns the guest MAC from whichever lower carries it, as a physical
-// switch does. Checksum offload is off on the peer side: veth hands frames over with the
-// checksum still to be filled in (there is no wire), which a path that leaves the host
-// through raw sockets cannot finish.
+// switch does. The peer keeps its offloads on (veth's defaults: TX checksum, TSO): its
+// frames cross veth with the TCP/UDP checksum still to be finished, which the plugins
+// finish on receive, and the TAP hands npa-linkd frames with checksums to finish, which
+// the plugins finish before TX (npa/linux/checksum.hpp).
 #pragma once
 
 #include "test_kit.hpp"
 
+#include <fcntl.h>
+#include <sched.h>
 #include <signal.h>
 #include <sys/un.h>
 #include <sys/wait.h>
@@ -30,8 +33,9 @@ inline const std::string npactl_bin = NPACTL_PATH;
 
 struct topology {
     std::string peer = "npa-peer-" + std::to_string(::getpid());
+    int queues = 1; ///< RX/TX queues of each veth end (more than one for multi-queue runs)
 
-    topology() {
+    explicit topology(int nq = 1) : queues(nq) {
         sh("ip netns del " + peer);
         REQUIRE(sh("ip netns add " + peer));
         sh("ip netns exec " + peer +
@@ -47,7 +51,12 @@ struct topology {
             add_lower(i);
         sh("ip -n " + peer + " link set br0 up");
         REQUIRE(sh("ip -n " + peer + " addr add 10.77.0.2/24 dev br0"));
-        sh("ip netns exec " + peer + " ethtool -K br0 tx off");
+        // The offloads this topology exists to exercise must really be on.
+        for (const char* dev : {"vb0", "vb1", "br0"}) {
+            const std::string k = sh_out(in_peer(std::string("ethtool -k ") + dev));
+            INFO(dev << ": " << k);
+            REQUIRE(k.find("tx-checksumming: on") != std::string::npos);
+        }
     }
     ~topology() {
         sh("ip link del va0");
@@ -56,9 +65,10 @@ struct topology {
     }
     void add_lower(int i) {
         const std::string a = "va" + std::to_string(i), b = "vb" + std::to_string(i);
-        REQUIRE(sh("ip link add " + a + " type veth peer name " + b + " netns " + peer));
+        const std::string nq =
+            " numtxqueues " + std::to_string(queues) + " numrxqueues " + std::to_string(queues);
+        REQUIRE(sh("ip link add " + a + nq + " type veth peer name " + b + nq + " netns " + peer));
         sh("ip -n " + peer + " link set " + b + " master br0");
-        sh("ip netns exec " + peer + " ethtool -K " + b + " tx off");
         sh("ip link set " + a + " up");
         sh("ip -n " + peer + " link set " + b + " up");
     }
@@ -66,6 +76,61 @@ struct topology {
         return "ip netns exec " + peer + " " + cmd;
     }
 };
+
+/// An AF_PACKET socket on `ifname` in the namespace `netns`, receiving every frame
+/// (non-blocking). ETH_P_ALL, because a bridge port's rx handler takes frames before any
+/// socket bound to one ethertype sees them. A socket stays in the namespace it was made
+/// in, so a short-lived thread enters the namespace to make it. -1 if that fails.
+inline int capture_in(const std::string& netns, const std::string& ifname) {
+    constexpr std::uint16_t proto = ETH_P_ALL;
+    int fd = -1;
+    std::thread([&] {
+        const int ns = ::open(("/run/netns/" + netns).c_str(), O_RDONLY | O_CLOEXEC);
+        if (ns < 0)
+            return;
+        const bool in = ::setns(ns, CLONE_NEWNET) == 0;
+        ::close(ns);
+        if (!in)
+            return;
+        fd = ::socket(AF_PACKET, SOCK_RAW | SOCK_CLOEXEC | SOCK_NONBLOCK, htons(proto));
+        sockaddr_ll sll{};
+        sll.sll_family = AF_PACKET;
+        sll.sll_protocol = htons(proto);
+        sll.sll_ifindex = static_cast<int>(::if_nametoindex(ifname.c_str()));
+        if (fd >= 0 &&
+            (sll.sll_ifindex == 0 || ::bind(fd, reinterpret_cast<sockaddr*>(&sll), sizeof sll))) {
+            ::close(fd);
+            fd = -1;
+        }
+    }).join();
+    return fd;
+}
+
+/// Reads frames from a capture socket for `ms` milliseconds; returns how many the interface
+/// received (not sent) with ethertype `type` and source MAC `src` (6 bytes).
+inline int count_frames_from(int fd, std::uint16_t type, const std::uint8_t* src, int ms) {
+    int n = 0;
+    const auto until = std::chrono::steady_clock::now() + std::chrono::milliseconds(ms);
+    while (std::chrono::steady_clock::now() < until) {
+        pollfd p{fd, POLLIN, 0};
+        if (::poll(&p, 1, 20) <= 0)
+            continue;
+        std::uint8_t f[2048];
+        sockaddr_ll from{};
+        socklen_t fl = sizeof from;
+        const ssize_t len = ::recvfrom(fd, f, sizeof f, 0, reinterpret_cast<sockaddr*>(&from), &fl);
+        if (len >= 14 && from.sll_pkttype != PACKET_OUTGOING && std::memcmp(f + 6, src, 6) == 0 &&
+            ((f[12] << 8) | f[13]) == type)
+            ++n;
+    }
+    return n;
+}
+
+/// A number in npactl's JSON after `"key":` (the first occurrence at or after `from`).
+inline long long json_number(const std::string& j, const std::string& key, std::size_t from = 0) {
+    const auto at = j.find("\"" + key + "\":", from);
+    return at == std::string::npos ? -1 : std::atoll(j.c_str() + at + key.size() + 3);
+}
 
 /// npa-linkd as a child process, stopped (SIGTERM, then waited for) on destruction.
 class linkd_process {

@@ -57,12 +57,18 @@ inline std::string sh_out(const std::string& cmd) {
     return out;
 }
 
-/// Moves this process into a fresh network namespace with loopback up. Returns an empty
-/// string on success, or why it cannot (the caller skips).
-inline std::string enter_private_netns() {
+/// Why this process cannot run the namespace tests at all (not root), or empty. Only this
+/// is a skip: as root, everything the tests need must work.
+inline std::string why_not_privileged() {
     if (::geteuid() != 0) {
         return "not root: the Linux adapter tests need CAP_NET_ADMIN and CAP_NET_RAW";
     }
+    return {};
+}
+
+/// Moves this process into a fresh network namespace with loopback up. Returns an empty
+/// string on success, or why it could not (a failure: the caller is root).
+inline std::string enter_private_netns() {
     if (::unshare(CLONE_NEWNET) != 0) {
         return std::string("cannot create a network namespace: ") + std::strerror(errno);
     }
@@ -77,7 +83,8 @@ inline std::string enter_private_netns() {
 struct veth_pair {
     std::string a, b;
     veth_pair(std::string an, std::string bn) : a(std::move(an)), b(std::move(bn)) {
-        sh("ip link add " + a + " type veth peer name " + b);
+        REQUIRE_MESSAGE(sh("ip link add " + a + " type veth peer name " + b),
+                        "cannot create the veth pair " << a << "/" << b);
         sh("sysctl -qw net.ipv6.conf." + a + ".disable_ipv6=1");
         sh("sysctl -qw net.ipv6.conf." + b + ".disable_ipv6=1");
         sh("ip link set " + a + " up");
@@ -201,14 +208,17 @@ inline std::uint32_t frame_seq(const std::uint8_t* p) {
 
 } // namespace npa_test
 
-/// main() for the Linux adapter tests: enter a private network namespace, or exit 77
-/// (skipped) with the reason.
+/// main() for the Linux adapter tests: not root, exit 77 (CTest: skipped) with the reason;
+/// root, enter a private network namespace or fail (exit 1) saying why.
 #define NPA_LINUX_TEST_MAIN                                                                        \
     int main(int argc, char** argv) {                                                              \
-        const std::string why = npa_test::enter_private_netns();                                   \
-        if (!why.empty()) {                                                                        \
+        if (const std::string why = npa_test::why_not_privileged(); !why.empty()) {                \
             std::printf("SKIPPED: %s\n", why.c_str());                                             \
             return 77;                                                                             \
+        }                                                                                          \
+        if (const std::string why = npa_test::enter_private_netns(); !why.empty()) {               \
+            std::printf("FAILED: running as root, but %s\n", why.c_str());                         \
+            return 1;                                                                              \
         }                                                                                          \
         doctest::Context ctx(argc, argv);                                                          \
         return ctx.run();                                                                          \

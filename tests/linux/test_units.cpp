@@ -8,10 +8,13 @@
 #include "control_protocol.hpp"
 
 #include <npa/linux/announce.hpp>
+#include <npa/linux/checksum.hpp>
 #include <npa/linux/rtnetlink.hpp>
 #include <npa/linux/tap.hpp>
 
+#include <array>
 #include <cstdio>
+#include <cstring>
 #include <string>
 #include <vector>
 
@@ -263,4 +266,148 @@ TEST_CASE("the MAC announcement is a broadcast RARP request from the MAC") {
     CHECK(p[21] == 3);
     std::array<std::byte, 59> small{};
     CHECK(build_announce(mac, small) == 0);
+}
+
+// Known answers computed independently (RFC 1071 arithmetic): a TCP segment 10.77.0.1:40000
+// -> 10.77.0.2:5201 carrying "npa checksum!" (13 bytes, so the sum has an odd tail) has
+// checksum 0x5051, and its pseudo-header sum is 0x14c4; as UDP 5353 -> 5353, 0x2718 and
+// 0x14c3.
+namespace {
+
+std::vector<std::byte> ipv4_frame(bool udp, std::uint16_t l4_csum, std::size_t pad = 0) {
+    const char payload[] = "npa checksum!";
+    std::vector<std::uint8_t> f = {2, 0x77, 0, 0, 0, 2, 2, 0x77, 0, 0, 0, 1, 0x08, 0x00};
+    const std::uint16_t l4_len = udp ? 8 + 13 : 20 + 13;
+    const std::uint16_t total = 20 + l4_len;
+    const std::uint16_t ip_csum = udp ? 0 : 0x2626; // the IP header checksum is not checked
+    const std::uint8_t ip[] = {0x45,
+                               0,
+                               std::uint8_t(total >> 8),
+                               std::uint8_t(total),
+                               0,
+                               1,
+                               0x40,
+                               0,
+                               64,
+                               std::uint8_t(udp ? 17 : 6),
+                               std::uint8_t(ip_csum >> 8),
+                               std::uint8_t(ip_csum),
+                               10,
+                               77,
+                               0,
+                               1,
+                               10,
+                               77,
+                               0,
+                               2};
+    f.insert(f.end(), ip, ip + 20);
+    if (udp) {
+        const std::uint8_t h[] = {
+            0x14, 0xe9, 0x14, 0xe9, 0, 21, std::uint8_t(l4_csum >> 8), std::uint8_t(l4_csum)};
+        f.insert(f.end(), h, h + 8);
+    } else {
+        const std::uint8_t h[] = {0x9c,
+                                  0x40,
+                                  0x14,
+                                  0x51,
+                                  0,
+                                  0,
+                                  0,
+                                  1,
+                                  0,
+                                  0,
+                                  0,
+                                  2,
+                                  0x50,
+                                  0x18,
+                                  0xff,
+                                  0xff,
+                                  std::uint8_t(l4_csum >> 8),
+                                  std::uint8_t(l4_csum),
+                                  0,
+                                  0};
+        f.insert(f.end(), h, h + 20);
+    }
+    f.insert(f.end(), payload, payload + 13);
+    f.resize(f.size() + pad, 0);
+    std::vector<std::byte> out(f.size());
+    std::memcpy(out.data(), f.data(), f.size());
+    return out;
+}
+
+std::uint16_t l4_field(const std::vector<std::byte>& f, bool udp) {
+    const std::size_t at = 34 + (udp ? 6 : 16);
+    return static_cast<std::uint16_t>((std::to_integer<unsigned>(f[at]) << 8) |
+                                      std::to_integer<unsigned>(f[at + 1]));
+}
+
+} // namespace
+
+TEST_CASE("TCP/UDP checksums finished and checked in software (npa/linux/checksum.hpp)") {
+    const auto len = [](const std::vector<std::byte>& f) {
+        return static_cast<std::uint32_t>(f.size());
+    };
+    SUBCASE("TX: a checksum the TAP left to finish (NEEDS_CSUM, TCP and UDP)") {
+        for (const bool udp : {false, true}) {
+            auto f = ipv4_frame(udp, udp ? 0x14c3 : 0x14c4);
+            virtio_net_hdr h{};
+            h.flags = VIRTIO_NET_HDR_F_NEEDS_CSUM;
+            h.csum_start = 34;
+            h.csum_offset = udp ? 6 : 16;
+            npa::offload_info o;
+            REQUIRE(offload_from_vnet(h, f.data(), len(f), o));
+            CHECK(o.l4_len == (udp ? 8 : 20));
+            REQUIRE(finish_tx_csum(f.data(), len(f), o));
+            CHECK(l4_field(f, udp) == (udp ? 0x2718 : 0x5051));
+        }
+        // A checksum offset that is neither TCP's nor UDP's is refused at the TAP.
+        auto f = ipv4_frame(false, 0);
+        virtio_net_hdr h{};
+        h.flags = VIRTIO_NET_HDR_F_NEEDS_CSUM;
+        h.csum_start = 34;
+        h.csum_offset = 8;
+        npa::offload_info o;
+        CHECK_FALSE(offload_from_vnet(h, f.data(), len(f), o));
+        // No request: the frame is not touched.
+        auto g = ipv4_frame(false, 0x1234);
+        REQUIRE(finish_tx_csum(g.data(), len(g), npa::offload_info{}));
+        CHECK(l4_field(g, false) == 0x1234);
+        // A request beyond the frame is refused and the frame is not touched.
+        npa::offload_info bad;
+        bad.flags = npa::ol::tx_l4_csum;
+        bad.l2_len = 14;
+        bad.l3_len = 200;
+        CHECK_FALSE(finish_tx_csum(g.data(), len(g), bad));
+        CHECK(l4_field(g, false) == 0x1234);
+    }
+    SUBCASE("RX with the kernel's word (TP_STATUS_CSUMNOTREADY): finished, padding ignored") {
+        auto f = ipv4_frame(false, 0x14c4, 7);
+        CHECK(finish_rx_partial(f.data(), len(f)) == npa::csum_state::good);
+        CHECK(l4_field(f, false) == 0x5051);
+        std::array<std::byte, 20> arp{};
+        arp[12] = std::byte{0x08};
+        arp[13] = std::byte{0x06};
+        CHECK(finish_rx_partial(arp.data(), 20) == npa::csum_state::unknown);
+    }
+    SUBCASE("RX without a word (AF_XDP): good, partial (finished), bad, none") {
+        auto good = ipv4_frame(false, 0x5051);
+        CHECK(check_rx_csum(good.data(), len(good)) == npa::csum_state::good);
+        CHECK(l4_field(good, false) == 0x5051);
+        auto partial = ipv4_frame(true, 0x14c3, 3);
+        CHECK(check_rx_csum(partial.data(), len(partial)) == npa::csum_state::good);
+        CHECK(l4_field(partial, true) == 0x2718);
+        auto wrong = ipv4_frame(false, 0x5052);
+        CHECK(check_rx_csum(wrong.data(), len(wrong)) == npa::csum_state::bad);
+        CHECK(l4_field(wrong, false) == 0x5052); // left for the stack to drop
+        auto none = ipv4_frame(true, 0);
+        CHECK(check_rx_csum(none.data(), len(none)) == npa::csum_state::unknown);
+        // Lengths the frame does not hold are not followed.
+        auto cut = ipv4_frame(false, 0x5051);
+        cut.resize(40);
+        CHECK(check_rx_csum(cut.data(), len(cut)) == npa::csum_state::unknown);
+        // A fragment is not checked (its L4 header covers more than this frame).
+        auto frag = ipv4_frame(false, 0x5051);
+        frag[14 + 6] = std::byte{0x20}; // MF
+        CHECK(check_rx_csum(frag.data(), len(frag)) == npa::csum_state::unknown);
+    }
 }

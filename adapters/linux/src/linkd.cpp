@@ -156,6 +156,9 @@ bool linkd::init(std::string& err) {
     // 1. The TAP the stack sees.
     tap_options to;
     to.queues = cfg_.queues;
+    // Checksum offload from the stack: both plugins finish TCP/UDP checksums before a
+    // frame leaves (npa/linux/checksum.hpp). No TSO: neither plugin segments.
+    to.offloads = TUN_F_CSUM;
     auto t = tap_device::open(cfg_.tap.c_str(), to);
     if (!t.ok()) {
         err = "TAP '" + cfg_.tap + "': " + t.error().reason();
@@ -516,18 +519,26 @@ void linkd::run() {
             was_switching_ = false;
             after_switch();
         }
+        errc h = errc::ok;
+        const std::uint8_t active = shell_->active_path();
+        for_paths([&](auto I) {
+            if (I() == active) {
+                h = shell_->template plugin<I()>().health();
+            }
+        });
         if (failover_pending_ && !shell_->switching()) {
-            failover(failover_reason_);
+            // A second report of the same failure (the plugin's and rtnetlink's) may have
+            // arrived while the first one's switch ran: once the path now active is
+            // healthy there is nothing left to fail over from.
+            const int li = lower_of_path(active);
+            if (li >= 0 && lowers_[static_cast<std::size_t>(li)].running && h == errc::ok) {
+                failover_pending_ = false;
+            } else {
+                failover(failover_reason_);
+            }
         }
-        // The active plugin noticed its device is gone before rtnetlink told us.
+        // The active plugin noticed its device is gone or down before rtnetlink told us.
         if (!shell_->switching() && !failover_pending_) {
-            errc h = errc::ok;
-            const std::uint8_t active = shell_->active_path();
-            for_paths([&](auto I) {
-                if (I() == active) {
-                    h = shell_->template plugin<I()>().health();
-                }
-            });
             if (h != errc::ok) {
                 failover(h == errc::removed ? switch_reason::surprise_removal
                                             : switch_reason::device_error);
@@ -831,8 +842,12 @@ std::string linkd::render_stats(bool text) {
     }
     const auto& h = shell_->history();
     shell_queue_counters c{};
+    std::string per_queue;
     for (std::uint16_t q = 0; q < cfg_.queues; ++q) {
         const auto& k = shell_->counters(q);
+        per_queue += std::string(q ? "," : "") +
+                     "{\"tx_accepted\":" + std::to_string(k.tx_accepted) +
+                     ",\"rx_delivered\":" + std::to_string(k.rx_delivered) + "}";
         c.tx_accepted += k.tx_accepted;
         c.tx_backlogged += k.tx_backlogged;
         c.tx_requeued += k.tx_requeued;
@@ -853,7 +868,7 @@ std::string linkd::render_stats(bool text) {
          ",\"tx_requeued\":" + std::to_string(c.tx_requeued) +
          ",\"tx_lost\":" + std::to_string(c.tx_lost) +
          ",\"rx_delivered\":" + std::to_string(c.rx_delivered) +
-         ",\"audit_ok\":" + (a.ok() ? "true" : "false") + "}";
+         ",\"audit_ok\":" + (a.ok() ? "true" : "false") + ",\"queues\":[" + per_queue + "]}";
     // Mean and median duration over the recent records the shell keeps.
     std::vector<std::uint64_t> recent;
     for (std::uint32_t i = 0; i < h.size(); ++i) {

@@ -17,6 +17,7 @@
 
 #include <npa/capabilities.hpp>
 #include <npa/concepts/plugin.hpp>
+#include <npa/linux/checksum.hpp>
 #include <npa/linux/detail.hpp>
 #include <npa/stats.hpp>
 #include <npa/status.hpp>
@@ -201,6 +202,11 @@ public:
                 continue;
             }
             std::memcpy(frame + tx_data_off, b.data(), len);
+            if (NPA_UNLIKELY(!finish_tx_csum(frame + tx_data_off, len, b.offload()))) {
+                ++qu.stats.tx_errors; // a checksum request outside the frame: dropped
+                api_->tx_complete(q, std::span<const buffer_type>(&bufs[n], 1));
+                continue;
+            }
             hdr->tp_len = len;
             hdr->tp_snaplen = len;
             hdr->tp_next_offset = 0; // TPACKET_V3 TX rejects variable-size slots
@@ -312,7 +318,9 @@ public:
 
     [[nodiscard]] npa::capabilities capabilities() const noexcept {
         npa::capabilities c;
-        c.offloads = 0; // software path: checksums are complete, tags stay in the frame
+        // TX checksums are finished in software before the frame enters the ring; RX
+        // reports what the kernel verified (TP_STATUS_CSUM_VALID). Tags stay in the frame.
+        c.offloads = cap::tx_l4_csum | cap::rx_csum;
         c.max_queues = packet_max_queues;
         c.min_ring_size = 32;
         c.max_ring_size = 4096;
@@ -326,7 +334,8 @@ public:
         return attached_ && q < nqueues_ ? queues_[q].stats : none;
     }
 
-    /// errc::removed once the kernel said the interface is gone or down.
+    /// errc::removed once the kernel said the interface is gone, errc::device_error once it
+    /// said it is down.
     [[nodiscard]] errc health() const noexcept { return health_.load(std::memory_order_relaxed); }
 
     /// The socket of queue q, for the owner's poll loop (POLLIN: frames wait; POLLERR:
@@ -472,9 +481,10 @@ private:
     }
 
     void kick(queue& qu) noexcept {
-        if (::sendto(qu.fd, nullptr, 0, MSG_DONTWAIT, nullptr, 0) < 0 &&
-            detail::is_link_gone(errno)) {
-            health_.store(errc::removed, std::memory_order_relaxed);
+        if (::sendto(qu.fd, nullptr, 0, MSG_DONTWAIT, nullptr, 0) < 0) {
+            if (const errc h = detail::link_health(errno); h != errc::ok) {
+                health_.store(h, std::memory_order_relaxed);
+            }
         }
     }
 
@@ -557,6 +567,10 @@ private:
             }
             if (h->tp_status & TP_STATUS_CSUM_VALID) {
                 o.csum = csum_state::good;
+            } else if (h->tp_status & TP_STATUS_CSUMNOTREADY) {
+                // Left for offload by a stack on this host (a veth peer): finish it, or
+                // the stack behind the TAP would see a wrong checksum.
+                o.csum = finish_rx_partial(dst, len);
             }
             b.set_offload(o);
             b.set_length(len);

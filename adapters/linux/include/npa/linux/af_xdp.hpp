@@ -18,6 +18,7 @@
 
 #include <npa/capabilities.hpp>
 #include <npa/concepts/plugin.hpp>
+#include <npa/linux/checksum.hpp>
 #include <npa/linux/detail.hpp>
 #include <npa/linux/umem.hpp>
 #include <npa/stats.hpp>
@@ -285,6 +286,18 @@ public:
                 ++qu.stats.tx_errors; // not one of the UMEM's chunks: stays with the caller
                 break;
             }
+            // No device finishes a checksum for an AF_XDP frame (the socket carries no
+            // metadata for it): done here, in the UMEM chunk itself.
+            // The request is cleared once done, so that a frame handed back unsent and
+            // sent again (a switch) is not summed twice.
+            if (offload_info o = b.offload(); o.flags & ol::tx_l4_csum) {
+                if (NPA_UNLIKELY(!finish_tx_csum(b.data(), b.length(), o))) {
+                    ++qu.stats.tx_errors;
+                    break;
+                }
+                o.flags &= ~ol::tx_l4_csum;
+                b.set_offload(o);
+            }
             xdp_desc* d = xsk_ring_prod__tx_desc(&qu.tx, idx + n);
             d->addr = b.iova();
             d->len = b.length();
@@ -347,7 +360,9 @@ public:
                 std::memmove(b.data(), umem_base_ + addr, len);
             }
             b.set_length(len);
-            b.set_offload(offload_info{});
+            offload_info o{};
+            o.csum = check_rx_csum(b.data(), len);
+            b.set_offload(o);
             out[n++] = b;
             ++qu.stats.rx_packets;
             qu.stats.rx_bytes += len;
@@ -418,7 +433,9 @@ public:
 
     [[nodiscard]] npa::capabilities capabilities() const noexcept {
         npa::capabilities c;
-        c.offloads = 0;
+        // TX checksums are finished in software in the UMEM chunk; RX checksums are
+        // checked in software (the ring reports nothing about them).
+        c.offloads = cap::tx_l4_csum | cap::rx_csum;
         c.max_queues = xdp_max_queues;
         c.min_ring_size = 32;
         c.max_ring_size = 4096;
@@ -597,9 +614,8 @@ private:
             return;
         }
         if (::sendto(xsk_socket__fd(qu.xsk), nullptr, 0, MSG_DONTWAIT, nullptr, 0) < 0) {
-            const int e = errno;
-            if (detail::is_link_gone(e)) {
-                health_.store(errc::removed, std::memory_order_relaxed);
+            if (const errc h = detail::link_health(errno); h != errc::ok) {
+                health_.store(h, std::memory_order_relaxed);
             }
         }
     }

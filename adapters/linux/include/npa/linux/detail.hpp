@@ -2,6 +2,7 @@
 #pragma once
 
 #include <npa/concepts/shell_api.hpp>
+#include <npa/status.hpp>
 
 #include <net/if.h>
 
@@ -39,9 +40,14 @@ inline bool copy_ifname(char (&dst)[IFNAMSIZ], const char* src) noexcept {
     return true;
 }
 
-/// errno values that mean the interface under a socket went away or down.
-[[nodiscard]] inline bool is_link_gone(int err) noexcept {
-    return err == ENXIO || err == ENODEV || err == ENETDOWN;
+/// What a socket's errno says about the interface under it: errc::removed when it went
+/// away (ENXIO, ENODEV), errc::device_error when it is down (ENETDOWN), errc::ok for
+/// anything else (a full queue, a signal: transient).
+[[nodiscard]] inline errc link_health(int err) noexcept {
+    if (err == ENXIO || err == ENODEV) {
+        return errc::removed;
+    }
+    return err == ENETDOWN ? errc::device_error : errc::ok;
 }
 
 } // namespace npa::lnx::detail

@@ -10,8 +10,11 @@
 // networking/tuntap.rst): one file descriptor per queue, and every frame preceded by a
 // virtio-net header (virtio spec 1.2, section 5.1.6 "struct virtio_net_hdr") carrying the
 // checksum and segmentation offload state, mapped here to npa::offload_info. Offloads are
-// only turned on (TUNSETOFFLOAD) when asked: the Linux plugins carry complete frames, so
-// by default the kernel finishes checksums and segments before the frame reaches us.
+// turned on (TUNSETOFFLOAD) as asked in tap_options: with TUN_F_CSUM the stack hands over
+// TCP/UDP frames with the checksum left to finish (the plugins finish it before the frame
+// leaves, npa/linux/checksum.hpp), and received frames whose checksum was checked reach
+// the stack marked DATA_VALID. Segmentation (TUN_F_TSO4/6) is not turned on by npa-linkd:
+// neither Linux plugin segments, so the kernel still does before the frame reaches us.
 //
 // MAC and MTU are read and set with the classic ioctls on the interface; changes made
 // with `ip link` are seen through rtnetlink (npa/linux/rtnetlink.hpp).
@@ -49,7 +52,7 @@ inline constexpr std::uint16_t tap_max_queues = 16;
 struct tap_options {
     std::uint16_t queues = 1;
     bool vnet_hdr = true;       ///< IFF_VNET_HDR: a virtio-net header with every frame
-    std::uint32_t offloads = 0; ///< TUN_F_* bits for TUNSETOFFLOAD (0: kernel finishes frames)
+    std::uint32_t offloads = 0; ///< TUN_F_* bits for TUNSETOFFLOAD (0: the kernel finishes frames)
 };
 
 // ---- virtio-net header <-> offload_info -------------------------------------------------
@@ -75,6 +78,19 @@ struct tap_options {
             (type == ETH_P_8021Q || type == ETH_P_8021AD) && h.csum_start >= 18 ? 18u : ETH_HLEN;
         o.l2_len = static_cast<std::uint8_t>(l2);
         o.l3_len = static_cast<std::uint8_t>(h.csum_start - l2);
+        // Which L4 checksum: l4_len says it (8 for UDP, the TCP header's length for TCP),
+        // as finish_tx_csum (npa/linux/checksum.hpp) reads it. Nothing else asks for it.
+        if (h.csum_offset == 6) {
+            o.l4_len = 8;
+        } else if (h.csum_offset == 16) {
+            const unsigned doff =
+                h.csum_start + 12u < frame_len
+                    ? (std::to_integer<unsigned>(frame[h.csum_start + 12]) >> 4) * 4
+                    : 0u;
+            o.l4_len = static_cast<std::uint8_t>(doff < 20 ? 20 : doff);
+        } else {
+            return false;
+        }
     }
     if (h.flags & VIRTIO_NET_HDR_F_DATA_VALID) {
         o.csum = csum_state::good;
