@@ -15,6 +15,8 @@
 
 #include <fmt/format.h>
 
+#include <string>
+
 namespace npa {
 
 /// Offload bits as a readable list: "tso,rx-csum".
@@ -96,8 +98,10 @@ struct fmt::formatter<npa::audit_report> : fmt::formatter<fmt::string_view> {
     auto format(const npa::audit_report& a, Ctx& ctx) const {
         return fmt::format_to(ctx.out(),
                               "{}: {} buffers = {} in pools + {} with the OS + {} backlogged + "
-                              "{} requeued + {} in plugins",
+                              "{} requeued + {} in plugins{}{}{}",
                               a.ok() ? "balanced" : "UNBALANCED", a.pool_size, a.in_pool, a.caller,
-                              a.backlog, a.requeue, a.in_plugins);
+                              a.backlog, a.requeue, a.in_plugins, a.leaked != 0 ? "; " : "",
+                              a.leaked != 0 ? fmt::to_string(a.leaked) : std::string{},
+                              a.leaked != 0 ? " leaked by detached plugins" : "");
     }
 };

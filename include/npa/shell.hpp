@@ -62,7 +62,11 @@ namespace npa {
 ///                                         mode: a switch needs every queue to run);
 ///   void on_wait() noexcept               called while switch_to() waits (a sim steps
 ///                                         its devices here);
-///   void log(log_level, const char*) noexcept.
+///   void log(log_level, const char*) noexcept;
+///   static constexpr std::uint32_t offloads   the cap:: bits the OS-facing side can carry
+///                                         (a front that cannot pass checksum state or
+///                                         VLAN tags to its stack leaves them out); all
+///                                         when absent.
 template <class Env>
 concept shell_env = requires { typename Env::pool_type; } &&
                     buffer_pool<typename Env::pool_type> && requires {
@@ -70,12 +74,16 @@ concept shell_env = requires { typename Env::pool_type; } &&
                     };
 
 enum class irq_mode : std::uint8_t {
-    poll,       ///< the caller polls (DPDK style)
-    interrupt,  ///< NAPI: napi_poll() re-arms the active plugin's interrupt when idle
+    poll,       ///< the caller polls (DPDK style); napi_poll() never arms an interrupt
+    interrupt,  ///< NAPI: napi_poll() re-arms the active plugin's interrupt when idle,
+                ///< on whichever path is active (a switch keeps the mode)
 };
 
 struct shell_config {
-    queue_config queues{};                 ///< queue pairs, ring sizes, MTU, moderation
+    /// Queue pairs, ring sizes, MTU, moderation. The MTU is the initial desired MTU
+    /// (set_mtu() changes it); `offloads` is ignored: each attach gets the offloads in
+    /// effect (requested_offloads AND what the shell supports).
+    queue_config queues{};
     std::uint32_t requested_offloads = cap::all;  ///< what the OS asks for
     switch_policy policy{};
     irq_mode mode = irq_mode::poll;
@@ -104,12 +112,16 @@ struct audit_report {
     std::int64_t caller = 0;       ///< held by the OS (allocated or received, not yet returned)
     std::uint64_t backlog = 0;     ///< waiting in TX backlogs
     std::uint64_t requeue = 0;     ///< returned unsent, waiting to be resent
-    std::int64_t in_plugins = 0;   ///< posted to or accepted by plugins
+    std::int64_t in_plugins = 0;   ///< posted to or accepted by plugins still attached
+    /// Buffers detached plugins kept: what a path was given minus what it handed back,
+    /// taken when it detached (a plugin that returned more than it got counts too). They
+    /// are nowhere the shell can reach, so a nonzero value also unbalances the sum.
+    std::uint64_t leaked = 0;
     [[nodiscard]] std::int64_t accounted() const noexcept {
         return static_cast<std::int64_t>(in_pool + backlog + requeue) + caller + in_plugins;
     }
     [[nodiscard]] bool ok() const noexcept {
-        return accounted() == static_cast<std::int64_t>(pool_size);
+        return leaked == 0 && accounted() == static_cast<std::int64_t>(pool_size);
     }
 };
 
@@ -198,6 +210,13 @@ public:
             apis_[i].sh_ = this;
             apis_[i].path_ = static_cast<std::uint8_t>(i);
         }
+        // The configured MTU is the first desired one: attach and replay agree on it.
+        const control_request mtu = control_request::make_mtu(cfg.queues.mtu);
+        if (!validate(mtu).ok()) {
+            init_error_ = {errc::invalid_argument, "shell: MTU must be 68..65535"};
+            return;
+        }
+        control_.apply(mtu);
     }
 
     ~shell() { stop(); }
@@ -304,7 +323,8 @@ public:
         queue_state& qs = queues_[q];
         std::uint16_t n = rx_burst(q, out);
         (void)poll(q);
-        if (n == out.size() || qs.tx_path == no_path || switching_now(qs)) {
+        if (n == out.size() || qs.tx_path == no_path || switching_now(qs) ||
+            cfg_.mode != irq_mode::interrupt) {
             return {n, false};
         }
         visit(qs.tx_path, [q](auto& p) { p.irq_arm(q); });
@@ -360,11 +380,16 @@ public:
                 return {errc::busy, "hysteresis: backing off after a failed switch"};
             }
         }
-        // 1. prepare: attach the new plugin (its RX rings get posted), then replay the
-        //    control state onto the new device as one batch.
-        status st = std::get<I>(plugins_).attach(apis_[I], dev, cfg_.queues);
+        // 1. prepare: attach the new plugin (its RX rings get posted) with the desired MTU
+        //    and the offloads the OS asked for and the shell supports (the plugin enables
+        //    those its device has), then replay the control state as one batch.
+        queue_config qc = cfg_.queues;
+        qc.mtu = control_.mtu();
+        qc.offloads = cfg_.requested_offloads & shell_offloads();
+        status st = std::get<I>(plugins_).attach(apis_[I], dev, qc);
         if (st.ok()) {
             attached_[I] = true;
+            enabled_[I] = qc.offloads & caps_of(I).offloads;
             st = replay_control(link);
             if (!st.ok()) {
                 detach_path(I);
@@ -398,9 +423,6 @@ public:
         pending_.reason = reason;
         pending_.requested_ns = now;
         pending_link_ = link;
-        // Device drop counters are read here only when the data path runs on this thread
-        // (plugin counters are not atomic).
-        rx_drop_base_ = cfg_.inline_switch ? rx_dropped_total() : 0;
         from_.store(active_, std::memory_order_relaxed);
         to_.store(static_cast<std::uint8_t>(I), std::memory_order_relaxed);
         phase_.store(phase_draining, std::memory_order_relaxed);
@@ -465,6 +487,7 @@ public:
             const errc h = health(active_);
             if (h != errc::ok) {
                 (void)fallback_(*this, h == errc::removed ? switch_reason::surprise_removal
+                                       : h == errc::reset ? switch_reason::reset
                                                           : switch_reason::device_error);
             }
         }
@@ -551,12 +574,26 @@ public:
 
     // ---- capabilities ----------------------------------------------------------------
 
-    /// Offloads in effect: requested AND shell AND the active plugin's device.
+    /// Offloads in effect: requested AND shell AND the active plugin and its device. The
+    /// active plugin was attached with exactly these (or, after request_offloads() took
+    /// some away, with more: see there).
     [[nodiscard]] std::uint32_t offloads() const noexcept { return offloads_; }
+    /// What the shell itself supports: what its Env's OS-facing side can carry
+    /// (Env::offloads), without RSS when there is a single queue to spread flows over.
+    [[nodiscard]] std::uint32_t shell_offloads() const noexcept {
+        std::uint32_t bits = cap::all;
+        if constexpr (requires { Env::offloads; }) {
+            bits &= static_cast<std::uint32_t>(Env::offloads);
+        }
+        return nq_ > 1 ? bits : bits & ~cap::rss;
+    }
     [[nodiscard]] capabilities active_capabilities() const noexcept {
         return active_ == no_path ? capabilities{} : caps_of(active_);
     }
-    /// Changes what the OS asks for; takes effect at once (recomputed against the path).
+    /// Changes what the OS asks for. Offloads are programmed when a path attaches: bits
+    /// taken away leave offloads() at once (the OS stops asking for them per packet; RX
+    /// features the device was set up with stay on until the next switch), bits added
+    /// take effect at the next switch.
     void request_offloads(std::uint32_t bits) noexcept {
         cfg_.requested_offloads = bits;
         recompute_caps(0);
@@ -603,6 +640,7 @@ public:
                 r.in_pool += qs.pool->available();
             }
             r.caller += qs.caller.load(std::memory_order_relaxed);
+            r.leaked += qs.leaked.load(std::memory_order_relaxed);
             r.backlog += qs.backlog.size();
             r.requeue += qs.requeue.size();
             for (std::size_t p = 0; p < path_count; ++p) {
@@ -616,24 +654,27 @@ private:
     enum : std::uint8_t { phase_idle, phase_draining, phase_released };
     enum : std::uint8_t { stage_none, stage_flipping, stage_acking };
 
-    /// Folds a plugin's counters into monotonic totals: a counter that goes backwards
-    /// (device reset, re-attach) is taken as restarted from zero.
+    /// Folds a plugin's counters into monotonic totals. A device resets all its counters
+    /// at once, so any counter going backwards (device reset, re-attach) means every
+    /// counter restarted from zero: what was last seen becomes history. A reset whose
+    /// counters have all climbed past their last observed values before the next
+    /// observation cannot be told from values alone; that window is the time between two
+    /// reads (each burst's stats read, each detach), and the counts in it are missed.
     struct stat_tracker {
         queue_stats base{};
         queue_stats last{};
 
         void observe(const queue_stats& cur) noexcept {
-            fold(cur.rx_packets, last.rx_packets, base.rx_packets);
-            fold(cur.rx_bytes, last.rx_bytes, base.rx_bytes);
-            fold(cur.tx_packets, last.tx_packets, base.tx_packets);
-            fold(cur.tx_bytes, last.tx_bytes, base.tx_bytes);
-            fold(cur.rx_no_buffer, last.rx_no_buffer, base.rx_no_buffer);
-            fold(cur.rx_dropped, last.rx_dropped, base.rx_dropped);
-            fold(cur.tx_ring_full, last.tx_ring_full, base.tx_ring_full);
-            fold(cur.tx_errors, last.tx_errors, base.tx_errors);
-            fold(cur.bad_completion, last.bad_completion, base.bad_completion);
-            fold(cur.irqs, last.irqs, base.irqs);
-            fold(cur.resets, last.resets, base.resets);
+            const bool restarted =
+                cur.rx_packets < last.rx_packets || cur.rx_bytes < last.rx_bytes ||
+                cur.tx_packets < last.tx_packets || cur.tx_bytes < last.tx_bytes ||
+                cur.rx_no_buffer < last.rx_no_buffer || cur.rx_dropped < last.rx_dropped ||
+                cur.tx_ring_full < last.tx_ring_full || cur.tx_errors < last.tx_errors ||
+                cur.bad_completion < last.bad_completion || cur.irqs < last.irqs ||
+                cur.resets < last.resets;
+            if (restarted) {
+                base += last;
+            }
             last = cur;
         }
         /// The device is going away: what it counted becomes history.
@@ -645,12 +686,6 @@ private:
             queue_stats t = base;
             t += last;
             return t;
-        }
-        static void fold(std::uint64_t cur, std::uint64_t& last, std::uint64_t& base) noexcept {
-            if (cur < last) {
-                base += last;
-                last = 0;
-            }
         }
     };
 
@@ -668,18 +703,23 @@ private:
         std::uint64_t held_at_start = 0;
         std::uint64_t requeued_at_start = 0;
         std::uint64_t lost_at_start = 0;
+        std::uint64_t rx_drops_at_start = 0;
         shell_queue_counters c{};
         pool_type* pool = nullptr;
         // Read by other threads.
         std::atomic<bool> fast{false};               ///< tx_burst may go straight to tx_path
         std::atomic<std::uint32_t> flipped_epoch{0};
         std::atomic<std::uint32_t> acked_epoch{0};
-        std::atomic<std::uint64_t> flip_ns{0};
+        /// When this queue's TX started going to the new path: its flip, or for a
+        /// holding flip the release that let the held TX out.
+        std::atomic<std::uint64_t> run_ns{0};
         // This queue's share of the last switch, published with acked_epoch.
         std::atomic<std::uint64_t> sw_held{0};
         std::atomic<std::uint64_t> sw_requeued{0};
         std::atomic<std::uint64_t> sw_lost{0};
+        std::atomic<std::uint64_t> sw_rx_dropped{0};
         std::atomic<std::int64_t> caller{0};
+        std::atomic<std::uint64_t> leaked{0};  ///< kept by detached plugins (audit)
         std::array<std::atomic<std::int64_t>, path_count> in_plugin{};
         mutable std::array<stat_tracker, path_count> stats{};
         index_ring<buffer_type, backlog_capacity> backlog;
@@ -786,6 +826,8 @@ private:
                 qs.held_at_start = qs.c.tx_backlogged;
                 qs.requeued_at_start = qs.c.tx_requeued;
                 qs.lost_at_start = qs.c.tx_lost;
+                // Device drop counters are the plugins' (not atomic): read on this thread.
+                qs.rx_drops_at_start = rx_drops(q);
                 qs.standby = to_.load(std::memory_order_relaxed);
                 qs.drain_deadline = Env::now_ns() + cfg_.policy.drain_timeout_ns;
                 qs.fast.store(false, std::memory_order_relaxed);
@@ -797,8 +839,13 @@ private:
                 // The old path is detached; whatever it could not confirm is in the
                 // requeue list and goes out first, then the backlog.
                 qs.old_path = no_path;
+                if (qs.hold) {
+                    qs.run_ns.store(Env::now_ns(), std::memory_order_relaxed);
+                }
                 qs.hold = false;
                 flush(qs, q);
+                qs.sw_rx_dropped.store(rx_drops(q) - qs.rx_drops_at_start,
+                                       std::memory_order_relaxed);
                 qs.sw_held.store(qs.c.tx_backlogged - qs.held_at_start, std::memory_order_relaxed);
                 qs.sw_requeued.store(qs.c.tx_requeued - qs.requeued_at_start,
                                      std::memory_order_relaxed);
@@ -831,7 +878,7 @@ private:
         if (!qs.hold) {
             flush(qs, q);
         }
-        qs.flip_ns.store(Env::now_ns(), std::memory_order_relaxed);
+        qs.run_ns.store(Env::now_ns(), std::memory_order_relaxed);
         qs.flipped_epoch.store(e, std::memory_order_release);
     }
 
@@ -911,13 +958,10 @@ private:
 
     void advance_switch() {
         if (stage_ == stage_flipping) {
-            std::uint64_t last_flip = 0;
             for (std::uint16_t q = 0; q < nq_; ++q) {
                 if (queues_[q].flipped_epoch.load(std::memory_order_acquire) != drain_epoch_) {
                     return;
                 }
-                const std::uint64_t f = queues_[q].flip_ns.load(std::memory_order_relaxed);
-                last_flip = f > last_flip ? f : last_flip;
             }
             // 4. release: every queue is on the new path; the old plugin hands back
             //    every buffer (unsent TX into each queue's requeue list).
@@ -928,8 +972,6 @@ private:
             active_ = pending_.to;
             link_ = pending_link_;
             last_switch_ns_ = Env::now_ns();
-            pending_.duration_ns = last_flip - pending_.requested_ns;
-            pending_.rx_dropped = cfg_.inline_switch ? rx_dropped_total() - rx_drop_base_ : 0;
             recompute_caps(pending_.seq);
             phase_.store(phase_released, std::memory_order_relaxed);
             release_epoch_ = epoch_.fetch_add(1, std::memory_order_release) + 1;
@@ -942,12 +984,17 @@ private:
                     return;
                 }
             }
+            std::uint64_t last_run = 0;
             for (std::uint16_t q = 0; q < nq_; ++q) {
                 const queue_state& qs = queues_[q];
                 pending_.held += qs.sw_held.load(std::memory_order_relaxed);
                 pending_.requeued += qs.sw_requeued.load(std::memory_order_relaxed);
                 pending_.tx_lost += qs.sw_lost.load(std::memory_order_relaxed);
+                pending_.rx_dropped += qs.sw_rx_dropped.load(std::memory_order_relaxed);
+                const std::uint64_t t = qs.run_ns.load(std::memory_order_relaxed);
+                last_run = t > last_run ? t : last_run;
             }
+            pending_.duration_ns = last_run - pending_.requested_ns;
             history_.push(pending_);
             phase_.store(phase_idle, std::memory_order_relaxed);
             stage_ = stage_none;
@@ -976,23 +1023,33 @@ private:
         }
         visit(p, [](auto& pl) { pl.detach(); });
         attached_[p] = false;
+        enabled_[p] = 0;
         for (std::uint16_t q = 0; q < nq_; ++q) {
-            queues_[q].stats[p].retire();
+            queue_state& qs = queues_[q];
+            qs.stats[p].retire();
+            // A detached plugin holds nothing: what it was given and did not hand back is
+            // leaked (or, negative, handed back twice). Counted, and the path starts at 0.
+            const std::int64_t kept = qs.in_plugin[p].load(std::memory_order_relaxed);
+            if (NPA_UNLIKELY(kept != 0)) {
+                qs.leaked.store(qs.leaked.load(std::memory_order_relaxed) +
+                                    static_cast<std::uint64_t>(kept < 0 ? -kept : kept),
+                                std::memory_order_relaxed);
+                qs.in_plugin[p].store(0, std::memory_order_relaxed);
+                log(log_level::error, "shell: a detached plugin did not return every buffer");
+            }
         }
     }
 
-    [[nodiscard]] std::uint64_t rx_dropped_total() const noexcept {
-        std::uint64_t n = 0;
-        for (std::uint16_t q = 0; q < nq_; ++q) {
-            const queue_stats s = queue_totals(q);
-            n += s.rx_dropped + s.rx_no_buffer;
-        }
-        return n;
+    /// RX drops the devices counted on queue q, over every path (the queue's thread).
+    [[nodiscard]] std::uint64_t rx_drops(std::uint16_t q) const noexcept {
+        const queue_stats s = queue_totals(q);
+        return s.rx_dropped + s.rx_no_buffer;
     }
 
     void recompute_caps(std::uint64_t seq) noexcept {
-        const std::uint32_t device = active_ == no_path ? 0u : caps_of(active_).offloads;
-        const std::uint32_t next = cfg_.requested_offloads & cap::all & device;
+        // enabled_ is what the active path was attached with AND what it has.
+        const std::uint32_t next =
+            active_ == no_path ? 0u : cfg_.requested_offloads & enabled_[active_];
         const std::uint32_t lost = offloads_ & ~next;
         // "Regained" only for bits this shell had before: the first path brings no news.
         const std::uint32_t gained = next & ~offloads_ & ever_had_;
@@ -1000,8 +1057,9 @@ private:
             const std::uint32_t m = 1u << bit;
             if ((lost & m) != 0) {
                 push_cap_event({seq, m, true, path_name(active_),
-                                (cfg_.requested_offloads & m) == 0
-                                    ? "no longer requested by the OS"
+                                (cfg_.requested_offloads & m) == 0 ? "no longer requested by the OS"
+                                : (shell_offloads() & m) == 0
+                                    ? "not supported by the shell"
                                     : "not supported by the active path's device"});
             } else if ((gained & m) != 0) {
                 push_cap_event({seq, m, false, path_name(active_), "supported again"});
@@ -1037,6 +1095,8 @@ private:
     std::array<api, path_count> apis_{};
     mutable plugins_tuple plugins_{};
     std::array<bool, path_count> attached_{};
+    /// Per path: the offloads it was attached with that it also has (control thread).
+    std::array<std::uint32_t, path_count> enabled_{};
 
     // Published to the queues: a new epoch means "look at phase_/to_".
     alignas(cache_line_size) std::atomic<std::uint32_t> epoch_{0};
@@ -1056,7 +1116,6 @@ private:
     switch_history history_{};
     std::uint64_t last_switch_ns_ = 0;
     std::uint64_t suppressed_ = 0;
-    std::uint64_t rx_drop_base_ = 0;
     std::array<std::uint64_t, path_count> backoff_ns_{};
     std::array<std::uint64_t, path_count> backoff_until_{};
     npa::control_state control_{};

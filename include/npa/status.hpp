@@ -14,15 +14,16 @@ namespace npa {
 
 enum class errc : std::uint8_t {
     ok = 0,
-    invalid_argument,   ///< the request is malformed (bad size, bad value)
-    not_supported,      ///< the device or plugin cannot do this
-    refused,            ///< policy said no (hypervisor / PF)
-    no_memory,          ///< a pool or ring could not supply what was needed
-    busy,               ///< try later (a switch is in progress, hysteresis hold-off)
-    device_error,       ///< the device misbehaved or reported an error
-    removed,            ///< the device is gone
-    timeout,            ///< the device or peer did not answer in time
-    bad_state,          ///< the operation is not valid in the current state
+    invalid_argument, ///< the request is malformed (bad size, bad value)
+    not_supported,    ///< the device or plugin cannot do this
+    refused,          ///< policy said no (hypervisor / PF)
+    no_memory,        ///< a pool or ring could not supply what was needed
+    busy,             ///< try later (a switch is in progress, hysteresis hold-off)
+    device_error,     ///< the device misbehaved or reported an error
+    removed,          ///< the device is gone
+    timeout,          ///< the device or peer did not answer in time
+    bad_state,        ///< the operation is not valid in the current state
+    reset,            ///< the device was reset under the driver (its rings are gone)
 };
 
 [[nodiscard]] constexpr const char* to_string(errc e) noexcept {
@@ -37,6 +38,7 @@ enum class errc : std::uint8_t {
     case errc::removed: return "device removed";
     case errc::timeout: return "timeout";
     case errc::bad_state: return "bad state";
+    case errc::reset: return "device reset";
     }
     return "unknown";
 }

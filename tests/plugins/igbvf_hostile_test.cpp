@@ -201,7 +201,7 @@ TEST_CASE("reset and removal: health() says so; detach returns confirmed TX comp
         b.rig.inject(pl);
         b.send(12);
         b.rig.step();
-        CHECK(b.p.health() == (remove ? errc::removed : errc::device_error));
+        CHECK(b.p.health() == (remove ? errc::removed : errc::reset));
         b.p.detach();
         CHECK(b.rig.api().tx_completed(0) == 5);
         CHECK(b.rig.api().unsent().size() == 7);

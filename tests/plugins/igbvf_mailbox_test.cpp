@@ -126,6 +126,31 @@ TEST_CASE("a batch is all or nothing: a refused request rolls back the ones befo
     CHECK(b.nic->pf().state(0).vlans.empty());
 }
 
+TEST_CASE("a rolled-back batch restores the multicast list the PF had before") {
+    bench b;
+    mac_addr assigned{};
+    REQUIRE(b.ctl.reset(assigned).ok());
+    control_request one;
+    one.op = control_op::set_mcast_list;
+    one.mcast_count = 1;
+    one.mcast[0] = {0x01, 0x00, 0x5e, 0, 0, 1};
+    REQUIRE(b.ctl.submit(one).ok());
+    REQUIRE(b.nic->pf().state(0).mcast_count == 1);
+    // A longer list is applied, then the MAC after it is refused: the list goes back.
+    control_request three = one;
+    three.mcast_count = 3;
+    three.mcast[1] = {0x01, 0x00, 0x5e, 0, 0, 2};
+    three.mcast[2] = {0x01, 0x00, 0x5e, 0, 0, 3};
+    const std::array<control_request, 2> batch{three, control_request::make_set_mac(foreign_mac)};
+    CHECK(b.ctl.submit_batch(batch).code() == errc::refused);
+    CHECK(b.nic->pf().state(0).mcast_count == 1);
+    CHECK(b.nic->pf().state(0).mac == vf_mac);
+    // And the channel's own record is the one before the batch: a second rollback of the
+    // same kind restores 1 again, not 3.
+    CHECK(b.ctl.submit_batch(batch).code() == errc::refused);
+    CHECK(b.nic->pf().state(0).mcast_count == 1);
+}
+
 TEST_CASE("a removed VF's mailbox reports removal, not a hang") {
     bench b;
     b.nic->vf(0).remove();

@@ -255,6 +255,82 @@ TEST_CASE("shell switches between the emulated path and the VF under traffic: ze
     CHECK(a.caller == 0);
 }
 
+TEST_CASE("offloads the shell asks for are programmed into the VF, and follow a migration") {
+    sim_world w;
+    REQUIRE(w.sh->start<0>(w.emu->window(), w.emu_link()).ok());
+    for (int i = 0; i < 10; ++i)
+        w.round(32, 16);
+    w.switch_under_traffic<1>(w.host_a->vf(0).window(), w.vf_a_link(), switch_reason::vf_arrived);
+    const std::uint32_t host_a = igbvf_limits{}.offloads;
+    CHECK(w.sh->plugin<1>().offloads() == host_a);
+    CHECK(w.sh->offloads() == host_a);
+    // One frame asking for a VLAN tag: the VF's device inserts it (a context descriptor
+    // with VLE), and the embedded switch, which gave this VF no VLAN 7, drops and counts it.
+    auto send_tagged = [&w] {
+        buffer_ref b{};
+        REQUIRE(w.sh->alloc(0, std::span(&b, 1)) == 1);
+        traffic_gen g(999, guest_mac, peer_mac);
+        b.set_length(g.build(std::span<std::byte>(b.data(), b.capacity())));
+        offload_info o{};
+        o.flags = ol::tx_vlan;
+        o.vlan_tci = 7;
+        b.set_offload(o);
+        REQUIRE(w.sh->tx_burst(0, std::span(&b, 1)) == 1);
+        for (int i = 0; i < 10; ++i)
+            w.round(0, 0);
+    };
+    const std::uint64_t v0 = w.host_a->switch_stats(0).vlan_violations;
+    send_tagged();
+    CHECK(w.host_a->switch_stats(0).vlan_violations == v0 + 1);
+    // Onto host B's VF (no checksum offloads): the plugin is attached without them.
+    w.switch_under_traffic<0>(w.emu->window(), w.emu_link(), switch_reason::migration);
+    w.switch_under_traffic<1>(w.host_b->vf(0).window(), w.vf_b_link(), switch_reason::vf_arrived);
+    CHECK(w.sh->plugin<1>().offloads() == (cap::vlan_insert | cap::vlan_strip));
+    CHECK(w.sh->offloads() == (cap::vlan_insert | cap::vlan_strip));
+    const std::uint64_t vb = w.host_b->switch_stats(0).vlan_violations;
+    send_tagged();
+    CHECK(w.host_b->switch_stats(0).vlan_violations == vb + 1);
+    w.settle();
+    w.check_guest_tx();
+    w.release_pending();
+    CHECK(w.sh->audit().ok());
+}
+
+TEST_CASE("a replay the VF's PF refuses half-way is undone there; the old path keeps running") {
+    sim_world w;
+    vf_policy pol;
+    pol.default_mac = guest_mac;
+    pol.allowed_vlans = {10};
+    w.host_a->pf().set_policy(0, pol);
+    REQUIRE(w.sh->start<0>(w.emu->window(), w.emu_link()).ok());
+    for (int i = 0; i < 10; ++i)
+        w.round(32, 16);
+    // The emulated path's hypervisor accepts all of it; the VF's PF allows VLAN 10 only.
+    const mac_addr group{0x01, 0x00, 0x5e, 0, 0, 9};
+    REQUIRE(w.sh->set_mcast_list(std::span(&group, 1)).ok());
+    REQUIRE(w.sh->add_vlan(10).ok());
+    REQUIRE(w.sh->add_vlan(77).ok());
+    const std::uint64_t m0 = w.vf_a_ctl->messages();
+    const status st =
+        w.sh->request_switch<1>(w.host_a->vf(0).window(), w.vf_a_link(), switch_reason::vf_arrived);
+    CHECK(st.code() == errc::refused);
+    // MTU, RX mode, the multicast list and VLAN 10 went through one message each before
+    // VLAN 77 was refused (5); the undo removed VLAN 10 and restored the empty list (2),
+    // and the PF is back where it was.
+    CHECK(w.vf_a_ctl->messages() - m0 == 7);
+    CHECK(w.host_a->pf().state(0).vlans.empty());
+    CHECK(w.host_a->pf().state(0).mcast_count == 0);
+    CHECK(w.sh->active_path() == 0);
+    CHECK(w.sh->history().recent(0).result == errc::refused);
+    CHECK(w.sh->desired_control().has_vlan(77)); // what the OS asked for is kept
+    for (int i = 0; i < 20; ++i)
+        w.round(32, 16);
+    w.settle();
+    w.check_guest_tx();
+    w.release_pending();
+    CHECK(w.sh->audit().ok());
+}
+
 TEST_CASE("VF reset while active: the shell falls back, nothing lost") {
     sim_world w;
     REQUIRE(w.sh->start<1>(w.host_a->vf(0).window(), w.vf_a_link()).ok());
@@ -267,7 +343,7 @@ TEST_CASE("VF reset while active: the shell falls back, nothing lost") {
         w.round(32, 16);
     }
     CHECK(w.sh->active_path() == 0);
-    CHECK(w.sh->history().recent(0).reason == switch_reason::device_error);
+    CHECK(w.sh->history().recent(0).reason == switch_reason::reset);
     w.settle();
     w.check_guest_tx();
     w.release_pending();

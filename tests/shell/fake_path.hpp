@@ -5,8 +5,9 @@
 
 #include <npa/npa.hpp>
 
-#include <cstdint>
+#include <algorithm>
 #include <atomic>
+#include <cstdint>
 #include <deque>
 #include <memory>
 #include <mutex>
@@ -25,9 +26,21 @@ struct fake_dev {
     bool fail_attach = false;
     bool complete_tx = true;  ///< false: TX stays in flight forever (stuck device)
     std::uint64_t completion_delay = 1;  ///< reaps before a TX completes
+    std::uint32_t leak_on_detach = 0;    ///< RX buffers a buggy plugin keeps when it detaches
+    bool drop_rx = false;                ///< every rx_burst, the device reports one drop
+
+    // What the driver programmed at attach, and what the device did with it.
+    std::uint32_t enabled = 0;            ///< offloads the plugin enabled on this device
+    std::uint32_t mtu = 0;                ///< the MTU it was attached with
+    std::uint64_t tx_csum_offloaded = 0;  ///< frames whose L4 checksum the device computed
+    std::uint64_t tx_vlan_inserted = 0;   ///< frames the device tagged
+    std::uint64_t tx_offload_ignored = 0; ///< frames asking for an offload not enabled
 
     // Per queue: what went out on the wire (sequence numbers), what waits to come in.
     std::vector<std::vector<std::uint64_t>> wire;
+    /// Optional: the far end every device's wire leads to (one switch port, one peer),
+    /// so the order across paths is what the peer saw.
+    std::vector<std::uint64_t>* far_end = nullptr;
     std::vector<std::deque<std::uint64_t>> inbox;
     std::mutex inbox_lock;  ///< the inbox may be fed from another thread
     std::atomic<bool> irq_armed[8] = {};
@@ -56,6 +69,8 @@ public:
         api_ = &api;
         dev_ = &dev;
         nq_ = qc.queues;
+        dev.enabled = qc.offloads & dev.offloads;
+        dev.mtu = qc.mtu;
         qs_.assign(nq_, queue{});
         for (std::uint16_t q = 0; q < nq_; ++q) {
             refill(q);
@@ -72,7 +87,8 @@ public:
             }
             api_->tx_complete(q, done);
             api_->tx_unsent(q, unsent);
-            api_->release_rx_buffers(q, s.posted);
+            const std::size_t keep = std::min<std::size_t>(dev_->leak_on_detach, s.posted.size());
+            api_->release_rx_buffers(q, std::span(s.posted).subspan(keep));
             s = queue{};
         }
         dev_ = nullptr;
@@ -99,6 +115,7 @@ public:
         if (dev_->health != npa::errc::ok) {
             return 0;
         }
+        s.st.rx_dropped += dev_->drop_rx ? 1 : 0;
         std::lock_guard g(dev_->inbox_lock);
         auto& in = dev_->inbox[q];
         while (n < out.size() && !in.empty() && !s.posted.empty()) {
@@ -126,6 +143,16 @@ public:
                 break;
             }
             dev_->wire[q].push_back(f.b.user());
+            if (dev_->far_end != nullptr) {
+                dev_->far_end->push_back(f.b.user());
+            }
+            const npa::offload_info ol = f.b.offload();
+            const bool csum = (ol.flags & npa::ol::tx_l4_csum) != 0;
+            const bool vlan = (ol.flags & npa::ol::tx_vlan) != 0;
+            dev_->tx_csum_offloaded += csum && (dev_->enabled & npa::cap::tx_l4_csum) != 0;
+            dev_->tx_vlan_inserted += vlan && (dev_->enabled & npa::cap::vlan_insert) != 0;
+            dev_->tx_offload_ignored += (csum && (dev_->enabled & npa::cap::tx_l4_csum) == 0) ||
+                                        (vlan && (dev_->enabled & npa::cap::vlan_insert) == 0);
             done.push_back(f.b);
             s.in_flight.pop_front();
             ++s.st.tx_packets;

@@ -41,12 +41,19 @@ struct rig {
     shell_t sh;
     std::uint64_t next_seq = 0;
     std::vector<std::uint64_t> received;
+    std::vector<std::uint64_t> far; ///< what the peer saw, from either device, in order
 
-    explicit rig(npa::shell_config cfg = default_cfg(), std::uint32_t nbufs = 1024)
-        : pool(std::move(*npa::fixed_pool<>::create({.count = nbufs, .buf_size = 256, .headroom = 0}))),
+    explicit rig(npa::shell_config cfg = default_cfg(), std::uint32_t nbufs = 1024,
+                 bool must_construct = true)
+        : pool(std::move(
+              *npa::fixed_pool<>::create({.count = nbufs, .buf_size = 256, .headroom = 0}))),
           pools{&pool}, sh(env, pools, cfg) {
         hv.allowed_macs = {mac_a};
-        REQUIRE(sh.init_status().ok());
+        emu.far_end = &far;
+        vf.far_end = &far;
+        if (must_construct) {
+            REQUIRE(sh.init_status().ok());
+        }
     }
     static npa::shell_config default_cfg() {
         npa::shell_config c;
@@ -56,11 +63,17 @@ struct rig {
     }
     auto link() { return npa::control_link::to(hv); }
 
-    /// Sends n sequenced packets; returns how many the shell took.
-    std::uint32_t send(std::uint32_t n) {
+    /// Sends n sequenced packets (asking for the offloads in `ol`); returns how many
+    /// the shell took.
+    std::uint32_t send(std::uint32_t n, std::uint32_t ol = 0) {
         std::vector<npa::buffer_ref> b(n);
         const std::uint32_t got = sh.alloc(0, b);
-        for (std::uint32_t i = 0; i < got; ++i) b[i].set_user(next_seq++);
+        for (std::uint32_t i = 0; i < got; ++i) {
+            b[i].set_user(next_seq++);
+            npa::offload_info o{};
+            o.flags = ol;
+            b[i].set_offload(o);
+        }
         const std::uint16_t k = sh.tx_burst(0, std::span(b.data(), got));
         // What the shell did not take stays ours: take back the sequence numbers.
         next_seq -= got - k;
@@ -165,25 +178,63 @@ TEST_CASE("switch under bidirectional traffic: no TX loss, no reordering, RX del
     CHECK(r.sh.audit().ok());
 }
 
-TEST_CASE("10,000 consecutive switches: zero TX loss, zero reordering, audit after each") {
+TEST_CASE("10,000 consecutive switches both ways: zero loss, zero reordering across paths, audit "
+          "after each") {
     rig r;
     REQUIRE(r.sh.start<0>(r.emu, r.link()).ok());
     r.emu.completion_delay = 2;
     r.vf.completion_delay = 2;
+    std::uint64_t rx_seq = 0;
+    fake_dev* rx_dev = &r.emu; // where the (embedded) switch sends the guest's traffic
+    std::size_t far_checked = 0, rx_checked = 0;
     for (int i = 0; i < 10'000; ++i) {
         (void)r.send(3);
-        npa::status st = (i % 2 == 0)
-            ? r.sh.switch_to<1>(r.vf, r.link(), npa::switch_reason::vf_arrived)
-            : r.sh.switch_to<0>(r.emu, r.link(), npa::switch_reason::vf_leaving);
+        rx_dev->inject(0, rx_seq++);
+        const bool to_vf = i % 2 == 0;
+        const npa::status st =
+            to_vf ? r.sh.request_switch<1>(r.vf, r.link(), npa::switch_reason::vf_arrived)
+                  : r.sh.request_switch<0>(r.emu, r.link(), npa::switch_reason::vf_leaving);
         REQUIRE(st.ok());
+        // Prepared: new RX arrives on the new device; the old one still holds older RX.
+        rx_dev = to_vf ? &r.vf : &r.emu;
+        while (r.sh.switching()) {
+            test_env::clock += 500;
+            (void)r.send(1);
+            rx_dev->inject(0, rx_seq++);
+            (void)r.receive();
+            pump(r, 1);
+            (void)r.sh.service();
+        }
         (void)r.send(2);
+        (void)r.receive();
+        pump(r, 1);
         REQUIRE(r.sh.audit().ok());
+        // The peer saw 0, 1, 2 ... from whichever device carried them, and the guest
+        // received the peer's 0, 1, 2 ...: nothing lost, nothing out of order, at any
+        // point, across every switch so far.
+        for (; far_checked < r.far.size(); ++far_checked) {
+            if (r.far[far_checked] != far_checked) {
+                FAIL("switch " << i << ": peer saw " << r.far[far_checked] << " at "
+                               << far_checked);
+            }
+        }
+        for (; rx_checked < r.received.size(); ++rx_checked) {
+            if (r.received[rx_checked] != rx_checked) {
+                FAIL("switch " << i << ": guest received " << r.received[rx_checked] << " at "
+                               << rx_checked);
+            }
+        }
     }
     pump(r, 8);
+    for (int i = 0; i < 4; ++i)
+        (void)r.receive();
     check_tx(r);
+    check_sequence(r.far, r.next_seq);
+    check_sequence(r.received, rx_seq);
     CHECK(r.sh.history().switches() == 10'001);
     CHECK(r.sh.history().total_tx_lost() == 0);
     CHECK(r.sh.history().max_duration_ns() > 0);
+    CHECK(r.sh.audit().leaked == 0);
 }
 
 TEST_CASE("a failed prepare keeps the old path and says why; back-off follows") {
@@ -293,27 +344,168 @@ TEST_CASE("capabilities: the intersection, with what was lost and why") {
     cfg.requested_offloads = npa::cap::tso | npa::cap::rx_csum | npa::cap::rss;
     rig r(cfg);
     r.emu.offloads = npa::cap::tso | npa::cap::rx_csum | npa::cap::rss | npa::cap::lro;
-    r.vf.offloads = npa::cap::rx_csum;
+    r.vf.offloads = npa::cap::rx_csum | npa::cap::rss;
+    // One queue: the shell has nothing to spread flows over, so RSS is not its to offer.
+    CHECK((r.sh.shell_offloads() & npa::cap::rss) == 0);
     REQUIRE(r.sh.start<0>(r.emu, r.link()).ok());
-    CHECK(r.sh.offloads() == (npa::cap::tso | npa::cap::rx_csum | npa::cap::rss));
+    CHECK(r.sh.offloads() == (npa::cap::tso | npa::cap::rx_csum));
+    CHECK(r.emu.enabled == (npa::cap::tso | npa::cap::rx_csum)); // what the plugin was told
     CHECK(r.sh.capability_event_count() == 0);
     REQUIRE(r.sh.switch_to<1>(r.vf, r.link(), npa::switch_reason::vf_arrived).ok());
     CHECK(r.sh.offloads() == npa::cap::rx_csum);
-    REQUIRE(r.sh.capability_event_count() == 2);
-    bool tso_lost = false;
-    for (std::uint32_t i = 0; i < 2; ++i) {
-        const auto& ev = r.sh.capability_event_at(i);
-        CHECK(ev.lost);
-        CHECK(std::string_view(ev.why) == "not supported by the active path's device");
-        tso_lost |= ev.bit == npa::cap::tso;
-    }
-    CHECK(tso_lost);
-    CHECK(r.sh.history().recent(0).caps_lost == (npa::cap::tso | npa::cap::rss));
+    CHECK(r.vf.enabled == npa::cap::rx_csum);
+    REQUIRE(r.sh.capability_event_count() == 1);
+    const auto& ev = r.sh.capability_event_at(0);
+    CHECK(ev.lost);
+    CHECK(ev.bit == npa::cap::tso);
+    CHECK(std::string_view(ev.why) == "not supported by the active path's device");
+    CHECK(r.sh.history().recent(0).caps_lost == npa::cap::tso);
     REQUIRE(r.sh.switch_to<0>(r.emu, r.link(), npa::switch_reason::vf_leaving).ok());
-    CHECK(r.sh.offloads() == (npa::cap::tso | npa::cap::rx_csum | npa::cap::rss));
+    CHECK(r.sh.offloads() == (npa::cap::tso | npa::cap::rx_csum));
     CHECK(r.sh.capability_event_at(0).lost == false);
     CHECK(std::string_view(r.sh.capability_event_at(0).why) == "supported again");
-    CHECK(r.sh.history().recent(0).caps_gained == (npa::cap::tso | npa::cap::rss));
+    CHECK(r.sh.history().recent(0).caps_gained == npa::cap::tso);
+    // The OS stops asking for rx-csum: gone at once, with that reason.
+    r.sh.request_offloads(npa::cap::tso);
+    CHECK(r.sh.offloads() == npa::cap::tso);
+    CHECK(std::string_view(r.sh.capability_event_at(0).why) == "no longer requested by the OS");
+}
+
+namespace {
+/// An OS-facing side that cannot carry VLAN tags or checksum state to its stack.
+struct plain_env : test_env {
+    static constexpr std::uint32_t offloads = npa::cap::tso | npa::cap::tx_l4_csum;
+};
+} // namespace
+
+TEST_CASE("capabilities: what the shell's environment cannot carry is never enabled") {
+    plain_env env;
+    auto pool =
+        std::move(*npa::fixed_pool<>::create({.count = 256, .buf_size = 256, .headroom = 0}));
+    npa::fixed_pool<>* pools[] = {&pool};
+    npa::shell<plain_env, fake_plugin, fake_plugin> sh(env, pools, rig::default_cfg());
+    REQUIRE(sh.init_status().ok());
+    CHECK(sh.shell_offloads() == (npa::cap::tso | npa::cap::tx_l4_csum));
+    fake_dev emu, vf;
+    vf.offloads = npa::cap::tso;
+    fake_authority hv;
+    hv.allowed_macs = {mac_a};
+    REQUIRE(sh.start<0>(emu, npa::control_link::to(hv)).ok());
+    CHECK(emu.enabled == (npa::cap::tso | npa::cap::tx_l4_csum)); // not vlan, not rx-csum
+    CHECK(sh.offloads() == emu.enabled);
+    REQUIRE(sh.switch_to<1>(vf, npa::control_link::to(hv), npa::switch_reason::vf_arrived).ok());
+    CHECK(vf.enabled == npa::cap::tso);
+    REQUIRE(sh.capability_event_count() == 1);
+    CHECK(sh.capability_event_at(0).bit == npa::cap::tx_l4_csum);
+    CHECK(std::string_view(sh.capability_event_at(0).why) ==
+          "not supported by the active path's device");
+    sh.request_offloads(npa::cap::all); // asking for more than the shell can carry
+    CHECK(sh.offloads() == npa::cap::tso);
+    REQUIRE(sh.switch_to<0>(emu, npa::control_link::to(hv), npa::switch_reason::vf_leaving).ok());
+    CHECK(emu.enabled == (npa::cap::tso | npa::cap::tx_l4_csum));
+}
+
+TEST_CASE("offloads reach the device of every new path, and a lost one is turned off there") {
+    rig r;
+    r.emu.offloads = npa::cap::all & ~(npa::cap::tx_l4_csum | npa::cap::vlan_insert);
+    r.vf.offloads = npa::cap::all;
+    REQUIRE(r.sh.start<0>(r.emu, r.link()).ok());
+    const std::uint32_t ask = npa::ol::tx_l4_csum | npa::ol::tx_vlan;
+    CHECK(r.send(10, ask) == 10);
+    pump(r, 4);
+    CHECK(r.emu.tx_offload_ignored == 10); // the emulated path has neither
+    // The VF has both: after the switch its device computes checksums and inserts tags.
+    REQUIRE(r.sh.switch_to<1>(r.vf, r.link(), npa::switch_reason::vf_arrived).ok());
+    CHECK((r.vf.enabled & (npa::cap::tx_l4_csum | npa::cap::vlan_insert)) ==
+          (npa::cap::tx_l4_csum | npa::cap::vlan_insert));
+    CHECK((r.sh.offloads() & npa::cap::tx_l4_csum) != 0);
+    CHECK(r.send(20, ask) == 20);
+    pump(r, 4);
+    CHECK(r.vf.tx_csum_offloaded == 20);
+    CHECK(r.vf.tx_vlan_inserted == 20);
+    CHECK(r.vf.tx_offload_ignored == 0);
+    // Back on the emulated path: both are lost, reported, and off on that device.
+    REQUIRE(r.sh.switch_to<0>(r.emu, r.link(), npa::switch_reason::vf_leaving).ok());
+    CHECK((r.sh.offloads() & (npa::cap::tx_l4_csum | npa::cap::vlan_insert)) == 0);
+    CHECK(r.sh.history().recent(0).caps_lost == (npa::cap::tx_l4_csum | npa::cap::vlan_insert));
+    CHECK((r.emu.enabled & (npa::cap::tx_l4_csum | npa::cap::vlan_insert)) == 0);
+    CHECK(r.send(5, ask) == 5);
+    pump(r, 4);
+    CHECK(r.emu.tx_offload_ignored == 15);
+    CHECK(r.emu.tx_csum_offloaded == 0);
+    check_tx(r);
+}
+
+TEST_CASE("the MTU the authority accepted is the one the next path attaches with") {
+    rig r;
+    REQUIRE(r.sh.start<0>(r.emu, r.link()).ok());
+    CHECK(r.emu.mtu == 1500);
+    REQUIRE(r.sh.set_mtu(9000).ok());
+    REQUIRE(r.sh.switch_to<1>(r.vf, r.link(), npa::switch_reason::vf_arrived).ok());
+    CHECK(r.vf.mtu == 9000);
+    // A refused MTU never reaches a device.
+    CHECK(r.sh.set_mtu(9001).code() == npa::errc::refused);
+    REQUIRE(r.sh.switch_to<0>(r.emu, r.link(), npa::switch_reason::vf_leaving).ok());
+    CHECK(r.emu.mtu == 9000);
+    // The configured MTU is the first desired one.
+    auto cfg = rig::default_cfg();
+    cfg.queues.mtu = 4000;
+    rig j(cfg);
+    CHECK(j.sh.desired_control().mtu() == 4000);
+    REQUIRE(j.sh.start<0>(j.emu, j.link()).ok());
+    CHECK(j.emu.mtu == 4000);
+    cfg.queues.mtu = 20;
+    rig bad(cfg, 16, false);
+    CHECK(bad.sh.init_status().code() == npa::errc::invalid_argument);
+}
+
+TEST_CASE("a plugin that keeps buffers when it detaches fails the audit") {
+    rig r;
+    REQUIRE(r.sh.start<0>(r.emu, r.link()).ok());
+    REQUIRE(r.sh.switch_to<1>(r.vf, r.link(), npa::switch_reason::vf_arrived).ok());
+    CHECK(r.sh.audit().ok());
+    CHECK(r.send(8) == 8);
+    r.vf.leak_on_detach = 3; // the VF's plugin forgets three posted RX buffers
+    REQUIRE(r.sh.switch_to<0>(r.emu, r.link(), npa::switch_reason::vf_leaving).ok());
+    pump(r, 4);
+    const npa::audit_report a = r.sh.audit();
+    CHECK_FALSE(a.ok());
+    CHECK(a.leaked == 3);
+    CHECK(a.accounted() == static_cast<std::int64_t>(a.pool_size) - 3);
+    CHECK(fmt::format("{}", a).find("UNBALANCED") == 0);
+    CHECK(fmt::format("{}", a).find("3 leaked by detached plugins") != std::string::npos);
+    check_tx(r);
+}
+
+TEST_CASE("a device reset is its own trigger: the shell falls back with reason reset") {
+    rig r;
+    REQUIRE(r.sh.start<1>(r.vf, r.link()).ok());
+    r.sh.set_fallback<0>(r.emu, r.link());
+    CHECK(r.send(6) == 6);
+    r.vf.health = npa::errc::reset;
+    r.vf.complete_tx = false; // the reset took the rings: nothing more completes
+    CHECK(r.sh.service());
+    for (int i = 0; i < 50 && r.sh.switching(); ++i) {
+        pump(r, 1);
+        test_env::clock += 1'000'000;
+        (void)r.sh.service();
+    }
+    CHECK(r.sh.active_path() == 0);
+    CHECK(r.sh.history().recent(0).reason == npa::switch_reason::reset);
+    CHECK(r.sh.history().recent(0).tx_lost == 0);
+    pump(r, 8);
+    check_sequence(r.far, r.next_seq);
+    CHECK(r.sh.audit().ok());
+    // A failure that is neither reset nor removal stays a device error.
+    r.vf.health = npa::errc::ok;
+    r.vf.complete_tx = true;
+    test_env::clock += 10'000'000'000;
+    REQUIRE(r.sh.switch_to<1>(r.vf, r.link(), npa::switch_reason::vf_arrived).ok());
+    r.vf.health = npa::errc::device_error;
+    (void)r.sh.service();
+    while (r.sh.service())
+        pump(r, 1);
+    CHECK(r.sh.history().recent(0).reason == npa::switch_reason::device_error);
 }
 
 TEST_CASE("surprise removal mid-burst: unsent TX comes back and goes out on the fallback, in order") {
@@ -422,9 +614,41 @@ TEST_CASE("interrupt mode: NAPI re-arms only when a poll did less than its budge
     r.sh.free(0, std::span<const npa::buffer_ref>(b, 2));
     // A switch disarms the old path; the next idle poll arms the new one.
     REQUIRE(r.sh.switch_to<1>(r.vf, r.link(), npa::switch_reason::vf_arrived).ok());
+    CHECK_FALSE(r.emu.irq_armed[0].load());
     res = r.sh.napi_poll(0, b);
     CHECK(res.rearmed);
     CHECK(r.sh.plugin<1>().armed(0));
+    // Still interrupt mode on the new path: a packet on the VF raises its interrupt
+    // (the wake-up), the poll takes it and, idle again, re-arms.
+    r.vf.inject(0, 7);
+    CHECK(r.vf.raise(0));
+    res = r.sh.napi_poll(0, b);
+    CHECK(res.received == 1);
+    CHECK(res.rearmed);
+    CHECK(r.vf.irq_armed[0].load());
+    r.sh.free(0, std::span<const npa::buffer_ref>(b, 1));
+    // And back, with the old path's interrupt off and the emulated one's on.
+    REQUIRE(r.sh.switch_to<0>(r.emu, r.link(), npa::switch_reason::vf_leaving).ok());
+    res = r.sh.napi_poll(0, b);
+    CHECK(res.rearmed);
+    CHECK(r.emu.irq_armed[0].load());
+    CHECK_FALSE(r.vf.irq_armed[0].load());
+}
+
+TEST_CASE("polling mode: napi_poll never arms an interrupt, on any path") {
+    rig r; // irq_mode::poll
+    REQUIRE(r.sh.start<0>(r.emu, r.link()).ok());
+    npa::buffer_ref b[4];
+    r.emu.inject(0, 1);
+    auto res = r.sh.napi_poll(0, b);
+    CHECK(res.received == 1);
+    CHECK_FALSE(res.rearmed);
+    CHECK_FALSE(r.emu.irq_armed[0].load());
+    r.sh.free(0, std::span<const npa::buffer_ref>(b, 1));
+    REQUIRE(r.sh.switch_to<1>(r.vf, r.link(), npa::switch_reason::vf_arrived).ok());
+    res = r.sh.napi_poll(0, b);
+    CHECK_FALSE(res.rearmed);
+    CHECK_FALSE(r.vf.irq_armed[0].load());
 }
 
 TEST_CASE("bad construction is reported, not fatal") {
@@ -446,7 +670,8 @@ TEST_CASE("telemetry prints with fmt") {
     const std::string line = fmt::format("{}", r.sh.history().recent(0));
     CHECK(line.find("#2 0 -> 1 (vf-arrived): ") == 0);
     CHECK(line.find("tx lost 0") != std::string::npos);
-    CHECK(line.find("lost [tx-ip-csum,tx-l4-csum,tso,vlan-insert,vlan-strip,rss,lro,vlan-filter]") !=
+    // RSS was never in effect: one queue.
+    CHECK(line.find("lost [tx-ip-csum,tx-l4-csum,tso,vlan-insert,vlan-strip,lro,vlan-filter]") !=
           std::string::npos);
     r.vf.fail_attach = true;
     REQUIRE(r.sh.switch_to<0>(r.emu, r.link(), npa::switch_reason::vf_leaving).ok());

@@ -23,9 +23,10 @@
 //       real device may move the head before its write-back lands): the buffer goes
 //       back, counted as a TX error. A DD ahead of the head just waits: the head move
 //       may still be on its way.
-//   health(): STATUS reading all ones is a removed function; a queue whose ENABLE bit
-//       the driver did not clear is a reset behind our back; any bad completion means
-//       the device is not trusted again, so the shell switches away.
+//   health(): STATUS reading all ones is a removed function (removed); a queue whose
+//       ENABLE bit the driver did not clear is a reset behind our back (reset); any bad
+//       completion means the device is not trusted again (device_error), so the shell
+//       switches away.
 #pragma once
 
 #include <npa/buffer/packet_buffer.hpp>
@@ -353,15 +354,21 @@ public:
         if (dev_->read(igbvf_reg::status) == igbvf::reg_removed) {
             return errc::removed;
         }
+        // The driver enabled every queue at attach; only a function-level reset clears
+        // ENABLE while the registers still answer (82576 datasheet 4.2.1.2.2: a VF reset
+        // returns the queue registers to their defaults). Checked first: the cleared
+        // head and tail registers also look like bad completions, and the reset explains them.
         for (std::uint16_t i = 0; i < nq_; ++i) {
             if ((dev_->read(igbvf_reg::txdctl, i) & igbvf::txdctl_enable) == 0 ||
-                (dev_->read(igbvf_reg::rxdctl, i) & igbvf::rxdctl_enable) == 0 ||
-                distrusted_.load(std::memory_order_relaxed)) {
-                return errc::device_error;
+                (dev_->read(igbvf_reg::rxdctl, i) & igbvf::rxdctl_enable) == 0) {
+                return errc::reset;
             }
         }
-        return errc::ok;
+        return distrusted_.load(std::memory_order_relaxed) ? errc::device_error : errc::ok;
     }
+
+    /// The offloads enabled at attach: what the shell asked for that this VF has.
+    [[nodiscard]] std::uint32_t offloads() const noexcept { return offloads_; }
 
     /// Descriptors of each ring in use after fitting (tests, telemetry).
     [[nodiscard]] std::uint32_t tx_ring_size(std::uint16_t qi) const noexcept { return q_[qi].tx_size; }

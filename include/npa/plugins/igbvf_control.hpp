@@ -89,6 +89,20 @@ private:
         mac_addr mac{};
         std::uint32_t mtu = 1500;
         std::uint32_t mode = rx_mode::unicast | rx_mode::broadcast | rx_mode::multicast;
+        std::uint32_t mcast_count = 0; ///< the multicast list last accepted (empty at reset)
+        std::array<mac_addr, max_mcast_addrs> mcast{};
+
+        [[nodiscard]] bool same_mcast(const known& o) const noexcept {
+            if (mcast_count != o.mcast_count) {
+                return false;
+            }
+            for (std::uint32_t i = 0; i < mcast_count; ++i) {
+                if (mcast[i] != o.mcast[i]) {
+                    return false;
+                }
+            }
+            return true;
+        }
     };
 
     static void pack_mac(const mac_addr& m, std::array<std::uint32_t, igbvf::mbx::size>& msg) noexcept {
@@ -156,10 +170,14 @@ private:
         if (r.op == control_op::set_mac) state_.mac = r.mac;
         if (r.op == control_op::set_mtu) state_.mtu = r.mtu;
         if (r.op == control_op::set_rx_mode) state_.mode = r.mode;
+        if (r.op == control_op::set_mcast_list) {
+            state_.mcast_count = r.mcast_count;
+            state_.mcast = r.mcast;
+        }
     }
 
     // Undo what `done` applied: VLANs added are removed (and removed ones re-added), the
-    // MAC, MTU and RX mode go back to what they were. Best effort: a failing undo is
+    // MAC, MTU, RX mode and multicast list go back to what they were. Best effort: a failing undo is
     // reported by the PF's own state, nothing more can be done from here.
     void rollback(const known& before, const known& after, std::span<const control_request> done) {
         for (std::size_t i = done.size(); i-- > 0;) {
@@ -171,6 +189,13 @@ private:
         if (before.mac != after.mac) (void)send_quiet(control_request::make_set_mac(before.mac));
         if (before.mtu != after.mtu) (void)send_quiet(control_request::make_mtu(before.mtu));
         if (before.mode != after.mode) (void)send_quiet(control_request::make_rx_mode(before.mode));
+        if (!before.same_mcast(after)) {
+            control_request m;
+            m.op = control_op::set_mcast_list;
+            m.mcast_count = before.mcast_count;
+            m.mcast = before.mcast;
+            (void)send_quiet(m);
+        }
     }
     status send_quiet(const control_request& r) {
         std::array<std::uint32_t, igbvf::mbx::size> msg{}, reply{};

@@ -149,11 +149,14 @@ private:
                            "vmxnet3: the hypervisor refused the multicast list");
         }
         case control_op::set_mtu:
-            // The MTU is read by the device at ACTIVATE_DEV (Vmxnet3_MiscConf::mtu); the
-            // plugin writes the one it attaches with. Here only the range is checked.
+            // The device reads Vmxnet3_MiscConf::mtu at ACTIVATE_DEV (Linux vmxnet3 changes
+            // the MTU by quiescing and activating again). It is written here so the shared
+            // area says what the guest asked; it takes effect at the next activation,
+            // which the shell does with the same MTU when it attaches the plugin.
             if (r.mtu < vmxnet3::MIN_MTU || r.mtu > vmxnet3::MAX_MTU) {
                 return {errc::invalid_argument, "vmxnet3: MTU outside 60..9000"};
             }
+            port_.misc().mtu = r.mtu;
             return status::success();
         case control_op::set_rss:
             // RSS is steered by the plugin's feature request (UPT1_F_RSS); a custom key or
