@@ -89,7 +89,7 @@ TEST_CASE("ping and iperf3 through the TAP over AF_XDP, then over AF_PACKET") {
     const auto [xrc, stats] = d.ctl("--json stats");
     CHECK(xrc == 0);
     CHECK(stats.find("\"lost\":0") != std::string::npos);
-    CHECK(stats.find("\"audit_ok\":true") != std::string::npos);
+    CHECK_MESSAGE(stats.find("\"audit_ok\":true") != std::string::npos, stats);
 }
 
 TEST_CASE("100 switches during an iperf3 run and a fast ping: no ping lost, TCP completes") {
@@ -287,7 +287,7 @@ TEST_CASE("two TAP queues over two-queue lowers: ping, iperf3 with 16 flows, a s
     CHECK_MESSAGE(npa_test::json_number(stats, "rx_delivered", q) > 0, stats);
     CHECK_MESSAGE(npa_test::json_number(stats, "rx_delivered", q1) > 0, stats);
     CHECK(stats.find("\"lost\":0") != std::string::npos);
-    CHECK(stats.find("\"audit_ok\":true") != std::string::npos);
+    CHECK_MESSAGE(stats.find("\"audit_ok\":true") != std::string::npos, stats);
 }
 
 TEST_CASE("MAC, MTU and VLAN changes on the TAP are applied or refused by policy") {

@@ -868,7 +868,12 @@ std::string linkd::render_stats(bool text) {
          ",\"tx_requeued\":" + std::to_string(c.tx_requeued) +
          ",\"tx_lost\":" + std::to_string(c.tx_lost) +
          ",\"rx_delivered\":" + std::to_string(c.rx_delivered) +
-         ",\"audit_ok\":" + (a.ok() ? "true" : "false") + ",\"queues\":[" + per_queue + "]}";
+         ",\"audit_ok\":" + (a.ok() ? "true" : "false") +
+         ",\"audit\":{\"pool_size\":" + std::to_string(a.pool_size) +
+         ",\"in_pool\":" + std::to_string(a.in_pool) + ",\"caller\":" + std::to_string(a.caller) +
+         ",\"backlog\":" + std::to_string(a.backlog) + ",\"requeue\":" + std::to_string(a.requeue) +
+         ",\"in_plugins\":" + std::to_string(a.in_plugins) +
+         ",\"leaked\":" + std::to_string(a.leaked) + "},\"queues\":[" + per_queue + "]}";
     // Mean and median duration over the recent records the shell keeps.
     std::vector<std::uint64_t> recent;
     for (std::uint32_t i = 0; i < h.size(); ++i) {

@@ -590,6 +590,7 @@ private:
                 }
                 chunk_buf_[c] = bufs[i];
                 chunk_state_[c] = state_fill;
+                chunk_q_[c] = q; // it comes back on this queue's RX ring, or at detach
                 *xsk_ring_prod__fill_addr(qu.fq, idx + posted) = std::uint64_t{c} * umem_chunk_size;
                 ++posted;
             }
@@ -622,21 +623,24 @@ private:
 
     // After the sockets are closed: every chunk still held goes back to the shell.
     void hand_back_held() noexcept {
-        // RX buffers (fill ring or unread RX ring): back to the shell's pool.
+        // RX buffers (fill ring or unread RX ring): back to the shell's pool, through the
+        // queue that posted them (the shell audits what each queue's path holds).
         std::array<buffer_type, xdp_batch> rx{};
-        std::uint32_t nr = 0;
-        for (std::uint32_t c = 0; c < nchunks_; ++c) {
-            if (chunk_state_[c] == state_fill) {
-                rx[nr++] = chunk_buf_[c];
-                chunk_state_[c] = state_none;
-                if (nr == rx.size()) {
-                    api_->release_rx_buffers(0, std::span<const buffer_type>(rx.data(), nr));
-                    nr = 0;
+        for (std::uint16_t q = 0; q < nqueues_; ++q) {
+            std::uint32_t nr = 0;
+            for (std::uint32_t c = 0; c < nchunks_; ++c) {
+                if (chunk_state_[c] == state_fill && chunk_q_[c] == q) {
+                    rx[nr++] = chunk_buf_[c];
+                    chunk_state_[c] = state_none;
+                    if (nr == rx.size()) {
+                        api_->release_rx_buffers(q, std::span<const buffer_type>(rx.data(), nr));
+                        nr = 0;
+                    }
                 }
             }
-        }
-        if (nr != 0) {
-            api_->release_rx_buffers(0, std::span<const buffer_type>(rx.data(), nr));
+            if (nr != 0) {
+                api_->release_rx_buffers(q, std::span<const buffer_type>(rx.data(), nr));
+            }
         }
         // TX the kernel never confirmed: oldest first, so the next path sends them in the
         // order the shell gave them, queue by queue.
