@@ -274,4 +274,78 @@ TEST_CASE("the AF_XDP plugin loads its XDP program on attach and removes it on d
     p2.detach();
 }
 
+namespace {
+
+// The shared part of each ring as the kernel maps it: indices, flags, entries.
+struct shared_ring {
+    std::uint32_t producer = 0, consumer = 0, flags = 0;
+    std::array<xdp_desc, 32> desc{};
+    std::array<std::uint64_t, 32> addr{};
+    template <class Ring>
+    Ring view(bool descs, bool producer_side) {
+        Ring r{};
+        r.mask = 31;
+        r.size = 32;
+        r.producer = &producer;
+        r.consumer = &consumer;
+        r.flags = &flags;
+        r.ring = descs ? static_cast<void*>(desc.data()) : static_cast<void*>(addr.data());
+        r.cached_prod = producer;
+        r.cached_cons = consumer + (producer_side ? 32u : 0u);
+        return r;
+    }
+};
+
+} // namespace
+
+TEST_CASE("the AF_XDP plugin runs over rings the caller provides (attach_rings)") {
+    auto made = npa::lnx::make_umem_pool(256);
+    REQUIRE(made.ok());
+    npa::lnx::umem_pool pool = std::move(*made);
+    test_api api;
+    api.pool = &pool;
+    auto dev = npa::lnx::af_xdp_device::over("unused", pool, npa::lnx::xdp_mode::copy);
+    npa::queue_config qc;
+    qc.rx_ring_size = 32;
+    qc.tx_ring_size = 32;
+    shared_ring rx, tx, fq, cq;
+    npa::lnx::xdp_queue_rings rings;
+    rings.rx = rx.view<xsk_ring_cons>(true, false);
+    rings.tx = tx.view<xsk_ring_prod>(true, true);
+    rings.fq = fq.view<xsk_ring_prod>(false, true);
+    rings.cq = cq.view<xsk_ring_cons>(false, false);
+
+    af_xdp p;
+    const npa::lnx::xdp_queue_rings two[2] = {rings, rings};
+    const npa::status bad = p.attach_rings(api, dev, qc, two);
+    CHECK(bad.code() == npa::errc::invalid_argument);
+    CHECK_FALSE(p.attached());
+
+    REQUIRE(p.attach_rings(api, dev, qc, std::span(&rings, 1)).ok());
+    CHECK(fq.producer == 32); // the whole fill ring posted
+    CHECK(pool.available() == pool.size() - 32);
+    // The kernel takes the first fill address and answers with a 60-byte frame in it.
+    const std::uint64_t a = fq.addr[0] + npa::lnx::umem_headroom;
+    fq.consumer = 1;
+    std::byte* frame = pool.backing().base() + a;
+    for (std::uint32_t i = 0; i < 60; ++i) {
+        frame[i] = std::byte(i);
+    }
+    rx.desc[0] = xdp_desc{a, 60, 0};
+    rx.producer = 1;
+    std::array<npa::buffer_ref, 8> out{};
+    REQUIRE(p.rx_burst(0, out) == 1);
+    CHECK(out[0].length() == 60);
+    CHECK(out[0].data() == frame);
+    CHECK(p.stats(0).rx_packets == 1);
+    pool.free(out[0]);
+    // The same address again is not a chunk on the fill ring any more: counted, not handed up.
+    rx.desc[1] = xdp_desc{a, 60, 0};
+    rx.producer = 2;
+    CHECK(p.rx_burst(0, out) == 0);
+    CHECK(p.stats(0).bad_completion == 1);
+    p.detach();
+    CHECK(pool.available() == pool.size());
+}
+
 NPA_LINUX_TEST_MAIN

@@ -77,6 +77,154 @@ struct af_packet_device {
     }
 };
 
+namespace detail {
+
+/// Where the RX walk of one TPACKET_V3 ring stands.
+struct packet_rx_cursor {
+    std::uint32_t block = 0; ///< block being read
+    std::uint32_t pkt = 0;   ///< packets of it already delivered or dropped
+    std::uint32_t off = 0;   ///< offset of the next packet in it
+};
+
+inline tpacket_block_desc* packet_rx_block(std::byte* ring, std::uint32_t block) noexcept {
+    return reinterpret_cast<tpacket_block_desc*>(ring + std::size_t{block} * packet_rx_block_size);
+}
+
+/// The current block belongs to user space (the kernel has handed it over).
+inline bool packet_rx_block_ready(std::byte* ring, const packet_rx_cursor& c) noexcept {
+    auto* bd = packet_rx_block(ring, c.block);
+    return (std::atomic_ref<std::uint32_t>(bd->hdr.bh1.block_status)
+                .load(std::memory_order_acquire) &
+            TP_STATUS_USER) != 0;
+}
+
+/// Hands the current block back to the kernel and moves to the next one.
+inline void packet_rx_release_block(std::byte* ring, packet_rx_cursor& c) noexcept {
+    auto* bd = packet_rx_block(ring, c.block);
+    std::atomic_ref<std::uint32_t>(bd->hdr.bh1.block_status)
+        .store(TP_STATUS_KERNEL, std::memory_order_release);
+    c.block = (c.block + 1) % packet_rx_block_count;
+    c.pkt = 0;
+    c.off = 0;
+}
+
+/// Copies the next packet of `block` into b. Returns false when the block has nothing
+/// more to give (its end, or a header that fails the bounds checks, in which case the
+/// rest of the block is dropped and counted). Every packet the block header announces is
+/// either delivered (rx_packets) or dropped (rx_dropped) by the time this returns false.
+template <class Buffer>
+bool packet_rx_deliver(const std::byte* block, packet_rx_cursor& c, queue_stats& stats,
+                       Buffer b) noexcept {
+    for (;;) {
+        const auto* bd = reinterpret_cast<const tpacket_block_desc*>(block);
+        const std::uint32_t num = bd->hdr.bh1.num_pkts;
+        if (c.pkt >= num) {
+            return false;
+        }
+        // The kernel places packet headers 8-byte aligned (V3_ALIGNMENT in
+        // net/packet/af_packet.c); an offset the header cannot sit at is as bad as one
+        // outside the block.
+        const std::uint32_t off = c.off;
+        if (off < sizeof(tpacket_block_desc) || off > packet_rx_block_size - sizeof(tpacket3_hdr) ||
+            off % alignof(tpacket3_hdr) != 0) {
+            ++stats.bad_completion;
+            stats.rx_dropped += num - c.pkt;
+            c.pkt = num;
+            return false;
+        }
+        const auto* h = reinterpret_cast<const tpacket3_hdr*>(block + off);
+        const std::uint32_t mac = h->tp_mac;
+        const std::uint32_t snap = h->tp_snaplen;
+        const std::uint32_t next = h->tp_next_offset;
+        ++c.pkt;
+        if (c.pkt < num) {
+            if (next == 0 || next > packet_rx_block_size - off) {
+                ++stats.bad_completion;
+                stats.rx_dropped += num - c.pkt;
+                c.pkt = num;
+            } else {
+                c.off = off + next;
+            }
+        }
+        if (mac > packet_rx_block_size - off || snap > packet_rx_block_size - off - mac) {
+            ++stats.bad_completion;
+            ++stats.rx_dropped;
+            continue;
+        }
+        const bool tagged = (h->tp_status & TP_STATUS_VLAN_VALID) != 0;
+        const std::uint32_t len = snap + (tagged ? 4u : 0u);
+        if (snap != h->tp_len || snap < ETH_HLEN || len > b.capacity()) {
+            ++stats.rx_dropped; // truncated or larger than a buffer
+            continue;
+        }
+        const std::byte* src = block + off + mac;
+        std::byte* dst = b.data();
+        offload_info o{};
+        if (tagged) {
+            // The kernel took the 802.1Q tag out of the frame (VLAN acceleration);
+            // put it back so the shell sees the frame that was on the wire.
+            std::memcpy(dst, src, 12);
+            const std::uint16_t tpid =
+                h->hv1.tp_vlan_tpid != 0 ? h->hv1.tp_vlan_tpid : std::uint16_t{ETH_P_8021Q};
+            const std::uint16_t tag[2] = {htons(tpid),
+                                          htons(static_cast<std::uint16_t>(h->hv1.tp_vlan_tci))};
+            std::memcpy(dst + 12, tag, 4);
+            std::memcpy(dst + 16, src + 12, snap - 12);
+        } else {
+            std::memcpy(dst, src, snap);
+        }
+        if (h->tp_status & TP_STATUS_CSUM_VALID) {
+            o.csum = csum_state::good;
+        } else if (h->tp_status & TP_STATUS_CSUMNOTREADY) {
+            // Left for offload by a stack on this host (a veth peer): finish it, or
+            // the stack behind the TAP would see a wrong checksum.
+            o.csum = finish_rx_partial(dst, len);
+        }
+        b.set_offload(o);
+        b.set_length(len);
+        ++stats.rx_packets;
+        stats.rx_bytes += len;
+        return true;
+    }
+}
+
+/// One RX burst over a TPACKET_V3 ring of packet_rx_block_count blocks of
+/// packet_rx_block_size bytes at `ring` (the socket's mapping, or any memory laid out the
+/// same way): takes buffers for the whole budget from the shell, fills them from the
+/// blocks the kernel handed over, hands finished blocks back, and releases the buffers it
+/// did not fill. Returns the packets delivered into out[0..n).
+template <class Api>
+std::uint16_t packet_rx_burst(Api& api, std::uint16_t q, std::byte* ring, packet_rx_cursor& c,
+                              queue_stats& stats,
+                              std::span<typename Api::buffer_type> out) noexcept {
+    using buffer_type = typename Api::buffer_type;
+    if (!packet_rx_block_ready(ring, c)) {
+        return 0;
+    }
+    // Buffers for the whole budget at once; what is not filled goes straight back.
+    const std::uint32_t got = api.alloc_rx_buffers(q, out);
+    std::uint16_t n = 0;
+    while (n < got && packet_rx_block_ready(ring, c)) {
+        const std::byte* block = ring + std::size_t{c.block} * packet_rx_block_size;
+        const auto* bd = reinterpret_cast<const tpacket_block_desc*>(block);
+        const std::uint32_t num = bd->hdr.bh1.num_pkts;
+        if (c.pkt == 0) {
+            c.off = bd->hdr.bh1.offset_to_first_pkt;
+        }
+        if (c.pkt >= num || !packet_rx_deliver(block, c, stats, out[n])) {
+            packet_rx_release_block(ring, c);
+            continue;
+        }
+        ++n;
+    }
+    if (n < got) {
+        api.release_rx_buffers(q, std::span<const buffer_type>(out.data() + n, got - n));
+    }
+    return n;
+}
+
+} // namespace detail
+
 template <class Api>
 class af_packet_plugin {
 public:
@@ -228,29 +376,7 @@ public:
             return 0;
         }
         queue& qu = queues_[q];
-        if (!block_ready(qu)) {
-            return 0;
-        }
-        // Buffers for the whole budget at once; what is not filled goes straight back.
-        const std::uint32_t got = api_->alloc_rx_buffers(q, out);
-        std::uint16_t n = 0;
-        while (n < got && block_ready(qu)) {
-            std::byte* block = qu.rx_ring + std::size_t{qu.rx_block} * packet_rx_block_size;
-            auto* bd = reinterpret_cast<tpacket_block_desc*>(block);
-            const std::uint32_t num = bd->hdr.bh1.num_pkts;
-            if (qu.rx_pkt == 0) {
-                qu.rx_off = bd->hdr.bh1.offset_to_first_pkt;
-            }
-            if (qu.rx_pkt >= num || !deliver(qu, block, out[n])) {
-                release_block(qu);
-                continue;
-            }
-            ++n;
-        }
-        if (n < got) {
-            api_->release_rx_buffers(q, std::span<const buffer_type>(out.data() + n, got - n));
-        }
-        return n;
+        return detail::packet_rx_burst(*api_, q, qu.rx_ring, qu.rx, qu.stats, out);
     }
 
     /// Returns finished TX buffers to the shell; kicks the kernel if frames wait.
@@ -353,9 +479,7 @@ private:
         std::size_t map_len = 0;
         std::byte* rx_ring = nullptr;
         std::byte* tx_ring = nullptr;
-        std::uint32_t rx_block = 0; ///< block being read
-        std::uint32_t rx_pkt = 0;   ///< packets of it already delivered
-        std::uint32_t rx_off = 0;   ///< offset of the next packet in it
+        detail::packet_rx_cursor rx{};
         std::uint32_t tx_next_to_fill = 0;
         std::uint32_t tx_next_to_clean = 0;
         std::uint32_t tx_in_flight = 0;
@@ -485,98 +609,6 @@ private:
             if (const errc h = detail::link_health(errno); h != errc::ok) {
                 health_.store(h, std::memory_order_relaxed);
             }
-        }
-    }
-
-    bool block_ready(const queue& qu) const noexcept {
-        auto* bd = reinterpret_cast<tpacket_block_desc*>(qu.rx_ring + std::size_t{qu.rx_block} *
-                                                                          packet_rx_block_size);
-        return (std::atomic_ref<std::uint32_t>(bd->hdr.bh1.block_status)
-                    .load(std::memory_order_acquire) &
-                TP_STATUS_USER) != 0;
-    }
-
-    void release_block(queue& qu) noexcept {
-        auto* bd = reinterpret_cast<tpacket_block_desc*>(qu.rx_ring + std::size_t{qu.rx_block} *
-                                                                          packet_rx_block_size);
-        std::atomic_ref<std::uint32_t>(bd->hdr.bh1.block_status)
-            .store(TP_STATUS_KERNEL, std::memory_order_release);
-        qu.rx_block = (qu.rx_block + 1) % packet_rx_block_count;
-        qu.rx_pkt = 0;
-        qu.rx_off = 0;
-    }
-
-    // Copies the next packet of the current block into b. Returns false when the block
-    // has nothing more to give (its end, or a header that fails the bounds checks, in
-    // which case the rest of the block is dropped and counted).
-    bool deliver(queue& qu, std::byte* block, buffer_type b) noexcept {
-        for (;;) {
-            auto* bd = reinterpret_cast<tpacket_block_desc*>(block);
-            const std::uint32_t num = bd->hdr.bh1.num_pkts;
-            if (qu.rx_pkt >= num) {
-                return false;
-            }
-            const std::uint32_t off = qu.rx_off;
-            if (off < sizeof(tpacket_block_desc) ||
-                off > packet_rx_block_size - sizeof(tpacket3_hdr)) {
-                ++qu.stats.bad_completion;
-                qu.stats.rx_dropped += num - qu.rx_pkt;
-                qu.rx_pkt = num;
-                return false;
-            }
-            const auto* h = reinterpret_cast<const tpacket3_hdr*>(block + off);
-            const std::uint32_t mac = h->tp_mac;
-            const std::uint32_t snap = h->tp_snaplen;
-            const std::uint32_t next = h->tp_next_offset;
-            ++qu.rx_pkt;
-            if (qu.rx_pkt < num) {
-                if (next == 0 || next > packet_rx_block_size - off) {
-                    ++qu.stats.bad_completion;
-                    qu.stats.rx_dropped += num - qu.rx_pkt;
-                    qu.rx_pkt = num;
-                } else {
-                    qu.rx_off = off + next;
-                }
-            }
-            if (mac > packet_rx_block_size - off || snap > packet_rx_block_size - off - mac) {
-                ++qu.stats.bad_completion;
-                ++qu.stats.rx_dropped;
-                continue;
-            }
-            const bool tagged = (h->tp_status & TP_STATUS_VLAN_VALID) != 0;
-            const std::uint32_t len = snap + (tagged ? 4u : 0u);
-            if (snap != h->tp_len || snap < ETH_HLEN || len > b.capacity()) {
-                ++qu.stats.rx_dropped; // truncated or larger than a buffer
-                continue;
-            }
-            const std::byte* src = block + off + mac;
-            std::byte* dst = b.data();
-            offload_info o{};
-            if (tagged) {
-                // The kernel took the 802.1Q tag out of the frame (VLAN acceleration);
-                // put it back so the shell sees the frame that was on the wire.
-                std::memcpy(dst, src, 12);
-                const std::uint16_t tpid =
-                    h->hv1.tp_vlan_tpid != 0 ? h->hv1.tp_vlan_tpid : std::uint16_t{ETH_P_8021Q};
-                const std::uint16_t tag[2] = {
-                    htons(tpid), htons(static_cast<std::uint16_t>(h->hv1.tp_vlan_tci))};
-                std::memcpy(dst + 12, tag, 4);
-                std::memcpy(dst + 16, src + 12, snap - 12);
-            } else {
-                std::memcpy(dst, src, snap);
-            }
-            if (h->tp_status & TP_STATUS_CSUM_VALID) {
-                o.csum = csum_state::good;
-            } else if (h->tp_status & TP_STATUS_CSUMNOTREADY) {
-                // Left for offload by a stack on this host (a veth peer): finish it, or
-                // the stack behind the TAP would see a wrong checksum.
-                o.csum = finish_rx_partial(dst, len);
-            }
-            b.set_offload(o);
-            b.set_length(len);
-            ++qu.stats.rx_packets;
-            qu.stats.rx_bytes += len;
-            return true;
         }
     }
 

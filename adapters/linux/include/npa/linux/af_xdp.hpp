@@ -108,6 +108,15 @@ inline void quiet_xdp_libraries() noexcept {
     }
 }
 
+/// The rings of one AF_XDP queue, as libxdp's ring structs (for attach_rings): the plugin
+/// reads RX and completion, writes TX and fill.
+struct xdp_queue_rings {
+    xsk_ring_cons rx{};
+    xsk_ring_prod tx{};
+    xsk_ring_prod fq{};
+    xsk_ring_cons cq{};
+};
+
 template <class Api>
 class af_xdp_plugin {
 public:
@@ -121,47 +130,17 @@ public:
     ~af_xdp_plugin() { detach(); }
 
     [[nodiscard]] status attach(Api& api, device_type& dev, const queue_config& qc) noexcept {
-        if (attached_) {
-            return {errc::bad_state, "af_xdp: already attached"};
-        }
-        if (qc.queues == 0 || qc.queues > xdp_max_queues) {
-            return {errc::invalid_argument, "af_xdp: queue count must be 1..8"};
-        }
-        if (!is_power_of_two(qc.rx_ring_size) || !is_power_of_two(qc.tx_ring_size) ||
-            qc.rx_ring_size < 32 || qc.tx_ring_size < 32 || qc.rx_ring_size > 4096 ||
-            qc.tx_ring_size > 4096) {
-            return {errc::invalid_argument, "af_xdp: ring sizes must be powers of two 32..4096"};
-        }
-        if (qc.mtu + 18 > umem_chunk_size - umem_headroom) {
-            return {errc::invalid_argument, "af_xdp: MTU too large for a UMEM chunk"};
-        }
-        if (dev.umem_base == nullptr || dev.umem_size < umem_chunk_size ||
-            reinterpret_cast<std::uintptr_t>(dev.umem_base) % 4096 != 0) {
-            return {errc::invalid_argument, "af_xdp: the device names no page-aligned UMEM"};
+        if (status st = check_config(dev, qc); !st.ok()) {
+            return st;
         }
         if (::if_nametoindex(dev.ifname) == 0) {
             detail::logf(api, log_level::error, "af_xdp: no interface '%s'", dev.ifname);
             return {errc::removed, "af_xdp: interface not found"};
         }
         quiet_xdp_libraries();
-        api_ = &api;
-        nqueues_ = qc.queues;
-        rx_size_ = qc.rx_ring_size;
-        tx_size_ = qc.tx_ring_size;
-        umem_base_ = dev.umem_base;
-        nchunks_ = static_cast<std::uint32_t>(dev.umem_size / umem_chunk_size);
-        std::memcpy(ifname_, dev.ifname, IFNAMSIZ);
-        health_.store(errc::ok, std::memory_order_relaxed);
-
         // 1. Bookkeeping: who holds each UMEM chunk (control path, allocated once).
-        chunk_buf_.reset(new (std::nothrow) buffer_type[nchunks_]());
-        chunk_state_.reset(new (std::nothrow) std::uint8_t[nchunks_]());
-        chunk_seq_.reset(new (std::nothrow) std::uint32_t[nchunks_]());
-        chunk_q_.reset(new (std::nothrow) std::uint16_t[nchunks_]());
-        queues_.reset(new (std::nothrow) queue[nqueues_]);
-        if (!chunk_buf_ || !chunk_state_ || !chunk_seq_ || !chunk_q_ || !queues_) {
-            release_memory();
-            return {errc::no_memory, "af_xdp: out of memory for bookkeeping"};
+        if (status st = prepare(api, dev, qc); !st.ok()) {
+            return st;
         }
         // 2. Register the UMEM (with queue 0's fill and completion rings) and open one
         //    socket per queue; try zero-copy first in automatic mode.
@@ -200,20 +179,43 @@ public:
                              dev.ifname);
             }
         }
-        // 4. Post RX buffers on every fill ring. They must live in the UMEM: a shell
-        //    whose pool is elsewhere cannot use this plugin, and is told so.
-        attached_ = true;
-        for (std::uint16_t q = 0; q < nqueues_; ++q) {
-            if (!refill(q, rx_size_)) {
-                detach();
-                return {errc::invalid_argument,
-                        "af_xdp: the shell's buffers are not UMEM chunks (build the pool with "
-                        "npa::lnx::make_umem_pool)"};
-            }
+        // 4. Post RX buffers on every fill ring.
+        st = post_fill();
+        if (!st.ok()) {
+            return st;
         }
         detail::logf(api, log_level::info, "af_xdp: attached to '%s' queue %u, %s mode", ifname_,
                      dev.queue_id, to_string(mode_));
         return {};
+    }
+
+    /// Attaches over rings the caller provides instead of sockets: rings[q] are queue q's,
+    /// over memory laid out as the kernel's mapping of them, addressing the UMEM that dev
+    /// names (dev.ifname is not used). No socket is opened and no system call made; the
+    /// data path is the one a socket drives. This is how the rings are exercised without a
+    /// kernel behind them (fuzz/af_xdp_rings_fuzz.cpp).
+    [[nodiscard]] status attach_rings(Api& api, const device_type& dev, const queue_config& qc,
+                                      std::span<const xdp_queue_rings> rings) noexcept {
+        if (status st = check_config(dev, qc); !st.ok()) {
+            return st;
+        }
+        if (rings.size() != qc.queues) {
+            return {errc::invalid_argument, "af_xdp: one set of rings per queue"};
+        }
+        if (status st = prepare(api, dev, qc); !st.ok()) {
+            return st;
+        }
+        for (std::uint16_t q = 0; q < nqueues_; ++q) {
+            queue& qu = queues_[q];
+            qu.rx = rings[q].rx;
+            qu.tx = rings[q].tx;
+            qu.fq_own = rings[q].fq;
+            qu.cq_own = rings[q].cq;
+            qu.fq = &qu.fq_own;
+            qu.cq = &qu.cq_own;
+        }
+        mode_ = xdp_mode::copy;
+        return post_fill();
     }
 
     /// Hands every buffer back: completed TX through tx_complete, TX the kernel never
@@ -224,7 +226,8 @@ public:
             return;
         }
         // 1. Let the kernel finish what it took (bounded: a gone interface never will).
-        for (std::uint32_t spin = 0; spin < detach_drain_polls; ++spin) {
+        //    Rings without a kernel behind them (attach_rings) complete nothing meanwhile.
+        for (std::uint32_t spin = 0; umem_ != nullptr && spin < detach_drain_polls; ++spin) {
             std::uint32_t left = 0;
             for (std::uint16_t q = 0; q < nqueues_; ++q) {
                 kick_tx(queues_[q]);
@@ -337,8 +340,12 @@ public:
             const std::uint64_t addr = d->addr;
             const std::uint32_t len = d->len;
             const std::uint64_t c64 = addr / umem_chunk_size;
-            if (NPA_UNLIKELY(c64 >= nchunks_ || chunk_state_[c64] != state_fill)) {
-                ++qu.stats.bad_completion; // not a chunk we posted: nothing to hand up
+            if (NPA_UNLIKELY(c64 >= nchunks_ || chunk_state_[c64] != state_fill ||
+                             chunk_q_[c64] != q)) {
+                // Not a chunk posted on this queue's fill ring: nothing to hand up (one
+                // of another queue stays that queue's, whose counters this thread leaves
+                // alone).
+                ++qu.stats.bad_completion;
                 continue;
             }
             const auto c = static_cast<std::uint32_t>(c64);
@@ -383,18 +390,23 @@ public:
         }
         queue& qu = queues_[q];
         std::uint32_t total = 0;
+        // A completion ring holds at most tx_size_ entries: one call reads no more, so a
+        // producer index that ran far ahead cannot keep the loop going for 2^32 entries.
+        std::uint32_t budget = tx_size_;
         for (;;) {
             std::uint32_t idx = 0;
-            const std::uint32_t got = xsk_ring_cons__peek(qu.cq, xdp_batch, &idx);
+            const std::uint32_t got = xsk_ring_cons__peek(qu.cq, std::min(xdp_batch, budget), &idx);
             if (got == 0) {
                 break;
             }
+            budget -= got;
             std::array<buffer_type, xdp_batch> done{};
             std::uint32_t nd = 0;
             for (std::uint32_t i = 0; i < got; ++i) {
                 const std::uint64_t addr = *xsk_ring_cons__comp_addr(qu.cq, idx + i);
                 const std::uint64_t c = addr / umem_chunk_size;
-                if (NPA_UNLIKELY(c >= nchunks_ || chunk_state_[c] != state_tx)) {
+                if (NPA_UNLIKELY(c >= nchunks_ || chunk_state_[c] != state_tx ||
+                                 chunk_q_[c] != q)) {
                     ++qu.stats.bad_completion;
                     continue;
                 }
@@ -466,6 +478,65 @@ private:
     static constexpr std::uint8_t state_none = 0;
     static constexpr std::uint8_t state_fill = 1; // posted on a fill ring (or in the RX ring)
     static constexpr std::uint8_t state_tx = 2;   // on the TX ring, awaiting completion
+
+    status check_config(const device_type& dev, const queue_config& qc) const noexcept {
+        if (attached_) {
+            return {errc::bad_state, "af_xdp: already attached"};
+        }
+        if (qc.queues == 0 || qc.queues > xdp_max_queues) {
+            return {errc::invalid_argument, "af_xdp: queue count must be 1..8"};
+        }
+        if (!is_power_of_two(qc.rx_ring_size) || !is_power_of_two(qc.tx_ring_size) ||
+            qc.rx_ring_size < 32 || qc.tx_ring_size < 32 || qc.rx_ring_size > 4096 ||
+            qc.tx_ring_size > 4096) {
+            return {errc::invalid_argument, "af_xdp: ring sizes must be powers of two 32..4096"};
+        }
+        if (qc.mtu + 18 > umem_chunk_size - umem_headroom) {
+            return {errc::invalid_argument, "af_xdp: MTU too large for a UMEM chunk"};
+        }
+        if (dev.umem_base == nullptr || dev.umem_size < umem_chunk_size ||
+            reinterpret_cast<std::uintptr_t>(dev.umem_base) % 4096 != 0) {
+            return {errc::invalid_argument, "af_xdp: the device names no page-aligned UMEM"};
+        }
+        return {};
+    }
+
+    // Takes the configuration and allocates the per-chunk bookkeeping and the queues.
+    status prepare(Api& api, const device_type& dev, const queue_config& qc) noexcept {
+        api_ = &api;
+        nqueues_ = qc.queues;
+        rx_size_ = qc.rx_ring_size;
+        tx_size_ = qc.tx_ring_size;
+        umem_base_ = dev.umem_base;
+        nchunks_ = static_cast<std::uint32_t>(dev.umem_size / umem_chunk_size);
+        std::memcpy(ifname_, dev.ifname, IFNAMSIZ);
+        health_.store(errc::ok, std::memory_order_relaxed);
+        chunk_buf_.reset(new (std::nothrow) buffer_type[nchunks_]());
+        chunk_state_.reset(new (std::nothrow) std::uint8_t[nchunks_]());
+        chunk_seq_.reset(new (std::nothrow) std::uint32_t[nchunks_]());
+        chunk_q_.reset(new (std::nothrow) std::uint16_t[nchunks_]());
+        queues_.reset(new (std::nothrow) queue[nqueues_]);
+        if (!chunk_buf_ || !chunk_state_ || !chunk_seq_ || !chunk_q_ || !queues_) {
+            release_memory();
+            return {errc::no_memory, "af_xdp: out of memory for bookkeeping"};
+        }
+        return {};
+    }
+
+    // Posts RX buffers on every fill ring. They must live in the UMEM: a shell whose pool
+    // is elsewhere cannot use this plugin, and is told so.
+    status post_fill() noexcept {
+        attached_ = true;
+        for (std::uint16_t q = 0; q < nqueues_; ++q) {
+            if (!refill(q, rx_size_)) {
+                detach();
+                return {errc::invalid_argument,
+                        "af_xdp: the shell's buffers are not UMEM chunks (build the pool with "
+                        "npa::lnx::make_umem_pool)"};
+            }
+        }
+        return {};
+    }
 
     struct queue {
         xsk_socket* xsk = nullptr;
@@ -669,7 +740,7 @@ private:
     std::unique_ptr<buffer_type[]> chunk_buf_;
     std::unique_ptr<std::uint8_t[]> chunk_state_;
     std::unique_ptr<std::uint32_t[]> chunk_seq_; ///< TX acceptance order (for tx_unsent)
-    std::unique_ptr<std::uint16_t[]> chunk_q_;   ///< TX queue a chunk was sent on
+    std::unique_ptr<std::uint16_t[]> chunk_q_;   ///< queue a chunk was posted or sent on
     std::uint32_t tx_seq_ = 0;
     std::byte* umem_base_ = nullptr;
     std::uint32_t nchunks_ = 0;
