@@ -9,6 +9,7 @@
 
 #include <array>
 #include <cstring>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -44,6 +45,23 @@ struct bench {
         connect(*nic, peer);
         ctl = igbvf_control(nic->vf(0).mailbox_port());
     }
+};
+
+// A guest for VF 0: a buffer pool in the bench's guest memory, the test API, the plugin.
+struct vf_guest {
+    using pool_t = fixed_pool<borrowed_memory>;
+    explicit vf_guest(guest_memory& mem) {
+        pool_config pc;
+        pc.count = 256;
+        const guest_block blk = mem.allocate(pool_t::required_bytes(pc));
+        auto made = pool_t::create(pc, blk.backing());
+        REQUIRE(made.ok());
+        pool.emplace(std::move(*made));
+        api.emplace(*pool);
+    }
+    std::optional<pool_t> pool;
+    std::optional<test_api<pool_t>> api;
+    igbvf_plugin<test_api<pool_t>> p;
 };
 
 // Sends one raw frame from VF 0's TX ring through the igbvf plugin.
@@ -159,14 +177,9 @@ TEST_CASE("a removed VF's mailbox reports removal, not a hang") {
 
 TEST_CASE("embedded switch: a spoofed source MAC is dropped and counted, the own MAC passes") {
     bench b;
-    using pool_t = fixed_pool<borrowed_memory>;
-    pool_config pc;
-    pc.count = 256;
-    const guest_block blk = b.mem.allocate(pool_t::required_bytes(pc));
-    auto pool = pool_t::create(pc, blk.backing());
-    REQUIRE(pool.ok());
-    test_api<pool_t> api(*pool);
-    igbvf_plugin<test_api<pool_t>> p;
+    vf_guest guest(b.mem);
+    auto& api = *guest.api;
+    auto& p = guest.p;
     queue_config qc;
     qc.tx_ring_size = qc.rx_ring_size = 64;
     REQUIRE(p.attach(api, b.nic->vf(0).window(), qc).ok());
@@ -213,14 +226,9 @@ TEST_CASE("embedded switch: a port VLAN is inserted on the way out and stripped 
         void send(const frame& f) { frame_out(f); }
     } wire;
     connect(*b.nic, wire);
-    using pool_t = fixed_pool<borrowed_memory>;
-    pool_config pc;
-    pc.count = 256;
-    const guest_block blk = b.mem.allocate(pool_t::required_bytes(pc));
-    auto pool = pool_t::create(pc, blk.backing());
-    REQUIRE(pool.ok());
-    test_api<pool_t> api(*pool);
-    igbvf_plugin<test_api<pool_t>> p;
+    vf_guest guest(b.mem);
+    auto& api = *guest.api;
+    auto& p = guest.p;
     queue_config qc;
     qc.queues = 1;
     qc.tx_ring_size = qc.rx_ring_size = 64;
@@ -252,4 +260,71 @@ TEST_CASE("embedded switch: a port VLAN is inserted on the way out and stripped 
     auto un = api.take_unsent();
     api.free(un);
     CHECK(api.audit().balanced());
+}
+
+TEST_CASE(
+    "VF RX drops are counted by cause, and no counter goes back to zero at reset or hot-add") {
+    bench b;
+    igbvf_device& vf = b.nic->vf(0);
+    auto rx_frames = [&] {
+        std::uint64_t n = 0;
+        for (std::uint16_t q = 0; q < vf.limits().queues; ++q)
+            n += vf.stats(q).rx_frames;
+        return n;
+    };
+    // No RX queue enabled yet: nobody to take the frames.
+    b.peer.send(2);
+    b.nic->step();
+    CHECK(vf.device_stats().rx_no_queue == 2);
+
+    vf_guest guest(b.mem);
+    auto& api = *guest.api;
+    auto& p = guest.p;
+    queue_config qc;
+    qc.tx_ring_size = qc.rx_ring_size = 64;
+    REQUIRE(p.attach(api, vf.window(), qc).ok());
+
+    // The link goes down for three steps: what arrives meanwhile is dropped as link down.
+    fault_plan down;
+    down.link_down_steps = 3;
+    vf.inject(down);
+    b.peer.send(3);
+    b.nic->step();
+    CHECK(vf.device_stats().rx_link_down == 3);
+    b.nic->step();
+    b.nic->step();
+    b.peer.send(4);
+    b.nic->step();
+    std::array<buffer_ref, 8> out{};
+    const std::uint16_t n = p.rx_burst(0, out);
+    CHECK(n == 4);
+    api.received(std::span(out).first(n));
+    api.free(std::span(out).first(n));
+    CHECK(rx_frames() == 4);
+
+    // A function-level reset turns the queues off; a removal leaves nobody there.
+    vf.reset();
+    b.peer.send(1);
+    b.nic->step();
+    CHECK(vf.device_stats().rx_no_queue == 3);
+    vf.remove();
+    b.peer.send(5);
+    CHECK(vf.device_stats().rx_removed == 5);
+    p.detach();
+    auto un = api.take_unsent();
+    api.free(un);
+    CHECK(api.audit().balanced());
+
+    // Hot-add: a fresh function, but the counts of its earlier lives stay.
+    vf.revive();
+    CHECK(rx_frames() == 4);
+    const igbvf_device_stats s = vf.device_stats();
+    CHECK(s.rx_link_down == 3);
+    CHECK(s.rx_no_queue == 3);
+    CHECK(s.rx_removed == 5);
+    CHECK(s.rx_overrun == 0);
+    b.peer.send(1);
+    b.nic->step();
+    CHECK(vf.device_stats().rx_no_queue == 4);
+    CHECK(b.peer.frames_in() == 0);
 }

@@ -433,6 +433,42 @@ TEST_CASE("vmxnet3: the device filters RX by MAC and RX mode set through the con
     b.finish();
 }
 
+TEST_CASE(
+    "vmxnet3: RX dropped before a queue is counted by cause, and stays counted over a reset") {
+    bench b(one_queue());
+    vmxnet3_device& dev = b.rig.device();
+    const std::uint32_t flow = b.rig.flow_for_queue(0);
+    b.rig.far_send(flow, 2); // not activated yet
+    b.rig.step();
+    CHECK(dev.device_stats().rx_inactive == 2);
+    REQUIRE(b.p.attach(b.rig.api(), b.rig.window(), b.rig.queue_cfg()).ok());
+    fault_plan down;
+    down.link_down_steps = 3;
+    dev.inject(down);
+    b.rig.far_send(flow, 3);
+    b.rig.step();
+    CHECK(dev.device_stats().rx_link_down == 3);
+    CHECK(dev.device_stats().rx_filtered == 0); // a down link is not a filter decision
+    b.rig.step(2);
+    b.rig.far_send(flow, 4);
+    b.rig.step();
+    std::array<npa::buffer_ref, 32> out{};
+    const std::uint16_t n = b.p.rx_burst(0, out);
+    CHECK(n == 4);
+    b.rig.api().received(std::span(out).first(n));
+    b.rig.api().free(std::span(out).first(n));
+    // The hypervisor resets the device: inactive again, and nothing counted is forgotten.
+    b.rig.reset_device();
+    b.rig.far_send(flow, 1);
+    b.rig.step();
+    const vmxnet3_device_stats s = dev.device_stats();
+    CHECK(s.rx_inactive == 3);
+    CHECK(s.rx_link_down == 3);
+    CHECK(s.rx_overrun == 0);
+    CHECK(dev.counters(0).rx_frames == 4);
+    b.finish();
+}
+
 // ---- the shell: vmxnet3 <-> simnic under traffic, zero TX loss -------------------------
 namespace {
 struct shell_env {

@@ -7,10 +7,14 @@
 // the buffer audit balances and nothing is reordered, duplicated or corrupted either way
 // after every round; every check_every rounds (and at the end) the traffic settles and
 // the TX frames lost are exactly those a device completed without sending (its link was
-// down), with the shell reporting no TX loss of its own.
+// down), with the shell reporting no TX loss of its own, and the RX frames lost exactly
+// those the devices counted as dropped (world::device_rx_drops: a link down, no queue
+// enabled, a removed VF, not activated, no buffer ...).
 //
 // NPA_SOAK_PATH_SWITCHES (default 2,000: the short run in the test suites) sets how many
-// switches to complete; NPA_SOAK_SEED the schedule. scripts/soak.sh runs the long one.
+// switches to complete; NPA_SOAK_SEED the schedule; NPA_SOAK_FAULTS which faults are
+// injected (bit 0 link flaps, bit 1 VF resets, bit 2 surprise removals; default 7, all).
+// scripts/soak.sh runs the long one.
 #define DOCTEST_CONFIG_IMPLEMENT_WITH_MAIN
 #include <doctest/doctest.h>
 
@@ -40,7 +44,7 @@ constexpr std::uint32_t replug_after = 40;
 /// Rounds between the exact loss checks (each settles the traffic).
 constexpr std::uint64_t check_every = 500;
 
-/// TX frames a VF completed without sending (link down); revive() clears its counters.
+/// TX frames a VF completed without sending (link down), over all its lives.
 std::uint64_t vf_not_sent(sim::igbvf_device& vf, std::uint16_t queues) {
     std::uint64_t n = 0;
     for (std::uint16_t q = 0; q < queues; ++q)
@@ -54,6 +58,8 @@ TEST_CASE(
     "soak: vmxnet3 and 82576 VF paths under random switches, link flaps, resets and removals") {
     const std::uint64_t target = npa::soak::env_u64("NPA_SOAK_PATH_SWITCHES", default_switches);
     const std::uint64_t seed = npa::soak::env_u64("NPA_SOAK_SEED", 9);
+    // NPA_SOAK_FAULTS: bit 0 link flaps, bit 1 VF resets, bit 2 surprise removals (all: 7).
+    const std::uint64_t faults = npa::soak::env_u64("NPA_SOAK_FAULTS", 7);
     std::mt19937_64 rng(seed);
     th::world w;
     w.quiet = true;
@@ -67,11 +73,10 @@ TEST_CASE(
 
     std::array<th::host*, 2> hosts{&w.a, &w.b};
     std::array<std::uint32_t, 2> away{}; // rounds since host h's VF was pulled (0: present)
-    std::uint64_t retired_not_sent = 0;  // TX not sent, counted by VFs before their revival
     std::uint64_t switches = 0, requests = 0, refused = 0, flaps = 0, resets = 0, removals = 0;
     std::uint64_t rounds = 0, audits = 0, loss_checks = 0;
     auto not_sent = [&] {
-        std::uint64_t n = retired_not_sent;
+        std::uint64_t n = 0;
         for (std::uint16_t q = 0; q < w.queues; ++q)
             n += w.vmx->counters(q).tx_link_down;
         for (th::host* h : hosts)
@@ -103,6 +108,10 @@ TEST_CASE(
                                                              << ", devices counted " << not_sent()
                                                              << " not sent");
         REQUIRE(sh.history().total_tx_lost() == 0);
+        const auto rx = w.sink.report(th::peer_flow, w.peer_sent);
+        REQUIRE_MESSAGE(rx.lost == w.device_rx_drops(),
+                        "after round " << rounds << ": RX lost " << rx.lost << ", devices counted "
+                                       << w.device_rx_drops() << " dropped");
     };
 
     std::uint64_t last_switches = sh.history().switches();
@@ -115,7 +124,6 @@ TEST_CASE(
         for (std::size_t h = 0; h < hosts.size(); ++h) {
             if (away[h] != 0 && ++away[h] > replug_after) {
                 sim::igbvf_device& vf = hosts[h]->nic->vf(0);
-                retired_not_sent += vf_not_sent(vf, w.queues);
                 vf.revive(); // hot-add: a fresh function in the same slot
                 away[h] = 0;
             }
@@ -138,21 +146,27 @@ TEST_CASE(
                     ++refused;
             }
         } else if (a < 70) {
-            sim::fault_plan p;
-            p.link_down_steps = 1 + static_cast<std::uint32_t>(rng() % 4);
-            if (rng() % 3 == 0) {
-                w.vmx->inject(p);
-            } else if (away[h] == 0) {
-                vf.inject(p);
+            if ((faults & 1) != 0) {
+                sim::fault_plan p;
+                p.link_down_steps = 1 + static_cast<std::uint32_t>(rng() % 4);
+                if (rng() % 3 == 0) {
+                    w.vmx->inject(p);
+                } else if (away[h] == 0) {
+                    vf.inject(p);
+                }
+                ++flaps;
             }
-            ++flaps;
-        } else if (a < 74 && away[h] == 0) {
-            vf.reset();
-            ++resets;
-        } else if (a < 76 && away[h] == 0) {
-            vf.remove();
-            away[h] = 1;
-            ++removals;
+        } else if (a < 74) {
+            if (away[h] == 0 && (faults & 2) != 0) {
+                vf.reset();
+                ++resets;
+            }
+        } else if (a < 76) {
+            if (away[h] == 0 && (faults & 4) != 0) {
+                vf.remove();
+                away[h] = 1;
+                ++removals;
+            }
         }
         const auto au = sh.audit();
         ++audits;
@@ -191,9 +205,40 @@ TEST_CASE(
         (unsigned long long)rx.received, (unsigned long long)rx.lost,
         (unsigned long long)w.device_rx_drops(), (unsigned long long)rx.reordered,
         (unsigned long long)sh.history().total_tx_lost());
+    {
+        // RX dropped by cause: the vmxnet3 device, then both hosts' VFs together.
+        const sim::vmxnet3_device_stats vs = w.vmx->device_stats();
+        sim::igbvf_device_stats fs;
+        std::uint64_t vmx_no_desc = 0, vf_no_desc = 0, other = 0;
+        for (std::uint16_t q = 0; q < w.queues; ++q) {
+            vmx_no_desc += w.vmx->counters(q).rx_no_desc;
+            other += w.vmx->counters(q).rx_dma_errors;
+        }
+        for (th::host* h : hosts) {
+            const sim::igbvf_device_stats d = h->nic->vf(0).device_stats();
+            fs.rx_link_down += d.rx_link_down;
+            fs.rx_no_queue += d.rx_no_queue;
+            fs.rx_removed += d.rx_removed;
+            other += d.rx_overrun + h->nic->uplink_unknown();
+            for (std::uint16_t q = 0; q < w.queues; ++q) {
+                const auto st = h->nic->vf(0).stats(q);
+                vf_no_desc += st.rx_no_desc;
+                other += st.rx_oversize + st.rx_dma_errors;
+            }
+        }
+        other += vs.rx_overrun + vs.rx_filtered;
+        std::printf("RX dropped by cause: vmxnet3 link down %llu, not active %llu, no buffer %llu; "
+                    "VF link down %llu, no queue enabled %llu, removed %llu, no buffer %llu; "
+                    "other %llu\n",
+                    (unsigned long long)vs.rx_link_down, (unsigned long long)vs.rx_inactive,
+                    (unsigned long long)vmx_no_desc, (unsigned long long)fs.rx_link_down,
+                    (unsigned long long)fs.rx_no_queue, (unsigned long long)fs.rx_removed,
+                    (unsigned long long)vf_no_desc, (unsigned long long)other);
+    }
     CHECK(switches >= target);
     CHECK(sh.audit().ok());
     CHECK(t.lost == not_sent());
+    CHECK(rx.lost == w.device_rx_drops());
     CHECK(t.reordered == 0);
     CHECK(t.corrupt == 0);
     CHECK(rx.reordered == 0);

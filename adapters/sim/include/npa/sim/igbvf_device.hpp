@@ -76,6 +76,15 @@ struct igbvf_queue_stats {
     std::uint64_t comp_dropped = 0, comp_delayed = 0, comp_reordered = 0, comp_corrupted = 0;
 };
 
+/// RX frames the VF dropped before choosing a queue; like the queue counters, these never
+/// go back to zero (not at reset, removal or hot-add), so they add up over a VF's lives.
+struct igbvf_device_stats {
+    std::uint64_t rx_overrun = 0;   ///< the inbox from the switch was full
+    std::uint64_t rx_link_down = 0; ///< arrived while the link was down
+    std::uint64_t rx_no_queue = 0;  ///< arrived with no RX queue enabled (reset, not yet set up)
+    std::uint64_t rx_removed = 0;   ///< arrived for (or waited in) a removed VF
+};
+
 struct igbvf_violation {
     std::uint16_t queue = 0;
     ring_kind ring = ring_kind::tx;
@@ -211,11 +220,16 @@ public:
         std::lock_guard g(mu_);
         do_remove();
     }
-    /// Hot-add after a removal: a fresh function, all registers at reset values.
+    /// Hot-add after a removal: a fresh function, all registers at reset values. The
+    /// counters are the sim's bookkeeping, not registers: they carry on where they were.
     void revive() {
         std::lock_guard g(mu_);
         for (auto& r : regs_) r.store(0);
-        for (auto& q : q_) q = dq{};
+        for (auto& q : q_) {
+            const igbvf_queue_stats st = q.st;
+            q = dq{};
+            q.st = st;
+        }
         removed_ = false;
         link_up_ = true;
         regs_[igbvf::reg::status / 4].store(igbvf::status_lu | igbvf::status_fd | igbvf::status_speed_1000);
@@ -254,6 +268,19 @@ public:
     [[nodiscard]] std::uint64_t rx_removed() const {
         std::lock_guard g(inbox_mu_);
         return rx_removed_;
+    }
+    /// Every RX drop before a queue was chosen (the per-queue ones are in stats()).
+    [[nodiscard]] igbvf_device_stats device_stats() const {
+        igbvf_device_stats s;
+        {
+            std::lock_guard g(mu_);
+            s.rx_link_down = rx_link_down_;
+            s.rx_no_queue = rx_no_queue_;
+        }
+        std::lock_guard g(inbox_mu_);
+        s.rx_overrun = rx_overrun_;
+        s.rx_removed = rx_removed_;
+        return s;
     }
     [[nodiscard]] std::uint64_t resets() const noexcept { return resets_; }
 
@@ -773,8 +800,12 @@ private:
         }
         std::uint32_t wrote = 0;
         for (const frame& f0 : rx_batch_) {
-            if (!link_up_ || nactive == 0) {
-                ++rx_dropped_;
+            if (!link_up_) {
+                ++rx_link_down_;
+                continue;
+            }
+            if (nactive == 0) {
+                ++rx_no_queue_;
                 continue;
             }
             const std::uint32_t hash = flow_hash(f0);
@@ -917,7 +948,7 @@ private:
     register_fault reg_fault_{};
     bool link_up_ = true;
     std::uint32_t link_down_left_ = 0;
-    std::uint64_t steps_ = 0, resets_ = 0, rx_dropped_ = 0;
+    std::uint64_t steps_ = 0, resets_ = 0, rx_link_down_ = 0, rx_no_queue_ = 0;
     std::vector<igbvf_violation> violations_;
     std::vector<frame> rx_batch_;
     frame scratch_{};

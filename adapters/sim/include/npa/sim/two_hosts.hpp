@@ -332,16 +332,27 @@ struct world {
             if (idle && i > 40) break;
         }
     }
+    /// RX frames the devices and switches on the way counted as dropped: everything the
+    /// guest may lose of the peer's traffic. Every counter here is monotonic (none is
+    /// cleared by a reset, a removal or a hot-add).
     std::uint64_t device_rx_drops() const {
         std::uint64_t n = 0;
+        const vmxnet3_device_stats vs = vmx->device_stats();
+        n += vs.rx_overrun + vs.rx_inactive + vs.rx_link_down + vs.rx_filtered;
         for (std::uint16_t q = 0; q < queues; ++q) {
-            n += vmx->counters(q).rx_no_desc;
-            for (const host* h : {&a, &b}) {
-                const auto s = h->nic->vf(0).stats(q);
+            const auto c = vmx->counters(q);
+            n += c.rx_no_desc + c.rx_dma_errors;
+        }
+        for (const host* h : {&a, &b}) {
+            const igbvf_device& vf = h->nic->vf(0);
+            const igbvf_device_stats ds = vf.device_stats();
+            n += ds.rx_overrun + ds.rx_link_down + ds.rx_no_queue + ds.rx_removed;
+            for (std::uint16_t q = 0; q < queues; ++q) {
+                const auto s = vf.stats(q);
                 n += s.rx_no_desc + s.rx_oversize + s.rx_dma_errors;
             }
+            n += h->nic->uplink_unknown();
         }
-        for (const host* h : {&a, &b}) n += h->nic->vf(0).rx_overrun() + h->nic->vf(0).rx_removed();
         return n;
     }
 

@@ -106,6 +106,15 @@ struct vmxnet3_queue_counters {
     std::uint64_t tx_oversize = 0;      ///< longer than the MTU the guest activated with: dropped
 };
 
+/// RX frames the device dropped before choosing a queue (the per-queue drops are in
+/// vmxnet3_queue_counters). Never reset: not by RESET_DEV, QUIESCE_DEV or a new backend.
+struct vmxnet3_device_stats {
+    std::uint64_t rx_overrun = 0;   ///< the inbox from the virtual switch was full
+    std::uint64_t rx_inactive = 0;  ///< arrived while the device was not active (or removed)
+    std::uint64_t rx_link_down = 0; ///< arrived while the link was down
+    std::uint64_t rx_filtered = 0;  ///< not for this device (MAC, VLAN, RX mode) or a runt
+};
+
 class vmxnet3_device final : public frame_port {
 public:
     static constexpr std::uint32_t max_queues = vmxnet3::MAX_TX_QUEUES;
@@ -227,6 +236,19 @@ public:
     [[nodiscard]] std::uint64_t rx_filtered() const {
         std::lock_guard g(mu_);
         return rx_filtered_;
+    }
+    /// Every RX drop before a queue was chosen.
+    [[nodiscard]] vmxnet3_device_stats device_stats() const {
+        vmxnet3_device_stats s;
+        {
+            std::lock_guard g(mu_);
+            s.rx_inactive = rx_dropped_inactive_;
+            s.rx_link_down = rx_link_down_;
+            s.rx_filtered = rx_filtered_;
+        }
+        std::lock_guard g(inbox_mu_);
+        s.rx_overrun = rx_overrun_;
+        return s;
     }
 
     // ---- the wire -------------------------------------------------------------------------
@@ -922,7 +944,11 @@ private:
         }
         for (frame& f : rx_batch_) {
             eth::header h;
-            if (!link_up_.load() || !eth::parse(f.bytes(), h) || !accept(h)) {
+            if (!link_up_.load()) {
+                ++rx_link_down_;
+                continue;
+            }
+            if (!eth::parse(f.bytes(), h) || !accept(h)) {
                 ++rx_filtered_;
                 continue;
             }
@@ -1283,13 +1309,14 @@ private:
     std::array<dq, max_queues> q_{};
     fault_plan faults_{};
     register_fault reg_fault_{};
-    std::uint64_t steps_ = 0, resets_ = 0, rx_filtered_ = 0, rx_dropped_inactive_ = 0;
+    std::uint64_t steps_ = 0, resets_ = 0, rx_filtered_ = 0, rx_dropped_inactive_ = 0,
+                  rx_link_down_ = 0;
     std::vector<std::string> violations_;
     std::vector<frame> rx_batch_;
     frame scratch_{};
     std::byte big_[vmxnet3::MAX_TX_BUF_SIZE * 4]{};
 
-    std::mutex inbox_mu_;
+    mutable std::mutex inbox_mu_;
     std::deque<frame> inbox_;
     std::uint64_t rx_overrun_ = 0;
 };
