@@ -14,7 +14,9 @@
 //   RX: DD, EOP (buffers hold a whole frame, so a chain is an error), no unknown status
 //       bits, no header-split length (one-buffer mode), a length that fits the buffer.
 //       A DD on the one slot never handed over, or a later slot done before an earlier
-//       one, is counted and the slot dropped (its buffer reposted, never lost).
+//       one, is counted and the slot dropped (its buffer reposted, never lost). An earlier
+//       slot still as it was posted (not written back at all) gets one more poll first:
+//       its write-back may only be late (out of order), and then it is delivered, in order.
 //   TX: a packet is done when its last descriptor has DD *and* the head register says
 //       the device is past it. The head is range-checked; a DD on the free slot at the
 //       tail is a write-back for nothing handed over; a later packet done before an
@@ -54,6 +56,10 @@ inline constexpr std::uint32_t igbvf_tx_batch = 32;
 /// Descriptors one packet needs at most: a context descriptor and one data descriptor
 /// (npa buffers are one segment).
 inline constexpr std::uint32_t igbvf_max_desc_per_pkt = 2;
+/// How far past an RX slot that is not done rx_burst looks for a later one that is (a
+/// device that skipped slots): two descriptor cache lines. A run of more skipped slots
+/// than this is not recognised, and RX waits on the first of them.
+inline constexpr std::uint32_t igbvf_rx_skip_look = 8;
 /// Ethernet header and 802.1Q tag: the frame bounds around the MTU.
 inline constexpr std::uint32_t igbvf_eth_hlen = 14, igbvf_vlan_hlen = 4;
 
@@ -118,20 +124,33 @@ public:
         while (n < out.size() && q.rx_posted != 0) {
             const std::uint32_t slot = q.rxc.next_to_clean();
             if (!q.rxc.poll(d)) {
-                // Not done. If a later posted slot is, the device skipped this one: drop it
-                // (buffer back to the shell) so a device that does that cannot wedge RX.
-                // The device writes slots in order, so once the later DD is seen this slot
-                // is looked at again: if it is still not done, it never will be.
-                if (q.rx_posted < 2 || !dd_set(q.rx_ring[next(slot, q.rx_size)])) {
+                // Not done. If a later posted slot is, the device skipped this one or
+                // wrote them back out of order. The device writes slots in order, so once
+                // the later DD is seen (acquire) this slot is read again: still not done
+                // is a fault. A slot the device wrote back without DD is dropped (buffer
+                // back to the shell) so RX cannot wedge; one still as posted gets one
+                // more poll for a late write-back (then it is delivered, in order).
+                const std::uint32_t later = done_ahead(q, slot);
+                if (later == q.rx_size) {
                     break;
                 }
+                if (!q.rxc.poll(d)) {
+                    if (q.rx_wait == q.rx_size && as_posted(q.rx_ring[slot])) {
+                        q.rx_wait = later;
+                        distrust(q.stats);
+                        break;
+                    }
+                    if (q.rx_wait == q.rx_size) {
+                        distrust(q.stats);
+                    }
+                    ++q.stats.rx_dropped;
+                    q.rxc.advance();
+                    drop_rx(qi, q, slot);
+                    continue;
+                }
             }
-            if (q.rxc.next_to_clean() == slot && !q.rxc.poll(d)) {
-                distrust(q.stats);
-                ++q.stats.rx_dropped;
-                q.rxc.advance();
-                drop_rx(qi, q, slot);
-                continue;
+            if (slot == q.rx_wait) { // the later slot that was seen done is reached
+                q.rx_wait = q.rx_size;
             }
             clear_word(q.rx_ring[slot], 2);  // a consumed slot never looks done again
             const buffer_type b = q.rx_bufs[slot];
@@ -390,6 +409,7 @@ private:
         std::uint32_t flagged = ~0u;           // slot last counted as a DD ahead of the head
         gen_consumer<igbvf::rx_done_traits> rxc;  // RX next_to_clean, DD polling
         std::uint32_t rx_ntf = 0, rx_posted = 0, rx_buf_len = 0;
+        std::uint32_t rx_wait = 0; // a later slot seen done past one that is not (rx_size: none)
         std::unique_ptr<tx_slot[]> tx_info;
         std::unique_ptr<buffer_type[]> rx_bufs;  // buf_info: the buffer in each RX slot
         igbvf::adv_tx_context_desc ctx{};        // the context the device holds (slot 0)
@@ -440,6 +460,22 @@ private:
     static bool dd_set(igbvf::adv_rx_desc& d) noexcept {
         return (load_word(d, 2) & igbvf::rxd::stat_dd) != 0;
     }
+    // Words 2 and 3 as refill left them (hdr_addr 0): nothing was written back.
+    static bool as_posted(igbvf::adv_rx_desc& d) noexcept {
+        return load_word(d, 2) == 0 && load_word(d, 3) == 0;
+    }
+    // The first posted slot within igbvf_rx_skip_look past `slot` that is done, or
+    // rx_size if there is none.
+    static std::uint32_t done_ahead(queue& q, std::uint32_t slot) noexcept {
+        std::uint32_t s = slot;
+        for (std::uint32_t k = 1; k < q.rx_posted && k <= igbvf_rx_skip_look; ++k) {
+            s = next(s, q.rx_size);
+            if (dd_set(q.rx_ring[s])) {
+                return s;
+            }
+        }
+        return q.rx_size;
+    }
     static bool dd_set_tx(igbvf::adv_tx_desc& d) noexcept {
         return (load_word(d, 3) & igbvf::txd::stat_dd) != 0;
     }
@@ -464,6 +500,7 @@ private:
         q.rx_ring = reinterpret_cast<igbvf::adv_rx_desc*>(area.virt + tx_bytes);
         q.tx_size = tsz;
         q.rx_size = rsz;
+        q.rx_wait = rsz;
         q.rxc.reset(q.rx_ring, rsz);
         // step 3: program and enable TX (datasheet 4.5.10 "Transmit initialization").
         const iova_t tx = area.iova, rx = area.iova + tx_bytes;

@@ -2,10 +2,11 @@
 //
 // Device-model independent data: each sim device model interprets the plan for its own
 // rings. Counts are consumed as the faults fire, so a test injects exactly N of them.
-// Every device model honours the TX completion faults; the simnic also honours the RX
-// ones (drop_rx_completions, delay_rx_steps, reorder_rx_completions), and a rig whose
-// device does says so with `static constexpr bool rx_completion_faults = true`, which is
-// how the conformance kit knows to run those cases.
+// Every device model honours the TX completion faults; the simnic, vmxnet3 and 82576 VF
+// models also honour the RX ones (drop_rx_completions, delay_rx_steps,
+// reorder_rx_completions), and a rig whose device does says so with
+// `static constexpr bool rx_completion_faults = true`, which is how the conformance kit
+// knows to run those cases.
 #pragma once
 
 #include <cstdint>

@@ -19,6 +19,9 @@
 //   drop_tx_completions   the head passes N packets without writing DD
 //   delay_tx_steps        write-backs (and the head) lag N steps
 //   reorder_tx_completions a packet's write-back lands after the next one's (head waits)
+//   drop_rx_completions, delay_rx_steps, reorder_rx_completions: the same on RX, where
+//       the frame is in the buffer but its descriptor is not written back (left as the
+//       driver posted it), written back later, or written back a step after the next one
 //   corrupt on TX: index_out_of_range -> TDH reads past the ring until the next step;
 //       gen_out_of_order -> written back without DD; never_posted / double_completion ->
 //       a DD written into the free slot at the tail
@@ -285,10 +288,20 @@ public:
     [[nodiscard]] std::uint64_t resets() const noexcept { return resets_; }
 
 private:
-    struct tx_pkt {
-        std::uint32_t eop = 0, next = 0;  // last descriptor, and the slot after it
+    // A descriptor write-back on its way: TX, a packet's EOP descriptor; RX, a frame's
+    // slot. The head register moves past it once it is written (or dropped).
+    struct write_back {
+        std::uint32_t slot = 0, next = 0; // the descriptor written back, and the slot after it
         std::uint64_t due = 0;            // step at which the write-back lands
         bool written = false, dd = true;
+        igbvf::adv_rx_wb rx{}; // RX: the write-back, STATUS/ERROR in rx.status_error
+    };
+    // One ring's completion faults, as references into faults_ (counts are consumed).
+    struct wb_faults {
+        std::uint32_t& drop;
+        std::uint32_t delay;
+        std::uint32_t& reorder;
+        bool& hold; // the first of a reordered pair is waiting for the second
     };
     struct dq {
         bool tx_on = false, rx_on = false, failed = false;
@@ -296,8 +309,9 @@ private:
         igbvf::adv_rx_desc* rx = nullptr;
         std::uint32_t tx_size = 0, rx_size = 0, rx_buf = 0;
         std::uint32_t tx_fetch = 0;   // next descriptor to fetch (internal)
-        std::uint32_t rx_head = 0;    // RDH
-        std::deque<tx_pkt> inflight;  // fetched, write-back pending or head not yet past
+        std::uint32_t rx_head = 0;    // next descriptor to fill (internal; RDH follows write-backs)
+        std::deque<write_back> inflight;    // TX: fetched, write-back pending or head not yet past
+        std::deque<write_back> rx_inflight; // RX: filled, write-back pending
         bool stray_tx = false, stray_rx = false;
         igbvf::adv_tx_context_desc ctx{};
         igbvf_queue_stats st{};
@@ -460,6 +474,7 @@ private:
         d.rx_size = n;
         d.rx_buf = buf;
         d.rx_head = reg(igbvf::reg::rdh(q)) % n;
+        d.rx_inflight.clear();
         d.rx_on = true;
         d.failed = false;
         return true;
@@ -469,6 +484,7 @@ private:
         for (std::uint16_t q = 0; q < cfg_.limits.queues; ++q) {
             q_[q].tx_on = q_[q].rx_on = false;
             q_[q].inflight.clear();
+            q_[q].rx_inflight.clear();
             for (std::uint32_t off : {igbvf::reg::txdctl(q), igbvf::reg::rxdctl(q), igbvf::reg::tdh(q),
                                       igbvf::reg::tdt(q), igbvf::reg::rdh(q), igbvf::reg::rdt(q)}) {
                 set_reg(off, 0);
@@ -482,6 +498,7 @@ private:
         for (auto& d : q_) {
             d.tx_on = d.rx_on = false;
             d.inflight.clear();
+            d.rx_inflight.clear();
         }
         std::lock_guard g(inbox_mu_);
         rx_removed_ += inbox_.size();
@@ -503,7 +520,7 @@ private:
         if (!d.tx_on || d.failed) {
             return;
         }
-        bool wrote = flush_due(q);
+        bool wrote = flush_tx(q);
         const std::uint32_t tail = reg(igbvf::reg::tdt(q));
         if (tail >= d.tx_size) {
             violation(q, ring_kind::tx, d.tx_fetch, igbvf_rule::tail_beyond_ring,
@@ -569,13 +586,13 @@ private:
             // fault: removal or reset in the middle of the burst. What was sent before it
             // is written back first (write-back follows each packet, WTHRESH = 0).
             if (faults_.remove_after_tx == 0) {
-                (void)flush_due(q);
+                (void)flush_tx(q);
                 do_remove();
                 return;
             }
             if (faults_.reset_after_tx == 0) {
                 faults_.reset_after_tx = -1;
-                (void)flush_due(q);
+                (void)flush_tx(q);
                 do_reset();
                 return;
             }
@@ -594,12 +611,14 @@ private:
                 send_frame(d);
             }
             d.tx_fetch = (eop + 1) % d.tx_size;
-            tx_pkt p{eop, d.tx_fetch, steps_, false, (cmd_all & igbvf::txd::dcmd_rs) != 0};
-            plan_write_back(q, d, p);
+            write_back p{eop, d.tx_fetch, steps_, false, (cmd_all & igbvf::txd::dcmd_rs) != 0};
+            if (!plan_fault(d, tx_faults(), p)) {
+                plan_tx_corruption(q, d, p);
+            }
             d.inflight.push_back(p);
             (void)ndata;
         }
-        wrote = flush_due(q) || wrote;
+        wrote = flush_tx(q) || wrote;
         if (d.stray_tx) {  // a write-back where nothing was handed over: the slot at the tail
             d.stray_tx = false;
             std::atomic_ref<std::uint32_t>(reinterpret_cast<std::uint32_t*>(&d.tx[tail])[3])
@@ -610,31 +629,46 @@ private:
         }
     }
 
-    // Decide when and how a packet's write-back lands, by the fault plan.
-    void plan_write_back(std::uint16_t q, dq& d, tx_pkt& p) {
-        if (faults_.drop_tx_completions != 0) {
-            --faults_.drop_tx_completions;
+    wb_faults tx_faults() noexcept {
+        return {faults_.drop_tx_completions, faults_.delay_tx_steps, faults_.reorder_tx_completions,
+                tx_reorder_hold_};
+    }
+    wb_faults rx_faults() noexcept {
+        return {faults_.drop_rx_completions, faults_.delay_rx_steps, faults_.reorder_rx_completions,
+                rx_reorder_hold_};
+    }
+
+    // Decide when a write-back lands, by one ring's completion faults: never (dropped:
+    // the head passes it, nothing is written), N steps late, or one step after the next
+    // one's (a reordered pair). Returns whether a fault applied.
+    bool plan_fault(dq& d, wb_faults f, write_back& p) {
+        if (f.drop != 0) {
+            --f.drop;
             ++d.st.comp_dropped;
-            p.written = true;  // the head passes it, no DD
+            p.written = true;
             p.dd = false;
-            return;
+            return true;
         }
-        if (faults_.delay_tx_steps != 0) {
-            p.due = steps_ + faults_.delay_tx_steps;
+        if (f.delay != 0) {
+            p.due = steps_ + f.delay;
             ++d.st.comp_delayed;
-            return;
+            return true;
         }
-        if (faults_.reorder_tx_completions != 0) {
-            if (!reorder_hold_) {
-                reorder_hold_ = true;
-                p.due = steps_ + 1;  // this one lands next step, after the next packet's
-                return;
+        if (f.reorder != 0) {
+            if (!f.hold) {
+                f.hold = true;
+                p.due = steps_ + 1; // this one lands next step, after the next one's
+                return true;
             }
-            reorder_hold_ = false;
-            --faults_.reorder_tx_completions;
+            f.hold = false;
+            --f.reorder;
             ++d.st.comp_reordered;
-            return;
+            return true;
         }
+        return false;
+    }
+
+    void plan_tx_corruption(std::uint16_t q, dq& d, write_back& p) {
         if (faults_.corrupt != comp_fault::none && faults_.corrupt_ring == ring_kind::tx &&
             faults_.corrupt_count != 0) {
             --faults_.corrupt_count;
@@ -649,27 +683,42 @@ private:
         }
     }
 
-    // Write back what is due (in ring order, or out of it for a reorder), then move TDH
-    // past the prefix that is written back.
-    bool flush_due(std::uint16_t q) {
-        dq& d = q_[q];
+    // Write back what is due (in ring order, or out of it for a reorder), then move the
+    // head register past the prefix that is written back.
+    template <class Write>
+    bool flush_due(std::deque<write_back>& inflight, std::uint32_t head_reg, Write write) {
         bool any = false;
-        for (tx_pkt& p : d.inflight) {
+        for (write_back& p : inflight) {
             if (!p.written && p.due <= steps_) {
-                if (p.dd) {
-                    write_tx_wb(d.tx[p.eop], true);
-                } else {
-                    write_tx_wb(d.tx[p.eop], false);
-                }
+                write(p);
                 p.written = true;
                 any = true;
             }
         }
-        while (!d.inflight.empty() && d.inflight.front().written) {
-            set_reg(igbvf::reg::tdh(q), d.inflight.front().next);
-            d.inflight.pop_front();
+        while (!inflight.empty() && inflight.front().written) {
+            set_reg(head_reg, inflight.front().next);
+            inflight.pop_front();
         }
         return any;
+    }
+    bool flush_tx(std::uint16_t q) {
+        dq& d = q_[q];
+        return flush_due(d.inflight, igbvf::reg::tdh(q),
+                         [&](const write_back& p) { write_tx_wb(d.tx[p.slot], p.dd); });
+    }
+    // RX write-back (datasheet 7.1.6.2): the frame's words first, STATUS with DD last.
+    bool flush_rx(std::uint16_t q) {
+        dq& d = q_[q];
+        return flush_due(d.rx_inflight, igbvf::reg::rdh(q), [&](const write_back& p) {
+            igbvf::adv_rx_wb wb = p.rx;
+            const std::uint32_t status =
+                p.dd ? wb.status_error : wb.status_error & ~igbvf::rxd::stat_dd;
+            wb.status_error = 0;
+            auto* w = reinterpret_cast<std::uint32_t*>(&d.rx[p.slot]);
+            std::memcpy(w, &wb, 8);
+            std::memcpy(w + 3, &wb.length, 4);
+            std::atomic_ref<std::uint32_t>(w[2]).store(status, std::memory_order_release);
+        });
     }
 
     void send_frame(dq& d) {
@@ -856,37 +905,34 @@ private:
             wb.rss = hash;
             wb.vlan = vlan;
             status |= rx_csum(f, wb.pkt_info);
-            bool dd = true;
-            if (faults_.corrupt != comp_fault::none && faults_.corrupt_ring == ring_kind::rx &&
-                faults_.corrupt_count != 0) {
+            wb.status_error = status;
+            write_back p{d.rx_head, (d.rx_head + 1) % d.rx_size, steps_, false, true, wb};
+            if (!plan_fault(d, rx_faults(), p) && faults_.corrupt != comp_fault::none &&
+                faults_.corrupt_ring == ring_kind::rx && faults_.corrupt_count != 0) {
                 --faults_.corrupt_count;
                 ++d.st.comp_corrupted;
                 switch (faults_.corrupt) {
                 case comp_fault::index_out_of_range:
-                    wb.hdr_info = static_cast<std::uint16_t>(igbvf::rxd::hdr_sph | (64u << 5));
+                    p.rx.hdr_info = static_cast<std::uint16_t>(igbvf::rxd::hdr_sph | (64u << 5));
                     break;
                 case comp_fault::length_too_large:
-                    wb.length = static_cast<std::uint16_t>(d.rx_buf + 512);
+                    p.rx.length = static_cast<std::uint16_t>(d.rx_buf + 512);
                     break;
-                case comp_fault::gen_out_of_order: dd = false; break;
+                case comp_fault::gen_out_of_order: p.dd = false; break;
                 case comp_fault::never_posted:
                 case comp_fault::double_completion: d.stray_rx = true; break;
                 default: break;
                 }
             }
-            wb.status_error = 0;
-            auto* w = reinterpret_cast<std::uint32_t*>(&d.rx[d.rx_head]);
-            std::memcpy(w, &wb, 8);
-            std::memcpy(w + 3, &wb.length, 4);
-            std::atomic_ref<std::uint32_t>(w[2]).store(dd ? status : status & ~igbvf::rxd::stat_dd,
-                                                       std::memory_order_release);
-            d.rx_head = (d.rx_head + 1) % d.rx_size;
-            set_reg(igbvf::reg::rdh(q), d.rx_head);
-            wrote |= 1u << q;
+            d.rx_inflight.push_back(p);
+            d.rx_head = p.next;
         }
         rx_batch_.clear();
         for (std::uint16_t q = 0; q < cfg_.limits.queues; ++q) {
             dq& d = q_[q];
+            if (d.rx_on && flush_rx(q)) {
+                wrote |= 1u << q;
+            }
             if (d.stray_rx && d.rx_on) {
                 d.stray_rx = false;
                 const std::uint32_t tail = reg(igbvf::reg::rdt(q)) % d.rx_size;
@@ -940,7 +986,7 @@ private:
     std::array<sim_irq, igbvf::max_queues> irqs_{};
     std::atomic<bool> removed_{false};
     std::array<std::atomic<std::uint32_t>, igbvf::max_queues> tdh_bad_{};  // TDH read override (fault)
-    bool reorder_hold_ = false;
+    bool tx_reorder_hold_ = false, rx_reorder_hold_ = false;
 
     mutable std::mutex mu_;
     std::array<dq, igbvf::max_queues> q_{};

@@ -43,6 +43,8 @@ class igbvf_rig : public rig_base<igbvf_rig_config> {
 public:
     using device_type = igbvf_window;
     static constexpr const char* device_name = "igbvf";
+    /// The device drops, delays and reorders RX completions when the fault plan says so.
+    static constexpr bool rx_completion_faults = true;
     static constexpr mac_addr guest_mac{0x02, 0, 0, 0, 0x76, 0x01};
     static constexpr mac_addr far_mac{0x02, 0, 0, 0, 0x76, 0x02};
 

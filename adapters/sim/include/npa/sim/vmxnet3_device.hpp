@@ -28,6 +28,11 @@
 // the old configuration and is answered in CMD (and, for the MAC, by MACL/MACH reading
 // back the old address); the reason is kept for the hypervisor (last_refusal()).
 // Time is explicit: step() runs everything once; run_until() steps until a predicate holds.
+//
+// Hostile behaviour (fault_plan, faults.hpp) on both completion rings alike, TX and RX:
+// a dropped completion is never written (the buffer was used, RX: filled); a delayed one
+// is written, in order, that many steps later; a reordered pair is written second first.
+// Corruptions change the entry (index, length, ring id) or its gen bit as it is written.
 #pragma once
 
 #include <npa/plugins/vmxnet3_defs.hpp>
@@ -281,9 +286,12 @@ public:
             any |= fetch_rx(q);
         }
         any |= deliver_rx();
+        for (std::uint32_t q = 0; q < nrx_ && active_; ++q) {
+            any |= flush(q_[q].rxp, rx_faults(), rx_writer{this, q});
+        }
         for (std::uint32_t q = 0; q < ntx_ && active_; ++q) {
             any |= process_tx(q);
-            any |= flush_delayed(q);
+            any |= flush(q_[q].txp, tx_faults(), tx_writer{this, q});
         }
         for (std::uint32_t v = 0; v < vmxnet3::MAX_INTRS; ++v) {
             if (!raise_[v]) {
@@ -315,9 +323,28 @@ public:
     }
 
 private:
-    struct tx_pending {
-        vmxnet3::tx_comp_desc c;
-        std::uint64_t due;
+    // The completions of one ring that the fault plan holds back: delayed (in order) or
+    // the first of a pair to be reordered. buf_len is what the RX buffer could hold.
+    template <class Comp>
+    struct comp_path {
+        struct pending {
+            Comp c{};
+            std::uint32_t buf_len = 0;
+            std::uint64_t due = 0;
+        };
+        std::deque<pending> delayed;
+        bool holding = false;
+        pending held{};
+        void clear() noexcept {
+            delayed.clear();
+            holding = false;
+        }
+    };
+    // One direction's completion faults, as references into faults_ (counts are consumed).
+    struct comp_faults {
+        std::uint32_t& drop;
+        std::uint32_t delay;
+        std::uint32_t& reorder;
     };
     struct rx_buf {
         std::uint32_t slot;
@@ -334,9 +361,8 @@ private:
         std::uint32_t tx_vec = 0, rx_vec = 0, tx_size = 0;
         std::uint64_t last_tx_step = 0;
         bool tx_failed = false, rx_failed = false;
-        std::deque<tx_pending> delayed;
-        bool holding = false;
-        vmxnet3::tx_comp_desc held{};
+        comp_path<vmxnet3::tx_comp_desc> txp;
+        comp_path<vmxnet3::rx_comp_desc> rxp;
         vmxnet3_queue_counters st{};
         std::vector<std::pair<std::uint32_t, vmxnet3::tx_desc>> chain;  // a packet being gathered
     };
@@ -591,8 +617,8 @@ private:
         case cmd::QUIESCE_DEV:
             active_ = false;
             for (dq& d : q_) {
-                d.delayed.clear();
-                d.holding = false;
+                d.txp.clear();
+                d.rxp.clear();
                 d.chain.clear();
             }
             return 0;
@@ -734,9 +760,8 @@ private:
             d.tx_size = t;
             d.tx_vec = c.intrIdx;
             d.tx_failed = false;
-            d.delayed.clear();
+            d.txp.clear();
             d.chain.clear();
-            d.holding = false;
             d.last_tx_step = steps_;
             txqd(q)->ctrl.txNumDeferred = 0;
             txqd(q)->ctrl.txThreshold = cfg_.tx_threshold;
@@ -766,6 +791,7 @@ private:
             d.rx_addrs.clear();
             d.rx_vec = c.intrIdx;
             d.rx_failed = false;
+            d.rxp.clear();
             rxqd(q)->ctrl.updateRxProd = cfg_.update_rx_prod ? 1 : 0;
             rxqd(q)->status = {};
             rxprod_[q][0].store(0);
@@ -804,9 +830,9 @@ private:
             d.posted[0].clear();
             d.posted[1].clear();
             d.rx_addrs.clear();
-            d.delayed.clear();
+            d.txp.clear();
+            d.rxp.clear();
             d.chain.clear();
-            d.holding = false;
         }
         for (sim_irq& i : irqs_) {
             i.reset();
@@ -1017,17 +1043,91 @@ private:
                 ++d.st.rx_dma_errors;
             }
             off += len;
-            write_rx_comp(q, c, b.len);
+            complete(d.rxp, rx_faults(), d.st, c, b.len, rx_writer{this, q});
         }
         ++d.st.rx_frames;
         d.st.rx_bytes += f.len;
-        raise_[d.rx_vec] = true;
+    }
+
+    // Where a completion that leaves the fault path is written: queue q's ring.
+    struct rx_writer {
+        vmxnet3_device* dev;
+        std::uint32_t q;
+        void operator()(const vmxnet3::rx_comp_desc& c, std::uint32_t buf_len) const {
+            dev->write_rx_comp(q, c, buf_len);
+        }
+    };
+    struct tx_writer {
+        vmxnet3_device* dev;
+        std::uint32_t q;
+        void operator()(const vmxnet3::tx_comp_desc& c, std::uint32_t) const {
+            dev->write_tx_comp(q, c);
+        }
+    };
+    comp_faults rx_faults() noexcept {
+        return {faults_.drop_rx_completions, faults_.delay_rx_steps,
+                faults_.reorder_rx_completions};
+    }
+    comp_faults tx_faults() noexcept {
+        return {faults_.drop_tx_completions, faults_.delay_tx_steps,
+                faults_.reorder_tx_completions};
+    }
+
+    // A finished buffer's completion goes through its ring's planned faults: dropped,
+    // delayed (and everything behind it, to keep the order), or held back and written
+    // after the next one; otherwise written now.
+    template <class Comp, class Write>
+    void complete(comp_path<Comp>& cp, comp_faults f, vmxnet3_queue_counters& st, const Comp& c,
+                  std::uint32_t buf_len, Write write) {
+        if (f.drop != 0) {
+            --f.drop;
+            ++st.comp_dropped;
+        } else if (f.delay != 0 || !cp.delayed.empty()) {
+            cp.delayed.push_back({c, buf_len, steps_ + f.delay});
+            ++st.comp_delayed;
+        } else if (f.reorder != 0) {
+            if (!cp.holding) {
+                cp.held = {c, buf_len, 0};
+                cp.holding = true;
+                return;
+            }
+            write(c, buf_len);
+            write(cp.held.c, cp.held.buf_len);
+            cp.holding = false;
+            --f.reorder;
+            ++st.comp_reordered;
+        } else {
+            if (cp.holding) { // an odd one left from a reorder goes first
+                cp.holding = false;
+                write(cp.held.c, cp.held.buf_len);
+            }
+            write(c, buf_len);
+        }
+    }
+
+    // Writes the delayed completions that are due, and an odd held one once no reorder
+    // is planned any more.
+    template <class Comp, class Write>
+    bool flush(comp_path<Comp>& cp, comp_faults f, Write write) {
+        bool any = false;
+        while (!cp.delayed.empty() && cp.delayed.front().due <= steps_) {
+            write(cp.delayed.front().c, cp.delayed.front().buf_len);
+            cp.delayed.pop_front();
+            any = true;
+        }
+        if (cp.holding && f.reorder == 0) {
+            cp.holding = false;
+            write(cp.held.c, cp.held.buf_len);
+            any = true;
+        }
+        return any;
     }
 
     void write_rx_comp(std::uint32_t q, vmxnet3::rx_comp_desc c, std::uint32_t buf_len) {
         using rcd = vmxnet3::rx_comp_desc;
         dq& d = q_[q];
         auto& p = d.rxc;
+        raise_[d.rx_vec] = true;
         if (faults_.corrupt == comp_fault::none || faults_.corrupt_ring != ring_kind::rx || faults_.corrupt_count == 0) {
             p.produce(c);
             return;
@@ -1203,53 +1303,9 @@ private:
             vmxnet3::tx_comp_desc c{};
             vmxnet3::tx_comp_desc::txdIdx::set(c.dword0, eop_slot);
             vmxnet3::tx_comp_desc::type::set(c.dword3, vmxnet3::cdtype::TXCOMP);
-            complete_tx(q, c);
+            complete(d.txp, tx_faults(), d.st, c, 0, tx_writer{this, q});
         }
         return true;
-    }
-
-    void complete_tx(std::uint32_t q, const vmxnet3::tx_comp_desc& c) {
-        dq& d = q_[q];
-        if (faults_.drop_tx_completions != 0) {
-            --faults_.drop_tx_completions;
-            ++d.st.comp_dropped;
-        } else if (faults_.delay_tx_steps != 0 || !d.delayed.empty()) {
-            d.delayed.push_back({c, steps_ + faults_.delay_tx_steps});
-            ++d.st.comp_delayed;
-        } else if (faults_.reorder_tx_completions != 0) {
-            if (!d.holding) {
-                d.held = c;
-                d.holding = true;
-                return;
-            }
-            write_tx_comp(q, c);
-            write_tx_comp(q, d.held);
-            d.holding = false;
-            --faults_.reorder_tx_completions;
-            ++d.st.comp_reordered;
-        } else {
-            if (d.holding) {  // an odd one left from a reorder goes first
-                d.holding = false;
-                write_tx_comp(q, d.held);
-            }
-            write_tx_comp(q, c);
-        }
-    }
-
-    bool flush_delayed(std::uint32_t q) {
-        dq& d = q_[q];
-        bool any = false;
-        while (!d.delayed.empty() && d.delayed.front().due <= steps_) {
-            write_tx_comp(q, d.delayed.front().c);
-            d.delayed.pop_front();
-            any = true;
-        }
-        if (d.holding && faults_.reorder_tx_completions == 0) {
-            d.holding = false;
-            write_tx_comp(q, d.held);
-            any = true;
-        }
-        return any;
     }
 
     void write_tx_comp(std::uint32_t q, vmxnet3::tx_comp_desc c) {

@@ -37,6 +37,8 @@ class vmxnet3_rig : public rig_base<vmxnet3_rig_config> {
 public:
     using device_type = vmxnet3::window;
     static constexpr const char* device_name = "vmxnet3";
+    /// The device drops, delays and reorders RX completions when the fault plan says so.
+    static constexpr bool rx_completion_faults = true;
     static constexpr mac_addr guest_mac{0x02, 0, 0, 0, 0, 0x01};
     static constexpr mac_addr far_mac{0x02, 0, 0, 0, 0, 0x02};
 
