@@ -267,11 +267,6 @@ public:
         std::lock_guard g(inbox_mu_);
         return rx_overrun_;
     }
-    /// Frames that arrived for a removed VF, or were waiting in it when it went.
-    [[nodiscard]] std::uint64_t rx_removed() const {
-        std::lock_guard g(inbox_mu_);
-        return rx_removed_;
-    }
     /// Every RX drop before a queue was chosen (the per-queue ones are in stats()).
     [[nodiscard]] igbvf_device_stats device_stats() const {
         igbvf_device_stats s;
