@@ -92,6 +92,54 @@ TEST_CASE("ping and iperf3 through the TAP over AF_XDP, then over AF_PACKET") {
     CHECK_MESSAGE(stats.find("\"audit_ok\":true") != std::string::npos, stats);
 }
 
+TEST_CASE("TCP both ways over each plugin, with the peer's offloads on (TSO, GRO) and off") {
+    // The peer's TSO (veth's default) and GRO on the lowers hand the plugins frames far
+    // larger than a buffer; the plugin must cut them into MTU-sized frames, not drop them.
+    // A fixed transfer either completes or, with such frames dropped, crawls at a few
+    // KB/s (every segment after the first retransmission is lost again) and times out.
+    topology t;
+    linkd_process d(two_lowers);
+    REQUIRE_MESSAGE(d.up(), d.log());
+    guest_ip();
+    sh("ping -c 1 -W 2 10.77.0.2");
+    int port = 5230;
+    for (const bool offloads : {true, false}) {
+        CAPTURE(offloads);
+        for (const char* dev : {"vb0", "vb1"}) {
+            const std::string o = offloads ? "on" : "off";
+            REQUIRE(sh(t.in_peer(std::string("ethtool -K ") + dev + " tso " + o + " gso " + o +
+                                 " gro " + o + " tx " + o)));
+        }
+        for (const char* dev : {"va0", "va1"})
+            sh(std::string("ethtool -K ") + dev + " gro " + (offloads ? "on" : "off"));
+        const std::string k = sh_out(t.in_peer("ethtool -k vb1"));
+        CHECK(k.find(std::string("tcp-segmentation-offload: ") + (offloads ? "on" : "off")) !=
+              std::string::npos);
+        for (const char* lower : {"va0", "va1"}) {
+            const std::string which = lower;
+            CAPTURE(which);
+            if (d.ctl("--json status").second.find("\"active\":\"" + which + "\"") ==
+                std::string::npos) {
+                const auto [src, sout] = d.ctl(std::string("switch ") + lower);
+                REQUIRE_MESSAGE(src == 0, sout);
+            }
+            for (const char* dir : {"", " -R"}) {
+                const std::string direction = *dir ? "peer to host" : "host to peer";
+                CAPTURE(direction);
+                const std::string ip =
+                    sh_out("timeout 10 " + iperf_server(t, port++) + " -n 16M" + dir + " 2>&1");
+                CHECK_MESSAGE(npa_test::iperf_receiver_mbits(ip) > 0, ip << d.log());
+                MESSAGE(which << ", " << direction << ", offloads " << std::string(offloads ? "on" : "off")
+                              << ": " << npa_test::iperf_receiver_mbits(ip) << " Mbit/s");
+            }
+        }
+    }
+    // No frame was dropped for its size on either lower.
+    const std::string stats = d.ctl("--json stats").second;
+    CHECK_MESSAGE(npa_test::json_number(stats, "rx_dropped") == 0, stats);
+    CHECK_MESSAGE(npa_test::json_number(stats, "rx_dropped", stats.find("\"va1\"")) == 0, stats);
+}
+
 TEST_CASE("100 switches during an iperf3 run and a fast ping: no ping lost, TCP completes") {
     topology t;
     linkd_process d(two_lowers);
