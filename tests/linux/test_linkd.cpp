@@ -129,8 +129,9 @@ TEST_CASE("TCP both ways over each plugin, with the peer's offloads on (TSO, GRO
                 const std::string ip =
                     sh_out("timeout 10 " + iperf_server(t, port++) + " -n 16M" + dir + " 2>&1");
                 CHECK_MESSAGE(npa_test::iperf_receiver_mbits(ip) > 0, ip << d.log());
-                MESSAGE(which << ", " << direction << ", offloads " << std::string(offloads ? "on" : "off")
-                              << ": " << npa_test::iperf_receiver_mbits(ip) << " Mbit/s");
+                MESSAGE(which << ", " << direction << ", offloads "
+                              << std::string(offloads ? "on" : "off") << ": "
+                              << npa_test::iperf_receiver_mbits(ip) << " Mbit/s");
             }
         }
     }

@@ -237,27 +237,44 @@ bool send_gso_tcp(const std::string& ifname, bool v6, std::uint32_t payload, std
         ip[24] = 0xfd;
         ip[39] = 2;
     } else {
-        const std::uint8_t h[20] = {0x45, 0, static_cast<std::uint8_t>((20 + l4) >> 8),
-                                    static_cast<std::uint8_t>(20 + l4), 0x12, 0x34, 0x40, 0, 64, 6,
-                                    0, 0, 10, 0, 0, 1, 10, 0, 0, 2};
+        const std::uint8_t h[20] = {0x45,
+                                    0,
+                                    static_cast<std::uint8_t>((20 + l4) >> 8),
+                                    static_cast<std::uint8_t>(20 + l4),
+                                    0x12,
+                                    0x34,
+                                    0x40,
+                                    0,
+                                    64,
+                                    6,
+                                    0,
+                                    0,
+                                    10,
+                                    0,
+                                    0,
+                                    1,
+                                    10,
+                                    0,
+                                    0,
+                                    2};
         std::memcpy(ip, h, 20);
-        const std::uint16_t c =
-            static_cast<std::uint16_t>(~npa::lnx::csum_fold(npa::lnx::csum_add(
-                0, reinterpret_cast<const std::byte*>(ip), 20)));
+        const std::uint16_t c = static_cast<std::uint16_t>(~npa::lnx::csum_fold(
+            npa::lnx::csum_add(0, reinterpret_cast<const std::byte*>(ip), 20)));
         ip[10] = static_cast<std::uint8_t>(c >> 8);
         ip[11] = static_cast<std::uint8_t>(c);
     }
     std::uint8_t* th = ip + l3;
-    const std::uint8_t t[20] = {0x30, 0x39, 0x14, 0x51, 0xff, 0xff, 0xf0, 0x00, 0, 0, 0, 1,
-                                0x50, 0x19 /* FIN PSH ACK */, 0xff, 0xff};
+    const std::uint8_t t[20] = {0x30, 0x39, 0x14, 0x51, 0xff, 0xff, 0xf0,
+                                0x00, 0,    0,    0,    1,    0x50, 0x19 /* FIN PSH ACK */,
+                                0xff, 0xff};
     std::memcpy(th, t, 20);
     for (std::uint32_t i = 0; i < payload; ++i) {
         th[20 + i] = static_cast<std::uint8_t>(i * 7 + i / 251);
     }
     // The pseudo-header sum, as a stack offloading the checksum leaves it.
-    std::uint64_t ps = npa::lnx::csum_add(0, reinterpret_cast<const std::byte*>(ip + (v6 ? 8 : 12)),
-                                          v6 ? 32 : 8) +
-                       6 + l4;
+    std::uint64_t ps =
+        npa::lnx::csum_add(0, reinterpret_cast<const std::byte*>(ip + (v6 ? 8 : 12)), v6 ? 32 : 8) +
+        6 + l4;
     const std::uint16_t pc = npa::lnx::csum_fold(ps);
     th[16] = static_cast<std::uint8_t>(pc >> 8);
     th[17] = static_cast<std::uint8_t>(pc);
@@ -269,6 +286,10 @@ bool send_gso_tcp(const std::string& ifname, bool v6, std::uint32_t payload, std
                              sizeof sll) == static_cast<ssize_t>(f.size());
     ::close(fd);
     return ok;
+}
+
+bool sh_mtu(const std::string& ifname, int mtu) {
+    return npa_test::sh("ip link set " + ifname + " mtu " + std::to_string(mtu));
 }
 
 std::uint16_t be16(const std::byte* p) {
@@ -332,6 +353,34 @@ TEST_CASE("the AF_PACKET plugin cuts a TCP frame larger than a buffer (TSO, GRO)
     f.pool.free_burst(got);
     p.detach();
     CHECK(f.pool.available() == f.pool.size());
+}
+
+TEST_CASE("the AF_XDP plugin counts a frame larger than a UMEM chunk instead of losing it "
+          "silently") {
+    fixture f;
+    // Room on the wire for a frame no chunk holds (the data area is 2048 - 256 bytes).
+    REQUIRE(sh_mtu("npt0", 3000));
+    REQUIRE(sh_mtu("npt1", 3000));
+    af_xdp p;
+    auto dev = device_for<af_xdp>(f, "npt0");
+    npa::queue_config qc;
+    const npa::status st = p.attach(f.api, dev, qc);
+    REQUIRE_MESSAGE(st.ok(), st.reason());
+    npa_test::raw_socket peer("npt1");
+    REQUIRE(peer.send(npa_test::make_frame(1, 200)));
+    REQUIRE(peer.send(npa_test::make_frame(2, 2800)));
+    REQUIRE(peer.send(npa_test::make_frame(3, 200)));
+    auto got = receive(p, 2);
+    std::vector<std::uint32_t> seqs;
+    for (auto b : got) {
+        const auto* d = reinterpret_cast<const std::uint8_t*>(b.data());
+        if (b.length() >= 18 && d[12] == 0x88 && d[13] == 0xb5)
+            seqs.push_back(npa_test::frame_seq(d));
+    }
+    CHECK(seqs == std::vector<std::uint32_t>{1, 3});
+    CHECK(p.stats(0).rx_dropped >= 1);
+    f.pool.free_burst(got);
+    p.detach();
 }
 
 TEST_CASE("bad input is refused with a reason and leaves nothing behind") {

@@ -83,12 +83,12 @@ namespace detail {
 
 /// Where the RX walk of one TPACKET_V3 ring stands.
 struct packet_rx_cursor {
-    std::uint32_t block = 0; ///< block being read
-    std::uint32_t pkt = 0;   ///< packets of it already delivered or dropped
-    std::uint32_t off = 0;   ///< offset of the next packet in it
-    std::uint32_t seg = 0;   ///< segments of that packet already delivered (a GSO packet)
+    std::uint32_t block = 0;          ///< block being read
+    std::uint32_t pkt = 0;            ///< packets of it already delivered or dropped
+    std::uint32_t off = 0;            ///< offset of the next packet in it
+    std::uint32_t seg = 0;            ///< segments of that packet already delivered (a GSO packet)
     std::uint64_t extra_segments = 0; ///< delivered segments beyond each packet's first
-    bool vnet = false; ///< a virtio_net_hdr precedes every frame (PACKET_VNET_HDR)
+    bool vnet = false;                ///< a virtio_net_hdr precedes every frame (PACKET_VNET_HDR)
 };
 
 inline tpacket_block_desc* packet_rx_block(std::byte* ring, std::uint32_t block) noexcept {
@@ -118,7 +118,7 @@ inline void packet_rx_release_block(std::byte* ring, packet_rx_cursor& c) noexce
 /// took out (VLAN acceleration) put back at offset 12.
 struct packet_wire_frame {
     const std::byte* src = nullptr;
-    std::uint32_t snap = 0;       ///< bytes in the ring
+    std::uint32_t snap = 0; ///< bytes in the ring
     std::array<std::byte, 4> tag{};
     bool tagged = false;
 
@@ -183,9 +183,8 @@ inline std::uint32_t packet_gso_segment(const packet_wire_frame& f, std::uint16_
     const std::uint32_t n = std::min<std::uint32_t>(gso_size, payload - at);
     std::memcpy(dst, h.data(), hdr);
     f.copy(dst + hdr, hdr + at, n);
-    const std::uint32_t l2 = (load16(h.data() + 12) == 0x8100 || load16(h.data() + 12) == 0x88a8)
-                                 ? 18u
-                                 : 14u;
+    const std::uint32_t l2 =
+        (load16(h.data() + 12) == 0x8100 || load16(h.data() + 12) == 0x88a8) ? 18u : 14u;
     std::byte* ip = dst + l2;
     const std::uint32_t l4_bytes = doff + n;
     if ((std::to_integer<unsigned>(ip[0]) >> 4) == 4) {
@@ -671,8 +670,7 @@ private:
         //    RX walk can cut it instead of dropping it. Kernels without it: frames larger
         //    than a buffer are dropped and counted (rx_dropped).
         int one = 1;
-        qu.rx.vnet =
-            ::setsockopt(qu.fd, SOL_PACKET, PACKET_VNET_HDR, &one, sizeof one) == 0;
+        qu.rx.vnet = ::setsockopt(qu.fd, SOL_PACKET, PACKET_VNET_HDR, &one, sizeof one) == 0;
         // 4. Only frames the interface received: what the local stack sends on the lower
         //    interface (and our own TX) must not come back as RX (Linux 4.20+).
         (void)::setsockopt(qu.fd, SOL_PACKET, PACKET_IGNORE_OUTGOING, &one, sizeof one);

@@ -186,6 +186,15 @@ public:
         }
         detail::logf(api, log_level::info, "af_xdp: attached to '%s' queue %u, %s mode", ifname_,
                      dev.queue_id, to_string(mode_));
+        // A chunk holds one frame (no multi-buffer descriptors here): say so when the
+        // lower's MTU lets larger ones arrive, which the kernel then drops (counted).
+        if (const unsigned mtu = detail::if_mtu(ifname_);
+            mtu + 18 > umem_chunk_size - umem_headroom) {
+            detail::logf(api, log_level::warning,
+                         "af_xdp: '%s' has MTU %u, but a UMEM chunk holds frames up to %u "
+                         "bytes: larger ones are dropped and counted in rx_dropped",
+                         ifname_, mtu, umem_chunk_size - umem_headroom);
+        }
         return {};
     }
 
@@ -456,9 +465,26 @@ public:
         return c;
     }
 
+    /// Queue q's counters, with what the kernel dropped before a frame reached the RX
+    /// ring added (XDP_STATISTICS, read on this control-path call): rx_dropped takes a
+    /// frame larger than a UMEM chunk (copy mode: the kernel cannot split it) or one that
+    /// found no chunk, and a full RX ring; bad_completion takes the descriptors it
+    /// refused. Without this a frame too large for a chunk would vanish uncounted.
     [[nodiscard]] const queue_stats& stats(std::uint16_t q) const noexcept {
         static const queue_stats none{};
-        return attached_ && q < nqueues_ ? queues_[q].stats : none;
+        if (!attached_ || q >= nqueues_) {
+            return none;
+        }
+        queue& qu = queues_[q];
+        qu.reported = qu.stats;
+        xdp_statistics ks{};
+        socklen_t len = sizeof ks;
+        if (qu.xsk != nullptr &&
+            ::getsockopt(xsk_socket__fd(qu.xsk), SOL_XDP, XDP_STATISTICS, &ks, &len) == 0) {
+            qu.reported.rx_dropped += ks.rx_dropped + ks.rx_ring_full;
+            qu.reported.bad_completion += ks.rx_invalid_descs + ks.tx_invalid_descs;
+        }
+        return qu.reported;
     }
 
     [[nodiscard]] errc health() const noexcept { return health_.load(std::memory_order_relaxed); }
@@ -550,6 +576,7 @@ private:
         std::uint32_t tx_in_flight = 0;
         bool armed = false;
         queue_stats stats{};
+        queue_stats reported{}; ///< stats plus the kernel's drops, as stats() last read them
     };
 
     status open_sockets(const device_type& dev, xdp_mode m) noexcept {
