@@ -613,9 +613,23 @@ public:
         return c;
     }
 
+    /// Queue q's counters, with the frames the kernel dropped because the RX ring was full
+    /// (PACKET_STATISTICS tp_drops, read on this control-path call; the kernel resets it on
+    /// every read, so it is accumulated) added to rx_dropped.
     [[nodiscard]] const queue_stats& stats(std::uint16_t q) const noexcept {
         static const queue_stats none{};
-        return attached_ && q < nqueues_ ? queues_[q].stats : none;
+        if (!attached_ || q >= nqueues_) {
+            return none;
+        }
+        queue& qu = queues_[q];
+        tpacket_stats_v3 ks{};
+        socklen_t len = sizeof ks;
+        if (qu.fd >= 0 && ::getsockopt(qu.fd, SOL_PACKET, PACKET_STATISTICS, &ks, &len) == 0) {
+            qu.kernel_drops += ks.tp_drops;
+        }
+        qu.reported = qu.stats;
+        qu.reported.rx_dropped += qu.kernel_drops;
+        return qu.reported;
     }
 
     /// errc::removed once the kernel said the interface is gone, errc::device_error once it
@@ -644,6 +658,8 @@ private:
         std::unique_ptr<buffer_type[]> tx_buf_info;
         bool armed = false;
         queue_stats stats{};
+        std::uint64_t kernel_drops = 0; ///< PACKET_STATISTICS tp_drops so far
+        queue_stats reported{};         ///< stats plus kernel_drops, as stats() last read them
     };
 
     // Where packet data starts in a TX frame: TPACKET3_HDRLEN minus the sockaddr_ll the
