@@ -7,6 +7,8 @@
 
 #include <npa/linux/announce.hpp>
 
+#include <sys/stat.h>
+
 #include <future>
 #include <regex>
 
@@ -139,6 +141,103 @@ TEST_CASE("TCP both ways over each plugin, with the peer's offloads on (TSO, GRO
     const std::string stats = d.ctl("--json stats").second;
     CHECK_MESSAGE(npa_test::json_number(stats, "rx_dropped") == 0, stats);
     CHECK_MESSAGE(npa_test::json_number(stats, "rx_dropped", stats.find("\"va1\"")) == 0, stats);
+}
+
+namespace {
+
+// A unix socket left at `path` by a process that is gone (bound, never unlinked).
+bool stale_socket(const std::string& path) {
+    const int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_un sa{};
+    sa.sun_family = AF_UNIX;
+    std::snprintf(sa.sun_path, sizeof sa.sun_path, "%s", path.c_str());
+    const bool ok = ::bind(fd, reinterpret_cast<sockaddr*>(&sa), sizeof sa) == 0;
+    ::close(fd);
+    return ok;
+}
+
+constexpr unsigned nobody = 65534;
+
+} // namespace
+
+TEST_CASE("the control socket: only a stale socket of ours is removed, peers are checked "
+          "(SO_PEERCRED) on both sides") {
+    topology t;
+    const std::string dir = "/tmp/npa-test-sockdir-" + std::to_string(::getpid());
+    sh("rm -rf " + dir);
+    REQUIRE(sh("mkdir -m 1777 " + dir));
+    const std::string path = dir + "/linkd.sock";
+    auto start = [&] {
+        return sh_out(npa_test::linkd_bin + " --lower va1:af_packet --socket " + path +
+                      " 2>&1 & sleep 0.5; kill $! 2>/dev/null; wait");
+    };
+    SUBCASE("a regular file at the path is not removed") {
+        std::FILE* f = std::fopen(path.c_str(), "w");
+        REQUIRE(f != nullptr);
+        std::fputs("precious\n", f);
+        std::fclose(f);
+        const std::string out = start();
+        CHECK_MESSAGE(out.find("exists and is not a socket") != std::string::npos, out);
+        CHECK(sh_out("cat " + path) == "precious\n");
+    }
+    SUBCASE("another user's stale socket is not removed") {
+        REQUIRE(stale_socket(path));
+        REQUIRE(::chown(path.c_str(), nobody, nobody) == 0);
+        const std::string out = start();
+        CHECK_MESSAGE(out.find("owned by uid 65534") != std::string::npos, out);
+        struct stat st {};
+        CHECK(::lstat(path.c_str(), &st) == 0);
+        CHECK(S_ISSOCK(st.st_mode));
+    }
+    SUBCASE("a stale socket of ours is replaced, and the log says so") {
+        REQUIRE(stale_socket(path));
+        linkd_process d({"--tap", "npa0", "--lower", "va1:af_packet"}, path);
+        REQUIRE_MESSAGE(d.up(), d.log());
+        CHECK_MESSAGE(d.log().find("removed the stale socket " + path) != std::string::npos,
+                      d.log());
+    }
+    SUBCASE("npactl refuses a socket another user serves") {
+        // Another user got to the path first and answers everything with "ok".
+        const pid_t fake = ::fork();
+        if (fake == 0) {
+            if (::setgid(nobody) != 0 || ::setuid(nobody) != 0)
+                ::_exit(1);
+            const int fd = ::socket(AF_UNIX, SOCK_STREAM, 0);
+            sockaddr_un sa{};
+            sa.sun_family = AF_UNIX;
+            std::snprintf(sa.sun_path, sizeof sa.sun_path, "%s", path.c_str());
+            if (::bind(fd, reinterpret_cast<sockaddr*>(&sa), sizeof sa) != 0 || ::listen(fd, 4))
+                ::_exit(1);
+            ::chmod(path.c_str(), 0666);
+            for (;;) {
+                const int c = ::accept(fd, nullptr, nullptr);
+                char b[512];
+                (void)!::read(c, b, sizeof b);
+                (void)!::write(c, "{\"ok\":true}\n", 12);
+                ::close(c);
+            }
+        }
+        for (int i = 0; i < 100 && ::access(path.c_str(), F_OK) != 0; ++i)
+            std::this_thread::sleep_for(std::chrono::milliseconds(10));
+        const std::string out =
+            sh_out(npa_test::npactl_bin + " --socket " + path + " switch next 2>&1; echo rc=$?");
+        ::kill(fake, SIGKILL);
+        ::waitpid(fake, nullptr, 0);
+        CHECK_MESSAGE(out.find("served by uid 65534") != std::string::npos, out);
+        CHECK(out.find("rc=2") != std::string::npos);
+    }
+    SUBCASE("the daemon refuses a client of another user, even when the socket lets it in") {
+        linkd_process d({"--tap", "npa0", "--lower", "va1:af_packet"}, path);
+        REQUIRE_MESSAGE(d.up(), d.log());
+        REQUIRE(::chmod(path.c_str(), 0666) == 0);
+        const std::string out =
+            sh_out("setpriv --reuid=65534 --regid=65534 --clear-groups " + npa_test::npactl_bin +
+                   " --socket " + path + " switch next 2>&1; echo rc=$?");
+        CHECK_MESSAGE(out.find("uid 65534 may not control npa-linkd") != std::string::npos, out);
+        CHECK(out.find("rc=1") != std::string::npos);
+        CHECK(npa_test::json_number(d.ctl("--json stats").second, "refused_clients") == 1);
+    }
+    sh("rm -rf " + dir);
 }
 
 TEST_CASE("100 switches during an iperf3 run and a fast ping: no ping lost, TCP completes") {

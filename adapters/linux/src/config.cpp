@@ -431,7 +431,7 @@ const char* usage() noexcept {
            "of lower interfaces, each driven by a plugin: af_xdp (MODE copy, zero-copy or\n"
            "auto) or af_packet. Traffic runs over the first usable lower; when it goes down\n"
            "or disappears the daemon switches to the next one without the TAP noticing.\n"
-           "Control it with npactl through the unix socket (default /run/npa-linkd.sock).\n";
+           "Control it with npactl through the unix socket (default /run/npa/npa-linkd.sock).\n";
 }
 
 } // namespace npa::lnx::tools

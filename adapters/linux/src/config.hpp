@@ -5,7 +5,7 @@
 //   tap = npa0                      the TAP interface the stack sees
 //   lower = va0 af_xdp [copy|zero-copy|auto]
 //   lower = va1 af_packet           lower interfaces, in order of preference
-//   socket = /run/npa-linkd.sock    the control socket
+//   socket = /run/npa/npa-linkd.sock    the control socket
 //   mac = 02:00:00:00:00:01         the shell's MAC (default: the TAP's own)
 //   queues = 1
 //   failback = yes                  return to a preferred lower when it comes back
@@ -17,6 +17,8 @@
 //   mtu_min = 576
 //   mtu_max = 1500
 #pragma once
+
+#include "control_protocol.hpp"
 
 #include <npa/control.hpp>
 #include <npa/linux/af_xdp.hpp>
@@ -49,7 +51,7 @@ struct policy_config {
 struct daemon_config {
     std::string tap = "npa0";
     std::vector<lower_config> lowers;
-    std::string socket = "/run/npa-linkd.sock";
+    std::string socket = default_socket;
     bool has_mac = false;
     mac_addr mac{};
     std::uint16_t queues = 1;

@@ -241,16 +241,16 @@ bool linkd::init(std::string& err) {
     sa.sun_family = AF_UNIX;
     std::snprintf(sa.sun_path, sizeof sa.sun_path, "%s", cfg_.socket.c_str());
     {
-        const int probe = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-        const bool live = ::connect(probe, reinterpret_cast<sockaddr*>(&sa), sizeof sa) == 0;
-        ::close(probe);
-        if (live) {
-            err = "control socket " + cfg_.socket + " is in use (another npa-linkd?)";
+        // Only a stale socket of ours is removed; anything else at the path stays.
+        std::string note;
+        if (std::string why = prepare_socket_path(cfg_.socket, note); !why.empty()) {
+            err = std::move(why);
             ::close(listen_fd_);
             listen_fd_ = -1;
             return false;
         }
-        ::unlink(cfg_.socket.c_str());
+        if (!note.empty())
+            linkd_env{}.log(log_level::warning, note.c_str());
     }
     if (::bind(listen_fd_, reinterpret_cast<sockaddr*>(&sa), sizeof sa) != 0 ||
         ::listen(listen_fd_, 8) != 0) {
@@ -495,7 +495,20 @@ void linkd::run() {
         if (fds[ctl_at + 1].revents & POLLIN) {
             const int c = ::accept4(listen_fd_, nullptr, nullptr, SOCK_CLOEXEC | SOCK_NONBLOCK);
             if (c >= 0) {
-                if (clients_.size() >= max_clients) {
+                unsigned uid = 0;
+                const bool known = peer_uid(c, uid);
+                if (!known || !peer_trusted(uid)) {
+                    // SO_PEERCRED: only root and the daemon's own user may control it.
+                    ++tc_.refused_clients;
+                    const std::string e =
+                        json_error(known ? "uid " + std::to_string(uid) +
+                                               " may not control npa-linkd (root or its own "
+                                               "user only)"
+                                         : std::string("the kernel did not name the peer")) +
+                        "\n";
+                    (void)!::write(c, e.data(), e.size());
+                    ::close(c);
+                } else if (clients_.size() >= max_clients) {
                     const std::string e = json_error("too many control connections") + "\n";
                     (void)!::write(c, e.data(), e.size());
                     ::close(c);
@@ -862,7 +875,8 @@ std::string linkd::render_stats(bool text) {
          ",\"announces\":" + std::to_string(tc_.announces) +
          ",\"control_applied\":" + std::to_string(tc_.control_applied) +
          ",\"control_refused\":" + std::to_string(tc_.control_refused) +
-         ",\"bad_requests\":" + std::to_string(tc_.bad_requests) + "}";
+         ",\"bad_requests\":" + std::to_string(tc_.bad_requests) +
+         ",\"refused_clients\":" + std::to_string(tc_.refused_clients) + "}";
     o += ",\"shell\":{\"tx_accepted\":" + std::to_string(c.tx_accepted) +
          ",\"tx_backlogged\":" + std::to_string(c.tx_backlogged) +
          ",\"tx_requeued\":" + std::to_string(c.tx_requeued) +

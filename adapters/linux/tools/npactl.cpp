@@ -28,7 +28,7 @@ constexpr int reply_timeout_ms = 10000;
 } // namespace
 
 int main(int argc, char** argv) {
-    std::string sock = "/run/npa-linkd.sock";
+    std::string sock = npa::lnx::tools::default_socket;
     bool json = false;
     std::string req;
     for (int i = 1; i < argc; ++i) {
@@ -76,11 +76,20 @@ int main(int argc, char** argv) {
                      std::strerror(errno));
         return 2;
     }
-    const std::string line = req + (json ? "" : " text") + "\n";
-    if (::write(fd, line.data(), line.size()) != static_cast<ssize_t>(line.size())) {
-        std::fprintf(stderr, "npactl: write to %s failed\n", sock.c_str());
+    // The daemon runs as root (or as this user): a socket served by anyone else is not
+    // npa-linkd, whatever it answers (SO_PEERCRED).
+    if (unsigned uid = 0;
+        !npa::lnx::tools::peer_uid(fd, uid) || !npa::lnx::tools::peer_trusted(uid)) {
+        std::fprintf(stderr,
+                     "npactl: refusing %s: it is served by uid %u, not root or this user "
+                     "(not npa-linkd)\n",
+                     sock.c_str(), uid);
         return 2;
     }
+    const std::string line = req + (json ? "" : " text") + "\n";
+    // A daemon that refuses this client answers and closes at once: no SIGPIPE, read on.
+    const bool sent =
+        ::send(fd, line.data(), line.size(), MSG_NOSIGNAL) == static_cast<ssize_t>(line.size());
     std::string reply;
     while (reply.find('\n') == std::string::npos) {
         pollfd p{fd, POLLIN, 0};
@@ -100,6 +109,10 @@ int main(int argc, char** argv) {
         reply.resize(nl);
     bool ok = false;
     if (!npa::lnx::tools::json_get_bool(reply, "ok", ok)) {
+        if (!sent) {
+            std::fprintf(stderr, "npactl: write to %s failed\n", sock.c_str());
+            return 2;
+        }
         std::fprintf(stderr, "npactl: malformed reply from npa-linkd\n");
         return 2;
     }
