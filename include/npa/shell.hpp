@@ -285,7 +285,7 @@ public:
         if (NPA_UNLIKELY(qs.draining)) {
             // Old path first: what it received before the switch is older.
             n = plugin_rx(qs.tx_path, qs, q, out);
-            if (n < out.size()) {
+            if (n < out.size() && old_rx_quiet(qs, n)) {
                 qs.old_rx_drained = true;
             }
             if (n < out.size() && qs.standby != no_path) {
@@ -700,6 +700,7 @@ private:
         bool old_rx_drained = false;
         bool armed = false;
         std::uint64_t drain_deadline = 0;
+        std::uint64_t old_rx_last_ns = 0; ///< during drain: the old path's last delivery
         std::uint64_t held_at_start = 0;
         std::uint64_t requeued_at_start = 0;
         std::uint64_t lost_at_start = 0;
@@ -830,6 +831,7 @@ private:
                 qs.rx_drops_at_start = rx_drops(q);
                 qs.standby = to_.load(std::memory_order_relaxed);
                 qs.drain_deadline = Env::now_ns() + cfg_.policy.drain_timeout_ns;
+                qs.old_rx_last_ns = Env::now_ns();
                 qs.fast.store(false, std::memory_order_relaxed);
                 if (qs.armed && qs.tx_path != no_path) {
                     visit(qs.tx_path, [q](auto& p) { p.irq_disarm(q); });
@@ -880,6 +882,18 @@ private:
         }
         qs.run_ns.store(Env::now_ns(), std::memory_order_relaxed);
         qs.flipped_epoch.store(e, std::memory_order_release);
+    }
+
+    // The old path delivered `n` in a short burst: quiet for policy.rx_quiet_ns yet?
+    bool old_rx_quiet(queue_state& qs, std::uint16_t n) noexcept {
+        if (cfg_.policy.rx_quiet_ns == 0) {
+            return true;
+        }
+        const std::uint64_t now = Env::now_ns();
+        if (n != 0) {
+            qs.old_rx_last_ns = now;
+        }
+        return now - qs.old_rx_last_ns >= cfg_.policy.rx_quiet_ns;
     }
 
     [[nodiscard]] bool switching_now(const queue_state& qs) const noexcept {

@@ -353,7 +353,8 @@ TEST_CASE("the active lower disappears or goes down during traffic: the daemon f
         REQUIRE(sh("ip link set va0 up"));
     }
     CHECK(becomes_active(d, "va0"));
-    CHECK(pings_answered(10) == 10);
+    CHECK_MESSAGE(pings_answered(10) == 10,
+                  d.log() << sh_out(t.in_peer("bridge fdb show br br0; ip -s link show vb0")));
 }
 
 TEST_CASE("after a switch the shell's MAC is announced on the new lower, and the peer's bridge "

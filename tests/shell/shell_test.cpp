@@ -178,6 +178,38 @@ TEST_CASE("switch under bidirectional traffic: no TX loss, no reordering, RX del
     CHECK(r.sh.audit().ok());
 }
 
+TEST_CASE("a frame the old device shows only after its first empty burst is delivered when the "
+          "drain waits for RX to be quiet (policy.rx_quiet_ns)") {
+    // A device may hold a received frame before it shows it (a TPACKET_V3 block until its
+    // retire timer): at the first empty burst of the drain, the frame is not visible yet.
+    for (const std::uint64_t quiet : {std::uint64_t{0}, std::uint64_t{1'000'000}}) {
+        CAPTURE(quiet);
+        auto cfg = rig::default_cfg();
+        cfg.policy.rx_quiet_ns = quiet;
+        cfg.policy.drain_timeout_ns = 5'000'000;
+        rig r(cfg);
+        REQUIRE(r.sh.start<0>(r.emu, r.link()).ok());
+        REQUIRE(r.sh.request_switch<1>(r.vf, r.link(), npa::switch_reason::operator_request).ok());
+        CHECK(r.receive() == 0); // the old device shows nothing yet
+        (void)r.sh.poll(0);
+        (void)r.sh.service();
+        test_env::clock += 100'000;
+        r.emu.inject(0, 0); // ... and 0.1 ms later it does
+        for (int i = 0; i < 100 && r.sh.switching(); ++i) {
+            (void)r.receive();
+            (void)r.sh.poll(0);
+            (void)r.sh.service();
+            test_env::clock += 100'000;
+        }
+        REQUIRE(!r.sh.switching());
+        (void)r.receive();
+        // Without the quiet time the old path was released with the frame in it.
+        CHECK(r.received.size() == (quiet != 0 ? 1u : 0u));
+        CHECK(r.sh.active_path() == 1);
+        CHECK(r.sh.audit().ok());
+    }
+}
+
 TEST_CASE("10,000 consecutive switches both ways: zero loss, zero reordering across paths, audit "
           "after each") {
     rig r;

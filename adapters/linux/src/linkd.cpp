@@ -38,6 +38,15 @@ constexpr std::uint32_t ring_size = 2048;
 /// TAP transmit queue (packets): what the stack may queue while the loop is stalled in
 /// a switch's prepare step; the default 1000 overflows at ~25,000 packets/s in 40 ms.
 constexpr int tap_txqueuelen = 10000;
+/// How long the old path's RX must stay empty before a switch releases it: frames already
+/// on their way to the old lower when the peer learns the new one must still be read, and
+/// AF_PACKET shows received frames only when their TPACKET_V3 block retires (after
+/// packet_rx_retire_ms, later on a loaded machine). Without it, a ping reply that reached
+/// the old lower in the last millisecond before the release was lost with its socket.
+constexpr std::uint64_t switch_rx_quiet_ns = 4'000'000;
+/// A drain that takes longer gives up on the old path (its unconfirmed TX comes back and
+/// is resent); above switch_rx_quiet_ns with room for a loaded machine's scheduling.
+constexpr std::uint64_t switch_drain_timeout_ns = 50'000'000;
 /// Poll timeout when idle (ms): bounds how long a TX completion waits to be reaped.
 constexpr int idle_timeout_ms = 20;
 /// Spacing of the repeated post-switch announcements.
@@ -201,6 +210,8 @@ bool linkd::init(std::string& err) {
     sc.queues.tx_ring_size = ring_size;
     sc.queues.mtu = mtu;
     sc.policy.min_dwell_ns = std::uint64_t{cfg_.min_dwell_ms} * 1'000'000u;
+    sc.policy.rx_quiet_ns = switch_rx_quiet_ns;
+    sc.policy.drain_timeout_ns = switch_drain_timeout_ns;
     sc.inline_switch = true;
     shell_ = std::make_unique<linkd_shell>(env_, std::span<umem_pool* const>(pools_), sc);
     if (!shell_->init_status().ok()) {
