@@ -341,6 +341,8 @@ TEST_CASE("the active lower disappears or goes down during traffic: the daemon f
     // either report may be the one that starts the switch; a downed one only says down.
     if (removed) {
         CHECK_MESSAGE(d.log().find("switching away") != std::string::npos, d.log());
+        CHECK_MESSAGE(d.log().find("va0 -> va1 (surprise-removal): ok") != std::string::npos,
+                      d.log());
     } else {
         CHECK_MESSAGE(d.log().find("va0 went down: switching away") != std::string::npos, d.log());
         CHECK(d.log().find("va0 -> va1 (device-error): ok") != std::string::npos);
@@ -479,6 +481,11 @@ TEST_CASE("MAC, MTU and VLAN changes on the TAP are applied or refused by policy
         [&] { return d.ctl("--json status").second.find("\"mtu\":1400") != std::string::npos; }));
     REQUIRE(sh("ip link set npa0 mtu 1000"));
     CHECK(eventually([&] { return link().find("mtu 1400") != std::string::npos; }));
+    // The kernel's TAP accepts any MTU, so `ip link` cannot fail: the refusal is a warning
+    // in the daemon's log, with the reason.
+    CHECK_MESSAGE(d.log().find("warning: MTU of npa0 -> 1000: refused (MTU outside the "
+                               "policy's range), reverted to 1400") != std::string::npos,
+                  d.log());
     CHECK(d.ctl("--json status").second.find("\"mtu\":1400") != std::string::npos);
     // VLAN 10 allowed, 20 refused (the VLAN interface is removed again), where the
     // kernel has VLAN support (8021q).
@@ -537,8 +544,9 @@ TEST_CASE("bad flags, config and control messages get a clear error; the linkd_p
     CHECK(run("--config " + cfg).find(":2: bad VLAN id or range '5000'") != std::string::npos);
     CHECK(run("--config /nonexistent/npa.conf").find("cannot open") != std::string::npos);
     // A lower that does not exist: refuses to start, says which and why.
-    CHECK(run("--lower nosuch0:af_packet --socket /tmp/npa-test-x.sock").find("nosuch0: not up") !=
-          std::string::npos);
+    CHECK(run("--lower nosuch0:af_packet --socket /tmp/npa-test-x.sock")
+              .find("nosuch0: no such interface") != std::string::npos);
+    CHECK(run("--lower va0:af_packet --tap 'x%d'").find("is a name template") != std::string::npos);
 
     // A good config file, then hostile control messages.
     {
@@ -548,6 +556,11 @@ TEST_CASE("bad flags, config and control messages get a clear error; the linkd_p
     }
     linkd_process d({"--config", cfg});
     REQUIRE_MESSAGE(d.up(), d.log());
+    // A second daemon on the same TAP: says the TAP is in use.
+    CHECK(run("--tap npa0 --lower va1:af_packet --socket /tmp/npa-test-y.sock")
+              .find("in use by another process") != std::string::npos);
+    // A config file that does not end, or is too large, is refused without reading it all.
+    CHECK(run("--config /dev/zero").find("/dev/zero: not a regular file") != std::string::npos);
     CHECK(d.raw("bogus\n").find("unknown command 'bogus'") != std::string::npos);
     CHECK(d.raw("switch\n").find("usage: switch") != std::string::npos);
     CHECK(d.raw("switch nosuch0\n").find("no lower interface named 'nosuch0'") !=

@@ -62,6 +62,14 @@ std::uint64_t mono_ns() noexcept {
            static_cast<std::uint64_t>(ts.tv_nsec);
 }
 
+// The lower's interface still exists (same index, or at least its name).
+bool lower_exists(const lower_state& l) {
+    char name[IF_NAMESIZE] = {};
+    if (l.ifindex != 0 && ::if_indextoname(static_cast<unsigned>(l.ifindex), name) != nullptr)
+        return true;
+    return ::if_nametoindex(l.cfg.ifname.c_str()) != 0;
+}
+
 bool iface_running(const char* name, int& ifindex) {
     ifindex = static_cast<int>(::if_nametoindex(name));
     if (ifindex == 0)
@@ -280,7 +288,8 @@ bool linkd::init(std::string& err) {
     std::string why;
     for (std::size_t i = 0; i < lowers_.size(); ++i) {
         if (!lowers_[i].running) {
-            why += " " + lowers_[i].cfg.ifname + ": not up;";
+            why += " " + lowers_[i].cfg.ifname +
+                   (lowers_[i].ifindex == 0 ? ": no such interface;" : ": not up;");
             continue;
         }
         const status st = request_switch(i, switch_reason::boot);
@@ -564,8 +573,10 @@ void linkd::run() {
         // The active plugin noticed its device is gone or down before rtnetlink told us.
         if (!shell_->switching() && !failover_pending_) {
             if (h != errc::ok) {
-                failover(h == errc::removed ? switch_reason::surprise_removal
-                                            : switch_reason::device_error);
+                const int li = lower_of_path(active);
+                const bool gone = h == errc::removed ||
+                                  (li >= 0 && !lower_exists(lowers_[static_cast<std::size_t>(li)]));
+                failover(gone ? switch_reason::surprise_removal : switch_reason::device_error);
             }
         }
         if (announces_left_ != 0 && mono_ns() >= next_announce_ns_ && !shell_->switching()) {
@@ -603,7 +614,7 @@ void linkd::handle_link_event(const link_event& ev) {
             std::snprintf(line, sizeof line, "VLAN %u on %s: refused (%s); interface %s removed",
                           ev.vlan_id, tap_.name(), st.reason(), ev.ifname);
         }
-        linkd_env{}.log(log_level::info, line);
+        linkd_env{}.log(st.ok() ? log_level::info : log_level::warning, line);
         return;
     }
     for (std::size_t i = 0; i < vlan_ifindex_.size(); ++i) {
@@ -631,13 +642,13 @@ void linkd::handle_link_event(const link_event& ev) {
         }
         const int active = lower_of_path(shell_->active_path());
         if (was && !l.running && static_cast<int>(i) == active) {
-            linkd_env{}.log(log_level::warning,
-                            (l.cfg.ifname +
-                             (ev.what == link_event::kind::removed ? " removed" : " went down") +
-                             ": switching away")
-                                .c_str());
-            failover(ev.what == link_event::kind::removed ? switch_reason::surprise_removal
-                                                          : switch_reason::device_error);
+            // `ip link del` reports the interface down first, then gone: by the time the
+            // first report is read the interface is usually gone already.
+            const bool gone = ev.what == link_event::kind::removed || !lower_exists(l);
+            linkd_env{}.log(
+                log_level::warning,
+                (l.cfg.ifname + (gone ? " removed" : " went down") + ": switching away").c_str());
+            failover(gone ? switch_reason::surprise_removal : switch_reason::device_error);
         } else if (!was && l.running) {
             if (failover_pending_) {
                 failover(failover_reason_);
@@ -668,7 +679,7 @@ void linkd::apply_tap_change(const link_event& ev) {
                           tap_.name(), format_mac(ev.mac).c_str(), st.reason(),
                           format_mac(old).c_str());
         }
-        linkd_env{}.log(log_level::info, line);
+        linkd_env{}.log(st.ok() ? log_level::info : log_level::warning, line);
     }
     if (ev.mtu != 0 && ev.mtu != want.mtu()) {
         const std::uint32_t old = want.mtu();
@@ -682,7 +693,7 @@ void linkd::apply_tap_change(const link_event& ev) {
             std::snprintf(line, sizeof line, "MTU of %s -> %u: refused (%s), reverted to %u",
                           tap_.name(), ev.mtu, st.reason(), old);
         }
-        linkd_env{}.log(log_level::info, line);
+        linkd_env{}.log(st.ok() ? log_level::info : log_level::warning, line);
     }
 }
 
