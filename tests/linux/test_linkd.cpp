@@ -240,6 +240,46 @@ TEST_CASE("the control socket: only a stale socket of ours is removed, peers are
     sh("rm -rf " + dir);
 }
 
+TEST_CASE("--persist: a killed daemon leaves the TAP, its address and MAC; a restart "
+          "re-attaches; the carrier is off while no lower is usable") {
+    topology t;
+    const std::vector<std::string> args = {"--tap", "npa0", "--lower", "va1:af_packet",
+                                           "--persist"};
+    std::string mac;
+    {
+        linkd_process d(args);
+        REQUIRE_MESSAGE(d.up(), d.log());
+        guest_ip();
+        CHECK(pings_answered(5) == 5);
+        mac = npa_test::json_string(d.ctl("--json status").second, "mac");
+        // No usable lower: carrier off; back: carrier on.
+        REQUIRE(sh("ip link set va1 down"));
+        auto carrier = [] {
+            return sh_out("ip link show dev npa0").find("NO-CARRIER") == std::string::npos ? "1\n"
+                                                                                           : "0\n";
+        };
+        for (int i = 0; i < 60 && carrier() != "0\n"; ++i)
+            std::this_thread::sleep_for(std::chrono::milliseconds(50));
+        CHECK(carrier() == "0\n");
+        REQUIRE(sh("ip link set va1 up"));
+        for (int i = 0; i < 60 && carrier() != "1\n"; ++i)
+            std::this_thread::sleep_for(std::chrono::milliseconds(50));
+        CHECK(carrier() == "1\n");
+        d.kill_hard();
+    }
+    // The daemon is gone (SIGKILL): the interface and its configuration stayed.
+    const std::string link = sh_out("ip addr show dev npa0");
+    CHECK_MESSAGE(link.find("10.77.0.1/24") != std::string::npos, link);
+    CHECK(link.find(mac) != std::string::npos);
+    {
+        linkd_process d(args);
+        REQUIRE_MESSAGE(d.up(), d.log());
+        CHECK(npa_test::json_string(d.ctl("--json status").second, "mac") == mac);
+        CHECK(pings_answered(5) == 5); // no address added again: it was kept
+    }
+    sh("ip link del npa0");
+}
+
 TEST_CASE("100 switches during an iperf3 run and a fast ping: no ping lost, TCP completes") {
     topology t;
     linkd_process d(two_lowers);

@@ -204,6 +204,11 @@ bool apply_config_key(std::string_view key, std::string_view val, daemon_config&
             return false;
         }
         cfg.queues = static_cast<std::uint16_t>(n);
+    } else if (key == "persist") {
+        if (!parse_bool(val, cfg.persist)) {
+            err = "persist must be yes or no";
+            return false;
+        }
     } else if (key == "failback") {
         if (!parse_bool(val, cfg.failback)) {
             err = "failback must be yes or no";
@@ -371,6 +376,9 @@ bool parse_args(int argc, const char* const* argv, daemon_config& cfg, std::stri
         } else if (a == "--no-failback") {
             cfg.failback = false;
             continue;
+        } else if (a == "--persist") {
+            cfg.persist = true;
+            continue;
         }
         struct flag {
             std::string_view name;
@@ -455,13 +463,15 @@ const char* usage() noexcept {
     return "usage: npa-linkd [--config FILE] [--tap NAME] --lower IF:PLUGIN[:MODE] ...\n"
            "                 [--socket PATH] [--mac MAC] [--queues N] [--policy FILE]\n"
            "                 [--allow-mac MAC] [--allow-vlan LIST] [--mtu-min N] [--mtu-max N]\n"
-           "                 [--min-dwell-ms N] [--no-failback]\n"
+           "                 [--min-dwell-ms N] [--no-failback] [--persist]\n"
            "\n"
            "Binds the TAP interface NAME (created if needed, default npa0) to an ordered list\n"
            "of lower interfaces, each driven by a plugin: af_xdp (MODE copy, zero-copy or\n"
            "auto) or af_packet. Traffic runs over the first usable lower; when it goes down\n"
            "or disappears the daemon switches to the next one without the TAP noticing.\n"
-           "Control it with npactl through the unix socket (default /run/npa/npa-linkd.sock).\n";
+           "Control it with npactl through the unix socket (default /run/npa/npa-linkd.sock).\n"
+           "With --persist the TAP, its addresses, routes and MAC outlive the daemon, and a\n"
+           "restart re-attaches to it; its carrier is off while no lower is usable.\n";
 }
 
 } // namespace npa::lnx::tools

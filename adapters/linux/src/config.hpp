@@ -9,6 +9,7 @@
 //   mac = 02:00:00:00:00:01         the shell's MAC (default: the TAP's own)
 //   queues = 1
 //   failback = yes                  return to a preferred lower when it comes back
+//   persist = no                    keep the TAP (addresses, routes, MAC) when the daemon exits
 //   min_dwell_ms = 50               hysteresis between discretionary switches
 //   policy = /etc/npa/policy.conf
 // Policy file (same syntax):
@@ -56,6 +57,7 @@ struct daemon_config {
     mac_addr mac{};
     std::uint16_t queues = 1;
     bool failback = true;
+    bool persist = false; ///< the TAP outlives the daemon (TUNSETPERSIST): a restart re-attaches
     std::uint32_t min_dwell_ms = 50;
     policy_config policy;
     bool help = false;

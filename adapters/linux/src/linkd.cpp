@@ -182,6 +182,16 @@ bool linkd::init(std::string& err) {
         return false;
     }
     tap_ = std::move(*t);
+    // Persistent: a crash leaves the interface and its configuration; this run may be
+    // the one re-attaching to it (its MAC is then kept, below). No carrier until a lower
+    // carries traffic.
+    if (cfg_.persist) {
+        if (const status st = tap_.set_persist(true); !st.ok()) {
+            err = "TAP '" + cfg_.tap + "': " + st.reason();
+            return false;
+        }
+    }
+    (void)tap_.set_carrier(false);
     // 2. Its MAC and MTU: the configured MAC, else the first the policy allows, else
     //    the TAP's own; the MTU must fit the policy.
     mac_addr mac{};
@@ -359,6 +369,7 @@ void linkd::failover(switch_reason why) {
     }
     failover_pending_ = true; // nothing usable now: retry when a lower comes up
     failover_reason_ = why;
+    (void)tap_.set_carrier(false); // the stack sees the link down, not a black hole
 }
 
 void linkd::after_switch() {
@@ -366,6 +377,8 @@ void linkd::after_switch() {
     if (h.size() != 0) {
         const switch_record& r = h.recent(0);
         const int li = lower_of_path(r.to);
+        if (r.result == errc::ok)
+            (void)tap_.set_carrier(true);
         if (li >= 0 && r.result == errc::ok)
             ++lowers_[static_cast<std::size_t>(li)].switches_to;
         char line[256];
@@ -566,6 +579,7 @@ void linkd::run() {
             const int li = lower_of_path(active);
             if (li >= 0 && lowers_[static_cast<std::size_t>(li)].running && h == errc::ok) {
                 failover_pending_ = false;
+                (void)tap_.set_carrier(true); // the active lower itself came back
             } else {
                 failover(failover_reason_);
             }

@@ -253,6 +253,25 @@ public:
 
     // ---- interface attributes (control path) -----------------------------------------
 
+    /// Keeps the interface when the last file descriptor closes (TUNSETPERSIST), so a
+    /// daemon that exits or crashes leaves it, its addresses and routes in place; the next
+    /// open() of the same name attaches to it.
+    [[nodiscard]] status set_persist(bool on) const noexcept {
+        if (nq_ == 0 || ::ioctl(fds_[0], TUNSETPERSIST, on ? 1UL : 0UL) != 0) {
+            return {errc::not_supported, "tap: TUNSETPERSIST failed"};
+        }
+        return {};
+    }
+    /// The interface's carrier (TUNSETCARRIER, Linux 5.0): off while no path can carry
+    /// traffic, so the stack and routing daemons see the link down instead of a black hole.
+    [[nodiscard]] status set_carrier(bool on) const noexcept {
+        int v = on ? 1 : 0;
+        if (nq_ == 0 || ::ioctl(fds_[0], TUNSETCARRIER, &v) != 0) {
+            return {errc::not_supported, "tap: TUNSETCARRIER failed"};
+        }
+        return {};
+    }
+
     [[nodiscard]] status set_up(bool up) const noexcept {
         return with_ifreq([&](int s, ifreq& ifr) -> status {
             if (::ioctl(s, SIOCGIFFLAGS, &ifr) != 0)
