@@ -280,6 +280,29 @@ TEST_CASE("--persist: a killed daemon leaves the TAP, its address and MAC; a res
     sh("ip link del npa0");
 }
 
+TEST_CASE("the XDP program a killed daemon left on its lower is removed by the next start, "
+          "which says so, and is gone after a clean stop") {
+    topology t;
+    const std::vector<std::string> args = {"--tap", "npa0", "--lower", "va0:af_xdp:copy"};
+    {
+        linkd_process d(args);
+        REQUIRE_MESSAGE(d.up(), d.log());
+        d.kill_hard();
+    }
+    CHECK(sh_out("ip link show dev va0").find("xdp") != std::string::npos);
+    {
+        linkd_process d(args);
+        REQUIRE_MESSAGE(d.up(), d.log());
+        CHECK_MESSAGE(d.log().find("removed the XDP program (xsk_def_prog) an earlier run left "
+                                   "on va0") != std::string::npos,
+                      d.log());
+        guest_ip();
+        CHECK(pings_answered(5) == 5);
+    }
+    const std::string link = sh_out("ip link show dev va0");
+    CHECK_MESSAGE(link.find("xdp") == std::string::npos, link);
+}
+
 TEST_CASE("100 switches during an iperf3 run and a fast ping: no ping lost, TCP completes") {
     topology t;
     linkd_process d(two_lowers);

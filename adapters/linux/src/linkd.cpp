@@ -258,6 +258,15 @@ bool linkd::init(std::string& err) {
         l.packet_dev = af_packet_device::named(lc.ifname.c_str());
         l.xdp_dev = af_xdp_device::over(lc.ifname.c_str(), *pool_, lc.mode);
         l.running = iface_running(lc.ifname.c_str(), l.ifindex);
+        // A run killed while attached left its XDP program on the lower: remove it now,
+        // or it would stay after this run too.
+        if (lc.kind == plugin_kind::af_xdp && l.ifindex != 0 &&
+            remove_stale_xsk_program(lc.ifname.c_str()) > 0) {
+            linkd_env{}.log(
+                log_level::warning,
+                ("removed the XDP program (xsk_def_prog) an earlier run left on " + lc.ifname)
+                    .c_str());
+        }
         lowers_.push_back(l);
     }
     // 5. Link events and the control socket.

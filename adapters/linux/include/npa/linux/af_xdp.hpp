@@ -117,6 +117,44 @@ struct xdp_queue_rings {
     xsk_ring_cons cq{};
 };
 
+/// Removes the AF_XDP redirect program (libxdp's xsk_def_prog) that a process killed
+/// while attached left on `ifname`: libxdp removes it only with the last socket of the
+/// process that loaded it, and a later process reuses it without owning it, so without
+/// this it stays for good. Call it only for an interface this process owns for AF_XDP
+/// (another live AF_XDP user of it would lose its program). Other XDP programs are left
+/// alone. Returns how many it removed (0: none there), -1 if it could not look.
+[[nodiscard]] inline int remove_stale_xsk_program(const char* ifname) noexcept {
+    const int ifindex = static_cast<int>(::if_nametoindex(ifname));
+    if (ifindex == 0) {
+        return -1;
+    }
+    xdp_multiprog* mp = xdp_multiprog__get_from_ifindex(ifindex);
+    if (mp == nullptr || libxdp_get_error(mp) != 0) {
+        return libxdp_get_error(mp) == -ENOENT ? 0 : -1;
+    }
+    const xdp_attach_mode mode = xdp_multiprog__attach_mode(mp);
+    int removed = 0;
+    const auto is_xsk = [](xdp_program* p) {
+        const char* n = p != nullptr ? xdp_program__name(p) : nullptr;
+        return n != nullptr && std::strcmp(n, "xsk_def_prog") == 0;
+    };
+    if (xdp_multiprog__is_legacy(mp)) {
+        xdp_program* p = xdp_multiprog__main_prog(mp);
+        if (is_xsk(p) && xdp_program__detach(p, ifindex, mode, 0) == 0) {
+            ++removed;
+        }
+    } else {
+        for (xdp_program* p = xdp_multiprog__next_prog(nullptr, mp); p != nullptr;
+             p = xdp_multiprog__next_prog(p, mp)) {
+            if (is_xsk(p) && xdp_program__detach(p, ifindex, mode, 0) == 0) {
+                ++removed;
+            }
+        }
+    }
+    xdp_multiprog__close(mp);
+    return removed;
+}
+
 template <class Api>
 class af_xdp_plugin {
 public:
