@@ -179,6 +179,7 @@ public:
     linkd_process& operator=(const linkd_process&) = delete;
 
     [[nodiscard]] bool up() const { return up_; }
+    [[nodiscard]] pid_t pid() const { return pid_; }
     /// SIGKILL, as a crash: nothing of the daemon's own clean-up runs.
     void kill_hard() {
         if (pid_ > 0) {

@@ -303,6 +303,31 @@ TEST_CASE("the XDP program a killed daemon left on its lower is removed by the n
     CHECK_MESSAGE(link.find("xdp") == std::string::npos, link);
 }
 
+TEST_CASE("once running, the daemon keeps only the capabilities it uses, and still switches") {
+    topology t;
+    linkd_process d(two_lowers);
+    REQUIRE_MESSAGE(d.up(), d.log());
+    guest_ip();
+    const std::string st = sh_out("cat /proc/" + std::to_string(d.pid()) + "/status");
+    auto mask = [&](const std::string& key) {
+        const auto at = st.find(key + ":\t");
+        return at == std::string::npos
+                   ? ~0ull
+                   : std::stoull(st.substr(at + key.size() + 2, 16), nullptr, 16);
+    };
+    // CAP_NET_ADMIN 12, CAP_NET_RAW 13, CAP_IPC_LOCK 14, CAP_SYS_ADMIN 21, CAP_BPF 39.
+    const unsigned long long keep =
+        (1ull << 12) | (1ull << 13) | (1ull << 14) | (1ull << 21) | (1ull << 39);
+    CHECK_MESSAGE((mask("CapEff") & ~keep) == 0, st);
+    CHECK_MESSAGE((mask("CapPrm") & ~keep) == 0, st);
+    CHECK_MESSAGE((mask("CapBnd") & ~keep) == 0, st);
+    CHECK(st.find("NoNewPrivs:\t1") != std::string::npos);
+    // Switching still works both ways (AF_XDP loads its program again on the way back).
+    REQUIRE(d.ctl("switch va1").first == 0);
+    REQUIRE_MESSAGE(d.ctl("switch va0").first == 0, d.log());
+    CHECK(pings_answered(5) == 5);
+}
+
 TEST_CASE("100 switches during an iperf3 run and a fast ping: no ping lost, TCP completes") {
     topology t;
     linkd_process d(two_lowers);
