@@ -328,6 +328,34 @@ TEST_CASE("once running, the daemon keeps only the capabilities it uses, and sti
     CHECK(pings_answered(5) == 5);
 }
 
+TEST_CASE("npactl behaves like iproute2: abbreviations, -j -p -s, --socket=PATH, help, "
+          "--version") {
+    topology t;
+    linkd_process d(two_lowers);
+    REQUIRE_MESSAGE(d.up(), d.log());
+    const std::string npactl = npa_test::npactl_bin + " --socket=" + d.socket_path();
+    auto run = [&](const std::string& args) {
+        return sh_out(npactl + " " + args + " 2>&1; echo rc=$?");
+    };
+    const std::string st = run("st");
+    CHECK_MESSAGE(st.find("1 switch\n") != std::string::npos, st); // the boot; singular
+    CHECK(st.find("rc=0") != std::string::npos);
+    CHECK(run("-j s").find("{\"ok\":true,\"tap\":\"npa0\"") != std::string::npos);
+    const std::string pretty = run("-j -p status");
+    CHECK_MESSAGE(pretty.find("{\n  \"ok\": true,\n  \"tap\": \"npa0\",") != std::string::npos,
+                  pretty);
+    CHECK(run("-s status").find("switches: 1 (failed 0)") != std::string::npos);
+    CHECK(run("pi").find("ok\nrc=0") != std::string::npos);
+    const std::string help = run("help");
+    CHECK(help.find("ping") != std::string::npos);
+    CHECK(help.find("--socket=PATH") != std::string::npos);
+    CHECK(help.find("rc=0") != std::string::npos);
+    CHECK(run("--version").find("npactl (npa) ") != std::string::npos);
+    CHECK(run("frob").find("unknown command 'frob'") != std::string::npos);
+    CHECK(run("sw va1").find("switched to va1") != std::string::npos);
+    CHECK(run("st").find("2 switches\n") != std::string::npos);
+}
+
 TEST_CASE("100 switches during an iperf3 run and a fast ping: no ping lost, TCP completes") {
     topology t;
     linkd_process d(two_lowers);

@@ -850,7 +850,8 @@ std::string linkd::render_status(bool text) {
          ",\"switches\":" + std::to_string(shell_->history().switches()) + ",\"lowers\":[";
     std::string t = std::string(tap_.name()) + ": mac " + format_mac(want.mac()) + ", mtu " +
                     std::to_string(want.mtu()) + ", " +
-                    std::to_string(shell_->history().switches()) + " switches\n";
+                    std::to_string(shell_->history().switches()) +
+                    (shell_->history().switches() == 1 ? " switch\n" : " switches\n");
     for (std::size_t i = 0; i < lowers_.size(); ++i) {
         const auto& l = lowers_[i];
         const char* state = l.ifindex == 0 ? "missing" : l.running ? "up" : "down";
@@ -956,7 +957,7 @@ std::string linkd::render_stats(bool text) {
     std::snprintf(
         line, sizeof line,
         "tap %s: read %llu (dropped %llu), written %llu (dropped %llu)\n"
-        "switches %llu (failed %llu): last %s us, median %s us, max %s us, held %llu, lost %llu\n",
+        "switches: %llu (failed %llu): last %s us, median %s us, max %s us, held %llu, lost %llu\n",
         tap_.name(), static_cast<unsigned long long>(tc_.read),
         static_cast<unsigned long long>(tc_.read_dropped),
         static_cast<unsigned long long>(tc_.written),
