@@ -43,7 +43,7 @@ constexpr int tap_txqueuelen = 10000;
 /// AF_PACKET shows received frames only when their TPACKET_V3 block retires (after
 /// packet_rx_retire_ms, later on a loaded machine). Without it, a ping reply that reached
 /// the old lower in the last millisecond before the release was lost with its socket.
-constexpr std::uint64_t switch_rx_quiet_ns = 4'000'000;
+constexpr std::uint64_t switch_rx_quiet_ns = 2'000'000;
 /// A drain that takes longer gives up on the old path (its unconfirmed TX comes back and
 /// is resent); above switch_rx_quiet_ns with room for a loaded machine's scheduling.
 constexpr std::uint64_t switch_drain_timeout_ns = 50'000'000;
