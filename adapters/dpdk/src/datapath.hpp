@@ -248,6 +248,18 @@ public:
         return sh_->rx_burst(q, out);
     }
 
+    /// The path queue q runs on steadily and its sub-port, while that port is live
+    /// (path no_path / port RTE_MAX_ETHPORTS otherwise). Queue q's thread only.
+    struct steady_port {
+        std::uint32_t path = no_path;
+        std::uint16_t port = RTE_MAX_ETHPORTS;
+    };
+    steady_port steady(std::uint16_t q) noexcept {
+        const std::uint8_t p = sh_->steady_path(q);
+        if (p >= npaths_) return {};
+        return {p, live_port(p, std::make_index_sequence<max_sub_devices>{})};
+    }
+
     // ---- control path (serialised by the lock) --------------------------------------
 
     /// Builds the shell for `queues` queue pairs over sub_ports (in preference order);
@@ -274,7 +286,9 @@ public:
         cfg.queues = qc;
         cfg.mode = irq_mode::poll;
         cfg.inline_switch = false;  // the application's lcores serve the queues
-        cfg.policy.min_dwell_ns = std::uint64_t{args.dwell_ms} * 1'000'000;
+        // Dwell time is net_npa's (do_switch): it applies to the switches net_npa
+        // decides, not to an operator's.
+        cfg.policy.min_dwell_ns = 0;
         cfg.policy.backoff_initial_ns = std::uint64_t{args.backoff_ms} * 1'000'000;
         cfg.policy.backoff_max_ns = 8 * cfg.policy.backoff_initial_ns;
         sh_.reset(new (std::nothrow) path_shell(
@@ -433,6 +447,18 @@ private:
     template <std::size_t... I>
     void mark_path(std::uint32_t path, std::index_sequence<I...>) noexcept {
         ((path == I ? sh_->template plugin<I>().mark_removed() : void()), ...);
+    }
+
+    /// The port path p drives while its plugin is attached and its device not gone.
+    template <std::size_t... I>
+    std::uint16_t live_port(std::uint8_t p, std::index_sequence<I...>) noexcept {
+        std::uint16_t port = RTE_MAX_ETHPORTS;
+        (void)((p == I ? (port = live_port_of(sh_->template plugin<I>()), true) : false) || ...);
+        return port;
+    }
+    template <class P>
+    static std::uint16_t live_port_of(const P& pl) noexcept {
+        return pl.attached() && pl.health() == errc::ok ? pl.port_id() : RTE_MAX_ETHPORTS;
     }
 
     std::uint32_t running_path() const noexcept { return sh_ ? sh_->active_path() : no_path; }
