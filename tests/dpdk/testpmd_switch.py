@@ -22,14 +22,18 @@ import json
 import os
 import re
 import shutil
+import stat
 import subprocess
 import sys
+import tempfile
 import time
 
 # Bounded run times (seconds): long enough for millions of packets on a slow machine,
 # short enough for the whole test to take a few seconds.
 FORWARD_S = 1.0
 DRAIN_S = 0.5
+# Switches of the net_null run: each waits for the previous one to complete.
+NULL_SWITCHES = 40
 
 
 TELEMETRY = "dpdk-telemetry.py"
@@ -41,7 +45,77 @@ def tel_query(prefix, command):
     return tel.stdout + tel.stderr
 
 
-def run_testpmd(testpmd, pmd_dir, vdev, prefix, switch):
+def tel_socket(prefix):
+    """A connection to the process's telemetry socket (what dpdk-telemetry.py opens),
+    for many commands without starting a Python interpreter for each."""
+    import socket
+    sk = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    sk.connect("/var/run/dpdk/%s/dpdk_telemetry.v2" % prefix)
+    sk.recv(4096)  # the greeting
+    return sk
+
+
+def tel_ask(sk, command):
+    sk.send(command.encode())
+    return json.loads(sk.recv(65536).decode())
+
+
+def switch_many(prefix, count):
+    """Switches port 0 between its two paths `count` times, each after the previous one
+    completed; returns the switches the port accepted."""
+    sk = tel_socket(prefix)
+    done = 0
+    try:
+        for i in range(count):
+            reply = tel_ask(sk, "/npa/switch,0,%d" % ((i + 1) % 2))["/npa/switch"]
+            if "error" in reply:
+                continue
+            done += 1
+            for _ in range(500):
+                if tel_ask(sk, "/npa/status,0")["/npa/status"].get("switching") == 0:
+                    break
+                time.sleep(0.002)
+    finally:
+        sk.close()
+    return done
+
+
+def world_writable_in(path):
+    """The first directory on the way to path that anyone may write to, or None. EAL
+    refuses to load drivers (-d) from such a place (a clone under /tmp is one)."""
+    path = os.path.realpath(path)
+    while True:
+        if os.stat(path).st_mode & stat.S_IWOTH:
+            return path
+        parent = os.path.dirname(path)
+        if parent == path:
+            return None
+        path = parent
+
+
+def private_pmd_dir(pmd_dir):
+    """A fresh directory holding only librte_net_npa.so, somewhere EAL accepts: -d <dir>
+    loads every .so in <dir>, and no directory on its path may be world-writable."""
+    for base in (os.environ.get("NPA_PMD_STAGING"), "/run", "/var/cache/npa",
+                 os.path.expanduser("~")):
+        if not base or not os.path.isdir(base) or world_writable_in(base):
+            continue
+        try:
+            d = tempfile.mkdtemp(prefix="npa-pmd-", dir=base)
+        except OSError:
+            continue
+        os.chmod(d, 0o755)
+        shutil.copy2(os.path.join(pmd_dir, "librte_net_npa.so"), d)
+        return d
+    raise RuntimeError("no directory without a world-writable parent to load the PMD from "
+                       "(tried $NPA_PMD_STAGING, /run, /var/cache/npa, ~)")
+
+
+class EalFailed(Exception):
+    pass
+
+
+def run_testpmd(testpmd, pmd_dir, vdev, prefix, switch, many=0):
     cmd = [testpmd, "-l", "0-1", "--no-huge", "--no-pci", "-m", "512",
            "--file-prefix", prefix, "--vdev", vdev]
     if pmd_dir:
@@ -63,17 +137,36 @@ def run_testpmd(testpmd, pmd_dir, vdev, prefix, switch):
             if os.path.exists(sock) or proc.poll() is not None:
                 break
             time.sleep(0.1)
-        # testpmd up: port 0 started (its link is up), then more than the default dwell
-        # time (100 ms), so that the switch below is not refused by hysteresis.
+        # testpmd up: port 0 started (its link is up).
+        up = False
         deadline = time.monotonic() + 20
-        while time.monotonic() < deadline and proc.poll() is None:
-            if '"UP"' in tel_query(prefix, "/ethdev/link_status,0"):
+        while time.monotonic() < deadline and proc.poll() is None and os.path.exists(sock):
+            try:
+                sk = tel_socket(prefix)
+                up = tel_ask(sk, "/ethdev/link_status,0").get(
+                    "/ethdev/link_status", {}).get("status") == "UP"
+                sk.close()
+            except (OSError, ValueError):
+                pass
+            if up:
                 break
             time.sleep(0.1)
-        print("%s: port 0 up after EAL start; forwarding" % vdev.split(",")[0], flush=True)
-        time.sleep(0.3)
+        # EAL failed (world-writable -d directory, too little memory ...): testpmd is gone
+        # or never opened its telemetry socket. That is the failure, said as such.
+        if proc.poll() is not None or not os.path.exists(sock):
+            proc.kill()
+            out, _ = proc.communicate()
+            eal = [l for l in out.splitlines() if "EAL" in l or "error" in l.lower()]
+            raise EalFailed("%s: testpmd did not bring port 0 up (exit status %s):\n%s"
+                            % (vdev.split(",")[0], proc.returncode,
+                               "\n".join(eal[-20:]) or out[-2000:]))
+        print("%s: EAL up, port 0 link %s; forwarding" % (
+            vdev.split(",")[0], "up" if up else "not reported up (fail-safe is slow)"),
+            flush=True)
         send("set fwd io")
         send("start tx_first", FORWARD_S / 2)
+        if many:
+            telemetry = switch_many(prefix, many)
         if switch:
             telemetry = tel_query(prefix, "/npa/switch,0,1")
             # The release completes on the port's timer while testpmd forwards.
@@ -92,6 +185,8 @@ def run_testpmd(testpmd, pmd_dir, vdev, prefix, switch):
         send("show port xstats 0")
         send("quit", 0.5)
         out, _ = proc.communicate(timeout=30)
+    except EalFailed:
+        raise
     except Exception:
         proc.kill()
         out, _ = proc.communicate()
@@ -131,9 +226,20 @@ def main():
     TELEMETRY = args.telemetry
     failures = []
     pid = os.getpid()
+    pmd_dir = private_pmd_dir(args.pmd_dir)
+    try:
+        return run_all(args, pmd_dir, failures, pid)
+    except EalFailed as e:
+        print("FAIL " + str(e))
+        return 1
+    finally:
+        shutil.rmtree(pmd_dir, ignore_errors=True)
+
+
+def run_all(args, pmd_dir, failures, pid):
 
     # net_npa, switched through telemetry mid-traffic.
-    rc, out, tel = run_testpmd(args.testpmd, args.pmd_dir,
+    rc, out, tel = run_testpmd(args.testpmd, pmd_dir,
                                "net_npa0,dev(net_ring_a%d),dev(net_ring_b%d)" % (pid, pid),
                                "npa_tp_%d" % pid, switch=True)
     stats = last_port_stats(out)
@@ -160,6 +266,27 @@ def main():
     check("net_npa: path 1 carried traffic", (xstat(out, "path1_tx_packets") or 0) > 0, failures)
     check("net_npa: no packet lost by the switch", xstat(out, "switch_lost_packets") == 0, failures)
     if failures:
+        print(out[-4000:])
+
+    # net_npa over net_null, whose RX never runs dry: many switches while testpmd
+    # forwards at full speed; testpmd must count no TX drop (a drain that waited for a
+    # short RX burst would hold TX until the backlog overflowed).
+    n_before = len(failures)
+    rc, out, done = run_testpmd(args.testpmd, pmd_dir,
+                                "net_npa1,dev(net_null_a%d),dev(net_null_b%d)" % (pid, pid),
+                                "npa_null_%d" % pid, switch=False, many=NULL_SWITCHES)
+    dropped = re.findall(r"TX-dropped:\s*(\d+)", out)
+    fwd = re.findall(r"TX-packets:\s*(\d+)", out)
+    print("net_npa over net_null: %s switches, TX-packets %s, TX-dropped %s"
+          % (done, fwd[-1] if fwd else None, dropped[-1] if dropped else None))
+    check("net_npa over net_null: testpmd exited cleanly", rc == 0, failures)
+    check("net_npa over net_null: every switch accepted", done == NULL_SWITCHES, failures)
+    check("net_npa over net_null: switch_count == 1 + switches",
+          xstat(out, "switch_count") == 1 + NULL_SWITCHES, failures)
+    check("net_npa over net_null: forwarded packets", bool(fwd) and int(fwd[-1]) > 1000, failures)
+    check("net_npa over net_null: no TX dropped", bool(dropped) and
+          all(int(d) == 0 for d in dropped), failures)
+    if len(failures) != n_before:
         print(out[-4000:])
 
     # net_failsafe over the same kind of sub-ports.
