@@ -34,6 +34,14 @@ FORWARD_S = 1.0
 DRAIN_S = 0.5
 # Switches of the net_null run: each waits for the previous one to complete.
 NULL_SWITCHES = 40
+# Telemetry requests that must be refused with a sentence (2^32 + 1 must not be path 1).
+BAD_SWITCHES = [
+    ("/npa/switch,0,4294967297", "path: 4294967297 is out of range"),
+    ("/npa/switch,0", "missing parameter 2 (path)"),
+    ("/npa/switch,0,1,2", "too many parameters"),
+    ("/npa/switch,zero,1", "port_id: 'zero' is not a whole number"),
+    ("/npa/switch,5,1", "not a net_npa port"),
+]
 
 
 TELEMETRY = "dpdk-telemetry.py"
@@ -66,6 +74,12 @@ def switch_many(prefix, count):
     sk = tel_socket(prefix)
     done = 0
     try:
+        # Malformed requests first: each answers an error sentence and moves nothing.
+        for bad, expect in BAD_SWITCHES:
+            reply = tel_ask(sk, bad).get("/npa/switch", {})
+            if expect not in str(reply.get("error", "")):
+                raise RuntimeError("%s answered %r, expected an error saying %r"
+                                   % (bad, reply, expect))
         for i in range(count):
             reply = tel_ask(sk, "/npa/switch,0,%d" % ((i + 1) % 2))["/npa/switch"]
             if "error" in reply:

@@ -212,6 +212,16 @@ void arm_policy(npa_port& p) noexcept {
     p.alarm_set = rte_eal_alarm_set(us, policy_tick, &p) == 0;
 }
 
+/// The errno a refused switch answers with (rte_pmd_npa.h).
+int switch_errno(const status& st) noexcept {
+    switch (st.code()) {
+    case errc::ok: return 0;
+    case errc::invalid_argument: return -EINVAL;
+    case errc::busy: return -EBUSY;
+    default: return -EIO;
+    }
+}
+
 /// Dwell time (hysteresis) applies to the switches net_npa decides itself; an operator
 /// (rte_pmd_npa_switch, /npa/switch) and a removal move the traffic at once.
 bool discretionary(switch_reason why) noexcept {
@@ -1021,28 +1031,22 @@ int npa_remove(rte_vdev_device* vdev) {
 
 // ---- telemetry: /npa/switch and /npa/status ------------------------------------------
 
-bool parse_params(const char* params, unsigned long* v, int n) noexcept {
-    if (params == nullptr) return false;
-    const char* s = params;
-    for (int i = 0; i < n; ++i) {
-        char* end = nullptr;
-        errno = 0;
-        v[i] = std::strtoul(s, &end, 10);
-        if (end == s || errno != 0) return false;
-        s = end;
-        if (i + 1 < n) {
-            if (*s != ',') return false;
-            ++s;
-        }
-    }
-    return *s == '\0';
+/// A telemetry answer that says what went wrong: {"error": "<sentence>"}, plus the
+/// errno-style code when there is one.
+int tel_error(rte_tel_data* d, const char* sentence, int code = 0) {
+    rte_tel_data_start_dict(d);
+    rte_tel_data_add_dict_string(d, "error", sentence);
+    if (code != 0) rte_tel_data_add_dict_int(d, "code", code);
+    return 0;
 }
 
-int tel_status(const char*, const char* params, rte_tel_data* d) {
-    unsigned long v[1];
-    if (!parse_params(params, v, 1) || v[0] >= RTE_MAX_ETHPORTS) return -EINVAL;
+constexpr tel_param tel_port_param{"port_id", RTE_MAX_ETHPORTS - 1};
+
+int tel_status_of(std::uint16_t port_id, rte_tel_data* d) {
     rte_pmd_npa_status_info st{};
-    if (rte_pmd_npa_status(static_cast<std::uint16_t>(v[0]), &st) != 0) return -ENODEV;
+    if (rte_pmd_npa_status(port_id, &st) != 0) {
+        return tel_error(d, "port_id: not a net_npa port", -ENODEV);
+    }
     rte_tel_data_start_dict(d);
     rte_tel_data_add_dict_u64(d, "paths", st.paths);
     rte_tel_data_add_dict_u64(d, "active", st.active);
@@ -1053,7 +1057,7 @@ int tel_status(const char*, const char* params, rte_tel_data* d) {
     rte_tel_data_add_dict_u64(d, "held", st.held);
     rte_tel_data_add_dict_u64(d, "lost", st.lost);
     rte_tel_data_add_dict_string(d, "last_reason", st.last_reason);
-    npa_port* p = find_port(static_cast<std::uint16_t>(v[0]));
+    npa_port* p = find_port(port_id);
     for (std::size_t i = 0; p != nullptr && i < p->nsubs; ++i) {
         char key[32];
         std::snprintf(key, sizeof key, "path%zu", i);
@@ -1062,19 +1066,23 @@ int tel_status(const char*, const char* params, rte_tel_data* d) {
     return 0;
 }
 
-int tel_switch(const char* cmd, const char* params, rte_tel_data* d) {
-    unsigned long v[2];
-    if (!parse_params(params, v, 2) || v[0] >= RTE_MAX_ETHPORTS) return -EINVAL;
-    const int rc = rte_pmd_npa_switch(static_cast<std::uint16_t>(v[0]),
-                                      static_cast<std::uint32_t>(v[1]));
-    if (rc != 0) {
-        rte_tel_data_start_dict(d);
-        rte_tel_data_add_dict_int(d, "error", rc);
-        return 0;
-    }
-    char p0[8];
-    std::snprintf(p0, sizeof p0, "%lu", v[0]);
-    return tel_status(cmd, p0, d);
+int tel_status(const char*, const char* params, rte_tel_data* d) {
+    tel_params v;
+    if (!parse_tel_params(params, &tel_port_param, 1, v).ok()) return tel_error(d, v.error.data());
+    return tel_status_of(static_cast<std::uint16_t>(v.v[0]), d);
+}
+
+int tel_switch(const char*, const char* params, rte_tel_data* d) {
+    static constexpr tel_param specs[] = {tel_port_param, {"path", max_sub_devices - 1}};
+    tel_params v;
+    if (!parse_tel_params(params, specs, 2, v).ok()) return tel_error(d, v.error.data());
+    const auto port_id = static_cast<std::uint16_t>(v.v[0]);
+    npa_port* p = find_port(port_id);
+    if (p == nullptr) return tel_error(d, "port_id: not a net_npa port", -ENODEV);
+    const auto path = static_cast<std::uint32_t>(v.v[1]);
+    const status st = do_switch(*p, path, switch_reason::operator_request);
+    if (!st.ok()) return tel_error(d, st.reason(), switch_errno(st));
+    return tel_status_of(port_id, d);
 }
 
 } // namespace
@@ -1095,11 +1103,7 @@ __attribute__((visibility("default"))) int rte_pmd_npa_switch(uint16_t port_id, 
     const npa::status st = do_switch(*p, path, npa::switch_reason::operator_request);
     if (st.ok()) return 0;
     NPA_LOG(ERR, "%s: switch to path %u refused: %s\n", p->dev->data->name, path, st.reason());
-    switch (st.code()) {
-    case npa::errc::invalid_argument: return -EINVAL;
-    case npa::errc::busy: return -EBUSY;
-    default: return -EIO;
-    }
+    return switch_errno(st);
 }
 
 __attribute__((visibility("default"))) int rte_pmd_npa_status(uint16_t port_id,
