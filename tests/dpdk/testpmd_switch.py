@@ -251,6 +251,18 @@ def main():
 
 
 def run_all(args, pmd_dir, failures, pid):
+    # An rte_exit after the port was probed (here: more forwarding cores than lcores)
+    # runs rte_eal_cleanup, whose vdev bus cleanup removes net_npa and its sub-devices:
+    # testpmd must exit with its error, not crash.
+    prefix = "npa_exit_%d" % pid
+    bad = subprocess.run([args.testpmd, "-l", "0-1", "--no-huge", "--no-pci", "-m", "512",
+                          "--file-prefix", prefix, "-d", pmd_dir, "--vdev",
+                          "net_npa0,dev(net_ring_x%d),dev(net_ring_y%d)" % (pid, pid),
+                          "--", "--nb-cores=8"], capture_output=True, text=True, timeout=60)
+    shutil.rmtree("/var/run/dpdk/" + prefix, ignore_errors=True)
+    check("net_npa: rte_exit after probe ends testpmd with its error, no crash (status %d)"
+          % bad.returncode, bad.returncode == 1 and "nb-cores" in bad.stdout + bad.stderr,
+          failures)
 
     # net_npa, switched through telemetry mid-traffic.
     rc, out, tel = run_testpmd(args.testpmd, pmd_dir,

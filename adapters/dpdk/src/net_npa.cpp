@@ -105,6 +105,7 @@ struct npa_port {
     std::uint64_t last_switch_ns = 0;  ///< when the last switch was requested (dwell)
     std::atomic<bool> started{false};   ///< read by policy_tick on the interrupt thread
     std::atomic<bool> alarm_set{false}; ///< written by policy_tick, read by stop/close
+    bool bus_removing = false;          ///< closed by the bus's remove (see release_subs)
 };
 
 eth_dev_ops make_ops() noexcept;
@@ -671,6 +672,12 @@ int npa_dev_stop(rte_eth_dev* dev) {
     return 0;
 }
 
+/// Gives the sub-devices back: their ports are closed, and those net_npa probed are
+/// removed from their bus, except while the bus itself is removing devices
+/// (p.bus_removing): the vdev bus's cleanup at rte_eal_cleanup() walks its device list
+/// with the next element already taken, so removing another vdev from that list under
+/// it makes it read freed memory (DPDK 22.11 vdev_cleanup). There the ports are only
+/// closed, and the bus removes the devices itself as its walk reaches them.
 void release_subs(npa_port& p) noexcept {
     for (std::size_t i = 0; i < p.nsubs; ++i) {
         sub_device& s = p.subs[i];
@@ -682,7 +689,7 @@ void release_subs(npa_port& p) noexcept {
                 rte_eth_dev_info info{};
                 if (rte_eth_dev_info_get(s.port_id, &info) == 0 && info.device != nullptr) {
                     (void)rte_eth_dev_close(s.port_id);
-                    (void)rte_dev_remove(info.device);
+                    if (!p.bus_removing) (void)rte_dev_remove(info.device);
                 }
             }
         }
@@ -1023,6 +1030,7 @@ int npa_remove(rte_vdev_device* vdev) {
     rte_eth_dev* dev = rte_eth_dev_allocated(rte_vdev_device_name(vdev));
     if (dev == nullptr) return 0;
     if (dev->state != RTE_ETH_DEV_UNUSED && dev->dev_ops == &npa_ops && dev->data->dev_private) {
+        priv(dev)->bus_removing = true;  // see release_subs
         (void)rte_eth_dev_close(dev->data->port_id);
         return 0;
     }
