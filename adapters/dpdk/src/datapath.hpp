@@ -394,14 +394,20 @@ public:
         ctl_[path].port = port;
     }
 
-    [[nodiscard]] bool ready() const noexcept { return sh_ != nullptr; }
-    [[nodiscard]] std::uint32_t active() const noexcept {
-        return sh_ ? sh_->active_path() : no_path;
+    // Read by every control thread (the application's, the interrupt thread running
+    // alarms and events, telemetry): under the lock, as the shell's control state is.
+    [[nodiscard]] std::uint32_t active() {
+        std::lock_guard<std::mutex> g(lock_);
+        return running_path();
     }
-    [[nodiscard]] bool switching() const noexcept { return sh_ && sh_->switching(); }
+    [[nodiscard]] bool switching() {
+        std::lock_guard<std::mutex> g(lock_);
+        return sh_ && sh_->switching();
+    }
     /// The path the data path is on, or moving to while a switch is in progress.
-    [[nodiscard]] std::uint32_t target() const noexcept {
-        return switching() ? target_ : active();
+    [[nodiscard]] std::uint32_t target() {
+        std::lock_guard<std::mutex> g(lock_);
+        return sh_ && sh_->switching() ? target_ : running_path();
     }
     [[nodiscard]] std::size_t paths() const noexcept { return npaths_; }
 
@@ -422,12 +428,6 @@ public:
     [[nodiscard]] switch_history history() {
         std::lock_guard<std::mutex> g(lock_);
         return sh_ ? sh_->history() : switch_history{};
-    }
-    [[nodiscard]] std::uint64_t held_now() {
-        std::lock_guard<std::mutex> g(lock_);
-        std::uint64_t h = 0;
-        for (std::uint16_t q = 0; sh_ && q < sh_->queue_count(); ++q) h += sh_->counters(q).tx_backlogged;
-        return h;
     }
 
 private:

@@ -102,7 +102,9 @@ struct npa_port {
     std::uint16_t tx_desc = 512;
     port_lanes lanes{};
     std::array<queue_stats, ethdev_max_queues> base{};  ///< stats_reset baseline per queue
-    std::uint64_t last_switch_ns = 0;  ///< when the last switch was requested (dwell)
+    /// When the last switch was requested (dwell): do_switch runs on the application's
+    /// and on the interrupt thread.
+    std::atomic<std::uint64_t> last_switch_ns{0};
     std::atomic<bool> started{false};   ///< read by policy_tick on the interrupt thread
     std::atomic<bool> alarm_set{false}; ///< written by policy_tick, read by stop/close
     bool bus_removing = false;          ///< closed by the bus's remove (see release_subs)
