@@ -339,7 +339,12 @@ TEST_CASE("bad devargs are rejected with the reason in the log, and nothing is p
         {"dev(net_ring70),active=3", "net_npa7: active=3 but only 1 sub-device given"},
         {"dev(net_ring70),dwell_ms=soon", "net_npa7: dwell_ms=soon: expected a whole number"},
         {"dev(net_ring70),auto=0,auto=1", "net_npa7: 'auto' given twice: give each argument once"},
-        {"dev(net_nosuchdriver0)", "net_npa7: cannot probe sub-device dev(net_nosuchdriver0)"},
+        {"dev(net_nosuchdriver0)",
+         "net_npa7: cannot probe sub-device dev(net_nosuchdriver0): no DPDK driver or device "
+         "matches it"},
+        {"dev(net_ring72),dev(net_ring72,size=64)",
+         "net_npa7: dev(net_ring72) and dev(net_ring72,size=64) are the same device "
+         "(net_ring72): give each sub-device once"},
     };
     const std::uint16_t ports_before = rte_eth_dev_count_total();
     for (const bad& c : cases) {

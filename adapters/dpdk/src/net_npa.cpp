@@ -989,8 +989,15 @@ int npa_probe(rte_vdev_device* vdev) {
         sub_device& s = p->subs[i];
         const int r = rte_dev_probe(ds);
         if (r != 0 && r != -EEXIST) {
-            NPA_LOG(ERR, "%s: cannot probe sub-device dev(%s): %s\n", name, ds, std::strerror(-r));
-            rc = r;
+            // rte_dev_probe's codes say little by themselves (an unknown vdev driver is
+            // -EFAULT, "Bad address"): say what they mean here.
+            const char* why = r == -EFAULT || r == -EINVAL || r == -ENOENT || r == -ENODEV
+                                  ? "no DPDK driver or device matches it (vdev names start "
+                                    "with their driver's name, e.g. net_ring0; a PCI device "
+                                    "is given by its address)"
+                                  : std::strerror(-r);
+            NPA_LOG(ERR, "%s: cannot probe sub-device dev(%s): %s\n", name, ds, why);
+            rc = r == -EFAULT ? -ENODEV : r;
             break;
         }
         s.probed_here = r == 0;
@@ -1002,8 +1009,23 @@ int npa_probe(rte_vdev_device* vdev) {
             break;
         }
         (void)rte_eth_dev_get_name_by_port(s.port_id, s.name);
+        for (std::size_t k = 0; k < i; ++k) {
+            if (p->subs[k].port_id == s.port_id) {
+                NPA_LOG(ERR, "%s: dev(%s) and dev(%s) are the same device (%s): give each "
+                        "sub-device once\n", name, args.devs[k].data(), ds, s.name);
+                s.port_id = RTE_MAX_ETHPORTS;
+                s.probed_here = false;
+                rc = -EINVAL;
+                break;
+            }
+        }
+        if (rc != 0) break;
         if (rte_eth_dev_owner_set(s.port_id, &p->owner) != 0) {
-            NPA_LOG(ERR, "%s: sub-device %s is already owned by another port\n", name, s.name);
+            rte_eth_dev_owner other{};
+            (void)rte_eth_dev_owner_get(s.port_id, &other);
+            NPA_LOG(ERR, "%s: sub-device %s is already owned by %s: a port can be the "
+                    "sub-device of one owner only\n", name, s.name,
+                    other.name[0] != '\0' ? other.name : "another owner");
             s.port_id = RTE_MAX_ETHPORTS;
             rc = -EBUSY;
             break;
