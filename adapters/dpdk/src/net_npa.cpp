@@ -1179,7 +1179,13 @@ RTE_INIT(npa_init) {
 } // namespace
 } // namespace npa::dpdk
 
+#define NPA_PMD_PARAMS "dev(<device>) active=<int> dwell_ms=<int> backoff_ms=<int> auto=<0|1>"
 RTE_PMD_REGISTER_VDEV(net_npa, net_npa_drv);
-RTE_PMD_REGISTER_PARAM_STRING(net_npa,
-                              "dev(<device>) active=<int> dwell_ms=<int> backoff_ms=<int> "
-                              "auto=<0|1>");
+RTE_PMD_REGISTER_PARAM_STRING(net_npa, NPA_PMD_PARAMS);
+
+// What dpdk-pmdinfo.py reads from a PMD's shared object: DPDK's build generates this
+// string for in-tree drivers (buildtools/pmdinfogen.py) from the two registrations above;
+// an out-of-tree build writes it itself, in the same form.
+extern "C" __attribute__((used, visibility("default"))) const char net_npa_pmd_info[] =
+    "PMD_INFO_STRING= {\"name\": \"net_npa\", \"params\": \"" NPA_PMD_PARAMS "\", "
+    "\"pci_ids\": []}";
