@@ -164,7 +164,10 @@ std::uint16_t npa_rx_burst(void* rxq, rte_mbuf** pkts, std::uint16_t n) {
     } else {
         k = rx_through_shell(l, pkts, n);
     }
-    for (std::uint16_t i = 0; i < k; ++i) pkts[i]->port = l.port_id;
+    const std::uint16_t port_id = l.port_id;
+    // One store per packet, in a plain loop: unrolling it (8 stores to 8 mbufs in
+    // flight) measured twice as slow over net_ring, whose mbufs are not in L1.
+    for (std::uint16_t i = 0; i < k; ++i) pkts[i]->port = port_id;
     return k;
 }
 
