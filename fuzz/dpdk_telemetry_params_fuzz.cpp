@@ -25,7 +25,9 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     };
     const auto& specs = lists[data[0] % 2];
     const std::size_t count = 1 + (data[0] >> 1) % 2;
-    const std::string s(reinterpret_cast<const char*>(data + 1), size - 1);
+    // The parser reads a C string: the input up to its first NUL.
+    const char* text = reinterpret_cast<const char*>(data + 1);
+    const std::string s(text, strnlen(text, size - 1));
     npa::dpdk::tel_params out;
     const npa::status st = npa::dpdk::parse_tel_params(s.c_str(), specs, count, out);
     NPA_FUZZ_CHECK(std::memchr(out.error.data(), 0, out.error.size()) != nullptr);
