@@ -949,6 +949,15 @@ private:
                 return plugin_tx(qs.tx_path, qs, q, bufs);
             }
         }
+        // During a drain whose old path holds no TX (nothing in flight, nothing waiting
+        // here), nothing sent now can overtake anything: it goes to the prepared path at
+        // once instead of waiting (an application that only transmits would otherwise
+        // park its buffers here until the drain times out, and may have none left).
+        if (qs.draining && qs.standby != no_path && qs.backlog.empty() && qs.requeue.empty() &&
+            (qs.tx_path == no_path ||
+             visit(qs.tx_path, [q](auto& p) { return p.tx_in_flight(q); }) == 0)) {
+            return plugin_tx(qs.standby, qs, q, bufs);
+        }
         // Keep order: behind whatever is already waiting.
         const std::uint32_t k =
             qs.backlog.enqueue_burst(std::span<const buffer_type>(bufs.data(), bufs.size()));

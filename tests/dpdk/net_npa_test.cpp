@@ -953,6 +953,40 @@ TEST_CASE("switches over sub-devices whose RX never runs dry: no TX refused") {
     CHECK(rte_vdev_uninit("net_npa14") == 0);
 }
 
+TEST_CASE("switches complete when the application only transmits (testpmd txonly)") {
+    REQUIRE(rte_vdev_init("net_npa17", "dev(net_null171),dev(net_null172),dwell_ms=0") == 0);
+    const std::uint16_t port = port_by_name("net_npa17");
+    start_port(port, 1);
+    std::uint32_t target = 0, switches = 0;
+    std::uint64_t refused = 0;
+    rte_pmd_npa_status_info s{};
+    for (int round = 0; round < 200'000 && switches < 10; ++round) {
+        std::array<mbuf_ref, burst> b;
+        REQUIRE(g_pool->alloc_bulk(b) == burst);
+        rte_mbuf** m = npa::dpdk::as_mbufs(std::span<mbuf_ref>(b));
+        for (std::uint16_t i = 0; i < burst; ++i) m[i]->data_len = m[i]->pkt_len = 64;
+        const std::uint16_t k = rte_eth_tx_burst(port, 0, m, burst);
+        refused += burst - k;
+        rte_pktmbuf_free_bulk(m + k, burst - k);
+        if (round % 64 == 0 && rte_pmd_npa_status(port, &s) == 0 && s.switching == 0 &&
+            s.active == target && rte_pmd_npa_switch(port, target ^ 1u) == 0) {
+            target ^= 1u;
+            ++switches;
+        }
+    }
+    CHECK(switches == 10);
+    // While the old path holds no TX, TX goes to the new path during the drain instead of
+    // waiting for an RX drain this application never polls for.
+    CHECK(refused == 0);
+    wait_switch_done(port, 1);
+    REQUIRE(rte_pmd_npa_status(port, &s) == 0);
+    CHECK(s.switches == 11);
+    MESSAGE("TX only: ", switches, " switches, ", refused, " TX refused");
+    CHECK(rte_eth_dev_stop(port) == 0);
+    CHECK(rte_eth_dev_close(port) == 0);
+    CHECK(rte_vdev_uninit("net_npa17") == 0);
+}
+
 TEST_CASE("sub-devices the application detaches are removed: traffic moves on") {
     REQUIRE(rte_vdev_init("net_npa15", "dev(net_ring151),dev(net_ring152),dev(net_ring153)") ==
             0);

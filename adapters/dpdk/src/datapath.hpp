@@ -40,8 +40,13 @@ namespace npa::dpdk {
 /// The shell's environment in a DPDK process.
 struct dpdk_env {
     using pool_type = mempool_pool;
+    /// Nanoseconds from the timer: whole seconds and the remainder apart, since
+    /// cycles * 10^9 leaves 64 bits after a few seconds of TSC (then drain deadlines and
+    /// switch durations came out as garbage).
     [[nodiscard]] static std::uint64_t now_ns() noexcept {
-        return rte_get_timer_cycles() * 1'000'000'000ull / rte_get_timer_hz();
+        const std::uint64_t c = rte_get_timer_cycles();
+        const std::uint64_t hz = rte_get_timer_hz();
+        return c / hz * 1'000'000'000ull + c % hz * 1'000'000'000ull / hz;
     }
     int logtype = RTE_LOGTYPE_PMD;
     void log(log_level level, const char* msg) noexcept {
