@@ -14,8 +14,10 @@
 //   prepare  attach the new plugin, replay the control state as one batch; on failure
 //            the old path never stopped and the failure is recorded with its reason;
 //   drain    each queue stops feeding the old plugin, new TX waits in the queue's
-//            backlog, the old plugin completes what its device took and delivers what it
-//            received;
+//            backlog (or, while the old plugin holds no TX and nothing waits, goes to
+//            the new one at once: nothing can be overtaken), the old plugin completes
+//            what its device took and delivers what it received (at most
+//            rx_drain_bound() of it, for a plugin that declares one);
 //   flip     each queue moves to the new plugin on its own (no cross-thread lock) and
 //            sends its backlog first, in order. A queue whose old device will not finish
 //            (dead, removed, drain timeout) flips "holding": new TX keeps waiting until

@@ -9,6 +9,7 @@
 #include <npa/fmt.hpp>
 #include <npa/shell.hpp>
 
+#include <array>
 #include <string>
 
 #include <algorithm>
@@ -751,6 +752,15 @@ TEST_CASE("a drain over a device whose RX never runs dry ends after its bound, T
     const std::uint64_t clock = test_env::clock;
     serve(1);
     CHECK(sh.steady_path(0) == endless_shell::no_path);  // a switch is under way
+    // The old path holds no TX: what is sent during the drain goes to the new path at
+    // once rather than into the backlog.
+    {
+        std::array<npa::buffer_ref, 8> tx{};
+        REQUIRE(sh.alloc(0, tx) == tx.size());
+        CHECK(sh.tx_burst(0, tx) == tx.size());
+        CHECK(sh.counters(0).tx_backlogged == 0);
+        CHECK(b.wire[0].size() + sh.plugin<1>().tx_in_flight(0) == tx.size());
+    }
     serve(8);
     CHECK(test_env::clock == clock);
     CHECK_FALSE(sh.switching());
