@@ -35,6 +35,7 @@ DRAIN_S = 0.5
 # Switches of the net_null run: each waits for the previous one to complete.
 NULL_SWITCHES = 40
 TXONLY_SWITCHES = 10
+AF_PACKET_SWITCHES = 6
 # Telemetry requests that must be refused with a sentence (2^32 + 1 must not be path 1).
 BAD_SWITCHES = [
     ("/npa/switch,0,4294967297", "path: 4294967297 is out of range"),
@@ -334,6 +335,37 @@ def run_all(args, pmd_dir, failures, pid):
           all(int(d) == 0 for d in dropped), failures)
     if len(failures) != n_before:
         print(out[-4000:])
+
+    # net_af_packet sub-devices over a veth pair (a kernel interface under each path),
+    # txonly, switched back and forth: no TX dropped either.
+    n_before = len(failures)
+    veth = ("npa%da" % (pid % 100000), "npa%db" % (pid % 100000))
+    made = subprocess.run(["ip", "link", "add", veth[0], "type", "veth", "peer", "name",
+                           veth[1]], capture_output=True, text=True)
+    check("af_packet: veth pair %s/%s created (%s)" % (veth[0], veth[1], made.stderr.strip()),
+          made.returncode == 0, failures)
+    if made.returncode == 0:
+        try:
+            for v in veth:
+                subprocess.run(["ip", "link", "set", v, "up"], check=True)
+            rc, out, done = run_testpmd(
+                args.testpmd, pmd_dir,
+                "net_npa3,dev(net_af_packet_a%d,iface=%s),dev(net_af_packet_b%d,iface=%s)"
+                % (pid, veth[0], pid, veth[1]),
+                "npa_afp_%d" % pid, switch=False, many=AF_PACKET_SWITCHES, fwd="txonly")
+        finally:
+            subprocess.run(["ip", "link", "del", veth[0]], capture_output=True)
+        dropped = re.findall(r"TX-dropped:\s*(\d+)", out)
+        print("net_npa txonly over net_af_packet: %s switches, TX-dropped %s"
+              % (done, dropped[-1] if dropped else None))
+        check("af_packet: every switch accepted and completed", done == AF_PACKET_SWITCHES
+              and xstat(out, "switch_count") == 1 + AF_PACKET_SWITCHES, failures)
+        check("af_packet: both paths carried traffic", (xstat(out, "path0_tx_packets") or 0) > 0
+              and (xstat(out, "path1_tx_packets") or 0) > 0, failures)
+        check("af_packet: no TX dropped", bool(dropped) and
+              all(int(d) == 0 for d in dropped), failures)
+    if len(failures) != n_before:
+        print(out[-4000:] if made.returncode == 0 else "")
 
     # net_failsafe over the same kind of sub-ports.
     n_before = len(failures)
