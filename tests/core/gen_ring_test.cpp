@@ -49,17 +49,18 @@ using intel_dd_traits = npa::done_bit_traits<intel_rx_wb, 2, 0, std::endian::nat
 
 /// virtio 1.1 packed ring, driver to device (spec 2.8.1): flags is the top half of the
 /// last dword; a descriptor is available when AVAIL (flag bit 7) equals the driver's wrap
-/// counter and USED (flag bit 15) does not.
+/// counter and USED (flag bit 15) does not. Little-endian, as virtio 1.x defines it: the
+/// masks are in stored order, as every gen_ring traits type keeps them.
 struct packed_desc {
-    std::uint64_t addr;
-    std::uint32_t len;
-    std::uint16_t id;
-    std::uint16_t flags;
+    npa::le64 addr;
+    npa::le32 len;
+    npa::le16 id;
+    npa::le16 flags;
 };
 struct packed_avail_traits {
     using desc_type = packed_desc;
-    static constexpr std::uint32_t avail = 1u << (16 + 7);
-    static constexpr std::uint32_t used = 1u << (16 + 15);
+    static constexpr std::uint32_t avail = npa::to_le32(1u << (16 + 7));
+    static constexpr std::uint32_t used = npa::to_le32(1u << (16 + 15));
     static std::uint32_t& own_word(packed_desc& d) noexcept {
         return reinterpret_cast<std::uint32_t*>(&d)[3];
     }
