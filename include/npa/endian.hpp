@@ -65,12 +65,24 @@ template <std::endian Order, std::unsigned_integral T>
     }
 }
 
-[[nodiscard]] constexpr std::uint16_t to_le16(std::uint16_t v) noexcept { return convert_order<std::endian::little>(v); }
-[[nodiscard]] constexpr std::uint32_t to_le32(std::uint32_t v) noexcept { return convert_order<std::endian::little>(v); }
-[[nodiscard]] constexpr std::uint64_t to_le64(std::uint64_t v) noexcept { return convert_order<std::endian::little>(v); }
-[[nodiscard]] constexpr std::uint16_t from_le16(std::uint16_t v) noexcept { return convert_order<std::endian::little>(v); }
-[[nodiscard]] constexpr std::uint32_t from_le32(std::uint32_t v) noexcept { return convert_order<std::endian::little>(v); }
-[[nodiscard]] constexpr std::uint64_t from_le64(std::uint64_t v) noexcept { return convert_order<std::endian::little>(v); }
+[[nodiscard]] constexpr std::uint16_t to_le16(std::uint16_t v) noexcept {
+    return convert_order<std::endian::little>(v);
+}
+[[nodiscard]] constexpr std::uint32_t to_le32(std::uint32_t v) noexcept {
+    return convert_order<std::endian::little>(v);
+}
+[[nodiscard]] constexpr std::uint64_t to_le64(std::uint64_t v) noexcept {
+    return convert_order<std::endian::little>(v);
+}
+[[nodiscard]] constexpr std::uint16_t from_le16(std::uint16_t v) noexcept {
+    return convert_order<std::endian::little>(v);
+}
+[[nodiscard]] constexpr std::uint32_t from_le32(std::uint32_t v) noexcept {
+    return convert_order<std::endian::little>(v);
+}
+[[nodiscard]] constexpr std::uint64_t from_le64(std::uint64_t v) noexcept {
+    return convert_order<std::endian::little>(v);
+}
 
 /// Loads and stores at any byte address (no alignment required).
 [[nodiscard]] inline std::uint16_t load_le16(const void* p) noexcept {
@@ -113,9 +125,10 @@ public:
     using value_type = T;
 
     endian_value() noexcept = default;
-    constexpr endian_value(T v) noexcept : raw_(convert_order<Order>(v)) {}  // NOLINT: implicit by design
+    constexpr endian_value(T v) noexcept
+        : raw_(convert_order<Order>(v)) {} // NOLINT: implicit by design
 
-    constexpr operator T() const noexcept { return convert_order<Order>(raw_); }  // NOLINT
+    constexpr operator T() const noexcept { return convert_order<Order>(raw_); } // NOLINT
     [[nodiscard]] constexpr T get() const noexcept { return convert_order<Order>(raw_); }
     constexpr void set(T v) noexcept { raw_ = convert_order<Order>(v); }
 
@@ -151,7 +164,8 @@ using le64 = endian_value<std::uint64_t, std::endian::little>;
 static_assert(sizeof(le16) == 2 && alignof(le16) == alignof(std::uint16_t));
 static_assert(sizeof(le32) == 4 && alignof(le32) == alignof(std::uint32_t));
 static_assert(sizeof(le64) == 8 && alignof(le64) == alignof(std::uint64_t));
-static_assert(std::is_trivially_copyable_v<le32> && std::is_trivially_default_constructible_v<le32>);
+static_assert(std::is_trivially_copyable_v<le32> &&
+              std::is_trivially_default_constructible_v<le32>);
 static_assert(std::is_standard_layout_v<le64>);
 static_assert(le32(0x11223344u).get() == 0x11223344u);
 static_assert(std::endian::native != std::endian::little || le32(0x11223344u).raw() == 0x11223344u);
