@@ -25,6 +25,9 @@ packages=(
     libxdp-dev libbpf-dev iperf3 iproute2 iputils-ping
     # scripts and plots
     python3 python3-matplotlib
+    # the cross stage (make test-cross): arm64 and big-endian s390x compilers with their C++
+    # libraries, and QEMU's user-mode emulators to run the test programs they build
+    g++-aarch64-linux-gnu g++-s390x-linux-gnu qemu-user-static
 )
 
 log() { printf 'install-deps: %s\n' "$*"; }

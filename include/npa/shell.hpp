@@ -258,6 +258,7 @@ public:
             qs.tx_path = no_path;
             qs.old_path = no_path;
             qs.standby = no_path;
+            // relaxed: shutdown, the queues are quiet (see queue_state::fast)
             qs.fast.store(false, std::memory_order_relaxed);
         }
     }
@@ -270,6 +271,7 @@ public:
         queue_state& qs = queues_[q];
         sync(qs, q);
         std::uint16_t n;
+        // relaxed: see queue_state::fast
         if (NPA_LIKELY(qs.fast.load(std::memory_order_relaxed))) {
             n = plugin_tx(qs.tx_path, qs, q, bufs);
         } else {
@@ -329,6 +331,7 @@ public:
             return 0;
         }
         const std::uint32_t reaped = visit(qs.tx_path, [q](auto& p) { return p.tx_reap(q); });
+        // relaxed: see queue_state::fast
         if (NPA_UNLIKELY(!qs.fast.load(std::memory_order_relaxed)) && !qs.draining && !qs.hold) {
             flush(qs, q);
         }
@@ -444,6 +447,7 @@ public:
         pending_.reason = reason;
         pending_.requested_ns = now;
         pending_link_ = link;
+        // relaxed: from_, to_ and phase_ are published by the release on epoch_ below
         from_.store(active_, std::memory_order_relaxed);
         to_.store(static_cast<std::uint8_t>(I), std::memory_order_relaxed);
         phase_.store(phase_draining, std::memory_order_relaxed);
@@ -661,6 +665,7 @@ public:
                 r.pool_size += qs.pool->size();
                 r.in_pool += qs.pool->available();
             }
+            // relaxed: audit() is exact only with the data path quiet (single-threaded view)
             r.caller += qs.caller.load(std::memory_order_relaxed);
             r.leaked += qs.leaked.load(std::memory_order_relaxed);
             r.backlog += qs.backlog.size();
@@ -730,7 +735,15 @@ private:
         std::uint64_t rx_drops_at_start = 0;
         shell_queue_counters c{};
         pool_type* pool = nullptr;
-        // Read by other threads.
+        // Read by other threads. Memory order: `fast` is read only by this queue's thread;
+        // it is written by that thread and, to false only, by the control thread
+        // (api_unsent, reset). false is always safe (the slow path re-checks everything
+        // under the epoch protocol), so relaxed suffices except for the one store-load pair
+        // between flush() and api_unsent(), which takes seq_cst fences. The epochs carry
+        // release/acquire and publish the relaxed fields written before them (phase_,
+        // to_, run_ns, sw_*). The counters (caller, leaked, in_plugin) have one writer
+        // at a time, handed over by the epochs, and are atomics only so that audit() may
+        // read them from another thread.
         std::atomic<bool> fast{false};               ///< tx_burst may go straight to tx_path
         std::atomic<std::uint32_t> flipped_epoch{0};
         std::atomic<std::uint32_t> acked_epoch{0};
@@ -754,7 +767,9 @@ private:
     };
 
     // Counters with a single writer at a time (ordering comes from the epoch protocol);
-    // atomics only so that audit() may read them from elsewhere.
+    // atomics only so that audit() may read them from elsewhere. A load and a store, both
+    // relaxed, not a fetch_add: with one writer nothing can come between them, and the
+    // reader needs no order beyond the epochs'.
     static void add(std::atomic<std::int64_t>& a, std::int64_t d) noexcept {
         a.store(a.load(std::memory_order_relaxed) + d, std::memory_order_relaxed);
     }
@@ -850,6 +865,13 @@ private:
             qs.c.tx_lost += in.size() - k;
             qs.pool->free_burst(in.subspan(k));
         }
+        // Store-load pairing with flush(): the requeue's head is published, then `fast`
+        // goes off; flush() turns `fast` on, then looks at the requeue. Release/acquire
+        // cannot forbid both threads missing each other's first store (a store may pass a
+        // later load, on x86 too); a seq_cst fence on each side does: either flush() sees
+        // the buffers or this store lands after its `fast = true`.
+        std::atomic_thread_fence(std::memory_order_seq_cst);
+        // relaxed: ordered by the fence above
         qs.fast.store(false, std::memory_order_relaxed);
     }
     void log(log_level level, const char* msg) noexcept {
@@ -870,6 +892,7 @@ private:
 
     void sync_slow(queue_state& qs, std::uint16_t q, std::uint32_t e) noexcept {
         if (e != qs.seen_epoch) {
+            // relaxed: published by the release on epoch_, acquired by sync() above
             const std::uint8_t ph = phase_.load(std::memory_order_relaxed);
             if (ph == phase_draining && !qs.draining) {
                 qs.draining = true;
@@ -880,9 +903,11 @@ private:
                 qs.lost_at_start = qs.c.tx_lost;
                 // Device drop counters are the plugins' (not atomic): read on this thread.
                 qs.rx_drops_at_start = rx_drops(q);
+                // relaxed: as phase_
                 qs.standby = to_.load(std::memory_order_relaxed);
                 qs.drain_deadline = Env::now_ns() + cfg_.policy.drain_timeout_ns;
                 qs.old_rx_last_ns = Env::now_ns();
+                // relaxed: this queue's own thread (see queue_state::fast)
                 qs.fast.store(false, std::memory_order_relaxed);
                 if (qs.armed && qs.tx_path != no_path) {
                     visit(qs.tx_path, [q](auto& p) { p.irq_disarm(q); });
@@ -893,6 +918,7 @@ private:
                 // requeue list and goes out first, then the backlog.
                 qs.old_path = no_path;
                 if (qs.hold) {
+                    // relaxed: published by the release on acked_epoch below
                     qs.run_ns.store(Env::now_ns(), std::memory_order_relaxed);
                 }
                 qs.hold = false;
@@ -934,6 +960,7 @@ private:
         if (!qs.hold) {
             flush(qs, q);
         }
+        // relaxed: published by the release on flipped_epoch next line
         qs.run_ns.store(Env::now_ns(), std::memory_order_relaxed);
         qs.flipped_epoch.store(e, std::memory_order_release);
     }
@@ -994,9 +1021,13 @@ private:
         if (!drain_ring(qs, q, qs.requeue) || !drain_ring(qs, q, qs.backlog)) {
             return false;
         }
+        // relaxed: own thread; the fence below orders it against api_unsent()
         qs.fast.store(true, std::memory_order_relaxed);
-        // A tx_unsent from another thread may have raced with the store above.
+        // A tx_unsent from another thread may have raced with the store above: the fence
+        // pairs with api_unsent()'s, so that one of the two sees the other (see there).
+        std::atomic_thread_fence(std::memory_order_seq_cst);
         if (NPA_UNLIKELY(!qs.requeue.empty())) {
+            // relaxed: own thread, sequenced after the store above
             qs.fast.store(false, std::memory_order_relaxed);
             return false;
         }
@@ -1050,6 +1081,7 @@ private:
             link_ = pending_link_;
             last_switch_ns_ = Env::now_ns();
             recompute_caps(pending_.seq);
+            // relaxed: published by the release on epoch_ next line
             phase_.store(phase_released, std::memory_order_relaxed);
             release_epoch_ = epoch_.fetch_add(1, std::memory_order_release) + 1;
             stage_ = stage_acking;
@@ -1068,11 +1100,13 @@ private:
                 pending_.requeued += qs.sw_requeued.load(std::memory_order_relaxed);
                 pending_.tx_lost += qs.sw_lost.load(std::memory_order_relaxed);
                 pending_.rx_dropped += qs.sw_rx_dropped.load(std::memory_order_relaxed);
+                // relaxed: written before each queue's release on acked_epoch, acquired above
                 const std::uint64_t t = qs.run_ns.load(std::memory_order_relaxed);
                 last_run = t > last_run ? t : last_run;
             }
             pending_.duration_ns = last_run - pending_.requested_ns;
             history_.push(pending_);
+            // relaxed: control thread's own state; queues read phase_ only after a new epoch
             phase_.store(phase_idle, std::memory_order_relaxed);
             stage_ = stage_none;
             switching_ = false;
@@ -1114,6 +1148,7 @@ private:
             }
             // A detached plugin holds nothing: what it was given and did not hand back is
             // leaked (or, negative, handed back twice). Counted, and the path starts at 0.
+            // relaxed: the queues flipped away from p (flipped_epoch acquired): this thread is p's only writer now
             const std::int64_t kept = qs.in_plugin[p].load(std::memory_order_relaxed);
             if (NPA_UNLIKELY(kept != 0)) {
                 qs.leaked.store(qs.leaked.load(std::memory_order_relaxed) +

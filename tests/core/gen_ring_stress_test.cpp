@@ -31,10 +31,10 @@ struct vmx_desc {
     std::uint32_t dword2;
     std::uint32_t dword3;
 };
-using vmx_traits = npa::gen_bit_traits<vmx_desc, 2, 14>;
+using vmx_traits = npa::gen_bit_traits<vmx_desc, 2, 14, std::endian::native>;  // host-order words
 /// Intel DD style: "done" at bit 0 of dword 2, whatever the lap; the rest of dword 2
 /// carries data as the write-back status/length would.
-using dd_traits = npa::done_bit_traits<vmx_desc, 2, 0>;
+using dd_traits = npa::done_bit_traits<vmx_desc, 2, 0, std::endian::native>;
 
 /// Consumed descriptors are published in batches of this many (a device writes
 /// completions in batches too); also published whenever the consumer runs dry.

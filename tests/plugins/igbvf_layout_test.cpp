@@ -19,10 +19,19 @@ TEST_CASE("advanced RX descriptor: read and write-back share 16 bytes, DD in wor
     wb.length = 60;
     wb.vlan = 0x0123;
     std::memcpy(&d, &wb, sizeof wb);
+    // The bytes as the device writes them: little-endian words, whatever the host.
+    const auto* bytes = reinterpret_cast<const unsigned char*>(&d);
+    CHECK(npa::load_le32(bytes + 8) == 0x3u);
+    CHECK(bytes[8] == 0x03);  // DD and EOP in the first byte of word 2
+    CHECK(npa::load_le32(bytes + 12) == (0x0123u << 16 | 60u));
+    CHECK(bytes[12] == 60);
+    CHECK(bytes[14] == 0x23);
     auto* w = reinterpret_cast<std::uint32_t*>(&d);
-    CHECK(w[2] == 0x3u);
-    CHECK(w[3] == (0x0123u << 16 | 60u));
     CHECK(rx_done_traits::own_word(d) == w[2]);
+    CHECK((rx_done_traits::own_word(d) & rx_done_traits::own_mask) == rx_done_traits::own_bits(true));
+    adv_rx_desc r{};
+    r.read.pkt_addr = 0x1122334455667788ull;
+    CHECK(reinterpret_cast<const unsigned char*>(&r)[0] == 0x88);
 }
 
 TEST_CASE("advanced TX descriptors: data, context, write-back") {
@@ -31,7 +40,11 @@ TEST_CASE("advanced TX descriptors: data, context, write-back") {
     d.read.olinfo_status = 60u << txd::paylen_shift;
     CHECK(d.read.cmd_type_len == 0x29300000u + 60);
     CHECK((d.wb.status & txd::stat_dd) == 0);
-    CHECK(tx_done_traits::own_mask == 1u);
+    CHECK(npa::from_le32(tx_done_traits::own_mask) == 1u);
+    // DTALEN sits in the first two bytes, DCMD in the last (datasheet 7.2.2.3).
+    const auto* tb = reinterpret_cast<const unsigned char*>(&d);
+    CHECK(tb[8] == 60);
+    CHECK(tb[11] == 0x29);
     adv_tx_context_desc c{};
     c.vlan_macip_lens = (5u << txd::vlan_shift) | (14u << txd::maclen_shift) | 20u;
     CHECK(c.vlan_macip_lens == 0x00051C14u);

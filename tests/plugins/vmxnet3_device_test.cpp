@@ -64,9 +64,9 @@ TEST_CASE("vmxnet3 layout: descriptor bit fields sit where the ABI puts them") {
     v::rx_desc r{};
     v::rx_desc::btype_::set(r.dword2, v::btype::BODY);
     CHECK(r.dword2 == 1u << 14);  // VMXNET3_RXD_BTYPE_SHIFT
-    CHECK(v::tx_traits::own_mask == 1u << 14);
-    CHECK(v::rx_traits::own_mask == 1u << 31);
-    CHECK(v::tx_comp_traits::own_mask == 1u << 31);
+    CHECK(npa::from_le32(v::tx_traits::own_mask) == 1u << 14);
+    CHECK(npa::from_le32(v::rx_traits::own_mask) == 1u << 31);
+    CHECK(npa::from_le32(v::tx_comp_traits::own_mask) == 1u << 31);
     // Shared-area offsets (also static_asserted in vmxnet3_defs.hpp).
     CHECK(offsetof(v::driver_shared, devRead) == 8);
     CHECK(offsetof(v::driver_shared, devRead) + offsetof(v::ds_dev_read, rxFilterConf) == 120);
@@ -136,6 +136,45 @@ TEST_CASE("vmxnet3: TXPROD is written only once txNumDeferred reaches the device
     CHECK(b.rig.device().counters(0).tx_frames == 10);
     CHECK(b.p.tx_reap(0) == 10);
     CHECK(b.rig.far_report(1, 10).lost == 0);
+    b.finish();
+}
+
+// What the plugin writes to guest memory, byte by byte, as a little-endian device reads it:
+// on a big-endian host each of these fails if a byte swap is missing.
+TEST_CASE("vmxnet3 byte order: the shared area, queue descriptors and TX ring are little-endian") {
+    bench b(one_queue());
+    REQUIRE(b.p.attach(b.rig.api(), b.rig.window(), b.rig.queue_cfg()).ok());
+    auto bytes = [](const void* p) { return static_cast<const unsigned char*>(p); };
+    // Vmxnet3_DriverShared::magic = 0xBABEFEE1 at offset 0.
+    const unsigned char* sh = bytes(&b.rig.window().misc()) - offsetof(v::ds_dev_read, misc) -
+                              offsetof(v::driver_shared, devRead);
+    CHECK(sh[0] == 0xE1);
+    CHECK(sh[1] == 0xFE);
+    CHECK(sh[2] == 0xBE);
+    CHECK(sh[3] == 0xBA);
+    // misc.mtu (offset 48 of misc_conf) and the TX ring size in the queue descriptor.
+    const std::uint32_t mtu = b.rig.window().misc().mtu;
+    CHECK(mtu >= 60);
+    CHECK(npa::load_le32(bytes(&b.rig.window().misc()) + 48) == mtu);
+    CHECK(bytes(&b.rig.window().misc())[48] == (mtu & 0xff));
+    const unsigned char* tq = bytes(b.rig.window().txq(0));
+    CHECK(tq[16 + 40] == 64);  // conf.txRingSize = 64, low byte first
+    CHECK(tq[16 + 41] == 0);
+    CHECK(tq[4] == 32);        // ctrl.txThreshold as the device wrote it (32)
+    // A 60-byte frame: len 60 in the low 14 bits of dword 2, gen (bit 14) set on the first
+    // lap, eop (bit 12) and cq (bit 13) of dword 3.
+    CHECK(b.send(1, 60) == 1);
+    const unsigned char* td = bytes(b.rig.window().ring_area().virt);
+    const std::uint64_t data_pa = b.rig.window().txq(0)->conf.dataRingBasePA;
+    CHECK(npa::load_le64(td) == data_pa);
+    CHECK(td[0] == (data_pa & 0xff));
+    CHECK(td[8] == 60);
+    CHECK(td[9] == 0x40);
+    CHECK(td[13] == 0x30);
+    CHECK(tq[0] == 1);         // ctrl.txNumDeferred
+    CHECK(tq[3] == 0);
+    b.rig.step(3);
+    CHECK(b.rig.device().counters(0).tx_frames == 1);
     b.finish();
 }
 

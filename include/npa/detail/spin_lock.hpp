@@ -20,9 +20,13 @@ public:
             if (!flag_.exchange(true, std::memory_order_acquire)) {
                 return;
             }
+            // relaxed: only waits for the flag to look free; the exchange above (acquire)
+            // is what takes the lock and orders the critical section.
             while (flag_.load(std::memory_order_relaxed)) {
 #if defined(__x86_64__) || defined(__i386__)
                 __builtin_ia32_pause();
+#elif defined(__aarch64__)
+                __asm__ __volatile__("yield");
 #endif
             }
         }

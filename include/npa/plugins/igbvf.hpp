@@ -88,7 +88,8 @@ public:
         const std::uint32_t tsz = fit_ring(qc.tx_ring_size, lim);
         const std::uint32_t rsz = fit_ring(qc.rx_ring_size, lim);
         api_ = &api;
-        distrusted_.store(false, std::memory_order_relaxed);
+        // relaxed: distrusted_ is a flag health() acts on alone; it publishes no other data
+        distrusted_.store(false, std::memory_order_relaxed);  // relaxed: a lone flag
         dev_ = &dev;
         offloads_ = qc.offloads & lim.offloads;
         mtu_ = qc.mtu;
@@ -354,7 +355,7 @@ public:
             q.tx_used = 0;
         }
         nq_ = 0;
-        distrusted_.store(false, std::memory_order_relaxed);
+        distrusted_.store(false, std::memory_order_relaxed);  // relaxed: a lone flag
     }
 
     void irq_arm(std::uint16_t qi) noexcept { dev_->write(igbvf_reg::eims, 0, 1u << qi); }
@@ -383,6 +384,7 @@ public:
                 return errc::reset;
             }
         }
+        // relaxed: a lone flag (publishes no other data)
         return distrusted_.load(std::memory_order_relaxed) ? errc::device_error : errc::ok;
     }
 
@@ -449,11 +451,13 @@ private:
 
     template <class Desc>
     static std::uint32_t load_word(Desc& d, std::size_t w) noexcept {
-        return std::atomic_ref<std::uint32_t>(reinterpret_cast<std::uint32_t*>(&d)[w])
-            .load(std::memory_order_acquire);
+        return from_le32(std::atomic_ref<std::uint32_t>(reinterpret_cast<std::uint32_t*>(&d)[w])
+                             .load(std::memory_order_acquire));
     }
     template <class Desc>
     static void clear_word(Desc& d, std::size_t w) noexcept {
+        // relaxed: the slot is the driver's until the tail write, which a release fence
+        // precedes; 0 is the same in every byte order.
         std::atomic_ref<std::uint32_t>(reinterpret_cast<std::uint32_t*>(&d)[w])
             .store(0, std::memory_order_relaxed);
     }
@@ -588,7 +592,7 @@ private:
     void distrust(queue_stats& st, std::uint64_t n = 1) noexcept {
         if (n != 0) {
             st.bad_completion += n;
-            distrusted_.store(true, std::memory_order_relaxed);
+            distrusted_.store(true, std::memory_order_relaxed);  // relaxed: a lone flag
         }
     }
 

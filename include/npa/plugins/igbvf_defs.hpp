@@ -13,6 +13,7 @@
 #pragma once
 
 #include <npa/config.hpp>
+#include <npa/endian.hpp>
 #include <npa/ring/gen_ring.hpp>
 
 #include <bit>
@@ -20,9 +21,6 @@
 #include <cstdint>
 
 namespace npa::igbvf {
-
-static_assert(std::endian::native == std::endian::little,
-              "82576 descriptors and registers are little-endian");
 
 // ---- device limits (datasheet 7.1.3 / 7.2.3; igbvf.h) --------------------------------
 /// Queue pairs an 82576 VF owns (16 queues shared by 8 VFs, 2 each).
@@ -98,17 +96,17 @@ inline constexpr std::uint32_t srrctl_drop_en = 0x80000000;
 // copied with memcpy; value-initialise them ({}) to get zeroes.
 /// Read format: what the driver writes.
 struct adv_rx_read {
-    std::uint64_t pkt_addr;  ///< packet buffer address
-    std::uint64_t hdr_addr;  ///< header buffer address (0: no header split); bit 0 is DD
+    le64 pkt_addr;  ///< packet buffer address
+    le64 hdr_addr;  ///< header buffer address (0: no header split); bit 0 is DD
 };
 /// Write-back format: what the device writes over it when the packet is in.
 struct alignas(8) adv_rx_wb {
-    std::uint16_t pkt_info;      ///< RSS type (3:0), packet type (16:4)
-    std::uint16_t hdr_info;      ///< header length (SPH set), 0 in one-buffer mode
-    std::uint32_t rss;           ///< RSS hash
-    std::uint32_t status_error;  ///< extended status (19:0) and errors (31:20)
-    std::uint16_t length;        ///< bytes written to the packet buffer
-    std::uint16_t vlan;          ///< stripped 802.1Q tag (VP set)
+    le16 pkt_info;      ///< RSS type (3:0), packet type (16:4)
+    le16 hdr_info;      ///< header length (SPH set), 0 in one-buffer mode
+    le32 rss;           ///< RSS hash
+    le32 status_error;  ///< extended status (19:0) and errors (31:20)
+    le16 length;        ///< bytes written to the packet buffer
+    le16 vlan;          ///< stripped 802.1Q tag (VP set)
 };
 /// One slot, seen either way.
 union adv_rx_desc {
@@ -161,14 +159,14 @@ using rx_done_traits = done_bit_traits<adv_rx_desc, 2, 0>;
 
 // ---- advanced TX descriptors (vf.h union e1000_adv_tx_desc; datasheet 7.2.2) --------
 struct adv_tx_read {
-    std::uint64_t buffer_addr;
-    std::uint32_t cmd_type_len;   ///< DCMD (31:24), DTYP (23:20), DTALEN (15:0)
-    std::uint32_t olinfo_status;  ///< PAYLEN (31:14), POPTS (13:8), CC, IDX (6:4), STA (3:0)
+    le64 buffer_addr;
+    le32 cmd_type_len;   ///< DCMD (31:24), DTYP (23:20), DTALEN (15:0)
+    le32 olinfo_status;  ///< PAYLEN (31:14), POPTS (13:8), CC, IDX (6:4), STA (3:0)
 };
 struct adv_tx_wb {
-    std::uint64_t rsvd;
-    std::uint32_t nxtseq_seed;
-    std::uint32_t status;         ///< STA: DD is bit 0
+    le64 rsvd;
+    le32 nxtseq_seed;
+    le32 status;         ///< STA: DD is bit 0
 };
 union adv_tx_desc {
     adv_tx_read read;
@@ -176,10 +174,10 @@ union adv_tx_desc {
 };
 /// Advanced context descriptor: offload parameters for the data descriptors that follow.
 struct adv_tx_context_desc {
-    std::uint32_t vlan_macip_lens;  ///< VLAN (31:16), MACLEN (15:9), IPLEN (8:0)
-    std::uint32_t seqnum_seed;
-    std::uint32_t type_tucmd_mlhl;  ///< DEXT, DTYP=CTXT, TUCMD (IPV4, L4T)
-    std::uint32_t mss_l4len_idx;    ///< MSS (31:16), L4LEN (15:8), IDX (6:4)
+    le32 vlan_macip_lens;  ///< VLAN (31:16), MACLEN (15:9), IPLEN (8:0)
+    le32 seqnum_seed;
+    le32 type_tucmd_mlhl;  ///< DEXT, DTYP=CTXT, TUCMD (IPV4, L4T)
+    le32 mss_l4len_idx;    ///< MSS (31:16), L4LEN (15:8), IDX (6:4)
 };
 static_assert(sizeof(adv_tx_read) == desc_size && offsetof(adv_tx_read, cmd_type_len) == 8 &&
               offsetof(adv_tx_read, olinfo_status) == 12);

@@ -9,6 +9,8 @@
 // Both reach the BAR through igbvf_bar: two function pointers for 32-bit reads and writes
 // at an offset of igbvf_defs.hpp, supplied by whoever owns the function (the sim device
 // model, or a platform mapping a real BAR, where they are volatile loads and stores).
+// Register values cross igbvf_bar in host order; the 82576's registers are little-endian,
+// so a platform's functions convert (npa::load_le32 / store_le32, as Linux's readl/writel).
 #pragma once
 
 #include <npa/capabilities.hpp>

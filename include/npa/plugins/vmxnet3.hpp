@@ -146,6 +146,7 @@ public:
         dev_ = &dev;
         mtu_ = qc.mtu;
         offloads_ = qc.offloads & capabilities().offloads;
+        // relaxed: bad_ and link_ are a flag and a snapshot that publish no other data
         bad_.store(false, std::memory_order_relaxed);
         // step 3: lay out and zero every ring (no slot may look handed over), buf_info.
         std::byte* at = dev.ring_area().virt;
@@ -229,6 +230,7 @@ public:
         }
         // step 7: the link state (GET_LINK), as the driver checks it after activation.
         dev.ack_events(v::ecr::LINK);
+        // relaxed: a snapshot of GET_LINK for health(); publishes nothing else
         link_.store(dev.link(), std::memory_order_relaxed);
         // step 8: post RX buffers on both rings (fewer if the pool is short: counted).
         for (std::uint16_t i = 0; i < nq_; ++i) {
@@ -279,10 +281,13 @@ public:
             deferred += tso ? (len + ol.tso_mss - 1) / ol.tso_mss : 1;
         }
         if (deferred != 0) {
-            std::atomic_ref<std::uint32_t> nd(q.txd->ctrl.txNumDeferred);
+            // Relaxed: txNumDeferred and txThreshold are a counter and a limit in shared
+            // memory that carry no data; the descriptors are published by produce()'s
+            // release store and by the TXPROD write, not by these words. Only this queue's
+            // TX thread writes txNumDeferred once the queue runs.
+            le32& nd = q.txd->ctrl.txNumDeferred;
             const std::uint32_t total = nd.load(std::memory_order_relaxed) + deferred;
-            if (total >= std::atomic_ref<std::uint32_t>(q.txd->ctrl.txThreshold)
-                             .load(std::memory_order_relaxed)) {
+            if (total >= q.txd->ctrl.txThreshold.load(std::memory_order_relaxed)) {
                 nd.store(0, std::memory_order_relaxed);
                 dev_->txprod(qi, q.tx.next_to_fill());
             } else {
@@ -501,13 +506,14 @@ public:
         }
         if ((dev_->ecr() & vmxnet3::ecr::LINK) != 0) {
             dev_->ack_events(vmxnet3::ecr::LINK);
+            // relaxed: as at attach (a snapshot; publishes nothing else)
             link_.store(dev_->link(), std::memory_order_relaxed);
         }
-        return (link_.load(std::memory_order_relaxed) & 1u) != 0;
+        return (link_.load(std::memory_order_relaxed) & 1u) != 0;  // relaxed: a snapshot
     }
     /// The speed GET_LINK reported, Mbit/s (0 while down).
     [[nodiscard]] std::uint32_t link_speed_mbps() const noexcept {
-        const std::uint32_t l = link_.load(std::memory_order_relaxed);
+        const std::uint32_t l = link_.load(std::memory_order_relaxed);  // relaxed: a snapshot
         return (l & 1u) != 0 ? l >> 16 : 0;
     }
 
@@ -520,6 +526,7 @@ public:
         if (!dev_->present()) {
             return errc::removed;
         }
+        // relaxed: a flag; health() acts on it alone
         if (bad_.load(std::memory_order_relaxed) ||
             (dev_->ecr() & (vmxnet3::ecr::TQERR | vmxnet3::ecr::RQERR)) != 0) {
             return errc::device_error;
@@ -551,7 +558,7 @@ private:
 
     void bad(queue& q) noexcept {
         ++q.stats.bad_completion;
-        bad_.store(true, std::memory_order_relaxed);  // read by health() on the control thread
+        bad_.store(true, std::memory_order_relaxed);  // relaxed: a lone flag for health()
     }
 
     std::uint64_t upt_features(const vmxnet3::device_profile& p) const noexcept {
@@ -630,12 +637,13 @@ private:
             return false;
         }
         ++st.bad_completion;
-        bad_.store(true, std::memory_order_relaxed);  // read by health() on the control thread
+        bad_.store(true, std::memory_order_relaxed);  // relaxed: a lone flag for health()
         // The skipped entry holds the previous lap's generation, which is the next lap's:
         // left as it is, it would be read as fresh one lap later. Marking it consumed for
         // this lap makes it wait for a real write again.
         auto& stale = cc.ring()[cc.next_to_clean()];
         std::atomic_ref<std::uint32_t> own(Tr::own_word(stale));
+        // relaxed: the slot is the driver's (skipped as stale); the word publishes no data
         own.store((own.load(std::memory_order_relaxed) & ~std::uint32_t{Tr::own_mask}) |
                       Tr::own_bits(cc.gen()),
                   std::memory_order_relaxed);
@@ -649,6 +657,7 @@ private:
     void refill(std::uint16_t qi) noexcept {
         queue& q = q_[qi];
         const bool doorbell =
+            // relaxed: the device sets updateRxProd at activation, which happens before attach
             std::atomic_ref<std::uint8_t>(q.rxd->ctrl.updateRxProd).load(std::memory_order_relaxed) != 0;
         for (std::uint32_t ri = 0; ri < 2; ++ri) {
             rx_ring& ring = q.rx[ri];

@@ -17,6 +17,7 @@
 #pragma once
 
 #include <npa/config.hpp>
+#include <npa/endian.hpp>
 #include <npa/ring/gen_ring.hpp>
 
 #include <bit>
@@ -25,10 +26,10 @@
 
 namespace npa::vmxnet3 {
 
-static_assert(std::endian::native == std::endian::little,
-              "vmxnet3 shared memory is little-endian; a big-endian host needs byte swaps");
-
 // ---- bit-field helper: Width bits at Shift of a 32-bit word ------------------------------
+// Bit positions are the spec's, counted in the word's value (bit 0 = least significant), so
+// they do not depend on the compiler's bit-field order or on the host's byte order: the
+// le32 overloads convert the device's little-endian word first.
 template <unsigned Shift, unsigned Width>
 struct field {
     static_assert(Shift + Width <= 32);
@@ -38,6 +39,12 @@ struct field {
     }
     static constexpr void set(std::uint32_t& w, std::uint32_t v) noexcept {
         w = (w & ~mask) | ((v << Shift) & mask);
+    }
+    [[nodiscard]] static constexpr std::uint32_t get(le32 w) noexcept { return get(w.get()); }
+    static constexpr void set(le32& w, std::uint32_t v) noexcept {
+        std::uint32_t x = w.get();
+        set(x, v);
+        w.set(x);
     }
 };
 
@@ -184,9 +191,9 @@ inline constexpr std::uint32_t TSO = 3;   ///< msscof = MSS; hlen = all headers
 } // namespace om
 
 struct tx_desc {
-    std::uint64_t addr = 0;    ///< buffer (or TX data ring entry) device address
-    std::uint32_t dword2 = 0;  ///< len:14 gen:1 oco:1 dtype:1 ext1:1 msscof:14
-    std::uint32_t dword3 = 0;  ///< hlen:10 om:2 eop:1 cq:1 ext2:1 ti:1 tci:16
+    le64 addr = 0;    ///< buffer (or TX data ring entry) device address
+    le32 dword2 = 0;  ///< len:14 gen:1 oco:1 dtype:1 ext1:1 msscof:14
+    le32 dword3 = 0;  ///< hlen:10 om:2 eop:1 cq:1 ext2:1 ti:1 tci:16
 
     using len = field<0, 14>;      ///< 0 means MAX_TX_BUF_SIZE
     using gen = field<14, 1>;      ///< VMXNET3_TXD_GEN_SHIFT, dword 2
@@ -224,10 +231,10 @@ inline constexpr std::uint32_t RXCOMP_LRO = 4;
 } // namespace cdtype
 
 struct tx_comp_desc {
-    std::uint32_t dword0 = 0;  ///< txdIdx:12 ext1:20
-    std::uint32_t ext2 = 0;
-    std::uint32_t ext3 = 0;
-    std::uint32_t dword3 = 0;  ///< rsvd:24 type:7 gen:1
+    le32 dword0 = 0;  ///< txdIdx:12 ext1:20
+    le32 ext2 = 0;
+    le32 ext3 = 0;
+    le32 dword3 = 0;  ///< rsvd:24 type:7 gen:1
 
     using txdIdx = field<0, 12>;  ///< index of the EOP descriptor of the completed packet
     using type = field<24, 7>;
@@ -245,9 +252,9 @@ inline constexpr std::uint32_t BODY = 1;  ///< only continues one (ring 2, and r
 } // namespace btype
 
 struct rx_desc {
-    std::uint64_t addr = 0;
-    std::uint32_t dword2 = 0;  ///< len:14 btype:1 dtype:1 rsvd:15 gen:1
-    std::uint32_t ext1 = 0;
+    le64 addr = 0;
+    le32 dword2 = 0;  ///< len:14 btype:1 dtype:1 rsvd:15 gen:1
+    le32 ext1 = 0;
 
     using len = field<0, 14>;     ///< buffer bytes available
     using btype_ = field<14, 1>;  ///< VMXNET3_RXD_BTYPE_SHIFT
@@ -270,10 +277,10 @@ inline constexpr std::uint32_t UDPIPV6 = 6;
 } // namespace rss_type
 
 struct rx_comp_desc {
-    std::uint32_t dword0 = 0;   ///< rxdIdx:12 ext1:2 eop:1 sop:1 rqID:10 rssType:4 cnc:1 ext2:1
-    std::uint32_t rssHash = 0;
-    std::uint32_t dword2 = 0;   ///< len:14 err:1 ts:1 tci:16
-    std::uint32_t dword3 = 0;   ///< csum:16 tuc:1 udp:1 tcp:1 ipc:1 v6:1 v4:1 frg:1 fcs:1 type:7 gen:1
+    le32 dword0 = 0;   ///< rxdIdx:12 ext1:2 eop:1 sop:1 rqID:10 rssType:4 cnc:1 ext2:1
+    le32 rssHash = 0;
+    le32 dword2 = 0;   ///< len:14 err:1 ts:1 tci:16
+    le32 dword3 = 0;   ///< csum:16 tuc:1 udp:1 tcp:1 ipc:1 v6:1 v4:1 frg:1 fcs:1 type:7 gen:1
 
     using rxdIdx = field<0, 12>;   ///< slot of the RX descriptor used
     using ext1 = field<12, 2>;
@@ -318,20 +325,20 @@ inline constexpr std::uint8_t IML_HIGHEST = 7;
 inline constexpr std::uint8_t IML_ADAPTIVE = 8;
 
 struct tx_stats {  // UPT1_TxStats
-    std::uint64_t TSOPktsTxOK, TSOBytesTxOK;
-    std::uint64_t ucastPktsTxOK, ucastBytesTxOK;
-    std::uint64_t mcastPktsTxOK, mcastBytesTxOK;
-    std::uint64_t bcastPktsTxOK, bcastBytesTxOK;
-    std::uint64_t pktsTxError, pktsTxDiscard;
+    le64 TSOPktsTxOK, TSOBytesTxOK;
+    le64 ucastPktsTxOK, ucastBytesTxOK;
+    le64 mcastPktsTxOK, mcastBytesTxOK;
+    le64 bcastPktsTxOK, bcastBytesTxOK;
+    le64 pktsTxError, pktsTxDiscard;
 };
 static_assert(sizeof(tx_stats) == 80 && offsetof(tx_stats, pktsTxDiscard) == 72);
 
 struct rx_stats {  // UPT1_RxStats
-    std::uint64_t LROPktsRxOK, LROBytesRxOK;
-    std::uint64_t ucastPktsRxOK, ucastBytesRxOK;
-    std::uint64_t mcastPktsRxOK, mcastBytesRxOK;
-    std::uint64_t bcastPktsRxOK, bcastBytesRxOK;
-    std::uint64_t pktsRxOutOfBuf, pktsRxError;
+    le64 LROPktsRxOK, LROBytesRxOK;
+    le64 ucastPktsRxOK, ucastBytesRxOK;
+    le64 mcastPktsRxOK, mcastBytesRxOK;
+    le64 bcastPktsRxOK, bcastBytesRxOK;
+    le64 pktsRxOutOfBuf, pktsRxError;
 };
 static_assert(sizeof(rx_stats) == 80 && offsetof(rx_stats, pktsRxError) == 72);
 } // namespace upt1
@@ -348,25 +355,25 @@ inline constexpr std::uint32_t PROMISC = 0x10;
 inline constexpr std::uint32_t IC_DISABLE_ALL = 0x1;  ///< Vmxnet3_IntrConf::intrCtrl
 
 struct driver_info {  // Vmxnet3_DriverInfo
-    std::uint32_t version = 0;
-    std::uint32_t gos = 0;  ///< Vmxnet3_GOSInfo: gosBits:2 gosType:4 gosVer:16 gosMisc:10
-    std::uint32_t vmxnet3RevSpt = 0;
-    std::uint32_t uptVerSpt = 0;
+    le32 version = 0;
+    le32 gos = 0;  ///< Vmxnet3_GOSInfo: gosBits:2 gosType:4 gosVer:16 gosMisc:10
+    le32 vmxnet3RevSpt = 0;
+    le32 uptVerSpt = 0;
 };
 static_assert(sizeof(driver_info) == 16);
 
 struct misc_conf {  // Vmxnet3_MiscConf
     driver_info driverInfo;
-    std::uint64_t uptFeatures = 0;
-    std::uint64_t ddPA = 0;
-    std::uint64_t queueDescPA = 0;  ///< the queue descriptor table: TX queues, then RX queues
-    std::uint32_t ddLen = 0;
-    std::uint32_t queueDescLen = 0;
-    std::uint32_t mtu = 0;
-    std::uint16_t maxNumRxSG = 0;
+    le64 uptFeatures = 0;
+    le64 ddPA = 0;
+    le64 queueDescPA = 0;  ///< the queue descriptor table: TX queues, then RX queues
+    le32 ddLen = 0;
+    le32 queueDescLen = 0;
+    le32 mtu = 0;
+    le16 maxNumRxSG = 0;
     std::uint8_t numTxQueues = 0;
     std::uint8_t numRxQueues = 0;
-    std::uint32_t reserved[4] = {};
+    le32 reserved[4] = {};
 };
 static_assert(sizeof(misc_conf) == 72 && offsetof(misc_conf, uptFeatures) == 16 &&
               offsetof(misc_conf, queueDescPA) == 32 && offsetof(misc_conf, ddLen) == 40 &&
@@ -379,24 +386,24 @@ struct intr_conf {  // Vmxnet3_IntrConf
     std::uint8_t numIntrs = 0;
     std::uint8_t eventIntrIdx = 0;
     std::uint8_t modLevels[MAX_INTRS] = {};
-    std::uint32_t intrCtrl = 0;
-    std::uint32_t reserved[2] = {};
+    le32 intrCtrl = 0;
+    le32 reserved[2] = {};
 };
 static_assert(sizeof(intr_conf) == 40 && offsetof(intr_conf, modLevels) == 3 &&
               offsetof(intr_conf, intrCtrl) == 28);
 
 struct rx_filter_conf {  // Vmxnet3_RxFilterConf
-    std::uint32_t rxMode = 0;
-    std::uint16_t mfTableLen = 0;  ///< bytes of the multicast table (6 per address)
-    std::uint16_t pad1 = 0;
-    std::uint64_t mfTablePA = 0;
-    std::uint32_t vfTable[VFT_SIZE] = {};  ///< one bit per VLAN id
+    le32 rxMode = 0;
+    le16 mfTableLen = 0;  ///< bytes of the multicast table (6 per address)
+    le16 pad1 = 0;
+    le64 mfTablePA = 0;
+    le32 vfTable[VFT_SIZE] = {};  ///< one bit per VLAN id
 
     [[nodiscard]] bool vlan(std::uint16_t vid) const noexcept {
         return (vfTable[(vid >> 5) & (VFT_SIZE - 1)] >> (vid & 31)) & 1u;
     }
     void set_vlan(std::uint16_t vid, bool on) noexcept {
-        std::uint32_t& w = vfTable[(vid >> 5) & (VFT_SIZE - 1)];
+        le32& w = vfTable[(vid >> 5) & (VFT_SIZE - 1)];
         w = on ? (w | (1u << (vid & 31))) : (w & ~(1u << (vid & 31)));
     }
 };
@@ -404,9 +411,9 @@ static_assert(sizeof(rx_filter_conf) == 528 && offsetof(rx_filter_conf, mfTableL
               offsetof(rx_filter_conf, mfTablePA) == 8 && offsetof(rx_filter_conf, vfTable) == 16);
 
 struct var_len_conf_desc {  // Vmxnet3_VariableLenConfDesc
-    std::uint32_t confVer = 0;
-    std::uint32_t confLen = 0;
-    std::uint64_t confPA = 0;
+    le32 confVer = 0;
+    le32 confLen = 0;
+    le64 confPA = 0;
 };
 static_assert(sizeof(var_len_conf_desc) == 16);
 
@@ -424,20 +431,20 @@ static_assert(sizeof(ds_dev_read) == 688 && offsetof(ds_dev_read, intrConf) == 7
 
 struct intr_conf_ext {  // Vmxnet3_IntrConfExt (revision 7)
     std::uint8_t autoMask = 0, numIntrs = 0, eventIntrIdx = 0, reserved = 0;
-    std::uint32_t intrCtrl = 0;
-    std::uint32_t reserved1 = 0;
+    le32 intrCtrl = 0;
+    le32 reserved1 = 0;
     std::uint8_t modLevels[EXT_MAX_INTRS] = {};
     std::uint8_t reserved2[3] = {};
 };
 static_assert(sizeof(intr_conf_ext) == 80 && offsetof(intr_conf_ext, modLevels) == 12);
 
 struct driver_shared {  // Vmxnet3_DriverShared
-    std::uint32_t magic = 0;  ///< REV1_MAGIC
-    std::uint32_t size = 0;   ///< sizeof(driver_shared) (revision 7; 0 before)
+    le32 magic = 0;  ///< REV1_MAGIC
+    le32 size = 0;   ///< sizeof(driver_shared) (revision 7; 0 before)
     ds_dev_read devRead;
-    std::uint32_t ecr = 0;
-    std::uint32_t reserved = 0;
-    std::uint64_t cmdInfo[2] = {};  ///< union Vmxnet3_CmdInfo: per-command arguments
+    le32 ecr = 0;
+    le32 reserved = 0;
+    le64 cmdInfo[2] = {};  ///< union Vmxnet3_CmdInfo: per-command arguments
     intr_conf_ext devReadExt;       ///< Vmxnet3_DSDevReadExt
 };
 static_assert(sizeof(driver_shared) == 800 && offsetof(driver_shared, devRead) == 8 &&
@@ -446,25 +453,25 @@ static_assert(sizeof(driver_shared) == 800 && offsetof(driver_shared, devRead) =
 
 // ---- queue descriptors (Vmxnet3_TxQueueDesc / Vmxnet3_RxQueueDesc), 256 bytes each ----
 struct tx_queue_ctrl {  // Vmxnet3_TxQueueCtrl: shared between driver and device at run time
-    std::uint32_t txNumDeferred = 0;  ///< packets queued since the last TXPROD write (driver)
-    std::uint32_t txThreshold = 0;    ///< write TXPROD once txNumDeferred reaches this (device)
-    std::uint64_t reserved = 0;
+    le32 txNumDeferred = 0;  ///< packets queued since the last TXPROD write (driver)
+    le32 txThreshold = 0;    ///< write TXPROD once txNumDeferred reaches this (device)
+    le64 reserved = 0;
 };
 static_assert(sizeof(tx_queue_ctrl) == 16 && offsetof(tx_queue_ctrl, txThreshold) == 4);
 
 struct tx_queue_conf {  // Vmxnet3_TxQueueConf
-    std::uint64_t txRingBasePA = 0;
-    std::uint64_t dataRingBasePA = 0;
-    std::uint64_t compRingBasePA = 0;
-    std::uint64_t ddPA = 0;
-    std::uint64_t reserved = 0;
-    std::uint32_t txRingSize = 0;
-    std::uint32_t dataRingSize = 0;
-    std::uint32_t compRingSize = 0;
-    std::uint32_t ddLen = 0;
+    le64 txRingBasePA = 0;
+    le64 dataRingBasePA = 0;
+    le64 compRingBasePA = 0;
+    le64 ddPA = 0;
+    le64 reserved = 0;
+    le32 txRingSize = 0;
+    le32 dataRingSize = 0;
+    le32 compRingSize = 0;
+    le32 ddLen = 0;
     std::uint8_t intrIdx = 0;
     std::uint8_t pad1[1] = {};
-    std::uint16_t txDataRingDescSize = 0;  ///< bytes per data ring entry (revision 3; 0 = 128)
+    le16 txDataRingDescSize = 0;  ///< bytes per data ring entry (revision 3; 0 = 128)
     std::uint8_t pad2[4] = {};
 };
 static_assert(sizeof(tx_queue_conf) == 64 && offsetof(tx_queue_conf, dataRingBasePA) == 8 &&
@@ -475,7 +482,7 @@ static_assert(sizeof(tx_queue_conf) == 64 && offsetof(tx_queue_conf, dataRingBas
 struct queue_status {  // Vmxnet3_QueueStatus: written by the device on GET_QUEUE_STATUS
     std::uint8_t stopped = 0;
     std::uint8_t pad[3] = {};
-    std::uint32_t error = 0;  ///< namespace err
+    le32 error = 0;  ///< namespace err
 };
 static_assert(sizeof(queue_status) == 8 && offsetof(queue_status, error) == 4);
 
@@ -492,21 +499,21 @@ static_assert(sizeof(tx_queue_desc) == 256 && offsetof(tx_queue_desc, conf) == 1
 struct rx_queue_ctrl {  // Vmxnet3_RxQueueCtrl
     std::uint8_t updateRxProd = 0;  ///< set by the device: the driver must write RXPROD/RXPROD2
     std::uint8_t pad[7] = {};
-    std::uint64_t reserved = 0;
+    le64 reserved = 0;
 };
 static_assert(sizeof(rx_queue_ctrl) == 16);
 
 struct rx_queue_conf {  // Vmxnet3_RxQueueConf
-    std::uint64_t rxRingBasePA[2] = {};
-    std::uint64_t compRingBasePA = 0;
-    std::uint64_t ddPA = 0;
-    std::uint64_t rxDataRingBasePA = 0;
-    std::uint32_t rxRingSize[2] = {};
-    std::uint32_t compRingSize = 0;  ///< rxRingSize[0] + rxRingSize[1]
-    std::uint32_t ddLen = 0;
+    le64 rxRingBasePA[2] = {};
+    le64 compRingBasePA = 0;
+    le64 ddPA = 0;
+    le64 rxDataRingBasePA = 0;
+    le32 rxRingSize[2] = {};
+    le32 compRingSize = 0;  ///< rxRingSize[0] + rxRingSize[1]
+    le32 ddLen = 0;
     std::uint8_t intrIdx = 0;
     std::uint8_t pad1[1] = {};
-    std::uint16_t rxDataRingDescSize = 0;
+    le16 rxDataRingDescSize = 0;
     std::uint8_t pad2[4] = {};
 };
 static_assert(sizeof(rx_queue_conf) == 64 && offsetof(rx_queue_conf, compRingBasePA) == 16 &&

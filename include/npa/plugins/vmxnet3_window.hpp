@@ -25,7 +25,9 @@
 namespace npa::vmxnet3 {
 
 /// Register access. On hardware these are volatile loads and stores to the mapped BARs; in
-/// the sim they are the hypervisor trapping the access (an MMIO exit).
+/// the sim they are the hypervisor trapping the access (an MMIO exit). Values are in host
+/// order: the registers are little-endian, so a platform mapping a real BAR converts in these
+/// functions (npa::load_le32 / store_le32 on the mapped address, as Linux's readl/writel).
 struct mmio {
     void* ctx = nullptr;
     void (*write)(void* ctx, bar b, std::uint32_t off, std::uint32_t v) noexcept = nullptr;

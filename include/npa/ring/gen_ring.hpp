@@ -23,6 +23,7 @@
 #pragma once
 
 #include <npa/config.hpp>
+#include <npa/endian.hpp>
 
 #include <atomic>
 #include <concepts>
@@ -37,10 +38,10 @@ namespace npa {
 ///
 ///   desc_type                   the descriptor (trivially copyable, a multiple of 4 bytes,
 ///                               aligned to at least 4)
-///   own_word(desc&)             the 32-bit word that carries ownership
-///   own_mask                    the ownership bits inside that word
+///   own_word(desc&)             the 32-bit word that carries ownership, as stored
+///   own_mask                    the ownership bits inside that word (stored order)
 ///   own_bits(gen)               what those bits hold when the slot belongs to the
-///                               consumer on a lap whose generation is `gen`
+///                               consumer on a lap whose generation is `gen` (stored order)
 // The pieces, each named so that a diagnostic says which one a traits type breaks.
 template <class Tr>
 concept gen_desc_copyable = std::is_trivially_copyable_v<typename Tr::desc_type>;
@@ -70,29 +71,32 @@ concept gen_desc_traits = gen_desc_copyable<Tr> && gen_desc_whole_words<Tr> &&
                           gen_desc_aligned<Tr> && gen_desc_own_word<Tr> &&
                           gen_desc_own_mask<Tr> && gen_desc_own_bits<Tr>;
 
-/// Ready-made traits for a single generation bit at `Bit` of word `Word` (vmxnet3 style).
-template <class Desc, std::size_t Word, unsigned Bit>
+/// Ready-made traits for a single generation bit at `Bit` of word `Word` (vmxnet3 style),
+/// the word stored in byte order `Order`.
+template <class Desc, std::size_t Word, unsigned Bit, std::endian Order = std::endian::little>
 struct gen_bit_traits {
     using desc_type = Desc;
     static_assert(sizeof(Desc) >= (Word + 1) * 4, "gen_bit_traits: word outside descriptor");
+    static_assert(Bit < 32, "gen_bit_traits: bit outside a 32-bit word");
     static std::uint32_t& own_word(Desc& d) noexcept {
         return reinterpret_cast<std::uint32_t*>(&d)[Word];
     }
-    static constexpr std::uint32_t own_mask = 1u << Bit;
+    static constexpr std::uint32_t own_mask = convert_order<Order>(std::uint32_t{1} << Bit);
     static constexpr std::uint32_t own_bits(bool gen) noexcept { return gen ? own_mask : 0u; }
 };
 
 /// Ready-made traits for a "done" bit written by the device (Intel DD style): the slot is
 /// the consumer's whenever the bit is set, whatever the lap; the driver clears it by
-/// rewriting the descriptor when it recycles the slot.
-template <class Desc, std::size_t Word, unsigned Bit>
+/// rewriting the descriptor when it recycles the slot. The word is stored in byte order `Order`.
+template <class Desc, std::size_t Word, unsigned Bit, std::endian Order = std::endian::little>
 struct done_bit_traits {
     using desc_type = Desc;
     static_assert(sizeof(Desc) >= (Word + 1) * 4, "done_bit_traits: word outside descriptor");
+    static_assert(Bit < 32, "done_bit_traits: bit outside a 32-bit word");
     static std::uint32_t& own_word(Desc& d) noexcept {
         return reinterpret_cast<std::uint32_t*>(&d)[Word];
     }
-    static constexpr std::uint32_t own_mask = 1u << Bit;
+    static constexpr std::uint32_t own_mask = convert_order<Order>(std::uint32_t{1} << Bit);
     static constexpr std::uint32_t own_bits(bool) noexcept { return own_mask; }
 };
 

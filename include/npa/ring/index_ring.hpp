@@ -282,6 +282,13 @@ private:
         }
     }
 
+    // Memory order. Each index has one writer: head the producer, tail the consumer.
+    // A side loads its own index relaxed (it wrote the value itself, so the load is
+    // sequenced after that write and needs no synchronisation); it publishes it with a
+    // release store after the slots are written (producer) or read (consumer); it loads
+    // the other side's index with acquire, which makes the slots written before that
+    // release visible (producer -> consumer) or guarantees they are no longer read
+    // (consumer -> producer) before they are overwritten.
     struct alignas(cache_line_size) producer_state {
         std::atomic<std::uint32_t> head{0};
         std::uint32_t cached_tail{0};

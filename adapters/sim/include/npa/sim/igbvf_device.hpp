@@ -505,7 +505,7 @@ private:
     static void write_tx_wb(igbvf::adv_tx_desc& slot, bool dd) noexcept {
         auto* w = reinterpret_cast<std::uint32_t*>(&slot);
         w[0] = w[1] = w[2] = 0;
-        std::atomic_ref<std::uint32_t>(w[3]).store(dd ? igbvf::txd::stat_dd : 0, std::memory_order_release);
+        std::atomic_ref<std::uint32_t>(w[3]).store(to_le32(dd ? igbvf::txd::stat_dd : 0), std::memory_order_release);
     }
 
     // Fetch whole packets between the internal fetch pointer and TDT, send them, and
@@ -617,7 +617,7 @@ private:
         if (d.stray_tx) {  // a write-back where nothing was handed over: the slot at the tail
             d.stray_tx = false;
             std::atomic_ref<std::uint32_t>(reinterpret_cast<std::uint32_t*>(&d.tx[tail])[3])
-                .store(igbvf::txd::stat_dd, std::memory_order_release);
+                .store(to_le32(igbvf::txd::stat_dd), std::memory_order_release);
         }
         if (wrote) {
             raise(q);
@@ -707,12 +707,12 @@ private:
         return flush_due(d.rx_inflight, igbvf::reg::rdh(q), [&](const write_back& p) {
             igbvf::adv_rx_wb wb = p.rx;
             const std::uint32_t status =
-                p.dd ? wb.status_error : wb.status_error & ~igbvf::rxd::stat_dd;
+                p.dd ? wb.status_error.get() : wb.status_error & ~igbvf::rxd::stat_dd;
             wb.status_error = 0;
             auto* w = reinterpret_cast<std::uint32_t*>(&d.rx[p.slot]);
             std::memcpy(w, &wb, 8);
             std::memcpy(w + 3, &wb.length, 4);
-            std::atomic_ref<std::uint32_t>(w[2]).store(status, std::memory_order_release);
+            std::atomic_ref<std::uint32_t>(w[2]).store(to_le32(status), std::memory_order_release);
         });
     }
 
@@ -932,7 +932,7 @@ private:
                 d.stray_rx = false;
                 const std::uint32_t tail = reg(igbvf::reg::rdt(q)) % d.rx_size;
                 std::atomic_ref<std::uint32_t>(reinterpret_cast<std::uint32_t*>(&d.rx[tail])[2])
-                    .store(igbvf::rxd::stat_dd | igbvf::rxd::stat_eop, std::memory_order_release);
+                    .store(to_le32(igbvf::rxd::stat_dd | igbvf::rxd::stat_eop), std::memory_order_release);
             }
             if ((wrote >> q) & 1u) {
                 raise(q);
@@ -941,7 +941,7 @@ private:
     }
 
     // IPv4 header and TCP/UDP checksum verdicts (datasheet 7.1.5: IPCS, L4CS, UDPCS).
-    std::uint32_t rx_csum(const frame& f, std::uint16_t& pkt_info) const noexcept {
+    std::uint32_t rx_csum(const frame& f, le16& pkt_info) const noexcept {
         if ((cfg_.limits.offloads & cap::rx_csum) == 0) {
             return igbvf::rxd::stat_ixsm;
         }

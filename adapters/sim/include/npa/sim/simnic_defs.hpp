@@ -28,9 +28,13 @@
 //   the buffer (the frame was not sent / the buffer holds nothing).
 //
 //   Interrupts: one line per queue pair, raised after the device writes completions.
+//
+//   Byte order: every descriptor and completion field is little-endian (npa::le16 ...),
+//   as on the real devices it imitates, on every host.
 #pragma once
 
 #include <npa/config.hpp>
+#include <npa/endian.hpp>
 #include <npa/ring/gen_ring.hpp>
 
 #include <bit>
@@ -38,9 +42,6 @@
 #include <cstdint>
 
 namespace npa::sim {
-
-static_assert(std::endian::native == std::endian::little,
-              "simnic descriptors are little-endian, as the device's");
 
 inline constexpr std::uint16_t simnic_max_queues = 8;       // queue pairs (interrupt lines)
 inline constexpr std::uint32_t simnic_min_ring_size = 32;   // as vmxnet3's minimum
@@ -55,23 +56,23 @@ inline constexpr std::uint16_t simnic_ctrl_gen = 1u << 15;
 inline constexpr std::uint16_t simnic_ctrl_error = 1u << 0;
 
 struct simnic_tx_desc {
-    std::uint64_t addr = 0;  ///< IOVA of the frame
-    std::uint32_t tag = 0;   ///< echoed in the completion
-    std::uint16_t len = 0;   ///< frame bytes
-    std::uint16_t ctrl = 0;  ///< gen
+    le64 addr = 0;  ///< IOVA of the frame
+    le32 tag = 0;   ///< echoed in the completion
+    le16 len = 0;   ///< frame bytes
+    le16 ctrl = 0;  ///< gen
 };
 struct simnic_rx_desc {
-    std::uint64_t addr = 0;  ///< IOVA of the buffer
-    std::uint32_t tag = 0;   ///< echoed in the completion
-    std::uint16_t len = 0;   ///< buffer bytes available (>= simnic_min_rx_buf)
-    std::uint16_t ctrl = 0;  ///< gen
+    le64 addr = 0;  ///< IOVA of the buffer
+    le32 tag = 0;   ///< echoed in the completion
+    le16 len = 0;   ///< buffer bytes available (>= simnic_min_rx_buf)
+    le16 ctrl = 0;  ///< gen
 };
 struct simnic_comp_desc {
-    std::uint32_t index = 0;     ///< slot of the descriptor this completes
-    std::uint32_t tag = 0;       ///< that descriptor's tag
-    std::uint32_t rss_hash = 0;  ///< RX: the hash the queue was chosen by
-    std::uint16_t len = 0;       ///< RX: frame bytes written
-    std::uint16_t ctrl = 0;      ///< gen, error
+    le32 index = 0;     ///< slot of the descriptor this completes
+    le32 tag = 0;       ///< that descriptor's tag
+    le32 rss_hash = 0;  ///< RX: the hash the queue was chosen by
+    le16 len = 0;       ///< RX: frame bytes written
+    le16 ctrl = 0;      ///< gen, error
 };
 
 static_assert(sizeof(simnic_tx_desc) == simnic_desc_size && offsetof(simnic_tx_desc, tag) == 8 &&

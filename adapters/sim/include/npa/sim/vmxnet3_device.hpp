@@ -236,7 +236,7 @@ public:
     }
     [[nodiscard]] std::uint32_t tx_threshold_written(std::uint32_t q) const {
         std::lock_guard g(mu_);
-        return active_ && q < ntx_ ? txqd(q)->ctrl.txThreshold : 0;
+        return active_ && q < ntx_ ? txqd(q)->ctrl.txThreshold.get() : 0;
     }
     [[nodiscard]] std::uint64_t rx_filtered() const {
         std::lock_guard g(mu_);
@@ -644,7 +644,7 @@ private:
                     }
                 }
             }
-            std::memcpy(vft_, f.vfTable, sizeof vft_);
+            std::copy(std::begin(f.vfTable), std::end(f.vfTable), vft_);  // le32 -> host order
             return 0;
         }
         case cmd::UPDATE_MAC_FILTERS: {
@@ -743,7 +743,7 @@ private:
         for (std::uint32_t q = 0; q < ntx; ++q) {
             const tx_queue_conf& c = txqd(q)->conf;
             const std::uint32_t t = c.txRingSize;
-            const std::uint32_t dsz = c.txDataRingDescSize == 0 ? HDR_COPY_SIZE : c.txDataRingDescSize;
+            const std::uint32_t dsz = c.txDataRingDescSize == 0 ? HDR_COPY_SIZE : c.txDataRingDescSize.get();
             if (!ring_size_ok(t, max) || c.compRingSize != t || c.dataRingSize != t || dsz != HDR_COPY_SIZE ||
                 c.intrIdx >= nintr || c.txRingBasePA % RING_BA_ALIGN != 0) {
                 return refuse_activation("txq %u: ring sizes %u/%u/%u, data entry %u, vector %u", q,
@@ -809,7 +809,7 @@ private:
         if (policy_->check_rx_mode(rx_mode_) != nullptr) {
             rx_mode_ &= ~rxm::PROMISC;
         }
-        std::memcpy(vft_, sh->devRead.rxFilterConf.vfTable, sizeof vft_);
+        std::copy(std::begin(sh->devRead.rxFilterConf.vfTable), std::end(sh->devRead.rxFilterConf.vfTable), vft_);
         // ... and so does the VLAN table, less the VLANs the policy does not give this
         // guest (as UPDATE_VLAN_FILTERS would refuse them).
         for (std::uint32_t vid = 1; vid <= max_vlan_id; ++vid) {
