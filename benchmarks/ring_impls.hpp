@@ -10,6 +10,8 @@
 //   static value_type make(std::uint64_t seq) noexcept;   an element carrying seq
 //   static std::uint64_t seq_of(const value_type&) noexcept;
 //
+// and, where the ring has one, an all-or-nothing dequeue_bulk(value_type*, n) (0 or n).
+//
 // Every adapter's enqueue/dequeue is forced inline, so each benchmark loop holds the
 // ring's own code (as in an application) and no implementation pays an extra call.
 //
@@ -89,6 +91,9 @@ struct npa_index_impl {
     }
     NPA_ALWAYS_INLINE std::uint32_t dequeue(value_type* p, std::uint32_t n) noexcept {
         return ring_.dequeue_burst(std::span<value_type>(p, n));
+    }
+    NPA_ALWAYS_INLINE std::uint32_t dequeue_bulk(value_type* p, std::uint32_t n) noexcept {
+        return ring_.dequeue_bulk(std::span<value_type>(p, n));
     }
     static value_type make(std::uint64_t s) noexcept { return traits::make(s); }
     static std::uint64_t seq_of(const value_type& v) noexcept { return traits::seq(v); }
@@ -215,6 +220,9 @@ struct rte_ring_impl {
     }
     NPA_ALWAYS_INLINE std::uint32_t dequeue(value_type* p, std::uint32_t n) noexcept {
         return rte_ring_sc_dequeue_burst_elem(r_, p, Bytes, n, nullptr);
+    }
+    NPA_ALWAYS_INLINE std::uint32_t dequeue_bulk(value_type* p, std::uint32_t n) noexcept {
+        return rte_ring_sc_dequeue_bulk_elem(r_, p, Bytes, n, nullptr);
     }
     static value_type make(std::uint64_t s) noexcept { return traits::make(s); }
     static std::uint64_t seq_of(const value_type& v) noexcept { return traits::seq(v); }
