@@ -30,7 +30,7 @@ import statistics
 import subprocess
 import sys
 
-IMPLS = ["npa_index", "npa_gen", "rte_ring", "boost_spsc", "rwqueue", "atomic_queue"]
+IMPLS = ["npa_index", "npa_index_batched", "npa_gen", "rte_ring", "boost_spsc", "rwqueue", "atomic_queue"]
 CASES = ["pingpong", "single", "empty"]
 REGIMES = ["pace", "lag"]
 REGIME_TEXT = {"pace": "consumer keeps pace (ring starts empty)",
@@ -44,7 +44,7 @@ GOAL_RTE = {1: 0.5, 8: 0.6, 32: 0.9, 256: 1.05}
 GOAL_BOOST = 0.8
 GOAL_ICOUNT = 5.0  # instructions per element at burst >= 32
 # One colour per ring in every plot (8-byte solid, 16-byte dashed in the ratio plot).
-COLORS = {"npa_index": "tab:blue", "npa_gen": "tab:green", "rte_ring": "tab:red",
+COLORS = {"npa_index": "tab:blue", "npa_index_batched": "tab:cyan", "npa_gen": "tab:green", "rte_ring": "tab:red",
           "boost_spsc": "tab:purple", "rwqueue": "tab:gray", "atomic_queue": "tab:olive"}
 
 

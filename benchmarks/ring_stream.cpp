@@ -171,6 +171,9 @@ trial run_trial(bool lag, std::uint64_t elems) {
         }
         sent += Burst;
     }
+    if constexpr (requires { q->flush(); }) {
+        q->flush(); // a batched producer publishes its last elements
+    }
     const clk::time_point t_prod = clk::now();
     const std::uint64_t c2 = cpu.now_ns();
     consumer.join();
@@ -219,7 +222,7 @@ void run_cell(const settings& s, bool lag) {
         std::vector<double> ns{};
     };
     std::vector<slot> impls;
-    for_each_impl<Bytes>([&]<class Impl>() {
+    for_each_stream_impl<Bytes>([&]<class Impl>() {
         const std::string id = std::string(Impl::name) + "/" + std::to_string(Bytes) + "/" +
                                std::to_string(Burst) + "/" + (lag ? "lag" : "pace");
         if (s.filter.empty() || id.find(s.filter) != std::string::npos) {
