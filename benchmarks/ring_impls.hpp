@@ -106,7 +106,7 @@ struct npa_index_impl {
 // The same ring driven through stage_burst() + flush(): elements are written at once but
 // published (one release store to the producer's line, which the consumer then has to
 // fetch) only every publish_batch elements, or when the ring had no room for all of a
-// burst (the consumer must see what is staged before room can appear). Only the streaming
+// burst. Only the streaming
 // cases use it: their producer flushes at the end of a transfer.
 
 template <unsigned Bytes>
@@ -120,7 +120,10 @@ struct npa_index_batched_impl {
     NPA_ALWAYS_INLINE std::uint32_t enqueue(const value_type* p, std::uint32_t n) noexcept {
         const std::uint32_t k = ring_.stage_burst(std::span<const value_type>(p, n));
         staged_ += k;
-        if (staged_ >= publish_batch || k < n) {
+        // Publish a full batch, or what is staged when the ring has no room for the rest
+        // (the consumer must see it before room can appear); nothing staged, no store: a
+        // producer spinning on a full ring leaves its line alone.
+        if (staged_ >= publish_batch || (k < n && staged_ != 0)) {
             ring_.flush();
             staged_ = 0;
         }
