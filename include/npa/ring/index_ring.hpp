@@ -119,6 +119,9 @@ public:
         const auto n = static_cast<std::uint32_t>(items.size());
         const std::uint32_t next = prod_.next;
         const std::uint32_t k = clamp_free(next, n);
+        if (NPA_UNLIKELY(k == 0)) {
+            return 0; // no store to the producer's line while it waits for room
+        }
         copy_in(next, items.data(), k);
         prod_.next = next + k;
         return k;
