@@ -75,29 +75,36 @@ result run(const options& o) {
         src[i] = Impl::make(i);
     }
     std::atomic<int> go{0}; // 1: consumer ready, 2: consumer may start
-    clk::time_point t_end{};
-    std::uint64_t cons_cpu = 0;
-    std::thread consumer([&] {
+    // The consumer's results, written once at its end, on a line of their own; in its loop
+    // it touches only its own copies (a shared stack line would bounce with every burst).
+    struct alignas(64) consumer_result {
+        clk::time_point t_end{};
+        std::uint64_t cpu = 0;
+    } cr;
+    Impl* const ring = q.get();
+    std::thread consumer([&go, &cr, ring, elems = o.elems, burst = o.burst, bulk = o.bulk,
+                          pause = o.pause] {
         pin_to_core(consumer_core);
         const thread_cpu_clock cpu;
-        std::vector<value_type> buf(o.burst);
+        std::vector<value_type> buf(burst);
         go.store(1, std::memory_order_release);
         while (go.load(std::memory_order_acquire) != 2) {
         }
         const std::uint64_t c0 = cpu.now_ns();
         std::uint64_t got = 0;
-        while (got < o.elems) {
+        while (got < elems) {
             const std::uint32_t want =
-                static_cast<std::uint32_t>(std::min<std::uint64_t>(o.burst, o.elems - got));
-            const std::uint32_t k = take(*q, buf.data(), want, o.bulk);
+                static_cast<std::uint32_t>(std::min<std::uint64_t>(burst, elems - got));
+            const std::uint32_t k = take(*ring, buf.data(), want, bulk);
             escape(buf.data());
             got += k;
-            if (k == 0 && o.pause) {
+            if (k == 0 && pause) {
                 cpu_relax();
             }
         }
-        t_end = clk::now();
-        cons_cpu = cpu.now_ns() - c0;
+        const clk::time_point t_end = clk::now();
+        cr.cpu = cpu.now_ns() - c0;
+        cr.t_end = t_end;
     });
     pin_to_core(producer_core);
     while (go.load(std::memory_order_acquire) != 1) {
@@ -106,7 +113,7 @@ result run(const options& o) {
     auto push = [&](std::uint32_t n) { // push exactly n, waiting while the ring is full
         std::uint32_t off = 0;
         while (off < n) {
-            const std::uint32_t k = q->enqueue(src.data() + off, n - off);
+            const std::uint32_t k = ring->enqueue(src.data() + off, n - off);
             off += k;
             if (k == 0 && o.pause) {
                 cpu_relax();
@@ -115,7 +122,7 @@ result run(const options& o) {
         sent += n;
     };
     if (o.start_full) {
-        while (sent < o.elems && q->enqueue(src.data(), 1) == 1) {
+        while (sent < o.elems && ring->enqueue(src.data(), 1) == 1) {
             ++sent;
         }
     }
@@ -136,9 +143,9 @@ result run(const options& o) {
     }
     const std::uint64_t prod_cpu = cpu.now_ns() - c0;
     consumer.join();
-    const double wall = std::chrono::duration<double, std::nano>(t_end - t0).count();
+    const double wall = std::chrono::duration<double, std::nano>(cr.t_end - t0).count();
     result r{wall / static_cast<double>(o.elems), static_cast<double>(prod_cpu) / wall,
-             static_cast<double>(cons_cpu) / wall};
+             static_cast<double>(cr.cpu) / wall};
     if (o.window_clock) {
         auto it = windows.begin() + static_cast<std::ptrdiff_t>(0.1 * double(windows.size() - 1));
         std::nth_element(windows.begin(), it, windows.end());

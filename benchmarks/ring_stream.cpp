@@ -87,26 +87,33 @@ trial run_trial(bool lag, std::uint64_t elems) {
     auto pong = std::make_unique<line>();
     std::atomic<int> state{0}; // 1 consumer ready, 2 probe, 3 stream
     trial t;
-    clk::time_point t_end{};
-    std::uint64_t cons_calls = 0, cons_empty = 0, cons_cpu = 0, cons_cpu_all = 0;
+    // What the consumer hands back, written once at its end. Everything either thread
+    // touches in its loop lives in its own registers or stack frame: a counter the
+    // consumer bumped in the producer's frame would put a third cache line in play.
+    struct alignas(64) consumer_result {
+        clk::time_point t_end{};
+        std::uint64_t calls = 0, empty = 0, cpu = 0, cpu_all = 0;
+    } cr;
+    Impl* const ring = q.get();
     std::array<value_type, Burst> src{};
     for (std::uint32_t i = 0; i < Burst; ++i) {
         src[i] = Impl::make(i);
     }
 
-    std::thread consumer([&] {
+    std::thread consumer([&state, &cr, ring, p_ping = ping.get(), p_pong = pong.get(), elems] {
         pin_to_core(consumer_core);
         const thread_cpu_clock cpu;
         std::array<value_type, Burst> buf{};
+        std::uint64_t calls = 0, empty = 0;
         state.store(1, std::memory_order_release);
         while (state.load(std::memory_order_acquire) != 2) {
             cpu_relax();
         }
         const std::uint64_t c0 = cpu.now_ns();
         for (std::uint64_t i = 1; i <= probe_round_trips; ++i) { // echo
-            while (ping->v.load(std::memory_order_acquire) != i) {
+            while (p_ping->v.load(std::memory_order_acquire) != i) {
             }
-            pong->v.store(i, std::memory_order_release);
+            p_pong->v.store(i, std::memory_order_release);
         }
         while (state.load(std::memory_order_acquire) != 3) {
             cpu_relax();
@@ -114,19 +121,22 @@ trial run_trial(bool lag, std::uint64_t elems) {
         const std::uint64_t c1 = cpu.now_ns();
         std::uint64_t got = 0;
         while (got < elems) {
-            const std::uint32_t k = q->dequeue(buf.data(), Burst);
+            const std::uint32_t k = ring->dequeue(buf.data(), Burst);
             escape(buf.data());
-            ++cons_calls;
+            ++calls;
             if (k == 0) {
-                ++cons_empty;
+                ++empty;
                 cpu_relax();
             }
             got += k;
         }
-        t_end = clk::now();
+        const clk::time_point t_end = clk::now();
         const std::uint64_t c2 = cpu.now_ns();
-        cons_cpu = c2 - c1;
-        cons_cpu_all = c2 - c0;
+        cr.t_end = t_end;
+        cr.calls = calls;
+        cr.empty = empty;
+        cr.cpu = c2 - c1;
+        cr.cpu_all = c2 - c0;
     });
 
     while (state.load(std::memory_order_acquire) != 1) {
@@ -147,7 +157,7 @@ trial run_trial(bool lag, std::uint64_t elems) {
     // 2. the regime's start state
     std::uint64_t sent = 0;
     if (lag) {
-        while (q->enqueue(src.data(), 1) == 1) {
+        while (ring->enqueue(src.data(), 1) == 1) {
             ++sent;
         }
     }
@@ -159,7 +169,7 @@ trial run_trial(bool lag, std::uint64_t elems) {
     while (sent < elems) {
         std::uint32_t off = 0;
         while (off < Burst) {
-            const std::uint32_t k = q->enqueue(src.data() + off, Burst - off);
+            const std::uint32_t k = ring->enqueue(src.data() + off, Burst - off);
             ++prod_calls;
             if (k != Burst - off) {
                 ++prod_full;
@@ -171,13 +181,16 @@ trial run_trial(bool lag, std::uint64_t elems) {
         }
         sent += Burst;
     }
-    if constexpr (requires { q->flush(); }) {
-        q->flush(); // a batched producer publishes its last elements
+    if constexpr (requires { ring->flush(); }) {
+        ring->flush(); // a batched producer publishes its last elements
     }
     const clk::time_point t_prod = clk::now();
     const std::uint64_t c2 = cpu.now_ns();
     consumer.join();
 
+    const clk::time_point t_end = cr.t_end;
+    const std::uint64_t cons_calls = cr.calls, cons_empty = cr.empty;
+    const std::uint64_t cons_cpu = cr.cpu, cons_cpu_all = cr.cpu_all;
     const double wall = std::chrono::duration<double, std::nano>(t_end - t0).count();
     const auto n = static_cast<double>(elems);
     t.ns_per_elem = wall / n;
