@@ -19,7 +19,7 @@
 # NPA_BENCH_STREAM_KEEP (undisturbed streaming trials per cell and repetition, default 3),
 # NPA_BENCH_STREAM_FILTER (substring of <impl>/<bytes>/<burst>/<regime>),
 # NPA_BENCH_BUILD, NPA_BENCH_OUT, NPA_BENCH_SKIP_ICOUNT=1.
-# On a loaded 2-core machine the defaults finish in 8-10 minutes, build included.
+# On a loaded 2-core machine the defaults finish in 8-20 minutes, build included.
 set -euo pipefail
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
