@@ -14,10 +14,13 @@
 // Switch durations are measured by npa_switch_bench and npa_path_bench (a distribution
 // per switch: p50/p99/max), which run.sh runs beside this.
 #include "bench_common.hpp"
+#include "cpu_time.hpp"
 
 #include <npa/sim/shell_rig.hpp>
 
 #include <benchmark/benchmark.h>
+
+#include <chrono>
 
 #include <cstdint>
 #include <cstdio>
@@ -54,10 +57,21 @@ void bm_datapath(benchmark::State& st) {
         r.round(burst, burst);
     }
     const std::uint64_t before = packets(r);
+    const npa_bench::thread_cpu_clock cpu;
+    const std::uint64_t c0 = cpu.now_ns();
+    const auto w0 = std::chrono::steady_clock::now();
     for (auto _ : st) {
         r.round(burst, burst);
     }
+    const double wall =
+        std::chrono::duration<double, std::nano>(std::chrono::steady_clock::now() - w0).count();
+    const auto cpu_ns = static_cast<double>(cpu.now_ns() - c0);
     const std::uint64_t moved = packets(r) - before;
+    if (moved != 0) {
+        // Per CPU-second of this thread (it does all the work) and per wall second.
+        st.counters["cpu_ns_per_pkt"] = cpu_ns / static_cast<double>(moved);
+        st.counters["wall_ns_per_pkt"] = wall / static_cast<double>(moved);
+    }
     st.SetItemsProcessed(static_cast<std::int64_t>(moved));
     st.counters["pkts_per_round"] =
         static_cast<double>(moved) / static_cast<double>(st.iterations());

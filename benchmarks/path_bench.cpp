@@ -8,6 +8,8 @@
 // table and, with --json FILE, writes the numbers.
 #include <npa/sim/two_hosts.hpp>
 
+#include "cpu_time.hpp"
+
 #include <fmt/core.h>
 
 #include <algorithm>
@@ -23,7 +25,12 @@ namespace {
 struct rate {
     std::string path;
     std::uint16_t queues;
-    double mpps;
+    double mpps;     ///< per wall second
+    double mpps_cpu; ///< per CPU-second of the thread running the world
+};
+struct mpps_pair {
+    double wall;
+    double cpu;
 };
 struct switch_stats {
     std::uint16_t queues;
@@ -37,13 +44,17 @@ double pct(std::vector<double> v, double p) {
     return v[std::min(v.size() - 1, static_cast<std::size_t>(p * static_cast<double>(v.size() - 1) + 0.5))];
 }
 
-double measure(th::world& w, double seconds) {
+mpps_pair measure(th::world& w, double seconds) {
     const std::uint64_t tx0 = w.tx_sent(), rx0 = w.sink.received(th::peer_flow);
+    const npa_bench::thread_cpu_clock cpu;
+    const std::uint64_t c0 = cpu.now_ns();
     const std::uint64_t t0 = th::steady_ns();
     const std::uint64_t until = t0 + static_cast<std::uint64_t>(seconds * 1e9);
     while (th::steady_ns() < until) w.round(th::burst, th::burst);
     const double dt = static_cast<double>(th::steady_ns() - t0) / 1e9;
-    return static_cast<double>(w.tx_sent() - tx0 + w.sink.received(th::peer_flow) - rx0) / dt / 1e6;
+    const double dc = static_cast<double>(cpu.now_ns() - c0) / 1e9;
+    const auto pkts = static_cast<double>(w.tx_sent() - tx0 + w.sink.received(th::peer_flow) - rx0);
+    return {pkts / dt / 1e6, pkts / dc / 1e6};
 }
 
 } // namespace
@@ -82,14 +93,16 @@ int main(int argc, char** argv) {
             return 1;
         }
         w->run(500);
-        rates.push_back({"vmxnet3", nq, measure(*w, seconds)});
+        const mpps_pair vm = measure(*w, seconds);
+        rates.push_back({"vmxnet3", nq, vm.wall, vm.cpu});
         if (!w->switch_under_traffic<1>(w->a.nic->vf(0).window(), w->vf_link(w->a),
                                         npa::switch_reason::vf_arrived).ok()) {
             std::fprintf(stderr, "path_bench: VF switch failed\n");
             return 1;
         }
         w->run(500);
-        rates.push_back({"igbvf", nq, measure(*w, seconds)});
+        const mpps_pair vf = measure(*w, seconds);
+        rates.push_back({"igbvf", nq, vf.wall, vf.cpu});
 
         std::vector<double> dur, held;
         const std::uint64_t base = sh.history().switches();
@@ -122,8 +135,12 @@ int main(int argc, char** argv) {
                       *std::max_element(held.begin(), held.end()), lost, reord});
     }
 
-    fmt::print("| path | queues | Mpps (TX+RX, one core) |\n|---|---|---|\n");
-    for (const auto& r : rates) fmt::print("| shell + {} + sim device | {} | {:.3f} |\n", r.path, r.queues, r.mpps);
+    fmt::print("| path | queues | Mpps per CPU-second (TX+RX, one thread) | Mpps per wall second | load average |\n"
+               "|---|---|---|---|---|\n");
+    const double load = npa_bench::load_average_1min();
+    for (const auto& r : rates)
+        fmt::print("| shell + {} + sim device | {} | {:.3f} | {:.3f} | {:.2f} |\n", r.path, r.queues, r.mpps_cpu,
+                   r.mpps, load);
     fmt::print("\n| vmxnet3 <-> igbvf switches | queues | p50 us | p90 us | p99 us | max us | held p50 | held max | TX lost | TX reordered |\n");
     fmt::print("|---|---|---|---|---|---|---|---|---|---|\n");
     for (const auto& s : sw) {
@@ -138,8 +155,8 @@ int main(int argc, char** argv) {
         }
         std::string out = "{\"rates\": [";
         for (std::size_t i = 0; i < rates.size(); ++i) {
-            out += fmt::format("{}{{\"path\": \"{}\", \"queues\": {}, \"mpps\": {:.4f}}}", i ? ", " : "",
-                               rates[i].path, rates[i].queues, rates[i].mpps);
+            out += fmt::format("{}{{\"path\": \"{}\", \"queues\": {}, \"mpps\": {:.4f}, \"mpps_per_cpu_s\": {:.4f}}}",
+                               i ? ", " : "", rates[i].path, rates[i].queues, rates[i].mpps, rates[i].mpps_cpu);
         }
         out += "], \"switches\": [";
         for (std::size_t i = 0; i < sw.size(); ++i) {

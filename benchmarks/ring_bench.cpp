@@ -2,8 +2,6 @@
 // pick, in one run, on one machine (DPDK app/test/test_ring_perf.c is the model).
 //
 // Names read <case>/<impl>/<elem bytes>/<burst>:
-//   stream    producer on core 0 and consumer on core 1, each moving bursts as fast as
-//             the ring allows; time per element in steady state
 //   pingpong  a burst goes to core 1 through one ring and comes back through another;
 //             time per element of the round trip
 //   single    one thread: enqueue a burst, dequeue it; the ring's own instruction cost
@@ -11,11 +9,18 @@
 //             items are calls, not elements
 // plus pingpong/cacheline/8/1: a bare cache-line round trip between the two cores, the
 // physical floor of any cross-core handover on this machine.
+// Cross-core streaming is benchmarks/ring_stream.cpp (a floor probe before every trial,
+// the consumer-keeps-pace and consumer-lags regimes apart).
+//
+// Beside the windowed wall-clock figure every benchmark reports the whole run's CPU time
+// of the thread doing the work (the benchmark's thread; benchmarks/cpu_time.hpp) per
+// element, `cpu_ns_per_elem`, and its wall time per element, `wall_ns_per_elem`.
 //
 // Implementations are registered next to each other for every (case, size, burst), so a
 // repetition measures them seconds apart; benchmarks/run.sh repeats the whole suite and
 // reports medians. Nothing here passes or fails on time.
 #include "bench_common.hpp"
+#include "cpu_time.hpp"
 #include "ring_impls.hpp"
 
 #include <benchmark/benchmark.h>
@@ -53,7 +58,6 @@ constexpr double window_quantile = 0.10;
 // Google Benchmark's min_time, so that one slow first window (a thread that starts on a
 // busy core) cannot end a benchmark with a single sample.
 std::int64_t windows_per_run = 200;
-constexpr std::uint32_t stream_window = 4096;
 constexpr std::uint32_t pingpong_window = 1024;
 constexpr std::uint32_t single_window = 4096;
 constexpr std::uint32_t empty_window = 4096;
@@ -61,14 +65,26 @@ constexpr std::uint32_t empty_window = 4096;
 /// Median-of-windows recorder (samples are kept outside the timed region).
 class window_timer {
 public:
-    window_timer() { samples_.reserve(1u << 16); }
+    window_timer() {
+        samples_.reserve(1u << 16);
+        cpu0_ = cpu_.now_ns();
+        wall0_ = std::chrono::steady_clock::now();
+    }
     void start() noexcept { t0_ = std::chrono::steady_clock::now(); }
     void stop(std::uint32_t items) {
         const auto t1 = std::chrono::steady_clock::now();
         samples_.push_back(std::chrono::duration<double, std::nano>(t1 - t0_).count() / items);
     }
     void report(benchmark::State& st, std::uint64_t items) {
+        const double cpu = static_cast<double>(cpu_.now_ns() - cpu0_);
+        const double wall =
+            std::chrono::duration<double, std::nano>(std::chrono::steady_clock::now() - wall0_)
+                .count();
         st.SetItemsProcessed(static_cast<std::int64_t>(items));
+        if (items != 0) {
+            st.counters["cpu_ns_per_elem"] = cpu / static_cast<double>(items);
+            st.counters["wall_ns_per_elem"] = wall / static_cast<double>(items);
+        }
         if (samples_.empty()) {
             return;
         }
@@ -84,6 +100,9 @@ public:
     }
 
 private:
+    thread_cpu_clock cpu_;
+    std::uint64_t cpu0_ = 0;
+    std::chrono::steady_clock::time_point wall0_{};
     std::chrono::steady_clock::time_point t0_{};
     std::vector<double> samples_;
 };
@@ -117,67 +136,6 @@ inline void pop_all(Impl& q, typename Impl::value_type* p, std::uint32_t n) noex
         }
         cpu_relax();
     }
-}
-
-// ---- stream ------------------------------------------------------------------------
-
-template <class Impl, std::uint32_t Burst>
-void bm_stream(benchmark::State& st) {
-    using value_type = typename Impl::value_type;
-    pin_to_core(producer_core);
-    auto q = make_ring<Impl>();
-    std::atomic<bool> ready{false};
-    std::atomic<bool> stop{false};
-    std::atomic<std::uint64_t> total{0};
-
-    std::thread consumer([&] {
-        pin_to_core(consumer_core);
-        std::array<value_type, Burst> buf{};
-        std::uint64_t got = 0;
-        ready.store(true, std::memory_order_release);
-        while (true) {
-            const std::uint32_t k = q->dequeue(buf.data(), Burst);
-            escape(buf.data());
-            if (k != 0) {
-                got += k;
-                continue;
-            }
-            if (stop.load(std::memory_order_acquire) &&
-                got == total.load(std::memory_order_relaxed)) {
-                return;
-            }
-            cpu_relax();
-        }
-    });
-    while (!ready.load(std::memory_order_acquire)) {
-        cpu_relax();
-    }
-
-    std::array<value_type, Burst> src{};
-    for (std::uint32_t i = 0; i < Burst; ++i) {
-        src[i] = Impl::make(i);
-    }
-    // Untimed warm-up: enough to wrap the ring twice, so the consumer is known to be
-    // running (it may start on a core another process holds) and both caches are warm.
-    std::uint64_t sent = 0;
-    for (std::uint32_t r = 0; r < 2 * ring_slots / Burst + 1; ++r) {
-        push_all(*q, src.data(), Burst);
-        sent += Burst;
-    }
-    constexpr std::uint32_t rounds = stream_window / Burst;
-    window_timer w;
-    for (auto _ : st) {
-        w.start();
-        for (std::uint32_t r = 0; r < rounds; ++r) {
-            push_all(*q, src.data(), Burst);
-        }
-        w.stop(rounds * Burst);
-        sent += rounds * Burst;
-    }
-    total.store(sent, std::memory_order_relaxed);
-    stop.store(true, std::memory_order_release);
-    consumer.join();
-    w.report(st, sent);
 }
 
 // ---- pingpong ----------------------------------------------------------------------
@@ -377,13 +335,11 @@ bool self_check() {
 
 // ---- registration ----------------------------------------------------------------------
 
-enum class bench_case { stream, pingpong, single, empty };
+enum class bench_case { pingpong, single, empty };
 
 template <bench_case C, class Impl, std::uint32_t Burst>
 void run_case(benchmark::State& st) {
-    if constexpr (C == bench_case::stream) {
-        bm_stream<Impl, Burst>(st);
-    } else if constexpr (C == bench_case::pingpong) {
+    if constexpr (C == bench_case::pingpong) {
         bm_pingpong<Impl, Burst>(st);
     } else if constexpr (C == bench_case::single) {
         bm_single<Impl, Burst>(st);
@@ -446,7 +402,6 @@ int main(int argc, char** argv) {
     benchmark::RegisterBenchmark("pingpong/cacheline/8/1", bm_cacheline_pingpong)
         ->UseRealTime()
         ->Iterations(windows_per_run);
-    register_sweep<bench_case::stream>("stream");
     register_sweep<bench_case::pingpong>("pingpong");
     register_sweep<bench_case::single>("single");
     register_sweep<bench_case::empty>("empty");

@@ -10,6 +10,10 @@
 //
 // The counted region includes the loop around the ring calls (about 3 instructions per
 // round, the same for every implementation); nothing else.
+//
+// single-rt/<impl>/<bytes>/<burst> is the same loop with the burst size read from a
+// volatile, so the compiler cannot specialise the ring's copy for it: what a driver whose
+// burst size comes from its configuration pays.
 #include "bench_common.hpp"
 #include "ring_impls.hpp"
 
@@ -63,6 +67,37 @@ void count_single() {
     std::printf("%s %u\n", name.c_str(), elems_per_case);
 }
 
+/// A burst size the compiler cannot see through.
+volatile std::uint32_t opaque_burst = 1;
+
+template <class Impl>
+void count_single_rt(std::uint32_t burst_value) {
+    using value_type = typename Impl::value_type;
+    auto q = std::make_unique<Impl>();
+    std::array<value_type, 256> src{};
+    std::array<value_type, 256> dst{};
+    for (std::uint32_t i = 0; i < src.size(); ++i) {
+        src[i] = Impl::make(i);
+    }
+    opaque_burst = burst_value;
+    const std::uint32_t burst = opaque_burst;
+    for (std::uint32_t r = 0; r < warm_rounds; ++r) {
+        keep(q->enqueue(src.data(), burst));
+        keep(q->dequeue(dst.data(), burst));
+    }
+    const std::string name = std::string("single-rt/") + Impl::name + "/" +
+                             std::to_string(sizeof(value_type)) + "/" + std::to_string(burst);
+    CALLGRIND_ZERO_STATS;
+    for (std::uint32_t r = 0; r < elems_per_case / burst; ++r) {
+        escape(src.data());
+        keep(q->enqueue(src.data(), burst));
+        keep(q->dequeue(dst.data(), burst));
+        escape(dst.data());
+    }
+    CALLGRIND_DUMP_STATS_AT(name.c_str());
+    std::printf("%s %u\n", name.c_str(), elems_per_case);
+}
+
 template <class Impl, std::uint32_t Burst>
 void count_empty() {
     using value_type = typename Impl::value_type;
@@ -88,6 +123,9 @@ void count_all() {
         count_single<Impl, 8>();
         count_single<Impl, 32>();
         count_single<Impl, 256>();
+        for (const std::uint32_t b : {1u, 8u, 32u, 256u}) {
+            count_single_rt<Impl>(b);
+        }
         count_empty<Impl, 32>();
     });
 }

@@ -10,6 +10,8 @@
 //   static value_type make(std::uint64_t seq) noexcept;   an element carrying seq
 //   static std::uint64_t seq_of(const value_type&) noexcept;
 //
+// and, where the ring has one, an all-or-nothing dequeue_bulk(value_type*, n) (0 or n).
+//
 // Every adapter's enqueue/dequeue is forced inline, so each benchmark loop holds the
 // ring's own code (as in an application) and no implementation pays an extra call.
 //
@@ -90,10 +92,55 @@ struct npa_index_impl {
     NPA_ALWAYS_INLINE std::uint32_t dequeue(value_type* p, std::uint32_t n) noexcept {
         return ring_.dequeue_burst(std::span<value_type>(p, n));
     }
+    NPA_ALWAYS_INLINE std::uint32_t dequeue_bulk(value_type* p, std::uint32_t n) noexcept {
+        return ring_.dequeue_bulk(std::span<value_type>(p, n));
+    }
     static value_type make(std::uint64_t s) noexcept { return traits::make(s); }
     static std::uint64_t seq_of(const value_type& v) noexcept { return traits::seq(v); }
 
     npa::index_ring<value_type, ring_slots> ring_;
+};
+
+// ---- npa index ring, batched publish ----------------------------------------------------
+//
+// The same ring driven through stage_burst() + flush(): elements are written at once but
+// published (one release store to the producer's line, which the consumer then has to
+// fetch) only every publish_batch elements, or when the ring had no room for all of a
+// burst. Only the streaming
+// cases use it: their producer flushes at the end of a transfer.
+
+template <unsigned Bytes>
+struct npa_index_batched_impl {
+    static constexpr const char* name = "npa_index_batched";
+    // Eight handles fill one 64-byte line of slots: publish once per line written.
+    static constexpr std::uint32_t publish_batch = 8;
+    using traits = elem_of<Bytes>;
+    using value_type = typename traits::type;
+
+    NPA_ALWAYS_INLINE std::uint32_t enqueue(const value_type* p, std::uint32_t n) noexcept {
+        const std::uint32_t k = ring_.stage_burst(std::span<const value_type>(p, n));
+        staged_ += k;
+        // Publish a full batch, or what is staged when the ring has no room for the rest
+        // (the consumer must see it before room can appear); nothing staged, no store: a
+        // producer spinning on a full ring leaves its line alone.
+        if (staged_ >= publish_batch || (k < n && staged_ != 0)) {
+            ring_.flush();
+            staged_ = 0;
+        }
+        return k;
+    }
+    NPA_ALWAYS_INLINE void flush() noexcept {
+        ring_.flush();
+        staged_ = 0;
+    }
+    NPA_ALWAYS_INLINE std::uint32_t dequeue(value_type* p, std::uint32_t n) noexcept {
+        return ring_.dequeue_burst(std::span<value_type>(p, n));
+    }
+    static value_type make(std::uint64_t s) noexcept { return traits::make(s); }
+    static std::uint64_t seq_of(const value_type& v) noexcept { return traits::seq(v); }
+
+    npa::index_ring<value_type, ring_slots> ring_;
+    std::uint32_t staged_ = 0;
 };
 
 // ---- npa generation-bit ring -------------------------------------------------------------
@@ -216,6 +263,9 @@ struct rte_ring_impl {
     NPA_ALWAYS_INLINE std::uint32_t dequeue(value_type* p, std::uint32_t n) noexcept {
         return rte_ring_sc_dequeue_burst_elem(r_, p, Bytes, n, nullptr);
     }
+    NPA_ALWAYS_INLINE std::uint32_t dequeue_bulk(value_type* p, std::uint32_t n) noexcept {
+        return rte_ring_sc_dequeue_bulk_elem(r_, p, Bytes, n, nullptr);
+    }
     static value_type make(std::uint64_t s) noexcept { return traits::make(s); }
     static std::uint64_t seq_of(const value_type& v) noexcept { return traits::seq(v); }
 
@@ -326,6 +376,14 @@ void for_each_impl(F&& f) {
     f.template operator()<boost_spsc_impl<Bytes>>();
     f.template operator()<rwqueue_impl<Bytes>>();
     f.template operator()<atomic_queue_impl<Bytes>>();
+}
+
+/// The streaming cases' list: the batched-publish variant of npa's index ring, then every
+/// implementation above.
+template <unsigned Bytes, class F>
+void for_each_stream_impl(F&& f) {
+    f.template operator()<npa_index_batched_impl<Bytes>>();
+    for_each_impl<Bytes>(f);
 }
 
 } // namespace npa_bench

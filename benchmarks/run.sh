@@ -2,9 +2,13 @@
 # benchmarks/run.sh: what `make bench` runs.
 #
 #   1. configure and build a Release tree with the benchmarks (build/bench)
-#   2. run the whole ring suite NPA_BENCH_REPS times; within a repetition every
-#      implementation of a (case, size, burst) runs back to back, so slow phases of a
-#      noisy machine hit them alike; JSON per repetition into bench-results/raw/
+#   2. run the ring suites NPA_BENCH_REPS times: npa_ring_stream (cross-core streaming,
+#      a floor probe before every trial, keeps-pace and lags regimes apart, wall and CPU
+#      time per trial) and npa_ring_bench (ping-pong, single thread, empty poll); within a
+#      repetition every implementation of a cell runs back to back, so slow phases of a
+#      noisy machine hit them alike; JSON per repetition into bench-results/raw/; then
+#      the plain harness (npa_plain_stream) on a few cells, the reference the streaming
+#      trials are held against; the load average is sampled every 2 s throughout
 #   3. count instructions per element of the single-thread cases under callgrind
 #   4. benchmarks/report.py: medians, ratios to rte_ring and Boost, PNG plots,
 #      bench-results/latest.md and latest.json
@@ -12,8 +16,10 @@
 # Knobs (environment): NPA_BENCH_REPS (default 5), NPA_BENCH_WINDOWS (timed windows per
 # ring benchmark and repetition, default 200), NPA_BENCH_MIN_TIME (seconds per data-path
 # benchmark and repetition, default 0.05), NPA_BENCH_FILTER (Google Benchmark regex),
+# NPA_BENCH_STREAM_KEEP (undisturbed streaming trials per cell and repetition, default 3),
+# NPA_BENCH_STREAM_FILTER (substring of <impl>/<bytes>/<burst>/<regime>),
 # NPA_BENCH_BUILD, NPA_BENCH_OUT, NPA_BENCH_SKIP_ICOUNT=1.
-# On a loaded 2-core machine the defaults finish in 6-8 minutes, build included.
+# On a loaded 2-core machine the defaults finish in 8-20 minutes, build included.
 set -euo pipefail
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -23,6 +29,8 @@ reps=${NPA_BENCH_REPS:-5}
 min_time=${NPA_BENCH_MIN_TIME:-0.05}
 windows=${NPA_BENCH_WINDOWS:-200}
 filter=${NPA_BENCH_FILTER:-.}
+stream_keep=${NPA_BENCH_STREAM_KEEP:-3}
+stream_filter=${NPA_BENCH_STREAM_FILTER:-}
 jobs=$(nproc 2>/dev/null || echo 2)
 
 say() { printf '== %s\n' "$*" >&2; }
@@ -41,7 +49,7 @@ if ! cmake -S "$root" -B "$build" "${generator[@]}" "${common[@]}" -DNPA_BUILD_S
     say "configure with the sim adapter failed; ring benchmarks only"
     cmake -S "$root" -B "$build" "${generator[@]}" "${common[@]}" -DNPA_BUILD_SIM=OFF >/dev/null
 fi
-targets=(npa_ring_bench npa_ring_icount)
+targets=(npa_ring_bench npa_ring_stream npa_plain_stream npa_ring_icount)
 for t in npa_datapath_bench npa_path_bench npa_switch_bench; do
     if grep -q "$t" "$build"/build.ninja "$build"/Makefile "$build"/benchmarks/Makefile 2>/dev/null; then
         targets+=("$t")
@@ -55,16 +63,49 @@ bindir="$build/bin"
 # ---- 2. ring suite ---------------------------------------------------------------------
 raw="$out/raw"
 mkdir -p "$raw"
-rm -f "$raw"/run-*.json
+rm -f "$raw"/run-*.json "$raw"/stream-*.json "$raw/plain.txt" "$raw/loadavg.txt"
 rm -rf "$raw/icount"
 load_start=$(cut -d' ' -f1 /proc/loadavg 2>/dev/null || echo "?")
+# The load average through the whole run, every 2 s (stopped at the end of the script).
+(while true; do
+    echo "$(date +%s) $(cut -d' ' -f1 /proc/loadavg 2>/dev/null || echo 0)"
+    sleep 2
+done) >"$raw/loadavg.txt" &
+sampler=$!
+trap 'kill "$sampler" 2>/dev/null || true' EXIT
 for ((r = 1; r <= reps; r++)); do
-    say "ring suite, repetition $r of $reps"
+    say "ring suite, repetition $r of $reps: streaming"
+    "$bindir/npa_ring_stream" --keep "$stream_keep" ${stream_filter:+--filter "$stream_filter"} \
+        --json "$raw/stream-$r.json" >"$raw/stream-$r.txt"
+    say "ring suite, repetition $r of $reps: ping-pong, single thread, empty"
     "$bindir/npa_ring_bench" --windows="$windows" \
         --benchmark_filter="$filter" \
         --benchmark_out="$raw/run-$r.json" --benchmark_out_format=json \
         --benchmark_format=console >"$raw/run-$r.txt"
 done
+
+# The plain harness on the cells where the suite once disagreed with it: a few
+# undisturbed runs each (a run counts when both threads were on a CPU >= 90% of it).
+if [ -z "$stream_filter" ]; then
+    say "plain harness (npa_plain_stream)"
+    for cell in "8 1" "8 8" "8 32" "8 256" "16 1" "16 8" "16 32" "16 256"; do
+        set -- $cell
+        for impl in npa_index rte_ring boost_spsc; do
+            for start in empty full; do
+                kept=0
+                for ((a = 0; a < 20 && kept < stream_keep; a++)); do
+                    line=$("$bindir/npa_plain_stream" --impl "$impl" --bytes "$1" --burst "$2" \
+                        --elems 16384 --start "$start") || break
+                    read -r i b u ns ps cs <<<"$line"
+                    echo "$i $b $u $start $ns $ps $cs" >>"$raw/plain.txt"
+                    if awk -v p="$ps" -v c="$cs" 'BEGIN { exit !(p >= 0.9 && c >= 0.9) }'; then
+                        kept=$((kept + 1))
+                    fi
+                done
+            done
+        done
+    done
+fi
 
 echo "$load_start -> $(cut -d' ' -f1 /proc/loadavg 2>/dev/null || echo "?")" >"$raw/load.txt"
 

@@ -11,6 +11,8 @@
 // writes the same numbers as JSON.
 #include <npa/sim/shell_rig.hpp>
 
+#include "cpu_time.hpp"
+
 #include <fmt/format.h>
 
 #include <algorithm>
@@ -33,7 +35,8 @@ struct outcome {
     std::uint64_t switches = 0;
     double p50_us = 0, p90_us = 0, p99_us = 0, max_us = 0;
     double held_p50 = 0, held_max = 0;
-    double mpps = 0;             ///< guest TX+RX packets per second, switches included
+    double mpps = 0;             ///< guest TX+RX packets per wall second, switches included
+    double mpps_cpu = 0;         ///< the same per CPU-second of the thread running the rig
     double round_us = 0;         ///< mean round time without a switch in it
     std::uint64_t tx_lost = 0, tx_reordered = 0, tx_dup = 0, rx_lost = 0, rx_device_drops = 0;
     std::uint64_t packets = 0;
@@ -70,6 +73,8 @@ outcome run(const scenario& s, std::uint32_t switches, std::uint32_t period) {
 
     std::vector<double> dur, held;
     const std::uint64_t start_hist = r.sh().history().switches();
+    const npa_bench::thread_cpu_clock cpu;
+    const std::uint64_t c0 = cpu.now_ns();
     const double t0 = now_us();
     std::uint64_t rounds = 0;
     while (dur.size() < switches) {
@@ -88,6 +93,7 @@ outcome run(const scenario& s, std::uint32_t switches, std::uint32_t period) {
         }
     }
     const double secs = (now_us() - t0) / 1e6;
+    const double cpu_secs = static_cast<double>(cpu.now_ns() - c0) / 1e9;
     r.settle();
 
     outcome o;
@@ -112,6 +118,7 @@ outcome run(const scenario& s, std::uint32_t switches, std::uint32_t period) {
     o.rx_device_drops = r.device_rx_drops();
     o.packets += rx.sent;
     o.mpps = static_cast<double>(rounds) * s.burst * (s.queues + 1) / secs / 1e6;
+    o.mpps_cpu = static_cast<double>(rounds) * s.burst * (s.queues + 1) / cpu_secs / 1e6;
     return o;
 }
 
@@ -142,13 +149,15 @@ int main(int argc, char** argv) {
     for (const auto& s : scenarios) out.push_back(run(s, switches, period));
 
     fmt::print("| scenario | switches | p50 us | p90 us | p99 us | max us | held p50 | held max | "
-               "round us | TX lost | TX reordered | RX lost (device drops) |\n");
-    fmt::print("|---|---|---|---|---|---|---|---|---|---|---|---|\n");
+               "round us | Mpps per CPU-s (per wall s) | TX lost | TX reordered | RX lost (device drops) |\n");
+    fmt::print("|---|---|---|---|---|---|---|---|---|---|---|---|---|\n");
     for (const auto& o : out) {
-        fmt::print("| {} | {} | {:.1f} | {:.1f} | {:.1f} | {:.1f} | {:.0f} | {:.0f} | {:.1f} | {} | {} | {} ({}) |\n",
+        fmt::print("| {} | {} | {:.1f} | {:.1f} | {:.1f} | {:.1f} | {:.0f} | {:.0f} | {:.1f} | {:.3f} ({:.3f}) | {} | {} | {} ({}) |\n",
                    o.name, o.switches, o.p50_us, o.p90_us, o.p99_us, o.max_us, o.held_p50,
-                   o.held_max, o.round_us, o.tx_lost, o.tx_reordered, o.rx_lost, o.rx_device_drops);
+                   o.held_max, o.round_us, o.mpps_cpu, o.mpps, o.tx_lost, o.tx_reordered, o.rx_lost,
+                   o.rx_device_drops);
     }
+    fmt::print("\nload average (1 min) at the end: {:.2f}\n", npa_bench::load_average_1min());
     if (json != nullptr) {
         std::FILE* f = std::fopen(json, "w");
         if (f == nullptr) {
@@ -161,10 +170,10 @@ int main(int argc, char** argv) {
             std::fputs(fmt::format("  {{\"scenario\": \"{}\", \"switches\": {}, \"p50_us\": {:.2f}, "
                                    "\"p90_us\": {:.2f}, \"p99_us\": {:.2f}, \"max_us\": {:.2f}, "
                                    "\"held_p50\": {:.0f}, \"held_max\": {:.0f}, \"round_us\": {:.2f}, "
-                                   "\"mpps\": {:.3f}, \"tx_lost\": {}, \"tx_reordered\": {}, "
+                                   "\"mpps\": {:.3f}, \"mpps_per_cpu_s\": {:.3f}, \"tx_lost\": {}, \"tx_reordered\": {}, "
                                    "\"tx_duplicates\": {}, \"rx_lost\": {}, \"rx_device_drops\": {}}}{}\n",
                                    o.name, o.switches, o.p50_us, o.p90_us, o.p99_us, o.max_us,
-                                   o.held_p50, o.held_max, o.round_us, o.mpps, o.tx_lost,
+                                   o.held_p50, o.held_max, o.round_us, o.mpps, o.mpps_cpu, o.tx_lost,
                                    o.tx_reordered, o.tx_dup, o.rx_lost, o.rx_device_drops,
                                    i + 1 < out.size() ? "," : "")
                            .c_str(),

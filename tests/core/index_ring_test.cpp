@@ -255,6 +255,41 @@ TEST_CASE("index_ring: bulk calls are all or nothing") {
     CHECK(out == six);
 }
 
+TEST_CASE("index_ring: staged elements stay invisible until flush, then arrive in order") {
+    auto r = make_ring<std::uint64_t, 8>();
+    const std::array<std::uint64_t, 3> a{1, 2, 3};
+    const std::array<std::uint64_t, 3> b{4, 5, 6};
+    const std::array<std::uint64_t, 3> c{7, 8, 9};
+    std::array<std::uint64_t, 8> out{};
+    CHECK(r->stage_burst(a) == 3);
+    CHECK(r->stage_burst(b) == 3);
+    // Nothing published yet: the consumer sees an empty ring.
+    CHECK(r->size() == 0);
+    CHECK(r->dequeue_burst(out) == 0);
+    // Staged elements take room: two slots are left for c.
+    CHECK(r->stage_burst(c) == 2);
+    CHECK(r->stage_burst(c) == 0);
+    r->flush();
+    CHECK(r->size() == 8);
+    CHECK(r->dequeue_burst(out) == 8);
+    CHECK(out == std::array<std::uint64_t, 8>{1, 2, 3, 4, 5, 6, 7, 8});
+    // A plain enqueue publishes what was staged before it, in order.
+    CHECK(r->stage_burst(std::span<const std::uint64_t>(a.data(), 1)) == 1);
+    CHECK(r->enqueue_burst(std::span<const std::uint64_t>(b.data(), 1)) == 1);
+    std::array<std::uint64_t, 2> two{};
+    CHECK(r->dequeue_burst(two) == 2);
+    CHECK(two == std::array<std::uint64_t, 2>{1, 4});
+    // And so does a commit after reserve.
+    CHECK(r->stage_burst(std::span<const std::uint64_t>(c.data(), 1)) == 1);
+    const auto w = r->reserve(1);
+    REQUIRE(w.size() == 1);
+    w[0] = 42;
+    r->commit(1);
+    CHECK(r->dequeue_burst(two) == 2);
+    CHECK(two == std::array<std::uint64_t, 2>{7, 42});
+    CHECK(r->empty());
+}
+
 TEST_CASE("index_ring: reserve/commit and peek/release work in place, also across the end") {
     auto r = make_ring<desc16, 8>();
     // Move both indices to 6 so that a region of 5 wraps: slots 6,7 then 0,1,2.

@@ -3,7 +3,9 @@
 //
 // Layout (STYLE.md point 12, "memory layout is interface"):
 //
-//   line 0  producer: head (published), cached_tail (private copy of the consumer's tail)
+//   line 0  producer: head (published), next (private: where the next element goes; equal
+//           to head except between stage_burst() and flush()), cached_tail (private
+//           copy of the consumer's tail)
 //   line 1  consumer: tail (published), cached_head (private copy of the producer's head)
 //   line 2+ slots[Capacity]
 //
@@ -11,6 +13,8 @@
 // holds across the 2^32 wrap and the ring never wastes a slot to tell full from empty.
 // Each side reads the other side's published index only when its cached copy says the
 // ring is full (producer) or empty (consumer); a burst costs one release store.
+// stage_burst() writes elements without that store and flush() publishes all staged ones
+// at once, so a producer of single elements can hand them over a batch at a time.
 //
 // The object is standard-layout, trivially destructible and contains its storage, so it
 // can be constructed in caller-provided memory (a shared-memory segment, a hugepage) with
@@ -93,27 +97,51 @@ public:
 
     /// Enqueues up to items.size() elements; returns how many (0..n). What was not
     /// enqueued stays with the caller.
+    /// When it enqueues anything it also publishes what stage_burst() left unpublished.
     [[nodiscard]] NPA_ALWAYS_INLINE std::uint32_t enqueue_burst(std::span<const T> items) noexcept {
         const auto n = static_cast<std::uint32_t>(items.size());
-        const std::uint32_t head = prod_.head.load(std::memory_order_relaxed);
-        const std::uint32_t k = clamp_free(head, n);
+        const std::uint32_t next = prod_.next;
+        const std::uint32_t k = clamp_free(next, n);
         if (NPA_UNLIKELY(k == 0)) {
-            return 0;
+            return 0; // no store: a producer spinning on a full ring leaves its line alone
         }
-        copy_in(head, items.data(), k);
-        prod_.head.store(head + k, std::memory_order_release);
+        copy_in(next, items.data(), k);
+        prod_.next = next + k;
+        flush();
         return k;
+    }
+
+    /// Writes up to items.size() elements like enqueue_burst() but does not publish them:
+    /// the consumer sees them only after flush() (or the next enqueue_burst, enqueue_bulk
+    /// or commit). Returns how many (0..n); 0 also when staged elements fill the ring, so a
+    /// producer that stages must flush before it waits for room.
+    [[nodiscard]] NPA_ALWAYS_INLINE std::uint32_t stage_burst(std::span<const T> items) noexcept {
+        const auto n = static_cast<std::uint32_t>(items.size());
+        const std::uint32_t next = prod_.next;
+        const std::uint32_t k = clamp_free(next, n);
+        if (NPA_UNLIKELY(k == 0)) {
+            return 0; // no store to the producer's line while it waits for room
+        }
+        copy_in(next, items.data(), k);
+        prod_.next = next + k;
+        return k;
+    }
+
+    /// Publishes every staged element with one release store.
+    NPA_ALWAYS_INLINE void flush() noexcept {
+        prod_.head.store(prod_.next, std::memory_order_release);
     }
 
     /// Enqueues all of items or none; returns items.size() or 0.
     [[nodiscard]] NPA_ALWAYS_INLINE std::uint32_t enqueue_bulk(std::span<const T> items) noexcept {
         const auto n = static_cast<std::uint32_t>(items.size());
-        const std::uint32_t head = prod_.head.load(std::memory_order_relaxed);
-        if (NPA_UNLIKELY(free_from(head, n) < n)) {
+        const std::uint32_t next = prod_.next;
+        if (NPA_UNLIKELY(free_from(next, n) < n)) {
             return 0;
         }
-        copy_in(head, items.data(), n);
-        prod_.head.store(head + n, std::memory_order_release);
+        copy_in(next, items.data(), n);
+        prod_.next = next + n;
+        flush();
         return n;
     }
 
@@ -124,14 +152,14 @@ public:
     /// Zero-copy: up to n free slots to write in place. Nothing is visible to the
     /// consumer until commit().
     [[nodiscard]] ring_region<T> reserve(std::uint32_t n) noexcept {
-        const std::uint32_t head = prod_.head.load(std::memory_order_relaxed);
-        return region(head, clamp_free(head, n));
+        const std::uint32_t next = prod_.next;
+        return region(next, clamp_free(next, n));
     }
 
     /// Publishes the first n slots of the last reserve() (n <= its size).
     void commit(std::uint32_t n) noexcept {
-        const std::uint32_t head = prod_.head.load(std::memory_order_relaxed);
-        prod_.head.store(head + n, std::memory_order_release);
+        prod_.next += n;
+        flush();
     }
 
     // ---- consumer side --------------------------------------------------------------
@@ -178,7 +206,8 @@ public:
         cons_.tail.store(tail + n, std::memory_order_release);
     }
 
-    // ---- either side (a snapshot; exact only when the other side is quiet) ------------
+    // ---- either side (a snapshot; exact only when the other side is quiet; staged -----
+    // ---- elements count once flushed) -------------------------------------------------
 
     [[nodiscard]] std::uint32_t size() const noexcept {
         // Tail first, then head: tail only grows and never passes head, so the difference
@@ -261,6 +290,10 @@ private:
 #endif
     NPA_ALWAYS_INLINE void copy_in(std::uint32_t head, const T* src, std::uint32_t n) noexcept {
         const std::uint32_t idx = head & mask;
+        if (n == 1) { // one element: no wrap to check, no chunking
+            slots_[idx] = *src;
+            return;
+        }
         if (NPA_LIKELY(idx + n <= Capacity)) {
             copy_elems(slots_ + idx, src, n);
         } else {
@@ -273,6 +306,10 @@ private:
     }
     NPA_ALWAYS_INLINE void copy_out(std::uint32_t tail, T* dst, std::uint32_t n) noexcept {
         const std::uint32_t idx = tail & mask;
+        if (n == 1) {
+            *dst = slots_[idx];
+            return;
+        }
         if (NPA_LIKELY(idx + n <= Capacity)) {
             copy_elems(dst, slots_ + idx, n);
         } else {
@@ -291,6 +328,7 @@ private:
     // (consumer -> producer) before they are overwritten.
     struct alignas(cache_line_size) producer_state {
         std::atomic<std::uint32_t> head{0};
+        std::uint32_t next{0};
         std::uint32_t cached_tail{0};
     };
     struct alignas(cache_line_size) consumer_state {
