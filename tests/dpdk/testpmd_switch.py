@@ -41,6 +41,33 @@ def tel_query(prefix, command):
     return tel.stdout + tel.stderr
 
 
+# Waits for an event seen through telemetry end on the event; the bound only ends a run
+# whose event never comes, so it is sized for a loaded machine (seconds, not 0.5 s).
+PATIENCE_S = 60
+
+
+def tel_value(prefix, command, key):
+    """One number from a telemetry reply ({"<command>": {key: n, ...}}), or None."""
+    for m in re.finditer(r"\{.*\}", tel_query(prefix, command)):
+        try:
+            reply = json.loads(m.group(0))
+        except ValueError:
+            continue
+        for v in reply.values():
+            if isinstance(v, dict) and isinstance(v.get(key), int):
+                return v[key]
+    return None
+
+
+def wait_until(pred):
+    deadline = time.monotonic() + PATIENCE_S
+    while not pred():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.1)
+    return True
+
+
 def run_testpmd(testpmd, pmd_dir, vdev, prefix, switch):
     cmd = [testpmd, "-l", "0-1", "--no-huge", "--no-pci", "-m", "512",
            "--file-prefix", prefix, "--vdev", vdev]
@@ -76,17 +103,24 @@ def run_testpmd(testpmd, pmd_dir, vdev, prefix, switch):
         send("start tx_first", FORWARD_S / 2)
         if switch:
             telemetry = tel_query(prefix, "/npa/switch,0,1")
-            # The release completes on the port's timer while testpmd forwards.
-            for _ in range(50):
-                time.sleep(0.1)
-                last = tel_query(prefix, "/npa/status,0")
-                if '"switching": 0' in last:
-                    break
-            telemetry += last
+            # The release completes on the port's timer while testpmd forwards; then path 1
+            # forwards (seen in its counter, not assumed after a fixed time).
+            last = [""]
+
+            def released():
+                last[0] = tel_query(prefix, "/npa/status,0")
+                return '"switching": 0' in last[0]
+            wait_until(released)
+            telemetry += last[0]
+            wait_until(lambda: (tel_value(prefix, "/ethdev/xstats,0", "path1_tx_packets")
+                                or 0) > 0)
         time.sleep(FORWARD_S / 2)
         send("stop", 0.5)
         send("set fwd rxonly")
         send("start", DRAIN_S)
+        # What was still in the rings has come back once RX caught up with TX.
+        wait_until(lambda: tel_value(prefix, "/ethdev/stats,0", "ipackets") ==
+                   tel_value(prefix, "/ethdev/stats,0", "opackets"))
         send("stop", 0.5)
         send("show port stats 0")
         send("show port xstats 0")
