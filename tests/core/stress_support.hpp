@@ -35,7 +35,7 @@ private:
 };
 
 /// How many of a stress run's `items` the producer sends: all of them, unless the machine
-/// is too loaded to move them within the time budget (NPA_STRESS_SECONDS, default 120 s,
+/// is too loaded to move them within the time budget (NPA_STRESS_SECONDS, default 60 s,
 /// well inside the tests' ctest timeout): then it stops once the budget is spent and at
 /// least a tenth of them went through, and tells the consumer how many to expect. The
 /// tests assert order and count of what was moved and report how many that was; how fast
@@ -75,7 +75,7 @@ private:
     static long seconds() noexcept {
         const char* env = std::getenv("NPA_STRESS_SECONDS");
         const long v = env != nullptr ? std::strtol(env, nullptr, 10) : 0;
-        return v > 0 ? v : 120;
+        return v > 0 ? v : 60;
     }
     std::uint64_t items_, floor_;
     std::atomic<std::uint64_t> limit_;
