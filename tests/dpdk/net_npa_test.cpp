@@ -402,8 +402,8 @@ TEST_CASE("switch under bidirectional traffic: zero TX loss, no reordering") {
     REQUIRE(rte_vdev_init("net_npa2", "dev(net_ring21),dev(net_ring22),dwell_ms=0") == 0);
     const std::uint16_t port = port_by_name("net_npa2");
     start_port(port, 2);
-    int switched_at = -1;
-    bool back = false;
+    int switched_at = -1, back_at = -1;
+    bool back = false, waited = false;
     const loop_result r = circulate(port, 2, [&](int round) {
         if (round == rounds / 3) {
             REQUIRE(rte_pmd_npa_switch(port, 1) == 0);
@@ -418,13 +418,17 @@ TEST_CASE("switch under bidirectional traffic: zero TX loss, no reordering") {
             REQUIRE((rc == 0 || rc == -EBUSY));
             back = rc == 0;
             if (!back) usleep(200);
-            // Out of rounds before the timer ran (a loaded machine): wait for it instead.
-            if (!back && round == rounds - 1) {
+            // The timer has not run by five sixths of the rounds (a loaded machine): wait
+            // for it, so that the switch back still has rounds of traffic after it.
+            if (!back && round == 5 * rounds / 6) {
                 wait_switch_done(port, 2);
                 back = rte_pmd_npa_switch(port, 0) == 0;
+                waited = true;
             }
+            back_at = back ? round : -1;
         }
     });
+    INFO("switched back at round " << back_at << (waited ? " after waiting for the release" : ""));
     REQUIRE(back);
     wait_switch_done(port, 2);
     CHECK(switched_at > 0);
@@ -500,8 +504,9 @@ TEST_CASE("link down on the active sub-device moves traffic to the next path") {
             REQUIRE(rte_pmd_npa_status(port, &s) == 0);
             moved = s.active == 1;
             if (!moved) usleep(500);
-            // Out of rounds before the timer ran (a loaded machine): wait for it instead.
-            if (!moved && round == rounds - 1) {
+            // The timer has not run by five sixths of the rounds (a loaded machine): wait
+            // for it, so that traffic still runs on the new path afterwards.
+            if (!moved && round == 5 * rounds / 6) {
                 wait_active(port, 1, 1);
                 moved = true;
             }
@@ -549,8 +554,9 @@ TEST_CASE("hot plug: a removed sub-device that comes back takes the traffic back
         REQUIRE(rte_pmd_npa_status(port, &s) == 0);
         back = s.active == 0;
         if (!back) usleep(500);
-        // Out of rounds before the timer ran (a loaded machine): wait for it instead.
-        if (!back && round == rounds - 1) {
+        // The timer has not run by five sixths of the rounds (a loaded machine): wait for
+        // it, so that traffic still runs on the path it came back to.
+        if (!back && round == 5 * rounds / 6) {
             wait_active(port, 1, 0);
             back = true;
         }
