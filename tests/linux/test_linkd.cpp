@@ -107,15 +107,16 @@ TEST_CASE("100 switches during an iperf3 run and a fast ping: no ping lost, TCP 
     // while both of a round are running; a switch counts as inside the traffic when both
     // were still running after the daemon answered it, and rounds follow one another until
     // 100 switches fell inside. A quiet machine needs one round (100 switches take about
-    // 10 s); a loaded one (ASan, load average 10: 21 s) needs more, and the test asserts
-    // the same things either way.
+    // 10 s); a loaded one needs more (ASan with load average 20: a switch and its npactl
+    // round trip take about a second), and the test asserts the same things either way.
     constexpr int wanted = 100;
     const auto t0 = std::chrono::steady_clock::now();
     int inside = 0, ok = 0, issued = 0, rounds = 0;
     const std::string log = "/tmp/npa-test-iperf-" + std::to_string(::getpid()) + ".log";
-    while (inside < wanted) {
-        // A round with no switch inside means the traffic did not run at all.
-        REQUIRE_MESSAGE(rounds < 10, inside << " switches inside " << rounds << " rounds");
+    for (int this_round = 1; inside < wanted;) {
+        // A round with no switch inside means the traffic did not run at all; any other
+        // round is progress (a hung run is left to the ctest timeout).
+        REQUIRE_MESSAGE(this_round > 0, "no switch fell inside round " << rounds);
         ++rounds;
         CAPTURE(rounds);
         const std::string client = iperf_server(t, 5220 + rounds);
@@ -129,9 +130,10 @@ TEST_CASE("100 switches during an iperf3 run and a fast ping: no ping lost, TCP 
         };
         // Switch only once TCP flows: iperf3's data connection is up.
         CHECK(npa_test::eventually([&] {
-            return !running() || sh_out("cat " + log).find(" connected to ") != std::string::npos;
+            return !running() ||
+                   sh_out("cat " + log + " 2>/dev/null").find(" connected to ") != std::string::npos;
         }));
-        int this_round = 0;
+        this_round = 0;
         while (inside < wanted && running()) {
             const auto [rc, out] = d.ctl("--json switch next");
             ++issued;
@@ -202,7 +204,7 @@ TEST_CASE("the active lower disappears or goes down during traffic: the daemon f
     // The lower fails while TCP flows: once iperf3's data connection is up, not after a
     // fixed time (which a loaded machine may not have used to connect at all).
     CHECK(npa_test::eventually([&] {
-        return sh_out("cat " + log).find(" connected to ") != std::string::npos;
+        return sh_out("cat " + log + " 2>/dev/null").find(" connected to ") != std::string::npos;
     }));
     bool removed = true;
     SUBCASE("surprise removal (ip link del)") { removed = true; }
