@@ -14,8 +14,10 @@
 //   prepare  attach the new plugin, replay the control state as one batch; on failure
 //            the old path never stopped and the failure is recorded with its reason;
 //   drain    each queue stops feeding the old plugin, new TX waits in the queue's
-//            backlog, the old plugin completes what its device took and delivers what it
-//            received;
+//            backlog (or, while the old plugin holds no TX and nothing waits, goes to
+//            the new one at once: nothing can be overtaken), the old plugin completes
+//            what its device took and delivers what it received (at most
+//            rx_drain_bound() of it, for a plugin that declares one);
 //   flip     each queue moves to the new plugin on its own (no cross-thread lock) and
 //            sends its backlog first, in order. A queue whose old device will not finish
 //            (dead, removed, drain timeout) flips "holding": new TX keeps waiting until
@@ -35,6 +37,7 @@
 #include <npa/config.hpp>
 #include <npa/control.hpp>
 #include <npa/control_state.hpp>
+#include <npa/detail/spin_lock.hpp>
 #include <npa/ring/index_ring.hpp>
 #include <npa/stats.hpp>
 #include <npa/status.hpp>
@@ -283,10 +286,16 @@ public:
         sync(qs, q);
         std::uint16_t n = 0;
         if (NPA_UNLIKELY(qs.draining)) {
-            // Old path first: what it received before the switch is older.
-            n = plugin_rx(qs.tx_path, qs, q, out);
-            if (n < out.size()) {
-                qs.old_rx_drained = true;
+            // Old path first: what it received before the switch is older. A device
+            // whose RX never runs dry (a generator, a busy link) is read for at most what
+            // it can have held when the drain started (rx_drain_bound), then left; one
+            // that answers short is drained once it has been quiet for policy.rx_quiet_ns.
+            if (qs.rx_drain_left != 0 && qs.tx_path != no_path) {
+                n = plugin_rx(qs.tx_path, qs, q, out);
+                qs.rx_drain_left -= n < qs.rx_drain_left ? n : qs.rx_drain_left;
+                if ((n < out.size() && old_rx_quiet(qs, n)) || qs.rx_drain_left == 0) {
+                    qs.old_rx_drained = true;
+                }
             }
             if (n < out.size() && qs.standby != no_path) {
                 n = static_cast<std::uint16_t>(n + plugin_rx(qs.standby, qs, q, out.subspan(n)));
@@ -297,6 +306,18 @@ public:
         qs.c.rx_delivered += n;
         add(qs.caller, static_cast<std::int64_t>(n));
         return n;
+    }
+
+    /// The path queue q runs on when nothing is in progress (no switch under way, nothing
+    /// waiting to go first), else no_path. While it answers a path, a
+    /// caller on q's thread may call that path's device directly until the switch epoch
+    /// moves (see the DPDK adapter's direct burst). Queue q's thread only.
+    [[nodiscard]] std::uint8_t steady_path(std::uint16_t q) const noexcept {
+        const queue_state& qs = queues_[q];
+        const bool steady = qs.fast.load(std::memory_order_relaxed) && !qs.draining &&
+                            !qs.hold && qs.seen_epoch == epoch_.load(std::memory_order_seq_cst) &&
+                            phase_.load(std::memory_order_relaxed) == phase_idle;
+        return steady ? qs.tx_path : no_path;
     }
 
     /// Reaps TX completions and moves any switch in progress along; returns buffers
@@ -609,6 +630,7 @@ public:
     /// Counters of path p on queue q, monotonic across switches and device counter
     /// resets. Exact when called on q's thread or with the data path quiet.
     [[nodiscard]] queue_stats path_stats(std::uint8_t p, std::uint16_t q) const noexcept {
+        detail::lock_guard<detail::spin_lock> g(queues_[q].stats_lock);
         stat_tracker& t = queues_[q].stats[p];
         if (attached_[p]) {
             t.observe(visit(p, [q](auto& pl) -> queue_stats { return pl.stats(q); }));
@@ -699,7 +721,9 @@ private:
         bool hold = false;
         bool old_rx_drained = false;
         bool armed = false;
+        std::uint32_t rx_drain_left = 0;  ///< during drain: old-path RX still to read
         std::uint64_t drain_deadline = 0;
+        std::uint64_t old_rx_last_ns = 0; ///< during drain: the old path's last delivery
         std::uint64_t held_at_start = 0;
         std::uint64_t requeued_at_start = 0;
         std::uint64_t lost_at_start = 0;
@@ -722,6 +746,9 @@ private:
         std::atomic<std::uint64_t> leaked{0};  ///< kept by detached plugins (audit)
         std::array<std::atomic<std::int64_t>, path_count> in_plugin{};
         mutable std::array<stat_tracker, path_count> stats{};
+        /// The trackers are read from the control thread and, during a switch, from the
+        /// queue's thread (rx_drops): a short lock, taken only on those slow paths.
+        mutable detail::spin_lock stats_lock;
         index_ring<buffer_type, backlog_capacity> backlog;
         index_ring<buffer_type, requeue_capacity> requeue;
     };
@@ -752,15 +779,39 @@ private:
 
     std::uint16_t plugin_tx(std::uint8_t p, queue_state& qs, std::uint16_t q,
                             std::span<buffer_type> bufs) noexcept {
-        const std::uint16_t n = visit(p, [&](auto& pl) { return pl.tx_burst(q, bufs); });
-        add(qs.in_plugin[p], n);
+        const std::uint16_t n = visit(p, [&](auto& pl) {
+            const std::uint16_t k = pl.tx_burst(q, bufs);
+            if constexpr (!device_managed_buffers<std::remove_cvref_t<decltype(pl)>>) {
+                add(qs.in_plugin[p], k);
+            }
+            return k;
+        });
         return n;
     }
     std::uint16_t plugin_rx(std::uint8_t p, queue_state& qs, std::uint16_t q,
                             std::span<buffer_type> out) noexcept {
-        const std::uint16_t n = visit(p, [&](auto& pl) { return pl.rx_burst(q, out); });
-        add(qs.in_plugin[p], -static_cast<std::int64_t>(n));
+        const std::uint16_t n = visit(p, [&](auto& pl) {
+            const std::uint16_t k = pl.rx_burst(q, out);
+            if constexpr (!device_managed_buffers<std::remove_cvref_t<decltype(pl)>>) {
+                add(qs.in_plugin[p], -static_cast<std::int64_t>(k));
+            }
+            return k;
+        });
         return n;
+    }
+    /// Old-path RX a drain reads at most (optional plugin member rx_drain_bound);
+    /// unbounded (until a short burst) otherwise.
+    [[nodiscard]] std::uint32_t rx_drain_bound(std::uint8_t p, std::uint16_t q) const noexcept {
+        if (p == no_path) {
+            return 0;
+        }
+        return visit(p, [q](auto& pl) -> std::uint32_t {
+            if constexpr (bounds_rx_drain<std::remove_cvref_t<decltype(pl)>>) {
+                return pl.rx_drain_bound(q);
+            } else {
+                return ~std::uint32_t{0};
+            }
+        });
     }
     [[nodiscard]] errc health(std::uint8_t p) const noexcept {
         return visit(p, [](auto& pl) -> errc {
@@ -823,6 +874,7 @@ private:
             if (ph == phase_draining && !qs.draining) {
                 qs.draining = true;
                 qs.old_rx_drained = qs.tx_path == no_path;
+                qs.rx_drain_left = rx_drain_bound(qs.tx_path, q);
                 qs.held_at_start = qs.c.tx_backlogged;
                 qs.requeued_at_start = qs.c.tx_requeued;
                 qs.lost_at_start = qs.c.tx_lost;
@@ -830,6 +882,7 @@ private:
                 qs.rx_drops_at_start = rx_drops(q);
                 qs.standby = to_.load(std::memory_order_relaxed);
                 qs.drain_deadline = Env::now_ns() + cfg_.policy.drain_timeout_ns;
+                qs.old_rx_last_ns = Env::now_ns();
                 qs.fast.store(false, std::memory_order_relaxed);
                 if (qs.armed && qs.tx_path != no_path) {
                     visit(qs.tx_path, [q](auto& p) { p.irq_disarm(q); });
@@ -858,10 +911,11 @@ private:
             return;
         }
         bool done = true;
+        std::uint32_t tx_held = 0;
         if (qs.tx_path != no_path) {
             visit(qs.tx_path, [q](auto& p) { (void)p.tx_reap(q); });
-            done = visit(qs.tx_path, [q](auto& p) { return p.tx_in_flight(q); }) == 0 &&
-                   qs.old_rx_drained;
+            tx_held = visit(qs.tx_path, [q](auto& p) { return p.tx_in_flight(q); });
+            done = tx_held == 0 && qs.old_rx_drained;
         }
         const bool give_up =
             !done && (Env::now_ns() >= qs.drain_deadline || health(qs.tx_path) != errc::ok);
@@ -873,13 +927,27 @@ private:
         qs.tx_path = qs.standby;
         qs.standby = no_path;
         qs.draining = false;
-        qs.hold = give_up;
+        // Holding keeps new TX behind what the old device may hand back unsent; with
+        // nothing in flight there is nothing to come back, so TX goes on at once.
+        qs.hold = give_up && tx_held != 0;
         ++qs.c.flips;
         if (!qs.hold) {
             flush(qs, q);
         }
         qs.run_ns.store(Env::now_ns(), std::memory_order_relaxed);
         qs.flipped_epoch.store(e, std::memory_order_release);
+    }
+
+    // The old path delivered `n` in a short burst: quiet for policy.rx_quiet_ns yet?
+    bool old_rx_quiet(queue_state& qs, std::uint16_t n) noexcept {
+        if (cfg_.policy.rx_quiet_ns == 0) {
+            return true;
+        }
+        const std::uint64_t now = Env::now_ns();
+        if (n != 0) {
+            qs.old_rx_last_ns = now;
+        }
+        return now - qs.old_rx_last_ns >= cfg_.policy.rx_quiet_ns;
     }
 
     [[nodiscard]] bool switching_now(const queue_state& qs) const noexcept {
@@ -897,6 +965,15 @@ private:
             if (flush(qs, q)) {
                 return plugin_tx(qs.tx_path, qs, q, bufs);
             }
+        }
+        // During a drain whose old path holds no TX (nothing in flight, nothing waiting
+        // here), nothing sent now can overtake anything: it goes to the prepared path at
+        // once instead of waiting (an application that only transmits would otherwise
+        // park its buffers here until the drain times out, and may have none left).
+        if (qs.draining && qs.standby != no_path && qs.backlog.empty() && qs.requeue.empty() &&
+            (qs.tx_path == no_path ||
+             visit(qs.tx_path, [q](auto& p) { return p.tx_in_flight(q); }) == 0)) {
+            return plugin_tx(qs.standby, qs, q, bufs);
         }
         // Keep order: behind whatever is already waiting.
         const std::uint32_t k =
@@ -1026,7 +1103,15 @@ private:
         enabled_[p] = 0;
         for (std::uint16_t q = 0; q < nq_; ++q) {
             queue_state& qs = queues_[q];
-            qs.stats[p].retire();
+            {
+                detail::lock_guard<detail::spin_lock> g(qs.stats_lock);
+                qs.stats[p].retire();
+            }
+            if (visit(p, [](auto& pl) {
+                    return device_managed_buffers<std::remove_cvref_t<decltype(pl)>>;
+                })) {
+                continue;  // nothing the shell could balance: see device_managed_buffers
+            }
             // A detached plugin holds nothing: what it was given and did not hand back is
             // leaked (or, negative, handed back twice). Counted, and the path starts at 0.
             const std::int64_t kept = qs.in_plugin[p].load(std::memory_order_relaxed);

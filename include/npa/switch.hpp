@@ -56,6 +56,12 @@ struct switch_policy {
     /// How long a queue waits for the old device to complete its in-flight TX before it
     /// flips anyway (holding new TX until the old path's unsent buffers are back).
     std::uint64_t drain_timeout_ns = 2'000'000;
+    /// The old path's RX counts as drained once it has delivered nothing for this long
+    /// (0: at its first short burst). A device may hold received frames before it shows
+    /// them (a TPACKET_V3 block until its retire timer, interrupt moderation): frames
+    /// already on their way to the old device when the peer learns the new one must be
+    /// read before the old path is released. Keep it below drain_timeout_ns.
+    std::uint64_t rx_quiet_ns = 0;
 };
 
 /// One switch, as telemetry.

@@ -71,3 +71,37 @@ TEST_CASE("malformed arguments are rejected with a sentence that says why") {
     CHECK(error_of("dev(a),dev(b),dev(c),dev(d),dev(e),dev(f),dev(g),dev(h),dev(i)") ==
           "more than 8 sub-devices");
 }
+
+namespace {
+std::string tel_error(const char* params) {
+    static constexpr npa::dpdk::tel_param specs[] = {{"port_id", 31}, {"path", 7}};
+    npa::dpdk::tel_params out;
+    const npa::status st = npa::dpdk::parse_tel_params(params, specs, 2, out);
+    return st.ok() ? std::string{} : std::string{out.error.data()};
+}
+} // namespace
+
+TEST_CASE("telemetry parameters: 64-bit values, and a sentence for each mistake") {
+    static constexpr npa::dpdk::tel_param specs[] = {{"port_id", 31}, {"path", 7}};
+    npa::dpdk::tel_params out;
+    REQUIRE(npa::dpdk::parse_tel_params("3,7", specs, 2, out).ok());
+    CHECK(out.v[0] == 3);
+    CHECK(out.v[1] == 7);
+    // 2^32 + 1 does not wrap around to path 1.
+    CHECK(tel_error("0,4294967297") == "path: 4294967297 is out of range (0 to 7)");
+    CHECK(tel_error("0,18446744073709551617") == "path: 18446744073709551617 is out of range (0 to 7)");
+    CHECK(tel_error("32,0") == "port_id: 32 is out of range (0 to 31)");
+    CHECK(tel_error(nullptr) == "missing parameter 1 (port_id): expected 2 comma-separated numbers");
+    CHECK(tel_error("0") == "missing parameter 2 (path): expected 2 comma-separated numbers");
+    CHECK(tel_error("0,") == "missing parameter 2 (path): expected 2 comma-separated numbers");
+    CHECK(tel_error("0,1,2") == "too many parameters: expected 2");
+    CHECK(tel_error("0,1,") == "too many parameters: expected 2");
+    CHECK(tel_error("x,1") == "port_id: 'x' is not a whole number");
+    CHECK(tel_error("0,-1") == "path: '-1' is not a whole number");
+    CHECK(tel_error("0, 1") == "path: ' 1' is not a whole number");
+    CHECK(tel_error("0,1x") == "path: '1x' is not a whole number");
+    static constexpr npa::dpdk::tel_param wide[] = {{"n", ~std::uint64_t{0}}};
+    REQUIRE(npa::dpdk::parse_tel_params("18446744073709551615", wide, 1, out).ok());
+    CHECK(out.v[0] == ~std::uint64_t{0});
+    CHECK_FALSE(npa::dpdk::parse_tel_params("18446744073709551616", wide, 1, out).ok());
+}

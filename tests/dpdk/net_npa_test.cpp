@@ -14,10 +14,12 @@
 
 #include <ethdev_driver.h>
 #include <rte_bus_vdev.h>
+#include <rte_dev.h>
 #include <rte_eal.h>
 #include <rte_ethdev.h>
 #include <rte_log.h>
 
+#include <algorithm>
 #include <array>
 #include <cerrno>
 #include <cstdio>
@@ -352,7 +354,12 @@ TEST_CASE("bad devargs are rejected with the reason in the log, and nothing is p
         {"dev(net_ring70),active=3", "net_npa7: active=3 but only 1 sub-device given"},
         {"dev(net_ring70),dwell_ms=soon", "net_npa7: dwell_ms=soon: expected a whole number"},
         {"dev(net_ring70),auto=0,auto=1", "net_npa7: 'auto' given twice: give each argument once"},
-        {"dev(net_nosuchdriver0)", "net_npa7: cannot probe sub-device dev(net_nosuchdriver0)"},
+        {"dev(net_nosuchdriver0)",
+         "net_npa7: cannot probe sub-device dev(net_nosuchdriver0): no DPDK driver or device "
+         "matches it"},
+        {"dev(net_ring72),dev(net_ring72,size=64)",
+         "net_npa7: dev(net_ring72) and dev(net_ring72,size=64) are the same device "
+         "(net_ring72): give each sub-device once"},
     };
     const std::uint16_t ports_before = rte_eth_dev_count_total();
     for (const bad& c : cases) {
@@ -870,6 +877,208 @@ TEST_CASE("link follows the active sub-device, and is down when every path is do
     CHECK_FALSE(link_is_up(port));
     CHECK(rte_eth_dev_close(port) == 0);
     CHECK(rte_vdev_uninit("net_npa12") == 0);
+}
+
+/// Sends `n` packets on queue 0 of a looping port and receives them back (bounded).
+std::uint32_t bounce(std::uint16_t port, std::uint32_t n) {
+    std::uint32_t got = 0;
+    for (std::uint32_t s = 0; s < n; s += burst) {
+        std::array<mbuf_ref, burst> b;
+        const std::uint16_t k = static_cast<std::uint16_t>(std::min<std::uint32_t>(burst, n - s));
+        for (std::uint16_t i = 0; i < k; ++i) b[i] = make_packet(0, s + i);
+        REQUIRE(rte_eth_tx_burst(port, 0, npa::dpdk::as_mbufs(std::span<mbuf_ref>(b)), k) == k);
+    }
+    std::array<rte_mbuf*, burst> pkts;
+    for (int i = 0; i < 1000 && got < n; ++i) {
+        const std::uint16_t k = rte_eth_rx_burst(port, 0, pkts.data(), burst);
+        got += k;
+        rte_pktmbuf_free_bulk(pkts.data(), k);
+    }
+    return got;
+}
+
+TEST_CASE("port counters count each packet once, however often the paths switch") {
+    REQUIRE(rte_vdev_init("net_npa13", "dev(net_ring131),dev(net_ring132),dwell_ms=0") == 0);
+    const std::uint16_t port = port_by_name("net_npa13");
+    start_port(port, 1);
+    REQUIRE(bounce(port, 32) == 32);
+    rte_eth_stats before{};
+    REQUIRE(rte_eth_stats_get(port, &before) == 0);
+    CHECK(before.ipackets == 32);
+    CHECK(before.opackets == 32);
+    // Six idle switches: 0 -> 1 -> 0 ... every path comes back with its history.
+    for (std::uint32_t i = 0; i < 6; ++i) {
+        REQUIRE(rte_pmd_npa_switch(port, (i + 1) % 2) == 0);
+        wait_switch_done(port, 1);
+    }
+    rte_eth_stats after{};
+    REQUIRE(rte_eth_stats_get(port, &after) == 0);
+    CHECK(after.ipackets == 32);
+    CHECK(after.opackets == 32);
+    CHECK(after.ibytes == before.ibytes);
+    CHECK(after.obytes == before.obytes);
+    CHECK(xstat(port, "path0_rx_packets") == 32);
+    CHECK(xstat(port, "path1_rx_packets") == 0);
+    // More traffic on the path that came back six times counts once too.
+    REQUIRE(bounce(port, 32) == 32);
+    REQUIRE(rte_eth_stats_get(port, &after) == 0);
+    CHECK(after.ipackets == 64);
+    CHECK(after.opackets == 64);
+    CHECK(rte_eth_dev_stop(port) == 0);
+    CHECK(rte_eth_dev_close(port) == 0);
+    CHECK(rte_vdev_uninit("net_npa13") == 0);
+}
+
+/// Forwards whatever `port` receives back to it while switching paths every few
+/// rounds, until `switches` switches completed; counts TX the port refused and mbufs
+/// that came up with another port's id.
+struct endless_result {
+    std::uint64_t forwarded = 0;
+    std::uint64_t tx_refused = 0;
+    std::uint64_t wrong_port = 0;
+    std::uint32_t switches = 0;
+};
+endless_result forward_and_switch(std::uint16_t port, std::uint32_t switches) {
+    endless_result r;
+    std::array<rte_mbuf*, burst> pkts;
+    std::uint32_t target = 0;
+    rte_pmd_npa_status_info s{};
+    for (int round = 0; round < 2'000'000 && r.switches < switches; ++round) {
+        const std::uint16_t n = rte_eth_rx_burst(port, 0, pkts.data(), burst);
+        for (std::uint16_t i = 0; i < n; ++i) r.wrong_port += pkts[i]->port != port;
+        const std::uint16_t k = rte_eth_tx_burst(port, 0, pkts.data(), n);
+        r.forwarded += k;
+        r.tx_refused += n - k;
+        rte_pktmbuf_free_bulk(pkts.data() + k, n - k);
+        if (round % 64 == 0 && rte_pmd_npa_status(port, &s) == 0 && s.switching == 0) {
+            if (s.active == target && rte_pmd_npa_switch(port, target ^ 1u) == 0) {
+                target ^= 1u;
+                ++r.switches;
+            }
+        }
+    }
+    return r;
+}
+
+TEST_CASE("switches over sub-devices whose RX never runs dry: no TX refused") {
+    // net_null answers every RX burst in full: a drain that waited for a short burst
+    // would never end, and TX would wait until the backlog overflowed.
+    REQUIRE(rte_vdev_init("net_npa14", "dev(net_null141),dev(net_null142),dwell_ms=0") == 0);
+    const std::uint16_t port = port_by_name("net_npa14");
+    start_port(port, 1);
+    log_capture log;
+    const endless_result r = forward_and_switch(port, 20);
+    MESSAGE("net_null: ", r.forwarded, " forwarded over ", r.switches, " switches, ",
+            r.tx_refused, " TX refused");
+    CHECK(r.switches == 20);
+    CHECK(r.forwarded > 0);
+    CHECK(r.tx_refused == 0);
+    // Received mbufs belong to net_npa's port, not to the hidden sub-port.
+    CHECK(r.wrong_port == 0);
+    wait_switch_done(port, 1);
+    rte_pmd_npa_status_info s{};
+    REQUIRE(rte_pmd_npa_status(port, &s) == 0);
+    CHECK(s.lost == 0);
+    CHECK(s.switches == 21);
+    CHECK(rte_eth_dev_stop(port) == 0);
+    // The sub-ports' PMDs allocate and free the mbufs themselves (a packet received on
+    // one path is sent on the next): no path keeps buffers, and nothing says one does.
+    const std::string text = log.text();
+    CHECK(text.find("did not return every buffer") == std::string::npos);
+    CHECK(rte_eth_dev_close(port) == 0);
+    CHECK(rte_vdev_uninit("net_npa14") == 0);
+}
+
+TEST_CASE("switches complete when the application only transmits (testpmd txonly)") {
+    REQUIRE(rte_vdev_init("net_npa17", "dev(net_null171),dev(net_null172),dwell_ms=0") == 0);
+    const std::uint16_t port = port_by_name("net_npa17");
+    start_port(port, 1);
+    std::uint32_t target = 0, switches = 0;
+    std::uint64_t refused = 0;
+    rte_pmd_npa_status_info s{};
+    for (int round = 0; round < 200'000 && switches < 10; ++round) {
+        std::array<mbuf_ref, burst> b;
+        REQUIRE(g_pool->alloc_bulk(b) == burst);
+        rte_mbuf** m = npa::dpdk::as_mbufs(std::span<mbuf_ref>(b));
+        for (std::uint16_t i = 0; i < burst; ++i) m[i]->data_len = m[i]->pkt_len = 64;
+        const std::uint16_t k = rte_eth_tx_burst(port, 0, m, burst);
+        refused += burst - k;
+        rte_pktmbuf_free_bulk(m + k, burst - k);
+        if (round % 64 == 0 && rte_pmd_npa_status(port, &s) == 0 && s.switching == 0 &&
+            s.active == target && rte_pmd_npa_switch(port, target ^ 1u) == 0) {
+            target ^= 1u;
+            ++switches;
+        }
+    }
+    CHECK(switches == 10);
+    // While the old path holds no TX, TX goes to the new path during the drain instead of
+    // waiting for an RX drain this application never polls for.
+    CHECK(refused == 0);
+    wait_switch_done(port, 1);
+    REQUIRE(rte_pmd_npa_status(port, &s) == 0);
+    CHECK(s.switches == 11);
+    MESSAGE("TX only: ", switches, " switches, ", refused, " TX refused");
+    CHECK(rte_eth_dev_stop(port) == 0);
+    CHECK(rte_eth_dev_close(port) == 0);
+    CHECK(rte_vdev_uninit("net_npa17") == 0);
+}
+
+TEST_CASE("sub-devices the application detaches are removed: traffic moves on") {
+    REQUIRE(rte_vdev_init("net_npa15", "dev(net_ring151),dev(net_ring152),dev(net_ring153)") ==
+            0);
+    const std::uint16_t port = port_by_name("net_npa15");
+    const std::uint16_t sub0 = port_by_name("net_ring151");
+    const std::uint16_t sub2 = port_by_name("net_ring153");
+    start_port(port, 1);
+    // The standby sub-device goes first: it leaves the port's status at once.
+    REQUIRE(rte_dev_remove(rte_eth_devices[sub2].device) == 0);
+    rte_pmd_npa_status_info s{};
+    REQUIRE(rte_pmd_npa_status(port, &s) == 0);
+    CHECK(s.sub_port[2] == RTE_MAX_ETHPORTS);
+    CHECK(s.active == 0);
+    // Then the active one, under traffic (what `device detach` in testpmd does).
+    std::uint64_t rx_at_removal = 0;
+    const loop_result r = circulate(port, 1, [&](int round) {
+        if (round == rounds / 4) {
+            rte_eth_stats st{};
+            REQUIRE(rte_eth_stats_get(port, &st) == 0);
+            rx_at_removal = st.ipackets;
+            REQUIRE(rte_dev_remove(rte_eth_devices[sub0].device) == 0);
+        }
+    });
+    wait_switch_done(port, 1);
+    REQUIRE(rte_pmd_npa_status(port, &s) == 0);
+    CHECK(s.active == 1);
+    CHECK(std::string{s.last_reason} == "surprise-removal");
+    CHECK(s.sub_port[0] == RTE_MAX_ETHPORTS);
+    CHECK(r.out_of_order == 0);
+    // The packets the detached ring held went with it; new traffic takes the other path.
+    CHECK(r.received >= rx_at_removal);
+    CHECK(bounce(port, 64) == 64);
+    CHECK(xstat(port, "path1_rx_packets") >= 64);
+    CHECK(rte_eth_dev_stop(port) == 0);
+    CHECK(rte_eth_dev_close(port) == 0);
+    CHECK(rte_vdev_uninit("net_npa15") == 0);
+}
+
+TEST_CASE("operator switches: to the active path is a no-op, dwell applies to automatic ones") {
+    REQUIRE(rte_vdev_init("net_npa16", "dev(net_ring161),dev(net_ring162),dwell_ms=60000") == 0);
+    const std::uint16_t port = port_by_name("net_npa16");
+    start_port(port, 1);
+    CHECK(rte_pmd_npa_switch(port, 0) == 0);
+    CHECK(active_of(port) == 0);
+    // Well within the dwell time: an operator may still move the traffic.
+    CHECK(rte_pmd_npa_switch(port, 1) == 0);
+    wait_switch_done(port, 1);
+    CHECK(active_of(port) == 1);
+    CHECK(rte_pmd_npa_switch(port, 1) == 0);
+    CHECK(rte_pmd_npa_switch(port, 2) == -EINVAL);
+    rte_pmd_npa_status_info s{};
+    REQUIRE(rte_pmd_npa_status(port, &s) == 0);
+    CHECK(s.switches == 2);
+    CHECK(rte_eth_dev_stop(port) == 0);
+    CHECK(rte_eth_dev_close(port) == 0);
+    CHECK(rte_vdev_uninit("net_npa16") == 0);
 }
 
 static rte_vdev_driver ctl_drv;

@@ -22,14 +22,28 @@ import json
 import os
 import re
 import shutil
+import stat
 import subprocess
 import sys
+import tempfile
 import time
 
 # Bounded run times (seconds): long enough for millions of packets on a slow machine,
 # short enough for the whole test to take a few seconds.
 FORWARD_S = 1.0
 DRAIN_S = 0.5
+# Switches of the net_null run: each waits for the previous one to complete.
+NULL_SWITCHES = 40
+TXONLY_SWITCHES = 10
+AF_PACKET_SWITCHES = 6
+# Telemetry requests that must be refused with a sentence (2^32 + 1 must not be path 1).
+BAD_SWITCHES = [
+    ("/npa/switch,0,4294967297", "path: 4294967297 is out of range"),
+    ("/npa/switch,0", "missing parameter 2 (path)"),
+    ("/npa/switch,0,1,2", "too many parameters"),
+    ("/npa/switch,zero,1", "port_id: 'zero' is not a whole number"),
+    ("/npa/switch,5,1", "not a net_npa port"),
+]
 
 
 TELEMETRY = "dpdk-telemetry.py"
@@ -68,7 +82,86 @@ def wait_until(pred):
     return True
 
 
-def run_testpmd(testpmd, pmd_dir, vdev, prefix, switch):
+def tel_socket(prefix):
+    """A connection to the process's telemetry socket (what dpdk-telemetry.py opens),
+    for many commands without starting a Python interpreter for each."""
+    import socket
+    sk = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    sk.connect("/var/run/dpdk/%s/dpdk_telemetry.v2" % prefix)
+    sk.recv(4096)  # the greeting
+    return sk
+
+
+def tel_ask(sk, command):
+    sk.send(command.encode())
+    return json.loads(sk.recv(65536).decode())
+
+
+def switch_many(prefix, count):
+    """Switches port 0 between its two paths `count` times, each after the previous one
+    completed; returns the switches the port accepted."""
+    sk = tel_socket(prefix)
+    done = 0
+    try:
+        # Malformed requests first: each answers an error sentence and moves nothing.
+        for bad, expect in BAD_SWITCHES:
+            reply = tel_ask(sk, bad).get("/npa/switch", {})
+            if expect not in str(reply.get("error", "")):
+                raise RuntimeError("%s answered %r, expected an error saying %r"
+                                   % (bad, reply, expect))
+        for i in range(count):
+            reply = tel_ask(sk, "/npa/switch,0,%d" % ((i + 1) % 2))["/npa/switch"]
+            if "error" in reply:
+                continue
+            done += 1
+            # Polled every 2 ms; bounded by PATIENCE_S, not by a count of polls (a
+            # loaded machine's timer may take far longer than 1 s to release a switch).
+            deadline = time.monotonic() + PATIENCE_S
+            while time.monotonic() < deadline:
+                if tel_ask(sk, "/npa/status,0")["/npa/status"].get("switching") == 0:
+                    break
+                time.sleep(0.002)
+    finally:
+        sk.close()
+    return done
+
+
+def world_writable_in(path):
+    """The first directory on the way to path that anyone may write to, or None. EAL
+    refuses to load drivers (-d) from such a place (a clone under /tmp is one)."""
+    path = os.path.realpath(path)
+    while True:
+        if os.stat(path).st_mode & stat.S_IWOTH:
+            return path
+        parent = os.path.dirname(path)
+        if parent == path:
+            return None
+        path = parent
+
+
+def private_pmd_dir(pmd_dir):
+    """A fresh directory holding only librte_net_npa.so, somewhere EAL accepts: -d <dir>
+    loads every .so in <dir>, and no directory on its path may be world-writable."""
+    for base in (os.environ.get("NPA_PMD_STAGING"), "/run", "/var/cache/npa",
+                 os.path.expanduser("~")):
+        if not base or not os.path.isdir(base) or world_writable_in(base):
+            continue
+        try:
+            d = tempfile.mkdtemp(prefix="npa-pmd-", dir=base)
+        except OSError:
+            continue
+        os.chmod(d, 0o755)
+        shutil.copy2(os.path.join(pmd_dir, "librte_net_npa.so"), d)
+        return d
+    raise RuntimeError("no directory without a world-writable parent to load the PMD from "
+                       "(tried $NPA_PMD_STAGING, /run, /var/cache/npa, ~)")
+
+
+class EalFailed(Exception):
+    pass
+
+
+def run_testpmd(testpmd, pmd_dir, vdev, prefix, switch, many=0, fwd="io"):
     cmd = [testpmd, "-l", "0-1", "--no-huge", "--no-pci", "-m", "512",
            "--file-prefix", prefix, "--vdev", vdev]
     if pmd_dir:
@@ -90,17 +183,38 @@ def run_testpmd(testpmd, pmd_dir, vdev, prefix, switch):
             if os.path.exists(sock) or proc.poll() is not None:
                 break
             time.sleep(0.1)
-        # testpmd up: port 0 started (its link is up), then more than the default dwell
-        # time (100 ms), so that the switch below is not refused by hysteresis.
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline and proc.poll() is None:
-            if '"UP"' in tel_query(prefix, "/ethdev/link_status,0"):
+        # testpmd up: port 0 started (its link is up).
+        # (fail-safe's port reports its link down through telemetry here for longer than
+        # any wait worth making; its run goes on after a short one.)
+        up = False
+        deadline = time.monotonic() + (20 if vdev.startswith("net_npa") else 3)
+        while time.monotonic() < deadline and proc.poll() is None and os.path.exists(sock):
+            try:
+                sk = tel_socket(prefix)
+                up = tel_ask(sk, "/ethdev/link_status,0").get(
+                    "/ethdev/link_status", {}).get("status") == "UP"
+                sk.close()
+            except (OSError, ValueError):
+                pass
+            if up:
                 break
             time.sleep(0.1)
-        print("%s: port 0 up after EAL start; forwarding" % vdev.split(",")[0], flush=True)
-        time.sleep(0.3)
-        send("set fwd io")
-        send("start tx_first", FORWARD_S / 2)
+        # EAL failed (world-writable -d directory, too little memory ...): testpmd is gone
+        # or never opened its telemetry socket. That is the failure, said as such.
+        if proc.poll() is not None or not os.path.exists(sock):
+            proc.kill()
+            out, _ = proc.communicate()
+            eal = [l for l in out.splitlines() if "EAL" in l or "error" in l.lower()]
+            raise EalFailed("%s: testpmd did not bring port 0 up (exit status %s):\n%s"
+                            % (vdev.split(",")[0], proc.returncode,
+                               "\n".join(eal[-20:]) or out[-2000:]))
+        print("%s: EAL up, port 0 link %s; forwarding" % (
+            vdev.split(",")[0], "up" if up else "not reported up yet"),
+            flush=True)
+        send("set fwd %s" % fwd)
+        send("start tx_first" if fwd == "io" else "start", FORWARD_S / 2)
+        if many:
+            telemetry = switch_many(prefix, many)
         if switch:
             telemetry = tel_query(prefix, "/npa/switch,0,1")
             # The release completes on the port's timer while testpmd forwards; then path 1
@@ -118,14 +232,18 @@ def run_testpmd(testpmd, pmd_dir, vdev, prefix, switch):
         send("stop", 0.5)
         send("set fwd rxonly")
         send("start", DRAIN_S)
-        # What was still in the rings has come back once RX caught up with TX.
-        wait_until(lambda: tel_value(prefix, "/ethdev/stats,0", "ipackets") ==
-                   tel_value(prefix, "/ethdev/stats,0", "opackets"))
+        # Over looping sub-ports (net_ring), what was still in the rings has come back
+        # once RX caught up with TX.
+        if "net_ring" in vdev:
+            wait_until(lambda: tel_value(prefix, "/ethdev/stats,0", "ipackets") ==
+                       tel_value(prefix, "/ethdev/stats,0", "opackets"))
         send("stop", 0.5)
         send("show port stats 0")
         send("show port xstats 0")
         send("quit", 0.5)
         out, _ = proc.communicate(timeout=30)
+    except EalFailed:
+        raise
     except Exception:
         proc.kill()
         out, _ = proc.communicate()
@@ -165,9 +283,32 @@ def main():
     TELEMETRY = args.telemetry
     failures = []
     pid = os.getpid()
+    pmd_dir = private_pmd_dir(args.pmd_dir)
+    try:
+        return run_all(args, pmd_dir, failures, pid)
+    except EalFailed as e:
+        print("FAIL " + str(e))
+        return 1
+    finally:
+        shutil.rmtree(pmd_dir, ignore_errors=True)
+
+
+def run_all(args, pmd_dir, failures, pid):
+    # An rte_exit after the port was probed (here: more forwarding cores than lcores)
+    # runs rte_eal_cleanup, whose vdev bus cleanup removes net_npa and its sub-devices:
+    # testpmd must exit with its error, not crash.
+    prefix = "npa_exit_%d" % pid
+    bad = subprocess.run([args.testpmd, "-l", "0-1", "--no-huge", "--no-pci", "-m", "512",
+                          "--file-prefix", prefix, "-d", pmd_dir, "--vdev",
+                          "net_npa0,dev(net_ring_x%d),dev(net_ring_y%d)" % (pid, pid),
+                          "--", "--nb-cores=8"], capture_output=True, text=True, timeout=60)
+    shutil.rmtree("/var/run/dpdk/" + prefix, ignore_errors=True)
+    check("net_npa: rte_exit after probe ends testpmd with its error, no crash (status %d)"
+          % bad.returncode, bad.returncode == 1 and "nb-cores" in bad.stdout + bad.stderr,
+          failures)
 
     # net_npa, switched through telemetry mid-traffic.
-    rc, out, tel = run_testpmd(args.testpmd, args.pmd_dir,
+    rc, out, tel = run_testpmd(args.testpmd, pmd_dir,
                                "net_npa0,dev(net_ring_a%d),dev(net_ring_b%d)" % (pid, pid),
                                "npa_tp_%d" % pid, switch=True)
     stats = last_port_stats(out)
@@ -195,6 +336,75 @@ def main():
     check("net_npa: no packet lost by the switch", xstat(out, "switch_lost_packets") == 0, failures)
     if failures:
         print(out[-4000:])
+
+    # net_npa over net_null, whose RX never runs dry: many switches while testpmd
+    # forwards at full speed; testpmd must count no TX drop (a drain that waited for a
+    # short RX burst would hold TX until the backlog overflowed).
+    n_before = len(failures)
+    rc, out, done = run_testpmd(args.testpmd, pmd_dir,
+                                "net_npa1,dev(net_null_a%d),dev(net_null_b%d)" % (pid, pid),
+                                "npa_null_%d" % pid, switch=False, many=NULL_SWITCHES)
+    dropped = re.findall(r"TX-dropped:\s*(\d+)", out)
+    fwd = re.findall(r"TX-packets:\s*(\d+)", out)
+    print("net_npa over net_null: %s switches, TX-packets %s, TX-dropped %s"
+          % (done, fwd[-1] if fwd else None, dropped[-1] if dropped else None))
+    check("net_npa over net_null: testpmd exited cleanly", rc == 0, failures)
+    check("net_npa over net_null: every switch accepted", done == NULL_SWITCHES, failures)
+    check("net_npa over net_null: switch_count == 1 + switches",
+          xstat(out, "switch_count") == 1 + NULL_SWITCHES, failures)
+    check("net_npa over net_null: forwarded packets", bool(fwd) and int(fwd[-1]) > 1000, failures)
+    check("net_npa over net_null: no TX dropped", bool(dropped) and
+          all(int(d) == 0 for d in dropped), failures)
+    if len(failures) != n_before:
+        print(out[-4000:])
+
+    # The same with txonly: the application never polls RX, so an RX drain cannot end
+    # early; TX must neither be refused nor park testpmd's mbufs until none are left.
+    n_before = len(failures)
+    rc, out, done = run_testpmd(args.testpmd, pmd_dir,
+                                "net_npa2,dev(net_null_c%d),dev(net_null_d%d)" % (pid, pid),
+                                "npa_txonly_%d" % pid, switch=False, many=TXONLY_SWITCHES,
+                                fwd="txonly")
+    dropped = re.findall(r"TX-dropped:\s*(\d+)", out)
+    print("net_npa txonly over net_null: %s switches, TX-dropped %s"
+          % (done, dropped[-1] if dropped else None))
+    check("net_npa txonly: every switch accepted and completed", done == TXONLY_SWITCHES
+          and xstat(out, "switch_count") == 1 + TXONLY_SWITCHES, failures)
+    check("net_npa txonly: no TX dropped", bool(dropped) and
+          all(int(d) == 0 for d in dropped), failures)
+    if len(failures) != n_before:
+        print(out[-4000:])
+
+    # net_af_packet sub-devices over a veth pair (a kernel interface under each path),
+    # txonly, switched back and forth: no TX dropped either.
+    n_before = len(failures)
+    veth = ("npa%da" % (pid % 100000), "npa%db" % (pid % 100000))
+    made = subprocess.run(["ip", "link", "add", veth[0], "type", "veth", "peer", "name",
+                           veth[1]], capture_output=True, text=True)
+    check("af_packet: veth pair %s/%s created (%s)" % (veth[0], veth[1], made.stderr.strip()),
+          made.returncode == 0, failures)
+    if made.returncode == 0:
+        try:
+            for v in veth:
+                subprocess.run(["ip", "link", "set", v, "up"], check=True)
+            rc, out, done = run_testpmd(
+                args.testpmd, pmd_dir,
+                "net_npa3,dev(net_af_packet_a%d,iface=%s),dev(net_af_packet_b%d,iface=%s)"
+                % (pid, veth[0], pid, veth[1]),
+                "npa_afp_%d" % pid, switch=False, many=AF_PACKET_SWITCHES, fwd="txonly")
+        finally:
+            subprocess.run(["ip", "link", "del", veth[0]], capture_output=True)
+        dropped = re.findall(r"TX-dropped:\s*(\d+)", out)
+        print("net_npa txonly over net_af_packet: %s switches, TX-dropped %s"
+              % (done, dropped[-1] if dropped else None))
+        check("af_packet: every switch accepted and completed", done == AF_PACKET_SWITCHES
+              and xstat(out, "switch_count") == 1 + AF_PACKET_SWITCHES, failures)
+        check("af_packet: both paths carried traffic", (xstat(out, "path0_tx_packets") or 0) > 0
+              and (xstat(out, "path1_tx_packets") or 0) > 0, failures)
+        check("af_packet: no TX dropped", bool(dropped) and
+              all(int(d) == 0 for d in dropped), failures)
+    if len(failures) != n_before:
+        print(out[-4000:] if made.returncode == 0 else "")
 
     # net_failsafe over the same kind of sub-ports.
     n_before = len(failures)

@@ -199,6 +199,15 @@ public:
     linkd_process& operator=(const linkd_process&) = delete;
 
     [[nodiscard]] bool up() const { return up_; }
+    [[nodiscard]] pid_t pid() const { return pid_; }
+    /// SIGKILL, as a crash: nothing of the daemon's own clean-up runs.
+    void kill_hard() {
+        if (pid_ > 0) {
+            ::kill(pid_, SIGKILL);
+            ::waitpid(pid_, nullptr, 0);
+            pid_ = -1;
+        }
+    }
     [[nodiscard]] bool alive() const { return pid_ > 0 && ::waitpid(pid_, nullptr, WNOHANG) == 0; }
     [[nodiscard]] std::string log() const { return sh_out("cat " + log_); }
     /// npactl with `args`; returns its exit status and output (stdout and stderr).
@@ -242,6 +251,15 @@ inline std::string linkd_process::raw(const std::string& bytes) const {
     }
     ::close(fd);
     return reply;
+}
+
+/// A string in npactl's JSON after `"key":` (the first occurrence), or empty.
+inline std::string json_string(const std::string& j, const std::string& key) {
+    const auto at = j.find("\"" + key + "\":\"");
+    if (at == std::string::npos)
+        return {};
+    const auto from = at + key.size() + 4;
+    return j.substr(from, j.find('"', from) - from);
 }
 
 /// Parses "N packets transmitted, M received" from ping's summary.

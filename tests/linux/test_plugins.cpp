@@ -6,6 +6,7 @@
 
 #include <npa/linux/af_packet.hpp>
 #include <npa/linux/af_xdp.hpp>
+#include <npa/linux/virtio_net_defs.hpp>
 
 #include <algorithm>
 
@@ -196,6 +197,191 @@ TEST_CASE_TEMPLATE("detach hands back every buffer, and a removed interface is s
     CHECK(f.pool.stats().double_free == 0);
     CHECK(f.pool.stats().foreign_free == 0);
     CHECK(f.api.completed.size() + f.api.unsent.size() == n + m);
+}
+
+namespace {
+
+// A TCP frame of `payload` bytes as the peer's TSO would hand it to veth: one frame,
+// GSO metadata (segment size `mss`) in a virtio_net_hdr, the TCP checksum left to finish.
+// Sent on a packet socket with PACKET_VNET_HDR, so it crosses the veth pair in one piece.
+bool send_gso_tcp(const std::string& ifname, bool v6, std::uint32_t payload, std::uint16_t mss) {
+    const int fd = ::socket(AF_PACKET, SOCK_RAW | SOCK_CLOEXEC, 0);
+    int one = 1;
+    if (fd < 0 || ::setsockopt(fd, SOL_PACKET, PACKET_VNET_HDR, &one, sizeof one) != 0) {
+        return false;
+    }
+    const std::uint32_t l3 = v6 ? 40 : 20, hdr = 14 + l3 + 20;
+    std::vector<std::uint8_t> f(sizeof(npa::lnx::virtio_net_hdr) + hdr + payload);
+    auto* vh = reinterpret_cast<npa::lnx::virtio_net_hdr*>(f.data());
+    vh->flags = npa::lnx::VIRTIO_NET_HDR_F_NEEDS_CSUM;
+    vh->gso_type = v6 ? npa::lnx::VIRTIO_NET_HDR_GSO_TCPV6 : npa::lnx::VIRTIO_NET_HDR_GSO_TCPV4;
+    vh->hdr_len = static_cast<std::uint16_t>(hdr);
+    vh->gso_size = mss;
+    vh->csum_start = static_cast<std::uint16_t>(14 + l3);
+    vh->csum_offset = 16;
+    std::uint8_t* e = f.data() + sizeof(npa::lnx::virtio_net_hdr);
+    const std::uint8_t dst[6] = {0x02, 0, 0, 0, 0, 0x0a}, src[6] = {0x02, 0, 0, 0, 0, 0x0b};
+    std::memcpy(e, dst, 6);
+    std::memcpy(e + 6, src, 6);
+    e[12] = v6 ? 0x86 : 0x08;
+    e[13] = v6 ? 0xdd : 0x00;
+    std::uint8_t* ip = e + 14;
+    const std::uint32_t l4 = 20 + payload;
+    if (v6) {
+        ip[0] = 0x60;
+        ip[4] = static_cast<std::uint8_t>(l4 >> 8);
+        ip[5] = static_cast<std::uint8_t>(l4);
+        ip[6] = 6;
+        ip[7] = 64;
+        ip[8] = 0xfd;
+        ip[23] = 1;
+        ip[24] = 0xfd;
+        ip[39] = 2;
+    } else {
+        const std::uint8_t h[20] = {0x45,
+                                    0,
+                                    static_cast<std::uint8_t>((20 + l4) >> 8),
+                                    static_cast<std::uint8_t>(20 + l4),
+                                    0x12,
+                                    0x34,
+                                    0x40,
+                                    0,
+                                    64,
+                                    6,
+                                    0,
+                                    0,
+                                    10,
+                                    0,
+                                    0,
+                                    1,
+                                    10,
+                                    0,
+                                    0,
+                                    2};
+        std::memcpy(ip, h, 20);
+        const std::uint16_t c = static_cast<std::uint16_t>(~npa::lnx::csum_fold(
+            npa::lnx::csum_add(0, reinterpret_cast<const std::byte*>(ip), 20)));
+        ip[10] = static_cast<std::uint8_t>(c >> 8);
+        ip[11] = static_cast<std::uint8_t>(c);
+    }
+    std::uint8_t* th = ip + l3;
+    const std::uint8_t t[20] = {0x30, 0x39, 0x14, 0x51, 0xff, 0xff, 0xf0,
+                                0x00, 0,    0,    0,    1,    0x50, 0x19 /* FIN PSH ACK */,
+                                0xff, 0xff};
+    std::memcpy(th, t, 20);
+    for (std::uint32_t i = 0; i < payload; ++i) {
+        th[20 + i] = static_cast<std::uint8_t>(i * 7 + i / 251);
+    }
+    // The pseudo-header sum, as a stack offloading the checksum leaves it.
+    std::uint64_t ps =
+        npa::lnx::csum_add(0, reinterpret_cast<const std::byte*>(ip + (v6 ? 8 : 12)), v6 ? 32 : 8) +
+        6 + l4;
+    const std::uint16_t pc = npa::lnx::csum_fold(ps);
+    th[16] = static_cast<std::uint8_t>(pc >> 8);
+    th[17] = static_cast<std::uint8_t>(pc);
+    sockaddr_ll sll{};
+    sll.sll_family = AF_PACKET;
+    sll.sll_ifindex = static_cast<int>(::if_nametoindex(ifname.c_str()));
+    sll.sll_protocol = htons(v6 ? ETH_P_IPV6 : ETH_P_IP);
+    const bool ok = ::sendto(fd, f.data(), f.size(), 0, reinterpret_cast<sockaddr*>(&sll),
+                             sizeof sll) == static_cast<ssize_t>(f.size());
+    ::close(fd);
+    return ok;
+}
+
+bool sh_mtu(const std::string& ifname, int mtu) {
+    return npa_test::sh("ip link set " + ifname + " mtu " + std::to_string(mtu));
+}
+
+std::uint16_t be16(const std::byte* p) {
+    return static_cast<std::uint16_t>(std::to_integer<unsigned>(p[0]) << 8 |
+                                      std::to_integer<unsigned>(p[1]));
+}
+
+} // namespace
+
+TEST_CASE("the AF_PACKET plugin cuts a TCP frame larger than a buffer (TSO, GRO) into "
+          "segments instead of dropping it") {
+    bool v6 = false;
+    SUBCASE("IPv4") { v6 = false; }
+    SUBCASE("IPv6") { v6 = true; }
+    CAPTURE(v6);
+    fixture f;
+    af_packet p;
+    auto dev = npa::lnx::af_packet_device::named("npt0");
+    npa::queue_config qc;
+    REQUIRE(p.attach(f.api, dev, qc).ok());
+    constexpr std::uint32_t payload = 20000;
+    constexpr std::uint16_t mss = 1400;
+    constexpr std::uint32_t count = (payload + mss - 1) / mss;
+    REQUIRE(send_gso_tcp("npt1", v6, payload, mss));
+    auto got = receive(p, count);
+    REQUIRE(got.size() == count);
+    const std::uint32_t l3 = v6 ? 40 : 20, l4_at = 14 + l3;
+    for (std::uint32_t i = 0; i < count; ++i) {
+        CAPTURE(i);
+        const std::byte* d = got[i].data();
+        const std::uint32_t n = std::min<std::uint32_t>(mss, payload - i * mss);
+        REQUIRE(got[i].length() == l4_at + 20 + n);
+        CHECK(got[i].offload().csum == npa::csum_state::good);
+        const std::byte* ip = d + 14;
+        if (v6) {
+            CHECK(be16(ip + 4) == 20 + n);
+        } else {
+            CHECK(be16(ip + 2) == 20 + 20 + n);
+            CHECK(be16(ip + 4) == 0x1234 + i);
+            CHECK(npa::lnx::csum_fold(npa::lnx::csum_add(0, ip, 20)) == 0xffff);
+        }
+        const std::byte* th = d + l4_at;
+        const std::uint32_t seq = std::uint32_t{be16(th + 4)} << 16 | be16(th + 6);
+        CHECK(seq == 0xfffff000u + i * mss); // wraps past 2^32 on the way
+        const unsigned flags = std::to_integer<unsigned>(th[13]);
+        CHECK((flags & 0x09) == (i + 1 == count ? 0x09u : 0u)); // FIN, PSH: last only
+        CHECK((flags & 0x10) != 0);
+        // The TCP checksum is right: pseudo-header plus segment folds to all ones.
+        const std::uint64_t ps =
+            npa::lnx::csum_add(0, ip + (v6 ? 8 : 12), v6 ? 32 : 8) + 6 + 20 + n;
+        CHECK(npa::lnx::csum_fold(npa::lnx::csum_add(ps, th, 20 + n)) == 0xffff);
+        bool same = true;
+        for (std::uint32_t k = 0; k < n; ++k) {
+            const std::uint32_t j = i * mss + k;
+            same = same && std::to_integer<std::uint8_t>(th[20 + k]) ==
+                               static_cast<std::uint8_t>(j * 7 + j / 251);
+        }
+        CHECK(same);
+    }
+    CHECK(p.stats(0).rx_dropped == 0);
+    f.pool.free_burst(got);
+    p.detach();
+    CHECK(f.pool.available() == f.pool.size());
+}
+
+TEST_CASE("the AF_XDP plugin counts a frame larger than a UMEM chunk instead of losing it "
+          "silently") {
+    fixture f;
+    // Room on the wire for a frame no chunk holds (the data area is 2048 - 256 bytes).
+    REQUIRE(sh_mtu("npt0", 3000));
+    REQUIRE(sh_mtu("npt1", 3000));
+    af_xdp p;
+    auto dev = device_for<af_xdp>(f, "npt0");
+    npa::queue_config qc;
+    const npa::status st = p.attach(f.api, dev, qc);
+    REQUIRE_MESSAGE(st.ok(), st.reason());
+    npa_test::raw_socket peer("npt1");
+    REQUIRE(peer.send(npa_test::make_frame(1, 200)));
+    REQUIRE(peer.send(npa_test::make_frame(2, 2800)));
+    REQUIRE(peer.send(npa_test::make_frame(3, 200)));
+    auto got = receive(p, 2);
+    std::vector<std::uint32_t> seqs;
+    for (auto b : got) {
+        const auto* d = reinterpret_cast<const std::uint8_t*>(b.data());
+        if (b.length() >= 18 && d[12] == 0x88 && d[13] == 0xb5)
+            seqs.push_back(npa_test::frame_seq(d));
+    }
+    CHECK(seqs == std::vector<std::uint32_t>{1, 3});
+    CHECK(p.stats(0).rx_dropped >= 1);
+    f.pool.free_burst(got);
+    p.detach();
 }
 
 TEST_CASE("bad input is refused with a reason and leaves nothing behind") {

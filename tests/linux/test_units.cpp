@@ -5,7 +5,9 @@
 #include <doctest/doctest.h>
 
 #include "config.hpp"
+
 #include "control_protocol.hpp"
+#include <unistd.h>
 
 #include <npa/linux/announce.hpp>
 #include <npa/linux/checksum.hpp>
@@ -90,6 +92,31 @@ TEST_CASE("flags: each mistake is refused with a message that names it") {
         CHECK_FALSE(parse(c.args, cfg, err));
         CHECK_MESSAGE(err.find(c.says) != std::string::npos, err);
     }
+}
+
+TEST_CASE("config files are read with a bound: endless or oversized files are refused") {
+    daemon_config cfg;
+    std::string err;
+    CHECK_FALSE(parse({"--config", "/dev/zero"}, cfg, err));
+    CHECK(err == "/dev/zero: not a regular file");
+    const std::string big = "/tmp/npa-units-big-" + std::to_string(::getpid()) + ".conf";
+    {
+        std::FILE* f = std::fopen(big.c_str(), "w");
+        REQUIRE(f != nullptr);
+        for (int i = 0; i < 5000; ++i)
+            std::fputs("# a comment line that pads the file out\n", f);
+        std::fclose(f);
+    }
+    daemon_config cfg2;
+    CHECK_FALSE(parse({"--config", big.c_str()}, cfg2, err));
+    CHECK(err == big + ": larger than 64 KiB");
+    ::unlink(big.c_str());
+    daemon_config cfg3;
+    CHECK_FALSE(parse({"--policy", "/dev/zero", "--lower", "va0:af_packet"}, cfg3, err));
+    CHECK(err.find("not a regular file") != std::string::npos);
+    daemon_config cfg4;
+    CHECK_FALSE(parse({"--tap", "x%d", "--lower", "va0:af_packet"}, cfg4, err));
+    CHECK(err.find("is a name template") != std::string::npos);
 }
 
 TEST_CASE("config and policy files: settings, comments, and errors with file:line") {

@@ -40,8 +40,13 @@ namespace npa::dpdk {
 /// The shell's environment in a DPDK process.
 struct dpdk_env {
     using pool_type = mempool_pool;
+    /// Nanoseconds from the timer: whole seconds and the remainder apart, since
+    /// cycles * 10^9 leaves 64 bits after a few seconds of TSC (then drain deadlines and
+    /// switch durations came out as garbage).
     [[nodiscard]] static std::uint64_t now_ns() noexcept {
-        return rte_get_timer_cycles() * 1'000'000'000ull / rte_get_timer_hz();
+        const std::uint64_t c = rte_get_timer_cycles();
+        const std::uint64_t hz = rte_get_timer_hz();
+        return c / hz * 1'000'000'000ull + c % hz * 1'000'000'000ull / hz;
     }
     int logtype = RTE_LOGTYPE_PMD;
     void log(log_level level, const char* msg) noexcept {
@@ -248,6 +253,18 @@ public:
         return sh_->rx_burst(q, out);
     }
 
+    /// The path queue q runs on steadily and its sub-port, while that port is live
+    /// (path no_path / port RTE_MAX_ETHPORTS otherwise). Queue q's thread only.
+    struct steady_port {
+        std::uint32_t path = no_path;
+        std::uint16_t port = RTE_MAX_ETHPORTS;
+    };
+    steady_port steady(std::uint16_t q) noexcept {
+        const std::uint8_t p = sh_->steady_path(q);
+        if (p >= npaths_) return {};
+        return {p, live_port(p, std::make_index_sequence<max_sub_devices>{})};
+    }
+
     // ---- control path (serialised by the lock) --------------------------------------
 
     /// Builds the shell for `queues` queue pairs over sub_ports (in preference order);
@@ -274,7 +291,9 @@ public:
         cfg.queues = qc;
         cfg.mode = irq_mode::poll;
         cfg.inline_switch = false;  // the application's lcores serve the queues
-        cfg.policy.min_dwell_ns = std::uint64_t{args.dwell_ms} * 1'000'000;
+        // Dwell time is net_npa's (do_switch): it applies to the switches net_npa
+        // decides, not to an operator's.
+        cfg.policy.min_dwell_ns = 0;
         cfg.policy.backoff_initial_ns = std::uint64_t{args.backoff_ms} * 1'000'000;
         cfg.policy.backoff_max_ns = 8 * cfg.policy.backoff_initial_ns;
         sh_.reset(new (std::nothrow) path_shell(
@@ -380,14 +399,20 @@ public:
         ctl_[path].port = port;
     }
 
-    [[nodiscard]] bool ready() const noexcept { return sh_ != nullptr; }
-    [[nodiscard]] std::uint32_t active() const noexcept {
-        return sh_ ? sh_->active_path() : no_path;
+    // Read by every control thread (the application's, the interrupt thread running
+    // alarms and events, telemetry): under the lock, as the shell's control state is.
+    [[nodiscard]] std::uint32_t active() {
+        std::lock_guard<std::mutex> g(lock_);
+        return running_path();
     }
-    [[nodiscard]] bool switching() const noexcept { return sh_ && sh_->switching(); }
+    [[nodiscard]] bool switching() {
+        std::lock_guard<std::mutex> g(lock_);
+        return sh_ && sh_->switching();
+    }
     /// The path the data path is on, or moving to while a switch is in progress.
-    [[nodiscard]] std::uint32_t target() const noexcept {
-        return switching() ? target_ : active();
+    [[nodiscard]] std::uint32_t target() {
+        std::lock_guard<std::mutex> g(lock_);
+        return sh_ && sh_->switching() ? target_ : running_path();
     }
     [[nodiscard]] std::size_t paths() const noexcept { return npaths_; }
 
@@ -409,12 +434,6 @@ public:
         std::lock_guard<std::mutex> g(lock_);
         return sh_ ? sh_->history() : switch_history{};
     }
-    [[nodiscard]] std::uint64_t held_now() {
-        std::lock_guard<std::mutex> g(lock_);
-        std::uint64_t h = 0;
-        for (std::uint16_t q = 0; sh_ && q < sh_->queue_count(); ++q) h += sh_->counters(q).tx_backlogged;
-        return h;
-    }
 
 private:
     /// Spins of the boot loop: each poll() moves every queue at least one step; a
@@ -433,6 +452,18 @@ private:
     template <std::size_t... I>
     void mark_path(std::uint32_t path, std::index_sequence<I...>) noexcept {
         ((path == I ? sh_->template plugin<I>().mark_removed() : void()), ...);
+    }
+
+    /// The port path p drives while its plugin is attached and its device not gone.
+    template <std::size_t... I>
+    std::uint16_t live_port(std::uint8_t p, std::index_sequence<I...>) noexcept {
+        std::uint16_t port = RTE_MAX_ETHPORTS;
+        (void)((p == I ? (port = live_port_of(sh_->template plugin<I>()), true) : false) || ...);
+        return port;
+    }
+    template <class P>
+    static std::uint16_t live_port_of(const P& pl) noexcept {
+        return pl.attached() && pl.health() == errc::ok ? pl.port_id() : RTE_MAX_ETHPORTS;
     }
 
     std::uint32_t running_path() const noexcept { return sh_ ? sh_->active_path() : no_path; }

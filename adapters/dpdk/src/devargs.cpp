@@ -190,4 +190,52 @@ status parse_devargs(const char* args, npa_devargs& out) noexcept {
     return status::success();
 }
 
+status parse_tel_params(const char* params, const tel_param* specs, std::size_t count,
+                        tel_params& out) noexcept {
+    out = tel_params{};
+    auto fail_tel = [&out](const char* fmt, auto... a) noexcept {
+        std::snprintf(out.error.data(), out.error.size(), fmt, a...);
+        return status{errc::invalid_argument, "invalid telemetry parameters"};
+    };
+    if (count == 0 || count > tel_params::max_count) {
+        return fail_tel("%s", "internal error: bad parameter list");
+    }
+    const char* s = params == nullptr ? "" : params;
+    for (std::size_t i = 0; i < count; ++i) {
+        const tel_param& spec = specs[i];
+        if (*s == '\0') {
+            return fail_tel("missing parameter %zu (%s): expected %zu comma-separated numbers",
+                            i + 1, spec.name, count);
+        }
+        std::uint64_t acc = 0;
+        const char* start = s;
+        bool over = false;
+        for (; *s >= '0' && *s <= '9'; ++s) {
+            const auto d = static_cast<std::uint64_t>(*s - '0');
+            over = over || acc > spec.max / 10 || (acc == spec.max / 10 && d > spec.max % 10);
+            if (!over) acc = acc * 10 + d;
+        }
+        const std::size_t len = static_cast<std::size_t>(s - start);
+        if (len == 0 || (*s != ',' && *s != '\0')) {
+            const std::size_t bad = std::strcspn(start, ",");
+            return fail_tel("%s: '%.*s' is not a whole number", spec.name,
+                            static_cast<int>(bad > 32 ? 32 : bad), start);
+        }
+        if (over) {
+            return fail_tel("%s: %.*s is out of range (0 to %llu)", spec.name,
+                            static_cast<int>(len > 32 ? 32 : len), start,
+                            static_cast<unsigned long long>(spec.max));
+        }
+        out.v[i] = acc;
+        if (*s == ',') {
+            ++s;
+            if (i + 1 == count) {
+                return fail_tel("too many parameters: expected %zu", count);
+            }
+        }
+    }
+    if (*s != '\0') return fail_tel("too many parameters: expected %zu", count);
+    return {};
+}
+
 } // namespace npa::dpdk

@@ -48,4 +48,27 @@ struct npa_devargs {
 /// On failure returns errc::invalid_argument and leaves the sentence in out.error.
 [[nodiscard]] status parse_devargs(const char* args, npa_devargs& out) noexcept;
 
+// ---- telemetry command parameters (/npa/switch,<port_id>,<path>) -----------------------
+
+/// One parameter of a telemetry command: its name (for the sentences) and its largest
+/// value.
+struct tel_param {
+    const char* name;
+    std::uint64_t max;
+};
+
+/// The values of a telemetry command's parameters, or why they are wrong.
+struct tel_params {
+    static constexpr std::size_t max_count = 4;
+    std::array<std::uint64_t, max_count> v{};
+    std::array<char, 160> error{};  ///< a sentence (empty on success)
+};
+
+/// Parses `params` (may be null) as exactly specs.size() comma-separated unsigned decimal
+/// numbers, each within its spec's range, with 64-bit arithmetic (nothing wraps:
+/// 4294967297 is out of range, not 1). On failure returns errc::invalid_argument and
+/// leaves the sentence in out.error.
+[[nodiscard]] status parse_tel_params(const char* params, const tel_param* specs,
+                                      std::size_t count, tel_params& out) noexcept;
+
 } // namespace npa::dpdk

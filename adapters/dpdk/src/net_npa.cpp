@@ -9,6 +9,7 @@
 // Built as librte_net_npa.so: `dpdk-testpmd -d <dir>` loads it, and applications link it.
 #include "datapath.hpp"
 #include "devargs.hpp"
+#include "lanes.hpp"
 
 #include <npa/dpdk/ethdev_plugin.hpp>
 #include <npa/dpdk/rte_pmd_npa.h>
@@ -62,17 +63,15 @@ int logtype = -1;
 
 struct npa_port;
 
-struct queue_ref {
-    npa_port* port = nullptr;
-    std::uint16_t q = 0;
-};
-
 struct sub_device {
     std::uint16_t port_id = RTE_MAX_ETHPORTS;
     bool probed_here = false;   ///< we called rte_dev_probe (and so remove it at close)
     // Written by the EAL interrupt thread (removal events, policy_tick) and read by the
     // application's control calls: atomics, so neither side reads a torn or stale flag.
-    std::atomic<bool> removed{false};  ///< RTE_ETH_EVENT_INTR_RMV seen
+    std::atomic<bool> removed{false};  ///< RTE_ETH_EVENT_INTR_RMV or DESTROY seen
+    /// RTE_ETH_EVENT_DESTROY seen: the application released the port itself (device
+    /// detach); nothing may be called on it any more, not even to stop or close it.
+    std::atomic<bool> destroyed{false};
     std::atomic<bool> arrived{false};  ///< came back (hot plug); policy_tick may switch to it
     std::atomic<bool> marked{false};   ///< its plugin was told (mark_removed): no more bursts
     std::uint64_t backoff_until_ns = 0;
@@ -101,12 +100,14 @@ struct npa_port {
     std::array<rte_mempool*, ethdev_max_queues> rx_pools{};
     std::uint16_t rx_desc = 512;
     std::uint16_t tx_desc = 512;
-    std::array<queue_ref, ethdev_max_queues> rxq{};
-    std::array<queue_ref, ethdev_max_queues> txq{};
+    port_lanes lanes{};
     std::array<queue_stats, ethdev_max_queues> base{};  ///< stats_reset baseline per queue
-    std::uint64_t last_switch_ns = 0;
+    /// When the last switch was requested (dwell): do_switch runs on the application's
+    /// and on the interrupt thread.
+    std::atomic<std::uint64_t> last_switch_ns{0};
     std::atomic<bool> started{false};   ///< read by policy_tick on the interrupt thread
     std::atomic<bool> alarm_set{false}; ///< written by policy_tick, read by stop/close
+    bool bus_removing = false;          ///< closed by the bus's remove (see release_subs)
 };
 
 eth_dev_ops make_ops() noexcept;
@@ -124,14 +125,61 @@ npa_port* find_port(std::uint16_t port_id) noexcept {
 
 // ---- data path ---------------------------------------------------------------------------
 
+// Steady state: the sub-port's own burst function, called directly (lanes.hpp). Else
+// the shell, which runs a switch in progress on this thread; afterwards the lane is
+// published again once the queue is steady. Received mbufs carry net_npa's port id, as
+// the application expects of any port (one store per packet; fail-safe does the same).
+
+__attribute__((noinline)) std::uint16_t rx_through_shell(port_lanes::rx_lane& l, rte_mbuf** pkts,
+                                            std::uint16_t n) noexcept {
+    auto& p = *static_cast<npa_port*>(l.owner);
+    p.lanes.unpublish(l, p.lanes.rx_books(l.q));
+    const std::uint16_t k = p.paths.rx_burst(l.q, as_refs(pkts, n));
+    bump(l.packets, k);
+    p.lanes.publish(l, p.paths, [](const struct rte_eth_fp_ops& o, std::uint16_t q) {
+        return std::pair{o.rx_pkt_burst, o.rxq.data != nullptr ? o.rxq.data[q] : nullptr};
+    });
+    return k;
+}
+
+__attribute__((noinline)) std::uint16_t tx_through_shell(port_lanes::tx_lane& l, rte_mbuf** pkts,
+                                            std::uint16_t n) noexcept {
+    auto& p = *static_cast<npa_port*>(l.owner);
+    p.lanes.unpublish(l, p.lanes.tx_books(l.q));
+    const std::uint16_t k = p.paths.tx_burst(l.q, as_refs(pkts, n));
+    bump(l.packets, k);
+    p.lanes.publish(l, p.paths, [](const struct rte_eth_fp_ops& o, std::uint16_t q) {
+        return std::pair{o.tx_pkt_burst, o.txq.data != nullptr ? o.txq.data[q] : nullptr};
+    });
+    return k;
+}
+
 std::uint16_t npa_rx_burst(void* rxq, rte_mbuf** pkts, std::uint16_t n) {
-    auto* r = static_cast<queue_ref*>(rxq);
-    return r->port->paths.rx_burst(r->q, as_refs(pkts, n));
+    auto& l = *static_cast<port_lanes::rx_lane*>(rxq);
+    const eth_rx_burst_t fn = l.direct.load(std::memory_order_acquire);
+    std::uint16_t k;
+    if (NPA_LIKELY(fn != nullptr)) {
+        k = fn(l.sub_queue, pkts, n);
+        bump(l.packets, k);
+    } else {
+        k = rx_through_shell(l, pkts, n);
+    }
+    const std::uint16_t port_id = l.port_id;
+    // One store per packet, in a plain loop: unrolling it (8 stores to 8 mbufs in
+    // flight) measured twice as slow over net_ring, whose mbufs are not in L1.
+    for (std::uint16_t i = 0; i < k; ++i) pkts[i]->port = port_id;
+    return k;
 }
 
 std::uint16_t npa_tx_burst(void* txq, rte_mbuf** pkts, std::uint16_t n) {
-    auto* t = static_cast<queue_ref*>(txq);
-    return t->port->paths.tx_burst(t->q, as_refs(pkts, n));
+    auto& l = *static_cast<port_lanes::tx_lane*>(txq);
+    const eth_tx_burst_t fn = l.direct.load(std::memory_order_acquire);
+    if (NPA_LIKELY(fn != nullptr)) {
+        const std::uint16_t k = fn(l.sub_queue, pkts, n);
+        bump(l.packets, k);
+        return k;
+    }
+    return tx_through_shell(l, pkts, n);
 }
 
 bool usable(const npa_port& p, std::size_t i) noexcept {
@@ -170,6 +218,22 @@ void arm_policy(npa_port& p) noexcept {
     p.alarm_set = rte_eal_alarm_set(us, policy_tick, &p) == 0;
 }
 
+/// The errno a refused switch answers with (rte_pmd_npa.h).
+int switch_errno(const status& st) noexcept {
+    switch (st.code()) {
+    case errc::ok: return 0;
+    case errc::invalid_argument: return -EINVAL;
+    case errc::busy: return -EBUSY;
+    default: return -EIO;
+    }
+}
+
+/// Dwell time (hysteresis) applies to the switches net_npa decides itself; an operator
+/// (rte_pmd_npa_switch, /npa/switch) and a removal move the traffic at once.
+bool discretionary(switch_reason why) noexcept {
+    return why == switch_reason::policy || why == switch_reason::vf_arrived;
+}
+
 status do_switch(npa_port& p, std::uint32_t path, switch_reason why) noexcept {
     if (path >= p.nsubs) return {errc::invalid_argument, "no such path"};
     if (p.subs[path].removed) return {errc::removed, "the path's device is gone"};
@@ -178,9 +242,18 @@ status do_switch(npa_port& p, std::uint32_t path, switch_reason why) noexcept {
         p.args.active = path;
         return status::success();
     }
+    // Asking for the path the port is on (or moving to) changes nothing.
+    if (path == p.paths.target()) return status::success();
+    const std::uint64_t now = dpdk_env::now_ns();
+    if (discretionary(why) && now - p.last_switch_ns < std::uint64_t{p.args.dwell_ms} * 1'000'000) {
+        return {errc::busy, "hysteresis: the current path has not dwelt long enough"};
+    }
     const std::uint32_t from = p.paths.active();
     const status st = p.paths.request(path, why);
     if (st.ok()) {
+        // The shell's epoch has moved: every queue goes through it until it is steady.
+        p.lanes.clear();
+        p.last_switch_ns = now;
         NPA_LOG(INFO, "%s: data path %u (%s) -> %u (%s), reason %s\n", p.dev->data->name, from,
                 from < p.nsubs ? p.subs[from].name : "none", path, p.subs[path].name,
                 to_string(why));
@@ -197,6 +270,16 @@ status do_switch(npa_port& p, std::uint32_t path, switch_reason why) noexcept {
 /// back-off) is the shell's: these are discretionary switches (switch_reason::policy).
 int on_sub_event(std::uint16_t sub_port, rte_eth_event_type type, void* arg, void*);
 
+/// Starts (or stops) listening to a sub-port's removal events.
+void watch(std::uint16_t port, npa_port& p, bool on) noexcept {
+    for (const rte_eth_event_type ev : {RTE_ETH_EVENT_INTR_RMV, RTE_ETH_EVENT_DESTROY}) {
+        if (on)
+            (void)rte_eth_dev_callback_register(port, ev, on_sub_event, &p);
+        else
+            (void)rte_eth_dev_callback_unregister(port, ev, on_sub_event, &p);
+    }
+}
+
 /// A removed sub-device that no queue uses any more is detached (closed, and removed
 /// from its bus when net_npa probed it), as fail-safe does, so that it can come back.
 void retire_removed(npa_port& p) noexcept {
@@ -207,8 +290,8 @@ void retire_removed(npa_port& p) noexcept {
         }
         const std::uint16_t id = s.port_id;
         s.port_id = RTE_MAX_ETHPORTS;
-        (void)rte_eth_dev_callback_unregister(id, RTE_ETH_EVENT_INTR_RMV, on_sub_event, &p);
-        if (!rte_eth_dev_is_valid_port(id)) continue;
+        watch(id, p, false);
+        if (s.destroyed || !rte_eth_dev_is_valid_port(id)) continue;
         (void)rte_eth_dev_owner_unset(id, p.owner.id);
         if (s.probed_here) {
             rte_eth_dev_info info{};
@@ -235,10 +318,11 @@ void claim_returned(npa_port& p) noexcept {
             rte_eth_dev_owner_set(port, &p.owner) != 0) {
             continue;
         }
-        (void)rte_eth_dev_callback_register(port, RTE_ETH_EVENT_INTR_RMV, on_sub_event, &p);
+        watch(port, p, true);
         s.port_id = port;
         s.probed_here = false;  // whoever probed it this time owns its removal
         p.paths.set_sub_port(i, port);
+        s.destroyed = false;
         s.removed = false;
         s.marked = false;
         s.arrived = true;
@@ -259,6 +343,7 @@ void mark_gone(npa_port& p) noexcept {
         if (p.started && (p.paths.active() == i || p.paths.switching()))
             continue;
         p.paths.mark_removed(i);
+        p.lanes.clear();
         s.marked = true;
     }
 }
@@ -301,17 +386,32 @@ void policy_tick(void* arg) {
     if (!p->alarm_set) arm_policy(*p);
 }
 
-/// RTE_ETH_EVENT_INTR_RMV on a sub-device: the device is going away. It stops being a
-/// switch target at once; if it carries the traffic, the shell moves to the best other
-/// path (a mandatory switch: no dwell time) and, as for any switch, first delivers what
-/// the old device already received (a PMD that raised RMV answers its bursts safely
-/// until the device is detached).
+/// Removal of a sub-device, either way it is announced:
+/// - RTE_ETH_EVENT_INTR_RMV: the device is going away. It stops being a switch target at
+///   once; if it carries the traffic, the shell moves to the best other path (a
+///   mandatory switch: no dwell time) and, as for any switch, first delivers what the old
+///   device already received (a PMD that raised RMV answers its bursts safely until the
+///   device is detached).
+/// - RTE_ETH_EVENT_DESTROY: the application released the port (testpmd `device detach`,
+///   rte_dev_remove): its queues are freed when this callback returns, so the data path
+///   stops touching it now, and the traffic moves without a drain of the old device.
 int on_sub_event(std::uint16_t sub_port, rte_eth_event_type type, void* arg, void*) {
     auto* p = static_cast<npa_port*>(arg);
-    if (type != RTE_ETH_EVENT_INTR_RMV) return 0;
+    if (type != RTE_ETH_EVENT_INTR_RMV && type != RTE_ETH_EVENT_DESTROY) return 0;
+    const bool destroyed = type == RTE_ETH_EVENT_DESTROY;
     for (std::uint32_t i = 0; i < p->nsubs; ++i) {
-        if (p->subs[i].port_id != sub_port || p->subs[i].removed) continue;
-        NPA_LOG(WARNING, "%s: sub-device %s removed\n", p->dev->data->name, p->subs[i].name);
+        if (p->subs[i].port_id != sub_port || p->subs[i].destroyed) continue;
+        if (destroyed) {
+            p->subs[i].destroyed = true;
+            if (!p->subs[i].marked) {
+                p->paths.mark_removed(i);
+                p->lanes.clear();
+                p->subs[i].marked = true;
+            }
+        }
+        if (p->subs[i].removed) continue;
+        NPA_LOG(WARNING, "%s: sub-device %s %s\n", p->dev->data->name, p->subs[i].name,
+                destroyed ? "released by the application" : "removed");
         p->subs[i].removed = true;
         mark_gone(*p);
         if (p->started && p->paths.active() == i) {
@@ -323,6 +423,7 @@ int on_sub_event(std::uint16_t sub_port, rte_eth_event_type type, void* arg, voi
                 // Nowhere to go: the port keeps the path but stops touching the device.
                 NPA_LOG(ERR, "%s: no switch after removal: %s\n", p->dev->data->name, st.reason());
                 p->paths.mark_removed(i);
+                p->lanes.clear();
                 p->subs[i].marked = true;
             }
         }
@@ -406,8 +507,7 @@ int npa_rx_queue_setup(rte_eth_dev* dev, std::uint16_t qid, std::uint16_t nb_des
     if (qid >= ethdev_max_queues || mp == nullptr) return -EINVAL;
     p.rx_pools[qid] = mp;
     p.rx_desc = nb_desc;
-    p.rxq[qid] = {&p, qid};
-    dev->data->rx_queues[qid] = &p.rxq[qid];
+    dev->data->rx_queues[qid] = &p.lanes.rx(qid);
     return 0;
 }
 
@@ -416,8 +516,7 @@ int npa_tx_queue_setup(rte_eth_dev* dev, std::uint16_t qid, std::uint16_t nb_des
     npa_port& p = *priv(dev);
     if (qid >= ethdev_max_queues) return -EINVAL;
     p.tx_desc = nb_desc;
-    p.txq[qid] = {&p, qid};
-    dev->data->tx_queues[qid] = &p.txq[qid];
+    dev->data->tx_queues[qid] = &p.lanes.tx(qid);
     return 0;
 }
 
@@ -551,6 +650,7 @@ int npa_dev_start(rte_eth_dev* dev) {
         return rc == 0 || rc == -EINVAL ? -EIO : rc;
     }
     p.started = true;
+    p.last_switch_ns = dpdk_env::now_ns();
     for (std::uint16_t q = 0; q < d.nb_rx_queues; ++q) {
         dev->data->rx_queue_state[q] = RTE_ETH_QUEUE_STATE_STARTED;
         dev->data->tx_queue_state[q] = RTE_ETH_QUEUE_STATE_STARTED;
@@ -567,6 +667,7 @@ int npa_dev_stop(rte_eth_dev* dev) {
         rte_eal_alarm_cancel(policy_tick, &p);
         p.alarm_set = false;
     }
+    p.lanes.clear();
     p.paths.stop();
     for (std::uint16_t q = 0; q < dev->data->nb_rx_queues; ++q) {
         dev->data->rx_queue_state[q] = RTE_ETH_QUEUE_STATE_STOPPED;
@@ -576,18 +677,24 @@ int npa_dev_stop(rte_eth_dev* dev) {
     return 0;
 }
 
+/// Gives the sub-devices back: their ports are closed, and those net_npa probed are
+/// removed from their bus, except while the bus itself is removing devices
+/// (p.bus_removing): the vdev bus's cleanup at rte_eal_cleanup() walks its device list
+/// with the next element already taken, so removing another vdev from that list under
+/// it makes it read freed memory (DPDK 22.11 vdev_cleanup). There the ports are only
+/// closed, and the bus removes the devices itself as its walk reaches them.
 void release_subs(npa_port& p) noexcept {
     for (std::size_t i = 0; i < p.nsubs; ++i) {
         sub_device& s = p.subs[i];
         if (s.port_id >= RTE_MAX_ETHPORTS) continue;
-        (void)rte_eth_dev_callback_unregister(s.port_id, RTE_ETH_EVENT_INTR_RMV, on_sub_event, &p);
+        watch(s.port_id, p, false);
         if (!s.removed && rte_eth_dev_is_valid_port(s.port_id)) {
             (void)rte_eth_dev_owner_unset(s.port_id, p.owner.id);
             if (s.probed_here) {
                 rte_eth_dev_info info{};
                 if (rte_eth_dev_info_get(s.port_id, &info) == 0 && info.device != nullptr) {
                     (void)rte_eth_dev_close(s.port_id);
-                    (void)rte_dev_remove(info.device);
+                    if (!p.bus_removing) (void)rte_dev_remove(info.device);
                 }
             }
         }
@@ -622,8 +729,13 @@ int npa_link_update(rte_eth_dev* dev, int) {
     return rte_eth_linkstatus_set(dev, &link);
 }
 
+/// Queue q's counters: packets from its lanes (every packet the application received or
+/// handed over, once), bytes and failures from the paths (the sub-ports' own counts).
 queue_stats queue_total(npa_port& p, std::uint16_t q) noexcept {
-    return p.paths.queue_totals(q);
+    queue_stats t = p.paths.queue_totals(q);
+    t.rx_packets = p.lanes.rx(q).packets.load(std::memory_order_relaxed);
+    t.tx_packets = p.lanes.tx(q).packets.load(std::memory_order_relaxed);
+    return t;
 }
 
 int npa_stats_get(rte_eth_dev* dev, rte_eth_stats* st) {
@@ -695,7 +807,12 @@ int npa_xstats_get(rte_eth_dev* dev, rte_eth_xstat* xs, unsigned int size) {
     if (xs == nullptr || size < n) return static_cast<int>(n);
     unsigned k = 0;
     for (std::size_t i = 0; i < p.nsubs; ++i) {
-        const queue_stats t = p.paths.path_totals(static_cast<std::uint32_t>(i));
+        const auto path = static_cast<std::uint32_t>(i);
+        queue_stats t = p.paths.path_totals(path);
+        for (std::uint16_t q = 0; q < ethdev_max_queues; ++q) {
+            t.rx_packets += port_lanes::direct_on(p.lanes.rx(q), p.lanes.rx_books(q), path);
+            t.tx_packets += port_lanes::direct_on(p.lanes.tx(q), p.lanes.tx_books(q), path);
+        }
         for (std::uint64_t v : {t.rx_packets, t.tx_packets, t.rx_bytes, t.tx_bytes}) {
             xs[k] = {k, v};
             ++k;
@@ -854,6 +971,7 @@ int npa_probe(rte_vdev_device* vdev) {
     auto* p = ::new (dev->data->dev_private) npa_port{};
     p->dev = dev;
     p->args = args;
+    p->lanes.setup(p, dev->data->port_id);
     dev->dev_ops = &npa_ops;
     dev->rx_pkt_burst = npa_rx_burst;
     dev->tx_pkt_burst = npa_tx_burst;
@@ -874,8 +992,15 @@ int npa_probe(rte_vdev_device* vdev) {
         sub_device& s = p->subs[i];
         const int r = rte_dev_probe(ds);
         if (r != 0 && r != -EEXIST) {
-            NPA_LOG(ERR, "%s: cannot probe sub-device dev(%s): %s\n", name, ds, std::strerror(-r));
-            rc = r;
+            // rte_dev_probe's codes say little by themselves (an unknown vdev driver is
+            // -EFAULT, "Bad address"): say what they mean here.
+            const char* why = r == -EFAULT || r == -EINVAL || r == -ENOENT || r == -ENODEV
+                                  ? "no DPDK driver or device matches it (vdev names start "
+                                    "with their driver's name, e.g. net_ring0; a PCI device "
+                                    "is given by its address)"
+                                  : std::strerror(-r);
+            NPA_LOG(ERR, "%s: cannot probe sub-device dev(%s): %s\n", name, ds, why);
+            rc = r == -EFAULT ? -ENODEV : r;
             break;
         }
         s.probed_here = r == 0;
@@ -887,13 +1012,28 @@ int npa_probe(rte_vdev_device* vdev) {
             break;
         }
         (void)rte_eth_dev_get_name_by_port(s.port_id, s.name);
+        for (std::size_t k = 0; k < i; ++k) {
+            if (p->subs[k].port_id == s.port_id) {
+                NPA_LOG(ERR, "%s: dev(%s) and dev(%s) are the same device (%s): give each "
+                        "sub-device once\n", name, args.devs[k].data(), ds, s.name);
+                s.port_id = RTE_MAX_ETHPORTS;
+                s.probed_here = false;
+                rc = -EINVAL;
+                break;
+            }
+        }
+        if (rc != 0) break;
         if (rte_eth_dev_owner_set(s.port_id, &p->owner) != 0) {
-            NPA_LOG(ERR, "%s: sub-device %s is already owned by another port\n", name, s.name);
+            rte_eth_dev_owner other{};
+            (void)rte_eth_dev_owner_get(s.port_id, &other);
+            NPA_LOG(ERR, "%s: sub-device %s is already owned by %s: a port can be the "
+                    "sub-device of one owner only\n", name, s.name,
+                    other.name[0] != '\0' ? other.name : "another owner");
             s.port_id = RTE_MAX_ETHPORTS;
             rc = -EBUSY;
             break;
         }
-        (void)rte_eth_dev_callback_register(s.port_id, RTE_ETH_EVENT_INTR_RMV, on_sub_event, p);
+        watch(s.port_id, *p, true);
     }
     if (rc != 0) {
         release_subs(*p);
@@ -917,6 +1057,7 @@ int npa_remove(rte_vdev_device* vdev) {
     rte_eth_dev* dev = rte_eth_dev_allocated(rte_vdev_device_name(vdev));
     if (dev == nullptr) return 0;
     if (dev->state != RTE_ETH_DEV_UNUSED && dev->dev_ops == &npa_ops && dev->data->dev_private) {
+        priv(dev)->bus_removing = true;  // see release_subs
         (void)rte_eth_dev_close(dev->data->port_id);
         return 0;
     }
@@ -925,28 +1066,22 @@ int npa_remove(rte_vdev_device* vdev) {
 
 // ---- telemetry: /npa/switch and /npa/status ------------------------------------------
 
-bool parse_params(const char* params, unsigned long* v, int n) noexcept {
-    if (params == nullptr) return false;
-    const char* s = params;
-    for (int i = 0; i < n; ++i) {
-        char* end = nullptr;
-        errno = 0;
-        v[i] = std::strtoul(s, &end, 10);
-        if (end == s || errno != 0) return false;
-        s = end;
-        if (i + 1 < n) {
-            if (*s != ',') return false;
-            ++s;
-        }
-    }
-    return *s == '\0';
+/// A telemetry answer that says what went wrong: {"error": "<sentence>"}, plus the
+/// errno-style code when there is one.
+int tel_error(rte_tel_data* d, const char* sentence, int code = 0) {
+    rte_tel_data_start_dict(d);
+    rte_tel_data_add_dict_string(d, "error", sentence);
+    if (code != 0) rte_tel_data_add_dict_int(d, "code", code);
+    return 0;
 }
 
-int tel_status(const char*, const char* params, rte_tel_data* d) {
-    unsigned long v[1];
-    if (!parse_params(params, v, 1) || v[0] >= RTE_MAX_ETHPORTS) return -EINVAL;
+constexpr tel_param tel_port_param{"port_id", RTE_MAX_ETHPORTS - 1};
+
+int tel_status_of(std::uint16_t port_id, rte_tel_data* d) {
     rte_pmd_npa_status_info st{};
-    if (rte_pmd_npa_status(static_cast<std::uint16_t>(v[0]), &st) != 0) return -ENODEV;
+    if (rte_pmd_npa_status(port_id, &st) != 0) {
+        return tel_error(d, "port_id: not a net_npa port", -ENODEV);
+    }
     rte_tel_data_start_dict(d);
     rte_tel_data_add_dict_u64(d, "paths", st.paths);
     rte_tel_data_add_dict_u64(d, "active", st.active);
@@ -957,7 +1092,7 @@ int tel_status(const char*, const char* params, rte_tel_data* d) {
     rte_tel_data_add_dict_u64(d, "held", st.held);
     rte_tel_data_add_dict_u64(d, "lost", st.lost);
     rte_tel_data_add_dict_string(d, "last_reason", st.last_reason);
-    npa_port* p = find_port(static_cast<std::uint16_t>(v[0]));
+    npa_port* p = find_port(port_id);
     for (std::size_t i = 0; p != nullptr && i < p->nsubs; ++i) {
         char key[32];
         std::snprintf(key, sizeof key, "path%zu", i);
@@ -966,19 +1101,23 @@ int tel_status(const char*, const char* params, rte_tel_data* d) {
     return 0;
 }
 
-int tel_switch(const char* cmd, const char* params, rte_tel_data* d) {
-    unsigned long v[2];
-    if (!parse_params(params, v, 2) || v[0] >= RTE_MAX_ETHPORTS) return -EINVAL;
-    const int rc = rte_pmd_npa_switch(static_cast<std::uint16_t>(v[0]),
-                                      static_cast<std::uint32_t>(v[1]));
-    if (rc != 0) {
-        rte_tel_data_start_dict(d);
-        rte_tel_data_add_dict_int(d, "error", rc);
-        return 0;
-    }
-    char p0[8];
-    std::snprintf(p0, sizeof p0, "%lu", v[0]);
-    return tel_status(cmd, p0, d);
+int tel_status(const char*, const char* params, rte_tel_data* d) {
+    tel_params v;
+    if (!parse_tel_params(params, &tel_port_param, 1, v).ok()) return tel_error(d, v.error.data());
+    return tel_status_of(static_cast<std::uint16_t>(v.v[0]), d);
+}
+
+int tel_switch(const char*, const char* params, rte_tel_data* d) {
+    static constexpr tel_param specs[] = {tel_port_param, {"path", max_sub_devices - 1}};
+    tel_params v;
+    if (!parse_tel_params(params, specs, 2, v).ok()) return tel_error(d, v.error.data());
+    const auto port_id = static_cast<std::uint16_t>(v.v[0]);
+    npa_port* p = find_port(port_id);
+    if (p == nullptr) return tel_error(d, "port_id: not a net_npa port", -ENODEV);
+    const auto path = static_cast<std::uint32_t>(v.v[1]);
+    const status st = do_switch(*p, path, switch_reason::operator_request);
+    if (!st.ok()) return tel_error(d, st.reason(), switch_errno(st));
+    return tel_status_of(port_id, d);
 }
 
 } // namespace
@@ -999,11 +1138,7 @@ __attribute__((visibility("default"))) int rte_pmd_npa_switch(uint16_t port_id, 
     const npa::status st = do_switch(*p, path, npa::switch_reason::operator_request);
     if (st.ok()) return 0;
     NPA_LOG(ERR, "%s: switch to path %u refused: %s\n", p->dev->data->name, path, st.reason());
-    switch (st.code()) {
-    case npa::errc::invalid_argument: return -EINVAL;
-    case npa::errc::busy: return -EBUSY;
-    default: return -EIO;
-    }
+    return switch_errno(st);
 }
 
 __attribute__((visibility("default"))) int rte_pmd_npa_status(uint16_t port_id,
@@ -1047,7 +1182,13 @@ RTE_INIT(npa_init) {
 } // namespace
 } // namespace npa::dpdk
 
+#define NPA_PMD_PARAMS "dev(<device>) active=<int> dwell_ms=<int> backoff_ms=<int> auto=<0|1>"
 RTE_PMD_REGISTER_VDEV(net_npa, net_npa_drv);
-RTE_PMD_REGISTER_PARAM_STRING(net_npa,
-                              "dev(<device>) active=<int> dwell_ms=<int> backoff_ms=<int> "
-                              "auto=<0|1>");
+RTE_PMD_REGISTER_PARAM_STRING(net_npa, NPA_PMD_PARAMS);
+
+// What dpdk-pmdinfo.py reads from a PMD's shared object: DPDK's build generates this
+// string for in-tree drivers (buildtools/pmdinfogen.py) from the two registrations above;
+// an out-of-tree build writes it itself, in the same form.
+extern "C" __attribute__((used, visibility("default"))) const char net_npa_pmd_info[] =
+    "PMD_INFO_STRING= {\"name\": \"net_npa\", \"params\": \"" NPA_PMD_PARAMS "\", "
+    "\"pci_ids\": []}";

@@ -1,10 +1,14 @@
 // npa-linkd configuration parsing: strict, with messages that name what is wrong.
 #include "config.hpp"
 
+#include <sys/stat.h>
+
 #include <net/if.h>
 
 #include <cctype>
+#include <cerrno>
 #include <charconv>
+#include <cstring>
 #include <fstream>
 #include <sstream>
 
@@ -171,6 +175,11 @@ bool apply_config_key(std::string_view key, std::string_view val, daemon_config&
             err = "tap '" + std::string(val) + "' is not a valid interface name";
             return false;
         }
+        if (val.find('%') != std::string_view::npos) {
+            // The kernel would pick a name from the template; the daemon must know it.
+            err = "tap '" + std::string(val) + "' is a name template; give the interface's name";
+            return false;
+        }
         cfg.tap = std::string(val);
     } else if (key == "lower") {
         lower_config l;
@@ -195,6 +204,11 @@ bool apply_config_key(std::string_view key, std::string_view val, daemon_config&
             return false;
         }
         cfg.queues = static_cast<std::uint16_t>(n);
+    } else if (key == "persist") {
+        if (!parse_bool(val, cfg.persist)) {
+            err = "persist must be yes or no";
+            return false;
+        }
     } else if (key == "failback") {
         if (!parse_bool(val, cfg.failback)) {
             err = "failback must be yes or no";
@@ -214,16 +228,37 @@ bool apply_config_key(std::string_view key, std::string_view val, daemon_config&
     return true;
 }
 
+/// A config or policy file is read whole, up to this size: anything larger (or endless,
+/// such as /dev/zero) is refused rather than read without bound.
+constexpr std::size_t max_file_bytes = 64 * 1024;
+
 template <class Apply>
 bool load_file(const std::string& path, std::string& err, Apply&& apply) {
-    std::ifstream in(path);
+    struct stat st {};
+    if (::stat(path.c_str(), &st) != 0) {
+        err = path + ": cannot open (" + std::strerror(errno) + ")";
+        return false;
+    }
+    if (!S_ISREG(st.st_mode)) {
+        err = path + ": not a regular file";
+        return false;
+    }
+    std::ifstream in(path, std::ios::binary);
     if (!in) {
         err = path + ": cannot open";
         return false;
     }
+    std::string text(max_file_bytes + 1, '\0');
+    in.read(text.data(), static_cast<std::streamsize>(text.size()));
+    text.resize(static_cast<std::size_t>(in.gcount()));
+    if (text.size() > max_file_bytes) {
+        err = path + ": larger than " + std::to_string(max_file_bytes / 1024) + " KiB";
+        return false;
+    }
+    std::istringstream lines(text);
     std::string line;
     unsigned lineno = 0;
-    while (std::getline(in, line)) {
+    while (std::getline(lines, line)) {
         ++lineno;
         std::string_view s = line;
         if (const auto hash = s.find('#'); hash != std::string_view::npos)
@@ -341,6 +376,9 @@ bool parse_args(int argc, const char* const* argv, daemon_config& cfg, std::stri
         } else if (a == "--no-failback") {
             cfg.failback = false;
             continue;
+        } else if (a == "--persist") {
+            cfg.persist = true;
+            continue;
         }
         struct flag {
             std::string_view name;
@@ -425,13 +463,15 @@ const char* usage() noexcept {
     return "usage: npa-linkd [--config FILE] [--tap NAME] --lower IF:PLUGIN[:MODE] ...\n"
            "                 [--socket PATH] [--mac MAC] [--queues N] [--policy FILE]\n"
            "                 [--allow-mac MAC] [--allow-vlan LIST] [--mtu-min N] [--mtu-max N]\n"
-           "                 [--min-dwell-ms N] [--no-failback]\n"
+           "                 [--min-dwell-ms N] [--no-failback] [--persist]\n"
            "\n"
            "Binds the TAP interface NAME (created if needed, default npa0) to an ordered list\n"
            "of lower interfaces, each driven by a plugin: af_xdp (MODE copy, zero-copy or\n"
            "auto) or af_packet. Traffic runs over the first usable lower; when it goes down\n"
            "or disappears the daemon switches to the next one without the TAP noticing.\n"
-           "Control it with npactl through the unix socket (default /run/npa-linkd.sock).\n";
+           "Control it with npactl through the unix socket (default /run/npa/npa-linkd.sock).\n"
+           "With --persist the TAP, its addresses, routes and MAC outlive the daemon, and a\n"
+           "restart re-attaches to it; its carrier is off while no lower is usable.\n";
 }
 
 } // namespace npa::lnx::tools

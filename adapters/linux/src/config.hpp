@@ -5,10 +5,11 @@
 //   tap = npa0                      the TAP interface the stack sees
 //   lower = va0 af_xdp [copy|zero-copy|auto]
 //   lower = va1 af_packet           lower interfaces, in order of preference
-//   socket = /run/npa-linkd.sock    the control socket
+//   socket = /run/npa/npa-linkd.sock    the control socket
 //   mac = 02:00:00:00:00:01         the shell's MAC (default: the TAP's own)
 //   queues = 1
 //   failback = yes                  return to a preferred lower when it comes back
+//   persist = no                    keep the TAP (addresses, routes, MAC) when the daemon exits
 //   min_dwell_ms = 50               hysteresis between discretionary switches
 //   policy = /etc/npa/policy.conf
 // Policy file (same syntax):
@@ -17,6 +18,8 @@
 //   mtu_min = 576
 //   mtu_max = 1500
 #pragma once
+
+#include "control_protocol.hpp"
 
 #include <npa/control.hpp>
 #include <npa/linux/af_xdp.hpp>
@@ -49,11 +52,12 @@ struct policy_config {
 struct daemon_config {
     std::string tap = "npa0";
     std::vector<lower_config> lowers;
-    std::string socket = "/run/npa-linkd.sock";
+    std::string socket = default_socket;
     bool has_mac = false;
     mac_addr mac{};
     std::uint16_t queues = 1;
     bool failback = true;
+    bool persist = false; ///< the TAP outlives the daemon (TUNSETPERSIST): a restart re-attaches
     std::uint32_t min_dwell_ms = 50;
     policy_config policy;
     bool help = false;

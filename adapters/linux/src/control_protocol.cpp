@@ -1,9 +1,16 @@
 // The npa-linkd control protocol: strict request parsing and small JSON helpers.
 #include "control_protocol.hpp"
 
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
 #include <cctype>
+#include <cerrno>
 #include <charconv>
 #include <cstdio>
+#include <cstring>
 #include <vector>
 
 namespace npa::lnx::tools {
@@ -169,5 +176,61 @@ bool json_get_string(std::string_view j, std::string_view key, std::string& out)
     }
     return false;
 }
+
+// ---- the socket's path and peers -----------------------------------------------------
+
+std::string prepare_socket_path(const std::string& path, std::string& note) {
+    note.clear();
+    if (path.empty() || path.size() >= sizeof(sockaddr_un::sun_path)) {
+        return "socket path must be 1.." + std::to_string(sizeof(sockaddr_un::sun_path) - 1) +
+               " characters";
+    }
+    const std::string dir = default_run_dir;
+    if (path.compare(0, dir.size() + 1, dir + "/") == 0 && ::mkdir(dir.c_str(), 0755) != 0 &&
+        errno != EEXIST) {
+        return "cannot create " + dir + ": " + std::strerror(errno);
+    }
+    struct stat st {};
+    if (::lstat(path.c_str(), &st) != 0) {
+        return errno == ENOENT ? std::string() : path + ": " + std::strerror(errno);
+    }
+    if (!S_ISSOCK(st.st_mode)) {
+        return path + " exists and is not a socket: not removing it (choose another --socket)";
+    }
+    if (st.st_uid != ::geteuid()) {
+        return path + " is a socket owned by uid " + std::to_string(st.st_uid) +
+               ", not this user: not removing it";
+    }
+    const int probe = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_un sa{};
+    sa.sun_family = AF_UNIX;
+    std::memcpy(sa.sun_path, path.c_str(), path.size() + 1);
+    const bool live = ::connect(probe, reinterpret_cast<sockaddr*>(&sa), sizeof sa) == 0;
+    const int why = errno;
+    ::close(probe);
+    if (live) {
+        return "control socket " + path + " is in use (another npa-linkd?)";
+    }
+    if (why != ECONNREFUSED) {
+        return path + ": " + std::strerror(why);
+    }
+    if (::unlink(path.c_str()) != 0) {
+        return "cannot remove the stale socket " + path + ": " + std::strerror(errno);
+    }
+    note = "removed the stale socket " + path + " (nothing answered on it)";
+    return {};
+}
+
+bool peer_uid(int fd, unsigned& uid) {
+    ucred c{};
+    socklen_t len = sizeof c;
+    if (::getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &c, &len) != 0 || len != sizeof c) {
+        return false;
+    }
+    uid = c.uid;
+    return true;
+}
+
+bool peer_trusted(unsigned uid) { return uid == 0 || uid == ::geteuid(); }
 
 } // namespace npa::lnx::tools

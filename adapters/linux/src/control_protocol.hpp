@@ -20,6 +20,23 @@ namespace npa::lnx::tools {
 
 inline constexpr std::size_t max_request_line = 256;
 
+/// Where npa-linkd listens and npactl connects unless told otherwise: a directory only
+/// root can write, so no other user can put a socket of their own at that path.
+inline constexpr const char* default_run_dir = "/run/npa";
+inline constexpr const char* default_socket = "/run/npa/npa-linkd.sock";
+
+/// Makes `path` free for the daemon's bind. Creates default_run_dir (0755) when the path
+/// lies in it. Whatever is at the path is removed only when it is a socket, owned by this
+/// process's effective user, and nothing answers on it (a stale socket of an earlier run);
+/// `note` then says so. Anything else (a regular file, another user's socket, a live
+/// daemon) is left alone and the reason returned. Empty on success.
+[[nodiscard]] std::string prepare_socket_path(const std::string& path, std::string& note);
+
+/// The user at the other end of a connected unix socket (SO_PEERCRED). Trusted: root or
+/// this process's effective user. False with `uid` unset if the kernel does not say.
+[[nodiscard]] bool peer_uid(int fd, unsigned& uid);
+[[nodiscard]] bool peer_trusted(unsigned uid);
+
 enum class command : std::uint8_t { status, stats, switch_to, ping };
 
 struct request {

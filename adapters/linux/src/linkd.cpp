@@ -38,6 +38,15 @@ constexpr std::uint32_t ring_size = 2048;
 /// TAP transmit queue (packets): what the stack may queue while the loop is stalled in
 /// a switch's prepare step; the default 1000 overflows at ~25,000 packets/s in 40 ms.
 constexpr int tap_txqueuelen = 10000;
+/// How long the old path's RX must stay empty before a switch releases it: frames already
+/// on their way to the old lower when the peer learns the new one must still be read, and
+/// AF_PACKET shows received frames only when their TPACKET_V3 block retires (after
+/// packet_rx_retire_ms, later on a loaded machine). Without it, a ping reply that reached
+/// the old lower in the last millisecond before the release was lost with its socket.
+constexpr std::uint64_t switch_rx_quiet_ns = 2'000'000;
+/// A drain that takes longer gives up on the old path (its unconfirmed TX comes back and
+/// is resent); above switch_rx_quiet_ns with room for a loaded machine's scheduling.
+constexpr std::uint64_t switch_drain_timeout_ns = 50'000'000;
 /// Poll timeout when idle (ms): bounds how long a TX completion waits to be reaped.
 constexpr int idle_timeout_ms = 20;
 /// Spacing of the repeated post-switch announcements.
@@ -51,6 +60,14 @@ std::uint64_t mono_ns() noexcept {
     ::clock_gettime(CLOCK_MONOTONIC, &ts);
     return static_cast<std::uint64_t>(ts.tv_sec) * 1'000'000'000u +
            static_cast<std::uint64_t>(ts.tv_nsec);
+}
+
+// The lower's interface still exists (same index, or at least its name).
+bool lower_exists(const lower_state& l) {
+    char name[IF_NAMESIZE] = {};
+    if (l.ifindex != 0 && ::if_indextoname(static_cast<unsigned>(l.ifindex), name) != nullptr)
+        return true;
+    return ::if_nametoindex(l.cfg.ifname.c_str()) != 0;
 }
 
 bool iface_running(const char* name, int& ifindex) {
@@ -165,6 +182,16 @@ bool linkd::init(std::string& err) {
         return false;
     }
     tap_ = std::move(*t);
+    // Persistent: a crash leaves the interface and its configuration; this run may be
+    // the one re-attaching to it (its MAC is then kept, below). No carrier until a lower
+    // carries traffic.
+    if (cfg_.persist) {
+        if (const status st = tap_.set_persist(true); !st.ok()) {
+            err = "TAP '" + cfg_.tap + "': " + st.reason();
+            return false;
+        }
+    }
+    (void)tap_.set_carrier(false);
     // 2. Its MAC and MTU: the configured MAC, else the first the policy allows, else
     //    the TAP's own; the MTU must fit the policy.
     mac_addr mac{};
@@ -201,6 +228,8 @@ bool linkd::init(std::string& err) {
     sc.queues.tx_ring_size = ring_size;
     sc.queues.mtu = mtu;
     sc.policy.min_dwell_ns = std::uint64_t{cfg_.min_dwell_ms} * 1'000'000u;
+    sc.policy.rx_quiet_ns = switch_rx_quiet_ns;
+    sc.policy.drain_timeout_ns = switch_drain_timeout_ns;
     sc.inline_switch = true;
     shell_ = std::make_unique<linkd_shell>(env_, std::span<umem_pool* const>(pools_), sc);
     if (!shell_->init_status().ok()) {
@@ -229,6 +258,15 @@ bool linkd::init(std::string& err) {
         l.packet_dev = af_packet_device::named(lc.ifname.c_str());
         l.xdp_dev = af_xdp_device::over(lc.ifname.c_str(), *pool_, lc.mode);
         l.running = iface_running(lc.ifname.c_str(), l.ifindex);
+        // A run killed while attached left its XDP program on the lower: remove it now,
+        // or it would stay after this run too.
+        if (lc.kind == plugin_kind::af_xdp && l.ifindex != 0 &&
+            remove_stale_xsk_program(lc.ifname.c_str()) > 0) {
+            linkd_env{}.log(
+                log_level::warning,
+                ("removed the XDP program (xsk_def_prog) an earlier run left on " + lc.ifname)
+                    .c_str());
+        }
         lowers_.push_back(l);
     }
     // 5. Link events and the control socket.
@@ -241,16 +279,16 @@ bool linkd::init(std::string& err) {
     sa.sun_family = AF_UNIX;
     std::snprintf(sa.sun_path, sizeof sa.sun_path, "%s", cfg_.socket.c_str());
     {
-        const int probe = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-        const bool live = ::connect(probe, reinterpret_cast<sockaddr*>(&sa), sizeof sa) == 0;
-        ::close(probe);
-        if (live) {
-            err = "control socket " + cfg_.socket + " is in use (another npa-linkd?)";
+        // Only a stale socket of ours is removed; anything else at the path stays.
+        std::string note;
+        if (std::string why = prepare_socket_path(cfg_.socket, note); !why.empty()) {
+            err = std::move(why);
             ::close(listen_fd_);
             listen_fd_ = -1;
             return false;
         }
-        ::unlink(cfg_.socket.c_str());
+        if (!note.empty())
+            linkd_env{}.log(log_level::warning, note.c_str());
     }
     if (::bind(listen_fd_, reinterpret_cast<sockaddr*>(&sa), sizeof sa) != 0 ||
         ::listen(listen_fd_, 8) != 0) {
@@ -269,7 +307,8 @@ bool linkd::init(std::string& err) {
     std::string why;
     for (std::size_t i = 0; i < lowers_.size(); ++i) {
         if (!lowers_[i].running) {
-            why += " " + lowers_[i].cfg.ifname + ": not up;";
+            why += " " + lowers_[i].cfg.ifname +
+                   (lowers_[i].ifindex == 0 ? ": no such interface;" : ": not up;");
             continue;
         }
         const status st = request_switch(i, switch_reason::boot);
@@ -339,6 +378,7 @@ void linkd::failover(switch_reason why) {
     }
     failover_pending_ = true; // nothing usable now: retry when a lower comes up
     failover_reason_ = why;
+    (void)tap_.set_carrier(false); // the stack sees the link down, not a black hole
 }
 
 void linkd::after_switch() {
@@ -346,6 +386,8 @@ void linkd::after_switch() {
     if (h.size() != 0) {
         const switch_record& r = h.recent(0);
         const int li = lower_of_path(r.to);
+        if (r.result == errc::ok)
+            (void)tap_.set_carrier(true);
         if (li >= 0 && r.result == errc::ok)
             ++lowers_[static_cast<std::size_t>(li)].switches_to;
         char line[256];
@@ -495,7 +537,20 @@ void linkd::run() {
         if (fds[ctl_at + 1].revents & POLLIN) {
             const int c = ::accept4(listen_fd_, nullptr, nullptr, SOCK_CLOEXEC | SOCK_NONBLOCK);
             if (c >= 0) {
-                if (clients_.size() >= max_clients) {
+                unsigned uid = 0;
+                const bool known = peer_uid(c, uid);
+                if (!known || !peer_trusted(uid)) {
+                    // SO_PEERCRED: only root and the daemon's own user may control it.
+                    ++tc_.refused_clients;
+                    const std::string e =
+                        json_error(known ? "uid " + std::to_string(uid) +
+                                               " may not control npa-linkd (root or its own "
+                                               "user only)"
+                                         : std::string("the kernel did not name the peer")) +
+                        "\n";
+                    (void)!::write(c, e.data(), e.size());
+                    ::close(c);
+                } else if (clients_.size() >= max_clients) {
                     const std::string e = json_error("too many control connections") + "\n";
                     (void)!::write(c, e.data(), e.size());
                     ::close(c);
@@ -533,6 +588,7 @@ void linkd::run() {
             const int li = lower_of_path(active);
             if (li >= 0 && lowers_[static_cast<std::size_t>(li)].running && h == errc::ok) {
                 failover_pending_ = false;
+                (void)tap_.set_carrier(true); // the active lower itself came back
             } else {
                 failover(failover_reason_);
             }
@@ -540,8 +596,10 @@ void linkd::run() {
         // The active plugin noticed its device is gone or down before rtnetlink told us.
         if (!shell_->switching() && !failover_pending_) {
             if (h != errc::ok) {
-                failover(h == errc::removed ? switch_reason::surprise_removal
-                                            : switch_reason::device_error);
+                const int li = lower_of_path(active);
+                const bool gone = h == errc::removed ||
+                                  (li >= 0 && !lower_exists(lowers_[static_cast<std::size_t>(li)]));
+                failover(gone ? switch_reason::surprise_removal : switch_reason::device_error);
             }
         }
         if (announces_left_ != 0 && mono_ns() >= next_announce_ns_ && !shell_->switching()) {
@@ -579,7 +637,7 @@ void linkd::handle_link_event(const link_event& ev) {
             std::snprintf(line, sizeof line, "VLAN %u on %s: refused (%s); interface %s removed",
                           ev.vlan_id, tap_.name(), st.reason(), ev.ifname);
         }
-        linkd_env{}.log(log_level::info, line);
+        linkd_env{}.log(st.ok() ? log_level::info : log_level::warning, line);
         return;
     }
     for (std::size_t i = 0; i < vlan_ifindex_.size(); ++i) {
@@ -607,13 +665,13 @@ void linkd::handle_link_event(const link_event& ev) {
         }
         const int active = lower_of_path(shell_->active_path());
         if (was && !l.running && static_cast<int>(i) == active) {
-            linkd_env{}.log(log_level::warning,
-                            (l.cfg.ifname +
-                             (ev.what == link_event::kind::removed ? " removed" : " went down") +
-                             ": switching away")
-                                .c_str());
-            failover(ev.what == link_event::kind::removed ? switch_reason::surprise_removal
-                                                          : switch_reason::device_error);
+            // `ip link del` reports the interface down first, then gone: by the time the
+            // first report is read the interface is usually gone already.
+            const bool gone = ev.what == link_event::kind::removed || !lower_exists(l);
+            linkd_env{}.log(
+                log_level::warning,
+                (l.cfg.ifname + (gone ? " removed" : " went down") + ": switching away").c_str());
+            failover(gone ? switch_reason::surprise_removal : switch_reason::device_error);
         } else if (!was && l.running) {
             if (failover_pending_) {
                 failover(failover_reason_);
@@ -644,7 +702,7 @@ void linkd::apply_tap_change(const link_event& ev) {
                           tap_.name(), format_mac(ev.mac).c_str(), st.reason(),
                           format_mac(old).c_str());
         }
-        linkd_env{}.log(log_level::info, line);
+        linkd_env{}.log(st.ok() ? log_level::info : log_level::warning, line);
     }
     if (ev.mtu != 0 && ev.mtu != want.mtu()) {
         const std::uint32_t old = want.mtu();
@@ -658,7 +716,7 @@ void linkd::apply_tap_change(const link_event& ev) {
             std::snprintf(line, sizeof line, "MTU of %s -> %u: refused (%s), reverted to %u",
                           tap_.name(), ev.mtu, st.reason(), old);
         }
-        linkd_env{}.log(log_level::info, line);
+        linkd_env{}.log(st.ok() ? log_level::info : log_level::warning, line);
     }
 }
 
@@ -792,7 +850,8 @@ std::string linkd::render_status(bool text) {
          ",\"switches\":" + std::to_string(shell_->history().switches()) + ",\"lowers\":[";
     std::string t = std::string(tap_.name()) + ": mac " + format_mac(want.mac()) + ", mtu " +
                     std::to_string(want.mtu()) + ", " +
-                    std::to_string(shell_->history().switches()) + " switches\n";
+                    std::to_string(shell_->history().switches()) +
+                    (shell_->history().switches() == 1 ? " switch\n" : " switches\n");
     for (std::size_t i = 0; i < lowers_.size(); ++i) {
         const auto& l = lowers_[i];
         const char* state = l.ifindex == 0 ? "missing" : l.running ? "up" : "down";
@@ -862,7 +921,8 @@ std::string linkd::render_stats(bool text) {
          ",\"announces\":" + std::to_string(tc_.announces) +
          ",\"control_applied\":" + std::to_string(tc_.control_applied) +
          ",\"control_refused\":" + std::to_string(tc_.control_refused) +
-         ",\"bad_requests\":" + std::to_string(tc_.bad_requests) + "}";
+         ",\"bad_requests\":" + std::to_string(tc_.bad_requests) +
+         ",\"refused_clients\":" + std::to_string(tc_.refused_clients) + "}";
     o += ",\"shell\":{\"tx_accepted\":" + std::to_string(c.tx_accepted) +
          ",\"tx_backlogged\":" + std::to_string(c.tx_backlogged) +
          ",\"tx_requeued\":" + std::to_string(c.tx_requeued) +
@@ -897,7 +957,7 @@ std::string linkd::render_stats(bool text) {
     std::snprintf(
         line, sizeof line,
         "tap %s: read %llu (dropped %llu), written %llu (dropped %llu)\n"
-        "switches %llu (failed %llu): last %s us, median %s us, max %s us, held %llu, lost %llu\n",
+        "switches: %llu (failed %llu): last %s us, median %s us, max %s us, held %llu, lost %llu\n",
         tap_.name(), static_cast<unsigned long long>(tc_.read),
         static_cast<unsigned long long>(tc_.read_dropped),
         static_cast<unsigned long long>(tc_.written),

@@ -67,6 +67,7 @@ struct tap_counters {
     std::uint64_t announces = 0;
     std::uint64_t control_applied = 0, control_refused = 0;
     std::uint64_t bad_requests = 0;
+    std::uint64_t refused_clients = 0; ///< connections from other users (SO_PEERCRED)
 };
 
 class linkd {

@@ -1,18 +1,26 @@
 #!/bin/sh
-# Measures npa-linkd against the plain veth pair it runs over (adapters/linux/README.md,
-# "Measurements"). Needs root, iproute2, iperf3, ping (iputils-ping), ethtool, python3.
+# Measures npa-linkd against the plain veth pair it runs over, in the same run
+# (adapters/linux/README.md, "Measurements"). Needs root, iproute2, iperf3, ping
+# (iputils-ping), ethtool, python3.
 #
 #   adapters/linux/tools/bench.sh <build-dir>/bin [seconds]
+#   OFFLOADS=off adapters/linux/tools/bench.sh ...   # the peer's TSO/GSO/GRO/checksums off
 #
 # Topology: namespace npab-g (the guest: npa0 or va0 carries 10.77.0.1) and npab-p (the
 # peer: br0 = 10.77.0.2 over vb0, vb1), as in the tests. Both namespaces are deleted on
-# exit. Prints a markdown table.
+# exit. Prints markdown tables: TCP both ways (host to peer, and peer to host with
+# iperf3 -R) and 64-byte UDP, each with its ratio to plain veth measured in this run; for
+# npa-linkd also the packets it moved per CPU-second of its thread (schedstat) beside
+# packets per wall-clock second, and the load average, since the machine is shared.
 set -eu
 BIN=${1:?usage: bench.sh <dir with npa-linkd and npactl> [seconds]}
 T=${2:-5}
+OFFLOADS=${OFFLOADS:-on}
 G=npab-g
 P=npab-p
-SOCK=/tmp/npab.sock
+mkdir -p /run/npa
+SOCK=/run/npa/npab.sock
+W=$(mktemp -d)
 DPID=
 SPID=
 
@@ -22,7 +30,7 @@ cleanup() {
     ip netns del $G 2>/dev/null || true
     ip netns del $P 2>/dev/null || true
 }
-trap cleanup EXIT INT TERM
+trap 'cleanup; rm -rf "$W"' EXIT INT TERM
 
 topology() {
     cleanup
@@ -36,12 +44,13 @@ topology() {
     for i in 0 1; do
         ip -n $G link add va$i type veth peer name vb$i netns $P
         ip -n $P link set vb$i master br0
-        ip netns exec $P ethtool -K vb$i tx off >/dev/null
+        ip netns exec $P ethtool -K vb$i tx $OFFLOADS tso $OFFLOADS gso $OFFLOADS gro $OFFLOADS >/dev/null
+        ip netns exec $G ethtool -K va$i gro $OFFLOADS >/dev/null 2>&1 || true
         ip -n $G link set va$i up
         ip -n $P link set vb$i up
     done
     ip -n $P link set br0 up
-    ip netns exec $P ethtool -K br0 tx off >/dev/null
+    ip netns exec $P ethtool -K br0 tx $OFFLOADS tso $OFFLOADS gso $OFFLOADS >/dev/null
     ip -n $P addr add 10.77.0.2/24 dev br0
     ip netns exec $P iperf3 -s -p 5301 >/dev/null 2>&1 &
     SPID=$!
@@ -49,7 +58,7 @@ topology() {
 }
 
 start_linkd() {  # $@: --lower flags
-    ip netns exec $G "$BIN/npa-linkd" --tap npa0 --socket $SOCK --min-dwell-ms 0 "$@" 2>/tmp/npab-linkd.log &
+    ip netns exec $G "$BIN/npa-linkd" --tap npa0 --socket $SOCK --min-dwell-ms 0 "$@" 2>"$W/linkd.log" &
     DPID=$!
     for _ in 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20; do
         "$BIN/npactl" --socket $SOCK status >/dev/null 2>&1 && break
@@ -64,8 +73,8 @@ stop_linkd() {
     DPID=
 }
 
-tcp_mbits() {
-    ip netns exec $G iperf3 -c 10.77.0.2 -p 5301 -t "$T" --json |
+tcp_mbits() {  # $1: empty (host to peer) or -R (peer to host)
+    ip netns exec $G iperf3 -c 10.77.0.2 -p 5301 -t "$T" ${1:-} --json |
         python3 -c 'import json,sys; d=json.load(sys.stdin); print("%.0f" % (d["end"]["sum_received"]["bits_per_second"]/1e6))'
 }
 
@@ -74,27 +83,56 @@ udp_kpps() {  # 64-byte datagrams, unlimited rate: delivered packets per second
         python3 -c 'import json,sys; d=json.load(sys.stdin)["end"]["sum"]; print("%.0f" % ((d["packets"]-d["lost_packets"])/d["seconds"]/1e3))'
 }
 
-echo "| path | TCP Mbit/s (iperf3, ${T} s) | UDP 64 B kpps delivered |"
-echo "|---|---|---|"
+ratio() { python3 -c "import sys; b=float(sys.argv[2]); print('%.0f%%' % (100*float(sys.argv[1])/b) if b else '-')" "$1" "$2"; }
+
+# The daemon's CPU time (ns, schedstat's first field, every thread) and the packets the
+# shell moved (TX accepted + RX delivered).
+cpu_ns() { cat /proc/"$DPID"/task/*/schedstat | awk '{s += $1} END {printf "%d", s}'; }
+shell_pkts() {
+    "$BIN/npactl" --socket $SOCK --json stats |
+        python3 -c 'import json,sys; s=json.load(sys.stdin)["shell"]; print(s["tx_accepted"] + s["rx_delivered"])'
+}
+# Runs "$@" (one measurement) and appends "kpps per CPU-s / kpps per wall-s" of the
+# daemon over it to $W/eff.
+measured() {
+    c0=$(cpu_ns); p0=$(shell_pkts); t0=$(date +%s%N)
+    out=$("$@")
+    c1=$(cpu_ns); p1=$(shell_pkts); t1=$(date +%s%N)
+    python3 -c "import sys; c,p,t=[float(x) for x in sys.argv[1:]]; print('%.0f / %.0f' % (p/(c/1e9)/1e3 if c else 0, p/(t/1e9)/1e3))" \
+        $((c1 - c0)) $((p1 - p0)) $((t1 - t0)) >>"$W/eff"
+    echo "$out"
+}
+
+echo "Load average at start: $(cut -d' ' -f1-3 /proc/loadavg); peer offloads $OFFLOADS"
+echo
+echo "| path | TCP host to peer, Mbit/s | vs veth | TCP peer to host (-R), Mbit/s | vs veth | UDP 64 B kpps | vs veth | npa-linkd kpps per CPU-s / per wall-s (TCP out, TCP in, UDP) |"
+echo "|---|---|---|---|---|---|---|---|"
 
 topology
 ip -n $G addr add 10.77.0.1/24 dev va0
 ip netns exec $G ping -c 1 -W 2 10.77.0.2 >/dev/null
-echo "| plain veth (baseline) | $(tcp_mbits) | $(udp_kpps) |"
+B_OUT=$(tcp_mbits)
+B_IN=$(tcp_mbits -R)
+B_UDP=$(udp_kpps)
+echo "| plain veth (baseline) | $B_OUT | 100% | $B_IN | 100% | $B_UDP | 100% | - |"
 
 for lower in va0:af_xdp:copy va1:af_packet; do
     topology
     start_linkd --lower "$lower"
-    echo "| npa-linkd over ${lower#*:} | $(tcp_mbits) | $(udp_kpps) |"
+    : >"$W/eff"
+    OUT=$(measured tcp_mbits)
+    IN=$(measured tcp_mbits -R)
+    UDP=$(measured udp_kpps)
+    echo "| npa-linkd over ${lower#*:} | $OUT | $(ratio "$OUT" "$B_OUT") | $IN | $(ratio "$IN" "$B_IN") | $UDP | $(ratio "$UDP" "$B_UDP") | $(paste -sd, "$W/eff" | sed 's/,/; /g') |"
     stop_linkd
 done
 
 # Switches under load: an operator switch every 50 ms during a TCP run and a 200 Hz ping.
 topology
 start_linkd --lower va0:af_xdp:copy --lower va1:af_packet
-ip netns exec $G iperf3 -c 10.77.0.2 -p 5301 -t $((T + 2)) --json >/tmp/npab-iperf.json &
+ip netns exec $G iperf3 -c 10.77.0.2 -p 5301 -t $((T + 2)) --json >"$W/iperf.json" &
 IP=$!
-ip netns exec $G ping -q -i 0.005 -c $((T * 200)) -W 2 10.77.0.2 >/tmp/npab-ping.txt &
+ip netns exec $G ping -q -i 0.005 -c $((T * 200)) -W 2 10.77.0.2 >"$W/ping.txt" &
 PP=$!
 sleep 0.5
 n=0
@@ -106,9 +144,11 @@ wait $PP || true
 wait $IP || true
 echo
 echo "100 switches under load:"
-grep -E "packets transmitted" /tmp/npab-ping.txt | sed 's/^/  ping: /'
-python3 -c 'import json; d=json.load(open("/tmp/npab-iperf.json")); print("  iperf3: %.0f Mbit/s received, %d retransmits" % (d["end"]["sum_received"]["bits_per_second"]/1e6, d["end"]["sum_sent"]["retransmits"]))'
+grep -E "packets transmitted" "$W/ping.txt" | sed 's/^/  ping: /'
+python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); print("  iperf3: %.0f Mbit/s received, %d retransmits" % (d["end"]["sum_received"]["bits_per_second"]/1e6, d["end"]["sum_sent"]["retransmits"]))' "$W/iperf.json"
 "$BIN/npactl" --socket $SOCK stats | grep switches | sed 's/^/  /'
 "$BIN/npactl" --socket $SOCK --json stats | python3 -c '
 import json,sys; s=json.load(sys.stdin)["shell"]; print("  shell: tx_backlogged %d, tx_requeued %d, tx_lost %d" % (s["tx_backlogged"], s["tx_requeued"], s["tx_lost"]))'
 stop_linkd
+echo
+echo "Load average at end: $(cut -d' ' -f1-3 /proc/loadavg)"

@@ -17,7 +17,9 @@
 //                        void irq_disarm(std::uint16_t q) noexcept;
 //   capability_provider  capabilities capabilities() const noexcept;
 //   stats_provider       const queue_stats& stats(std::uint16_t q) const noexcept;
-// Optional (detected with if constexpr): reports_health (errc health() const noexcept).
+// Optional (detected with if constexpr): reports_health (errc health() const noexcept),
+//   bounds_rx_drain (std::uint32_t rx_drain_bound(q) const noexcept),
+//   device_managed_buffers (static constexpr bool device_managed_buffers = true).
 //
 // Semantic requirements (not checked by the compiler):
 //   - attach() takes the device window, lays out rings in the device's memory, posts RX
@@ -102,6 +104,27 @@ concept stats_provider = requires(const P& p, std::uint16_t q) {
 template <class P>
 concept reports_health = requires(const P& p) {
     { p.health() } noexcept -> std::same_as<errc>;
+};
+
+/// Optional: a bound on the RX a drain reads from this plugin's device: what the device
+/// can have received and not yet delivered when the drain starts (an RX ring's worth).
+/// Without it a drain reads the old path until one burst comes back short, which a
+/// device whose RX never runs dry (a traffic generator, net_null) never does.
+/// Unchecked: called on queue q's thread when the drain starts.
+template <class P>
+concept bounds_rx_drain = requires(const P& p, std::uint16_t q) {
+    { p.rx_drain_bound(q) } noexcept -> std::same_as<std::uint32_t>;
+};
+
+/// Optional: `static constexpr bool device_managed_buffers = true` says that the device
+/// side allocates RX buffers and frees sent TX buffers itself (a DPDK port driven through
+/// ethdev: its PMD refills from the mempool and frees on completion), so what the shell
+/// hands it and gets back never balances per path. The shell then keeps no per-path count
+/// for it and does not report a detach as a leak; audit() counts such buffers as in the
+/// pool or with the device, not in the plugin.
+template <class P>
+concept device_managed_buffers = requires {
+    requires static_cast<bool>(P::device_managed_buffers);
 };
 
 template <class P, class Api>

@@ -55,6 +55,9 @@ class ethdev_plugin {
 public:
     static constexpr const char* name = "ethdev";
     using device_type = ethdev_port;
+    /// The sub-port's PMD refills RX from the mempool and frees TX on completion
+    /// (npa/concepts/plugin.hpp: device_managed_buffers).
+    static constexpr bool device_managed_buffers = true;
 
     /// Steps: 1. check the port and what it can do; 2. configure it for qc.queues pairs;
     /// 3. set up the rings (sizes adjusted to the port's limits); 4. start it. On failure
@@ -102,6 +105,21 @@ public:
         }
         port_ = dev.port_id;
         queues_ = qc.queues;
+        rx_ring_ = nb_rx;
+        // Counters start at zero on every attach: the shell folded what this path counted
+        // before into its history when it detached (keeping them would count it twice).
+        // The sub-port's own byte counters keep running across stop/start, so what they
+        // say now is the baseline.
+        rte_eth_stats es{};
+        const bool have = rte_eth_stats_get(port_, &es) == 0;
+        for (std::uint16_t q = 0; q < ethdev_max_queues; ++q) {
+            stats_[q] = queue_stats{};
+            counts_[q].rx.store(0, std::memory_order_relaxed);
+            counts_[q].tx.store(0, std::memory_order_relaxed);
+            counts_[q].tx_short.store(0, std::memory_order_relaxed);
+            const bool qs = have && q < RTE_ETHDEV_QUEUE_STAT_CNTRS;
+            byte_base_[q] = {qs ? es.q_ibytes[q] : 0, qs ? es.q_obytes[q] : 0};
+        }
         caps_ = to_capabilities(info);
         removed_.store(false, std::memory_order_relaxed);
         attached_ = true;
@@ -125,9 +143,9 @@ public:
         if (NPA_UNLIKELY(!usable(q))) return 0;
         const std::uint16_t n = static_cast<std::uint16_t>(bufs.size());
         const std::uint16_t k = rte_eth_tx_burst(port_, q, as_mbufs(bufs), n);
-        queue_stats& s = stats_[q];
-        s.tx_packets += k;
-        if (NPA_UNLIKELY(k < n)) ++s.tx_ring_full;
+        counter& c = counts_[q];
+        bump(c.tx, k);
+        if (NPA_UNLIKELY(k < n)) bump(c.tx_short, 1);
         return k;
     }
 
@@ -135,7 +153,7 @@ public:
         if (NPA_UNLIKELY(!usable(q))) return 0;
         const std::uint16_t k =
             rte_eth_rx_burst(port_, q, as_mbufs(out), static_cast<std::uint16_t>(out.size()));
-        stats_[q].rx_packets += k;
+        bump(counts_[q].rx, k);
         return k;
     }
 
@@ -151,6 +169,12 @@ public:
     /// what the shell must account for.
     std::uint32_t tx_in_flight(std::uint16_t) const noexcept { return 0; }
 
+    /// What a drain reads from this port at most: one RX ring, the most the port can
+    /// have received and not yet handed over when the drain started. A port whose RX
+    /// never runs dry (net_null, a generator) is left after that; one that runs dry
+    /// ends the drain sooner with a short burst.
+    std::uint32_t rx_drain_bound(std::uint16_t) const noexcept { return rx_ring_; }
+
     void irq_arm(std::uint16_t q) noexcept {
         if (usable(q)) (void)rte_eth_dev_rx_intr_enable(port_, q);
     }
@@ -162,14 +186,22 @@ public:
     /// Control path: packet counts are the plugin's own; bytes are the sub-port's
     /// per-queue counters (rte_eth_stats q_ibytes/q_obytes), read now, never lower than
     /// before (a port that resets or stops counting does not make them go back).
+    /// The shell calls this under its per-queue stats lock (the queue's thread and the
+    /// control thread take turns); the burst counters are single-writer atomics.
     const queue_stats& stats(std::uint16_t q) const noexcept {
         if (q >= ethdev_max_queues) q = 0;
         queue_stats& s = stats_[q];
+        s.rx_packets = counts_[q].rx.load(std::memory_order_relaxed);
+        s.tx_packets = counts_[q].tx.load(std::memory_order_relaxed);
+        s.tx_ring_full = counts_[q].tx_short.load(std::memory_order_relaxed);
         rte_eth_stats es{};
         if (attached_ && !removed_.load(std::memory_order_relaxed) &&
             q < RTE_ETHDEV_QUEUE_STAT_CNTRS && rte_eth_stats_get(port_, &es) == 0) {
-            s.rx_bytes = std::max(s.rx_bytes, es.q_ibytes[q]);
-            s.tx_bytes = std::max(s.tx_bytes, es.q_obytes[q]);
+            const auto since = [](std::uint64_t now, std::uint64_t base) noexcept {
+                return now >= base ? now - base : 0;
+            };
+            s.rx_bytes = std::max(s.rx_bytes, since(es.q_ibytes[q], byte_base_[q][0]));
+            s.tx_bytes = std::max(s.tx_bytes, since(es.q_obytes[q], byte_base_[q][1]));
         }
         return s;
     }
@@ -222,7 +254,22 @@ private:
     bool attached_ = false;
     std::atomic<bool> removed_{false};
     npa::capabilities caps_{};
+    /// Burst counters: written by the queue's thread only (load + store, no locked
+    /// instruction), read by stats().
+    struct counter {
+        std::atomic<std::uint64_t> rx{0};
+        std::atomic<std::uint64_t> tx{0};
+        std::atomic<std::uint64_t> tx_short{0};
+    };
+    static void bump(std::atomic<std::uint64_t>& c, std::uint64_t n) noexcept {
+        c.store(c.load(std::memory_order_relaxed) + n, std::memory_order_relaxed);
+    }
+
+    std::uint32_t rx_ring_ = 0;
+    std::array<counter, ethdev_max_queues> counts_{};
     mutable std::array<queue_stats, ethdev_max_queues> stats_{};
+    /// The sub-port's RX and TX byte counters per queue when this path attached.
+    std::array<std::array<std::uint64_t, 2>, ethdev_max_queues> byte_base_{};
 };
 
 /// The smallest shell API an ethdev plugin needs (buffers flow through the port's own

@@ -33,10 +33,13 @@ struct rte_pmd_npa_status_info {
     uint16_t sub_port[8];      /**< ethdev port id of each path (RTE_MAX_ETHPORTS: gone) */
 };
 
-/** Moves port_id's data path to sub-device `path` (0-based, dev() order).
- *  Returns 0 on success (the switch completes as the queues drain), -ENODEV if port_id is
- *  not a net_npa port, -EINVAL for a path out of range, -EBUSY while a switch drains,
- *  -EIO if the path's device is gone or not started. */
+/** Moves port_id's data path to sub-device `path` (0-based, dev() order). An operator's
+ *  switch is not subject to the dwell time (dwell_ms applies to automatic switches).
+ *  Returns 0 on success (the switch completes as the queues drain; asking for the path
+ *  the port is on or moving to is a no-op and returns 0), -ENODEV if port_id is not a
+ *  net_npa port, -EINVAL for a path out of range, -EBUSY while a switch drains or during
+ *  the back-off after a failed switch to that path, -EIO if the path's device is gone or
+ *  could not be started. */
 int rte_pmd_npa_switch(uint16_t port_id, uint32_t path);
 
 /** Fills *st. Returns 0, or -ENODEV if port_id is not a net_npa port. */

@@ -19,6 +19,7 @@
 #include <npa/concepts/plugin.hpp>
 #include <npa/linux/checksum.hpp>
 #include <npa/linux/detail.hpp>
+#include <npa/linux/virtio_net_defs.hpp>
 #include <npa/stats.hpp>
 #include <npa/status.hpp>
 
@@ -31,6 +32,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <array>
 #include <atomic>
 #include <cerrno>
@@ -81,9 +83,12 @@ namespace detail {
 
 /// Where the RX walk of one TPACKET_V3 ring stands.
 struct packet_rx_cursor {
-    std::uint32_t block = 0; ///< block being read
-    std::uint32_t pkt = 0;   ///< packets of it already delivered or dropped
-    std::uint32_t off = 0;   ///< offset of the next packet in it
+    std::uint32_t block = 0;          ///< block being read
+    std::uint32_t pkt = 0;            ///< packets of it already delivered or dropped
+    std::uint32_t off = 0;            ///< offset of the next packet in it
+    std::uint32_t seg = 0;            ///< segments of that packet already delivered (a GSO packet)
+    std::uint64_t extra_segments = 0; ///< delivered segments beyond each packet's first
+    bool vnet = false;                ///< a virtio_net_hdr precedes every frame (PACKET_VNET_HDR)
 };
 
 inline tpacket_block_desc* packet_rx_block(std::byte* ring, std::uint32_t block) noexcept {
@@ -106,12 +111,118 @@ inline void packet_rx_release_block(std::byte* ring, packet_rx_cursor& c) noexce
     c.block = (c.block + 1) % packet_rx_block_count;
     c.pkt = 0;
     c.off = 0;
+    c.seg = 0;
 }
 
-/// Copies the next packet of `block` into b. Returns false when the block has nothing
+/// A frame as it was on the wire: the bytes in the ring, with the 802.1Q tag the kernel
+/// took out (VLAN acceleration) put back at offset 12.
+struct packet_wire_frame {
+    const std::byte* src = nullptr;
+    std::uint32_t snap = 0; ///< bytes in the ring
+    std::array<std::byte, 4> tag{};
+    bool tagged = false;
+
+    [[nodiscard]] std::uint32_t length() const noexcept { return snap + (tagged ? 4u : 0u); }
+    /// Copies bytes [from, from + n) of the wire frame to dst.
+    void copy(std::byte* dst, std::uint32_t from, std::uint32_t n) const noexcept {
+        if (!tagged) {
+            std::memcpy(dst, src + from, n);
+            return;
+        }
+        while (n != 0) {
+            std::uint32_t k = 0;
+            if (from < 12) {
+                k = std::min(n, 12 - from);
+                std::memcpy(dst, src + from, k);
+            } else if (from < 16) {
+                k = std::min(n, 16 - from);
+                std::memcpy(dst, tag.data() + (from - 12), k);
+            } else {
+                k = n;
+                std::memcpy(dst, src + from - 4, k);
+            }
+            dst += k;
+            from += k;
+            n -= k;
+        }
+    }
+};
+
+/// Segment `seg` of a TCP frame larger than a buffer (one the peer's TSO or the lower's
+/// GRO built), cut at gso_size bytes of payload as the kernel's own GSO cuts it
+/// (tcp_gso_segment: sequence numbers advance by the payload, FIN and PSH only on the last
+/// segment, CWR only on the first; IPv4 lengths, ids and header checksum redone), with
+/// its TCP checksum computed. Returns the segment count (0: the frame cannot be cut into
+/// buffers of `cap` bytes: not TCP over IPv4/IPv6 without extension headers, or a
+/// header that does not fit) and the segment's length in `seg_len`.
+inline std::uint32_t packet_gso_segment(const packet_wire_frame& f, std::uint16_t gso_size,
+                                        std::uint32_t seg, std::byte* dst, std::uint32_t cap,
+                                        std::uint32_t& seg_len) noexcept {
+    using csum_detail::load16;
+    using csum_detail::store16;
+    const std::uint32_t len = f.length();
+    // The headers, parsed from a copy of the frame's start (at most 18 + 60 + 60 bytes).
+    std::array<std::byte, 160> h{};
+    f.copy(h.data(), 0, std::min<std::uint32_t>(len, h.size()));
+    l4_location l;
+    if (gso_size == 0 || len <= h.size() || !locate_l4(h.data(), len, l) || l.udp ||
+        l.start + 20 > h.size()) {
+        return 0;
+    }
+    const std::uint32_t doff = (std::to_integer<std::uint32_t>(h[l.start + 12]) >> 4) * 4;
+    const std::uint32_t hdr = l.start + doff;
+    if (doff < 20 || hdr > h.size() || hdr >= l.end || hdr + gso_size > cap) {
+        return 0;
+    }
+    const std::uint32_t payload = l.end - hdr;
+    const std::uint32_t count = (payload + gso_size - 1) / gso_size;
+    if (seg >= count) {
+        return 0;
+    }
+    const std::uint32_t at = seg * gso_size;
+    const std::uint32_t n = std::min<std::uint32_t>(gso_size, payload - at);
+    std::memcpy(dst, h.data(), hdr);
+    f.copy(dst + hdr, hdr + at, n);
+    const std::uint32_t l2 =
+        (load16(h.data() + 12) == 0x8100 || load16(h.data() + 12) == 0x88a8) ? 18u : 14u;
+    std::byte* ip = dst + l2;
+    const std::uint32_t l4_bytes = doff + n;
+    if ((std::to_integer<unsigned>(ip[0]) >> 4) == 4) {
+        const std::uint32_t l3 = l.start - l2;
+        store16(ip + 2, static_cast<std::uint16_t>(l3 + l4_bytes));
+        store16(ip + 4, static_cast<std::uint16_t>(load16(ip + 4) + seg));
+        store16(ip + 10, 0);
+        store16(ip + 10, static_cast<std::uint16_t>(~csum_fold(csum_add(0, ip, l3))));
+    } else {
+        store16(ip + 4, static_cast<std::uint16_t>(l4_bytes));
+    }
+    std::byte* th = dst + l.start;
+    const std::uint32_t seq = (std::uint32_t{load16(th + 4)} << 16 | load16(th + 6)) + at;
+    store16(th + 4, static_cast<std::uint16_t>(seq >> 16));
+    store16(th + 6, static_cast<std::uint16_t>(seq));
+    constexpr unsigned fin = 0x01, psh = 0x08, cwr = 0x80;
+    unsigned flags = std::to_integer<unsigned>(th[13]);
+    if (seg + 1 != count) {
+        flags &= ~(fin | psh);
+    }
+    if (seg != 0) {
+        flags &= ~cwr;
+    }
+    th[13] = static_cast<std::byte>(flags);
+    // The pseudo-header sum for this segment's length, then the checksum over it.
+    const std::uint64_t pseudo = l.pseudo - (l.end - l.start) + l4_bytes;
+    store16(th + 16, csum_fold(pseudo));
+    seg_len = hdr + n;
+    (void)finish_l4_csum(dst, seg_len, l.start, 16, false);
+    return count;
+}
+
+/// Copies the next packet of `block` into b (or, for a TCP packet larger than b that
+/// arrived with GSO metadata, its next segment). Returns false when the block has nothing
 /// more to give (its end, or a header that fails the bounds checks, in which case the
 /// rest of the block is dropped and counted). Every packet the block header announces is
-/// either delivered (rx_packets) or dropped (rx_dropped) by the time this returns false.
+/// either delivered (rx_packets, once per segment) or dropped (rx_dropped) by the time
+/// this returns false.
 template <class Buffer>
 bool packet_rx_deliver(const std::byte* block, packet_rx_cursor& c, queue_stats& stats,
                        Buffer b) noexcept {
@@ -135,44 +246,85 @@ bool packet_rx_deliver(const std::byte* block, packet_rx_cursor& c, queue_stats&
         const auto* h = reinterpret_cast<const tpacket3_hdr*>(block + off);
         const std::uint32_t mac = h->tp_mac;
         const std::uint32_t snap = h->tp_snaplen;
-        const std::uint32_t next = h->tp_next_offset;
-        ++c.pkt;
-        if (c.pkt < num) {
-            if (next == 0 || next > packet_rx_block_size - off) {
-                ++stats.bad_completion;
-                stats.rx_dropped += num - c.pkt;
-                c.pkt = num;
-            } else {
-                c.off = off + next;
+        // Done with this packet: on to the next one the block header announces.
+        const auto next_packet = [&] {
+            ++c.pkt;
+            c.seg = 0;
+            if (c.pkt < num) {
+                const std::uint32_t next = h->tp_next_offset;
+                if (next == 0 || next > packet_rx_block_size - off) {
+                    ++stats.bad_completion;
+                    stats.rx_dropped += num - c.pkt;
+                    c.pkt = num;
+                } else {
+                    c.off = off + next;
+                }
             }
-        }
-        if (mac > packet_rx_block_size - off || snap > packet_rx_block_size - off - mac) {
+        };
+        // The virtio-net header sits right before the frame (tpacket_rcv).
+        const std::uint32_t vnet = c.vnet ? sizeof(virtio_net_hdr) : 0u;
+        if (mac > packet_rx_block_size - off || snap > packet_rx_block_size - off - mac ||
+            mac < sizeof(tpacket3_hdr) + vnet) {
             ++stats.bad_completion;
             ++stats.rx_dropped;
+            next_packet();
             continue;
         }
-        const bool tagged = (h->tp_status & TP_STATUS_VLAN_VALID) != 0;
-        const std::uint32_t len = snap + (tagged ? 4u : 0u);
-        if (snap != h->tp_len || snap < ETH_HLEN || len > b.capacity()) {
-            ++stats.rx_dropped; // truncated or larger than a buffer
-            continue;
-        }
-        const std::byte* src = block + off + mac;
-        std::byte* dst = b.data();
-        offload_info o{};
-        if (tagged) {
-            // The kernel took the 802.1Q tag out of the frame (VLAN acceleration);
-            // put it back so the shell sees the frame that was on the wire.
-            std::memcpy(dst, src, 12);
+        packet_wire_frame f;
+        f.src = block + off + mac;
+        f.snap = snap;
+        f.tagged = (h->tp_status & TP_STATUS_VLAN_VALID) != 0;
+        if (f.tagged) {
             const std::uint16_t tpid =
                 h->hv1.tp_vlan_tpid != 0 ? h->hv1.tp_vlan_tpid : std::uint16_t{ETH_P_8021Q};
             const std::uint16_t tag[2] = {htons(tpid),
                                           htons(static_cast<std::uint16_t>(h->hv1.tp_vlan_tci))};
-            std::memcpy(dst + 12, tag, 4);
-            std::memcpy(dst + 16, src + 12, snap - 12);
-        } else {
-            std::memcpy(dst, src, snap);
+            std::memcpy(f.tag.data(), tag, 4);
         }
+        const std::uint32_t len = f.length();
+        if (snap != h->tp_len || snap < ETH_HLEN) {
+            ++stats.rx_dropped; // truncated
+            next_packet();
+            continue;
+        }
+        std::byte* dst = b.data();
+        offload_info o{};
+        if (len > b.capacity()) {
+            // Larger than a buffer: a TCP frame the peer's TSO or the lower's GRO built
+            // is cut into segments (one per call); anything else is dropped and counted.
+            virtio_net_hdr vh{};
+            if (vnet != 0) {
+                std::memcpy(&vh, f.src - vnet, sizeof vh);
+            }
+            const auto type = static_cast<std::uint8_t>(vh.gso_type & ~VIRTIO_NET_HDR_GSO_ECN);
+            std::uint32_t seg_len = 0;
+            const std::uint32_t count =
+                type == VIRTIO_NET_HDR_GSO_TCPV4 || type == VIRTIO_NET_HDR_GSO_TCPV6
+                    ? packet_gso_segment(f, vh.gso_size, c.seg, dst, b.capacity(), seg_len)
+                    : 0;
+            if (count == 0) {
+                // Larger than a buffer and cannot be cut. A packet cut short (the buffers
+                // shrank under it) counts as dropped; its segments delivered so far all
+                // become extra ones.
+                ++stats.rx_dropped;
+                c.extra_segments += c.seg != 0 ? 1u : 0u;
+                next_packet();
+                continue;
+            }
+            if (c.seg != 0) {
+                ++c.extra_segments;
+            }
+            if (++c.seg == count) {
+                next_packet();
+            }
+            o.csum = csum_state::good;
+            b.set_offload(o);
+            b.set_length(seg_len);
+            ++stats.rx_packets;
+            stats.rx_bytes += seg_len;
+            return true;
+        }
+        f.copy(dst, 0, len);
         if (h->tp_status & TP_STATUS_CSUM_VALID) {
             o.csum = csum_state::good;
         } else if (h->tp_status & TP_STATUS_CSUMNOTREADY) {
@@ -180,6 +332,7 @@ bool packet_rx_deliver(const std::byte* block, packet_rx_cursor& c, queue_stats&
             // the stack behind the TAP would see a wrong checksum.
             o.csum = finish_rx_partial(dst, len);
         }
+        next_packet();
         b.set_offload(o);
         b.set_length(len);
         ++stats.rx_packets;
@@ -342,21 +495,26 @@ public:
             std::byte* frame = qu.tx_ring + std::size_t{slot} * packet_tx_frame_size;
             auto* hdr = reinterpret_cast<tpacket3_hdr*>(frame);
             const std::uint32_t len = b.length();
-            if (NPA_UNLIKELY(len < ETH_HLEN || len > packet_tx_frame_size - tx_data_off)) {
+            const std::uint32_t vnet = qu.rx.vnet ? sizeof(virtio_net_hdr) : 0u;
+            if (NPA_UNLIKELY(len < ETH_HLEN || len > packet_tx_frame_size - tx_data_off - vnet)) {
                 // A frame the ring cannot carry: the packet is dropped and counted; the
                 // buffer goes back to the shell as completed (with an error).
                 ++qu.stats.tx_errors;
                 api_->tx_complete(q, std::span<const buffer_type>(&bufs[n], 1));
                 continue;
             }
-            std::memcpy(frame + tx_data_off, b.data(), len);
-            if (NPA_UNLIKELY(!finish_tx_csum(frame + tx_data_off, len, b.offload()))) {
+            // The virtio_net_hdr (PACKET_VNET_HDR) asks for nothing: the checksum is
+            // finished here and the frame is never larger than the MTU.
+            std::memset(frame + tx_data_off, 0, vnet);
+            std::byte* data = frame + tx_data_off + vnet;
+            std::memcpy(data, b.data(), len);
+            if (NPA_UNLIKELY(!finish_tx_csum(data, len, b.offload()))) {
                 ++qu.stats.tx_errors; // a checksum request outside the frame: dropped
                 api_->tx_complete(q, std::span<const buffer_type>(&bufs[n], 1));
                 continue;
             }
-            hdr->tp_len = len;
-            hdr->tp_snaplen = len;
+            hdr->tp_len = len + vnet;
+            hdr->tp_snaplen = len + vnet;
             hdr->tp_next_offset = 0; // TPACKET_V3 TX rejects variable-size slots
             qu.tx_buf_info[slot] = b;
             // Hand the frame to the kernel last (release: the data above is visible first).
@@ -455,9 +613,23 @@ public:
         return c;
     }
 
+    /// Queue q's counters, with the frames the kernel dropped because the RX ring was full
+    /// (PACKET_STATISTICS tp_drops, read on this control-path call; the kernel resets it on
+    /// every read, so it is accumulated) added to rx_dropped.
     [[nodiscard]] const queue_stats& stats(std::uint16_t q) const noexcept {
         static const queue_stats none{};
-        return attached_ && q < nqueues_ ? queues_[q].stats : none;
+        if (!attached_ || q >= nqueues_) {
+            return none;
+        }
+        queue& qu = queues_[q];
+        tpacket_stats_v3 ks{};
+        socklen_t len = sizeof ks;
+        if (qu.fd >= 0 && ::getsockopt(qu.fd, SOL_PACKET, PACKET_STATISTICS, &ks, &len) == 0) {
+            qu.kernel_drops += ks.tp_drops;
+        }
+        qu.reported = qu.stats;
+        qu.reported.rx_dropped += qu.kernel_drops;
+        return qu.reported;
     }
 
     /// errc::removed once the kernel said the interface is gone, errc::device_error once it
@@ -486,6 +658,8 @@ private:
         std::unique_ptr<buffer_type[]> tx_buf_info;
         bool armed = false;
         queue_stats stats{};
+        std::uint64_t kernel_drops = 0; ///< PACKET_STATISTICS tp_drops so far
+        queue_stats reported{};         ///< stats plus kernel_drops, as stats() last read them
     };
 
     // Where packet data starts in a TX frame: TPACKET3_HDRLEN minus the sockaddr_ll the
@@ -506,11 +680,17 @@ private:
         if (::setsockopt(qu.fd, SOL_PACKET, PACKET_VERSION, &v, sizeof v) != 0) {
             return {errc::not_supported, "af_packet: TPACKET_V3 not supported"};
         }
-        // 3. Only frames the interface received: what the local stack sends on the lower
-        //    interface (and our own TX) must not come back as RX (Linux 4.20+).
+        // 3. GSO and checksum metadata with every frame (a virtio_net_hdr before it, in
+        //    both rings; set before the rings exist): a frame the peer's TSO or the
+        //    lower's GRO made larger than a buffer arrives with its segment size, so the
+        //    RX walk can cut it instead of dropping it. Kernels without it: frames larger
+        //    than a buffer are dropped and counted (rx_dropped).
         int one = 1;
+        qu.rx.vnet = ::setsockopt(qu.fd, SOL_PACKET, PACKET_VNET_HDR, &one, sizeof one) == 0;
+        // 4. Only frames the interface received: what the local stack sends on the lower
+        //    interface (and our own TX) must not come back as RX (Linux 4.20+).
         (void)::setsockopt(qu.fd, SOL_PACKET, PACKET_IGNORE_OUTGOING, &one, sizeof one);
-        // 4. The rings: RX as blocks with a retire timeout, TX as fixed frames.
+        // 5. The rings: RX as blocks with a retire timeout, TX as fixed frames.
         tpacket_req3 rx{};
         rx.tp_block_size = packet_rx_block_size;
         rx.tp_block_nr = packet_rx_block_count;
@@ -532,7 +712,7 @@ private:
         if (::setsockopt(qu.fd, SOL_PACKET, PACKET_TX_RING, &tx, sizeof tx) != 0) {
             return {errc::no_memory, "af_packet: PACKET_TX_RING failed"};
         }
-        // 5. One mapping: the RX ring first, the TX ring right after it.
+        // 6. One mapping: the RX ring first, the TX ring right after it.
         const std::size_t rx_len = std::size_t{packet_rx_block_size} * packet_rx_block_count;
         const std::size_t tx_len = std::size_t{tx.tp_block_size} * tx.tp_block_nr;
         void* m = ::mmap(nullptr, rx_len + tx_len, PROT_READ | PROT_WRITE,
@@ -551,7 +731,7 @@ private:
         if (!qu.tx_buf_info) {
             return {errc::no_memory, "af_packet: out of memory for tx bookkeeping"};
         }
-        // 6. Bind to the interface for every protocol.
+        // 7. Bind to the interface for every protocol.
         sockaddr_ll sll{};
         sll.sll_family = AF_PACKET;
         sll.sll_protocol = htons(ETH_P_ALL);
@@ -560,7 +740,7 @@ private:
             return {errno == ENETDOWN ? errc::removed : errc::device_error,
                     "af_packet: bind to the interface failed"};
         }
-        // 7. Frames for any destination MAC: the shell's MAC is not the lower's.
+        // 8. Frames for any destination MAC: the shell's MAC is not the lower's.
         if (dev.promiscuous) {
             packet_mreq mr{};
             mr.mr_ifindex = ifindex;
@@ -569,7 +749,7 @@ private:
                 return {errc::device_error, "af_packet: promiscuous membership failed"};
             }
         }
-        // 8. Several queues: spread flows over the sockets by hash (PACKET_FANOUT_HASH
+        // 9. Several queues: spread flows over the sockets by hash (PACKET_FANOUT_HASH
         //    keeps a flow on one queue, so its packets stay in order).
         if (nqueues_ > 1) {
             int arg = fanout | (PACKET_FANOUT_HASH << 16);

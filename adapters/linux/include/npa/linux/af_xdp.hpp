@@ -117,6 +117,44 @@ struct xdp_queue_rings {
     xsk_ring_cons cq{};
 };
 
+/// Removes the AF_XDP redirect program (libxdp's xsk_def_prog) that a process killed
+/// while attached left on `ifname`: libxdp removes it only with the last socket of the
+/// process that loaded it, and a later process reuses it without owning it, so without
+/// this it stays for good. Call it only for an interface this process owns for AF_XDP
+/// (another live AF_XDP user of it would lose its program). Other XDP programs are left
+/// alone. Returns how many it removed (0: none there), -1 if it could not look.
+[[nodiscard]] inline int remove_stale_xsk_program(const char* ifname) noexcept {
+    const int ifindex = static_cast<int>(::if_nametoindex(ifname));
+    if (ifindex == 0) {
+        return -1;
+    }
+    xdp_multiprog* mp = xdp_multiprog__get_from_ifindex(ifindex);
+    if (mp == nullptr || libxdp_get_error(mp) != 0) {
+        return libxdp_get_error(mp) == -ENOENT ? 0 : -1;
+    }
+    const xdp_attach_mode mode = xdp_multiprog__attach_mode(mp);
+    int removed = 0;
+    const auto is_xsk = [](xdp_program* p) {
+        const char* n = p != nullptr ? xdp_program__name(p) : nullptr;
+        return n != nullptr && std::strcmp(n, "xsk_def_prog") == 0;
+    };
+    if (xdp_multiprog__is_legacy(mp)) {
+        xdp_program* p = xdp_multiprog__main_prog(mp);
+        if (is_xsk(p) && xdp_program__detach(p, ifindex, mode, 0) == 0) {
+            ++removed;
+        }
+    } else {
+        for (xdp_program* p = xdp_multiprog__next_prog(nullptr, mp); p != nullptr;
+             p = xdp_multiprog__next_prog(p, mp)) {
+            if (is_xsk(p) && xdp_program__detach(p, ifindex, mode, 0) == 0) {
+                ++removed;
+            }
+        }
+    }
+    xdp_multiprog__close(mp);
+    return removed;
+}
+
 template <class Api>
 class af_xdp_plugin {
 public:
@@ -186,6 +224,15 @@ public:
         }
         detail::logf(api, log_level::info, "af_xdp: attached to '%s' queue %u, %s mode", ifname_,
                      dev.queue_id, to_string(mode_));
+        // A chunk holds one frame (no multi-buffer descriptors here): say so when the
+        // lower's MTU lets larger ones arrive, which the kernel then drops (counted).
+        if (const unsigned mtu = detail::if_mtu(ifname_);
+            mtu + 18 > umem_chunk_size - umem_headroom) {
+            detail::logf(api, log_level::warning,
+                         "af_xdp: '%s' has MTU %u, but a UMEM chunk holds frames up to %u "
+                         "bytes: larger ones are dropped and counted in rx_dropped",
+                         ifname_, mtu, umem_chunk_size - umem_headroom);
+        }
         return {};
     }
 
@@ -456,9 +503,26 @@ public:
         return c;
     }
 
+    /// Queue q's counters, with what the kernel dropped before a frame reached the RX
+    /// ring added (XDP_STATISTICS, read on this control-path call): rx_dropped takes a
+    /// frame larger than a UMEM chunk (copy mode: the kernel cannot split it) or one that
+    /// found no chunk, and a full RX ring; bad_completion takes the descriptors it
+    /// refused. Without this a frame too large for a chunk would vanish uncounted.
     [[nodiscard]] const queue_stats& stats(std::uint16_t q) const noexcept {
         static const queue_stats none{};
-        return attached_ && q < nqueues_ ? queues_[q].stats : none;
+        if (!attached_ || q >= nqueues_) {
+            return none;
+        }
+        queue& qu = queues_[q];
+        qu.reported = qu.stats;
+        xdp_statistics ks{};
+        socklen_t len = sizeof ks;
+        if (qu.xsk != nullptr &&
+            ::getsockopt(xsk_socket__fd(qu.xsk), SOL_XDP, XDP_STATISTICS, &ks, &len) == 0) {
+            qu.reported.rx_dropped += ks.rx_dropped + ks.rx_ring_full;
+            qu.reported.bad_completion += ks.rx_invalid_descs + ks.tx_invalid_descs;
+        }
+        return qu.reported;
     }
 
     [[nodiscard]] errc health() const noexcept { return health_.load(std::memory_order_relaxed); }
@@ -550,6 +614,7 @@ private:
         std::uint32_t tx_in_flight = 0;
         bool armed = false;
         queue_stats stats{};
+        queue_stats reported{}; ///< stats plus the kernel's drops, as stats() last read them
     };
 
     status open_sockets(const device_type& dev, xdp_mode m) noexcept {

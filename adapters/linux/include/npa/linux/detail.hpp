@@ -5,6 +5,9 @@
 #include <npa/status.hpp>
 
 #include <net/if.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <cerrno>
 #include <cstdarg>
@@ -48,6 +51,19 @@ inline bool copy_ifname(char (&dst)[IFNAMSIZ], const char* src) noexcept {
         return errc::removed;
     }
     return err == ENETDOWN ? errc::device_error : errc::ok;
+}
+
+/// The MTU of interface `name`, or 0 if it cannot be read.
+[[nodiscard]] inline unsigned if_mtu(const char* name) noexcept {
+    const int s = ::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    if (s < 0) {
+        return 0;
+    }
+    ifreq ifr{};
+    (void)copy_ifname(ifr.ifr_name, name);
+    const bool ok = ::ioctl(s, SIOCGIFMTU, &ifr) == 0;
+    ::close(s);
+    return ok && ifr.ifr_mtu > 0 ? static_cast<unsigned>(ifr.ifr_mtu) : 0u;
 }
 
 } // namespace npa::lnx::detail

@@ -180,9 +180,22 @@ public:
                 static_cast<short>(IFF_TAP | IFF_NO_PI | (opt.queues > 1 ? IFF_MULTI_QUEUE : 0) |
                                    (opt.vnet_hdr ? IFF_VNET_HDR : 0));
             if (::ioctl(fd, TUNSETIFF, &ifr) != 0) {
-                return {errno == EBUSY ? errc::busy : errc::not_supported,
-                        "tap: TUNSETIFF failed (name taken by another kind of device, or "
-                        "no CAP_NET_ADMIN)"};
+                // tun_set_iff: EBUSY, the TAP is attached to another process's file
+                // (single-queue) or has all its queues; EPERM, no CAP_NET_ADMIN (or
+                // the TAP belongs to another user); EINVAL, the name is another kind of
+                // device or a TAP made with other flags.
+                switch (errno) {
+                case EBUSY:
+                    return {errc::busy, "tap: in use by another process (another npa-linkd?)"};
+                case EPERM:
+                    return {errc::not_supported,
+                            "tap: not permitted (needs CAP_NET_ADMIN, or the TAP is another "
+                            "user's)"};
+                default:
+                    return {errc::not_supported,
+                            "tap: TUNSETIFF refused (the name is another kind of device, or "
+                            "a TAP made with other flags)"};
+                }
             }
         }
         t.vnet_ = opt.vnet_hdr;
@@ -239,6 +252,25 @@ public:
     }
 
     // ---- interface attributes (control path) -----------------------------------------
+
+    /// Keeps the interface when the last file descriptor closes (TUNSETPERSIST), so a
+    /// daemon that exits or crashes leaves it, its addresses and routes in place; the next
+    /// open() of the same name attaches to it.
+    [[nodiscard]] status set_persist(bool on) const noexcept {
+        if (nq_ == 0 || ::ioctl(fds_[0], TUNSETPERSIST, on ? 1UL : 0UL) != 0) {
+            return {errc::not_supported, "tap: TUNSETPERSIST failed"};
+        }
+        return {};
+    }
+    /// The interface's carrier (TUNSETCARRIER, Linux 5.0): off while no path can carry
+    /// traffic, so the stack and routing daemons see the link down instead of a black hole.
+    [[nodiscard]] status set_carrier(bool on) const noexcept {
+        int v = on ? 1 : 0;
+        if (nq_ == 0 || ::ioctl(fds_[0], TUNSETCARRIER, &v) != 0) {
+            return {errc::not_supported, "tap: TUNSETCARRIER failed"};
+        }
+        return {};
+    }
 
     [[nodiscard]] status set_up(bool up) const noexcept {
         return with_ifreq([&](int s, ifreq& ifr) -> status {
