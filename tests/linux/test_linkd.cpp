@@ -101,6 +101,8 @@ TEST_CASE("TCP both ways over each plugin, with the peer's offloads on (TSO, GRO
     // larger than a buffer; the plugin must cut them into MTU-sized frames, not drop them.
     // A fixed transfer either completes or, with such frames dropped, crawls at a few
     // KB/s (every segment after the first retransmission is lost again) and times out.
+    // 60 s: 16 MB at a few KB/s takes an hour, and ASan on a loaded two-core machine
+    // still moves 30-100 Mbit/s (a few seconds).
     topology t;
     linkd_process d(two_lowers);
     REQUIRE_MESSAGE(d.up(), d.log());
@@ -131,7 +133,7 @@ TEST_CASE("TCP both ways over each plugin, with the peer's offloads on (TSO, GRO
                 const std::string direction = *dir ? "peer to host" : "host to peer";
                 CAPTURE(direction);
                 const std::string ip =
-                    sh_out("timeout 10 " + iperf_server(t, port++) + " -n 16M" + dir + " 2>&1");
+                    sh_out("timeout 60 " + iperf_server(t, port++) + " -n 16M" + dir + " 2>&1");
                 CHECK_MESSAGE(npa_test::iperf_receiver_mbits(ip) > 0, ip << d.log());
                 MESSAGE(which << ", " << direction << ", offloads "
                               << std::string(offloads ? "on" : "off") << ": "
