@@ -43,18 +43,18 @@ struct outcome {
 };
 
 template <class T, std::uint32_t Cap>
-outcome run_stress(std::uint64_t items, std::uint64_t seed) {
+outcome run_stress(npa_test::stress_budget& budget, std::uint64_t seed) {
     using ring_t = npa::index_ring<T, Cap>;
     auto ring = std::make_unique<ring_t>();
     outcome res;
 
-    std::thread producer([&ring, items, seed] {
+    std::thread producer([&ring, &budget, seed] {
         npa_test::rng g(seed);
         npa_test::backoff bo;
         std::array<T, max_burst> buf{};
         std::uint64_t seq = 0;
-        while (seq < items) {
-            const std::uint64_t left = items - seq;
+        while (budget.more(seq)) {
+            const std::uint64_t left = budget.items() - seq;
             const auto n = static_cast<std::uint32_t>(
                 std::min<std::uint64_t>(g.range(1, max_burst), left));
             std::uint32_t k = 0;
@@ -88,6 +88,7 @@ outcome run_stress(std::uint64_t items, std::uint64_t seed) {
                 bo.reset();
             }
         }
+        budget.finish(seq);
     });
 
     {
@@ -103,8 +104,8 @@ outcome run_stress(std::uint64_t items, std::uint64_t seed) {
             }
             ++expect;
         };
-        while (expect < items) {
-            const std::uint64_t left = items - expect;
+        for (std::uint64_t limit = budget.limit(); expect < limit; limit = budget.limit()) {
+            const std::uint64_t left = limit - expect;
             const auto n = static_cast<std::uint32_t>(
                 std::min<std::uint64_t>(g.range(1, max_burst), left));
             std::uint32_t k = 0;
@@ -147,18 +148,26 @@ outcome run_stress(std::uint64_t items, std::uint64_t seed) {
 
 } // namespace
 
+/// What every run asserts besides its own checks: the consumer took exactly what the
+/// producer sent, and that was at least the budget's floor.
+void check_count(const npa_test::stress_budget& b, std::uint64_t received) {
+    CHECK(received == b.limit());
+    CHECK(received >= b.floor());
+    MESSAGE(received << " of " << b.items() << " items moved");
+}
+
 TEST_CASE("index_ring stress: 8-byte handles, two threads, order and count") {
-    const std::uint64_t items = npa_test::stress_items();
-    const outcome o = run_stress<std::uint64_t, 256>(items, 11);
-    CHECK(o.received == items);
+    npa_test::stress_budget budget(npa_test::stress_items());
+    const outcome o = run_stress<std::uint64_t, 256>(budget, 11);
+    check_count(budget, o.received);
     CHECK(o.bad == 0);
     CHECK(o.first_bad_at == ~0ull);
 }
 
 TEST_CASE("index_ring stress: 16-byte descriptors, two threads, order, count, no tearing") {
-    const std::uint64_t items = npa_test::stress_items();
-    const outcome o = run_stress<desc16, 128>(items, 12);
-    CHECK(o.received == items);
+    npa_test::stress_budget budget(npa_test::stress_items());
+    const outcome o = run_stress<desc16, 128>(budget, 12);
+    check_count(budget, o.received);
     CHECK(o.bad == 0);
     CHECK(o.first_bad_at == ~0ull);
 }
@@ -171,7 +180,7 @@ TEST_CASE("index_ring stress: a third thread's size() snapshot stays within 0..C
     constexpr std::uint32_t cap = 64;
     constexpr std::uint32_t burst = 16;
     auto ring = std::make_unique<npa::index_ring<std::uint64_t, cap>>();
-    const std::uint64_t items = npa_test::stress_items() / 50 + 1;
+    npa_test::stress_budget budget(npa_test::stress_items() / 50 + 1);
     std::atomic<bool> done{false};
     std::uint64_t out_of_range = 0;
     std::thread observer([&] {
@@ -185,8 +194,10 @@ TEST_CASE("index_ring stress: a third thread's size() snapshot stays within 0..C
     std::thread producer([&] {
         npa_test::backoff bo;
         std::array<std::uint64_t, burst> buf{};
-        for (std::uint64_t seq = 0; seq < items;) {
-            const auto n = static_cast<std::uint32_t>(std::min<std::uint64_t>(burst, items - seq));
+        std::uint64_t seq = 0;
+        while (budget.more(seq)) {
+            const auto n =
+                static_cast<std::uint32_t>(std::min<std::uint64_t>(burst, budget.items() - seq));
             for (std::uint32_t i = 0; i < n; ++i) {
                 buf[i] = seq + i;
             }
@@ -198,12 +209,13 @@ TEST_CASE("index_ring stress: a third thread's size() snapshot stays within 0..C
                 bo.reset();
             }
         }
+        budget.finish(seq);
     });
     npa_test::backoff bo;
     std::array<std::uint64_t, burst> buf{};
     std::uint64_t expect = 0;
     std::uint64_t bad = 0;
-    while (expect < items) {
+    while (expect < budget.limit()) {
         const std::uint32_t k = ring->dequeue_burst(buf);
         for (std::uint32_t i = 0; i < k; ++i) {
             bad += buf[i] != expect ? 1u : 0u;
@@ -218,6 +230,7 @@ TEST_CASE("index_ring stress: a third thread's size() snapshot stays within 0..C
     producer.join();
     done.store(true, std::memory_order_release);
     observer.join();
+    check_count(budget, expect);
     CHECK(bad == 0);
     CHECK(out_of_range == 0);
 }

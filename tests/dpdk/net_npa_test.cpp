@@ -163,19 +163,34 @@ loop_result circulate(
     return r;
 }
 
-/// Waits (bounded) for the switch in progress to be released by the port's policy
-/// timer. The queues must keep being served for that (each acknowledges the release on
-/// its next burst), as an application's lcores do; empty TX bursts serve them here
-/// without taking packets out of the loop.
-void wait_switch_done(std::uint16_t port, std::uint16_t queues) {
+/// Waits (bounded) until `done(status)` holds, for what the port's policy timer does. The
+/// queues must keep being served for that (each acknowledges a release on its next burst),
+/// as an application's lcores do; empty TX bursts serve them here without taking packets
+/// out of the loop. The bound (60 s) only ends a test whose event never comes: a
+/// sanitizer build on a loaded machine may take seconds, and a passing test returns at
+/// once.
+template <class Done>
+void wait_port(std::uint16_t port, std::uint16_t queues, Done done, const char* what) {
     rte_pmd_npa_status_info s{};
-    for (int i = 0; i < 5000; ++i) {
+    for (int i = 0; i < 60'000; ++i) {
         REQUIRE(rte_pmd_npa_status(port, &s) == 0);
-        if (s.switching == 0) return;
+        if (done(s)) return;
         for (std::uint16_t q = 0; q < queues; ++q) (void)rte_eth_tx_burst(port, q, nullptr, 0);
         usleep(1000);
     }
-    FAIL("switch did not complete within 5 s");
+    FAIL(what << " not within 60 s");
+}
+
+/// Waits for the switch in progress to be released by the port's policy timer.
+void wait_switch_done(std::uint16_t port, std::uint16_t queues) {
+    wait_port(port, queues, [](const rte_pmd_npa_status_info& s) { return s.switching == 0; },
+              "switch completed");
+}
+
+/// Waits for the port's policy timer to make `path` the active one.
+void wait_active(std::uint16_t port, std::uint16_t queues, std::uint32_t path) {
+    wait_port(port, queues, [path](const rte_pmd_npa_status_info& s) { return s.active == path; },
+              "path made active");
 }
 
 std::uint64_t xstat(std::uint16_t port, const char* name) {
@@ -394,8 +409,8 @@ TEST_CASE("switch under bidirectional traffic: zero TX loss, no reordering") {
     REQUIRE(rte_vdev_init("net_npa2", "dev(net_ring21),dev(net_ring22),dwell_ms=0") == 0);
     const std::uint16_t port = port_by_name("net_npa2");
     start_port(port, 2);
-    int switched_at = -1;
-    bool back = false;
+    int switched_at = -1, back_at = -1;
+    bool back = false, waited = false;
     const loop_result r = circulate(port, 2, [&](int round) {
         if (round == rounds / 3) {
             REQUIRE(rte_pmd_npa_switch(port, 1) == 0);
@@ -410,8 +425,17 @@ TEST_CASE("switch under bidirectional traffic: zero TX loss, no reordering") {
             REQUIRE((rc == 0 || rc == -EBUSY));
             back = rc == 0;
             if (!back) usleep(200);
+            // The timer has not run by five sixths of the rounds (a loaded machine): wait
+            // for it, so that the switch back still has rounds of traffic after it.
+            if (!back && round == 5 * rounds / 6) {
+                wait_switch_done(port, 2);
+                back = rte_pmd_npa_switch(port, 0) == 0;
+                waited = true;
+            }
+            back_at = back ? round : -1;
         }
     });
+    INFO("switched back at round " << back_at << (waited ? " after waiting for the release" : ""));
     REQUIRE(back);
     wait_switch_done(port, 2);
     CHECK(switched_at > 0);
@@ -487,6 +511,12 @@ TEST_CASE("link down on the active sub-device moves traffic to the next path") {
             REQUIRE(rte_pmd_npa_status(port, &s) == 0);
             moved = s.active == 1;
             if (!moved) usleep(500);
+            // The timer has not run by five sixths of the rounds (a loaded machine): wait
+            // for it, so that traffic still runs on the new path afterwards.
+            if (!moved && round == 5 * rounds / 6) {
+                wait_active(port, 1, 1);
+                moved = true;
+            }
         }
     });
     REQUIRE(moved);
@@ -511,7 +541,7 @@ TEST_CASE("hot plug: a removed sub-device that comes back takes the traffic back
     wait_switch_done(port, 1);
     // Detached by the port's timer once no queue uses it (bounded wait).
     std::uint16_t id;
-    for (int i = 0; i < 5000 && rte_eth_dev_get_port_by_name("net_ring61", &id) == 0; ++i) {
+    for (int i = 0; i < 60'000 && rte_eth_dev_get_port_by_name("net_ring61", &id) == 0; ++i) {
         usleep(1000);
     }
     REQUIRE(rte_eth_dev_get_port_by_name("net_ring61", &id) != 0);
@@ -519,18 +549,24 @@ TEST_CASE("hot plug: a removed sub-device that comes back takes the traffic back
     // id is released before the device leaves the vdev bus, so the name may still be taken
     // for a moment: -EEXIST means "not yet", as for any application re-probing a device.
     int rc = rte_vdev_init("net_ring61", nullptr);
-    for (int i = 0; i < 5000 && rc == -EEXIST; ++i) {
+    for (int i = 0; i < 60'000 && rc == -EEXIST; ++i) {
         usleep(1000);
         rc = rte_vdev_init("net_ring61", nullptr);
     }
     REQUIRE(rc == 0);
     bool back = false;
-    const loop_result r = circulate(port, 1, [&](int) {
+    const loop_result r = circulate(port, 1, [&](int round) {
         if (back) return;
         rte_pmd_npa_status_info s{};
         REQUIRE(rte_pmd_npa_status(port, &s) == 0);
         back = s.active == 0;
         if (!back) usleep(500);
+        // The timer has not run by five sixths of the rounds (a loaded machine): wait for
+        // it, so that traffic still runs on the path it came back to.
+        if (!back && round == 5 * rounds / 6) {
+            wait_active(port, 1, 0);
+            back = true;
+        }
     });
     REQUIRE(back);
     wait_switch_done(port, 1);
@@ -590,7 +626,7 @@ removal_result remove_active_under_traffic(const char* vdev, const char* args, c
                 return;
             wait_switch_done(port, 1);
             std::uint16_t id;
-            for (int i = 0; i < 5000 && rte_eth_dev_get_port_by_name(sub0, &id) == 0; ++i) {
+            for (int i = 0; i < 60'000 && rte_eth_dev_get_port_by_name(sub0, &id) == 0; ++i) {
                 usleep(1000);
             }
             CHECK(rte_eth_dev_get_port_by_name(sub0, &id) != 0);
@@ -816,7 +852,7 @@ TEST_CASE("link follows the active sub-device, and is down when every path is do
     CHECK(link_is_up(port));
     CHECK(link_of(port).link_speed == 10000);
     REQUIRE(rte_eth_dev_set_link_down(a) == 0);
-    for (int i = 0; i < 5000 && active_of(port) != 1; ++i)
+    for (int i = 0; i < 60'000 && active_of(port) != 1; ++i)
         usleep(1000);
     REQUIRE(active_of(port) == 1);
     wait_switch_done(port, 1);
@@ -831,7 +867,7 @@ TEST_CASE("link follows the active sub-device, and is down when every path is do
     REQUIRE(rte_eth_dev_set_link_up(b) == 0);
     REQUIRE(rte_eth_dev_set_link_up(a) == 0);
     bool up = false;
-    for (int i = 0; i < 5000 && !up; ++i) {
+    for (int i = 0; i < 60'000 && !up; ++i) {
         up = link_is_up(port);
         if (!up)
             usleep(1000);

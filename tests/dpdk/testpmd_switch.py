@@ -55,6 +55,33 @@ def tel_query(prefix, command):
     return tel.stdout + tel.stderr
 
 
+# Waits for an event seen through telemetry end on the event; the bound only ends a run
+# whose event never comes, so it is sized for a loaded machine (seconds, not 0.5 s).
+PATIENCE_S = 60
+
+
+def tel_value(prefix, command, key):
+    """One number from a telemetry reply ({"<command>": {key: n, ...}}), or None."""
+    for m in re.finditer(r"\{.*\}", tel_query(prefix, command)):
+        try:
+            reply = json.loads(m.group(0))
+        except ValueError:
+            continue
+        for v in reply.values():
+            if isinstance(v, dict) and isinstance(v.get(key), int):
+                return v[key]
+    return None
+
+
+def wait_until(pred):
+    deadline = time.monotonic() + PATIENCE_S
+    while not pred():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.1)
+    return True
+
+
 def tel_socket(prefix):
     """A connection to the process's telemetry socket (what dpdk-telemetry.py opens),
     for many commands without starting a Python interpreter for each."""
@@ -87,7 +114,10 @@ def switch_many(prefix, count):
             if "error" in reply:
                 continue
             done += 1
-            for _ in range(500):
+            # Polled every 2 ms; bounded by PATIENCE_S, not by a count of polls (a
+            # loaded machine's timer may take far longer than 1 s to release a switch).
+            deadline = time.monotonic() + PATIENCE_S
+            while time.monotonic() < deadline:
                 if tel_ask(sk, "/npa/status,0")["/npa/status"].get("switching") == 0:
                     break
                 time.sleep(0.002)
@@ -187,17 +217,26 @@ def run_testpmd(testpmd, pmd_dir, vdev, prefix, switch, many=0, fwd="io"):
             telemetry = switch_many(prefix, many)
         if switch:
             telemetry = tel_query(prefix, "/npa/switch,0,1")
-            # The release completes on the port's timer while testpmd forwards.
-            for _ in range(50):
-                time.sleep(0.1)
-                last = tel_query(prefix, "/npa/status,0")
-                if '"switching": 0' in last:
-                    break
-            telemetry += last
+            # The release completes on the port's timer while testpmd forwards; then path 1
+            # forwards (seen in its counter, not assumed after a fixed time).
+            last = [""]
+
+            def released():
+                last[0] = tel_query(prefix, "/npa/status,0")
+                return '"switching": 0' in last[0]
+            wait_until(released)
+            telemetry += last[0]
+            wait_until(lambda: (tel_value(prefix, "/ethdev/xstats,0", "path1_tx_packets")
+                                or 0) > 0)
         time.sleep(FORWARD_S / 2)
         send("stop", 0.5)
         send("set fwd rxonly")
         send("start", DRAIN_S)
+        # Over looping sub-ports (net_ring), what was still in the rings has come back
+        # once RX caught up with TX.
+        if "net_ring" in vdev:
+            wait_until(lambda: tel_value(prefix, "/ethdev/stats,0", "ipackets") ==
+                       tel_value(prefix, "/ethdev/stats,0", "opackets"))
         send("stop", 0.5)
         send("show port stats 0")
         send("show port xstats 0")

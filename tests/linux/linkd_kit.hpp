@@ -106,12 +106,14 @@ inline int capture_in(const std::string& netns, const std::string& ifname) {
     return fd;
 }
 
-/// Reads frames from a capture socket for `ms` milliseconds; returns how many the interface
-/// received (not sent) with ethertype `type` and source MAC `src` (6 bytes).
-inline int count_frames_from(int fd, std::uint16_t type, const std::uint8_t* src, int ms) {
+/// Reads frames from a capture socket for `ms` milliseconds, or until `enough` of them were
+/// seen (0: the whole window); returns how many the interface received (not sent) with
+/// ethertype `type` and source MAC `src` (6 bytes).
+inline int count_frames_from(int fd, std::uint16_t type, const std::uint8_t* src, int ms,
+                             int enough = 0) {
     int n = 0;
     const auto until = std::chrono::steady_clock::now() + std::chrono::milliseconds(ms);
-    while (std::chrono::steady_clock::now() < until) {
+    while (std::chrono::steady_clock::now() < until && (enough == 0 || n < enough)) {
         pollfd p{fd, POLLIN, 0};
         if (::poll(&p, 1, 20) <= 0)
             continue;
@@ -124,6 +126,21 @@ inline int count_frames_from(int fd, std::uint16_t type, const std::uint8_t* src
             ++n;
     }
     return n;
+}
+
+/// Polls `pred` every 50 ms until it holds; false only after `seconds` without it. The
+/// bound ends a test whose event never comes; one that comes returns at once, so the bound
+/// is generous (a sanitizer build on a loaded two-core machine is 10-20x slower).
+template <class Pred>
+bool eventually(Pred pred, int seconds = 30) {
+    const auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(seconds);
+    for (;;) {
+        if (pred())
+            return true;
+        if (std::chrono::steady_clock::now() >= give_up)
+            return false;
+        std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
 }
 
 /// A number in npactl's JSON after `"key":` (the first occurrence at or after `from`).
@@ -152,8 +169,11 @@ public:
             ::execv(linkd_bin.c_str(), argv.data());
             ::_exit(127);
         }
-        // Ready when it answers on its socket (or gone, if it refused to start).
-        for (int i = 0; i < 100; ++i) {
+        // Ready when it answers on its socket (or gone, if it refused to start). The bound
+        // only ends a daemon that never answers: sanitizers on a loaded machine take
+        // seconds to start it (AF_XDP socket, XDP program), and a ready one returns at once.
+        const auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+        while (std::chrono::steady_clock::now() < give_up) {
             if (ctl("ping").first == 0) {
                 up_ = true;
                 return;
@@ -221,7 +241,7 @@ inline std::string linkd_process::raw(const std::string& bytes) const {
     std::string reply;
     while (reply.find('\n') == std::string::npos) {
         pollfd p{fd, POLLIN, 0};
-        if (::poll(&p, 1, 3000) <= 0)
+        if (::poll(&p, 1, 30000) <= 0) // only bounds a daemon that never answers
             break;
         char buf[4096];
         const ssize_t n = ::read(fd, buf, sizeof buf);

@@ -7,6 +7,8 @@
 #include <npa/sim/health_watch.hpp>
 #include <npa/sim/igbvf_rig.hpp>
 
+#include "../support/stall_guard.hpp"
+
 #include <array>
 #include <atomic>
 #include <thread>
@@ -24,13 +26,16 @@ TEST_CASE("plugin and device on two threads: everything sent arrives, everything
     igbvf_plugin<igbvf_rig::api_type> p;
     REQUIRE(p.attach(rig.api(), rig.window(), rig.queue_cfg()).ok());
     std::atomic<bool> stop{false};
+    std::atomic<std::uint64_t> dev_steps{0};
     std::thread dev([&] {
         while (!stop.load(std::memory_order_relaxed)) {
             rig.device().step();
+            dev_steps.fetch_add(1, std::memory_order_relaxed);
         }
     });
     // health() read from a control thread while the data path runs (shell::service()).
     health_watch watch(p);
+    watch.wait_first_look();
     constexpr std::uint64_t n = 5000;
     const std::uint32_t flow = rig.flow_for_queue(0);
     std::uint64_t sent = 0, far_sent = 0, got = 0;
@@ -38,9 +43,12 @@ TEST_CASE("plugin and device on two threads: everything sent arrives, everything
     // Frames the device had no buffer for are dropped and counted by it (rx_no_desc): RX is
     // done when every frame the far end sent is either received or counted as dropped.
     auto rx_accounted = [&] { return got + rig.device_rx_no_desc(0); };
-    for (std::uint64_t spins = 0;
-         (sent < n || far_sent < n || rx_accounted() < n || p.tx_in_flight(0) != 0) && spins < 5'000'000;
-         ++spins) {
+    // Bounded by progress, not by a count of passes that a descheduled device thread could
+    // use up: give up only when the device kept stepping and nothing moved.
+    npa_test::stall_guard guard;
+    bool stalled = false;
+    while (sent < n || far_sent < n || rx_accounted() < n || p.tx_in_flight(0) != 0) {
+        const std::uint64_t before = sent + far_sent + got + p.tx_in_flight(0);
         while (pend.size() < 32 && sent + pend.size() < n) {
             buffer_ref x{};
             if (rig.api().alloc_tx(std::span(&x, 1)) == 0) break;
@@ -66,8 +74,15 @@ TEST_CASE("plugin and device on two threads: everything sent arrives, everything
         rig.api().free(std::span(out).first(k));
         got += k;
         (void)p.tx_reap(0);
+        if (sent + far_sent + got + p.tx_in_flight(0) != before) {
+            guard.progress();
+        } else if (guard.idle(dev_steps.load(std::memory_order_relaxed))) {
+            stalled = true;
+            break;
+        }
         if (k == 0) std::this_thread::yield();
     }
+    CHECK_FALSE(stalled);
     watch.stop();
     CHECK(watch.looks() > 0);
     CHECK(watch.unhealthy() == 0);

@@ -5,11 +5,12 @@
 #include <npa/sim/simnic_plugin.hpp>
 #include <npa/sim/simnic_rig.hpp>
 
+#include "../support/stall_guard.hpp"
+
 #include <doctest/doctest.h>
 
 #include <array>
 #include <atomic>
-#include <chrono>
 #include <thread>
 #include <vector>
 
@@ -28,18 +29,15 @@ TEST_CASE("traffic both ways with the device on its own thread: nothing lost, al
     // The control thread's view while the data path runs: health() is read concurrently
     // (what shell::service() does), and a clean device stays healthy throughout.
     health_watch watch(p);
+    watch.wait_first_look();
     std::uint64_t sent = 0, rx = 0, far_sent = 0;
     std::vector<npa::buffer_ref> pend;
     std::array<npa::buffer_ref, 32> out{};
-    // Bounded by progress: give up (and report) only after 10 s in which nothing moved.
-    using clock = std::chrono::steady_clock;
-    auto last_progress = clock::now();
+    // Bounded by progress, not time: give up (and report) only when the device kept
+    // stepping and nothing moved (tests/support/stall_guard.hpp).
+    npa_test::stall_guard guard;
     bool stalled = false;
-    for (std::uint64_t idle = 0; sent < n || rx < n || p.tx_in_flight(0) != 0;) {
-        if (idle != 0 && idle % 1024 == 0 && clock::now() - last_progress > std::chrono::seconds(10)) {
-            stalled = true;
-            break;
-        }
+    while (sent < n || rx < n || p.tx_in_flight(0) != 0) {
         while (pend.size() < 32 && sent + pend.size() < n) {
             npa::buffer_ref b;
             if (rig.api().alloc_tx(std::span(&b, 1)) == 0) {
@@ -66,11 +64,13 @@ TEST_CASE("traffic both ways with the device on its own thread: nothing lost, al
         rig.api().free(std::span(out).first(m));
         rx += m;
         if (k + m + reaped == 0) {
-            ++idle;
+            if (guard.idle(rig.device().steps())) {
+                stalled = true;
+                break;
+            }
             std::this_thread::yield();  // two cores shared by everyone: let the device run
         } else {
-            idle = 0;
-            last_progress = clock::now();
+            guard.progress();
         }
     }
     const auto ds = rig.device().stats(0);

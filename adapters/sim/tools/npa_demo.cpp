@@ -205,12 +205,16 @@ void scenario(world& w, story& s, bool quick) {
     //    mandatory; arriving is discretionary and held back by the minimum dwell.
     w.b.nic->vf(0).revive();
     w.b.nic->vf(0).inject(fault_plan{});
+    //    The phase lasts its time and at least as many flap events as that time holds when
+    //    nothing else runs, so a loaded machine that spaces the events further apart
+    //    stretches the phase instead of thinning it out.
     const std::uint64_t flap_until = steady_ns() + (quick ? 150'000'000 : 600'000'000);
+    const std::uint64_t flap_events_min = quick ? 75 : 300;
     const std::uint64_t switches_before = sh.history().switches();
     const std::uint64_t suppressed_before = sh.suppressed_switches();
     bool up = false;
     std::uint64_t next = steady_ns();
-    while (steady_ns() < flap_until) {
+    while (steady_ns() < flap_until || w.flap_events < flap_events_min) {
         if (steady_ns() >= next && !sh.switching()) {
             next = steady_ns() + 2'000'000;
             up = !up;

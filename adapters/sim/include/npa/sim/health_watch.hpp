@@ -27,6 +27,14 @@ public:
             thread_.join();
         }
     }
+    /// Returns once health() has been read at least once, so that the data path a test runs
+    /// next overlaps a watch that is already looking (a thread just started may not have
+    /// run at all by the time a short run ends on a loaded machine).
+    void wait_first_look() const noexcept {
+        while (looks_.load() == 0) {
+            std::this_thread::yield();
+        }
+    }
     /// How many times health() was read, and how many of those did not say ok.
     [[nodiscard]] std::uint64_t looks() const noexcept { return looks_.load(); }
     [[nodiscard]] std::uint64_t unhealthy() const noexcept { return unhealthy_.load(); }
