@@ -293,6 +293,7 @@ public:
             // it can have held when the drain started (rx_drain_bound), then left; one
             // that answers short is drained once it has been quiet for policy.rx_quiet_ns.
             if (qs.rx_drain_left != 0 && qs.tx_path != no_path) {
+                qs.old_rx_read = true;
                 n = plugin_rx(qs.tx_path, qs, q, out);
                 qs.rx_drain_left -= n < qs.rx_drain_left ? n : qs.rx_drain_left;
                 if ((n < out.size() && old_rx_quiet(qs, n)) || qs.rx_drain_left == 0) {
@@ -725,6 +726,7 @@ private:
         bool draining = false;
         bool hold = false;
         bool old_rx_drained = false;
+        bool old_rx_read = false;         ///< during drain: the queue has read RX
         bool armed = false;
         std::uint32_t rx_drain_left = 0;  ///< during drain: old-path RX still to read
         std::uint64_t drain_deadline = 0;
@@ -898,6 +900,7 @@ private:
                 qs.draining = true;
                 qs.old_rx_drained = qs.tx_path == no_path;
                 qs.rx_drain_left = rx_drain_bound(qs.tx_path, q);
+                qs.old_rx_read = false;
                 qs.held_at_start = qs.c.tx_backlogged;
                 qs.requeued_at_start = qs.c.tx_requeued;
                 qs.lost_at_start = qs.c.tx_lost;
@@ -943,8 +946,16 @@ private:
             tx_held = visit(qs.tx_path, [q](auto& p) { return p.tx_in_flight(q); });
             done = tx_held == 0 && qs.old_rx_drained;
         }
+        // The timeout ends a wait on the old device (TX in flight, RX that the queue does
+        // not read). Old-path RX that the queue is reading is already there: its bound ends
+        // that read, not the clock, so a thread descheduled past the deadline strands none
+        // of it on the released device. (A plugin without a bound may never run dry: the
+        // timeout ends its read.)
+        const bool reading_old_rx = qs.old_rx_read && !qs.old_rx_drained &&
+                                    rx_drain_bound(qs.tx_path, q) != ~std::uint32_t{0};
         const bool give_up =
-            !done && (Env::now_ns() >= qs.drain_deadline || health(qs.tx_path) != errc::ok);
+            !done && (health(qs.tx_path) != errc::ok ||
+                      (Env::now_ns() >= qs.drain_deadline && !reading_old_rx));
         if (!done && !give_up) {
             return;
         }

@@ -54,7 +54,8 @@ struct switch_policy {
     std::uint64_t backoff_initial_ns = 100'000'000;
     std::uint64_t backoff_max_ns = 5'000'000'000;
     /// How long a queue waits for the old device to complete its in-flight TX before it
-    /// flips anyway (holding new TX until the old path's unsent buffers are back).
+    /// flips anyway (holding new TX until the old path's unsent buffers are back), and for
+    /// old-path RX it does not read (or that a plugin without rx_drain_bound delivers).
     std::uint64_t drain_timeout_ns = 2'000'000;
     /// The old path's RX counts as drained once it has delivered nothing for this long
     /// (0: at its first short burst). A device may hold received frames before it shows

@@ -752,19 +752,32 @@ using endless_shell = npa::shell<test_env, endless_plugin, endless_plugin>;
 
 } // namespace
 
-TEST_CASE("a drain over a device whose RX never runs dry ends after its bound, TX not held") {
-    auto pool = std::move(*npa::fixed_pool<>::create({.count = 4096, .buf_size = 256, .headroom = 0}));
+/// One queue over two bounded paths; the test is the queue's thread (no inline switch).
+struct endless_rig {
+    static npa::shell_config config() {
+        npa::shell_config c;
+        c.queues.queues = 1;
+        c.policy.min_dwell_ns = 0;
+        c.inline_switch = false;
+        return c;
+    }
+    npa::fixed_pool<> pool{
+        std::move(*npa::fixed_pool<>::create({.count = 4096, .buf_size = 256, .headroom = 0}))};
     std::vector<npa::fixed_pool<>*> pools{&pool};
-    npa::shell_config cfg;
-    cfg.queues.queues = 1;
-    cfg.policy.min_dwell_ns = 0;
-    cfg.inline_switch = false;  // the test is the queue's thread
+    npa::shell_config cfg = config();
     test_env env;
-    endless_shell sh(env, pools, cfg);
-    REQUIRE(sh.init_status().ok());
+    endless_shell sh{env, pools, cfg};
     fake_dev a, b;
     fake_authority hv;
-    hv.allowed_macs = {mac_a};
+    endless_rig() { hv.allowed_macs = {mac_a}; }
+};
+
+TEST_CASE("a drain over a device whose RX never runs dry ends after its bound, TX not held") {
+    endless_rig rig;
+    endless_shell& sh = rig.sh;
+    fake_dev &a = rig.a, &b = rig.b;
+    fake_authority& hv = rig.hv;
+    REQUIRE(sh.init_status().ok());
     for (std::uint64_t i = 0; i < 100'000; ++i) a.inject(0, i);  // far more than a drain reads
     auto serve = [&](int bursts) {
         for (int i = 0; i < bursts; ++i) {
@@ -802,5 +815,58 @@ TEST_CASE("a drain over a device whose RX never runs dry ends after its bound, T
     CHECK(a.inbox[0].size() >= 100'000 - 4 * 32 - 64 - 32);
     // The device's buffers are its own business: no leak is reported for it.
     CHECK(sh.audit().leaked == 0);
+    CHECK(sh.history().recent(0).tx_lost == 0);
+}
+
+TEST_CASE("a queue stalled past the drain timeout while reading the old path's RX loses none of "
+          "it; one that never reads RX still completes on the timeout") {
+    endless_rig rig;
+    endless_shell& sh = rig.sh;
+    fake_dev &a = rig.a, &b = rig.b;
+    fake_authority& hv = rig.hv;
+    const npa::shell_config& cfg = rig.cfg;
+    REQUIRE(sh.init_status().ok());
+    std::vector<std::uint64_t> received;
+    auto receive = [&] {
+        npa::buffer_ref rx[32];
+        const std::uint16_t n = sh.rx_burst(0, rx);
+        for (std::uint16_t i = 0; i < n; ++i) received.push_back(rx[i].user());
+        sh.free(0, std::span<const npa::buffer_ref>(rx, n));
+        (void)sh.service();
+        return n;
+    };
+    REQUIRE(sh.request_switch<0>(a, npa::control_link::to(hv), npa::switch_reason::boot).ok());
+    for (int i = 0; i < 4; ++i) (void)receive();
+    REQUIRE_FALSE(sh.switching());
+    // The old device received 40 frames (below its bound) before the switch: more than
+    // one burst reads.
+    for (std::uint64_t i = 0; i < 40; ++i) a.inject(0, i);
+    REQUIRE(sh.request_switch<1>(b, npa::control_link::to(hv), npa::switch_reason::operator_request)
+                .ok());
+    CHECK(receive() == 32);
+    // The queue's thread is descheduled for longer than the drain timeout (a loaded
+    // machine); meanwhile the peer's frames arrive on the new device.
+    test_env::clock += 2 * cfg.policy.drain_timeout_ns;
+    for (std::uint64_t i = 40; i < 48; ++i) b.inject(0, i);
+    for (int i = 0; i < 8 && (sh.switching() || i < 2); ++i) (void)receive();
+    CHECK_FALSE(sh.switching());
+    CHECK(sh.active_path() == 1);
+    // Every frame, old path's first: none left behind on the released device.
+    CHECK(a.inbox[0].empty());
+    REQUIRE(received.size() == 48);
+    for (std::uint64_t i = 0; i < received.size(); ++i) CHECK(received[i] == i);
+
+    // A queue that only transmits never reads the old path's RX: the timeout ends its
+    // drain, as before.
+    b.inject(0, 99);
+    REQUIRE(sh.request_switch<0>(a, npa::control_link::to(hv), npa::switch_reason::operator_request)
+                .ok());
+    for (int i = 0; i < 8 && sh.switching(); ++i) {
+        (void)sh.poll(0);
+        (void)sh.service();
+        test_env::clock += cfg.policy.drain_timeout_ns;
+    }
+    CHECK_FALSE(sh.switching());
+    CHECK(sh.active_path() == 0);
     CHECK(sh.history().recent(0).tx_lost == 0);
 }
