@@ -15,6 +15,7 @@
 #include <ethdev_vdev.h>
 #include <rte_ethdev.h>
 #include <rte_kvargs.h>
+#include <rte_cycles.h>
 #include <rte_malloc.h>
 
 #include <atomic>
@@ -90,7 +91,21 @@ inline int info(rte_eth_dev* dev, rte_eth_dev_info* i) {
     i->tx_desc_lim.nb_align = 1;
     return 0;
 }
-inline int link_update(rte_eth_dev*, int) { return 0; }
+/// A slow link query, to catch whoever calls link_update off the application's thread
+/// (net_npa's policy timer) in the middle of it: while link_hold_ms is non-zero each call
+/// takes that long; link_calls counts calls begun, link_busy those not yet returned.
+inline std::atomic<unsigned> link_hold_ms{0};
+inline std::atomic<unsigned> link_calls{0};
+inline std::atomic<int> link_busy{0};
+inline int link_update(rte_eth_dev*, int) {
+    if (const unsigned ms = link_hold_ms.load(); ms != 0) {
+        ++link_busy;
+        ++link_calls;
+        rte_delay_us_sleep(ms * 1000U);
+        --link_busy;
+    }
+    return 0;
+}
 inline int link_down(rte_eth_dev* dev) {
     priv_of(dev)->carrier = false;
     set_link(dev, false);

@@ -884,6 +884,30 @@ TEST_CASE("link follows the active sub-device, and is down when every path is do
     CHECK(rte_vdev_uninit("net_npa12") == 0);
 }
 
+TEST_CASE("stop and close wait for a policy tick in progress: none outlives the port") {
+    REQUIRE(rte_vdev_init("net_npa13", "dev(net_ctlwatch131),dev(net_ctlwatch132)") == 0);
+    const std::uint16_t port = port_by_name("net_npa13");
+    start_port(port, 1);
+    // The policy timer reads the active sub-device's link on every tick; hold each read
+    // long enough that stop is certain to come while one is in progress.
+    ctl_device::link_calls = 0;
+    ctl_device::link_hold_ms = 200;
+    for (int i = 0; i < 10'000 && ctl_device::link_busy.load() == 0; ++i)
+        usleep(1000);
+    REQUIRE(ctl_device::link_busy.load() == 1);
+    CHECK(rte_eth_dev_stop(port) == 0);
+    const int busy_after_stop = ctl_device::link_busy.load();
+    const unsigned calls_after_stop = ctl_device::link_calls.load();
+    CHECK(rte_eth_dev_close(port) == 0);
+    ctl_device::link_hold_ms = 0;
+    // Stop returned only once the tick had: nothing runs inside the port any more, and
+    // no tick begins afterwards (close frees the port's memory).
+    CHECK(busy_after_stop == 0);
+    usleep(60'000); // three policy periods
+    CHECK(ctl_device::link_calls.load() == calls_after_stop);
+    CHECK(rte_vdev_uninit("net_npa13") == 0);
+}
+
 /// Sends `n` packets on queue 0 of a looping port and receives them back (bounded).
 std::uint32_t bounce(std::uint16_t port, std::uint32_t n) {
     std::uint32_t got = 0;

@@ -383,7 +383,7 @@ void policy_tick(void* arg) {
             }
         }
     }
-    if (!p->alarm_set) arm_policy(*p);
+    if (p->started && !p->alarm_set) arm_policy(*p);
 }
 
 /// Removal of a sub-device, either way it is announced:
@@ -663,10 +663,12 @@ int npa_dev_start(rte_eth_dev* dev) {
 int npa_dev_stop(rte_eth_dev* dev) {
     npa_port& p = *priv(dev);
     p.started = false;
-    if (p.alarm_set) {
-        rte_eal_alarm_cancel(policy_tick, &p);
-        p.alarm_set = false;
-    }
+    // Unconditionally: a policy_tick running on the interrupt thread has already cleared
+    // alarm_set, and only rte_eal_alarm_cancel waits for it to return (and removes the
+    // alarm it may re-arm meanwhile). Skipping the cancel let close free the port under a
+    // running tick.
+    (void)rte_eal_alarm_cancel(policy_tick, &p);
+    p.alarm_set = false;
     p.lanes.clear();
     p.paths.stop();
     for (std::uint16_t q = 0; q < dev->data->nb_rx_queues; ++q) {
@@ -708,6 +710,7 @@ int npa_dev_close(rte_eth_dev* dev) {
     if (rte_eal_process_type() != RTE_PROC_PRIMARY) return 0;
     npa_port& p = *priv(dev);
     if (p.started) (void)npa_dev_stop(dev);
+    (void)rte_eal_alarm_cancel(policy_tick, &p);  // none may outlive the port
     release_subs(p);
     p.~npa_port();  // ethdev frees dev_private and mac_addrs after this returns
     return 0;
