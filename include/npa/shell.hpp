@@ -6,9 +6,14 @@
 //                                        \                plugin 1 (VF) ...
 //                                         `-control_link-> hypervisor / PF (policy)
 //
+// Paths: the plugin *types* are a compile-time set (Plugins...); a *path* is a run-time
+// instance of one of them, bound to a device and a control link by add_path<P>() and
+// named by a path_id. A shell may hold up to max_paths paths, any number of one type.
+//
 // Data path (per queue, on the queue's own thread, no locks): tx_burst and rx_burst
 // read the switch epoch once per burst; while it is unchanged they forward straight to
-// the active plugin, chosen by an index at compile time (no virtual call).
+// the active path: one switch over its type index, then a direct call on the instance
+// (no virtual call; with a single plugin type, no switch at all).
 //
 // Switch (control thread): prepare -> drain -> flip -> release.
 //   prepare  attach the new plugin, replay the control state as one batch; on failure
@@ -133,18 +138,25 @@ struct napi_result {
     bool rearmed = false;  ///< idle: the interrupt is armed, the caller may sleep
 };
 
+/// A path of a shell: a run-time instance of one of its plugin types (add_path()).
+using path_id = std::uint8_t;
+
 template <class Env, template <class> class... Plugins>
     requires shell_env<Env>
 class shell {
     static_assert(sizeof...(Plugins) >= 1 && sizeof...(Plugins) <= 8,
-                  "npa::shell: between 1 and 8 plugins (the first is the always-present path)");
+                  "npa::shell: between 1 and 8 plugin types");
 
 public:
     using env_type = Env;
     using pool_type = typename Env::pool_type;
     using buffer_type = typename pool_type::buffer_type;
-    static constexpr std::size_t path_count = sizeof...(Plugins);
-    static constexpr std::uint8_t no_path = 0xff;
+    /// Plugin types (compile time) and paths (run time: instances of those types).
+    static constexpr std::size_t type_count = sizeof...(Plugins);
+    /// Paths a shell holds at once: the per-queue bookkeeping has one slot per path
+    /// (eight DPDK sub-ports plus an emulated path fit twice over).
+    static constexpr std::size_t max_paths = 16;
+    static constexpr path_id no_path = 0xff;
 
     // Tuning constants (per queue), each sized for the worst case it must absorb.
     /// TX waiting during a switch: at 10 Mpps a 200 us drain holds 2,000 packets.
@@ -177,13 +189,21 @@ public:
     private:
         friend class shell;
         shell* sh_ = nullptr;
-        std::uint8_t path_ = 0;
+        path_id path_ = 0;
     };
     static_assert(shell_api<api>);
 
-    using plugins_tuple = std::tuple<Plugins<api>...>;
+    /// The I-th plugin type.
     template <std::size_t I>
-    using plugin_t = std::tuple_element_t<I, plugins_tuple>;
+    using plugin_t = std::tuple_element_t<I, std::tuple<Plugins<api>...>>;
+    /// The index of plugin type P in Plugins... (the first, if it is listed twice).
+    template <template <class> class P>
+    static constexpr std::size_t type_index = [] {
+        constexpr bool same[] = {std::is_same_v<P<api>, Plugins<api>>...};
+        std::size_t i = 0;
+        while (i < type_count && !same[i]) ++i;
+        return i;
+    }();
 
     // ---- lifecycle ------------------------------------------------------------------
 
@@ -209,9 +229,9 @@ public:
             }
             queues_[q].pool = pools[q];
         }
-        for (std::size_t i = 0; i < path_count; ++i) {
+        for (std::size_t i = 0; i < max_paths; ++i) {
             apis_[i].sh_ = this;
-            apis_[i].path_ = static_cast<std::uint8_t>(i);
+            apis_[i].path_ = static_cast<path_id>(i);
         }
         // The configured MTU is the first desired one: attach and replay agree on it.
         const control_request mtu = control_request::make_mtu(cfg.queues.mtu);
@@ -222,19 +242,79 @@ public:
         control_.apply(mtu);
     }
 
-    ~shell() { stop(); }
+    ~shell() {
+        stop();
+        for (std::size_t p = 0; p < max_paths; ++p) {
+            if (paths_[p].inst != nullptr) {
+                visit(static_cast<path_id>(p), [](auto& pl) { delete &pl; });
+            }
+        }
+    }
     shell(const shell&) = delete;
     shell& operator=(const shell&) = delete;
 
     /// Why construction failed (ok if it did not).
     [[nodiscard]] status init_status() const noexcept { return init_error_; }
 
+    // ---- paths: run-time instances of the plugin types (control thread) --------------
+
+    /// Adds a path: an instance of plugin type P that attaches to `dev` (which must
+    /// outlive the path) and whose control requests go to `link`. Nothing is attached
+    /// until a switch goes to the path. Returns its id (the lowest free one, so paths
+    /// added to a new shell are numbered 0, 1, 2, ...), or no_path when all max_paths
+    /// slots are taken or the instance cannot be allocated.
+    template <template <class> class P>
+    [[nodiscard]] path_id add_path(typename P<api>::device_type& dev, control_link link) {
+        static_assert(type_index<P> < type_count, "npa::shell::add_path: P is not one of the shell's plugin types");
+        return add_path_of<type_index<P>>(dev, link);
+    }
+    /// add_path() by type index, for a shell that lists one plugin type twice.
+    template <std::size_t I>
+    [[nodiscard]] path_id add_path_of(typename plugin_t<I>::device_type& dev, control_link link) {
+        for (std::size_t p = 0; p < max_paths; ++p) {
+            path_slot& s = paths_[p];
+            if (s.inst != nullptr) {
+                continue;
+            }
+            auto* inst = new (std::nothrow) plugin_t<I>();
+            if (inst == nullptr) {
+                log(log_level::error, "shell: cannot allocate a plugin instance");
+                return no_path;
+            }
+            s = path_slot{inst, &dev, link, static_cast<std::uint8_t>(I), ++use_clock_};
+            return static_cast<path_id>(p);
+        }
+        log(log_level::error, "shell: every path slot is taken");
+        return no_path;
+    }
+
+    /// Removes a path that is neither active, nor part of a switch under way, nor the
+    /// fallback. Its counters stay in queue_totals() (monotonic); the id may be reused.
+    [[nodiscard]] status remove_path(path_id p) noexcept {
+        if (!valid_path(p)) {
+            return {errc::invalid_argument, "no such path"};
+        }
+        if (p == active_ || p == fallback_path_ ||
+            (switching_ && (p == pending_.to || p == pending_.from))) {
+            return {errc::bad_state, "the path is in use (active, switching or the fallback)"};
+        }
+        detach_path(p);
+        for (std::uint16_t q = 0; q < nq_; ++q) {
+            queue_state& qs = queues_[q];
+            detail::lock_guard<detail::spin_lock> g(qs.stats_lock);
+            qs.removed_stats += qs.stats[p].total();
+            qs.stats[p] = stat_tracker{};
+        }
+        visit(p, [](auto& pl) { delete &pl; });
+        paths_[p] = path_slot{};
+        backoff_ns_[p] = 0;
+        backoff_until_[p] = 0;
+        return {};
+    }
+
     /// Brings the first path up (attach, control replay) and returns once every queue
     /// runs on it.
-    template <std::size_t I>
-    [[nodiscard]] status start(typename plugin_t<I>::device_type& dev, control_link link) {
-        return switch_to<I>(dev, link, switch_reason::boot);
-    }
+    [[nodiscard]] status start(path_id p) { return switch_to(p, switch_reason::boot); }
 
     /// Detaches every path; every buffer goes back to its pool. TX the shell still held
     /// (backlog, requeued) is freed and counted as tx_lost: stopping drops what was not
@@ -245,8 +325,8 @@ public:
         }
         // Every attached path: the active one and, if a switch was under way, the one
         // being prepared or released.
-        for (std::uint8_t p = 0; p < path_count; ++p) {
-            detach_path(p);
+        for (std::size_t p = 0; p < max_paths; ++p) {
+            detach_path(static_cast<path_id>(p));
         }
         active_ = no_path;
         switching_ = false;
@@ -315,7 +395,7 @@ public:
     /// waiting to go first), else no_path. While it answers a path, a
     /// caller on q's thread may call that path's device directly until the switch epoch
     /// moves (see the DPDK adapter's direct burst). Queue q's thread only.
-    [[nodiscard]] std::uint8_t steady_path(std::uint16_t q) const noexcept {
+    [[nodiscard]] path_id steady_path(std::uint16_t q) const noexcept {
         const queue_state& qs = queues_[q];
         const bool steady = qs.fast.load(std::memory_order_relaxed) && !qs.draining &&
                             !qs.hold && qs.seen_epoch == epoch_.load(std::memory_order_seq_cst) &&
@@ -379,19 +459,20 @@ public:
 
     // ---- switching: the control thread ---------------------------------------------
 
-    /// Prepares path I on `dev` and starts draining the current one. Returns ok when the
-    /// switch is under way (it completes in service()), or why it was refused or failed;
-    /// on failure the current path keeps running untouched.
-    template <std::size_t I>
-    [[nodiscard]] status request_switch(typename plugin_t<I>::device_type& dev,
-                                        control_link link, switch_reason reason) {
+    /// Prepares path p and starts draining the current one. Returns ok when the switch
+    /// is under way (it completes in service()), or why it was refused or failed; on
+    /// failure the current path keeps running untouched.
+    [[nodiscard]] status request_switch(path_id p, switch_reason reason) {
         if (!init_error_.ok()) {
             return init_error_;
+        }
+        if (!valid_path(p)) {
+            return {errc::invalid_argument, "no such path"};
         }
         if (switching_) {
             return {errc::busy, "a switch is already in progress"};
         }
-        if (active_ == I) {
+        if (active_ == p) {
             return {errc::bad_state, "that path is already active"};
         }
         const std::uint64_t now = Env::now_ns();
@@ -400,7 +481,7 @@ public:
                 ++suppressed_;
                 return {errc::busy, "hysteresis: the current path has not dwelt long enough"};
             }
-            if (now < backoff_until_[I]) {
+            if (now < backoff_until_[p]) {
                 ++suppressed_;
                 return {errc::busy, "hysteresis: backing off after a failed switch"};
             }
@@ -411,26 +492,31 @@ public:
         queue_config qc = cfg_.queues;
         qc.mtu = control_.mtu();
         qc.offloads = cfg_.requested_offloads & shell_offloads();
-        status st = std::get<I>(plugins_).attach(apis_[I], dev, qc);
+        const path_slot& slot = paths_[p];
+        status st = visit(p, [&](auto& pl) -> status {
+            using device_t = typename std::remove_cvref_t<decltype(pl)>::device_type;
+            return pl.attach(apis_[p], *static_cast<device_t*>(slot.dev), qc);
+        });
         if (st.ok()) {
-            attached_[I] = true;
-            enabled_[I] = qc.offloads & caps_of(I).offloads;
-            st = replay_control(link);
+            attached_[p] = true;
+            paths_[p].used = ++use_clock_;
+            enabled_[p] = qc.offloads & caps_of(p).offloads;
+            st = replay_control(slot.link);
             if (!st.ok()) {
-                detach_path(I);
+                detach_path(p);
             }
         }
         if (!st.ok()) {
-            const std::uint64_t prev = backoff_ns_[I];
-            backoff_ns_[I] = prev == 0 ? cfg_.policy.backoff_initial_ns
+            const std::uint64_t prev = backoff_ns_[p];
+            backoff_ns_[p] = prev == 0 ? cfg_.policy.backoff_initial_ns
                                        : (prev * 2 > cfg_.policy.backoff_max_ns
                                               ? cfg_.policy.backoff_max_ns
                                               : prev * 2);
-            backoff_until_[I] = now + backoff_ns_[I];
+            backoff_until_[p] = now + backoff_ns_[p];
             switch_record r;
             r.seq = history_.count() + 1;
             r.from = active_;
-            r.to = static_cast<std::uint8_t>(I);
+            r.to = p;
             r.reason = reason;
             r.result = st.code();
             r.detail = st.reason();
@@ -438,19 +524,19 @@ public:
             history_.push(r);
             return st;
         }
-        backoff_ns_[I] = 0;
-        backoff_until_[I] = 0;
+        backoff_ns_[p] = 0;
+        backoff_until_[p] = 0;
         // 2. drain: publish the new epoch; each queue picks it up on its next burst.
         pending_ = switch_record{};
         pending_.seq = history_.count() + 1;
         pending_.from = active_;
-        pending_.to = static_cast<std::uint8_t>(I);
+        pending_.to = p;
         pending_.reason = reason;
         pending_.requested_ns = now;
-        pending_link_ = link;
+        pending_link_ = slot.link;
         // relaxed: from_, to_ and phase_ are published by the release on epoch_ below
         from_.store(active_, std::memory_order_relaxed);
-        to_.store(static_cast<std::uint8_t>(I), std::memory_order_relaxed);
+        to_.store(p, std::memory_order_relaxed);
         phase_.store(phase_draining, std::memory_order_relaxed);
         drain_epoch_ = epoch_.fetch_add(1, std::memory_order_release) + 1;
         switching_ = true;
@@ -461,10 +547,8 @@ public:
 
     /// request_switch() and wait until the switch is complete (serving the queues while
     /// waiting when cfg.inline_switch is set).
-    template <std::size_t I>
-    [[nodiscard]] status switch_to(typename plugin_t<I>::device_type& dev, control_link link,
-                                   switch_reason reason) {
-        status st = request_switch<I>(dev, link, reason);
+    [[nodiscard]] status switch_to(path_id p, switch_reason reason) {
+        status st = request_switch(p, reason);
         if (!st.ok()) {
             return st;
         }
@@ -490,18 +574,8 @@ public:
     }
 
     /// Registers the path to fall back to when the active plugin reports its device
-    /// failed or gone (plugins that model reports_health).
-    template <std::size_t I>
-    void set_fallback(typename plugin_t<I>::device_type& dev, control_link link) noexcept {
-        fallback_ = [](shell& s, switch_reason why) -> status {
-            return s.template request_switch<I>(*static_cast<typename plugin_t<I>::device_type*>(
-                                           s.fallback_dev_),
-                                       s.fallback_link_, why);
-        };
-        fallback_dev_ = &dev;
-        fallback_link_ = link;
-        fallback_path_ = static_cast<std::uint8_t>(I);
-    }
+    /// failed or gone (plugins that model reports_health); no_path clears it.
+    void set_fallback(path_id p) noexcept { fallback_path_ = valid_path(p) ? p : no_path; }
 
     /// Control-thread housekeeping: completes a switch whose queues have all flipped
     /// (release), and switches to the fallback path when the active device failed.
@@ -509,12 +583,13 @@ public:
     bool service() {
         if (switching_) {
             advance_switch();
-        } else if (active_ != no_path && fallback_ != nullptr && fallback_path_ != active_) {
+        } else if (active_ != no_path && fallback_path_ != no_path && fallback_path_ != active_) {
             const errc h = health(active_);
             if (h != errc::ok) {
-                (void)fallback_(*this, h == errc::removed ? switch_reason::surprise_removal
-                                       : h == errc::reset ? switch_reason::reset
-                                                          : switch_reason::device_error);
+                (void)request_switch(fallback_path_,
+                                     h == errc::removed ? switch_reason::surprise_removal
+                                     : h == errc::reset ? switch_reason::reset
+                                                        : switch_reason::device_error);
             }
         }
         return switching_;
@@ -524,28 +599,89 @@ public:
     /// shell switches to the fallback path; TX the device had taken comes back unsent
     /// and is resent there.
     [[nodiscard]] status surprise_removal() {
-        if (fallback_ == nullptr || fallback_path_ == active_) {
+        if (fallback_path_ == no_path || fallback_path_ == active_) {
             return {errc::bad_state, "no fallback path registered"};
         }
-        return fallback_(*this, switch_reason::surprise_removal);
+        return request_switch(fallback_path_, switch_reason::surprise_removal);
     }
 
     [[nodiscard]] bool switching() const noexcept { return switching_; }
-    [[nodiscard]] std::uint8_t active_path() const noexcept { return active_; }
+    [[nodiscard]] path_id active_path() const noexcept { return active_; }
     /// The path a switch in progress goes to; the active path otherwise.
-    [[nodiscard]] std::uint8_t target_path() const noexcept {
+    [[nodiscard]] path_id target_path() const noexcept {
         return switching_ ? pending_.to : active_;
     }
     [[nodiscard]] const char* active_name() const noexcept { return path_name(active_); }
-    [[nodiscard]] static constexpr const char* path_name(std::uint8_t p) noexcept {
+    /// The plugin type name of path p ("none" for no path).
+    [[nodiscard]] const char* path_name(path_id p) const noexcept {
         constexpr const char* names[] = {Plugins<api>::name...};
-        return p < path_count ? names[p] : "none";
+        return valid_path(p) ? names[paths_[p].type] : "none";
+    }
+    /// The index (in Plugins...) of path p's plugin type.
+    [[nodiscard]] std::size_t path_type(path_id p) const noexcept { return paths_[p].type; }
+    [[nodiscard]] bool valid_path(path_id p) const noexcept {
+        return p < max_paths && paths_[p].inst != nullptr;
     }
     [[nodiscard]] std::uint64_t suppressed_switches() const noexcept { return suppressed_; }
 
+    /// Path p's plugin instance if it is of type P, else nullptr (control thread, or the
+    /// queue's thread for what the plugin allows there).
+    template <template <class> class P>
+    [[nodiscard]] P<api>* plugin(path_id p) noexcept {
+        constexpr std::size_t i = type_index<P>;
+        return valid_path(p) && paths_[p].type == i ? static_cast<plugin_t<i>*>(paths_[p].inst)
+                                                    : nullptr;
+    }
+    /// Calls f(plugin) on path p's instance, typed (f is generic over the plugin types).
+    template <class F>
+    decltype(auto) with_plugin(path_id p, F&& f) {
+        return visit(p, f);
+    }
+
+    // ---- by device: a path per (plugin type index, device), added on first use -------
+    //
+    // For callers that think in devices rather than paths (tests, a fixed pair of
+    // devices): each finds the path of type index I bound to `dev` (the link given
+    // replaces the path's while it is not in use), adding it if there is none.
+
+    template <std::size_t I>
+    [[nodiscard]] status start(typename plugin_t<I>::device_type& dev, control_link link) {
+        return switch_to<I>(dev, link, switch_reason::boot);
+    }
+    template <std::size_t I>
+    [[nodiscard]] status request_switch(typename plugin_t<I>::device_type& dev,
+                                        control_link link, switch_reason reason) {
+        const path_id p = path_for<I>(dev, link);
+        if (p == no_path) {
+            return {errc::no_memory, "no free path slot"};
+        }
+        return request_switch(p, reason);
+    }
+    template <std::size_t I>
+    [[nodiscard]] status switch_to(typename plugin_t<I>::device_type& dev, control_link link,
+                                   switch_reason reason) {
+        status st = request_switch<I>(dev, link, reason);
+        if (!st.ok()) {
+            return st;
+        }
+        return wait_switch();
+    }
+    template <std::size_t I>
+    void set_fallback(typename plugin_t<I>::device_type& dev, control_link link) noexcept {
+        set_fallback(path_for<I>(dev, link));
+    }
+    /// The instance of type index I that a switch went to last (or, before any did, the
+    /// one added last). A path of that type must exist.
     template <std::size_t I>
     [[nodiscard]] plugin_t<I>& plugin() noexcept {
-        return std::get<I>(plugins_);
+        path_id best = no_path;
+        for (std::size_t p = 0; p < max_paths; ++p) {
+            if (paths_[p].inst != nullptr && paths_[p].type == I &&
+                (best == no_path || paths_[p].used > paths_[best].used)) {
+                best = static_cast<path_id>(p);
+            }
+        }
+        return *static_cast<plugin_t<I>*>(paths_[best].inst);
     }
 
     // ---- control path --------------------------------------------------------------
@@ -634,7 +770,10 @@ public:
 
     /// Counters of path p on queue q, monotonic across switches and device counter
     /// resets. Exact when called on q's thread or with the data path quiet.
-    [[nodiscard]] queue_stats path_stats(std::uint8_t p, std::uint16_t q) const noexcept {
+    [[nodiscard]] queue_stats path_stats(path_id p, std::uint16_t q) const noexcept {
+        if (p >= max_paths) {
+            return {};
+        }
         detail::lock_guard<detail::spin_lock> g(queues_[q].stats_lock);
         stat_tracker& t = queues_[q].stats[p];
         if (attached_[p]) {
@@ -642,10 +781,12 @@ public:
         }
         return t.total();
     }
-    /// Counters of queue q over every path.
+    /// Counters of queue q over every path, removed ones included.
     [[nodiscard]] queue_stats queue_totals(std::uint16_t q) const noexcept {
         queue_stats s;
-        for (std::uint8_t p = 0; p < path_count; ++p) s += path_stats(p, q);
+        for (std::size_t p = 0; p < max_paths; ++p) s += path_stats(static_cast<path_id>(p), q);
+        detail::lock_guard<detail::spin_lock> g(queues_[q].stats_lock);
+        s += queues_[q].removed_stats;
         return s;
     }
     [[nodiscard]] const shell_queue_counters& counters(std::uint16_t q) const noexcept {
@@ -671,7 +812,7 @@ public:
             r.leaked += qs.leaked.load(std::memory_order_relaxed);
             r.backlog += qs.backlog.size();
             r.requeue += qs.requeue.size();
-            for (std::size_t p = 0; p < path_count; ++p) {
+            for (std::size_t p = 0; p < max_paths; ++p) {
                 r.in_plugins += qs.in_plugin[p].load(std::memory_order_relaxed);
             }
         }
@@ -759,8 +900,9 @@ private:
         std::atomic<std::uint64_t> sw_rx_dropped{0};
         std::atomic<std::int64_t> caller{0};
         std::atomic<std::uint64_t> leaked{0};  ///< kept by detached plugins (audit)
-        std::array<std::atomic<std::int64_t>, path_count> in_plugin{};
-        mutable std::array<stat_tracker, path_count> stats{};
+        std::array<std::atomic<std::int64_t>, max_paths> in_plugin{};
+        mutable std::array<stat_tracker, max_paths> stats{};
+        queue_stats removed_stats{};  ///< what removed paths counted (under stats_lock)
         /// The trackers are read from the control thread and, during a switch, from the
         /// queue's thread (rx_drops): a short lock, taken only on those slow paths.
         mutable detail::spin_lock stats_lock;
@@ -776,25 +918,64 @@ private:
         a.store(a.load(std::memory_order_relaxed) + d, std::memory_order_relaxed);
     }
 
-    // ---- compile-time dispatch over the plugin set ----------------------------------
+    // ---- dispatch: one switch over the type index, then a direct call ---------------
 
-    template <class F, std::size_t... I>
-    NPA_ALWAYS_INLINE auto visit_impl(std::uint8_t p, F& f, std::index_sequence<I...>) const noexcept {
-        using R = decltype(f(std::get<0>(plugins_)));
-        if constexpr (std::is_void_v<R>) {
-            (void)((p == I ? (f(std::get<I>(plugins_)), true) : false) || ...);
+    /// A path: an instance of plugin type `type`, the device it attaches to, its link.
+    struct path_slot {
+        void* inst = nullptr;  ///< plugin_t<type>*, owned; null: the slot is free
+        void* dev = nullptr;   ///< plugin_t<type>::device_type*
+        control_link link{};
+        std::uint8_t type = 0;
+        std::uint64_t used = 0;  ///< when last added or attached (plugin<I>())
+    };
+
+    template <std::size_t I, class F>
+    NPA_ALWAYS_INLINE static decltype(auto) call_as(void* inst, F& f) noexcept {
+        if constexpr (I < type_count) {
+            return f(*static_cast<plugin_t<I>*>(inst));
         } else {
-            R r{};
-            (void)((p == I ? (r = f(std::get<I>(plugins_)), true) : false) || ...);
-            return r;
+            __builtin_unreachable();  // a path's type index is below type_count
+            return f(*static_cast<plugin_t<0>*>(inst));
         }
     }
+    /// Calls f on path p's instance (p must be a valid path). With one plugin type this
+    /// is a direct call; with several, one switch over the type index.
     template <class F>
-    NPA_ALWAYS_INLINE auto visit(std::uint8_t p, F&& f) const noexcept {
-        return visit_impl(p, f, std::make_index_sequence<path_count>{});
+    NPA_ALWAYS_INLINE decltype(auto) visit(path_id p, F&& f) const noexcept {
+        const path_slot& s = paths_[p];
+        static_assert(type_count <= 8);
+        if constexpr (type_count == 1) {
+            return call_as<0>(s.inst, f);
+        } else {
+            switch (s.type) {
+            case 1: return call_as<1>(s.inst, f);
+            case 2: return call_as<2>(s.inst, f);
+            case 3: return call_as<3>(s.inst, f);
+            case 4: return call_as<4>(s.inst, f);
+            case 5: return call_as<5>(s.inst, f);
+            case 6: return call_as<6>(s.inst, f);
+            case 7: return call_as<7>(s.inst, f);
+            default: return call_as<0>(s.inst, f);
+            }
+        }
     }
 
-    std::uint16_t plugin_tx(std::uint8_t p, queue_state& qs, std::uint16_t q,
+    template <std::size_t I>
+    path_id path_for(typename plugin_t<I>::device_type& dev, control_link link) {
+        for (std::size_t i = 0; i < max_paths; ++i) {
+            path_slot& s = paths_[i];
+            const auto p = static_cast<path_id>(i);
+            if (s.inst != nullptr && s.type == I && s.dev == &dev) {
+                if (p != active_ && !(switching_ && (p == pending_.to || p == pending_.from))) {
+                    s.link = link;
+                }
+                return p;
+            }
+        }
+        return add_path_of<I>(dev, link);
+    }
+
+    std::uint16_t plugin_tx(path_id p, queue_state& qs, std::uint16_t q,
                             std::span<buffer_type> bufs) noexcept {
         const std::uint16_t n = visit(p, [&](auto& pl) {
             const std::uint16_t k = pl.tx_burst(q, bufs);
@@ -805,7 +986,7 @@ private:
         });
         return n;
     }
-    std::uint16_t plugin_rx(std::uint8_t p, queue_state& qs, std::uint16_t q,
+    std::uint16_t plugin_rx(path_id p, queue_state& qs, std::uint16_t q,
                             std::span<buffer_type> out) noexcept {
         const std::uint16_t n = visit(p, [&](auto& pl) {
             const std::uint16_t k = pl.rx_burst(q, out);
@@ -818,7 +999,7 @@ private:
     }
     /// Old-path RX a drain reads at most (optional plugin member rx_drain_bound);
     /// unbounded (until a short burst) otherwise.
-    [[nodiscard]] std::uint32_t rx_drain_bound(std::uint8_t p, std::uint16_t q) const noexcept {
+    [[nodiscard]] std::uint32_t rx_drain_bound(path_id p, std::uint16_t q) const noexcept {
         if (p == no_path) {
             return 0;
         }
@@ -830,7 +1011,7 @@ private:
             }
         });
     }
-    [[nodiscard]] errc health(std::uint8_t p) const noexcept {
+    [[nodiscard]] errc health(path_id p) const noexcept {
         return visit(p, [](auto& pl) -> errc {
             if constexpr (reports_health<std::remove_cvref_t<decltype(pl)>>) {
                 return pl.health();
@@ -839,24 +1020,24 @@ private:
             }
         });
     }
-    [[nodiscard]] capabilities caps_of(std::uint8_t p) const noexcept {
+    [[nodiscard]] capabilities caps_of(path_id p) const noexcept {
         return visit(p, [](auto& pl) -> capabilities { return pl.capabilities(); });
     }
 
     // ---- the plugin-facing API -------------------------------------------------------
 
-    std::uint32_t api_alloc_rx(std::uint8_t p, std::uint16_t q, std::span<buffer_type> out) noexcept {
+    std::uint32_t api_alloc_rx(path_id p, std::uint16_t q, std::span<buffer_type> out) noexcept {
         queue_state& qs = queues_[q];
         const std::uint32_t n = qs.pool->alloc_burst(out);
         add(qs.in_plugin[p], n);
         return n;
     }
-    void api_release(std::uint8_t p, std::uint16_t q, std::span<const buffer_type> in) noexcept {
+    void api_release(path_id p, std::uint16_t q, std::span<const buffer_type> in) noexcept {
         queue_state& qs = queues_[q];
         qs.pool->free_burst(in);
         add(qs.in_plugin[p], -static_cast<std::int64_t>(in.size()));
     }
-    void api_unsent(std::uint8_t p, std::uint16_t q, std::span<const buffer_type> in) noexcept {
+    void api_unsent(path_id p, std::uint16_t q, std::span<const buffer_type> in) noexcept {
         queue_state& qs = queues_[q];
         add(qs.in_plugin[p], -static_cast<std::int64_t>(in.size()));
         const std::uint32_t k = qs.requeue.enqueue_burst(in);
@@ -1136,8 +1317,8 @@ private:
         return link.submit_batch(std::span<const control_request>(batch.get(), n));
     }
 
-    void detach_path(std::uint8_t p) noexcept {
-        if (!attached_[p]) {
+    void detach_path(path_id p) noexcept {
+        if (p >= max_paths || !attached_[p]) {
             return;
         }
         for (std::uint16_t q = 0; q < nq_; ++q) {
@@ -1223,11 +1404,12 @@ private:
     status init_error_{};
     std::uint16_t nq_ = 0;
     std::unique_ptr<queue_state[]> queues_;
-    std::array<api, path_count> apis_{};
-    mutable plugins_tuple plugins_{};
-    std::array<bool, path_count> attached_{};
+    std::array<api, max_paths> apis_{};
+    std::array<path_slot, max_paths> paths_{};
+    std::uint64_t use_clock_ = 0;
+    std::array<bool, max_paths> attached_{};
     /// Per path: the offloads it was attached with that it also has (control thread).
-    std::array<std::uint32_t, path_count> enabled_{};
+    std::array<std::uint32_t, max_paths> enabled_{};
 
     // Published to the queues: a new epoch means "look at phase_/to_".
     alignas(cache_line_size) std::atomic<std::uint32_t> epoch_{0};
@@ -1247,17 +1429,14 @@ private:
     switch_history history_{};
     std::uint64_t last_switch_ns_ = 0;
     std::uint64_t suppressed_ = 0;
-    std::array<std::uint64_t, path_count> backoff_ns_{};
-    std::array<std::uint64_t, path_count> backoff_until_{};
+    std::array<std::uint64_t, max_paths> backoff_ns_{};
+    std::array<std::uint64_t, max_paths> backoff_until_{};
     npa::control_state control_{};
     std::uint32_t offloads_ = 0;
     std::uint32_t ever_had_ = 0;
     std::array<capability_event, 64> cap_events_{};
     std::uint32_t cap_events_n_ = 0;
-    status (*fallback_)(shell&, switch_reason) = nullptr;
-    void* fallback_dev_ = nullptr;
-    control_link fallback_link_{};
-    std::uint8_t fallback_path_ = no_path;
+    path_id fallback_path_ = no_path;
 };
 
 } // namespace npa
