@@ -292,44 +292,19 @@ public:
     // replaces the path's while it is not in use), adding it if there is none.
 
     template <std::size_t I>
-    [[nodiscard]] status start(typename plugin_t<I>::device_type& dev, control_link link) {
-        return switch_to<I>(dev, link, switch_reason::boot);
-    }
+    [[nodiscard]] status start(typename plugin_t<I>::device_type& dev, control_link link);
     template <std::size_t I>
     [[nodiscard]] status request_switch(typename plugin_t<I>::device_type& dev,
-                                        control_link link, switch_reason reason) {
-        const path_id p = path_for<I>(dev, link);
-        if (p == no_path) {
-            return {errc::no_memory, "no free path slot"};
-        }
-        return request_switch(p, reason);
-    }
+                                        control_link link, switch_reason reason);
     template <std::size_t I>
     [[nodiscard]] status switch_to(typename plugin_t<I>::device_type& dev, control_link link,
-                                   switch_reason reason) {
-        status st = request_switch<I>(dev, link, reason);
-        if (!st.ok()) {
-            return st;
-        }
-        return wait_switch();
-    }
+                                   switch_reason reason);
     template <std::size_t I>
-    void set_fallback(typename plugin_t<I>::device_type& dev, control_link link) noexcept {
-        set_fallback(path_for<I>(dev, link));
-    }
+    void set_fallback(typename plugin_t<I>::device_type& dev, control_link link) noexcept;
     /// The instance of type index I that a switch went to last (or, before any did, the
     /// one added last). A path of that type must exist.
     template <std::size_t I>
-    [[nodiscard]] plugin_t<I>& plugin() noexcept {
-        path_id best = no_path;
-        for (std::size_t p = 0; p < max_paths; ++p) {
-            if (paths_[p].inst != nullptr && paths_[p].type == I &&
-                (best == no_path || paths_[p].used > paths_[best].used)) {
-                best = static_cast<path_id>(p);
-            }
-        }
-        return *static_cast<plugin_t<I>*>(paths_[best].inst);
-    }
+    [[nodiscard]] plugin_t<I>& plugin() noexcept;
 
     // ---- control path --------------------------------------------------------------
 

@@ -416,4 +416,60 @@ void shell<Env, Plugins...>::wake_all() noexcept {
     }
 }
 
+// ---- by device: the path of type index I bound to a device, added on first use --------
+
+template <class Env, template <class> class... Plugins>
+    requires shell_env<Env>
+template <std::size_t I>
+status shell<Env, Plugins...>::start(typename plugin_t<I>::device_type& dev,
+                                     control_link link) {
+    return switch_to<I>(dev, link, switch_reason::boot);
+}
+
+template <class Env, template <class> class... Plugins>
+    requires shell_env<Env>
+template <std::size_t I>
+status shell<Env, Plugins...>::request_switch(typename plugin_t<I>::device_type& dev,
+                                              control_link link, switch_reason reason) {
+    const path_id p = path_for<I>(dev, link);
+    if (p == no_path) {
+        return {errc::no_memory, "no free path slot"};
+    }
+    return request_switch(p, reason);
+}
+
+template <class Env, template <class> class... Plugins>
+    requires shell_env<Env>
+template <std::size_t I>
+status shell<Env, Plugins...>::switch_to(typename plugin_t<I>::device_type& dev,
+                                         control_link link, switch_reason reason) {
+    status st = request_switch<I>(dev, link, reason);
+    if (!st.ok()) {
+        return st;
+    }
+    return wait_switch();
+}
+
+template <class Env, template <class> class... Plugins>
+    requires shell_env<Env>
+template <std::size_t I>
+void shell<Env, Plugins...>::set_fallback(typename plugin_t<I>::device_type& dev,
+                                         control_link link) noexcept {
+    set_fallback(path_for<I>(dev, link));
+}
+
+template <class Env, template <class> class... Plugins>
+    requires shell_env<Env>
+template <std::size_t I>
+auto shell<Env, Plugins...>::plugin() noexcept -> plugin_t<I>& {
+    path_id best = no_path;
+    for (std::size_t p = 0; p < max_paths; ++p) {
+        if (paths_[p].inst != nullptr && paths_[p].type == I &&
+            (best == no_path || paths_[p].used > paths_[best].used)) {
+            best = static_cast<path_id>(p);
+        }
+    }
+    return *static_cast<plugin_t<I>*>(paths_[best].inst);
+}
+
 } // namespace npa
