@@ -88,15 +88,14 @@ int main(int argc, char** argv) {
             return 1;
         }
         auto& sh = *w->sh;
-        if (!sh.start<0>(w->vmx->window(), w->vmx_link()).ok() || !sh.set_mac(th::guest_mac).ok()) {
+        if (!sh.start(w->vmx_path).ok() || !sh.set_mac(th::guest_mac).ok()) {
             std::fprintf(stderr, "path_bench: boot failed\n");
             return 1;
         }
         w->run(500);
         const mpps_pair vm = measure(*w, seconds);
         rates.push_back({"vmxnet3", nq, vm.wall, vm.cpu});
-        if (!w->switch_under_traffic<1>(w->a.nic->vf(0).window(), w->vf_link(w->a),
-                                        npa::switch_reason::vf_arrived).ok()) {
+        if (!w->switch_under_traffic(w->a.vf_path, npa::switch_reason::vf_arrived).ok()) {
             std::fprintf(stderr, "path_bench: VF switch failed\n");
             return 1;
         }
@@ -109,9 +108,9 @@ int main(int argc, char** argv) {
         std::uint64_t rounds = 0;
         while (dur.size() < switches) {
             if (!sh.switching() && ++rounds % 10 == 0) {
-                const npa::status st = sh.active_path() == 0
-                    ? sh.request_switch<1>(w->a.nic->vf(0).window(), w->vf_link(w->a), npa::switch_reason::vf_arrived)
-                    : sh.request_switch<0>(w->vmx->window(), w->vmx_link(), npa::switch_reason::vf_leaving);
+                const npa::status st = sh.active_path() == w->vmx_path
+                    ? sh.request_switch(w->a.vf_path, npa::switch_reason::vf_arrived)
+                    : sh.request_switch(w->vmx_path, npa::switch_reason::vf_leaving);
                 if (!st.ok()) {
                     std::fprintf(stderr, "path_bench: switch refused: %s\n", st.reason());
                     return 1;

@@ -64,6 +64,9 @@ struct sim_world {
     std::optional<igbvf_control> vf_a_ctl, vf_b_ctl;
     env e;
     std::optional<shell_t> sh;
+    path_id emu_path = shell_t::no_path;   ///< 0
+    path_id vf_a_path = shell_t::no_path;  ///< 1: host A's VF 0
+    path_id vf_b_path = shell_t::no_path;  ///< 2: host B's VF 0
     std::vector<traffic_gen> gens;
     std::vector<std::vector<buffer_ref>> pending;  // built, not yet taken by the shell
     traffic_sink guest_sink;
@@ -114,6 +117,10 @@ struct sim_world {
         pool_t* pools[queues] = {&*pool, &*pool};
         sh.emplace(e, std::span<pool_t* const>(pools, queues), cfg);
         REQUIRE(sh->init_status().ok());
+        emu_path = sh->add_path<simnic_plugin>(emu->window(), emu_link());
+        vf_a_path = sh->add_path<igbvf_plugin>(host_a->vf(0).window(), vf_a_link());
+        vf_b_path = sh->add_path<igbvf_plugin>(host_b->vf(0).window(), vf_b_link());
+        REQUIRE(vf_b_path != shell_t::no_path);
         for (std::uint16_t q = 0; q < queues; ++q) {
             gens.emplace_back(100 + q, guest_mac, peer_mac);
         }
@@ -170,16 +177,14 @@ struct sim_world {
             round(0, 0);
         }
     }
-    template <std::size_t I>
-    void switch_under_traffic(typename shell_t::template plugin_t<I>::device_type& dev,
-                              control_link link, switch_reason why) {
-        const status st = sh->template request_switch<I>(dev, link, why);
+    void switch_under_traffic(path_id p, switch_reason why) {
+        const status st = sh->request_switch(p, why);
         REQUIRE_MESSAGE(st.ok(), st.reason());
         for (int i = 0; i < 2000 && sh->switching(); ++i) {
             round(32, 16);
         }
         REQUIRE_FALSE(sh->switching());
-        CHECK(sh->active_path() == I);
+        CHECK(sh->active_path() == p);
     }
     void check_guest_tx() {
         for (std::uint16_t q = 0; q < queues; ++q) {
@@ -209,13 +214,13 @@ void env::on_wait() noexcept { world->step_devices(); }
 
 TEST_CASE("shell switches between the emulated path and the VF under traffic: zero TX loss") {
     sim_world w;
-    REQUIRE(w.sh->start<0>(w.emu->window(), w.emu_link()).ok());
-    w.sh->set_fallback<0>(w.emu->window(), w.emu_link());
+    REQUIRE(w.sh->start(w.emu_path).ok());
+    w.sh->set_fallback(w.emu_path);
     for (int i = 0; i < 50; ++i) w.round(32, 16);
-    CHECK(w.sh->active_path() == 0);
+    CHECK(w.sh->active_path() == w.emu_path);
 
     // VF arrives on host A: passthrough on.
-    w.switch_under_traffic<1>(w.host_a->vf(0).window(), w.vf_a_link(), switch_reason::vf_arrived);
+    w.switch_under_traffic(w.vf_a_path, switch_reason::vf_arrived);
     for (int i = 0; i < 50; ++i) w.round(32, 16);
     CHECK(w.host_a->vf(0).stats(0).tx_frames + w.host_a->vf(0).stats(1).tx_frames > 0);
     CHECK(w.host_a->vf(0).stats(0).rx_frames + w.host_a->vf(0).stats(1).rx_frames > 0);
@@ -225,10 +230,10 @@ TEST_CASE("shell switches between the emulated path and the VF under traffic: ze
     CHECK(w.sh->set_mac({0x02, 0, 0, 0, 0x66, 0x66}).code() == errc::refused);
 
     // Live migration: out to the emulated path, in again on host B's smaller VF.
-    w.switch_under_traffic<0>(w.emu->window(), w.emu_link(), switch_reason::migration);
+    w.switch_under_traffic(w.emu_path, switch_reason::migration);
     for (int i = 0; i < 20; ++i) w.round(32, 16);
-    w.switch_under_traffic<1>(w.host_b->vf(0).window(), w.vf_b_link(), switch_reason::vf_arrived);
-    CHECK(w.sh->plugin<1>().tx_ring_size(0) == 256);  // fitted to host B's VF
+    w.switch_under_traffic(w.vf_b_path, switch_reason::vf_arrived);
+    CHECK(w.sh->plugin<igbvf_plugin>(w.vf_b_path)->tx_ring_size(0) == 256);  // host B's VF
     CHECK((w.sh->offloads() & cap::tx_l4_csum) == 0);  // lost with host B's VF
     for (int i = 0; i < 50; ++i) w.round(32, 16);
     CHECK(w.host_b->vf(0).stats(0).tx_frames + w.host_b->vf(0).stats(1).tx_frames > 0);
@@ -237,11 +242,11 @@ TEST_CASE("shell switches between the emulated path and the VF under traffic: ze
     fault_plan gone;
     gone.remove_after_tx = 40;
     w.host_b->vf(0).inject(gone);
-    for (int i = 0; i < 400 && (w.sh->active_path() != 0 || w.sh->switching()); ++i) {
+    for (int i = 0; i < 400 && (w.sh->active_path() != w.emu_path || w.sh->switching()); ++i) {
         w.round(32, 16);
     }
     CHECK(w.host_b->vf(0).removed());
-    CHECK(w.sh->active_path() == 0);
+    CHECK(w.sh->active_path() == w.emu_path);
     CHECK(w.sh->history().recent(0).reason == switch_reason::surprise_removal);
     CHECK(w.sh->history().recent(0).requeued > 0);  // what the VF took but never sent, resent
     for (int i = 0; i < 50; ++i) w.round(32, 16);
@@ -257,12 +262,12 @@ TEST_CASE("shell switches between the emulated path and the VF under traffic: ze
 
 TEST_CASE("offloads the shell asks for are programmed into the VF, and follow a migration") {
     sim_world w;
-    REQUIRE(w.sh->start<0>(w.emu->window(), w.emu_link()).ok());
+    REQUIRE(w.sh->start(w.emu_path).ok());
     for (int i = 0; i < 10; ++i)
         w.round(32, 16);
-    w.switch_under_traffic<1>(w.host_a->vf(0).window(), w.vf_a_link(), switch_reason::vf_arrived);
+    w.switch_under_traffic(w.vf_a_path, switch_reason::vf_arrived);
     const std::uint32_t host_a = igbvf_limits{}.offloads;
-    CHECK(w.sh->plugin<1>().offloads() == host_a);
+    CHECK(w.sh->plugin<igbvf_plugin>(w.vf_a_path)->offloads() == host_a);
     CHECK(w.sh->offloads() == host_a);
     // One frame asking for a VLAN tag: the VF's device inserts it (a context descriptor
     // with VLE), and the embedded switch, which gave this VF no VLAN 7, drops and counts it.
@@ -283,9 +288,10 @@ TEST_CASE("offloads the shell asks for are programmed into the VF, and follow a 
     send_tagged();
     CHECK(w.host_a->switch_stats(0).vlan_violations == v0 + 1);
     // Onto host B's VF (no checksum offloads): the plugin is attached without them.
-    w.switch_under_traffic<0>(w.emu->window(), w.emu_link(), switch_reason::migration);
-    w.switch_under_traffic<1>(w.host_b->vf(0).window(), w.vf_b_link(), switch_reason::vf_arrived);
-    CHECK(w.sh->plugin<1>().offloads() == (cap::vlan_insert | cap::vlan_strip));
+    w.switch_under_traffic(w.emu_path, switch_reason::migration);
+    w.switch_under_traffic(w.vf_b_path, switch_reason::vf_arrived);
+    CHECK(w.sh->plugin<igbvf_plugin>(w.vf_b_path)->offloads() ==
+          (cap::vlan_insert | cap::vlan_strip));
     CHECK(w.sh->offloads() == (cap::vlan_insert | cap::vlan_strip));
     const std::uint64_t vb = w.host_b->switch_stats(0).vlan_violations;
     send_tagged();
@@ -302,7 +308,7 @@ TEST_CASE("a replay the VF's PF refuses half-way is undone there; the old path k
     pol.default_mac = guest_mac;
     pol.allowed_vlans = {10};
     w.host_a->pf().set_policy(0, pol);
-    REQUIRE(w.sh->start<0>(w.emu->window(), w.emu_link()).ok());
+    REQUIRE(w.sh->start(w.emu_path).ok());
     for (int i = 0; i < 10; ++i)
         w.round(32, 16);
     // The emulated path's hypervisor accepts all of it; the VF's PF allows VLAN 10 only.
@@ -312,7 +318,7 @@ TEST_CASE("a replay the VF's PF refuses half-way is undone there; the old path k
     REQUIRE(w.sh->add_vlan(77).ok());
     const std::uint64_t m0 = w.vf_a_ctl->messages();
     const status st =
-        w.sh->request_switch<1>(w.host_a->vf(0).window(), w.vf_a_link(), switch_reason::vf_arrived);
+        w.sh->request_switch(w.vf_a_path, switch_reason::vf_arrived);
     CHECK(st.code() == errc::refused);
     // MTU, RX mode, the multicast list and VLAN 10 went through one message each before
     // VLAN 77 was refused (5); the undo removed VLAN 10 and restored the empty list (2),
@@ -320,7 +326,7 @@ TEST_CASE("a replay the VF's PF refuses half-way is undone there; the old path k
     CHECK(w.vf_a_ctl->messages() - m0 == 7);
     CHECK(w.host_a->pf().state(0).vlans.empty());
     CHECK(w.host_a->pf().state(0).mcast_count == 0);
-    CHECK(w.sh->active_path() == 0);
+    CHECK(w.sh->active_path() == w.emu_path);
     CHECK(w.sh->history().recent(0).result == errc::refused);
     CHECK(w.sh->desired_control().has_vlan(77)); // what the OS asked for is kept
     for (int i = 0; i < 20; ++i)
@@ -333,16 +339,16 @@ TEST_CASE("a replay the VF's PF refuses half-way is undone there; the old path k
 
 TEST_CASE("VF reset while active: the shell falls back, nothing lost") {
     sim_world w;
-    REQUIRE(w.sh->start<1>(w.host_a->vf(0).window(), w.vf_a_link()).ok());
-    w.sh->set_fallback<0>(w.emu->window(), w.emu_link());
+    REQUIRE(w.sh->start(w.vf_a_path).ok());
+    w.sh->set_fallback(w.emu_path);
     for (int i = 0; i < 30; ++i) w.round(32, 16);
     fault_plan rst;
     rst.reset_after_tx = 50;
     w.host_a->vf(0).inject(rst);
-    for (int i = 0; i < 400 && (w.sh->active_path() != 0 || w.sh->switching()); ++i) {
+    for (int i = 0; i < 400 && (w.sh->active_path() != w.emu_path || w.sh->switching()); ++i) {
         w.round(32, 16);
     }
-    CHECK(w.sh->active_path() == 0);
+    CHECK(w.sh->active_path() == w.emu_path);
     CHECK(w.sh->history().recent(0).reason == switch_reason::reset);
     w.settle();
     w.check_guest_tx();

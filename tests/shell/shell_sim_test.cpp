@@ -81,7 +81,7 @@ TEST_CASE("sim: 1,000 switches in a row, audit after each, nothing lost or reord
 TEST_CASE("sim: surprise removal of the VF mid-burst; TX comes back and goes out on the emulated path") {
     sim::shell_rig r;
     REQUIRE(r.error().ok());
-    r.sh().set_fallback<0>(r.emu().window(), r.emu_link());
+    r.sh().set_fallback(r.emu_path());
     REQUIRE(r.flip().ok());
     for (int i = 0; i < 50; ++i) r.round(16, 16);
     // The shell hands a burst per queue to the VF, and the VF is pulled before it runs.

@@ -67,9 +67,9 @@ TEST_CASE(
     std::string err;
     REQUIRE_MESSAGE(w.build(err), err);
     th::shell_t& sh = *w.sh;
-    REQUIRE(sh.start<0>(w.vmx->window(), w.vmx_link()).ok());
+    REQUIRE(sh.start(w.vmx_path).ok());
     REQUIRE(sh.set_mac(th::guest_mac).ok());
-    sh.set_fallback<0>(w.vmx->window(), w.vmx_link());
+    sh.set_fallback(w.vmx_path);
 
     std::array<th::host*, 2> hosts{&w.a, &w.b};
     std::array<std::uint32_t, 2> away{}; // rounds since host h's VF was pulled (0: present)
@@ -133,12 +133,10 @@ TEST_CASE(
         if (a < 55) {
             if (!sh.switching()) {
                 ++requests;
-                if (sh.active_path() == 0 && away[h] == 0) {
-                    last = sh.request_switch<1>(vf.window(), w.vf_link(*hosts[h]),
-                                                npa::switch_reason::vf_arrived);
-                } else if (sh.active_path() != 0) {
-                    last = sh.request_switch<0>(w.vmx->window(), w.vmx_link(),
-                                                npa::switch_reason::vf_leaving);
+                if (sh.active_path() == w.vmx_path && away[h] == 0) {
+                    last = sh.request_switch(hosts[h]->vf_path, npa::switch_reason::vf_arrived);
+                } else if (sh.active_path() != w.vmx_path) {
+                    last = sh.request_switch(w.vmx_path, npa::switch_reason::vf_leaving);
                 } else {
                     last = {npa::errc::removed, "soak: that host's VF is pulled"};
                 }

@@ -80,7 +80,7 @@ TEST_CASE("soak: random switches, link flaps, resets and surprise removals under
     rc.guest_bytes = guest_bytes;
     sim::shell_rig r(rc);
     REQUIRE(r.error().ok());
-    r.sh().set_fallback<0>(r.emu().window(), r.emu_link());
+    r.sh().set_fallback(r.emu_path());
 
     soak_figures f;
     std::uint64_t retired_not_sent = 0; // TX frames pulled VFs counted as not sent

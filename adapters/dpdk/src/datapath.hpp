@@ -228,18 +228,9 @@ private:
 };
 static_assert(npa::control_channel<ethdev_control>);
 
-namespace detail {
-template <std::size_t N, template <class> class P, template <class> class... Ps>
-struct repeat_shell : repeat_shell<N - 1, P, P, Ps...> {};
-template <template <class> class P, template <class> class... Ps>
-struct repeat_shell<0, P, Ps...> {
-    using type = npa::shell<dpdk_env, Ps...>;
-};
-} // namespace detail
-
-/// One shell slot per possible sub-device, all of them ethdev plugins.
-using path_shell = typename detail::repeat_shell<max_sub_devices, ethdev_plugin>::type;
-static_assert(path_shell::path_count == max_sub_devices);
+/// One plugin type, one path per sub-device (path i drives sub_ports[i]).
+using path_shell = npa::shell<dpdk_env, ethdev_plugin>;
+static_assert(path_shell::max_paths >= max_sub_devices);
 
 class shell_paths {
 public:
@@ -260,9 +251,9 @@ public:
         std::uint16_t port = RTE_MAX_ETHPORTS;
     };
     steady_port steady(std::uint16_t q) noexcept {
-        const std::uint8_t p = sh_->steady_path(q);
+        const path_id p = sh_->steady_path(q);
         if (p >= npaths_) return {};
-        return {p, live_port(p, std::make_index_sequence<max_sub_devices>{})};
+        return {p, live_port(p)};
     }
 
     // ---- control path (serialised by the lock) --------------------------------------
@@ -300,6 +291,10 @@ public:
             env_, std::span<mempool_pool* const>(pool_ptrs_.data(), qc.queues), cfg));
         if (!sh_) return {errc::no_memory, "cannot allocate the shell"};
         if (!sh_->init_status().ok()) return sh_->init_status();
+        for (std::size_t i = 0; i < npaths_; ++i) {
+            if (sh_->add_path<ethdev_plugin>(devs_[i], control_link::to(ctl_[i])) != i)
+                return {errc::no_memory, "cannot add a path per sub-device"};
+        }
         return {};
     }
 
@@ -322,7 +317,9 @@ public:
         std::lock_guard<std::mutex> g(lock_);
         if (!sh_) return;
         sh_->stop();
-        detach_all(std::make_index_sequence<max_sub_devices>{});
+        for (std::size_t p = 0; p < npaths_; ++p) {
+            if (auto* pl = sh_->plugin<ethdev_plugin>(static_cast<path_id>(p))) pl->detach();
+        }
     }
 
     status request(std::uint32_t path, switch_reason why) {
@@ -387,7 +384,7 @@ public:
         std::lock_guard<std::mutex> g(lock_);
         if (!sh_ || path >= npaths_)
             return;
-        mark_path(path, std::make_index_sequence<max_sub_devices>{});
+        if (auto* pl = sh_->plugin<ethdev_plugin>(static_cast<path_id>(path))) pl->mark_removed();
     }
 
     /// A sub-device came back under a new port id (hot plug): the path's device window
@@ -440,44 +437,19 @@ private:
     /// handful is enough, the bound only turns a bug into an error instead of a hang.
     static constexpr int boot_spins = 100'000;
 
-    template <std::size_t I>
-    static status request_one(shell_paths& s, switch_reason why) {
-        return s.sh_->template request_switch<I>(s.devs_[I], control_link::to(s.ctl_[I]), why);
-    }
-    template <std::size_t... I>
-    static constexpr auto make_table(std::index_sequence<I...>) {
-        return std::array<status (*)(shell_paths&, switch_reason), sizeof...(I)>{&request_one<I>...};
-    }
-
-    template <std::size_t... I>
-    void mark_path(std::uint32_t path, std::index_sequence<I...>) noexcept {
-        ((path == I ? sh_->template plugin<I>().mark_removed() : void()), ...);
-    }
-
     /// The port path p drives while its plugin is attached and its device not gone.
-    template <std::size_t... I>
-    std::uint16_t live_port(std::uint8_t p, std::index_sequence<I...>) noexcept {
-        std::uint16_t port = RTE_MAX_ETHPORTS;
-        (void)((p == I ? (port = live_port_of(sh_->template plugin<I>()), true) : false) || ...);
-        return port;
-    }
-    template <class P>
-    static std::uint16_t live_port_of(const P& pl) noexcept {
-        return pl.attached() && pl.health() == errc::ok ? pl.port_id() : RTE_MAX_ETHPORTS;
+    std::uint16_t live_port(path_id p) noexcept {
+        const auto* pl = sh_->plugin<ethdev_plugin>(p);
+        return pl != nullptr && pl->attached() && pl->health() == errc::ok ? pl->port_id()
+                                                                           : RTE_MAX_ETHPORTS;
     }
 
     std::uint32_t running_path() const noexcept { return sh_ ? sh_->active_path() : no_path; }
 
-    template <std::size_t... I>
-    void detach_all(std::index_sequence<I...>) noexcept {
-        (sh_->template plugin<I>().detach(), ...);
-    }
-
     status request_locked(std::uint32_t path, switch_reason why) {
         if (!sh_) return {errc::bad_state, "port not started"};
         if (path >= npaths_) return {errc::invalid_argument, "no such path"};
-        static constexpr auto table = make_table(std::make_index_sequence<max_sub_devices>{});
-        const status st = table[path](*this, why);
+        const status st = sh_->request_switch(static_cast<path_id>(path), why);
         if (st.ok()) target_ = path;
         return st;
     }

@@ -90,15 +90,6 @@ std::string fmt_us(std::uint64_t ns) {
     return b;
 }
 
-template <class F, std::size_t... I>
-void for_paths(F&& f, std::index_sequence<I...>) {
-    (f(std::integral_constant<std::size_t, I>{}), ...);
-}
-template <class F>
-void for_paths(F&& f) {
-    for_paths(std::forward<F>(f), std::make_index_sequence<linkd_shell::path_count>{});
-}
-
 } // namespace
 
 // ---- environment and policy ---------------------------------------------------------
@@ -247,14 +238,10 @@ bool linkd::init(std::string& err) {
         return false;
     }
     pending_tx_.resize(cfg_.queues);
-    // 4. Lowers: a shell path each (two per plugin kind), their current state.
-    std::uint8_t next_slot[2] = {0, 1}; // af_packet: paths 0 and 2; af_xdp: 1 and 3
+    // 4. Lowers: their current state, then a shell path each (of its plugin kind).
     for (const auto& lc : cfg_.lowers) {
         lower_state l;
         l.cfg = lc;
-        const int k = static_cast<int>(lc.kind);
-        l.path = next_slot[k];
-        next_slot[k] = static_cast<std::uint8_t>(next_slot[k] + 2);
         l.packet_dev = af_packet_device::named(lc.ifname.c_str());
         l.xdp_dev = af_xdp_device::over(lc.ifname.c_str(), *pool_, lc.mode);
         l.running = iface_running(lc.ifname.c_str(), l.ifindex);
@@ -268,6 +255,16 @@ bool linkd::init(std::string& err) {
                     .c_str());
         }
         lowers_.push_back(l);
+    }
+    for (lower_state& l : lowers_) {
+        const control_link link = control_link::to(*policy_);
+        l.path = l.cfg.kind == plugin_kind::af_xdp
+                     ? shell_->add_path<af_xdp_plugin>(l.xdp_dev, link)
+                     : shell_->add_path<af_packet_plugin>(l.packet_dev, link);
+        if (l.path == linkd_shell::no_path) {
+            err = "too many lowers: the shell holds " + std::to_string(linkd_shell::max_paths);
+            return false;
+        }
     }
     // 5. Link events and the control socket.
     if (!mon_.open()) {
@@ -339,15 +336,7 @@ int linkd::lower_of_path(std::uint8_t path) const noexcept {
 
 status linkd::request_switch(std::size_t li, switch_reason why) {
     lower_state& l = lowers_[li];
-    const control_link link = control_link::to(*policy_);
-    status st;
-    switch (l.path) {
-    case 0: st = shell_->request_switch<0>(l.packet_dev, link, why); break;
-    case 1: st = shell_->request_switch<1>(l.xdp_dev, link, why); break;
-    case 2: st = shell_->request_switch<2>(l.packet_dev, link, why); break;
-    case 3: st = shell_->request_switch<3>(l.xdp_dev, link, why); break;
-    default: return {errc::invalid_argument, "no such path"};
-    }
+    const status st = shell_->request_switch(l.path, why);
     if (st.ok()) {
         // The new path is attached and its RX posted: tell the network now, so replies
         // already head for it while the old path drains.
@@ -508,11 +497,11 @@ void linkd::run() {
         for (std::uint16_t q = 0; q < cfg_.queues; ++q) {
             if (pending_tx_[q].empty())
                 fds.push_back({tap_.fd(q), POLLIN, 0});
-            for_paths([&](auto I) {
-                const int fd = shell_->template plugin<I()>().fd(q);
+            for (const lower_state& l : lowers_) {
+                const int fd = shell_->with_plugin(l.path, [q](auto& pl) { return pl.fd(q); });
                 if (fd >= 0)
                     fds.push_back({fd, POLLIN, 0});
-            });
+            }
         }
         const std::size_t ctl_at = fds.size();
         fds.push_back({mon_.fd(), POLLIN, 0});
@@ -576,11 +565,8 @@ void linkd::run() {
         }
         errc h = errc::ok;
         const std::uint8_t active = shell_->active_path();
-        for_paths([&](auto I) {
-            if (I() == active) {
-                h = shell_->template plugin<I()>().health();
-            }
-        });
+        if (active != linkd_shell::no_path)
+            h = shell_->with_plugin(active, [](auto& pl) { return pl.health(); });
         if (failover_pending_ && !shell_->switching()) {
             // A second report of the same failure (the plugin's and rtnetlink's) may have
             // arrived while the first one's switch ran: once the path now active is
@@ -839,12 +825,12 @@ std::string linkd::render_status(bool text) {
         ",\"active\":" +
         (active >= 0 ? json_str(lowers_[static_cast<std::size_t>(active)].cfg.ifname) : "null") +
         ",\"plugin\":" + json_str(shell_->active_name());
-    for_paths([&](auto I) {
-        if constexpr (I() % 2 == 1) {
-            if (I() == shell_->active_path())
-                mode = to_string(shell_->template plugin<I()>().mode());
-        }
-    });
+    if (const path_id p = shell_->active_path(); p != linkd_shell::no_path) {
+        shell_->with_plugin(p, [&](auto& pl) {
+            if constexpr (requires { pl.mode(); })
+                mode = to_string(pl.mode());
+        });
+    }
     o += ",\"xdp_mode\":" + json_str(mode) +
          ",\"switching\":" + (shell_->switching() ? "true" : "false") +
          ",\"switches\":" + std::to_string(shell_->history().switches()) + ",\"lowers\":[";

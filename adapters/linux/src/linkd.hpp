@@ -47,14 +47,14 @@ private:
     const policy_config& pol_;
 };
 
-// Paths of the shell: two per plugin kind, so any two lowers can be switched between
-// (the outgoing and the incoming path are attached at the same time).
-using linkd_shell =
-    npa::shell<linkd_env, af_packet_plugin, af_xdp_plugin, af_packet_plugin, af_xdp_plugin>;
+// The shell: one path per lower, an instance of the lower's plugin kind (any two
+// lowers can be switched between: the outgoing and the incoming path are attached at
+// the same time).
+using linkd_shell = npa::shell<linkd_env, af_packet_plugin, af_xdp_plugin>;
 
 struct lower_state {
     lower_config cfg;
-    std::uint8_t path = 0; ///< shell path index
+    npa::path_id path = linkd_shell::no_path; ///< this lower's shell path
     int ifindex = 0;       ///< 0: not present
     bool running = false;
     af_packet_device packet_dev{};

@@ -58,7 +58,7 @@ struct story {
         return ok;
     }
     /// The newest switch record, which must be a completed switch to `to` for `why`.
-    bool switched(const char* step, const status& st, std::uint8_t to, switch_reason why) {
+    bool switched(const char* step, const status& st, path_id to, switch_reason why) {
         const shell_t& sh = *w->sh;
         if (!check(st.ok(), step, fmt::format("the switch was refused: {}", st.reason())))
             return false;
@@ -67,7 +67,7 @@ struct story {
                          r.reason == why,
                      step,
                      fmt::format("expected path {} for {}, active is {} after {}",
-                                 shell_t::path_name(to), to_string(why), sh.active_name(), r)) &&
+                                 sh.path_name(to), to_string(why), sh.active_name(), r)) &&
                check(r.tx_lost == 0, step,
                      fmt::format("{} TX packets lost in the switch", r.tx_lost));
     }
@@ -82,23 +82,23 @@ void scenario(world& w, story& s, bool quick) {
     shell_t& sh = *w.sh;
 
     // 1. Boot on the emulated path.
-    if (const status st = sh.start<0>(w.vmx->window(), w.vmx_link());
+    if (const status st = sh.start(w.vmx_path);
         !s.check(st.ok(), "step 1 (boot on vmxnet3)", st.reason())) {
         return;
     }
     (void)sh.set_mac(guest_mac);
-    sh.set_fallback<0>(w.vmx->window(), w.vmx_link());
+    sh.set_fallback(w.vmx_path);
     w.event(fmt::format("boot: guest up on {} (host A), offloads [{}]", sh.active_name(),
                         offload_names{sh.offloads()}));
     w.run_for(steady);
 
     // 2. The hypervisor allocates VF0 on host A's NIC: passthrough on.
-    status st = w.switch_under_traffic<1>(w.a.nic->vf(0).window(), w.vf_link(w.a),
-                                          switch_reason::vf_arrived);
+    status st = w.switch_under_traffic(w.a.vf_path, switch_reason::vf_arrived);
     w.event(fmt::format("VF0 on host A allocated: {} ({})", st.ok() ? "switched in" : st.reason(),
                         fmt::format("{}", sh.history().recent(0))));
-    s.switched("step 2 (VF0 on host A switched in)", st, 1, switch_reason::vf_arrived);
-    const std::uint32_t ring_a = sh.active_path() == 1 ? sh.plugin<1>().tx_ring_size(0) : 0;
+    s.switched("step 2 (VF0 on host A switched in)", st, w.a.vf_path, switch_reason::vf_arrived);
+    const auto* vf_a = sh.plugin<igbvf_plugin>(sh.active_path());
+    const std::uint32_t ring_a = vf_a != nullptr ? vf_a->tx_ring_size(0) : 0;
     const std::uint32_t caps_a = sh.active_capabilities().offloads;
     w.run_for(steady);
 
@@ -151,22 +151,21 @@ void scenario(world& w, story& s, bool quick) {
             fmt::format("{} forged frame(s) sent, {} counted as spoofed", w.spoofed_sent, spoofed));
 
     // 4. Live migration to host B: out to the emulated path, move, in on host B's VF.
-    st = w.switch_under_traffic<0>(w.vmx->window(), w.vmx_link(), switch_reason::migration);
+    st = w.switch_under_traffic(w.vmx_path, switch_reason::migration);
     w.event(
         fmt::format("migration: passthrough off ({})", fmt::format("{}", sh.history().recent(0))));
-    s.switched("step 4 (migration: switched out to vmxnet3)", st, 0, switch_reason::migration);
+    s.switched("step 4 (migration: switched out to vmxnet3)", st, w.vmx_path, switch_reason::migration);
     w.run_for(steady / 2);
     w.plug_vmx(w.b); // the guest and its vmxnet3 backend now live on host B
     (void)w.vmx_link_ch.submit(control_request::make_set_mac(sh.desired_control().mac()));
     w.event("migration: guest resumed on host B (vmxnet3 backend re-plugged, network re-steered)");
     w.run_for(steady / 2);
-    st = w.switch_under_traffic<1>(w.b.nic->vf(0).window(), w.vf_link(w.b),
-                                   switch_reason::vf_arrived);
+    st = w.switch_under_traffic(w.b.vf_path, switch_reason::vf_arrived);
     w.event(fmt::format("VF0 on host B allocated: {} ({})", st.ok() ? "switched in" : st.reason(),
                         fmt::format("{}", sh.history().recent(0))));
     const char* step4 = "step 4 (migration: switched back in on host B's VF)";
-    if (s.switched(step4, st, 1, switch_reason::vf_arrived)) {
-        const std::uint32_t ring_b = sh.plugin<1>().tx_ring_size(0);
+    if (s.switched(step4, st, w.b.vf_path, switch_reason::vf_arrived)) {
+        const std::uint32_t ring_b = sh.plugin<igbvf_plugin>(w.b.vf_path)->tx_ring_size(0);
         s.check(ring_b != ring_a, step4,
                 fmt::format("host B's VF rings are {} descriptors, like host A's", ring_b));
         s.check(sh.active_capabilities().offloads != caps_a, step4,
@@ -190,11 +189,11 @@ void scenario(world& w, story& s, bool quick) {
     gone.remove_after_tx = 40;
     w.b.nic->vf(0).inject(gone);
     w.event("host B pulls VF0 (surprise removal after 40 more TX descriptors)");
-    for (int i = 0; i < 2000 && (sh.active_path() != 0 || sh.switching()); ++i)
+    for (int i = 0; i < 2000 && (sh.active_path() != w.vmx_path || sh.switching()); ++i)
         w.round(burst, burst);
     w.event(fmt::format("fallback: {}", fmt::format("{}", sh.history().recent(0))));
     const char* step5 = "step 5 (surprise removal mid-burst, fallback to vmxnet3)";
-    if (s.switched(step5, status{}, 0, switch_reason::surprise_removal)) {
+    if (s.switched(step5, status{}, w.vmx_path, switch_reason::surprise_removal)) {
         const switch_record& r = sh.history().recent(0);
         s.check(r.requeued > 0, step5, "the VF held no unsent TX when it vanished (not mid-burst)");
         s.check(r.caps_gained != 0, step5, "no capability reported regained on vmxnet3");
@@ -223,12 +222,10 @@ void scenario(world& w, story& s, bool quick) {
                 w.b.nic->vf(0).revive();
                 w.b.nic->vf(0).inject(fault_plan{});
                 ++w.flap_requests;
-                const status fs = sh.request_switch<1>(w.b.nic->vf(0).window(), w.vf_link(w.b),
-                                                       switch_reason::vf_arrived);
+                const status fs = sh.request_switch(w.b.vf_path, switch_reason::vf_arrived);
                 w.flap_refused += fs.code() == errc::busy;
-            } else if (sh.active_path() == 1) {
-                (void)sh.request_switch<0>(w.vmx->window(), w.vmx_link(),
-                                           switch_reason::vf_leaving);
+            } else if (sh.active_path() == w.b.vf_path) {
+                (void)sh.request_switch(w.vmx_path, switch_reason::vf_leaving);
             }
         }
         w.round(burst, burst);
@@ -244,9 +241,9 @@ void scenario(world& w, story& s, bool quick) {
             "step 6 (flapping VF held by hysteresis)",
             fmt::format("{} of {} arrivals held back, {} switches for {} flap events", suppressed,
                         w.flap_requests, flap_switches, w.flap_events));
-    if (sh.active_path() == 1) {
-        st = w.switch_under_traffic<0>(w.vmx->window(), w.vmx_link(), switch_reason::vf_leaving);
-        s.switched("step 6 (VF leaves for good)", st, 0, switch_reason::vf_leaving);
+    if (sh.active_path() == w.b.vf_path) {
+        st = w.switch_under_traffic(w.vmx_path, switch_reason::vf_leaving);
+        s.switched("step 6 (VF leaves for good)", st, w.vmx_path, switch_reason::vf_leaving);
     }
     w.run_for(steady / 2);
     w.settle();
@@ -293,12 +290,12 @@ std::string json_offloads(std::uint32_t bits) {
     return json_array(names, json_str);
 }
 
-std::string json_switch_record(const switch_record& r) {
+std::string json_switch_record(const shell_t& sh, const switch_record& r) {
     return fmt::format(
         "{{\"seq\": {}, \"from\": {}, \"to\": {}, \"reason\": {}, \"result\": {}, "
         "\"duration_us\": {:.1f}, \"held\": {}, \"requeued\": {}, \"tx_lost\": {}, "
         "\"rx_dropped\": {}, \"caps_lost\": {}, \"caps_regained\": {}}}",
-        r.seq, json_str(shell_t::path_name(r.from)), json_str(shell_t::path_name(r.to)),
+        r.seq, json_str(sh.path_name(r.from)), json_str(sh.path_name(r.to)),
         json_str(to_string(r.reason)),
         json_str(r.result == errc::ok ? "ok" : (r.detail != nullptr ? r.detail : "failed")),
         static_cast<double>(r.duration_ns) / 1e3, r.held, r.requeued, r.tx_lost, r.rx_dropped,
@@ -400,8 +397,8 @@ int main(int argc, char** argv) {
     fmt::print("\nswitches: {} ({} refused or failed, {} held back by hysteresis), longest {} us\n",
                h.switches(), h.failures(), sh.suppressed_switches(), max_us);
     for (const switch_record& r : w->switch_log) {
-        fmt::print("  {} {} -> {}: {}\n", r.seq, shell_t::path_name(r.from),
-                   shell_t::path_name(r.to), r);
+        fmt::print("  {} {} -> {}: {}\n", r.seq, sh.path_name(r.from),
+                   sh.path_name(r.to), r);
     }
     fmt::print("capability events: {} offloads lost, {} regained (per switch above); in effect "
                "now: [{}]\n",
@@ -434,7 +431,8 @@ int main(int argc, char** argv) {
             h.failures(), sh.suppressed_switches(), max_us, spoofed, w->mac_refusals, caps_lost,
             caps_regained, audit.ok() ? "true" : "false", ok ? "true" : "false",
             json_array(s.failed, [](const std::string& f) { return json_str(f.c_str()); }),
-            json_array(w->switch_log, json_switch_record), json_array(w->cap_log, json_cap_event));
+            json_array(w->switch_log,
+                       [&](const switch_record& r) { return json_switch_record(sh, r); }), json_array(w->cap_log, json_cap_event));
     }
     return ok ? 0 : 1;
 }

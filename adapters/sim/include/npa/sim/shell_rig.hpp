@@ -1,6 +1,6 @@
 // npa/sim/shell_rig.hpp: a guest shell with two sim data paths, wired to a network.
 //
-//   guest: npa::shell<shell_rig_env, simnic_plugin, simnic_plugin>
+//   guest: npa::shell<shell_rig_env, simnic_plugin>, two paths (emu0, vf0)
 //            path 0 -> simnic "emu0" -> l2_switch port 0
 //            path 1 -> simnic "vf0"  -> l2_switch port 1     traffic_peer on port 2
 //
@@ -108,7 +108,7 @@ struct shell_rig_config {
 class shell_rig {
 public:
     using env_type = shell_rig_env;
-    using shell_type = shell<shell_rig_env, simnic_plugin, simnic_plugin>;
+    using shell_type = shell<shell_rig_env, simnic_plugin>;
     static constexpr mac_addr guest_mac{0x02, 0, 0, 0, 0, 0x10};
     static constexpr mac_addr peer_mac{0x02, 0, 0, 0, 0, 0x20};
     static constexpr std::uint32_t peer_flow = 1;
@@ -148,7 +148,9 @@ public:
         }
         pending_.resize(c.queues);
         emu_auth_.allowed = vf_auth_.allowed = {guest_mac};
-        error_ = sh_->start<0>(emu_->window(), emu_link());
+        emu_path_ = sh_->add_path<simnic_plugin>(emu_->window(), emu_link());
+        vf_path_ = sh_->add_path<simnic_plugin>(vf_->window(), vf_link());
+        error_ = sh_->start(emu_path_);
         if (error_.ok()) {
             error_ = sh_->set_mac(guest_mac);
         }
@@ -162,6 +164,9 @@ public:
     [[nodiscard]] port_authority& vf_auth() noexcept { return vf_auth_; }
     [[nodiscard]] control_link emu_link() noexcept { return control_link::to(emu_auth_); }
     [[nodiscard]] control_link vf_link() noexcept { return control_link::to(vf_auth_); }
+    /// The shell's paths over emu() and vf().
+    [[nodiscard]] path_id emu_path() const noexcept { return emu_path_; }
+    [[nodiscard]] path_id vf_path() const noexcept { return vf_path_; }
     [[nodiscard]] std::uint16_t queues() const noexcept { return cfg_.queues; }
     /// The far end on switch port 2 (sends the numbered flow `peer_flow` to the guest).
     [[nodiscard]] traffic_peer& peer() noexcept { return peer_; }
@@ -169,20 +174,23 @@ public:
     /// Switches to the other path (vf when on emu, emu otherwise) and returns at once.
     status request_flip(switch_reason to_vf = switch_reason::vf_arrived,
                         switch_reason to_emu = switch_reason::vf_leaving) {
-        return sh_->active_path() == 0 ? sh_->request_switch<1>(vf_->window(), vf_link(), to_vf)
-                                       : sh_->request_switch<0>(emu_->window(), emu_link(), to_emu);
+        return sh_->active_path() == emu_path_ ? sh_->request_switch(vf_path_, to_vf)
+                                               : sh_->request_switch(emu_path_, to_emu);
     }
     /// The same, waiting until the switch is complete.
     status flip(switch_reason to_vf = switch_reason::vf_arrived,
                 switch_reason to_emu = switch_reason::vf_leaving) {
-        return sh_->active_path() == 0 ? sh_->switch_to<1>(vf_->window(), vf_link(), to_vf)
-                                       : sh_->switch_to<0>(emu_->window(), emu_link(), to_emu);
+        return sh_->active_path() == emu_path_ ? sh_->switch_to(vf_path_, to_vf)
+                                               : sh_->switch_to(emu_path_, to_emu);
     }
 
     /// A VF that went away comes back as a new device on the same switch port. Each new
     /// device carves fresh ring memory from guest memory; when that runs out the old VF
     /// stays (removed) and the error says why.
     status replug_vf() {
+        if (sh_->active_path() == vf_path_ || sh_->target_path() == vf_path_) {
+            return {errc::bad_state, "rig: the VF to re-plug is in use"};
+        }
         const status before = error_;
         auto fresh = make_device("vf1", 1, vf_auth_);
         error_ = before;  // a failed re-plug is this call's error, not the rig's
@@ -190,6 +198,9 @@ public:
             connect(*vf_, sw_.port_at(1));
             return {errc::no_memory, "rig: guest memory exhausted by VF re-plugs"};
         }
+        // The old VF's path goes with it, the new device's path takes its id.
+        (void)sh_->remove_path(vf_path_);
+        vf_path_ = sh_->add_path<simnic_plugin>(fresh->window(), vf_link());
         retired_rx_drops_ += drops_of(*vf_);
         std::erase(env_.devices, vf_.get());
         vf_ = std::move(fresh);
@@ -298,6 +309,8 @@ private:
     std::vector<env_type::pool_type*> pools_;
     port_authority emu_auth_, vf_auth_;
     std::unique_ptr<simnic> emu_, vf_;
+    path_id emu_path_ = shell_type::no_path;
+    path_id vf_path_ = shell_type::no_path;
     std::optional<shell_type> sh_;
     std::vector<traffic_gen> gens_;
     std::vector<std::vector<buffer_ref>> pending_;

@@ -23,7 +23,7 @@
 //   auto nic = sriov_nic::create(guest_mem, {.vfs = 2, .vf = {.limits = this_hosts_vf}});
 //   nic->pf().set_policy(0, {.default_mac = m, .allowed_macs = {...}, .port_vlan = 0});
 //   connect(**nic, vswitch.port_at(k));                    // the uplink
-//   shell.request_switch<I>(nic->vf(0).window(), control_link::to(ctl), reason);
+//   shell.request_switch(shell.add_path<igbvf_plugin>(nic->vf(0).window(), control_link::to(ctl)), reason);
 //     where ctl is an igbvf_control on nic->vf(0).mailbox_port()
 //   nic->vf(0).remove() / revive()                         // hot removal, hot add
 //   nic->switch_stats(0).spoofed                           // anti-spoofing drops

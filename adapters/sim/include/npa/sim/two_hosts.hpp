@@ -111,6 +111,7 @@ struct host {
     std::optional<igbvf_control> vf_ctl;
     steered_channel<igbvf_control> vf_link_ch;
     std::size_t phys_port = 0;
+    path_id vf_path = shell_t::no_path;  ///< the guest's path over this host's VF 0
 };
 
 struct event_line {
@@ -136,6 +137,7 @@ struct world {
     traffic_peer peer{peer_flow, peer_mac, guest_mac};
     guest_env env;
     std::optional<shell_t> sh;
+    path_id vmx_path = shell_t::no_path;  ///< the guest's path over its vmxnet3 device
 
     std::vector<traffic_gen> gens;
     std::vector<std::vector<buffer_ref>> pending;  // built, not yet taken (a qdisc)
@@ -209,6 +211,11 @@ struct world {
         pools.assign(queues, &*pool);
         sh.emplace(env, pools, cfg);
         if (!sh->init_status().ok()) return fail(err, sh->init_status());
+        // Paths 0, 1, 2: the vmxnet3 device, host A's VF, host B's VF.
+        vmx_path = sh->add_path<vmxnet3_plugin>(vmx->window(), vmx_link());
+        for (host* h : {&a, &b}) {
+            h->vf_path = sh->add_path<igbvf_plugin>(h->nic->vf(0).window(), vf_link(*h));
+        }
         for (std::uint16_t q = 0; q < queues; ++q) gens.emplace_back(guest_flow + q, guest_mac, peer_mac);
         pending.resize(queues);
         return true;
@@ -294,10 +301,8 @@ struct world {
         const std::uint64_t until = steady_ns() + ms * 1'000'000;
         while (steady_ns() < until) round(burst, burst);
     }
-    template <std::size_t I>
-    status switch_under_traffic(typename shell_t::template plugin_t<I>::device_type& dev,
-                                control_link link, switch_reason why) {
-        status st = sh->template request_switch<I>(dev, link, why);
+    status switch_under_traffic(path_id p, switch_reason why) {
+        status st = sh->request_switch(p, why);
         while (st.ok() && sh->switching()) round(burst, burst);
         return st;
     }

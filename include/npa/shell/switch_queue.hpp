@@ -1,0 +1,132 @@
+// npa/shell/switch_queue.hpp:
+// the per-queue half of the switch (docs/design.md "Switch protocol", 2 and 3).
+//
+// Each queue picks up a new switch epoch on its next data-path call (sync): at drain it
+// stops feeding the old plugin and remembers where the counters stood; it flips to the
+// new path when the old one has finished (or will not: timeout, failed device, then
+// holding new TX), and after release sends what the old path handed back, then the
+// backlog, and acknowledges.
+//
+// Member definitions of npa::shell; include <npa/shell.hpp>, which includes this file.
+#pragma once
+
+#include <npa/shell.hpp>
+
+namespace npa {
+
+template <class Env, template <class> class... Plugins>
+    requires shell_env<Env>
+NPA_ALWAYS_INLINE void shell<Env, Plugins...>::sync(queue_state& qs, std::uint16_t q) noexcept {
+    const std::uint32_t e = epoch_.load(std::memory_order_acquire);
+    if (NPA_LIKELY(e == qs.seen_epoch && !qs.draining)) {
+        return;
+    }
+    sync_slow(qs, q, e);
+}
+
+template <class Env, template <class> class... Plugins>
+    requires shell_env<Env>
+void shell<Env, Plugins...>::sync_slow(queue_state& qs, std::uint16_t q, std::uint32_t e) noexcept {
+    if (e != qs.seen_epoch) {
+        // relaxed: published by the release on epoch_, acquired by sync() above
+        const std::uint8_t ph = phase_.load(std::memory_order_relaxed);
+        if (ph == phase_draining && !qs.draining) {
+            qs.draining = true;
+            qs.old_rx_drained = qs.tx_path == no_path;
+            qs.rx_drain_left = rx_drain_bound(qs.tx_path, q);
+            qs.old_rx_read = false;
+            qs.held_at_start = qs.c.tx_backlogged;
+            qs.requeued_at_start = qs.c.tx_requeued;
+            qs.lost_at_start = qs.c.tx_lost;
+            // Device drop counters are the plugins' (not atomic): read on this thread.
+            qs.rx_drops_at_start = rx_drops(q);
+            // relaxed: as phase_
+            qs.standby = to_.load(std::memory_order_relaxed);
+            qs.drain_deadline = Env::now_ns() + cfg_.policy.drain_timeout_ns;
+            qs.old_rx_last_ns = Env::now_ns();
+            // relaxed: this queue's own thread (see queue_state::fast)
+            qs.fast.store(false, std::memory_order_relaxed);
+            if (qs.armed && qs.tx_path != no_path) {
+                visit(qs.tx_path, [q](auto& p) { p.irq_disarm(q); });
+                qs.armed = false;
+            }
+        } else if (ph == phase_released) {
+            // The old path is detached; whatever it could not confirm is in the
+            // requeue list and goes out first, then the backlog.
+            qs.old_path = no_path;
+            if (qs.hold) {
+                // relaxed: published by the release on acked_epoch below
+                qs.run_ns.store(Env::now_ns(), std::memory_order_relaxed);
+            }
+            qs.hold = false;
+            flush(qs, q);
+            qs.sw_rx_dropped.store(rx_drops(q) - qs.rx_drops_at_start,
+                                   std::memory_order_relaxed);
+            qs.sw_held.store(qs.c.tx_backlogged - qs.held_at_start, std::memory_order_relaxed);
+            qs.sw_requeued.store(qs.c.tx_requeued - qs.requeued_at_start,
+                                 std::memory_order_relaxed);
+            qs.sw_lost.store(qs.c.tx_lost - qs.lost_at_start, std::memory_order_relaxed);
+            qs.acked_epoch.store(e, std::memory_order_release);
+        }
+        qs.seen_epoch = e;
+    }
+    if (!qs.draining) {
+        return;
+    }
+    bool done = true;
+    std::uint32_t tx_held = 0;
+    if (qs.tx_path != no_path) {
+        visit(qs.tx_path, [q](auto& p) { (void)p.tx_reap(q); });
+        tx_held = visit(qs.tx_path, [q](auto& p) { return p.tx_in_flight(q); });
+        done = tx_held == 0 && qs.old_rx_drained;
+    }
+    // The timeout ends a wait on the old device (TX in flight, RX that the queue does
+    // not read). Old-path RX that the queue is reading is already there: its bound ends
+    // that read, not the clock, so a thread descheduled past the deadline strands none
+    // of it on the released device. (A plugin without a bound may never run dry: the
+    // timeout ends its read.)
+    const bool reading_old_rx = qs.old_rx_read && !qs.old_rx_drained &&
+                                rx_drain_bound(qs.tx_path, q) != ~std::uint32_t{0};
+    const bool give_up =
+        !done && (health(qs.tx_path) != errc::ok ||
+                  (Env::now_ns() >= qs.drain_deadline && !reading_old_rx));
+    if (!done && !give_up) {
+        return;
+    }
+    // flip: one store; from here on this queue never touches the old plugin.
+    qs.old_path = qs.tx_path;
+    qs.tx_path = qs.standby;
+    qs.standby = no_path;
+    qs.draining = false;
+    // Holding keeps new TX behind what the old device may hand back unsent; with
+    // nothing in flight there is nothing to come back, so TX goes on at once.
+    qs.hold = give_up && tx_held != 0;
+    ++qs.c.flips;
+    if (!qs.hold) {
+        flush(qs, q);
+    }
+    // relaxed: published by the release on flipped_epoch next line
+    qs.run_ns.store(Env::now_ns(), std::memory_order_relaxed);
+    qs.flipped_epoch.store(e, std::memory_order_release);
+}
+
+template <class Env, template <class> class... Plugins>
+    requires shell_env<Env>
+bool shell<Env, Plugins...>::old_rx_quiet(queue_state& qs, std::uint16_t n) noexcept {
+    if (cfg_.policy.rx_quiet_ns == 0) {
+        return true;
+    }
+    const std::uint64_t now = Env::now_ns();
+    if (n != 0) {
+        qs.old_rx_last_ns = now;
+    }
+    return now - qs.old_rx_last_ns >= cfg_.policy.rx_quiet_ns;
+}
+
+template <class Env, template <class> class... Plugins>
+    requires shell_env<Env>
+bool shell<Env, Plugins...>::switching_now(const queue_state& qs) const noexcept {
+    return qs.draining || qs.hold || qs.seen_epoch != epoch_.load(std::memory_order_acquire);
+}
+
+} // namespace npa
