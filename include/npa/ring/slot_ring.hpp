@@ -55,13 +55,13 @@ public:
     [[nodiscard]] bool reset(std::uint32_t size) noexcept {
         buf_info_.reset(size != 0 ? new (std::nothrow) Slot[size]() : nullptr);
         size_ = buf_info_ ? size : 0;
-        next_to_fill_ = next_to_clean_ = in_flight_ = filled_ = 0;
+        next_to_fill_ = next_to_clean_ = filled_ = cleaned_ = 0;
         return buf_info_ != nullptr;
     }
     /// Frees the slots. What they held must have been handed back first.
     void release() noexcept {
         buf_info_.reset();
-        size_ = next_to_fill_ = next_to_clean_ = in_flight_ = filled_ = 0;
+        size_ = next_to_fill_ = next_to_clean_ = filled_ = cleaned_ = 0;
     }
 
     [[nodiscard]] explicit operator bool() const noexcept { return buf_info_ != nullptr; }
@@ -69,17 +69,17 @@ public:
     [[nodiscard]] std::uint32_t next_to_fill() const noexcept { return next_to_fill_; }
     [[nodiscard]] std::uint32_t next_to_clean() const noexcept { return next_to_clean_; }
     /// Slots the device holds: [next_to_clean, next_to_fill).
-    [[nodiscard]] std::uint32_t in_flight() const noexcept { return in_flight_; }
+    [[nodiscard]] std::uint32_t in_flight() const noexcept { return filled_ - cleaned_; }
     /// Slots not held by the device. A ring whose head == tail means "empty" (Intel,
     /// vmxnet3's RX with updateRxProd) hands over one fewer: the plugin says so.
-    [[nodiscard]] std::uint32_t free_slots() const noexcept { return size_ - in_flight_; }
+    [[nodiscard]] std::uint32_t free_slots() const noexcept { return size_ - in_flight(); }
     /// Slots ever filled since reset, free-running (wraps at 2^32): the count a doorbell
     /// or a descriptor tag carries (virtio's avail->idx, the simnic's tags). The slot
     /// filled as number n is n mod size.
     [[nodiscard]] std::uint32_t filled_count() const noexcept { return filled_; }
     /// Slots ever cleaned since reset, free-running: the number of the slot at
     /// next_to_clean.
-    [[nodiscard]] std::uint32_t cleaned_count() const noexcept { return filled_ - in_flight_; }
+    [[nodiscard]] std::uint32_t cleaned_count() const noexcept { return cleaned_; }
 
     [[nodiscard]] Slot& operator[](std::uint32_t slot) noexcept { return buf_info_[slot]; }
     [[nodiscard]] const Slot& operator[](std::uint32_t slot) const noexcept {
@@ -101,7 +101,6 @@ public:
     std::uint32_t fill() noexcept {
         const std::uint32_t slot = next_to_fill_;
         next_to_fill_ = next(slot);
-        ++in_flight_;
         ++filled_;
         return slot;
     }
@@ -128,20 +127,26 @@ public:
         if (got == run && want > run) {
             got += alloc(std::span<Slot>(buf_info_.get(), want - run));
         }
-        std::uint32_t from = first;
-        std::uint32_t posted = 0;
-        for (std::uint32_t i = 0; i < got; ++i) {
-            const Slot s = buf_info_[from];
-            from = next(from);
-            if constexpr (std::is_void_v<decltype(post(next_to_fill_, s))>) {
-                post(next_to_fill_, s);
-            } else if (!post(next_to_fill_, s)) {
-                continue;
+        if constexpr (std::is_void_v<decltype(post(next_to_fill_, buf_info_[0]))>) {
+            for (std::uint32_t i = 0; i < got; ++i) {
+                post(next_to_fill_, buf_info_[next_to_fill_]);
+                (void)fill();
             }
-            (void)fill(s);
-            ++posted;
+            return got;
+        } else {
+            // A refused buffer leaves a hole: the later ones move down to close it.
+            std::uint32_t from = first;
+            std::uint32_t posted = 0;
+            for (std::uint32_t i = 0; i < got; ++i) {
+                const Slot s = buf_info_[from];
+                from = next(from);
+                if (post(next_to_fill_, s)) {
+                    (void)fill(s);
+                    ++posted;
+                }
+            }
+            return posted;
         }
-        return posted;
     }
 
     // ---- cleaning -----------------------------------------------------------------------
@@ -154,7 +159,7 @@ public:
             return not_filled;
         }
         const std::uint32_t skip = distance(next_to_clean_, slot);
-        return skip < in_flight_ ? skip : not_filled;
+        return skip < in_flight() ? skip : not_filled;
     }
     /// The same for a ring whose descriptors carry their fill number as a tag (echoed in
     /// the completion): the tag must be that of the slot's current filling, or the
@@ -162,7 +167,7 @@ public:
     [[nodiscard]] std::uint32_t completion_skip(std::uint32_t slot,
                                                 std::uint32_t tag) const noexcept {
         const std::uint32_t skip = completion_skip(slot);
-        return skip != not_filled && tag == cleaned_count() + skip ? skip : not_filled;
+        return skip != not_filled && tag == cleaned_ + skip ? skip : not_filled;
     }
 
     /// The record at next_to_clean (the oldest the device holds). in_flight() != 0.
@@ -177,7 +182,7 @@ public:
     void clean(std::uint32_t n) noexcept {
         next_to_clean_ += n;
         next_to_clean_ -= next_to_clean_ >= size_ ? size_ : 0;
-        in_flight_ -= n;
+        cleaned_ += n;
     }
     /// Takes the `n` oldest slots back from the device and hands their records on to
     /// `fn(std::span<const Slot>)`, in ring order: two calls at most.
@@ -199,8 +204,8 @@ private:
     std::uint32_t size_ = 0;
     std::uint32_t next_to_fill_ = 0;
     std::uint32_t next_to_clean_ = 0;
-    std::uint32_t in_flight_ = 0;
-    std::uint32_t filled_ = 0;
+    std::uint32_t filled_ = 0;  // free-running: in_flight = filled_ - cleaned_
+    std::uint32_t cleaned_ = 0;
 };
 
 /// "The device lied: stop trusting it." A plugin that reads something impossible from
