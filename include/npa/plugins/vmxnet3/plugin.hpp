@@ -1,6 +1,6 @@
-// npa/plugins/vmxnet3.hpp: the vmxnet3 plugin, NPA's always-present emulated path.
+// npa/plugins/vmxnet3/plugin.hpp: the vmxnet3 plugin, NPA's always-present emulated path.
 //
-// Drives a vmxnet3's rings by the device ABI (vmxnet3_defs.hpp), as Linux
+// Drives a vmxnet3's rings by the device ABI (defs.hpp), as Linux
 // drivers/net/vmxnet3 and DPDK drivers/net/vmxnet3 do, so that the same plugin could drive
 // the real device:
 //   UP  attach is a driver's open: the probe (vmxnet3::probe: revision 1 and UPT revision 1
@@ -37,8 +37,8 @@
 
 #include <npa/buffer/packet_buffer.hpp>
 #include <npa/concepts/plugin.hpp>
-#include <npa/plugins/vmxnet3_defs.hpp>
-#include <npa/plugins/vmxnet3_window.hpp>
+#include <npa/plugins/vmxnet3/defs.hpp>
+#include <npa/plugins/vmxnet3/window.hpp>
 #include <npa/ring/gen_ring.hpp>
 #include <npa/ring/slot_ring.hpp>
 

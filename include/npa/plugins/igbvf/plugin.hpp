@@ -1,7 +1,7 @@
-// npa/plugins/igbvf.hpp: the plugin for an Intel 82576 virtual function (igbvf).
+// npa/plugins/igbvf/plugin.hpp: the plugin for an Intel 82576 virtual function (igbvf).
 //
-// It drives the VF's advanced descriptor rings (igbvf_defs.hpp) through the device window
-// (igbvf_window.hpp) and nothing else: the MAC, VLAN and MTU go through the PF mailbox,
+// It drives the VF's advanced descriptor rings (defs.hpp) through the device window
+// (window.hpp) and nothing else: the MAC, VLAN and MTU go through the PF mailbox,
 // which only the shell's igbvf_control can reach.
 //
 // Rings (82576 datasheet 7.1 / 7.2): head/tail. The driver writes descriptors and moves
@@ -33,8 +33,8 @@
 
 #include <npa/buffer/packet_buffer.hpp>
 #include <npa/concepts/plugin.hpp>
-#include <npa/plugins/igbvf_defs.hpp>
-#include <npa/plugins/igbvf_window.hpp>
+#include <npa/plugins/igbvf/defs.hpp>
+#include <npa/plugins/igbvf/window.hpp>
 #include <npa/ring/gen_ring.hpp>
 #include <npa/ring/slot_ring.hpp>
 
