@@ -1,6 +1,6 @@
 // fuzz/igbvf_device_fuzz.cpp: the 82576 VF plugin against a hostile VF.
 //
-// Device-writable memory on an 82576 VF (82576 datasheet 7.1.5 and 7.2.3; igbvf_defs.hpp):
+// Device-writable memory on an 82576 VF (82576 datasheet 7.1.5 and 7.2.3; npa/plugins/igbvf/defs.hpp):
 // the write-back half of every TX and RX descriptor, written in place over the read
 // format: RX status_error (DD, EOP, errors), length and VLAN (bytes 8-15); TX status with
 // DD (bytes 12-15). The first eight bytes of a posted RX descriptor hold the buffer
@@ -12,8 +12,8 @@
 // mailbox (V2PMAILBOX ack/status bits, VMBMEM reply words) that igbvf_control reads.
 #include "device_fuzz.hpp"
 
-#include <npa/plugins/igbvf.hpp>
-#include <npa/plugins/igbvf_control.hpp>
+#include <npa/plugins/igbvf/plugin.hpp>
+#include <npa/control/igbvf.hpp>
 #include <npa/sim/igbvf_rig.hpp>
 
 namespace {

@@ -11,7 +11,7 @@
 // VF's messages never change the other VF's state.
 #include "fuzz_input.hpp"
 
-#include <npa/plugins/igbvf_defs.hpp>
+#include <npa/plugins/igbvf/defs.hpp>
 #include <npa/sim/guest_memory.hpp>
 #include <npa/sim/sriov_nic.hpp>
 

@@ -16,7 +16,7 @@
 #include "fuzz_input.hpp"
 
 #include <npa/buffer/fixed_pool.hpp>
-#include <npa/plugins/vmxnet3.hpp>
+#include <npa/plugins/vmxnet3/plugin.hpp>
 #include <npa/sim/simnic_rig.hpp>  // far_end
 #include <npa/sim/test_api.hpp>
 #include <npa/sim/vmxnet3_device.hpp>

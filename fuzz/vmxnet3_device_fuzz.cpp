@@ -1,6 +1,6 @@
 // fuzz/vmxnet3_device_fuzz.cpp: the vmxnet3 plugin against a hostile vmxnet3 device model.
 //
-// Device-writable memory on a vmxnet3 (vmxnet3_defs.hpp, after Linux vmxnet3_defs.h): the
+// Device-writable memory on a vmxnet3 (npa/plugins/vmxnet3/defs.hpp, after Linux vmxnet3_defs.h): the
 // TX completion ring and the RX completion ring of every queue (Vmxnet3_TxCompDesc,
 // Vmxnet3_RxCompDesc: gen, txdIdx/rxdIdx, rqID, len, err/eop/sop, checksum and RSS
 // fields), and the parts of the queue descriptors the device owns at run time:
@@ -11,8 +11,8 @@
 // commands), ECR (event causes: TQERR, RQERR, LINK ...), ICR and the MAC registers.
 #include "device_fuzz.hpp"
 
-#include <npa/plugins/vmxnet3.hpp>
-#include <npa/plugins/vmxnet3_control.hpp>
+#include <npa/plugins/vmxnet3/plugin.hpp>
+#include <npa/control/vmxnet3.hpp>
 #include <npa/sim/vmxnet3_rig.hpp>
 
 #include <cstddef>

@@ -14,8 +14,8 @@
 // case 8 igbvf_window_opens_the_mailbox: no member named 'mailbox_port'
 #include <npa/buffer/fixed_pool.hpp>
 #include <npa/control.hpp>
-#include <npa/plugins/igbvf_window.hpp>
-#include <npa/plugins/vmxnet3_window.hpp>
+#include <npa/plugins/igbvf/window.hpp>
+#include <npa/plugins/vmxnet3/window.hpp>
 #include <npa/shell.hpp>
 
 #include <cstdint>

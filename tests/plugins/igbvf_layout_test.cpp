@@ -2,8 +2,8 @@
 #define DOCTEST_CONFIG_IMPLEMENT_WITH_MAIN
 #include <doctest/doctest.h>
 
-#include <npa/plugins/igbvf_defs.hpp>
-#include <npa/plugins/igbvf_window.hpp>
+#include <npa/plugins/igbvf/defs.hpp>
+#include <npa/plugins/igbvf/window.hpp>
 
 #include <cstring>
 

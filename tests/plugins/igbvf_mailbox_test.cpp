@@ -3,8 +3,8 @@
 #define DOCTEST_CONFIG_IMPLEMENT_WITH_MAIN
 #include <doctest/doctest.h>
 
-#include <npa/plugins/igbvf.hpp>
-#include <npa/plugins/igbvf_control.hpp>
+#include <npa/plugins/igbvf/plugin.hpp>
+#include <npa/control/igbvf.hpp>
 #include <npa/sim/igbvf_rig.hpp>
 
 #include <array>

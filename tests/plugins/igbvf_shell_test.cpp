@@ -6,8 +6,8 @@
 #define DOCTEST_CONFIG_IMPLEMENT_WITH_MAIN
 #include <doctest/doctest.h>
 
-#include <npa/plugins/igbvf.hpp>
-#include <npa/plugins/igbvf_control.hpp>
+#include <npa/plugins/igbvf/plugin.hpp>
+#include <npa/control/igbvf.hpp>
 #include <npa/buffer/fixed_pool.hpp>
 #include <npa/shell.hpp>
 #include <npa/sim/guest_memory.hpp>

@@ -3,7 +3,7 @@
 #define DOCTEST_CONFIG_IMPLEMENT_WITH_MAIN
 #include <doctest/doctest.h>
 
-#include <npa/plugins/igbvf.hpp>
+#include <npa/plugins/igbvf/plugin.hpp>
 #include <npa/sim/health_watch.hpp>
 #include <npa/sim/igbvf_rig.hpp>
 

@@ -1,7 +1,7 @@
 // The vmxnet3 plugin passes the conformance kit on the sim vmxnet3 device model,
 // every hostile-device case included.
 #define DOCTEST_CONFIG_IMPLEMENT_WITH_MAIN
-#include <npa/plugins/vmxnet3.hpp>
+#include <npa/plugins/vmxnet3/plugin.hpp>
 #include <npa/sim/conformance.hpp>
 #include <npa/sim/vmxnet3_rig.hpp>
 

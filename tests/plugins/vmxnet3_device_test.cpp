@@ -4,8 +4,8 @@
 #define DOCTEST_CONFIG_IMPLEMENT_WITH_MAIN
 #include <doctest/doctest.h>
 
-#include <npa/plugins/vmxnet3.hpp>
-#include <npa/plugins/vmxnet3_control.hpp>
+#include <npa/plugins/vmxnet3/plugin.hpp>
+#include <npa/control/vmxnet3.hpp>
 #include <npa/shell.hpp>
 #include <npa/sim/l2_switch.hpp>
 #include <npa/sim/simnic.hpp>
@@ -67,7 +67,7 @@ TEST_CASE("vmxnet3 layout: descriptor bit fields sit where the ABI puts them") {
     CHECK(npa::from_le32(v::tx_traits::own_mask) == 1u << 14);
     CHECK(npa::from_le32(v::rx_traits::own_mask) == 1u << 31);
     CHECK(npa::from_le32(v::tx_comp_traits::own_mask) == 1u << 31);
-    // Shared-area offsets (also static_asserted in vmxnet3_defs.hpp).
+    // Shared-area offsets (also static_asserted in npa/plugins/vmxnet3/defs.hpp).
     CHECK(offsetof(v::driver_shared, devRead) == 8);
     CHECK(offsetof(v::driver_shared, devRead) + offsetof(v::ds_dev_read, rxFilterConf) == 120);
     CHECK(offsetof(v::rx_filter_conf, vfTable) == 16);

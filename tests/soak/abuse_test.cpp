@@ -11,9 +11,9 @@
 #define DOCTEST_CONFIG_IMPLEMENT_WITH_MAIN
 #include <doctest/doctest.h>
 
-#include <npa/plugins/igbvf.hpp>
-#include <npa/plugins/igbvf_control.hpp>
-#include <npa/plugins/vmxnet3.hpp>
+#include <npa/plugins/igbvf/plugin.hpp>
+#include <npa/control/igbvf.hpp>
+#include <npa/plugins/vmxnet3/plugin.hpp>
 #include <npa/sim/igbvf_rig.hpp>
 #include <npa/sim/vmxnet3_rig.hpp>
 

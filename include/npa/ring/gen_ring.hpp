@@ -234,6 +234,46 @@ public:
     /// Skips the next slot without reading it (used after a ring reset decision).
     void advance() noexcept { cur_.advance(size_); }
 
+    /// True if the slot after next_to_clean already belongs to the consumer while
+    /// next_to_clean's does not: the producer broke generation order (it handed over a
+    /// later entry without the earlier one). Read in that order the answer is exact even
+    /// with the producer running: the later entry's release store comes after the earlier's.
+    [[nodiscard]] bool out_of_order() const noexcept {
+        const std::uint32_t next = cur_.index + 1;
+        const bool wraps = next == size_;
+        const std::uint32_t w =
+            std::atomic_ref<std::uint32_t>(Tr::own_word(ring_[wraps ? 0 : next]))
+                .load(std::memory_order_acquire);
+        return (w & Tr::own_mask) == Tr::own_bits(wraps ? !cur_.gen : cur_.gen) && !ready();
+    }
+
+    /// poll(), and past one stale slot: when next_to_clean is not ready but the slot after
+    /// it is (out_of_order()), the stale slot is skipped, `on_stale()` is told (the
+    /// device is not to be trusted), and the next slot is polled. A device that breaks
+    /// generation order so cannot wedge the ring. The skipped slot is marked consumed for
+    /// this lap: it still holds the previous lap's ownership bits, which on a generation
+    /// ring are the next lap's, so left alone it would read as fresh one lap later.
+    template <class OnStale>
+    [[nodiscard]] bool poll_past_stale(desc_type& out, OnStale&& on_stale) noexcept {
+        if (poll(out)) {
+            return true;
+        }
+        if (!out_of_order()) {
+            return false;
+        }
+        on_stale();
+        std::atomic_ref<std::uint32_t> own(Tr::own_word(ring_[cur_.index]));
+        // Not the next lap's bits: this lap's on a generation ring, clear on a done-bit one.
+        const std::uint32_t mine = Tr::own_bits(cur_.gen);
+        const std::uint32_t consumed =
+            mine != Tr::own_bits(!cur_.gen) ? mine : mine ^ std::uint32_t{Tr::own_mask};
+        // relaxed: the slot is skipped and the consumer's; the word publishes no data
+        own.store((own.load(std::memory_order_relaxed) & ~std::uint32_t{Tr::own_mask}) | consumed,
+                  std::memory_order_relaxed);
+        cur_.advance(size_);
+        return poll(out);
+    }
+
 private:
     desc_type* ring_ = nullptr;
     std::uint32_t size_ = 0;

@@ -12,8 +12,8 @@
 // module's side) could call them; the link keeps them because they are exported.
 #include <npa/buffer/fixed_pool.hpp>
 #include <npa/concepts/plugin.hpp>
-#include <npa/plugins/igbvf.hpp>
-#include <npa/plugins/vmxnet3.hpp>
+#include <npa/plugins/igbvf/plugin.hpp>
+#include <npa/plugins/vmxnet3/plugin.hpp>
 #include <npa/ring/gen_ring.hpp>
 #include <npa/ring/index_ring.hpp>
 

@@ -20,6 +20,7 @@
 #include <npa/linux/checksum.hpp>
 #include <npa/linux/detail.hpp>
 #include <npa/linux/virtio_net_defs.hpp>
+#include <npa/ring/slot_ring.hpp>
 #include <npa/stats.hpp>
 #include <npa/status.hpp>
 
@@ -452,19 +453,15 @@ public:
             std::array<buffer_type, packet_reap_batch> done{};
             std::array<buffer_type, packet_reap_batch> unsent{};
             std::uint32_t nd = 0, nu = 0;
-            while (qu.tx_in_flight != 0) {
-                const std::uint32_t slot = qu.tx_next_to_clean & (tx_frames_ - 1);
-                const std::uint32_t st = tx_status(qu, slot);
-                const buffer_type b = qu.tx_buf_info[slot];
-                qu.tx_buf_info[slot] = buffer_type{};
-                ++qu.tx_next_to_clean;
-                --qu.tx_in_flight;
+            while (qu.tx_slots.in_flight() != 0) {
+                const std::uint32_t st = tx_status(qu, qu.tx_slots.next_to_clean());
+                const buffer_type b = qu.tx_slots.take();
                 if (st == TP_STATUS_SEND_REQUEST) {
                     unsent[nu++] = b;
                 } else {
                     done[nd++] = b;
                 }
-                if (nu == unsent.size() || nd == done.size() || qu.tx_in_flight == 0) {
+                if (nu == unsent.size() || nd == done.size() || qu.tx_slots.in_flight() == 0) {
                     api_->tx_complete(q, std::span<const buffer_type>(done.data(), nd));
                     api_->tx_unsent(q, std::span<const buffer_type>(unsent.data(), nu));
                     nd = nu = 0;
@@ -481,14 +478,14 @@ public:
             return 0;
         }
         queue& qu = queues_[q];
-        if (qu.tx_in_flight + bufs.size() > tx_frames_) {
+        if (bufs.size() > qu.tx_slots.free_slots()) {
             (void)tx_reap(q);
         }
         std::uint16_t n = 0;
         for (; n < bufs.size(); ++n) {
             const buffer_type b = bufs[n];
-            const std::uint32_t slot = qu.tx_next_to_fill & (tx_frames_ - 1);
-            if (qu.tx_in_flight == tx_frames_ || tx_status(qu, slot) != TP_STATUS_AVAILABLE) {
+            const std::uint32_t slot = qu.tx_slots.next_to_fill();
+            if (qu.tx_slots.free_slots() == 0 || tx_status(qu, slot) != TP_STATUS_AVAILABLE) {
                 ++qu.stats.tx_ring_full;
                 break;
             }
@@ -516,12 +513,10 @@ public:
             hdr->tp_len = len + vnet;
             hdr->tp_snaplen = len + vnet;
             hdr->tp_next_offset = 0; // TPACKET_V3 TX rejects variable-size slots
-            qu.tx_buf_info[slot] = b;
             // Hand the frame to the kernel last (release: the data above is visible first).
             std::atomic_ref<std::uint32_t>(hdr->tp_status)
                 .store(TP_STATUS_SEND_REQUEST, std::memory_order_release);
-            ++qu.tx_next_to_fill;
-            ++qu.tx_in_flight;
+            qu.tx_slots.fill(b);
         }
         if (n != 0) {
             kick(qu);
@@ -546,15 +541,14 @@ public:
         std::array<buffer_type, packet_reap_batch> done{};
         std::uint32_t nd = 0, total = 0;
         bool waiting = false;
-        while (qu.tx_in_flight != 0) {
-            const std::uint32_t slot = qu.tx_next_to_clean & (tx_frames_ - 1);
+        while (qu.tx_slots.in_flight() != 0) {
+            const std::uint32_t slot = qu.tx_slots.next_to_clean();
             const std::uint32_t st = tx_status(qu, slot);
             if (st == TP_STATUS_SEND_REQUEST || st == TP_STATUS_SENDING) {
                 waiting = st == TP_STATUS_SEND_REQUEST;
                 break;
             }
-            const buffer_type b = qu.tx_buf_info[slot];
-            qu.tx_buf_info[slot] = buffer_type{};
+            const buffer_type b = qu.tx_slots.take();
             if (st & TP_STATUS_WRONG_FORMAT) {
                 ++qu.stats.tx_errors;
                 auto* hdr = reinterpret_cast<tpacket3_hdr*>(qu.tx_ring + std::size_t{slot} *
@@ -565,8 +559,6 @@ public:
                 ++qu.stats.tx_packets;
                 qu.stats.tx_bytes += b.length();
             }
-            ++qu.tx_next_to_clean;
-            --qu.tx_in_flight;
             done[nd++] = b;
             ++total;
             if (nd == done.size()) {
@@ -584,7 +576,7 @@ public:
     }
 
     [[nodiscard]] std::uint32_t tx_in_flight(std::uint16_t q) const noexcept {
-        return attached_ && q < nqueues_ ? queues_[q].tx_in_flight : 0;
+        return attached_ && q < nqueues_ ? queues_[q].tx_slots.in_flight() : 0;
     }
 
     // The packet socket's readiness (poll on fd()) is the interrupt: arming is a flag the
@@ -652,10 +644,7 @@ private:
         std::byte* rx_ring = nullptr;
         std::byte* tx_ring = nullptr;
         detail::packet_rx_cursor rx{};
-        std::uint32_t tx_next_to_fill = 0;
-        std::uint32_t tx_next_to_clean = 0;
-        std::uint32_t tx_in_flight = 0;
-        std::unique_ptr<buffer_type[]> tx_buf_info;
+        slot_ring<buffer_type> tx_slots; ///< which buffer each TX frame slot was copied from
         bool armed = false;
         queue_stats stats{};
         std::uint64_t kernel_drops = 0; ///< PACKET_STATISTICS tp_drops so far
@@ -727,8 +716,7 @@ private:
         qu.map_len = rx_len + tx_len;
         qu.rx_ring = qu.map;
         qu.tx_ring = qu.map + rx_len;
-        qu.tx_buf_info.reset(new (std::nothrow) buffer_type[tx_frames_]());
-        if (!qu.tx_buf_info) {
+        if (!qu.tx_slots.reset(tx_frames_)) {
             return {errc::no_memory, "af_packet: out of memory for tx bookkeeping"};
         }
         // 7. Bind to the interface for every protocol.

@@ -1,6 +1,6 @@
 // npa/sim/igbvf_device.hpp: a sim model of one 82576 virtual function.
 //
-// The device side of igbvf_defs.hpp, processing rings as the 82576 does (datasheet 7.1,
+// The device side of npa/plugins/igbvf/defs.hpp, processing rings as the 82576 does (datasheet 7.1,
 // 7.2): it fetches descriptors between head and tail, reaches buffers and rings only by
 // guest-memory translation (bounds-checked; a bad address is a recorded violation and the
 // queue stops, nothing is touched), writes each descriptor back with DD, moves the head
@@ -34,8 +34,8 @@
 //   remove_after_tx       surprise removal: every register reads all ones
 #pragma once
 
-#include <npa/plugins/igbvf_defs.hpp>
-#include <npa/plugins/igbvf_window.hpp>
+#include <npa/plugins/igbvf/defs.hpp>
+#include <npa/plugins/igbvf/window.hpp>
 #include <npa/sim/faults.hpp>
 #include <npa/sim/guest_memory.hpp>
 #include <npa/sim/sim_irq.hpp>

@@ -115,19 +115,4 @@ enum class simnic_state : std::uint32_t {
     return (std::size_t{tx} * 2 + std::size_t{rx} * 2) * simnic_desc_size;
 }
 
-/// True if the completion after the consumer's next one is already the consumer's while
-/// the next one is not: the producer broke generation order (it wrote a later entry
-/// without handing over an earlier one). Read in that order, the answer is exact even
-/// with the device running: the later entry's release store comes after the earlier's.
-template <gen_desc_traits Tr>
-[[nodiscard]] bool gen_out_of_order(const gen_consumer<Tr>& c) noexcept {
-    const std::uint32_t next = c.next_to_clean() + 1;
-    const bool wraps = next == c.size();
-    auto& slot = c.ring()[wraps ? 0 : next];
-    const std::uint32_t w =
-        std::atomic_ref<std::uint32_t>(Tr::own_word(slot)).load(std::memory_order_acquire);
-    const bool later_ready = (w & Tr::own_mask) == Tr::own_bits(wraps ? !c.gen() : c.gen());
-    return later_ready && !c.ready();
-}
-
 } // namespace npa::sim

@@ -29,7 +29,7 @@
 //   nic->switch_stats(0).spoofed                           // anti-spoofing drops
 #pragma once
 
-#include <npa/plugins/igbvf_defs.hpp>
+#include <npa/plugins/igbvf/defs.hpp>
 #include <npa/sim/guest_memory.hpp>
 #include <npa/sim/igbvf_device.hpp>
 #include <npa/sim/wire.hpp>

@@ -16,10 +16,10 @@
 
 #include <npa/buffer/fixed_pool.hpp>
 #include <npa/fmt.hpp>
-#include <npa/plugins/igbvf.hpp>
-#include <npa/plugins/igbvf_control.hpp>
-#include <npa/plugins/vmxnet3.hpp>
-#include <npa/plugins/vmxnet3_control.hpp>
+#include <npa/plugins/igbvf/plugin.hpp>
+#include <npa/control/igbvf.hpp>
+#include <npa/plugins/vmxnet3/plugin.hpp>
+#include <npa/control/vmxnet3.hpp>
 #include <npa/shell.hpp>
 #include <npa/sim/guest_memory.hpp>
 #include <npa/sim/l2_switch.hpp>

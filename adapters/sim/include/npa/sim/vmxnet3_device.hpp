@@ -1,5 +1,5 @@
 // npa/sim/vmxnet3_device.hpp: the hypervisor's emulation of a vmxnet3 (the device side of
-// npa/plugins/vmxnet3_defs.hpp), attached to a sim switch as a frame_port.
+// npa/plugins/vmxnet3/defs.hpp), attached to a sim switch as a frame_port.
 //
 // Registers are trapped accesses (vmxnet3::mmio): BAR0 doorbell writes are latched and
 // read when the device is stepped; IMR writes mask and unmask the vector's sim_irq at
@@ -35,8 +35,8 @@
 // Corruptions change the entry (index, length, ring id) or its gen bit as it is written.
 #pragma once
 
-#include <npa/plugins/vmxnet3_defs.hpp>
-#include <npa/plugins/vmxnet3_window.hpp>
+#include <npa/plugins/vmxnet3/defs.hpp>
+#include <npa/plugins/vmxnet3/window.hpp>
 #include <npa/sim/faults.hpp>
 #include <npa/sim/guest_memory.hpp>
 #include <npa/sim/sim_irq.hpp>

@@ -5,7 +5,7 @@
 #pragma once
 
 #include <npa/buffer/fixed_pool.hpp>
-#include <npa/plugins/vmxnet3_control.hpp>
+#include <npa/control/vmxnet3.hpp>
 #include <npa/sim/faults.hpp>
 #include <npa/sim/guest_memory.hpp>
 #include <npa/capabilities.hpp>

@@ -1,4 +1,4 @@
-// npa/plugins/vmxnet3_defs.hpp: the vmxnet3 device ABI, as facts.
+// npa/plugins/vmxnet3/defs.hpp: the vmxnet3 device ABI, as facts.
 //
 // Register offsets, commands, descriptor and shared-memory layouts of VMware's paravirtual
 // NIC, so that a reader can put them next to the device's published definitions and find
@@ -11,8 +11,8 @@
 // fields, because bit-field order is implementation-defined; every size and offset is
 // checked below (static_assert), so a layout slip does not compile.
 //
-// Only the layouts live here; the plugin (vmxnet3.hpp), the control path
-// (vmxnet3_control.hpp) and the sim device model (npa/sim/vmxnet3_device.hpp) all use them,
+// Only the layouts live here; the plugin (plugin.hpp), the control path
+// (npa/control/vmxnet3.hpp) and the sim device model (npa/sim/vmxnet3_device.hpp) all use them,
 // so the driver side and the device side cannot disagree about the ABI.
 #pragma once
 

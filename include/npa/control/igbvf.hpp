@@ -1,10 +1,10 @@
-// npa/plugins/igbvf_control.hpp: the control path of an 82576 VF, shell side.
+// npa/control/igbvf.hpp: the control path of an 82576 VF, shell side.
 //
 // An npa::control_channel that speaks the PF mailbox protocol (82576 datasheet 7.8.2.9;
 // Linux igbvf mbx.c describes the same handshake): take the buffer (VFU), write the
 // message into VMBMEM, set REQ; wait for PFACK; wait for PFSTS, read the reply, set ACK.
 // The reply's word 0 carries the request id with ACK (done) or NACK (refused). A NACK
-// becomes errc::refused with the PF's reason (igbvf_defs.hpp nack_reason).
+// becomes errc::refused with the PF's reason (npa/plugins/igbvf/defs.hpp nack_reason).
 //
 // The plugin never sees this object: the shell holds it and reaches it through a
 // control_link, so a plugin has no way to send a mailbox message.
@@ -12,8 +12,8 @@
 
 #include <npa/concepts/control_channel.hpp>
 #include <npa/control.hpp>
-#include <npa/plugins/igbvf_defs.hpp>
-#include <npa/plugins/igbvf_window.hpp>
+#include <npa/plugins/igbvf/defs.hpp>
+#include <npa/plugins/igbvf/window.hpp>
 #include <npa/status.hpp>
 
 #include <array>

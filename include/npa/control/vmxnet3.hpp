@@ -1,4 +1,4 @@
-// npa/plugins/vmxnet3_control.hpp: the control path of the vmxnet3 path.
+// npa/control/vmxnet3.hpp: the control path of the vmxnet3 path.
 //
 // On the emulated path the hypervisor's control channel is the device's own register
 // interface: the guest writes its MAC to MACL/MACH, its RX mode, VLAN table and multicast
@@ -20,7 +20,7 @@
 
 #include <npa/concepts/control_channel.hpp>
 #include <npa/control.hpp>
-#include <npa/plugins/vmxnet3_window.hpp>
+#include <npa/plugins/vmxnet3/window.hpp>
 #include <npa/status.hpp>
 
 #include <cstdint>

@@ -1,8 +1,8 @@
-// npa/plugins/vmxnet3_window.hpp: how the vmxnet3 plugin and the vmxnet3 control path
+// npa/plugins/vmxnet3/window.hpp: how the vmxnet3 plugin and the vmxnet3 control path
 // reach the device, and what each of them may touch.
 //
 // A vmxnet3 is two register BARs plus memory the guest shares with the device
-// (vmxnet3_defs.hpp). NPA splits it in two (DESIGN.md section 1):
+// (defs.hpp). NPA splits it in two (DESIGN.md section 1):
 //   - window (the plugin's device_type): the data path's share. BAR0 doorbells and
 //     interrupt masks; the bring-up registers (VRRS and UVRS revision select, DSAL/DSAH
 //     shared-area address); the lifecycle commands (ACTIVATE_DEV, QUIESCE_DEV, RESET_DEV,
@@ -17,7 +17,7 @@
 #pragma once
 
 #include <npa/config.hpp>
-#include <npa/plugins/vmxnet3_defs.hpp>
+#include <npa/plugins/vmxnet3/defs.hpp>
 
 #include <cstddef>
 #include <cstdint>

@@ -1,6 +1,6 @@
-// npa/plugins/vmxnet3.hpp: the vmxnet3 plugin, NPA's always-present emulated path.
+// npa/plugins/vmxnet3/plugin.hpp: the vmxnet3 plugin, NPA's always-present emulated path.
 //
-// Drives a vmxnet3's rings by the device ABI (vmxnet3_defs.hpp), as Linux
+// Drives a vmxnet3's rings by the device ABI (defs.hpp), as Linux
 // drivers/net/vmxnet3 and DPDK drivers/net/vmxnet3 do, so that the same plugin could drive
 // the real device:
 //   UP  attach is a driver's open: the probe (vmxnet3::probe: revision 1 and UPT revision 1
@@ -37,16 +37,15 @@
 
 #include <npa/buffer/packet_buffer.hpp>
 #include <npa/concepts/plugin.hpp>
-#include <npa/plugins/vmxnet3_defs.hpp>
-#include <npa/plugins/vmxnet3_window.hpp>
+#include <npa/plugins/vmxnet3/defs.hpp>
+#include <npa/plugins/vmxnet3/window.hpp>
 #include <npa/ring/gen_ring.hpp>
+#include <npa/ring/slot_ring.hpp>
 
 #include <array>
 #include <atomic>
 #include <cstdint>
 #include <cstring>
-#include <memory>
-#include <new>
 #include <span>
 
 namespace npa {
@@ -146,8 +145,7 @@ public:
         dev_ = &dev;
         mtu_ = qc.mtu;
         offloads_ = qc.offloads & capabilities().offloads;
-        // relaxed: bad_ and link_ are a flag and a snapshot that publish no other data
-        bad_.store(false, std::memory_order_relaxed);
+        trust_.reset();
         // step 3: lay out and zero every ring (no slot may look handed over), buf_info.
         std::byte* at = dev.ring_area().virt;
         const iova_t base = dev.ring_area().iova;
@@ -164,10 +162,8 @@ public:
             q = queue{};
             q.txd = dev.txq(i);
             q.rxd = dev.rxq(nq_, i);
-            q.tx_bufs.reset(new (std::nothrow) buffer_type[t]);
-            q.rx[0].bufs.reset(new (std::nothrow) buffer_type[r]);
-            q.rx[1].bufs.reset(new (std::nothrow) buffer_type[vmxnet3_tuning::rx_ring2_size]);
-            if (!q.tx_bufs || !q.rx[0].bufs || !q.rx[1].bufs) {
+            if (!q.tx_slots.reset(t) || !q.rx[0].slots.reset(r) ||
+                !q.rx[1].slots.reset(vmxnet3_tuning::rx_ring2_size)) {
                 release_all();
                 return {errc::no_memory, "vmxnet3: cannot allocate buffer bookkeeping"};
             }
@@ -243,11 +239,11 @@ public:
     // ---- tx_burst: reap if short of room, fill, doorbell by the deferral rule ---------
     std::uint16_t tx_burst(std::uint16_t qi, std::span<buffer_type> bufs) noexcept {
         queue& q = q_[qi];
-        const std::uint32_t size = q.tx.size();
-        if (size - 1 - q.tx_in_flight < vmxnet3_tuning::tx_reap_below) {
+        // One slot stays empty (vmxnet3_cmd_ring_desc_avail): see the file comment.
+        if (q.tx_slots.free_slots() - 1 < vmxnet3_tuning::tx_reap_below) {
             (void)tx_reap(qi);
         }
-        const std::uint32_t room = size - 1 - q.tx_in_flight;
+        const std::uint32_t room = q.tx_slots.free_slots() - 1;
         const auto n = static_cast<std::uint16_t>(bufs.size() < room ? bufs.size() : room);
         q.stats.tx_ring_full += n < bufs.size() ? 1 : 0;
         std::uint32_t deferred = 0;
@@ -274,9 +270,8 @@ public:
             map_tx_offload(ol, tso, d);
             vmxnet3::tx_desc::eop::set(d.dword3, 1);
             vmxnet3::tx_desc::cq::set(d.dword3, 1);
-            q.tx_bufs[slot] = b;
+            q.tx_slots.fill(b);
             q.tx.produce(d);
-            ++q.tx_in_flight;
             // TSO counts each segment the device will send (as Linux counts gso_segs).
             deferred += tso ? (len + ol.tso_mss - 1) / ol.tso_mss : 1;
         }
@@ -300,84 +295,76 @@ public:
     // ---- tx_reap: one completion per packet, txdIdx = its EOP slot ---------------------
     std::uint32_t tx_reap(std::uint16_t qi) noexcept {
         queue& q = q_[qi];
-        if (q.tx_bufs == nullptr) {
+        if (!q.tx_slots) {
             return 0;
         }
-        const std::uint32_t size = q.tx.size();
         std::uint32_t done = 0;
         vmxnet3::tx_comp_desc c;
-        while (poll_completion(q.txc, c, q.stats)) {
+        while (q.txc.poll_past_stale(c, [&] { trust_.distrust(q.stats); })) {
             const std::uint32_t idx = vmxnet3::tx_comp_desc::txdIdx::get(c.dword0);
-            const std::uint32_t skip = idx >= q.tx_clean ? idx - q.tx_clean : idx + size - q.tx_clean;
+            const std::uint32_t skip = q.tx_slots.completion_skip(idx);
             if (vmxnet3::tx_comp_desc::type::get(c.dword3) != vmxnet3::cdtype::TXCOMP ||
-                idx >= size || skip >= q.tx_in_flight) {
-                bad(q);  // out of range, stale, duplicated or invented: ignore it
+                skip == not_filled) {
+                trust_.distrust(q.stats);  // out of range, stale, duplicated or invented: ignore it
                 continue;
             }
             if (skip != 0) {
                 // Earlier packets without a completion of their own: the device took them
                 // but never said so. Counted, and returned with this one.
-                bad(q);
+                trust_.distrust(q.stats);
                 q.stats.tx_errors += skip;
             }
             ++q.stats.tx_packets;
-            q.stats.tx_bytes += q.tx_bufs[idx].length();
-            give_back(q.tx_bufs.get(), size, q.tx_clean, skip + 1,
-                      [&](std::span<const buffer_type> s) { api_->tx_complete(qi, s); });
-            q.tx_clean = (q.tx_clean + skip + 1) % size;
-            q.tx_in_flight -= skip + 1;
+            q.stats.tx_bytes += q.tx_slots[idx].length();
+            q.tx_slots.give_back(skip + 1,
+                                 [&](std::span<const buffer_type> s) { api_->tx_complete(qi, s); });
             done += skip + 1;
         }
         return done;
     }
 
     [[nodiscard]] std::uint32_t tx_in_flight(std::uint16_t qi) const noexcept {
-        return q_[qi].tx_in_flight;
+        return q_[qi].tx_slots.in_flight();
     }
 
     // ---- rx_burst: snapshot, validate, deliver, refill ---------------------------------
     std::uint16_t rx_burst(std::uint16_t qi, std::span<buffer_type> out) noexcept {
         queue& q = q_[qi];
-        if (q.tx_bufs == nullptr) {
+        if (!q.tx_slots) {
             return 0;
         }
         std::uint16_t n = 0;
         vmxnet3::rx_comp_desc c;
         using rcd = vmxnet3::rx_comp_desc;
-        while (n < out.size() && poll_completion(q.rxc, c, q.stats)) {
+        // A stale completion slot followed by a fresh one is skipped (and distrusted).
+        while (n < out.size() && q.rxc.poll_past_stale(c, [&] { trust_.distrust(q.stats); })) {
             // Which ring: rqID is qid for ring 1, qid + numRxQueues for ring 2.
             const std::uint32_t rq = rcd::rqID::get(c.dword0);
             const std::uint32_t ri = rq == qi ? 0 : rq == std::uint32_t{qi} + nq_ ? 1 : 2;
             const std::uint32_t type = rcd::type::get(c.dword3);
             if (ri == 2 || type != vmxnet3::cdtype::RXCOMP) {
-                bad(q);  // a ring never configured, or not an RX completion
+                trust_.distrust(q.stats);  // a ring never configured, or not an RX completion
                 continue;
             }
-            rx_ring& ring = q.rx[ri];
-            const std::uint32_t size = ring.ring.size();
-            const std::uint32_t idx = rcd::rxdIdx::get(c.dword0);
-            const std::uint32_t skip = idx >= ring.clean ? idx - ring.clean : idx + size - ring.clean;
-            if (idx >= size || skip >= ring.posted || skip > size / vmxnet3_tuning::rx_max_skip_div) {
-                bad(q);
+            slot_ring<buffer_type>& ring = q.rx[ri].slots;
+            const std::uint32_t skip = ring.completion_skip(rcd::rxdIdx::get(c.dword0));
+            if (skip == not_filled || skip > ring.size() / vmxnet3_tuning::rx_max_skip_div) {
+                trust_.distrust(q.stats);
                 continue;
             }
             if (skip != 0) {  // the device passed over earlier buffers: take them back
-                bad(q);
+                trust_.distrust(q.stats);
                 q.stats.rx_dropped += skip;
-                give_back(ring.bufs.get(), size, ring.clean, skip, release_rx(qi));
-                ring.clean = (ring.clean + skip) % size;
-                ring.posted -= skip;
+                ring.give_back(skip, release_rx(qi));
             }
-            const buffer_type b = ring.bufs[ring.clean];
-            ring.clean = ring.clean + 1 == size ? 0 : ring.clean + 1;
-            --ring.posted;
+            const buffer_type b = ring.take();
             const bool sop = rcd::sop::get(c.dword0) != 0, eop = rcd::eop::get(c.dword0) != 0;
             const std::uint32_t len = rcd::len::get(c.dword2);
             if (q.dropping || !sop || !eop || ri != 0) {
                 // Part of a packet that spans buffers (an npa buffer is one segment), or a
                 // body buffer with no head: dropped, the buffer goes back to the pool.
                 if (!q.dropping && (!sop || ri != 0)) {
-                    bad(q);  // a packet must start in a ring 1 head buffer
+                    trust_.distrust(q.stats);  // a packet must start in a ring 1 head buffer
                 } else if (!q.dropping) {
                     ++q.stats.rx_dropped;
                 }
@@ -387,7 +374,7 @@ public:
             }
             if (rcd::err::get(c.dword2) != 0 || len < 14 || len > posted_len(b)) {
                 if (rcd::err::get(c.dword2) == 0) {
-                    bad(q);  // a length the buffer cannot hold: never read past it
+                    trust_.distrust(q.stats);  // a length the buffer cannot hold: never read past it
                 }
                 ++q.stats.rx_dropped;
                 release_rx(qi)(std::span<const buffer_type>(&b, 1));
@@ -413,19 +400,15 @@ public:
         }
         for (std::uint16_t i = 0; i < nq_; ++i) {
             queue& q = q_[i];
-            if (q.tx_bufs) {
+            if (q.tx_slots) {
                 (void)tx_reap(i);  // step 2: what the device confirmed goes back completed
                 // step 3: what it took but never confirmed goes back unsent, oldest first
-                give_back(q.tx_bufs.get(), q.tx.size(), q.tx_clean, q.tx_in_flight,
-                          [&](std::span<const buffer_type> s) { api_->tx_unsent(i, s); });
-                q.tx_in_flight = 0;
+                q.tx_slots.give_back(q.tx_slots.in_flight(), [&](std::span<const buffer_type> s) {
+                    api_->tx_unsent(i, s);
+                });
             }
             for (rx_ring& ring : q.rx) {  // step 4: posted RX buffers go back to the shell
-                if (ring.bufs) {
-                    give_back(ring.bufs.get(), ring.ring.size(), ring.clean, ring.posted,
-                              release_rx(i));
-                    ring.posted = 0;
-                }
+                ring.slots.give_back(ring.slots.in_flight(), release_rx(i));
             }
         }
         if (dev_ != nullptr && nq_ != 0) {
@@ -526,8 +509,7 @@ public:
         if (!dev_->present()) {
             return errc::removed;
         }
-        // relaxed: a flag; health() acts on it alone
-        if (bad_.load(std::memory_order_relaxed) ||
+        if (trust_.distrusted() ||
             (dev_->ecr() & (vmxnet3::ecr::TQERR | vmxnet3::ecr::RQERR)) != 0) {
             return errc::device_error;
         }
@@ -535,19 +517,17 @@ public:
     }
 
 private:
+    static constexpr std::uint32_t not_filled = slot_ring<buffer_type>::not_filled;
     struct rx_ring {
         gen_producer<vmxnet3::rx_traits> ring;
-        std::unique_ptr<buffer_type[]> bufs;  // buf_info: the buffer posted in each slot
-        std::uint32_t clean = 0;              // next_to_clean (slot)
-        std::uint32_t posted = 0;             // slots [clean, clean + posted) hold buffers
+        slot_ring<buffer_type> slots;  // buf_info: the buffer posted in each slot
     };
     struct queue {
         gen_producer<vmxnet3::tx_traits> tx;
         gen_consumer<vmxnet3::tx_comp_traits> txc;
         vmxnet3::tx_data_desc* data = nullptr;
         iova_t data_iova = 0;
-        std::unique_ptr<buffer_type[]> tx_bufs;
-        std::uint32_t tx_clean = 0, tx_in_flight = 0;
+        slot_ring<buffer_type> tx_slots;  // buf_info of the TX ring
         std::array<rx_ring, 2> rx{};
         gen_consumer<vmxnet3::rx_comp_traits> rxc;
         bool dropping = false;  // inside a multi-buffer packet being dropped
@@ -555,11 +535,6 @@ private:
         vmxnet3::rx_queue_desc* rxd = nullptr;
         queue_stats stats{};
     };
-
-    void bad(queue& q) noexcept {
-        ++q.stats.bad_completion;
-        bad_.store(true, std::memory_order_relaxed);  // relaxed: a lone flag for health()
-    }
 
     std::uint64_t upt_features(const vmxnet3::device_profile& p) const noexcept {
         std::uint64_t f = 0;
@@ -621,36 +596,6 @@ private:
         return cap < vmxnet3::MAX_RX_BUF_SIZE ? cap : vmxnet3::MAX_RX_BUF_SIZE;
     }
 
-    // A completion snapshot. A stale slot followed by a fresh one (generation order broken)
-    // is skipped and counted, so a device that does that cannot wedge the ring.
-    template <class Tr>
-    bool poll_completion(gen_consumer<Tr>& cc, typename Tr::desc_type& c, queue_stats& st) noexcept {
-        if (cc.poll(c)) {
-            return true;
-        }
-        const std::uint32_t next = cc.next_to_clean() + 1;
-        const bool wraps = next == cc.size();
-        auto& slot = cc.ring()[wraps ? 0 : next];
-        const std::uint32_t w =
-            std::atomic_ref<std::uint32_t>(Tr::own_word(slot)).load(std::memory_order_acquire);
-        if ((w & Tr::own_mask) != Tr::own_bits(wraps ? !cc.gen() : cc.gen()) || cc.ready()) {
-            return false;
-        }
-        ++st.bad_completion;
-        bad_.store(true, std::memory_order_relaxed);  // relaxed: a lone flag for health()
-        // The skipped entry holds the previous lap's generation, which is the next lap's:
-        // left as it is, it would be read as fresh one lap later. Marking it consumed for
-        // this lap makes it wait for a real write again.
-        auto& stale = cc.ring()[cc.next_to_clean()];
-        std::atomic_ref<std::uint32_t> own(Tr::own_word(stale));
-        // relaxed: the slot is the driver's (skipped as stale); the word publishes no data
-        own.store((own.load(std::memory_order_relaxed) & ~std::uint32_t{Tr::own_mask}) |
-                      Tr::own_bits(cc.gen()),
-                  std::memory_order_relaxed);
-        cc.advance();
-        return cc.poll(c);
-    }
-
     // Posts a buffer on every free slot of both rings; the doorbells only when the device
     // asked for them (updateRxProd). With updateRxProd a ring keeps one slot empty, so
     // that the producer index tells a full ring from an empty one.
@@ -661,29 +606,22 @@ private:
             std::atomic_ref<std::uint8_t>(q.rxd->ctrl.updateRxProd).load(std::memory_order_relaxed) != 0;
         for (std::uint32_t ri = 0; ri < 2; ++ri) {
             rx_ring& ring = q.rx[ri];
-            const std::uint32_t size = ring.ring.size();
-            const std::uint32_t limit = doorbell ? size - 1 : size;
-            if (ring.posted >= limit) {
+            const std::uint32_t keep_empty = doorbell ? 1 : 0;
+            if (ring.slots.free_slots() <= keep_empty) {
                 continue;
             }
-            const std::uint32_t want = limit - ring.posted;
-            const std::uint32_t first = ring.ring.next_to_fill();
-            const std::uint32_t run = want < size - first ? want : size - first;
-            std::uint32_t got = api_->alloc_rx_buffers(qi, {ring.bufs.get() + first, run});
-            if (got == run && want > run) {
-                got += api_->alloc_rx_buffers(qi, {ring.bufs.get(), want - run});
-            }
+            const std::uint32_t want = ring.slots.free_slots() - keep_empty;
+            const std::uint32_t got = ring.slots.refill(
+                want, [&](std::span<buffer_type> s) { return api_->alloc_rx_buffers(qi, s); },
+                [&](std::uint32_t, const buffer_type& b) {
+                    vmxnet3::rx_desc d{};
+                    d.addr = b.iova();
+                    vmxnet3::rx_desc::len::set(d.dword2, posted_len(b));
+                    vmxnet3::rx_desc::btype_::set(d.dword2, ri == 0 ? vmxnet3::btype::HEAD
+                                                                    : vmxnet3::btype::BODY);
+                    ring.ring.produce(d);
+                });
             q.stats.rx_no_buffer += ri == 0 ? want - got : 0;
-            for (std::uint32_t i = 0; i < got; ++i) {
-                const buffer_type b = ring.bufs[ring.ring.next_to_fill()];
-                vmxnet3::rx_desc d{};
-                d.addr = b.iova();
-                vmxnet3::rx_desc::len::set(d.dword2, posted_len(b));
-                vmxnet3::rx_desc::btype_::set(d.dword2, ri == 0 ? vmxnet3::btype::HEAD
-                                                                : vmxnet3::btype::BODY);
-                ring.ring.produce(d);
-            }
-            ring.posted += got;
             if (got != 0 && doorbell) {
                 dev_->rxprod(qi, ri, ring.ring.next_to_fill());
             }
@@ -694,24 +632,11 @@ private:
         return [this, qi](std::span<const buffer_type> s) { api_->release_rx_buffers(qi, s); };
     }
 
-    // Hands `count` buffers from slot `from` on to `fn`, in ring order: two spans at most.
-    template <class Fn>
-    static void give_back(buffer_type* bufs, std::uint32_t size, std::uint32_t from,
-                          std::uint32_t count, Fn fn) noexcept {
-        const std::uint32_t run = count < size - from ? count : size - from;
-        if (run != 0) {
-            fn(std::span<const buffer_type>(bufs + from, run));
-        }
-        if (count > run) {
-            fn(std::span<const buffer_type>(bufs, count - run));
-        }
-    }
-
     void release_all() noexcept {
         for (std::uint16_t i = 0; i < nq_; ++i) {
-            q_[i].tx_bufs.reset();
-            q_[i].rx[0].bufs.reset();
-            q_[i].rx[1].bufs.reset();
+            q_[i].tx_slots.release();
+            q_[i].rx[0].slots.release();
+            q_[i].rx[1].slots.release();
         }
         nq_ = 0;
     }
@@ -721,7 +646,7 @@ private:
     std::uint16_t nq_ = 0;
     std::uint32_t mtu_ = 1500;
     std::uint32_t offloads_ = 0;
-    std::atomic<bool> bad_{false};
+    trust_latch trust_;  // something impossible was read: health() says device_error
     std::atomic<std::uint32_t> link_{0}; // the last GET_LINK answer
     std::array<queue, max_queue_pairs> q_{};
 };

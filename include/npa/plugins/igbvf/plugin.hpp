@@ -1,7 +1,7 @@
-// npa/plugins/igbvf.hpp: the plugin for an Intel 82576 virtual function (igbvf).
+// npa/plugins/igbvf/plugin.hpp: the plugin for an Intel 82576 virtual function (igbvf).
 //
-// It drives the VF's advanced descriptor rings (igbvf_defs.hpp) through the device window
-// (igbvf_window.hpp) and nothing else: the MAC, VLAN and MTU go through the PF mailbox,
+// It drives the VF's advanced descriptor rings (defs.hpp) through the device window
+// (window.hpp) and nothing else: the MAC, VLAN and MTU go through the PF mailbox,
 // which only the shell's igbvf_control can reach.
 //
 // Rings (82576 datasheet 7.1 / 7.2): head/tail. The driver writes descriptors and moves
@@ -33,16 +33,15 @@
 
 #include <npa/buffer/packet_buffer.hpp>
 #include <npa/concepts/plugin.hpp>
-#include <npa/plugins/igbvf_defs.hpp>
-#include <npa/plugins/igbvf_window.hpp>
+#include <npa/plugins/igbvf/defs.hpp>
+#include <npa/plugins/igbvf/window.hpp>
 #include <npa/ring/gen_ring.hpp>
+#include <npa/ring/slot_ring.hpp>
 
 #include <array>
 #include <atomic>
 #include <cstdint>
 #include <cstring>
-#include <memory>
-#include <new>
 #include <span>
 
 namespace npa {
@@ -88,8 +87,7 @@ public:
         const std::uint32_t tsz = fit_ring(qc.tx_ring_size, lim);
         const std::uint32_t rsz = fit_ring(qc.rx_ring_size, lim);
         api_ = &api;
-        // relaxed: distrusted_ is a flag health() acts on alone; it publishes no other data
-        distrusted_.store(false, std::memory_order_relaxed);  // relaxed: a lone flag
+        trust_.reset();
         dev_ = &dev;
         offloads_ = qc.offloads & lim.offloads;
         mtu_ = qc.mtu;
@@ -122,7 +120,7 @@ public:
         check_rx_stray(q);
         std::uint16_t n = 0;
         igbvf::adv_rx_desc d{};
-        while (n < out.size() && q.rx_posted != 0) {
+        while (n < out.size() && q.rxs.in_flight() != 0) {
             const std::uint32_t slot = q.rxc.next_to_clean();
             if (!q.rxc.poll(d)) {
                 // Not done. If a later posted slot is, the device skipped this one or
@@ -132,17 +130,17 @@ public:
                 // back to the shell) so RX cannot wedge; one still as posted gets one
                 // more poll for a late write-back (then it is delivered, in order).
                 const std::uint32_t later = done_ahead(q, slot);
-                if (later == q.rx_size) {
+                if (later == no_slot) {
                     break;
                 }
                 if (!q.rxc.poll(d)) {
-                    if (q.rx_wait == q.rx_size && as_posted(q.rx_ring[slot])) {
+                    if (q.rx_wait == no_slot && as_posted(q.rx_ring[slot])) {
                         q.rx_wait = later;
-                        distrust(q.stats);
+                        trust_.distrust(q.stats);
                         break;
                     }
-                    if (q.rx_wait == q.rx_size) {
-                        distrust(q.stats);
+                    if (q.rx_wait == no_slot) {
+                        trust_.distrust(q.stats);
                     }
                     ++q.stats.rx_dropped;
                     q.rxc.advance();
@@ -151,18 +149,17 @@ public:
                 }
             }
             if (slot == q.rx_wait) { // the later slot that was seen done is reached
-                q.rx_wait = q.rx_size;
+                q.rx_wait = no_slot;
             }
             clear_word(q.rx_ring[slot], 2);  // a consumed slot never looks done again
-            const buffer_type b = q.rx_bufs[slot];
-            --q.rx_posted;
+            const buffer_type b = q.rxs.take();
             const igbvf::adv_rx_wb wb = d.wb;
             const bool garbage = (wb.status_error & ~igbvf::rxd::known) != 0 ||
                                  (wb.status_error & igbvf::rxd::stat_eop) == 0 ||
                                  wb.hdr_info != 0 || wb.length < igbvf_eth_hlen ||
                                  wb.length > q.rx_buf_len;
             if (garbage || (wb.status_error & igbvf::rxd::err_frame) != 0) {
-                distrust(q.stats, garbage ? 1 : 0);
+                trust_.distrust(q.stats, garbage ? 1 : 0);
                 ++q.stats.rx_dropped;
                 api_->release_rx_buffers(qi, std::span<const buffer_type>(&b, 1));
                 continue;
@@ -202,12 +199,11 @@ public:
             if (tx_free(q) < (need_ctx ? 2u : 1u)) {
                 break;
             }
-            const std::uint32_t first = q.tx_ntf;
+            const std::uint32_t first = q.txs.next_to_fill();
             if (need_ctx) {
-                std::memcpy(&q.tx_ring[q.tx_ntf], &ctx, sizeof ctx);
+                std::memcpy(&q.tx_ring[q.txs.fill()], &ctx, sizeof ctx);
                 q.ctx = ctx;
                 q.ctx_valid = true;
-                q.tx_ntf = next(q.tx_ntf, q.tx_size);
             }
             std::uint32_t cmd = igbvf::txd::dtyp_data | igbvf::txd::dcmd_dext |
                                 igbvf::txd::dcmd_ifcs | igbvf::txd::dcmd_eop |
@@ -227,22 +223,20 @@ public:
                 (ol.l2_len != 0 ? std::uint32_t{ol.l2_len} : igbvf_eth_hlen) + ol.l3_len + ol.l4_len;
             const std::uint32_t paylen = tso ? b.length() - (hdrs < b.length() ? hdrs : 0) : b.length();
             olinfo |= paylen << igbvf::txd::paylen_shift;
-            const std::uint32_t eop = q.tx_ntf;
+            const std::uint32_t eop = q.txs.fill();
             igbvf::adv_tx_desc& d = q.tx_ring[eop];
             d.read.buffer_addr = b.iova();
             d.read.cmd_type_len = cmd;
             d.read.olinfo_status = olinfo;  // STA (DD) = 0
-            q.tx_info[first].eop = eop;
-            q.tx_info[eop].buf = b;
-            q.tx_used += eop >= first ? eop - first + 1 : eop + q.tx_size - first + 1;
-            q.tx_ntf = next(eop, q.tx_size);
+            q.txs[first].eop = eop;
+            q.txs[eop].buf = b;
             ++q.tx_pkts;
             filled = true;
         }
         q.stats.tx_ring_full += n < bufs.size() ? 1 : 0;
         if (filled) {
             std::atomic_thread_fence(std::memory_order_release);  // descriptors before the tail
-            dev_->write(igbvf_reg::tdt, qi, q.tx_ntf);
+            dev_->write(igbvf_reg::tdt, qi, q.txs.next_to_fill());
         }
         return n;
     }
@@ -262,16 +256,15 @@ public:
         std::uint32_t done = 0;
         batch bt;
         while (q.tx_pkts != 0) {
-            const std::uint32_t first = q.tx_ntc;
-            const std::uint32_t eop = q.tx_info[first].eop;
-            const std::uint32_t len = (eop >= first ? eop - first : eop + q.tx_size - first) + 1;
+            const std::uint32_t eop = q.txs.oldest().eop;
+            const std::uint32_t len = q.txs.distance(q.txs.next_to_clean(), eop) + 1;
             const bool dd = dd_set_tx(q.tx_ring[eop]);
             const bool passed = len <= behind;
             if (dd && passed) {
                 ++q.stats.tx_packets;
-                q.stats.tx_bytes += q.tx_info[eop].buf.length();
+                q.stats.tx_bytes += q.txs[eop].buf.length();
             } else if (!dd && passed && len <= q.tx_behind_prev) {
-                distrust(q.stats);  // the head passed it twice and no DD came
+                trust_.distrust(q.stats);  // the head passed it twice and no DD came
                 ++q.stats.tx_errors;
             } else {
                 // Not done yet (a DD whose head move is still on its way just waits).
@@ -282,10 +275,9 @@ public:
             }
             clear_word(q.tx_ring[eop], 3);
             q.flagged = q.flagged == eop ? ~0u : q.flagged;  // the slot's next use starts clean
-            bt.add(q.tx_info[eop].buf, [&](auto s) { api_->tx_complete(qi, s); });
-            q.tx_info[eop].buf = buffer_type{};
-            q.tx_ntc = next(eop, q.tx_size);
-            q.tx_used -= len;
+            bt.add(q.txs[eop].buf, [&](auto s) { api_->tx_complete(qi, s); });
+            q.txs[eop].buf = buffer_type{};
+            q.txs.clean(len);
             --q.tx_pkts;
             behind -= len;
             ++done;
@@ -312,23 +304,21 @@ public:
             // step 2: TX the device confirmed goes back completed. The head is believed
             // only if the queue was still enabled (a reset clears it to 0).
             const bool trust_head = !removed && (txdctl & igbvf::txdctl_enable) != 0;
-            std::uint32_t behind = q.tx_used;
+            std::uint32_t behind = q.txs.in_flight();
             if (trust_head && !head_behind(i, q, behind)) {
                 behind = 0;
             }
             batch bt;
             auto done = [&](auto s) { api_->tx_complete(i, s); };
             while (q.tx_pkts != 0) {
-                const std::uint32_t first = q.tx_ntc;
-                const std::uint32_t eop = q.tx_info[first].eop;
-                const std::uint32_t len = (eop >= first ? eop - first : eop + q.tx_size - first) + 1;
+                const std::uint32_t eop = q.txs.oldest().eop;
+                const std::uint32_t len = q.txs.distance(q.txs.next_to_clean(), eop) + 1;
                 if (!dd_set_tx(q.tx_ring[eop]) || len > behind) {
                     break;
                 }
                 ++q.stats.tx_packets;
-                bt.add(q.tx_info[eop].buf, done);
-                q.tx_ntc = next(eop, q.tx_size);
-                q.tx_used -= len;
+                bt.add(q.txs[eop].buf, done);
+                q.txs.clean(len);
                 behind -= len;
                 --q.tx_pkts;
             }
@@ -337,25 +327,18 @@ public:
             batch ub;
             auto unsent = [&](auto s) { api_->tx_unsent(i, s); };
             for (; q.tx_pkts != 0; --q.tx_pkts) {
-                const std::uint32_t eop = q.tx_info[q.tx_ntc].eop;
-                ub.add(q.tx_info[eop].buf, unsent);
-                q.tx_ntc = next(eop, q.tx_size);
+                const std::uint32_t eop = q.txs.oldest().eop;
+                ub.add(q.txs[eop].buf, unsent);
+                q.txs.clean(q.txs.distance(q.txs.next_to_clean(), eop) + 1);
             }
             ub.flush(unsent);
             // step 4: posted RX buffers go back to the shell, in ring order.
-            batch rb;
-            auto rel = [&](auto s) { api_->release_rx_buffers(i, s); };
-            for (std::uint32_t s = q.rxc.next_to_clean(); q.rx_posted != 0; --q.rx_posted) {
-                rb.add(q.rx_bufs[s], rel);
-                s = next(s, q.rx_size);
-            }
-            rb.flush(rel);
-            q.tx_info.reset();
-            q.rx_bufs.reset();
-            q.tx_used = 0;
+            q.rxs.give_back(q.rxs.in_flight(), [&](auto s) { api_->release_rx_buffers(i, s); });
+            q.txs.release();
+            q.rxs.release();
         }
         nq_ = 0;
-        distrusted_.store(false, std::memory_order_relaxed);  // relaxed: a lone flag
+        trust_.reset();
     }
 
     void irq_arm(std::uint16_t qi) noexcept { dev_->write(igbvf_reg::eims, 0, 1u << qi); }
@@ -384,36 +367,33 @@ public:
                 return errc::reset;
             }
         }
-        // relaxed: a lone flag (publishes no other data)
-        return distrusted_.load(std::memory_order_relaxed) ? errc::device_error : errc::ok;
+        return trust_.distrusted() ? errc::device_error : errc::ok;
     }
 
     /// The offloads enabled at attach: what the shell asked for that this VF has.
     [[nodiscard]] std::uint32_t offloads() const noexcept { return offloads_; }
 
     /// Descriptors of each ring in use after fitting (tests, telemetry).
-    [[nodiscard]] std::uint32_t tx_ring_size(std::uint16_t qi) const noexcept { return q_[qi].tx_size; }
-    [[nodiscard]] std::uint32_t rx_ring_size(std::uint16_t qi) const noexcept { return q_[qi].rx_size; }
+    [[nodiscard]] std::uint32_t tx_ring_size(std::uint16_t qi) const noexcept { return q_[qi].txs.size(); }
+    [[nodiscard]] std::uint32_t rx_ring_size(std::uint16_t qi) const noexcept { return q_[qi].rxs.size(); }
 
 private:
     struct tx_slot {
         buffer_type buf{};       // on a packet's last descriptor
         std::uint32_t eop = 0;   // on a packet's first descriptor: where it ends
     };
+    static constexpr std::uint32_t no_slot = ~std::uint32_t{0};
     struct queue {
         igbvf::adv_tx_desc* tx_ring = nullptr;
         igbvf::adv_rx_desc* rx_ring = nullptr;
-        std::uint32_t tx_size = 0, rx_size = 0;
-        std::uint32_t tx_ntf = 0, tx_ntc = 0;  // next_to_fill, next_to_clean (slots)
-        std::uint32_t tx_used = 0;             // descriptors handed over, not reaped
+        slot_ring<tx_slot> txs;                // TX books: in_flight counts descriptors
         std::uint32_t tx_pkts = 0;             // packets handed over, not reaped
         std::uint32_t tx_behind_prev = 0;      // descriptors past the head at the last reap
         std::uint32_t flagged = ~0u;           // slot last counted as a DD ahead of the head
-        gen_consumer<igbvf::rx_done_traits> rxc;  // RX next_to_clean, DD polling
-        std::uint32_t rx_ntf = 0, rx_posted = 0, rx_buf_len = 0;
-        std::uint32_t rx_wait = 0; // a later slot seen done past one that is not (rx_size: none)
-        std::unique_ptr<tx_slot[]> tx_info;
-        std::unique_ptr<buffer_type[]> rx_bufs;  // buf_info: the buffer in each RX slot
+        gen_consumer<igbvf::rx_done_traits> rxc;  // DD polling at the RX next_to_clean
+        slot_ring<buffer_type> rxs;            // buf_info: the buffer in each RX slot
+        std::uint32_t rx_buf_len = 0;
+        std::uint32_t rx_wait = no_slot;       // a later slot seen done past one that is not
         igbvf::adv_tx_context_desc ctx{};        // the context the device holds (slot 0)
         bool ctx_valid = false;
         queue_stats stats{};
@@ -444,10 +424,8 @@ private:
         n -= n % igbvf::ring_multiple;
         return n < igbvf::min_ring_size ? igbvf::min_ring_size : n;
     }
-    static std::uint32_t next(std::uint32_t slot, std::uint32_t size) noexcept {
-        return slot + 1 == size ? 0 : slot + 1;
-    }
-    static std::uint32_t tx_free(const queue& q) noexcept { return q.tx_size - 1 - q.tx_used; }
+    // Head == tail means empty: one descriptor is never handed over.
+    static std::uint32_t tx_free(const queue& q) noexcept { return q.txs.free_slots() - 1; }
 
     template <class Desc>
     static std::uint32_t load_word(Desc& d, std::size_t w) noexcept {
@@ -469,16 +447,16 @@ private:
         return load_word(d, 2) == 0 && load_word(d, 3) == 0;
     }
     // The first posted slot within igbvf_rx_skip_look past `slot` that is done, or
-    // rx_size if there is none.
+    // no_slot if there is none.
     static std::uint32_t done_ahead(queue& q, std::uint32_t slot) noexcept {
         std::uint32_t s = slot;
-        for (std::uint32_t k = 1; k < q.rx_posted && k <= igbvf_rx_skip_look; ++k) {
-            s = next(s, q.rx_size);
+        for (std::uint32_t k = 1; k < q.rxs.in_flight() && k <= igbvf_rx_skip_look; ++k) {
+            s = q.rxs.next(s);
             if (dd_set(q.rx_ring[s])) {
                 return s;
             }
         }
-        return q.rx_size;
+        return no_slot;
     }
     static bool dd_set_tx(igbvf::adv_tx_desc& d) noexcept {
         return (load_word(d, 3) & igbvf::txd::stat_dd) != 0;
@@ -492,19 +470,14 @@ private:
         const igbvf_dma_area area = dev_->ring_area(i);
         const std::size_t tx_bytes = std::size_t{tsz} * igbvf::desc_size;
         const std::size_t rx_bytes = std::size_t{rsz} * igbvf::desc_size;
-        q.tx_info.reset(new (std::nothrow) tx_slot[tsz]);
-        q.rx_bufs.reset(new (std::nothrow) buffer_type[rsz]);
         nq_ = static_cast<std::uint16_t>(i + 1);
         if (area.virt == nullptr || area.size < tx_bytes + rx_bytes || (area.iova & 127) != 0 ||
-            !q.tx_info || !q.rx_bufs) {
+            !q.txs.reset(tsz) || !q.rxs.reset(rsz)) {
             return {errc::no_memory, "igbvf: ring memory too small for these ring sizes"};
         }
         std::memset(area.virt, 0, tx_bytes + rx_bytes);
         q.tx_ring = reinterpret_cast<igbvf::adv_tx_desc*>(area.virt);
         q.rx_ring = reinterpret_cast<igbvf::adv_rx_desc*>(area.virt + tx_bytes);
-        q.tx_size = tsz;
-        q.rx_size = rsz;
-        q.rx_wait = rsz;
         q.rxc.reset(q.rx_ring, rsz);
         // step 3: program and enable TX (datasheet 4.5.10 "Transmit initialization").
         const iova_t tx = area.iova, rx = area.iova + tx_bytes;
@@ -553,73 +526,53 @@ private:
     }
 
     // Post a buffer in every free slot but one (head == tail means empty), one doorbell.
+    // A buffer smaller than SRRCTL announced is never posted: it goes back, counted as
+    // rx_no_buffer, and the next buffer takes its slot.
     void refill(std::uint16_t qi) noexcept {
         queue& q = q_[qi];
-        const std::uint32_t want = q.rx_size - 1 - q.rx_posted;
-        std::uint32_t got = 0;
-        while (got < want) {
-            const std::uint32_t run_max = q.rx_size - q.rx_ntf;
-            const std::uint32_t run = want - got < run_max ? want - got : run_max;
-            const std::uint32_t k = api_->alloc_rx_buffers(qi, {q.rx_bufs.get() + q.rx_ntf, run});
-            for (std::uint32_t j = 0; j < k; ++j) {
-                const buffer_type b = q.rx_bufs[q.rx_ntf];
-                if (b.capacity() < q.rx_buf_len) {  // a smaller buffer than announced: never post it
+        const std::uint32_t want = q.rxs.free_slots() - 1;
+        const std::uint32_t posted = q.rxs.refill(
+            want, [&](std::span<buffer_type> s) { return api_->alloc_rx_buffers(qi, s); },
+            [&](std::uint32_t slot, const buffer_type& b) {
+                if (b.capacity() < q.rx_buf_len) {
                     api_->release_rx_buffers(qi, std::span<const buffer_type>(&b, 1));
-                    ++q.stats.rx_no_buffer;
-                    continue;
+                    return false;
                 }
-                igbvf::adv_rx_desc& d = q.rx_ring[q.rx_ntf];
+                igbvf::adv_rx_desc& d = q.rx_ring[slot];
                 d.read.pkt_addr = b.iova();
                 d.read.hdr_addr = 0;  // no header split; clears DD
-                q.rx_ntf = next(q.rx_ntf, q.rx_size);
-                ++q.rx_posted;
-            }
-            got += k;
-            if (k < run) {
-                break;
-            }
-        }
-        q.stats.rx_no_buffer += want - got;
-        if (got != 0) {
+                return true;
+            });
+        q.stats.rx_no_buffer += want - posted;
+        if (posted != 0) {
             std::atomic_thread_fence(std::memory_order_release);
-            dev_->write(igbvf_reg::rdt, qi, q.rx_ntf);
-        }
-    }
-
-    // A device that wrote back something impossible is not trusted again: counted in the
-    // queue's stats (data path only) and remembered in an atomic that health() reads from
-    // the control thread while the data path runs.
-    void distrust(queue_stats& st, std::uint64_t n = 1) noexcept {
-        if (n != 0) {
-            st.bad_completion += n;
-            distrusted_.store(true, std::memory_order_relaxed);  // relaxed: a lone flag
+            dev_->write(igbvf_reg::rdt, qi, q.rxs.next_to_fill());
         }
     }
 
     // The one slot never handed over (at the tail) must never be written back.
     void check_rx_stray(queue& q) noexcept {
-        if (q.rx_posted < q.rx_size && dd_set(q.rx_ring[q.rx_ntf])) {
-            distrust(q.stats);
-            clear_word(q.rx_ring[q.rx_ntf], 2);
+        if (q.rxs.free_slots() != 0 && dd_set(q.rx_ring[q.rxs.next_to_fill()])) {
+            trust_.distrust(q.stats);
+            clear_word(q.rx_ring[q.rxs.next_to_fill()], 2);
         }
     }
     // The same on TX: the first free slot holds nothing the device may write back.
     void check_tx_stray(queue& q) noexcept {
-        if (q.tx_used < q.tx_size && dd_set_tx(q.tx_ring[q.tx_ntf])) {
-            distrust(q.stats);
-            clear_word(q.tx_ring[q.tx_ntf], 3);
+        if (q.txs.free_slots() != 0 && dd_set_tx(q.tx_ring[q.txs.next_to_fill()])) {
+            trust_.distrust(q.stats);
+            clear_word(q.tx_ring[q.txs.next_to_fill()], 3);
         }
     }
     // The oldest packet is not done; if the next one is, write-backs came out of order.
     // Write-backs land in ring order, so after seeing the later DD (acquire) the earlier
     // one is read again: still clear means out of order, not a write still in progress.
     void check_tx_ahead(queue& q, std::uint32_t eop) noexcept {
-        const std::uint32_t next_first = next(eop, q.tx_size);
-        const std::uint32_t next_eop = q.tx_info[next_first].eop;
-        if (next_eop < q.tx_size && dd_set_tx(q.tx_ring[next_eop]) && !dd_set_tx(q.tx_ring[eop]) &&
-            q.flagged != next_eop) {
+        const std::uint32_t next_eop = q.txs[q.txs.next(eop)].eop;
+        if (next_eop < q.txs.size() && dd_set_tx(q.tx_ring[next_eop]) &&
+            !dd_set_tx(q.tx_ring[eop]) && q.flagged != next_eop) {
             q.flagged = next_eop;
-            distrust(q.stats);
+            trust_.distrust(q.stats);
         }
     }
 
@@ -631,9 +584,9 @@ private:
         if (h == igbvf::reg_removed) {
             return false;  // gone: health() says so, no accusation
         }
-        const std::uint32_t b = h >= q.tx_ntc ? h - q.tx_ntc : h + q.tx_size - q.tx_ntc;
-        if (h >= q.tx_size || b > q.tx_used) {
-            distrust(q.stats);
+        const std::uint32_t b = h < q.txs.size() ? q.txs.distance(q.txs.next_to_clean(), h) : 0;
+        if (h >= q.txs.size() || b > q.txs.in_flight()) {
+            trust_.distrust(q.stats);
             return false;
         }
         behind = b;
@@ -642,8 +595,8 @@ private:
 
     void drop_rx(std::uint16_t qi, queue& q, std::uint32_t slot) noexcept {
         clear_word(q.rx_ring[slot], 2);
-        --q.rx_posted;
-        api_->release_rx_buffers(qi, std::span<const buffer_type>(&q.rx_bufs[slot], 1));
+        const buffer_type b = q.rxs.take();
+        api_->release_rx_buffers(qi, std::span<const buffer_type>(&b, 1));
     }
 
     offload_info rx_offload(const igbvf::adv_rx_wb& wb) const noexcept {
@@ -688,7 +641,7 @@ private:
     Api* api_ = nullptr;
     device_type* dev_ = nullptr;
     std::uint16_t nq_ = 0;
-    std::atomic<bool> distrusted_{false};
+    trust_latch trust_;  // something impossible was written back: health() says device_error
     std::uint32_t offloads_ = 0;
     std::uint32_t mtu_ = 1500;
     std::array<queue, igbvf::max_queues> q_{};

@@ -1,4 +1,4 @@
-// npa/plugins/igbvf_defs.hpp: the programming interface of an Intel 82576 virtual
+// npa/plugins/igbvf/defs.hpp: the programming interface of an Intel 82576 virtual
 // function ("Kawela" VF), as the igbvf plugin and the sim device model both use it.
 //
 // Sources of the facts (offsets, bit positions, layouts): Intel 82576EB GbE Controller

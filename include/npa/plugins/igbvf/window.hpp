@@ -1,4 +1,4 @@
-// npa/plugins/igbvf_window.hpp: what an 82576 VF gives its two users.
+// npa/plugins/igbvf/window.hpp: what an 82576 VF gives its two users.
 //
 // A VF's register BAR holds both the data path (queue registers, interrupt masks) and the
 // control path (the PF mailbox). NPA splits them (DESIGN.md section 1):
@@ -7,7 +7,7 @@
 //                       name them, because the window only takes dp_reg values;
 //   igbvf_mailbox_port  the shell's control port: V2PMAILBOX and VMBMEM, nothing else.
 // Both reach the BAR through igbvf_bar: two function pointers for 32-bit reads and writes
-// at an offset of igbvf_defs.hpp, supplied by whoever owns the function (the sim device
+// at an offset of defs.hpp, supplied by whoever owns the function (the sim device
 // model, or a platform mapping a real BAR, where they are volatile loads and stores).
 // Register values cross igbvf_bar in host order; the 82576's registers are little-endian,
 // so a platform's functions convert (npa::load_le32 / store_le32, as Linux's readl/writel).
@@ -15,7 +15,7 @@
 
 #include <npa/capabilities.hpp>
 #include <npa/config.hpp>
-#include <npa/plugins/igbvf_defs.hpp>
+#include <npa/plugins/igbvf/defs.hpp>
 
 #include <cstddef>
 #include <cstdint>
