@@ -159,17 +159,8 @@ public:
         return link_up_;
     }
 
-    // ---- faults and events (inject() and faults(): device_model) ---------------------
-    /// The device resets itself (firmware fault, FLR): every queue is gone.
-    void reset() {
-        std::lock_guard g(mu_);
-        do_reset();
-    }
-    /// Surprise removal: from now on nothing answers.
-    void remove() {
-        std::lock_guard g(mu_);
-        do_remove();
-    }
+    // ---- faults and events: inject(), faults(), reset() (every queue is gone) and
+    // remove() (from now on nothing answers) are device_model's.
 
     // ---- observation --------------------------------------------------------------------
     [[nodiscard]] std::vector<simnic_violation> violations() const {
@@ -513,16 +504,10 @@ private:
             }
         }
         for (const frame& f : rx_batch_) {
-            if (!link_up_) {
-                ++rx_link_down_;
+            const auto [ok, q, hash] = steer(f, active);
+            if (!ok) {
                 continue;
             }
-            if (active.empty()) {
-                ++rx_no_queue_;
-                continue;
-            }
-            const std::uint32_t hash = flow_hash(f);
-            const std::uint16_t q = active.pick(hash);
             dq& d = q_[q];
             if (!d.failed && d.rx_posted.empty()) {
                 // Out of fetched buffers: re-read the doorbell before dropping, as a NIC
@@ -566,7 +551,7 @@ private:
     simnic_window window_;
     std::array<dq, simnic_max_queues> q_{};
     simnic_state state_ = simnic_state::running;
-    std::uint64_t rx_link_down_ = 0, rx_no_queue_ = 0, resets_ = 0;
+    std::uint64_t resets_ = 0;
     std::vector<simnic_violation> violations_;
     std::vector<tx_item> batch_;
 };

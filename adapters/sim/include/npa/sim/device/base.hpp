@@ -14,6 +14,7 @@
 #pragma once
 
 #include <npa/sim/device/inbox.hpp>
+#include <npa/sim/device/steering.hpp>
 #include <npa/sim/faults.hpp>
 #include <npa/sim/guest_memory.hpp>
 #include <npa/sim/wire.hpp>
@@ -94,6 +95,18 @@ public:
         return faults_;
     }
 
+    // ---- events -------------------------------------------------------------------------
+    /// The device resets itself (firmware fault, FLR): the model's do_reset().
+    void reset() {
+        std::lock_guard g(mu_);
+        self().do_reset();
+    }
+    /// Surprise removal, from now on nothing answers: the model's do_remove().
+    void remove() {
+        std::lock_guard g(mu_);
+        self().do_remove();
+    }
+
 protected:
     device_model(guest_memory& mem, std::size_t inbox_limit) : mem_(mem), inbox_(inbox_limit) {}
     ~device_model() { stop(); }
@@ -132,6 +145,27 @@ protected:
     /// Up to n frames from the inbox into rx_batch_.
     void take_rx_batch(std::size_t n) { inbox_.take(n, rx_batch_); }
 
+    /// Where a frame from the wire goes: nowhere while the link is down (rx_link_down_)
+    /// or no queue is up (rx_no_queue_); otherwise the queue its RSS hash picks.
+    struct steered {
+        bool ok = false;
+        std::uint16_t queue = 0;
+        std::uint32_t hash = 0;
+    };
+    template <std::size_t N>
+    steered steer(const frame& f, const active_queues<N>& active) noexcept {
+        if (!link_up_) {
+            ++rx_link_down_;
+            return {};
+        }
+        if (active.empty()) {
+            ++rx_no_queue_;
+            return {};
+        }
+        const std::uint32_t hash = rss_hash(f);
+        return {true, active.pick(hash), hash};
+    }
+
     /// A violation, formatted "<name> txq|rxq <q> slot <slot>: <rule>: <detail>".
     template <class... Args>
     static device_violation make_violation(const char* name, std::uint16_t q, ring_kind r,
@@ -156,6 +190,8 @@ protected:
     std::atomic<bool> link_up_{true};
     std::uint32_t link_down_left_ = 0;
     std::uint64_t steps_ = 0;
+    std::uint64_t rx_link_down_ = 0; ///< frames that arrived while the link was down
+    std::uint64_t rx_no_queue_ = 0;  ///< frames that arrived with no queue up
     frame_inbox inbox_;
     std::vector<frame> rx_batch_;
     frame scratch_{};

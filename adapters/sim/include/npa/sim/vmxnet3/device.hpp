@@ -135,15 +135,6 @@ public:
         std::lock_guard g(mu_);
         return active_;
     }
-    void reset() {
-        std::lock_guard g(mu_);
-        do_reset();
-    }
-    void remove() {
-        std::lock_guard g(mu_);
-        removed_.store(true);
-        active_ = false;
-    }
     [[nodiscard]] bool removed() const noexcept { return removed_.load(); }
 
     /// Bring-up protocol breaches (wrong order, bad values), a subset of violations().
@@ -351,6 +342,10 @@ private:
     std::uint32_t activate(vmxnet3::driver_shared* sh) noexcept;
     bool read_mod_levels(const vmxnet3::intr_conf& ic);
     void do_reset() noexcept;
+    void do_remove() noexcept {
+        removed_.store(true);
+        active_ = false;
+    }
     template <class... Args>
     void violation(std::uint32_t q, bool tx, std::uint32_t slot, std::uint32_t code,
                    const char* fmt, Args... args);
@@ -410,7 +405,7 @@ private:
     std::uint32_t ntx_ = 0, nrx_ = 0;
     std::array<dq, max_queues> q_{};
     register_fault reg_fault_{};
-    std::uint64_t resets_ = 0, rx_filtered_ = 0, rx_dropped_inactive_ = 0, rx_link_down_ = 0;
+    std::uint64_t resets_ = 0, rx_filtered_ = 0, rx_dropped_inactive_ = 0;
     std::vector<std::string> violations_;
     std::byte big_[vmxnet3::MAX_TX_BUF_SIZE * 4]{};
 };

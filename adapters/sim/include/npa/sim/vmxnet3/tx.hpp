@@ -82,10 +82,7 @@ inline bool vmxnet3_device::send_packet(std::uint32_t q) {
         return false;
     }
     switch (next_tx_event()) {
-    case tx_event::remove:
-        removed_.store(true);  // surprise removal in the middle of the burst
-        active_ = false;
-        return false;
+    case tx_event::remove: do_remove(); return false; // surprise removal mid-burst
     case tx_event::reset: do_reset(); return false;
     case tx_event::none: break;
     }
