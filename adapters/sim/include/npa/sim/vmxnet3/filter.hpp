@@ -27,11 +27,15 @@ public:
     explicit vmxnet3_filter(const mac_addr& m) : mac(m) {}
 
     /// nullptr: everything allowed.
-    void set_policy(const port_policy* p) noexcept { policy_ = p != nullptr ? p : &allow_all_; }
-    [[nodiscard]] const char* check_mac(const mac_addr& m) const { return policy_->check_mac(m); }
-    [[nodiscard]] const char* check_vlan(std::uint16_t v) const { return policy_->check_vlan(v); }
+    void set_policy(const port_policy* p) noexcept { policy_ = p; }
+    [[nodiscard]] const port_policy& policy() const noexcept {
+        static const port_policy everything = port_policy::allow_all();
+        return policy_ != nullptr ? *policy_ : everything;
+    }
+    [[nodiscard]] const char* check_mac(const mac_addr& m) const { return policy().check_mac(m); }
+    [[nodiscard]] const char* check_vlan(std::uint16_t v) const { return policy().check_vlan(v); }
     [[nodiscard]] const char* check_rx_mode(std::uint32_t m) const {
-        return policy_->check_promisc((m & vmxnet3::rxm::PROMISC) != 0);
+        return policy().check_promisc((m & vmxnet3::rxm::PROMISC) != 0);
     }
 
     /// The RX filter the guest left in the shared area, from ACTIVATE_DEV on: a mode the
@@ -107,8 +111,7 @@ private:
         return ((vft[vid >> 5] >> (vid & 31)) & 1u) != 0;
     }
 
-    port_policy allow_all_ = port_policy::allow_all();
-    const port_policy* policy_ = &allow_all_;
+    const port_policy* policy_ = nullptr; // the hypervisor's; nullptr: everything allowed
 };
 
 } // namespace npa::sim
