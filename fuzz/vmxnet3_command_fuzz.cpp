@@ -92,8 +92,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     b->dev = std::move(*dev);
     npa::sim::vmxnet3_device& d = *b->dev;
     connect(d, b->far);
-    b->policy.macs = {perm_mac, guest_mac};
-    b->policy.vlans.assign(std::begin(allowed_vlans), std::end(allowed_vlans));
+    b->policy.allowed_macs = {perm_mac, guest_mac};
+    b->policy.allowed_vlans.assign(std::begin(allowed_vlans), std::end(allowed_vlans));
     d.set_policy(&b->policy);
 
     // A real guest's bring-up: the plugin attaches (shared area, queue table, rings).

@@ -476,8 +476,8 @@ TEST_CASE("vmxnet3 control: MAC change applied or refused by policy, read back f
     REQUIRE(rig.ok());
     vmxnet3_list_policy pol;
     const npa::mac_addr a{0x02, 0, 0, 0, 0, 0x0a}, spoof{0x02, 0, 0, 0, 0, 0x66};
-    pol.macs = {vmxnet3_rig::guest_mac, a};
-    pol.vlans = {10};
+    pol.allowed_macs = {vmxnet3_rig::guest_mac, a};
+    pol.allowed_vlans = {10};
     rig.device().set_policy(&pol);
     npa::vmxnet3_control& ctl = rig.control();
     CHECK(ctl.submit(npa::control_request::make_set_mac(a)).ok());

@@ -72,8 +72,8 @@ TEST_CASE("vmxnet3: MAC, VLAN and promiscuous requests outside policy are refuse
     sim::vmxnet3_rig r;
     REQUIRE(r.ok());
     sim::vmxnet3_list_policy pol;
-    pol.macs = {sim::vmxnet3_rig::guest_mac};
-    pol.vlans = {10};
+    pol.allowed_macs = {sim::vmxnet3_rig::guest_mac};
+    pol.allowed_vlans = {10};
     r.device().set_policy(&pol);
     const std::uint64_t before = r.device().refusals();
 
@@ -98,7 +98,7 @@ TEST_CASE(
     sim::vmxnet3_rig r;
     REQUIRE(r.ok());
     sim::vmxnet3_list_policy pol;
-    pol.vlans = {10};
+    pol.allowed_vlans = {10};
     r.device().set_policy(&pol);
     REQUIRE(r.control().submit(control_request::make_vlan(true, 10)).ok());
     REQUIRE(r.control().submit(control_request::make_vlan(false, 10)).ok()); // table empty
@@ -116,8 +116,8 @@ TEST_CASE("vmxnet3: frames sent with a MAC the guest does not own or on a VLAN i
     sim::vmxnet3_rig r(c);
     REQUIRE(r.ok());
     sim::vmxnet3_list_policy pol;
-    pol.macs = {sim::vmxnet3_rig::guest_mac};
-    pol.vlans = {10};
+    pol.allowed_macs = {sim::vmxnet3_rig::guest_mac};
+    pol.allowed_vlans = {10};
     r.device().set_policy(&pol);
     REQUIRE(r.control().submit(control_request::make_vlan(true, 10)).ok());
     npa::vmxnet3_plugin<sim::vmxnet3_rig::api_type> p;

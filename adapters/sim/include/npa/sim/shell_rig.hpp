@@ -4,7 +4,7 @@
 //            path 0 -> simnic "emu0" -> l2_switch port 0
 //            path 1 -> simnic "vf0"  -> l2_switch port 1     traffic_peer on port 2
 //
-// Each path has a port_authority (the hypervisor or PF behind it): policy on MAC
+// Each path has a port_authority (the hypervisor or PF behind it): a port_policy on MAC
 // addresses and steering (an accepted MAC is pinned to that path's switch port, as a PF
 // programs its embedded switch). Traffic is numbered both ways, one flow per guest queue
 // (100 + q) and one from the peer (flow 1), so tests and benchmarks measure loss,
@@ -13,6 +13,7 @@
 
 #include <npa/buffer/fixed_pool.hpp>
 #include <npa/shell.hpp>
+#include <npa/sim/device/policy.hpp>
 #include <npa/sim/guest_memory.hpp>
 #include <npa/sim/l2_switch.hpp>
 #include <npa/sim/simnic.hpp>
@@ -54,11 +55,12 @@ struct shell_rig_env {
     }
 };
 
-/// The authority behind one path: which MACs the guest may use, and steering.
+/// The authority behind one path: its port policy (which MACs the guest may use), and
+/// steering.
 struct port_authority {
     l2_switch* sw = nullptr;
     std::size_t port = 0;
-    std::vector<mac_addr> allowed;
+    port_policy policy;
     bool refuse_all = false;
     std::uint64_t refusals = 0;
 
@@ -66,8 +68,7 @@ struct port_authority {
         if (refuse_all) {
             return {errc::refused, "PF: this VF is administratively down"};
         }
-        if (r.op == control_op::set_mac &&
-            std::find(allowed.begin(), allowed.end(), r.mac) == allowed.end()) {
+        if (r.op == control_op::set_mac && policy.check_mac(r.mac) != nullptr) {
             ++refusals;
             return {errc::refused, "PF: MAC not assigned to this guest"};
         }
@@ -147,7 +148,7 @@ public:
             gens_.emplace_back(guest_flow_base + q, guest_mac, peer_mac, 0, c.frame_len);
         }
         pending_.resize(c.queues);
-        emu_auth_.allowed = vf_auth_.allowed = {guest_mac};
+        emu_auth_.policy.allowed_macs = vf_auth_.policy.allowed_macs = {guest_mac};
         emu_path_ = sh_->add_path<simnic_plugin>(emu_->window(), emu_link());
         vf_path_ = sh_->add_path<simnic_plugin>(vf_->window(), vf_link());
         error_ = sh_->start(emu_path_);

@@ -12,8 +12,13 @@
 // tests); start()/stop() run step() on a thread of its own (for throughput). One mutex
 // covers the device state, so the window's commands, the fault plan and the accessors
 // may be used from any thread; frames from the wire go to an inbox with its own lock.
+// The parts every device model shares (stepping, inbox, faults, link, the completion
+// path) are device_model's (device/base.hpp); this file is what makes the simnic itself.
 #pragma once
 
+#include <npa/sim/device/base.hpp>
+#include <npa/sim/device/completion.hpp>
+#include <npa/sim/device/steering.hpp>
 #include <npa/sim/faults.hpp>
 #include <npa/sim/guest_memory.hpp>
 #include <npa/sim/simnic_defs.hpp>
@@ -22,16 +27,12 @@
 #include <npa/status.hpp>
 
 #include <array>
-#include <atomic>
 #include <cinttypes>
 #include <cstdint>
-#include <cstdio>
 #include <deque>
 #include <memory>
 #include <mutex>
 #include <new>
-#include <string>
-#include <thread>
 #include <unordered_map>
 #include <vector>
 
@@ -66,14 +67,8 @@ struct simnic_device_stats {
     std::uint64_t violations = 0;
 };
 
-/// A driver error the device caught.
-struct simnic_violation {
-    std::uint16_t queue = 0;
-    ring_kind ring = ring_kind::tx;
-    std::uint32_t slot = 0;
-    const char* rule = "";
-    std::string message; ///< "simnic0 txq 0 slot 5: buffer posted twice: ..."
-};
+/// A driver error the device caught ("simnic0 txq 0 slot 5: buffer posted twice: ...").
+using simnic_violation = device_violation;
 
 /// The rules a driver can break, as named in violation messages.
 namespace simnic_rule {
@@ -84,7 +79,9 @@ inline constexpr const char* posted_twice = "buffer posted twice";
 inline constexpr const char* bad_length = "bad descriptor length";
 } // namespace simnic_rule
 
-class simnic final : public frame_port {
+class simnic final : public frame_port, public device_model<simnic> {
+    friend class device_model<simnic>;
+
 public:
     /// Builds a device whose ring memory is carved out of `mem` (which must outlive it).
     [[nodiscard]] static result<std::unique_ptr<simnic>> create(guest_memory& mem,
@@ -129,9 +126,7 @@ public:
         if (state_ == simnic_state::removed) {
             return false;
         }
-        if (link_down_left_ > 0 && --link_down_left_ == 0) {
-            link_up_ = true;
-        }
+        tick_link();
         bool work = false;
         for (std::uint16_t q = 0; q < cfg_.queues; ++q) {
             dq& d = q_[q];
@@ -155,81 +150,17 @@ public:
         return work;
     }
 
-    /// Steps until pred() holds (checked before each step) or max_steps ran; returns pred().
-    template <class Pred>
-    bool run_until(Pred pred, std::uint32_t max_steps = 10000) {
-        for (std::uint32_t i = 0; i < max_steps && !pred(); ++i) {
-            step();
-        }
-        return pred();
-    }
-
-    /// Free-running mode: a thread calls step() until stop().
-    void start() {
-        if (thread_.joinable()) {
-            return;
-        }
-        running_.store(true);
-        thread_ = std::thread([this] {
-            while (running_.load(std::memory_order_relaxed)) {
-                if (!step()) {
-                    std::this_thread::yield();
-                }
-            }
-        });
-    }
-    void stop() {
-        running_.store(false);
-        if (thread_.joinable()) {
-            thread_.join();
-        }
-    }
-
     // ---- the wire -----------------------------------------------------------------------
     void frame_in(const frame& f) noexcept override {
-        std::lock_guard g(inbox_mu_);
-        if (window_.state() == simnic_state::removed) {
-            ++rx_removed_; // nobody there: dropped, and counted
-            return;
-        }
-        if (inbox_.size() >= cfg_.inbox_limit) {
-            ++rx_overrun_;
-            return;
-        }
-        inbox_.push_back(f);
+        inbox_.push(f, [this] { return window_.state() == simnic_state::removed; });
     }
     [[nodiscard]] bool link_up() const {
         std::lock_guard g(mu_);
         return link_up_;
     }
 
-    // ---- faults and events --------------------------------------------------------------
-    /// Replaces the fault plan (see faults.hpp); DMA faults and a link flap start now.
-    void inject(const fault_plan& p) {
-        std::lock_guard g(mu_);
-        faults_ = p;
-        if (p.dma_faults != 0) {
-            mem_.fail_next_dma(p.dma_faults);
-        }
-        if (p.link_down_steps != 0) {
-            link_up_ = false;
-            link_down_left_ = p.link_down_steps;
-        }
-    }
-    [[nodiscard]] fault_plan faults() const {
-        std::lock_guard g(mu_);
-        return faults_;
-    }
-    /// The device resets itself (firmware fault, FLR): every queue is gone.
-    void reset() {
-        std::lock_guard g(mu_);
-        do_reset();
-    }
-    /// Surprise removal: from now on nothing answers.
-    void remove() {
-        std::lock_guard g(mu_);
-        do_remove();
-    }
+    // ---- faults and events: inject(), faults(), reset() (every queue is gone) and
+    // remove() (from now on nothing answers) are device_model's.
 
     // ---- observation --------------------------------------------------------------------
     [[nodiscard]] std::vector<simnic_violation> violations() const {
@@ -242,11 +173,8 @@ public:
     }
     [[nodiscard]] simnic_device_stats device_stats() const {
         simnic_device_stats s;
-        {
-            std::lock_guard g(inbox_mu_);
-            s.rx_overrun = rx_overrun_;
-            s.rx_removed = rx_removed_;
-        }
+        s.rx_overrun = inbox_.overrun();
+        s.rx_removed = inbox_.removed();
         std::lock_guard g(mu_);
         s.rx_link_down = rx_link_down_;
         s.rx_no_queue = rx_no_queue_;
@@ -268,10 +196,7 @@ public:
         std::lock_guard g(mu_);
         return q_[q].active && !q_[q].failed;
     }
-    [[nodiscard]] std::size_t inbox() const {
-        std::lock_guard g(inbox_mu_);
-        return inbox_.size();
-    }
+    [[nodiscard]] std::size_t inbox() const { return inbox_.size(); }
     [[nodiscard]] std::uint64_t steps() const {
         std::lock_guard g(mu_);
         return steps_;
@@ -289,18 +214,6 @@ private:
         iova_t addr;
         std::uint32_t len;
     };
-    struct delayed_comp {
-        simnic_comp_desc c;
-        std::uint32_t buf_len; // RX: the posted buffer's length (for length_too_large)
-        std::uint64_t due;
-    };
-    // What stands between a finished descriptor and its completion ring: the delay queue
-    // and the one completion held back to be swapped with the next (reorder).
-    struct comp_path {
-        std::deque<delayed_comp> delayed;
-        delayed_comp held{};
-        bool holding = false;
-    };
     struct dq {
         bool active = false, failed = false, wrote = false;
         simnic_ring_layout l{};
@@ -311,11 +224,13 @@ private:
         std::uint32_t tx_fetched = 0, rx_fetched = 0;
         std::deque<rx_posted_buf> rx_posted;
         std::unordered_map<iova_t, std::uint32_t> rx_addrs, tx_addrs;
-        std::array<comp_path, 2> cp{}; // [ring_kind::tx], [ring_kind::rx]
+        // What stands between a finished descriptor and its completion ring.
+        std::array<comp_path<simnic_comp_desc>, 2> cp{}; // [ring_kind::tx], [ring_kind::rx]
         simnic_queue_stats st{};
     };
 
-    simnic(guest_memory& mem, const simnic_config& cfg) : mem_(mem), cfg_(cfg) {
+    simnic(guest_memory& mem, const simnic_config& cfg)
+        : device_model(mem, cfg.inbox_limit), cfg_(cfg) {
         window_.bind(this, &simnic::command_thunk, cfg.queues);
         batch_.reserve(simnic_max_ring_size);
     }
@@ -374,7 +289,8 @@ private:
         d.rx_posted.clear();
         d.rx_addrs.clear();
         d.tx_addrs.clear();
-        d.cp = {};
+        d.cp[0].clear();
+        d.cp[1].clear();
     }
 
     void do_reset() {
@@ -391,23 +307,17 @@ private:
         for (std::uint16_t q = 0; q < cfg_.queues; ++q) {
             quiesce(q);
         }
-        std::lock_guard g(inbox_mu_);
-        rx_removed_ += inbox_.size(); // frames waiting in a device that is gone
-        inbox_.clear();
-        state_ = simnic_state::removed;
-        window_.set_state(state_);
+        // Frames waiting in a device that is gone count as removed.
+        inbox_.remove_all([this] {
+            state_ = simnic_state::removed;
+            window_.set_state(state_);
+        });
     }
 
     template <class... Args>
     void violation(std::uint16_t q, ring_kind r, std::uint32_t slot, const char* rule,
                    const char* fmt, Args... args) {
-        char detail[160];
-        std::snprintf(detail, sizeof detail, fmt, args...);
-        char msg[256];
-        std::snprintf(msg, sizeof msg, "%s %s %u slot %u: %s: %s", cfg_.name,
-                      r == ring_kind::tx ? "txq" : "rxq", unsigned{q}, unsigned{slot}, rule,
-                      detail);
-        violations_.push_back({q, r, slot, rule, msg});
+        violations_.push_back(make_violation(cfg_.name, q, r, slot, rule, fmt, args...));
         q_[q].failed = true;
         if (state_ == simnic_state::running) {
             state_ = simnic_state::failed;
@@ -463,17 +373,11 @@ private:
             batch_.push_back({slot, desc.tag, desc.addr, desc.len});
         }
         for (const tx_item& t : batch_) {
-            if (faults_.remove_after_tx == 0) {
-                do_remove(); // surprise removal in the middle of the burst
+            if (const tx_event e = next_tx_event(); e != tx_event::none) {
+                // surprise removal or reset in the middle of the burst
+                e == tx_event::remove ? do_remove() : do_reset();
                 return true;
             }
-            if (faults_.reset_after_tx == 0) {
-                faults_.reset_after_tx = -1;
-                do_reset();
-                return true;
-            }
-            faults_.remove_after_tx -= faults_.remove_after_tx > 0 ? 1 : 0;
-            faults_.reset_after_tx -= faults_.reset_after_tx > 0 ? 1 : 0;
             const bool ok = mem_.dma_read(t.addr, scratch_.data.data(), t.len);
             scratch_.len = t.len;
             if (!ok) {
@@ -496,56 +400,26 @@ private:
         return true;
     }
 
-    // A finished descriptor's completion goes through the ring's planned faults: dropped,
-    // delayed, or held back and swapped with the next one; otherwise written now.
+    // A finished descriptor's completion goes through the ring's planned faults
+    // (device/completion.hpp): dropped, delayed, or held back and swapped with the next.
+    comp_path<simnic_comp_desc>& path(std::uint16_t q, ring_kind r) noexcept {
+        return q_[q].cp[static_cast<std::size_t>(r)];
+    }
+    auto writer(std::uint16_t q, ring_kind r) noexcept {
+        return [this, q, r](const simnic_comp_desc& c, std::uint32_t buf_len) {
+            write_comp(q, r, c, buf_len);
+        };
+    }
     void complete(std::uint16_t q, ring_kind r, const simnic_comp_desc& c, std::uint32_t buf_len) {
-        dq& d = q_[q];
-        comp_path& cp = d.cp[static_cast<std::size_t>(r)];
-        const bool tx = r == ring_kind::tx;
-        std::uint32_t& drop = tx ? faults_.drop_tx_completions : faults_.drop_rx_completions;
-        const std::uint32_t delay = tx ? faults_.delay_tx_steps : faults_.delay_rx_steps;
-        std::uint32_t& reorder =
-            tx ? faults_.reorder_tx_completions : faults_.reorder_rx_completions;
-        if (drop != 0) {
-            --drop;
-            ++d.st.comp_dropped;
-        } else if (delay != 0 || !cp.delayed.empty()) { // behind a delayed one: keep the order
-            cp.delayed.push_back({c, buf_len, steps_ + delay});
-            ++d.st.comp_delayed;
-        } else if (reorder != 0) {
-            if (!cp.holding) {
-                cp.held = {c, buf_len, 0};
-                cp.holding = true;
-                return;
-            }
-            write_comp(q, r, c, buf_len);
-            write_comp(q, r, cp.held.c, cp.held.buf_len);
-            cp.holding = false;
-            --reorder;
-            ++d.st.comp_reordered;
-        } else {
-            write_comp(q, r, c, buf_len);
-        }
+        path(q, r).complete(c, buf_len, comp_faults::of(faults_, r), steps_, q_[q].st, writer(q, r));
     }
-
     // An odd completion left over from a reorder at the end of a batch: written as it is.
-    void flush_held(std::uint16_t q, ring_kind r) {
-        comp_path& cp = q_[q].cp[static_cast<std::size_t>(r)];
-        if (cp.holding) {
-            cp.holding = false;
-            write_comp(q, r, cp.held.c, cp.held.buf_len);
-        }
-    }
+    void flush_held(std::uint16_t q, ring_kind r) { (void)path(q, r).flush_held(writer(q, r)); }
 
     bool flush_delayed(std::uint16_t q) {
         bool any = false;
         for (const ring_kind r : {ring_kind::tx, ring_kind::rx}) {
-            auto& delayed = q_[q].cp[static_cast<std::size_t>(r)].delayed;
-            while (!delayed.empty() && delayed.front().due <= steps_) {
-                write_comp(q, r, delayed.front().c, delayed.front().buf_len);
-                delayed.pop_front();
-                any = true;
-            }
+            any |= path(q, r).flush_due(steps_, writer(q, r));
         }
         return any;
     }
@@ -555,43 +429,17 @@ private:
         dq& d = q_[q];
         auto& p = r == ring_kind::tx ? d.txc : d.rxc;
         d.wrote = true;
-        if (faults_.corrupt == comp_fault::none || faults_.corrupt_ring != r ||
-            faults_.corrupt_count == 0) {
-            p.produce(c);
-            return;
-        }
-        --faults_.corrupt_count;
-        ++d.st.comp_corrupted;
-        switch (faults_.corrupt) {
-        case comp_fault::index_out_of_range:
-            c.index = p.size() + 7;
-            p.produce(c);
-            break;
-        case comp_fault::length_too_large:
-            c.len = static_cast<std::uint16_t>(buf_len + 512);
-            p.produce(c);
-            break;
-        case comp_fault::gen_out_of_order: {
-            auto& slot = p.ring()[p.next_to_fill()];
-            p.produce(c);
-            std::atomic_ref<std::uint32_t>(simnic_comp_traits::own_word(slot))
-                .fetch_xor(simnic_comp_traits::own_mask, std::memory_order_release);
-            break;
-        }
-        case comp_fault::never_posted: {
-            p.produce(c);
-            simnic_comp_desc x = c;
-            x.index = (c.index + p.size() / 2) % p.size();
-            x.tag = c.tag + 0x10000;
-            p.produce(x);
-            break;
-        }
-        case comp_fault::double_completion:
-            p.produce(c);
-            p.produce(c);
-            break;
-        case comp_fault::none: break;
-        }
+        produce_corrupted(p, c, take_corruption(faults_, r, d.st),
+                          [&](simnic_comp_desc& x, comp_fault f) {
+                              if (f == comp_fault::index_out_of_range) {
+                                  x.index = p.size() + 7;
+                              } else if (f == comp_fault::length_too_large) {
+                                  x.len = static_cast<std::uint16_t>(buf_len + 512);
+                              } else { // never posted: a slot half a ring away, a fresh tag
+                                  x.index = (x.index + p.size() / 2) % p.size();
+                                  x.tag = x.tag + 0x10000;
+                              }
+                          });
     }
 
     // Doorbell -> fetch the RX buffers the driver handed over, checking each.
@@ -643,35 +491,23 @@ private:
 
 public:
     // RSS for the sim (eth::flow_hash): one flow always lands on one queue.
-    static std::uint32_t flow_hash(const frame& f) noexcept { return eth::flow_hash(f); }
+    static std::uint32_t flow_hash(const frame& f) noexcept { return rss_hash(f); }
 
 private:
     // Wire -> RX buffers, in arrival order, up to rx_frames_per_step.
     bool deliver_rx() {
-        {
-            std::lock_guard g(inbox_mu_);
-            const std::size_t n = std::min<std::size_t>(inbox_.size(), cfg_.rx_frames_per_step);
-            rx_batch_.assign(inbox_.begin(), inbox_.begin() + static_cast<std::ptrdiff_t>(n));
-            inbox_.erase(inbox_.begin(), inbox_.begin() + static_cast<std::ptrdiff_t>(n));
-        }
-        std::array<std::uint16_t, simnic_max_queues> active{};
-        std::uint16_t nactive = 0;
+        take_rx_batch(cfg_.rx_frames_per_step);
+        active_queues<simnic_max_queues> active;
         for (std::uint16_t q = 0; q < cfg_.queues; ++q) {
             if (q_[q].active) {
-                active[nactive++] = q;
+                active.add(q);
             }
         }
         for (const frame& f : rx_batch_) {
-            if (!link_up_) {
-                ++rx_link_down_;
+            const auto [ok, q, hash] = steer(f, active);
+            if (!ok) {
                 continue;
             }
-            if (nactive == 0) {
-                ++rx_no_queue_;
-                continue;
-            }
-            const std::uint32_t hash = flow_hash(f);
-            const std::uint16_t q = active[hash % nactive];
             dq& d = q_[q];
             if (!d.failed && d.rx_posted.empty()) {
                 // Out of fetched buffers: re-read the doorbell before dropping, as a NIC
@@ -711,28 +547,13 @@ private:
         return any;
     }
 
-    guest_memory& mem_;
     simnic_config cfg_;
     simnic_window window_;
-    mutable std::mutex mu_;
     std::array<dq, simnic_max_queues> q_{};
-    fault_plan faults_{};
     simnic_state state_ = simnic_state::running;
-    bool link_up_ = true;
-    std::uint32_t link_down_left_ = 0;
-    std::uint64_t steps_ = 0, rx_link_down_ = 0, rx_no_queue_ = 0, resets_ = 0;
+    std::uint64_t resets_ = 0;
     std::vector<simnic_violation> violations_;
     std::vector<tx_item> batch_;
-    std::vector<frame> rx_batch_;
-    frame scratch_{};
-
-    mutable std::mutex inbox_mu_;
-    std::deque<frame> inbox_;
-    std::uint64_t rx_overrun_ = 0;
-    std::uint64_t rx_removed_ = 0;
-
-    std::atomic<bool> running_{false};
-    std::thread thread_;
 };
 
 } // namespace npa::sim

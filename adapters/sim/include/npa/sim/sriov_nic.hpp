@@ -31,6 +31,7 @@
 
 #include <npa/plugins/igbvf/defs.hpp>
 #include <npa/sim/guest_memory.hpp>
+#include <npa/sim/device/policy.hpp>
 #include <npa/sim/igbvf_device.hpp>
 #include <npa/sim/wire.hpp>
 
@@ -44,15 +45,8 @@
 
 namespace npa::sim {
 
-/// What the hypervisor lets one VF do.
-struct vf_policy {
-    mac_addr default_mac{};             ///< assigned at VF reset; always allowed
-    std::vector<mac_addr> allowed_macs; ///< further MACs the guest may set
-    std::uint16_t port_vlan = 0;        ///< assigned VLAN (0: none); the guest may not add VLANs then
-    std::vector<std::uint16_t> allowed_vlans;  ///< without a port VLAN: empty = any
-    std::uint32_t max_mtu = 1500;
-    bool promisc_allowed = false;
-};
+/// What the hypervisor lets one VF do: the sim's one port policy (device/policy.hpp).
+using vf_policy = port_policy;
 
 /// What the PF has accepted for one VF.
 struct vf_state {
@@ -377,8 +371,7 @@ inline igbvf::nack_reason pf_driver::decide(per_vf& v, const std::uint32_t* msg,
     }
     case m::vf_set_mac_addr: {
         const mac_addr a = mac_of();
-        const auto& al = v.policy.allowed_macs;
-        if (a != v.policy.default_mac && std::find(al.begin(), al.end(), a) == al.end()) {
+        if (v.policy.check_mac(a) != nullptr) {
             return r::mac_not_allowed;
         }
         v.state.mac = a;
@@ -391,16 +384,14 @@ inline igbvf::nack_reason pf_driver::decide(per_vf& v, const std::uint32_t* msg,
             v.state.vlans.erase(vid);
             return r::unspecified;
         }
-        const auto& al = v.policy.allowed_vlans;
-        if (v.policy.port_vlan != 0 || vid == 0 ||
-            (!al.empty() && std::find(al.begin(), al.end(), vid) == al.end())) {
+        if (vid == 0 || v.policy.check_vlan(vid) != nullptr) {
             return r::vlan_not_allowed;
         }
         v.state.vlans.insert(vid);
         return r::unspecified;
     }
     case m::vf_set_lpe: {
-        if (msg[1] < 18 + 68 || msg[1] - 18 > v.policy.max_mtu) {
+        if (msg[1] < 18 + 68 || v.policy.check_mtu(msg[1] - 18) != nullptr) {
             return r::mtu_too_large;
         }
         v.state.mtu = msg[1] - 18;
@@ -408,7 +399,7 @@ inline igbvf::nack_reason pf_driver::decide(per_vf& v, const std::uint32_t* msg,
     }
     case m::vf_set_promisc: {
         const bool uc = (msg[0] & m::vf_set_promisc_unicast) != 0;
-        if (uc && !v.policy.promisc_allowed) {
+        if (v.policy.check_promisc(uc) != nullptr) {
             return r::promisc_not_allowed;
         }
         v.state.promisc = uc;

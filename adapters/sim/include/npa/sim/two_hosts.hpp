@@ -107,7 +107,7 @@ struct host {
     const char* name;
     l2_switch vsw{3};  // 0: vmxnet3 backend, 1: SR-IOV NIC uplink, 2: physical network
     std::unique_ptr<sriov_nic> nic;
-    vmxnet3_list_policy vmx_policy;  // the hypervisor's policy for the guest's vmxnet3 port
+    port_policy vmx_policy;        // the hypervisor's policy for the guest's vmxnet3 port
     std::optional<igbvf_control> vf_ctl;
     steered_channel<igbvf_control> vf_link_ch;
     std::size_t phys_port = 0;
@@ -191,7 +191,7 @@ struct world {
             pol.default_mac = guest_mac;
             pol.allowed_macs = {guest_mac2};
             h->nic->pf().set_policy(0, pol);
-            h->vmx_policy.macs = {guest_mac, guest_mac2};
+            h->vmx_policy.allowed_macs = {guest_mac, guest_mac2};
             connect(*h->nic, h->vsw.port_at(1));
             h->phys_port = h == &a ? 1 : 2;
             connect(h->vsw.port_at(2), phys.port_at(h->phys_port));

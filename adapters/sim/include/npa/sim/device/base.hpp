@@ -1,0 +1,204 @@
+// npa/sim/device/base.hpp: what every sim device model has, once.
+//
+// device_model<Derived> holds the parts no model does differently: guest memory, the
+// device lock, the fault plan (inject()), the link with its flap timer, the step count,
+// stepping (run_until(), and start()/stop() for a thread of its own), the inbox from the
+// wire with the RX batch taken from it each step, the countdown to a planned reset or
+// surprise removal, and violations recorded with the ring, the slot and the rule. The
+// completion path (completion.hpp), queue steering (steering.hpp), the Internet checksum
+// (checksum.hpp) and the hypervisor's port policy (policy.hpp) sit next to it.
+//
+// A model derives from it (CRTP), provides `step()` (run under mu_, starting with
+// tick()), and may hide `link_changed(bool up)` to show a link change in its registers.
+// A model that runs start() must call stop() in its destructor.
+#pragma once
+
+#include <npa/sim/device/inbox.hpp>
+#include <npa/sim/device/steering.hpp>
+#include <npa/sim/faults.hpp>
+#include <npa/sim/guest_memory.hpp>
+#include <npa/sim/wire.hpp>
+
+#include <atomic>
+#include <cstdint>
+#include <cstdio>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+namespace npa::sim {
+
+/// A driver error a device caught: which queue, ring and slot, which rule.
+struct device_violation {
+    std::uint16_t queue = 0;
+    ring_kind ring = ring_kind::tx;
+    std::uint32_t slot = 0;
+    const char* rule = "";
+    std::string message; ///< "<device> txq 0 slot 5: <rule>: <detail>"
+};
+
+/// What the fault plan says the next transmitted packet does to the device.
+enum class tx_event : std::uint8_t { none, remove, reset };
+
+template <class Derived>
+class device_model {
+public:
+    device_model(const device_model&) = delete;
+    device_model& operator=(const device_model&) = delete;
+
+    // ---- time ---------------------------------------------------------------------------
+    /// Steps until pred() holds (checked before each step) or max_steps ran; returns pred().
+    template <class Pred>
+    bool run_until(Pred pred, std::uint32_t max_steps = 10000) {
+        for (std::uint32_t i = 0; i < max_steps && !pred(); ++i) {
+            self().step();
+        }
+        return pred();
+    }
+    /// Free-running mode: a thread calls step() until stop().
+    void start() {
+        if (thread_.joinable()) {
+            return;
+        }
+        running_.store(true);
+        thread_ = std::thread([this] {
+            while (running_.load(std::memory_order_relaxed)) {
+                if (!self().step()) {
+                    std::this_thread::yield();
+                }
+            }
+        });
+    }
+    void stop() {
+        running_.store(false);
+        if (thread_.joinable()) {
+            thread_.join();
+        }
+    }
+
+    // ---- faults -------------------------------------------------------------------------
+    /// Replaces the fault plan (faults.hpp); DMA faults and a link flap start now.
+    void inject(const fault_plan& p) {
+        std::lock_guard g(mu_);
+        faults_ = p;
+        if (p.dma_faults != 0) {
+            mem_.fail_next_dma(p.dma_faults);
+        }
+        if (p.link_down_steps != 0) {
+            set_link_state(false);
+            link_down_left_ = p.link_down_steps;
+        }
+    }
+    [[nodiscard]] fault_plan faults() const {
+        std::lock_guard g(mu_);
+        return faults_;
+    }
+
+    // ---- events -------------------------------------------------------------------------
+    /// The device resets itself (firmware fault, FLR): the model's do_reset().
+    void reset() {
+        std::lock_guard g(mu_);
+        self().do_reset();
+    }
+    /// Surprise removal, from now on nothing answers: the model's do_remove().
+    void remove() {
+        std::lock_guard g(mu_);
+        self().do_remove();
+    }
+
+protected:
+    device_model(guest_memory& mem, std::size_t inbox_limit) : mem_(mem), inbox_(inbox_limit) {}
+    ~device_model() { stop(); }
+
+    Derived& self() noexcept { return static_cast<Derived&>(*this); }
+
+    /// The default: a link change shows nowhere but in link_up_.
+    void link_changed(bool /*up*/) noexcept {}
+    void set_link_state(bool up) noexcept {
+        if (link_up_.exchange(up) != up) {
+            self().link_changed(up);
+        }
+    }
+    /// The link flap timer: the link comes back when the planned steps have passed.
+    void tick_link() noexcept {
+        if (link_down_left_ != 0 && --link_down_left_ == 0) {
+            set_link_state(true);
+        }
+    }
+
+    /// Called once per transmitted packet: a planned surprise removal or reset fires when
+    /// its countdown reaches this packet (the packet is then not sent).
+    tx_event next_tx_event() noexcept {
+        if (faults_.remove_after_tx == 0) {
+            return tx_event::remove;
+        }
+        if (faults_.reset_after_tx == 0) {
+            faults_.reset_after_tx = -1;
+            return tx_event::reset;
+        }
+        faults_.remove_after_tx -= faults_.remove_after_tx > 0 ? 1 : 0;
+        faults_.reset_after_tx -= faults_.reset_after_tx > 0 ? 1 : 0;
+        return tx_event::none;
+    }
+
+    /// Up to n frames from the inbox into rx_batch_.
+    void take_rx_batch(std::size_t n) { inbox_.take(n, rx_batch_); }
+
+    /// Where a frame from the wire goes: nowhere while the link is down (rx_link_down_)
+    /// or no queue is up (rx_no_queue_); otherwise the queue its RSS hash picks.
+    struct steered {
+        bool ok = false;
+        std::uint16_t queue = 0;
+        std::uint32_t hash = 0;
+    };
+    template <std::size_t N>
+    steered steer(const frame& f, const active_queues<N>& active) noexcept {
+        if (!link_up_) {
+            ++rx_link_down_;
+            return {};
+        }
+        if (active.empty()) {
+            ++rx_no_queue_;
+            return {};
+        }
+        const std::uint32_t hash = rss_hash(f);
+        return {true, active.pick(hash), hash};
+    }
+
+    /// A violation, formatted "<name> txq|rxq <q> slot <slot>: <rule>: <detail>".
+    template <class... Args>
+    static device_violation make_violation(const char* name, std::uint16_t q, ring_kind r,
+                                           std::uint32_t slot, const char* rule,
+                                           const char* fmt, Args... args) {
+        char detail[160];
+        if constexpr (sizeof...(Args) == 0) {
+            std::snprintf(detail, sizeof detail, "%s", fmt); // a plain message, not a format
+        } else {
+            std::snprintf(detail, sizeof detail, fmt, args...);
+        }
+        char msg[256];
+        std::snprintf(msg, sizeof msg, "%s %s %u slot %u: %s: %s", name,
+                      r == ring_kind::tx ? "txq" : "rxq", unsigned{q}, unsigned{slot}, rule,
+                      detail);
+        return {q, r, slot, rule, msg};
+    }
+
+    guest_memory& mem_;
+    mutable std::mutex mu_; ///< the device state; the inbox has its own lock
+    fault_plan faults_{};
+    std::atomic<bool> link_up_{true};
+    std::uint32_t link_down_left_ = 0;
+    std::uint64_t steps_ = 0;
+    std::uint64_t rx_link_down_ = 0; ///< frames that arrived while the link was down
+    std::uint64_t rx_no_queue_ = 0;  ///< frames that arrived with no queue up
+    frame_inbox inbox_;
+    std::vector<frame> rx_batch_;
+    frame scratch_{};
+
+private:
+    std::atomic<bool> running_{false};
+    std::thread thread_;
+};
+
+} // namespace npa::sim

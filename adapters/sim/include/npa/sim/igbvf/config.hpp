@@ -1,0 +1,57 @@
+// npa/sim/igbvf/config.hpp: the 82576 VF model's configuration, counters and the rules a
+// driver can break.
+#pragma once
+
+#include <npa/plugins/igbvf/defs.hpp>
+#include <npa/sim/device/base.hpp>
+#include <npa/sim/wire.hpp>
+
+#include <cstddef>
+#include <cstdint>
+
+namespace npa::sim {
+
+/// Where a VF's transmitted frames go (the embedded switch).
+class vf_uplink {
+public:
+    virtual void from_vf(std::uint16_t vf, const frame& f) noexcept = 0;
+
+protected:
+    ~vf_uplink() = default;
+};
+
+struct igbvf_device_config {
+    const char* name = "vf0";
+    igbvf_limits limits{};                 ///< this host's VF: queues, ring range, offloads
+    std::size_t inbox_limit = 8192;        ///< frames buffered from the switch
+    std::uint32_t rx_frames_per_step = 1024;
+};
+
+struct igbvf_queue_stats {
+    std::uint64_t tx_frames = 0, tx_bytes = 0, tx_link_down = 0, tx_dma_errors = 0;
+    std::uint64_t rx_frames = 0, rx_bytes = 0, rx_no_desc = 0, rx_oversize = 0, rx_dma_errors = 0;
+    std::uint64_t comp_dropped = 0, comp_delayed = 0, comp_reordered = 0, comp_corrupted = 0;
+};
+
+/// RX frames the VF dropped before choosing a queue; like the queue counters, these never
+/// go back to zero (not at reset, removal or hot-add), so they add up over a VF's lives.
+struct igbvf_device_stats {
+    std::uint64_t rx_overrun = 0;   ///< the inbox from the switch was full
+    std::uint64_t rx_link_down = 0; ///< arrived while the link was down
+    std::uint64_t rx_no_queue = 0;  ///< arrived with no RX queue enabled (reset, not yet set up)
+    std::uint64_t rx_removed = 0;   ///< arrived for (or waited in) a removed VF
+};
+
+/// A driver error the VF caught (device/base.hpp).
+using igbvf_violation = device_violation;
+
+namespace igbvf_rule {
+inline constexpr const char* tail_beyond_ring = "tail beyond the ring";
+inline constexpr const char* iova_outside = "IOVA outside guest memory";
+inline constexpr const char* bad_desc_type = "not an advanced descriptor";
+inline constexpr const char* bad_length = "bad descriptor length";
+inline constexpr const char* bad_ring = "bad ring registers";
+inline constexpr const char* offload_off = "offload not enabled on this VF";
+} // namespace igbvf_rule
+
+} // namespace npa::sim
