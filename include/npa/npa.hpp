@@ -17,6 +17,7 @@
 #include <npa/config.hpp>
 #include <npa/control.hpp>
 #include <npa/control_state.hpp>
+#include <npa/offload.hpp>
 #include <npa/ring/gen_ring.hpp>
 #include <npa/ring/index_ring.hpp>
 #include <npa/shell.hpp>
