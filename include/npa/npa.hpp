@@ -1,4 +1,6 @@
-// npa/npa.hpp: everything a user of the core needs, in one include.
+// npa/npa.hpp: everything a user of the core needs, in one include: the shell and its
+// switch engine, control state and stats, the concepts a plugin meets, rings and buffers.
+// (npa/fmt.hpp, the one optional header, needs {fmt} and stays out.)
 #pragma once
 
 #include <npa/buffer/fixed_pool.hpp>
@@ -14,7 +16,11 @@
 #include <npa/concepts/shell_api.hpp>
 #include <npa/config.hpp>
 #include <npa/control.hpp>
+#include <npa/control_state.hpp>
+#include <npa/offload.hpp>
 #include <npa/ring/gen_ring.hpp>
 #include <npa/ring/index_ring.hpp>
+#include <npa/shell.hpp>
 #include <npa/stats.hpp>
 #include <npa/status.hpp>
+#include <npa/switch.hpp>

@@ -25,6 +25,7 @@
 // case 19 stats_may_throw: a plugin needs `const npa::queue_stats& stats(
 // case 20 api_not_a_shell_api: Api is not an npa::shell_api
 // case 21 api_without_buffer_type: Api is not an npa::shell_api && !a plugin needs `std::uint16_t tx_burst && !a plugin needs `std::uint16_t rx_burst
+#include <npa/buffer/packet_buffer.hpp>
 #include <npa/concepts/plugin.hpp>
 
 #include <cstdint>

@@ -13,6 +13,7 @@
 // case 9 no_tx_unsent: shell_tx_api && tx_unsent
 // case 10 no_log: shell_log_api && log
 // case 11 log_may_throw: shell_log_api && log
+#include <npa/buffer/packet_buffer.hpp>
 #include <npa/concepts/shell_api.hpp>
 
 #include <cstdint>

@@ -740,6 +740,46 @@ TEST_CASE("control operations reach the active sub-device and are replayed on a 
     CHECK(rte_vdev_uninit("net_npa8") == 0);
 }
 
+TEST_CASE("the control state the application set survives stop and start") {
+    REQUIRE(rte_vdev_init("net_npa40", "dev(net_ctlwatch401)") == 0);
+    const std::uint16_t port = port_by_name("net_npa40");
+    const std::uint16_t a = port_by_name("net_ctlwatch401");
+    rte_eth_conf conf{};
+    conf.rxmode.offloads = RTE_ETH_RX_OFFLOAD_VLAN_FILTER;
+    start_port(port, 1, conf);
+    rte_ether_addr m{{0x02, 0, 0, 0, 0, 0x13}};
+    REQUIRE(rte_eth_promiscuous_enable(port) == 0);
+    REQUIRE(rte_eth_allmulticast_enable(port) == 0);
+    REQUIRE(rte_eth_dev_default_mac_addr_set(port, &m) == 0);
+    REQUIRE(rte_eth_dev_set_mtu(port, 3000) == 0);
+    REQUIRE(rte_eth_dev_vlan_filter(port, 300, 1) == 0);
+    REQUIRE(rte_eth_dev_stop(port) == 0);
+    // While the port is stopped the sub-device loses all of it (as a reset would) ...
+    REQUIRE(rte_eth_promiscuous_disable(a) == 0);
+    REQUIRE(rte_eth_allmulticast_disable(a) == 0);
+    REQUIRE(rte_eth_dev_set_mtu(a, 1500) == 0);
+    REQUIRE(rte_eth_dev_vlan_filter(a, 300, 0) == 0);
+    rte_ether_addr other{{0x02, 0, 0, 0, 0, 0x99}};
+    REQUIRE(rte_eth_dev_default_mac_addr_set(a, &other) == 0);
+    // ... and the next start gives it back what the application set, nothing else.
+    REQUIRE(rte_eth_dev_start(port) == 0);
+    CHECK(rte_eth_promiscuous_get(a) == 1);
+    CHECK(rte_eth_allmulticast_get(a) == 1);
+    CHECK(is_default_mac(a, m));
+    CHECK(mtu_of(a) == 3000);
+    CHECK(has_vlan(a, 300));
+    CHECK_FALSE(has_vlan(a, 301));
+    REQUIRE(rte_eth_promiscuous_disable(port) == 0);
+    REQUIRE(rte_eth_dev_stop(port) == 0);
+    REQUIRE(rte_eth_promiscuous_enable(a) == 0);
+    REQUIRE(rte_eth_dev_start(port) == 0);
+    CHECK(rte_eth_promiscuous_get(a) == 0);  // the last setting is the one kept
+    CHECK(rte_eth_allmulticast_get(a) == 1);
+    CHECK(rte_eth_dev_stop(port) == 0);
+    CHECK(rte_eth_dev_close(port) == 0);
+    CHECK(rte_vdev_uninit("net_npa40") == 0);
+}
+
 TEST_CASE("a control operation a sub-device refuses fails in the application") {
     REQUIRE(rte_vdev_init(
                 "net_npa9",

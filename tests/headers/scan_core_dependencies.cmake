@@ -4,6 +4,9 @@
 # library and header-only Boost (DESIGN.md section 2: the core depends on nothing else).
 # The one exception is npa/fmt.hpp, the optional {fmt} formatters, which no other core
 # header may include.
+# Contracts depend on vocabulary, never on an implementation: a header under npa/concepts/
+# includes other concepts and the vocabulary headers (config, status, control, capabilities,
+# stats, offload), not buffers, rings, plugins, the shell or detail/ (STYLE.md point 1).
 cmake_minimum_required(VERSION 3.21)
 
 if(NOT IS_DIRECTORY "${NPA_INCLUDE_DIR}")
@@ -21,6 +24,12 @@ foreach(h IN LISTS headers)
   file(STRINGS "${h}" includes REGEX "^[ \t]*#[ \t]*include[ \t]*[<\"]")
   foreach(line IN LISTS includes)
     string(REGEX REPLACE "^[ \t]*#[ \t]*include[ \t]*[<\"]([^>\"]*)[>\"].*" "\\1" what "${line}")
+    if(rel MATCHES "^npa/concepts/" AND what MATCHES "^npa/" AND
+       NOT what MATCHES "^npa/(concepts/[a-z_]+|config|status|control|capabilities|stats|offload)[.]hpp$")
+      message(SEND_ERROR "${rel}: includes <${what}>; a concept includes only other concepts "
+                         "and vocabulary headers, never an implementation")
+      math(EXPR failures "${failures} + 1")
+    endif()
     if(what STREQUAL "npa/fmt.hpp")
       message(SEND_ERROR "${rel}: includes npa/fmt.hpp; only programs that print include it")
       math(EXPR failures "${failures} + 1")

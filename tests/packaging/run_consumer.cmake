@@ -41,18 +41,20 @@ file(MAKE_DIRECTORY ${NPA_WORK_DIR})
 set(consumer_build ${NPA_WORK_DIR}/consumer-build)
 
 if(NPA_MODE STREQUAL "find_package")
-  # 1. Configure npa as a user installing the core would: no tests, no adapters.
+  # 1. Configure npa as a user installing the core would: no tests, no platform adapters;
+  #    the sim kit (header-only) is installed as the `sim` component.
   set(prefix ${NPA_WORK_DIR}/prefix)
   npa_run(${CMAKE_COMMAND} -S ${NPA_SOURCE_DIR} -B ${NPA_WORK_DIR}/npa-build ${tool_args}
           -DCMAKE_INSTALL_PREFIX=${prefix} -DNPA_BUILD_TESTS=OFF -DNPA_BUILD_BENCHMARKS=OFF
-          -DNPA_BUILD_SIM=OFF -DNPA_DPDK=OFF -DNPA_LINUX=OFF -DNPA_INSTALL=ON)
+          -DNPA_BUILD_SIM=ON -DNPA_DPDK=OFF -DNPA_LINUX=OFF -DNPA_INSTALL=ON)
   # 2. Build (nothing to compile for a header-only core) and install into the prefix.
   npa_run(${CMAKE_COMMAND} --build ${NPA_WORK_DIR}/npa-build)
   npa_run(${CMAKE_COMMAND} --install ${NPA_WORK_DIR}/npa-build)
-  # 3. The prefix holds the headers, the export set and an architecture-independent
+  # 3. The prefix holds the headers, the export sets and an architecture-independent
   #    version file.
-  foreach(f include/npa/npa.hpp share/cmake/npa/npa-config.cmake
-            share/cmake/npa/npa-config-version.cmake share/cmake/npa/npa-targets.cmake)
+  foreach(f include/npa/npa.hpp include/npa/sim/conformance.hpp
+            share/cmake/npa/npa-config.cmake share/cmake/npa/npa-config-version.cmake
+            share/cmake/npa/npa-targets.cmake share/cmake/npa/npa-sim-targets.cmake)
     if(NOT EXISTS ${prefix}/${f})
       message(FATAL_ERROR "run_consumer: install did not produce ${prefix}/${f}")
     endif()
@@ -75,5 +77,11 @@ npa_run(${CMAKE_COMMAND} --build ${consumer_build})
 npa_run(${consumer_build}/npa_consumer)
 if(NOT npa_last_output MATCHES "npa consumer: ok")
   message(FATAL_ERROR "run_consumer: unexpected consumer output:\n${npa_last_output}")
+endif()
+message(STATUS "run_consumer (${NPA_MODE}): ${npa_last_output}")
+# 6. The plugin author's test: an out-of-tree plugin through the sim kit, no doctest.
+npa_run(${consumer_build}/npa_kit_consumer)
+if(NOT npa_last_output MATCHES "npa kit consumer: ok")
+  message(FATAL_ERROR "run_consumer: unexpected kit consumer output:\n${npa_last_output}")
 endif()
 message(STATUS "run_consumer (${NPA_MODE}): ${npa_last_output}")

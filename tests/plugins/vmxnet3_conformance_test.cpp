@@ -2,7 +2,7 @@
 // every hostile-device case included.
 #define DOCTEST_CONFIG_IMPLEMENT_WITH_MAIN
 #include <npa/plugins/vmxnet3/plugin.hpp>
-#include <npa/sim/conformance.hpp>
+#include <npa/sim/conformance_doctest.hpp>
 #include <npa/sim/vmxnet3_rig.hpp>
 
 using npa::vmxnet3_plugin;

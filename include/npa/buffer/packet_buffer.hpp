@@ -7,42 +7,12 @@
 #pragma once
 
 #include <npa/config.hpp>
+#include <npa/offload.hpp>
 
 #include <cstddef>
 #include <cstdint>
 
 namespace npa {
-
-/// Offload requests (TX) and results (RX), as bits of offload_info::flags.
-namespace ol {
-inline constexpr std::uint32_t tx_ip_csum = 1u << 0;   ///< device computes the IPv4 header checksum
-inline constexpr std::uint32_t tx_l4_csum = 1u << 1;   ///< device computes the TCP/UDP checksum
-inline constexpr std::uint32_t tx_tso = 1u << 2;       ///< segment to tso_mss
-inline constexpr std::uint32_t tx_vlan = 1u << 3;      ///< insert vlan_tci
-inline constexpr std::uint32_t rx_vlan = 1u << 8;      ///< vlan_tci holds a stripped tag
-inline constexpr std::uint32_t rx_rss = 1u << 9;       ///< rss_hash is valid
-inline constexpr std::uint32_t rx_lro = 1u << 10;      ///< coalesced by the device
-} // namespace ol
-
-/// Receive checksum verdict (one per packet; L3 and L4 folded together as drivers report).
-enum class csum_state : std::uint8_t {
-    unknown = 0,  ///< the device did not check
-    good = 1,     ///< every checksum the device checked was correct
-    bad = 2,      ///< at least one checksum was wrong
-};
-
-/// Per-packet offload metadata: 16 bytes, copied by value.
-struct offload_info {
-    std::uint32_t flags = 0;
-    std::uint32_t rss_hash = 0;
-    std::uint16_t vlan_tci = 0;
-    std::uint16_t tso_mss = 0;
-    std::uint8_t l2_len = 0;   ///< header lengths for checksum/TSO offload
-    std::uint8_t l3_len = 0;
-    std::uint8_t l4_len = 0;
-    csum_state csum = csum_state::unknown;
-};
-static_assert(sizeof(offload_info) == 16);
 
 /// The header of one buffer of a pool. One cache line.
 struct alignas(cache_line_size) packet_buffer {

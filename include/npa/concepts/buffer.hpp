@@ -15,8 +15,8 @@
 //   - no accessor allocates, blocks or throws.
 #pragma once
 
-#include <npa/buffer/packet_buffer.hpp>
 #include <npa/config.hpp>
+#include <npa/offload.hpp>
 
 #include <concepts>
 #include <cstddef>

@@ -1,20 +1,20 @@
-// npa/sim/conformance.hpp: the plugin conformance kit, a header-only doctest suite.
+// npa/sim/conformance.hpp: the plugin conformance kit, header-only, with no test framework.
 //
 // Parameterised by (plugin, device model): the plugin is a class template over the shell
-// API, the device model comes as a rig (simnic_rig.hpp shows the members a rig has).
-// A plugin author runs the whole kit with one line in a doctest file:
+// API, the device model comes as a rig (simnic_rig.hpp shows the members a rig has). Every
+// check returns a verdict whose message says what went wrong: the device's violation (ring,
+// slot, rule), the shell API's ownership error (buffer, who held it), or the audit after
+// detach (how many buffers the plugin never handed back). The tests of the kit itself use
+// that to show that deliberately broken plugins are caught.
 //
-//     #include <npa/sim/conformance.hpp>
-//     NPA_SIM_CONFORMANCE_SUITE(my_plugin, my_rig)
-//
-// Each check is also callable on its own (npa::sim::conformance<P, Rig>::tx_all_completed()
-// and so on) and returns a verdict whose message says what went wrong: the device's
-// violation (ring, slot, rule), the shell API's ownership error (buffer, who held it), or
-// the audit after detach (how many buffers the plugin never handed back). The tests of the
-// kit itself use that to show that deliberately broken plugins are caught.
+// Three ways to run it:
+//   - every check and hostile case, outcomes to a reporter of your own, or to the printing
+//     one here (no test framework needed):
+//         int main() { return npa::sim::conformance<my_plugin, my_rig>::run_all() == 0 ? 0 : 1; }
+//   - one check: npa::sim::conformance<P, Rig>::tx_all_completed() and so on;
+//   - as doctest test cases, with conformance_doctest.hpp:
+//         NPA_SIM_CONFORMANCE_SUITE(my_plugin, my_rig)
 #pragma once
-
-#include <doctest/doctest.h>
 
 #include <npa/concepts/plugin.hpp>
 #include <npa/sim/faults.hpp>
@@ -130,6 +130,38 @@ inline std::span<const hostile_case> hostile_cases() {
     return cases;
 }
 
+/// The outcome of one check, or of one hostile-device case, as a reporter sees it.
+struct conformance_result {
+    const char* check;         ///< the check's name
+    const char* hostile_case;  ///< the hostile-device case, or nullptr
+    verdict v;
+    bool skipped = false;      ///< the case does not apply to this rig (v.message says why)
+};
+
+/// A reporter with no test framework: one line per failure or skip on stderr, a count of
+/// each kind for summary().
+struct print_reporter {
+    std::uint32_t passed = 0, failed = 0, skipped = 0;
+
+    void operator()(const conformance_result& r) {
+        const char* sep = r.hostile_case != nullptr ? ": " : "";
+        const char* hc = r.hostile_case != nullptr ? r.hostile_case : "";
+        if (r.skipped) {
+            ++skipped;
+            std::fprintf(stderr, "conformance: %s%s%s: %s\n", r.check, sep, hc, r.v.message.c_str());
+        } else if (!r.v.ok) {
+            ++failed;
+            std::fprintf(stderr, "conformance FAILED: %s%s%s: %s\n", r.check, sep, hc,
+                         r.v.message.c_str());
+        } else {
+            ++passed;
+        }
+    }
+    void summary() const {
+        std::printf("conformance: %u passed, %u failed, %u not run\n", passed, failed, skipped);
+    }
+};
+
 template <template <class> class Plugin, class Rig>
 class conformance {
 public:
@@ -143,6 +175,55 @@ public:
     /// Rounds without progress after which a queue is declared stuck (a round steps the
     /// device once, so this is device time, never wall-clock time).
     static constexpr std::uint32_t stuck_rounds = 200;
+
+    /// One check of the kit by name (the hostile-device cases are run by hostile()).
+    struct named_check {
+        const char* name;
+        verdict (*run)();
+    };
+    static constexpr std::array<named_check, 8> checks() noexcept {
+        return {{
+            {"attach posts RX, detach returns all", &attach_detach},
+            {"TX of N packets all completed", &tx_all_completed},
+            {"RX refill keeps the ring full", &rx_refill_keeps_ring_full},
+            {"ring wrap over many generations", &ring_wrap},
+            {"full TX ring gives a short count", &tx_ring_full_short_count},
+            {"empty pool stops RX refill", &empty_pool_stops_refill},
+            {"detach returns every buffer", &detach_returns_every_buffer},
+            {"interrupts follow NAPI", &napi_budget},
+        }};
+    }
+
+    /// Runs every check, then every hostile case that applies to the rig, and hands each
+    /// outcome to `report` (any callable taking a conformance_result). Returns the number
+    /// of failures.
+    template <class Report>
+    static std::uint32_t run_all(Report&& report) {
+        std::uint32_t failed = 0;
+        for (const named_check& c : checks()) {
+            const conformance_result r{c.name, nullptr, c.run(), false};
+            failed += r.v.ok ? 0 : 1;
+            report(r);
+        }
+        for (const hostile_case& hc : hostile_cases()) {
+            conformance_result r{"hostile device", hc.name, {}, !runs(hc)};
+            if (r.skipped) {
+                r.v.message = "not run: the device model has no such fault";
+            } else {
+                r.v = hostile(hc);
+            }
+            failed += r.v.ok ? 0 : 1;
+            report(r);
+        }
+        return failed;
+    }
+    /// The same, printed (print_reporter).
+    static std::uint32_t run_all() {
+        print_reporter p;
+        const std::uint32_t failed = run_all(p);
+        p.summary();
+        return failed;
+    }
 
     // ---- 1. attach posts RX buffers; detach returns every buffer ------------------------
     static verdict attach_detach() {
@@ -727,53 +808,3 @@ private:
 };
 
 } // namespace npa::sim
-
-/// Checks a verdict inside a doctest test case, printing its message on failure.
-#define NPA_SIM_CHECK_VERDICT(expr)                                                          \
-    do {                                                                                     \
-        const ::npa::sim::verdict npa_v_ = (expr);                                           \
-        CHECK_MESSAGE(npa_v_.ok, npa_v_.message);                                            \
-    } while (0)
-
-/// The whole conformance kit for a plugin template on a rig, as doctest test cases.
-#define NPA_SIM_CONFORMANCE_SUITE(PluginTemplate, Rig)                                       \
-    TEST_CASE("conformance " #PluginTemplate " on " #Rig ": attach posts RX, detach returns all") { \
-        NPA_SIM_CHECK_VERDICT((::npa::sim::conformance<PluginTemplate, Rig>::attach_detach())); \
-    }                                                                                        \
-    TEST_CASE("conformance " #PluginTemplate " on " #Rig ": TX of N packets all completed") { \
-        NPA_SIM_CHECK_VERDICT((::npa::sim::conformance<PluginTemplate, Rig>::tx_all_completed())); \
-    }                                                                                        \
-    TEST_CASE("conformance " #PluginTemplate " on " #Rig ": RX refill keeps the ring full") { \
-        NPA_SIM_CHECK_VERDICT(                                                               \
-            (::npa::sim::conformance<PluginTemplate, Rig>::rx_refill_keeps_ring_full()));    \
-    }                                                                                        \
-    TEST_CASE("conformance " #PluginTemplate " on " #Rig ": ring wrap over many generations") { \
-        NPA_SIM_CHECK_VERDICT((::npa::sim::conformance<PluginTemplate, Rig>::ring_wrap()));  \
-    }                                                                                        \
-    TEST_CASE("conformance " #PluginTemplate " on " #Rig ": full TX ring gives a short count") { \
-        NPA_SIM_CHECK_VERDICT(                                                               \
-            (::npa::sim::conformance<PluginTemplate, Rig>::tx_ring_full_short_count()));     \
-    }                                                                                        \
-    TEST_CASE("conformance " #PluginTemplate " on " #Rig ": empty pool stops RX refill") {   \
-        NPA_SIM_CHECK_VERDICT(                                                               \
-            (::npa::sim::conformance<PluginTemplate, Rig>::empty_pool_stops_refill()));      \
-    }                                                                                        \
-    TEST_CASE("conformance " #PluginTemplate " on " #Rig ": detach returns every buffer") {  \
-        NPA_SIM_CHECK_VERDICT(                                                               \
-            (::npa::sim::conformance<PluginTemplate, Rig>::detach_returns_every_buffer()));  \
-    }                                                                                        \
-    TEST_CASE("conformance " #PluginTemplate " on " #Rig ": interrupts follow NAPI") {       \
-        NPA_SIM_CHECK_VERDICT((::npa::sim::conformance<PluginTemplate, Rig>::napi_budget())); \
-    }                                                                                        \
-    TEST_CASE("conformance " #PluginTemplate " on " #Rig ": hostile device") {              \
-        for (const ::npa::sim::hostile_case& npa_c_ : ::npa::sim::hostile_cases()) {         \
-            if (!::npa::sim::conformance<PluginTemplate, Rig>::runs(npa_c_)) {               \
-                MESSAGE((std::string("hostile case not run (no such fault in the device model): ") + \
-                         npa_c_.name));                                                      \
-                continue;                                                                    \
-            }                                                                                \
-            INFO((std::string("hostile case: ") + npa_c_.name));                             \
-            NPA_SIM_CHECK_VERDICT(                                                           \
-                (::npa::sim::conformance<PluginTemplate, Rig>::hostile(npa_c_)));            \
-        }                                                                                    \
-    }
