@@ -32,7 +32,9 @@ int main() {
     accept_all authority;
     env::pool_type* pools[] = {&*pool};
     npa::shell<env, npa::sim::simnic_plugin> sh(e, pools, {.queues = {.queues = 1}});
-    if (!sh.start<0>((*nic)->window(), npa::control_link::to(authority)))
+    const npa::path_id path =
+        sh.add_path<npa::sim::simnic_plugin>((*nic)->window(), npa::control_link::to(authority));
+    if (!sh.start(path)) // attach the plugin to the device: the path carries traffic
         return 1;
 
     std::uint64_t sent = 0;
