@@ -3,6 +3,7 @@
 #pragma once
 
 #include <npa/plugins/igbvf/defs.hpp>
+#include <npa/plugins/igbvf/window.hpp>
 #include <npa/sim/device/base.hpp>
 #include <npa/sim/wire.hpp>
 

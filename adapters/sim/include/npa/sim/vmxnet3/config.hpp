@@ -2,6 +2,7 @@
 #pragma once
 
 #include <npa/plugins/vmxnet3/defs.hpp>
+#include <npa/plugins/vmxnet3/window.hpp>
 #include <npa/sim/device/policy.hpp>
 #include <npa/sim/wire.hpp>
 
