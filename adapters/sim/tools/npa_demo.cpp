@@ -298,7 +298,9 @@ std::string json_switch_record(const shell_t& sh, const switch_record& r) {
         r.seq, json_str(sh.path_name(r.from)), json_str(sh.path_name(r.to)),
         json_str(to_string(r.reason)),
         json_str(r.result == errc::ok ? "ok" : (r.detail != nullptr ? r.detail : "failed")),
-        static_cast<double>(r.duration_ns) / 1e3, r.held, r.requeued, r.tx_lost, r.rx_dropped,
+        // Truncated to 0.1 us, like max_switch_us is truncated to 1 us: rounding up here
+        // would make the longest record read larger than the reported maximum.
+        static_cast<double>(r.duration_ns / 100) / 10.0, r.held, r.requeued, r.tx_lost, r.rx_dropped,
         json_offloads(r.caps_lost), json_offloads(r.caps_gained));
 }
 
