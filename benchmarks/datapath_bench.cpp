@@ -16,7 +16,7 @@
 #include "bench_common.hpp"
 #include "cpu_time.hpp"
 
-#include <npa/sim/shell_rig.hpp>
+#include "datapath_rig.hpp"
 
 #include <benchmark/benchmark.h>
 
@@ -31,15 +31,6 @@ namespace {
 // Rounds of traffic before timing starts: fills the rings and the RX posting so the
 // measured rounds are steady state.
 constexpr int warm_rounds = 64;
-
-std::uint64_t packets(npa::sim::shell_rig& r) {
-    std::uint64_t n = 0;
-    for (std::uint16_t q = 0; q < r.queues(); ++q) {
-        const npa::queue_stats s = r.sh().queue_totals(q);
-        n += s.tx_packets + s.rx_packets;
-    }
-    return n;
-}
 
 void bm_datapath(benchmark::State& st) {
     const auto frame = static_cast<std::uint32_t>(st.range(0));
@@ -56,7 +47,7 @@ void bm_datapath(benchmark::State& st) {
     for (int i = 0; i < warm_rounds; ++i) {
         r.round(burst, burst);
     }
-    const std::uint64_t before = packets(r);
+    const std::uint64_t before = npa_bench::datapath_packets(r);
     const npa_bench::thread_cpu_clock cpu;
     const std::uint64_t c0 = cpu.now_ns();
     const auto w0 = std::chrono::steady_clock::now();
@@ -66,7 +57,7 @@ void bm_datapath(benchmark::State& st) {
     const double wall =
         std::chrono::duration<double, std::nano>(std::chrono::steady_clock::now() - w0).count();
     const auto cpu_ns = static_cast<double>(cpu.now_ns() - c0);
-    const std::uint64_t moved = packets(r) - before;
+    const std::uint64_t moved = npa_bench::datapath_packets(r) - before;
     if (moved != 0) {
         // Per CPU-second of this thread (it does all the work) and per wall second.
         st.counters["cpu_ns_per_pkt"] = cpu_ns / static_cast<double>(moved);

@@ -217,7 +217,7 @@ def side_tables(raw):
     return "\n".join(parts)
 
 
-def datapath_table(dp):
+def datapath_table(dp, icount):
     if not dp:
         return ("## Data path\n\nNo data-path numbers in this run (the sim adapter was not "
                 "built).\n")
@@ -225,15 +225,18 @@ def datapath_table(dp):
              "Bidirectional traffic; each round the guest offers `burst` frames per queue (2 "
              "queues) and the peer sends `burst`. The cost includes the device model and "
              "frame building/checking, so it tracks the shell and plugin, not a real NIC.\n",
-             "| frame bytes | burst | CPU ns per packet | Mpps per CPU-second | Mpps per wall second | packets per round |",
-             "|---|---|---|---|---|---|"]
+             "Instructions per packet are counted by callgrind over the same rig "
+             "(npa_datapath_icount): repeatable where the times are not.\n",
+             "| frame bytes | burst | CPU ns per packet | Mpps per CPU-second | Mpps per wall second | packets per round | instructions per packet |",
+             "|---|---|---|---|---|---|---|"]
     for name, e in sorted(dp.items(), key=lambda kv: [int(x) if x.isdigit() else x for x in kv[0].split("/")]):
         if name.startswith("datapath/") and "ns_per_item" in e:
             _, _, frame, burst = name.split("/")
             cpu = e.get("cpu_ns_per_pkt", e["ns_per_item"])
             wall = e.get("wall_ns_per_pkt")
             lines.append(f"| {frame} | {burst} | {cpu:.0f} | {1e3 / cpu:.2f} | "
-                         f"{f'{1e3 / wall:.2f}' if wall else '-'} | {e.get('pkts_per_round', 0):.1f} |")
+                         f"{f'{1e3 / wall:.2f}' if wall else '-'} | {e.get('pkts_per_round', 0):.1f} | "
+                         f"{f'{icount[name]:.0f}' if name in icount else '-'} |")
     lines.append("")
     return "\n".join(lines)
 
@@ -707,7 +710,7 @@ def main():
     md.append(goal_md)
     md.append(tables(med, sm, icount, impls))
     md.append("\n".join(plain_table(sm, plain)))
-    md.append(datapath_table(dp))
+    md.append(datapath_table(dp, icount))
     md.append(side_tables(args.raw))
     for p in made:
         md.append(f"![{os.path.basename(p)}]({os.path.basename(p)})\n")

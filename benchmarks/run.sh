@@ -9,7 +9,8 @@
 #      noisy machine hit them alike; JSON per repetition into bench-results/raw/; then
 #      the plain harness (npa_plain_stream) on a few cells, the reference the streaming
 #      trials are held against; the load average is sampled every 2 s throughout
-#   3. count instructions per element of the single-thread cases under callgrind
+#   3. count instructions per element of the single-thread cases, and per packet of the
+#      data path, under callgrind
 #   4. benchmarks/report.py: medians, ratios to rte_ring and Boost, PNG plots,
 #      bench-results/latest.md and latest.json
 #
@@ -50,7 +51,7 @@ if ! cmake -S "$root" -B "$build" "${generator[@]}" "${common[@]}" -DNPA_BUILD_S
     cmake -S "$root" -B "$build" "${generator[@]}" "${common[@]}" -DNPA_BUILD_SIM=OFF >/dev/null
 fi
 targets=(npa_ring_bench npa_ring_stream npa_plain_stream npa_ring_icount)
-for t in npa_datapath_bench npa_path_bench npa_switch_bench; do
+for t in npa_datapath_bench npa_datapath_icount npa_path_bench npa_switch_bench; do
     if grep -q "$t" "$build"/build.ninja "$build"/Makefile "$build"/benchmarks/Makefile 2>/dev/null; then
         targets+=("$t")
     fi
@@ -139,6 +140,12 @@ if [ "${NPA_BENCH_SKIP_ICOUNT:-0}" != 1 ] && command -v valgrind >/dev/null 2>&1
     (cd "$raw/icount" &&
         valgrind --tool=callgrind --quiet --dump-instr=no --collect-atstart=yes \
             --callgrind-out-file=callgrind.out "$bindir/npa_ring_icount" >counts.txt)
+    # The data path's instructions per packet, the same way (its own dump files).
+    if [ -x "$bindir/npa_datapath_icount" ]; then
+        (cd "$raw/icount" &&
+            valgrind --tool=callgrind --quiet --dump-instr=no --collect-atstart=yes \
+                --callgrind-out-file=callgrind.out.dp "$bindir/npa_datapath_icount" >>counts.txt)
+    fi
 else
     say "valgrind not found (or NPA_BENCH_SKIP_ICOUNT=1): no instruction counts"
 fi
