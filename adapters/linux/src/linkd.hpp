@@ -55,7 +55,7 @@ using linkd_shell = npa::shell<linkd_env, af_packet_plugin, af_xdp_plugin>;
 struct lower_state {
     lower_config cfg;
     npa::path_id path = linkd_shell::no_path; ///< this lower's shell path
-    int ifindex = 0;       ///< 0: not present
+    int ifindex = 0;                          ///< 0: not present
     bool running = false;
     af_packet_device packet_dev{};
     af_xdp_device xdp_dev{};
@@ -69,6 +69,9 @@ struct tap_counters {
     std::uint64_t bad_requests = 0;
     std::uint64_t refused_clients = 0; ///< connections from other users (SO_PEERCRED)
 };
+
+/// Nanoseconds as microseconds with one decimal, as the log and the replies show them.
+[[nodiscard]] std::string fmt_us(std::uint64_t ns);
 
 class linkd {
 public:
@@ -84,20 +87,35 @@ public:
     void stop() noexcept { stop_.store(true); }
 
 private:
+    // The loop (linkd.cpp).
     bool data_iteration();
     void handle_link_event(const link_event& ev);
+
+    // Path management (linkd_switch.cpp).
+    status request_switch(std::size_t lower, switch_reason why);
+    void failover(switch_reason why);
+    void after_switch();
+    /// Once per loop iteration, after the shell's service step: finishes a completed
+    /// switch, fails over from an unhealthy active path, retries a pending failover and
+    /// repeats the post-switch announcement.
+    void supervise_paths();
+    void handle_lower_event(const link_event& ev);
+    void announce();
+    void send_raw_announce(const lower_state& l);
+    int lower_of_path(std::uint8_t path) const noexcept;
+
+    // The control path (linkd_control_path.cpp).
+    void apply_tap_change(const link_event& ev);
+    /// True when the event was about a VLAN interface on the TAP (and is now handled).
+    bool apply_vlan_change(const link_event& ev);
+
+    // The control socket (linkd_control_socket.cpp).
+    void accept_client();
     void handle_client(std::size_t i);
     std::string handle_request(const std::string& line);
     std::string render_status(bool text);
     std::string render_stats(bool text);
     std::string do_switch(const std::string& target, bool text);
-    status request_switch(std::size_t lower, switch_reason why);
-    void failover(switch_reason why);
-    void after_switch();
-    void announce();
-    void send_raw_announce(const lower_state& l);
-    void apply_tap_change(const link_event& ev);
-    int lower_of_path(std::uint8_t path) const noexcept;
 
     daemon_config cfg_;
     linkd_env env_;
