@@ -53,6 +53,7 @@ if(NPA_MODE STREQUAL "find_package")
   # 3. The prefix holds the headers, the export sets and an architecture-independent
   #    version file.
   foreach(f include/npa/npa.hpp include/npa/sim/conformance.hpp
+            include/npa/sim/conformance/kit.hpp
             share/cmake/npa/npa-config.cmake share/cmake/npa/npa-config-version.cmake
             share/cmake/npa/npa-targets.cmake share/cmake/npa/npa-sim-targets.cmake)
     if(NOT EXISTS ${prefix}/${f})

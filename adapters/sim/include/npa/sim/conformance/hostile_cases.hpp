@@ -1,0 +1,91 @@
+// npa/sim/conformance/hostile_cases.hpp: the hostile-device cases of the conformance kit in
+// one table: the fault each plans (faults.hpp), the traffic it runs with and what the plugin
+// must show. The check that runs them is conformance<P, Rig>::hostile() (hostile_check.hpp).
+#pragma once
+
+#include <npa/sim/faults.hpp>
+
+#include <array>
+#include <cstdint>
+#include <span>
+
+namespace npa::sim {
+
+/// What a hostile-device case must show besides "no buffer lost, nothing out of bounds".
+enum class detect : std::uint8_t {
+    bad_completion,  ///< the plugin counted bad_completion
+    tx_dma_error,    ///< every TX buffer came back; the far end lost no more than the faults
+    rx_dma_error,    ///< the plugin counted rx_dropped for the buffers the device could not fill
+    all_completed,   ///< nothing to detect (a delay), but every TX buffer came back completed
+    rx_in_order,     ///< nothing to detect (a delay): RX lost only what the device dropped, in order
+    link_loss,       ///< the far end lost exactly what the device could not send
+    device_error,    ///< health() says device_error (health() is required for this case)
+    removed,         ///< health() says removed (health() is required for this case)
+    rx_flood,        ///< the device dropped for lack of buffers, the plugin counted rx_no_buffer
+};
+
+/// Which way traffic runs while the fault is planned.
+enum class hostile_traffic : std::uint8_t {
+    both,     ///< TX and RX every round
+    tx_only,  ///< TX only, so a fault of any buffer DMA lands on TX
+    rx_only,  ///< RX only, so a fault of any buffer DMA lands on RX
+};
+
+struct hostile_case {
+    const char* name;
+    fault_plan plan;
+    detect expect;
+    hostile_traffic traffic = hostile_traffic::both;
+    /// The case needs RX completion drop/delay/reorder from the device: run only on rigs
+    /// that declare `static constexpr bool rx_completion_faults = true`.
+    bool rx_completion_fault = false;
+};
+
+/// True when Rig's device honours the RX completion faults of fault_plan.
+template <class Rig>
+inline constexpr bool rig_has_rx_completion_faults = requires { requires Rig::rx_completion_faults; };
+
+/// The hostile-device cases of the kit (the fault injection list), in one table.
+inline std::span<const hostile_case> hostile_cases() {
+    auto corrupt = [](comp_fault f, ring_kind r, std::uint32_t n) {
+        fault_plan p;
+        p.corrupt = f;
+        p.corrupt_ring = r;
+        p.corrupt_count = n;
+        return p;
+    };
+    auto with = [](auto set) {
+        fault_plan p;
+        set(p);
+        return p;
+    };
+    constexpr auto rx_only = hostile_traffic::rx_only;
+    constexpr auto tx_only = hostile_traffic::tx_only;
+    static const std::array<hostile_case, 22> cases{{
+        {"dropped TX completions", with([](fault_plan& p) { p.drop_tx_completions = 3; }), detect::bad_completion},
+        {"delayed TX completions", with([](fault_plan& p) { p.delay_tx_steps = 5; }), detect::all_completed},
+        {"reordered TX completions", with([](fault_plan& p) { p.reorder_tx_completions = 2; }), detect::bad_completion},
+        {"dropped RX completions", with([](fault_plan& p) { p.drop_rx_completions = 3; }), detect::bad_completion, rx_only, true},
+        {"delayed RX completions", with([](fault_plan& p) { p.delay_rx_steps = 5; }), detect::rx_in_order, rx_only, true},
+        {"reordered RX completions", with([](fault_plan& p) { p.reorder_rx_completions = 2; }), detect::bad_completion, rx_only, true},
+        {"TX completion index out of range", corrupt(comp_fault::index_out_of_range, ring_kind::tx, 2), detect::bad_completion},
+        {"RX completion index out of range", corrupt(comp_fault::index_out_of_range, ring_kind::rx, 2), detect::bad_completion},
+        {"RX completion length larger than the buffer", corrupt(comp_fault::length_too_large, ring_kind::rx, 2), detect::bad_completion},
+        {"TX completion generation bit out of order", corrupt(comp_fault::gen_out_of_order, ring_kind::tx, 1), detect::bad_completion},
+        {"RX completion generation bit out of order", corrupt(comp_fault::gen_out_of_order, ring_kind::rx, 1), detect::bad_completion},
+        {"TX completion for a descriptor never posted", corrupt(comp_fault::never_posted, ring_kind::tx, 2), detect::bad_completion},
+        {"RX completion for a descriptor never posted", corrupt(comp_fault::never_posted, ring_kind::rx, 2), detect::bad_completion},
+        {"TX double completion", corrupt(comp_fault::double_completion, ring_kind::tx, 2), detect::bad_completion},
+        {"RX double completion", corrupt(comp_fault::double_completion, ring_kind::rx, 2), detect::bad_completion},
+        {"TX DMA faults", with([](fault_plan& p) { p.dma_faults = 4; }), detect::tx_dma_error, tx_only},
+        {"RX DMA faults", with([](fault_plan& p) { p.dma_faults = 4; }), detect::rx_dma_error, rx_only},
+        {"link flap", with([](fault_plan& p) { p.link_down_steps = 3; }), detect::link_loss},
+        {"device reset", with([](fault_plan& p) { p.reset_after_tx = 10; }), detect::device_error},
+        {"surprise removal in the middle of a burst", with([](fault_plan& p) { p.remove_after_tx = 10; }), detect::removed},
+        {"RX flood with no buffers posted", fault_plan{}, detect::rx_flood},
+        {"no fault (control case)", fault_plan{}, detect::all_completed},
+    }};
+    return cases;
+}
+
+} // namespace npa::sim

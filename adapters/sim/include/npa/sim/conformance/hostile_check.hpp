@@ -1,0 +1,161 @@
+// npa/sim/conformance/hostile_check.hpp: the hostile-device check (part of
+// npa/sim/conformance.hpp): one case of hostile_cases() on one queue with 64-entry rings,
+// warm-up traffic, then the fault planned while traffic runs, then what the case must show
+// and the audit every case ends with.
+#pragma once
+
+#include <npa/sim/conformance/bench.hpp>
+#include <npa/sim/conformance/hostile_cases.hpp>
+#include <npa/sim/conformance/kit.hpp>
+
+#include <cstdint>
+#include <string_view>
+
+namespace npa::sim {
+
+// ---- 9. hostile device: detected, counted, nothing lost, nothing out of bounds ---------
+template <template <class> class Plugin, class Rig>
+verdict conformance<Plugin, Rig>::hostile(const hostile_case& hc) {
+    typename Rig::config c;
+    c.queues = 1;
+    c.tx_ring = c.rx_ring = 64;
+    bench b{c};
+    if (!runs(hc)) {
+        b.v.fail("%s: %s does not declare rx_completion_faults, so it cannot show this fault",
+                 hc.name, Rig::device_name);
+        return b.v;
+    }
+    if (!attach(b)) {
+        finish(b);
+        return b.v;
+    }
+    const std::uint32_t rx_flow = b.rig.flow_for_queue(0);
+    constexpr std::uint32_t tx_flow = 11;
+    const std::uint64_t n = 3 * 64;
+    // Warm up, then turn the device hostile and run traffic through it.
+    send(b, 0, tx_flow, 16);
+    b.rig.far_send(rx_flow, 16);
+    receive(b, 0, 16, burst, false);
+    drain(b, 0);
+    if (hc.expect == detect::rx_flood) {  // no buffers: let the posted ones be used up, then flood
+        b.rig.api().set_empty_pool(true);
+        b.rig.far_send(rx_flow, 64);
+        receive(b, 0, 16 + 64, burst, false);
+        b.rig.far_send(rx_flow, 10 * 64);
+        b.rig.step(3);
+    }
+    const queue_stats st0 = b.p.stats(0);
+    const std::uint64_t no_desc0 = b.rig.device_rx_no_desc(0);
+    const std::uint64_t rx_sent0 = b.rig.far_sent(rx_flow);
+    b.rig.inject(hc.plan);
+    for (std::uint64_t i = 0; i < n; i += burst) {
+        if (hc.traffic != hostile_traffic::rx_only) {
+            send(b, 0, tx_flow, burst, /*may_stall=*/true);
+        }
+        if (hc.traffic != hostile_traffic::tx_only) {
+            b.rig.far_send(rx_flow, burst);
+        }
+        for (int r = 0; r < 3; ++r) {
+            b.rig.step();
+            (void)poll_once(b, 0, burst);
+            (void)b.p.tx_reap(0);
+        }
+    }
+    for (std::uint32_t r = 0; r < 20; ++r) {  // let delays run out
+        b.rig.step();
+        (void)poll_once(b, 0, burst);
+        (void)b.p.tx_reap(0);
+    }
+    const queue_stats& st = b.p.stats(0);
+    const auto tx_sent = b.rig.far_report(tx_flow, b.accepted.size());
+    const auto rx_got = b.rig.guest_sink().report(rx_flow, b.rig.far_sent(rx_flow));
+    switch (hc.expect) {
+    case detect::bad_completion:
+        if (st.bad_completion == st0.bad_completion) {
+            b.v.fail("%s: not detected (bad_completion stayed %llu)", hc.name, ull(st.bad_completion));
+        }
+        break;
+    case detect::tx_dma_error:
+        expect_all_completed(b, hc);
+        if (tx_sent.lost == 0 || tx_sent.lost > hc.plan.dma_faults) {
+            b.v.fail("%s: the far end lost %llu frames; %u buffer reads were made to fail",
+                     hc.name, ull(tx_sent.lost), hc.plan.dma_faults);
+        }
+        if (st.tx_errors != st0.tx_errors && st.tx_errors - st0.tx_errors != tx_sent.lost) {
+            b.v.fail("%s: tx_errors counted %llu, the far end lost %llu", hc.name,
+                     ull(st.tx_errors - st0.tx_errors), ull(tx_sent.lost));
+        }
+        break;
+    case detect::rx_dma_error:
+        if (st.rx_dropped == st0.rx_dropped || st.rx_dropped - st0.rx_dropped > hc.plan.dma_faults) {
+            b.v.fail("%s: rx_dropped counted %llu; %u buffer writes were made to fail",
+                     hc.name, ull(st.rx_dropped - st0.rx_dropped), hc.plan.dma_faults);
+        }
+        break;
+    case detect::all_completed:
+        expect_all_completed(b, hc);
+        if (tx_sent.lost + tx_sent.duplicates + tx_sent.corrupt != 0) {
+            b.v.fail("%s: far end lost %llu, duplicated %llu, corrupt %llu", hc.name,
+                     ull(tx_sent.lost), ull(tx_sent.duplicates), ull(tx_sent.corrupt));
+        }
+        break;
+    case detect::rx_in_order: {
+        const std::uint64_t dropped = b.rig.device_rx_no_desc(0) - no_desc0;
+        if (rx_got.duplicates + rx_got.reordered != 0 || rx_got.lost != dropped) {
+            b.v.fail("%s: of %llu sent, %llu lost (the device dropped %llu for want of a "
+                     "buffer), %llu duplicated, %llu reordered", hc.name,
+                     ull(b.rig.far_sent(rx_flow) - rx_sent0), ull(rx_got.lost), ull(dropped),
+                     ull(rx_got.duplicates), ull(rx_got.reordered));
+        }
+        if (st.bad_completion != st0.bad_completion) {
+            b.v.fail("%s: a late but valid completion was counted as bad_completion", hc.name);
+        }
+        break;
+    }
+    case detect::link_loss:
+        if (tx_sent.lost != b.rig.device_tx_not_sent(0) || tx_sent.lost == 0) {
+            b.v.fail("%s: far end lost %llu frames, the device dropped %llu on the down link",
+                     hc.name, ull(tx_sent.lost), ull(b.rig.device_tx_not_sent(0)));
+        }
+        break;
+    case detect::device_error:
+    case detect::removed:
+        if constexpr (reports_health<plugin_type>) {
+            const errc want = hc.expect == detect::removed ? errc::removed : errc::device_error;
+            // A plugin that can tell a reset from other failures may say so.
+            const bool reset_seen =
+                b.p.health() == errc::reset && std::string_view(hc.name) == "device reset";
+            if (b.p.health() != want && !reset_seen) {
+                b.v.fail("%s: health() says '%s', expected '%s'", hc.name,
+                         to_string(b.p.health()), to_string(want));
+            }
+        } else {
+            b.v.fail("%s: the plugin has no health(), so it cannot report that the device "
+                     "went away; the kit requires health() (npa::reports_health) for this "
+                     "case", hc.name);
+        }
+        break;
+    case detect::rx_flood:
+        if (b.rig.device_rx_no_desc(0) == 0 || st.rx_no_buffer == 0) {
+            b.v.fail("%s: device drops %llu, plugin rx_no_buffer %llu (both must count)",
+                     hc.name, ull(b.rig.device_rx_no_desc(0)), ull(st.rx_no_buffer));
+        }
+        b.rig.api().set_empty_pool(false);  // buffers come back: RX recovers
+        (void)poll_once(b, 0, 0);
+        b.rig.step();
+        const std::uint64_t before = b.rig.guest_sink().received(rx_flow);
+        b.rig.far_send(rx_flow, 8);
+        receive(b, 0, 0, burst, false, 8);
+        if (b.rig.guest_sink().received(rx_flow) != before + 8) {
+            b.v.fail("%s: RX did not recover once buffers were available", hc.name);
+        }
+        break;
+    }
+    if (rx_got.corrupt != 0 || tx_sent.corrupt != 0) {
+        b.v.fail("%s: corrupt payload delivered", hc.name);
+    }
+    finish(b);
+    return b.v;
+}
+
+} // namespace npa::sim

@@ -1,0 +1,151 @@
+// npa/sim/conformance/kit.hpp: the conformance class (part of npa/sim/conformance.hpp):
+// what a plugin author calls (checks(), run_all(), each check by name) and the bench the
+// checks share. The definitions live beside it by job, included at the end of this file:
+// bench.hpp (the bench's steps and the audit after detach), lifecycle_checks.hpp,
+// tx_checks.hpp, rx_checks.hpp and hostile_check.hpp.
+#pragma once
+
+#include <npa/concepts/plugin.hpp>
+#include <npa/sim/conformance/hostile_cases.hpp>
+#include <npa/sim/conformance/report.hpp>
+#include <npa/sim/faults.hpp>
+#include <npa/sim/test_api.hpp>
+#include <npa/sim/traffic.hpp>
+
+#include <array>
+#include <cstdint>
+#include <vector>
+
+namespace npa::sim {
+
+template <template <class> class Plugin, class Rig>
+class conformance {
+public:
+    using api_type = typename Rig::api_type;
+    using plugin_type = Plugin<api_type>;
+    using buffer_type = typename api_type::buffer_type;
+    static_assert(check_plugin<plugin_type, api_type>());
+
+    /// TX bursts are this long (a typical rte_eth_tx_burst size).
+    static constexpr std::uint32_t burst = 32;
+    /// Rounds without progress after which a queue is declared stuck (a round steps the
+    /// device once, so this is device time, never wall-clock time).
+    static constexpr std::uint32_t stuck_rounds = 200;
+
+    /// One check of the kit by name (the hostile-device cases are run by hostile()).
+    struct named_check {
+        const char* name;
+        verdict (*run)();
+    };
+    static constexpr std::array<named_check, 8> checks() noexcept {
+        return {{
+            {"attach posts RX, detach returns all", &attach_detach},
+            {"TX of N packets all completed", &tx_all_completed},
+            {"RX refill keeps the ring full", &rx_refill_keeps_ring_full},
+            {"ring wrap over many generations", &ring_wrap},
+            {"full TX ring gives a short count", &tx_ring_full_short_count},
+            {"empty pool stops RX refill", &empty_pool_stops_refill},
+            {"detach returns every buffer", &detach_returns_every_buffer},
+            {"interrupts follow NAPI", &napi_budget},
+        }};
+    }
+
+    /// Runs every check, then every hostile case that applies to the rig, and hands each
+    /// outcome to `report` (any callable taking a conformance_result). Returns the number
+    /// of failures.
+    template <class Report>
+    static std::uint32_t run_all(Report&& report) {
+        std::uint32_t failed = 0;
+        for (const named_check& c : checks()) {
+            const conformance_result r{c.name, nullptr, c.run(), false};
+            failed += r.v.ok ? 0 : 1;
+            report(r);
+        }
+        for (const hostile_case& hc : hostile_cases()) {
+            conformance_result r{"hostile device", hc.name, {}, !runs(hc)};
+            if (r.skipped) {
+                r.v.message = "not run: the device model has no such fault";
+            } else {
+                r.v = hostile(hc);
+            }
+            failed += r.v.ok ? 0 : 1;
+            report(r);
+        }
+        return failed;
+    }
+    /// The same, printed (print_reporter).
+    static std::uint32_t run_all() {
+        print_reporter p;
+        const std::uint32_t failed = run_all(p);
+        p.summary();
+        return failed;
+    }
+
+    // The checks, one job per header: lifecycle_checks.hpp (1, 7), tx_checks.hpp (2, 4, 5),
+    // rx_checks.hpp (3, 6, 8), hostile_check.hpp (9).
+    /// 1. attach posts RX buffers; detach returns every buffer.
+    static verdict attach_detach();
+
+    /// 2. TX of N packets per queue: all completed, returned, received in order.
+    static verdict tx_all_completed();
+
+    /// 3. RX: every burst refills, so the device always has a full ring.
+    static verdict rx_refill_keeps_ring_full();
+
+    /// 4. ring wrap: many generations both ways on small rings.
+    static verdict ring_wrap();
+
+    /// 5. a full TX ring returns a short count; the rest stays with the caller.
+    static verdict tx_ring_full_short_count();
+
+    /// 6. an empty pool stops RX refill, counted; refill resumes when buffers return.
+    static verdict empty_pool_stops_refill();
+
+    /// 7. detach returns every buffer: completed, unsent (in order), RX.
+    static verdict detach_returns_every_buffer();
+
+    /// 8. interrupts follow the NAPI contract.
+    static verdict napi_budget();
+
+    /// 9. hostile device: one case of hostile_cases() detected, counted, nothing lost,
+    /// nothing out of bounds.
+    static verdict hostile(const hostile_case& hc);
+    /// Whether the case applies to this rig (RX completion faults need a device that has them).
+    static constexpr bool runs(const hostile_case& hc) noexcept {
+        return !hc.rx_completion_fault || rig_has_rx_completion_faults<Rig>;
+    }
+
+private:
+    struct bench {
+        explicit bench(const typename Rig::config& c) : rig(c) {}
+        Rig rig;
+        plugin_type p{};
+        bool attached = false;
+        std::uint32_t idle = 0;
+        verdict v{};
+        std::vector<buffer_type> accepted;  // TX buffers in the order tx_burst accepted them
+    };
+
+    static unsigned long long ull(std::uint64_t x) noexcept { return x; }
+
+    // The bench's steps (bench.hpp).
+    static bool attach(bench& b);
+    static void expect_ring_full(bench& b, std::uint16_t q, const char* when);
+    static void expect_all_completed(bench& b, const hostile_case& hc);
+    static void expect_flow(bench& b, const flow_report& r, const char* where, std::uint16_t q);
+    static void send(bench& b, std::uint16_t q, std::uint32_t flow, std::uint64_t n,
+                     bool may_stall = false);
+    static void drain(bench& b, std::uint16_t q);
+    static std::uint16_t poll_once(bench& b, std::uint16_t q, std::uint16_t budget);
+    static void receive(bench& b, std::uint16_t q, std::uint64_t total, std::uint16_t budget,
+                        bool check_full, std::uint64_t more = 0);
+    static void finish(bench& b);
+};
+
+} // namespace npa::sim
+
+#include <npa/sim/conformance/bench.hpp>
+#include <npa/sim/conformance/hostile_check.hpp>
+#include <npa/sim/conformance/lifecycle_checks.hpp>
+#include <npa/sim/conformance/rx_checks.hpp>
+#include <npa/sim/conformance/tx_checks.hpp>
