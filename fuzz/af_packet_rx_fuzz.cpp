@@ -1,5 +1,5 @@
 // fuzz/af_packet_rx_fuzz.cpp: the AF_PACKET plugin's RX walk (adapters/linux/include/npa/
-// linux/af_packet.hpp, detail::packet_rx_burst) over TPACKET_V3 blocks the fuzzer writes as
+// linux/af_packet_rx.hpp, detail::packet_rx_burst) over TPACKET_V3 blocks the fuzzer writes as
 // the kernel would: whole blocks (block header, packet headers, frames) handed over by
 // setting TP_STATUS_USER, in ring order or not, interleaved with RX bursts of varying
 // budgets against a shell whose pool can run short and whose buffers vary in size.

@@ -14,21 +14,24 @@
 //
 // Ring entries come from the kernel or a NIC: every address is checked to be a chunk the
 // plugin posted (and in the state it was posted in), every length to fit the chunk.
+//
+// This file is the plugin's data path (tx_burst, rx_burst, tx_reap, refill, detach).
+// Opening the UMEM and the sockets is in npa/linux/af_xdp_socket.hpp, and what both Linux
+// plugins share in npa/linux/plugin_queues.hpp.
 #pragma once
 
 #include <npa/capabilities.hpp>
 #include <npa/concepts/plugin.hpp>
+#include <npa/linux/af_xdp_socket.hpp>
 #include <npa/linux/checksum.hpp>
 #include <npa/linux/detail.hpp>
+#include <npa/linux/plugin_queues.hpp>
 #include <npa/linux/umem.hpp>
 #include <npa/stats.hpp>
 #include <npa/status.hpp>
 
-#include <xdp/libxdp.h>
 #include <xdp/xsk.h>
 
-#include <linux/if_link.h>
-#include <linux/if_packet.h>
 #include <linux/if_xdp.h>
 #include <net/if.h>
 #include <sys/socket.h>
@@ -55,58 +58,6 @@ inline constexpr std::uint16_t xdp_max_queues = 8;
 /// On detach, polls (100 us apart) waiting for TX the kernel already took to complete:
 /// 20 ms is far above a healthy completion time and short enough for a switch.
 inline constexpr std::uint32_t detach_drain_polls = 200;
-/// A queue that was just released is freed by the kernel after an RCU grace period;
-/// binding it again before that fails with EBUSY. attach() retries that long
-/// (50 x 2 ms), which covers a switch straight back to the path just left.
-inline constexpr std::uint32_t attach_busy_retries = 50;
-
-enum class xdp_mode : std::uint8_t {
-    automatic, ///< zero-copy if the driver supports it, copy otherwise
-    copy,      ///< XDP_COPY: the kernel copies between the NIC and the UMEM (any driver, veth)
-    zero_copy, ///< XDP_ZEROCOPY: the NIC DMAs into the UMEM; attach fails if unsupported
-};
-
-[[nodiscard]] constexpr const char* to_string(xdp_mode m) noexcept {
-    switch (m) {
-    case xdp_mode::automatic: return "auto";
-    case xdp_mode::copy: return "copy";
-    case xdp_mode::zero_copy: return "zero-copy";
-    }
-    return "unknown";
-}
-
-/// The device window of an AF_XDP plugin: an interface, its first queue, the mode, and
-/// the UMEM (the shell pool's backing memory) the rings will address.
-struct af_xdp_device {
-    char ifname[IFNAMSIZ] = {};
-    std::uint32_t queue_id = 0; ///< first NIC queue; plugin queue q uses queue_id + q
-    xdp_mode mode = xdp_mode::automatic;
-    bool need_wakeup = true; ///< XDP_USE_NEED_WAKEUP: no syscalls while the kernel polls
-    bool promiscuous = true; ///< receive frames for any MAC (the shell's MAC is not the NIC's)
-    std::byte* umem_base = nullptr; ///< where the shell's pool lives
-    std::size_t umem_size = 0;
-
-    template <class Pool>
-    [[nodiscard]] static af_xdp_device over(const char* name, const Pool& pool,
-                                            xdp_mode m = xdp_mode::automatic) noexcept {
-        af_xdp_device d;
-        (void)detail::copy_ifname(d.ifname, name);
-        d.mode = m;
-        d.umem_base = pool.backing().base();
-        d.umem_size = pool.backing().size();
-        return d;
-    }
-};
-
-/// Silences libbpf's and libxdp's own stderr chatter (the plugin reports through the
-/// shell API instead). Called once per process by the first attach.
-inline void quiet_xdp_libraries() noexcept {
-    static std::atomic<bool> done{false};
-    if (!done.exchange(true)) {
-        libbpf_set_print([](enum libbpf_print_level, const char*, va_list) { return 0; });
-        libxdp_set_print([](enum libxdp_print_level, const char*, va_list) { return 0; });
-    }
-}
 
 /// The rings of one AF_XDP queue, as libxdp's ring structs (for attach_rings): the plugin
 /// reads RX and completion, writes TX and fill.
@@ -117,46 +68,39 @@ struct xdp_queue_rings {
     xsk_ring_cons cq{};
 };
 
-/// Removes the AF_XDP redirect program (libxdp's xsk_def_prog) that a process killed
-/// while attached left on `ifname`: libxdp removes it only with the last socket of the
-/// process that loaded it, and a later process reuses it without owning it, so without
-/// this it stays for good. Call it only for an interface this process owns for AF_XDP
-/// (another live AF_XDP user of it would lose its program). Other XDP programs are left
-/// alone. Returns how many it removed (0: none there), -1 if it could not look.
-[[nodiscard]] inline int remove_stale_xsk_program(const char* ifname) noexcept {
-    const int ifindex = static_cast<int>(::if_nametoindex(ifname));
-    if (ifindex == 0) {
-        return -1;
-    }
-    xdp_multiprog* mp = xdp_multiprog__get_from_ifindex(ifindex);
-    if (mp == nullptr || libxdp_get_error(mp) != 0) {
-        return libxdp_get_error(mp) == -ENOENT ? 0 : -1;
-    }
-    const xdp_attach_mode mode = xdp_multiprog__attach_mode(mp);
-    int removed = 0;
-    const auto is_xsk = [](xdp_program* p) {
-        const char* n = p != nullptr ? xdp_program__name(p) : nullptr;
-        return n != nullptr && std::strcmp(n, "xsk_def_prog") == 0;
-    };
-    if (xdp_multiprog__is_legacy(mp)) {
-        xdp_program* p = xdp_multiprog__main_prog(mp);
-        if (is_xsk(p) && xdp_program__detach(p, ifindex, mode, 0) == 0) {
-            ++removed;
+namespace detail {
+
+/// One queue of the AF_XDP plugin: its socket and four rings, and what the data path
+/// keeps about them.
+struct xdp_queue : xsk_queue_socket {
+    std::uint32_t fill_posted = 0;
+    std::uint32_t tx_in_flight = 0;
+    bool armed = false;
+    queue_stats stats{};
+    queue_stats reported{}; ///< stats plus the kernel's drops, as stats() last read them
+
+    [[nodiscard]] std::uint32_t in_flight() const noexcept { return tx_in_flight; }
+
+    /// The counters, with what the kernel dropped before a frame reached the RX ring added
+    /// (XDP_STATISTICS): rx_dropped takes a frame larger than a UMEM chunk (copy mode: the
+    /// kernel cannot split it) or one that found no chunk, and a full RX ring;
+    /// bad_completion takes the descriptors it refused. Without this a frame too large for
+    /// a chunk would vanish uncounted.
+    const queue_stats& read_stats() noexcept {
+        reported = stats;
+        xdp_statistics ks{};
+        if (read_kernel_stats(ks)) {
+            reported.rx_dropped += ks.rx_dropped + ks.rx_ring_full;
+            reported.bad_completion += ks.rx_invalid_descs + ks.tx_invalid_descs;
         }
-    } else {
-        for (xdp_program* p = xdp_multiprog__next_prog(nullptr, mp); p != nullptr;
-             p = xdp_multiprog__next_prog(p, mp)) {
-            if (is_xsk(p) && xdp_program__detach(p, ifindex, mode, 0) == 0) {
-                ++removed;
-            }
-        }
+        return reported;
     }
-    xdp_multiprog__close(mp);
-    return removed;
-}
+};
+
+} // namespace detail
 
 template <class Api>
-class af_xdp_plugin {
+class af_xdp_plugin : public detail::plugin_queues<detail::xdp_queue> {
 public:
     static constexpr const char* name = "af_xdp";
     using device_type = af_xdp_device;
@@ -182,36 +126,19 @@ public:
         }
         // 2. Register the UMEM (with queue 0's fill and completion rings) and open one
         //    socket per queue; try zero-copy first in automatic mode.
-        status st;
-        for (std::uint32_t attempt = 0;; ++attempt) {
-            st = open_sockets(dev,
-                              dev.mode == xdp_mode::copy ? xdp_mode::copy : xdp_mode::zero_copy);
-            if (!st.ok() && dev.mode == xdp_mode::automatic && last_err_ != EBUSY) {
-                close_sockets();
-                st = open_sockets(dev, xdp_mode::copy);
-            }
-            if (st.ok() || last_err_ != EBUSY || attempt == attach_busy_retries) {
-                break;
-            }
-            close_sockets();
-            ::usleep(2000);
-        }
+        status st = sockets_.open(dev, all_queues(), rx_size_, tx_size_, umem_base_,
+                                  std::size_t{nchunks_} * umem_chunk_size);
         if (!st.ok()) {
             detail::logf(api, log_level::error, "af_xdp: %s on '%s' queue %u (%s)", st.reason(),
-                         dev.ifname, dev.queue_id, std::strerror(last_err_));
-            close_sockets();
+                         dev.ifname, dev.queue_id, std::strerror(sockets_.last_error()));
             release_memory();
             return st;
         }
+        mode_ = sockets_.mode();
         // 3. A NIC filters by destination MAC before XDP sees a frame; the shell's MAC is
         //    not the NIC's, so hold a promiscuous membership (dropped with the socket).
         if (dev.promiscuous) {
-            promisc_fd_ = ::socket(AF_PACKET, SOCK_RAW | SOCK_CLOEXEC, 0);
-            packet_mreq mr{};
-            mr.mr_ifindex = static_cast<int>(::if_nametoindex(dev.ifname));
-            mr.mr_type = PACKET_MR_PROMISC;
-            if (promisc_fd_ < 0 ||
-                ::setsockopt(promisc_fd_, SOL_PACKET, PACKET_ADD_MEMBERSHIP, &mr, sizeof mr) != 0) {
+            if (!sockets_.hold_promiscuous(dev.ifname)) {
                 detail::logf(api, log_level::warning,
                              "af_xdp: cannot make '%s' promiscuous; only its own MAC is received",
                              dev.ifname);
@@ -274,7 +201,8 @@ public:
         }
         // 1. Let the kernel finish what it took (bounded: a gone interface never will).
         //    Rings without a kernel behind them (attach_rings) complete nothing meanwhile.
-        for (std::uint32_t spin = 0; umem_ != nullptr && spin < detach_drain_polls; ++spin) {
+        for (std::uint32_t spin = 0; sockets_.registered() && spin < detach_drain_polls;
+             ++spin) {
             std::uint32_t left = 0;
             for (std::uint16_t q = 0; q < nqueues_; ++q) {
                 kick_tx(queues_[q]);
@@ -289,19 +217,11 @@ public:
         // 2. Close the sockets: this stops the kernel and unmaps the fill and completion
         //    rings with them (libxdp), so whatever is still on TX goes back as unsent. A
         //    frame sent but not yet confirmed may then be sent twice, never lost.
-        for (std::uint16_t q = 0; q < nqueues_; ++q) {
-            queue& qu = queues_[q];
-            if (qu.xsk != nullptr) {
-                xsk_socket__delete(qu.xsk);
-                qu.xsk = nullptr;
-            }
+        for (queue& qu : all_queues()) {
+            qu.close();
         }
         hand_back_held();
-        close_sockets();
-        if (promisc_fd_ >= 0) {
-            ::close(promisc_fd_);
-            promisc_fd_ = -1;
-        }
+        sockets_.close(all_queues());
         release_memory();
         attached_ = false;
         detail::logf(*api_, log_level::info, "af_xdp: detached from '%s'", ifname_);
@@ -475,54 +395,10 @@ public:
         return total;
     }
 
-    [[nodiscard]] std::uint32_t tx_in_flight(std::uint16_t q) const noexcept {
-        return attached_ && q < nqueues_ ? queues_[q].tx_in_flight : 0;
-    }
-
-    void irq_arm(std::uint16_t q) noexcept {
-        if (attached_ && q < nqueues_) {
-            queues_[q].armed = true;
-        }
-    }
-    void irq_disarm(std::uint16_t q) noexcept {
-        if (attached_ && q < nqueues_) {
-            queues_[q].armed = false;
-        }
-    }
-
     [[nodiscard]] npa::capabilities capabilities() const noexcept {
-        npa::capabilities c;
         // TX checksums are finished in software in the UMEM chunk; RX checksums are
         // checked in software (the ring reports nothing about them).
-        c.offloads = cap::tx_l4_csum | cap::rx_csum;
-        c.max_queues = xdp_max_queues;
-        c.min_ring_size = 32;
-        c.max_ring_size = 4096;
-        c.min_mtu = 68;
-        c.max_mtu = umem_chunk_size - umem_headroom - 18;
-        return c;
-    }
-
-    /// Queue q's counters, with what the kernel dropped before a frame reached the RX
-    /// ring added (XDP_STATISTICS, read on this control-path call): rx_dropped takes a
-    /// frame larger than a UMEM chunk (copy mode: the kernel cannot split it) or one that
-    /// found no chunk, and a full RX ring; bad_completion takes the descriptors it
-    /// refused. Without this a frame too large for a chunk would vanish uncounted.
-    [[nodiscard]] const queue_stats& stats(std::uint16_t q) const noexcept {
-        static const queue_stats none{};
-        if (!attached_ || q >= nqueues_) {
-            return none;
-        }
-        queue& qu = queues_[q];
-        qu.reported = qu.stats;
-        xdp_statistics ks{};
-        socklen_t len = sizeof ks;
-        if (qu.xsk != nullptr &&
-            ::getsockopt(xsk_socket__fd(qu.xsk), SOL_XDP, XDP_STATISTICS, &ks, &len) == 0) {
-            qu.reported.rx_dropped += ks.rx_dropped + ks.rx_ring_full;
-            qu.reported.bad_completion += ks.rx_invalid_descs + ks.tx_invalid_descs;
-        }
-        return qu.reported;
+        return detail::plugin_capabilities(xdp_max_queues, umem_chunk_size - umem_headroom);
     }
 
     [[nodiscard]] errc health() const noexcept { return health_.load(std::memory_order_relaxed); }
@@ -532,12 +408,12 @@ public:
                    ? xsk_socket__fd(queues_[q].xsk)
                    : -1;
     }
-    [[nodiscard]] bool attached() const noexcept { return attached_; }
-    [[nodiscard]] std::uint16_t queue_count() const noexcept { return attached_ ? nqueues_ : 0; }
     /// The mode in effect after attach (copy or zero-copy).
     [[nodiscard]] xdp_mode mode() const noexcept { return mode_; }
 
 private:
+    using queue = detail::xdp_queue;
+
     static constexpr std::uint32_t bad_chunk = ~std::uint32_t{0};
     static constexpr std::uint8_t state_none = 0;
     static constexpr std::uint8_t state_fill = 1; // posted on a fill ring (or in the RX ring)
@@ -602,81 +478,7 @@ private:
         return {};
     }
 
-    struct queue {
-        xsk_socket* xsk = nullptr;
-        xsk_ring_cons rx{};
-        xsk_ring_prod tx{};
-        xsk_ring_prod fq_own{};
-        xsk_ring_cons cq_own{};
-        xsk_ring_prod* fq = nullptr; // queue 0 uses the UMEM's rings, others their own
-        xsk_ring_cons* cq = nullptr;
-        std::uint32_t fill_posted = 0;
-        std::uint32_t tx_in_flight = 0;
-        bool armed = false;
-        queue_stats stats{};
-        queue_stats reported{}; ///< stats plus the kernel's drops, as stats() last read them
-    };
-
-    status open_sockets(const device_type& dev, xdp_mode m) noexcept {
-        xsk_umem_config uc{};
-        uc.fill_size = rx_size_;
-        uc.comp_size = tx_size_;
-        uc.frame_size = umem_chunk_size;
-        uc.frame_headroom = 0; // data lands at XDP_PACKET_HEADROOM, which the pool matches
-        uc.flags = 0;
-        int r = xsk_umem__create(&umem_, umem_base_, std::size_t{nchunks_} * umem_chunk_size,
-                                 &queues_[0].fq_own, &queues_[0].cq_own, &uc);
-        if (r != 0) {
-            last_err_ = -r;
-            umem_ = nullptr;
-            return {errc::no_memory, "xsk_umem__create failed"};
-        }
-        for (std::uint16_t q = 0; q < nqueues_; ++q) {
-            queue& qu = queues_[q];
-            xsk_socket_config sc{};
-            sc.rx_size = rx_size_;
-            sc.tx_size = tx_size_;
-            sc.libxdp_flags = 0; // let libxdp load (and later remove) its redirect program
-            sc.xdp_flags = 0;    // native XDP where the driver has it, generic otherwise
-            sc.bind_flags =
-                static_cast<std::uint16_t>((m == xdp_mode::copy ? XDP_COPY : XDP_ZEROCOPY) |
-                                           (dev.need_wakeup ? XDP_USE_NEED_WAKEUP : 0));
-            if (q == 0) {
-                r = xsk_socket__create(&qu.xsk, dev.ifname, dev.queue_id, umem_, &qu.rx, &qu.tx,
-                                       &sc);
-            } else {
-                r = xsk_socket__create_shared(&qu.xsk, dev.ifname, dev.queue_id + q, umem_, &qu.rx,
-                                              &qu.tx, &qu.fq_own, &qu.cq_own, &sc);
-            }
-            if (r != 0) {
-                last_err_ = -r;
-                qu.xsk = nullptr;
-                return {-r == ENODEV || -r == ENXIO ? errc::removed : errc::not_supported,
-                        m == xdp_mode::zero_copy ? "zero-copy AF_XDP socket refused"
-                                                 : "AF_XDP socket refused"};
-            }
-            qu.fq = &qu.fq_own;
-            qu.cq = &qu.cq_own;
-        }
-        mode_ = m;
-        return {};
-    }
-
-    void close_sockets() noexcept {
-        if (queues_) {
-            for (std::uint16_t q = 0; q < nqueues_; ++q) {
-                queue& qu = queues_[q];
-                if (qu.xsk != nullptr) {
-                    xsk_socket__delete(qu.xsk);
-                    qu.xsk = nullptr;
-                }
-            }
-        }
-        if (umem_ != nullptr) {
-            (void)xsk_umem__delete(umem_);
-            umem_ = nullptr;
-        }
-    }
+    std::span<queue> all_queues() noexcept { return {queues_.get(), queues_ ? nqueues_ : 0u}; }
 
     void release_memory() noexcept {
         chunk_buf_.reset();
@@ -800,8 +602,7 @@ private:
     }
 
     Api* api_ = nullptr;
-    xsk_umem* umem_ = nullptr;
-    std::unique_ptr<queue[]> queues_;
+    detail::xsk_sockets sockets_;
     std::unique_ptr<buffer_type[]> chunk_buf_;
     std::unique_ptr<std::uint8_t[]> chunk_state_;
     std::unique_ptr<std::uint32_t[]> chunk_seq_; ///< TX acceptance order (for tx_unsent)
@@ -811,11 +612,7 @@ private:
     std::uint32_t nchunks_ = 0;
     std::uint32_t rx_size_ = 0;
     std::uint32_t tx_size_ = 0;
-    std::uint16_t nqueues_ = 0;
     xdp_mode mode_ = xdp_mode::copy;
-    bool attached_ = false;
-    int last_err_ = 0;
-    int promisc_fd_ = -1;
     std::atomic<errc> health_{errc::ok};
     char ifname_[IFNAMSIZ] = {};
 };

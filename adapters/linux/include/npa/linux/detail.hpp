@@ -4,6 +4,7 @@
 #include <npa/concepts/shell_api.hpp>
 #include <npa/status.hpp>
 
+#include <linux/if_packet.h>
 #include <net/if.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
@@ -51,6 +52,16 @@ inline bool copy_ifname(char (&dst)[IFNAMSIZ], const char* src) noexcept {
         return errc::removed;
     }
     return err == ENETDOWN ? errc::device_error : errc::ok;
+}
+
+/// Makes packet socket `fd` hold a promiscuous membership of interface `ifindex`: a NIC
+/// filters by destination MAC before either plugin sees a frame, and the shell's MAC is not
+/// the lower's. The kernel drops the membership with the socket. False if refused.
+[[nodiscard]] inline bool add_promisc_membership(int fd, int ifindex) noexcept {
+    packet_mreq mr{};
+    mr.mr_ifindex = ifindex;
+    mr.mr_type = PACKET_MR_PROMISC;
+    return ::setsockopt(fd, SOL_PACKET, PACKET_ADD_MEMBERSHIP, &mr, sizeof mr) == 0;
 }
 
 /// The MTU of interface `name`, or 0 if it cannot be read.
