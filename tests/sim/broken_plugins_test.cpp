@@ -8,6 +8,7 @@
 #include <array>
 #include <initializer_list>
 #include <string>
+#include <string_view>
 
 using namespace npa::sim;
 using api = simnic_rig::api_type;
@@ -138,6 +139,45 @@ struct rx_past_filled_plugin : simnic_plugin<Api> {
     simnic_window* win = nullptr;
 };
 
+// A TX reap that checks a completion's ring index but not the buffer tag it carries: the
+// reference reap with the tag it checks taken from the plugin's own descriptor at that
+// index (every TX completion entry is rewritten so before the plugin reads it), so any
+// completion naming a posted slot is believed.
+template <class Api>
+struct tag_blind_plugin : simnic_plugin<Api> {
+    using base = simnic_plugin<Api>;
+    npa::status attach(Api& a, simnic_window& w, const npa::queue_config& qc) {
+        win = &w;
+        cfg = qc;
+        return base::attach(a, w, qc);
+    }
+    std::uint16_t tx_burst(std::uint16_t q, std::span<typename Api::buffer_type> b) noexcept {
+        trust_the_index(q);
+        return base::tx_burst(q, b);
+    }
+    std::uint32_t tx_reap(std::uint16_t q) noexcept {
+        trust_the_index(q);
+        return base::tx_reap(q);
+    }
+    void detach() noexcept {
+        for (std::uint16_t q = 0; q < cfg.queues; ++q) {
+            trust_the_index(q);
+        }
+        base::detach();
+    }
+    void trust_the_index(std::uint16_t q) noexcept {
+        auto* ring = reinterpret_cast<simnic_tx_desc*>(win->ring_area(q).virt);
+        auto* comp = reinterpret_cast<simnic_comp_desc*>(ring + cfg.tx_ring_size);
+        for (std::uint32_t i = 0; i < cfg.tx_ring_size; ++i) {
+            if (comp[i].index < cfg.tx_ring_size) {
+                comp[i].tag = ring[comp[i].index].tag;
+            }
+        }
+    }
+    simnic_window* win = nullptr;
+    npa::queue_config cfg{};
+};
+
 // An API filter in front of the real one, so a plugin can "forget" or repeat a hand-over.
 template <class Api, bool Lose, bool Twice>
 struct filter_api {
@@ -203,6 +243,16 @@ void expect_caught(const verdict& v, std::initializer_list<const char*> says) {
     for (const char* s : says) {
         CHECK_MESSAGE(has(v, s), std::string(s));
     }
+}
+
+const hostile_case& hostile_case_named(std::string_view name) {
+    for (const hostile_case& hc : hostile_cases()) {
+        if (name == hc.name) {
+            return hc;
+        }
+    }
+    FAIL("no hostile case named " << name);
+    return hostile_cases()[0];
 }
 
 } // namespace
@@ -315,6 +365,18 @@ TEST_CASE("an RX doorbell three past one refill: the device names the first slot
     p.detach(); // the posted buffers come back, including the five refilled ones
     CHECK(rig.api().audit().balanced());
     CHECK(rig.api().audit().in_pool == rig.api().audit().total);
+}
+
+TEST_CASE("a TX reap that checks the ring index but not the tag is caught") {
+    const hostile_case& hc =
+        hostile_case_named("TX completions out of order, each naming the other's slot (tags mismatched)");
+    expect_caught(conformance<tag_blind_plugin, simnic_rig>::hostile(hc),
+                  {"TX completions out of order, each naming the other's slot (tags mismatched): "
+                   "not detected (bad_completion stayed 0)",
+                   "the TX reap checks the ring index but not the buffer tag the completion "
+                   "carries"});
+    // The control: the reference plugin checks the tag and passes the same case.
+    NPA_SIM_CHECK_VERDICT((conformance<simnic_plugin, simnic_rig>::hostile(hc)));
 }
 
 TEST_CASE("the kit requires health() to check a device reset or a surprise removal") {

@@ -44,6 +44,12 @@ struct fault_plan {
     std::uint32_t drop_rx_completions = 0;    ///< the next N RX completions are not written
     std::uint32_t delay_rx_steps = 0;         ///< every RX completion is held this many steps
     std::uint32_t reorder_rx_completions = 0; ///< the next N pairs of RX completions are swapped
+    /// The next N pairs of TX (RX) completions are swapped, but their ring indexes stay in
+    /// ring order: each names the other's slot and carries its own tag, so the index looks
+    /// valid and only the tag shows the buffer is not the one posted there. Only models
+    /// whose completions carry a tag (the simnic) can show it; others swap the pair whole.
+    std::uint32_t mislabel_tx_completions = 0;
+    std::uint32_t mislabel_rx_completions = 0;
     comp_fault corrupt = comp_fault::none;    ///< corrupt the next corrupt_count completions
     ring_kind corrupt_ring = ring_kind::tx;   ///< ... on this ring
     std::uint32_t corrupt_count = 0;

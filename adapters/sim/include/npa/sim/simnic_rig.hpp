@@ -28,6 +28,9 @@ public:
     static constexpr const char* device_name = "simnic";
     /// The simnic model drops, delays and reorders RX completions too (faults.hpp).
     static constexpr bool rx_completion_faults = true;
+    /// Its completions echo the descriptor's tag (simnic_comp_desc::tag), so a completion can
+    /// name a posted slot with another buffer's tag (faults.hpp, mislabel_tx_completions).
+    static constexpr bool completion_tags = true;
     static constexpr mac_addr guest_mac{0x02, 0, 0, 0, 0, 0x01};
     static constexpr mac_addr far_mac{0x02, 0, 0, 0, 0, 0x02};
 

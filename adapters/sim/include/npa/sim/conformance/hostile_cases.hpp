@@ -22,6 +22,7 @@ enum class detect : std::uint8_t {
     device_error,    ///< health() says device_error (health() is required for this case)
     removed,         ///< health() says removed (health() is required for this case)
     rx_flood,        ///< the device dropped for lack of buffers, the plugin counted rx_no_buffer
+    wrong_buffer,    ///< the plugin counted bad_completion for a valid index with another's tag
 };
 
 /// Which way traffic runs while the fault is planned.
@@ -39,11 +40,18 @@ struct hostile_case {
     /// The case needs RX completion drop/delay/reorder from the device: run only on rigs
     /// that declare `static constexpr bool rx_completion_faults = true`.
     bool rx_completion_fault = false;
+    /// The case needs completions that carry the posted descriptor's tag: run only on rigs
+    /// that declare `static constexpr bool completion_tags = true`.
+    bool completion_tag = false;
 };
 
 /// True when Rig's device honours the RX completion faults of fault_plan.
 template <class Rig>
 inline constexpr bool rig_has_rx_completion_faults = requires { requires Rig::rx_completion_faults; };
+/// True when Rig's device echoes each descriptor's tag in its completion (faults.hpp,
+/// mislabel_tx_completions).
+template <class Rig>
+inline constexpr bool rig_has_completion_tags = requires { requires Rig::completion_tags; };
 
 /// The hostile-device cases of the kit (the fault injection list), in one table.
 inline std::span<const hostile_case> hostile_cases() {
@@ -61,13 +69,16 @@ inline std::span<const hostile_case> hostile_cases() {
     };
     constexpr auto rx_only = hostile_traffic::rx_only;
     constexpr auto tx_only = hostile_traffic::tx_only;
-    static const std::array<hostile_case, 22> cases{{
+    static const std::array<hostile_case, 23> cases{{
         {"dropped TX completions", with([](fault_plan& p) { p.drop_tx_completions = 3; }), detect::bad_completion},
         {"delayed TX completions", with([](fault_plan& p) { p.delay_tx_steps = 5; }), detect::all_completed},
         {"reordered TX completions", with([](fault_plan& p) { p.reorder_tx_completions = 2; }), detect::bad_completion},
         {"dropped RX completions", with([](fault_plan& p) { p.drop_rx_completions = 3; }), detect::bad_completion, rx_only, true},
         {"delayed RX completions", with([](fault_plan& p) { p.delay_rx_steps = 5; }), detect::rx_in_order, rx_only, true},
         {"reordered RX completions", with([](fault_plan& p) { p.reorder_rx_completions = 2; }), detect::bad_completion, rx_only, true},
+        {"TX completions out of order, each naming the other's slot (tags mismatched)",
+         with([](fault_plan& p) { p.mislabel_tx_completions = 2; }), detect::wrong_buffer,
+         hostile_traffic::both, false, true},
         {"TX completion index out of range", corrupt(comp_fault::index_out_of_range, ring_kind::tx, 2), detect::bad_completion},
         {"RX completion index out of range", corrupt(comp_fault::index_out_of_range, ring_kind::rx, 2), detect::bad_completion},
         {"RX completion length larger than the buffer", corrupt(comp_fault::length_too_large, ring_kind::rx, 2), detect::bad_completion},

@@ -21,8 +21,8 @@ verdict conformance<Plugin, Rig>::hostile(const hostile_case& hc) {
     c.tx_ring = c.rx_ring = 64;
     bench b{c};
     if (!runs(hc)) {
-        b.v.fail("%s: %s does not declare rx_completion_faults, so it cannot show this fault",
-                 hc.name, Rig::device_name);
+        b.v.fail("%s: %s does not declare %s, so it cannot show this fault", hc.name,
+                 Rig::device_name, hc.completion_tag ? "completion_tags" : "rx_completion_faults");
         return b.v;
     }
     if (!attach(b)) {
@@ -73,6 +73,14 @@ verdict conformance<Plugin, Rig>::hostile(const hostile_case& hc) {
     case detect::bad_completion:
         if (st.bad_completion == st0.bad_completion) {
             b.v.fail("%s: not detected (bad_completion stayed %llu)", hc.name, ull(st.bad_completion));
+        }
+        break;
+    case detect::wrong_buffer:
+        if (st.bad_completion == st0.bad_completion) {
+            b.v.fail("%s: not detected (bad_completion stayed %llu): a TX completion named a "
+                     "slot the plugin had posted, but its tag named another buffer; the TX reap "
+                     "checks the ring index but not the buffer tag the completion carries",
+                     hc.name, ull(st.bad_completion));
         }
         break;
     case detect::tx_dma_error:

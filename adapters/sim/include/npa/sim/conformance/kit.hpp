@@ -110,9 +110,11 @@ public:
     /// 9. hostile device: one case of hostile_cases() detected, counted, nothing lost,
     /// nothing out of bounds.
     static verdict hostile(const hostile_case& hc);
-    /// Whether the case applies to this rig (RX completion faults need a device that has them).
+    /// Whether the case applies to this rig (RX completion faults need a device that has
+    /// them, a mismatched tag a device whose completions carry one).
     static constexpr bool runs(const hostile_case& hc) noexcept {
-        return !hc.rx_completion_fault || rig_has_rx_completion_faults<Rig>;
+        return (!hc.rx_completion_fault || rig_has_rx_completion_faults<Rig>) &&
+               (!hc.completion_tag || rig_has_completion_tags<Rig>);
     }
 
 private:

@@ -5,7 +5,8 @@
 // written), delayed (written that many steps later, and every one behind it too, to keep
 // the order), held back to be swapped with the next one (reorder), or written now. Counts
 // in the plan are consumed as faults fire; the model's stats get comp_dropped,
-// comp_delayed, comp_reordered (and comp_corrupted from take_corruption()).
+// comp_delayed, comp_reordered (a mislabelled pair counts here too) and comp_corrupted
+// (from take_corruption()).
 //
 // comp_path<Comp> applies the verdict for a model whose completions are entries on a ring
 // of their own (simnic, vmxnet3): it keeps the delayed ones and the held one. A model that
@@ -19,6 +20,7 @@
 #include <atomic>
 #include <cstdint>
 #include <deque>
+#include <utility>
 
 namespace npa::sim {
 
@@ -27,11 +29,14 @@ struct comp_faults {
     std::uint32_t& drop;
     std::uint32_t delay;
     std::uint32_t& reorder;
+    std::uint32_t& mislabel; ///< pairs swapped with their indexes kept in ring order
 
     [[nodiscard]] static comp_faults of(fault_plan& p, ring_kind r) noexcept {
         return r == ring_kind::tx
-                   ? comp_faults{p.drop_tx_completions, p.delay_tx_steps, p.reorder_tx_completions}
-                   : comp_faults{p.drop_rx_completions, p.delay_rx_steps, p.reorder_rx_completions};
+                   ? comp_faults{p.drop_tx_completions, p.delay_tx_steps, p.reorder_tx_completions,
+                                 p.mislabel_tx_completions}
+                   : comp_faults{p.drop_rx_completions, p.delay_rx_steps, p.reorder_rx_completions,
+                                 p.mislabel_rx_completions};
     }
 };
 
@@ -56,13 +61,13 @@ comp_verdict judge(comp_faults f, bool behind_delayed, bool& holding, Stats& st)
         ++st.comp_delayed;
         return comp_verdict::delay;
     }
-    if (f.reorder != 0) {
+    if (f.reorder != 0 || f.mislabel != 0) { // a mislabelled pair is a reordered one first
         if (!holding) {
             holding = true;
             return comp_verdict::hold;
         }
         holding = false;
-        --f.reorder;
+        --(f.reorder != 0 ? f.reorder : f.mislabel);
         ++st.comp_reordered;
         return comp_verdict::release_pair;
     }
@@ -78,14 +83,22 @@ public:
     template <class Stats, class Write>
     void complete(const Comp& c, std::uint32_t buf_len, comp_faults f, std::uint64_t now,
                   Stats& st, Write&& write) {
+        const bool mislabel = f.reorder == 0 && f.mislabel != 0; // what judge() will consume
         switch (judge(f, !delayed_.empty(), holding_, st)) {
         case comp_verdict::drop: return;
         case comp_verdict::delay: delayed_.push_back({c, buf_len, now + f.delay}); return;
         case comp_verdict::hold: held_ = {c, buf_len, 0}; return;
-        case comp_verdict::release_pair:
-            write(c, buf_len);
+        case comp_verdict::release_pair: {
+            Comp first = c;
+            if constexpr (requires(Comp& x) { x.index = x.tag; }) {
+                if (mislabel) { // the later one goes first under the earlier one's index
+                    std::swap(first.index, held_.c.index);
+                }
+            }
+            write(first, buf_len);
             write(held_.c, held_.buf_len);
             return;
+        }
         case comp_verdict::write:
             (void)flush_held(write); // an odd one left from a reorder goes first
             write(c, buf_len);
@@ -118,7 +131,7 @@ public:
     template <class Write>
     bool flush(std::uint64_t now, comp_faults f, Write&& write) {
         bool any = flush_due(now, write);
-        if (f.reorder == 0) {
+        if (f.reorder == 0 && f.mislabel == 0) {
             any |= flush_held(write);
         }
         return any;
