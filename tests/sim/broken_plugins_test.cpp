@@ -6,9 +6,14 @@
 #include <npa/sim/simnic_rig.hpp>
 
 #include <array>
+#include <chrono>
+#include <cstdlib>
 #include <initializer_list>
 #include <string>
 #include <string_view>
+
+#include <sys/wait.h>
+#include <unistd.h>
 
 using namespace npa::sim;
 using api = simnic_rig::api_type;
@@ -139,12 +144,10 @@ struct rx_past_filled_plugin : simnic_plugin<Api> {
     simnic_window* win = nullptr;
 };
 
-// A TX reap that checks a completion's ring index but not the buffer tag it carries: the
-// reference reap with the tag it checks taken from the plugin's own descriptor at that
-// index (every TX completion entry is rewritten so before the plugin reads it), so any
-// completion naming a posted slot is believed.
-template <class Api>
-struct tag_blind_plugin : simnic_plugin<Api> {
+// Plugins that read each queue's TX completion ring through an edit (Edit says which),
+// applied to every entry before each call that reaps it (tx_burst, tx_reap, detach).
+template <class Api, class Edit>
+struct tx_comp_view_plugin : simnic_plugin<Api> {
     using base = simnic_plugin<Api>;
     npa::status attach(Api& a, simnic_window& w, const npa::queue_config& qc) {
         win = &w;
@@ -152,30 +155,65 @@ struct tag_blind_plugin : simnic_plugin<Api> {
         return base::attach(a, w, qc);
     }
     std::uint16_t tx_burst(std::uint16_t q, std::span<typename Api::buffer_type> b) noexcept {
-        trust_the_index(q);
+        view(q);
         return base::tx_burst(q, b);
     }
     std::uint32_t tx_reap(std::uint16_t q) noexcept {
-        trust_the_index(q);
+        view(q);
         return base::tx_reap(q);
     }
     void detach() noexcept {
         for (std::uint16_t q = 0; q < cfg.queues; ++q) {
-            trust_the_index(q);
+            view(q);
         }
         base::detach();
     }
-    void trust_the_index(std::uint16_t q) noexcept {
-        auto* ring = reinterpret_cast<simnic_tx_desc*>(win->ring_area(q).virt);
-        auto* comp = reinterpret_cast<simnic_comp_desc*>(ring + cfg.tx_ring_size);
+    void view(std::uint16_t q) noexcept {
+        const auto* ring = reinterpret_cast<const simnic_tx_desc*>(win->ring_area(q).virt);
+        auto* comp = reinterpret_cast<simnic_comp_desc*>(win->ring_area(q).virt) + cfg.tx_ring_size;
         for (std::uint32_t i = 0; i < cfg.tx_ring_size; ++i) {
-            if (comp[i].index < cfg.tx_ring_size) {
-                comp[i].tag = ring[comp[i].index].tag;
-            }
+            Edit{}(comp[i], ring, cfg.tx_ring_size);
         }
     }
     simnic_window* win = nullptr;
     npa::queue_config cfg{};
+};
+// A TX reap that checks a completion's ring index but not the buffer tag it carries: the
+// tag it checks is taken from its own descriptor at that index, so any completion naming
+// a posted slot is believed.
+struct tag_from_own_descriptor {
+    void operator()(simnic_comp_desc& c, const simnic_tx_desc* ring, std::uint32_t n) const noexcept {
+        if (c.index < n) {
+            c.tag = ring[c.index].tag;
+        }
+    }
+};
+// A generation bit stuck at 1, as a plugin sees it when it never flips the generation it
+// expects: from the second lap on, every completion the device writes looks stale, so the
+// reap makes no progress. (Entries the device never wrote stay zero.)
+struct generation_stuck_at_one {
+    void operator()(simnic_comp_desc& c, const simnic_tx_desc*, std::uint32_t) const noexcept {
+        if (c.tag != 0 || simnic_comp_traits::own_word(c) != 0) {
+            simnic_comp_traits::own_word(c) |= simnic_comp_traits::own_mask;
+        }
+    }
+};
+template <class Api>
+using tag_blind_plugin = tx_comp_view_plugin<Api, tag_from_own_descriptor>;
+template <class Api>
+using stuck_gen_plugin = tx_comp_view_plugin<Api, generation_stuck_at_one>;
+
+// A TX reap that spins until the device has written the next completion. The kit steps
+// the device on the plugin's thread, so a completion that is not there yet (a slow
+// device) never comes: the call never returns.
+template <class Api>
+struct spin_reap_plugin : simnic_plugin<Api> {
+    std::uint32_t tx_reap(std::uint16_t q) noexcept {
+        std::uint32_t n = 0;
+        while ((n = simnic_plugin<Api>::tx_reap(q)) == 0 && this->tx_in_flight(q) != 0) {
+        }
+        return n;
+    }
 };
 
 // An API filter in front of the real one, so a plugin can "forget" or repeat a hand-over.
@@ -377,6 +415,69 @@ TEST_CASE("a TX reap that checks the ring index but not the tag is caught") {
                    "carries"});
     // The control: the reference plugin checks the tag and passes the same case.
     NPA_SIM_CHECK_VERDICT((conformance<simnic_plugin, simnic_rig>::hostile(hc)));
+}
+
+TEST_CASE("a TX reap whose generation bit is stuck fails its case, naming case, ring and slot") {
+    using kit = conformance<stuck_gen_plugin, simnic_rig>;
+    const auto checks = kit::checks();
+    const auto& tx_check = checks[1];
+    REQUIRE(std::string_view(tx_check.name) == "TX of N packets all completed");
+    // 256-slot rings: the first lap completes, then nothing does.
+    expect_caught(kit::run(tx_check),
+                  {"watchdog: TX of N packets all completed: tx_reap on txq 0 made no progress "
+                   "for 200 device steps", "last slot completed 255 (256 buffers completed on "
+                   "that ring)"});
+    // Called directly (no run()), the same bound holds.
+    expect_caught(kit::tx_all_completed(), {"watchdog: this case: tx_reap on txq 0 made no "
+                                            "progress for 200 device steps"});
+}
+
+// Runs `fn` in a child process and returns what it wrote on stderr; `status` gets its
+// wait status. The watchdog ends the process it runs in, so that is where it must run.
+template <class Fn>
+std::string in_child(Fn fn, int& status) {
+    std::array<int, 2> fds{};
+    REQUIRE(::pipe(fds.data()) == 0);
+    const pid_t pid = ::fork();
+    REQUIRE(pid >= 0);
+    if (pid == 0) {
+        ::dup2(fds[1], 2);
+        ::close(fds[0]);
+        fn();
+        std::_Exit(0);
+    }
+    ::close(fds[1]);
+    std::string out;
+    std::array<char, 512> chunk{};
+    ssize_t n = 0;
+    while ((n = ::read(fds[0], chunk.data(), chunk.size())) > 0) {
+        out.append(chunk.data(), static_cast<std::size_t>(n));
+    }
+    ::close(fds[0]);
+    REQUIRE(::waitpid(pid, &status, 0) == pid);
+    return out;
+}
+
+TEST_CASE("a TX reap that never returns: the watchdog names case, call, ring and slot, then ends the run") {
+    const hostile_case& hc = hostile_case_named("delayed TX completions");
+    const auto start = std::chrono::steady_clock::now();
+    int status = 0;
+    const std::string err = in_child(
+        [&] {
+            (void)conformance<spin_reap_plugin, simnic_rig>::run(hc, std::chrono::milliseconds{300});
+        },
+        status);
+    const auto took = std::chrono::steady_clock::now() - start;
+    INFO(err);
+    CHECK(WIFEXITED(status));
+    CHECK(WEXITSTATUS(status) == EXIT_FAILURE);
+    CHECK(has(verdict{false, err}, "conformance FAILED: watchdog: delayed TX completions: "
+                                   "tx_reap on txq 0 has not returned; last slot completed "));
+    CHECK(has(verdict{false, err}, "did not finish within 300 ms"));
+    CHECK(took < std::chrono::seconds{30});
+    // The control: the reference plugin finishes the same case under the same watchdog.
+    NPA_SIM_CHECK_VERDICT(
+        (conformance<simnic_plugin, simnic_rig>::run(hc, std::chrono::milliseconds{30'000})));
 }
 
 TEST_CASE("the kit requires health() to check a device reset or a surprise removal") {

@@ -11,16 +11,19 @@
 //   - every check and hostile case, outcomes to a reporter of your own, or to the printing
 //     one here (no test framework needed):
 //         int main() { return npa::sim::conformance<my_plugin, my_rig>::run_all() == 0 ? 0 : 1; }
-//   - one check: npa::sim::conformance<P, Rig>::tx_all_completed() and so on;
+//   - one check: npa::sim::conformance<P, Rig>::tx_all_completed() and so on (bounded in
+//     device steps), or run(check) to put it under its wall-clock watchdog as well;
 //   - as doctest test cases, with conformance_doctest.hpp:
 //         NPA_SIM_CONFORMANCE_SUITE(my_plugin, my_rig)
 //
 // The kit lives in npa/sim/conformance/, one job per header: report.hpp (verdict and
 // reporters), hostile_cases.hpp (the hostile-device table), kit.hpp (the conformance class),
-// bench.hpp (the steps the checks share), lifecycle_checks.hpp, tx_checks.hpp, rx_checks.hpp
-// and hostile_check.hpp.
+// bench.hpp (the steps the checks share), watchdog.hpp (the bounds every case runs under:
+// device steps and wall time), lifecycle_checks.hpp, tx_checks.hpp, rx_checks.hpp and
+// hostile_check.hpp.
 #pragma once
 
 #include <npa/sim/conformance/hostile_cases.hpp>
 #include <npa/sim/conformance/kit.hpp>
 #include <npa/sim/conformance/report.hpp>
+#include <npa/sim/conformance/watchdog.hpp>

@@ -5,6 +5,7 @@
 //     NPA_SIM_CONFORMANCE_SUITE(my_plugin, my_rig)
 //
 // One test case holds the checks, one subcase each; a second holds the hostile-device cases.
+// Each runs under its watchdog (conformance/watchdog.hpp).
 // Without doctest, conformance<P, Rig>::run_all() runs the same checks (conformance.hpp).
 #pragma once
 
@@ -26,7 +27,8 @@
     TEST_CASE("conformance " #PluginTemplate " on " #Rig) {                                  \
         for (const auto& npa_c_ : ::npa::sim::conformance<PluginTemplate, Rig>::checks()) {  \
             SUBCASE(npa_c_.name) {                                                           \
-                NPA_SIM_CHECK_VERDICT(npa_c_.run());                                         \
+                NPA_SIM_CHECK_VERDICT(                                                       \
+                    (::npa::sim::conformance<PluginTemplate, Rig>::run(npa_c_)));            \
             }                                                                                \
         }                                                                                    \
     }                                                                                        \
@@ -39,6 +41,6 @@
             }                                                                                \
             INFO((std::string("hostile case: ") + npa_c_.name));                             \
             NPA_SIM_CHECK_VERDICT(                                                           \
-                (::npa::sim::conformance<PluginTemplate, Rig>::hostile(npa_c_)));            \
+                (::npa::sim::conformance<PluginTemplate, Rig>::run(npa_c_)));                \
         }                                                                                    \
     }

@@ -1,7 +1,8 @@
 // npa/sim/conformance/bench.hpp: the steps every conformance check is built from (part of
-// npa/sim/conformance.hpp): attach, send and receive with retries and a stuck limit counted
-// in device steps, drain, the expectations on rings and flows, and finish(): detach, then
-// the device's violations, the shell API's ownership errors and the buffer audit.
+// npa/sim/conformance.hpp): the watchdog's view of where the case is, attach, send and
+// receive with retries and a stuck limit counted in device steps (watchdog.hpp), drain,
+// the expectations on rings and flows, and finish(): detach, then the device's
+// violations, the shell API's ownership errors and the buffer audit.
 #pragma once
 
 #include <npa/sim/conformance/kit.hpp>
@@ -14,12 +15,53 @@
 
 namespace npa::sim {
 
+// The watchdog's view (watchdog.hpp): which plugin call is next, on which ring, and how
+// far that ring has come.
+template <template <class> class Plugin, class Rig>
+void conformance<Plugin, Rig>::at(bench& b, const char* call, ring_kind r, std::uint16_t q) {
+    const bool rx = r == ring_kind::rx;
+    b.watch.at(call, rx, q, rx ? b.rig.cfg().rx_ring : b.rig.cfg().tx_ring,
+               rx ? b.p.stats(q).rx_packets : b.rig.api().tx_completed(q));
+}
+
+// One round of a loop the kit drives: the device steps once. False (and the case fails)
+// once the case has used its budget of rounds.
+template <template <class> class Plugin, class Rig>
+bool conformance<Plugin, Rig>::step(bench& b) {
+    b.rig.step();
+    const std::uint64_t n = b.watch.rounds.fetch_add(1, std::memory_order_relaxed) + 1;
+    if (n > case_round_budget) {
+        if (n == case_round_budget + 1) {
+            stalled(b, "was still running after the case's budget of %llu device steps",
+                    static_cast<unsigned long long>(case_round_budget));
+        }
+        return false;
+    }
+    return true;
+}
+
+// Fails the case with the watchdog's words: the case, the call, its ring, the last slot.
+template <template <class> class Plugin, class Rig>
+template <class... Args>
+void conformance<Plugin, Rig>::stalled(bench& b, const char* fmt, Args... args) {
+    verdict what;
+    what.fail(fmt, args...);
+    b.watch.fail(b.v, what.message.c_str());
+}
+
+template <template <class> class Plugin, class Rig>
+std::uint32_t conformance<Plugin, Rig>::reap(bench& b, std::uint16_t q) {
+    at(b, "tx_reap", ring_kind::tx, q);
+    return b.p.tx_reap(q);
+}
+
 template <template <class> class Plugin, class Rig>
 bool conformance<Plugin, Rig>::attach(bench& b) {
     if (!b.rig.ok()) {
         b.v.fail("rig: %s", b.rig.error());
         return false;
     }
+    at(b, "attach", ring_kind::rx, 0);
     const status st = b.p.attach(b.rig.api(), b.rig.window(), b.rig.queue_cfg());
     if (!st) {
         b.v.fail("attach to %s failed: %s", Rig::device_name, st.reason());
@@ -77,6 +119,7 @@ void conformance<Plugin, Rig>::send(bench& b, std::uint16_t q, std::uint32_t flo
         std::uint16_t k = 0;
         if (!pend.empty()) {
             b.rig.api().offer(pend);
+            at(b, "tx_burst", ring_kind::tx, q);
             k = b.p.tx_burst(q, pend);
             if (k > pend.size()) {
                 b.v.fail("txq %u: tx_burst returned %u for %zu buffers", q, k, pend.size());
@@ -87,12 +130,12 @@ void conformance<Plugin, Rig>::send(bench& b, std::uint16_t q, std::uint32_t flo
             pend.erase(pend.begin(), pend.begin() + k);
         }
         if (k == 0) {
-            b.rig.step();
-            (void)b.p.tx_reap(q);
-            if (++idle > stuck_rounds) {
-                if (!may_stall) {
-                    b.v.fail("txq %u: no progress for %u device steps (%llu of %llu sent)", q,
-                             stuck_rounds, ull(built - pend.size()), ull(n));
+            const bool more = step(b);
+            (void)reap(b, q);
+            if (++idle > stuck_rounds || !more) {
+                if (!may_stall && more) {
+                    stalled(b, "made no progress for %u device steps (%llu of %llu sent)",
+                            stuck_rounds, ull(built - pend.size()), ull(n));
                 }
                 break;
             }
@@ -106,13 +149,12 @@ void conformance<Plugin, Rig>::send(bench& b, std::uint16_t q, std::uint32_t flo
 // Steps and reaps until queue q has nothing in flight.
 template <template <class> class Plugin, class Rig>
 void conformance<Plugin, Rig>::drain(bench& b, std::uint16_t q) {
-    for (std::uint32_t i = 0; i < stuck_rounds && b.p.tx_in_flight(q) != 0; ++i) {
-        b.rig.step();
-        (void)b.p.tx_reap(q);
+    for (std::uint32_t i = 0; i < stuck_rounds && b.p.tx_in_flight(q) != 0 && step(b); ++i) {
+        (void)reap(b, q);
     }
     if (b.p.tx_in_flight(q) != 0 && b.v.ok) {
-        b.v.fail("txq %u: %u buffers still in flight after %u device steps", q,
-                 b.p.tx_in_flight(q), stuck_rounds);
+        stalled(b, "left %u buffers in flight after %u device steps", b.p.tx_in_flight(q),
+                stuck_rounds);
     }
 }
 
@@ -121,6 +163,7 @@ template <template <class> class Plugin, class Rig>
 std::uint16_t conformance<Plugin, Rig>::poll_once(bench& b, std::uint16_t q,
                                                   std::uint16_t budget) {
     std::array<buffer_type, 256> out{};
+    at(b, "rx_burst", ring_kind::rx, q);
     const std::uint16_t k = b.p.rx_burst(q, std::span(out).first(budget));
     const std::uint16_t n = k > budget ? budget : k;
     b.rig.api().received(std::span(out).first(n));
@@ -138,21 +181,23 @@ void conformance<Plugin, Rig>::receive(bench& b, std::uint16_t q, std::uint64_t 
     std::uint64_t got = b.p.stats(q).rx_packets;
     const std::uint64_t want = more != 0 ? got + more : total;
     std::uint32_t idle = 0;
-    while (got < want && b.v.ok) {
-        b.rig.step();
+    while (got < want && b.v.ok && step(b)) {
         const std::uint16_t k = poll_once(b, q, budget);
         if (k > budget) {
             b.v.fail("rxq %u: rx_burst returned %u, more than its budget %u", q, k, budget);
         }
+        // Progress is a packet counted, not a burst that returned something: a poll that
+        // hands out buffers without counting them (a stale completion seen again) is none.
+        const std::uint64_t before = got;
         got = b.p.stats(q).rx_packets;
         if (check_full && k < budget) {  // the poll drained the ring: all refilled
             b.rig.step();
             expect_ring_full(b, q, "after an rx_burst");
         }
-        idle = k == 0 ? idle + 1 : 0;
+        idle = got == before ? idle + 1 : 0;
         if (idle > stuck_rounds) {
-            b.v.fail("rxq %u: %llu of %llu packets received, then nothing for %u steps", q,
-                     ull(got), ull(want), stuck_rounds);
+            stalled(b, "made no progress for %u device steps (%llu of %llu packets received)",
+                    stuck_rounds, ull(got), ull(want));
         }
     }
 }
@@ -165,6 +210,7 @@ void conformance<Plugin, Rig>::finish(bench& b) {
         return;
     }
     if (b.attached) {
+        at(b, "detach", ring_kind::tx, 0);
         b.p.detach();
         b.attached = false;
     }

@@ -58,13 +58,13 @@ verdict conformance<Plugin, Rig>::hostile(const hostile_case& hc) {
         for (int r = 0; r < 3; ++r) {
             b.rig.step();
             (void)poll_once(b, 0, burst);
-            (void)b.p.tx_reap(0);
+            (void)reap(b, 0);
         }
     }
     for (std::uint32_t r = 0; r < 20; ++r) {  // let delays run out
         b.rig.step();
         (void)poll_once(b, 0, burst);
-        (void)b.p.tx_reap(0);
+        (void)reap(b, 0);
     }
     const queue_stats& st = b.p.stats(0);
     const auto tx_sent = b.rig.far_report(tx_flow, b.accepted.size());

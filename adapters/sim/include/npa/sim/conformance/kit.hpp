@@ -2,17 +2,19 @@
 // what a plugin author calls (checks(), run_all(), each check by name) and the bench the
 // checks share. The definitions live beside it by job, included at the end of this file:
 // bench.hpp (the bench's steps and the audit after detach), lifecycle_checks.hpp,
-// tx_checks.hpp, rx_checks.hpp and hostile_check.hpp.
+// tx_checks.hpp, rx_checks.hpp and hostile_check.hpp; watchdog.hpp bounds each case.
 #pragma once
 
 #include <npa/concepts/plugin.hpp>
 #include <npa/sim/conformance/hostile_cases.hpp>
 #include <npa/sim/conformance/report.hpp>
+#include <npa/sim/conformance/watchdog.hpp>
 #include <npa/sim/faults.hpp>
 #include <npa/sim/test_api.hpp>
 #include <npa/sim/traffic.hpp>
 
 #include <array>
+#include <chrono>
 #include <cstdint>
 #include <vector>
 
@@ -57,7 +59,7 @@ public:
     static std::uint32_t run_all(Report&& report) {
         std::uint32_t failed = 0;
         for (const named_check& c : checks()) {
-            const conformance_result r{c.name, nullptr, c.run(), false};
+            const conformance_result r{c.name, nullptr, run(c), false};
             failed += r.v.ok ? 0 : 1;
             report(r);
         }
@@ -66,12 +68,22 @@ public:
             if (r.skipped) {
                 r.v.message = "not run: the device model has no such fault";
             } else {
-                r.v = hostile(hc);
+                r.v = run(hc);
             }
             failed += r.v.ok ? 0 : 1;
             report(r);
         }
         return failed;
+    }
+    /// One check, or one hostile case, under its watchdog (watchdog.hpp): a case that does
+    /// not finish within the deadline ends the process with a message naming it.
+    static verdict run(const named_check& c,
+                       std::chrono::milliseconds deadline = case_deadline()) {
+        return run_watched(c.name, c.run, deadline);
+    }
+    static verdict run(const hostile_case& hc,
+                       std::chrono::milliseconds deadline = case_deadline()) {
+        return run_watched(hc.name, [&hc] { return hostile(hc); }, deadline);
     }
     /// The same, printed (print_reporter).
     static std::uint32_t run_all() {
@@ -126,11 +138,19 @@ private:
         std::uint32_t idle = 0;
         verdict v{};
         std::vector<buffer_type> accepted;  // TX buffers in the order tx_burst accepted them
+        // Where the case is, for its watchdog (watchdog.hpp): run_watched's, or its own.
+        case_watch own_watch;
+        case_watch& watch = current_case_watch != nullptr ? *current_case_watch : own_watch;
     };
 
     static unsigned long long ull(std::uint64_t x) noexcept { return x; }
 
     // The bench's steps (bench.hpp).
+    static void at(bench& b, const char* call, ring_kind r, std::uint16_t q);
+    static bool step(bench& b);
+    template <class... Args>
+    static void stalled(bench& b, const char* fmt, Args... args);
+    static std::uint32_t reap(bench& b, std::uint16_t q);
     static bool attach(bench& b);
     static void expect_ring_full(bench& b, std::uint16_t q, const char* when);
     static void expect_all_completed(bench& b, const hostile_case& hc);

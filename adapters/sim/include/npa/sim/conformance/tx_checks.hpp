@@ -95,11 +95,13 @@ verdict conformance<Plugin, Rig>::tx_ring_full_short_count() {
         while (!rest.empty() && b.v.ok) {  // the device runs: the rest goes through
             b.rig.step();
             b.rig.api().offer(rest);
+            at(b, "tx_burst", ring_kind::tx, 0);
             const std::uint16_t m = b.p.tx_burst(0, rest);
             b.rig.api().not_accepted(std::span(rest).subspan(m));
             rest.erase(rest.begin(), rest.begin() + m);
             if (m == 0 && ++b.idle > stuck_rounds) {
-                b.v.fail("txq 0: the ring never drained after it was full");
+                stalled(b, "never drained the ring after it was full (%u device steps)",
+                        stuck_rounds);
             }
         }
         b.rig.api().free(rest);
