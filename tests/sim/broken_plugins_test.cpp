@@ -216,6 +216,17 @@ struct spin_reap_plugin : simnic_plugin<Api> {
     }
 };
 
+// A TX path that accepts one buffer every 150th tx_burst: always some progress, so no
+// stall is ever long enough to be one, but far too slow to finish.
+template <class Api>
+struct trickle_plugin : simnic_plugin<Api> {
+    std::uint16_t tx_burst(std::uint16_t q, std::span<typename Api::buffer_type> b) noexcept {
+        return ++calls % 150 == 0 ? simnic_plugin<Api>::tx_burst(q, b.first(b.empty() ? 0 : 1))
+                                  : std::uint16_t{0};
+    }
+    std::uint64_t calls = 0;
+};
+
 // An API filter in front of the real one, so a plugin can "forget" or repeat a hand-over.
 template <class Api, bool Lose, bool Twice>
 struct filter_api {
@@ -430,6 +441,15 @@ TEST_CASE("a TX reap whose generation bit is stuck fails its case, naming case, 
     // Called directly (no run()), the same bound holds.
     expect_caught(kit::tx_all_completed(), {"watchdog: this case: tx_reap on txq 0 made no "
                                             "progress for 200 device steps"});
+}
+
+TEST_CASE("a plugin too slow to ever finish runs out of the case's budget of device steps") {
+    using kit = conformance<trickle_plugin, simnic_rig>;
+    const auto checks = kit::checks();
+    expect_caught(kit::run(checks[1]),
+                  {"watchdog: TX of N packets all completed: tx_burst on txq 0 was the last call "
+                   "when the case ran out of its budget of 20000 device steps",
+                   "last slot completed 133 (134 buffers completed on that ring)"});
 }
 
 // Runs `fn` in a child process and returns what it wrote on stderr; `status` gets its

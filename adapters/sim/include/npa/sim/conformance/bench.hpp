@@ -32,7 +32,8 @@ bool conformance<Plugin, Rig>::step(bench& b) {
     const std::uint64_t n = b.watch.rounds.fetch_add(1, std::memory_order_relaxed) + 1;
     if (n > case_round_budget) {
         if (n == case_round_budget + 1) {
-            stalled(b, "was still running after the case's budget of %llu device steps",
+            stalled(b, "was the last call when the case ran out of its budget of %llu "
+                       "device steps",
                     static_cast<unsigned long long>(case_round_budget));
         }
         return false;
