@@ -15,6 +15,7 @@
 
 #include <array>
 #include <cstring>
+#include <utility>
 #include <vector>
 
 using namespace npa::sim;
@@ -240,6 +241,26 @@ TEST_CASE("device base: dropped, delayed and reordered completions") {
         CHECK(b.tx_slots() == std::vector<std::uint32_t>{1, 0, 3, 2, 4});
         CHECK(b.nic.stats(0).comp_reordered == 2);
     }
+}
+
+TEST_CASE("completion path: a mislabelled pair keeps its indexes in ring order, each with the other's tag") {
+    struct tagged_comp {
+        std::uint32_t index = 0, tag = 0;
+    };
+    comp_path<tagged_comp> path;
+    mini_stats st;
+    fault_plan p;
+    p.mislabel_tx_completions = 1;
+    std::vector<std::pair<std::uint32_t, std::uint32_t>> written;
+    auto write = [&](const tagged_comp& c, std::uint32_t) { written.emplace_back(c.index, c.tag); };
+    for (std::uint32_t i = 0; i < 3; ++i) { // slot i, filled as number 100 + i
+        path.complete({i, 100 + i}, 0, comp_faults::of(p, ring_kind::tx), 0, st, write);
+    }
+    // Slot 1 finished first but is written under index 0 with its own tag, then slot 0
+    // under index 1; the third is untouched.
+    CHECK(written == std::vector<std::pair<std::uint32_t, std::uint32_t>>{{0, 101}, {1, 100}, {2, 102}});
+    CHECK(st.comp_reordered == 1);
+    CHECK(p.mislabel_tx_completions == 0);
 }
 
 TEST_CASE("device base: link flap, removal countdown, inbox overrun, RSS") {
