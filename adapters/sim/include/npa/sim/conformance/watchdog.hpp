@@ -75,13 +75,19 @@ struct case_watch {
     /// "watchdog: <case>: tx_reap on txq 0 <what>; last slot completed 16 (145 buffers
     /// completed on that ring)".
     void fail(verdict& v, const char* what) const {
+        const char* c = call.load(std::memory_order_relaxed);
+        const char r = rx.load(std::memory_order_relaxed) ? 'r' : 't';
+        const unsigned q = queue.load(std::memory_order_relaxed);
+        const std::uint64_t d = done.load(std::memory_order_relaxed);
+        if (d == 0) {
+            v.fail("watchdog: %s: %s on %cxq %u %s; no slot of that ring completed yet", name(),
+                   c, r, q, what);
+            return;
+        }
         v.fail("watchdog: %s: %s on %cxq %u %s; last slot completed %llu (%llu buffers "
                "completed on that ring)",
-               name(), call.load(std::memory_order_relaxed),
-               rx.load(std::memory_order_relaxed) ? 'r' : 't',
-               unsigned{queue.load(std::memory_order_relaxed)}, what,
-               static_cast<unsigned long long>(last_slot()),
-               static_cast<unsigned long long>(done.load(std::memory_order_relaxed)));
+               name(), c, r, q, what, static_cast<unsigned long long>(last_slot()),
+               static_cast<unsigned long long>(d));
     }
 };
 
