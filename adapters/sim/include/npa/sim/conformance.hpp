@@ -18,7 +18,8 @@
 // The kit lives in npa/sim/conformance/, one job per header: report.hpp (verdict and
 // reporters), hostile_cases.hpp (the hostile-device table), kit.hpp (the conformance class),
 // bench.hpp (the steps the checks share), lifecycle_checks.hpp, tx_checks.hpp, rx_checks.hpp
-// and hostile_check.hpp.
+// and hostile_check.hpp; rejected.hpp stands in for the checks when the plugin type fails
+// check_plugin, so that check_plugin's sentence is the whole diagnostic.
 #pragma once
 
 #include <npa/sim/conformance/hostile_cases.hpp>
