@@ -59,6 +59,4 @@ TEST_CASE("one check by name") {
     CHECK(kit::detach_returns_every_buffer().ok);
 }
 
-TEST_CASE("run_all") {
-    CHECK(kit::run_all() == 0);
-}
+TEST_CASE("run_all") { CHECK(kit::run_all() == 0); }

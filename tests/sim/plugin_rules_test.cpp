@@ -170,7 +170,8 @@ TEST_CASE("the plugin never clears a latched interrupt cause: the kit names the 
 }
 
 TEST_CASE("the plugin counts an RX refill's shortfall in its own rx_no_buffer") {
-    const verdict v = conformance<uncounted_shortfall_plugin, simnic_rig>::empty_pool_stops_refill();
+    const verdict v =
+        conformance<uncounted_shortfall_plugin, simnic_rig>::empty_pool_stops_refill();
     INFO(v.message);
     CHECK_FALSE(v.ok);
     CHECK(has(v, "rxq 0: refill from an empty pool did not count rx_no_buffer"));
@@ -195,7 +196,8 @@ TEST_CASE("TX a completion passes over is completed, never handed back as unsent
 }
 
 TEST_CASE("a TX frame the link cannot carry is accepted and counted, never a short count") {
-    const verdict v = conformance<short_count_too_long_plugin, simnic_rig>::tx_ring_full_short_count();
+    const verdict v =
+        conformance<short_count_too_long_plugin, simnic_rig>::tx_ring_full_short_count();
     INFO(v.message);
     CHECK_FALSE(v.ok);
     CHECK(has(v, "txq 0: tx_burst refused a 1519-byte frame (longer than MTU 1500 + 18) with a "

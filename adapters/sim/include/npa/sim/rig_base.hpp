@@ -104,7 +104,8 @@ public:
     void build_tx(buffer_type b, std::uint32_t flow, std::uint32_t len) {
         build_tx(b, flow);
         const std::byte* seq = b.data() + 14 + 8;
-        const std::uint64_t n = (std::uint64_t{traffic_gen::get32(seq)} << 32) | traffic_gen::get32(seq + 4);
+        const std::uint64_t n =
+            (std::uint64_t{traffic_gen::get32(seq)} << 32) | traffic_gen::get32(seq + 4);
         for (std::uint32_t i = b.length(); i < len; ++i) {
             b.data()[i] = traffic_gen::pattern(n, i);
         }
