@@ -1,11 +1,12 @@
 // The rules of docs/plugin-guide.md ("Rules the guide settles") on the reference plugin:
 // for each rule the kit checks, a copy of the reference plugin that breaks it and the kit's
-// message naming it; for the rules of the frame limit, the reference plugin itself.
+// message naming it; for the frame limit and ring memory, the reference plugin and the simnic.
 #define DOCTEST_CONFIG_IMPLEMENT_WITH_MAIN
 #include <npa/sim/conformance_doctest.hpp>
 #include <npa/sim/simnic_plugin.hpp>
 #include <npa/sim/simnic_rig.hpp>
 
+#include <algorithm>
 #include <array>
 #include <cstdint>
 #include <span>
@@ -240,4 +241,22 @@ TEST_CASE("attach refuses an MTU outside the device's range and keeps nothing") 
         CHECK(std::string(st.reason()) == "simnic: MTU outside 68..1500");
         CHECK(r.api().audit().in_pool == r.api().audit().total);
     }
+}
+
+TEST_CASE("ring memory: a page-aligned area of exactly the largest rings, bases aligned to a "
+          "descriptor") {
+    simnic_rig r;
+    REQUIRE(r.ok());
+    const guest_block area = r.window().ring_area(0);
+    CHECK(area.iova % 4096 == 0);
+    // the rig asks its simnic for rings of at most its own ring sizes
+    const std::uint32_t max = std::max(r.cfg().tx_ring, r.cfg().rx_ring);
+    CHECK(area.size == simnic_ring_bytes(max, max));
+    const npa::iova_t base = area.iova, d = simnic_desc_size;
+    constexpr std::uint32_t n = 32;
+    r.window().set_rings(
+        0, {base + 8, base + n * d + 8, base + 2 * n * d + 8, base + 3 * n * d + 8, n, n});
+    const npa::status st = r.window().activate(0);
+    CHECK(st.code() == npa::errc::invalid_argument);
+    CHECK(std::string(st.reason()) == "simnic: a ring base is not aligned to a descriptor");
 }

@@ -48,7 +48,8 @@
 //     plugin's own stats(q).rx_no_buffer; the shell counts nothing of its own.
 //   - ring memory: the plugin lays out its rings in the area the device window gives,
 //     each base aligned as the device requires (the simnic: a multiple of its 16-byte
-//     descriptor; a page-aligned area of exactly the rings' bytes, with no spare room),
+//     descriptor, in a page-aligned area of exactly the bytes its largest rings take,
+//     simnic_ring_bytes(max, max): no room reserved for padding),
 //     and checks the area's size itself before using it, padding included; too small is
 //     errc::no_memory from attach, never a write past the area.
 //   - irq_arm/irq_disarm unmask and mask queue q's line and nothing else: the latched
