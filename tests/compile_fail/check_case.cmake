@@ -9,11 +9,17 @@
 # Expected texts are chosen to appear in both GCC's and Clang's diagnostics (the name of
 # the sub-concept that is not satisfied, the sentence of a static_assert).
 #
+# A file may bound the diagnostic of its failing cases with a line
+#   // bound: <e> errors, <l> lines
+# and then the first error must carry the case's first expected text, the diagnostic may
+# hold at most <e> errors (lines with "error:") and <l> lines: no cascade of follow-on errors.
+#
 # A case file also guards against a case breaking more than its one requirement: it
 # asserts every requirement it does not target, with a message containing
 # "NPA_CF_COLLATERAL"; that text in the output fails the case.
 #
 # Inputs: -DCOMPILER=<c++> -DSOURCE=<file> -DCASE=<n> -DINCLUDE_DIR=<npa include dir>
+#         [-DEXTRA_INCLUDE_DIR=<another include dir, e.g. an adapter's>]
 foreach(v COMPILER SOURCE CASE INCLUDE_DIR)
   if(NOT DEFINED ${v})
     message(FATAL_ERROR "check_case.cmake: -D${v}=... is required")
@@ -28,11 +34,16 @@ if(NOT ndecl EQUAL 1)
 endif()
 string(REGEX REPLACE "^// case ${CASE} [a-z0-9_]+: " "" expect "${decl}")
 
+set(extra_include "")
+if(DEFINED EXTRA_INCLUDE_DIR AND NOT EXTRA_INCLUDE_DIR STREQUAL "")
+  set(extra_include "-I${EXTRA_INCLUDE_DIR}")
+endif()
+
 # LC_ALL=C keeps the compiler's quotes plain ASCII; no colour codes in the output.
 execute_process(
   COMMAND ${CMAKE_COMMAND} -E env LC_ALL=C
           ${COMPILER} -std=c++20 -fsyntax-only -fdiagnostics-color=never
-          -I${INCLUDE_DIR} -DCASE=${CASE} ${SOURCE}
+          -I${INCLUDE_DIR} ${extra_include} -DCASE=${CASE} ${SOURCE}
   RESULT_VARIABLE rc
   OUTPUT_VARIABLE out
   ERROR_VARIABLE err)
@@ -72,4 +83,32 @@ foreach(text IN LISTS expect_all)
                         "the expected text\n  \"${text}\"\n--- diagnostic ---\n${diag}")
   endif()
 endforeach()
+
+file(STRINGS "${SOURCE}" bound REGEX "^// bound: [0-9]+ errors, [0-9]+ lines$")
+if(bound)
+  string(REGEX MATCH "^// bound: ([0-9]+) errors, ([0-9]+) lines$" _ "${bound}")
+  set(max_errors ${CMAKE_MATCH_1})
+  set(max_lines ${CMAKE_MATCH_2})
+  # Semicolons would split the lists below: count and compare a copy without them.
+  string(REPLACE ";" "," plain "${diag}")
+  string(REGEX MATCHALL "[^\n]*error:[^\n]*" errors "${plain}")
+  list(LENGTH errors nerrors)
+  string(REGEX MATCHALL "\n" newlines "${plain}")
+  list(LENGTH newlines nlines)
+  list(GET expect_all 0 first_text)
+  string(REPLACE ";" "," first_text "${first_text}")
+  list(GET errors 0 first_error)
+  string(FIND "${first_error}" "${first_text}" at)
+  if(at EQUAL -1)
+    message(FATAL_ERROR "case ${CASE}: the first error is not the expected one\n"
+                        "  expected: \"${first_text}\"\n  first error: ${first_error}\n"
+                        "--- diagnostic ---\n${diag}")
+  endif()
+  if(nerrors GREATER max_errors OR nlines GREATER max_lines)
+    message(FATAL_ERROR "case ${CASE}: the diagnostic is too long: ${nerrors} errors in "
+                        "${nlines} lines (at most ${max_errors} errors, ${max_lines} lines)\n"
+                        "--- diagnostic ---\n${diag}")
+  endif()
+  message(STATUS "case ${CASE}: ${nerrors} error(s) in ${nlines} lines, the first the expected one")
+endif()
 message(STATUS "case ${CASE}: fails to compile with \"${expect}\", as it must")

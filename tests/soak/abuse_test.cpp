@@ -34,16 +34,8 @@ void send_sized(Rig& r, Plugin& p, std::uint32_t flow, std::uint32_t len, std::u
     std::vector<npa::buffer_ref> b(n);
     REQUIRE(r.api().alloc_tx(b) == n);
     for (auto& x : b) {
-        r.build_tx(x, flow);
         REQUIRE(len <= x.capacity());
-        // Extend the numbered frame with its payload pattern, so the far end can check it.
-        const std::byte* seq = x.data() + 14 + 8;
-        const std::uint64_t n_seq =
-            (std::uint64_t{sim::traffic_gen::get32(seq)} << 32) | sim::traffic_gen::get32(seq + 4);
-        for (std::uint32_t i = x.length(); i < len; ++i) {
-            x.data()[i] = sim::traffic_gen::pattern(n_seq, i);
-        }
-        x.set_length(len);
+        r.build_tx(x, flow, len);
     }
     r.api().offer(b);
     REQUIRE(p.tx_burst(0, b) == n);

@@ -9,6 +9,11 @@
 //   - arm() after work was queued but before the poll noticed it must not lose that
 //     work: either the line fires at once or pending() is already true (the shell polls
 //     once more after arming, which closes the window);
+//   - the latched cause (pending()) is cleared by whoever takes the interrupt: the
+//     environment's handler or the queue thread, with clear() before it polls; never by
+//     the plugin, whose irq_arm/irq_disarm only unmask and mask. A cause latched while
+//     masked must fire on arm, so an arm that cleared it would lose that work (the kit's
+//     "interrupts follow NAPI" check fails such a plugin);
 //   - every call is noexcept and safe from the thread that owns the queue; raising may
 //     happen on another thread (the device), so pending() is atomic.
 #pragma once

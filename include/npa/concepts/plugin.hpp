@@ -30,8 +30,30 @@
 //   - tx_burst(q, bufs) takes ownership of bufs[0..k) and returns k; bufs[k..) stay
 //     with the caller. It reaps completions first when the ring is short of room.
 //     A full ring is a short count and a tx_ring_full increment, never an error.
+//   - a frame tx_burst cannot carry (shorter than 14 bytes, or longer than the frame
+//     limit) is accepted all the same (counted in k: a short count means "ring full, offer
+//     the rest again", and the caller would offer it forever), never sent, handed back at
+//     once through tx_complete and counted in tx_errors.
+//   - the frame limit follows the configured MTU: without TSO a frame is at most
+//     queue_config::mtu + 18 bytes (Ethernet header and one VLAN tag); attach refuses an
+//     MTU outside capabilities' min_mtu..max_mtu (invalid_argument); RX buffers hold at
+//     least mtu + 18 bytes and whatever more the device may write.
+//   - a TX completion that passes over earlier descriptors completes them too: they go
+//     back through tx_complete in ring order with the one it names, counted in tx_errors
+//     (whether they went out is unknown) and bad_completion. Never tx_unsent: the device
+//     took them and may have sent them, and the shell would send them twice.
 //   - rx_burst(q, out) fills out[0..k) with received buffers (ownership to the caller),
 //     refills the RX ring and returns k <= out.size(). out.size() is the NAPI budget.
+//     A refill short of buffers posts what it got and counts the shortfall in the
+//     plugin's own stats(q).rx_no_buffer; the shell counts nothing of its own.
+//   - ring memory: the plugin lays out its rings in the area the device window gives,
+//     each base aligned as the device requires (the simnic: a multiple of its 16-byte
+//     descriptor, in a page-aligned area of exactly the bytes its largest rings take,
+//     simnic_ring_bytes(max, max): no room reserved for padding),
+//     and checks the area's size itself before using it, padding included; too small is
+//     errc::no_memory from attach, never a write past the area.
+//   - irq_arm/irq_disarm unmask and mask queue q's line and nothing else: the latched
+//     cause is cleared by whoever takes the interrupt (concepts/irq_source.hpp).
 //   - the data-path calls are noexcept, never allocate, never block, and are called only
 //     from the thread that owns queue q; different queues may run on different threads.
 //   - nothing the device writes is trusted: every index, length, flag and generation bit

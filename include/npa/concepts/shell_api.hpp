@@ -10,12 +10,15 @@
 // and spans of the shell's buffer type.
 //
 // Semantic requirements (not checked by the compiler):
-//   - alloc_rx_buffers(q, out) gives 0..n empty buffers from queue q's pool; a shortfall
-//     is counted by the shell (rx_no_buffer) and the plugin simply posts fewer;
+//   - alloc_rx_buffers(q, out) gives 0..n empty buffers from queue q's pool; the plugin
+//     posts what it got and counts the shortfall in its own queue_stats::rx_no_buffer (the
+//     shell keeps no count of its own: path_stats and rx_drops read the plugin's);
 //   - tx_complete(q, bufs): the device finished sending these; the shell frees them;
 //   - tx_unsent(q, bufs): the plugin accepted these but cannot say they were sent
 //     (detach, ring reset, device gone), in the order they were accepted; the shell sends
-//     them again on the path that is active next, ahead of anything newer;
+//     them again on the path that is active next, ahead of anything newer. Not for TX that
+//     a completion passed over: the device took those and may have sent them, so they go
+//     through tx_complete (concepts/plugin.hpp);
 //   - release_rx_buffers(q, bufs): RX buffers the plugin no longer needs (detach, a
 //     dropped packet not reposted);
 //   - all are called from the thread that owns queue q, never allocate, never block.

@@ -99,6 +99,18 @@ public:
         traffic_gen& g = guest_gens_.try_emplace(flow, flow, guest_mac_, far_mac_).first->second;
         b.set_length(g.build(std::span<std::byte>(b.data(), b.capacity())));
     }
+    /// The same, padded to `len` bytes (at most b.capacity()) with the flow's payload
+    /// pattern, so the far end can check the whole frame.
+    void build_tx(buffer_type b, std::uint32_t flow, std::uint32_t len) {
+        build_tx(b, flow);
+        const std::byte* seq = b.data() + 14 + 8;
+        const std::uint64_t n =
+            (std::uint64_t{traffic_gen::get32(seq)} << 32) | traffic_gen::get32(seq + 4);
+        for (std::uint32_t i = b.length(); i < len; ++i) {
+            b.data()[i] = traffic_gen::pattern(n, i);
+        }
+        b.set_length(len);
+    }
     [[nodiscard]] traffic_sink& guest_sink() noexcept { return guest_sink_; }
 
 protected:

@@ -23,8 +23,12 @@ namespace npa::sim {
 /// tx_burst reaps completions first when fewer slots than this are free: reaping reads the
 /// completion ring, which is wasted work while the ring is mostly empty.
 inline constexpr std::uint32_t simnic_tx_reap_below = 64;
-/// The simnic's MTU range: a frame is at most max_frame_size bytes on the wire.
+/// The simnic's MTU range. The frame limit follows the MTU the shell configured
+/// (queue_config::mtu): a TX frame is 14..mtu + simnic_frame_overhead bytes (the Ethernet
+/// header and one VLAN tag on top of the MTU), as vmxnet3's and igbvf's limits do; the
+/// device itself carries up to simnic_max_mtu + simnic_frame_overhead (1518).
 inline constexpr std::uint32_t simnic_min_mtu = 68, simnic_max_mtu = 1500;
+inline constexpr std::uint32_t simnic_frame_overhead = 18;
 
 template <class Api>
 class simnic_plugin {
@@ -51,6 +55,7 @@ private:
     std::uint16_t nq_ = 0;
     std::array<queue, simnic_max_queues> q_{};
     trust_latch trust_; // a bad completion was seen: health() says device_error
+    std::uint32_t max_frame_ = simnic_max_mtu + simnic_frame_overhead; // TX frame limit
 
 public:
     // ---- attach: lay out the rings, program the queues, post RX buffers -----------------
@@ -65,6 +70,10 @@ public:
         if (!simnic_ring_size_ok(qc.tx_ring_size) || !simnic_ring_size_ok(qc.rx_ring_size)) {
             return {errc::invalid_argument, "simnic: ring sizes must be powers of two in 32..4096"};
         }
+        if (qc.mtu < simnic_min_mtu || qc.mtu > simnic_max_mtu) {
+            return {errc::invalid_argument, "simnic: MTU outside 68..1500"};
+        }
+        max_frame_ = qc.mtu + simnic_frame_overhead;
         api_ = &api;
         dev_ = &dev;
         trust_.reset();
@@ -146,8 +155,10 @@ public:
         const std::uint32_t filled = q.tx_slots.filled_count();
         for (std::uint16_t i = 0; i < n; ++i) {
             const buffer_type b = bufs[i];
-            if (b.length() < 14 || b.length() > simnic_max_mtu + 18) {
-                ++q.stats.tx_errors; // not a frame the wire can carry: refuse it, hand it back
+            if (b.length() < 14 || b.length() > max_frame_) {
+                // Not a frame this link carries: accepted (counted in n, so the caller does
+                // not offer it again), never sent, completed at once and counted.
+                ++q.stats.tx_errors;
                 api_->tx_complete(qi, std::span<const buffer_type>(&b, 1));
                 continue;
             }

@@ -162,6 +162,13 @@ verdict conformance<Plugin, Rig>::hostile(const hostile_case& hc) {
     if (rx_got.corrupt != 0 || tx_sent.corrupt != 0) {
         b.v.fail("%s: corrupt payload delivered", hc.name);
     }
+    // TX a completion passed over was taken by the device and may have gone out: it is
+    // completed (tx_complete, counted in tx_errors), never handed back for sending again.
+    if (!b.rig.api().unsent().empty()) {
+        b.v.fail("%s: %zu TX buffers handed back through tx_unsent while attached (the "
+                 "device took them: a completion that passes over them completes them)",
+                 hc.name, b.rig.api().unsent().size());
+    }
     finish(b);
     return b.v;
 }

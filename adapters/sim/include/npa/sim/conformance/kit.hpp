@@ -171,3 +171,5 @@ private:
 #include <npa/sim/conformance/lifecycle_checks.hpp>
 #include <npa/sim/conformance/rx_checks.hpp>
 #include <npa/sim/conformance/tx_checks.hpp>
+// A plugin type that fails check_plugin gets this specialization instead of the checks.
+#include <npa/sim/conformance/rejected.hpp>

@@ -107,6 +107,37 @@ verdict conformance<Plugin, Rig>::tx_ring_full_short_count() {
         b.rig.api().free(rest);
         drain(b, 0);
         expect_flow(b, b.rig.far_report(5, got), "far end, guest TX", 0);
+        // Nor is a frame longer than the link carries (MTU + 18) a short count: the caller
+        // would offer it forever. It is accepted, never sent, completed, counted in tx_errors.
+        buffer_type big{};
+        const std::uint32_t too_long = b.rig.queue_cfg().mtu + 19;
+        const bool have = b.v.ok && b.rig.api().alloc_tx(std::span(&big, 1)) == 1;
+        if (have && big.capacity() < too_long) {
+            b.rig.api().free(std::span(&big, 1));  // no such frame fits the rig's buffers
+        } else if (have) {
+            b.rig.build_tx(big, 6);
+            big.set_length(too_long);
+            const std::uint64_t errors = b.p.stats(0).tx_errors;
+            const std::uint64_t done = b.rig.api().tx_completed(0);
+            b.rig.api().offer(std::span(&big, 1));
+            if (b.p.tx_burst(0, std::span(&big, 1)) != 1) {
+                b.rig.api().not_accepted(std::span(&big, 1));
+                b.rig.api().free(std::span(&big, 1));
+                b.v.fail("txq 0: tx_burst refused a %u-byte frame (longer than MTU %u + 18) with "
+                         "a short count; accept it, count tx_errors and complete it", big.length(),
+                         b.rig.queue_cfg().mtu);
+            } else {
+                drain(b, 0);
+                if (b.p.stats(0).tx_errors != errors + 1 || b.rig.api().tx_completed(0) != done + 1 ||
+                    b.rig.far_report(6, 1).received != 0) {
+                    b.v.fail("txq 0: a %u-byte frame (longer than MTU %u + 18): tx_errors +%llu, "
+                             "completed +%llu, the far end received %llu; expected 1, 1, 0",
+                             big.length(), b.rig.queue_cfg().mtu, ull(b.p.stats(0).tx_errors - errors),
+                             ull(b.rig.api().tx_completed(0) - done),
+                             ull(b.rig.far_report(6, 1).received));
+                }
+            }
+        }
     }
     finish(b);
     return b.v;
