@@ -17,8 +17,8 @@
 //
 // The kit lives in npa/sim/conformance/, one job per header: report.hpp (verdict and
 // reporters), hostile_cases.hpp (the hostile-device table), kit.hpp (the conformance class),
-// bench.hpp (the steps the checks share), lifecycle_checks.hpp, tx_checks.hpp, rx_checks.hpp
-// and hostile_check.hpp.
+// bench.hpp (the steps the checks share), dma_check.hpp (the device after detach: DMA into
+// released buffers), lifecycle_checks.hpp, tx_checks.hpp, rx_checks.hpp and hostile_check.hpp.
 #pragma once
 
 #include <npa/sim/conformance/hostile_cases.hpp>
