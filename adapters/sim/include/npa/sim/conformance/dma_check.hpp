@@ -53,7 +53,8 @@ void conformance<Plugin, Rig>::on_dma(void* ctx, iova_t iova, std::size_t len,
                                    b.attached ? "while attached" : "after detach",
                                    write ? "rxq" : "txq", q);
     // The first DMA of each ring is kept, up to max_kept_dma; the rest are counted.
-    const std::string_view key(msg, ring > 0 ? static_cast<std::size_t>(ring) : 0);
+    const std::size_t head = ring > 0 ? static_cast<std::size_t>(ring) : 0;
+    const std::string_view key(msg, head < sizeof msg ? head : sizeof msg - 1);
     if (b.released_dma.size() == max_kept_dma ||
         std::any_of(b.released_dma.begin(), b.released_dma.end(),
                     [&](const std::string& m) { return m.starts_with(key); })) {
