@@ -32,7 +32,9 @@ void conformance<Plugin, Rig>::watch_dma(bench& b, bool on) noexcept {
     }
 }
 
-// The watch: the device is stepped on the kit's thread, so the bench is ours to update.
+// The watch: the device is stepped on the kit's thread, so the bench is ours to update. A
+// check that runs the device on a thread of its own must turn the watch off first
+// (watch_dma(b, false)) or synchronise with it: it reads the ownership map and writes here.
 template <template <class> class Plugin, class Rig>
 void conformance<Plugin, Rig>::on_dma(void* ctx, iova_t iova, std::size_t len,
                                       bool write) noexcept {
