@@ -444,3 +444,22 @@ TEST_CASE("RX: a buffer smaller than the ring's buffer size is handed back once,
     CHECK(a.in_pool == a.total);
     CHECK(p.stats(0).bad_completion == 0);
 }
+
+TEST_CASE("detach clears RXDCTL/TXDCTL.ENABLE and the VF stops: later frames are dropped") {
+    bench b;
+    b.traffic(4);
+    REQUIRE(b.rig.device().rx_posted(0) != 0);
+    b.p.detach();
+    // Clearing ENABLE stops the queue (datasheet 4.5.10): nothing more is fetched, written
+    // into a buffer or written back, so the buffers detach handed back stay untouched.
+    CHECK(b.rig.device().rx_posted(0) == 0);
+    const igbvf_device_stats before = b.rig.device().device_stats();
+    b.rig.far_send(b.rig.flow_for_queue(0), 8);
+    b.rig.step(4);
+    CHECK(b.rig.device().device_stats().rx_no_queue == before.rx_no_queue + 8);
+    CHECK(b.rig.device().stats(0).rx_frames == b.p.stats(0).rx_packets);
+    auto un = b.rig.api().take_unsent();
+    b.rig.api().free(un);
+    CHECK(b.rig.api().audit().balanced());
+    CHECK(b.rig.violations().empty());
+}

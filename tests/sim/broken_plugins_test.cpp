@@ -227,6 +227,36 @@ struct trickle_plugin : simnic_plugin<Api> {
     std::uint64_t calls = 0;
 };
 
+// Detach takes every buffer back without stopping the device first: the quiesce command
+// never reaches it (a driver that frees its buffers before it disables the queue), so the
+// device still holds the posted RX buffers and the TX descriptors it was told about.
+template <class Api>
+struct no_quiesce_plugin : simnic_plugin<Api> {
+    npa::status attach(Api& a, simnic_window& w, const npa::queue_config& qc) {
+        win = &w;
+        return simnic_plugin<Api>::attach(a, w, qc);
+    }
+    void detach() noexcept {
+        if (win == nullptr) {
+            return simnic_plugin<Api>::detach();
+        }
+        dev = {win->context(), win->command_handler()};
+        win->bind(&dev, &drop_quiesce, win->max_queues()); // every command but quiesce
+        simnic_plugin<Api>::detach();
+        win->bind(dev.ctx, dev.fn, win->max_queues());
+    }
+    struct device {
+        void* ctx = nullptr;
+        simnic_window::command_fn fn = nullptr;
+    };
+    static npa::status drop_quiesce(void* ctx, simnic_window::command c, std::uint16_t q) noexcept {
+        const auto* d = static_cast<const device*>(ctx);
+        return c == simnic_window::command::quiesce ? npa::status::success() : d->fn(d->ctx, c, q);
+    }
+    device dev;
+    simnic_window* win = nullptr;
+};
+
 // An API filter in front of the real one, so a plugin can "forget" or repeat a hand-over.
 template <class Api, bool Lose, bool Twice>
 struct filter_api {
@@ -498,6 +528,20 @@ TEST_CASE("a TX reap that never returns: the watchdog names case, call, ring and
     // The control: the reference plugin finishes the same case under the same watchdog.
     NPA_SIM_CHECK_VERDICT(
         (conformance<simnic_plugin, simnic_rig>::run(hc, std::chrono::milliseconds{30'000})));
+}
+
+TEST_CASE("a plugin that detaches without stopping the device is caught: DMA after detach") {
+    // The device keeps the RX buffers it fetched and writes the next frames into them,
+    // although detach has put them back in the pool.
+    expect_caught(conformance<no_quiesce_plugin, simnic_rig>::attach_detach(),
+                  {"device: DMA into a released buffer after detach: rxq 0, buffer #",
+                   "handed back by release_rx_buffers, now held by the pool"});
+    // It also fetches and sends the TX descriptors it was told about, from buffers detach
+    // has handed back unsent.
+    expect_caught(conformance<no_quiesce_plugin, simnic_rig>::detach_returns_every_buffer(),
+                  {"device: DMA from a released buffer after detach: txq 0, buffer #",
+                   "handed back by tx_unsent, now held by the caller",
+                   "device: DMA into a released buffer after detach: rxq 1, buffer #"});
 }
 
 TEST_CASE("the kit requires health() to check a device reset or a surprise removal") {

@@ -18,10 +18,11 @@
 //
 // The kit lives in npa/sim/conformance/, one job per header: report.hpp (verdict and
 // reporters), hostile_cases.hpp (the hostile-device table), kit.hpp (the conformance class),
-// bench.hpp (the steps the checks share), watchdog.hpp (the bounds every case runs under:
-// device steps and wall time), lifecycle_checks.hpp, tx_checks.hpp, rx_checks.hpp and
-// hostile_check.hpp; rejected.hpp stands in for the checks when the plugin type fails
-// check_plugin, so that check_plugin's sentence is the whole diagnostic.
+// bench.hpp (the steps the checks share), dma_check.hpp (the device after detach: DMA into
+// released buffers), watchdog.hpp (the bounds every case runs under: device steps and wall
+// time), lifecycle_checks.hpp, tx_checks.hpp, rx_checks.hpp and hostile_check.hpp;
+// rejected.hpp stands in for the checks when the plugin type fails check_plugin, so that
+// check_plugin's sentence is the whole diagnostic.
 #pragma once
 
 #include <npa/sim/conformance/hostile_cases.hpp>

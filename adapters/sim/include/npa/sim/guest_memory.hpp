@@ -7,6 +7,10 @@
 // never touches memory through a wild pointer. This is what lets the sim catch a plugin
 // that posts a bad address (the IOMMU's job on real hardware).
 //
+// A watch (set_dma_watch) sees every buffer DMA that reached memory: the conformance kit
+// uses it to catch a device that reads or writes a buffer the plugin has already handed
+// back (a detach that took its buffers back without stopping the device first).
+//
 // Regions start at an IOVA far from any host pointer (4 GiB and up), so a plugin that
 // posts a host virtual address instead of an IOVA is caught at once.
 #pragma once
@@ -99,18 +103,29 @@ public:
     /// Device reads and writes of buffer memory. False (and a counted fault) on a bad
     /// address or an injected fault; nothing is copied then.
     [[nodiscard]] bool dma_read(iova_t iova, void* dst, std::size_t len) noexcept {
-        std::byte* p = dma_target(iova, len);
+        std::byte* p = dma_target(iova, len, false);
         if (p != nullptr) {
             std::memcpy(dst, p, len);
         }
         return p != nullptr;
     }
     [[nodiscard]] bool dma_write(iova_t iova, const void* src, std::size_t len) noexcept {
-        std::byte* p = dma_target(iova, len);
+        std::byte* p = dma_target(iova, len, true);
         if (p != nullptr) {
             std::memcpy(p, src, len);
         }
         return p != nullptr;
+    }
+
+    /// Called for every buffer DMA that reaches memory (dma_read, dma_write), on the thread
+    /// that steps the device, before the bytes move: the access still happens, as it would
+    /// on a real device. Ring accesses (through translate()) are not buffer DMA.
+    using dma_watch_fn = void (*)(void* ctx, iova_t iova, std::size_t len, bool write) noexcept;
+    /// Sets (or, with nullptr, clears) the watch. Not synchronised with the device: set it
+    /// while no device runs on a thread of its own.
+    void set_dma_watch(dma_watch_fn fn, void* ctx) noexcept {
+        watch_ = fn;
+        watch_ctx_ = ctx;
     }
 
     /// Fault injection: the next `n` buffer DMAs fail as if the IOMMU rejected them.
@@ -144,7 +159,7 @@ private:
         return nullptr;
     }
 
-    std::byte* dma_target(iova_t iova, std::size_t len) noexcept {
+    std::byte* dma_target(iova_t iova, std::size_t len, bool write) noexcept {
         std::uint32_t left = inject_.load(std::memory_order_relaxed);
         while (left != 0 &&
                !inject_.compare_exchange_weak(left, left - 1, std::memory_order_relaxed)) {
@@ -153,13 +168,19 @@ private:
             faults_.fetch_add(1, std::memory_order_relaxed);
             return nullptr;
         }
-        return translate(iova, len);
+        std::byte* p = translate(iova, len);
+        if (p != nullptr && watch_ != nullptr) {
+            watch_(watch_ctx_, iova, len, write);
+        }
+        return p;
     }
 
     std::array<region, max_regions> regions_{};
     std::size_t count_ = 0;
     std::atomic<std::uint32_t> inject_{0};
     std::atomic<std::uint64_t> faults_{0};
+    dma_watch_fn watch_ = nullptr;
+    void* watch_ctx_ = nullptr;
 };
 
 } // namespace npa::sim

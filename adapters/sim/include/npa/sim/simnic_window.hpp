@@ -64,6 +64,10 @@ public:
         cmd_ = fn;
         queues_ = queues;
     }
+    /// The device behind the window and its command handler (so a test can put a filter in
+    /// front of the commands, and bind() the pair back afterwards).
+    [[nodiscard]] void* context() const noexcept { return ctx_; }
+    [[nodiscard]] command_fn command_handler() const noexcept { return cmd_; }
     void set_area(std::uint16_t q, guest_block b) noexcept { areas_[q] = b; }
     void set_state(simnic_state s) noexcept { state_.store(s, std::memory_order_release); }
     [[nodiscard]] const simnic_ring_layout& layout(std::uint16_t q) const noexcept {

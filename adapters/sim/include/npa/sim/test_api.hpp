@@ -7,9 +7,12 @@
 // owner, so a buffer returned twice, returned by a plugin that never had it, or delivered
 // by RX without having been posted is recorded as an error with the buffer's index; and
 // audit() proves that nothing was lost. tx_unsent buffers are kept, in order, so a test can
-// check the order detach handed them back in.
+// check the order detach handed them back in. Each buffer also remembers the last call that
+// took it from the plugin (which queue, which call), and buffer_at() finds a buffer by a
+// device address, so a device DMA into a buffer the plugin no longer holds can be named.
 #pragma once
 
+#include <npa/buffer/packet_buffer.hpp>
 #include <npa/concepts/shell_api.hpp>
 #include <npa/stats.hpp>
 
@@ -41,14 +44,24 @@ struct buffer_audit {
     }
 };
 
+/// The last hand-over that took a buffer from the plugin: which call, on which queue.
+struct hand_back {
+    static constexpr std::uint16_t no_queue = 0xffff;
+    const char* where = nullptr;  ///< "release_rx_buffers", "tx_unsent", ...; nullptr: never
+    std::uint16_t queue = no_queue;
+};
+
 template <class Pool>
 class test_api {
 public:
     using buffer_type = typename Pool::buffer_type;
+    /// buffer_at()'s answer for an address in no buffer.
+    static constexpr std::uint32_t no_buffer = 0xffffffffu;
     /// Ownership errors kept verbatim (the first ones; the rest are counted).
     static constexpr std::size_t max_kept_errors = 16;
 
-    explicit test_api(Pool& pool) : pool_(pool), owner_(pool.size(), owner::pool) {
+    explicit test_api(Pool& pool)
+        : pool_(pool), owner_(pool.size(), owner::pool), hand_back_(pool.size()) {
         unsent_.reserve(pool.size());
     }
 
@@ -65,24 +78,24 @@ public:
         }
         return n;
     }
-    void release_rx_buffers(std::uint16_t, std::span<const buffer_type> in) noexcept {
+    void release_rx_buffers(std::uint16_t q, std::span<const buffer_type> in) noexcept {
         for (const buffer_type& b : in) {
-            if (move(b, owner::plugin, owner::pool, "release_rx_buffers")) {
+            if (move(b, owner::plugin, owner::pool, "release_rx_buffers", q)) {
                 pool_.free(b);
             }
         }
     }
     void tx_complete(std::uint16_t q, std::span<const buffer_type> in) noexcept {
         for (const buffer_type& b : in) {
-            if (move(b, owner::plugin, owner::pool, "tx_complete")) {
+            if (move(b, owner::plugin, owner::pool, "tx_complete", q)) {
                 ++per_q(q).tx_completed;
                 pool_.free(b);
             }
         }
     }
-    void tx_unsent(std::uint16_t, std::span<const buffer_type> in) noexcept {
+    void tx_unsent(std::uint16_t q, std::span<const buffer_type> in) noexcept {
         for (const buffer_type& b : in) {
-            if (move(b, owner::plugin, owner::caller, "tx_unsent")) {
+            if (move(b, owner::plugin, owner::caller, "tx_unsent", q)) {
                 unsent_.push_back(b);
             }
         }
@@ -154,6 +167,29 @@ public:
     [[nodiscard]] owner owner_of(const buffer_type& b) const noexcept {
         return owner_[b.get()->index];
     }
+    /// The pool buffer whose memory holds device address `iova`, or no_buffer. The pool's
+    /// buffers lie in IOVA order, so this is a binary search.
+    [[nodiscard]] std::uint32_t buffer_at(iova_t iova) const noexcept {
+        std::uint32_t lo = 0, hi = pool_.size();
+        while (lo < hi) {  // the first buffer that starts after iova
+            const std::uint32_t mid = lo + (hi - lo) / 2;
+            if (pool_.at(mid).get()->buf_iova <= iova) {
+                lo = mid + 1;
+            } else {
+                hi = mid;
+            }
+        }
+        if (lo == 0) {
+            return no_buffer;
+        }
+        const packet_buffer* p = pool_.at(lo - 1).get();
+        return iova - p->buf_iova < p->buf_len ? lo - 1 : no_buffer;
+    }
+    [[nodiscard]] owner owner_of(std::uint32_t index) const noexcept { return owner_[index]; }
+    /// The last call that took buffer `index` from the plugin.
+    [[nodiscard]] hand_back handed_back(std::uint32_t index) const noexcept {
+        return hand_back_[index];
+    }
     [[nodiscard]] std::uint64_t errors() const noexcept { return errors_; }
     [[nodiscard]] const std::vector<std::string>& error_messages() const noexcept {
         return messages_;
@@ -177,7 +213,8 @@ private:
     }
 
     // One hand-over: checks that `b` is one of the pool's buffers and is held by `from`.
-    bool move(const buffer_type& b, owner from, owner to, const char* where) noexcept {
+    bool move(const buffer_type& b, owner from, owner to, const char* where,
+              std::uint16_t q = hand_back::no_queue) noexcept {
         if (!pool_.owns(b)) {
             error("%s: a buffer that is not from the pool (%p)", where,
                   static_cast<const void*>(b.get()));
@@ -191,6 +228,9 @@ private:
             return false;
         }
         o = to;
+        if (from == owner::plugin) {
+            hand_back_[b.get()->index] = {where, q};
+        }
         return true;
     }
 
@@ -206,6 +246,7 @@ private:
 
     Pool& pool_;
     std::vector<owner> owner_;
+    std::vector<hand_back> hand_back_;
     std::vector<buffer_type> unsent_;
     std::array<queue_counts, 16> q_{};
     std::vector<std::string> messages_;

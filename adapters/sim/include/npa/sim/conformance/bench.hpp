@@ -215,6 +215,7 @@ void conformance<Plugin, Rig>::finish(bench& b) {
         b.p.detach();
         b.attached = false;
     }
+    run_after_detach(b);  // the device lives on (dma_check.hpp)
     // The causes (a driver error the device caught, an illegal hand-over) come first,
     // the symptoms the checks saw (stalls, losses) after them.
     verdict first;
@@ -223,6 +224,13 @@ void conformance<Plugin, Rig>::finish(bench& b) {
     }
     for (const std::string& m : b.rig.api().error_messages()) {
         first.fail("shell API: %s", m.c_str());
+    }
+    for (const std::string& m : b.released_dma) {
+        first.fail("device: %s", m.c_str());
+    }
+    if (b.released_dma_more != 0) {
+        first.fail("device: %llu more DMAs into or from released buffers",
+                   ull(b.released_dma_more));
     }
     if (!b.v.ok) {
         first.fail("%s", b.v.message.c_str());

@@ -1,8 +1,9 @@
 // npa/sim/conformance/kit.hpp: the conformance class (part of npa/sim/conformance.hpp):
 // what a plugin author calls (checks(), run_all(), each check by name) and the bench the
 // checks share. The definitions live beside it by job, included at the end of this file:
-// bench.hpp (the bench's steps and the audit after detach), lifecycle_checks.hpp,
-// tx_checks.hpp, rx_checks.hpp and hostile_check.hpp; watchdog.hpp bounds each case.
+// bench.hpp (the bench's steps and the audit after detach), dma_check.hpp (the device
+// after detach, and DMA into released buffers), lifecycle_checks.hpp, tx_checks.hpp,
+// rx_checks.hpp and hostile_check.hpp; watchdog.hpp bounds each case.
 #pragma once
 
 #include <npa/concepts/plugin.hpp>
@@ -15,7 +16,9 @@
 
 #include <array>
 #include <chrono>
+#include <cstddef>
 #include <cstdint>
+#include <string>
 #include <vector>
 
 namespace npa::sim {
@@ -33,6 +36,15 @@ public:
     /// Rounds without progress after which a queue is declared stuck (a round steps the
     /// device once, so this is device time, never wall-clock time).
     static constexpr std::uint32_t stuck_rounds = 200;
+    /// After detach the device model lives on for this many steps, with this many frames
+    /// arriving for every queue, and finishes whatever it still owns: a plugin that took its
+    /// buffers back without stopping the device first is caught by the DMA that follows
+    /// (dma_check.hpp). A real device may still be finishing a burst when detach returns.
+    static constexpr std::uint32_t after_detach_steps = 16;
+    static constexpr std::uint64_t after_detach_frames = 8;
+    /// DMAs into or from released buffers kept verbatim per check, the first of each ring
+    /// (the rest are counted).
+    static constexpr std::size_t max_kept_dma = 8;
 
     /// One check of the kit by name (the hostile-device cases are run by hostile()).
     struct named_check {
@@ -131,7 +143,10 @@ public:
 
 private:
     struct bench {
-        explicit bench(const typename Rig::config& c) : rig(c) {}
+        explicit bench(const typename Rig::config& c) : rig(c) { watch_dma(*this, true); }
+        ~bench() { watch_dma(*this, false); }
+        bench(const bench&) = delete;
+        bench& operator=(const bench&) = delete;
         Rig rig;
         plugin_type p{};
         bool attached = false;
@@ -141,6 +156,9 @@ private:
         // Where the case is, for its watchdog (watchdog.hpp): run_watched's, or its own.
         case_watch own_watch;
         case_watch& watch = current_case_watch != nullptr ? *current_case_watch : own_watch;
+        // Device DMA into or from buffers the plugin had handed back (dma_check.hpp).
+        std::vector<std::string> released_dma;
+        std::uint64_t released_dma_more = 0;
     };
 
     static unsigned long long ull(std::uint64_t x) noexcept { return x; }
@@ -162,11 +180,16 @@ private:
     static void receive(bench& b, std::uint16_t q, std::uint64_t total, std::uint16_t budget,
                         bool check_full, std::uint64_t more = 0);
     static void finish(bench& b);
+    // DMA after detach (dma_check.hpp).
+    static void watch_dma(bench& b, bool on) noexcept;
+    static void on_dma(void* ctx, iova_t iova, std::size_t len, bool write) noexcept;
+    static void run_after_detach(bench& b);
 };
 
 } // namespace npa::sim
 
 #include <npa/sim/conformance/bench.hpp>
+#include <npa/sim/conformance/dma_check.hpp>
 #include <npa/sim/conformance/hostile_check.hpp>
 #include <npa/sim/conformance/lifecycle_checks.hpp>
 #include <npa/sim/conformance/rx_checks.hpp>

@@ -33,9 +33,9 @@ verdict conformance<Plugin, Rig>::detach_returns_every_buffer() {
     if (attach(b)) {
         send(b, 0, 9, 40);  // accepted, device not stepped
         b.rig.step();       // the device sends them and writes completions, unreaped
-        send(b, 0, 9, 50);  // accepted, never fetched by the device
         b.rig.far_send(b.rig.flow_for_queue(0), 20);
         b.rig.step();       // RX completions written, not yet delivered
+        send(b, 0, 9, 50);  // accepted, never fetched by the device (no step until detach)
         b.p.detach();
         b.attached = false;
         const auto& unsent = b.rig.api().unsent();

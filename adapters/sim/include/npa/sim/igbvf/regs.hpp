@@ -64,11 +64,19 @@ inline void igbvf_device::bar_write(std::uint32_t off, std::uint32_t v) noexcept
             do_reset();
         }
     } else if (qi >= 0 && off == igbvf::reg::txdctl(q)) {
+        // ENABLE set starts the queue (enable_tx checks the ring); cleared, it stops it: no
+        // descriptor fetch, buffer DMA or write-back after this write (datasheet 4.5.10).
         std::lock_guard g(mu_);
-        set_reg(off, (v & igbvf::txdctl_enable) != 0 && enable_tx(q) ? v : v & ~igbvf::txdctl_enable);
+        const bool on = (v & igbvf::txdctl_enable) != 0 && enable_tx(q);
+        q_[q].tx_on = on;
+        set_reg(off, on ? v : v & ~igbvf::txdctl_enable);
     } else if (qi >= 0 && off == igbvf::reg::rxdctl(q)) {
+        // The same for RX: frames for a stopped queue are dropped (rx_no_queue); the model
+        // finishes what it was doing under its lock, so ENABLE reads back 0 at once.
         std::lock_guard g(mu_);
-        set_reg(off, (v & igbvf::rxdctl_enable) != 0 && enable_rx(q) ? v : v & ~igbvf::rxdctl_enable);
+        const bool on = (v & igbvf::rxdctl_enable) != 0 && enable_rx(q);
+        q_[q].rx_on = on;
+        set_reg(off, on ? v : v & ~igbvf::rxdctl_enable);
     } else if (off != igbvf::reg::status && off != igbvf::reg::eicr) {
         set_reg(off, v);
     }
