@@ -341,8 +341,10 @@ public:
             // Which ring: rqID is qid for ring 1, qid + numRxQueues for ring 2.
             const std::uint32_t rq = rcd::rqID::get(c.dword0);
             const std::uint32_t ri = rq == qi ? 0 : rq == std::uint32_t{qi} + nq_ ? 1 : 2;
+            // type: VMware's device writes RXCOMP; QEMU's leaves it 0 (Linux's and DPDK's
+            // drivers look at it only for LRO, which this plugin never enables).
             const std::uint32_t type = rcd::type::get(c.dword3);
-            if (ri == 2 || type != vmxnet3::cdtype::RXCOMP) {
+            if (ri == 2 || (type != vmxnet3::cdtype::RXCOMP && type != 0)) {
                 trust_.distrust(q.stats);  // a ring never configured, or not an RX completion
                 continue;
             }

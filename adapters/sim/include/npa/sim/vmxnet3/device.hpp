@@ -350,7 +350,20 @@ private:
     void violation(std::uint32_t q, bool tx, std::uint32_t slot, std::uint32_t code,
                    const char* fmt, Args... args);
     /// A link change shows in ECR (device_model calls it).
-    void link_changed(bool /*up*/) noexcept { ecr_ |= vmxnet3::ecr::LINK; }
+    void link_changed(bool /*up*/) noexcept { raise_events(vmxnet3::ecr::LINK); }
+    /// Events go to the shared area's ecr (Vmxnet3_DriverShared::ecr), where drivers read
+    /// them (Linux vmxnet3_process_events, QEMU vmxnet3_set_events); ecr_ is the device's copy.
+    void raise_events(std::uint32_t bits) noexcept {
+        ecr_ |= bits;
+        publish_ecr();
+    }
+    void publish_ecr() noexcept {
+        if (dsa_halves_ == 3u) {
+            if (vmxnet3::driver_shared* sh = shared(); sh != nullptr) {
+                sh->ecr.store(ecr_, std::memory_order_release);
+            }
+        }
+    }
 
     // ---- rx.hpp ---------------------------------------------------------------------------
     bool fetch_rx(std::uint32_t q);
