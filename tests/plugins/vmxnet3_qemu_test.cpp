@@ -139,3 +139,22 @@ TEST_CASE("vmxnet3 on QEMU's device: txThreshold 1, updateRxProd never set") {
     CHECK(rig.device_rx_posted(0) == 64);
     finish(rig, p);
 }
+
+TEST_CASE("vmxnet3 on QEMU's device: RESET_DEV forgets the shared area; the next attach registers "
+          "it again") {
+    vmxnet3_rig rig(one_queue(true));
+    REQUIRE(rig.ok());
+    plugin_t p;
+    for (int round = 0; round < 2; ++round) {
+        CAPTURE(round);
+        REQUIRE(p.attach(rig.api(), rig.window(), rig.queue_cfg()).ok());
+        REQUIRE(rig.apply_control().ok());
+        CHECK(receive(rig, p, 8) == 8);
+        finish(rig, p);
+    }
+    // Detached: a filter command now finds no shared area, as on QEMU (which would read
+    // guest address 0); the shell sends control requests to the active path only.
+    CHECK_FALSE(rig.control().submit(npa::control_request::make_rx_mode(npa::rx_mode::unicast)).ok());
+    CHECK(rig.device().protocol_violations() >= 1);
+    CHECK(rig.device().resets() == 2);
+}

@@ -7,7 +7,8 @@
 //       selected in VRRS/UVRS, the shared area stamped and registered at DSAL/DSAH), the
 //       queue and misc configuration, ACTIVATE_DEV (its answer checked), GET_LINK, RX
 //       buffers posted. detach: QUIESCE_DEV, every buffer back, RESET_DEV. link_up()
-//       follows ECR.LINK with GET_LINK; device_stats() reads the UPT1 counters (GET_STATS).
+//       follows ECR.LINK (in the shared area's ecr) with GET_LINK; device_stats() reads
+//       the UPT1 counters (GET_STATS).
 //   TX  one descriptor per packet on the gen-bit TX ring; packets of up to
 //       tx_data_copy_max bytes are copied into the TX data ring entry of their slot (the
 //       device then reads descriptor and data from one place, one DMA saved); one

@@ -133,8 +133,8 @@ public:
     }
     [[nodiscard]] std::uint32_t activate() const noexcept { return io_.command(cmd::ACTIVATE_DEV); }
     void quiesce() const noexcept { (void)io_.command(cmd::QUIESCE_DEV); }
-    /// RESET_DEV: the device forgets its queues (what was activated); the revisions and
-    /// the shared-area address stay selected.
+    /// RESET_DEV: the device forgets its queues (what was activated); QEMU's also forgets
+    /// the shared-area address, so every attach registers it again (probe).
     void reset() const noexcept { (void)io_.command(cmd::RESET_DEV); }
     /// UPDATE_IML: the device re-reads intrConf.modLevels; 0 when it applied them.
     [[nodiscard]] std::uint32_t update_iml() const noexcept { return io_.command(cmd::UPDATE_IML); }

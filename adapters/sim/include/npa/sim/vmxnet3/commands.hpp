@@ -257,6 +257,9 @@ inline void vmxnet3_device::do_reset() noexcept {
     }
     // The queues the guest had are gone: it sees queue errors until it re-activates.
     raise_events(vmxnet3::ecr::TQERR | vmxnet3::ecr::RQERR);
+    if (cfg_.reset_forgets_shared_area) {
+        dsa_halves_ = 0;  // QEMU vmxnet3_reset: drv_shmem = 0 until DSAL/DSAH are written again
+    }
     ++resets_;
 }
 
