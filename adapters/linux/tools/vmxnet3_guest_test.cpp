@@ -164,13 +164,21 @@ struct port {
 
 bool setup(port& p, const char* addr, pci::dma_arena& arena, pci::dma_memory pool_mem) {
     pci::pci_error e;
+    char before[320] = "?";
+    {
+        pci::pci_function f;
+        if (f.open(e, addr) && f.current_driver(e, before, sizeof before) && before[0] == '\0') {
+            std::snprintf(before, sizeof before, "no driver");
+        }
+    }
     if (!p.fn.open(e, addr, arena, 1, ring_size, ring_size)) {
         failf("%s (%s): %s", p.name, addr, e.what());
         return false;
     }
     std::uint16_t cmd = 0;
     (void)p.fn.function().read_command(e, cmd);
-    std::printf("%s: %s bound to uio_pci_generic, BARs mapped, PCI command 0x%04x\n", p.name, addr, cmd);
+    std::printf("%s: %s bound to uio_pci_generic (was: %s), BARs mapped, PCI command 0x%04x\n", p.name,
+                addr, before, cmd);
     npa::pool_config pc;
     pc.count = 896;
     auto pool = pool_t::create(pc, std::move(pool_mem));
