@@ -51,6 +51,8 @@ constexpr std::uint32_t ring_size = 256;
 constexpr std::uint32_t window = 64;  // frames in flight: well under the RX ring
 constexpr std::uint32_t min_len = 60, max_len = 1514;
 constexpr std::uint16_t ethertype = 0x88b5;  // IEEE local experimental
+// Both devices' shared areas, queue tables and rings come from one hugepage.
+static_assert(2 * pci::vmxnet3_dma_bytes(1, ring_size, ring_size) + 2 * 4096 <= pci::hugepage_size);
 
 double now_s() {
     timespec ts{};
