@@ -6,7 +6,9 @@
 //      BAR0 and BAR1 map through sysfs resource0/resource1; BAR1 offset 0 (VRRS, the
 //      revisions the device supports) reads non-zero.
 //   3. Hugepages: the pool from the kernel command line exists and one 2 MiB page maps.
-//   4. Profile igb-sriov: the 82576 PF (8086:10c9) binds to the kernel's igb, which creates
+//   4. Profile vmxnet3-hotplug: the host unplugs the second vmxnet3 (device_del nic1, asked
+//      for with an NPA-GUEST-MONITOR line) while uio_pci_generic holds it; it leaves sysfs.
+//   5. Profile igb-sriov: the 82576 PF (8086:10c9) binds to the kernel's igb, which creates
 //      two VFs through sriov_numvfs; two 8086:10ca functions appear.
 //
 // Prints one line `NPA-GUEST-RESULT {...}` with what it found and exits 0 only when every
@@ -37,6 +39,7 @@ constexpr int settle_tries = 50;                   // polls of sysfs after a wri
 constexpr auto settle_step = std::chrono::milliseconds(100); // ... 5 s in all
 constexpr std::size_t huge_page = 2u << 20;        // hugepages=N on the command line are 2 MiB
 constexpr int igb_vfs = 2;
+constexpr int unplug_tries = 200; // 20 s for the host's device_del and the guest's hotplug path
 
 const fs::path pci_devices = "/sys/bus/pci/devices";
 
@@ -193,7 +196,28 @@ int main() {
     r.check(huge_ok, "a 2 MiB page maps from /dev/hugepages");
     json << ",\"hugepages\":" << total;
 
-    // 4. igb PF -> VFs.
+    // 4. Hot-unplug of a bound device.
+    if (profile == "vmxnet3-hotplug") {
+        std::string victim;
+        for (const auto& f : fns)
+            if (f.id == "15ad:07b0") victim = f.bdf; // the last one: nic1 behind rp2
+        r.check(victim == "0000:02:00.0", "nic1 at 0000:02:00.0");
+        std::printf("NPA-GUEST-MONITOR device_del nic1\n");
+        std::fflush(stdout);
+        auto t0 = std::chrono::steady_clock::now();
+        bool gone = false;
+        for (int i = 0; i < unplug_tries && !gone; ++i) {
+            gone = !fs::exists(pci_devices / victim);
+            if (!gone) std::this_thread::sleep_for(settle_step);
+        }
+        auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                      std::chrono::steady_clock::now() - t0)
+                      .count();
+        r.check(gone, victim + " removed after device_del");
+        json << ",\"unplugged\":" << quote(victim) << ",\"unplug_ms\":" << (gone ? ms : -1);
+    }
+
+    // 5. igb PF -> VFs.
     if (sriov) {
         json << ",\"vfs\":[";
         std::string pf;

@@ -6,10 +6,17 @@
 #
 # PROFILE (the devices):
 #   vmxnet3-pair   two vmxnet3 (00:03.0, 00:04.0) on one private hub
+#   vmxnet3-hotplug  two vmxnet3 on one private hub, each behind its own pcie-root-port
+#                  (01:00.0 id nic0, 02:00.0 id nic1), so `device_del nic1` unplugs one
 #   igb-sriov      an 82576 (igb, SR-IOV) behind a pcie-root-port (01:00.0) and a vmxnet3
 #                  (00:03.0), both on one private hub
 # The hub is QEMU's own (-netdev hubport): frames go from one NIC to the other and nowhere
-# else; the guest has no outside network.
+# else; the guest has no outside network. Every NIC has a QEMU id: nic0, nic1.
+#
+# Monitor commands from the guest: a line `NPA-GUEST-MONITOR <command>` on the serial console
+# is passed to QEMU's monitor, for the commands device_del, device_add, set_link and info
+# (`NPA-GUEST-MONITOR set_link nic0 off`, `NPA-GUEST-MONITOR device_del nic1`). The replies go
+# to <log>.monitor. A test can so unplug a device or drop a link at a moment it chooses.
 #
 # Options:
 #   --timeout S        hard limit for the whole boot, default 300 (NPA_GUEST_TIMEOUT)
@@ -60,13 +67,18 @@ shift
 hub="-netdev hubport,id=h0,hubid=0 -netdev hubport,id=h1,hubid=0"
 case "$profile" in
     vmxnet3-pair)
-        devices="$hub -device vmxnet3,netdev=h0,addr=03.0,mac=52:54:00:00:03:00
-                 -device vmxnet3,netdev=h1,addr=04.0,mac=52:54:00:00:04:00" ;;
+        devices="$hub -device vmxnet3,id=nic0,netdev=h0,addr=03.0,mac=52:54:00:00:03:00
+                 -device vmxnet3,id=nic1,netdev=h1,addr=04.0,mac=52:54:00:00:04:00" ;;
+    vmxnet3-hotplug)
+        devices="$hub -device pcie-root-port,id=rp1,chassis=1,slot=1,addr=05.0
+                 -device pcie-root-port,id=rp2,chassis=2,slot=2,addr=06.0
+                 -device vmxnet3,id=nic0,bus=rp1,netdev=h0,mac=52:54:00:01:00:00
+                 -device vmxnet3,id=nic1,bus=rp2,netdev=h1,mac=52:54:00:02:00:00" ;;
     igb-sriov)
         devices="$hub -device pcie-root-port,id=rp1,chassis=1,slot=1,addr=05.0
-                 -device igb,bus=rp1,netdev=h0,mac=52:54:00:01:00:00
-                 -device vmxnet3,netdev=h1,addr=03.0,mac=52:54:00:00:03:00" ;;
-    *) say "unknown profile '$profile' (vmxnet3-pair, igb-sriov)"; exit 2 ;;
+                 -device igb,id=nic0,bus=rp1,netdev=h0,mac=52:54:00:01:00:00
+                 -device vmxnet3,id=nic1,netdev=h1,addr=03.0,mac=52:54:00:00:03:00" ;;
+    *) say "unknown profile '$profile' (vmxnet3-pair, vmxnet3-hotplug, igb-sriov)"; exit 2 ;;
 esac
 
 # 2. QEMU (10.x has igb; 7.2 has the rest).
@@ -89,7 +101,13 @@ fi
 [ -f "$kernel" ] || { say "guest kernel $kernel missing"; exit 2; }
 mkdir -p "$cache/run"
 work=$(mktemp -d "$cache/run/$profile.XXXXXX")
-trap 'rm -rf "$work"' EXIT
+# On any exit (also a CTest time-out's SIGTERM) QEMU goes too, then the scratch directory.
+cleanup() {
+    [ -s "$work/qemu.pid" ] && kill "$(cat "$work/qemu.pid")" 2>/dev/null
+    rm -rf "$work"
+}
+trap cleanup EXIT
+trap 'exit 1' INT TERM
 "$here/build-initramfs.sh" initramfs -o "$work/initramfs.cpio" "$@" || exit 2
 [ -n "$log" ] || log="$cache/last-$profile.log"
 mkdir -p "$(dirname "$log")"
@@ -97,8 +115,11 @@ rm -f "$log.tmp"
 
 cmdline="console=ttyS0 panic=-1 quiet loglevel=3 mitigations=off tsc=reliable
          hugepages=$hugepages npa.profile=$profile $append"
-mon=()
-[ -z "$monitor" ] || mon=(-monitor "unix:$monitor,server,nowait")
+# The monitor the guest's NPA-GUEST-MONITOR lines reach: a pipe pair QEMU opens read-write
+# (so neither side blocks); its replies are drained into <log>.monitor.
+mkfifo "$work/mon.in" "$work/mon.out"
+mon=(-chardev "pipe,id=npamon,path=$work/mon" -mon chardev=npamon,mode=readline)
+[ -z "$monitor" ] || mon+=(-monitor "unix:$monitor,server,nowait")
 
 # 4. Boot. stdin is /dev/null (no console input); the serial console goes to the log (and
 #    the terminal). timeout ends QEMU at the limit, KILL 5 s later if it did not stop.
@@ -106,16 +127,35 @@ say "booting profile $profile ($(basename "$kernel"), limit ${timeout_s}s): $*"
 t0=$(date +%s.%N)
 set +e
 # shellcheck disable=SC2086
-timeout --kill-after=5 "$timeout_s" "$qemu" -accel tcg -machine q35 -cpu max -smp 1 -m "$mem" \
-    -nodefaults -display none -serial stdio -no-reboot \
-    -kernel "$kernel" -initrd "$work/initramfs.cpio" -append "$(echo $cmdline)" \
-    $devices "${mon[@]}" </dev/null 2>&1 |
+{
+    timeout --kill-after=5 "$timeout_s" "$qemu" -accel tcg -machine q35 -cpu max -smp 1 \
+        -m "$mem" -nodefaults -display none -serial stdio -no-reboot -pidfile "$work/qemu.pid" \
+        -kernel "$kernel" -initrd "$work/initramfs.cpio" -append "$(echo $cmdline)" \
+        $devices "${mon[@]}" </dev/null 2>&1
+    echo $? > "$work/qemu-rc"
+} |
     while IFS= read -r line; do
         line=${line%$'\r'}
         printf '%s\n' "$line" >> "$log.tmp"
         [ "$quiet" = 1 ] || printf '%s\n' "$line"
-    done
-rc=${PIPESTATUS[0]}
+        case "$line" in
+            "NPA-GUEST-MONITOR device_del "*|"NPA-GUEST-MONITOR device_add "*|\
+            "NPA-GUEST-MONITOR set_link "*|"NPA-GUEST-MONITOR info "*)
+                timeout 5 bash -c 'printf "%s\n" "$1" > "$2"' _ \
+                    "${line#NPA-GUEST-MONITOR }" "$work/mon.in" ;;
+            "NPA-GUEST-MONITOR "*)
+                printf 'guest: monitor command refused: %s\n' "${line#NPA-GUEST-MONITOR }" |
+                    tee -a "$log.tmp" >&2 ;;
+        esac
+    done &
+reader=$!
+# QEMU opens the pipes read-write at start; the drain waits for it there.
+cat "$work/mon.out" > "$log.monitor" 2>/dev/null &
+drain=$!
+wait "$reader"
+rc=$(cat "$work/qemu-rc" 2>/dev/null || echo 1)
+kill "$drain" 2>/dev/null || true
+wait "$drain" 2>/dev/null || true
 set -e
 t1=$(date +%s.%N)
 mv "$log.tmp" "$log"
