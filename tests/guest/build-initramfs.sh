@@ -27,6 +27,7 @@
 # Programs print their own `NPA-GUEST-RESULT {...}` lines as they like; run.sh gathers them
 # all. `npa-modprobe NAME` in the guest loads a module with its dependencies.
 set -euo pipefail
+shopt -s inherit_errexit
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 repo_root="$(cd "$here/../.." && pwd)"
@@ -46,7 +47,7 @@ resolve_abi() {
     local dep
     dep=$(apt-cache depends linux-image-amd64 2>/dev/null |
           sed -n 's/^[[:space:]]*Depends:[[:space:]]*\(linux-image-[0-9][^[:space:]]*-amd64\).*/\1/p' |
-          head -n 1)
+          head -n 1 || true)
     [ -n "$dep" ] || die "apt offers no linux-image-amd64 (run apt-get update, or scripts/install-deps.sh)"
     echo "${dep#linux-image-}"
 }
@@ -176,6 +177,7 @@ write_init() {
     cat > "$1/init" <<'INIT'
 #!/bin/sh
 # npa guest /init (written by tests/guest/build-initramfs.sh)
+/bin/busybox --install -s /bin
 export PATH=/bin:/sbin
 mount -t proc proc /proc
 mount -t sysfs sysfs /sys
@@ -272,10 +274,7 @@ cmd_initramfs() {
     trap 'rm -rf "${root:-}"' EXIT
     mkdir -p "$root"/{bin,sbin,proc,sys,dev,tmp,npa/bin,lib/modules/npa}
     cp "$bb" "$root/bin/busybox"
-    local applet
-    for applet in $("$bb" --list); do
-        [ "$applet" = busybox ] || ln -sf busybox "$root/bin/$applet"
-    done
+    ln -s busybox "$root/bin/sh"   # the other applets are linked by /init, in the guest
     cp "$kdir"/modules/*.ko "$kdir/modules/deps" "$root/lib/modules/npa/"
     local p name
     : > "$root/npa/tests"

@@ -9,7 +9,8 @@
 //   4. Profile vmxnet3-hotplug: the host unplugs the second vmxnet3 (device_del nic1, asked
 //      for with an NPA-GUEST-MONITOR line) while uio_pci_generic holds it; it leaves sysfs.
 //   5. Profile igb-sriov: the 82576 PF (8086:10c9) binds to the kernel's igb, which creates
-//      two VFs through sriov_numvfs; two 8086:10ca functions appear.
+//      two VFs through sriov_numvfs; two 8086:10ca functions appear, bind to uio_pci_generic
+//      and their BAR0 maps.
 //
 // Prints one line `NPA-GUEST-RESULT {...}` with what it found and exits 0 only when every
 // check passed. The profile comes from NPA_PROFILE (npa.profile= on the kernel command line).
@@ -237,9 +238,19 @@ int main() {
                 return vfs.size() == igb_vfs;
             });
             r.check(vfs.size() == igb_vfs, "two 82576 VFs (8086:10ca)");
-            for (std::size_t i = 0; i < vfs.size(); ++i)
-                json << (i ? "," : "") << "{\"bdf\":" << quote(vfs[i].bdf) << ",\"driver\":"
-                     << quote(driver_of(vfs[i].bdf)) << "}";
+            // A VF has no INTx line: uio_pci_generic still binds it (without interrupts).
+            if (!vfs.empty())
+                r.check(write_text(uio_drv / "new_id", "8086 10ca"), "new_id 8086 10ca");
+            for (std::size_t i = 0; i < vfs.size(); ++i) {
+                const auto& vf = vfs[i].bdf;
+                r.check(wait_for([&] { return driver_of(vf) == "uio_pci_generic"; }),
+                        vf + " bound to uio_pci_generic");
+                std::uint32_t ctrl = 0;
+                std::size_t bar0 = map_bar(vf, 0, ctrl);
+                r.check(bar0 > 0 && ctrl != 0xffffffffu, vf + " resource0 maps and answers");
+                json << (i ? "," : "") << "{\"bdf\":" << quote(vf) << ",\"driver\":"
+                     << quote(driver_of(vf)) << ",\"bar0\":" << bar0 << "}";
+            }
         }
         json << "]";
     }

@@ -29,10 +29,15 @@
 #   --hugepages N      2 MiB hugepages, default 64
 #   --quiet            do not echo the serial console
 #
+# Environment: NPA_GUEST_TIMEOUT (as --timeout), NPA_GUEST_QEMU (the QEMU binary),
+# NPA_GUEST_KERNEL (a kernel image to boot instead of the cached vmlinux, e.g. its bzImage),
+# NPA_GUEST_CACHE (the cache, default <repo>/build/guest).
+#
 # Exit status: 0 only when the guest printed `NPA-GUEST PASS`; 1 on `NPA-GUEST FAIL`, a
 # timeout (the last 40 lines of the serial log are printed) or a guest that stopped without
 # a verdict; 2 on a usage error or a missing QEMU or kernel.
 set -euo pipefail
+shopt -s inherit_errexit
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 repo_root="$(cd "$here/../.." && pwd)"
@@ -94,7 +99,9 @@ if [ "$profile" = igb-sriov ] && ! "$qemu" -device help 2>/dev/null | grep -q '"
 fi
 
 # 3. Kernel and initramfs.
-if ! kernel=$("$here/build-initramfs.sh" kernel); then
+if [ -n "${NPA_GUEST_KERNEL:-}" ]; then
+    kernel=$NPA_GUEST_KERNEL
+elif ! kernel=$("$here/build-initramfs.sh" kernel); then
     say "no guest kernel: Debian's linux-image package could not be fetched (see above)"
     exit 2
 fi
@@ -139,6 +146,7 @@ set +e
         printf '%s\n' "$line" >> "$log.tmp"
         [ "$quiet" = 1 ] || printf '%s\n' "$line"
         case "$line" in
+            "NPA-GUEST PASS"|"NPA-GUEST FAIL") date +%s.%N > "$work/verdict-time" ;;
             "NPA-GUEST-MONITOR device_del "*|"NPA-GUEST-MONITOR device_add "*|\
             "NPA-GUEST-MONITOR set_link "*|"NPA-GUEST-MONITOR info "*)
                 timeout 5 bash -c 'printf "%s\n" "$1" > "$2"' _ \
@@ -160,6 +168,10 @@ set -e
 t1=$(date +%s.%N)
 mv "$log.tmp" "$log"
 secs=$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.1f", b - a }')
+# boot to result: QEMU start to the verdict line
+to_result=null
+[ ! -s "$work/verdict-time" ] ||
+    to_result=$(awk -v a="$t0" -v b="$(cat "$work/verdict-time")" 'BEGIN { printf "%.1f", b - a }')
 
 # 5. The verdict and the summary.
 verdict=none
@@ -170,11 +182,11 @@ if [ "$rc" = 124 ] || [ "$rc" = 137 ]; then
 fi
 results=$(sed -n 's/^NPA-GUEST-RESULT //p' "$log" | paste -sd, -)
 booted=$(sed -n 's/^NPA-GUEST BOOTED uptime=\([0-9.]*\)s.*/\1/p' "$log" | head -n 1)
-summary="{\"profile\":\"$profile\",\"verdict\":\"$verdict\",\"seconds\":$secs,\"guest_boot_seconds\":${booted:-null},\"qemu_exit\":$rc,\"results\":[${results}]}"
+summary="{\"profile\":\"$profile\",\"verdict\":\"$verdict\",\"seconds\":$secs,\"to_result_seconds\":$to_result,\"guest_boot_seconds\":${booted:-null},\"qemu_exit\":$rc,\"results\":[${results}]}"
 echo "NPA-GUEST-SUMMARY $summary"
 [ -z "$json_out" ] || printf '%s\n' "$summary" > "$json_out"
 case "$verdict" in
-    PASS) say "PASS ($profile, ${secs}s from QEMU start to power-off)"; exit 0 ;;
+    PASS) say "PASS ($profile, ${to_result}s from QEMU start to the verdict, ${secs}s in all)"; exit 0 ;;
     FAIL) say "FAIL ($profile, ${secs}s): a program failed (NPA-GUEST-RESULT lines above; log $log)" ;;
     TIMEOUT)
         say "TIMEOUT after ${timeout_s}s ($profile): last 40 lines of the serial log ($log):"
