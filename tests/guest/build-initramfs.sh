@@ -84,9 +84,9 @@ extract_vmlinux() {
         magic=${pair%%:*}
         tool=${pair#*:}
         command -v "${tool%% *}" >/dev/null || continue
-        # byte offsets of the magic (od prints the file as one hex stream)
-        for off in $(od -An -v -tx1 "$img" | tr -d ' \n' | grep -bo "$magic" |
-                     awk -F: '$1 % 2 == 0 { print $1 / 2 }' | head -n 8); do
+        # byte offsets of the magic in the image
+        for off in $(LC_ALL=C grep -obUaP "$(echo "$magic" | sed 's/../\\x&/g')" "$img" |
+                     cut -d: -f1 | head -n 8); do
             tail -c +$((off + 1)) "$img" | $tool > "$out.tmp" 2>/dev/null || true
             if [ "$(head -c 4 "$out.tmp" | od -An -tx1 | tr -d ' ')" = 7f454c46 ]; then
                 mv "$out.tmp" "$out"
@@ -101,8 +101,10 @@ extract_vmlinux() {
 # Prints the module file name of module $1 found under $2 (names compare with - and _ alike).
 find_module() {
     local want=${1//-/_} f base
-    while IFS= read -r f; do
-        base=$(basename "$f")
+    f=$(find "$2" \( -name "$want.ko*" -o -name "${want//_/-}.ko*" \) | head -n 1)
+    [ -n "$f" ] && { echo "$f"; return 0; }
+    while IFS= read -r f; do   # a name that mixes - and _
+        base=${f##*/}
         base=${base%%.ko*}
         [ "${base//-/_}" = "$want" ] && { echo "$f"; return 0; }
     done < <(find "$2" -name '*.ko*')
