@@ -113,6 +113,10 @@ find_module() {
 
 prepare_kernel() {
     local abi dir deb
+    # one download and extraction at a time (runs started side by side wait here)
+    mkdir -p "$cache"
+    exec 9>"$cache/.lock"
+    flock 9
     abi=$(fetch_deb)
     dir="$cache/kernel/$abi"
     if [ -f "$dir/.complete" ]; then

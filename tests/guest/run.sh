@@ -118,7 +118,6 @@ trap 'exit 1' INT TERM
 "$here/build-initramfs.sh" initramfs -o "$work/initramfs.cpio" "$@" || exit 2
 [ -n "$log" ] || log="$cache/last-$profile.log"
 mkdir -p "$(dirname "$log")"
-rm -f "$log.tmp"
 
 cmdline="console=ttyS0 panic=-1 quiet loglevel=3 mitigations=off tsc=reliable
          hugepages=$hugepages npa.profile=$profile $append"
@@ -143,7 +142,7 @@ set +e
 } |
     while IFS= read -r line; do
         line=${line%$'\r'}
-        printf '%s\n' "$line" >> "$log.tmp"
+        printf '%s\n' "$line" >> "$work/serial.log"
         [ "$quiet" = 1 ] || printf '%s\n' "$line"
         case "$line" in
             "NPA-GUEST PASS"|"NPA-GUEST FAIL") date +%s.%N > "$work/verdict-time" ;;
@@ -153,12 +152,12 @@ set +e
                     "${line#NPA-GUEST-MONITOR }" "$work/mon.in" ;;
             "NPA-GUEST-MONITOR "*)
                 printf 'guest: monitor command refused: %s\n' "${line#NPA-GUEST-MONITOR }" |
-                    tee -a "$log.tmp" >&2 ;;
+                    tee -a "$work/serial.log" >&2 ;;
         esac
     done &
 reader=$!
 # QEMU opens the pipes read-write at start; the drain waits for it there.
-cat "$work/mon.out" > "$log.monitor" 2>/dev/null &
+cat "$work/mon.out" > "$work/monitor.log" 2>/dev/null &
 drain=$!
 wait "$reader"
 rc=$(cat "$work/qemu-rc" 2>/dev/null || echo 1)
@@ -166,7 +165,11 @@ kill "$drain" 2>/dev/null || true
 wait "$drain" 2>/dev/null || true
 set -e
 t1=$(date +%s.%N)
-mv "$log.tmp" "$log"
+# runs of one profile side by side each write their own scratch copy; the last one to end
+# leaves its log in place
+touch "$work/serial.log"
+cp "$work/serial.log" "$log"
+cp "$work/monitor.log" "$log.monitor" 2>/dev/null || true
 secs=$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.1f", b - a }')
 # boot to result: QEMU start to the verdict line
 to_result=null
@@ -175,13 +178,13 @@ to_result=null
 
 # 5. The verdict and the summary.
 verdict=none
-grep -qx 'NPA-GUEST FAIL' "$log" && verdict=FAIL
-grep -qx 'NPA-GUEST PASS' "$log" && [ "$verdict" = none ] && verdict=PASS
+grep -qx 'NPA-GUEST FAIL' "$work/serial.log" && verdict=FAIL
+grep -qx 'NPA-GUEST PASS' "$work/serial.log" && [ "$verdict" = none ] && verdict=PASS
 if [ "$rc" = 124 ] || [ "$rc" = 137 ]; then
     verdict=TIMEOUT
 fi
-results=$(sed -n 's/^NPA-GUEST-RESULT //p' "$log" | paste -sd, -)
-booted=$(sed -n 's/^NPA-GUEST BOOTED uptime=\([0-9.]*\)s.*/\1/p' "$log" | head -n 1)
+results=$(sed -n 's/^NPA-GUEST-RESULT //p' "$work/serial.log" | paste -sd, -)
+booted=$(sed -n 's/^NPA-GUEST BOOTED uptime=\([0-9.]*\)s.*/\1/p' "$work/serial.log" | head -n 1)
 summary="{\"profile\":\"$profile\",\"verdict\":\"$verdict\",\"seconds\":$secs,\"to_result_seconds\":$to_result,\"guest_boot_seconds\":${booted:-null},\"qemu_exit\":$rc,\"results\":[${results}]}"
 echo "NPA-GUEST-SUMMARY $summary"
 [ -z "$json_out" ] || printf '%s\n' "$summary" > "$json_out"
@@ -190,9 +193,9 @@ case "$verdict" in
     FAIL) say "FAIL ($profile, ${secs}s): a program failed (NPA-GUEST-RESULT lines above; log $log)" ;;
     TIMEOUT)
         say "TIMEOUT after ${timeout_s}s ($profile): last 40 lines of the serial log ($log):"
-        tail -n 40 "$log" >&2 ;;
+        tail -n 40 "$work/serial.log" >&2 ;;
     *)
         say "no verdict ($profile): QEMU exited $rc without NPA-GUEST PASS/FAIL; last 40 lines ($log):"
-        tail -n 40 "$log" >&2 ;;
+        tail -n 40 "$work/serial.log" >&2 ;;
 esac
 exit 1
