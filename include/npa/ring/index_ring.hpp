@@ -191,7 +191,7 @@ public:
             return 0;
         }
         copy_out(tail, out.data(), n);
-        cons_.tail.store(tail + n, std::memory_order_release);  // release: as dequeue_burst()
+        cons_.tail.store(tail + n, std::memory_order_release); // release: as dequeue_burst()
         return n;
     }
 
@@ -211,7 +211,7 @@ public:
     void release(std::uint32_t n) noexcept {
         // relaxed: own index (only the consumer writes tail)
         const std::uint32_t tail = cons_.tail.load(std::memory_order_relaxed);
-        cons_.tail.store(tail + n, std::memory_order_release);  // release: as dequeue_burst()
+        cons_.tail.store(tail + n, std::memory_order_release); // release: as dequeue_burst()
     }
 
     // ---- either side (a snapshot; exact only when the other side is quiet; staged -----

@@ -227,7 +227,7 @@ public:
     }
     /// True once anything was distrusted since the last reset().
     [[nodiscard]] bool distrusted() const noexcept {
-        return tripped_.load(std::memory_order_relaxed);  // relaxed: as in distrust()
+        return tripped_.load(std::memory_order_relaxed); // relaxed: as in distrust()
     }
     /// A fresh device (attach) or none (detach): trusted again.
     /// Relaxed: attach and detach run on the control thread, and the epochs that start and

@@ -19,7 +19,7 @@ inline void count(counters& c) noexcept {
 }
 
 inline bool stopping(const counters& c) noexcept {
-    return c.stop.load(std::memory_order_relaxed);  // relaxed: a lone flag; join() orders
+    return c.stop.load(std::memory_order_relaxed); // relaxed: a lone flag; join() orders
 }
 
 inline std::uint64_t packets(const counters& c) noexcept {

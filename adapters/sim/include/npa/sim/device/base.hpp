@@ -73,7 +73,7 @@ public:
         });
     }
     void stop() {
-        running_.store(false, std::memory_order_relaxed);  // relaxed: see start()
+        running_.store(false, std::memory_order_relaxed); // relaxed: see start()
         if (thread_.joinable()) {
             thread_.join();
         }
@@ -157,7 +157,7 @@ protected:
     };
     template <std::size_t N>
     steered steer(const frame& f, const active_queues<N>& active) noexcept {
-        if (!link_up_.load(std::memory_order_relaxed)) {  // relaxed: under mu_ (step())
+        if (!link_up_.load(std::memory_order_relaxed)) { // relaxed: under mu_ (step())
             ++rx_link_down_;
             return {};
         }
