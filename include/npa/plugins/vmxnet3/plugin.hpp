@@ -282,12 +282,17 @@ public:
             // release store and by the TXPROD write, not by these words. Only this queue's
             // TX thread writes txNumDeferred once the queue runs.
             le32& nd = q.txd->ctrl.txNumDeferred;
+            // relaxed: a counter (see above)
             const std::uint32_t total = nd.load(std::memory_order_relaxed) + deferred;
-            if (total >= q.txd->ctrl.txThreshold.load(std::memory_order_relaxed)) {
-                nd.store(0, std::memory_order_relaxed);
+            // relaxed: a limit the device set at activation (see above)
+            const std::uint32_t threshold = q.txd->ctrl.txThreshold.load(std::memory_order_relaxed);
+            if (total >= threshold) {
+                nd.store(0, std::memory_order_relaxed); // relaxed: a counter
+                // The doorbell: the descriptors' release stores (produce()) come before it,
+                // and the platform's TXPROD write orders them for the device (see window.hpp).
                 dev_->txprod(qi, q.tx.next_to_fill());
             } else {
-                nd.store(total, std::memory_order_relaxed);
+                nd.store(total, std::memory_order_relaxed); // relaxed: a counter
             }
         }
         return n;
@@ -604,9 +609,11 @@ private:
     // that the producer index tells a full ring from an empty one.
     void refill(std::uint16_t qi) noexcept {
         queue& q = q_[qi];
-        const bool doorbell =
-            // relaxed: the device sets updateRxProd at activation, which happens before attach
-            std::atomic_ref<std::uint8_t>(q.rxd->ctrl.updateRxProd).load(std::memory_order_relaxed) != 0;
+        const std::atomic_ref<std::uint8_t> update_rx_prod(q.rxd->ctrl.updateRxProd);
+        // relaxed: the device sets updateRxProd during ACTIVATE_DEV (attach, step 6, a
+        // synchronous command), before any refill: attach's own on this thread, the
+        // queues' after the epoch that starts them (release/acquire)
+        const bool doorbell = update_rx_prod.load(std::memory_order_relaxed) != 0;
         for (std::uint32_t ri = 0; ri < 2; ++ri) {
             rx_ring& ring = q.rx[ri];
             const std::uint32_t keep_empty = doorbell ? 1 : 0;

@@ -30,6 +30,11 @@ namespace npa::vmxnet3 {
 /// the sim they are the hypervisor trapping the access (an MMIO exit). Values are in host
 /// order: the registers are little-endian, so a platform mapping a real BAR converts in these
 /// functions (npa::load_le32 / store_le32 on the mapped address, as Linux's readl/writel).
+/// Memory order: a doorbell (TXPROD, RXPROD) follows the descriptors' release stores; the
+/// sim latches doorbells with release stores that its device acquires, and keeps the other
+/// registers behind its lock. A platform mapping a real BAR orders as writel()/readl() do
+/// (dma_wmb() before the store, dma_rmb() after the load, on arm64), so that the device
+/// sees the descriptors before the doorbell.
 struct mmio {
     void* ctx = nullptr;
     void (*write)(void* ctx, bar b, std::uint32_t off, std::uint32_t v) noexcept = nullptr;
