@@ -33,16 +33,15 @@ DEMO := build/release/bin/npa-demo
 
 help:
 	@echo "npa make targets:"
-	@echo "  make test     install missing packages; build and run the release, asan, tsan, fuzz and cross stages"
+	@echo "  make test     install missing packages; build and run the release, guest, asan, tsan, fuzz and cross stages"
 	@echo "  make demo     install missing packages; build and run $(DEMO)"
 	@echo "  make deps     install missing Debian packages (scripts/install-deps.sh)"
 	@echo "  make build    configure and build the release preset"
 	@echo "  make bench    run the benchmarks (benchmarks/run.sh)"
 	@echo "  make fuzz     fuzz every target for FUZZ_SECONDS (default 300) each (scripts/fuzz.sh)"
 	@echo "  make soak     the long soaks: SOAK_SWITCHES (default 100000) switches under faults, each"
-	@echo "  make test-release | test-asan | test-tsan | test-fuzz | test-cross | test-debug   one stage"
-	@echo "  make test-guest   boot a Linux guest under QEMU and run the guest tests (tests/guest)"
-	@echo "  make format-check | format   clang-format (check only | rewrite)"
+	@echo "  make test-release | test-guest | test-asan | test-tsan | test-fuzz | test-cross | test-debug   one stage"
+		@echo "  make format-check | format   clang-format (check only | rewrite)"
 	@echo "  make clean    remove build/"
 
 deps:
@@ -61,8 +60,8 @@ endef
 
 test: deps
 	@t0=$$(date +%s); \
-	$(MAKE) --no-print-directory test-release test-asan test-tsan test-fuzz test-cross && \
-	echo "make test: release, asan, tsan, fuzz and cross stages passed in $$(( $$(date +%s) - t0 )) s" || \
+	$(MAKE) --no-print-directory test-release test-guest test-asan test-tsan test-fuzz test-cross && \
+	echo "make test: release, guest, asan, tsan, fuzz and cross stages passed in $$(( $$(date +%s) - t0 )) s" || \
 	{ echo "make test: FAILED after $$(( $$(date +%s) - t0 )) s (see the first FAILED stage above)"; exit 1; }
 
 test-release:
@@ -96,7 +95,7 @@ test-tsan:
 # programs are built. The layout tests check bytes, so a missing byte swap fails on s390x;
 # the threaded suites (ring stress, sim and igbvf threads, shell threads) run on both, with
 # fewer stress items (QEMU is 5-20x slower). QEMU's user mode on x86 does not reorder memory
-# as arm64 does: ordering is ThreadSanitizer's job (stage 3). The cross presets build with
+# as arm64 does: ordering is ThreadSanitizer's job (stage 4). The cross presets build with
 # -O1 (inlining and scheduling on, about 40% less compile time than -O3), which keeps the
 # stage to a few minutes on two cores.
 CROSS_PRESETS ?= cross-arm64 cross-s390x
