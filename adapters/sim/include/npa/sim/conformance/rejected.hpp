@@ -4,7 +4,7 @@
 // The kit's checks are never instantiated for such a type: this specialization of
 // conformance replaces them, so the only errors are check_plugin's sentences, one per
 // missing requirement. It keeps the kit's public names (checks(), run_all(), each check by
-// name, hostile(), runs()) so that code using the kit gives no follow-on errors either: a
+// name, hostile(), runs(), run()) so that code using the kit gives no follow-on errors either: a
 // class whose own static_assert fails is marked invalid by clang, and every later use of
 // one of its members becomes another error ("no member named 'tx_all_completed' in ...").
 // That is why check_plugin is evaluated here for its diagnostics only, not asserted.
@@ -16,6 +16,7 @@
 #include <npa/sim/conformance/report.hpp>
 
 #include <array>
+#include <chrono>
 #include <cstdint>
 
 namespace npa::sim {
@@ -41,6 +42,8 @@ public:
         return 1;
     }
     static std::uint32_t run_all() { return 1; }
+    static verdict run(const named_check&, std::chrono::milliseconds = {}) { return rejected(); }
+    static verdict run(const hostile_case&, std::chrono::milliseconds = {}) { return rejected(); }
 
     static verdict attach_detach() { return rejected(); }
     static verdict tx_all_completed() { return rejected(); }

@@ -43,7 +43,7 @@ inline constexpr std::uint64_t case_round_budget = 20'000;
 /// the watchdog from its own thread when the call has not returned.
 struct case_watch {
     std::atomic<const char*> case_name{nullptr};
-    std::atomic<const char*> call{"nothing yet"};  ///< the plugin call in progress
+    std::atomic<const char*> call{nullptr};        ///< the plugin call in progress, if any
     std::atomic<bool> rx{false};                   ///< that call's ring: RX, else TX
     std::atomic<std::uint16_t> queue{0};
     std::atomic<std::uint64_t> done{0};      ///< buffers that ring has completed so far
@@ -79,6 +79,11 @@ struct case_watch {
         const char r = rx.load(std::memory_order_relaxed) ? 'r' : 't';
         const unsigned q = queue.load(std::memory_order_relaxed);
         const std::uint64_t d = done.load(std::memory_order_relaxed);
+        if (c == nullptr) {
+            v.fail("watchdog: %s: %s before the kit's first plugin call (attach, or the "
+                   "device's set-up)", name(), what);
+            return;
+        }
         if (d == 0) {
             v.fail("watchdog: %s: %s on %cxq %u %s; no slot of that ring completed yet", name(),
                    c, r, q, what);
