@@ -74,6 +74,10 @@ public:
     /// the kit's thread is preempted, at a random point, often inside a poll (where a torn
     /// completion is made), rather than always between two polls (where it never is).
     static constexpr std::uint32_t threaded_yield_every = 64;
+    /// Checks (each after 1024 idle passes of the kit's loop, each pass up to threaded_polls
+    /// polls) in a row with the device stepping and nothing moving, after which a threaded
+    /// check fails as stalled.
+    static constexpr std::uint32_t threaded_stuck_checks = 50;
 
     /// One check of the kit by name (the hostile-device cases are run by hostile()).
     struct named_check {

@@ -79,8 +79,9 @@ verdict conformance<Plugin, Rig>::threaded_traffic(std::uint32_t jitter) {
 // Traffic both ways on queue 0 while the device runs on its own thread: threaded_frames
 // sent, threaded_frames received (the far end never more than a quarter ring ahead of the
 // guest, so the device always has a buffer). Ends when both are done, at the first torn
-// completion, or when nothing moved while the device kept stepping (stuck_rounds checks,
-// each after 1024 idle passes: a device thread the scheduler left waiting does not count).
+// completion, or when nothing moved while the device kept stepping (threaded_stuck_checks
+// checks, each after 1024 idle passes: a device thread the scheduler left waiting does not
+// count).
 template <template <class> class Plugin, class Rig>
 void conformance<Plugin, Rig>::threaded_run(bench& b) {
     constexpr std::uint16_t q = 0;
@@ -143,7 +144,7 @@ void conformance<Plugin, Rig>::threaded_run(bench& b) {
             idle = dead = 0;
         } else if (++idle % 1024 == 0) {
             const std::uint64_t s = b.rig.device().steps();
-            if (s != steps_seen && ++dead > stuck_rounds) {
+            if (s != steps_seen && ++dead > threaded_stuck_checks) {
                 stalled(b, "made no progress while the device, on its own thread, kept "
                            "stepping (%llu of %llu sent, %llu of %llu received, %u in flight)",
                         ull(sent), ull(n), ull(got), ull(n), b.p.tx_in_flight(q));
