@@ -29,7 +29,7 @@ TSAN_LAUNCHER := $(shell setarch "$$(uname -m)" -R true >/dev/null 2>&1 && echo 
 DEMO := build/release/bin/npa-demo
 
 .PHONY: help deps build demo bench test test-release test-asan test-tsan test-cross test-debug \
-        format format-check clean fuzz soak test-fuzz
+        format format-check clean fuzz soak test-fuzz test-guest
 
 help:
 	@echo "npa make targets:"
@@ -41,6 +41,7 @@ help:
 	@echo "  make fuzz     fuzz every target for FUZZ_SECONDS (default 300) each (scripts/fuzz.sh)"
 	@echo "  make soak     the long soaks: SOAK_SWITCHES (default 100000) switches under faults, each"
 	@echo "  make test-release | test-asan | test-tsan | test-fuzz | test-cross | test-debug   one stage"
+	@echo "  make test-guest   boot a Linux guest under QEMU and run the guest tests (tests/guest)"
 	@echo "  make format-check | format   clang-format (check only | rewrite)"
 	@echo "  make clean    remove build/"
 
@@ -138,6 +139,20 @@ fuzz: deps
 SOAK_SWITCHES ?= 100000
 soak: deps
 	scripts/soak.sh $(SOAK_SWITCHES)
+
+# The guest stage (tests/guest/README.md): static programs run inside a Linux guest that
+# QEMU boots (TCG) with emulated vmxnet3 and igb NICs. Its own build tree, configured from the
+# release preset with NPA_GUEST_TESTS=ON, so the release suite does not pick the tests up.
+# The first run downloads Debian's kernel package into build/guest/ (about 70 MB, once).
+GUEST_BUILD := build/guest-tests
+test-guest: deps
+	@echo "==> [guest] configure, build, test"
+	@t0=$$(date +%s); \
+	$(CMAKE) --preset release -B $(GUEST_BUILD) -DNPA_GUEST_TESTS=ON -DNPA_BUILD_BENCHMARKS=OFF && \
+	$(CMAKE) --build $(GUEST_BUILD) --parallel $(JOBS) --target npa-guest-tests && \
+	$(CTEST) --test-dir $(GUEST_BUILD) -L guest --output-on-failure && \
+	echo "==> [guest] passed in $$(( $$(date +%s) - t0 )) s" || \
+	{ echo "==> [guest] FAILED after $$(( $$(date +%s) - t0 )) s"; exit 1; }
 
 build: deps
 	$(CMAKE) --preset release

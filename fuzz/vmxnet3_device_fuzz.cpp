@@ -4,11 +4,12 @@
 // TX completion ring and the RX completion ring of every queue (Vmxnet3_TxCompDesc,
 // Vmxnet3_RxCompDesc: gen, txdIdx/rxdIdx, rqID, len, err/eop/sop, checksum and RSS
 // fields), and the parts of the queue descriptors the device owns at run time:
-// txThreshold (Vmxnet3_TxQueueCtrl), updateRxProd (Vmxnet3_RxQueueCtrl) and the queue
-// status (Vmxnet3_QueueStatus: stopped, error). Registers (BAR1, read through the
+// txThreshold (Vmxnet3_TxQueueCtrl), updateRxProd (Vmxnet3_RxQueueCtrl), the queue
+// status (Vmxnet3_QueueStatus: stopped, error) and the shared area's event causes
+// (Vmxnet3_DriverShared::ecr: TQERR, RQERR, LINK ...). Registers (BAR1, read through the
 // model's register_fault): VRRS/UVRS (revision, and all ones for a removed device), CMD
 // (the result of ACTIVATE_DEV, GET_QUEUE_STATUS, GET_LINK and the control path's
-// commands), ECR (event causes: TQERR, RQERR, LINK ...), ICR and the MAC registers.
+// commands), ECR (never read by the plugin), ICR and the MAC registers.
 #include "device_fuzz.hpp"
 
 #include <npa/plugins/vmxnet3/plugin.hpp>
@@ -45,7 +46,13 @@ struct vmxnet3_hostile {
         case 0: ring(txd->conf.compRingBasePA, txd->conf.compRingSize); break;
         case 1:
         case 2: ring(rxd->conf.compRingBasePA, rxd->conf.compRingSize); break;
-        case 3: txd->ctrl.txThreshold = in.u32(); break;
+        case 3:
+            if (in.flag()) {
+                txd->ctrl.txThreshold = in.u32();
+            } else if (v::driver_shared* sh = rig.device().driver_area(); sh != nullptr) {
+                sh->ecr = in.u32();  // event causes: TQERR, RQERR, LINK ... (and garbage)
+            }
+            break;
         default:
             if (in.flag()) {
                 rxd->ctrl.updateRxProd = in.u8();

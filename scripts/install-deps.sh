@@ -4,7 +4,8 @@
 # Idempotent: each package is checked with dpkg-query and only the missing ones are
 # installed; `apt-get update` runs only when something is missing. After that, every
 # executable adapters/*/deps.sh runs (the extension point for adapter-specific inputs, for
-# example driver SDK headers taken from a Debian source package).
+# example driver SDK headers taken from a Debian source package), then tests/guest/deps.sh
+# (QEMU 10.x from bookworm-backports for the guest rig).
 #
 # Runs as root; as another user it uses sudo when sudo exists. Safe to run repeatedly.
 set -euo pipefail
@@ -87,3 +88,9 @@ for hook in "$repo_root"/adapters/*/deps.sh; do
         as_root "$hook"
     fi
 done
+# The QEMU guest rig (make test-guest): QEMU 10.x from bookworm-backports for the igb
+# device, busybox-static for the guest (tests/guest/deps.sh says why; NPA_NO_GUEST=1 skips).
+if [ -x "$repo_root/tests/guest/deps.sh" ]; then
+    log "running tests/guest/deps.sh"
+    as_root env NPA_NO_GUEST="${NPA_NO_GUEST:-0}" "$repo_root/tests/guest/deps.sh"
+fi

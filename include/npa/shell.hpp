@@ -425,6 +425,7 @@ private:
     // relaxed, not a fetch_add: with one writer nothing can come between them, and the
     // reader needs no order beyond the epochs'.
     static void add(std::atomic<std::int64_t>& a, std::int64_t d) noexcept {
+        // relaxed, load and store: one writer at a time; publishes nothing
         a.store(a.load(std::memory_order_relaxed) + d, std::memory_order_relaxed);
     }
 
@@ -553,10 +554,11 @@ private:
     /// Per path: the offloads it was attached with that it also has (control thread).
     std::array<std::uint32_t, max_paths> enabled_{};
 
-    // Published to the queues: a new epoch means "look at phase_/to_".
+    // Published to the queues: a new epoch means "look at phase_/to_". The control thread
+    // writes all three; phase_ and to_ relaxed, then epoch_ with a release (fetch_add),
+    // which sync() and switching_now() acquire.
     alignas(cache_line_size) std::atomic<std::uint32_t> epoch_{0};
     std::atomic<std::uint8_t> phase_{phase_idle};
-    std::atomic<std::uint8_t> from_{no_path};
     std::atomic<std::uint8_t> to_{no_path};
 
     // Control thread only.

@@ -4,3 +4,5 @@ npa_add_test(vmxnet3_conformance_test SOURCES ${CMAKE_CURRENT_LIST_DIR}/vmxnet3_
              LIBS npa::sim LABELS "plugins;sim" TIMEOUT 300)
 npa_add_test(vmxnet3_device_test SOURCES ${CMAKE_CURRENT_LIST_DIR}/vmxnet3_device_test.cpp
              LIBS npa::sim LABELS "plugins;sim" TIMEOUT 120)
+npa_add_test(vmxnet3_qemu_test SOURCES ${CMAKE_CURRENT_LIST_DIR}/vmxnet3_qemu_test.cpp
+             LIBS npa::sim LABELS "plugins;sim" TIMEOUT 120)

@@ -15,7 +15,11 @@
 //     masked must fire on arm, so an arm that cleared it would lose that work (the kit's
 //     "interrupts follow NAPI" check fails such a plugin);
 //   - every call is noexcept and safe from the thread that owns the queue; raising may
-//     happen on another thread (the device), so pending() is atomic.
+//     happen on another thread (the device), so pending() is atomic;
+//   - arm() and the device's raise are a store-load pair (arm: unmask, then look at the
+//     latch; raise: latch, then look at the mask): a line kept in shared memory needs
+//     seq_cst on both sides, as npa::sim::sim_irq has, or one side may miss the other
+//     and the work waits for the next interrupt. Hardware latches the cause itself.
 #pragma once
 
 #include <concepts>

@@ -17,6 +17,7 @@ class spin_lock {
 public:
     void lock() noexcept {
         for (;;) {
+            // acquire: pairs with unlock()'s release (the last holder's critical section)
             if (!flag_.exchange(true, std::memory_order_acquire)) {
                 return;
             }
@@ -31,6 +32,7 @@ public:
             }
         }
     }
+    /// Release: pairs with the next lock()'s acquiring exchange.
     void unlock() noexcept { flag_.store(false, std::memory_order_release); }
 
 private:

@@ -151,6 +151,8 @@ public:
             reinterpret_cast<unsigned char*>(&Tr::own_word(slot)) - dst);
         std::memcpy(dst, src, off);
         std::memcpy(dst + off + 4, src + off + 4, sizeof(desc_type) - off - 4);
+        // release: the body before the ownership word; pairs with the consumer's acquire
+        // in ready(), poll() and out_of_order().
         std::atomic_ref<std::uint32_t>(Tr::own_word(slot)).store(word, std::memory_order_release);
         cur_.advance(size_);
     }
@@ -194,6 +196,8 @@ public:
 
     /// True if the slot at next_to_clean belongs to the consumer now.
     [[nodiscard]] bool ready() const noexcept {
+        // acquire: pairs with the producer's release of the ownership word (produce(), or
+        // a device model's own store of its done bit).
         const std::uint32_t w =
             std::atomic_ref<std::uint32_t>(Tr::own_word(ring_[cur_.index]))
                 .load(std::memory_order_acquire);
@@ -204,6 +208,7 @@ public:
     /// true; otherwise returns false and touches nothing.
     [[nodiscard]] bool poll(desc_type& out) noexcept {
         desc_type& slot = ring_[cur_.index];
+        // acquire: as in ready(); the body is copied only after it says "yours".
         const std::uint32_t w =
             std::atomic_ref<std::uint32_t>(Tr::own_word(slot)).load(std::memory_order_acquire);
         if ((w & Tr::own_mask) != Tr::own_bits(cur_.gen)) {
@@ -241,6 +246,8 @@ public:
     [[nodiscard]] bool out_of_order() const noexcept {
         const std::uint32_t next = cur_.index + 1;
         const bool wraps = next == size_;
+        // acquire: pairs with the producer's release of the later slot, which an in-order
+        // producer makes after the earlier slot's: ready() below then sees the earlier one.
         const std::uint32_t w =
             std::atomic_ref<std::uint32_t>(Tr::own_word(ring_[wraps ? 0 : next]))
                 .load(std::memory_order_acquire);
@@ -267,9 +274,12 @@ public:
         const std::uint32_t mine = Tr::own_bits(cur_.gen);
         const std::uint32_t consumed =
             mine != Tr::own_bits(!cur_.gen) ? mine : mine ^ std::uint32_t{Tr::own_mask};
-        // relaxed: the slot is skipped and the consumer's; the word publishes no data
-        own.store((own.load(std::memory_order_relaxed) & ~std::uint32_t{Tr::own_mask}) | consumed,
-                  std::memory_order_relaxed);
+        // relaxed, load and store: the word publishes no data (what else the producer wrote
+        // in it is never read), and the release that next gives the producer room (a new
+        // descriptor, a doorbell) orders the mark before the producer's next lap here.
+        const std::uint32_t was = own.load(std::memory_order_relaxed);
+        // relaxed: as above
+        own.store((was & ~std::uint32_t{Tr::own_mask}) | consumed, std::memory_order_relaxed);
         cur_.advance(size_);
         return poll(out);
     }

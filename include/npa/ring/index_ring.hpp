@@ -129,6 +129,8 @@ public:
 
     /// Publishes every staged element with one release store.
     NPA_ALWAYS_INLINE void flush() noexcept {
+        // release: the slots before the index; pairs with the consumer's acquire of head
+        // in used_from() (and size()).
         prod_.head.store(prod_.next, std::memory_order_release);
     }
 
@@ -167,12 +169,15 @@ public:
     /// Dequeues up to out.size() elements into out; returns how many (0..n).
     [[nodiscard]] NPA_ALWAYS_INLINE std::uint32_t dequeue_burst(std::span<T> out) noexcept {
         const auto n = static_cast<std::uint32_t>(out.size());
+        // relaxed: own index (only the consumer writes tail)
         const std::uint32_t tail = cons_.tail.load(std::memory_order_relaxed);
         const std::uint32_t k = clamp_used(tail, n);
         if (NPA_UNLIKELY(k == 0)) {
             return 0;
         }
         copy_out(tail, out.data(), k);
+        // release: the slots are read before they are freed; pairs with the producer's
+        // acquire of tail in free_from().
         cons_.tail.store(tail + k, std::memory_order_release);
         return k;
     }
@@ -180,12 +185,13 @@ public:
     /// Dequeues exactly out.size() elements or none; returns out.size() or 0.
     [[nodiscard]] NPA_ALWAYS_INLINE std::uint32_t dequeue_bulk(std::span<T> out) noexcept {
         const auto n = static_cast<std::uint32_t>(out.size());
+        // relaxed: own index (only the consumer writes tail)
         const std::uint32_t tail = cons_.tail.load(std::memory_order_relaxed);
         if (NPA_UNLIKELY(used_from(tail, n) < n)) {
             return 0;
         }
         copy_out(tail, out.data(), n);
-        cons_.tail.store(tail + n, std::memory_order_release);
+        cons_.tail.store(tail + n, std::memory_order_release); // release: as dequeue_burst()
         return n;
     }
 
@@ -196,14 +202,16 @@ public:
     /// Zero-copy: up to n filled slots to read in place; they stay in the ring until
     /// release().
     [[nodiscard]] ring_region<T> peek(std::uint32_t n) noexcept {
+        // relaxed: own index (only the consumer writes tail)
         const std::uint32_t tail = cons_.tail.load(std::memory_order_relaxed);
         return region(tail, clamp_used(tail, n));
     }
 
     /// Frees the first n slots of the last peek() (n <= its size).
     void release(std::uint32_t n) noexcept {
+        // relaxed: own index (only the consumer writes tail)
         const std::uint32_t tail = cons_.tail.load(std::memory_order_relaxed);
-        cons_.tail.store(tail + n, std::memory_order_release);
+        cons_.tail.store(tail + n, std::memory_order_release); // release: as dequeue_burst()
     }
 
     // ---- either side (a snapshot; exact only when the other side is quiet; staged -----
@@ -214,6 +222,7 @@ public:
         // cannot go below zero (the two loads as operands of one `-` are unsequenced, and
         // a tail read after the head could be ahead of it and wrap to ~4 billion). From a
         // third thread both sides may move between the loads, so clamp to Capacity too.
+        // acquire: pairs with the releases of tail (dequeue, release()) and head (flush()).
         const std::uint32_t tail = cons_.tail.load(std::memory_order_acquire);
         const std::uint32_t used = prod_.head.load(std::memory_order_acquire) - tail;
         return used < Capacity ? used : Capacity;
@@ -228,6 +237,8 @@ private:
     NPA_ALWAYS_INLINE std::uint32_t free_from(std::uint32_t head, std::uint32_t want) noexcept {
         std::uint32_t free = Capacity - (head - prod_.cached_tail);
         if (free < want) {
+            // acquire: pairs with the consumer's release of tail (dequeue_*, release()):
+            // the slots it freed are read before the producer overwrites them.
             prod_.cached_tail = cons_.tail.load(std::memory_order_acquire);
             free = Capacity - (head - prod_.cached_tail);
         }
@@ -236,6 +247,7 @@ private:
     NPA_ALWAYS_INLINE std::uint32_t used_from(std::uint32_t tail, std::uint32_t want) noexcept {
         std::uint32_t used = cons_.cached_head - tail;
         if (used < want) {
+            // acquire: pairs with flush()'s release of head: the slots are written.
             cons_.cached_head = prod_.head.load(std::memory_order_acquire);
             used = cons_.cached_head - tail;
         }

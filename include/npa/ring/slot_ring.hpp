@@ -221,14 +221,17 @@ public:
     void distrust(queue_stats& st, std::uint64_t n = 1) noexcept {
         if (n != 0) {
             st.bad_completion += n;
+            // relaxed: a lone flag; health() acts on it alone, nothing is read through it
             tripped_.store(true, std::memory_order_relaxed);
         }
     }
     /// True once anything was distrusted since the last reset().
     [[nodiscard]] bool distrusted() const noexcept {
-        return tripped_.load(std::memory_order_relaxed);
+        return tripped_.load(std::memory_order_relaxed); // relaxed: as in distrust()
     }
     /// A fresh device (attach) or none (detach): trusted again.
+    /// Relaxed: attach and detach run on the control thread, and the epochs that start and
+    /// stop the queues order them against the data path's distrust().
     void reset() noexcept { tripped_.store(false, std::memory_order_relaxed); }
 
 private:

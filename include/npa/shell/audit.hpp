@@ -23,13 +23,14 @@ audit_report shell<Env, Plugins...>::audit() const noexcept {
             r.pool_size += qs.pool->size();
             r.in_pool += qs.pool->available();
         }
-        // relaxed: audit() is exact only with the data path quiet (single-threaded view)
+        // relaxed (these counters): statistics that publish nothing; audit() is exact
+        // only with the data path quiet, and then nothing moves them
         r.caller += qs.caller.load(std::memory_order_relaxed);
-        r.leaked += qs.leaked.load(std::memory_order_relaxed);
+        r.leaked += qs.leaked.load(std::memory_order_relaxed);  // relaxed: as caller
         r.backlog += qs.backlog.size();
         r.requeue += qs.requeue.size();
         for (std::size_t p = 0; p < max_paths; ++p) {
-            r.in_plugins += qs.in_plugin[p].load(std::memory_order_relaxed);
+            r.in_plugins += qs.in_plugin[p].load(std::memory_order_relaxed);  // as caller
         }
     }
     return r;

@@ -66,9 +66,17 @@ template <class Env, template <class> class... Plugins>
     requires shell_env<Env>
 path_id shell<Env, Plugins...>::steady_path(std::uint16_t q) const noexcept {
     const queue_state& qs = queues_[q];
+    // acquire: as in sync(). Not seq_cst: a caller that bypasses the shell while this
+    // answers a path orders itself against the next switch with its own sequentially
+    // consistent counter, which the control thread moves after epoch_ (the DPDK adapter's
+    // lanes.hpp); seeing that move makes the new epoch visible here.
+    const std::uint32_t e = epoch_.load(std::memory_order_acquire);
+    // relaxed: published with epoch_ (acquired above); phase_idle is stored only after
+    // every queue acknowledged, so an idle read here never hides a switch under way.
+    const bool idle = phase_.load(std::memory_order_relaxed) == phase_idle;
+    // relaxed: see queue_state::fast
     const bool steady = qs.fast.load(std::memory_order_relaxed) && !qs.draining &&
-                        !qs.hold && qs.seen_epoch == epoch_.load(std::memory_order_seq_cst) &&
-                        phase_.load(std::memory_order_relaxed) == phase_idle;
+                        !qs.hold && qs.seen_epoch == e && idle;
     return steady ? qs.tx_path : no_path;
 }
 
@@ -191,7 +199,8 @@ void shell<Env, Plugins...>::api_unsent(path_id p, std::uint16_t q,
     // goes off; flush() turns `fast` on, then looks at the requeue. Release/acquire
     // cannot forbid both threads missing each other's first store (a store may pass a
     // later load, on x86 too); a seq_cst fence on each side does: either flush() sees
-    // the buffers or this store lands after its `fast = true`.
+    // the buffers or this store lands after its `fast = true`. seq_cst: the fence pairs
+    // with flush()'s (store, fence, load on both sides: only seq_cst forbids both missing).
     std::atomic_thread_fence(std::memory_order_seq_cst);
     // relaxed: ordered by the fence above
     qs.fast.store(false, std::memory_order_relaxed);

@@ -207,10 +207,11 @@ status shell<Env, Plugins...>::request_switch(path_id p, switch_reason reason) {
     pending_.reason = reason;
     pending_.requested_ns = now;
     pending_link_ = slot.link;
-    // relaxed: from_, to_ and phase_ are published by the release on epoch_ below
-    from_.store(active_, std::memory_order_relaxed);
+    // relaxed: to_ and phase_ are published by the release on epoch_ below
     to_.store(p, std::memory_order_relaxed);
+    // relaxed: as to_
     phase_.store(phase_draining, std::memory_order_relaxed);
+    // release: pairs with the queues' acquire of epoch_ in sync() (and switching_now())
     drain_epoch_ = epoch_.fetch_add(1, std::memory_order_release) + 1;
     switching_ = true;
     stage_ = stage_flipping;
@@ -311,6 +312,8 @@ template <class Env, template <class> class... Plugins>
 void shell<Env, Plugins...>::advance_switch() {
     if (stage_ == stage_flipping) {
         for (std::uint16_t q = 0; q < nq_; ++q) {
+            // acquire: pairs with the queue's release of flipped_epoch in sync_slow(): the
+            // queue is done with the old plugin, which this thread detaches next.
             if (queues_[q].flipped_epoch.load(std::memory_order_acquire) != drain_epoch_) {
                 return;
             }
@@ -327,12 +330,15 @@ void shell<Env, Plugins...>::advance_switch() {
         recompute_caps(pending_.seq);
         // relaxed: published by the release on epoch_ next line
         phase_.store(phase_released, std::memory_order_relaxed);
+        // release: the detach and the requeued buffers before the epoch; pairs with sync()
         release_epoch_ = epoch_.fetch_add(1, std::memory_order_release) + 1;
         stage_ = stage_acking;
         wake_all();
     }
     if (stage_ == stage_acking) {
         for (std::uint16_t q = 0; q < nq_; ++q) {
+            // acquire: pairs with the queue's release of acked_epoch in sync_slow(), which
+            // publishes its sw_* shares and run_ns read below.
             if (queues_[q].acked_epoch.load(std::memory_order_acquire) != release_epoch_) {
                 return;
             }
@@ -340,10 +346,12 @@ void shell<Env, Plugins...>::advance_switch() {
         std::uint64_t last_run = 0;
         for (std::uint16_t q = 0; q < nq_; ++q) {
             const queue_state& qs = queues_[q];
+            // relaxed, these four: written before the queue's release on acked_epoch,
+            // acquired above; the queue writes them again only after the next epoch.
             pending_.held += qs.sw_held.load(std::memory_order_relaxed);
-            pending_.requeued += qs.sw_requeued.load(std::memory_order_relaxed);
-            pending_.tx_lost += qs.sw_lost.load(std::memory_order_relaxed);
-            pending_.rx_dropped += qs.sw_rx_dropped.load(std::memory_order_relaxed);
+            pending_.requeued += qs.sw_requeued.load(std::memory_order_relaxed);  // as above
+            pending_.tx_lost += qs.sw_lost.load(std::memory_order_relaxed);       // as above
+            pending_.rx_dropped += qs.sw_rx_dropped.load(std::memory_order_relaxed);  // as above
             // relaxed: written before each queue's release on acked_epoch, acquired above
             const std::uint64_t t = qs.run_ns.load(std::memory_order_relaxed);
             last_run = t > last_run ? t : last_run;
@@ -394,12 +402,15 @@ void shell<Env, Plugins...>::detach_path(path_id p) noexcept {
         }
         // A detached plugin holds nothing: what it was given and did not hand back is
         // leaked (or, negative, handed back twice). Counted, and the path starts at 0.
-        // relaxed: the queues flipped away from p (flipped_epoch acquired): this thread is p's only writer now
+        // relaxed: the queues flipped away from p (flipped_epoch acquired), or never ran
+        // on it: this thread is p's only writer now
         const std::int64_t kept = qs.in_plugin[p].load(std::memory_order_relaxed);
         if (NPA_UNLIKELY(kept != 0)) {
-            qs.leaked.store(qs.leaked.load(std::memory_order_relaxed) +
-                                static_cast<std::uint64_t>(kept < 0 ? -kept : kept),
-                            std::memory_order_relaxed);
+            const auto lost = static_cast<std::uint64_t>(kept < 0 ? -kept : kept);
+            // relaxed: leaked has one writer, this thread; audit() reads it as a statistic
+            const std::uint64_t was = qs.leaked.load(std::memory_order_relaxed);
+            qs.leaked.store(was + lost, std::memory_order_relaxed);  // relaxed: as the load
+            // relaxed: as kept above (this thread is p's only writer now)
             qs.in_plugin[p].store(0, std::memory_order_relaxed);
             log(log_level::error, "shell: a detached plugin did not return every buffer");
         }

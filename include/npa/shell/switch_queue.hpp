@@ -17,6 +17,8 @@ namespace npa {
 template <class Env, template <class> class... Plugins>
     requires shell_env<Env>
 NPA_ALWAYS_INLINE void shell<Env, Plugins...>::sync(queue_state& qs, std::uint16_t q) noexcept {
+    // acquire: pairs with the control thread's release (fetch_add) of epoch_ in
+    // request_switch() and advance_switch(): phase_, to_ and what it did before are seen.
     const std::uint32_t e = epoch_.load(std::memory_order_acquire);
     if (NPA_LIKELY(e == qs.seen_epoch && !qs.draining)) {
         return;
@@ -60,12 +62,16 @@ void shell<Env, Plugins...>::sync_slow(queue_state& qs, std::uint16_t q, std::ui
             }
             qs.hold = false;
             flush(qs, q);
-            qs.sw_rx_dropped.store(rx_drops(q) - qs.rx_drops_at_start,
-                                   std::memory_order_relaxed);
-            qs.sw_held.store(qs.c.tx_backlogged - qs.held_at_start, std::memory_order_relaxed);
-            qs.sw_requeued.store(qs.c.tx_requeued - qs.requeued_at_start,
-                                 std::memory_order_relaxed);
-            qs.sw_lost.store(qs.c.tx_lost - qs.lost_at_start, std::memory_order_relaxed);
+            const std::uint64_t dropped = rx_drops(q) - qs.rx_drops_at_start;
+            const std::uint64_t held = qs.c.tx_backlogged - qs.held_at_start;
+            const std::uint64_t requeued = qs.c.tx_requeued - qs.requeued_at_start;
+            const std::uint64_t lost = qs.c.tx_lost - qs.lost_at_start;
+            // relaxed, these four: published by the release on acked_epoch below
+            qs.sw_rx_dropped.store(dropped, std::memory_order_relaxed);
+            qs.sw_held.store(held, std::memory_order_relaxed);          // relaxed: as above
+            qs.sw_requeued.store(requeued, std::memory_order_relaxed);  // relaxed: as above
+            qs.sw_lost.store(lost, std::memory_order_relaxed);          // relaxed: as above
+            // release: pairs with advance_switch()'s acquire of acked_epoch
             qs.acked_epoch.store(e, std::memory_order_release);
         }
         qs.seen_epoch = e;
@@ -107,6 +113,8 @@ void shell<Env, Plugins...>::sync_slow(queue_state& qs, std::uint16_t q, std::ui
     }
     // relaxed: published by the release on flipped_epoch next line
     qs.run_ns.store(Env::now_ns(), std::memory_order_relaxed);
+    // release: this queue is done with the old plugin; pairs with advance_switch()'s
+    // acquire of flipped_epoch
     qs.flipped_epoch.store(e, std::memory_order_release);
 }
 
@@ -126,6 +134,7 @@ bool shell<Env, Plugins...>::old_rx_quiet(queue_state& qs, std::uint16_t n) noex
 template <class Env, template <class> class... Plugins>
     requires shell_env<Env>
 bool shell<Env, Plugins...>::switching_now(const queue_state& qs) const noexcept {
+    // acquire: as in sync()
     return qs.draining || qs.hold || qs.seen_epoch != epoch_.load(std::memory_order_acquire);
 }
 

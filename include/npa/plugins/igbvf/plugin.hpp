@@ -235,7 +235,9 @@ public:
         }
         q.stats.tx_ring_full += n < bufs.size() ? 1 : 0;
         if (filled) {
-            std::atomic_thread_fence(std::memory_order_release);  // descriptors before the tail
+            // release: the descriptors before the tail; pairs with the device's acquire of
+            // TDT (a platform's write must also order them for a real device: writel()).
+            std::atomic_thread_fence(std::memory_order_release);
             dev_->write(igbvf_reg::tdt, qi, q.txs.next_to_fill());
         }
         return n;
@@ -427,6 +429,8 @@ private:
     // Head == tail means empty: one descriptor is never handed over.
     static std::uint32_t tx_free(const queue& q) noexcept { return q.txs.free_slots() - 1; }
 
+    // acquire: pairs with the device's release store of the word it writes back last
+    // (DD in the status word); the fields are read only after it.
     template <class Desc>
     static std::uint32_t load_word(Desc& d, std::size_t w) noexcept {
         return from_le32(std::atomic_ref<std::uint32_t>(reinterpret_cast<std::uint32_t*>(&d)[w])
@@ -436,8 +440,8 @@ private:
     static void clear_word(Desc& d, std::size_t w) noexcept {
         // relaxed: the slot is the driver's until the tail write, which a release fence
         // precedes; 0 is the same in every byte order.
-        std::atomic_ref<std::uint32_t>(reinterpret_cast<std::uint32_t*>(&d)[w])
-            .store(0, std::memory_order_relaxed);
+        std::atomic_ref<std::uint32_t> word(reinterpret_cast<std::uint32_t*>(&d)[w]);
+        word.store(0, std::memory_order_relaxed);  // relaxed: see above
     }
     static bool dd_set(igbvf::adv_rx_desc& d) noexcept {
         return (load_word(d, 2) & igbvf::rxd::stat_dd) != 0;
@@ -545,6 +549,7 @@ private:
             });
         q.stats.rx_no_buffer += want - posted;
         if (posted != 0) {
+            // release: as before TDT in tx_burst(), for RDT
             std::atomic_thread_fence(std::memory_order_release);
             dev_->write(igbvf_reg::rdt, qi, q.rxs.next_to_fill());
         }

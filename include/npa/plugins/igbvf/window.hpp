@@ -11,6 +11,11 @@
 // model, or a platform mapping a real BAR, where they are volatile loads and stores).
 // Register values cross igbvf_bar in host order; the 82576's registers are little-endian,
 // so a platform's functions convert (npa::load_le32 / store_le32, as Linux's readl/writel).
+// Memory order (docs/design.md "Memory order"): the plugin puts a release fence before each
+// tail write; the sim's write is a release store and its read an acquire load. A platform
+// mapping a real BAR orders as writel()/readl() do: the write reaches the device after every
+// earlier store to DMA memory (dma_wmb() before the store on arm64), the read before later
+// loads of it (dma_rmb() after it on arm64).
 #pragma once
 
 #include <npa/capabilities.hpp>

@@ -7,7 +7,8 @@
 //       selected in VRRS/UVRS, the shared area stamped and registered at DSAL/DSAH), the
 //       queue and misc configuration, ACTIVATE_DEV (its answer checked), GET_LINK, RX
 //       buffers posted. detach: QUIESCE_DEV, every buffer back, RESET_DEV. link_up()
-//       follows ECR.LINK with GET_LINK; device_stats() reads the UPT1 counters (GET_STATS).
+//       follows ECR.LINK (in the shared area's ecr) with GET_LINK; device_stats() reads
+//       the UPT1 counters (GET_STATS).
 //   TX  one descriptor per packet on the gen-bit TX ring; packets of up to
 //       tx_data_copy_max bytes are copied into the TX data ring entry of their slot (the
 //       device then reads descriptor and data from one place, one DMA saved); one
@@ -281,12 +282,17 @@ public:
             // release store and by the TXPROD write, not by these words. Only this queue's
             // TX thread writes txNumDeferred once the queue runs.
             le32& nd = q.txd->ctrl.txNumDeferred;
+            // relaxed: a counter (see above)
             const std::uint32_t total = nd.load(std::memory_order_relaxed) + deferred;
-            if (total >= q.txd->ctrl.txThreshold.load(std::memory_order_relaxed)) {
-                nd.store(0, std::memory_order_relaxed);
+            // relaxed: a limit the device set at activation (see above)
+            const std::uint32_t threshold = q.txd->ctrl.txThreshold.load(std::memory_order_relaxed);
+            if (total >= threshold) {
+                nd.store(0, std::memory_order_relaxed); // relaxed: a counter
+                // The doorbell: the descriptors' release stores (produce()) come before it,
+                // and the platform's TXPROD write orders them for the device (see window.hpp).
                 dev_->txprod(qi, q.tx.next_to_fill());
             } else {
-                nd.store(total, std::memory_order_relaxed);
+                nd.store(total, std::memory_order_relaxed); // relaxed: a counter
             }
         }
         return n;
@@ -341,8 +347,10 @@ public:
             // Which ring: rqID is qid for ring 1, qid + numRxQueues for ring 2.
             const std::uint32_t rq = rcd::rqID::get(c.dword0);
             const std::uint32_t ri = rq == qi ? 0 : rq == std::uint32_t{qi} + nq_ ? 1 : 2;
+            // type: VMware's device writes RXCOMP; QEMU's leaves it 0 (Linux's and DPDK's
+            // drivers look at it only for LRO, which this plugin never enables).
             const std::uint32_t type = rcd::type::get(c.dword3);
-            if (ri == 2 || type != vmxnet3::cdtype::RXCOMP) {
+            if (ri == 2 || (type != vmxnet3::cdtype::RXCOMP && type != 0)) {
                 trust_.distrust(q.stats);  // a ring never configured, or not an RX completion
                 continue;
             }
@@ -601,9 +609,11 @@ private:
     // that the producer index tells a full ring from an empty one.
     void refill(std::uint16_t qi) noexcept {
         queue& q = q_[qi];
-        const bool doorbell =
-            // relaxed: the device sets updateRxProd at activation, which happens before attach
-            std::atomic_ref<std::uint8_t>(q.rxd->ctrl.updateRxProd).load(std::memory_order_relaxed) != 0;
+        const std::atomic_ref<std::uint8_t> update_rx_prod(q.rxd->ctrl.updateRxProd);
+        // relaxed: the device sets updateRxProd during ACTIVATE_DEV (attach, step 6, a
+        // synchronous command), before any refill: attach's own on this thread, the
+        // queues' after the epoch that starts them (release/acquire)
+        const bool doorbell = update_rx_prod.load(std::memory_order_relaxed) != 0;
         for (std::uint32_t ri = 0; ri < 2; ++ri) {
             rx_ring& ring = q.rx[ri];
             const std::uint32_t keep_empty = doorbell ? 1 : 0;

@@ -6,9 +6,10 @@
 //   - window (the plugin's device_type): the data path's share. BAR0 doorbells and
 //     interrupt masks; the bring-up registers (VRRS and UVRS revision select, DSAL/DSAH
 //     shared-area address); the lifecycle commands (ACTIVATE_DEV, QUIESCE_DEV, RESET_DEV,
-//     GET_QUEUE_STATUS, GET_STATS, GET_LINK, UPDATE_IML); the event register (ECR); and the parts of the
-//     shared area the data path owns: its header, misc (queue table, MTU, features),
-//     interrupt configuration, queue descriptors, ring memory. No MAC register, no RX
+//     GET_QUEUE_STATUS, GET_STATS, GET_LINK, UPDATE_IML); the events (the shared area's
+//     ecr, acknowledged through ECR); and the parts of the shared area the data path owns:
+//     its header, misc (queue table, MTU, features), interrupt configuration, queue
+//     descriptors, ring memory. No MAC register, no RX
 //     filter, no UPDATE_* filter command is reachable from it.
 //   - control_port (given to vmxnet3_control, shell side): MACL/MACH, the RX filter
 //     configuration (RX mode, VLAN table, multicast table) and the commands that apply them.
@@ -19,6 +20,7 @@
 #include <npa/config.hpp>
 #include <npa/plugins/vmxnet3/defs.hpp>
 
+#include <atomic>
 #include <cstddef>
 #include <cstdint>
 
@@ -28,6 +30,11 @@ namespace npa::vmxnet3 {
 /// the sim they are the hypervisor trapping the access (an MMIO exit). Values are in host
 /// order: the registers are little-endian, so a platform mapping a real BAR converts in these
 /// functions (npa::load_le32 / store_le32 on the mapped address, as Linux's readl/writel).
+/// Memory order: a doorbell (TXPROD, RXPROD) follows the descriptors' release stores; the
+/// sim latches doorbells with release stores that its device acquires, and keeps the other
+/// registers behind its lock. A platform mapping a real BAR orders as writel()/readl() do
+/// (dma_wmb() before the store, dma_rmb() after the load, on arm64), so that the device
+/// sees the descriptors before the doorbell.
 struct mmio {
     void* ctx = nullptr;
     void (*write)(void* ctx, bar b, std::uint32_t off, std::uint32_t v) noexcept = nullptr;
@@ -131,8 +138,8 @@ public:
     }
     [[nodiscard]] std::uint32_t activate() const noexcept { return io_.command(cmd::ACTIVATE_DEV); }
     void quiesce() const noexcept { (void)io_.command(cmd::QUIESCE_DEV); }
-    /// RESET_DEV: the device forgets its queues (what was activated); the revisions and
-    /// the shared-area address stay selected.
+    /// RESET_DEV: the device forgets its queues (what was activated); QEMU's also forgets
+    /// the shared-area address, so every attach registers it again (probe).
     void reset() const noexcept { (void)io_.command(cmd::RESET_DEV); }
     /// UPDATE_IML: the device re-reads intrConf.modLevels; 0 when it applied them.
     [[nodiscard]] std::uint32_t update_iml() const noexcept { return io_.command(cmd::UPDATE_IML); }
@@ -144,8 +151,13 @@ public:
     [[nodiscard]] bool present() const noexcept {
         return io_.read32(bar::vd, reg::VRRS) != removed_read;
     }
-    [[nodiscard]] std::uint32_t ecr() const noexcept { return io_.read32(bar::vd, reg::ECR); }
-    /// Acknowledges events (ECR is write one to clear).
+    /// Pending events: the device keeps them in the shared area (Vmxnet3_DriverShared::ecr),
+    /// where Linux's and DPDK's drivers read them; the ECR register is only written, to
+    /// acknowledge (QEMU's device answers 0 to a read of it).
+    [[nodiscard]] std::uint32_t ecr() const noexcept {
+        return shared_->ecr.load(std::memory_order_acquire);  // then what the event reports
+    }
+    /// Acknowledges events (ECR is write one to clear; the device clears them in the area).
     void ack_events(std::uint32_t bits) const noexcept { io_.write32(bar::vd, reg::ECR, bits); }
 
 private:

@@ -25,7 +25,10 @@ public:
     void disarm() noexcept { armed_.store(false); }
     [[nodiscard]] bool armed() const noexcept { return armed_.load(); }
     [[nodiscard]] bool pending() const noexcept { return pending_.load(); }
-    void clear() noexcept { pending_.store(false); }
+    /// An exchange, not a store: clear-then-poll against latch-after-publish is a
+    /// store-load pair, and a read-modify-write reads the latest latch, so it synchronises
+    /// with the raise() it clears and the poll after it sees the work that raise announced.
+    void clear() noexcept { (void)pending_.exchange(false); }
 
     /// Device side: latch the cause; deliver if armed.
     void raise() noexcept {

@@ -31,6 +31,7 @@ struct vmxnet3_rig_config {
     std::size_t guest_bytes = std::size_t{16} << 20;
     bool update_rx_prod = false;  ///< the device asks for RXPROD writes
     std::uint32_t tx_threshold = 32;
+    bool qemu = false;  ///< the device as QEMU emulates it (vmxnet3_device_config::qemu())
 };
 
 class vmxnet3_rig : public rig_base<vmxnet3_rig_config> {
@@ -46,12 +47,14 @@ public:
         if (!ok()) {
             return;
         }
-        vmxnet3_device_config dc;
+        vmxnet3_device_config dc = c.qemu ? vmxnet3_device_config::qemu() : vmxnet3_device_config{};
         dc.profile.max_queues = c.queues < 4 ? 4 : c.queues;
         const std::uint32_t big = c.tx_ring > c.rx_ring ? c.tx_ring : c.rx_ring;
         dc.profile.max_ring_size = (big + 31) / 32 * 32;
-        dc.update_rx_prod = c.update_rx_prod;
-        dc.tx_threshold = c.tx_threshold;
+        if (!c.qemu) {
+            dc.update_rx_prod = c.update_rx_prod;
+            dc.tx_threshold = c.tx_threshold;
+        }
         auto dev = vmxnet3_device::create(mem_, dc);
         if (!dev) {
             error_ = dev.error().reason();
@@ -65,12 +68,18 @@ public:
             return;
         }
         control_.emplace(dev_->control_port());
+        if (const status st = apply_control(); !st) {
+            error_ = st.reason();
+        }
+    }
+
+    /// The guest's MAC and RX mode through the control path; the shell does it again after
+    /// every attach (a device like QEMU's takes its permanent MAC back at ACTIVATE_DEV).
+    status apply_control() {
         const control_request init[] = {
             control_request::make_set_mac(guest_mac),
             control_request::make_rx_mode(rx_mode::unicast | rx_mode::broadcast | rx_mode::multicast)};
-        if (const status st = control_->submit_batch(init); !st) {
-            error_ = st.reason();
-        }
+        return control_->submit_batch(init);
     }
 
     [[nodiscard]] queue_config queue_cfg() const noexcept {

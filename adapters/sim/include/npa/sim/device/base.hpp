@@ -69,8 +69,10 @@ public:
         if (thread_.joinable()) {
             return;
         }
-        running_.store(true);
+        // relaxed: the thread's start (std::thread's constructor) orders it
+        running_.store(true, std::memory_order_relaxed);
         thread_ = std::thread([this] {
+            // relaxed: a stop flag that publishes nothing; join() orders what follows
             while (running_.load(std::memory_order_relaxed)) {
                 if constexpr (std::is_void_v<decltype(self().step())>) {
                     self().step(); // a model that does not say whether it did anything
@@ -82,7 +84,7 @@ public:
         });
     }
     void stop() {
-        running_.store(false);
+        running_.store(false, std::memory_order_relaxed); // relaxed: see start()
         if (thread_.joinable()) {
             thread_.join();
         }
@@ -142,7 +144,8 @@ protected:
     /// The default: a link change shows nowhere but in link_up_.
     void link_changed(bool /*up*/) noexcept {}
     void set_link_state(bool up) noexcept {
-        if (link_up_.exchange(up) != up) {
+        // relaxed: under mu_ (inject(), step()), which orders it
+        if (link_up_.exchange(up, std::memory_order_relaxed) != up) {
             self().link_changed(up);
         }
     }
@@ -237,7 +240,7 @@ protected:
     };
     template <std::size_t N>
     steered steer(const frame& f, const active_queues<N>& active) noexcept {
-        if (!link_up_) {
+        if (!link_up_.load(std::memory_order_relaxed)) { // relaxed: under mu_ (step())
             ++rx_link_down_;
             return {};
         }
@@ -270,6 +273,7 @@ protected:
     guest_memory& mem_;
     mutable std::mutex mu_; ///< the device state; the inbox has its own lock
     fault_plan faults_{};
+    /// Written and read under mu_ (models may read it without the lock: a snapshot).
     std::atomic<bool> link_up_{true};
     std::uint32_t link_down_left_ = 0;
     std::uint64_t steps_ = 0;

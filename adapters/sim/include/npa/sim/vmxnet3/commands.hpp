@@ -232,7 +232,11 @@ inline std::uint32_t vmxnet3_device::activate(vmxnet3::driver_shared* sh) noexce
     moderation_.restart(); // causes latched by moderation belong to the old queues
     // The RX filter the guest left in the shared area applies from activation on.
     filter_.activate(sh->devRead.rxFilterConf);
+    if (cfg_.perm_mac_at_activate) {
+        filter_.mac = cfg_.perm_mac;  // QEMU: vmxnet3_activate_device ends in vmxnet3_reset_mac
+    }
     ecr_ = 0;
+    publish_ecr();
     active_ = true;
     return 0;
 }
@@ -252,7 +256,10 @@ inline void vmxnet3_device::do_reset() noexcept {
         i.reset();
     }
     // The queues the guest had are gone: it sees queue errors until it re-activates.
-    ecr_ |= vmxnet3::ecr::TQERR | vmxnet3::ecr::RQERR;
+    raise_events(vmxnet3::ecr::TQERR | vmxnet3::ecr::RQERR);
+    if (cfg_.reset_forgets_shared_area) {
+        dsa_halves_ = 0;  // QEMU vmxnet3_reset: drv_shmem = 0 until DSAL/DSAH are written again
+    }
     ++resets_;
 }
 
@@ -269,7 +276,7 @@ void vmxnet3_device::violation(std::uint32_t q, bool tx, std::uint32_t slot, std
     if (table_ != nullptr) {
         (tx ? txqd(q)->status.error : rxqd(q)->status.error) = code;
     }
-    ecr_ |= tx ? vmxnet3::ecr::TQERR : vmxnet3::ecr::RQERR;
+    raise_events(tx ? vmxnet3::ecr::TQERR : vmxnet3::ecr::RQERR);
 }
 
 } // namespace npa::sim

@@ -23,6 +23,24 @@ struct vmxnet3_device_config {
     bool update_rx_prod = false;          ///< set updateRxProd: the guest must write RXPROD
     std::size_t inbox_limit = 8192;
     std::uint32_t rx_frames_per_step = 1024;
+    // Where QEMU's vmxnet3 (hw/net/vmxnet3.c) differs from VMware's device; off by default,
+    // all on in qemu() (docs/real-devices.md).
+    bool rx_comp_type_zero = false;    ///< RX completions carry type 0, not RXCOMP
+    bool perm_mac_at_activate = false; ///< ACTIVATE_DEV puts the permanent MAC back
+    bool reset_forgets_shared_area = false; ///< RESET_DEV forgets DSAL/DSAH (drv_shmem = 0)
+
+    /// The device as QEMU emulates it: RX completions of type 0, the permanent MAC back at
+    /// every ACTIVATE_DEV, the shared area's address forgotten at RESET_DEV, txThreshold 1
+    /// (VMXNET3_DEF_TX_THRESHOLD), updateRxProd never set.
+    [[nodiscard]] static vmxnet3_device_config qemu() noexcept {
+        vmxnet3_device_config c;
+        c.rx_comp_type_zero = true;
+        c.perm_mac_at_activate = true;
+        c.reset_forgets_shared_area = true;
+        c.tx_threshold = 1;
+        c.update_rx_prod = false;
+        return c;
+    }
 };
 
 struct vmxnet3_queue_counters {

@@ -101,6 +101,8 @@ public:
     [[nodiscard]] vmxnet3::control_port control_port() noexcept { return port_; }
     [[nodiscard]] sim_irq& irq(std::uint32_t vector) noexcept { return irqs_[vector]; }
     [[nodiscard]] vmxnet3::mmio mmio() noexcept { return io_; }
+    /// The driver shared area carved for the guest (the memory a hostile device may write).
+    [[nodiscard]] vmxnet3::driver_shared* driver_area() noexcept { return area_; }
     /// Hostile register reads (faults.hpp); set before the guest attaches.
     void set_register_fault(register_fault f) noexcept { reg_fault_ = f; }
 
@@ -269,6 +271,7 @@ private:
         window_ = vmxnet3::window(io_, {sh.virt, sh.iova, sh.size}, {tb.virt, tb.iova, tb.size},
                                   {rb.virt, rb.iova, rb.size}, cfg_.profile);
         port_ = vmxnet3::control_port(io_, shared, {mc.virt, mc.iova, mc.size});
+        area_ = shared;
         return status::success();
     }
 
@@ -350,7 +353,20 @@ private:
     void violation(std::uint32_t q, bool tx, std::uint32_t slot, std::uint32_t code,
                    const char* fmt, Args... args);
     /// A link change shows in ECR (device_model calls it).
-    void link_changed(bool /*up*/) noexcept { ecr_ |= vmxnet3::ecr::LINK; }
+    void link_changed(bool /*up*/) noexcept { raise_events(vmxnet3::ecr::LINK); }
+    /// Events go to the shared area's ecr (Vmxnet3_DriverShared::ecr), where drivers read
+    /// them (Linux vmxnet3_process_events, QEMU vmxnet3_set_events); ecr_ is the device's copy.
+    void raise_events(std::uint32_t bits) noexcept {
+        ecr_ |= bits;
+        publish_ecr();
+    }
+    void publish_ecr() noexcept {
+        if (dsa_halves_ == 3u) {
+            if (vmxnet3::driver_shared* sh = shared(); sh != nullptr) {
+                sh->ecr.store(ecr_, std::memory_order_release);
+            }
+        }
+    }
 
     // ---- rx.hpp ---------------------------------------------------------------------------
     bool fetch_rx(std::uint32_t q);
@@ -382,6 +398,7 @@ private:
     vmxnet3_device_config cfg_;
     vmxnet3::mmio io_{};
     vmxnet3::window window_{};
+    vmxnet3::driver_shared* area_ = nullptr;
     vmxnet3::control_port port_{};
     std::array<sim_irq, vmxnet3::MAX_INTRS> irqs_{};
     std::array<std::atomic<std::uint32_t>, max_queues> txprod_{};

@@ -83,7 +83,10 @@ inline void vmxnet3_device::on_write(vmxnet3::bar b, std::uint32_t off, std::uin
         }
         break;
     }
-    case reg::ECR: ecr_ &= ~v; break;  // write one to clear
+    case reg::ECR:  // write one to clear, in the shared area too
+        ecr_ &= ~v;
+        publish_ecr();
+        break;
     default: break;
     }
 }
@@ -106,7 +109,7 @@ inline std::uint32_t vmxnet3_device::on_read(vmxnet3::bar b, std::uint32_t off) 
         return std::uint32_t{m[0]} | std::uint32_t{m[1]} << 8 | std::uint32_t{m[2]} << 16 |
                std::uint32_t{m[3]} << 24;
     case reg::MACH: return std::uint32_t{m[4]} | std::uint32_t{m[5]} << 8;
-    case reg::ECR: return ecr_;
+    // ECR is not read back: the events are in the shared area (QEMU answers 0 here too).
     default: return 0;
     }
 }

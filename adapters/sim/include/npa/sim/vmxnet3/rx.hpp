@@ -116,7 +116,7 @@ inline void vmxnet3_device::receive(std::uint32_t q, frame& f, const eth::header
         c.rssHash = hash;
         rcd::ts::set(c.dword2, stripped && part == 0);
         rcd::tci::set(c.dword2, part == 0 ? tci : 0);
-        rcd::type::set(c.dword3, vmxnet3::cdtype::RXCOMP);
+        rcd::type::set(c.dword3, cfg_.rx_comp_type_zero ? 0 : vmxnet3::cdtype::RXCOMP);
         if (mem_.dma_write(b.addr, f.data.data() + off, len)) {
             rcd::len::set(c.dword2, len);
         } else {
