@@ -113,6 +113,8 @@ void conformance<Plugin, Rig>::threaded_run(bench& b) {
             pend.erase(pend.begin(), pend.begin() + k);
             sent += k;
         }
+        // relaxed: the count only times the device's writes (set_write_jitter); it
+        // publishes nothing
         b.polls.fetch_add(1, std::memory_order_relaxed);
         const std::uint32_t reaped = reap(b, q);
         if (far_sent < n && far_sent < got + ahead) {
@@ -124,7 +126,7 @@ void conformance<Plugin, Rig>::threaded_run(bench& b) {
         for (std::uint32_t polls = 0; polls < threaded_polls && got + taken < far_sent; ++polls) {
             const std::size_t room = std::min<std::size_t>(burst, held.size() - taken);
             at(b, "rx_burst", ring_kind::rx, q);
-            b.polls.fetch_add(1, std::memory_order_relaxed);
+            b.polls.fetch_add(1, std::memory_order_relaxed); // relaxed: as above
             const std::uint16_t m = b.p.rx_burst(q, std::span(held).subspan(taken, room));
             taken += std::min<std::size_t>(m, room);
             if (taken == held.size()) {

@@ -188,8 +188,9 @@ protected:
             return;
         }
         if (first && jitter_polls_ != nullptr) {
+            // relaxed: a count that only times the device's writes; it publishes nothing
             const std::uint64_t seen = jitter_polls_->load(std::memory_order_relaxed);
-            for (std::uint32_t i = 0; i < 4 * jitter_max_ &&
+            for (std::uint32_t i = 0; i < 4 * jitter_max_ && // relaxed: as above
                                       jitter_polls_->load(std::memory_order_relaxed) == seen;
                  ++i) {
                 jitter_sink_ = i;
