@@ -118,7 +118,8 @@ void conformance<Plugin, Rig>::threaded_run(bench& b) {
         b.polls.fetch_add(1, std::memory_order_relaxed);
         const std::uint32_t reaped = reap(b, q);
         if (far_sent < n && far_sent < got + ahead) {
-            far_sent += b.rig.far_send_varied(rx_flow, std::min<std::uint64_t>(ahead / 2, n - far_sent));
+            far_sent +=
+                b.rig.far_send_varied(rx_flow, std::min<std::uint64_t>(ahead / 2, n - far_sent));
         }
         // Poll back to back while the device writes, as a NAPI loop does, and look at what
         // came only afterwards: the plugin's loads then meet the device's stores.
@@ -147,13 +148,14 @@ void conformance<Plugin, Rig>::threaded_run(bench& b) {
         } else if (++idle % 1024 == 0) {
             const std::uint64_t s = b.rig.device().steps();
             if (s != steps_seen && ++dead > threaded_stuck_checks) {
-                stalled(b, "made no progress while the device, on its own thread, kept "
-                           "stepping (%llu of %llu sent, %llu of %llu received, %u in flight)",
+                stalled(b,
+                        "made no progress while the device, on its own thread, kept "
+                        "stepping (%llu of %llu sent, %llu of %llu received, %u in flight)",
                         ull(sent), ull(n), ull(got), ull(n), b.p.tx_in_flight(q));
             }
             steps_seen = s;
         } else if (idle % threaded_yield_every == 0) {
-            std::this_thread::yield();  // a loaded machine: let the device run now and then
+            std::this_thread::yield(); // a loaded machine: let the device run now and then
         }
     }
     b.rig.api().free(pend);
@@ -169,7 +171,7 @@ void conformance<Plugin, Rig>::expect_whole(bench& b, std::uint16_t q, const buf
     if (!eth::parse(all, h) || h.type != eth::type_sim ||
         all.size() < h.payload_off + traffic_header ||
         traffic_gen::get32(x.data() + h.payload_off) != traffic_magic) {
-        return;  // not this traffic: the sink counts it
+        return; // not this traffic: the sink counts it
     }
     const std::uint64_t seq = traffic_gen::seq_of(x.data() + h.payload_off);
     const std::uint32_t wrote = traffic_gen::varied_len(seq);
@@ -206,10 +208,11 @@ void conformance<Plugin, Rig>::threaded_expect(bench& b) {
     const std::uint64_t n = threaded_frames;
     if (b.torn > 1) {
         b.v.fail("torn completion: %llu frames in all were delivered with a length other than "
-                 "the device wrote", ull(b.torn));
+                 "the device wrote",
+                 ull(b.torn));
     }
     if (!b.v.ok) {
-        return;  // the cause is named; what follows from it would only repeat it
+        return; // the cause is named; what follows from it would only repeat it
     }
     expect_flow(b, b.rig.far_report(threaded_tx_flow, n), "far end, guest TX (device thread)", q);
     const std::uint32_t rx_flow = b.rig.flow_for_queue(q);
@@ -217,8 +220,8 @@ void conformance<Plugin, Rig>::threaded_expect(bench& b) {
                 "guest RX (device thread)", q);
     if (b.rig.api().tx_completed(q) != n || b.p.stats(q).tx_packets != n) {
         b.v.fail("txq %u (device thread): %llu of %llu buffers came back through tx_complete, "
-                 "stats tx_packets = %llu", q, ull(b.rig.api().tx_completed(q)), ull(n),
-                 ull(b.p.stats(q).tx_packets));
+                 "stats tx_packets = %llu",
+                 q, ull(b.rig.api().tx_completed(q)), ull(n), ull(b.p.stats(q).tx_packets));
     }
     if (b.p.stats(q).rx_packets != n) {
         b.v.fail("rxq %u (device thread): stats rx_packets = %llu, %llu were received", q,
