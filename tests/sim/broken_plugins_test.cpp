@@ -5,9 +5,11 @@
 #include <npa/sim/simnic_plugin.hpp>
 #include <npa/sim/simnic_rig.hpp>
 
+#include <algorithm>
 #include <array>
 #include <chrono>
 #include <cstdlib>
+#include <cstring>
 #include <initializer_list>
 #include <string>
 #include <string_view>
@@ -203,6 +205,50 @@ using tag_blind_plugin = tx_comp_view_plugin<Api, tag_from_own_descriptor>;
 template <class Api>
 using stuck_gen_plugin = tx_comp_view_plugin<Api, generation_stuck_at_one>;
 
+// Reads a burst's RX completions with plain loads first, one copy of the next slots (as a
+// vectorised read would), prefetches the frames of the batch (the first bytes of each
+// posted buffer), and only then walks the copies, checking each one's generation bit
+// (acquire) when it comes to it: the fields it uses may be older than the bit it checked.
+// With the device stepped between plugin calls nothing changes within a call, so every
+// stepped check passes; with the device writing on its own thread, completions land between
+// the copy and the check, and are delivered torn (the previous lap's length, or its tag).
+template <class Api>
+struct early_read_plugin : simnic_plugin<Api> {
+    std::uint16_t rx_burst(std::uint16_t qi, std::span<typename Api::buffer_type> out) noexcept {
+        auto& q = this->q_[qi];
+        std::array<simnic_comp_desc, 64> early;
+        const auto k = static_cast<std::uint32_t>(
+            std::min<std::size_t>({out.size(), early.size(), q.rx_slots.in_flight()}));
+        read_early(q.rxc, std::span(early).first(k));
+        unsigned sum = 0;
+        for (std::uint32_t i = 0; i < k; ++i) { // the prefetch: each frame's Ethernet header
+            const auto& b = q.rx_slots[(q.rxc.next_to_clean() + i) % q.rxc.size()];
+            for (std::uint32_t j = 0; j < 64; j += 4) {
+                sum += std::to_integer<unsigned>(b.data()[j]);
+            }
+        }
+        prefetched = sum;
+        std::uint16_t n = 0;
+        for (std::uint32_t i = 0; i < k && q.rxc.ready(); ++i) { // the done bit, last
+            q.rxc.advance();
+            if (this->rx_complete(qi, early[i], out[n])) {
+                ++n;
+            }
+        }
+        this->refill(qi);
+        return n;
+    }
+    // The bug: plain loads of completions the device may be writing at this moment.
+    static void read_early(const npa::gen_consumer<simnic_comp_traits>& rxc,
+                           std::span<simnic_comp_desc> to) noexcept {
+        for (std::uint32_t i = 0; i < to.size(); ++i) {
+            std::memcpy(&to[i], &rxc.ring()[(rxc.next_to_clean() + i) % rxc.size()],
+                        sizeof(simnic_comp_desc));
+        }
+    }
+    volatile unsigned prefetched = 0; // keeps the prefetch loads
+};
+
 // A TX reap that spins until the device has written the next completion. The kit steps
 // the device on the plugin's thread, so a completion that is not there yet (a slow
 // device) never comes: the call never returns.
@@ -335,6 +381,34 @@ const hostile_case& hostile_case_named(std::string_view name) {
 }
 
 } // namespace
+
+// ThreadSanitizer reports the planted race itself (read_early's plain loads against the
+// device's writes) and ends the run, so under TSan this case is not compiled: the tsan stage
+// proves the shipped plugins race-free (tests/sim/threaded_test.cpp), this case proves the
+// kit names the bug, in every other build.
+#if defined(__SANITIZE_THREAD__)
+#define NPA_TEST_TSAN 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define NPA_TEST_TSAN 1
+#endif
+#endif
+#ifndef NPA_TEST_TSAN
+TEST_CASE("a plugin that reads RX completion fields before the done bit: a torn completion") {
+    using kit = conformance<early_read_plugin, simnic_rig>;
+    // The stepped checks cannot see it: within a call, nothing is being written.
+    NPA_SIM_CHECK_VERDICT(kit::ring_wrap());
+    NPA_SIM_CHECK_VERDICT(kit::rx_refill_keeps_ring_full());
+    // With the device on its own thread, writing each completion field by field with a
+    // random pause before each and before the done bit, the copy meets half-written ones.
+    const auto threaded = kit::threaded_checks();
+    expect_caught(kit::run(threaded[1]),
+                  {"torn completion: ", "a completion field was read before the done bit (read "
+                                        "the done bit with acquire ordering first)"});
+    // The control: the reference plugin passes the same case.
+    NPA_SIM_CHECK_VERDICT((conformance<simnic_plugin, simnic_rig>::threaded_write_jitter()));
+}
+#endif
 
 TEST_CASE("a plugin that posts a buffer twice is caught: ring, slot, rule") {
     expect_caught(

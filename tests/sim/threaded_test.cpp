@@ -1,9 +1,16 @@
 // Free-running device: the simnic steps on its own thread while the plugin runs on this
-// one. Checks the ring protocol under real concurrency (run under TSan in CI).
+// one. Checks the ring protocol under real concurrency (run under TSan in CI), and runs the
+// conformance kit's threaded checks (device on its own thread, completions written field
+// by field) on every shipped plugin, so that the tsan and cross stages run them too.
 #define DOCTEST_CONFIG_IMPLEMENT_WITH_MAIN
+#include <npa/plugins/igbvf/plugin.hpp>
+#include <npa/plugins/vmxnet3/plugin.hpp>
+#include <npa/sim/conformance_doctest.hpp>
 #include <npa/sim/health_watch.hpp>
+#include <npa/sim/igbvf_rig.hpp>
 #include <npa/sim/simnic_plugin.hpp>
 #include <npa/sim/simnic_rig.hpp>
+#include <npa/sim/vmxnet3_rig.hpp>
 
 #include "../support/stall_guard.hpp"
 
@@ -16,6 +23,12 @@
 
 using namespace npa::sim;
 using api = simnic_rig::api_type;
+using npa::igbvf_plugin;
+using npa::vmxnet3_plugin;
+
+NPA_SIM_CONFORMANCE_THREADED(simnic_plugin, simnic_rig)
+NPA_SIM_CONFORMANCE_THREADED(vmxnet3_plugin, vmxnet3_rig)
+NPA_SIM_CONFORMANCE_THREADED(igbvf_plugin, igbvf_rig)
 
 TEST_CASE("traffic both ways with the device on its own thread: nothing lost, all in order") {
     simnic_rig::config c;

@@ -15,12 +15,16 @@
 //     device steps), or run(check) to put it under its wall-clock watchdog as well;
 //   - as doctest test cases, with conformance_doctest.hpp:
 //         NPA_SIM_CONFORMANCE_SUITE(my_plugin, my_rig)
+//     (NPA_SIM_CONFORMANCE_THREADED(my_plugin, my_rig): the threaded checks alone, for a
+//     suite run under ThreadSanitizer).
 //
 // The kit lives in npa/sim/conformance/, one job per header: report.hpp (verdict and
 // reporters), hostile_cases.hpp (the hostile-device table), kit.hpp (the conformance class),
 // bench.hpp (the steps the checks share), dma_check.hpp (the device after detach: DMA into
 // released buffers), watchdog.hpp (the bounds every case runs under: device steps and wall
-// time), lifecycle_checks.hpp, tx_checks.hpp, rx_checks.hpp and hostile_check.hpp;
+// time), lifecycle_checks.hpp, tx_checks.hpp, rx_checks.hpp, hostile_check.hpp and
+// threaded_checks.hpp (the device on its own thread: a torn completion, fields read before
+// the done bit, is named);
 // rejected.hpp stands in for the checks when the plugin type fails check_plugin, so that
 // check_plugin's sentence is the whole diagnostic.
 #pragma once

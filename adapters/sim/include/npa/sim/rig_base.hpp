@@ -26,8 +26,14 @@ class far_end final : public frame_port {
 public:
     far_end(mac_addr self, mac_addr remote) noexcept : self_(self), remote_(remote) {}
 
-    std::uint64_t send(std::uint32_t flow, std::uint64_t n) {
-        traffic_gen& g = gens_.try_emplace(flow, flow, self_, remote_).first->second;
+    /// Sends n frames of `flow`; `varied`: each of a length of its own (traffic_gen::vary_length),
+    /// from the flow's first frame on.
+    std::uint64_t send(std::uint32_t flow, std::uint64_t n, bool varied = false) {
+        const auto [it, fresh] = gens_.try_emplace(flow, flow, self_, remote_);
+        traffic_gen& g = it->second;
+        if (fresh && varied) {
+            g.vary_length();
+        }
         std::uint64_t k = 0;
         for (; k < n; ++k) {
             g.build(scratch_);
@@ -87,6 +93,11 @@ public:
         }
     }
     std::uint64_t far_send(std::uint32_t flow, std::uint64_t n) { return far_.send(flow, n); }
+    /// The same, each frame of a length of its own (traffic_gen::varied_len of its sequence
+    /// number) if this is the flow's first frame.
+    std::uint64_t far_send_varied(std::uint32_t flow, std::uint64_t n) {
+        return far_.send(flow, n, true);
+    }
     [[nodiscard]] std::uint64_t far_sent(std::uint32_t flow) const { return far_.sent(flow); }
     /// What the far end received of a guest TX flow.
     [[nodiscard]] flow_report far_report(std::uint32_t flow, std::uint64_t sent) const {
@@ -103,9 +114,7 @@ public:
     /// pattern, so the far end can check the whole frame.
     void build_tx(buffer_type b, std::uint32_t flow, std::uint32_t len) {
         build_tx(b, flow);
-        const std::byte* seq = b.data() + 14 + 8;
-        const std::uint64_t n =
-            (std::uint64_t{traffic_gen::get32(seq)} << 32) | traffic_gen::get32(seq + 4);
+        const std::uint64_t n = traffic_gen::seq_of(b.data() + 14);
         for (std::uint32_t i = b.length(); i < len; ++i) {
             b.data()[i] = traffic_gen::pattern(n, i);
         }

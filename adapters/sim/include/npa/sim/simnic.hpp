@@ -197,10 +197,6 @@ public:
         return q_[q].active && !q_[q].failed;
     }
     [[nodiscard]] std::size_t inbox() const { return inbox_.size(); }
-    [[nodiscard]] std::uint64_t steps() const {
-        std::lock_guard g(mu_);
-        return steps_;
-    }
     [[nodiscard]] simnic_state state() const noexcept { return window_.state(); }
 
 private:
@@ -429,6 +425,7 @@ private:
         dq& d = q_[q];
         auto& p = r == ring_kind::tx ? d.txc : d.rxc;
         d.wrote = true;
+        write_fields(p, c); // under write jitter: field by field, before the done bit
         produce_corrupted(p, c, take_corruption(faults_, r, d.st),
                           [&](simnic_comp_desc& x, comp_fault f) {
                               if (f == comp_fault::index_out_of_range) {

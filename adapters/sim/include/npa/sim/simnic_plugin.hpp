@@ -37,7 +37,9 @@ public:
     using device_type = simnic_window;
     static constexpr const char* name = "simnic";
 
-private:
+// protected, not private: the conformance kit's own tests derive deliberately broken
+// variants of this plugin (tests/sim/broken_plugins_test.cpp).
+protected:
     // ---- queue state --------------------------------------------------------------------
     struct queue {
         gen_producer<simnic_tx_traits> tx;    // driver fills TX descriptors
@@ -115,32 +117,41 @@ public:
         simnic_comp_desc c;
         // A stale completion slot followed by a fresh one is skipped (and distrusted).
         while (n < out.size() && q.rxc.poll_past_stale(c, [&] { trust_.distrust(q.stats); })) {
-            // The completion must name a filled slot and carry that filling's tag.
-            const std::uint32_t skip = q.rx_slots.completion_skip(c.index, c.tag);
-            if (skip == not_filled) {
-                trust_.distrust(q.stats); // stale, duplicated or invented: ignore it
-                continue;
+            if (rx_complete(qi, c, out[n])) {
+                ++n;
             }
-            if (skip != 0) { // the device passed over earlier buffers: take them back
-                trust_.distrust(q.stats);
-                q.stats.rx_dropped += skip;
-                q.rx_slots.give_back(skip, release_rx(qi));
-            }
-            const buffer_type b = q.rx_slots.take();
-            const bool error = (c.ctrl & simnic_ctrl_error) != 0;
-            if (error || c.len < 14 || c.len > b.capacity()) { // DMA error or a bad length
-                trust_.distrust(q.stats, error ? 0 : 1);
-                ++q.stats.rx_dropped;
-                release_rx(qi)(std::span<const buffer_type>(&b, 1));
-                continue;
-            }
-            b.set_length(c.len);
-            out[n++] = b;
-            ++q.stats.rx_packets;
-            q.stats.rx_bytes += c.len;
         }
         refill(qi);
         return n;
+    }
+    // One RX completion (a snapshot taken after its generation bit): true if it delivered
+    // a frame into `out`.
+    bool rx_complete(std::uint16_t qi, const simnic_comp_desc& c, buffer_type& out) noexcept {
+        queue& q = q_[qi];
+        // The completion must name a filled slot and carry that filling's tag.
+        const std::uint32_t skip = q.rx_slots.completion_skip(c.index, c.tag);
+        if (skip == not_filled) {
+            trust_.distrust(q.stats); // stale, duplicated or invented: ignore it
+            return false;
+        }
+        if (skip != 0) { // the device passed over earlier buffers: take them back
+            trust_.distrust(q.stats);
+            q.stats.rx_dropped += skip;
+            q.rx_slots.give_back(skip, release_rx(qi));
+        }
+        const buffer_type b = q.rx_slots.take();
+        const bool error = (c.ctrl & simnic_ctrl_error) != 0;
+        if (error || c.len < 14 || c.len > b.capacity()) { // DMA error or a bad length
+            trust_.distrust(q.stats, error ? 0 : 1);
+            ++q.stats.rx_dropped;
+            release_rx(qi)(std::span<const buffer_type>(&b, 1));
+            return false;
+        }
+        b.set_length(c.len);
+        out = b;
+        ++q.stats.rx_packets;
+        q.stats.rx_bytes += c.len;
+        return true;
     }
 
     // ---- tx_burst: step 1 reap completions, step 2 fill, step 3 ring the doorbell once --
@@ -242,7 +253,7 @@ public:
         return s == simnic_state::removed ? errc::removed : bad ? errc::device_error : errc::ok;
     }
 
-private:
+protected:
     // Refill every free RX slot (allocating straight into buf_info), one doorbell.
     void refill(std::uint16_t qi) noexcept {
         queue& q = q_[qi];

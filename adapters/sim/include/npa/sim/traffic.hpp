@@ -32,7 +32,8 @@ public:
     /// Writes the next frame into `out` (at least frame_len bytes); returns its length.
     std::uint32_t build(std::span<std::byte> out) noexcept {
         const std::uint32_t off = eth::write_header(out, dst_, src_, vlan_, eth::type_sim);
-        const std::uint32_t len = len_ < off + traffic_header ? off + traffic_header : len_;
+        const std::uint32_t want = varied_ ? varied_len(seq_) : len_;
+        const std::uint32_t len = want < off + traffic_header ? off + traffic_header : want;
         std::byte* p = out.data() + off;
         put32(p, traffic_magic);
         put32(p + 4, flow_);
@@ -45,6 +46,20 @@ public:
         return len;
     }
     void build(frame& f) noexcept { f.len = build(std::span<std::byte>(f.data)); }
+
+    /// From now on each frame's length is varied_len(its sequence number), not frame_len.
+    void vary_length() noexcept { varied_ = true; }
+    /// A length of its own for frame `seq`: 64..1063 bytes, and never the length of the
+    /// frame a power-of-two ring's lap earlier (37 * 2^k is no multiple of 1000), so a
+    /// length left over from the previous lap of a completion ring is told apart.
+    static constexpr std::uint32_t varied_len(std::uint64_t seq) noexcept {
+        return 64 + static_cast<std::uint32_t>((seq * 37) % 1000);
+    }
+    /// The sequence number of a frame of this traffic (the payload off bytes in, as
+    /// eth::parse says), given at least off + traffic_header bytes.
+    static std::uint64_t seq_of(const std::byte* payload) noexcept {
+        return (std::uint64_t{get32(payload + 8)} << 32) | get32(payload + 12);
+    }
 
     [[nodiscard]] std::uint64_t sent() const noexcept { return seq_; }
     [[nodiscard]] std::uint32_t flow() const noexcept { return flow_; }
@@ -66,6 +81,7 @@ private:
     mac_addr dst_{};
     std::uint16_t vlan_ = 0;
     std::uint32_t len_ = 128;
+    bool varied_ = false;
     std::uint64_t seq_ = 0;
 };
 
@@ -97,8 +113,7 @@ public:
         }
         const std::byte* p = f.data() + h.payload_off;
         const std::uint32_t flow = traffic_gen::get32(p + 4);
-        const std::uint64_t seq =
-            (std::uint64_t{traffic_gen::get32(p + 8)} << 32) | traffic_gen::get32(p + 12);
+        const std::uint64_t seq = traffic_gen::seq_of(p);
         state& s = flows_[flow];
         if (seq >= max_tracked_seq) {
             ++s.corrupt;  // no test sends this many; a garbled sequence number

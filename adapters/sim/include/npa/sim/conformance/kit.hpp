@@ -3,7 +3,8 @@
 // checks share. The definitions live beside it by job, included at the end of this file:
 // bench.hpp (the bench's steps and the audit after detach), dma_check.hpp (the device
 // after detach, and DMA into released buffers), lifecycle_checks.hpp, tx_checks.hpp,
-// rx_checks.hpp and hostile_check.hpp; watchdog.hpp bounds each case.
+// rx_checks.hpp, hostile_check.hpp and threaded_checks.hpp (the device on its own thread);
+// watchdog.hpp bounds each case.
 #pragma once
 
 #include <npa/concepts/plugin.hpp>
@@ -15,13 +16,25 @@
 #include <npa/sim/traffic.hpp>
 
 #include <array>
+#include <atomic>
 #include <chrono>
+#include <concepts>
 #include <cstddef>
 #include <cstdint>
 #include <string>
 #include <vector>
 
 namespace npa::sim {
+
+/// True when Rig's device can run on a thread of its own, with completions written field
+/// by field (device_model, device/base.hpp): the threaded checks run on it.
+template <class Rig>
+inline constexpr bool rig_has_device_thread = requires(Rig& r, std::uint32_t spins) {
+    r.device().start();
+    r.device().stop();
+    { r.device().steps() } -> std::convertible_to<std::uint64_t>;
+    r.device().set_write_jitter(spins);
+};
 
 template <template <class> class Plugin, class Rig>
 class conformance {
@@ -46,6 +59,26 @@ public:
     /// (the rest are counted).
     static constexpr std::size_t max_kept_dma = 8;
 
+    /// The threaded checks (threaded_checks.hpp): one queue, rings of this many slots (many
+    /// laps, so a field left over from the previous lap is there to be read), this many
+    /// frames each way, and in the second check a pause of up to this many spins before
+    /// every field the device writes and before the done bit.
+    static constexpr std::uint32_t threaded_ring = 64;
+    static constexpr std::uint64_t threaded_frames = 2048;
+    static constexpr std::uint32_t threaded_jitter_spins = 1024;
+    static constexpr std::uint32_t threaded_tx_flow = 11;
+    /// rx_burst calls back to back, at most, before the kit looks at what they delivered.
+    static constexpr std::uint32_t threaded_polls = 256;
+    /// Idle passes of the kit's loop between two yields to the device's thread. Rare, on
+    /// purpose: on a machine with fewer free cores than threads the device then runs when
+    /// the kit's thread is preempted, at a random point, often inside a poll (where a torn
+    /// completion is made), rather than always between two polls (where it never is).
+    static constexpr std::uint32_t threaded_yield_every = 64;
+    /// Checks (each after 1024 idle passes of the kit's loop, each pass up to threaded_polls
+    /// polls) in a row with the device stepping and nothing moving, after which a threaded
+    /// check fails as stalled.
+    static constexpr std::uint32_t threaded_stuck_checks = 50;
+
     /// One check of the kit by name (the hostile-device cases are run by hostile()).
     struct named_check {
         const char* name;
@@ -64,26 +97,46 @@ public:
         }};
     }
 
-    /// Runs every check, then every hostile case that applies to the rig, and hands each
-    /// outcome to `report` (any callable taking a conformance_result). Returns the number
-    /// of failures.
+    /// The checks with the device on a thread of its own (threaded_checks.hpp); they run
+    /// when the rig's device can (rig_has_device_thread).
+    static constexpr std::array<named_check, 2> threaded_checks() noexcept {
+        return {{
+            {"device on its own thread: traffic both ways at full speed", &threaded_full_speed},
+            {"device on its own thread: traffic both ways, fields written with jitter",
+             &threaded_write_jitter},
+        }};
+    }
+    static constexpr bool runs_threaded = rig_has_device_thread<Rig>;
+
+    /// Runs every check, then every threaded check and every hostile case that applies to
+    /// the rig, and hands each outcome to `report` (any callable taking a
+    /// conformance_result). Returns the number of failures.
     template <class Report>
     static std::uint32_t run_all(Report&& report) {
         std::uint32_t failed = 0;
-        for (const named_check& c : checks()) {
-            const conformance_result r{c.name, nullptr, run(c), false};
-            failed += r.v.ok ? 0 : 1;
-            report(r);
-        }
-        for (const hostile_case& hc : hostile_cases()) {
-            conformance_result r{"hostile device", hc.name, {}, !runs(hc)};
-            if (r.skipped) {
-                r.v.message = "not run: the device model has no such fault";
+        // One outcome: run, or not run (skipped) for the reason `why`.
+        auto one = [&](const char* check, const char* hc, bool skipped, const char* why,
+                       auto&& run_it) {
+            conformance_result r{check, hc, {}, skipped};
+            if (skipped) {
+                r.v.message = why;
             } else {
-                r.v = run(hc);
+                r.v = run_it();
             }
             failed += r.v.ok ? 0 : 1;
             report(r);
+        };
+        for (const named_check& c : checks()) {
+            one(c.name, nullptr, false, "", [&] { return run(c); });
+        }
+        for (const named_check& c : threaded_checks()) {
+            one(c.name, nullptr, !runs_threaded,
+                "not run: the rig's device cannot run on a thread of its own",
+                [&] { return run(c); });
+        }
+        for (const hostile_case& hc : hostile_cases()) {
+            one("hostile device", hc.name, !runs(hc), "not run: the device model has no such fault",
+                [&] { return run(hc); });
         }
         return failed;
     }
@@ -106,7 +159,7 @@ public:
     }
 
     // The checks, one job per header: lifecycle_checks.hpp (1, 7), tx_checks.hpp (2, 4, 5),
-    // rx_checks.hpp (3, 6, 8), hostile_check.hpp (9).
+    // rx_checks.hpp (3, 6, 8), hostile_check.hpp (9), threaded_checks.hpp (10).
     /// 1. attach posts RX buffers; detach returns every buffer.
     static verdict attach_detach();
 
@@ -141,6 +194,11 @@ public:
                (!hc.completion_tag || rig_has_completion_tags<Rig>);
     }
 
+    /// 10. the device on its own thread: traffic both ways, whole, in order, no torn
+    /// completion; at full speed, and with the device's completion writes jittered.
+    static verdict threaded_full_speed();
+    static verdict threaded_write_jitter();
+
 private:
     struct bench {
         explicit bench(const typename Rig::config& c) : rig(c) { watch_dma(*this, true); }
@@ -159,6 +217,8 @@ private:
         // Device DMA into or from buffers the plugin had handed back (dma_check.hpp).
         std::vector<std::string> released_dma;
         std::uint64_t released_dma_more = 0;
+        std::uint64_t torn = 0;  // RX frames delivered with a length the device did not write
+        std::atomic<std::uint64_t> polls{0};  // rx_burst and tx_reap calls begun (threaded checks)
     };
 
     static unsigned long long ull(std::uint64_t x) noexcept { return x; }
@@ -180,6 +240,12 @@ private:
     static void receive(bench& b, std::uint16_t q, std::uint64_t total, std::uint16_t budget,
                         bool check_full, std::uint64_t more = 0);
     static void finish(bench& b);
+    // The device on its own thread (threaded_checks.hpp).
+    static verdict threaded_traffic(std::uint32_t jitter);
+    static void threaded_run(bench& b);
+    static void threaded_expect(bench& b);
+    static void expect_whole(bench& b, std::uint16_t q, const buffer_type& x);
+    static void expect_no_bad_completion(bench& b, std::uint16_t q);
     // DMA after detach (dma_check.hpp).
     static void watch_dma(bench& b, bool on) noexcept;
     static void on_dma(void* ctx, iova_t iova, std::size_t len, bool write) noexcept;
@@ -193,6 +259,7 @@ private:
 #include <npa/sim/conformance/hostile_check.hpp>
 #include <npa/sim/conformance/lifecycle_checks.hpp>
 #include <npa/sim/conformance/rx_checks.hpp>
+#include <npa/sim/conformance/threaded_checks.hpp>
 #include <npa/sim/conformance/tx_checks.hpp>
 // A plugin type that fails check_plugin gets this specialization instead of the checks.
 #include <npa/sim/conformance/rejected.hpp>

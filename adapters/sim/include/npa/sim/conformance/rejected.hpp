@@ -35,6 +35,8 @@ public:
         verdict (*run)();
     };
     static constexpr std::array<named_check, 0> checks() noexcept { return {}; }
+    static constexpr std::array<named_check, 0> threaded_checks() noexcept { return {}; }
+    static constexpr bool runs_threaded = false;
     template <class Report>
     static std::uint32_t run_all(Report&&) {
         return 1;
@@ -51,6 +53,8 @@ public:
     static verdict empty_pool_stops_refill() { return rejected(); }
     static verdict detach_returns_every_buffer() { return rejected(); }
     static verdict napi_budget() { return rejected(); }
+    static verdict threaded_full_speed() { return rejected(); }
+    static verdict threaded_write_jitter() { return rejected(); }
     static verdict hostile(const hostile_case&) { return rejected(); }
     static constexpr bool runs(const hostile_case&) noexcept { return false; }
 

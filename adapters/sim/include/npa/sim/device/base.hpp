@@ -8,11 +8,17 @@
 // completion path (completion.hpp), queue steering (steering.hpp), the Internet checksum
 // (checksum.hpp) and the hypervisor's port policy (policy.hpp) sit next to it.
 //
-// A model derives from it (CRTP), provides `step()` (run under mu_, starting with
-// tick()), and may hide `link_changed(bool up)` to show a link change in its registers.
-// A model that runs start() must call stop() in its destructor.
+// Write jitter (set_write_jitter()): a model writes each completion as a real device may,
+// the payload by DMA, then the fields one 32-bit word at a time, then the done bit with
+// release ordering. With jitter on it lands each completion while the driver is polling:
+// it waits (a bounded spin) for the driver's next poll to begin, then pauses a random
+// while, then writes the fields with short random pauses between them and the done bit
+// right after the last, so that a driver on another thread that reads a completion's
+// fields before it has checked the done bit meets half-written completions (the
+// conformance kit's threaded checks; write_pause() says why the pauses are so shaped).
 #pragma once
 
+#include <npa/ring/gen_ring.hpp>
 #include <npa/sim/device/inbox.hpp>
 #include <npa/sim/device/steering.hpp>
 #include <npa/sim/faults.hpp>
@@ -22,9 +28,11 @@
 #include <atomic>
 #include <cstdint>
 #include <cstdio>
+#include <cstring>
 #include <mutex>
 #include <string>
 #include <thread>
+#include <type_traits>
 #include <vector>
 
 namespace npa::sim {
@@ -66,7 +74,10 @@ public:
         thread_ = std::thread([this] {
             // relaxed: a stop flag that publishes nothing; join() orders what follows
             while (running_.load(std::memory_order_relaxed)) {
-                if (!self().step()) {
+                if constexpr (std::is_void_v<decltype(self().step())>) {
+                    self().step(); // a model that does not say whether it did anything
+                    std::this_thread::yield();
+                } else if (!self().step()) {
                     std::this_thread::yield();
                 }
             }
@@ -77,6 +88,21 @@ public:
         if (thread_.joinable()) {
             thread_.join();
         }
+    }
+    /// Steps taken so far (by any thread).
+    [[nodiscard]] std::uint64_t steps() const {
+        std::lock_guard g(mu_);
+        return steps_;
+    }
+    /// Completions written field by field, timed against the driver's polls (write_pause());
+    /// `polls`, if given, counts the polls the driver has begun (the conformance kit
+    /// increments it before each rx_burst and tx_reap). 0 spins (the default): written at
+    /// full speed, whole.
+    void set_write_jitter(std::uint32_t max_spins,
+                          const std::atomic<std::uint64_t>* polls = nullptr) {
+        std::lock_guard g(mu_);
+        jitter_max_ = max_spins;
+        jitter_polls_ = polls;
     }
 
     // ---- faults -------------------------------------------------------------------------
@@ -145,6 +171,64 @@ protected:
         return tx_event::none;
     }
 
+    /// Under write jitter (set_write_jitter()): before a completion's first field (`first`),
+    /// a wait for the driver's next poll to begin (at most 4 * max_spins spins: a driver
+    /// busy elsewhere does not stop the device), then a random pause of up to max_spins / 8;
+    /// before each later field, a random pause of up to max_spins / 128. Otherwise nothing.
+    ///
+    /// Why so: a driver that loads a completion's fields before it loads the done bit
+    /// delivers a torn completion only when the device writes a field and then the done bit
+    /// while the driver is between those two loads, that is, inside a poll. So the device
+    /// lands its completions just after a poll has begun, at a random point of it, and
+    /// writes the last field and the done bit close together. (A wide gap before the done
+    /// bit would only let the driver read the new fields before the bit turns, which hides
+    /// the bug.)
+    void write_pause(bool first = false) noexcept {
+        if (jitter_max_ == 0) {
+            return;
+        }
+        if (first && jitter_polls_ != nullptr) {
+            // relaxed: a count that only times the device's writes; it publishes nothing
+            const std::uint64_t seen = jitter_polls_->load(std::memory_order_relaxed);
+            for (std::uint32_t i = 0; i < 4 * jitter_max_ && // relaxed: as above
+                                      jitter_polls_->load(std::memory_order_relaxed) == seen;
+                 ++i) {
+                jitter_sink_ = i;
+            }
+        }
+        jitter_rng_ ^= jitter_rng_ << 13; // xorshift32: cheap, and the same on every host
+        jitter_rng_ ^= jitter_rng_ >> 17;
+        jitter_rng_ ^= jitter_rng_ << 5;
+        const std::uint32_t most = jitter_max_ / (first ? 8 : 128);
+        const std::uint32_t spins = jitter_rng_ % (most + 1);
+        for (std::uint32_t i = 0; i < spins; ++i) {
+            jitter_sink_ = i; // volatile: the spin is not optimised away
+        }
+        if (first && (jitter_rng_ >> 28) == 0) {
+            std::this_thread::yield(); // now and then the device thread gives way
+        }
+    }
+    /// Under write jitter: the fields of the completion `c` that `p` writes next, one
+    /// 32-bit word at a time in address order, each after a pause (write_pause());
+    /// p.produce(c) then writes the done bit (release). Otherwise nothing (produce() writes
+    /// the whole completion at once).
+    template <class Tr>
+    void write_fields(gen_producer<Tr>& p, const typename Tr::desc_type& c) noexcept {
+        if (jitter_max_ == 0) {
+            return;
+        }
+        auto& slot = p.ring()[p.next_to_fill()];
+        auto* dst = reinterpret_cast<unsigned char*>(&slot);
+        const auto* src = reinterpret_cast<const unsigned char*>(&c);
+        const auto* own = reinterpret_cast<const unsigned char*>(&Tr::own_word(slot));
+        for (std::size_t off = 0; off < sizeof c; off += 4) {
+            if (dst + off != own) {
+                write_pause(off == 0);
+                std::memcpy(dst + off, src + off, 4);
+            }
+        }
+    }
+
     /// Up to n frames from the inbox into rx_batch_.
     void take_rx_batch(std::size_t n) { inbox_.take(n, rx_batch_); }
 
@@ -201,6 +285,10 @@ protected:
     frame scratch_{};
 
 private:
+    std::uint32_t jitter_max_ = 0; ///< set_write_jitter()
+    const std::atomic<std::uint64_t>* jitter_polls_ = nullptr;
+    std::uint32_t jitter_rng_ = 2463534242u;
+    volatile std::uint32_t jitter_sink_ = 0;
     std::atomic<bool> running_{false};
     std::thread thread_;
 };

@@ -282,7 +282,7 @@ private:
     bool flush_due(std::deque<write_back>& inflight, std::uint32_t head_reg, Write write);
 
     // ---- tx.hpp -----------------------------------------------------------------------------
-    static void write_tx_wb(igbvf::adv_tx_desc& slot, bool dd) noexcept;
+    void write_tx_wb(igbvf::adv_tx_desc& slot, bool dd) noexcept;
     void process_tx(std::uint16_t q);
     void plan_tx_corruption(std::uint16_t q, dq& d, write_back& p);
     bool flush_tx(std::uint16_t q);

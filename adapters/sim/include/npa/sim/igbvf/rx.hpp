@@ -115,7 +115,12 @@ inline bool igbvf_device::flush_rx(std::uint16_t q) {
             p.dd ? wb.status_error.get() : wb.status_error & ~igbvf::rxd::stat_dd;
         wb.status_error = 0;
         auto* w = reinterpret_cast<std::uint32_t*>(&d.rx[p.slot]);
-        std::memcpy(w, &wb, 8);
+        // Under write jitter (device/base.hpp) each word lands after a pause of its own.
+        write_pause(true);
+        std::memcpy(w, &wb, 4);
+        write_pause();
+        std::memcpy(w + 1, reinterpret_cast<const std::byte*>(&wb) + 4, 4);
+        write_pause();
         std::memcpy(w + 3, &wb.length, 4);
         std::atomic_ref<std::uint32_t>(w[2]).store(to_le32(status), std::memory_order_release);
     });

@@ -9,10 +9,14 @@
 
 namespace npa::sim {
 
-// The write-back of a TX packet: the whole descriptor, DD last (release).
+// The write-back of a TX packet: the whole descriptor, DD last (release); under write
+// jitter (device/base.hpp) each word after a pause of its own.
 inline void igbvf_device::write_tx_wb(igbvf::adv_tx_desc& slot, bool dd) noexcept {
     auto* w = reinterpret_cast<std::uint32_t*>(&slot);
-    w[0] = w[1] = w[2] = 0;
+    for (int i = 0; i < 3; ++i) {
+        write_pause(i == 0);
+        w[i] = 0;
+    }
     std::atomic_ref<std::uint32_t>(w[3]).store(to_le32(dd ? igbvf::txd::stat_dd : 0), std::memory_order_release);
 }
 

@@ -137,6 +137,7 @@ inline void vmxnet3_device::write_rx_comp(std::uint32_t q, vmxnet3::rx_comp_desc
     dq& d = q_[q];
     auto& p = d.rxc;
     moderation_.cause(d.rx_vec);
+    write_fields(p, c); // under write jitter: field by field, before the gen bit
     produce_corrupted(p, c, take_corruption(faults_, ring_kind::rx, d.st),
                       [&](vmxnet3::rx_comp_desc& x, comp_fault f) {
         if (f == comp_fault::index_out_of_range) {

@@ -149,6 +149,7 @@ inline bool vmxnet3_device::tx_allowed(dq& d, std::uint32_t len, std::uint32_t i
 inline void vmxnet3_device::write_tx_comp(std::uint32_t q, vmxnet3::tx_comp_desc c) {
     dq& d = q_[q];
     moderation_.cause(d.tx_vec);
+    write_fields(d.txc, c); // under write jitter: field by field, before the gen bit
     produce_corrupted(d.txc, c, take_corruption(faults_, ring_kind::tx, d.st),
                       [&](vmxnet3::tx_comp_desc& x, comp_fault f) {
         if (f == comp_fault::index_out_of_range) {
