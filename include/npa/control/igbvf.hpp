@@ -38,12 +38,19 @@ public:
         : port_(port), wait_(wait), wait_ctx_(wait_ctx) {}
 
     /// E1000_VF_RESET: the PF resets the VF's filters and answers with the MAC it assigned.
+    /// A NACK is no refusal here: Linux's igb PF NACKs the reset of a VF it has no MAC for
+    /// (none pinned, none set since the VF's last function reset) and still makes the VF
+    /// clear to send; `assigned` is then all zeroes and the VF picks its own (SET_MAC_ADDR),
+    /// as Linux igbvf does.
     [[nodiscard]] status reset(mac_addr& assigned) {
         std::array<std::uint32_t, igbvf::mbx::size> msg{};
         msg[0] = igbvf::mbx::vf_reset;
         std::array<std::uint32_t, igbvf::mbx::size> reply{};
         if (const status st = exchange(msg, 1, reply); !st) {
-            return st;
+            if (st.code() != errc::refused) {
+                return st;
+            }
+            reply = {};  // NACK: no MAC (the PF did not write words 1-2 with one)
         }
         unpack_mac(reply, assigned);
         state_ = {};
@@ -264,8 +271,13 @@ private:
             return {errc::device_error, "igbvf: the PF answered another request"};
         }
         if ((reply[0] & m::msgtype_nack) != 0) {
-            return {errc::refused, to_string(static_cast<igbvf::nack_reason>(
-                                       reply[m::nack_reason_word] <= 6 ? reply[m::nack_reason_word] : 0))};
+            // Only a tagged reason word is a reason (defs.hpp nack_reason_tag): a real PF
+            // leaves the request's word 1 there.
+            const std::uint32_t w = reply[m::nack_reason_word];
+            const std::uint32_t why = (w & m::nack_reason_tag_mask) == m::nack_reason_tag &&
+                                              (w & ~m::nack_reason_tag_mask) <= 6
+                                          ? w & ~m::nack_reason_tag_mask : 0;
+            return {errc::refused, to_string(static_cast<igbvf::nack_reason>(why))};
         }
         if ((reply[0] & m::msgtype_ack) == 0) {
             return {errc::device_error, "igbvf: the PF's reply is neither ACK nor NACK"};

@@ -101,6 +101,8 @@ public:
     // ---- the two views of the BAR --------------------------------------------------------
     [[nodiscard]] igbvf_window& window() noexcept { return window_; }
     [[nodiscard]] igbvf_mailbox_port mailbox_port() noexcept { return igbvf_mailbox_port(bar()); }
+    /// The whole BAR, as the function's owner (a platform, not a plugin) reaches it: CTRL.RST.
+    [[nodiscard]] igbvf_bar function_bar() noexcept { return bar(); }
     /// Hostile register reads (faults.hpp); set before the guest attaches.
     void set_register_fault(register_fault f) noexcept { reg_fault_ = f; }
     [[nodiscard]] sim_irq& irq(std::uint16_t q) noexcept { return irqs_[q]; }
