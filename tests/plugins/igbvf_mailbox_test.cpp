@@ -405,3 +405,49 @@ TEST_CASE("a VF's CTRL.RST raises neither RSTI nor RSTD in its mailbox (only the
     b.nic->vf(0).function_bar().write(igbvf::reg::ctrl, igbvf::ctrl_rst);
     CHECK((port.read_vmmb() & (igbvf::mbx::rsti | igbvf::mbx::rstd)) == 0);
 }
+
+namespace {
+// A PF as Linux's igb with QEMU's mailbox: its CTS ping (PF_CONTROL_MSG) waits with PFSTS
+// before the VF's request, and the reply comes a few polls after REQ, not at once.
+struct ping_pf {
+    std::uint32_t vmmb = igbvf::mbx::pfsts;
+    std::uint32_t mem[igbvf::mbx::size] = {igbvf::mbx::pf_control_msg | igbvf::mbx::msgtype_cts};
+    int reply_in = -1;  // reads of V2PMAILBOX until the reply
+    bool ping_acked = false;
+    static std::uint32_t read(void* ctx, std::uint32_t off) noexcept {
+        auto* p = static_cast<ping_pf*>(ctx);
+        if (off == igbvf::reg::vmmb) {
+            if (p->reply_in > 0 && --p->reply_in == 0) {
+                p->mem[0] |= igbvf::mbx::msgtype_ack | igbvf::mbx::msgtype_cts;
+                p->vmmb |= igbvf::mbx::pfack | igbvf::mbx::pfsts;
+            }
+            const std::uint32_t v = p->vmmb;
+            p->vmmb &= ~igbvf::mbx::r2c_bits;
+            return v;
+        }
+        return off >= igbvf::reg::vmbmem ? p->mem[(off - igbvf::reg::vmbmem) / 4 % igbvf::mbx::size] : 0;
+    }
+    static void write(void* ctx, std::uint32_t off, std::uint32_t v) noexcept {
+        auto* p = static_cast<ping_pf*>(ctx);
+        if (off == igbvf::reg::vmmb) {
+            p->vmmb = (p->vmmb & ~(igbvf::mbx::vfu | igbvf::mbx::req)) | (v & igbvf::mbx::vfu);
+            if ((v & igbvf::mbx::ack) != 0 && (p->mem[0] & igbvf::mbx::msgid_mask) == igbvf::mbx::pf_control_msg) {
+                p->ping_acked = true;
+            }
+            if ((v & igbvf::mbx::req) != 0) {
+                p->reply_in = 3;
+            }
+        } else if (off >= igbvf::reg::vmbmem) {
+            p->mem[(off - igbvf::reg::vmbmem) / 4 % igbvf::mbx::size] = v;
+        }
+    }
+};
+} // namespace
+
+TEST_CASE("the PF's own message waiting in the mailbox is ACKed, not taken for the reply") {
+    ping_pf pf;
+    igbvf_control ctl(igbvf_mailbox_port(igbvf_bar(&pf, &ping_pf::read, &ping_pf::write)));
+    const status st = ctl.submit(control_request::make_vlan(true, 100));
+    CHECK(st.ok());
+    CHECK(pf.ping_acked);
+}

@@ -352,12 +352,12 @@ int main() {
         }
         c0 = read_counters(v);
         vx = transfer(v, x, frames, window, true);
-        std::printf("VF -> vmxnet3: %" PRIu64 " sent, %" PRIu64 " received, %" PRIu64 " lost in %.2f s\n",
-                    vx.sent, vx.received, vx.lost, vx.seconds);
+        std::printf("VF -> vmxnet3: %" PRIu64 " sent, %" PRIu64 " received (%" PRIu64 " late, %" PRIu64
+                    " stalls), %" PRIu64 " lost in %.2f s\n", vx.sent, vx.received, vx.late, vx.stalls, vx.lost, vx.seconds);
         xv = transfer(x, v, frames, window, true);
-        std::printf("vmxnet3 -> VF: %" PRIu64 " sent, %" PRIu64 " received, %" PRIu64 " lost in %.2f s\n",
-                    xv.sent, xv.received, xv.lost, xv.seconds);
-        if (xv.received != frames) {
+        std::printf("vmxnet3 -> VF: %" PRIu64 " sent, %" PRIu64 " received (%" PRIu64 " late, %" PRIu64
+                    " stalls), %" PRIu64 " lost in %.2f s\n", xv.sent, xv.received, xv.late, xv.stalls, xv.lost, xv.seconds);
+        if (xv.received != frames || xv.stalls != 0) {
             // The VF's RX ring as the device left it, around where delivery stopped.
             const npa::igbvf_bar b = v.fn.bar();
             const npa::igbvf_dma_area a = v.fn.window().ring_area(0);
@@ -430,9 +430,9 @@ int main() {
     const bool ok = failures.empty();
     std::printf("NPA-GUEST-RESULT {\"test\":\"igbvf_guest_test\",\"status\":\"%s\",\"frames_each_way\":%" PRIu64
                 ",\"vf_to_vmxnet3\":%" PRIu64 ",\"vmxnet3_to_vf\":%" PRIu64 ",\"lost_vf_to_vmxnet3\":%" PRIu64
-                ",\"lost_vmxnet3_to_vf\":%" PRIu64 ",\"vf_to_vmxnet3_s\":%.2f,\"vmxnet3_to_vf_s\":%.2f,"
+                ",\"lost_vmxnet3_to_vf\":%" PRIu64 ",\"late_vmxnet3_to_vf\":%" PRIu64 ",\"stalls_vmxnet3_to_vf\":%" PRIu64 ",\"vf_to_vmxnet3_s\":%.2f,\"vmxnet3_to_vf_s\":%.2f,"
                 "\"reset_mac\":\"%s\",\"pinned\":%s,\"pinned_refused\":%s,\"seconds\":%.2f,\"first_failure\":\"%s\"}\n",
-                ok ? "pass" : "fail", frames, vx.received, xv.received, vx.lost, xv.lost, vx.seconds, xv.seconds,
+                ok ? "pass" : "fail", frames, vx.received, xv.received, vx.lost, xv.lost, xv.late, xv.stalls, vx.seconds, xv.seconds,
                 mac_text(assigned).c_str(), pinned ? "true" : "false", refused ? "true" : "false", now_s() - t_start,
                 failures.empty() ? "" : json_text(failures.front()).c_str());
     std::printf("igbvf_guest_test %s\n", ok ? "PASS" : "FAIL");

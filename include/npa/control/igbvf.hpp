@@ -88,6 +88,9 @@ public:
         return status::success();
     }
 
+    /// Messages the PF started (its CTS ping) taken and ACKed on the way (telemetry).
+    [[nodiscard]] std::uint64_t pf_messages() const noexcept { return pf_messages_; }
+
     /// Mailbox round trips made (telemetry).
     [[nodiscard]] std::uint64_t messages() const noexcept { return messages_; }
 
@@ -239,8 +242,14 @@ private:
     status exchange(const std::array<std::uint32_t, igbvf::mbx::size>& msg, std::uint32_t words,
                     std::array<std::uint32_t, igbvf::mbx::size>& reply) noexcept {
         namespace m = igbvf::mbx;
-        if (port_.read_vmmb() == igbvf::reg_removed) {
+        const std::uint32_t before = port_.read_vmmb();  // PFSTS, PFACK, RSTD clear on read
+        if (before == igbvf::reg_removed) {
             return {errc::removed, "igbvf: VF removed (mailbox reads all ones)"};
+        }
+        // 0. a message the PF started (PFSTS was set, e.g. its CTS ping) is taken and
+        //    ACKed first: its PFSTS would otherwise pass for the reply to this request.
+        if ((before & m::pfsts) != 0) {
+            drain();
         }
         // 1. take the buffer: VFU, read back (the PF may hold it with PFU).
         port_.write_vmmb(m::vfu);
@@ -258,14 +267,22 @@ private:
         if (!poll_for(m::pfack | m::pfsts, seen)) {
             return {errc::timeout, "igbvf: no PFACK from the PF"};
         }
-        if (!poll_for(m::pfsts, seen)) {
-            return {errc::timeout, "igbvf: no reply from the PF"};
+        // A PF message that crossed this request is ACKed and the reply waited for again.
+        for (int round = 0; round < 3; ++round) {
+            if (!poll_for(m::pfsts, seen)) {
+                return {errc::timeout, "igbvf: no reply from the PF"};
+            }
+            port_.write_vmmb(m::vfu);
+            for (std::uint32_t i = 0; i < m::size; ++i) {
+                reply[i] = port_.read_mem(i);
+            }
+            port_.write_vmmb(m::ack);
+            if ((reply[0] & m::msgid_mask) != m::pf_control_msg) {
+                break;
+            }
+            ++pf_messages_;
+            seen = 0;
         }
-        port_.write_vmmb(m::vfu);
-        for (std::uint32_t i = 0; i < m::size; ++i) {
-            reply[i] = port_.read_mem(i);
-        }
-        port_.write_vmmb(m::ack);
         // 4. the verdict, for this request only.
         if ((reply[0] & m::msgid_mask) != (msg[0] & m::msgid_mask)) {
             return {errc::device_error, "igbvf: the PF answered another request"};
@@ -285,8 +302,16 @@ private:
         return status::success();
     }
 
+    // Reads the PF's own message (PFSTS was set) and ACKs it.
+    void drain() noexcept {
+        (void)port_.read_mem(0);
+        port_.write_vmmb(igbvf::mbx::ack);
+        ++pf_messages_;
+    }
+
     igbvf_mailbox_port port_{};
     wait_fn wait_ = nullptr;
+    std::uint64_t pf_messages_ = 0;
     void* wait_ctx_ = nullptr;
     known state_{};
     std::uint64_t messages_ = 0;

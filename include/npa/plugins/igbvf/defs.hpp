@@ -253,6 +253,10 @@ inline constexpr std::uint32_t vf_set_multicast = 0x03; ///< info = count, hashe
 inline constexpr std::uint32_t vf_set_vlan = 0x04;      ///< info = add, VLAN id in word 1
 inline constexpr std::uint32_t vf_set_lpe = 0x05;       ///< max frame size in word 1
 inline constexpr std::uint32_t vf_set_promisc = 0x06;   ///< info = unicast / multicast
+/// A message the PF starts (mbx.h E1000_PF_CONTROL_MSG): Linux's igb sends it with CTS to
+/// every VF when it comes up or resets (igb_ping_all_vfs). It waits in VMBMEM with PFSTS
+/// until the VF reads and ACKs it.
+inline constexpr std::uint32_t pf_control_msg = 0x0100;
 inline constexpr std::uint32_t vf_set_vlan_add = 1u << msginfo_shift;
 inline constexpr std::uint32_t vf_set_promisc_unicast = 0x01u << msginfo_shift;
 inline constexpr std::uint32_t vf_set_promisc_multicast = 0x02u << msginfo_shift;
