@@ -451,3 +451,13 @@ TEST_CASE("the PF's own message waiting in the mailbox is ACKed, not taken for t
     CHECK(st.ok());
     CHECK(pf.ping_acked);
 }
+
+TEST_CASE("the sim PF pings every VF when it creates them, and the first request ACKs the ping") {
+    bench b;
+    const igbvf_mailbox_port port = b.nic->vf(0).mailbox_port();
+    CHECK(port.read_mem(0) == (igbvf::mbx::pf_control_msg | igbvf::mbx::msgtype_cts));
+    mac_addr got{};
+    REQUIRE(b.ctl.reset(got).ok());
+    CHECK(got == vf_mac);
+    CHECK(b.ctl.pf_messages() == 1);
+}

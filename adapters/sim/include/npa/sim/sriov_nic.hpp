@@ -88,6 +88,10 @@ public:
     }
     /// Handles the message in VF `vf`'s mailbox (called when the VF sets REQ).
     void on_message(std::uint16_t vf) noexcept;
+    /// PF_CONTROL_MSG with CTS in VF `vf`'s mailbox, as Linux's igb sends every VF when it
+    /// comes up or resets (igb_ping_all_vfs); it waits with PFSTS until the VF ACKs it.
+    /// sriov_nic::create pings every VF, as the PF driver does when the VFs are enabled.
+    void ping(std::uint16_t vf) noexcept;
 
 private:
     friend class sriov_nic;
@@ -135,6 +139,9 @@ public:
             });
             n->vfs_.push_back(std::move(*d));
             n->sw_.emplace_back();
+        }
+        for (std::uint16_t i = 0; i < c.vfs; ++i) {
+            n->pf_.ping(i);
         }
         return n;
     }
@@ -352,6 +359,12 @@ inline void pf_driver::on_message(std::uint16_t vf) noexcept {
     nic_.program(vf, pol, st);
     for (std::uint32_t i = 0; i < words; ++i) dev.pf_write_mem(i, reply[i]);
     dev.pf_replied();
+}
+
+inline void pf_driver::ping(std::uint16_t vf) noexcept {
+    igbvf_device& dev = nic_.vf(vf);
+    dev.pf_write_mem(0, igbvf::mbx::pf_control_msg | igbvf::mbx::msgtype_cts);
+    dev.pf_sent();
 }
 
 // The policy decision; `unspecified` means ACK.

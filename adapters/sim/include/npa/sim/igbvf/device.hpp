@@ -131,6 +131,8 @@ public:
     void pf_write_mem(std::uint32_t i, std::uint32_t v) noexcept { mbmem_[i % igbvf::mbx::size].store(v); }
     /// The PF took the VF's message and wrote its reply: PFACK and PFSTS.
     void pf_replied() noexcept { vmmb_.fetch_or(igbvf::mbx::pfack | igbvf::mbx::pfsts); }
+    /// The PF wrote a message of its own (no request of the VF's to acknowledge).
+    void pf_sent() noexcept { vmmb_.fetch_or(igbvf::mbx::pfsts); }
 
     // ---- time, faults, lifecycle -----------------------------------------------------------
     void step() {
