@@ -204,7 +204,8 @@ bool vf_bring_up(vf_port& v, std::optional<npa::igbvf_control>& ctl, npa::mac_ad
         failf("VF: mailbox RESET: %s", st.reason());
         return false;
     }
-    std::printf("VF: reset; the PF assigned %s\n", mac_text(assigned).c_str());
+    std::printf("VF: reset; the PF assigned %s (%" PRIu64 " message(s) of the PF's own ACKed on the way)\n",
+                mac_text(assigned).c_str(), ctl->pf_messages());
     return true;
 }
 
@@ -388,6 +389,8 @@ int main() {
         compare("VF tx octets (frames + 4-byte FCS each)", c1.gotc - c0.gotc, s.tx_bytes + 4 * s.tx_packets);
         compare("VF rx octets (frames + 4-byte FCS each)", c1.gorc - c0.gorc, s.rx_bytes + 4 * s.rx_packets);
         mailbox_checks(v, *ctl);
+        std::printf("VF: %" PRIu64 " mailbox round trips, %" PRIu64 " PF messages ACKed\n", ctl->messages(),
+                    ctl->pf_messages());
         // What a function-level reset does to the queues the plugin enabled.
         {
             const npa::igbvf_bar b = v.fn.bar();
