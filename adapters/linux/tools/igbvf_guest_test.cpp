@@ -351,6 +351,19 @@ int main() {
         if (!attach_plugin(v, ring_size) || !attach_vmx(x)) {
             break;
         }
+        // The PF's link (autonegotiation in QEMU takes a moment after `ip link set up`):
+        // traffic before it is up is what QEMU holds back (docs/real-devices.md).
+        bool carrier = false;
+        const double tc = now_s();
+        for (int i = 0; i < 100 && !carrier; ++i) {
+            std::ifstream f("/sys/class/net/" + pf_if + "/carrier");
+            std::string line;
+            carrier = std::getline(f, line) && line == "1";
+            if (!carrier) {
+                ::usleep(100000);
+            }
+        }
+        std::printf("PF %s: carrier %s after %.2f s\n", pf_if.c_str(), carrier ? "up" : "still down", now_s() - tc);
         c0 = read_counters(v);
         vx = transfer(v, x, frames, window, true);
         std::printf("VF -> vmxnet3: %" PRIu64 " sent, %" PRIu64 " received (%" PRIu64 " late, %" PRIu64
