@@ -7,7 +7,7 @@
 // (npa/linux/pci). The VF is brought up through npa: function-level reset (CTRL.RST, RSTD),
 // the mailbox RESET handshake (igbvf_control::reset, the MAC the PF assigned), a MAC of its
 // own through SET_MAC_ADDR when the PF assigned none; then the igbvf plugin is attached, and
-// the vmxnet3 plugin on the other side. Frames of 60..1514 bytes go VF -> vmxnet3, then
+// the vmxnet3 plugin on the other side, and the PF's carrier is waited for. Frames of 60..1514 bytes go VF -> vmxnet3, then
 // vmxnet3 -> VF, each carrying its number and a payload derived from it; every frame that
 // arrives is checked. The VF's own counters (VFGPTC/VFGPRC, VFGOTC/VFGORC) are compared with
 // the plugin's, and both pools must be balanced after detach. Then, through the PF driver's
