@@ -328,3 +328,136 @@ TEST_CASE(
     CHECK(vf.device_stats().rx_no_queue == 4);
     CHECK(b.peer.frames_in() == 0);
 }
+
+// ---- what Linux's igb PF and QEMU's igb do (docs/real-devices.md, "igb VF") ------------
+
+TEST_CASE("a VF the PF has no MAC for: RESET is NACKed, the VF is told no MAC and sets its own") {
+    guest_memory mem{std::size_t{8} << 20};
+    sriov_nic_config c;
+    c.vfs = 1;
+    auto n = sriov_nic::create(mem, c);
+    REQUIRE(n.ok());
+    igbvf_control ctl((*n)->vf(0).mailbox_port());
+    mac_addr got{0x02, 0, 0, 0, 0, 0x77};
+    const status st = ctl.reset(got);
+    CHECK(st.ok());                       // a NACKed RESET is "no MAC", not a refusal
+    CHECK(got == mac_addr{});
+    CHECK((*n)->pf().stats(0).nacks == 1);  // as Linux's igb PF answers it
+    CHECK(ctl.submit(control_request::make_set_mac(vf_mac)).ok());
+    CHECK((*n)->pf().state(0).mac == vf_mac);
+}
+
+namespace {
+// A PF as Linux's igb is one: it answers in word 0 only (NACK here), so word 1 still
+// holds what the VF wrote.
+struct word0_pf {
+    std::uint32_t vmmb = 0;
+    std::uint32_t mem[igbvf::mbx::size] = {};
+    static std::uint32_t read(void* ctx, std::uint32_t off) noexcept {
+        auto* p = static_cast<word0_pf*>(ctx);
+        if (off == igbvf::reg::vmmb) {
+            const std::uint32_t v = p->vmmb;
+            p->vmmb &= ~igbvf::mbx::r2c_bits;
+            return v;
+        }
+        return off >= igbvf::reg::vmbmem ? p->mem[(off - igbvf::reg::vmbmem) / 4 % igbvf::mbx::size] : 0;
+    }
+    static void write(void* ctx, std::uint32_t off, std::uint32_t v) noexcept {
+        auto* p = static_cast<word0_pf*>(ctx);
+        if (off == igbvf::reg::vmmb) {
+            p->vmmb = (p->vmmb & ~(igbvf::mbx::vfu | igbvf::mbx::req)) | (v & igbvf::mbx::vfu);
+            if ((v & igbvf::mbx::req) != 0) {
+                p->mem[0] |= igbvf::mbx::msgtype_nack | igbvf::mbx::msgtype_cts;
+                p->vmmb |= igbvf::mbx::pfack | igbvf::mbx::pfsts;
+            }
+        } else if (off >= igbvf::reg::vmbmem) {
+            p->mem[(off - igbvf::reg::vmbmem) / 4 % igbvf::mbx::size] = v;
+        }
+    }
+};
+} // namespace
+
+TEST_CASE("a NACK whose word 1 is the request's own data carries no reason") {
+    word0_pf pf;
+    igbvf_control ctl(igbvf_mailbox_port(igbvf_bar(&pf, &word0_pf::read, &word0_pf::write)));
+    for (const std::uint16_t vid : {1, 2, 3, 4, 5, 6, 100}) {
+        const status st = ctl.submit(control_request::make_vlan(true, vid));
+        CHECK(st.code() == errc::refused);
+        CHECK(std::string(st.reason()) == "refused by the PF");  // not a reason made of the VLAN id
+    }
+}
+
+TEST_CASE("the sim PF writes only its reply's words and tags a NACK's reason") {
+    bench b;
+    const status no = b.ctl.submit(control_request::make_set_mac(foreign_mac));
+    REQUIRE(no.code() == errc::refused);
+    const igbvf_mailbox_port port = b.nic->vf(0).mailbox_port();
+    CHECK(port.read_mem(1) == (igbvf::mbx::nack_reason_tag |
+                               static_cast<std::uint32_t>(igbvf::nack_reason::mac_not_allowed)));
+    CHECK(port.read_mem(2) == (std::uint32_t{foreign_mac[4]} | std::uint32_t{foreign_mac[5]} << 8));
+}
+
+TEST_CASE("a VF's CTRL.RST raises neither RSTI nor RSTD in its mailbox (only the PF's reset does)") {
+    bench b;
+    const igbvf_mailbox_port port = b.nic->vf(0).mailbox_port();
+    CHECK((port.read_vmmb() & igbvf::mbx::rstd) != 0);  // the PF's reset done, at creation
+    CHECK((port.read_vmmb() & igbvf::mbx::rstd) == 0);  // read to clear
+    b.nic->vf(0).function_bar().write(igbvf::reg::ctrl, igbvf::ctrl_rst);
+    CHECK((port.read_vmmb() & (igbvf::mbx::rsti | igbvf::mbx::rstd)) == 0);
+}
+
+namespace {
+// A PF as Linux's igb with QEMU's mailbox: its CTS ping (PF_CONTROL_MSG) waits with PFSTS
+// before the VF's request, and the reply comes a few polls after REQ, not at once.
+struct ping_pf {
+    std::uint32_t vmmb = igbvf::mbx::pfsts;
+    std::uint32_t mem[igbvf::mbx::size] = {igbvf::mbx::pf_control_msg | igbvf::mbx::msgtype_cts};
+    int reply_in = -1;  // reads of V2PMAILBOX until the reply
+    bool ping_acked = false;
+    static std::uint32_t read(void* ctx, std::uint32_t off) noexcept {
+        auto* p = static_cast<ping_pf*>(ctx);
+        if (off == igbvf::reg::vmmb) {
+            if (p->reply_in > 0 && --p->reply_in == 0) {
+                p->mem[0] |= igbvf::mbx::msgtype_ack | igbvf::mbx::msgtype_cts;
+                p->vmmb |= igbvf::mbx::pfack | igbvf::mbx::pfsts;
+            }
+            const std::uint32_t v = p->vmmb;
+            p->vmmb &= ~igbvf::mbx::r2c_bits;
+            return v;
+        }
+        return off >= igbvf::reg::vmbmem ? p->mem[(off - igbvf::reg::vmbmem) / 4 % igbvf::mbx::size] : 0;
+    }
+    static void write(void* ctx, std::uint32_t off, std::uint32_t v) noexcept {
+        auto* p = static_cast<ping_pf*>(ctx);
+        if (off == igbvf::reg::vmmb) {
+            p->vmmb = (p->vmmb & ~(igbvf::mbx::vfu | igbvf::mbx::req)) | (v & igbvf::mbx::vfu);
+            if ((v & igbvf::mbx::ack) != 0 && (p->mem[0] & igbvf::mbx::msgid_mask) == igbvf::mbx::pf_control_msg) {
+                p->ping_acked = true;
+            }
+            if ((v & igbvf::mbx::req) != 0) {
+                p->reply_in = 3;
+            }
+        } else if (off >= igbvf::reg::vmbmem) {
+            p->mem[(off - igbvf::reg::vmbmem) / 4 % igbvf::mbx::size] = v;
+        }
+    }
+};
+} // namespace
+
+TEST_CASE("the PF's own message waiting in the mailbox is ACKed, not taken for the reply") {
+    ping_pf pf;
+    igbvf_control ctl(igbvf_mailbox_port(igbvf_bar(&pf, &ping_pf::read, &ping_pf::write)));
+    const status st = ctl.submit(control_request::make_vlan(true, 100));
+    CHECK(st.ok());
+    CHECK(pf.ping_acked);
+}
+
+TEST_CASE("the sim PF pings every VF when it creates them, and the first request ACKs the ping") {
+    bench b;
+    const igbvf_mailbox_port port = b.nic->vf(0).mailbox_port();
+    CHECK(port.read_mem(0) == (igbvf::mbx::pf_control_msg | igbvf::mbx::msgtype_cts));
+    mac_addr got{};
+    REQUIRE(b.ctl.reset(got).ok());
+    CHECK(got == vf_mac);
+    CHECK(b.ctl.pf_messages() == 1);
+}

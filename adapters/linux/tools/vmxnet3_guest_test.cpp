@@ -27,6 +27,8 @@
 #include <npa/plugins/vmxnet3/plugin.hpp>
 #include <npa/sim/test_api.hpp>
 
+#include "guest_test_support.hpp"
+
 #include <dirent.h>
 #include <time.h>
 
@@ -43,92 +45,16 @@
 namespace {
 
 namespace pci = npa::lnx::pci;
+using namespace npa_guest;
 using pool_t = npa::fixed_pool<pci::dma_memory>;
 using api_t = npa::sim::test_api<pool_t>;
 using plugin_t = npa::vmxnet3_plugin<api_t>;
 
 constexpr std::uint32_t ring_size = 256;
 constexpr std::uint32_t window = 64;  // frames in flight: well under the RX ring
-constexpr std::uint32_t min_len = 60, max_len = 1514;
-constexpr std::uint16_t ethertype = 0x88b5;  // IEEE local experimental
 // Both devices' shared areas, queue tables and rings come from one hugepage.
 static_assert(2 * pci::vmxnet3_dma_bytes(1, ring_size, ring_size) + 2 * 4096 <= pci::hugepage_size);
 
-double now_s() {
-    timespec ts{};
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return static_cast<double>(ts.tv_sec) + static_cast<double>(ts.tv_nsec) * 1e-9;
-}
-
-std::vector<std::string> failures;
-void failf(const char* fmt, ...) __attribute__((format(printf, 1, 2)));
-void failf(const char* fmt, ...) {
-    char line[512];
-    va_list ap;
-    va_start(ap, fmt);
-    std::vsnprintf(line, sizeof line, fmt, ap);
-    va_end(ap);
-    std::printf("FAIL: %s\n", line);
-    if (failures.size() < 16) {
-        failures.emplace_back(line);
-    }
-}
-
-std::uint32_t frame_len(std::uint64_t seq) {
-    return min_len + static_cast<std::uint32_t>((seq * 7919) % (max_len - min_len + 1));
-}
-std::uint8_t pattern(std::uint64_t seq, std::uint32_t i) {
-    return static_cast<std::uint8_t>((seq * 131 + i * 7 + (seq >> 8)) & 0xff);
-}
-
-void build(std::byte* p, std::uint32_t len, const npa::mac_addr& dst, const npa::mac_addr& src,
-           std::uint64_t seq) {
-    auto* b = reinterpret_cast<std::uint8_t*>(p);
-    std::memcpy(b, dst.data(), 6);
-    std::memcpy(b + 6, src.data(), 6);
-    b[12] = ethertype >> 8;
-    b[13] = ethertype & 0xff;
-    for (int i = 0; i < 8; ++i) {
-        b[14 + i] = static_cast<std::uint8_t>(seq >> (8 * i));
-    }
-    for (std::uint32_t i = 22; i < len; ++i) {
-        b[i] = pattern(seq, i);
-    }
-}
-
-// The frame's sequence number if it is intact, else a failure and false.
-bool check(const std::byte* p, std::uint32_t len, const npa::mac_addr& dst, const npa::mac_addr& src,
-           std::uint64_t want) {
-    const auto* b = reinterpret_cast<const std::uint8_t*>(p);
-    if (len < 22) {
-        failf("frame %" PRIu64 ": %u bytes, shorter than its header", want, len);
-        return false;
-    }
-    std::uint64_t seq = 0;
-    for (int i = 0; i < 8; ++i) {
-        seq |= std::uint64_t{b[14 + i]} << (8 * i);
-    }
-    if (seq != want) {
-        failf("frame %" PRIu64 " expected, frame %" PRIu64 " received (%u bytes)", want, seq, len);
-        return false;
-    }
-    if (len != frame_len(seq)) {
-        failf("frame %" PRIu64 ": %u bytes, sent %u", seq, len, frame_len(seq));
-        return false;
-    }
-    if (std::memcmp(b, dst.data(), 6) != 0 || std::memcmp(b + 6, src.data(), 6) != 0 ||
-        b[12] != (ethertype >> 8) || b[13] != (ethertype & 0xff)) {
-        failf("frame %" PRIu64 ": addresses or ethertype changed", seq);
-        return false;
-    }
-    for (std::uint32_t i = 22; i < len; ++i) {
-        if (b[i] != pattern(seq, i)) {
-            failf("frame %" PRIu64 ": byte %u is 0x%02x, sent 0x%02x", seq, i, b[i], pattern(seq, i));
-            return false;
-        }
-    }
-    return true;
-}
 
 // The PCI addresses of the vmxnet3 functions, in bus order.
 std::vector<std::string> find_vmxnet3() {
@@ -196,16 +122,9 @@ bool setup(port& p, const char* addr, pci::dma_arena& arena, pci::dma_memory poo
 
 // Attaches the plugin, then the control path (MAC, RX mode), in the shell's order.
 bool attach(port& p) {
-    npa::queue_config qc;
-    qc.queues = 1;
-    qc.tx_ring_size = ring_size;
-    qc.rx_ring_size = ring_size;
-    qc.mtu = 1500;
-    if (const npa::status st = p.plugin.attach(*p.api, p.fn.window(), qc); !st) {
-        failf("%s: attach: %s", p.name, st.reason());
+    if (!attach_plugin(p, ring_size)) {
         return false;
     }
-    p.attached = true;
     // Then the control path (MAC, RX mode), as the shell replays it after every attach:
     // QEMU's device takes its permanent MAC back at ACTIVATE_DEV (docs/real-devices.md).
     p.ctl.emplace(p.fn.control_port());
@@ -225,68 +144,6 @@ bool attach(port& p) {
     return true;
 }
 
-struct run_result {
-    std::uint64_t sent = 0, received = 0, bytes = 0;
-    double seconds = 0;
-};
-
-// Sends `frames` frames from `tx` to `rx`, at most `window` in flight, checking each one.
-run_result transfer(port& tx, port& rx, std::uint64_t frames) {
-    run_result r;
-    const double t0 = now_s();
-    std::uint64_t next = 0, expect = 0, idle = 0;
-    npa::buffer_ref bufs[32];
-    while (expect < frames) {
-        bool progress = false;
-        // send
-        if (next < frames && next - expect < window) {
-            std::uint32_t want = static_cast<std::uint32_t>(std::min<std::uint64_t>({32, frames - next, window - (next - expect)}));
-            const std::uint32_t got = tx.api->alloc_tx(std::span(bufs, want));
-            for (std::uint32_t i = 0; i < got; ++i) {
-                const std::uint32_t len = frame_len(next + i);
-                build(bufs[i].data(), len, rx.mac, tx.mac, next + i);
-                bufs[i].set_length(len);
-            }
-            tx.api->offer(std::span<const npa::buffer_ref>(bufs, got));
-            const std::uint16_t k = tx.plugin.tx_burst(0, std::span(bufs, got));
-            tx.api->not_accepted(std::span<const npa::buffer_ref>(bufs + k, got - k));
-            tx.api->free(std::span<const npa::buffer_ref>(bufs + k, got - k));
-            next += k;
-            r.sent += k;
-            progress = progress || k != 0;
-        }
-        (void)tx.plugin.tx_reap(0);
-        // receive
-        const std::uint16_t n = rx.plugin.rx_burst(0, std::span(bufs, 32));
-        rx.api->received(std::span<const npa::buffer_ref>(bufs, n));
-        for (std::uint16_t i = 0; i < n; ++i) {
-            if (!check(bufs[i].data(), bufs[i].length(), rx.mac, tx.mac, expect)) {
-                rx.api->free(std::span<const npa::buffer_ref>(bufs, n));
-                r.seconds = now_s() - t0;
-                return r;
-            }
-            r.bytes += bufs[i].length();
-            ++expect;
-            ++r.received;
-        }
-        rx.api->free(std::span<const npa::buffer_ref>(bufs, n));
-        progress = progress || n != 0;
-        idle = progress ? 0 : idle + 1;
-        if (idle > 2000000) {
-            failf("%s -> %s: stalled after %" PRIu64 " sent, %" PRIu64 " received (tx in flight %u, "
-                  "rx health %s, tx health %s)", tx.name, rx.name, r.sent, r.received,
-                  tx.plugin.tx_in_flight(0), npa::to_string(rx.plugin.health()),
-                  npa::to_string(tx.plugin.health()));
-            break;
-        }
-    }
-    // Let the last completions come back.
-    for (int i = 0; i < 1000 && tx.plugin.tx_in_flight(0) != 0; ++i) {
-        (void)tx.plugin.tx_reap(0);
-    }
-    r.seconds = now_s() - t0;
-    return r;
-}
 
 void print_counters(const char* name, const plugin_t::device_queue_stats& d, const npa::queue_stats& s) {
     std::printf("%s device: tx ucast %" PRIu64 " pkts %" PRIu64 " bytes, err %" PRIu64 " discard %" PRIu64
@@ -301,22 +158,6 @@ void print_counters(const char* name, const plugin_t::device_queue_stats& d, con
                 s.bad_completion);
 }
 
-// A failure line as a JSON string body: quotes and backslashes become single quotes.
-std::string json_text(const std::string& s) {
-    std::string o = s;
-    for (char& c : o) {
-        if (c == '"' || c == '\\' || static_cast<unsigned char>(c) < 0x20) {
-            c = '\'';
-        }
-    }
-    return o;
-}
-
-void compare(const char* what, std::uint64_t device, std::uint64_t npa_side) {
-    if (device != npa_side) {
-        failf("%s: device %" PRIu64 ", npa %" PRIu64, what, device, npa_side);
-    }
-}
 
 // Takes the link of QEMU device `nic` down and up again through the rig's monitor (a line
 // NPA-GUEST-MONITOR on the console) and waits for the plugin to see each change: the device
@@ -344,26 +185,6 @@ void link_flap(port& p, const char* nic) {
     }
 }
 
-// Detach (quiesce, buffers back, reset) and audit the pool: every buffer back, no error.
-void detach_and_audit(port& p) {
-    if (!p.attached) {
-        return;
-    }
-    p.plugin.detach();
-    p.attached = false;
-    auto unsent = p.api->take_unsent();
-    p.api->free(unsent);
-    const npa::sim::buffer_audit au = p.api->audit();
-    std::printf("%s: detached; pool %u of %u buffers back, %" PRIu64 " ownership errors\n", p.name,
-                au.in_pool, au.total, au.errors);
-    if (!au.balanced() || au.in_pool != au.total) {
-        failf("%s: pool not balanced after detach (%u of %u back, %" PRIu64 " errors)", p.name, au.in_pool,
-              au.total, au.errors);
-        for (const std::string& m : p.api->error_messages()) {
-            std::printf("  %s\n", m.c_str());
-        }
-    }
-}
 
 } // namespace
 
@@ -419,12 +240,12 @@ int main() {
                 ok = false;
                 break;
             }
-            const run_result rab = transfer(a, b, n);
+            const run_result rab = transfer(a, b, n, window);
             std::printf("round %d: A -> B: %" PRIu64 " sent, %" PRIu64 " received in %.2f s\n", round,
                         rab.sent, rab.received, rab.seconds);
             run_result rba;
             if (rab.received == n) {
-                rba = transfer(b, a, n);
+                rba = transfer(b, a, n, window);
                 std::printf("round %d: B -> A: %" PRIu64 " sent, %" PRIu64 " received in %.2f s\n", round,
                             rba.sent, rba.received, rba.seconds);
             }

@@ -38,12 +38,19 @@ public:
         : port_(port), wait_(wait), wait_ctx_(wait_ctx) {}
 
     /// E1000_VF_RESET: the PF resets the VF's filters and answers with the MAC it assigned.
+    /// A NACK is no refusal here: Linux's igb PF NACKs the reset of a VF it has no MAC for
+    /// (none pinned, none set since the VF's last function reset) and still makes the VF
+    /// clear to send; `assigned` is then all zeroes and the VF picks its own (SET_MAC_ADDR),
+    /// as Linux igbvf does.
     [[nodiscard]] status reset(mac_addr& assigned) {
         std::array<std::uint32_t, igbvf::mbx::size> msg{};
         msg[0] = igbvf::mbx::vf_reset;
         std::array<std::uint32_t, igbvf::mbx::size> reply{};
         if (const status st = exchange(msg, 1, reply); !st) {
-            return st;
+            if (st.code() != errc::refused) {
+                return st;
+            }
+            reply = {};  // NACK: no MAC (the PF did not write words 1-2 with one)
         }
         unpack_mac(reply, assigned);
         state_ = {};
@@ -80,6 +87,9 @@ public:
         }
         return status::success();
     }
+
+    /// Messages the PF started (its CTS ping) taken and ACKed on the way (telemetry).
+    [[nodiscard]] std::uint64_t pf_messages() const noexcept { return pf_messages_; }
 
     /// Mailbox round trips made (telemetry).
     [[nodiscard]] std::uint64_t messages() const noexcept { return messages_; }
@@ -232,8 +242,14 @@ private:
     status exchange(const std::array<std::uint32_t, igbvf::mbx::size>& msg, std::uint32_t words,
                     std::array<std::uint32_t, igbvf::mbx::size>& reply) noexcept {
         namespace m = igbvf::mbx;
-        if (port_.read_vmmb() == igbvf::reg_removed) {
+        const std::uint32_t before = port_.read_vmmb();  // PFSTS, PFACK, RSTD clear on read
+        if (before == igbvf::reg_removed) {
             return {errc::removed, "igbvf: VF removed (mailbox reads all ones)"};
+        }
+        // 0. a message the PF started (PFSTS was set, e.g. its CTS ping) is taken and
+        //    ACKed first: its PFSTS would otherwise pass for the reply to this request.
+        if ((before & m::pfsts) != 0) {
+            drain();
         }
         // 1. take the buffer: VFU, read back (the PF may hold it with PFU).
         port_.write_vmmb(m::vfu);
@@ -251,21 +267,34 @@ private:
         if (!poll_for(m::pfack | m::pfsts, seen)) {
             return {errc::timeout, "igbvf: no PFACK from the PF"};
         }
-        if (!poll_for(m::pfsts, seen)) {
-            return {errc::timeout, "igbvf: no reply from the PF"};
+        // A PF message that crossed this request is ACKed and the reply waited for again.
+        for (int round = 0; round < 3; ++round) {
+            if (!poll_for(m::pfsts, seen)) {
+                return {errc::timeout, "igbvf: no reply from the PF"};
+            }
+            port_.write_vmmb(m::vfu);
+            for (std::uint32_t i = 0; i < m::size; ++i) {
+                reply[i] = port_.read_mem(i);
+            }
+            port_.write_vmmb(m::ack);
+            if ((reply[0] & m::msgid_mask) != m::pf_control_msg) {
+                break;
+            }
+            ++pf_messages_;
+            seen = 0;
         }
-        port_.write_vmmb(m::vfu);
-        for (std::uint32_t i = 0; i < m::size; ++i) {
-            reply[i] = port_.read_mem(i);
-        }
-        port_.write_vmmb(m::ack);
         // 4. the verdict, for this request only.
         if ((reply[0] & m::msgid_mask) != (msg[0] & m::msgid_mask)) {
             return {errc::device_error, "igbvf: the PF answered another request"};
         }
         if ((reply[0] & m::msgtype_nack) != 0) {
-            return {errc::refused, to_string(static_cast<igbvf::nack_reason>(
-                                       reply[m::nack_reason_word] <= 6 ? reply[m::nack_reason_word] : 0))};
+            // Only a tagged reason word is a reason (defs.hpp nack_reason_tag): a real PF
+            // leaves the request's word 1 there.
+            const std::uint32_t w = reply[m::nack_reason_word];
+            const std::uint32_t why = (w & m::nack_reason_tag_mask) == m::nack_reason_tag &&
+                                              (w & ~m::nack_reason_tag_mask) <= 6
+                                          ? w & ~m::nack_reason_tag_mask : 0;
+            return {errc::refused, to_string(static_cast<igbvf::nack_reason>(why))};
         }
         if ((reply[0] & m::msgtype_ack) == 0) {
             return {errc::device_error, "igbvf: the PF's reply is neither ACK nor NACK"};
@@ -273,8 +302,16 @@ private:
         return status::success();
     }
 
+    // Reads the PF's own message (PFSTS was set) and ACKs it.
+    void drain() noexcept {
+        (void)port_.read_mem(0);
+        port_.write_vmmb(igbvf::mbx::ack);
+        ++pf_messages_;
+    }
+
     igbvf_mailbox_port port_{};
     wait_fn wait_ = nullptr;
+    std::uint64_t pf_messages_ = 0;
     void* wait_ctx_ = nullptr;
     known state_{};
     std::uint64_t messages_ = 0;

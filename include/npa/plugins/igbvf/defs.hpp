@@ -52,6 +52,12 @@ inline constexpr std::uint32_t eicr = 0x01580;     ///< extended interrupt cause
 [[nodiscard]] constexpr std::uint32_t eitr(std::uint32_t n) noexcept { return 0x01680 + 4 * n; }
 inline constexpr std::uint32_t ivar0 = 0x01700;
 inline constexpr std::uint32_t ivar_misc = 0x01740;
+// Statistics (regs.h E1000_VFG*): good packets and octets received and sent, 32 bits,
+// counting from the VF's reset and wrapping.
+inline constexpr std::uint32_t vfgprc = 0x00F10;
+inline constexpr std::uint32_t vfgptc = 0x00F14;
+inline constexpr std::uint32_t vfgorc = 0x00F18;
+inline constexpr std::uint32_t vfgotc = 0x00F34;
 
 // Queue registers: queue n < 4 at 0x2800/0x3800 + n * 0x100 (a VF has 2).
 [[nodiscard]] constexpr std::uint32_t rdbal(std::uint32_t n) noexcept { return 0x02800 + n * 0x100; }
@@ -247,15 +253,23 @@ inline constexpr std::uint32_t vf_set_multicast = 0x03; ///< info = count, hashe
 inline constexpr std::uint32_t vf_set_vlan = 0x04;      ///< info = add, VLAN id in word 1
 inline constexpr std::uint32_t vf_set_lpe = 0x05;       ///< max frame size in word 1
 inline constexpr std::uint32_t vf_set_promisc = 0x06;   ///< info = unicast / multicast
+/// A message the PF starts (mbx.h E1000_PF_CONTROL_MSG): Linux's igb sends it with CTS to
+/// every VF when it comes up or resets (igb_ping_all_vfs). It waits in VMBMEM with PFSTS
+/// until the VF reads and ACKs it.
+inline constexpr std::uint32_t pf_control_msg = 0x0100;
 inline constexpr std::uint32_t vf_set_vlan_add = 1u << msginfo_shift;
 inline constexpr std::uint32_t vf_set_promisc_unicast = 0x01u << msginfo_shift;
 inline constexpr std::uint32_t vf_set_promisc_multicast = 0x02u << msginfo_shift;
 /// Hashes one SET_MULTICAST carries: 30 (the message is 16 dwords of 2 hashes each,
 /// minus the header word; igbvf sends at most 30).
 inline constexpr std::uint32_t max_mcast_hashes = 30;
-/// A sim PF puts a reason code in word 1 of a NACK (a real PF leaves it 0, read as
-/// "refused by the PF").
+/// A sim PF puts a reason code in word 1 of a NACK, tagged: nack_reason_tag | reason.
+/// Linux's igb PF writes only word 0 of a reply (3 words for RESET), so word 1 of its NACK
+/// still holds what the VF wrote there (a VLAN id, MAC bytes): an untagged word is no
+/// reason, read as "refused by the PF".
 inline constexpr std::uint32_t nack_reason_word = 1;
+inline constexpr std::uint32_t nack_reason_tag = 0x4E414B00;  ///< "NAK" in the top 24 bits
+inline constexpr std::uint32_t nack_reason_tag_mask = 0xFFFFFF00;
 } // namespace mbx
 
 /// Why a PF refused a request (word 1 of a NACK, see mbx::nack_reason_word).

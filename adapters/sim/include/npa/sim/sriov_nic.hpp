@@ -88,6 +88,10 @@ public:
     }
     /// Handles the message in VF `vf`'s mailbox (called when the VF sets REQ).
     void on_message(std::uint16_t vf) noexcept;
+    /// PF_CONTROL_MSG with CTS in VF `vf`'s mailbox, as Linux's igb sends every VF when it
+    /// comes up or resets (igb_ping_all_vfs); it waits with PFSTS until the VF ACKs it.
+    /// sriov_nic::create pings every VF, as the PF driver does when the VFs are enabled.
+    void ping(std::uint16_t vf) noexcept;
 
 private:
     friend class sriov_nic;
@@ -135,6 +139,9 @@ public:
             });
             n->vfs_.push_back(std::move(*d));
             n->sw_.emplace_back();
+        }
+        for (std::uint16_t i = 0; i < c.vfs; ++i) {
+            n->pf_.ping(i);
         }
         return n;
     }
@@ -333,16 +340,31 @@ inline void pf_driver::on_message(std::uint16_t vf) noexcept {
         pol = v.policy;
         st = v.state;
     }
-    const std::uint32_t id = msg[0] & igbvf::mbx::msgid_mask;
+    // As Linux's igb PF: the reply is the request's word 0 (id and info) with ACK or NACK
+    // and CTS, and only the words the reply carries are written (3 for RESET, its MAC;
+    // else 1): the rest of the buffer still holds the request. A NACK's reason (a sim
+    // extension) goes in word 1, tagged so a VF can tell it from request data.
+    const std::uint32_t head = msg[0] & (igbvf::mbx::msgid_mask | igbvf::mbx::msginfo_mask);
+    const bool is_reset = (msg[0] & igbvf::mbx::msgid_mask) == igbvf::mbx::vf_reset;
+    std::uint32_t words = is_reset ? 3 : 1;
     if (why == igbvf::nack_reason::unspecified) {
-        reply[0] = id | igbvf::mbx::msgtype_ack | igbvf::mbx::msgtype_cts;
+        reply[0] = head | igbvf::mbx::msgtype_ack | igbvf::mbx::msgtype_cts;
     } else {
-        reply[0] = id | igbvf::mbx::msgtype_nack | igbvf::mbx::msgtype_cts;
-        reply[igbvf::mbx::nack_reason_word] = static_cast<std::uint32_t>(why);
+        reply[0] = head | igbvf::mbx::msgtype_nack | igbvf::mbx::msgtype_cts;
+        if (why != igbvf::nack_reason::mac_not_allowed || !is_reset) {
+            reply[igbvf::mbx::nack_reason_word] = igbvf::mbx::nack_reason_tag | static_cast<std::uint32_t>(why);
+            words = words < 2 ? 2 : words;
+        }
     }
     nic_.program(vf, pol, st);
-    for (std::uint32_t i = 0; i < igbvf::mbx::size; ++i) dev.pf_write_mem(i, reply[i]);
+    for (std::uint32_t i = 0; i < words; ++i) dev.pf_write_mem(i, reply[i]);
     dev.pf_replied();
+}
+
+inline void pf_driver::ping(std::uint16_t vf) noexcept {
+    igbvf_device& dev = nic_.vf(vf);
+    dev.pf_write_mem(0, igbvf::mbx::pf_control_msg | igbvf::mbx::msgtype_cts);
+    dev.pf_sent();
 }
 
 // The policy decision; `unspecified` means ACK.
@@ -364,6 +386,9 @@ inline igbvf::nack_reason pf_driver::decide(per_vf& v, const std::uint32_t* msg,
         v.state = vf_state{};
         v.state.mac = v.policy.default_mac;
         const mac_addr& a = v.state.mac;
+        if (a == mac_addr{}) {
+            return r::mac_not_allowed;  // no MAC for this VF: NACK, as Linux's igb PF does
+        }
         reply[1] = std::uint32_t{a[0]} | std::uint32_t{a[1]} << 8 | std::uint32_t{a[2]} << 16 |
                    std::uint32_t{a[3]} << 24;
         reply[2] = std::uint32_t{a[4]} | std::uint32_t{a[5]} << 8;

@@ -101,6 +101,8 @@ public:
     // ---- the two views of the BAR --------------------------------------------------------
     [[nodiscard]] igbvf_window& window() noexcept { return window_; }
     [[nodiscard]] igbvf_mailbox_port mailbox_port() noexcept { return igbvf_mailbox_port(bar()); }
+    /// The whole BAR, as the function's owner (a platform, not a plugin) reaches it: CTRL.RST.
+    [[nodiscard]] igbvf_bar function_bar() noexcept { return bar(); }
     /// Hostile register reads (faults.hpp); set before the guest attaches.
     void set_register_fault(register_fault f) noexcept { reg_fault_ = f; }
     [[nodiscard]] sim_irq& irq(std::uint16_t q) noexcept { return irqs_[q]; }
@@ -129,6 +131,8 @@ public:
     void pf_write_mem(std::uint32_t i, std::uint32_t v) noexcept { mbmem_[i % igbvf::mbx::size].store(v); }
     /// The PF took the VF's message and wrote its reply: PFACK and PFSTS.
     void pf_replied() noexcept { vmmb_.fetch_or(igbvf::mbx::pfack | igbvf::mbx::pfsts); }
+    /// The PF wrote a message of its own (no request of the VF's to acknowledge).
+    void pf_sent() noexcept { vmmb_.fetch_or(igbvf::mbx::pfsts); }
 
     // ---- time, faults, lifecycle -----------------------------------------------------------
     void step() {

@@ -144,7 +144,8 @@ inline void igbvf_device::do_reset() {
         }
         irqs_[q].reset();
     }
-    vmmb_.fetch_or(igbvf::mbx::rsti | igbvf::mbx::rstd);
+    // No RSTI / RSTD here: as QEMU's igb, a VF's own reset only tells the PF (VFLRE and
+    // its mailbox interrupt); RSTD is the PF's "reset done" (set at creation).
     ++resets_;
 }
 

@@ -1,0 +1,293 @@
+// guest_test_support.hpp: what the guest tests of the userspace PCI plugins share (vmxnet3,
+// igbvf; tests/guest/README.md): numbered test frames of 60..1514 bytes with a payload
+// derived from the number, their check on arrival, a paced transfer between two ports
+// driven by npa plugins, failure collection, and the pool audit after detach.
+//
+// A port is any struct with `name`, `mac`, `api` (std::optional<npa::sim::test_api<...>>),
+// `plugin` and `attached`.
+#pragma once
+
+#include <npa/config.hpp>
+#include <npa/control.hpp>
+#include <npa/status.hpp>
+#include <npa/sim/test_api.hpp>
+
+#include <time.h>
+
+#include <algorithm>
+#include <cinttypes>
+#include <cstdarg>
+#include <cstdint>
+#include <cstdio>
+#include <cstring>
+#include <span>
+#include <string>
+#include <vector>
+
+namespace npa_guest {
+
+inline constexpr std::uint32_t min_len = 60, max_len = 1514;
+inline constexpr std::uint16_t ethertype = 0x88b5;  // IEEE local experimental
+inline double now_s() {
+    timespec ts{};
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return static_cast<double>(ts.tv_sec) + static_cast<double>(ts.tv_nsec) * 1e-9;
+}
+
+inline std::vector<std::string> failures;
+inline void failf(const char* fmt, ...) __attribute__((format(printf, 1, 2)));
+inline void failf(const char* fmt, ...) {
+    char line[512];
+    va_list ap;
+    va_start(ap, fmt);
+    std::vsnprintf(line, sizeof line, fmt, ap);
+    va_end(ap);
+    std::printf("FAIL: %s\n", line);
+    if (failures.size() < 16) {
+        failures.emplace_back(line);
+    }
+}
+
+inline std::uint32_t frame_len(std::uint64_t seq) {
+    return min_len + static_cast<std::uint32_t>((seq * 7919) % (max_len - min_len + 1));
+}
+inline std::uint8_t pattern(std::uint64_t seq, std::uint32_t i) {
+    return static_cast<std::uint8_t>((seq * 131 + i * 7 + (seq >> 8)) & 0xff);
+}
+
+inline void build(std::byte* p, std::uint32_t len, const npa::mac_addr& dst, const npa::mac_addr& src,
+           std::uint64_t seq) {
+    auto* b = reinterpret_cast<std::uint8_t*>(p);
+    std::memcpy(b, dst.data(), 6);
+    std::memcpy(b + 6, src.data(), 6);
+    b[12] = ethertype >> 8;
+    b[13] = ethertype & 0xff;
+    for (int i = 0; i < 8; ++i) {
+        b[14 + i] = static_cast<std::uint8_t>(seq >> (8 * i));
+    }
+    for (std::uint32_t i = 22; i < len; ++i) {
+        b[i] = pattern(seq, i);
+    }
+}
+
+// The frame's sequence number if it is intact, else a failure and false.
+// The sequence number a test frame carries (0 for a runt).
+inline std::uint64_t seq_of(const std::byte* p, std::uint32_t len) {
+    const auto* b = reinterpret_cast<const std::uint8_t*>(p);
+    std::uint64_t seq = 0;
+    for (int i = 0; len >= 22 && i < 8; ++i) {
+        seq |= std::uint64_t{b[14 + i]} << (8 * i);
+    }
+    return seq;
+}
+
+inline bool check(const std::byte* p, std::uint32_t len, const npa::mac_addr& dst, const npa::mac_addr& src,
+           std::uint64_t want) {
+    const auto* b = reinterpret_cast<const std::uint8_t*>(p);
+    if (len < 22) {
+        failf("frame %" PRIu64 ": %u bytes, shorter than its header", want, len);
+        return false;
+    }
+    std::uint64_t seq = 0;
+    for (int i = 0; i < 8; ++i) {
+        seq |= std::uint64_t{b[14 + i]} << (8 * i);
+    }
+    if (seq != want) {
+        failf("frame %" PRIu64 " expected, frame %" PRIu64 " received (%u bytes)", want, seq, len);
+        return false;
+    }
+    if (len != frame_len(seq)) {
+        failf("frame %" PRIu64 ": %u bytes, sent %u", seq, len, frame_len(seq));
+        return false;
+    }
+    if (std::memcmp(b, dst.data(), 6) != 0 || std::memcmp(b + 6, src.data(), 6) != 0 ||
+        b[12] != (ethertype >> 8) || b[13] != (ethertype & 0xff)) {
+        failf("frame %" PRIu64 ": addresses or ethertype changed", seq);
+        return false;
+    }
+    for (std::uint32_t i = 22; i < len; ++i) {
+        if (b[i] != pattern(seq, i)) {
+            failf("frame %" PRIu64 ": byte %u is 0x%02x, sent 0x%02x", seq, i, b[i], pattern(seq, i));
+            return false;
+        }
+    }
+    return true;
+}
+
+struct run_result {
+    std::uint64_t sent = 0, received = 0, bytes = 0;
+    std::uint64_t lost = 0;  ///< never arrived (only with allow_loss)
+    std::uint64_t late = 0;  ///< arrived after the window had moved past them (allow_loss)
+    std::uint64_t stalls = 0;  ///< times the window was moved on with frames outstanding
+    double seconds = 0;
+};
+
+// Sends `frames` frames from `tx` to `rx`, at most `window` in flight, checking each one.
+// Frames must arrive in order; with `allow_loss` a frame may be missing: once nothing has
+// moved for a while the window moves on (a stall), and a frame that turns up after that
+// is checked against its own number and counted as late. `lost` is what never came.
+template <class TxPort, class RxPort>
+run_result transfer(TxPort& tx, RxPort& rx, std::uint64_t frames, std::uint32_t window,
+                    bool allow_loss = false) {
+    run_result r;
+    const double t0 = now_s();
+    std::uint64_t next = 0, expect = 0, idle = 0;
+    npa::buffer_ref bufs[32];
+    std::vector<bool> arrived(allow_loss ? frames : 0, false);
+    while (expect < frames) {
+        bool progress = false;
+        // send
+        if (next < frames && next - expect < window) {
+            std::uint32_t want = static_cast<std::uint32_t>(std::min<std::uint64_t>({32, frames - next, window - (next - expect)}));
+            const std::uint32_t got = tx.api->alloc_tx(std::span(bufs, want));
+            for (std::uint32_t i = 0; i < got; ++i) {
+                const std::uint32_t len = frame_len(next + i);
+                build(bufs[i].data(), len, rx.mac, tx.mac, next + i);
+                bufs[i].set_length(len);
+            }
+            tx.api->offer(std::span<const npa::buffer_ref>(bufs, got));
+            const std::uint16_t k = tx.plugin.tx_burst(0, std::span(bufs, got));
+            tx.api->not_accepted(std::span<const npa::buffer_ref>(bufs + k, got - k));
+            tx.api->free(std::span<const npa::buffer_ref>(bufs + k, got - k));
+            next += k;
+            r.sent += k;
+            progress = progress || k != 0;
+        }
+        (void)tx.plugin.tx_reap(0);
+        // receive
+        const std::uint16_t n = rx.plugin.rx_burst(0, std::span(bufs, 32));
+        rx.api->received(std::span<const npa::buffer_ref>(bufs, n));
+        for (std::uint16_t i = 0; i < n; ++i) {
+            const std::uint64_t got_seq = seq_of(bufs[i].data(), bufs[i].length());
+            if (allow_loss && got_seq < expect && !arrived[got_seq]) {
+                // A frame the window had moved past: late, checked against its own number.
+                if (!check(bufs[i].data(), bufs[i].length(), rx.mac, tx.mac, got_seq)) {
+                    rx.api->free(std::span<const npa::buffer_ref>(bufs, n));
+                    r.seconds = now_s() - t0;
+                    return r;
+                }
+                arrived[got_seq] = true;
+                r.bytes += bufs[i].length();
+                ++r.late;
+                ++r.received;
+                continue;
+            }
+            if (allow_loss && got_seq > expect && got_seq < frames) {
+                expect = got_seq;  // the ones between are missing (so far)
+            }
+            if (allow_loss && got_seq < frames) {
+                arrived[got_seq] = true;
+            }
+            if (!check(bufs[i].data(), bufs[i].length(), rx.mac, tx.mac, expect)) {
+                rx.api->free(std::span<const npa::buffer_ref>(bufs, n));
+                r.seconds = now_s() - t0;
+                return r;
+            }
+            r.bytes += bufs[i].length();
+            ++expect;
+            ++r.received;
+        }
+        rx.api->free(std::span<const npa::buffer_ref>(bufs, n));
+        progress = progress || n != 0;
+        idle = progress ? 0 : idle + 1;
+        if (allow_loss && idle > 200000 && next > expect &&
+            tx.plugin.tx_in_flight(0) == 0) {
+            // Everything sent has left the sender and nothing came for a while: the frames
+            // still expected were lost on the way.
+            ++r.stalls;
+            expect = next;
+            idle = 0;
+            continue;
+        }
+        if (idle > 2000000) {
+            failf("%s -> %s: stalled after %" PRIu64 " sent, %" PRIu64 " received (tx in flight %u, "
+                  "rx health %s, tx health %s)", tx.name, rx.name, r.sent, r.received,
+                  tx.plugin.tx_in_flight(0), npa::to_string(rx.plugin.health()),
+                  npa::to_string(tx.plugin.health()));
+            break;
+        }
+    }
+    if (allow_loss) {
+        // What turns up late after the last frame was sent.
+        for (int spin = 0; spin < 200000 && r.received < frames; ++spin) {
+            const std::uint16_t n = rx.plugin.rx_burst(0, std::span(bufs, 32));
+            rx.api->received(std::span<const npa::buffer_ref>(bufs, n));
+            for (std::uint16_t i = 0; i < n; ++i) {
+                const std::uint64_t got_seq = seq_of(bufs[i].data(), bufs[i].length());
+                if (got_seq < frames && !arrived[got_seq] &&
+                    check(bufs[i].data(), bufs[i].length(), rx.mac, tx.mac, got_seq)) {
+                    arrived[got_seq] = true;
+                    r.bytes += bufs[i].length();
+                    ++r.late;
+                    ++r.received;
+                }
+            }
+            rx.api->free(std::span<const npa::buffer_ref>(bufs, n));
+        }
+        r.lost = frames - r.received;
+    }
+    // Let the last completions come back.
+    for (int i = 0; i < 1000 && tx.plugin.tx_in_flight(0) != 0; ++i) {
+        (void)tx.plugin.tx_reap(0);
+    }
+    r.seconds = now_s() - t0;
+    return r;
+}
+
+// A failure line as a JSON string body: quotes and backslashes become single quotes.
+inline std::string json_text(const std::string& s) {
+    std::string o = s;
+    for (char& c : o) {
+        if (c == '"' || c == '\\' || static_cast<unsigned char>(c) < 0x20) {
+            c = '\'';
+        }
+    }
+    return o;
+}
+
+inline void compare(const char* what, std::uint64_t device, std::uint64_t npa_side) {
+    if (device != npa_side) {
+        failf("%s: device %" PRIu64 ", npa %" PRIu64, what, device, npa_side);
+    }
+}
+
+// Detach (quiesce, buffers back, reset) and audit the pool: every buffer back, no error.
+template <class Port>
+void detach_and_audit(Port& p) {
+    if (!p.attached) {
+        return;
+    }
+    p.plugin.detach();
+    p.attached = false;
+    auto unsent = p.api->take_unsent();
+    p.api->free(unsent);
+    const npa::sim::buffer_audit au = p.api->audit();
+    std::printf("%s: detached; pool %u of %u buffers back, %" PRIu64 " ownership errors\n", p.name,
+                au.in_pool, au.total, au.errors);
+    if (!au.balanced() || au.in_pool != au.total) {
+        failf("%s: pool not balanced after detach (%u of %u back, %" PRIu64 " errors)", p.name, au.in_pool,
+              au.total, au.errors);
+        for (const std::string& m : p.api->error_messages()) {
+            std::printf("  %s\n", m.c_str());
+        }
+    }
+}
+
+// Attaches port `p`'s plugin to its function's window: one queue pair of `ring` slots each
+// way, MTU 1500. A failure is recorded; true when attached.
+template <class Port>
+bool attach_plugin(Port& p, std::uint32_t ring) {
+    npa::queue_config qc;
+    qc.queues = 1;
+    qc.tx_ring_size = ring;
+    qc.rx_ring_size = ring;
+    qc.mtu = 1500;
+    if (const npa::status st = p.plugin.attach(*p.api, p.fn.window(), qc); !st) {
+        failf("%s: attach: %s", p.name, st.reason());
+        return false;
+    }
+    p.attached = true;
+    return true;
+}
+
+} // namespace npa_guest

@@ -1,0 +1,456 @@
+// igbvf_guest_test: the igbvf plugin on a real 82576 VF (QEMU's igb), inside a guest whose
+// PF is driven by Linux's own igb driver, which answers the VF's mailbox.
+//
+// Run as root in the rig's igb-sriov profile (tests/guest/README.md): the PF (8086:10c9) and a
+// vmxnet3 share a private hub. The program loads igb, brings the PF's interface up, creates
+// two VFs (sriov_numvfs), binds VF 0 and the vmxnet3 to uio_pci_generic and maps their BARs
+// (npa/linux/pci). The VF is brought up through npa: function-level reset (CTRL.RST, RSTD),
+// the mailbox RESET handshake (igbvf_control::reset, the MAC the PF assigned), a MAC of its
+// own through SET_MAC_ADDR when the PF assigned none; then the igbvf plugin is attached, and
+// the vmxnet3 plugin on the other side, and the PF's carrier is waited for. Frames of 60..1514 bytes go VF -> vmxnet3, then
+// vmxnet3 -> VF, each carrying its number and a payload derived from it; every frame that
+// arrives is checked. The VF's own counters (VFGPTC/VFGPRC, VFGOTC/VFGORC) are compared with
+// the plugin's, and both pools must be balanced after detach. Then, through the PF driver's
+// mailbox: SET_VLAN (add), SET_MULTICAST, SET_LPE, and a MAC the PF pinned
+// (RTM_SETLINK IFLA_VF_MAC on the PF, `ip link set PF vf 0 mac ...`): after a new reset the
+// PF hands that MAC out, and asking for another is refused, as an error the caller sees.
+//
+// Environment: NPA_FRAMES (frames each way, default 10000).
+// Output: progress on stdout, one line NPA-GUEST-RESULT {...}, then `igbvf_guest_test PASS`
+// or `FAIL`; exit 0 only on PASS.
+#include <npa/buffer/fixed_pool.hpp>
+#include <npa/control/igbvf.hpp>
+#include <npa/control/vmxnet3.hpp>
+#include <npa/linux/pci/dma_memory.hpp>
+#include <npa/linux/pci/function.hpp>
+#include <npa/linux/pci/igbvf.hpp>
+#include <npa/linux/pci/vmxnet3.hpp>
+#include <npa/plugins/igbvf/plugin.hpp>
+#include <npa/plugins/vmxnet3/plugin.hpp>
+#include <npa/sim/test_api.hpp>
+
+#include "guest_test_support.hpp"
+
+#include <dirent.h>
+#include <linux/if_link.h>
+#include <linux/netlink.h>
+#include <linux/rtnetlink.h>
+#include <net/if.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cinttypes>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <fstream>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace {
+
+namespace pci = npa::lnx::pci;
+using namespace npa_guest;
+using pool_t = npa::fixed_pool<pci::dma_memory>;
+using api_t = npa::sim::test_api<pool_t>;
+
+constexpr std::uint32_t ring_size = 256;
+constexpr std::uint32_t window = 32;  // frames in flight: well under either RX ring
+constexpr const char* vf_addr = "0000:01:10.0";
+const npa::mac_addr pinned_mac{0x52, 0x54, 0x00, 0x12, 0x34, 0x56};
+
+template <class Plugin, class Fn>
+struct port {
+    const char* name;
+    npa::mac_addr mac;
+    Fn fn;
+    std::optional<pool_t> pool;
+    std::optional<api_t> api;
+    Plugin plugin;
+    bool attached = false;
+};
+using vf_port = port<npa::igbvf_plugin<api_t>, pci::igbvf_function>;
+using vmx_port = port<npa::vmxnet3_plugin<api_t>, pci::vmxnet3_function>;
+
+bool make_pool(const char* name, std::optional<pool_t>& pool, std::optional<api_t>& api, pci::dma_memory mem) {
+    npa::pool_config pc;
+    pc.count = 896;
+    auto p = pool_t::create(pc, std::move(mem));
+    if (!p) {
+        failf("%s: pool: %s", name, p.error().reason());
+        return false;
+    }
+    pool.emplace(std::move(*p));
+    api.emplace(*pool);
+    api->set_verbose(true);
+    return true;
+}
+
+bool write_file(const std::string& path, const std::string& text) {
+    std::ofstream f(path);
+    f << text;
+    f.flush();
+    return static_cast<bool>(f);
+}
+
+// The PCI address of the first function with this vendor:device, "" if none.
+std::string find_function(std::uint16_t vendor, std::uint16_t device) {
+    std::vector<std::string> out;
+    DIR* d = ::opendir(pci::sysfs_devices);
+    while (d != nullptr) {
+        dirent* e = ::readdir(d);
+        if (e == nullptr) {
+            break;
+        }
+        pci::pci_function f;
+        pci::pci_error err;
+        if (e->d_name[0] != '.' && f.open(err, e->d_name) && f.vendor() == vendor && f.device() == device) {
+            out.emplace_back(e->d_name);
+        }
+    }
+    if (d != nullptr) {
+        ::closedir(d);
+    }
+    std::sort(out.begin(), out.end());
+    return out.empty() ? std::string{} : out.front();
+}
+
+// The network interface of a PCI function bound to a kernel driver.
+std::string interface_of(const std::string& addr) {
+    const std::string dir = std::string(pci::sysfs_devices) + "/" + addr + "/net";
+    DIR* d = ::opendir(dir.c_str());
+    std::string name;
+    while (d != nullptr) {
+        dirent* e = ::readdir(d);
+        if (e == nullptr) {
+            break;
+        }
+        if (e->d_name[0] != '.') {
+            name = e->d_name;
+        }
+    }
+    if (d != nullptr) {
+        ::closedir(d);
+    }
+    return name;
+}
+
+// `ip link set <ifname> vf <vf> mac <mac>`: RTM_SETLINK with IFLA_VFINFO_LIST, written here
+// (busybox's ip has no `vf`). The PF driver pins that MAC for the VF. Returns the kernel's
+// error (0: done).
+int pin_vf_mac(const std::string& ifname, std::uint32_t vf, const npa::mac_addr& mac) {
+    const int s = ::socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_ROUTE);
+    if (s < 0) {
+        return errno;
+    }
+    struct {
+        nlmsghdr nh;
+        ifinfomsg ifi;
+        char attrs[256];
+    } req{};
+    req.nh.nlmsg_type = RTM_SETLINK;
+    req.nh.nlmsg_flags = NLM_F_REQUEST | NLM_F_ACK;
+    req.nh.nlmsg_seq = 1;
+    req.ifi.ifi_family = AF_UNSPEC;
+    req.ifi.ifi_index = static_cast<int>(::if_nametoindex(ifname.c_str()));
+    char* p = req.attrs;
+    auto* list = reinterpret_cast<rtattr*>(p);
+    list->rta_type = IFLA_VFINFO_LIST | NLA_F_NESTED;
+    auto* info = reinterpret_cast<rtattr*>(p + RTA_LENGTH(0));
+    info->rta_type = IFLA_VF_INFO | NLA_F_NESTED;
+    auto* m = reinterpret_cast<rtattr*>(reinterpret_cast<char*>(info) + RTA_LENGTH(0));
+    m->rta_type = IFLA_VF_MAC;
+    m->rta_len = RTA_LENGTH(sizeof(ifla_vf_mac));
+    ifla_vf_mac vm{};
+    vm.vf = vf;
+    std::memcpy(vm.mac, mac.data(), 6);
+    std::memcpy(RTA_DATA(m), &vm, sizeof vm);
+    info->rta_len = static_cast<unsigned short>(RTA_LENGTH(0) + RTA_ALIGN(m->rta_len));
+    list->rta_len = static_cast<unsigned short>(RTA_LENGTH(0) + info->rta_len);
+    req.nh.nlmsg_len = NLMSG_LENGTH(sizeof(ifinfomsg)) + RTA_ALIGN(list->rta_len);
+    int err = 0;
+    if (::send(s, &req, req.nh.nlmsg_len, 0) < 0) {
+        err = errno;
+    } else {
+        char buf[512];
+        const ssize_t n = ::recv(s, buf, sizeof buf, 0);
+        const auto* h = reinterpret_cast<const nlmsghdr*>(buf);
+        if (n < static_cast<ssize_t>(NLMSG_LENGTH(sizeof(nlmsgerr))) || h->nlmsg_type != NLMSG_ERROR) {
+            err = EPROTO;
+        } else {
+            err = -static_cast<const nlmsgerr*>(NLMSG_DATA(h))->error;
+        }
+    }
+    ::close(s);
+    return err;
+}
+
+std::string mac_text(const npa::mac_addr& m) {
+    char t[24];
+    std::snprintf(t, sizeof t, "%02x:%02x:%02x:%02x:%02x:%02x", m[0], m[1], m[2], m[3], m[4], m[5]);
+    return t;
+}
+
+// VF bring-up through npa: CTRL.RST and the PF's RSTD, then the mailbox RESET; the MAC the
+// PF assigned, or (none assigned) ours through SET_MAC_ADDR.
+bool vf_bring_up(vf_port& v, std::optional<npa::igbvf_control>& ctl, npa::mac_addr& assigned) {
+    const bool rstd = v.fn.reset();
+    std::printf("VF: CTRL.RST written; RSTD/RSTI in V2PMAILBOX within 10 ms: %s\n", rstd ? "yes" : "no");
+    ctl.emplace(v.fn.mailbox_port(), &pci::igbvf_mailbox_sleep, nullptr);
+    assigned = {};
+    if (const npa::status st = ctl->reset(assigned); !st) {
+        failf("VF: mailbox RESET: %s", st.reason());
+        return false;
+    }
+    std::printf("VF: reset; the PF assigned %s (%" PRIu64 " message(s) of the PF's own ACKed on the way)\n",
+                mac_text(assigned).c_str(), ctl->pf_messages());
+    return true;
+}
+
+bool attach_vmx(vmx_port& x) {
+    if (!attach_plugin(x, ring_size)) {
+        return false;
+    }
+    npa::vmxnet3_control ctl(x.fn.control_port());
+    const npa::control_request init[] = {
+        npa::control_request::make_set_mac(x.mac),
+        npa::control_request::make_rx_mode(npa::rx_mode::unicast | npa::rx_mode::broadcast)};
+    if (const npa::status st = ctl.submit_batch(init); !st) {
+        failf("vmxnet3: control after attach: %s", st.reason());
+        return false;
+    }
+    return true;
+}
+
+// The VF's statistics registers (82576 VF: good packets/octets received and sent).
+struct vf_counters {
+    std::uint32_t gprc = 0, gptc = 0, gorc = 0, gotc = 0;
+};
+vf_counters read_counters(vf_port& v) {
+    const npa::igbvf_bar b = v.fn.bar();
+    return {b.read(npa::igbvf::reg::vfgprc), b.read(npa::igbvf::reg::vfgptc), b.read(npa::igbvf::reg::vfgorc),
+            b.read(npa::igbvf::reg::vfgotc)};
+}
+
+// The PF driver's answers to the VF's mailbox requests, and the refusal of a pinned MAC.
+void mailbox_checks(vf_port& v, npa::igbvf_control& ctl) {
+    if (const npa::status st = ctl.submit(npa::control_request::make_vlan(true, 100)); !st) {
+        failf("VF: SET_VLAN add 100: %s", st.reason());
+    } else {
+        std::printf("VF: VLAN filter 100 added by the PF\n");
+    }
+    npa::control_request mc;
+    mc.op = npa::control_op::set_mcast_list;
+    mc.mcast_count = 3;
+    mc.mcast[0] = {0x01, 0x00, 0x5e, 0x00, 0x00, 0x01};
+    mc.mcast[1] = {0x01, 0x00, 0x5e, 0x7f, 0x12, 0x34};
+    mc.mcast[2] = {0x33, 0x33, 0x00, 0x00, 0x00, 0x01};
+    if (const npa::status st = ctl.submit(mc); !st) {
+        failf("VF: SET_MULTICAST of 3: %s", st.reason());
+    } else {
+        std::printf("VF: 3 multicast addresses set by the PF\n");
+    }
+    if (const npa::status st = ctl.submit(npa::control_request::make_mtu(1500)); !st) {
+        failf("VF: SET_LPE 1518: %s", st.reason());
+    }
+    const npa::mac_addr own{0x02, 0x00, 0x00, 0x00, 0x01, 0x0c};
+    if (const npa::status st = ctl.submit(npa::control_request::make_set_mac(own)); !st) {
+        failf("VF: SET_MAC_ADDR %s: %s", mac_text(own).c_str(), st.reason());
+    } else {
+        std::printf("VF: MAC %s set by the PF\n", mac_text(own).c_str());
+    }
+    (void)v;
+}
+
+} // namespace
+
+int main() {
+    const char* frames_env = std::getenv("NPA_FRAMES");
+    const std::uint64_t frames = frames_env != nullptr ? std::strtoull(frames_env, nullptr, 10) : 10000;
+    std::setvbuf(stdout, nullptr, _IOLBF, 0);
+    const double t_start = now_s();
+
+    pci::dma_memory rings;
+    vf_port v{"VF", {0x02, 0x00, 0x00, 0x00, 0x00, 0x0c}, {}, {}, {}, {}, false};
+    vmx_port x{"vmxnet3", {0x02, 0x00, 0x00, 0x00, 0x00, 0x0b}, {}, {}, {}, {}, false};
+    std::optional<npa::igbvf_control> ctl;
+    run_result vx, xv;
+    vf_counters c0{}, c1{};
+    npa::mac_addr assigned{}, assigned_pinned{};
+    bool pinned = false, refused = false;
+    std::string refusal;
+    do {
+        if (std::system("npa-modprobe igb") != 0) {
+            failf("igb does not load");
+            break;
+        }
+        const std::string pf = find_function(0x8086, 0x10c9);
+        const std::string vmx = find_function(npa::vmxnet3::pci_vendor_vmware, npa::vmxnet3::pci_device_vmxnet3);
+        if (pf.empty() || vmx.empty()) {
+            failf("need an 82576 PF (8086:10c9) and a vmxnet3 (15ad:07b0)");
+            break;
+        }
+        std::string pf_if;
+        for (int i = 0; i < 50 && pf_if.empty(); ++i) {
+            pf_if = interface_of(pf);
+            ::usleep(100000);
+        }
+        if (pf_if.empty() || std::system(("ip link set dev " + pf_if + " up").c_str()) != 0) {
+            failf("PF %s: no interface to bring up", pf.c_str());
+            break;
+        }
+        if (!write_file(std::string(pci::sysfs_devices) + "/" + pf + "/sriov_numvfs", "2")) {
+            failf("PF %s: sriov_numvfs = 2 refused", pf.c_str());
+            break;
+        }
+        std::printf("PF %s (%s) up, 2 VFs\n", pf.c_str(), pf_if.c_str());
+        pci::pci_error e;
+        if (!pci::reserve_hugepages(e, 8)) {
+            failf("%s", e.what());
+            break;
+        }
+        rings = pci::dma_memory::create(e, pci::hugepage_size);
+        pci::dma_memory pv = rings ? pci::dma_memory::create(e, pci::hugepage_size) : pci::dma_memory{};
+        pci::dma_memory px = pv ? pci::dma_memory::create(e, pci::hugepage_size) : pci::dma_memory{};
+        if (!px) {
+            failf("DMA memory: %s", e.what());
+            break;
+        }
+        pci::dma_arena arena(rings);
+        bool found_vf = false;
+        for (int i = 0; i < 50 && !found_vf; ++i) {
+            pci::pci_function f;
+            found_vf = f.open(e, vf_addr);
+            ::usleep(100000);
+        }
+        if (!v.fn.open(e, vf_addr, arena, 1, ring_size, ring_size)) {
+            failf("VF %s: %s", vf_addr, e.what());
+            break;
+        }
+        if (!x.fn.open(e, vmx.c_str(), arena, 1, ring_size, ring_size)) {
+            failf("vmxnet3 %s: %s", vmx.c_str(), e.what());
+            break;
+        }
+        if (!make_pool("VF", v.pool, v.api, std::move(pv)) || !make_pool("vmxnet3", x.pool, x.api, std::move(px))) {
+            break;
+        }
+        std::printf("VF %s and vmxnet3 %s bound to uio_pci_generic, BARs mapped\n", vf_addr, vmx.c_str());
+        if (!vf_bring_up(v, ctl, assigned)) {
+            break;
+        }
+        if (assigned == npa::mac_addr{}) {
+            if (const npa::status st = ctl->submit(npa::control_request::make_set_mac(v.mac)); !st) {
+                failf("VF: SET_MAC_ADDR %s: %s", mac_text(v.mac).c_str(), st.reason());
+                break;
+            }
+        } else {
+            v.mac = assigned;
+        }
+        if (!attach_plugin(v, ring_size) || !attach_vmx(x)) {
+            break;
+        }
+        // The PF's link (autonegotiation in QEMU takes a moment after `ip link set up`):
+        // traffic before it is up is what QEMU holds back (docs/real-devices.md).
+        bool carrier = false;
+        const double tc = now_s();
+        for (int i = 0; i < 100 && !carrier; ++i) {
+            std::ifstream f("/sys/class/net/" + pf_if + "/carrier");
+            std::string line;
+            carrier = std::getline(f, line) && line == "1";
+            if (!carrier) {
+                ::usleep(100000);
+            }
+        }
+        std::printf("PF %s: carrier %s after %.2f s\n", pf_if.c_str(), carrier ? "up" : "still down", now_s() - tc);
+        c0 = read_counters(v);
+        vx = transfer(v, x, frames, window, true);
+        std::printf("VF -> vmxnet3: %" PRIu64 " sent, %" PRIu64 " received (%" PRIu64 " late, %" PRIu64
+                    " stalls), %" PRIu64 " lost in %.2f s\n", vx.sent, vx.received, vx.late, vx.stalls, vx.lost, vx.seconds);
+        xv = transfer(x, v, frames, window, true);
+        std::printf("vmxnet3 -> VF: %" PRIu64 " sent, %" PRIu64 " received (%" PRIu64 " late, %" PRIu64
+                    " stalls), %" PRIu64 " lost in %.2f s\n", xv.sent, xv.received, xv.late, xv.stalls, xv.lost, xv.seconds);
+        if (xv.received != frames || xv.stalls != 0) {
+            // The VF's RX ring as the device left it, around where delivery stopped.
+            const npa::igbvf_bar b = v.fn.bar();
+            const npa::igbvf_dma_area a = v.fn.window().ring_area(0);
+            const auto* w = reinterpret_cast<const volatile std::uint32_t*>(a.virt + ring_size * npa::igbvf::desc_size);
+            const npa::queue_stats qs = v.plugin.stats(0);
+            std::printf("VF RX: RDH %u RDT %u; npa rx %" PRIu64 " dropped %" PRIu64 " no-buffer %" PRIu64
+                        " bad %" PRIu64 " health %s\n", b.read(npa::igbvf::reg::rdh(0)), b.read(npa::igbvf::reg::rdt(0)),
+                        qs.rx_packets, qs.rx_dropped, qs.rx_no_buffer, qs.bad_completion, npa::to_string(v.plugin.health()));
+            const std::uint32_t at = static_cast<std::uint32_t>(qs.rx_packets % ring_size);
+            for (std::uint32_t i = at >= 4 ? at - 4 : 0; i < at + 8 && i < ring_size; ++i) {
+                std::printf("  slot %3u: %08x %08x %08x %08x\n", i, w[4 * i], w[4 * i + 1], w[4 * i + 2], w[4 * i + 3]);
+            }
+        }
+        c1 = read_counters(v);
+        const npa::queue_stats s = v.plugin.stats(0);
+        std::printf("VF device: tx %u pkts %u bytes, rx %u pkts %u bytes; npa: tx %" PRIu64 " pkts %" PRIu64
+                    " bytes, rx %" PRIu64 " pkts %" PRIu64 " bytes, bad completions %" PRIu64 "\n",
+                    c1.gptc - c0.gptc, c1.gotc - c0.gotc, c1.gprc - c0.gprc, c1.gorc - c0.gorc, s.tx_packets,
+                    s.tx_bytes, s.rx_packets, s.rx_bytes, s.bad_completion);
+        compare("VF tx packets", c1.gptc - c0.gptc, s.tx_packets);
+        compare("VF rx packets", c1.gprc - c0.gprc, s.rx_packets);
+        compare("VF -> vmxnet3 lost vs. what neither device counted", vx.lost, vx.sent - x.plugin.stats(0).rx_packets);
+        compare("vmxnet3 -> VF lost vs. what neither device counted", xv.lost, xv.sent - s.rx_packets);
+        compare("VF bad completions", 0, s.bad_completion);
+        if (vx.received + vx.lost != frames || xv.received + xv.lost != frames) {
+            failf("not every frame accounted for");
+        }
+        compare("VF tx octets (frames + 4-byte FCS each)", c1.gotc - c0.gotc, s.tx_bytes + 4 * s.tx_packets);
+        compare("VF rx octets (frames + 4-byte FCS each)", c1.gorc - c0.gorc, s.rx_bytes + 4 * s.rx_packets);
+        mailbox_checks(v, *ctl);
+        std::printf("VF: %" PRIu64 " mailbox round trips, %" PRIu64 " PF messages ACKed\n", ctl->messages(),
+                    ctl->pf_messages());
+        // What a function-level reset does to the queues the plugin enabled.
+        {
+            const npa::igbvf_bar b = v.fn.bar();
+            b.write(npa::igbvf::reg::ctrl, npa::igbvf::ctrl_rst);
+            ::usleep(10000);
+            std::printf("VF: after CTRL.RST: TXDCTL 0x%08x RXDCTL 0x%08x TDH %u TDT %u RDH %u RDT %u, "
+                        "plugin health %s\n", b.read(npa::igbvf::reg::txdctl(0)), b.read(npa::igbvf::reg::rxdctl(0)),
+                        b.read(npa::igbvf::reg::tdh(0)), b.read(npa::igbvf::reg::tdt(0)),
+                        b.read(npa::igbvf::reg::rdh(0)), b.read(npa::igbvf::reg::rdt(0)),
+                        npa::to_string(v.plugin.health()));
+        }
+        detach_and_audit(v);
+        detach_and_audit(x);
+        // A MAC the PF pins: a new reset hands it out, and another is refused.
+        const int err = pin_vf_mac(pf_if, 0, pinned_mac);
+        if (err != 0) {
+            failf("PF %s: pinning VF 0's MAC (IFLA_VF_MAC): %s", pf_if.c_str(), std::strerror(err));
+            break;
+        }
+        pinned = true;
+        if (!vf_bring_up(v, ctl, assigned_pinned)) {
+            break;
+        }
+        if (assigned_pinned != pinned_mac) {
+            failf("VF: the PF pinned %s, the reset handed out %s", mac_text(pinned_mac).c_str(),
+                  mac_text(assigned_pinned).c_str());
+        }
+        const npa::status st = ctl->submit(npa::control_request::make_set_mac(v.mac));
+        refused = st.code() == npa::errc::refused;
+        refusal = st ? "accepted" : st.reason();
+        std::printf("VF: SET_MAC_ADDR %s with %s pinned: %s (%s)\n", mac_text(v.mac).c_str(),
+                    mac_text(pinned_mac).c_str(), st ? "accepted" : "refused", refusal.c_str());
+        if (!refused) {
+            failf("VF: a MAC other than the pinned one was not refused as errc::refused (%s)", refusal.c_str());
+        }
+    } while (false);
+
+    detach_and_audit(v);
+    detach_and_audit(x);
+    const bool ok = failures.empty();
+    std::printf("NPA-GUEST-RESULT {\"test\":\"igbvf_guest_test\",\"status\":\"%s\",\"frames_each_way\":%" PRIu64
+                ",\"vf_to_vmxnet3\":%" PRIu64 ",\"vmxnet3_to_vf\":%" PRIu64 ",\"lost_vf_to_vmxnet3\":%" PRIu64
+                ",\"lost_vmxnet3_to_vf\":%" PRIu64 ",\"late_vmxnet3_to_vf\":%" PRIu64 ",\"stalls_vmxnet3_to_vf\":%" PRIu64 ",\"vf_to_vmxnet3_s\":%.2f,\"vmxnet3_to_vf_s\":%.2f,"
+                "\"reset_mac\":\"%s\",\"pinned\":%s,\"pinned_refused\":%s,\"seconds\":%.2f,\"first_failure\":\"%s\"}\n",
+                ok ? "pass" : "fail", frames, vx.received, xv.received, vx.lost, xv.lost, xv.late, xv.stalls, vx.seconds, xv.seconds,
+                mac_text(assigned).c_str(), pinned ? "true" : "false", refused ? "true" : "false", now_s() - t_start,
+                failures.empty() ? "" : json_text(failures.front()).c_str());
+    std::printf("igbvf_guest_test %s\n", ok ? "PASS" : "FAIL");
+    return ok ? 0 : 1;
+}
