@@ -27,6 +27,8 @@
 #include <npa/plugins/vmxnet3/plugin.hpp>
 #include <npa/sim/test_api.hpp>
 
+#include "guest_frames.hpp"
+
 #include <dirent.h>
 #include <time.h>
 
@@ -42,6 +44,7 @@
 
 namespace {
 
+using namespace npa::guest;
 namespace pci = npa::lnx::pci;
 using pool_t = npa::fixed_pool<pci::dma_memory>;
 using api_t = npa::sim::test_api<pool_t>;
@@ -49,109 +52,8 @@ using plugin_t = npa::vmxnet3_plugin<api_t>;
 
 constexpr std::uint32_t ring_size = 256;
 constexpr std::uint32_t window = 64;  // frames in flight: well under the RX ring
-constexpr std::uint32_t min_len = 60, max_len = 1514;
-constexpr std::uint16_t ethertype = 0x88b5;  // IEEE local experimental
 // Both devices' shared areas, queue tables and rings come from one hugepage.
 static_assert(2 * pci::vmxnet3_dma_bytes(1, ring_size, ring_size) + 2 * 4096 <= pci::hugepage_size);
-
-double now_s() {
-    timespec ts{};
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return static_cast<double>(ts.tv_sec) + static_cast<double>(ts.tv_nsec) * 1e-9;
-}
-
-std::vector<std::string> failures;
-void failf(const char* fmt, ...) __attribute__((format(printf, 1, 2)));
-void failf(const char* fmt, ...) {
-    char line[512];
-    va_list ap;
-    va_start(ap, fmt);
-    std::vsnprintf(line, sizeof line, fmt, ap);
-    va_end(ap);
-    std::printf("FAIL: %s\n", line);
-    if (failures.size() < 16) {
-        failures.emplace_back(line);
-    }
-}
-
-std::uint32_t frame_len(std::uint64_t seq) {
-    return min_len + static_cast<std::uint32_t>((seq * 7919) % (max_len - min_len + 1));
-}
-std::uint8_t pattern(std::uint64_t seq, std::uint32_t i) {
-    return static_cast<std::uint8_t>((seq * 131 + i * 7 + (seq >> 8)) & 0xff);
-}
-
-void build(std::byte* p, std::uint32_t len, const npa::mac_addr& dst, const npa::mac_addr& src,
-           std::uint64_t seq) {
-    auto* b = reinterpret_cast<std::uint8_t*>(p);
-    std::memcpy(b, dst.data(), 6);
-    std::memcpy(b + 6, src.data(), 6);
-    b[12] = ethertype >> 8;
-    b[13] = ethertype & 0xff;
-    for (int i = 0; i < 8; ++i) {
-        b[14 + i] = static_cast<std::uint8_t>(seq >> (8 * i));
-    }
-    for (std::uint32_t i = 22; i < len; ++i) {
-        b[i] = pattern(seq, i);
-    }
-}
-
-// The frame's sequence number if it is intact, else a failure and false.
-bool check(const std::byte* p, std::uint32_t len, const npa::mac_addr& dst, const npa::mac_addr& src,
-           std::uint64_t want) {
-    const auto* b = reinterpret_cast<const std::uint8_t*>(p);
-    if (len < 22) {
-        failf("frame %" PRIu64 ": %u bytes, shorter than its header", want, len);
-        return false;
-    }
-    std::uint64_t seq = 0;
-    for (int i = 0; i < 8; ++i) {
-        seq |= std::uint64_t{b[14 + i]} << (8 * i);
-    }
-    if (seq != want) {
-        failf("frame %" PRIu64 " expected, frame %" PRIu64 " received (%u bytes)", want, seq, len);
-        return false;
-    }
-    if (len != frame_len(seq)) {
-        failf("frame %" PRIu64 ": %u bytes, sent %u", seq, len, frame_len(seq));
-        return false;
-    }
-    if (std::memcmp(b, dst.data(), 6) != 0 || std::memcmp(b + 6, src.data(), 6) != 0 ||
-        b[12] != (ethertype >> 8) || b[13] != (ethertype & 0xff)) {
-        failf("frame %" PRIu64 ": addresses or ethertype changed", seq);
-        return false;
-    }
-    for (std::uint32_t i = 22; i < len; ++i) {
-        if (b[i] != pattern(seq, i)) {
-            failf("frame %" PRIu64 ": byte %u is 0x%02x, sent 0x%02x", seq, i, b[i], pattern(seq, i));
-            return false;
-        }
-    }
-    return true;
-}
-
-// The PCI addresses of the vmxnet3 functions, in bus order.
-std::vector<std::string> find_vmxnet3() {
-    std::vector<std::string> out;
-    DIR* d = ::opendir(pci::sysfs_devices);
-    if (d == nullptr) {
-        return out;
-    }
-    while (dirent* e = ::readdir(d)) {
-        if (e->d_name[0] == '.') {
-            continue;
-        }
-        pci::pci_function f;
-        pci::pci_error err;
-        if (f.open(err, e->d_name) && f.vendor() == npa::vmxnet3::pci_vendor_vmware &&
-            f.device() == npa::vmxnet3::pci_device_vmxnet3) {
-            out.emplace_back(e->d_name);
-        }
-    }
-    ::closedir(d);
-    std::sort(out.begin(), out.end());
-    return out;
-}
 
 struct port {
     const char* name;
@@ -244,7 +146,7 @@ run_result transfer(port& tx, port& rx, std::uint64_t frames) {
             const std::uint32_t got = tx.api->alloc_tx(std::span(bufs, want));
             for (std::uint32_t i = 0; i < got; ++i) {
                 const std::uint32_t len = frame_len(next + i);
-                build(bufs[i].data(), len, rx.mac, tx.mac, next + i);
+                build(bufs[i].data(), rx.mac, tx.mac, next + i);
                 bufs[i].set_length(len);
             }
             tx.api->offer(std::span<const npa::buffer_ref>(bufs, got));
@@ -299,17 +201,6 @@ void print_counters(const char* name, const plugin_t::device_queue_stats& d, con
                 " pkts %" PRIu64 " bytes, dropped %" PRIu64 ", bad completions %" PRIu64 "\n",
                 name, s.tx_packets, s.tx_bytes, s.tx_errors, s.rx_packets, s.rx_bytes, s.rx_dropped,
                 s.bad_completion);
-}
-
-// A failure line as a JSON string body: quotes and backslashes become single quotes.
-std::string json_text(const std::string& s) {
-    std::string o = s;
-    for (char& c : o) {
-        if (c == '"' || c == '\\' || static_cast<unsigned char>(c) < 0x20) {
-            c = '\'';
-        }
-    }
-    return o;
 }
 
 void compare(const char* what, std::uint64_t device, std::uint64_t npa_side) {
@@ -459,7 +350,7 @@ int main() {
             compare("B bad completions", 0, sb.bad_completion);
             detach_and_audit(a);
             detach_and_audit(b);
-            ok = failures.empty();
+            ok = failures().empty();
         }
     } while (false);
 
@@ -467,13 +358,13 @@ int main() {
     // memory goes away.
     detach_and_audit(a);
     detach_and_audit(b);
-    ok = ok && failures.empty();
+    ok = ok && failures().empty();
     const double total = now_s() - t_start;
     std::printf("NPA-GUEST-RESULT {\"test\":\"vmxnet3_guest_test\",\"status\":\"%s\",\"a\":\"%s\",\"b\":\"%s\","
                 "\"frames_each_way\":%" PRIu64 ",\"a_to_b\":%" PRIu64 ",\"b_to_a\":%" PRIu64
                 ",\"a_to_b_s\":%.2f,\"b_to_a_s\":%.2f,\"seconds\":%.2f,\"first_failure\":\"%s\"}\n",
                 ok ? "pass" : "fail", addr_a.c_str(), addr_b.c_str(), frames, ab.received, ba.received,
-                ab.seconds, ba.seconds, total, failures.empty() ? "" : json_text(failures.front()).c_str());
+                ab.seconds, ba.seconds, total, failures().empty() ? "" : json_text(failures().front()).c_str());
     std::printf("vmxnet3_guest_test %s\n", ok ? "PASS" : "FAIL");
     return ok ? 0 : 1;
 }
