@@ -237,6 +237,7 @@ int main() {
     std::vector<double> dur_us, held;
     std::uint64_t dev_oob = 0;
     std::uint64_t sw_done = 0, rx_a = 0, rx_b = 0, dev_drops = 0, tx_lost = 0, requeued = 0;
+    std::uint64_t rm_rx_lost = 0, rm_after = 0;
     std::uint64_t rm_lost = 0, rm_requeued = 0, rm_peer_dups = 0;
     double rm_fallback_ms = -1;
     const char* rm_trigger = "none";
@@ -480,19 +481,37 @@ int main() {
         }
         const npa::switch_record& r = sh->history().recent(0);
         rm_fallback_ms = (now_s() - t_del) * 1000.0;
+        // Frames the peer had sent into B's ring went with the device: at most one window.
+        tr->settle(2);
+        rm_rx_lost = tr->p_next - tr->s_expect;
+        tr->s_expect = tr->p_next;
+        const std::uint64_t after_from = std::min(tr->p_expect, tr->s_expect);
+        for (int i = 0; i < 500; ++i) {
+            (void)tr->step();
+        }
         tr->settle(10);
+        rm_after = std::min(tr->p_expect, tr->s_expect) - after_from;
         rm_lost = sh->counters(0).tx_lost - lost_before;
         rm_requeued = sh->counters(0).tx_requeued - requeued_before;
         rm_peer_dups = tr->p_dups - dups_before;
         std::printf("removal: device_del nic1, fallback to A (%s, reason %s) %.0f ms later; %" PRIu64
-                    " TX requeued and resent, %" PRIu64 " lost; the peer saw %" PRIu64 " twice, %" PRIu64 " missing\n",
-                    rm_trigger, npa::to_string(r.reason), rm_fallback_ms, rm_requeued, rm_lost, rm_peer_dups, tr->p_lost);
+                    " TX requeued and resent, %" PRIu64 " lost; the peer saw %" PRIu64 " twice, %" PRIu64
+                    " missing; %" PRIu64 " peer frames went with B's ring; then %" PRIu64 " frames each way on A\n",
+                    rm_trigger, npa::to_string(r.reason), rm_fallback_ms, rm_requeued, rm_lost, rm_peer_dups, tr->p_lost,
+                    rm_rx_lost, rm_after);
+        if (rm_rx_lost > window) {
+            failf("removal: %" PRIu64 " peer frames lost, more than the %" PRIu64 " that can be in flight", rm_rx_lost, window);
+        }
+        if (rm_after == 0) {
+            failf("removal: no traffic on A after the fallback");
+        }
         if (rm_lost != 0 || tr->p_lost != 0 || tr->p_expect != tr->s_next) {
             failf("removal: %" PRIu64 " TX lost by the shell, %" PRIu64 " missing at the peer (%" PRIu64 " sent, up to %" PRIu64
                   " received)", rm_lost, tr->p_lost, tr->s_next, tr->p_expect);
         }
-        if (tr->s_expect != tr->p_next) {
-            failf("removal: peer -> shell %" PRIu64 " sent, up to %" PRIu64 " received", tr->p_next, tr->s_expect);
+        if (tr->s_expect != tr->p_next || tr->s_gaps != dev_drops) {
+            failf("removal: peer -> shell %" PRIu64 " sent, up to %" PRIu64 " received, %" PRIu64 " missing besides"
+                  " what went with B", tr->p_next, tr->s_expect, tr->s_gaps);
         }
     } while (false);
 
@@ -523,13 +542,13 @@ int main() {
                 "\"requeued\":%" PRIu64 ",\"tx_lost\":%" PRIu64 ",\"shell_to_peer\":%" PRIu64 ",\"peer_to_shell\":%" PRIu64
                 ",\"hub_copies\":%" PRIu64 ",\"rx_on_a\":%" PRIu64 ",\"rx_on_b\":%" PRIu64 ",\"device_rx_drops\":%" PRIu64
                 ",\"removal\":%s,\"removal_trigger\":\"%s\",\"removal_fallback_ms\":%.0f,\"removal_requeued\":%" PRIu64
-                ",\"removal_tx_lost\":%" PRIu64 ",\"removal_peer_dups\":%" PRIu64 ",\"seconds\":%.2f,\"first_failure\":\"%s\"}\n",
+                ",\"removal_tx_lost\":%" PRIu64 ",\"removal_rx_lost\":%" PRIu64 ",\"removal_peer_dups\":%" PRIu64 ",\"seconds\":%.2f,\"first_failure\":\"%s\"}\n",
                 ok ? "pass" : "fail", addr_a.c_str(), addr_b.c_str(), addr_p.c_str(), tr && !tr->pace ? "false" : "true", sw_done,
                 percentile(dur_us, 0.5), percentile(dur_us, 0.99), percentile(dur_us, 1.0),
                 held.empty() ? 0.0 : [&] { double s = 0; for (double h : held) s += h; return s / static_cast<double>(held.size()); }(),
                 percentile(held, 1.0), requeued, tx_lost, tr ? tr->p_expect : 0, tr ? tr->s_expect : 0,
                 tr ? tr->s_dups : 0, rx_a, rx_b, dev_drops, removed ? "true" : "false", rm_trigger, rm_fallback_ms,
-                rm_requeued, rm_lost, rm_peer_dups, now_s() - t_start,
+                rm_requeued, rm_lost, rm_rx_lost, rm_peer_dups, now_s() - t_start,
                 ok ? "" : json_text(failures().front()).c_str());
     std::printf("switch_guest_test %s\n", ok ? "PASS" : "FAIL");
     return ok ? 0 : 1;
