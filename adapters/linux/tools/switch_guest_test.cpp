@@ -140,13 +140,13 @@ struct traffic {
                 }
             } else {
                 if (s > s_expect && gap_reports++ < 8) {
-                    const auto* pl = sh.plugin<npa::vmxnet3_plugin>(sh.active_path());
+                    auto* pl = sh.plugin<npa::vmxnet3_plugin>(sh.active_path());
                     const npa::queue_stats t = sh.queue_totals(0);
                     std::printf("peer -> shell: frame %" PRIu64 " after %" PRIu64 " (%s, active path %u, switches %" PRIu64
                                 "; active device: %" PRIu64 " out of buffers; rx_no_buffer %" PRIu64 ", rx_dropped %" PRIu64 ")\n",
                                 s, s_expect - 1, sh.switching() ? "switching" : "steady", sh.active_path(),
                                 sh.history().switches(),
-                                pl != nullptr ? std::uint64_t{const_cast<std::remove_const_t<std::remove_pointer_t<decltype(pl)>>*>(pl)->device_stats(0).rx.pktsRxOutOfBuf} : 0,
+                                pl != nullptr ? std::uint64_t{pl->device_stats(0).rx.pktsRxOutOfBuf} : 0,
                                 t.rx_no_buffer, t.rx_dropped);
                     std::printf("  peer: %" PRIu64 " frames given to its plugin, device sent %" PRIu64 ", %u in flight\n",
                                 p_next, std::uint64_t{peer.device_stats(0).tx.ucastPktsTxOK}, peer.tx_in_flight(0));
@@ -242,7 +242,6 @@ int main() {
     double rm_fallback_ms = -1;
     const char* rm_trigger = "none";
     bool removed = false;
-    traffic* tr_out = nullptr;
     std::optional<traffic> tr;
     do {
         const std::vector<std::string> found = find_vmxnet3();
@@ -342,7 +341,6 @@ int main() {
         // 2. Traffic both ways, a switch every gap_frames frames.
         tr.emplace(*sh, peer, *papi);
         tr->pace = env_u64("NPA_PACE", 1) != 0;
-        tr_out = &*tr;
         const double t_traffic = now_s();
             while (sw_done < switches && failures().empty()) {
             const std::uint64_t mark = std::min(tr->p_expect, tr->s_expect);
@@ -534,7 +532,6 @@ int main() {
             failf("peer pool not balanced after detach (%u of %u back)", au.in_pool, au.total);
         }
     }
-    (void)tr_out;
     const bool ok = failures().empty();
     std::printf("NPA-GUEST-RESULT {\"test\":\"switch_guest_test\",\"status\":\"%s\",\"a\":\"%s\",\"b\":\"%s\","
                 "\"peer\":\"%s\",\"paced\":%s,\"switches\":%" PRIu64 ",\"switch_us_p50\":%.0f,\"switch_us_p99\":%.0f,"
