@@ -141,6 +141,12 @@ struct traffic {
             } else {
                 if (s > s_expect && gap_reports++ < 8) {
                     auto* pl = sh.plugin<npa::vmxnet3_plugin>(sh.active_path());
+                    if (sh.switching()) {  // both paths attached: the new one's counters too
+                        auto* nw = sh.plugin<npa::vmxnet3_plugin>(sh.target_path());
+                        std::printf("  new path %u: device out of buffers %" PRIu64 ", rx ok %" PRIu64 "\n", sh.target_path(),
+                                    std::uint64_t{nw->device_stats(0).rx.pktsRxOutOfBuf},
+                                    std::uint64_t{nw->device_stats(0).rx.ucastPktsRxOK});
+                    }
                     const npa::queue_stats t = sh.queue_totals(0);
                     std::printf("peer -> shell: frame %" PRIu64 " after %" PRIu64 " (%s, active path %u, switches %" PRIu64
                                 "; active device: %" PRIu64 " out of buffers; rx_no_buffer %" PRIu64 ", rx_dropped %" PRIu64 ")\n",
