@@ -355,8 +355,19 @@ int main() {
             while (sw_done < switches && failures().empty()) {
             const std::uint64_t mark = std::min(tr->p_expect, tr->s_expect);
             const double t_gap = now_s();
+            double t_moved = now_s();
             while (std::min(tr->p_expect, tr->s_expect) < mark + gap_frames && now_s() - t_gap < 10) {
-                (void)tr->step();
+                if (tr->step()) {
+                    t_moved = now_s();
+                } else if (now_s() - t_moved > 1 && tr->p_expect == tr->s_next && tr->s_expect < tr->p_next) {
+                    // The peer's whole window went missing (the unexplained loss of "Left open"
+                    // in docs/real-devices.md): counted as missing, so the peer can go on.
+                    std::printf("WARNING: peer -> shell: frames %" PRIu64 "..%" PRIu64 " never arrived\n", tr->s_expect,
+                                tr->p_next - 1);
+                    tr->s_gaps += tr->p_next - tr->s_expect;
+                    tr->s_expect = tr->p_next;
+                    t_moved = now_s();
+                }
             }
             if (now_s() - t_gap >= 10) {
                 failf("traffic stalled on %s: shell sent %" PRIu64 ", peer got %" PRIu64 "; peer sent %" PRIu64
