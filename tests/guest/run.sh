@@ -8,10 +8,12 @@
 #   vmxnet3-pair   two vmxnet3 (00:03.0, 00:04.0) on one private hub
 #   vmxnet3-hotplug  two vmxnet3 on one private hub, each behind its own pcie-root-port
 #                  (01:00.0 id nic0, 02:00.0 id nic1), so `device_del nic1` unplugs one
+#   vmxnet3-trio   three vmxnet3 on one private hub: nic0 (01:00.0) and nic1 (02:00.0) each
+#                  behind its own pcie-root-port (unpluggable), nic2 (00:03.0) on the root bus
 #   igb-sriov      an 82576 (igb, SR-IOV) behind a pcie-root-port (01:00.0) and a vmxnet3
 #                  (00:03.0), both on one private hub
 # The hub is QEMU's own (-netdev hubport): frames go from one NIC to the other and nowhere
-# else; the guest has no outside network. Every NIC has a QEMU id: nic0, nic1.
+# else; the guest has no outside network. Every NIC has a QEMU id: nic0, nic1 (nic2).
 #
 # Monitor commands from the guest: a line `NPA-GUEST-MONITOR <command>` on the serial console
 # is passed to QEMU's monitor, for the commands device_del, device_add, set_link and info
@@ -79,11 +81,18 @@ case "$profile" in
                  -device pcie-root-port,id=rp2,chassis=2,slot=2,addr=06.0
                  -device vmxnet3,id=nic0,bus=rp1,netdev=h0,mac=52:54:00:01:00:00
                  -device vmxnet3,id=nic1,bus=rp2,netdev=h1,mac=52:54:00:02:00:00" ;;
+    vmxnet3-trio)
+        devices="$hub -netdev hubport,id=h2,hubid=0
+                 -device pcie-root-port,id=rp1,chassis=1,slot=1,addr=05.0
+                 -device pcie-root-port,id=rp2,chassis=2,slot=2,addr=06.0
+                 -device vmxnet3,id=nic0,bus=rp1,netdev=h0,mac=52:54:00:01:00:00
+                 -device vmxnet3,id=nic1,bus=rp2,netdev=h1,mac=52:54:00:02:00:00
+                 -device vmxnet3,id=nic2,netdev=h2,addr=03.0,mac=52:54:00:00:03:00" ;;
     igb-sriov)
         devices="$hub -device pcie-root-port,id=rp1,chassis=1,slot=1,addr=05.0
                  -device igb,id=nic0,bus=rp1,netdev=h0,mac=52:54:00:01:00:00
                  -device vmxnet3,id=nic1,netdev=h1,addr=03.0,mac=52:54:00:00:03:00" ;;
-    *) say "unknown profile '$profile' (vmxnet3-pair, vmxnet3-hotplug, igb-sriov)"; exit 2 ;;
+    *) say "unknown profile '$profile' (vmxnet3-pair, vmxnet3-hotplug, vmxnet3-trio, igb-sriov)"; exit 2 ;;
 esac
 
 # 2. QEMU (10.x has igb; 7.2 has the rest).

@@ -1,5 +1,5 @@
 // guest_test_support.hpp: what the guest tests of the userspace PCI plugins share (vmxnet3,
-// igbvf; tests/guest/README.md): numbered test frames of 60..1514 bytes with a payload
+// igbvf, the switch; tests/guest/README.md): numbered test frames of 60..1514 bytes with a payload
 // derived from the number, their check on arrival, a paced transfer between two ports
 // driven by npa plugins, failure collection, and the pool audit after detach.
 //
@@ -10,7 +10,12 @@
 #include <npa/config.hpp>
 #include <npa/control.hpp>
 #include <npa/status.hpp>
+#include <npa/linux/pci/dma_memory.hpp>
+#include <npa/linux/pci/function.hpp>
+#include <npa/plugins/vmxnet3/defs.hpp>
 #include <npa/sim/test_api.hpp>
+
+#include <dirent.h>
 
 #include <time.h>
 
@@ -20,6 +25,7 @@
 #include <cstdint>
 #include <cstdio>
 #include <cstring>
+#include <initializer_list>
 #include <span>
 #include <string>
 #include <vector>
@@ -55,6 +61,7 @@ inline std::uint8_t pattern(std::uint64_t seq, std::uint32_t i) {
     return static_cast<std::uint8_t>((seq * 131 + i * 7 + (seq >> 8)) & 0xff);
 }
 
+/// Writes frame `seq` (`len` bytes) at p.
 inline void build(std::byte* p, std::uint32_t len, const npa::mac_addr& dst, const npa::mac_addr& src,
            std::uint64_t seq) {
     auto* b = reinterpret_cast<std::uint8_t*>(p);
@@ -70,7 +77,11 @@ inline void build(std::byte* p, std::uint32_t len, const npa::mac_addr& dst, con
     }
 }
 
-// The frame's sequence number if it is intact, else a failure and false.
+/// Writes frame `seq` at its own length, frame_len(seq).
+inline void build(std::byte* p, const npa::mac_addr& dst, const npa::mac_addr& src, std::uint64_t seq) {
+    build(p, frame_len(seq), dst, src, seq);
+}
+
 // The sequence number a test frame carries (0 for a runt).
 inline std::uint64_t seq_of(const std::byte* p, std::uint32_t len) {
     const auto* b = reinterpret_cast<const std::uint8_t*>(p);
@@ -81,21 +92,16 @@ inline std::uint64_t seq_of(const std::byte* p, std::uint32_t len) {
     return seq;
 }
 
-inline bool check(const std::byte* p, std::uint32_t len, const npa::mac_addr& dst, const npa::mac_addr& src,
-           std::uint64_t want) {
+/// Checks a received frame: length, addresses, ethertype and every payload byte against
+/// what build() wrote for the number it carries; a failure and false if anything differs.
+inline bool check_intact(const std::byte* p, std::uint32_t len, const npa::mac_addr& dst,
+                         const npa::mac_addr& src) {
     const auto* b = reinterpret_cast<const std::uint8_t*>(p);
     if (len < 22) {
-        failf("frame %" PRIu64 ": %u bytes, shorter than its header", want, len);
+        failf("frame of %u bytes, shorter than its header", len);
         return false;
     }
-    std::uint64_t seq = 0;
-    for (int i = 0; i < 8; ++i) {
-        seq |= std::uint64_t{b[14 + i]} << (8 * i);
-    }
-    if (seq != want) {
-        failf("frame %" PRIu64 " expected, frame %" PRIu64 " received (%u bytes)", want, seq, len);
-        return false;
-    }
+    const std::uint64_t seq = seq_of(p, len);
     if (len != frame_len(seq)) {
         failf("frame %" PRIu64 ": %u bytes, sent %u", seq, len, frame_len(seq));
         return false;
@@ -108,6 +114,59 @@ inline bool check(const std::byte* p, std::uint32_t len, const npa::mac_addr& ds
     for (std::uint32_t i = 22; i < len; ++i) {
         if (b[i] != pattern(seq, i)) {
             failf("frame %" PRIu64 ": byte %u is 0x%02x, sent 0x%02x", seq, i, b[i], pattern(seq, i));
+            return false;
+        }
+    }
+    return true;
+}
+
+/// check_intact() and the frame is number `want`.
+inline bool check(const std::byte* p, std::uint32_t len, const npa::mac_addr& dst, const npa::mac_addr& src,
+                  std::uint64_t want) {
+    if (len >= 22 && seq_of(p, len) != want) {
+        failf("frame %" PRIu64 " expected, frame %" PRIu64 " received (%u bytes)", want, seq_of(p, len), len);
+        return false;
+    }
+    return check_intact(p, len, dst, src);
+}
+
+/// The PCI addresses of the vmxnet3 functions (15ad:07b0), in bus order.
+inline std::vector<std::string> find_vmxnet3() {
+    namespace pci = npa::lnx::pci;
+    std::vector<std::string> out;
+    DIR* d = ::opendir(pci::sysfs_devices);
+    if (d == nullptr) {
+        return out;
+    }
+    while (dirent* e = ::readdir(d)) {
+        if (e->d_name[0] == '.') {
+            continue;
+        }
+        pci::pci_function f;
+        pci::pci_error err;
+        if (f.open(err, e->d_name) && f.vendor() == npa::vmxnet3::pci_vendor_vmware &&
+            f.device() == npa::vmxnet3::pci_device_vmxnet3) {
+            out.emplace_back(e->d_name);
+        }
+    }
+    ::closedir(d);
+    std::sort(out.begin(), out.end());
+    return out;
+}
+
+/// Reserves the guest's hugepages and maps one hugepage of DMA memory into each of `out`;
+/// a failure and false if any of it fails.
+inline bool dma_hugepages(std::initializer_list<npa::lnx::pci::dma_memory*> out) {
+    namespace pci = npa::lnx::pci;
+    pci::pci_error e;
+    if (!pci::reserve_hugepages(e, 8)) {
+        failf("%s", e.what());
+        return false;
+    }
+    for (pci::dma_memory* m : out) {
+        *m = pci::dma_memory::create(e, pci::hugepage_size);
+        if (!*m) {
+            failf("DMA memory: %s", e.what());
             return false;
         }
     }

@@ -306,18 +306,11 @@ int main() {
             break;
         }
         std::printf("PF %s (%s) up, 2 VFs\n", pf.c_str(), pf_if.c_str());
+        pci::dma_memory pv, px;
+        if (!dma_hugepages({&rings, &pv, &px})) {
+            break;
+        }
         pci::pci_error e;
-        if (!pci::reserve_hugepages(e, 8)) {
-            failf("%s", e.what());
-            break;
-        }
-        rings = pci::dma_memory::create(e, pci::hugepage_size);
-        pci::dma_memory pv = rings ? pci::dma_memory::create(e, pci::hugepage_size) : pci::dma_memory{};
-        pci::dma_memory px = pv ? pci::dma_memory::create(e, pci::hugepage_size) : pci::dma_memory{};
-        if (!px) {
-            failf("DMA memory: %s", e.what());
-            break;
-        }
         pci::dma_arena arena(rings);
         bool found_vf = false;
         for (int i = 0; i < 50 && !found_vf; ++i) {

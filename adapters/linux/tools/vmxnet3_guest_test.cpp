@@ -56,29 +56,6 @@ constexpr std::uint32_t window = 64;  // frames in flight: well under the RX rin
 static_assert(2 * pci::vmxnet3_dma_bytes(1, ring_size, ring_size) + 2 * 4096 <= pci::hugepage_size);
 
 
-// The PCI addresses of the vmxnet3 functions, in bus order.
-std::vector<std::string> find_vmxnet3() {
-    std::vector<std::string> out;
-    DIR* d = ::opendir(pci::sysfs_devices);
-    if (d == nullptr) {
-        return out;
-    }
-    while (dirent* e = ::readdir(d)) {
-        if (e->d_name[0] == '.') {
-            continue;
-        }
-        pci::pci_function f;
-        pci::pci_error err;
-        if (f.open(err, e->d_name) && f.vendor() == npa::vmxnet3::pci_vendor_vmware &&
-            f.device() == npa::vmxnet3::pci_device_vmxnet3) {
-            out.emplace_back(e->d_name);
-        }
-    }
-    ::closedir(d);
-    std::sort(out.begin(), out.end());
-    return out;
-}
-
 struct port {
     const char* name;
     npa::mac_addr mac;
@@ -210,24 +187,12 @@ int main() {
             failf("need two vmxnet3 functions (15ad:07b0), found %zu under %s", found.size(), pci::sysfs_devices);
             break;
         }
-        pci::pci_error e;
-        if (!pci::reserve_hugepages(e, 8)) {
-            failf("%s", e.what());
-            break;
-        }
-        rings = pci::dma_memory::create(e, pci::hugepage_size);
-        if (!rings) {
-            failf("ring memory: %s", e.what());
+        pci::dma_memory pa, pb;
+        if (!dma_hugepages({&rings, &pa, &pb})) {
             break;
         }
         std::printf("DMA memory: rings at IOVA 0x%" PRIx64 "\n", std::uint64_t{rings.iova_base()});
         pci::dma_arena arena(rings);
-        pci::dma_memory pa = pci::dma_memory::create(e, pci::hugepage_size);
-        pci::dma_memory pb = pa ? pci::dma_memory::create(e, pci::hugepage_size) : pci::dma_memory{};
-        if (!pa || !pb) {
-            failf("pool memory: %s", e.what());
-            break;
-        }
         if (!setup(a, addr_a.c_str(), arena, std::move(pa)) || !setup(b, addr_b.c_str(), arena, std::move(pb))) {
             break;
         }
