@@ -128,7 +128,9 @@ trap 'exit 1' INT TERM
 [ -n "$log" ] || log="$cache/last-$profile.log"
 mkdir -p "$(dirname "$log")"
 
-cmdline="console=ttyS0 panic=-1 quiet loglevel=3 mitigations=off tsc=reliable
+# no_timer_check: on a loaded host the emulated CPU can be descheduled through the
+# kernel's IO-APIC timer check, which then panics ("IO-APIC + timer doesn't work").
+cmdline="console=ttyS0 panic=-1 quiet loglevel=3 mitigations=off tsc=reliable no_timer_check
          hugepages=$hugepages npa.profile=$profile $append"
 # The monitor the guest's NPA-GUEST-MONITOR lines reach: a pipe pair QEMU opens read-write
 # (so neither side blocks); its replies are drained into <log>.monitor.
