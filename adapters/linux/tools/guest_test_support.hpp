@@ -24,6 +24,7 @@
 #include <cstdarg>
 #include <cstdint>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <initializer_list>
 #include <span>
@@ -38,6 +39,13 @@ inline double now_s() {
     timespec ts{};
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return static_cast<double>(ts.tv_sec) + static_cast<double>(ts.tv_nsec) * 1e-9;
+}
+
+/// A number from the environment (the rig turns npa.KEY=VALUE on the kernel command line
+/// into NPA_KEY=VALUE), or `dflt` when it is not set.
+inline std::uint64_t env_u64(const char* name, std::uint64_t dflt) {
+    const char* v = std::getenv(name);
+    return v != nullptr ? std::strtoull(v, nullptr, 10) : dflt;
 }
 
 inline std::vector<std::string> failures;

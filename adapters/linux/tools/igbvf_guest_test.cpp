@@ -267,8 +267,7 @@ void mailbox_checks(vf_port& v, npa::igbvf_control& ctl) {
 } // namespace
 
 int main() {
-    const char* frames_env = std::getenv("NPA_FRAMES");
-    const std::uint64_t frames = frames_env != nullptr ? std::strtoull(frames_env, nullptr, 10) : 10000;
+    const std::uint64_t frames = env_u64("NPA_FRAMES", 10000);
     std::setvbuf(stdout, nullptr, _IOLBF, 0);
     const double t_start = now_s();
 

@@ -80,11 +80,6 @@ constexpr npa::mac_addr shell_mac{0x02, 0x4e, 0x50, 0x41, 0x00, 0x01};
 constexpr npa::mac_addr peer_mac{0x02, 0x4e, 0x50, 0x41, 0x00, 0xfe};
 static_assert(3 * pci::vmxnet3_dma_bytes(1, ring_size, ring_size) + 3 * 4096 <= pci::hugepage_size);
 
-std::uint64_t env_u64(const char* name, std::uint64_t dflt) {
-    const char* v = std::getenv(name);
-    return v != nullptr ? std::strtoull(v, nullptr, 10) : dflt;
-}
-
 bool exists(const std::string& path) {
     struct stat st{};
     return ::stat(path.c_str(), &st) == 0;

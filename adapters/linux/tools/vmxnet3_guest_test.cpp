@@ -166,8 +166,7 @@ void link_flap(port& p, const char* nic) {
 } // namespace
 
 int main() {
-    const char* frames_env = std::getenv("NPA_FRAMES");
-    const std::uint64_t frames = frames_env != nullptr ? std::strtoull(frames_env, nullptr, 10) : 1000;
+    const std::uint64_t frames = env_u64("NPA_FRAMES", 1000);
     std::setvbuf(stdout, nullptr, _IOLBF, 0);
     const double t_start = now_s();
 
