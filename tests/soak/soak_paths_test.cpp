@@ -243,3 +243,35 @@ TEST_CASE(
     CHECK(rx.corrupt == 0);
     CHECK(sh.history().total_tx_lost() == 0);
 }
+
+TEST_CASE("vmxnet3 and VF paths: a VF its PF removed (registers read 0, as on QEMU) falls back "
+          "to the vmxnet3 and TX goes on there") {
+    th::world w(1);
+    w.quiet = true;
+    w.min_dwell_ns = 0;
+    w.vf_removed_reads_zero = true;
+    std::string err;
+    REQUIRE_MESSAGE(w.build(err), err);
+    th::shell_t& sh = *w.sh;
+    REQUIRE(sh.start(w.vmx_path).ok());
+    REQUIRE(sh.set_mac(th::guest_mac).ok());
+    sh.set_fallback(w.vmx_path);
+    w.run(50);
+    REQUIRE(w.switch_under_traffic(w.a.vf_path, npa::switch_reason::operator_request).ok());
+    w.run(50);
+    w.a.nic->vf(0).remove();
+    for (int i = 0; i < 2000 && (sh.active_path() != w.vmx_path || sh.switching()); ++i)
+        w.round(th::burst, th::burst);
+    REQUIRE(sh.active_path() == w.vmx_path);
+    const std::uint64_t before = sh.path_stats(w.vmx_path, 0).tx_packets;
+    const std::uint64_t peer_before = w.peer.report(th::guest_flow, w.tx_sent()).received;
+    w.run(100);
+    w.settle();
+    CHECK(sh.path_stats(w.vmx_path, 0).tx_packets > before);
+    const auto t = w.peer.report(th::guest_flow, w.tx_sent());
+    CHECK(t.received > peer_before);
+    CHECK(t.lost == 0);
+    CHECK(t.reordered + t.duplicates + t.corrupt == 0);
+    CHECK(sh.history().total_tx_lost() == 0);
+    CHECK(sh.audit().ok());
+}
