@@ -566,6 +566,30 @@ int main() {
                         au.backlog, au.requeue, au.in_plugins, b.read(npa::igbvf::reg::status),
                         b.read(npa::igbvf::reg::txdctl(0)), b.read(npa::igbvf::reg::tdh(0)), b.read(npa::igbvf::reg::tdt(0)));
         }
+        {
+            // One numbered frame through the shell right after the fallback, followed into
+            // the vmxnet3 plugin: where it is after tx_burst and after poll.
+            auto* pl = sh->plugin<npa::vmxnet3_plugin>(pe);
+            npa::buffer_ref one;
+            if (sh->alloc(0, std::span(&one, 1)) == 1) {
+                build(one.data(), peer_mac, mac, tr->out_sent);
+                one.set_length(frame_len(tr->out_sent));
+                const std::uint16_t k = sh->tx_burst(0, std::span(&one, 1));
+                if (k == 0) {
+                    sh->free(0, std::span<const npa::buffer_ref>(&one, 1));
+                }
+                tr->out_sent += k;
+                const npa::audit_report a1 = sh->audit();
+                const std::uint32_t f1 = pl->tx_in_flight(0);
+                const std::uint64_t t1 = pl->stats(0).tx_packets;
+                (void)sh->poll(0);
+                const npa::audit_report a2 = sh->audit();
+                std::printf("first frame after the fallback: taken %u; then in plugins %" PRId64 ", vmxnet3 in flight %u,"
+                            " tx %" PRIu64 "; after poll: in plugins %" PRId64 ", in pool %" PRIu64 ", in flight %u, tx %"
+                            PRIu64 ", tx errors %" PRIu64 "\n", k, a1.in_plugins, f1, t1, a2.in_plugins, a2.in_pool,
+                            pl->tx_in_flight(0), pl->stats(0).tx_packets, pl->stats(0).tx_errors);
+            }
+        }
         // Peer frames in the VF's ring went with it: at most one window.
         tr->settle(2);
         rm_rx_lost = tr->in_sent - tr->in_expect;
@@ -629,6 +653,12 @@ int main() {
         rm_lost = sh->counters(0).tx_lost - lost_before;
         rm_requeued = sh->counters(0).tx_requeued - requeued_before;
         rm_peer_dups = tr->out_dups - dups_before;
+        std::printf("after the removal: the shell accepted %" PRIu64 " frames, its paths counted %" PRIu64
+                    " sent (vmxnet3 %" PRIu64 ", VF %" PRIu64 "), the peer received %" PRIu64 "\n",
+                    sh->counters(0).tx_accepted,
+                    sh->path_stats(pe, 0).tx_packets + sh->path_stats(pv, 0).tx_packets,
+                    sh->path_stats(pe, 0).tx_packets, sh->path_stats(pv, 0).tx_packets,
+                    tr->out_expect - tr->out_missing);
         std::printf("removal: sriov_numvfs = 0 (the write returned after %.0f ms), fallback to the vmxnet3 (%s, reason %s)"
                     " %.0f ms later; %" PRIu64 " TX requeued and resent, %" PRIu64 " lost; the peer saw %" PRIu64
                     " twice, %" PRIu64 " missing; %" PRIu64 " peer frames went with the VF's ring; then %" PRIu64
