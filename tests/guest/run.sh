@@ -12,6 +12,8 @@
 #                  behind its own pcie-root-port (unpluggable), nic2 (00:03.0) on the root bus
 #   igb-sriov      an 82576 (igb, SR-IOV) behind a pcie-root-port (01:00.0) and a vmxnet3
 #                  (00:03.0), both on one private hub
+#   igb-sriov-peer the igb-sriov devices and a second vmxnet3 (nic2, 00:04.0), three on one
+#                  hub: the shell over the vmxnet3 and a VF, the second vmxnet3 its peer
 # The hub is QEMU's own (-netdev hubport): frames go from one NIC to the other and nowhere
 # else; the guest has no outside network. Every NIC has a QEMU id: nic0, nic1 (nic2).
 #
@@ -92,7 +94,13 @@ case "$profile" in
         devices="$hub -device pcie-root-port,id=rp1,chassis=1,slot=1,addr=05.0
                  -device igb,id=nic0,bus=rp1,netdev=h0,mac=52:54:00:01:00:00
                  -device vmxnet3,id=nic1,netdev=h1,addr=03.0,mac=52:54:00:00:03:00" ;;
-    *) say "unknown profile '$profile' (vmxnet3-pair, vmxnet3-hotplug, vmxnet3-trio, igb-sriov)"; exit 2 ;;
+    igb-sriov-peer)
+        devices="$hub -netdev hubport,id=h2,hubid=0
+                 -device pcie-root-port,id=rp1,chassis=1,slot=1,addr=05.0
+                 -device igb,id=nic0,bus=rp1,netdev=h0,mac=52:54:00:01:00:00
+                 -device vmxnet3,id=nic1,netdev=h1,addr=03.0,mac=52:54:00:00:03:00
+                 -device vmxnet3,id=nic2,netdev=h2,addr=04.0,mac=52:54:00:00:04:00" ;;
+    *) say "unknown profile '$profile' (vmxnet3-pair, vmxnet3-hotplug, vmxnet3-trio, igb-sriov, igb-sriov-peer)"; exit 2 ;;
 esac
 
 # 2. QEMU (10.x has igb; 7.2 has the rest).
@@ -101,7 +109,7 @@ if ! command -v "$qemu" >/dev/null 2>&1; then
     say "$qemu not found: run tests/guest/deps.sh (qemu-system-x86 from bookworm-backports)"
     exit 2
 fi
-if [ "$profile" = igb-sriov ] && ! "$qemu" -device help 2>/dev/null | grep -q '"igb"'; then
+if [[ "$profile" == igb-sriov* ]] && ! "$qemu" -device help 2>/dev/null | grep -q '"igb"'; then
     say "$("$qemu" --version | head -n 1) has no igb device: QEMU 8.0 or newer is needed" \
         "(tests/guest/deps.sh installs 10.x from bookworm-backports)"
     exit 2

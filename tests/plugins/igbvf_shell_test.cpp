@@ -72,7 +72,7 @@ struct sim_world {
     traffic_sink guest_sink;
     std::uint64_t guest_sent = 0;
 
-    sim_world() {
+    explicit sim_world(bool vf_removed_reads_zero = false) {
         pool_config pc;
         pc.count = 8192;
         const guest_block b = mem.allocate(pool_t::required_bytes(pc));
@@ -88,6 +88,7 @@ struct sim_world {
         // checksum offload (an older NIC firmware), to migrate onto.
         sriov_nic_config ca;
         ca.vfs = 2;
+        ca.vf.removed_reads_zero = vf_removed_reads_zero;
         auto a = sriov_nic::create(mem, ca);
         REQUIRE(a.ok());
         host_a = std::move(*a);
@@ -352,6 +353,41 @@ TEST_CASE("VF reset while active: the shell falls back, nothing lost") {
     CHECK(w.sh->history().recent(0).reason == switch_reason::reset);
     w.settle();
     w.check_guest_tx();
+    w.release_pending();
+    CHECK(w.sh->audit().ok());
+}
+
+TEST_CASE("VF removed by its PF (registers read 0, as on QEMU): the shell falls back, TX goes on") {
+    sim_world w(true);
+    REQUIRE(w.sh->start(w.vf_a_path).ok());
+    w.sh->set_fallback(w.emu_path);
+    for (int i = 0; i < 30; ++i) w.round(32, 16);
+    // TX the VF takes and never sends: it is gone before it runs again. Its head register
+    // then reads 0 too, which must not pass for "sent".
+    for (std::uint16_t q = 0; q < queues; ++q) {
+        auto& pend = w.pending[q];
+        for (int i = 0; i < 32; ++i) {
+            buffer_ref b{};
+            if (w.sh->alloc(q, std::span(&b, 1)) == 0) break;
+            b.set_length(w.gens[q].build(std::span<std::byte>(b.data(), b.capacity())));
+            pend.push_back(b);
+            ++w.guest_sent;
+        }
+        const std::uint16_t k = w.sh->tx_burst(q, pend);
+        pend.erase(pend.begin(), pend.begin() + k);
+    }
+    w.host_a->vf(0).remove();
+    for (int i = 0; i < 400 && (w.sh->active_path() != w.emu_path || w.sh->switching()); ++i) {
+        w.round(32, 16);
+    }
+    REQUIRE(w.sh->active_path() == w.emu_path);
+    const std::uint64_t tx_before = w.sh->path_stats(w.emu_path, 0).tx_packets;
+    for (int i = 0; i < 50; ++i) w.round(32, 16);
+    // The emulated path carries the traffic after the fallback.
+    CHECK(w.sh->path_stats(w.emu_path, 0).tx_packets > tx_before);
+    w.settle();
+    w.check_guest_tx();
+    CHECK(w.sh->path_stats(w.vf_a_path, 0).tx_errors + w.sh->path_stats(w.vf_a_path, 1).tx_errors == 0);
     w.release_pending();
     CHECK(w.sh->audit().ok());
 }

@@ -89,7 +89,12 @@ public:
             api_->tx_unsent(q, unsent);
             const std::size_t keep = std::min<std::size_t>(dev_->leak_on_detach, s.posted.size());
             api_->release_rx_buffers(q, std::span(s.posted).subspan(keep));
+            // What completed here is counted, as the igbvf plugin's detach does; the
+            // counters outlive the detach until the next attach.
+            npa::queue_stats st = s.st;
+            st.tx_packets += done.size();
             s = queue{};
+            s.st = st;
         }
         dev_ = nullptr;
     }

@@ -578,6 +578,21 @@ TEST_CASE("surprise removal mid-burst: unsent TX comes back and goes out on the 
     CHECK(r.sh.audit().ok());
 }
 
+TEST_CASE("TX a plugin completes while it detaches counts in the old path's stats") {
+    rig r;
+    r.emu.completion_delay = 1000;  // TX stays in flight
+    REQUIRE(r.sh.start<0>(r.emu, r.link()).ok());
+    (void)r.send(10);
+    pump(r, 3);
+    CHECK(r.sh.path_stats(0, 0).tx_packets == 0);
+    // The device fails: reaping stops, and the plugin's detach finds the 10 done.
+    r.emu.completion_delay = 1;
+    r.emu.health = npa::errc::device_error;
+    REQUIRE(r.sh.switch_to<1>(r.vf, r.link(), npa::switch_reason::device_error).ok());
+    CHECK(r.sh.path_stats(0, 0).tx_packets == 10);
+    CHECK(r.sh.queue_totals(0).tx_packets == 10);
+}
+
 TEST_CASE("stats are monotonic across switches and device counter resets") {
     rig r;
     REQUIRE(r.sh.start<0>(r.emu, r.link()).ok());

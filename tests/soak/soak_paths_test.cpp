@@ -52,6 +52,18 @@ std::uint64_t vf_not_sent(sim::igbvf_device& vf, std::uint16_t queues) {
     return n;
 }
 
+/// Builds the world (quiet, no minimum dwell: the soak is about switching often; hysteresis
+/// is tested in tests/shell) and starts its shell on the vmxnet3, the fallback.
+void start_on_vmxnet3(th::world& w) {
+    w.quiet = true;
+    w.min_dwell_ns = 0;
+    std::string err;
+    REQUIRE_MESSAGE(w.build(err), err);
+    REQUIRE(w.sh->start(w.vmx_path).ok());
+    REQUIRE(w.sh->set_mac(th::guest_mac).ok());
+    w.sh->set_fallback(w.vmx_path);
+}
+
 } // namespace
 
 TEST_CASE(
@@ -62,14 +74,8 @@ TEST_CASE(
     const std::uint64_t faults = npa::soak::env_u64("NPA_SOAK_FAULTS", 7);
     std::mt19937_64 rng(seed);
     th::world w;
-    w.quiet = true;
-    w.min_dwell_ns = 0; // the soak is about switching often; hysteresis is tested in tests/shell
-    std::string err;
-    REQUIRE_MESSAGE(w.build(err), err);
+    start_on_vmxnet3(w);
     th::shell_t& sh = *w.sh;
-    REQUIRE(sh.start(w.vmx_path).ok());
-    REQUIRE(sh.set_mac(th::guest_mac).ok());
-    sh.set_fallback(w.vmx_path);
 
     std::array<th::host*, 2> hosts{&w.a, &w.b};
     std::array<std::uint32_t, 2> away{}; // rounds since host h's VF was pulled (0: present)
@@ -242,4 +248,30 @@ TEST_CASE(
     CHECK(rx.reordered == 0);
     CHECK(rx.corrupt == 0);
     CHECK(sh.history().total_tx_lost() == 0);
+}
+
+TEST_CASE("vmxnet3 and VF paths: a VF its PF removed (registers read 0, as on QEMU) falls back "
+          "to the vmxnet3 and TX goes on there") {
+    th::world w(1);
+    w.vf_removed_reads_zero = true;
+    start_on_vmxnet3(w);
+    th::shell_t& sh = *w.sh;
+    w.run(50);
+    REQUIRE(w.switch_under_traffic(w.a.vf_path, npa::switch_reason::operator_request).ok());
+    w.run(50);
+    w.a.nic->vf(0).remove();
+    for (int i = 0; i < 2000 && (sh.active_path() != w.vmx_path || sh.switching()); ++i)
+        w.round(th::burst, th::burst);
+    REQUIRE(sh.active_path() == w.vmx_path);
+    const std::uint64_t before = sh.path_stats(w.vmx_path, 0).tx_packets;
+    const std::uint64_t peer_before = w.peer.report(th::guest_flow, w.tx_sent()).received;
+    w.run(100);
+    w.settle();
+    CHECK(sh.path_stats(w.vmx_path, 0).tx_packets > before);
+    const auto t = w.peer.report(th::guest_flow, w.tx_sent());
+    CHECK(t.received > peer_before);
+    CHECK(t.lost == 0);
+    CHECK(t.reordered + t.duplicates + t.corrupt == 0);
+    CHECK(sh.history().total_tx_lost() == 0);
+    CHECK(sh.audit().ok());
 }

@@ -1,6 +1,7 @@
 // guest_test_support.hpp: what the guest tests of the userspace PCI plugins share (vmxnet3,
 // igbvf, the switch; tests/guest/README.md): numbered test frames of 60..1514 bytes with a payload
-// derived from the number, their check on arrival, a paced transfer between two ports
+// derived from the number, their check on arrival, PCI functions found by id, the igb PF
+// brought up with its VFs, a paced transfer between two ports
 // driven by npa plugins, failure collection, and the pool audit after detach.
 //
 // A port is any struct with `name`, `mac`, `api` (std::optional<npa::sim::test_api<...>>),
@@ -16,8 +17,9 @@
 #include <npa/sim/test_api.hpp>
 
 #include <dirent.h>
-
+#include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cinttypes>
@@ -26,6 +28,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <fstream>
 #include <initializer_list>
 #include <span>
 #include <string>
@@ -138,8 +141,8 @@ inline bool check(const std::byte* p, std::uint32_t len, const npa::mac_addr& ds
     return check_intact(p, len, dst, src);
 }
 
-/// The PCI addresses of the vmxnet3 functions (15ad:07b0), in bus order.
-inline std::vector<std::string> find_vmxnet3() {
+/// The PCI addresses of the functions with this vendor:device, in bus order.
+inline std::vector<std::string> find_functions(std::uint16_t vendor, std::uint16_t device) {
     namespace pci = npa::lnx::pci;
     std::vector<std::string> out;
     DIR* d = ::opendir(pci::sysfs_devices);
@@ -152,14 +155,124 @@ inline std::vector<std::string> find_vmxnet3() {
         }
         pci::pci_function f;
         pci::pci_error err;
-        if (f.open(err, e->d_name) && f.vendor() == npa::vmxnet3::pci_vendor_vmware &&
-            f.device() == npa::vmxnet3::pci_device_vmxnet3) {
+        if (f.open(err, e->d_name) && f.vendor() == vendor && f.device() == device) {
             out.emplace_back(e->d_name);
         }
     }
     ::closedir(d);
     std::sort(out.begin(), out.end());
     return out;
+}
+
+/// The first function with this vendor:device in bus order, "" if none.
+inline std::string find_function(std::uint16_t vendor, std::uint16_t device) {
+    const std::vector<std::string> all = find_functions(vendor, device);
+    return all.empty() ? std::string{} : all.front();
+}
+
+/// The PCI addresses of the vmxnet3 functions (15ad:07b0), in bus order.
+inline std::vector<std::string> find_vmxnet3() {
+    return find_functions(npa::vmxnet3::pci_vendor_vmware, npa::vmxnet3::pci_device_vmxnet3);
+}
+
+inline bool write_file(const std::string& path, const std::string& text) {
+    std::ofstream f(path);
+    f << text;
+    f.flush();
+    return static_cast<bool>(f);
+}
+
+inline bool path_exists(const std::string& path) {
+    struct stat st{};
+    return ::stat(path.c_str(), &st) == 0;
+}
+
+inline std::string mac_text(const npa::mac_addr& m) {
+    char t[24];
+    std::snprintf(t, sizeof t, "%02x:%02x:%02x:%02x:%02x:%02x", m[0], m[1], m[2], m[3], m[4], m[5]);
+    return t;
+}
+
+/// The network interface of a PCI function bound to a kernel driver, "" if none.
+inline std::string interface_of(const std::string& addr) {
+    const std::string dir = std::string(npa::lnx::pci::sysfs_devices) + "/" + addr + "/net";
+    DIR* d = ::opendir(dir.c_str());
+    std::string name;
+    while (d != nullptr) {
+        dirent* e = ::readdir(d);
+        if (e == nullptr) {
+            break;
+        }
+        if (e->d_name[0] != '.') {
+            name = e->d_name;
+        }
+    }
+    if (d != nullptr) {
+        ::closedir(d);
+    }
+    return name;
+}
+
+/// Waits up to `limit_s` for PCI function `addr` to appear in sysfs.
+inline bool wait_function(const std::string& addr, double limit_s = 5) {
+    const std::string dir = std::string(npa::lnx::pci::sysfs_devices) + "/" + addr;
+    const double t0 = now_s();
+    while (!path_exists(dir)) {
+        if (now_s() - t0 > limit_s) {
+            return false;
+        }
+        ::usleep(100000);
+    }
+    return true;
+}
+
+/// The 82576 PF under Linux's igb: loads igb, brings the PF's interface up and creates
+/// `vfs` VFs (sriov_numvfs). `pf` and `pf_if` are its PCI address and interface. A
+/// failure and false if any of it fails.
+inline bool sriov_pf_up(unsigned vfs, std::string& pf, std::string& pf_if) {
+    if (std::system("npa-modprobe igb") != 0) {
+        failf("igb does not load");
+        return false;
+    }
+    pf = find_function(0x8086, 0x10c9);
+    if (pf.empty()) {
+        failf("need an 82576 PF (8086:10c9)");
+        return false;
+    }
+    pf_if.clear();
+    for (int i = 0; i < 50 && pf_if.empty(); ++i) {
+        pf_if = interface_of(pf);
+        ::usleep(100000);
+    }
+    if (pf_if.empty() || std::system(("ip link set dev " + pf_if + " up").c_str()) != 0) {
+        failf("PF %s: no interface to bring up", pf.c_str());
+        return false;
+    }
+    const std::string n = std::to_string(vfs);
+    if (!write_file(std::string(npa::lnx::pci::sysfs_devices) + "/" + pf + "/sriov_numvfs", n)) {
+        failf("PF %s: sriov_numvfs = %s refused", pf.c_str(), n.c_str());
+        return false;
+    }
+    std::printf("PF %s (%s) up, %u VFs\n", pf.c_str(), pf_if.c_str(), vfs);
+    return true;
+}
+
+/// Waits (up to 10 s) for the carrier of interface `ifname`: the PF's link comes up a
+/// moment after `ip link set up` (QEMU's autonegotiation), and frames sent to a VF before
+/// it are held by QEMU (docs/real-devices.md, igb 6). Returns whether it came.
+inline bool wait_carrier(const std::string& ifname) {
+    bool carrier = false;
+    const double tc = now_s();
+    for (int i = 0; i < 100 && !carrier; ++i) {
+        std::ifstream f("/sys/class/net/" + ifname + "/carrier");
+        std::string line;
+        carrier = std::getline(f, line) && line == "1";
+        if (!carrier) {
+            ::usleep(100000);
+        }
+    }
+    std::printf("PF %s: carrier %s after %.2f s\n", ifname.c_str(), carrier ? "up" : "still down", now_s() - tc);
+    return carrier;
 }
 
 /// Reserves the guest's hugepages and maps one hugepage of DMA memory into each of `out`;

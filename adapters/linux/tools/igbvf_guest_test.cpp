@@ -88,55 +88,6 @@ bool make_pool(const char* name, std::optional<pool_t>& pool, std::optional<api_
     return true;
 }
 
-bool write_file(const std::string& path, const std::string& text) {
-    std::ofstream f(path);
-    f << text;
-    f.flush();
-    return static_cast<bool>(f);
-}
-
-// The PCI address of the first function with this vendor:device, "" if none.
-std::string find_function(std::uint16_t vendor, std::uint16_t device) {
-    std::vector<std::string> out;
-    DIR* d = ::opendir(pci::sysfs_devices);
-    while (d != nullptr) {
-        dirent* e = ::readdir(d);
-        if (e == nullptr) {
-            break;
-        }
-        pci::pci_function f;
-        pci::pci_error err;
-        if (e->d_name[0] != '.' && f.open(err, e->d_name) && f.vendor() == vendor && f.device() == device) {
-            out.emplace_back(e->d_name);
-        }
-    }
-    if (d != nullptr) {
-        ::closedir(d);
-    }
-    std::sort(out.begin(), out.end());
-    return out.empty() ? std::string{} : out.front();
-}
-
-// The network interface of a PCI function bound to a kernel driver.
-std::string interface_of(const std::string& addr) {
-    const std::string dir = std::string(pci::sysfs_devices) + "/" + addr + "/net";
-    DIR* d = ::opendir(dir.c_str());
-    std::string name;
-    while (d != nullptr) {
-        dirent* e = ::readdir(d);
-        if (e == nullptr) {
-            break;
-        }
-        if (e->d_name[0] != '.') {
-            name = e->d_name;
-        }
-    }
-    if (d != nullptr) {
-        ::closedir(d);
-    }
-    return name;
-}
-
 // `ip link set <ifname> vf <vf> mac <mac>`: RTM_SETLINK with IFLA_VFINFO_LIST, written here
 // (busybox's ip has no `vf`). The PF driver pins that MAC for the VF. Returns the kernel's
 // error (0: done).
@@ -187,11 +138,6 @@ int pin_vf_mac(const std::string& ifname, std::uint32_t vf, const npa::mac_addr&
     return err;
 }
 
-std::string mac_text(const npa::mac_addr& m) {
-    char t[24];
-    std::snprintf(t, sizeof t, "%02x:%02x:%02x:%02x:%02x:%02x", m[0], m[1], m[2], m[3], m[4], m[5]);
-    return t;
-}
 
 // VF bring-up through npa: CTRL.RST and the PF's RSTD, then the mailbox RESET; the MAC the
 // PF assigned, or (none assigned) ours through SET_MAC_ADDR.
@@ -281,41 +227,24 @@ int main() {
     bool pinned = false, refused = false;
     std::string refusal;
     do {
-        if (std::system("npa-modprobe igb") != 0) {
-            failf("igb does not load");
+        std::string pf, pf_if;
+        if (!sriov_pf_up(2, pf, pf_if)) {
             break;
         }
-        const std::string pf = find_function(0x8086, 0x10c9);
         const std::string vmx = find_function(npa::vmxnet3::pci_vendor_vmware, npa::vmxnet3::pci_device_vmxnet3);
-        if (pf.empty() || vmx.empty()) {
-            failf("need an 82576 PF (8086:10c9) and a vmxnet3 (15ad:07b0)");
+        if (vmx.empty()) {
+            failf("need a vmxnet3 (15ad:07b0)");
             break;
         }
-        std::string pf_if;
-        for (int i = 0; i < 50 && pf_if.empty(); ++i) {
-            pf_if = interface_of(pf);
-            ::usleep(100000);
-        }
-        if (pf_if.empty() || std::system(("ip link set dev " + pf_if + " up").c_str()) != 0) {
-            failf("PF %s: no interface to bring up", pf.c_str());
-            break;
-        }
-        if (!write_file(std::string(pci::sysfs_devices) + "/" + pf + "/sriov_numvfs", "2")) {
-            failf("PF %s: sriov_numvfs = 2 refused", pf.c_str());
-            break;
-        }
-        std::printf("PF %s (%s) up, 2 VFs\n", pf.c_str(), pf_if.c_str());
         pci::dma_memory pv, px;
         if (!dma_hugepages({&rings, &pv, &px})) {
             break;
         }
         pci::pci_error e;
         pci::dma_arena arena(rings);
-        bool found_vf = false;
-        for (int i = 0; i < 50 && !found_vf; ++i) {
-            pci::pci_function f;
-            found_vf = f.open(e, vf_addr);
-            ::usleep(100000);
+        if (!wait_function(vf_addr)) {
+            failf("VF %s did not appear", vf_addr);
+            break;
         }
         if (!v.fn.open(e, vf_addr, arena, 1, ring_size, ring_size)) {
             failf("VF %s: %s", vf_addr, e.what());
@@ -345,17 +274,7 @@ int main() {
         }
         // The PF's link (autonegotiation in QEMU takes a moment after `ip link set up`):
         // traffic before it is up is what QEMU holds back (docs/real-devices.md).
-        bool carrier = false;
-        const double tc = now_s();
-        for (int i = 0; i < 100 && !carrier; ++i) {
-            std::ifstream f("/sys/class/net/" + pf_if + "/carrier");
-            std::string line;
-            carrier = std::getline(f, line) && line == "1";
-            if (!carrier) {
-                ::usleep(100000);
-            }
-        }
-        std::printf("PF %s: carrier %s after %.2f s\n", pf_if.c_str(), carrier ? "up" : "still down", now_s() - tc);
+        (void)wait_carrier(pf_if);
         c0 = read_counters(v);
         vx = transfer(v, x, frames, window, true);
         std::printf("VF -> vmxnet3: %" PRIu64 " sent, %" PRIu64 " received (%" PRIu64 " late, %" PRIu64

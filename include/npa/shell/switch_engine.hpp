@@ -387,6 +387,12 @@ void shell<Env, Plugins...>::detach_path(path_id p) noexcept {
         (void)path_stats(p, q);
     }
     visit(p, [](auto& pl) { pl.detach(); });
+    // Read again: what the plugin counted while detaching (TX its device confirmed at the
+    // last moment) belongs to this path too; a plugin that zeroes its counters there
+    // reads as a restart and loses nothing.
+    for (std::uint16_t q = 0; q < nq_; ++q) {
+        (void)path_stats(p, q);
+    }
     attached_[p] = false;
     enabled_[p] = 0;
     for (std::uint16_t q = 0; q < nq_; ++q) {

@@ -265,7 +265,7 @@ public:
             if (dd && passed) {
                 ++q.stats.tx_packets;
                 q.stats.tx_bytes += q.txs[eop].buf.length();
-            } else if (!dd && passed && len <= q.tx_behind_prev) {
+            } else if (!dd && passed && len <= q.tx_behind_prev && tx_enabled(qi)) {
                 trust_.distrust(q.stats);  // the head passed it twice and no DD came
                 ++q.stats.tx_errors;
             } else {
@@ -579,6 +579,14 @@ private:
             q.flagged = next_eop;
             trust_.distrust(q.stats);
         }
+    }
+
+    // Whether TX queue qi still runs: the driver enabled it at attach, and only a reset or
+    // a device that is gone reads ENABLE clear (a VF its PF removed reads 0 on QEMU, head
+    // included). Read only before accusing the device of dropping TX: such a head is no
+    // evidence of sending, and what the queue holds goes back unsent at detach.
+    bool tx_enabled(std::uint16_t qi) noexcept {
+        return (dev_->read(igbvf_reg::txdctl, qi) & igbvf::txdctl_enable) != 0;
     }
 
     // Descriptors between next_to_clean and the head register, checked: a head outside

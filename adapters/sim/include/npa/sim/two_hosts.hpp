@@ -124,6 +124,9 @@ struct world {
 
     std::uint16_t queues;
     std::uint64_t min_dwell_ns = dwell_ns;  ///< set before build(); benchmarks use 0
+    /// Set before build(): a removed VF reads 0 rather than all ones (QEMU's igb after
+    /// sriov_numvfs = 0; igbvf_device_config::removed_reads_zero).
+    bool vf_removed_reads_zero = false;
     guest_memory mem{std::size_t{96} << 20};
     std::optional<guest_env::pool_type> pool;
     std::vector<guest_env::pool_type*> pools;
@@ -180,6 +183,7 @@ struct world {
         for (host* h : {&a, &b}) {
             sriov_nic_config nc;
             nc.vfs = 2;
+            nc.vf.removed_reads_zero = vf_removed_reads_zero;
             if (h == &b) {
                 nc.vf.limits.max_ring = 256;
                 nc.vf.limits.offloads = cap::vlan_insert | cap::vlan_strip;

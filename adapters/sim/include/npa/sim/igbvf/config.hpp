@@ -26,6 +26,10 @@ struct igbvf_device_config {
     igbvf_limits limits{};                 ///< this host's VF: queues, ring range, offloads
     std::size_t inbox_limit = 8192;        ///< frames buffered from the switch
     std::uint32_t rx_frames_per_step = 1024;
+    /// What a removed VF's registers read: all ones (a surprise removal on real PCIe, the
+    /// default) or 0 (QEMU's igb after the PF driver cleared VF Enable, sriov_numvfs = 0:
+    /// the BAR range is unassigned and QEMU answers 0; docs/real-devices.md, igb 7).
+    bool removed_reads_zero = false;
 };
 
 struct igbvf_queue_stats {

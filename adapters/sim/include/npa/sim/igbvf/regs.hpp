@@ -3,7 +3,8 @@
 // Reads and writes of the VF's register BAR: queue registers, EIMS/EIMC/EICR, CTRL.RST,
 // STATUS and the PF mailbox. TXDCTL/RXDCTL.ENABLE check the ring registers the driver
 // wrote (datasheet 4.5.10) and refuse a bad ring as a violation. A removed VF reads all
-// ones and ignores writes.
+// ones (or 0, removed_reads_zero, as QEMU's VF once its PF disabled SR-IOV) and ignores
+// writes.
 #pragma once
 
 #include <npa/sim/igbvf/device.hpp>
@@ -11,6 +12,9 @@
 namespace npa::sim {
 
 inline std::uint32_t igbvf_device::bar_read(std::uint32_t off) noexcept {
+    if (removed_.load(std::memory_order_acquire) && cfg_.removed_reads_zero) {
+        return 0;
+    }
     if (removed_.load(std::memory_order_acquire) || off >= igbvf::bar_size || off % 4 != 0) {
         return igbvf::reg_removed;
     }
