@@ -52,6 +52,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <functional>
 #include <optional>
 #include <string>
 #include <vector>
@@ -106,6 +107,7 @@ struct traffic {
     std::uint64_t s_late = 0;                  // peer -> shell frames that came after a later one
     std::vector<bool> s_seen;                  // peer -> shell numbers received
     int gap_reports = 0;
+    std::function<void(const char*)> diag;  // prints the devices' state at a gap
 
     // One round: each side sends what its window allows, receives, reaps. Returns whether
     // anything moved.
@@ -159,6 +161,9 @@ struct traffic {
                                 t.rx_no_buffer, t.rx_dropped);
                     std::printf("  peer: %" PRIu64 " frames given to its plugin, device sent %" PRIu64 ", %u in flight\n",
                                 p_next, std::uint64_t{peer.device_stats(0).tx.ucastPktsTxOK}, peer.tx_in_flight(0));
+                    if (diag) {
+                        diag("gap");
+                    }
                 }
                 s_gaps += s - s_expect;
                 s_expect = s + 1;
@@ -235,6 +240,7 @@ int main() {
     const std::uint64_t gap_frames = env_u64("NPA_GAP_FRAMES", 200);
     const bool do_remove = env_u64("NPA_REMOVE", 1) != 0;
     const bool strict_rx = env_u64("NPA_STRICT_RX", 0) != 0;
+    const bool trace_on = env_u64("NPA_TRACE", 0) != 0;
 
     pci::dma_memory rings;  // outlives every device (they DMA into it until detach)
     pci::vmxnet3_function fa, fb, fp;
@@ -343,16 +349,73 @@ int main() {
         std::printf("shell on A, MAC and RX mode set through its control path\n");
         // 2. Traffic both ways, a switch every gap_frames frames.
         tr.emplace(*sh, peer, *papi);
+        static std::vector<std::string> trace;  // the last steps, printed at a gap
+        auto snap = [&, pa, pb](const char* label) {
+            auto* la = sh->plugin<npa::vmxnet3_plugin>(pa);
+            auto* lb = sh->plugin<npa::vmxnet3_plugin>(pb);
+            char line[256];
+            std::snprintf(line, sizeof line,
+                          "%-14s peer sent %6" PRIu64 " shell expects %6" PRIu64 " | A dev ok %4" PRIu64 " plugin %4" PRIu64
+                          " | B dev ok %4" PRIu64 " plugin %4" PRIu64 " | %s",
+                          label, tr->p_next, tr->s_expect, std::uint64_t{la->device_stats(0).rx.ucastPktsRxOK},
+                          la->stats(0).rx_packets, std::uint64_t{lb->device_stats(0).rx.ucastPktsRxOK},
+                          lb->stats(0).rx_packets, sh->switching() ? "switching" : "steady");
+            trace.emplace_back(line);
+            if (trace.size() > 24) {
+                trace.erase(trace.begin());
+            }
+        };
+        static double t_switch_done = 0;
+        static std::uint64_t p_next_at_switch = 0;
+        tr->diag = [&, pa, pb](const char* why) {
+            const double t = now_s();
+            std::printf("DIAG %s: t %.4f, %.4f s after switch %" PRIu64 " completed (peer had sent %" PRIu64
+                        " then); active %s, %s; peer sent %" PRIu64 ", shell expects %" PRIu64 "\n",
+                        why, t, t - t_switch_done, sh->history().switches(), p_next_at_switch,
+                        sh->active_path() == pa ? "A" : "B", sh->switching() ? "switching" : "steady", tr->p_next,
+                        tr->s_expect);
+            for (const npa::path_id p : {pa, pb}) {
+                auto* pl = sh->plugin<npa::vmxnet3_plugin>(p);
+                npa::vmxnet3_control& c = p == pa ? ctl_a : ctl_b;
+                const npa::mac_addr m = c.mac();
+                const auto ds = pl->device_stats(0);
+                std::printf("DIAG   %s: MAC %02x:%02x:%02x:%02x:%02x:%02x, device rx ok %" PRIu64 " oob %" PRIu64
+                            " err %" PRIu64 " (since its ACTIVATE_DEV), plugin rx %" PRIu64 " dropped %" PRIu64
+                            " bad %" PRIu64 " (since attach)\n",
+                            p == pa ? "A" : "B", m[0], m[1], m[2], m[3], m[4], m[5],
+                            std::uint64_t{ds.rx.ucastPktsRxOK}, std::uint64_t{ds.rx.pktsRxOutOfBuf},
+                            std::uint64_t{ds.rx.pktsRxError}, pl->stats(0).rx_packets, pl->stats(0).rx_dropped,
+                            pl->stats(0).bad_completion);
+            }
+            const auto ps = peer.device_stats(0);
+            for (const std::string& l : trace) {
+                std::printf("TRACE %s\n", l.c_str());
+            }
+            std::printf("DIAG   peer: device tx ok %" PRIu64 " discard %" PRIu64 " err %" PRIu64 ", rx ok %" PRIu64
+                        "; plugin tx %" PRIu64 "\n",
+                        std::uint64_t{ps.tx.ucastPktsTxOK}, std::uint64_t{ps.tx.pktsTxDiscard},
+                        std::uint64_t{ps.tx.pktsTxError}, std::uint64_t{ps.rx.ucastPktsRxOK}, peer.stats(0).tx_packets);
+        };
         tr->pace = env_u64("NPA_PACE", 1) != 0;
         const double t_traffic = now_s();
             while (sw_done < switches && failures.empty()) {
             const std::uint64_t mark = std::min(tr->p_expect, tr->s_expect);
             const double t_gap = now_s();
             double t_moved = now_s();
+            std::uint64_t last_rx = tr->s_expect, last_tx = tr->p_next;
             while (std::min(tr->p_expect, tr->s_expect) < mark + gap_frames && now_s() - t_gap < 10) {
-                if (tr->step()) {
+                (void)tr->step();
+                if (trace_on) {
+                    snap("step");
+                }
+                if (tr->s_expect != last_rx || tr->p_next != last_tx) {
+                    last_rx = tr->s_expect;
+                    last_tx = tr->p_next;
                     t_moved = now_s();
-                } else if (now_s() - t_moved > 1 && tr->p_expect == tr->s_next && tr->s_expect < tr->p_next) {
+                } else if (now_s() - t_moved > 1 && tr->s_expect < tr->p_next) {
+                    if (tr->diag) {
+                        tr->diag("stall");
+                    }
                     // The peer's whole window went missing (the unexplained loss of "Left open"
                     // in docs/real-devices.md): counted as missing, so the peer can go on.
                     std::printf("WARNING: peer -> shell: frames %" PRIu64 "..%" PRIu64 " never arrived\n", tr->s_expect,
@@ -376,15 +439,26 @@ int main() {
                 failf("switch %" PRIu64 " to %s refused: %s", sw_done + 1, to == pa ? "A" : "B", st.reason());
                 break;
             }
+            if (trace_on) {
+                snap(to == pa ? "requested A" : "requested B");
+            }
             // Traffic goes on while the switch drains and flips; service() completes it.
             const double t0 = now_s();
             while (sh->service() || sh->switching()) {
+                if (trace_on) {
+                    snap("serviced");
+                }
                 (void)tr->step();
+                if (trace_on) {
+                    snap("step (switch)");
+                }
                 if (now_s() - t0 > 10) {
                     failf("switch %" PRIu64 " not complete after 10 s", sw_done + 1);
                     break;
                 }
             }
+            t_switch_done = now_s();
+            p_next_at_switch = tr->p_next;
             const npa::switch_record& r = sh->history().recent(0);
             if (r.result != npa::errc::ok || sh->active_path() != to) {
                 failf("switch %" PRIu64 " failed: %s", sw_done + 1, r.detail != nullptr ? r.detail : "?");
