@@ -23,7 +23,12 @@ namespace {
 struct test_env {
     using pool_type = npa::fixed_pool<>;
     static inline std::uint64_t clock = 1'000'000'000;
-    static std::uint64_t now_ns() noexcept { return clock; }
+    static inline std::uint64_t tick = 0;  ///< added at every read: time passing inside a call
+    static std::uint64_t now_ns() noexcept {
+        const std::uint64_t t = clock;
+        clock += tick;
+        return t;
+    }
     void on_wait() noexcept { clock += 1'000; }
 };
 
@@ -919,6 +924,36 @@ TEST_CASE("a drain that a slow tx_burst started past its timeout still reads the
     REQUIRE(received.size() == 40);
     for (std::uint64_t i = 0; i < received.size(); ++i) CHECK(received[i] == i);
     CHECK(sh.history().recent(0).tx_lost == 0);
+}
+
+TEST_CASE("a drain is not timed out by the call that starts it") {
+    // A queue thread descheduled inside its first call of the drain, between the deadline
+    // being set and checked (a loaded host under QEMU's TCG), flipped at once and left
+    // the old device's RX unread. Here every clock read moves the clock past the timeout.
+    endless_rig rig;
+    std::vector<std::uint64_t> received;
+    boot_on_a(rig, received);
+    endless_shell& sh = rig.sh;
+    for (std::uint64_t i = 0; i < 40; ++i) rig.a.inject(0, i);
+    REQUIRE(sh.request_switch<1>(rig.b, npa::control_link::to(rig.hv),
+                                 npa::switch_reason::operator_request)
+                .ok());
+    test_env::tick = 2 * rig.cfg.policy.drain_timeout_ns;
+    std::array<npa::buffer_ref, 4> tx{};
+    REQUIRE(sh.alloc(0, tx) == tx.size());
+    const std::uint16_t k = sh.tx_burst(0, tx);  // starts the drain
+    sh.free(0, std::span<const npa::buffer_ref>(tx).subspan(k));
+    for (int round = 0; round < 8 && sh.switching(); ++round) {
+        (void)receive_into(sh, received);
+        (void)sh.poll(0);
+        (void)sh.service();
+    }
+    test_env::tick = 0;
+    CHECK_FALSE(sh.switching());
+    CHECK(sh.active_path() == 1);
+    CHECK(rig.a.inbox[0].empty());
+    REQUIRE(received.size() == 40);
+    for (std::uint64_t i = 0; i < received.size(); ++i) CHECK(received[i] == i);
 }
 
 // ---- paths: run-time instances of the plugin types ---------------------------------

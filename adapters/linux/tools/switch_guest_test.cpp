@@ -358,10 +358,10 @@ int main() {
             char line[256];
             std::snprintf(line, sizeof line,
                           "%-14s peer sent %6" PRIu64 " shell expects %6" PRIu64 " | A dev ok %4" PRIu64 " plugin %4" PRIu64
-                          " | B dev ok %4" PRIu64 " plugin %4" PRIu64 " | %s",
+                          " | B dev ok %4" PRIu64 " plugin %4" PRIu64 " | flips %" PRIu64 " | %s",
                           label, tr->p_next, tr->s_expect, std::uint64_t{la->device_stats(0).rx.ucastPktsRxOK},
                           la->stats(0).rx_packets, std::uint64_t{lb->device_stats(0).rx.ucastPktsRxOK},
-                          lb->stats(0).rx_packets, sh->switching() ? "switching" : "steady");
+                          lb->stats(0).rx_packets, sh->counters(0).flips, sh->switching() ? "switching" : "steady");
             trace.emplace_back(line);
             if (trace.size() > 24) {
                 trace.erase(trace.begin());
@@ -407,10 +407,10 @@ int main() {
             std::uint64_t last_rx = tr->s_expect, last_tx = tr->p_next;
             while (std::min(tr->p_expect, tr->s_expect) < mark + gap_frames && now_s() - t_gap < 10) {
                 (void)tr->step();
-                if (trace_on) {
-                    snap("step");
-                }
                 if (tr->s_expect != last_rx || tr->p_next != last_tx) {
+                    if (trace_on) {
+                        snap("step");
+                    }
                     last_rx = tr->s_expect;
                     last_tx = tr->p_next;
                     t_moved = now_s();
