@@ -499,9 +499,10 @@ private:
 
     // ---- per-queue half of the switch --------------------------------------------------
 
-    NPA_ALWAYS_INLINE void sync(queue_state& qs, std::uint16_t q) noexcept;
+    /// `reads_rx`: the caller is rx_burst, about to read the old path's RX.
+    NPA_ALWAYS_INLINE void sync(queue_state& qs, std::uint16_t q, bool reads_rx = false) noexcept;
 
-    void sync_slow(queue_state& qs, std::uint16_t q, std::uint32_t e) noexcept;
+    void sync_slow(queue_state& qs, std::uint16_t q, std::uint32_t e, bool reads_rx) noexcept;
 
     // The old path delivered `n` in a short burst: quiet for policy.rx_quiet_ns yet?
     bool old_rx_quiet(queue_state& qs, std::uint16_t n) noexcept;

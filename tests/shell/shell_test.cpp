@@ -23,7 +23,12 @@ namespace {
 struct test_env {
     using pool_type = npa::fixed_pool<>;
     static inline std::uint64_t clock = 1'000'000'000;
-    static std::uint64_t now_ns() noexcept { return clock; }
+    static inline std::uint64_t tick = 0;  ///< added at every read: time passing inside a call
+    static std::uint64_t now_ns() noexcept {
+        const std::uint64_t t = clock;
+        clock += tick;
+        return t;
+    }
     void on_wait() noexcept { clock += 1'000; }
 };
 
@@ -790,6 +795,27 @@ struct endless_rig {
     endless_rig() { hv.allowed_macs = {mac_a}; }
 };
 
+namespace {
+/// One rx_burst of the rig's queue; the frames' numbers go to `out`.
+std::uint16_t receive_into(endless_shell& sh, std::vector<std::uint64_t>& out) {
+    npa::buffer_ref rx[32];
+    const std::uint16_t n = sh.rx_burst(0, rx);
+    for (std::uint16_t i = 0; i < n; ++i) out.push_back(rx[i].user());
+    sh.free(0, std::span<const npa::buffer_ref>(rx, n));
+    return n;
+}
+/// The rig's shell started on path 0 (device a), through its queue.
+void boot_on_a(endless_rig& rig, std::vector<std::uint64_t>& received) {
+    REQUIRE(rig.sh.init_status().ok());
+    REQUIRE(rig.sh.request_switch<0>(rig.a, npa::control_link::to(rig.hv), npa::switch_reason::boot).ok());
+    for (int i = 0; i < 4; ++i) {
+        (void)receive_into(rig.sh, received);
+        (void)rig.sh.service();
+    }
+    REQUIRE_FALSE(rig.sh.switching());
+}
+} // namespace
+
 TEST_CASE("a drain over a device whose RX never runs dry ends after its bound, TX not held") {
     endless_rig rig;
     endless_shell& sh = rig.sh;
@@ -843,19 +869,13 @@ TEST_CASE("a queue stalled past the drain timeout while reading the old path's R
     fake_dev &a = rig.a, &b = rig.b;
     fake_authority& hv = rig.hv;
     const npa::shell_config& cfg = rig.cfg;
-    REQUIRE(sh.init_status().ok());
     std::vector<std::uint64_t> received;
     auto receive = [&] {
-        npa::buffer_ref rx[32];
-        const std::uint16_t n = sh.rx_burst(0, rx);
-        for (std::uint16_t i = 0; i < n; ++i) received.push_back(rx[i].user());
-        sh.free(0, std::span<const npa::buffer_ref>(rx, n));
+        const std::uint16_t n = receive_into(sh, received);
         (void)sh.service();
         return n;
     };
-    REQUIRE(sh.request_switch<0>(a, npa::control_link::to(hv), npa::switch_reason::boot).ok());
-    for (int i = 0; i < 4; ++i) (void)receive();
-    REQUIRE_FALSE(sh.switching());
+    boot_on_a(rig, received);
     // The old device received 40 frames (below its bound) before the switch: more than
     // one burst reads.
     for (std::uint64_t i = 0; i < 40; ++i) a.inject(0, i);
@@ -887,6 +907,68 @@ TEST_CASE("a queue stalled past the drain timeout while reading the old path's R
     CHECK_FALSE(sh.switching());
     CHECK(sh.active_path() == 0);
     CHECK(sh.history().recent(0).tx_lost == 0);
+}
+
+TEST_CASE("a drain that a slow tx_burst started past its timeout still reads the old path's RX "
+          "before the queue flips") {
+    // The guest switch test's round on QEMU under TCG: tx_burst (which picks up the drain
+    // and starts its clock) takes longer than the drain timeout, then rx_burst. The old
+    // device's RX had never been read in this drain; the timeout flipped the queue at that
+    // rx_burst and the frames went with the released device.
+    endless_rig rig;
+    std::vector<std::uint64_t> received;
+    boot_on_a(rig, received);
+    endless_shell& sh = rig.sh;
+    for (std::uint64_t i = 0; i < 40; ++i) rig.a.inject(0, i);  // below the bound, more than a burst
+    REQUIRE(sh.request_switch<1>(rig.b, npa::control_link::to(rig.hv),
+                                 npa::switch_reason::operator_request)
+                .ok());
+    for (int round = 0; round < 8 && sh.switching(); ++round) {
+        std::array<npa::buffer_ref, 4> tx{};
+        REQUIRE(sh.alloc(0, tx) == tx.size());
+        const std::uint16_t k = sh.tx_burst(0, tx);  // the first call of the drain
+        sh.free(0, std::span<const npa::buffer_ref>(tx).subspan(k));
+        test_env::clock += 2 * rig.cfg.policy.drain_timeout_ns;  // ... and a slow one
+        (void)receive_into(sh, received);
+        (void)sh.poll(0);
+        (void)sh.service();
+    }
+    CHECK_FALSE(sh.switching());
+    CHECK(sh.active_path() == 1);
+    CHECK(rig.a.inbox[0].empty());
+    REQUIRE(received.size() == 40);
+    for (std::uint64_t i = 0; i < received.size(); ++i) CHECK(received[i] == i);
+    CHECK(sh.history().recent(0).tx_lost == 0);
+}
+
+TEST_CASE("a drain is not timed out by the call that starts it") {
+    // A queue thread descheduled inside its first call of the drain, between the deadline
+    // being set and checked (a loaded host under QEMU's TCG), flipped at once and left
+    // the old device's RX unread. Here every clock read moves the clock past the timeout.
+    endless_rig rig;
+    std::vector<std::uint64_t> received;
+    boot_on_a(rig, received);
+    endless_shell& sh = rig.sh;
+    for (std::uint64_t i = 0; i < 40; ++i) rig.a.inject(0, i);
+    REQUIRE(sh.request_switch<1>(rig.b, npa::control_link::to(rig.hv),
+                                 npa::switch_reason::operator_request)
+                .ok());
+    test_env::tick = 2 * rig.cfg.policy.drain_timeout_ns;
+    std::array<npa::buffer_ref, 4> tx{};
+    REQUIRE(sh.alloc(0, tx) == tx.size());
+    const std::uint16_t k = sh.tx_burst(0, tx);  // starts the drain
+    sh.free(0, std::span<const npa::buffer_ref>(tx).subspan(k));
+    for (int round = 0; round < 8 && sh.switching(); ++round) {
+        (void)receive_into(sh, received);
+        (void)sh.poll(0);
+        (void)sh.service();
+    }
+    test_env::tick = 0;
+    CHECK_FALSE(sh.switching());
+    CHECK(sh.active_path() == 1);
+    CHECK(rig.a.inbox[0].empty());
+    REQUIRE(received.size() == 40);
+    for (std::uint64_t i = 0; i < received.size(); ++i) CHECK(received[i] == i);
 }
 
 // ---- paths: run-time instances of the plugin types ---------------------------------

@@ -36,7 +36,7 @@ template <class Env, template <class> class... Plugins>
 std::uint16_t shell<Env, Plugins...>::rx_burst(std::uint16_t q,
                                                std::span<buffer_type> out) noexcept {
     queue_state& qs = queues_[q];
-    sync(qs, q);
+    sync(qs, q, true);
     std::uint16_t n = 0;
     if (NPA_UNLIKELY(qs.draining)) {
         // Old path first: what it received before the switch is older. A device

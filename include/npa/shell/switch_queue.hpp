@@ -16,23 +16,26 @@ namespace npa {
 
 template <class Env, template <class> class... Plugins>
     requires shell_env<Env>
-NPA_ALWAYS_INLINE void shell<Env, Plugins...>::sync(queue_state& qs, std::uint16_t q) noexcept {
+NPA_ALWAYS_INLINE void shell<Env, Plugins...>::sync(queue_state& qs, std::uint16_t q, bool reads_rx) noexcept {
     // acquire: pairs with the control thread's release (fetch_add) of epoch_ in
     // request_switch() and advance_switch(): phase_, to_ and what it did before are seen.
     const std::uint32_t e = epoch_.load(std::memory_order_acquire);
     if (NPA_LIKELY(e == qs.seen_epoch && !qs.draining)) {
         return;
     }
-    sync_slow(qs, q, e);
+    sync_slow(qs, q, e, reads_rx);
 }
 
 template <class Env, template <class> class... Plugins>
     requires shell_env<Env>
-void shell<Env, Plugins...>::sync_slow(queue_state& qs, std::uint16_t q, std::uint32_t e) noexcept {
+void shell<Env, Plugins...>::sync_slow(queue_state& qs, std::uint16_t q, std::uint32_t e,
+                                       bool reads_rx) noexcept {
+    bool started = false;  // the drain starts in this call: its clock cannot have run out
     if (e != qs.seen_epoch) {
         // relaxed: published by the release on epoch_, acquired by sync() above
         const std::uint8_t ph = phase_.load(std::memory_order_relaxed);
         if (ph == phase_draining && !qs.draining) {
+            started = true;
             qs.draining = true;
             qs.old_rx_drained = qs.tx_path == no_path;
             qs.rx_drain_left = rx_drain_bound(qs.tx_path, q);
@@ -87,15 +90,18 @@ void shell<Env, Plugins...>::sync_slow(queue_state& qs, std::uint16_t q, std::ui
         done = tx_held == 0 && qs.old_rx_drained;
     }
     // The timeout ends a wait on the old device (TX in flight, RX that the queue does
-    // not read). Old-path RX that the queue is reading is already there: its bound ends
-    // that read, not the clock, so a thread descheduled past the deadline strands none
-    // of it on the released device. (A plugin without a bound may never run dry: the
-    // timeout ends its read.)
-    const bool reading_old_rx = qs.old_rx_read && !qs.old_rx_drained &&
+    // not read). Old-path RX that the queue is reading, or is about to read (this is
+    // rx_burst), is already there: its bound ends that read, not the clock, so a thread
+    // descheduled past the deadline, or whose first rx_burst of the drain comes after it
+    // (a slow tx_burst started the drain), strands none of it on the released device. (A
+    // plugin without a bound may never run dry: the timeout ends its read.) Nor does it
+    // end a drain in the call that started it: a thread descheduled between setting the
+    // deadline and this check would flip before it could read anything.
+    const bool reading_old_rx = (qs.old_rx_read || reads_rx) && !qs.old_rx_drained &&
                                 rx_drain_bound(qs.tx_path, q) != ~std::uint32_t{0};
     const bool give_up =
         !done && (health(qs.tx_path) != errc::ok ||
-                  (Env::now_ns() >= qs.drain_deadline && !reading_old_rx));
+                  (!started && Env::now_ns() >= qs.drain_deadline && !reading_old_rx));
     if (!done && !give_up) {
         return;
     }

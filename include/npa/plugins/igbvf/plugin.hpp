@@ -378,6 +378,12 @@ public:
     /// Descriptors of each ring in use after fitting (tests, telemetry).
     [[nodiscard]] std::uint32_t tx_ring_size(std::uint16_t qi) const noexcept { return q_[qi].txs.size(); }
     [[nodiscard]] std::uint32_t rx_ring_size(std::uint16_t qi) const noexcept { return q_[qi].rxs.size(); }
+    /// The most packets queue qi's RX ring can hold received and not yet read: a switch
+    /// reads the old path's RX up to this many (or a short burst) whatever the drain
+    /// timeout says, so nothing the VF received is lost with the detach.
+    [[nodiscard]] std::uint32_t rx_drain_bound(std::uint16_t qi) const noexcept {
+        return qi < nq_ ? q_[qi].rxs.size() : 0;
+    }
 
 private:
     struct tx_slot {

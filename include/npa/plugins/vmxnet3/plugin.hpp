@@ -21,7 +21,8 @@
 //       head buffer; one completion ring for both (rqID tells the rings apart: qid for
 //       ring 1, qid + numRxQueues for ring 2). RXPROD/RXPROD2 are written only when the
 //       device set updateRxProd. A packet that spans buffers is dropped and counted: an
-//       npa buffer is one segment.
+//       npa buffer is one segment. rx_drain_bound: a ring 1's worth, so a switch reads
+//       everything the old device received before it lets go of it.
 //   IRQ one MSI-X vector per queue pair (txq and rxq intrIdx = q), auto-masked by the
 //       device when raised, unmasked through IMR by irq_arm. Moderation: the queue's
 //       minimum gap (queue_config::irq_moderation_us, or set_irq_moderation at run time
@@ -331,6 +332,15 @@ public:
 
     [[nodiscard]] std::uint32_t tx_in_flight(std::uint16_t qi) const noexcept {
         return q_[qi].tx_slots.in_flight();
+    }
+
+    /// The most packets queue qi's device can hold received and not yet read: one per
+    /// ring 1 (head) buffer. The shell reads the old path's RX during a switch until a
+    /// short burst or this many, whatever the clock says: without it the drain timeout
+    /// ended that read, and what the device held was lost with the detach (on QEMU under
+    /// TCG a data-path round is longer than the timeout; docs/real-devices.md).
+    [[nodiscard]] std::uint32_t rx_drain_bound(std::uint16_t qi) const noexcept {
+        return qi < nq_ ? q_[qi].rx[0].slots.size() : 0;
     }
 
     // ---- rx_burst: snapshot, validate, deliver, refill ---------------------------------
