@@ -51,6 +51,16 @@ inline std::uint64_t env_u64(const char* name, std::uint64_t dflt) {
     return v != nullptr ? std::strtoull(v, nullptr, 10) : dflt;
 }
 
+// The p-quantile (0..1) of v, nearest rank; 0 for no samples.
+inline double percentile(std::vector<double> v, double p) {
+    if (v.empty()) {
+        return 0;
+    }
+    std::sort(v.begin(), v.end());
+    const std::size_t i = std::min(v.size() - 1, static_cast<std::size_t>(p * static_cast<double>(v.size() - 1) + 0.5));
+    return v[i];
+}
+
 inline std::vector<std::string> failures;
 inline void failf(const char* fmt, ...) __attribute__((format(printf, 1, 2)));
 inline void failf(const char* fmt, ...) {

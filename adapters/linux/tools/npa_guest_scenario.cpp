@@ -92,20 +92,6 @@ constexpr const char* vf_addr = "0000:01:10.0";
 constexpr npa::mac_addr own_mac{0x02, 0x4e, 0x50, 0x41, 0x00, 0x01};
 constexpr npa::mac_addr peer_mac{0x02, 0x4e, 0x50, 0x41, 0x00, 0xfe};
 
-std::uint64_t env_u64(const char* name, std::uint64_t dflt) {
-    const char* v = std::getenv(name);
-    return v != nullptr ? std::strtoull(v, nullptr, 10) : dflt;
-}
-
-double percentile(std::vector<double> v, double p) {
-    if (v.empty()) {
-        return 0;
-    }
-    std::sort(v.begin(), v.end());
-    const std::size_t i = std::min(v.size() - 1, static_cast<std::size_t>(p * static_cast<double>(v.size() - 1) + 0.5));
-    return v[i];
-}
-
 // The numbered traffic between the shell (MAC `mac`) and the peer, with its counters.
 struct flows {
     flows(shell_t& s, peer_plugin_t& p, peer_api_t& a, npa::mac_addr m) : sh(s), peer(p), papi(a), mac(m) {}
