@@ -15,7 +15,7 @@
 // (RTM_SETLINK IFLA_VF_MAC on the PF, `ip link set PF vf 0 mac ...`): after a new reset the
 // PF hands that MAC out, and asking for another is refused, as an error the caller sees.
 //
-// Environment: NPA_FRAMES (frames each way, default 10000).
+// Environment: NPA_FRAMES (frames each way, default 100000).
 // Output: progress on stdout, one line NPA-GUEST-RESULT {...}, then `igbvf_guest_test PASS`
 // or `FAIL`; exit 0 only on PASS.
 #include <npa/buffer/fixed_pool.hpp>
@@ -213,7 +213,7 @@ void mailbox_checks(vf_port& v, npa::igbvf_control& ctl) {
 } // namespace
 
 int main() {
-    const std::uint64_t frames = env_u64("NPA_FRAMES", 10000);
+    const std::uint64_t frames = env_u64("NPA_FRAMES", 100000);
     std::setvbuf(stdout, nullptr, _IOLBF, 0);
     const double t_start = now_s();
 
