@@ -65,9 +65,14 @@ public:
         return vid <= max_vlan_id && (vlans_[vid / 64] >> (vid % 64) & 1u) != 0;
     }
     [[nodiscard]] std::uint32_t vlan_count() const noexcept {
+        // Bit by bit (each step clears the lowest set bit), not __builtin_popcountll:
+        // without -mpopcnt that builtin is a call into libgcc (__popcountdi2), which a
+        // kernel does not export, so a module using the core would not load.
         std::uint32_t n = 0;
-        for (const auto w : vlans_) {
-            n += static_cast<std::uint32_t>(__builtin_popcountll(w));
+        for (auto w : vlans_) {
+            for (; w != 0; w &= w - 1) {
+                ++n;
+            }
         }
         return n;
     }

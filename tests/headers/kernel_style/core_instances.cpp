@@ -12,6 +12,7 @@
 // module's side) could call them; the link keeps them because they are exported.
 #include <npa/buffer/fixed_pool.hpp>
 #include <npa/concepts/plugin.hpp>
+#include <npa/control_state.hpp>
 #include <npa/plugins/igbvf/plugin.hpp>
 #include <npa/plugins/vmxnet3/plugin.hpp>
 #include <npa/ring/gen_ring.hpp>
@@ -125,6 +126,17 @@ std::uint32_t npa_ks_pool_cycle(void* mem, std::size_t bytes, std::uint32_t coun
         }
     }
     return total;
+}
+
+/// The control state a shell keeps, with `n` VLAN filters added (ids 1..n); returns how
+/// many it counts. Counting must not call into libgcc (__popcountdi2 without -mpopcnt):
+/// the kernel exports no such helper, and the link here would fail.
+std::uint32_t npa_ks_vlan_count(std::uint32_t n) noexcept {
+    npa::control_state st;
+    for (std::uint32_t i = 1; i <= n && i <= npa::max_vlan_id; ++i) {
+        st.apply(npa::control_request::make_vlan(true, static_cast<std::uint16_t>(i)));
+    }
+    return st.vlan_count();
 }
 
 } // extern "C"
