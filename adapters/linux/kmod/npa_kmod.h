@@ -1,0 +1,108 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * npa_kmod.h: the interface between the module's two halves.
+ *
+ *   npa_kmod_main.c (C, kernel headers)      PCI driver, net_device, NAPI, interrupts
+ *   npa_kmod_core.cpp (C++20, npa headers)   npa::shell over the vmxnet3 plugin
+ *
+ * The C++ half never includes a kernel header: everything it needs from the kernel it
+ * asks for through the npa_kmod_* functions below, which the C half defines. The C half
+ * drives the shell through the npa_core_* functions, which the C++ half defines. Plain C
+ * types only, so that both compilers read this file the same way.
+ *
+ * Threads: npa_core_create / start / stop / destroy run in process context (probe,
+ * ndo_open, ndo_stop, remove) with the data path quiet. npa_core_xmit, npa_core_poll and
+ * npa_core_link run with the C half's per-device spinlock held: the shell's queue 0 has
+ * one owner at a time (npa::shell's data-path contract), whichever of ndo_start_xmit and
+ * the NAPI poll holds the lock.
+ */
+#ifndef NPA_KMOD_H
+#define NPA_KMOD_H
+
+#ifdef __cplusplus
+#include <cstddef>
+#include <cstdint>
+extern "C" {
+#define NPA_KMOD_NOEXCEPT noexcept
+typedef std::uint8_t npa_u8;
+typedef std::uint32_t npa_u32;
+typedef std::uint64_t npa_u64;
+typedef std::size_t npa_size;
+#else
+#include <linux/types.h>
+#define NPA_KMOD_NOEXCEPT
+typedef u8 npa_u8;
+typedef u32 npa_u32;
+typedef u64 npa_u64;
+typedef size_t npa_size;
+#endif
+
+/* Log levels, as npa::log_level (debug, info, warning, error). */
+enum { NPA_KMOD_DEBUG = 0, NPA_KMOD_INFO = 1, NPA_KMOD_WARN = 2, NPA_KMOD_ERR = 3 };
+
+/* ---- what the C half gives the C++ half (npa_kmod_main.c) ------------------------- */
+
+/* Memory for the control path (the shell, its queues, plugin bookkeeping): kvmalloc /
+ * kvfree, GFP_KERNEL. Process context only. */
+void *npa_kmod_alloc(npa_size bytes) NPA_KMOD_NOEXCEPT;
+void npa_kmod_free(void *p) NPA_KMOD_NOEXCEPT;
+/* DMA memory the device can reach (dma_alloc_coherent on the device `host`); zeroed.
+ * Returns NULL on failure. */
+void *npa_kmod_dma_alloc(void *host, npa_size bytes, npa_u64 *iova) NPA_KMOD_NOEXCEPT;
+void npa_kmod_dma_free(void *host, npa_size bytes, void *virt, npa_u64 iova) NPA_KMOD_NOEXCEPT;
+/* A vmxnet3 register: bar 0 (PT) or 1 (VD), byte offset; ioread32 / iowrite32. */
+npa_u32 npa_kmod_reg_read(void *host, npa_u32 bar, npa_u32 off) NPA_KMOD_NOEXCEPT;
+void npa_kmod_reg_write(void *host, npa_u32 bar, npa_u32 off, npa_u32 v) NPA_KMOD_NOEXCEPT;
+/* ktime_get_ns(). */
+npa_u64 npa_kmod_now_ns(void) NPA_KMOD_NOEXCEPT;
+/* printk with the device's name. */
+void npa_kmod_log(void *host, int level, const char *msg) NPA_KMOD_NOEXCEPT;
+/* Wake the poller of queue q (napi_schedule). */
+void npa_kmod_wake(void *host, npa_u32 q) NPA_KMOD_NOEXCEPT;
+/* Copies `len` bytes of the socket buffer `skb` into `dst` (skb_copy_bits). */
+int npa_kmod_skb_copy(const void *skb, void *dst, npa_u32 len) NPA_KMOD_NOEXCEPT;
+/* One received frame for the stack (napi_alloc_skb, copy, napi_gro_receive). */
+void npa_kmod_rx(void *host, const void *data, npa_u32 len) NPA_KMOD_NOEXCEPT;
+
+/* ---- what the C++ half gives the C half (npa_kmod_core.cpp) ----------------------- */
+
+struct npa_core;
+
+struct npa_core_stats {
+	npa_u64 rx_packets, rx_bytes, rx_dropped;
+	npa_u64 tx_packets, tx_bytes, tx_dropped;
+};
+
+/* Sizes the module runs with (also the module parameters' defaults). */
+struct npa_core_params {
+	npa_u32 ring_size;   /* TX and RX descriptors per ring: a multiple of 32 */
+	npa_u32 buffers;     /* packet buffers in the pool */
+	npa_u32 mtu;
+};
+
+/* Builds the shell and the vmxnet3 path's window over `host` (the C half's per-device
+ * state, passed back in every npa_kmod_* call). NULL on failure (logged). */
+struct npa_core *npa_core_create(void *host, const struct npa_core_params *p) NPA_KMOD_NOEXCEPT;
+void npa_core_destroy(struct npa_core *c) NPA_KMOD_NOEXCEPT;
+/* The MAC address the device holds (read from MACL/MACH). */
+void npa_core_mac(struct npa_core *c, npa_u8 mac[6]) NPA_KMOD_NOEXCEPT;
+/* ndo_open: attach the vmxnet3 path (shell start), set the MAC and RX mode. 0 or -errno. */
+int npa_core_start(struct npa_core *c, const npa_u8 mac[6]) NPA_KMOD_NOEXCEPT;
+/* ndo_stop: detach; every buffer back to the pool. */
+void npa_core_stop(struct npa_core *c) NPA_KMOD_NOEXCEPT;
+/* Sends one frame (copied out of `skb`); 1 when the shell took it, 0 when it was dropped. */
+int npa_core_xmit(struct npa_core *c, const void *skb, npa_u32 len) NPA_KMOD_NOEXCEPT;
+/* NAPI poll: up to `budget` frames to npa_kmod_rx, TX completions reaped. Returns the
+ * frames delivered; *rearmed is set when the queue's interrupt was armed (idle). */
+int npa_core_poll(struct npa_core *c, int budget, int *rearmed) NPA_KMOD_NOEXCEPT;
+/* Link state (acknowledges a link event): 1 up, 0 down. */
+int npa_core_link(struct npa_core *c) NPA_KMOD_NOEXCEPT;
+void npa_core_get_stats(struct npa_core *c, struct npa_core_stats *s) NPA_KMOD_NOEXCEPT;
+/* Where every buffer is (npa::shell::audit): 1 when it balances. */
+int npa_core_audit(struct npa_core *c) NPA_KMOD_NOEXCEPT;
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* NPA_KMOD_H */

@@ -1,0 +1,373 @@
+// SPDX-License-Identifier: GPL-2.0
+// npa_kmod_core.cpp: the module's C++ half: npa::shell over the vmxnet3 plugin, built
+// freestanding with the kernel's own code-generation flags (Kbuild).
+//
+// It includes npa's headers and nothing of the kernel's: what it needs from the kernel
+// (memory, DMA memory, registers, time, printk, napi_schedule, skb copies) it asks the C
+// half for through npa_kmod.h. The shell's environment (docs/design.md, "The kernel
+// module shim"):
+//   pool_type   npa::fixed_pool over dma_coherent_memory: one dma_alloc_coherent block,
+//               its DMA address the pool's IOVA base; no lock of its own, the C half's
+//               per-device spinlock serialises every data-path call;
+//   now_ns      ktime_get_ns;
+//   wake(q)     napi_schedule of the device's NAPI context;
+//   log         printk, prefixed with the device's name;
+//   offloads    none: frames are copied between sk_buffs and npa buffers, and no checksum
+//               or VLAN state is carried with them yet.
+// The C++ runtime the core needs is operator new and delete (the shell's queues, the
+// plugins' slot bookkeeping, the control replay batch), defined at the end of this file
+// over kvmalloc and kvfree; nothing else (no exceptions, RTTI, thread-safe statics or
+// static constructors).
+#include "npa_kmod.h"
+
+#include <npa/buffer/fixed_pool.hpp>
+#include <npa/control/vmxnet3.hpp>
+#include <npa/plugins/vmxnet3/plugin.hpp>
+#include <npa/shell.hpp>
+
+#include <cstddef>
+#include <cstdint>
+#include <new>
+#include <span>
+#include <utility>
+
+namespace {
+
+namespace v = npa::vmxnet3;
+
+// ---- the environment --------------------------------------------------------------
+
+/// DMA memory from dma_alloc_coherent, owned: an npa::memory_backing.
+class dma_coherent_memory {
+public:
+    dma_coherent_memory() noexcept = default;
+    dma_coherent_memory(void* host, std::size_t bytes) noexcept : host_(host) {
+        npa_u64 iova = 0;
+        base_ = static_cast<std::byte*>(npa_kmod_dma_alloc(host, bytes, &iova));
+        size_ = base_ != nullptr ? bytes : 0;
+        iova_ = iova;
+    }
+    dma_coherent_memory(dma_coherent_memory&& o) noexcept
+        : host_(o.host_), base_(std::exchange(o.base_, nullptr)), size_(std::exchange(o.size_, 0)),
+          iova_(o.iova_) {}
+    dma_coherent_memory& operator=(dma_coherent_memory&& o) noexcept {
+        if (this != &o) {
+            release();
+            host_ = o.host_;
+            base_ = std::exchange(o.base_, nullptr);
+            size_ = std::exchange(o.size_, 0);
+            iova_ = o.iova_;
+        }
+        return *this;
+    }
+    dma_coherent_memory(const dma_coherent_memory&) = delete;
+    dma_coherent_memory& operator=(const dma_coherent_memory&) = delete;
+    ~dma_coherent_memory() { release(); }
+
+    [[nodiscard]] std::byte* base() const noexcept { return base_; }
+    [[nodiscard]] std::size_t size() const noexcept { return size_; }
+    [[nodiscard]] npa::iova_t iova_base() const noexcept { return iova_; }
+
+    /// Carves `bytes` at `align` from offset `at` (advanced); an empty block when full.
+    v::dma_block take(std::size_t& at, std::size_t bytes, std::size_t align) const noexcept {
+        const std::size_t off = (at + align - 1) / align * align;
+        if (off + bytes > size_) {
+            return {};
+        }
+        at = off + bytes;
+        return {base_ + off, iova_ + off, bytes};
+    }
+
+private:
+    void release() noexcept {
+        if (base_ != nullptr) {
+            npa_kmod_dma_free(host_, size_, base_, iova_);
+            base_ = nullptr;
+        }
+    }
+
+    void* host_ = nullptr;
+    std::byte* base_ = nullptr;
+    std::size_t size_ = 0;
+    npa::iova_t iova_ = 0;
+};
+static_assert(npa::memory_backing<dma_coherent_memory>);
+
+using pool_t = npa::fixed_pool<dma_coherent_memory>;
+
+struct kernel_env {
+    using pool_type = pool_t;
+    /// No offloads reach the stack: frames are copied (see the file comment).
+    static constexpr std::uint32_t offloads = 0;
+    void* host = nullptr;
+
+    static std::uint64_t now_ns() noexcept { return npa_kmod_now_ns(); }
+    void wake(std::uint16_t q) noexcept { npa_kmod_wake(host, q); }
+    void log(npa::log_level level, const char* msg) noexcept {
+        npa_kmod_log(host, static_cast<int>(level), msg);
+    }
+};
+
+using shell_t = npa::shell<kernel_env, npa::vmxnet3_plugin>;
+
+/// The vmxnet3's registers through ioread32 / iowrite32 (which order against DMA memory
+/// as the window's contract asks: writel after the descriptors, readl before the answer).
+void reg_write(void* ctx, v::bar b, std::uint32_t off, std::uint32_t val) noexcept {
+    npa_kmod_reg_write(ctx, b == v::bar::pt ? 0 : 1, off, val);
+}
+std::uint32_t reg_read(void* ctx, v::bar b, std::uint32_t off) noexcept {
+    return npa_kmod_reg_read(ctx, b == v::bar::pt ? 0 : 1, off);
+}
+
+/// Frames per NAPI round read from the shell at once (the budget is cut into these).
+constexpr std::uint16_t rx_chunk = 32;
+
+} // namespace
+
+// ---- the device ----------------------------------------------------------------------
+
+struct npa_core {
+    kernel_env env;
+    npa_core_params params{};
+    dma_coherent_memory area;  ///< shared area, queue table, rings, multicast table
+    npa::result<pool_t> pool{npa::errc::no_memory, "not created"};
+    v::window window;
+    npa::vmxnet3_control control{v::control_port{}};
+    shell_t* shell = nullptr;
+    npa::path_id path = shell_t::no_path;
+    npa_core_stats stats{};
+};
+
+extern "C" {
+
+npa_core* npa_core_create(void* host, const npa_core_params* p) noexcept {
+    auto* c = new (std::nothrow) npa_core;
+    if (c == nullptr) {
+        return nullptr;
+    }
+    c->env.host = host;
+    c->params = *p;
+    // 1. DMA memory for the device: shared area, queue descriptors, rings, multicast table.
+    const std::size_t bytes = 4096 + 2 * sizeof(v::tx_queue_desc) + v::QUEUE_DESC_ALIGN +
+                              npa::vmxnet3_queue_bytes(p->ring_size, p->ring_size) +
+                              v::RING_BA_ALIGN + npa::max_mcast_addrs * 6 + 64;
+    c->area = dma_coherent_memory(host, bytes);
+    if (c->area.base() == nullptr) {
+        npa_kmod_log(host, NPA_KMOD_ERR, "no DMA memory for the rings");
+        npa_core_destroy(c);
+        return nullptr;
+    }
+    std::size_t at = 0;
+    const v::dma_block sh = c->area.take(at, sizeof(v::driver_shared), 4096);
+    const v::dma_block tb = c->area.take(at, 2 * sizeof(v::tx_queue_desc), v::QUEUE_DESC_ALIGN);
+    const v::dma_block rb =
+        c->area.take(at, npa::vmxnet3_queue_bytes(p->ring_size, p->ring_size), v::RING_BA_ALIGN);
+    const v::dma_block mc = c->area.take(at, npa::max_mcast_addrs * 6, 64);
+    const v::mmio io{host, &reg_write, &reg_read};
+    c->window = v::window(io, sh, tb, rb, v::device_profile{});
+    c->control = npa::vmxnet3_control(
+        v::control_port(io, reinterpret_cast<v::driver_shared*>(sh.virt), mc));
+    // 2. The buffer pool, in its own DMA block.
+    npa::pool_config pc;
+    pc.count = p->buffers;
+    c->pool.~result();
+    new (&c->pool) npa::result<pool_t>(
+        pool_t::create(pc, dma_coherent_memory(host, pool_t::required_bytes(pc))));
+    if (!c->pool) {
+        npa_kmod_log(host, NPA_KMOD_ERR, c->pool.error().reason());
+        npa_core_destroy(c);
+        return nullptr;
+    }
+    // 3. The shell, one queue, interrupt mode (NAPI), and its one path: the vmxnet3.
+    npa::shell_config cfg;
+    cfg.queues.queues = 1;
+    cfg.queues.tx_ring_size = p->ring_size;
+    cfg.queues.rx_ring_size = p->ring_size;
+    cfg.queues.mtu = p->mtu;
+    cfg.mode = npa::irq_mode::interrupt;
+    cfg.inline_switch = true;
+    pool_t* pools[] = {&*c->pool};
+    c->shell = new (std::nothrow) shell_t(c->env, pools, cfg);
+    if (c->shell == nullptr || !c->shell->init_status()) {
+        npa_kmod_log(host, NPA_KMOD_ERR,
+                     c->shell != nullptr ? c->shell->init_status().reason() : "no memory for the shell");
+        npa_core_destroy(c);
+        return nullptr;
+    }
+    c->path = c->shell->add_path<npa::vmxnet3_plugin>(c->window, npa::control_link::to(c->control));
+    if (c->path == shell_t::no_path) {
+        npa_kmod_log(host, NPA_KMOD_ERR, "cannot add the vmxnet3 path");
+        npa_core_destroy(c);
+        return nullptr;
+    }
+    return c;
+}
+
+void npa_core_destroy(npa_core* c) noexcept {
+    if (c == nullptr) {
+        return;
+    }
+    delete c->shell;  // detaches whatever is attached
+    delete c;
+}
+
+void npa_core_mac(npa_core* c, npa_u8 mac[6]) noexcept {
+    const npa::mac_addr m = c->control.mac();
+    for (int i = 0; i < 6; ++i) {
+        mac[i] = m[i];
+    }
+}
+
+int npa_core_start(npa_core* c, const npa_u8 mac[6]) noexcept {
+    if (const npa::status st = c->shell->start(c->path); !st) {
+        npa_kmod_log(c->env.host, NPA_KMOD_ERR, st.reason());
+        return st.code() == npa::errc::no_memory ? -12 /* ENOMEM */ : -5 /* EIO */;
+    }
+    const npa::mac_addr m{mac[0], mac[1], mac[2], mac[3], mac[4], mac[5]};
+    if (const npa::status st = c->shell->set_mac(m); !st) {
+        npa_kmod_log(c->env.host, NPA_KMOD_ERR, st.reason());
+        c->shell->stop();
+        return -5;
+    }
+    const std::uint32_t mode = npa::rx_mode::unicast | npa::rx_mode::broadcast | npa::rx_mode::multicast;
+    if (const npa::status st = c->shell->set_rx_mode(mode); !st) {
+        npa_kmod_log(c->env.host, NPA_KMOD_ERR, st.reason());
+        c->shell->stop();
+        return -5;
+    }
+    // The event vector (after the queue's) carries link changes: unmask it.
+    c->window.imr(1, false);
+    return 0;
+}
+
+void npa_core_stop(npa_core* c) noexcept {
+    c->window.imr(1, true);
+    c->shell->stop();
+}
+
+int npa_core_xmit(npa_core* c, const void* skb, npa_u32 len) noexcept {
+    npa::buffer_ref b;
+    if (c->shell->alloc(0, std::span<npa::buffer_ref>(&b, 1)) != 1) {
+        ++c->stats.tx_dropped;
+        return 0;
+    }
+    if (len > b.capacity() || npa_kmod_skb_copy(skb, b.data(), len) != 0) {
+        c->shell->free(0, std::span<const npa::buffer_ref>(&b, 1));
+        ++c->stats.tx_dropped;
+        return 0;
+    }
+    b.set_length(len);
+    if (c->shell->tx_burst(0, std::span<npa::buffer_ref>(&b, 1)) != 1) {
+        c->shell->free(0, std::span<const npa::buffer_ref>(&b, 1));
+        ++c->stats.tx_dropped;
+        return 0;
+    }
+    ++c->stats.tx_packets;
+    c->stats.tx_bytes += len;
+    return 1;
+}
+
+int npa_core_poll(npa_core* c, int budget, int* rearmed) noexcept {
+    *rearmed = 0;
+    int done = 0;
+    npa::buffer_ref bufs[rx_chunk];
+    while (done < budget) {
+        const int want = budget - done < rx_chunk ? budget - done : rx_chunk;
+        const npa::napi_result r =
+            c->shell->napi_poll(0, std::span<npa::buffer_ref>(bufs, static_cast<std::size_t>(want)));
+        for (std::uint16_t i = 0; i < r.received; ++i) {
+            npa_kmod_rx(c->env.host, bufs[i].data(), bufs[i].length());
+            ++c->stats.rx_packets;
+            c->stats.rx_bytes += bufs[i].length();
+        }
+        c->shell->free(0, std::span<const npa::buffer_ref>(bufs, r.received));
+        done += r.received;
+        if (r.rearmed) {
+            *rearmed = 1;
+            break;
+        }
+        if (r.received < want) {
+            break;  // short, yet not armed (a switch under way): poll again
+        }
+    }
+    return done;
+}
+
+int npa_core_link(npa_core* c) noexcept {
+    int up = 0;
+    if (c->shell->active_path() != shell_t::no_path) {
+        up = c->shell->plugin<npa::vmxnet3_plugin>(c->path)->link_up() ? 1 : 0;
+        c->window.imr(1, false);  // the event vector masked itself when it fired
+    }
+    return up;
+}
+
+void npa_core_get_stats(npa_core* c, npa_core_stats* s) noexcept {
+    *s = c->stats;
+    const npa::queue_stats q = c->shell->queue_totals(0);
+    s->rx_dropped += q.rx_dropped + q.rx_no_buffer;
+    s->tx_dropped += q.tx_errors;
+}
+
+int npa_core_audit(npa_core* c) noexcept {
+    return c->shell->audit().ok() ? 1 : 0;
+}
+
+} // extern "C"
+
+// ---- the C++ runtime the core uses: operator new and delete ----------------------------
+//
+// Over kvmalloc (npa_kmod_alloc), which returns memory aligned for any fundamental type
+// (and page-aligned from a page up). Over-aligned types (the shell's queue state is
+// cache-line aligned) get a block with room to align it, the original pointer kept just
+// before the aligned one. Control path only: never called on the data path.
+
+namespace {
+
+void* npa_aligned_alloc(std::size_t bytes, std::size_t align) noexcept {
+    if (align <= alignof(std::max_align_t)) {
+        return npa_kmod_alloc(bytes);
+    }
+    void* raw = npa_kmod_alloc(bytes + align + sizeof(void*));
+    if (raw == nullptr) {
+        return nullptr;
+    }
+    const auto at = (reinterpret_cast<std::uintptr_t>(raw) + sizeof(void*) + align - 1) &
+                    ~(std::uintptr_t{align} - 1);
+    reinterpret_cast<void**>(at)[-1] = raw;
+    return reinterpret_cast<void*>(at);
+}
+
+void npa_aligned_free(void* p, std::size_t align) noexcept {
+    if (p == nullptr) {
+        return;
+    }
+    npa_kmod_free(align <= alignof(std::max_align_t) ? p : static_cast<void**>(p)[-1]);
+}
+
+} // namespace
+
+void* operator new(std::size_t n, const std::nothrow_t&) noexcept { return npa_kmod_alloc(n); }
+void* operator new[](std::size_t n, const std::nothrow_t&) noexcept { return npa_kmod_alloc(n); }
+void* operator new(std::size_t n, std::align_val_t a, const std::nothrow_t&) noexcept {
+    return npa_aligned_alloc(n, static_cast<std::size_t>(a));
+}
+void* operator new[](std::size_t n, std::align_val_t a, const std::nothrow_t&) noexcept {
+    return npa_aligned_alloc(n, static_cast<std::size_t>(a));
+}
+void operator delete(void* p) noexcept { npa_kmod_free(p); }
+void operator delete[](void* p) noexcept { npa_kmod_free(p); }
+void operator delete(void* p, std::size_t) noexcept { npa_kmod_free(p); }
+void operator delete[](void* p, std::size_t) noexcept { npa_kmod_free(p); }
+void operator delete(void* p, std::align_val_t a) noexcept {
+    npa_aligned_free(p, static_cast<std::size_t>(a));
+}
+void operator delete[](void* p, std::align_val_t a) noexcept {
+    npa_aligned_free(p, static_cast<std::size_t>(a));
+}
+void operator delete(void* p, std::size_t, std::align_val_t a) noexcept {
+    npa_aligned_free(p, static_cast<std::size_t>(a));
+}
+void operator delete[](void* p, std::size_t, std::align_val_t a) noexcept {
+    npa_aligned_free(p, static_cast<std::size_t>(a));
+}

@@ -1,0 +1,406 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * npa_kmod_main.c: the module's C half: a PCI driver for the vmxnet3 (15ad:07b0) whose
+ * data path is an npa shell (npa_kmod_core.cpp), registered as an ordinary net_device.
+ *
+ *   probe      enable the function, map BAR0 (PT) and BAR1 (VD), 64-bit DMA, two MSI-X
+ *              vectors (vector 0: queue 0, vector 1: events, as the vmxnet3 plugin lays
+ *              out intrIdx), build the shell (npa_core_create), register "npa%d" with the
+ *              MAC the device holds;
+ *   ndo_open   npa_core_start (the shell attaches the vmxnet3 path and replays MAC and RX
+ *              mode), NAPI on, one poll scheduled so that the first round arms the queue;
+ *   xmit       copy the frame into an npa buffer and tx_burst it (npa_core_xmit);
+ *   NAPI       npa_core_poll: the shell's napi_poll; frames copied into sk_buffs;
+ *              napi_complete_done when the shell re-armed the queue's interrupt;
+ *   ndo_stop   NAPI off, npa_core_stop (every buffer back; the audit must balance).
+ *
+ * Locking: `lock` serialises the shell's queue 0 between ndo_start_xmit and the NAPI poll
+ * (npa::shell's data path has one owner at a time). Both run with bottom halves off.
+ */
+#include <linux/dma-mapping.h>
+#include <linux/etherdevice.h>
+#include <linux/interrupt.h>
+#include <linux/module.h>
+#include <linux/netdevice.h>
+#include <linux/pci.h>
+#include <linux/skbuff.h>
+#include <linux/slab.h>
+#include <linux/timekeeping.h>
+
+#include "npa_kmod.h"
+
+#define NPA_KMOD_NAME "npa_vmxnet3"
+
+static char *bdf;
+module_param(bdf, charp, 0444);
+MODULE_PARM_DESC(bdf, "only drive the vmxnet3 at this PCI address (e.g. 0000:00:03.0); all when empty");
+static unsigned int ring_size = 256;
+module_param(ring_size, uint, 0444);
+MODULE_PARM_DESC(ring_size, "TX and RX descriptors per ring (a multiple of 32, up to 4096)");
+static unsigned int buffers = 1024;
+module_param(buffers, uint, 0444);
+MODULE_PARM_DESC(buffers, "packet buffers in the pool (2176 bytes each, one DMA block)");
+
+struct npa_kmod_dev {
+	struct pci_dev *pdev;
+	struct net_device *netdev;
+	struct napi_struct napi;
+	void __iomem *bar[2];
+	spinlock_t lock;		/* the shell's queue 0: xmit and NAPI poll */
+	struct npa_core *core;
+	bool up;
+	char irq_name[2][IFNAMSIZ + 8];
+};
+
+/* ---- what the C++ half asks for (npa_kmod.h) ---------------------------------------- */
+
+void *npa_kmod_alloc(size_t bytes)
+{
+	return kvzalloc(bytes, GFP_KERNEL);
+}
+
+void npa_kmod_free(void *p)
+{
+	kvfree(p);
+}
+
+void *npa_kmod_dma_alloc(void *host, size_t bytes, u64 *iova)
+{
+	struct npa_kmod_dev *d = host;
+	dma_addr_t a = 0;
+	void *v = dma_alloc_coherent(&d->pdev->dev, bytes, &a, GFP_KERNEL);
+
+	*iova = a;
+	return v;
+}
+
+void npa_kmod_dma_free(void *host, size_t bytes, void *virt, u64 iova)
+{
+	struct npa_kmod_dev *d = host;
+
+	dma_free_coherent(&d->pdev->dev, bytes, virt, (dma_addr_t)iova);
+}
+
+u32 npa_kmod_reg_read(void *host, u32 bar, u32 off)
+{
+	struct npa_kmod_dev *d = host;
+
+	if (bar > 1 || off > pci_resource_len(d->pdev, bar) - 4)
+		return ~0u;	/* outside the BAR: reads as a removed device */
+	return ioread32(d->bar[bar] + off);
+}
+
+void npa_kmod_reg_write(void *host, u32 bar, u32 off, u32 v)
+{
+	struct npa_kmod_dev *d = host;
+
+	if (bar > 1 || off > pci_resource_len(d->pdev, bar) - 4)
+		return;
+	iowrite32(v, d->bar[bar] + off);
+}
+
+u64 npa_kmod_now_ns(void)
+{
+	return ktime_get_ns();
+}
+
+void npa_kmod_log(void *host, int level, const char *msg)
+{
+	struct npa_kmod_dev *d = host;
+
+	switch (level) {
+	case NPA_KMOD_ERR:
+		dev_err(&d->pdev->dev, "npa: %s\n", msg);
+		break;
+	case NPA_KMOD_WARN:
+		dev_warn(&d->pdev->dev, "npa: %s\n", msg);
+		break;
+	case NPA_KMOD_INFO:
+		dev_info(&d->pdev->dev, "npa: %s\n", msg);
+		break;
+	default:
+		dev_dbg(&d->pdev->dev, "npa: %s\n", msg);
+		break;
+	}
+}
+
+void npa_kmod_wake(void *host, u32 q)
+{
+	struct npa_kmod_dev *d = host;
+
+	if (q == 0 && d->up)
+		napi_schedule(&d->napi);
+}
+
+int npa_kmod_skb_copy(const void *skb, void *dst, u32 len)
+{
+	return skb_copy_bits(skb, 0, dst, len);
+}
+
+void npa_kmod_rx(void *host, const void *data, u32 len)
+{
+	struct npa_kmod_dev *d = host;
+	struct sk_buff *skb = napi_alloc_skb(&d->napi, len);
+
+	if (!skb) {
+		d->netdev->stats.rx_dropped++;
+		return;
+	}
+	skb_put_data(skb, data, len);
+	skb->protocol = eth_type_trans(skb, d->netdev);
+	napi_gro_receive(&d->napi, skb);
+}
+
+/* ---- NAPI and interrupts -------------------------------------------------------------- */
+
+static int npa_kmod_poll(struct napi_struct *napi, int budget)
+{
+	struct npa_kmod_dev *d = container_of(napi, struct npa_kmod_dev, napi);
+	int done, rearmed;
+
+	spin_lock(&d->lock);
+	done = npa_core_poll(d->core, budget, &rearmed);
+	spin_unlock(&d->lock);
+	if (netif_queue_stopped(d->netdev))
+		netif_wake_queue(d->netdev);
+	if (done < budget) {
+		/* The shell armed the interrupt when it found the queue idle; an interrupt
+		 * between that and here finds NAPI scheduled and is replayed by
+		 * napi_complete_done (NAPIF_STATE_MISSED). */
+		napi_complete_done(napi, done);
+		if (!rearmed)
+			napi_schedule(napi);	/* a switch under way: keep polling */
+	}
+	return done;
+}
+
+static irqreturn_t npa_kmod_queue_irq(int irq, void *data)
+{
+	struct npa_kmod_dev *d = data;
+
+	/* The device masked the vector when it raised it (autoMask); the shell unmasks it
+	 * when a poll finds the queue idle. */
+	napi_schedule(&d->napi);
+	return IRQ_HANDLED;
+}
+
+static irqreturn_t npa_kmod_event_irq(int irq, void *data)
+{
+	struct npa_kmod_dev *d = data;
+	int up;
+
+	spin_lock(&d->lock);
+	up = d->up ? npa_core_link(d->core) : 0;
+	spin_unlock(&d->lock);
+	if (up)
+		netif_carrier_on(d->netdev);
+	else
+		netif_carrier_off(d->netdev);
+	return IRQ_HANDLED;
+}
+
+/* ---- net_device ----------------------------------------------------------------------- */
+
+static int npa_kmod_open(struct net_device *nd)
+{
+	struct npa_kmod_dev *d = netdev_priv(nd);
+	int err = npa_core_start(d->core, nd->dev_addr);
+
+	if (err)
+		return err;
+	spin_lock_bh(&d->lock);
+	d->up = true;
+	spin_unlock_bh(&d->lock);
+	napi_enable(&d->napi);
+	netif_start_queue(nd);
+	spin_lock_bh(&d->lock);
+	err = npa_core_link(d->core);
+	spin_unlock_bh(&d->lock);
+	if (err)
+		netif_carrier_on(nd);
+	else
+		netif_carrier_off(nd);
+	napi_schedule(&d->napi);
+	netdev_info(nd, "npa shell up on the vmxnet3 path, link %s\n", err ? "up" : "down");
+	return 0;
+}
+
+static int npa_kmod_stop(struct net_device *nd)
+{
+	struct npa_kmod_dev *d = netdev_priv(nd);
+
+	netif_stop_queue(nd);
+	netif_carrier_off(nd);
+	spin_lock_bh(&d->lock);
+	d->up = false;
+	spin_unlock_bh(&d->lock);
+	napi_disable(&d->napi);
+	synchronize_irq(pci_irq_vector(d->pdev, 0));
+	synchronize_irq(pci_irq_vector(d->pdev, 1));
+	npa_core_stop(d->core);
+	if (!npa_core_audit(d->core))
+		netdev_warn(nd, "npa: buffer audit does not balance after stop\n");
+	else
+		netdev_info(nd, "npa shell stopped, every buffer back in the pool\n");
+	return 0;
+}
+
+static netdev_tx_t npa_kmod_xmit(struct sk_buff *skb, struct net_device *nd)
+{
+	struct npa_kmod_dev *d = netdev_priv(nd);
+
+	spin_lock(&d->lock);
+	if (d->up)
+		npa_core_xmit(d->core, skb, skb->len);
+	spin_unlock(&d->lock);
+	/* Copied (or counted as dropped by the core): the sk_buff is done either way. */
+	dev_consume_skb_any(skb);
+	return NETDEV_TX_OK;
+}
+
+static void npa_kmod_get_stats64(struct net_device *nd, struct rtnl_link_stats64 *s)
+{
+	struct npa_kmod_dev *d = netdev_priv(nd);
+	struct npa_core_stats cs;
+
+	spin_lock_bh(&d->lock);
+	npa_core_get_stats(d->core, &cs);
+	spin_unlock_bh(&d->lock);
+	s->rx_packets = cs.rx_packets;
+	s->rx_bytes = cs.rx_bytes;
+	s->rx_dropped = cs.rx_dropped + nd->stats.rx_dropped;
+	s->tx_packets = cs.tx_packets;
+	s->tx_bytes = cs.tx_bytes;
+	s->tx_dropped = cs.tx_dropped;
+}
+
+static const struct net_device_ops npa_kmod_ops = {
+	.ndo_open = npa_kmod_open,
+	.ndo_stop = npa_kmod_stop,
+	.ndo_start_xmit = npa_kmod_xmit,
+	.ndo_get_stats64 = npa_kmod_get_stats64,
+	.ndo_validate_addr = eth_validate_addr,
+};
+
+/* ---- PCI ------------------------------------------------------------------------------- */
+
+static int npa_kmod_probe(struct pci_dev *pdev, const struct pci_device_id *id)
+{
+	struct npa_core_params params = { .ring_size = ring_size, .buffers = buffers, .mtu = ETH_DATA_LEN };
+	struct net_device *nd;
+	struct npa_kmod_dev *d;
+	u8 mac[ETH_ALEN];
+	int err, i;
+
+	if (bdf && bdf[0] && strcmp(bdf, pci_name(pdev)) != 0)
+		return -ENODEV;	/* another function is ours (module parameter bdf) */
+	if (ring_size < 32 || ring_size > 4096 || ring_size % 32 != 0) {
+		dev_err(&pdev->dev, "ring_size %u: a multiple of 32 up to 4096\n", ring_size);
+		return -EINVAL;
+	}
+	nd = alloc_etherdev(sizeof(*d));
+	if (!nd)
+		return -ENOMEM;
+	SET_NETDEV_DEV(nd, &pdev->dev);
+	strscpy(nd->name, "npa%d", sizeof(nd->name));
+	d = netdev_priv(nd);
+	d->pdev = pdev;
+	d->netdev = nd;
+	spin_lock_init(&d->lock);
+	pci_set_drvdata(pdev, d);
+
+	err = pcim_enable_device(pdev);
+	if (err)
+		goto fail_netdev;
+	err = pcim_iomap_regions(pdev, BIT(0) | BIT(1), NPA_KMOD_NAME);
+	if (err)
+		goto fail_netdev;
+	d->bar[0] = pcim_iomap_table(pdev)[0];
+	d->bar[1] = pcim_iomap_table(pdev)[1];
+	if (pci_resource_len(pdev, 0) < 4096 || pci_resource_len(pdev, 1) < 4096) {
+		err = -ENODEV;
+		goto fail_netdev;
+	}
+	err = dma_set_mask_and_coherent(&pdev->dev, DMA_BIT_MASK(64));
+	if (err)
+		goto fail_netdev;
+	pci_set_master(pdev);
+	err = pci_alloc_irq_vectors(pdev, 2, 2, PCI_IRQ_MSIX);
+	if (err < 0)
+		goto fail_netdev;
+
+	d->core = npa_core_create(d, &params);
+	if (!d->core) {
+		err = -ENOMEM;
+		goto fail_vectors;
+	}
+	npa_core_mac(d->core, mac);
+	if (is_valid_ether_addr(mac))
+		eth_hw_addr_set(nd, mac);
+	else
+		eth_hw_addr_random(nd);
+	nd->netdev_ops = &npa_kmod_ops;
+	nd->min_mtu = ETH_MIN_MTU;
+	nd->max_mtu = ETH_DATA_LEN;
+	netif_napi_add(nd, &d->napi, npa_kmod_poll);
+
+	for (i = 0; i < 2; i++) {
+		snprintf(d->irq_name[i], sizeof(d->irq_name[i]), "%s-%s", pci_name(pdev),
+			 i == 0 ? "rxtx" : "event");
+		err = request_irq(pci_irq_vector(pdev, i), i == 0 ? npa_kmod_queue_irq : npa_kmod_event_irq,
+				  0, d->irq_name[i], d);
+		if (err) {
+			if (i == 1)
+				free_irq(pci_irq_vector(pdev, 0), d);
+			goto fail_napi;
+		}
+	}
+	err = register_netdev(nd);
+	if (err)
+		goto fail_irqs;
+	netdev_info(nd, "npa shell (vmxnet3 plugin) on %s, MAC %pM\n", pci_name(pdev), nd->dev_addr);
+	return 0;
+
+fail_irqs:
+	free_irq(pci_irq_vector(pdev, 1), d);
+	free_irq(pci_irq_vector(pdev, 0), d);
+fail_napi:
+	netif_napi_del(&d->napi);
+	npa_core_destroy(d->core);
+fail_vectors:
+	pci_free_irq_vectors(pdev);
+fail_netdev:
+	free_netdev(nd);
+	return err;
+}
+
+static void npa_kmod_remove(struct pci_dev *pdev)
+{
+	struct npa_kmod_dev *d = pci_get_drvdata(pdev);
+	struct net_device *nd = d->netdev;
+
+	unregister_netdev(nd);	/* calls ndo_stop if up */
+	free_irq(pci_irq_vector(pdev, 1), d);
+	free_irq(pci_irq_vector(pdev, 0), d);
+	netif_napi_del(&d->napi);
+	npa_core_destroy(d->core);
+	pci_free_irq_vectors(pdev);
+	free_netdev(nd);
+}
+
+static const struct pci_device_id npa_kmod_ids[] = {
+	{ PCI_DEVICE(0x15ad, 0x07b0) },	/* VMware vmxnet3 */
+	{ }
+};
+MODULE_DEVICE_TABLE(pci, npa_kmod_ids);
+
+static struct pci_driver npa_kmod_driver = {
+	.name = NPA_KMOD_NAME,
+	.id_table = npa_kmod_ids,
+	.probe = npa_kmod_probe,
+	.remove = npa_kmod_remove,
+};
+module_pci_driver(npa_kmod_driver);
+
+MODULE_DESCRIPTION("npa shell over the vmxnet3 plugin, as a Linux network device");
+MODULE_LICENSE("GPL");
