@@ -8,6 +8,8 @@
 #       Build an initramfs (newc cpio, uncompressed: the guest unpacks it without spending
 #       emulated cycles on decompression) holding busybox, the modules, /init and the
 #       static PROGRAMs. /init runs them in the order given (see "The guest" below).
+#       A PROGRAM named NAME.ko is a module built for the guest's kernel: it is copied
+#       to /lib/modules/npa/ (npa-modprobe NAME loads it) and not run.
 #
 # The kernel: the ABI of the linux-image-amd64 that apt offers (for example
 # linux-image-6.1.0-57-amd64), resolved on the first run. The .deb is downloaded with
@@ -285,6 +287,15 @@ cmd_initramfs() {
     local p name
     : > "$root/npa/tests"
     for p in "$@"; do
+        # A kernel module built for the guest's kernel (NAME.ko) is no program: it goes
+        # beside the others, for `npa-modprobe NAME` or insmod, and is not run.
+        if [[ "$p" == *.ko ]]; then
+            [ -f "$p" ] || die "module $p not found"
+            name=$(basename "$p" .ko)
+            cp "$p" "$root/lib/modules/npa/$name.ko"
+            echo "${name//-/_}: " >> "$root/lib/modules/npa/deps"
+            continue
+        fi
         [ -f "$p" ] && [ -x "$p" ] || die "test program $p is not an executable file"
         if ldd "$p" >/dev/null 2>&1; then
             die "test program $p is dynamically linked: the guest has no C library (link with -static)"

@@ -1,0 +1,104 @@
+#!/bin/sh
+# adapters/linux/kmod/guest_test.sh: npa_vmxnet3.ko in the guest (tests/guest, profile
+# vmxnet3-pair; registered as guest_kmod_vmxnet3).
+#
+#   1. insmod npa_vmxnet3.ko bdf=0000:00:03.0: the module takes nic0, a net_device npa0
+#      appears;
+#   2. Linux's own vmxnet3 takes nic1 (00:04.0), which moves into a second network
+#      namespace (a process started with `unshare -n`), 10.77.0.2/24 there;
+#   3. npa0 gets 10.77.0.1/24 and comes up: its data path is the npa shell over the
+#      vmxnet3 plugin;
+#   4. ping both ways across QEMU's hub; every echo must come back;
+#   5. npa0 down, rmmod: the module must leave cleanly (its buffer audit balanced);
+#   6. the kernel log must hold no WARNING, BUG, Oops or audit complaint.
+# Prints NPA-GUEST-RESULT {...} with what it measured; exits 0 on pass.
+set -u
+export PATH=/bin:/sbin
+
+PINGS=${NPA_PINGS:-20}
+fail() {
+    echo "kmod: FAIL: $*"
+    dmesg | tail -n 40
+    echo "NPA-GUEST-RESULT {\"test\":\"kmod_vmxnet3\",\"status\":\"fail\",\"step\":\"$step\"}"
+    [ -n "${ns_pid:-}" ] && kill "$ns_pid" 2>/dev/null
+    exit 1
+}
+# wait_for SECONDS COMMAND...: polls the command every 0.1 s until it succeeds
+wait_for() {
+    n=$(($1 * 10)); shift
+    while [ "$n" -gt 0 ]; do
+        "$@" >/dev/null 2>&1 && return 0
+        usleep 100000
+        n=$((n - 1))
+    done
+    return 1
+}
+netdev_of() {  # the net_device of PCI function $1
+    ls "/sys/bus/pci/devices/$1/net" 2>/dev/null | head -n 1
+}
+ns() { nsenter -t "$ns_pid" -n "$@"; }
+# sysfs shows the first namespace's devices: the peer's carrier comes from `ip link`
+peer_carrier() { ns ip link show dev "$peer" | grep -q LOWER_UP; }
+
+step=insmod
+insmod /lib/modules/npa/npa_vmxnet3.ko bdf=0000:00:03.0 || fail "insmod npa_vmxnet3.ko"
+wait_for 5 test -n "$(netdev_of 0000:00:03.0)" || fail "no net_device on 0000:00:03.0"
+dev=$(netdev_of 0000:00:03.0)
+drv=$(basename "$(readlink /sys/bus/pci/devices/0000:00:03.0/driver)")
+echo "kmod: 0000:00:03.0 driven by $drv as $dev"
+[ "$drv" = npa_vmxnet3 ] || fail "00:03.0 is bound to $drv"
+
+step=peer
+npa-modprobe vmxnet3 || fail "loading Linux's vmxnet3"
+wait_for 5 test -n "$(netdev_of 0000:00:04.0)" || fail "no net_device on 0000:00:04.0"
+peer=$(netdev_of 0000:00:04.0)
+unshare -n sleep 100000 &
+ns_pid=$!
+own_ns=$(readlink /proc/self/ns/net)
+other_ns() { [ "$(readlink "/proc/$ns_pid/ns/net")" != "$own_ns" ]; }
+wait_for 10 other_ns || fail "unshare -n: no second network namespace"
+ip link set dev "$peer" netns "$ns_pid" || fail "moving $peer into the peer namespace"
+ns ip link set lo up
+ns ip addr add 10.77.0.2/24 dev "$peer" || fail "address in the peer namespace"
+ns ip link set "$peer" up || fail "peer up"
+
+step=up
+ip addr add 10.77.0.1/24 dev "$dev" || fail "ip addr add on $dev"
+ip link set "$dev" up || fail "ip link set $dev up"
+wait_for 10 grep -q 1 "/sys/class/net/$dev/carrier" || fail "$dev: no carrier"
+wait_for 10 peer_carrier || fail "$peer: no carrier"
+ip addr show dev "$dev"
+
+step=ping
+out=$(ping -c "$PINGS" -i 0.2 -W 2 10.77.0.2 2>&1)
+echo "$out" | tail -n 3
+sent=$(echo "$out" | sed -n 's/^\([0-9]*\) packets transmitted.*/\1/p')
+got=$(echo "$out" | sed -n 's/.* \([0-9]*\) packets received.*/\1/p')
+rtt=$(echo "$out" | sed -n 's|.*min/avg/max = [0-9.]*/\([0-9.]*\)/.*|\1|p')
+back=$(ns ping -c "$PINGS" -i 0.2 -W 2 10.77.0.1 2>&1)
+echo "$back" | tail -n 3
+back_got=$(echo "$back" | sed -n 's/.* \([0-9]*\) packets received.*/\1/p')
+stats=/sys/class/net/$dev/statistics
+rx=$(cat "$stats/rx_packets"); tx=$(cat "$stats/tx_packets")
+rx_drop=$(cat "$stats/rx_dropped"); tx_drop=$(cat "$stats/tx_dropped")
+echo "kmod: npa0 -> peer $got/$sent (avg ${rtt:-?} ms), peer -> npa0 ${back_got:-0}/$PINGS;" \
+     "$dev rx $rx tx $tx, dropped rx $rx_drop tx $tx_drop"
+[ "${got:-0}" = "$PINGS" ] || fail "ping $dev -> peer: ${got:-0} of $PINGS answered"
+[ "${back_got:-0}" = "$PINGS" ] || fail "ping peer -> $dev: ${back_got:-0} of $PINGS answered"
+[ "$rx" -ge $((2 * PINGS)) ] && [ "$tx" -ge $((2 * PINGS)) ] ||
+    fail "$dev counters: rx $rx tx $tx, fewer than the echoes"
+
+step=rmmod
+ip link set "$dev" down || fail "ip link set $dev down"
+rmmod npa_vmxnet3 || fail "rmmod npa_vmxnet3"
+[ ! -e "/sys/class/net/$dev" ] || fail "$dev still there after rmmod"
+kill "$ns_pid" 2>/dev/null
+ns_pid=""
+
+step=dmesg
+dmesg | grep -i npa
+bad=$(dmesg | grep -E 'WARNING|BUG|Oops|Call Trace|audit does not balance' | head -n 5)
+[ -z "$bad" ] || fail "kernel log: $bad"
+
+echo "NPA-GUEST-RESULT {\"test\":\"kmod_vmxnet3\",\"status\":\"pass\",\"netdev\":\"$dev\",\"pings\":$PINGS,\"ping_out_received\":$got,\"ping_back_received\":$back_got,\"rtt_avg_ms\":${rtt:-0},\"rx_packets\":$rx,\"tx_packets\":$tx,\"rx_dropped\":$rx_drop,\"tx_dropped\":$tx_drop}"
+exit 0
