@@ -5,7 +5,8 @@
 # installed; `apt-get update` runs only when something is missing. After that, every
 # executable adapters/*/deps.sh runs (the extension point for adapter-specific inputs, for
 # example driver SDK headers taken from a Debian source package), then tests/guest/deps.sh
-# (QEMU 10.x from bookworm-backports for the guest rig).
+# (QEMU 10.x from bookworm-backports for the guest rig; it runs adapters/linux/kmod/deps.sh,
+# the guest kernel's headers that the kernel module is built against).
 #
 # Runs as root; as another user it uses sudo when sudo exists. Safe to run repeatedly.
 set -euo pipefail

@@ -13,6 +13,9 @@
 #       building the initramfs; decompressing the kernel modules (.ko.xz) and the kernel
 #       image (extract-vmlinux tries each compressor the kernel may use).
 #
+#   linux-headers-<guest kernel ABI> (adapters/linux/kmod/deps.sh)
+#       the guest kernel's build tree: npa_vmxnet3.ko is built against it.
+#
 # The kernel itself is no installed package: tests/guest/build-initramfs.sh downloads
 # Debian's linux-image package into build/guest/ (apt-get download, no install).
 #
@@ -42,6 +45,9 @@ if [ -n "$missing" ]; then
     run apt-get update -q >/dev/null
     run env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $missing
 fi
+
+# 1b. The guest kernel's headers, for the kernel module (adapters/linux/kmod/deps.sh).
+"$(dirname "$0")/../../adapters/linux/kmod/deps.sh" || true
 
 # 2. QEMU 10.x: present already?
 qemu_major() {

@@ -70,12 +70,12 @@ wait_for 10 peer_carrier || fail "$peer: no carrier"
 ip addr show dev "$dev"
 
 step=ping
-out=$(ping -c "$PINGS" -i 0.2 -W 2 10.77.0.2 2>&1)
+out=$(ping -c "$PINGS" -i 0.2 -W 10 10.77.0.2 2>&1)
 echo "$out" | tail -n 3
 sent=$(echo "$out" | sed -n 's/^\([0-9]*\) packets transmitted.*/\1/p')
 got=$(echo "$out" | sed -n 's/.* \([0-9]*\) packets received.*/\1/p')
 rtt=$(echo "$out" | sed -n 's|.*min/avg/max = [0-9.]*/\([0-9.]*\)/.*|\1|p')
-back=$(ns ping -c "$PINGS" -i 0.2 -W 2 10.77.0.1 2>&1)
+back=$(ns ping -c "$PINGS" -i 0.2 -W 10 10.77.0.1 2>&1)
 echo "$back" | tail -n 3
 back_got=$(echo "$back" | sed -n 's/.* \([0-9]*\) packets received.*/\1/p')
 stats=/sys/class/net/$dev/statistics
