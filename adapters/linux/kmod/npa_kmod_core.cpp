@@ -22,6 +22,7 @@
 
 #include <npa/buffer/fixed_pool.hpp>
 #include <npa/control/vmxnet3.hpp>
+#include <npa/plugins/igbvf/plugin.hpp>
 #include <npa/plugins/vmxnet3/plugin.hpp>
 #include <npa/shell.hpp>
 
@@ -108,7 +109,10 @@ struct kernel_env {
     }
 };
 
-using shell_t = npa::shell<kernel_env, npa::vmxnet3_plugin>;
+/// The plugin types: the vmxnet3 (the emulated path, the one path added so far) and the
+/// igbvf (the 82576 VF), so that the core's second plugin is compiled, checked by objtool
+/// and linked against the kernel's exports too; a VF path is the next step.
+using shell_t = npa::shell<kernel_env, npa::vmxnet3_plugin, npa::igbvf_plugin>;
 
 /// The vmxnet3's registers through ioread32 / iowrite32 (which order against DMA memory
 /// as the window's contract asks: writel after the descriptors, readl before the answer).
