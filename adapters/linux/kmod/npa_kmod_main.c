@@ -392,7 +392,8 @@ static const struct pci_device_id npa_kmod_ids[] = {
 	{ PCI_DEVICE(0x15ad, 0x07b0) },	/* VMware vmxnet3 */
 	{ }
 };
-MODULE_DEVICE_TABLE(pci, npa_kmod_ids);
+/* No MODULE_DEVICE_TABLE: Linux's vmxnet3 owns the id's alias, and this module is loaded
+ * on purpose (insmod), never by udev for every vmxnet3 in the machine. */
 
 static struct pci_driver npa_kmod_driver = {
 	.name = NPA_KMOD_NAME,
