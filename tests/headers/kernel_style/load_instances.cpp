@@ -47,6 +47,7 @@ int main(int argc, char** argv) {
         symbol<std::uint32_t (*)(void*, std::uint32_t, std::uint32_t)>(lib, "npa_ks_gen_roundtrip");
     auto pool_cycle =
         symbol<std::uint32_t (*)(void*, std::size_t, std::uint32_t)>(lib, "npa_ks_pool_cycle");
+    auto vlan_count = symbol<std::uint32_t (*)(std::uint32_t)>(lib, "npa_ks_vlan_count");
 
     // Memory the "module" provides: cache-line aligned, as the core asks.
     constexpr std::size_t align = 64;
@@ -69,6 +70,11 @@ int main(int argc, char** argv) {
     expect(pool_cycle(mem, 4096, count) == 0, "pool refuses memory that is too small",
            pool_cycle(mem, 4096, count), 0);
     std::free(mem);
+
+    expect(vlan_count(0) == 0, "control state: no VLAN filters", vlan_count(0), 0);
+    expect(vlan_count(100) == 100, "control state: VLAN filters counted", vlan_count(100), 100);
+    expect(vlan_count(4095) == 4095, "control state: every VLAN id counted", vlan_count(4095),
+           4095);
     dlclose(lib);
     return failures == 0 ? 0 : 1;
 }
