@@ -602,7 +602,11 @@ int main() {
         // from then on the VF's DMA (descriptor reads, write-backs) goes nowhere.
         const int vf_cfg = ::open((vf_dir + "/config").c_str(), O_RDONLY | O_CLOEXEC);
         int vf_cmd = -1;
+        std::uint64_t cmd_samples = 0;
+        double cmd_last_ms = 0;
         auto sample_cmd = [&] {
+            ++cmd_samples;
+            cmd_last_ms = (now_s() - t_del) * 1000.0;
             std::uint16_t c = 0;
             const int now = vf_cfg >= 0 && ::pread(vf_cfg, &c, sizeof c, 4) == sizeof c ? c : -1;
             if (now != vf_cmd) {
@@ -649,6 +653,8 @@ int main() {
         }
         remover.join();
         if (vf_cfg >= 0) {
+            std::printf("DIAG removal: the VF's PCI command read %" PRIu64 " times, the last at +%.0f ms\n", cmd_samples,
+                        cmd_last_ms);
             ::close(vf_cfg);
         }
         if (!write_ok) {
