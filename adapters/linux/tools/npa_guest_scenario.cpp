@@ -23,21 +23,25 @@
 //      the shell lost no TX; none late or damaged; both paths received frames sent to the
 //      one MAC (so the PF filters the shell's MAC for the VF); both pools balance after
 //      stop(). Peer frames missing at the shell are compared with what the devices counted
-//      (NPA_STRICT_RX=1 fails on a difference; otherwise it is reported, as
-//      switch_guest_test does). While both devices are up the hub gives the peer's frames
-//      to both: the receiver counts these copies (numbers it already had) as hub copies.
+//      and a difference fails the test (NPA_STRICT_RX=0 only reports it), as in
+//      switch_guest_test; at a gap or stall DIAG lines print both devices' counters next
+//      to what the shell received, and NPA_TRACE=1 the last 24 steps before it (TRACE).
+//      While both devices are up the hub gives the peer's frames to both: the receiver
+//      counts these copies (numbers it already had) as hub copies.
 //   3. Removal: the shell on the VF, the vmxnet3 its fallback; under traffic a second
 //      thread writes 0 to the PF's sriov_numvfs (Linux's igb removes the VFs, the
 //      uio-bound one with them); the test sees the VF leave sysfs and calls
 //      surprise_removal() (unless the health check got there first); the shell falls
-//      back to the vmxnet3. Asserted: no TX lost, the peer's numbers never go backwards.
+//      back to the vmxnet3. Asserted: no TX lost, the peer's numbers never go backwards,
+//      at most one peer window lost and only frames sent before the fallback (the VF's:
+//      removal_rx_lost; rx_missing counts the rest of the run).
 //
 //      TX the VF's plugin hands back as device errors while the PF tears the VF down (its
 //      head passed them, no write-back came) is the only shell -> peer loss allowed, and
 //      it is reported (docs/real-devices.md, "Left open (the NPA scenario)").
 //
 // Environment: NPA_SWITCHES (default 100), NPA_GAP_FRAMES (frames each way between two
-// switches, default 200), NPA_STRICT_RX=1, NPA_REMOVE=0 skips step 3, NPA_RM_HOLD_MS (the
+// switches, default 200), NPA_STRICT_RX=0, NPA_TRACE=1, NPA_REMOVE=0 skips step 3, NPA_RM_HOLD_MS (the
 // shell's control thread waits this long after the sriov_numvfs write returns).
 // Output: one line NPA-GUEST-RESULT {"test":"npa_guest_scenario",...} (switch durations
 // p50/p99/max in microseconds, each way; packets held), then `npa_guest_scenario PASS|FAIL`.
@@ -55,7 +59,9 @@
 
 #include "guest_test_support.hpp"
 
+#include <fcntl.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
@@ -63,6 +69,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <functional>
 #include <optional>
 #include <string>
 #include <thread>
@@ -106,6 +113,18 @@ struct flows {
     std::uint64_t in_sent = 0, in_expect = 0, in_copies = 0, in_missing = 0, in_late = 0;
     std::uint64_t damaged = 0;
     std::vector<bool> in_seen;
+    int gap_reports = 0;
+    std::function<void(const char*)> diag;  // prints both paths' counters at a gap or stall
+    std::function<void(const char*)> snap;  // NPA_TRACE=1: records a step that moved frames
+
+    // Peer numbers in [from, to) the shell never received.
+    [[nodiscard]] std::uint64_t unseen(std::uint64_t from, std::uint64_t to) const {
+        std::uint64_t n = 0;
+        for (std::uint64_t s = from; s < to; ++s) {
+            n += s >= in_seen.size() || !in_seen[s] ? 1 : 0;
+        }
+        return n;
+    }
 
     // Shell side: send what the window allows, receive, poll.
     bool shell_side() {
@@ -136,6 +155,9 @@ struct flows {
                 if (s > in_expect) {
                     std::printf("peer -> shell: frame %" PRIu64 " after %" PRIu64 " (%s, path %u)\n", s, in_expect - 1,
                                 sh.switching() ? "switching" : "steady", sh.active_path());
+                    if (diag && gap_reports++ < 8) {
+                        diag("gap");
+                    }
                 }
                 in_missing += s - in_expect;
                 in_expect = s + 1;
@@ -206,6 +228,9 @@ struct flows {
             std::printf("WARNING: peer -> shell: frames %" PRIu64 "..%" PRIu64 " never arrived (path %u, peer"
                         " device sent %" PRIu64 ")\n", in_expect, in_sent - 1, sh.active_path(),
                         std::uint64_t{peer.device_stats(0).tx.ucastPktsTxOK});
+            if (diag && gap_reports++ < 8) {
+                diag("stall");
+            }
             in_missing += in_sent - in_expect;
             in_expect = in_sent;
             in_last = in_expect;
@@ -220,7 +245,9 @@ struct flows {
         double in_moved = t0;
         std::uint64_t in_last = in_expect;
         while (std::min(out_expect, in_expect) < mark + frames) {
-            (void)step();
+            if (step() && snap) {
+                snap("step");
+            }
             count_stalled(in_last, in_moved);
             if (now_s() - t0 > 10) {
                 return false;
@@ -252,7 +279,7 @@ int main() {
     const std::uint64_t switches = env_u64("NPA_SWITCHES", 100);
     const std::uint64_t gap_frames = env_u64("NPA_GAP_FRAMES", 200);
     const bool do_remove = env_u64("NPA_REMOVE", 1) != 0;
-    const bool strict_rx = env_u64("NPA_STRICT_RX", 0) != 0;
+    const bool strict_rx = env_u64("NPA_STRICT_RX", 1) != 0;
 
     pci::dma_memory rings;  // outlives every device (they DMA into it until detach)
     pci::vmxnet3_function fe, fp;
@@ -271,6 +298,7 @@ int main() {
     std::uint64_t sw_done = 0, rx_e = 0, rx_v = 0, dev_drops = 0, vmx_oob = 0, tx_lost = 0, requeued = 0;
     std::uint64_t mailbox_msgs = 0;
     std::uint64_t rm_lost = 0, rm_requeued = 0, rm_peer_dups = 0, rm_rx_lost = 0, rm_after = 0, rm_dev_errors = 0;
+    std::uint64_t rx_missing = 0;  // peer frames the shell never got, but for the VF's last window at the removal
     double rm_fallback_ms = -1, rm_write_ms = -1, traffic_s = 0;
     const char* rm_trigger = "none";
     bool removed = false;
@@ -388,6 +416,55 @@ int main() {
 
         // 2. Traffic both ways, a switch every gap_frames frames.
         tr.emplace(*sh, peer, *papi, mac);
+        // Diagnostics (switch_guest_test's): at a gap or stall, both paths' device counters
+        // next to what the shell got from each (DIAG); with NPA_TRACE=1 the last 24 steps.
+        // The vmxnet3 counts from its ACTIVATE_DEV, the VF's VFGPRC from its reset (32 bits).
+        static std::vector<std::string> trace;
+        static double t_switch_done = 0;
+        auto snap = [&, pe, pv](const char* label) {
+            auto* le = sh->plugin<npa::vmxnet3_plugin>(pe);
+            char line[256];
+            std::snprintf(line, sizeof line,
+                          "%-14s peer sent %6" PRIu64 " shell expects %6" PRIu64 " | vmxnet3 dev ok %4" PRIu64
+                          " shell rx %6" PRIu64 " | VF gprc %6u shell rx %6" PRIu64 " | flips %" PRIu64 " | %s",
+                          label, tr->in_sent, tr->in_expect, std::uint64_t{le->device_stats(0).rx.ucastPktsRxOK},
+                          sh->path_stats(pe, 0).rx_packets, fv.bar().read(npa::igbvf::reg::vfgprc),
+                          sh->path_stats(pv, 0).rx_packets, sh->counters(0).flips,
+                          sh->switching() ? "switching" : "steady");
+            trace.emplace_back(line);
+            if (trace.size() > 24) {
+                trace.erase(trace.begin());
+            }
+        };
+        tr->diag = [&, pe, pv](const char* why) {
+            auto* le = sh->plugin<npa::vmxnet3_plugin>(pe);
+            const auto ds = le->device_stats(0);
+            const auto ps = peer.device_stats(0);
+            std::printf("DIAG %s: %.4f s after switch %" PRIu64 " completed; active %s, %s; peer sent %" PRIu64
+                        ", shell expects %" PRIu64 "\n", why, now_s() - t_switch_done, sh->history().switches(),
+                        sh->active_path() == pe ? "vmxnet3" : "VF", sh->switching() ? "switching" : "steady",
+                        tr->in_sent, tr->in_expect);
+            std::printf("DIAG   vmxnet3: MAC %s, device rx ok %" PRIu64 " oob %" PRIu64 " err %" PRIu64
+                        " (since its ACTIVATE_DEV), plugin rx %" PRIu64 " dropped %" PRIu64 " (since attach), shell rx %"
+                        PRIu64 "\n", mac_text(ctl_e->mac()).c_str(), std::uint64_t{ds.rx.ucastPktsRxOK},
+                        std::uint64_t{ds.rx.pktsRxOutOfBuf}, std::uint64_t{ds.rx.pktsRxError}, le->stats(0).rx_packets,
+                        le->stats(0).rx_dropped, sh->path_stats(pe, 0).rx_packets);
+            const npa::igbvf_bar b = fv.bar();
+            std::printf("DIAG   VF: VFGPRC %u, RDH %u, RDT %u, RXDCTL 0x%08x; shell rx %" PRIu64 " dropped %" PRIu64 "\n",
+                        b.read(npa::igbvf::reg::vfgprc), b.read(npa::igbvf::reg::rdh(0)), b.read(npa::igbvf::reg::rdt(0)),
+                        b.read(npa::igbvf::reg::rxdctl(0)), sh->path_stats(pv, 0).rx_packets,
+                        sh->path_stats(pv, 0).rx_dropped);
+            for (const std::string& l : trace) {
+                std::printf("TRACE %s\n", l.c_str());
+            }
+            std::printf("DIAG   peer: device tx ok %" PRIu64 " discard %" PRIu64 " err %" PRIu64 "; plugin tx %" PRIu64 "\n",
+                        std::uint64_t{ps.tx.ucastPktsTxOK}, std::uint64_t{ps.tx.pktsTxDiscard},
+                        std::uint64_t{ps.tx.pktsTxError}, peer.stats(0).tx_packets);
+        };
+        const bool trace_on = env_u64("NPA_TRACE", 0) != 0;
+        if (trace_on) {
+            tr->snap = snap;
+        }
         const double t_traffic = now_s();
         while (sw_done < switches && failures.empty()) {
             if (!tr->run(gap_frames)) {
@@ -405,14 +482,24 @@ int main() {
                 failf("switch %" PRIu64 " to the %s refused: %s", sw_done + 1, to == pe ? "vmxnet3" : "VF", st.reason());
                 break;
             }
+            if (trace_on) {
+                snap(to == pe ? "requested vmx" : "requested VF");
+            }
             const double t0 = now_s();
             while (sh->service() || sh->switching()) {
+                if (trace_on) {
+                    snap("serviced");
+                }
                 (void)tr->step();
+                if (trace_on) {
+                    snap("step (switch)");
+                }
                 if (now_s() - t0 > 10) {
                     failf("switch %" PRIu64 " not complete after 10 s", sw_done + 1);
                     break;
                 }
             }
+            t_switch_done = now_s();
             const npa::switch_record& r = sh->history().recent(0);
             if (r.result != npa::errc::ok || sh->active_path() != to) {
                 failf("switch %" PRIu64 " to the %s failed: %s (%s)", sw_done + 1, to == pe ? "vmxnet3" : "VF",
@@ -499,6 +586,10 @@ int main() {
         std::atomic<double> write_done{-1};
         const double hold_s = static_cast<double>(env_u64("NPA_RM_HOLD_MS", 0)) / 1000.0;
         const double t_del = now_s();
+        // Peer frames numbered from rm_in_from were sent to the VF while it went away; from
+        // rm_in_fallback on (set at the fallback) to the vmxnet3 again.
+        const std::uint64_t rm_in_from = tr->in_expect;
+        std::uint64_t rm_in_fallback = 0;
         remover = std::thread([&] {
             write_ok = write_file(std::string(pci::sysfs_devices) + "/" + pf + "/sriov_numvfs", "0");
             rm_write_ms = (now_s() - t_del) * 1000.0;
@@ -506,14 +597,45 @@ int main() {
         });
         bool seen = false;
         std::uint64_t n = 0;
+        // The VF's PCI command register while it goes (DIAG): the kernel's removal of a
+        // function unbinds its driver, whose pci_disable_device() clears bus mastering;
+        // from then on the VF's DMA (descriptor reads, write-backs) goes nowhere.
+        const int vf_cfg = ::open((vf_dir + "/config").c_str(), O_RDONLY | O_CLOEXEC);
+        int vf_cmd = -1;
+        std::uint64_t cmd_samples = 0;
+        double cmd_last_ms = 0;
+        auto sample_cmd = [&] {
+            ++cmd_samples;
+            cmd_last_ms = (now_s() - t_del) * 1000.0;
+            std::uint16_t c = 0;
+            const int now = vf_cfg >= 0 && ::pread(vf_cfg, &c, sizeof c, 4) == sizeof c ? c : -1;
+            if (now != vf_cmd) {
+                const npa::queue_stats vs = sh->path_stats(pv, 0);
+                const npa::igbvf_bar b = fv.bar();
+                std::printf("DIAG removal: +%.0f ms, VF PCI command %s0x%04x; the VF path: tx %" PRIu64 ", tx errors %"
+                            PRIu64 ", bad completions %" PRIu64 ", rx %" PRIu64 "; VF VFGPRC %u, VFGPTC %u, TDH %u,"
+                            " TDT %u, RDH %u, RDT %u; peer sent %" PRIu64 ", shell expects %" PRIu64 "\n",
+                            (now_s() - t_del) * 1000.0, now < 0 ? "unreadable, last " : "", now < 0 ? vf_cmd : now,
+                            vs.tx_packets, vs.tx_errors, vs.bad_completion, vs.rx_packets, b.read(npa::igbvf::reg::vfgprc),
+                            b.read(npa::igbvf::reg::vfgptc), b.read(npa::igbvf::reg::tdh(0)),
+                            b.read(npa::igbvf::reg::tdt(0)), b.read(npa::igbvf::reg::rdh(0)),
+                            b.read(npa::igbvf::reg::rdt(0)), tr->in_sent, tr->in_expect);
+                vf_cmd = now;
+            }
+        };
+        sample_cmd();
         while (now_s() - t_del < 30) {
             (void)tr->step();
+            if (n % 16 == 0 && vf_cmd >= 0) {
+                sample_cmd();
+            }
             if (hold_s > 0 && (write_done < 0 || now_s() < write_done + hold_s)) {
                 continue;  // the shell's control thread waits (NPA_RM_HOLD_MS after the write)
             }
             const bool busy = sh->service();
             if (sh->history().count() > hist_before && sh->active_path() == pe && !busy && !sh->switching()) {
                 removed = true;
+                rm_in_fallback = tr->in_sent;
                 break;
             }
             if (++n % 256 == 0 && !seen && !path_exists(vf_dir)) {
@@ -530,6 +652,11 @@ int main() {
             }
         }
         remover.join();
+        if (vf_cfg >= 0) {
+            std::printf("DIAG removal: the VF's PCI command read %" PRIu64 " times, the last at +%.0f ms\n", cmd_samples,
+                        cmd_last_ms);
+            ::close(vf_cfg);
+        }
         if (!write_ok) {
             failf("sriov_numvfs = 0 refused with VF %s bound to uio_pci_generic", vf_addr);
         }
@@ -577,10 +704,16 @@ int main() {
                             pl->tx_in_flight(0), pl->stats(0).tx_packets, pl->stats(0).tx_errors);
             }
         }
-        // Peer frames in the VF's ring went with it: at most one window.
+        // Peer frames the VF had (in its ring, or the PF's filter still sending them to the
+        // going VF) went with it: at most one window, all sent before the fallback. settle()
+        // counts a stalled window as missing; which numbers never came says whose they were.
         tr->settle(2);
-        rm_rx_lost = tr->in_sent - tr->in_expect;
         tr->in_expect = tr->in_sent;
+        rm_rx_lost = tr->unseen(rm_in_from, rm_in_fallback);
+        if (const std::uint64_t late = tr->unseen(rm_in_fallback, tr->in_sent); late != 0) {
+            std::printf("WARNING: removal: %" PRIu64 " peer frames sent after the fallback (from %" PRIu64
+                        ") never reached the shell\n", late, rm_in_fallback);
+        }
         const std::uint64_t after_from = tr->out_expect;
         std::printf("after the fallback: steady path %u, active %u, tx on the vmxnet3 %" PRIu64 ", on the VF %" PRIu64 "\n",
                     sh->steady_path(0), sh->active_path(), sh->path_stats(pe, 0).tx_packets, sh->path_stats(pv, 0).tx_packets);
@@ -674,7 +807,30 @@ int main() {
                   " sent, up to %" PRIu64 " received), the VF's plugin counted %" PRIu64 " TX errors", rm_lost,
                   tr->out_missing, tr->out_sent, tr->out_expect, rm_dev_errors);
         }
+        if (tr->diag && tr->unseen(rm_in_from, tr->in_sent) != rm_rx_lost) {
+            tr->diag("after the removal");
+        }
+        // What the vmxnet3 counted since its ACTIVATE_DEV at the fallback.
+        dev_drops += sh->plugin<npa::vmxnet3_plugin>(pe)->device_stats(0).rx.pktsRxOutOfBuf;
     } while (false);
+    if (remover.joinable()) {
+        remover.join();
+    }
+    // Peer -> shell over the whole run (the switches, the traffic before and after the
+    // removal): every number the shell never got is missing, but the VF's last window.
+    if (tr) {
+        rx_missing = tr->unseen(0, tr->in_sent) - rm_rx_lost;
+        if (rx_missing != dev_drops && failures.empty()) {
+            if (strict_rx) {
+                failf("peer -> shell: %" PRIu64 " frames missing (not counting the %" PRIu64
+                      " the VF took at its removal), the devices counted %" PRIu64 " drops", rx_missing, rm_rx_lost,
+                      dev_drops);
+            } else {
+                std::printf("WARNING: peer -> shell: %" PRIu64 " frames missing, the devices counted %" PRIu64 "\n",
+                            rx_missing, dev_drops);
+            }
+        }
+    }
     if (remover.joinable()) {
         remover.join();
     }
@@ -720,7 +876,7 @@ int main() {
                 percentile(to_vf_us, 1.0), percentile(to_vmx_us, 0.5), percentile(to_vmx_us, 0.99),
                 percentile(to_vmx_us, 1.0), held_avg, percentile(held, 1.0), requeued, tx_lost,
                 tr ? tr->out_expect : 0, tr ? tr->in_expect : 0, tr ? tr->in_copies : 0, rx_e, rx_v,
-                tr ? tr->in_missing : 0, dev_drops, mailbox_msgs, traffic_s, removed ? "true" : "false", rm_trigger,
+                rx_missing, dev_drops, mailbox_msgs, traffic_s, removed ? "true" : "false", rm_trigger,
                 rm_fallback_ms, rm_requeued, rm_lost, rm_rx_lost, rm_peer_dups, rm_dev_errors, now_s() - t_start,
                 ok ? "" : json_text(failures.front()).c_str());
     std::printf("npa_guest_scenario %s\n", ok ? "PASS" : "FAIL");
