@@ -359,6 +359,9 @@ struct tcp_source {
             if (n > 0) {
                 sent += static_cast<std::uint64_t>(n);
             }
+            // At most about 4 MB/s: an unbounded stream keeps the guest's one emulated CPU
+            // busy and stretches every switch (the VF's attach waits on mailbox round trips).
+            ::usleep(2000);
         }
         ::shutdown(s, SHUT_WR);
         ::close(s);
