@@ -36,8 +36,8 @@ repo_root="$(cd "$here/../.." && pwd)"
 cache=${NPA_GUEST_CACHE:-$repo_root/build/guest}
 # Modules copied into the guest (each with what it depends on). uio and uio_pci_generic
 # bind devices to userspace; the NIC drivers are there for tests that want the kernel's
-# own driver as a peer, or the igb PF to create VFs.
-guest_modules="uio uio_pci_generic igb igbvf vmxnet3"
+# own driver as a peer, or the igb PF to create VFs; tun for npa-linkd's TAP.
+guest_modules="uio uio_pci_generic igb igbvf vmxnet3 tun"
 
 say() { echo "build-initramfs: $*" >&2; }
 die() { echo "build-initramfs: error: $*" >&2; exit 1; }
@@ -121,9 +121,16 @@ prepare_kernel() {
     flock 9
     abi=$(fetch_deb)
     dir="$cache/kernel/$abi"
+    # complete, and with every module now named (a cache made before one was added is redone)
     if [ -f "$dir/.complete" ]; then
-        echo "$dir"
-        return
+        local m missing=0
+        for m in $guest_modules; do
+            grep -q "^${m//-/_}:" "$dir/modules/deps" || missing=1
+        done
+        if [ "$missing" = 0 ]; then
+            echo "$dir"
+            return
+        fi
     fi
     deb=$(ls "$cache/deb/linux-image-${abi}_"*.deb | head -n 1)
     say "extracting the kernel and modules of $(basename "$deb")"

@@ -60,6 +60,33 @@ TEST_CASE("flags: lowers in order with their plugins and modes") {
     CHECK_FALSE(cfg.failback);
 }
 
+TEST_CASE("flags and config: PCI functions as lowers, by address and device kind") {
+    daemon_config cfg;
+    std::string err;
+    REQUIRE_MESSAGE(parse({"--lower", "0000:00:03.0:pci:vmxnet3", "--lower=01:10.0:pci:igbvf",
+                           "--lower", "eth2:af_packet"},
+                          cfg, err),
+                    err);
+    REQUIRE(cfg.lowers.size() == 3);
+    CHECK(cfg.lowers[0].ifname == "0000:00:03.0");
+    CHECK(cfg.lowers[0].kind == plugin_kind::pci);
+    CHECK(cfg.lowers[0].device == pci_device::vmxnet3);
+    CHECK(cfg.lowers[0].plugin_name() == "pci vmxnet3");
+    CHECK(cfg.lowers[1].ifname == "0000:01:10.0"); // the short form gets domain 0
+    CHECK(cfg.lowers[1].device == pci_device::igbvf);
+    CHECK(cfg.lowers[1].plugin_name() == "pci igbvf");
+    CHECK(cfg.lowers[2].kind == plugin_kind::af_packet);
+
+    daemon_config fc;
+    const std::string path =
+        temp_file("lower = 0000:00:0A.0 pci vmxnet3\nlower = 0000:01:10.2 pci igbvf\n");
+    REQUIRE_MESSAGE(parse({"--config", path.c_str()}, fc, err), err);
+    ::unlink(path.c_str());
+    REQUIRE(fc.lowers.size() == 2);
+    CHECK(fc.lowers[0].ifname == "0000:00:0a.0"); // as sysfs names it
+    CHECK(fc.lowers[1].device == pci_device::igbvf);
+}
+
 TEST_CASE("flags: each mistake is refused with a message that names it") {
     struct bad {
         std::vector<const char*> args;
@@ -84,6 +111,21 @@ TEST_CASE("flags: each mistake is refused with a message that names it") {
           "02:00:00:00:00:02"},
          "not among the policy's allowed MACs"},
         {{}, "no lower interface"},
+        {{"--lower", "0000:00:03.0:pci"}, "a pci lower needs its device kind"},
+        {{"--lower", "0000:00:03.0:pci:e1000"}, "unknown PCI device kind 'e1000'"},
+        {{"--lower", "0000:00:3.0:pci:vmxnet3"}, "not a PCI address"},
+        {{"--lower", "0000:00:20.0:pci:vmxnet3"}, "not a PCI address"},
+        {{"--lower", "0000:00:03.8:pci:vmxnet3"}, "not a PCI address"},
+        {{"--lower", "eth1:pci:vmxnet3"}, "'eth1' is not a PCI address"},
+        {{"--lower", "0000:00:03.0:af_xdp"}, "is a PCI address: its plugin is pci"},
+        {{"--lower", "0000:00:03.0:pci:vmxnet3:extra"}, "a lower is"},
+        {{"--lower", "0000:00:03.0:pci:vmxnet3", "--lower", "0000:00:03.0:pci:vmxnet3"},
+         "listed twice"},
+        {{"--lower", "00:03.0:pci:vmxnet3", "--lower", "00:04.0:pci:vmxnet3", "--lower",
+          "00:05.0:pci:vmxnet3"},
+         "at most 2 lowers may use pci vmxnet3"},
+        {{"--lower", "00:03.0:pci:vmxnet3", "--lower", "eth1:af_xdp"},
+         "af_xdp and pci lowers cannot be combined"},
     };
     for (const auto& c : cases) {
         daemon_config cfg;

@@ -69,14 +69,42 @@ std::vector<std::string_view> split_ws(std::string_view s) {
     return out;
 }
 
-// "va0 af_xdp copy" (config file) or "va0:af_xdp:copy" (flag): fields already split.
+// "va0 af_xdp copy" or "0000:00:03.0 pci vmxnet3" (config file), "va0:af_xdp:copy" or
+// "0000:00:03.0:pci:vmxnet3" (flag): fields already split.
 bool parse_lower(const std::vector<std::string_view>& f, lower_config& out, std::string& err) {
     if (f.size() < 2 || f.size() > 3) {
-        err = "a lower is '<interface> <af_xdp|af_packet> [copy|zero-copy|auto]'";
+        err = "a lower is '<interface> <af_xdp|af_packet> [copy|zero-copy|auto]' or "
+              "'<pci address> pci <vmxnet3|igbvf>'";
         return false;
     }
+    if (f[1] == "pci") {
+        out.kind = plugin_kind::pci;
+        if (!parse_pci_address(f[0], out.ifname)) {
+            err = "'" + std::string(f[0]) +
+                  "' is not a PCI address (domain:bus:device.function, e.g. 0000:00:03.0)";
+            return false;
+        }
+        if (f.size() != 3) {
+            err = "a pci lower needs its device kind: '" + out.ifname + " pci <vmxnet3|igbvf>'";
+            return false;
+        }
+        if (f[2] == "vmxnet3") {
+            out.device = pci_device::vmxnet3;
+        } else if (f[2] == "igbvf") {
+            out.device = pci_device::igbvf;
+        } else {
+            err = "unknown PCI device kind '" + std::string(f[2]) +
+                  "' (expected vmxnet3 or igbvf)";
+            return false;
+        }
+        return true;
+    }
     if (!valid_ifname(f[0])) {
-        err = "'" + std::string(f[0]) + "' is not a valid interface name (1..15 characters)";
+        std::string ignored;
+        err = parse_pci_address(f[0], ignored)
+                  ? "'" + std::string(f[0]) + "' is a PCI address: its plugin is pci ('" +
+                        std::string(f[0]) + " pci <vmxnet3|igbvf>')"
+                  : "'" + std::string(f[0]) + "' is not a valid interface name (1..15 characters)";
         return false;
     }
     out.ifname = std::string(f[0]);
@@ -85,7 +113,7 @@ bool parse_lower(const std::vector<std::string_view>& f, lower_config& out, std:
     } else if (f[1] == "af_packet" || f[1] == "packet") {
         out.kind = plugin_kind::af_packet;
     } else {
-        err = "unknown plugin '" + std::string(f[1]) + "' (expected af_xdp or af_packet)";
+        err = "unknown plugin '" + std::string(f[1]) + "' (expected af_xdp, af_packet or pci)";
         return false;
     }
     if (f.size() == 3) {
@@ -283,7 +311,37 @@ bool load_file(const std::string& path, std::string& err, Apply&& apply) {
 } // namespace
 
 const char* to_string(plugin_kind k) noexcept {
-    return k == plugin_kind::af_xdp ? "af_xdp" : "af_packet";
+    switch (k) {
+    case plugin_kind::af_xdp: return "af_xdp";
+    case plugin_kind::pci: return "pci";
+    default: return "af_packet";
+    }
+}
+
+const char* to_string(pci_device d) noexcept {
+    return d == pci_device::igbvf ? "igbvf" : "vmxnet3";
+}
+
+std::string lower_config::plugin_name() const {
+    return kind == plugin_kind::pci ? std::string("pci ") + to_string(device) : to_string(kind);
+}
+
+bool parse_pci_address(std::string_view s, std::string& out) {
+    // domain (4 hex digits, optional) : bus (2) : device (2, 00..1f) . function (0..7)
+    std::string full = s.size() == 7 ? "0000:" + std::string(s) : std::string(s);
+    if (full.size() != 12 || full[4] != ':' || full[7] != ':' || full[10] != '.')
+        return false;
+    for (const std::size_t i : {0u, 1u, 2u, 3u, 5u, 6u, 8u, 9u}) {
+        if (!std::isxdigit(static_cast<unsigned char>(full[i])))
+            return false;
+    }
+    const unsigned dev = static_cast<unsigned>(std::stoul(full.substr(8, 2), nullptr, 16));
+    if (dev > 0x1f || full[11] < '0' || full[11] > '7')
+        return false;
+    for (char& c : full)
+        c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    out = std::move(full);
+    return true;
 }
 
 bool parse_mac(std::string_view s, mac_addr& out) {
@@ -356,6 +414,23 @@ bool parse_args(int argc, const char* const* argv, daemon_config& cfg, std::stri
                 return false;
             std::vector<std::string_view> f;
             std::string_view rest = v;
+            // A PCI address has colons of its own: "0000:00:03.0:pci:vmxnet3" splits at
+            // ":pci"; an address before another plugin stays one field for the message.
+            if (const auto at = rest.find(":pci"); at != std::string_view::npos &&
+                                                   (at + 4 == rest.size() || rest[at + 4] == ':')) {
+                f.push_back(rest.substr(0, at));
+                rest = rest.substr(at + 1);
+            } else {
+                for (const std::size_t n : {std::size_t{12}, std::size_t{7}}) {
+                    std::string full;
+                    if (rest.size() > n && rest[n] == ':' &&
+                        parse_pci_address(rest.substr(0, n), full)) {
+                        f.push_back(rest.substr(0, n));
+                        rest = rest.substr(n + 1);
+                        break;
+                    }
+                }
+            }
             while (true) {
                 const auto c = rest.find(':');
                 f.push_back(rest.substr(0, c));
@@ -425,7 +500,9 @@ bool validate(const daemon_config& cfg, std::string& err) {
             "no lower interface: give at least one --lower IF:PLUGIN (or 'lower =' in the config)";
         return false;
     }
-    std::size_t per_kind[2] = {0, 0};
+    // Per plugin type: af_packet, af_xdp, pci vmxnet3, pci igbvf.
+    std::size_t per_plugin[4] = {0, 0, 0, 0};
+    bool has_xdp = false, has_pci = false;
     for (std::size_t i = 0; i < cfg.lowers.size(); ++i) {
         if (cfg.lowers[i].ifname == cfg.tap) {
             err = "lower '" + cfg.lowers[i].ifname + "' is the TAP interface itself";
@@ -437,10 +514,22 @@ bool validate(const daemon_config& cfg, std::string& err) {
                 return false;
             }
         }
-        if (++per_kind[static_cast<int>(cfg.lowers[i].kind)] > max_lowers_per_kind) {
-            err = std::string("at most 2 lowers may use ") + to_string(cfg.lowers[i].kind);
+        const lower_config& l = cfg.lowers[i];
+        const int plugin = l.kind == plugin_kind::pci ? 2 + static_cast<int>(l.device)
+                                                      : static_cast<int>(l.kind);
+        if (++per_plugin[plugin] > max_lowers_per_kind) {
+            err = "at most 2 lowers may use " + l.plugin_name();
             return false;
         }
+        has_xdp = has_xdp || l.kind == plugin_kind::af_xdp;
+        has_pci = has_pci || l.kind == plugin_kind::pci;
+    }
+    if (has_xdp && has_pci) {
+        // One buffer pool serves every path: its device addresses are either UMEM offsets
+        // (AF_XDP) or physical addresses in hugepage memory (PCI), not both.
+        err = "af_xdp and pci lowers cannot be combined (their buffers need different "
+              "memory); use af_packet beside pci lowers";
+        return false;
     }
     if (cfg.policy.mtu_min > cfg.policy.mtu_max) {
         err = "policy: mtu_min (" + std::to_string(cfg.policy.mtu_min) + ") is above mtu_max (" +
@@ -461,6 +550,7 @@ bool validate(const daemon_config& cfg, std::string& err) {
 
 const char* usage() noexcept {
     return "usage: npa-linkd [--config FILE] [--tap NAME] --lower IF:PLUGIN[:MODE] ...\n"
+           "                 [--lower PCI-ADDRESS:pci:DEVICE ...]\n"
            "                 [--socket PATH] [--mac MAC] [--queues N] [--policy FILE]\n"
            "                 [--allow-mac MAC] [--allow-vlan LIST] [--mtu-min N] [--mtu-max N]\n"
            "                 [--min-dwell-ms N] [--no-failback] [--persist]\n"
@@ -469,6 +559,9 @@ const char* usage() noexcept {
            "of lower interfaces, each driven by a plugin: af_xdp (MODE copy, zero-copy or\n"
            "auto) or af_packet. Traffic runs over the first usable lower; when it goes down\n"
            "or disappears the daemon switches to the next one without the TAP noticing.\n"
+           "A PCI function is a lower too (as root): ADDRESS:pci:vmxnet3 or ADDRESS:pci:igbvf\n"
+           "(an 82576 VF), e.g. 0000:00:03.0:pci:vmxnet3; the daemon binds it to\n"
+           "uio_pci_generic and drives it from user space over hugepage memory.\n"
            "Control it with npactl through the unix socket (default /run/npa/npa-linkd.sock).\n"
            "With --persist the TAP, its addresses, routes and MAC outlive the daemon, and a\n"
            "restart re-attaches to it; its carrier is off while no lower is usable.\n";

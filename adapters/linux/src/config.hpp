@@ -5,6 +5,8 @@
 //   tap = npa0                      the TAP interface the stack sees
 //   lower = va0 af_xdp [copy|zero-copy|auto]
 //   lower = va1 af_packet           lower interfaces, in order of preference
+//   lower = 0000:00:03.0 pci vmxnet3    a PCI function driven from user space
+//   lower = 0000:01:10.0 pci igbvf      (uio_pci_generic, hugepage DMA memory)
 //   socket = /run/npa/npa-linkd.sock    the control socket
 //   mac = 02:00:00:00:00:01         the shell's MAC (default: the TAP's own)
 //   queues = 1
@@ -32,14 +34,22 @@
 
 namespace npa::lnx::tools {
 
-enum class plugin_kind : std::uint8_t { af_packet, af_xdp };
+enum class plugin_kind : std::uint8_t { af_packet, af_xdp, pci };
+
+/// The device behind a pci lower: which plugin drives its rings and which control path
+/// carries its MAC, MTU and filters.
+enum class pci_device : std::uint8_t { vmxnet3, igbvf };
 
 [[nodiscard]] const char* to_string(plugin_kind k) noexcept;
+[[nodiscard]] const char* to_string(pci_device d) noexcept;
 
 struct lower_config {
-    std::string ifname;
+    std::string ifname; ///< the interface, or for a pci lower its address (0000:00:03.0)
     plugin_kind kind = plugin_kind::af_packet;
     xdp_mode mode = xdp_mode::automatic;
+    pci_device device = pci_device::vmxnet3; ///< pci lowers only
+    /// The plugin as status and logs name it: "af_xdp", "af_packet", "pci vmxnet3" ...
+    [[nodiscard]] std::string plugin_name() const;
 };
 
 struct policy_config {
@@ -63,9 +73,12 @@ struct daemon_config {
     bool help = false;
 };
 
-/// At most this many lowers of one plugin kind (the shell has two paths per kind).
+/// At most this many lowers of one plugin (the shell has two paths per plugin type; the
+/// two PCI device kinds are one plugin type each).
 inline constexpr std::size_t max_lowers_per_kind = 2;
 
+/// "0000:00:03.0" or the short "00:03.0" (domain 0); `out` is the full form.
+[[nodiscard]] bool parse_pci_address(std::string_view s, std::string& out);
 [[nodiscard]] bool parse_mac(std::string_view s, mac_addr& out);
 [[nodiscard]] std::string format_mac(const mac_addr& m);
 

@@ -50,6 +50,37 @@ constexpr std::uint64_t switch_rx_quiet_ns = 2'000'000;
 constexpr std::uint64_t switch_drain_timeout_ns = 50'000'000;
 /// Poll timeout when idle (ms): bounds how long a TX completion waits to be reaped.
 constexpr int idle_timeout_ms = 20;
+/// The same with a PCI lower configured: its RX has no file descriptor to wake the loop,
+/// so this bounds the latency a received frame sees when nothing else happens.
+constexpr int polled_timeout_ms = 1;
+/// PCI lowers: ring sizes (both plugins take 256; two RX rings attached during a switch,
+/// a TX ring and the backlog fit the pool below) and the pool, one 2 MiB hugepage of
+/// default-sized buffers (2048 bytes of data: a VF's RX buffer is counted in whole KiB).
+/// Every hugepage block must be physically contiguous, which one page always is.
+constexpr std::uint32_t pci_ring_size = 256;
+constexpr std::uint32_t pci_pool_buffers = 896;
+/// Hugepages the daemon reserves if fewer are: the pool's and the rings'.
+constexpr unsigned pci_hugepages = 2;
+
+/// The shell's pool: a UMEM, or one hugepage of DMA memory with PCI lowers.
+result<linkd_pool> make_pool(bool dma) {
+    if (!dma) {
+        const pool_config c = umem_pool_config(pool_buffers);
+        umem_memory mem(linkd_pool::required_bytes(c));
+        if (mem.base() == nullptr)
+            return {errc::no_memory, "mmap of the UMEM failed"};
+        return linkd_pool::create(c, linkd_memory(std::move(mem)));
+    }
+    pool_config c;
+    c.count = pci_pool_buffers;
+    static pci::pci_error e; // its text outlives the status that points into it
+    if (!pci::reserve_hugepages(e, pci_hugepages))
+        return e.as_status();
+    pci::dma_memory mem = pci::dma_memory::create(e, linkd_pool::required_bytes(c));
+    if (!mem)
+        return e.as_status();
+    return linkd_pool::create(c, linkd_memory(std::move(mem)));
+}
 
 bool iface_running(const char* name, int& ifindex) {
     ifindex = static_cast<int>(::if_nametoindex(name));
@@ -153,31 +184,46 @@ bool linkd::init(std::string& err) {
         mtu = std::min(std::max(mtu, cfg_.policy.mtu_min), cfg_.policy.mtu_max);
         (void)tap_.set_mtu(mtu);
     }
-    // 3. The pool (in a UMEM) and the shell over it.
-    auto p = make_umem_pool(pool_buffers);
+    // 3. The pool (in a UMEM, or in hugepage memory for PCI lowers), the PCI lowers'
+    //    functions (a VF's PF may assign the MAC), and the shell over the pool.
+    for (const auto& lc : cfg_.lowers)
+        polled_ = polled_ || lc.kind == plugin_kind::pci;
+    auto p = make_pool(polled_);
     if (!p.ok()) {
         err = std::string("buffer pool: ") + p.error().reason();
         return false;
     }
-    pool_ = std::make_unique<umem_pool>(std::move(*p));
+    pool_ = std::make_unique<linkd_pool>(std::move(*p));
     pools_.assign(cfg_.queues, pool_.get());
+    if (!open_pci_lowers(err, mac))
+        return false;
     policy_ = std::make_unique<policy_channel>(cfg_.policy);
     shell_config sc;
     sc.queues.queues = cfg_.queues;
-    sc.queues.rx_ring_size = ring_size;
-    sc.queues.tx_ring_size = ring_size;
+    sc.queues.rx_ring_size = polled_ ? pci_ring_size : ring_size;
+    sc.queues.tx_ring_size = polled_ ? pci_ring_size : ring_size;
     sc.queues.mtu = mtu;
     sc.policy.min_dwell_ns = std::uint64_t{cfg_.min_dwell_ms} * 1'000'000u;
     sc.policy.rx_quiet_ns = switch_rx_quiet_ns;
     sc.policy.drain_timeout_ns = switch_drain_timeout_ns;
     sc.inline_switch = true;
-    shell_ = std::make_unique<linkd_shell>(env_, std::span<umem_pool* const>(pools_), sc);
+    shell_ = std::make_unique<linkd_shell>(env_, std::span<linkd_pool* const>(pools_), sc);
     if (!shell_->init_status().ok()) {
         err = std::string("shell: ") + shell_->init_status().reason();
         return false;
     }
-    policy_->max_mtu = std::min(af_packet_plugin<linkd_shell::api>{}.capabilities().max_mtu,
-                                af_xdp_plugin<linkd_shell::api>{}.capabilities().max_mtu);
+    // The largest MTU every path carries: the plugins' limits, and with PCI lowers the
+    // buffers (a frame is one buffer).
+    policy_->max_mtu = af_packet_plugin<linkd_shell::api>{}.capabilities().max_mtu;
+    if (polled_) {
+        policy_->max_mtu = std::min<std::uint32_t>(
+            {policy_->max_mtu, std::uint32_t{pool_->config().buf_size} - pool_->config().headroom - 18u,
+             vmxnet3_plugin<linkd_shell::api>{}.capabilities().max_mtu,
+             igbvf_plugin<linkd_shell::api>{}.capabilities().max_mtu});
+    } else {
+        policy_->max_mtu = std::min(policy_->max_mtu,
+                                    af_xdp_plugin<linkd_shell::api>{}.capabilities().max_mtu);
+    }
     if (const status st = shell_->set_mac(mac); !st.ok()) {
         err = std::string("MAC ") + format_mac(mac) + ": " + st.reason();
         return false;
@@ -188,9 +234,10 @@ bool linkd::init(std::string& err) {
     }
     pending_tx_.resize(cfg_.queues);
     // 4. Lowers: their current state, then a shell path each (of its plugin kind).
-    for (const auto& lc : cfg_.lowers) {
-        lower_state l;
-        l.cfg = lc;
+    for (lower_state& l : lowers_) {
+        if (l.pci)
+            continue; // opened above
+        const lower_config& lc = l.cfg;
         l.packet_dev = af_packet_device::named(lc.ifname.c_str());
         l.xdp_dev = af_xdp_device::over(lc.ifname.c_str(), *pool_, lc.mode);
         l.running = iface_running(lc.ifname.c_str(), l.ifindex);
@@ -203,13 +250,22 @@ bool linkd::init(std::string& err) {
                 ("removed the XDP program (xsk_def_prog) an earlier run left on " + lc.ifname)
                     .c_str());
         }
-        lowers_.push_back(l);
     }
     for (lower_state& l : lowers_) {
         const control_link link = control_link::to(*policy_);
-        l.path = l.cfg.kind == plugin_kind::af_xdp
-                     ? shell_->add_path<af_xdp_plugin>(l.xdp_dev, link)
-                     : shell_->add_path<af_packet_plugin>(l.packet_dev, link);
+        if (l.pci && l.cfg.device == pci_device::vmxnet3) {
+            l.pci->vmx_link.emplace(*policy_, *l.pci->vmx_ctl);
+            l.path = shell_->add_path<vmxnet3_plugin>(l.pci->vmx.window(),
+                                                      control_link::to(*l.pci->vmx_link));
+        } else if (l.pci) {
+            l.pci->vf_link.emplace(*policy_, *l.pci->vf_ctl, &l.pci->assigned);
+            l.path = shell_->add_path<igbvf_plugin>(l.pci->vf.window(),
+                                                    control_link::to(*l.pci->vf_link));
+        } else {
+            l.path = l.cfg.kind == plugin_kind::af_xdp
+                         ? shell_->add_path<af_xdp_plugin>(l.xdp_dev, link)
+                         : shell_->add_path<af_packet_plugin>(l.packet_dev, link);
+        }
         if (l.path == linkd_shell::no_path) {
             err = "too many lowers: the shell holds " + std::to_string(linkd_shell::max_paths);
             return false;
@@ -254,7 +310,8 @@ bool linkd::init(std::string& err) {
     for (std::size_t i = 0; i < lowers_.size(); ++i) {
         if (!lowers_[i].running) {
             why += " " + lowers_[i].cfg.ifname +
-                   (lowers_[i].ifindex == 0 ? ": no such interface;" : ": not up;");
+                   (lowers_[i].pci || lowers_[i].ifindex != 0 ? ": not up;"
+                                                              : ": no such interface;");
             continue;
         }
         const status st = request_switch(i, switch_reason::boot);
@@ -271,6 +328,72 @@ bool linkd::init(std::string& err) {
     }
     err = "no lower interface could be brought up:" + why;
     return false;
+}
+
+bool linkd::open_pci_lowers(std::string& err, mac_addr& mac) {
+    // Every lower gets its state here; the PCI ones their function, bound and mapped, and
+    // their rings in one hugepage of DMA memory shared by all of them.
+    pci::pci_error e;
+    std::optional<pci::dma_arena> arena;
+    for (const auto& lc : cfg_.lowers) {
+        lower_state& l = lowers_.emplace_back();
+        l.cfg = lc;
+        if (lc.kind != plugin_kind::pci)
+            continue;
+        if (!arena) {
+            rings_ = pci::dma_memory::create(e, pci::hugepage_size);
+            if (!rings_) {
+                err = std::string("PCI lowers' ring memory: ") + e.what();
+                return false;
+            }
+            arena.emplace(rings_);
+        }
+        l.pci = std::make_unique<pci_lower>();
+        pci_lower& d = *l.pci;
+        const bool vmx = lc.device == pci_device::vmxnet3;
+        const bool opened =
+            vmx ? d.vmx.open(e, lc.ifname.c_str(), *arena, cfg_.queues, pci_ring_size,
+                             pci_ring_size)
+                : d.vf.open(e, lc.ifname.c_str(), *arena, cfg_.queues, pci_ring_size,
+                            pci_ring_size);
+        if (!opened) {
+            err = "lower " + lc.ifname + " (" + lc.plugin_name() + "): " + e.what();
+            return false;
+        }
+        l.running = true;
+        if (vmx) {
+            d.vmx_ctl.emplace(d.vmx.control_port());
+            continue;
+        }
+        // A VF: function-level reset, then the mailbox RESET, whose answer carries the
+        // MAC the PF assigned (ip link set PF vf N mac M). The PF refuses any other MAC
+        // for this VF, so without a MAC of its own the daemon takes the PF's (on every
+        // path: the TAP has one MAC); with one, a switch to this VF will be refused.
+        (void)d.vf.reset();
+        d.vf_ctl.emplace(d.vf.mailbox_port(), &pci::igbvf_mailbox_sleep, nullptr);
+        if (const status st = d.vf_ctl->reset(d.assigned); !st.ok()) {
+            err = "lower " + lc.ifname + " (pci igbvf): mailbox RESET: " + st.reason();
+            return false;
+        }
+        if (d.assigned == mac_addr{})
+            continue;
+        if (!cfg_.has_mac) {
+            mac = d.assigned;
+            l.note = "the PF assigned MAC " + format_mac(d.assigned) + ": in use";
+            if (const status st = tap_.set_mac(mac); !st.ok()) {
+                err = std::string("TAP '") + cfg_.tap + "': cannot set MAC: " + st.reason();
+                return false;
+            }
+        } else if (d.assigned != mac) {
+            l.note = "the PF assigned MAC " + format_mac(d.assigned) + ", not " +
+                     format_mac(mac) + ": the PF refuses this path";
+        } else {
+            l.note = "the PF assigned MAC " + format_mac(d.assigned) + ": in use";
+        }
+        linkd_env{}.log(d.assigned != mac ? log_level::warning : log_level::info,
+                        (lc.ifname + ": " + l.note).c_str());
+    }
+    return true;
 }
 
 // ---- the loop -------------------------------------------------------------------------
@@ -339,7 +462,12 @@ void linkd::run() {
             if (pending_tx_[q].empty())
                 fds.push_back({tap_.fd(q), POLLIN, 0});
             for (const lower_state& l : lowers_) {
-                const int fd = shell_->with_plugin(l.path, [q](auto& pl) { return pl.fd(q); });
+                const int fd = shell_->with_plugin(l.path, [q](auto& pl) {
+                    if constexpr (requires { pl.fd(q); })
+                        return pl.fd(q);
+                    else
+                        return -1; // a PCI lower: polled
+                });
                 if (fd >= 0)
                     fds.push_back({fd, POLLIN, 0});
             }
@@ -356,7 +484,8 @@ void linkd::run() {
         const int timeout = work ? 0
                             : (shell_->switching() || busy_tx || announces_left_ != 0)
                                 ? 1
-                                : idle_timeout_ms;
+                            : polled_ ? polled_timeout_ms
+                                      : idle_timeout_ms;
         const int pr = ::poll(fds.data(), fds.size(), timeout);
         if (pr < 0 && errno != EINTR)
             break;

@@ -3,6 +3,9 @@
 //
 // One thread runs everything (DESIGN.md section 4 with inline switching): a poll loop
 // over the TAP queues, the active plugins' sockets, rtnetlink and the control socket.
+// PCI lowers (a vmxnet3, an 82576 VF) are driven from user space through npa/linux/pci:
+// they have no file descriptor, so while one is attached the loop polls them every
+// millisecond at most.
 // Per iteration: frames the stack sent on the TAP go to shell.tx_burst, frames the shell
 // received are written to the TAP, completions are reaped and any switch moves along.
 // Because the loop never blocks on a switch, traffic keeps flowing while one is under
@@ -13,6 +16,13 @@
 
 #include <npa/linux/af_packet.hpp>
 #include <npa/linux/af_xdp.hpp>
+#include <npa/control/igbvf.hpp>
+#include <npa/control/vmxnet3.hpp>
+#include <npa/linux/pci/dma_memory.hpp>
+#include <npa/linux/pci/igbvf.hpp>
+#include <npa/linux/pci/vmxnet3.hpp>
+#include <npa/plugins/igbvf/plugin.hpp>
+#include <npa/plugins/vmxnet3/plugin.hpp>
 #include <npa/linux/rtnetlink.hpp>
 #include <npa/linux/tap.hpp>
 #include <npa/linux/umem.hpp>
@@ -21,15 +31,39 @@
 #include <atomic>
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
+#include <variant>
 #include <vector>
 
 namespace npa::lnx::tools {
 
-/// The shell's environment: a UMEM pool (so AF_XDP sends and receives without a copy)
-/// and the monotonic clock.
+/// The memory of the shell's one buffer pool: a UMEM (device addresses are UMEM offsets,
+/// so AF_XDP sends and receives without a copy) or, when PCI lowers are configured,
+/// hugepage DMA memory (device addresses are physical). AF_PACKET copies and takes either.
+class linkd_memory {
+public:
+    linkd_memory() noexcept = default;
+    explicit linkd_memory(umem_memory m) noexcept : m_(std::move(m)) {}
+    explicit linkd_memory(pci::dma_memory m) noexcept : m_(std::move(m)) {}
+    [[nodiscard]] std::byte* base() const noexcept {
+        return std::visit([](const auto& m) { return m.base(); }, m_);
+    }
+    [[nodiscard]] std::size_t size() const noexcept {
+        return std::visit([](const auto& m) { return m.size(); }, m_);
+    }
+    [[nodiscard]] iova_t iova_base() const noexcept {
+        return std::visit([](const auto& m) { return m.iova_base(); }, m_);
+    }
+
+private:
+    std::variant<umem_memory, pci::dma_memory> m_;
+};
+using linkd_pool = fixed_pool<linkd_memory>;
+
+/// The shell's environment: the buffer pool and the monotonic clock.
 struct linkd_env {
-    using pool_type = umem_pool;
+    using pool_type = linkd_pool;
     static std::uint64_t now_ns() noexcept;
     void log(log_level level, const char* msg) noexcept;
 };
@@ -47,13 +81,66 @@ private:
     const policy_config& pol_;
 };
 
+/// The control path of a PCI lower: the daemon's policy first, then the device's own
+/// authority (a vmxnet3's command register; for a VF, the PF's answer on the mailbox).
+/// A refusal of either comes back to the shell, which reports it (a switch whose replay
+/// is refused does not happen).
+/// `assigned` (a VF's PF-assigned MAC, or null): the PF programmed that MAC at the VF's
+/// reset and refuses any SET_MAC_ADDR while it pins one (Linux's igb refuses even the same
+/// MAC), so asking for it again is answered here as done.
+template <class Device>
+class policed_channel {
+public:
+    policed_channel(const policy_channel& p, Device& d, const mac_addr* assigned = nullptr) noexcept
+        : pol_(p), dev_(d), assigned_(assigned) {}
+    [[nodiscard]] status submit(const control_request& r) {
+        const status st = pol_.submit(r);
+        return !st.ok() ? st : already_set(r) ? status{} : dev_.submit(r);
+    }
+    [[nodiscard]] status submit_batch(std::span<const control_request> b) {
+        const status st = pol_.submit_batch(b);
+        if (!st.ok())
+            return st;
+        std::vector<control_request> rest;
+        for (const auto& r : b) {
+            if (!already_set(r))
+                rest.push_back(r);
+        }
+        return rest.size() == b.size() ? dev_.submit_batch(b) : dev_.submit_batch(rest);
+    }
+
+private:
+    bool already_set(const control_request& r) const noexcept {
+        return assigned_ != nullptr && *assigned_ != mac_addr{} &&
+               r.op == control_op::set_mac && r.mac == *assigned_;
+    }
+    const policy_channel& pol_;
+    Device& dev_;
+    const mac_addr* assigned_;
+};
+
+/// A PCI lower's function (bound to uio_pci_generic, BARs mapped, rings carved from the
+/// daemon's DMA memory) and its control path. Never moves: the shell holds pointers.
+struct pci_lower {
+    pci::vmxnet3_function vmx;
+    pci::igbvf_function vf;
+    std::optional<vmxnet3_control> vmx_ctl;
+    std::optional<igbvf_control> vf_ctl;
+    std::optional<policed_channel<vmxnet3_control>> vmx_link;
+    std::optional<policed_channel<igbvf_control>> vf_link;
+    mac_addr assigned{}; ///< the MAC the PF assigned to a VF (zero: none)
+};
+
 // The shell: one path per lower, an instance of the lower's plugin kind (any two
 // lowers can be switched between: the outgoing and the incoming path are attached at
 // the same time).
-using linkd_shell = npa::shell<linkd_env, af_packet_plugin, af_xdp_plugin>;
+using linkd_shell =
+    npa::shell<linkd_env, af_packet_plugin, af_xdp_plugin, vmxnet3_plugin, igbvf_plugin>;
 
 struct lower_state {
     lower_config cfg;
+    std::unique_ptr<pci_lower> pci; ///< pci lowers only
+    std::string note;               ///< shown by status: what the PF or the policy decided
     npa::path_id path = linkd_shell::no_path; ///< this lower's shell path
     int ifindex = 0;                          ///< 0: not present
     bool running = false;
@@ -88,6 +175,8 @@ public:
 
 private:
     // The loop (linkd.cpp).
+    /// Opens the PCI lowers' functions; may replace `mac` by the one a PF assigned.
+    bool open_pci_lowers(std::string& err, mac_addr& mac);
     bool data_iteration();
     void handle_link_event(const link_event& ev);
 
@@ -119,8 +208,10 @@ private:
 
     daemon_config cfg_;
     linkd_env env_;
-    std::unique_ptr<umem_pool> pool_;
-    std::vector<umem_pool*> pools_;
+    pci::dma_memory rings_; ///< PCI lowers' rings: outlives every device that DMAs into it
+    std::unique_ptr<linkd_pool> pool_;
+    std::vector<linkd_pool*> pools_;
+    bool polled_ = false; ///< a PCI lower is configured: the loop polls it
     std::unique_ptr<policy_channel> policy_;
     std::unique_ptr<linkd_shell> shell_;
     tap_device tap_;

@@ -197,15 +197,20 @@ std::string linkd::render_status(bool text) {
                     (shell_->history().switches() == 1 ? " switch\n" : " switches\n");
     for (std::size_t i = 0; i < lowers_.size(); ++i) {
         const auto& l = lowers_[i];
-        const char* state = l.ifindex == 0 ? "missing" : l.running ? "up" : "down";
+        const char* state = l.pci ? (l.running ? "up" : "missing")
+                            : l.ifindex == 0 ? "missing"
+                            : l.running      ? "up"
+                                             : "down";
         o += std::string(i ? "," : "") + "{\"name\":" + json_str(l.cfg.ifname) +
-             ",\"plugin\":" + json_str(to_string(l.cfg.kind)) + ",\"state\":" + json_str(state) +
-             ",\"active\":" + (static_cast<int>(i) == active ? "true" : "false") + "}";
+             ",\"plugin\":" + json_str(l.cfg.plugin_name()) + ",\"state\":" + json_str(state) +
+             ",\"active\":" + (static_cast<int>(i) == active ? "true" : "false") +
+             (l.note.empty() ? std::string() : ",\"note\":" + json_str(l.note)) + "}";
         t += std::string(static_cast<int>(i) == active ? "  * " : "    ") + l.cfg.ifname + "  " +
-             to_string(l.cfg.kind) +
+             l.cfg.plugin_name() +
              (static_cast<int>(i) == active && l.cfg.kind == plugin_kind::af_xdp ? " (" + mode + ")"
                                                                                  : std::string()) +
-             "  " + state + (static_cast<int>(i) == active ? "  active" : "") + "\n";
+             "  " + state + (static_cast<int>(i) == active ? "  active" : "") +
+             (l.note.empty() ? std::string() : "  (" + l.note + ")") + "\n";
     }
     o += "]";
     if (text)
@@ -222,7 +227,7 @@ std::string linkd::render_stats(bool text) {
         for (std::uint16_t q = 0; q < cfg_.queues; ++q)
             s += shell_->path_stats(lowers_[i].path, q);
         o += std::string(i ? "," : "") + "{\"name\":" + json_str(lowers_[i].cfg.ifname) +
-             ",\"plugin\":" + json_str(to_string(lowers_[i].cfg.kind)) + "," +
+             ",\"plugin\":" + json_str(lowers_[i].cfg.plugin_name()) + "," +
              json_counters({{"rx_packets", s.rx_packets},
                             {"rx_bytes", s.rx_bytes},
                             {"tx_packets", s.tx_packets},
@@ -235,7 +240,7 @@ std::string linkd::render_stats(bool text) {
              "}";
         std::snprintf(line, sizeof line,
                       "%-15s %-9s rx %llu pkts %llu B  tx %llu pkts %llu B  drops %llu\n",
-                      lowers_[i].cfg.ifname.c_str(), to_string(lowers_[i].cfg.kind),
+                      lowers_[i].cfg.ifname.c_str(), lowers_[i].cfg.plugin_name().c_str(),
                       static_cast<unsigned long long>(s.rx_packets),
                       static_cast<unsigned long long>(s.rx_bytes),
                       static_cast<unsigned long long>(s.tx_packets),

@@ -23,8 +23,11 @@ namespace {
 /// Spacing of the repeated post-switch announcements.
 constexpr std::uint64_t announce_gap_ns = 20'000'000;
 
-// The lower's interface still exists (same index, or at least its name).
+// The lower's interface still exists (same index, or at least its name); a PCI lower's
+// function is still in sysfs.
 bool lower_exists(const lower_state& l) {
+    if (l.pci)
+        return pci::exists((std::string(pci::sysfs_devices) + "/" + l.cfg.ifname).c_str());
     char name[IF_NAMESIZE] = {};
     if (l.ifindex != 0 && ::if_indextoname(static_cast<unsigned>(l.ifindex), name) != nullptr)
         return true;
@@ -51,6 +54,11 @@ status linkd::request_switch(std::size_t li, switch_reason why) {
         // already head for it while the old path drains.
         send_raw_announce(l);
         was_switching_ = true;
+    } else if (l.pci) {
+        // A device's authority refused the replay (a PF that assigned this VF another
+        // MAC): status shows it beside the lower, the log says it once per attempt.
+        l.note = std::string("switch refused: ") + st.reason();
+        linkd_env{}.log(log_level::warning, (l.cfg.ifname + ": " + l.note).c_str());
     }
     return st;
 }
@@ -125,6 +133,8 @@ void linkd::announce() {
 }
 
 void linkd::send_raw_announce(const lower_state& l) {
+    if (l.pci)
+        return; // no socket reaches a PCI lower: after_switch() announces through the shell
     const int s = ::socket(AF_PACKET, SOCK_RAW | SOCK_CLOEXEC, 0);
     if (s < 0)
         return;

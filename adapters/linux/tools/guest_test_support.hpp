@@ -17,6 +17,11 @@
 #include <npa/sim/test_api.hpp>
 
 #include <dirent.h>
+#include <linux/if_link.h>
+#include <linux/netlink.h>
+#include <linux/rtnetlink.h>
+#include <net/if.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -265,6 +270,56 @@ inline bool sriov_pf_up(unsigned vfs, std::string& pf, std::string& pf_if) {
     }
     std::printf("PF %s (%s) up, %u VFs\n", pf.c_str(), pf_if.c_str(), vfs);
     return true;
+}
+
+// `ip link set <ifname> vf <vf> mac <mac>`: RTM_SETLINK with IFLA_VFINFO_LIST, written here
+// (busybox's ip has no `vf`). The PF driver pins that MAC for the VF. Returns the kernel's
+// error (0: done).
+inline int pin_vf_mac(const std::string& ifname, std::uint32_t vf, const npa::mac_addr& mac) {
+    const int s = ::socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_ROUTE);
+    if (s < 0) {
+        return errno;
+    }
+    struct {
+        nlmsghdr nh;
+        ifinfomsg ifi;
+        char attrs[256];
+    } req{};
+    req.nh.nlmsg_type = RTM_SETLINK;
+    req.nh.nlmsg_flags = NLM_F_REQUEST | NLM_F_ACK;
+    req.nh.nlmsg_seq = 1;
+    req.ifi.ifi_family = AF_UNSPEC;
+    req.ifi.ifi_index = static_cast<int>(::if_nametoindex(ifname.c_str()));
+    char* p = req.attrs;
+    auto* list = reinterpret_cast<rtattr*>(p);
+    list->rta_type = IFLA_VFINFO_LIST | NLA_F_NESTED;
+    auto* info = reinterpret_cast<rtattr*>(p + RTA_LENGTH(0));
+    info->rta_type = IFLA_VF_INFO | NLA_F_NESTED;
+    auto* m = reinterpret_cast<rtattr*>(reinterpret_cast<char*>(info) + RTA_LENGTH(0));
+    m->rta_type = IFLA_VF_MAC;
+    m->rta_len = RTA_LENGTH(sizeof(ifla_vf_mac));
+    ifla_vf_mac vm{};
+    vm.vf = vf;
+    std::memcpy(vm.mac, mac.data(), 6);
+    std::memcpy(RTA_DATA(m), &vm, sizeof vm);
+    info->rta_len = static_cast<unsigned short>(RTA_LENGTH(0) + RTA_ALIGN(m->rta_len));
+    list->rta_len = static_cast<unsigned short>(RTA_LENGTH(0) + info->rta_len);
+    req.nh.nlmsg_len = NLMSG_LENGTH(sizeof(ifinfomsg)) + RTA_ALIGN(list->rta_len);
+    int err = 0;
+    if (::send(s, &req, req.nh.nlmsg_len, 0) < 0) {
+        err = errno;
+    } else {
+        char buf[512];
+        const ssize_t n = ::recv(s, buf, sizeof buf, 0);
+        const auto* h = reinterpret_cast<const nlmsghdr*>(buf);
+        if (n < static_cast<ssize_t>(NLMSG_LENGTH(sizeof(nlmsgerr))) || h->nlmsg_type != NLMSG_ERROR) {
+            err = EPROTO;
+        } else {
+            err = -static_cast<const nlmsgerr*>(NLMSG_DATA(h))->error;
+        }
+    }
+    ::close(s);
+    return err;
 }
 
 /// Waits (up to 10 s) for the carrier of interface `ifname`: the PF's link comes up a

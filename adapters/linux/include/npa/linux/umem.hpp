@@ -79,18 +79,26 @@ private:
 
 using umem_pool = fixed_pool<umem_memory>;
 
-/// A pool whose buffers are whole UMEM chunks: buf_size == umem_chunk_size, headroom
-/// umem_headroom, count rounded up to a multiple of umem_count_multiple.
-[[nodiscard]] inline result<umem_pool> make_umem_pool(std::uint32_t count,
-                                                      std::uint16_t pool_id = 0) noexcept {
-    if (count == 0) {
-        return {errc::invalid_argument, "umem pool: count must be at least 1"};
-    }
+/// The configuration of a pool whose buffers are whole UMEM chunks: buf_size ==
+/// umem_chunk_size, headroom umem_headroom, count rounded up to a multiple of
+/// umem_count_multiple. For pools on another backing that wraps a umem_memory.
+[[nodiscard]] constexpr pool_config umem_pool_config(std::uint32_t count,
+                                                     std::uint16_t pool_id = 0) noexcept {
     pool_config c;
     c.count = (count + umem_count_multiple - 1) / umem_count_multiple * umem_count_multiple;
     c.buf_size = umem_chunk_size;
     c.headroom = umem_headroom;
     c.pool_id = pool_id;
+    return c;
+}
+
+/// A pool whose buffers are whole UMEM chunks (umem_pool_config).
+[[nodiscard]] inline result<umem_pool> make_umem_pool(std::uint32_t count,
+                                                      std::uint16_t pool_id = 0) noexcept {
+    if (count == 0) {
+        return {errc::invalid_argument, "umem pool: count must be at least 1"};
+    }
+    const pool_config c = umem_pool_config(count, pool_id);
     umem_memory mem(umem_pool::required_bytes(c));
     if (mem.base() == nullptr) {
         return {errc::no_memory, "umem pool: mmap of the UMEM failed"};
