@@ -11,7 +11,7 @@
 //      mailbox RESET and use it on both paths (its status shows it).
 //   2. Ping from the TAP's address to the peer (an ICMP echo every NPA_PING_MS, default
 //      20 ms) and a TCP stream from the TAP's side to the peer, while the daemon is switched
-//      vmxnet3 <-> VF NPA_SWITCHES times (default 40) through its control socket. Asserted:
+//      vmxnet3 <-> VF NPA_SWITCHES times (default 100) through its control socket. Asserted:
 //      every switch succeeded, no echo lost, the TCP bytes arrived intact and complete.
 //   3. A second run with a MAC of its own (--mac, not the pinned one): the daemon reports
 //      the PF's assignment beside the VF lower in its status, and a switch to the VF is
@@ -381,7 +381,7 @@ bool sh(const std::string& cmd) {
 int main() {
     std::setvbuf(stdout, nullptr, _IOLBF, 0);
     const double t_start = now_s();
-    const std::uint64_t switches = env_u64("NPA_SWITCHES", 40);
+    const std::uint64_t switches = env_u64("NPA_SWITCHES", 100);
     const auto gap_ms = static_cast<unsigned>(env_u64("NPA_PING_MS", 20));
     std::string pf, pf_if, peer_if, status, mac_in_use, refusal, note;
     std::uint64_t sw_ok = 0, sw_failed = 0;
