@@ -9,8 +9,18 @@
 #   3. npa0 gets 10.77.0.1/24 and comes up: its data path is the npa shell over the
 #      vmxnet3 plugin;
 #   4. ping both ways across QEMU's hub; every echo must come back;
-#   5. npa0 down, rmmod: the module must leave cleanly (its buffer audit balanced);
-#   6. the kernel log must hold no WARNING, BUG, Oops or audit complaint.
+#   5. the control path, each request through the shell to the vmxnet3's hypervisor:
+#      a new MAC (`ip link set npa0 address`; the gratuitous ARP teaches the peer, which
+#      then reaches npa0 only if the device filters on the new address), an MTU within the
+#      device's limit (1400: accepted, large pings pass) and one beyond it (1600: refused
+#      with an error, the MTU unchanged), promiscuous on and off (busybox's ip sets no
+#      all-multicast; the multicast list is IPv6's groups, set at up); pings must all come
+#      back after each;
+#   6. ethtool -i and -S (npa_ethtool, a static program: busybox has none): the driver and
+#      bus address, and the shell's counters (its own, then the vmxnet3 path's), which must
+#      agree with the net_device's and grow with the traffic;
+#   7. npa0 down, rmmod: the module must leave cleanly (its buffer audit balanced);
+#   8. the kernel log must hold no WARNING, BUG, Oops, refusal or audit complaint.
 # Prints NPA-GUEST-RESULT {...} with what it measured; exits 0 on pass.
 set -u
 export PATH=/bin:/sbin
@@ -88,6 +98,74 @@ echo "kmod: npa0 -> peer $got/$sent (avg ${rtt:-?} ms), peer -> npa0 ${back_got:
 [ "$rx" -ge $((2 * PINGS)) ] && [ "$tx" -ge $((2 * PINGS)) ] ||
     fail "$dev counters: rx $rx tx $tx, fewer than the echoes"
 
+step=mac
+# ping_all COUNT ARGS...: every echo must come back
+ping_all() {
+    n=$1; shift
+    o=$(ping -c "$n" -i 0.2 -W 10 "$@" 10.77.0.2 2>&1)
+    r=$(echo "$o" | sed -n 's/.* \([0-9]*\) packets received.*/\1/p')
+    [ "${r:-0}" = "$n" ] || { echo "$o" | tail -n 3; return 1; }
+}
+old_mac=$(cat "/sys/class/net/$dev/address")
+new_mac=02:4e:50:41:00:01
+echo 1 > "/proc/sys/net/ipv4/conf/$dev/arp_notify"   # a gratuitous ARP on the change
+ip link set dev "$dev" address "$new_mac" || fail "ip link set $dev address $new_mac"
+[ "$(cat "/sys/class/net/$dev/address")" = "$new_mac" ] || fail "$dev address did not change"
+peer_learned() { ns cat /proc/net/arp | grep 10.77.0.1 | grep -qi "$new_mac"; }
+wait_for 10 peer_learned || { ns cat /proc/net/arp; fail "the peer did not learn $new_mac"; }
+ping_all 5 || fail "ping after the MAC change ($old_mac -> $new_mac)"
+back=$(ns ping -c 5 -i 0.2 -W 10 10.77.0.1 2>&1)
+echo "$back" | grep -q ' 5 packets received' || fail "ping peer -> $dev after the MAC change"
+echo "kmod: MAC $old_mac -> $new_mac, the peer learned it, pings answered both ways"
+
+step=mtu
+ip link set dev "$dev" mtu 1400 || fail "ip link set $dev mtu 1400"
+[ "$(cat "/sys/class/net/$dev/mtu")" = 1400 ] || fail "$dev mtu is not 1400"
+ping_all 3 -s 1372 || fail "1400-byte pings at MTU 1400"
+if mtu_err=$(ip link set dev "$dev" mtu 1600 2>&1); then
+    fail "MTU 1600 (beyond the device's 1500) was accepted"
+fi
+[ "$(cat "/sys/class/net/$dev/mtu")" = 1400 ] || fail "a refused MTU changed $dev's MTU"
+ip link set dev "$dev" mtu 1500 || fail "ip link set $dev mtu 1500"
+ping_all 3 -s 1472 || fail "1500-byte pings at MTU 1500"
+echo "kmod: MTU 1400 accepted, 1600 refused (${mtu_err:-no message}), back to 1500"
+
+step=rxmode
+ip link set dev "$dev" promisc on || fail "promisc on"
+ping_all 3 || fail "ping in promiscuous mode"
+ip link set dev "$dev" promisc off || fail "promisc off"
+ping_all 3 || fail "ping after promiscuous mode"
+rx=$(cat "$stats/rx_packets"); tx=$(cat "$stats/tx_packets")
+echo "kmod: promiscuous on and off; $dev rx $rx tx $tx"
+
+step=ethtool
+ethtool=/npa/bin/npa_ethtool
+info=$("$ethtool" -i "$dev") || fail "ethtool -i $dev"
+echo "$info"
+echo "$info" | grep -qx 'driver: npa_vmxnet3' || fail "ethtool -i: driver is not npa_vmxnet3"
+echo "$info" | grep -qx 'bus-info: 0000:00:03.0' || fail "ethtool -i: bus-info is not 0000:00:03.0"
+# stat NAME: its value in the last `ethtool -S`
+stat() { echo "$S" | sed -n "s/^ *$1: //p"; }
+S=$("$ethtool" -S "$dev") || fail "ethtool -S $dev"
+echo "$S"
+rx=$(cat "$stats/rx_packets"); tx=$(cat "$stats/tx_packets")
+for k in shell_tx_accepted shell_rx_delivered shell_tx_lost shell_switches vmxnet3_rx_packets \
+         vmxnet3_tx_packets vmxnet3_bad_completion; do
+    [ -n "$(stat $k)" ] || fail "ethtool -S: no $k"
+done
+[ "$(stat shell_rx_delivered)" -ge "$rx" ] || fail "ethtool -S: rx_delivered below rx_packets $rx"
+[ "$(stat vmxnet3_rx_packets)" -ge "$(stat shell_rx_delivered)" ] ||
+    fail "ethtool -S: the path received fewer frames than the shell delivered"
+[ "$(stat shell_tx_accepted)" -ge "$tx" ] || fail "ethtool -S: tx_accepted below tx_packets $tx"
+[ "$(stat shell_tx_lost)" = 0 ] && [ "$(stat vmxnet3_bad_completion)" = 0 ] ||
+    fail "ethtool -S: frames lost or bad completions"
+before=$(stat vmxnet3_rx_packets)
+ping_all 5 || fail "ping before ethtool -S again"
+S=$("$ethtool" -S "$dev") || fail "ethtool -S $dev"
+[ "$(stat vmxnet3_rx_packets)" -ge $((before + 5)) ] ||
+    fail "ethtool -S: vmxnet3_rx_packets $before -> $(stat vmxnet3_rx_packets) over 5 echoes"
+echo "kmod: ethtool -S: vmxnet3 path rx $before -> $(stat vmxnet3_rx_packets), tx $(stat vmxnet3_tx_packets)"
+
 step=rmmod
 ip link set "$dev" down || fail "ip link set $dev down"
 rmmod npa_vmxnet3 || fail "rmmod npa_vmxnet3"
@@ -97,8 +175,8 @@ ns_pid=""
 
 step=dmesg
 dmesg | grep -i npa
-bad=$(dmesg | grep -E 'WARNING|BUG|Oops|Call Trace|audit does not balance' | head -n 5)
+bad=$(dmesg | grep -E 'WARNING|BUG|Oops|Call Trace|audit does not balance|refused' | head -n 5)
 [ -z "$bad" ] || fail "kernel log: $bad"
 
-echo "NPA-GUEST-RESULT {\"test\":\"kmod_vmxnet3\",\"status\":\"pass\",\"netdev\":\"$dev\",\"pings\":$PINGS,\"ping_out_received\":$got,\"ping_back_received\":$back_got,\"rtt_avg_ms\":${rtt:-0},\"rx_packets\":$rx,\"tx_packets\":$tx,\"rx_dropped\":$rx_drop,\"tx_dropped\":$tx_drop}"
+echo "NPA-GUEST-RESULT {\"test\":\"kmod_vmxnet3\",\"status\":\"pass\",\"netdev\":\"$dev\",\"pings\":$PINGS,\"ping_out_received\":$got,\"ping_back_received\":$back_got,\"rtt_avg_ms\":${rtt:-0},\"rx_packets\":$rx,\"tx_packets\":$tx,\"rx_dropped\":$rx_drop,\"tx_dropped\":$tx_drop,\"mac_changed\":true,\"mtu_refused\":true}"
 exit 0

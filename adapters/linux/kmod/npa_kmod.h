@@ -101,6 +101,31 @@ void npa_core_get_stats(struct npa_core *c, struct npa_core_stats *s) NPA_KMOD_N
 /* Where every buffer is (npa::shell::audit): 1 when it balances. */
 int npa_core_audit(struct npa_core *c) NPA_KMOD_NOEXCEPT;
 
+/* The control path (npa::shell::control and its wrappers): the request goes to the active
+ * path's authority (the vmxnet3's hypervisor) and, accepted, joins the state the shell
+ * replays on every attach; with the device down it is only recorded. 0, or -errno for a
+ * refusal (-EINVAL malformed, -EOPNOTSUPP beyond the device, -EPERM refused by the
+ * authority, ...). Process or softirq context; the C half serialises them (ctl_lock). */
+int npa_core_set_mac(struct npa_core *c, const npa_u8 mac[6]) NPA_KMOD_NOEXCEPT;
+int npa_core_set_mtu(struct npa_core *c, npa_u32 mtu) NPA_KMOD_NOEXCEPT;
+int npa_core_vlan(struct npa_core *c, npa_u32 vid, int add) NPA_KMOD_NOEXCEPT;
+/* RX mode bits, as npa::rx_mode. */
+enum {
+	NPA_RXM_UCAST = 1 << 0, NPA_RXM_MCAST = 1 << 1, NPA_RXM_BCAST = 1 << 2,
+	NPA_RXM_ALLMULTI = 1 << 3, NPA_RXM_PROMISC = 1 << 4,
+};
+/* The most multicast addresses the filter takes; a longer list is all-multicast. */
+#define NPA_CORE_MAX_MCAST 32
+/* RX mode and multicast list (`count` addresses of 6 bytes, at most NPA_CORE_MAX_MCAST). */
+int npa_core_set_rx_mode(struct npa_core *c, npa_u32 mode, const npa_u8 *mcast, npa_u32 count) NPA_KMOD_NOEXCEPT;
+
+/* ethtool -S: the shell's counters of queue 0, then each path's (npa::shell::path_stats),
+ * monotonic across switches. Names are at most NPA_CORE_STAT_NAME - 1 characters. */
+#define NPA_CORE_STAT_NAME 32
+npa_u32 npa_core_stat_count(struct npa_core *c) NPA_KMOD_NOEXCEPT;
+void npa_core_stat_names(struct npa_core *c, char *names, npa_u32 count) NPA_KMOD_NOEXCEPT;
+void npa_core_stat_values(struct npa_core *c, npa_u64 *values, npa_u32 count) NPA_KMOD_NOEXCEPT;
+
 #ifdef __cplusplus
 }
 #endif

@@ -126,6 +126,74 @@ std::uint32_t reg_read(void* ctx, v::bar b, std::uint32_t off) noexcept {
 /// Frames per NAPI round read from the shell at once (the budget is cut into these).
 constexpr std::uint16_t rx_chunk = 32;
 
+/// A refusal of the shell's control path as the -errno `ip link` reports (Linux's
+/// numbers: this file includes no kernel header).
+int to_errno(const npa::status& st) noexcept {
+    switch (st.code()) {
+    case npa::errc::ok: return 0;
+    case npa::errc::invalid_argument: return -22;  // EINVAL
+    case npa::errc::not_supported: return -95;     // EOPNOTSUPP
+    case npa::errc::refused: return -1;            // EPERM
+    case npa::errc::no_memory: return -12;         // ENOMEM
+    case npa::errc::busy: return -16;              // EBUSY
+    case npa::errc::removed: return -19;           // ENODEV
+    case npa::errc::timeout: return -110;          // ETIMEDOUT
+    case npa::errc::bad_state:
+    case npa::errc::device_error:
+    case npa::errc::reset: break;
+    }
+    return -5;  // EIO
+}
+
+/// The shell's own counters of a queue, for ethtool -S (npa::shell_queue_counters).
+struct counter_field {
+    const char* name;
+    std::uint64_t npa::shell_queue_counters::*field;
+};
+constexpr counter_field shell_fields[] = {
+    {"tx_accepted", &npa::shell_queue_counters::tx_accepted},
+    {"tx_backlogged", &npa::shell_queue_counters::tx_backlogged},
+    {"tx_backlog_full", &npa::shell_queue_counters::tx_backlog_full},
+    {"tx_no_path", &npa::shell_queue_counters::tx_no_path},
+    {"tx_requeued", &npa::shell_queue_counters::tx_requeued},
+    {"tx_lost", &npa::shell_queue_counters::tx_lost},
+    {"rx_delivered", &npa::shell_queue_counters::rx_delivered},
+    {"switches", &npa::shell_queue_counters::flips},
+};
+/// A path's counters (npa::queue_stats), each name prefixed with the path's label.
+struct path_field {
+    const char* name;
+    std::uint64_t npa::queue_stats::*field;
+};
+constexpr path_field path_fields[] = {
+    {"rx_packets", &npa::queue_stats::rx_packets},
+    {"rx_bytes", &npa::queue_stats::rx_bytes},
+    {"tx_packets", &npa::queue_stats::tx_packets},
+    {"tx_bytes", &npa::queue_stats::tx_bytes},
+    {"rx_no_buffer", &npa::queue_stats::rx_no_buffer},
+    {"rx_dropped", &npa::queue_stats::rx_dropped},
+    {"tx_ring_full", &npa::queue_stats::tx_ring_full},
+    {"tx_errors", &npa::queue_stats::tx_errors},
+    {"bad_completion", &npa::queue_stats::bad_completion},
+    {"irqs", &npa::queue_stats::irqs},
+    {"resets", &npa::queue_stats::resets},
+};
+constexpr std::uint32_t n_shell_fields = sizeof shell_fields / sizeof shell_fields[0];
+constexpr std::uint32_t n_path_fields = sizeof path_fields / sizeof path_fields[0];
+
+/// Writes `a` then `b` into `out` (NPA_CORE_STAT_NAME bytes), cut to fit, terminated.
+void stat_name(char* out, const char* a, const char* b) noexcept {
+    std::size_t n = 0;
+    for (const char* s : {a, b}) {
+        for (; *s != '\0' && n + 1 < NPA_CORE_STAT_NAME; ++s) {
+            out[n++] = *s;
+        }
+    }
+    for (; n < NPA_CORE_STAT_NAME; ++n) {
+        out[n] = '\0';
+    }
+}
+
 } // namespace
 
 // ---- the device ----------------------------------------------------------------------
@@ -139,6 +207,10 @@ struct npa_core {
     npa::vmxnet3_control control{v::control_port{}};
     shell_t* shell = nullptr;
     npa::path_id path = shell_t::no_path;
+    /// The paths ethtool -S lists, each with its counters' prefix.
+    npa::path_id paths[2] = {shell_t::no_path, shell_t::no_path};
+    const char* path_labels[2] = {nullptr, nullptr};
+    std::uint32_t path_count = 0;
     npa_core_stats stats{};
 };
 
@@ -204,6 +276,8 @@ npa_core* npa_core_create(void* host, const npa_core_params* p) noexcept {
         npa_core_destroy(c);
         return nullptr;
     }
+    c->paths[c->path_count] = c->path;
+    c->path_labels[c->path_count++] = "vmxnet3_";
     return c;
 }
 
@@ -315,6 +389,69 @@ void npa_core_get_stats(npa_core* c, npa_core_stats* s) noexcept {
 
 int npa_core_audit(npa_core* c) noexcept {
     return c->shell->audit().ok() ? 1 : 0;
+}
+
+int npa_core_set_mac(npa_core* c, const npa_u8 mac[6]) noexcept {
+    return to_errno(c->shell->set_mac(npa::mac_addr{mac[0], mac[1], mac[2], mac[3], mac[4], mac[5]}));
+}
+
+int npa_core_set_mtu(npa_core* c, npa_u32 mtu) noexcept {
+    return to_errno(c->shell->set_mtu(mtu));
+}
+
+int npa_core_vlan(npa_core* c, npa_u32 vid, int add) noexcept {
+    if (vid > 0xffff) {
+        return -22;  // EINVAL
+    }
+    const auto v16 = static_cast<std::uint16_t>(vid);
+    return to_errno(add != 0 ? c->shell->add_vlan(v16) : c->shell->del_vlan(v16));
+}
+
+int npa_core_set_rx_mode(npa_core* c, npa_u32 mode, const npa_u8* mcast, npa_u32 count) noexcept {
+    if (count > npa::max_mcast_addrs) {
+        return -22;  // EINVAL: the C half turns a longer list into all-multicast
+    }
+    npa::mac_addr list[npa::max_mcast_addrs];
+    for (npa_u32 i = 0; i < count; ++i) {
+        for (int b = 0; b < 6; ++b) {
+            list[i][b] = mcast[i * 6 + b];
+        }
+    }
+    // The list first: a mode that narrows to it then finds it in place.
+    if (const npa::status st = c->shell->set_mcast_list(std::span<const npa::mac_addr>(list, count)); !st) {
+        return to_errno(st);
+    }
+    return to_errno(c->shell->set_rx_mode(mode));
+}
+
+npa_u32 npa_core_stat_count(npa_core* c) noexcept {
+    return n_shell_fields + c->path_count * n_path_fields;
+}
+
+void npa_core_stat_names(npa_core* c, char* names, npa_u32 count) noexcept {
+    npa_u32 i = 0;
+    for (npa_u32 f = 0; f < n_shell_fields && i < count; ++f, ++i) {
+        stat_name(names + i * NPA_CORE_STAT_NAME, "shell_", shell_fields[f].name);
+    }
+    for (npa_u32 p = 0; p < c->path_count; ++p) {
+        for (npa_u32 f = 0; f < n_path_fields && i < count; ++f, ++i) {
+            stat_name(names + i * NPA_CORE_STAT_NAME, c->path_labels[p], path_fields[f].name);
+        }
+    }
+}
+
+void npa_core_stat_values(npa_core* c, npa_u64* values, npa_u32 count) noexcept {
+    npa_u32 i = 0;
+    const npa::shell_queue_counters& sc = c->shell->counters(0);
+    for (npa_u32 f = 0; f < n_shell_fields && i < count; ++f, ++i) {
+        values[i] = sc.*shell_fields[f].field;
+    }
+    for (npa_u32 p = 0; p < c->path_count; ++p) {
+        const npa::queue_stats q = c->shell->path_stats(c->paths[p], 0);
+        for (npa_u32 f = 0; f < n_path_fields && i < count; ++f, ++i) {
+            values[i] = q.*path_fields[f].field;
+        }
+    }
 }
 
 } // extern "C"

@@ -19,6 +19,7 @@
  */
 #include <linux/dma-mapping.h>
 #include <linux/etherdevice.h>
+#include <linux/ethtool.h>
 #include <linux/interrupt.h>
 #include <linux/module.h>
 #include <linux/netdevice.h>
@@ -47,8 +48,10 @@ struct npa_kmod_dev {
 	struct napi_struct napi;
 	void __iomem *bar[2];
 	spinlock_t lock;		/* the shell's queue 0: xmit and NAPI poll */
+	spinlock_t ctl_lock;		/* the shell's control path: ndo_set_rx_mode runs without RTNL */
 	struct npa_core *core;
 	bool up;
+	bool ctl_up;			/* under ctl_lock: the shell started, RX mode goes to it */
 	char irq_name[2][IFNAMSIZ + 8];
 };
 
@@ -208,6 +211,9 @@ static int npa_kmod_open(struct net_device *nd)
 
 	if (err)
 		return err;
+	spin_lock_bh(&d->ctl_lock);
+	d->ctl_up = true;
+	spin_unlock_bh(&d->ctl_lock);
 	spin_lock_bh(&d->lock);
 	d->up = true;
 	spin_unlock_bh(&d->lock);
@@ -231,6 +237,9 @@ static int npa_kmod_stop(struct net_device *nd)
 
 	netif_stop_queue(nd);
 	netif_carrier_off(nd);
+	spin_lock_bh(&d->ctl_lock);
+	d->ctl_up = false;
+	spin_unlock_bh(&d->ctl_lock);
 	spin_lock_bh(&d->lock);
 	d->up = false;
 	spin_unlock_bh(&d->lock);
@@ -274,12 +283,149 @@ static void npa_kmod_get_stats64(struct net_device *nd, struct rtnl_link_stats64
 	s->tx_dropped = cs.tx_dropped;
 }
 
+/* ---- the control path: every request through the shell (npa_core_set_*) ---------------- */
+
+static int npa_kmod_set_mac_address(struct net_device *nd, void *p)
+{
+	struct npa_kmod_dev *d = netdev_priv(nd);
+	struct sockaddr *sa = p;
+	int err = eth_prepare_mac_addr_change(nd, p);
+
+	if (err)
+		return err;
+	spin_lock_bh(&d->ctl_lock);
+	err = npa_core_set_mac(d->core, sa->sa_data);
+	spin_unlock_bh(&d->ctl_lock);
+	if (err) {
+		netdev_warn(nd, "npa: MAC %pM refused (%d)\n", sa->sa_data, err);
+		return err;
+	}
+	eth_commit_mac_addr_change(nd, p);
+	return 0;
+}
+
+static int npa_kmod_change_mtu(struct net_device *nd, int mtu)
+{
+	struct npa_kmod_dev *d = netdev_priv(nd);
+	int err;
+
+	spin_lock_bh(&d->ctl_lock);
+	err = npa_core_set_mtu(d->core, mtu);
+	spin_unlock_bh(&d->ctl_lock);
+	if (err) {
+		netdev_warn(nd, "npa: MTU %d refused (%d)\n", mtu, err);
+		return err;
+	}
+	nd->mtu = mtu;
+	return 0;
+}
+
+/* Called with netif_addr_lock_bh held, not always under RTNL. */
+static void npa_kmod_set_rx_mode(struct net_device *nd)
+{
+	struct npa_kmod_dev *d = netdev_priv(nd);
+	u8 list[NPA_CORE_MAX_MCAST][ETH_ALEN];
+	struct netdev_hw_addr *ha;
+	u32 mode = NPA_RXM_UCAST | NPA_RXM_BCAST | NPA_RXM_MCAST;
+	u32 n = 0;
+	int err;
+
+	if (nd->flags & IFF_PROMISC)
+		mode |= NPA_RXM_PROMISC;
+	if ((nd->flags & IFF_ALLMULTI) || netdev_mc_count(nd) > NPA_CORE_MAX_MCAST)
+		mode |= NPA_RXM_ALLMULTI;
+	else
+		netdev_for_each_mc_addr(ha, nd)
+			ether_addr_copy(list[n++], ha->addr);
+	spin_lock_bh(&d->ctl_lock);
+	/* Down (or going down): the shell replays the last accepted mode at its next start,
+	 * and the stack sets the mode again once the device is up. */
+	err = d->ctl_up ? npa_core_set_rx_mode(d->core, mode, &list[0][0], n) : 0;
+	spin_unlock_bh(&d->ctl_lock);
+	if (err)
+		netdev_warn(nd, "npa: RX mode %#x with %u multicast addresses refused (%d)\n", mode, n, err);
+}
+
+static int npa_kmod_vlan(struct net_device *nd, u16 vid, bool add)
+{
+	struct npa_kmod_dev *d = netdev_priv(nd);
+	int err;
+
+	if (vid == 0)
+		return 0;	/* untagged and priority-tagged frames always pass the filter */
+	spin_lock_bh(&d->ctl_lock);
+	err = npa_core_vlan(d->core, vid, add);
+	spin_unlock_bh(&d->ctl_lock);
+	if (err)
+		netdev_warn(nd, "npa: VLAN %u %s refused (%d)\n", vid, add ? "add" : "kill", err);
+	return err;
+}
+
+static int npa_kmod_vlan_add(struct net_device *nd, __be16 proto, u16 vid)
+{
+	return npa_kmod_vlan(nd, vid, true);
+}
+
+static int npa_kmod_vlan_kill(struct net_device *nd, __be16 proto, u16 vid)
+{
+	return npa_kmod_vlan(nd, vid, false);
+}
+
 static const struct net_device_ops npa_kmod_ops = {
 	.ndo_open = npa_kmod_open,
 	.ndo_stop = npa_kmod_stop,
 	.ndo_start_xmit = npa_kmod_xmit,
 	.ndo_get_stats64 = npa_kmod_get_stats64,
 	.ndo_validate_addr = eth_validate_addr,
+	.ndo_set_mac_address = npa_kmod_set_mac_address,
+	.ndo_change_mtu = npa_kmod_change_mtu,
+	.ndo_set_rx_mode = npa_kmod_set_rx_mode,
+	.ndo_vlan_rx_add_vid = npa_kmod_vlan_add,
+	.ndo_vlan_rx_kill_vid = npa_kmod_vlan_kill,
+};
+
+/* ---- ethtool ------------------------------------------------------------------------- */
+
+static void npa_kmod_get_drvinfo(struct net_device *nd, struct ethtool_drvinfo *info)
+{
+	struct npa_kmod_dev *d = netdev_priv(nd);
+
+	strscpy(info->driver, NPA_KMOD_NAME, sizeof(info->driver));
+	strscpy(info->version, "npa shell", sizeof(info->version));
+	strscpy(info->bus_info, pci_name(d->pdev), sizeof(info->bus_info));
+}
+
+static int npa_kmod_get_sset_count(struct net_device *nd, int sset)
+{
+	struct npa_kmod_dev *d = netdev_priv(nd);
+
+	return sset == ETH_SS_STATS ? (int)npa_core_stat_count(d->core) : -EOPNOTSUPP;
+}
+
+static void npa_kmod_get_strings(struct net_device *nd, u32 sset, u8 *data)
+{
+	struct npa_kmod_dev *d = netdev_priv(nd);
+
+	BUILD_BUG_ON(NPA_CORE_STAT_NAME != ETH_GSTRING_LEN);
+	if (sset == ETH_SS_STATS)
+		npa_core_stat_names(d->core, (char *)data, npa_core_stat_count(d->core));
+}
+
+static void npa_kmod_get_ethtool_stats(struct net_device *nd, struct ethtool_stats *st, u64 *data)
+{
+	struct npa_kmod_dev *d = netdev_priv(nd);
+
+	spin_lock_bh(&d->lock);
+	npa_core_stat_values(d->core, data, st->n_stats);
+	spin_unlock_bh(&d->lock);
+}
+
+static const struct ethtool_ops npa_kmod_ethtool_ops = {
+	.get_drvinfo = npa_kmod_get_drvinfo,
+	.get_link = ethtool_op_get_link,
+	.get_sset_count = npa_kmod_get_sset_count,
+	.get_strings = npa_kmod_get_strings,
+	.get_ethtool_stats = npa_kmod_get_ethtool_stats,
 };
 
 /* ---- PCI ------------------------------------------------------------------------------- */
@@ -307,6 +453,7 @@ static int npa_kmod_probe(struct pci_dev *pdev, const struct pci_device_id *id)
 	d->pdev = pdev;
 	d->netdev = nd;
 	spin_lock_init(&d->lock);
+	spin_lock_init(&d->ctl_lock);
 	pci_set_drvdata(pdev, d);
 
 	err = pcim_enable_device(pdev);
@@ -340,8 +487,13 @@ static int npa_kmod_probe(struct pci_dev *pdev, const struct pci_device_id *id)
 	else
 		eth_hw_addr_random(nd);
 	nd->netdev_ops = &npa_kmod_ops;
+	nd->ethtool_ops = &npa_kmod_ethtool_ops;
+	/* The device's limit: one 2176-byte pool buffer per frame (no scatter-gather). */
 	nd->min_mtu = ETH_MIN_MTU;
 	nd->max_mtu = ETH_DATA_LEN;
+	nd->priv_flags |= IFF_LIVE_ADDR_CHANGE;
+	nd->features |= NETIF_F_HW_VLAN_CTAG_FILTER;
+	nd->hw_features = 0;
 	netif_napi_add(nd, &d->napi, npa_kmod_poll);
 
 	for (i = 0; i < 2; i++) {
