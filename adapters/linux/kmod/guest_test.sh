@@ -19,8 +19,13 @@
 #   6. ethtool -i and -S (npa_ethtool, a static program: busybox has none): the driver and
 #      bus address, and the shell's counters (its own, then the vmxnet3 path's), which must
 #      agree with the net_device's and grow with the traffic;
-#   7. npa0 down, rmmod: the module must leave cleanly (its buffer audit balanced);
-#   8. the kernel log must hold no WARNING, BUG, Oops, refusal or audit complaint.
+#   7. the sysfs group /sys/class/net/npa0/npa: paths lists the vmxnet3 as active,
+#      active_path reads 0, switch_log holds the boot record; writes of garbage or of a
+#      path that does not exist fail with an error (EINVAL), never an oops; writing the
+#      active path succeeds and changes nothing; down, active_path reads none and a write
+#      fails;
+#   8. npa0 down, rmmod: the module must leave cleanly (its buffer audit balanced);
+#   9. the kernel log must hold no WARNING, BUG, Oops, refusal or audit complaint.
 # Prints NPA-GUEST-RESULT {...} with what it measured; exits 0 on pass.
 set -u
 export PATH=/bin:/sbin
@@ -166,8 +171,33 @@ S=$("$ethtool" -S "$dev") || fail "ethtool -S $dev"
     fail "ethtool -S: vmxnet3_rx_packets $before -> $(stat vmxnet3_rx_packets) over 5 echoes"
 echo "kmod: ethtool -S: vmxnet3 path rx $before -> $(stat vmxnet3_rx_packets), tx $(stat vmxnet3_tx_packets)"
 
+step=sysfs
+sys=/sys/class/net/$dev/npa
+cat "$sys/paths"
+cat "$sys/switch_log"
+grep -qx '0 vmxnet3 active' "$sys/paths" || fail "$sys/paths does not list the vmxnet3 as active"
+[ "$(cat "$sys/active_path")" = 0 ] || fail "$sys/active_path is not 0"
+grep -q '^1 none -> vmxnet3 boot ok ' "$sys/switch_log" || fail "$sys/switch_log has no boot record"
+for bad in garbage "" -1 1 7 4294967296 0x 1.5; do
+    if werr=$( (echo "$bad" > "$sys/active_path") 2>&1); then
+        fail "writing '$bad' to $sys/active_path was accepted"
+    fi
+    case "$werr" in
+        *"Invalid argument"*) ;;
+        *) fail "writing '$bad' to $sys/active_path: '$werr', not EINVAL" ;;
+    esac
+done
+echo 0 > "$sys/active_path" || fail "writing the active path (0) to $sys/active_path"
+[ "$(cat "$sys/active_path")" = 0 ] || fail "$sys/active_path changed"
+ping_all 3 || fail "ping after the sysfs writes"
+echo "kmod: sysfs: paths, active_path, switch_log read; 8 bad writes refused, the active path accepted"
+
 step=rmmod
 ip link set "$dev" down || fail "ip link set $dev down"
+[ "$(cat "$sys/active_path")" = none ] || fail "$sys/active_path is not none while down"
+if (echo 0 > "$sys/active_path") 2>/dev/null; then
+    fail "writing $sys/active_path while down was accepted"
+fi
 rmmod npa_vmxnet3 || fail "rmmod npa_vmxnet3"
 [ ! -e "/sys/class/net/$dev" ] || fail "$dev still there after rmmod"
 kill "$ns_pid" 2>/dev/null

@@ -126,6 +126,30 @@ npa_u32 npa_core_stat_count(struct npa_core *c) NPA_KMOD_NOEXCEPT;
 void npa_core_stat_names(struct npa_core *c, char *names, npa_u32 count) NPA_KMOD_NOEXCEPT;
 void npa_core_stat_values(struct npa_core *c, npa_u64 *values, npa_u32 count) NPA_KMOD_NOEXCEPT;
 
+/* Paths, numbered 0 .. npa_core_path_count() - 1 in the order they were added (0: the
+ * vmxnet3). Under RTNL (the sysfs group takes it). */
+npa_u32 npa_core_path_count(struct npa_core *c) NPA_KMOD_NOEXCEPT;
+/* The plugin's name of path i ("vmxnet3", ...); "none" out of range. */
+const char *npa_core_path_name(struct npa_core *c, npa_u32 i) NPA_KMOD_NOEXCEPT;
+/* The path the data path runs on, or -1 when the shell is stopped. */
+int npa_core_active_path(struct npa_core *c) NPA_KMOD_NOEXCEPT;
+/* Makes path i the active one: 0 when it is (already, or after the switch); -EINVAL for
+ * no such path, -ENETDOWN when the shell is stopped. */
+int npa_core_switch(struct npa_core *c, npa_u32 i) NPA_KMOD_NOEXCEPT;
+
+/* The shell's switch log (npa::switch_record), newest last. */
+struct npa_core_switch_rec {
+	npa_u64 seq;
+	const char *from, *to;		/* path names ("none" before the first start) */
+	const char *reason;		/* npa::to_string(switch_reason) */
+	const char *result;		/* "ok", or npa::to_string(errc) */
+	npa_u64 duration_ns, held, requeued, tx_lost, rx_dropped;
+};
+/* Records kept (the last 64). */
+npa_u32 npa_core_switch_count(struct npa_core *c) NPA_KMOD_NOEXCEPT;
+/* Record i, 0 the oldest kept. */
+void npa_core_switch_record(struct npa_core *c, npa_u32 i, struct npa_core_switch_rec *r) NPA_KMOD_NOEXCEPT;
+
 #ifdef __cplusplus
 }
 #endif

@@ -424,6 +424,55 @@ int npa_core_set_rx_mode(npa_core* c, npa_u32 mode, const npa_u8* mcast, npa_u32
     return to_errno(c->shell->set_rx_mode(mode));
 }
 
+npa_u32 npa_core_path_count(npa_core* c) noexcept {
+    return c->path_count;
+}
+
+const char* npa_core_path_name(npa_core* c, npa_u32 i) noexcept {
+    return i < c->path_count ? c->shell->path_name(c->paths[i]) : "none";
+}
+
+int npa_core_active_path(npa_core* c) noexcept {
+    const npa::path_id a = c->shell->active_path();
+    for (npa_u32 i = 0; i < c->path_count; ++i) {
+        if (c->paths[i] == a) {
+            return static_cast<int>(i);
+        }
+    }
+    return -1;
+}
+
+int npa_core_switch(npa_core* c, npa_u32 i) noexcept {
+    if (i >= c->path_count) {
+        return -22;  // EINVAL
+    }
+    const int active = npa_core_active_path(c);
+    if (active < 0) {
+        return -100;  // ENETDOWN
+    }
+    // One path so far: the only valid one is the active one, and there is nothing to do.
+    return static_cast<npa_u32>(active) == i ? 0 : -95 /* EOPNOTSUPP */;
+}
+
+npa_u32 npa_core_switch_count(npa_core* c) noexcept {
+    return c->shell->history().size();
+}
+
+void npa_core_switch_record(npa_core* c, npa_u32 i, npa_core_switch_rec* r) noexcept {
+    const npa::switch_history& h = c->shell->history();
+    const npa::switch_record& s = h.recent(h.size() - 1 - i);
+    r->seq = s.seq;
+    r->from = c->shell->path_name(s.from);
+    r->to = c->shell->path_name(s.to);
+    r->reason = npa::to_string(s.reason);
+    r->result = npa::to_string(s.result);
+    r->duration_ns = s.duration_ns;
+    r->held = s.held;
+    r->requeued = s.requeued;
+    r->tx_lost = s.tx_lost;
+    r->rx_dropped = s.rx_dropped;
+}
+
 npa_u32 npa_core_stat_count(npa_core* c) noexcept {
     return n_shell_fields + c->path_count * n_path_fields;
 }

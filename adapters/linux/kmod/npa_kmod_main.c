@@ -24,6 +24,7 @@
 #include <linux/module.h>
 #include <linux/netdevice.h>
 #include <linux/pci.h>
+#include <linux/rtnetlink.h>
 #include <linux/skbuff.h>
 #include <linux/slab.h>
 #include <linux/timekeeping.h>
@@ -428,6 +429,106 @@ static const struct ethtool_ops npa_kmod_ethtool_ops = {
 	.get_ethtool_stats = npa_kmod_get_ethtool_stats,
 };
 
+/* ---- sysfs: /sys/class/net/npaN/npa/ --------------------------------------------------
+ *
+ *   paths        one line a path: its number, its plugin, "active" on the running one
+ *   active_path  the running path's number ("none" when down); write a number to switch
+ *   switch_log   the shell's newest switch records (up to NPA_KMOD_LOG_LINES, which fit
+ *                in a page at their longest), oldest first
+ *
+ * Each takes RTNL (restarting the system call when it is busy, as net-sysfs does: the
+ * device's unregistration holds RTNL while it waits for these files), which orders them
+ * against ndo_open, ndo_stop and the control requests.
+ */
+
+#define NPA_KMOD_LOG_LINES 16
+
+static ssize_t paths_show(struct device *dev, struct device_attribute *attr, char *buf)
+{
+	struct npa_kmod_dev *d = netdev_priv(to_net_dev(dev));
+	ssize_t n = 0;
+	u32 i;
+	int active;
+
+	if (!rtnl_trylock())
+		return restart_syscall();
+	active = npa_core_active_path(d->core);
+	for (i = 0; i < npa_core_path_count(d->core); i++)
+		n += sysfs_emit_at(buf, n, "%u %s%s\n", i, npa_core_path_name(d->core, i),
+				   (int)i == active ? " active" : "");
+	rtnl_unlock();
+	return n;
+}
+static DEVICE_ATTR_RO(paths);
+
+static ssize_t active_path_show(struct device *dev, struct device_attribute *attr, char *buf)
+{
+	struct npa_kmod_dev *d = netdev_priv(to_net_dev(dev));
+	int active;
+
+	if (!rtnl_trylock())
+		return restart_syscall();
+	active = npa_core_active_path(d->core);
+	rtnl_unlock();
+	return active < 0 ? sysfs_emit(buf, "none\n") : sysfs_emit(buf, "%d\n", active);
+}
+
+static ssize_t active_path_store(struct device *dev, struct device_attribute *attr,
+				 const char *buf, size_t len)
+{
+	struct net_device *nd = to_net_dev(dev);
+	struct npa_kmod_dev *d = netdev_priv(nd);
+	unsigned int p;
+	int err = kstrtouint(buf, 10, &p);
+
+	if (err)
+		return -EINVAL;	/* not a number (kstrtouint also says -ERANGE) */
+	if (!rtnl_trylock())
+		return restart_syscall();
+	err = npa_core_switch(d->core, p);
+	rtnl_unlock();
+	if (err) {
+		netdev_info(nd, "npa: switch to path %u not done (%d)\n", p, err);
+		return err;
+	}
+	return len;
+}
+static DEVICE_ATTR_RW(active_path);
+
+static ssize_t switch_log_show(struct device *dev, struct device_attribute *attr, char *buf)
+{
+	struct npa_kmod_dev *d = netdev_priv(to_net_dev(dev));
+	struct npa_core_switch_rec r;
+	ssize_t n = 0;
+	u32 i, count;
+
+	if (!rtnl_trylock())
+		return restart_syscall();
+	count = npa_core_switch_count(d->core);
+	for (i = count > NPA_KMOD_LOG_LINES ? count - NPA_KMOD_LOG_LINES : 0; i < count; i++) {
+		npa_core_switch_record(d->core, i, &r);
+		n += sysfs_emit_at(buf, n,
+				   "%llu %s -> %s %s %s %lluns held %llu requeued %llu lost %llu rx_dropped %llu\n",
+				   r.seq, r.from, r.to, r.reason, r.result, r.duration_ns, r.held,
+				   r.requeued, r.tx_lost, r.rx_dropped);
+	}
+	rtnl_unlock();
+	return n;
+}
+static DEVICE_ATTR_RO(switch_log);
+
+static struct attribute *npa_kmod_attrs[] = {
+	&dev_attr_paths.attr,
+	&dev_attr_active_path.attr,
+	&dev_attr_switch_log.attr,
+	NULL,
+};
+
+static const struct attribute_group npa_kmod_group = {
+	.name = "npa",
+	.attrs = npa_kmod_attrs,
+};
+
 /* ---- PCI ------------------------------------------------------------------------------- */
 
 static int npa_kmod_probe(struct pci_dev *pdev, const struct pci_device_id *id)
@@ -494,6 +595,7 @@ static int npa_kmod_probe(struct pci_dev *pdev, const struct pci_device_id *id)
 	nd->priv_flags |= IFF_LIVE_ADDR_CHANGE;
 	nd->features |= NETIF_F_HW_VLAN_CTAG_FILTER;
 	nd->hw_features = 0;
+	nd->sysfs_groups[0] = &npa_kmod_group;
 	netif_napi_add(nd, &d->napi, npa_kmod_poll);
 
 	for (i = 0; i < 2; i++) {
