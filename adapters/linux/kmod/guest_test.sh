@@ -56,12 +56,35 @@ ns() { nsenter -t "$ns_pid" -n "$@"; }
 peer_carrier() { ns ip link show dev "$peer" | grep -q LOWER_UP; }
 
 step=insmod
-insmod /lib/modules/npa/npa_vmxnet3.ko bdf=0000:00:03.0 || fail "insmod npa_vmxnet3.ko"
+VF=${NPA_KMOD_VF:-}
+vf_arg=""
+if [ -n "$VF" ]; then
+    # igb-sriov-peer: Linux's igb drives the PF (01:00.0), up, with one VF; the module
+    # takes that VF as the second path of npa0.
+    step=vf
+    npa-modprobe igb || fail "loading Linux's igb"
+    wait_for 5 test -n "$(netdev_of 0000:01:00.0)" || fail "no net_device on the PF 0000:01:00.0"
+    ip link set "$(netdev_of 0000:01:00.0)" up || fail "PF up"
+    echo 1 > /sys/bus/pci/devices/0000:01:00.0/sriov_numvfs || fail "sriov_numvfs = 1 refused"
+    wait_for 5 test -e "/sys/bus/pci/devices/$VF" || fail "no VF at $VF"
+    vf_arg="vf=$VF"
+    step=insmod
+fi
+insmod /lib/modules/npa/npa_vmxnet3.ko bdf=0000:00:03.0 $vf_arg || fail "insmod npa_vmxnet3.ko"
 wait_for 5 test -n "$(netdev_of 0000:00:03.0)" || fail "no net_device on 0000:00:03.0"
 dev=$(netdev_of 0000:00:03.0)
 drv=$(basename "$(readlink /sys/bus/pci/devices/0000:00:03.0/driver)")
 echo "kmod: 0000:00:03.0 driven by $drv as $dev"
 [ "$drv" = npa_vmxnet3 ] || fail "00:03.0 is bound to $drv"
+npaths=1
+if [ -n "$VF" ]; then
+    wait_for 5 grep -q '^1 igbvf$' "/sys/class/net/$dev/npa/paths" ||
+        fail "the VF $VF is not path 1: $(cat "/sys/class/net/$dev/npa/paths")"
+    vfdrv=$(basename "$(readlink "/sys/bus/pci/devices/$VF/driver")")
+    [ "$vfdrv" = npa_vmxnet3 ] || fail "$VF is bound to $vfdrv"
+    npaths=2
+    echo "kmod: VF $VF is path 1 of $dev"
+fi
 
 step=peer
 npa-modprobe vmxnet3 || fail "loading Linux's vmxnet3"
@@ -154,6 +177,7 @@ stat() { echo "$S" | sed -n "s/^ *$1: //p"; }
 S=$("$ethtool" -S "$dev") || fail "ethtool -S $dev"
 echo "$S"
 rx=$(cat "$stats/rx_packets"); tx=$(cat "$stats/tx_packets")
+[ -z "$VF" ] || [ -n "$(stat igbvf_rx_packets)" ] || fail "ethtool -S: no igbvf_rx_packets"
 for k in shell_tx_accepted shell_rx_delivered shell_tx_lost shell_switches vmxnet3_rx_packets \
          vmxnet3_tx_packets vmxnet3_bad_completion; do
     [ -n "$(stat $k)" ] || fail "ethtool -S: no $k"
@@ -178,7 +202,7 @@ cat "$sys/switch_log"
 grep -qx '0 vmxnet3 active' "$sys/paths" || fail "$sys/paths does not list the vmxnet3 as active"
 [ "$(cat "$sys/active_path")" = 0 ] || fail "$sys/active_path is not 0"
 grep -q '^1 none -> vmxnet3 boot ok ' "$sys/switch_log" || fail "$sys/switch_log has no boot record"
-for bad in garbage "" -1 1 7 4294967296 0x 1.5; do
+for bad in garbage "" -1 $npaths 7 4294967296 0x 1.5; do
     if werr=$( (echo "$bad" > "$sys/active_path") 2>&1); then
         fail "writing '$bad' to $sys/active_path was accepted"
     fi

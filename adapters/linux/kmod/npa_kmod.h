@@ -46,13 +46,16 @@ enum { NPA_KMOD_DEBUG = 0, NPA_KMOD_INFO = 1, NPA_KMOD_WARN = 2, NPA_KMOD_ERR = 
  * kvfree, GFP_KERNEL. Process context only. */
 void *npa_kmod_alloc(npa_size bytes) NPA_KMOD_NOEXCEPT;
 void npa_kmod_free(void *p) NPA_KMOD_NOEXCEPT;
-/* DMA memory the device can reach (dma_alloc_coherent on the device `host`); zeroed.
- * Returns NULL on failure. */
-void *npa_kmod_dma_alloc(void *host, npa_size bytes, npa_u64 *iova) NPA_KMOD_NOEXCEPT;
-void npa_kmod_dma_free(void *host, npa_size bytes, void *virt, npa_u64 iova) NPA_KMOD_NOEXCEPT;
-/* A vmxnet3 register: bar 0 (PT) or 1 (VD), byte offset; ioread32 / iowrite32. */
-npa_u32 npa_kmod_reg_read(void *host, npa_u32 bar, npa_u32 off) NPA_KMOD_NOEXCEPT;
-void npa_kmod_reg_write(void *host, npa_u32 bar, npa_u32 off, npa_u32 v) NPA_KMOD_NOEXCEPT;
+/* `fn` is one of the device's PCI functions (the vmxnet3, or the VF of the second path).
+ * DMA memory the function can reach (dma_alloc_coherent); zeroed. NULL on failure. */
+void *npa_kmod_dma_alloc(void *fn, npa_size bytes, npa_u64 *iova) NPA_KMOD_NOEXCEPT;
+void npa_kmod_dma_free(void *fn, npa_size bytes, void *virt, npa_u64 iova) NPA_KMOD_NOEXCEPT;
+/* A register of the function: BAR 0 or 1, byte offset; ioread32 / iowrite32. Outside the
+ * BAR: reads all ones, writes dropped. */
+npa_u32 npa_kmod_reg_read(void *fn, npa_u32 bar, npa_u32 off) NPA_KMOD_NOEXCEPT;
+void npa_kmod_reg_write(void *fn, npa_u32 bar, npa_u32 off, npa_u32 v) NPA_KMOD_NOEXCEPT;
+/* udelay(): the VF's mailbox polls (control requests may run under a spinlock). */
+void npa_kmod_udelay(npa_u32 us) NPA_KMOD_NOEXCEPT;
 /* ktime_get_ns(). */
 npa_u64 npa_kmod_now_ns(void) NPA_KMOD_NOEXCEPT;
 /* printk with the device's name. */
@@ -81,8 +84,16 @@ struct npa_core_params {
 };
 
 /* Builds the shell and the vmxnet3 path's window over `host` (the C half's per-device
- * state, passed back in every npa_kmod_* call). NULL on failure (logged). */
-struct npa_core *npa_core_create(void *host, const struct npa_core_params *p) NPA_KMOD_NOEXCEPT;
+ * state, passed back in npa_kmod_log / wake / rx) and `fn` (the vmxnet3's PCI function).
+ * NULL on failure (logged). */
+struct npa_core *npa_core_create(void *host, void *fn, const struct npa_core_params *p) NPA_KMOD_NOEXCEPT;
+/* The second path: the 82576 VF `fn` (BAR0 mapped). Function-level reset, the mailbox
+ * RESET through the PF (which answers with the MAC it assigned, zeroes when none), then
+ * the igbvf path is added to the shell. Its control path is the PF's mailbox. Process
+ * context, the device down. 0 or -errno. */
+int npa_core_add_vf(struct npa_core *c, void *fn, npa_u8 assigned_mac[6]) NPA_KMOD_NOEXCEPT;
+/* Removes the VF's path (not the active one: -EBUSY). */
+int npa_core_remove_vf(struct npa_core *c) NPA_KMOD_NOEXCEPT;
 void npa_core_destroy(struct npa_core *c) NPA_KMOD_NOEXCEPT;
 /* The MAC address the device holds (read from MACL/MACH). */
 void npa_core_mac(struct npa_core *c, npa_u8 mac[6]) NPA_KMOD_NOEXCEPT;

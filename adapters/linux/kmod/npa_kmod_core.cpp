@@ -21,6 +21,7 @@
 #include "npa_kmod.h"
 
 #include <npa/buffer/fixed_pool.hpp>
+#include <npa/control/igbvf.hpp>
 #include <npa/control/vmxnet3.hpp>
 #include <npa/plugins/igbvf/plugin.hpp>
 #include <npa/plugins/vmxnet3/plugin.hpp>
@@ -109,10 +110,15 @@ struct kernel_env {
     }
 };
 
-/// The plugin types: the vmxnet3 (the emulated path, the one path added so far) and the
-/// igbvf (the 82576 VF), so that the core's second plugin is compiled, checked by objtool
-/// and linked against the kernel's exports too; a VF path is the next step.
+/// The plugin types: the vmxnet3 (the emulated path, always path 0) and the igbvf (the
+/// 82576 VF, path 1 when the module parameter `vf` names one).
 using shell_t = npa::shell<kernel_env, npa::vmxnet3_plugin, npa::igbvf_plugin>;
+
+/// The VF's BAR0 through ioread32 / iowrite32 (the same ordering contract).
+std::uint32_t vf_read(void* ctx, std::uint32_t off) noexcept { return npa_kmod_reg_read(ctx, 0, off); }
+void vf_write(void* ctx, std::uint32_t off, std::uint32_t v) noexcept { npa_kmod_reg_write(ctx, 0, off, v); }
+/// Between two polls of the VF's mailbox: the PF answers from its interrupt handler.
+void vf_mailbox_wait(void*) noexcept { npa_kmod_udelay(100); }
 
 /// The vmxnet3's registers through ioread32 / iowrite32 (which order against DMA memory
 /// as the window's contract asks: writel after the descriptors, readl before the answer).
@@ -212,11 +218,16 @@ struct npa_core {
     const char* path_labels[2] = {nullptr, nullptr};
     std::uint32_t path_count = 0;
     npa_core_stats stats{};
+    // The second path: the 82576 VF, its control path the PF's mailbox.
+    dma_coherent_memory vf_area;  ///< the VF's rings
+    npa::igbvf_window vf_window;
+    npa::igbvf_control vf_control;
+    npa::path_id vf_path = shell_t::no_path;
 };
 
 extern "C" {
 
-npa_core* npa_core_create(void* host, const npa_core_params* p) noexcept {
+npa_core* npa_core_create(void* host, void* fn, const npa_core_params* p) noexcept {
     auto* c = new (std::nothrow) npa_core;
     if (c == nullptr) {
         return nullptr;
@@ -227,7 +238,7 @@ npa_core* npa_core_create(void* host, const npa_core_params* p) noexcept {
     const std::size_t bytes = 4096 + 2 * sizeof(v::tx_queue_desc) + v::QUEUE_DESC_ALIGN +
                               npa::vmxnet3_queue_bytes(p->ring_size, p->ring_size) +
                               v::RING_BA_ALIGN + npa::max_mcast_addrs * 6 + 64;
-    c->area = dma_coherent_memory(host, bytes);
+    c->area = dma_coherent_memory(fn, bytes);
     if (c->area.base() == nullptr) {
         npa_kmod_log(host, NPA_KMOD_ERR, "no DMA memory for the rings");
         npa_core_destroy(c);
@@ -239,7 +250,7 @@ npa_core* npa_core_create(void* host, const npa_core_params* p) noexcept {
     const v::dma_block rb =
         c->area.take(at, npa::vmxnet3_queue_bytes(p->ring_size, p->ring_size), v::RING_BA_ALIGN);
     const v::dma_block mc = c->area.take(at, npa::max_mcast_addrs * 6, 64);
-    const v::mmio io{host, &reg_write, &reg_read};
+    const v::mmio io{fn, &reg_write, &reg_read};
     c->window = v::window(io, sh, tb, rb, v::device_profile{});
     c->control = npa::vmxnet3_control(
         v::control_port(io, reinterpret_cast<v::driver_shared*>(sh.virt), mc));
@@ -248,7 +259,7 @@ npa_core* npa_core_create(void* host, const npa_core_params* p) noexcept {
     pc.count = p->buffers;
     c->pool.~result();
     new (&c->pool) npa::result<pool_t>(
-        pool_t::create(pc, dma_coherent_memory(host, pool_t::required_bytes(pc))));
+        pool_t::create(pc, dma_coherent_memory(fn, pool_t::required_bytes(pc))));
     if (!c->pool) {
         npa_kmod_log(host, NPA_KMOD_ERR, c->pool.error().reason());
         npa_core_destroy(c);
@@ -287,6 +298,66 @@ void npa_core_destroy(npa_core* c) noexcept {
     }
     delete c->shell;  // detaches whatever is attached
     delete c;
+}
+
+int npa_core_add_vf(npa_core* c, void* fn, npa_u8 assigned_mac[6]) noexcept {
+    if (c->vf_path != shell_t::no_path) {
+        return -16;  // EBUSY: one VF a device
+    }
+    const std::size_t bytes = std::size_t{c->params.ring_size} * 2 * npa::igbvf::desc_size;
+    c->vf_area = dma_coherent_memory(fn, bytes + 128);
+    if (c->vf_area.base() == nullptr) {
+        npa_kmod_log(c->env.host, NPA_KMOD_ERR, "no DMA memory for the VF's rings");
+        return -12;  // ENOMEM
+    }
+    std::size_t at = 0;
+    const v::dma_block r = c->vf_area.take(at, bytes, 128);
+    const npa::igbvf_bar bar(fn, &vf_read, &vf_write);
+    c->vf_window = npa::igbvf_window(bar, npa::igbvf_limits{});
+    c->vf_window.set_area(0, {r.virt, r.iova, r.size});
+    // Function-level reset; the PF undoes the VF's filters and answers the mailbox RESET
+    // with the MAC it assigned (zeroes: none, the shell's MAC is sent at the switch).
+    bar.write(npa::igbvf::reg::ctrl, npa::igbvf::ctrl_rst);
+    for (int i = 0; i < 100; ++i) {
+        const std::uint32_t mb = bar.read(npa::igbvf::reg::vmmb);
+        if (mb != npa::igbvf::reg_removed && (mb & (npa::igbvf::mbx::rstd | npa::igbvf::mbx::rsti)) != 0) {
+            break;
+        }
+        npa_kmod_udelay(100);
+    }
+    c->vf_control = npa::igbvf_control(npa::igbvf_mailbox_port(bar), &vf_mailbox_wait, nullptr);
+    npa::mac_addr m{};
+    if (const npa::status st = c->vf_control.reset(m); !st) {
+        npa_kmod_log(c->env.host, NPA_KMOD_ERR, st.reason());
+        c->vf_area = dma_coherent_memory();
+        return to_errno(st);
+    }
+    for (int i = 0; i < 6; ++i) {
+        assigned_mac[i] = m[i];
+    }
+    c->vf_path = c->shell->add_path<npa::igbvf_plugin>(c->vf_window, npa::control_link::to(c->vf_control));
+    if (c->vf_path == shell_t::no_path) {
+        npa_kmod_log(c->env.host, NPA_KMOD_ERR, "cannot add the VF's path");
+        c->vf_area = dma_coherent_memory();
+        return -12;
+    }
+    c->paths[c->path_count] = c->vf_path;
+    c->path_labels[c->path_count++] = "igbvf_";
+    return 0;
+}
+
+int npa_core_remove_vf(npa_core* c) noexcept {
+    if (c->vf_path == shell_t::no_path) {
+        return 0;
+    }
+    if (const npa::status st = c->shell->remove_path(c->vf_path); !st) {
+        npa_kmod_log(c->env.host, NPA_KMOD_ERR, st.reason());
+        return to_errno(st);
+    }
+    c->vf_path = shell_t::no_path;
+    c->path_count = 1;  // the VF is always the second
+    c->vf_area = dma_coherent_memory();
+    return 0;
 }
 
 void npa_core_mac(npa_core* c, npa_u8 mac[6]) noexcept {

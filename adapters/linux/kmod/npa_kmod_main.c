@@ -17,6 +17,7 @@
  * Locking: `lock` serialises the shell's queue 0 between ndo_start_xmit and the NAPI poll
  * (npa::shell's data path has one owner at a time). Both run with bottom halves off.
  */
+#include <linux/delay.h>
 #include <linux/dma-mapping.h>
 #include <linux/etherdevice.h>
 #include <linux/ethtool.h>
@@ -36,6 +37,9 @@
 static char *bdf;
 module_param(bdf, charp, 0444);
 MODULE_PARM_DESC(bdf, "only drive the vmxnet3 at this PCI address (e.g. 0000:00:03.0); all when empty");
+static char *vf;
+module_param(vf, charp, 0444);
+MODULE_PARM_DESC(vf, "the 82576 VF (8086:10ca) at this PCI address joins the device of bdf as its second path");
 static unsigned int ring_size = 256;
 module_param(ring_size, uint, 0444);
 MODULE_PARM_DESC(ring_size, "TX and RX descriptors per ring (a multiple of 32, up to 4096)");
@@ -43,11 +47,33 @@ static unsigned int buffers = 1024;
 module_param(buffers, uint, 0444);
 MODULE_PARM_DESC(buffers, "packet buffers in the pool (2176 bytes each, one DMA block)");
 
+/* A PCI function the C++ half reaches (npa_kmod_dma_*, npa_kmod_reg_*): the vmxnet3 or
+ * the VF. */
+struct npa_kmod_fn {
+	struct pci_dev *pdev;
+	void __iomem *bar[2];
+};
+
+struct npa_kmod_dev;
+
+/* The VF of the second path. */
+struct npa_kmod_vf {
+	struct npa_kmod_fn fn;
+	struct npa_kmod_dev *owner;	/* NULL once the owner went away first */
+	bool irq;			/* its queue vector requested (on the owner's NAPI) */
+	char irq_name[IFNAMSIZ + 8];
+};
+
+/* The device a VF joins: the one bdf named (the first probed without bdf). */
+static struct npa_kmod_dev *npa_kmod_owner;
+static DEFINE_MUTEX(npa_kmod_owner_lock);
+
 struct npa_kmod_dev {
+	struct npa_kmod_fn fn;		/* the vmxnet3 */
 	struct pci_dev *pdev;
 	struct net_device *netdev;
 	struct napi_struct napi;
-	void __iomem *bar[2];
+	struct npa_kmod_vf *vf;		/* the second path's function, under RTNL */
 	spinlock_t lock;		/* the shell's queue 0: xmit and NAPI poll */
 	spinlock_t ctl_lock;		/* the shell's control path: ndo_set_rx_mode runs without RTNL */
 	struct npa_core *core;
@@ -68,39 +94,44 @@ void npa_kmod_free(void *p)
 	kvfree(p);
 }
 
-void *npa_kmod_dma_alloc(void *host, size_t bytes, u64 *iova)
+void *npa_kmod_dma_alloc(void *fn, size_t bytes, u64 *iova)
 {
-	struct npa_kmod_dev *d = host;
+	struct npa_kmod_fn *f = fn;
 	dma_addr_t a = 0;
-	void *v = dma_alloc_coherent(&d->pdev->dev, bytes, &a, GFP_KERNEL);
+	void *v = dma_alloc_coherent(&f->pdev->dev, bytes, &a, GFP_KERNEL);
 
 	*iova = a;
 	return v;
 }
 
-void npa_kmod_dma_free(void *host, size_t bytes, void *virt, u64 iova)
+void npa_kmod_dma_free(void *fn, size_t bytes, void *virt, u64 iova)
 {
-	struct npa_kmod_dev *d = host;
+	struct npa_kmod_fn *f = fn;
 
-	dma_free_coherent(&d->pdev->dev, bytes, virt, (dma_addr_t)iova);
+	dma_free_coherent(&f->pdev->dev, bytes, virt, (dma_addr_t)iova);
 }
 
-u32 npa_kmod_reg_read(void *host, u32 bar, u32 off)
+u32 npa_kmod_reg_read(void *fn, u32 bar, u32 off)
 {
-	struct npa_kmod_dev *d = host;
+	struct npa_kmod_fn *f = fn;
 
-	if (bar > 1 || off > pci_resource_len(d->pdev, bar) - 4)
+	if (bar > 1 || !f->bar[bar] || off > pci_resource_len(f->pdev, bar) - 4)
 		return ~0u;	/* outside the BAR: reads as a removed device */
-	return ioread32(d->bar[bar] + off);
+	return ioread32(f->bar[bar] + off);
 }
 
-void npa_kmod_reg_write(void *host, u32 bar, u32 off, u32 v)
+void npa_kmod_reg_write(void *fn, u32 bar, u32 off, u32 v)
 {
-	struct npa_kmod_dev *d = host;
+	struct npa_kmod_fn *f = fn;
 
-	if (bar > 1 || off > pci_resource_len(d->pdev, bar) - 4)
+	if (bar > 1 || !f->bar[bar] || off > pci_resource_len(f->pdev, bar) - 4)
 		return;
-	iowrite32(v, d->bar[bar] + off);
+	iowrite32(v, f->bar[bar] + off);
+}
+
+void npa_kmod_udelay(u32 us)
+{
+	udelay(us);
 }
 
 u64 npa_kmod_now_ns(void)
@@ -563,8 +594,9 @@ static int npa_kmod_probe(struct pci_dev *pdev, const struct pci_device_id *id)
 	err = pcim_iomap_regions(pdev, BIT(0) | BIT(1), NPA_KMOD_NAME);
 	if (err)
 		goto fail_netdev;
-	d->bar[0] = pcim_iomap_table(pdev)[0];
-	d->bar[1] = pcim_iomap_table(pdev)[1];
+	d->fn.pdev = pdev;
+	d->fn.bar[0] = pcim_iomap_table(pdev)[0];
+	d->fn.bar[1] = pcim_iomap_table(pdev)[1];
 	if (pci_resource_len(pdev, 0) < 4096 || pci_resource_len(pdev, 1) < 4096) {
 		err = -ENODEV;
 		goto fail_netdev;
@@ -577,7 +609,7 @@ static int npa_kmod_probe(struct pci_dev *pdev, const struct pci_device_id *id)
 	if (err < 0)
 		goto fail_netdev;
 
-	d->core = npa_core_create(d, &params);
+	d->core = npa_core_create(d, &d->fn, &params);
 	if (!d->core) {
 		err = -ENOMEM;
 		goto fail_vectors;
@@ -613,6 +645,10 @@ static int npa_kmod_probe(struct pci_dev *pdev, const struct pci_device_id *id)
 	if (err)
 		goto fail_irqs;
 	netdev_info(nd, "npa shell (vmxnet3 plugin) on %s, MAC %pM\n", pci_name(pdev), nd->dev_addr);
+	mutex_lock(&npa_kmod_owner_lock);
+	if (!npa_kmod_owner)
+		npa_kmod_owner = d;
+	mutex_unlock(&npa_kmod_owner_lock);
 	return 0;
 
 fail_irqs:
@@ -628,12 +664,35 @@ fail_netdev:
 	return err;
 }
 
+static void npa_kmod_vf_remove(struct pci_dev *pdev);
+
 static void npa_kmod_remove(struct pci_dev *pdev)
 {
-	struct npa_kmod_dev *d = pci_get_drvdata(pdev);
-	struct net_device *nd = d->netdev;
+	struct npa_kmod_dev *d;
+	struct net_device *nd;
 
+	if (pdev->device == 0x10ca) {
+		npa_kmod_vf_remove(pdev);
+		return;
+	}
+	d = pci_get_drvdata(pdev);
+	nd = d->netdev;
+	mutex_lock(&npa_kmod_owner_lock);
+	if (npa_kmod_owner == d)
+		npa_kmod_owner = NULL;
+	mutex_unlock(&npa_kmod_owner_lock);
 	unregister_netdev(nd);	/* calls ndo_stop if up */
+	rtnl_lock();
+	if (d->vf) {
+		/* The VF outlives its owner: its vector leaves the owner's NAPI now, its path
+		 * goes with the shell. */
+		if (d->vf->irq)
+			free_irq(pci_irq_vector(d->vf->fn.pdev, 0), d);
+		d->vf->irq = false;
+		d->vf->owner = NULL;
+		d->vf = NULL;
+	}
+	rtnl_unlock();
 	free_irq(pci_irq_vector(pdev, 1), d);
 	free_irq(pci_irq_vector(pdev, 0), d);
 	netif_napi_del(&d->napi);
@@ -642,8 +701,106 @@ static void npa_kmod_remove(struct pci_dev *pdev)
 	free_netdev(nd);
 }
 
+/* ---- the VF: the second path ------------------------------------------------------------ */
+
+static int npa_kmod_vf_probe(struct pci_dev *pdev)
+{
+	struct npa_kmod_dev *d;
+	struct npa_kmod_vf *v;
+	u8 mac[ETH_ALEN];
+	int err;
+
+	if (!vf || strcmp(vf, pci_name(pdev)) != 0)
+		return -ENODEV;	/* not the VF the module parameter names */
+	mutex_lock(&npa_kmod_owner_lock);
+	d = npa_kmod_owner;
+	mutex_unlock(&npa_kmod_owner_lock);
+	if (!d)
+		return -EPROBE_DEFER;	/* the vmxnet3 has not come yet */
+	v = devm_kzalloc(&pdev->dev, sizeof(*v), GFP_KERNEL);
+	if (!v)
+		return -ENOMEM;
+	pci_set_drvdata(pdev, v);
+	err = pcim_enable_device(pdev);
+	if (err)
+		return err;
+	err = pcim_iomap_regions(pdev, BIT(0), NPA_KMOD_NAME);
+	if (err)
+		return err;
+	if (pci_resource_len(pdev, 0) < 16384)
+		return -ENODEV;
+	v->fn.pdev = pdev;
+	v->fn.bar[0] = pcim_iomap_table(pdev)[0];
+	err = dma_set_mask_and_coherent(&pdev->dev, DMA_BIT_MASK(64));
+	if (err)
+		return err;
+	pci_set_master(pdev);
+	err = pci_alloc_irq_vectors(pdev, 1, 1, PCI_IRQ_MSIX);
+	if (err < 0)
+		return err;
+
+	rtnl_lock();
+	if (netif_running(d->netdev) || d->vf) {
+		rtnl_unlock();
+		dev_err(&pdev->dev, "%s is up or has a VF already: the VF joins it only while down\n",
+			d->netdev->name);
+		err = -EBUSY;
+		goto fail_vectors;
+	}
+	err = npa_core_add_vf(d->core, &v->fn, mac);
+	if (!err) {
+		snprintf(v->irq_name, sizeof(v->irq_name), "%s-vf", pci_name(pdev));
+		err = request_irq(pci_irq_vector(pdev, 0), npa_kmod_queue_irq, 0, v->irq_name, d);
+		if (err)
+			npa_core_remove_vf(d->core);
+	}
+	if (!err) {
+		v->irq = true;
+		v->owner = d;
+		d->vf = v;
+	}
+	rtnl_unlock();
+	if (err)
+		goto fail_vectors;
+	netdev_info(d->netdev, "npa: VF %s is path 1 (igbvf plugin), control through the PF's mailbox, PF-assigned MAC %pM\n",
+		    pci_name(pdev), mac);
+	return 0;
+
+fail_vectors:
+	pci_free_irq_vectors(pdev);
+	return err;
+}
+
+static void npa_kmod_vf_remove(struct pci_dev *pdev)
+{
+	struct npa_kmod_vf *v = pci_get_drvdata(pdev);
+	struct npa_kmod_dev *d;
+
+	rtnl_lock();
+	d = v->owner;
+	if (d) {
+		if (netif_running(d->netdev))
+			dev_close(d->netdev);	/* the VF may be the active path */
+		if (npa_core_remove_vf(d->core))
+			netdev_warn(d->netdev, "npa: the VF's path would not go\n");
+		d->vf = NULL;
+		if (v->irq)
+			free_irq(pci_irq_vector(pdev, 0), d);
+		v->irq = false;
+		v->owner = NULL;
+	}
+	rtnl_unlock();
+	pci_free_irq_vectors(pdev);
+}
+
+static int npa_kmod_any_probe(struct pci_dev *pdev, const struct pci_device_id *id)
+{
+	return pdev->device == 0x10ca ? npa_kmod_vf_probe(pdev) : npa_kmod_probe(pdev, id);
+}
+
 static const struct pci_device_id npa_kmod_ids[] = {
 	{ PCI_DEVICE(0x15ad, 0x07b0) },	/* VMware vmxnet3 */
+	{ PCI_DEVICE(0x8086, 0x10ca) },	/* 82576 VF: only the one `vf` names */
 	{ }
 };
 /* No MODULE_DEVICE_TABLE: Linux's vmxnet3 owns the id's alias, and this module is loaded
@@ -652,7 +809,7 @@ static const struct pci_device_id npa_kmod_ids[] = {
 static struct pci_driver npa_kmod_driver = {
 	.name = NPA_KMOD_NAME,
 	.id_table = npa_kmod_ids,
-	.probe = npa_kmod_probe,
+	.probe = npa_kmod_any_probe,
 	.remove = npa_kmod_remove,
 };
 module_pci_driver(npa_kmod_driver);
