@@ -216,6 +216,43 @@ echo 0 > "$sys/active_path" || fail "writing the active path (0) to $sys/active_
 ping_all 3 || fail "ping after the sysfs writes"
 echo "kmod: sysfs: paths, active_path, switch_log read; 8 bad writes refused, the active path accepted"
 
+if [ -n "$VF" ]; then
+    # 100 switches, vmxnet3 -> VF -> vmxnet3 ..., while a ping runs at 100 Hz: none lost.
+    step=switch
+    ping -c 1500 -i 0.01 -W 2 10.77.0.2 > /tmp/switch-ping.out 2>&1 &
+    ping_pid=$!
+    usleep 300000
+    t0=$(cut -d' ' -f1 /proc/uptime)
+    i=0
+    while [ "$i" -lt 100 ]; do
+        to=$(((i + 1) % 2))
+        tries=0
+        while ! werr=$( (echo "$to" > "$sys/active_path") 2>&1); do
+            # the hysteresis (50 ms on a path) answers EBUSY: wait and ask again
+            case "$werr" in *busy*) ;; *) fail "switch $i to path $to: $werr" ;; esac
+            tries=$((tries + 1))
+            [ "$tries" -lt 50 ] || fail "switch $i to path $to: busy 50 times"
+            usleep 20000
+        done
+        [ "$(cat "$sys/active_path")" = "$to" ] || fail "switch $i: active_path is not $to"
+        i=$((i + 1))
+        usleep 30000
+    done
+    t1=$(cut -d' ' -f1 /proc/uptime)
+    wait "$ping_pid"
+    tail -n 2 /tmp/switch-ping.out
+    sw_sent=$(sed -n 's/^\([0-9]*\) packets transmitted.*/\1/p' /tmp/switch-ping.out)
+    sw_got=$(sed -n 's/.* \([0-9]*\) packets received.*/\1/p' /tmp/switch-ping.out)
+    tail -n 3 "$sys/switch_log"
+    S=$("$ethtool" -S "$dev") || fail "ethtool -S $dev"
+    echo "kmod: 100 switches in $t0..$t1 s; ping ${sw_got:-0}/${sw_sent:-0}; VF path rx $(stat igbvf_rx_packets) tx $(stat igbvf_tx_packets); shell_tx_lost $(stat shell_tx_lost)"
+    [ -n "$sw_sent" ] && [ "${sw_got:-0}" = "$sw_sent" ] || fail "ping during the switches: ${sw_got:-0} of ${sw_sent:-?} answered"
+    [ "$(stat shell_switches)" -ge 101 ] || fail "ethtool -S: shell_switches $(stat shell_switches), not 101"
+    [ "$(stat igbvf_rx_packets)" -gt 0 ] && [ "$(stat igbvf_tx_packets)" -gt 0 ] ||
+        fail "no traffic on the VF path"
+    [ "$(stat shell_tx_lost)" = 0 ] || fail "the shell lost TX frames"
+fi
+
 step=rmmod
 ip link set "$dev" down || fail "ip link set $dev down"
 [ "$(cat "$sys/active_path")" = none ] || fail "$sys/active_path is not none while down"

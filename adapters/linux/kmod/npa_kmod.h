@@ -113,10 +113,10 @@ void npa_core_get_stats(struct npa_core *c, struct npa_core_stats *s) NPA_KMOD_N
 int npa_core_audit(struct npa_core *c) NPA_KMOD_NOEXCEPT;
 
 /* The control path (npa::shell::control and its wrappers): the request goes to the active
- * path's authority (the vmxnet3's hypervisor) and, accepted, joins the state the shell
- * replays on every attach; with the device down it is only recorded. 0, or -errno for a
- * refusal (-EINVAL malformed, -EOPNOTSUPP beyond the device, -EPERM refused by the
- * authority, ...). Process or softirq context; the C half serialises them (ctl_lock). */
+ * path's authority (the vmxnet3's hypervisor, the VF's PF) and, accepted, joins the state
+ * the shell replays on every attach; with the device down it is only recorded. 0, or
+ * -errno for a refusal (-EINVAL malformed, -EOPNOTSUPP beyond the device, -EPERM refused
+ * by the authority, ...). Process context under RTNL, like every control call. */
 int npa_core_set_mac(struct npa_core *c, const npa_u8 mac[6]) NPA_KMOD_NOEXCEPT;
 int npa_core_set_mtu(struct npa_core *c, npa_u32 mtu) NPA_KMOD_NOEXCEPT;
 int npa_core_vlan(struct npa_core *c, npa_u32 vid, int add) NPA_KMOD_NOEXCEPT;
@@ -144,9 +144,16 @@ npa_u32 npa_core_path_count(struct npa_core *c) NPA_KMOD_NOEXCEPT;
 const char *npa_core_path_name(struct npa_core *c, npa_u32 i) NPA_KMOD_NOEXCEPT;
 /* The path the data path runs on, or -1 when the shell is stopped. */
 int npa_core_active_path(struct npa_core *c) NPA_KMOD_NOEXCEPT;
-/* Makes path i the active one: 0 when it is (already, or after the switch); -EINVAL for
- * no such path, -ENETDOWN when the shell is stopped. */
+/* Asks for path i (npa::shell::request_switch, reason operator_request): 0 when it is the
+ * active one already, 1 when the switch is under way (the new path attached and the
+ * control state replayed; the queue finishes it in its NAPI polls, npa_core_service
+ * drives the rest), else -errno (-EINVAL no such path, -ENETDOWN stopped, -EBUSY a switch
+ * under way or the hysteresis, ...; the old path runs on). Under RTNL. */
 int npa_core_switch(struct npa_core *c, npa_u32 i) NPA_KMOD_NOEXCEPT;
+/* npa::shell::service(): 1 while a switch is under way. */
+int npa_core_service(struct npa_core *c) NPA_KMOD_NOEXCEPT;
+/* How the last switch ended: 0, or -errno. */
+int npa_core_switch_result(struct npa_core *c) NPA_KMOD_NOEXCEPT;
 
 /* The shell's switch log (npa::switch_record), newest last. */
 struct npa_core_switch_rec {

@@ -521,8 +521,20 @@ int npa_core_switch(npa_core* c, npa_u32 i) noexcept {
     if (active < 0) {
         return -100;  // ENETDOWN
     }
-    // One path so far: the only valid one is the active one, and there is nothing to do.
-    return static_cast<npa_u32>(active) == i ? 0 : -95 /* EOPNOTSUPP */;
+    if (static_cast<npa_u32>(active) == i) {
+        return 0;
+    }
+    const npa::status st = c->shell->request_switch(c->paths[i], npa::switch_reason::operator_request);
+    return st ? 1 : to_errno(st);
+}
+
+int npa_core_service(npa_core* c) noexcept {
+    return c->shell->service() ? 1 : 0;
+}
+
+int npa_core_switch_result(npa_core* c) noexcept {
+    const npa::switch_history& h = c->shell->history();
+    return h.size() == 0 ? -5 : to_errno(npa::status{h.recent(0).result, ""});
 }
 
 npa_u32 npa_core_switch_count(npa_core* c) noexcept {

@@ -15,7 +15,13 @@
  *   ndo_stop   NAPI off, npa_core_stop (every buffer back; the audit must balance).
  *
  * Locking: `lock` serialises the shell's queue 0 between ndo_start_xmit and the NAPI poll
- * (npa::shell's data path has one owner at a time). Both run with bottom halves off.
+ * (npa::shell's data path has one owner at a time). Both run with bottom halves off. Every
+ * control call of the shell (open, stop, the control requests, a VF joining or leaving, a
+ * switch from sysfs) runs in process context under RTNL.
+ *
+ * A second path: the 82576 VF the parameter `vf` names (8086:10ca, the same pci_driver),
+ * its queue vector on the same NAPI, its control path the PF's mailbox; switches between
+ * the two are asked through /sys/class/net/npaN/npa/active_path.
  */
 #include <linux/delay.h>
 #include <linux/dma-mapping.h>
@@ -75,10 +81,10 @@ struct npa_kmod_dev {
 	struct napi_struct napi;
 	struct npa_kmod_vf *vf;		/* the second path's function, under RTNL */
 	spinlock_t lock;		/* the shell's queue 0: xmit and NAPI poll */
-	spinlock_t ctl_lock;		/* the shell's control path: ndo_set_rx_mode runs without RTNL */
 	struct npa_core *core;
 	bool up;
-	bool ctl_up;			/* under ctl_lock: the shell started, RX mode goes to it */
+	bool ctl_up;			/* under RTNL: the shell started, RX mode goes to it */
+	struct work_struct rx_mode_work;	/* ndo_set_rx_mode, done under RTNL */
 	char irq_name[2][IFNAMSIZ + 8];
 };
 
@@ -243,9 +249,7 @@ static int npa_kmod_open(struct net_device *nd)
 
 	if (err)
 		return err;
-	spin_lock_bh(&d->ctl_lock);
 	d->ctl_up = true;
-	spin_unlock_bh(&d->ctl_lock);
 	spin_lock_bh(&d->lock);
 	d->up = true;
 	spin_unlock_bh(&d->lock);
@@ -269,9 +273,7 @@ static int npa_kmod_stop(struct net_device *nd)
 
 	netif_stop_queue(nd);
 	netif_carrier_off(nd);
-	spin_lock_bh(&d->ctl_lock);
 	d->ctl_up = false;
-	spin_unlock_bh(&d->ctl_lock);
 	spin_lock_bh(&d->lock);
 	d->up = false;
 	spin_unlock_bh(&d->lock);
@@ -325,9 +327,7 @@ static int npa_kmod_set_mac_address(struct net_device *nd, void *p)
 
 	if (err)
 		return err;
-	spin_lock_bh(&d->ctl_lock);
 	err = npa_core_set_mac(d->core, sa->sa_data);
-	spin_unlock_bh(&d->ctl_lock);
 	if (err) {
 		netdev_warn(nd, "npa: MAC %pM refused (%d)\n", sa->sa_data, err);
 		return err;
@@ -341,9 +341,7 @@ static int npa_kmod_change_mtu(struct net_device *nd, int mtu)
 	struct npa_kmod_dev *d = netdev_priv(nd);
 	int err;
 
-	spin_lock_bh(&d->ctl_lock);
 	err = npa_core_set_mtu(d->core, mtu);
-	spin_unlock_bh(&d->ctl_lock);
 	if (err) {
 		netdev_warn(nd, "npa: MTU %d refused (%d)\n", mtu, err);
 		return err;
@@ -352,16 +350,26 @@ static int npa_kmod_change_mtu(struct net_device *nd, int mtu)
 	return 0;
 }
 
-/* Called with netif_addr_lock_bh held, not always under RTNL. */
-static void npa_kmod_set_rx_mode(struct net_device *nd)
+/* The RX mode in process context under RTNL, where every control call of the shell runs
+ * (a switch's control replay among them): ndo_set_rx_mode itself runs under the address
+ * lock, not always under RTNL, and only schedules this. */
+static void npa_kmod_rx_mode_work(struct work_struct *w)
 {
-	struct npa_kmod_dev *d = netdev_priv(nd);
+	struct npa_kmod_dev *d = container_of(w, struct npa_kmod_dev, rx_mode_work);
+	struct net_device *nd = d->netdev;
 	u8 list[NPA_CORE_MAX_MCAST][ETH_ALEN];
 	struct netdev_hw_addr *ha;
 	u32 mode = NPA_RXM_UCAST | NPA_RXM_BCAST | NPA_RXM_MCAST;
 	u32 n = 0;
 	int err;
 
+	rtnl_lock();
+	if (!d->ctl_up) {
+		/* Down: the stack sets the mode again once the device is up. */
+		rtnl_unlock();
+		return;
+	}
+	netif_addr_lock_bh(nd);
 	if (nd->flags & IFF_PROMISC)
 		mode |= NPA_RXM_PROMISC;
 	if ((nd->flags & IFF_ALLMULTI) || netdev_mc_count(nd) > NPA_CORE_MAX_MCAST)
@@ -369,13 +377,18 @@ static void npa_kmod_set_rx_mode(struct net_device *nd)
 	else
 		netdev_for_each_mc_addr(ha, nd)
 			ether_addr_copy(list[n++], ha->addr);
-	spin_lock_bh(&d->ctl_lock);
-	/* Down (or going down): the shell replays the last accepted mode at its next start,
-	 * and the stack sets the mode again once the device is up. */
-	err = d->ctl_up ? npa_core_set_rx_mode(d->core, mode, &list[0][0], n) : 0;
-	spin_unlock_bh(&d->ctl_lock);
+	netif_addr_unlock_bh(nd);
+	err = npa_core_set_rx_mode(d->core, mode, &list[0][0], n);
+	rtnl_unlock();
 	if (err)
 		netdev_warn(nd, "npa: RX mode %#x with %u multicast addresses refused (%d)\n", mode, n, err);
+}
+
+static void npa_kmod_set_rx_mode(struct net_device *nd)
+{
+	struct npa_kmod_dev *d = netdev_priv(nd);
+
+	schedule_work(&d->rx_mode_work);
 }
 
 static int npa_kmod_vlan(struct net_device *nd, u16 vid, bool add)
@@ -385,9 +398,7 @@ static int npa_kmod_vlan(struct net_device *nd, u16 vid, bool add)
 
 	if (vid == 0)
 		return 0;	/* untagged and priority-tagged frames always pass the filter */
-	spin_lock_bh(&d->ctl_lock);
 	err = npa_core_vlan(d->core, vid, add);
-	spin_unlock_bh(&d->ctl_lock);
 	if (err)
 		netdev_warn(nd, "npa: VLAN %u %s refused (%d)\n", vid, add ? "add" : "kill", err);
 	return err;
@@ -517,6 +528,19 @@ static ssize_t active_path_store(struct device *dev, struct device_attribute *at
 	if (!rtnl_trylock())
 		return restart_syscall();
 	err = npa_core_switch(d->core, p);
+	if (err == 1) {
+		/* Under way: queue 0 takes its part in its NAPI polls (kept scheduled), the
+		 * rest is the shell's service(), here. */
+		unsigned long deadline = jiffies + 5 * HZ;
+
+		do {
+			local_bh_disable();
+			napi_schedule(&d->napi);
+			local_bh_enable();
+			usleep_range(200, 500);
+		} while (npa_core_service(d->core) && time_before(jiffies, deadline));
+		err = npa_core_service(d->core) ? -ETIMEDOUT : npa_core_switch_result(d->core);
+	}
 	rtnl_unlock();
 	if (err) {
 		netdev_info(nd, "npa: switch to path %u not done (%d)\n", p, err);
@@ -585,7 +609,7 @@ static int npa_kmod_probe(struct pci_dev *pdev, const struct pci_device_id *id)
 	d->pdev = pdev;
 	d->netdev = nd;
 	spin_lock_init(&d->lock);
-	spin_lock_init(&d->ctl_lock);
+	INIT_WORK(&d->rx_mode_work, npa_kmod_rx_mode_work);
 	pci_set_drvdata(pdev, d);
 
 	err = pcim_enable_device(pdev);
@@ -682,6 +706,7 @@ static void npa_kmod_remove(struct pci_dev *pdev)
 		npa_kmod_owner = NULL;
 	mutex_unlock(&npa_kmod_owner_lock);
 	unregister_netdev(nd);	/* calls ndo_stop if up */
+	cancel_work_sync(&d->rx_mode_work);
 	rtnl_lock();
 	if (d->vf) {
 		/* The VF outlives its owner: its vector leaves the owner's NAPI now, its path
