@@ -251,6 +251,54 @@ if [ -n "$VF" ]; then
     [ "$(stat igbvf_rx_packets)" -gt 0 ] && [ "$(stat igbvf_tx_packets)" -gt 0 ] ||
         fail "no traffic on the VF path"
     [ "$(stat shell_tx_lost)" = 0 ] || fail "the shell lost TX frames"
+
+    # The VF goes under traffic: the PF's sriov_numvfs = 0 removes it (its PCI remove runs
+    # here). npa0 stays up, the shell falls back to the vmxnet3, the VF's path goes, pings
+    # go on. Echoes in flight to the VF while it goes may be lost: counted, not hidden.
+    step=removal
+    tries=0
+    while ! werr=$( (echo 1 > "$sys/active_path") 2>&1); do
+        case "$werr" in *busy*) ;; *) fail "switch to the VF before the removal: $werr" ;; esac
+        tries=$((tries + 1))
+        [ "$tries" -lt 50 ] || fail "switch to the VF before the removal: busy 50 times"
+        usleep 20000
+    done
+    [ "$(cat "$sys/active_path")" = 1 ] || fail "the VF is not the active path before the removal"
+    S=$("$ethtool" -S "$dev") || fail "ethtool -S $dev"
+    vf_tx0=$(stat igbvf_tx_packets)
+    ping -c 800 -i 0.01 -W 2 10.77.0.2 > /tmp/removal-ping.out 2>&1 &
+    ping_pid=$!
+    usleep 2000000
+    t0=$(cut -d' ' -f1 /proc/uptime)
+    echo 0 > /sys/bus/pci/devices/0000:01:00.0/sriov_numvfs || fail "sriov_numvfs = 0 refused"
+    t1=$(cut -d' ' -f1 /proc/uptime)
+    [ ! -e /sys/bus/pci/devices/$VF ] || fail "the VF $VF is still there after sriov_numvfs = 0"
+    [ $(($(cat "/sys/class/net/$dev/flags") & 1)) = 1 ] || fail "$dev is not up after the VF's removal"
+    [ "$(cat "/sys/class/net/$dev/carrier")" = 1 ] || fail "$dev has no carrier after the VF's removal"
+    [ "$(cat "$sys/active_path")" = 0 ] || fail "active_path is $(cat "$sys/active_path"), not the vmxnet3 (0), after the VF's removal"
+    [ "$(cat "$sys/paths")" = "0 vmxnet3 active" ] || fail "$sys/paths after the VF's removal: $(cat "$sys/paths")"
+    rm_rec=$(tail -n 1 "$sys/switch_log")
+    echo "$rm_rec"
+    case "$rm_rec" in
+        *" igbvf -> vmxnet3 surprise-removal ok "*) ;;
+        *) fail "the last switch is not the fallback from the VF: $rm_rec" ;;
+    esac
+    wait "$ping_pid"
+    tail -n 2 /tmp/removal-ping.out
+    rm_sent=$(sed -n 's/^\([0-9]*\) packets transmitted.*/\1/p' /tmp/removal-ping.out)
+    rm_got=$(sed -n 's/.* \([0-9]*\) packets received.*/\1/p' /tmp/removal-ping.out)
+    [ -n "$rm_sent" ] && [ -n "$rm_got" ] || fail "ping during the removal: no summary"
+    rm_lost=$((rm_sent - rm_got))
+    # Pings go on after the fallback: the last 300 (3 s at 100 Hz, sent well after it)
+    # must all be answered.
+    late=$(sed -n 's/.* seq=\([0-9]*\) .*/\1/p' /tmp/removal-ping.out | sort -un |
+        awk -v from=$((rm_sent - 300)) '$1 >= from' | wc -l)
+    S=$("$ethtool" -S "$dev") || fail "ethtool -S $dev"
+    echo "kmod: VF removed at $t0..$t1 s (uptime); ping $rm_got/$rm_sent, $rm_lost lost during the VF's teardown; the last 300: $late answered; shell_tx_lost $(stat shell_tx_lost)"
+    [ "$late" = 300 ] || fail "pings after the fallback: $late of the last 300 answered"
+    [ -z "$(stat igbvf_tx_packets)" ] || fail "ethtool -S still lists the VF's path after its removal"
+    ping_all 3 || fail "ping on the vmxnet3 after the VF's removal"
+    rm_json=",\"vf_removal\":{\"by\":\"sriov_numvfs=0\",\"fallback\":\"vmxnet3\",\"ping_sent\":$rm_sent,\"ping_received\":$rm_got,\"ping_lost\":$rm_lost,\"last_300_answered\":$late,\"vf_tx_before\":${vf_tx0:-0}}"
 fi
 
 step=rmmod
@@ -266,8 +314,8 @@ ns_pid=""
 
 step=dmesg
 dmesg | grep -i npa
-bad=$(dmesg | grep -E 'WARNING|BUG|Oops|Call Trace|audit does not balance|refused' | head -n 5)
+bad=$(dmesg | grep -E 'WARNING|BUG|Oops|Call Trace|audit does not balance|refused|would not go|no fallback' | head -n 5)
 [ -z "$bad" ] || fail "kernel log: $bad"
 
-echo "NPA-GUEST-RESULT {\"test\":\"kmod_vmxnet3\",\"status\":\"pass\",\"netdev\":\"$dev\",\"pings\":$PINGS,\"ping_out_received\":$got,\"ping_back_received\":$back_got,\"rtt_avg_ms\":${rtt:-0},\"rx_packets\":$rx,\"tx_packets\":$tx,\"rx_dropped\":$rx_drop,\"tx_dropped\":$tx_drop,\"mac_changed\":true,\"mtu_refused\":true}"
+echo "NPA-GUEST-RESULT {\"test\":\"kmod_vmxnet3\",\"status\":\"pass\",\"netdev\":\"$dev\",\"pings\":$PINGS,\"ping_out_received\":$got,\"ping_back_received\":$back_got,\"rtt_avg_ms\":${rtt:-0},\"rx_packets\":$rx,\"tx_packets\":$tx,\"rx_dropped\":$rx_drop,\"tx_dropped\":$tx_drop,\"mac_changed\":true,\"mtu_refused\":true${rm_json:-}}"
 exit 0

@@ -94,6 +94,11 @@ struct npa_core *npa_core_create(void *host, void *fn, const struct npa_core_par
 int npa_core_add_vf(struct npa_core *c, void *fn, npa_u8 assigned_mac[6]) NPA_KMOD_NOEXCEPT;
 /* Removes the VF's path (not the active one: -EBUSY). */
 int npa_core_remove_vf(struct npa_core *c) NPA_KMOD_NOEXCEPT;
+/* The VF is going (its PCI remove): 1 when a switch is under way that the caller must
+ * finish (npa_core_service, NAPI kept scheduled) before asking again (a pending one, or the
+ * fallback to the vmxnet3 just requested when the VF was active), 0 when the VF's path is
+ * idle and npa_core_remove_vf can take it, else a negative errno. */
+int npa_core_vf_leaving(struct npa_core *c) NPA_KMOD_NOEXCEPT;
 void npa_core_destroy(struct npa_core *c) NPA_KMOD_NOEXCEPT;
 /* The MAC address the device holds (read from MACL/MACH). */
 void npa_core_mac(struct npa_core *c, npa_u8 mac[6]) NPA_KMOD_NOEXCEPT;

@@ -343,7 +343,26 @@ int npa_core_add_vf(npa_core* c, void* fn, npa_u8 assigned_mac[6]) noexcept {
     }
     c->paths[c->path_count] = c->vf_path;
     c->path_labels[c->path_count++] = "igbvf_";
+    // Whatever becomes of the VF, the vmxnet3 is where the shell goes back to.
+    c->shell->set_fallback(c->path);
     return 0;
+}
+
+int npa_core_vf_leaving(npa_core* c) noexcept {
+    if (c->vf_path == shell_t::no_path) {
+        return 0;
+    }
+    if (c->shell->switching()) {
+        return 1;  // a switch under way (to or from the VF): finished first
+    }
+    if (c->shell->active_path() != c->vf_path) {
+        return 0;
+    }
+    if (const npa::status st = c->shell->surprise_removal(); !st) {
+        npa_kmod_log(c->env.host, NPA_KMOD_ERR, st.reason());
+        return to_errno(st);
+    }
+    return 1;
 }
 
 int npa_core_remove_vf(npa_core* c) noexcept {

@@ -515,6 +515,22 @@ static ssize_t active_path_show(struct device *dev, struct device_attribute *att
 	return active < 0 ? sysfs_emit(buf, "none\n") : sysfs_emit(buf, "%d\n", active);
 }
 
+/* Drives the switch under way, if any, to its end under RTNL: queue 0 takes its part in
+ * its NAPI polls (kept scheduled), the rest is the shell's service(), here. Nonzero when
+ * it has not finished after 5 s (it stays pending: the next call drives it on). */
+static int npa_kmod_finish_switch(struct npa_kmod_dev *d)
+{
+	unsigned long deadline = jiffies + 5 * HZ;
+
+	while (npa_core_service(d->core) && time_before(jiffies, deadline)) {
+		local_bh_disable();
+		napi_schedule(&d->napi);
+		local_bh_enable();
+		usleep_range(200, 500);
+	}
+	return npa_core_service(d->core);
+}
+
 static ssize_t active_path_store(struct device *dev, struct device_attribute *attr,
 				 const char *buf, size_t len)
 {
@@ -527,20 +543,10 @@ static ssize_t active_path_store(struct device *dev, struct device_attribute *at
 		return -EINVAL;	/* not a number (kstrtouint also says -ERANGE) */
 	if (!rtnl_trylock())
 		return restart_syscall();
-	err = npa_core_switch(d->core, p);
-	if (err == 1) {
-		/* Under way: queue 0 takes its part in its NAPI polls (kept scheduled), the
-		 * rest is the shell's service(), here. */
-		unsigned long deadline = jiffies + 5 * HZ;
-
-		do {
-			local_bh_disable();
-			napi_schedule(&d->napi);
-			local_bh_enable();
-			usleep_range(200, 500);
-		} while (npa_core_service(d->core) && time_before(jiffies, deadline));
-		err = npa_core_service(d->core) ? -ETIMEDOUT : npa_core_switch_result(d->core);
-	}
+	/* A switch an earlier write left unfinished (ETIMEDOUT) is driven on first. */
+	err = npa_kmod_finish_switch(d) ? -ETIMEDOUT : npa_core_switch(d->core, p);
+	if (err == 1)
+		err = npa_kmod_finish_switch(d) ? -ETIMEDOUT : npa_core_switch_result(d->core);
 	rtnl_unlock();
 	if (err) {
 		netdev_info(nd, "npa: switch to path %u not done (%d)\n", p, err);
@@ -804,8 +810,27 @@ static void npa_kmod_vf_remove(struct pci_dev *pdev)
 	rtnl_lock();
 	d = v->owner;
 	if (d) {
-		if (netif_running(d->netdev))
-			dev_close(d->netdev);	/* the VF may be the active path */
+		/* The VF goes under traffic (sriov_numvfs = 0 on the PF, an unbind): npa0 stays
+		 * up, the shell falls back to the vmxnet3 while the VF can still be reached
+		 * (its bus mastering is cleared after this returns), then its path goes. */
+		int tries, err = 0;
+
+		for (tries = 0; netif_running(d->netdev) && tries < 3; tries++) {
+			err = npa_core_vf_leaving(d->core);
+			if (err <= 0)
+				break;
+			if (npa_kmod_finish_switch(d)) {
+				err = -ETIMEDOUT;
+				break;
+			}
+		}
+		if (netif_running(d->netdev) && err) {
+			netdev_warn(d->netdev, "npa: no fallback to the vmxnet3 (%d): closing\n", err);
+			dev_close(d->netdev);
+		} else if (netif_running(d->netdev)) {
+			netdev_info(d->netdev, "npa: VF %s removed, the shell runs on the vmxnet3 path\n",
+				    pci_name(pdev));
+		}
 		if (npa_core_remove_vf(d->core))
 			netdev_warn(d->netdev, "npa: the VF's path would not go\n");
 		d->vf = NULL;
