@@ -269,6 +269,9 @@ if [ -n "$VF" ]; then
     ping -c 800 -i 0.01 -W 2 10.77.0.2 > /tmp/removal-ping.out 2>&1 &
     ping_pid=$!
     usleep 2000000
+    S=$("$ethtool" -S "$dev") || fail "ethtool -S $dev"
+    vf_tx1=$(stat igbvf_tx_packets)
+    [ "${vf_tx1:-0}" -gt "${vf_tx0:-0}" ] || fail "the ping did not go through the VF before its removal"
     t0=$(cut -d' ' -f1 /proc/uptime)
     echo 0 > /sys/bus/pci/devices/0000:01:00.0/sriov_numvfs || fail "sriov_numvfs = 0 refused"
     t1=$(cut -d' ' -f1 /proc/uptime)
@@ -298,7 +301,7 @@ if [ -n "$VF" ]; then
     [ "$late" = 300 ] || fail "pings after the fallback: $late of the last 300 answered"
     [ -z "$(stat igbvf_tx_packets)" ] || fail "ethtool -S still lists the VF's path after its removal"
     ping_all 3 || fail "ping on the vmxnet3 after the VF's removal"
-    rm_json=",\"vf_removal\":{\"by\":\"sriov_numvfs=0\",\"fallback\":\"vmxnet3\",\"ping_sent\":$rm_sent,\"ping_received\":$rm_got,\"ping_lost\":$rm_lost,\"last_300_answered\":$late,\"vf_tx_before\":${vf_tx0:-0}}"
+    rm_json=",\"vf_removal\":{\"by\":\"sriov_numvfs=0\",\"fallback\":\"vmxnet3\",\"ping_sent\":$rm_sent,\"ping_received\":$rm_got,\"ping_lost\":$rm_lost,\"last_300_answered\":$late,\"vf_tx_before_ping\":${vf_tx0:-0},\"vf_tx_at_removal\":$vf_tx1,\"sriov_write_s\":\"$t0..$t1\"}"
 fi
 
 step=rmmod

@@ -216,6 +216,9 @@ struct npa_core {
     /// The paths ethtool -S lists, each with its counters' prefix.
     npa::path_id paths[2] = {shell_t::no_path, shell_t::no_path};
     const char* path_labels[2] = {nullptr, nullptr};
+    // Each path id's plugin name, kept after the path is removed: the switch log still
+    // names the VF in the fallback's record.
+    const char* id_names[shell_t::max_paths] = {};
     std::uint32_t path_count = 0;
     npa_core_stats stats{};
     // The second path: the 82576 VF, its control path the PF's mailbox.
@@ -289,6 +292,7 @@ npa_core* npa_core_create(void* host, void* fn, const npa_core_params* p) noexce
     }
     c->paths[c->path_count] = c->path;
     c->path_labels[c->path_count++] = "vmxnet3_";
+    c->id_names[c->path] = c->shell->path_name(c->path);
     return c;
 }
 
@@ -343,6 +347,7 @@ int npa_core_add_vf(npa_core* c, void* fn, npa_u8 assigned_mac[6]) noexcept {
     }
     c->paths[c->path_count] = c->vf_path;
     c->path_labels[c->path_count++] = "igbvf_";
+    c->id_names[c->vf_path] = c->shell->path_name(c->vf_path);
     // Whatever becomes of the VF, the vmxnet3 is where the shell goes back to.
     c->shell->set_fallback(c->path);
     return 0;
@@ -560,12 +565,18 @@ npa_u32 npa_core_switch_count(npa_core* c) noexcept {
     return c->shell->history().size();
 }
 
+namespace {
+const char* record_path_name(const npa_core* c, npa::path_id p) noexcept {
+    return p < shell_t::max_paths && c->id_names[p] != nullptr ? c->id_names[p] : c->shell->path_name(p);
+}
+}  // namespace
+
 void npa_core_switch_record(npa_core* c, npa_u32 i, npa_core_switch_rec* r) noexcept {
     const npa::switch_history& h = c->shell->history();
     const npa::switch_record& s = h.recent(h.size() - 1 - i);
     r->seq = s.seq;
-    r->from = c->shell->path_name(s.from);
-    r->to = c->shell->path_name(s.to);
+    r->from = record_path_name(c, s.from);
+    r->to = record_path_name(c, s.to);
     r->reason = npa::to_string(s.reason);
     r->result = npa::to_string(s.result);
     r->duration_ns = s.duration_ns;
