@@ -255,6 +255,19 @@ if [ -n "$VF" ]; then
     # The VF goes under traffic: the PF's sriov_numvfs = 0 removes it (its PCI remove runs
     # here). npa0 stays up, the shell falls back to the vmxnet3, the VF's path goes, pings
     # go on. Echoes in flight to the VF while it goes may be lost: counted, not hidden.
+    # A switch that times out stays pending; the next write finishes it (not EBUSY).
+    step=switch-timeout
+    wait_param=/sys/module/npa_vmxnet3/parameters/switch_wait_ms
+    echo 0 > "$wait_param" || fail "switch_wait_ms = 0 refused"
+    usleep 100000
+    if werr=$( (echo 1 > "$sys/active_path") 2>&1); then
+        timeout_seen=false   # the switch finished before its first check: nothing pending
+    else
+        case "$werr" in *"timed out"*) ;; *) fail "a switch with no time to finish: '$werr', not ETIMEDOUT" ;; esac
+        timeout_seen=true
+    fi
+    echo 5000 > "$wait_param" || fail "switch_wait_ms = 5000 refused"
+    echo "kmod: a switch given 0 ms: timed out $timeout_seen"
     step=removal
     tries=0
     while ! werr=$( (echo 1 > "$sys/active_path") 2>&1); do
@@ -301,7 +314,7 @@ if [ -n "$VF" ]; then
     [ "$late" = 300 ] || fail "pings after the fallback: $late of the last 300 answered"
     [ -z "$(stat igbvf_tx_packets)" ] || fail "ethtool -S still lists the VF's path after its removal"
     ping_all 3 || fail "ping on the vmxnet3 after the VF's removal"
-    rm_json=",\"vf_removal\":{\"by\":\"sriov_numvfs=0\",\"fallback\":\"vmxnet3\",\"ping_sent\":$rm_sent,\"ping_received\":$rm_got,\"ping_lost\":$rm_lost,\"last_300_answered\":$late,\"vf_tx_before_ping\":${vf_tx0:-0},\"vf_tx_at_removal\":$vf_tx1,\"sriov_write_s\":\"$t0..$t1\"}"
+    rm_json=",\"vf_removal\":{\"by\":\"sriov_numvfs=0\",\"fallback\":\"vmxnet3\",\"ping_sent\":$rm_sent,\"ping_received\":$rm_got,\"ping_lost\":$rm_lost,\"last_300_answered\":$late,\"vf_tx_before_ping\":${vf_tx0:-0},\"vf_tx_at_removal\":$vf_tx1,\"sriov_write_s\":\"$t0..$t1\"},\"switch_timeout_then_finished\":$timeout_seen"
 fi
 
 step=rmmod

@@ -52,6 +52,9 @@ MODULE_PARM_DESC(ring_size, "TX and RX descriptors per ring (a multiple of 32, u
 static unsigned int buffers = 1024;
 module_param(buffers, uint, 0444);
 MODULE_PARM_DESC(buffers, "packet buffers in the pool (2176 bytes each, one DMA block)");
+static unsigned int switch_wait_ms = 5000;
+module_param(switch_wait_ms, uint, 0644);
+MODULE_PARM_DESC(switch_wait_ms, "how long a write to active_path (or the VF's removal) drives a switch before ETIMEDOUT");
 
 /* A PCI function the C++ half reaches (npa_kmod_dma_*, npa_kmod_reg_*): the vmxnet3 or
  * the VF. */
@@ -517,10 +520,10 @@ static ssize_t active_path_show(struct device *dev, struct device_attribute *att
 
 /* Drives the switch under way, if any, to its end under RTNL: queue 0 takes its part in
  * its NAPI polls (kept scheduled), the rest is the shell's service(), here. Nonzero when
- * it has not finished after 5 s (it stays pending: the next call drives it on). */
+ * it has not finished after switch_wait_ms (it stays pending: the next call drives it on). */
 static int npa_kmod_finish_switch(struct npa_kmod_dev *d)
 {
-	unsigned long deadline = jiffies + 5 * HZ;
+	unsigned long deadline = jiffies + msecs_to_jiffies(READ_ONCE(switch_wait_ms));
 
 	while (npa_core_service(d->core) && time_before(jiffies, deadline)) {
 		local_bh_disable();
