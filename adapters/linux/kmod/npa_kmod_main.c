@@ -595,6 +595,33 @@ static const struct attribute_group npa_kmod_group = {
 
 /* ---- PCI ------------------------------------------------------------------------------- */
 
+/* A function's bring-up, shared by both drivers: enabled, its first `nbars` BARs mapped
+ * (each at least `min_len` bytes), 64-bit DMA, bus master, `nvec` MSI-X vectors. Managed
+ * (pcim_*) except the vectors, which the caller frees. */
+static int npa_kmod_fn_setup(struct pci_dev *pdev, struct npa_kmod_fn *fn, int nbars,
+			     resource_size_t min_len, int nvec)
+{
+	int err, i;
+
+	err = pcim_enable_device(pdev);
+	if (err)
+		return err;
+	err = pcim_iomap_regions(pdev, GENMASK(nbars - 1, 0), NPA_KMOD_NAME);
+	if (err)
+		return err;
+	fn->pdev = pdev;
+	for (i = 0; i < nbars; i++) {
+		if (pci_resource_len(pdev, i) < min_len)
+			return -ENODEV;
+		fn->bar[i] = pcim_iomap_table(pdev)[i];
+	}
+	err = dma_set_mask_and_coherent(&pdev->dev, DMA_BIT_MASK(64));
+	if (err)
+		return err;
+	pci_set_master(pdev);
+	return pci_alloc_irq_vectors(pdev, nvec, nvec, PCI_IRQ_MSIX);
+}
+
 static int npa_kmod_probe(struct pci_dev *pdev, const struct pci_device_id *id)
 {
 	struct npa_core_params params = { .ring_size = ring_size, .buffers = buffers, .mtu = ETH_DATA_LEN };
@@ -621,24 +648,8 @@ static int npa_kmod_probe(struct pci_dev *pdev, const struct pci_device_id *id)
 	INIT_WORK(&d->rx_mode_work, npa_kmod_rx_mode_work);
 	pci_set_drvdata(pdev, d);
 
-	err = pcim_enable_device(pdev);
-	if (err)
-		goto fail_netdev;
-	err = pcim_iomap_regions(pdev, BIT(0) | BIT(1), NPA_KMOD_NAME);
-	if (err)
-		goto fail_netdev;
-	d->fn.pdev = pdev;
-	d->fn.bar[0] = pcim_iomap_table(pdev)[0];
-	d->fn.bar[1] = pcim_iomap_table(pdev)[1];
-	if (pci_resource_len(pdev, 0) < 4096 || pci_resource_len(pdev, 1) < 4096) {
-		err = -ENODEV;
-		goto fail_netdev;
-	}
-	err = dma_set_mask_and_coherent(&pdev->dev, DMA_BIT_MASK(64));
-	if (err)
-		goto fail_netdev;
-	pci_set_master(pdev);
-	err = pci_alloc_irq_vectors(pdev, 2, 2, PCI_IRQ_MSIX);
+	/* BAR0 (PT) and BAR1 (VD), a page each at least; queue 0 and the event vector. */
+	err = npa_kmod_fn_setup(pdev, &d->fn, 2, 4096, 2);
 	if (err < 0)
 		goto fail_netdev;
 
@@ -755,21 +766,8 @@ static int npa_kmod_vf_probe(struct pci_dev *pdev)
 	if (!v)
 		return -ENOMEM;
 	pci_set_drvdata(pdev, v);
-	err = pcim_enable_device(pdev);
-	if (err)
-		return err;
-	err = pcim_iomap_regions(pdev, BIT(0), NPA_KMOD_NAME);
-	if (err)
-		return err;
-	if (pci_resource_len(pdev, 0) < 16384)
-		return -ENODEV;
-	v->fn.pdev = pdev;
-	v->fn.bar[0] = pcim_iomap_table(pdev)[0];
-	err = dma_set_mask_and_coherent(&pdev->dev, DMA_BIT_MASK(64));
-	if (err)
-		return err;
-	pci_set_master(pdev);
-	err = pci_alloc_irq_vectors(pdev, 1, 1, PCI_IRQ_MSIX);
+	/* BAR0, the VF's 16 KiB of registers; one vector for its queue pair. */
+	err = npa_kmod_fn_setup(pdev, &v->fn, 1, 16384, 1);
 	if (err < 0)
 		return err;
 
