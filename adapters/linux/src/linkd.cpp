@@ -258,7 +258,7 @@ bool linkd::init(std::string& err) {
             l.path = shell_->add_path<vmxnet3_plugin>(l.pci->vmx.window(),
                                                       control_link::to(*l.pci->vmx_link));
         } else if (l.pci) {
-            l.pci->vf_link.emplace(*policy_, *l.pci->vf_ctl, &l.pci->assigned);
+            l.pci->vf_link.emplace(*policy_, *l.pci->vf_ctl);
             l.path = shell_->add_path<igbvf_plugin>(l.pci->vf.window(),
                                                     control_link::to(*l.pci->vf_link));
         } else {

@@ -85,38 +85,23 @@ private:
 /// authority (a vmxnet3's command register; for a VF, the PF's answer on the mailbox).
 /// A refusal of either comes back to the shell, which reports it (a switch whose replay
 /// is refused does not happen).
-/// `assigned` (a VF's PF-assigned MAC, or null): the PF programmed that MAC at the VF's
-/// reset and refuses any SET_MAC_ADDR while it pins one (Linux's igb refuses even the same
-/// MAC), so asking for it again is answered here as done.
+/// (A VF's replay of the MAC its PF assigned at the reset is answered by igbvf_control.)
 template <class Device>
 class policed_channel {
 public:
-    policed_channel(const policy_channel& p, Device& d, const mac_addr* assigned = nullptr) noexcept
-        : pol_(p), dev_(d), assigned_(assigned) {}
+    policed_channel(const policy_channel& p, Device& d) noexcept : pol_(p), dev_(d) {}
     [[nodiscard]] status submit(const control_request& r) {
         const status st = pol_.submit(r);
-        return !st.ok() ? st : already_set(r) ? status{} : dev_.submit(r);
+        return !st.ok() ? st : dev_.submit(r);
     }
     [[nodiscard]] status submit_batch(std::span<const control_request> b) {
         const status st = pol_.submit_batch(b);
-        if (!st.ok())
-            return st;
-        std::vector<control_request> rest;
-        for (const auto& r : b) {
-            if (!already_set(r))
-                rest.push_back(r);
-        }
-        return rest.size() == b.size() ? dev_.submit_batch(b) : dev_.submit_batch(rest);
+        return !st.ok() ? st : dev_.submit_batch(b);
     }
 
 private:
-    bool already_set(const control_request& r) const noexcept {
-        return assigned_ != nullptr && *assigned_ != mac_addr{} &&
-               r.op == control_op::set_mac && r.mac == *assigned_;
-    }
     const policy_channel& pol_;
     Device& dev_;
-    const mac_addr* assigned_;
 };
 
 /// A PCI lower's function (bound to uio_pci_generic, BARs mapped, rings carved from the

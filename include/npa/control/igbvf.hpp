@@ -55,10 +55,18 @@ public:
         unpack_mac(reply, assigned);
         state_ = {};
         state_.mac = assigned;
+        reset_mac_ = assigned;
         return status::success();
     }
 
     [[nodiscard]] status submit(const control_request& r) {
+        if (r.op == control_op::set_mac && r.mac == reset_mac_ && r.mac == state_.mac &&
+            r.mac != mac_addr{}) {
+            // The PF programmed this MAC at the reset, and Linux's igb NACKs every
+            // SET_MAC_ADDR of a VF whose MAC it pinned, that same MAC included: asking for
+            // the MAC in effect since the reset is answered here (a replay after attach).
+            return status::success();
+        }
         std::array<std::uint32_t, igbvf::mbx::size> msg{};
         std::uint32_t words = 0;
         if (const status st = encode(r, msg, words); !st) {
@@ -314,6 +322,7 @@ private:
     std::uint64_t pf_messages_ = 0;
     void* wait_ctx_ = nullptr;
     known state_{};
+    mac_addr reset_mac_{};  ///< the MAC the PF gave at the last reset (zero: none)
     std::uint64_t messages_ = 0;
 };
 static_assert(control_channel<igbvf_control>);
