@@ -36,8 +36,9 @@ repo_root="$(cd "$here/../.." && pwd)"
 cache=${NPA_GUEST_CACHE:-$repo_root/build/guest}
 # Modules copied into the guest (each with what it depends on). uio and uio_pci_generic
 # bind devices to userspace; the NIC drivers are there for tests that want the kernel's
-# own driver as a peer, or the igb PF to create VFs; tun for npa-linkd's TAP.
-guest_modules="uio uio_pci_generic igb igbvf vmxnet3 tun"
+# own driver as a peer, or the igb PF to create VFs; tun for npa-linkd's TAP; 8021q for
+# VLAN devices over the kernel module's net_device.
+guest_modules="uio uio_pci_generic igb igbvf vmxnet3 tun 8021q"
 
 say() { echo "build-initramfs: $*" >&2; }
 die() { echo "build-initramfs: error: $*" >&2; exit 1; }
@@ -137,7 +138,8 @@ prepare_kernel() {
     rm -rf "$dir.tmp" && mkdir -p "$dir.tmp/x" "$dir.tmp/modules"
     dpkg-deb --fsys-tarfile "$deb" |
         tar -x -C "$dir.tmp/x" --wildcards './boot/vmlinuz-*' "./lib/modules/$abi/kernel/drivers/*" \
-            "./lib/modules/$abi/kernel/lib/*" 2>/dev/null ||
+            "./lib/modules/$abi/kernel/lib/*" \
+            "./lib/modules/$abi/kernel/net/*" 2>/dev/null ||
         dpkg-deb --fsys-tarfile "$deb" | tar -x -C "$dir.tmp/x"
     local bz
     bz=$(ls "$dir.tmp/x/boot/vmlinuz-"* | head -n 1)

@@ -54,6 +54,68 @@ netdev_of() {  # the net_device of PCI function $1
 ns() { nsenter -t "$ns_pid" -n "$@"; }
 # sysfs shows the first namespace's devices: the peer's carrier comes from `ip link`
 peer_carrier() { ns ip link show dev "$peer" | grep -q LOWER_UP; }
+traffic=/npa/bin/npa_traffic
+# field LINE KEY: KEY's value in an npa_traffic result line
+field() { echo "$1" | sed -n "s/.* $2=\([^ ]*\).*/\1/p"; }
+# tcp_start DIRECTION SECONDS [MBIT_S]: starts a TCP stream out (npa0 -> peer) or in (peer
+# -> npa0) for SECONDS, in the background; tcp_finish waits for it: every byte must have
+# arrived, in order and intact. It sets tcp_mbit (what the receiver measured) and
+# tcp_retrans (the sender's retransmitted segments). tcp_stream does both.
+tcp_start() {
+    tcp_dir=$1; shift
+    if [ "$tcp_dir" = out ]; then
+        ns "$traffic" tcp-sink 5201 > /tmp/tcp-sink.out 2>&1 &
+        sink_pid=$!
+        "$traffic" tcp-send 10.77.0.2 5201 "$@" > /tmp/tcp-send.out 2>&1 &
+    else
+        "$traffic" tcp-sink 5201 > /tmp/tcp-sink.out 2>&1 &
+        sink_pid=$!
+        ns "$traffic" tcp-send 10.77.0.1 5201 "$@" > /tmp/tcp-send.out 2>&1 &
+    fi
+    send_pid=$!
+}
+tcp_finish() {
+    wait "$send_pid" || fail "TCP $tcp_dir: the sender: $(cat /tmp/tcp-send.out)"
+    wait "$sink_pid" || fail "TCP $tcp_dir: the receiver: $(cat /tmp/tcp-sink.out)"
+    snd=$(cat /tmp/tcp-send.out) rcv=$(cat /tmp/tcp-sink.out)
+    echo "kmod: TCP $tcp_dir: $snd; $rcv"
+    [ "$(field "$rcv" bytes)" = "$(field "$snd" bytes)" ] || fail "TCP $tcp_dir: bytes sent and received differ"
+    tcp_mbit=$(field "$rcv" mbit_s)
+    tcp_retrans=$(field "$snd" retrans)
+}
+tcp_stream() { tcp_start "$@"; tcp_finish; }
+# tcpext: the first namespace's TCP counters that say why a segment was sent again
+tcpext() {
+    awk '/^TcpExt:/ { if (!n) { split($0, k); n = 1 } else { split($0, v); for (i = 2; i in k; i++) print k[i], v[i] } }' /proc/net/netstat |
+        grep -E '^(TCPLossProbes|TCPLossProbeRecovery|TCPFastRetrans|TCPSlowStartRetrans|TCPTimeouts|TCPDSACKRecv|TCPDSACKOfoRecv|TCPSACKReorder|TCPTSReorder|TCPSpuriousRTOs|TCPDSACKIgnoredNoUndo|TCPDSACKUndo|TCPLostRetransmit) '
+}
+# udp_rate DIRECTION SECONDS: 64-byte UDP datagrams (18-byte payload) as fast as the
+# sender goes; sets udp_kpps to what the receiver counted.
+udp_rate() {
+    if [ "$1" = out ]; then
+        ns "$traffic" udp-sink 5202 "$2" > /tmp/udp-sink.out 2>&1 &
+        sink_pid=$!
+        usleep 200000
+        "$traffic" udp-send 10.77.0.2 5202 "$2" 18 > /tmp/udp-send.out 2>&1 || fail "UDP $1: $(cat /tmp/udp-send.out)"
+    else
+        "$traffic" udp-sink 5202 "$2" > /tmp/udp-sink.out 2>&1 &
+        sink_pid=$!
+        usleep 200000
+        ns "$traffic" udp-send 10.77.0.1 5202 "$2" 18 > /tmp/udp-send.out 2>&1 || fail "UDP $1: $(cat /tmp/udp-send.out)"
+    fi
+    wait "$sink_pid" || fail "UDP $1: nothing received: $(cat /tmp/udp-sink.out)"
+    echo "kmod: UDP $1: $(cat /tmp/udp-send.out); $(cat /tmp/udp-sink.out)"
+    udp_kpps=$(field "$(cat /tmp/udp-sink.out)" kpps)
+}
+# measure: TCP and 64-byte UDP both ways; sets m_json
+MEASURE_S=${NPA_MEASURE_S:-3}
+measure() {
+    tcp_stream out "$MEASURE_S"; m_out=$tcp_mbit
+    tcp_stream in "$MEASURE_S"; m_in=$tcp_mbit
+    udp_rate out "$MEASURE_S"; m_uout=$udp_kpps
+    udp_rate in "$MEASURE_S"; m_uin=$udp_kpps
+    m_json="{\"tcp_out_mbit_s\":$m_out,\"tcp_in_mbit_s\":$m_in,\"udp64_out_kpps\":$m_uout,\"udp64_in_kpps\":$m_uin}"
+}
 
 step=insmod
 VF=${NPA_KMOD_VF:-}
@@ -126,6 +188,17 @@ echo "kmod: npa0 -> peer $got/$sent (avg ${rtt:-?} ms), peer -> npa0 ${back_got:
 [ "$rx" -ge $((2 * PINGS)) ] && [ "$tx" -ge $((2 * PINGS)) ] ||
     fail "$dev counters: rx $rx tx $tx, fewer than the echoes"
 
+step=tcp
+if [ -z "$VF" ]; then
+    # TCP and UDP both ways through npa0; the same measure runs over Linux's own vmxnet3 on
+    # the same device at the end (step linux-vmxnet3), for the ratio.
+    measure
+    npa_json=$m_json n_out=$m_out n_in=$m_in n_uout=$m_uout n_uin=$m_uin
+else
+    tcp_stream out 2
+    tcp_stream in 2
+fi
+
 step=mac
 # ping_all COUNT ARGS...: every echo must come back
 ping_all() {
@@ -144,7 +217,14 @@ wait_for 10 peer_learned || { ns cat /proc/net/arp; fail "the peer did not learn
 ping_all 5 || fail "ping after the MAC change ($old_mac -> $new_mac)"
 back=$(ns ping -c 5 -i 0.2 -W 10 10.77.0.1 2>&1)
 echo "$back" | grep -q ' 5 packets received' || fail "ping peer -> $dev after the MAC change"
-echo "kmod: MAC $old_mac -> $new_mac, the peer learned it, pings answered both ways"
+# And back: the device keeps the MAC it was last given, and QEMU's vmxnet3 then filters
+# out every unicast frame for the next driver that binds it, if that MAC is not its own
+# (Linux's vmxnet3 alike: the same happens after its own `ip link set address`).
+ip link set dev "$dev" address "$old_mac" || fail "ip link set $dev address $old_mac"
+peer_learned_old() { ns cat /proc/net/arp | grep 10.77.0.1 | grep -qi "$old_mac"; }
+wait_for 10 peer_learned_old || { ns cat /proc/net/arp; fail "the peer did not learn $old_mac again"; }
+ping_all 3 || fail "ping after the MAC went back to $old_mac"
+echo "kmod: MAC $old_mac -> $new_mac -> $old_mac, the peer learned each, pings answered both ways"
 
 step=mtu
 ip link set dev "$dev" mtu 1400 || fail "ip link set $dev mtu 1400"
@@ -166,6 +246,25 @@ ping_all 3 || fail "ping after promiscuous mode"
 rx=$(cat "$stats/rx_packets"); tx=$(cat "$stats/tx_packets")
 echo "kmod: promiscuous on and off; $dev rx $rx tx $tx"
 
+step=vlan
+# A VLAN device on each side (8021q): the VID reaches the device's filter through the shell's
+# control path (ndo_vlan_rx_add_vid), tagged frames pass both ways. It stays for the rest of
+# the run, so a switch must replay it; step vlan-kill removes it.
+npa-modprobe 8021q || fail "loading 8021q"
+ip link add link "$dev" name "$dev.7" type vlan id 7 || fail "ip link add $dev.7 type vlan id 7"
+ip addr add 10.78.0.1/24 dev "$dev.7" && ip link set "$dev.7" up || fail "$dev.7 up"
+ns ip link add link "$peer" name vlan7 type vlan id 7 || fail "the peer's VLAN 7"
+ns ip addr add 10.78.0.2/24 dev vlan7 && ns ip link set vlan7 up || fail "the peer's VLAN 7 up"
+# vlan_ping COUNT: every echo over VLAN 7 must come back
+vlan_ping() {
+    o=$(ping -c "$1" -i 0.2 -W 10 10.78.0.2 2>&1)
+    echo "$o" | grep -q " $1 packets received" || { echo "$o" | tail -n 3; return 1; }
+}
+vlan_ping 5 || fail "ping over VLAN 7"
+o=$(ns ping -c 5 -i 0.2 -W 10 10.78.0.1 2>&1)
+echo "$o" | grep -q ' 5 packets received' || fail "ping over VLAN 7 from the peer: $(echo "$o" | tail -n 2)"
+echo "kmod: VLAN 7 on $dev: pings answered both ways"
+
 step=ethtool
 ethtool=/npa/bin/npa_ethtool
 info=$("$ethtool" -i "$dev") || fail "ethtool -i $dev"
@@ -174,9 +273,10 @@ echo "$info" | grep -qx 'driver: npa_vmxnet3' || fail "ethtool -i: driver is not
 echo "$info" | grep -qx 'bus-info: 0000:00:03.0' || fail "ethtool -i: bus-info is not 0000:00:03.0"
 # stat NAME: its value in the last `ethtool -S`
 stat() { echo "$S" | sed -n "s/^ *$1: //p"; }
+# the net_device's counters first: what the shell counted after them can only be more
+rx=$(cat "$stats/rx_packets"); tx=$(cat "$stats/tx_packets")
 S=$("$ethtool" -S "$dev") || fail "ethtool -S $dev"
 echo "$S"
-rx=$(cat "$stats/rx_packets"); tx=$(cat "$stats/tx_packets")
 [ -z "$VF" ] || [ -n "$(stat igbvf_rx_packets)" ] || fail "ethtool -S: no igbvf_rx_packets"
 for k in shell_tx_accepted shell_rx_delivered shell_tx_lost shell_switches vmxnet3_rx_packets \
          vmxnet3_tx_packets vmxnet3_bad_completion; do
@@ -218,7 +318,20 @@ echo "kmod: sysfs: paths, active_path, switch_log read; 8 bad writes refused, th
 
 if [ -n "$VF" ]; then
     # 100 switches, vmxnet3 -> VF -> vmxnet3 ..., while a ping runs at 100 Hz: none lost.
+    # A TCP stream runs through them; the same stream and ping without switches first: the
+    # switches must not add retransmits.
+    step=tcp-baseline
+    SW_TCP_S=${NPA_SWITCH_TCP_S:-15}
+    tcpext > /tmp/ext0
+    tcp_start out "$SW_TCP_S"
+    ping -c 1500 -i 0.01 -W 2 10.77.0.2 > /tmp/base-ping.out 2>&1
+    tcp_finish
+    tcpext > /tmp/ext1
+    base_retrans=$tcp_retrans base_mbit=$tcp_mbit
+    base_got=$(sed -n 's/.* \([0-9]*\) packets received.*/\1/p' /tmp/base-ping.out)
+    echo "kmod: without switches: ping ${base_got:-0}/1500, TCP $base_mbit Mbit/s, $base_retrans retransmits"
     step=switch
+    tcp_start out "$SW_TCP_S"
     ping -c 1500 -i 0.01 -W 2 10.77.0.2 > /tmp/switch-ping.out 2>&1 &
     ping_pid=$!
     usleep 300000
@@ -240,6 +353,9 @@ if [ -n "$VF" ]; then
     done
     t1=$(cut -d' ' -f1 /proc/uptime)
     wait "$ping_pid"
+    tcp_finish
+    tcpext > /tmp/ext2
+    paste /tmp/ext0 /tmp/ext1 /tmp/ext2 | awk '{ printf "kmod: TcpExt %s: without switches %d, with %d\n", $1, $4 - $2, $6 - $4 }'
     tail -n 2 /tmp/switch-ping.out
     sw_sent=$(sed -n 's/^\([0-9]*\) packets transmitted.*/\1/p' /tmp/switch-ping.out)
     sw_got=$(sed -n 's/.* \([0-9]*\) packets received.*/\1/p' /tmp/switch-ping.out)
@@ -251,6 +367,20 @@ if [ -n "$VF" ]; then
     [ "$(stat igbvf_rx_packets)" -gt 0 ] && [ "$(stat igbvf_tx_packets)" -gt 0 ] ||
         fail "no traffic on the VF path"
     [ "$(stat shell_tx_lost)" = 0 ] || fail "the shell lost TX frames"
+    # A retransmit the receiver answers with a D-SACK (it had the segment already) was
+    # spurious: a loss probe or timer that fired during a pause, nothing lost. The others
+    # are the losses; the switches must add none.
+    ext() { awk -v k="$1" '$1 == k { print $2 }' "$2"; }
+    base_spurious=$(($(ext TCPDSACKRecv /tmp/ext1) - $(ext TCPDSACKRecv /tmp/ext0)))
+    sw_spurious=$(($(ext TCPDSACKRecv /tmp/ext2) - $(ext TCPDSACKRecv /tmp/ext1)))
+    sw_probes=$(($(ext TCPLossProbes /tmp/ext2) - $(ext TCPLossProbes /tmp/ext1)))
+    base_lost=$((base_retrans - base_spurious)) sw_lost=$((tcp_retrans - sw_spurious))
+    [ "$base_lost" -ge 0 ] || base_lost=0
+    [ "$sw_lost" -ge 0 ] || sw_lost=0
+    echo "kmod: TCP through the 100 switches: $tcp_mbit Mbit/s, $tcp_retrans retransmits ($sw_spurious spurious by D-SACK, $sw_probes loss probes); without switches: $base_mbit Mbit/s, $base_retrans ($base_spurious spurious)"
+    [ "$sw_lost" -le "$base_lost" ] ||
+        fail "TCP resent $sw_lost segments the receiver had not had through the switches, $base_lost without"
+    sw_json=",\"switches\":{\"count\":100,\"ping_sent\":$sw_sent,\"ping_received\":$sw_got,\"tcp_mbit_s\":$tcp_mbit,\"tcp_retrans\":$tcp_retrans,\"tcp_retrans_spurious\":$sw_spurious,\"tcp_loss_probes\":$sw_probes,\"tcp_mbit_s_without\":$base_mbit,\"tcp_retrans_without\":$base_retrans,\"tcp_retrans_spurious_without\":$base_spurious}"
 
     # The VF goes under traffic: the PF's sriov_numvfs = 0 removes it (its PCI remove runs
     # here). npa0 stays up, the shell falls back to the vmxnet3, the VF's path goes, pings
@@ -277,6 +407,7 @@ if [ -n "$VF" ]; then
         usleep 20000
     done
     [ "$(cat "$sys/active_path")" = 1 ] || fail "the VF is not the active path before the removal"
+    vlan_ping 3 || fail "ping over VLAN 7 on the VF: the switch did not replay the VID to it"
     S=$("$ethtool" -S "$dev") || fail "ethtool -S $dev"
     vf_tx0=$(stat igbvf_tx_packets)
     ping -c 800 -i 0.01 -W 2 10.77.0.2 > /tmp/removal-ping.out 2>&1 &
@@ -317,6 +448,24 @@ if [ -n "$VF" ]; then
     rm_json=",\"vf_removal\":{\"by\":\"sriov_numvfs=0\",\"fallback\":\"vmxnet3\",\"ping_sent\":$rm_sent,\"ping_received\":$rm_got,\"ping_lost\":$rm_lost,\"last_300_answered\":$late,\"vf_tx_before_ping\":${vf_tx0:-0},\"vf_tx_at_removal\":$vf_tx1,\"sriov_write_s\":\"$t0..$t1\"},\"switch_timeout_then_finished\":$timeout_seen"
 fi
 
+step=vlan-kill
+# The VLAN goes (ndo_vlan_rx_kill_vid): the device's filter must drop what the peer still
+# sends tagged 7 (1 s of UDP to VLAN 7's broadcast address), before the frames reach npa0.
+ip link del "$dev.7" || fail "ip link del $dev.7"
+S=$("$ethtool" -S "$dev") || fail "ethtool -S $dev"
+rx0=$(stat vmxnet3_rx_packets)
+# the peer's sysfs is the first namespace's: its counters come from its /proc/net/dev
+peer_tx() { ns cat /proc/net/dev | awk -v d="$1:" '{ sub(/^ */, "") } index($0, d) == 1 { sub(/^[^:]*: */, ""); split($0, f); print f[10] }'; }
+ptx0=$(peer_tx vlan7)
+ns "$traffic" udp-send 10.78.0.255 5203 1 18 || fail "UDP to VLAN 7's broadcast address"
+ptx1=$(peer_tx vlan7)
+[ $((ptx1 - ptx0)) -ge 100 ] || fail "the peer sent $((ptx1 - ptx0)) frames on VLAN 7, fewer than 100"
+S=$("$ethtool" -S "$dev") || fail "ethtool -S $dev"
+rx1=$(stat vmxnet3_rx_packets)
+echo "kmod: VLAN 7 removed; the vmxnet3 path received $((rx1 - rx0)) frames while the peer sent $((ptx1 - ptx0)) tagged 7"
+[ $((rx1 - rx0)) -lt 10 ] || fail "VLAN 7's frames still reach $dev after its removal ($((rx1 - rx0)) received)"
+ping_all 3 || fail "ping after the VLAN's removal"
+
 step=rmmod
 ip link set "$dev" down || fail "ip link set $dev down"
 [ "$(cat "$sys/active_path")" = none ] || fail "$sys/active_path is not none while down"
@@ -325,6 +474,24 @@ if (echo 0 > "$sys/active_path") 2>/dev/null; then
 fi
 rmmod npa_vmxnet3 || fail "rmmod npa_vmxnet3"
 [ ! -e "/sys/class/net/$dev" ] || fail "$dev still there after rmmod"
+if [ -z "$VF" ]; then
+    # The same measure over Linux's own vmxnet3 driver on the same device, in this boot.
+    step=linux-vmxnet3
+    echo 0000:00:03.0 > /sys/bus/pci/drivers/vmxnet3/bind || fail "binding 00:03.0 to Linux's vmxnet3"
+    wait_for 5 test -n "$(netdev_of 0000:00:03.0)" || fail "no net_device from Linux's vmxnet3 on 00:03.0"
+    ldev=$(netdev_of 0000:00:03.0)
+    ip addr add 10.77.0.1/24 dev "$ldev" && ip link set "$ldev" up || fail "$ldev up"
+    wait_for 10 grep -q 1 "/sys/class/net/$ldev/carrier" || fail "$ldev: no carrier"
+    ns ip neigh flush dev "$peer"
+    ping_all 3 || { cat /proc/net/dev; ns cat /proc/net/dev; ip neigh; ns ip neigh; ip route; fail "ping over Linux's vmxnet3"; }
+    measure
+    linux_json=$m_json
+    ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print 0 }'; }
+    echo "kmod: npa_vmxnet3 / Linux's vmxnet3, same device, same boot: TCP out $(ratio "$n_out" "$m_out"), TCP in $(ratio "$n_in" "$m_in"), UDP 64 B out $(ratio "$n_uout" "$m_uout"), in $(ratio "$n_uin" "$m_uin")"
+    bench_json=",\"npa\":$npa_json,\"linux_vmxnet3\":$linux_json"
+    ip link set "$ldev" down
+    echo 0000:00:03.0 > /sys/bus/pci/drivers/vmxnet3/unbind
+fi
 kill "$ns_pid" 2>/dev/null
 ns_pid=""
 
@@ -333,5 +500,5 @@ dmesg | grep -i npa
 bad=$(dmesg | grep -E 'WARNING|BUG|Oops|Call Trace|audit does not balance|refused|would not go|no fallback' | head -n 5)
 [ -z "$bad" ] || fail "kernel log: $bad"
 
-echo "NPA-GUEST-RESULT {\"test\":\"kmod_vmxnet3\",\"status\":\"pass\",\"netdev\":\"$dev\",\"pings\":$PINGS,\"ping_out_received\":$got,\"ping_back_received\":$back_got,\"rtt_avg_ms\":${rtt:-0},\"rx_packets\":$rx,\"tx_packets\":$tx,\"rx_dropped\":$rx_drop,\"tx_dropped\":$tx_drop,\"mac_changed\":true,\"mtu_refused\":true${rm_json:-}}"
+echo "NPA-GUEST-RESULT {\"test\":\"kmod_vmxnet3\",\"status\":\"pass\",\"netdev\":\"$dev\",\"pings\":$PINGS,\"ping_out_received\":$got,\"ping_back_received\":$back_got,\"rtt_avg_ms\":${rtt:-0},\"rx_packets\":$rx,\"tx_packets\":$tx,\"rx_dropped\":$rx_drop,\"tx_dropped\":$tx_drop,\"mac_changed\":true,\"mtu_refused\":true,\"vlan\":true${sw_json:-}${rm_json:-}${bench_json:-}}"
 exit 0

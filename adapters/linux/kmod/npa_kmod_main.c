@@ -15,7 +15,11 @@
  *   ndo_stop   NAPI off, npa_core_stop (every buffer back; the audit must balance).
  *
  * Locking: `lock` serialises the shell's queue 0 between ndo_start_xmit and the NAPI poll
- * (npa::shell's data path has one owner at a time). Both run with bottom halves off. Every
+ * (npa::shell's data path has one owner at a time). Both run with bottom halves off, and
+ * nothing that can transmit runs under it: the poll queues the frames it received and hands
+ * them to the stack after unlocking (the stack answers a TCP segment with an ACK from
+ * inside napi_gro_receive, through ndo_start_xmit: under the lock, a self-deadlock). The
+ * event interrupt takes no lock either: it hands the link check to a work item. Every
  * control call of the shell (open, stop, the control requests, a VF joining or leaving, a
  * switch from sysfs) runs in process context under RTNL.
  *
@@ -88,6 +92,8 @@ struct npa_kmod_dev {
 	bool up;
 	bool ctl_up;			/* under RTNL: the shell started, RX mode goes to it */
 	struct work_struct rx_mode_work;	/* ndo_set_rx_mode, done under RTNL */
+	struct work_struct link_work;		/* the event vector's link check */
+	struct sk_buff_head rxq;		/* received under `lock`, to the stack after it */
 	char irq_name[2][IFNAMSIZ + 8];
 };
 
@@ -192,7 +198,7 @@ void npa_kmod_rx(void *host, const void *data, u32 len)
 	}
 	skb_put_data(skb, data, len);
 	skb->protocol = eth_type_trans(skb, d->netdev);
-	napi_gro_receive(&d->napi, skb);
+	__skb_queue_tail(&d->rxq, skb);	/* only the poll touches rxq */
 }
 
 /* ---- NAPI and interrupts -------------------------------------------------------------- */
@@ -200,11 +206,14 @@ void npa_kmod_rx(void *host, const void *data, u32 len)
 static int npa_kmod_poll(struct napi_struct *napi, int budget)
 {
 	struct npa_kmod_dev *d = container_of(napi, struct npa_kmod_dev, napi);
+	struct sk_buff *skb;
 	int done, rearmed;
 
 	spin_lock(&d->lock);
 	done = npa_core_poll(d->core, budget, &rearmed);
 	spin_unlock(&d->lock);
+	while ((skb = __skb_dequeue(&d->rxq)))
+		napi_gro_receive(napi, skb);
 	if (netif_queue_stopped(d->netdev))
 		netif_wake_queue(d->netdev);
 	if (done < budget) {
@@ -228,18 +237,27 @@ static irqreturn_t npa_kmod_queue_irq(int irq, void *data)
 	return IRQ_HANDLED;
 }
 
-static irqreturn_t npa_kmod_event_irq(int irq, void *data)
+static void npa_kmod_link_work(struct work_struct *w)
 {
-	struct npa_kmod_dev *d = data;
+	struct npa_kmod_dev *d = container_of(w, struct npa_kmod_dev, link_work);
 	int up;
 
-	spin_lock(&d->lock);
+	spin_lock_bh(&d->lock);
 	up = d->up ? npa_core_link(d->core) : 0;
-	spin_unlock(&d->lock);
+	spin_unlock_bh(&d->lock);
 	if (up)
 		netif_carrier_on(d->netdev);
 	else
 		netif_carrier_off(d->netdev);
+}
+
+static irqreturn_t npa_kmod_event_irq(int irq, void *data)
+{
+	struct npa_kmod_dev *d = data;
+
+	/* `lock` is taken with interrupts on (xmit, the poll): not here. The vector stays
+	 * masked (autoMask) until the work item has read the event and unmasked it. */
+	schedule_work(&d->link_work);
 	return IRQ_HANDLED;
 }
 
@@ -283,6 +301,8 @@ static int npa_kmod_stop(struct net_device *nd)
 	napi_disable(&d->napi);
 	synchronize_irq(pci_irq_vector(d->pdev, 0));
 	synchronize_irq(pci_irq_vector(d->pdev, 1));
+	cancel_work_sync(&d->link_work);
+	netif_carrier_off(nd);
 	npa_core_stop(d->core);
 	if (!npa_core_audit(d->core))
 		netdev_warn(nd, "npa: buffer audit does not balance after stop\n");
@@ -646,6 +666,8 @@ static int npa_kmod_probe(struct pci_dev *pdev, const struct pci_device_id *id)
 	d->netdev = nd;
 	spin_lock_init(&d->lock);
 	INIT_WORK(&d->rx_mode_work, npa_kmod_rx_mode_work);
+	INIT_WORK(&d->link_work, npa_kmod_link_work);
+	__skb_queue_head_init(&d->rxq);
 	pci_set_drvdata(pdev, d);
 
 	/* BAR0 (PT) and BAR1 (VD), a page each at least; queue 0 and the event vector. */
@@ -698,6 +720,7 @@ static int npa_kmod_probe(struct pci_dev *pdev, const struct pci_device_id *id)
 fail_irqs:
 	free_irq(pci_irq_vector(pdev, 1), d);
 	free_irq(pci_irq_vector(pdev, 0), d);
+	cancel_work_sync(&d->link_work);
 fail_napi:
 	netif_napi_del(&d->napi);
 	npa_core_destroy(d->core);
@@ -740,6 +763,7 @@ static void npa_kmod_remove(struct pci_dev *pdev)
 	rtnl_unlock();
 	free_irq(pci_irq_vector(pdev, 1), d);
 	free_irq(pci_irq_vector(pdev, 0), d);
+	cancel_work_sync(&d->link_work);	/* after the event vector: nothing requeues it */
 	netif_napi_del(&d->napi);
 	npa_core_destroy(d->core);
 	pci_free_irq_vectors(pdev);

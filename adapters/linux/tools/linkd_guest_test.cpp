@@ -22,6 +22,7 @@
 #include <npa/capabilities.hpp>
 
 #include "guest_test_support.hpp"
+#include "tcp_pattern.hpp"
 
 #include <arpa/inet.h>
 #include <fcntl.h>
@@ -276,8 +277,6 @@ struct pinger {
     }
 };
 
-std::uint8_t tcp_pattern(std::uint64_t i) { return static_cast<std::uint8_t>(i % 251); }
-
 // The peer's end of the TCP stream (the initial namespace): counts and checks the bytes.
 struct tcp_sink {
     int listen_fd = -1;
@@ -304,19 +303,11 @@ struct tcp_sink {
         if (c < 0) {
             return;
         }
-        std::uint8_t buf[16384];
-        pollfd q{c, POLLIN, 0};
-        while (::poll(&q, 1, 20000) == 1) {
-            const ssize_t n = ::read(c, buf, sizeof buf);
-            if (n <= 0) {
-                eof = n == 0;
-                break;
-            }
-            for (ssize_t i = 0; i < n; ++i) {
-                bad += buf[i] != tcp_pattern(got + static_cast<std::uint64_t>(i));
-            }
-            got += static_cast<std::uint64_t>(n);
-        }
+        pattern_check check;
+        check.read_all(c, 20000, [] {});
+        got = check.got;
+        bad = check.bad;
+        eof = check.eof;
         ::close(c);
     }
 };
