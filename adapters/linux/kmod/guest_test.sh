@@ -84,6 +84,18 @@ tcp_finish() {
     tcp_retrans=$(field "$snd" retrans)
 }
 tcp_stream() { tcp_start "$@"; tcp_finish; }
+# switch_to PATH WHAT: a write to active_path; EBUSY (the hysteresis: 50 ms on a path) and
+# EAGAIN (a VF whose PF has not finished its reset) are asked again 20 ms later
+switch_to() {
+    tries=0
+    while ! werr=$( (echo "$1" > "$sys/active_path") 2>&1); do
+        case "$werr" in *busy*|*"temporarily unavailable"*) ;; *) fail "switch $2 (to path $1): $werr" ;; esac
+        tries=$((tries + 1))
+        [ "$tries" -lt 100 ] || fail "switch $2 (to path $1): $werr 100 times"
+        usleep 20000
+    done
+    [ "$(cat "$sys/active_path")" = "$1" ] || fail "switch $2: active_path is not $1"
+}
 # tcpext: the first namespace's TCP counters that say why a segment was sent again
 tcpext() {
     awk '/^TcpExt:/ { if (!n) { split($0, k); n = 1 } else { split($0, v); for (i = 2; i in k; i++) print k[i], v[i] } }' /proc/net/netstat |
@@ -339,15 +351,7 @@ if [ -n "$VF" ]; then
     i=0
     while [ "$i" -lt 100 ]; do
         to=$(((i + 1) % 2))
-        tries=0
-        while ! werr=$( (echo "$to" > "$sys/active_path") 2>&1); do
-            # the hysteresis (50 ms on a path) answers EBUSY: wait and ask again
-            case "$werr" in *busy*) ;; *) fail "switch $i to path $to: $werr" ;; esac
-            tries=$((tries + 1))
-            [ "$tries" -lt 50 ] || fail "switch $i to path $to: busy 50 times"
-            usleep 20000
-        done
-        [ "$(cat "$sys/active_path")" = "$to" ] || fail "switch $i: active_path is not $to"
+        switch_to "$to" "$i"
         i=$((i + 1))
         usleep 30000
     done
@@ -360,8 +364,12 @@ if [ -n "$VF" ]; then
     sw_sent=$(sed -n 's/^\([0-9]*\) packets transmitted.*/\1/p' /tmp/switch-ping.out)
     sw_got=$(sed -n 's/.* \([0-9]*\) packets received.*/\1/p' /tmp/switch-ping.out)
     tail -n 3 "$sys/switch_log"
+    # how long the switches took in the kernel: the 16 records switch_log keeps
+    sw_durs=$(tail -n 16 "$sys/switch_log" | sed -n 's/.* ok \([0-9]*\)ns .*/\1/p' | sort -n)
+    sw_med=$(echo "$sw_durs" | awk '{ a[NR] = $1 } END { printf "%.2f", a[int((NR + 1) / 2)] / 1e6 }')
+    sw_max=$(echo "$sw_durs" | awk 'END { printf "%.2f", $1 / 1e6 }')
     S=$("$ethtool" -S "$dev") || fail "ethtool -S $dev"
-    echo "kmod: 100 switches in $t0..$t1 s; ping ${sw_got:-0}/${sw_sent:-0}; VF path rx $(stat igbvf_rx_packets) tx $(stat igbvf_tx_packets); shell_tx_lost $(stat shell_tx_lost)"
+    echo "kmod: 100 switches in $t0..$t1 s (the last 16: median $sw_med ms, max $sw_max ms); ping ${sw_got:-0}/${sw_sent:-0}; VF path rx $(stat igbvf_rx_packets) tx $(stat igbvf_tx_packets); shell_tx_lost $(stat shell_tx_lost)"
     [ -n "$sw_sent" ] && [ "${sw_got:-0}" = "$sw_sent" ] || fail "ping during the switches: ${sw_got:-0} of ${sw_sent:-?} answered"
     [ "$(stat shell_switches)" -ge 101 ] || fail "ethtool -S: shell_switches $(stat shell_switches), not 101"
     [ "$(stat igbvf_rx_packets)" -gt 0 ] && [ "$(stat igbvf_tx_packets)" -gt 0 ] ||
@@ -380,12 +388,45 @@ if [ -n "$VF" ]; then
     echo "kmod: TCP through the 100 switches: $tcp_mbit Mbit/s, $tcp_retrans retransmits ($sw_spurious spurious by D-SACK, $sw_probes loss probes); without switches: $base_mbit Mbit/s, $base_retrans ($base_spurious spurious)"
     [ "$sw_lost" -le "$base_lost" ] ||
         fail "TCP resent $sw_lost segments the receiver had not had through the switches, $base_lost without"
-    sw_json=",\"switches\":{\"count\":100,\"ping_sent\":$sw_sent,\"ping_received\":$sw_got,\"tcp_mbit_s\":$tcp_mbit,\"tcp_retrans\":$tcp_retrans,\"tcp_retrans_spurious\":$sw_spurious,\"tcp_loss_probes\":$sw_probes,\"tcp_mbit_s_without\":$base_mbit,\"tcp_retrans_without\":$base_retrans,\"tcp_retrans_spurious_without\":$base_spurious}"
+    sw_json=",\"switches\":{\"count\":100,\"last16_median_ms\":$sw_med,\"last16_max_ms\":$sw_max,\"ping_sent\":$sw_sent,\"ping_received\":$sw_got,\"tcp_mbit_s\":$tcp_mbit,\"tcp_retrans\":$tcp_retrans,\"tcp_retrans_spurious\":$sw_spurious,\"tcp_loss_probes\":$sw_probes,\"tcp_mbit_s_without\":$base_mbit,\"tcp_retrans_without\":$base_retrans,\"tcp_retrans_spurious_without\":$base_spurious}"
 
     # The VF goes under traffic: the PF's sriov_numvfs = 0 removes it (its PCI remove runs
     # here). npa0 stays up, the shell falls back to the vmxnet3, the VF's path goes, pings
     # go on. Echoes in flight to the VF while it goes may be lost: counted, not hidden.
     # A switch that times out stays pending; the next write finishes it (not EBUSY).
+    # The VF reset behind the driver's back (a function-level reset through sysfs: no
+    # remove callback, the VF stays bound): the health check (health_ms, 100 ms) sees its
+    # queues disabled and the shell falls back to the vmxnet3 by itself under a 100 Hz ping;
+    # afterwards the VF is switched to again (attached anew: reset, mailbox RESET).
+    step=vf-reset
+    switch_to 1 "to the VF before its reset"
+    [ -e "/sys/bus/pci/devices/$VF/reset" ] || fail "$VF has no reset method in sysfs"
+    ping -c 600 -i 0.01 -W 2 10.77.0.2 > /tmp/reset-ping.out 2>&1 &
+    ping_pid=$!
+    usleep 1000000
+    echo 1 > "/sys/bus/pci/devices/$VF/reset" || fail "resetting $VF through sysfs"
+    fell_back() { [ "$(cat "$sys/active_path")" = 0 ]; }
+    wait_for 3 fell_back || fail "no fallback to the vmxnet3 within 3 s of the VF's reset"
+    wait "$ping_pid"
+    rs_rec=$(tail -n 1 "$sys/switch_log")
+    echo "$rs_rec"
+    case "$rs_rec" in
+        *" igbvf -> vmxnet3 reset ok "*) ;;
+        *) fail "the last switch is not the fallback for the VF's reset: $rs_rec" ;;
+    esac
+    rs_sent=$(sed -n 's/^\([0-9]*\) packets transmitted.*/\1/p' /tmp/reset-ping.out)
+    rs_got=$(sed -n 's/.* \([0-9]*\) packets received.*/\1/p' /tmp/reset-ping.out)
+    [ -n "$rs_sent" ] && [ -n "$rs_got" ] || fail "ping during the VF's reset: no summary"
+    rs_late=$(sed -n 's/.* seq=\([0-9]*\) .*/\1/p' /tmp/reset-ping.out | sort -un |
+        awk -v from=$((rs_sent - 200)) '$1 >= from' | wc -l)
+    echo "kmod: VF reset under a 100 Hz ping: fallback by the health check; ping $rs_got/$rs_sent, the last 200: $rs_late answered"
+    [ "$rs_late" = 200 ] || fail "pings after the fallback from the reset VF: $rs_late of the last 200 answered"
+    dmesg | grep -q "npa: igbvf -> vmxnet3 (reset)" || fail "the kernel log does not report the fallback"
+    switch_to 1 "back to the VF after its reset"
+    ping_all 3 || fail "ping on the VF after its reset"
+    switch_to 0 "to the vmxnet3 after the VF's reset"
+    rs_json=",\"vf_reset\":{\"by\":\"sysfs reset (FLR)\",\"fallback\":\"health check\",\"ping_sent\":$rs_sent,\"ping_received\":$rs_got,\"last_200_answered\":$rs_late}"
+
     step=switch-timeout
     wait_param=/sys/module/npa_vmxnet3/parameters/switch_wait_ms
     echo 0 > "$wait_param" || fail "switch_wait_ms = 0 refused"
@@ -399,14 +440,7 @@ if [ -n "$VF" ]; then
     echo 5000 > "$wait_param" || fail "switch_wait_ms = 5000 refused"
     echo "kmod: a switch given 0 ms: timed out $timeout_seen"
     step=removal
-    tries=0
-    while ! werr=$( (echo 1 > "$sys/active_path") 2>&1); do
-        case "$werr" in *busy*) ;; *) fail "switch to the VF before the removal: $werr" ;; esac
-        tries=$((tries + 1))
-        [ "$tries" -lt 50 ] || fail "switch to the VF before the removal: busy 50 times"
-        usleep 20000
-    done
-    [ "$(cat "$sys/active_path")" = 1 ] || fail "the VF is not the active path before the removal"
+    switch_to 1 "to the VF before the removal"
     vlan_ping 3 || fail "ping over VLAN 7 on the VF: the switch did not replay the VID to it"
     S=$("$ethtool" -S "$dev") || fail "ethtool -S $dev"
     vf_tx0=$(stat igbvf_tx_packets)
@@ -500,5 +534,5 @@ dmesg | grep -i npa
 bad=$(dmesg | grep -E 'WARNING|BUG|Oops|Call Trace|audit does not balance|refused|would not go|no fallback' | head -n 5)
 [ -z "$bad" ] || fail "kernel log: $bad"
 
-echo "NPA-GUEST-RESULT {\"test\":\"kmod_vmxnet3\",\"status\":\"pass\",\"netdev\":\"$dev\",\"pings\":$PINGS,\"ping_out_received\":$got,\"ping_back_received\":$back_got,\"rtt_avg_ms\":${rtt:-0},\"rx_packets\":$rx,\"tx_packets\":$tx,\"rx_dropped\":$rx_drop,\"tx_dropped\":$tx_drop,\"mac_changed\":true,\"mtu_refused\":true,\"vlan\":true${sw_json:-}${rm_json:-}${bench_json:-}}"
+echo "NPA-GUEST-RESULT {\"test\":\"kmod_vmxnet3\",\"status\":\"pass\",\"netdev\":\"$dev\",\"pings\":$PINGS,\"ping_out_received\":$got,\"ping_back_received\":$back_got,\"rtt_avg_ms\":${rtt:-0},\"rx_packets\":$rx,\"tx_packets\":$tx,\"rx_dropped\":$rx_drop,\"tx_dropped\":$tx_drop,\"mac_changed\":true,\"mtu_refused\":true,\"vlan\":true${sw_json:-}${rs_json:-}${rm_json:-}${bench_json:-}}"
 exit 0

@@ -59,6 +59,9 @@ MODULE_PARM_DESC(buffers, "packet buffers in the pool (2176 bytes each, one DMA 
 static unsigned int switch_wait_ms = 5000;
 module_param(switch_wait_ms, uint, 0644);
 MODULE_PARM_DESC(switch_wait_ms, "how long a write to active_path (or the VF's removal) drives a switch before ETIMEDOUT");
+static unsigned int health_ms = 100;
+module_param(health_ms, uint, 0644);
+MODULE_PARM_DESC(health_ms, "how often the active path's health is checked while up (ms; 0: never)");
 
 /* A PCI function the C++ half reaches (npa_kmod_dma_*, npa_kmod_reg_*): the vmxnet3 or
  * the VF. */
@@ -93,6 +96,7 @@ struct npa_kmod_dev {
 	bool ctl_up;			/* under RTNL: the shell started, RX mode goes to it */
 	struct work_struct rx_mode_work;	/* ndo_set_rx_mode, done under RTNL */
 	struct work_struct link_work;		/* the event vector's link check */
+	struct delayed_work health_work;	/* the active path's health, every health_ms */
 	struct sk_buff_head rxq;		/* received under `lock`, to the stack after it */
 	char irq_name[2][IFNAMSIZ + 8];
 };
@@ -284,6 +288,8 @@ static int npa_kmod_open(struct net_device *nd)
 	else
 		netif_carrier_off(nd);
 	napi_schedule(&d->napi);
+	if (READ_ONCE(health_ms))
+		schedule_delayed_work(&d->health_work, msecs_to_jiffies(READ_ONCE(health_ms)));
 	netdev_info(nd, "npa shell up on the vmxnet3 path, link %s\n", err ? "up" : "down");
 	return 0;
 }
@@ -294,7 +300,8 @@ static int npa_kmod_stop(struct net_device *nd)
 
 	netif_stop_queue(nd);
 	netif_carrier_off(nd);
-	d->ctl_up = false;
+	WRITE_ONCE(d->ctl_up, false);
+	cancel_delayed_work_sync(&d->health_work);	/* it only tries RTNL: no deadlock */
 	spin_lock_bh(&d->lock);
 	d->up = false;
 	spin_unlock_bh(&d->lock);
@@ -554,6 +561,48 @@ static int npa_kmod_finish_switch(struct npa_kmod_dev *d)
 	return npa_core_service(d->core);
 }
 
+/* The active path's health, every health_ms while up: a VF that failed without the kernel
+ * removing it (a function-level reset, a PF reset, a device that stopped answering, bad
+ * completions) makes the shell's service() ask for the fallback, driven to its end here as
+ * a sysfs write drives a switch. A switch a write left unfinished is driven on too. RTNL is
+ * only tried: ndo_stop cancels this work under RTNL. */
+/* The newest switch record's number (0: none yet); `r` holds it. */
+static u64 npa_kmod_last_switch(struct npa_kmod_dev *d, struct npa_core_switch_rec *r)
+{
+	u32 count = npa_core_switch_count(d->core);	/* the records kept: it stops growing */
+
+	if (!count)
+		return 0;
+	npa_core_switch_record(d->core, count - 1, r);
+	return r->seq;
+}
+
+static void npa_kmod_health_work(struct work_struct *w)
+{
+	struct npa_kmod_dev *d = container_of(to_delayed_work(w), struct npa_kmod_dev, health_work);
+	struct npa_core_switch_rec r;
+	unsigned int ms = READ_ONCE(health_ms);
+	u64 before;
+
+	if (rtnl_trylock()) {
+		before = npa_kmod_last_switch(d, &r);
+		if (d->ctl_up && npa_core_service(d->core)) {
+			int pending = npa_kmod_finish_switch(d);
+
+			if (npa_kmod_last_switch(d, &r) != before)
+				netdev_warn(d->netdev, "npa: %s -> %s (%s): %s\n", r.from, r.to, r.reason,
+					    pending ? "not finished yet" : r.result);
+		}
+		/* A VF the shell fell back from because it was reset is reset again, its PF's
+		 * handshake redone (retried every tick while its PF holds the mailbox). */
+		if (d->ctl_up)
+			npa_core_vf_recover(d->core);
+		rtnl_unlock();
+	}
+	if (ms && READ_ONCE(d->ctl_up))
+		schedule_delayed_work(&d->health_work, msecs_to_jiffies(ms));
+}
+
 static ssize_t active_path_store(struct device *dev, struct device_attribute *attr,
 				 const char *buf, size_t len)
 {
@@ -667,6 +716,7 @@ static int npa_kmod_probe(struct pci_dev *pdev, const struct pci_device_id *id)
 	spin_lock_init(&d->lock);
 	INIT_WORK(&d->rx_mode_work, npa_kmod_rx_mode_work);
 	INIT_WORK(&d->link_work, npa_kmod_link_work);
+	INIT_DELAYED_WORK(&d->health_work, npa_kmod_health_work);
 	__skb_queue_head_init(&d->rxq);
 	pci_set_drvdata(pdev, d);
 
