@@ -220,6 +220,14 @@ ping_all() {
     [ "${r:-0}" = "$n" ] || { echo "$o" | tail -n 3; return 1; }
 }
 old_mac=$(cat "/sys/class/net/$dev/address")
+# Bad netlink input first: a multicast, the zero and the broadcast address are refused with
+# an error and change nothing.
+for bad in 01:00:5e:00:00:01 00:00:00:00:00:00 ff:ff:ff:ff:ff:ff; do
+    if ip link set dev "$dev" address "$bad" 2>/dev/null; then
+        fail "MAC $bad was accepted"
+    fi
+done
+[ "$(cat "/sys/class/net/$dev/address")" = "$old_mac" ] || fail "a refused MAC changed $dev's address"
 new_mac=02:4e:50:41:00:01
 echo 1 > "/proc/sys/net/ipv4/conf/$dev/arp_notify"   # a gratuitous ARP on the change
 ip link set dev "$dev" address "$new_mac" || fail "ip link set $dev address $new_mac"
@@ -245,10 +253,15 @@ ping_all 3 -s 1372 || fail "1400-byte pings at MTU 1400"
 if mtu_err=$(ip link set dev "$dev" mtu 1600 2>&1); then
     fail "MTU 1600 (beyond the device's 1500) was accepted"
 fi
+for bad in 0 67 1501 65536; do
+    if ip link set dev "$dev" mtu "$bad" 2>/dev/null; then
+        fail "MTU $bad was accepted"
+    fi
+done
 [ "$(cat "/sys/class/net/$dev/mtu")" = 1400 ] || fail "a refused MTU changed $dev's MTU"
 ip link set dev "$dev" mtu 1500 || fail "ip link set $dev mtu 1500"
 ping_all 3 -s 1472 || fail "1500-byte pings at MTU 1500"
-echo "kmod: MTU 1400 accepted, 1600 refused (${mtu_err:-no message}), back to 1500"
+echo "kmod: MTU 1400 accepted, 1600 refused (${mtu_err:-no message}), 0, 67, 1501 and 65536 refused, back to 1500"
 
 step=rxmode
 ip link set dev "$dev" promisc on || fail "promisc on"
@@ -273,6 +286,14 @@ vlan_ping() {
     echo "$o" | grep -q " $1 packets received" || { echo "$o" | tail -n 3; return 1; }
 }
 vlan_ping 5 || fail "ping over VLAN 7"
+# The top of the VID range reaches the filter; 4095 and beyond are refused.
+ip link add link "$dev" name "$dev.4094" type vlan id 4094 || fail "VLAN 4094 refused"
+ip link del "$dev.4094" || fail "deleting VLAN 4094"
+for bad in 4095 4096; do
+    if ip link add link "$dev" name "$dev.x" type vlan id "$bad" 2>/dev/null; then
+        fail "VLAN $bad was accepted"
+    fi
+done
 o=$(ns ping -c 5 -i 0.2 -W 10 10.78.0.1 2>&1)
 echo "$o" | grep -q ' 5 packets received' || fail "ping over VLAN 7 from the peer: $(echo "$o" | tail -n 2)"
 echo "kmod: VLAN 7 on $dev: pings answered both ways"
