@@ -17,6 +17,7 @@
 #include <npa/plugins/vmxnet3/plugin.hpp>
 #include <npa/ring/gen_ring.hpp>
 #include <npa/ring/index_ring.hpp>
+#include <npa/virtio/split_ring.hpp>
 
 #include <cstddef>
 #include <cstdint>
@@ -137,6 +138,40 @@ std::uint32_t npa_ks_vlan_count(std::uint32_t n) noexcept {
         st.apply(npa::control_request::make_vlan(true, static_cast<std::uint16_t>(i)));
     }
     return st.vlan_count();
+}
+
+/// A split virtqueue of `n` entries in caller memory (virtio::layout_of(n).total bytes,
+/// 16-byte aligned, and split_driver::state_words(n) words of driver state): `chains`
+/// chains through both sides and back; returns how many came back.
+std::uint32_t npa_ks_virtq_roundtrip(void* block, std::uint16_t* state, std::uint32_t n,
+                                     std::uint32_t chains) noexcept {
+    namespace v = npa::virtio;
+    const v::split_ring r = v::split_ring::in_block(block, n);
+    v::split_driver drv;
+    v::split_device dev;
+    if (!drv.reset(r, std::span<std::uint16_t>(state, v::split_driver::state_words(n)), true) ||
+        !dev.reset(r, true)) {
+        return 0;
+    }
+    std::uint32_t back = 0;
+    v::segment segs[4];
+    for (std::uint32_t i = 0; i < chains; ++i) {
+        const v::segment s{0x1000, 64, true};
+        if (drv.add(std::span<const v::segment>(&s, 1)) < 0) {
+            break;
+        }
+        (void)drv.publish();
+        v::chain c;
+        if (dev.pop(c, segs, [](std::uint64_t, std::uint32_t, bool) { return true; }) !=
+            v::pop_status::ok) {
+            break;
+        }
+        dev.push_used(c.head, 60);
+        dev.publish_used();
+        v::used_chain u;
+        back += drv.poll_used(u) == v::used_status::ok ? 1u : 0u;
+    }
+    return back;
 }
 
 } // extern "C"
