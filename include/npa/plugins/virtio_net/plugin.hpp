@@ -13,11 +13,13 @@
 //       and TSO requests become NEEDS_CSUM / gso_type. A buffer without 12 bytes of
 //       headroom, or a frame outside the MTU, is refused and counted (tx_errors).
 //   RX  one descriptor per buffer, 12 bytes in front of its data for the header. Every
-//       buffer holds an MTU frame, so a device needs one buffer per frame; with MRG_RXBUF a
-//       device may still spread one over num_buffers buffers, and then the pieces are
-//       copied into the first (an npa buffer is one segment) when they fit, or the frame
-//       is dropped and counted. A partial checksum (NEEDS_CSUM, with GUEST_CSUM) is
-//       completed here, so the shell never sees one.
+//       buffer holds an MTU frame, so a device needs one buffer per frame. MRG_RXBUF is
+//       taken (a device without it needs buffers for 64 KiB frames once it offers GUEST
+//       TSO, 5.1.6.3.1); a frame it spreads over num_buffers buffers fills each but the
+//       last completely, so it is larger than one npa buffer (one segment): it is taken
+//       off the ring, dropped and counted, as vmxnet3's plugin drops a frame spanning its
+//       rings. A partial checksum (NEEDS_CSUM, with GUEST_CSUM) is completed here, so the
+//       shell never sees one.
 //   IRQ one vector per queue pair; irq_arm/irq_disarm unmask and mask it. The rings never
 //       suppress interrupts (no NO_INTERRUPT, EVENT_IDX not taken), so a masked vector
 //       latches what arrived and unmasking delivers it (NAPI's contract).
@@ -276,8 +278,9 @@ public:
                 drop_rx(qi, b);
                 continue;
             }
-            if (nb > 1 && !merge(qi, b, len, nb)) {
-                continue; // dropped and counted by merge()
+            if (nb > 1) {
+                drop_merged(qi, b, len, nb);
+                continue;
             }
             if (len < 14) {
                 drop_rx(qi, b);
@@ -448,7 +451,9 @@ private:
 
     // The next used entry of queue qi's receiveq, checked: the buffer and the frame bytes
     // it holds (the header excluded).
-    rx_take take_rx(std::uint16_t qi, buffer_type& b, std::uint32_t& len) noexcept {
+    // `first`: the first buffer of a frame, which starts with the header; a later piece of
+    // a merged frame holds frame bytes only and may be shorter than a header.
+    rx_take take_rx(std::uint16_t qi, buffer_type& b, std::uint32_t& len, bool first = true) noexcept {
         queue& q = q_[qi];
         for (;;) {
             virtio::used_chain u;
@@ -480,12 +485,12 @@ private:
                 drop_rx(qi, b);
                 return rx_take::dropped;
             }
-            if (u.len < virtio_net::HDR_LEN || u.len > posted_len(b)) {
+            if ((first && u.len < virtio_net::HDR_LEN) || u.len > posted_len(b)) {
                 trust_.distrust(q.stats); // a length the buffer cannot hold: never read past it
                 drop_rx(qi, b);
                 return rx_take::dropped;
             }
-            len = u.len - virtio_net::HDR_LEN;
+            len = first ? u.len - virtio_net::HDR_LEN : u.len;
             return rx_take::buffer;
         }
     }
@@ -508,35 +513,33 @@ private:
         return n < 0xFFFFu ? n : 0xFFFFu;
     }
 
-    // MRG_RXBUF: the nb - 1 buffers after `b` hold the rest of its frame (5.1.6.4); each
-    // buffer holds raw frame bytes from its start. Copied into b when the whole frame fits,
-    // else the frame is dropped. Every piece must already be there.
-    bool merge(std::uint16_t qi, buffer_type b, std::uint32_t& len, std::uint16_t nb) noexcept {
+    // MRG_RXBUF: the nb - 1 buffers after `b` hold the rest of its frame (5.1.6.4). The
+    // device fills every buffer but the last completely, so the frame is larger than `b`
+    // and cannot be one npa buffer (one segment): every piece is taken off the ring and
+    // the frame is dropped and counted. A first buffer that is not full, a piece missing or
+    // a piece before the last that is not full is a device that lied about num_buffers.
+    void drop_merged(std::uint16_t qi, buffer_type b, std::uint32_t len, std::uint16_t nb) noexcept {
         queue& q = q_[qi];
-        bool fits = true;
+        if (len + virtio_net::HDR_LEN != posted_len(b)) {
+            trust_.distrust(q.stats); // more buffers claimed than the frame needed
+            drop_rx(qi, b);
+            return;
+        }
+        drop_rx(qi, b);
         for (std::uint16_t i = 1; i < nb; ++i) {
             buffer_type p;
             std::uint32_t plen = 0;
-            const rx_take r = take_rx(qi, p, plen);
+            const rx_take r = take_rx(qi, p, plen, false);
             if (r != rx_take::buffer) {
                 trust_.distrust(q.stats); // fewer buffers than num_buffers says
-                drop_rx(qi, b);
-                return false;
-            }
-            plen += virtio_net::HDR_LEN; // a later piece has no header: its bytes start at once
-            if (fits && len + plen <= b.capacity()) {
-                std::memcpy(b.data() + len, p.data() - virtio_net::HDR_LEN, plen);
-                len += plen;
-            } else {
-                fits = false;
+                return;
             }
             api_->release_rx_buffers(qi, std::span<const buffer_type>(&p, 1));
+            if (i + 1 < nb && plen != posted_len(p)) {
+                trust_.distrust(q.stats);
+                return;
+            }
         }
-        if (!fits) {
-            drop_rx(qi, b); // a frame larger than one npa buffer
-            return false;
-        }
-        return true;
     }
 
     // The header's checksum state: DATA_VALID is a checked checksum; NEEDS_CSUM is a

@@ -22,6 +22,8 @@ struct virtio_net_rig_config {
     std::uint32_t rx_ring = 256;
     std::uint32_t buffers = 2048;
     std::size_t guest_bytes = std::size_t{16} << 20;
+    /// Bytes per pool buffer, headroom included (fixed_pool's default: 2048 of data).
+    std::uint32_t buf_size = npa::pool_config{}.buf_size;
     /// Feature bits the device offers (virtio_net_device_config's default when 0).
     std::uint64_t features = 0;
 };
