@@ -486,6 +486,44 @@ struct chain {
     std::uint32_t read_len = 0, write_len = 0;
 };
 
+namespace detail {
+/// The checks both ring layouts make of each descriptor of a chain they walk (the index and
+/// loop checks are each layout's own), and the chain's running lengths.
+struct chain_walk {
+    std::uint64_t read = 0, write = 0;
+
+    /// Takes descriptor k of chain c (its flags and its buffer s) into segs[k], or says why not.
+    template <class AddrOk>
+    [[nodiscard]] chain_error take(chain& c, std::span<segment> segs, std::uint32_t k,
+                                   std::uint16_t flags, const segment& s, AddrOk& addr_ok) noexcept {
+        if ((flags & desc_f_indirect) != 0) {
+            return chain_error::indirect;
+        }
+        if (k == segs.size()) {
+            return chain_error::too_long;
+        }
+        if (!s.write && write != 0) {
+            return chain_error::read_after_write;
+        }
+        (s.write ? write : read) += s.len;
+        if (read + write > 0xFFFFFFFFull) {
+            return chain_error::length_overflow;
+        }
+        if (!addr_ok(s.addr, s.len, s.write)) {
+            return chain_error::bad_address;
+        }
+        segs[k] = s;
+        c.segments = static_cast<std::uint16_t>(k + 1);
+        c.readable = static_cast<std::uint16_t>(c.readable + (s.write ? 0 : 1));
+        return chain_error::none;
+    }
+    void finish(chain& c) const noexcept {
+        c.read_len = static_cast<std::uint32_t>(read);
+        c.write_len = static_cast<std::uint32_t>(write);
+    }
+};
+} // namespace detail
+
 /// What pop() found.
 enum class pop_status : std::uint8_t {
     empty,   ///< nothing available
@@ -564,7 +602,7 @@ public:
             return refuse(chain_error::head_range);
         }
         std::uint32_t id = head;
-        std::uint64_t read = 0, write = 0;
+        detail::chain_walk walk;
         for (std::uint32_t k = 0;; ++k) {
             if (k == n) {
                 return refuse(chain_error::loop); // N descriptors and still going: a loop
@@ -572,25 +610,9 @@ public:
             const virtq_desc d = r_.desc()[id]; // one snapshot
             const std::uint16_t flags = d.flags;
             const segment s{d.addr, d.len, (flags & desc_f_write) != 0};
-            if ((flags & desc_f_indirect) != 0) {
-                return refuse(chain_error::indirect);
+            if (const chain_error e = walk.take(c, segs, k, flags, s, addr_ok); e != chain_error::none) {
+                return refuse(e);
             }
-            if (k == segs.size()) {
-                return refuse(chain_error::too_long);
-            }
-            if (!s.write && write != 0) {
-                return refuse(chain_error::read_after_write);
-            }
-            (s.write ? write : read) += s.len;
-            if (read + write > 0xFFFFFFFFull) {
-                return refuse(chain_error::length_overflow);
-            }
-            if (!addr_ok(s.addr, s.len, s.write)) {
-                return refuse(chain_error::bad_address);
-            }
-            segs[k] = s;
-            c.segments = static_cast<std::uint16_t>(k + 1);
-            c.readable = static_cast<std::uint16_t>(c.readable + (s.write ? 0 : 1));
             if ((flags & desc_f_next) == 0) {
                 break;
             }
@@ -599,8 +621,7 @@ public:
                 return refuse(chain_error::next_range);
             }
         }
-        c.read_len = static_cast<std::uint32_t>(read);
-        c.write_len = static_cast<std::uint32_t>(write);
+        walk.finish(c);
         return pop_status::ok;
     }
 

@@ -50,6 +50,8 @@ int main(int argc, char** argv) {
     auto vlan_count = symbol<std::uint32_t (*)(std::uint32_t)>(lib, "npa_ks_vlan_count");
     auto virtq_roundtrip = symbol<std::uint32_t (*)(void*, std::uint16_t*, std::uint32_t,
                                                     std::uint32_t)>(lib, "npa_ks_virtq_roundtrip");
+    auto packed_roundtrip = symbol<std::uint32_t (*)(void*, std::uint16_t*, std::uint32_t,
+                                                     std::uint32_t)>(lib, "npa_ks_packed_roundtrip");
 
     // Memory the "module" provides: cache-line aligned, as the core asks.
     constexpr std::size_t align = 64;
@@ -82,6 +84,8 @@ int main(int argc, char** argv) {
         std::vector<std::uint16_t> vstate(4 * 64);
         const std::uint32_t got = virtq_roundtrip(block, vstate.data(), 64, 200);
         expect(got == 200, "split virtqueue: chains back through both sides", got, 200);
+        const std::uint32_t packed = packed_roundtrip(block, vstate.data(), 48, 200);
+        expect(packed == 200, "packed virtqueue: buffers back through both sides", packed, 200);
         std::free(block);
     }
     dlclose(lib);
