@@ -26,7 +26,7 @@
 #pragma once
 
 #include <npa/endian.hpp>
-#include <npa/virtio/split_ring.hpp>
+#include <npa/virtio/virtqueue.hpp>
 
 #include <atomic>
 #include <cstddef>
