@@ -14,6 +14,7 @@
 #include <npa/concepts/plugin.hpp>
 #include <npa/control_state.hpp>
 #include <npa/plugins/igbvf/plugin.hpp>
+#include <npa/plugins/virtio_net/plugin.hpp>
 #include <npa/plugins/vmxnet3/plugin.hpp>
 #include <npa/ring/gen_ring.hpp>
 #include <npa/ring/index_ring.hpp>
@@ -50,6 +51,7 @@ struct module_api {
 
 static_assert(npa::check_plugin<npa::vmxnet3_plugin<module_api>, module_api>());
 static_assert(npa::check_plugin<npa::igbvf_plugin<module_api>, module_api>());
+static_assert(npa::check_plugin<npa::virtio_net_plugin<module_api>, module_api>());
 
 } // namespace
 
