@@ -257,7 +257,7 @@ public:
         return q_[qi].tx.drv.in_flight();
     }
 
-    // ---- rx_burst: checked used entries, merged pieces copied, refill -------------------
+    // ---- rx_burst: checked used entries, merged frames dropped, refill -----------------
     std::uint16_t rx_burst(std::uint16_t qi, std::span<buffer_type> out) noexcept {
         queue& q = q_[qi];
         std::uint16_t n = 0;
