@@ -104,7 +104,9 @@ CROSS_TESTS := core_index_ring core_gen_ring core_fixed_pool core_buffer_lifetim
                sim_parts_test sim_conformance_test sim_threaded_test \
                vmxnet3_conformance_test vmxnet3_device_test \
                igbvf_conformance_test igbvf_layout_test igbvf_mailbox_test igbvf_hostile_test \
-               igbvf_threaded_test shell_threads_test
+               igbvf_threaded_test shell_threads_test \
+               core_virtio_split_ring core_virtio_packed_ring virtio_net_device_test \
+               virtio_net_conformance_test
 CROSS_STRESS_ITEMS ?= 1000000
 CROSS_REGEX := ^($(shell echo $(CROSS_TESTS) | tr ' ' '|'))$$
 

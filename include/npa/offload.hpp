@@ -19,6 +19,16 @@ inline constexpr std::uint32_t rx_rss = 1u << 9;       ///< rss_hash is valid
 inline constexpr std::uint32_t rx_lro = 1u << 10;      ///< coalesced by the device
 } // namespace ol
 
+/// Where a TX checksum offload finds the L4 checksum: bytes from the start of the L4 header
+/// to its checksum field, TCP at 16 and UDP at 6 (RFC 793, RFC 768); an l4_len of 8 is UDP.
+namespace l4 {
+inline constexpr std::uint16_t tcp_csum_off = 16, udp_csum_off = 6, udp_hdr_len = 8;
+/// The checksum field's offset in an L4 header of l4_len bytes.
+[[nodiscard]] constexpr std::uint16_t csum_off(std::uint8_t l4_len) noexcept {
+    return l4_len == udp_hdr_len ? udp_csum_off : tcp_csum_off;
+}
+} // namespace l4
+
 /// Receive checksum verdict (one per packet; L3 and L4 folded together as drivers report).
 enum class csum_state : std::uint8_t {
     unknown = 0,  ///< the device did not check

@@ -12,6 +12,8 @@
 #include <npa/sim/simnic_plugin.hpp>
 #include <npa/sim/vmxnet3_rig.hpp>
 
+#include "../support/switch_traffic.hpp"
+
 #include <cstddef>
 #include <string>
 #include <vector>
@@ -557,24 +559,7 @@ TEST_CASE(
 }
 
 // ---- the shell: vmxnet3 <-> simnic under traffic, zero TX loss -------------------------
-namespace {
-struct shell_env {
-    using pool_type = npa::fixed_pool<npa::borrowed_memory>;
-    static inline std::uint64_t clock = 1'000'000'000;
-    static std::uint64_t now_ns() noexcept { return clock; }
-    vmxnet3_device* vdev = nullptr;
-    simnic* sdev = nullptr;
-    void on_wait() noexcept {
-        clock += 1'000;
-        vdev->step();
-        sdev->step();
-    }
-};
-struct allow_all_channel {
-    npa::status submit(const npa::control_request&) { return {}; }
-    npa::status submit_batch(std::span<const npa::control_request>) { return {}; }
-};
-} // namespace
+using shell_env = npa_test::two_device_env<vmxnet3_device, simnic>;
 
 TEST_CASE("shell<vmxnet3, simnic>: switching to and from the simnic path under traffic loses no TX") {
     using shell_t = npa::shell<shell_env, npa::vmxnet3_plugin, simnic_plugin>;
@@ -601,7 +586,7 @@ TEST_CASE("shell<vmxnet3, simnic>: switching to and from the simnic path under t
     connect(peer, sw.port_at(2));
     REQUIRE(npa::vmxnet3::probe((*vdev)->window()) == nullptr); // before any filter command
     npa::vmxnet3_control vctl((*vdev)->control_port());
-    allow_all_channel sctl;
+    npa_test::allow_all_channel sctl;
 
     shell_env env{vdev->get(), sdev->get()};
     npa::shell_config cfg;
@@ -615,54 +600,29 @@ TEST_CASE("shell<vmxnet3, simnic>: switching to and from the simnic path under t
     REQUIRE(vctl.submit(npa::control_request::make_set_mac(guest)).ok());
     REQUIRE(sh.start<0>((*vdev)->window(), npa::control_link::to(vctl)).ok());
 
-    traffic_gen gen(7, guest, peer_mac);
-    std::uint64_t sent = 0;
     int switches = 0;
-    std::vector<npa::buffer_ref> pend;  // built in sequence order, not yet taken by the shell
-    for (int round = 0; round < 300; ++round) {
-        while (pend.size() < 16) {
-            npa::buffer_ref x;
-            if (sh.alloc(0, std::span(&x, 1)) == 0) {
-                break;
+    const auto res = npa_test::run_switch_traffic<shell_env>(
+        sh, peer, guest, peer_mac, 300,
+        [&] {
+            (*vdev)->step();
+            (*sdev)->step();
+        },
+        [&](int round) {
+            if (round == 100) {
+                REQUIRE(sh.switch_to<1>((*sdev)->window(), npa::control_link::to(sctl), npa::switch_reason::vf_arrived).ok());
+                ++switches;
             }
-            x.set_length(gen.build(std::span<std::byte>(x.data(), x.capacity())));
-            pend.push_back(x);
-        }
-        const std::uint16_t k = sh.tx_burst(0, pend);
-        sent += k;
-        pend.erase(pend.begin(), pend.begin() + k);
-        peer.send(3, 4);
-        (*vdev)->step();
-        (*sdev)->step();
-        npa::buffer_ref in[32];
-        const std::uint16_t n = sh.rx_burst(0, in);
-        sh.free(0, std::span<const npa::buffer_ref>(in, n));
-        shell_env::clock += 10'000;
-        if (round == 100) {
-            REQUIRE(sh.switch_to<1>((*sdev)->window(), npa::control_link::to(sctl), npa::switch_reason::vf_arrived).ok());
-            ++switches;
-        }
-        if (round == 200) {
-            REQUIRE(sh.switch_to<0>((*vdev)->window(), npa::control_link::to(vctl), npa::switch_reason::vf_leaving).ok());
-            ++switches;
-        }
-    }
-    for (int i = 0; i < 200; ++i) {  // drain
-        (*vdev)->step();
-        (*sdev)->step();
-        npa::buffer_ref in[32];
-        (void)sh.tx_burst(0, std::span<npa::buffer_ref>());
-        const std::uint16_t n = sh.rx_burst(0, in);
-        sh.free(0, std::span<const npa::buffer_ref>(in, n));
-    }
-    sh.free(0, pend);
+            if (round == 200) {
+                REQUIRE(sh.switch_to<0>((*vdev)->window(), npa::control_link::to(vctl), npa::switch_reason::vf_leaving).ok());
+                ++switches;
+            }
+        });
     CHECK(switches == 2);
-    const flow_report r = peer.report(7, sent);
-    CHECK(sent > 1000);
-    CHECK(r.lost == 0);
-    CHECK(r.duplicates == 0);
-    CHECK(r.reordered == 0);
-    CHECK(r.corrupt == 0);
+    CHECK(res.sent > 1000);
+    CHECK(res.far.lost == 0);
+    CHECK(res.far.duplicates == 0);
+    CHECK(res.far.reordered == 0);
+    CHECK(res.far.corrupt == 0);
     CHECK((*vdev)->violations().empty());
     CHECK(sh.audit().ok());
     sh.stop();

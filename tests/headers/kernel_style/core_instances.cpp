@@ -14,9 +14,12 @@
 #include <npa/concepts/plugin.hpp>
 #include <npa/control_state.hpp>
 #include <npa/plugins/igbvf/plugin.hpp>
+#include <npa/plugins/virtio_net/plugin.hpp>
 #include <npa/plugins/vmxnet3/plugin.hpp>
 #include <npa/ring/gen_ring.hpp>
 #include <npa/ring/index_ring.hpp>
+#include <npa/virtio/packed_ring.hpp>
+#include <npa/virtio/split_ring.hpp>
 
 #include <cstddef>
 #include <cstdint>
@@ -48,6 +51,7 @@ struct module_api {
 
 static_assert(npa::check_plugin<npa::vmxnet3_plugin<module_api>, module_api>());
 static_assert(npa::check_plugin<npa::igbvf_plugin<module_api>, module_api>());
+static_assert(npa::check_plugin<npa::virtio_net_plugin<module_api>, module_api>());
 
 } // namespace
 
@@ -137,6 +141,75 @@ std::uint32_t npa_ks_vlan_count(std::uint32_t n) noexcept {
         st.apply(npa::control_request::make_vlan(true, static_cast<std::uint16_t>(i)));
     }
     return st.vlan_count();
+}
+
+/// A split virtqueue of `n` entries in caller memory (virtio::layout_of(n).total bytes,
+/// 16-byte aligned, and split_driver::state_words(n) words of driver state): `chains`
+/// chains through both sides and back; returns how many came back.
+std::uint32_t npa_ks_virtq_roundtrip(void* block, std::uint16_t* state, std::uint32_t n,
+                                     std::uint32_t chains) noexcept {
+    namespace v = npa::virtio;
+    const v::split_ring r = v::split_ring::in_block(block, n);
+    v::split_driver drv;
+    v::split_device dev;
+    if (!drv.reset(r, std::span<std::uint16_t>(state, v::split_driver::state_words(n)), true) ||
+        !dev.reset(r, true)) {
+        return 0;
+    }
+    std::uint32_t back = 0;
+    v::segment segs[4];
+    for (std::uint32_t i = 0; i < chains; ++i) {
+        const v::segment s{0x1000, 64, true};
+        if (drv.add(std::span<const v::segment>(&s, 1)) < 0) {
+            break;
+        }
+        (void)drv.publish();
+        v::chain c;
+        if (dev.pop(c, segs, [](std::uint64_t, std::uint32_t, bool) { return true; }) !=
+            v::pop_status::ok) {
+            break;
+        }
+        dev.push_used(c.head, 60);
+        dev.publish_used();
+        v::used_chain u;
+        back += drv.poll_used(u) == v::used_status::ok ? 1u : 0u;
+    }
+    return back;
+}
+
+/// A packed virtqueue of `n` descriptors in caller memory (16 * n bytes, 16-byte aligned,
+/// then 8 bytes for the two event areas; packed_driver::state_words(n) words of driver
+/// state): `chains` buffers through both sides and back; returns how many came back.
+std::uint32_t npa_ks_packed_roundtrip(void* block, std::uint16_t* state, std::uint32_t n,
+                                      std::uint32_t chains) noexcept {
+    namespace v = npa::virtio;
+    auto* b = static_cast<std::byte*>(block);
+    const v::packed_ring r(b, b + v::packed_desc_bytes(n), b + v::packed_desc_bytes(n) + 4, n);
+    v::packed_driver drv;
+    v::packed_device dev;
+    if (!drv.reset(r, std::span<std::uint16_t>(state, v::packed_driver::state_words(n))) ||
+        !dev.reset(r)) {
+        return 0;
+    }
+    std::uint32_t back = 0;
+    v::segment segs[4];
+    for (std::uint32_t i = 0; i < chains; ++i) {
+        const v::segment s{0x1000, 64, true};
+        if (drv.add(std::span<const v::segment>(&s, 1)) < 0) {
+            break;
+        }
+        (void)drv.publish();
+        v::chain c;
+        std::uint16_t descs = 0;
+        if (dev.pop(c, descs, segs, [](std::uint64_t, std::uint32_t, bool) { return true; }) !=
+            v::pop_status::ok) {
+            break;
+        }
+        dev.push_used(c.head, 60, descs);
+        v::used_chain u;
+        back += drv.poll_used(u) == v::used_status::ok ? 1u : 0u;
+    }
+    return back;
 }
 
 } // extern "C"

@@ -48,6 +48,10 @@ int main(int argc, char** argv) {
     auto pool_cycle =
         symbol<std::uint32_t (*)(void*, std::size_t, std::uint32_t)>(lib, "npa_ks_pool_cycle");
     auto vlan_count = symbol<std::uint32_t (*)(std::uint32_t)>(lib, "npa_ks_vlan_count");
+    auto virtq_roundtrip = symbol<std::uint32_t (*)(void*, std::uint16_t*, std::uint32_t,
+                                                    std::uint32_t)>(lib, "npa_ks_virtq_roundtrip");
+    auto packed_roundtrip = symbol<std::uint32_t (*)(void*, std::uint16_t*, std::uint32_t,
+                                                     std::uint32_t)>(lib, "npa_ks_packed_roundtrip");
 
     // Memory the "module" provides: cache-line aligned, as the core asks.
     constexpr std::size_t align = 64;
@@ -75,6 +79,15 @@ int main(int argc, char** argv) {
     expect(vlan_count(100) == 100, "control state: VLAN filters counted", vlan_count(100), 100);
     expect(vlan_count(4095) == 4095, "control state: every VLAN id counted", vlan_count(4095),
            4095);
+    {
+        void* block = std::aligned_alloc(4096, 4096);
+        std::vector<std::uint16_t> vstate(4 * 64);
+        const std::uint32_t got = virtq_roundtrip(block, vstate.data(), 64, 200);
+        expect(got == 200, "split virtqueue: chains back through both sides", got, 200);
+        const std::uint32_t packed = packed_roundtrip(block, vstate.data(), 48, 200);
+        expect(packed == 200, "packed virtqueue: buffers back through both sides", packed, 200);
+        std::free(block);
+    }
     dlclose(lib);
     return failures == 0 ? 0 : 1;
 }

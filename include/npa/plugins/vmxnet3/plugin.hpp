@@ -72,8 +72,6 @@ inline constexpr std::uint32_t rx_max_skip_div = 2;
 /// and the hypervisor picks each one's interval. A requested minimum gap is asked for as the
 /// lowest level whose nominal gap, iml_level1_us << (level - 1), covers it (8 us .. 512 us).
 inline constexpr std::uint32_t iml_level1_us = 8;
-/// Header bytes in front of an L4 checksum field: TCP at 16, UDP at 6 (RFC 793, RFC 768).
-inline constexpr std::uint32_t tcp_csum_off = 16, udp_csum_off = 6, udp_hdr_len = 8;
 } // namespace vmxnet3_tuning
 
 /// Bytes of ring memory one queue pair needs, every ring base aligned to RING_BA_ALIGN.
@@ -572,9 +570,7 @@ private:
         } else if ((ol.flags & ol::tx_l4_csum) != 0 && (offloads_ & cap::tx_l4_csum) != 0 &&
                    l23 != 0) {
             // om CSUM: hlen is where the L4 header starts, msscof where its checksum is.
-            const std::uint32_t off = ol.l4_len == vmxnet3_tuning::udp_hdr_len
-                                          ? vmxnet3_tuning::udp_csum_off
-                                          : vmxnet3_tuning::tcp_csum_off;
+            const std::uint32_t off = l4::csum_off(ol.l4_len);
             td::om_::set(d.dword3, vmxnet3::om::CSUM);
             td::hlen::set(d.dword3, l23);
             td::msscof::set(d.dword2, l23 + off);

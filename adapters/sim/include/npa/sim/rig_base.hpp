@@ -128,6 +128,9 @@ protected:
         : cfg_(c), mem_(c.guest_bytes), far_(far, guest), guest_mac_(guest), far_mac_(far) {
         pool_config pc;
         pc.count = c.buffers;
+        if constexpr (requires { c.buf_size; }) { // a rig whose config sizes its buffers
+            pc.buf_size = c.buf_size;
+        }
         const guest_block b = mem_.allocate(pool_type::required_bytes(pc));
         auto pool = b ? pool_type::create(pc, b.backing())
                       : result<pool_type>(errc::no_memory, "rig: guest memory too small for the pool");

@@ -1,0 +1,614 @@
+// npa/sim/virtio_net_device.hpp: a virtio network device (virtio 1.2 section 5.1) as a
+// hypervisor's back end would run it, on the device side of npa's split virtqueue core
+// (npa/virtio/split_ring.hpp), attached to a sim wire as a frame_port.
+//
+// The transport is a table of trapped calls (npa::virtio::transport): feature bits, the
+// status byte (0 resets the device, which then writes nothing), queue setup and enable,
+// notifications (counted; the device polls its queues every step, as a back end in polling
+// mode does), interrupt masks (one sim_irq per queue pair: a masked vector latches, an
+// unmask delivers) and the configuration space (MAC, link status, queue pairs, MTU).
+//
+// TX: every available chain of transmitq 2q+1 is walked by split_device::pop (index,
+// loop, count, lengths, flags and every address through guest memory checked); the
+// 12-byte header and the frame are gathered from its readable buffers, a NEEDS_CSUM
+// checksum is computed, the frame goes on the wire (or is counted: link down, DMA error)
+// and the chain is used with len 0. RX: each frame from the wire is steered to a pair
+// by its flow hash and written, header first, into the writable buffers of the next chain
+// of receiveq 2q; with MRG_RXBUF into as many chains as it needs (num_buffers says how
+// many), without it into one chain that must hold it all.
+//
+// A driver's chain that breaks a rule is refused and recorded as a violation naming the
+// queue, the head and the rule; the queue stops and the device sets DEVICE_NEEDS_RESET,
+// as the specification asks of a device that meets an error it cannot recover from (2.1.2).
+// Nothing is read or written through a refused chain.
+//
+// Hostile behaviour (fault_plan, faults.hpp) on both used rings: completions dropped,
+// delayed, reordered (device/completion.hpp); corruptions: an id past the table
+// (index_out_of_range), a length past the buffer (length_too_large), used->idx moved past
+// an entry never written (gen_out_of_order: the split ring's stale-entry case), an extra
+// entry for a descriptor never made available (never_posted), an entry written twice
+// (double_completion). set_num_buffers_fault() makes RX headers carry a wrong
+// num_buffers. DMA faults, link flaps, resets (DEVICE_NEEDS_RESET) and surprise removal
+// (status reads all ones) as every model has them.
+#pragma once
+
+#include <npa/plugins/virtio_net/defs.hpp>
+#include <npa/plugins/virtio_net/window.hpp>
+#include <npa/sim/device/base.hpp>
+#include <npa/sim/device/checksum.hpp>
+#include <npa/sim/device/completion.hpp>
+#include <npa/sim/faults.hpp>
+#include <npa/sim/guest_memory.hpp>
+#include <npa/sim/sim_irq.hpp>
+#include <npa/sim/wire.hpp>
+#include <npa/status.hpp>
+#include <npa/virtio/split_ring.hpp>
+#include <npa/virtio/transport.hpp>
+
+#include <array>
+#include <atomic>
+#include <cstdint>
+#include <cstring>
+#include <memory>
+#include <mutex>
+#include <new>
+#include <string>
+#include <vector>
+
+namespace npa::sim {
+
+struct virtio_net_device_config {
+    std::uint16_t max_pairs = 4;     ///< config max_virtqueue_pairs (MQ offered when > 1)
+    std::uint16_t queue_max = 1024;  ///< the largest queue the device takes
+    std::uint16_t mtu = 1500;        ///< config mtu (VIRTIO_NET_F_MTU)
+    mac_addr mac{0x02, 0, 0, 0, 0, 0x01};
+    /// Feature bits offered (VERSION_1 and what the model implements).
+    std::uint64_t features = virtio::feature::VERSION_1 | virtio::feature::IN_ORDER |
+                             virtio::feature::EVENT_IDX | virtio_net::feature::MRG_RXBUF |
+                             virtio_net::feature::CSUM | virtio_net::feature::GUEST_CSUM |
+                             virtio_net::feature::MTU | virtio_net::feature::MAC |
+                             virtio_net::feature::STATUS | virtio_net::feature::MQ;
+    std::size_t ring_bytes = 0;      ///< ring memory carved for the driver (0: enough for max_pairs x queue_max)
+    std::size_t inbox_limit = 8192;
+    std::uint32_t rx_frames_per_step = 1024;
+    const char* name = "virtio-net0";
+};
+
+/// Device-side counters of one queue pair.
+struct virtio_net_queue_counters {
+    std::uint64_t tx_frames = 0, tx_bytes = 0;
+    std::uint64_t tx_link_down = 0;  ///< used while the link was down (not sent)
+    std::uint64_t tx_dma_errors = 0; ///< a buffer could not be read (not sent)
+    std::uint64_t tx_bad_frame = 0;  ///< a chain whose frame the wire cannot carry (not sent)
+    std::uint64_t rx_frames = 0, rx_bytes = 0;
+    std::uint64_t rx_no_desc = 0;    ///< dropped: no chain available
+    std::uint64_t rx_oversize = 0;   ///< dropped: larger than the chain (no MRG_RXBUF)
+    std::uint64_t rx_dma_errors = 0; ///< a buffer could not be written (used with len 0)
+    std::uint64_t rx_merged = 0;     ///< frames spread over more than one chain
+    std::uint64_t comp_dropped = 0, comp_delayed = 0, comp_reordered = 0, comp_corrupted = 0;
+};
+
+class virtio_net_device final : public frame_port, public device_model<virtio_net_device> {
+    friend class device_model<virtio_net_device>;
+
+public:
+    static constexpr std::uint16_t max_pairs = 8;
+    static constexpr std::uint32_t max_segments = 64; ///< per chain: more is refused (too_long)
+
+    [[nodiscard]] static result<std::unique_ptr<virtio_net_device>> create(guest_memory& mem,
+                                                                           const virtio_net_device_config& cfg) {
+        if (cfg.max_pairs == 0 || cfg.max_pairs > max_pairs || !virtio::queue_size_ok(cfg.queue_max)) {
+            return {errc::invalid_argument, "virtio-net device: pairs 1..8, queue_max a power of two"};
+        }
+        std::unique_ptr<virtio_net_device> d(new (std::nothrow) virtio_net_device(mem, cfg));
+        if (!d) {
+            return {errc::no_memory, "virtio-net device: out of memory"};
+        }
+        const std::size_t bytes = cfg.ring_bytes != 0
+                                      ? cfg.ring_bytes
+                                      : 2 * cfg.max_pairs * (virtio::layout_of(cfg.queue_max).total + 128);
+        const guest_block rb = mem.allocate(bytes, 4096);
+        if (!rb) {
+            return {errc::no_memory, "virtio-net device: guest memory too small for the rings"};
+        }
+        d->window_ = virtio_net::window(virtio::transport{&ops_, d.get()}, {rb.virt, rb.iova, rb.size});
+        return d;
+    }
+
+    virtio_net_device(const virtio_net_device&) = delete;
+    virtio_net_device& operator=(const virtio_net_device&) = delete;
+    ~virtio_net_device() override { stop(); }
+
+    // ---- what the guest gets ----------------------------------------------------------------
+    [[nodiscard]] virtio_net::window& window() noexcept { return window_; }
+    [[nodiscard]] sim_irq& irq(std::uint16_t pair) noexcept { return irqs_[pair]; }
+
+    // ---- hostile behaviour of this model ---------------------------------------------------
+    /// The next n RX frames' headers carry num_buffers + delta (the frame itself is right).
+    void set_num_buffers_fault(std::uint32_t n, std::int32_t delta) {
+        std::lock_guard g(mu_);
+        nb_fault_count_ = n;
+        nb_fault_delta_ = delta;
+    }
+
+    // ---- observation ------------------------------------------------------------------------
+    [[nodiscard]] std::vector<std::string> violations() const {
+        std::lock_guard g(mu_);
+        std::vector<std::string> v;
+        for (const device_violation& x : violations_) {
+            v.push_back(x.message);
+        }
+        return v;
+    }
+    [[nodiscard]] virtio_net_queue_counters counters(std::uint16_t pair) const {
+        std::lock_guard g(mu_);
+        return pairs_[pair].st;
+    }
+    /// Chains available on receiveq 2q and not yet used (what the device could fill).
+    [[nodiscard]] std::uint32_t rx_posted(std::uint16_t pair) {
+        std::lock_guard g(mu_);
+        vq& v = vqs_[virtio_net::rxq_index(pair)];
+        if (!v.enabled || v.failed) {
+            return 0;
+        }
+        const std::int32_t n = v.dev.avail_pending();
+        return n < 0 ? 0 : static_cast<std::uint32_t>(n);
+    }
+    [[nodiscard]] std::uint8_t status_byte() const {
+        std::lock_guard g(mu_);
+        return status_;
+    }
+    [[nodiscard]] std::uint64_t driver_features() const {
+        std::lock_guard g(mu_);
+        return driver_features_;
+    }
+    [[nodiscard]] std::uint64_t kicks(std::uint16_t vq_index) const noexcept {
+        return kicks_[vq_index].load(std::memory_order_relaxed); // relaxed: a counter
+    }
+    /// Chains refused, every kind (split_device's counts) over every queue.
+    [[nodiscard]] std::uint64_t refused_chains() const {
+        std::lock_guard g(mu_);
+        std::uint64_t t = 0;
+        for (const vq& v : vqs_) {
+            t += v.dev.errors();
+        }
+        return t;
+    }
+
+    // ---- the wire -----------------------------------------------------------------------------
+    void frame_in(const frame& f) noexcept override { inbox_.push(f); }
+
+    // ---- time ---------------------------------------------------------------------------------
+    /// One step: link timer, every transmitq, frames from the wire into receiveqs, delayed
+    /// used entries. Returns true if anything happened.
+    bool step() {
+        std::lock_guard g(mu_);
+        ++steps_;
+        tick_link();
+        if (removed_.load() || (status_ & virtio::status_bit::DRIVER_OK) == 0 ||
+            (status_ & virtio::status_bit::DEVICE_NEEDS_RESET) != 0) {
+            rx_inactive_ += inbox_.drop_all();
+            return false;
+        }
+        bool any = false;
+        for (std::uint16_t p = 0; p < npairs_ && live(); ++p) {
+            any |= process_tx(p);
+        }
+        if (live()) {
+            any |= deliver_rx();
+        }
+        for (std::uint16_t p = 0; p < npairs_ && live(); ++p) {
+            for (const ring_kind r : {ring_kind::tx, ring_kind::rx}) {
+                any |= pairs_[p].cp[static_cast<std::size_t>(r)].flush(
+                    steps_, comp_faults::of(faults_, r), writer(p, r));
+            }
+        }
+        return any;
+    }
+
+private:
+    struct vq {
+        bool enabled = false, failed = false;
+        virtio::queue_setup s{};
+        virtio::split_device dev;
+    };
+    struct used_rec {
+        std::uint32_t id = 0, len = 0;
+    };
+    // Where a used entry that leaves the fault path is written: pair p's ring r.
+    struct used_writer {
+        virtio_net_device* dev;
+        std::uint16_t p;
+        ring_kind r;
+        void operator()(const used_rec& u, std::uint32_t buf_len) const { dev->write_used(p, r, u, buf_len); }
+    };
+    struct pair_state {
+        std::array<comp_path<used_rec>, 2> cp{}; // [ring_kind::tx], [ring_kind::rx]
+        virtio_net_queue_counters st{};
+    };
+
+    virtio_net_device(guest_memory& mem, const virtio_net_device_config& cfg)
+        : device_model(mem, cfg.inbox_limit), cfg_(cfg) {
+        segs_.resize(max_segments);
+    }
+
+    [[nodiscard]] bool live() const noexcept {
+        return !removed_.load() && (status_ & virtio::status_bit::DRIVER_OK) != 0 &&
+               (status_ & virtio::status_bit::DEVICE_NEEDS_RESET) == 0;
+    }
+    [[nodiscard]] bool has(std::uint64_t f) const noexcept { return (driver_features_ & f) != 0; }
+
+    // ---- the transport (trapped calls) ----------------------------------------------------------
+    static virtio_net_device& self_of(void* ctx) noexcept { return *static_cast<virtio_net_device*>(ctx); }
+    static std::uint64_t op_features(void* ctx) noexcept {
+        virtio_net_device& d = self_of(ctx);
+        std::uint64_t f = d.cfg_.features;
+        f &= d.cfg_.max_pairs > 1 ? ~0ull : ~virtio_net::feature::MQ;
+        return f;
+    }
+    static void op_set_features(void* ctx, std::uint64_t f) noexcept {
+        virtio_net_device& d = self_of(ctx);
+        std::lock_guard g(d.mu_);
+        if ((d.status_ & virtio::status_bit::FEATURES_OK) == 0) {
+            d.driver_features_ = f;
+        }
+    }
+    static std::uint8_t op_status(void* ctx) noexcept {
+        virtio_net_device& d = self_of(ctx);
+        if (d.removed_.load()) {
+            return 0xFF;
+        }
+        std::lock_guard g(d.mu_);
+        return d.status_;
+    }
+    static void op_set_status(void* ctx, std::uint8_t s) noexcept {
+        virtio_net_device& d = self_of(ctx);
+        std::lock_guard g(d.mu_);
+        if (d.removed_.load()) {
+            return;
+        }
+        if (s == 0) {
+            d.device_reset();
+            return;
+        }
+        // FEATURES_OK only for a subset of what was offered that includes VERSION_1 (3.1.1).
+        if ((s & virtio::status_bit::FEATURES_OK) != 0 && (d.status_ & virtio::status_bit::FEATURES_OK) == 0 &&
+            ((d.driver_features_ & ~op_features(ctx)) != 0 ||
+             (d.driver_features_ & virtio::feature::VERSION_1) == 0)) {
+            s = static_cast<std::uint8_t>(s & ~virtio::status_bit::FEATURES_OK);
+        }
+        const bool starting = (s & virtio::status_bit::DRIVER_OK) != 0 &&
+                              (d.status_ & virtio::status_bit::DRIVER_OK) == 0;
+        d.status_ = static_cast<std::uint8_t>(s | (d.status_ & virtio::status_bit::DEVICE_NEEDS_RESET));
+        if (starting) {
+            d.npairs_ = 0;
+            for (std::uint16_t p = 0; p < d.cfg_.max_pairs; ++p) {
+                if (d.vqs_[virtio_net::rxq_index(p)].enabled && d.vqs_[virtio_net::txq_index(p)].enabled) {
+                    d.npairs_ = static_cast<std::uint16_t>(p + 1);
+                }
+            }
+        }
+    }
+    static std::uint16_t op_queue_max(void* ctx, std::uint16_t q) noexcept {
+        virtio_net_device& d = self_of(ctx);
+        return q < 2u * d.cfg_.max_pairs ? d.cfg_.queue_max : 0;
+    }
+    static bool op_queue_enable(void* ctx, std::uint16_t q, const virtio::queue_setup& s) noexcept {
+        virtio_net_device& d = self_of(ctx);
+        std::lock_guard g(d.mu_);
+        if (q >= 2u * d.cfg_.max_pairs || s.size > d.cfg_.queue_max || !virtio::queue_size_ok(s.size) ||
+            (d.status_ & virtio::status_bit::FEATURES_OK) == 0 || s.vector >= d.cfg_.max_pairs) {
+            return false;
+        }
+        // The three areas through guest memory, whole, and aligned as 2.7 asks: every later
+        // ring access is inside a checked range.
+        std::byte* desc = d.mem_.translate(s.desc, virtio::desc_bytes(s.size));
+        std::byte* avail = d.mem_.translate(s.driver, virtio::avail_bytes(s.size));
+        std::byte* used = d.mem_.translate(s.device, virtio::used_bytes(s.size));
+        const virtio::split_ring r(desc, avail, used, s.size);
+        vq& v = d.vqs_[q];
+        if (!r.bound() || !v.dev.reset(r, d.has(virtio::feature::EVENT_IDX))) {
+            return false;
+        }
+        v.s = s;
+        v.enabled = true;
+        v.failed = false;
+        return true;
+    }
+    static void op_notify(void* ctx, std::uint16_t q) noexcept {
+        virtio_net_device& d = self_of(ctx);
+        if (q < d.kicks_.size()) {
+            d.kicks_[q].fetch_add(1, std::memory_order_relaxed); // relaxed: a counter
+        }
+    }
+    static void op_irq_mask(void* ctx, std::uint16_t vector, bool masked) noexcept {
+        virtio_net_device& d = self_of(ctx);
+        if (vector < max_pairs) {
+            masked ? d.irqs_[vector].disarm() : d.irqs_[vector].arm();
+        }
+    }
+    static void op_read_config(void* ctx, std::uint32_t off, void* out, std::uint32_t len) noexcept {
+        virtio_net_device& d = self_of(ctx);
+        virtio_net::net_config c{};
+        std::memcpy(c.mac, d.cfg_.mac.data(), 6);
+        // relaxed: a snapshot of the link for a config read
+        c.status = d.link_up_.load(std::memory_order_relaxed) ? virtio_net::S_LINK_UP : 0;
+        c.max_virtqueue_pairs = d.cfg_.max_pairs;
+        c.mtu = d.cfg_.mtu;
+        c.speed = 10000;
+        c.duplex = 1;
+        auto* o = static_cast<std::uint8_t*>(out);
+        for (std::uint32_t i = 0; i < len; ++i) {
+            o[i] = off + i < sizeof c ? reinterpret_cast<const std::uint8_t*>(&c)[off + i] : 0xFF;
+        }
+    }
+    static constexpr virtio::transport_ops ops_{&op_features,  &op_set_features, &op_status,
+                                                &op_set_status, &op_queue_max,    &op_queue_enable,
+                                                &op_notify,     &op_irq_mask,     &op_read_config};
+
+    // A driver-written reset (status 0): every queue forgotten, nothing written after it.
+    void device_reset() noexcept {
+        status_ = 0;
+        driver_features_ = 0;
+        npairs_ = 0;
+        for (vq& v : vqs_) {
+            v = vq{};
+        }
+        for (pair_state& p : pairs_) {
+            p.cp[0].clear();
+            p.cp[1].clear();
+        }
+        for (sim_irq& i : irqs_) {
+            i.reset();
+        }
+    }
+    // device_model's reset: the device fails and asks for a reset (2.1.2).
+    void do_reset() noexcept {
+        status_ |= virtio::status_bit::DEVICE_NEEDS_RESET;
+        for (pair_state& p : pairs_) {
+            p.cp[0].clear();
+            p.cp[1].clear();
+        }
+    }
+    void do_remove() noexcept {
+        removed_.store(true);
+        for (pair_state& p : pairs_) {
+            p.cp[0].clear();
+            p.cp[1].clear();
+        }
+    }
+
+    // A refused chain: recorded, the queue stops, the device asks for a reset.
+    void refuse(std::uint16_t pair, ring_kind r, std::uint32_t head, virtio::chain_error e) {
+        violations_.push_back(make_violation(cfg_.name, pair, r, head, virtio::to_string(e),
+                                             "chain refused, queue stopped (DEVICE_NEEDS_RESET)"));
+        vqs_[r == ring_kind::tx ? virtio_net::txq_index(pair) : virtio_net::rxq_index(pair)].failed = true;
+        status_ |= virtio::status_bit::DEVICE_NEEDS_RESET;
+    }
+    auto addr_ok() noexcept {
+        return [this](std::uint64_t a, std::uint32_t len, bool) { return mem_.translate(a, len) != nullptr; };
+    }
+
+    // ---- TX ---------------------------------------------------------------------------------------
+    bool process_tx(std::uint16_t p) {
+        vq& v = vqs_[virtio_net::txq_index(p)];
+        if (!v.enabled || v.failed) {
+            return false;
+        }
+        pair_state& ps = pairs_[p];
+        bool any = false;
+        for (;;) {
+            virtio::chain c;
+            const virtio::pop_status st = v.dev.pop(c, segs_, addr_ok());
+            if (st == virtio::pop_status::empty) {
+                break;
+            }
+            any = true;
+            if (st != virtio::pop_status::ok || c.readable != c.segments) {
+                refuse(p, ring_kind::tx, c.head,
+                       st == virtio::pop_status::ok ? virtio::chain_error::read_after_write : v.dev.last_error());
+                return true;
+            }
+            if (const tx_event e = next_tx_event(); e != tx_event::none) {
+                e == tx_event::remove ? do_remove() : do_reset();
+                return true;
+            }
+            send_chain(p, c);
+            complete(p, ring_kind::tx, used_rec{c.head, 0}, 0);
+        }
+        (void)ps.cp[0].flush_held(writer(p, ring_kind::tx));
+        return any;
+    }
+
+    // Gathers header and frame from the chain's buffers; sends the frame.
+    void send_chain(std::uint16_t p, const virtio::chain& c) {
+        pair_state& ps = pairs_[p];
+        const std::uint32_t total = c.read_len;
+        if (total < virtio_net::HDR_LEN + 14 || total > virtio_net::HDR_LEN + max_frame_size) {
+            ++ps.st.tx_bad_frame;
+            return;
+        }
+        std::uint32_t at = 0;
+        bool ok = true;
+        for (std::uint16_t i = 0; i < c.segments && ok; ++i) {
+            ok = mem_.dma_read(segs_[i].addr, tx_buf_.data() + at, segs_[i].len);
+            at += segs_[i].len;
+        }
+        if (!ok) {
+            ++ps.st.tx_dma_errors;
+            return;
+        }
+        virtio_net::net_hdr_v1 h;
+        std::memcpy(&h, tx_buf_.data(), sizeof h);
+        scratch_.len = total - virtio_net::HDR_LEN;
+        std::memcpy(scratch_.data.data(), tx_buf_.data() + virtio_net::HDR_LEN, scratch_.len);
+        if ((h.flags & virtio_net::HDR_F_NEEDS_CSUM) != 0 && has(virtio_net::feature::CSUM)) {
+            const std::uint32_t start = h.csum_start, off = start + h.csum_offset;
+            if (off + 2 > scratch_.len) {
+                ++ps.st.tx_bad_frame;
+                return;
+            }
+            // The field holds the pseudo-header sum; the checksum covers start..end (5.1.6.2).
+            const std::uint16_t sum = inet::checksum(scratch_.data.data() + start, scratch_.len - start);
+            scratch_.data[off] = static_cast<std::byte>(sum >> 8);
+            scratch_.data[off + 1] = static_cast<std::byte>(sum & 0xFF);
+        }
+        if (!link_up_.load(std::memory_order_relaxed)) { // relaxed: under mu_
+            ++ps.st.tx_link_down;
+            return;
+        }
+        ++ps.st.tx_frames;
+        ps.st.tx_bytes += scratch_.len;
+        frame_out(scratch_);
+    }
+
+    // ---- RX ---------------------------------------------------------------------------------------
+    bool deliver_rx() {
+        take_rx_batch(cfg_.rx_frames_per_step);
+        active_queues<max_pairs> active;
+        for (std::uint16_t p = 0; p < npairs_; ++p) {
+            if (vqs_[virtio_net::rxq_index(p)].enabled) {
+                active.add(p);
+            }
+        }
+        for (const frame& f : rx_batch_) {
+            const auto [ok, p, hash] = steer(f, active);
+            if (ok && live()) {
+                receive(p, f);
+            }
+        }
+        for (std::uint16_t p = 0; p < npairs_ && live(); ++p) {
+            (void)pairs_[p].cp[1].flush_held(writer(p, ring_kind::rx));
+        }
+        const bool any = !rx_batch_.empty();
+        rx_batch_.clear();
+        return any;
+    }
+
+    // One frame into one chain (or, with MRG_RXBUF, as many as it takes).
+    void receive(std::uint16_t p, const frame& f) {
+        vq& v = vqs_[virtio_net::rxq_index(p)];
+        pair_state& ps = pairs_[p];
+        if (v.failed) {
+            ++ps.st.rx_no_desc;
+            return;
+        }
+        const bool mrg = has(virtio_net::feature::MRG_RXBUF);
+        const std::uint32_t need = virtio_net::HDR_LEN + f.len;
+        // Take chains until the frame fits (one, without MRG_RXBUF).
+        std::uint32_t room = 0;
+        std::uint16_t taken = 0;
+        chains_.clear();
+        while (room < need && (mrg || taken == 0)) {
+            virtio::chain c;
+            const virtio::pop_status st = v.dev.pop(c, segs_, addr_ok());
+            if (st == virtio::pop_status::empty) {
+                break;
+            }
+            if (st != virtio::pop_status::ok || c.readable != 0) {
+                refuse(p, ring_kind::rx, c.head,
+                       st == virtio::pop_status::ok ? virtio::chain_error::read_after_write : v.dev.last_error());
+                return;
+            }
+            ++taken;
+            room += c.write_len;
+            chains_.push_back({c, std::vector<virtio::segment>(segs_.begin(), segs_.begin() + c.segments)});
+        }
+        if (room < need) {
+            v.dev.unpop(taken); // not enough: the chains stay available
+            taken == 0 || mrg ? ++ps.st.rx_no_desc : ++ps.st.rx_oversize;
+            return;
+        }
+        // The header, then the frame, across the chains' writable buffers.
+        virtio_net::net_hdr_v1 h{};
+        h.num_buffers = static_cast<std::uint16_t>(chains_.size());
+        if (nb_fault_count_ != 0) {
+            --nb_fault_count_;
+            h.num_buffers = static_cast<std::uint16_t>(static_cast<std::int32_t>(chains_.size()) + nb_fault_delta_);
+        }
+        if (has(virtio_net::feature::GUEST_CSUM)) {
+            h.flags = virtio_net::HDR_F_DATA_VALID; // the sim's wire never corrupts a frame
+        }
+        std::memcpy(rx_buf_.data(), &h, sizeof h);
+        std::memcpy(rx_buf_.data() + sizeof h, f.data.data(), f.len);
+        std::uint32_t at = 0;
+        bool ok = true;
+        for (const auto& [c, segs] : chains_) {
+            std::uint32_t wrote = 0;
+            for (const virtio::segment& s : segs) {
+                const std::uint32_t k = need - at < s.len ? need - at : s.len;
+                if (k != 0 && ok) {
+                    ok = mem_.dma_write(s.addr, rx_buf_.data() + at, k);
+                }
+                at += k;
+                wrote += k;
+            }
+            complete(p, ring_kind::rx, used_rec{c.head, ok ? wrote : 0}, c.write_len);
+        }
+        ps.st.rx_merged += chains_.size() > 1 ? 1 : 0;
+        if (ok) {
+            ++ps.st.rx_frames;
+            ps.st.rx_bytes += f.len;
+        } else {
+            ++ps.st.rx_dma_errors;
+        }
+    }
+
+    // ---- used entries, through the fault plan -------------------------------------------------
+    used_writer writer(std::uint16_t p, ring_kind r) noexcept { return {this, p, r}; }
+    void complete(std::uint16_t p, ring_kind r, const used_rec& u, std::uint32_t buf_len) {
+        pairs_[p].cp[static_cast<std::size_t>(r)].complete(u, buf_len, comp_faults::of(faults_, r), steps_,
+                                                          pairs_[p].st, writer(p, r));
+    }
+    void write_used(std::uint16_t p, ring_kind r, used_rec u, std::uint32_t buf_len) {
+        vq& v = vqs_[r == ring_kind::tx ? virtio_net::txq_index(p) : virtio_net::rxq_index(p)];
+        if (!v.enabled || !live()) {
+            return;
+        }
+        const std::uint32_t n = v.dev.ring().size();
+        write_pause(true); // under write jitter: land it while the driver polls
+        switch (take_corruption(faults_, r, pairs_[p].st)) {
+        case comp_fault::index_out_of_range: v.dev.push_used(n + 7, u.len); break;
+        case comp_fault::length_too_large: v.dev.push_used(u.id, buf_len + 512); break;
+        case comp_fault::gen_out_of_order: // the index runs past an entry never written
+            v.dev.skip_used();
+            v.dev.push_used(u.id, u.len);
+            break;
+        case comp_fault::never_posted:
+            v.dev.push_used(u.id, u.len);
+            v.dev.push_used((u.id + n / 2) % n, u.len);
+            break;
+        case comp_fault::double_completion:
+            v.dev.push_used(u.id, u.len);
+            v.dev.push_used(u.id, u.len);
+            break;
+        case comp_fault::none: v.dev.push_used(u.id, u.len); break;
+        }
+        write_pause();
+        v.dev.publish_used();
+        if (v.dev.need_interrupt()) {
+            irqs_[v.s.vector].raise();
+        }
+    }
+
+    virtio_net_device_config cfg_;
+    virtio_net::window window_{};
+    std::array<sim_irq, max_pairs> irqs_{};
+    std::array<std::atomic<std::uint64_t>, 2 * max_pairs> kicks_{};
+    std::array<vq, 2 * max_pairs> vqs_{};
+    std::array<pair_state, max_pairs> pairs_{};
+    std::uint8_t status_ = 0;
+    std::uint64_t driver_features_ = 0;
+    std::uint16_t npairs_ = 0;
+    std::atomic<bool> removed_{false};
+    std::uint32_t nb_fault_count_ = 0;
+    std::int32_t nb_fault_delta_ = 0;
+    std::uint64_t rx_inactive_ = 0;
+    std::vector<device_violation> violations_;
+    std::vector<virtio::segment> segs_;
+    std::vector<std::pair<virtio::chain, std::vector<virtio::segment>>> chains_;
+    std::array<std::byte, virtio_net::HDR_LEN + max_frame_size> tx_buf_{};
+    std::array<std::byte, virtio_net::HDR_LEN + max_frame_size> rx_buf_{};
+};
+
+} // namespace npa::sim

@@ -1,0 +1,95 @@
+// npa/sim/virtio_net_rig.hpp: a virtio-net device model on a bench, ready for the
+// conformance kit (the shared half of a rig is rig_base.hpp). The MAC and RX mode are the
+// device's defaults: the control virtqueue belongs to the shell's control path, which
+// this rig does not bring up.
+#pragma once
+
+#include <npa/capabilities.hpp>
+#include <npa/sim/faults.hpp>
+#include <npa/sim/rig_base.hpp>
+#include <npa/sim/virtio_net_device.hpp>
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace npa::sim {
+
+struct virtio_net_rig_config {
+    std::uint16_t queues = 2;
+    std::uint32_t tx_ring = 256;
+    std::uint32_t rx_ring = 256;
+    std::uint32_t buffers = 2048;
+    std::size_t guest_bytes = std::size_t{16} << 20;
+    /// Bytes per pool buffer, headroom included (fixed_pool's default: 2048 of data).
+    std::uint32_t buf_size = npa::pool_config{}.buf_size;
+    /// Feature bits the device offers (virtio_net_device_config's default when 0).
+    std::uint64_t features = 0;
+};
+
+class virtio_net_rig : public rig_base<virtio_net_rig_config> {
+public:
+    using device_type = virtio_net::window;
+    static constexpr const char* device_name = "virtio-net";
+    /// The model drops, delays and reorders RX used entries too (faults.hpp).
+    static constexpr bool rx_completion_faults = true;
+    static constexpr mac_addr guest_mac{0x02, 0, 0, 0, 0, 0x01};
+    static constexpr mac_addr far_mac{0x02, 0, 0, 0, 0, 0x02};
+
+    explicit virtio_net_rig(const config& c = {}) : rig_base(c, guest_mac, far_mac) {
+        if (!ok()) {
+            return;
+        }
+        virtio_net_device_config dc;
+        dc.max_pairs = c.queues < 4 ? 4 : c.queues;
+        const std::uint32_t big = c.tx_ring > c.rx_ring ? c.tx_ring : c.rx_ring;
+        dc.queue_max = static_cast<std::uint16_t>(big < 256 ? 256 : big);
+        dc.mac = guest_mac;
+        if (c.features != 0) {
+            dc.features = c.features;
+        }
+        auto dev = virtio_net_device::create(mem_, dc);
+        if (!dev) {
+            error_ = dev.error().reason();
+            return;
+        }
+        dev_ = std::move(*dev);
+        connect(*dev_, far_);
+    }
+
+    [[nodiscard]] queue_config queue_cfg() const noexcept {
+        queue_config qc;
+        qc.queues = cfg_.queues;
+        qc.tx_ring_size = cfg_.tx_ring;
+        qc.rx_ring_size = cfg_.rx_ring;
+        qc.offloads = cap::all; // intersected with the device's by the plugin
+        return qc;
+    }
+
+    [[nodiscard]] device_type& window() noexcept { return dev_->window(); }
+    [[nodiscard]] virtio_net_device& device() noexcept { return *dev_; }
+    [[nodiscard]] sim_irq& irq(std::uint16_t q) noexcept { return dev_->irq(q); }
+
+    void step(std::uint32_t n = 1) {
+        for (std::uint32_t i = 0; i < n; ++i) {
+            dev_->step();
+        }
+    }
+    void inject(const fault_plan& p) { dev_->inject(p); }
+    void reset_device() { dev_->reset(); }
+    void remove_device() { dev_->remove(); }
+
+    [[nodiscard]] std::vector<std::string> violations() const { return dev_->violations(); }
+    [[nodiscard]] std::uint32_t device_rx_posted(std::uint16_t q) const { return dev_->rx_posted(q); }
+    [[nodiscard]] std::uint64_t device_rx_no_desc(std::uint16_t q) const { return dev_->counters(q).rx_no_desc; }
+    /// TX frames the device used without putting them on the wire (link down).
+    [[nodiscard]] std::uint64_t device_tx_not_sent(std::uint16_t q) const {
+        return dev_->counters(q).tx_link_down;
+    }
+
+private:
+    std::unique_ptr<virtio_net_device> dev_;
+};
+
+} // namespace npa::sim

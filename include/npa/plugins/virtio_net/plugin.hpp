@@ -1,0 +1,638 @@
+// npa/plugins/virtio_net/plugin.hpp: the virtio-net plugin (virtio 1.2 section 5.1) over
+// split virtqueues (npa/virtio/split_ring.hpp), reaching its device through a transport
+// (npa/virtio/transport.hpp) so that the sim, virtio-pci and vhost-user carry it alike.
+//
+//   UP  attach is the driver initialisation of 3.1.1: reset, ACKNOWLEDGE, DRIVER, the
+//       features (VERSION_1 required; MRG_RXBUF, IN_ORDER, CSUM, HOST_TSO4/6, GUEST_CSUM,
+//       MTU, MAC, STATUS, MQ and ACCESS_PLATFORM taken when offered and wanted),
+//       FEATURES_OK read back, the queues (receiveq 2q, transmitq 2q+1, vector q), DRIVER_OK,
+//       RX buffers posted. detach: reset (the device stops writing), completed TX back,
+//       the rest of TX back unsent in order, RX back.
+//   TX  one descriptor per frame: the 12-byte virtio_net_hdr_v1 is written into the
+//       buffer's headroom, so the device reads header and frame from one buffer. Checksum
+//       and TSO requests become NEEDS_CSUM / gso_type. A buffer without 12 bytes of
+//       headroom, or a frame outside the MTU, is refused and counted (tx_errors).
+//   RX  one descriptor per buffer, 12 bytes in front of its data for the header. Every
+//       buffer holds an MTU frame, so a device needs one buffer per frame. MRG_RXBUF is
+//       taken (a device without it needs buffers for 64 KiB frames once it offers GUEST
+//       TSO, 5.1.6.3.1); a frame it spreads over num_buffers buffers fills each but the
+//       last completely, so it is larger than one npa buffer (one segment): it is taken
+//       off the ring, dropped and counted, as vmxnet3's plugin drops a frame spanning its
+//       rings. A partial checksum (NEEDS_CSUM, with GUEST_CSUM) is completed here, so the
+//       shell never sees one.
+//   IRQ one vector per queue pair; irq_arm/irq_disarm unmask and mask it. The rings never
+//       suppress interrupts (no NO_INTERRUPT, EVENT_IDX not taken), so a masked vector
+//       latches what arrived and unmasking delivers it (NAPI's contract).
+// Nothing the device writes is trusted: used->idx, each used id (a head this plugin
+// handed over and has not had back), each length (no more than the buffer), num_buffers
+// (1 without MRG_RXBUF, at most what the ring holds, every piece present) are checked
+// before anything is touched; a violation is counted (bad_completion, rx_dropped), no
+// buffer is lost, and health() reports device_error from then on. With IN_ORDER a used
+// entry that passes over older chains completes them: TX through tx_complete, counted in
+// tx_errors and bad_completion, as the plugin contract asks; RX buffers are counted as
+// dropped but held until detach, since the device may still write them. After any
+// violation no more RX buffers are posted (see refill()) and none is delivered: what the
+// device hands back is held until detach, as the device may have lied about it too.
+#pragma once
+
+#include <npa/buffer/packet_buffer.hpp>
+#include <npa/concepts/plugin.hpp>
+#include <npa/plugins/virtio_net/defs.hpp>
+#include <npa/plugins/virtio_net/window.hpp>
+#include <npa/ring/slot_ring.hpp>
+#include <npa/virtio/split_ring.hpp>
+
+#include <array>
+#include <cstdint>
+#include <cstring>
+#include <memory>
+#include <new>
+#include <span>
+
+namespace npa {
+
+// ---- tuning constants -----------------------------------------------------------------
+namespace virtio_net_tuning {
+/// tx_burst reaps completions first when fewer descriptors than this are free.
+inline constexpr std::uint32_t tx_reap_below = 32;
+/// Each virtqueue's block starts at a multiple of this (the spec asks 16 of the
+/// descriptor table; a cache line keeps two queues' rings off one line).
+inline constexpr std::size_t vq_align = 64;
+/// RX buffers taken from the shell per alloc call during a refill.
+inline constexpr std::uint32_t refill_chunk = 64;
+} // namespace virtio_net_tuning
+
+/// Bytes of ring memory one queue pair needs (its receiveq and transmitq blocks).
+[[nodiscard]] constexpr std::size_t virtio_net_queue_bytes(std::uint32_t tx, std::uint32_t rx) noexcept {
+    constexpr std::size_t a = virtio_net_tuning::vq_align;
+    auto up = [](std::size_t n) { return (n + a - 1) / a * a; };
+    return up(virtio::layout_of(rx).total) + up(virtio::layout_of(tx).total);
+}
+
+template <class Api>
+class virtio_net_plugin {
+public:
+    using buffer_type = typename Api::buffer_type;
+    using device_type = virtio_net::window;
+    static constexpr const char* name = "virtio-net";
+    static constexpr std::uint16_t max_queue_pairs = 8;
+
+    virtio_net_plugin() noexcept = default;
+    virtio_net_plugin(const virtio_net_plugin&) = delete;
+    virtio_net_plugin& operator=(const virtio_net_plugin&) = delete;
+    ~virtio_net_plugin() = default;
+
+    // ---- attach: the initialisation sequence of 3.1.1 -----------------------------------
+    status attach(Api& api, device_type& dev, const queue_config& qc) {
+        namespace vn = virtio_net;
+        using virtio::status_bit::ACKNOWLEDGE, virtio::status_bit::DRIVER;
+        // step 0: the request against what cannot change.
+        if (!dev.bound()) {
+            return {errc::invalid_argument, "virtio-net: window not bound to a device"};
+        }
+        if (!dev.present()) {
+            return {errc::removed, "virtio-net: device removed"};
+        }
+        if (qc.queues == 0 || qc.queues > max_queue_pairs) {
+            return {errc::invalid_argument, "virtio-net: queue pairs outside 1..8"};
+        }
+        if (!virtio::queue_size_ok(qc.tx_ring_size) || !virtio::queue_size_ok(qc.rx_ring_size)) {
+            return {errc::invalid_argument, "virtio-net: ring sizes must be powers of two up to 32768"};
+        }
+        const virtio::transport& t = dev.transport();
+        // step 1: reset; the device must read back 0 (4.1.4.3.2).
+        t.set_status(0);
+        if (t.status() != 0) {
+            return {errc::device_error, "virtio-net: the device did not reset"};
+        }
+        // step 2: ACKNOWLEDGE, DRIVER.
+        t.set_status(ACKNOWLEDGE);
+        t.set_status(ACKNOWLEDGE | DRIVER);
+        // step 3: features. VERSION_1 is the ABI this plugin speaks (12-byte header,
+        // little-endian rings); ACCESS_PLATFORM must be taken when offered (buffers are
+        // handed over by device address, so an IOMMU in between changes nothing here).
+        const std::uint64_t offered = t.device_features();
+        if ((offered & virtio::feature::VERSION_1) == 0) {
+            return fail(t, errc::not_supported, "virtio-net: the device does not offer VERSION_1");
+        }
+        std::uint64_t want = virtio::feature::VERSION_1 | virtio::feature::ACCESS_PLATFORM |
+                             virtio::feature::IN_ORDER | vn::feature::MRG_RXBUF |
+                             vn::feature::MTU | vn::feature::MAC | vn::feature::STATUS;
+        want |= (qc.offloads & cap::tx_l4_csum) != 0 || (qc.offloads & cap::tso) != 0
+                    ? vn::feature::CSUM : 0;
+        want |= (qc.offloads & cap::tso) != 0 ? vn::feature::HOST_TSO4 | vn::feature::HOST_TSO6 : 0;
+        want |= (qc.offloads & cap::rx_csum) != 0 ? vn::feature::GUEST_CSUM : 0;
+        want |= qc.queues > 1 ? vn::feature::MQ : 0;
+        std::uint64_t f = offered & want;
+        if ((f & vn::feature::CSUM) == 0) { // HOST_TSO* depend on CSUM (5.1.3.1)
+            f &= ~(vn::feature::HOST_TSO4 | vn::feature::HOST_TSO6);
+        }
+        if (qc.queues > 1 && ((f & vn::feature::MQ) == 0 || dev.max_virtqueue_pairs() < qc.queues)) {
+            return fail(t, errc::invalid_argument, "virtio-net: more queue pairs than the device has (MQ)");
+        }
+        const std::uint32_t max_mtu = (f & vn::feature::MTU) != 0 ? dev.mtu() : vn::DEFAULT_MTU;
+        if (qc.mtu < vn::MIN_MTU || qc.mtu > max_mtu) {
+            return fail(t, errc::invalid_argument, "virtio-net: MTU outside the device's range");
+        }
+        t.set_driver_features(f);
+        t.set_status(ACKNOWLEDGE | DRIVER | virtio::status_bit::FEATURES_OK);
+        if ((t.status() & virtio::status_bit::FEATURES_OK) == 0) {
+            return fail(t, errc::not_supported, "virtio-net: the device refused the features");
+        }
+        // step 4: the queues' sizes and memory.
+        for (std::uint16_t i = 0; i < qc.queues; ++i) {
+            if (t.queue_max(vn::rxq_index(i)) < qc.rx_ring_size ||
+                t.queue_max(vn::txq_index(i)) < qc.tx_ring_size) {
+                return fail(t, errc::invalid_argument, "virtio-net: a ring larger than the device's queue");
+            }
+        }
+        const std::size_t per_pair = virtio_net_queue_bytes(qc.tx_ring_size, qc.rx_ring_size);
+        const vn::ring_memory area = dev.ring_area();
+        const std::size_t skew = (virtio_net_tuning::vq_align -
+                                  reinterpret_cast<std::uintptr_t>(area.virt) % virtio_net_tuning::vq_align) %
+                                 virtio_net_tuning::vq_align;
+        if (area.size < skew + per_pair * qc.queues) {
+            return fail(t, errc::no_memory, "virtio-net: ring memory too small for these ring sizes");
+        }
+        api_ = &api;
+        dev_ = &dev;
+        features_ = f;
+        mtu_ = qc.mtu;
+        offloads_ = qc.offloads & capabilities().offloads;
+        trust_.reset();
+        // step 5: lay out each queue, zero it, tell the device (vector q for both).
+        std::memset(area.virt + skew, 0, per_pair * qc.queues);
+        std::size_t at = skew;
+        nq_ = qc.queues;
+        for (std::uint16_t i = 0; i < nq_; ++i) {
+            queue& q = q_[i];
+            q.stats = {};
+            if (!setup_vq(q.rx, vn::rxq_index(i), i, qc.rx_ring_size, at) ||
+                !setup_vq(q.tx, vn::txq_index(i), i, qc.tx_ring_size, at)) {
+                release_all();
+                return fail(t, errc::device_error, "virtio-net: the device refused a queue");
+            }
+            t.irq_mask(i, true); // masked until the shell arms the queue
+        }
+        // step 6: DRIVER_OK: the device is live.
+        t.set_status(ACKNOWLEDGE | DRIVER | virtio::status_bit::FEATURES_OK |
+                     virtio::status_bit::DRIVER_OK);
+        // step 7: RX buffers on every receiveq (fewer if the pool is short: counted).
+        for (std::uint16_t i = 0; i < nq_; ++i) {
+            refill(i);
+        }
+        api.log(log_level::info, "virtio-net: attached");
+        return status::success();
+    }
+
+    // ---- tx_burst: header into the headroom, one descriptor per frame -------------------
+    std::uint16_t tx_burst(std::uint16_t qi, std::span<buffer_type> bufs) noexcept {
+        queue& q = q_[qi];
+        if (q.tx.drv.free_descs() < virtio_net_tuning::tx_reap_below) {
+            (void)tx_reap(qi);
+        }
+        std::uint16_t n = 0;
+        for (; n < bufs.size(); ++n) {
+            const buffer_type b = bufs[n];
+            const offload_info ol = b.offload();
+            const bool tso = (ol.flags & ol::tx_tso) != 0 && (offloads_ & cap::tso) != 0 &&
+                             ol.tso_mss != 0;
+            const std::uint32_t len = b.length();
+            if (len < 14 || (!tso && len > mtu_ + 18) || len > 65535 ||
+                b.headroom() < virtio_net::HDR_LEN) {
+                ++q.stats.tx_errors; // no frame the device may carry: refused, handed back
+                api_->tx_complete(qi, std::span<const buffer_type>(&b, 1));
+                continue;
+            }
+            if (q.tx.drv.free_descs() == 0) {
+                ++q.stats.tx_ring_full;
+                break;
+            }
+            write_tx_hdr(b, ol, tso);
+            const virtio::segment s{b.iova() - virtio_net::HDR_LEN, len + virtio_net::HDR_LEN, false};
+            const std::int32_t head = q.tx.drv.add({&s, 1});
+            q.tx.bufs[head] = b;
+            ++q.stats.tx_packets;
+            q.stats.tx_bytes += len;
+        }
+        if (q.tx.drv.publish()) {
+            dev_->transport().notify(q.tx.index);
+        }
+        return n;
+    }
+
+    // ---- tx_reap: used entries back to the shell ----------------------------------------
+    std::uint32_t tx_reap(std::uint16_t qi) noexcept {
+        queue& q = q_[qi];
+        std::uint32_t done = 0;
+        auto give = [&](std::uint16_t head) {
+            const buffer_type b = q.tx.bufs[head];
+            api_->tx_complete(qi, std::span<const buffer_type>(&b, 1));
+            ++done;
+        };
+        auto passed = [&](std::uint16_t head) { // IN_ORDER: passed over without an entry
+            ++q.stats.tx_errors;
+            trust_.distrust(q.stats);
+            give(head);
+        };
+        for (;;) {
+            virtio::used_chain u;
+            const virtio::used_status st = q.tx.drv.poll_used(u, passed);
+            if (st == virtio::used_status::empty) {
+                break;
+            }
+            if (st == virtio::used_status::broken) {
+                trust_.distrust(q.stats); // used->idx cannot be: stop reading this ring
+                break;
+            }
+            if (st == virtio::used_status::bad_id) {
+                trust_.distrust(q.stats);
+                continue;
+            }
+            give(u.id);
+        }
+        return done;
+    }
+    [[nodiscard]] std::uint32_t tx_in_flight(std::uint16_t qi) const noexcept {
+        return q_[qi].tx.drv.in_flight();
+    }
+
+    // ---- rx_burst: checked used entries, merged frames dropped, refill -----------------
+    std::uint16_t rx_burst(std::uint16_t qi, std::span<buffer_type> out) noexcept {
+        queue& q = q_[qi];
+        std::uint16_t n = 0;
+        while (n < out.size()) {
+            buffer_type b;
+            std::uint32_t len = 0;
+            const rx_take r = take_rx(qi, b, len);
+            if (r == rx_take::none) {
+                break;
+            }
+            if (r == rx_take::dropped) {
+                continue;
+            }
+            const auto* h = reinterpret_cast<const virtio_net::net_hdr_v1*>(b.data() - virtio_net::HDR_LEN);
+            const std::uint16_t nb = mrg() ? std::uint16_t{h->num_buffers} : std::uint16_t{1};
+            if (nb == 0 || nb > q.rx.drv.size()) {
+                trust_.distrust(q.stats); // a count of buffers the ring cannot hold
+                drop_rx(qi, b);
+                continue;
+            }
+            if (nb > 1) {
+                drop_merged(qi, b, len, nb);
+                continue;
+            }
+            if (len < 14) {
+                drop_rx(qi, b);
+                continue;
+            }
+            b.set_length(len);
+            offload_info o{};
+            if (!rx_csum(*h, b, len, o)) {
+                drop_rx(qi, b);
+                continue;
+            }
+            b.set_offload(o);
+            out[n++] = b;
+            ++q.stats.rx_packets;
+            q.stats.rx_bytes += len;
+        }
+        refill(qi);
+        return n;
+    }
+
+    // ---- detach: reset, every buffer back ---------------------------------------------
+    void detach() noexcept {
+        if (dev_ != nullptr && nq_ != 0) {
+            dev_->transport().set_status(0); // step 1: after a reset the device writes nothing
+        }
+        for (std::uint16_t i = 0; i < nq_; ++i) {
+            queue& q = q_[i];
+            if (q.tx.bufs) {
+                (void)tx_reap(i); // step 2: what the device confirmed goes back completed
+                // step 3: what it took but never confirmed goes back unsent, oldest first
+                q.tx.drv.drain_in_flight([&](std::uint16_t head) {
+                    const buffer_type b = q.tx.bufs[head];
+                    api_->tx_unsent(i, std::span<const buffer_type>(&b, 1));
+                });
+            }
+            if (q.rx.bufs) { // step 4: posted RX buffers go back to the shell
+                q.rx.drv.drain_in_flight([&](std::uint16_t head) {
+                    const buffer_type b = q.rx.bufs[head];
+                    api_->release_rx_buffers(i, std::span<const buffer_type>(&b, 1));
+                });
+                for (std::uint32_t h = 0; h < q.rx.drv.size(); ++h) { // and those held back
+                    if (q.rx.held[h] != 0) {
+                        const buffer_type b = q.rx.bufs[h];
+                        api_->release_rx_buffers(i, std::span<const buffer_type>(&b, 1));
+                    }
+                }
+            }
+        }
+        release_all();
+    }
+
+    void irq_arm(std::uint16_t qi) noexcept { dev_->transport().irq_mask(qi, false); }
+    void irq_disarm(std::uint16_t qi) noexcept { dev_->transport().irq_mask(qi, true); }
+
+    /// What the device offers, as npa capabilities. Before attach: nothing.
+    [[nodiscard]] npa::capabilities capabilities() const noexcept {
+        namespace vn = virtio_net;
+        npa::capabilities c{};
+        c.min_ring_size = 1;
+        c.max_ring_size = virtio::max_queue_size;
+        c.min_mtu = vn::MIN_MTU;
+        if (dev_ == nullptr) {
+            return c;
+        }
+        const std::uint64_t f = dev_->transport().device_features();
+        const bool csum = (f & vn::feature::CSUM) != 0;
+        c.offloads = (csum ? cap::tx_l4_csum : 0u) |
+                     (csum && (f & (vn::feature::HOST_TSO4 | vn::feature::HOST_TSO6)) != 0 ? cap::tso : 0u) |
+                     ((f & vn::feature::GUEST_CSUM) != 0 ? cap::rx_csum : 0u);
+        const std::uint16_t pairs = (f & vn::feature::MQ) != 0 ? dev_->max_virtqueue_pairs() : 1;
+        c.max_queues = pairs < max_queue_pairs ? (pairs == 0 ? 1 : pairs) : max_queue_pairs;
+        c.max_mtu = (f & vn::feature::MTU) != 0 ? dev_->mtu() : vn::DEFAULT_MTU;
+        return c;
+    }
+
+    [[nodiscard]] const queue_stats& stats(std::uint16_t qi) const noexcept { return q_[qi].stats; }
+    /// The feature bits negotiated at attach.
+    [[nodiscard]] std::uint64_t features() const noexcept { return features_; }
+    /// A receiveq's worth: what the device can have received and not yet handed over.
+    [[nodiscard]] std::uint32_t rx_drain_bound(std::uint16_t qi) const noexcept {
+        return q_[qi].rx.drv.size();
+    }
+
+    /// removed: the status reads all ones. device_error: the device reset itself or asked
+    /// for a reset (DRIVER_OK gone, DEVICE_NEEDS_RESET), or wrote something impossible.
+    [[nodiscard]] errc health() const noexcept {
+        if (dev_ == nullptr || nq_ == 0) {
+            return errc::ok;
+        }
+        const std::uint8_t s = dev_->transport().status();
+        if (s == 0xFF) {
+            return errc::removed;
+        }
+        if (trust_.distrusted() || (s & virtio::status_bit::DRIVER_OK) == 0 ||
+            (s & (virtio::status_bit::DEVICE_NEEDS_RESET | virtio::status_bit::FAILED)) != 0) {
+            return errc::device_error;
+        }
+        return errc::ok;
+    }
+
+private:
+    struct vq {
+        virtio::split_driver drv;
+        std::unique_ptr<std::uint16_t[]> state;
+        std::unique_ptr<buffer_type[]> bufs; // the buffer at each head descriptor
+        std::unique_ptr<std::uint8_t[]> held; // RX: passed over, held until detach
+        std::uint16_t index = 0;              // virtqueue number
+    };
+    struct queue {
+        vq rx, tx;
+        queue_stats stats{};
+    };
+    enum class rx_take : std::uint8_t { none, buffer, dropped };
+
+    [[nodiscard]] bool mrg() const noexcept { return (features_ & virtio_net::feature::MRG_RXBUF) != 0; }
+
+    status fail(const virtio::transport& t, errc e, const char* why) noexcept {
+        t.set_status(t.status() | virtio::status_bit::FAILED); // 3.1.1 step 8: give up
+        return {e, why};
+    }
+
+    bool setup_vq(vq& v, std::uint16_t index, std::uint16_t vector, std::uint32_t size,
+                  std::size_t& at) noexcept {
+        const virtio_net::ring_memory area = dev_->ring_area();
+        const virtio::split_layout l = virtio::layout_of(size);
+        std::byte* block = area.virt + at;
+        const iova_t iova = area.iova + at;
+        at += (l.total + virtio_net_tuning::vq_align - 1) / virtio_net_tuning::vq_align *
+              virtio_net_tuning::vq_align;
+        v.index = index;
+        v.state.reset(new (std::nothrow) std::uint16_t[virtio::split_driver::state_words(size)]);
+        v.bufs.reset(new (std::nothrow) buffer_type[size]());
+        v.held.reset(new (std::nothrow) std::uint8_t[size]());
+        if (!v.state || !v.bufs || !v.held ||
+            !v.drv.reset(virtio::split_ring::in_block(block, size),
+                         {v.state.get(), virtio::split_driver::state_words(size)}, false,
+                         (features_ & virtio::feature::IN_ORDER) != 0)) {
+            return false;
+        }
+        const virtio::queue_setup s{iova + l.desc, iova + l.avail, iova + l.used,
+                                    static_cast<std::uint16_t>(size), vector};
+        return dev_->transport().queue_enable(index, s);
+    }
+
+    void write_tx_hdr(const buffer_type& b, const offload_info& ol, bool tso) const noexcept {
+        namespace vn = virtio_net;
+        vn::net_hdr_v1 h{}; // all zero: no offload, num_buffers 0 on TX (5.1.6.2)
+        const std::uint16_t l23 = static_cast<std::uint16_t>(ol.l2_len + ol.l3_len);
+        const bool csum = (ol.flags & ol::tx_l4_csum) != 0 && (offloads_ & cap::tx_l4_csum) != 0;
+        if ((tso || csum) && ol.l2_len >= 14 && ol.l3_len != 0) {
+            h.flags = vn::HDR_F_NEEDS_CSUM;
+            h.csum_start = l23;
+            h.csum_offset = tso ? l4::tcp_csum_off : l4::csum_off(ol.l4_len);
+        }
+        if (tso && ol.l2_len >= 14 && ol.l3_len != 0) {
+            // IPv4 or IPv6 by the EtherType in front of the L3 header (after any VLAN tag).
+            const std::uint16_t et = load_be16(b.data() + ol.l2_len - 2);
+            h.gso_type = et == 0x86DD ? vn::GSO_TCPV6 : vn::GSO_TCPV4;
+            h.gso_size = ol.tso_mss;
+            h.hdr_len = static_cast<std::uint16_t>(l23 + ol.l4_len);
+        }
+        std::memcpy(b.data() - vn::HDR_LEN, &h, sizeof h);
+    }
+    static std::uint16_t load_be16(const std::byte* p) noexcept {
+        return static_cast<std::uint16_t>(std::to_integer<std::uint16_t>(p[0]) << 8 |
+                                          std::to_integer<std::uint16_t>(p[1]));
+    }
+
+    // The next used entry of queue qi's receiveq, checked: the buffer and the frame bytes
+    // it holds (the header excluded).
+    // `first`: the first buffer of a frame, which starts with the header; a later piece of
+    // a merged frame holds frame bytes only and may be shorter than a header.
+    rx_take take_rx(std::uint16_t qi, buffer_type& b, std::uint32_t& len, bool first = true) noexcept {
+        queue& q = q_[qi];
+        for (;;) {
+            virtio::used_chain u;
+            bool passed = false;
+            const virtio::used_status st = q.rx.drv.poll_used(u, [&](std::uint16_t head) {
+                passed = true;
+                hold_rx(qi, head);
+            });
+            if (st == virtio::used_status::empty) {
+                return rx_take::none;
+            }
+            if (st == virtio::used_status::broken) {
+                trust_.distrust(q.stats);
+                return rx_take::none;
+            }
+            if (st == virtio::used_status::bad_id) {
+                trust_.distrust(q.stats);
+                continue;
+            }
+            if (passed || trust_.distrusted()) {
+                // An entry that passed over older ones is no better than they are; and once
+                // the device has lied, an entry naming the oldest buffer may be one more lie
+                // (the device may still write that buffer): held until detach, not delivered.
+                hold_rx(qi, u.id, passed);
+                return rx_take::dropped;
+            }
+            b = q.rx.bufs[u.id];
+            if (u.len == 0) { // the device wrote nothing (a DMA error on its side): dropped
+                drop_rx(qi, b);
+                return rx_take::dropped;
+            }
+            if ((first && u.len < virtio_net::HDR_LEN) || u.len > posted_len(b)) {
+                trust_.distrust(q.stats); // a length the buffer cannot hold: never read past it
+                drop_rx(qi, b);
+                return rx_take::dropped;
+            }
+            len = first ? u.len - virtio_net::HDR_LEN : u.len;
+            return rx_take::buffer;
+        }
+    }
+    // IN_ORDER: an RX buffer a used entry passed over. The device never said it was done
+    // with it and may still write it, so it is not handed back now: it is held (counted
+    // as dropped) until detach, when the reset guarantees the device writes nothing more.
+    void hold_rx(std::uint16_t qi, std::uint16_t head, bool violation = true) noexcept {
+        if (violation) {
+            trust_.distrust(q_[qi].stats);
+        }
+        ++q_[qi].stats.rx_dropped;
+        q_[qi].rx.held[head] = 1;
+    }
+    void drop_rx(std::uint16_t qi, const buffer_type& b) noexcept {
+        ++q_[qi].stats.rx_dropped;
+        api_->release_rx_buffers(qi, std::span<const buffer_type>(&b, 1));
+    }
+    static std::uint32_t posted_len(const buffer_type& b) noexcept {
+        const std::uint32_t n = b.capacity() + virtio_net::HDR_LEN;
+        return n < 0xFFFFu ? n : 0xFFFFu;
+    }
+
+    // MRG_RXBUF: the nb - 1 buffers after `b` hold the rest of its frame (5.1.6.4). The
+    // device fills every buffer but the last completely, so the frame is larger than `b`
+    // and cannot be one npa buffer (one segment): every piece is taken off the ring and
+    // the frame is dropped and counted. A first buffer that is not full, a piece missing or
+    // a piece before the last that is not full is a device that lied about num_buffers.
+    void drop_merged(std::uint16_t qi, buffer_type b, std::uint32_t len, std::uint16_t nb) noexcept {
+        queue& q = q_[qi];
+        if (len + virtio_net::HDR_LEN != posted_len(b)) {
+            trust_.distrust(q.stats); // more buffers claimed than the frame needed
+            drop_rx(qi, b);
+            return;
+        }
+        drop_rx(qi, b);
+        for (std::uint16_t i = 1; i < nb; ++i) {
+            buffer_type p;
+            std::uint32_t plen = 0;
+            const rx_take r = take_rx(qi, p, plen, false);
+            if (r != rx_take::buffer) {
+                trust_.distrust(q.stats); // fewer buffers than num_buffers says
+                return;
+            }
+            api_->release_rx_buffers(qi, std::span<const buffer_type>(&p, 1));
+            if (i + 1 < nb && plen != posted_len(p)) {
+                trust_.distrust(q.stats);
+                return;
+            }
+        }
+    }
+
+    // The header's checksum state: DATA_VALID is a checked checksum; NEEDS_CSUM is a
+    // partial one (the pseudo-header sum in place), completed here over csum_start..end.
+    // False when the header points outside the frame.
+    bool rx_csum(const virtio_net::net_hdr_v1& h, const buffer_type& b, std::uint32_t len,
+                 offload_info& o) const noexcept {
+        if ((features_ & virtio_net::feature::GUEST_CSUM) == 0) {
+            return true;
+        }
+        if ((h.flags & virtio_net::HDR_F_NEEDS_CSUM) != 0) {
+            const std::uint32_t start = h.csum_start, at = start + h.csum_offset;
+            if (at + 2 > len) {
+                return false;
+            }
+            std::uint32_t sum = 0;
+            const std::byte* p = b.data();
+            for (std::uint32_t i = start; i < len; i += 2) {
+                const std::uint32_t hi = std::to_integer<std::uint32_t>(p[i]);
+                const std::uint32_t lo = i + 1 < len ? std::to_integer<std::uint32_t>(p[i + 1]) : 0;
+                sum += hi << 8 | lo;
+            }
+            while (sum >> 16 != 0) {
+                sum = (sum & 0xFFFFu) + (sum >> 16);
+            }
+            const auto c = static_cast<std::uint16_t>(~sum);
+            b.data()[at] = static_cast<std::byte>(c >> 8);
+            b.data()[at + 1] = static_cast<std::byte>(c & 0xFF);
+            o.csum = csum_state::good;
+        } else if ((h.flags & virtio_net::HDR_F_DATA_VALID) != 0) {
+            o.csum = csum_state::good;
+        }
+        return true;
+    }
+
+    // Posts a buffer on every free descriptor of the receiveq, then notifies if asked.
+    // Once the device has lied nothing more is posted: a chain its used entries passed over
+    // may still be available to it, and posting that descriptor again would hand the
+    // device more chains than the ring holds (health() says device_error: the shell
+    // switches away and detach resets the device).
+    void refill(std::uint16_t qi) noexcept {
+        queue& q = q_[qi];
+        if (trust_.distrusted()) {
+            return;
+        }
+        std::uint32_t want = q.rx.drv.free_descs();
+        std::uint32_t got_total = 0;
+        const std::uint32_t asked = want;
+        std::array<buffer_type, virtio_net_tuning::refill_chunk> tmp{};
+        while (want != 0) {
+            const std::uint32_t k = want < tmp.size() ? want : static_cast<std::uint32_t>(tmp.size());
+            const std::uint32_t got = api_->alloc_rx_buffers(qi, std::span<buffer_type>(tmp.data(), k));
+            for (std::uint32_t i = 0; i < got; ++i) {
+                const buffer_type b = tmp[i];
+                if (b.headroom() < virtio_net::HDR_LEN) { // no room for the header: refused
+                    api_->release_rx_buffers(qi, std::span<const buffer_type>(&b, 1));
+                    continue;
+                }
+                const virtio::segment s{b.iova() - virtio_net::HDR_LEN, posted_len(b), true};
+                q.rx.bufs[q.rx.drv.add({&s, 1})] = b;
+                ++got_total;
+            }
+            want -= k;
+            if (got < k) {
+                break;
+            }
+        }
+        q.stats.rx_no_buffer += asked - got_total;
+        if (q.rx.drv.publish()) {
+            dev_->transport().notify(q.rx.index);
+        }
+    }
+
+    void release_all() noexcept {
+        for (std::uint16_t i = 0; i < nq_; ++i) {
+            for (vq* v : {&q_[i].rx, &q_[i].tx}) {
+                v->state.reset();
+                v->bufs.reset();
+                v->held.reset();
+                v->drv = virtio::split_driver{};
+            }
+        }
+        nq_ = 0;
+    }
+
+    Api* api_ = nullptr;
+    device_type* dev_ = nullptr;
+    std::uint16_t nq_ = 0;
+    std::uint32_t mtu_ = 1500;
+    std::uint32_t offloads_ = 0;
+    std::uint64_t features_ = 0;
+    trust_latch trust_; // something impossible was read: health() says device_error
+    std::array<queue, max_queue_pairs> q_{};
+};
+
+} // namespace npa

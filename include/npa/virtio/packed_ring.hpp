@@ -1,0 +1,375 @@
+// npa/virtio/packed_ring.hpp: the packed virtqueue of virtio 1.1+ (OASIS virtio 1.2,
+// section 2.8), both sides of it, beside the split one (split_ring.hpp).
+//
+// A packed virtqueue is one ring of N descriptors {le64 addr, le32 len, le16 id, le16 flags}
+// that both sides write, plus two 4-byte event suppression areas. Ownership is in each
+// descriptor's flags: the driver makes a descriptor available by setting AVAIL to its wrap
+// counter and USED to the inverse; the device marks a buffer used by writing one
+// descriptor whose AVAIL and USED both equal its own wrap counter. Wrap counters start at
+// 1 and flip each time a side passes the end of the ring. N need not be a power of two.
+// A buffer (a chain of descriptors, NEXT set on all but the last) is named by its buffer
+// id, which the driver chooses and the device echoes; the last descriptor of a chain
+// carries it (2.8.6). A used descriptor stands for the whole buffer: the reader skips as
+// many ring positions as the buffer had descriptors.
+//
+// Memory order: the side that hands descriptors over writes their bodies first and the
+// flags of the first one last, with a release store; the other side loads that flags word
+// with acquire before it reads anything else (docs/design.md, rules 1 and 2). The event
+// decisions are store-load pairs with a seq_cst fence between (rule 7).
+//
+// Trust, as in split_ring.hpp: the driver checks that a used descriptor's buffer id is one
+// it made available and has not had back (an unknown id leaves the ring `broken`: how far
+// to skip is then unknown, as Linux's BAD_RING); the device checks that a chain ends within
+// N descriptors, fits the caller's segments, does not overflow 32 bits of length, has no
+// INDIRECT and no readable descriptor after a writable one, and that every address passes
+// the caller's check. Freestanding: no exceptions, no allocation, caller-provided state.
+#pragma once
+
+#include <npa/endian.hpp>
+#include <npa/virtio/virtqueue.hpp>
+
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+#include <span>
+
+namespace npa::virtio {
+
+/// VIRTQ_DESC_F_AVAIL and VIRTQ_DESC_F_USED (2.8.1).
+inline constexpr std::uint16_t desc_f_avail = 1u << 7;
+inline constexpr std::uint16_t desc_f_used = 1u << 15;
+/// RING_EVENT_FLAGS_* of an event suppression area (2.8.10).
+inline constexpr std::uint16_t ring_event_enable = 0, ring_event_disable = 1, ring_event_desc = 2;
+
+struct pvirtq_desc {
+    le64 addr;
+    le32 len;
+    le16 id;
+    le16 flags;
+};
+static_assert(sizeof(pvirtq_desc) == 16 && alignof(pvirtq_desc) == 8);
+static_assert(offsetof(pvirtq_desc, len) == 8 && offsetof(pvirtq_desc, id) == 12 &&
+              offsetof(pvirtq_desc, flags) == 14);
+
+/// struct pvirtq_event_suppress: off_wrap holds a ring offset (bits 0..14) and a wrap
+/// counter (bit 15), used with RING_EVENT_FLAGS_DESC (VIRTIO_F_EVENT_IDX).
+struct pvirtq_event_suppress {
+    le16 off_wrap;
+    le16 flags;
+};
+static_assert(sizeof(pvirtq_event_suppress) == 4);
+
+/// Alignments of the three areas (2.8.10, table "Packed Virtqueue Part Alignment").
+inline constexpr std::size_t packed_desc_align = 16, packed_event_align = 4;
+[[nodiscard]] constexpr std::size_t packed_desc_bytes(std::uint32_t n) noexcept { return 16u * std::size_t{n}; }
+[[nodiscard]] constexpr bool packed_size_ok(std::uint32_t n) noexcept { return n != 0 && n <= max_queue_size; }
+
+/// A view of one packed ring: the descriptor ring and the two suppression areas (the
+/// driver's, which the device reads, and the device's, which the driver reads).
+class packed_ring {
+public:
+    packed_ring() noexcept = default;
+    packed_ring(void* desc, void* driver_event, void* device_event, std::uint32_t n) noexcept {
+        const auto a = [](void* p, std::size_t al) {
+            return p != nullptr && reinterpret_cast<std::uintptr_t>(p) % al == 0;
+        };
+        if (!packed_size_ok(n) || !a(desc, packed_desc_align) || !a(driver_event, packed_event_align) ||
+            !a(device_event, packed_event_align)) {
+            return;
+        }
+        desc_ = static_cast<pvirtq_desc*>(desc);
+        drv_ = static_cast<pvirtq_event_suppress*>(driver_event);
+        dev_ = static_cast<pvirtq_event_suppress*>(device_event);
+        n_ = n;
+    }
+    [[nodiscard]] bool bound() const noexcept { return n_ != 0; }
+    [[nodiscard]] std::uint32_t size() const noexcept { return n_; }
+    [[nodiscard]] pvirtq_desc* desc() const noexcept { return desc_; }
+    [[nodiscard]] pvirtq_event_suppress* driver_event() const noexcept { return drv_; }
+    [[nodiscard]] pvirtq_event_suppress* device_event() const noexcept { return dev_; }
+
+private:
+    pvirtq_desc* desc_ = nullptr;
+    pvirtq_event_suppress* drv_ = nullptr;
+    pvirtq_event_suppress* dev_ = nullptr;
+    std::uint32_t n_ = 0;
+};
+
+/// A position in a packed ring and the wrap counter of the lap it is on.
+struct packed_cursor {
+    std::uint16_t index = 0;
+    bool wrap = true;
+    void advance(std::uint32_t by, std::uint32_t n) noexcept {
+        std::uint32_t i = index + by;
+        if (i >= n) {
+            i -= n;
+            wrap = !wrap;
+        }
+        index = static_cast<std::uint16_t>(i);
+    }
+};
+
+namespace detail {
+[[nodiscard]] inline std::uint16_t load_flags(pvirtq_desc& d) noexcept {
+    return d.flags.load(std::memory_order_acquire); // acquire: the body after the flags
+}
+// Whether the other side asked to be told about the move from `old` to `now` (its
+// suppression area `e`; 2.8.10, Linux virtqueue_kick_prepare_packed).
+[[nodiscard]] inline bool wants_event(const pvirtq_event_suppress& e, packed_cursor old,
+                                      packed_cursor now, std::uint32_t n) noexcept {
+    // seq_cst fence: our descriptors' flags before the load of the other side's hint
+    std::atomic_thread_fence(std::memory_order_seq_cst);
+    const std::uint16_t flags = e.flags.load(std::memory_order_acquire); // acquire: a hint
+    if (flags != ring_event_desc) {
+        return flags == ring_event_enable;
+    }
+    const std::uint16_t ow = e.off_wrap.load(std::memory_order_acquire); // acquire: a hint
+    // Positions moved, and the event offset brought onto the current lap's numbering: one
+    // ring further back when it names the other lap (Linux virtqueue_kick_prepare_packed).
+    const std::uint32_t moved = now.wrap == old.wrap ? now.index - old.index : now.index + n - old.index;
+    auto event = static_cast<std::uint16_t>(ow & 0x7FFFu);
+    if (((ow >> 15) != 0) != now.wrap) {
+        event = static_cast<std::uint16_t>(event - n);
+    }
+    return need_event(event, now.index, static_cast<std::uint16_t>(now.index - moved));
+}
+} // namespace detail
+
+// ---- driver side ----------------------------------------------------------------------------
+/// The driver's side of one packed virtqueue. Private state: state_words(N) 16-bit words
+/// (free buffer ids, descriptors per buffer, the buffer ids in flight).
+class packed_driver {
+public:
+    [[nodiscard]] static constexpr std::size_t state_words(std::uint32_t n) noexcept { return 2u * std::size_t{n}; }
+
+    [[nodiscard]] bool reset(const packed_ring& r, std::span<std::uint16_t> state) noexcept {
+        if (!r.bound() || state.size() < state_words(r.size())) {
+            r_ = {};
+            return false;
+        }
+        r_ = r;
+        const std::uint32_t n = r.size();
+        free_ids_ = state.data();
+        descs_ = free_ids_ + n;
+        for (std::uint32_t i = 0; i < n; ++i) {
+            free_ids_[i] = static_cast<std::uint16_t>(i);
+            descs_[i] = 0;
+            r.desc()[i] = pvirtq_desc{0, 0, 0, 0}; // flags 0: no descriptor available on lap 1
+        }
+        *r.driver_event() = pvirtq_event_suppress{0, ring_event_enable};
+        *r.device_event() = pvirtq_event_suppress{0, ring_event_enable};
+        free_top_ = n;
+        num_free_ = n;
+        in_flight_ = 0;
+        avail_ = published_ = used_ = packed_cursor{};
+        st_ = {};
+        return true;
+    }
+
+    [[nodiscard]] std::uint32_t size() const noexcept { return r_.size(); }
+    [[nodiscard]] std::uint32_t free_descs() const noexcept { return num_free_; }
+    [[nodiscard]] std::uint32_t in_flight() const noexcept { return in_flight_; }
+    [[nodiscard]] const driver_stats& stats() const noexcept { return st_; }
+    [[nodiscard]] const packed_ring& ring() const noexcept { return r_; }
+
+    /// Writes `segs` as one buffer and makes it available (the first descriptor's flags last,
+    /// release). Returns the buffer id, or -1 when the ring has too few free descriptors.
+    [[nodiscard]] std::int32_t add(std::span<const segment> segs) noexcept {
+        const auto k = static_cast<std::uint32_t>(segs.size());
+        if (k == 0 || k > num_free_ || free_top_ == 0) {
+            return -1;
+        }
+        const std::uint16_t id = free_ids_[--free_top_];
+        const packed_cursor head = avail_;
+        std::uint16_t head_flags = 0;
+        for (std::uint32_t i = 0; i < k; ++i) {
+            pvirtq_desc& d = r_.desc()[avail_.index];
+            d.addr = segs[i].addr;
+            d.len = segs[i].len;
+            d.id = id;
+            const auto f = static_cast<std::uint16_t>(
+                (i + 1 < k ? desc_f_next : 0) | (segs[i].write ? desc_f_write : 0) |
+                (avail_.wrap ? desc_f_avail : desc_f_used));
+            if (i == 0) {
+                head_flags = f;
+            } else {
+                d.flags = f;
+            }
+            avail_.advance(1, r_.size());
+        }
+        // release: the chain's bodies (and its later descriptors' flags) before the head's
+        // flags; pairs with the device's acquire in pop().
+        r_.desc()[head.index].flags.store(head_flags, std::memory_order_release);
+        descs_[id] = static_cast<std::uint16_t>(k);
+        num_free_ -= k;
+        ++in_flight_;
+        return id;
+    }
+
+    /// Whether to notify the device for what add() made available since the last call.
+    [[nodiscard]] bool publish() noexcept {
+        const packed_cursor old = published_;
+        published_ = avail_;
+        if (old.index == avail_.index && old.wrap == avail_.wrap) {
+            return false;
+        }
+        return detail::wants_event(*r_.device_event(), old, avail_, r_.size());
+    }
+
+    /// The next used buffer, checked. An unknown buffer id leaves the ring `broken` (how
+    /// many descriptors to skip is then unknown); nothing is consumed.
+    [[nodiscard]] used_status poll_used(used_chain& out) noexcept {
+        pvirtq_desc& d = r_.desc()[used_.index];
+        const std::uint16_t f = detail::load_flags(d);
+        const bool avail = (f & desc_f_avail) != 0, used = (f & desc_f_used) != 0;
+        if (avail != used || used != used_.wrap) {
+            return used_status::empty;
+        }
+        const pvirtq_desc e = d; // one snapshot, after the acquire
+        const std::uint32_t id = e.id;
+        if (id >= r_.size() || descs_[id] == 0) {
+            ++st_.bad_used_id;
+            return used_status::broken;
+        }
+        used_.advance(descs_[id], r_.size());
+        num_free_ += descs_[id];
+        descs_[id] = 0;
+        free_ids_[free_top_++] = static_cast<std::uint16_t>(id);
+        --in_flight_;
+        out.id = static_cast<std::uint16_t>(id);
+        out.len = e.len;
+        return used_status::ok;
+    }
+
+    /// Interrupt suppression: the driver's event area (the device reads it).
+    void disable_interrupts() noexcept {
+        // relaxed: a hint that publishes no data; a late interrupt is harmless
+        r_.driver_event()->flags.store(ring_event_disable, std::memory_order_relaxed);
+    }
+    /// Asks for an interrupt; true when a used buffer is already waiting.
+    [[nodiscard]] bool enable_interrupts() noexcept {
+        // relaxed: a hint; the fence below orders it before the load of the next flags
+        r_.driver_event()->flags.store(ring_event_enable, std::memory_order_relaxed);
+        // seq_cst fence: the hint before the look at the next used descriptor (store-load)
+        std::atomic_thread_fence(std::memory_order_seq_cst);
+        const std::uint16_t f = detail::load_flags(r_.desc()[used_.index]);
+        return ((f & desc_f_avail) != 0) == ((f & desc_f_used) != 0) && ((f & desc_f_used) != 0) == used_.wrap;
+    }
+
+    /// Every buffer id still in flight (detach: the device is stopped).
+    template <class Fn>
+    void drain_in_flight(Fn&& fn) noexcept {
+        for (std::uint32_t id = 0; id < r_.size(); ++id) {
+            if (descs_[id] != 0) {
+                num_free_ += descs_[id];
+                descs_[id] = 0;
+                free_ids_[free_top_++] = static_cast<std::uint16_t>(id);
+                --in_flight_;
+                fn(static_cast<std::uint16_t>(id));
+            }
+        }
+    }
+
+private:
+    packed_ring r_{};
+    std::uint16_t* free_ids_ = nullptr; // a stack of free buffer ids
+    std::uint16_t* descs_ = nullptr;    // descriptors of each buffer id in flight; 0: not in flight
+    std::uint32_t free_top_ = 0, num_free_ = 0, in_flight_ = 0;
+    packed_cursor avail_{}, published_{}, used_{};
+    driver_stats st_{};
+};
+
+// ---- device side ----------------------------------------------------------------------------
+/// The device's side of one packed virtqueue. pop() reports each buffer's id in
+/// chain::head and its descriptor count in `descs`, which push_used() takes back.
+class packed_device {
+public:
+    [[nodiscard]] bool reset(const packed_ring& r) noexcept {
+        r_ = r;
+        avail_ = used_ = signalled_ = packed_cursor{};
+        for (std::uint64_t& c : errors_) {
+            c = 0;
+        }
+        return r.bound();
+    }
+    [[nodiscard]] std::uint64_t errors(chain_error e) const noexcept {
+        return errors_[static_cast<std::size_t>(e)];
+    }
+    [[nodiscard]] chain_error last_error() const noexcept { return last_; }
+
+    /// Takes the next available buffer and walks it into `segs` (see split_device::pop for
+    /// the checks). `descs` is set to the ring positions it took (pass it to push_used).
+    template <class AddrOk>
+    [[nodiscard]] pop_status pop(chain& c, std::uint16_t& descs, std::span<segment> segs,
+                                 AddrOk&& addr_ok) noexcept {
+        if (!available(avail_)) {
+            return pop_status::empty;
+        }
+        const std::uint32_t n = r_.size();
+        packed_cursor at = avail_;
+        c = chain{};
+        detail::chain_walk walk;
+        for (std::uint32_t k = 0;; ++k) {
+            if (k == n || (k != 0 && !available(at))) {
+                // NEXT on every descriptor of the ring, or a chain running into descriptors
+                // the driver has not made available: the chain never ends.
+                return refuse(chain_error::loop);
+            }
+            const pvirtq_desc d = r_.desc()[at.index]; // one snapshot (flags acquired)
+            const std::uint16_t flags = d.flags;
+            const segment s{d.addr, d.len, (flags & desc_f_write) != 0};
+            at.advance(1, n);
+            if (const chain_error e = walk.take(c, segs, k, flags, s, addr_ok); e != chain_error::none) {
+                return refuse(e);
+            }
+            if ((flags & desc_f_next) == 0) {
+                c.head = d.id; // the buffer id is the last descriptor's (2.8.6)
+                break;
+            }
+        }
+        descs = c.segments;
+        avail_ = at;
+        walk.finish(c);
+        return pop_status::ok;
+    }
+
+    /// Marks buffer `id` used: one descriptor at the used position, flags last (release),
+    /// then the position moves past the buffer's `descs` descriptors.
+    void push_used(std::uint16_t id, std::uint32_t len, std::uint16_t descs) noexcept {
+        pvirtq_desc& d = r_.desc()[used_.index];
+        d.id = id;
+        d.len = len;
+        const auto f = static_cast<std::uint16_t>(
+            (used_.wrap ? desc_f_avail | desc_f_used : 0) | (len != 0 ? desc_f_write : 0));
+        // release: id and len before the flags; pairs with the driver's acquire in poll_used()
+        d.flags.store(f, std::memory_order_release);
+        used_.advance(descs, r_.size());
+    }
+    /// Whether the driver wants an interrupt for what was marked used since the last true.
+    [[nodiscard]] bool need_interrupt() noexcept {
+        const packed_cursor old = signalled_;
+        if (old.index == used_.index && old.wrap == used_.wrap) {
+            return false;
+        }
+        signalled_ = used_;
+        return detail::wants_event(*r_.driver_event(), old, used_, r_.size());
+    }
+
+private:
+    bool available(packed_cursor at) noexcept {
+        const std::uint16_t f = detail::load_flags(r_.desc()[at.index]);
+        return ((f & desc_f_avail) != 0) == at.wrap && ((f & desc_f_used) != 0) != at.wrap;
+    }
+    pop_status refuse(chain_error e) noexcept {
+        ++errors_[static_cast<std::size_t>(e)];
+        last_ = e;
+        return pop_status::broken; // a packed ring has no way past a bad chain
+    }
+
+    packed_ring r_{};
+    packed_cursor avail_{}, used_{}, signalled_{};
+    chain_error last_ = chain_error::none;
+    std::uint64_t errors_[static_cast<std::size_t>(chain_error::count_)]{};
+};
+
+} // namespace npa::virtio

@@ -1,0 +1,569 @@
+// npa/virtio/split_ring.hpp: the split virtqueue of virtio 1.x (OASIS virtio v1.2,
+// section 2.7), both sides of it.
+//
+// A split virtqueue is three areas of memory the driver allocates:
+//   descriptor table  N x {le64 addr, le32 len, le16 flags, le16 next}, 16-byte aligned;
+//   available ring    {le16 flags, le16 idx, le16 ring[N], le16 used_event}, 2-byte aligned,
+//                     written by the driver: the heads of the chains it hands over;
+//   used ring         {le16 flags, le16 idx, {le32 id, le32 len}[N], le16 avail_event},
+//                     4-byte aligned, written by the device: the chains it is done with.
+// N is a power of two up to 32768 (2.7.1). avail->idx and used->idx run free over 16 bits;
+// entry i lives at i mod N. Every field is little-endian (npa::le16/le32/le64).
+//
+// split_driver is the driver's side (a plugin): add chains, publish them, decide whether to
+// notify, take used entries, suppress interrupts. split_device is the device's side (a
+// device model, a vhost-user or host back end): take available chains, walk them, push
+// used entries, decide whether to interrupt, suppress notifications. Both keep their own
+// state in memory the other side cannot reach; the rings are only read through snapshots.
+//
+// Memory order (docs/design.md "Memory order"): a side writes its entries first and its
+// idx last with a release store; the other side loads idx with acquire before it reads
+// entries. The notification decisions (need_notify(), need_interrupt(), enable_interrupts())
+// are a store followed by a load of the other side's field, so a full fence sits between
+// them, as Linux's virtio_mb() does (2.7.10, 2.7.7.2).
+//
+// Trust: the driver checks every used entry (idx no further than N ahead, id a head it
+// handed over and has not had back, in ring order when IN_ORDER was negotiated); the
+// device checks every chain (idx no further than N ahead, every index below N, no loop,
+// no more segments than it can take, no length overflow, no INDIRECT unless enabled, no
+// readable segment after a writable one, every address through the caller's check). A
+// violation is counted and returned; nothing the other side wrote is followed before it
+// is checked.
+//
+// What the packed layout shares with this one (descriptor flags, need_event, segments,
+// used and chain results, the per-descriptor checks) is in virtqueue.hpp.
+//
+// Freestanding: no exceptions, no allocation (the caller provides each side's private
+// state), standard headers only.
+#pragma once
+
+#include <npa/endian.hpp>
+#include <npa/virtio/virtqueue.hpp>
+
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+#include <span>
+
+namespace npa::virtio {
+
+// ---- layouts (2.7.5, 2.7.6, 2.7.8) ---------------------------------------------------------
+/// VIRTQ_AVAIL_F_NO_INTERRUPT, VIRTQ_USED_F_NO_NOTIFY.
+inline constexpr std::uint16_t avail_f_no_interrupt = 1;
+inline constexpr std::uint16_t used_f_no_notify = 1;
+struct virtq_desc {
+    le64 addr;
+    le32 len;
+    le16 flags;
+    le16 next;
+};
+static_assert(sizeof(virtq_desc) == 16 && alignof(virtq_desc) == 8);
+static_assert(offsetof(virtq_desc, addr) == 0 && offsetof(virtq_desc, len) == 8 &&
+              offsetof(virtq_desc, flags) == 12 && offsetof(virtq_desc, next) == 14);
+
+/// The fixed head of the available ring; ring[N] and used_event follow it.
+struct virtq_avail {
+    le16 flags;
+    le16 idx;
+};
+static_assert(sizeof(virtq_avail) == 4 && alignof(virtq_avail) == 2);
+
+struct virtq_used_elem {
+    le32 id;  ///< head of the chain (32 bits for padding reasons, 2.7.8)
+    le32 len; ///< bytes the device wrote into the chain's writable buffers
+};
+static_assert(sizeof(virtq_used_elem) == 8 && alignof(virtq_used_elem) == 4);
+
+/// The fixed head of the used ring; ring[N] and avail_event follow it.
+struct virtq_used {
+    le16 flags;
+    le16 idx;
+};
+static_assert(sizeof(virtq_used) == 4);
+
+/// Alignments the specification requires of each area (2.7, table "Virtqueue Part
+/// Alignment").
+inline constexpr std::size_t desc_align = 16, avail_align = 2, used_align = 4;
+
+/// Bytes of each area for a queue of n entries (2.7: 16*n, 6 + 2*n, 6 + 8*n).
+[[nodiscard]] constexpr std::size_t desc_bytes(std::uint32_t n) noexcept { return 16u * std::size_t{n}; }
+[[nodiscard]] constexpr std::size_t avail_bytes(std::uint32_t n) noexcept { return 6u + 2u * std::size_t{n}; }
+[[nodiscard]] constexpr std::size_t used_bytes(std::uint32_t n) noexcept { return 6u + 8u * std::size_t{n}; }
+static_assert(avail_bytes(256) == 518 && used_bytes(256) == 2054 && desc_bytes(256) == 4096);
+
+/// The three areas laid out one after another in one block, each aligned as required:
+/// descriptors at 0, the available ring right after them, the used ring at the next
+/// multiple of 4. `total` is what the block needs.
+struct split_layout {
+    std::size_t desc = 0, avail = 0, used = 0, total = 0;
+};
+[[nodiscard]] constexpr split_layout layout_of(std::uint32_t n) noexcept {
+    split_layout l;
+    l.avail = desc_bytes(n);
+    l.used = (l.avail + avail_bytes(n) + used_align - 1) / used_align * used_align;
+    l.total = l.used + used_bytes(n);
+    return l;
+}
+static_assert(layout_of(256).used == 4096 + 520 && layout_of(256).total == 4616 + 2054);
+
+[[nodiscard]] constexpr bool queue_size_ok(std::uint32_t n) noexcept {
+    return n != 0 && n <= max_queue_size && (n & (n - 1)) == 0;
+}
+
+/// A view of one split ring's three areas (the memory is the driver's, shared with the
+/// device). Both sides build one from the addresses they agreed on.
+class split_ring {
+public:
+    split_ring() noexcept = default;
+    /// nullptr areas, a size that is not a power of two up to 32768 or a misaligned area
+    /// give an unbound ring (bound() false).
+    split_ring(void* desc, void* avail, void* used, std::uint32_t n) noexcept {
+        const auto a = [](void* p, std::size_t al) {
+            return p != nullptr && reinterpret_cast<std::uintptr_t>(p) % al == 0;
+        };
+        if (!queue_size_ok(n) || !a(desc, desc_align) || !a(avail, avail_align) ||
+            !a(used, used_align)) {
+            return;
+        }
+        desc_ = static_cast<virtq_desc*>(desc);
+        avail_ = static_cast<virtq_avail*>(avail);
+        used_ = static_cast<virtq_used*>(used);
+        n_ = n;
+    }
+    /// The three areas in one block laid out by layout_of(n).
+    [[nodiscard]] static split_ring in_block(void* block, std::uint32_t n) noexcept {
+        auto* b = static_cast<std::byte*>(block);
+        const split_layout l = layout_of(n);
+        return b == nullptr ? split_ring{} : split_ring(b, b + l.avail, b + l.used, n);
+    }
+
+    [[nodiscard]] bool bound() const noexcept { return n_ != 0; }
+    [[nodiscard]] std::uint32_t size() const noexcept { return n_; }
+    [[nodiscard]] virtq_desc* desc() const noexcept { return desc_; }
+    [[nodiscard]] virtq_avail* avail() const noexcept { return avail_; }
+    [[nodiscard]] virtq_used* used() const noexcept { return used_; }
+    [[nodiscard]] le16& avail_ring(std::uint32_t i) const noexcept {
+        return reinterpret_cast<le16*>(avail_ + 1)[i & (n_ - 1)];
+    }
+    [[nodiscard]] le16& used_event() const noexcept { return reinterpret_cast<le16*>(avail_ + 1)[n_]; }
+    [[nodiscard]] virtq_used_elem& used_ring(std::uint32_t i) const noexcept {
+        return reinterpret_cast<virtq_used_elem*>(used_ + 1)[i & (n_ - 1)];
+    }
+    [[nodiscard]] le16& avail_event() const noexcept {
+        return *reinterpret_cast<le16*>(reinterpret_cast<virtq_used_elem*>(used_ + 1) + n_);
+    }
+
+private:
+    virtq_desc* desc_ = nullptr;
+    virtq_avail* avail_ = nullptr;
+    virtq_used* used_ = nullptr;
+    std::uint32_t n_ = 0;
+};
+
+// ---- driver side ----------------------------------------------------------------------------
+/// The driver's side of one split virtqueue. Its private state (free list, chains, the
+/// order chains were made available in) lives in `state`, state_words(N) 16-bit words the
+/// caller provides and the device never sees: the descriptor table is not read back.
+///
+/// Semantic requirements (not checked by the compiler): one thread per queue; reset() is
+/// a control-path call, the rest is data path (no allocation, no blocking).
+class split_driver {
+public:
+    [[nodiscard]] static constexpr std::size_t state_words(std::uint32_t n) noexcept {
+        return 4u * std::size_t{n};
+    }
+
+    /// Starts a fresh queue: rings zeroed, every descriptor free. `event_idx`: the driver
+    /// and device negotiated VIRTIO_F_EVENT_IDX. `in_order`: VIRTIO_F_IN_ORDER (used
+    /// entries must come in the order chains were made available). False if the ring is
+    /// unbound or the state too small.
+    [[nodiscard]] bool reset(const split_ring& r, std::span<std::uint16_t> state, bool event_idx,
+                             bool in_order = false) noexcept {
+        if (!r.bound() || state.size() < state_words(r.size())) {
+            r_ = {};
+            return false;
+        }
+        r_ = r;
+        const std::uint32_t n = r.size();
+        next_ = state.data();
+        chain_len_ = next_ + n;
+        free_fifo_ = chain_len_ + n;
+        order_ = free_fifo_ + n;
+        for (std::uint32_t i = 0; i < n; ++i) {
+            free_fifo_[i] = static_cast<std::uint16_t>(i);
+            chain_len_[i] = 0;
+            next_[i] = 0;
+        }
+        free_head_ = 0;
+        free_count_ = n;
+        order_head_ = order_tail_ = 0;
+        avail_idx_ = published_ = last_used_ = 0;
+        event_idx_ = event_idx;
+        in_order_ = in_order;
+        st_ = {};
+        std::byte* a = reinterpret_cast<std::byte*>(r.avail());
+        for (std::size_t i = 0; i < avail_bytes(n); ++i) {
+            a[i] = std::byte{0};
+        }
+        std::byte* u = reinterpret_cast<std::byte*>(r.used());
+        for (std::size_t i = 0; i < used_bytes(n); ++i) {
+            u[i] = std::byte{0};
+        }
+        return true;
+    }
+
+    [[nodiscard]] const split_ring& ring() const noexcept { return r_; }
+    [[nodiscard]] std::uint32_t size() const noexcept { return r_.size(); }
+    [[nodiscard]] std::uint32_t free_descs() const noexcept { return free_count_; }
+    /// Chains the device holds (added and not yet back).
+    [[nodiscard]] std::uint32_t in_flight() const noexcept {
+        return static_cast<std::uint16_t>(order_tail_ - order_head_);
+    }
+    [[nodiscard]] const driver_stats& stats() const noexcept { return st_; }
+
+    /// Writes `segs` as one chain (readable segments before writable ones, as 2.7.4.2
+    /// asks) and puts its head on the available ring, not yet published. Returns the head,
+    /// or -1 when fewer than segs.size() descriptors are free (nothing written).
+    [[nodiscard]] std::int32_t add(std::span<const segment> segs) noexcept {
+        const auto k = static_cast<std::uint32_t>(segs.size());
+        if (k == 0 || k > free_count_) {
+            return -1;
+        }
+        const std::uint32_t mask = r_.size() - 1;
+        const std::uint16_t head = free_fifo_[free_head_ & mask];
+        std::uint16_t id = head;
+        for (std::uint32_t i = 0; i < k; ++i) {
+            const std::uint16_t next = i + 1 < k ? free_fifo_[(free_head_ + i + 1) & mask] : 0;
+            virtq_desc& d = r_.desc()[id];
+            d.addr = segs[i].addr;
+            d.len = segs[i].len;
+            d.flags = static_cast<std::uint16_t>((i + 1 < k ? desc_f_next : 0) |
+                                                 (segs[i].write ? desc_f_write : 0));
+            d.next = next;
+            next_[id] = next;
+            id = next;
+        }
+        free_head_ += k;
+        free_count_ -= k;
+        chain_len_[head] = static_cast<std::uint16_t>(k);
+        order_[order_tail_ & mask] = head;
+        ++order_tail_;
+        r_.avail_ring(avail_idx_) = head;
+        ++avail_idx_;
+        return head;
+    }
+
+    /// Publishes what add() wrote (release store of avail->idx) and says whether the device
+    /// must be notified: with EVENT_IDX when avail->idx passed the device's avail_event,
+    /// otherwise unless the device set VIRTQ_USED_F_NO_NOTIFY (2.7.10, 2.7.7.2).
+    [[nodiscard]] bool publish() noexcept {
+        const std::uint16_t old = published_;
+        if (old == avail_idx_) {
+            return false;
+        }
+        // release: the descriptors and ring entries before the index; pairs with the
+        // device's acquire in avail_pending().
+        r_.avail()->idx.store(avail_idx_, std::memory_order_release);
+        published_ = avail_idx_;
+        // seq_cst fence: the idx store before the load of the device's suppression field
+        // (a store-load pair; Linux virtio_mb before vring_need_event).
+        std::atomic_thread_fence(std::memory_order_seq_cst);
+        if (event_idx_) {
+            // acquire: the device's avail_event, a hint that publishes no data; acquire keeps
+            // the load after the fence on every architecture's mapping
+            return need_event(r_.avail_event().load(std::memory_order_acquire), avail_idx_, old);
+        }
+        // acquire: as above, for used->flags
+        return (r_.used()->flags.load(std::memory_order_acquire) & used_f_no_notify) == 0;
+    }
+
+    /// The next used entry, checked. With IN_ORDER an entry that names a later chain than
+    /// the oldest passes over the older ones: each is freed and handed to
+    /// on_passed(head) (the caller decides what that means for its buffers) and counted.
+    template <class OnPassed>
+    [[nodiscard]] used_status poll_used(used_chain& out, OnPassed&& on_passed) noexcept {
+        // acquire: the entries before the index; pairs with the device's release in
+        // publish_used().
+        const std::uint16_t idx = r_.used()->idx.load(std::memory_order_acquire);
+        const auto ahead = static_cast<std::uint16_t>(idx - last_used_);
+        if (ahead == 0) {
+            return used_status::empty;
+        }
+        if (ahead > r_.size()) {
+            // More than N entries ahead: the device wrote an index it cannot have; nothing
+            // behind it can be trusted.
+            ++st_.bad_used_idx;
+            return used_status::broken;
+        }
+        const virtq_used_elem e = r_.used_ring(last_used_); // one snapshot
+        ++last_used_;
+        const std::uint32_t id = e.id, len = e.len;
+        if (id >= r_.size() || chain_len_[id] == 0) {
+            ++st_.bad_used_id;
+            return used_status::bad_id;
+        }
+        if (in_order_) {
+            const std::uint32_t mask = r_.size() - 1;
+            std::uint16_t pos = order_head_;
+            while (pos != order_tail_ && order_[pos & mask] != id) {
+                ++pos;
+            }
+            while (order_head_ != pos) { // older chains the device passed over
+                const std::uint16_t old = order_[order_head_ & mask];
+                ++order_head_;
+                free_chain(old);
+                ++st_.passed_over;
+                on_passed(old);
+            }
+        }
+        take_from_order(static_cast<std::uint16_t>(id));
+        free_chain(static_cast<std::uint16_t>(id));
+        out.id = static_cast<std::uint16_t>(id);
+        out.len = len;
+        return used_status::ok;
+    }
+    [[nodiscard]] used_status poll_used(used_chain& out) noexcept {
+        return poll_used(out, [](std::uint16_t) {});
+    }
+
+    /// Asks the device not to interrupt (VIRTQ_AVAIL_F_NO_INTERRUPT; with EVENT_IDX the
+    /// flag is only a hint, 2.7.7.2, and used_event is left behind).
+    void disable_interrupts() noexcept {
+        // relaxed: a hint to the device that publishes no data; a late interrupt is harmless
+        r_.avail()->flags.store(avail_f_no_interrupt, std::memory_order_relaxed);
+    }
+    /// Asks for an interrupt at the next used entry; true when entries are already waiting
+    /// (the caller polls again rather than waits: the interrupt for them may have been
+    /// suppressed).
+    [[nodiscard]] bool enable_interrupts() noexcept {
+        // relaxed: hints to the device; the fence below orders them before the idx load
+        r_.avail()->flags.store(0, std::memory_order_relaxed);
+        if (event_idx_) {
+            r_.used_event().store(last_used_, std::memory_order_relaxed); // relaxed: as above
+        }
+        // seq_cst fence: the hint before the load of used->idx (store-load, 2.7.7.2 and
+        // Linux virtqueue_enable_cb's virtio_mb)
+        std::atomic_thread_fence(std::memory_order_seq_cst);
+        return r_.used()->idx.load(std::memory_order_acquire) != last_used_; // acquire: entries
+    }
+
+    /// Every chain the device still holds, oldest first (detach: the device is stopped).
+    template <class Fn>
+    void drain_in_flight(Fn&& fn) noexcept {
+        const std::uint32_t mask = r_.size() - 1;
+        while (order_head_ != order_tail_) {
+            const std::uint16_t head = order_[order_head_ & mask];
+            ++order_head_;
+            if (chain_len_[head] != 0) {
+                free_chain(head);
+                fn(head);
+            }
+        }
+    }
+
+private:
+    void free_chain(std::uint16_t head) noexcept {
+        const std::uint32_t mask = r_.size() - 1;
+        std::uint16_t id = head;
+        const std::uint16_t k = chain_len_[head];
+        chain_len_[head] = 0;
+        // The chain is walked in the driver's own copy (next_), never in the table the
+        // device could have rewritten.
+        for (std::uint16_t i = 0; i < k; ++i) {
+            free_fifo_[(free_head_ + free_count_) & mask] = id;
+            ++free_count_;
+            id = next_[id];
+        }
+    }
+    // Removes `id` from the order list (without IN_ORDER it may sit anywhere in it).
+    void take_from_order(std::uint16_t id) noexcept {
+        const std::uint32_t mask = r_.size() - 1;
+        if (order_[order_head_ & mask] == id) {
+            ++order_head_;
+            return;
+        }
+        std::uint16_t pos = order_head_;
+        while (order_[pos & mask] != id) {
+            ++pos;
+        }
+        for (; static_cast<std::uint16_t>(pos + 1) != order_tail_; ++pos) {
+            order_[pos & mask] = order_[(pos + 1) & mask];
+        }
+        --order_tail_;
+    }
+
+    split_ring r_{};
+    std::uint16_t* next_ = nullptr;      // chain links, the driver's copy
+    std::uint16_t* chain_len_ = nullptr; // descriptors in the chain at this head; 0: not a live head
+    std::uint16_t* free_fifo_ = nullptr; // free descriptors, oldest freed first (ring order under IN_ORDER)
+    std::uint16_t* order_ = nullptr;     // live heads in the order they were made available
+    std::uint32_t free_head_ = 0, free_count_ = 0;
+    std::uint16_t order_head_ = 0, order_tail_ = 0;
+    std::uint16_t avail_idx_ = 0, published_ = 0, last_used_ = 0;
+    bool event_idx_ = false, in_order_ = false;
+    driver_stats st_{};
+};
+
+// ---- device side ----------------------------------------------------------------------------
+/// The device's side of one split virtqueue.
+///
+/// Semantic requirements (not checked by the compiler): one thread per queue; the address
+/// check passed to pop() is the device's IOMMU (guest memory translation).
+class split_device {
+public:
+    /// `event_idx`: VIRTIO_F_EVENT_IDX negotiated; `indirect`: VIRTIO_F_INDIRECT_DESC (this
+    /// side refuses indirect chains either way for now: a table to walk in driver memory,
+    /// left for when a driver needs it). Starts from index 0 on both rings (2.7.14).
+    [[nodiscard]] bool reset(const split_ring& r, bool event_idx) noexcept {
+        r_ = r;
+        last_avail_ = used_idx_ = signalled_ = 0;
+        event_idx_ = event_idx;
+        for (std::uint64_t& c : errors_) {
+            c = 0;
+        }
+        return r.bound();
+    }
+
+    [[nodiscard]] const split_ring& ring() const noexcept { return r_; }
+    [[nodiscard]] std::uint16_t last_avail() const noexcept { return last_avail_; }
+    [[nodiscard]] std::uint16_t used_idx() const noexcept { return used_idx_; }
+    [[nodiscard]] std::uint64_t errors(chain_error e) const noexcept {
+        return errors_[static_cast<std::size_t>(e)];
+    }
+    [[nodiscard]] std::uint64_t errors() const noexcept {
+        std::uint64_t t = 0;
+        for (const std::uint64_t c : errors_) {
+            t += c;
+        }
+        return t;
+    }
+    [[nodiscard]] chain_error last_error() const noexcept { return last_; }
+
+    /// Chains available and not yet taken, or -1 (counted) when avail->idx is more than N
+    /// ahead of the device.
+    [[nodiscard]] std::int32_t avail_pending() noexcept {
+        // acquire: the ring entries and descriptors before the index; pairs with the
+        // driver's release in publish().
+        const std::uint16_t idx = r_.avail()->idx.load(std::memory_order_acquire);
+        const auto ahead = static_cast<std::uint16_t>(idx - last_avail_);
+        if (ahead > r_.size()) {
+            refuse(chain_error::avail_idx);
+            return -1;
+        }
+        return ahead;
+    }
+
+    /// Takes the next available chain and walks it into `segs`, checking each descriptor
+    /// (index, loop, count, lengths, flags) and `addr_ok(addr, len, write)` for each
+    /// segment, before anything of it is used.
+    template <class AddrOk>
+    [[nodiscard]] pop_status pop(chain& c, std::span<segment> segs, AddrOk&& addr_ok) noexcept {
+        const std::int32_t pending = avail_pending();
+        if (pending < 0) {
+            return pop_status::broken;
+        }
+        if (pending == 0) {
+            return pop_status::empty;
+        }
+        const std::uint32_t n = r_.size();
+        const std::uint16_t head = r_.avail_ring(last_avail_); // one snapshot
+        ++last_avail_;
+        c = chain{};
+        c.head = head;
+        if (head >= n) {
+            return refuse(chain_error::head_range);
+        }
+        std::uint32_t id = head;
+        detail::chain_walk walk;
+        for (std::uint32_t k = 0;; ++k) {
+            if (k == n) {
+                return refuse(chain_error::loop); // N descriptors and still going: a loop
+            }
+            const virtq_desc d = r_.desc()[id]; // one snapshot
+            const std::uint16_t flags = d.flags;
+            const segment s{d.addr, d.len, (flags & desc_f_write) != 0};
+            if (const chain_error e = walk.take(c, segs, k, flags, s, addr_ok); e != chain_error::none) {
+                return refuse(e);
+            }
+            if ((flags & desc_f_next) == 0) {
+                break;
+            }
+            id = d.next;
+            if (id >= n) {
+                return refuse(chain_error::next_range);
+            }
+        }
+        walk.finish(c);
+        return pop_status::ok;
+    }
+
+    /// Gives the last `count` chains taken back to the available ring's order (a device that
+    /// took chains it cannot use yet, e.g. RX buffers for a frame that needs more).
+    void unpop(std::uint16_t count) noexcept { last_avail_ = static_cast<std::uint16_t>(last_avail_ - count); }
+
+    /// Writes a used entry (not yet published).
+    void push_used(std::uint32_t id, std::uint32_t len) noexcept {
+        virtq_used_elem& e = r_.used_ring(used_idx_);
+        e.id = id;
+        e.len = len;
+        ++used_idx_;
+    }
+    /// Moves the used index without writing an entry (fault injection: an index that runs
+    /// ahead of the entries).
+    void skip_used() noexcept { ++used_idx_; }
+    /// Publishes the used entries (release store of used->idx).
+    void publish_used() noexcept {
+        // release: the entries (and the buffers' contents) before the index; pairs with the
+        // driver's acquire in poll_used().
+        r_.used()->idx.store(used_idx_, std::memory_order_release);
+    }
+    /// Whether the driver wants an interrupt for what was published since the last time
+    /// this answered true: with EVENT_IDX when used->idx passed used_event, otherwise unless
+    /// VIRTQ_AVAIL_F_NO_INTERRUPT is set (2.7.7.2).
+    [[nodiscard]] bool need_interrupt() noexcept {
+        // seq_cst fence: the used->idx store before the load of the driver's hint
+        std::atomic_thread_fence(std::memory_order_seq_cst);
+        const std::uint16_t old = signalled_;
+        if (old == used_idx_) {
+            return false;
+        }
+        bool want;
+        if (event_idx_) {
+            // acquire: a hint; keeps the load after the fence
+            want = need_event(r_.used_event().load(std::memory_order_acquire), used_idx_, old);
+        } else {
+            // acquire: as above
+            want = (r_.avail()->flags.load(std::memory_order_acquire) & avail_f_no_interrupt) == 0;
+        }
+        signalled_ = used_idx_;
+        return want;
+    }
+    /// Notification suppression (2.7.10): off asks the driver not to notify
+    /// (VIRTQ_USED_F_NO_NOTIFY, or avail_event left behind with EVENT_IDX); on asks for a
+    /// notification at the next available chain. True when chains are already waiting.
+    [[nodiscard]] bool enable_notify(bool on) noexcept {
+        // relaxed: hints to the driver; the fence below orders them before the idx load
+        r_.used()->flags.store(on ? 0 : used_f_no_notify, std::memory_order_relaxed);
+        if (event_idx_ && on) {
+            r_.avail_event().store(last_avail_, std::memory_order_relaxed); // relaxed: as above
+        }
+        // seq_cst fence: the hint before the load of avail->idx (store-load)
+        std::atomic_thread_fence(std::memory_order_seq_cst);
+        return r_.avail()->idx.load(std::memory_order_acquire) != last_avail_; // acquire: entries
+    }
+
+private:
+    pop_status refuse(chain_error e) noexcept {
+        ++errors_[static_cast<std::size_t>(e)];
+        last_ = e;
+        return e == chain_error::avail_idx ? pop_status::broken : pop_status::refused;
+    }
+
+    split_ring r_{};
+    std::uint16_t last_avail_ = 0, used_idx_ = 0, signalled_ = 0;
+    bool event_idx_ = false;
+    chain_error last_ = chain_error::none;
+    std::uint64_t errors_[static_cast<std::size_t>(chain_error::count_)]{};
+};
+
+} // namespace npa::virtio

@@ -1,0 +1,149 @@
+// npa/virtio/virtqueue.hpp: what both virtqueue layouts share (split_ring.hpp, 2.7;
+// packed_ring.hpp, 2.8): the descriptor flags both use, the event index rule, a chain's
+// segments, what a driver side reports of a used entry, what a device side reports of a
+// chain it walks, and the per-descriptor checks every device side makes.
+//
+// Freestanding: no exceptions, no allocation, standard headers only.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <span>
+
+namespace npa::virtio {
+
+/// VIRTQ_DESC_F_*: the chain continues at next; the buffer is device-writable; the buffer
+/// holds a table of indirect descriptors (VIRTIO_F_INDIRECT_DESC).
+inline constexpr std::uint16_t desc_f_next = 1;
+inline constexpr std::uint16_t desc_f_write = 2;
+inline constexpr std::uint16_t desc_f_indirect = 4;
+/// The largest queue a virtqueue can have (2.7, 2.8: Queue Size up to 32768).
+inline constexpr std::uint32_t max_queue_size = 32768;
+
+/// vring_need_event (2.7.10): with VIRTIO_F_EVENT_IDX, the other side asked to be told
+/// when the index passes event_idx; moving it from old_idx to new_idx passed it iff
+/// event_idx is in [old_idx, new_idx), all modulo 2^16.
+[[nodiscard]] constexpr bool need_event(std::uint16_t event_idx, std::uint16_t new_idx,
+                                        std::uint16_t old_idx) noexcept {
+    return static_cast<std::uint16_t>(new_idx - event_idx - 1) <
+           static_cast<std::uint16_t>(new_idx - old_idx);
+}
+static_assert(need_event(0, 1, 0) && !need_event(1, 1, 0) && need_event(0xFFFF, 0, 0xFFFF));
+
+/// One buffer of a chain: where, how long, and whether the device writes it.
+struct segment {
+    std::uint64_t addr = 0;
+    std::uint32_t len = 0;
+    bool write = false;
+};
+
+// ---- driver side: used entries ------------------------------------------------------------
+/// What the driver side counted as the device's violations.
+struct driver_stats {
+    std::uint64_t bad_used_idx = 0; ///< used->idx more than N entries ahead: ring broken
+    std::uint64_t bad_used_id = 0;  ///< an id that is no head the device holds
+    std::uint64_t passed_over = 0;  ///< IN_ORDER: chains a used entry passed over
+};
+
+/// What poll_used() found.
+enum class used_status : std::uint8_t {
+    empty,  ///< nothing new
+    ok,     ///< `out` holds a chain the device is done with
+    bad_id, ///< the entry named no chain the device holds: consumed and counted
+    broken, ///< used->idx is impossible: nothing consumed, the ring cannot be trusted
+};
+
+struct used_chain {
+    std::uint16_t id = 0;  ///< head descriptor, as returned by add()
+    std::uint32_t len = 0; ///< bytes the device says it wrote (unchecked: the caller's job)
+};
+
+// ---- device side: chains -------------------------------------------------------------------
+/// Why the device refused what the driver wrote.
+enum class chain_error : std::uint8_t {
+    none,
+    avail_idx,          ///< avail->idx more than N ahead of the device
+    head_range,         ///< the head index is not below N
+    next_range,         ///< a next index is not below N
+    loop,               ///< the chain is longer than the table: it loops
+    too_long,           ///< more segments than the caller can take
+    length_overflow,    ///< the chain's lengths add up past 2^32 - 1
+    indirect,           ///< VIRTQ_DESC_F_INDIRECT, not negotiated
+    read_after_write,   ///< a device-readable segment after a writable one (2.7.4.2)
+    bad_address,        ///< the caller's address check refused a segment
+    count_              ///< number of kinds
+};
+
+[[nodiscard]] constexpr const char* to_string(chain_error e) noexcept {
+    switch (e) {
+    case chain_error::none: return "none";
+    case chain_error::avail_idx: return "avail idx more than the queue size ahead";
+    case chain_error::head_range: return "head index outside the descriptor table";
+    case chain_error::next_range: return "next index outside the descriptor table";
+    case chain_error::loop: return "chain loops";
+    case chain_error::too_long: return "chain longer than the device takes";
+    case chain_error::length_overflow: return "chain length overflows 32 bits";
+    case chain_error::indirect: return "indirect descriptor not negotiated";
+    case chain_error::read_after_write: return "readable descriptor after a writable one";
+    case chain_error::bad_address: return "descriptor address outside driver memory";
+    case chain_error::count_: break;
+    }
+    return "unknown";
+}
+
+/// A chain the device took: its head and its segments (in the caller's span).
+struct chain {
+    std::uint16_t head = 0;
+    std::uint16_t segments = 0;           ///< entries of the caller's span filled
+    std::uint16_t readable = 0;           ///< the first `readable` are device-readable
+    std::uint32_t read_len = 0, write_len = 0;
+};
+
+namespace detail {
+/// The checks both ring layouts make of each descriptor of a chain they walk (the index and
+/// loop checks are each layout's own), and the chain's running lengths.
+struct chain_walk {
+    std::uint64_t read = 0, write = 0;
+
+    /// Takes descriptor k of chain c (its flags and its buffer s) into segs[k], or says why not.
+    template <class AddrOk>
+    [[nodiscard]] chain_error take(chain& c, std::span<segment> segs, std::uint32_t k,
+                                   std::uint16_t flags, const segment& s, AddrOk& addr_ok) noexcept {
+        if ((flags & desc_f_indirect) != 0) {
+            return chain_error::indirect;
+        }
+        if (k == segs.size()) {
+            return chain_error::too_long;
+        }
+        if (!s.write && write != 0) {
+            return chain_error::read_after_write;
+        }
+        (s.write ? write : read) += s.len;
+        if (read + write > 0xFFFFFFFFull) {
+            return chain_error::length_overflow;
+        }
+        if (!addr_ok(s.addr, s.len, s.write)) {
+            return chain_error::bad_address;
+        }
+        segs[k] = s;
+        c.segments = static_cast<std::uint16_t>(k + 1);
+        c.readable = static_cast<std::uint16_t>(c.readable + (s.write ? 0 : 1));
+        return chain_error::none;
+    }
+    void finish(chain& c) const noexcept {
+        c.read_len = static_cast<std::uint32_t>(read);
+        c.write_len = static_cast<std::uint32_t>(write);
+    }
+};
+} // namespace detail
+
+/// What pop() found.
+enum class pop_status : std::uint8_t {
+    empty,   ///< nothing available
+    ok,      ///< a valid chain
+    refused, ///< a chain was taken off the ring but refused (error()); `c.head` is valid
+             ///< when error() is not head_range, so the device can give it back unused
+    broken,  ///< avail->idx is impossible: nothing taken
+};
+
+} // namespace npa::virtio

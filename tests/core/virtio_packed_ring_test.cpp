@@ -1,0 +1,185 @@
+// The packed virtqueue core (npa/virtio/packed_ring.hpp): layout byte by byte, both sides
+// against each other over many wraps of a ring whose size is not a power of two, the event
+// suppression modes, and hostile used descriptors and chains.
+#define DOCTEST_CONFIG_IMPLEMENT_WITH_MAIN
+#include <doctest/doctest.h>
+
+#include <npa/virtio/packed_ring.hpp>
+
+#include <array>
+#include <cstddef>
+#include <cstdint>
+#include <vector>
+
+using namespace npa::virtio;
+
+namespace {
+
+struct queue {
+    explicit queue(std::uint32_t n) : descs(n), state(packed_driver::state_words(n)) {
+        ring = packed_ring(descs.data(), &drv_event, &dev_event, n);
+        REQUIRE(drv.reset(ring, state));
+        REQUIRE(dev.reset(ring));
+    }
+    std::vector<pvirtq_desc> descs;
+    alignas(4) pvirtq_event_suppress drv_event{};
+    alignas(4) pvirtq_event_suppress dev_event{};
+    std::vector<std::uint16_t> state;
+    packed_ring ring;
+    packed_driver drv;
+    packed_device dev;
+    std::array<segment, 8> segs{};
+    chain c{};
+    std::uint16_t ndesc = 0;
+
+    pop_status pop() {
+        return dev.pop(c, ndesc, segs, [](std::uint64_t a, std::uint32_t, bool) { return a < 0x100000; });
+    }
+};
+
+} // namespace
+
+TEST_CASE("packed layout: descriptor and event areas, byte by byte") {
+    queue q(4);
+    const segment s{0x1122, 0x33445566, true};
+    REQUIRE(q.drv.add({&s, 1}) >= 0);
+    const auto* b = reinterpret_cast<const std::uint8_t*>(q.descs.data());
+    CHECK(b[0] == 0x22);
+    CHECK(b[1] == 0x11);
+    CHECK(b[8] == 0x66);
+    CHECK(b[11] == 0x33);
+    // flags: WRITE (2) | AVAIL (1 << 7) on the first lap, USED clear
+    CHECK(b[14] == 0x82);
+    CHECK(b[15] == 0x00);
+    CHECK(sizeof(pvirtq_event_suppress) == 4);
+}
+
+TEST_CASE("packed: chains both ways over many wraps of a ring of 5") {
+    queue q(5);
+    used_chain u;
+    for (std::uint32_t i = 0; i < 10000; ++i) {
+        const std::uint32_t k = 1 + i % 3;
+        std::array<segment, 3> s{};
+        for (std::uint32_t j = 0; j < k; ++j) {
+            s[j] = {0x1000 + j, 100 + j, j + 1 == k};
+        }
+        const std::int32_t id = q.drv.add({s.data(), k});
+        REQUIRE(id >= 0);
+        (void)q.drv.publish();
+        REQUIRE(q.pop() == pop_status::ok);
+        REQUIRE(q.c.head == id);
+        REQUIRE(q.c.segments == k);
+        REQUIRE(q.c.readable == k - 1);
+        REQUIRE(q.segs[k - 1].write);
+        CHECK(q.pop() == pop_status::empty);
+        q.dev.push_used(q.c.head, i, q.ndesc);
+        REQUIRE(q.drv.poll_used(u) == used_status::ok);
+        REQUIRE(u.id == id);
+        REQUIRE(u.len == i);
+        REQUIRE(q.drv.free_descs() == 5);
+        REQUIRE(q.drv.poll_used(u) == used_status::empty);
+    }
+    CHECK(q.drv.stats().bad_used_id == 0);
+}
+
+TEST_CASE("packed: several buffers in flight, used in order, ring full") {
+    queue q(4);
+    const segment s{0x100, 64, true};
+    std::array<std::int32_t, 4> ids{};
+    for (auto& id : ids) {
+        id = q.drv.add({&s, 1});
+        REQUIRE(id >= 0);
+    }
+    CHECK(q.drv.add({&s, 1}) == -1);
+    for (int i = 0; i < 4; ++i) {
+        REQUIRE(q.pop() == pop_status::ok);
+        q.dev.push_used(q.c.head, 10, q.ndesc);
+    }
+    used_chain u;
+    for (int i = 0; i < 4; ++i) {
+        REQUIRE(q.drv.poll_used(u) == used_status::ok);
+        CHECK(u.id == ids[static_cast<std::size_t>(i)]);
+    }
+    std::vector<std::uint16_t> left;
+    q.drv.drain_in_flight([&](std::uint16_t id) { left.push_back(id); });
+    CHECK(left.empty());
+}
+
+TEST_CASE("packed event suppression: enable, disable, desc") {
+    queue q(8);
+    const segment s{0x100, 64, false};
+    REQUIRE(q.drv.add({&s, 1}) >= 0);
+    CHECK(q.drv.publish()); // enabled
+    q.dev_event.flags = ring_event_disable;
+    REQUIRE(q.drv.add({&s, 1}) >= 0);
+    CHECK_FALSE(q.drv.publish());
+    q.dev_event.flags = ring_event_desc;
+    q.dev_event.off_wrap = static_cast<std::uint16_t>(3 | 0x8000); // at position 3, lap 1
+    REQUIRE(q.drv.add({&s, 1}) >= 0);           // 2 -> 3: not past 3
+    CHECK_FALSE(q.drv.publish());
+    REQUIRE(q.drv.add({&s, 1}) >= 0);           // 3 -> 4: passes 3
+    CHECK(q.drv.publish());
+    // the device side: the driver's area
+    q.drv.disable_interrupts();
+    REQUIRE(q.pop() == pop_status::ok);
+    q.dev.push_used(q.c.head, 0, q.ndesc);
+    CHECK_FALSE(q.dev.need_interrupt());
+    used_chain u;
+    REQUIRE(q.drv.poll_used(u) == used_status::ok);
+    CHECK_FALSE(q.drv.enable_interrupts());
+    REQUIRE(q.pop() == pop_status::ok);
+    q.dev.push_used(q.c.head, 0, q.ndesc);
+    CHECK(q.dev.need_interrupt());
+}
+
+TEST_CASE("packed: hostile used descriptors and chains") {
+    SUBCASE("a used id never made available leaves the ring broken, nothing consumed") {
+        queue q(4);
+        const segment s{0x100, 64, true};
+        REQUIRE(q.drv.add({&s, 1}) == 3); // ids from the top of the free stack
+        q.descs[0].id = 2;
+        q.descs[0].flags = static_cast<std::uint16_t>(desc_f_avail | desc_f_used);
+        used_chain u;
+        CHECK(q.drv.poll_used(u) == used_status::broken);
+        CHECK(q.drv.stats().bad_used_id == 1);
+        CHECK(q.drv.in_flight() == 1);
+        q.descs[0].id = 9;
+        CHECK(q.drv.poll_used(u) == used_status::broken);
+    }
+    SUBCASE("NEXT on every descriptor: the chain never ends") {
+        queue q(4);
+        const segment s[4] = {{0x100, 8, false}, {0x100, 8, false}, {0x100, 8, false}, {0x100, 8, false}};
+        REQUIRE(q.drv.add(s) >= 0);
+        q.descs[3].flags = static_cast<std::uint16_t>(q.descs[3].flags | desc_f_next);
+        std::array<segment, 16> many{};
+        CHECK(q.dev.pop(q.c, q.ndesc, many, [](std::uint64_t, std::uint32_t, bool) { return true; }) ==
+              pop_status::broken);
+        CHECK(q.dev.errors(chain_error::loop) == 1);
+    }
+    SUBCASE("a chain running into descriptors not made available") {
+        queue q(4);
+        const segment s{0x100, 8, false};
+        REQUIRE(q.drv.add({&s, 1}) >= 0);
+        q.descs[0].flags = static_cast<std::uint16_t>(q.descs[0].flags | desc_f_next);
+        CHECK(q.pop() == pop_status::broken);
+        CHECK(q.dev.errors(chain_error::loop) == 1);
+    }
+    SUBCASE("readable after writable, indirect, address") {
+        queue q(8);
+        const segment s[2] = {{0x100, 8, true}, {0x100, 8, false}};
+        REQUIRE(q.drv.add(s) >= 0);
+        CHECK(q.pop() == pop_status::broken);
+        CHECK(q.dev.errors(chain_error::read_after_write) == 1);
+        queue r(8);
+        const segment t{0x7000000, 8, false};
+        REQUIRE(r.drv.add({&t, 1}) >= 0);
+        CHECK(r.pop() == pop_status::broken);
+        CHECK(r.dev.errors(chain_error::bad_address) == 1);
+        queue w(8);
+        const segment x{0x100, 8, false};
+        REQUIRE(w.drv.add({&x, 1}) >= 0);
+        w.descs[0].flags = static_cast<std::uint16_t>(w.descs[0].flags | desc_f_indirect);
+        CHECK(w.pop() == pop_status::broken);
+        CHECK(w.dev.errors(chain_error::indirect) == 1);
+    }
+}

@@ -1,0 +1,343 @@
+// The split virtqueue core (npa/virtio/split_ring.hpp): layouts byte by byte, both sides
+// against each other, 16-bit wrap, the event-idx rule, and the device's checks of hostile
+// chains and the driver's checks of hostile used entries.
+#define DOCTEST_CONFIG_IMPLEMENT_WITH_MAIN
+#include <doctest/doctest.h>
+
+#include <npa/virtio/split_ring.hpp>
+
+#include <array>
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+#include <vector>
+
+using namespace npa::virtio;
+
+namespace {
+
+struct queue {
+    explicit queue(std::uint32_t n, bool event_idx = false, bool in_order = false)
+        : mem(layout_of(n).total + 16), state(split_driver::state_words(n)) {
+        // 16-byte aligned block inside mem
+        auto p = reinterpret_cast<std::uintptr_t>(mem.data());
+        block = mem.data() + ((16 - p % 16) % 16);
+        ring = split_ring::in_block(block, n);
+        REQUIRE(drv.reset(ring, state, event_idx, in_order));
+        REQUIRE(dev.reset(ring, event_idx));
+    }
+    std::vector<std::byte> mem;
+    std::byte* block = nullptr;
+    std::vector<std::uint16_t> state;
+    split_ring ring;
+    split_driver drv;
+    split_device dev;
+    std::array<segment, 8> segs{};
+    chain c{};
+
+    pop_status pop() {
+        return dev.pop(c, segs, [](std::uint64_t a, std::uint32_t, bool) { return a < 0x100000; });
+    }
+    std::uint8_t byte_at(std::size_t off) const { return static_cast<std::uint8_t>(block[off]); }
+};
+
+} // namespace
+
+TEST_CASE("layouts are the specification's, byte by byte") {
+    CHECK(sizeof(virtq_desc) == 16);
+    CHECK(layout_of(4).avail == 64);
+    CHECK(layout_of(4).used == 64 + 16); // 6 + 8 = 14, up to 16
+    CHECK(layout_of(4).total == 80 + 6 + 32);
+    CHECK(avail_bytes(4) == 14);
+    CHECK(used_bytes(4) == 38);
+    CHECK(queue_size_ok(1));
+    CHECK(queue_size_ok(32768));
+    CHECK_FALSE(queue_size_ok(0));
+    CHECK_FALSE(queue_size_ok(48));
+    CHECK_FALSE(queue_size_ok(65536));
+
+    queue q(4);
+    const segment s[2] = {{0x1122334455667788ull, 0x0A0B0C0D, false}, {0x1000, 60, true}};
+    const std::int32_t head = q.drv.add(s);
+    REQUIRE(head == 0);
+    (void)q.drv.publish();
+    // descriptor 0: addr le64, len le32, flags le16 (NEXT), next le16 (1)
+    const std::uint8_t d0[16] = {0x88, 0x77, 0x66, 0x55, 0x44, 0x33, 0x22, 0x11,
+                                 0x0D, 0x0C, 0x0B, 0x0A, 0x01, 0x00, 0x01, 0x00};
+    for (int i = 0; i < 16; ++i) {
+        CHECK(q.byte_at(i) == d0[i]);
+    }
+    CHECK(q.byte_at(16 + 12) == 0x02); // descriptor 1: WRITE, no NEXT
+    // available ring: flags 0, idx 1, ring[0] = 0
+    CHECK(q.byte_at(64 + 2) == 1);
+    CHECK(q.byte_at(64 + 3) == 0);
+    // device pushes used {id 0, len 0x0102}
+    REQUIRE(q.dev.pop(q.c, q.segs, [](std::uint64_t, std::uint32_t, bool) { return true; }) ==
+            pop_status::ok);
+    CHECK(q.segs[0].addr == 0x1122334455667788ull);
+    q.dev.push_used(0, 0x0102);
+    q.dev.publish_used();
+    CHECK(q.byte_at(80 + 2) == 1);     // used idx
+    CHECK(q.byte_at(80 + 4) == 0);     // id
+    CHECK(q.byte_at(80 + 8) == 0x02);  // len, little-endian
+    CHECK(q.byte_at(80 + 9) == 0x01);
+}
+
+TEST_CASE("a chain goes over and comes back: segments, lengths, flags") {
+    queue q(8);
+    const segment s[3] = {{0x100, 12, false}, {0x200, 100, false}, {0x400, 1500, true}};
+    const std::int32_t head = q.drv.add(s);
+    REQUIRE(head >= 0);
+    CHECK(q.drv.free_descs() == 5);
+    CHECK(q.drv.publish()); // no suppression: notify
+    REQUIRE(q.pop() == pop_status::ok);
+    CHECK(q.c.head == head);
+    CHECK(q.c.segments == 3);
+    CHECK(q.c.readable == 2);
+    CHECK(q.c.read_len == 112);
+    CHECK(q.c.write_len == 1500);
+    CHECK(q.segs[2].addr == 0x400);
+    CHECK(q.segs[2].write);
+    CHECK(q.pop() == pop_status::empty);
+    q.dev.push_used(q.c.head, 60);
+    q.dev.publish_used();
+    CHECK(q.dev.need_interrupt());
+    used_chain u;
+    REQUIRE(q.drv.poll_used(u) == used_status::ok);
+    CHECK(u.id == head);
+    CHECK(u.len == 60);
+    CHECK(q.drv.free_descs() == 8);
+    CHECK(q.drv.in_flight() == 0);
+    CHECK(q.drv.poll_used(u) == used_status::empty);
+}
+
+TEST_CASE("16-bit indexes wrap: 70,000 chains through a queue of 4") {
+    queue q(4);
+    used_chain u;
+    for (std::uint32_t i = 0; i < 70000; ++i) {
+        const segment s{0x1000 + i % 16, 64, (i & 1) != 0};
+        REQUIRE(q.drv.add({&s, 1}) >= 0);
+        (void)q.drv.publish();
+        REQUIRE(q.pop() == pop_status::ok);
+        REQUIRE(q.segs[0].addr == s.addr);
+        q.dev.push_used(q.c.head, i);
+        q.dev.publish_used();
+        REQUIRE(q.drv.poll_used(u) == used_status::ok);
+        REQUIRE(u.len == i);
+    }
+    CHECK(q.dev.last_avail() == static_cast<std::uint16_t>(70000));
+    CHECK(q.ring.used()->idx.get() == static_cast<std::uint16_t>(70000));
+    CHECK(q.dev.errors() == 0);
+    CHECK(q.drv.stats().bad_used_id == 0);
+}
+
+TEST_CASE("a full queue refuses the next chain and leaves it with the caller") {
+    queue q(4);
+    const segment s[2] = {{0x100, 10, false}, {0x200, 10, false}};
+    CHECK(q.drv.add(s) >= 0);
+    CHECK(q.drv.add(s) >= 0);
+    CHECK(q.drv.add({s, 1}) == -1);
+    CHECK(q.drv.in_flight() == 2);
+}
+
+TEST_CASE("vring_need_event: the rule of 2.7.10, across the wrap") {
+    CHECK(need_event(5, 6, 5));
+    CHECK_FALSE(need_event(6, 6, 5));
+    CHECK(need_event(5, 10, 0));
+    CHECK_FALSE(need_event(10, 10, 0));
+    CHECK(need_event(0xFFFE, 2, 0xFFF0));  // event idx passed across the wrap
+    CHECK_FALSE(need_event(3, 2, 0xFFF0)); // not yet reached
+}
+
+TEST_CASE("event idx: the driver notifies only when avail passes avail_event") {
+    queue q(8, /*event_idx=*/true);
+    const segment s{0x100, 64, false};
+    q.ring.avail_event() = 1; // the device wants a kick once avail->idx passes 1
+    REQUIRE(q.drv.add({&s, 1}) >= 0);
+    CHECK_FALSE(q.drv.publish()); // idx 0 -> 1: event 1 not passed
+    REQUIRE(q.drv.add({&s, 1}) >= 0);
+    CHECK(q.drv.publish()); // 1 -> 2 passes 1
+    // device side: used_event
+    q.ring.used_event() = 0;
+    REQUIRE(q.pop() == pop_status::ok);
+    q.dev.push_used(q.c.head, 0);
+    q.dev.publish_used();
+    CHECK(q.dev.need_interrupt()); // 0 -> 1 passes 0
+    REQUIRE(q.pop() == pop_status::ok);
+    q.dev.push_used(q.c.head, 0);
+    q.dev.publish_used();
+    CHECK_FALSE(q.dev.need_interrupt()); // 1 -> 2: used_event still 0
+    // the driver re-enables: used_event = last_used, entries already waiting
+    used_chain u;
+    REQUIRE(q.drv.poll_used(u) == used_status::ok);
+    CHECK(q.drv.enable_interrupts()); // one more is waiting
+    REQUIRE(q.drv.poll_used(u) == used_status::ok);
+    CHECK_FALSE(q.drv.enable_interrupts());
+    CHECK(q.ring.used_event().get() == 2);
+}
+
+TEST_CASE("flags suppression without event idx") {
+    queue q(8);
+    const segment s{0x100, 64, false};
+    (void)q.dev.enable_notify(false);
+    REQUIRE(q.drv.add({&s, 1}) >= 0);
+    CHECK_FALSE(q.drv.publish()); // NO_NOTIFY
+    CHECK(q.dev.enable_notify(true)); // one is waiting
+    q.drv.disable_interrupts();
+    REQUIRE(q.pop() == pop_status::ok);
+    q.dev.push_used(q.c.head, 0);
+    q.dev.publish_used();
+    CHECK_FALSE(q.dev.need_interrupt()); // NO_INTERRUPT
+}
+
+TEST_CASE("hostile chains are refused and counted, never followed") {
+    SUBCASE("head index out of range") {
+        queue q(4);
+        const segment s{0x100, 64, false};
+        REQUIRE(q.drv.add({&s, 1}) >= 0);
+        q.ring.avail_ring(0) = 9;
+        (void)q.drv.publish();
+        CHECK(q.pop() == pop_status::refused);
+        CHECK(q.dev.errors(chain_error::head_range) == 1);
+    }
+    SUBCASE("next beyond the table") {
+        queue q(4);
+        const segment s[2] = {{0x100, 64, false}, {0x200, 64, false}};
+        REQUIRE(q.drv.add(s) >= 0);
+        q.ring.desc()[0].next = 4;
+        (void)q.drv.publish();
+        CHECK(q.pop() == pop_status::refused);
+        CHECK(q.dev.errors(chain_error::next_range) == 1);
+        CHECK(q.c.head == 0); // the head is known: the device can give it back
+    }
+    SUBCASE("a loop") {
+        queue q(4);
+        const segment s[2] = {{0x100, 64, false}, {0x200, 64, false}};
+        REQUIRE(q.drv.add(s) >= 0);
+        q.ring.desc()[1].flags = desc_f_next;
+        q.ring.desc()[1].next = 0;
+        (void)q.drv.publish();
+        std::array<segment, 64> many{};
+        CHECK(q.dev.pop(q.c, many, [](std::uint64_t, std::uint32_t, bool) { return true; }) ==
+              pop_status::refused);
+        CHECK(q.dev.errors(chain_error::loop) == 1);
+    }
+    SUBCASE("more segments than the device takes") {
+        queue q(16);
+        std::array<segment, 10> s{};
+        for (auto& x : s) {
+            x = {0x100, 8, false};
+        }
+        REQUIRE(q.drv.add(s) >= 0);
+        (void)q.drv.publish();
+        CHECK(q.pop() == pop_status::refused); // q.segs holds 8
+        CHECK(q.dev.errors(chain_error::too_long) == 1);
+    }
+    SUBCASE("length overflow") {
+        queue q(4);
+        const segment s[2] = {{0x100, 0xFFFFFFF0u, true}, {0x200, 0x20, true}};
+        REQUIRE(q.drv.add(s) >= 0);
+        (void)q.drv.publish();
+        std::array<segment, 4> segs{};
+        CHECK(q.dev.pop(q.c, segs, [](std::uint64_t, std::uint32_t, bool) { return true; }) ==
+              pop_status::refused);
+        CHECK(q.dev.errors(chain_error::length_overflow) == 1);
+    }
+    SUBCASE("address outside driver memory") {
+        queue q(4);
+        const segment s{0x7000000, 64, false};
+        REQUIRE(q.drv.add({&s, 1}) >= 0);
+        (void)q.drv.publish();
+        CHECK(q.pop() == pop_status::refused);
+        CHECK(q.dev.errors(chain_error::bad_address) == 1);
+    }
+    SUBCASE("indirect, readable after writable") {
+        queue q(4);
+        const segment s[2] = {{0x100, 64, true}, {0x200, 64, false}};
+        REQUIRE(q.drv.add(s) >= 0);
+        const segment t{0x300, 64, false};
+        REQUIRE(q.drv.add({&t, 1}) >= 0);
+        q.ring.desc()[2].flags = desc_f_indirect;
+        (void)q.drv.publish();
+        CHECK(q.pop() == pop_status::refused);
+        CHECK(q.dev.errors(chain_error::read_after_write) == 1);
+        CHECK(q.pop() == pop_status::refused);
+        CHECK(q.dev.errors(chain_error::indirect) == 1);
+    }
+    SUBCASE("avail idx more than N ahead") {
+        queue q(4);
+        q.ring.avail()->idx = 5;
+        CHECK(q.pop() == pop_status::broken);
+        CHECK(q.dev.errors(chain_error::avail_idx) == 1);
+        CHECK(q.dev.last_avail() == 0); // nothing taken
+    }
+}
+
+TEST_CASE("hostile used entries are refused and counted") {
+    queue q(8);
+    const segment s{0x100, 64, true};
+    used_chain u;
+    SUBCASE("id out of range") {
+        REQUIRE(q.drv.add({&s, 1}) >= 0);
+        q.ring.used_ring(0).id = 8;
+        q.ring.used()->idx = 1;
+        CHECK(q.drv.poll_used(u) == used_status::bad_id);
+        CHECK(q.drv.stats().bad_used_id == 1);
+        CHECK(q.drv.in_flight() == 1); // the chain is still the device's
+    }
+    SUBCASE("an id never handed over, and a double completion") {
+        REQUIRE(q.drv.add({&s, 1}) == 0);
+        q.ring.used_ring(0).id = 3;
+        q.ring.used_ring(1).id = 0;
+        q.ring.used_ring(2).id = 0;
+        q.ring.used()->idx = 3;
+        CHECK(q.drv.poll_used(u) == used_status::bad_id);
+        CHECK(q.drv.poll_used(u) == used_status::ok);
+        CHECK(q.drv.poll_used(u) == used_status::bad_id);
+        CHECK(q.drv.stats().bad_used_id == 2);
+    }
+    SUBCASE("used idx more than N ahead") {
+        q.ring.used()->idx = 9;
+        CHECK(q.drv.poll_used(u) == used_status::broken);
+        CHECK(q.drv.stats().bad_used_idx == 1);
+    }
+}
+
+TEST_CASE("IN_ORDER: an entry that passes over older chains hands them back first") {
+    queue q(8, false, /*in_order=*/true);
+    const segment s{0x100, 64, true};
+    for (int i = 0; i < 3; ++i) {
+        REQUIRE(q.drv.add({&s, 1}) == i); // ring order
+    }
+    q.ring.used_ring(0).id = 2;
+    q.ring.used()->idx = 1;
+    std::vector<std::uint16_t> passed;
+    used_chain u;
+    REQUIRE(q.drv.poll_used(u, [&](std::uint16_t h) { passed.push_back(h); }) == used_status::ok);
+    CHECK(u.id == 2);
+    CHECK(passed == std::vector<std::uint16_t>{0, 1});
+    CHECK(q.drv.stats().passed_over == 2);
+    CHECK(q.drv.in_flight() == 0);
+    // their own late entries are now stale
+    q.ring.used_ring(1).id = 0;
+    q.ring.used()->idx = 2;
+    CHECK(q.drv.poll_used(u) == used_status::bad_id);
+}
+
+TEST_CASE("out of order without IN_ORDER is legal, and drain returns what is left") {
+    queue q(8);
+    const segment s{0x100, 64, true};
+    for (int i = 0; i < 4; ++i) {
+        REQUIRE(q.drv.add({&s, 1}) >= 0);
+    }
+    q.ring.used_ring(0).id = 2;
+    q.ring.used()->idx = 1;
+    used_chain u;
+    REQUIRE(q.drv.poll_used(u) == used_status::ok);
+    CHECK(u.id == 2);
+    CHECK(q.drv.stats().passed_over == 0);
+    std::vector<std::uint16_t> left;
+    q.drv.drain_in_flight([&](std::uint16_t h) { left.push_back(h); });
+    CHECK(left == std::vector<std::uint16_t>{0, 1, 3});
+    CHECK(q.drv.free_descs() == 8);
+}

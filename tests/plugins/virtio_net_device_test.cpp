@@ -1,0 +1,324 @@
+// virtio-net: the header and config layouts byte by byte, feature negotiation, MRG_RXBUF
+// end to end, a device that lies about num_buffers, a hostile driver's chains against the
+// sim device (refused, counted, never followed), and the shell switching between a simnic
+// path and a virtio-net path under traffic.
+#define DOCTEST_CONFIG_IMPLEMENT_WITH_MAIN
+#include <doctest/doctest.h>
+
+#include <npa/plugins/virtio_net/plugin.hpp>
+#include <npa/shell.hpp>
+#include <npa/sim/l2_switch.hpp>
+#include <npa/sim/simnic.hpp>
+#include <npa/sim/simnic_plugin.hpp>
+#include <npa/sim/virtio_net_rig.hpp>
+
+#include "../support/switch_traffic.hpp"
+
+#include <array>
+#include <cstddef>
+#include <cstring>
+#include <vector>
+
+using namespace npa::sim;
+namespace vn = npa::virtio_net;
+namespace vio = npa::virtio;
+using plugin_t = npa::virtio_net_plugin<virtio_net_rig::api_type>;
+using buffer_t = virtio_net_rig::buffer_type;
+
+namespace {
+
+// Receives on queue 0 until `want` frames came or the device went quiet.
+std::uint32_t receive(virtio_net_rig& rig, plugin_t& p, std::uint32_t want) {
+    std::uint32_t got = 0;
+    std::array<buffer_t, 32> out{};
+    for (int round = 0; round < 50 && got < want; ++round) {
+        rig.step();
+        const std::uint16_t n = p.rx_burst(0, out);
+        for (std::uint16_t i = 0; i < n; ++i) {
+            (void)rig.guest_sink().record({out[i].data(), out[i].length()});
+        }
+        rig.api().received({out.data(), n});
+        rig.api().free({out.data(), n});
+        got += n;
+    }
+    return got;
+}
+
+virtio_net_rig::config one_queue() {
+    virtio_net_rig::config c;
+    c.queues = 1;
+    c.tx_ring = c.rx_ring = 64;
+    return c;
+}
+
+} // namespace
+
+TEST_CASE("virtio_net_hdr_v1 and the config space, byte by byte") {
+    vn::net_hdr_v1 h{};
+    h.flags = vn::HDR_F_NEEDS_CSUM;
+    h.gso_type = vn::GSO_TCPV4;
+    h.hdr_len = 0x0102;
+    h.gso_size = 0x0304;
+    h.csum_start = 0x0506;
+    h.csum_offset = 0x0708;
+    h.num_buffers = 0x090A;
+    const std::uint8_t want[12] = {1, 1, 2, 1, 4, 3, 6, 5, 8, 7, 0x0A, 0x09};
+    std::uint8_t got[12];
+    std::memcpy(got, &h, 12);
+    for (int i = 0; i < 12; ++i) {
+        CHECK(got[i] == want[i]);
+    }
+    CHECK(vn::feature::MRG_RXBUF == 1ull << 15);
+    CHECK(vn::feature::MQ == 1ull << 22);
+    CHECK(vio::feature::VERSION_1 == 1ull << 32);
+    CHECK(vio::feature::EVENT_IDX == 1ull << 29);
+    CHECK(vn::rxq_index(3) == 6);
+    CHECK(vn::txq_index(3) == 7);
+}
+
+TEST_CASE("attach negotiates what both sides have; a device without VERSION_1 is refused") {
+    SUBCASE("the default device") {
+        virtio_net_rig rig(one_queue());
+        REQUIRE(rig.ok());
+        plugin_t p;
+        REQUIRE(p.attach(rig.api(), rig.window(), rig.queue_cfg()));
+        const std::uint64_t f = rig.device().driver_features();
+        CHECK((f & vio::feature::VERSION_1) != 0);
+        CHECK((f & vn::feature::MRG_RXBUF) != 0);
+        CHECK((f & vio::feature::IN_ORDER) != 0);
+        CHECK((f & vio::feature::EVENT_IDX) == 0); // interrupts are left to the vector mask
+        CHECK((f & vn::feature::MQ) == 0);         // one pair asked for
+        CHECK(rig.device().status_byte() == (vio::status_bit::ACKNOWLEDGE | vio::status_bit::DRIVER |
+                                             vio::status_bit::FEATURES_OK | vio::status_bit::DRIVER_OK));
+        CHECK(p.capabilities().has(npa::cap::tx_l4_csum | npa::cap::rx_csum));
+        CHECK(rig.device_rx_posted(0) == 64);
+        p.detach();
+        CHECK(rig.device().status_byte() == 0);
+        CHECK(rig.api().audit().balanced());
+    }
+    SUBCASE("a legacy-only device") {
+        virtio_net_rig::config c = one_queue();
+        c.features = vn::feature::MAC | vn::feature::MRG_RXBUF;
+        virtio_net_rig rig(c);
+        REQUIRE(rig.ok());
+        plugin_t p;
+        const npa::status st = p.attach(rig.api(), rig.window(), rig.queue_cfg());
+        CHECK(st.code() == npa::errc::not_supported);
+        CHECK((rig.device().status_byte() & vio::status_bit::FAILED) != 0);
+        CHECK(rig.api().audit().balanced());
+    }
+    SUBCASE("more queue pairs than the device has") {
+        virtio_net_rig rig(one_queue());
+        plugin_t p;
+        npa::queue_config qc = rig.queue_cfg();
+        qc.queues = 5; // the device has 4
+        CHECK(p.attach(rig.api(), rig.window(), qc).code() == npa::errc::invalid_argument);
+    }
+}
+
+TEST_CASE("MRG_RXBUF: a frame spread over several buffers is taken off the ring and counted") {
+    // Buffers of 400 bytes and an MTU to match: frames beyond it (which the far end sends
+    // all the same) need more than one buffer.
+    virtio_net_rig::config c = one_queue();
+    c.buf_size = 128 + 400;
+    virtio_net_rig rig(c);
+    REQUIRE(rig.ok());
+    plugin_t p;
+    npa::queue_config qc = rig.queue_cfg();
+    qc.mtu = 400 - 18;
+    REQUIRE(p.attach(rig.api(), rig.window(), qc));
+    const std::uint32_t flow = rig.flow_for_queue(0);
+    std::uint32_t got = 0;
+    for (int round = 0; round < 5; ++round) { // 8 at a time: at most 32 of the 64 buffers
+        rig.far_send_varied(flow, 8);         // lengths of their own, 60 to 1514 bytes
+        got += receive(rig, p, 8);
+    }
+    const auto rep = rig.guest_sink().report(flow, 40);
+    const virtio_net_queue_counters dc = rig.device().counters(0);
+    CHECK(dc.rx_merged > 0);                        // the device spread some frames
+    CHECK(dc.rx_frames == 40);
+    CHECK(got == 40 - dc.rx_merged);                // those are dropped, the rest delivered
+    CHECK(p.stats(0).rx_dropped == dc.rx_merged);   // and counted
+    CHECK(rep.corrupt == 0);
+    CHECK(p.stats(0).bad_completion == 0);
+    CHECK(p.health() == npa::errc::ok);
+    CHECK(rig.device_rx_posted(0) == 64);           // every buffer taken was replaced
+    p.detach();
+    CHECK(rig.api().audit().balanced());
+}
+
+TEST_CASE("a device that lies about num_buffers is caught, and nothing is lost") {
+    for (const std::int32_t delta : {1, 1000, -1}) {
+        CAPTURE(delta);
+        virtio_net_rig rig(one_queue());
+        REQUIRE(rig.ok());
+        plugin_t p;
+        REQUIRE(p.attach(rig.api(), rig.window(), rig.queue_cfg()));
+        const std::uint32_t flow = rig.flow_for_queue(0);
+        rig.far_send(flow, 4);
+        CHECK(receive(rig, p, 4) == 4);
+        rig.device().set_num_buffers_fault(2, delta);
+        rig.far_send(flow, 8);
+        (void)receive(rig, p, 8);
+        if (delta == -1) { // num_buffers 0: no frame spans zero buffers
+            CHECK(p.stats(0).bad_completion >= 1);
+        } else {
+            CHECK(p.stats(0).bad_completion >= 1);
+            CHECK(p.stats(0).rx_dropped >= 1);
+        }
+        CHECK(rig.guest_sink().report(flow, rig.far_sent(flow)).corrupt == 0);
+        CHECK(p.health() == npa::errc::device_error);
+        p.detach();
+        CHECK(rig.api().audit().balanced());
+        CHECK(rig.violations().empty());
+    }
+}
+
+TEST_CASE("the device refuses a hostile driver's chains and asks for a reset") {
+    // A raw driver on the device's transport, with its own split_driver.
+    struct raw {
+        explicit raw(virtio_net_rig& r) : rig(r) {}
+        virtio_net_rig& rig;
+        vio::split_driver drv;
+        std::vector<std::uint16_t> state = std::vector<std::uint16_t>(vio::split_driver::state_words(8));
+
+        void bring_up(std::uint16_t q) {
+            const vio::transport& t = rig.window().transport();
+            t.set_status(0);
+            t.set_status(vio::status_bit::ACKNOWLEDGE | vio::status_bit::DRIVER);
+            t.set_driver_features(vio::feature::VERSION_1);
+            t.set_status(vio::status_bit::ACKNOWLEDGE | vio::status_bit::DRIVER | vio::status_bit::FEATURES_OK);
+            const vn::ring_memory m = rig.window().ring_area();
+            const vio::split_layout l = vio::layout_of(8);
+            REQUIRE(drv.reset(vio::split_ring::in_block(m.virt, 8), state, false));
+            // both queues of pair 0 at the same place: only queue q is used
+            for (std::uint16_t i = 0; i < 2; ++i) {
+                REQUIRE(t.queue_enable(i, {m.iova, m.iova + l.avail, m.iova + l.used, 8, 0}));
+            }
+            t.set_status(vio::status_bit::ACKNOWLEDGE | vio::status_bit::DRIVER |
+                         vio::status_bit::FEATURES_OK | vio::status_bit::DRIVER_OK);
+            (void)q;
+        }
+    };
+    const vio::segment frame{0, 0, false};
+    (void)frame;
+    SUBCASE("a TX chain that loops") {
+        virtio_net_rig rig(one_queue());
+        raw d(rig);
+        d.bring_up(1);
+        const vn::ring_memory m = rig.window().ring_area();
+        const vio::segment s[2] = {{m.iova + 4096, 64, false}, {m.iova + 4096, 64, false}};
+        REQUIRE(d.drv.add(s) == 0);
+        d.drv.ring().desc()[1].flags = vio::desc_f_next;
+        d.drv.ring().desc()[1].next = 0;
+        (void)d.drv.publish();
+        rig.step();
+        CHECK(rig.device().refused_chains() == 1);
+        CHECK((rig.device().status_byte() & vio::status_bit::DEVICE_NEEDS_RESET) != 0);
+        REQUIRE(rig.violations().size() == 1);
+        CHECK(rig.violations()[0].find("chain loops") != std::string::npos);
+        CHECK(rig.device().counters(0).tx_frames == 0);
+    }
+    SUBCASE("a TX buffer outside guest memory") {
+        virtio_net_rig rig(one_queue());
+        raw d(rig);
+        d.bring_up(1);
+        const vio::segment s{0xDEAD00000000ull, 64, false};
+        REQUIRE(d.drv.add({&s, 1}) == 0);
+        (void)d.drv.publish();
+        rig.step();
+        REQUIRE(rig.violations().size() == 1);
+        CHECK(rig.violations()[0].find("outside driver memory") != std::string::npos);
+    }
+    SUBCASE("an available index that runs past the ring") {
+        virtio_net_rig rig(one_queue());
+        raw d(rig);
+        d.bring_up(1);
+        d.drv.ring().avail()->idx = 9;
+        rig.step();
+        CHECK(rig.device().refused_chains() == 1);
+        CHECK((rig.device().status_byte() & vio::status_bit::DEVICE_NEEDS_RESET) != 0);
+    }
+    SUBCASE("a queue outside guest memory is refused at enable") {
+        virtio_net_rig rig(one_queue());
+        const vio::transport& t = rig.window().transport();
+        t.set_status(0);
+        t.set_status(vio::status_bit::ACKNOWLEDGE | vio::status_bit::DRIVER);
+        t.set_driver_features(vio::feature::VERSION_1);
+        t.set_status(vio::status_bit::ACKNOWLEDGE | vio::status_bit::DRIVER | vio::status_bit::FEATURES_OK);
+        CHECK_FALSE(t.queue_enable(0, {0xDEAD00000000ull, 0xDEAD00001000ull, 0xDEAD00002000ull, 8, 0}));
+        const vn::ring_memory m = rig.window().ring_area();
+        CHECK_FALSE(t.queue_enable(0, {m.iova + 8, m.iova + 1024, m.iova + 2048, 8, 0})); // desc misaligned
+        CHECK_FALSE(t.queue_enable(0, {m.iova, m.iova + 1024, m.iova + 2048, 12, 0}));    // not a power of two
+    }
+}
+
+// ---- the shell: simnic <-> virtio-net under traffic, zero TX loss ----------------------
+using virtio_shell_env = npa_test::two_device_env<simnic, virtio_net_device>;
+
+TEST_CASE("shell<simnic, virtio-net>: switching to and from the virtio-net path under traffic loses no TX") {
+    using shell_t = npa::shell<virtio_shell_env, simnic_plugin, npa::virtio_net_plugin>;
+    constexpr npa::mac_addr guest{0x02, 0, 0, 0, 0, 0x01}, peer_mac{0x02, 0, 0, 0, 0, 0x02};
+    guest_memory mem(std::size_t{24} << 20);
+    npa::pool_config pc;
+    pc.count = 2048;
+    const guest_block pb = mem.allocate(virtio_shell_env::pool_type::required_bytes(pc));
+    auto pool = virtio_shell_env::pool_type::create(pc, pb.backing());
+    REQUIRE(pool.ok());
+    simnic_config sc;
+    sc.queues = 1;
+    sc.max_ring_size = 256;
+    auto sdev = simnic::create(mem, sc);
+    REQUIRE(sdev.ok());
+    virtio_net_device_config vc;
+    vc.max_pairs = 1;
+    vc.queue_max = 256;
+    auto vdev = virtio_net_device::create(mem, vc);
+    REQUIRE(vdev.ok());
+    l2_switch sw(3);
+    far_end peer(peer_mac, guest);
+    connect(**sdev, sw.port_at(0));
+    connect(**vdev, sw.port_at(1));
+    connect(peer, sw.port_at(2));
+    npa_test::allow_all_channel ctl;
+
+    virtio_shell_env env{sdev->get(), vdev->get()};
+    npa::shell_config cfg;
+    cfg.queues.queues = 1;
+    cfg.queues.tx_ring_size = cfg.queues.rx_ring_size = 256;
+    cfg.policy.min_dwell_ns = 0;
+    virtio_shell_env::pool_type* pools[] = {&*pool};
+    shell_t sh(env, pools, cfg);
+    REQUIRE(sh.init_status().ok());
+    REQUIRE(sh.start<0>((*sdev)->window(), npa::control_link::to(ctl)).ok());
+
+    int switches = 0;
+    const auto res = npa_test::run_switch_traffic<virtio_shell_env>(
+        sh, peer, guest, peer_mac, 400,
+        [&] {
+            (*sdev)->step();
+            (*vdev)->step();
+        },
+        [&](int round) {
+            if (round == 100 || round == 300) {
+                REQUIRE(sh.switch_to<1>((*vdev)->window(), npa::control_link::to(ctl),
+                                        npa::switch_reason::vf_arrived).ok());
+                ++switches;
+            }
+            if (round == 200) {
+                REQUIRE(sh.switch_to<0>((*sdev)->window(), npa::control_link::to(ctl),
+                                        npa::switch_reason::vf_leaving).ok());
+                ++switches;
+            }
+        });
+    CHECK(switches == 3);
+    CHECK(res.sent > 1000);
+    CHECK(res.far.lost == 0);
+    CHECK(res.far.duplicates == 0);
+    CHECK(res.far.reordered == 0);
+    CHECK(res.far.corrupt == 0);
+    CHECK((*vdev)->violations().empty());
+    CHECK((*vdev)->counters(0).tx_frames > 0);
+    CHECK(sh.audit().ok());
+    sh.stop();
+}
