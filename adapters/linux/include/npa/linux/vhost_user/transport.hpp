@@ -101,6 +101,8 @@ public:
     /// Why the last control-path request failed ("" when none did).
     [[nodiscard]] const char* last_error() const noexcept { return last_error_; }
     [[nodiscard]] std::uint64_t kicks() const noexcept { return kicks_; }
+    /// Everything the back end offered (GET_FEATURES, before narrowing); 0 before attach.
+    [[nodiscard]] std::uint64_t offered() const noexcept { return offered_; }
 
     /// Waits up to timeout_ms for an interrupt of queue pair `vector` (either ring's call
     /// eventfd); true when one came (the counters are cleared). A masked vector is not
