@@ -20,8 +20,8 @@
 
 #include <array>
 #include <chrono>
-#include <cstdio>
 #include <cstdint>
+#include <cstdio>
 #include <cstring>
 #include <optional>
 #include <span>
@@ -78,7 +78,8 @@ TEST_CASE("vhost-user transport: no back end reads as removed, and attach says s
     CHECK(st.code() == npa::errc::removed);
     CHECK(p.api->audit().balanced());
     // The pool's device addresses are the front end's addresses inside the memfd.
-    CHECK(p.dev.pool_memory().iova_base() == reinterpret_cast<std::uintptr_t>(p.dev.pool_memory().base()));
+    CHECK(p.dev.pool_memory().iova_base() ==
+          reinterpret_cast<std::uintptr_t>(p.dev.pool_memory().base()));
     CHECK(p.dev.pool_memory().base() == p.dev.memory().base() + c.ring_bytes);
 }
 
@@ -91,8 +92,12 @@ using npa::test::testpmd;
 using npa::test::wait_until;
 using namespace std::chrono_literals;
 
-std::uint32_t frame_len(std::uint64_t seq) { return 60 + static_cast<std::uint32_t>(seq * 7919 % 1455); }
-std::byte pattern(std::uint64_t seq, std::uint32_t i) { return static_cast<std::byte>((seq * 31 + i) & 0xFF); }
+std::uint32_t frame_len(std::uint64_t seq) {
+    return 60 + static_cast<std::uint32_t>(seq * 7919 % 1455);
+}
+std::byte pattern(std::uint64_t seq, std::uint32_t i) {
+    return static_cast<std::byte>((seq * 31 + i) & 0xFF);
+}
 
 // Frame `seq`: far_mac <- our MAC, EtherType 0x88B5 (local experimental), the sequence
 // number, then a pattern of it up to frame_len(seq).
@@ -222,7 +227,7 @@ double seconds_since(std::chrono::steady_clock::time_point t0) {
 void macswap_round(bool mrg, bool polled, bool in_order) {
     session s({"--forward-mode=macswap", "--port-topology=loop"}, mrg, polled, in_order);
     constexpr std::uint64_t n = 5000;
-    constexpr std::uint64_t window = 128; // fewer than the RX ring holds: testpmd never drops
+    constexpr std::uint64_t window = 128;       // fewer than the RX ring holds: testpmd never drops
     constexpr std::uint64_t probe = 1ull << 40; // sequence numbers of warm-up frames
     std::uint64_t next = 0, back = 0, bytes = 0, bad = 0, probes = 0, probes_back = 0, irqs = 0;
     const auto on_frame = [&](const buffer_t& b) {
@@ -268,14 +273,16 @@ void macswap_round(bool mrg, bool polled, bool in_order) {
     });
     const double secs = seconds_since(t0);
     const npa::queue_stats& qs = s.p->plugin.stats(0);
-    INFO("sent ", next, ", back ", back, ", port ipackets ", s.pmd.port_stat("ipackets"), ", opackets ",
-         s.pmd.port_stat("opackets"), ", npa rx_dropped ", qs.rx_dropped, ", rx_no_buffer ", qs.rx_no_buffer,
-         ", tx in flight ", s.p->plugin.tx_in_flight(0), "\n", s.pmd.telemetry("/ethdev/xstats,0"));
+    INFO("sent ", next, ", back ", back, ", port ipackets ", s.pmd.port_stat("ipackets"),
+         ", opackets ", s.pmd.port_stat("opackets"), ", npa rx_dropped ", qs.rx_dropped,
+         ", rx_no_buffer ", qs.rx_no_buffer, ", tx in flight ", s.p->plugin.tx_in_flight(0), "\n",
+         s.pmd.telemetry("/ethdev/xstats,0"));
     CHECK(done);
     CHECK(back == n);
     CHECK(bad == 0);
     CHECK(s.tx_drained());
-    CHECK(wait_until(5s, [&] { return s.pmd.port_stat("opackets") - o0 == static_cast<std::int64_t>(n); }));
+    CHECK(wait_until(
+        5s, [&] { return s.pmd.port_stat("opackets") - o0 == static_cast<std::int64_t>(n); }));
     CHECK(s.pmd.port_stat("ipackets") - i0 == static_cast<std::int64_t>(n));
     CHECK(s.pmd.port_stat("ibytes") - ib0 == static_cast<std::int64_t>(bytes));
     CHECK(s.p->plugin.stats(0).rx_packets - rx0 == n);
@@ -283,9 +290,12 @@ void macswap_round(bool mrg, bool polled, bool in_order) {
     CHECK(s.p->plugin.stats(0).bad_completion == 0);
     CHECK(s.p->plugin.health() == npa::errc::ok);
     char line[240];
-    std::snprintf(line, sizeof line, "macswap, MRG_RXBUF %s, IN_ORDER %s, %s: %llu frames there and back in %.3f s after %llu warm-up frames, %llu interrupts (features 0x%llx)",
-                  mrg ? "on" : "off", in_order ? "on" : "off", polled ? "polled" : "eventfds", static_cast<unsigned long long>(n), secs,
-                  static_cast<unsigned long long>(probes), static_cast<unsigned long long>(irqs),
+    std::snprintf(line, sizeof line,
+                  "macswap, MRG_RXBUF %s, IN_ORDER %s, %s: %llu frames there and back in %.3f s "
+                  "after %llu warm-up frames, %llu interrupts (features 0x%llx)",
+                  mrg ? "on" : "off", in_order ? "on" : "off", polled ? "polled" : "eventfds",
+                  static_cast<unsigned long long>(n), secs, static_cast<unsigned long long>(probes),
+                  static_cast<unsigned long long>(irqs),
                   static_cast<unsigned long long>(s.p->plugin.features()));
     MESSAGE(line);
     s.p->plugin.detach();
@@ -294,7 +304,8 @@ void macswap_round(bool mrg, bool polled, bool in_order) {
 
 } // namespace
 
-TEST_CASE("virtio-net over vhost-user, testpmd rxonly: 10,000 frames of 60..1514 bytes counted by the port") {
+TEST_CASE("virtio-net over vhost-user, testpmd rxonly: 10,000 frames of 60..1514 bytes counted by "
+          "the port") {
     session s({"--forward-mode=rxonly"}, true, false);
     constexpr std::uint64_t n = 10000;
     std::uint64_t next = 0, bytes = 0;
@@ -307,16 +318,20 @@ TEST_CASE("virtio-net over vhost-user, testpmd rxonly: 10,000 frames of 60..1514
     }));
     CHECK(s.tx_drained());
     const double secs = seconds_since(t0);
-    CHECK(wait_until(10s, [&] { return s.pmd.port_stat("ipackets") == static_cast<std::int64_t>(n); }));
+    CHECK(wait_until(10s,
+                     [&] { return s.pmd.port_stat("ipackets") == static_cast<std::int64_t>(n); }));
     CHECK(s.pmd.port_stat("ipackets") == static_cast<std::int64_t>(n));
     CHECK(s.pmd.port_stat("ibytes") == static_cast<std::int64_t>(bytes));
     CHECK(s.p->plugin.stats(0).tx_packets == n);
     CHECK(s.p->plugin.stats(0).tx_bytes == bytes);
     CHECK(s.p->plugin.health() == npa::errc::ok);
     char line[160];
-    std::snprintf(line, sizeof line, "rxonly: %llu frames, %llu bytes sent and completed in %.3f s; the back end offered 0x%llx, kicks %llu",
+    std::snprintf(line, sizeof line,
+                  "rxonly: %llu frames, %llu bytes sent and completed in %.3f s; the back end "
+                  "offered 0x%llx, kicks %llu",
                   static_cast<unsigned long long>(n), static_cast<unsigned long long>(bytes), secs,
-                  static_cast<unsigned long long>(s.p->dev.offered()), static_cast<unsigned long long>(s.p->dev.kicks()));
+                  static_cast<unsigned long long>(s.p->dev.offered()),
+                  static_cast<unsigned long long>(s.p->dev.kicks()));
     MESSAGE(line);
     s.p->plugin.detach();
     CHECK(s.p->api->audit().balanced());
@@ -331,14 +346,17 @@ TEST_CASE("virtio-net over vhost-user, testpmd rxonly: 10,000 frames of 60..1514
         return more == 1000;
     }));
     CHECK(s.tx_drained());
-    CHECK(wait_until(10s, [&] { return s.pmd.port_stat("ipackets") == static_cast<std::int64_t>(n + 1000); }));
+    CHECK(wait_until(
+        10s, [&] { return s.pmd.port_stat("ipackets") == static_cast<std::int64_t>(n + 1000); }));
     CHECK(s.pmd.port_stat("ibytes") == static_cast<std::int64_t>(bytes));
     s.p->plugin.detach();
     CHECK(s.p->api->audit().balanced());
 }
 
 TEST_CASE("virtio-net over vhost-user, testpmd macswap: frames come back whole and in order") {
-    SUBCASE("MRG_RXBUF and IN_ORDER on, kick and call eventfds") { macswap_round(true, false, true); }
+    SUBCASE("MRG_RXBUF and IN_ORDER on, kick and call eventfds") {
+        macswap_round(true, false, true);
+    }
     SUBCASE("MRG_RXBUF and IN_ORDER off, polled rings") { macswap_round(false, true, false); }
 }
 
@@ -383,7 +401,8 @@ TEST_CASE("virtio-net over vhost-user, testpmd txonly: npa receives what the por
     CHECK(s.p->api->audit().balanced());
 }
 
-TEST_CASE("virtio-net over vhost-user: testpmd killed mid-stream; nothing hangs, every buffer comes back") {
+TEST_CASE("virtio-net over vhost-user: testpmd killed mid-stream; nothing hangs, every buffer "
+          "comes back") {
     session s({"--forward-mode=rxonly"}, true, false);
     std::uint64_t next = 0, bytes = 0;
     CHECK(wait_until(10s, [&] {
@@ -407,7 +426,8 @@ TEST_CASE("virtio-net over vhost-user: testpmd killed mid-stream; nothing hangs,
     CHECK(a.with_plugin == 0);
     CHECK(a.with_caller == 0);
     // Attach again: the back end is gone, so the plugin says removed and takes nothing.
-    CHECK(s.p->plugin.attach(*s.p->api, s.p->dev.window(), one_pair()).code() == npa::errc::removed);
+    CHECK(s.p->plugin.attach(*s.p->api, s.p->dev.window(), one_pair()).code() ==
+          npa::errc::removed);
     CHECK(s.p->api->audit().balanced());
 }
 #else

@@ -33,9 +33,12 @@ struct testpmd {
         prefix = pfx;
         int p[2];
         REQUIRE(::pipe2(p, O_CLOEXEC) == 0);
-        std::vector<std::string> a = {program, "--no-huge", "-m", "256", "--no-pci",
-                                      "--file-prefix=" + pfx, "--vdev",
-                                      "net_vhost0,iface=" + sock + ",queues=1", "-l", "0-1", "--"};
+        std::vector<std::string> a = {program,    "--no-huge",
+                                      "-m",       "256",
+                                      "--no-pci", "--file-prefix=" + pfx,
+                                      "--vdev",   "net_vhost0,iface=" + sock + ",queues=1",
+                                      "-l",       "0-1",
+                                      "--"};
         a.insert(a.end(), args.begin(), args.end());
         a.insert(a.end(), {"--total-num-mbufs=16384", "--stats-period=1000"});
         std::vector<char*> argv;
@@ -78,7 +81,7 @@ struct testpmd {
         std::string out;
         char buf[16384];
         if (::connect(s, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0 &&
-            ::read(s, buf, sizeof buf) > 0 &&  // the greeting
+            ::read(s, buf, sizeof buf) > 0 && // the greeting
             ::write(s, cmd.data(), cmd.size()) == static_cast<ssize_t>(cmd.size())) {
             const ssize_t n = ::read(s, buf, sizeof buf);
             out.assign(buf, n > 0 ? static_cast<std::size_t>(n) : 0);
@@ -91,12 +94,14 @@ struct testpmd {
         const std::string j = telemetry("/ethdev/stats,0");
         const std::string key = "\"" + name + "\":";
         const auto at = j.find(key);
-        return at == std::string::npos ? -1 : std::strtoll(j.c_str() + at + key.size(), nullptr, 10);
+        return at == std::string::npos ? -1
+                                       : std::strtoll(j.c_str() + at + key.size(), nullptr, 10);
     }
 };
 
 inline bool wait_until(std::chrono::milliseconds limit, auto pred) {
-    for (auto end = std::chrono::steady_clock::now() + limit; std::chrono::steady_clock::now() < end;) {
+    for (auto end = std::chrono::steady_clock::now() + limit;
+         std::chrono::steady_clock::now() < end;) {
         if (pred()) {
             return true;
         }

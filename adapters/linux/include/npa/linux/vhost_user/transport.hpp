@@ -44,11 +44,11 @@
 namespace npa::vhost_user {
 
 struct net_config {
-    std::string socket;                      ///< the back end's listening socket
-    std::size_t ring_bytes = 64 * 1024;      ///< ring area (the plugin's rings)
-    std::size_t pool_bytes = 8u << 20;       ///< behind it: the buffer pool's block
-    bool polled = false;                     ///< no kick/call eventfds: both sides poll
-    std::uint64_t features_mask = ~0ull;     ///< device features the plugin may see
+    std::string socket;                  ///< the back end's listening socket
+    std::size_t ring_bytes = 64 * 1024;  ///< ring area (the plugin's rings)
+    std::size_t pool_bytes = 8u << 20;   ///< behind it: the buffer pool's block
+    bool polled = false;                 ///< no kick/call eventfds: both sides poll
+    std::uint64_t features_mask = ~0ull; ///< device features the plugin may see
     std::array<std::uint8_t, 6> mac{0x02, 0, 0, 0, 0x76, 0x01};
 };
 
@@ -61,8 +61,8 @@ public:
     /// RING_PACKED: the plugin does not take them).
     static constexpr std::uint64_t carried =
         virtio::feature::VERSION_1 | virtio::feature::IN_ORDER | virtio_net::feature::MRG_RXBUF |
-        virtio_net::feature::CSUM | virtio_net::feature::GUEST_CSUM | virtio_net::feature::HOST_TSO4 |
-        virtio_net::feature::HOST_TSO6;
+        virtio_net::feature::CSUM | virtio_net::feature::GUEST_CSUM |
+        virtio_net::feature::HOST_TSO4 | virtio_net::feature::HOST_TSO6;
     static constexpr std::uint16_t pairs = 1;
 
     /// `timeout_ms`: how long a control-path request waits for its reply.
@@ -74,7 +74,8 @@ public:
     [[nodiscard]] status create(const net_config& c) noexcept {
         cfg_ = c;
         if (c.ring_bytes % 4096 != 0 || c.ring_bytes == 0 || c.pool_bytes == 0) {
-            return {errc::invalid_argument, "vhost-user net: ring_bytes a non-zero multiple of 4096, pool_bytes non-zero"};
+            return {errc::invalid_argument,
+                    "vhost-user net: ring_bytes a non-zero multiple of 4096, pool_bytes non-zero"};
         }
         if (status st = mem_.create(c.ring_bytes + c.pool_bytes, "npa-vhost-net"); !st) {
             return st;
@@ -177,7 +178,8 @@ private:
         d.status_ = s;
     }
     static std::uint16_t queue_max(void*, std::uint16_t q) noexcept {
-        return q < 2 * pairs ? static_cast<std::uint16_t>(virtio::max_queue_size) : std::uint16_t{0};
+        return q < 2 * pairs ? static_cast<std::uint16_t>(virtio::max_queue_size)
+                             : std::uint16_t{0};
     }
     static bool queue_enable(void* c, std::uint16_t q, const virtio::queue_setup& s) noexcept {
         net_device& d = self(c);
@@ -211,7 +213,8 @@ private:
         if (fd >= 0) {
             const std::uint64_t one = 1;
             ++d.kicks_;
-            (void)!::write(fd, &one, sizeof one); // a full counter or a gone peer: the ring is polled anyway
+            (void)!::write(fd, &one,
+                           sizeof one); // a full counter or a gone peer: the ring is polled anyway
         }
     }
     static void irq_mask(void* c, std::uint16_t vector, bool masked) noexcept {
@@ -236,9 +239,10 @@ private:
         }
     }
 
-    static constexpr virtio::transport_ops ops_{&device_features, &set_driver_features, &get_status,
-                                                &set_status,      &queue_max,           &queue_enable,
-                                                &notify,          &irq_mask,            &read_config};
+    static constexpr virtio::transport_ops ops_{
+        &device_features, &set_driver_features, &get_status, &set_status,
+        &queue_max,       &queue_enable,        &notify,     &irq_mask,
+        &read_config};
 
     net_config cfg_{};
     shared_memory mem_;
