@@ -94,76 +94,12 @@ TEST_CASE("vhost-user messages: layouts and the checks a message that arrived go
 
 // ---- against DPDK's net_vhost ----------------------------------------------------------
 #ifdef NPA_TESTPMD
+#include "vhost_testpmd.hpp"
+
 namespace {
 
-// dpdk-testpmd with one net_vhost port (server mode) on `sock`, rxonly, its own prefix.
-struct testpmd {
-    pid_t pid = -1;
-    int stdin_w = -1;  // testpmd runs until its standard input ends: kept open
-    std::string prefix;
-
-    void start(const std::string& sock, const std::string& pfx) {
-        prefix = pfx;
-        int p[2];
-        REQUIRE(::pipe2(p, O_CLOEXEC) == 0);
-        pid = ::fork();
-        if (pid == 0) {
-            const int log = ::open((sock + ".log").c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
-            ::dup2(p[0], 0);
-            ::dup2(log, 1);
-            ::dup2(log, 2);
-            const std::string vdev = "net_vhost0,iface=" + sock + ",queues=1";
-            const std::string fp = "--file-prefix=" + pfx;
-            ::execl(NPA_TESTPMD, NPA_TESTPMD, "--no-huge", "-m", "256", "--no-pci", fp.c_str(),
-                    "--vdev", vdev.c_str(), "-l", "0-1", "--", "--forward-mode=rxonly",
-                    "--total-num-mbufs=16384", "--stats-period=1000", nullptr);
-            ::_exit(127);
-        }
-        ::close(p[0]);
-        stdin_w = p[1];
-    }
-    void kill9() {
-        if (pid > 0) {
-            ::kill(pid, SIGKILL);
-            ::waitpid(pid, nullptr, 0);
-        }
-        if (stdin_w >= 0) {
-            ::close(stdin_w);
-        }
-        pid = -1;
-        stdin_w = -1;
-    }
-    ~testpmd() { kill9(); }
-
-    // One telemetry request's JSON answer (the socket of the v2 protocol).
-    [[nodiscard]] std::string telemetry(const std::string& cmd) const {
-        const std::string path = "/var/run/dpdk/" + prefix + "/dpdk_telemetry.v2";
-        const int s = ::socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
-        sockaddr_un a{};
-        a.sun_family = AF_UNIX;
-        std::snprintf(a.sun_path, sizeof a.sun_path, "%s", path.c_str());
-        std::string out;
-        char buf[16384];
-        if (::connect(s, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0 &&
-            ::read(s, buf, sizeof buf) > 0 &&  // the greeting
-            ::write(s, cmd.data(), cmd.size()) == static_cast<ssize_t>(cmd.size())) {
-            const ssize_t n = ::read(s, buf, sizeof buf);
-            out.assign(buf, n > 0 ? static_cast<std::size_t>(n) : 0);
-        }
-        ::close(s);
-        return out;
-    }
-};
-
-bool wait_until(std::chrono::seconds limit, auto pred) {
-    for (auto end = std::chrono::steady_clock::now() + limit; std::chrono::steady_clock::now() < end;) {
-        if (pred()) {
-            return true;
-        }
-        std::this_thread::sleep_for(std::chrono::milliseconds(50));
-    }
-    return false;
-}
+using npa::test::testpmd;
+using npa::test::wait_until;
 
 // Two split rings of 256 (virtio 1.x 2.7: table 16 N, avail 6 + 2 N, used 6 + 8 N aligned 4)
 // at page-aligned offsets.
@@ -203,7 +139,7 @@ TEST_CASE("vhost-user front end against DPDK's net_vhost: the port comes up, and
     REQUIRE(mem.create(64 * 1024));
 
     testpmd pmd;
-    pmd.start(sock, prefix);
+    pmd.start(NPA_TESTPMD, sock, prefix);
     vu::front_end fe(10000);
     const npa::status st = bring_up(fe, sock, mem);
     INFO(std::string(st.reason()));
@@ -225,7 +161,7 @@ TEST_CASE("vhost-user front end against DPDK's net_vhost: the port comes up, and
     CHECK(gone.code() == npa::errc::removed);
     CHECK_FALSE(fe.connected());
     ::unlink(sock.c_str());
-    pmd.start(sock, prefix);
+    pmd.start(NPA_TESTPMD, sock, prefix);
     const npa::status again = bring_up(fe, sock, mem);
     INFO(std::string(again.reason()));
     REQUIRE(again);

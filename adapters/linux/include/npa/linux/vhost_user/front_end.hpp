@@ -150,6 +150,34 @@ public:
     }
     [[nodiscard]] bool connected() const noexcept { return sock_ >= 0; }
 
+    /// Whether the back end is still there, without a request: a closed or reset socket
+    /// (or an end of stream waiting to be read) disconnects. One poll(), no blocking, so a
+    /// data path that sends no request can still see the back end go.
+    [[nodiscard]] bool alive() noexcept {
+        if (sock_ < 0) {
+            return false;
+        }
+        pollfd pf{sock_, static_cast<short>(POLLIN | POLLRDHUP), 0};
+        if (::poll(&pf, 1, 0) <= 0) {
+            return true;  // nothing happened (or EINTR: asked again next time)
+        }
+        if ((pf.revents & (POLLHUP | POLLERR | POLLRDHUP | POLLNVAL)) != 0) {
+            disconnect();
+            return false;
+        }
+        char c;
+        if (::recv(sock_, &c, 1, MSG_PEEK | MSG_DONTWAIT) == 0) {
+            disconnect();
+            return false;
+        }
+        return true;  // bytes nobody asked for: left for the next reply check to refuse
+    }
+
+    /// GET_FEATURES alone: what the back end offers (before negotiate()).
+    [[nodiscard]] status offered_features(std::uint64_t& f) noexcept {
+        return get_u64(request::get_features, f);
+    }
+
     /// GET_FEATURES ... SET_MEM_TABLE. `wanted`: the virtio features the front end would
     /// use; the ones the back end also offers are set (features()).
     [[nodiscard]] status negotiate(std::uint64_t wanted, const shared_memory& mem) noexcept {

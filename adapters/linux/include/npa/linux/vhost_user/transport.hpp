@@ -1,0 +1,259 @@
+// npa/linux/vhost_user/transport.hpp: the virtio-net plugin's transport over vhost-user:
+// the device is a back end in another process (DPDK's net_vhost, QEMU's back ends), reached
+// through front_end.hpp's session and one memfd both processes map.
+//
+//   memory       one shared_memory: the ring area first, then the buffer pool. Every
+//                address the plugin writes (ring addresses, descriptor addresses) is the
+//                front end's virtual address inside the memfd, which the memory table
+//                announces as both the region's user address and its guest address; so
+//                pool_memory()'s iova_base is the mapping's address and the back end
+//                translates a descriptor with one region lookup.
+//   features     device_features(): GET_FEATURES, narrowed to what this transport carries
+//                (no MTU or MAC config, no MQ, no control queue, no IOTLB for
+//                ACCESS_PLATFORM, split rings only) and to the caller's mask;
+//                set_driver_features(): negotiate() (SET_FEATURES ... SET_MEM_TABLE); a
+//                refusal leaves FEATURES_OK unset, as a device refusing features does.
+//   status       kept here (vhost-user carries no status byte without the STATUS protocol
+//                feature); it reads all ones once the back end is gone (socket closed).
+//                Writing 0 resets: GET_VRING_BASE on every ring handed over, which the
+//                back end answers only once it stopped the ring (vhost-user.rst: "stop
+//                ring"), so after a reset nothing more is written to ring or buffer.
+//   queues       queue_enable(): set_ring() (NUM, BASE 0, ADDR, KICK, CALL, ENABLE).
+//   notify       an 8-byte write of 1 to the ring's kick eventfd (nothing when polled).
+//   interrupts   the ring's call eventfd, which latches by itself (a counter): irq_mask
+//                keeps the mask, wait() polls the pair's two call descriptors and clears
+//                them. With `polled` the back end gets "no descriptor" for both and the
+//                caller polls the rings.
+#pragma once
+
+#include <npa/buffer/memory.hpp>
+#include <npa/linux/vhost_user/front_end.hpp>
+#include <npa/plugins/virtio_net/defs.hpp>
+#include <npa/plugins/virtio_net/window.hpp>
+#include <npa/virtio/split_ring.hpp>
+#include <npa/virtio/transport.hpp>
+
+#include <poll.h>
+#include <unistd.h>
+
+#include <array>
+#include <cstdint>
+#include <cstring>
+#include <string>
+
+namespace npa::vhost_user {
+
+struct net_config {
+    std::string socket;                  ///< the back end's listening socket
+    std::size_t ring_bytes = 64 * 1024;  ///< ring area (the plugin's rings)
+    std::size_t pool_bytes = 8u << 20;   ///< behind it: the buffer pool's block
+    bool polled = false;                 ///< no kick/call eventfds: both sides poll
+    std::uint64_t features_mask = ~0ull; ///< device features the plugin may see
+    std::array<std::uint8_t, 6> mac{0x02, 0, 0, 0, 0x76, 0x01};
+};
+
+class net_device {
+public:
+    /// Feature bits this transport carries to the plugin: everything else the back end
+    /// offers is either vhost-user's own (PROTOCOL_FEATURES, LOG_ALL, ANY_LAYOUT) or needs
+    /// something not built here (MQ: GET_QUEUE_NUM and more rings; MTU/MAC/STATUS: a config
+    /// space the back end does not serve; ACCESS_PLATFORM: IOTLB messages; EVENT_IDX and
+    /// RING_PACKED: the plugin does not take them).
+    static constexpr std::uint64_t carried =
+        virtio::feature::VERSION_1 | virtio::feature::IN_ORDER | virtio_net::feature::MRG_RXBUF |
+        virtio_net::feature::CSUM | virtio_net::feature::GUEST_CSUM |
+        virtio_net::feature::HOST_TSO4 | virtio_net::feature::HOST_TSO6;
+    static constexpr std::uint16_t pairs = 1;
+
+    /// `timeout_ms`: how long a control-path request waits for its reply.
+    explicit net_device(int timeout_ms = 5000) noexcept : fe_(timeout_ms) {}
+    net_device(const net_device&) = delete;
+    net_device& operator=(const net_device&) = delete;
+
+    /// The shared memory; connect() afterwards (the back end may not listen yet).
+    [[nodiscard]] status create(const net_config& c) noexcept {
+        cfg_ = c;
+        if (c.ring_bytes % 4096 != 0 || c.ring_bytes == 0 || c.pool_bytes == 0) {
+            return {errc::invalid_argument,
+                    "vhost-user net: ring_bytes a non-zero multiple of 4096, pool_bytes non-zero"};
+        }
+        if (status st = mem_.create(c.ring_bytes + c.pool_bytes, "npa-vhost-net"); !st) {
+            return st;
+        }
+        window_ = virtio_net::window(virtio::transport{&ops_, this},
+                                     {mem_.base(), mem_.address(0), c.ring_bytes});
+        return status::success();
+    }
+    /// Connects to the back end's socket (again after it went away).
+    [[nodiscard]] status connect() noexcept {
+        offered_ = 0;
+        status_ = 0;
+        enabled_ = {};
+        return fe_.connect(cfg_.socket);
+    }
+
+    [[nodiscard]] virtio_net::window& window() noexcept { return window_; }
+    /// The pool's block: device addresses are the front end's addresses in the memfd.
+    [[nodiscard]] borrowed_memory pool_memory() const noexcept {
+        return {mem_.base() + cfg_.ring_bytes, cfg_.pool_bytes, mem_.address(cfg_.ring_bytes)};
+    }
+    [[nodiscard]] front_end& session() noexcept { return fe_; }
+    [[nodiscard]] const shared_memory& memory() const noexcept { return mem_; }
+    /// Why the last control-path request failed ("" when none did).
+    [[nodiscard]] const char* last_error() const noexcept { return last_error_; }
+    [[nodiscard]] std::uint64_t kicks() const noexcept { return kicks_; }
+    /// Everything the back end offered (GET_FEATURES, before narrowing); 0 before attach.
+    [[nodiscard]] std::uint64_t offered() const noexcept { return offered_; }
+
+    /// Waits up to timeout_ms for an interrupt of queue pair `vector` (either ring's call
+    /// eventfd); true when one came (the counters are cleared). A masked vector is not
+    /// waited on: what arrives stays latched in the eventfd until it is unmasked.
+    [[nodiscard]] bool wait(std::uint16_t vector, int timeout_ms) noexcept {
+        if (cfg_.polled || vector >= pairs || masked_[vector]) {
+            return false;
+        }
+        pollfd pf[2];
+        for (std::uint16_t k = 0; k < 2; ++k) {
+            pf[k] = {fe_.fds(2u * vector + k).call, POLLIN, 0};
+        }
+        if (::poll(pf, 2, timeout_ms) <= 0) {
+            return false;
+        }
+        bool any = false;
+        for (const pollfd& p : pf) {
+            std::uint64_t v = 0;
+            if ((p.revents & POLLIN) != 0 && ::read(p.fd, &v, sizeof v) == sizeof v) {
+                any = true;
+            }
+        }
+        return any;
+    }
+
+private:
+    static net_device& self(void* c) noexcept { return *static_cast<net_device*>(c); }
+
+    static std::uint64_t device_features(void* c) noexcept {
+        net_device& d = self(c);
+        if (d.offered_ == 0 && d.fe_.connected()) {
+            std::uint64_t f = 0;
+            if (const status st = d.fe_.offered_features(f); !st) {
+                d.last_error_ = st.reason();
+                return 0;
+            }
+            d.offered_ = f;
+        }
+        return d.offered_ & carried & d.cfg_.features_mask;
+    }
+    static void set_driver_features(void* c, std::uint64_t f) noexcept {
+        net_device& d = self(c);
+        const status st = d.fe_.negotiate(f, d.mem_);
+        d.features_ok_ = st && (d.fe_.features() & carried) == f;
+        if (!st) {
+            d.last_error_ = st.reason();
+        }
+    }
+    static std::uint8_t get_status(void* c) noexcept {
+        net_device& d = self(c);
+        return d.fe_.alive() ? d.status_ : std::uint8_t{0xFF};
+    }
+    static void set_status(void* c, std::uint8_t s) noexcept {
+        net_device& d = self(c);
+        if (s == 0) { // reset: every ring handed over is stopped before the answer comes
+            for (std::uint32_t i = 0; i < d.enabled_.size(); ++i) {
+                std::uint32_t base = 0;
+                if (d.enabled_[i] && d.fe_.connected()) {
+                    if (const status st = d.fe_.get_ring_base(i, base); !st) {
+                        d.last_error_ = st.reason(); // gone: it writes nothing either
+                    }
+                }
+                d.enabled_[i] = false;
+            }
+            d.features_ok_ = false;
+            d.status_ = 0;
+            return;
+        }
+        if (!d.features_ok_) {
+            s &= static_cast<std::uint8_t>(~virtio::status_bit::FEATURES_OK);
+        }
+        d.status_ = s;
+    }
+    static std::uint16_t queue_max(void*, std::uint16_t q) noexcept {
+        return q < 2 * pairs ? static_cast<std::uint16_t>(virtio::max_queue_size)
+                             : std::uint16_t{0};
+    }
+    static bool queue_enable(void* c, std::uint16_t q, const virtio::queue_setup& s) noexcept {
+        net_device& d = self(c);
+        const std::uint64_t lo = d.mem_.address(0), hi = lo + d.cfg_.ring_bytes;
+        for (const iova_t a : {s.desc, s.driver, s.device}) {
+            if (a < lo || a >= hi) {
+                d.last_error_ = "vhost-user net: a ring outside the ring area";
+                return false;
+            }
+        }
+        if (q >= 2 * pairs) {
+            return false;
+        }
+        ring_layout l;
+        l.size = s.size;
+        l.desc = s.desc - lo;
+        l.avail = s.driver - lo;
+        l.used = s.device - lo;
+        l.polled = d.cfg_.polled;
+        const status st = d.fe_.set_ring(q, l, d.mem_);
+        if (!st) {
+            d.last_error_ = st.reason();
+            return false;
+        }
+        d.enabled_[q] = true;
+        return true;
+    }
+    static void notify(void* c, std::uint16_t q) noexcept {
+        net_device& d = self(c);
+        const int fd = q < 2 * pairs ? d.fe_.fds(q).kick : -1;
+        if (fd >= 0) {
+            const std::uint64_t one = 1;
+            ++d.kicks_;
+            (void)!::write(fd, &one,
+                           sizeof one); // a full counter or a gone peer: the ring is polled anyway
+        }
+    }
+    static void irq_mask(void* c, std::uint16_t vector, bool masked) noexcept {
+        net_device& d = self(c);
+        if (vector < pairs) {
+            d.masked_[vector] = masked;
+        }
+    }
+    static void read_config(void* c, std::uint32_t off, void* out, std::uint32_t len) noexcept {
+        // The config space is not served by the back end: the one this transport presents
+        // (MAC from the configuration, link up, one pair, the Ethernet MTU).
+        const net_device& d = self(c);
+        virtio_net::net_config nc{};
+        std::memcpy(nc.mac, d.cfg_.mac.data(), 6);
+        nc.status = virtio_net::S_LINK_UP;
+        nc.max_virtqueue_pairs = pairs;
+        nc.mtu = static_cast<std::uint16_t>(virtio_net::DEFAULT_MTU);
+        std::byte* o = static_cast<std::byte*>(out);
+        const auto* src = reinterpret_cast<const std::byte*>(&nc);
+        for (std::uint32_t i = 0; i < len; ++i) {
+            o[i] = off + i < sizeof nc ? src[off + i] : std::byte{0};
+        }
+    }
+
+    static constexpr virtio::transport_ops ops_{
+        &device_features, &set_driver_features, &get_status, &set_status,
+        &queue_max,       &queue_enable,        &notify,     &irq_mask,
+        &read_config};
+
+    net_config cfg_{};
+    shared_memory mem_;
+    front_end fe_;
+    virtio_net::window window_{};
+    std::uint64_t offered_ = 0, kicks_ = 0;
+    std::uint8_t status_ = 0;
+    bool features_ok_ = false;
+    std::array<bool, 2 * pairs> enabled_{};
+    std::array<bool, pairs> masked_{true};
+    const char* last_error_ = "";
+};
+
+} // namespace npa::vhost_user
