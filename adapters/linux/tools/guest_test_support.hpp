@@ -10,6 +10,7 @@
 
 #include <npa/config.hpp>
 #include <npa/control.hpp>
+#include <npa/control/vmxnet3.hpp>
 #include <npa/status.hpp>
 #include <npa/linux/pci/dma_memory.hpp>
 #include <npa/linux/pci/function.hpp>
@@ -35,6 +36,7 @@
 #include <cstring>
 #include <fstream>
 #include <initializer_list>
+#include <optional>
 #include <span>
 #include <string>
 #include <vector>
@@ -496,6 +498,24 @@ inline void compare(const char* what, std::uint64_t device, std::uint64_t npa_si
     }
 }
 
+// A pool of 896 buffers over `mem` (a fixed_pool over dma_memory) in `pool`, and the test
+// shell API over it in `api`; a failure and false when the pool cannot be made.
+template <class Pool, class Api>
+bool make_pool(const char* name, std::optional<Pool>& pool, std::optional<Api>& api,
+               npa::lnx::pci::dma_memory mem) {
+    npa::pool_config pc;
+    pc.count = 896;
+    auto p = Pool::create(pc, std::move(mem));
+    if (!p) {
+        failf("%s: pool: %s", name, p.error().reason());
+        return false;
+    }
+    pool.emplace(std::move(*p));
+    api.emplace(*pool);
+    api->set_verbose(true);
+    return true;
+}
+
 // Detach (quiesce, buffers back, reset) and audit the pool: every buffer back, no error.
 template <class Port>
 void detach_and_audit(Port& p) {
@@ -532,6 +552,25 @@ bool attach_plugin(Port& p, std::uint32_t ring) {
         return false;
     }
     p.attached = true;
+    return true;
+}
+
+// Attaches a vmxnet3 port's plugin (attach_plugin), then gives it its MAC and RX mode
+// (unicast, broadcast) through the vmxnet3 control path, in the shell's order: QEMU's
+// vmxnet3 takes its permanent MAC back at ACTIVATE_DEV (docs/real-devices.md).
+template <class Port>
+bool attach_vmxnet3(Port& x, std::uint32_t ring) {
+    if (!attach_plugin(x, ring)) {
+        return false;
+    }
+    npa::vmxnet3_control ctl(x.fn.control_port());
+    const npa::control_request init[] = {
+        npa::control_request::make_set_mac(x.mac),
+        npa::control_request::make_rx_mode(npa::rx_mode::unicast | npa::rx_mode::broadcast)};
+    if (const npa::status st = ctl.submit_batch(init); !st) {
+        failf("%s: control after attach: %s", x.name, st.reason());
+        return false;
+    }
     return true;
 }
 

@@ -74,20 +74,6 @@ struct port {
 using vf_port = port<npa::igbvf_plugin<api_t>, pci::igbvf_function>;
 using vmx_port = port<npa::vmxnet3_plugin<api_t>, pci::vmxnet3_function>;
 
-bool make_pool(const char* name, std::optional<pool_t>& pool, std::optional<api_t>& api, pci::dma_memory mem) {
-    npa::pool_config pc;
-    pc.count = 896;
-    auto p = pool_t::create(pc, std::move(mem));
-    if (!p) {
-        failf("%s: pool: %s", name, p.error().reason());
-        return false;
-    }
-    pool.emplace(std::move(*p));
-    api.emplace(*pool);
-    api->set_verbose(true);
-    return true;
-}
-
 // VF bring-up through npa: CTRL.RST and the PF's RSTD, then the mailbox RESET; the MAC the
 // PF assigned, or (none assigned) ours through SET_MAC_ADDR.
 bool vf_bring_up(vf_port& v, std::optional<npa::igbvf_control>& ctl, npa::mac_addr& assigned) {
@@ -101,21 +87,6 @@ bool vf_bring_up(vf_port& v, std::optional<npa::igbvf_control>& ctl, npa::mac_ad
     }
     std::printf("VF: reset; the PF assigned %s (%" PRIu64 " message(s) of the PF's own ACKed on the way)\n",
                 mac_text(assigned).c_str(), ctl->pf_messages());
-    return true;
-}
-
-bool attach_vmx(vmx_port& x) {
-    if (!attach_plugin(x, ring_size)) {
-        return false;
-    }
-    npa::vmxnet3_control ctl(x.fn.control_port());
-    const npa::control_request init[] = {
-        npa::control_request::make_set_mac(x.mac),
-        npa::control_request::make_rx_mode(npa::rx_mode::unicast | npa::rx_mode::broadcast)};
-    if (const npa::status st = ctl.submit_batch(init); !st) {
-        failf("vmxnet3: control after attach: %s", st.reason());
-        return false;
-    }
     return true;
 }
 
@@ -218,7 +189,7 @@ int main() {
         } else {
             v.mac = assigned;
         }
-        if (!attach_plugin(v, ring_size) || !attach_vmx(x)) {
+        if (!attach_plugin(v, ring_size) || !attach_vmxnet3(x, ring_size)) {
             break;
         }
         // The PF's link (autonegotiation in QEMU takes a moment after `ip link set up`):

@@ -214,6 +214,29 @@ public:
         return bars_[n];
     }
 
+    /// Reads `len` bytes of configuration space at `off` (the sysfs config file: all 256
+    /// bytes, or 4096 on PCI Express, for root; the first 64 otherwise). Fewer bytes than
+    /// asked is an error naming the file.
+    [[nodiscard]] bool read_config(pci_error& e, std::uint32_t off, void* out, std::size_t len) const noexcept {
+        char cfg[320];
+        path(cfg, sizeof cfg, "config");
+        const int fd = ::open(cfg, O_RDONLY | O_CLOEXEC);
+        if (fd < 0) {
+            const int err = errno;
+            fail(e, errno_code(err), err, "%s: open", cfg);
+            return false;
+        }
+        const ssize_t n = ::pread(fd, out, len, off);
+        const int err = errno;
+        ::close(fd);
+        if (n < 0 || static_cast<std::size_t>(n) != len) {
+            fail(e, n < 0 ? errno_code(err) : errc::device_error, n < 0 ? err : EIO,
+                 "%s: read %zu bytes at 0x%x (got %zd)", cfg, len, off, n);
+            return false;
+        }
+        return true;
+    }
+
     /// Reads the PCI command register.
     [[nodiscard]] bool read_command(pci_error& e, std::uint16_t& out) const noexcept {
         return config_io(e, false, out);
