@@ -116,6 +116,60 @@ TEST_CASE("attach negotiates what both sides have; a device without VERSION_1 is
     }
 }
 
+TEST_CASE("the model answers as QEMU's virtio-net-pci does (docs/real-devices.md, virtio-net-pci)") {
+    // What QEMU 10 offers on a hub (no vnet header, so no checksum offloads): MAC, STATUS,
+    // MRG_RXBUF, EVENT_IDX, VERSION_1 (the control-queue bits left out: no control queue here).
+    virtio_net_rig::config c = one_queue();
+    c.features = vio::feature::VERSION_1 | vio::feature::EVENT_IDX | vn::feature::MRG_RXBUF |
+                 vn::feature::MAC | vn::feature::STATUS;
+    virtio_net_rig rig(c);
+    REQUIRE(rig.ok());
+    const vio::transport& t = rig.window().transport();
+    SUBCASE("1: bits not offered are dropped and FEATURES_OK sticks") {
+        t.set_status(0);
+        t.set_status(vio::status_bit::ACKNOWLEDGE | vio::status_bit::DRIVER);
+        t.set_driver_features(vio::feature::VERSION_1 | vio::feature::IN_ORDER | vn::feature::MTU);
+        t.set_status(vio::status_bit::ACKNOWLEDGE | vio::status_bit::DRIVER | vio::status_bit::FEATURES_OK);
+        CHECK((t.status() & vio::status_bit::FEATURES_OK) != 0);
+        CHECK(rig.device().driver_features() == vio::feature::VERSION_1);
+        CHECK(rig.device().features_not_offered() == (vio::feature::IN_ORDER | vn::feature::MTU));
+    }
+    SUBCASE("2: without VERSION_1 the model refuses FEATURES_OK (it has no legacy layout)") {
+        t.set_status(0);
+        t.set_status(vio::status_bit::ACKNOWLEDGE | vio::status_bit::DRIVER);
+        t.set_driver_features(vn::feature::MAC);
+        t.set_status(vio::status_bit::ACKNOWLEDGE | vio::status_bit::DRIVER | vio::status_bit::FEATURES_OK);
+        CHECK((t.status() & vio::status_bit::FEATURES_OK) == 0);
+    }
+    SUBCASE("3: the configuration space ends where the offered features end") {
+        std::uint8_t cfg[24];
+        t.read_config(0, cfg, sizeof cfg);
+        CHECK(cfg[6] == vn::S_LINK_UP); // status: STATUS offered
+        for (std::size_t i = 8; i < sizeof cfg; ++i) {
+            CHECK(cfg[i] == 0xFF); // max_virtqueue_pairs, mtu, ...: no MQ, no MTU
+        }
+        CHECK(rig.window().max_virtqueue_pairs() == 0xFFFF);
+        plugin_t p; // the plugin reads neither without its feature
+        REQUIRE(p.attach(rig.api(), rig.window(), rig.queue_cfg()));
+        CHECK(p.capabilities().max_queues == 1);
+        CHECK(p.capabilities().max_mtu == vn::DEFAULT_MTU);
+        p.detach();
+        CHECK(rig.api().audit().balanced());
+    }
+    SUBCASE("3: with MTU offered the mtu field is there, speed and duplex still are not") {
+        virtio_net_rig::config m = c;
+        m.features |= vn::feature::MTU;
+        virtio_net_rig r2(m);
+        REQUIRE(r2.ok());
+        CHECK(r2.window().mtu() == 1500);
+        std::uint8_t speed[5];
+        r2.window().transport().read_config(12, speed, 5);
+        for (const std::uint8_t b : speed) {
+            CHECK(b == 0xFF);
+        }
+    }
+}
+
 TEST_CASE("MRG_RXBUF: a frame spread over several buffers is taken off the ring and counted") {
     // Buffers of 400 bytes and an MTU to match: frames beyond it (which the far end sends
     // all the same) need more than one buffer.

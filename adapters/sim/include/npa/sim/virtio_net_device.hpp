@@ -162,6 +162,11 @@ public:
         std::lock_guard g(mu_);
         return driver_features_;
     }
+    /// Every feature bit a driver took that the device had not offered (dropped, as QEMU does).
+    [[nodiscard]] std::uint64_t features_not_offered() const {
+        std::lock_guard g(mu_);
+        return not_offered_;
+    }
     [[nodiscard]] std::uint64_t kicks(std::uint16_t vq_index) const noexcept {
         return kicks_[vq_index].load(std::memory_order_relaxed); // relaxed: a counter
     }
@@ -246,11 +251,16 @@ private:
         f &= d.cfg_.max_pairs > 1 ? ~0ull : ~virtio_net::feature::MQ;
         return f;
     }
+    // A bit the driver takes that was not offered is dropped, and FEATURES_OK still sticks:
+    // QEMU's virtio_set_features keeps only what it offered (docs/real-devices.md,
+    // virtio-net-pci 1). The dropped bits are kept for tests (features_not_offered()).
     static void op_set_features(void* ctx, std::uint64_t f) noexcept {
         virtio_net_device& d = self_of(ctx);
         std::lock_guard g(d.mu_);
         if ((d.status_ & virtio::status_bit::FEATURES_OK) == 0) {
-            d.driver_features_ = f;
+            const std::uint64_t offered = op_features(ctx);
+            d.not_offered_ |= f & ~offered;
+            d.driver_features_ = f & offered;
         }
     }
     static std::uint8_t op_status(void* ctx) noexcept {
@@ -271,10 +281,10 @@ private:
             d.device_reset();
             return;
         }
-        // FEATURES_OK only for a subset of what was offered that includes VERSION_1 (3.1.1).
+        // FEATURES_OK only with VERSION_1: the model implements the 1.0 layout alone (QEMU
+        // would go on with a legacy one; docs/real-devices.md, virtio-net-pci 2).
         if ((s & virtio::status_bit::FEATURES_OK) != 0 && (d.status_ & virtio::status_bit::FEATURES_OK) == 0 &&
-            ((d.driver_features_ & ~op_features(ctx)) != 0 ||
-             (d.driver_features_ & virtio::feature::VERSION_1) == 0)) {
+            (d.driver_features_ & virtio::feature::VERSION_1) == 0) {
             s = static_cast<std::uint8_t>(s & ~virtio::status_bit::FEATURES_OK);
         }
         const bool starting = (s & virtio::status_bit::DRIVER_OK) != 0 &&
@@ -337,9 +347,26 @@ private:
         c.mtu = d.cfg_.mtu;
         c.speed = 10000;
         c.duplex = 1;
+        // The configuration space is as long as the offered features make it (QEMU's
+        // feature-sized config: at least the MAC, then up to the last field an offered
+        // feature makes valid); past that every byte reads all ones (docs/real-devices.md,
+        // virtio-net-pci 3).
+        const std::uint64_t f = op_features(ctx);
+        std::uint32_t size = 6;
+        const struct {
+            std::uint64_t bits;
+            std::uint32_t end;
+        } ends[] = {{virtio_net::feature::STATUS, 8},
+                    {virtio_net::feature::MQ, 10},
+                    {virtio_net::feature::MTU, 12},
+                    {virtio_net::feature::SPEED_DUPLEX, 17},
+                    {virtio_net::feature::RSS | virtio_net::feature::HASH_REPORT, 24}};
+        for (const auto& e : ends) {
+            size = (f & e.bits) != 0 && e.end > size ? e.end : size;
+        }
         auto* o = static_cast<std::uint8_t*>(out);
         for (std::uint32_t i = 0; i < len; ++i) {
-            o[i] = off + i < sizeof c ? reinterpret_cast<const std::uint8_t*>(&c)[off + i] : 0xFF;
+            o[i] = off + i < size ? reinterpret_cast<const std::uint8_t*>(&c)[off + i] : 0xFF;
         }
     }
     static constexpr virtio::transport_ops ops_{&op_features,  &op_set_features, &op_status,
@@ -599,6 +626,7 @@ private:
     std::array<pair_state, max_pairs> pairs_{};
     std::uint8_t status_ = 0;
     std::uint64_t driver_features_ = 0;
+    std::uint64_t not_offered_ = 0; // bits a driver took that were not offered (dropped)
     std::uint16_t npairs_ = 0;
     std::atomic<bool> removed_{false};
     std::uint32_t nb_fault_count_ = 0;
