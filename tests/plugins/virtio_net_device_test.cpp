@@ -44,6 +44,15 @@ std::uint32_t receive(virtio_net_rig& rig, plugin_t& p, std::uint32_t want) {
     return got;
 }
 
+// Reset, ACKNOWLEDGE, DRIVER, the driver features `f`, FEATURES_OK: what the device then
+// says is in its status byte.
+void negotiate(const vio::transport& t, std::uint64_t f) {
+    t.set_status(0);
+    t.set_status(vio::status_bit::ACKNOWLEDGE | vio::status_bit::DRIVER);
+    t.set_driver_features(f);
+    t.set_status(vio::status_bit::ACKNOWLEDGE | vio::status_bit::DRIVER | vio::status_bit::FEATURES_OK);
+}
+
 virtio_net_rig::config one_queue() {
     virtio_net_rig::config c;
     c.queues = 1;
@@ -126,19 +135,13 @@ TEST_CASE("the model answers as QEMU's virtio-net-pci does (docs/real-devices.md
     REQUIRE(rig.ok());
     const vio::transport& t = rig.window().transport();
     SUBCASE("1: bits not offered are dropped and FEATURES_OK sticks") {
-        t.set_status(0);
-        t.set_status(vio::status_bit::ACKNOWLEDGE | vio::status_bit::DRIVER);
-        t.set_driver_features(vio::feature::VERSION_1 | vio::feature::IN_ORDER | vn::feature::MTU);
-        t.set_status(vio::status_bit::ACKNOWLEDGE | vio::status_bit::DRIVER | vio::status_bit::FEATURES_OK);
+        negotiate(t, vio::feature::VERSION_1 | vio::feature::IN_ORDER | vn::feature::MTU);
         CHECK((t.status() & vio::status_bit::FEATURES_OK) != 0);
         CHECK(rig.device().driver_features() == vio::feature::VERSION_1);
         CHECK(rig.device().features_not_offered() == (vio::feature::IN_ORDER | vn::feature::MTU));
     }
     SUBCASE("2: without VERSION_1 the model refuses FEATURES_OK (it has no legacy layout)") {
-        t.set_status(0);
-        t.set_status(vio::status_bit::ACKNOWLEDGE | vio::status_bit::DRIVER);
-        t.set_driver_features(vn::feature::MAC);
-        t.set_status(vio::status_bit::ACKNOWLEDGE | vio::status_bit::DRIVER | vio::status_bit::FEATURES_OK);
+        negotiate(t, vn::feature::MAC);
         CHECK((t.status() & vio::status_bit::FEATURES_OK) == 0);
     }
     SUBCASE("3: the configuration space ends where the offered features end") {
@@ -155,6 +158,13 @@ TEST_CASE("the model answers as QEMU's virtio-net-pci does (docs/real-devices.md
         CHECK(p.capabilities().max_mtu == vn::DEFAULT_MTU);
         p.detach();
         CHECK(rig.api().audit().balanced());
+    }
+    SUBCASE("4: a queue with no vector (VIRTIO_MSI_NO_VECTOR) is enabled, and polled") {
+        negotiate(t, vio::feature::VERSION_1);
+        const vn::ring_memory m = rig.window().ring_area();
+        const vio::split_layout l = vio::layout_of(8);
+        CHECK(t.queue_enable(0, {m.iova, m.iova + l.avail, m.iova + l.used, 8, 0xFFFF}));
+        CHECK(t.queue_enable(1, {m.iova + 4096, m.iova + 4096 + l.avail, m.iova + 4096 + l.used, 8, 0xFFFF}));
     }
     SUBCASE("3: with MTU offered the mtu field is there, speed and duplex still are not") {
         virtio_net_rig::config m = c;
@@ -296,10 +306,7 @@ TEST_CASE("the device refuses a hostile driver's chains and asks for a reset") {
     SUBCASE("a queue outside guest memory is refused at enable") {
         virtio_net_rig rig(one_queue());
         const vio::transport& t = rig.window().transport();
-        t.set_status(0);
-        t.set_status(vio::status_bit::ACKNOWLEDGE | vio::status_bit::DRIVER);
-        t.set_driver_features(vio::feature::VERSION_1);
-        t.set_status(vio::status_bit::ACKNOWLEDGE | vio::status_bit::DRIVER | vio::status_bit::FEATURES_OK);
+        negotiate(t, vio::feature::VERSION_1);
         CHECK_FALSE(t.queue_enable(0, {0xDEAD00000000ull, 0xDEAD00001000ull, 0xDEAD00002000ull, 8, 0}));
         const vn::ring_memory m = rig.window().ring_area();
         CHECK_FALSE(t.queue_enable(0, {m.iova + 8, m.iova + 1024, m.iova + 2048, 8, 0})); // desc misaligned

@@ -307,7 +307,7 @@ private:
         virtio_net_device& d = self_of(ctx);
         std::lock_guard g(d.mu_);
         if (q >= 2u * d.cfg_.max_pairs || s.size > d.cfg_.queue_max || !virtio::queue_size_ok(s.size) ||
-            (d.status_ & virtio::status_bit::FEATURES_OK) == 0 || s.vector >= d.cfg_.max_pairs) {
+            (d.status_ & virtio::status_bit::FEATURES_OK) == 0) {
             return false;
         }
         // The three areas through guest memory, whole, and aligned as 2.7 asks: every later
@@ -613,7 +613,10 @@ private:
         }
         write_pause();
         v.dev.publish_used();
-        if (v.dev.need_interrupt()) {
+        // A vector the device has no interrupt for (VIRTIO_MSI_NO_VECTOR, 0xFFFF, among them)
+        // leaves the queue enabled and silent, as QEMU's virtio-pci does (docs/real-devices.md,
+        // virtio-net-pci 4): the driver polls it.
+        if (v.dev.need_interrupt() && v.s.vector < cfg_.max_pairs) {
             irqs_[v.s.vector].raise();
         }
     }
