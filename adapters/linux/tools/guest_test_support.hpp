@@ -8,6 +8,7 @@
 // `plugin` and `attached`.
 #pragma once
 
+#include <npa/buffer/fixed_pool.hpp>
 #include <npa/config.hpp>
 #include <npa/control.hpp>
 #include <npa/control/vmxnet3.hpp>
