@@ -15,7 +15,7 @@
 #   igb-sriov-peer the igb-sriov devices and a second vmxnet3 (nic2, 00:04.0), three on one
 #                  hub: the shell over the vmxnet3 and a VF, the second vmxnet3 its peer
 #   virtio-vmxnet3 a virtio-net-pci, modern only (disable-legacy=on: 1af4:1041, 00:03.0, nic0)
-#                  and a vmxnet3 (00:04.0, nic1) on one private hub
+#                  and two vmxnet3 (00:04.0 nic1, 00:05.0 nic2) on one private hub
 # The hub is QEMU's own (-netdev hubport): frames go from one NIC to the other and nowhere
 # else; the guest has no outside network. Every NIC has a QEMU id: nic0, nic1 (nic2).
 #
@@ -103,8 +103,9 @@ case "$profile" in
                  -device vmxnet3,id=nic1,netdev=h1,addr=03.0,mac=52:54:00:00:03:00
                  -device vmxnet3,id=nic2,netdev=h2,addr=04.0,mac=52:54:00:00:04:00" ;;
     virtio-vmxnet3)
-        devices="$hub -device virtio-net-pci,id=nic0,netdev=h0,addr=03.0,disable-legacy=on,mac=52:54:00:00:03:00
-                 -device vmxnet3,id=nic1,netdev=h1,addr=04.0,mac=52:54:00:00:04:00" ;;
+        devices="$hub -netdev hubport,id=h2,hubid=0 -device virtio-net-pci,id=nic0,netdev=h0,addr=03.0,disable-legacy=on,mac=52:54:00:00:03:00
+                 -device vmxnet3,id=nic1,netdev=h1,addr=04.0,mac=52:54:00:00:04:00
+                 -device vmxnet3,id=nic2,netdev=h2,addr=05.0,mac=52:54:00:00:05:00" ;;
     *) say "unknown profile '$profile' (vmxnet3-pair, vmxnet3-hotplug, vmxnet3-trio, igb-sriov, igb-sriov-peer, virtio-vmxnet3)"; exit 2 ;;
 esac
 

@@ -362,6 +362,81 @@ inline bool dma_hugepages(std::initializer_list<npa::lnx::pci::dma_memory*> out)
     return true;
 }
 
+/// The environment a guest test's shell runs in: pools over hugepage DMA memory, time from
+/// CLOCK_MONOTONIC.
+struct shell_env {
+    using pool_type = npa::fixed_pool<npa::lnx::pci::dma_memory>;
+    static std::uint64_t now_ns() noexcept {
+        timespec ts{};
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        return static_cast<std::uint64_t>(ts.tv_sec) * 1'000'000'000u + static_cast<std::uint64_t>(ts.tv_nsec);
+    }
+};
+
+/// Stops a shell (every path detached, every buffer back) and audits its pool; a failure
+/// when it does not balance.
+template <class Shell>
+void stop_and_audit(Shell& sh) {
+    sh.stop();
+    const auto au = sh.audit();
+    std::printf("shell stopped: pool %" PRIu64 " of %" PRIu64 " back, caller %" PRId64 ", leaked %" PRIu64 "\n",
+                au.in_pool, au.pool_size, au.caller, au.leaked);
+    if (!au.ok() || au.in_pool != au.pool_size) {
+        failf("shell pool not balanced after stop (%" PRIu64 " of %" PRIu64 " back)", au.in_pool, au.pool_size);
+    }
+}
+
+/// Detaches a plain plugin driven over a test shell API and audits that API's pool.
+template <class Plugin, class Api>
+void detach_peer_and_audit(Plugin& peer, Api& papi) {
+    peer.detach();
+    auto unsent = papi.take_unsent();
+    papi.free(unsent);
+    const npa::sim::buffer_audit au = papi.audit();
+    if (!au.balanced() || au.in_pool != au.total) {
+        failf("peer pool not balanced after detach (%u of %u back)", au.in_pool, au.total);
+    }
+}
+
+/// Numbered frames arriving in order at one end of a paced exchange: the next number
+/// expected, the numbers that never came, those seen again (hub copies), damaged frames.
+struct in_order {
+    std::uint64_t expect = 0, missing = 0, dups = 0, damaged = 0;
+    /// Takes one received frame sent from `src` to `dst`.
+    void take(const npa::buffer_ref& b, const npa::mac_addr& dst, const npa::mac_addr& src) {
+        if (!check_intact(b.data(), b.length(), dst, src)) {
+            ++damaged;
+            return;
+        }
+        const std::uint64_t s = seq_of(b.data(), b.length());
+        if (s < expect) {
+            ++dups;
+        } else {
+            missing += s - expect;
+            expect = s + 1;
+        }
+    }
+};
+
+/// Sends up to `want` (at most 32) numbered frames, numbers from `next`, from `src` to `dst`
+/// through a plain plugin over a test shell API; returns how many the plugin took (the rest
+/// go back to the pool).
+template <class Api, class Plugin>
+std::uint16_t peer_send(Api& api, Plugin& plugin, const npa::mac_addr& dst, const npa::mac_addr& src,
+                        std::uint64_t next, std::uint32_t want) {
+    npa::buffer_ref b[32];
+    const std::uint32_t got = api.alloc_tx(std::span(b, std::min<std::uint32_t>(want, 32)));
+    for (std::uint32_t i = 0; i < got; ++i) {
+        build(b[i].data(), dst, src, next + i);
+        b[i].set_length(frame_len(next + i));
+    }
+    api.offer(std::span<const npa::buffer_ref>(b, got));
+    const std::uint16_t k = plugin.tx_burst(0, std::span(b, got));
+    api.not_accepted(std::span<const npa::buffer_ref>(b + k, got - k));
+    api.free(std::span<const npa::buffer_ref>(b + k, got - k));
+    return k;
+}
+
 struct run_result {
     std::uint64_t sent = 0, received = 0, bytes = 0;
     std::uint64_t lost = 0;  ///< never arrived (only with allow_loss)

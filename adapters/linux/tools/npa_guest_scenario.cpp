@@ -81,14 +81,7 @@ using namespace npa_guest;
 namespace pci = npa::lnx::pci;
 using pool_t = npa::fixed_pool<pci::dma_memory>;
 
-struct env {
-    using pool_type = pool_t;
-    static std::uint64_t now_ns() noexcept {
-        timespec ts{};
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        return static_cast<std::uint64_t>(ts.tv_sec) * 1'000'000'000u + static_cast<std::uint64_t>(ts.tv_nsec);
-    }
-};
+using env = shell_env; // the shell over hugepage pools, timed by CLOCK_MONOTONIC
 using shell_t = npa::shell<env, npa::vmxnet3_plugin, npa::igbvf_plugin>;
 using peer_api_t = npa::sim::test_api<pool_t>;
 using peer_plugin_t = npa::vmxnet3_plugin<peer_api_t>;
@@ -180,15 +173,7 @@ struct flows {
         std::uint16_t k = 0;
         if (send && in_sent - in_expect < window && !sh.switching()) {
             const auto want = static_cast<std::uint32_t>(std::min<std::uint64_t>(32, window - (in_sent - in_expect)));
-            const std::uint32_t got = papi.alloc_tx(std::span(b, want));
-            for (std::uint32_t i = 0; i < got; ++i) {
-                build(b[i].data(), mac, peer_mac, in_sent + i);
-                b[i].set_length(frame_len(in_sent + i));
-            }
-            papi.offer(std::span<const npa::buffer_ref>(b, got));
-            k = peer.tx_burst(0, std::span(b, got));
-            papi.not_accepted(std::span<const npa::buffer_ref>(b + k, got - k));
-            papi.free(std::span<const npa::buffer_ref>(b + k, got - k));
+            k = peer_send(papi, peer, mac, peer_mac, in_sent, want);
             in_sent += k;
         }
         (void)peer.tx_reap(0);
@@ -837,22 +822,10 @@ int main() {
 
     // Stop: every path detached, every buffer back in its pool.
     if (sh) {
-        sh->stop();
-        const npa::audit_report au = sh->audit();
-        std::printf("shell stopped: pool %" PRIu64 " of %" PRIu64 " back, caller %" PRId64 ", leaked %" PRIu64 "\n",
-                    au.in_pool, au.pool_size, au.caller, au.leaked);
-        if (!au.ok() || au.in_pool != au.pool_size) {
-            failf("shell pool not balanced after stop (%" PRIu64 " of %" PRIu64 " back)", au.in_pool, au.pool_size);
-        }
+        stop_and_audit(*sh);
     }
     if (peer_attached) {
-        peer.detach();
-        auto unsent = papi->take_unsent();
-        papi->free(unsent);
-        const npa::sim::buffer_audit au = papi->audit();
-        if (!au.balanced() || au.in_pool != au.total) {
-            failf("peer pool not balanced after detach (%u of %u back)", au.in_pool, au.total);
-        }
+        detach_peer_and_audit(peer, *papi);
     }
     double held_avg = 0;
     for (double h : held) {

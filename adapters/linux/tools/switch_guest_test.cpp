@@ -65,14 +65,7 @@ using namespace npa_guest;
 namespace pci = npa::lnx::pci;
 using pool_t = npa::fixed_pool<pci::dma_memory>;
 
-struct env {
-    using pool_type = pool_t;
-    static std::uint64_t now_ns() noexcept {
-        timespec ts{};
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        return static_cast<std::uint64_t>(ts.tv_sec) * 1'000'000'000u + static_cast<std::uint64_t>(ts.tv_nsec);
-    }
-};
+using env = shell_env; // the shell over hugepage pools, timed by CLOCK_MONOTONIC
 using shell_t = npa::shell<env, npa::vmxnet3_plugin>;
 using peer_api_t = npa::sim::test_api<pool_t>;
 using peer_plugin_t = npa::vmxnet3_plugin<peer_api_t>;
@@ -595,22 +588,10 @@ int main() {
 
     // Stop: every path detached, every buffer back in its pool.
     if (sh) {
-        sh->stop();
-        const npa::audit_report au = sh->audit();
-        std::printf("shell stopped: pool %" PRIu64 " of %" PRIu64 " back, caller %" PRId64 ", leaked %" PRIu64 "\n",
-                    au.in_pool, au.pool_size, au.caller, au.leaked);
-        if (!au.ok() || au.in_pool != au.pool_size) {
-            failf("shell pool not balanced after stop (%" PRIu64 " of %" PRIu64 " back)", au.in_pool, au.pool_size);
-        }
+        stop_and_audit(*sh);
     }
     if (peer_attached) {
-        peer.detach();
-        auto unsent = papi->take_unsent();
-        papi->free(unsent);
-        const npa::sim::buffer_audit au = papi->audit();
-        if (!au.balanced() || au.in_pool != au.total) {
-            failf("peer pool not balanced after detach (%u of %u back)", au.in_pool, au.total);
-        }
+        detach_peer_and_audit(peer, *papi);
     }
     const bool ok = failures.empty();
     std::printf("NPA-GUEST-RESULT {\"test\":\"switch_guest_test\",\"status\":\"%s\",\"a\":\"%s\",\"b\":\"%s\","
