@@ -378,4 +378,10 @@ TEST_CASE("device base: one port policy for every model") {
     CHECK(vf.check_mtu(1501) != nullptr);
     vf.port_vlan = 5;
     CHECK(vf.check_vlan(10) != nullptr); // on a port VLAN the guest adds none
+    // A list of MACs and no default: the zero address is not "the default" (a guest that
+    // wrote zeros to vmxnet3's MACL/MACH got it past the policy).
+    port_policy listed;
+    listed.allowed_macs = {{2, 0, 0, 0, 0, 2}};
+    CHECK(listed.check_mac({0, 0, 0, 0, 0, 0}) != nullptr);
+    CHECK(listed.check_mac({2, 0, 0, 0, 0, 2}) == nullptr);
 }

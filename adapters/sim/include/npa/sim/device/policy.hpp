@@ -36,7 +36,9 @@ struct port_policy {
     [[nodiscard]] const char* check_mac(const mac_addr& m) const {
         const bool listed = std::find(allowed_macs.begin(), allowed_macs.end(), m) != allowed_macs.end();
         const bool any = allowed_macs.empty() && default_mac == mac_addr{};
-        return any || listed || m == default_mac ? nullptr : "MAC address not assigned to this guest";
+        // A zero default_mac means none assigned, not that the zero address is allowed.
+        const bool assigned = m == default_mac && default_mac != mac_addr{};
+        return any || listed || assigned ? nullptr : "MAC address not assigned to this guest";
     }
     /// VLAN 0 (untagged) is always allowed.
     [[nodiscard]] const char* check_vlan(std::uint16_t v) const {
