@@ -27,6 +27,8 @@ packages=(
     libxdp-dev libbpf-dev iperf3 iproute2 iputils-ping
     # scripts and plots
     python3 python3-matplotlib
+    # plugin images: Ed25519 signatures and SHA-512 digests (libsodium)
+    libsodium-dev
     # the cross stage (make test-cross): arm64 and big-endian s390x compilers with their C++
     # libraries, and QEMU's user-mode emulators to run the test programs they build
     g++-aarch64-linux-gnu g++-s390x-linux-gnu qemu-user-static
