@@ -33,6 +33,9 @@ public:
         l.batch_ = [](void* c, std::span<const control_request> b) {
             return static_cast<C*>(c)->submit_batch(b);
         };
+        if constexpr (requires(C& c) { { c.device_reset() } noexcept; }) {
+            l.reset_ = [](void* c) noexcept { static_cast<C*>(c)->device_reset(); };
+        }
         return l;
     }
 
@@ -43,11 +46,20 @@ public:
     [[nodiscard]] status submit_batch(std::span<const control_request> b) const {
         return valid() ? batch_(ctx_, b) : status{errc::bad_state, "no control channel"};
     }
+    /// The device behind this channel was reset (its health said so): a channel with a
+    /// handshake of its own (an SR-IOV VF's mailbox RESET) redoes it before its next
+    /// request. Nothing for a channel without one.
+    void device_reset() const noexcept {
+        if (reset_ != nullptr) {
+            reset_(ctx_);
+        }
+    }
 
 private:
     void* ctx_ = nullptr;
     status (*submit_)(void*, const control_request&) = nullptr;
     status (*batch_)(void*, std::span<const control_request>) = nullptr;
+    void (*reset_)(void*) noexcept = nullptr;
 };
 
 /// What the OS wants the device to look like.

@@ -20,6 +20,7 @@
 #include <cstdint>
 #include <memory>
 #include <optional>
+#include <string>
 #include <vector>
 
 using namespace npa;
@@ -351,10 +352,39 @@ TEST_CASE("VF reset while active: the shell falls back, nothing lost") {
     }
     CHECK(w.sh->active_path() == w.emu_path);
     CHECK(w.sh->history().recent(0).reason == switch_reason::reset);
+    // The PF took the VF's reset as igb does: nothing but RESET until the VF sends it.
+    // The channel knows of the reset from the shell and sends RESET before the replay,
+    // so the way back to the VF works, and the PF has the shell's VLAN again.
+    CHECK(w.vf_a_ctl->reset_pending());
+    REQUIRE(w.sh->add_vlan(10).ok());
+    for (int i = 0; i < 5; ++i) w.round(32, 16);
+    REQUIRE(w.sh->request_switch(w.vf_a_path, switch_reason::operator_request).ok());
+    for (int i = 0; i < 400 && w.sh->switching(); ++i) w.round(32, 16);
+    CHECK(w.sh->active_path() == w.vf_a_path);
+    CHECK(w.sh->history().recent(0).result == errc::ok);
+    CHECK_FALSE(w.vf_a_ctl->reset_pending());
+    CHECK(w.host_a->pf().state(0).vlans.count(10) == 1);
+    CHECK(w.host_a->pf().stats(0).nacks == 0);
+    for (int i = 0; i < 30; ++i) w.round(32, 16);
     w.settle();
     w.check_guest_tx();
     w.release_pending();
     CHECK(w.sh->audit().ok());
+}
+
+TEST_CASE("a VF reset without the shell's knowledge: igb's PF refuses all but RESET") {
+    sim_world w;
+    REQUIRE(w.sh->start(w.emu_path).ok());
+    w.host_a->vf(0).reset();
+    // Nobody told the channel: the PF refuses, with its reason, and nothing changes.
+    const status st = w.vf_a_ctl->submit(control_request::make_vlan(true, 10));
+    CHECK(st.code() == errc::refused);
+    CHECK(std::string(st.reason()).find("not clear to send") != std::string::npos);
+    CHECK(w.host_a->pf().state(0).vlans.empty());
+    // Told, it redoes the handshake first and the request goes through.
+    w.vf_a_ctl->device_reset();
+    CHECK(w.vf_a_ctl->submit(control_request::make_vlan(true, 10)).ok());
+    CHECK(w.host_a->pf().state(0).vlans.count(10) == 1);
 }
 
 TEST_CASE("VF removed by its PF (registers read 0, as on QEMU): the shell falls back, TX goes on") {

@@ -84,12 +84,12 @@ tcp_finish() {
     tcp_retrans=$(field "$snd" retrans)
 }
 tcp_stream() { tcp_start "$@"; tcp_finish; }
-# switch_to PATH WHAT: a write to active_path; EBUSY (the hysteresis: 50 ms on a path) and
-# EAGAIN (a VF whose PF has not finished its reset) are asked again 20 ms later
+# switch_to PATH WHAT: a write to active_path; EBUSY (the hysteresis: 50 ms on a path, or a
+# VF whose PF still holds the mailbox after its reset) is asked again 20 ms later
 switch_to() {
     tries=0
     while ! werr=$( (echo "$1" > "$sys/active_path") 2>&1); do
-        case "$werr" in *busy*|*"temporarily unavailable"*) ;; *) fail "switch $2 (to path $1): $werr" ;; esac
+        case "$werr" in *busy*) ;; *) fail "switch $2 (to path $1): $werr" ;; esac
         tries=$((tries + 1))
         [ "$tries" -lt 100 ] || fail "switch $2 (to path $1): $werr 100 times"
         usleep 20000

@@ -96,7 +96,6 @@ int npa_core_add_vf(struct npa_core *c, void *fn, npa_u8 assigned_mac[6]) NPA_KM
  * (the newest switch record says so), the VF is reset again and the PF's mailbox RESET
  * handshake redone, so a later switch to it finds it clear to send (Linux's igb refuses a
  * reset VF's requests until then). 0 when done or not needed, else -errno. */
-int npa_core_vf_recover(struct npa_core *c) NPA_KMOD_NOEXCEPT;
 /* Removes the VF's path (not the active one: -EBUSY). */
 int npa_core_remove_vf(struct npa_core *c) NPA_KMOD_NOEXCEPT;
 /* The VF is going (its PCI remove): 1 when a switch is under way that the caller must

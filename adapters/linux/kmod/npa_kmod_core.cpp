@@ -224,9 +224,6 @@ struct npa_core {
     // The second path: the 82576 VF, its control path the PF's mailbox.
     dma_coherent_memory vf_area;  ///< the VF's rings
     npa::igbvf_bar vf_bar;        ///< its BAR0 (its resets and the mailbox go through it)
-    bool vf_needs_reset = false;  ///< the shell left it reset or distrusted: reset it first
-    std::uint64_t vf_recovered_seq = 0;  ///< the switch record that was looked at last
-    std::uint32_t vf_reset_tries = 0;
     npa::igbvf_window vf_window;
     npa::igbvf_control vf_control;
     npa::path_id vf_path = shell_t::no_path;
@@ -311,11 +308,10 @@ void npa_core_destroy(npa_core* c) noexcept {
 namespace {
 // Function-level reset; the PF undoes the VF's filters, makes it clear to send again and
 // answers the mailbox RESET with the MAC it assigned (zeroes: none, the shell's MAC is sent
-// at the switch). 0 or -errno (logged).
-int vf_function_reset(npa_core* c, const npa::igbvf_bar& bar, npa::mac_addr& m, bool reset = true) noexcept {
-    if (reset) {
-        bar.write(npa::igbvf::reg::ctrl, npa::igbvf::ctrl_rst);
-    }
+// at the switch). 0 or -errno (logged). A reset later, behind the module's back, is the
+// channel's own business: the shell tells it (device_reset) and it redoes the RESET.
+int vf_function_reset(npa_core* c, const npa::igbvf_bar& bar, npa::mac_addr& m) noexcept {
+    bar.write(npa::igbvf::reg::ctrl, npa::igbvf::ctrl_rst);
     for (int i = 0; i < 100; ++i) {
         const std::uint32_t mb = bar.read(npa::igbvf::reg::vmmb);
         if (mb != npa::igbvf::reg_removed && (mb & (npa::igbvf::mbx::rstd | npa::igbvf::mbx::rsti)) != 0) {
@@ -323,45 +319,13 @@ int vf_function_reset(npa_core* c, const npa::igbvf_bar& bar, npa::mac_addr& m, 
         }
         npa_kmod_udelay(100);
     }
-    // The PF may still hold the mailbox while it handles the reset (PFU): asked again, up to
-    // 200 ms.
-    npa::status st = c->vf_control.reset(m);
-    for (int i = 0; i < 400 && !st && st.code() == npa::errc::busy; ++i) {
-        npa_kmod_udelay(500);
-        st = c->vf_control.reset(m);
-    }
-    if (!st) {
-        npa_kmod_log(c->env.host, st.code() == npa::errc::busy ? NPA_KMOD_DEBUG : NPA_KMOD_ERR, st.reason());
+    if (const npa::status st = c->vf_control.reset_when_free(m); !st) {
+        npa_kmod_log(c->env.host, NPA_KMOD_ERR, st.reason());
         return to_errno(st);
     }
     return 0;
 }
 }  // namespace
-
-int npa_core_vf_recover(npa_core* c) noexcept {
-    if (c->vf_path == shell_t::no_path || c->shell->switching() || c->shell->active_path() == c->vf_path) {
-        return 0;
-    }
-    if (!c->vf_needs_reset && c->shell->history().size() != 0) {
-        const npa::switch_record& last = c->shell->history().recent(0);
-        c->vf_needs_reset = last.from == c->vf_path && last.to == c->path &&
-                            (last.reason == npa::switch_reason::reset ||
-                             last.reason == npa::switch_reason::device_error) &&
-                            last.seq != c->vf_recovered_seq;
-        c->vf_recovered_seq = last.seq;
-    }
-    if (!c->vf_needs_reset) {
-        return 0;
-    }
-    npa::mac_addr m{};
-    const int err = vf_function_reset(c, c->vf_bar, m, c->vf_reset_tries++ == 0);
-    if (err == 0) {
-        c->vf_needs_reset = false;
-        c->vf_reset_tries = 0;
-        npa_kmod_log(c->env.host, NPA_KMOD_INFO, "igbvf: reset again after its fallback, the PF's handshake done");
-    }
-    return err;
-}
 
 int npa_core_add_vf(npa_core* c, void* fn, npa_u8 assigned_mac[6]) noexcept {
     if (c->vf_path != shell_t::no_path) {
@@ -596,10 +560,6 @@ int npa_core_switch(npa_core* c, npa_u32 i) noexcept {
     }
     if (static_cast<npa_u32>(active) == i) {
         return 0;
-    }
-    if (c->paths[i] == c->vf_path && npa_core_vf_recover(c) != 0) {
-        npa_kmod_log(c->env.host, NPA_KMOD_INFO, "igbvf: not ready after its reset (its PF holds the mailbox)");
-        return -11;  // EAGAIN
     }
     const npa::status st = c->shell->request_switch(c->paths[i], npa::switch_reason::operator_request);
     return st ? 1 : to_errno(st);

@@ -593,10 +593,6 @@ static void npa_kmod_health_work(struct work_struct *w)
 				netdev_warn(d->netdev, "npa: %s -> %s (%s): %s\n", r.from, r.to, r.reason,
 					    pending ? "not finished yet" : r.result);
 		}
-		/* A VF the shell fell back from because it was reset is reset again, its PF's
-		 * handshake redone (retried every tick while its PF holds the mailbox). */
-		if (d->ctl_up)
-			npa_core_vf_recover(d->core);
 		rtnl_unlock();
 	}
 	if (ms && READ_ONCE(d->ctl_up))

@@ -9,6 +9,10 @@
 //   - submit_batch is all or nothing: on any failure every request of the batch that
 //     was applied is rolled back before it returns (used to replay the whole control
 //     state onto a new device at switch time);
+//   - optional: `void device_reset() noexcept`, called by the shell when the device's
+//     health says it was reset behind the driver's back; a channel whose authority wants a
+//     handshake after a reset (an SR-IOV VF's mailbox RESET) redoes it before the next
+//     request it sends;
 //   - calls are control path: they may block briefly (a mailbox round trip) and are
 //     never made from the data path.
 #pragma once

@@ -56,10 +56,38 @@ public:
         state_ = {};
         state_.mac = assigned;
         reset_mac_ = assigned;
+        reset_pending_ = false;
         return status::success();
     }
 
+    /// reset() for a VF that was just reset (CTRL.RST, FLR): its PF may still hold the
+    /// mailbox while it handles the reset event, so a busy mailbox is asked again between
+    /// waits, as long as one mailbox step may poll.
+    [[nodiscard]] status reset_when_free(mac_addr& assigned) {
+        status st = reset(assigned);
+        for (std::uint32_t i = 0; i < igbvf_mbx_polls && st.code() == errc::busy; ++i) {
+            if (wait_ != nullptr) {
+                wait_(wait_ctx_);
+            }
+            st = reset(assigned);
+        }
+        return st;
+    }
+
+    /// The VF was reset behind the driver's back (a function-level reset: its queues came
+    /// back disabled). Linux's igb PF then refuses every message but RESET until the VF has
+    /// done the handshake again (the PF clears its clear-to-send flag on the VF's reset), so
+    /// the next request sends RESET first. The PF forgets the VF's filters at its reset;
+    /// the shell's replay at the next switch puts them back.
+    void device_reset() noexcept { reset_pending_ = true; }
+
+    /// A reset is waiting for its handshake (telemetry, tests).
+    [[nodiscard]] bool reset_pending() const noexcept { return reset_pending_; }
+
     [[nodiscard]] status submit(const control_request& r) {
+        if (const status st = handshake_if_reset(); !st) {
+            return st;
+        }
         if (r.op == control_op::set_mac && r.mac == reset_mac_ && r.mac == state_.mac &&
             r.mac != mac_addr{}) {
             // The PF programmed this MAC at the reset, and Linux's igb NACKs every
@@ -83,6 +111,9 @@ public:
     /// All or nothing: on a failure, what the batch had applied is undone (in reverse)
     /// from the state this channel knows was in effect before.
     [[nodiscard]] status submit_batch(std::span<const control_request> batch) {
+        if (const status st = handshake_if_reset(); !st) {
+            return st;
+        }
         const known saved = state_;
         for (std::size_t i = 0; i < batch.size(); ++i) {
             const status st = submit(batch[i]);
@@ -122,6 +153,16 @@ private:
             return true;
         }
     };
+
+    // The RESET owed since device_reset(); not done (busy, timeout), it stays owed and the
+    // request is not sent.
+    status handshake_if_reset() {
+        if (!reset_pending_) {
+            return status::success();
+        }
+        mac_addr assigned{};
+        return reset_when_free(assigned);
+    }
 
     static void pack_mac(const mac_addr& m, std::array<std::uint32_t, igbvf::mbx::size>& msg) noexcept {
         // Bytes in order from word 1, as the VF's message buffer is a byte array.
@@ -300,7 +341,7 @@ private:
             // leaves the request's word 1 there.
             const std::uint32_t w = reply[m::nack_reason_word];
             const std::uint32_t why = (w & m::nack_reason_tag_mask) == m::nack_reason_tag &&
-                                              (w & ~m::nack_reason_tag_mask) <= 6
+                                              (w & ~m::nack_reason_tag_mask) <= igbvf::nack_reason_max
                                           ? w & ~m::nack_reason_tag_mask : 0;
             return {errc::refused, to_string(static_cast<igbvf::nack_reason>(why))};
         }
@@ -323,6 +364,7 @@ private:
     void* wait_ctx_ = nullptr;
     known state_{};
     mac_addr reset_mac_{};  ///< the MAC the PF gave at the last reset (zero: none)
+    bool reset_pending_ = false;  ///< the VF was reset; RESET goes before the next request
     std::uint64_t messages_ = 0;
 };
 static_assert(control_channel<igbvf_control>);

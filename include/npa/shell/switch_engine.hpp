@@ -243,6 +243,9 @@ bool shell<Env, Plugins...>::service() {
         advance_switch();
     } else if (active_ != no_path && fallback_path_ != no_path && fallback_path_ != active_) {
         const errc h = health(active_);
+        if (h == errc::reset) {
+            paths_[active_].link.device_reset();
+        }
         if (h != errc::ok) {
             (void)request_switch(fallback_path_,
                                  h == errc::removed ? switch_reason::surprise_removal

@@ -281,7 +281,10 @@ enum class nack_reason : std::uint32_t {
     promisc_not_allowed = 4,
     too_many_mcast = 5,
     bad_message = 6,
+    not_clear_to_send = 7,
 };
+/// The largest nack_reason a tagged reason word may carry.
+inline constexpr std::uint32_t nack_reason_max = 7;
 
 [[nodiscard]] constexpr const char* to_string(nack_reason r) noexcept {
     switch (r) {
@@ -292,6 +295,8 @@ enum class nack_reason : std::uint32_t {
     case nack_reason::promisc_not_allowed: return "PF policy: promiscuous mode not allowed";
     case nack_reason::too_many_mcast: return "PF: multicast list longer than 30 entries";
     case nack_reason::bad_message: return "PF: malformed mailbox message";
+    case nack_reason::not_clear_to_send:
+        return "PF: the VF was reset and has not sent RESET since (not clear to send)";
     }
     return "refused by the PF";
 }

@@ -99,6 +99,11 @@ private:
         vf_policy policy;
         vf_state state;
         pf_stats st;
+        /// Clear to send: Linux's igb refuses every message but RESET from a VF that was
+        /// reset (FLR, CTRL.RST) until it sends RESET. A VF starts clear here (its
+        /// handshake taken as done when the sim hands it over).
+        bool cts = true;
+        std::uint64_t resets_seen = 0;  ///< the VF's reset count the PF has handled
     };
     void resize(std::size_t n) { vfs_.resize(n); }
     igbvf::nack_reason decide(per_vf& v, const std::uint32_t* msg, std::uint32_t* reply) noexcept;
@@ -330,6 +335,16 @@ inline void pf_driver::on_message(std::uint16_t vf) noexcept {
     {
         std::lock_guard g(mu_);
         per_vf& v = vfs_[vf];
+        // The VF's reset event first, as igb's mailbox task looks at VFLRE before the
+        // messages: the VF's filters go back to defaults (its MAC stays) and it is no
+        // longer clear to send.
+        if (const std::uint64_t n = dev.resets(); n != v.resets_seen) {
+            v.resets_seen = n;
+            v.cts = false;
+            const mac_addr keep = v.state.mac;
+            v.state = vf_state{};
+            v.state.mac = keep;
+        }
         why = decide(v, msg, reply);
         if (why == igbvf::nack_reason::unspecified) {
             ++v.st.acks;
@@ -381,8 +396,12 @@ inline igbvf::nack_reason pf_driver::decide(per_vf& v, const std::uint32_t* msg,
         a[5] = static_cast<std::uint8_t>(msg[2] >> 8);
         return a;
     };
+    if (id != m::vf_reset && !v.cts) {
+        return r::not_clear_to_send;
+    }
     switch (id) {
     case m::vf_reset: {
+        v.cts = true;
         v.state = vf_state{};
         v.state.mac = v.policy.default_mac;
         const mac_addr& a = v.state.mac;

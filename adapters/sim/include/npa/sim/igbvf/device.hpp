@@ -203,7 +203,7 @@ public:
         s.rx_removed = inbox_.removed();
         return s;
     }
-    [[nodiscard]] std::uint64_t resets() const noexcept { return resets_; }
+    [[nodiscard]] std::uint64_t resets() const noexcept { return resets_.load(std::memory_order_acquire); }
 
 private:
     // A descriptor write-back on its way: TX, a packet's EOP descriptor; RX, a frame's
@@ -320,7 +320,7 @@ private:
 
     std::array<dq, igbvf::max_queues> q_{};
     register_fault reg_fault_{};
-    std::uint64_t resets_ = 0;
+    std::atomic<std::uint64_t> resets_{0};
     std::vector<igbvf_violation> violations_;
     std::vector<std::byte> gather_ = std::vector<std::byte>(tso_max);  // one packet's buffers
 

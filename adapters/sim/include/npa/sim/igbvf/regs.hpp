@@ -150,7 +150,7 @@ inline void igbvf_device::do_reset() {
     }
     // No RSTI / RSTD here: as QEMU's igb, a VF's own reset only tells the PF (VFLRE and
     // its mailbox interrupt); RSTD is the PF's "reset done" (set at creation).
-    ++resets_;
+    resets_.fetch_add(1, std::memory_order_release);
 }
 
 inline void igbvf_device::do_remove() {
