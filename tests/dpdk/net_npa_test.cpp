@@ -1029,6 +1029,38 @@ endless_result forward_and_switch(std::uint16_t port, std::uint32_t switches) {
     return r;
 }
 
+TEST_CASE("received mbufs carry net_npa's port id, whatever the sub-port left in them") {
+    // net_ring leaves `port` as the sender wrote it: a burst whose first mbuf already has
+    // net_npa's id (the common case in a loop) and others that do not must all come up
+    // with net_npa's id, and so must a burst whose first mbuf has another.
+    REQUIRE(rte_vdev_init("net_npa15", "dev(net_ring151),dev(net_ring152)") == 0);
+    const std::uint16_t port = port_by_name("net_npa15");
+    start_port(port, 1);
+    for (const bool first_right : {true, false}) {
+        std::array<rte_mbuf*, 8> out{};
+        REQUIRE(rte_pktmbuf_alloc_bulk(g_pool->get(), out.data(), out.size()) == 0);
+        for (std::size_t i = 0; i < out.size(); ++i) {
+            out[i]->data_len = out[i]->pkt_len = 64;
+            const bool right = i == 0 ? first_right : i % 3 == 0;
+            out[i]->port = right ? port : static_cast<std::uint16_t>(port + 1 + i);
+        }
+        REQUIRE(rte_eth_tx_burst(port, 0, out.data(), out.size()) == out.size());
+        std::array<rte_mbuf*, 8> in{};
+        std::uint16_t n = 0;
+        for (int round = 0; round < 1000 && n < in.size(); ++round) {
+            n += rte_eth_rx_burst(port, 0, in.data() + n, static_cast<std::uint16_t>(in.size() - n));
+        }
+        REQUIRE(n == in.size());
+        for (std::uint16_t i = 0; i < n; ++i) {
+            CHECK(in[i]->port == port);
+        }
+        rte_pktmbuf_free_bulk(in.data(), n);
+    }
+    CHECK(rte_eth_dev_stop(port) == 0);
+    CHECK(rte_eth_dev_close(port) == 0);
+    CHECK(rte_vdev_uninit("net_npa15") == 0);
+}
+
 TEST_CASE("switches over sub-devices whose RX never runs dry: no TX refused") {
     // net_null answers every RX burst in full: a drain that waited for a short burst
     // would never end, and TX would wait until the backlog overflowed.

@@ -7,7 +7,8 @@ namespace npa::dpdk::pmd {
 // Steady state: the sub-port's own burst function, called directly (lanes.hpp). Else
 // the shell, which runs a switch in progress on this thread; afterwards the lane is
 // published again once the queue is steady. Received mbufs carry net_npa's port id, as
-// the application expects of any port (one store per packet; fail-safe does the same).
+// the application expects of any port (a store per packet where the sub-port wrote its
+// own id, a load where it left net_npa's; fail-safe always stores).
 
 __attribute__((noinline)) std::uint16_t rx_through_shell(port_lanes::rx_lane& l, rte_mbuf** pkts,
                                             std::uint16_t n) noexcept {
@@ -44,9 +45,18 @@ std::uint16_t npa_rx_burst(void* rxq, rte_mbuf** pkts, std::uint16_t n) {
         k = rx_through_shell(l, pkts, n);
     }
     const std::uint16_t port_id = l.port_id;
-    // One store per packet, in a plain loop: unrolling it (8 stores to 8 mbufs in
-    // flight) measured twice as slow over net_ring, whose mbufs are not in L1.
-    for (std::uint16_t i = 0; i < k; ++i) pkts[i]->port = port_id;
+    if (k != 0 && pkts[0]->port == port_id) {
+        // A sub-port that leaves `port` alone (net_ring): the mbufs mostly carry
+        // net_npa's id already, and a load is cheaper than dirtying a line not in L1.
+        for (std::uint16_t i = 0; i < k; ++i) {
+            if (pkts[i]->port != port_id) pkts[i]->port = port_id;
+        }
+    } else {
+        // A sub-port that wrote its own id (most PMDs): the lines are in L1, one store
+        // each, last mbuf first (measured over net_null: 91% of direct against 83% front
+        // to back and 89% unrolled; adapters/dpdk/README.md "Measurements").
+        for (std::uint16_t i = k; i-- > 0;) pkts[i]->port = port_id;
+    }
     return k;
 }
 
