@@ -156,6 +156,20 @@ public:
     bool send(std::span<const std::uint8_t> frame) const {
         return ::send(fd_, frame.data(), frame.size(), 0) == static_cast<ssize_t>(frame.size());
     }
+    /// A frame with our test ethertype already waiting, or empty (no waiting).
+    std::vector<std::uint8_t> recv_now() const {
+        for (;;) {
+            std::vector<std::uint8_t> buf(4096);
+            const ssize_t n = ::recv(fd_, buf.data(), buf.size(), MSG_DONTWAIT);
+            if (n < 0) {
+                return {};
+            }
+            if (n >= 14 && buf[12] == 0x88 && buf[13] == 0xb5) {
+                buf.resize(static_cast<std::size_t>(n));
+                return buf;
+            }
+        }
+    }
     /// Next frame with our test ethertype within timeout_ms, or empty.
     std::vector<std::uint8_t> recv(int timeout_ms) const {
         const auto end = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
