@@ -17,13 +17,14 @@ using namespace npa::virtio;
 namespace {
 
 struct queue {
-    explicit queue(std::uint32_t n, bool event_idx = false, bool in_order = false)
+    explicit queue(std::uint32_t n, bool event_idx = false, bool in_order = false,
+                   bool batches = false)
         : mem(layout_of(n).total + 16), state(split_driver::state_words(n)) {
         // 16-byte aligned block inside mem
         auto p = reinterpret_cast<std::uintptr_t>(mem.data());
         block = mem.data() + ((16 - p % 16) % 16);
         ring = split_ring::in_block(block, n);
-        REQUIRE(drv.reset(ring, state, event_idx, in_order));
+        REQUIRE(drv.reset(ring, state, event_idx, in_order, batches));
         REQUIRE(dev.reset(ring, event_idx));
     }
     std::vector<std::byte> mem;
@@ -322,6 +323,64 @@ TEST_CASE("IN_ORDER: an entry that passes over older chains hands them back firs
     q.ring.used_ring(1).id = 0;
     q.ring.used()->idx = 2;
     CHECK(q.drv.poll_used(u) == used_status::bad_id);
+}
+
+TEST_CASE("IN_ORDER: one used entry for a batch completes every chain up to it") {
+    queue q(8, false, /*in_order=*/true, /*batches=*/true);
+    const segment w{0x100, 64, true}, r{0x200, 60, false};
+    REQUIRE(q.drv.add({&w, 1}) == 0);
+    REQUIRE(q.drv.add({&r, 1}) == 1); // a readable chain: no bytes for the device to write
+    REQUIRE(q.drv.add({&w, 1}) == 2);
+    REQUIRE(q.drv.add({&w, 1}) == 3);
+    // 2.7.9: the entry names the batch's last chain; the index moved by the batch (3).
+    q.ring.used_ring(0).id = 2;
+    q.ring.used_ring(0).len = 40;
+    q.ring.used()->idx = 3;
+    std::vector<std::uint16_t> passed;
+    const auto on_passed = [&](std::uint16_t h) { passed.push_back(h); };
+    used_chain u;
+    REQUIRE(q.drv.poll_used(u, on_passed) == used_status::ok);
+    CHECK(u.id == 0);
+    CHECK(u.len == 64); // an earlier chain of the batch: all its writable bytes
+    CHECK(q.drv.batch_pending() == 2);
+    CHECK(q.drv.enable_interrupts()); // chains are waiting, though used->idx was read
+    REQUIRE(q.drv.poll_used(u, on_passed) == used_status::ok);
+    CHECK(u.id == 1);
+    CHECK(u.len == 0);
+    REQUIRE(q.drv.poll_used(u, on_passed) == used_status::ok);
+    CHECK(u.id == 2);
+    CHECK(u.len == 40); // the entry's own length
+    CHECK(q.drv.poll_used(u, on_passed) == used_status::empty);
+    CHECK(passed.empty());
+    CHECK(q.drv.stats().passed_over == 0);
+    CHECK(q.drv.stats().batches == 1);
+    CHECK(q.drv.in_flight() == 1);
+    // The next entry is read where the batch ended (slot 3), not at slot 1.
+    q.ring.used_ring(1).id = 7; // never written by a device that batched: must not be read
+    q.ring.used_ring(3).id = 3;
+    q.ring.used_ring(3).len = 64;
+    q.ring.used()->idx = 4;
+    REQUIRE(q.drv.poll_used(u, on_passed) == used_status::ok);
+    CHECK(u.id == 3);
+    CHECK(q.drv.stats().bad_used_id == 0);
+    CHECK(q.drv.free_descs() == 8);
+}
+
+TEST_CASE("IN_ORDER without batches (a receiveq): the same entry passes over the older chains") {
+    queue q(8, false, /*in_order=*/true);
+    const segment w{0x100, 64, true};
+    for (int i = 0; i < 3; ++i) {
+        REQUIRE(q.drv.add({&w, 1}) == i);
+    }
+    q.ring.used_ring(0).id = 2;
+    q.ring.used()->idx = 3;
+    std::vector<std::uint16_t> passed;
+    used_chain u;
+    REQUIRE(q.drv.poll_used(u, [&](std::uint16_t h) { passed.push_back(h); }) == used_status::ok);
+    CHECK(u.id == 2);
+    CHECK(passed == std::vector<std::uint16_t>{0, 1});
+    CHECK(q.drv.stats().passed_over == 2);
+    CHECK(q.drv.stats().batches == 0);
 }
 
 TEST_CASE("out of order without IN_ORDER is legal, and drain returns what is left") {

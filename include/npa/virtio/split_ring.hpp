@@ -23,7 +23,10 @@
 // them, as Linux's virtio_mb() does (2.7.10, 2.7.7.2).
 //
 // Trust: the driver checks every used entry (idx no further than N ahead, id a head it
-// handed over and has not had back, in ring order when IN_ORDER was negotiated); the
+// handed over and has not had back, in ring order when IN_ORDER was negotiated; under
+// IN_ORDER one entry may stand for a batch, virtio 1.2 2.7.9: it names the batch's last
+// chain and used->idx moves by the batch's size, so an entry that names a later chain is
+// a batch only when the index moved that far, and a violation otherwise); the
 // device checks every chain (idx no further than N ahead, every index below N, no loop,
 // no more segments than it can take, no length overflow, no INDIRECT unless enabled, no
 // readable segment after a writable one, every address through the caller's check). A
@@ -170,15 +173,18 @@ private:
 class split_driver {
 public:
     [[nodiscard]] static constexpr std::size_t state_words(std::uint32_t n) noexcept {
-        return 4u * std::size_t{n};
+        return 6u * std::size_t{n};
     }
 
     /// Starts a fresh queue: rings zeroed, every descriptor free. `event_idx`: the driver
     /// and device negotiated VIRTIO_F_EVENT_IDX. `in_order`: VIRTIO_F_IN_ORDER (used
-    /// entries must come in the order chains were made available). False if the ring is
-    /// unbound or the state too small.
+    /// entries must come in the order chains were made available). `batches`: under
+    /// IN_ORDER, take one entry for a batch (2.7.9, poll_used()); for a queue whose lengths
+    /// do not matter (a transmitq): where they do, an entry standing for earlier buffers
+    /// would hand them up as full, and a passed-over chain stays a violation. False if the
+    /// ring is unbound or the state too small.
     [[nodiscard]] bool reset(const split_ring& r, std::span<std::uint16_t> state, bool event_idx,
-                             bool in_order = false) noexcept {
+                             bool in_order = false, bool batches = false) noexcept {
         if (!r.bound() || state.size() < state_words(r.size())) {
             r_ = {};
             return false;
@@ -189,6 +195,7 @@ public:
         chain_len_ = next_ + n;
         free_fifo_ = chain_len_ + n;
         order_ = free_fifo_ + n;
+        chain_bytes_ = order_ + n;
         for (std::uint32_t i = 0; i < n; ++i) {
             free_fifo_[i] = static_cast<std::uint16_t>(i);
             chain_len_[i] = 0;
@@ -198,8 +205,11 @@ public:
         free_count_ = n;
         order_head_ = order_tail_ = 0;
         avail_idx_ = published_ = last_used_ = 0;
+        batch_left_ = 0;
+        batch_len_ = 0;
         event_idx_ = event_idx;
         in_order_ = in_order;
+        batches_ = in_order && batches;
         st_ = {};
         std::byte* a = reinterpret_cast<std::byte*>(r.avail());
         for (std::size_t i = 0; i < avail_bytes(n); ++i) {
@@ -232,7 +242,9 @@ public:
         const std::uint32_t mask = r_.size() - 1;
         const std::uint16_t head = free_fifo_[free_head_ & mask];
         std::uint16_t id = head;
+        std::uint32_t writable = 0;
         for (std::uint32_t i = 0; i < k; ++i) {
+            writable += segs[i].write ? segs[i].len : 0;
             const std::uint16_t next = i + 1 < k ? free_fifo_[(free_head_ + i + 1) & mask] : 0;
             virtq_desc& d = r_.desc()[id];
             d.addr = segs[i].addr;
@@ -246,6 +258,7 @@ public:
         free_head_ += k;
         free_count_ -= k;
         chain_len_[head] = static_cast<std::uint16_t>(k);
+        set_chain_bytes(head, writable);
         order_[order_tail_ & mask] = head;
         ++order_tail_;
         r_.avail_ring(avail_idx_) = head;
@@ -277,11 +290,17 @@ public:
         return (r_.used()->flags.load(std::memory_order_acquire) & used_f_no_notify) == 0;
     }
 
-    /// The next used entry, checked. With IN_ORDER an entry that names a later chain than
-    /// the oldest passes over the older ones: each is freed and handed to
+    /// The next used entry, checked. With IN_ORDER and batches an entry that names a later
+    /// chain than the oldest is a batch when used->idx moved past it by the chains up to that one:
+    /// they come back one per call, oldest first, each with its writable bytes as the
+    /// length and the last with the entry's (as Linux's in-order driver reads a batch).
+    /// Otherwise it passes over the older ones: each is freed and handed to
     /// on_passed(head) (the caller decides what that means for its buffers) and counted.
     template <class OnPassed>
     [[nodiscard]] used_status poll_used(used_chain& out, OnPassed&& on_passed) noexcept {
+        if (batch_left_ != 0) { // the rest of a batch the device announced with one entry
+            return next_of_batch(out);
+        }
         // acquire: the entries before the index; pairs with the device's release in
         // publish_used().
         const std::uint16_t idx = r_.used()->idx.load(std::memory_order_acquire);
@@ -308,6 +327,14 @@ public:
             while (pos != order_tail_ && order_[pos & mask] != id) {
                 ++pos;
             }
+            const auto older = static_cast<std::uint16_t>(pos - order_head_);
+            if (batches_ && older != 0 && older < ahead) { // a batch of older + 1 chains (2.7.9)
+                last_used_ = static_cast<std::uint16_t>(last_used_ + older);
+                batch_left_ = static_cast<std::uint16_t>(older + 1);
+                batch_len_ = len;
+                ++st_.batches;
+                return next_of_batch(out);
+            }
             while (order_head_ != pos) { // older chains the device passed over
                 const std::uint16_t old = order_[order_head_ & mask];
                 ++order_head_;
@@ -332,6 +359,9 @@ public:
         // relaxed: a hint to the device that publishes no data; a late interrupt is harmless
         r_.avail()->flags.store(avail_f_no_interrupt, std::memory_order_relaxed);
     }
+    /// Chains of a batch entry not yet handed out by poll_used() (they come first).
+    [[nodiscard]] std::uint32_t batch_pending() const noexcept { return batch_left_; }
+
     /// Asks for an interrupt at the next used entry; true when entries are already waiting
     /// (the caller polls again rather than waits: the interrupt for them may have been
     /// suppressed).
@@ -344,12 +374,16 @@ public:
         // seq_cst fence: the hint before the load of used->idx (store-load, 2.7.7.2 and
         // Linux virtqueue_enable_cb's virtio_mb)
         std::atomic_thread_fence(std::memory_order_seq_cst);
-        return r_.used()->idx.load(std::memory_order_acquire) != last_used_; // acquire: entries
+        return batch_left_ != 0 ||
+               r_.used()->idx.load(std::memory_order_acquire) != last_used_; // acquire: entries
     }
 
     /// Every chain the device still holds, oldest first (detach: the device is stopped).
+    /// A batch entry's chains not handed out yet count as in flight here: poll until
+    /// empty first to have them back as used.
     template <class Fn>
     void drain_in_flight(Fn&& fn) noexcept {
+        batch_left_ = 0;
         const std::uint32_t mask = r_.size() - 1;
         while (order_head_ != order_tail_) {
             const std::uint16_t head = order_[order_head_ & mask];
@@ -362,6 +396,25 @@ public:
     }
 
 private:
+    // The oldest chain of the batch in progress; the batch's last takes the entry's length.
+    used_status next_of_batch(used_chain& out) noexcept {
+        const std::uint16_t head = order_[order_head_ & (r_.size() - 1)];
+        ++order_head_;
+        --batch_left_;
+        out.id = head;
+        out.len = batch_left_ == 0 ? batch_len_ : chain_bytes(head);
+        free_chain(head);
+        return used_status::ok;
+    }
+    // Writable bytes of the chain at `head`, kept as two 16-bit words of the state.
+    void set_chain_bytes(std::uint16_t head, std::uint32_t v) noexcept {
+        chain_bytes_[2u * head] = static_cast<std::uint16_t>(v);
+        chain_bytes_[2u * head + 1] = static_cast<std::uint16_t>(v >> 16);
+    }
+    [[nodiscard]] std::uint32_t chain_bytes(std::uint16_t head) const noexcept {
+        return std::uint32_t{chain_bytes_[2u * head]} | std::uint32_t{chain_bytes_[2u * head + 1]} << 16;
+    }
+
     void free_chain(std::uint16_t head) noexcept {
         const std::uint32_t mask = r_.size() - 1;
         std::uint16_t id = head;
@@ -397,10 +450,13 @@ private:
     std::uint16_t* chain_len_ = nullptr; // descriptors in the chain at this head; 0: not a live head
     std::uint16_t* free_fifo_ = nullptr; // free descriptors, oldest freed first (ring order under IN_ORDER)
     std::uint16_t* order_ = nullptr;     // live heads in the order they were made available
+    std::uint16_t* chain_bytes_ = nullptr; // writable bytes per head (two words each)
     std::uint32_t free_head_ = 0, free_count_ = 0;
     std::uint16_t order_head_ = 0, order_tail_ = 0;
     std::uint16_t avail_idx_ = 0, published_ = 0, last_used_ = 0;
-    bool event_idx_ = false, in_order_ = false;
+    std::uint16_t batch_left_ = 0; // chains of the current batch entry not yet handed out
+    std::uint32_t batch_len_ = 0;  // the batch entry's length (its last chain's)
+    bool event_idx_ = false, in_order_ = false, batches_ = false;
     driver_stats st_{};
 };
 

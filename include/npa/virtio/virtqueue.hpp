@@ -43,6 +43,9 @@ struct driver_stats {
     std::uint64_t bad_used_idx = 0; ///< used->idx more than N entries ahead: ring broken
     std::uint64_t bad_used_id = 0;  ///< an id that is no head the device holds
     std::uint64_t passed_over = 0;  ///< IN_ORDER: chains a used entry passed over
+    /// Not violations: IN_ORDER used entries that stood for a batch of chains (virtio 1.2
+    /// 2.7.9: one entry, the id of the batch's last chain, used->idx moved by the batch).
+    std::uint64_t batches = 0;
 };
 
 /// What poll_used() found.

@@ -20,6 +20,8 @@ inline constexpr std::uint16_t DEVICE_ID = 1;
 [[nodiscard]] constexpr std::uint16_t txq_index(std::uint16_t pair) noexcept {
     return static_cast<std::uint16_t>(2 * pair + 1);
 }
+/// Whether virtqueue `index` is a transmitq (odd; the controlq, 2 * pairs, is even).
+[[nodiscard]] constexpr bool is_txq(std::uint16_t index) noexcept { return (index & 1u) != 0; }
 
 // ---- feature bits (5.1.3) ------------------------------------------------------------------
 namespace feature {

@@ -27,10 +27,15 @@
 // handed over and has not had back), each length (no more than the buffer), num_buffers
 // (1 without MRG_RXBUF, at most what the ring holds, every piece present) are checked
 // before anything is touched; a violation is counted (bad_completion, rx_dropped), no
-// buffer is lost, and health() reports device_error from then on. With IN_ORDER a used
-// entry that passes over older chains completes them: TX through tx_complete, counted in
-// tx_errors and bad_completion, as the plugin contract asks; RX buffers are counted as
-// dropped but held until detach, since the device may still write them. After any
+// buffer is lost, and health() reports device_error from then on. With IN_ORDER a
+// transmitq entry may stand for a batch (virtio 1.2 2.7.9: the id of the batch's last
+// chain, used->idx moved by the batch): every chain up to it completes, as Linux's
+// in-order driver takes it (a reordered pair of TX entries then reads as a batch, and
+// both buffers were used). Any other used entry that passes over older chains completes
+// them: TX through tx_complete, counted in tx_errors and bad_completion, as the plugin
+// contract asks; RX buffers are counted as dropped but held until detach, since the
+// device may still write them (a receiveq entry for a batch would hand up buffers whose
+// lengths nobody wrote, so a receiveq takes none). After any
 // violation no more RX buffers are posted (see refill()) and none is delivered: what the
 // device hands back is held until detach, as the device may have lied about it too.
 #pragma once
@@ -417,7 +422,8 @@ private:
         if (!v.state || !v.bufs || !v.held ||
             !v.drv.reset(virtio::split_ring::in_block(block, size),
                          {v.state.get(), virtio::split_driver::state_words(size)}, false,
-                         (features_ & virtio::feature::IN_ORDER) != 0)) {
+                         (features_ & virtio::feature::IN_ORDER) != 0,
+                         /*batches=*/virtio_net::is_txq(index))) {
             return false;
         }
         const virtio::queue_setup s{iova + l.desc, iova + l.avail, iova + l.used,

@@ -26,6 +26,8 @@ struct virtio_net_rig_config {
     std::uint32_t buf_size = npa::pool_config{}.buf_size;
     /// Feature bits the device offers (virtio_net_device_config's default when 0).
     std::uint64_t features = 0;
+    /// virtio_net_device_config::tx_batch: transmitq chains per used entry under IN_ORDER.
+    std::uint16_t tx_batch = 1;
 };
 
 class virtio_net_rig : public rig_base<virtio_net_rig_config> {
@@ -34,6 +36,9 @@ public:
     static constexpr const char* device_name = "virtio-net";
     /// The model drops, delays and reorders RX used entries too (faults.hpp).
     static constexpr bool rx_completion_faults = true;
+    /// The device offers IN_ORDER and the plugin takes transmitq entries for batches
+    /// (virtio 1.2 2.7.9): a swapped pair of TX entries is a batch to it.
+    static constexpr bool tx_completion_batches = true;
     static constexpr mac_addr guest_mac{0x02, 0, 0, 0, 0, 0x01};
     static constexpr mac_addr far_mac{0x02, 0, 0, 0, 0, 0x02};
 
@@ -49,6 +54,7 @@ public:
         if (c.features != 0) {
             dc.features = c.features;
         }
+        dc.tx_batch = c.tx_batch;
         auto dev = virtio_net_device::create(mem_, dc);
         if (!dev) {
             error_ = dev.error().reason();

@@ -48,6 +48,11 @@ struct hostile_case {
 /// True when Rig's device honours the RX completion faults of fault_plan.
 template <class Rig>
 inline constexpr bool rig_has_rx_completion_faults = requires { requires Rig::rx_completion_faults; };
+/// True when Rig's plugin takes one TX completion for a batch of earlier ones (virtio's
+/// IN_ORDER, virtio 1.2 2.7.9): two TX completions swapped then read as a batch, legal,
+/// so "reordered TX completions" must show every TX buffer completed instead.
+template <class Rig>
+inline constexpr bool rig_has_tx_completion_batches = requires { requires Rig::tx_completion_batches; };
 /// True when Rig's device echoes each descriptor's tag in its completion (faults.hpp,
 /// mislabel_tx_completions).
 template <class Rig>
