@@ -281,8 +281,8 @@ public:
     std::uint32_t add_pool(std::uint32_t count, std::uint32_t buf_size, std::uint32_t headroom,
                            std::uint32_t free_capacity, std::uint32_t tag = 0) noexcept {
         const std::uint32_t ring = add_ring(free_capacity, sizeof(std::uint32_t), tag);
-        const std::uint32_t stride =
-            (buf_size + cache_line_size - 1) / cache_line_size * cache_line_size;
+        const auto stride = static_cast<std::uint32_t>(
+            (std::uint64_t{buf_size} + cache_line_size - 1) / cache_line_size * cache_line_size);
         return add(object_kind::pool, stride, std::uint64_t{count} * stride, count, headroom,
                    ring, tag);
     }
