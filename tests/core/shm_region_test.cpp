@@ -282,6 +282,17 @@ TEST_CASE("pool: alloc, free, bad indices, and the audit over rings and hands") 
     const auto back = shm::audit(*p, std::span<const std::uint32_t>(got + 10, 20), marks, *ring);
     CHECK(back.consistent());
 
+    // An index past the pool written into the free ring by the peer is never handed out.
+    const std::uint32_t forged = 5000;
+    REQUIRE(p->ring().enqueue_burst(std::span<const std::uint32_t>(&forged, 1)) == 1);
+    std::uint32_t none[128];
+    const std::uint32_t k = p->alloc_burst(none);
+    CHECK(p->stats().bad_index == 1);
+    for (std::uint32_t i = 0; i < k; ++i) {
+        CHECK(none[i] < 100);
+    }
+    p->free_burst(std::span<const std::uint32_t>(none, k));
+
     // Reclaim: the peer is "gone" with its 10; drain the ring, free ours, reclaim the rest.
     CHECK(shm::drain_to_pool(*ring, *p) == 10);
     p->free_burst(std::span<const std::uint32_t>(got + 10, 20));

@@ -16,6 +16,11 @@
 // without a lock, and a side killed at any instruction leaves every buffer in one place:
 // published in a ring, or with that side.
 //
+// A hostile or broken peer can make a ring hand out garbage but never make either side
+// touch memory outside the region: ring indices are masked, buffer indices are checked
+// against the pool before use (alloc_burst, free_burst, buffer, payload), and the layout
+// itself was validated at attach.
+//
 // Audit and reclaim (after the peer died, or while both sides are quiet): audit() marks
 // each buffer it finds in the pool's free ring, in the rings given, or in the caller's
 // hands; what no one holds is with the peer. reclaim() returns those to the pool. The
@@ -154,6 +159,7 @@ struct pool_view_stats {
     std::uint64_t alloc_fail = 0;   ///< buffers asked for and not available
     std::uint64_t foreign_free = 0; ///< frees of an index past the pool (ignored)
     std::uint64_t overfree = 0;     ///< frees the free ring had no room for: a double free
+    std::uint64_t bad_index = 0;    ///< indices past the pool found in the free ring (dropped)
 };
 
 /// A pool in a region, seen from one side. `FreeCapacity` is its free ring's capacity
@@ -188,9 +194,18 @@ public:
         return p;
     }
 
-    /// Allocating side (the free ring's consumer): up to out.size() buffer indices.
+    /// Allocating side (the free ring's consumer): up to out.size() buffer indices. The
+    /// peer wrote them (it frees into the ring): an index past the pool is counted in
+    /// bad_index and dropped, never handed out.
     [[nodiscard]] std::uint32_t alloc_burst(std::span<std::uint32_t> out) noexcept {
-        const std::uint32_t n = free_->dequeue_burst(out);
+        const std::uint32_t got = free_->dequeue_burst(out);
+        std::uint32_t n = 0;
+        for (std::uint32_t i = 0; i < got; ++i) {
+            if (out[i] < count_) {
+                out[n++] = out[i];
+            }
+        }
+        stats_.bad_index += got - n;
         stats_.alloc_fail += out.size() - n;
         return n;
     }
