@@ -465,3 +465,43 @@ TEST_CASE("index_ring: create_at/attach_at in caller memory") {
     CHECK(prod->empty());
     CHECK(cons->empty());
 }
+
+TEST_CASE("index_ring: published() shows what is in flight without consuming it, across the end") {
+    npa::index_ring<std::uint32_t, 8> r;
+    std::array<std::uint32_t, 6> a{1, 2, 3, 4, 5, 6};
+    REQUIRE(r.enqueue_burst(a) == 6);
+    std::array<std::uint32_t, 5> out{};
+    REQUIRE(r.dequeue_burst(out) == 5); // tail at 5: the next run wraps
+    std::array<std::uint32_t, 5> b{7, 8, 9, 10, 11};
+    REQUIRE(r.enqueue_burst(b) == 5);
+    const auto v = r.published();
+    REQUIRE(v.size() == 6);
+    CHECK(v.first.size() == 3);
+    CHECK(v.second.size() == 3);
+    for (std::uint32_t i = 0; i < 6; ++i) {
+        CHECK(v[i] == 6 + i);
+    }
+    CHECK(r.size() == 6); // nothing consumed
+    // Staged, unpublished elements are not in flight.
+    std::array<std::uint32_t, 1> c{12};
+    REQUIRE(r.stage_burst(c) == 1);
+    CHECK(r.published().size() == 6);
+}
+
+TEST_CASE("index_ring: take_over_producer() drops what a stopped producer never published") {
+    npa::index_ring<std::uint32_t, 8> r;
+    std::array<std::uint32_t, 3> a{1, 2, 3};
+    REQUIRE(r.enqueue_burst(a) == 3);
+    std::array<std::uint32_t, 2> staged{90, 91};
+    REQUIRE(r.stage_burst(staged) == 2); // the old producer stops here, never flushes
+    r.take_over_producer();
+    std::array<std::uint32_t, 1> b{4};
+    REQUIRE(r.enqueue_burst(b) == 1);
+    std::array<std::uint32_t, 8> out{};
+    REQUIRE(r.dequeue_burst(out) == 4);
+    CHECK(out[0] == 1);
+    CHECK(out[1] == 2);
+    CHECK(out[2] == 3);
+    CHECK(out[3] == 4); // not 90: the staged slots were dropped
+    CHECK(r.empty());
+}

@@ -214,6 +214,32 @@ public:
         cons_.tail.store(tail + n, std::memory_order_release); // release: as dequeue_burst()
     }
 
+    // ---- after the other side stopped for good (a process that died) ------------------
+
+    /// Makes the caller the producer in place of one that stopped for good: what the old
+    /// producer staged but never published is dropped (its slots count as never written),
+    /// and the cached copy of tail is refreshed. Only for a producer that can no longer
+    /// run; a consumer needs no such step (its cached head is a past value of head).
+    void take_over_producer() noexcept {
+        // acquire: pairs with the old producer's last release of head (flush()) and the
+        // consumer's release of tail; the death notice that brought the caller here orders
+        // nothing by itself in the C++ model.
+        prod_.next = prod_.head.load(std::memory_order_acquire);
+        prod_.cached_tail = cons_.tail.load(std::memory_order_acquire);
+    }
+
+    /// The published elements not yet consumed, read in place without consuming them (an
+    /// audit's view: exact only while both sides are quiet or gone).
+    [[nodiscard]] ring_region<const T> published() const noexcept {
+        // acquire: as size(), tail first so that head - tail cannot wrap below zero.
+        const std::uint32_t tail = cons_.tail.load(std::memory_order_acquire);
+        const std::uint32_t head = prod_.head.load(std::memory_order_acquire);
+        const std::uint32_t n = head - tail < Capacity ? head - tail : Capacity;
+        const std::uint32_t idx = tail & mask;
+        const std::uint32_t first = n < Capacity - idx ? n : Capacity - idx;
+        return {std::span<const T>(slots_ + idx, first), std::span<const T>(slots_, n - first)};
+    }
+
     // ---- either side (a snapshot; exact only when the other side is quiet; staged -----
     // ---- elements count once flushed) -------------------------------------------------
 
