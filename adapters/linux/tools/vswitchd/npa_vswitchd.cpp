@@ -163,14 +163,15 @@ int main(int argc, char** argv) {
     ::signal(SIGPIPE, SIG_IGN);
     log_line("serving " + std::to_string(sw.ports.size()) + " ports in " + run_dir);
 
-    // 2. the loop: data path every pass, control path every control_every passes or when idle
+    // 2. the loop: data path every pass; control path every control_every passes, or half way
+    //    to sleeping when idle
     std::vector<bool> was_running(sw.ports.size(), false);
     auto next_announce = std::chrono::steady_clock::now();
     int idle = 0;
     for (unsigned pass = 0; stop_requested == 0; ++pass) {
         const int work = sw.poll();
         idle = work != 0 ? 0 : idle + 1;
-        if (work == 0 || pass % control_every == 0) {
+        if (pass % control_every == 0 || idle == idle_passes / 2) { // no syscall per empty pass
             for (std::size_t i = 0; i < sw.ports.size(); ++i) {
                 port& p = *sw.ports[i];
                 const bool was = p.be.connected();
