@@ -2,14 +2,17 @@
 // net_virtio_user port on each of two of its sockets, one sending (txonly, the other's MAC
 // as destination), one receiving (rxonly). Every frame the sender counted is either
 // delivered to the receiver or counted by the daemon as a drop with a cause; frames from a
-// source MAC that is not the port's are refused and counted as spoofed. Run with the
+// source MAC that is not the port's are refused and counted as spoofed; a malformed message
+// closes only its connection. Run with the
 // default virtio-user features and with mrg_rxbuf=0,in_order=0. Skipped (exit 77) without
 // dpdk-testpmd.
 #define DOCTEST_CONFIG_IMPLEMENT_WITH_MAIN
 #include "vhost_testpmd.hpp"
 
 #include <signal.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -140,7 +143,24 @@ void run(const std::string& extra, const std::string& tag) {
     CHECK(wait_until(5s, [&] { return rx.port_stat("ipackets") == delivered; }));
     CHECK(rx.port_stat("ipackets") == delivered);
 
-    // 2. a source MAC that is not the port's: refused, counted, nothing delivered
+    // 2. a malformed message (a version-2 header) closes that connection, logged and
+    //    counted; the other port runs on and this one listens again
+    {
+        const int s = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        sockaddr_un sa{};
+        sa.sun_family = AF_UNIX;
+        std::snprintf(sa.sun_path, sizeof sa.sun_path, "%s/a.sock", dir.c_str());
+        REQUIRE(::connect(s, reinterpret_cast<sockaddr*>(&sa), sizeof sa) == 0);
+        const std::uint32_t bad[3] = {1, 2, 0};
+        REQUIRE(::write(s, bad, sizeof bad) == sizeof bad);
+        CHECK(wait_until(5s, [&] { return d.counter("a", "protocol_errors") == 1; }));
+        ::close(s);
+        CHECK(d.state("b") == "running");
+        CHECK(slurp(dir + "/vswitchd.log").find("a: vhost-user: a message of another protocol version") !=
+              std::string::npos);
+    }
+
+    // 3. a source MAC that is not the port's: refused, counted, nothing delivered
     testpmd spoof;
     spoof.start_vdev(NPA_TESTPMD, "net_virtio_user0,path=" + dir + "/a.sock,mac=" + mac_x + vu,
                      dir + "/spoof.log", "npa-vsw-sp-" + tag + std::to_string(::getpid()),
@@ -152,8 +172,8 @@ void run(const std::string& extra, const std::string& tag) {
     CHECK(d.counter("a", "rx_packets") == a_rx + spoofed_sent);
     CHECK(d.counter("b", "tx_packets") == delivered);
     CHECK(rx.port_stat("ipackets") == delivered);
-    CHECK(d.counter("a", "protocol_errors") == 0);
-    CHECK(d.counter("a", "connections") == 2);
+    CHECK(d.counter("a", "protocol_errors") == 1);
+    CHECK(d.counter("a", "connections") == 3);
     rx.kill9();
 }
 
