@@ -3,9 +3,8 @@
 // as destination), one receiving (rxonly). Every frame the sender counted is either
 // delivered to the receiver or counted by the daemon as a drop with a cause; frames from a
 // source MAC that is not the port's are refused and counted as spoofed; a malformed message
-// closes only its connection. Run with the
-// default virtio-user features and with mrg_rxbuf=0,in_order=0. Skipped (exit 77) without
-// dpdk-testpmd.
+// closes only its connection. Run with the default virtio-user features and with
+// mrg_rxbuf=0,in_order=0. Skipped (exit 77) without dpdk-testpmd.
 #define DOCTEST_CONFIG_IMPLEMENT_WITH_MAIN
 #include "vhost_testpmd.hpp"
 
