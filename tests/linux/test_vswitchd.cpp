@@ -46,15 +46,17 @@ std::int64_t number_after(const std::string& text, const std::string& key, std::
 struct daemon_proc {
     pid_t pid = -1;
     std::string dir;
-    void start(const std::string& run_dir) {
+    /// `b_client`: port b in client mode, connecting to that socket (the front end's).
+    void start(const std::string& run_dir, const std::string& b_client = "") {
         dir = run_dir;
+        const std::string b = "b,mac=" + mac_b + ",vlans=10" + (b_client.empty() ? "" : ",client=" + b_client);
         pid = ::fork();
         if (pid == 0) {
             const int log = ::open((dir + "/vswitchd.log").c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
             ::dup2(log, 1);
             ::dup2(log, 2);
             ::execl(NPA_VSWITCHD, NPA_VSWITCHD, "--run-dir", dir.c_str(), "--port", ("a,mac=" + mac_a).c_str(),
-                    "--port", ("b,mac=" + mac_b + ",vlans=10").c_str(), static_cast<char*>(nullptr));
+                    "--port", b.c_str(), static_cast<char*>(nullptr));
             ::_exit(127);
         }
         REQUIRE(wait_until(5s, [&] { return ::access((dir + "/b.json").c_str(), R_OK) == 0; }));
@@ -108,17 +110,20 @@ std::int64_t stop_sender(testpmd& t, const std::string& log) {
     return number_after(text, "TX-packets:", acc);
 }
 
-void run(const std::string& extra, const std::string& tag) {
+// `b_client`: the receiver's port in client mode (testpmd's virtio-user is the server).
+void run(const std::string& extra, const std::string& tag, bool b_client = false) {
     char tmpl[] = "/tmp/npa-vswitchd-XXXXXX";
     REQUIRE(::mkdtemp(tmpl) != nullptr);
     const std::string dir = tmpl;
+    const std::string b_sock = dir + (b_client ? "/front-b.sock" : "/b.sock");
     daemon_proc d;
-    d.start(dir);
+    d.start(dir, b_client ? b_sock : "");
     CHECK(d.state("a") == "listening");
 
     const std::string vu = ",queues=1" + extra;
     testpmd rx, tx;
-    rx.start_vdev(NPA_TESTPMD, "net_virtio_user0,path=" + dir + "/b.sock,mac=" + mac_b + vu, dir + "/rx.log",
+    rx.start_vdev(NPA_TESTPMD, "net_virtio_user0,path=" + b_sock + ",mac=" + mac_b + vu + (b_client ? ",server=1" : ""),
+                  dir + "/rx.log",
                   "npa-vsw-rx-" + tag + std::to_string(::getpid()), {"--forward-mode=rxonly"});
     REQUIRE_MESSAGE(wait_until(20s, [&] { return d.state("b") == "running"; }), slurp(dir + "/rx.log"));
 
@@ -174,6 +179,7 @@ void run(const std::string& extra, const std::string& tag) {
     CHECK(d.counter("a", "protocol_errors") == 1);
     CHECK(d.counter("a", "connections") == 3);
     rx.kill9();
+    ::unlink(b_sock.c_str());
 }
 
 } // namespace
@@ -189,5 +195,6 @@ TEST_CASE("npa-vswitchd between two testpmd virtio-user ports: delivered or coun
     }
     SUBCASE("virtio-user defaults (MRG_RXBUF, IN_ORDER)") { run("", "d"); }
     SUBCASE("mrg_rxbuf=0, in_order=0") { run(",mrg_rxbuf=0,in_order=0", "m"); }
+    SUBCASE("the receiving port in client mode (testpmd's virtio-user with server=1)") { run("", "c", true); }
 #endif
 }

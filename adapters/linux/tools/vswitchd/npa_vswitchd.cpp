@@ -35,7 +35,7 @@ void on_signal(int) { stop_requested = 1; }
 
 void usage(std::FILE* f) {
     std::fputs(
-        "usage: npa-vswitchd [--run-dir DIR] --port NAME[,mac=MAC][,vlans=V+V..][,mtu=N] ...\n"
+        "usage: npa-vswitchd [--run-dir DIR] --port NAME[,mac=MAC][,vlans=V+V..][,mtu=N][,client=PATH] ...\n"
         "\n"
         "Serves each port as a vhost-user socket DIR/NAME.sock (server mode; a virtio-net\n"
         "front end such as DPDK's net_virtio_user or QEMU connects) and switches frames\n"
@@ -48,6 +48,8 @@ void usage(std::FILE* f) {
         "                  (rx_spoofed); without it any source MAC is allowed and learnt\n"
         "      vlans=V+V   802.1Q VLAN ids allowed tagged (untagged frames always pass)\n"
         "      mtu=N       largest payload accepted (68-9216, default 1500)\n"
+        "      client=PATH client mode: connect to the front end's socket PATH (its server,\n"
+        "                  e.g. net_virtio_user's server=1), again after each disconnect\n"
         "  --trace         log every vhost-user request\n"
         "  --help          this text\n",
         f);
@@ -146,7 +148,9 @@ int main(int argc, char** argv) {
         sw.ports.push_back(std::make_unique<port>(pc, [name](const std::string& s) { log_line(name + ": " + s); }));
         port& p = *sw.ports.back();
         p.be.trace = trace;
-        if (npa::status st = p.be.listen(run_dir + "/" + name + ".sock"); !st) {
+        if (!pc.client.empty()) {
+            p.be.connect_to(pc.client);
+        } else if (npa::status st = p.be.listen(run_dir + "/" + name + ".sock"); !st) {
             std::fprintf(stderr, "npa-vswitchd: port %s: %s (%s/%s.sock)\n", name.c_str(), st.reason(),
                          run_dir.c_str(), name.c_str());
             return 1;

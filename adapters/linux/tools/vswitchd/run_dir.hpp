@@ -47,7 +47,8 @@ namespace npa::vswitch {
     return true;
 }
 
-/// NAME[,mac=02:00:00:00:00:01][,vlans=10+20][,mtu=1500]; nullopt with `why` set when bad.
+/// NAME[,mac=02:00:00:00:00:01][,vlans=10+20][,mtu=1500][,client=PATH]; nullopt with `why`
+/// set when bad.
 [[nodiscard]] inline std::optional<port_config> parse_port(const std::string& arg, std::string& why) {
     port_config pc;
     std::stringstream ss(arg);
@@ -85,8 +86,14 @@ namespace npa::vswitch {
                 return std::nullopt;
             }
             pc.mtu = static_cast<std::uint32_t>(m);
+        } else if (k == "client") {
+            if (v.empty() || v.size() >= 108) {
+                why = "client= takes the front end's socket path (up to 107 bytes)";
+                return std::nullopt;
+            }
+            pc.client = v;
         } else {
-            why = "unknown port option '" + k + "' (mac=, vlans=, mtu=)";
+            why = "unknown port option '" + k + "' (mac=, vlans=, mtu=, client=)";
             return std::nullopt;
         }
     }
@@ -111,7 +118,8 @@ namespace npa::vswitch {
     for (std::size_t i = 0; i < p.cfg.vlans.size(); ++i) {
         j += (i != 0 ? ", " : "") + std::to_string(p.cfg.vlans[i]);
     }
-    j += "],\n  \"mtu\": " + std::to_string(p.cfg.mtu) + ",\n  \"queues\": " + std::to_string(p.be.queues()) +
+    j += "],\n  \"mode\": \"" + std::string(p.cfg.client.empty() ? "server" : "client") +
+         "\",\n  \"mtu\": " + std::to_string(p.cfg.mtu) + ",\n  \"queues\": " + std::to_string(p.be.queues()) +
          ",\n  \"state\": \"" + state_of(p) + "\",\n  \"features\": " + std::to_string(p.be.features()) +
          ",\n  \"counters\": {";
     const char* sep = "\n";

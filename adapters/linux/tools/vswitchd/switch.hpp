@@ -44,6 +44,7 @@ struct port_config {
     mac_addr mac{};                    ///< zero: none configured (any source MAC, learnt)
     std::vector<std::uint16_t> vlans;  ///< tagged VLANs allowed; empty: untagged only
     std::uint32_t mtu = 1500;
+    std::string client;                ///< client mode: the front end's socket; empty: serve <name>.sock
 };
 
 /// One counter per cause; the names are what the run directory's JSON shows.

@@ -1,9 +1,11 @@
 // npa/linux/vhost_user/back_end.hpp: the back end's side of a vhost-user connection (QEMU's
 // docs/interop/vhost-user.rst), as npa-vswitchd serves one port: a listening unix socket
-// (server mode), one front end at a time, the requests that set up a virtio-net device's
-// rings, and the rings themselves (vring.hpp) for the data path to walk.
+// (server mode) or a front end's socket it connects to (client mode), one front end at a
+// time, the requests that set up a virtio-net device's rings, and the rings themselves
+// (vring.hpp) for the data path to walk.
 //
-//   listen(path)  binds and listens (a stale socket file is replaced).
+//   listen(path)  binds and listens (a stale socket file is replaced); or
+//   connect_to(path)  the front end listens: service() connects, again after a disconnect.
 //   service()     control path, never blocks for long: accepts a front end, reads and
 //                 answers whatever requests arrived. Returns false when the connection was
 //                 closed (the front end went away, or sent a malformed message: logged
@@ -91,6 +93,11 @@ public:
         return status::success();
     }
 
+    /// Client mode instead of listen(): the front end listens on `path` (DPDK's virtio-user
+    /// with server=1, QEMU's server sockets) and service() connects, again after every
+    /// disconnect.
+    void connect_to(const std::string& path) { client_path_ = path; }
+
     [[nodiscard]] bool connected() const noexcept { return sock_ >= 0; }
     [[nodiscard]] int listen_fd() const noexcept { return listen_; }
     [[nodiscard]] int sock_fd() const noexcept { return sock_; }
@@ -114,8 +121,10 @@ public:
         if (sock_ < 0) {
             if (listen_ >= 0) {
                 sock_ = ::accept4(listen_, nullptr, nullptr, SOCK_CLOEXEC);
-                connections_ += sock_ >= 0 ? 1 : 0;
+            } else if (!client_path_.empty()) {
+                sock_ = dial(client_path_);
             }
+            connections_ += sock_ >= 0 ? 1 : 0;
             return true;
         }
         for (;;) {
@@ -172,6 +181,21 @@ private:
             ::close(fd);
         }
         fd = -1;
+    }
+    // One connect() attempt (a unix socket connects at once or not at all).
+    static int dial(const std::string& path) noexcept {
+        sockaddr_un a{};
+        a.sun_family = AF_UNIX;
+        if (path.size() >= sizeof a.sun_path) {
+            return -1;
+        }
+        std::memcpy(a.sun_path, path.c_str(), path.size() + 1);
+        const int s = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        if (s >= 0 && ::connect(s, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) {
+            ::close(s);
+            return -1;
+        }
+        return s;
     }
     void log(const std::string& s) const {
         if (log_) {
@@ -419,7 +443,7 @@ private:
     log_fn log_;
     guest_memory mem_;
     int listen_ = -1, sock_ = -1;
-    std::string path_;
+    std::string path_, client_path_;
     std::uint64_t features_ = 0, protocol_ = 0, protocol_errors_ = 0, connections_ = 0;
 };
 
