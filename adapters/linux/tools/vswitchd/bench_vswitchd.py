@@ -5,13 +5,15 @@ prints numbers and never fails on them.
 
     adapters/linux/tools/vswitchd/bench_vswitchd.py <dir with npa-vswitchd> [seconds] [rounds]
 
-Both setups have the same front ends: a dpdk-testpmd in txonly (64-byte frames, the
-receiver's MAC as destination) on net_virtio_user, and one in rxonly on net_virtio_user;
-the two front ends share CPU 0, the switch under test runs on CPU 1:
+Both setups have the same front end: one dpdk-testpmd with two net_virtio_user ports on
+CPU 0, which sends a burst of 64-byte frames on each port (--tx-first, the other port's MAC
+as destination) and then forwards what arrives on one port out of the other (io), so the
+frames circle through the switch under test, which runs on CPU 1 (two busy pollers on the
+machine's two cores, neither sharing its CPU):
   npa      npa-vswitchd, two ports, pinned with taskset -c 1
   testpmd  dpdk-testpmd, two net_vhost ports (server mode), --forward-mode=io, its
            forwarding lcore on CPU 1
-For each: frames the receiver got (ipackets through its telemetry socket) per second of
+For each: frames the front end received (ipackets of both ports, telemetry) per second of
 wall time, and per CPU-second of the forwarding thread (/proc/<pid>/task/<tid>/schedstat:
 time on CPU), and the ratio of npa to testpmd. Needs root (testpmd's /var/run/dpdk).
 """
@@ -28,6 +30,7 @@ import time
 TESTPMD = shutil.which("dpdk-testpmd") or "/usr/bin/dpdk-testpmd"
 MAC_A, MAC_B = "02:00:00:00:00:0a", "02:00:00:00:00:0b"
 EAL = ["--no-huge", "-m", "256", "--no-pci"]
+BURST = 64  # frames the front end sends on each port at start; they then circle
 
 
 def testpmd(prefix, vdevs, lcores, args, log):
@@ -52,8 +55,14 @@ def telemetry(prefix, cmd):
 
 
 def ipackets(prefix):
-    j = telemetry(prefix, "/ethdev/stats,0")
-    return j["/ethdev/stats"]["ipackets"] if j else -1
+    """Frames received on both of the front end's ports."""
+    total = 0
+    for port in (0, 1):
+        j = telemetry(prefix, f"/ethdev/stats,{port}")
+        if not j:
+            return -1
+        total += j["/ethdev/stats"]["ipackets"]
+    return total
 
 
 def cpu_ns(pid, thread_name=None):
@@ -106,20 +115,20 @@ def measure(kind, bindir, secs, w, rnd):
         procs.append(sw)
         if not wait_for(lambda: os.path.exists(sock_a) and os.path.exists(sock_b)):
             return None
-        rx = testpmd(f"brx-{tag}", [f"net_virtio_user0,path={sock_b},queues=1,mac={MAC_B}"], "0@0,1@0",
-                     ["--forward-mode=rxonly"], log)
-        procs.append(rx)
-        if not wait_for(lambda: ipackets(f"brx-{tag}") >= 0):
-            return None
-        tx = testpmd(f"btx-{tag}", [f"net_virtio_user0,path={sock_a},queues=1,mac={MAC_A}"], "0@0,1@0",
-                     ["--forward-mode=txonly", f"--eth-peer=0,{MAC_B}"], log)
-        procs.append(tx)
-        if not wait_for(lambda: ipackets(f"brx-{tag}") > 1000):
+        # One front end with both ports: it sends a burst on each (--tx-first), then forwards
+        # whatever arrives on one port out of the other (io), so the frames circle through the
+        # switch; the destination MACs (--eth-peer) send each burst to the other port.
+        fe = f"bfe-{tag}"
+        procs.append(testpmd(fe, [f"net_virtio_user0,path={sock_a},queues=1,mac={MAC_A}",
+                                  f"net_virtio_user1,path={sock_b},queues=1,mac={MAC_B}"], "0@0,1@0",
+                             ["--forward-mode=io", "--tx-first", f"--eth-peer=0,{MAC_B}", f"--eth-peer=1,{MAC_A}",
+                              f"--burst={BURST}"], log))
+        if not wait_for(lambda: ipackets(fe) > 1000):
             return None
         time.sleep(1)  # past start-up
-        p0, c0, t0 = ipackets(f"brx-{tag}"), cpu_ns(sw.pid, thread), time.time()
+        p0, c0, t0 = ipackets(fe), cpu_ns(sw.pid, thread), time.time()
         time.sleep(secs)
-        p1, c1, t1 = ipackets(f"brx-{tag}"), cpu_ns(sw.pid, thread), time.time()
+        p1, c1, t1 = ipackets(fe), cpu_ns(sw.pid, thread), time.time()
         return p1 - p0, t1 - t0, (c1 - c0) / 1e9
     finally:
         for p in reversed(procs):

@@ -182,9 +182,12 @@ int main(int argc, char** argv) {
                 if (!p.be.service() || (was && !p.be.connected())) {
                     sw.forget(i);
                 }
-                const bool running = p.transmitq().ready();
-                if (running && !was_running[i]) { // a ring that starts: polled, no kicks wanted
-                    [[maybe_unused]] const bool w = p.transmitq().dev.enable_notify(false);
+                // Rings that start are polled: no kicks wanted. The receiveq never wants them
+                // (a frame with no buffer waiting is dropped and counted, not held).
+                const bool running = p.transmitq().ready() && p.receiveq().ready();
+                if (running && !was_running[i]) {
+                    [[maybe_unused]] const bool t = p.transmitq().dev.enable_notify(false);
+                    [[maybe_unused]] const bool r = p.receiveq().dev.enable_notify(false);
                 }
                 was_running[i] = running;
             }
