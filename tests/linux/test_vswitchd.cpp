@@ -17,6 +17,7 @@
 
 #include <chrono>
 #include <cstdio>
+#include <filesystem>
 #include <fstream>
 #include <sstream>
 #include <string>
@@ -180,6 +181,9 @@ void run(const std::string& extra, const std::string& tag, bool b_client = false
     CHECK(d.counter("a", "connections") == 3);
     rx.kill9();
     ::unlink(b_sock.c_str());
+    for (const testpmd* t : {&rx, &tx, &spoof}) { // testpmd leaves its runtime directory
+        std::filesystem::remove_all("/var/run/dpdk/" + t->prefix);
+    }
 }
 
 } // namespace

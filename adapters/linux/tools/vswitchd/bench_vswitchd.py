@@ -93,6 +93,9 @@ def stop(p):
         except subprocess.TimeoutExpired:
             p.kill()
             p.wait()
+    for a in p.args:  # testpmd's runtime directory stays behind otherwise
+        if isinstance(a, str) and a.startswith("--file-prefix="):
+            shutil.rmtree("/var/run/dpdk/" + a.split("=", 1)[1], ignore_errors=True)
 
 
 def measure(kind, bindir, secs, w, rnd):
