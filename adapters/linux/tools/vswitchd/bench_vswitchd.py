@@ -10,7 +10,8 @@ CPU 0, which sends a burst of 64-byte frames on each port (--tx-first, the other
 as destination) and then forwards what arrives on one port out of the other (io), so the
 frames circle through the switch under test, which runs on CPU 1 (two busy pollers on the
 machine's two cores, neither sharing its CPU):
-  npa      npa-vswitchd, two ports, pinned with taskset -c 1
+  npa      npa-vswitchd, two ports, pinned with taskset -c 1 (sleeps when idle)
+  npa-busy the same with --busy-poll (never sleeps, as testpmd)
   testpmd  dpdk-testpmd, two net_vhost ports (server mode), --forward-mode=io, its
            forwarding lcore on CPU 1
 For each: frames the front end received (ipackets of both ports, telemetry) per second of
@@ -104,9 +105,10 @@ def measure(kind, bindir, secs, w, rnd):
     log = open(os.path.join(w, f"{tag}.log"), "w")
     procs = []
     try:
-        if kind == "npa":
+        if kind.startswith("npa"):
+            busy = ["--busy-poll"] if kind == "npa-busy" else []
             sw = subprocess.Popen(["taskset", "-c", "1", os.path.join(bindir, "npa-vswitchd"), "--run-dir", w,
-                                   "--port", f"a{rnd},mac={MAC_A}", "--port", f"b{rnd},mac={MAC_B}"],
+                                   "--port", f"a{rnd},mac={MAC_A}", "--port", f"b{rnd},mac={MAC_B}", *busy],
                                   stdout=log, stderr=subprocess.STDOUT)
             sock_a, sock_b = f"{w}/a{rnd}.sock", f"{w}/b{rnd}.sock"
             thread = None
@@ -146,9 +148,9 @@ def main():
     bindir, secs = sys.argv[1], float(sys.argv[2]) if len(sys.argv) > 2 else 5.0
     rounds = int(sys.argv[3]) if len(sys.argv) > 3 else 3
     w = tempfile.mkdtemp(prefix="npa-vswitchd-bench-")
-    res = {"npa": [], "testpmd": []}
+    res = {"npa": [], "npa-busy": [], "testpmd": []}
     for r in range(rounds):
-        for kind in ("npa", "testpmd"):
+        for kind in res:
             m = measure(kind, bindir, secs, w, r)
             if m is None:
                 print(f"round {r} {kind}: did not start (logs in {w})")
@@ -169,9 +171,10 @@ def main():
         cpu = sum(m[2] for m in ms)
         summary[kind] = (n / wall / 1e6, n / cpu / 1e6 if cpu else 0.0)
         print(f"| {kind} | {summary[kind][0]:.3f} | {summary[kind][1]:.3f} |")
-    if "npa" in summary and "testpmd" in summary and summary["testpmd"][0] > 0:
-        print(f"| npa / testpmd | {summary['npa'][0] / summary['testpmd'][0]:.2f} | "
-              f"{summary['npa'][1] / summary['testpmd'][1]:.2f} |")
+    base = summary.get("testpmd")
+    for kind in ("npa", "npa-busy"):
+        if kind in summary and base and base[0] > 0 and base[1] > 0:
+            print(f"| {kind} / testpmd | {summary[kind][0] / base[0]:.2f} | {summary[kind][1] / base[1]:.2f} |")
     shutil.rmtree(w, ignore_errors=True)
     return 0
 

@@ -13,6 +13,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <cstring>
@@ -50,6 +51,7 @@ void usage(std::FILE* f) {
         "      mtu=N       largest payload accepted (68-9216, default 1500)\n"
         "      client=PATH client mode: connect to the front end's socket PATH (its server,\n"
         "                  e.g. net_virtio_user's server=1), again after each disconnect\n"
+        "  --busy-poll     never sleep (no kicks asked for; one CPU always busy)\n"
         "  --trace         log every vhost-user request\n"
         "  --help          this text\n",
         f);
@@ -99,7 +101,7 @@ int main(int argc, char** argv) {
     using namespace npa::vswitch;
     std::string run_dir = "/run/npa/vswitch";
     std::vector<port_config> cfgs;
-    bool trace = false;
+    bool trace = false, busy_poll = false;
     for (int i = 1; i < argc; ++i) {
         const std::string a = argv[i];
         if (a == "--help" || a == "-h") {
@@ -108,6 +110,10 @@ int main(int argc, char** argv) {
         }
         if (a == "--trace") {
             trace = true;
+            continue;
+        }
+        if (a == "--busy-poll") {
+            busy_poll = true;
             continue;
         }
         if ((a == "--run-dir" || a == "--port") && i + 1 == argc) {
@@ -174,7 +180,7 @@ int main(int argc, char** argv) {
     int idle = 0;
     for (unsigned pass = 0; stop_requested == 0; ++pass) {
         const int work = sw.poll();
-        idle = work != 0 ? 0 : idle + 1;
+        idle = work != 0 ? 0 : std::min(idle + 1, idle_passes); // --busy-poll: stays at the cap
         if (pass % control_every == 0 || idle == idle_passes / 2) { // no syscall per empty pass
             for (std::size_t i = 0; i < sw.ports.size(); ++i) {
                 port& p = *sw.ports[i];
@@ -200,7 +206,7 @@ int main(int argc, char** argv) {
                 next_announce = std::chrono::steady_clock::now() + announce_every;
             }
         }
-        if (idle >= idle_passes) {
+        if (idle >= idle_passes && !busy_poll) {
             bool pending = false;
             set_notify(sw, true, pending);
             if (!pending) {

@@ -40,6 +40,9 @@ struct vring {
     // what the back end made of it
     bool started = false, broken = false;
     virtio::split_device dev{};
+    /// Where each walk puts a chain's segments: kept here, not on the stack, so an empty poll
+    /// does not zero 1 KiB of segments every time.
+    std::array<virtio::segment, max_segments> segs{};
 
     [[nodiscard]] bool ready() const noexcept { return started && enabled && !broken; }
 
@@ -85,7 +88,7 @@ struct io_stats {
 [[nodiscard]] inline std::size_t take_frame(vring& r, const guest_memory& mem, std::size_t hdr_len,
                                             std::span<std::byte> out, io_stats& st, bool& more) noexcept {
     more = false;
-    std::array<virtio::segment, max_segments> segs;
+    std::span<virtio::segment> segs = r.segs;
     virtio::chain c;
     const auto ok = [&](std::uint64_t a, std::uint32_t l, bool) { return mem.gpa(a, l) != nullptr; };
     const virtio::pop_status ps = r.dev.pop(c, segs, ok);
@@ -135,7 +138,7 @@ struct io_stats {
         std::uint16_t head;
         std::uint32_t len;
     };
-    std::array<virtio::segment, max_segments> segs;
+    std::span<virtio::segment> segs = r.segs;
     std::array<taken, max_rx_chains> used;
     std::uint16_t nused = 0;
     std::byte* num_buffers = nullptr;
