@@ -242,6 +242,7 @@ private:
             d.rx_dirty = true;
         } else {
             d.rx_dirty = true;  // refused chains may have been given back
+            d.fold_ring_errors(); // the drop's cause, counted now
         }
     }
 

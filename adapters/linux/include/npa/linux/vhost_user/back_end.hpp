@@ -104,6 +104,8 @@ public:
     [[nodiscard]] std::uint64_t features() const noexcept { return features_; }
     [[nodiscard]] bool has(std::uint64_t f) const noexcept { return (features_ & f) != 0; }
     [[nodiscard]] const guest_memory& memory() const noexcept { return mem_; }
+    /// The memory, writable: a test stands in for SET_MEM_TABLE with guest_memory::add().
+    [[nodiscard]] guest_memory& memory() noexcept { return mem_; }
     [[nodiscard]] std::span<vring> rings() noexcept { return rings_; }
     [[nodiscard]] std::uint32_t queues() const noexcept { return queues_; }
     /// The virtio-net header's length: 12 with VERSION_1 or MRG_RXBUF, else 10 (5.1.6).
