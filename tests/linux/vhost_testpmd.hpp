@@ -30,13 +30,18 @@ struct testpmd {
     /// `args`: testpmd's own arguments (after "--"), the forward mode first.
     void start(const char* program, const std::string& sock, const std::string& pfx,
                const std::vector<std::string>& args = {"--forward-mode=rxonly"}) {
+        start_vdev(program, "net_vhost0,iface=" + sock + ",queues=1", sock + ".log", pfx, args);
+    }
+    /// Any one virtual device (`vdev`, e.g. net_virtio_user0,path=...), its log at `log`.
+    void start_vdev(const char* program, const std::string& vdev, const std::string& log_path,
+                    const std::string& pfx, const std::vector<std::string>& args) {
         prefix = pfx;
         int p[2];
         REQUIRE(::pipe2(p, O_CLOEXEC) == 0);
         std::vector<std::string> a = {program,    "--no-huge",
                                       "-m",       "256",
                                       "--no-pci", "--file-prefix=" + pfx,
-                                      "--vdev",   "net_vhost0,iface=" + sock + ",queues=1",
+                                      "--vdev",   vdev,
                                       "-l",       "0-1",
                                       "--"};
         a.insert(a.end(), args.begin(), args.end());
@@ -48,7 +53,7 @@ struct testpmd {
         argv.push_back(nullptr);
         pid = ::fork();
         if (pid == 0) {
-            const int log = ::open((sock + ".log").c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
+            const int log = ::open(log_path.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
             ::dup2(p[0], 0);
             ::dup2(log, 1);
             ::dup2(log, 2);

@@ -469,10 +469,11 @@ class split_device {
 public:
     /// `event_idx`: VIRTIO_F_EVENT_IDX negotiated; `indirect`: VIRTIO_F_INDIRECT_DESC (this
     /// side refuses indirect chains either way for now: a table to walk in driver memory,
-    /// left for when a driver needs it). Starts from index 0 on both rings (2.7.14).
-    [[nodiscard]] bool reset(const split_ring& r, bool event_idx) noexcept {
+    /// left for when a driver needs it). Starts from index `base` on both rings (0 for a
+    /// fresh queue, 2.7.14; a vhost-user back end resumes at SET_VRING_BASE's index).
+    [[nodiscard]] bool reset(const split_ring& r, bool event_idx, std::uint16_t base = 0) noexcept {
         r_ = r;
-        last_avail_ = used_idx_ = signalled_ = 0;
+        last_avail_ = used_idx_ = signalled_ = base;
         event_idx_ = event_idx;
         for (std::uint64_t& c : errors_) {
             c = 0;

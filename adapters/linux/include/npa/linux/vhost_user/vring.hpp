@@ -1,0 +1,217 @@
+// npa/linux/vhost_user/vring.hpp: one virtqueue as a vhost-user back end holds it (the
+// device side, virtio/split_ring.hpp's split_device, over guest_memory), and the two ways a
+// virtio-net back end uses one: take a frame the front end transmits (its transmitq, 2q+1),
+// give a frame to the front end (its receiveq, 2q).
+//
+// Every chain is walked by split_device with guest_memory as the address check, so a
+// descriptor index, a loop, a length or an address outside the mapped regions is refused
+// and counted (errors(chain_error)) before a byte of it is touched. A refused chain whose
+// head is valid goes back to the front end unused (length 0); an impossible avail->idx
+// marks the ring broken: it is left alone until the front end sets it up again.
+//
+// The 12-byte virtio_net_hdr_v1 (VIRTIO_F_VERSION_1 or MRG_RXBUF; 10 bytes otherwise)
+// leads every buffer: skipped on transmit, written as zeros (num_buffers set) on receive.
+#pragma once
+
+#include <npa/linux/vhost_user/guest_memory.hpp>
+#include <npa/virtio/split_ring.hpp>
+
+#include <algorithm>
+#include <array>
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+#include <span>
+
+namespace npa::vhost_user {
+
+/// Tuning: segments one chain may have (a TX chain of a 64 KiB frame in 4 KiB pages is 17;
+/// DPDK's virtio-user sends at most 2) and RX chains one frame may take with MRG_RXBUF.
+inline constexpr std::size_t max_segments = 64;
+inline constexpr std::uint16_t max_rx_chains = 64;
+
+struct vring {
+    // set up by the front end (SET_VRING_*)
+    std::uint32_t num = 0;
+    std::uint16_t base = 0;
+    std::uint64_t desc_uva = 0, avail_uva = 0, used_uva = 0;
+    int kick = -1, call = -1, err = -1;
+    bool addr_set = false, kicked = false, enabled = false;
+    // what the back end made of it
+    bool started = false, broken = false;
+    virtio::split_device dev{};
+    /// Where each walk puts a chain's segments: kept here, not on the stack, so an empty poll
+    /// does not zero 1 KiB of segments every time.
+    std::array<virtio::segment, max_segments> segs{};
+
+    [[nodiscard]] bool ready() const noexcept { return started && enabled && !broken; }
+
+    /// Binds the ring to `mem` at its user addresses and starts it at `base`; false (nothing
+    /// started) when an area lies outside the mapped memory or the size is no power of two.
+    [[nodiscard]] bool start(const guest_memory& mem, bool event_idx) noexcept {
+        started = broken = false;
+        if (!addr_set || !virtio::queue_size_ok(num)) {
+            return false;
+        }
+        std::byte* d = mem.uva(desc_uva, virtio::desc_bytes(num));
+        std::byte* a = mem.uva(avail_uva, virtio::avail_bytes(num));
+        std::byte* u = mem.uva(used_uva, virtio::used_bytes(num));
+        if (d == nullptr || a == nullptr || u == nullptr) {
+            return false;
+        }
+        started = dev.reset(virtio::split_ring(d, a, u, num), event_idx, base);
+        return started;
+    }
+    /// GET_VRING_BASE: stops the ring and answers where the front end resumes.
+    std::uint16_t stop() noexcept {
+        if (started) {
+            base = dev.last_avail();
+        }
+        started = false;
+        return base;
+    }
+};
+
+/// What one ring walk refused or could not do, beside split_device's per-error counters.
+struct io_stats {
+    std::uint64_t broken = 0;       ///< avail->idx impossible: the ring was stopped
+    std::uint64_t short_chain = 0;  ///< a TX chain shorter than the virtio-net header
+    std::uint64_t rx_no_buffer = 0; ///< no RX chain (or not enough of them) for a frame
+    std::uint64_t rx_too_big = 0;   ///< without MRG_RXBUF, a frame larger than the chain
+};
+
+/// Takes the next frame the front end transmits into `out`: its length, 0 when nothing is
+/// waiting or the chain was refused (counted; its head given back unused), or more than
+/// out.size() when the frame did not fit (the first out.size() bytes copied; the caller drops
+/// it). The chain goes back to the front end at once (used, length 0); publish_used() is
+/// the caller's, once a burst.
+[[nodiscard]] inline std::size_t take_frame(vring& r, const guest_memory& mem, std::size_t hdr_len,
+                                            std::span<std::byte> out, io_stats& st, bool& more) noexcept {
+    more = false;
+    std::span<virtio::segment> segs = r.segs;
+    virtio::chain c;
+    const auto ok = [&](std::uint64_t a, std::uint32_t l, bool) { return mem.gpa(a, l) != nullptr; };
+    const virtio::pop_status ps = r.dev.pop(c, segs, ok);
+    if (ps == virtio::pop_status::empty) {
+        return 0;
+    }
+    if (ps == virtio::pop_status::broken) {
+        r.broken = true;
+        ++st.broken;
+        return 0;
+    }
+    more = true;
+    if (ps == virtio::pop_status::refused) {
+        if (r.dev.last_error() != virtio::chain_error::head_range) {
+            r.dev.push_used(c.head, 0);
+        }
+        return 0;
+    }
+    r.dev.push_used(c.head, 0);
+    if (c.read_len <= hdr_len) {
+        ++st.short_chain;
+        return 0;
+    }
+    // Copy the readable segments, the header skipped (it may span segments).
+    std::size_t skip = hdr_len, at = 0;
+    for (std::uint16_t i = 0; i < c.readable; ++i) {
+        const std::byte* p = mem.gpa(segs[i].addr, segs[i].len); // checked by pop()
+        std::size_t len = segs[i].len;
+        const std::size_t s = std::min(skip, len);
+        p += s;
+        len -= s;
+        skip -= s;
+        const std::size_t n = at < out.size() ? std::min(len, out.size() - at) : 0;
+        std::memcpy(out.data() + at, p, n);
+        at += len;
+    }
+    return at;
+}
+
+/// Gives `frame` to the front end through its receive ring: true when delivered (used
+/// entries written, not yet published). With `mrg` (VIRTIO_NET_F_MRG_RXBUF) the frame may
+/// take several chains (num_buffers in the header); without, it must fit one. Chains taken
+/// and not used go back to the ring.
+[[nodiscard]] inline bool give_frame(vring& r, const guest_memory& mem, std::size_t hdr_len, bool mrg,
+                                     std::span<const std::byte> frame, io_stats& st) noexcept {
+    struct taken {
+        std::uint16_t head;
+        std::uint32_t len;
+    };
+    std::span<virtio::segment> segs = r.segs;
+    std::array<taken, max_rx_chains> used;
+    std::uint16_t nused = 0;
+    std::byte* num_buffers = nullptr;
+    std::size_t at = 0;                     // frame bytes written
+    const std::size_t total = hdr_len + frame.size();
+    std::size_t written = 0;                // header and frame bytes written
+    const auto ok = [&](std::uint64_t a, std::uint32_t l, bool w) { return w && mem.gpa(a, l) != nullptr; };
+    while (written < total) {
+        if (nused == max_rx_chains || (nused != 0 && !mrg)) {
+            r.dev.unpop(nused);
+            ++(mrg ? st.rx_no_buffer : st.rx_too_big);
+            return false;
+        }
+        virtio::chain c;
+        const virtio::pop_status ps = r.dev.pop(c, segs, ok);
+        if (ps == virtio::pop_status::broken) {
+            r.dev.unpop(nused);
+            r.broken = true;
+            ++st.broken;
+            return false;
+        }
+        if (ps == virtio::pop_status::empty) {
+            r.dev.unpop(nused);
+            ++st.rx_no_buffer;
+            return false;
+        }
+        if (ps == virtio::pop_status::refused) {
+            // A chain that cannot be written is given back unused; the frame tries the next
+            // one, unless chains were taken before it: they can no longer go back to the
+            // ring (the refused one sits after them), so they go back unused too.
+            if (r.dev.last_error() != virtio::chain_error::head_range) {
+                r.dev.push_used(c.head, 0);
+            }
+            if (nused == 0) {
+                continue;
+            }
+            for (std::uint16_t i = 0; i < nused; ++i) {
+                r.dev.push_used(used[i].head, 0);
+            }
+            ++st.rx_no_buffer;
+            return false;
+        }
+        std::uint32_t len = 0;
+        for (std::uint16_t i = c.readable; i < c.segments && written < total; ++i) {
+            std::byte* p = mem.gpa(segs[i].addr, segs[i].len); // checked by pop()
+            std::size_t room = segs[i].len;
+            while (room != 0 && written < hdr_len) { // the header, zeros but num_buffers
+                const std::size_t n = std::min(room, hdr_len - written);
+                std::memset(p, 0, n);
+                if (written <= 10 && written + n >= 12 && hdr_len >= 12) {
+                    num_buffers = p + (10 - written);
+                }
+                p += n;
+                room -= n;
+                written += n;
+                len += static_cast<std::uint32_t>(n);
+            }
+            const std::size_t n = std::min(room, frame.size() - at);
+            std::memcpy(p, frame.data() + at, n);
+            at += n;
+            written += n;
+            len += static_cast<std::uint32_t>(n);
+        }
+        used[nused++] = {c.head, len};
+    }
+    if (num_buffers != nullptr) {
+        const std::uint16_t nb = nused; // le16 on the x86 and arm64 hosts this runs on
+        std::memcpy(num_buffers, &nb, 2);
+    }
+    for (std::uint16_t i = 0; i < nused; ++i) {
+        r.dev.push_used(used[i].head, used[i].len);
+    }
+    return true;
+}
+
+} // namespace npa::vhost_user

@@ -1,0 +1,228 @@
+// npa-vswitchd: a host-side virtio-net back end. Serves N ports, each a vhost-user socket
+// (server mode) a front end connects to (DPDK's virtio-user, QEMU), and switches frames
+// between them by destination MAC and VLAN with a PF-style policy (switch.hpp). One thread
+// polls every port; with nothing to do for a while it sleeps in poll() on the sockets and
+// the kick eventfds (notifications turned back on), so an idle daemon costs no CPU.
+//
+// Usage: npa-vswitchd [--run-dir DIR] --port NAME[,mac=..][,vlans=..][,mtu=..] ...
+#include "run_dir.hpp"
+#include "switch.hpp"
+
+#include <poll.h>
+#include <signal.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <cstring>
+#include <string>
+#include <vector>
+
+namespace {
+
+// Tuning: empty passes before the loop sleeps (about 50 us of polling at a pass a few
+// hundred ns), how long one sleep lasts at most (the control path's latency when idle),
+// passes between two looks at the control sockets while busy, and how often the run
+// directory's JSON is rewritten.
+constexpr int idle_passes = 200;
+constexpr int sleep_ms = 100;
+constexpr unsigned control_every = 1024;
+constexpr auto announce_every = std::chrono::milliseconds(200);
+
+volatile sig_atomic_t stop_requested = 0;
+void on_signal(int) { stop_requested = 1; }
+
+void usage(std::FILE* f) {
+    std::fputs(
+        "usage: npa-vswitchd [--run-dir DIR] --port NAME[,mac=MAC][,vlans=V+V..][,mtu=N][,client=PATH] ...\n"
+        "\n"
+        "Serves each port as a vhost-user socket DIR/NAME.sock (server mode; a virtio-net\n"
+        "front end such as DPDK's net_virtio_user or QEMU connects) and switches frames\n"
+        "between the ports by destination MAC and VLAN. DIR/NAME.json shows each port's\n"
+        "configuration, state and counters (rewritten atomically a few times a second).\n"
+        "\n"
+        "  --run-dir DIR   sockets and JSON files (default /run/npa/vswitch)\n"
+        "  --port NAME     a port; options after commas:\n"
+        "      mac=MAC     the port's address: frames from another source MAC are dropped\n"
+        "                  (rx_spoofed); without it any source MAC is allowed and learnt\n"
+        "      vlans=V+V   802.1Q VLAN ids allowed tagged (untagged frames always pass)\n"
+        "      mtu=N       largest payload accepted (68-9216, default 1500)\n"
+        "      client=PATH client mode: connect to the front end's socket PATH (its server,\n"
+        "                  e.g. net_virtio_user's server=1), again after each disconnect\n"
+        "  --busy-poll     never sleep (no kicks asked for; one CPU always busy)\n"
+        "  --trace         log every vhost-user request\n"
+        "  --help          this text\n",
+        f);
+}
+
+void log_line(const std::string& s) {
+    std::fprintf(stderr, "npa-vswitchd: %s\n", s.c_str());
+    std::fflush(stderr);
+}
+
+// Notifications on while asleep (the front end kicks), off while polling (it need not).
+void set_notify(npa::vswitch::engine& sw, bool on, bool& pending) {
+    for (auto& p : sw.ports) {
+        if (p->transmitq().ready()) {
+            pending = p->transmitq().dev.enable_notify(on) || pending;
+        }
+    }
+}
+
+// Sleeps until a socket or a kick eventfd has something, or sleep_ms passed; the kicks
+// that woke it are read (an eventfd counts until read).
+void sleep_on_fds(npa::vswitch::engine& sw) {
+    std::vector<pollfd> fds;
+    std::vector<bool> kick;
+    for (auto& p : sw.ports) {
+        fds.push_back({p->be.connected() ? p->be.sock_fd() : p->be.listen_fd(), POLLIN, 0});
+        kick.push_back(false);
+        if (p->transmitq().kick >= 0) {
+            fds.push_back({p->transmitq().kick, POLLIN, 0});
+            kick.push_back(true);
+        }
+    }
+    if (::poll(fds.data(), fds.size(), sleep_ms) <= 0) {
+        return;
+    }
+    for (std::size_t i = 0; i < fds.size(); ++i) {
+        if (kick[i] && (fds[i].revents & POLLIN) != 0) {
+            std::uint64_t v;
+            [[maybe_unused]] const ssize_t n = ::read(fds[i].fd, &v, sizeof v);
+        }
+    }
+}
+
+} // namespace
+
+int main(int argc, char** argv) {
+    using namespace npa::vswitch;
+    std::string run_dir = "/run/npa/vswitch";
+    std::vector<port_config> cfgs;
+    bool trace = false, busy_poll = false;
+    for (int i = 1; i < argc; ++i) {
+        const std::string a = argv[i];
+        if (a == "--help" || a == "-h") {
+            usage(stdout);
+            return 0;
+        }
+        if (a == "--trace") {
+            trace = true;
+            continue;
+        }
+        if (a == "--busy-poll") {
+            busy_poll = true;
+            continue;
+        }
+        if ((a == "--run-dir" || a == "--port") && i + 1 == argc) {
+            std::fprintf(stderr, "npa-vswitchd: %s needs a value\n", a.c_str());
+            return 2;
+        }
+        if (a == "--run-dir") {
+            run_dir = argv[++i];
+        } else if (a == "--port") {
+            std::string why;
+            auto pc = parse_port(argv[++i], why);
+            if (!pc) {
+                std::fprintf(stderr, "npa-vswitchd: --port %s: %s\n", argv[i], why.c_str());
+                return 2;
+            }
+            for (const port_config& o : cfgs) {
+                if (o.name == pc->name || (o.mac == pc->mac && o.mac != mac_addr{})) {
+                    std::fprintf(stderr, "npa-vswitchd: --port %s: name or MAC used twice\n", argv[i]);
+                    return 2;
+                }
+            }
+            cfgs.push_back(*pc);
+        } else {
+            std::fprintf(stderr, "npa-vswitchd: unknown argument '%s' (see --help)\n", a.c_str());
+            return 2;
+        }
+    }
+    if (cfgs.empty()) {
+        std::fprintf(stderr, "npa-vswitchd: no --port given (see --help)\n");
+        return 2;
+    }
+    ::mkdir(run_dir.c_str(), 0755); // an existing directory is fine; listen() says otherwise
+
+    // 1. ports: a back end listening on each socket, announced in the run directory
+    engine sw;
+    for (const port_config& pc : cfgs) {
+        const std::string name = pc.name;
+        sw.ports.push_back(std::make_unique<port>(pc, [name](const std::string& s) { log_line(name + ": " + s); }));
+        port& p = *sw.ports.back();
+        p.be.trace = trace;
+        if (!pc.client.empty()) {
+            p.be.connect_to(pc.client);
+        } else if (npa::status st = p.be.listen(run_dir + "/" + name + ".sock"); !st) {
+            std::fprintf(stderr, "npa-vswitchd: port %s: %s (%s/%s.sock)\n", name.c_str(), st.reason(),
+                         run_dir.c_str(), name.c_str());
+            return 1;
+        }
+        if (!announce(run_dir, p)) {
+            std::fprintf(stderr, "npa-vswitchd: cannot write %s/%s.json\n", run_dir.c_str(), name.c_str());
+            return 1;
+        }
+    }
+    struct sigaction sa{};
+    sa.sa_handler = on_signal;
+    ::sigaction(SIGINT, &sa, nullptr);
+    ::sigaction(SIGTERM, &sa, nullptr);
+    ::signal(SIGPIPE, SIG_IGN);
+    log_line("serving " + std::to_string(sw.ports.size()) + " ports in " + run_dir);
+
+    // 2. the loop: data path every pass; control path every control_every passes, or half way
+    //    to sleeping when idle
+    std::vector<bool> was_running(sw.ports.size(), false);
+    auto next_announce = std::chrono::steady_clock::now();
+    int idle = 0;
+    for (unsigned pass = 0; stop_requested == 0; ++pass) {
+        const int work = sw.poll();
+        idle = work != 0 ? 0 : std::min(idle + 1, idle_passes); // --busy-poll: stays at the cap
+        if (pass % control_every == 0 || idle == idle_passes / 2) { // no syscall per empty pass
+            for (std::size_t i = 0; i < sw.ports.size(); ++i) {
+                port& p = *sw.ports[i];
+                const bool was = p.be.connected();
+                if (!p.be.service() || (was && !p.be.connected())) {
+                    sw.forget(i);
+                }
+                // Rings that start are polled: no kicks wanted. The receiveq never wants them
+                // (a frame with no buffer waiting is dropped and counted, not held).
+                const bool running = p.transmitq().ready() && p.receiveq().ready();
+                if (running && !was_running[i]) {
+                    [[maybe_unused]] const bool t = p.transmitq().dev.enable_notify(false);
+                    [[maybe_unused]] const bool r = p.receiveq().dev.enable_notify(false);
+                }
+                was_running[i] = running;
+            }
+            if (std::chrono::steady_clock::now() >= next_announce) {
+                for (auto& p : sw.ports) {
+                    p->fold_ring_errors();
+                    p->c.connections = p->be.connections();
+                    announce(run_dir, *p);
+                }
+                next_announce = std::chrono::steady_clock::now() + announce_every;
+            }
+        }
+        if (idle >= idle_passes && !busy_poll) {
+            bool pending = false;
+            set_notify(sw, true, pending);
+            if (!pending) {
+                sleep_on_fds(sw);
+            }
+            set_notify(sw, false, pending);
+            idle = 0;
+        }
+    }
+
+    // 3. stop: sockets and JSON files go with the daemon
+    for (auto& p : sw.ports) {
+        const std::string base = run_dir + "/" + p->cfg.name;
+        ::unlink((base + ".json").c_str());
+    }
+    sw.ports.clear(); // each back end unlinks its socket
+    log_line("stopped");
+    return 0;
+}

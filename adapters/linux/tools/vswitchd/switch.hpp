@@ -1,0 +1,253 @@
+// npa-vswitchd's switch: its ports (one vhost-user back end each, with a PF-style policy)
+// and the data path that moves frames between them, top to bottom:
+//
+//   poll()              for each port whose transmit ring runs, a burst of frames:
+//     take_frame()        the front end's next frame (vring.hpp: chain walked and checked)
+//     admit()             length, anti-spoofing (source MAC), VLAN: the ingress policy
+//     learn, look up      (VLAN, source MAC) learnt; destination by configured MAC, then
+//                         learnt; broadcast and multicast flooded to the VLAN's ports
+//     deliver()           egress VLAN check, give_frame() into the destination's receive ring
+//   then the used entries of every ring touched are published, and the call eventfd
+//   written where the front end asked for an interrupt (split_device::need_interrupt()).
+//
+// Counters are the switch's view, as in Open vSwitch: `rx` is what the switch received
+// from a port's front end (its transmitq), `tx` what it sent to it (its receiveq). Every
+// frame taken from a front end is either forwarded or counted in exactly one rx_* drop;
+// every frame forwarded to a port is either delivered (tx_packets) or one tx_* drop there.
+#pragma once
+
+#include <npa/linux/vhost_user/back_end.hpp>
+#include <npa/sim/device/policy.hpp>
+#include <npa/sim/wire.hpp>
+
+#include <array>
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+namespace npa::vswitch {
+
+using npa::mac_addr;
+
+/// Tuning: frames one port may send per poll (a burst, as DPDK's 32), and the largest MTU a
+/// port may configure (a jumbo frame, as most NICs).
+inline constexpr int burst = 32;
+inline constexpr std::uint32_t max_mtu = 9216;
+/// Learnt entries kept at most (a front end sending from random MACs cannot grow it past).
+inline constexpr std::size_t max_learnt = 65536;
+
+struct port_config {
+    std::string name;
+    mac_addr mac{};                    ///< zero: none configured (any source MAC, learnt)
+    std::vector<std::uint16_t> vlans;  ///< tagged VLANs allowed; empty: untagged only
+    std::uint32_t mtu = 1500;
+    std::string client;                ///< client mode: the front end's socket; empty: serve <name>.sock
+};
+
+/// One counter per cause; the names are what the run directory's JSON shows.
+#define NPA_VSWITCH_COUNTERS(X)                                                               \
+    X(rx_packets) X(rx_bytes) X(tx_packets) X(tx_bytes)                                      \
+    X(rx_spoofed) X(rx_vlan) X(rx_runt) X(rx_oversize) X(rx_unknown_dst) X(rx_hairpin)      \
+    X(rx_bad_chain) X(rx_short_chain) X(rx_ring_broken)                                      \
+    X(tx_vlan) X(tx_down) X(tx_bad_chain) X(tx_no_buffer) X(tx_too_big) X(tx_ring_broken)                    \
+    X(protocol_errors) X(connections)
+
+struct counters {
+#define NPA_X(n) std::uint64_t n = 0;
+    NPA_VSWITCH_COUNTERS(NPA_X)
+#undef NPA_X
+};
+
+struct port {
+    port_config cfg;
+    sim::port_policy policy;
+    vhost_user::back_end be;
+    counters c;
+    vhost_user::io_stats rx_io, tx_io;  // the transmitq's walks, the receiveq's walks
+    bool rx_dirty = false;              // used entries written on the receiveq, not published
+
+    port(port_config pc, vhost_user::back_end::log_fn log) : cfg(std::move(pc)), be(1, std::move(log)) {
+        policy.default_mac = cfg.mac;
+        policy.port_vlan = 0;
+        policy.allowed_vlans = cfg.vlans;
+        policy.max_mtu = cfg.mtu;
+    }
+    [[nodiscard]] vhost_user::vring& receiveq() noexcept { return be.rings()[0]; }
+    [[nodiscard]] vhost_user::vring& transmitq() noexcept { return be.rings()[1]; }
+    [[nodiscard]] bool vlan_ok(std::uint16_t v) const {
+        // An empty list means untagged only here (port_policy reads it as "any").
+        return v == 0 || (!cfg.vlans.empty() && policy.check_vlan(v) == nullptr);
+    }
+    /// What the front end's rings refused, folded into the counters (split_device counts
+    /// from 0 again after each reset: only the growth since the last look is added).
+    void fold_ring_errors() noexcept {
+        const auto grow = [](std::uint64_t now, std::uint64_t& seen) {
+            const std::uint64_t d = now >= seen ? now - seen : now;
+            seen = now;
+            return d;
+        };
+        c.rx_bad_chain += grow(transmitq().dev.errors(), seen_tx_errors_);
+        c.tx_bad_chain += grow(receiveq().dev.errors(), seen_rx_errors_);
+        c.rx_short_chain = rx_io.short_chain;
+        c.rx_ring_broken = rx_io.broken;
+        c.tx_no_buffer = tx_io.rx_no_buffer;
+        c.tx_too_big = tx_io.rx_too_big;
+        c.tx_ring_broken = tx_io.broken;
+        c.protocol_errors = be.protocol_errors();
+    }
+
+private:
+    std::uint64_t seen_tx_errors_ = 0, seen_rx_errors_ = 0;
+};
+
+class engine {
+public:
+    std::vector<std::unique_ptr<port>> ports;
+
+    /// One pass over every port: returns the frames taken.
+    int poll() noexcept {
+        int work = 0;
+        for (std::size_t i = 0; i < ports.size(); ++i) {
+            work += poll_port(i);
+        }
+        for (auto& p : ports) {
+            if (p->rx_dirty) {
+                p->rx_dirty = false;
+                publish(p->receiveq());
+            }
+        }
+        return work;
+    }
+
+    /// Forgets what was learnt on port i (its front end went away).
+    void forget(std::size_t i) {
+        for (auto it = learnt_.begin(); it != learnt_.end();) {
+            it = it->second == i ? learnt_.erase(it) : std::next(it);
+        }
+    }
+
+private:
+    static void publish(vhost_user::vring& r) noexcept {
+        r.dev.publish_used();
+        if (r.dev.need_interrupt()) {
+            vhost_user::back_end::signal(r);
+        }
+    }
+    static std::uint64_t key(std::uint16_t vlan, const mac_addr& m) noexcept {
+        std::uint64_t k = vlan;
+        for (const std::uint8_t b : m) {
+            k = k << 8 | b;
+        }
+        return k;
+    }
+
+    int poll_port(std::size_t i) noexcept {
+        port& p = *ports[i];
+        vhost_user::vring& q = p.transmitq();
+        if (!q.ready()) {
+            return 0;
+        }
+        int n = 0;
+        bool more = true;
+        for (int k = 0; k < burst && more; ++k) {
+            const std::size_t len = vhost_user::take_frame(q, p.be.memory(), p.be.hdr_len(), buf_, p.rx_io, more);
+            n += more ? 1 : 0;
+            if (len != 0) {
+                forward(i, len);
+            }
+        }
+        if (n != 0) {
+            publish(q);
+            p.fold_ring_errors();
+        }
+        return n;
+    }
+
+    void forward(std::size_t in, std::size_t len) noexcept {
+        port& p = *ports[in];
+        ++p.c.rx_packets;
+        p.c.rx_bytes += len;
+        sim::eth::header h;
+        if (!sim::eth::parse({buf_.data(), std::min(len, buf_.size())}, h)) {
+            ++p.c.rx_runt;
+            return;
+        }
+        // 1. the ingress policy: length, source MAC, VLAN
+        if (len > p.cfg.mtu + h.payload_off) {
+            ++p.c.rx_oversize;
+            return;
+        }
+        if (sim::eth::is_multicast(h.src) || p.policy.check_mac(h.src) != nullptr) {
+            ++p.c.rx_spoofed;
+            return;
+        }
+        if (!p.vlan_ok(h.vlan)) {
+            ++p.c.rx_vlan;
+            return;
+        }
+        // 2. learn the source (a configured MAC needs no learning)
+        if (p.cfg.mac == mac_addr{} && learnt_.size() < max_learnt) {
+            learnt_[key(h.vlan, h.src)] = in;
+        }
+        const std::span<const std::byte> frame{buf_.data(), len};
+        // 3. flood, or one destination
+        if (sim::eth::is_multicast(h.dst)) {
+            for (std::size_t o = 0; o < ports.size(); ++o) {
+                if (o != in && ports[o]->receiveq().ready() && ports[o]->vlan_ok(h.vlan)) {
+                    deliver(o, h.vlan, frame);
+                }
+            }
+            return;
+        }
+        const std::size_t out = lookup(h.vlan, h.dst);
+        if (out == ports.size()) {
+            ++p.c.rx_unknown_dst;
+            return;
+        }
+        if (out == in) {
+            ++p.c.rx_hairpin;
+            return;
+        }
+        deliver(out, h.vlan, frame);
+    }
+
+    [[nodiscard]] std::size_t lookup(std::uint16_t vlan, const mac_addr& dst) const noexcept {
+        for (std::size_t o = 0; o < ports.size(); ++o) {
+            if (ports[o]->cfg.mac == dst) {
+                return o;
+            }
+        }
+        const auto it = learnt_.find(key(vlan, dst));
+        return it == learnt_.end() ? ports.size() : it->second;
+    }
+
+    void deliver(std::size_t out, std::uint16_t vlan, std::span<const std::byte> frame) noexcept {
+        port& d = *ports[out];
+        if (!d.vlan_ok(vlan)) {
+            ++d.c.tx_vlan;
+            return;
+        }
+        vhost_user::vring& r = d.receiveq();
+        if (!r.ready()) {
+            ++d.c.tx_down;
+            return;
+        }
+        if (vhost_user::give_frame(r, d.be.memory(), d.be.hdr_len(), d.be.has(vhost_user::feature::net_mrg_rxbuf),
+                                   frame, d.tx_io)) {
+            ++d.c.tx_packets;
+            d.c.tx_bytes += frame.size();
+            d.rx_dirty = true;
+        } else {
+            d.rx_dirty = true;  // refused chains may have been given back
+            d.fold_ring_errors(); // the drop's cause, counted now
+        }
+    }
+
+    std::array<std::byte, 65536 + 64> buf_{};
+    std::unordered_map<std::uint64_t, std::size_t> learnt_;
+};
+
+} // namespace npa::vswitch

@@ -1,0 +1,270 @@
+// The vhost-user back end's ring walk (npa/linux/vhost_user/vring.hpp) against a front end
+// played in-process by the virtqueue core's driver side: frames in and out, then hostile
+// descriptors (loops, indexes past the table, addresses outside the front end's memory, an
+// impossible avail->idx), each refused and counted, never followed. Then the protocol side
+// (back_end.hpp): a malformed message closes that connection and the port listens again.
+#define DOCTEST_CONFIG_IMPLEMENT_WITH_MAIN
+#include <doctest/doctest.h>
+
+#include <npa/linux/vhost_user/back_end.hpp>
+#include <npa/linux/vhost_user/front_end.hpp>
+
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <array>
+#include <atomic>
+#include <chrono>
+#include <cstring>
+#include <thread>
+#include <string>
+#include <vector>
+
+namespace vu = npa::vhost_user;
+namespace vq = npa::virtio;
+
+namespace {
+
+constexpr std::uint32_t n = 8;
+constexpr std::uint64_t gpa_base = 0x100000; // the front end's guest-physical view
+constexpr std::size_t hdr = 12;
+
+// One block of "front end memory": the ring at 0, buffers from 4096.
+struct front {
+    alignas(4096) std::array<std::byte, 65536> mem{};
+    std::array<std::uint16_t, vq::split_driver::state_words(n)> state{};
+    vq::split_driver drv;
+    vu::guest_memory gm;
+    vu::vring ring;
+    vu::io_stats st;
+
+    front() {
+        const vq::split_ring r = vq::split_ring::in_block(mem.data(), n);
+        REQUIRE(drv.reset(r, state, false));
+        REQUIRE(gm.add(mem.data(), gpa_base, reinterpret_cast<std::uint64_t>(mem.data()), mem.size()));
+        const vq::split_layout l = vq::layout_of(n);
+        ring.num = n;
+        ring.desc_uva = reinterpret_cast<std::uint64_t>(mem.data());
+        ring.avail_uva = ring.desc_uva + l.avail;
+        ring.used_uva = ring.desc_uva + l.used;
+        ring.addr_set = ring.kicked = ring.enabled = true;
+        REQUIRE(ring.start(gm, false));
+    }
+    std::uint64_t gpa(std::size_t off) const { return gpa_base + off; }
+    vq::virtq_desc& desc(std::uint16_t i) { return drv.ring().desc()[i]; }
+    // Takes one frame through the back end.
+    std::size_t take(std::vector<std::byte>& out, bool& more) {
+        out.assign(2048, std::byte{0});
+        const std::size_t len = vu::take_frame(ring, gm, hdr, out, st, more);
+        ring.dev.publish_used();
+        out.resize(std::min(len, out.size()));
+        return len;
+    }
+};
+
+} // namespace
+
+TEST_CASE("back end ring walk: a frame the front end transmits, header skipped across segments") {
+    front f;
+    // header 12 bytes + "hello" split as 8 | 9 bytes over two descriptors
+    std::memset(f.mem.data() + 4096, 0, 8);
+    std::memset(f.mem.data() + 8192, 0, 4);
+    std::memcpy(f.mem.data() + 8192 + 4, "hello", 5);
+    const vq::segment segs[2] = {{f.gpa(4096), 8, false}, {f.gpa(8192), 9, false}};
+    REQUIRE(f.drv.add(segs) >= 0);
+    (void)f.drv.publish();
+    std::vector<std::byte> out;
+    bool more = false;
+    CHECK(f.take(out, more) == 5);
+    CHECK(more);
+    CHECK(std::memcmp(out.data(), "hello", 5) == 0);
+    vq::used_chain u;
+    CHECK(f.drv.poll_used(u) == vq::used_status::ok);
+    CHECK(f.take(out, more) == 0);
+    CHECK_FALSE(more);
+    CHECK(f.ring.dev.errors() == 0);
+}
+
+TEST_CASE("back end ring walk: hostile descriptors are refused and counted, never followed") {
+    front f;
+    std::vector<std::byte> out;
+    bool more = false;
+    const auto post_raw = [&](std::uint16_t head) { // a head the driver side did not check
+        vq::split_ring r = f.drv.ring();
+        const std::uint16_t idx = r.avail()->idx.load(std::memory_order_relaxed);
+        r.avail_ring(idx) = head;
+        r.avail()->idx.store(static_cast<std::uint16_t>(idx + 1), std::memory_order_release);
+    };
+
+    SUBCASE("a chain that loops") {
+        f.desc(0) = {f.gpa(4096), 64, vq::desc_f_next, 1};
+        f.desc(1) = {f.gpa(4096), 64, vq::desc_f_next, 0};
+        post_raw(0);
+        CHECK(f.take(out, more) == 0);
+        CHECK(more);
+        CHECK(f.ring.dev.errors(vq::chain_error::loop) == 1);
+        // given back unused, so the front end's ring does not leak
+        CHECK(f.drv.ring().used()->idx.load(std::memory_order_acquire) == 1);
+        CHECK(f.drv.ring().used_ring(0).len == 0u);
+    }
+    SUBCASE("an address outside the mapped regions, and one that runs past the end") {
+        f.desc(0) = {0x1000, 64, 0, 0};                          // below every region
+        f.desc(1) = {f.gpa(f.mem.size() - 16), 64, 0, 0};        // starts inside, ends outside
+        f.desc(2) = {~0ull - 8, 64, 0, 0};                       // wraps 2^64
+        post_raw(0);
+        post_raw(1);
+        post_raw(2);
+        for (int i = 0; i < 3; ++i) {
+            CHECK(f.take(out, more) == 0);
+        }
+        CHECK(f.ring.dev.errors(vq::chain_error::bad_address) == 3);
+    }
+    SUBCASE("a head and a next index past the table") {
+        post_raw(n + 3);
+        CHECK(f.take(out, more) == 0);
+        CHECK(f.ring.dev.errors(vq::chain_error::head_range) == 1);
+        CHECK(f.drv.ring().used()->idx.load(std::memory_order_acquire) == 0); // no head to give back
+        f.desc(0) = {f.gpa(4096), 64, vq::desc_f_next, 200};
+        post_raw(0);
+        CHECK(f.take(out, more) == 0);
+        CHECK(f.ring.dev.errors(vq::chain_error::next_range) == 1);
+    }
+    SUBCASE("lengths that overflow 32 bits, and an indirect table not negotiated") {
+        f.desc(0) = {f.gpa(4096), 0xFFFFFFF0u, vq::desc_f_next, 1};
+        f.desc(1) = {f.gpa(4096), 0x100, 0, 0};
+        post_raw(0);
+        CHECK(f.take(out, more) == 0);
+        CHECK(f.ring.dev.errors(vq::chain_error::length_overflow) +
+                  f.ring.dev.errors(vq::chain_error::bad_address) == 1);
+        f.desc(2) = {f.gpa(4096), 64, vq::desc_f_indirect, 0};
+        post_raw(2);
+        CHECK(f.take(out, more) == 0);
+        CHECK(f.ring.dev.errors(vq::chain_error::indirect) == 1);
+    }
+    SUBCASE("a chain no longer than the header is counted, not read") {
+        f.desc(0) = {f.gpa(4096), 12, 0, 0};
+        post_raw(0);
+        CHECK(f.take(out, more) == 0);
+        CHECK(f.st.short_chain == 1);
+    }
+    SUBCASE("an impossible avail->idx stops the ring") {
+        f.drv.ring().avail()->idx.store(n + 5, std::memory_order_release);
+        CHECK(f.take(out, more) == 0);
+        CHECK_FALSE(more);
+        CHECK(f.ring.broken);
+        CHECK_FALSE(f.ring.ready());
+        CHECK(f.st.broken == 1);
+    }
+    SUBCASE("a frame too large for the caller's buffer says so") {
+        f.desc(0) = {f.gpa(4096), 4000, 0, 0};
+        post_raw(0);
+        CHECK(f.take(out, more) == 4000 - hdr);
+    }
+}
+
+TEST_CASE("back end ring walk: frames given to the front end's receive ring") {
+    front f;
+    const std::vector<std::byte> frame(100, std::byte{0x5a});
+    SUBCASE("one chain large enough") {
+        const vq::segment s{f.gpa(4096), 2048, true};
+        REQUIRE(f.drv.add({&s, 1}) >= 0);
+        (void)f.drv.publish();
+        CHECK(vu::give_frame(f.ring, f.gm, hdr, false, frame, f.st));
+        f.ring.dev.publish_used();
+        vq::used_chain u;
+        REQUIRE(f.drv.poll_used(u) == vq::used_status::ok);
+        CHECK(u.len == hdr + frame.size());
+        CHECK(std::to_integer<int>(f.mem[4096 + hdr + 50]) == 0x5a);
+    }
+    SUBCASE("without MRG_RXBUF a chain too small keeps its place; with it the frame takes two") {
+        const vq::segment a{f.gpa(4096), 64, true}, b{f.gpa(8192), 64, true};
+        REQUIRE(f.drv.add({&a, 1}) >= 0);
+        REQUIRE(f.drv.add({&b, 1}) >= 0);
+        (void)f.drv.publish();
+        CHECK_FALSE(vu::give_frame(f.ring, f.gm, hdr, false, frame, f.st));
+        CHECK(f.st.rx_too_big == 1);
+        CHECK(f.ring.dev.last_avail() == 0);
+        CHECK(vu::give_frame(f.ring, f.gm, hdr, true, frame, f.st));
+        f.ring.dev.publish_used();
+        std::uint16_t num_buffers;
+        std::memcpy(&num_buffers, f.mem.data() + 4096 + 10, 2);
+        CHECK(num_buffers == 2);
+        vq::used_chain u;
+        REQUIRE(f.drv.poll_used(u) == vq::used_status::ok);
+        CHECK(u.len == 64);
+        REQUIRE(f.drv.poll_used(u) == vq::used_status::ok);
+        CHECK(u.len == hdr + frame.size() - 64);
+    }
+    SUBCASE("no chain: counted, nothing taken; a read-only chain is refused") {
+        CHECK_FALSE(vu::give_frame(f.ring, f.gm, hdr, true, frame, f.st));
+        CHECK(f.st.rx_no_buffer == 1);
+        const vq::segment s{f.gpa(4096), 2048, false};
+        REQUIRE(f.drv.add({&s, 1}) >= 0);
+        (void)f.drv.publish();
+        CHECK_FALSE(vu::give_frame(f.ring, f.gm, hdr, true, frame, f.st));
+        CHECK(f.ring.dev.errors(vq::chain_error::bad_address) == 1);
+    }
+}
+
+TEST_CASE("back end protocol: negotiation with npa's front end; a malformed message closes only that connection") {
+    char dir[] = "/tmp/npa-vu-be-XXXXXX";
+    REQUIRE(::mkdtemp(dir) != nullptr);
+    const std::string path = std::string(dir) + "/p.sock";
+    std::vector<std::string> logs;
+    vu::back_end be(1, [&](const std::string& s) { logs.push_back(s); });
+    REQUIRE(be.listen(path));
+
+    // A raw client sends garbage: a version-2 header.
+    {
+        const int s = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        sockaddr_un a{};
+        a.sun_family = AF_UNIX;
+        std::memcpy(a.sun_path, path.c_str(), path.size() + 1);
+        REQUIRE(::connect(s, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0);
+        (void)be.service(); // accepts
+        CHECK(be.connected());
+        const vu::header h{1, 2, 0};
+        REQUIRE(::write(s, &h, sizeof h) == sizeof h);
+        CHECK_FALSE(be.service());
+        CHECK_FALSE(be.connected());
+        CHECK(be.protocol_errors() == 1);
+        REQUIRE_FALSE(logs.empty());
+        CHECK(logs.back().find("protocol version") != std::string::npos);
+        ::close(s);
+    }
+    // npa's own front end then sets up both rings (the back end served from a thread).
+    std::atomic<bool> stop{false};
+    std::thread t([&] {
+        while (!stop.load()) {
+            (void)be.service();
+            std::this_thread::sleep_for(std::chrono::microseconds(100));
+        }
+    });
+    vu::shared_memory mem;
+    REQUIRE(mem.create(65536));
+    vu::front_end fe;
+    REQUIRE(fe.connect(path));
+    REQUIRE(fe.negotiate(vu::feature::version_1 | vu::feature::net_mrg_rxbuf, mem));
+    const vq::split_layout l = vq::layout_of(256);
+    for (std::uint32_t i = 0; i < 2; ++i) {
+        vu::ring_layout r;
+        r.size = 256;
+        r.desc = i * 16384;
+        r.avail = r.desc + l.avail;
+        r.used = r.desc + l.used;
+        REQUIRE(fe.set_ring(i, r, mem));
+    }
+    CHECK((fe.protocol_features() & vu::protocol::reply_ack) != 0);
+    std::uint32_t base = 99;
+    REQUIRE(fe.get_ring_base(1, base));
+    CHECK(base == 0);
+    stop = true;
+    t.join();
+    CHECK(be.connected());
+    CHECK(be.has(vu::feature::version_1));
+    CHECK(be.rings()[0].ready());
+    CHECK_FALSE(be.rings()[1].started); // stopped by GET_VRING_BASE
+    ::unlink(path.c_str());
+    ::rmdir(dir);
+}
