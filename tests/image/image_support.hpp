@@ -1,0 +1,53 @@
+// The images and keys the image tests use: paths come from the build (CMake definitions).
+#pragma once
+
+#include <npa/image/posix_loader.hpp>
+#include <npa/image/signing.hpp>
+
+#include <cstddef>
+#include <cstdio>
+#include <cstdlib>
+#include <fstream>
+#include <iterator>
+#include <vector>
+
+namespace npa::image::test {
+
+inline std::vector<std::byte> read_bytes(const char* path) {
+    std::ifstream in(path, std::ios::binary);
+    std::vector<char> c((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    std::vector<std::byte> b(c.size());
+    for (std::size_t i = 0; i < c.size(); ++i) {
+        b[i] = static_cast<std::byte>(c[i]);
+    }
+    return b;
+}
+
+inline key_seed seed_from(const char* path) {
+    const std::vector<std::byte> t = read_bytes(path);
+    key_seed s{};
+    if (!parse_seed_hex(reinterpret_cast<const char*>(t.data()), t.size(), s)) {
+        std::fprintf(stderr, "cannot read the key seed %s\n", path);
+        std::abort();
+    }
+    return s;
+}
+
+/// The test signing key (adapters/image/keys: a TEST key) and the one other signer.
+inline key_seed test_seed() { return seed_from(NPA_IMAGE_TEST_KEY); }
+inline key_seed other_seed() { return seed_from(NPA_IMAGE_OTHER_KEY); }
+/// The keys a test host trusts: the test key only.
+inline std::vector<public_key> trusted_keys() { return {public_key_of(test_seed())}; }
+
+/// The simnic image, loaded once for the process; aborts with the loader's reason.
+inline const loaded_image& simnic_image() {
+    static result<loaded_image> img =
+        load_image(read_bytes(NPA_SIMNIC_IMAGE), sim::simnic_window::image_device_id, trusted_keys());
+    if (!img) {
+        std::fprintf(stderr, "cannot load %s: %s\n", NPA_SIMNIC_IMAGE, img.error().reason());
+        std::abort();
+    }
+    return *img;
+}
+
+} // namespace npa::image::test
