@@ -23,7 +23,8 @@ function(npa_add_plugin_image name)
               ${PROJECT_SOURCE_DIR}/cmake/freestanding/memory_functions.cpp)
   target_link_libraries(${objs} PRIVATE npa::npa ${I_LIBS})
   target_compile_features(${objs} PRIVATE cxx_std_20)
-  set(flags -O2 -ffreestanding -fno-exceptions -fno-rtti -fno-threadsafe-statics -fPIC
+  # Optimised as the build type says (CMAKE_CXX_FLAGS_<type>), like the compiled-in plugin.
+  set(flags -ffreestanding -fno-exceptions -fno-rtti -fno-threadsafe-statics -fPIC
             -fno-stack-protector -fno-sanitize=all -fvisibility=hidden
             -fvisibility-inlines-hidden -fno-plt -fno-asynchronous-unwind-tables
             -fno-unwind-tables -ffile-prefix-map=${PROJECT_SOURCE_DIR}=.)

@@ -1,36 +1,34 @@
 // The images and keys the image tests use: paths come from the build (CMake definitions).
 #pragma once
 
+#include <npa/image/image_files.hpp>
 #include <npa/image/posix_loader.hpp>
 #include <npa/image/signing.hpp>
+#include <npa/sim/simnic_window.hpp>
 
 #include <cstddef>
 #include <cstdio>
 #include <cstdlib>
-#include <fstream>
-#include <iterator>
 #include <vector>
 
 namespace npa::image::test {
 
 inline std::vector<std::byte> read_bytes(const char* path) {
-    std::ifstream in(path, std::ios::binary);
-    std::vector<char> c((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-    std::vector<std::byte> b(c.size());
-    for (std::size_t i = 0; i < c.size(); ++i) {
-        b[i] = static_cast<std::byte>(c[i]);
+    auto b = read_file(path);
+    if (!b) {
+        std::fprintf(stderr, "cannot read %s\n", path);
+        std::abort();
     }
-    return b;
+    return std::move(*b);
 }
 
 inline key_seed seed_from(const char* path) {
-    const std::vector<std::byte> t = read_bytes(path);
-    key_seed s{};
-    if (!parse_seed_hex(reinterpret_cast<const char*>(t.data()), t.size(), s)) {
+    const auto s = read_seed(path);
+    if (!s) {
         std::fprintf(stderr, "cannot read the key seed %s\n", path);
         std::abort();
     }
-    return s;
+    return *s;
 }
 
 /// The test signing key (adapters/image/keys: a TEST key) and the one other signer.

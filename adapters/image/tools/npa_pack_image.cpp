@@ -11,6 +11,7 @@
 // with the Ed25519 key made from the seed (deterministic: same input, same file) and
 // prints the plugin's name and the image's SHA-512 digest.
 #include <npa/image/format.hpp>
+#include <npa/image/image_files.hpp>
 #include <npa/image/signing.hpp>
 
 #include <elf.h>
@@ -19,7 +20,6 @@
 #include <cstdio>
 #include <cstring>
 #include <fstream>
-#include <iterator>
 #include <string>
 #include <vector>
 
@@ -31,15 +31,12 @@ struct refusal {
     std::string why;
 };
 
-std::vector<std::byte> read_file(const char* path) {
-    std::ifstream in(path, std::ios::binary);
-    if (!in) {
+std::vector<std::byte> read_or_refuse(const char* path) {
+    auto b = npa::image::read_file(path);
+    if (!b) {
         throw refusal{std::string("cannot read ") + path};
     }
-    std::vector<char> c((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-    std::vector<std::byte> b(c.size());
-    std::memcpy(b.data(), c.data(), c.size());
-    return b;
+    return std::move(*b);
 }
 
 template <class T>
@@ -304,12 +301,9 @@ int main(int argc, char** argv) {
         return 2;
     }
     try {
-        std::vector<std::byte> img = pack(read_file(argv[1]));
-        const std::vector<std::byte> seed_text = read_file(argv[3]);
-        npa::image::key_seed seed{};
-        if (!npa::image::parse_seed_hex(reinterpret_cast<const char*>(seed_text.data()),
-                                        seed_text.size(), seed) ||
-            !npa::image::sign_image(img, seed)) {
+        std::vector<std::byte> img = pack(read_or_refuse(argv[1]));
+        const auto seed = npa::image::read_seed(argv[3]);
+        if (!seed || !npa::image::sign_image(img, *seed)) {
             throw refusal{std::string("cannot sign with the seed in ") + argv[3]};
         }
         std::ofstream out(argv[2], std::ios::binary | std::ios::trunc);
