@@ -269,9 +269,9 @@ std::vector<std::byte> pack(const std::vector<std::byte>& so) {
     const elf_so e(so);
     packed p;
     lay_out(e, p);
-    read_dynamic(e, p);
     bool have_entry = false, have_note = false;
-    read_sections(e, p, have_entry, have_note);
+    read_sections(e, p, have_entry, have_note); // imports named before their relocations
+    read_dynamic(e, p);
     if (!have_entry || !have_note) {
         throw refusal{"no npa_image_entry or no .npa_image note (use NPA_PLUGIN_IMAGE)"};
     }
