@@ -31,6 +31,9 @@ function(npa_add_plugin_image name)
   if(CMAKE_SYSTEM_PROCESSOR MATCHES "^(x86_64|AMD64|amd64)$")
     # A kernel host has no red zone: the same image must run there.
     list(APPEND flags -mno-red-zone)
+  elseif(CMAKE_SYSTEM_PROCESSOR MATCHES "^(aarch64|arm64)$")
+    # Atomics inline, not through libgcc's outline helpers (which an image cannot import).
+    list(APPEND flags -mno-outline-atomics)
   endif()
   target_compile_options(${objs} PRIVATE ${flags})
   set_target_properties(${objs} PROPERTIES POSITION_INDEPENDENT_CODE ON)

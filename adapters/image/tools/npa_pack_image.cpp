@@ -17,6 +17,7 @@
 #include <elf.h>
 
 #include <algorithm>
+#include <bit>
 #include <cstdio>
 #include <cstring>
 #include <fstream>
@@ -73,6 +74,12 @@ struct elf_so {
         eh = read_at<Elf64_Ehdr>(f, 0);
         if (std::memcmp(eh.e_ident, ELFMAG, SELFMAG) != 0 || eh.e_ident[EI_CLASS] != ELFCLASS64) {
             throw refusal{"not a 64-bit ELF file"};
+        }
+        // Fields are read in this machine's byte order, and the image keeps the target's.
+        const bool little = std::endian::native == std::endian::little;
+        if (eh.e_ident[EI_DATA] != (little ? ELFDATA2LSB : ELFDATA2MSB)) {
+            throw refusal{"ELF byte order differs from this tool's machine (pack on a machine "
+                          "of the target's byte order)"};
         }
         if (eh.e_type != ET_DYN) {
             throw refusal{"not a shared object (link the plugin with -shared)"};
