@@ -11,6 +11,7 @@
 #include "image_support.hpp"
 
 #include <cstring>
+#include <fstream>
 #include <string>
 #include <vector>
 
@@ -43,10 +44,23 @@ void resign(std::vector<std::byte>& f, const key_seed& s = test::test_seed()) {
     REQUIRE(sign_image(f, s));
 }
 
-/// The loader refuses `file` and says `why` (a part of its reason).
+/// Mappings of this process (lines of /proc/self/maps): a refused image leaves none behind.
+std::size_t mappings() {
+    std::ifstream in("/proc/self/maps");
+    std::size_t n = 0;
+    for (std::string line; std::getline(in, line);) {
+        ++n;
+    }
+    return n;
+}
+
+/// The loader refuses `file`, says `why` (a part of its reason) and maps nothing.
 void expect_refused(const std::vector<std::byte>& file, const char* why,
                     std::uint32_t device = simnic_id) {
-    const npa::result<loaded_image> r = load_image(file, device, test::trusted_keys());
+    const std::vector<public_key> keys = test::trusted_keys();
+    const std::size_t before = mappings();
+    const npa::result<loaded_image> r = load_image(file, device, keys);
+    CHECK(mappings() == before);
     REQUIRE_FALSE(r.ok());
     const std::string reason = r.error().reason();
     INFO("reason: " << reason);
