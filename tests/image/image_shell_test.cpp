@@ -1,8 +1,8 @@
 // A loaded plugin image in the shell behaves as the compiled-in plugin does: both paths of
 // the sim world (npa/sim/shell_rig.hpp) run the simnic image; switches under numbered
 // traffic lose, duplicate and reorder nothing, the audit balances after every round,
-// a removed VF's path is removed with its plugin instance, and the image is unloaded
-// after its last path is gone.
+// a removed VF's path is removed with its plugin instance, and an image is unloaded when
+// the last path using it is removed.
 #define DOCTEST_CONFIG_IMPLEMENT_WITH_MAIN
 #include <doctest/doctest.h>
 
@@ -12,7 +12,13 @@
 
 #include "image_support.hpp"
 
-#include <optional>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include <cstdint>
+#include <memory>
+#include <utility>
+#include <vector>
 
 namespace sim = npa::sim;
 using namespace npa::image;
@@ -20,16 +26,34 @@ using npa::switch_reason;
 
 namespace {
 
-/// The image the rigs bind their paths to (a test may load a fresh one).
-const loaded_image* bound_image = &test::simnic_image();
+/// Images for the paths the rigs bind, in the order they bind them (emu, vf, a re-plugged
+/// vf); once used up, every path binds the process's simnic image.
+std::vector<const loaded_image*> bind_order;
 
 struct image_binding {
     static image_device device(sim::simnic_window& w) {
-        auto d = bound_image->bind(w);
-        return d ? *d : image_device{};
+        const loaded_image* img = &test::simnic_image();
+        if (!bind_order.empty()) {
+            img = bind_order.front();
+            bind_order.erase(bind_order.begin());
+        }
+        auto d = img->bind(w);
+        return d ? std::move(*d) : image_device{};
     }
 };
 using image_rig = sim::basic_shell_rig<loaded_plugin, image_binding>;
+
+/// Whether the page holding `p` is mapped in this process.
+bool mapped(const void* p) {
+    const auto page = static_cast<std::uintptr_t>(::sysconf(_SC_PAGESIZE));
+    void* at = reinterpret_cast<void*>(reinterpret_cast<std::uintptr_t>(p) / page * page);
+    return ::msync(at, page, MS_ASYNC) == 0;
+}
+
+std::unique_ptr<npa::result<loaded_image>> fresh_image() {
+    return std::make_unique<npa::result<loaded_image>>(
+        test::load_or_abort(NPA_SIMNIC_IMAGE, sim::simnic_window::image_device_id));
+}
 
 void check_clean(const image_rig& r) {
     for (std::uint16_t q = 0; q < r.queues(); ++q) {
@@ -89,11 +113,34 @@ TEST_CASE("image paths: surprise removal, fallback, and the VF's path removed an
     check_clean(r);
 }
 
+TEST_CASE("an image is unloaded when the last path using it is removed") {
+    auto a = fresh_image();
+    auto b = fresh_image();
+    const void* in_b = &(**b).ops(); // an address inside b's mapping
+    bind_order = {&**a, &**b, &**a};  // emu on a, vf on b, the re-plugged vf on a
+    image_rig r;
+    REQUIRE(r.error().ok());
+    for (int i = 0; i < 50; ++i) r.round(8, 8);
+    b.reset(); // the loader's handle goes; the vf path still holds the image
+    CHECK(mapped(in_b));
+    REQUIRE(r.flip().ok()); // the vf path runs on b
+    for (int i = 0; i < 50; ++i) r.round(8, 8);
+    REQUIRE(r.flip().ok()); // back to emu: the vf path is idle
+    CHECK(mapped(in_b));
+    REQUIRE(r.replug_vf().ok()); // remove_path: the last hold on b goes with the path
+    CHECK_FALSE(mapped(in_b));
+    sim::shell_rig_env::advance(1'000'000'000);
+    REQUIRE(r.flip().ok()); // the new vf path runs on a
+    for (int i = 0; i < 50; ++i) r.round(8, 8);
+    r.settle();
+    CHECK(r.sh().audit().ok());
+    check_clean(r);
+}
+
 TEST_CASE("an image is unloaded after the shell that used it is gone") {
-    auto img = load_image(test::read_bytes(NPA_SIMNIC_IMAGE), sim::simnic_window::image_device_id,
-                          test::trusted_keys());
-    REQUIRE(img.ok());
-    bound_image = &*img;
+    auto a = fresh_image();
+    const void* in_a = &(**a).ops();
+    bind_order = {&**a, &**a};
     {
         image_rig r;
         REQUIRE(r.error().ok());
@@ -101,7 +148,8 @@ TEST_CASE("an image is unloaded after the shell that used it is gone") {
         r.settle();
         CHECK(r.sh().audit().ok());
         check_clean(r);
-    } // the shell detaches and destroys both paths' plugins here
-    bound_image = &test::simnic_image();
-    // img unmaps at the end of scope: nothing may call into it after (ASan would say).
+        a.reset(); // both paths still hold it
+        CHECK(mapped(in_a));
+    } // the shell detaches and destroys both paths' plugins, the rig drops its bindings
+    CHECK_FALSE(mapped(in_a));
 }

@@ -8,8 +8,9 @@
 // call more than a compiled-in plugin, and buffers cross as they are (buffer_ref).
 //
 // Who loads the image (validation, signature, mapping) is the host's business: the POSIX
-// loader is adapters/image (npa/image/posix_loader.hpp). The image must stay loaded
-// while a loaded_plugin uses its operations.
+// loader is adapters/image (npa/image/posix_loader.hpp). The image stays loaded while a
+// loaded_plugin instance or an image_device holds it (image_hold): a path removed from the
+// shell deletes its plugin, and with the last hold the host unloads the image.
 #pragma once
 
 #include <npa/concepts/plugin.hpp>
@@ -25,19 +26,65 @@
 
 namespace npa::image {
 
-/// What a loaded plugin attaches to: the image's operations and the device window.
+/// A count on a loaded image, kept through the host's functions: the image stays mapped
+/// while any hold on it lives (posix_loader.hpp unmaps at zero). Copying takes another
+/// count, destruction gives one back. Without functions it holds nothing (a host whose
+/// images live for the whole process).
+class image_hold {
+public:
+    using count_fn = void (*)(void* owner) noexcept;
+
+    image_hold() noexcept = default;
+    image_hold(void* owner, count_fn retain, count_fn release) noexcept
+        : owner_(owner), retain_(retain), release_(release) {
+        take();
+    }
+    image_hold(const image_hold& o) noexcept
+        : owner_(o.owner_), retain_(o.retain_), release_(o.release_) {
+        take();
+    }
+    image_hold(image_hold&& o) noexcept
+        : owner_(std::exchange(o.owner_, nullptr)), retain_(std::exchange(o.retain_, nullptr)),
+          release_(std::exchange(o.release_, nullptr)) {}
+    image_hold& operator=(image_hold o) noexcept {
+        std::swap(owner_, o.owner_);
+        std::swap(retain_, o.retain_);
+        std::swap(release_, o.release_);
+        return *this;
+    }
+    ~image_hold() {
+        if (release_ != nullptr) {
+            release_(owner_);
+        }
+    }
+
+private:
+    void take() noexcept {
+        if (retain_ != nullptr) {
+            retain_(owner_);
+        }
+    }
+    void* owner_ = nullptr;
+    count_fn retain_ = nullptr;
+    count_fn release_ = nullptr;
+};
+
+/// What a loaded plugin attaches to: the image's operations, the device window, and a
+/// hold on the image (a path's plugin instance keeps its own while it exists).
 struct image_device {
     const plugin_ops* ops = nullptr;
     void* window = nullptr;
+    image_hold hold{};
 };
 
 /// Binds an image's operations to a window, if the image drives that window's device.
 template <class Window>
-[[nodiscard]] result<image_device> bind_device(const plugin_ops& ops, Window& w) noexcept {
+[[nodiscard]] result<image_device> bind_device(const plugin_ops& ops, Window& w,
+                                               image_hold hold = {}) noexcept {
     if (ops.device_id != Window::image_device_id) {
         return status{errc::not_supported, "image: the plugin drives another device"};
     }
-    return image_device{&ops, &w};
+    return image_device{&ops, &w, std::move(hold)};
 }
 
 namespace detail {
@@ -92,12 +139,14 @@ public:
 
     loaded_plugin() noexcept = default;
     loaded_plugin(loaded_plugin&& o) noexcept
-        : ops_(std::exchange(o.ops_, nullptr)), self_(std::exchange(o.self_, nullptr)) {}
+        : ops_(std::exchange(o.ops_, nullptr)), self_(std::exchange(o.self_, nullptr)),
+          hold_(std::move(o.hold_)) {}
     loaded_plugin& operator=(loaded_plugin&& o) noexcept {
         if (this != &o) {
             release();
             ops_ = std::exchange(o.ops_, nullptr);
             self_ = std::exchange(o.self_, nullptr);
+            hold_ = std::move(o.hold_);
         }
         return *this;
     }
@@ -122,6 +171,7 @@ public:
             dev.ops->construct(mem);
             ops_ = dev.ops;
             self_ = mem;
+            hold_ = dev.hold; // the image stays mapped while this instance exists
         }
         const char* reason = nullptr;
         const auto code = static_cast<errc>(
@@ -175,10 +225,12 @@ private:
         }
         ops_ = nullptr;
         self_ = nullptr;
+        hold_ = image_hold{}; // last: the image's code ran destroy above
     }
 
     const plugin_ops* ops_ = nullptr;
     void* self_ = nullptr;
+    image_hold hold_{};
 };
 
 } // namespace npa::image

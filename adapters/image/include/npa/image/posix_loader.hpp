@@ -11,7 +11,8 @@
 //      once), the gaps none;
 //   6. call the entry with the host table; the image checks the host's ABI and returns
 //      its operations, whose ABI, device and size the host checks in turn.
-// The loaded_image unmaps on destruction: every loaded_plugin using it must be gone.
+// The image is unmapped when the loaded_image and every hold on it (bound devices, plugin
+// instances: image_hold in loaded_plugin.hpp) are gone.
 #pragma once
 
 #include <npa/image/abi.hpp>
@@ -23,47 +24,66 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cstddef>
 #include <cstdint>
+#include <new>
 #include <span>
 #include <utility>
 
 namespace npa::image {
 
-/// A mapped, relocated, protected image and its operations. Move-only; unmaps when dropped.
+/// A mapped, relocated, protected image and its operations: a handle on a count. The
+/// mapping goes when the last handle and the last hold (image_hold: bound devices, plugin
+/// instances) are gone, so a path removed from a shell unloads an image nobody else holds.
 class loaded_image {
 public:
-    loaded_image(loaded_image&& o) noexcept
-        : base_(std::exchange(o.base_, nullptr)), size_(o.size_), ops_(o.ops_), digest_(o.digest_) {}
+    loaded_image(loaded_image&& o) noexcept : s_(std::exchange(o.s_, nullptr)) {}
     loaded_image& operator=(loaded_image&&) = delete;
     loaded_image(const loaded_image&) = delete;
     loaded_image& operator=(const loaded_image&) = delete;
     ~loaded_image() {
-        if (base_ != nullptr) {
-            ::munmap(base_, size_);
+        if (s_ != nullptr) {
+            release(s_);
         }
     }
 
-    [[nodiscard]] const plugin_ops& ops() const noexcept { return *ops_; }
-    [[nodiscard]] const char* name() const noexcept { return ops_->name; }
-    [[nodiscard]] const digest_bytes& digest() const noexcept { return digest_; }
-    [[nodiscard]] std::size_t mapped_bytes() const noexcept { return size_; }
-    /// The device a loaded_plugin attaches to, if the image drives this window's device.
+    [[nodiscard]] const plugin_ops& ops() const noexcept { return *s_->ops; }
+    [[nodiscard]] const char* name() const noexcept { return s_->ops->name; }
+    [[nodiscard]] const digest_bytes& digest() const noexcept { return s_->digest; }
+    [[nodiscard]] std::size_t mapped_bytes() const noexcept { return s_->size; }
+    /// The device a loaded_plugin attaches to, if the image drives this window's device;
+    /// it holds the image.
     template <class Window>
     [[nodiscard]] result<image_device> bind(Window& w) const noexcept {
-        return bind_device(*ops_, w);
+        return bind_device(*s_->ops, w, image_hold(s_, &retain, &release));
     }
 
 private:
     friend result<loaded_image> load_image(std::span<const std::byte>, std::uint32_t,
                                            std::span<const public_key>) noexcept;
-    loaded_image(void* base, std::size_t size, const plugin_ops* ops, const digest_bytes& d) noexcept
-        : base_(base), size_(size), ops_(ops), digest_(d) {}
+    struct state {
+        void* base;
+        std::size_t size;
+        const plugin_ops* ops;
+        digest_bytes digest;
+        std::atomic<std::uint32_t> refs{1};
+    };
+    explicit loaded_image(state* s) noexcept : s_(s) {}
 
-    void* base_;
-    std::size_t size_;
-    const plugin_ops* ops_;
-    digest_bytes digest_;
+    static void retain(void* s) noexcept {
+        // relaxed: taking a count needs no ordering, the caller already holds one.
+        static_cast<state*>(s)->refs.fetch_add(1, std::memory_order_relaxed);
+    }
+    static void release(void* p) noexcept {
+        auto* s = static_cast<state*>(p);
+        if (s->refs.fetch_sub(1, std::memory_order_acq_rel) == 1) {
+            ::munmap(s->base, s->size);
+            delete s;
+        }
+    }
+
+    state* s_;
 };
 
 namespace detail {
@@ -158,8 +178,12 @@ struct mapping {
     if (const status st = detail::check_ops(ops, h); !st) {
         return st;
     }
+    auto* st = new (std::nothrow) loaded_image::state{base, h.mem_size, ops, d};
+    if (st == nullptr) {
+        return status{errc::no_memory, "image: no memory to keep it"};
+    }
     m.p = nullptr;
-    return loaded_image(base, h.mem_size, ops, d);
+    return loaded_image(st);
 }
 
 } // namespace npa::image

@@ -26,7 +26,6 @@
 
 #include <algorithm>
 #include <chrono>
-#include <deque>
 #include <cstdint>
 #include <memory>
 #include <optional>
@@ -162,8 +161,8 @@ public:
         }
         pending_.resize(c.queues);
         emu_auth_.policy.allowed_macs = vf_auth_.policy.allowed_macs = {guest_mac};
-        emu_path_ = sh_->template add_path<Plugin>(path_device(*emu_), emu_link());
-        vf_path_ = sh_->template add_path<Plugin>(path_device(*vf_), vf_link());
+        emu_path_ = sh_->template add_path<Plugin>(path_device(*emu_, emu_bound_), emu_link());
+        vf_path_ = sh_->template add_path<Plugin>(path_device(*vf_, vf_bound_), vf_link());
         error_ = sh_->start(emu_path_);
         if (error_.ok()) {
             error_ = sh_->set_mac(guest_mac);
@@ -214,7 +213,7 @@ public:
         }
         // The old VF's path goes with it, the new device's path takes its id.
         (void)sh_->remove_path(vf_path_);
-        vf_path_ = sh_->template add_path<Plugin>(path_device(*fresh), vf_link());
+        vf_path_ = sh_->template add_path<Plugin>(path_device(*fresh, vf_bound_), vf_link());
         retired_rx_drops_ += drops_of(*vf_);
         std::erase(env_.devices, vf_.get());
         vf_ = std::move(fresh);
@@ -285,13 +284,15 @@ public:
 
 private:
     using bound_type = decltype(Binding::device(std::declval<simnic_window&>()));
-    /// What a path over `d` attaches to: the window, or a binding's value kept for the
-    /// path's lifetime (a deque: references to its elements stay valid).
-    auto& path_device(simnic& d) {
+    using bound_value = std::remove_cvref_t<bound_type>;
+    /// What a path over `d` attaches to: the window, or a binding's value kept in `slot`
+    /// while the path exists (a re-plugged VF's path replaces it, dropping the old one).
+    auto& path_device(simnic& d, std::unique_ptr<bound_value>& slot) {
         if constexpr (std::is_lvalue_reference_v<bound_type>) {
             return Binding::device(d.window());
         } else {
-            return bound_.emplace_back(Binding::device(d.window()));
+            slot = std::make_unique<bound_value>(Binding::device(d.window()));
+            return *slot;
         }
     }
 
@@ -334,7 +335,7 @@ private:
     std::vector<env_type::pool_type*> pools_;
     port_authority emu_auth_, vf_auth_;
     std::unique_ptr<simnic> emu_, vf_;
-    std::deque<std::remove_cvref_t<bound_type>> bound_;
+    std::unique_ptr<bound_value> emu_bound_, vf_bound_;
     path_id emu_path_ = shell_type::no_path;
     path_id vf_path_ = shell_type::no_path;
     std::optional<shell_type> sh_;
