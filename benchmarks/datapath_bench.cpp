@@ -14,6 +14,7 @@
 // Switch durations are measured by npa_switch_bench and npa_path_bench (a distribution
 // per switch: p50/p99/max), which run.sh runs beside this.
 #include "bench_common.hpp"
+#include "gbench_main.hpp"
 #include "cpu_time.hpp"
 
 #include "datapath_rig.hpp"
@@ -78,13 +79,4 @@ void bm_datapath(benchmark::State& st) {
 // measure: it does not count the time another process held the core.
 BENCHMARK(bm_datapath)->Name("datapath/shell_sim")->ArgsProduct({{64, 1500}, {1, 8, 32}});
 
-int main(int argc, char** argv) {
-    (void)npa_bench::allowed_cpus();
-    benchmark::Initialize(&argc, argv);
-    if (benchmark::ReportUnrecognizedArguments(argc, argv)) {
-        return 1;
-    }
-    benchmark::RunSpecifiedBenchmarks();
-    benchmark::Shutdown();
-    return 0;
-}
+int main(int argc, char** argv) { return npa_bench::run_benchmarks(argc, argv); }

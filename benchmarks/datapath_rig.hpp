@@ -9,7 +9,8 @@ namespace npa_bench {
 
 /// Packets the rig's guest has moved so far: frames it sent plus frames it received, over
 /// every queue. The data-path benchmarks count per packet of this.
-inline std::uint64_t datapath_packets(npa::sim::shell_rig& r) {
+template <class Rig>
+std::uint64_t datapath_packets(Rig& r) {
     std::uint64_t n = 0;
     for (std::uint16_t q = 0; q < r.queues(); ++q) {
         const npa::queue_stats s = r.sh().queue_totals(q);

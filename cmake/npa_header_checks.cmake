@@ -129,18 +129,20 @@ function(npa_add_header_checks)
   # kernel_style/core_instances.cpp instantiates an index ring, the generation-bit cursors,
   # a spin-locked pool over borrowed memory and the plugin checks, under the same flags,
   # and the objects are linked into a shared object with -nostdlib -Wl,--no-undefined,
-  # next to the four memory functions a kernel exports (kernel_style/kernel_libc.cpp).
+  # next to the four memory functions a kernel exports (cmake/freestanding/memory_functions.cpp, which plugin
+  # images link too).
   # Any use of the C++ runtime (operator new, __cxa_*, the unwinder, std::terminate) is an
   # undefined symbol there and fails the build. The link is a custom command so that no
   # preset's linker flags (sanitizer runtimes) reach it.
   set(ks_src ${CMAKE_CURRENT_SOURCE_DIR}/kernel_style)
-  add_library(npa_kernel_style_objs OBJECT ${ks_src}/core_instances.cpp ${ks_src}/kernel_libc.cpp)
+  set(ks_mem ${PROJECT_SOURCE_DIR}/cmake/freestanding/memory_functions.cpp)
+  add_library(npa_kernel_style_objs OBJECT ${ks_src}/core_instances.cpp ${ks_mem})
   target_link_libraries(npa_kernel_style_objs PRIVATE npa::npa npa_warnings)
   target_compile_options(npa_kernel_style_objs PRIVATE ${kernel_flags}
     $<$<CXX_COMPILER_ID:GNU,Clang>:-fno-sanitize=all>)
   set_target_properties(npa_kernel_style_objs PROPERTIES POSITION_INDEPENDENT_CODE ON)
   # The memory functions must not be compiled back into calls to themselves.
-  set_source_files_properties(${ks_src}/kernel_libc.cpp PROPERTIES COMPILE_OPTIONS
+  set_source_files_properties(${ks_mem} PROPERTIES COMPILE_OPTIONS
     "-fno-builtin;$<$<CXX_COMPILER_ID:GNU>:-fno-tree-loop-distribute-patterns>")
   set(ks_so ${CMAKE_CURRENT_BINARY_DIR}/libnpa_kernel_style.so)
   add_custom_command(

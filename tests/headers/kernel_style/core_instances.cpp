@@ -1,8 +1,8 @@
 // The core under kernel-style flags, instantiated and linked without the C++ runtime.
 //
 // cmake/npa_header_checks.cmake compiles this file with -ffreestanding -fno-exceptions
-// -fno-rtti -mno-red-zone and links it with kernel_libc.cpp into a shared object with
-// -nostdlib -Wl,--no-undefined: a call into libstdc++ or libsupc++ (operator new, __cxa_*,
+// -fno-rtti -mno-red-zone and links it with cmake/freestanding/memory_functions.cpp into a
+// shared object with -nostdlib -Wl,--no-undefined: a call into libstdc++ or libsupc++ (operator new, __cxa_*,
 // the unwinder, std::terminate) anywhere in what is instantiated here fails the link.
 //
 // What is instantiated is what a kernel module hosting npa would use first: an index ring

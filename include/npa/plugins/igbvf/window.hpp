@@ -20,10 +20,12 @@
 
 #include <npa/capabilities.hpp>
 #include <npa/config.hpp>
+#include <npa/image/abi.hpp>
 #include <npa/plugins/igbvf/defs.hpp>
 
 #include <cstddef>
 #include <cstdint>
+#include <type_traits>
 
 namespace npa {
 
@@ -79,6 +81,10 @@ enum class igbvf_reg : std::uint8_t {
 
 class igbvf_window {
 public:
+    /// The device an igbvf plugin image drives (npa/image/abi.hpp): the 82576 virtual
+    /// function, PCI 8086:10ca. An image reaches the window through a pointer.
+    static constexpr std::uint32_t image_device_id = image::pci_device_id(0x8086, 0x10ca);
+
     igbvf_window() noexcept = default;
     igbvf_window(igbvf_bar bar, const igbvf_limits& lim) noexcept : bar_(bar), lim_(lim) {}
 
@@ -136,6 +142,9 @@ private:
     igbvf_limits lim_{};
     igbvf_dma_area areas_[igbvf::max_queues]{};
 };
+// The layout a plugin image compiled from this header shares with its host: plain fields
+// and function pointers.
+static_assert(std::is_standard_layout_v<igbvf_window>);
 
 /// The mailbox half of the BAR: the only registers igbvf_control (shell side) touches.
 class igbvf_mailbox_port {

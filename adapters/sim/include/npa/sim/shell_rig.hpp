@@ -9,6 +9,10 @@
 // programs its embedded switch). Traffic is numbered both ways, one flow per guest queue
 // (100 + q) and one from the peer (flow 1), so tests and benchmarks measure loss,
 // duplication and reordering instead of guessing. Test equipment: allocates freely.
+//
+// shell_rig drives both simnics with the compiled-in simnic_plugin. basic_shell_rig takes
+// another plugin template and a binding that makes its device_type from a simnic's window
+// (a plugin image's loaded_plugin: adapters/image), so the same world measures both.
 #pragma once
 
 #include <npa/buffer/fixed_pool.hpp>
@@ -26,6 +30,8 @@
 #include <memory>
 #include <optional>
 #include <span>
+#include <type_traits>
+#include <utility>
 #include <vector>
 
 namespace npa::sim {
@@ -106,16 +112,22 @@ struct shell_rig_config {
     }();
 };
 
-class shell_rig {
+/// The compiled-in plugin's binding: a path attaches to the simnic's window itself.
+struct window_binding {
+    static simnic_window& device(simnic_window& w) noexcept { return w; }
+};
+
+template <template <class> class Plugin, class Binding>
+class basic_shell_rig {
 public:
     using env_type = shell_rig_env;
-    using shell_type = shell<shell_rig_env, simnic_plugin>;
+    using shell_type = shell<shell_rig_env, Plugin>;
     static constexpr mac_addr guest_mac{0x02, 0, 0, 0, 0, 0x10};
     static constexpr mac_addr peer_mac{0x02, 0, 0, 0, 0, 0x20};
     static constexpr std::uint32_t peer_flow = 1;
     static constexpr std::uint32_t guest_flow_base = 100;
 
-    explicit shell_rig(const shell_rig_config& c = {})
+    explicit basic_shell_rig(const shell_rig_config& c = {})
         : cfg_(c), mem_(c.guest_bytes), peer_(peer_flow, peer_mac, guest_mac, 0, c.frame_len) {
         pool_config pc;
         pc.count = c.buffers;
@@ -149,8 +161,8 @@ public:
         }
         pending_.resize(c.queues);
         emu_auth_.policy.allowed_macs = vf_auth_.policy.allowed_macs = {guest_mac};
-        emu_path_ = sh_->add_path<simnic_plugin>(emu_->window(), emu_link());
-        vf_path_ = sh_->add_path<simnic_plugin>(vf_->window(), vf_link());
+        emu_path_ = sh_->template add_path<Plugin>(path_device(*emu_, emu_bound_), emu_link());
+        vf_path_ = sh_->template add_path<Plugin>(path_device(*vf_, vf_bound_), vf_link());
         error_ = sh_->start(emu_path_);
         if (error_.ok()) {
             error_ = sh_->set_mac(guest_mac);
@@ -201,7 +213,7 @@ public:
         }
         // The old VF's path goes with it, the new device's path takes its id.
         (void)sh_->remove_path(vf_path_);
-        vf_path_ = sh_->add_path<simnic_plugin>(fresh->window(), vf_link());
+        vf_path_ = sh_->template add_path<Plugin>(path_device(*fresh, vf_bound_), vf_link());
         retired_rx_drops_ += drops_of(*vf_);
         std::erase(env_.devices, vf_.get());
         vf_ = std::move(fresh);
@@ -271,6 +283,19 @@ public:
     }
 
 private:
+    using bound_type = decltype(Binding::device(std::declval<simnic_window&>()));
+    using bound_value = std::remove_cvref_t<bound_type>;
+    /// What a path over `d` attaches to: the window, or a binding's value kept in `slot`
+    /// while the path exists (a re-plugged VF's path replaces it, dropping the old one).
+    auto& path_device(simnic& d, std::unique_ptr<bound_value>& slot) {
+        if constexpr (std::is_lvalue_reference_v<bound_type>) {
+            return Binding::device(d.window());
+        } else {
+            slot = std::make_unique<bound_value>(Binding::device(d.window()));
+            return *slot;
+        }
+    }
+
     [[nodiscard]] std::uint64_t drops_of(const simnic& d) const {
         const auto ds = d.device_stats();
         std::uint64_t n = ds.rx_overrun + ds.rx_link_down + ds.rx_no_queue + ds.rx_removed;
@@ -310,6 +335,7 @@ private:
     std::vector<env_type::pool_type*> pools_;
     port_authority emu_auth_, vf_auth_;
     std::unique_ptr<simnic> emu_, vf_;
+    std::unique_ptr<bound_value> emu_bound_, vf_bound_;
     path_id emu_path_ = shell_type::no_path;
     path_id vf_path_ = shell_type::no_path;
     std::optional<shell_type> sh_;
@@ -320,5 +346,7 @@ private:
     std::uint64_t retired_rx_drops_ = 0;
     status error_{};
 };
+
+using shell_rig = basic_shell_rig<simnic_plugin, window_binding>;
 
 } // namespace npa::sim

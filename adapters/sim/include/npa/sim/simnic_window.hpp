@@ -6,6 +6,7 @@
 // writes that the device answers; they are control-path calls made from attach/detach.
 #pragma once
 
+#include <npa/image/abi.hpp>
 #include <npa/sim/guest_memory.hpp>
 #include <npa/sim/sim_irq.hpp>
 #include <npa/sim/simnic_defs.hpp>
@@ -14,11 +15,16 @@
 #include <array>
 #include <atomic>
 #include <cstdint>
+#include <type_traits>
 
 namespace npa::sim {
 
 class simnic_window {
 public:
+    /// The device a simnic plugin image drives (npa/image/abi.hpp): a plugin image reaches
+    /// the window through a pointer, so its layout is checked below.
+    static constexpr std::uint32_t image_device_id = image::sim_device_id(1);
+
     // ---- the plugin's view ------------------------------------------------------------
     [[nodiscard]] std::uint16_t max_queues() const noexcept { return queues_; }
     /// Guest memory set aside for queue pair q's rings (simnic_ring_bytes of the largest
@@ -99,5 +105,10 @@ private:
     void* ctx_ = nullptr;
     command_fn cmd_ = nullptr;
 };
+// The layout an image compiled from this header shares with its host (same compiler, same
+// header): plain fields and lock-free atomics, nothing that differs between the two builds.
+static_assert(std::is_standard_layout_v<simnic_window>);
+static_assert(std::atomic<std::uint32_t>::is_always_lock_free &&
+              std::atomic<std::uint64_t>::is_always_lock_free);
 
 } // namespace npa::sim

@@ -1,6 +1,8 @@
 // The four memory functions a kernel gives every module (lib/string.c in Linux), written
-// here so that the kernel-style link in cmake/npa_header_checks.cmake needs nothing else.
-// Anything beyond these that the core pulls in is a missing symbol and fails that link.
+// here so that freestanding links need nothing else: the kernel-style check in
+// cmake/npa_header_checks.cmake and every plugin image (cmake/npa_plugin_image.cmake),
+// where the compiler may emit calls to them. Anything beyond these is a missing symbol
+// and fails those links.
 //
 // Built with -fno-builtin -fno-tree-loop-distribute-patterns so that GCC does not turn
 // these loops back into calls to themselves.

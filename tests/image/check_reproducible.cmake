@@ -1,0 +1,16 @@
+# Packs SO twice with KEY and checks that both runs and the build's IMAGE are the same bytes.
+file(MAKE_DIRECTORY ${WORK})
+foreach(i 1 2)
+  execute_process(COMMAND ${PACK} ${SO} ${WORK}/run${i}.npai ${KEY}
+                  RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE err)
+  if(NOT rc EQUAL 0)
+    message(FATAL_ERROR "npa-pack-image run ${i} failed: ${err}")
+  endif()
+  message(STATUS "run ${i}: ${out}")
+endforeach()
+file(SHA512 ${WORK}/run1.npai a)
+file(SHA512 ${WORK}/run2.npai b)
+file(SHA512 ${IMAGE} c)
+if(NOT a STREQUAL b OR NOT a STREQUAL c)
+  message(FATAL_ERROR "images differ: run 1 ${a}, run 2 ${b}, build ${c}")
+endif()
