@@ -46,9 +46,10 @@ public:
     [[nodiscard]] status submit_batch(std::span<const control_request> b) const {
         return valid() ? batch_(ctx_, b) : status{errc::bad_state, "no control channel"};
     }
-    /// The device behind this channel was reset (its health said so): a channel with a
-    /// handshake of its own (an SR-IOV VF's mailbox RESET) redoes it before its next
-    /// request. Nothing for a channel without one.
+    /// The device behind this channel was reset (its health said so) or is brought up
+    /// anew (a switch's prepare, before the replay): a channel with a handshake of its own
+    /// (an SR-IOV VF's mailbox RESET) redoes it before its next request. Nothing for a
+    /// channel without one.
     void device_reset() const noexcept {
         if (reset_ != nullptr) {
             reset_(ctx_);

@@ -322,10 +322,10 @@ TEST_CASE("a replay the VF's PF refuses half-way is undone there; the old path k
     const status st =
         w.sh->request_switch(w.vf_a_path, switch_reason::vf_arrived);
     CHECK(st.code() == errc::refused);
-    // MTU, RX mode, the multicast list and VLAN 10 went through one message each before
-    // VLAN 77 was refused (5); the undo removed VLAN 10 and restored the empty list (2),
-    // and the PF is back where it was.
-    CHECK(w.vf_a_ctl->messages() - m0 == 7);
+    // The bring-up's RESET (1), then MTU, RX mode, the multicast list and VLAN 10 went
+    // through one message each before VLAN 77 was refused (5); the undo removed VLAN 10
+    // and restored the empty list (2), and the PF is back where it was.
+    CHECK(w.vf_a_ctl->messages() - m0 == 8);
     CHECK(w.host_a->pf().state(0).vlans.empty());
     CHECK(w.host_a->pf().state(0).mcast_count == 0);
     CHECK(w.sh->active_path() == w.emu_path);

@@ -98,6 +98,12 @@ public:
         const status st = pol_.submit_batch(b);
         return !st.ok() ? st : dev_.submit_batch(b);
     }
+    /// The shell's reset notice reaches the device's channel (a VF's mailbox RESET).
+    void device_reset() noexcept
+        requires requires(Device& d) { { d.device_reset() } noexcept; }
+    {
+        dev_.device_reset();
+    }
 
 private:
     const policy_channel& pol_;

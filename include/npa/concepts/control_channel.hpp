@@ -10,9 +10,9 @@
 //     was applied is rolled back before it returns (used to replay the whole control
 //     state onto a new device at switch time);
 //   - optional: `void device_reset() noexcept`, called by the shell when the device's
-//     health says it was reset behind the driver's back; a channel whose authority wants a
-//     handshake after a reset (an SR-IOV VF's mailbox RESET) redoes it before the next
-//     request it sends;
+//     health says it was reset behind the driver's back and when a switch brings the
+//     device up anew (before the replay); a channel whose authority wants a handshake
+//     after a reset (an SR-IOV VF's mailbox RESET) redoes it before the next request;
 //   - calls are control path: they may block briefly (a mailbox round trip) and are
 //     never made from the data path.
 #pragma once

@@ -75,10 +75,13 @@ public:
     }
 
     /// The VF was reset behind the driver's back (a function-level reset: its queues came
-    /// back disabled). Linux's igb PF then refuses every message but RESET until the VF has
-    /// done the handshake again (the PF clears its clear-to-send flag on the VF's reset), so
-    /// the next request sends RESET first. The PF forgets the VF's filters at its reset;
-    /// the shell's replay at the next switch puts them back.
+    /// back disabled), or is being brought up anew (the shell attached its plugin and is
+    /// about to replay the whole control state). Linux's igb PF refuses every message but
+    /// RESET from a VF that was reset until it has done the handshake again (it clears the
+    /// VF's clear-to-send flag), and a reset while the VF was not in use is seen by nobody,
+    /// so a bring-up starts with RESET too, as Linux's igbvf does at each one. The next
+    /// request sends RESET first; the PF forgets the VF's filters there, and the replay that
+    /// follows puts them back.
     void device_reset() noexcept { reset_pending_ = true; }
 
     /// A reset is waiting for its handshake (telemetry, tests).

@@ -174,6 +174,10 @@ status shell<Env, Plugins...>::request_switch(path_id p, switch_reason reason) {
         attached_[p] = true;
         paths_[p].used = ++use_clock_;
         enabled_[p] = qc.offloads & caps_of(p).offloads;
+        // The device is brought up anew: a channel with a handshake of its own (an SR-IOV
+        // VF's mailbox RESET) redoes it before the replay, whatever happened to the device
+        // while no path used it.
+        slot.link.device_reset();
         st = replay_control(slot.link);
         if (!st.ok()) {
             detach_path(p);

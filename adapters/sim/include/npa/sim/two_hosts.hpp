@@ -100,6 +100,12 @@ struct steered_channel {
         }
         return st;
     }
+    /// The shell's reset notice reaches the authority's channel (a VF's mailbox RESET).
+    void device_reset() noexcept
+        requires requires(Inner& i) { { i.device_reset() } noexcept; }
+    {
+        inner->device_reset();
+    }
 };
 
 struct host {
