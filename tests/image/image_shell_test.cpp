@@ -12,9 +12,6 @@
 
 #include "image_support.hpp"
 
-#include <sys/mman.h>
-#include <unistd.h>
-
 #include <cstdint>
 #include <memory>
 #include <utility>
@@ -42,13 +39,6 @@ struct image_binding {
     }
 };
 using image_rig = sim::basic_shell_rig<loaded_plugin, image_binding>;
-
-/// Whether the page holding `p` is mapped in this process.
-bool mapped(const void* p) {
-    const auto page = static_cast<std::uintptr_t>(::sysconf(_SC_PAGESIZE));
-    void* at = reinterpret_cast<void*>(reinterpret_cast<std::uintptr_t>(p) / page * page);
-    return ::msync(at, page, MS_ASYNC) == 0;
-}
 
 std::unique_ptr<npa::result<loaded_image>> fresh_image() {
     return std::make_unique<npa::result<loaded_image>>(
@@ -122,13 +112,13 @@ TEST_CASE("an image is unloaded when the last path using it is removed") {
     REQUIRE(r.error().ok());
     for (int i = 0; i < 50; ++i) r.round(8, 8);
     b.reset(); // the loader's handle goes; the vf path still holds the image
-    CHECK(mapped(in_b));
+    CHECK(test::mapped(in_b));
     REQUIRE(r.flip().ok()); // the vf path runs on b
     for (int i = 0; i < 50; ++i) r.round(8, 8);
     REQUIRE(r.flip().ok()); // back to emu: the vf path is idle
-    CHECK(mapped(in_b));
+    CHECK(test::mapped(in_b));
     REQUIRE(r.replug_vf().ok()); // remove_path: the last hold on b goes with the path
-    CHECK_FALSE(mapped(in_b));
+    CHECK_FALSE(test::mapped(in_b));
     sim::shell_rig_env::advance(1'000'000'000);
     REQUIRE(r.flip().ok()); // the new vf path runs on a
     for (int i = 0; i < 50; ++i) r.round(8, 8);
@@ -149,7 +139,7 @@ TEST_CASE("an image is unloaded after the shell that used it is gone") {
         CHECK(r.sh().audit().ok());
         check_clean(r);
         a.reset(); // both paths still hold it
-        CHECK(mapped(in_a));
+        CHECK(test::mapped(in_a));
     } // the shell detaches and destroys both paths' plugins, the rig drops its bindings
-    CHECK_FALSE(mapped(in_a));
+    CHECK_FALSE(test::mapped(in_a));
 }

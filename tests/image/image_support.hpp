@@ -7,6 +7,9 @@
 #include <npa/plugins/igbvf/window.hpp>
 #include <npa/sim/simnic_window.hpp>
 
+#include <sys/mman.h>
+#include <unistd.h>
+
 #include <cstddef>
 #include <cstdint>
 #include <cstdio>
@@ -31,6 +34,13 @@ inline key_seed seed_from(const char* path) {
         std::abort();
     }
     return *s;
+}
+
+/// Whether the page holding `p` is mapped in this process (an unloaded image's is not).
+inline bool mapped(const void* p) {
+    const auto page = static_cast<std::uintptr_t>(::sysconf(_SC_PAGESIZE));
+    void* at = reinterpret_cast<void*>(reinterpret_cast<std::uintptr_t>(p) / page * page);
+    return ::msync(at, page, MS_ASYNC) == 0;
 }
 
 /// The test signing key (adapters/image/keys: a TEST key) and the one other signer.

@@ -1,7 +1,10 @@
 # Runs npa-demo --quick --json and checks the story in its JSON summary (the last line).
-#   cmake -DDEMO=<path to npa-demo> [-DDEMO_ARGS=...] [-DEXPECT_FAILED_STEP=<text>] -P check_demo.cmake
+#   cmake -DDEMO=<path to npa-demo> [-DDEMO_ARGS=...] [-DEXPECT_FAILED_STEP=<text>]
+#         [-DEXPECT_DELIVERED=ON] -P check_demo.cmake
 # Without EXPECT_FAILED_STEP the demo must exit 0 and every check below must hold. With
 # it, the demo must exit 1 and name that step among failed_steps (the checks can fail).
+# EXPECT_DELIVERED (a build with plugin images): host B's VF plugin came through vmxnet3's
+# LOAD_PLUGIN, and the demo printed its digest and signer and a switch without TX loss.
 cmake_minimum_required(VERSION 3.21)
 
 execute_process(COMMAND ${DEMO} --quick --json ${DEMO_ARGS}
@@ -94,6 +97,20 @@ else()
   expect("reasons MATCHES \"^boot,vf-arrived,migration,vf-arrived,surprise-removal,vf-arrived\""
          "switch reasons out of story order: ${reasons}")
   expect("max_us EQUAL max_switch_us" "max_switch_us ${max_switch_us}, longest record ${max_us} us")
+  if(EXPECT_DELIVERED)
+    string(JSON delivered ERROR_VARIABLE e GET "${json}" delivered_plugin)
+    expect("NOT e AND NOT delivered STREQUAL \"null\"" "no delivered_plugin in the summary (${e})")
+    if(NOT e AND NOT delivered STREQUAL "null")
+      string(JSON d_digest GET "${delivered}" digest)
+      string(JSON d_signer GET "${delivered}" signer)
+      string(JSON d_lost GET "${delivered}" tx_lost)
+      expect("d_digest MATCHES \"^[0-9a-f]+$\"" "delivered image digest '${d_digest}' is not hex")
+      expect("d_signer MATCHES \"^[0-9a-f]+$\"" "delivered image signer '${d_signer}' is not hex")
+      expect("d_lost EQUAL 0" "the switch to the delivered plugin lost ${d_lost} TX packets")
+      string(FIND "${out}" "delivered plugin: 'igbvf' on host B's VF through vmxnet3 LOAD_PLUGIN, digest ${d_digest}.., signer ${d_signer}.., switch TX lost 0" at)
+      expect("at GREATER_EQUAL 0" "no 'delivered plugin: ... digest ${d_digest}.. ... TX lost 0' line")
+    endif()
+  endif()
 endif()
 
 if(failures)

@@ -10,6 +10,10 @@
 //   VF has smaller rings and fewer offloads, switched in -> the VF is pulled mid-burst ->
 //   the VF comes back flapping, and hysteresis keeps the data path still.
 //
+// Where plugin images are built (adapters/image), host B's hypervisor carries its VF's
+// plugin as a signed image: on arriving there the guest asks its vmxnet3 device for it
+// (LOAD_PLUGIN), verifies and loads it, and switches to a path that runs it.
+//
 //   peer --- physical switch ---+--- host A vswitch --+-- vmxnet3 backend (the guest's, until migration)
 //                               |                     +-- SR-IOV NIC A: embedded switch, VF0
 //                               +--- host B vswitch --+-- vmxnet3 backend (after migration)
@@ -23,6 +27,10 @@
 // The last line is a summary; with --json it is one JSON object, with every switch
 // record and capability event. --dwell-ms N changes the minimum dwell (default 50 ms).
 #include <npa/sim/two_hosts.hpp>
+#ifdef NPA_DEMO_VF_IMAGE
+#include <npa/image/delivered.hpp>
+#include <npa/image/image_files.hpp>
+#endif
 
 #include <fmt/core.h>
 
@@ -41,6 +49,78 @@ namespace {
 using namespace npa;
 using namespace npa::sim;
 using namespace npa::sim::two_hosts;
+
+// ---- host B's VF plugin, delivered by its hypervisor ---------------------------------------
+
+/// What the guest got through LOAD_PLUGIN (the summary prints it).
+struct delivery {
+    bool used = false;
+    std::string plugin, digest, signer;
+    std::size_t mapped = 0;
+    std::uint64_t tx_lost = 0;
+};
+
+#ifdef NPA_DEMO_VF_IMAGE
+constexpr bool vf_image_delivered = true;
+constexpr std::size_t plugin_area_bytes = std::size_t{1} << 20;
+
+/// The first `n` bytes in hex (a digest's or a key's short form).
+std::string short_hex(const std::uint8_t* p, std::size_t n) {
+    std::string out;
+    for (std::size_t i = 0; i < n; ++i) out += fmt::format("{:02x}", p[i]);
+    return out;
+}
+
+/// Host B's hypervisor is given its VF's plugin image (the one this tree builds and signs
+/// with its TEST key), before the world is built.
+bool stock_host_b(world& w, std::string& err) {
+    auto bytes = image::read_file(NPA_DEMO_VF_IMAGE);
+    if (!bytes) {
+        err = "cannot read the VF plugin image " NPA_DEMO_VF_IMAGE;
+        return false;
+    }
+    w.b.plugins[igbvf_window::image_device_id] = std::move(*bytes);
+    w.b_vf_delivered = true;
+    return true;
+}
+
+/// The guest is offered host B's VF and has no path for it: it asks the hypervisor for
+/// the plugin through its vmxnet3 device (LOAD_PLUGIN), verifies and loads it (trusting
+/// the tree's TEST key, as the images are signed with it), binds it to the VF and adds
+/// the path. The loaded image then lives as long as the path.
+path_id take_delivered_vf(world& w, delivery& d, std::string& err) {
+    const auto seed = image::read_seed(NPA_DEMO_IMAGE_KEY);
+    if (!seed) {
+        err = "cannot read the trusted key " NPA_DEMO_IMAGE_KEY;
+        return shell_t::no_path;
+    }
+    const image::public_key trusted[] = {image::public_key_of(*seed)};
+    const vmxnet3::dma_block area = w.plugin_area(plugin_area_bytes);
+    auto img = image::load_delivered(*w.vmx_ctl, igbvf_window::image_device_id, area, trusted);
+    if (!img) {
+        err = img.error().reason();
+        return shell_t::no_path;
+    }
+    auto dev = img->bind(w.b.nic->vf(0).window());
+    if (!dev) {
+        err = dev.error().reason();
+        return shell_t::no_path;
+    }
+    d.used = true;
+    d.plugin = img->name();
+    d.digest = short_hex(img->digest().data(), 8);
+    d.signer = short_hex(img->signer().data(), 8);
+    d.mapped = img->mapped_bytes();
+    return w.add_delivered_vf_path(w.b, std::move(*dev));
+}
+#else
+constexpr bool vf_image_delivered = false;
+bool stock_host_b(world&, std::string&) { return true; }
+path_id take_delivered_vf(world&, delivery&, std::string& err) {
+    err = "plugin images are not built";
+    return shell_t::no_path;
+}
+#endif
 
 // ---- the story's checks ------------------------------------------------------------------
 
@@ -75,7 +155,7 @@ struct story {
 
 // ---- the timeline ------------------------------------------------------------------------
 
-void scenario(world& w, story& s, bool quick) {
+void scenario(world& w, story& s, delivery& d, bool quick) {
     // Each phase runs this long: longer than the minimum dwell, so that every
     // discretionary switch in the timeline is allowed and only the flapping VF is held.
     const std::uint64_t steady = quick ? 60 : 400;
@@ -160,14 +240,30 @@ void scenario(world& w, story& s, bool quick) {
     (void)w.vmx_link_ch.submit(control_request::make_set_mac(sh.desired_control().mac()));
     w.event("migration: guest resumed on host B (vmxnet3 backend re-plugged, network re-steered)");
     w.run_for(steady / 2);
+    const char* step4 = "step 4 (migration: switched back in on host B's VF)";
+    if constexpr (vf_image_delivered) {
+        std::string why;
+        const path_id p = take_delivered_vf(w, d, why);
+        if (!s.check(p != shell_t::no_path, "step 4 (host B's VF plugin delivered by LOAD_PLUGIN)", why))
+            return;
+        w.event(fmt::format("host B's hypervisor delivered the VF plugin '{}' (LOAD_PLUGIN): digest "
+                            "{}.., signer {}.. (trusted), {} KiB mapped",
+                            d.plugin, d.digest, d.signer, d.mapped / 1024));
+    }
     st = w.switch_under_traffic(w.b.vf_path, switch_reason::vf_arrived);
     w.event(fmt::format("VF0 on host B allocated: {} ({})", st.ok() ? "switched in" : st.reason(),
                         fmt::format("{}", sh.history().recent(0))));
-    const char* step4 = "step 4 (migration: switched back in on host B's VF)";
     if (s.switched(step4, st, w.b.vf_path, switch_reason::vf_arrived)) {
-        const std::uint32_t ring_b = sh.plugin<igbvf_plugin>(w.b.vf_path)->tx_ring_size(0);
-        s.check(ring_b != ring_a, step4,
-                fmt::format("host B's VF rings are {} descriptors, like host A's", ring_b));
+        if (d.used) {
+            d.tx_lost = sh.history().recent(0).tx_lost;
+            w.event(fmt::format("delivered plugin '{}' on host B's VF: switch TX lost {}", d.plugin,
+                                d.tx_lost));
+        } else {
+            // (A delivered image's rings are its own: only the compiled-in plugin is asked.)
+            const std::uint32_t ring_b = sh.plugin<igbvf_plugin>(w.b.vf_path)->tx_ring_size(0);
+            s.check(ring_b != ring_a, step4,
+                    fmt::format("host B's VF rings are {} descriptors, like host A's", ring_b));
+        }
         s.check(sh.active_capabilities().offloads != caps_a, step4,
                 "host B's VF reports the same capabilities as host A's");
         s.check(sh.history().recent(0).caps_lost != 0, step4,
@@ -339,7 +435,7 @@ int main(int argc, char** argv) {
     if (dwell_ms)
         w->min_dwell_ns = *dwell_ms * 1'000'000;
     std::string err;
-    if (!w->build(err)) {
+    if (!stock_host_b(*w, err) || !w->build(err)) {
         std::fprintf(stderr, "npa-demo: %s\n", err.c_str());
         return 1;
     }
@@ -347,7 +443,8 @@ int main(int argc, char** argv) {
                "{}-frame bursts both ways\n",
                w->queues, burst);
     story s{w.get(), {}};
-    scenario(*w, s, quick);
+    delivery d;
+    scenario(*w, s, d, quick);
 
     shell_t& sh = *w->sh;
     // Frames still waiting in the guest's qdisc go back to the pool (none after settle).
@@ -408,6 +505,11 @@ int main(int argc, char** argv) {
     fmt::print(
         "policy: MAC refused {} time(s) ({}); spoofed frames dropped by embedded switches: {}\n",
         w->mac_refusals, w->mac_refusal_reason, spoofed);
+    if (d.used) {
+        fmt::print("delivered plugin: '{}' on host B's VF through vmxnet3 LOAD_PLUGIN, digest {}.., "
+                   "signer {}.., switch TX lost {}\n",
+                   d.plugin, d.digest, d.signer, d.tx_lost);
+    }
     fmt::print("buffer audit: {}\n", audit);
     fmt::print("ran {} rounds in {:.2f} s\n", w->rounds, w->secs());
     const bool ok = s.failed.empty();
@@ -428,13 +530,17 @@ int main(int argc, char** argv) {
             "\"spoofed_dropped\": {}, \"mac_refusals\": {}, \"caps_lost\": {}, \"caps_regained\": "
             "{}, "
             "\"audit_ok\": {}, \"story_ok\": {}, \"failed_steps\": {}, \"switch_log\": {}, "
-            "\"capability_events\": {}}}\n",
+            "\"capability_events\": {}, \"delivered_plugin\": {}}}\n",
             tx_sent, tx_lost, tx_dup, tx_reord, rx.sent, rx.lost, device_drops, h.switches(),
             h.failures(), sh.suppressed_switches(), max_us, spoofed, w->mac_refusals, caps_lost,
             caps_regained, audit.ok() ? "true" : "false", ok ? "true" : "false",
             json_array(s.failed, [](const std::string& f) { return json_str(f.c_str()); }),
             json_array(w->switch_log,
-                       [&](const switch_record& r) { return json_switch_record(sh, r); }), json_array(w->cap_log, json_cap_event));
+                       [&](const switch_record& r) { return json_switch_record(sh, r); }), json_array(w->cap_log, json_cap_event),
+            d.used ? fmt::format("{{\"plugin\": {}, \"digest\": {}, \"signer\": {}, \"tx_lost\": {}}}",
+                                 json_str(d.plugin.c_str()), json_str(d.digest.c_str()),
+                                 json_str(d.signer.c_str()), d.tx_lost)
+                   : std::string("null"));
     }
     return ok ? 0 : 1;
 }

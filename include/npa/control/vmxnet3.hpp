@@ -23,6 +23,7 @@
 #include <npa/plugins/vmxnet3/window.hpp>
 #include <npa/status.hpp>
 
+#include <cstddef>
 #include <cstdint>
 #include <cstring>
 #include <span>
@@ -63,6 +64,47 @@ public:
             }
         }
         return status::success();
+    }
+
+    /// LOAD_PLUGIN (defs.hpp): asks the hypervisor for the plugin image it holds for
+    /// `device_id` and has it copied into `area` (guest memory the device may write).
+    /// Returns the image's bytes in `area`. The answer is the device's and is checked, not
+    /// trusted: a size larger than the area, or an unknown answer, is refused. The bytes
+    /// are the hypervisor's too: verify them (the image loader) before running any.
+    [[nodiscard]] result<std::span<const std::byte>> load_plugin(std::uint32_t device_id,
+                                                                 vmxnet3::dma_block area) {
+        if (!port_.bound()) {
+            return status{errc::bad_state, "vmxnet3 control: not bound to a device"};
+        }
+        if (area.virt == nullptr || area.size == 0 || area.size > UINT32_MAX) {
+            return status{errc::invalid_argument, "vmxnet3 LOAD_PLUGIN: no area, or one over 4 GiB"};
+        }
+        vmxnet3::load_plugin_info a;
+        a.deviceId = device_id;
+        a.areaLen = static_cast<std::uint32_t>(area.size);
+        a.areaPA = area.iova;
+        port_.write_load_plugin(a);
+        const std::uint32_t res = port_.command(vmxnet3::cmd::LOAD_PLUGIN);
+        const std::uint32_t len = port_.read_load_plugin().areaLen; // read once, then checked
+        switch (res) {
+        case 0:
+            if (len == 0 || len > area.size) {
+                return status{errc::device_error,
+                              "vmxnet3 LOAD_PLUGIN: the device reported an image larger than the "
+                              "area (or empty)"};
+            }
+            return std::span<const std::byte>(area.virt, len);
+        case vmxnet3::plugin_err::NO_PLUGIN:
+            return status{errc::not_supported, "vmxnet3 LOAD_PLUGIN: the hypervisor holds no plugin for this device"};
+        case vmxnet3::plugin_err::TOO_SMALL:
+            return status{errc::no_memory, "vmxnet3 LOAD_PLUGIN: the image is larger than the area"};
+        case vmxnet3::plugin_err::BAD_AREA:
+            return status{errc::invalid_argument, "vmxnet3 LOAD_PLUGIN: the area is not guest memory"};
+        case vmxnet3::removed_read:
+            return status{errc::removed, "vmxnet3 control: device removed"};
+        default:
+            return status{errc::device_error, "vmxnet3 LOAD_PLUGIN: unknown answer from the device"};
+        }
     }
 
     /// The MAC address in effect, read from the device.

@@ -181,6 +181,12 @@ public:
     [[nodiscard]] rx_filter_conf& rx_filter() noexcept { return shared_->devRead.rxFilterConf; }
     [[nodiscard]] misc_conf& misc() noexcept { return shared_->devRead.misc; }
     [[nodiscard]] dma_block mcast_table() const noexcept { return mcast_; }
+    /// driver_shared::cmdInfo as LOAD_PLUGIN's arguments and answer (copied: the device
+    /// writes it, so it is read once and then checked).
+    void write_load_plugin(const load_plugin_info& a) noexcept { put_load_plugin(shared_->cmdInfo, a); }
+    [[nodiscard]] load_plugin_info read_load_plugin() const noexcept {
+        return get_load_plugin(shared_->cmdInfo);
+    }
     [[nodiscard]] std::uint32_t command(std::uint32_t c) const noexcept { return io_.command(c); }
     void write_mac(const std::uint8_t (&m)[6]) const noexcept {
         // MACL holds bytes 0..3, MACH bytes 4..5, least significant byte first; the device

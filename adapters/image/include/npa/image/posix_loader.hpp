@@ -52,6 +52,8 @@ public:
     [[nodiscard]] const char* name() const noexcept { return s_->ops->name; }
     [[nodiscard]] const digest_bytes& digest() const noexcept { return s_->digest; }
     [[nodiscard]] std::size_t mapped_bytes() const noexcept { return s_->size; }
+    /// The trusted key whose signature the image carries.
+    [[nodiscard]] const public_key& signer() const noexcept { return s_->signer; }
     /// The device a loaded_plugin attaches to, if the image drives this window's device;
     /// it holds the image.
     template <class Window>
@@ -67,6 +69,7 @@ private:
         std::size_t size;
         const plugin_ops* ops;
         digest_bytes digest;
+        public_key signer;
         std::atomic<std::uint32_t> refs{1};
     };
     explicit loaded_image(state* s) noexcept : s_(s) {}
@@ -105,7 +108,7 @@ struct mapping {
 
 /// Step 3: the digest, then a signature by one of `keys`.
 [[nodiscard]] inline status check_signature(const image_view& v, std::span<const public_key> keys,
-                                            digest_bytes& d) noexcept {
+                                            digest_bytes& d, public_key& signer) noexcept {
     if (sodium_init() < 0) {
         return {errc::not_supported, "image: libsodium failed to start"};
     }
@@ -115,6 +118,7 @@ struct mapping {
     }
     for (const public_key& k : keys) {
         if (crypto_sign_verify_detached(v.header.signature, d.data(), d.size(), k.data()) == 0) {
+            signer = k;
             return status::success();
         }
     }
@@ -149,7 +153,8 @@ struct mapping {
         return status{errc::not_supported, "image: built for another device"};
     }
     digest_bytes d{}; // step 3
-    if (const status st = detail::check_signature(v, keys, d); !st) {
+    public_key signer{};
+    if (const status st = detail::check_signature(v, keys, d, signer); !st) {
         return st;
     }
     const long page = ::sysconf(_SC_PAGESIZE);
@@ -178,7 +183,7 @@ struct mapping {
     if (const status st = detail::check_ops(ops, h); !st) {
         return st;
     }
-    auto* st = new (std::nothrow) loaded_image::state{base, h.mem_size, ops, d};
+    auto* st = new (std::nothrow) loaded_image::state{base, h.mem_size, ops, d, signer};
     if (st == nullptr) {
         return status{errc::no_memory, "image: no memory to keep it"};
     }

@@ -16,6 +16,7 @@
 
 #include <npa/buffer/fixed_pool.hpp>
 #include <npa/fmt.hpp>
+#include <npa/image/loaded_plugin.hpp>
 #include <npa/plugins/igbvf/plugin.hpp>
 #include <npa/control/igbvf.hpp>
 #include <npa/plugins/vmxnet3/plugin.hpp>
@@ -68,7 +69,10 @@ struct guest_env {
     void on_wait() noexcept;
 };
 
-using shell_t = shell<guest_env, vmxnet3_plugin, igbvf_plugin>;
+/// The guest's plugins: vmxnet3 and the 82576 VF compiled in, and any plugin a hypervisor
+/// delivers as an image (vmxnet3's LOAD_PLUGIN; the loader is the caller's, world does not
+/// verify images).
+using shell_t = shell<guest_env, vmxnet3_plugin, igbvf_plugin, image::loaded_plugin>;
 
 /// The hypervisor's view of a path's control channel: the path's own authority decides
 /// (the vmxnet3 device model's policy, or the PF driver through the VF mailbox), and on
@@ -118,6 +122,10 @@ struct host {
     steered_channel<igbvf_control> vf_link_ch;
     std::size_t phys_port = 0;
     path_id vf_path = shell_t::no_path;  ///< the guest's path over this host's VF 0
+    /// The plugin images this host's hypervisor carries, by device id: what the guest's
+    /// vmxnet3 backend hands out (LOAD_PLUGIN) while the guest lives here.
+    vmxnet3_plugin_store plugins;
+    image::image_device vf_image;  ///< VF 0's delivered plugin, bound (the path's device)
 };
 
 struct event_line {
@@ -133,6 +141,9 @@ struct world {
     /// Set before build(): a removed VF reads 0 rather than all ones (QEMU's igb after
     /// sriov_numvfs = 0; igbvf_device_config::removed_reads_zero).
     bool vf_removed_reads_zero = false;
+    /// Set before build(): host B's VF path is not added by build() but when the guest
+    /// gets its plugin from host B's hypervisor (add_delivered_vf_path()).
+    bool b_vf_delivered = false;
     guest_memory mem{std::size_t{96} << 20};
     std::optional<guest_env::pool_type> pool;
     std::vector<guest_env::pool_type*> pools;
@@ -221,10 +232,13 @@ struct world {
         pools.assign(queues, &*pool);
         sh.emplace(env, pools, cfg);
         if (!sh->init_status().ok()) return fail(err, sh->init_status());
-        // Paths 0, 1, 2: the vmxnet3 device, host A's VF, host B's VF.
+        // Paths 0, 1, 2: the vmxnet3 device, host A's VF, host B's VF (unless its plugin
+        // is to be delivered: then later, add_delivered_vf_path()).
         vmx_path = sh->add_path<vmxnet3_plugin>(vmx->window(), vmx_link());
         for (host* h : {&a, &b}) {
-            h->vf_path = sh->add_path<igbvf_plugin>(h->nic->vf(0).window(), vf_link(*h));
+            if (h != &b || !b_vf_delivered) {
+                h->vf_path = sh->add_path<igbvf_plugin>(h->nic->vf(0).window(), vf_link(*h));
+            }
         }
         for (std::uint16_t q = 0; q < queues; ++q) gens.emplace_back(guest_flow + q, guest_mac, peer_mac);
         pending.resize(queues);
@@ -240,7 +254,20 @@ struct world {
         vmx_host = &h;
         connect(*vmx, h.vsw.port_at(0));
         vmx->set_policy(&h.vmx_policy);
+        vmx->set_plugin_store(&h.plugins);
         vmx_link_ch = {&*vmx_ctl, &h.vsw, 0, &phys, h.phys_port};
+    }
+    /// The guest's path over host h's VF 0 with the plugin the hypervisor delivered,
+    /// already verified, loaded and bound to that VF's window (`dev`).
+    path_id add_delivered_vf_path(host& h, image::image_device dev) {
+        h.vf_image = std::move(dev);
+        h.vf_path = sh->add_path<image::loaded_plugin>(h.vf_image, vf_link(h));
+        return h.vf_path;
+    }
+    /// Guest memory for a plugin image the hypervisor copies in (LOAD_PLUGIN).
+    vmxnet3::dma_block plugin_area(std::size_t bytes) {
+        const guest_block g = mem.allocate(bytes);
+        return {g.virt, g.iova, g ? g.size : 0};
     }
     control_link vmx_link() { return control_link::to(vmx_link_ch); }
     control_link vf_link(host& h) { return control_link::to(h.vf_link_ch); }

@@ -99,6 +99,7 @@ inline std::uint32_t vmxnet3_device::run_command(std::uint32_t c) noexcept {
         features_ = sh->devRead.misc.uptFeatures & cfg_.profile.upt_features;
         return 0;
     case cmd::UPDATE_IML: return read_mod_levels(sh->devRead.intrConf) ? 0 : 1;
+    case cmd::LOAD_PLUGIN: return load_plugin(sh);
     case cmd::UPDATE_RSSIDT:
     case cmd::UPDATE_PMCFG: return 0;
     case cmd::GET_QUEUE_STATUS:
@@ -239,6 +240,35 @@ inline std::uint32_t vmxnet3_device::activate(vmxnet3::driver_shared* sh) noexce
     publish_ecr();
     active_ = true;
     return 0;
+}
+
+// LOAD_PLUGIN (defs.hpp, load_plugin_info): the hypervisor copies the image it holds for
+// the device id into the guest's area and writes its size back, or answers why not.
+inline std::uint32_t vmxnet3_device::load_plugin(vmxnet3::driver_shared* sh) noexcept {
+    using namespace vmxnet3;
+    load_plugin_info a = get_load_plugin(sh->cmdInfo);
+    const std::uint32_t want = a.areaLen;
+    a.areaLen = 0;
+    std::uint32_t res = 0;
+    const std::vector<std::byte>* img = nullptr;
+    if (plugins_ != nullptr) {
+        if (const auto it = plugins_->find(a.deviceId); it != plugins_->end()) {
+            img = &it->second;
+        }
+    }
+    if (img == nullptr) {
+        res = plugin_err::NO_PLUGIN;
+    } else if (img->size() > want) {
+        a.areaLen = static_cast<std::uint32_t>(img->size());
+        res = plugin_err::TOO_SMALL;
+    } else if (std::byte* to = mem_.translate(a.areaPA, img->size()); to == nullptr) {
+        res = plugin_err::BAD_AREA;
+    } else {
+        std::memcpy(to, img->data(), img->size());
+        a.areaLen = static_cast<std::uint32_t>(img->size()) + plugin_size_fault_;
+    }
+    put_load_plugin(sh->cmdInfo, a);
+    return res;
 }
 
 inline void vmxnet3_device::do_reset() noexcept {

@@ -8,8 +8,14 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <map>
+#include <vector>
 
 namespace npa::sim {
+
+/// The plugin images a hypervisor holds, by device id (npa::image::pci_device_id): what
+/// LOAD_PLUGIN copies into the guest.
+using vmxnet3_plugin_store = std::map<std::uint32_t, std::vector<std::byte>>;
 
 /// The hypervisor's policy for one vmxnet3 port: the sim's one port policy.
 using vmxnet3_list_policy = port_policy;

@@ -106,7 +106,18 @@ public:
     /// Hostile register reads (faults.hpp); set before the guest attaches.
     void set_register_fault(register_fault f) noexcept { reg_fault_ = f; }
 
+    /// Hostile LOAD_PLUGIN answers: report `extra` bytes more than the image it copied.
+    void set_plugin_size_fault(std::uint32_t extra) noexcept { plugin_size_fault_ = extra; }
+
     // ---- the hypervisor's side ------------------------------------------------------------
+    /// The plugin images the hypervisor holds, by device id (image::pci_device_id), that
+    /// LOAD_PLUGIN hands out (nullptr: none). The store belongs to the host: a backend
+    /// re-plugged on another host answers with that host's images. It must outlive the
+    /// device or be replaced.
+    void set_plugin_store(const vmxnet3_plugin_store* s) {
+        std::lock_guard g(mu_);
+        plugins_ = s;
+    }
     /// The hypervisor's policy for this port (nullptr: everything allowed); it must
     /// outlive the device or be replaced.
     void set_policy(const port_policy* p) {
@@ -306,6 +317,7 @@ private:
         case UPDATE_MAC_FILTERS: return "UPDATE_MAC_FILTERS";
         case UPDATE_FEATURE: return "UPDATE_FEATURE";
         case UPDATE_IML: return "UPDATE_IML";
+        case LOAD_PLUGIN: return "LOAD_PLUGIN";
         default: return "a command";
         }
     }
@@ -313,7 +325,7 @@ private:
     static bool reads_shared_area(std::uint32_t c) noexcept {
         using namespace vmxnet3::cmd;
         return c == ACTIVATE_DEV || c == UPDATE_RX_MODE || c == UPDATE_VLAN_FILTERS ||
-               c == UPDATE_MAC_FILTERS || c == UPDATE_FEATURE || c == UPDATE_IML;
+               c == UPDATE_MAC_FILTERS || c == UPDATE_FEATURE || c == UPDATE_IML || c == LOAD_PLUGIN;
     }
 
     // Guest memory the device will read as structures: in bounds and aligned as the ABI
@@ -343,6 +355,7 @@ private:
     // ---- commands.hpp ---------------------------------------------------------------------
     std::uint32_t run_command(std::uint32_t c) noexcept;
     std::uint32_t activate(vmxnet3::driver_shared* sh) noexcept;
+    std::uint32_t load_plugin(vmxnet3::driver_shared* sh) noexcept;
     bool read_mod_levels(const vmxnet3::intr_conf& ic);
     void do_reset() noexcept;
     void do_remove() noexcept {
@@ -422,6 +435,8 @@ private:
     std::uint32_t ntx_ = 0, nrx_ = 0;
     std::array<dq, max_queues> q_{};
     register_fault reg_fault_{};
+    const vmxnet3_plugin_store* plugins_ = nullptr;
+    std::uint32_t plugin_size_fault_ = 0;
     std::uint64_t resets_ = 0, rx_filtered_ = 0, rx_dropped_inactive_ = 0;
     std::vector<std::string> violations_;
     std::byte big_[vmxnet3::MAX_TX_BUF_SIZE * 4]{};
