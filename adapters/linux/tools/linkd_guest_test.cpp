@@ -21,7 +21,9 @@
 // 'pci image': its plugin is the build's 82576 VF image file (the one the sim's tests
 // load), copied to /npa/share with the TEST key's public key. Asserted beside the above:
 // the daemon's status names that file, with the digest its header carries and the TEST key
-// as its signer.
+// as its signer; then (5.) the vmxnet3 as 'pci image' (no image is for it) is refused and
+// the daemon exits 1, and the VF as 'pci igbvf' keeps the compiled-in plugin, its status
+// noting the unused image.
 //
 // Output: one line NPA-GUEST-RESULT {"test":"linkd_guest_test",...}, then
 // `linkd_guest_test PASS|FAIL`. The daemon's log is printed with a `linkd: ` prefix.
@@ -117,9 +119,13 @@ std::string json_value(const std::string& j, const std::string& key, std::size_t
 
 // ---- the daemon -------------------------------------------------------------------------
 
-/// Starts npa-linkd in a new network namespace with `extra` flags; its output goes to
-/// log_path. Returns its pid (0 on failure).
-pid_t start_linkd(const std::vector<std::string>& extra) {
+/// Starts npa-linkd in a new network namespace with `extra` flags over `lowers` (default:
+/// the vmxnet3, then the VF); its output goes to log_path. Returns its pid (0 on failure).
+pid_t start_linkd(const std::vector<std::string>& extra, std::vector<std::string> lowers = {}) {
+    if (lowers.empty()) {
+        lowers = {std::string(vmx_addr) + ":pci:vmxnet3",
+                  std::string(vf_addr) + (vf_from_image ? ":pci:image" : ":pci:igbvf")};
+    }
     ::unlink(sock_path);
     const pid_t pid = ::fork();
     if (pid == 0) {
@@ -131,11 +137,11 @@ pid_t start_linkd(const std::vector<std::string>& extra) {
         ::dup2(fd, 1);
         ::dup2(fd, 2);
         std::vector<std::string> args = {linkd_path, "--tap", "npa0", "--socket", sock_path,
-                                         "--min-dwell-ms", "0",
-                                         "--lower", std::string(vmx_addr) + ":pci:vmxnet3",
-                                         "--lower", std::string(vf_addr) + ":pci:igbvf"};
+                                         "--min-dwell-ms", "0"};
+        for (const std::string& l : lowers) {
+            args.insert(args.end(), {"--lower", l});
+        }
         if (vf_from_image) {
-            args.back() = std::string(vf_addr) + ":pci:image";
             args.insert(args.end(), {"--plugin-dir", share_dir, "--trusted-key", test_key});
         }
         args.insert(args.end(), extra.begin(), extra.end());
@@ -212,6 +218,35 @@ void stop_linkd(pid_t pid) {
     }
     ::kill(pid, SIGKILL);
     ::waitpid(pid, nullptr, 0);
+}
+
+/// The daemon's output so far.
+std::string log_text() {
+    std::string t;
+    if (std::FILE* f = std::fopen(log_path, "r")) {
+        char b[512];
+        while (std::fgets(b, sizeof b, f) != nullptr) {
+            t += b;
+        }
+        std::fclose(f);
+    }
+    return t;
+}
+
+/// Waits up to `limit_s` for a daemon that must refuse to start; its exit status (-1 if it
+/// is still running: it is then stopped).
+int wait_exit(pid_t pid, double limit_s) {
+    const double t0 = now_s();
+    int st = 0;
+    while (now_s() - t0 < limit_s) {
+        if (::waitpid(pid, &st, WNOHANG) == pid) {
+            return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+        }
+        ::usleep(50000);
+    }
+    ::kill(pid, SIGKILL);
+    ::waitpid(pid, &st, 0);
+    return -1;
 }
 
 void print_log() {
@@ -440,6 +475,7 @@ int main() {
     tcp_sink sink;
     tcp_source source;
     bool pf_mac_used = false, refusal_reported = false, image_checked = false;
+    bool image_refused = false, compiled_in_kept = false;
     std::string image_digest;
     pid_t pid = 0;
     do {
@@ -580,6 +616,38 @@ int main() {
         stop_linkd(pid);
         print_log();
         pid = 0;
+        if (!vf_from_image) {
+            break;
+        }
+
+        // 5. Images: a function no image in the directory is for is refused by a sentence,
+        //    and the daemon does not start; a lower naming the compiled-in plugin keeps it
+        //    while the directory holds an image for its device, and status says so.
+        pid = start_linkd({}, {std::string(vmx_addr) + ":pci:image"});
+        const int rc = pid == 0 ? -1 : wait_exit(pid, 20);
+        pid = 0;
+        const std::string refused_log = log_text();
+        std::printf("vmxnet3 as 'pci image': exit %d: %s", rc, refused_log.c_str());
+        image_refused = rc == 1 && refused_log.find("holds no image for 15ad:07b0") != std::string::npos;
+        if (!image_refused) {
+            failf("a function without an image was not refused (exit %d)", rc);
+        }
+        pid = start_linkd({}, {std::string(vmx_addr) + ":pci:vmxnet3", std::string(vf_addr) + ":pci:igbvf"});
+        if (pid == 0 || !wait_linkd(pid, 20)) {
+            break;
+        }
+        status = ask("status");
+        const std::string image_note = json_value(status, "image_note");
+        std::printf("the VF as 'pci igbvf' beside its image: %s\n", image_note.c_str());
+        compiled_in_kept = status.find("\"plugin\":\"pci igbvf\"") != std::string::npos &&
+                           image_note.find(vf_image) != std::string::npos &&
+                           status.find("\"image\":{") == std::string::npos;
+        if (!compiled_in_kept) {
+            failf("the compiled-in plugin and the unused image are not in the status: %s", status.c_str());
+        }
+        stop_linkd(pid);
+        print_log();
+        pid = 0;
     } while (false);
     if (pid != 0) {
         stop_linkd(pid);
@@ -591,13 +659,15 @@ int main() {
                 ",\"switches_failed\":%" PRIu64 ",\"switch_ms_p50\":%.1f,\"switch_ms_max\":%.1f"
                 ",\"pings_sent\":%" PRIu64 ",\"pings_lost\":%" PRIu64 ",\"ping_max_rtt_ms\":%.1f"
                 ",\"tcp_bytes\":%" PRIu64 ",\"pf_mac_used\":%s,\"refusal_reported\":%s"
-                ",\"vf_image\":%s,\"vf_image_sha512\":\"%s\""
+                ",\"vf_image\":%s,\"vf_image_sha512\":\"%s\",\"image_refused\":%s"
+                ",\"compiled_in_kept\":%s"
                 ",\"seconds\":%.1f,\"failures\":%zu}\n",
                 sw_ok, sw_failed, sw_ms.empty() ? 0.0 : percentile(sw_ms, 0.5),
                 sw_ms.empty() ? 0.0 : sw_ms.back(), ping.sent, ping.sent - ping.received,
                 ping.max_rtt_ms, sink.got, pf_mac_used ? "true" : "false",
                 refusal_reported ? "true" : "false", vf_from_image && image_checked ? "true" : "false",
-                image_digest.c_str(), now_s() - t_start, failures.size());
+                image_digest.c_str(), image_refused ? "true" : "false",
+                compiled_in_kept ? "true" : "false", now_s() - t_start, failures.size());
     for (const auto& f : failures) {
         std::printf("FAIL: %s\n", f.c_str());
     }
