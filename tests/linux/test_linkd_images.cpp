@@ -44,9 +44,7 @@ struct temp_dir {
     }
     ~temp_dir() { fs::remove_all(path); }
     std::string str() const { return path.string(); }
-    void put(const char* name, const std::string& from) const {
-        fs::copy_file(from, path / name);
-    }
+    void put(const char* name, const std::string& from) const { fs::copy_file(from, path / name); }
     void write(const char* name, const std::string& text) const {
         std::ofstream(path / name, std::ios::binary) << text;
     }
@@ -239,8 +237,7 @@ TEST_CASE("loading refusals: unknown signer, altered image, wrong device; nothin
     }
     SUBCASE("an image for another device than the window's") {
         d.put("simnic.npai", NPA_SIMNIC_IMAGE);
-        CHECK_FALSE(
-            load_lower_image(d.str(), keys_from(NPA_TEST_PUB), simnic_id, w, im, err));
+        CHECK_FALSE(load_lower_image(d.str(), keys_from(NPA_TEST_PUB), simnic_id, w, im, err));
         CHECK(err.find("the plugin drives another device") != std::string::npos);
         CHECK(err.find("(the function is an 8086:10ca)") != std::string::npos);
     }

@@ -77,7 +77,7 @@ struct daemon_config {
     bool persist = false; ///< the TAP outlives the daemon (TUNSETPERSIST): a restart re-attaches
     std::uint32_t min_dwell_ms = 50;
     policy_config policy;
-    std::string plugin_dir;               ///< images for 'pci image' lowers
+    std::string plugin_dir;                ///< images for 'pci image' lowers
     std::vector<std::string> trusted_keys; ///< public key files (plugin_images.hpp)
     bool help = false;
 };

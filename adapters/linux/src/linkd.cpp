@@ -396,15 +396,15 @@ bool linkd::open_pci_lowers(std::string& err, mac_addr& mac) {
         }
         if (lc.device == pci_device::image) {
             std::string why;
-            if (!load_lower_image(cfg_.plugin_dir, keys, device_id, d.vf.window(), d.image.emplace(),
-                                  why)) {
+            if (!load_lower_image(cfg_.plugin_dir, keys, device_id, d.vf.window(),
+                                  d.image.emplace(), why)) {
                 err = "lower " + lc.ifname + " (pci image): " + why;
                 return false;
             }
-            linkd_env{}.log(log_level::info, (lc.ifname + ": plugin image " + d.image->file + " (" +
-                                              d.image->name + ") sha512 " + d.image->digest +
-                                              " signed by " + d.image->signer)
-                                                 .c_str());
+            linkd_env{}.log(log_level::info,
+                            (lc.ifname + ": plugin image " + d.image->file + " (" + d.image->name +
+                             ") sha512 " + d.image->digest + " signed by " + d.image->signer)
+                                .c_str());
         } else if (have_id) {
             l.image_note = unused_image_note(cfg_.plugin_dir, device_id, to_string(lc.device));
             if (!l.image_note.empty())
