@@ -289,7 +289,7 @@ cmd_initramfs() {
     kdir=$(prepare_kernel)
     root=$(mktemp -d "${TMPDIR:-/tmp}/npa-initramfs.XXXXXX")
     trap 'rm -rf "${root:-}"' EXIT
-    mkdir -p "$root"/{bin,sbin,proc,sys,dev,tmp,npa/bin,lib/modules/npa}
+    mkdir -p "$root"/{bin,sbin,proc,sys,dev,tmp,npa/bin,npa/share,lib/modules/npa}
     cp "$bb" "$root/bin/busybox"
     ln -s busybox "$root/bin/sh"   # the other applets are linked by /init, in the guest
     cp "$kdir"/modules/*.ko "$kdir/modules/deps" "$root/lib/modules/npa/"
@@ -303,6 +303,13 @@ cmd_initramfs() {
             name=$(basename "$p" .ko)
             cp "$p" "$root/lib/modules/npa/$name.ko"
             echo "${name//-/_}: " >> "$root/lib/modules/npa/deps"
+            continue
+        fi
+        # A plugin image (NAME.npai) or a public key (NAME.pub) is data for the programs:
+        # copied as it is to /npa/share, not run.
+        if [[ "$p" == *.npai || "$p" == *.pub ]]; then
+            [ -f "$p" ] || die "data file $p not found"
+            cp "$p" "$root/npa/share/$(basename "$p")"
             continue
         fi
         [ -f "$p" ] && [ -x "$p" ] || die "test program $p is not an executable file"

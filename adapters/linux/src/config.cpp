@@ -74,7 +74,7 @@ std::vector<std::string_view> split_ws(std::string_view s) {
 bool parse_lower(const std::vector<std::string_view>& f, lower_config& out, std::string& err) {
     if (f.size() < 2 || f.size() > 3) {
         err = "a lower is '<interface> <af_xdp|af_packet> [copy|zero-copy|auto]' or "
-              "'<pci address> pci <vmxnet3|igbvf>'";
+              "'<pci address> pci <vmxnet3|igbvf|image>'";
         return false;
     }
     if (f[1] == "pci") {
@@ -85,16 +85,18 @@ bool parse_lower(const std::vector<std::string_view>& f, lower_config& out, std:
             return false;
         }
         if (f.size() != 3) {
-            err = "a pci lower needs its device kind: '" + out.ifname + " pci <vmxnet3|igbvf>'";
+            err = "a pci lower needs its device kind: '" + out.ifname + " pci <vmxnet3|igbvf|image>'";
             return false;
         }
         if (f[2] == "vmxnet3") {
             out.device = pci_device::vmxnet3;
         } else if (f[2] == "igbvf") {
             out.device = pci_device::igbvf;
+        } else if (f[2] == "image") {
+            out.device = pci_device::image;
         } else {
             err = "unknown PCI device kind '" + std::string(f[2]) +
-                  "' (expected vmxnet3 or igbvf)";
+                  "' (expected vmxnet3, igbvf or image)";
             return false;
         }
         return true;
@@ -250,6 +252,18 @@ bool apply_config_key(std::string_view key, std::string_view val, daemon_config&
         cfg.min_dwell_ms = static_cast<std::uint32_t>(n);
     } else if (key == "policy") {
         return load_policy_file(std::string(val), cfg.policy, err);
+    } else if (key == "plugin_dir") {
+        if (val.empty()) {
+            err = "plugin_dir needs a directory";
+            return false;
+        }
+        cfg.plugin_dir = std::string(val);
+    } else if (key == "trusted_key") {
+        if (val.empty()) {
+            err = "trusted_key needs a public key file";
+            return false;
+        }
+        cfg.trusted_keys.emplace_back(val);
     } else {
         return apply_policy_key(key, val, cfg.policy, err);
     }
@@ -262,27 +276,9 @@ constexpr std::size_t max_file_bytes = 64 * 1024;
 
 template <class Apply>
 bool load_file(const std::string& path, std::string& err, Apply&& apply) {
-    struct stat st {};
-    if (::stat(path.c_str(), &st) != 0) {
-        err = path + ": cannot open (" + std::strerror(errno) + ")";
+    std::string text;
+    if (!read_small_file(path, max_file_bytes, text, err))
         return false;
-    }
-    if (!S_ISREG(st.st_mode)) {
-        err = path + ": not a regular file";
-        return false;
-    }
-    std::ifstream in(path, std::ios::binary);
-    if (!in) {
-        err = path + ": cannot open";
-        return false;
-    }
-    std::string text(max_file_bytes + 1, '\0');
-    in.read(text.data(), static_cast<std::streamsize>(text.size()));
-    text.resize(static_cast<std::size_t>(in.gcount()));
-    if (text.size() > max_file_bytes) {
-        err = path + ": larger than " + std::to_string(max_file_bytes / 1024) + " KiB";
-        return false;
-    }
     std::istringstream lines(text);
     std::string line;
     unsigned lineno = 0;
@@ -310,6 +306,33 @@ bool load_file(const std::string& path, std::string& err, Apply&& apply) {
 
 } // namespace
 
+bool read_small_file(const std::string& path, std::size_t cap, std::string& text,
+                     std::string& err) {
+    struct stat st {};
+    if (::stat(path.c_str(), &st) != 0) {
+        err = path + ": cannot open (" + std::strerror(errno) + ")";
+        return false;
+    }
+    if (!S_ISREG(st.st_mode)) {
+        err = path + ": not a regular file";
+        return false;
+    }
+    std::ifstream in(path, std::ios::binary);
+    if (!in) {
+        err = path + ": cannot open";
+        return false;
+    }
+    // One byte more than the bound: a file that grew since stat() is still caught.
+    text.assign(cap + 1, '\0');
+    in.read(text.data(), static_cast<std::streamsize>(text.size()));
+    text.resize(static_cast<std::size_t>(in.gcount()));
+    if (text.size() > cap) {
+        err = path + ": larger than " + std::to_string(cap / 1024) + " KiB";
+        return false;
+    }
+    return true;
+}
+
 const char* to_string(plugin_kind k) noexcept {
     switch (k) {
     case plugin_kind::af_xdp: return "af_xdp";
@@ -319,7 +342,7 @@ const char* to_string(plugin_kind k) noexcept {
 }
 
 const char* to_string(pci_device d) noexcept {
-    return d == pci_device::igbvf ? "igbvf" : "vmxnet3";
+    return d == pci_device::igbvf ? "igbvf" : d == pci_device::image ? "image" : "vmxnet3";
 }
 
 std::string lower_config::plugin_name() const {
@@ -471,6 +494,8 @@ bool parse_args(int argc, const char* const* argv, daemon_config& cfg, std::stri
             {"--mtu-max", "mtu_max"},
             {"--min-dwell-ms", "min_dwell_ms"},
             {"--failback", "failback"},
+            {"--plugin-dir", "plugin_dir"},
+            {"--trusted-key", "trusted_key"},
         };
         bool known = false;
         for (const auto& f : flags) {
@@ -500,9 +525,9 @@ bool validate(const daemon_config& cfg, std::string& err) {
             "no lower interface: give at least one --lower IF:PLUGIN (or 'lower =' in the config)";
         return false;
     }
-    // Per plugin type: af_packet, af_xdp, pci vmxnet3, pci igbvf.
-    std::size_t per_plugin[4] = {0, 0, 0, 0};
-    bool has_xdp = false, has_pci = false;
+    // Per plugin type: af_packet, af_xdp, pci vmxnet3, pci igbvf, pci image.
+    std::size_t per_plugin[5] = {0, 0, 0, 0, 0};
+    bool has_xdp = false, has_pci = false, has_image = false;
     for (std::size_t i = 0; i < cfg.lowers.size(); ++i) {
         if (cfg.lowers[i].ifname == cfg.tap) {
             err = "lower '" + cfg.lowers[i].ifname + "' is the TAP interface itself";
@@ -523,6 +548,17 @@ bool validate(const daemon_config& cfg, std::string& err) {
         }
         has_xdp = has_xdp || l.kind == plugin_kind::af_xdp;
         has_pci = has_pci || l.kind == plugin_kind::pci;
+        has_image = has_image || (l.kind == plugin_kind::pci && l.device == pci_device::image);
+    }
+    if (has_image && cfg.plugin_dir.empty()) {
+        err = "a 'pci image' lower needs the directory of its images: --plugin-dir DIR "
+              "(or 'plugin_dir =' in the config)";
+        return false;
+    }
+    if (has_image && cfg.trusted_keys.empty()) {
+        err = "a 'pci image' lower needs the keys its image may be signed by: --trusted-key FILE "
+              "(or 'trusted_key =' in the config)";
+        return false;
     }
     if (has_xdp && has_pci) {
         // One buffer pool serves every path: its device addresses are either UMEM offsets
@@ -554,6 +590,7 @@ const char* usage() noexcept {
            "                 [--socket PATH] [--mac MAC] [--queues N] [--policy FILE]\n"
            "                 [--allow-mac MAC] [--allow-vlan LIST] [--mtu-min N] [--mtu-max N]\n"
            "                 [--min-dwell-ms N] [--no-failback] [--persist]\n"
+           "                 [--plugin-dir DIR --trusted-key FILE ...]\n"
            "\n"
            "Binds the TAP interface NAME (created if needed, default npa0) to an ordered list\n"
            "of lower interfaces, each driven by a plugin: af_xdp (MODE copy, zero-copy or\n"
@@ -562,6 +599,11 @@ const char* usage() noexcept {
            "A PCI function is a lower too (as root): ADDRESS:pci:vmxnet3 or ADDRESS:pci:igbvf\n"
            "(an 82576 VF), e.g. 0000:00:03.0:pci:vmxnet3; the daemon binds it to\n"
            "uio_pci_generic and drives it from user space over hugepage memory.\n"
+           "ADDRESS:pci:image runs the function's plugin from a signed plugin image: the one\n"
+           "file in --plugin-dir DIR (*.npai) whose header names the function's vendor:device\n"
+           "(read from sysfs), signed by a key of a --trusted-key FILE (an Ed25519 public key,\n"
+           "64 hex digits; repeatable). ADDRESS:pci:igbvf keeps the compiled-in plugin even\n"
+           "when DIR holds an image for the device.\n"
            "Control it with npactl through the unix socket (default /run/npa/npa-linkd.sock).\n"
            "With --persist the TAP, its addresses, routes and MAC outlive the daemon, and a\n"
            "restart re-attaches to it; its carrier is off while no lower is usable.\n";

@@ -7,6 +7,11 @@
 //   lower = va1 af_packet           lower interfaces, in order of preference
 //   lower = 0000:00:03.0 pci vmxnet3    a PCI function driven from user space
 //   lower = 0000:01:10.0 pci igbvf      (uio_pci_generic, hugepage DMA memory)
+//   lower = 0000:01:10.0 pci image      its plugin from a signed image in plugin_dir, the
+//                                       one whose header names the function's vendor:device
+//   plugin_dir = /usr/lib/npa/plugins   where 'pci image' lowers find their images (*.npai)
+//   trusted_key = /etc/npa/vendor.pub   repeatable: an Ed25519 public key (64 hex digits)
+//                                       whose signature an image must carry
 //   socket = /run/npa/npa-linkd.sock    the control socket
 //   mac = 02:00:00:00:00:01         the shell's MAC (default: the TAP's own)
 //   queues = 1
@@ -37,8 +42,10 @@ namespace npa::lnx::tools {
 enum class plugin_kind : std::uint8_t { af_packet, af_xdp, pci };
 
 /// The device behind a pci lower: which plugin drives its rings and which control path
-/// carries its MAC, MTU and filters.
-enum class pci_device : std::uint8_t { vmxnet3, igbvf };
+/// carries its MAC, MTU and filters. `image`: the plugin comes from a signed image in the
+/// plugin directory, chosen by the function's vendor:device (plugin_images.hpp); the
+/// function and its control path are the daemon's, as for the compiled-in plugins.
+enum class pci_device : std::uint8_t { vmxnet3, igbvf, image };
 
 [[nodiscard]] const char* to_string(plugin_kind k) noexcept;
 [[nodiscard]] const char* to_string(pci_device d) noexcept;
@@ -70,11 +77,13 @@ struct daemon_config {
     bool persist = false; ///< the TAP outlives the daemon (TUNSETPERSIST): a restart re-attaches
     std::uint32_t min_dwell_ms = 50;
     policy_config policy;
+    std::string plugin_dir;                ///< images for 'pci image' lowers
+    std::vector<std::string> trusted_keys; ///< public key files (plugin_images.hpp)
     bool help = false;
 };
 
 /// At most this many lowers of one plugin (the shell has two paths per plugin type; the
-/// two PCI device kinds are one plugin type each).
+/// PCI device kinds and the image plugin are one plugin type each).
 inline constexpr std::size_t max_lowers_per_kind = 2;
 
 /// "0000:00:03.0" or the short "00:03.0" (domain 0); `out` is the full form.
@@ -90,6 +99,11 @@ inline constexpr std::size_t max_lowers_per_kind = 2;
 [[nodiscard]] bool load_policy_file(const std::string& path, policy_config& pol, std::string& err);
 /// Checks the whole configuration (lowers named, no duplicates, limits).
 [[nodiscard]] bool validate(const daemon_config& cfg, std::string& err);
+
+/// Reads the regular file `path` whole into `text`, refusing one larger than `cap` bytes
+/// (or endless, such as /dev/zero) with a sentence naming it.
+[[nodiscard]] bool read_small_file(const std::string& path, std::size_t cap, std::string& text,
+                                   std::string& err);
 
 [[nodiscard]] const char* usage() noexcept;
 

@@ -259,8 +259,11 @@ bool linkd::init(std::string& err) {
                                                       control_link::to(*l.pci->vmx_link));
         } else if (l.pci) {
             l.pci->vf_link.emplace(*policy_, *l.pci->vf_ctl);
-            l.path = shell_->add_path<igbvf_plugin>(l.pci->vf.window(),
-                                                    control_link::to(*l.pci->vf_link));
+            l.path = l.pci->image
+                         ? shell_->add_path<npa::image::loaded_plugin>(
+                               l.pci->image->dev, control_link::to(*l.pci->vf_link))
+                         : shell_->add_path<igbvf_plugin>(l.pci->vf.window(),
+                                                          control_link::to(*l.pci->vf_link));
         } else {
             l.path = l.cfg.kind == plugin_kind::af_xdp
                          ? shell_->add_path<af_xdp_plugin>(l.xdp_dev, link)
@@ -335,6 +338,15 @@ bool linkd::open_pci_lowers(std::string& err, mac_addr& mac) {
     // their rings in one hugepage of DMA memory shared by all of them.
     pci::pci_error e;
     std::optional<pci::dma_arena> arena;
+    // The keys images may be signed by, read once for every 'pci image' lower.
+    std::vector<trusted_key> keys;
+    const bool images = std::any_of(cfg_.lowers.begin(), cfg_.lowers.end(), [](const auto& lc) {
+        return lc.kind == plugin_kind::pci && lc.device == pci_device::image;
+    });
+    for (const std::string& f : images ? cfg_.trusted_keys : std::vector<std::string>{}) {
+        if (!read_trusted_key(f, keys.emplace_back(), err))
+            return false;
+    }
     for (const auto& lc : cfg_.lowers) {
         lower_state& l = lowers_.emplace_back();
         l.cfg = lc;
@@ -348,6 +360,28 @@ bool linkd::open_pci_lowers(std::string& err, mac_addr& mac) {
             }
             arena.emplace(rings_);
         }
+        // The device decides a 'pci image' lower's image, and the daemon must be able to
+        // open that device and run its control path (plugin_images.hpp).
+        // (A compiled-in lower whose function is missing is named by its open, below.)
+        std::uint32_t device_id = 0;
+        std::string id_err;
+        const bool have_id = read_pci_device_id(pci::sysfs_devices, lc.ifname, device_id, id_err);
+        if (lc.device == pci_device::image && !have_id) {
+            err = "lower " + lc.ifname + " (pci image): " + id_err;
+            return false;
+        }
+        if (lc.device == pci_device::image && !image_device_supported(device_id)) {
+            image_file f;
+            std::string why;
+            err = "lower " + lc.ifname + " (pci image): " +
+                  (select_image(cfg_.plugin_dir, device_id, f, why)
+                       ? f.path + " is an image for " + format_device_id(device_id) +
+                             ", but npa-linkd runs images only on 82576 VFs (" +
+                             format_device_id(igbvf_window::image_device_id) +
+                             "): name the compiled-in plugin for this function"
+                       : why);
+            return false;
+        }
         l.pci = std::make_unique<pci_lower>();
         pci_lower& d = *l.pci;
         const bool vmx = lc.device == pci_device::vmxnet3;
@@ -359,6 +393,22 @@ bool linkd::open_pci_lowers(std::string& err, mac_addr& mac) {
         if (!opened) {
             err = "lower " + lc.ifname + " (" + lc.plugin_name() + "): " + e.what();
             return false;
+        }
+        if (lc.device == pci_device::image) {
+            std::string why;
+            if (!load_lower_image(cfg_.plugin_dir, keys, device_id, d.vf.window(),
+                                  d.image.emplace(), why)) {
+                err = "lower " + lc.ifname + " (pci image): " + why;
+                return false;
+            }
+            linkd_env{}.log(log_level::info,
+                            (lc.ifname + ": plugin image " + d.image->file + " (" + d.image->name +
+                             ") sha512 " + d.image->digest + " signed by " + d.image->signer)
+                                .c_str());
+        } else if (have_id) {
+            l.image_note = unused_image_note(cfg_.plugin_dir, device_id, to_string(lc.device));
+            if (!l.image_note.empty())
+                linkd_env{}.log(log_level::info, (lc.ifname + ": " + l.image_note).c_str());
         }
         l.running = true;
         if (vmx) {

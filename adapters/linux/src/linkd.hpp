@@ -13,11 +13,13 @@
 #pragma once
 
 #include "config.hpp"
+#include "plugin_images.hpp"
 
 #include <npa/linux/af_packet.hpp>
 #include <npa/linux/af_xdp.hpp>
 #include <npa/control/igbvf.hpp>
 #include <npa/control/vmxnet3.hpp>
+#include <npa/image/loaded_plugin.hpp>
 #include <npa/linux/pci/dma_memory.hpp>
 #include <npa/linux/pci/igbvf.hpp>
 #include <npa/linux/pci/vmxnet3.hpp>
@@ -120,18 +122,20 @@ struct pci_lower {
     std::optional<policed_channel<vmxnet3_control>> vmx_link;
     std::optional<policed_channel<igbvf_control>> vf_link;
     mac_addr assigned{}; ///< the MAC the PF assigned to a VF (zero: none)
+    std::optional<lower_image> image; ///< a 'pci image' lower's plugin, bound to vf's window
 };
 
 // The shell: one path per lower, an instance of the lower's plugin kind (any two
 // lowers can be switched between: the outgoing and the incoming path are attached at
-// the same time).
-using linkd_shell =
-    npa::shell<linkd_env, af_packet_plugin, af_xdp_plugin, vmxnet3_plugin, igbvf_plugin>;
+// the same time). loaded_plugin runs a 'pci image' lower's plugin image.
+using linkd_shell = npa::shell<linkd_env, af_packet_plugin, af_xdp_plugin, vmxnet3_plugin,
+                               igbvf_plugin, npa::image::loaded_plugin>;
 
 struct lower_state {
     lower_config cfg;
     std::unique_ptr<pci_lower> pci; ///< pci lowers only
     std::string note;               ///< shown by status: what the PF or the policy decided
+    std::string image_note;         ///< shown by status: an image in plugin_dir not used
     npa::path_id path = linkd_shell::no_path; ///< this lower's shell path
     int ifindex = 0;                          ///< 0: not present
     bool running = false;
@@ -194,6 +198,7 @@ private:
     void handle_client(std::size_t i);
     std::string handle_request(const std::string& line);
     std::string render_status(bool text);
+    static std::string render_image(const lower_state& l, bool text);
     std::string render_stats(bool text);
     std::string do_switch(const std::string& target, bool text);
 

@@ -204,18 +204,34 @@ std::string linkd::render_status(bool text) {
         o += std::string(i ? "," : "") + "{\"name\":" + json_str(l.cfg.ifname) +
              ",\"plugin\":" + json_str(l.cfg.plugin_name()) + ",\"state\":" + json_str(state) +
              ",\"active\":" + (static_cast<int>(i) == active ? "true" : "false") +
-             (l.note.empty() ? std::string() : ",\"note\":" + json_str(l.note)) + "}";
+             (l.note.empty() ? std::string() : ",\"note\":" + json_str(l.note)) +
+             (l.image_note.empty() ? std::string() : ",\"image_note\":" + json_str(l.image_note)) +
+             render_image(l, false) + "}";
         t += std::string(static_cast<int>(i) == active ? "  * " : "    ") + l.cfg.ifname + "  " +
              l.cfg.plugin_name() +
              (static_cast<int>(i) == active && l.cfg.kind == plugin_kind::af_xdp ? " (" + mode + ")"
                                                                                  : std::string()) +
              "  " + state + (static_cast<int>(i) == active ? "  active" : "") +
-             (l.note.empty() ? std::string() : "  (" + l.note + ")") + "\n";
+             (l.note.empty() ? std::string() : "  (" + l.note + ")") + "\n" +
+             (l.image_note.empty() ? std::string() : "      " + l.image_note + "\n") +
+             render_image(l, true);
     }
     o += "]";
     if (text)
         o += ",\"text\":" + json_str(t);
     return o + "}";
+}
+
+// A 'pci image' lower's image: the file, the plugin's name, its digest and its signer.
+std::string linkd::render_image(const lower_state& l, bool text) {
+    if (!l.pci || !l.pci->image)
+        return {};
+    const lower_image& im = *l.pci->image;
+    if (text)
+        return "      image " + im.file + " (" + im.name + ")\n      sha512 " + im.digest +
+               "\n      signer " + im.signer + "\n";
+    return ",\"image\":{\"file\":" + json_str(im.file) + ",\"name\":" + json_str(im.name) +
+           ",\"digest\":" + json_str(im.digest) + ",\"signer\":" + json_str(im.signer) + "}";
 }
 
 std::string linkd::render_stats(bool text) {

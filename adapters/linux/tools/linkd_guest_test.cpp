@@ -17,6 +17,14 @@
 //      the PF's assignment beside the VF lower in its status, and a switch to the VF is
 //      refused with the reason, not ignored.
 //
+// With NPA_LINKD_IMAGE=1 (npa.linkd_image=1, guest_linkd_pci_image) the VF lower is
+// 'pci image': its plugin is the build's 82576 VF image file (the one the sim's tests
+// load), copied to /npa/share with the TEST key's public key. Asserted beside the above:
+// the daemon's status names that file, with the digest its header carries and the TEST key
+// as its signer; then (5.) the vmxnet3 as 'pci image' (no image is for it) is refused and
+// the daemon exits 1, and the VF as 'pci igbvf' keeps the compiled-in plugin, its status
+// noting the unused image.
+//
 // Output: one line NPA-GUEST-RESULT {"test":"linkd_guest_test",...}, then
 // `linkd_guest_test PASS|FAIL`. The daemon's log is printed with a `linkd: ` prefix.
 #include <npa/capabilities.hpp>
@@ -59,12 +67,65 @@ constexpr const char* tap_ip = "10.77.0.1";
 constexpr const char* peer_ip = "10.77.0.2";
 constexpr std::uint16_t tcp_port = 5201;
 const npa::mac_addr pinned_mac{0x52, 0x54, 0x00, 0x12, 0x34, 0x56};
+constexpr const char* share_dir = "/npa/share";
+constexpr const char* vf_image = "/npa/share/igbvf_image.npai";
+constexpr const char* test_key = "/npa/share/test_signing_key.pub";
+/// The VF lower runs the plugin image (NPA_LINKD_IMAGE=1), not the compiled-in plugin.
+const bool vf_from_image = env_u64("NPA_LINKD_IMAGE", 0) != 0;
+
+/// The first line of a text file ("" if unreadable).
+std::string first_line(const char* path) {
+    std::string s;
+    if (std::FILE* f = std::fopen(path, "r")) {
+        char b[256];
+        if (std::fgets(b, sizeof b, f) != nullptr) {
+            s = b;
+        }
+        std::fclose(f);
+    }
+    while (!s.empty() && (s.back() == '\n' || s.back() == ' ')) {
+        s.pop_back();
+    }
+    return s;
+}
+
+/// The digest field of an image file's header (npa/image/format.hpp: 64 bytes at offset
+/// 88), hex; "" if the file is shorter.
+std::string header_digest(const char* path) {
+    std::string hex;
+    if (std::FILE* f = std::fopen(path, "rb")) {
+        unsigned char h[152];
+        if (std::fread(h, 1, sizeof h, f) == sizeof h) {
+            char b[3];
+            for (int i = 88; i < 152; ++i) {
+                std::snprintf(b, sizeof b, "%02x", h[i]);
+                hex += b;
+            }
+        }
+        std::fclose(f);
+    }
+    return hex;
+}
+
+/// The string value of `"key":"..."` in a JSON reply, after `from` ("" if absent).
+std::string json_value(const std::string& j, const std::string& key, std::size_t from = 0) {
+    const std::string k = "\"" + key + "\":\"";
+    const auto at = j.find(k, from);
+    if (at == std::string::npos) {
+        return {};
+    }
+    return j.substr(at + k.size(), j.find('"', at + k.size()) - at - k.size());
+}
 
 // ---- the daemon -------------------------------------------------------------------------
 
-/// Starts npa-linkd in a new network namespace with `extra` flags; its output goes to
-/// log_path. Returns its pid (0 on failure).
-pid_t start_linkd(const std::vector<std::string>& extra) {
+/// Starts npa-linkd in a new network namespace with `extra` flags over `lowers` (default:
+/// the vmxnet3, then the VF); its output goes to log_path. Returns its pid (0 on failure).
+pid_t start_linkd(const std::vector<std::string>& extra, std::vector<std::string> lowers = {}) {
+    if (lowers.empty()) {
+        lowers = {std::string(vmx_addr) + ":pci:vmxnet3",
+                  std::string(vf_addr) + (vf_from_image ? ":pci:image" : ":pci:igbvf")};
+    }
     ::unlink(sock_path);
     const pid_t pid = ::fork();
     if (pid == 0) {
@@ -76,9 +137,13 @@ pid_t start_linkd(const std::vector<std::string>& extra) {
         ::dup2(fd, 1);
         ::dup2(fd, 2);
         std::vector<std::string> args = {linkd_path, "--tap", "npa0", "--socket", sock_path,
-                                         "--min-dwell-ms", "0",
-                                         "--lower", std::string(vmx_addr) + ":pci:vmxnet3",
-                                         "--lower", std::string(vf_addr) + ":pci:igbvf"};
+                                         "--min-dwell-ms", "0"};
+        for (const std::string& l : lowers) {
+            args.insert(args.end(), {"--lower", l});
+        }
+        if (vf_from_image) {
+            args.insert(args.end(), {"--plugin-dir", share_dir, "--trusted-key", test_key});
+        }
         args.insert(args.end(), extra.begin(), extra.end());
         std::vector<char*> argv;
         for (auto& a : args) {
@@ -153,6 +218,35 @@ void stop_linkd(pid_t pid) {
     }
     ::kill(pid, SIGKILL);
     ::waitpid(pid, nullptr, 0);
+}
+
+/// The daemon's output so far.
+std::string log_text() {
+    std::string t;
+    if (std::FILE* f = std::fopen(log_path, "r")) {
+        char b[512];
+        while (std::fgets(b, sizeof b, f) != nullptr) {
+            t += b;
+        }
+        std::fclose(f);
+    }
+    return t;
+}
+
+/// Waits up to `limit_s` for a daemon that must refuse to start; its exit status (-1 if it
+/// is still running: it is then stopped).
+int wait_exit(pid_t pid, double limit_s) {
+    const double t0 = now_s();
+    int st = 0;
+    while (now_s() - t0 < limit_s) {
+        if (::waitpid(pid, &st, WNOHANG) == pid) {
+            return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+        }
+        ::usleep(50000);
+    }
+    ::kill(pid, SIGKILL);
+    ::waitpid(pid, &st, 0);
+    return -1;
 }
 
 void print_log() {
@@ -380,7 +474,9 @@ int main() {
     pinger ping;
     tcp_sink sink;
     tcp_source source;
-    bool pf_mac_used = false, refusal_reported = false;
+    bool pf_mac_used = false, refusal_reported = false, image_checked = false;
+    bool image_refused = false, compiled_in_kept = false;
+    std::string image_digest;
     pid_t pid = 0;
     do {
         // 1. The PF with its VFs, the VF's MAC pinned; the peer under Linux's vmxnet3.
@@ -425,6 +521,25 @@ int main() {
         if (!pf_mac_used) {
             failf("the daemon uses MAC %s, not the %s the PF pinned for the VF", mac_in_use.c_str(),
                   mac_text(pinned_mac).c_str());
+        }
+        if (vf_from_image) {
+            // The VF's path runs the image file the build produced: status names it, with
+            // the digest in its header (the loader checked the file against it) and the
+            // TEST key as its signer.
+            const auto img = status.find("\"image\":{");
+            image_digest = img == std::string::npos ? "" : json_value(status, "digest", img);
+            const std::string file = json_value(status, "file", img);
+            const std::string signer = json_value(status, "signer", img);
+            std::printf("VF path from image %s: sha512 %s signer %s\n", file.c_str(),
+                        image_digest.c_str(), signer.c_str());
+            image_checked = file == vf_image && !image_digest.empty() &&
+                            image_digest == header_digest(vf_image) &&
+                            signer == first_line(test_key);
+            if (!image_checked) {
+                failf("the VF path does not run %s (digest %s, file's %s; signer %s, key %s)",
+                      vf_image, image_digest.c_str(), header_digest(vf_image).c_str(),
+                      signer.c_str(), first_line(test_key).c_str());
+            }
         }
         if (!sink.open()) {
             failf("TCP listen on %s:%u: %s", peer_ip, tcp_port, std::strerror(errno));
@@ -501,6 +616,38 @@ int main() {
         stop_linkd(pid);
         print_log();
         pid = 0;
+        if (!vf_from_image) {
+            break;
+        }
+
+        // 5. Images: a function no image in the directory is for is refused by a sentence,
+        //    and the daemon does not start; a lower naming the compiled-in plugin keeps it
+        //    while the directory holds an image for its device, and status says so.
+        pid = start_linkd({}, {std::string(vmx_addr) + ":pci:image"});
+        const int rc = pid == 0 ? -1 : wait_exit(pid, 20);
+        pid = 0;
+        const std::string refused_log = log_text();
+        std::printf("vmxnet3 as 'pci image': exit %d: %s", rc, refused_log.c_str());
+        image_refused = rc == 1 && refused_log.find("holds no image for 15ad:07b0") != std::string::npos;
+        if (!image_refused) {
+            failf("a function without an image was not refused (exit %d)", rc);
+        }
+        pid = start_linkd({}, {std::string(vmx_addr) + ":pci:vmxnet3", std::string(vf_addr) + ":pci:igbvf"});
+        if (pid == 0 || !wait_linkd(pid, 20)) {
+            break;
+        }
+        status = ask("status");
+        const std::string image_note = json_value(status, "image_note");
+        std::printf("the VF as 'pci igbvf' beside its image: %s\n", image_note.c_str());
+        compiled_in_kept = status.find("\"plugin\":\"pci igbvf\"") != std::string::npos &&
+                           image_note.find(vf_image) != std::string::npos &&
+                           status.find("\"image\":{") == std::string::npos;
+        if (!compiled_in_kept) {
+            failf("the compiled-in plugin and the unused image are not in the status: %s", status.c_str());
+        }
+        stop_linkd(pid);
+        print_log();
+        pid = 0;
     } while (false);
     if (pid != 0) {
         stop_linkd(pid);
@@ -512,11 +659,15 @@ int main() {
                 ",\"switches_failed\":%" PRIu64 ",\"switch_ms_p50\":%.1f,\"switch_ms_max\":%.1f"
                 ",\"pings_sent\":%" PRIu64 ",\"pings_lost\":%" PRIu64 ",\"ping_max_rtt_ms\":%.1f"
                 ",\"tcp_bytes\":%" PRIu64 ",\"pf_mac_used\":%s,\"refusal_reported\":%s"
+                ",\"vf_image\":%s,\"vf_image_sha512\":\"%s\",\"image_refused\":%s"
+                ",\"compiled_in_kept\":%s"
                 ",\"seconds\":%.1f,\"failures\":%zu}\n",
                 sw_ok, sw_failed, sw_ms.empty() ? 0.0 : percentile(sw_ms, 0.5),
                 sw_ms.empty() ? 0.0 : sw_ms.back(), ping.sent, ping.sent - ping.received,
                 ping.max_rtt_ms, sink.got, pf_mac_used ? "true" : "false",
-                refusal_reported ? "true" : "false", now_s() - t_start, failures.size());
+                refusal_reported ? "true" : "false", vf_from_image && image_checked ? "true" : "false",
+                image_digest.c_str(), image_refused ? "true" : "false",
+                compiled_in_kept ? "true" : "false", now_s() - t_start, failures.size());
     for (const auto& f : failures) {
         std::printf("FAIL: %s\n", f.c_str());
     }
