@@ -13,10 +13,7 @@
 #define DOCTEST_CONFIG_IMPLEMENT_WITH_MAIN
 #include <doctest/doctest.h>
 
-#include <npa/buffer/fixed_pool.hpp>
-#include <npa/linux/vhost_user/transport.hpp>
-#include <npa/plugins/virtio_net/plugin.hpp>
-#include <npa/sim/test_api.hpp>
+#include "vhost_net_kit.hpp"
 
 #include <array>
 #include <chrono>
@@ -27,11 +24,7 @@
 #include <span>
 #include <string>
 
-namespace vu = npa::vhost_user;
-using pool_t = npa::fixed_pool<npa::borrowed_memory>;
-using api_t = npa::sim::test_api<pool_t>;
-using plugin_t = npa::virtio_net_plugin<api_t>;
-using buffer_t = pool_t::buffer_type;
+using namespace npa::test::vhost_net;
 
 static_assert(npa::check_plugin<plugin_t, api_t>());
 
@@ -39,31 +32,9 @@ namespace {
 
 constexpr std::array<std::uint8_t, 6> far_mac{0x02, 0, 0, 0, 0x76, 0x02};
 
-npa::queue_config one_pair(std::uint32_t ring = 256) {
-    npa::queue_config qc;
-    qc.queues = 1;
-    qc.tx_ring_size = qc.rx_ring_size = ring;
-    qc.offloads = 0;
-    return qc;
-}
-
-// The plugin, its pool in the memfd, the test API.
-struct port {
-    vu::net_device dev{10000};
-    std::optional<pool_t> pool;
-    std::optional<api_t> api;
-    plugin_t plugin;
-
-    explicit port(const vu::net_config& c) {
-        REQUIRE(dev.create(c));
-        npa::pool_config pc;
-        pc.count = 2048;
-        auto p = pool_t::create(pc, dev.pool_memory());
-        REQUIRE(p);
-        pool.emplace(std::move(*p));
-        api.emplace(*pool);
-    }
-    ~port() { plugin.detach(); }
+// The plugin, its pool in the memfd, the test API; frames to far_mac.
+struct port : net_port {
+    explicit port(const vu::net_config& c) : net_port(c, far_mac) {}
 };
 
 } // namespace
@@ -92,49 +63,6 @@ using npa::test::testpmd;
 using npa::test::wait_until;
 using namespace std::chrono_literals;
 
-std::uint32_t frame_len(std::uint64_t seq) {
-    return 60 + static_cast<std::uint32_t>(seq * 7919 % 1455);
-}
-std::byte pattern(std::uint64_t seq, std::uint32_t i) {
-    return static_cast<std::byte>((seq * 31 + i) & 0xFF);
-}
-
-// Frame `seq`: far_mac <- our MAC, EtherType 0x88B5 (local experimental), the sequence
-// number, then a pattern of it up to frame_len(seq).
-void build(buffer_t b, const std::array<std::uint8_t, 6>& self, std::uint64_t seq) {
-    std::byte* d = b.data();
-    const std::uint32_t len = frame_len(seq);
-    std::memcpy(d, far_mac.data(), 6);
-    std::memcpy(d + 6, self.data(), 6);
-    d[12] = std::byte{0x88};
-    d[13] = std::byte{0xB5};
-    std::memcpy(d + 14, &seq, 8);
-    for (std::uint32_t i = 22; i < len; ++i) {
-        d[i] = pattern(seq, i);
-    }
-    b.set_length(len);
-}
-
-// A frame that came back through macswap: the MACs swapped, the rest as sent.
-bool swapped_back(const buffer_t& b, const std::array<std::uint8_t, 6>& self, std::uint64_t seq) {
-    const std::byte* d = b.data();
-    if (b.length() != frame_len(seq) || std::memcmp(d, self.data(), 6) != 0 ||
-        std::memcmp(d + 6, far_mac.data(), 6) != 0) {
-        return false;
-    }
-    std::uint64_t got = 0;
-    std::memcpy(&got, d + 14, 8);
-    if (got != seq) {
-        return false;
-    }
-    for (std::uint32_t i = 22; i < b.length(); ++i) {
-        if (d[i] != pattern(seq, i)) {
-            return false;
-        }
-    }
-    return true;
-}
-
 struct session {
     std::string dir, sock, prefix;
     testpmd pmd;
@@ -158,10 +86,7 @@ struct session {
             cfg.features_mask &= ~npa::virtio::feature::IN_ORDER;
         }
         p.emplace(cfg);
-        REQUIRE(wait_until(30s, [&] { return static_cast<bool>(p->dev.connect()); }));
-        const npa::status st = p->plugin.attach(*p->api, p->dev.window(), one_pair());
-        INFO(std::string(st.reason()), " / ", p->dev.last_error());
-        REQUIRE(st);
+        p->attach();
         CHECK(((p->plugin.features() & npa::virtio_net::feature::MRG_RXBUF) != 0) == mrg);
         // DPDK 22.11 offers IN_ORDER; on split rings it writes one used entry per chain,
         // in order, which the plugin's checks accept (bad_completion stays 0 below).
@@ -178,44 +103,11 @@ struct session {
         ::rmdir(dir.c_str());
     }
 
-    // Sends frames seq .. seq+n-1 as far as the ring takes them; the next seq to send.
-    std::uint64_t send(std::uint64_t seq, std::uint64_t end, std::uint64_t& bytes) {
-        std::array<buffer_t, 32> b{};
-        const auto want = static_cast<std::uint32_t>(std::min<std::uint64_t>(b.size(), end - seq));
-        const std::uint32_t got = p->api->alloc_tx(std::span(b.data(), want));
-        for (std::uint32_t i = 0; i < got; ++i) {
-            build(b[i], cfg.mac, seq + i);
-        }
-        p->api->offer(std::span<const buffer_t>(b.data(), got));
-        const std::uint16_t acc = p->plugin.tx_burst(0, std::span(b.data(), got));
-        p->api->not_accepted(std::span<const buffer_t>(b.data() + acc, got - acc));
-        p->api->free(std::span<const buffer_t>(b.data() + acc, got - acc));
-        for (std::uint16_t i = 0; i < acc; ++i) {
-            bytes += frame_len(seq + i);
-        }
-        if (acc < got || got < want) {
-            (void)p->plugin.tx_reap(0);
-        }
-        return seq + acc;
-    }
-    // Every TX buffer back from the back end.
-    bool tx_drained() {
-        return wait_until(10s, [&] {
-            (void)p->plugin.tx_reap(0);
-            return p->plugin.tx_in_flight(0) == 0;
-        });
-    }
-    // One RX burst; fn(buffer) for each frame, then the buffers go back to the pool.
+    std::uint64_t send(std::uint64_t seq, std::uint64_t end, std::uint64_t& bytes) { return p->send(seq, end, bytes); }
+    bool tx_drained() { return p->tx_drained(); }
     template <class Fn>
     std::uint16_t receive(Fn&& fn) {
-        std::array<buffer_t, 32> out{};
-        const std::uint16_t n = p->plugin.rx_burst(0, out);
-        p->api->received(std::span<const buffer_t>(out.data(), n));
-        for (std::uint16_t i = 0; i < n; ++i) {
-            fn(out[i]);
-        }
-        p->api->free(std::span<const buffer_t>(out.data(), n));
-        return n;
+        return p->receive(fn);
     }
 };
 
@@ -237,7 +129,7 @@ void macswap_round(bool mrg, bool polled, bool in_order) {
             ++probes_back;
             return;
         }
-        bad += swapped_back(b, s.cfg.mac, back++) ? 0 : 1;
+        bad += swapped_back(b, s.cfg.mac, far_mac, back++) ? 0 : 1;
     };
     // Warm-up: testpmd sometimes drops what it forwards in the first moments after the link
     // came up (seen once in about ten runs on a loaded machine: 128 frames received, none

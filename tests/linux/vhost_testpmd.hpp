@@ -23,6 +23,30 @@
 
 namespace npa::test {
 
+/// Starts `a[0]` with arguments `a`, its output appended to `log_path`, its standard input
+/// `stdin_fd` (when not -1). The child polls a core flat out, so it dies with the test, even
+/// one killed by a timeout (no destructor runs then) and cannot slow down what runs next.
+inline pid_t spawn(std::vector<std::string> a, const std::string& log_path, int stdin_fd = -1) {
+    std::vector<char*> argv;
+    for (std::string& s : a) {
+        argv.push_back(s.data());
+    }
+    argv.push_back(nullptr);
+    const pid_t pid = ::fork();
+    if (pid == 0) {
+        ::prctl(PR_SET_PDEATHSIG, SIGKILL);
+        const int log = ::open(log_path.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
+        if (stdin_fd >= 0) {
+            ::dup2(stdin_fd, 0);
+        }
+        ::dup2(log, 1);
+        ::dup2(log, 2);
+        ::execv(argv[0], argv.data());
+        ::_exit(127);
+    }
+    return pid;
+}
+
 struct testpmd {
     pid_t pid = -1;
     int stdin_w = -1;
@@ -47,23 +71,7 @@ struct testpmd {
                                       "--"};
         a.insert(a.end(), args.begin(), args.end());
         a.insert(a.end(), {"--total-num-mbufs=16384", "--stats-period=1000"});
-        std::vector<char*> argv;
-        for (std::string& s : a) {
-            argv.push_back(s.data());
-        }
-        argv.push_back(nullptr);
-        pid = ::fork();
-        if (pid == 0) {
-            // testpmd polls a core flat out: it dies with the test, even one killed by a
-            // timeout (no destructor runs then), so it cannot slow down what runs next.
-            ::prctl(PR_SET_PDEATHSIG, SIGKILL);
-            const int log = ::open(log_path.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
-            ::dup2(p[0], 0);
-            ::dup2(log, 1);
-            ::dup2(log, 2);
-            ::execv(program, argv.data());
-            ::_exit(127);
-        }
+        pid = spawn(a, log_path, p[0]);
         ::close(p[0]);
         stdin_w = p[1];
     }
