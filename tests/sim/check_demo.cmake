@@ -3,8 +3,10 @@
 #         [-DEXPECT_DELIVERED=ON] -P check_demo.cmake
 # Without EXPECT_FAILED_STEP the demo must exit 0 and every check below must hold. With
 # it, the demo must exit 1 and name that step among failed_steps (the checks can fail).
-# EXPECT_DELIVERED (a build with plugin images): host B's VF plugin came through vmxnet3's
-# LOAD_PLUGIN, and the demo printed its digest and signer and a switch without TX loss.
+# EXPECT_DELIVERED (a build with plugin images): the guest is built without a VF plugin
+# (vf_plugin_compiled_in false), each host's VF plugin came through vmxnet3's LOAD_PLUGIN
+# (host A's, then host B's after the migration), and the demo printed each one's digest and
+# signer and a switch to it without TX loss.
 cmake_minimum_required(VERSION 3.21)
 
 execute_process(COMMAND ${DEMO} --quick --json ${DEMO_ARGS}
@@ -98,9 +100,31 @@ else()
          "switch reasons out of story order: ${reasons}")
   expect("max_us EQUAL max_switch_us" "max_switch_us ${max_switch_us}, longest record ${max_us} us")
   if(EXPECT_DELIVERED)
-    string(JSON delivered ERROR_VARIABLE e GET "${json}" delivered_plugin)
-    expect("NOT e AND NOT delivered STREQUAL \"null\"" "no delivered_plugin in the summary (${e})")
-    if(NOT e AND NOT delivered STREQUAL "null")
+    string(JSON compiled_in ERROR_VARIABLE e GET "${json}" vf_plugin_compiled_in)
+    expect("NOT e AND compiled_in STREQUAL \"OFF\"" "the guest has a VF plugin compiled in (vf_plugin_compiled_in: ${compiled_in})")
+    string(JSON n_delivered ERROR_VARIABLE e LENGTH "${json}" delivered_plugins)
+    expect("NOT e AND n_delivered EQUAL 2" "delivered_plugins has ${n_delivered} entries, expected host A's and host B's")
+    if(NOT e AND n_delivered EQUAL 2)
+      foreach(i host IN ZIP_LISTS "0;1" "A;B")
+        string(JSON d_host GET "${json}" delivered_plugins ${i} host)
+        string(JSON d_plugin GET "${json}" delivered_plugins ${i} plugin)
+        string(JSON d_digest GET "${json}" delivered_plugins ${i} digest)
+        string(JSON d_signer GET "${json}" delivered_plugins ${i} signer)
+        string(JSON d_lost GET "${json}" delivered_plugins ${i} tx_lost)
+        expect("d_host STREQUAL host" "delivered plugin ${i} is host ${d_host}'s, expected host ${host}'s")
+        expect("d_digest MATCHES \"^[0-9a-f]+$\" AND d_signer MATCHES \"^[0-9a-f]+$\""
+               "host ${host}'s image digest '${d_digest}' or signer '${d_signer}' is not hex")
+        expect("d_lost EQUAL 0" "the switch to host ${host}'s delivered plugin lost ${d_lost} TX packets")
+        string(FIND "${out}" "host ${host}'s hypervisor delivered the VF plugin '${d_plugin}' (LOAD_PLUGIN): digest ${d_digest}.., signer ${d_signer}.. (trusted)" at)
+        expect("at GREATER_EQUAL 0" "no story line for host ${host}'s delivered plugin")
+        string(FIND "${out}" "delivered plugin: '${d_plugin}' on host ${host}'s VF through vmxnet3 LOAD_PLUGIN, digest ${d_digest}.., signer ${d_signer}.., switch TX lost 0" at)
+        expect("at GREATER_EQUAL 0" "no summary line for host ${host}'s delivered plugin with TX lost 0")
+      endforeach()
+    endif()
+    string(JSON d_type ERROR_VARIABLE e TYPE "${json}" delivered_plugin)
+    expect("NOT e AND d_type STREQUAL \"OBJECT\"" "no delivered_plugin in the summary (${d_type})")
+    if(NOT e AND d_type STREQUAL "OBJECT")
+      string(JSON delivered GET "${json}" delivered_plugin)
       string(JSON d_digest GET "${delivered}" digest)
       string(JSON d_signer GET "${delivered}" signer)
       string(JSON d_lost GET "${delivered}" tx_lost)

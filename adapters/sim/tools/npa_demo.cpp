@@ -1,7 +1,7 @@
 // npa-demo: the NPA scenario (`make demo`).
 //
-// A guest with one npa shell and two plugins, the emulated vmxnet3 path (always there) and
-// an 82576 VF (passthrough), runs numbered traffic both ways with a peer on the physical
+// A guest with one npa shell, the emulated vmxnet3 path (always there) and an 82576 VF
+// (passthrough) on each host, runs numbered traffic both ways with a peer on the physical
 // network while the sim hypervisors move it around:
 //
 //   boot on vmxnet3 (host A) -> VF allocated, switched in -> the guest changes its MAC
@@ -10,9 +10,12 @@
 //   VF has smaller rings and fewer offloads, switched in -> the VF is pulled mid-burst ->
 //   the VF comes back flapping, and hysteresis keeps the data path still.
 //
-// Where plugin images are built (adapters/image), host B's hypervisor carries its VF's
-// plugin as a signed image: on arriving there the guest asks its vmxnet3 device for it
-// (LOAD_PLUGIN), verifies and loads it, and switches to a path that runs it.
+// Where plugin images are built (adapters/image), the guest is built with the vmxnet3
+// plugin only, as the NPA proposal's guest: no VF plugin is compiled into it. Each host's
+// hypervisor carries its VF's plugin as a signed image; when a VF is offered, the guest
+// asks its vmxnet3 device for the plugin (LOAD_PLUGIN), verifies and loads it, and switches
+// to a path that runs it: host A's at step 2, host B's after the migration. (Without
+// images, the guest has the 82576 VF plugin compiled in.)
 //
 //   peer --- physical switch ---+--- host A vswitch --+-- vmxnet3 backend (the guest's, until migration)
 //                               |                     +-- SR-IOV NIC A: embedded switch, VF0
@@ -50,15 +53,35 @@ using namespace npa;
 using namespace npa::sim;
 using namespace npa::sim::two_hosts;
 
-// ---- host B's VF plugin, delivered by its hypervisor ---------------------------------------
+// ---- the guest's VF plugins, delivered by the hypervisors ---------------------------------
 
-/// What the guest got through LOAD_PLUGIN (the summary prints it).
+#ifdef NPA_DEMO_VF_IMAGE
+/// The guest is built with vmxnet3 only: every VF plugin it runs comes from a hypervisor.
+using demo_world = basic_world<delivered_vf>;
+static_assert(!demo_world::vf_compiled_in);
+#else
+/// Without plugin images, the guest has the 82576 VF plugin compiled in.
+using demo_world = world;
+#endif
+using guest_shell = demo_world::shell_type;
+
+/// What the guest got through LOAD_PLUGIN on one host (the summary prints it).
 struct delivery {
+    const char* host = "";
     bool used = false;
     std::string plugin, digest, signer;
     std::size_t mapped = 0;
     std::uint64_t tx_lost = 0;
 };
+struct deliveries {
+    delivery a, b;
+};
+
+/// Descriptors in a VF's TX ring 0 as the driver programmed them (TDLEN), whichever plugin
+/// drives it: read at the device, like the hypervisor would.
+std::uint32_t vf_tx_ring(host& h) {
+    return h.nic->vf(0).window().read(igbvf_reg::tdlen, 0) / igbvf::desc_size;
+}
 
 #ifdef NPA_DEMO_VF_IMAGE
 constexpr bool vf_image_delivered = true;
@@ -71,63 +94,80 @@ std::string short_hex(const std::uint8_t* p, std::size_t n) {
     return out;
 }
 
-/// Host B's hypervisor is given its VF's plugin image (the one this tree builds and signs
-/// with its TEST key), before the world is built.
-bool stock_host_b(world& w, std::string& err) {
+/// Each hypervisor is given its VF's plugin image (the one this tree builds and signs with
+/// its TEST key), before the world is built: the same file on both hosts.
+bool stock_hosts(demo_world& w, std::string& err) {
     auto bytes = image::read_file(NPA_DEMO_VF_IMAGE);
     if (!bytes) {
         err = "cannot read the VF plugin image " NPA_DEMO_VF_IMAGE;
         return false;
     }
+    w.a.plugins[igbvf_window::image_device_id] = *bytes;
     w.b.plugins[igbvf_window::image_device_id] = std::move(*bytes);
-    w.b_vf_delivered = true;
     return true;
 }
 
-/// The guest is offered host B's VF and has no path for it: it asks the hypervisor for
+/// The guest is offered host h's VF and has no plugin for it: it asks the hypervisor for
 /// the plugin through its vmxnet3 device (LOAD_PLUGIN), verifies and loads it (trusting
 /// the tree's TEST key, as the images are signed with it), binds it to the VF and adds
 /// the path. The loaded image then lives as long as the path.
-path_id take_delivered_vf(world& w, delivery& d, std::string& err) {
+path_id take_delivered_vf(demo_world& w, host& h, delivery& d, std::string& err) {
     const auto seed = image::read_seed(NPA_DEMO_IMAGE_KEY);
     if (!seed) {
         err = "cannot read the trusted key " NPA_DEMO_IMAGE_KEY;
-        return shell_t::no_path;
+        return no_path;
     }
     const image::public_key trusted[] = {image::public_key_of(*seed)};
     const vmxnet3::dma_block area = w.plugin_area(plugin_area_bytes);
     auto img = image::load_delivered(*w.vmx_ctl, igbvf_window::image_device_id, area, trusted);
     if (!img) {
         err = img.error().reason();
-        return shell_t::no_path;
+        return no_path;
     }
-    auto dev = img->bind(w.b.nic->vf(0).window());
+    auto dev = img->bind(h.nic->vf(0).window());
     if (!dev) {
         err = dev.error().reason();
-        return shell_t::no_path;
+        return no_path;
     }
     d.used = true;
+    d.host = h.name;
     d.plugin = img->name();
     d.digest = short_hex(img->digest().data(), 8);
     d.signer = short_hex(img->signer().data(), 8);
     d.mapped = img->mapped_bytes();
-    return w.add_delivered_vf_path(w.b, std::move(*dev));
+    return w.add_delivered_vf_path(h, std::move(*dev));
 }
 #else
 constexpr bool vf_image_delivered = false;
-bool stock_host_b(world&, std::string&) { return true; }
-path_id take_delivered_vf(world&, delivery&, std::string& err) {
+bool stock_hosts(demo_world&, std::string&) { return true; }
+path_id take_delivered_vf(demo_world&, host&, delivery&, std::string& err) {
     err = "plugin images are not built";
-    return shell_t::no_path;
+    return no_path;
 }
 #endif
+
+/// Where the guest has no VF plugin, host h's hypervisor delivers it when it offers the VF
+/// (a step of the story: a refusal fails it). True when the VF has a path.
+template <class Story>
+bool deliver_vf(demo_world& w, Story& s, host& h, delivery& d, const char* step) {
+    if constexpr (vf_image_delivered) {
+        std::string why;
+        const path_id p = take_delivered_vf(w, h, d, why);
+        if (!s.check(p != no_path, step, why))
+            return false;
+        w.event(fmt::format("host {}'s hypervisor delivered the VF plugin '{}' (LOAD_PLUGIN): "
+                            "digest {}.., signer {}.. (trusted), {} KiB mapped",
+                            h.name, d.plugin, d.digest, d.signer, d.mapped / 1024));
+    }
+    return true;
+}
 
 // ---- the story's checks ------------------------------------------------------------------
 
 /// What the timeline must show. Each step that did not happen as told is one line in
 /// `failed`; the demo then exits 1.
 struct story {
-    world* w = nullptr;
+    demo_world* w = nullptr;
     std::vector<std::string> failed;
 
     bool check(bool ok, const char* step, std::string why) {
@@ -139,7 +179,7 @@ struct story {
     }
     /// The newest switch record, which must be a completed switch to `to` for `why`.
     bool switched(const char* step, const status& st, path_id to, switch_reason why) {
-        const shell_t& sh = *w->sh;
+        const guest_shell& sh = *w->sh;
         if (!check(st.ok(), step, fmt::format("the switch was refused: {}", st.reason())))
             return false;
         const switch_record& r = sh.history().recent(0);
@@ -147,7 +187,8 @@ struct story {
                          r.reason == why,
                      step,
                      fmt::format("expected path {} for {}, active is {} after {}",
-                                 sh.path_name(to), to_string(why), sh.active_name(), r)) &&
+                                 w->path_label(to), to_string(why),
+                                 w->path_label(sh.active_path()), r)) &&
                check(r.tx_lost == 0, step,
                      fmt::format("{} TX packets lost in the switch", r.tx_lost));
     }
@@ -155,11 +196,11 @@ struct story {
 
 // ---- the timeline ------------------------------------------------------------------------
 
-void scenario(world& w, story& s, delivery& d, bool quick) {
+void scenario(demo_world& w, story& s, deliveries& d, bool quick) {
     // Each phase runs this long: longer than the minimum dwell, so that every
     // discretionary switch in the timeline is allowed and only the flapping VF is held.
     const std::uint64_t steady = quick ? 60 : 400;
-    shell_t& sh = *w.sh;
+    guest_shell& sh = *w.sh;
 
     // 1. Boot on the emulated path.
     if (const status st = sh.start(w.vmx_path);
@@ -172,13 +213,18 @@ void scenario(world& w, story& s, delivery& d, bool quick) {
                         offload_names{sh.offloads()}));
     w.run_for(steady);
 
-    // 2. The hypervisor allocates VF0 on host A's NIC: passthrough on.
+    // 2. The hypervisor allocates VF0 on host A's NIC (and delivers its plugin):
+    //    passthrough on.
+    const char* step2 = "step 2 (VF0 on host A switched in)";
+    if (!deliver_vf(w, s, w.a, d.a, "step 2 (host A's VF plugin delivered by LOAD_PLUGIN)"))
+        return;
     status st = w.switch_under_traffic(w.a.vf_path, switch_reason::vf_arrived);
     w.event(fmt::format("VF0 on host A allocated: {} ({})", st.ok() ? "switched in" : st.reason(),
                         fmt::format("{}", sh.history().recent(0))));
-    s.switched("step 2 (VF0 on host A switched in)", st, w.a.vf_path, switch_reason::vf_arrived);
-    const auto* vf_a = sh.plugin<igbvf_plugin>(sh.active_path());
-    const std::uint32_t ring_a = vf_a != nullptr ? vf_a->tx_ring_size(0) : 0;
+    if (s.switched(step2, st, w.a.vf_path, switch_reason::vf_arrived) && d.a.used) {
+        d.a.tx_lost = sh.history().recent(0).tx_lost;
+    }
+    const std::uint32_t ring_a = vf_tx_ring(w.a);
     const std::uint32_t caps_a = sh.active_capabilities().offloads;
     w.run_for(steady);
 
@@ -241,29 +287,19 @@ void scenario(world& w, story& s, delivery& d, bool quick) {
     w.event("migration: guest resumed on host B (vmxnet3 backend re-plugged, network re-steered)");
     w.run_for(steady / 2);
     const char* step4 = "step 4 (migration: switched back in on host B's VF)";
-    if constexpr (vf_image_delivered) {
-        std::string why;
-        const path_id p = take_delivered_vf(w, d, why);
-        if (!s.check(p != shell_t::no_path, "step 4 (host B's VF plugin delivered by LOAD_PLUGIN)", why))
-            return;
-        w.event(fmt::format("host B's hypervisor delivered the VF plugin '{}' (LOAD_PLUGIN): digest "
-                            "{}.., signer {}.. (trusted), {} KiB mapped",
-                            d.plugin, d.digest, d.signer, d.mapped / 1024));
-    }
+    if (!deliver_vf(w, s, w.b, d.b, "step 4 (host B's VF plugin delivered by LOAD_PLUGIN)"))
+        return;
     st = w.switch_under_traffic(w.b.vf_path, switch_reason::vf_arrived);
     w.event(fmt::format("VF0 on host B allocated: {} ({})", st.ok() ? "switched in" : st.reason(),
                         fmt::format("{}", sh.history().recent(0))));
     if (s.switched(step4, st, w.b.vf_path, switch_reason::vf_arrived)) {
-        if (d.used) {
-            d.tx_lost = sh.history().recent(0).tx_lost;
-            w.event(fmt::format("delivered plugin '{}' on host B's VF: switch TX lost {}", d.plugin,
-                                d.tx_lost));
-        } else {
-            // (A delivered image's rings are its own: only the compiled-in plugin is asked.)
-            const std::uint32_t ring_b = sh.plugin<igbvf_plugin>(w.b.vf_path)->tx_ring_size(0);
-            s.check(ring_b != ring_a, step4,
-                    fmt::format("host B's VF rings are {} descriptors, like host A's", ring_b));
+        if (d.b.used) {
+            d.b.tx_lost = sh.history().recent(0).tx_lost;
         }
+        const std::uint32_t ring_b = vf_tx_ring(w.b);
+        w.event(fmt::format("host B's VF: {}-descriptor TX rings (host A's: {})", ring_b, ring_a));
+        s.check(ring_b != ring_a, step4,
+                fmt::format("host B's VF rings are {} descriptors, like host A's", ring_b));
         s.check(sh.active_capabilities().offloads != caps_a, step4,
                 "host B's VF reports the same capabilities as host A's");
         s.check(sh.history().recent(0).caps_lost != 0, step4,
@@ -386,7 +422,7 @@ std::string json_offloads(std::uint32_t bits) {
     return json_array(names, json_str);
 }
 
-std::string json_switch_record(const shell_t& sh, const switch_record& r) {
+std::string json_switch_record(const guest_shell& sh, const switch_record& r) {
     return fmt::format(
         "{{\"seq\": {}, \"from\": {}, \"to\": {}, \"reason\": {}, \"result\": {}, "
         "\"duration_us\": {:.1f}, \"held\": {}, \"requeued\": {}, \"tx_lost\": {}, "
@@ -398,6 +434,14 @@ std::string json_switch_record(const shell_t& sh, const switch_record& r) {
         // would make the longest record read larger than the reported maximum.
         static_cast<double>(r.duration_ns / 100) / 10.0, r.held, r.requeued, r.tx_lost, r.rx_dropped,
         json_offloads(r.caps_lost), json_offloads(r.caps_gained));
+}
+
+/// A delivered plugin: where, what, its digest and signer (short hex), the switch's TX loss.
+std::string json_delivery(const delivery* d) {
+    return fmt::format(
+        "{{\"host\": {}, \"plugin\": {}, \"digest\": {}, \"signer\": {}, \"tx_lost\": {}}}",
+        json_str(d->host), json_str(d->plugin.c_str()), json_str(d->digest.c_str()),
+        json_str(d->signer.c_str()), d->tx_lost);
 }
 
 std::string json_cap_event(const capability_event& ev) {
@@ -431,22 +475,25 @@ int main(int argc, char** argv) {
             return 2;
         }
     }
-    auto w = std::make_unique<world>();
+    auto w = std::make_unique<demo_world>();
     if (dwell_ms)
         w->min_dwell_ns = *dwell_ms * 1'000'000;
     std::string err;
-    if (!stock_host_b(*w, err) || !w->build(err)) {
+    if (!stock_hosts(*w, err) || !w->build(err)) {
         std::fprintf(stderr, "npa-demo: %s\n", err.c_str());
         return 1;
     }
-    fmt::print("npa-demo: one guest shell, two plugins (vmxnet3, igbvf), two hosts; {} queues, "
-               "{}-frame bursts both ways\n",
+    fmt::print("npa-demo: one guest shell built with {}, two hosts; {} queues, {}-frame bursts "
+               "both ways\n",
+               demo_world::vf_compiled_in
+                   ? "two plugins (vmxnet3, igbvf)"
+                   : "one plugin (vmxnet3): each host's hypervisor delivers its VF's plugin",
                w->queues, burst);
     story s{w.get(), {}};
-    delivery d;
+    deliveries d;
     scenario(*w, s, d, quick);
 
-    shell_t& sh = *w->sh;
+    guest_shell& sh = *w->sh;
     // Frames still waiting in the guest's qdisc go back to the pool (none after settle).
     for (std::uint16_t q = 0; q < w->queues; ++q)
         sh.free(q, w->pending[q]);
@@ -496,8 +543,7 @@ int main(int argc, char** argv) {
     fmt::print("\nswitches: {} ({} refused or failed, {} held back by hysteresis), longest {} us\n",
                h.switches(), h.failures(), sh.suppressed_switches(), max_us);
     for (const switch_record& r : w->switch_log) {
-        fmt::print("  {} {} -> {}: {}\n", r.seq, sh.path_name(r.from),
-                   sh.path_name(r.to), r);
+        fmt::print("  {} {} -> {}: {}\n", r.seq, w->path_label(r.from), w->path_label(r.to), r);
     }
     fmt::print("capability events: {} offloads lost, {} regained (per switch above); in effect "
                "now: [{}]\n",
@@ -505,10 +551,12 @@ int main(int argc, char** argv) {
     fmt::print(
         "policy: MAC refused {} time(s) ({}); spoofed frames dropped by embedded switches: {}\n",
         w->mac_refusals, w->mac_refusal_reason, spoofed);
-    if (d.used) {
-        fmt::print("delivered plugin: '{}' on host B's VF through vmxnet3 LOAD_PLUGIN, digest {}.., "
-                   "signer {}.., switch TX lost {}\n",
-                   d.plugin, d.digest, d.signer, d.tx_lost);
+    for (const delivery* dv : {&d.a, &d.b}) {
+        if (dv->used) {
+            fmt::print("delivered plugin: '{}' on host {}'s VF through vmxnet3 LOAD_PLUGIN, digest "
+                       "{}.., signer {}.., switch TX lost {}\n",
+                       dv->plugin, dv->host, dv->digest, dv->signer, dv->tx_lost);
+        }
     }
     fmt::print("buffer audit: {}\n", audit);
     fmt::print("ran {} rounds in {:.2f} s\n", w->rounds, w->secs());
@@ -523,6 +571,11 @@ int main(int argc, char** argv) {
             fmt::print("  FAILED {}\n", f);
     }
     if (json) {
+        std::vector<const delivery*> used;
+        for (const delivery* dv : {&d.a, &d.b}) {
+            if (dv->used)
+                used.push_back(dv);
+        }
         fmt::print(
             "{{\"tx_sent\": {}, \"tx_lost\": {}, \"tx_duplicates\": {}, \"tx_reordered\": {}, "
             "\"rx_sent\": {}, \"rx_lost\": {}, \"rx_device_drops\": {}, \"switches\": {}, "
@@ -530,17 +583,16 @@ int main(int argc, char** argv) {
             "\"spoofed_dropped\": {}, \"mac_refusals\": {}, \"caps_lost\": {}, \"caps_regained\": "
             "{}, "
             "\"audit_ok\": {}, \"story_ok\": {}, \"failed_steps\": {}, \"switch_log\": {}, "
-            "\"capability_events\": {}, \"delivered_plugin\": {}}}\n",
+            "\"capability_events\": {}, \"vf_plugin_compiled_in\": {}, \"delivered_plugins\": {}, "
+            "\"delivered_plugin\": {}}}\n",
             tx_sent, tx_lost, tx_dup, tx_reord, rx.sent, rx.lost, device_drops, h.switches(),
             h.failures(), sh.suppressed_switches(), max_us, spoofed, w->mac_refusals, caps_lost,
             caps_regained, audit.ok() ? "true" : "false", ok ? "true" : "false",
             json_array(s.failed, [](const std::string& f) { return json_str(f.c_str()); }),
             json_array(w->switch_log,
-                       [&](const switch_record& r) { return json_switch_record(sh, r); }), json_array(w->cap_log, json_cap_event),
-            d.used ? fmt::format("{{\"plugin\": {}, \"digest\": {}, \"signer\": {}, \"tx_lost\": {}}}",
-                                 json_str(d.plugin.c_str()), json_str(d.digest.c_str()),
-                                 json_str(d.signer.c_str()), d.tx_lost)
-                   : std::string("null"));
+                       [&](const switch_record& r) { return json_switch_record(sh, r); }),
+            json_array(w->cap_log, json_cap_event), demo_world::vf_compiled_in ? "true" : "false",
+            json_array(used, json_delivery), d.b.used ? json_delivery(&d.b) : std::string("null"));
     }
     return ok ? 0 : 1;
 }

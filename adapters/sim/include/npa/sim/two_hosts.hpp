@@ -1,7 +1,7 @@
 // npa/sim/two_hosts.hpp: the NPA world in the sim, shared by npa-demo and the benchmarks.
 //
-// A guest with one npa shell and two plugins, the emulated vmxnet3 path (always there) and
-// an 82576 VF (passthrough), and two hosts:
+// A guest with one npa shell, the emulated vmxnet3 path (always there) and a path over an
+// 82576 VF (passthrough) on each of two hosts:
 //
 //   peer --- physical switch ---+--- host A vswitch --+-- vmxnet3 backend (the guest's, until migration)
 //                               |                     +-- SR-IOV NIC A: embedded switch, VF0
@@ -12,6 +12,11 @@
 // control channels steer the virtual and physical switches to the path whose control
 // replay they accepted. Traffic is numbered both ways (one flow per guest queue, one from
 // the peer), so loss, duplication and reordering are measured. Test equipment: allocates.
+//
+// What the guest is built with is the world's parameter (guest_build): npa-demo's guest
+// has the vmxnet3 plugin only, and every VF plugin comes from the hypervisor of the host it
+// runs on, as a signed image (delivered_vf); the tests and benchmarks that measure or soak
+// the compiled-in VF plugin build it in (compiled_vf, the `world`).
 #pragma once
 
 #include <npa/buffer/fixed_pool.hpp>
@@ -60,19 +65,39 @@ inline std::uint64_t steady_ns() noexcept {
                                           .count());
 }
 
-struct world;
-
 struct guest_env {
     using pool_type = fixed_pool<borrowed_memory>;
     static std::uint64_t now_ns() noexcept { return steady_ns(); }
-    world* w = nullptr;
-    void on_wait() noexcept;
+    /// While the shell waits on a device (a mailbox reply), the world's devices run.
+    void (*step)(void* ctx) noexcept = nullptr;
+    void* ctx = nullptr;
+    void on_wait() noexcept { step(ctx); }
 };
 
-/// The guest's plugins: vmxnet3 and the 82576 VF compiled in, and any plugin a hypervisor
-/// delivers as an image (vmxnet3's LOAD_PLUGIN; the loader is the caller's, world does not
-/// verify images).
-using shell_t = shell<guest_env, vmxnet3_plugin, igbvf_plugin, image::loaded_plugin>;
+template <template <class> class A, template <class> class B>
+inline constexpr bool same_plugin = false;
+template <template <class> class A>
+inline constexpr bool same_plugin<A, A> = true;
+
+/// What the guest's driver is built with: the plugin types compiled into its shell.
+/// image::loaded_plugin runs whatever plugin a hypervisor delivers as an image (vmxnet3's
+/// LOAD_PLUGIN; the loader is the caller's, the world does not verify images).
+template <template <class> class... Plugins>
+struct guest_build {
+    using shell_type = shell<guest_env, Plugins...>;
+    /// The 82576 VF plugin is compiled in: build() adds the VF paths with it.
+    static constexpr bool vf_compiled_in = (same_plugin<Plugins, igbvf_plugin> || ...);
+};
+/// The NPA guest: the emulated vmxnet3 path every guest has, and no VF plugin: each one
+/// arrives from the hypervisor (npa-demo).
+using delivered_vf = guest_build<vmxnet3_plugin, image::loaded_plugin>;
+/// vmxnet3 and the 82576 VF compiled in, and delivered images too (tests, benchmarks).
+using compiled_vf = guest_build<vmxnet3_plugin, igbvf_plugin, image::loaded_plugin>;
+using shell_t = compiled_vf::shell_type;
+
+/// No path (the same in every shell).
+inline constexpr path_id no_path = 0xff;
+static_assert(shell_t::no_path == no_path && delivered_vf::shell_type::no_path == no_path);
 
 /// The hypervisor's view of a path's control channel: the path's own authority decides
 /// (the vmxnet3 device model's policy, or the PF driver through the VF mailbox), and on
@@ -121,7 +146,7 @@ struct host {
     std::optional<igbvf_control> vf_ctl;
     steered_channel<igbvf_control> vf_link_ch;
     std::size_t phys_port = 0;
-    path_id vf_path = shell_t::no_path;  ///< the guest's path over this host's VF 0
+    path_id vf_path = no_path;  ///< the guest's path over this host's VF 0
     /// The plugin images this host's hypervisor carries, by device id: what the guest's
     /// vmxnet3 backend hands out (LOAD_PLUGIN) while the guest lives here.
     vmxnet3_plugin_store plugins;
@@ -133,8 +158,12 @@ struct event_line {
     std::string text;
 };
 
-struct world {
-    explicit world(std::uint16_t nq = default_queues) : queues(nq) {}
+template <class Build>
+struct basic_world {
+    using shell_type = typename Build::shell_type;
+    static constexpr bool vf_compiled_in = Build::vf_compiled_in;
+
+    explicit basic_world(std::uint16_t nq = default_queues) : queues(nq) {}
 
     std::uint16_t queues;
     std::uint64_t min_dwell_ns = dwell_ns;  ///< set before build(); benchmarks use 0
@@ -142,7 +171,8 @@ struct world {
     /// sriov_numvfs = 0; igbvf_device_config::removed_reads_zero).
     bool vf_removed_reads_zero = false;
     /// Set before build(): host B's VF path is not added by build() but when the guest
-    /// gets its plugin from host B's hypervisor (add_delivered_vf_path()).
+    /// gets its plugin from host B's hypervisor (add_delivered_vf_path()). Without a
+    /// compiled-in VF plugin, no VF path is added by build(): each comes that way.
     bool b_vf_delivered = false;
     guest_memory mem{std::size_t{96} << 20};
     std::optional<guest_env::pool_type> pool;
@@ -156,8 +186,8 @@ struct world {
     steered_channel<vmxnet3_control> vmx_link_ch;
     traffic_peer peer{peer_flow, peer_mac, guest_mac};
     guest_env env;
-    std::optional<shell_t> sh;
-    path_id vmx_path = shell_t::no_path;  ///< the guest's path over its vmxnet3 device
+    std::optional<shell_type> sh;
+    path_id vmx_path = no_path;  ///< the guest's path over its vmxnet3 device
 
     std::vector<traffic_gen> gens;
     std::vector<std::vector<buffer_ref>> pending;  // built, not yet taken (a qdisc)
@@ -217,13 +247,14 @@ struct world {
             h->phys_port = h == &a ? 1 : 2;
             connect(h->vsw.port_at(2), phys.port_at(h->phys_port));
             h->vf_ctl.emplace(h->nic->vf(0).mailbox_port(),
-                              [](void* ctx) noexcept { static_cast<world*>(ctx)->step_devices(); }, this);
+                              [](void* ctx) noexcept { static_cast<basic_world*>(ctx)->step_devices(); }, this);
             h->vf_link_ch = {&*h->vf_ctl, &h->vsw, 1, &phys, h->phys_port};
         }
         connect(peer, phys.port_at(0));
         plug_vmx(a);
 
-        env.w = this;
+        env.step = [](void* ctx) noexcept { static_cast<basic_world*>(ctx)->step_devices(); };
+        env.ctx = this;
         shell_config cfg;
         cfg.queues.queues = queues;  // the world's queue count
         cfg.queues.tx_ring_size = ring_size;
@@ -232,12 +263,16 @@ struct world {
         pools.assign(queues, &*pool);
         sh.emplace(env, pools, cfg);
         if (!sh->init_status().ok()) return fail(err, sh->init_status());
-        // Paths 0, 1, 2: the vmxnet3 device, host A's VF, host B's VF (unless its plugin
-        // is to be delivered: then later, add_delivered_vf_path()).
-        vmx_path = sh->add_path<vmxnet3_plugin>(vmx->window(), vmx_link());
-        for (host* h : {&a, &b}) {
-            if (h != &b || !b_vf_delivered) {
-                h->vf_path = sh->add_path<igbvf_plugin>(h->nic->vf(0).window(), vf_link(*h));
+        // Paths 0, 1, 2: the vmxnet3 device, host A's VF, host B's VF, when the VF plugin
+        // is compiled in (a VF whose plugin is delivered gets its path later, from
+        // add_delivered_vf_path()).
+        vmx_path = sh->template add_path<vmxnet3_plugin>(vmx->window(), vmx_link());
+        if constexpr (vf_compiled_in) {
+            for (host* h : {&a, &b}) {
+                if (h != &b || !b_vf_delivered) {
+                    h->vf_path = sh->template add_path<igbvf_plugin>(h->nic->vf(0).window(),
+                                                                     vf_link(*h));
+                }
             }
         }
         for (std::uint16_t q = 0; q < queues; ++q) gens.emplace_back(guest_flow + q, guest_mac, peer_mac);
@@ -261,13 +296,21 @@ struct world {
     /// already verified, loaded and bound to that VF's window (`dev`).
     path_id add_delivered_vf_path(host& h, image::image_device dev) {
         h.vf_image = std::move(dev);
-        h.vf_path = sh->add_path<image::loaded_plugin>(h.vf_image, vf_link(h));
+        h.vf_path = sh->template add_path<image::loaded_plugin>(h.vf_image, vf_link(h));
         return h.vf_path;
     }
     /// Guest memory for a plugin image the hypervisor copies in (LOAD_PLUGIN).
     vmxnet3::dma_block plugin_area(std::size_t bytes) {
         const guest_block g = mem.allocate(bytes);
         return {g.virt, g.iova, g ? g.size : 0};
+    }
+    /// Path p's name for people: its plugin type's, or for a delivered image the name of
+    /// the plugin inside ("igbvf image").
+    std::string path_label(path_id p) {
+        if (auto* img = sh->template plugin<image::loaded_plugin>(p); img != nullptr) {
+            return fmt::format("{} image", img->plugin_name());
+        }
+        return sh->path_name(p);
     }
     control_link vmx_link() { return control_link::to(vmx_link_ch); }
     control_link vf_link(host& h) { return control_link::to(h.vf_link_ch); }
@@ -355,9 +398,9 @@ struct world {
         const double dt = static_cast<double>(t - last_print) / 1e9;
         const std::uint64_t tx = tx_sent(), rx = sink.received(peer_flow);
         if (last_print != 0) {
-            fmt::print("[{:7.3f} s] path {:8} | tx {:6.3f} Mpps | rx {:6.3f} Mpps | switches {:3} | "
+            fmt::print("[{:7.3f} s] path {:11} | tx {:6.3f} Mpps | rx {:6.3f} Mpps | switches {:3} | "
                        "offloads [{}]\n",
-                       secs(), sh->active_name(), static_cast<double>(tx - last_tx) / dt / 1e6,
+                       secs(), path_label(sh->active_path()), static_cast<double>(tx - last_tx) / dt / 1e6,
                        static_cast<double>(rx - last_rx) / dt / 1e6, sh->history().switches(),
                        offload_names{sh->offloads()});
         }
@@ -403,6 +446,7 @@ private:
     std::uint32_t events_seen_ = 0;
 };
 
-inline void guest_env::on_wait() noexcept { w->step_devices(); }
+/// The world of the tests and benchmarks: the VF plugin compiled in.
+using world = basic_world<compiled_vf>;
 
 } // namespace npa::sim::two_hosts
