@@ -10,19 +10,15 @@
 #include <doctest/doctest.h>
 
 #include <npa/dpdk/mbuf.hpp>
+#include <npa/image/image_files.hpp>
 #include <npa/image/loaded_plugin.hpp>
 #include <npa/image/mbuf_layout.hpp>
 #include <npa/image/posix_loader.hpp>
-#include <npa/sim/guest_memory.hpp>
-#include <npa/sim/simnic.hpp>
-#include <npa/sim/traffic.hpp>
-#include <npa/sim/wire.hpp>
-
-#include <npa/image/image_files.hpp>
 #include <npa/image/signing.hpp>
 
+#include "mbuf_sim_world.hpp"
+
 #include <rte_eal.h>
-#include <rte_errno.h>
 #include <rte_mbuf.h>
 
 #include <array>
@@ -36,16 +32,25 @@
 
 using npa::dpdk::mbuf_ref;
 using npa::dpdk::mempool_pool;
+using npa::dpdk::test::mbuf_api;
+using npa::dpdk::test::mbuf_sim_world;
 namespace img = npa::image;
 
 namespace {
 
 constexpr std::uint32_t simnic_id = npa::sim::simnic_window::image_device_id;
 constexpr std::uint32_t pool_size = 1024;
-constexpr std::uint16_t elt_size = RTE_MBUF_DEFAULT_BUF_SIZE;
-constexpr npa::mac_addr guest_mac{0x02, 0, 0, 0, 0, 0x10};
-constexpr npa::mac_addr peer_mac{0x02, 0, 0, 0, 0, 0x20};
-constexpr std::uint32_t peer_flow = 1, guest_flow = 100;
+constexpr std::uint32_t guest_flow = 100;
+using npa::dpdk::test::guest_mac;
+using npa::dpdk::test::peer_flow;
+using npa::dpdk::test::peer_mac;
+
+/// The world of a test: made, or the test stops with the reason.
+struct world : mbuf_sim_world {
+    explicit world(const char* name) : mbuf_sim_world(name, pool_size, 128) {
+        REQUIRE_MESSAGE(error.empty(), error);
+    }
+};
 
 std::vector<std::byte> file_bytes(const char* path) {
     auto b = img::read_file(path);
@@ -56,69 +61,6 @@ std::vector<img::public_key> trusted() {
     auto s = img::read_seed(NPA_IMAGE_TEST_KEY);
     REQUIRE(s.has_value());
     return {img::public_key_of(*s)};
-}
-
-/// The shell API the plugin calls back into, over one mempool: what it takes and gives
-/// back is counted, so the test sees every mbuf.
-struct mbuf_api {
-    using buffer_type = mbuf_ref;
-    mempool_pool* pool = nullptr;
-    std::uint64_t rx_allocated = 0, rx_released = 0, tx_completed = 0, unsent = 0;
-
-    std::uint32_t alloc_rx_buffers(std::uint16_t, std::span<mbuf_ref> out) noexcept {
-        const std::uint32_t n = pool->alloc_burst(out);
-        rx_allocated += n;
-        return n;
-    }
-    void release_rx_buffers(std::uint16_t, std::span<const mbuf_ref> in) noexcept {
-        rx_released += in.size();
-        pool->free_burst(in);
-    }
-    void tx_complete(std::uint16_t, std::span<const mbuf_ref> in) noexcept {
-        tx_completed += in.size();
-        pool->free_burst(in);
-    }
-    void tx_unsent(std::uint16_t, std::span<const mbuf_ref> in) noexcept {
-        unsent += in.size();
-        pool->free_burst(in);
-    }
-    void log(npa::log_level, const char* msg) noexcept { MESSAGE("plugin: " << msg); }
-};
-
-/// A simnic in this process whose guest memory holds the mbufs' data, and a traffic peer
-/// on its wire.
-struct mbuf_world {
-    npa::sim::guest_memory mem{std::size_t{16} << 20};
-    npa::sim::traffic_peer peer{peer_flow, peer_mac, guest_mac, 0, 128};
-    std::unique_ptr<npa::sim::simnic> dev;
-    mempool_pool pool;
-
-    explicit mbuf_world(const char* name) {
-        const npa::sim::guest_block blk = mem.allocate(std::size_t{pool_size} * elt_size);
-        REQUIRE(blk);
-        rte_pktmbuf_extmem ext{blk.virt, blk.iova, blk.size, elt_size};
-        rte_mempool* mp =
-            rte_pktmbuf_pool_create_extbuf(name, pool_size, 0, 0, elt_size, SOCKET_ID_ANY, &ext, 1);
-        REQUIRE_MESSAGE(mp != nullptr,
-                        "rte_pktmbuf_pool_create_extbuf: " << rte_strerror(rte_errno));
-        pool = mempool_pool{mp, true};
-        npa::sim::simnic_config dc;
-        dc.queues = 1;
-        dc.max_ring_size = 256;
-        auto d = npa::sim::simnic::create(mem, dc);
-        REQUIRE(d.ok());
-        dev = std::move(*d);
-        npa::sim::connect(*dev, peer);
-    }
-    ~mbuf_world() { dev.reset(); } // the device first: it is wired to the peer
-};
-
-npa::queue_config one_queue() {
-    npa::queue_config qc;
-    qc.queues = 1;
-    qc.tx_ring_size = 256;
-    qc.rx_ring_size = 256;
-    return qc;
 }
 
 } // namespace
@@ -180,8 +122,8 @@ TEST_CASE("the simnic image, loaded for rte_mbuf, carries frames both ways over 
     const std::vector<std::byte> file = file_bytes(NPA_SIMNIC_IMAGE);
     auto image = img::load_image(file, simnic_id, trusted(), img::buffer_layout::rte_mbuf);
     REQUIRE_MESSAGE(image.ok(), (image.ok() ? "" : image.error().reason()));
-    mbuf_world w("npa_img_rx_tx");
-    mbuf_api api{&w.pool};
+    world w("npa_img_rx_tx");
+    mbuf_api& api = w.api;
     auto dev = image->bind(w.dev->window());
     REQUIRE(dev.ok());
     CHECK(dev->layout == img::buffer_layout::rte_mbuf);
@@ -192,7 +134,7 @@ TEST_CASE("the simnic image, loaded for rte_mbuf, carries frames both ways over 
     std::uint64_t received = 0;
     {
         img::loaded_plugin<mbuf_api> p;
-        const npa::status st = p.attach(api, *dev, one_queue());
+        const npa::status st = p.attach(api, *dev, mbuf_sim_world::queue_cfg());
         REQUIRE_MESSAGE(st.ok(), st.reason());
         CHECK(std::string(p.plugin_name()) == "simnic");
         w.dev->step(); // the device takes the RX buffers the doorbell announced
@@ -258,12 +200,12 @@ TEST_CASE("refusals: an mbuf shell does not run an image entered for npa::packet
     const std::vector<std::byte> file = file_bytes(NPA_SIMNIC_IMAGE);
     auto image = img::load_image(file, simnic_id, trusted()); // packet_buffer's entry
     REQUIRE(image.ok());
-    mbuf_world w("npa_img_refuse");
-    mbuf_api api{&w.pool};
+    world w("npa_img_refuse");
+    mbuf_api& api = w.api;
     auto dev = image->bind(w.dev->window());
     REQUIRE(dev.ok());
     img::loaded_plugin<mbuf_api> p;
-    const npa::status st = p.attach(api, *dev, one_queue());
+    const npa::status st = p.attach(api, *dev, mbuf_sim_world::queue_cfg());
     CHECK_FALSE(st.ok());
     CHECK(std::string(st.reason()).find("another buffer layout") != std::string::npos);
     CHECK(api.rx_allocated == 0);
