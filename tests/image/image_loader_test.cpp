@@ -232,6 +232,10 @@ TEST_CASE("an image carries both buffer layouts and enters with the host's") {
     CHECK(as_pb->digest() == as_mbuf->digest());
     CHECK(reinterpret_cast<const void*>(as_pb->ops().tx_burst) !=
           reinterpret_cast<const void*>(as_mbuf->ops().tx_burst));
+    // The 82576 VF image too: every image carries both.
+    const auto igbvf = load_image(read_bytes(NPA_IGBVF_IMAGE), npa::igbvf_window::image_device_id,
+                                  test::trusted_keys(), buffer_layout::rte_mbuf);
+    CHECK(igbvf.ok());
 
     // A shell of npa::packet_buffer refuses a device bound through the rte_mbuf entry.
     npa::sim::simnic_rig rig;
