@@ -31,7 +31,9 @@ image_header header_of(const std::vector<std::byte>& f) {
     std::memcpy(&h, f.data(), sizeof(h));
     return h;
 }
-void put_header(std::vector<std::byte>& f, const image_header& h) { std::memcpy(f.data(), &h, sizeof(h)); }
+void put_header(std::vector<std::byte>& f, const image_header& h) {
+    std::memcpy(f.data(), &h, sizeof(h));
+}
 image_reloc reloc_of(const std::vector<std::byte>& f, std::uint32_t i) {
     image_reloc r;
     std::memcpy(&r, f.data() + header_of(f).reloc_offset + i * sizeof(r), sizeof(r));
@@ -42,6 +44,16 @@ void put_reloc(std::vector<std::byte>& f, std::uint32_t i, const image_reloc& r)
 }
 void resign(std::vector<std::byte>& f, const key_seed& s = test::test_seed()) {
     REQUIRE(sign_image(f, s));
+}
+
+/// `file` with its header changed by `edit`, signed again (so only the change is refused).
+template <class Edit>
+std::vector<std::byte> with_header(std::vector<std::byte> file, Edit edit) {
+    auto h = header_of(file);
+    edit(h);
+    put_header(file, h);
+    resign(file);
+    return file;
 }
 
 /// Mappings of this process (lines of /proc/self/maps): a refused image leaves none behind.
@@ -56,11 +68,12 @@ std::size_t mappings() {
 
 /// The loader refuses `file`, says `why` (a part of its reason) and maps nothing.
 void expect_refused(const std::vector<std::byte>& file, const char* why,
-                    std::uint32_t device = simnic_id) {
+                    std::uint32_t device = simnic_id,
+                    buffer_layout layout = buffer_layout::packet_buffer) {
     const std::vector<public_key> keys = test::trusted_keys();
     (void)mappings(); // the first read may map allocator memory of its own (ASan's)
     const std::size_t before = mappings();
-    const npa::result<loaded_image> r = load_image(file, device, keys);
+    const npa::result<loaded_image> r = load_image(file, device, keys, layout);
     CHECK(mappings() == before);
     REQUIRE_FALSE(r.ok());
     const std::string reason = r.error().reason();
@@ -201,5 +214,66 @@ TEST_CASE("refusals: each damaged or foreign image says why and loads nothing") 
         auto f = good;
         f.push_back(std::byte{0});
         expect_refused(f, "trailing bytes");
+    }
+}
+
+TEST_CASE("an image carries both buffer layouts and enters with the host's") {
+    const std::vector<std::byte> file = read_bytes(NPA_SIMNIC_IMAGE);
+    CHECK(header_of(file).buffer_layout ==
+          (layout_bit(buffer_layout::packet_buffer) | layout_bit(buffer_layout::rte_mbuf)));
+    CHECK(header_of(file).abi_minor == abi_minor);
+    auto as_pb = load_image(file, simnic_id, test::trusted_keys());
+    auto as_mbuf = load_image(file, simnic_id, test::trusted_keys(), buffer_layout::rte_mbuf);
+    REQUIRE(as_pb.ok());
+    REQUIRE(as_mbuf.ok());
+    // The same bytes, two instantiations of the plugin: each layout its own operations.
+    CHECK(std::string(as_mbuf->name()) == "simnic");
+    CHECK(as_mbuf->ops().instance_size != 0);
+    CHECK(as_pb->digest() == as_mbuf->digest());
+    CHECK(reinterpret_cast<const void*>(as_pb->ops().tx_burst) !=
+          reinterpret_cast<const void*>(as_mbuf->ops().tx_burst));
+    // The 82576 VF image too: every image carries both.
+    const auto igbvf = load_image(read_bytes(NPA_IGBVF_IMAGE), npa::igbvf_window::image_device_id,
+                                  test::trusted_keys(), buffer_layout::rte_mbuf);
+    CHECK(igbvf.ok());
+
+    // A shell of npa::packet_buffer refuses a device bound through the rte_mbuf entry.
+    npa::sim::simnic_rig rig;
+    REQUIRE(rig.ok());
+    auto dev = as_mbuf->bind(rig.window());
+    REQUIRE(dev.ok());
+    CHECK(dev->layout == buffer_layout::rte_mbuf);
+    loaded_plugin<npa::sim::simnic_rig::api_type> p;
+    const npa::status st = p.attach(rig.api(), *dev, rig.queue_cfg());
+    CHECK_FALSE(st.ok());
+    CHECK(std::string(st.reason()).find("another buffer layout") != std::string::npos);
+    CHECK(rig.api().audit().with_plugin == 0);
+}
+
+TEST_CASE("refusals: a host whose buffer layout the image does not list") {
+    const std::vector<std::byte> good = read_bytes(NPA_SIMNIC_IMAGE);
+    SUBCASE("an image of npa::packet_buffer only, in an rte_mbuf host") {
+        const auto f = with_header(good, [](image_header& h) {
+            h.buffer_layout = layout_bit(buffer_layout::packet_buffer);
+        });
+        REQUIRE(load_image(f, simnic_id, test::trusted_keys()).ok());
+        expect_refused(f, "without this host's buffer layout", simnic_id, buffer_layout::rte_mbuf);
+    }
+    SUBCASE("an image of rte_mbuf only, in a packet_buffer host") {
+        const auto f = with_header(
+            good, [](image_header& h) { h.buffer_layout = layout_bit(buffer_layout::rte_mbuf); });
+        expect_refused(f, "without this host's buffer layout");
+    }
+    SUBCASE("a layout this host does not know") {
+        const auto f = with_header(good, [](image_header& h) { h.buffer_layout |= 1u << 7; });
+        expect_refused(f, "a buffer layout this host does not know");
+    }
+    SUBCASE("no layout at all") {
+        const auto f = with_header(good, [](image_header& h) { h.buffer_layout = 0; });
+        expect_refused(f, "a buffer layout this host does not know");
+    }
+    SUBCASE("a newer minor ABI than this host's") {
+        const auto f = with_header(good, [](image_header& h) { h.abi_minor = abi_minor + 1; });
+        expect_refused(f, "another ABI version");
     }
 }

@@ -13,10 +13,12 @@
 // Every operation is present (the image fills health and rx_drain_bound with the shell's
 // own defaults where the plugin has none); `features` says which ones the plugin has.
 //
-// Buffers: the image reads and writes npa::packet_buffer through npa::buffer_ref directly
-// (buffer_layout::packet_buffer): a burst crosses as a pointer and a count, with no
-// translation. A host with another buffer (rte_mbuf) needs an image built for its layout:
-// a later buffer_layout value, named in the header and in the shell table.
+// Buffers: the image reads and writes the host's buffers directly, in the layout the host
+// names in shell_table::buffer_layout: npa::packet_buffer through npa::buffer_ref (the sim,
+// npa-linkd) or DPDK's rte_mbuf through an rte_mbuf* (net_npa; mbuf_layout.hpp). A burst
+// crosses as a pointer to n 8-byte handles and a count, with no translation. An image
+// carries one instantiation of its plugin per layout (entry.hpp), lists them in its header,
+// and enters with the host's: the ops table it returns is that layout's.
 //
 // Device windows cross as void*: the window type is compiled into both sides from the
 // same header, and its layout is static_asserted there (simnic_window.hpp). Its
@@ -50,6 +52,13 @@ static_assert(sizeof(queue_config) == 24 && offsetof(queue_config, mtu) == 12);
 static_assert(sizeof(capabilities) == 24 && offsetof(capabilities, max_mtu) == 20);
 static_assert(sizeof(queue_stats) == 11 * 8);
 
+/// The layout a buffer handle reads: npa::buffer_ref's is packet_buffer; another handle
+/// names its own (mbuf_layout.hpp's mbuf_view and npa::dpdk::mbuf_ref: rte_mbuf).
+template <class Buffer>
+inline constexpr buffer_layout layout_of = Buffer::image_buffer_layout;
+template <>
+inline constexpr buffer_layout layout_of<buffer_ref> = buffer_layout::packet_buffer;
+
 /// plugin_ops::features bits.
 inline constexpr std::uint32_t feature_health = 1;         ///< npa::reports_health
 inline constexpr std::uint32_t feature_rx_drain_bound = 2; ///< npa::bounds_rx_drain
@@ -61,18 +70,19 @@ struct shell_table {
     std::uint16_t abi_major;
     std::uint16_t abi_minor;
     std::uint32_t size;          ///< sizeof(shell_table) as the host knows it
-    std::uint32_t buffer_layout; ///< enum buffer_layout
+    std::uint32_t buffer_layout; ///< enum buffer_layout: the host's buffers
     std::uint32_t reserved;
     /// Control path only (attach, construct): memory for the plugin's ring books.
     void* (*mem_alloc)(std::size_t bytes, std::size_t align) noexcept;
     void (*mem_free)(void* p) noexcept;
     // The shell API (concepts/shell_api.hpp); `api` is the pointer attach() was given.
-    std::uint32_t (*alloc_rx_buffers)(void* api, std::uint16_t q, buffer_ref* out,
+    // Buffer arrays (`out`, `in`, `bufs` below) are n handles of the host's layout.
+    std::uint32_t (*alloc_rx_buffers)(void* api, std::uint16_t q, void* out,
                                       std::uint32_t n) noexcept;
-    void (*release_rx_buffers)(void* api, std::uint16_t q, const buffer_ref* in,
+    void (*release_rx_buffers)(void* api, std::uint16_t q, const void* in,
                                std::uint32_t n) noexcept;
-    void (*tx_complete)(void* api, std::uint16_t q, const buffer_ref* in, std::uint32_t n) noexcept;
-    void (*tx_unsent)(void* api, std::uint16_t q, const buffer_ref* in, std::uint32_t n) noexcept;
+    void (*tx_complete)(void* api, std::uint16_t q, const void* in, std::uint32_t n) noexcept;
+    void (*tx_unsent)(void* api, std::uint16_t q, const void* in, std::uint32_t n) noexcept;
     void (*log)(void* api, std::uint8_t level, const char* msg) noexcept;
 };
 static_assert(sizeof(shell_table) == 72);
@@ -94,8 +104,8 @@ struct plugin_ops {
     std::uint8_t (*attach)(void* self, const shell_table* shell, void* api, void* window,
                            const queue_config* qc, const char** reason) noexcept;
     void (*detach)(void* self) noexcept;
-    std::uint16_t (*tx_burst)(void* self, std::uint16_t q, buffer_ref* bufs, std::uint16_t n) noexcept;
-    std::uint16_t (*rx_burst)(void* self, std::uint16_t q, buffer_ref* out, std::uint16_t n) noexcept;
+    std::uint16_t (*tx_burst)(void* self, std::uint16_t q, void* bufs, std::uint16_t n) noexcept;
+    std::uint16_t (*rx_burst)(void* self, std::uint16_t q, void* out, std::uint16_t n) noexcept;
     std::uint32_t (*tx_reap)(void* self, std::uint16_t q) noexcept;
     std::uint32_t (*tx_in_flight)(const void* self, std::uint16_t q) noexcept;
     void (*irq_arm)(void* self, std::uint16_t q) noexcept;

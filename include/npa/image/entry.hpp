@@ -7,14 +7,16 @@
 //     NPA_PLUGIN_IMAGE(npa::sim::simnic_plugin)
 //
 // The macro instantiates the plugin with image_api, an Api whose calls go through the
-// host's shell_table (abi.hpp), fills a plugin_ops table with one function per operation,
-// exports npa_image_entry, and writes the image_note the pack tool copies into the
-// header. The plugin is the same source as the compiled-in one; only its Api differs.
-// The device it drives is its device_type's image_device_id.
+// host's shell_table (abi.hpp), once per buffer layout (image_layouts: npa::packet_buffer
+// and rte_mbuf), fills one plugin_ops table per layout, exports npa_image_entry, which
+// returns the table of the host's layout, and writes the image_note (the layouts included)
+// the pack tool copies into the header. The plugin is the same source as the compiled-in
+// one; only its Api differs. The device it drives is its device_type's image_device_id.
 #pragma once
 
 #include <npa/concepts/plugin.hpp>
 #include <npa/image/abi.hpp>
+#include <npa/image/mbuf_layout.hpp>
 
 #include <cstddef>
 #include <cstdint>
@@ -23,25 +25,27 @@
 
 namespace npa::image {
 
-/// The shell API inside an image: each call is one call through the host's table.
+/// The shell API inside an image: each call is one call through the host's table, whose
+/// buffers are Buffer handles (the layout the host named).
+template <class Buffer>
 class image_api {
 public:
-    using buffer_type = buffer_ref;
+    using buffer_type = Buffer;
 
     void bind(const shell_table* t, void* api) noexcept {
         t_ = t;
         api_ = api;
     }
-    std::uint32_t alloc_rx_buffers(std::uint16_t q, std::span<buffer_ref> out) noexcept {
+    std::uint32_t alloc_rx_buffers(std::uint16_t q, std::span<Buffer> out) noexcept {
         return t_->alloc_rx_buffers(api_, q, out.data(), static_cast<std::uint32_t>(out.size()));
     }
-    void release_rx_buffers(std::uint16_t q, std::span<const buffer_ref> in) noexcept {
+    void release_rx_buffers(std::uint16_t q, std::span<const Buffer> in) noexcept {
         t_->release_rx_buffers(api_, q, in.data(), static_cast<std::uint32_t>(in.size()));
     }
-    void tx_complete(std::uint16_t q, std::span<const buffer_ref> in) noexcept {
+    void tx_complete(std::uint16_t q, std::span<const Buffer> in) noexcept {
         t_->tx_complete(api_, q, in.data(), static_cast<std::uint32_t>(in.size()));
     }
-    void tx_unsent(std::uint16_t q, std::span<const buffer_ref> in) noexcept {
+    void tx_unsent(std::uint16_t q, std::span<const Buffer> in) noexcept {
         t_->tx_unsent(api_, q, in.data(), static_cast<std::uint32_t>(in.size()));
     }
     void log(log_level l, const char* msg) noexcept {
@@ -52,29 +56,30 @@ private:
     const shell_table* t_ = nullptr;
     void* api_ = nullptr;
 };
-static_assert(shell_api<image_api>);
+static_assert(shell_api<image_api<buffer_ref>> && shell_api<image_api<mbuf::mbuf_view>>);
 
 /// The host table the image was entered with: the image's operator new uses its memory
 /// functions (image_runtime.cpp).
 inline const shell_table* entry_table = nullptr;
 
-/// Whether an image built for this ABI can work with the host that offers `t`.
+/// Whether an image built for this ABI can work with the host that offers `t` (its
+/// buffer layout is chosen by image_entry::enter).
 [[nodiscard]] inline bool host_compatible(const shell_table* t) noexcept {
     return t != nullptr && t->abi_major == abi_major && t->abi_minor >= abi_minor &&
-           t->size >= sizeof(shell_table) &&
-           t->buffer_layout == static_cast<std::uint32_t>(buffer_layout::packet_buffer);
+           t->size >= sizeof(shell_table);
 }
 
-/// plugin_ops for P<image_api>: each operation casts the instance and forwards.
-template <template <class> class P>
-struct image_entry {
-    using plugin = P<image_api>;
+/// plugin_ops for P<image_api<Buffer>>: each operation casts the instance and forwards.
+template <template <class> class P, class Buffer>
+struct layout_entry {
+    using api_type = image_api<Buffer>;
+    using plugin = P<api_type>;
     using window = typename plugin::device_type;
-    static_assert(check_plugin<plugin, image_api>());
+    static_assert(check_plugin<plugin, api_type>());
     static constexpr std::uint32_t device_id = window::image_device_id;
 
     struct instance {
-        image_api api;
+        api_type api;
         plugin p;
     };
     static instance& self(void* s) noexcept { return *static_cast<instance*>(s); }
@@ -91,11 +96,11 @@ struct image_entry {
         return static_cast<std::uint8_t>(st.code());
     }
     static void detach(void* s) noexcept { self(s).p.detach(); }
-    static std::uint16_t tx_burst(void* s, std::uint16_t q, buffer_ref* b, std::uint16_t n) noexcept {
-        return self(s).p.tx_burst(q, std::span<buffer_ref>(b, n));
+    static std::uint16_t tx_burst(void* s, std::uint16_t q, void* b, std::uint16_t n) noexcept {
+        return self(s).p.tx_burst(q, std::span<Buffer>(static_cast<Buffer*>(b), n));
     }
-    static std::uint16_t rx_burst(void* s, std::uint16_t q, buffer_ref* b, std::uint16_t n) noexcept {
-        return self(s).p.rx_burst(q, std::span<buffer_ref>(b, n));
+    static std::uint16_t rx_burst(void* s, std::uint16_t q, void* b, std::uint16_t n) noexcept {
+        return self(s).p.rx_burst(q, std::span<Buffer>(static_cast<Buffer*>(b), n));
     }
     static std::uint32_t tx_reap(void* s, std::uint16_t q) noexcept { return self(s).p.tx_reap(q); }
     static std::uint32_t tx_in_flight(const void* s, std::uint16_t q) noexcept {
@@ -132,10 +137,20 @@ struct image_entry {
         plugin::name, sizeof(instance), alignof(instance),
         &construct, &destroy, &attach, &detach, &tx_burst, &rx_burst, &tx_reap, &tx_in_flight,
         &irq_arm, &irq_disarm, &get_capabilities, &stats, &health, &rx_drain_bound};
+};
+
+/// An image's plugin, once per layout it carries, and its entry.
+template <template <class> class P>
+struct image_entry {
+    using for_packet_buffer = layout_entry<P, buffer_ref>;
+    using for_rte_mbuf = layout_entry<P, mbuf::mbuf_view>;
+    using plugin = typename for_packet_buffer::plugin;
+    static constexpr std::uint32_t device_id = for_packet_buffer::device_id;
+    static constexpr std::uint32_t layouts =
+        layout_bit(buffer_layout::packet_buffer) | layout_bit(buffer_layout::rte_mbuf);
 
     static constexpr image_note note() noexcept {
-        image_note n{image_magic, abi_major, abi_minor, device_id,
-                     static_cast<std::uint32_t>(buffer_layout::packet_buffer), {}};
+        image_note n{image_magic, abi_major, abi_minor, device_id, layouts, {}};
         for (std::size_t i = 0; i + 1 < sizeof(n.name) && plugin::name[i] != '\0'; ++i) {
             n.name[i] = plugin::name[i];
         }
@@ -146,8 +161,15 @@ struct image_entry {
         if (!host_compatible(host)) {
             return nullptr;
         }
-        entry_table = host;
-        return &ops;
+        const plugin_ops* ops = nullptr;
+        switch (static_cast<buffer_layout>(host->buffer_layout)) {
+        case buffer_layout::packet_buffer: ops = &for_packet_buffer::ops; break;
+        case buffer_layout::rte_mbuf: ops = &for_rte_mbuf::ops; break;
+        }
+        if (ops != nullptr) {
+            entry_table = host;
+        }
+        return ops; // null: a layout this image does not carry
     }
 };
 

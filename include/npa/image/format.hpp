@@ -30,7 +30,7 @@ inline constexpr std::uint32_t image_magic = 0x4941504e;
 /// The ABI of the image format and of the two tables in abi.hpp. A new major is not
 /// understood by an older host; a new minor only appends (tables grow at the end).
 inline constexpr std::uint16_t abi_major = 1;
-inline constexpr std::uint16_t abi_minor = 0;
+inline constexpr std::uint16_t abi_minor = 1; ///< 1: the header lists buffer layouts (a set)
 /// Segment offsets and sizes are multiples of this (the host refuses a larger page).
 inline constexpr std::uint32_t image_page = 4096;
 inline constexpr std::uint32_t max_segments = 8;
@@ -50,10 +50,19 @@ inline constexpr std::uint16_t native_machine =
 #endif
 
 /// The packet buffer layout the image's code reads directly (one indirect call per burst
-/// means no translation per packet): today npa::packet_buffer behind npa::buffer_ref.
+/// means no translation per packet). An image carries one instantiation of its plugin per
+/// layout; a host names its own in the shell table and the image enters with that one.
 enum class buffer_layout : std::uint32_t {
     packet_buffer = 1, ///< npa/buffer/packet_buffer.hpp (the sim, npa-linkd)
+    rte_mbuf = 2,      ///< DPDK's struct rte_mbuf (npa/image/mbuf_layout.hpp; net_npa)
 };
+/// A layout's bit in image_header::buffer_layout (a packet_buffer-only image keeps the
+/// value 1 it had when the field named one layout).
+constexpr std::uint32_t layout_bit(buffer_layout l) noexcept {
+    return 1u << (static_cast<std::uint32_t>(l) - 1);
+}
+inline constexpr std::uint32_t known_layouts =
+    layout_bit(buffer_layout::packet_buffer) | layout_bit(buffer_layout::rte_mbuf);
 
 /// Segment protections (image_segment::prot).
 inline constexpr std::uint32_t prot_read = 1, prot_write = 2, prot_exec = 4;
@@ -74,7 +83,7 @@ struct image_header {
     std::uint32_t header_size;   ///< sizeof(image_header)
     std::uint32_t file_size;     ///< bytes of the whole file
     std::uint32_t device_id;     ///< the device the plugin drives (abi.hpp, device ids)
-    std::uint32_t buffer_layout; ///< enum buffer_layout
+    std::uint32_t buffer_layout; ///< layout_bit()s of the layouts the image carries (a set)
     std::uint32_t mem_size;      ///< bytes mapped, a multiple of image_page
     std::uint32_t mem_offset;    ///< file offset of the memory bytes
     std::uint32_t mem_file_size; ///< memory bytes in the file (the rest is zero)
@@ -120,7 +129,7 @@ struct image_note {
     std::uint16_t abi_major;
     std::uint16_t abi_minor;
     std::uint32_t device_id;
-    std::uint32_t buffer_layout;
+    std::uint32_t buffer_layout; ///< layout_bit()s (a set)
     char name[32];
 };
 static_assert(sizeof(image_note) == 48);

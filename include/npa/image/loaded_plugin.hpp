@@ -5,7 +5,9 @@
 // image's operations and the device window they drive). Each operation is one call
 // through the image's plugin_ops table; calls back into the shell go through
 // shell_table_for<Api>, whose entries call the Api directly. So a burst costs one indirect
-// call more than a compiled-in plugin, and buffers cross as they are (buffer_ref).
+// call more than a compiled-in plugin, and buffers cross as they are: the Api's buffer
+// type names the layout (layout_of: buffer_ref, or net_npa's mbuf_ref), and the image was
+// entered with that layout (the host's loader asks for it).
 //
 // Who loads the image (validation, signature, mapping) is the host's business: the POSIX
 // loader is adapters/image (npa/image/posix_loader.hpp). The image stays loaded while a
@@ -75,16 +77,18 @@ struct image_device {
     const plugin_ops* ops = nullptr;
     void* window = nullptr;
     image_hold hold{};
+    buffer_layout layout = buffer_layout::packet_buffer; ///< the layout ops were entered with
 };
 
 /// Binds an image's operations to a window, if the image drives that window's device.
 template <class Window>
-[[nodiscard]] result<image_device> bind_device(const plugin_ops& ops, Window& w,
-                                               image_hold hold = {}) noexcept {
+[[nodiscard]] result<image_device> bind_device(
+    const plugin_ops& ops, Window& w, image_hold hold = {},
+    buffer_layout layout = buffer_layout::packet_buffer) noexcept {
     if (ops.device_id != Window::image_device_id) {
         return status{errc::not_supported, "image: the plugin drives another device"};
     }
-    return image_device{&ops, &w, std::move(hold)};
+    return image_device{&ops, &w, std::move(hold), layout};
 }
 
 namespace detail {
@@ -98,31 +102,32 @@ inline void* host_alloc(std::size_t n, std::size_t align) noexcept {
 inline void host_free(void* p) noexcept { ::operator delete(p, std::align_val_t{host_align}); }
 } // namespace detail
 
-/// The table a host enters an image with (npa_image_entry): versions, buffer layout and
-/// memory. Its shell API entries are null: they are per shell, given at attach
+/// The table a host enters an image with (npa_image_entry): versions, the host's buffer
+/// layout and memory. Its shell API entries are null: they are per shell, given at attach
 /// (shell_table_for), and an image never calls them through this one.
-inline constexpr shell_table host_entry_table = {
-    abi_major, abi_minor, sizeof(shell_table),
-    static_cast<std::uint32_t>(buffer_layout::packet_buffer), 0,
+template <buffer_layout Layout>
+inline constexpr shell_table host_entry_table_for = {
+    abi_major, abi_minor, sizeof(shell_table), static_cast<std::uint32_t>(Layout), 0,
     &detail::host_alloc, &detail::host_free, nullptr, nullptr, nullptr, nullptr, nullptr};
+inline constexpr const shell_table& host_entry_table =
+    host_entry_table_for<buffer_layout::packet_buffer>;
 
 /// The shell table an image calls back through for a shell whose API type is Api.
-template <class Api>
+template <class Api, class B = typename Api::buffer_type>
 inline constexpr shell_table shell_table_for = {
-    abi_major, abi_minor, sizeof(shell_table),
-    static_cast<std::uint32_t>(buffer_layout::packet_buffer), 0,
+    abi_major, abi_minor, sizeof(shell_table), static_cast<std::uint32_t>(layout_of<B>), 0,
     &detail::host_alloc, &detail::host_free,
-    [](void* a, std::uint16_t q, buffer_ref* out, std::uint32_t n) noexcept -> std::uint32_t {
-        return static_cast<Api*>(a)->alloc_rx_buffers(q, std::span<buffer_ref>(out, n));
+    [](void* a, std::uint16_t q, void* out, std::uint32_t n) noexcept -> std::uint32_t {
+        return static_cast<Api*>(a)->alloc_rx_buffers(q, std::span<B>(static_cast<B*>(out), n));
     },
-    [](void* a, std::uint16_t q, const buffer_ref* in, std::uint32_t n) noexcept {
-        static_cast<Api*>(a)->release_rx_buffers(q, std::span<const buffer_ref>(in, n));
+    [](void* a, std::uint16_t q, const void* in, std::uint32_t n) noexcept {
+        static_cast<Api*>(a)->release_rx_buffers(q, std::span<const B>(static_cast<const B*>(in), n));
     },
-    [](void* a, std::uint16_t q, const buffer_ref* in, std::uint32_t n) noexcept {
-        static_cast<Api*>(a)->tx_complete(q, std::span<const buffer_ref>(in, n));
+    [](void* a, std::uint16_t q, const void* in, std::uint32_t n) noexcept {
+        static_cast<Api*>(a)->tx_complete(q, std::span<const B>(static_cast<const B*>(in), n));
     },
-    [](void* a, std::uint16_t q, const buffer_ref* in, std::uint32_t n) noexcept {
-        static_cast<Api*>(a)->tx_unsent(q, std::span<const buffer_ref>(in, n));
+    [](void* a, std::uint16_t q, const void* in, std::uint32_t n) noexcept {
+        static_cast<Api*>(a)->tx_unsent(q, std::span<const B>(static_cast<const B*>(in), n));
     },
     [](void* a, std::uint8_t level, const char* msg) noexcept {
         static_cast<Api*>(a)->log(static_cast<log_level>(level), msg);
@@ -133,8 +138,10 @@ class loaded_plugin {
 public:
     using buffer_type = typename Api::buffer_type;
     using device_type = image_device;
-    static_assert(std::same_as<buffer_type, buffer_ref>,
-                  "loaded_plugin: images read npa::packet_buffer through npa::buffer_ref");
+    static_assert(sizeof(buffer_type) == 8,
+                  "loaded_plugin: images move 8-byte handles (buffer_ref, an rte_mbuf*)");
+    /// The layout the image must have been entered with (the loader's `layout`).
+    static constexpr buffer_layout layout = layout_of<buffer_type>;
     static constexpr const char* name = "image";
 
     loaded_plugin() noexcept = default;
@@ -161,6 +168,10 @@ public:
     status attach(Api& api, device_type& dev, const queue_config& qc) {
         if (dev.ops == nullptr || dev.window == nullptr) {
             return {errc::invalid_argument, "image: no image bound to this device"};
+        }
+        if (dev.layout != layout) {
+            return {errc::invalid_argument,
+                    "image: loaded for another buffer layout than this shell's buffers"};
         }
         if (ops_ != dev.ops) {
             release();

@@ -124,8 +124,8 @@ constexpr bool within(std::uint64_t off, std::uint64_t len, std::uint64_t total)
     if (h.machine != native_machine) {
         return {errc::not_supported, "image: code for another machine"};
     }
-    if (h.buffer_layout != static_cast<std::uint32_t>(buffer_layout::packet_buffer)) {
-        return {errc::not_supported, "image: a buffer layout this host does not have"};
+    if (h.buffer_layout == 0 || (h.buffer_layout & ~known_layouts) != 0) {
+        return {errc::not_supported, "image: a buffer layout this host does not know"};
     }
     if (h.name[sizeof(h.name) - 1] != '\0') {
         return {errc::invalid_argument, "image: name not terminated"};

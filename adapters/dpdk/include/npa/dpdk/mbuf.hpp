@@ -15,6 +15,8 @@
 #include <npa/concepts/buffer.hpp>
 #include <npa/concepts/buffer_pool.hpp>
 #include <npa/config.hpp>
+#include <npa/image/format.hpp>
+#include <npa/image/mbuf_layout.hpp>
 #include <npa/status.hpp>
 
 #include <rte_mbuf.h>
@@ -23,12 +25,16 @@
 #include <cstddef>
 #include <cstdint>
 #include <span>
+#include <utility>
 
 namespace npa::dpdk {
 
 /// An 8-byte handle on one rte_mbuf. Null is "no buffer".
 class mbuf_ref {
 public:
+    /// A plugin image loaded for this shell reads mbufs itself (npa/image/mbuf_layout.hpp).
+    static constexpr image::buffer_layout image_buffer_layout = image::buffer_layout::rte_mbuf;
+
     constexpr mbuf_ref() noexcept = default;
     constexpr explicit mbuf_ref(rte_mbuf* m) noexcept : m_(m) {}
 
@@ -50,72 +56,14 @@ public:
     }
     [[nodiscard]] std::uint32_t headroom() const noexcept { return m_->data_off; }
 
-    /// ol_flags, vlan_tci, hash.rss, tso_segsz and the header lengths, as npa metadata.
+    /// ol_flags, vlan_tci, hash.rss, tso_segsz and the header lengths, as npa metadata;
+    /// set_offload is the reverse. The mapping is the one an rte_mbuf-layout plugin image
+    /// uses (npa/image/mbuf_layout.hpp), so both see the same metadata.
     [[nodiscard]] offload_info offload() const noexcept {
-        offload_info o;
-        const std::uint64_t f = m_->ol_flags;
-        if (f & RTE_MBUF_F_TX_IP_CKSUM) o.flags |= ol::tx_ip_csum;
-        if ((f & RTE_MBUF_F_TX_L4_MASK) != RTE_MBUF_F_TX_L4_NO_CKSUM) o.flags |= ol::tx_l4_csum;
-        if (f & RTE_MBUF_F_TX_TCP_SEG) o.flags |= ol::tx_tso;
-        if (f & RTE_MBUF_F_TX_VLAN) o.flags |= ol::tx_vlan;
-        if (f & RTE_MBUF_F_RX_VLAN_STRIPPED) o.flags |= ol::rx_vlan;
-        if (f & RTE_MBUF_F_RX_RSS_HASH) {
-            o.flags |= ol::rx_rss;
-            o.rss_hash = m_->hash.rss;
-        }
-        if (f & RTE_MBUF_F_RX_LRO) o.flags |= ol::rx_lro;
-        if (f & (RTE_MBUF_F_TX_VLAN | RTE_MBUF_F_RX_VLAN_STRIPPED)) o.vlan_tci = m_->vlan_tci;
-        o.tso_mss = m_->tso_segsz;
-        o.l2_len = static_cast<std::uint8_t>(m_->l2_len);
-        o.l3_len = static_cast<std::uint8_t>(m_->l3_len);
-        o.l4_len = static_cast<std::uint8_t>(m_->l4_len);
-        // L3 and L4 verdicts folded as npa::csum_state documents: any bad wins.
-        const std::uint64_t ip = f & RTE_MBUF_F_RX_IP_CKSUM_MASK;
-        const std::uint64_t l4 = f & RTE_MBUF_F_RX_L4_CKSUM_MASK;
-        if (ip == RTE_MBUF_F_RX_IP_CKSUM_BAD || l4 == RTE_MBUF_F_RX_L4_CKSUM_BAD) {
-            o.csum = csum_state::bad;
-        } else if (ip == RTE_MBUF_F_RX_IP_CKSUM_GOOD || l4 == RTE_MBUF_F_RX_L4_CKSUM_GOOD) {
-            o.csum = csum_state::good;
-        }
-        return o;
+        return image::mbuf::get_offload(reinterpret_cast<std::byte*>(m_));
     }
-
-    /// The reverse mapping. Bits npa does not describe (RTE_MBUF_F_TX_IPV4, packet type
-    /// ...) are kept. tx_l4_csum keeps the L4 type already set in ol_flags and means TCP
-    /// when none is set, since npa does not carry the L4 protocol.
     void set_offload(const offload_info& o) const noexcept {
-        std::uint64_t f = m_->ol_flags;
-        const std::uint64_t l4_type = f & RTE_MBUF_F_TX_L4_MASK;
-        f &= ~(RTE_MBUF_F_TX_IP_CKSUM | RTE_MBUF_F_TX_L4_MASK | RTE_MBUF_F_TX_TCP_SEG |
-               RTE_MBUF_F_TX_VLAN | RTE_MBUF_F_RX_VLAN | RTE_MBUF_F_RX_VLAN_STRIPPED |
-               RTE_MBUF_F_RX_RSS_HASH | RTE_MBUF_F_RX_LRO | RTE_MBUF_F_RX_IP_CKSUM_MASK |
-               RTE_MBUF_F_RX_L4_CKSUM_MASK);
-        if (o.flags & ol::tx_ip_csum) f |= RTE_MBUF_F_TX_IP_CKSUM;
-        if (o.flags & ol::tx_l4_csum) {
-            f |= l4_type != RTE_MBUF_F_TX_L4_NO_CKSUM ? l4_type : RTE_MBUF_F_TX_TCP_CKSUM;
-        }
-        if (o.flags & ol::tx_tso) f |= RTE_MBUF_F_TX_TCP_SEG;
-        if (o.flags & ol::tx_vlan) f |= RTE_MBUF_F_TX_VLAN;
-        if (o.flags & ol::rx_vlan) f |= RTE_MBUF_F_RX_VLAN | RTE_MBUF_F_RX_VLAN_STRIPPED;
-        if (o.flags & ol::rx_rss) f |= RTE_MBUF_F_RX_RSS_HASH;
-        if (o.flags & ol::rx_lro) f |= RTE_MBUF_F_RX_LRO;
-        switch (o.csum) {
-        case csum_state::good:
-            f |= RTE_MBUF_F_RX_IP_CKSUM_GOOD | RTE_MBUF_F_RX_L4_CKSUM_GOOD;
-            break;
-        case csum_state::bad:
-            f |= RTE_MBUF_F_RX_IP_CKSUM_BAD | RTE_MBUF_F_RX_L4_CKSUM_BAD;
-            break;
-        case csum_state::unknown:
-            break;
-        }
-        m_->ol_flags = f;
-        m_->vlan_tci = o.vlan_tci;
-        m_->hash.rss = o.rss_hash;
-        m_->tso_segsz = o.tso_mss;
-        m_->l2_len = o.l2_len & 0x7fu;  // 7-bit field in rte_mbuf
-        m_->l3_len = o.l3_len & 0x1ffu;
-        m_->l4_len = o.l4_len & 0xffu;
+        image::mbuf::set_offload(reinterpret_cast<std::byte*>(m_), o);
     }
 
     [[nodiscard]] rte_mbuf* get() const noexcept { return m_; }
@@ -128,6 +76,44 @@ private:
 static_assert(sizeof(mbuf_ref) == sizeof(rte_mbuf*) && alignof(mbuf_ref) == alignof(rte_mbuf*),
               "mbuf_ref must be layout-compatible with rte_mbuf* so bursts need no copy");
 static_assert(npa::buffer<mbuf_ref>);
+
+// ---- what an rte_mbuf-layout plugin image compiled in (npa/image/mbuf_layout.hpp) --------
+// The image is freestanding and names the fields by offset and the flags by value; this
+// DPDK's struct rte_mbuf must be the one it describes, or an image would read the wrong
+// bytes. A DPDK whose mbuf differs fails to build here.
+namespace image_layout_check {
+namespace m = image::mbuf;
+static_assert(RTE_IOVA_AS_PA, "an rte_mbuf-layout image reads buf_iova from the mbuf");
+static_assert(offsetof(rte_mbuf, buf_addr) == m::off_buf_addr && sizeof(rte_mbuf::buf_addr) == 8);
+static_assert(offsetof(rte_mbuf, buf_iova) == m::off_buf_iova && sizeof(rte_mbuf::buf_iova) == 8);
+static_assert(offsetof(rte_mbuf, data_off) == m::off_data_off && sizeof(rte_mbuf::data_off) == 2);
+static_assert(offsetof(rte_mbuf, ol_flags) == m::off_ol_flags && sizeof(rte_mbuf::ol_flags) == 8);
+static_assert(offsetof(rte_mbuf, pkt_len) == m::off_pkt_len && sizeof(rte_mbuf::pkt_len) == 4);
+static_assert(offsetof(rte_mbuf, data_len) == m::off_data_len && sizeof(rte_mbuf::data_len) == 2);
+static_assert(offsetof(rte_mbuf, vlan_tci) == m::off_vlan_tci && sizeof(rte_mbuf::vlan_tci) == 2);
+static_assert(offsetof(rte_mbuf, hash.rss) == m::off_rss && sizeof(std::declval<rte_mbuf&>().hash.rss) == 4);
+static_assert(offsetof(rte_mbuf, buf_len) == m::off_buf_len && sizeof(rte_mbuf::buf_len) == 2);
+static_assert(offsetof(rte_mbuf, tx_offload) == m::off_tx_offload &&
+              sizeof(rte_mbuf::tx_offload) == 8);
+static_assert(RTE_MBUF_L2_LEN_OFS == m::l2_len_ofs && RTE_MBUF_L2_LEN_BITS == m::l2_len_bits);
+static_assert(RTE_MBUF_L3_LEN_OFS == m::l3_len_ofs && RTE_MBUF_L3_LEN_BITS == m::l3_len_bits);
+static_assert(RTE_MBUF_L4_LEN_OFS == m::l4_len_ofs && RTE_MBUF_L4_LEN_BITS == m::l4_len_bits);
+static_assert(RTE_MBUF_TSO_SEGSZ_OFS == m::tso_segsz_ofs &&
+              RTE_MBUF_TSO_SEGSZ_BITS == m::tso_segsz_bits);
+static_assert(RTE_MBUF_F_RX_VLAN == m::f_rx_vlan && RTE_MBUF_F_RX_RSS_HASH == m::f_rx_rss_hash);
+static_assert(RTE_MBUF_F_RX_VLAN_STRIPPED == m::f_rx_vlan_stripped &&
+              RTE_MBUF_F_RX_LRO == m::f_rx_lro);
+static_assert(RTE_MBUF_F_RX_IP_CKSUM_BAD == m::f_rx_ip_cksum_bad &&
+              RTE_MBUF_F_RX_IP_CKSUM_GOOD == m::f_rx_ip_cksum_good &&
+              RTE_MBUF_F_RX_IP_CKSUM_MASK == m::f_rx_ip_cksum_mask);
+static_assert(RTE_MBUF_F_RX_L4_CKSUM_BAD == m::f_rx_l4_cksum_bad &&
+              RTE_MBUF_F_RX_L4_CKSUM_GOOD == m::f_rx_l4_cksum_good &&
+              RTE_MBUF_F_RX_L4_CKSUM_MASK == m::f_rx_l4_cksum_mask);
+static_assert(RTE_MBUF_F_TX_TCP_SEG == m::f_tx_tcp_seg && RTE_MBUF_F_TX_IP_CKSUM == m::f_tx_ip_cksum &&
+              RTE_MBUF_F_TX_VLAN == m::f_tx_vlan);
+static_assert(RTE_MBUF_F_TX_L4_NO_CKSUM == m::f_tx_l4_no_cksum &&
+              RTE_MBUF_F_TX_TCP_CKSUM == m::f_tx_tcp_cksum && RTE_MBUF_F_TX_L4_MASK == m::f_tx_l4_mask);
+} // namespace image_layout_check
 
 /// A burst of handles seen as the rte_mbuf* array ethdev takes. mbuf_ref is a
 /// standard-layout class whose only member is the pointer, so the two arrays are the same

@@ -1,10 +1,10 @@
 // npa/image/posix_loader.hpp: loading a plugin image in a POSIX process (the sim, npa-linkd).
 //
-// load_image() takes the file's bytes, the device the host has and the keys it trusts,
-// and either refuses with a reason (nothing mapped, nothing run) or returns a loaded_image
+// load_image() takes the file's bytes, the device the host has, the keys it trusts and
+// the host's buffer layout (npa::packet_buffer, or rte_mbuf in net_npa), and either refuses with a reason (nothing mapped, nothing run) or returns a loaded_image
 // that owns the mapping. In order:
 //   1. parse_image: structure, bounds, protections, relocations (npa/image/parse.hpp);
-//   2. the device: the header must name the host's device;
+//   2. the device: the header must name the host's device, and list the host's layout;
 //   3. the digest, then an Ed25519 signature by one of the trusted keys (libsodium);
 //   4. map the image's pages writable (not executable), copy it in, relocate;
 //   5. give each segment its final protection (W^X: never writable and executable at
@@ -58,18 +58,19 @@ public:
     /// it holds the image.
     template <class Window>
     [[nodiscard]] result<image_device> bind(Window& w) const noexcept {
-        return bind_device(*s_->ops, w, image_hold(s_, &retain, &release));
+        return bind_device(*s_->ops, w, image_hold(s_, &retain, &release), s_->layout);
     }
 
 private:
     friend result<loaded_image> load_image(std::span<const std::byte>, std::uint32_t,
-                                           std::span<const public_key>) noexcept;
+                                           std::span<const public_key>, buffer_layout) noexcept;
     struct state {
         void* base;
         std::size_t size;
         const plugin_ops* ops;
         digest_bytes digest;
         public_key signer;
+        buffer_layout layout;
         std::atomic<std::uint32_t> refs{1};
     };
     explicit loaded_image(state* s) noexcept : s_(s) {}
@@ -140,10 +141,20 @@ struct mapping {
 }
 } // namespace detail
 
-/// Loads `file` for a host whose device is `device_id`, trusting signatures by `keys`.
-[[nodiscard]] inline result<loaded_image> load_image(std::span<const std::byte> file,
-                                                     std::uint32_t device_id,
-                                                     std::span<const public_key> keys) noexcept {
+/// The entry table of a host whose buffers have `layout` (loaded_plugin.hpp).
+[[nodiscard]] inline const shell_table* host_entry_table_of(buffer_layout layout) noexcept {
+    switch (layout) {
+    case buffer_layout::packet_buffer: return &host_entry_table_for<buffer_layout::packet_buffer>;
+    case buffer_layout::rte_mbuf: return &host_entry_table_for<buffer_layout::rte_mbuf>;
+    }
+    return nullptr;
+}
+
+/// Loads `file` for a host whose device is `device_id` and whose buffers have `layout`,
+/// trusting signatures by `keys`.
+[[nodiscard]] inline result<loaded_image> load_image(
+    std::span<const std::byte> file, std::uint32_t device_id, std::span<const public_key> keys,
+    buffer_layout layout = buffer_layout::packet_buffer) noexcept {
     image_view v; // step 1
     if (const status st = parse_image(file, v); !st) {
         return st;
@@ -151,6 +162,11 @@ struct mapping {
     const image_header& h = v.header;
     if (h.device_id != device_id) { // step 2
         return status{errc::not_supported, "image: built for another device"};
+    }
+    const shell_table* host = host_entry_table_of(layout);
+    if (host == nullptr || (h.buffer_layout & layout_bit(layout)) == 0) {
+        return status{errc::not_supported,
+                      "image: built without this host's buffer layout (it lists others)"};
     }
     digest_bytes d{}; // step 3
     public_key signer{};
@@ -179,11 +195,11 @@ struct mapping {
     }
     // step 6
     const auto entry = reinterpret_cast<entry_fn>(static_cast<std::byte*>(base) + h.entry);
-    const plugin_ops* ops = entry(&host_entry_table);
+    const plugin_ops* ops = entry(host);
     if (const status st = detail::check_ops(ops, h); !st) {
         return st;
     }
-    auto* st = new (std::nothrow) loaded_image::state{base, h.mem_size, ops, d, signer};
+    auto* st = new (std::nothrow) loaded_image::state{base, h.mem_size, ops, d, signer, layout};
     if (st == nullptr) {
         return status{errc::no_memory, "image: no memory to keep it"};
     }
