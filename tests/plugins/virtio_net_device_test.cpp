@@ -12,7 +12,7 @@
 #include <npa/sim/simnic_plugin.hpp>
 #include <npa/sim/virtio_net_rig.hpp>
 
-#include "../support/switch_traffic.hpp"
+#include "../support/simnic_virtio_bench.hpp"
 
 #include <array>
 #include <cstddef>
@@ -361,59 +361,29 @@ TEST_CASE("the device refuses a hostile driver's chains and asks for a reset") {
 }
 
 // ---- the shell: simnic <-> virtio-net under traffic, zero TX loss ----------------------
-using virtio_shell_env = npa_test::two_device_env<simnic, virtio_net_device>;
+using bench_t = npa_test::simnic_virtio_bench;
 
 TEST_CASE("shell<simnic, virtio-net>: switching to and from the virtio-net path under traffic loses no TX") {
-    using shell_t = npa::shell<virtio_shell_env, simnic_plugin, npa::virtio_net_plugin>;
-    constexpr npa::mac_addr guest{0x02, 0, 0, 0, 0, 0x01}, peer_mac{0x02, 0, 0, 0, 0, 0x02};
-    guest_memory mem(std::size_t{24} << 20);
-    npa::pool_config pc;
-    pc.count = 2048;
-    const guest_block pb = mem.allocate(virtio_shell_env::pool_type::required_bytes(pc));
-    auto pool = virtio_shell_env::pool_type::create(pc, pb.backing());
-    REQUIRE(pool.ok());
-    simnic_config sc;
-    sc.queues = 1;
-    sc.max_ring_size = 256;
-    auto sdev = simnic::create(mem, sc);
-    REQUIRE(sdev.ok());
-    virtio_net_device_config vc;
-    vc.max_pairs = 1;
-    vc.queue_max = 256;
-    auto vdev = virtio_net_device::create(mem, vc);
-    REQUIRE(vdev.ok());
-    l2_switch sw(3);
-    far_end peer(peer_mac, guest);
-    connect(**sdev, sw.port_at(0));
-    connect(**vdev, sw.port_at(1));
-    connect(peer, sw.port_at(2));
+    using shell_t = npa::shell<bench_t::env_type, simnic_plugin, npa::virtio_net_plugin>;
+    bench_t b;
+    REQUIRE(b.ok());
     npa_test::allow_all_channel ctl;
-
-    virtio_shell_env env{sdev->get(), vdev->get()};
-    npa::shell_config cfg;
-    cfg.queues.queues = 1;
-    cfg.queues.tx_ring_size = cfg.queues.rx_ring_size = 256;
-    cfg.policy.min_dwell_ns = 0;
-    virtio_shell_env::pool_type* pools[] = {&*pool};
-    shell_t sh(env, pools, cfg);
+    bench_t::env_type::pool_type* pools[] = {&*b.pool};
+    shell_t sh(b.env, pools, b.cfg);
     REQUIRE(sh.init_status().ok());
-    REQUIRE(sh.start<0>((*sdev)->window(), npa::control_link::to(ctl)).ok());
+    REQUIRE(sh.start<0>(b.sdev->window(), npa::control_link::to(ctl)).ok());
 
     int switches = 0;
-    const auto res = npa_test::run_switch_traffic<virtio_shell_env>(
-        sh, peer, guest, peer_mac, 400,
-        [&] {
-            (*sdev)->step();
-            (*vdev)->step();
-        },
+    const auto res = npa_test::run_switch_traffic<bench_t::env_type>(
+        sh, b.peer, bench_t::guest, bench_t::peer_mac, 400, [&] { b.step(); },
         [&](int round) {
             if (round == 100 || round == 300) {
-                REQUIRE(sh.switch_to<1>((*vdev)->window(), npa::control_link::to(ctl),
+                REQUIRE(sh.switch_to<1>(b.vdev->window(), npa::control_link::to(ctl),
                                         npa::switch_reason::vf_arrived).ok());
                 ++switches;
             }
             if (round == 200) {
-                REQUIRE(sh.switch_to<0>((*sdev)->window(), npa::control_link::to(ctl),
+                REQUIRE(sh.switch_to<0>(b.sdev->window(), npa::control_link::to(ctl),
                                         npa::switch_reason::vf_leaving).ok());
                 ++switches;
             }
@@ -424,8 +394,8 @@ TEST_CASE("shell<simnic, virtio-net>: switching to and from the virtio-net path 
     CHECK(res.far.duplicates == 0);
     CHECK(res.far.reordered == 0);
     CHECK(res.far.corrupt == 0);
-    CHECK((*vdev)->violations().empty());
-    CHECK((*vdev)->counters(0).tx_frames > 0);
+    CHECK(b.vdev->violations().empty());
+    CHECK(b.vdev->counters(0).tx_frames > 0);
     CHECK(sh.audit().ok());
     sh.stop();
 }

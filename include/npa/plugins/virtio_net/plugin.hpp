@@ -4,8 +4,10 @@
 //
 //   UP  attach is the driver initialisation of 3.1.1: reset, ACKNOWLEDGE, DRIVER, the
 //       features (VERSION_1 required; MRG_RXBUF, IN_ORDER, CSUM, HOST_TSO4/6, GUEST_CSUM,
-//       MTU, MAC, STATUS, MQ and ACCESS_PLATFORM taken when offered and wanted),
-//       FEATURES_OK read back, the queues (receiveq 2q, transmitq 2q+1, vector q), DRIVER_OK,
+//       MTU, MAC, STATUS, MQ and ACCESS_PLATFORM taken when offered and wanted; CTRL_VQ and
+//       its commands when the window carries the shell's control hook),
+//       FEATURES_OK read back, the queues (receiveq 2q, transmitq 2q+1, vector q; the
+//       controlq through the hook, which the plugin never sends on), DRIVER_OK,
 //       RX buffers posted. detach: reset (the device stops writing), completed TX back,
 //       the rest of TX back unsent in order, RX back.
 //   TX  one descriptor per frame: the 12-byte virtio_net_hdr_v1 is written into the
@@ -128,9 +130,19 @@ public:
         want |= (qc.offloads & cap::tso) != 0 ? vn::feature::HOST_TSO4 | vn::feature::HOST_TSO6 : 0;
         want |= (qc.offloads & cap::rx_csum) != 0 ? vn::feature::GUEST_CSUM : 0;
         want |= qc.queues > 1 ? vn::feature::MQ : 0;
+        // The controlq and the commands npa's control requests become, when the shell
+        // gave the window a control channel (npa/control/virtio_net.hpp); it owns the queue.
+        want |= dev.control() != nullptr ? vn::feature::CTRL_VQ | vn::feature::CTRL_RX |
+                                               vn::feature::CTRL_RX_EXTRA | vn::feature::CTRL_VLAN |
+                                               vn::feature::CTRL_MAC_ADDR
+                                         : 0;
         std::uint64_t f = offered & want;
         if ((f & vn::feature::CSUM) == 0) { // HOST_TSO* depend on CSUM (5.1.3.1)
             f &= ~(vn::feature::HOST_TSO4 | vn::feature::HOST_TSO6);
+        }
+        if ((f & vn::feature::CTRL_VQ) == 0) { // the CTRL_* commands depend on CTRL_VQ
+            f &= ~(vn::feature::CTRL_RX | vn::feature::CTRL_RX_EXTRA | vn::feature::CTRL_VLAN |
+                   vn::feature::CTRL_MAC_ADDR);
         }
         if (qc.queues > 1 && ((f & vn::feature::MQ) == 0 || dev.max_virtqueue_pairs() < qc.queues)) {
             return fail(t, errc::invalid_argument, "virtio-net: more queue pairs than the device has (MQ)");
@@ -178,6 +190,14 @@ public:
                 return fail(t, errc::device_error, "virtio-net: the device refused a queue");
             }
             t.irq_mask(i, true); // masked until the shell arms the queue
+        }
+        // step 5b: the controlq, laid out and enabled by the shell's control channel.
+        if ((f & vn::feature::CTRL_VQ) != 0 &&
+            !dev.control()->enable(dev.control()->ctx, t, f,
+                                   vn::ctrlq_index((f & vn::feature::MQ) != 0, dev.max_virtqueue_pairs()),
+                                   nq_)) {
+            release_all();
+            return fail(t, errc::device_error, "virtio-net: the device refused the control queue");
         }
         // step 6: DRIVER_OK: the device is live.
         t.set_status(ACKNOWLEDGE | DRIVER | virtio::status_bit::FEATURES_OK |
@@ -310,6 +330,9 @@ public:
     void detach() noexcept {
         if (dev_ != nullptr && nq_ != 0) {
             dev_->transport().set_status(0); // step 1: after a reset the device writes nothing
+            if ((features_ & virtio_net::feature::CTRL_VQ) != 0 && dev_->control() != nullptr) {
+                dev_->control()->disable(dev_->control()->ctx); // the controlq went with it
+            }
         }
         for (std::uint16_t i = 0; i < nq_; ++i) {
             queue& q = q_[i];
