@@ -22,9 +22,14 @@
 //       off the ring, dropped and counted, as vmxnet3's plugin drops a frame spanning its
 //       rings. A partial checksum (NEEDS_CSUM, with GUEST_CSUM) is completed here, so the
 //       shell never sees one.
-//   IRQ one vector per queue pair; irq_arm/irq_disarm unmask and mask it. The rings never
-//       suppress interrupts (no NO_INTERRUPT, EVENT_IDX not taken), so a masked vector
-//       latches what arrived and unmasking delivers it (NAPI's contract).
+//   IRQ one vector per queue pair; irq_arm/irq_disarm unmask and mask it. Without
+//       EVENT_IDX the rings never suppress interrupts (no NO_INTERRUPT), so a masked vector
+//       latches what arrived and unmasking delivers it (NAPI's contract). With EVENT_IDX
+//       (taken when offered, 2.7.10) each receiveq's used_event is moved to the last entry
+//       read when an rx_burst finds the ring empty (and the ring polled again if an entry
+//       came in between: its interrupt may have been suppressed), so the device interrupts
+//       once for the first entry after a poll, not for each entry; a transmitq's used_event
+//       stays where it is (TX is reaped by polling). Kicks follow the device's avail_event.
 // Nothing the device writes is trusted: used->idx, each used id (a head this plugin
 // handed over and has not had back), each length (no more than the buffer), num_buffers
 // (1 without MRG_RXBUF, at most what the ring holds, every piece present) are checked
@@ -123,7 +128,7 @@ public:
             return fail(t, errc::not_supported, "virtio-net: the device does not offer VERSION_1");
         }
         std::uint64_t want = virtio::feature::VERSION_1 | virtio::feature::ACCESS_PLATFORM |
-                             virtio::feature::IN_ORDER | vn::feature::MRG_RXBUF |
+                             virtio::feature::IN_ORDER | virtio::feature::EVENT_IDX | vn::feature::MRG_RXBUF |
                              vn::feature::MTU | vn::feature::MAC | vn::feature::STATUS;
         want |= (qc.offloads & cap::tx_l4_csum) != 0 || (qc.offloads & cap::tso) != 0
                     ? vn::feature::CSUM : 0;
@@ -291,6 +296,11 @@ public:
             std::uint32_t len = 0;
             const rx_take r = take_rx(qi, b, len);
             if (r == rx_take::none) {
+                // EVENT_IDX: an interrupt for the next entry after this poll; one that came
+                // in meanwhile is taken now (its interrupt may have been suppressed).
+                if (event_idx() && !trust_.distrusted() && q.rx.drv.enable_interrupts()) {
+                    continue;
+                }
                 break;
             }
             if (r == rx_take::dropped) {
@@ -360,7 +370,12 @@ public:
         release_all();
     }
 
-    void irq_arm(std::uint16_t qi) noexcept { dev_->transport().irq_mask(qi, false); }
+    void irq_arm(std::uint16_t qi) noexcept {
+        if (event_idx()) { // used_event at the last entry read (the last rx_burst did so too)
+            (void)q_[qi].rx.drv.enable_interrupts();
+        }
+        dev_->transport().irq_mask(qi, false);
+    }
     void irq_disarm(std::uint16_t qi) noexcept { dev_->transport().irq_mask(qi, true); }
 
     /// What the device offers, as npa capabilities. Before attach: nothing.
@@ -424,6 +439,7 @@ private:
     enum class rx_take : std::uint8_t { none, buffer, dropped };
 
     [[nodiscard]] bool mrg() const noexcept { return (features_ & virtio_net::feature::MRG_RXBUF) != 0; }
+    [[nodiscard]] bool event_idx() const noexcept { return (features_ & virtio::feature::EVENT_IDX) != 0; }
 
     status fail(const virtio::transport& t, errc e, const char* why) noexcept {
         t.set_status(t.status() | virtio::status_bit::FAILED); // 3.1.1 step 8: give up
@@ -444,7 +460,7 @@ private:
         v.held.reset(new (std::nothrow) std::uint8_t[size]());
         if (!v.state || !v.bufs || !v.held ||
             !v.drv.reset(virtio::split_ring::in_block(block, size),
-                         {v.state.get(), virtio::split_driver::state_words(size)}, false,
+                         {v.state.get(), virtio::split_driver::state_words(size)}, event_idx(),
                          (features_ & virtio::feature::IN_ORDER) != 0,
                          /*batches=*/virtio_net::is_txq(index))) {
             return false;

@@ -237,6 +237,11 @@ public:
         std::lock_guard g(mu_);
         return tx_batch_entries_;
     }
+    /// Interrupts the device raised on a vector (need_interrupt() said so), armed or not.
+    [[nodiscard]] std::uint64_t interrupts_raised(std::uint16_t vector) const {
+        std::lock_guard g(mu_);
+        return raised_[vector];
+    }
     [[nodiscard]] std::uint64_t kicks(std::uint16_t vq_index) const noexcept {
         return kicks_[vq_index].load(std::memory_order_relaxed); // relaxed: a counter
     }
@@ -930,6 +935,7 @@ private:
         // leaves the queue enabled and silent, as QEMU's virtio-pci does (docs/real-devices.md,
         // virtio-net-pci 4): the driver polls it.
         if (v.dev.need_interrupt() && v.s.vector < cfg_.max_pairs) {
+            ++raised_[v.s.vector];
             irqs_[v.s.vector].raise();
         }
     }
@@ -990,6 +996,7 @@ private:
     std::uint64_t ctrl_commands_ = 0, ctrl_errors_ = 0, rx_filtered_ = 0;
     std::array<std::uint8_t, 2048> ctrl_buf_{};
     std::uint64_t tx_batch_entries_ = 0;
+    std::array<std::uint64_t, max_pairs> raised_{};
     std::uint8_t status_ = 0;
     std::uint64_t driver_features_ = 0;
     std::uint64_t not_offered_ = 0; // bits a driver took that were not offered (dropped)
