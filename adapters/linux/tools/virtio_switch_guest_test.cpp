@@ -11,16 +11,17 @@
 // got every frame the shell sent, in order, none missing (0 TX lost); the shell got every
 // frame the peer sent, none missing; nothing damaged; both pools balance after stop().
 //
-// V's control channel: QEMU's virtio-net without VIRTIO_NET_F_CTRL_RX stays promiscuous
-// (docs/real-devices.md), so it takes every frame whatever MAC or RX mode the shell wants;
-// npa has no control virtqueue yet. The channel here accepts MAC, RX mode, VLAN and
-// multicast requests as already in effect and an MTU up to 1500, and refuses RSS. Being
-// promiscuous, V also takes what X sends while both are attached during a switch: the
-// shell's receiver counts those frames (its own source MAC) as echoes and drops them, and
-// the peer's frames that reach both paths then as duplicates.
+// V's control channel is npa::virtio_net_control over QEMU's control virtqueue: at each
+// switch to V the shell replays its MAC (MAC_ADDR_SET), RX mode (PROMISC off, NOMULTI) and
+// empty multicast table onto the device its plugin just reset (promiscuous again), and
+// every command must be answered OK. V then filters as the vmxnet3 does: what X sends while
+// both are attached during a switch reaches V only in the moment between V's attach and the
+// replay (the shell's receiver counts those as echoes, its own source MAC, and drops them);
+// the peer's frames to the shell's MAC reach both paths then and count as duplicates.
 //
 // Output: NPA-GUEST-RESULT {"test":"virtio_switch_guest_test",...}, then PASS or FAIL.
 #include <npa/buffer/fixed_pool.hpp>
+#include <npa/control/virtio_net.hpp>
 #include <npa/control/vmxnet3.hpp>
 #include <npa/linux/pci/dma_memory.hpp>
 #include <npa/linux/pci/virtio_pci.hpp>
@@ -57,32 +58,15 @@ constexpr std::uint64_t window = 64;
 constexpr std::size_t virtio_ring_bytes = npa::virtio_net_queue_bytes(ring_size, ring_size) + 64;
 constexpr npa::mac_addr shell_mac{0x02, 0x4e, 0x50, 0x41, 0x00, 0x01};
 constexpr npa::mac_addr peer_mac{0x02, 0x4e, 0x50, 0x41, 0x00, 0xfe};
-static_assert(2 * pci::vmxnet3_dma_bytes(1, ring_size, ring_size) + virtio_ring_bytes + 3 * 4096 <=
+static_assert(2 * pci::vmxnet3_dma_bytes(1, ring_size, ring_size) + virtio_ring_bytes +
+                  npa::virtio_net_control::memory_bytes + 4 * 4096 <=
               pci::hugepage_size);
 
-// The virtio path's control channel (see the file comment): a promiscuous device.
-struct promiscuous_channel {
-    std::uint64_t requests = 0;
-    npa::status submit(const npa::control_request& r) {
-        ++requests;
-        if (r.op == npa::control_op::set_rss) {
-            return {npa::errc::not_supported, "virtio-net: no RSS without a control virtqueue"};
-        }
-        if (r.op == npa::control_op::set_mtu && r.mtu > npa::virtio_net::DEFAULT_MTU) {
-            return {npa::errc::not_supported,
-                    "virtio-net: MTU above 1500 without VIRTIO_NET_F_MTU"};
-        }
-        return npa::status::success();
-    }
-    npa::status submit_batch(std::span<const npa::control_request> b) {
-        for (const npa::control_request& r : b) {
-            if (npa::status st = submit(r); !st) {
-                return st;
-            }
-        }
-        return npa::status::success();
-    }
-};
+// Between polls of V's controlq: QEMU answers from its own thread.
+void control_wait(void*) noexcept {
+    const timespec ts{0, 50'000};
+    nanosleep(&ts, nullptr);
+}
 
 struct traffic {
     traffic(shell_t& s, peer_plugin_t& p, peer_api_t& a) : sh(s), peer(p), papi(a) {}
@@ -204,7 +188,13 @@ int main() {
             peer_attached = true;
         }
         static npa::vmxnet3_control ctl_x(fx.control_port());
-        static promiscuous_channel ctl_v;
+        const auto cm = arena.take(npa::virtio_net_control::memory_bytes, 4096);
+        if (!cm) {
+            failf("DMA memory too small for V's control queue");
+            break;
+        }
+        static npa::virtio_net_control ctl_v({cm.virt, cm.iova, cm.size}, &control_wait);
+        fv.window().set_control(ctl_v.hook());
         pool_t* pools[] = {&*shell_pool};
         npa::shell_config cfg;
         cfg.queues.queues = 1;
@@ -301,9 +291,15 @@ int main() {
                     tr->p_next, tr->at_shell.expect, tr->at_shell.missing, tr->at_shell.dups,
                     tr->echoes, (tr->at_peer.damaged + tr->at_shell.damaged));
         std::printf("%" PRIu64 " switches (%" PRIu64 " to V), %" PRIu64 " TX requeued, %" PRIu64
-                    " TX lost; switch p50 %.0f us, max %.0f us; V's control requests %" PRIu64 "\n",
+                    " TX lost; switch p50 %.0f us, max %.0f us; V's control commands answered OK %" PRIu64 "\n",
                     sw_done, to_v, requeued, tx_lost, percentile(dur_us, 0.5),
-                    percentile(dur_us, 1.0), ctl_v.requests);
+                    percentile(dur_us, 1.0), ctl_v.commands_ok());
+        // Each switch to V replays MAC, RX mode and the multicast table: at least PROMISC off
+        // and MAC_ADDR_SET answered OK each time.
+        if (ctl_v.commands_ok() < 2 * to_v) {
+            failf("V: %" PRIu64 " control commands answered OK over %" PRIu64 " switches to V",
+                  ctl_v.commands_ok(), to_v);
+        }
         if (tx_lost != 0 || sh->counters(0).tx_lost != 0 || tr->at_peer.missing != 0 ||
             tr->at_peer.expect != tr->s_next) {
             failf("shell -> peer: %" PRIu64 " TX lost, %" PRIu64 " missing at the peer", tx_lost,

@@ -43,6 +43,7 @@ inline constexpr std::uint64_t STATUS = 1ull << 16;          ///< config status 
 inline constexpr std::uint64_t CTRL_VQ = 1ull << 17;
 inline constexpr std::uint64_t CTRL_RX = 1ull << 18;
 inline constexpr std::uint64_t CTRL_VLAN = 1ull << 19;
+inline constexpr std::uint64_t CTRL_RX_EXTRA = 1ull << 20;   ///< NOUNI / NOMULTI / NOBCAST
 inline constexpr std::uint64_t GUEST_ANNOUNCE = 1ull << 21;
 inline constexpr std::uint64_t MQ = 1ull << 22;              ///< more than one queue pair
 inline constexpr std::uint64_t CTRL_MAC_ADDR = 1ull << 23;
@@ -103,6 +104,45 @@ static_assert(offsetof(net_config, status) == 6 && offsetof(net_config, max_virt
               offsetof(net_config, mtu) == 10 && offsetof(net_config, speed) == 12 &&
               offsetof(net_config, duplex) == 16 && offsetof(net_config, supported_hash_types) == 20);
 static_assert(sizeof(net_config) == 24);
+
+// ---- the control virtqueue (5.1.6.5) ----------------------------------------------------------
+/// Every command is one chain: the header and its data device-readable, then one
+/// device-writable byte the device answers in (ack).
+struct ctrl_hdr {
+    std::uint8_t class_;
+    std::uint8_t command;
+};
+static_assert(sizeof(ctrl_hdr) == 2);
+
+namespace ctrl {
+inline constexpr std::uint8_t OK = 0;
+inline constexpr std::uint8_t ERR = 1;
+
+inline constexpr std::uint8_t RX = 0;               ///< 5.1.6.5.1, data: one byte, 0 off, 1 on
+inline constexpr std::uint8_t RX_PROMISC = 0;
+inline constexpr std::uint8_t RX_ALLMULTI = 1;
+inline constexpr std::uint8_t RX_ALLUNI = 2;        ///< these four with CTRL_RX_EXTRA
+inline constexpr std::uint8_t RX_NOMULTI = 3;
+inline constexpr std::uint8_t RX_NOUNI = 4;
+inline constexpr std::uint8_t RX_NOBCAST = 5;
+
+inline constexpr std::uint8_t MAC = 1;              ///< 5.1.6.5.2
+inline constexpr std::uint8_t MAC_TABLE_SET = 0;    ///< two tables: le32 entries, then the MACs
+inline constexpr std::uint8_t MAC_ADDR_SET = 1;     ///< six bytes (CTRL_MAC_ADDR)
+
+inline constexpr std::uint8_t VLAN = 2;             ///< 5.1.6.5.3, data: le16 vid
+inline constexpr std::uint8_t VLAN_ADD = 0;
+inline constexpr std::uint8_t VLAN_DEL = 1;
+
+inline constexpr std::uint8_t MQ = 4;               ///< 5.1.6.5.5
+inline constexpr std::uint8_t MQ_VQ_PAIRS_SET = 0;  ///< data: le16 pairs, 1..max_virtqueue_pairs
+} // namespace ctrl
+
+/// The controlq's number (5.1.2): after the last queue pair, which is the first one alone
+/// unless MQ is negotiated.
+[[nodiscard]] constexpr std::uint16_t ctrlq_index(bool mq, std::uint16_t max_pairs) noexcept {
+    return static_cast<std::uint16_t>(2 * (mq ? max_pairs : 1));
+}
 
 /// The smallest MTU the plugin takes (RFC 791's 68), and the Ethernet default a device
 /// without VIRTIO_NET_F_MTU carries.

@@ -4,8 +4,10 @@
 //
 //   UP  attach is the driver initialisation of 3.1.1: reset, ACKNOWLEDGE, DRIVER, the
 //       features (VERSION_1 required; MRG_RXBUF, IN_ORDER, CSUM, HOST_TSO4/6, GUEST_CSUM,
-//       MTU, MAC, STATUS, MQ and ACCESS_PLATFORM taken when offered and wanted),
-//       FEATURES_OK read back, the queues (receiveq 2q, transmitq 2q+1, vector q), DRIVER_OK,
+//       MTU, MAC, STATUS, MQ and ACCESS_PLATFORM taken when offered and wanted; CTRL_VQ and
+//       its commands when the window carries the shell's control hook),
+//       FEATURES_OK read back, the queues (receiveq 2q, transmitq 2q+1, vector q; the
+//       controlq through the hook, which the plugin never sends on), DRIVER_OK,
 //       RX buffers posted. detach: reset (the device stops writing), completed TX back,
 //       the rest of TX back unsent in order, RX back.
 //   TX  one descriptor per frame: the 12-byte virtio_net_hdr_v1 is written into the
@@ -20,9 +22,14 @@
 //       off the ring, dropped and counted, as vmxnet3's plugin drops a frame spanning its
 //       rings. A partial checksum (NEEDS_CSUM, with GUEST_CSUM) is completed here, so the
 //       shell never sees one.
-//   IRQ one vector per queue pair; irq_arm/irq_disarm unmask and mask it. The rings never
-//       suppress interrupts (no NO_INTERRUPT, EVENT_IDX not taken), so a masked vector
-//       latches what arrived and unmasking delivers it (NAPI's contract).
+//   IRQ one vector per queue pair; irq_arm/irq_disarm unmask and mask it. Without
+//       EVENT_IDX the rings never suppress interrupts (no NO_INTERRUPT), so a masked vector
+//       latches what arrived and unmasking delivers it (NAPI's contract). With EVENT_IDX
+//       (taken when offered, 2.7.10) each receiveq's used_event is moved to the last entry
+//       read when an rx_burst finds the ring empty (and the ring polled again if an entry
+//       came in between: its interrupt may have been suppressed), so the device interrupts
+//       once for the first entry after a poll, not for each entry; a transmitq's used_event
+//       stays where it is (TX is reaped by polling). Kicks follow the device's avail_event.
 // Nothing the device writes is trusted: used->idx, each used id (a head this plugin
 // handed over and has not had back), each length (no more than the buffer), num_buffers
 // (1 without MRG_RXBUF, at most what the ring holds, every piece present) are checked
@@ -121,16 +128,26 @@ public:
             return fail(t, errc::not_supported, "virtio-net: the device does not offer VERSION_1");
         }
         std::uint64_t want = virtio::feature::VERSION_1 | virtio::feature::ACCESS_PLATFORM |
-                             virtio::feature::IN_ORDER | vn::feature::MRG_RXBUF |
+                             virtio::feature::IN_ORDER | virtio::feature::EVENT_IDX | vn::feature::MRG_RXBUF |
                              vn::feature::MTU | vn::feature::MAC | vn::feature::STATUS;
         want |= (qc.offloads & cap::tx_l4_csum) != 0 || (qc.offloads & cap::tso) != 0
                     ? vn::feature::CSUM : 0;
         want |= (qc.offloads & cap::tso) != 0 ? vn::feature::HOST_TSO4 | vn::feature::HOST_TSO6 : 0;
         want |= (qc.offloads & cap::rx_csum) != 0 ? vn::feature::GUEST_CSUM : 0;
         want |= qc.queues > 1 ? vn::feature::MQ : 0;
+        // The controlq and the commands npa's control requests become, when the shell
+        // gave the window a control channel (npa/control/virtio_net.hpp); it owns the queue.
+        want |= dev.control() != nullptr ? vn::feature::CTRL_VQ | vn::feature::CTRL_RX |
+                                               vn::feature::CTRL_RX_EXTRA | vn::feature::CTRL_VLAN |
+                                               vn::feature::CTRL_MAC_ADDR
+                                         : 0;
         std::uint64_t f = offered & want;
         if ((f & vn::feature::CSUM) == 0) { // HOST_TSO* depend on CSUM (5.1.3.1)
             f &= ~(vn::feature::HOST_TSO4 | vn::feature::HOST_TSO6);
+        }
+        if ((f & vn::feature::CTRL_VQ) == 0) { // the CTRL_* commands depend on CTRL_VQ
+            f &= ~(vn::feature::CTRL_RX | vn::feature::CTRL_RX_EXTRA | vn::feature::CTRL_VLAN |
+                   vn::feature::CTRL_MAC_ADDR);
         }
         if (qc.queues > 1 && ((f & vn::feature::MQ) == 0 || dev.max_virtqueue_pairs() < qc.queues)) {
             return fail(t, errc::invalid_argument, "virtio-net: more queue pairs than the device has (MQ)");
@@ -178,6 +195,14 @@ public:
                 return fail(t, errc::device_error, "virtio-net: the device refused a queue");
             }
             t.irq_mask(i, true); // masked until the shell arms the queue
+        }
+        // step 5b: the controlq, laid out and enabled by the shell's control channel.
+        if ((f & vn::feature::CTRL_VQ) != 0 &&
+            !dev.control()->enable(dev.control()->ctx, t, f,
+                                   vn::ctrlq_index((f & vn::feature::MQ) != 0, dev.max_virtqueue_pairs()),
+                                   nq_)) {
+            release_all();
+            return fail(t, errc::device_error, "virtio-net: the device refused the control queue");
         }
         // step 6: DRIVER_OK: the device is live.
         t.set_status(ACKNOWLEDGE | DRIVER | virtio::status_bit::FEATURES_OK |
@@ -271,6 +296,11 @@ public:
             std::uint32_t len = 0;
             const rx_take r = take_rx(qi, b, len);
             if (r == rx_take::none) {
+                // EVENT_IDX: an interrupt for the next entry after this poll; one that came
+                // in meanwhile is taken now (its interrupt may have been suppressed).
+                if (event_idx() && !trust_.distrusted() && q.rx.drv.enable_interrupts()) {
+                    continue;
+                }
                 break;
             }
             if (r == rx_take::dropped) {
@@ -310,6 +340,9 @@ public:
     void detach() noexcept {
         if (dev_ != nullptr && nq_ != 0) {
             dev_->transport().set_status(0); // step 1: after a reset the device writes nothing
+            if ((features_ & virtio_net::feature::CTRL_VQ) != 0 && dev_->control() != nullptr) {
+                dev_->control()->disable(dev_->control()->ctx); // the controlq went with it
+            }
         }
         for (std::uint16_t i = 0; i < nq_; ++i) {
             queue& q = q_[i];
@@ -337,7 +370,12 @@ public:
         release_all();
     }
 
-    void irq_arm(std::uint16_t qi) noexcept { dev_->transport().irq_mask(qi, false); }
+    void irq_arm(std::uint16_t qi) noexcept {
+        if (event_idx()) { // used_event at the last entry read (the last rx_burst did so too)
+            (void)q_[qi].rx.drv.enable_interrupts();
+        }
+        dev_->transport().irq_mask(qi, false);
+    }
     void irq_disarm(std::uint16_t qi) noexcept { dev_->transport().irq_mask(qi, true); }
 
     /// What the device offers, as npa capabilities. Before attach: nothing.
@@ -401,6 +439,7 @@ private:
     enum class rx_take : std::uint8_t { none, buffer, dropped };
 
     [[nodiscard]] bool mrg() const noexcept { return (features_ & virtio_net::feature::MRG_RXBUF) != 0; }
+    [[nodiscard]] bool event_idx() const noexcept { return (features_ & virtio::feature::EVENT_IDX) != 0; }
 
     status fail(const virtio::transport& t, errc e, const char* why) noexcept {
         t.set_status(t.status() | virtio::status_bit::FAILED); // 3.1.1 step 8: give up
@@ -421,7 +460,7 @@ private:
         v.held.reset(new (std::nothrow) std::uint8_t[size]());
         if (!v.state || !v.bufs || !v.held ||
             !v.drv.reset(virtio::split_ring::in_block(block, size),
-                         {v.state.get(), virtio::split_driver::state_words(size)}, false,
+                         {v.state.get(), virtio::split_driver::state_words(size)}, event_idx(),
                          (features_ & virtio::feature::IN_ORDER) != 0,
                          /*batches=*/virtio_net::is_txq(index))) {
             return false;

@@ -4,8 +4,11 @@
 // (npa/virtio/transport.hpp: features, status, queue setup, notifications, interrupt
 // masks, the configuration space) and the memory the plugin lays its virtqueues out in.
 // The control virtqueue (MAC, RX mode, VLANs, the number of queue pairs) is not reachable
-// from here: it belongs to the shell's control path. A sim device model, a virtio-pci
-// binding or a vhost-user front end builds the window; the plugin only uses it.
+// from here: it belongs to the shell's control path (npa/control/virtio_net.hpp). The
+// window only carries the hook that lets the plugin's initialisation place it: the
+// controlq must be set up between FEATURES_OK and DRIVER_OK (3.1.1), which the plugin
+// runs. A sim device model, a virtio-pci binding or a vhost-user front end builds the
+// window; the plugin only uses it.
 #pragma once
 
 #include <npa/config.hpp>
@@ -24,6 +27,18 @@ struct ring_memory {
     std::size_t size = 0;
 };
 
+/// The shell's control channel, as far as the plugin's initialisation sees it: whether
+/// there is one, and the two moments it must act. The plugin never sends a command.
+struct control_hook {
+    void* ctx = nullptr;
+    /// Between FEATURES_OK and DRIVER_OK: lay out and enable controlq `index` with the
+    /// negotiated `features`; `pairs` queue pairs were set up. False: the device refused it.
+    bool (*enable)(void* ctx, const virtio::transport& t, std::uint64_t features, std::uint16_t index,
+                   std::uint16_t pairs) noexcept = nullptr;
+    /// After the device was reset: the controlq is gone.
+    void (*disable)(void* ctx) noexcept = nullptr;
+};
+
 class window {
 public:
     window() noexcept = default;
@@ -33,6 +48,10 @@ public:
     [[nodiscard]] const virtio::transport& transport() const noexcept { return t_; }
     [[nodiscard]] ring_memory ring_area() const noexcept { return rings_; }
     [[nodiscard]] bool present() const noexcept { return t_.present(); }
+
+    /// Gives the window a control channel's hook (null: no controlq, CTRL_VQ not taken).
+    void set_control(const control_hook* h) noexcept { ctrl_ = h; }
+    [[nodiscard]] const control_hook* control() const noexcept { return ctrl_; }
 
     // ---- configuration space (5.1.4), the fields the data path may read ----------------------
     [[nodiscard]] std::uint16_t max_virtqueue_pairs() const noexcept { return read16(8); }
@@ -48,6 +67,7 @@ private:
 
     virtio::transport t_{};
     ring_memory rings_{};
+    const control_hook* ctrl_ = nullptr;
 };
 
 } // namespace npa::virtio_net

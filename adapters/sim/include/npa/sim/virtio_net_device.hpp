@@ -17,6 +17,21 @@
 // of receiveq 2q; with MRG_RXBUF into as many chains as it needs (num_buffers says how
 // many), without it into one chain that must hold it all.
 //
+// The controlq (5.1.6.5; at 2 * max_pairs with MQ, 2 without): RX (PROMISC, ALLMULTI and,
+// with CTRL_RX_EXTRA, ALLUNI / NOMULTI / NOUNI / NOBCAST), MAC (MAC_TABLE_SET,
+// MAC_ADDR_SET), VLAN (ADD, DEL) and MQ (VQ_PAIRS_SET) are applied to a receive filter
+// that decides, as QEMU's receive_filter does, which frames from the wire are received:
+// promiscuous first, then the VLAN table (tagged frames), broadcast, multicast (NOMULTI,
+// ALLMULTI, the table), unicast (NOUNI, ALLUNI, the MAC, the table). The reset state is
+// QEMU 10.0.2's: promiscuous, the configured MAC, empty tables, every VLAN allowed (its
+// table starts full and a reset does not clear it; only VLAN DEL takes one out:
+// docs/real-devices.md, virtio-net-pci 6), one queue pair (with CTRL_VQ and MQ; without CTRL_VQ the
+// model spreads over every pair set up, as it did before it had a controlq). A malformed
+// command (an unknown class, short data, a table over 64 entries, a VLAN id over 4095)
+// is answered VIRTIO_NET_ERR; a chain without a readable header or a writable answer byte
+// is refused as QEMU's virtio_error does. set_ctrl_fault() makes the device hostile on
+// the controlq (no answer, a garbage answer, an id or a length out of bounds).
+//
 // A driver's chain that breaks a rule is refused and recorded as a violation naming the
 // queue, the head and the rule; the queue stops and the device sets DEVICE_NEEDS_RESET,
 // as the specification asks of a device that meets an error it cannot recover from (2.1.2).
@@ -67,7 +82,10 @@ struct virtio_net_device_config {
                              virtio::feature::EVENT_IDX | virtio_net::feature::MRG_RXBUF |
                              virtio_net::feature::CSUM | virtio_net::feature::GUEST_CSUM |
                              virtio_net::feature::MTU | virtio_net::feature::MAC |
-                             virtio_net::feature::STATUS | virtio_net::feature::MQ;
+                             virtio_net::feature::STATUS | virtio_net::feature::MQ |
+                             virtio_net::feature::CTRL_VQ | virtio_net::feature::CTRL_RX |
+                             virtio_net::feature::CTRL_RX_EXTRA | virtio_net::feature::CTRL_VLAN |
+                             virtio_net::feature::CTRL_MAC_ADDR;
     std::size_t ring_bytes = 0;      ///< ring memory carved for the driver (0: enough for max_pairs x queue_max)
     std::size_t inbox_limit = 8192;
     std::uint32_t rx_frames_per_step = 1024;
@@ -91,6 +109,16 @@ struct virtio_net_queue_counters {
     std::uint64_t rx_dma_errors = 0; ///< a buffer could not be written (used with len 0)
     std::uint64_t rx_merged = 0;     ///< frames spread over more than one chain
     std::uint64_t comp_dropped = 0, comp_delayed = 0, comp_reordered = 0, comp_corrupted = 0;
+};
+
+/// How the device misbehaves on the controlq (set_ctrl_fault).
+enum class ctrl_fault : std::uint8_t {
+    none,
+    refuse,       ///< the command is answered VIRTIO_NET_ERR (a policy refusal)
+    no_answer,    ///< the chain is taken and never used
+    garbage,      ///< the answer byte is neither OK nor ERR
+    bad_id,       ///< the used entry names a descriptor past the table
+    long_len,     ///< the used length is past the one-byte answer
 };
 
 class virtio_net_device final : public frame_port, public device_model<virtio_net_device> {
@@ -136,7 +164,39 @@ public:
         nb_fault_delta_ = delta;
     }
 
+    /// After `skip` commands handled as usual, the next n controlq commands meet fault f
+    /// (the command is not applied).
+    void set_ctrl_fault(ctrl_fault f, std::uint32_t n = 1, std::uint32_t skip = 0) {
+        std::lock_guard g(mu_);
+        ctrl_fault_ = f;
+        ctrl_fault_count_ = n;
+        ctrl_fault_skip_ = skip;
+    }
+
     // ---- observation ------------------------------------------------------------------------
+    /// Frames from the wire the receive filter refused (promiscuous off, MAC, VLAN).
+    [[nodiscard]] std::uint64_t rx_filtered() const {
+        std::lock_guard g(mu_);
+        return rx_filtered_;
+    }
+    /// Controlq commands answered (OK or ERR), and of those ERR.
+    [[nodiscard]] std::uint64_t ctrl_commands() const {
+        std::lock_guard g(mu_);
+        return ctrl_commands_;
+    }
+    [[nodiscard]] std::uint64_t ctrl_errors() const {
+        std::lock_guard g(mu_);
+        return ctrl_errors_;
+    }
+    [[nodiscard]] bool promiscuous() const {
+        std::lock_guard g(mu_);
+        return filter_.promisc;
+    }
+    /// Queue pairs in use (VQ_PAIRS_SET; every pair set up without a controlq).
+    [[nodiscard]] std::uint16_t queue_pairs_in_use() const {
+        std::lock_guard g(mu_);
+        return pairs_in_use();
+    }
     [[nodiscard]] std::vector<std::string> violations() const {
         std::lock_guard g(mu_);
         std::vector<std::string> v;
@@ -177,6 +237,11 @@ public:
         std::lock_guard g(mu_);
         return tx_batch_entries_;
     }
+    /// Interrupts the device raised on a vector (need_interrupt() said so), armed or not.
+    [[nodiscard]] std::uint64_t interrupts_raised(std::uint16_t vector) const {
+        std::lock_guard g(mu_);
+        return raised_[vector];
+    }
     [[nodiscard]] std::uint64_t kicks(std::uint16_t vq_index) const noexcept {
         return kicks_[vq_index].load(std::memory_order_relaxed); // relaxed: a counter
     }
@@ -205,7 +270,7 @@ public:
             rx_inactive_ += inbox_.drop_all();
             return false;
         }
-        bool any = false;
+        bool any = process_ctrl();
         for (std::uint16_t p = 0; p < npairs_ && live(); ++p) {
             any |= process_tx(p);
         }
@@ -246,6 +311,7 @@ private:
     virtio_net_device(guest_memory& mem, const virtio_net_device_config& cfg)
         : device_model(mem, cfg.inbox_limit), cfg_(cfg) {
         segs_.resize(max_segments);
+        filter_.mac = cfg.mac;
     }
 
     [[nodiscard]] bool live() const noexcept {
@@ -302,6 +368,7 @@ private:
                               (d.status_ & virtio::status_bit::DRIVER_OK) == 0;
         d.status_ = static_cast<std::uint8_t>(s | (d.status_ & virtio::status_bit::DEVICE_NEEDS_RESET));
         if (starting) {
+            d.curr_pairs_ = 1;
             d.npairs_ = 0;
             for (std::uint16_t p = 0; p < d.cfg_.max_pairs; ++p) {
                 if (d.vqs_[virtio_net::rxq_index(p)].enabled && d.vqs_[virtio_net::txq_index(p)].enabled) {
@@ -312,13 +379,18 @@ private:
     }
     static std::uint16_t op_queue_max(void* ctx, std::uint16_t q) noexcept {
         virtio_net_device& d = self_of(ctx);
-        return q < 2u * d.cfg_.max_pairs ? d.cfg_.queue_max : 0;
+        std::lock_guard g(d.mu_);
+        if (d.is_ctrlq(q)) {
+            return d.cfg_.queue_max < ctrlq_max ? d.cfg_.queue_max : ctrlq_max;
+        }
+        return q < 2u * d.data_pairs() ? d.cfg_.queue_max : 0;
     }
     static bool op_queue_enable(void* ctx, std::uint16_t q, const virtio::queue_setup& s) noexcept {
         virtio_net_device& d = self_of(ctx);
         std::lock_guard g(d.mu_);
-        if (q >= 2u * d.cfg_.max_pairs || s.size > d.cfg_.queue_max || !virtio::queue_size_ok(s.size) ||
-            (d.status_ & virtio::status_bit::FEATURES_OK) == 0) {
+        const bool ctrl = d.is_ctrlq(q);
+        if ((!ctrl && q >= 2u * d.data_pairs()) || s.size > (ctrl ? ctrlq_max : d.cfg_.queue_max) ||
+            !virtio::queue_size_ok(s.size) || (d.status_ & virtio::status_bit::FEATURES_OK) == 0) {
             return false;
         }
         // The three areas through guest memory, whole, and aligned as 2.7 asks: every later
@@ -327,7 +399,7 @@ private:
         std::byte* avail = d.mem_.translate(s.driver, virtio::avail_bytes(s.size));
         std::byte* used = d.mem_.translate(s.device, virtio::used_bytes(s.size));
         const virtio::split_ring r(desc, avail, used, s.size);
-        vq& v = d.vqs_[q];
+        vq& v = ctrl ? d.ctrl_ : d.vqs_[q];
         if (!r.bound() || !v.dev.reset(r, d.has(virtio::feature::EVENT_IDX))) {
             return false;
         }
@@ -389,6 +461,10 @@ private:
         status_ = 0;
         driver_features_ = 0;
         npairs_ = 0;
+        ctrl_ = vq{};
+        filter_ = rx_filter{};
+        filter_.mac = cfg_.mac;
+        curr_pairs_ = 1;
         tx_batches_ = {};
         for (vq& v : vqs_) {
             v = vq{};
@@ -428,6 +504,214 @@ private:
     }
     auto addr_ok() noexcept {
         return [this](std::uint64_t a, std::uint32_t len, bool) { return mem_.translate(a, len) != nullptr; };
+    }
+
+    // ---- the controlq (5.1.6.5) ------------------------------------------------------------------
+    [[nodiscard]] std::uint16_t data_pairs() const noexcept {
+        // Without MQ a device has one pair, and queue 2 is the controlq (5.1.2).
+        return has(virtio_net::feature::MQ) || !has(virtio_net::feature::CTRL_VQ) ? cfg_.max_pairs : 1;
+    }
+    [[nodiscard]] bool is_ctrlq(std::uint16_t q) const noexcept {
+        return has(virtio_net::feature::CTRL_VQ) &&
+               q == virtio_net::ctrlq_index(has(virtio_net::feature::MQ), cfg_.max_pairs);
+    }
+    [[nodiscard]] std::uint16_t pairs_in_use() const noexcept {
+        if (!has(virtio_net::feature::CTRL_VQ)) {
+            return npairs_;
+        }
+        return curr_pairs_ < npairs_ ? curr_pairs_ : npairs_;
+    }
+
+    bool process_ctrl() {
+        if (!ctrl_.enabled || ctrl_.failed) {
+            return false;
+        }
+        bool any = false;
+        for (;;) {
+            virtio::chain c;
+            const virtio::pop_status st = ctrl_.dev.pop(c, segs_, addr_ok());
+            if (st == virtio::pop_status::empty) {
+                break;
+            }
+            any = true;
+            // A command needs its header readable and its answer writable (QEMU:
+            // "virtio-net ctrl missing headers", a device error).
+            if (st != virtio::pop_status::ok || c.read_len < sizeof(virtio_net::ctrl_hdr) || c.write_len < 1 ||
+                c.read_len > ctrl_buf_.size()) {
+                violations_.push_back(make_violation(cfg_.name, 0, ring_kind::tx, c.head,
+                                                     st == virtio::pop_status::ok ? "controlq command without header or answer"
+                                                                                  : virtio::to_string(ctrl_.dev.last_error()),
+                                                     "chain refused, queue stopped (DEVICE_NEEDS_RESET)"));
+                ctrl_.failed = true;
+                status_ |= virtio::status_bit::DEVICE_NEEDS_RESET;
+                return true;
+            }
+            std::uint32_t at = 0;
+            bool ok = true;
+            for (std::uint16_t i = 0; i < c.readable && ok; ++i) {
+                ok = mem_.dma_read(segs_[i].addr, ctrl_buf_.data() + at, segs_[i].len);
+                at += segs_[i].len;
+            }
+            ctrl_fault fault = ctrl_fault::none;
+            if (ctrl_fault_skip_ != 0) {
+                --ctrl_fault_skip_;
+            } else if (ctrl_fault_count_ != 0) {
+                --ctrl_fault_count_;
+                fault = ctrl_fault_;
+            }
+            if (fault == ctrl_fault::no_answer) {
+                continue; // taken, never used
+            }
+            std::uint8_t ack = virtio_net::ctrl::ERR;
+            if (ok && fault == ctrl_fault::none) {
+                ack = command(std::span<const std::uint8_t>(ctrl_buf_.data(), at));
+            } else if (fault == ctrl_fault::garbage || fault == ctrl_fault::bad_id || fault == ctrl_fault::long_len) {
+                ack = 0x5A; // and nothing applied
+            }
+            ++ctrl_commands_;
+            ctrl_errors_ += ack == virtio_net::ctrl::ERR ? 1 : 0;
+            const virtio::segment& w = segs_[c.readable];
+            if (!mem_.dma_write(w.addr, &ack, 1)) {
+                ++ctrl_errors_;
+            }
+            const std::uint32_t n = ctrl_.dev.ring().size();
+            ctrl_.dev.push_used(fault == ctrl_fault::bad_id ? n + 3 : c.head, fault == ctrl_fault::long_len ? 64 : 1);
+            write_pause();
+            ctrl_.dev.publish_used();
+        }
+        return any;
+    }
+
+    // One command's header and data: the answer. Everything malformed is ERR, as QEMU's
+    // virtio_net_handle_* answer it.
+    std::uint8_t command(std::span<const std::uint8_t> b) {
+        namespace c = virtio_net::ctrl;
+        const std::uint8_t cls = b[0], cmd = b[1];
+        const std::span<const std::uint8_t> d = b.subspan(2);
+        switch (cls) {
+        case c::RX: {
+            if (!has(virtio_net::feature::CTRL_RX) || d.size() != 1) {
+                return c::ERR;
+            }
+            const bool on = d[0] != 0;
+            const bool extra = has(virtio_net::feature::CTRL_RX_EXTRA);
+            switch (cmd) {
+            case c::RX_PROMISC: filter_.promisc = on; return c::OK;
+            case c::RX_ALLMULTI: filter_.allmulti = on; return c::OK;
+            case c::RX_ALLUNI: return extra ? (filter_.alluni = on, c::OK) : c::ERR;
+            case c::RX_NOMULTI: return extra ? (filter_.nomulti = on, c::OK) : c::ERR;
+            case c::RX_NOUNI: return extra ? (filter_.nouni = on, c::OK) : c::ERR;
+            case c::RX_NOBCAST: return extra ? (filter_.nobcast = on, c::OK) : c::ERR;
+            default: return c::ERR;
+            }
+        }
+        case c::MAC:
+            if (cmd == c::MAC_ADDR_SET) {
+                if (!has(virtio_net::feature::CTRL_MAC_ADDR) || d.size() != 6) {
+                    return c::ERR;
+                }
+                std::memcpy(filter_.mac.data(), d.data(), 6);
+                return c::OK;
+            }
+            if (cmd == c::MAC_TABLE_SET && has(virtio_net::feature::CTRL_RX)) {
+                return mac_table(d);
+            }
+            return c::ERR;
+        case c::VLAN: {
+            if (!has(virtio_net::feature::CTRL_VLAN) || d.size() != 2 || (cmd != c::VLAN_ADD && cmd != c::VLAN_DEL)) {
+                return c::ERR;
+            }
+            const std::uint16_t vid = load_le16(d.data());
+            if (vid > max_vlan_id) {
+                return c::ERR;
+            }
+            cmd == c::VLAN_ADD ? filter_.vlans[vid / 64] |= 1ull << (vid % 64)
+                               : filter_.vlans[vid / 64] &= ~(1ull << (vid % 64));
+            return c::OK;
+        }
+        case c::MQ: {
+            if (!has(virtio_net::feature::MQ) || cmd != c::MQ_VQ_PAIRS_SET || d.size() != 2) {
+                return c::ERR;
+            }
+            const std::uint16_t n = load_le16(d.data());
+            if (n < 1 || n > cfg_.max_pairs) {
+                return c::ERR;
+            }
+            curr_pairs_ = n;
+            return c::OK;
+        }
+        default: return c::ERR;
+        }
+    }
+    // MAC_TABLE_SET: a unicast table then a multicast one, each le32 entries and the MACs;
+    // more than the table holds sets its overflow (every address of that kind passes).
+    std::uint8_t mac_table(std::span<const std::uint8_t> d) {
+        rx_filter f = filter_;
+        f.macs.clear();
+        std::size_t at = 0;
+        for (int t = 0; t < 2; ++t) {
+            if (d.size() - at < 4) {
+                return virtio_net::ctrl::ERR;
+            }
+            const std::uint32_t n = load_le32(d.data() + at);
+            at += 4;
+            if (n > (d.size() - at) / 6) {
+                return virtio_net::ctrl::ERR;
+            }
+            bool& overflow = t == 0 ? f.uni_overflow : f.multi_overflow;
+            overflow = f.macs.size() + n > mac_table_entries;
+            for (std::uint32_t i = 0; i < n && !overflow; ++i) {
+                mac_addr m;
+                std::memcpy(m.data(), d.data() + at + 6 * i, 6);
+                f.macs.push_back(m);
+            }
+            at += std::size_t{n} * 6;
+            if (t == 0) {
+                f.first_multi = f.macs.size();
+            }
+        }
+        if (at != d.size()) {
+            return virtio_net::ctrl::ERR;
+        }
+        filter_ = std::move(f);
+        return virtio_net::ctrl::OK;
+    }
+
+    // Whether the filter takes frame f (QEMU's receive_filter, in its order).
+    [[nodiscard]] bool accept(const frame& f) const noexcept {
+        if (filter_.promisc) {
+            return true;
+        }
+        const auto* p = reinterpret_cast<const std::uint8_t*>(f.data.data());
+        if (f.len >= 16 && p[12] == 0x81 && p[13] == 0x00) {
+            const std::uint16_t vid = static_cast<std::uint16_t>((p[14] << 8 | p[15]) & 0xFFF);
+            if ((filter_.vlans[vid / 64] >> (vid % 64) & 1u) == 0) {
+                return false;
+            }
+        }
+        mac_addr dst;
+        std::memcpy(dst.data(), p, 6);
+        auto in = [&](std::size_t from, std::size_t to) {
+            for (std::size_t i = from; i < to; ++i) {
+                if (filter_.macs[i] == dst) {
+                    return true;
+                }
+            }
+            return false;
+        };
+        if ((p[0] & 1u) != 0) {
+            if (dst == mac_addr{0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF}) {
+                return !filter_.nobcast;
+            }
+            if (filter_.nomulti) {
+                return false;
+            }
+            return filter_.allmulti || filter_.multi_overflow || in(filter_.first_multi, filter_.macs.size());
+        }
+        if (filter_.nouni) {
+            return false;
+        }
+        return filter_.alluni || filter_.uni_overflow || dst == filter_.mac || in(0, filter_.first_multi);
     }
 
     // ---- TX ---------------------------------------------------------------------------------------
@@ -508,12 +792,16 @@ private:
     bool deliver_rx() {
         take_rx_batch(cfg_.rx_frames_per_step);
         active_queues<max_pairs> active;
-        for (std::uint16_t p = 0; p < npairs_; ++p) {
+        for (std::uint16_t p = 0; p < pairs_in_use(); ++p) {
             if (vqs_[virtio_net::rxq_index(p)].enabled) {
                 active.add(p);
             }
         }
         for (const frame& f : rx_batch_) {
+            if (!accept(f)) {
+                ++rx_filtered_;
+                continue;
+            }
             const auto [ok, p, hash] = steer(f, active);
             if (ok && live()) {
                 receive(p, f);
@@ -647,6 +935,7 @@ private:
         // leaves the queue enabled and silent, as QEMU's virtio-pci does (docs/real-devices.md,
         // virtio-net-pci 4): the driver polls it.
         if (v.dev.need_interrupt() && v.s.vector < cfg_.max_pairs) {
+            ++raised_[v.s.vector];
             irqs_[v.s.vector].raise();
         }
     }
@@ -675,7 +964,7 @@ private:
     virtio_net_device_config cfg_;
     virtio_net::window window_{};
     std::array<sim_irq, max_pairs> irqs_{};
-    std::array<std::atomic<std::uint64_t>, 2 * max_pairs> kicks_{};
+    std::array<std::atomic<std::uint64_t>, 2 * max_pairs + 1> kicks_{}; // the controlq's last
     std::array<vq, 2 * max_pairs> vqs_{};
     std::array<pair_state, max_pairs> pairs_{};
     struct tx_batch_state {
@@ -683,7 +972,31 @@ private:
         std::uint16_t last = 0; // the newest one's head
     };
     std::array<tx_batch_state, max_pairs> tx_batches_{};
+    // The controlq and the receive filter it programs.
+    static constexpr std::uint16_t ctrlq_max = 64;           // QEMU's controlq size
+    static constexpr std::size_t mac_table_entries = 64;     // QEMU's MAC_TABLE_ENTRIES
+    struct rx_filter {
+        bool promisc = true, allmulti = false, alluni = false, nomulti = false, nouni = false, nobcast = false;
+        mac_addr mac{};
+        std::vector<mac_addr> macs;        // unicast entries, then multicast from first_multi
+        std::size_t first_multi = 0;
+        bool uni_overflow = false, multi_overflow = false;
+        std::array<std::uint64_t, (max_vlan_id + 1) / 64> vlans = all_vlans();
+    };
+    static constexpr std::array<std::uint64_t, (max_vlan_id + 1) / 64> all_vlans() noexcept {
+        std::array<std::uint64_t, (max_vlan_id + 1) / 64> a{};
+        a.fill(~0ull);
+        return a;
+    }
+    vq ctrl_;
+    rx_filter filter_{};
+    std::uint16_t curr_pairs_ = 1;
+    ctrl_fault ctrl_fault_ = ctrl_fault::none;
+    std::uint32_t ctrl_fault_count_ = 0, ctrl_fault_skip_ = 0;
+    std::uint64_t ctrl_commands_ = 0, ctrl_errors_ = 0, rx_filtered_ = 0;
+    std::array<std::uint8_t, 2048> ctrl_buf_{};
     std::uint64_t tx_batch_entries_ = 0;
+    std::array<std::uint64_t, max_pairs> raised_{};
     std::uint8_t status_ = 0;
     std::uint64_t driver_features_ = 0;
     std::uint64_t not_offered_ = 0; // bits a driver took that were not offered (dropped)

@@ -57,10 +57,11 @@ public:
     /// Feature bits this transport carries to the plugin: everything else the back end
     /// offers is either vhost-user's own (PROTOCOL_FEATURES, LOG_ALL, ANY_LAYOUT) or needs
     /// something not built here (MQ: GET_QUEUE_NUM and more rings; MTU/MAC/STATUS: a config
-    /// space the back end does not serve; ACCESS_PLATFORM: IOTLB messages; EVENT_IDX and
-    /// RING_PACKED: the plugin does not take them).
+    /// space the back end does not serve; ACCESS_PLATFORM: IOTLB messages; RING_PACKED: the
+    /// plugin does not take it).
     static constexpr std::uint64_t carried =
-        virtio::feature::VERSION_1 | virtio::feature::IN_ORDER | virtio_net::feature::MRG_RXBUF |
+        virtio::feature::VERSION_1 | virtio::feature::IN_ORDER | virtio::feature::EVENT_IDX |
+        virtio_net::feature::MRG_RXBUF |
         virtio_net::feature::CSUM | virtio_net::feature::GUEST_CSUM |
         virtio_net::feature::HOST_TSO4 | virtio_net::feature::HOST_TSO6;
     static constexpr std::uint16_t pairs = 1;
