@@ -105,6 +105,10 @@ test-tsan:
 # target's ELF); image_bad_fixtures builds their inputs. The simnic conformance run and the
 # LOAD_PLUGIN test are left out to keep the stage short: they take the loader path that
 # image_loader_test, image_shell_test and the igbvf kit run already take on both machines.
+# Cost, measured in one clean run without ccache: the whole stage took 10.2 CPU-minutes
+# (user + sys, both machines), of which the image targets are 15% (arm64) and 18% (s390x)
+# of the build's edge time and their tests about 10 s per machine: about 4-4.5 minutes on
+# an idle two-core machine, where the stage took about 3.5 before.
 CROSS_PRESETS ?= cross-arm64 cross-s390x
 CROSS_TESTS := core_index_ring core_gen_ring core_fixed_pool core_buffer_lifetime core_status \
                core_endian core_concepts core_index_ring_stress core_gen_ring_stress \
