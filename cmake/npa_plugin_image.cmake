@@ -9,7 +9,8 @@
 #   2. links them with -nostdlib -shared -z now -Bsymbolic --no-undefined, one segment per
 #      protection (-z separate-code), without a build id, so the same source gives the
 #      same bytes;
-#   3. packs and signs the result with npa-pack-image, which refuses undefined symbols,
+#   3. packs and signs the result with npa-pack-image (the build machine's, also in a
+#      cross build: adapters/image/CMakeLists.txt), which refuses undefined symbols,
 #      relocations other than RELATIVE, writable-and-executable segments and constructors,
 #      and prints the image's digest.
 # The target <name> builds the image; its path is in the target property NPA_IMAGE_FILE.
@@ -52,8 +53,8 @@ function(npa_add_plugin_image name)
             -Wl,--no-undefined -Wl,-z,now -Wl,-Bsymbolic -Wl,-z,separate-code
             -Wl,-z,max-page-size=4096 -Wl,-z,common-page-size=4096 -Wl,-z,noexecstack
             -Wl,--build-id=none -Wl,--hash-style=gnu -Wl,--no-eh-frame-hdr
-    COMMAND npa-pack-image ${so} ${img} ${I_KEY}
-    DEPENDS $<TARGET_OBJECTS:${objs}> npa-pack-image ${I_KEY}
+    COMMAND ${NPA_PACK_IMAGE_COMMAND} ${so} ${img} ${I_KEY}
+    DEPENDS $<TARGET_OBJECTS:${objs}> ${NPA_PACK_IMAGE_DEPENDS} ${I_KEY}
     COMMENT "Building plugin image ${name}"
     COMMAND_EXPAND_LISTS VERBATIM)
   add_custom_target(${name} ALL DEPENDS ${img})

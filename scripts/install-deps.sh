@@ -30,7 +30,8 @@ packages=(
     # plugin images: Ed25519 signatures and SHA-512 digests (libsodium)
     libsodium-dev
     # the cross stage (make test-cross): arm64 and big-endian s390x compilers with their C++
-    # libraries, and QEMU's user-mode emulators to run the test programs they build
+    # libraries, and QEMU's user-mode emulators to run the test programs they build (the
+    # targets' libsodium comes from adapters/image/deps.sh, run below)
     g++-aarch64-linux-gnu g++-s390x-linux-gnu qemu-user-static
 )
 

@@ -8,6 +8,13 @@
 # so the build tree gets a directory holding only boost/, doctest/ and fmt/ (symlinks),
 # searched after the compiler's own directories (-idirafter), and stand-in CMake packages
 # for doctest and fmt ({fmt} in its header-only mode: the host's libfmt.so is x86-64).
+#
+# libsodium (plugin images: adapters/image) must be the target's own: its static library
+# and headers from Debian's libsodium-dev:<arch>, which adapters/image/deps.sh unpacks
+# into $NPA_CROSS_CACHE/<triple> (default /var/cache/npa/cross; it says why not through
+# dpkg's multiarch). Static, so the emulated programs need no library path; the headers
+# join the host-headers directory. Without it NPA_IMAGE=ON stops the configure.
+
 if(NOT NPA_CROSS_TRIPLE)
   message(FATAL_ERROR "set NPA_CROSS_TRIPLE before including cmake/cross/common.cmake")
 endif()
@@ -52,6 +59,23 @@ if(NOT CMAKE_BINARY_DIR MATCHES "CMakeFiles/CMakeScratch|CMakeTmp")
     "  set_target_properties(fmt::fmt PROPERTIES INTERFACE_COMPILE_DEFINITIONS FMT_HEADER_ONLY=1)\n"
     "  add_library(fmt::fmt-header-only ALIAS fmt::fmt)\n"
     "endif()\n")
+  set(npa_cross_cache /var/cache/npa/cross)
+  if(DEFINED ENV{NPA_CROSS_CACHE})
+    set(npa_cross_cache $ENV{NPA_CROSS_CACHE})
+  endif()
+  set(npa_sodium_dir ${npa_cross_cache}/${NPA_CROSS_TRIPLE})
+  if(EXISTS ${npa_sodium_dir}/lib/libsodium.a AND EXISTS ${npa_sodium_dir}/include/sodium.h)
+    foreach(h sodium.h sodium)
+      if(NOT EXISTS ${npa_host_headers}/${h})
+        file(CREATE_LINK ${npa_sodium_dir}/include/${h} ${npa_host_headers}/${h} SYMBOLIC)
+      endif()
+    endforeach()
+    set(NPA_CROSS_SODIUM ${npa_sodium_dir}/lib/libsodium.a CACHE FILEPATH
+        "libsodium for the target (adapters/image/deps.sh)" FORCE)
+  else()
+    set(NPA_CROSS_SODIUM NPA_CROSS_SODIUM-NOTFOUND CACHE FILEPATH
+        "libsodium for the target (adapters/image/deps.sh)" FORCE)
+  endif()
   set(doctest_DIR ${npa_host_packages}/doctest CACHE PATH "doctest (host headers)" FORCE)
   set(fmt_DIR ${npa_host_packages}/fmt CACHE PATH "{fmt} header-only (host headers)" FORCE)
 endif()

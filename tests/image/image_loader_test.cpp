@@ -4,12 +4,14 @@
 #define DOCTEST_CONFIG_IMPLEMENT_WITH_MAIN
 #include <doctest/doctest.h>
 
+#include <npa/endian.hpp>
 #include <npa/image/loaded_plugin.hpp>
 #include <npa/image/posix_loader.hpp>
 #include <npa/sim/simnic_rig.hpp>
 
 #include "image_support.hpp"
 
+#include <cstddef>
 #include <cstring>
 #include <fstream>
 #include <string>
@@ -97,6 +99,22 @@ TEST_CASE("the simnic image loads, names its plugin and device, and is W^X") {
     }
 }
 
+TEST_CASE("the header and relocations of an image are little-endian on every host") {
+    // The format's byte order is its own (format.hpp), so a pack tool on any build machine
+    // writes it the same way: read back here byte by byte, not through the header's types.
+    const std::vector<std::byte> f = read_bytes(NPA_SIMNIC_IMAGE);
+    REQUIRE(f.size() > sizeof(image_header));
+    CHECK(std::memcmp(f.data(), "NPAI", 4) == 0);
+    CHECK(npa::load_le16(f.data() + offsetof(image_header, machine)) == native_machine);
+    CHECK(npa::load_le32(f.data() + offsetof(image_header, file_size)) == f.size());
+    CHECK(npa::load_le32(f.data() + offsetof(image_header, device_id)) == simnic_id);
+    // Each relocation points inside the image, read little-endian.
+    const std::uint32_t relocs = npa::load_le32(f.data() + offsetof(image_header, reloc_offset));
+    const std::uint32_t mem = npa::load_le32(f.data() + offsetof(image_header, mem_size));
+    REQUIRE(npa::load_le32(f.data() + offsetof(image_header, reloc_count)) > 0);
+    CHECK(npa::load_le64(f.data() + relocs + offsetof(image_reloc, addend)) < mem);
+}
+
 TEST_CASE("a loaded plugin carries traffic and gives every buffer back on detach") {
     npa::sim::simnic_rig rig;
     REQUIRE(rig.ok());
@@ -134,7 +152,7 @@ TEST_CASE("refusals: each damaged or foreign image says why and loads nothing") 
     SUBCASE("bad magic") {
         auto f = good;
         auto h = header_of(f);
-        h.magic ^= 0x20;
+        h.magic = h.magic ^ 0x20u;
         put_header(f, h);
         resign(f);
         expect_refused(f, "bad magic");
@@ -168,7 +186,7 @@ TEST_CASE("refusals: each damaged or foreign image says why and loads nothing") 
         auto f = good;
         REQUIRE(header_of(f).reloc_count > 0);
         auto r = reloc_of(f, 0);
-        r.offset = header_of(f).mem_size;
+        r.offset = std::uint64_t{header_of(f).mem_size};
         put_reloc(f, 0, r);
         resign(f);
         expect_refused(f, "relocation outside the image");
@@ -195,6 +213,15 @@ TEST_CASE("refusals: each damaged or foreign image says why and loads nothing") 
         put_header(f, h);
         resign(f);
         expect_refused(f, "another device");
+    }
+    SUBCASE("an image for another machine") {
+        // arm64 code on x86-64 and s390x, x86-64 code on arm64: each host sees a foreign one.
+        auto f = good;
+        auto h = header_of(f);
+        h.machine = native_machine == 183 ? std::uint16_t{62} : std::uint16_t{183};
+        put_header(f, h);
+        resign(f);
+        expect_refused(f, "code for another machine");
     }
     SUBCASE("a writable and executable segment") {
         auto f = good;

@@ -7,9 +7,12 @@
 // as is: an undefined symbol (the image would import it), a needed library, an
 // interpreter, thread-local storage, constructors or destructors (.init_array, DT_INIT
 // ...), a relocation other than the machine's RELATIVE one, a segment both writable and
-// executable. Then writes header, segment table, relocations and memory bytes, signs them
-// with the Ed25519 key made from the seed (deterministic: same input, same file) and
-// prints the plugin's name and the image's SHA-512 digest.
+// executable. It reads ELF of either byte order (an s390x plugin packs on x86-64). Then it
+// writes header, segment table and relocations (little-endian, as the format says) and the
+// memory bytes (the target's code and data, as they are), signs them with the Ed25519 key
+// made from the seed (deterministic: same input, same file) and prints the plugin's name
+// and the image's SHA-512 digest.
+#include <npa/endian.hpp>
 #include <npa/image/format.hpp>
 #include <npa/image/image_files.hpp>
 #include <npa/image/signing.hpp>
@@ -22,6 +25,7 @@
 #include <cstring>
 #include <fstream>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 namespace {
@@ -40,26 +44,72 @@ std::vector<std::byte> read_or_refuse(const char* path) {
     return std::move(*b);
 }
 
+// ELF fields are in the file's byte order (EI_DATA), which is the target's: an s390x
+// plugin is big-endian however the tool's own machine stores integers. Each structure is
+// read as bytes and its fields turned to this machine's order where the two differ.
 template <class T>
-T read_at(const std::vector<std::byte>& f, std::uint64_t off) {
+void to_native(T& v, bool swap) {
+    if (swap) {
+        using U = std::make_unsigned_t<T>;
+        v = static_cast<T>(npa::byteswap(static_cast<U>(v)));
+    }
+}
+template <class... Fields>
+void fields_to_native(bool swap, Fields&... f) {
+    (to_native(f, swap), ...);
+}
+void to_native(Elf64_Ehdr& e, bool s) {
+    fields_to_native(s, e.e_type, e.e_machine, e.e_version, e.e_entry, e.e_phoff, e.e_shoff,
+                     e.e_flags, e.e_ehsize, e.e_phentsize, e.e_phnum, e.e_shentsize, e.e_shnum,
+                     e.e_shstrndx);
+}
+void to_native(Elf64_Phdr& p, bool s) {
+    fields_to_native(s, p.p_type, p.p_flags, p.p_offset, p.p_vaddr, p.p_paddr, p.p_filesz,
+                     p.p_memsz, p.p_align);
+}
+void to_native(Elf64_Shdr& h, bool s) {
+    fields_to_native(s, h.sh_name, h.sh_type, h.sh_flags, h.sh_addr, h.sh_offset, h.sh_size,
+                     h.sh_link, h.sh_info, h.sh_addralign, h.sh_entsize);
+}
+void to_native(Elf64_Dyn& d, bool s) { fields_to_native(s, d.d_tag, d.d_un.d_val); }
+void to_native(Elf64_Rela& r, bool s) { fields_to_native(s, r.r_offset, r.r_info, r.r_addend); }
+void to_native(Elf64_Sym& y, bool s) {
+    fields_to_native(s, y.st_name, y.st_shndx, y.st_value, y.st_size);
+}
+
+template <class T>
+T read_at(const std::vector<std::byte>& f, std::uint64_t off, bool swap) {
     if (off > f.size() || sizeof(T) > f.size() - off) {
         throw refusal{"ELF file truncated"};
     }
     T v;
     std::memcpy(&v, f.data() + off, sizeof(T));
+    if constexpr (!std::is_integral_v<T> && !std::is_same_v<T, npa::image::image_note>) {
+        to_native(v, swap);
+    }
     return v;
 }
 
-std::uint32_t relative_type(std::uint16_t machine) {
+// The machines whose RELATIVE relocation the loader applies ("base + addend" into an
+// 8-byte word: R_X86_64_RELATIVE, R_AARCH64_RELATIVE, R_390_RELATIVE) and their byte order.
+struct machine_rules {
+    std::uint32_t relative;
+    unsigned char data; // EI_DATA
+};
+machine_rules rules_for(std::uint16_t machine) {
     switch (machine) {
-    case EM_X86_64: return R_X86_64_RELATIVE;
-    case EM_AARCH64: return R_AARCH64_RELATIVE;
-    case EM_S390: return R_390_RELATIVE;
-    default: throw refusal{"no relocation rules for this ELF machine"};
+    case EM_X86_64: return {R_X86_64_RELATIVE, ELFDATA2LSB};
+    case EM_AARCH64: return {R_AARCH64_RELATIVE, ELFDATA2LSB};
+    case EM_S390: return {R_390_RELATIVE, ELFDATA2MSB};
+    default:
+        throw refusal{
+            "no relocation rules for this ELF machine (x86-64, arm64 and s390x have them)"};
     }
 }
 
-std::uint32_t page_down(std::uint64_t v) { return static_cast<std::uint32_t>(v / image_page * image_page); }
+std::uint32_t page_down(std::uint64_t v) {
+    return static_cast<std::uint32_t>(v / image_page * image_page);
+}
 std::uint32_t page_up(std::uint64_t v) {
     return static_cast<std::uint32_t>((v + image_page - 1) / image_page * image_page);
 }
@@ -70,25 +120,33 @@ struct elf_so {
     std::vector<Elf64_Phdr> ph;
     std::vector<Elf64_Shdr> sh;
 
+    bool swap = false; // the file's byte order is not this machine's
+
     explicit elf_so(const std::vector<std::byte>& file) : f(file) {
-        eh = read_at<Elf64_Ehdr>(f, 0);
+        eh = read_at<Elf64_Ehdr>(f, 0, false);
         if (std::memcmp(eh.e_ident, ELFMAG, SELFMAG) != 0 || eh.e_ident[EI_CLASS] != ELFCLASS64) {
             throw refusal{"not a 64-bit ELF file"};
         }
-        // Fields are read in this machine's byte order, and the image keeps the target's.
+        const unsigned char data = eh.e_ident[EI_DATA];
+        if (data != ELFDATA2LSB && data != ELFDATA2MSB) {
+            throw refusal{"unknown ELF byte order"};
+        }
         const bool little = std::endian::native == std::endian::little;
-        if (eh.e_ident[EI_DATA] != (little ? ELFDATA2LSB : ELFDATA2MSB)) {
-            throw refusal{"ELF byte order differs from this tool's machine (pack on a machine "
-                          "of the target's byte order)"};
+        swap = (data == ELFDATA2LSB) != little;
+        to_native(eh, swap);
+        if (rules_for(eh.e_machine).data != data) {
+            throw refusal{"ELF byte order is not its machine's"};
         }
         if (eh.e_type != ET_DYN) {
             throw refusal{"not a shared object (link the plugin with -shared)"};
         }
         for (unsigned i = 0; i < eh.e_phnum; ++i) {
-            ph.push_back(read_at<Elf64_Phdr>(f, eh.e_phoff + std::uint64_t{i} * sizeof(Elf64_Phdr)));
+            ph.push_back(
+                read_at<Elf64_Phdr>(f, eh.e_phoff + std::uint64_t{i} * sizeof(Elf64_Phdr), swap));
         }
         for (unsigned i = 0; i < eh.e_shnum; ++i) {
-            sh.push_back(read_at<Elf64_Shdr>(f, eh.e_shoff + std::uint64_t{i} * sizeof(Elf64_Shdr)));
+            sh.push_back(
+                read_at<Elf64_Shdr>(f, eh.e_shoff + std::uint64_t{i} * sizeof(Elf64_Shdr), swap));
         }
     }
     [[nodiscard]] std::string str(std::uint32_t strtab_sec, std::uint32_t off) const {
@@ -103,7 +161,9 @@ struct elf_so {
         }
         return r;
     }
-    [[nodiscard]] std::string section_name(const Elf64_Shdr& s) const { return str(eh.e_shstrndx, s.sh_name); }
+    [[nodiscard]] std::string section_name(const Elf64_Shdr& s) const {
+        return str(eh.e_shstrndx, s.sh_name);
+    }
 };
 
 struct packed {
@@ -157,11 +217,12 @@ void lay_out(const elf_so& e, packed& p) {
     p.h.mem_size = page_up(end);
     // RELRO: whole pages at the start of a writable segment become read-only after relocation.
     if (relro != nullptr) {
-        const std::uint32_t r0 = page_down(relro->p_vaddr), r1 = page_down(relro->p_vaddr + relro->p_memsz);
+        const std::uint32_t r0 = page_down(relro->p_vaddr),
+                            r1 = page_down(relro->p_vaddr + relro->p_memsz);
         for (std::size_t i = 0; i < p.segs.size(); ++i) {
             npa::image::image_segment& s = p.segs[i];
             if ((s.prot & npa::image::prot_write) != 0 && s.offset == r0 && r1 > r0) {
-                const std::uint32_t ro = std::min(r1 - r0, s.size);
+                const std::uint32_t ro = std::min(r1 - r0, s.size.get());
                 npa::image::image_segment rw{s.offset + ro, s.size - ro, s.prot, 0};
                 s.size = ro;
                 s.prot = npa::image::prot_read;
@@ -186,7 +247,7 @@ void read_dynamic(const elf_so& e, packed& p) {
         }
         for (std::uint64_t off = ph.p_offset; off + sizeof(Elf64_Dyn) <= ph.p_offset + ph.p_filesz;
              off += sizeof(Elf64_Dyn)) {
-            const auto d = read_at<Elf64_Dyn>(e.f, off);
+            const auto d = read_at<Elf64_Dyn>(e.f, off, e.swap);
             switch (d.d_tag) {
             case DT_NEEDED: throw refusal{"it needs a shared library (images import nothing)"};
             case DT_INIT:
@@ -199,7 +260,8 @@ void read_dynamic(const elf_so& e, packed& p) {
                 }
                 break;
             case DT_TEXTREL: throw refusal{"it relocates its code (text relocations)"};
-            case DT_REL: throw refusal{"it has REL relocations (the loader applies RELA RELATIVE only)"};
+            case DT_REL:
+                throw refusal{"it has REL relocations (the loader applies RELA RELATIVE only)"};
             case DT_RELA: rela = d.d_un.d_ptr; break;
             case DT_RELASZ: relasz = d.d_un.d_val; break;
             case DT_JMPREL: jmprel = d.d_un.d_ptr; break;
@@ -213,14 +275,16 @@ void read_dynamic(const elf_so& e, packed& p) {
     }
     // Relocation tables are addressed by vaddr: in a shared object's first segment, the
     // file offset equals the vaddr (checked through the memory copy).
-    const std::uint32_t relative = relative_type(e.eh.e_machine);
+    const std::uint32_t relative = rules_for(e.eh.e_machine).relative;
     auto take = [&](std::uint64_t at, std::uint64_t size) {
-        for (std::uint64_t off = at; off + sizeof(Elf64_Rela) <= at + size; off += sizeof(Elf64_Rela)) {
+        for (std::uint64_t off = at; off + sizeof(Elf64_Rela) <= at + size;
+             off += sizeof(Elf64_Rela)) {
             if (off + sizeof(Elf64_Rela) > p.mem.size()) {
                 throw refusal{"relocation table outside the loaded image"};
             }
             Elf64_Rela r;
             std::memcpy(&r, p.mem.data() + off, sizeof(r));
+            to_native(r, e.swap);
             if (ELF64_R_TYPE(r.r_info) != relative || ELF64_R_SYM(r.r_info) != 0) {
                 throw refusal{"a relocation other than RELATIVE (type " +
                               std::to_string(ELF64_R_TYPE(r.r_info)) + ")"};
@@ -237,12 +301,14 @@ void read_dynamic(const elf_so& e, packed& p) {
 void read_sections(const elf_so& e, packed& p, bool& have_entry, bool& have_note) {
     for (const Elf64_Shdr& s : e.sh) {
         const std::string name = e.section_name(s);
-        if ((name == ".init_array" || name == ".fini_array" || name == ".ctors" || name == ".dtors") &&
+        if ((name == ".init_array" || name == ".fini_array" || name == ".ctors" ||
+             name == ".dtors") &&
             s.sh_size != 0) {
             throw refusal{"it has constructors or destructors (" + name + ")"};
         }
         if (name == ".npa_image") {
-            const auto n = read_at<npa::image::image_note>(e.f, s.sh_offset);
+            const auto n =
+                read_at<npa::image::image_note>(e.f, s.sh_offset, e.swap); // little-endian by type
             if (s.sh_size != sizeof(n) || n.magic != npa::image::image_magic) {
                 throw refusal{"its .npa_image note is damaged"};
             }
@@ -257,9 +323,9 @@ void read_sections(const elf_so& e, packed& p, bool& have_entry, bool& have_note
         if (s.sh_type != SHT_DYNSYM && s.sh_type != SHT_SYMTAB) {
             continue;
         }
-        for (std::uint64_t off = s.sh_offset + sizeof(Elf64_Sym); off + sizeof(Elf64_Sym) <= s.sh_offset + s.sh_size;
-             off += sizeof(Elf64_Sym)) {
-            const auto sym = read_at<Elf64_Sym>(e.f, off);
+        for (std::uint64_t off = s.sh_offset + sizeof(Elf64_Sym);
+             off + sizeof(Elf64_Sym) <= s.sh_offset + s.sh_size; off += sizeof(Elf64_Sym)) {
+            const auto sym = read_at<Elf64_Sym>(e.f, off, e.swap);
             const std::string sname = e.str(s.sh_link, sym.st_name);
             if (sym.st_shndx == SHN_UNDEF && !sname.empty()) {
                 throw refusal{"it imports the symbol " + sname + " (images import nothing)"};
@@ -289,13 +355,15 @@ std::vector<std::byte> pack(const std::vector<std::byte>& so) {
     h.header_size = sizeof(h);
     h.reloc_offset = static_cast<std::uint32_t>(sizeof(h) + p.segs.size() * sizeof(p.segs[0]));
     h.reloc_count = static_cast<std::uint32_t>(p.relocs.size());
-    h.mem_offset = h.reloc_offset + h.reloc_count * static_cast<std::uint32_t>(sizeof(npa::image::image_reloc));
+    h.mem_offset = h.reloc_offset +
+                   h.reloc_count * static_cast<std::uint32_t>(sizeof(npa::image::image_reloc));
     h.mem_file_size = static_cast<std::uint32_t>(p.mem.size());
     h.file_size = h.mem_offset + h.mem_file_size;
     std::vector<std::byte> out(h.file_size);
     std::memcpy(out.data(), &h, sizeof(h));
     std::memcpy(out.data() + sizeof(h), p.segs.data(), p.segs.size() * sizeof(p.segs[0]));
-    std::memcpy(out.data() + h.reloc_offset, p.relocs.data(), p.relocs.size() * sizeof(p.relocs[0]));
+    std::memcpy(out.data() + h.reloc_offset, p.relocs.data(),
+                p.relocs.size() * sizeof(p.relocs[0]));
     std::memcpy(out.data() + h.mem_offset, p.mem.data(), p.mem.size());
     return out;
 }
@@ -314,7 +382,8 @@ int main(int argc, char** argv) {
             throw refusal{std::string("cannot sign with the seed in ") + argv[3]};
         }
         std::ofstream out(argv[2], std::ios::binary | std::ios::trunc);
-        out.write(reinterpret_cast<const char*>(img.data()), static_cast<std::streamsize>(img.size()));
+        out.write(reinterpret_cast<const char*>(img.data()),
+                  static_cast<std::streamsize>(img.size()));
         if (!out) {
             throw refusal{std::string("cannot write ") + argv[2]};
         }

@@ -11,21 +11,26 @@
 // there is), then gives each segment its final protection, never writable and executable
 // at once, and calls the entry function at `entry` (npa/image/abi.hpp).
 //
-// Fields are in the byte order of the machine the code is for (`machine`, the ELF
-// e_machine): an image is native code for one machine, and the magic read in the other
-// byte order does not match. `digest` is SHA-512 of the whole file with `digest` and
+// Every field of the header, the segment table, the relocations and the note is
+// little-endian (npa::le16/le32/le64), whatever machine the code is for (`machine`, the ELF
+// e_machine): a pack tool on any build machine writes it and a host of another machine
+// reads its `machine` and refuses it by name. Only `memory` is in the code's own byte order
+// (it is that machine's code and data), and so is each relocated 8-byte value the host
+// stores into it. `digest` is SHA-512 of the whole file with `digest` and
 // `signature` zeroed; `signature` is Ed25519 over `digest` (the host's part,
 // adapters/image).
 //
 // Freestanding: this header is shared by the pack tool, the host's loader and the image.
 #pragma once
 
+#include <npa/endian.hpp>
+
 #include <cstddef>
 #include <cstdint>
 
 namespace npa::image {
 
-/// "NPAI" in the file's first four bytes (on a little-endian machine).
+/// "NPAI" in the file's first four bytes.
 inline constexpr std::uint32_t image_magic = 0x4941504e;
 /// The ABI of the image format and of the two tables in abi.hpp. A new major is not
 /// understood by an older host; a new minor only appends (tables grow at the end).
@@ -75,25 +80,25 @@ enum class reloc_kind : std::uint32_t {
 };
 
 struct image_header {
-    std::uint32_t magic;
-    std::uint16_t abi_major;
-    std::uint16_t abi_minor;
-    std::uint16_t machine;       ///< ELF e_machine of the code
-    std::uint16_t segment_count; ///< image_segment entries right after the header
-    std::uint32_t header_size;   ///< sizeof(image_header)
-    std::uint32_t file_size;     ///< bytes of the whole file
-    std::uint32_t device_id;     ///< the device the plugin drives (abi.hpp, device ids)
-    std::uint32_t buffer_layout; ///< layout_bit()s of the layouts the image carries (a set)
-    std::uint32_t mem_size;      ///< bytes mapped, a multiple of image_page
-    std::uint32_t mem_offset;    ///< file offset of the memory bytes
-    std::uint32_t mem_file_size; ///< memory bytes in the file (the rest is zero)
-    std::uint32_t reloc_offset;  ///< file offset of the relocations
-    std::uint32_t reloc_count;
-    std::uint32_t entry;         ///< offset of the entry function in memory
-    std::uint32_t reserved;      ///< zero
-    char name[32];               ///< the plugin's name, NUL-terminated
-    std::uint8_t digest[64];     ///< SHA-512 of the file, digest and signature zeroed
-    std::uint8_t signature[64];  ///< Ed25519 over digest
+    le32 magic;
+    le16 abi_major;
+    le16 abi_minor;
+    le16 machine;       ///< ELF e_machine of the code
+    le16 segment_count; ///< image_segment entries right after the header
+    le32 header_size;   ///< sizeof(image_header)
+    le32 file_size;     ///< bytes of the whole file
+    le32 device_id;     ///< the device the plugin drives (abi.hpp, device ids)
+    le32 buffer_layout; ///< layout_bit()s of the layouts the image carries (a set)
+    le32 mem_size;      ///< bytes mapped, a multiple of image_page
+    le32 mem_offset;    ///< file offset of the memory bytes
+    le32 mem_file_size; ///< memory bytes in the file (the rest is zero)
+    le32 reloc_offset;  ///< file offset of the relocations
+    le32 reloc_count;
+    le32 entry;                 ///< offset of the entry function in memory
+    le32 reserved;              ///< zero
+    char name[32];              ///< the plugin's name, NUL-terminated
+    std::uint8_t digest[64];    ///< SHA-512 of the file, digest and signature zeroed
+    std::uint8_t signature[64]; ///< Ed25519 over digest
 };
 static_assert(sizeof(image_header) == 216);
 static_assert(offsetof(image_header, device_id) == 20);
@@ -104,18 +109,18 @@ static_assert(offsetof(image_header, signature) == 152);
 
 /// A run of pages with one protection: [offset, offset + size) of memory.
 struct image_segment {
-    std::uint32_t offset;
-    std::uint32_t size;
-    std::uint32_t prot;
-    std::uint32_t reserved; ///< zero
+    le32 offset;
+    le32 size;
+    le32 prot;
+    le32 reserved; ///< zero
 };
 static_assert(sizeof(image_segment) == 16);
 
 struct image_reloc {
-    std::uint64_t offset; ///< where in memory the 8-byte value is written
-    std::uint64_t addend; ///< offset in memory it points to
-    std::uint32_t kind;   ///< enum reloc_kind
-    std::uint32_t symbol; ///< zero for relative
+    le64 offset; ///< where in memory the 8-byte value is written
+    le64 addend; ///< offset in memory it points to
+    le32 kind;   ///< enum reloc_kind
+    le32 symbol; ///< zero for relative
 };
 static_assert(sizeof(image_reloc) == 24);
 
@@ -125,11 +130,11 @@ inline constexpr const char* entry_symbol = "npa_image_entry";
 /// What the image says about itself, in its ".npa_image" section, for the pack tool to
 /// copy into the header (entry.hpp writes it; nothing reads it at run time).
 struct image_note {
-    std::uint32_t magic;
-    std::uint16_t abi_major;
-    std::uint16_t abi_minor;
-    std::uint32_t device_id;
-    std::uint32_t buffer_layout; ///< layout_bit()s (a set)
+    le32 magic;
+    le16 abi_major;
+    le16 abi_minor;
+    le32 device_id;
+    le32 buffer_layout; ///< layout_bit()s (a set)
     char name[32];
 };
 static_assert(sizeof(image_note) == 48);
