@@ -1,0 +1,281 @@
+// benchmarks/vhost_bench.cpp: npa's virtio-net front end over vhost-user against DPDK's
+// net_virtio_user, both sending to the same kind of peer: DPDK's net_vhost in a
+// dpdk-testpmd in rxonly mode (tests/linux/vhost_testpmd.hpp starts it).
+//
+//   npa_vhost_bench [--seconds T] [--rounds N]
+//
+//   npa      this process's main thread drives the virtio-net plugin (polled rings, the
+//            sim's test_api as the shell, as tests/linux/vhost_net_kit.hpp does) and sends
+//            64-byte frames as fast as the ring takes them
+//   virtio   a second dpdk-testpmd with a net_virtio_user port connected to the peer,
+//            --forward-mode=txonly, 64-byte frames
+//
+// Rounds alternate npa, virtio, npa, virtio... (a fresh peer each), so a change in the
+// machine's load hits both. The sender runs on CPU 0, the peer's forwarding lcore on CPU 1
+// (two busy pollers on two cores). Each round counts the frames the peer received
+// (ipackets through its telemetry socket) over T seconds of wall time, and the on-CPU time
+// of the sending thread over the same window (npa: its own thread clock; virtio: the
+// busiest thread of the sending testpmd, its forwarding lcore, from schedstat). Reports
+// wall Mpps and frames per CPU-second per round, medians, and npa/virtio of the medians.
+// Needs root (testpmd's /var/run/dpdk). Measures; never fails on a number.
+#define DOCTEST_CONFIG_IMPLEMENT
+#include "cpu_time.hpp"
+#include "vhost_net_kit.hpp"
+
+#include <sched.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <dirent.h>
+#include <string>
+#include <thread>
+#include <vector>
+
+namespace {
+
+using namespace npa::test::vhost_net;
+using npa::test::testpmd;
+using npa::test::wait_until;
+using clock_type = std::chrono::steady_clock;
+using namespace std::chrono_literals;
+
+constexpr mac far_mac{0x02, 0, 0, 0, 0x76, 0x02};
+constexpr std::uint32_t frame_bytes = 64;
+
+struct result {
+    std::int64_t frames = 0; // counted by the peer in the window
+    double wall_s = 0;
+    double cpu_s = 0; // the sending thread on a CPU in the window
+    [[nodiscard]] double mpps() const { return static_cast<double>(frames) / wall_s / 1e6; }
+    [[nodiscard]] double per_cpu_s() const {
+        return cpu_s > 0 ? static_cast<double>(frames) / cpu_s / 1e6 : 0;
+    }
+};
+
+struct rig {
+    std::string dir, sock, prefix;
+    testpmd peer;
+    explicit rig(int round) {
+        char tmpl[] = "/tmp/npa-vhost-bench-XXXXXX";
+        if (::mkdtemp(tmpl) == nullptr) {
+            std::perror("mkdtemp");
+            std::exit(2);
+        }
+        dir = tmpl;
+        sock = dir + "/vhost.sock";
+        prefix = "npa-vb-" + std::to_string(::getpid()) + "-" + std::to_string(round);
+        peer.start(NPA_TESTPMD, sock, prefix + "-peer", {"--forward-mode=rxonly"});
+    }
+    ~rig() {
+        peer.kill9();
+        std::string cmd = "rm -rf '" + dir + "'";
+        (void)std::system(cmd.c_str());
+    }
+    [[nodiscard]] bool link_up() const {
+        return wait_until(30s, [&] {
+            return peer.telemetry("/ethdev/link_status,0").find("\"UP\"") != std::string::npos;
+        });
+    }
+};
+
+void pin_to_cpu0() {
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    CPU_SET(0, &set);
+    (void)::sched_setaffinity(0, sizeof set, &set);
+}
+
+// One 64-byte frame to far_mac: the MACs, EtherType 0x88B5 (local experimental), zeros.
+void build64(buffer_t b, const mac& src) {
+    std::byte* d = b.data();
+    std::memcpy(d, far_mac.data(), 6);
+    std::memcpy(d + 6, src.data(), 6);
+    d[12] = std::byte{0x88};
+    d[13] = std::byte{0xB5};
+    std::memset(d + 14, 0, frame_bytes - 14);
+    b.set_length(frame_bytes);
+}
+
+// One burst of up to 32 frames into the plugin's TX ring; what it did not take goes back.
+void send_burst(net_port& p) {
+    std::array<buffer_t, 32> b{};
+    std::uint32_t got = p.api->alloc_tx(b);
+    if (got < b.size()) {
+        (void)p.plugin.tx_reap(0);
+        got += p.api->alloc_tx(std::span(b.data() + got, b.size() - got));
+    }
+    for (std::uint32_t i = 0; i < got; ++i) {
+        build64(b[i], p.cfg.mac);
+    }
+    p.api->offer(std::span<const buffer_t>(b.data(), got));
+    const std::uint16_t acc = p.plugin.tx_burst(0, std::span(b.data(), got));
+    p.api->not_accepted(std::span<const buffer_t>(b.data() + acc, got - acc));
+    p.api->free(std::span<const buffer_t>(b.data() + acc, got - acc));
+    if (acc < got) {
+        (void)p.plugin.tx_reap(0);
+    }
+}
+
+result round_npa(int round, double seconds) {
+    rig r(round);
+    vu::net_config cfg;
+    cfg.socket = r.sock;
+    cfg.polled = true; // both sides poll, as net_virtio_user and net_vhost do
+    net_port p(cfg, far_mac);
+    p.attach();
+    if (!r.link_up()) {
+        std::fprintf(stderr, "npa round %d: the peer's link never came up\n", round);
+        std::exit(2);
+    }
+    pin_to_cpu0();
+    const npa_bench::thread_cpu_clock clk;
+    const auto warm = clock_type::now() + 200ms;
+    while (clock_type::now() < warm) {
+        send_burst(p);
+    }
+    result res;
+    const std::int64_t f0 = r.peer.port_stat("ipackets");
+    const std::uint64_t c0 = clk.now_ns();
+    const auto t0 = clock_type::now();
+    const auto end = t0 + std::chrono::duration<double>(seconds);
+    for (unsigned n = 0;; ++n) {
+        send_burst(p);
+        if ((n & 63) == 0 && clock_type::now() >= end) {
+            break;
+        }
+    }
+    res.frames = r.peer.port_stat("ipackets") - f0;
+    res.cpu_s = static_cast<double>(clk.now_ns() - c0) / 1e9;
+    res.wall_s = std::chrono::duration<double>(clock_type::now() - t0).count();
+    (void)p.tx_drained();
+    return res;
+}
+
+// On-CPU nanoseconds of every thread of process `pid` (schedstat's first field).
+std::vector<std::pair<long, std::uint64_t>> threads_cpu(pid_t pid) {
+    std::vector<std::pair<long, std::uint64_t>> out;
+    const std::string task = "/proc/" + std::to_string(pid) + "/task";
+    DIR* d = ::opendir(task.c_str());
+    if (d == nullptr) {
+        return out;
+    }
+    while (const dirent* e = ::readdir(d)) {
+        if (e->d_name[0] == '.') {
+            continue;
+        }
+        std::FILE* f = std::fopen((task + "/" + e->d_name + "/schedstat").c_str(), "r");
+        unsigned long long ns = 0;
+        if (f != nullptr) {
+            if (std::fscanf(f, "%llu", &ns) != 1) {
+                ns = 0;
+            }
+            std::fclose(f);
+        }
+        out.emplace_back(std::strtol(e->d_name, nullptr, 10), ns);
+    }
+    ::closedir(d);
+    return out;
+}
+
+result round_virtio(int round, double seconds) {
+    rig r(round);
+    // net_virtio_user connects once, at probe: the peer's socket must be there first.
+    if (!wait_until(30s, [&] { return ::access(r.sock.c_str(), F_OK) == 0; })) {
+        std::fprintf(stderr, "virtio round %d: the peer never made %s\n", round, r.sock.c_str());
+        std::exit(2);
+    }
+    testpmd sender;
+    // The sender's forwarding lcore on CPU 0, its main lcore on CPU 1 (it sleeps there).
+    sender.start_vdev(NPA_TESTPMD, "net_virtio_user0,path=" + r.sock + ",queues=1",
+                      r.dir + "/virtio.log", r.prefix + "-virtio",
+                      {"--forward-mode=txonly", "--txpkts=64"}, {"--lcores", "0@1,1@0"});
+    if (!r.link_up() || !wait_until(30s, [&] { return r.peer.port_stat("ipackets") > 0; })) {
+        std::fprintf(stderr, "virtio round %d: no frames reached the peer (log: %s)\n", round,
+                     (r.dir + "/virtio.log").c_str());
+        std::exit(2);
+    }
+    std::this_thread::sleep_for(200ms);
+    result res;
+    const auto before = threads_cpu(sender.pid);
+    const std::int64_t f0 = r.peer.port_stat("ipackets");
+    const auto t0 = clock_type::now();
+    std::this_thread::sleep_for(std::chrono::duration<double>(seconds));
+    res.frames = r.peer.port_stat("ipackets") - f0;
+    res.wall_s = std::chrono::duration<double>(clock_type::now() - t0).count();
+    const auto after = threads_cpu(sender.pid);
+    std::uint64_t busiest = 0;
+    for (const auto& [tid, ns] : after) {
+        for (const auto& [tid0, ns0] : before) {
+            if (tid0 == tid && ns >= ns0) {
+                busiest = std::max(busiest, ns - ns0);
+            }
+        }
+    }
+    res.cpu_s = static_cast<double>(busiest) / 1e9;
+    sender.kill9();
+    return res;
+}
+
+// The kit's REQUIRE outside a test case: say which and stop.
+void failed_require(const doctest::AssertData& ad) {
+    std::fprintf(stderr, "npa_vhost_bench: %s:%d: %s failed\n", ad.m_file, ad.m_line, ad.m_expr);
+    std::exit(2);
+}
+
+double median(std::vector<double> v) {
+    std::sort(v.begin(), v.end());
+    const std::size_t n = v.size();
+    return n == 0 ? 0 : (n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2);
+}
+
+} // namespace
+
+int main(int argc, char** argv) {
+    double seconds = 3;
+    int rounds = 3;
+    for (int i = 1; i < argc; ++i) {
+        const std::string a = argv[i];
+        if (a == "--seconds" && i + 1 < argc) {
+            seconds = std::strtod(argv[++i], nullptr);
+        } else if (a == "--rounds" && i + 1 < argc) {
+            rounds = std::atoi(argv[++i]);
+        } else {
+            std::fprintf(stderr, "usage: %s [--seconds T] [--rounds N]\n", argv[0]);
+            return 2;
+        }
+    }
+    if (seconds <= 0 || rounds <= 0) {
+        std::fprintf(stderr, "--seconds and --rounds must be positive\n");
+        return 2;
+    }
+    doctest::Context checks;
+    checks.setAsDefaultForAssertsOutOfTestCases();
+    checks.setAssertHandler(failed_require);
+    const double load0 = npa_bench::load_average_1min();
+    std::vector<double> mpps[2], per_cpu[2];
+    const char* names[2] = {"npa", "virtio"};
+    std::printf("| round | sender | frames | wall s | Mpps | CPU s | Mpps per CPU-s |\n");
+    std::printf("|---|---|---|---|---|---|---|\n");
+    for (int k = 0; k < rounds; ++k) {
+        for (int s = 0; s < 2; ++s) {
+            const result r = s == 0 ? round_npa(2 * k, seconds) : round_virtio(2 * k + 1, seconds);
+            mpps[s].push_back(r.mpps());
+            per_cpu[s].push_back(r.per_cpu_s());
+            std::printf("| %d | %s | %lld | %.2f | %.3f | %.2f | %.3f |\n", k + 1, names[s],
+                        static_cast<long long>(r.frames), r.wall_s, r.mpps(), r.cpu_s,
+                        r.per_cpu_s());
+            std::fflush(stdout);
+        }
+    }
+    const double a_wall = median(mpps[0]), b_wall = median(mpps[1]);
+    const double a_cpu = median(per_cpu[0]), b_cpu = median(per_cpu[1]);
+    std::printf("\nmedians: npa %.3f Mpps (%.3f per CPU-s), virtio %.3f Mpps (%.3f per CPU-s)\n",
+                a_wall, a_cpu, b_wall, b_cpu);
+    std::printf("npa/virtio: wall %.2f, per CPU-second %.2f\n", b_wall > 0 ? a_wall / b_wall : 0,
+                b_cpu > 0 ? a_cpu / b_cpu : 0);
+    std::printf("load average (1 min): %.2f -> %.2f\n", load0, npa_bench::load_average_1min());
+    return 0;
+}
