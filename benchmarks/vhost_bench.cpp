@@ -1,23 +1,26 @@
 // benchmarks/vhost_bench.cpp: npa's virtio-net front end over vhost-user against DPDK's
-// net_virtio_user, both sending to the same kind of peer: DPDK's net_vhost in a
-// dpdk-testpmd in rxonly mode (tests/linux/vhost_testpmd.hpp starts it).
+// net_virtio_user, both against the same kind of peer: DPDK's net_vhost in a dpdk-testpmd
+// (tests/linux/vhost_testpmd.hpp starts it), in both directions.
 //
-//   npa_vhost_bench [--seconds T] [--rounds N]
+//   npa_vhost_bench [--seconds T] [--rounds N] [--direction send|receive|both]
 //
-//   npa      this process's main thread drives the virtio-net plugin (polled rings, the
-//            sim's test_api as the shell, as tests/linux/vhost_net_kit.hpp does) and sends
-//            64-byte frames as fast as the ring takes them
-//   virtio   a second dpdk-testpmd with a net_virtio_user port connected to the peer,
-//            --forward-mode=txonly, 64-byte frames
+//   send     the peer in rxonly mode; npa: this process's main thread drives the virtio-net
+//            plugin (polled rings, the sim's test_api as the shell, as
+//            tests/linux/vhost_net_kit.hpp does) and sends 64-byte frames as fast as the
+//            ring takes them; virtio: a second dpdk-testpmd with a net_virtio_user port on
+//            the peer's socket, --forward-mode=txonly, 64-byte frames. The peer's ipackets
+//            count.
+//   receive  the peer in txonly mode (64-byte frames); npa: the main thread polls the
+//            plugin's receiveq, its frames count; virtio: net_virtio_user in rxonly mode,
+//            its ipackets count.
 //
 // Rounds alternate npa, virtio, npa, virtio... (a fresh peer each), so a change in the
-// machine's load hits both. The sender runs on CPU 0, the peer's forwarding lcore on CPU 1
-// (two busy pollers on two cores). Each round counts the frames the peer received
-// (ipackets through its telemetry socket) over T seconds of wall time, and the on-CPU time
-// of the sending thread over the same window (npa: its own thread clock; virtio: the
-// busiest thread of the sending testpmd, its forwarding lcore, from schedstat). Reports
-// wall Mpps and frames per CPU-second per round, medians, npa/virtio of the medians and
-// the median of each round's npa/virtio.
+// machine's load hits both. The front end runs on CPU 0, the peer's forwarding lcore on
+// CPU 1 (two busy pollers on two cores). Each round counts frames over T seconds of wall
+// time (telemetry for testpmd's ports), and the on-CPU time of the front end's thread over
+// the same window (npa: its own thread clock; virtio: the busiest thread of its testpmd,
+// the forwarding lcore, from schedstat). Reports wall Mpps and frames per CPU-second per
+// round, medians, npa/virtio of the medians and the median of each round's npa/virtio.
 // Needs root (testpmd's /var/run/dpdk). Measures; never fails on a number.
 #define DOCTEST_CONFIG_IMPLEMENT
 #include "cpu_time.hpp"
@@ -59,7 +62,7 @@ struct result {
 struct rig {
     std::string dir, sock, prefix;
     testpmd peer;
-    explicit rig(int round) {
+    rig(int round, const std::vector<std::string>& peer_args) {
         char tmpl[] = "/tmp/npa-vhost-bench-XXXXXX";
         if (::mkdtemp(tmpl) == nullptr) {
             std::perror("mkdtemp");
@@ -68,7 +71,7 @@ struct rig {
         dir = tmpl;
         sock = dir + "/vhost.sock";
         prefix = "npa-vb-" + std::to_string(::getpid()) + "-" + std::to_string(round);
-        peer.start(NPA_TESTPMD, sock, prefix + "-peer", {"--forward-mode=rxonly"});
+        peer.start(NPA_TESTPMD, sock, prefix + "-peer", peer_args);
     }
     ~rig() {
         peer.kill9();
@@ -120,18 +123,31 @@ void send_burst(net_port& p) {
     }
 }
 
-result round_npa(int round, double seconds) {
-    rig r(round);
+// Both sides poll, as net_virtio_user and net_vhost do.
+vu::net_config polled(const std::string& sock) {
     vu::net_config cfg;
-    cfg.socket = r.sock;
-    cfg.polled = true; // both sides poll, as net_virtio_user and net_vhost do
-    net_port p(cfg, far_mac);
+    cfg.socket = sock;
+    cfg.polled = true;
+    return cfg;
+}
+
+// The plugin attached to the peer, the link up, this thread on CPU 0.
+void attach_and_pin(net_port& p, const rig& r, int round) {
     p.attach();
     if (!r.link_up()) {
         std::fprintf(stderr, "npa round %d: the peer's link never came up\n", round);
         std::exit(2);
     }
     pin_to_cpu0();
+}
+
+const std::vector<std::string> rxonly = {"--forward-mode=rxonly"};
+const std::vector<std::string> txonly = {"--forward-mode=txonly", "--txpkts=64"};
+
+result round_npa(int round, double seconds) {
+    rig r(round, rxonly);
+    net_port p(polled(r.sock), far_mac);
+    attach_and_pin(p, r, round);
     const npa_bench::thread_cpu_clock clk;
     const auto warm = clock_type::now() + 200ms;
     while (clock_type::now() < warm) {
@@ -152,6 +168,35 @@ result round_npa(int round, double seconds) {
     res.cpu_s = static_cast<double>(clk.now_ns() - c0) / 1e9;
     res.wall_s = std::chrono::duration<double>(clock_type::now() - t0).count();
     (void)p.tx_drained();
+    return res;
+}
+
+// npa receives what the peer sends (txonly); the frames npa took off its receiveq count.
+result round_npa_rx(int round, double seconds) {
+    rig r(round, txonly);
+    net_port p(polled(r.sock), far_mac);
+    attach_and_pin(p, r, round);
+    const npa_bench::thread_cpu_clock clk;
+    std::int64_t got = 0;
+    const auto count = [&](const buffer_t&) { ++got; };
+    const auto warm = clock_type::now() + 200ms;
+    while (clock_type::now() < warm) {
+        (void)p.receive(count);
+    }
+    result res;
+    got = 0;
+    const std::uint64_t c0 = clk.now_ns();
+    const auto t0 = clock_type::now();
+    const auto end = t0 + std::chrono::duration<double>(seconds);
+    for (unsigned n = 0;; ++n) {
+        (void)p.receive(count);
+        if ((n & 63) == 0 && clock_type::now() >= end) {
+            break;
+        }
+    }
+    res.frames = got;
+    res.cpu_s = static_cast<double>(clk.now_ns() - c0) / 1e9;
+    res.wall_s = std::chrono::duration<double>(clock_type::now() - t0).count();
     return res;
 }
 
@@ -181,30 +226,34 @@ std::vector<std::pair<long, std::uint64_t>> threads_cpu(pid_t pid) {
     return out;
 }
 
-result round_virtio(int round, double seconds) {
-    rig r(round);
+// A second testpmd with net_virtio_user on the peer's socket: `tx` sends to the peer
+// (txonly, the peer's ipackets count), otherwise it receives from it (rxonly, its own
+// ipackets count).
+result round_virtio(int round, double seconds, bool tx) {
+    rig r(round, tx ? rxonly : txonly);
     // net_virtio_user connects once, at probe: the peer's socket must be there first.
     if (!wait_until(30s, [&] { return ::access(r.sock.c_str(), F_OK) == 0; })) {
         std::fprintf(stderr, "virtio round %d: the peer never made %s\n", round, r.sock.c_str());
         std::exit(2);
     }
     testpmd sender;
-    // The sender's forwarding lcore on CPU 0, its main lcore on CPU 1 (it sleeps there).
+    // Its forwarding lcore on CPU 0, its main lcore on CPU 1 (it sleeps there).
     sender.start_vdev(NPA_TESTPMD, "net_virtio_user0,path=" + r.sock + ",queues=1",
-                      r.dir + "/virtio.log", r.prefix + "-virtio",
-                      {"--forward-mode=txonly", "--txpkts=64"}, {"--lcores", "0@1,1@0"});
-    if (!r.link_up() || !wait_until(30s, [&] { return r.peer.port_stat("ipackets") > 0; })) {
-        std::fprintf(stderr, "virtio round %d: no frames reached the peer (log: %s)\n", round,
+                      r.dir + "/virtio.log", r.prefix + "-virtio", tx ? txonly : rxonly,
+                      {"--lcores", "0@1,1@0"});
+    const testpmd& counter = tx ? r.peer : sender;
+    if (!r.link_up() || !wait_until(30s, [&] { return counter.port_stat("ipackets") > 0; })) {
+        std::fprintf(stderr, "virtio round %d: no frames counted (log: %s)\n", round,
                      (r.dir + "/virtio.log").c_str());
         std::exit(2);
     }
     std::this_thread::sleep_for(200ms);
     result res;
     const auto before = threads_cpu(sender.pid);
-    const std::int64_t f0 = r.peer.port_stat("ipackets");
+    const std::int64_t f0 = counter.port_stat("ipackets");
     const auto t0 = clock_type::now();
     std::this_thread::sleep_for(std::chrono::duration<double>(seconds));
-    res.frames = r.peer.port_stat("ipackets") - f0;
+    res.frames = counter.port_stat("ipackets") - f0;
     res.wall_s = std::chrono::duration<double>(clock_type::now() - t0).count();
     const auto after = threads_cpu(sender.pid);
     std::uint64_t busiest = 0;
@@ -232,37 +281,20 @@ double median(std::vector<double> v) {
     return n == 0 ? 0 : (n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2);
 }
 
-} // namespace
-
-int main(int argc, char** argv) {
-    double seconds = 3;
-    int rounds = 3;
-    for (int i = 1; i < argc; ++i) {
-        const std::string a = argv[i];
-        if (a == "--seconds" && i + 1 < argc) {
-            seconds = std::strtod(argv[++i], nullptr);
-        } else if (a == "--rounds" && i + 1 < argc) {
-            rounds = std::atoi(argv[++i]);
-        } else {
-            std::fprintf(stderr, "usage: %s [--seconds T] [--rounds N]\n", argv[0]);
-            return 2;
-        }
-    }
-    if (seconds <= 0 || rounds <= 0) {
-        std::fprintf(stderr, "--seconds and --rounds must be positive\n");
-        return 2;
-    }
-    doctest::Context checks;
-    checks.setAsDefaultForAssertsOutOfTestCases();
-    checks.setAssertHandler(failed_require);
-    const double load0 = npa_bench::load_average_1min();
+// Rounds of npa and virtio in one direction (`tx`: they send to the peer; otherwise they
+// receive from it): a table, the medians and the ratios.
+void run_direction(bool tx, double seconds, int rounds, int& round) {
     std::vector<double> mpps[2], per_cpu[2];
     const char* names[2] = {"npa", "virtio"};
-    std::printf("| round | sender | frames | wall s | Mpps | CPU s | Mpps per CPU-s |\n");
+    std::printf("\n%s: 64-byte frames %s a net_vhost port in testpmd (%s)\n\n",
+                tx ? "send" : "receive", tx ? "into" : "from", tx ? "rxonly" : "txonly");
+    std::printf("| round | front end | frames | wall s | Mpps | CPU s | Mpps per CPU-s |\n");
     std::printf("|---|---|---|---|---|---|---|\n");
     for (int k = 0; k < rounds; ++k) {
         for (int s = 0; s < 2; ++s) {
-            const result r = s == 0 ? round_npa(2 * k, seconds) : round_virtio(2 * k + 1, seconds);
+            const int n = round++;
+            const result r = s == 0 ? (tx ? round_npa(n, seconds) : round_npa_rx(n, seconds))
+                                    : round_virtio(n, seconds, tx);
             mpps[s].push_back(r.mpps());
             per_cpu[s].push_back(r.per_cpu_s());
             std::printf("| %d | %s | %lld | %.2f | %.3f | %.2f | %.3f |\n", k + 1, names[s],
@@ -288,6 +320,47 @@ int main(int argc, char** argv) {
     }
     std::printf("npa/virtio, median of the rounds' ratios: wall %.2f, per CPU-second %.2f\n",
                 median(wall_ratio), median(cpu_ratio));
+}
+
+} // namespace
+
+int main(int argc, char** argv) {
+    double seconds = 3;
+    int rounds = 3;
+    std::string direction = "both";
+    for (int i = 1; i < argc; ++i) {
+        const std::string a = argv[i];
+        if (a == "--seconds" && i + 1 < argc) {
+            seconds = std::strtod(argv[++i], nullptr);
+        } else if (a == "--rounds" && i + 1 < argc) {
+            rounds = std::atoi(argv[++i]);
+        } else if (a == "--direction" && i + 1 < argc) {
+            direction = argv[++i];
+        } else {
+            std::fprintf(stderr, "usage: %s [--seconds T] [--rounds N] [--direction send|receive|both]\n",
+                         argv[0]);
+            return 2;
+        }
+    }
+    if (seconds <= 0 || rounds <= 0) {
+        std::fprintf(stderr, "--seconds and --rounds must be positive\n");
+        return 2;
+    }
+    if (direction != "send" && direction != "receive" && direction != "both") {
+        std::fprintf(stderr, "--direction: send, receive or both, not '%s'\n", direction.c_str());
+        return 2;
+    }
+    doctest::Context checks;
+    checks.setAsDefaultForAssertsOutOfTestCases();
+    checks.setAssertHandler(failed_require);
+    const double load0 = npa_bench::load_average_1min();
+    int round = 0;
+    if (direction != "receive") {
+        run_direction(true, seconds, rounds, round);
+    }
+    if (direction != "send") {
+        run_direction(false, seconds, rounds, round);
+    }
     std::printf("load average (1 min): %.2f -> %.2f\n", load0, npa_bench::load_average_1min());
     return 0;
 }
