@@ -75,7 +75,9 @@ struct rig {
     }
     ~rig() {
         peer.kill9();
-        std::string cmd = "rm -rf '" + dir + "'";
+        // The socket directory and both testpmds' runtime directories (EAL leaves them).
+        std::string cmd = "rm -rf '" + dir + "' /var/run/dpdk/" + prefix + "-peer /var/run/dpdk/" +
+                          prefix + "-virtio";
         (void)std::system(cmd.c_str());
     }
     [[nodiscard]] bool link_up() const {
