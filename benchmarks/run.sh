@@ -9,6 +9,8 @@
 #      noisy machine hit them alike; JSON per repetition into bench-results/raw/; then
 #      the plain harness (npa_plain_stream) on a few cells, the reference the streaming
 #      trials are held against; the load average is sampled every 2 s throughout
+#   2b. the data paths: shell + plugin + sim devices, and (root, with dpdk-testpmd)
+#      npa's virtio-net front end over vhost-user against DPDK's net_virtio_user
 #   3. count instructions per element of the single-thread cases, and per packet of the
 #      data path, under callgrind
 #   4. benchmarks/report.py: medians, ratios to rte_ring and Boost, PNG plots,
@@ -19,6 +21,7 @@
 # benchmark and repetition, default 0.05), NPA_BENCH_FILTER (Google Benchmark regex),
 # NPA_BENCH_STREAM_KEEP (undisturbed streaming trials per cell and repetition, default 3),
 # NPA_BENCH_STREAM_FILTER (substring of <impl>/<bytes>/<burst>/<regime>),
+# NPA_BENCH_VHOST_SECONDS and NPA_BENCH_VHOST_ROUNDS (npa_vhost_bench, defaults 3 and 5),
 # NPA_BENCH_BUILD, NPA_BENCH_OUT, NPA_BENCH_SKIP_ICOUNT=1.
 # On a loaded 2-core machine the defaults finish in 8-20 minutes, build included.
 set -euo pipefail
@@ -43,15 +46,21 @@ if command -v ninja >/dev/null 2>&1 && [ ! -f "$build/Makefile" ]; then
 fi
 say "configure $build (Release, benchmarks on)"
 common=(-DCMAKE_BUILD_TYPE=Release -DNPA_BUILD_BENCHMARKS=ON -DNPA_BUILD_TESTS=OFF
-        -DNPA_DPDK=OFF -DNPA_LINUX=OFF)
-# The sim adapter brings the data-path benchmark; the ring suite does not need it, so a
-# tree whose sim part does not configure still gets ring numbers.
-if ! cmake -S "$root" -B "$build" "${generator[@]}" "${common[@]}" -DNPA_BUILD_SIM=ON >/dev/null; then
-    say "configure with the sim adapter failed; ring benchmarks only"
-    cmake -S "$root" -B "$build" "${generator[@]}" "${common[@]}" -DNPA_BUILD_SIM=OFF >/dev/null
+        -DNPA_DPDK=OFF)
+# The sim adapter brings the data-path benchmark, the Linux adapter the vhost-user one; the
+# ring suite needs neither, so a tree whose adapters do not configure still gets ring numbers.
+if ! cmake -S "$root" -B "$build" "${generator[@]}" "${common[@]}" -DNPA_BUILD_SIM=ON \
+        -DNPA_LINUX=ON >/dev/null; then
+    say "configure with the Linux adapter failed; without it"
+    if ! cmake -S "$root" -B "$build" "${generator[@]}" "${common[@]}" -DNPA_BUILD_SIM=ON \
+            -DNPA_LINUX=OFF >/dev/null; then
+        say "configure with the sim adapter failed; ring benchmarks only"
+        cmake -S "$root" -B "$build" "${generator[@]}" "${common[@]}" -DNPA_BUILD_SIM=OFF \
+            -DNPA_LINUX=OFF >/dev/null
+    fi
 fi
 targets=(npa_ring_bench npa_ring_stream npa_plain_stream npa_ring_icount)
-for t in npa_datapath_bench npa_datapath_icount npa_path_bench npa_switch_bench; do
+for t in npa_datapath_bench npa_datapath_icount npa_path_bench npa_switch_bench npa_vhost_bench; do
     if grep -q "$t" "$build"/build.ninja "$build"/Makefile "$build"/benchmarks/Makefile 2>/dev/null; then
         targets+=("$t")
     fi
@@ -129,6 +138,16 @@ fi
 if [ -x "$bindir/npa_switch_bench" ]; then
     say "switch duration and packets held under load"
     "$bindir/npa_switch_bench" --json "$raw/switch.json" >"$raw/switch.md"
+fi
+
+# npa's virtio-net front end over vhost-user against net_virtio_user, both into a
+# net_vhost port in dpdk-testpmd (root: testpmd's /var/run/dpdk).
+rm -f "$raw/vhost.md"
+if [ -x "$bindir/npa_vhost_bench" ] && [ "$(id -u)" = 0 ]; then
+    say "virtio-net over vhost-user: npa's front end against net_virtio_user"
+    "$bindir/npa_vhost_bench" --seconds "${NPA_BENCH_VHOST_SECONDS:-3}" \
+        --rounds "${NPA_BENCH_VHOST_ROUNDS:-5}" >"$raw/vhost.md" ||
+        say "npa_vhost_bench failed (see $raw/vhost.md)"
 fi
 
 # ---- 3. instruction counts ----------------------------------------------------------------

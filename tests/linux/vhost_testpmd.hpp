@@ -57,18 +57,20 @@ struct testpmd {
                const std::vector<std::string>& args = {"--forward-mode=rxonly"}) {
         start_vdev(program, "net_vhost0,iface=" + sock + ",queues=1", sock + ".log", pfx, args);
     }
-    /// Any one virtual device (`vdev`, e.g. net_virtio_user0,path=...), its log at `log`.
+    /// Any one virtual device (`vdev`, e.g. net_virtio_user0,path=...), its log at `log`;
+    /// `cores`: the EAL's core list (main lcore first, the forwarding lcore second).
     void start_vdev(const char* program, const std::string& vdev, const std::string& log_path,
-                    const std::string& pfx, const std::vector<std::string>& args) {
+                    const std::string& pfx, const std::vector<std::string>& args,
+                    const std::vector<std::string>& cores = {"-l", "0-1"}) {
         prefix = pfx;
         int p[2];
         REQUIRE(::pipe2(p, O_CLOEXEC) == 0);
         std::vector<std::string> a = {program,    "--no-huge",
                                       "-m",       "256",
                                       "--no-pci", "--file-prefix=" + pfx,
-                                      "--vdev",   vdev,
-                                      "-l",       "0-1",
-                                      "--"};
+                                      "--vdev",   vdev};
+        a.insert(a.end(), cores.begin(), cores.end());
+        a.emplace_back("--");
         a.insert(a.end(), args.begin(), args.end());
         a.insert(a.end(), {"--total-num-mbufs=16384", "--stats-period=1000"});
         pid = spawn(a, log_path, p[0]);
