@@ -1040,7 +1040,8 @@ TEST_CASE("received mbufs carry net_npa's port id, whatever the sub-port left in
         std::array<rte_mbuf*, 8> out{};
         REQUIRE(rte_pktmbuf_alloc_bulk(g_pool->get(), out.data(), out.size()) == 0);
         for (std::size_t i = 0; i < out.size(); ++i) {
-            out[i]->data_len = out[i]->pkt_len = 64;
+            out[i]->pkt_len = 64;
+            out[i]->data_len = 64;
             const bool right = i == 0 ? first_right : i % 3 == 0;
             out[i]->port = right ? port : static_cast<std::uint16_t>(port + 1 + i);
         }
@@ -1101,7 +1102,10 @@ TEST_CASE("switches complete when the application only transmits (testpmd txonly
         std::array<mbuf_ref, burst> b;
         REQUIRE(g_pool->alloc_bulk(b) == burst);
         rte_mbuf** m = npa::dpdk::as_mbufs(std::span<mbuf_ref>(b));
-        for (std::uint16_t i = 0; i < burst; ++i) m[i]->data_len = m[i]->pkt_len = 64;
+        for (std::uint16_t i = 0; i < burst; ++i) {
+            m[i]->pkt_len = 64;
+            m[i]->data_len = 64;
+        }
         const std::uint16_t k = rte_eth_tx_burst(port, 0, m, burst);
         refused += burst - k;
         rte_pktmbuf_free_bulk(m + k, burst - k);

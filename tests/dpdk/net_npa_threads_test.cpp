@@ -59,7 +59,8 @@ TEST_CASE("a forwarding thread and a control thread on one net_npa port") {
         std::array<rte_mbuf*, burst> b{};
         REQUIRE(rte_pktmbuf_alloc_bulk(g_pool, b.data(), burst) == 0);
         for (rte_mbuf* m : b) {
-            m->data_len = m->pkt_len = 64;
+            m->pkt_len = 64;
+            m->data_len = 64;
             std::memset(rte_pktmbuf_mtod(m, void*), 0, 64);
         }
         REQUIRE(rte_eth_tx_burst(port, 0, b.data(), burst) == burst);

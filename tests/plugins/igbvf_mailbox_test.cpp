@@ -380,7 +380,7 @@ struct word0_pf {
 TEST_CASE("a NACK whose word 1 is the request's own data carries no reason") {
     word0_pf pf;
     igbvf_control ctl(igbvf_mailbox_port(igbvf_bar(&pf, &word0_pf::read, &word0_pf::write)));
-    for (const std::uint16_t vid : {1, 2, 3, 4, 5, 6, 100}) {
+    for (const std::uint16_t vid : std::initializer_list<std::uint16_t>{1, 2, 3, 4, 5, 6, 100}) {
         const status st = ctl.submit(control_request::make_vlan(true, vid));
         CHECK(st.code() == errc::refused);
         CHECK(std::string(st.reason()) == "refused by the PF");  // not a reason made of the VLAN id
