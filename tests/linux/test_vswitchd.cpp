@@ -135,7 +135,14 @@ void run(const std::string& extra, const std::string& tag, bool b_client = false
     REQUIRE_MESSAGE(wait_until(20s, [&] { return d.counter("a", "rx_packets") > 20000; }), slurp(dir + "/tx.log"));
     const std::int64_t sent = stop_sender(tx, dir + "/tx.log");
     REQUIRE(wait_until(5s, [&] { return d.state("a") == "listening"; })); // the sender went away
+    // Each port's JSON is its own snapshot (a's is rewritten when its front end leaves, b's
+    // at the next announcement, up to 200 ms later): the books balance once both are taken
+    // after the last frame, so wait for that rather than read b's older one.
     const std::int64_t a_rx = d.counter("a", "rx_packets");
+    const auto balanced = [&] {
+        return a_rx == rx_drops(d, "a") + d.counter("b", "tx_packets") + tx_drops(d, "b");
+    };
+    CHECK(wait_until(5s, balanced));
     MESSAGE(tag << ": testpmd sent " << sent << ", delivered " << d.counter("b", "tx_packets")
                 << ", no buffer at the receiver " << d.counter("b", "tx_no_buffer"));
     CHECK(a_rx + d.counter("a", "rx_bad_chain") + d.counter("a", "rx_short_chain") == sent);
