@@ -25,18 +25,8 @@ namespace {
 /// Images are small (tens of KiB); a larger file is not read whole.
 constexpr std::size_t max_image_bytes = 16u << 20;
 
-[[maybe_unused]] std::span<const std::byte> bytes_of(const std::string& s) noexcept {
+std::span<const std::byte> bytes_of(const std::string& s) noexcept {
     return std::as_bytes(std::span<const char>(s.data(), s.size()));
-}
-
-[[maybe_unused]] std::string hex(const std::uint8_t* p, std::size_t n) {
-    static constexpr char digits[] = "0123456789abcdef";
-    std::string s(2 * n, '0');
-    for (std::size_t i = 0; i < n; ++i) {
-        s[2 * i] = digits[p[i] >> 4];
-        s[2 * i + 1] = digits[p[i] & 15];
-    }
-    return s;
 }
 
 int hex_digit(char c) noexcept {
@@ -221,8 +211,14 @@ bool load_lower_image(const std::string& dir, std::span<const trusted_key> keys,
     out.dev = std::move(*dev);
     out.file = f.path;
     out.name = img->name();
-    out.digest = hex(img->digest().data(), img->digest().size());
-    out.signer = hex(img->signer().data(), img->signer().size());
+    const auto hex = [](std::span<const std::uint8_t> b) {
+        std::string s(2 * b.size() + 1, '\0'); // sodium_bin2hex writes a NUL
+        sodium_bin2hex(s.data(), s.size(), b.data(), b.size());
+        s.pop_back();
+        return s;
+    };
+    out.digest = hex(img->digest());
+    out.signer = hex(img->signer());
     return true;
 #else
     (void)dir, (void)keys, (void)device_id, (void)w, (void)out;
