@@ -164,22 +164,94 @@ TEST_CASE("packed: hostile used descriptors and chains") {
         CHECK(q.pop() == pop_status::broken);
         CHECK(q.dev.errors(chain_error::loop) == 1);
     }
-    SUBCASE("readable after writable, indirect, address") {
+    SUBCASE("readable after writable, indirect, address, too many: refused, given back, the ring runs on") {
         queue q(8);
-        const segment s[2] = {{0x100, 8, true}, {0x100, 8, false}};
-        REQUIRE(q.drv.add(s) >= 0);
-        CHECK(q.pop() == pop_status::broken);
+        const segment s[3] = {{0x100, 8, true}, {0x100, 8, false}, {0x100, 8, true}};
+        const std::int32_t bad = q.drv.add(s);
+        REQUIRE(bad >= 0);
+        const segment good{0x200, 64, true};
+        const std::int32_t next = q.drv.add({&good, 1});
+        REQUIRE(next >= 0);
+        CHECK(q.pop() == pop_status::refused);
         CHECK(q.dev.errors(chain_error::read_after_write) == 1);
+        CHECK(q.c.head == bad); // the buffer id, from the chain's last descriptor
+        CHECK(q.ndesc == 3);    // every position of the chain, though only 1 was taken
+        CHECK(q.c.segments == 1);
+        q.dev.push_used(q.c.head, 0, q.ndesc);
+        REQUIRE(q.pop() == pop_status::ok);
+        CHECK(q.c.head == next);
+        CHECK(q.segs[0].addr == 0x200);
+        q.dev.push_used(q.c.head, 64, q.ndesc);
+        used_chain u;
+        REQUIRE(q.drv.poll_used(u) == used_status::ok);
+        CHECK((u.id == bad && u.len == 0));
+        REQUIRE(q.drv.poll_used(u) == used_status::ok);
+        CHECK((u.id == next && u.len == 64));
+        CHECK(q.drv.free_descs() == 8);
+
         queue r(8);
         const segment t{0x7000000, 8, false};
         REQUIRE(r.drv.add({&t, 1}) >= 0);
-        CHECK(r.pop() == pop_status::broken);
+        CHECK(r.pop() == pop_status::refused);
         CHECK(r.dev.errors(chain_error::bad_address) == 1);
         queue w(8);
         const segment x{0x100, 8, false};
         REQUIRE(w.drv.add({&x, 1}) >= 0);
         w.descs[0].flags = static_cast<std::uint16_t>(w.descs[0].flags | desc_f_indirect);
-        CHECK(w.pop() == pop_status::broken);
+        CHECK(w.pop() == pop_status::refused);
         CHECK(w.dev.errors(chain_error::indirect) == 1);
+        queue m(16);
+        std::array<segment, 10> ten{};
+        ten.fill({0x100, 8, false});
+        REQUIRE(m.drv.add(ten) >= 0);
+        CHECK(m.pop() == pop_status::refused); // 8 segments is all the caller takes
+        CHECK(m.dev.errors(chain_error::too_long) == 1);
+        CHECK(m.ndesc == 10);
+        CHECK(m.dev.last_avail().index == 10);
     }
+}
+
+TEST_CASE("packed device: resumes at a base on the second lap, gives buffers back, suppresses notifications") {
+    // A driver three buffers into its second lap of a ring of 5, as a vhost-user back end
+    // finds it after GET_VRING_BASE / SET_VRING_BASE: the device starts there, not at 0.
+    queue q(5);
+    const segment s{0x100, 64, true};
+    used_chain u;
+    for (int i = 0; i < 8; ++i) {
+        REQUIRE(q.drv.add({&s, 1}) >= 0);
+        REQUIRE(q.pop() == pop_status::ok);
+        q.dev.push_used(q.c.head, 1, q.ndesc);
+        REQUIRE(q.drv.poll_used(u) == used_status::ok);
+    }
+    const packed_cursor at = q.dev.last_avail();
+    CHECK((at.index == 3 && !at.wrap));
+    packed_device resumed;
+    REQUIRE(resumed.reset(q.ring, at));
+    CHECK_FALSE(resumed.reset(q.ring, packed_cursor{5, true})); // past the ring's end
+    REQUIRE(resumed.reset(q.ring, at));
+    const segment two[2] = {{0x100, 8, true}, {0x200, 8, true}};
+    REQUIRE(q.drv.add(two) >= 0); // positions 3 and 4
+    const std::int32_t third = q.drv.add({&s, 1}); // position 0 of lap 3 (wrap 1)
+    REQUIRE(third >= 0);
+    std::uint16_t nd = 0;
+    const auto ok = [](std::uint64_t, std::uint32_t, bool) { return true; };
+    REQUIRE(resumed.pop(q.c, nd, q.segs, ok) == pop_status::ok);
+    CHECK(nd == 2);
+    std::uint16_t nd2 = 0;
+    REQUIRE(resumed.pop(q.c, nd2, q.segs, ok) == pop_status::ok);
+    CHECK(q.c.head == third);
+    CHECK((resumed.last_avail().index == 1 && resumed.last_avail().wrap));
+    resumed.unpop(3u); // both back, across the lap
+    CHECK((resumed.last_avail().index == 3 && !resumed.last_avail().wrap));
+    REQUIRE(resumed.pop(q.c, nd, q.segs, ok) == pop_status::ok);
+    REQUIRE(resumed.pop(q.c, nd2, q.segs, ok) == pop_status::ok);
+    CHECK(q.c.head == third);
+    CHECK(resumed.pop(q.c, nd2, q.segs, ok) == pop_status::empty);
+    // notification suppression: the device's area, read by the driver's publish()
+    CHECK_FALSE(resumed.enable_notify(false));
+    CHECK(q.dev_event.flags == ring_event_disable);
+    REQUIRE(q.drv.add({&s, 1}) >= 0);
+    CHECK_FALSE(q.drv.publish());
+    CHECK(resumed.enable_notify(true)); // a buffer already waits
+    CHECK(q.dev_event.flags == ring_event_enable);
 }

@@ -30,29 +30,18 @@ constexpr std::uint32_t n = 8;
 constexpr std::uint64_t gpa_base = 0x100000; // the front end's guest-physical view
 constexpr std::size_t hdr = 12;
 
-// One block of "front end memory": the ring at 0, buffers from 4096.
-struct front {
+// One block of "front end memory" and the back end's view of it: the ring, what its walks
+// counted, one frame taken at a time.
+struct front_memory {
     alignas(4096) std::array<std::byte, 65536> mem{};
-    std::array<std::uint16_t, vq::split_driver::state_words(n)> state{};
-    vq::split_driver drv;
     vu::guest_memory gm;
     vu::vring ring;
     vu::io_stats st;
 
-    front() {
-        const vq::split_ring r = vq::split_ring::in_block(mem.data(), n);
-        REQUIRE(drv.reset(r, state, false));
+    front_memory() {
         REQUIRE(gm.add(mem.data(), gpa_base, reinterpret_cast<std::uint64_t>(mem.data()), mem.size()));
-        const vq::split_layout l = vq::layout_of(n);
-        ring.num = n;
-        ring.desc_uva = reinterpret_cast<std::uint64_t>(mem.data());
-        ring.avail_uva = ring.desc_uva + l.avail;
-        ring.used_uva = ring.desc_uva + l.used;
-        ring.addr_set = ring.kicked = ring.enabled = true;
-        REQUIRE(ring.start(gm, false));
     }
     std::uint64_t gpa(std::size_t off) const { return gpa_base + off; }
-    vq::virtq_desc& desc(std::uint16_t i) { return drv.ring().desc()[i]; }
     // Takes one frame through the back end.
     std::size_t take(std::vector<std::byte>& out, bool& more) {
         out.assign(2048, std::byte{0});
@@ -61,6 +50,25 @@ struct front {
         out.resize(std::min(len, out.size()));
         return len;
     }
+};
+
+// A split ring at 0, buffers from 4096.
+struct front : front_memory {
+    std::array<std::uint16_t, vq::split_driver::state_words(n)> state{};
+    vq::split_driver drv;
+
+    front() {
+        const vq::split_ring r = vq::split_ring::in_block(mem.data(), n);
+        REQUIRE(drv.reset(r, state, false));
+        const vq::split_layout l = vq::layout_of(n);
+        ring.num = n;
+        ring.desc_uva = reinterpret_cast<std::uint64_t>(mem.data());
+        ring.avail_uva = ring.desc_uva + l.avail;
+        ring.used_uva = ring.desc_uva + l.used;
+        ring.addr_set = ring.kicked = ring.enabled = true;
+        REQUIRE(ring.start(gm, false));
+    }
+    vq::virtq_desc& desc(std::uint16_t i) { return drv.ring().desc()[i]; }
 };
 
 } // namespace
@@ -184,7 +192,7 @@ TEST_CASE("back end ring walk: frames given to the front end's receive ring") {
         (void)f.drv.publish();
         CHECK_FALSE(vu::give_frame(f.ring, f.gm, hdr, false, frame, f.st));
         CHECK(f.st.rx_too_big == 1);
-        CHECK(f.ring.dev.last_avail() == 0);
+        CHECK(f.ring.dev.base() == 0);
         CHECK(vu::give_frame(f.ring, f.gm, hdr, true, frame, f.st));
         f.ring.dev.publish_used();
         std::uint16_t num_buffers;
@@ -205,6 +213,165 @@ TEST_CASE("back end ring walk: frames given to the front end's receive ring") {
         CHECK_FALSE(vu::give_frame(f.ring, f.gm, hdr, true, frame, f.st));
         CHECK(f.ring.dev.errors(vq::chain_error::bad_address) == 1);
     }
+}
+
+namespace {
+
+// The same, over a packed ring (VIRTIO_F_RING_PACKED) of a size no power of two: the
+// descriptor ring at 0, the driver's event area after it, the device's after that, as
+// SET_VRING_ADDR's desc, avail and used name them.
+constexpr std::uint32_t pn = 6;
+
+struct packed_front : front_memory {
+    std::array<std::uint16_t, vq::packed_driver::state_words(pn)> state{};
+    vq::packed_driver drv;
+
+    packed_front() {
+        const vq::packed_ring r(mem.data(), mem.data() + 16 * pn, mem.data() + 16 * pn + 4, pn);
+        REQUIRE(drv.reset(r, state));
+        ring.num = pn;
+        ring.base = 0x8000; // position 0, wrap counter 1: what DPDK's virtio-user sends
+        ring.desc_uva = reinterpret_cast<std::uint64_t>(mem.data());
+        ring.avail_uva = ring.desc_uva + 16 * pn;
+        ring.used_uva = ring.avail_uva + 4;
+        ring.addr_set = ring.kicked = ring.enabled = true;
+        REQUIRE(ring.start(gm, false, true));
+    }
+    vq::pvirtq_desc& desc(std::uint16_t i) { return drv.ring().desc()[i]; }
+    // A frame of `len` bytes of `fill` as the front end transmits it: header | payload.
+    std::int32_t send(std::size_t len, std::uint8_t fill) {
+        std::memset(mem.data() + 4096, 0, hdr);
+        std::memset(mem.data() + 8192, fill, len);
+        const vq::segment segs[2] = {{gpa(4096), static_cast<std::uint32_t>(hdr), false},
+                                     {gpa(8192), static_cast<std::uint32_t>(len), false}};
+        return drv.add(segs);
+    }
+};
+
+} // namespace
+
+TEST_CASE("packed ring walk: frames over many laps; GET_VRING_BASE carries the wrap counter in bit 15") {
+    packed_front f;
+    REQUIRE(f.ring.dev.packed());
+    std::vector<std::byte> out;
+    bool more = false;
+    vq::used_chain u;
+    for (std::uint32_t i = 0; i < 20; ++i) { // 2 positions each: 40 positions, 6 laps and 4
+        const std::int32_t id = f.send(60 + i, static_cast<std::uint8_t>(i));
+        REQUIRE(id >= 0);
+        REQUIRE(f.take(out, more) == 60 + i);
+        CHECK(std::to_integer<unsigned>(out[59 + i]) == i);
+        REQUIRE(f.drv.poll_used(u) == vq::used_status::ok);
+        CHECK(u.id == id);
+    }
+    CHECK(f.take(out, more) == 0);
+    CHECK_FALSE(more);
+    // stopped after 40 positions: position 4, the wrap counter back to 1 after 6 laps
+    CHECK(f.ring.stop() == (4 | 0x8000));
+    REQUIRE(f.ring.start(f.gm, false, true)); // SET_VRING_BASE with what GET_VRING_BASE said
+    const std::int32_t id = f.send(70, 0x77);
+    REQUIRE(f.take(out, more) == 70);
+    REQUIRE(f.drv.poll_used(u) == vq::used_status::ok);
+    CHECK(u.id == id);
+    CHECK(f.ring.dev.errors() == 0);
+    // a base past the ring's end starts nothing
+    f.ring.base = 0x8000 | pn;
+    CHECK_FALSE(f.ring.start(f.gm, false, true));
+}
+
+TEST_CASE("packed ring walk: hostile buffers are refused by cause and given back, never followed") {
+    packed_front f;
+    std::vector<std::byte> out;
+    bool more = false;
+    vq::used_chain u;
+    SUBCASE("an address outside the mapped regions, then a good frame") {
+        const vq::segment bad[2] = {{f.gpa(4096), 12, false}, {0x1000, 64, false}};
+        const std::int32_t bad_id = f.drv.add(bad);
+        const std::int32_t good_id = f.send(64, 0x11);
+        REQUIRE((bad_id >= 0 && good_id >= 0));
+        CHECK(f.take(out, more) == 0);
+        CHECK(more);
+        CHECK(f.ring.dev.errors(vq::chain_error::bad_address) == 1);
+        REQUIRE(f.drv.poll_used(u) == vq::used_status::ok); // given back unused
+        CHECK((u.id == bad_id && u.len == 0));
+        CHECK(f.take(out, more) == 64);
+        REQUIRE(f.drv.poll_used(u) == vq::used_status::ok);
+        CHECK(u.id == good_id);
+    }
+    SUBCASE("lengths that overflow 32 bits, indirect, readable after writable") {
+        const vq::segment over[2] = {{f.gpa(4096), 0xFFFFFFF0u, false}, {f.gpa(4096), 0x100, false}};
+        REQUIRE(f.drv.add(over) >= 0);
+        CHECK(f.take(out, more) == 0);
+        CHECK(f.ring.dev.errors(vq::chain_error::length_overflow) + f.ring.dev.errors(vq::chain_error::bad_address) == 1);
+        REQUIRE(f.drv.poll_used(u) == vq::used_status::ok);
+        const vq::segment one{f.gpa(4096), 64, false};
+        REQUIRE(f.drv.add({&one, 1}) >= 0);
+        f.desc(2).flags = static_cast<std::uint16_t>(f.desc(2).flags | vq::desc_f_indirect);
+        CHECK(f.take(out, more) == 0);
+        CHECK(f.ring.dev.errors(vq::chain_error::indirect) == 1);
+        REQUIRE(f.drv.poll_used(u) == vq::used_status::ok);
+        const vq::segment raw[2] = {{f.gpa(4096), 64, true}, {f.gpa(8192), 64, false}};
+        REQUIRE(f.drv.add(raw) >= 0);
+        CHECK(f.take(out, more) == 0);
+        CHECK(f.ring.dev.errors(vq::chain_error::read_after_write) == 1);
+        REQUIRE(f.drv.poll_used(u) == vq::used_status::ok);
+        CHECK(f.ring.ready());
+    }
+    SUBCASE("a chain with no end stops the ring") {
+        const vq::segment one{f.gpa(4096), 64, false};
+        REQUIRE(f.drv.add({&one, 1}) >= 0);
+        f.desc(0).flags = static_cast<std::uint16_t>(f.desc(0).flags | vq::desc_f_next);
+        CHECK(f.take(out, more) == 0);
+        CHECK_FALSE(more);
+        CHECK(f.ring.broken);
+        CHECK_FALSE(f.ring.ready());
+        CHECK(f.st.broken == 1);
+        CHECK(f.ring.dev.errors(vq::chain_error::loop) == 1);
+        CHECK(f.drv.poll_used(u) == vq::used_status::empty); // nothing written back
+    }
+}
+
+TEST_CASE("packed ring walk: frames given to the front end's receive ring") {
+    packed_front f;
+    const std::vector<std::byte> frame(100, std::byte{0x5a});
+    vq::used_chain u;
+    // Four 64-byte buffers: the ring wraps while the frames are given.
+    std::array<std::int32_t, 4> ids{};
+    for (std::size_t i = 0; i < ids.size(); ++i) {
+        const vq::segment s{f.gpa(4096 + 4096 * i), 64, true};
+        ids[i] = f.drv.add({&s, 1});
+        REQUIRE(ids[i] >= 0);
+    }
+    // without MRG_RXBUF a buffer too small keeps its place
+    CHECK_FALSE(vu::give_frame(f.ring, f.gm, hdr, false, frame, f.st));
+    CHECK(f.st.rx_too_big == 1);
+    CHECK(f.ring.dev.base() == 0x8000);
+    // with it the frame takes two buffers, num_buffers 2
+    CHECK(vu::give_frame(f.ring, f.gm, hdr, true, frame, f.st));
+    std::uint16_t num_buffers;
+    std::memcpy(&num_buffers, f.mem.data() + 4096 + 10, 2);
+    CHECK(num_buffers == 2);
+    REQUIRE(f.drv.poll_used(u) == vq::used_status::ok);
+    CHECK((u.id == ids[0] && u.len == 64));
+    REQUIRE(f.drv.poll_used(u) == vq::used_status::ok);
+    CHECK((u.id == ids[1] && u.len == hdr + frame.size() - 64));
+    // a frame that needs three buffers where two wait: both stay available
+    const std::vector<std::byte> big(150, std::byte{0x33});
+    CHECK_FALSE(vu::give_frame(f.ring, f.gm, hdr, true, big, f.st));
+    CHECK(f.st.rx_no_buffer == 1);
+    CHECK(f.ring.dev.base() == (0x8000 | 2));
+    for (int i = 0; i < 3; ++i) { // three more buffers: positions 4, 5 and 0 of the next lap
+        const vq::segment s{f.gpa(32768 + 4096 * static_cast<std::size_t>(i)), 64, true};
+        REQUIRE(f.drv.add({&s, 1}) >= 0);
+    }
+    CHECK(vu::give_frame(f.ring, f.gm, hdr, true, big, f.st));
+    CHECK(vu::give_frame(f.ring, f.gm, hdr, true, frame, f.st));
+    for (int i = 0; i < 5; ++i) {
+        REQUIRE(f.drv.poll_used(u) == vq::used_status::ok);
+    }
+    CHECK(f.drv.poll_used(u) == vq::used_status::empty);
+    CHECK(f.ring.dev.base() == 1); // position 1 of lap 2: wrap counter 0
+    CHECK(f.ring.dev.errors() == 0);
 }
 
 TEST_CASE("back end protocol: negotiation with npa's front end; a malformed message closes only that connection") {

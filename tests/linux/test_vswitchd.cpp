@@ -4,7 +4,8 @@
 // delivered to the receiver or counted by the daemon as a drop with a cause; frames from a
 // source MAC that is not the port's are refused and counted as spoofed; a malformed message
 // closes only its connection. Run with the default virtio-user features and with
-// mrg_rxbuf=0,in_order=0. Skipped (exit 77) without dpdk-testpmd.
+// mrg_rxbuf=0,in_order=0, over split rings and over packed ones (packed_vq=1: the port's
+// negotiated features say which it runs). Skipped (exit 77) without dpdk-testpmd.
 #define DOCTEST_CONFIG_IMPLEMENT_WITH_MAIN
 #include "vhost_testpmd.hpp"
 
@@ -127,12 +128,16 @@ void run(const std::string& extra, const std::string& tag, bool b_client = false
                   dir + "/rx.log",
                   "npa-vsw-rx-" + tag + std::to_string(::getpid()), {"--forward-mode=rxonly"});
     REQUIRE_MESSAGE(wait_until(20s, [&] { return d.state("b") == "running"; }), slurp(dir + "/rx.log"));
+    // the layout the front end asked for is the one the port runs (VIRTIO_F_RING_PACKED, bit 34)
+    const bool packed = extra.find("packed_vq=1") != std::string::npos;
+    CHECK(((d.counter("b", "features") >> 34) & 1) == (packed ? 1 : 0));
 
     // 1. the port's own MAC: everything is delivered or counted
     tx.start_vdev(NPA_TESTPMD, "net_virtio_user0,path=" + dir + "/a.sock,mac=" + mac_a + vu, dir + "/tx.log",
                   "npa-vsw-tx-" + tag + std::to_string(::getpid()),
                   {"--forward-mode=txonly", "--eth-peer=0," + mac_b});
     REQUIRE_MESSAGE(wait_until(20s, [&] { return d.counter("a", "rx_packets") > 20000; }), slurp(dir + "/tx.log"));
+    CHECK(((d.counter("a", "features") >> 34) & 1) == (packed ? 1 : 0));
     const std::int64_t sent = stop_sender(tx, dir + "/tx.log");
     REQUIRE(wait_until(5s, [&] { return d.state("a") == "listening"; })); // the sender went away
     // Each port's JSON is its own snapshot (a's is rewritten when its front end leaves, b's
@@ -207,5 +212,8 @@ TEST_CASE("npa-vswitchd between two testpmd virtio-user ports: delivered or coun
     SUBCASE("virtio-user defaults (MRG_RXBUF, IN_ORDER)") { run("", "d"); }
     SUBCASE("mrg_rxbuf=0, in_order=0") { run(",mrg_rxbuf=0,in_order=0", "m"); }
     SUBCASE("the receiving port in client mode (testpmd's virtio-user with server=1)") { run("", "c", true); }
+    SUBCASE("packed rings (packed_vq=1)") { run(",packed_vq=1", "p"); }
+    SUBCASE("packed rings, mrg_rxbuf=0, in_order=0") { run(",packed_vq=1,mrg_rxbuf=0,in_order=0", "q"); }
+    SUBCASE("packed rings, the receiving port in client mode") { run(",packed_vq=1", "r", true); }
 #endif
 }

@@ -22,7 +22,10 @@
 // to skip is then unknown, as Linux's BAD_RING); the device checks that a chain ends within
 // N descriptors, fits the caller's segments, does not overflow 32 bits of length, has no
 // INDIRECT and no readable descriptor after a writable one, and that every address passes
-// the caller's check. Freestanding: no exceptions, no allocation, caller-provided state.
+// the caller's check. A chain refused for one of those is still taken off the ring (its
+// end found, its buffer id and length in positions known) so that it can be given back
+// unused; only a chain without an end leaves the device side stuck (pop() says broken).
+// Freestanding: no exceptions, no allocation, caller-provided state.
 #pragma once
 
 #include <npa/endian.hpp>
@@ -284,21 +287,44 @@ private:
 /// chain::head and its descriptor count in `descs`, which push_used() takes back.
 class packed_device {
 public:
-    [[nodiscard]] bool reset(const packed_ring& r) noexcept {
+    /// Starts at `base` on both sides (lap 1, position 0 for a fresh queue; a vhost-user back
+    /// end resumes where SET_VRING_BASE says). False when the ring is unbound or `base` lies
+    /// past its end.
+    [[nodiscard]] bool reset(const packed_ring& r, packed_cursor base = {}) noexcept {
         r_ = r;
-        avail_ = used_ = signalled_ = packed_cursor{};
+        avail_ = used_ = signalled_ = base;
         for (std::uint64_t& c : errors_) {
             c = 0;
         }
-        return r.bound();
+        return r.bound() && base.index < r.size();
     }
+    [[nodiscard]] const packed_ring& ring() const noexcept { return r_; }
+    /// The next position to take from (and, once every buffer taken is marked used, the next
+    /// to write a used descriptor at).
+    [[nodiscard]] packed_cursor last_avail() const noexcept { return avail_; }
+    [[nodiscard]] packed_cursor used_pos() const noexcept { return used_; }
     [[nodiscard]] std::uint64_t errors(chain_error e) const noexcept {
         return errors_[static_cast<std::size_t>(e)];
+    }
+    [[nodiscard]] std::uint64_t errors() const noexcept {
+        std::uint64_t t = 0;
+        for (const std::uint64_t c : errors_) {
+            t += c;
+        }
+        return t;
     }
     [[nodiscard]] chain_error last_error() const noexcept { return last_; }
 
     /// Takes the next available buffer and walks it into `segs` (see split_device::pop for
     /// the checks). `descs` is set to the ring positions it took (pass it to push_used).
+    ///
+    /// A buffer refused for one of its descriptors (too many, INDIRECT, an order, a length or
+    /// an address) is still taken off the ring: the rest of it is only scanned for its end
+    /// (NEXT clear, where the buffer id is; nothing else of it is read), so that `c.head` and
+    /// `descs` name it and the device can give it back unused, as a split ring's refused
+    /// chain. Only a buffer without an end (NEXT on every descriptor of the ring, or a chain
+    /// running into descriptors the driver has not made available) leaves the ring broken:
+    /// where the next buffer starts is then unknown.
     template <class AddrOk>
     [[nodiscard]] pop_status pop(chain& c, std::uint16_t& descs, std::span<segment> segs,
                                  AddrOk&& addr_ok) noexcept {
@@ -309,28 +335,47 @@ public:
         packed_cursor at = avail_;
         c = chain{};
         detail::chain_walk walk;
-        for (std::uint32_t k = 0;; ++k) {
+        chain_error err = chain_error::none;
+        std::uint32_t k = 0;
+        for (;; ++k) {
             if (k == n || (k != 0 && !available(at))) {
-                // NEXT on every descriptor of the ring, or a chain running into descriptors
-                // the driver has not made available: the chain never ends.
-                return refuse(chain_error::loop);
+                ++errors_[static_cast<std::size_t>(chain_error::loop)];
+                last_ = chain_error::loop;
+                return pop_status::broken;
             }
             const pvirtq_desc d = r_.desc()[at.index]; // one snapshot (flags acquired)
             const std::uint16_t flags = d.flags;
-            const segment s{d.addr, d.len, (flags & desc_f_write) != 0};
             at.advance(1, n);
-            if (const chain_error e = walk.take(c, segs, k, flags, s, addr_ok); e != chain_error::none) {
-                return refuse(e);
+            if (err == chain_error::none) {
+                const segment s{d.addr, d.len, (flags & desc_f_write) != 0};
+                err = walk.take(c, segs, k, flags, s, addr_ok);
             }
             if ((flags & desc_f_next) == 0) {
                 c.head = d.id; // the buffer id is the last descriptor's (2.8.6)
                 break;
             }
         }
-        descs = c.segments;
+        descs = static_cast<std::uint16_t>(k + 1);
         avail_ = at;
+        if (err != chain_error::none) {
+            ++errors_[static_cast<std::size_t>(err)];
+            last_ = err;
+            return pop_status::refused;
+        }
         walk.finish(c);
         return pop_status::ok;
+    }
+
+    /// Gives back the last buffers taken, `descs` ring positions in all (a device that took
+    /// buffers it cannot use yet, e.g. RX buffers for a frame that needs more).
+    void unpop(std::uint32_t descs) noexcept {
+        const std::uint32_t n = r_.size();
+        std::uint32_t i = avail_.index;
+        if (descs > i) {
+            i += n;
+            avail_.wrap = !avail_.wrap;
+        }
+        avail_.index = static_cast<std::uint16_t>(i - descs);
     }
 
     /// Marks buffer `id` used: one descriptor at the used position, flags last (release),
@@ -355,15 +400,21 @@ public:
         return detail::wants_event(*r_.driver_event(), old, used_, r_.size());
     }
 
+    /// Notification suppression (2.8.10): off asks the driver not to notify (the device's
+    /// event area, RING_EVENT_FLAGS_DISABLE), on asks for a notification at the next
+    /// available buffer. True when a buffer is already waiting.
+    [[nodiscard]] bool enable_notify(bool on) noexcept {
+        // relaxed: a hint to the driver; the fence below orders it before the flags load
+        r_.device_event()->flags.store(on ? ring_event_enable : ring_event_disable, std::memory_order_relaxed);
+        // seq_cst fence: the hint before the look at the next descriptor (store-load)
+        std::atomic_thread_fence(std::memory_order_seq_cst);
+        return available(avail_);
+    }
+
 private:
     bool available(packed_cursor at) noexcept {
         const std::uint16_t f = detail::load_flags(r_.desc()[at.index]);
         return ((f & desc_f_avail) != 0) == at.wrap && ((f & desc_f_used) != 0) != at.wrap;
-    }
-    pop_status refuse(chain_error e) noexcept {
-        ++errors_[static_cast<std::size_t>(e)];
-        last_ = e;
-        return pop_status::broken; // a packed ring has no way past a bad chain
     }
 
     packed_ring r_{};

@@ -17,8 +17,15 @@
 // RESET_OWNER, SET_MEM_TABLE (each region's descriptor mapped), SET_VRING_NUM/ADDR/BASE/
 // KICK/CALL/ERR, GET_VRING_BASE, SET_VRING_ENABLE, GET_QUEUE_NUM, SEND_RARP and
 // NET_SET_MTU (acknowledged). Each arrives checked by message.hpp's check(); beyond that a
-// ring index past the port's rings, a feature not offered, a ring size that is no power of
-// two, or ring areas outside the mapped memory close the connection.
+// ring index past the port's rings, a feature not offered, a ring size the negotiated layout
+// does not allow (split: a power of two; packed: 1..32768), a packed base past the ring, or
+// ring areas outside the mapped memory close the connection.
+//
+// Split and packed rings (VIRTIO_F_RING_PACKED, virtio 1.2 2.8) are both offered; the
+// front end's SET_FEATURES chooses for every ring of the connection. For a packed ring
+// SET_VRING_ADDR's desc/avail/used are the descriptor ring and the driver's and device's
+// event suppression areas, and SET_VRING_BASE / GET_VRING_BASE carry the position in bits
+// 0..14 and the wrap counter in bit 15 (virtq_device.hpp's encode_base).
 #pragma once
 
 #include <npa/linux/vhost_user/guest_memory.hpp>
@@ -48,6 +55,7 @@ namespace feature {
 inline constexpr std::uint64_t version_1 = virtio::feature::VERSION_1;
 inline constexpr std::uint64_t ring_event_idx = virtio::feature::EVENT_IDX;
 inline constexpr std::uint64_t in_order = virtio::feature::IN_ORDER;
+inline constexpr std::uint64_t ring_packed = virtio::feature::RING_PACKED;
 inline constexpr std::uint64_t net_mrg_rxbuf = virtio_net::feature::MRG_RXBUF;
 } // namespace feature
 
@@ -70,7 +78,7 @@ public:
 
     /// Offered virtio features (protocol features always added).
     std::uint64_t offered = feature::version_1 | feature::net_mrg_rxbuf | feature::ring_event_idx |
-                            feature::in_order | f_protocol_features;
+                            feature::in_order | feature::ring_packed | f_protocol_features;
     std::uint64_t offered_protocol = protocol::mq | protocol::reply_ack;
     /// Logs every request (its first 8 payload bytes beside it).
     bool trace = false;
@@ -298,7 +306,10 @@ private:
         if (!r.kicked || r.started) {
             return status::success();
         }
-        if (mem_.empty() || !r.start(mem_, has(feature::ring_event_idx))) {
+        if (has(feature::ring_packed) && (r.base & 0x7FFFu) >= r.num) {
+            return {errc::invalid_argument, "vhost-user: a packed ring's base past its end"};
+        }
+        if (mem_.empty() || !r.start(mem_, has(feature::ring_event_idx), has(feature::ring_packed))) {
             return {errc::invalid_argument, "vhost-user: ring areas outside the front end's memory"};
         }
         return status::success();
@@ -368,8 +379,10 @@ private:
                 return {errc::invalid_argument, "a ring index beyond the port's rings"};
             }
             if (m.req() == request::set_vring_num) {
-                if (!virtio::queue_size_ok(s.num)) {
-                    return {errc::invalid_argument, "a ring size that is no power of two up to 32768"};
+                if (has(feature::ring_packed) ? !virtio::packed_size_ok(s.num) : !virtio::queue_size_ok(s.num)) {
+                    return {errc::invalid_argument, has(feature::ring_packed)
+                                                        ? "a packed ring size of 0 or past 32768"
+                                                        : "a ring size that is no power of two up to 32768"};
                 }
                 r->num = s.num;
             } else if (m.req() == request::set_vring_base) {

@@ -1,19 +1,26 @@
 // npa/linux/vhost_user/vring.hpp: one virtqueue as a vhost-user back end holds it (the
-// device side, virtio/split_ring.hpp's split_device, over guest_memory), and the two ways a
-// virtio-net back end uses one: take a frame the front end transmits (its transmitq, 2q+1),
-// give a frame to the front end (its receiveq, 2q).
+// device side, split or packed as negotiated: virtq_device.hpp, over guest_memory), and the
+// two ways a virtio-net back end uses one: take a frame the front end transmits (its
+// transmitq, 2q+1), give a frame to the front end (its receiveq, 2q).
 //
-// Every chain is walked by split_device with guest_memory as the address check, so a
-// descriptor index, a loop, a length or an address outside the mapped regions is refused
-// and counted (errors(chain_error)) before a byte of it is touched. A refused chain whose
-// head is valid goes back to the front end unused (length 0); an impossible avail->idx
-// marks the ring broken: it is left alone until the front end sets it up again.
+// Every chain is walked by the ring's device side with guest_memory as the address check,
+// so a descriptor index, a loop, a length or an address outside the mapped regions is
+// refused and counted (errors(chain_error)) before a byte of it is touched. A refused chain
+// whose head (split) or buffer id (packed) is known goes back to the front end unused
+// (length 0); an impossible avail->idx, or a packed chain with no end, marks the ring
+// broken: it is left alone until the front end sets it up again.
+//
+// A packed ring's three areas arrive in SET_VRING_ADDR's three fields, as DPDK's
+// virtio-user and QEMU send them: the descriptor ring in desc, the driver's event
+// suppression area in avail, the device's in used.
 //
 // The 12-byte virtio_net_hdr_v1 (VIRTIO_F_VERSION_1 or MRG_RXBUF; 10 bytes otherwise)
 // leads every buffer: skipped on transmit, written as zeros (num_buffers set) on receive.
 #pragma once
 
 #include <npa/linux/vhost_user/guest_memory.hpp>
+#include <npa/linux/vhost_user/virtq_device.hpp>
+#include <npa/virtio/packed_ring.hpp>
 #include <npa/virtio/split_ring.hpp>
 
 #include <algorithm>
@@ -33,13 +40,13 @@ inline constexpr std::uint16_t max_rx_chains = 64;
 struct vring {
     // set up by the front end (SET_VRING_*)
     std::uint32_t num = 0;
-    std::uint16_t base = 0;
+    std::uint16_t base = 0; ///< split: the index; packed: encode_base()'s position and wrap
     std::uint64_t desc_uva = 0, avail_uva = 0, used_uva = 0;
     int kick = -1, call = -1, err = -1;
     bool addr_set = false, kicked = false, enabled = false;
     // what the back end made of it
     bool started = false, broken = false;
-    virtio::split_device dev{};
+    virtq_device dev{};
     /// Where each walk puts a chain's segments: kept here, not on the stack, so an empty poll
     /// does not zero 1 KiB of segments every time.
     std::array<virtio::segment, max_segments> segs{};
@@ -47,10 +54,25 @@ struct vring {
     [[nodiscard]] bool ready() const noexcept { return started && enabled && !broken; }
 
     /// Binds the ring to `mem` at its user addresses and starts it at `base`; false (nothing
-    /// started) when an area lies outside the mapped memory or the size is no power of two.
-    [[nodiscard]] bool start(const guest_memory& mem, bool event_idx) noexcept {
+    /// started) when an area lies outside the mapped memory, is misaligned, the size is not
+    /// one the layout allows or a packed base lies past the ring.
+    [[nodiscard]] bool start(const guest_memory& mem, bool event_idx, bool packed = false) noexcept {
         started = broken = false;
-        if (!addr_set || !virtio::queue_size_ok(num)) {
+        if (!addr_set) {
+            return false;
+        }
+        if (packed) {
+            if (!virtio::packed_size_ok(num)) {
+                return false;
+            }
+            std::byte* d = mem.uva(desc_uva, virtio::packed_desc_bytes(num));
+            std::byte* drv = mem.uva(avail_uva, sizeof(virtio::pvirtq_event_suppress));
+            std::byte* dv = mem.uva(used_uva, sizeof(virtio::pvirtq_event_suppress));
+            started = d != nullptr && drv != nullptr && dv != nullptr &&
+                      dev.reset(virtio::packed_ring(d, drv, dv, num), base);
+            return started;
+        }
+        if (!virtio::queue_size_ok(num)) {
             return false;
         }
         std::byte* d = mem.uva(desc_uva, virtio::desc_bytes(num));
@@ -65,7 +87,7 @@ struct vring {
     /// GET_VRING_BASE: stops the ring and answers where the front end resumes.
     std::uint16_t stop() noexcept {
         if (started) {
-            base = dev.last_avail();
+            base = dev.base();
         }
         started = false;
         return base;
@@ -90,8 +112,9 @@ struct io_stats {
     more = false;
     std::span<virtio::segment> segs = r.segs;
     virtio::chain c;
+    std::uint16_t descs = 0;
     const auto ok = [&](std::uint64_t a, std::uint32_t l, bool) { return mem.gpa(a, l) != nullptr; };
-    const virtio::pop_status ps = r.dev.pop(c, segs, ok);
+    const virtio::pop_status ps = r.dev.pop(c, descs, segs, ok);
     if (ps == virtio::pop_status::empty) {
         return 0;
     }
@@ -103,11 +126,11 @@ struct io_stats {
     more = true;
     if (ps == virtio::pop_status::refused) {
         if (r.dev.last_error() != virtio::chain_error::head_range) {
-            r.dev.push_used(c.head, 0);
+            r.dev.push_used(c.head, 0, descs);
         }
         return 0;
     }
-    r.dev.push_used(c.head, 0);
+    r.dev.push_used(c.head, 0, descs);
     if (c.read_len <= hdr_len) {
         ++st.short_chain;
         return 0;
@@ -137,10 +160,12 @@ struct io_stats {
     struct taken {
         std::uint16_t head;
         std::uint32_t len;
+        std::uint16_t descs;
     };
     std::span<virtio::segment> segs = r.segs;
     std::array<taken, max_rx_chains> used;
     std::uint16_t nused = 0;
+    std::uint32_t ndescs = 0;               // ring positions the chains taken hold
     std::byte* num_buffers = nullptr;
     std::size_t at = 0;                     // frame bytes written
     const std::size_t total = hdr_len + frame.size();
@@ -148,35 +173,37 @@ struct io_stats {
     const auto ok = [&](std::uint64_t a, std::uint32_t l, bool w) { return w && mem.gpa(a, l) != nullptr; };
     while (written < total) {
         if (nused == max_rx_chains || (nused != 0 && !mrg)) {
-            r.dev.unpop(nused);
+            r.dev.unpop(nused, ndescs);
             ++(mrg ? st.rx_no_buffer : st.rx_too_big);
             return false;
         }
         virtio::chain c;
-        const virtio::pop_status ps = r.dev.pop(c, segs, ok);
+        std::uint16_t descs = 0;
+        const virtio::pop_status ps = r.dev.pop(c, descs, segs, ok);
         if (ps == virtio::pop_status::broken) {
-            r.dev.unpop(nused);
+            r.dev.unpop(nused, ndescs);
             r.broken = true;
             ++st.broken;
             return false;
         }
         if (ps == virtio::pop_status::empty) {
-            r.dev.unpop(nused);
+            r.dev.unpop(nused, ndescs);
             ++st.rx_no_buffer;
             return false;
         }
         if (ps == virtio::pop_status::refused) {
             // A chain that cannot be written is given back unused; the frame tries the next
             // one, unless chains were taken before it: they can no longer go back to the
-            // ring (the refused one sits after them), so they go back unused too.
+            // ring (the refused one sits after them), so they go back unused too, first,
+            // in the order they were taken (IN_ORDER; a packed ring's positions).
+            for (std::uint16_t i = 0; i < nused; ++i) {
+                r.dev.push_used(used[i].head, 0, used[i].descs);
+            }
             if (r.dev.last_error() != virtio::chain_error::head_range) {
-                r.dev.push_used(c.head, 0);
+                r.dev.push_used(c.head, 0, descs);
             }
             if (nused == 0) {
                 continue;
-            }
-            for (std::uint16_t i = 0; i < nused; ++i) {
-                r.dev.push_used(used[i].head, 0);
             }
             ++st.rx_no_buffer;
             return false;
@@ -202,14 +229,15 @@ struct io_stats {
             written += n;
             len += static_cast<std::uint32_t>(n);
         }
-        used[nused++] = {c.head, len};
+        used[nused++] = {c.head, len, descs};
+        ndescs += descs;
     }
     if (num_buffers != nullptr) {
         const std::uint16_t nb = nused; // le16 on the x86 and arm64 hosts this runs on
         std::memcpy(num_buffers, &nb, 2);
     }
     for (std::uint16_t i = 0; i < nused; ++i) {
-        r.dev.push_used(used[i].head, used[i].len);
+        r.dev.push_used(used[i].head, used[i].len, used[i].descs);
     }
     return true;
 }

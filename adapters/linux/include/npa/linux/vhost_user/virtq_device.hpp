@@ -1,0 +1,105 @@
+// npa/linux/vhost_user/virtq_device.hpp: the device side of one virtqueue as a vhost-user
+// back end serves it, split (virtio 1.2, 2.7: virtio/split_ring.hpp) or packed (2.8,
+// VIRTIO_F_RING_PACKED: virtio/packed_ring.hpp), whichever the front end negotiated. One
+// interface for the ring walk (vring.hpp) and the daemon's loop, so neither knows which
+// layout it walks; the layout is chosen once per ring start, and each call is one
+// predictable branch.
+//
+// The two layouts differ where the data path sees it in two places: a packed buffer takes
+// as many ring positions as it has descriptors, so push_used() and unpop() are told how
+// many (pop() reports it); and a packed ring publishes each used buffer as it is written
+// (its flags word), so publish_used() has nothing left to do there.
+#pragma once
+
+#include <npa/virtio/packed_ring.hpp>
+#include <npa/virtio/split_ring.hpp>
+
+#include <cstdint>
+#include <span>
+
+namespace npa::vhost_user {
+
+/// vhost-user's ring base of a packed ring (SET_VRING_BASE, GET_VRING_BASE): the position in
+/// bits 0..14, the wrap counter in bit 15, as DPDK's vhost library and QEMU carry it
+/// (lib/vhost/vhost_user.c vhost_user_set_vring_base; the used side resumes where the
+/// available side is, since the ring was stopped with every buffer taken marked used).
+[[nodiscard]] constexpr std::uint16_t encode_base(virtio::packed_cursor c) noexcept {
+    return static_cast<std::uint16_t>((c.index & 0x7FFFu) | (c.wrap ? 0x8000u : 0u));
+}
+[[nodiscard]] constexpr virtio::packed_cursor decode_base(std::uint16_t v) noexcept {
+    return {static_cast<std::uint16_t>(v & 0x7FFFu), (v & 0x8000u) != 0};
+}
+static_assert(encode_base({0, true}) == 0x8000 && decode_base(0x8005).index == 5 && !decode_base(5).wrap);
+
+class virtq_device {
+public:
+    [[nodiscard]] bool reset(const virtio::split_ring& r, bool event_idx, std::uint16_t base) noexcept {
+        packed_ = false;
+        return split_.reset(r, event_idx, base);
+    }
+    /// `base`: SET_VRING_BASE's value, encoded as encode_base() says.
+    [[nodiscard]] bool reset(const virtio::packed_ring& r, std::uint16_t base) noexcept {
+        packed_ = true;
+        return packed_dev_.reset(r, decode_base(base));
+    }
+
+    [[nodiscard]] bool packed() const noexcept { return packed_; }
+    [[nodiscard]] const virtio::split_device& split_side() const noexcept { return split_; }
+    [[nodiscard]] const virtio::packed_device& packed_side() const noexcept { return packed_dev_; }
+    /// Where the front end resumes (GET_VRING_BASE).
+    [[nodiscard]] std::uint16_t base() const noexcept {
+        return packed_ ? encode_base(packed_dev_.last_avail()) : split_.last_avail();
+    }
+    [[nodiscard]] std::uint64_t errors() const noexcept { return packed_ ? packed_dev_.errors() : split_.errors(); }
+    [[nodiscard]] std::uint64_t errors(virtio::chain_error e) const noexcept {
+        return packed_ ? packed_dev_.errors(e) : split_.errors(e);
+    }
+    [[nodiscard]] virtio::chain_error last_error() const noexcept {
+        return packed_ ? packed_dev_.last_error() : split_.last_error();
+    }
+
+    /// The next chain, walked and checked; `descs`: the ring positions it took (1 on a split
+    /// ring, where a chain takes one available entry).
+    template <class AddrOk>
+    [[nodiscard]] virtio::pop_status pop(virtio::chain& c, std::uint16_t& descs, std::span<virtio::segment> segs,
+                                         AddrOk&& addr_ok) noexcept {
+        if (packed_) {
+            return packed_dev_.pop(c, descs, segs, addr_ok);
+        }
+        descs = 1;
+        return split_.pop(c, segs, addr_ok);
+    }
+    /// Gives back the last `chains` chains taken, `descs` positions in all.
+    void unpop(std::uint16_t chains, std::uint32_t descs) noexcept {
+        if (packed_) {
+            packed_dev_.unpop(descs);
+        } else {
+            split_.unpop(chains);
+        }
+    }
+    void push_used(std::uint16_t id, std::uint32_t len, std::uint16_t descs) noexcept {
+        if (packed_) {
+            packed_dev_.push_used(id, len, descs);
+        } else {
+            split_.push_used(id, len);
+        }
+    }
+    void publish_used() noexcept {
+        if (!packed_) {
+            split_.publish_used();
+        }
+    }
+    [[nodiscard]] bool need_interrupt() noexcept {
+        return packed_ ? packed_dev_.need_interrupt() : split_.need_interrupt();
+    }
+    [[nodiscard]] bool enable_notify(bool on) noexcept {
+        return packed_ ? packed_dev_.enable_notify(on) : split_.enable_notify(on);
+    }
+
+private:
+    virtio::split_device split_{};
+    virtio::packed_device packed_dev_{};
+    bool packed_ = false;
+};
+
+} // namespace npa::vhost_user
