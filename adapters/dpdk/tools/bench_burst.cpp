@@ -9,8 +9,8 @@
 // is packets per CPU-second, best of many short rounds, the configurations interleaved
 // round by round (noise only ever adds time). TSC cycles per packet are reported too.
 //
-//   npa-dpdk-bench-burst [packets per round, default 1000000] [rounds, default 25]
-//   npa-dpdk-bench-burst --callgrind <config index> [bursts]
+//   npa-dpdk-bench-burst [packets per round, default 1000000] [rounds, default 25] [burst, default 32]
+//   npa-dpdk-bench-burst --callgrind <config index> [bursts, default 10000] [burst, default 32]
 // The second form runs one configuration for a fixed number of RX+TX burst pairs with
 // callgrind's instrumentation on only around the loop, for
 //   valgrind --tool=callgrind --collect-atstart=no npa-dpdk-bench-burst --callgrind 1
@@ -38,8 +38,12 @@
 
 namespace {
 
-// testpmd's defaults: burst 32, 64-byte packets (net_null's default size).
-constexpr std::uint16_t burst = 32;
+// testpmd's defaults: burst 32, 64-byte packets (net_null's default size). Other burst
+// sizes show how a cost per packet moves with the burst (the same machine forwards
+// net_null directly at very different rates per packet at 16 and at 32).
+constexpr std::uint16_t default_burst = 32;
+constexpr std::uint16_t max_burst = 64;
+std::uint16_t burst = default_burst;
 /// Packets put into a net_ring loop before it is forwarded.
 constexpr std::uint32_t ring_load = 512;
 
@@ -69,14 +73,14 @@ bool start(config& c, rte_mempool* mp) {
         rte_eth_tx_queue_setup(c.port, 0, 512, 0, nullptr) != 0 || rte_eth_dev_start(c.port) != 0) {
         return false;
     }
-    for (std::uint32_t s = 0; c.ring && s < ring_load; s += burst) {
-        std::array<rte_mbuf*, burst> b{};
-        if (rte_pktmbuf_alloc_bulk(mp, b.data(), burst) != 0) return false;
+    for (std::uint32_t s = 0; c.ring && s < ring_load; s += default_burst) {
+        std::array<rte_mbuf*, default_burst> b{};
+        if (rte_pktmbuf_alloc_bulk(mp, b.data(), default_burst) != 0) return false;
         for (rte_mbuf* m : b) {
             m->data_len = 64;
             m->pkt_len = 64;
         }
-        if (rte_eth_tx_burst(c.port, 0, b.data(), burst) != burst) return false;
+        if (rte_eth_tx_burst(c.port, 0, b.data(), default_burst) != default_burst) return false;
     }
     return true;
 }
@@ -94,7 +98,7 @@ std::uint64_t thread_cpu_ns() {
 
 /// Forwards until `packets` went through; returns {CPU ns, TSC cycles} per packet.
 std::pair<double, double> run(std::uint16_t port, std::uint64_t packets) {
-    std::array<rte_mbuf*, burst> pkts;
+    std::array<rte_mbuf*, max_burst> pkts;
     std::uint64_t done = 0;
     const std::uint64_t c0 = thread_cpu_ns();
     const std::uint64_t t0 = rte_rdtsc();
@@ -111,7 +115,7 @@ std::pair<double, double> run(std::uint16_t port, std::uint64_t packets) {
 
 /// A fixed number of burst pairs, instrumented by callgrind only here.
 void run_counted(std::uint16_t port, std::uint64_t bursts) {
-    std::array<rte_mbuf*, burst> pkts;
+    std::array<rte_mbuf*, max_burst> pkts;
     for (int warm = 0; warm < 1000; ++warm) {
         const std::uint16_t n = rte_eth_rx_burst(port, 0, pkts.data(), burst);
         const std::uint16_t k = rte_eth_tx_burst(port, 0, pkts.data(), n);
@@ -138,6 +142,14 @@ int main(int argc, char** argv) {
     const std::uint64_t packets =
         !counted && argc > 1 ? std::strtoull(argv[1], nullptr, 10) : 1'000'000;
     const int rounds = !counted && argc > 2 ? std::atoi(argv[2]) : 25;
+    if (const int at = counted ? 4 : 3; argc > at) {
+        const unsigned long b = std::strtoul(argv[at], nullptr, 10);
+        if (b == 0 || b > max_burst) {
+            std::fprintf(stderr, "burst must be 1..%u\n", unsigned{max_burst});
+            return 2;
+        }
+        burst = static_cast<std::uint16_t>(b);
+    }
     const std::string prefix = "npa_bench_burst_" + std::to_string(getpid());
     const char* eal[] = {"bench", "--no-huge", "--no-pci", "-m", "512", "-l", "0",
                          "--file-prefix", prefix.c_str(), "--log-level", "*:warning"};
@@ -163,8 +175,8 @@ int main(int argc, char** argv) {
         }
         if (counted && rc == 0) {
             run_counted(cfgs[0].port, bursts);
-            std::printf("%s: %llu RX+TX burst pairs counted\n", cfgs[0].label,
-                        static_cast<unsigned long long>(bursts));
+            std::printf("%s: %llu RX+TX burst pairs of %u counted\n", cfgs[0].label,
+                        static_cast<unsigned long long>(bursts), unsigned{burst});
         }
         for (int r = 0; !counted && rc == 0 && r < rounds; ++r) {
             // Each round starts each group of three at another configuration, so that
