@@ -116,7 +116,9 @@ frame make_seg(const seg_spec& s) {
     f[th + 12] = static_cast<std::byte>((thl / 4) << 4);
     f[th + 13] = static_cast<std::byte>(s.flags);
     put16(f, th + 14, s.window);
-    std::memcpy(f.data() + th + 20, s.options.data(), s.options.size());
+    if (!s.options.empty()) {
+        std::memcpy(f.data() + th + 20, s.options.data(), s.options.size());
+    }
     for (std::uint32_t i = 0; i < s.payload; ++i) {
         f[th + thl + i] = stream_byte(s.seq + i);
     }
