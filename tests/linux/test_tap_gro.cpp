@@ -317,12 +317,14 @@ TEST_CASE("tap_gro: what does not merge goes alone") {
         short_seg.id = static_cast<std::uint16_t>(s.id + 1);
         short_seg.payload = 100; // no PSH: only its length ends the run
         b[1] = make_seg(short_seg);
-        const auto more = flow([&] {
-            seg_spec t = s;
-            t.seq = s.seq + s.payload + 100;
-            t.id = static_cast<std::uint16_t>(s.id + 2);
-            return t;
-        }(), 2);
+        const auto more = flow(
+            [&] {
+                seg_spec t = s;
+                t.seq = s.seq + s.payload + 100;
+                t.id = static_cast<std::uint16_t>(s.id + 2);
+                return t;
+            }(),
+            2);
         b.insert(b.end(), more.begin(), more.end());
         CHECK(runs(b) == std::vector<std::uint32_t>{2, 2});
         seg_spec p = s;
@@ -368,8 +370,8 @@ TEST_CASE("tap_gro: what does not merge goes alone") {
     SUBCASE("a VLAN tag") {
         auto b = flow(s, 2);
         for (auto& f : b) {
-            f.bytes.insert(f.bytes.begin() + 12, {std::byte{0x81}, std::byte{0}, std::byte{0},
-                                                  std::byte{5}});
+            f.bytes.insert(f.bytes.begin() + 12,
+                           {std::byte{0x81}, std::byte{0}, std::byte{0}, std::byte{5}});
         }
         CHECK(runs(b) == std::vector<std::uint32_t>{1, 1});
     }

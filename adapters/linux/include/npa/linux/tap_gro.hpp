@@ -150,8 +150,7 @@ inline bool continues(const std::byte* first, const segment& fs, const std::byte
     // window; options.
     const std::byte* th = f + s.l4;
     const std::byte* th0 = first + fs.l4;
-    if (std::memcmp(th, th0, 4) != 0 ||
-        load32(th + 4) != load32(prev + ps.l4 + 4) + ps.size() ||
+    if (std::memcmp(th, th0, 4) != 0 || load32(th + 4) != load32(prev + ps.l4 + 4) + ps.size() ||
         std::memcmp(th + 8, th0 + 8, 5) != 0 || std::memcmp(th + 14, th0 + 14, 2) != 0 ||
         std::memcmp(th + 20, th0 + 20, s.payload - s.l4 - 20) != 0) {
         return false;
@@ -257,8 +256,7 @@ std::uint32_t gro_build(std::span<const Buffer> frames, std::size_t i, gro_frame
 /// IFF_VNET_HDR), merging runs of TCP segments. Returns the frames the TAP took; the rest
 /// were refused (the caller counts them as dropped).
 template <class Buffer>
-std::uint32_t tap_write_burst(int fd, std::span<const Buffer> frames,
-                              tap_gro_stats& st) noexcept {
+std::uint32_t tap_write_burst(int fd, std::span<const Buffer> frames, tap_gro_stats& st) noexcept {
     std::uint32_t taken = 0;
     const auto write_one = [&](const Buffer& b) {
         virtio_net_hdr h = vnet_from_offload(b.offload());
