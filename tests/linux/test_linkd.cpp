@@ -141,6 +141,14 @@ TEST_CASE("TCP both ways over each plugin, with the peer's offloads on (TSO, GRO
             }
         }
     }
+    // Peer to host, the TAP writer merged segments of the iperf3 flow into larger frames
+    // (npa/linux/tap_gro.hpp), and the TAP took every one of them.
+    const std::string status = d.ctl("--json status").second;
+    CHECK_MESSAGE(npa_test::json_number(status, "merged_writes") > 0, status);
+    CHECK_MESSAGE(npa_test::json_number(status, "merged_segments") >
+                      npa_test::json_number(status, "merged_writes"),
+                  status);
+    CHECK_MESSAGE(npa_test::json_number(status, "refused") == 0, status);
     // No frame was dropped for its size on either lower.
     const std::string stats = d.ctl("--json stats").second;
     CHECK_MESSAGE(npa_test::json_number(stats, "rx_dropped") == 0, stats);

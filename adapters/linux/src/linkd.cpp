@@ -483,17 +483,15 @@ bool linkd::data_iteration() {
                 pend.assign(bufs.begin() + n, bufs.begin() + filled);
             }
         }
-        // RX: what the shell received goes into the stack.
+        // RX: what the shell received goes into the stack, a TCP flow's consecutive
+        // segments merged into one frame (npa/linux/tap_gro.hpp).
         std::array<buffer_ref, burst> rx{};
         const std::uint16_t n = shell_->rx_burst(q, rx);
-        for (std::uint16_t i = 0; i < n; ++i) {
-            if (tap_.write_frame(q, rx[i])) {
-                ++tc_.written;
-            } else {
-                ++tc_.write_dropped;
-            }
-        }
         if (n != 0) {
+            const std::uint32_t taken =
+                tap_.write_burst(q, std::span<const buffer_ref>(rx.data(), n));
+            tc_.written += taken;
+            tc_.write_dropped += n - taken;
             shell_->free(q, std::span<const buffer_ref>(rx.data(), n));
             work = true;
         }

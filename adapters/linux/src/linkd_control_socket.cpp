@@ -216,7 +216,17 @@ std::string linkd::render_status(bool text) {
              (l.image_note.empty() ? std::string() : "      " + l.image_note + "\n") +
              render_image(l, true);
     }
-    o += "]";
+    // What the TAP writer merged (npa/linux/tap_gro.hpp).
+    const tap_gro_stats& g = tap_.gro_stats();
+    o += "],\"tap_gro\":{" +
+         json_counters({{"writes", g.writes},
+                        {"merged_writes", g.merged_writes},
+                        {"merged_segments", g.merged_segments},
+                        {"refused", g.refused}}) +
+         "}";
+    t += "tap writes " + std::to_string(g.writes) + ": " + std::to_string(g.merged_segments) +
+         " segments merged into " + std::to_string(g.merged_writes) + " frames, " +
+         std::to_string(g.refused) + " refused\n";
     if (text)
         o += ",\"text\":" + json_str(t);
     return o + "}";

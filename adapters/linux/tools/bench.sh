@@ -5,10 +5,12 @@
 #
 #   adapters/linux/tools/bench.sh <build-dir>/bin [seconds]
 #   OFFLOADS=off adapters/linux/tools/bench.sh ...   # the peer's TSO/GSO/GRO/checksums off
+#   BASE=<other build>/bin adapters/linux/tools/bench.sh ...  # that build's daemon too,
+#                                                   # in the same run (before and after)
 #
-# Topology: namespace npab-g (the guest: npa0 or va0 carries 10.77.0.1) and npab-p (the
-# peer: br0 = 10.77.0.2 over vb0, vb1), as in the tests. Both namespaces are deleted on
-# exit. Prints markdown tables: TCP both ways (host to peer, and peer to host with
+# Topology: namespace npab-g<pid> (the guest: npa0 or va0 carries 10.77.0.1) and
+# npab-p<pid> (the peer: br0 = 10.77.0.2 over vb0, vb1), as in the tests. Both namespaces
+# are deleted on exit. Prints markdown tables: TCP both ways (host to peer, and peer to host with
 # iperf3 -R) and 64-byte UDP, each with its ratio to plain veth measured in this run; for
 # npa-linkd also the packets it moved per CPU-second of its thread (schedstat) beside
 # packets per wall-clock second, and the load average, since the machine is shared.
@@ -16,10 +18,11 @@ set -eu
 BIN=${1:?usage: bench.sh <dir with npa-linkd and npactl> [seconds]}
 T=${2:-5}
 OFFLOADS=${OFFLOADS:-on}
-G=npab-g
-P=npab-p
+BASE=${BASE:-}
+G=npab-g$$
+P=npab-p$$
 mkdir -p /run/npa
-SOCK=/run/npa/npab.sock
+SOCK=/run/npa/npab$$.sock
 W=$(mktemp -d)
 DPID=
 SPID=
@@ -57,8 +60,10 @@ topology() {
     sleep 0.3
 }
 
-start_linkd() {  # $@: --lower flags
-    ip netns exec $G "$BIN/npa-linkd" --tap npa0 --socket $SOCK --min-dwell-ms 0 "$@" 2>"$W/linkd.log" &
+start_linkd() {  # $1: the build's bin directory, then --lower flags
+    D=$1
+    shift
+    ip netns exec $G "$D/npa-linkd" --tap npa0 --socket $SOCK --min-dwell-ms 0 "$@" 2>"$W/linkd.log" &
     DPID=$!
     for _ in 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20; do
         "$BIN/npactl" --socket $SOCK status >/dev/null 2>&1 && break
@@ -86,8 +91,8 @@ udp_kpps() {  # 64-byte datagrams, unlimited rate: delivered packets per second
 ratio() { python3 -c "import sys; b=float(sys.argv[2]); print('%.0f%%' % (100*float(sys.argv[1])/b) if b else '-')" "$1" "$2"; }
 
 # The daemon's CPU time (ns, schedstat's first field, every thread) and the packets the
-# shell moved (TX accepted + RX delivered).
-cpu_ns() { cat /proc/"$DPID"/task/*/schedstat | awk '{s += $1} END {printf "%d", s}'; }
+# shell moved (TX accepted + RX delivered). "%.0f", not "%d": mawk's %d stops at 2^31 ns.
+cpu_ns() { cat /proc/"$DPID"/task/*/schedstat | awk '{s += $1} END {printf "%.0f", s}'; }
 shell_pkts() {
     "$BIN/npactl" --socket $SOCK --json stats |
         python3 -c 'import json,sys; s=json.load(sys.stdin)["shell"]; print(s["tx_accepted"] + s["rx_delivered"])'
@@ -116,20 +121,32 @@ B_IN=$(tcp_mbits -R)
 B_UDP=$(udp_kpps)
 echo "| plain veth (baseline) | $B_OUT | 100% | $B_IN | 100% | $B_UDP | 100% | - |"
 
-for lower in va0:af_xdp:copy va1:af_packet; do
-    topology
-    start_linkd --lower "$lower"
-    : >"$W/eff"
-    OUT=$(measured tcp_mbits)
-    IN=$(measured tcp_mbits -R)
-    UDP=$(measured udp_kpps)
-    echo "| npa-linkd over ${lower#*:} | $OUT | $(ratio "$OUT" "$B_OUT") | $IN | $(ratio "$IN" "$B_IN") | $UDP | $(ratio "$UDP" "$B_UDP") | $(paste -sd, "$W/eff" | sed 's/,/; /g') |"
-    stop_linkd
+for build in "$BIN" $BASE; do
+    tag=
+    [ "$build" != "$BIN" ] && tag=" ($build)"
+    for lower in va0:af_xdp:copy va1:af_packet; do
+        topology
+        start_linkd "$build" --lower "$lower"
+        : >"$W/eff"
+        OUT=$(measured tcp_mbits)
+        IN=$(measured tcp_mbits -R)
+        # What the TAP writer merged (npa/linux/tap_gro.hpp): nearly all of it peer to host.
+        "$BIN/npactl" --socket $SOCK --json status | python3 -c '
+import json,sys; g=json.load(sys.stdin).get("tap_gro")
+if g: w=g["merged_writes"]; print("  %s: %d segments went up in %d merged TAP writes (%.1f per write), %d refused" % (sys.argv[1], g["merged_segments"], w, g["merged_segments"]/w if w else 0, g["refused"]))' "${lower#*:}$tag" >>"$W/gro"
+        UDP=$(measured udp_kpps)
+        echo "| npa-linkd over ${lower#*:}$tag | $OUT | $(ratio "$OUT" "$B_OUT") | $IN | $(ratio "$IN" "$B_IN") | $UDP | $(ratio "$UDP" "$B_UDP") | $(paste -sd, "$W/eff" | sed 's/,/; /g') |"
+        stop_linkd
+    done
 done
+
+echo
+echo "TCP segments merged on their way into the TAP:"
+cat "$W/gro"
 
 # Switches under load: an operator switch every 50 ms during a TCP run and a 200 Hz ping.
 topology
-start_linkd --lower va0:af_xdp:copy --lower va1:af_packet
+start_linkd "$BIN" --lower va0:af_xdp:copy --lower va1:af_packet
 ip netns exec $G iperf3 -c 10.77.0.2 -p 5301 -t $((T + 2)) --json >"$W/iperf.json" &
 IP=$!
 ip netns exec $G ping -q -i 0.005 -c $((T * 200)) -W 2 10.77.0.2 >"$W/ping.txt" &

@@ -15,6 +15,8 @@
 // leaves, npa/linux/checksum.hpp), and received frames whose checksum was checked reach
 // the stack marked DATA_VALID. Segmentation (TUN_F_TSO4/6) is not turned on by npa-linkd:
 // neither Linux plugin segments, so the kernel still does before the frame reaches us.
+// Received TCP segments go up merged where they can (write_burst, npa/linux/tap_gro.hpp):
+// a frame written with a GSO header needs no TUNSETOFFLOAD bit.
 //
 // MAC and MTU are read and set with the classic ioctls on the interface; changes made
 // with `ip link` are seen through rtnetlink (npa/linux/rtnetlink.hpp).
@@ -23,6 +25,7 @@
 #include <npa/buffer/packet_buffer.hpp>
 #include <npa/control.hpp>
 #include <npa/linux/detail.hpp>
+#include <npa/linux/tap_gro.hpp>
 #include <npa/status.hpp>
 
 #include <fcntl.h>
@@ -41,6 +44,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
+#include <span>
 #include <utility>
 
 namespace npa::lnx {
@@ -113,17 +117,6 @@ struct tap_options {
     return true;
 }
 
-/// Header for a frame the shell received (written to the TAP): a checksum the device
-/// verified is passed on as DATA_VALID so the stack does not check it again.
-[[nodiscard]] inline virtio_net_hdr vnet_from_offload(const offload_info& o) noexcept {
-    virtio_net_hdr h{};
-    if (o.csum == csum_state::good) {
-        h.flags = VIRTIO_NET_HDR_F_DATA_VALID;
-    }
-    h.gso_type = VIRTIO_NET_HDR_GSO_NONE;
-    return h;
-}
-
 // ---- the TAP device ------------------------------------------------------------------
 
 class tap_device {
@@ -131,7 +124,7 @@ public:
     tap_device() noexcept = default;
     tap_device(tap_device&& o) noexcept
         : fds_(std::exchange(o.fds_, {})), nq_(std::exchange(o.nq_, 0)), vnet_(o.vnet_),
-          ifindex_(o.ifindex_) {
+          ifindex_(o.ifindex_), gro_(o.gro_) {
         std::memcpy(name_, o.name_, IFNAMSIZ);
         for (auto& f : o.fds_)
             f = -1;
@@ -143,6 +136,7 @@ public:
             nq_ = std::exchange(o.nq_, 0);
             vnet_ = o.vnet_;
             ifindex_ = o.ifindex_;
+            gro_ = o.gro_;
             std::memcpy(name_, o.name_, IFNAMSIZ);
             for (auto& f : o.fds_)
                 f = -1;
@@ -250,6 +244,22 @@ public:
         const ssize_t n = vnet_ ? ::writev(fds_[q], iov, 2) : ::writev(fds_[q], iov + 1, 1);
         return n > 0;
     }
+
+    /// Writes a burst of received frames into the stack, runs of one TCP flow's segments
+    /// merged into one frame each (npa/linux/tap_gro.hpp; needs IFF_VNET_HDR, else every
+    /// frame goes alone). Returns the frames the kernel took.
+    std::uint32_t write_burst(std::uint16_t q, std::span<const buffer_ref> frames) noexcept {
+        if (!vnet_) {
+            std::uint32_t n = 0;
+            for (const buffer_ref b : frames) {
+                n += write_frame(q, b) ? 1u : 0u;
+            }
+            return n;
+        }
+        return tap_write_burst(fds_[q], frames, gro_);
+    }
+    /// What write_burst merged.
+    [[nodiscard]] const tap_gro_stats& gro_stats() const noexcept { return gro_; }
 
     // ---- interface attributes (control path) -----------------------------------------
 
@@ -363,6 +373,7 @@ private:
     std::uint16_t nq_ = 0;
     bool vnet_ = true;
     int ifindex_ = 0;
+    tap_gro_stats gro_{};
     char name_[IFNAMSIZ] = {};
 };
 
