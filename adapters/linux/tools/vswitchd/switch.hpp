@@ -69,12 +69,11 @@ struct counters {
 #undef NPA_X
 };
 
-/// A MAC address as a 48-bit number (0: none), so the per-frame compares are integer ones.
+/// A MAC address as a 48-bit number (0: none), so the per-frame compares are integer ones
+/// (its six bytes in host order: only equality and hashing use it).
 [[nodiscard]] inline std::uint64_t mac_key(const mac_addr& m) noexcept {
     std::uint64_t k = 0;
-    for (const std::uint8_t b : m) {
-        k = k << 8 | b;
-    }
+    std::memcpy(&k, m.data(), 6);
     return k;
 }
 
@@ -199,7 +198,11 @@ private:
         // The header every decision reads, copied out once (f.data may be the front end's).
         std::array<std::byte, 18> head; // destination, source, 802.1Q tag, type
         const std::size_t hn = std::min(len, head.size());
-        std::memcpy(head.data(), f.data, hn);
+        if (hn == head.size()) {
+            std::memcpy(head.data(), f.data, head.size()); // a fixed size: a few moves
+        } else {
+            std::memcpy(head.data(), f.data, hn);
+        }
         sim::eth::header h;
         if (!sim::eth::parse({head.data(), hn}, h)) {
             ++p.c.rx_runt;
