@@ -8,7 +8,8 @@
 //   0 desc i = {addr, len, flags, next}  (addr inside the region or raw, as byte 0 says)
 //   1 post a head (any 16-bit value) on the available ring
 //   2 set avail->idx to any value
-//   3 take a transmitted frame          4 give a frame (length, MRG_RXBUF from the input)
+//   3 take a transmitted frame (copied, or in place: it must lie inside the region)
+//   4 give a frame (length, MRG_RXBUF and where it is cut in two from the input)
 //   5 publish used entries, ask need_interrupt() and enable_notify()
 // Invariants: no out-of-bounds access or undefined behaviour; a frame taken is no longer
 // than the chain's bytes past the header; the back end never publishes more used entries
@@ -17,6 +18,7 @@
 
 #include <npa/linux/vhost_user/vring.hpp>
 
+#include <algorithm>
 #include <array>
 #include <cstring>
 #include <memory>
@@ -81,7 +83,20 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
             const bool was_broken = r.broken;
             const std::uint16_t before = r.dev.last_avail();
             bool more = false;
-            const std::size_t len = was_broken ? 0 : vu::take_frame(r, gm, hdr, out, st, more);
+            std::size_t len = 0;
+            if (in.flag()) {
+                len = was_broken ? 0 : vu::take_frame(r, gm, hdr, out, st, more);
+            } else if (!was_broken) {
+                // In place: a frame left in the front end's memory lies whole inside it;
+                // every byte is read, so ASan sees any that does not.
+                const vu::tx_frame f = vu::take_frame_in_place(r, gm, hdr, out, st, more);
+                len = f.len;
+                if (f.data != nullptr && f.data != out.data()) {
+                    NPA_FUZZ_CHECK(f.data >= mem.get() && f.len <= region_size &&
+                                   static_cast<std::size_t>(f.data - mem.get()) <= region_size - f.len);
+                    std::memcpy(out.data(), f.data, std::min(f.len, out.size()));
+                }
+            }
             NPA_FUZZ_CHECK(len <= 0xFFFFFFFFull);
             NPA_FUZZ_CHECK(!was_broken || r.dev.last_avail() == before);
             break;
@@ -92,7 +107,9 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
             }
             const std::size_t len = in.u16() % frame.size();
             const bool mrg = in.flag();
-            (void)vu::give_frame(r, gm, hdr, mrg, {frame.data(), len}, st);
+            const std::size_t cut = in.u16() % (len + 1); // a head and a tail, as the switch gives
+            (void)vu::give_frame(r, gm, hdr, mrg, vu::frame_parts{{frame.data(), cut}, {frame.data() + cut, len - cut}},
+                                 st);
             break;
         }
         default:
