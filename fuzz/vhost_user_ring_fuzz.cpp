@@ -15,7 +15,8 @@
 //           1 the front end's next descriptor made available on its lap (NEXT, WRITE from
 //             the input): chains as a driver writes them, and ones that never end
 //           2 the front end's lap counter flipped, or its event suppression area written
-//   both:   3 take a transmitted frame          4 give a frame (length, MRG_RXBUF from the input)
+//   both:   3 take a transmitted frame (copied, or in place: then it must lie inside the memory)
+//           4 give a frame (length, MRG_RXBUF and where it is cut in two from the input)
 //           5 publish used entries, ask need_interrupt() and enable_notify()
 // Invariants: no out-of-bounds access or undefined behaviour; a broken ring stays broken
 // (nothing more is taken from it); split: the back end never publishes more used entries
@@ -25,9 +26,12 @@
 
 #include <npa/linux/vhost_user/vring.hpp>
 
+#include <algorithm>
 #include <array>
 #include <cstring>
 #include <memory>
+#include <span>
+#include <utility>
 #include <vector>
 
 namespace {
@@ -45,7 +49,10 @@ namespace vu = npa::vhost_user;
 namespace vq = npa::virtio;
 
 // The data path's ops, the same for both layouts; false for an op of the layout's own.
-bool walk_op(std::uint32_t op, vu::vring& r, const vu::guest_memory& gm, npa::fuzz::input& in, vu::io_stats& st) {
+using region_list = std::span<const std::pair<const std::byte*, std::size_t>>;
+
+bool walk_op(std::uint32_t op, vu::vring& r, const vu::guest_memory& gm, region_list regions, npa::fuzz::input& in,
+             vu::io_stats& st) {
     static std::array<std::byte, 4096> out{};
     static const std::vector<std::byte> frame(3000, std::byte{0x42});
     switch (op) {
@@ -53,7 +60,23 @@ bool walk_op(std::uint32_t op, vu::vring& r, const vu::guest_memory& gm, npa::fu
         const bool was_broken = r.broken;
         const std::uint16_t before = r.dev.base();
         bool more = false;
-        const std::size_t len = was_broken ? 0 : vu::take_frame(r, gm, hdr, out, st, more);
+        std::size_t len = 0;
+        if (in.flag()) {
+            len = was_broken ? 0 : vu::take_frame(r, gm, hdr, out, st, more);
+        } else if (!was_broken) {
+            // In place: a frame left in the front end's memory lies whole inside one of its
+            // regions; every byte is read, so ASan sees any that does not.
+            const vu::tx_frame f = vu::take_frame_in_place(r, gm, hdr, out, st, more);
+            len = f.len;
+            if (f.data != nullptr && f.data != out.data()) {
+                NPA_FUZZ_CHECK(!r.dev.packed()); // a packed ring's frame is always copied out
+                NPA_FUZZ_CHECK(std::any_of(regions.begin(), regions.end(), [&](const auto& g) {
+                    return f.data >= g.first && f.len <= g.second &&
+                           static_cast<std::size_t>(f.data - g.first) <= g.second - f.len;
+                }));
+                std::memcpy(out.data(), f.data, std::min(f.len, out.size()));
+            }
+        }
         NPA_FUZZ_CHECK(len <= 0xFFFFFFFFull);
         NPA_FUZZ_CHECK(!was_broken || r.dev.base() == before);
         return true;
@@ -64,7 +87,9 @@ bool walk_op(std::uint32_t op, vu::vring& r, const vu::guest_memory& gm, npa::fu
         }
         const std::size_t len = in.u16() % frame.size();
         const bool mrg = in.flag();
-        (void)vu::give_frame(r, gm, hdr, mrg, {frame.data(), len}, st);
+        const std::size_t cut = in.u16() % (len + 1); // a head and a tail, as the switch gives
+        (void)vu::give_frame(r, gm, hdr, mrg, vu::frame_parts{{frame.data(), cut}, {frame.data() + cut, len - cut}},
+                             st);
         return true;
     }
     case 5:
@@ -97,10 +122,11 @@ void run_split(npa::fuzz::input& in, bool event_idx) {
     NPA_FUZZ_CHECK(r.start(gm, event_idx));
     const vq::split_ring ring = r.dev.split_side().ring();
     vu::io_stats st;
+    const std::array<std::pair<const std::byte*, std::size_t>, 1> regions{{{mem.get(), region_size}}};
 
     for (int ops = 0; !in.empty() && ops < 256; ++ops) {
         const std::uint32_t op = in.below(6);
-        if (walk_op(op, r, gm, in, st)) {
+        if (walk_op(op, r, gm, regions, in, st)) {
         } else if (op == 0) {
             const std::uint32_t i = in.below(n);
             vq::virtq_desc& d = ring.desc()[i];
@@ -147,10 +173,12 @@ void run_packed(npa::fuzz::input& in, bool event_idx) {
     const vq::packed_ring ring = r.dev.packed_side().ring();
     vq::packed_cursor drv = vu::decode_base(base); // the front end's next position and lap
     vu::io_stats st;
+    const std::array<std::pair<const std::byte*, std::size_t>, 2> regions{
+        {{mem.get(), region_size}, {rmem.get(), ring_bytes}}};
 
     for (int ops = 0; !in.empty() && ops < 256; ++ops) {
         const std::uint32_t op = in.below(6);
-        if (walk_op(op, r, gm, in, st)) {
+        if (walk_op(op, r, gm, regions, in, st)) {
         } else if (op == 0) {
             vq::pvirtq_desc& d = ring.desc()[in.below(pn)];
             d.addr = any_addr(in);

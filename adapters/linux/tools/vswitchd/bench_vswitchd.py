@@ -3,26 +3,40 @@
 one run, rounds interleaved (adapters/linux/README.md, "npa-vswitchd"). A benchmark: it
 prints numbers and never fails on them.
 
-    adapters/linux/tools/vswitchd/bench_vswitchd.py <dir with npa-vswitchd> [seconds] [rounds]
+    bench_vswitchd.py <dir with npa-vswitchd> [--seconds T] [--rounds N] [--kinds a,b,..]
+    bench_vswitchd.py <dir with npa-vswitchd> --callgrind OUT [--seconds T]
 
-Both setups have the same front end: one dpdk-testpmd with two net_virtio_user ports on
+Every setup has the same front end: one dpdk-testpmd with two net_virtio_user ports on
 CPU 0, which sends a burst of 64-byte frames on each port (--tx-first, the other port's MAC
 as destination) and then forwards what arrives on one port out of the other (io), so the
-frames circle through the switch under test, which runs on CPU 1 (two busy pollers on the
-machine's two cores, neither sharing its CPU):
+same frames circle through the switch under test, which runs on CPU 1:
   npa      npa-vswitchd, two ports, pinned with taskset -c 1 (sleeps when idle)
   npa-busy the same with --busy-poll (never sleeps, as testpmd)
   testpmd  dpdk-testpmd, two net_vhost ports (server mode), --forward-mode=io, its
            forwarding lcore on CPU 1
-For each: frames the front end received (ipackets of both ports, telemetry) per second of
-wall time, and per CPU-second of the forwarding thread (/proc/<pid>/task/<tid>/schedstat:
-time on CPU), and the ratio of npa to testpmd. Needs root (testpmd's /var/run/dpdk).
+Rounds go npa, npa-busy, testpmd, npa, ... (--kinds picks and orders them), each with a
+fresh switch and front end. For each round: frames the front end received (ipackets of both
+ports, telemetry) per second of wall time and per CPU-second of the forwarding thread
+(/proc/<pid>/task/<tid>/schedstat: time on CPU, so the machine's other work does not
+count), the share of the wall time that thread was on a CPU, and the load average. The
+summary gives each setup's median and, per round, each npa setup's ratio to the testpmd
+round beside it. Needs root (testpmd's /var/run/dpdk).
+
+--callgrind OUT runs npa-vswitchd --busy-poll under valgrind's callgrind instead, with the
+same front end, and writes the profile of T seconds of forwarding to OUT (instruction
+counts do not depend on the machine's load, wall time does): the window starts and ends
+when the daemon rewrites its JSON, so the frames forwarded in it (tx_packets of both ports)
+are known to within one burst, and the script prints instructions per frame, total and by
+function (inclusive).
 """
+import argparse
+import glob
 import json
 import os
 import shutil
 import signal
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -32,6 +46,7 @@ TESTPMD = shutil.which("dpdk-testpmd") or "/usr/bin/dpdk-testpmd"
 MAC_A, MAC_B = "02:00:00:00:00:0a", "02:00:00:00:00:0b"
 EAL = ["--no-huge", "-m", "256", "--no-pci"]
 BURST = 64  # frames the front end sends on each port at start; they then circle
+KINDS = ("npa", "npa-busy", "testpmd")
 
 
 def testpmd(prefix, vdevs, lcores, args, log):
@@ -90,13 +105,29 @@ def stop(p):
     if p and p.poll() is None:
         p.send_signal(signal.SIGINT)
         try:
-            p.wait(10)
+            p.wait(30)
         except subprocess.TimeoutExpired:
             p.kill()
             p.wait()
     for a in p.args:  # testpmd's runtime directory stays behind otherwise
         if isinstance(a, str) and a.startswith("--file-prefix="):
             shutil.rmtree("/var/run/dpdk/" + a.split("=", 1)[1], ignore_errors=True)
+
+
+def front_end(tag, sock_a, sock_b, log):
+    """One testpmd with two net_virtio_user ports on CPU 0: a burst on each (--tx-first),
+    then io forwarding between them; the destination MACs (--eth-peer) send each port's
+    frames to the other port, so they circle through the switch."""
+    return testpmd(f"bfe-{tag}", [f"net_virtio_user0,path={sock_a},queues=1,mac={MAC_A}",
+                                  f"net_virtio_user1,path={sock_b},queues=1,mac={MAC_B}"], "0@0,1@0",
+                   ["--forward-mode=io", "--tx-first", f"--eth-peer=0,{MAC_B}", f"--eth-peer=1,{MAC_A}",
+                    f"--burst={BURST}"], log)
+
+
+def vswitchd(bindir, w, rnd, busy, log, wrap=()):
+    return subprocess.Popen([*wrap, os.path.join(bindir, "npa-vswitchd"), "--run-dir", w,
+                             "--port", f"a{rnd},mac={MAC_A}", "--port", f"b{rnd},mac={MAC_B}",
+                             *(["--busy-poll"] if busy else [])], stdout=log, stderr=subprocess.STDOUT)
 
 
 def measure(kind, bindir, secs, w, rnd):
@@ -106,12 +137,9 @@ def measure(kind, bindir, secs, w, rnd):
     procs = []
     try:
         if kind.startswith("npa"):
-            busy = ["--busy-poll"] if kind == "npa-busy" else []
-            sw = subprocess.Popen(["taskset", "-c", "1", os.path.join(bindir, "npa-vswitchd"), "--run-dir", w,
-                                   "--port", f"a{rnd},mac={MAC_A}", "--port", f"b{rnd},mac={MAC_B}", *busy],
-                                  stdout=log, stderr=subprocess.STDOUT)
+            sw = vswitchd(bindir, w, rnd, kind == "npa-busy", log, ("taskset", "-c", "1"))
             sock_a, sock_b = f"{w}/a{rnd}.sock", f"{w}/b{rnd}.sock"
-            thread = None
+            thread = None  # one thread: the main one
         else:
             sock_a, sock_b = f"{w}/va{rnd}.sock", f"{w}/vb{rnd}.sock"
             sw = testpmd(f"bsw-{tag}", [f"net_vhost0,iface={sock_a},queues=1", f"net_vhost1,iface={sock_b},queues=1"],
@@ -120,61 +148,153 @@ def measure(kind, bindir, secs, w, rnd):
         procs.append(sw)
         if not wait_for(lambda: os.path.exists(sock_a) and os.path.exists(sock_b)):
             return None
-        # One front end with both ports: it sends a burst on each (--tx-first), then forwards
-        # whatever arrives on one port out of the other (io), so the frames circle through the
-        # switch; the destination MACs (--eth-peer) send each burst to the other port.
         fe = f"bfe-{tag}"
-        procs.append(testpmd(fe, [f"net_virtio_user0,path={sock_a},queues=1,mac={MAC_A}",
-                                  f"net_virtio_user1,path={sock_b},queues=1,mac={MAC_B}"], "0@0,1@0",
-                             ["--forward-mode=io", "--tx-first", f"--eth-peer=0,{MAC_B}", f"--eth-peer=1,{MAC_A}",
-                              f"--burst={BURST}"], log))
+        procs.append(front_end(tag, sock_a, sock_b, log))
         if not wait_for(lambda: ipackets(fe) > 1000):
             return None
         time.sleep(1)  # past start-up
         p0, c0, t0 = ipackets(fe), cpu_ns(sw.pid, thread), time.time()
         time.sleep(secs)
         p1, c1, t1 = ipackets(fe), cpu_ns(sw.pid, thread), time.time()
-        return p1 - p0, t1 - t0, (c1 - c0) / 1e9
+        if c1 == c0 or p0 < 0 or p1 < 0:
+            return None
+        return p1 - p0, t1 - t0, (c1 - c0) / 1e9, os.getloadavg()[0]
     finally:
         for p in reversed(procs):
             stop(p)
         log.close()
 
 
+def delivered(w, rnd):
+    """(tx_packets of both ports, the JSON files' newest mtime) from the run directory."""
+    total, mtime = 0, 0.0
+    for port in (f"a{rnd}", f"b{rnd}"):
+        path = f"{w}/{port}.json"
+        try:
+            mtime = max(mtime, os.stat(path).st_mtime)
+            with open(path) as f:
+                total += json.load(f)["counters"]["tx_packets"]
+        except (OSError, ValueError, KeyError):
+            return None
+    return total, mtime
+
+
+def at_next_announce(w, rnd):
+    """Waits for the daemon's next JSON rewrite and returns its frame count."""
+    first = delivered(w, rnd)
+    while True:
+        now = delivered(w, rnd)
+        if now and first and now[1] != first[1] and now[0] != first[0]:
+            return now[0]
+        time.sleep(0.002)
+
+
+def profile(bindir, secs, out):
+    """npa-vswitchd --busy-poll under callgrind for secs seconds of forwarding."""
+    w = tempfile.mkdtemp(prefix="npa-vswitchd-prof-")
+    log = open(os.path.join(w, "prof.log"), "w")
+    for f in glob.glob(out + "*"):
+        os.unlink(f)
+    sw = vswitchd(bindir, w, 0, True, log, ("valgrind", "--tool=callgrind", f"--callgrind-out-file={out}",
+                                            "--dump-instr=no", "--collect-atstart=yes"))
+    procs = [sw]
+    try:
+        if not wait_for(lambda: os.path.exists(f"{w}/a0.sock") and os.path.exists(f"{w}/b0.sock"), 60):
+            print(f"npa-vswitchd did not start under valgrind (log in {w})")
+            return 1
+        procs.append(front_end(f"prof-{os.getpid()}", f"{w}/a0.sock", f"{w}/b0.sock", log))
+        if not wait_for(lambda: (delivered(w, 0) or (0, 0))[0] > 10000, 60):
+            print(f"no frames forwarded (log in {w})")
+            return 1
+        time.sleep(1)
+        n0 = at_next_announce(w, 0)
+        subprocess.run(["callgrind_control", "-z", str(sw.pid)], check=True, stdout=subprocess.DEVNULL)
+        time.sleep(secs)
+        n1 = at_next_announce(w, 0)
+        subprocess.run(["callgrind_control", "-d", str(sw.pid)], check=True, stdout=subprocess.DEVNULL)
+    finally:
+        for p in reversed(procs):
+            stop(p)
+        log.close()
+    frames = n1 - n0
+    dumps = sorted(f for f in glob.glob(out + ".*") if f[len(out) + 1:].isdigit())
+    if not dumps or frames <= 0:
+        print(f"no profile (log in {w})")
+        return 1
+    dump = dumps[0]
+    ann = subprocess.run(["callgrind_annotate", "--inclusive=yes", "--threshold=99.5", dump],
+                         capture_output=True, text=True).stdout
+    total = 0
+    rows = []
+    for line in ann.splitlines():
+        parts = line.split(None, 1)
+        if len(parts) != 2 or not parts[0].replace(",", "").isdigit():
+            continue
+        ir = int(parts[0].replace(",", ""))
+        if "PROGRAM TOTALS" in parts[1]:
+            total = ir
+        else:
+            rows.append((ir, parts[1].split(" [")[0]))
+    print(f"profile {dump}: {frames} frames forwarded, {total} instructions, "
+          f"{total / frames:.0f} instructions per frame\n")
+    print("| instructions per frame (inclusive) | function |")
+    print("|---|---|")
+    for ir, fn in rows[:25]:
+        print(f"| {ir / frames:.1f} | {fn} |")
+    shutil.rmtree(w, ignore_errors=True)
+    return 0
+
+
+def ratio(a, b):
+    return a / b if b else 0.0
+
+
 def main():
-    if len(sys.argv) < 2:
-        print(__doc__)
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("bindir")
+    ap.add_argument("--seconds", type=float, default=5.0)
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--kinds", default=",".join(KINDS))
+    ap.add_argument("--callgrind", metavar="OUT")
+    a = ap.parse_args()
+    if a.callgrind:
+        return profile(a.bindir, a.seconds, a.callgrind)
+    kinds = [k for k in a.kinds.split(",") if k]
+    if any(k not in KINDS for k in kinds):
+        print(f"--kinds takes {','.join(KINDS)}")
         return 2
-    bindir, secs = sys.argv[1], float(sys.argv[2]) if len(sys.argv) > 2 else 5.0
-    rounds = int(sys.argv[3]) if len(sys.argv) > 3 else 3
     w = tempfile.mkdtemp(prefix="npa-vswitchd-bench-")
-    res = {"npa": [], "npa-busy": [], "testpmd": []}
-    for r in range(rounds):
-        for kind in res:
-            m = measure(kind, bindir, secs, w, r)
+    res = {k: [] for k in kinds}  # per kind: {round: (frames, wall, cpu, load)}
+    for r in range(a.rounds):
+        for kind in kinds:
+            m = measure(kind, a.bindir, a.seconds, w, r)
             if m is None:
                 print(f"round {r} {kind}: did not start (logs in {w})")
                 continue
-            res[kind].append(m)
-            n, wall, cpu = m
-            print(f"round {r} {kind:8s} {n / wall / 1e6:6.3f} Mpps wall  "
-                  f"{(n / cpu / 1e6) if cpu else 0:6.3f} Mpps per CPU-second  (cpu {cpu / wall:.2f} of the wall)")
-    print(f"\nload average: {os.getloadavg()[0]:.2f} (2 cores, shared)\n")
-    print("| switch | Mpps (wall) | Mpps per CPU-second of the forwarding thread |")
-    print("|---|---|---|")
-    summary = {}
+            res[kind].append((r, m))
+            n, wall, cpu, load = m
+            print(f"round {r} {kind:8s} {n / wall / 1e6:6.3f} Mpps wall  {ratio(n, cpu) / 1e6:6.3f} Mpps per "
+                  f"CPU-second  (on a CPU {cpu / wall:.2f} of the wall, load average {load:.2f})", flush=True)
+    loads = [m[3] for ms in res.values() for _, m in ms]
+    print(f"\nload average over the rounds: {min(loads, default=0):.2f} to {max(loads, default=0):.2f} "
+          f"(2 cores, shared)\n")
+    print("| switch | rounds | Mpps (wall), median | Mpps per CPU-second, median | on a CPU |")
+    print("|---|---|---|---|---|")
     for kind, ms in res.items():
-        if not ms:
-            continue
-        n = sum(m[0] for m in ms)
-        wall = sum(m[1] for m in ms)
-        cpu = sum(m[2] for m in ms)
-        summary[kind] = (n / wall / 1e6, n / cpu / 1e6 if cpu else 0.0)
-        print(f"| {kind} | {summary[kind][0]:.3f} | {summary[kind][1]:.3f} |")
-    base = summary.get("testpmd")
+        if ms:
+            print(f"| {kind} | {len(ms)} | {statistics.median(m[0] / m[1] for _, m in ms) / 1e6:.3f} | "
+                  f"{statistics.median(ratio(m[0], m[2]) for _, m in ms) / 1e6:.3f} | "
+                  f"{statistics.median(m[2] / m[1] for _, m in ms):.2f} |")
+    base = dict(res.get("testpmd", []))
     for kind in ("npa", "npa-busy"):
-        if kind in summary and base and base[0] > 0 and base[1] > 0:
-            print(f"| {kind} / testpmd | {summary[kind][0] / base[0]:.2f} | {summary[kind][1] / base[1]:.2f} |")
+        pairs = [(m, base[r]) for r, m in res.get(kind, []) if r in base]
+        if not pairs:
+            continue
+        wall = sorted(ratio(m[0] / m[1], b[0] / b[1]) for m, b in pairs)
+        cpu = sorted(ratio(ratio(m[0], m[2]), ratio(b[0], b[2])) for m, b in pairs)
+        print(f"\n{kind} / testpmd, round by round: wall {' '.join(f'{x:.2f}' for x in wall)} "
+              f"(median {statistics.median(wall):.2f}); per CPU-second {' '.join(f'{x:.2f}' for x in cpu)} "
+              f"(median {statistics.median(cpu):.2f})")
     shutil.rmtree(w, ignore_errors=True)
     return 0
 

@@ -2,11 +2,17 @@
 // and the data path that moves frames between them, top to bottom:
 //
 //   poll()              for each port whose transmit ring runs, a burst of frames:
-//     take_frame()        the front end's next frame (vring.hpp: chain walked and checked)
-//     admit()             length, anti-spoofing (source MAC), VLAN: the ingress policy
+//     take_frame_in_place()  the front end's next frame (vring.hpp: chain walked and
+//                         checked), left where it is when it lies in one segment
+//     forward()           the Ethernet header copied out (the front end can rewrite its
+//                         memory at any time: every decision is on this snapshot); length,
+//                         anti-spoofing (source MAC), VLAN: the ingress policy
 //     learn, look up      (VLAN, source MAC) learnt; destination by configured MAC, then
 //                         learnt; broadcast and multicast flooded to the VLAN's ports
-//     deliver()           egress VLAN check, give_frame() into the destination's receive ring
+//     deliver()           egress VLAN check, give_frame() into the destination's receive
+//                         ring: the snapshot's header, then the rest of the frame from the
+//                         sender's memory (one copy, as a frame in one segment is not
+//                         gathered first)
 //   then the used entries of every ring touched are published, and the call eventfd
 //   written where the front end asked for an interrupt (split_device::need_interrupt()).
 //
@@ -20,10 +26,13 @@
 #include <npa/sim/device/policy.hpp>
 #include <npa/sim/wire.hpp>
 
+#include <algorithm>
 #include <array>
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
 #include <memory>
+#include <span>
 #include <string>
 #include <unordered_map>
 #include <vector>
@@ -61,15 +70,25 @@ struct counters {
 #undef NPA_X
 };
 
+/// A MAC address as a 48-bit number (0: none), so the per-frame compares are integer ones
+/// (its six bytes in host order: only equality and hashing use it).
+[[nodiscard]] inline std::uint64_t mac_key(const mac_addr& m) noexcept {
+    std::uint64_t k = 0;
+    std::memcpy(&k, m.data(), 6);
+    return k;
+}
+
 struct port {
     port_config cfg;
+    std::uint64_t mac = 0; ///< cfg.mac as mac_key()
     sim::port_policy policy;
     vhost_user::back_end be;
     counters c;
     vhost_user::io_stats rx_io, tx_io;  // the transmitq's walks, the receiveq's walks
     bool rx_dirty = false;              // used entries written on the receiveq, not published
 
-    port(port_config pc, vhost_user::back_end::log_fn log) : cfg(std::move(pc)), be(1, std::move(log)) {
+    port(port_config pc, vhost_user::back_end::log_fn log)
+        : cfg(std::move(pc)), mac(mac_key(cfg.mac)), be(1, std::move(log)) {
         policy.default_mac = cfg.mac;
         policy.port_vlan = 0;
         policy.allowed_vlans = cfg.vlans;
@@ -77,6 +96,9 @@ struct port {
     }
     [[nodiscard]] vhost_user::vring& receiveq() noexcept { return be.rings()[0]; }
     [[nodiscard]] vhost_user::vring& transmitq() noexcept { return be.rings()[1]; }
+    /// policy.check_mac() for a port without allowed_macs (the switch sets none): any source
+    /// when no MAC is configured, else only the configured one.
+    [[nodiscard]] bool source_ok(std::uint64_t src) const noexcept { return mac == 0 || src == mac; }
     [[nodiscard]] bool vlan_ok(std::uint16_t v) const {
         // An empty list means untagged only here (port_policy reads it as "any").
         return v == 0 || (!cfg.vlans.empty() && policy.check_vlan(v) == nullptr);
@@ -110,8 +132,12 @@ public:
     /// One pass over every port: returns the frames taken.
     int poll() noexcept {
         int work = 0;
-        for (std::size_t i = 0; i < ports.size(); ++i) {
+        const std::size_t np = ports.size();
+        for (std::size_t i = 0; i < np; ++i) {
             work += poll_port(i);
+        }
+        if (work == 0) { // nothing taken, nothing delivered
+            return 0;
         }
         for (auto& p : ports) {
             if (p->rx_dirty) {
@@ -136,29 +162,44 @@ private:
             vhost_user::back_end::signal(r);
         }
     }
-    static std::uint64_t key(std::uint16_t vlan, const mac_addr& m) noexcept {
-        std::uint64_t k = vlan;
-        for (const std::uint8_t b : m) {
-            k = k << 8 | b;
-        }
-        return k;
+    static std::uint64_t key(std::uint16_t vlan, std::uint64_t mac) noexcept {
+        return std::uint64_t{vlan} << 48 | mac;
     }
 
     int poll_port(std::size_t i) noexcept {
         port& p = *ports[i];
         vhost_user::vring& q = p.transmitq();
-        if (!q.ready()) {
+        // acquire: as split_device::avail_pending(); an empty ring costs this one load (pop()
+        // would load it again, and count an impossible index, when something is there)
+        if (!q.ready() || q.dev.ring().avail()->idx.load(std::memory_order_acquire) == q.dev.last_avail()) {
             return 0;
         }
         int n = 0;
         bool more = true;
+        const std::size_t hdr_len = p.be.hdr_len();
+        // 1. take the burst, every chain walked and checked; a frame left in place is held and
+        //    its first bytes prefetched, so the misses on the front end's lines overlap rather
+        //    than follow one another. A gathered frame goes at once, after the held ones (the
+        //    next gather reuses buf_; the order of a port's frames is kept).
+        std::array<vhost_user::tx_frame, burst> held;
+        int nheld = 0;
         for (int k = 0; k < burst && more; ++k) {
-            const std::size_t len = vhost_user::take_frame(q, p.be.memory(), p.be.hdr_len(), buf_, p.rx_io, more);
+            const vhost_user::tx_frame f = vhost_user::take_frame_in_place(q, p.be.memory(), hdr_len, buf_, p.rx_io, more);
             n += more ? 1 : 0;
-            if (len != 0) {
-                forward(i, len);
+            if (f.len == 0) {
+                continue;
             }
+            if (f.data == buf_.data()) {
+                forward_held(i, held, nheld);
+                forward(i, f);
+                continue;
+            }
+            __builtin_prefetch(f.data);
+            held[static_cast<std::size_t>(nheld++)] = f;
         }
+        // 2. forward them; the used entries written in step 1 are published after this, so
+        //    the front end has not had the buffers back yet
+        forward_held(i, held, nheld);
         if (n != 0) {
             publish(q);
             p.fold_ring_errors();
@@ -166,12 +207,28 @@ private:
         return n;
     }
 
-    void forward(std::size_t in, std::size_t len) noexcept {
+    void forward_held(std::size_t in, std::span<const vhost_user::tx_frame> held, int& nheld) noexcept {
+        for (int k = 0; k < nheld; ++k) {
+            forward(in, held[static_cast<std::size_t>(k)]);
+        }
+        nheld = 0;
+    }
+
+    void forward(std::size_t in, const vhost_user::tx_frame& f) noexcept {
         port& p = *ports[in];
+        const std::size_t len = f.len;
         ++p.c.rx_packets;
         p.c.rx_bytes += len;
+        // The header every decision reads, copied out once (f.data may be the front end's).
+        std::array<std::byte, 18> head; // destination, source, 802.1Q tag, type
+        const std::size_t hn = std::min(len, head.size());
+        if (hn == head.size()) {
+            std::memcpy(head.data(), f.data, head.size()); // a fixed size: a few moves
+        } else {
+            std::memcpy(head.data(), f.data, hn);
+        }
         sim::eth::header h;
-        if (!sim::eth::parse({buf_.data(), std::min(len, buf_.size())}, h)) {
+        if (!sim::eth::parse({head.data(), hn}, h)) {
             ++p.c.rx_runt;
             return;
         }
@@ -180,7 +237,8 @@ private:
             ++p.c.rx_oversize;
             return;
         }
-        if (sim::eth::is_multicast(h.src) || p.policy.check_mac(h.src) != nullptr) {
+        const std::uint64_t src = mac_key(h.src), dst = mac_key(h.dst);
+        if (sim::eth::is_multicast(h.src) || !p.source_ok(src)) {
             ++p.c.rx_spoofed;
             return;
         }
@@ -189,10 +247,11 @@ private:
             return;
         }
         // 2. learn the source (a configured MAC needs no learning)
-        if (p.cfg.mac == mac_addr{} && learnt_.size() < max_learnt) {
-            learnt_[key(h.vlan, h.src)] = in;
+        if (p.mac == 0 && learnt_.size() < max_learnt) {
+            learnt_[key(h.vlan, src)] = in;
         }
-        const std::span<const std::byte> frame{buf_.data(), len};
+        // len <= mtu + header here, so a gathered frame is whole in buf_
+        const vhost_user::frame_parts frame{{head.data(), hn}, {f.data + hn, len - hn}};
         // 3. flood, or one destination
         if (sim::eth::is_multicast(h.dst)) {
             for (std::size_t o = 0; o < ports.size(); ++o) {
@@ -202,7 +261,7 @@ private:
             }
             return;
         }
-        const std::size_t out = lookup(h.vlan, h.dst);
+        const std::size_t out = lookup(h.vlan, dst);
         if (out == ports.size()) {
             ++p.c.rx_unknown_dst;
             return;
@@ -214,9 +273,9 @@ private:
         deliver(out, h.vlan, frame);
     }
 
-    [[nodiscard]] std::size_t lookup(std::uint16_t vlan, const mac_addr& dst) const noexcept {
+    [[nodiscard]] std::size_t lookup(std::uint16_t vlan, std::uint64_t dst) const noexcept {
         for (std::size_t o = 0; o < ports.size(); ++o) {
-            if (ports[o]->cfg.mac == dst) {
+            if (ports[o]->mac == dst && dst != 0) { // 0: no MAC configured
                 return o;
             }
         }
@@ -224,7 +283,7 @@ private:
         return it == learnt_.end() ? ports.size() : it->second;
     }
 
-    void deliver(std::size_t out, std::uint16_t vlan, std::span<const std::byte> frame) noexcept {
+    void deliver(std::size_t out, std::uint16_t vlan, const vhost_user::frame_parts& frame) noexcept {
         port& d = *ports[out];
         if (!d.vlan_ok(vlan)) {
             ++d.c.tx_vlan;

@@ -102,61 +102,130 @@ struct io_stats {
     std::uint64_t rx_too_big = 0;   ///< without MRG_RXBUF, a frame larger than the chain
 };
 
-/// Takes the next frame the front end transmits into `out`: its length, 0 when nothing is
-/// waiting or the chain was refused (counted; its head given back unused), or more than
-/// out.size() when the frame did not fit (the first out.size() bytes copied; the caller drops
-/// it). The chain goes back to the front end at once (used, length 0); publish_used() is
-/// the caller's, once a burst.
-[[nodiscard]] inline std::size_t take_frame(vring& r, const guest_memory& mem, std::size_t hdr_len,
-                                            std::span<std::byte> out, io_stats& st, bool& more) noexcept {
+/// A frame taken from a transmitq (take_frame_in_place): `len` bytes at `data`, which points
+/// into the front end's memory when the frame lies in one segment after the header (no copy
+/// made), else into the caller's scratch buffer (gathered there). When `len` is more than the
+/// scratch holds, only its first scratch.size() bytes are there (the caller drops it).
+struct tx_frame {
+    const std::byte* data = nullptr;
+    std::size_t len = 0;
+};
+
+/// Takes the next frame the front end transmits, in place where it can: its length is 0 when
+/// nothing is waiting or the chain was refused (counted; its head given back unused). The
+/// chain is marked used (length 0) before this returns. On a split ring publish_used() is
+/// the caller's, once a burst, and only after it is done with the bytes, which stay in the
+/// front end's memory until then; on a packed ring (used as soon as marked) the frame is
+/// always copied into the scratch buffer first. The front end can still rewrite them (a hostile one will, between a
+/// check and a copy): decide on a snapshot of what the decision reads, never on the bytes
+/// in place.
+[[nodiscard]] inline tx_frame take_frame_in_place(vring& r, const guest_memory& mem, std::size_t hdr_len,
+                                                  std::span<std::byte> scratch, io_stats& st, bool& more) noexcept {
     more = false;
     std::span<virtio::segment> segs = r.segs;
+    // pop() calls the address check once for each descriptor it accepts, in chain order
+    // (virtqueue.hpp, chain_walk::take), so host[i] is where segs[i] lies here: each
+    // segment is translated once.
+    std::array<const std::byte*, max_segments> host;
+    std::uint16_t nh = 0;
+    const auto ok = [&](std::uint64_t a, std::uint32_t l, bool) {
+        const std::byte* p = mem.gpa(a, l);
+        if (p != nullptr) {
+            host[nh++] = p;
+        }
+        return p != nullptr;
+    };
     virtio::chain c;
     std::uint16_t descs = 0;
-    const auto ok = [&](std::uint64_t a, std::uint32_t l, bool) { return mem.gpa(a, l) != nullptr; };
     const virtio::pop_status ps = r.dev.pop(c, descs, segs, ok);
     if (ps == virtio::pop_status::empty) {
-        return 0;
+        return {};
     }
     if (ps == virtio::pop_status::broken) {
         r.broken = true;
         ++st.broken;
-        return 0;
+        return {};
     }
     more = true;
     if (ps == virtio::pop_status::refused) {
         if (r.dev.last_error() != virtio::chain_error::head_range) {
             r.dev.push_used(c.head, 0, descs);
         }
-        return 0;
+        return {};
+    }
+    if (c.read_len <= hdr_len) {
+        r.dev.push_used(c.head, 0, descs);
+        ++st.short_chain;
+        return {};
+    }
+    // Step over the header (it may span segments); a frame left in one segment stays where
+    // it is, one in several is gathered into the scratch buffer.
+    std::uint16_t i = 0;
+    std::size_t skip = hdr_len;
+    while (skip >= segs[i].len) { // read_len > hdr_len: a readable segment holds frame bytes
+        skip -= segs[i].len;
+        ++i;
+    }
+    const std::size_t len = c.read_len - hdr_len;
+    // A split ring's used entry reaches the front end only with publish_used(), after the
+    // caller is done with the bytes, so a frame in one segment is read where it is. A packed
+    // ring's used flag is visible as soon as it is written: the front end may then reuse the
+    // buffer, so the frame is copied out before it is given back.
+    if (segs[i].len - skip == len && !r.dev.packed()) {
+        r.dev.push_used(c.head, 0, descs);
+        return {host[i] + skip, len};
+    }
+    std::size_t at = 0;
+    for (; i < c.readable; ++i) {
+        const std::size_t seg = segs[i].len - skip;
+        const std::size_t n = at < scratch.size() ? std::min(seg, scratch.size() - at) : 0;
+        std::memcpy(scratch.data() + at, host[i] + skip, n);
+        at += seg;
+        skip = 0;
     }
     r.dev.push_used(c.head, 0, descs);
-    if (c.read_len <= hdr_len) {
-        ++st.short_chain;
-        return 0;
-    }
-    // Copy the readable segments, the header skipped (it may span segments).
-    std::size_t skip = hdr_len, at = 0;
-    for (std::uint16_t i = 0; i < c.readable; ++i) {
-        const std::byte* p = mem.gpa(segs[i].addr, segs[i].len); // checked by pop()
-        std::size_t len = segs[i].len;
-        const std::size_t s = std::min(skip, len);
-        p += s;
-        len -= s;
-        skip -= s;
-        const std::size_t n = at < out.size() ? std::min(len, out.size() - at) : 0;
-        std::memcpy(out.data() + at, p, n);
-        at += len;
-    }
-    return at;
+    return {scratch.data(), len};
 }
+
+/// Takes the next frame the front end transmits into `out`: its length, 0 when nothing is
+/// waiting or the chain was refused (counted; its head given back unused), or more than
+/// out.size() when the frame did not fit (the first out.size() bytes copied; the caller drops
+/// it). As take_frame_in_place, with the frame always copied.
+[[nodiscard]] inline std::size_t take_frame(vring& r, const guest_memory& mem, std::size_t hdr_len,
+                                            std::span<std::byte> out, io_stats& st, bool& more) noexcept {
+    const tx_frame f = take_frame_in_place(r, mem, hdr_len, out, st, more);
+    if (f.data != nullptr && f.data != out.data()) {
+        std::memcpy(out.data(), f.data, std::min(f.len, out.size()));
+    }
+    return f.len;
+}
+
+/// A frame to give in two pieces, `head` then `tail` (a switch passes the Ethernet header it
+/// checked, from its own snapshot, and the rest of the frame from where it was taken).
+struct frame_parts {
+    std::span<const std::byte> head, tail;
+    [[nodiscard]] std::size_t size() const noexcept { return head.size() + tail.size(); }
+    /// Copies bytes [at, at + n) of the frame to `to`.
+    void copy(std::byte* to, std::size_t at, std::size_t n) const noexcept {
+        if (at < head.size()) {
+            const std::size_t h = std::min(n, head.size() - at);
+            std::memcpy(to, head.data() + at, h);
+            to += h;
+            at += h;
+            n -= h;
+        }
+        if (n != 0) {
+            std::memcpy(to, tail.data() + (at - head.size()), n);
+        }
+    }
+};
 
 /// Gives `frame` to the front end through its receive ring: true when delivered (used
 /// entries written, not yet published). With `mrg` (VIRTIO_NET_F_MRG_RXBUF) the frame may
 /// take several chains (num_buffers in the header); without, it must fit one. Chains taken
 /// and not used go back to the ring.
 [[nodiscard]] inline bool give_frame(vring& r, const guest_memory& mem, std::size_t hdr_len, bool mrg,
-                                     std::span<const std::byte> frame, io_stats& st) noexcept {
+                                     const frame_parts& frame, io_stats& st) noexcept {
     struct taken {
         std::uint16_t head;
         std::uint32_t len;
@@ -170,7 +239,16 @@ struct io_stats {
     std::size_t at = 0;                     // frame bytes written
     const std::size_t total = hdr_len + frame.size();
     std::size_t written = 0;                // header and frame bytes written
-    const auto ok = [&](std::uint64_t a, std::uint32_t l, bool w) { return w && mem.gpa(a, l) != nullptr; };
+    // As in take_frame_in_place: host[i] is where segs[i] lies, translated by the check.
+    std::array<std::byte*, max_segments> host;
+    std::uint16_t nh = 0;
+    const auto ok = [&](std::uint64_t a, std::uint32_t l, bool w) {
+        std::byte* p = w ? mem.gpa(a, l) : nullptr;
+        if (p != nullptr) {
+            host[nh++] = p;
+        }
+        return p != nullptr;
+    };
     while (written < total) {
         if (nused == max_rx_chains || (nused != 0 && !mrg)) {
             r.dev.unpop(nused, ndescs);
@@ -178,6 +256,7 @@ struct io_stats {
             return false;
         }
         virtio::chain c;
+        nh = 0;
         std::uint16_t descs = 0;
         const virtio::pop_status ps = r.dev.pop(c, descs, segs, ok);
         if (ps == virtio::pop_status::broken) {
@@ -208,11 +287,13 @@ struct io_stats {
             ++st.rx_no_buffer;
             return false;
         }
+        // A chain with readable segments is refused by the write check (every segment must
+        // be writable), so segment i is host[i].
         std::uint32_t len = 0;
         for (std::uint16_t i = c.readable; i < c.segments && written < total; ++i) {
-            std::byte* p = mem.gpa(segs[i].addr, segs[i].len); // checked by pop()
+            std::byte* p = host[i];
             std::size_t room = segs[i].len;
-            while (room != 0 && written < hdr_len) { // the header, zeros but num_buffers
+            if (written < hdr_len) { // the header, zeros but num_buffers
                 const std::size_t n = std::min(room, hdr_len - written);
                 std::memset(p, 0, n);
                 if (written <= 10 && written + n >= 12 && hdr_len >= 12) {
@@ -224,7 +305,7 @@ struct io_stats {
                 len += static_cast<std::uint32_t>(n);
             }
             const std::size_t n = std::min(room, frame.size() - at);
-            std::memcpy(p, frame.data() + at, n);
+            frame.copy(p, at, n);
             at += n;
             written += n;
             len += static_cast<std::uint32_t>(n);
@@ -240,6 +321,10 @@ struct io_stats {
         r.dev.push_used(used[i].head, used[i].len, used[i].descs);
     }
     return true;
+}
+[[nodiscard]] inline bool give_frame(vring& r, const guest_memory& mem, std::size_t hdr_len, bool mrg,
+                                     std::span<const std::byte> frame, io_stats& st) noexcept {
+    return give_frame(r, mem, hdr_len, mrg, frame_parts{frame, {}}, st);
 }
 
 } // namespace npa::vhost_user
