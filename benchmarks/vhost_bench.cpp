@@ -3,15 +3,18 @@
 // (tests/linux/vhost_testpmd.hpp starts it), in both directions.
 //
 //   npa_vhost_bench [--seconds T] [--rounds N] [--direction send|receive|both]
+//   valgrind --tool=callgrind npa_vhost_bench --icount B
 //
-//   send     the peer in rxonly mode; npa: this process's main thread drives the virtio-net
-//            plugin (polled rings, the sim's test_api as the shell, as
-//            tests/linux/vhost_net_kit.hpp does) and sends 64-byte frames as fast as the
-//            ring takes them; virtio: a second dpdk-testpmd with a net_virtio_user port on
+//   send     the peer in rxonly mode; npa: this process's main thread sends 64-byte frames
+//            through npa::shell over one virtio-net path (polled rings): alloc, build,
+//            tx_burst, free what was not taken, poll when the ring is full, as an
+//            application of the shell would; virtio: a second dpdk-testpmd with a net_virtio_user port on
 //            the peer's socket, --forward-mode=txonly, 64-byte frames. The peer's ipackets
 //            count.
 //   receive  the peer in txonly mode (64-byte frames); npa: the main thread polls the
-//            plugin's receiveq, its frames count; virtio: net_virtio_user in rxonly mode,
+//            plugin's receiveq (the sim's test_api as the shell, which checks every
+//            buffer's owner at each hand-over, as tests/linux/vhost_net_kit.hpp does),
+//            its frames count; virtio: net_virtio_user in rxonly mode,
 //            its ipackets count.
 //
 // Rounds alternate npa, virtio, npa, virtio... (a fresh peer each), so a change in the
@@ -21,12 +24,23 @@
 // the same window (npa: its own thread clock; virtio: the busiest thread of its testpmd,
 // the forwarding lcore, from schedstat). Reports wall Mpps and frames per CPU-second per
 // round, medians, npa/virtio of the medians and the median of each round's npa/virtio.
+// --icount B [--via shell|test_api]: npa's send side only, through the shell (the rounds'
+// way) or the plugin under the test API, B bursts counted by callgrind (client requests: the
+// counters zeroed after a warm-up, dumped as "send" after the B bursts; instructions are
+// stable where time on a shared machine is not; before each burst, uncounted, the peer
+// is waited for until it has sent all it holds), then the frames the plugin took; the
+// dump's total over those frames is instructions per frame (the whole loop: frame
+// building, the shell's or the test API's bookkeeping, the plugin, the ring and the kicks).
 // Needs root (testpmd's /var/run/dpdk). Measures; never fails on a number.
 #define DOCTEST_CONFIG_IMPLEMENT
 #include "cpu_time.hpp"
 #include "vhost_net_kit.hpp"
 
+#include <npa/shell.hpp>
+
 #include <sched.h>
+#include <time.h>
+#include <valgrind/callgrind.h>
 
 #include <algorithm>
 #include <chrono>
@@ -106,7 +120,8 @@ void build64(buffer_t b, const mac& src) {
 }
 
 // One burst of up to 32 frames into the plugin's TX ring; what it did not take goes back.
-void send_burst(net_port& p) {
+// Returns the frames the plugin took.
+std::uint16_t send_burst(net_port& p) {
     std::array<buffer_t, 32> b{};
     std::uint32_t got = p.api->alloc_tx(b);
     if (got < b.size()) {
@@ -123,7 +138,86 @@ void send_burst(net_port& p) {
     if (acc < got) {
         (void)p.plugin.tx_reap(0);
     }
+    return acc;
 }
+
+struct shell_env {
+    using pool_type = pool_t;
+    static std::uint64_t now_ns() noexcept {
+        timespec ts{};
+        ::clock_gettime(CLOCK_MONOTONIC, &ts);
+        return static_cast<std::uint64_t>(ts.tv_sec) * 1'000'000'000u + static_cast<std::uint64_t>(ts.tv_nsec);
+    }
+};
+using shell_t = npa::shell<shell_env, npa::virtio_net_plugin>;
+
+// A testpmd port takes any MAC and RX mode: no authority behind the path.
+struct no_authority {
+    npa::status submit(const npa::control_request&) { return {}; }
+    npa::status submit_batch(std::span<const npa::control_request>) { return {}; }
+};
+
+// The send side as an application of npa sees it: a shell with one virtio-net path over
+// vhost-user, its pool in the path's memfd.
+struct shell_port {
+    vu::net_device dev{10000};
+    std::optional<pool_t> pool;
+    no_authority ctl;
+    std::optional<shell_t> sh;
+    mac self;
+
+    shell_port(const vu::net_config& c, const mac& /*peer: every frame goes to far_mac*/ = far_mac)
+        : self(c.mac) {
+        REQUIRE(dev.create(c));
+        npa::pool_config pc;
+        pc.count = 2048;
+        auto p = pool_t::create(pc, dev.pool_memory());
+        REQUIRE(p);
+        pool.emplace(std::move(*p));
+    }
+    ~shell_port() { sh.reset(); }
+
+    void attach() {
+        REQUIRE(wait_until(30s, [&] { return static_cast<bool>(dev.connect()); }));
+        pool_t* pools[] = {&*pool};
+        npa::shell_config sc;
+        sc.queues = one_pair();
+        static shell_env env;
+        sh.emplace(env, pools, sc);
+        REQUIRE(sh->init_status());
+        const npa::path_id v = sh->add_path<npa::virtio_net_plugin>(dev.window(), npa::control_link::to(ctl));
+        REQUIRE(v != shell_t::no_path);
+        const npa::status st = sh->start(v);
+        INFO(std::string(st.reason()), " / ", dev.last_error());
+        REQUIRE(st);
+    }
+    [[nodiscard]] npa::virtio_net_plugin<shell_t::api>& plugin() {
+        return *sh->plugin<npa::virtio_net_plugin>(0);
+    }
+};
+
+// One burst of up to 32 frames through the shell; what it did not take goes back to the
+// pool, and the plugin's TX ring is polled. Returns the frames the shell took.
+std::uint16_t send_burst(shell_port& p) {
+    std::array<buffer_t, 32> b{};
+    std::uint32_t got = p.sh->alloc(0, b);
+    if (got < b.size()) {
+        (void)p.sh->poll(0);
+        got += p.sh->alloc(0, std::span(b.data() + got, b.size() - got));
+    }
+    for (std::uint32_t i = 0; i < got; ++i) {
+        build64(b[i], p.self);
+    }
+    const std::uint16_t acc = p.sh->tx_burst(0, std::span(b.data(), got));
+    p.sh->free(0, std::span<const buffer_t>(b.data() + acc, got - acc));
+    if (acc < got) {
+        (void)p.sh->poll(0);
+    }
+    return acc;
+}
+
+plugin_t& plugin_of(net_port& p) { return p.plugin; }
+npa::virtio_net_plugin<shell_t::api>& plugin_of(shell_port& p) { return p.plugin(); }
 
 // Both sides poll, as net_virtio_user and net_vhost do.
 vu::net_config polled(const std::string& sock) {
@@ -134,7 +228,8 @@ vu::net_config polled(const std::string& sock) {
 }
 
 // The plugin attached to the peer, the link up, this thread on CPU 0.
-void attach_and_pin(net_port& p, const rig& r, int round) {
+template <class Port>
+void attach_and_pin(Port& p, const rig& r, int round) {
     p.attach();
     if (!r.link_up()) {
         std::fprintf(stderr, "npa round %d: the peer's link never came up\n", round);
@@ -148,7 +243,7 @@ const std::vector<std::string> txonly = {"--forward-mode=txonly", "--txpkts=64"}
 
 result round_npa(int round, double seconds) {
     rig r(round, rxonly);
-    net_port p(polled(r.sock), far_mac);
+    shell_port p(polled(r.sock));
     attach_and_pin(p, r, round);
     const npa_bench::thread_cpu_clock clk;
     const auto warm = clock_type::now() + 200ms;
@@ -169,8 +264,33 @@ result round_npa(int round, double seconds) {
     res.frames = r.peer.port_stat("ipackets") - f0;
     res.cpu_s = static_cast<double>(clk.now_ns() - c0) / 1e9;
     res.wall_s = std::chrono::duration<double>(clock_type::now() - t0).count();
-    (void)p.tx_drained();
     return res;
+}
+
+// --icount: `bursts` bursts to an rxonly peer between callgrind's zero and dump.
+template <class Port>
+int icount_send(unsigned bursts) {
+    rig r(0, rxonly);
+    Port p(polled(r.sock), far_mac);
+    attach_and_pin(p, r, 0);
+    for (int i = 0; i < 2048; ++i) { // the ring full and reaped a few times over
+        send_burst(p);
+    }
+    std::uint64_t frames = 0;
+    CALLGRIND_ZERO_STATS;
+    for (unsigned i = 0; i < bursts; ++i) {
+        // Uncounted: the peer through what it was given, so every burst finds the same
+        // ring (a peer starved of CPU would otherwise turn bursts into refused frames).
+        CALLGRIND_TOGGLE_COLLECT;
+        const auto until = clock_type::now() + 1s;
+        while (plugin_of(p).tx_reapable(0) != plugin_of(p).tx_in_flight(0) && clock_type::now() < until) {
+        }
+        CALLGRIND_TOGGLE_COLLECT;
+        frames += send_burst(p);
+    }
+    CALLGRIND_DUMP_STATS_AT("send");
+    std::printf("send %llu frames in %u bursts\n", static_cast<unsigned long long>(frames), bursts);
+    return 0;
 }
 
 // npa receives what the peer sends (txonly); the frames npa took off its receiveq count.
@@ -330,16 +450,22 @@ int main(int argc, char** argv) {
     double seconds = 3;
     int rounds = 3;
     std::string direction = "both";
+    unsigned icount = 0;
+    std::string via = "shell";
     for (int i = 1; i < argc; ++i) {
         const std::string a = argv[i];
         if (a == "--seconds" && i + 1 < argc) {
             seconds = std::strtod(argv[++i], nullptr);
         } else if (a == "--rounds" && i + 1 < argc) {
             rounds = std::atoi(argv[++i]);
+        } else if (a == "--icount" && i + 1 < argc) {
+            icount = static_cast<unsigned>(std::strtoul(argv[++i], nullptr, 10));
+        } else if (a == "--via" && i + 1 < argc) {
+            via = argv[++i];
         } else if (a == "--direction" && i + 1 < argc) {
             direction = argv[++i];
         } else {
-            std::fprintf(stderr, "usage: %s [--seconds T] [--rounds N] [--direction send|receive|both]\n",
+            std::fprintf(stderr, "usage: %s [--seconds T] [--rounds N] [--direction send|receive|both] | --icount B [--via shell|test_api]\n",
                          argv[0]);
             return 2;
         }
@@ -355,6 +481,13 @@ int main(int argc, char** argv) {
     doctest::Context checks;
     checks.setAsDefaultForAssertsOutOfTestCases();
     checks.setAssertHandler(failed_require);
+    if (via != "shell" && via != "test_api") {
+        std::fprintf(stderr, "--via: shell or test_api, not '%s'\n", via.c_str());
+        return 2;
+    }
+    if (icount != 0) {
+        return via == "shell" ? icount_send<shell_port>(icount) : icount_send<net_port>(icount);
+    }
     const double load0 = npa_bench::load_average_1min();
     int round = 0;
     if (direction != "receive") {

@@ -6,10 +6,12 @@
 
 #include <npa/virtio/split_ring.hpp>
 
+#include <algorithm>
 #include <array>
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
+#include <span>
 #include <vector>
 
 using namespace npa::virtio;
@@ -389,4 +391,151 @@ TEST_CASE("out of order without IN_ORDER is legal, and drain returns what is lef
     q.drv.drain_in_flight([&](std::uint16_t h) { left.push_back(h); });
     CHECK(left == std::vector<std::uint16_t>{0, 1, 3});
     CHECK(q.drv.free_descs() == 8);
+}
+
+namespace {
+
+// What a driver made of the used ring: each chain back (C), passed over (P), each refused
+// entry (B), a broken index (X), in the order they came.
+struct reaped {
+    std::vector<std::pair<char, std::uint16_t>> events;
+    bool operator==(const reaped&) const = default;
+};
+
+void drain_one_by_one(split_driver& d, reaped& r) {
+    for (;;) {
+        used_chain u;
+        const used_status st = d.poll_used(u, [&](std::uint16_t h) { r.events.emplace_back('P', h); });
+        if (st == used_status::ok) {
+            r.events.emplace_back('C', u.id);
+        } else if (st == used_status::bad_id) {
+            r.events.emplace_back('B', 0);
+        } else {
+            if (st == used_status::broken) {
+                r.events.emplace_back('X', 0);
+            }
+            return;
+        }
+    }
+}
+
+void drain_in_bulk(split_driver& d, reaped& r, std::size_t chunk) {
+    std::array<std::uint16_t, 8> heads{};
+    for (;;) {
+        std::uint32_t got = 0;
+        const used_status st = d.poll_used_bulk(std::span(heads.data(), chunk), got,
+                                                [&](std::uint16_t h) { r.events.emplace_back('P', h); });
+        for (std::uint32_t i = 0; i < got; ++i) {
+            r.events.emplace_back('C', heads[i]);
+        }
+        if (st == used_status::bad_id) {
+            r.events.emplace_back('B', 0);
+        } else if (st == used_status::broken) {
+            r.events.emplace_back('X', 0);
+            return;
+        } else if (st == used_status::empty) {
+            return;
+        }
+    }
+}
+
+} // namespace
+
+TEST_CASE("poll_used_bulk takes what poll_used takes, in the same order, hostile entries too") {
+    // Two drivers over two copies of the same device writes: one drained entry by entry,
+    // one in bulk (chunks of 1, 3 and 8). Mostly the device completes in order (the bulk's
+    // short way), now and then it names a later chain, a chain twice, an index past the
+    // ring, or moves used->idx impossibly far: every event, count and free descriptor must
+    // come out the same.
+    for (const bool in_order : {false, true}) {
+        for (const bool batches : {false, true}) {
+            for (const std::size_t chunk : {std::size_t{1}, std::size_t{3}, std::size_t{8}}) {
+                CAPTURE(in_order);
+                CAPTURE(batches);
+                CAPTURE(chunk);
+                queue a(16, false, in_order, batches), b(16, false, in_order, batches);
+                std::uint32_t rng = 12345;
+                auto next = [&](std::uint32_t m) {
+                    rng = rng * 1103515245u + 12345u;
+                    return (rng >> 8) % m;
+                };
+                std::uint16_t used_idx = 0;
+                std::vector<std::uint16_t> live; // heads the device holds, oldest first
+                reaped ra, rb;
+                std::size_t seen = 0;
+                for (int round = 0; round < 400; ++round) {
+                    // the driver adds chains of 1..3 descriptors while it has room
+                    const std::uint32_t adds = next(6);
+                    for (std::uint32_t i = 0; i < adds; ++i) {
+                        const std::uint32_t k = 1 + next(3);
+                        std::array<segment, 3> segs{};
+                        for (std::uint32_t j = 0; j < k; ++j) {
+                            segs[j] = {0x1000u + j, 64, j + 1 == k};
+                        }
+                        const std::int32_t ha = a.drv.add(std::span(segs.data(), k));
+                        const std::int32_t hb = b.drv.add(std::span(segs.data(), k));
+                        REQUIRE(ha == hb);
+                        if (ha >= 0) {
+                            live.push_back(static_cast<std::uint16_t>(ha));
+                        }
+                    }
+                    // the device writes 0..4 entries, mostly right
+                    const std::uint32_t writes = next(5);
+                    std::size_t pos = 0;
+                    for (std::uint32_t i = 0; i < writes; ++i) {
+                        std::uint32_t id;
+                        const std::uint32_t kind = next(20);
+                        if (kind == 0) {
+                            id = 16 + next(4); // out of range
+                        } else if (kind == 1 && live.size() > 1) {
+                            id = live[1 + next(static_cast<std::uint32_t>(live.size() - 1))]; // a later chain
+                        } else if (kind == 2) {
+                            id = next(16); // anything: a chain twice, one never handed over
+                        } else if (pos < live.size()) {
+                            // the oldest not yet written, or now and then a batch's last
+                            pos += next(8) == 0 ? next(3) : 0;
+                            pos = pos < live.size() ? pos : live.size() - 1;
+                            id = live[pos++];
+                        } else {
+                            continue;
+                        }
+                        for (queue* q : {&a, &b}) {
+                            q->ring.used_ring(used_idx).id = id;
+                            q->ring.used_ring(used_idx).len = 64;
+                        }
+                        ++used_idx;
+                    }
+                    const bool wild = next(100) == 0; // an index no device can have written
+                    for (queue* q : {&a, &b}) {
+                        q->ring.used()->idx = static_cast<std::uint16_t>(wild ? used_idx + 40 : used_idx);
+                    }
+                    drain_one_by_one(a.drv, ra);
+                    drain_in_bulk(b.drv, rb, chunk);
+                    REQUIRE(ra == rb);
+                    REQUIRE(a.drv.free_descs() == b.drv.free_descs());
+                    REQUIRE(a.drv.in_flight() == b.drv.in_flight());
+                    if (wild) {
+                        for (queue* q : {&a, &b}) {
+                            q->ring.used()->idx = used_idx;
+                        }
+                    }
+                    // what the drivers took back the device no longer holds
+                    for (std::size_t e = seen; e < ra.events.size(); ++e) {
+                        const auto [what, h] = ra.events[e];
+                        if (what == 'C' || what == 'P') {
+                            std::erase(live, h);
+                        }
+                    }
+                    seen = ra.events.size();
+                }
+                CHECK(a.drv.stats().bad_used_id == b.drv.stats().bad_used_id);
+                CHECK(a.drv.stats().bad_used_idx == b.drv.stats().bad_used_idx);
+                CHECK(a.drv.stats().passed_over == b.drv.stats().passed_over);
+                CHECK(a.drv.stats().batches == b.drv.stats().batches);
+                CHECK(ra.events.size() > 400); // chains came back, and not only refusals
+                CHECK(a.drv.stats().bad_used_id > 0);
+                CHECK(a.drv.stats().bad_used_idx > 0);
+            }
+        }
+    }
 }

@@ -230,6 +230,13 @@ public:
         return static_cast<std::uint16_t>(order_tail_ - order_head_);
     }
     [[nodiscard]] const driver_stats& stats() const noexcept { return st_; }
+    /// Used entries the device has published and the driver not yet taken (a snapshot,
+    /// unchecked: poll_used() checks each entry; more than N is an index it refuses).
+    [[nodiscard]] std::uint32_t used_ready() const noexcept {
+        // acquire: as poll_used() would read the entries behind it
+        return static_cast<std::uint16_t>(r_.used()->idx.load(std::memory_order_acquire) - last_used_) +
+               std::uint32_t{batch_left_};
+    }
 
     /// Writes `segs` as one chain (readable segments before writable ones, as 2.7.4.2
     /// asks) and puts its head on the available ring, not yet published. Returns the head,
@@ -241,6 +248,14 @@ public:
         }
         const std::uint32_t mask = r_.size() - 1;
         const std::uint16_t head = free_fifo_[free_head_ & mask];
+        if (k == 1) { // a frame in one buffer (virtio-net's TX and RX): no links to write
+            virtq_desc& d = r_.desc()[head];
+            d.addr = segs[0].addr;
+            d.len = segs[0].len;
+            d.flags = segs[0].write ? desc_f_write : std::uint16_t{0};
+            d.next = 0;
+            return make_available(head, 1, segs[0].write ? segs[0].len : 0);
+        }
         std::uint16_t id = head;
         std::uint32_t writable = 0;
         for (std::uint32_t i = 0; i < k; ++i) {
@@ -255,15 +270,7 @@ public:
             next_[id] = next;
             id = next;
         }
-        free_head_ += k;
-        free_count_ -= k;
-        chain_len_[head] = static_cast<std::uint16_t>(k);
-        set_chain_bytes(head, writable);
-        order_[order_tail_ & mask] = head;
-        ++order_tail_;
-        r_.avail_ring(avail_idx_) = head;
-        ++avail_idx_;
-        return head;
+        return make_available(head, k, writable);
     }
 
     /// Publishes what add() wrote (release store of avail->idx) and says whether the device
@@ -353,6 +360,56 @@ public:
         return poll_used(out, [](std::uint16_t) {});
     }
 
+    /// Up to heads.size() used chains in one call, for a queue whose used lengths do not
+    /// matter (a transmitq): used->idx is read once for the lot, and an entry that names
+    /// the oldest chain the device holds (every entry, when the device keeps to the
+    /// order: IN_ORDER's case and the usual one without it) is taken in a few
+    /// instructions: being that head is every check poll_used() makes of it. Any other entry,
+    /// or the rest of a batch, goes through poll_used() and its checks, alone: the chains
+    /// taken before it are returned first, so every chain comes back in the order
+    /// poll_used() alone would give (passed-over ones through on_passed). `got`: the
+    /// heads written, oldest first; the status is what stopped the call (ok: `heads` is
+    /// full, or an entry for poll_used() is next; call again).
+    template <class OnPassed>
+    [[nodiscard]] used_status poll_used_bulk(std::span<std::uint16_t> heads, std::uint32_t& got,
+                                             OnPassed&& on_passed) noexcept {
+        got = 0;
+        if (batch_left_ == 0) {
+            // acquire: the entries before the index; pairs with the device's release in
+            // publish_used().
+            const std::uint16_t idx = r_.used()->idx.load(std::memory_order_acquire);
+            const auto ahead = static_cast<std::uint16_t>(idx - last_used_);
+            if (ahead > r_.size()) {
+                ++st_.bad_used_idx; // as poll_used(): nothing behind it can be trusted
+                return used_status::broken;
+            }
+            const std::uint32_t mask = r_.size() - 1;
+            const std::uint32_t k = ahead < heads.size() ? ahead : static_cast<std::uint32_t>(heads.size());
+            while (got < k && order_head_ != order_tail_) {
+                const std::uint16_t oldest = order_[order_head_ & mask];
+                if (std::uint32_t{r_.used_ring(last_used_).id} != oldest) {
+                    break;
+                }
+                ++last_used_;
+                ++order_head_;
+                free_chain(oldest);
+                heads[got++] = oldest;
+            }
+            if (got != 0 || ahead == 0) {
+                return got != 0 ? used_status::ok : used_status::empty;
+            }
+        }
+        if (heads.empty()) {
+            return used_status::ok;
+        }
+        used_chain u;
+        const used_status st = poll_used(u, on_passed);
+        if (st == used_status::ok) {
+            heads[got++] = u.id;
+        }
+        return st;
+    }
+
     /// Asks the device not to interrupt (VIRTQ_AVAIL_F_NO_INTERRUPT; with EVENT_IDX the
     /// flag is only a hint, 2.7.7.2, and used_event is left behind).
     void disable_interrupts() noexcept {
@@ -396,6 +453,19 @@ public:
     }
 
 private:
+    // The chain of k descriptors at `head` (written) leaves the free list and goes on the
+    // available ring, not yet published.
+    std::int32_t make_available(std::uint16_t head, std::uint32_t k, std::uint32_t writable) noexcept {
+        free_head_ += k;
+        free_count_ -= k;
+        chain_len_[head] = static_cast<std::uint16_t>(k);
+        set_chain_bytes(head, writable);
+        order_[order_tail_ & (r_.size() - 1)] = head;
+        ++order_tail_;
+        r_.avail_ring(avail_idx_) = head;
+        ++avail_idx_;
+        return head;
+    }
     // The oldest chain of the batch in progress; the batch's last takes the entry's length.
     used_status next_of_batch(used_chain& out) noexcept {
         const std::uint16_t head = order_[order_head_ & (r_.size() - 1)];
@@ -420,6 +490,11 @@ private:
         std::uint16_t id = head;
         const std::uint16_t k = chain_len_[head];
         chain_len_[head] = 0;
+        if (k == 1) { // no links to follow
+            free_fifo_[(free_head_ + free_count_) & mask] = id;
+            ++free_count_;
+            return;
+        }
         // The chain is walked in the driver's own copy (next_), never in the table the
         // device could have rewritten.
         for (std::uint16_t i = 0; i < k; ++i) {
