@@ -304,7 +304,10 @@ public:
         // in its inbox, not yet in the RX ring, when the old path first answers short.
         // Read the old path until it has been quiet this long (below the drain timeout).
         for (image_path_device* d : images) {
-            if (d != nullptr) cfg.policy.rx_quiet_ns = image_path_device::rx_quiet_ns;
+            if (d != nullptr) {
+                cfg.policy.rx_quiet_ns = image_path_device::rx_quiet_ns;
+                cfg.policy.drain_timeout_ns = image_path_device::drain_timeout_ns;
+            }
         }
         sh_.reset(new (std::nothrow) path_shell(
             env_, std::span<mempool_pool* const>(pool_ptrs_.data(), qc.queues), cfg));
