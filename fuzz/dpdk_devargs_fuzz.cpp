@@ -4,7 +4,9 @@
 //
 // Invariants: no out-of-bounds access or undefined behaviour; a success gives 1..8
 // NUL-terminated device strings, an active index naming one of them and times within
-// bounds, with an empty error; a failure leaves a non-empty, NUL-terminated sentence.
+// bounds, with an empty error; plugin= and trusted_key= both given or both empty, and
+// given exactly when a device is a sim model (dev(sim:...)); a failure leaves a
+// non-empty, NUL-terminated sentence.
 #include "fuzz_input.hpp"
 
 #include "devargs.hpp"
@@ -23,11 +25,17 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
         NPA_FUZZ_CHECK(out.active < out.dev_count);
         NPA_FUZZ_CHECK(out.dwell_ms <= npa::dpdk::max_policy_ms);
         NPA_FUZZ_CHECK(out.backoff_ms <= npa::dpdk::max_policy_ms);
+        bool sim = false;
         for (std::size_t i = 0; i < out.dev_count; ++i) {
             const auto& d = out.devs[i];
             NPA_FUZZ_CHECK(std::memchr(d.data(), 0, d.size()) != nullptr);
             NPA_FUZZ_CHECK(d[0] != '\0');
+            sim = sim || npa::dpdk::is_sim_device(d.data());
         }
+        NPA_FUZZ_CHECK(std::memchr(out.plugin.data(), 0, out.plugin.size()) != nullptr);
+        NPA_FUZZ_CHECK(std::memchr(out.trusted_key.data(), 0, out.trusted_key.size()) != nullptr);
+        NPA_FUZZ_CHECK((out.plugin[0] != '\0') == sim);
+        NPA_FUZZ_CHECK((out.trusted_key[0] != '\0') == sim);
     } else {
         NPA_FUZZ_CHECK(st.code() == npa::errc::invalid_argument);
         NPA_FUZZ_CHECK(out.error[0] != '\0');

@@ -43,13 +43,59 @@ TEST_CASE("policy keys are parsed wherever they appear") {
     CHECK_FALSE(a.auto_switch);
 }
 
+TEST_CASE("a sim device with a plugin image and its key") {
+    npa_devargs a;
+    REQUIRE(parse_devargs("dev(net_ring0),dev(sim:simnic),plugin=/opt/img/simnic=1.npai,"
+                          "trusted_key=keys/k.pub,active=1", a).ok());
+    CHECK(a.dev_count == 2);
+    CHECK(npa::dpdk::is_sim_device(a.devs[1].data()));
+    CHECK_FALSE(npa::dpdk::is_sim_device(a.devs[0].data()));
+    CHECK(std::string{a.plugin.data()} == "/opt/img/simnic=1.npai"); // '=' is the file's
+    CHECK(std::string{a.trusted_key.data()} == "keys/k.pub");
+    CHECK(a.active == 1);
+    npa_devargs b;
+    REQUIRE(parse_devargs("dev(net_null0)", b).ok());
+    CHECK(b.plugin[0] == '\0');
+    CHECK(b.trusted_key[0] == '\0');
+}
+
+TEST_CASE("plugin images: every wrong combination is refused with its sentence") {
+    CHECK(error_of("dev(sim:simnic)") ==
+          "a sim device runs a plugin image: give plugin=<image file or directory> and "
+          "trusted_key=<public key file>");
+    CHECK(error_of("dev(sim:simnic),plugin=a.npai") ==
+          "plugin= needs trusted_key=<public key file>: the image's signature is checked "
+          "against it");
+    CHECK(error_of("dev(net_ring0),trusted_key=k.pub") ==
+          "trusted_key= without plugin=: the key is for checking a plugin image");
+    CHECK(error_of("dev(net_ring0),plugin=a.npai,trusted_key=k.pub") ==
+          "plugin= but no device for the image: add dev(sim:simnic)");
+    CHECK(error_of("dev(0000:03:10.0),plugin=a.npai,trusted_key=k.pub") ==
+          "plugin= with dev(0000:03:10.0): net_npa runs plugin images over sim device models "
+          "only (dev(sim:simnic)); mapping a PCI function's BAR for an image (VFIO) is not "
+          "supported");
+    CHECK(error_of("dev(03:10.0,arg=1),plugin=a.npai,trusted_key=k.pub").find("(VFIO)") !=
+          std::string::npos);
+    CHECK(error_of("dev(sim:e1000),plugin=a.npai,trusted_key=k.pub") ==
+          "dev(sim:e1000): unknown sim device model 'e1000'; the models are: simnic");
+    CHECK(error_of("dev(sim:simnic),plugin=,trusted_key=k.pub") ==
+          "'plugin' needs a file name (plugin=<file>)");
+    CHECK(error_of("dev(sim:simnic),plugin,trusted_key=k.pub") ==
+          "'plugin' needs a file name (plugin=<file>)");
+    CHECK(error_of("dev(sim:simnic),plugin=a,plugin=b,trusted_key=k.pub") ==
+          "'plugin' given twice: give each argument once");
+    const std::string long_name = "dev(sim:simnic),trusted_key=k.pub,plugin=" + std::string(600, 'x');
+    CHECK(error_of(long_name.c_str()) == "plugin=: file name longer than 511 characters");
+}
+
 TEST_CASE("malformed arguments are rejected with a sentence that says why") {
     CHECK(error_of(nullptr).find("at least one dev(<device>) is required") != std::string::npos);
     CHECK(error_of("").find("at least one dev(<device>) is required") != std::string::npos);
     CHECK(error_of("active=0").find("no sub-device") != std::string::npos);
     CHECK(error_of("dev(net_ring0),bogus=1") ==
           "unknown argument 'bogus=1'; expected net_npa<N>,dev(<device>)[,dev(<device>)...]"
-          "[,active=<i>][,dwell_ms=<n>][,backoff_ms=<n>][,auto=0|1]");
+          "[,active=<i>][,dwell_ms=<n>][,backoff_ms=<n>][,auto=0|1]"
+          "[,plugin=<file|dir>,trusted_key=<file>]");
     CHECK(error_of("dev(net_ring0").find("unbalanced '('") != std::string::npos);
     CHECK(error_of("dev(net_ring0))").find("unbalanced ')' at offset 14") != std::string::npos);
     CHECK(error_of("dev()") == "dev() is empty: give a DPDK device, e.g. dev(net_ring0)");

@@ -18,6 +18,7 @@ same counters without a switch, and the loss per switch is compared in dpdk_net_
 Runs as root, EAL with --no-huge --no-pci. Exit status 0 on success.
 """
 import argparse
+import hashlib
 import json
 import os
 import re
@@ -36,6 +37,10 @@ DRAIN_S = 0.5
 NULL_SWITCHES = 40
 TXONLY_SWITCHES = 10
 AF_PACKET_SWITCHES = 6
+IMAGE_SWITCHES = 10
+# Where an image header keeps its SHA-512 digest and Ed25519 signature
+# (npa/image/format.hpp, image_header).
+IMAGE_DIGEST_AT, IMAGE_SIGNATURE_END = 88, 216
 # Telemetry requests that must be refused with a sentence (2^32 + 1 must not be path 1).
 BAD_SWITCHES = [
     ("/npa/switch,0,4294967297", "path: 4294967297 is out of range"),
@@ -161,7 +166,7 @@ class EalFailed(Exception):
     pass
 
 
-def run_testpmd(testpmd, pmd_dir, vdev, prefix, switch, many=0, fwd="io"):
+def run_testpmd(testpmd, pmd_dir, vdev, prefix, switch, many=0, fwd="io", status=None):
     cmd = [testpmd, "-l", "0-1", "--no-huge", "--no-pci", "-m", "512",
            "--file-prefix", prefix, "--vdev", vdev]
     if pmd_dir:
@@ -238,6 +243,10 @@ def run_testpmd(testpmd, pmd_dir, vdev, prefix, switch, many=0, fwd="io"):
             wait_until(lambda: tel_value(prefix, "/ethdev/stats,0", "ipackets") ==
                        tel_value(prefix, "/ethdev/stats,0", "opackets"))
         send("stop", 0.5)
+        if status is not None:
+            sk = tel_socket(prefix)
+            status.append(tel_ask(sk, "/npa/status,0"))
+            sk.close()
         send("show port stats 0")
         send("show port xstats 0")
         send("quit", 0.5)
@@ -278,6 +287,8 @@ def main():
     ap.add_argument("--testpmd", default="dpdk-testpmd")
     ap.add_argument("--telemetry", default="dpdk-telemetry.py")
     ap.add_argument("--pmd-dir", required=True, help="directory holding librte_net_npa.so")
+    ap.add_argument("--image-dir", help="directory holding the simnic plugin image (*.npai)")
+    ap.add_argument("--trusted-key", help="the public key file the image is signed with")
     args = ap.parse_args()
     global TELEMETRY
     TELEMETRY = args.telemetry
@@ -405,6 +416,47 @@ def run_all(args, pmd_dir, failures, pid):
               all(int(d) == 0 for d in dropped), failures)
     if len(failures) != n_before:
         print(out[-4000:] if made.returncode == 0 else "")
+
+    # A plugin image as a path: net_ring and a sim simnic running the simnic image (the
+    # directory's one image for it), switched back and forth under io forwarding.
+    if args.image_dir and args.trusted_key:
+        n_before = len(failures)
+        st = []
+        rc, out, done = run_testpmd(
+            args.testpmd, pmd_dir,
+            "net_npa4,dev(net_ring_i%d),dev(sim:simnic),plugin=%s,trusted_key=%s"
+            % (pid, args.image_dir, args.trusted_key),
+            "npa_img_%d" % pid, switch=False, many=IMAGE_SWITCHES, status=st)
+        stats = last_port_stats(out)
+        dropped = re.findall(r"TX-dropped:\s*(\d+)", out)
+        print("net_npa with an image path: %s switches, port stats (rx, tx) %s, TX-dropped %s"
+              % (done, stats, dropped[-1] if dropped else None))
+        check("image path: testpmd exited cleanly", rc == 0, failures)
+        check("image path: every switch accepted and completed", done == IMAGE_SWITCHES
+              and xstat(out, "switch_count") == 1 + IMAGE_SWITCHES, failures)
+        check("image path: both paths carried traffic", (xstat(out, "path0_tx_packets") or 0) > 0
+              and (xstat(out, "path1_tx_packets") or 0) > 0, failures)
+        check("image path: zero loss (RX-packets == TX-packets after drain)",
+              stats is not None and stats[0] > 1000 and stats[0] == stats[1], failures)
+        check("image path: no TX dropped", bool(dropped) and all(int(d) == 0 for d in dropped),
+              failures)
+        image = os.path.join(args.image_dir, "simnic_image.npai")
+        with open(image, "rb") as f:
+            b = bytearray(f.read())
+        stored = b[IMAGE_DIGEST_AT:IMAGE_DIGEST_AT + 64].hex()
+        b[IMAGE_DIGEST_AT:IMAGE_SIGNATURE_END] = bytes(IMAGE_SIGNATURE_END - IMAGE_DIGEST_AT)
+        computed = hashlib.sha512(bytes(b)).hexdigest()
+        with open(args.trusted_key) as f:
+            key = f.read().split()[0].lower()
+        s0 = st[0].get("/npa/status", {}) if st else {}
+        print("image path: /npa/status", s0)
+        check("image path: /npa/status names the image, its digest and its signer",
+              s0.get("path1") == "sim:simnic" and s0.get("path1_image") == image
+              and s0.get("path1_plugin") == "simnic"
+              and "".join(s0.get("path1_digest", [])) == computed == stored
+              and s0.get("path1_signer") == key, failures)
+        if len(failures) != n_before:
+            print(out[-4000:])
 
     # net_failsafe over the same kind of sub-ports.
     n_before = len(failures)

@@ -1,5 +1,6 @@
-// datapath.hpp: the one place net_npa's data path is decided: an npa::shell whose
-// plugins are ethdev plugins, one per sub-device.
+// datapath.hpp: the one place net_npa's data path is decided: an npa::shell with one
+// path per sub-device, an ethdev plugin for a DPDK port, or a plugin image for a sim
+// device model (image_path.hpp).
 //
 // The shell (include/npa/shell.hpp) runs the switch of DESIGN.md section 4: prepare
 // (attach the new sub-port, replay the control state onto it), drain (TX waits in the
@@ -19,6 +20,8 @@
 #include <npa/dpdk/mbuf.hpp>
 #include <npa/shell.hpp>
 #include <npa/switch.hpp>
+
+#include "image_path.hpp"
 
 #include <ethdev_driver.h> // rte_eth_devices[].data: the VLAN filters a port has
 #include <rte_cycles.h>
@@ -228,8 +231,9 @@ private:
 };
 static_assert(npa::control_channel<ethdev_control>);
 
-/// One plugin type, one path per sub-device (path i drives sub_ports[i]).
-using path_shell = npa::shell<dpdk_env, ethdev_plugin>;
+/// One path per sub-device (path i drives sub-device i): the ethdev plugin for a DPDK
+/// port, a loaded plugin image for a sim device model.
+using path_shell = npa::shell<dpdk_env, ethdev_plugin, image::loaded_plugin>;
 static_assert(path_shell::max_paths >= max_sub_devices);
 
 class shell_paths {
@@ -237,10 +241,16 @@ public:
     static constexpr std::uint32_t no_path = path_shell::no_path;
 
     // ---- data path: the thread that owns queue q ----------------------------------
+    // An ethdev path completes TX inside the sub-port's tx_burst; an image path's device
+    // completes it later, and the shell's poll reaps it (freeing the mbufs and making
+    // room in the ring). So a port with an image path polls on each burst, TX first (an
+    // application that only transmits never calls rx_burst).
     std::uint16_t tx_burst(std::uint16_t q, std::span<mbuf_ref> bufs) noexcept {
+        if (any_image_) (void)sh_->poll(q);
         return sh_->tx_burst(q, bufs);
     }
     std::uint16_t rx_burst(std::uint16_t q, std::span<mbuf_ref> out) noexcept {
+        if (any_image_) (void)sh_->poll(q);
         return sh_->rx_burst(q, out);
     }
 
@@ -259,8 +269,10 @@ public:
     // ---- control path (serialised by the lock) --------------------------------------
 
     /// Builds the shell for `queues` queue pairs over sub_ports (in preference order);
-    /// each queue refills from pools[q].
-    status create(std::span<const std::uint16_t> sub_ports, std::span<rte_mempool* const> pools,
+    /// each queue refills from pools[q]. A sub-device with images[i] set is an image path
+    /// (its sub_ports[i] is RTE_MAX_ETHPORTS).
+    status create(std::span<const std::uint16_t> sub_ports,
+                  std::span<image_path_device* const> images, std::span<rte_mempool* const> pools,
                   const rte_eth_conf& conf, const queue_config& qc, const npa_devargs& args,
                   int logtype) {
         std::lock_guard<std::mutex> g(lock_);
@@ -271,6 +283,7 @@ public:
             pool_ptrs_[q] = &pools_[q];
         }
         npaths_ = sub_ports.size();
+        any_image_ = false;
         for (std::size_t i = 0; i < npaths_; ++i) {
             ctl_[i].port = sub_ports[i];
             ctl_[i].extra = &macs_;
@@ -287,13 +300,30 @@ public:
         cfg.policy.min_dwell_ns = 0;
         cfg.policy.backoff_initial_ns = std::uint64_t{args.backoff_ms} * 1'000'000;
         cfg.policy.backoff_max_ns = 8 * cfg.policy.backoff_initial_ns;
+        // A sim device steps on a thread of its own: frames it sent round its loop may sit
+        // in its inbox, not yet in the RX ring, when the old path first answers short.
+        // Read the old path until it has been quiet this long (below the drain timeout).
+        for (image_path_device* d : images) {
+            if (d != nullptr) {
+                cfg.policy.rx_quiet_ns = image_path_device::rx_quiet_ns;
+                cfg.policy.drain_timeout_ns = image_path_device::drain_timeout_ns;
+            }
+        }
         sh_.reset(new (std::nothrow) path_shell(
             env_, std::span<mempool_pool* const>(pool_ptrs_.data(), qc.queues), cfg));
         if (!sh_) return {errc::no_memory, "cannot allocate the shell"};
         if (!sh_->init_status().ok()) return sh_->init_status();
         for (std::size_t i = 0; i < npaths_; ++i) {
-            if (sh_->add_path<ethdev_plugin>(devs_[i], control_link::to(ctl_[i])) != i)
-                return {errc::no_memory, "cannot add a path per sub-device"};
+            image_[i] = images[i] != nullptr;
+            any_image_ = any_image_ || image_[i];
+            path_id id = no_path;
+            if (images[i] != nullptr) {
+                id = sh_->add_path<image::loaded_plugin>(images[i]->device(),
+                                                         control_link::to(images[i]->control()));
+            } else {
+                id = sh_->add_path<ethdev_plugin>(devs_[i], control_link::to(ctl_[i]));
+            }
+            if (id != i) return {errc::no_memory, "cannot add a path per sub-device"};
         }
         return {};
     }
@@ -318,7 +348,7 @@ public:
         if (!sh_) return;
         sh_->stop();
         for (std::size_t p = 0; p < npaths_; ++p) {
-            if (auto* pl = sh_->plugin<ethdev_plugin>(static_cast<path_id>(p))) pl->detach();
+            sh_->with_plugin(static_cast<path_id>(p), [](auto& pl) { pl.detach(); });
         }
     }
 
@@ -355,7 +385,7 @@ public:
             return {errc::invalid_argument, "MAC index out of range"};
         if (sh_ && sh_->switching())
             return {errc::busy, "a switch is in progress; retry"};
-        if (const std::uint32_t act = running_path(); act != no_path) {
+        if (const std::uint32_t act = running_path(); act != no_path && !image_[act]) {
             if (status st = ctl_[act].add_mac(a); !st.ok())
                 return st;
         }
@@ -372,7 +402,7 @@ public:
         // ethdev forgets the address whatever the answer; so does the list, and a path
         // that kept it loses it at its next replay.
         macs_.used.reset(index);
-        if (const std::uint32_t act = running_path(); act != no_path) {
+        if (const std::uint32_t act = running_path(); act != no_path && !image_[act]) {
             return ctl_[act].remove_mac(macs_.addrs[index]);
         }
         return {};
@@ -459,6 +489,8 @@ private:
     std::unique_ptr<path_shell> sh_;
     std::size_t npaths_ = 0;
     std::uint32_t target_ = no_path;
+    std::array<bool, max_sub_devices> image_{}; ///< path i runs a plugin image
+    bool any_image_ = false;
     std::array<ethdev_port, max_sub_devices> devs_{};
     std::array<ethdev_control, max_sub_devices> ctl_{};
     mac_list macs_{}; ///< kept across stop/start, as ethdev keeps its MAC table

@@ -17,10 +17,24 @@ constexpr const char* key_active = "active";
 constexpr const char* key_dwell = "dwell_ms";
 constexpr const char* key_backoff = "backoff_ms";
 constexpr const char* key_auto = "auto";
-constexpr const char* valid_keys[] = {key_active, key_dwell, key_backoff, key_auto, nullptr};
+constexpr const char* key_plugin = "plugin";
+constexpr const char* key_trusted_key = "trusted_key";
+/// The numbers (through rte_kvargs), then the file names (taken as they are).
+constexpr const char* valid_keys[] = {key_active, key_dwell,   key_backoff, key_auto,
+                                      nullptr,    key_plugin,  key_trusted_key};
+constexpr std::size_t number_keys = 4;
 constexpr const char* usage =
     "expected net_npa<N>,dev(<device>)[,dev(<device>)...][,active=<i>][,dwell_ms=<n>]"
-    "[,backoff_ms=<n>][,auto=0|1]";
+    "[,backoff_ms=<n>][,auto=0|1][,plugin=<file|dir>,trusted_key=<file>]";
+
+/// A PCI address as DPDK writes one: [dddd:]bb:dd.f, maybe followed by its arguments.
+bool looks_like_pci(std::string_view d) noexcept {
+    const std::string_view a = d.substr(0, d.find(','));
+    const std::size_t dot = a.rfind('.');
+    const std::size_t colon = a.find(':');
+    return dot != std::string_view::npos && colon != std::string_view::npos && colon < dot &&
+           a.find_first_not_of("0123456789abcdefABCDEF:.") == std::string_view::npos;
+}
 
 status fail(npa_devargs& out, const char* fmt, ...) noexcept __attribute__((format(printf, 2, 3)));
 status fail(npa_devargs& out, const char* fmt, ...) noexcept {
@@ -69,7 +83,52 @@ int on_uint(const char* key, const char* value, void* opaque) {
     return 0;
 }
 
+/// The rules for plugin images: a sim device needs an image and a key, an image needs a
+/// device it can run on, and a PCI function cannot be one (yet).
+status check_images(npa_devargs& out) noexcept {
+    const bool plugin = out.plugin[0] != '\0';
+    std::size_t sims = 0;
+    for (std::size_t i = 0; i < out.dev_count; ++i) {
+        const char* d = out.devs[i].data();
+        if (!is_sim_device(d)) continue;
+        const std::string_view model = std::string_view{d}.substr(std::strlen(sim_device_prefix));
+        bool known = false;
+        for (const char* m : sim_device_models) known = known || model == m;
+        if (!known) {
+            return fail(out, "dev(%s): unknown sim device model '%.*s'; the models are: simnic",
+                        d, static_cast<int>(model.size()), model.data());
+        }
+        ++sims;
+    }
+    if (sims != 0 && !plugin) {
+        return fail(out, "a sim device runs a plugin image: give plugin=<image file or "
+                         "directory> and trusted_key=<public key file>");
+    }
+    if (plugin && sims == 0) {
+        for (std::size_t i = 0; i < out.dev_count; ++i) {
+            if (looks_like_pci(out.devs[i].data())) {
+                return fail(out, "plugin= with dev(%s): net_npa runs plugin images over sim "
+                                 "device models only (dev(sim:simnic)); mapping a PCI "
+                                 "function's BAR for an image (VFIO) is not supported",
+                            out.devs[i].data());
+            }
+        }
+        return fail(out, "plugin= but no device for the image: add dev(sim:simnic)");
+    }
+    if (plugin != (out.trusted_key[0] != '\0')) {
+        return fail(out, plugin ? "plugin= needs trusted_key=<public key file>: the image's "
+                                  "signature is checked against it"
+                                : "trusted_key= without plugin=: the key is for checking a "
+                                  "plugin image");
+    }
+    return status::success();
+}
+
 } // namespace
+
+bool is_sim_device(const char* dev) noexcept {
+    return std::strncmp(dev, sim_device_prefix, std::strlen(sim_device_prefix)) == 0;
+}
 
 status parse_devargs(const char* args, npa_devargs& out) noexcept {
     out = npa_devargs{};
@@ -82,7 +141,7 @@ status parse_devargs(const char* args, npa_devargs& out) noexcept {
     }
 
     // Step 1: split at top-level commas; parentheses nest (a dev(...) holds commas).
-    std::array<bool, std::size(valid_keys) - 1> seen{};
+    std::array<bool, std::size(valid_keys)> seen{};
     std::size_t pos = 0;
     while (pos <= s.size()) {
         std::size_t end = pos;
@@ -140,7 +199,7 @@ status parse_devargs(const char* args, npa_devargs& out) noexcept {
         const std::string_view key = tok.substr(0, eq);
         std::size_t which = seen.size();
         for (std::size_t k = 0; k < seen.size(); ++k) {
-            if (key == valid_keys[k])
+            if (valid_keys[k] != nullptr && key == valid_keys[k])
                 which = k;
         }
         if (which == seen.size()) {
@@ -152,6 +211,24 @@ status parse_devargs(const char* args, npa_devargs& out) noexcept {
                         static_cast<int>(key.size()), key.data());
         }
         seen[which] = true;
+        if (which > number_keys) {
+            // A file name: kept as it is (rte_kvargs would read its '=' and ',').
+            const std::string_view file = eq == std::string_view::npos ? std::string_view{}
+                                                                       : tok.substr(eq + 1);
+            auto& dst = which == number_keys + 1 ? out.plugin : out.trusted_key;
+            if (file.empty()) {
+                return fail(out, "'%.*s' needs a file name (%.*s=<file>)",
+                            static_cast<int>(key.size()), key.data(),
+                            static_cast<int>(key.size()), key.data());
+            }
+            if (file.size() >= dst.size()) {
+                return fail(out, "%.*s=: file name longer than %zu characters",
+                            static_cast<int>(key.size()), key.data(), dst.size() - 1);
+            }
+            std::memcpy(dst.data(), file.data(), file.size());
+            dst[file.size()] = '\0';
+            continue;
+        }
         if (eq == std::string_view::npos || eq + 1 == tok.size()) {
             return fail(out, "'%.*s' needs a value (%.*s=<n>)", static_cast<int>(key.size()),
                         key.data(), static_cast<int>(key.size()), key.data());
@@ -173,7 +250,7 @@ status parse_devargs(const char* args, npa_devargs& out) noexcept {
             return fail(out, "cannot parse '%s'; %s", kv.data(), usage);
         }
         kv_ctx ctx{&out};
-        for (const char* const* k = valid_keys; *k != nullptr && !ctx.failed; ++k) {
+        for (const char* const* k = valid_keys; *k != nullptr && !ctx.failed; ++k) { // numbers
             if (rte_kvargs_count(kvl, *k) != 0) {
                 (void)rte_kvargs_process(kvl, *k, on_uint, &ctx);
             }
@@ -187,7 +264,7 @@ status parse_devargs(const char* args, npa_devargs& out) noexcept {
         return fail(out, "active=%u but only %zu sub-device%s given (paths count from 0)",
                     out.active, out.dev_count, out.dev_count == 1 ? "" : "s");
     }
-    return status::success();
+    return check_images(out);
 }
 
 status parse_tel_params(const char* params, const tel_param* specs, std::size_t count,

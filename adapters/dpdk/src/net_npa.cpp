@@ -24,6 +24,8 @@
 #include <cstdio>
 #include <cstring>
 #include <new>
+#include <string>
+#include <utility>
 
 static rte_vdev_driver net_npa_drv;
 
@@ -74,6 +76,21 @@ int npa_probe(rte_vdev_device* vdev) {
         NPA_LOG(ERR, "%s: %s\n", name, args.error.data());
         return -EINVAL;
     }
+    // Step 1b: the image paths' devices (image file, key, signature, the sim model),
+    // before anything the application could see exists.
+    std::array<std::unique_ptr<image_path_device>, max_sub_devices> images{};
+    for (std::size_t i = 0; i < args.dev_count; ++i) {
+        if (!is_sim_device(args.devs[i].data())) continue;
+        std::string err;
+        images[i] = image_path_device::open(args, err);
+        if (!images[i]) {
+            NPA_LOG(ERR, "%s: %s\n", name, err.c_str());
+            return -EINVAL;
+        }
+        NPA_LOG(INFO, "%s: dev(%s) runs plugin image %s (%s), digest %s, signer %s\n", name,
+                args.devs[i].data(), images[i]->file().c_str(), images[i]->plugin_name(),
+                images[i]->digest().c_str(), images[i]->signer().c_str());
+    }
     // Step 2: the port, its private data constructed in place.
     rte_eth_dev* dev = rte_eth_vdev_allocate(vdev, sizeof(npa_port));
     if (dev == nullptr) return -ENOMEM;
@@ -99,6 +116,14 @@ int npa_probe(rte_vdev_device* vdev) {
     for (std::size_t i = 0; rc == 0 && i < args.dev_count; ++i) {
         const char* ds = args.devs[i].data();
         sub_device& s = p->subs[i];
+        if (images[i]) {
+            // A sim device: no DPDK port; its path is the image.
+            std::snprintf(s.name, sizeof s.name, "%s", ds);
+            s.image = images[i].get();
+            p->images[i] = std::move(images[i]);
+            p->nsubs = i + 1;
+            continue;
+        }
         const int r = rte_dev_probe(ds);
         if (r != 0 && r != -EEXIST) {
             // rte_dev_probe's codes say little by themselves (an unknown vdev driver is
@@ -152,8 +177,14 @@ int npa_probe(rte_vdev_device* vdev) {
     }
     // Step 4: the port's MAC is the preferred sub-device's (as fail-safe does); it is
     // set on every sub-device when they start.
+    // A sim device has no MAC of its own (its window has no MAC register): then the first
+    // DPDK sub-device's, or a random locally administered one.
     rte_ether_addr mac{};
-    (void)rte_eth_macaddr_get(p->subs[args.active].port_id, &mac);
+    for (std::size_t i = 0; i < p->nsubs && rte_is_zero_ether_addr(&mac); ++i) {
+        const std::size_t k = i == 0 ? args.active : (i <= args.active ? i - 1 : i);
+        if (p->subs[k].image == nullptr) (void)rte_eth_macaddr_get(p->subs[k].port_id, &mac);
+    }
+    if (rte_is_zero_ether_addr(&mac)) rte_eth_random_addr(mac.addr_bytes);
     if (!rte_is_zero_ether_addr(&mac)) p->ctl.apply(control_request::make_set_mac(to_mac(mac)));
     dev->data->mac_addrs[0] = mac;
     dev->data->dev_flags |= RTE_ETH_DEV_AUTOFILL_QUEUE_XSTATS;
@@ -208,6 +239,27 @@ int tel_status_of(std::uint16_t port_id, rte_tel_data* d) {
         char key[32];
         std::snprintf(key, sizeof key, "path%zu", i);
         rte_tel_data_add_dict_string(d, key, p->subs[i].removed ? "(removed)" : p->subs[i].name);
+        if (const image_path_device* img = p->subs[i].image) {
+            // The image a path runs: which file, which plugin, its digest and who signed it.
+            const std::pair<const char*, const char*> fields[] = {
+                {"image", img->file().c_str()},
+                {"plugin", img->plugin_name()},
+                {"signer", img->signer().c_str()}};
+            for (const auto& [k, v] : fields) {
+                std::snprintf(key, sizeof key, "path%zu_%s", i, k);
+                rte_tel_data_add_dict_string(d, key, v);
+            }
+            // SHA-512 in hex is 128 digits, one more than a telemetry string holds: two
+            // halves, in order.
+            if (rte_tel_data* halves = rte_tel_data_alloc()) {
+                rte_tel_data_start_array(halves, RTE_TEL_STRING_VAL);
+                const std::string& dg = img->digest();
+                rte_tel_data_add_array_string(halves, dg.substr(0, dg.size() / 2).c_str());
+                rte_tel_data_add_array_string(halves, dg.substr(dg.size() / 2).c_str());
+                std::snprintf(key, sizeof key, "path%zu_digest", i);
+                if (rte_tel_data_add_dict_container(d, key, halves, 0) != 0) rte_tel_data_free(halves);
+            }
+        }
     }
     return 0;
 }
@@ -293,7 +345,8 @@ RTE_INIT(npa_init) {
 } // namespace
 } // namespace npa::dpdk::pmd
 
-#define NPA_PMD_PARAMS "dev(<device>) active=<int> dwell_ms=<int> backoff_ms=<int> auto=<0|1>"
+#define NPA_PMD_PARAMS "dev(<device>) active=<int> dwell_ms=<int> backoff_ms=<int> auto=<0|1> " \
+                       "plugin=<path> trusted_key=<path>"
 RTE_PMD_REGISTER_VDEV(net_npa, net_npa_drv);
 RTE_PMD_REGISTER_PARAM_STRING(net_npa, NPA_PMD_PARAMS);
 

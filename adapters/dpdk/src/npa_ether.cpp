@@ -12,6 +12,7 @@ bool usable(const npa_port& p, std::size_t i) noexcept {
 }
 
 link_state link_of(const sub_device& s) noexcept {
+    if (s.image != nullptr) return s.image->link_up() ? link_state::up : link_state::down;
     if (rte_eth_devices[s.port_id].data == nullptr ||
         rte_eth_devices[s.port_id].data->dev_started == 0) {
         return link_state::unknown;

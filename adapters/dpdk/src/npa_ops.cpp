@@ -41,6 +41,18 @@ int npa_dev_configure(rte_eth_dev* dev) {
     return 0;
 }
 
+/// What an image path offers: the sim device's queues, ring sizes and frame size, and no
+/// offloads (the simnic image posts whole frames).
+void image_info(rte_eth_dev_info& s) noexcept {
+    using d = image_path_device;
+    s.max_rx_queues = s.max_tx_queues = d::queues;
+    s.max_rx_pktlen = d::mtu + RTE_ETHER_HDR_LEN + 4; // the sim wire's largest frame (802.1Q)
+    s.min_mtu = RTE_ETHER_MIN_MTU;
+    s.max_mtu = d::mtu;
+    s.rx_desc_lim.nb_max = s.tx_desc_lim.nb_max = d::max_ring;
+    s.rx_desc_lim.nb_min = s.tx_desc_lim.nb_min = d::min_ring;
+}
+
 /// The intersection of what every usable sub-device offers: what the application sees
 /// is what stays in effect whichever path carries the traffic.
 void intersect_info(npa_port& p, rte_eth_dev_info* info) noexcept {
@@ -61,7 +73,11 @@ void intersect_info(npa_port& p, rte_eth_dev_info* info) noexcept {
     for (std::size_t i = 0; i < p.nsubs; ++i) {
         if (p.subs[i].removed) continue;
         rte_eth_dev_info s{};
-        if (rte_eth_dev_info_get(p.subs[i].port_id, &s) != 0) continue;
+        if (p.subs[i].image != nullptr) {
+            image_info(s);
+        } else if (rte_eth_dev_info_get(p.subs[i].port_id, &s) != 0) {
+            continue;
+        }
         any = true;
         info->max_rx_queues = std::min(info->max_rx_queues, s.max_rx_queues);
         info->max_tx_queues = std::min(info->max_tx_queues, s.max_tx_queues);
@@ -193,8 +209,20 @@ int npa_dev_start(rte_eth_dev* dev) {
     conf.intr_conf.lsc = 0;  // link state is polled (policy_tick)
     conf.intr_conf.rmv = 0;  // RMV arrives as an event callback
     std::array<std::uint16_t, max_sub_devices> ports{};
-    for (std::size_t i = 0; i < p.nsubs; ++i) ports[i] = p.subs[i].port_id;
+    std::array<image_path_device*, max_sub_devices> images{};
+    for (std::size_t i = 0; i < p.nsubs; ++i) {
+        ports[i] = p.subs[i].port_id;
+        images[i] = p.subs[i].image;
+        if (images[i] != nullptr && !images[i]->start()) { // the model runs while the port does
+            NPA_LOG(ERR, "%s: cannot start the thread of sim device %s\n", d.name, p.subs[i].name);
+            for (std::size_t k = 0; k < i; ++k) {
+                if (images[k] != nullptr) images[k]->stop();
+            }
+            return -EIO;
+        }
+    }
     status st = p.paths.create(std::span<const std::uint16_t>(ports.data(), p.nsubs),
+                               std::span<image_path_device* const>(images.data(), p.nsubs),
                                std::span<rte_mempool* const>(p.rx_pools.data(), qc.queues), conf,
                                qc, p.args, logtype);
     if (!st.ok()) {
@@ -255,6 +283,9 @@ int npa_dev_stop(rte_eth_dev* dev) {
     p.alarm_set = false;
     p.lanes.clear();
     p.paths.stop();
+    for (std::size_t i = 0; i < p.nsubs; ++i) {
+        if (p.subs[i].image != nullptr) p.subs[i].image->stop();
+    }
     for (std::uint16_t q = 0; q < dev->data->nb_rx_queues; ++q) {
         dev->data->rx_queue_state[q] = RTE_ETH_QUEUE_STATE_STOPPED;
         dev->data->tx_queue_state[q] = RTE_ETH_QUEUE_STATE_STOPPED;
@@ -282,7 +313,12 @@ int npa_link_update(rte_eth_dev* dev, int) {
     if (p.started) {
         const std::uint32_t cur = p.paths.active();
         rte_eth_link sl{};
-        if (usable(p, cur) && rte_eth_link_get_nowait(p.subs[cur].port_id, &sl) == 0) {
+        if (usable(p, cur) && p.subs[cur].image != nullptr) {
+            // A sim device has a link but no speed.
+            link.link_status = link_of(p.subs[cur]) == link_state::up ? RTE_ETH_LINK_UP
+                                                                      : RTE_ETH_LINK_DOWN;
+            link.link_speed = RTE_ETH_SPEED_NUM_NONE;
+        } else if (usable(p, cur) && rte_eth_link_get_nowait(p.subs[cur].port_id, &sl) == 0) {
             link = sl;
         }
     }
@@ -321,6 +357,10 @@ int npa_stats_get(rte_eth_dev* dev, rte_eth_stats* st) {
     }
     // What the sub-devices themselves dropped or failed to receive.
     for (std::size_t i = 0; i < p.nsubs; ++i) {
+        if (p.subs[i].image != nullptr) {
+            st->imissed += p.subs[i].image->rx_missed();
+            continue;
+        }
         if (p.subs[i].removed) continue;
         rte_eth_stats s{};
         if (rte_eth_stats_get(p.subs[i].port_id, &s) == 0) {

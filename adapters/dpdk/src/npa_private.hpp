@@ -24,6 +24,7 @@
 #include <atomic>
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <span>
 
 namespace npa::dpdk::pmd {
@@ -62,11 +63,17 @@ struct sub_device {
     std::atomic<bool> marked{false};   ///< its plugin was told (mark_removed): no more bursts
     std::uint64_t backoff_until_ns = 0;
     char name[RTE_ETH_NAME_MAX_LEN] = {};
+    /// A sim device whose path is a plugin image (dev(sim:simnic)); it has no DPDK port
+    /// (port_id stays RTE_MAX_ETHPORTS). Owned by npa_port::images.
+    image_path_device* image = nullptr;
 };
 
 struct npa_port {
     rte_eth_dev* dev = nullptr;
     npa_devargs args{};
+    /// The image paths' devices, by sub-device index: declared before paths so that the
+    /// shell (whose plugins hold the images and drive the devices) goes first.
+    std::array<std::unique_ptr<image_path_device>, max_sub_devices> images{};
     shell_paths paths{};
     std::array<sub_device, max_sub_devices> subs{};
     std::size_t nsubs = 0;

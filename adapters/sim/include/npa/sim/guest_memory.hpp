@@ -62,13 +62,34 @@ public:
         iova_t at = default_iova_base;
         if (count_ != 0) {
             const region& last = regions_[count_ - 1];
-            at = last.mem.iova_base() + last.mem.size() + region_gap;
+            at = last.iova + last.size + region_gap;
         }
         heap_memory mem(bytes, at);
         if (mem.base() == nullptr) {
             return {errc::no_memory, "guest memory: allocation failed"};
         }
-        regions_[count_++] = region{std::move(mem), 0};
+        regions_[count_++] = region{mem.base(), mem.size(), mem.iova_base(), 0, std::move(mem)};
+        return status::success();
+    }
+
+    /// Adds memory someone else owns as a region at its own device address (a host
+    /// process's DMA memory, e.g. DPDK's, whose buffers a device model in that process
+    /// must reach). Nothing is carved out of it by allocate(). The owner keeps it mapped
+    /// while the device runs; it must not overlap a region already added.
+    [[nodiscard]] status add_borrowed_region(const borrowed_memory& m) noexcept {
+        if (count_ == max_regions) {
+            return {errc::no_memory, "guest memory: too many regions"};
+        }
+        if (m.base() == nullptr || m.size() == 0) {
+            return {errc::invalid_argument, "guest memory: empty borrowed region"};
+        }
+        for (std::size_t i = 0; i < count_; ++i) {
+            const region& r = regions_[i];
+            if (m.iova_base() < r.iova + r.size && r.iova < m.iova_base() + m.size()) {
+                return {errc::invalid_argument, "guest memory: borrowed region overlaps another"};
+            }
+        }
+        regions_[count_++] = region{m.base(), m.size(), m.iova_base(), m.size(), heap_memory{}};
         return status::success();
     }
 
@@ -77,9 +98,9 @@ public:
         for (std::size_t i = 0; i < count_; ++i) {
             region& r = regions_[i];
             const std::size_t start = (r.used + align - 1) / align * align;
-            if (start + bytes <= r.mem.size()) {
+            if (start + bytes <= r.size) {
                 r.used = start + bytes;
-                return {r.mem.base() + start, r.mem.iova_base() + start, bytes};
+                return {r.base + start, r.iova + start, bytes};
             }
         }
         return {};
@@ -136,24 +157,26 @@ public:
     }
     [[nodiscard]] std::size_t regions() const noexcept { return count_; }
     [[nodiscard]] guest_block region_block(std::size_t i) const noexcept {
-        return i < count_ ? guest_block{regions_[i].mem.base(), regions_[i].mem.iova_base(),
-                                        regions_[i].mem.size()}
+        return i < count_ ? guest_block{regions_[i].base, regions_[i].iova, regions_[i].size}
                           : guest_block{};
     }
 
 private:
     struct region {
-        heap_memory mem;
+        std::byte* base = nullptr;
+        std::size_t size = 0;
+        iova_t iova = bad_iova;
         std::size_t used = 0;
+        heap_memory mem; ///< the memory, unless borrowed
     };
 
     std::byte* lookup(iova_t iova, std::size_t len) const noexcept {
         for (std::size_t i = 0; i < count_; ++i) {
             const region& r = regions_[i];
-            const iova_t lo = r.mem.iova_base();
+            const iova_t lo = r.iova;
             // Written so that no sum can overflow: iova - lo <= size - len.
-            if (iova >= lo && len <= r.mem.size() && iova - lo <= r.mem.size() - len) {
-                return r.mem.base() + (iova - lo);
+            if (iova >= lo && len <= r.size && iova - lo <= r.size - len) {
+                return r.base + (iova - lo);
             }
         }
         return nullptr;

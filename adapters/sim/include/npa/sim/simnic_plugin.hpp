@@ -82,6 +82,9 @@ public:
         const std::uint32_t t = qc.tx_ring_size, r = qc.rx_ring_size;
         for (std::uint16_t i = 0; i < qc.queues; ++i) {
             queue& q = q_[i];
+            // Counters start at attach: the shell books a path's counts when it detaches
+            // (stat_tracker::retire), so counting on across attaches counted twice.
+            q.stats = {};
             // step 2: rings in the queue's ring memory, zeroed so no slot looks handed over:
             //         [ TX ring | TX completions | RX ring | RX completions ]
             const guest_block area = dev.ring_area(i);
