@@ -411,6 +411,9 @@ public:
         return available(avail_);
     }
 
+    /// Whether the driver has made the next buffer available (one load of its flags).
+    [[nodiscard]] bool pending() noexcept { return available(avail_); }
+
 private:
     bool available(packed_cursor at) noexcept {
         const std::uint16_t f = detail::load_flags(r_.desc()[at.index]);

@@ -169,9 +169,9 @@ private:
     int poll_port(std::size_t i) noexcept {
         port& p = *ports[i];
         vhost_user::vring& q = p.transmitq();
-        // acquire: as split_device::avail_pending(); an empty ring costs this one load (pop()
-        // would load it again, and count an impossible index, when something is there)
-        if (!q.ready() || q.dev.ring().avail()->idx.load(std::memory_order_acquire) == q.dev.last_avail()) {
+        // an empty ring costs one load (virtq_device::pending(); pop() would load it again,
+        // and count an impossible index, when something is there)
+        if (!q.ready() || !q.dev.pending()) {
             return 0;
         }
         int n = 0;

@@ -58,6 +58,16 @@ public:
         return packed_ ? packed_dev_.last_error() : split_.last_error();
     }
 
+    /// Whether the front end has made a buffer available: one load, so that an empty ring
+    /// is skipped cheaply (acquire on a split ring, as split_device::avail_pending(); the
+    /// descriptor's flags on a packed one).
+    [[nodiscard]] bool pending() noexcept {
+        if (packed_) {
+            return packed_dev_.pending();
+        }
+        return split_.ring().avail()->idx.load(std::memory_order_acquire) != split_.last_avail();
+    }
+
     /// The next chain, walked and checked; `descs`: the ring positions it took (1 on a split
     /// ring, where a chain takes one available entry).
     template <class AddrOk>
