@@ -1,4 +1,5 @@
-// The TAP writer's TCP coalescing (npa/linux/tap_gro.hpp).
+// The TAP writer's TCP coalescing (npa/linux/tap_gro.hpp) and the TAP reader's TSO cutting
+// (npa/linux/tap_tso.hpp).
 //
 // Crafted segments first (no privileges): which runs merge and which do not (flows, gaps,
 // flags, options, lengths, ids, checksum state, IPv4 and IPv6), and that a merged frame
@@ -9,6 +10,10 @@
 // merged frame's header and checksum field said; a packet socket on the far end reads
 // the segments, which must be the originals (addresses, sequence numbers, payloads,
 // flags) with correct IP and TCP checksums.
+//
+// Last, the other direction (npa/linux/tap_tso.hpp): TSO frames as the stack hands them to
+// the TAP are cut into exactly the segments the stack would have sent, and headers that
+// cannot be carried are refused and counted.
 #define DOCTEST_CONFIG_IMPLEMENT
 #include "test_kit.hpp"
 
@@ -16,6 +21,7 @@
 #include <npa/linux/checksum.hpp>
 #include <npa/linux/tap.hpp>
 #include <npa/linux/tap_gro.hpp>
+#include <npa/linux/tap_tso.hpp>
 
 #include <algorithm>
 #include <cstdint>
@@ -522,6 +528,180 @@ TEST_CASE("tap_gro TAP: merged frames are accepted, forwarded and cut by the ker
     }
     ::close(fd);
     sh("ip link del va");
+}
+
+// ---- the TAP reader's segmentation (npa/linux/tap_tso.hpp) ---------------------------------
+
+namespace {
+
+/// Shell-like buffers of 2 KB for the segmenter to fill.
+struct test_buffers {
+    std::vector<npa::packet_buffer> hdr;
+    std::vector<std::vector<std::byte>> mem;
+    explicit test_buffers(std::size_t n) : hdr(n), mem(n, std::vector<std::byte>(2048)) {
+        for (std::size_t i = 0; i < n; ++i) {
+            hdr[i].buf_addr = mem[i].data();
+            hdr[i].buf_len = 2048;
+        }
+    }
+    npa::buffer_ref operator[](std::size_t i) { return npa::buffer_ref(&hdr[i]); }
+};
+
+/// A TSO frame as the stack hands it to a TAP with TUN_F_TSO4/6: one TCP frame of `payload`
+/// bytes (headers of the first segment, the IP length of the whole), its checksum field the
+/// pseudo-header sum, and the virtio-net header that asks for segments of `mss`.
+std::vector<std::byte> tso_frame(seg_spec s, std::uint32_t payload, std::uint32_t mss,
+                                 virtio_net_hdr& h) {
+    s.payload = payload;
+    std::vector<std::byte> f = make_seg(s).bytes;
+    l4_location l;
+    REQUIRE(locate_l4(f.data(), static_cast<std::uint32_t>(f.size()), l));
+    put16(f, l.start + 16, csum_fold(l.pseudo));
+    h = virtio_net_hdr{};
+    h.flags = VIRTIO_NET_HDR_F_NEEDS_CSUM;
+    h.gso_type = s.v6 ? VIRTIO_NET_HDR_GSO_TCPV6 : VIRTIO_NET_HDR_GSO_TCPV4;
+    h.hdr_len = static_cast<std::uint16_t>(l.start + 20 + s.options.size());
+    h.gso_size = static_cast<std::uint16_t>(mss);
+    h.csum_start = static_cast<std::uint16_t>(l.start);
+    h.csum_offset = 16;
+    return f;
+}
+
+/// Takes f into a scratch and hands out every segment, at most `per_call` per round (the
+/// shell's free buffers), as the daemon's loop does.
+std::vector<std::vector<std::byte>> cut(tap_gso_scratch& sc, const std::vector<std::byte>& f,
+                                        const virtio_net_hdr& h, std::uint32_t per_call,
+                                        std::vector<offload_info>* offs = nullptr) {
+    std::memcpy(sc.data(), f.data(), f.size());
+    std::vector<std::vector<std::byte>> out;
+    if (!sc.take(h, static_cast<std::uint32_t>(f.size()), 2048)) {
+        return out;
+    }
+    test_buffers bufs(per_call);
+    while (sc.holding()) {
+        for (std::uint32_t i = 0; i < per_call && sc.holding(); ++i) {
+            sc.emit(bufs[i]);
+            const auto* p = bufs[i].data();
+            out.emplace_back(p, p + bufs[i].length());
+            if (offs != nullptr) {
+                offs->push_back(bufs[i].offload());
+            }
+        }
+    }
+    return out;
+}
+
+} // namespace
+
+TEST_CASE("tap_tso: a TSO frame is cut into the segments the stack would have sent "
+          "(IPv4 and IPv6)") {
+    constexpr unsigned fin = 0x01, cwr = 0x80;
+    for (const bool v6 : {false, true}) {
+        for (const std::uint32_t last : {0u, 1u, 700u}) {
+            CAPTURE(v6);
+            CAPTURE(last);
+            seg_spec s;
+            s.v6 = v6;
+            s.seq = 0xfffff000; // the sequence numbers wrap inside the frame
+            s.id = 0xfffe;      // and so does the IPv4 id
+            s.flags = ack | psh | fin | cwr;
+            const std::uint32_t mss = 1448, n = 44;
+            const std::uint32_t total = (n - 1) * mss + (last != 0 ? last : mss);
+            virtio_net_hdr h{};
+            const std::vector<std::byte> f = tso_frame(s, total, mss, h);
+            tap_gso_scratch sc;
+            std::vector<offload_info> offs;
+            const auto segs = cut(sc, f, h, 7, &offs); // fewer buffers than segments
+            REQUIRE(segs.size() == n);
+            // What the kernel's GSO makes: the same headers, each segment its own length,
+            // sequence number and id; PSH and FIN only on the last, CWR only on the first.
+            seg_spec e = s;
+            for (std::uint32_t k = 0; k < n; ++k) {
+                CAPTURE(k);
+                e.payload = k + 1 == n && last != 0 ? last : mss;
+                e.flags = ack | (k == 0 ? cwr : 0u) | (k + 1 == n ? (psh | fin) : 0u);
+                std::vector<std::byte> want = make_seg(e).bytes;
+                want.resize(std::min<std::size_t>(want.size(), segs[k].size()));
+                CHECK(segs[k] == want);
+                std::vector<std::byte> got = segs[k];
+                CHECK(check_rx_csum(got.data(), static_cast<std::uint32_t>(got.size())) ==
+                      csum_state::good);
+                CHECK(got == segs[k]); // complete already: nothing was left to finish
+                CHECK((offs[k].flags & npa::ol::tx_l4_csum) == 0);
+                CHECK((offs[k].flags & npa::ol::tx_tso) == 0);
+                e.seq += e.payload;
+                e.id = static_cast<std::uint16_t>(e.id + 1);
+            }
+            CHECK(sc.stats().gso == 1);
+            CHECK(sc.stats().segments == n);
+            CHECK(sc.stats().bad_vnet == 0);
+        }
+    }
+}
+
+TEST_CASE("tap_tso: a frame without segmentation goes whole, its checksum left to finish") {
+    for (const bool v6 : {false, true}) {
+        CAPTURE(v6);
+        seg_spec s;
+        s.v6 = v6;
+        virtio_net_hdr h{};
+        const std::vector<std::byte> f = tso_frame(s, 1000, 1448, h);
+        tap_gso_scratch sc;
+        // One segment's worth with a GSO header, then the same without one.
+        for (const bool gso : {true, false}) {
+            CAPTURE(gso);
+            virtio_net_hdr hh = h;
+            if (!gso) {
+                hh.gso_type = VIRTIO_NET_HDR_GSO_NONE;
+                hh.gso_size = 0;
+            }
+            std::vector<offload_info> offs;
+            const auto segs = cut(sc, f, hh, 4, &offs);
+            REQUIRE(segs.size() == 1);
+            CHECK(segs[0] == f);
+            CHECK((offs[0].flags & npa::ol::tx_l4_csum) != 0);
+            CHECK((offs[0].flags & npa::ol::tx_tso) == 0);
+        }
+        CHECK(sc.stats().frames == 2);
+        CHECK(sc.stats().gso == 0);
+    }
+}
+
+TEST_CASE("tap_tso: a header that cannot be carried drops the frame, counted") {
+    seg_spec s;
+    virtio_net_hdr h{};
+    const std::vector<std::byte> f = tso_frame(s, 10 * 1448, 1448, h);
+    const auto refused = [&](virtio_net_hdr bad, std::uint32_t len) {
+        tap_gso_scratch sc;
+        std::memcpy(sc.data(), f.data(), f.size());
+        const bool taken = sc.take(bad, len, 2048);
+        CHECK(!sc.holding());
+        CHECK(sc.stats().bad_vnet + sc.stats().too_long == 1);
+        return !taken;
+    };
+    const auto len = static_cast<std::uint32_t>(f.size());
+    virtio_net_hdr b = h;
+    b.gso_type = VIRTIO_NET_HDR_GSO_UDP; // UFO: not turned on, not carried
+    CHECK(refused(b, len));
+    b = h;
+    b.gso_size = 0;
+    CHECK(refused(b, len));
+    b = h;
+    b.flags = 0; // segmentation without a checksum request
+    CHECK(refused(b, len));
+    b = h;
+    b.gso_size = 2000; // segments larger than a buffer
+    CHECK(refused(b, len));
+    b = h;
+    b.csum_start = static_cast<std::uint16_t>(len); // beyond the frame
+    CHECK(refused(b, len));
+    b = h;
+    b.gso_type = VIRTIO_NET_HDR_GSO_NONE; // 14 KB without segmentation: larger than a buffer
+    b.gso_size = 0;
+    CHECK(refused(b, len));
+    // The same frame with its header intact is cut.
+    tap_gso_scratch sc;
+    CHECK(cut(sc, f, h, 16).size() == 10);
 }
 
 int main(int argc, char** argv) {

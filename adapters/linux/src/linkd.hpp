@@ -27,6 +27,7 @@
 #include <npa/plugins/vmxnet3/plugin.hpp>
 #include <npa/linux/rtnetlink.hpp>
 #include <npa/linux/tap.hpp>
+#include <npa/linux/tap_tso.hpp>
 #include <npa/linux/umem.hpp>
 #include <npa/shell.hpp>
 
@@ -218,6 +219,7 @@ private:
     std::vector<std::string> client_buf_;
     std::vector<std::vector<buffer_ref>>
         pending_tx_; ///< per queue: read from the TAP, not yet taken
+    std::vector<tap_gso_scratch> tap_rx_; ///< per queue: a TSO frame being cut into segments
     std::vector<int> vlan_ifindex_;
     std::vector<std::uint16_t> vlan_id_;
     tap_counters tc_;

@@ -227,6 +227,25 @@ std::string linkd::render_status(bool text) {
     t += "tap writes " + std::to_string(g.writes) + ": " + std::to_string(g.merged_segments) +
          " segments merged into " + std::to_string(g.merged_writes) + " frames, " +
          std::to_string(g.refused) + " refused\n";
+    // What the TAP reader cut (npa/linux/tap_tso.hpp).
+    tap_gso_scratch::counters k{};
+    for (const tap_gso_scratch& s : tap_rx_) {
+        k.frames += s.stats().frames;
+        k.gso += s.stats().gso;
+        k.segments += s.stats().segments;
+        k.bad_vnet += s.stats().bad_vnet;
+        k.too_long += s.stats().too_long;
+    }
+    o += ",\"tap_tso\":{" +
+         json_counters({{"frames", k.frames},
+                        {"gso_frames", k.gso},
+                        {"segments", k.segments},
+                        {"bad_vnet", k.bad_vnet},
+                        {"too_long", k.too_long}}) +
+         "}";
+    t += "tap reads " + std::to_string(k.frames) + ": " + std::to_string(k.gso) +
+         " TSO frames cut into " + std::to_string(k.segments) + " segments, " +
+         std::to_string(k.bad_vnet + k.too_long) + " dropped\n";
     if (text)
         o += ",\"text\":" + json_str(t);
     return o + "}";

@@ -13,7 +13,8 @@
 # are deleted on exit. Prints markdown tables: TCP both ways (host to peer, and peer to host with
 # iperf3 -R) and 64-byte UDP, each with its ratio to plain veth measured in this run; for
 # npa-linkd also the packets it moved per CPU-second of its thread (schedstat) beside
-# packets per wall-clock second, and the load average, since the machine is shared.
+# packets per wall-clock second, what was merged into and cut out of the TAP, and the load
+# average, since the machine is shared.
 set -eu
 BIN=${1:?usage: bench.sh <dir with npa-linkd and npactl> [seconds]}
 T=${2:-5}
@@ -134,6 +135,10 @@ for build in "$BIN" $BASE; do
         "$BIN/npactl" --socket $SOCK --json status | python3 -c '
 import json,sys; g=json.load(sys.stdin).get("tap_gro")
 if g: w=g["merged_writes"]; print("  %s: %d segments went up in %d merged TAP writes (%.1f per write), %d refused" % (sys.argv[1], g["merged_segments"], w, g["merged_segments"]/w if w else 0, g["refused"]))' "${lower#*:}$tag" >>"$W/gro"
+        # What the TAP reader cut (npa/linux/tap_tso.hpp): host to peer.
+        "$BIN/npactl" --socket $SOCK --json status | python3 -c '
+import json,sys; k=json.load(sys.stdin).get("tap_tso")
+if k: print("  %s: %d TAP reads, %d of them TSO frames cut into %d segments (%.1f per frame), %d dropped" % (sys.argv[1], k["frames"], k["gso_frames"], k["segments"], k["segments"]/k["gso_frames"] if k["gso_frames"] else 0, k["bad_vnet"] + k["too_long"]))' "${lower#*:}$tag" >>"$W/tso"
         UDP=$(measured udp_kpps)
         echo "| npa-linkd over ${lower#*:}$tag | $OUT | $(ratio "$OUT" "$B_OUT") | $IN | $(ratio "$IN" "$B_IN") | $UDP | $(ratio "$UDP" "$B_UDP") | $(paste -sd, "$W/eff" | sed 's/,/; /g') |"
         stop_linkd
@@ -143,6 +148,8 @@ done
 echo
 echo "TCP segments merged on their way into the TAP:"
 cat "$W/gro"
+echo "TCP frames cut on their way out of the TAP:"
+cat "$W/tso" 2>/dev/null
 
 # Switches under load: an operator switch every 50 ms during a TCP run and a 200 Hz ping.
 topology

@@ -103,7 +103,8 @@ struct packet_wire_frame {
 /// segment, CWR only on the first; IPv4 lengths, ids and header checksum redone), with
 /// its TCP checksum computed. Returns the segment count (0: the frame cannot be cut into
 /// buffers of `cap` bytes: not TCP over IPv4/IPv6 without extension headers, or a
-/// header that does not fit) and the segment's length in `seg_len`.
+/// header that does not fit) and the segment's length in `seg_len`. With dst null nothing
+/// is written: the count alone, for a caller deciding whether it can take the frame.
 inline std::uint32_t packet_gso_segment(const packet_wire_frame& f, std::uint16_t gso_size,
                                         std::uint32_t seg, std::byte* dst, std::uint32_t cap,
                                         std::uint32_t& seg_len) noexcept {
@@ -127,6 +128,10 @@ inline std::uint32_t packet_gso_segment(const packet_wire_frame& f, std::uint16_
     const std::uint32_t count = (payload + gso_size - 1) / gso_size;
     if (seg >= count) {
         return 0;
+    }
+    if (dst == nullptr) {
+        seg_len = 0;
+        return count;
     }
     const std::uint32_t at = seg * gso_size;
     const std::uint32_t n = std::min<std::uint32_t>(gso_size, payload - at);

@@ -13,10 +13,13 @@
 // turned on (TUNSETOFFLOAD) as asked in tap_options: with TUN_F_CSUM the stack hands over
 // TCP/UDP frames with the checksum left to finish (the plugins finish it before the frame
 // leaves, npa/linux/checksum.hpp), and received frames whose checksum was checked reach
-// the stack marked DATA_VALID. Segmentation (TUN_F_TSO4/6) is not turned on by npa-linkd:
-// neither Linux plugin segments, so the kernel still does before the frame reaches us.
-// Received TCP segments go up merged where they can (write_burst, npa/linux/tap_gro.hpp):
-// a frame written with a GSO header needs no TUNSETOFFLOAD bit.
+// the stack marked DATA_VALID. npa-linkd also turns on TCP segmentation (TUN_F_TSO4/6):
+// one read then returns up to 64 KB of a TCP flow with its segment size, and the daemon
+// cuts it into MTU-sized segments before the shell sees it (npa/linux/tap_tso.hpp; neither
+// Linux plugin segments). read_frame below takes only what fits a buffer; UDP fragmentation
+// and segmentation offload stay off. Received TCP segments go up merged where they can
+// (write_burst, npa/linux/tap_gro.hpp): a frame written with a GSO header needs no
+// TUNSETOFFLOAD bit.
 //
 // MAC and MTU are read and set with the classic ioctls on the interface; changes made
 // with `ip link` are seen through rtnetlink (npa/linux/rtnetlink.hpp).
