@@ -168,12 +168,7 @@ struct shell_port {
 
     shell_port(const vu::net_config& c, const mac& /*peer: every frame goes to far_mac*/ = far_mac)
         : self(c.mac) {
-        REQUIRE(dev.create(c));
-        npa::pool_config pc;
-        pc.count = 2048;
-        auto p = pool_t::create(pc, dev.pool_memory());
-        REQUIRE(p);
-        pool.emplace(std::move(*p));
+        open_device(dev, c, pool);
     }
     ~shell_port() { sh.reset(); }
 

@@ -14,6 +14,8 @@
 #include <npa/image/image_files.hpp>
 #include <npa/image/signing.hpp>
 
+#include "log_capture.hpp"
+
 #include <rte_bus_vdev.h>
 #include <rte_eal.h>
 #include <rte_ethdev.h>
@@ -34,6 +36,7 @@ using npa::dpdk::mempool_pool;
 namespace img = npa::image;
 
 namespace {
+using npa::test::log_capture;
 
 constexpr std::uint32_t pool_size = 4095;
 constexpr std::uint32_t circulating = 256; // packets in the loop
@@ -76,25 +79,6 @@ std::uint32_t seq_of(rte_mbuf* m) {
     std::memcpy(&s, rte_pktmbuf_mtod(m, const std::byte*) + 16, sizeof s);
     return s;
 }
-
-class log_capture {
-public:
-    log_capture() : f_(open_memstream(&buf_, &len_)) { rte_openlog_stream(f_); }
-    ~log_capture() {
-        rte_openlog_stream(nullptr);
-        std::fclose(f_);
-        std::free(buf_);
-    }
-    std::string text() {
-        std::fflush(f_);
-        return std::string(buf_, len_);
-    }
-
-private:
-    char* buf_ = nullptr;
-    std::size_t len_ = 0;
-    std::FILE* f_;
-};
 
 struct loop_result {
     std::uint64_t received = 0, out_of_order = 0, tx_refused = 0, in_flight_end = 0;

@@ -11,6 +11,7 @@
 #include <npa/dpdk/rte_pmd_npa.h>
 
 #include "ctl_device.hpp"
+#include "log_capture.hpp"
 
 #include <ethdev_driver.h>
 #include <rte_bus_vdev.h>
@@ -33,6 +34,7 @@ using npa::dpdk::mbuf_ref;
 using npa::dpdk::mempool_pool;
 
 namespace {
+using npa::test::log_capture;
 
 // Test sizes: enough packets that a switch lands mid-traffic, few enough to run in
 // well under a second anywhere (sanitizers included).
@@ -82,26 +84,6 @@ void start_port(std::uint16_t port, std::uint16_t queues, const rte_eth_conf& co
     configure_port(port, queues, conf);
     REQUIRE(rte_eth_dev_start(port) == 0);
 }
-
-/// Captures what DPDK logs while it lives.
-class log_capture {
-public:
-    log_capture() : f_(open_memstream(&buf_, &len_)) { rte_openlog_stream(f_); }
-    ~log_capture() {
-        rte_openlog_stream(nullptr);
-        std::fclose(f_);
-        std::free(buf_);
-    }
-    std::string text() {
-        std::fflush(f_);
-        return std::string(buf_, len_);
-    }
-
-private:
-    char* buf_ = nullptr;
-    std::size_t len_ = 0;
-    std::FILE* f_;
-};
 
 /// Counts of one circulation run.
 struct loop_result {

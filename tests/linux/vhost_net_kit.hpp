@@ -75,6 +75,17 @@ inline bool swapped_back(const buffer_t& b, const mac& self, const mac& peer, st
     return true;
 }
 
+/// Creates `dev` (its memfd, rings and pool memory) and a pool of 2,048 buffers over the
+/// memory the back end maps.
+inline void open_device(vu::net_device& dev, const vu::net_config& c, std::optional<pool_t>& pool) {
+    REQUIRE(dev.create(c));
+    npa::pool_config pc;
+    pc.count = 2048;
+    auto p = pool_t::create(pc, dev.pool_memory());
+    REQUIRE(p);
+    pool.emplace(std::move(*p));
+}
+
 /// The plugin, its pool in the memfd, the test API; frames from cfg.mac to `peer`.
 struct net_port {
     vu::net_device dev{10000};
@@ -85,12 +96,7 @@ struct net_port {
     plugin_t plugin;
 
     net_port(const vu::net_config& c, const mac& to) : cfg(c), peer(to) {
-        REQUIRE(dev.create(c));
-        npa::pool_config pc;
-        pc.count = 2048;
-        auto p = pool_t::create(pc, dev.pool_memory());
-        REQUIRE(p);
-        pool.emplace(std::move(*p));
+        open_device(dev, c, pool);
         api.emplace(*pool);
     }
     ~net_port() { plugin.detach(); }

@@ -230,11 +230,7 @@ std::string linkd::render_status(bool text) {
     // What the TAP reader cut (npa/linux/tap_tso.hpp).
     tap_gso_scratch::counters k{};
     for (const tap_gso_scratch& s : tap_rx_) {
-        k.frames += s.stats().frames;
-        k.gso += s.stats().gso;
-        k.segments += s.stats().segments;
-        k.bad_vnet += s.stats().bad_vnet;
-        k.too_long += s.stats().too_long;
+        k += s.stats();
     }
     o += ",\"tap_tso\":{" +
          json_counters({{"frames", k.frames},

@@ -47,6 +47,15 @@ public:
         std::uint64_t segments = 0; ///< segments those were cut into
         std::uint64_t bad_vnet = 0; ///< dropped: a header that cannot be carried
         std::uint64_t too_long = 0; ///< dropped: not GSO and larger than a buffer
+
+        counters& operator+=(const counters& o) noexcept {
+            frames += o.frames;
+            gso += o.gso;
+            segments += o.segments;
+            bad_vnet += o.bad_vnet;
+            too_long += o.too_long;
+            return *this;
+        }
     };
 
     tap_gso_scratch() : data_(std::make_unique<std::byte[]>(capacity)) {}
