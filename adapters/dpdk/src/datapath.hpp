@@ -246,11 +246,11 @@ public:
     // room in the ring). So a port with an image path polls on each burst, TX first (an
     // application that only transmits never calls rx_burst).
     std::uint16_t tx_burst(std::uint16_t q, std::span<mbuf_ref> bufs) noexcept {
-        if (any_image_) (void)sh_->poll(q);
+        if (any_image_) serve_images(q);
         return sh_->tx_burst(q, bufs);
     }
     std::uint16_t rx_burst(std::uint16_t q, std::span<mbuf_ref> out) noexcept {
-        if (any_image_) (void)sh_->poll(q);
+        if (any_image_) serve_images(q);
         return sh_->rx_burst(q, out);
     }
 
@@ -315,6 +315,7 @@ public:
         if (!sh_->init_status().ok()) return sh_->init_status();
         for (std::size_t i = 0; i < npaths_; ++i) {
             image_[i] = images[i] != nullptr;
+            images_[i] = images[i];
             any_image_ = any_image_ || image_[i];
             path_id id = no_path;
             if (images[i] != nullptr) {
@@ -484,12 +485,31 @@ private:
         return st;
     }
 
+    /// A sim device's model steps on a thread of its own, which the scheduler may hold
+    /// off for tens of milliseconds on a loaded machine. Frames that thread has completed
+    /// on TX but not yet looped into the RX ring are on no ring the shell can see: a drain
+    /// that read the old path short then would end while they are still coming, and the
+    /// frames sent on the new path meanwhile would overtake them. So while queue q is not
+    /// steady (a switch drains, holds or flushes), its thread steps every model itself
+    /// before it reads or sends: one step moves all the model holds (TX, the loop, RX)
+    /// under the model's lock, so what a read finds short has really ended, whatever the
+    /// scheduler does to the model's thread.
+    void serve_images(std::uint16_t q) noexcept {
+        if (sh_->steady_path(q) == no_path) {
+            for (std::size_t i = 0; i < npaths_; ++i) {
+                if (images_[i] != nullptr) images_[i]->step_now();
+            }
+        }
+        (void)sh_->poll(q);
+    }
+
     std::mutex lock_;
     dpdk_env env_{};
     std::unique_ptr<path_shell> sh_;
     std::size_t npaths_ = 0;
     std::uint32_t target_ = no_path;
     std::array<bool, max_sub_devices> image_{}; ///< path i runs a plugin image
+    std::array<image_path_device*, max_sub_devices> images_{}; ///< its device (the port's)
     bool any_image_ = false;
     std::array<ethdev_port, max_sub_devices> devs_{};
     std::array<ethdev_control, max_sub_devices> ctl_{};

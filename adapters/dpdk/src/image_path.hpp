@@ -142,6 +142,9 @@ public:
         if (!running_.exchange(false)) return;
         (void)pthread_join(thread_, nullptr);
     }
+    /// One step of the model on the caller's thread (it waits for a step the model's
+    /// own thread is in): a drain's reads do not depend on when that thread runs.
+    void step_now() noexcept { (void)dev_->step(); }
     /// Frames the model dropped: no RX buffer posted, no queue active (arrived after a
     /// switch away quiesced it), its inbox full, or its link down.
     [[nodiscard]] std::uint64_t rx_missed() const {
