@@ -77,13 +77,12 @@ struct topology {
     }
 };
 
-/// An AF_PACKET socket on `ifname` in the namespace `netns`, receiving every frame
-/// (non-blocking). ETH_P_ALL, because a bridge port's rx handler takes frames before any
-/// socket bound to one ethertype sees them. A socket stays in the namespace it was made
-/// in, so a short-lived thread enters the namespace to make it. -1 if that fails.
-inline int capture_in(const std::string& netns, const std::string& ifname) {
-    constexpr std::uint16_t proto = ETH_P_ALL;
-    int fd = -1;
+/// Runs f() on a short-lived thread inside the namespace `netns` (a socket stays in the
+/// namespace it was made in, so this is how a test makes sockets there). False, without
+/// running f, if the namespace cannot be entered.
+template <class F>
+bool in_netns(const std::string& netns, F&& f) {
+    bool ran = false;
     std::thread([&] {
         const int ns = ::open(("/run/netns/" + netns).c_str(), O_RDONLY | O_CLOEXEC);
         if (ns < 0)
@@ -92,6 +91,19 @@ inline int capture_in(const std::string& netns, const std::string& ifname) {
         ::close(ns);
         if (!in)
             return;
+        f();
+        ran = true;
+    }).join();
+    return ran;
+}
+
+/// An AF_PACKET socket on `ifname` in the namespace `netns`, receiving every frame
+/// (non-blocking). ETH_P_ALL, because a bridge port's rx handler takes frames before any
+/// socket bound to one ethertype sees them. -1 if that fails.
+inline int capture_in(const std::string& netns, const std::string& ifname) {
+    constexpr std::uint16_t proto = ETH_P_ALL;
+    int fd = -1;
+    in_netns(netns, [&] {
         fd = ::socket(AF_PACKET, SOCK_RAW | SOCK_CLOEXEC | SOCK_NONBLOCK, htons(proto));
         sockaddr_ll sll{};
         sll.sll_family = AF_PACKET;
@@ -102,7 +114,7 @@ inline int capture_in(const std::string& netns, const std::string& ifname) {
             ::close(fd);
             fd = -1;
         }
-    }).join();
+    });
     return fd;
 }
 

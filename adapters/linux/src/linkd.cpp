@@ -146,8 +146,8 @@ bool linkd::init(std::string& err) {
     to.queues = cfg_.queues;
     // Checksum offload from the stack: both plugins finish TCP/UDP checksums before a
     // frame leaves (npa/linux/checksum.hpp). TCP segmentation too: one read takes up to
-    // 64 KB of a flow, cut into MTU-sized segments here (npa/linux/tap_tso.hpp). No UDP
-    // fragmentation or segmentation offload.
+    // 64 KB of a flow, sent whole to an AF_PACKET lower or cut into MTU-sized segments
+    // here (npa/linux/tap_tso.hpp). No UDP fragmentation or segmentation offload.
     to.offloads = TUN_F_CSUM | TUN_F_TSO4 | TUN_F_TSO6;
     auto t = tap_device::open(cfg_.tap.c_str(), to);
     if (!t.ok()) {
@@ -451,49 +451,104 @@ bool linkd::open_pci_lowers(std::string& err, mac_addr& mac) {
 
 // ---- the loop -------------------------------------------------------------------------
 
+bool linkd::tap_to_shell(std::uint16_t q) {
+    bool work = false;
+    // First what the shell could not take last time (in order), then the TAP.
+    auto& pend = pending_tx_[q];
+    if (!pend.empty()) {
+        const std::uint16_t n = shell_->tx_burst(q, pend);
+        pend.erase(pend.begin(), pend.begin() + n);
+        work = n != 0;
+        if (!pend.empty())
+            return work;
+    }
+    std::array<buffer_ref, burst> bufs{};
+    std::uint32_t got = shell_->alloc(q, bufs);
+    std::uint32_t filled = 0;
+    // Hands the buffers filled so far to the shell; false if it left some (they wait in
+    // pend, and nothing may overtake them).
+    const auto flush = [&]() -> bool {
+        if (filled == 0)
+            return true;
+        work = true;
+        const std::uint16_t n = shell_->tx_burst(q, std::span<buffer_ref>(bufs.data(), filled));
+        pend.assign(bufs.begin() + n, bufs.begin() + filled);
+        // The buffers not filled yet move to the front.
+        std::copy(bufs.begin() + filled, bufs.begin() + got, bufs.begin());
+        got -= filled;
+        filled = 0;
+        return pend.empty();
+    };
+    // A frame is read whole (up to 64 KB with TSO) into the queue's scratch. A TSO frame
+    // goes to the lower whole when the queue is steady on a path that takes GSO frames
+    // (tx_gso: AF_PACKET); otherwise, or when that path refuses it, it is handed out one
+    // segment per buffer (npa/linux/tap_tso.hpp). What does not fit this burst stays in
+    // the scratch for the next.
+    tap_gso_scratch& s = tap_rx_[q];
+    const std::uint32_t buf_cap = pool_->config().buf_size - pool_->config().headroom;
+    bool blocked = false;
+    for (std::uint32_t reads = 0; !blocked;) {
+        if (!s.holding()) {
+            if (reads == burst)
+                break;
+            const int r = tap_read_gso(tap_.fd(q), s, buf_cap);
+            if (r == 0)
+                break;
+            ++reads;
+            if (r < 0) {
+                ++tc_.read_dropped;
+                continue;
+            }
+            ++tc_.read;
+        }
+        if (s.whole_pending()) {
+            // Whatever was cut before it goes first.
+            if (!flush()) {
+                blocked = true;
+                break;
+            }
+            const gso_send r = send_whole(q, s);
+            if (r == gso_send::sent) {
+                s.sent_whole();
+                work = true;
+                continue;
+            }
+            if (r == gso_send::busy) {
+                blocked = true;
+                break;
+            }
+            // refused: cut below
+        }
+        if (filled == got)
+            break;
+        s.emit(bufs[filled]);
+        ++filled;
+    }
+    work = work || s.holding();
+    if (!blocked)
+        (void)flush();
+    if (got != 0) {
+        shell_->free(q, std::span<const buffer_ref>(bufs.data() + filled, got - filled));
+    }
+    return work;
+}
+
+gso_send linkd::send_whole(std::uint16_t q, const tap_gso_scratch& s) {
+    const path_id p = shell_->steady_path(q);
+    if (p == linkd_shell::no_path)
+        return gso_send::refused; // a switch is under way: cut, the shell keeps the order
+    return shell_->with_plugin(p, [&](auto& pl) {
+        if constexpr (requires { pl.tx_gso(q, s.header(), s.bytes(), 1u); })
+            return pl.tx_gso(q, s.header(), s.bytes(), s.segment_count());
+        else
+            return gso_send::refused; // no GSO on this plugin (AF_XDP, PCI): cut
+    });
+}
+
 bool linkd::data_iteration() {
     bool work = false;
     for (std::uint16_t q = 0; q < cfg_.queues; ++q) {
-        // TX: first what the shell could not take last time (in order), then the TAP.
-        auto& pend = pending_tx_[q];
-        if (!pend.empty()) {
-            const std::uint16_t n = shell_->tx_burst(q, pend);
-            pend.erase(pend.begin(), pend.begin() + n);
-            work = work || n != 0;
-        }
-        if (pend.empty()) {
-            std::array<buffer_ref, burst> bufs{};
-            const std::uint32_t got = shell_->alloc(q, bufs);
-            std::uint32_t filled = 0;
-            // A frame is read whole (up to 64 KB with TSO) into the queue's scratch and
-            // handed out one segment per buffer; what does not fit this burst stays there
-            // for the next.
-            tap_gso_scratch& s = tap_rx_[q];
-            for (std::uint32_t i = 0; i < got; ++i) {
-                if (!s.holding()) {
-                    const int r = tap_read_gso(tap_.fd(q), s, bufs[filled].capacity());
-                    if (r == 0)
-                        break;
-                    if (r < 0) {
-                        ++tc_.read_dropped;
-                        continue; // reuse the buffer for the next frame
-                    }
-                    ++tc_.read;
-                }
-                s.emit(bufs[filled]);
-                ++filled;
-            }
-            work = work || s.holding();
-            if (filled < got) {
-                shell_->free(q, std::span<const buffer_ref>(bufs.data() + filled, got - filled));
-            }
-            if (filled != 0) {
-                work = true;
-                const std::uint16_t n =
-                    shell_->tx_burst(q, std::span<buffer_ref>(bufs.data(), filled));
-                pend.assign(bufs.begin() + n, bufs.begin() + filled);
-            }
-        }
+        work = tap_to_shell(q) || work;
         // RX: what the shell received goes into the stack, a TCP flow's consecutive
         // segments merged into one frame (npa/linux/tap_gro.hpp).
         std::array<buffer_ref, burst> rx{};

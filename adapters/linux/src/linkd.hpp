@@ -174,6 +174,11 @@ private:
     /// Opens the PCI lowers' functions; may replace `mac` by the one a PF assigned.
     bool open_pci_lowers(std::string& err, mac_addr& mac);
     bool data_iteration();
+    /// Moves what the stack sent on TAP queue q to the shell (or, a TSO frame, whole to
+    /// the lower when the queue is steady on a path that takes it). True if it did work.
+    bool tap_to_shell(std::uint16_t q);
+    /// Offers the TSO frame in s whole to queue q's steady path (tx_gso).
+    gso_send send_whole(std::uint16_t q, const tap_gso_scratch& s);
     void handle_link_event(const link_event& ev);
 
     // Path management (linkd_switch.cpp).

@@ -227,21 +227,36 @@ std::string linkd::render_status(bool text) {
     t += "tap writes " + std::to_string(g.writes) + ": " + std::to_string(g.merged_segments) +
          " segments merged into " + std::to_string(g.merged_writes) + " frames, " +
          std::to_string(g.refused) + " refused\n";
-    // What the TAP reader cut (npa/linux/tap_tso.hpp).
+    // What the TAP reader sent whole or cut (npa/linux/tap_tso.hpp), and which of the two
+    // the active path gets: whole TSO frames (AF_PACKET with PACKET_VNET_HDR) or segments.
     tap_gso_scratch::counters k{};
     for (const tap_gso_scratch& s : tap_rx_) {
         k += s.stats();
     }
-    o += ",\"tap_tso\":{" +
+    const bool whole = shell_->active_path() != linkd_shell::no_path &&
+                       shell_->with_plugin(shell_->active_path(), [](auto& pl) {
+                           if constexpr (requires { pl.gso_capable(); })
+                               return pl.gso_capable();
+                           else
+                               return false;
+                       });
+    o += ",\"tap_tso\":{\"mode\":" + json_str(whole ? "whole" : "cut") + "," +
          json_counters({{"frames", k.frames},
                         {"gso_frames", k.gso},
+                        {"whole_frames", k.whole},
+                        {"whole_segments", k.whole_segments},
                         {"segments", k.segments},
                         {"bad_vnet", k.bad_vnet},
                         {"too_long", k.too_long}}) +
          "}";
-    t += "tap reads " + std::to_string(k.frames) + ": " + std::to_string(k.gso) +
-         " TSO frames cut into " + std::to_string(k.segments) + " segments, " +
-         std::to_string(k.bad_vnet + k.too_long) + " dropped\n";
+    t += "tap reads " + std::to_string(k.frames) + ": " + std::to_string(k.gso) + " TSO frames, " +
+         std::to_string(k.whole) + " sent whole (" + std::to_string(k.whole_segments) +
+         " segments' worth), the others cut into " + std::to_string(k.segments) +
+         " segments; " + std::to_string(k.bad_vnet + k.too_long) + " dropped\n" +
+         "TSO frames from the TAP now: " +
+         (whole ? "sent whole to the lower (PACKET_VNET_HDR)"
+                : "cut into segments (the active path takes no GSO frames)") +
+         "\n";
     if (text)
         o += ",\"text\":" + json_str(t);
     return o + "}";

@@ -91,12 +91,16 @@ udp_kpps() {  # 64-byte datagrams, unlimited rate: delivered packets per second
 
 ratio() { python3 -c "import sys; b=float(sys.argv[2]); print('%.0f%%' % (100*float(sys.argv[1])/b) if b else '-')" "$1" "$2"; }
 
-# The daemon's CPU time (ns, schedstat's first field, every thread) and the packets the
-# shell moved (TX accepted + RX delivered). "%.0f", not "%d": mawk's %d stops at 2^31 ns.
+# The daemon's CPU time (ns, schedstat's first field, every thread) and the packets it
+# moved: what the shell moved (TX accepted + RX delivered) and the segments of the TSO
+# frames it sent whole past the shell (tap_tso.whole_segments). "%.0f", not "%d": mawk's
+# %d stops at 2^31 ns.
 cpu_ns() { cat /proc/"$DPID"/task/*/schedstat | awk '{s += $1} END {printf "%.0f", s}'; }
 shell_pkts() {
+    w=$("$BIN/npactl" --socket $SOCK --json status |
+        python3 -c 'import json,sys; print(json.load(sys.stdin).get("tap_tso", {}).get("whole_segments", 0))')
     "$BIN/npactl" --socket $SOCK --json stats |
-        python3 -c 'import json,sys; s=json.load(sys.stdin)["shell"]; print(s["tx_accepted"] + s["rx_delivered"])'
+        python3 -c 'import json,sys; s=json.load(sys.stdin)["shell"]; print(s["tx_accepted"] + s["rx_delivered"] + int(sys.argv[1]))' "$w"
 }
 # Runs "$@" (one measurement) and appends "kpps per CPU-s / kpps per wall-s" of the
 # daemon over it to $W/eff.
@@ -135,10 +139,12 @@ for build in "$BIN" $BASE; do
         "$BIN/npactl" --socket $SOCK --json status | python3 -c '
 import json,sys; g=json.load(sys.stdin).get("tap_gro")
 if g: w=g["merged_writes"]; print("  %s: %d segments went up in %d merged TAP writes (%.1f per write), %d refused" % (sys.argv[1], g["merged_segments"], w, g["merged_segments"]/w if w else 0, g["refused"]))' "${lower#*:}$tag" >>"$W/gro"
-        # What the TAP reader cut (npa/linux/tap_tso.hpp): host to peer.
+        # What the TAP reader sent whole or cut (npa/linux/tap_tso.hpp): host to peer.
         "$BIN/npactl" --socket $SOCK --json status | python3 -c '
 import json,sys; k=json.load(sys.stdin).get("tap_tso")
-if k: print("  %s: %d TAP reads, %d of them TSO frames cut into %d segments (%.1f per frame), %d dropped" % (sys.argv[1], k["frames"], k["gso_frames"], k["segments"], k["segments"]/k["gso_frames"] if k["gso_frames"] else 0, k["bad_vnet"] + k["too_long"]))' "${lower#*:}$tag" >>"$W/tso"
+if k:
+    w=k.get("whole_frames", 0); ws=k.get("whole_segments", 0); c=k["gso_frames"]-w
+    print("  %s: %d TAP reads, %d of them TSO frames: %d sent whole (%.1f segments each), %d cut into %d segments (%.1f each); %d dropped" % (sys.argv[1], k["frames"], k["gso_frames"], w, ws/w if w else 0, c, k["segments"], k["segments"]/c if c else 0, k["bad_vnet"] + k["too_long"]))' "${lower#*:}$tag" >>"$W/tso"
         UDP=$(measured udp_kpps)
         echo "| npa-linkd over ${lower#*:}$tag | $OUT | $(ratio "$OUT" "$B_OUT") | $IN | $(ratio "$IN" "$B_IN") | $UDP | $(ratio "$UDP" "$B_UDP") | $(paste -sd, "$W/eff" | sed 's/,/; /g') |"
         stop_linkd
@@ -148,7 +154,7 @@ done
 echo
 echo "TCP segments merged on their way into the TAP:"
 cat "$W/gro"
-echo "TCP frames cut on their way out of the TAP:"
+echo "TCP frames sent whole or cut on their way out of the TAP:"
 cat "$W/tso" 2>/dev/null
 
 # Switches under load: an operator switch every 50 ms during a TCP run and a 200 Hz ping.

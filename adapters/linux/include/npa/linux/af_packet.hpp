@@ -14,7 +14,13 @@
 // in it: every offset, length and count read from it is range-checked against the block
 // before use (DESIGN.md section 3, "trust nothing the device writes").
 //
-// This file is the plugin's data path (tx_burst, rx_burst, tx_reap, detach). Opening the
+// A TCP frame larger than a buffer (a 64 KB TSO frame the TAP handed over) can go whole,
+// with its virtio_net_hdr, through tx_gso: the kernel (or the lower's TSO) segments it and
+// finishes its checksums. The TX ring cannot carry it (its frames are one fixed size, and a
+// socket with a TX ring sends nothing else), so it goes by sendmsg on a second, ring-less
+// socket of the queue, after the ring's frames (npa/linux/af_packet_socket.hpp).
+//
+// This file is the plugin's data path (tx_burst, tx_gso, rx_burst, tx_reap, detach). Opening the
 // socket and its rings is in npa/linux/af_packet_socket.hpp, the RX walk over the
 // TPACKET_V3 blocks in npa/linux/af_packet_rx.hpp, and what both Linux plugins share in
 // npa/linux/plugin_queues.hpp.
@@ -36,6 +42,7 @@
 #include <linux/if_packet.h>
 #include <net/if.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -60,6 +67,22 @@ inline constexpr std::uint32_t packet_reap_batch = 64;
 /// Queues (sockets in one PACKET_FANOUT group) a single plugin instance drives.
 inline constexpr std::uint16_t packet_max_queues = 8;
 
+/// What became of a frame offered whole with its GSO header (af_packet_plugin::tx_gso).
+enum class gso_send : std::uint8_t {
+    sent,    ///< the kernel took it: it segments it (or the lower's TSO does)
+    busy,    ///< not now (earlier frames still queued, or the socket's send buffer is
+             ///< full): offer it again later, nothing was sent
+    refused, ///< never on this path: the caller cuts it into segments
+};
+
+/// Frames a plugin sent whole with their GSO header, over all queues.
+struct gso_counters {
+    std::uint64_t frames = 0;   ///< frames the kernel took whole
+    std::uint64_t segments = 0; ///< the segments they stand for
+    std::uint64_t busy = 0;     ///< offers answered busy
+    std::uint64_t refused = 0;  ///< frames the kernel refused (then cut by the caller)
+};
+
 namespace detail {
 
 /// One queue of the AF_PACKET plugin: its socket and mapped rings, where the RX walk
@@ -69,6 +92,8 @@ struct packet_queue : packet_socket {
     packet_rx_cursor rx{};
     slot_ring<Buffer> tx_slots; ///< which buffer each TX frame slot was copied from
     bool armed = false;
+    bool gso_off = false; ///< the kernel refused a GSO frame: cut them from then on
+    gso_counters gso{};
     queue_stats stats{};
     queue_stats reported{}; ///< stats plus kernel_drops, as stats() last read them
 
@@ -147,8 +172,10 @@ public:
         }
         std::memcpy(ifname_, dev.ifname, IFNAMSIZ);
         attached_ = true;
-        detail::logf(api, log_level::info, "af_packet: attached to '%s', %u queue(s)", ifname_,
-                     unsigned{nqueues_});
+        detail::logf(api, log_level::info, "af_packet: attached to '%s', %u queue(s), %s",
+                     ifname_, unsigned{nqueues_},
+                     gso_capable() ? "TSO frames sent whole (PACKET_VNET_HDR)"
+                                   : "TSO frames cut into segments (no PACKET_VNET_HDR)");
         return {};
     }
 
@@ -236,6 +263,94 @@ public:
             kick(qu);
         }
         return n;
+    }
+
+    /// Sends one frame larger than a buffer whole: `frame` (up to 64 KB, from the
+    /// Ethernet header) with its GSO and checksum request `h` as a TAP with IFF_VNET_HDR
+    /// handed it over (csum_start counts from the Ethernet header for both). The kernel
+    /// segments it, or the lower's TSO does, and finishes the checksums; nothing is
+    /// summed here. `segments` is what it stands for on the wire (for the counters).
+    /// The frame goes after everything tx_burst put in the ring before it: while the
+    /// kernel has not taken the ring's newest frame, the answer is busy.
+    [[nodiscard]] gso_send tx_gso(std::uint16_t q, const virtio_net_hdr& h,
+                                  std::span<const std::byte> frame,
+                                  std::uint32_t segments) noexcept {
+        if (NPA_UNLIKELY(!attached_ || q >= nqueues_)) {
+            return gso_send::refused;
+        }
+        queue& qu = queues_[q];
+        if (qu.gso_fd < 0 || qu.gso_off) {
+            return gso_send::refused;
+        }
+        // Order: the kernel takes ring frames oldest first, so once it has taken the
+        // newest one, every earlier one is on its way too.
+        if (qu.tx_slots.in_flight() != 0) {
+            const std::uint32_t newest =
+                (qu.tx_slots.next_to_fill() + qu.tx_slots.size() - 1) % qu.tx_slots.size();
+            if (tx_status(qu, newest) == TP_STATUS_SEND_REQUEST) {
+                kick(qu);
+                if (tx_status(qu, newest) == TP_STATUS_SEND_REQUEST) {
+                    ++qu.gso.busy;
+                    return gso_send::busy;
+                }
+            }
+        }
+        virtio_net_hdr vh = h;
+        iovec iov[2] = {{&vh, sizeof vh},
+                        {const_cast<std::byte*>(frame.data()), frame.size()}};
+        msghdr m{};
+        m.msg_iov = iov;
+        m.msg_iovlen = 2;
+        if (::sendmsg(qu.gso_fd, &m, MSG_DONTWAIT) >= 0) {
+            ++qu.gso.frames;
+            qu.gso.segments += segments;
+            qu.stats.tx_packets += segments;
+            qu.stats.tx_bytes += frame.size();
+            return gso_send::sent;
+        }
+        const int e = errno;
+        if (e == EAGAIN || e == ENOBUFS || e == EINTR) {
+            ++qu.gso.busy;
+            return gso_send::busy;
+        }
+        if (const errc hl = detail::link_health(e); hl != errc::ok) {
+            health_.store(hl, std::memory_order_relaxed);
+            return gso_send::refused; // the shell's path takes it (and sees the link)
+        }
+        // The kernel refused the header (EINVAL) or the size (EMSGSIZE): it will refuse
+        // the next one too, so this queue cuts frames from now on.
+        ++qu.gso.refused;
+        qu.gso_off = true;
+        detail::logf(*api_, log_level::warning,
+                     "af_packet: '%s' refused a whole TSO frame (%s): cutting them from now on",
+                     ifname_, std::strerror(e));
+        return gso_send::refused;
+    }
+
+    /// Every queue can send TSO frames whole (tx_gso), as far as is known.
+    [[nodiscard]] bool gso_capable() const noexcept {
+        if (!attached_) {
+            return false;
+        }
+        for (std::uint16_t q = 0; q < nqueues_; ++q) {
+            if (queues_[q].gso_fd < 0 || queues_[q].gso_off) {
+                return false;
+            }
+        }
+        return true;
+    }
+
+    /// What tx_gso sent, over all queues.
+    [[nodiscard]] gso_counters gso_stats() const noexcept {
+        gso_counters c{};
+        for (std::uint16_t q = 0; attached_ && q < nqueues_; ++q) {
+            const gso_counters& g = queues_[q].gso;
+            c.frames += g.frames;
+            c.segments += g.segments;
+            c.busy += g.busy;
+            c.refused += g.refused;
+        }
+        return c;
     }
 
     [[nodiscard]] std::uint16_t rx_burst(std::uint16_t q, std::span<buffer_type> out) noexcept {

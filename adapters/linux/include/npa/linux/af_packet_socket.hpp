@@ -61,6 +61,10 @@ struct packet_socket {
     std::byte* rx_ring = nullptr;
     std::byte* tx_ring = nullptr;
     bool vnet = false;              ///< a virtio_net_hdr precedes every frame (PACKET_VNET_HDR)
+    /// A second socket on the same interface, without rings, for frames larger than a TX
+    /// ring frame (a TSO frame from the TAP, up to 64 KB) sent whole with their GSO
+    /// header by sendmsg; -1 when the kernel has no PACKET_VNET_HDR (frames are then cut).
+    int gso_fd = -1;
     std::uint64_t kernel_drops = 0; ///< PACKET_STATISTICS tp_drops so far
 
     /// Opens the socket on interface `ifindex` with `tx_frames` TX frames. With `fanout`
@@ -139,7 +143,14 @@ struct packet_socket {
         if (promiscuous && !add_promisc_membership(fd, ifindex)) {
             return {errc::device_error, "af_packet: promiscuous membership failed"};
         }
-        // 9. Several queues: spread flows over the sockets by hash (PACKET_FANOUT_HASH
+        // 9. The socket for whole GSO frames. A socket with a TX ring sends only what is in
+        //    the ring (packet_sendmsg hands every send to tpacket_snd), and a ring's frames
+        //    are all one size: 64 KB frames would make a 2048-frame ring 128 MiB. So these
+        //    go through a ring-less socket by sendmsg (the kernel copies the headers into
+        //    the skb's head and the payload into pages, once). Protocol 0: it receives
+        //    nothing. Without PACKET_VNET_HDR it stays closed and such frames are cut.
+        open_gso_socket(ifindex);
+        // 10. Several queues: spread flows over the sockets by hash (PACKET_FANOUT_HASH
         //    keeps a flow on one queue, so its packets stay in order).
         if (fanout) {
             int arg = fanout_id | (PACKET_FANOUT_HASH << 16);
@@ -150,8 +161,29 @@ struct packet_socket {
         return {};
     }
 
-    /// Unmaps the rings and closes the socket (the kernel lets go of both).
+    void open_gso_socket(int ifindex) noexcept {
+        gso_fd = vnet ? ::socket(AF_PACKET, SOCK_RAW | SOCK_CLOEXEC | SOCK_NONBLOCK, 0) : -1;
+        if (gso_fd < 0) {
+            return;
+        }
+        int one = 1;
+        sockaddr_ll sll{};
+        sll.sll_family = AF_PACKET;
+        sll.sll_protocol = 0;
+        sll.sll_ifindex = ifindex;
+        if (::setsockopt(gso_fd, SOL_PACKET, PACKET_VNET_HDR, &one, sizeof one) != 0 ||
+            ::bind(gso_fd, reinterpret_cast<sockaddr*>(&sll), sizeof sll) != 0) {
+            ::close(gso_fd);
+            gso_fd = -1;
+        }
+    }
+
+    /// Unmaps the rings and closes the sockets (the kernel lets go of both).
     void close() noexcept {
+        if (gso_fd >= 0) {
+            ::close(gso_fd);
+            gso_fd = -1;
+        }
         if (map != nullptr) {
             ::munmap(map, map_len);
             map = nullptr;

@@ -14,9 +14,9 @@
 // TCP/UDP frames with the checksum left to finish (the plugins finish it before the frame
 // leaves, npa/linux/checksum.hpp), and received frames whose checksum was checked reach
 // the stack marked DATA_VALID. npa-linkd also turns on TCP segmentation (TUN_F_TSO4/6):
-// one read then returns up to 64 KB of a TCP flow with its segment size, and the daemon
-// cuts it into MTU-sized segments before the shell sees it (npa/linux/tap_tso.hpp; neither
-// Linux plugin segments). read_frame below takes only what fits a buffer; UDP fragmentation
+// one read then returns up to 64 KB of a TCP flow with its segment size, which the daemon
+// sends whole to an AF_PACKET lower (the kernel segments it) or cuts into MTU-sized
+// segments before the shell sees it (npa/linux/tap_tso.hpp). read_frame below takes only what fits a buffer; UDP fragmentation
 // and segmentation offload stay off. Received TCP segments go up merged where they can
 // (write_burst, npa/linux/tap_gro.hpp): a frame written with a GSO header needs no
 // TUNSETOFFLOAD bit.
