@@ -23,10 +23,23 @@ namespace {
 using npa_test::desc16;
 using npa_test::make_desc;
 
+/// 24 bytes: a size that is not a divisor of the 32-byte vectors of the bulk copy, so
+/// runs of it end at every offset within a vector.
+struct desc24 {
+    std::uint64_t seq = 0;
+    std::uint64_t addr = 0;
+    std::uint64_t check = 0;
+
+    friend bool operator==(const desc24&, const desc24&) = default;
+};
+static_assert(sizeof(desc24) == 24);
+
 template <class T>
 T make_item(std::uint64_t seq) {
     if constexpr (std::is_same_v<T, desc16>) {
         return make_desc(seq);
+    } else if constexpr (std::is_same_v<T, desc24>) {
+        return {seq, seq * 0x9E3779B97F4A7C15ull, ~seq};
     } else {
         return static_cast<T>(seq * 0x9E3779B97F4A7C15ull);
     }
@@ -340,6 +353,45 @@ TEST_CASE("index_ring: model check with 8-byte handles from index 0") {
 TEST_CASE("index_ring: model check with 16-byte descriptors from index 0") {
     auto r = make_ring<desc16, 32>();
     run_model(*r, 0, 2, 20000);
+}
+
+TEST_CASE("index_ring: model check with bursts of 256 bytes and more (the bulk copy)") {
+    // Runs of at least 256 bytes go through npa::detail::bulk_copy; the model's bursts of
+    // 0..Capacity+3 elements make most of them that long, at every slot offset and across
+    // the end of the ring.
+    SUBCASE("1-byte elements: every length from 256 bytes on") {
+        auto r = make_ring<std::uint8_t, 1024>();
+        run_model(*r, 0, 5, 4000);
+    }
+    SUBCASE("8-byte handles") {
+        auto r = make_ring<std::uint64_t, 256>();
+        run_model(*r, 0, 6, 4000);
+    }
+    SUBCASE("16-byte descriptors") {
+        auto r = make_ring<desc16, 128>();
+        run_model(*r, 0, 7, 4000);
+    }
+    SUBCASE("24-byte descriptors") {
+        auto r = make_ring<desc24, 64>();
+        run_model(*r, 0, 8, 4000);
+    }
+}
+
+TEST_CASE("index_ring: an empty burst request moves nothing and publishes nothing") {
+    auto r = make_ring<std::uint64_t, 64>();
+    const std::array<std::uint64_t, 3> a{1, 2, 3};
+    REQUIRE(r->stage_burst(a) == 3);
+    // enqueue_burst publishes staged elements only when it enqueues something.
+    CHECK(r->enqueue_burst({}) == 0);
+    CHECK(r->empty());
+    r->flush();
+    CHECK(r->size() == 3);
+    std::array<std::uint64_t, 3> out{7, 7, 7};
+    CHECK(r->dequeue_burst(std::span<std::uint64_t>(out.data(), 0)) == 0);
+    CHECK(r->size() == 3);
+    CHECK(out == std::array<std::uint64_t, 3>{7, 7, 7});
+    CHECK(r->dequeue_burst(out) == 3);
+    CHECK(out == a);
 }
 
 TEST_CASE("index_ring: the free-running indices wrap at 2^32 without a hiccup") {

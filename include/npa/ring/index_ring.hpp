@@ -22,6 +22,7 @@
 #pragma once
 
 #include <npa/config.hpp>
+#include <npa/detail/bulk_copy.hpp>
 
 #include <atomic>
 #include <cstdint>
@@ -66,13 +67,15 @@ class index_ring {
     // descriptors (64 bytes, one cache line) per step, the unroll DPDK's
     // __rte_ring_enqueue_elems_64 also uses.
     static constexpr std::uint32_t copy_chunk = 4;
-    // From this many bytes on (32 handles, 16 descriptors), a library memcpy call (a few
-    // instructions of dispatch, then the machine's widest vectors) beats inline 16-byte
-    // moves. Below it the call costs more than it saves, by time: at a burst of 8
-    // descriptors (128 bytes) the call made enqueue + dequeue 2.5x slower in
-    // benchmarks/ring_bench.cpp single/npa_index/16/8, although callgrind counted fewer
-    // instructions. See docs/benchmarks.md.
-    static constexpr std::size_t memcpy_min_bytes = 256;
+    // From this many bytes on (32 handles, 16 descriptors) a copy goes to
+    // detail::bulk_copy (32-byte vectors where the CPU has them, else the C library's
+    // memcpy): a call and a few instructions of dispatch, then the widest moves. Below it
+    // the call costs more than it saves, by time: at a burst of 8 descriptors (128 bytes)
+    // a memcpy call made enqueue + dequeue 2.5x slower in benchmarks/ring_bench.cpp
+    // single/npa_index/16/8, although callgrind counted fewer instructions. See
+    // docs/benchmarks.md.
+    static constexpr std::size_t memcpy_min_bytes = detail::bulk_copy_min_bytes;
+    static constexpr std::size_t bulk_min_elems = (memcpy_min_bytes + sizeof(T) - 1) / sizeof(T);
 
 public:
     using value_type = T;
@@ -101,9 +104,12 @@ public:
     [[nodiscard]] NPA_ALWAYS_INLINE std::uint32_t enqueue_burst(std::span<const T> items) noexcept {
         const auto n = static_cast<std::uint32_t>(items.size());
         const std::uint32_t next = prod_.next;
-        const std::uint32_t k = clamp_free(next, n);
-        if (NPA_UNLIKELY(k == 0)) {
-            return 0; // no store: a producer spinning on a full ring leaves its line alone
+        std::uint32_t k = n;
+        if (NPA_UNLIKELY(!cached_room_for(next, n))) {
+            k = refresh_room(next, n);
+            if (k == 0) {
+                return 0; // no store: a producer spinning on a full ring leaves its line alone
+            }
         }
         copy_in(next, items.data(), k);
         prod_.next = next + k;
@@ -118,9 +124,12 @@ public:
     [[nodiscard]] NPA_ALWAYS_INLINE std::uint32_t stage_burst(std::span<const T> items) noexcept {
         const auto n = static_cast<std::uint32_t>(items.size());
         const std::uint32_t next = prod_.next;
-        const std::uint32_t k = clamp_free(next, n);
-        if (NPA_UNLIKELY(k == 0)) {
-            return 0; // no store to the producer's line while it waits for room
+        std::uint32_t k = n;
+        if (NPA_UNLIKELY(!cached_room_for(next, n))) {
+            k = refresh_room(next, n);
+            if (k == 0) {
+                return 0; // no store to the producer's line while it waits for room
+            }
         }
         copy_in(next, items.data(), k);
         prod_.next = next + k;
@@ -171,9 +180,12 @@ public:
         const auto n = static_cast<std::uint32_t>(out.size());
         // relaxed: own index (only the consumer writes tail)
         const std::uint32_t tail = cons_.tail.load(std::memory_order_relaxed);
-        const std::uint32_t k = clamp_used(tail, n);
-        if (NPA_UNLIKELY(k == 0)) {
-            return 0;
+        std::uint32_t k = n;
+        if (NPA_UNLIKELY(!cached_fill_for(tail, n))) {
+            k = refresh_fill(tail, n);
+            if (k == 0) {
+                return 0;
+            }
         }
         copy_out(tail, out.data(), k);
         // release: the slots are read before they are freed; pairs with the producer's
@@ -258,6 +270,45 @@ public:
     [[nodiscard]] bool full() const noexcept { return size() == Capacity; }
 
 private:
+    // The fast-path tests of the burst calls: the cached copy of the other side's index
+    // already shows room for (elements for) all n, so the call moves exactly n, with no
+    // remote load and no clamp, and a count fixed at compile time stays a constant for
+    // the copy. False for n == 0 as well (n - 1 wraps): an empty request takes the slow
+    // path, which returns 0 and publishes nothing.
+    NPA_ALWAYS_INLINE bool cached_room_for(std::uint32_t next, std::uint32_t n) const noexcept {
+        return n - 1 < Capacity - (next - prod_.cached_tail);
+    }
+    NPA_ALWAYS_INLINE bool cached_fill_for(std::uint32_t tail, std::uint32_t n) const noexcept {
+        return n - 1 < cons_.cached_head - tail;
+    }
+
+    // The burst calls' slow path: read the other side's index once (the same condition
+    // as free_from() / used_from(): the cached copy could not satisfy the whole burst).
+    NPA_ALWAYS_INLINE std::uint32_t refresh_room(std::uint32_t next, std::uint32_t n) noexcept {
+        // acquire: as in free_from()
+        prod_.cached_tail = cons_.tail.load(std::memory_order_acquire);
+        const std::uint32_t free = Capacity - (next - prod_.cached_tail);
+        if (free == 0) {
+            return 0; // still full
+        }
+        if (n - 1 < free) {
+            return n; // room for all of them now
+        }
+        return n < free ? n : free; // what fits (n == 0 included)
+    }
+    NPA_ALWAYS_INLINE std::uint32_t refresh_fill(std::uint32_t tail, std::uint32_t n) noexcept {
+        // acquire: as in used_from()
+        cons_.cached_head = prod_.head.load(std::memory_order_acquire);
+        const std::uint32_t used = cons_.cached_head - tail;
+        if (used == 0) {
+            return 0; // still empty
+        }
+        if (n - 1 < used) {
+            return n;
+        }
+        return n < used ? n : used;
+    }
+
     // Free slots seen from the producer, refreshing the cached tail only when the cached
     // value cannot satisfy `want` (the common case touches no remote cache line).
     NPA_ALWAYS_INLINE std::uint32_t free_from(std::uint32_t head, std::uint32_t want) noexcept {
@@ -299,8 +350,9 @@ private:
     // vector moves with no call, no alignment peeling and no run-time alias check; loads
     // then line up with the stores that wrote the slots, so store-to-load forwarding
     // works when one thread both enqueues and dequeues). Runs of memcpy_min_bytes or more
-    // go to the C library's memcpy, which picks the widest vector unit of the machine at
-    // run time (AVX2/AVX-512) and beats any fixed-width loop the header could carry.
+    // go to detail::bulk_copy, which uses the machine's 32-byte vectors when it has them
+    // (chosen at run time) whatever the header was compiled for; one of exactly
+    // memcpy_min_bytes whose size the compiler knows stays inline.
     // GCC 12 (-O2 and up) cannot carry "n <= the caller's span size" through the clamp
     // and reports memcpy past the end of a caller's small array on paths that never run
     // (-Warray-bounds false positive); the bounds are the clamp's, checked by the tests.
@@ -311,8 +363,17 @@ private:
 #pragma GCC diagnostic ignored "-Wstringop-overread"
 #endif
     NPA_ALWAYS_INLINE static void copy_elems(T* dst, const T* src, std::uint32_t n) noexcept {
-        if (n * sizeof(T) >= memcpy_min_bytes) {
-            std::memcpy(dst, src, n * sizeof(T));
+        if (n >= bulk_min_elems) {
+#if defined(__GNUC__) || defined(__clang__)
+            // A size the compiler knows (a burst the caller fixed at compile time, on the
+            // path where the cached index already shows room for all of it) and no more
+            // than bulk_copy's minimum: a constant memcpy becomes plain moves, no call.
+            if (__builtin_constant_p(n) && std::size_t{n} * sizeof(T) <= memcpy_min_bytes) {
+                std::memcpy(dst, src, std::size_t{n} * sizeof(T));
+                return;
+            }
+#endif
+            detail::bulk_copy(dst, src, std::size_t{n} * sizeof(T));
             return;
         }
         std::uint32_t i = 0;
