@@ -983,7 +983,7 @@ struct many_paths {
     npa::fixed_pool<> pool{std::move(
         *npa::fixed_pool<>::create({.count = 1024, .buf_size = 256, .headroom = 0}))};
     std::vector<npa::fixed_pool<>*> pools{&pool};
-    std::array<fake_dev, n> devs{};
+    std::array<fake_dev, n> devs;
     fake_authority hv;
     std::vector<std::uint64_t> far;
     shell1 sh{env, pools, rig::default_cfg()};
