@@ -13,6 +13,8 @@
 //   two pairs: net_vhost with queues=2, testpmd macswap on two queues: 4,000 frames on each
 //             pair come back on that pair, whole and in order; testpmd's rx_qN/tx_qN and the
 //             plugin's per-queue counters each count 4,000.
+//   shell:    npa::shell with two queues over one virtio-net path on the same port: what
+//             shell queue q sends arrives on testpmd's queue q and comes back on shell queue q.
 // Without testpmd: the multi-queue negotiation against npa's own back end (back_end.hpp),
 // whose queue count and features are set exactly: MQ and GET_QUEUE_NUM taken, every ring of
 // the asked pairs enabled; fewer pairs, no MQ, MQ without the protocol feature refused
@@ -23,6 +25,7 @@
 #include "vhost_net_kit.hpp"
 
 #include <npa/linux/vhost_user/back_end.hpp>
+#include <npa/shell.hpp>
 
 #include <array>
 #include <atomic>
@@ -632,6 +635,159 @@ TEST_CASE("virtio-net over vhost-user, two queue pairs against net_vhost queues=
             c1[4] - c0[4], ", tx_q0/tx_q1 ", c1[1] - c0[1], "/", c1[5] - c0[5]);
     s.p->plugin.detach(); // GET_VRING_BASE on the four rings
     CHECK(s.p->api->audit().balanced());
+}
+
+namespace {
+
+struct shell_env {
+    using pool_type = pool_t;
+    static std::uint64_t now_ns() noexcept {
+        return static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(
+                                              std::chrono::steady_clock::now().time_since_epoch())
+                                              .count());
+    }
+};
+using shell_t = npa::shell<shell_env, npa::virtio_net_plugin>;
+
+// A testpmd port takes any MAC and RX mode and the shell's RSS request: nothing to refuse.
+struct accept_all_channel {
+    npa::status submit(const npa::control_request&) { return {}; }
+    npa::status submit_batch(std::span<const npa::control_request>) { return {}; }
+};
+
+} // namespace
+
+TEST_CASE("virtio-net over vhost-user, a shell with two queues on one virtio-net path: shell queue "
+          "q is pair q (net_vhost queues=2, macswap)") {
+    constexpr std::uint16_t pairs = 2;
+    constexpr std::uint64_t n = 3000;     // frames per shell queue
+    constexpr std::uint64_t window = 128; // per queue in flight
+    char tmpl[] = "/tmp/npa-vhost-mqsh-XXXXXX";
+    REQUIRE(::mkdtemp(tmpl) != nullptr);
+    const std::string dir = tmpl, sock = dir + "/vhost.sock";
+    testpmd pmd;
+    pmd.start_vdev(NPA_TESTPMD, "net_vhost0,iface=" + sock + ",queues=2", sock + ".log",
+                   "npa-vumqsh-" + std::to_string(::getpid()),
+                   {"--forward-mode=macswap", "--port-topology=loop", "--rxq=2", "--txq=2"});
+    vu::net_config cfg;
+    cfg.socket = sock;
+    vu::net_device dev{10000};
+    std::optional<pool_t> pool;
+    open_device(dev, cfg, pool);
+    REQUIRE(wait_until(30s, [&] { return static_cast<bool>(dev.connect()); }));
+    pool_t* pools[] = {&*pool, &*pool};
+    npa::shell_config sc;
+    sc.queues = pairs_of(pairs);
+    sc.queues.mtu = 1500;
+    static shell_env en;
+    accept_all_channel ctl;
+    std::optional<shell_t> sh;
+    sh.emplace(en, pools, sc);
+    REQUIRE(sh->init_status());
+    const npa::path_id pv = sh->add_path<npa::virtio_net_plugin>(dev.window(), npa::control_link::to(ctl));
+    REQUIRE(pv != shell_t::no_path);
+    const npa::status st = sh->start(pv);
+    INFO(std::string(st.reason()), " / ", std::string(dev.last_error()));
+    REQUIRE(st);
+    CHECK((dev.session().features() & npa::virtio_net::feature::MQ) != 0);
+    REQUIRE(wait_until(30s, [&] {
+        return pmd.telemetry("/ethdev/link_status,0").find("\"UP\"") != std::string::npos;
+    }));
+
+    // Queue q sends 128-byte frames numbered q*n ..; each must come back on q, MACs swapped,
+    // in order. Probes (numbers from `probe`) warm the port up first, as in macswap_round.
+    constexpr std::uint64_t probe = 1ull << 40;
+    std::array<std::uint64_t, pairs> sent{}, back{}, bad{}, probes_back{};
+    const auto send = [&](std::uint16_t q, std::uint64_t first, std::uint32_t count) {
+        npa::buffer_ref b[32];
+        const std::uint32_t got = sh->alloc(q, std::span(b, std::min<std::uint32_t>(count, 32)));
+        for (std::uint32_t i = 0; i < got; ++i) {
+            std::byte* d = b[i].data();
+            std::memset(d, 0, 128);
+            std::memcpy(d, far_mac.data(), 6);
+            std::memcpy(d + 6, cfg.mac.data(), 6);
+            d[12] = std::byte{0x88};
+            d[13] = std::byte{0xB5};
+            const std::uint64_t seq = first + i;
+            std::memcpy(d + 14, &seq, 8);
+            b[i].set_length(128);
+        }
+        const std::uint16_t k = sh->tx_burst(q, std::span(b, got));
+        sh->free(q, std::span<const npa::buffer_ref>(b + k, got - k));
+        return k;
+    };
+    const auto receive = [&](std::uint16_t q) {
+        npa::buffer_ref b[32];
+        const std::uint16_t k = sh->rx_burst(q, b);
+        for (std::uint16_t i = 0; i < k; ++i) {
+            const std::byte* d = b[i].data();
+            std::uint64_t seq = 0;
+            std::memcpy(&seq, d + 14, 8);
+            if (seq >= probe) {
+                ++probes_back[q];
+                continue;
+            }
+            const bool ok = b[i].length() == 128 && std::memcmp(d, cfg.mac.data(), 6) == 0 &&
+                            std::memcmp(d + 6, far_mac.data(), 6) == 0 && seq == q * n + back[q];
+            bad[q] += ok ? 0 : 1;
+            ++back[q];
+        }
+        sh->free(q, std::span<const npa::buffer_ref>(b, k));
+        (void)sh->poll(q);
+    };
+    for (std::uint16_t q = 0; q < pairs; ++q) {
+        std::uint64_t probes = 0;
+        CHECK(wait_until(15s, [&] {
+            probes += send(q, probe + probes, 1);
+            (void)wait_until(1s, [&] {
+                receive(q);
+                return probes_back[q] != 0;
+            });
+            return probes_back[q] != 0;
+        }));
+    }
+    std::this_thread::sleep_for(200ms);
+    for (std::uint16_t q = 0; q < pairs; ++q) {
+        receive(q);
+    }
+    std::array<std::int64_t, pairs> rx0{}, tx0{};
+    for (std::uint16_t q = 0; q < pairs; ++q) {
+        rx0[q] = xstat(pmd, "rx_q" + std::to_string(q) + "_packets");
+        tx0[q] = xstat(pmd, "tx_q" + std::to_string(q) + "_packets");
+    }
+    const bool done = wait_until(60s, [&] {
+        for (int k = 0; k < 64; ++k) {
+            for (std::uint16_t q = 0; q < pairs; ++q) {
+                if (sent[q] < n && sent[q] - back[q] < window) {
+                    const auto room = static_cast<std::uint32_t>(std::min(n - sent[q], window - (sent[q] - back[q])));
+                    sent[q] += send(q, q * n + sent[q], room);
+                }
+                receive(q);
+            }
+            (void)sh->service();
+        }
+        return back[0] >= n && back[1] >= n;
+    });
+    CHECK(done);
+    INFO("sent ", sent[0], " + ", sent[1], ", back ", back[0], " + ", back[1], "\n",
+         pmd.telemetry("/ethdev/xstats,0"));
+    for (std::uint16_t q = 0; q < pairs; ++q) {
+        CAPTURE(q);
+        CHECK(back[q] == n);
+        CHECK(bad[q] == 0);
+        CHECK(xstat(pmd, "rx_q" + std::to_string(q) + "_packets") - rx0[q] == static_cast<std::int64_t>(n));
+        CHECK(wait_until(5s, [&] {
+            return xstat(pmd, "tx_q" + std::to_string(q) + "_packets") - tx0[q] == static_cast<std::int64_t>(n);
+        }));
+    }
+    CHECK(sh->active_path() == pv);
+    sh->stop();
+    sh.reset();
+    CHECK(pool->in_use() == 0); // every buffer back in the pool
+    pmd.kill9();
+    ::unlink(sock.c_str());
+    ::unlink((sock + ".log").c_str());
+    ::rmdir(dir.c_str());
 }
 
 #else
