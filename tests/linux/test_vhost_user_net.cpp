@@ -10,12 +10,25 @@
 //   txonly:   npa receives testpmd's frames (64-byte UDP); npa's count equals opackets.
 //   killed:   testpmd killed mid-stream: nothing hangs, health() says removed, detach hands
 //             every buffer back.
+//   two pairs: net_vhost with queues=2, testpmd macswap on two queues: 4,000 frames on each
+//             pair come back on that pair, whole and in order; testpmd's rx_qN/tx_qN and the
+//             plugin's per-queue counters each count 4,000.
+//   shell:    npa::shell with two queues over one virtio-net path on the same port: what
+//             shell queue q sends arrives on testpmd's queue q and comes back on shell queue q.
+// Without testpmd: the multi-queue negotiation against npa's own back end (back_end.hpp),
+// whose queue count and features are set exactly: MQ and GET_QUEUE_NUM taken, every ring of
+// the asked pairs enabled; fewer pairs, no MQ, MQ without the protocol feature refused
+// before any ring is handed over; more pairs than the plugin takes clamped and said.
 #define DOCTEST_CONFIG_IMPLEMENT_WITH_MAIN
 #include <doctest/doctest.h>
 
 #include "vhost_net_kit.hpp"
 
+#include <npa/linux/vhost_user/back_end.hpp>
+#include <npa/shell.hpp>
+
 #include <array>
+#include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <cstdio>
@@ -23,6 +36,7 @@
 #include <optional>
 #include <span>
 #include <string>
+#include <thread>
 
 using namespace npa::test::vhost_net;
 
@@ -54,6 +68,163 @@ TEST_CASE("vhost-user transport: no back end reads as removed, and attach says s
     CHECK(p.dev.pool_memory().base() == p.dev.memory().base() + c.ring_bytes);
 }
 
+namespace {
+
+// npa's own back end (back_end.hpp) with `pairs` queue pairs, served from a thread: what a
+// vhost-user back end tells a front end about its queues, played exactly.
+struct served_back_end {
+    std::string dir, sock;
+    vu::back_end be;
+    std::atomic<bool> stop{false};
+    std::thread t;
+
+    served_back_end(std::uint32_t pairs, bool mq, bool protocol_mq) : be(pairs) {
+        char tmpl[] = "/tmp/npa-vun-mq-XXXXXX";
+        REQUIRE(::mkdtemp(tmpl) != nullptr);
+        dir = tmpl;
+        sock = dir + "/be.sock";
+        be.offered |= mq ? npa::virtio_net::feature::MQ : 0;
+        be.offered &= ~npa::virtio::feature::RING_PACKED; // the plugin takes split rings
+        if (!protocol_mq) {
+            be.offered_protocol &= ~vu::protocol::mq;
+        }
+        REQUIRE(be.listen(sock));
+    }
+    void serve() {
+        stop = false;
+        t = std::thread([this] {
+            while (!stop.load()) {
+                (void)be.service();
+                std::this_thread::sleep_for(std::chrono::microseconds(50));
+            }
+        });
+    }
+    void halt() {
+        stop = true;
+        if (t.joinable()) {
+            t.join();
+        }
+    }
+    ~served_back_end() {
+        halt();
+        ::unlink(sock.c_str());
+        ::rmdir(dir.c_str());
+    }
+};
+
+npa::queue_config pairs_of(std::uint16_t n, std::uint32_t ring = 256) {
+    npa::queue_config qc = one_pair(ring);
+    qc.queues = n;
+    return qc;
+}
+
+// A back end with `pairs` pairs (MQ and the MQ protocol feature as asked), and the plugin
+// attached over the transport asking for `asked` pairs. The port goes first (its detach
+// needs the back end's answers).
+struct mq_rig {
+    served_back_end b;
+    std::optional<port> p;
+    npa::status attached;
+
+    mq_rig(std::uint32_t pairs, bool mq, bool protocol_mq, std::uint16_t asked, std::uint32_t ring = 256)
+        : b(pairs, mq, protocol_mq) {
+        b.serve();
+        vu::net_config c;
+        c.socket = b.sock;
+        p.emplace(c);
+        REQUIRE(p->dev.connect());
+        attach(asked, ring);
+    }
+    void attach(std::uint16_t asked, std::uint32_t ring = 256) {
+        attached = p->plugin.attach(*p->api, p->dev.window(), pairs_of(asked, ring));
+    }
+    // Whether the back end's ring i was handed over and enabled (SET_VRING_ENABLE 1), and how
+    // many were; read with its thread stopped.
+    std::uint32_t rings_ready(std::uint32_t* upto = nullptr) {
+        b.halt();
+        std::uint32_t n = 0, lead = 0;
+        bool gap = false;
+        for (const vu::vring& r : b.be.rings()) {
+            n += r.ready() ? 1 : 0;
+            gap = gap || !r.ready();
+            lead += gap ? 0 : 1; // rings 0..lead-1 all ready
+        }
+        if (upto != nullptr) {
+            *upto = lead;
+        }
+        b.serve();
+        return n;
+    }
+    [[nodiscard]] std::string reason() const {
+        return std::string(attached.reason()) + " / " + p->dev.last_error();
+    }
+};
+
+} // namespace
+
+TEST_CASE("vhost-user transport, multi-queue: negotiation against a back end's queue count") {
+    SUBCASE("4 pairs offered, 2 asked: MQ both ways, GET_QUEUE_NUM read, rings 0-3 enabled") {
+        mq_rig r(4, true, true, 2);
+        INFO(r.reason());
+        REQUIRE(r.attached);
+        CHECK((r.p->plugin.features() & npa::virtio_net::feature::MQ) != 0);
+        CHECK((r.p->dev.session().protocol_features() & vu::protocol::mq) != 0);
+        CHECK(r.p->dev.back_end_queue_pairs() == 4);
+        CHECK(r.p->dev.queue_pairs() == 4);
+        CHECK(r.p->plugin.capabilities().max_queues == 4);
+        CHECK(std::string(r.p->dev.note()).empty());
+        std::uint32_t upto = 0;
+        CHECK(r.rings_ready(&upto) == 4);
+        CHECK(upto == 4); // rings 0-3: receiveq and transmitq of pairs 0 and 1
+        CHECK(r.b.be.has(npa::virtio_net::feature::MQ));
+        r.p->plugin.detach(); // GET_VRING_BASE on all four rings, answered
+        CHECK(r.p->api->audit().balanced());
+    }
+    SUBCASE("1 pair offered, 2 asked: refused before any ring; 1 pair then attaches") {
+        mq_rig r(1, true, true, 2);
+        CHECK(r.attached.code() == npa::errc::invalid_argument);
+        CHECK(r.reason().find("more queue pairs asked than the device has") != std::string::npos);
+        CHECK(r.p->dev.back_end_queue_pairs() == 1);
+        CHECK(r.p->api->audit().balanced());
+        CHECK(r.p->api->audit().with_plugin == 0);
+        CHECK(r.rings_ready() == 0);
+        CHECK(r.b.be.protocol_errors() == 0);
+        r.attach(1);
+        REQUIRE(r.attached);
+        CHECK((r.p->plugin.features() & npa::virtio_net::feature::MQ) == 0); // not asked for
+        CHECK(r.rings_ready() == 2);
+        r.p->plugin.detach();
+        CHECK(r.p->api->audit().balanced());
+    }
+    SUBCASE("a back end without VIRTIO_NET_F_MQ: 2 pairs refused") {
+        mq_rig r(2, false, true, 2);
+        CHECK(r.attached.code() == npa::errc::invalid_argument);
+        CHECK(r.reason().find("without MQ") != std::string::npos);
+        CHECK(r.p->dev.back_end_queue_pairs() == 0); // never asked: MQ not offered
+        CHECK(r.p->api->audit().balanced());
+        CHECK(r.rings_ready() == 0);
+    }
+    SUBCASE("VIRTIO_NET_F_MQ without the MQ protocol feature: one pair, said why, 2 refused") {
+        mq_rig r(2, true, false, 2);
+        CHECK(r.attached.code() == npa::errc::invalid_argument);
+        CHECK(r.reason().find("without MQ") != std::string::npos);
+        CHECK(std::string(r.p->dev.note()).find("without the MQ protocol feature") != std::string::npos);
+        CHECK(r.p->dev.queue_pairs() == 1);
+        CHECK(r.rings_ready() == 0);
+    }
+    SUBCASE("more pairs than the plugin takes: clamped to 8, and the note says so") {
+        mq_rig r(16, true, true, 8, 64);
+        INFO(r.reason());
+        REQUIRE(r.attached);
+        CHECK(r.p->dev.back_end_queue_pairs() == 16);
+        CHECK(r.p->dev.queue_pairs() == 8);
+        CHECK(std::string(r.p->dev.note()).find("16 queue pairs") != std::string::npos);
+        std::uint32_t upto = 0;
+        CHECK(r.rings_ready(&upto) == 16);
+        CHECK(upto == 16);
+    }
+}
+
 #ifdef NPA_TESTPMD
 #include "vhost_testpmd.hpp"
 
@@ -69,15 +240,17 @@ struct session {
     vu::net_config cfg;
     std::optional<port> p;
 
+    /// `pairs`: net_vhost's queues= and the queue pairs the plugin sets up.
     session(const std::vector<std::string>& pmd_args, bool mrg, bool polled, bool in_order = true,
-            bool event_idx = true) {
+            bool event_idx = true, std::uint16_t pairs = 1) {
         char tmpl[] = "/tmp/npa-vhost-net-XXXXXX";
         REQUIRE(::mkdtemp(tmpl) != nullptr);
         dir = tmpl;
         sock = dir + "/vhost.sock";
         static int run = 0;
         prefix = "npa-vun-" + std::to_string(::getpid()) + "-" + std::to_string(run++);
-        pmd.start(NPA_TESTPMD, sock, prefix, pmd_args);
+        pmd.start_vdev(NPA_TESTPMD, "net_vhost0,iface=" + sock + ",queues=" + std::to_string(pairs),
+                       sock + ".log", prefix, pmd_args);
         cfg.socket = sock;
         cfg.polled = polled;
         if (!mrg) {
@@ -90,7 +263,7 @@ struct session {
             cfg.features_mask &= ~npa::virtio::feature::EVENT_IDX;
         }
         p.emplace(cfg);
-        p->attach();
+        p->attach(pairs_of(pairs));
         CHECK(((p->plugin.features() & npa::virtio_net::feature::MRG_RXBUF) != 0) == mrg);
         // DPDK 22.11 offers IN_ORDER; on split rings it writes one used entry per chain,
         // in order, which the plugin's checks accept (bad_completion stays 0 below).
@@ -357,6 +530,266 @@ TEST_CASE("virtio-net over vhost-user: testpmd killed mid-stream; nothing hangs,
           npa::errc::removed);
     CHECK(s.p->api->audit().balanced());
 }
+// One counter of testpmd's /ethdev/xstats,0 (net_vhost's per-queue ones: rx_q1_packets ...).
+std::int64_t xstat(const testpmd& pmd, const std::string& name) {
+    const std::string j = pmd.telemetry("/ethdev/xstats,0");
+    const std::string key = "\"" + name + "\":";
+    const auto at = j.find(key);
+    return at == std::string::npos ? -1 : std::strtoll(j.c_str() + at + key.size(), nullptr, 10);
+}
+
+TEST_CASE("virtio-net over vhost-user, two queue pairs against net_vhost queues=2 (macswap): "
+          "each pair's frames come back on it, counted per queue on both sides") {
+    constexpr std::uint16_t pairs = 2;
+    session s({"--forward-mode=macswap", "--port-topology=loop", "--rxq=2", "--txq=2"}, true, false,
+              true, true, pairs);
+    CHECK((s.p->plugin.features() & npa::virtio_net::feature::MQ) != 0);
+    CHECK((s.p->dev.session().protocol_features() & vu::protocol::mq) != 0);
+    // DPDK 22.11's lib/vhost answers its own limit (128 pairs), not queues=: clamped to 8.
+    CHECK(s.p->dev.back_end_queue_pairs() >= pairs);
+    CHECK(s.p->plugin.capabilities().max_queues >= pairs);
+    constexpr std::uint64_t n = 4000;           // frames per pair
+    constexpr std::uint64_t window = 128;       // per pair, fewer than its RX ring holds
+    constexpr std::uint64_t probe = 1ull << 40; // sequence numbers of warm-up frames
+    // Pair q sends sequence numbers q*n .. q*n+n-1: a frame that came back on the other
+    // pair, out of order or changed fails swapped_back().
+    std::array<std::uint64_t, pairs> next{}, back{}, bad{}, probes_back{}, bytes{};
+    const auto on_frame = [&](std::uint16_t q) {
+        return [&, q](const buffer_t& b) {
+            std::uint64_t seq = 0;
+            std::memcpy(&seq, b.data() + 14, 8);
+            if (seq >= probe) {
+                ++probes_back[q];
+                return;
+            }
+            bad[q] += swapped_back(b, s.cfg.mac, far_mac, q * n + back[q]++) ? 0 : 1;
+        };
+    };
+    // Warm-up on each pair (see macswap_round): one frame at a time until one came back.
+    for (std::uint16_t q = 0; q < pairs; ++q) {
+        std::uint64_t probes = 0;
+        CHECK(wait_until(15s, [&] {
+            std::uint64_t pb = 0;
+            const std::uint64_t seq = probe + probes;
+            probes += s.p->send(seq, seq + 1, pb, q) - seq;
+            (void)wait_until(1s, [&] {
+                s.p->receive(on_frame(q), q);
+                return probes_back[q] != 0;
+            });
+            return probes_back[q] != 0;
+        }));
+        REQUIRE(s.p->tx_drained(q));
+    }
+    // Stragglers of the warm-up (a probe sent twice) are in by now or never come.
+    std::this_thread::sleep_for(200ms);
+    for (std::uint16_t q = 0; q < pairs; ++q) {
+        while (s.p->receive(on_frame(q), q) != 0) {
+        }
+    }
+    const auto counters = [&] {
+        std::array<std::int64_t, 4 * pairs + 2> c{};
+        for (std::uint16_t q = 0; q < pairs; ++q) {
+            const std::string i = std::to_string(q);
+            c[4 * q] = xstat(s.pmd, "rx_q" + i + "_packets");
+            c[4 * q + 1] = xstat(s.pmd, "tx_q" + i + "_packets");
+            c[4 * q + 2] = static_cast<std::int64_t>(s.p->plugin.stats(q).tx_packets);
+            c[4 * q + 3] = static_cast<std::int64_t>(s.p->plugin.stats(q).rx_packets);
+        }
+        c[4 * pairs] = s.pmd.port_stat("ipackets");
+        c[4 * pairs + 1] = s.pmd.port_stat("opackets");
+        return c;
+    };
+    const auto c0 = counters();
+    const bool done = wait_until(60s, [&] {
+        for (int k = 0; k < 64; ++k) {
+            for (std::uint16_t q = 0; q < pairs; ++q) {
+                if (next[q] < n && next[q] - back[q] < window) {
+                    next[q] = s.p->send(q * n + next[q], q * n + std::min(n, back[q] + window), bytes[q], q) - q * n;
+                }
+                s.p->receive(on_frame(q), q);
+            }
+        }
+        return back[0] >= n && back[1] >= n;
+    });
+    CHECK(done);
+    CHECK(wait_until(5s, [&] { return s.pmd.port_stat("opackets") - c0[4 * pairs + 1] == 2 * n; }));
+    const auto c1 = counters();
+    INFO("sent ", next[0], " + ", next[1], ", back ", back[0], " + ", back[1], "\n",
+         s.pmd.telemetry("/ethdev/xstats,0"));
+    for (std::uint16_t q = 0; q < pairs; ++q) {
+        CAPTURE(q);
+        CHECK(back[q] == n);
+        CHECK(bad[q] == 0);
+        CHECK(s.p->tx_drained(q));
+        CHECK(c1[4 * q] - c0[4 * q] == static_cast<std::int64_t>(n));         // testpmd rx_qN
+        CHECK(c1[4 * q + 1] - c0[4 * q + 1] == static_cast<std::int64_t>(n)); // testpmd tx_qN
+        CHECK(c1[4 * q + 2] - c0[4 * q + 2] == static_cast<std::int64_t>(n)); // npa tx, pair q
+        CHECK(c1[4 * q + 3] - c0[4 * q + 3] == static_cast<std::int64_t>(n)); // npa rx, pair q
+        CHECK(s.p->plugin.stats(q).rx_dropped == 0);
+        CHECK(s.p->plugin.stats(q).bad_completion == 0);
+    }
+    CHECK(c1[4 * pairs] - c0[4 * pairs] == static_cast<std::int64_t>(2 * n));
+    CHECK(c1[4 * pairs + 1] - c0[4 * pairs + 1] == static_cast<std::int64_t>(2 * n));
+    CHECK(s.p->plugin.health() == npa::errc::ok);
+    MESSAGE("two pairs: ", n, " frames each way per pair; testpmd rx_q0/rx_q1 ", c1[0] - c0[0], "/",
+            c1[4] - c0[4], ", tx_q0/tx_q1 ", c1[1] - c0[1], "/", c1[5] - c0[5]);
+    s.p->plugin.detach(); // GET_VRING_BASE on the four rings
+    CHECK(s.p->api->audit().balanced());
+}
+
+namespace {
+
+struct shell_env {
+    using pool_type = pool_t;
+    static std::uint64_t now_ns() noexcept {
+        return static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(
+                                              std::chrono::steady_clock::now().time_since_epoch())
+                                              .count());
+    }
+};
+using shell_t = npa::shell<shell_env, npa::virtio_net_plugin>;
+
+// A testpmd port takes any MAC and RX mode and the shell's RSS request: nothing to refuse.
+struct accept_all_channel {
+    npa::status submit(const npa::control_request&) { return {}; }
+    npa::status submit_batch(std::span<const npa::control_request>) { return {}; }
+};
+
+} // namespace
+
+TEST_CASE("virtio-net over vhost-user, a shell with two queues on one virtio-net path: shell queue "
+          "q is pair q (net_vhost queues=2, macswap)") {
+    constexpr std::uint16_t pairs = 2;
+    constexpr std::uint64_t n = 3000;     // frames per shell queue
+    constexpr std::uint64_t window = 128; // per queue in flight
+    char tmpl[] = "/tmp/npa-vhost-mqsh-XXXXXX";
+    REQUIRE(::mkdtemp(tmpl) != nullptr);
+    const std::string dir = tmpl, sock = dir + "/vhost.sock";
+    testpmd pmd;
+    pmd.start_vdev(NPA_TESTPMD, "net_vhost0,iface=" + sock + ",queues=2", sock + ".log",
+                   "npa-vumqsh-" + std::to_string(::getpid()),
+                   {"--forward-mode=macswap", "--port-topology=loop", "--rxq=2", "--txq=2"});
+    vu::net_config cfg;
+    cfg.socket = sock;
+    vu::net_device dev{10000};
+    std::optional<pool_t> pool;
+    open_device(dev, cfg, pool);
+    REQUIRE(wait_until(30s, [&] { return static_cast<bool>(dev.connect()); }));
+    pool_t* pools[] = {&*pool, &*pool};
+    npa::shell_config sc;
+    sc.queues = pairs_of(pairs);
+    sc.queues.mtu = 1500;
+    static shell_env en;
+    accept_all_channel ctl;
+    std::optional<shell_t> sh;
+    sh.emplace(en, pools, sc);
+    REQUIRE(sh->init_status());
+    const npa::path_id pv = sh->add_path<npa::virtio_net_plugin>(dev.window(), npa::control_link::to(ctl));
+    REQUIRE(pv != shell_t::no_path);
+    const npa::status st = sh->start(pv);
+    INFO(std::string(st.reason()), " / ", std::string(dev.last_error()));
+    REQUIRE(st);
+    CHECK((dev.session().features() & npa::virtio_net::feature::MQ) != 0);
+    REQUIRE(wait_until(30s, [&] {
+        return pmd.telemetry("/ethdev/link_status,0").find("\"UP\"") != std::string::npos;
+    }));
+
+    // Queue q sends 128-byte frames numbered q*n ..; each must come back on q, MACs swapped,
+    // in order. Probes (numbers from `probe`) warm the port up first, as in macswap_round.
+    constexpr std::uint64_t probe = 1ull << 40;
+    std::array<std::uint64_t, pairs> sent{}, back{}, bad{}, probes_back{};
+    const auto send = [&](std::uint16_t q, std::uint64_t first, std::uint32_t count) {
+        npa::buffer_ref b[32];
+        const std::uint32_t got = sh->alloc(q, std::span(b, std::min<std::uint32_t>(count, 32)));
+        for (std::uint32_t i = 0; i < got; ++i) {
+            std::byte* d = b[i].data();
+            std::memset(d, 0, 128);
+            std::memcpy(d, far_mac.data(), 6);
+            std::memcpy(d + 6, cfg.mac.data(), 6);
+            d[12] = std::byte{0x88};
+            d[13] = std::byte{0xB5};
+            const std::uint64_t seq = first + i;
+            std::memcpy(d + 14, &seq, 8);
+            b[i].set_length(128);
+        }
+        const std::uint16_t k = sh->tx_burst(q, std::span(b, got));
+        sh->free(q, std::span<const npa::buffer_ref>(b + k, got - k));
+        return k;
+    };
+    const auto receive = [&](std::uint16_t q) {
+        npa::buffer_ref b[32];
+        const std::uint16_t k = sh->rx_burst(q, b);
+        for (std::uint16_t i = 0; i < k; ++i) {
+            const std::byte* d = b[i].data();
+            std::uint64_t seq = 0;
+            std::memcpy(&seq, d + 14, 8);
+            if (seq >= probe) {
+                ++probes_back[q];
+                continue;
+            }
+            const bool ok = b[i].length() == 128 && std::memcmp(d, cfg.mac.data(), 6) == 0 &&
+                            std::memcmp(d + 6, far_mac.data(), 6) == 0 && seq == q * n + back[q];
+            bad[q] += ok ? 0 : 1;
+            ++back[q];
+        }
+        sh->free(q, std::span<const npa::buffer_ref>(b, k));
+        (void)sh->poll(q);
+    };
+    for (std::uint16_t q = 0; q < pairs; ++q) {
+        std::uint64_t probes = 0;
+        CHECK(wait_until(15s, [&] {
+            probes += send(q, probe + probes, 1);
+            (void)wait_until(1s, [&] {
+                receive(q);
+                return probes_back[q] != 0;
+            });
+            return probes_back[q] != 0;
+        }));
+    }
+    std::this_thread::sleep_for(200ms);
+    for (std::uint16_t q = 0; q < pairs; ++q) {
+        receive(q);
+    }
+    std::array<std::int64_t, pairs> rx0{}, tx0{};
+    for (std::uint16_t q = 0; q < pairs; ++q) {
+        rx0[q] = xstat(pmd, "rx_q" + std::to_string(q) + "_packets");
+        tx0[q] = xstat(pmd, "tx_q" + std::to_string(q) + "_packets");
+    }
+    const bool done = wait_until(60s, [&] {
+        for (int k = 0; k < 64; ++k) {
+            for (std::uint16_t q = 0; q < pairs; ++q) {
+                if (sent[q] < n && sent[q] - back[q] < window) {
+                    const auto room = static_cast<std::uint32_t>(std::min(n - sent[q], window - (sent[q] - back[q])));
+                    sent[q] += send(q, q * n + sent[q], room);
+                }
+                receive(q);
+            }
+            (void)sh->service();
+        }
+        return back[0] >= n && back[1] >= n;
+    });
+    CHECK(done);
+    INFO("sent ", sent[0], " + ", sent[1], ", back ", back[0], " + ", back[1], "\n",
+         pmd.telemetry("/ethdev/xstats,0"));
+    for (std::uint16_t q = 0; q < pairs; ++q) {
+        CAPTURE(q);
+        CHECK(back[q] == n);
+        CHECK(bad[q] == 0);
+        CHECK(xstat(pmd, "rx_q" + std::to_string(q) + "_packets") - rx0[q] == static_cast<std::int64_t>(n));
+        CHECK(wait_until(5s, [&] {
+            return xstat(pmd, "tx_q" + std::to_string(q) + "_packets") - tx0[q] == static_cast<std::int64_t>(n);
+        }));
+    }
+    CHECK(sh->active_path() == pv);
+    sh->stop();
+    sh.reset();
+    CHECK(pool->in_use() == 0); // every buffer back in the pool
+    pmd.kill9();
+    ::unlink(sock.c_str());
+    ::unlink((sock + ".log").c_str());
+    ::rmdir(dir.c_str());
+}
+
 #else
 TEST_CASE("virtio-net over vhost-user against DPDK's net_vhost" * doctest::skip(true)) {
     MESSAGE("dpdk-testpmd not found at configure time: the testpmd cases are not built");

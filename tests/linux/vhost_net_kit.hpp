@@ -102,17 +102,17 @@ struct net_port {
     ~net_port() { plugin.detach(); }
 
     /// Connects (the back end may still be starting) and attaches the plugin.
-    void attach() {
+    void attach(const npa::queue_config& qc = one_pair()) {
         using namespace std::chrono_literals;
         REQUIRE(wait_until(30s, [&] { return static_cast<bool>(dev.connect()); }));
-        const npa::status st = plugin.attach(*api, dev.window(), one_pair());
+        const npa::status st = plugin.attach(*api, dev.window(), qc);
         INFO(std::string(st.reason()), " / ", dev.last_error());
         REQUIRE(st);
     }
 
-    /// Sends frames seq .. end-1 as far as the ring takes them (their bytes added to
-    /// `bytes`); the next seq to send.
-    std::uint64_t send(std::uint64_t seq, std::uint64_t end, std::uint64_t& bytes) {
+    /// Sends frames seq .. end-1 on queue pair `q` as far as its ring takes them (their
+    /// bytes added to `bytes`); the next seq to send.
+    std::uint64_t send(std::uint64_t seq, std::uint64_t end, std::uint64_t& bytes, std::uint16_t q = 0) {
         std::array<buffer_t, 32> b{};
         const auto want = static_cast<std::uint32_t>(std::min<std::uint64_t>(b.size(), end - seq));
         const std::uint32_t got = api->alloc_tx(std::span(b.data(), want));
@@ -120,14 +120,14 @@ struct net_port {
             build(b[i], peer, cfg.mac, seq + i);
         }
         api->offer(std::span<const buffer_t>(b.data(), got));
-        const std::uint16_t acc = plugin.tx_burst(0, std::span(b.data(), got));
+        const std::uint16_t acc = plugin.tx_burst(q, std::span(b.data(), got));
         api->not_accepted(std::span<const buffer_t>(b.data() + acc, got - acc));
         api->free(std::span<const buffer_t>(b.data() + acc, got - acc));
         for (std::uint16_t i = 0; i < acc; ++i) {
             bytes += frame_len(seq + i);
         }
         if (acc < got || got < want) {
-            (void)plugin.tx_reap(0);
+            (void)plugin.tx_reap(q);
         }
         return seq + acc;
     }
@@ -135,19 +135,20 @@ struct net_port {
         std::uint64_t bytes = 0;
         return send(seq, end, bytes);
     }
-    /// Every TX buffer back from the back end.
-    bool tx_drained() {
+    /// Every TX buffer of queue pair `q` back from the back end.
+    bool tx_drained(std::uint16_t q = 0) {
         using namespace std::chrono_literals;
         return wait_until(10s, [&] {
-            (void)plugin.tx_reap(0);
-            return plugin.tx_in_flight(0) == 0;
+            (void)plugin.tx_reap(q);
+            return plugin.tx_in_flight(q) == 0;
         });
     }
-    /// One RX burst; fn(buffer) for each frame, then the buffers go back to the pool.
+    /// One RX burst on queue pair `q`; fn(buffer) for each frame, then the buffers go back
+    /// to the pool.
     template <class Fn>
-    std::uint16_t receive(Fn&& fn) {
+    std::uint16_t receive(Fn&& fn, std::uint16_t q = 0) {
         std::array<buffer_t, 32> out{};
-        const std::uint16_t n = plugin.rx_burst(0, out);
+        const std::uint16_t n = plugin.rx_burst(q, out);
         api->received(std::span<const buffer_t>(out.data(), n));
         for (std::uint16_t i = 0; i < n; ++i) {
             fn(out[i]);

@@ -152,8 +152,13 @@ public:
             f &= ~(vn::feature::CTRL_RX | vn::feature::CTRL_RX_EXTRA | vn::feature::CTRL_VLAN |
                    vn::feature::CTRL_MAC_ADDR);
         }
-        if (qc.queues > 1 && ((f & vn::feature::MQ) == 0 || dev.max_virtqueue_pairs() < qc.queues)) {
-            return fail(t, errc::invalid_argument, "virtio-net: more queue pairs than the device has (MQ)");
+        if (qc.queues > 1 && (f & vn::feature::MQ) == 0) {
+            return fail(t, errc::invalid_argument,
+                        "virtio-net: more than one queue pair asked of a device without MQ");
+        }
+        if (qc.queues > 1 && dev.max_virtqueue_pairs() < qc.queues) {
+            return fail(t, errc::invalid_argument,
+                        "virtio-net: more queue pairs asked than the device has (max_virtqueue_pairs)");
         }
         const std::uint32_t max_mtu = (f & vn::feature::MTU) != 0 ? dev.mtu() : vn::DEFAULT_MTU;
         if (qc.mtu < vn::MIN_MTU || qc.mtu > max_mtu) {

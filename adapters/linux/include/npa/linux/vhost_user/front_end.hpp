@@ -7,11 +7,15 @@
 //   front_end        connect(path), then negotiate(features wanted): GET_FEATURES,
 //                    SET_FEATURES (the wanted ones the back end offers, plus protocol
 //                    features when offered), GET/SET_PROTOCOL_FEATURES (REPLY_ACK when
-//                    offered: every later request is then acknowledged), SET_OWNER,
+//                    offered: every later request is then acknowledged; MQ when the
+//                    caller asks for it), SET_OWNER,
 //                    SET_MEM_TABLE; then set_ring(i, layout) for each ring: SET_VRING_NUM,
 //                    SET_VRING_BASE, SET_VRING_ADDR, SET_VRING_KICK, SET_VRING_CALL (eventfds
 //                    the front end keeps; or "no descriptor": the ring is polled) and
 //                    SET_VRING_ENABLE; get_ring_base(i) stops a ring and says where it was.
+//                    Before negotiate(), offered_protocol_features() and queue_num() ask
+//                    what the back end has (GET_PROTOCOL_FEATURES and GET_QUEUE_NUM may
+//                    come before SET_FEATURES: vhost-user.rst, "Multiple queue support").
 //
 // A back end that goes away shows as an error from the next request (EPIPE, ECONNRESET, or
 // end of stream on a reply); reconnect() closes the socket and the caller runs the sequence
@@ -178,9 +182,23 @@ public:
         return get_u64(request::get_features, f);
     }
 
+    /// GET_PROTOCOL_FEATURES alone (the back end must offer f_protocol_features).
+    [[nodiscard]] status offered_protocol_features(std::uint64_t& pf) noexcept {
+        return get_u64(request::get_protocol_features, pf);
+    }
+
+    /// GET_QUEUE_NUM: the queues the back end has (for a net device, queue pairs). Only for
+    /// a back end whose protocol features offer MQ.
+    [[nodiscard]] status queue_num(std::uint64_t& n) noexcept {
+        return get_u64(request::get_queue_num, n);
+    }
+
     /// GET_FEATURES ... SET_MEM_TABLE. `wanted`: the virtio features the front end would
-    /// use; the ones the back end also offers are set (features()).
-    [[nodiscard]] status negotiate(std::uint64_t wanted, const shared_memory& mem) noexcept {
+    /// use; the ones the back end also offers are set (features()). `wanted_protocol`: the
+    /// protocol features beside REPLY_ACK to take when offered (protocol::mq for more than
+    /// one queue pair).
+    [[nodiscard]] status negotiate(std::uint64_t wanted, const shared_memory& mem,
+                                   std::uint64_t wanted_protocol = 0) noexcept {
         std::uint64_t offered = 0;
         if (status st = get_u64(request::get_features, offered); !st) {
             return st;
@@ -194,7 +212,7 @@ public:
             if (status st = get_u64(request::get_protocol_features, pf); !st) {
                 return st;
             }
-            const std::uint64_t want_pf = pf & protocol::reply_ack;
+            const std::uint64_t want_pf = pf & (protocol::reply_ack | wanted_protocol);
             if (status st = send_and_ack(message::with_u64(request::set_protocol_features, want_pf)); !st) {
                 return st;
             }

@@ -9,19 +9,34 @@
 //                pool_memory()'s iova_base is the mapping's address and the back end
 //                translates a descriptor with one region lookup.
 //   features     device_features(): GET_FEATURES, narrowed to what this transport carries
-//                (no MTU or MAC config, no MQ, no control queue, no IOTLB for
-//                ACCESS_PLATFORM, split rings only) and to the caller's mask;
-//                set_driver_features(): negotiate() (SET_FEATURES ... SET_MEM_TABLE); a
-//                refusal leaves FEATURES_OK unset, as a device refusing features does.
+//                (no MTU or MAC config, no control queue, no IOTLB for ACCESS_PLATFORM,
+//                split rings only) and to the caller's mask;
+//                set_driver_features(): negotiate() (SET_FEATURES ... SET_MEM_TABLE, with
+//                the MQ protocol feature when VIRTIO_NET_F_MQ was taken); a refusal leaves
+//                FEATURES_OK unset, as a device refusing features does.
+//   queue pairs  VIRTIO_NET_F_MQ is carried only with the MQ protocol feature, which is what
+//                lets the back end say how many pairs it has: device_features() then asks
+//                GET_QUEUE_NUM (vhost-user.rst allows it before SET_FEATURES, as QEMU does),
+//                and the configuration space's max_virtqueue_pairs says that number, clamped
+//                to max_pairs (the plugin's limit; the clamp is stated in note()). A back
+//                end that offers MQ without the protocol feature, or answers 0 pairs, is
+//                shown without MQ (one pair), and note() says why; the plugin then refuses
+//                more pairs than the configuration space says before any ring is set up.
+//                DPDK 22.11's lib/vhost answers GET_QUEUE_NUM with its own limit (128
+//                pairs), not net_vhost's queues= argument: a front end setting up more
+//                pairs than that port polls cannot be told so by the protocol.
 //   status       kept here (vhost-user carries no status byte without the STATUS protocol
 //                feature); it reads all ones once the back end is gone (socket closed).
 //                Writing 0 resets: GET_VRING_BASE on every ring handed over, which the
 //                back end answers only once it stopped the ring (vhost-user.rst: "stop
 //                ring"), so after a reset nothing more is written to ring or buffer.
-//   queues       queue_enable(): set_ring() (NUM, BASE 0, ADDR, KICK, CALL, ENABLE).
+//   queues       queue_enable(): set_ring() (NUM, BASE 0, ADDR, KICK, CALL, ENABLE) for
+//                receiveq 2p and transmitq 2p+1 of each pair p the plugin sets up; DPDK's
+//                net_vhost starts polling a pair once both of its rings are enabled
+//                (SET_VRING_ENABLE), without a control queue.
 //   notify       an 8-byte write of 1 to the ring's kick eventfd (nothing when polled).
 //   interrupts   the ring's call eventfd, which latches by itself (a counter): irq_mask
-//                keeps the mask, wait() polls the pair's two call descriptors and clears
+//                keeps the mask per pair, wait() polls the pair's two call descriptors and clears
 //                them. With `polled` the back end gets "no descriptor" for both and the
 //                caller polls the rings.
 #pragma once
@@ -38,6 +53,7 @@
 
 #include <array>
 #include <cstdint>
+#include <cstdio>
 #include <cstring>
 #include <string>
 
@@ -56,15 +72,16 @@ class net_device {
 public:
     /// Feature bits this transport carries to the plugin: everything else the back end
     /// offers is either vhost-user's own (PROTOCOL_FEATURES, LOG_ALL, ANY_LAYOUT) or needs
-    /// something not built here (MQ: GET_QUEUE_NUM and more rings; MTU/MAC/STATUS: a config
-    /// space the back end does not serve; ACCESS_PLATFORM: IOTLB messages; RING_PACKED: the
-    /// plugin does not take it).
+    /// something not built here (MTU/MAC/STATUS: a config space the back end does not
+    /// serve; ACCESS_PLATFORM: IOTLB messages; RING_PACKED: the plugin does not take it).
+    /// MQ only with the MQ protocol feature (see the file comment).
     static constexpr std::uint64_t carried =
         virtio::feature::VERSION_1 | virtio::feature::IN_ORDER | virtio::feature::EVENT_IDX |
-        virtio_net::feature::MRG_RXBUF |
+        virtio_net::feature::MRG_RXBUF | virtio_net::feature::MQ |
         virtio_net::feature::CSUM | virtio_net::feature::GUEST_CSUM |
         virtio_net::feature::HOST_TSO4 | virtio_net::feature::HOST_TSO6;
-    static constexpr std::uint16_t pairs = 1;
+    /// The most queue pairs presented to the plugin (virtio_net_plugin::max_queue_pairs).
+    static constexpr std::uint16_t max_pairs = 8;
 
     /// `timeout_ms`: how long a control-path request waits for its reply.
     explicit net_device(int timeout_ms = 5000) noexcept : fe_(timeout_ms) {}
@@ -88,6 +105,9 @@ public:
     /// Connects to the back end's socket (again after it went away).
     [[nodiscard]] status connect() noexcept {
         offered_ = 0;
+        back_end_pairs_ = 0;
+        pairs_ = 1;
+        note_[0] = '\0';
         status_ = 0;
         enabled_ = {};
         return fe_.connect(cfg_.socket);
@@ -105,12 +125,19 @@ public:
     [[nodiscard]] std::uint64_t kicks() const noexcept { return kicks_; }
     /// Everything the back end offered (GET_FEATURES, before narrowing); 0 before attach.
     [[nodiscard]] std::uint64_t offered() const noexcept { return offered_; }
+    /// What GET_QUEUE_NUM answered (0: not asked, the back end has no MQ protocol feature).
+    [[nodiscard]] std::uint64_t back_end_queue_pairs() const noexcept { return back_end_pairs_; }
+    /// The queue pairs presented to the plugin (max_virtqueue_pairs).
+    [[nodiscard]] std::uint16_t queue_pairs() const noexcept { return pairs_; }
+    /// How the back end's queue count became queue_pairs() when it is not that count, or
+    /// why MQ was not carried ("" when neither happened).
+    [[nodiscard]] const char* note() const noexcept { return note_; }
 
     /// Waits up to timeout_ms for an interrupt of queue pair `vector` (either ring's call
     /// eventfd); true when one came (the counters are cleared). A masked vector is not
     /// waited on: what arrives stays latched in the eventfd until it is unmasked.
     [[nodiscard]] bool wait(std::uint16_t vector, int timeout_ms) noexcept {
-        if (cfg_.polled || vector >= pairs || masked_[vector]) {
+        if (cfg_.polled || vector >= usable_pairs() || masked_[vector]) {
             return false;
         }
         pollfd pf[2];
@@ -133,6 +160,53 @@ public:
 private:
     static net_device& self(void* c) noexcept { return *static_cast<net_device*>(c); }
 
+    // The pairs the negotiated features let the plugin use: without MQ there is one (5.1.5).
+    [[nodiscard]] std::uint16_t usable_pairs() const noexcept {
+        return (fe_.features() & virtio_net::feature::MQ) != 0 ? pairs_ : std::uint16_t{1};
+    }
+
+    // Asked once per connection, with the features: how many pairs the back end has.
+    // False when the back end went away while asked.
+    [[nodiscard]] bool probe_queue_pairs() noexcept {
+        pairs_ = 1;
+        if ((offered_ & virtio_net::feature::MQ) == 0) {
+            return true;
+        }
+        std::uint64_t pf = 0, n = 0;
+        if ((offered_ & f_protocol_features) != 0) {
+            if (const status st = fe_.offered_protocol_features(pf); !st) {
+                last_error_ = st.reason();
+                return false;
+            }
+        }
+        if ((pf & protocol::mq) == 0) {
+            offered_ &= ~virtio_net::feature::MQ;
+            std::snprintf(note_, sizeof note_,
+                          "vhost-user net: the back end offers VIRTIO_NET_F_MQ without the MQ "
+                          "protocol feature (no GET_QUEUE_NUM): one queue pair");
+            return true;
+        }
+        if (const status st = fe_.queue_num(n); !st) {
+            last_error_ = st.reason();
+            return false;
+        }
+        back_end_pairs_ = n;
+        if (n == 0) {
+            offered_ &= ~virtio_net::feature::MQ;
+            std::snprintf(note_, sizeof note_,
+                          "vhost-user net: GET_QUEUE_NUM answered 0 queue pairs: one queue pair");
+            return true;
+        }
+        pairs_ = n < max_pairs ? static_cast<std::uint16_t>(n) : max_pairs;
+        if (n > max_pairs) {
+            std::snprintf(note_, sizeof note_,
+                          "vhost-user net: the back end has %llu queue pairs (GET_QUEUE_NUM); %u "
+                          "presented, the most the plugin takes",
+                          static_cast<unsigned long long>(n), static_cast<unsigned>(max_pairs));
+        }
+        return true;
+    }
+
     static std::uint64_t device_features(void* c) noexcept {
         net_device& d = self(c);
         if (d.offered_ == 0 && d.fe_.connected()) {
@@ -142,12 +216,17 @@ private:
                 return 0;
             }
             d.offered_ = f;
+            if (!d.probe_queue_pairs()) {
+                d.offered_ = 0;
+                return 0;
+            }
         }
         return d.offered_ & carried & d.cfg_.features_mask;
     }
     static void set_driver_features(void* c, std::uint64_t f) noexcept {
         net_device& d = self(c);
-        const status st = d.fe_.negotiate(f, d.mem_);
+        const status st = d.fe_.negotiate(
+            f, d.mem_, (f & virtio_net::feature::MQ) != 0 ? protocol::mq : std::uint64_t{0});
         d.features_ok_ = st && (d.fe_.features() & carried) == f;
         if (!st) {
             d.last_error_ = st.reason();
@@ -178,9 +257,9 @@ private:
         }
         d.status_ = s;
     }
-    static std::uint16_t queue_max(void*, std::uint16_t q) noexcept {
-        return q < 2 * pairs ? static_cast<std::uint16_t>(virtio::max_queue_size)
-                             : std::uint16_t{0};
+    static std::uint16_t queue_max(void* c, std::uint16_t q) noexcept {
+        return q < 2 * self(c).usable_pairs() ? static_cast<std::uint16_t>(virtio::max_queue_size)
+                                               : std::uint16_t{0};
     }
     static bool queue_enable(void* c, std::uint16_t q, const virtio::queue_setup& s) noexcept {
         net_device& d = self(c);
@@ -191,7 +270,8 @@ private:
                 return false;
             }
         }
-        if (q >= 2 * pairs) {
+        if (q >= 2 * d.usable_pairs()) {
+            d.last_error_ = "vhost-user net: a queue beyond the negotiated queue pairs";
             return false;
         }
         ring_layout l;
@@ -210,7 +290,7 @@ private:
     }
     static void notify(void* c, std::uint16_t q) noexcept {
         net_device& d = self(c);
-        const int fd = q < 2 * pairs ? d.fe_.fds(q).kick : -1;
+        const int fd = q < 2 * max_pairs ? d.fe_.fds(q).kick : -1;
         if (fd >= 0) {
             const std::uint64_t one = 1;
             ++d.kicks_;
@@ -220,18 +300,19 @@ private:
     }
     static void irq_mask(void* c, std::uint16_t vector, bool masked) noexcept {
         net_device& d = self(c);
-        if (vector < pairs) {
+        if (vector < max_pairs) {
             d.masked_[vector] = masked;
         }
     }
     static void read_config(void* c, std::uint32_t off, void* out, std::uint32_t len) noexcept {
         // The config space is not served by the back end: the one this transport presents
-        // (MAC from the configuration, link up, one pair, the Ethernet MTU).
+        // (MAC from the configuration, link up, the pairs GET_QUEUE_NUM said, the Ethernet
+        // MTU).
         const net_device& d = self(c);
         virtio_net::net_config nc{};
         std::memcpy(nc.mac, d.cfg_.mac.data(), 6);
         nc.status = virtio_net::S_LINK_UP;
-        nc.max_virtqueue_pairs = pairs;
+        nc.max_virtqueue_pairs = d.pairs_;
         nc.mtu = static_cast<std::uint16_t>(virtio_net::DEFAULT_MTU);
         std::byte* o = static_cast<std::byte*>(out);
         const auto* src = reinterpret_cast<const std::byte*>(&nc);
@@ -252,9 +333,18 @@ private:
     std::uint64_t offered_ = 0, kicks_ = 0;
     std::uint8_t status_ = 0;
     bool features_ok_ = false;
-    std::array<bool, 2 * pairs> enabled_{};
-    std::array<bool, pairs> masked_{true};
+    std::array<bool, 2 * max_pairs> enabled_{};
+    std::array<bool, max_pairs> masked_ = all_masked();
+    std::uint64_t back_end_pairs_ = 0;
+    std::uint16_t pairs_ = 1;
     const char* last_error_ = "";
+    char note_[160] = "";
+
+    static constexpr std::array<bool, max_pairs> all_masked() noexcept {
+        std::array<bool, max_pairs> a{};
+        a.fill(true);
+        return a;
+    }
 };
 
 } // namespace npa::vhost_user
