@@ -214,6 +214,18 @@ public:
         return q_[qi].tx_slots.in_flight();
     }
 
+    // ---- rx_drain_bound: what a switch away from this device reads at most ---------------
+    /// Asked when the drain starts: the RX ring's worth (what the device can have received
+    /// and not yet handed over), plus the frames still on TX, which a device cabled to a
+    /// loop receives back (net_npa's image path, the sim's loop rigs). The shell reads the
+    /// old RX until a short, quiet burst or this many, whatever the clock says. Without a
+    /// bound the drain timeout ended that read, and what the RX ring still held was given
+    /// back to the pool with the detach, delivered to no one (net_npa's image path: an
+    /// lcore held off past the 50 ms timeout mid-drain left four bursts behind).
+    [[nodiscard]] std::uint32_t rx_drain_bound(std::uint16_t qi) const noexcept {
+        return qi < nq_ ? q_[qi].rx_slots.size() + q_[qi].tx_slots.in_flight() : 0;
+    }
+
     // ---- detach: stop the queues, hand every buffer back --------------------------------
     void detach() noexcept {
         for (std::uint16_t i = 0; i < nq_; ++i) {
