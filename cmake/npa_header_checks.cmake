@@ -116,6 +116,11 @@ function(npa_add_header_checks)
   if(CMAKE_SYSTEM_PROCESSOR MATCHES "^(x86_64|AMD64|amd64|i[3-6]86)$")
     list(APPEND kernel_flags -mno-red-zone)
   endif()
+  # GCC on arm64 turns atomics into calls to libgcc's __aarch64_* helpers unless told not
+  # to; a kernel has no libgcc, and arm64 Linux builds with the same flag.
+  if(CMAKE_SYSTEM_PROCESSOR MATCHES "^(aarch64|arm64)$" AND CMAKE_CXX_COMPILER_ID STREQUAL "GNU")
+    list(APPEND kernel_flags -mno-outline-atomics)
+  endif()
   add_library(npa_headers_kernel_style OBJECT ${gen}/all_core_headers.cpp)
   target_link_libraries(npa_headers_kernel_style PRIVATE npa::npa npa_warnings)
   target_compile_options(npa_headers_kernel_style PRIVATE ${kernel_flags})
