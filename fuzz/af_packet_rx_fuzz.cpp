@@ -114,6 +114,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     auto shell = std::make_unique<fake_shell>();
     lnx::detail::packet_rx_cursor cur{};
     npa::queue_stats st{};
+    lnx::packet_rx_whole_counters whole{};
     std::array<std::uint32_t, lnx::packet_rx_block_count> announced{}; // num_pkts handed over
     std::array<bool, lnx::packet_rx_block_count> user{};               // owned by the plugin
     std::uint32_t kernel_next = 0; // the block the kernel fills next, in ring order
@@ -121,8 +122,28 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     std::uint64_t delivered_bytes = 0;
     std::array<npa::buffer_ref, max_budget> out{};
 
+    // Blocks handed back: every packet they announced is accounted for.
+    const auto check_accounts = [&] {
+        for (std::uint32_t b = 0; b < lnx::packet_rx_block_count; ++b) {
+            const std::uint32_t s =
+                std::atomic_ref<std::uint32_t>(block_at(b)->hdr.bh1.block_status)
+                    .load(std::memory_order_acquire);
+            if (user[b] && (s & TP_STATUS_USER) == 0) {
+                user[b] = false;
+                accounted += announced[b];
+            }
+        }
+        NPA_FUZZ_CHECK(cur.pkt == 0 || user[cur.block]);
+        NPA_FUZZ_CHECK(cur.pkt <= announced[cur.block] || !user[cur.block]);
+        // A packet cut into segments counts once; the one being cut counts already.
+        NPA_FUZZ_CHECK(st.rx_packets - cur.extra_segments + st.rx_dropped ==
+                       accounted + cur.pkt + (cur.seg != 0 ? 1u : 0u));
+        NPA_FUZZ_CHECK(st.rx_bytes == delivered_bytes);
+        NPA_FUZZ_CHECK(st.bad_completion <= st.rx_dropped);
+    };
+
     for (std::uint32_t op = 0; op < max_ops && !in.empty(); ++op) {
-        const std::uint8_t code = in.u8() % 4;
+        const std::uint8_t code = in.u8() % 5;
         switch (code) {
         case 0:   // the kernel hands over its next block
         case 1: { // ... or any block it owns (out of order)
@@ -160,23 +181,28 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
             NPA_FUZZ_CHECK(shell->handed_out - before_out == n + (shell->released - before_rel));
             for (bool h : shell->held)
                 NPA_FUZZ_CHECK(!h);
-            // Blocks handed back: every packet they announced is accounted for.
-            for (std::uint32_t b = 0; b < lnx::packet_rx_block_count; ++b) {
-                const std::uint32_t s =
-                    std::atomic_ref<std::uint32_t>(block_at(b)->hdr.bh1.block_status)
-                        .load(std::memory_order_acquire);
-                if (user[b] && (s & TP_STATUS_USER) == 0) {
-                    user[b] = false;
-                    accounted += announced[b];
-                }
-            }
-            NPA_FUZZ_CHECK(cur.pkt == 0 || user[cur.block]);
-            NPA_FUZZ_CHECK(cur.pkt <= announced[cur.block] || !user[cur.block]);
-            // A packet cut into segments counts once; the one being cut counts already.
-            NPA_FUZZ_CHECK(st.rx_packets - cur.extra_segments + st.rx_dropped ==
-                           accounted + cur.pkt + (cur.seg != 0 ? 1u : 0u));
-            NPA_FUZZ_CHECK(st.rx_bytes == delivered_bytes);
-            NPA_FUZZ_CHECK(st.bad_completion <= st.rx_dropped);
+            check_accounts();
+            break;
+        }
+        case 3: { // whole mode: the large frame that ended the burst, written or refused
+            const bool accept = (in.u8() & 1) != 0;
+            const bool waited = lnx::detail::packet_rx_take_whole(
+                ring(), cur, st, whole, [&](std::span<const iovec> iov, std::uint32_t segs) {
+                    NPA_FUZZ_CHECK(iov.size() >= 2 && segs >= 1);
+                    NPA_FUZZ_CHECK(iov[0].iov_len == sizeof(lnx::virtio_net_hdr));
+                    std::size_t len = 0;
+                    for (std::size_t k = 1; k < iov.size(); ++k) {
+                        len += iov[k].iov_len;
+                    }
+                    NPA_FUZZ_CHECK(len <= lnx::packet_rx_block_size);
+                    if (accept) {
+                        delivered_bytes += len;
+                    }
+                    return accept;
+                });
+            NPA_FUZZ_CHECK(!cur.whole_pending);
+            NPA_FUZZ_CHECK(!waited || cur.whole); // only whole mode holds a frame back
+            check_accounts();
             break;
         }
         default: // the shell: how many buffers it can give, and how large they are
@@ -184,7 +210,12 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
             shell->capacity = 14 + in.u16() % 2100;
             shell->headroom = static_cast<std::uint16_t>(in.u8());
             if (cur.seg == 0) {
-                cur.vnet = (in.u8() & 1) != 0; // frames with a virtio_net_hdr (GSO) or not
+                const std::uint8_t bits = in.u8();
+                cur.vnet = (bits & 1) != 0; // frames with a virtio_net_hdr (GSO) or not
+                // Whole mode (large TCP frames stop the burst for packet_rx_take_whole);
+                // switching it off cuts a frame that waits, as the plugin does.
+                cur.whole = cur.vnet && (bits & 2) != 0;
+                cur.whole_pending = cur.whole_pending && cur.whole;
             }
             break;
         }

@@ -149,6 +149,13 @@ TEST_CASE("TCP both ways over each plugin, with the peer's offloads on (TSO, GRO
                       npa_test::json_number(status, "merged_writes"),
                   status);
     CHECK_MESSAGE(npa_test::json_number(status, "refused") == 0, status);
+    // Over AF_PACKET with the offloads on, the peer's TSO frames went to the TAP whole
+    // with their GSO header (af_packet_plugin::rx_whole), none refused.
+    CHECK_MESSAGE(npa_test::json_number(status, "whole_writes") > 0, status);
+    CHECK_MESSAGE(npa_test::json_number(status, "whole_segments") >
+                      npa_test::json_number(status, "whole_writes"),
+                  status);
+    CHECK_MESSAGE(npa_test::json_number(status, "whole_refused") == 0, status);
     // No frame was dropped for its size on either lower.
     const std::string stats = d.ctl("--json stats").second;
     CHECK_MESSAGE(npa_test::json_number(stats, "rx_dropped") == 0, stats);

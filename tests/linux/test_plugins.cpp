@@ -356,6 +356,128 @@ TEST_CASE("the AF_PACKET plugin cuts a TCP frame larger than a buffer (TSO, GRO)
     CHECK(f.pool.available() == f.pool.size());
 }
 
+namespace {
+
+// A small frame (local experimental EtherType, `marker` in its first payload byte) on a
+// plain packet socket, to see what overtakes what.
+bool send_marker(const std::string& ifname, std::uint8_t marker) {
+    const int fd = ::socket(AF_PACKET, SOCK_RAW | SOCK_CLOEXEC, 0);
+    if (fd < 0) {
+        return false;
+    }
+    std::array<std::uint8_t, 60> f{};
+    const std::uint8_t dst[6] = {0x02, 0, 0, 0, 0, 0x0a}, src[6] = {0x02, 0, 0, 0, 0, 0x0b};
+    std::memcpy(f.data(), dst, 6);
+    std::memcpy(f.data() + 6, src, 6);
+    f[12] = 0x88;
+    f[13] = 0xb5;
+    f[14] = marker;
+    sockaddr_ll sll{};
+    sll.sll_family = AF_PACKET;
+    sll.sll_ifindex = static_cast<int>(::if_nametoindex(ifname.c_str()));
+    const bool ok = ::sendto(fd, f.data(), f.size(), 0, reinterpret_cast<sockaddr*>(&sll),
+                             sizeof sll) == static_cast<ssize_t>(f.size());
+    ::close(fd);
+    return ok;
+}
+
+} // namespace
+
+TEST_CASE("the AF_PACKET plugin in whole mode hands a large TCP frame over whole, with its "
+          "GSO header, in order") {
+    bool v6 = false;
+    SUBCASE("IPv4") { v6 = false; }
+    SUBCASE("IPv6") { v6 = true; }
+    CAPTURE(v6);
+    fixture f;
+    af_packet p;
+    p.set_rx_whole(true);
+    auto dev = npa::lnx::af_packet_device::named("npt0");
+    npa::queue_config qc;
+    REQUIRE(p.attach(f.api, dev, qc).ok());
+    constexpr std::uint32_t payload = 20000;
+    constexpr std::uint16_t mss = 1400;
+    const std::uint32_t l3 = v6 ? 40 : 20, hdr = 14 + l3 + 20;
+    // Twice: taken whole the first time; refused by the writer the second, so the next
+    // burst cuts it into segments as without whole mode.
+    REQUIRE(send_marker("npt1", 1));
+    REQUIRE(send_gso_tcp("npt1", v6, payload, mss));
+    REQUIRE(send_marker("npt1", 2));
+    REQUIRE(send_gso_tcp("npt1", v6, payload, mss));
+    REQUIRE(send_marker("npt1", 3));
+    // The burst ends at the large frame: only the first marker, then nothing overtakes it.
+    auto first = receive(p, 1);
+    REQUIRE(first.size() == 1);
+    CHECK(std::to_integer<unsigned>(first[0].data()[14]) == 1);
+    std::array<npa::buffer_ref, 32> out{};
+    // Polls until the large frame waits (the kernel may hand its block over later than
+    // the marker's); no burst may deliver anything meanwhile.
+    const auto wait_whole = [&](auto&& write) {
+        const auto end = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+        while (std::chrono::steady_clock::now() < end) {
+            REQUIRE(p.rx_burst(0, out) == 0);
+            if (p.rx_whole(0, write)) {
+                return true;
+            }
+            std::this_thread::sleep_for(std::chrono::microseconds(200));
+        }
+        return false;
+    };
+    std::vector<std::byte> whole;
+    npa::lnx::virtio_net_hdr vh{};
+    std::uint32_t segments = 0;
+    REQUIRE(wait_whole([&](std::span<const iovec> iov, std::uint32_t n) {
+        REQUIRE(iov.size() >= 2);
+        REQUIRE(iov[0].iov_len == sizeof vh);
+        std::memcpy(&vh, iov[0].iov_base, sizeof vh);
+        for (std::size_t i = 1; i < iov.size(); ++i) {
+            const auto* b = static_cast<const std::byte*>(iov[i].iov_base);
+            whole.insert(whole.end(), b, b + iov[i].iov_len);
+        }
+        segments = n;
+        return true;
+    }));
+    CHECK(vh.flags == npa::lnx::VIRTIO_NET_HDR_F_NEEDS_CSUM);
+    CHECK(vh.gso_type ==
+          (v6 ? npa::lnx::VIRTIO_NET_HDR_GSO_TCPV6 : npa::lnx::VIRTIO_NET_HDR_GSO_TCPV4));
+    CHECK(vh.gso_size == mss);
+    CHECK(vh.csum_start == 14 + l3);
+    CHECK(vh.csum_offset == 16);
+    CHECK(vh.hdr_len == hdr);
+    CHECK(segments == (payload + mss - 1) / mss);
+    REQUIRE(whole.size() == hdr + payload); // larger than any buffer, in one piece
+    bool same = true;
+    for (std::uint32_t i = 0; i < payload; ++i) {
+        same = same && std::to_integer<std::uint8_t>(whole[hdr + i]) ==
+                           static_cast<std::uint8_t>(i * 7 + i / 251);
+    }
+    CHECK(same);
+    CHECK(p.rx_whole_stats().frames == 1);
+    CHECK(p.rx_whole_stats().segments == segments);
+    // Nothing waits now: rx_whole says so, and the burst goes on to the second marker.
+    CHECK_FALSE(p.rx_whole(0, [](std::span<const iovec>, std::uint32_t) { return true; }));
+    auto second = receive(p, 1);
+    REQUIRE(second.size() == 1);
+    CHECK(std::to_integer<unsigned>(second[0].data()[14]) == 2);
+    // The second large frame: the writer refuses it, the next bursts cut it, in order.
+    REQUIRE(wait_whole([](std::span<const iovec>, std::uint32_t) { return false; }));
+    CHECK(p.rx_whole_stats().refused == 1);
+    auto rest = receive(p, segments + 1);
+    REQUIRE(rest.size() == segments + 1);
+    for (std::uint32_t i = 0; i < segments; ++i) {
+        CHECK(rest[i].length() == hdr + std::min<std::uint32_t>(mss, payload - i * mss));
+    }
+    CHECK(std::to_integer<unsigned>(rest[segments].data()[14]) == 3);
+    CHECK(p.rx_whole_stats().frames == 1);
+    CHECK(p.stats(0).rx_dropped == 0);
+    CHECK(p.stats(0).rx_packets == 3 + 2 * std::uint64_t{segments});
+    f.pool.free_burst(first);
+    f.pool.free_burst(second);
+    f.pool.free_burst(rest);
+    p.detach();
+    CHECK(f.pool.available() == f.pool.size());
+}
+
 TEST_CASE("the AF_XDP plugin counts a frame larger than a UMEM chunk instead of losing it "
           "silently") {
     fixture f;

@@ -28,6 +28,9 @@ namespace {
 /// Frames moved per queue and direction per loop iteration: enough to amortise the
 /// syscalls, small enough that one direction cannot starve the other.
 constexpr std::uint32_t burst = 64;
+/// RX bursts per queue and loop iteration while large frames received whole end them (one
+/// goes up between two bursts): up to about 1 MB of a TCP flow per queue per iteration.
+constexpr unsigned rx_rounds = 16;
 /// Buffers in the UMEM pool: two attached paths' RX rings (2 x 2048) during a switch,
 /// a TX ring (2048), the shell's backlog (4096) under load and TAP bursts, with slack.
 constexpr std::uint32_t pool_buffers = 16384;
@@ -271,6 +274,14 @@ bool linkd::init(std::string& err) {
             l.path = l.cfg.kind == plugin_kind::af_xdp
                          ? shell_->add_path<af_xdp_plugin>(l.xdp_dev, link)
                          : shell_->add_path<af_packet_plugin>(l.packet_dev, link);
+            // Large received TCP frames go to the TAP whole with their GSO header
+            // (rx_whole in data_iteration) instead of being cut into the shell's buffers.
+            if (l.path != linkd_shell::no_path && tap_.vnet_hdr()) {
+                shell_->with_plugin(l.path, [](auto& pl) {
+                    if constexpr (requires { pl.set_rx_whole(true); })
+                        pl.set_rx_whole(true);
+                });
+            }
         }
         if (l.path == linkd_shell::no_path) {
             err = "too many lowers: the shell holds " + std::to_string(linkd_shell::max_paths);
@@ -545,20 +556,45 @@ gso_send linkd::send_whole(std::uint16_t q, const tap_gso_scratch& s) {
     });
 }
 
+bool linkd::rx_whole(std::uint16_t q) {
+    bool any = false;
+    for (const lower_state& l : lowers_) {
+        any = shell_->with_plugin(l.path, [&](auto& pl) {
+            if constexpr (requires { pl.set_rx_whole(true); })
+                return pl.rx_whole(q, [&](std::span<const iovec> iov, std::uint32_t segments) {
+                    if (!tap_.write_whole(q, iov, segments))
+                        return false; // cut by the next rx_burst, as without whole mode
+                    ++tc_.written;
+                    return true;
+                });
+            else
+                return false;
+        }) || any;
+    }
+    return any;
+}
+
 bool linkd::data_iteration() {
     bool work = false;
     for (std::uint16_t q = 0; q < cfg_.queues; ++q) {
         work = tap_to_shell(q) || work;
         // RX: what the shell received goes into the stack, a TCP flow's consecutive
-        // segments merged into one frame (npa/linux/tap_gro.hpp).
-        std::array<buffer_ref, burst> rx{};
-        const std::uint16_t n = shell_->rx_burst(q, rx);
-        if (n != 0) {
-            const std::uint32_t taken =
-                tap_.write_burst(q, std::span<const buffer_ref>(rx.data(), n));
-            tc_.written += taken;
-            tc_.write_dropped += n - taken;
-            shell_->free(q, std::span<const buffer_ref>(rx.data(), n));
+        // segments merged into one frame (npa/linux/tap_gro.hpp). A large TCP frame an
+        // AF_PACKET lower received (the peer's TSO, the lower's GRO) ends the shell's burst
+        // and goes up whole after it, straight from the ring; then the next burst.
+        for (unsigned round = 0; round < rx_rounds; ++round) {
+            std::array<buffer_ref, burst> rx{};
+            const std::uint16_t n = shell_->rx_burst(q, rx);
+            if (n != 0) {
+                const std::uint32_t taken =
+                    tap_.write_burst(q, std::span<const buffer_ref>(rx.data(), n));
+                tc_.written += taken;
+                tc_.write_dropped += n - taken;
+                shell_->free(q, std::span<const buffer_ref>(rx.data(), n));
+                work = true;
+            }
+            if (!rx_whole(q))
+                break;
             work = true;
         }
         if (shell_->poll(q) != 0)

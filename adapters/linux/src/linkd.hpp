@@ -179,6 +179,9 @@ private:
     bool tap_to_shell(std::uint16_t q);
     /// Offers the TSO frame in s whole to queue q's steady path (tx_gso).
     gso_send send_whole(std::uint16_t q, const tap_gso_scratch& s);
+    /// Writes to TAP queue q the large frame an AF_PACKET lower holds back for it (whole
+    /// mode, af_packet_plugin::rx_whole). True if one waited.
+    bool rx_whole(std::uint16_t q);
     void handle_link_event(const link_event& ev);
 
     // Path management (linkd_switch.cpp).

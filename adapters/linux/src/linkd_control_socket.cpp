@@ -222,11 +222,16 @@ std::string linkd::render_status(bool text) {
          json_counters({{"writes", g.writes},
                         {"merged_writes", g.merged_writes},
                         {"merged_segments", g.merged_segments},
-                        {"refused", g.refused}}) +
+                        {"refused", g.refused},
+                        {"whole_writes", g.whole_writes},
+                        {"whole_segments", g.whole_segments},
+                        {"whole_refused", g.whole_refused}}) +
          "}";
     t += "tap writes " + std::to_string(g.writes) + ": " + std::to_string(g.merged_segments) +
          " segments merged into " + std::to_string(g.merged_writes) + " frames, " +
-         std::to_string(g.refused) + " refused\n";
+         std::to_string(g.refused) + " refused; " + std::to_string(g.whole_writes) +
+         " large frames received whole (" + std::to_string(g.whole_segments) +
+         " segments' worth), " + std::to_string(g.whole_refused) + " refused and cut\n";
     // What the TAP reader sent whole or cut (npa/linux/tap_tso.hpp), and which of the two
     // the active path gets: whole TSO frames (AF_PACKET with PACKET_VNET_HDR) or segments.
     tap_gso_scratch::counters k{};

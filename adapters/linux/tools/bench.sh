@@ -93,12 +93,13 @@ ratio() { python3 -c "import sys; b=float(sys.argv[2]); print('%.0f%%' % (100*fl
 
 # The daemon's CPU time (ns, schedstat's first field, every thread) and the packets it
 # moved: what the shell moved (TX accepted + RX delivered) and the segments of the TSO
-# frames it sent whole past the shell (tap_tso.whole_segments). "%.0f", not "%d": mawk's
+# frames it sent whole past the shell (tap_tso.whole_segments) and of the large frames it
+# received whole past the shell (tap_gro.whole_segments). "%.0f", not "%d": mawk's
 # %d stops at 2^31 ns.
 cpu_ns() { cat /proc/"$DPID"/task/*/schedstat | awk '{s += $1} END {printf "%.0f", s}'; }
 shell_pkts() {
     w=$("$BIN/npactl" --socket $SOCK --json status |
-        python3 -c 'import json,sys; print(json.load(sys.stdin).get("tap_tso", {}).get("whole_segments", 0))')
+        python3 -c 'import json,sys; d=json.load(sys.stdin); print(d.get("tap_tso", {}).get("whole_segments", 0) + d.get("tap_gro", {}).get("whole_segments", 0))')
     "$BIN/npactl" --socket $SOCK --json stats |
         python3 -c 'import json,sys; s=json.load(sys.stdin)["shell"]; print(s["tx_accepted"] + s["rx_delivered"] + int(sys.argv[1]))' "$w"
 }
@@ -138,7 +139,9 @@ for build in "$BIN" $BASE; do
         # What the TAP writer merged (npa/linux/tap_gro.hpp): nearly all of it peer to host.
         "$BIN/npactl" --socket $SOCK --json status | python3 -c '
 import json,sys; g=json.load(sys.stdin).get("tap_gro")
-if g: w=g["merged_writes"]; print("  %s: %d segments went up in %d merged TAP writes (%.1f per write), %d refused" % (sys.argv[1], g["merged_segments"], w, g["merged_segments"]/w if w else 0, g["refused"]))' "${lower#*:}$tag" >>"$W/gro"
+if g:
+    w=g["merged_writes"]; ww=g.get("whole_writes", 0); ws=g.get("whole_segments", 0)
+    print("  %s: %d segments went up in %d merged TAP writes (%.1f per write), %d refused; %d large frames received whole (%.1f segments each), %d refused" % (sys.argv[1], g["merged_segments"], w, g["merged_segments"]/w if w else 0, g["refused"], ww, ws/ww if ww else 0, g.get("whole_refused", 0)))' "${lower#*:}$tag" >>"$W/gro"
         # What the TAP reader sent whole or cut (npa/linux/tap_tso.hpp): host to peer.
         "$BIN/npactl" --socket $SOCK --json status | python3 -c '
 import json,sys; k=json.load(sys.stdin).get("tap_tso")

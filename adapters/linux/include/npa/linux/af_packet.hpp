@@ -94,6 +94,7 @@ struct packet_queue : packet_socket {
     bool armed = false;
     bool gso_off = false; ///< the kernel refused a GSO frame: cut them from then on
     gso_counters gso{};
+    packet_rx_whole_counters whole{};
     queue_stats stats{};
     queue_stats reported{}; ///< stats plus kernel_drops, as stats() last read them
 
@@ -163,6 +164,7 @@ public:
                 st = {errc::no_memory, "af_packet: out of memory for tx bookkeeping"};
             }
             qu.rx.vnet = qu.vnet;
+            qu.rx.whole = rx_whole_ && qu.vnet;
             if (!st.ok()) {
                 detail::logf(api, log_level::error, "af_packet: %s on '%s': %s (errno %d)",
                              st.reason(), dev.ifname, std::strerror(errno), errno);
@@ -353,6 +355,51 @@ public:
         return c;
     }
 
+    /// Whole mode for received frames (every queue, now and at later attaches): a TCP
+    /// frame larger than a buffer that came with a GSO header (the peer's TSO, the lower's
+    /// GRO) is not cut into the shell's buffers; it ends its RX burst and waits in the ring
+    /// until the owner takes it with rx_whole, which hands it over as one frame with its
+    /// virtio-net header, for a TAP with IFF_VNET_HDR. The owner must call rx_whole after
+    /// every rx_burst while it is on: a waiting frame holds back the queue. Needs
+    /// PACKET_VNET_HDR; switching it off cuts a frame that waits.
+    void set_rx_whole(bool on) noexcept {
+        rx_whole_ = on;
+        for (std::uint16_t q = 0; attached_ && q < nqueues_; ++q) {
+            queue& qu = queues_[q];
+            qu.rx.whole = on && qu.vnet;
+            if (!qu.rx.whole) {
+                qu.rx.whole_pending = false;
+            }
+        }
+    }
+
+    /// Whole mode: if a large frame waits on queue q, hands it to
+    /// write(std::span<const iovec>, std::uint32_t segments) (a virtio-net header with
+    /// NEEDS_CSUM and its GSO type and size, then the frame, partly in the ring: write it
+    /// before returning; the segments it stands for) and
+    /// moves past it. When write returns false the frame goes to the shell cut into
+    /// segments by the next rx_burst, counted in rx_whole_stats().refused. Returns whether
+    /// a frame waited.
+    template <class Write>
+    bool rx_whole(std::uint16_t q, Write&& write) noexcept {
+        if (NPA_UNLIKELY(!attached_ || q >= nqueues_)) {
+            return false;
+        }
+        queue& qu = queues_[q];
+        return detail::packet_rx_take_whole(qu.rx_ring, qu.rx, qu.stats, qu.whole, write);
+    }
+
+    /// What rx_whole handed over, over all queues.
+    [[nodiscard]] packet_rx_whole_counters rx_whole_stats() const noexcept {
+        packet_rx_whole_counters c{};
+        for (std::uint16_t q = 0; attached_ && q < nqueues_; ++q) {
+            c.frames += queues_[q].whole.frames;
+            c.segments += queues_[q].whole.segments;
+            c.refused += queues_[q].whole.refused;
+        }
+        return c;
+    }
+
     [[nodiscard]] std::uint16_t rx_burst(std::uint16_t q, std::span<buffer_type> out) noexcept {
         if (NPA_UNLIKELY(!attached_ || q >= nqueues_ || out.empty())) {
             return 0;
@@ -457,6 +504,7 @@ private:
 
     Api* api_ = nullptr;
     std::uint32_t tx_frames_ = 0;
+    bool rx_whole_ = false;
     std::atomic<errc> health_{errc::ok};
     char ifname_[IFNAMSIZ] = {};
 };

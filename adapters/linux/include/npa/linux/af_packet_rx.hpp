@@ -17,6 +17,7 @@
 #include <arpa/inet.h>
 #include <linux/if_ether.h>
 #include <linux/if_packet.h>
+#include <sys/uio.h>
 
 #include <algorithm>
 #include <array>
@@ -28,6 +29,13 @@
 
 namespace npa::lnx {
 
+/// What the AF_PACKET plugin's rx_whole handed over whole, per queue.
+struct packet_rx_whole_counters {
+    std::uint64_t frames = 0;   ///< large frames written whole
+    std::uint64_t segments = 0; ///< the segments they stand for (gso_size each)
+    std::uint64_t refused = 0;  ///< frames the writer refused (then cut into segments)
+};
+
 namespace detail {
 
 /// Where the RX walk of one TPACKET_V3 ring stands.
@@ -38,7 +46,13 @@ struct packet_rx_cursor {
     std::uint32_t seg = 0;            ///< segments of that packet already delivered (a GSO packet)
     std::uint64_t extra_segments = 0; ///< delivered segments beyond each packet's first
     bool vnet = false;                ///< a virtio_net_hdr precedes every frame (PACKET_VNET_HDR)
+    /// Whole mode: a TCP frame larger than a buffer that can go to the TAP as it is (with
+    /// a GSO header) ends the burst and waits in the ring for packet_rx_take_whole.
+    bool whole = false;
+    bool whole_pending = false; ///< the packet at `off` waits for packet_rx_take_whole
+    bool cut_next = false;      ///< the TAP refused it whole: cut this one packet instead
 };
+
 
 inline tpacket_block_desc* packet_rx_block(std::byte* ring, std::uint32_t block) noexcept {
     return reinterpret_cast<tpacket_block_desc*>(ring + std::size_t{block} * packet_rx_block_size);
@@ -171,6 +185,106 @@ inline std::uint32_t packet_gso_segment(const packet_wire_frame& f, std::uint16_
     return count;
 }
 
+/// The wire frame of the packet whose tpacket3_hdr h sits at `pkt`, its `snap` bytes at
+/// `mac` from it (read once and checked against the block by the caller).
+inline packet_wire_frame packet_rx_frame(const std::byte* pkt, const tpacket3_hdr* h,
+                                         std::uint32_t mac, std::uint32_t snap) noexcept {
+    packet_wire_frame f;
+    f.src = pkt + mac;
+    f.snap = snap;
+    f.tagged = (h->tp_status & TP_STATUS_VLAN_VALID) != 0;
+    if (f.tagged) {
+        const std::uint16_t tpid =
+            h->hv1.tp_vlan_tpid != 0 ? h->hv1.tp_vlan_tpid : std::uint16_t{ETH_P_8021Q};
+        const std::uint16_t tag[2] = {htons(tpid),
+                                      htons(static_cast<std::uint16_t>(h->hv1.tp_vlan_tci))};
+        std::memcpy(f.tag.data(), tag, 4);
+    }
+    return f;
+}
+
+/// Moves the cursor past the packet at `off` (whose header says the next one is `next`
+/// bytes on); a bad offset drops the rest of the block.
+inline void packet_rx_next(packet_rx_cursor& c, std::uint32_t num, std::uint32_t off,
+                           std::uint32_t next, queue_stats& stats) noexcept {
+    ++c.pkt;
+    c.seg = 0;
+    if (c.pkt < num) {
+        if (next == 0 || next > packet_rx_block_size - off) {
+            ++stats.bad_completion;
+            stats.rx_dropped += num - c.pkt;
+            c.pkt = num;
+        } else {
+            c.off = off + next;
+        }
+    }
+}
+
+/// A TCP frame larger than a buffer, ready to be written whole to a TAP with
+/// IFF_VNET_HDR: the virtio-net header (NEEDS_CSUM at the TCP checksum, the kernel's GSO
+/// type and segment size), a copy of its headers (an 802.1Q tag the kernel took out put
+/// back; with DATA_VALID the checksum field set to the pseudo-header sum), and the rest in
+/// the ring.
+struct packet_whole_frame {
+    virtio_net_hdr vnet{};
+    std::array<std::byte, 160> hdr{};
+    std::array<iovec, 3> iov{};
+    std::uint32_t segments = 0;
+    std::uint32_t length = 0; ///< the frame's bytes (without the virtio-net header)
+};
+
+/// Builds `out` for the wire frame f with the virtio-net header vh the kernel wrote. False
+/// if the frame cannot go whole: no TCP GSO type or segment size, neither NEEDS_CSUM (at
+/// the TCP checksum) nor DATA_VALID, headers not TCP over IPv4 / IPv6 as locate_l4 knows
+/// them. A frame that cannot go whole is cut as before.
+inline bool packet_whole_build(const packet_wire_frame& f, const virtio_net_hdr& vh,
+                               packet_whole_frame& out) noexcept {
+    using csum_detail::store16;
+    const auto type = static_cast<std::uint8_t>(vh.gso_type & ~VIRTIO_NET_HDR_GSO_ECN);
+    const std::uint32_t len = f.length();
+    if ((type != VIRTIO_NET_HDR_GSO_TCPV4 && type != VIRTIO_NET_HDR_GSO_TCPV6) ||
+        vh.gso_size == 0 || len <= out.hdr.size() ||
+        (vh.flags & (VIRTIO_NET_HDR_F_NEEDS_CSUM | VIRTIO_NET_HDR_F_DATA_VALID)) == 0) {
+        return false;
+    }
+    f.copy(out.hdr.data(), 0, static_cast<std::uint32_t>(out.hdr.size()));
+    l4_location l;
+    if (!locate_l4(out.hdr.data(), len, l) || l.udp || l.start + 20 > out.hdr.size() ||
+        l.end != len) {
+        return false;
+    }
+    const std::uint32_t doff = (std::to_integer<std::uint32_t>(out.hdr[l.start + 12]) >> 4) * 4;
+    const std::uint32_t hdr = l.start + doff;
+    if (doff < 20 || hdr > out.hdr.size() || hdr >= len || hdr < 16) {
+        return false;
+    }
+    if (vh.flags & VIRTIO_NET_HDR_F_NEEDS_CSUM) {
+        // The kernel counts csum_start from the frame it holds, without a tag it took out.
+        if (vh.csum_start + (f.tagged ? 4u : 0u) != l.start || vh.csum_offset != 16) {
+            return false;
+        }
+    } else {
+        // Verified by the lower (a NIC's GRO): the stack behind the TAP may trust it as
+        // CHECKSUM_PARTIAL, which wants the pseudo-header sum in the field.
+        store16(out.hdr.data() + l.start + 16, csum_fold(l.pseudo));
+    }
+    out.vnet = virtio_net_hdr{};
+    out.vnet.flags = VIRTIO_NET_HDR_F_NEEDS_CSUM;
+    out.vnet.gso_type = vh.gso_type;
+    out.vnet.gso_size = vh.gso_size;
+    out.vnet.hdr_len = static_cast<std::uint16_t>(hdr);
+    out.vnet.csum_start = static_cast<std::uint16_t>(l.start);
+    out.vnet.csum_offset = 16;
+    out.iov[0] = {&out.vnet, sizeof out.vnet};
+    out.iov[1] = {out.hdr.data(), hdr};
+    // The rest straight from the ring (past the tag, which is in the copied headers).
+    const std::uint32_t from = hdr - (f.tagged ? 4u : 0u);
+    out.iov[2] = {const_cast<std::byte*>(f.src + from), f.snap - from};
+    out.length = len;
+    out.segments = (len - hdr + vh.gso_size - 1) / vh.gso_size;
+    return true;
+}
+
 /// Copies the next packet of `block` into b (or, for a TCP packet larger than b that
 /// arrived with GSO metadata, its next segment). Returns false when the block has nothing
 /// more to give (its end, or a header that fails the bounds checks, in which case the
@@ -201,20 +315,7 @@ bool packet_rx_deliver(const std::byte* block, packet_rx_cursor& c, queue_stats&
         const std::uint32_t mac = h->tp_mac;
         const std::uint32_t snap = h->tp_snaplen;
         // Done with this packet: on to the next one the block header announces.
-        const auto next_packet = [&] {
-            ++c.pkt;
-            c.seg = 0;
-            if (c.pkt < num) {
-                const std::uint32_t next = h->tp_next_offset;
-                if (next == 0 || next > packet_rx_block_size - off) {
-                    ++stats.bad_completion;
-                    stats.rx_dropped += num - c.pkt;
-                    c.pkt = num;
-                } else {
-                    c.off = off + next;
-                }
-            }
-        };
+        const auto next_packet = [&] { packet_rx_next(c, num, off, h->tp_next_offset, stats); };
         // The virtio-net header sits right before the frame (tpacket_rcv).
         const std::uint32_t vnet = c.vnet ? sizeof(virtio_net_hdr) : 0u;
         if (mac > packet_rx_block_size - off || snap > packet_rx_block_size - off - mac ||
@@ -224,17 +325,7 @@ bool packet_rx_deliver(const std::byte* block, packet_rx_cursor& c, queue_stats&
             next_packet();
             continue;
         }
-        packet_wire_frame f;
-        f.src = block + off + mac;
-        f.snap = snap;
-        f.tagged = (h->tp_status & TP_STATUS_VLAN_VALID) != 0;
-        if (f.tagged) {
-            const std::uint16_t tpid =
-                h->hv1.tp_vlan_tpid != 0 ? h->hv1.tp_vlan_tpid : std::uint16_t{ETH_P_8021Q};
-            const std::uint16_t tag[2] = {htons(tpid),
-                                          htons(static_cast<std::uint16_t>(h->hv1.tp_vlan_tci))};
-            std::memcpy(f.tag.data(), tag, 4);
-        }
+        const packet_wire_frame f = packet_rx_frame(block + off, h, mac, snap);
         const std::uint32_t len = f.length();
         if (snap != h->tp_len || snap < ETH_HLEN) {
             ++stats.rx_dropped; // truncated
@@ -250,6 +341,16 @@ bool packet_rx_deliver(const std::byte* block, packet_rx_cursor& c, queue_stats&
             if (vnet != 0) {
                 std::memcpy(&vh, f.src - vnet, sizeof vh);
             }
+            if (c.whole && c.seg == 0 && !c.cut_next) {
+                // Whole mode: the burst ends here, the frame waits in the ring for
+                // packet_rx_take_whole (which writes it with its GSO header).
+                packet_whole_frame probe;
+                if (packet_whole_build(f, vh, probe)) {
+                    c.whole_pending = true;
+                    return false;
+                }
+            }
+            c.cut_next = false;
             const auto type = static_cast<std::uint8_t>(vh.gso_type & ~VIRTIO_NET_HDR_GSO_ECN);
             std::uint32_t seg_len = 0;
             const std::uint32_t count =
@@ -305,8 +406,8 @@ std::uint16_t packet_rx_burst(Api& api, std::uint16_t q, std::byte* ring, packet
                               queue_stats& stats,
                               std::span<typename Api::buffer_type> out) noexcept {
     using buffer_type = typename Api::buffer_type;
-    if (!packet_rx_block_ready(ring, c)) {
-        return 0;
+    if (c.whole_pending || !packet_rx_block_ready(ring, c)) {
+        return 0; // a whole frame waits: nothing may overtake it
     }
     // Buffers for the whole budget at once; what is not filled goes straight back.
     const std::uint32_t got = api.alloc_rx_buffers(q, out);
@@ -319,6 +420,9 @@ std::uint16_t packet_rx_burst(Api& api, std::uint16_t q, std::byte* ring, packet
             c.off = bd->hdr.bh1.offset_to_first_pkt;
         }
         if (c.pkt >= num || !packet_rx_deliver(block, c, stats, out[n])) {
+            if (c.whole_pending) {
+                break;
+            }
             packet_rx_release_block(ring, c);
             continue;
         }
@@ -328,6 +432,52 @@ std::uint16_t packet_rx_burst(Api& api, std::uint16_t q, std::byte* ring, packet
         api.release_rx_buffers(q, std::span<const buffer_type>(out.data() + n, got - n));
     }
     return n;
+}
+
+/// Whole mode: hands the large TCP frame that ended the last burst (if one waits) to
+/// write(std::span<const iovec>, segments) as a virtio-net header and the frame, then
+/// moves past it (and hands the block back when it was the block's last packet). When write returns
+/// false (the TAP refused it) the frame stays and the next burst cuts it into segments,
+/// as without whole mode: nothing is lost. Returns whether a frame waited.
+template <class Write>
+bool packet_rx_take_whole(std::byte* ring, packet_rx_cursor& c, queue_stats& stats,
+                          packet_rx_whole_counters& wc, Write&& write) noexcept {
+    if (!c.whole_pending) {
+        return false;
+    }
+    c.whole_pending = false;
+    // The walk checked this packet before it stopped here, and the block is ours until it
+    // is handed back; its offsets are checked again all the same, as they are read again.
+    const std::byte* block = ring + std::size_t{c.block} * packet_rx_block_size;
+    const auto* bd = reinterpret_cast<const tpacket_block_desc*>(block);
+    const auto* h = reinterpret_cast<const tpacket3_hdr*>(block + c.off);
+    const std::uint32_t mac = h->tp_mac;
+    const std::uint32_t snap = h->tp_snaplen;
+    const bool in_block = mac <= packet_rx_block_size - c.off &&
+                          snap <= packet_rx_block_size - c.off - mac &&
+                          mac >= sizeof(tpacket3_hdr) + sizeof(virtio_net_hdr);
+    const packet_wire_frame f = packet_rx_frame(block + c.off, h, mac, snap);
+    virtio_net_hdr vh{};
+    if (in_block) {
+        std::memcpy(&vh, f.src - sizeof vh, sizeof vh);
+    }
+    packet_whole_frame w;
+    if (!in_block || !packet_whole_build(f, vh, w) ||
+        !write(std::span<const iovec>(w.iov.data(), w.iov.size()), w.segments)) {
+        ++wc.refused;
+        c.cut_next = true;
+        return true;
+    }
+    ++wc.frames;
+    wc.segments += w.segments;
+    c.extra_segments += w.segments - 1; // one packet of the block, counted per segment
+    stats.rx_packets += w.segments;
+    stats.rx_bytes += w.length;
+    packet_rx_next(c, bd->hdr.bh1.num_pkts, c.off, h->tp_next_offset, stats);
+    if (c.pkt >= bd->hdr.bh1.num_pkts) {
+        packet_rx_release_block(ring, c);
+    }
+    return true;
 }
 
 } // namespace detail

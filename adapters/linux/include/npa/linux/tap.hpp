@@ -261,6 +261,22 @@ public:
         }
         return tap_write_burst(fds_[q], frames, gro_);
     }
+    /// Writes one large frame a plugin received whole (the AF_PACKET plugin's rx_whole:
+    /// the virtio-net header with its GSO type and size, then the frame) standing for
+    /// `segments` segments. False if the kernel refused it (or the TAP has no
+    /// IFF_VNET_HDR): the caller has it cut and sent again.
+    bool write_whole(std::uint16_t q, std::span<const iovec> iov, std::uint32_t segments) noexcept {
+        ++gro_.writes;
+        if (!vnet_ || ::writev(fds_[q], iov.data(), static_cast<int>(iov.size())) <= 0) {
+            ++gro_.whole_refused;
+            return false;
+        }
+        ++gro_.whole_writes;
+        gro_.whole_segments += segments;
+        return true;
+    }
+    [[nodiscard]] bool vnet_hdr() const noexcept { return vnet_; }
+
     /// What write_burst merged.
     [[nodiscard]] const tap_gro_stats& gro_stats() const noexcept { return gro_; }
 

@@ -52,6 +52,9 @@ struct tap_gro_stats {
     std::uint64_t merged_writes = 0;   ///< of them, frames built from two or more segments
     std::uint64_t merged_segments = 0; ///< segments that went up inside a merged frame
     std::uint64_t refused = 0;         ///< merged frames the TAP refused (then sent one by one)
+    std::uint64_t whole_writes = 0;    ///< large frames a plugin received whole, written as they came
+    std::uint64_t whole_segments = 0;  ///< the segments those stand for
+    std::uint64_t whole_refused = 0;   ///< of them, refused by the TAP (then cut and sent again)
 };
 
 namespace gro_detail {
