@@ -117,7 +117,7 @@ function(npa_add_header_checks)
     list(APPEND kernel_flags -mno-red-zone)
   endif()
   # GCC on arm64 turns atomics into calls to libgcc's __aarch64_* helpers unless told not
-  # to; a kernel has no libgcc, and arm64 Linux builds with the same flag.
+  # to; a kernel links no libgcc, so the atomics are built inline.
   if(CMAKE_SYSTEM_PROCESSOR MATCHES "^(aarch64|arm64)$" AND CMAKE_CXX_COMPILER_ID STREQUAL "GNU")
     list(APPEND kernel_flags -mno-outline-atomics)
   endif()
