@@ -478,8 +478,8 @@ private:
                             std::span<buffer_type> bufs) noexcept;
     std::uint16_t plugin_rx(path_id p, queue_state& qs, std::uint16_t q,
                             std::span<buffer_type> out) noexcept;
-    /// Old-path RX a drain reads at most (optional plugin member rx_drain_bound);
-    /// unbounded (until a short burst) otherwise.
+    /// Old-path RX a drain reads at most: the optional plugin member rx_drain_bound, or
+    /// else the RX ring size the path was attached with (shell_config::queues).
     [[nodiscard]] std::uint32_t rx_drain_bound(path_id p, std::uint16_t q) const noexcept;
     [[nodiscard]] errc health(path_id p) const noexcept;
     [[nodiscard]] capabilities caps_of(path_id p) const noexcept {

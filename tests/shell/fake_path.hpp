@@ -28,6 +28,8 @@ struct fake_dev {
     std::uint64_t completion_delay = 1;  ///< reaps before a TX completes
     std::uint32_t leak_on_detach = 0;    ///< RX buffers a buggy plugin keeps when it detaches
     bool drop_rx = false;                ///< every rx_burst, the device reports one drop
+    /// false: rx_drain_bound answers "none" (~0), as a plugin image without one does
+    bool declares_rx_bound = true;
 
     // What the driver programmed at attach, and what the device did with it.
     std::uint32_t enabled = 0;            ///< offloads the plugin enabled on this device
@@ -165,6 +167,14 @@ public:
         for (auto& f : s.in_flight) ++f.age;
         api_->tx_complete(q, done);
         return static_cast<std::uint32_t>(done.size());
+    }
+
+    /// The inbox has no fixed size, so the device says what it holds when the drain
+    /// starts, plus a ring's worth it may not show yet (a ring NIC says its ring size).
+    std::uint32_t rx_drain_bound(std::uint16_t q) const noexcept {
+        if (!dev_->declares_rx_bound) return ~std::uint32_t{0};
+        std::lock_guard g(dev_->inbox_lock);
+        return static_cast<std::uint32_t>(dev_->inbox[q].size()) + dev_->ring_size;
     }
 
     std::uint32_t tx_in_flight(std::uint16_t q) const noexcept {

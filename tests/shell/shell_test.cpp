@@ -971,6 +971,52 @@ TEST_CASE("a drain is not timed out by the call that starts it") {
     for (std::uint64_t i = 0; i < received.size(); ++i) CHECK(received[i] == i);
 }
 
+TEST_CASE("a plugin that declares no drain bound is read up to its RX ring: a stalled queue "
+          "strands none of it, and a device that never runs dry still flips") {
+    npa::shell_config cfg = rig::default_cfg();
+    cfg.inline_switch = false;
+    cfg.queues.rx_ring_size = 64;
+    rig r(cfg);
+    r.emu.declares_rx_bound = false;
+    r.vf.declares_rx_bound = false;
+    REQUIRE(r.sh.request_switch<0>(r.emu, r.link(), npa::switch_reason::boot).ok());
+    for (int i = 0; i < 4; ++i) {
+        (void)r.receive();
+        (void)r.sh.service();
+    }
+    REQUIRE_FALSE(r.sh.switching());
+    // 40 frames wait on the old device (below its ring, more than one burst); the queue
+    // reads one burst, then its thread is descheduled past the drain timeout.
+    for (std::uint64_t i = 0; i < 40; ++i) r.emu.inject(0, i);
+    REQUIRE(r.sh.request_switch<1>(r.vf, r.link(), npa::switch_reason::operator_request).ok());
+    CHECK(r.receive() == 32);
+    test_env::clock += 2 * cfg.policy.drain_timeout_ns;
+    for (std::uint64_t i = 40; i < 48; ++i) r.vf.inject(0, i);
+    for (int i = 0; i < 8 && (r.sh.switching() || i < 2); ++i) {
+        (void)r.receive();
+        (void)r.sh.service();
+    }
+    CHECK_FALSE(r.sh.switching());
+    CHECK(r.sh.active_path() == 1);
+    CHECK(r.emu.inbox[0].empty());
+    check_sequence(r.received, 48);
+
+    // A device that never runs dry: the clock stands still, and the ring's worth still
+    // ends the read of the old path.
+    for (std::uint64_t i = 0; i < 100'000; ++i) r.vf.inject(0, i);
+    const std::uint64_t clock = test_env::clock;
+    REQUIRE(r.sh.request_switch<0>(r.emu, r.link(), npa::switch_reason::operator_request).ok());
+    for (int i = 0; i < 16 && r.sh.switching(); ++i) {
+        (void)r.receive();
+        (void)r.sh.service();
+    }
+    CHECK(test_env::clock == clock);
+    CHECK_FALSE(r.sh.switching());
+    CHECK(r.sh.active_path() == 0);
+    CHECK(r.vf.inbox[0].size() >= 100'000 - 64 - 32);
+    CHECK(r.sh.audit().ok());
+}
+
 // ---- paths: run-time instances of the plugin types ---------------------------------
 
 namespace {

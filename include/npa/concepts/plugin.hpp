@@ -130,8 +130,10 @@ concept reports_health = requires(const P& p) {
 
 /// Optional: a bound on the RX a drain reads from this plugin's device: what the device
 /// can have received and not yet delivered when the drain starts (an RX ring's worth).
-/// Without it a drain reads the old path until one burst comes back short, which a
-/// device whose RX never runs dry (a traffic generator, net_null) never does.
+/// Without it (or answering ~0) the shell takes the RX ring size it attached the plugin
+/// with; a device that can hold more than that declares its own. A drain reads the old
+/// path until one burst comes back short or the bound is read (a device whose RX never
+/// runs dry, a traffic generator or net_null, ends only at the bound); 0: holds nothing.
 /// Unchecked: called on queue q's thread when the drain starts.
 template <class P>
 concept bounds_rx_drain = requires(const P& p, std::uint16_t q) {

@@ -293,13 +293,16 @@ std::uint32_t shell<Env, Plugins...>::rx_drain_bound(path_id p, std::uint16_t q)
     if (p == no_path) {
         return 0;
     }
-    return visit(p, [q](auto& pl) -> std::uint32_t {
+    const std::uint32_t declared = visit(p, [q](auto& pl) -> std::uint32_t {
         if constexpr (bounds_rx_drain<std::remove_cvref_t<decltype(pl)>>) {
             return pl.rx_drain_bound(q);
         } else {
             return ~std::uint32_t{0};
         }
     });
+    // A plugin that declares none (or an image answering "none") is taken to hold at most
+    // the RX ring the shell attached it with, so a timeout never strands what it held.
+    return declared != ~std::uint32_t{0} ? declared : cfg_.queues.rx_ring_size;
 }
 
 template <class Env, template <class> class... Plugins>

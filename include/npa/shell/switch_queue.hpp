@@ -37,8 +37,8 @@ void shell<Env, Plugins...>::sync_slow(queue_state& qs, std::uint16_t q, std::ui
         if (ph == phase_draining && !qs.draining) {
             started = true;
             qs.draining = true;
-            qs.old_rx_drained = qs.tx_path == no_path;
             qs.rx_drain_left = rx_drain_bound(qs.tx_path, q);
+            qs.old_rx_drained = qs.tx_path == no_path || qs.rx_drain_left == 0;
             qs.old_rx_read = false;
             qs.held_at_start = qs.c.tx_backlogged;
             qs.requeued_at_start = qs.c.tx_requeued;
@@ -93,12 +93,12 @@ void shell<Env, Plugins...>::sync_slow(queue_state& qs, std::uint16_t q, std::ui
     // not read). Old-path RX that the queue is reading, or is about to read (this is
     // rx_burst), is already there: its bound ends that read, not the clock, so a thread
     // descheduled past the deadline, or whose first rx_burst of the drain comes after it
-    // (a slow tx_burst started the drain), strands none of it on the released device. (A
-    // plugin without a bound may never run dry: the timeout ends its read.) Nor does it
-    // end a drain in the call that started it: a thread descheduled between setting the
-    // deadline and this check would flip before it could read anything.
-    const bool reading_old_rx = (qs.old_rx_read || reads_rx) && !qs.old_rx_drained &&
-                                rx_drain_bound(qs.tx_path, q) != ~std::uint32_t{0};
+    // (a slow tx_burst started the drain), strands none of it on the released device. A
+    // plugin that declares no bound is bounded by its RX ring (rx_drain_bound()), so a
+    // device that never runs dry still ends its read. Nor does the timeout end a drain in
+    // the call that started it: a thread descheduled between setting the deadline and
+    // this check would flip before it could read anything.
+    const bool reading_old_rx = (qs.old_rx_read || reads_rx) && !qs.old_rx_drained;
     const bool give_up =
         !done && (health(qs.tx_path) != errc::ok ||
                   (!started && Env::now_ns() >= qs.drain_deadline && !reading_old_rx));
