@@ -121,15 +121,20 @@ CROSS_TESTS := core_index_ring core_gen_ring core_fixed_pool core_buffer_lifetim
                image_loader_test image_shell_test image_igbvf_conformance_test
 CROSS_IMAGE_CHECKS := image_reproducible image_pack_refuses_imports image_pack_refuses_constructor \
                       image_pack_refuses_plain
+# The core under kernel-style flags for the target (arm64: atomics inline, no libgcc helpers),
+# linked without the C++ runtime and loaded under QEMU.
+CROSS_KERNEL_STYLE := npa_headers_kernel_style npa_kernel_style_load
+CROSS_KERNEL_STYLE_CHECKS := headers_kernel_style_link
 CROSS_STRESS_ITEMS ?= 1000000
-CROSS_REGEX := ^($(shell echo $(CROSS_TESTS) $(CROSS_IMAGE_CHECKS) | tr ' ' '|'))$$
+CROSS_REGEX := ^($(shell echo $(CROSS_TESTS) $(CROSS_IMAGE_CHECKS) $(CROSS_KERNEL_STYLE_CHECKS) | tr ' ' '|'))$$
 
 test-cross:
 	@for p in $(CROSS_PRESETS); do \
 	  echo "==> [$$p] configure, build, test"; \
 	  t0=$$(date +%s); \
 	  $(CMAKE) --preset $$p && \
-	  $(CMAKE) --build --preset $$p --parallel $(JOBS) --target $(CROSS_TESTS) image_bad_fixtures && \
+	  $(CMAKE) --build --preset $$p --parallel $(JOBS) --target $(CROSS_TESTS) image_bad_fixtures \
+	      $(CROSS_KERNEL_STYLE) && \
 	  NPA_STRESS_ITEMS=$(CROSS_STRESS_ITEMS) $(CTEST) --preset $$p -j $(JOBS) --output-on-failure \
 	      -R '$(CROSS_REGEX)' && \
 	  echo "==> [$$p] passed in $$(( $$(date +%s) - t0 )) s" || \
