@@ -126,11 +126,13 @@ struct mq_rig {
     std::optional<port> p;
     npa::status attached;
 
-    mq_rig(std::uint32_t pairs, bool mq, bool protocol_mq, std::uint16_t asked, std::uint32_t ring = 256)
+    mq_rig(std::uint32_t pairs, bool mq, bool protocol_mq, std::uint16_t asked, std::uint32_t ring = 256,
+           std::uint64_t features_mask = ~0ull)
         : b(pairs, mq, protocol_mq) {
         b.serve();
         vu::net_config c;
         c.socket = b.sock;
+        c.features_mask = features_mask;
         p.emplace(c);
         REQUIRE(p->dev.connect());
         attach(asked, ring);
@@ -211,6 +213,17 @@ TEST_CASE("vhost-user transport, multi-queue: negotiation against a back end's q
         CHECK(std::string(r.p->dev.note()).find("without the MQ protocol feature") != std::string::npos);
         CHECK(r.p->dev.queue_pairs() == 1);
         CHECK(r.rings_ready() == 0);
+    }
+    SUBCASE("MQ masked off by the caller: GET_QUEUE_NUM is never asked, one pair attaches") {
+        mq_rig r(4, true, true, 1, 256, ~npa::virtio_net::feature::MQ);
+        INFO(r.reason());
+        REQUIRE(r.attached);
+        CHECK(r.p->dev.back_end_queue_pairs() == 0); // not asked
+        CHECK(r.p->dev.queue_pairs() == 1);
+        CHECK((r.p->plugin.features() & npa::virtio_net::feature::MQ) == 0);
+        CHECK(r.rings_ready() == 2);
+        r.p->plugin.detach();
+        CHECK(r.p->api->audit().balanced());
     }
     SUBCASE("more pairs than the plugin takes: clamped to 8, and the note says so") {
         mq_rig r(16, true, true, 8, 64);

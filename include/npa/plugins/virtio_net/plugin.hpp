@@ -127,6 +127,10 @@ public:
         // little-endian rings); ACCESS_PLATFORM must be taken when offered (buffers are
         // handed over by device address, so an IOMMU in between changes nothing here).
         const std::uint64_t offered = t.device_features();
+        if (offered == 0 && !t.present()) {
+            return fail(t, errc::removed,
+                        "virtio-net: the device went away while its features were read");
+        }
         if ((offered & virtio::feature::VERSION_1) == 0) {
             return fail(t, errc::not_supported, "virtio-net: the device does not offer VERSION_1");
         }

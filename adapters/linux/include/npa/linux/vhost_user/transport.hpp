@@ -16,7 +16,9 @@
 //                FEATURES_OK unset, as a device refusing features does.
 //   queue pairs  VIRTIO_NET_F_MQ is carried only with the MQ protocol feature, which is what
 //                lets the back end say how many pairs it has: device_features() then asks
-//                GET_QUEUE_NUM (vhost-user.rst allows it before SET_FEATURES, as QEMU does),
+//                GET_QUEUE_NUM, unless the caller's features_mask takes MQ away
+//                (vhost-user.rst allows it before SET_FEATURES, as QEMU does; its answer is
+//                read as queue pairs, as QEMU's net front end and DPDK's lib/vhost do),
 //                and the configuration space's max_virtqueue_pairs says that number, clamped
 //                to max_pairs (the plugin's limit; the clamp is stated in note()). A back
 //                end that offers MQ without the protocol feature, or answers 0 pairs, is
@@ -169,7 +171,9 @@ private:
     // False when the back end went away while asked.
     [[nodiscard]] bool probe_queue_pairs() noexcept {
         pairs_ = 1;
-        if ((offered_ & virtio_net::feature::MQ) == 0) {
+        // Not asked when the caller's mask takes MQ away: a single-pair front end needs
+        // no answer the back end might fail to give.
+        if ((offered_ & cfg_.features_mask & virtio_net::feature::MQ) == 0) {
             return true;
         }
         std::uint64_t pf = 0, n = 0;
