@@ -6,7 +6,9 @@
 
 #include <npa/linux/af_packet.hpp>
 #include <npa/linux/af_xdp.hpp>
+#include <npa/linux/rx_whole_gate.hpp>
 #include <npa/linux/virtio_net_defs.hpp>
+#include <npa/shell.hpp>
 
 #include <algorithm>
 
@@ -655,6 +657,135 @@ TEST_CASE("the AF_XDP plugin runs over rings the caller provides (attach_rings)"
     CHECK(p.stats(0).bad_completion == 1);
     p.detach();
     CHECK(pool.available() == pool.size());
+}
+
+namespace {
+
+struct gate_env {
+    using pool_type = npa::lnx::umem_pool;
+    static std::uint64_t now_ns() noexcept {
+        return static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(
+                                              std::chrono::steady_clock::now().time_since_epoch())
+                                              .count());
+    }
+};
+using gate_shell = npa::shell<gate_env, npa::lnx::af_packet_plugin>;
+
+// A veth takes any MAC and RX mode: no authority behind either path.
+struct open_channel {
+    npa::status submit(const npa::control_request&) { return {}; }
+    npa::status submit_batch(std::span<const npa::control_request>) { return {}; }
+};
+
+} // namespace
+
+TEST_CASE("whole mode follows the shell (rx_whole_gate): a large frame waiting on the old path "
+          "during a switch is cut and delivered before the new path's frames") {
+    fixture f; // path A on npt0, fed from npt1
+    npa_test::veth_pair second{"npt2", "npt3"}; // path B on npt2, fed from npt3
+    auto dev_a = npa::lnx::af_packet_device::named("npt0");
+    auto dev_b = npa::lnx::af_packet_device::named("npt2");
+    npa::lnx::umem_pool* pools[] = {&f.pool};
+    npa::shell_config sc;
+    sc.queues.queues = 1;
+    sc.policy.min_dwell_ns = 0;
+    sc.policy.rx_quiet_ns = 200'000'000;      // a block the kernel has not handed over yet
+    sc.policy.drain_timeout_ns = 2'000'000'000;
+    sc.inline_switch = false;
+    gate_env env;
+    gate_shell sh(env, pools, sc);
+    REQUIRE(sh.init_status());
+    open_channel ch_a, ch_b;
+    const npa::path_id a = sh.add_path<npa::lnx::af_packet_plugin>(dev_a, npa::control_link::to(ch_a));
+    const npa::path_id b = sh.add_path<npa::lnx::af_packet_plugin>(dev_b, npa::control_link::to(ch_b));
+    REQUIRE(a != gate_shell::no_path);
+    REQUIRE(b != gate_shell::no_path);
+    const std::array<npa::path_id, 2> paths{a, b};
+    npa::lnx::rx_whole_gate gate(true);
+
+    // What reached the "TAP", in order: 'm' + marker, 't' a TCP segment, 'W' a whole frame.
+    std::vector<std::pair<char, unsigned>> seen;
+    auto pass = [&] { // one RX pass as npa-linkd makes it
+        (void)gate.sync(sh, 1, paths);
+        std::array<npa::buffer_ref, 32> rx{};
+        const std::uint16_t n = sh.rx_burst(0, rx);
+        for (std::uint16_t i = 0; i < n; ++i) {
+            const std::byte* d = rx[i].data();
+            const bool marker = std::to_integer<unsigned>(d[12]) == 0x88;
+            seen.emplace_back(marker ? 'm' : 't', marker ? std::to_integer<unsigned>(d[14]) : 0u);
+        }
+        sh.free(0, std::span<const npa::buffer_ref>(rx.data(), n));
+        for (const npa::path_id p : paths) {
+            sh.with_plugin(p, [&](auto& pl) {
+                (void)pl.rx_whole(0, [&](std::span<const iovec>, std::uint32_t) {
+                    seen.emplace_back('W', 0u);
+                    return true;
+                });
+            });
+        }
+        (void)sh.poll(0);
+        (void)sh.service();
+        if (n == 0) {
+            std::this_thread::sleep_for(std::chrono::microseconds(200));
+        }
+    };
+    auto pump_until = [&](auto&& done) {
+        const auto end = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+        while (!done() && std::chrono::steady_clock::now() < end) {
+            pass();
+        }
+        return done();
+    };
+    auto count = [&](char k, unsigned v) {
+        return std::count(seen.begin(), seen.end(), std::pair<char, unsigned>{k, v});
+    };
+
+    REQUIRE(sh.request_switch(a, npa::switch_reason::boot));
+    REQUIRE(pump_until([&] { return !sh.switching(); }));
+    constexpr std::uint32_t payload = 20000;
+    constexpr std::uint16_t mss = 1400;
+    constexpr std::uint32_t segments = (payload + mss - 1) / mss;
+    // Steady on A: a large frame goes up whole.
+    REQUIRE(send_gso_tcp("npt1", false, payload, mss));
+    REQUIRE(pump_until([&] { return count('W', 0) == 1; }));
+    CHECK(gate.on());
+
+    // A receives a marker, a large frame and a marker; then the switch to B, and B's frame.
+    seen.clear();
+    REQUIRE(send_marker("npt1", 1));
+    REQUIRE(send_gso_tcp("npt1", false, payload, mss));
+    REQUIRE(send_marker("npt1", 2));
+    REQUIRE(sh.request_switch(b, npa::switch_reason::operator_request));
+    REQUIRE(send_marker("npt3", 9));
+    REQUIRE(pump_until([&] { return !sh.switching() && count('m', 9) == 1; }));
+    CHECK(sh.active_path() == b);
+    CHECK(gate.closed() == 1);
+    // Nothing went past the shell while it switched: the large frame was cut, in its
+    // place, and B's marker came after everything A had.
+    const std::vector<std::pair<char, unsigned>> expected = [&] {
+        std::vector<std::pair<char, unsigned>> e{{'m', 1}};
+        e.insert(e.end(), segments, {'t', 0});
+        e.emplace_back('m', 2);
+        e.emplace_back('m', 9);
+        return e;
+    }();
+    auto render = [](const std::vector<std::pair<char, unsigned>>& v) {
+        std::string r;
+        for (const auto& [k, m] : v) {
+            r += k == 'm' ? std::to_string(m) : std::string(1, k);
+            r += ' ';
+        }
+        return r;
+    };
+    CHECK_MESSAGE(seen == expected, "seen: " << render(seen) << "expected: " << render(expected));
+    CHECK(sh.history().recent(0).tx_lost == 0);
+    // Steady on B: whole again.
+    REQUIRE(pump_until([&] { return gate.on(); }));
+    seen.clear();
+    REQUIRE(send_gso_tcp("npt3", false, payload, mss));
+    REQUIRE(pump_until([&] { return count('W', 0) == 1; }));
+    sh.stop();
+    CHECK(sh.audit().ok());
 }
 
 NPA_LINUX_TEST_MAIN

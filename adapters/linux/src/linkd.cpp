@@ -275,19 +275,16 @@ bool linkd::init(std::string& err) {
                          ? shell_->add_path<af_xdp_plugin>(l.xdp_dev, link)
                          : shell_->add_path<af_packet_plugin>(l.packet_dev, link);
             // Large received TCP frames go to the TAP whole with their GSO header
-            // (rx_whole in data_iteration) instead of being cut into the shell's buffers.
-            if (l.path != linkd_shell::no_path && tap_.vnet_hdr()) {
-                shell_->with_plugin(l.path, [](auto& pl) {
-                    if constexpr (requires { pl.set_rx_whole(true); })
-                        pl.set_rx_whole(true);
-                });
-            }
+            // (rx_whole in data_iteration) instead of being cut into the shell's buffers,
+            // while the shell is steady (npa/linux/rx_whole_gate.hpp, before every RX pass).
         }
         if (l.path == linkd_shell::no_path) {
             err = "too many lowers: the shell holds " + std::to_string(linkd_shell::max_paths);
             return false;
         }
+        lower_paths_.push_back(l.path);
     }
+    rx_whole_gate_.allow(tap_.vnet_hdr());
     // 5. Link events and the control socket.
     if (!mon_.open()) {
         err = "cannot subscribe to rtnetlink link events";
@@ -581,7 +578,9 @@ bool linkd::data_iteration() {
         // RX: what the shell received goes into the stack, a TCP flow's consecutive
         // segments merged into one frame (npa/linux/tap_gro.hpp). A large TCP frame an
         // AF_PACKET lower received (the peer's TSO, the lower's GRO) ends the shell's burst
-        // and goes up whole after it, straight from the ring; then the next burst.
+        // and goes up whole after it, straight from the ring; then the next burst. Only
+        // while no switch is under way: then it is cut and goes through the shell.
+        (void)rx_whole_gate_.sync(*shell_, cfg_.queues, lower_paths_);
         for (unsigned round = 0; round < rx_rounds; ++round) {
             std::array<buffer_ref, burst> rx{};
             const std::uint16_t n = shell_->rx_burst(q, rx);

@@ -26,6 +26,7 @@
 #include <npa/plugins/igbvf/plugin.hpp>
 #include <npa/plugins/vmxnet3/plugin.hpp>
 #include <npa/linux/rtnetlink.hpp>
+#include <npa/linux/rx_whole_gate.hpp>
 #include <npa/linux/tap.hpp>
 #include <npa/linux/tap_tso.hpp>
 #include <npa/linux/umem.hpp>
@@ -232,6 +233,8 @@ private:
     std::vector<std::uint16_t> vlan_id_;
     tap_counters tc_;
     bool was_switching_ = false;
+    rx_whole_gate rx_whole_gate_;     ///< whole mode only while the shell is steady
+    std::vector<path_id> lower_paths_; ///< every lower's path, for the gate
     bool failover_pending_ = false;
     switch_reason failover_reason_ = switch_reason::surprise_removal;
     unsigned announces_left_ = 0;

@@ -266,8 +266,12 @@ public:
     /// `segments` segments. False if the kernel refused it (or the TAP has no
     /// IFF_VNET_HDR): the caller has it cut and sent again.
     bool write_whole(std::uint16_t q, std::span<const iovec> iov, std::uint32_t segments) noexcept {
-        ++gro_.writes;
-        if (!vnet_ || ::writev(fds_[q], iov.data(), static_cast<int>(iov.size())) <= 0) {
+        if (!vnet_) {
+            ++gro_.whole_refused;
+            return false;
+        }
+        ++gro_.writes; // a write(2) made
+        if (::writev(fds_[q], iov.data(), static_cast<int>(iov.size())) <= 0) {
             ++gro_.whole_refused;
             return false;
         }
