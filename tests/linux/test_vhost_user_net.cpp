@@ -238,6 +238,38 @@ TEST_CASE("vhost-user transport, multi-queue: negotiation against a back end's q
     }
 }
 
+TEST_CASE("vhost-user back end: before GET_VRING_BASE stops a ring, its owner walks what is still "
+          "available on it") {
+    mq_rig r(1, false, true, 1);
+    INFO(r.reason());
+    REQUIRE(r.attached);
+    // The back end serves only its control path here: what the front end sends stays in
+    // the transmitq until the hook walks it.
+    std::atomic<unsigned> stopped{0}, taken{0};
+    r.b.halt();
+    r.b.be.before_ring_stop = [&](std::uint32_t ring) {
+        stopped |= 1u << ring;
+        if (ring != 1) {
+            return;
+        }
+        vu::vring& q = r.b.be.rings()[1];
+        std::array<std::byte, 2048> scratch{};
+        vu::io_stats st;
+        for (bool more = true; more;) {
+            const vu::tx_frame f = vu::take_frame_in_place(q, r.b.be.memory(), r.b.be.hdr_len(),
+                                                           scratch, st, more);
+            taken += f.len != 0 ? 1 : 0;
+        }
+        q.dev.publish_used();
+    };
+    r.b.serve();
+    REQUIRE(r.p->send(0, 10) == 10);
+    r.p->plugin.detach(); // GET_VRING_BASE on the receiveq and the transmitq
+    CHECK(stopped.load() == 3u);
+    CHECK(taken.load() == 10u);
+    CHECK(r.p->api->audit().balanced());
+}
+
 #ifdef NPA_TESTPMD
 #include "vhost_testpmd.hpp"
 

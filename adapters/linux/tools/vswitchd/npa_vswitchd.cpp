@@ -156,6 +156,14 @@ int main(int argc, char** argv) {
     for (const port_config& pc : cfgs) {
         const std::string name = pc.name;
         sw.ports.push_back(std::make_unique<port>(pc, [name](const std::string& s) { log_line(name + ": " + s); }));
+        // A front end stopping its transmitq (GET_VRING_BASE) has every frame it made
+        // available forwarded or counted first.
+        const std::size_t at = sw.ports.size() - 1;
+        sw.ports.back()->be.before_ring_stop = [&sw, at](std::uint32_t ring) {
+            if (ring == 1) {
+                sw.drain_port(at);
+            }
+        };
         port& p = *sw.ports.back();
         p.be.trace = trace;
         if (!pc.client.empty()) {

@@ -148,6 +148,26 @@ public:
         return work;
     }
 
+    /// Walks port i's transmitq until nothing is available on it (its front end is about
+    /// to stop the ring: every frame it made available is forwarded or counted), at most a
+    /// ring's worth: a front end that goes on filling it cannot hold the loop.
+    void drain_port(std::size_t i) noexcept {
+        const std::uint32_t most = ports[i]->transmitq().num;
+        for (std::uint32_t taken = 0; taken < most;) {
+            const int n = poll_port(i);
+            if (n == 0) {
+                break;
+            }
+            taken += static_cast<std::uint32_t>(n);
+        }
+        for (auto& p : ports) {
+            if (p->rx_dirty) {
+                p->rx_dirty = false;
+                publish(p->receiveq());
+            }
+        }
+    }
+
     /// Forgets what was learnt on port i (its front end went away).
     void forget(std::size_t i) {
         for (auto it = learnt_.begin(); it != learnt_.end();) {

@@ -16,7 +16,8 @@
 // Requests answered: GET/SET_FEATURES, GET/SET_PROTOCOL_FEATURES (MQ, REPLY_ACK), SET_OWNER,
 // RESET_OWNER, SET_MEM_TABLE (each region's descriptor mapped), SET_VRING_NUM/ADDR/BASE/
 // KICK/CALL/ERR, GET_VRING_BASE, SET_VRING_ENABLE, GET_QUEUE_NUM, SEND_RARP and
-// NET_SET_MTU (acknowledged). Each arrives checked by message.hpp's check(); beyond that a
+// NET_SET_MTU (acknowledged); before GET_VRING_BASE stops a ready ring, before_ring_stop
+// lets the owner walk what is still available on it. Each arrives checked by message.hpp's check(); beyond that a
 // ring index past the port's rings, a feature not offered, a ring size the negotiated layout
 // does not allow (split: a power of two; packed: 1..32768), a packed base past the ring, or
 // ring areas outside the mapped memory close the connection.
@@ -82,6 +83,10 @@ public:
     std::uint64_t offered_protocol = protocol::mq | protocol::reply_ack;
     /// Logs every request (its first 8 payload bytes beside it).
     bool trace = false;
+    /// Called with a ready ring's index when GET_VRING_BASE is about to stop it, before the
+    /// answer: the owner walks what the front end made available up to then (a sender
+    /// that stops its port counted those frames as sent), so none is left unread.
+    std::function<void(std::uint32_t)> before_ring_stop;
 
     [[nodiscard]] status listen(const std::string& path) noexcept {
         sockaddr_un a{};
@@ -390,6 +395,9 @@ private:
             } else if (m.req() == request::set_vring_enable) {
                 r->enabled = s.num != 0;
             } else {
+                if (before_ring_stop && r->ready()) {
+                    before_ring_stop(s.index);
+                }
                 const vring_state out{s.index, r->stop()};
                 close_fd(r->kick);
                 r->kicked = false;
