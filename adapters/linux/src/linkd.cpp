@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <ranges>
 #include <cstdio>
 #include <cstring>
 #include <ctime>
@@ -282,7 +283,6 @@ bool linkd::init(std::string& err) {
             err = "too many lowers: the shell holds " + std::to_string(linkd_shell::max_paths);
             return false;
         }
-        lower_paths_.push_back(l.path);
     }
     rx_whole_gate_.allow(tap_.vnet_hdr());
     // 5. Link events and the control socket.
@@ -573,14 +573,18 @@ bool linkd::rx_whole(std::uint16_t q) {
 
 bool linkd::data_iteration() {
     bool work = false;
+    // Switches are requested on this thread, between iterations: one sync covers every
+    // queue's RX pass below.
+    (void)rx_whole_gate_.sync(*shell_, cfg_.queues,
+                              lowers_ | std::views::transform(&lower_state::path));
     for (std::uint16_t q = 0; q < cfg_.queues; ++q) {
         work = tap_to_shell(q) || work;
         // RX: what the shell received goes into the stack, a TCP flow's consecutive
         // segments merged into one frame (npa/linux/tap_gro.hpp). A large TCP frame an
         // AF_PACKET lower received (the peer's TSO, the lower's GRO) ends the shell's burst
         // and goes up whole after it, straight from the ring; then the next burst. Only
-        // while no switch is under way: then it is cut and goes through the shell.
-        (void)rx_whole_gate_.sync(*shell_, cfg_.queues, lower_paths_);
+        // while no switch is under way (the gate, synced above): then it is cut and goes
+        // through the shell.
         for (unsigned round = 0; round < rx_rounds; ++round) {
             std::array<buffer_ref, burst> rx{};
             const std::uint16_t n = shell_->rx_burst(q, rx);

@@ -233,8 +233,7 @@ private:
     std::vector<std::uint16_t> vlan_id_;
     tap_counters tc_;
     bool was_switching_ = false;
-    rx_whole_gate rx_whole_gate_;     ///< whole mode only while the shell is steady
-    std::vector<path_id> lower_paths_; ///< every lower's path, for the gate
+    rx_whole_gate rx_whole_gate_; ///< whole mode only while the shell is steady
     bool failover_pending_ = false;
     switch_reason failover_reason_ = switch_reason::surprise_removal;
     unsigned announces_left_ = 0;

@@ -139,12 +139,7 @@ public:
         if (work == 0) { // nothing taken, nothing delivered
             return 0;
         }
-        for (auto& p : ports) {
-            if (p->rx_dirty) {
-                p->rx_dirty = false;
-                publish(p->receiveq());
-            }
-        }
+        publish_dirty();
         return work;
     }
 
@@ -160,12 +155,7 @@ public:
             }
             taken += static_cast<std::uint32_t>(n);
         }
-        for (auto& p : ports) {
-            if (p->rx_dirty) {
-                p->rx_dirty = false;
-                publish(p->receiveq());
-            }
-        }
+        publish_dirty();
     }
 
     /// Forgets what was learnt on port i (its front end went away).
@@ -176,6 +166,15 @@ public:
     }
 
 private:
+    /// Publishes the used entries of every receiveq that got frames since the last call.
+    void publish_dirty() noexcept {
+        for (auto& p : ports) {
+            if (p->rx_dirty) {
+                p->rx_dirty = false;
+                publish(p->receiveq());
+            }
+        }
+    }
     static void publish(vhost_user::vring& r) noexcept {
         r.dev.publish_used();
         if (r.dev.need_interrupt()) {
