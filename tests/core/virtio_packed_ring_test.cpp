@@ -6,6 +6,8 @@
 
 #include <npa/virtio/packed_ring.hpp>
 
+#include "virtio_tables.hpp"
+
 #include <array>
 #include <cstddef>
 #include <cstdint>
@@ -208,6 +210,112 @@ TEST_CASE("packed: hostile used descriptors and chains") {
         CHECK(m.dev.errors(chain_error::too_long) == 1);
         CHECK(m.ndesc == 10);
         CHECK(m.dev.last_avail().index == 10);
+    }
+}
+
+namespace {
+// A packed queue whose device negotiated INDIRECT_DESC, with driver memory for tables.
+struct indirect_queue : queue {
+    explicit indirect_queue(std::uint32_t n = 6) : queue(n) { REQUIRE(dev.reset(ring, {}, true)); }
+    test::driver_tables t;
+    std::uint32_t placed = 0; // ring positions the driver has written
+    /// Adds `segs` as one buffer with INDIRECT (and `extra`) set on its first descriptor (a
+    /// device sees no difference from a driver that wrote them so: it runs on this thread).
+    std::int32_t add_flagged(std::span<const segment> buf, std::uint16_t extra = 0) {
+        const std::uint32_t at = placed % static_cast<std::uint32_t>(descs.size());
+        const std::int32_t id = drv.add(buf);
+        REQUIRE(id >= 0);
+        placed += static_cast<std::uint32_t>(buf.size());
+        descs[at].flags = static_cast<std::uint16_t>(descs[at].flags | desc_f_indirect | extra);
+        return id;
+    }
+    /// A buffer of one descriptor naming the table at `off` (`len` bytes).
+    std::int32_t add_table(std::size_t off, std::uint32_t len, std::uint16_t extra = 0) {
+        const segment s{test::driver_tables::gpa(off), len, false};
+        return add_flagged({&s, 1}, extra);
+    }
+    pop_status pop_t(std::span<segment> into) {
+        return dev.pop(c, ndesc, into, [](std::uint64_t a, std::uint32_t, bool) { return a < 0x100000; },
+                       t.reader());
+    }
+    pop_status pop_t() { return pop_t(segs); }
+};
+} // namespace
+
+TEST_CASE("packed indirect: a table is the buffer, every entry in order, over laps") {
+    indirect_queue q;
+    used_chain u;
+    for (std::uint32_t i = 0; i < 20; ++i) { // more than three laps of a ring of 6
+        const std::size_t off = 4 + (i % 4) * 64; // not 16-byte aligned
+        // NEXT and the buffer id are reserved in a packed table (2.8.13): order is the table's
+        q.t.put(off, 0, 0x1000 + i, 12, desc_f_next, 0, true);
+        q.t.put(off, 1, 0x2000 + i, 60, 0, 0, true);
+        q.t.put(off, 2, 0x3000 + i, 128, desc_f_write, 0, true);
+        const std::int32_t id = q.add_table(off, 48);
+        REQUIRE(q.pop_t() == pop_status::ok);
+        CHECK(q.c.head == id);
+        CHECK(q.ndesc == 1);
+        CHECK(q.c.indirect);
+        CHECK(q.c.segments == 3);
+        CHECK(q.c.readable == 2);
+        CHECK((q.c.read_len == 72 && q.c.write_len == 128));
+        CHECK(q.segs[1].addr == 0x2000 + i);
+        q.dev.push_used(q.c.head, 128, q.ndesc);
+        REQUIRE(q.drv.poll_used(u) == used_status::ok);
+        CHECK((u.id == id && u.len == 128));
+    }
+    CHECK(q.dev.indirect_chains() == 20);
+    CHECK(q.dev.errors() == 0);
+}
+
+TEST_CASE("packed indirect: hostile tables refused by cause, given back, the ring runs on") {
+    indirect_queue q(8);
+    // 0: INDIRECT with NEXT (its chain's second descriptor is plain), 1: length not a
+    // multiple of 16, 2: more entries than the queue, 3: outside driver memory, 4: INDIRECT
+    // inside, 5: more entries than the caller takes
+    q.t.put(0, 0, 0x1000, 8, 0, 0, true);
+    q.t.put(64, 0, 0x1000, 8, desc_f_indirect, 0, true);
+    for (std::uint32_t i = 0; i < 9; ++i) {
+        q.t.put(128, i, 0x1000, 8, 0, 0, true);
+    }
+    const segment pair[2] = {{test::driver_tables::gpa(0), 16, false}, {0x100, 8, false}};
+    const std::int32_t id0 = q.add_flagged(pair);
+    std::array<std::int32_t, 5> ids{q.add_table(0, 24), q.add_table(128, 9 * 16), q.add_table(4096, 16),
+                                    q.add_table(64, 16), q.add_table(128, 5 * 16)};
+    std::array<segment, 4> four{};
+    CHECK(q.pop_t(four) == pop_status::refused);
+    CHECK(q.dev.errors(chain_error::indirect_next) == 1);
+    CHECK((q.c.head == id0 && q.ndesc == 2)); // the whole chain taken, its id known
+    q.dev.push_used(q.c.head, 0, q.ndesc);
+    const chain_error want[5] = {chain_error::indirect_len, chain_error::indirect_len, chain_error::bad_address,
+                                 chain_error::indirect_nested, chain_error::too_long};
+    for (std::size_t i = 0; i < 5; ++i) {
+        CHECK(q.pop_t(four) == pop_status::refused);
+        CHECK(q.dev.last_error() == want[i]);
+        CHECK((q.c.head == ids[i] && q.ndesc == 1));
+        q.dev.push_used(q.c.head, 0, q.ndesc);
+    }
+    CHECK(q.dev.errors(chain_error::indirect_len) == 2);
+    used_chain u;
+    for (int i = 0; i < 6; ++i) {
+        REQUIRE(q.drv.poll_used(u) == used_status::ok);
+        CHECK(u.len == 0);
+    }
+    // the ring runs on: a good table next
+    q.t.put(256, 0, 0x2000, 64, 0, 0, true);
+    const std::int32_t good = q.add_table(256, 16);
+    REQUIRE(q.pop_t() == pop_status::ok);
+    CHECK(q.c.head == good);
+    CHECK(q.dev.indirect_chains() == 1);
+
+    SUBCASE("not negotiated") {
+        indirect_queue r;
+        REQUIRE(r.dev.reset(r.ring, {}, false));
+        r.t.put(0, 0, 0x1000, 8, 0, 0, true);
+        (void)r.add_table(0, 16);
+        CHECK(r.pop_t() == pop_status::refused);
+        CHECK(r.dev.errors(chain_error::indirect) == 1);
+        CHECK(r.t.reads == 0);
     }
 }
 

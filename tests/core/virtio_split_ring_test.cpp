@@ -6,6 +6,8 @@
 
 #include <npa/virtio/split_ring.hpp>
 
+#include "virtio_tables.hpp"
+
 #include <algorithm>
 #include <array>
 #include <cstddef>
@@ -273,6 +275,205 @@ TEST_CASE("hostile chains are refused and counted, never followed") {
         CHECK(q.pop() == pop_status::broken);
         CHECK(q.dev.errors(chain_error::avail_idx) == 1);
         CHECK(q.dev.last_avail() == 0); // nothing taken
+    }
+}
+
+namespace {
+// A split queue whose device negotiated INDIRECT_DESC, with driver memory for tables.
+struct indirect_queue : queue {
+    explicit indirect_queue(std::uint32_t n = 8) : queue(n) { REQUIRE(dev.reset(ring, false, 0, true)); }
+    test::driver_tables t;
+    /// Makes a chain of one ring descriptor naming the table at `off` (`len` bytes) available,
+    /// with `extra` flags beside INDIRECT; returns its head.
+    std::int32_t add_table(std::size_t off, std::uint32_t len, std::uint16_t extra = 0) {
+        const segment s{test::driver_tables::gpa(off), len, false};
+        const std::int32_t head = drv.add({&s, 1});
+        REQUIRE(head >= 0);
+        ring.desc()[head].flags = static_cast<std::uint16_t>(desc_f_indirect | extra);
+        (void)drv.publish();
+        return head;
+    }
+    pop_status pop_t(std::span<segment> into) {
+        return dev.pop(c, into, [](std::uint64_t a, std::uint32_t, bool) { return a < 0x100000; }, t.reader());
+    }
+    pop_status pop_t() { return pop_t(segs); }
+};
+} // namespace
+
+TEST_CASE("indirect: a table walked as the chain, in next order, read where it lies") {
+    indirect_queue q;
+    // Three entries linked 0 -> 2 -> 1 at an offset that is not 16-byte aligned: a header
+    // and a frame readable, a buffer writable (2.7.5.3.2).
+    const std::size_t off = 4;
+    q.t.put(off, 0, 0x1000, 12, desc_f_next, 2);
+    q.t.put(off, 2, 0x2000, 64, desc_f_next, 1);
+    q.t.put(off, 1, 0x3000, 100, desc_f_write, 0);
+    // WRITE on the ring descriptor naming the table is ignored (2.7.5.3.2)
+    const std::int32_t head = q.add_table(off, 48, desc_f_write);
+    REQUIRE(q.pop_t() == pop_status::ok);
+    CHECK(q.c.head == head);
+    CHECK(q.c.indirect);
+    CHECK(q.c.segments == 3);
+    CHECK(q.c.readable == 2);
+    CHECK(q.c.read_len == 76);
+    CHECK(q.c.write_len == 100);
+    CHECK((q.segs[0].addr == 0x1000 && q.segs[1].addr == 0x2000 && q.segs[2].addr == 0x3000));
+    CHECK(q.segs[2].write);
+    CHECK(q.dev.indirect_chains() == 1);
+    CHECK(q.dev.errors() == 0);
+    q.dev.push_used(q.c.head, 100);
+    q.dev.publish_used();
+    used_chain u;
+    REQUIRE(q.drv.poll_used(u) == used_status::ok);
+    CHECK((u.id == head && u.len == 100));
+
+    // A table of exactly N entries is the largest (a chain no longer than the queue, as
+    // DPDK's vhost library allows), all of them in order
+    for (std::uint16_t i = 0; i < 8; ++i) {
+        q.t.put(256, i, 0x4000 + i, 8, i + 1 < 8 ? desc_f_next : 0, static_cast<std::uint16_t>(i + 1));
+    }
+    (void)q.add_table(256, 8 * 16);
+    REQUIRE(q.pop_t() == pop_status::ok);
+    CHECK(q.c.segments == 8);
+    CHECK(q.segs[7].addr == 0x4007);
+    // A direct chain after them is walked as before.
+    const segment d{0x5000, 64, false};
+    REQUIRE(q.drv.add({&d, 1}) >= 0);
+    (void)q.drv.publish();
+    REQUIRE(q.pop_t() == pop_status::ok);
+    CHECK_FALSE(q.c.indirect);
+    CHECK(q.dev.indirect_chains() == 2);
+}
+
+TEST_CASE("indirect: every hostile table is refused by cause, taken off the ring, never followed") {
+    SUBCASE("not negotiated: refused before the table is looked at") {
+        indirect_queue q;
+        REQUIRE(q.dev.reset(q.ring, false, 0, false));
+        q.t.put(0, 0, 0x1000, 64, 0);
+        const std::int32_t head = q.add_table(0, 16);
+        CHECK(q.pop_t() == pop_status::refused);
+        CHECK(q.dev.errors(chain_error::indirect) == 1);
+        CHECK(q.c.head == head);
+        CHECK(q.t.reads == 0);
+    }
+    SUBCASE("the plain pop() reads no table: refused as outside driver memory") {
+        indirect_queue q;
+        q.t.put(0, 0, 0x1000, 64, 0);
+        (void)q.add_table(0, 16);
+        CHECK(q.pop() == pop_status::refused);
+        CHECK(q.dev.errors(chain_error::bad_address) == 1);
+    }
+    SUBCASE("INDIRECT with NEXT (2.7.5.3.1), and after a direct descriptor") {
+        indirect_queue q;
+        q.t.put(0, 0, 0x1000, 64, 0);
+        (void)q.add_table(0, 16, desc_f_next);
+        CHECK(q.pop_t() == pop_status::refused);
+        CHECK(q.dev.errors(chain_error::indirect_next) == 1);
+        const segment s[2] = {{0x100, 8, false}, {test::driver_tables::gpa(0), 16, false}};
+        const std::int32_t h = q.drv.add(s);
+        REQUIRE(h >= 0);
+        const std::uint16_t second = q.ring.desc()[h].next;
+        q.ring.desc()[second].flags = desc_f_indirect;
+        (void)q.drv.publish();
+        CHECK(q.pop_t() == pop_status::refused);
+        CHECK(q.dev.errors(chain_error::indirect_next) == 2);
+        CHECK(q.t.reads == 0);
+    }
+    SUBCASE("lengths: 0, not a multiple of 16, more entries than the queue") {
+        indirect_queue q;
+        for (std::uint16_t i = 0; i < 9; ++i) {
+            q.t.put(0, i, 0x1000, 8, desc_f_next, static_cast<std::uint16_t>(i + 1));
+        }
+        (void)q.add_table(0, 0);
+        (void)q.add_table(0, 24);
+        (void)q.add_table(0, 9 * 16);
+        for (int i = 0; i < 3; ++i) {
+            CHECK(q.pop_t() == pop_status::refused);
+        }
+        CHECK(q.dev.errors(chain_error::indirect_len) == 3);
+        CHECK(q.t.reads == 0);
+    }
+    SUBCASE("a table outside driver memory, or running past its end") {
+        indirect_queue q;
+        const segment s{0x7000000, 16, false};
+        const std::int32_t h = q.drv.add({&s, 1});
+        q.ring.desc()[h].flags = desc_f_indirect;
+        (void)q.drv.publish();
+        (void)q.add_table(4096 - 16, 32);
+        CHECK(q.pop_t() == pop_status::refused);
+        CHECK(q.pop_t() == pop_status::refused);
+        CHECK(q.dev.errors(chain_error::bad_address) == 2);
+    }
+    SUBCASE("INDIRECT inside a table") {
+        indirect_queue q;
+        q.t.put(0, 0, 0x1000, 8, desc_f_next, 1);
+        q.t.put(0, 1, test::driver_tables::gpa(64), 16, desc_f_indirect);
+        (void)q.add_table(0, 32);
+        CHECK(q.pop_t() == pop_status::refused);
+        CHECK(q.dev.errors(chain_error::indirect_nested) == 1);
+    }
+    SUBCASE("next at or past the table's entry count") {
+        indirect_queue q;
+        q.t.put(0, 0, 0x1000, 8, desc_f_next, 2); // a table of 2: entry 2 is outside it
+        q.t.put(0, 1, 0x1000, 8, 0);
+        q.t.put(0, 2, 0x1000, 8, 0);
+        (void)q.add_table(0, 32);
+        CHECK(q.pop_t() == pop_status::refused);
+        CHECK(q.dev.errors(chain_error::next_range) == 1);
+    }
+    SUBCASE("a loop inside the table") {
+        indirect_queue q;
+        q.t.put(0, 0, 0x1000, 8, desc_f_next, 1);
+        q.t.put(0, 1, 0x1000, 8, desc_f_next, 0);
+        (void)q.add_table(0, 32);
+        std::array<segment, 64> many{};
+        CHECK(q.pop_t(many) == pop_status::refused);
+        CHECK(q.dev.errors(chain_error::loop) == 1);
+    }
+    SUBCASE("entries checked as a chain's: segments, order, lengths, addresses") {
+        indirect_queue q;
+        for (std::uint16_t i = 0; i < 4; ++i) {
+            q.t.put(0, i, 0x1000, 8, i + 1 < 4 ? desc_f_next : 0, static_cast<std::uint16_t>(i + 1));
+        }
+        q.t.put(64, 0, 0x1000, 8, desc_f_write | desc_f_next, 1);
+        q.t.put(64, 1, 0x1000, 8, 0);
+        q.t.put(128, 0, 0x1000, 0xFFFFFFF0u, desc_f_write | desc_f_next, 1);
+        q.t.put(128, 1, 0x1000, 0x20, desc_f_write);
+        q.t.put(192, 0, 0x7000000, 8, 0);
+        (void)q.add_table(0, 64);
+        (void)q.add_table(64, 32);
+        (void)q.add_table(128, 32);
+        (void)q.add_table(192, 16);
+        std::array<segment, 3> three{};
+        CHECK(q.pop_t(three) == pop_status::refused);
+        CHECK(q.dev.errors(chain_error::too_long) == 1);
+        CHECK(q.pop_t() == pop_status::refused);
+        CHECK(q.dev.errors(chain_error::read_after_write) == 1);
+        CHECK(q.pop_t() == pop_status::refused);
+        CHECK(q.dev.errors(chain_error::length_overflow) == 1);
+        CHECK(q.pop_t() == pop_status::refused);
+        CHECK(q.dev.errors(chain_error::bad_address) == 1);
+    }
+    SUBCASE("a refused table is given back unused; the ring runs on") {
+        indirect_queue q;
+        q.t.put(0, 0, 0x1000, 8, desc_f_indirect);
+        const std::int32_t bad = q.add_table(0, 16);
+        q.t.put(64, 0, 0x2000, 64, desc_f_write);
+        const std::int32_t good = q.add_table(64, 16);
+        CHECK(q.pop_t() == pop_status::refused);
+        CHECK(q.c.head == bad);
+        q.dev.push_used(q.c.head, 0);
+        REQUIRE(q.pop_t() == pop_status::ok);
+        CHECK(q.c.head == good);
+        q.dev.push_used(q.c.head, 64);
+        q.dev.publish_used();
+        used_chain u;
+        REQUIRE(q.drv.poll_used(u) == used_status::ok);
+        CHECK((u.id == bad && u.len == 0));
+        REQUIRE(q.drv.poll_used(u) == used_status::ok);
+        CHECK((u.id == good && u.len == 64));
+        CHECK(q.drv.free_descs() == 8);
+        CHECK(q.dev.indirect_chains() == 1);
     }
 }
 

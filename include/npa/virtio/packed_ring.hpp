@@ -21,8 +21,10 @@
 // it made available and has not had back (an unknown id leaves the ring `broken`: how far
 // to skip is then unknown, as Linux's BAD_RING); the device checks that a chain ends within
 // N descriptors, fits the caller's segments, does not overflow 32 bits of length, has no
-// INDIRECT and no readable descriptor after a writable one, and that every address passes
-// the caller's check. A chain refused for one of those is still taken off the ring (its
+// readable descriptor after a writable one, and that every address passes the caller's
+// check; an indirect table only when negotiated, as the buffer's one descriptor, of 1..N
+// whole entries, mapped by the caller's table reader, its entries checked the same way and
+// none of them INDIRECT. A chain refused for one of those is still taken off the ring (its
 // end found, its buffer id and length in positions known) so that it can be given back
 // unused; only a chain without an end leaves the device side stuck (pop() says broken).
 // Freestanding: no exceptions, no allocation, caller-provided state.
@@ -288,11 +290,13 @@ private:
 class packed_device {
 public:
     /// Starts at `base` on both sides (lap 1, position 0 for a fresh queue; a vhost-user back
-    /// end resumes where SET_VRING_BASE says). False when the ring is unbound or `base` lies
-    /// past its end.
-    [[nodiscard]] bool reset(const packed_ring& r, packed_cursor base = {}) noexcept {
+    /// end resumes where SET_VRING_BASE says). `indirect`: VIRTIO_F_INDIRECT_DESC negotiated.
+    /// False when the ring is unbound or `base` lies past its end.
+    [[nodiscard]] bool reset(const packed_ring& r, packed_cursor base = {}, bool indirect = false) noexcept {
         r_ = r;
         avail_ = used_ = signalled_ = base;
+        indirect_ = indirect;
+        indirect_chains_ = 0;
         for (std::uint64_t& c : errors_) {
             c = 0;
         }
@@ -314,9 +318,12 @@ public:
         return t;
     }
     [[nodiscard]] chain_error last_error() const noexcept { return last_; }
+    /// Buffers taken whole from an indirect table since reset().
+    [[nodiscard]] std::uint64_t indirect_chains() const noexcept { return indirect_chains_; }
 
     /// Takes the next available buffer and walks it into `segs` (see split_device::pop for
-    /// the checks). `descs` is set to the ring positions it took (pass it to push_used).
+    /// the checks and `read_table`). `descs` is set to the ring positions it took (pass it to
+    /// push_used). A buffer with an indirect table is one ring descriptor (2.8.13).
     ///
     /// A buffer refused for one of its descriptors (too many, INDIRECT, an order, a length or
     /// an address) is still taken off the ring: the rest of it is only scanned for its end
@@ -325,9 +332,9 @@ public:
     /// chain. Only a buffer without an end (NEXT on every descriptor of the ring, or a chain
     /// running into descriptors the driver has not made available) leaves the ring broken:
     /// where the next buffer starts is then unknown.
-    template <class AddrOk>
+    template <class AddrOk, class ReadTable>
     [[nodiscard]] pop_status pop(chain& c, std::uint16_t& descs, std::span<segment> segs,
-                                 AddrOk&& addr_ok) noexcept {
+                                 AddrOk&& addr_ok, ReadTable&& read_table) noexcept {
         if (!available(avail_)) {
             return pop_status::empty;
         }
@@ -346,7 +353,10 @@ public:
             const pvirtq_desc d = r_.desc()[at.index]; // one snapshot (flags acquired)
             const std::uint16_t flags = d.flags;
             at.advance(1, n);
-            if (err == chain_error::none) {
+            if (err == chain_error::none && (flags & desc_f_indirect) != 0) {
+                err = walk.table<detail::table_layout::sequential>(c, segs, k, flags, d.addr, d.len, n,
+                                                                   indirect_, addr_ok, read_table);
+            } else if (err == chain_error::none) {
                 const segment s{d.addr, d.len, (flags & desc_f_write) != 0};
                 err = walk.take(c, segs, k, flags, s, addr_ok);
             }
@@ -362,8 +372,15 @@ public:
             last_ = err;
             return pop_status::refused;
         }
+        indirect_chains_ += c.indirect ? 1 : 0;
         walk.finish(c);
         return pop_status::ok;
+    }
+    /// pop() of a device that reads no indirect table (split_device::pop's twin).
+    template <class AddrOk>
+    [[nodiscard]] pop_status pop(chain& c, std::uint16_t& descs, std::span<segment> segs,
+                                 AddrOk&& addr_ok) noexcept {
+        return pop(c, descs, segs, addr_ok, no_tables{});
     }
 
     /// Gives back the last buffers taken, `descs` ring positions in all (a device that took
@@ -422,6 +439,8 @@ private:
 
     packed_ring r_{};
     packed_cursor avail_{}, used_{}, signalled_{};
+    bool indirect_ = false;
+    std::uint64_t indirect_chains_ = 0;
     chain_error last_ = chain_error::none;
     std::uint64_t errors_[static_cast<std::size_t>(chain_error::count_)]{};
 };

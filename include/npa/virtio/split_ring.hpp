@@ -28,8 +28,11 @@
 // chain and used->idx moves by the batch's size, so an entry that names a later chain is
 // a batch only when the index moved that far, and a violation otherwise); the
 // device checks every chain (idx no further than N ahead, every index below N, no loop,
-// no more segments than it can take, no length overflow, no INDIRECT unless enabled, no
-// readable segment after a writable one, every address through the caller's check). A
+// no more segments than it can take, no length overflow, no readable segment after a
+// writable one, every address through the caller's check; an indirect table only when
+// VIRTIO_F_INDIRECT_DESC was negotiated, alone in its chain, of 1..N whole entries, at an
+// address the caller's table reader maps, with the same checks of its entries, no
+// INDIRECT among them, every next below the table's entry count and no loop). A
 // violation is counted and returned; nothing the other side wrote is followed before it
 // is checked.
 //
@@ -542,14 +545,17 @@ private:
 /// check passed to pop() is the device's IOMMU (guest memory translation).
 class split_device {
 public:
-    /// `event_idx`: VIRTIO_F_EVENT_IDX negotiated; `indirect`: VIRTIO_F_INDIRECT_DESC (this
-    /// side refuses indirect chains either way for now: a table to walk in driver memory,
-    /// left for when a driver needs it). Starts from index `base` on both rings (0 for a
-    /// fresh queue, 2.7.14; a vhost-user back end resumes at SET_VRING_BASE's index).
-    [[nodiscard]] bool reset(const split_ring& r, bool event_idx, std::uint16_t base = 0) noexcept {
+    /// `event_idx`: VIRTIO_F_EVENT_IDX negotiated; `indirect`: VIRTIO_F_INDIRECT_DESC
+    /// negotiated (tables are walked when pop() is given a reader for them). Starts from
+    /// index `base` on both rings (0 for a fresh queue, 2.7.14; a vhost-user back end
+    /// resumes at SET_VRING_BASE's index).
+    [[nodiscard]] bool reset(const split_ring& r, bool event_idx, std::uint16_t base = 0,
+                             bool indirect = false) noexcept {
         r_ = r;
         last_avail_ = used_idx_ = signalled_ = base;
         event_idx_ = event_idx;
+        indirect_ = indirect;
+        indirect_chains_ = 0;
         for (std::uint64_t& c : errors_) {
             c = 0;
         }
@@ -570,6 +576,8 @@ public:
         return t;
     }
     [[nodiscard]] chain_error last_error() const noexcept { return last_; }
+    /// Chains taken whole from an indirect table since reset().
+    [[nodiscard]] std::uint64_t indirect_chains() const noexcept { return indirect_chains_; }
 
     /// Chains available and not yet taken, or -1 (counted) when avail->idx is more than N
     /// ahead of the device.
@@ -587,9 +595,12 @@ public:
 
     /// Takes the next available chain and walks it into `segs`, checking each descriptor
     /// (index, loop, count, lengths, flags) and `addr_ok(addr, len, write)` for each
-    /// segment, before anything of it is used.
-    template <class AddrOk>
-    [[nodiscard]] pop_status pop(chain& c, std::span<segment> segs, AddrOk&& addr_ok) noexcept {
+    /// segment, before anything of it is used. A head with INDIRECT names a table in driver
+    /// memory: `read_table(addr, len)` says where it is readable (nullptr: refused), and
+    /// its entries are checked as a chain's (chain_walk::table()).
+    template <class AddrOk, class ReadTable>
+    [[nodiscard]] pop_status pop(chain& c, std::span<segment> segs, AddrOk&& addr_ok,
+                                 ReadTable&& read_table) noexcept {
         const std::int32_t pending = avail_pending();
         if (pending < 0) {
             return pop_status::broken;
@@ -613,6 +624,15 @@ public:
             }
             const virtq_desc d = r_.desc()[id]; // one snapshot
             const std::uint16_t flags = d.flags;
+            if ((flags & desc_f_indirect) != 0) {
+                const chain_error e = walk.table<detail::table_layout::linked>(
+                    c, segs, k, flags, d.addr, d.len, n, indirect_, addr_ok, read_table);
+                if (e != chain_error::none) {
+                    return refuse(e);
+                }
+                ++indirect_chains_;
+                break; // the table is the whole chain: NEXT was refused with it
+            }
             const segment s{d.addr, d.len, (flags & desc_f_write) != 0};
             if (const chain_error e = walk.take(c, segs, k, flags, s, addr_ok); e != chain_error::none) {
                 return refuse(e);
@@ -627,6 +647,12 @@ public:
         }
         walk.finish(c);
         return pop_status::ok;
+    }
+    /// pop() of a device that reads no indirect table (one is refused as not negotiated, or
+    /// as outside driver memory when it was).
+    template <class AddrOk>
+    [[nodiscard]] pop_status pop(chain& c, std::span<segment> segs, AddrOk&& addr_ok) noexcept {
+        return pop(c, segs, addr_ok, no_tables{});
     }
 
     /// Gives the last `count` chains taken back to the available ring's order (a device that
@@ -693,7 +719,8 @@ private:
 
     split_ring r_{};
     std::uint16_t last_avail_ = 0, used_idx_ = 0, signalled_ = 0;
-    bool event_idx_ = false;
+    bool event_idx_ = false, indirect_ = false;
+    std::uint64_t indirect_chains_ = 0;
     chain_error last_ = chain_error::none;
     std::uint64_t errors_[static_cast<std::size_t>(chain_error::count_)]{};
 };

@@ -6,6 +6,8 @@
 // Freestanding: no exceptions, no allocation, standard headers only.
 #pragma once
 
+#include <npa/endian.hpp>
+
 #include <cstddef>
 #include <cstdint>
 #include <span>
@@ -72,6 +74,9 @@ enum class chain_error : std::uint8_t {
     too_long,           ///< more segments than the caller can take
     length_overflow,    ///< the chain's lengths add up past 2^32 - 1
     indirect,           ///< VIRTQ_DESC_F_INDIRECT, not negotiated
+    indirect_next,      ///< INDIRECT with NEXT, or after other descriptors of a chain
+    indirect_len,       ///< an indirect table's length: 0, not a multiple of 16, > N entries
+    indirect_nested,    ///< INDIRECT inside an indirect table
     read_after_write,   ///< a device-readable segment after a writable one (2.7.4.2)
     bad_address,        ///< the caller's address check refused a segment
     count_              ///< number of kinds
@@ -87,6 +92,9 @@ enum class chain_error : std::uint8_t {
     case chain_error::too_long: return "chain longer than the device takes";
     case chain_error::length_overflow: return "chain length overflows 32 bits";
     case chain_error::indirect: return "indirect descriptor not negotiated";
+    case chain_error::indirect_next: return "indirect descriptor not alone in its chain";
+    case chain_error::indirect_len: return "indirect table length invalid";
+    case chain_error::indirect_nested: return "indirect descriptor inside an indirect table";
     case chain_error::read_after_write: return "readable descriptor after a writable one";
     case chain_error::bad_address: return "descriptor address outside driver memory";
     case chain_error::count_: break;
@@ -100,20 +108,37 @@ struct chain {
     std::uint16_t segments = 0;           ///< entries of the caller's span filled
     std::uint16_t readable = 0;           ///< the first `readable` are device-readable
     std::uint32_t read_len = 0, write_len = 0;
+    bool indirect = false;                ///< the segments came from an indirect table
+};
+
+/// Bytes of one indirect table entry: a split table holds virtq_desc, a packed one
+/// pvirtq_desc, both 16 bytes (2.7.5.3, 2.8.13).
+inline constexpr std::uint32_t indirect_entry_bytes = 16;
+
+/// The table reader of a device side that takes no indirect tables: every table is outside
+/// driver memory. A real reader answers where [addr, addr + len) of driver memory is readable
+/// here, or nullptr: the address check for the table itself.
+struct no_tables {
+    [[nodiscard]] const std::byte* operator()(std::uint64_t, std::uint32_t) const noexcept { return nullptr; }
 };
 
 namespace detail {
+/// The two table layouts: a split table is linked by `next` (NEXT set, 2.7.5.3.2), a packed
+/// one is read in order, every entry of it, with only WRITE meaningful (2.8.13).
+enum class table_layout : std::uint8_t { linked, sequential };
+
 /// The checks both ring layouts make of each descriptor of a chain they walk (the index and
 /// loop checks are each layout's own), and the chain's running lengths.
 struct chain_walk {
     std::uint64_t read = 0, write = 0;
 
     /// Takes descriptor k of chain c (its flags and its buffer s) into segs[k], or says why not.
+    /// An INDIRECT descriptor is table()'s, never this one's.
     template <class AddrOk>
     [[nodiscard]] chain_error take(chain& c, std::span<segment> segs, std::uint32_t k,
                                    std::uint16_t flags, const segment& s, AddrOk& addr_ok) noexcept {
         if ((flags & desc_f_indirect) != 0) {
-            return chain_error::indirect;
+            return chain_error::indirect_nested; // only table() sees a ring descriptor's INDIRECT
         }
         if (k == segs.size()) {
             return chain_error::too_long;
@@ -131,6 +156,65 @@ struct chain_walk {
         segs[k] = s;
         c.segments = static_cast<std::uint16_t>(k + 1);
         c.readable = static_cast<std::uint16_t>(c.readable + (s.write ? 0 : 1));
+        return chain_error::none;
+    }
+
+    /// Descriptor k of a chain in the ring has INDIRECT set: walks the table it names (`addr`,
+    /// `len` bytes in driver memory, read through read_table) into segs, or says why not.
+    /// `negotiated`: VIRTIO_F_INDIRECT_DESC; `queue_size`: N, the most entries a table may
+    /// have (a chain is no longer than the queue, 2.7.5.3.1; DPDK's vhost library refuses
+    /// a longer table too). The table is the whole chain: an INDIRECT descriptor with NEXT
+    /// (the driver MUST NOT set both, 2.7.5.3.1) or after other descriptors (QEMU and DPDK
+    /// look for a table only at the head) is refused, as is INDIRECT inside the table
+    /// (2.7.5.3.1: one table per descriptor). Each entry is read once, where it lies (the
+    /// table need not be aligned); the WRITE flag of the ring descriptor is ignored (2.7.5.3.2).
+    template <table_layout Layout, class AddrOk, class ReadTable>
+    [[nodiscard]] chain_error table(chain& c, std::span<segment> segs, std::uint32_t k, std::uint16_t flags,
+                                    std::uint64_t addr, std::uint32_t len, std::uint32_t queue_size,
+                                    bool negotiated, AddrOk& addr_ok, ReadTable& read_table) noexcept {
+        if (!negotiated) {
+            return chain_error::indirect;
+        }
+        if (k != 0 || (flags & desc_f_next) != 0) {
+            return chain_error::indirect_next;
+        }
+        const std::uint32_t count = len / indirect_entry_bytes;
+        if (len == 0 || len % indirect_entry_bytes != 0 || count > queue_size) {
+            return chain_error::indirect_len;
+        }
+        const std::byte* t = read_table(addr, len);
+        if (t == nullptr) {
+            return chain_error::bad_address;
+        }
+        // split virtq_desc: flags at 12, next at 14; packed pvirtq_desc: id at 12, flags at 14
+        constexpr std::size_t flags_at = Layout == table_layout::linked ? 12 : 14;
+        std::uint32_t i = 0;
+        for (std::uint32_t j = 0;; ++j) {
+            if (j == count) {
+                if (Layout == table_layout::sequential) {
+                    break; // every entry taken
+                }
+                return chain_error::loop; // count entries and still going: a loop
+            }
+            const std::byte* e = t + std::size_t{i} * indirect_entry_bytes;
+            const std::uint16_t f = load_le16(e + flags_at);
+            const segment s{load_le64(e), load_le32(e + 8), (f & desc_f_write) != 0};
+            if (const chain_error err = take(c, segs, j, f, s, addr_ok); err != chain_error::none) {
+                return err;
+            }
+            if (Layout == table_layout::sequential) {
+                ++i; // NEXT is reserved in a packed table: the order is the table's
+                continue;
+            }
+            if ((f & desc_f_next) == 0) {
+                break;
+            }
+            i = load_le16(e + 14);
+            if (i >= count) {
+                return chain_error::next_range;
+            }
+        }
+        c.indirect = true;
         return chain_error::none;
     }
     void finish(chain& c) const noexcept {

@@ -62,7 +62,7 @@ struct port_config {
     X(rx_spoofed) X(rx_vlan) X(rx_runt) X(rx_oversize) X(rx_unknown_dst) X(rx_hairpin)      \
     X(rx_bad_chain) X(rx_short_chain) X(rx_ring_broken)                                      \
     X(tx_vlan) X(tx_down) X(tx_bad_chain) X(tx_no_buffer) X(tx_too_big) X(tx_ring_broken)                    \
-    X(protocol_errors) X(connections)
+    X(protocol_errors) X(connections) X(rx_indirect) X(tx_indirect)
 
 struct counters {
 #define NPA_X(n) std::uint64_t n = 0;
@@ -119,6 +119,8 @@ struct port {
         c.tx_too_big = tx_io.rx_too_big;
         c.tx_ring_broken = tx_io.broken;
         c.protocol_errors = be.protocol_errors();
+        c.rx_indirect = rx_io.indirect;
+        c.tx_indirect = tx_io.indirect;
     }
 
 private:

@@ -22,6 +22,9 @@
 // does not allow (split: a power of two; packed: 1..32768), a packed base past the ring, or
 // ring areas outside the mapped memory close the connection.
 //
+// Indirect descriptors (VIRTIO_F_INDIRECT_DESC, 2.7.5.3 and 2.8.13) are offered: a table
+// is read where it lies in the mapped memory and checked as vring.hpp's walks check a chain.
+//
 // Split and packed rings (VIRTIO_F_RING_PACKED, virtio 1.2 2.8) are both offered; the
 // front end's SET_FEATURES chooses for every ring of the connection. For a packed ring
 // SET_VRING_ADDR's desc/avail/used are the descriptor ring and the driver's and device's
@@ -57,6 +60,7 @@ inline constexpr std::uint64_t version_1 = virtio::feature::VERSION_1;
 inline constexpr std::uint64_t ring_event_idx = virtio::feature::EVENT_IDX;
 inline constexpr std::uint64_t in_order = virtio::feature::IN_ORDER;
 inline constexpr std::uint64_t ring_packed = virtio::feature::RING_PACKED;
+inline constexpr std::uint64_t ring_indirect_desc = virtio::feature::INDIRECT_DESC;
 inline constexpr std::uint64_t net_mrg_rxbuf = virtio_net::feature::MRG_RXBUF;
 } // namespace feature
 
@@ -79,7 +83,8 @@ public:
 
     /// Offered virtio features (protocol features always added).
     std::uint64_t offered = feature::version_1 | feature::net_mrg_rxbuf | feature::ring_event_idx |
-                            feature::in_order | feature::ring_packed | f_protocol_features;
+                            feature::in_order | feature::ring_packed | feature::ring_indirect_desc |
+                            f_protocol_features;
     std::uint64_t offered_protocol = protocol::mq | protocol::reply_ack;
     /// Logs every request (its first 8 payload bytes beside it).
     bool trace = false;
@@ -314,7 +319,8 @@ private:
         if (has(feature::ring_packed) && (r.base & 0x7FFFu) >= r.num) {
             return {errc::invalid_argument, "vhost-user: a packed ring's base past its end"};
         }
-        if (mem_.empty() || !r.start(mem_, has(feature::ring_event_idx), has(feature::ring_packed))) {
+        if (mem_.empty() || !r.start(mem_, has(feature::ring_event_idx), has(feature::ring_packed),
+                                         has(feature::ring_indirect_desc))) {
             return {errc::invalid_argument, "vhost-user: ring areas outside the front end's memory"};
         }
         return status::success();

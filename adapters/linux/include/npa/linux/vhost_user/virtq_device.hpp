@@ -33,14 +33,16 @@ static_assert(encode_base({0, true}) == 0x8000 && decode_base(0x8005).index == 5
 
 class virtq_device {
 public:
-    [[nodiscard]] bool reset(const virtio::split_ring& r, bool event_idx, std::uint16_t base) noexcept {
+    /// `indirect`: VIRTIO_F_INDIRECT_DESC negotiated (pop() walks tables through its reader).
+    [[nodiscard]] bool reset(const virtio::split_ring& r, bool event_idx, std::uint16_t base,
+                             bool indirect = false) noexcept {
         packed_ = false;
-        return split_.reset(r, event_idx, base);
+        return split_.reset(r, event_idx, base, indirect);
     }
     /// `base`: SET_VRING_BASE's value, encoded as encode_base() says.
-    [[nodiscard]] bool reset(const virtio::packed_ring& r, std::uint16_t base) noexcept {
+    [[nodiscard]] bool reset(const virtio::packed_ring& r, std::uint16_t base, bool indirect = false) noexcept {
         packed_ = true;
-        return packed_dev_.reset(r, decode_base(base));
+        return packed_dev_.reset(r, decode_base(base), indirect);
     }
 
     [[nodiscard]] bool packed() const noexcept { return packed_; }
@@ -57,6 +59,9 @@ public:
     [[nodiscard]] virtio::chain_error last_error() const noexcept {
         return packed_ ? packed_dev_.last_error() : split_.last_error();
     }
+    [[nodiscard]] std::uint64_t indirect_chains() const noexcept {
+        return packed_ ? packed_dev_.indirect_chains() : split_.indirect_chains();
+    }
 
     /// Whether the front end has made a buffer available: one load, so that an empty ring
     /// is skipped cheaply (acquire on a split ring, as split_device::avail_pending(); the
@@ -69,15 +74,15 @@ public:
     }
 
     /// The next chain, walked and checked; `descs`: the ring positions it took (1 on a split
-    /// ring, where a chain takes one available entry).
-    template <class AddrOk>
+    /// ring, where a chain takes one available entry; 1 for a packed buffer with a table).
+    template <class AddrOk, class ReadTable = virtio::no_tables>
     [[nodiscard]] virtio::pop_status pop(virtio::chain& c, std::uint16_t& descs, std::span<virtio::segment> segs,
-                                         AddrOk&& addr_ok) noexcept {
+                                         AddrOk&& addr_ok, ReadTable&& read_table = {}) noexcept {
         if (packed_) {
-            return packed_dev_.pop(c, descs, segs, addr_ok);
+            return packed_dev_.pop(c, descs, segs, addr_ok, read_table);
         }
         descs = 1;
-        return split_.pop(c, segs, addr_ok);
+        return split_.pop(c, segs, addr_ok, read_table);
     }
     /// Gives back the last `chains` chains taken, `descs` positions in all.
     void unpop(std::uint16_t chains, std::uint32_t descs) noexcept {

@@ -56,7 +56,10 @@ struct vring {
     /// Binds the ring to `mem` at its user addresses and starts it at `base`; false (nothing
     /// started) when an area lies outside the mapped memory, is misaligned, the size is not
     /// one the layout allows or a packed base lies past the ring.
-    [[nodiscard]] bool start(const guest_memory& mem, bool event_idx, bool packed = false) noexcept {
+    /// `indirect`: VIRTIO_F_INDIRECT_DESC negotiated (tables read through `mem`, take_frame /
+    /// give_frame).
+    [[nodiscard]] bool start(const guest_memory& mem, bool event_idx, bool packed = false,
+                             bool indirect = false) noexcept {
         started = broken = false;
         if (!addr_set) {
             return false;
@@ -69,7 +72,7 @@ struct vring {
             std::byte* drv = mem.uva(avail_uva, sizeof(virtio::pvirtq_event_suppress));
             std::byte* dv = mem.uva(used_uva, sizeof(virtio::pvirtq_event_suppress));
             started = d != nullptr && drv != nullptr && dv != nullptr &&
-                      dev.reset(virtio::packed_ring(d, drv, dv, num), base);
+                      dev.reset(virtio::packed_ring(d, drv, dv, num), base, indirect);
             return started;
         }
         if (!virtio::queue_size_ok(num)) {
@@ -81,7 +84,7 @@ struct vring {
         if (d == nullptr || a == nullptr || u == nullptr) {
             return false;
         }
-        started = dev.reset(virtio::split_ring(d, a, u, num), event_idx, base);
+        started = dev.reset(virtio::split_ring(d, a, u, num), event_idx, base, indirect);
         return started;
     }
     /// GET_VRING_BASE: stops the ring and answers where the front end resumes.
@@ -100,6 +103,16 @@ struct io_stats {
     std::uint64_t short_chain = 0;  ///< a TX chain shorter than the virtio-net header
     std::uint64_t rx_no_buffer = 0; ///< no RX chain (or not enough of them) for a frame
     std::uint64_t rx_too_big = 0;   ///< without MRG_RXBUF, a frame larger than the chain
+    std::uint64_t indirect = 0;     ///< not an error: chains used whole from an indirect table
+};
+
+/// The table reader every walk here passes to pop(): an indirect table is read where it
+/// lies in the front end's memory, all of it inside one mapped region, or refused.
+struct table_reader {
+    const guest_memory& mem;
+    [[nodiscard]] const std::byte* operator()(std::uint64_t addr, std::uint32_t len) const noexcept {
+        return mem.gpa(addr, len);
+    }
 };
 
 /// A frame taken from a transmitq (take_frame_in_place): `len` bytes at `data`, which points
@@ -137,7 +150,7 @@ struct tx_frame {
     };
     virtio::chain c;
     std::uint16_t descs = 0;
-    const virtio::pop_status ps = r.dev.pop(c, descs, segs, ok);
+    const virtio::pop_status ps = r.dev.pop(c, descs, segs, ok, table_reader{mem});
     if (ps == virtio::pop_status::empty) {
         return {};
     }
@@ -153,6 +166,7 @@ struct tx_frame {
         }
         return {};
     }
+    st.indirect += c.indirect ? 1 : 0;
     if (c.read_len <= hdr_len) {
         r.dev.push_used(c.head, 0, descs);
         ++st.short_chain;
@@ -230,6 +244,7 @@ struct frame_parts {
         std::uint16_t head;
         std::uint32_t len;
         std::uint16_t descs;
+        bool indirect;
     };
     std::span<virtio::segment> segs = r.segs;
     std::array<taken, max_rx_chains> used;
@@ -258,7 +273,7 @@ struct frame_parts {
         virtio::chain c;
         nh = 0;
         std::uint16_t descs = 0;
-        const virtio::pop_status ps = r.dev.pop(c, descs, segs, ok);
+        const virtio::pop_status ps = r.dev.pop(c, descs, segs, ok, table_reader{mem});
         if (ps == virtio::pop_status::broken) {
             r.dev.unpop(nused, ndescs);
             r.broken = true;
@@ -310,7 +325,7 @@ struct frame_parts {
             written += n;
             len += static_cast<std::uint32_t>(n);
         }
-        used[nused++] = {c.head, len, descs};
+        used[nused++] = {c.head, len, descs, c.indirect};
         ndescs += descs;
     }
     if (num_buffers != nullptr) {
@@ -319,6 +334,7 @@ struct frame_parts {
     }
     for (std::uint16_t i = 0; i < nused; ++i) {
         r.dev.push_used(used[i].head, used[i].len, used[i].descs);
+        st.indirect += used[i].indirect ? 1 : 0;
     }
     return true;
 }
