@@ -268,6 +268,28 @@ TEST_CASE("packed indirect: a table is the buffer, every entry in order, over la
     CHECK(q.dev.errors() == 0);
 }
 
+TEST_CASE("packed indirect: a queue of one direction takes it for every entry (DPDK's TX tables)") {
+    // DPDK's virtio PMD leaves WRITE on its TX table's header entry (and on data entries at
+    // some ring positions): read by each entry's flag it is a readable-after-writable chain
+    indirect_queue q;
+    q.t.put(0, 0, 0x1000, 12, desc_f_write, 0, true);
+    q.t.put(0, 1, 0x2000, 64, desc_f_next | desc_f_avail, 0, true);
+    q.t.put(0, 2, 0x3000, 64, desc_f_write, 0, true);
+    (void)q.add_table(0, 48);
+    CHECK(q.pop_t() == pop_status::refused);
+    CHECK(q.dev.last_error() == chain_error::read_after_write);
+    q.dev.push_used(q.c.head, 0, q.ndesc);
+    (void)q.add_table(0, 48);
+    const auto ok = [](std::uint64_t a, std::uint32_t, bool) { return a < 0x100000; };
+    REQUIRE(q.dev.pop(q.c, q.ndesc, q.segs, ok, q.t.reader(), table_direction::readable) == pop_status::ok);
+    CHECK((q.c.readable == 3 && q.c.read_len == 140 && q.c.write_len == 0));
+    q.dev.push_used(q.c.head, 0, q.ndesc);
+    (void)q.add_table(0, 48);
+    REQUIRE(q.dev.pop(q.c, q.ndesc, q.segs, ok, q.t.reader(), table_direction::writable) == pop_status::ok);
+    CHECK((q.c.readable == 0 && q.c.write_len == 140));
+    CHECK(q.dev.indirect_chains() == 2);
+}
+
 TEST_CASE("packed indirect: hostile tables refused by cause, given back, the ring runs on") {
     indirect_queue q(8);
     // 0: INDIRECT with NEXT (its chain's second descriptor is plain), 1: length not a

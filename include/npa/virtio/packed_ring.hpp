@@ -323,7 +323,8 @@ public:
 
     /// Takes the next available buffer and walks it into `segs` (see split_device::pop for
     /// the checks and `read_table`). `descs` is set to the ring positions it took (pass it to
-    /// push_used). A buffer with an indirect table is one ring descriptor (2.8.13).
+    /// push_used). A buffer with an indirect table is one ring descriptor (2.8.13); `dir`:
+    /// where its entries take their direction from (virtqueue.hpp, table_direction).
     ///
     /// A buffer refused for one of its descriptors (too many, INDIRECT, an order, a length or
     /// an address) is still taken off the ring: the rest of it is only scanned for its end
@@ -334,7 +335,8 @@ public:
     /// where the next buffer starts is then unknown.
     template <class AddrOk, class ReadTable>
     [[nodiscard]] pop_status pop(chain& c, std::uint16_t& descs, std::span<segment> segs,
-                                 AddrOk&& addr_ok, ReadTable&& read_table) noexcept {
+                                 AddrOk&& addr_ok, ReadTable&& read_table,
+                                 table_direction dir = table_direction::entry) noexcept {
         if (!available(avail_)) {
             return pop_status::empty;
         }
@@ -355,7 +357,7 @@ public:
             at.advance(1, n);
             if (err == chain_error::none && (flags & desc_f_indirect) != 0) {
                 err = walk.table<detail::table_layout::sequential>(c, segs, k, flags, d.addr, d.len, n,
-                                                                   indirect_, addr_ok, read_table);
+                                                                   indirect_, addr_ok, read_table, dir);
             } else if (err == chain_error::none) {
                 const segment s{d.addr, d.len, (flags & desc_f_write) != 0};
                 err = walk.take(c, segs, k, flags, s, addr_ok);

@@ -122,6 +122,19 @@ struct no_tables {
     [[nodiscard]] const std::byte* operator()(std::uint64_t, std::uint32_t) const noexcept { return nullptr; }
 };
 
+/// Where the entries of a packed indirect table take their direction from. The specification
+/// says each entry's WRITE (2.8.13), and Linux's packed driver writes it so; DPDK's virtio
+/// PMD does not: it presets WRITE on every entry of its TX tables (virtqueue.h,
+/// vring_desc_init_indirect_packed) and rewrites only some data entries' flags, never the
+/// header's, and DPDK's vhost library, its usual peer, takes every entry's direction from
+/// the queue (virtio_net.c, fill_vec_buf_packed_indirect). A device whose queue has one
+/// direction (virtio-net's transmitq and receiveqs, 5.1.2) says it and meets both drivers.
+enum class table_direction : std::uint8_t {
+    entry,    ///< each entry's WRITE flag
+    readable, ///< every entry device-readable (a transmitq)
+    writable, ///< every entry device-writable (a receiveq)
+};
+
 namespace detail {
 /// The two table layouts: a split table is linked by `next` (NEXT set, 2.7.5.3.2), a packed
 /// one is read in order, every entry of it, with only WRITE meaningful (2.8.13).
@@ -167,11 +180,13 @@ struct chain_walk {
     /// (the driver MUST NOT set both, 2.7.5.3.1) or after other descriptors (QEMU and DPDK
     /// look for a table only at the head) is refused, as is INDIRECT inside the table
     /// (2.7.5.3.1: one table per descriptor). Each entry is read once, where it lies (the
-    /// table need not be aligned); the WRITE flag of the ring descriptor is ignored (2.7.5.3.2).
+    /// table need not be aligned); the WRITE flag of the ring descriptor is ignored (2.7.5.3.2);
+    /// `dir` says where a packed table's entries take their direction from.
     template <table_layout Layout, class AddrOk, class ReadTable>
     [[nodiscard]] chain_error table(chain& c, std::span<segment> segs, std::uint32_t k, std::uint16_t flags,
                                     std::uint64_t addr, std::uint32_t len, std::uint32_t queue_size,
-                                    bool negotiated, AddrOk& addr_ok, ReadTable& read_table) noexcept {
+                                    bool negotiated, AddrOk& addr_ok, ReadTable& read_table,
+                                    table_direction dir = table_direction::entry) noexcept {
         if (!negotiated) {
             return chain_error::indirect;
         }
@@ -198,7 +213,8 @@ struct chain_walk {
             }
             const std::byte* e = t + std::size_t{i} * indirect_entry_bytes;
             const std::uint16_t f = load_le16(e + flags_at);
-            const segment s{load_le64(e), load_le32(e + 8), (f & desc_f_write) != 0};
+            const bool w = dir == table_direction::entry ? (f & desc_f_write) != 0 : dir == table_direction::writable;
+            const segment s{load_le64(e), load_le32(e + 8), w};
             if (const chain_error err = take(c, segs, j, f, s, addr_ok); err != chain_error::none) {
                 return err;
             }

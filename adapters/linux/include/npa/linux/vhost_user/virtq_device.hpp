@@ -75,11 +75,13 @@ public:
 
     /// The next chain, walked and checked; `descs`: the ring positions it took (1 on a split
     /// ring, where a chain takes one available entry; 1 for a packed buffer with a table).
+    /// `dir`: the queue's direction, which a packed table's entries take (table_direction).
     template <class AddrOk, class ReadTable = virtio::no_tables>
     [[nodiscard]] virtio::pop_status pop(virtio::chain& c, std::uint16_t& descs, std::span<virtio::segment> segs,
-                                         AddrOk&& addr_ok, ReadTable&& read_table = {}) noexcept {
+                                         AddrOk&& addr_ok, ReadTable&& read_table = {},
+                                         virtio::table_direction dir = virtio::table_direction::entry) noexcept {
         if (packed_) {
-            return packed_dev_.pop(c, descs, segs, addr_ok, read_table);
+            return packed_dev_.pop(c, descs, segs, addr_ok, read_table, dir);
         }
         descs = 1;
         return split_.pop(c, segs, addr_ok, read_table);

@@ -150,7 +150,9 @@ struct tx_frame {
     };
     virtio::chain c;
     std::uint16_t descs = 0;
-    const virtio::pop_status ps = r.dev.pop(c, descs, segs, ok, table_reader{mem});
+    // a transmitq's buffers are all device-readable (5.1.6.2), whatever a packed table's
+    // entries say (virtqueue.hpp, table_direction)
+    const virtio::pop_status ps = r.dev.pop(c, descs, segs, ok, table_reader{mem}, virtio::table_direction::readable);
     if (ps == virtio::pop_status::empty) {
         return {};
     }
@@ -273,7 +275,8 @@ struct frame_parts {
         virtio::chain c;
         nh = 0;
         std::uint16_t descs = 0;
-        const virtio::pop_status ps = r.dev.pop(c, descs, segs, ok, table_reader{mem});
+        const virtio::pop_status ps =
+            r.dev.pop(c, descs, segs, ok, table_reader{mem}, virtio::table_direction::writable);
         if (ps == virtio::pop_status::broken) {
             r.dev.unpop(nused, ndescs);
             r.broken = true;
