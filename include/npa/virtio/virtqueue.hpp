@@ -1,7 +1,8 @@
 // npa/virtio/virtqueue.hpp: what both virtqueue layouts share (split_ring.hpp, 2.7;
 // packed_ring.hpp, 2.8): the descriptor flags both use, the event index rule, a chain's
 // segments, what a driver side reports of a used entry, what a device side reports of a
-// chain it walks, and the per-descriptor checks every device side makes.
+// chain it walks, the per-descriptor checks every device side makes, and the walk of an
+// indirect table (VIRTIO_F_INDIRECT_DESC) through the caller's table reader.
 //
 // Freestanding: no exceptions, no allocation, standard headers only.
 #pragma once
@@ -206,7 +207,7 @@ struct chain_walk {
         std::uint32_t i = 0;
         for (std::uint32_t j = 0;; ++j) {
             if (j == count) {
-                if (Layout == table_layout::sequential) {
+                if constexpr (Layout == table_layout::sequential) {
                     break; // every entry taken
                 }
                 return chain_error::loop; // count entries and still going: a loop
@@ -218,7 +219,7 @@ struct chain_walk {
             if (const chain_error err = take(c, segs, j, f, s, addr_ok); err != chain_error::none) {
                 return err;
             }
-            if (Layout == table_layout::sequential) {
+            if constexpr (Layout == table_layout::sequential) {
                 ++i; // NEXT is reserved in a packed table: the order is the table's
                 continue;
             }
