@@ -16,8 +16,9 @@
 // Requests answered: GET/SET_FEATURES, GET/SET_PROTOCOL_FEATURES (MQ, REPLY_ACK), SET_OWNER,
 // RESET_OWNER, SET_MEM_TABLE (each region's descriptor mapped), SET_VRING_NUM/ADDR/BASE/
 // KICK/CALL/ERR, GET_VRING_BASE, SET_VRING_ENABLE, GET_QUEUE_NUM, SEND_RARP and
-// NET_SET_MTU (acknowledged); before GET_VRING_BASE stops a ready ring, before_ring_stop
-// lets the owner walk what is still available on it. Each arrives checked by message.hpp's check(); beyond that a
+// NET_SET_MTU (acknowledged); before GET_VRING_BASE or SET_VRING_ENABLE 0 stops a ready
+// ring, before_ring_stop lets the owner walk what is still available on it. Each arrives
+// checked by message.hpp's check(); beyond that a
 // ring index past the port's rings, a feature not offered, a ring size the negotiated layout
 // does not allow (split: a power of two; packed: 1..32768), a packed base past the ring, or
 // ring areas outside the mapped memory close the connection.
@@ -58,15 +59,28 @@ inline constexpr std::uint64_t ring_event_idx = virtio::feature::EVENT_IDX;
 inline constexpr std::uint64_t in_order = virtio::feature::IN_ORDER;
 inline constexpr std::uint64_t ring_packed = virtio::feature::RING_PACKED;
 inline constexpr std::uint64_t net_mrg_rxbuf = virtio_net::feature::MRG_RXBUF;
+inline constexpr std::uint64_t net_mq = virtio_net::feature::MQ;
 } // namespace feature
 
 class back_end {
 public:
     using log_fn = std::function<void(const std::string&)>;
 
-    /// `queues`: queue pairs offered (rings 2q receive, 2q+1 transmit).
+    /// `queues`: queue pairs offered (rings 2q receive, 2q+1 transmit). Multiqueue
+    /// (VIRTIO_NET_F_MQ, virtio 1.2 5.1.3) is offered only with more than one pair: a front
+    /// end asking for more pairs than there are then runs one (DPDK's virtio-user reads
+    /// max_virtqueue_pairs only when MQ is negotiated, and leaves MQ out unless the protocol
+    /// feature MQ is too). A front end without a control queue on this side is fine: DPDK's
+    /// virtio-user keeps VIRTIO_NET_F_CTRL_VQ to itself, answers VQ_PAIRS_SET in its own
+    /// process and enables the pairs it uses with SET_VRING_ENABLE. The protocol feature
+    /// MQ stays offered with one pair: it only says GET_QUEUE_NUM is answered, which lets
+    /// QEMU refuse a queues= larger than the port's in words.
     explicit back_end(std::uint32_t queues = 1, log_fn log = {}) noexcept
-        : rings_(2u * queues), queues_(queues), log_(std::move(log)) {}
+        : rings_(2u * queues), queues_(queues), log_(std::move(log)) {
+        if (queues > 1) {
+            offered |= feature::net_mq;
+        }
+    }
     back_end(const back_end&) = delete;
     back_end& operator=(const back_end&) = delete;
     ~back_end() {
@@ -83,9 +97,12 @@ public:
     std::uint64_t offered_protocol = protocol::mq | protocol::reply_ack;
     /// Logs every request (its first 8 payload bytes beside it).
     bool trace = false;
-    /// Called with a ready ring's index when GET_VRING_BASE is about to stop it, before the
-    /// answer: the owner walks what the front end made available up to then (a sender
-    /// that stops its port counted those frames as sent), so none is left unread.
+    /// Called with a ready ring's index when GET_VRING_BASE or SET_VRING_ENABLE 0 is about to
+    /// stop it, before the answer: the owner walks what the front end made available up to
+    /// then (a sender that stops its port counted those frames as sent), so none is left
+    /// unread. DPDK's virtio-user disables every pair before it asks for the bases, and a
+    /// front end that runs fewer pairs disables the rest (vhost-user.rst, "Ring states": a
+    /// disabled ring's TX packets are still processed).
     std::function<void(std::uint32_t)> before_ring_stop;
 
     [[nodiscard]] status listen(const std::string& path) noexcept {
@@ -393,6 +410,9 @@ private:
             } else if (m.req() == request::set_vring_base) {
                 r->base = static_cast<std::uint16_t>(s.num);
             } else if (m.req() == request::set_vring_enable) {
+                if (s.num == 0 && before_ring_stop && r->ready()) {
+                    before_ring_stop(s.index);
+                }
                 r->enabled = s.num != 0;
             } else {
                 if (before_ring_stop && r->ready()) {
