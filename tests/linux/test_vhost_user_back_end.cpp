@@ -375,7 +375,8 @@ TEST_CASE("packed ring walk: frames given to the front end's receive ring") {
 }
 
 TEST_CASE("back end protocol: negotiation with npa's front end; a malformed message closes only that connection; "
-          "a ring stopped by SET_VRING_ENABLE 0 or GET_VRING_BASE is walked first") {
+          "a ring stopped by SET_VRING_ENABLE 0 or GET_VRING_BASE is walked first; a ring past the port's "
+          "ignored, enabling it refused") {
     char dir[] = "/tmp/npa-vu-be-XXXXXX";
     REQUIRE(::mkdtemp(dir) != nullptr);
     const std::string path = std::string(dir) + "/p.sock";
@@ -409,12 +410,13 @@ TEST_CASE("back end protocol: negotiation with npa's front end; a malformed mess
             walked |= 1u << ring;
         }
     };
-    std::thread t([&] {
+    const auto serve = [&] {
         while (!stop.load()) {
             (void)be.service();
             std::this_thread::sleep_for(std::chrono::microseconds(100));
         }
-    });
+    };
+    std::thread t(serve);
     vu::shared_memory mem;
     REQUIRE(mem.create(65536));
     vu::front_end fe;
@@ -450,6 +452,24 @@ TEST_CASE("back end protocol: negotiation with npa's front end; a malformed mess
     CHECK((vu::back_end(2).offered & npa::virtio_net::feature::MQ) != 0);
     CHECK_FALSE(be.rings()[0].enabled);
     CHECK_FALSE(be.rings()[1].started); // stopped by GET_VRING_BASE
+
+    // A ring past the port's one pair, as DPDK's virtio-user with queues=2 sets up when MQ
+    // was not negotiated: its setup accepted and ignored (GET_VRING_BASE answered 0),
+    // disabling it fine, enabling it refused: that connection closes, said why.
+    stop = false;
+    std::thread t2(serve);
+    std::uint32_t past = 99;
+    REQUIRE(fe.get_ring_base(2, past));
+    CHECK(past == 0);
+    REQUIRE(fe.enable_ring(3, false));
+    CHECK_FALSE(fe.enable_ring(2, true));
+    stop = true;
+    t2.join();
+    CHECK_FALSE(be.connected());
+    CHECK(be.protocol_errors() == 2);
+    REQUIRE(logs.size() >= 2);
+    CHECK(logs[logs.size() - 2].find("ring 2 is past the port's 1 queue pair(s)") != std::string::npos);
+    CHECK(logs.back().find("beyond the port's queue pairs enabled") != std::string::npos);
     ::unlink(path.c_str());
     ::rmdir(dir);
 }

@@ -23,6 +23,13 @@
 // does not allow (split: a power of two; packed: 1..32768), a packed base past the ring, or
 // ring areas outside the mapped memory close the connection.
 //
+// Rings past the port's (a front end set up for more pairs than the port has): DPDK's
+// virtio-user with queues=2 sets up every ring it was configured for even when MQ was not
+// negotiated (it then runs one pair), as DPDK's vhost library accepts any index below 256.
+// Their setup is accepted and ignored (descriptors closed, GET_VRING_BASE answered 0) and
+// logged once; enabling one (SET_VRING_ENABLE 1) closes the connection, since frames on a
+// ring the port never walks would be lost unseen.
+//
 // Split and packed rings (VIRTIO_F_RING_PACKED, virtio 1.2 2.8) are both offered; the
 // front end's SET_FEATURES chooses for every ring of the connection. For a packed ring
 // SET_VRING_ADDR's desc/avail/used are the descriptor ring and the driver's and device's
@@ -197,6 +204,7 @@ public:
         }
         mem_.clear();
         features_ = protocol_ = 0;
+        unused_ring_noted_ = false;
     }
 
     /// Tells the front end about used entries published on ring `r` (call eventfd).
@@ -320,6 +328,15 @@ private:
     }
     [[nodiscard]] status reply_u64(const message& req, std::uint64_t v) noexcept { return reply(req, &v, 8); }
 
+    // A ring past the port's set up: said once per connection (message.hpp's check() keeps
+    // the index below 256).
+    void note_unused_ring(std::uint32_t index) {
+        if (!unused_ring_noted_) {
+            unused_ring_noted_ = true;
+            log("ring " + std::to_string(index) + " is past the port's " + std::to_string(queues_) +
+                " queue pair(s): its setup is ignored, and enabling it refused");
+        }
+    }
     [[nodiscard]] vring* ring_of(std::uint32_t index) noexcept {
         return index < rings_.size() ? &rings_[index] : nullptr;
     }
@@ -398,7 +415,15 @@ private:
             const auto s = m.get<vring_state>();
             vring* r = ring_of(s.index);
             if (r == nullptr) {
-                return {errc::invalid_argument, "a ring index beyond the port's rings"};
+                if (m.req() == request::set_vring_enable && s.num != 0) {
+                    return {errc::invalid_argument, "a ring beyond the port's queue pairs enabled"};
+                }
+                note_unused_ring(s.index);
+                if (m.req() == request::get_vring_base) {
+                    const vring_state out{s.index, 0};
+                    return reply(m, &out, sizeof out);
+                }
+                break;
             }
             if (m.req() == request::set_vring_num) {
                 if (has(feature::ring_packed) ? !virtio::packed_size_ok(s.num) : !virtio::queue_size_ok(s.num)) {
@@ -429,7 +454,8 @@ private:
             const auto a = m.get<vring_addr>();
             vring* r = ring_of(a.index);
             if (r == nullptr) {
-                return {errc::invalid_argument, "a ring index beyond the port's rings"};
+                note_unused_ring(a.index);
+                break;
             }
             r->desc_uva = a.desc_user_addr;
             r->avail_uva = a.avail_user_addr;
@@ -450,7 +476,8 @@ private:
                 if (fd >= 0) {
                     ::close(fd);
                 }
-                return {errc::invalid_argument, "a ring index beyond the port's rings"};
+                note_unused_ring(static_cast<std::uint32_t>(v & vring_index_mask));
+                break;
             }
             int& slot = m.req() == request::set_vring_kick ? r->kick
                         : m.req() == request::set_vring_call ? r->call
@@ -488,6 +515,7 @@ private:
     int listen_ = -1, sock_ = -1;
     std::string path_, client_path_;
     std::uint64_t features_ = 0, protocol_ = 0, protocol_errors_ = 0, connections_ = 0;
+    bool unused_ring_noted_ = false;
 };
 
 } // namespace npa::vhost_user
