@@ -271,7 +271,8 @@ TEST_CASE("npa-vswitchd's switch, multi-queue ports: every running transmitq pol
         CHECK(b->c.tx_packets == 5);
     }
     SUBCASE("a receiveq disabled: the running one takes both queues' frames; none running: tx_down") {
-        b->receiveq(1).enabled = false; // SET_VRING_ENABLE 0
+        b->receiveq(1).enabled = false; // SET_VRING_ENABLE 0 (which moves ring_generation())
+        b->refresh_running();
         CHECK(b->pairs_running() == 1);
         send(fa0, mac_b, 2);
         send(fa1, mac_b, 3);
@@ -280,6 +281,7 @@ TEST_CASE("npa-vswitchd's switch, multi-queue ports: every running transmitq pol
         CHECK(fb1.received() == 0);
         CHECK(b->c.tx_no_buffer == 0);
         b->receiveq(0).enabled = false;
+        b->refresh_running();
         send(fa1, mac_b, 1);
         send(fa0, npa::sim::eth::broadcast, 1); // a flood passes a port with nothing running
         (void)sw.poll();

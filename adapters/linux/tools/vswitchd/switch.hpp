@@ -97,10 +97,12 @@ struct port {
     std::vector<vhost_user::io_stats> rx_io, tx_io;
     std::vector<std::uint64_t> rx_queue, tx_queue;
     std::uint32_t rx_dirty = 0; ///< receiveqs with used entries written, not published (bit q)
-    /// The receiveqs that run (ready and enabled), refreshed before each pass
-    /// (refresh_running()): the ones deliver() chooses from.
+    /// The receiveqs that run (ready and enabled): the ones deliver() chooses from, looked
+    /// at again (refresh_running()) when the back end's ring_generation() moved. Between two
+    /// looks a ring can only have stopped or broken, which deliver() sees on the ring.
     std::array<std::uint8_t, max_queues> running_rx{};
     std::uint32_t nrunning_rx = 0;
+    std::uint64_t running_seen = ~0ull; ///< the ring_generation() running_rx was taken at
 
     port(port_config pc, vhost_user::back_end::log_fn log)
         : cfg(std::move(pc)), mac(mac_key(cfg.mac)), be(cfg.queues, std::move(log)), rx_io(cfg.queues),
@@ -123,6 +125,7 @@ struct port {
         return k;
     }
     void refresh_running() noexcept {
+        running_seen = be.ring_generation();
         nrunning_rx = 0;
         for (std::uint32_t q = 0; q < queues(); ++q) {
             if (receiveq(q).ready()) {
@@ -188,8 +191,14 @@ public:
         const std::size_t np = ports.size();
         for (std::size_t i = 0; i < np; ++i) {
             port& p = *ports[i];
-            for (std::uint32_t q = 0; q < p.queues(); ++q) {
-                work += poll_queue(i, q);
+            const std::uint32_t nq = p.queues();
+            for (std::uint32_t q = 0; q < nq; ++q) {
+                // an empty ring costs one load here (virtq_device::pending(); pop() would
+                // load it again, and count an impossible index, when something is there)
+                vhost_user::vring& t = p.transmitq(q);
+                if (t.ready() && t.dev.pending()) {
+                    work += poll_queue(i, q);
+                }
             }
         }
         if (work == 0) { // nothing taken, nothing delivered
@@ -223,10 +232,12 @@ public:
 
 private:
     // Which receiveqs run changes only on the control path (SET_VRING_ENABLE, GET_VRING_BASE,
-    // a disconnect), never during a pass: looked at once a pass, not once a frame.
+    // a disconnect), never during a pass: one compare a port a pass, not a look a frame.
     void refresh_running() noexcept {
         for (auto& p : ports) {
-            p->refresh_running();
+            if (p->running_seen != p->be.ring_generation()) {
+                p->refresh_running();
+            }
         }
     }
     /// Publishes the used entries of every receiveq that got frames since the last call.
@@ -251,9 +262,7 @@ private:
     int poll_queue(std::size_t i, std::uint32_t qi) noexcept {
         port& p = *ports[i];
         vhost_user::vring& q = p.transmitq(qi);
-        // an empty ring costs one load (virtq_device::pending(); pop() would load it again,
-        // and count an impossible index, when something is there)
-        if (!q.ready() || !q.dev.pending()) {
+        if (!q.ready() || !q.dev.pending()) { // poll() looked already; drain_queue() did not
             return 0;
         }
         int n = 0;

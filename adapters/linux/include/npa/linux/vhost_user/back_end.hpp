@@ -145,6 +145,10 @@ public:
     [[nodiscard]] guest_memory& memory() noexcept { return mem_; }
     [[nodiscard]] std::span<vring> rings() noexcept { return rings_; }
     [[nodiscard]] std::uint32_t queues() const noexcept { return queues_; }
+    /// Moves on whenever a request or a disconnect may have started, stopped, enabled or
+    /// disabled a ring, so the data path looks at which rings run only when this changed
+    /// (a ring the walk finds broken does not move it: ready() says so at once).
+    [[nodiscard]] std::uint64_t ring_generation() const noexcept { return ring_generation_; }
     /// The virtio-net header's length: 12 with VERSION_1 or MRG_RXBUF, else 10 (5.1.6).
     [[nodiscard]] std::size_t hdr_len() const noexcept {
         return has(feature::version_1) || has(feature::net_mrg_rxbuf) ? 12 : 10;
@@ -195,6 +199,7 @@ public:
 
     /// Closes the connection and resets the port (rings stopped, memory unmapped).
     void disconnect() noexcept {
+        ++ring_generation_;
         close_fd(sock_);
         for (vring& r : rings_) {
             close_fd(r.kick);
@@ -355,6 +360,7 @@ private:
     }
 
     [[nodiscard]] status handle(const message& m, std::vector<int>& fds) noexcept {
+        ++ring_generation_; // requests are rare: any of them counts as a change
         const bool ack = (protocol_ & protocol::reply_ack) != 0 && (m.hdr.flags & flag_need_reply) != 0;
         status st = status::success();
         switch (m.req()) {
@@ -516,6 +522,7 @@ private:
     std::string path_, client_path_;
     std::uint64_t features_ = 0, protocol_ = 0, protocol_errors_ = 0, connections_ = 0;
     bool unused_ring_noted_ = false;
+    std::uint64_t ring_generation_ = 0;
 };
 
 } // namespace npa::vhost_user
