@@ -8,6 +8,7 @@
 #define DOCTEST_CONFIG_IMPLEMENT_WITH_MAIN
 #include <doctest/doctest.h>
 
+#include "run_dir.hpp"
 #include "switch.hpp"
 
 #include <array>
@@ -301,4 +302,27 @@ TEST_CASE("npa-vswitchd's switch, multi-queue ports: every running transmitq pol
         CHECK(fb1.received() == 16); // 16 posted
         CHECK(b->c.tx_no_buffer == n - 16);
     }
+}
+
+TEST_CASE("npa-vswitchd's port option queues=: 1-16 pairs, shown in the port's JSON with per-queue counts") {
+    std::string why;
+    const auto pc = vs::parse_port("a,mac=02:00:00:00:00:0a,queues=2", why);
+    REQUIRE(pc);
+    CHECK(pc->queues == 2);
+    CHECK(vs::parse_port("a", why)->queues == 1);
+    CHECK(vs::parse_port("a,queues=16", why)->queues == vs::max_queues);
+    for (const char* bad : {"a,queues=0", "a,queues=17", "a,queues=", "a,queues=2x"}) {
+        INFO(bad);
+        why.clear();
+        CHECK_FALSE(vs::parse_port(bad, why));
+        CHECK(why.find("queues= takes 1-16") != std::string::npos);
+    }
+    vs::port p(*pc, npa::vhost_user::back_end::log_fn{});
+    CHECK(p.be.rings().size() == 4);
+    p.rx_queue[1] = 7;
+    const std::string j = vs::to_json(p);
+    CHECK(j.find("\"queues\": 2,") != std::string::npos);
+    CHECK(j.find("\"queues_running\": 0,") != std::string::npos);
+    CHECK(j.find("\"rx_queue\": [0, 7]") != std::string::npos);
+    CHECK(j.find("\"tx_queue\": [0, 0]") != std::string::npos);
 }
