@@ -50,9 +50,10 @@ inline constexpr int burst = 32;
 inline constexpr std::uint32_t max_mtu = 9216;
 /// Learnt entries kept at most (a front end sending from random MACs cannot grow it past).
 inline constexpr std::size_t max_learnt = 65536;
-/// Queue pairs a port may have: virtio-net allows 0x8000 (5.1.4), a vhost-user front end
-/// as many as its host has cores to poll them with; 16 keeps a port's rings (32) in one
-/// word of dirty bits and the daemon's poll set small.
+/// Queue pairs a port may have: virtio-net allows 0x8000 (5.1.4) and the vhost-user
+/// protocol 128 (an 8-bit ring index); one thread polls them all here, so more pairs than
+/// a front end has cores to fill them buy nothing. 16 keeps a port's 32 rings in one 32-bit
+/// word (the daemon's per-ring bits) and the sleep's poll set small.
 inline constexpr std::uint32_t max_queues = 16;
 
 struct port_config {
