@@ -428,7 +428,9 @@ TEST_CASE("packed ring walk: frames given to the front end's receive ring") {
     CHECK(f.ring.dev.errors() == 0);
 }
 
-TEST_CASE("back end protocol: negotiation with npa's front end; a malformed message closes only that connection") {
+TEST_CASE("back end protocol: negotiation with npa's front end; a malformed message closes only that connection; "
+          "a ring stopped by SET_VRING_ENABLE 0 or GET_VRING_BASE is walked first; a ring past the port's "
+          "ignored, enabling it refused") {
     char dir[] = "/tmp/npa-vu-be-XXXXXX";
     REQUIRE(::mkdtemp(dir) != nullptr);
     const std::string path = std::string(dir) + "/p.sock";
@@ -456,12 +458,19 @@ TEST_CASE("back end protocol: negotiation with npa's front end; a malformed mess
     }
     // npa's own front end then sets up both rings (the back end served from a thread).
     std::atomic<bool> stop{false};
-    std::thread t([&] {
+    std::atomic<unsigned> walked{0}; // a bit a ring, set by before_ring_stop
+    be.before_ring_stop = [&](std::uint32_t ring) {
+        if (be.rings()[ring].ready()) { // called while the ring still runs
+            walked |= 1u << ring;
+        }
+    };
+    const auto serve = [&] {
         while (!stop.load()) {
             (void)be.service();
             std::this_thread::sleep_for(std::chrono::microseconds(100));
         }
-    });
+    };
+    std::thread t(serve);
     vu::shared_memory mem;
     REQUIRE(mem.create(65536));
     vu::front_end fe;
@@ -477,15 +486,44 @@ TEST_CASE("back end protocol: negotiation with npa's front end; a malformed mess
         REQUIRE(fe.set_ring(i, r, mem));
     }
     CHECK((fe.protocol_features() & vu::protocol::reply_ack) != 0);
+    CHECK(walked.load() == 0);
+    // disabling the receiveq walks it first (as any running ring), once: disabled, it no
+    // longer runs, so GET_VRING_BASE does not walk it again
+    REQUIRE(fe.enable_ring(0, false));
+    CHECK(walked.load() == 1u);
     std::uint32_t base = 99;
-    REQUIRE(fe.get_ring_base(1, base));
+    REQUIRE(fe.get_ring_base(0, base));
+    CHECK(walked.load() == 1u);
+    REQUIRE(fe.get_ring_base(1, base)); // the running transmitq: walked before it stops
+    CHECK(walked.load() == 3u);
     CHECK(base == 0);
     stop = true;
     t.join();
     CHECK(be.connected());
     CHECK(be.has(vu::feature::version_1));
-    CHECK(be.rings()[0].ready());
+    // multiqueue offered only with more than one pair
+    CHECK((be.offered & npa::virtio_net::feature::MQ) == 0);
+    CHECK((vu::back_end(2).offered & npa::virtio_net::feature::MQ) != 0);
+    CHECK_FALSE(be.rings()[0].enabled);
     CHECK_FALSE(be.rings()[1].started); // stopped by GET_VRING_BASE
+
+    // A ring past the port's one pair, as DPDK's virtio-user with queues=2 sets up when MQ
+    // was not negotiated: its setup accepted and ignored (GET_VRING_BASE answered 0),
+    // disabling it fine, enabling it refused: that connection closes, said why.
+    stop = false;
+    std::thread t2(serve);
+    std::uint32_t past = 99;
+    REQUIRE(fe.get_ring_base(2, past));
+    CHECK(past == 0);
+    REQUIRE(fe.enable_ring(3, false));
+    CHECK_FALSE(fe.enable_ring(2, true));
+    stop = true;
+    t2.join();
+    CHECK_FALSE(be.connected());
+    CHECK(be.protocol_errors() == 2);
+    REQUIRE(logs.size() >= 2);
+    CHECK(logs[logs.size() - 2].find("ring 2 is past the port's 1 queue pair(s)") != std::string::npos);
+    CHECK(logs.back().find("beyond the port's queue pairs enabled") != std::string::npos);
     ::unlink(path.c_str());
     ::rmdir(dir);
 }

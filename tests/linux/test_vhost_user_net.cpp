@@ -83,7 +83,8 @@ struct served_back_end {
         REQUIRE(::mkdtemp(tmpl) != nullptr);
         dir = tmpl;
         sock = dir + "/be.sock";
-        be.offered |= mq ? npa::virtio_net::feature::MQ : 0;
+        // back_end offers MQ with more than one pair; a back end without it, made here
+        be.offered = mq ? be.offered | npa::virtio_net::feature::MQ : be.offered & ~npa::virtio_net::feature::MQ;
         be.offered &= ~npa::virtio::feature::RING_PACKED; // the plugin takes split rings
         if (!protocol_mq) {
             be.offered_protocol &= ~vu::protocol::mq;

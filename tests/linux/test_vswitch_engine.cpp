@@ -3,10 +3,12 @@
 // socket, no testpmd), and every decision of the data path: delivery by configured MAC,
 // anti-spoofing, allowed VLANs on the way in and out, runts and oversize frames, unknown and
 // hairpin destinations, flooding, a receiver without buffers. Every frame taken is either
-// delivered or in exactly one drop counter.
+// delivered or in exactly one drop counter. Multi-queue ports: which transmitqs are polled,
+// which receiveq a frame goes to as pairs are enabled and disabled, a transmitq drained.
 #define DOCTEST_CONFIG_IMPLEMENT_WITH_MAIN
 #include <doctest/doctest.h>
 
+#include "run_dir.hpp"
 #include "switch.hpp"
 
 #include <array>
@@ -23,7 +25,7 @@ constexpr std::uint32_t n = 32;
 constexpr std::size_t hdr = 10; // no VERSION_1, no MRG_RXBUF negotiated: the legacy header
 constexpr std::size_t tx_ring_at = 0, rx_ring_at = 4096, buffers_at = 8192, buf_size = 2048;
 
-// One front end: its memory, its transmit and receive rings (driver side).
+// One front end's queue pair: its memory, its transmit and receive rings (driver side).
 struct front {
     alignas(4096) std::array<std::byte, 8192 + 2 * n * buf_size> mem{};
     std::array<std::uint16_t, vq::split_driver::state_words(n)> tx_state{}, rx_state{};
@@ -31,13 +33,13 @@ struct front {
     std::uint32_t next_buf = 0;
     std::array<std::byte*, n> rx_at{}; // each posted receive chain's buffer, by head
 
-    explicit front(vs::port& p) {
+    explicit front(vs::port& p, std::uint32_t pair = 0) {
         REQUIRE(tx.reset(vq::split_ring::in_block(mem.data() + tx_ring_at, n), tx_state, false));
         REQUIRE(rx.reset(vq::split_ring::in_block(mem.data() + rx_ring_at, n), rx_state, false));
         const auto base = reinterpret_cast<std::uint64_t>(mem.data());
         REQUIRE(p.be.memory().add(mem.data(), base, base, mem.size())); // gpa = uva, as DPDK
         for (const std::uint32_t i : {0u, 1u}) {
-            npa::vhost_user::vring& r = p.be.rings()[i];
+            npa::vhost_user::vring& r = p.be.rings()[2 * pair + i];
             const vq::split_layout l = vq::layout_of(n);
             r.num = n;
             r.desc_uva = base + (i == 0 ? rx_ring_at : tx_ring_at);
@@ -226,4 +228,101 @@ TEST_CASE("npa-vswitchd's switch: every decision of the data path, every frame a
     }
     CHECK(forwarded <= out);
     CHECK(a->c.rx_bad_chain == 0);
+}
+
+TEST_CASE("npa-vswitchd's switch, multi-queue ports: every running transmitq polled, a frame from queue q on "
+          "the (q mod running)-th running receiveq") {
+    vs::engine sw;
+    const auto add = [&](const npa::mac_addr& m, std::uint32_t queues) {
+        vs::port_config pc;
+        pc.name = "p" + std::to_string(sw.ports.size());
+        pc.mac = m;
+        pc.queues = queues;
+        sw.ports.push_back(std::make_unique<vs::port>(pc, npa::vhost_user::back_end::log_fn{}));
+        return sw.ports.back().get();
+    };
+    vs::port* a = add(mac_a, 2);
+    vs::port* b = add(mac_b, 2);
+    vs::port* c = add(mac_c, 1);
+    front fa0(*a, 0), fa1(*a, 1), fb0(*b, 0), fb1(*b, 1), fc(*c);
+    for (front* f : {&fb0, &fb1, &fc}) {
+        f->post_rx(16);
+    }
+    const auto send = [](front& f, const npa::mac_addr& dst, int k) {
+        for (int i = 0; i < k; ++i) {
+            f.send(frame(dst, mac_a));
+        }
+    };
+    CHECK(b->queues() == 2);
+    CHECK(b->pairs_running() == 2);
+    CHECK((b->be.offered & npa::virtio_net::feature::MQ) != 0);
+    CHECK((c->be.offered & npa::virtio_net::feature::MQ) == 0);
+
+    SUBCASE("both pairs running: queue 0 to queue 0, queue 1 to queue 1; a 1-pair port takes both") {
+        send(fa0, mac_b, 3);
+        send(fa1, mac_b, 2);
+        send(fa1, mac_c, 4);
+        (void)sw.poll();
+        CHECK(fb0.received() == 3);
+        CHECK(fb1.received() == 2);
+        CHECK(fc.received() == 4);
+        CHECK(a->rx_queue == std::vector<std::uint64_t>{3, 6});
+        CHECK(b->tx_queue == std::vector<std::uint64_t>{3, 2});
+        CHECK(a->c.rx_packets == 9);
+        CHECK(b->c.tx_packets == 5);
+    }
+    SUBCASE("a receiveq disabled: the running one takes both queues' frames; none running: tx_down") {
+        b->receiveq(1).enabled = false; // SET_VRING_ENABLE 0 (which moves ring_generation())
+        b->refresh_running();
+        CHECK(b->pairs_running() == 1);
+        send(fa0, mac_b, 2);
+        send(fa1, mac_b, 3);
+        (void)sw.poll();
+        CHECK(fb0.received() == 5);
+        CHECK(fb1.received() == 0);
+        CHECK(b->c.tx_no_buffer == 0);
+        b->receiveq(0).enabled = false;
+        b->refresh_running();
+        send(fa1, mac_b, 1);
+        send(fa0, npa::sim::eth::broadcast, 1); // a flood passes a port with nothing running
+        (void)sw.poll();
+        CHECK(b->c.tx_down == 1);
+        CHECK(fc.received() == 1);
+        CHECK(b->c.tx_packets == 5);
+    }
+    SUBCASE("a transmitq disabled is not polled; drain_queue() walks a running one to the end") {
+        a->transmitq(1).enabled = false;
+        send(fa1, mac_b, 2);
+        (void)sw.poll();
+        CHECK(a->c.rx_packets == 0);
+        a->transmitq(1).enabled = true;
+        send(fa1, mac_b, static_cast<int>(n) - 2); // the ring full
+        sw.drain_queue(0, 1);
+        CHECK(a->rx_queue == std::vector<std::uint64_t>{0, n});
+        CHECK(fb1.received() == 16); // 16 posted
+        CHECK(b->c.tx_no_buffer == n - 16);
+    }
+}
+
+TEST_CASE("npa-vswitchd's port option queues=: 1-16 pairs, shown in the port's JSON with per-queue counts") {
+    std::string why;
+    const auto pc = vs::parse_port("a,mac=02:00:00:00:00:0a,queues=2", why);
+    REQUIRE(pc);
+    CHECK(pc->queues == 2);
+    CHECK(vs::parse_port("a", why)->queues == 1);
+    CHECK(vs::parse_port("a,queues=16", why)->queues == vs::max_queues);
+    for (const char* bad : {"a,queues=0", "a,queues=17", "a,queues=", "a,queues=2x"}) {
+        INFO(bad);
+        why.clear();
+        CHECK_FALSE(vs::parse_port(bad, why));
+        CHECK(why.find("queues= takes 1-16") != std::string::npos);
+    }
+    vs::port p(*pc, npa::vhost_user::back_end::log_fn{});
+    CHECK(p.be.rings().size() == 4);
+    p.rx_queue[1] = 7;
+    const std::string j = vs::to_json(p);
+    CHECK(j.find("\"queues\": 2,") != std::string::npos);
+    CHECK(j.find("\"queues_running\": 0,") != std::string::npos);
+    CHECK(j.find("\"rx_queue\": [0, 7]") != std::string::npos);
+    CHECK(j.find("\"tx_queue\": [0, 0]") != std::string::npos);
 }

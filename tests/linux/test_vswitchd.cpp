@@ -8,7 +8,7 @@
 // negotiated features say which it runs), and with two-segment frames, which DPDK sends as
 // indirect tables. Skipped (exit 77) without dpdk-testpmd.
 #define DOCTEST_CONFIG_IMPLEMENT_WITH_MAIN
-#include "vhost_testpmd.hpp"
+#include "vswitchd_kit.hpp"
 
 #include <signal.h>
 #include <sys/socket.h>
@@ -28,23 +28,13 @@
 namespace {
 
 using namespace std::chrono_literals;
+using npa::test::number_after;
+using npa::test::slurp;
+using npa::test::stop_sender;
 using npa::test::testpmd;
 using npa::test::wait_until;
 
 const std::string mac_a = "02:00:00:00:00:0a", mac_b = "02:00:00:00:00:0b", mac_x = "02:00:00:00:00:0c";
-
-std::string slurp(const std::string& path) {
-    std::ifstream f(path);
-    std::stringstream ss;
-    ss << f.rdbuf();
-    return ss.str();
-}
-
-// A number after "key": in a file (-1 when absent).
-std::int64_t number_after(const std::string& text, const std::string& key, std::size_t from = 0) {
-    const auto at = text.find(key, from);
-    return at == std::string::npos ? -1 : std::strtoll(text.c_str() + at + key.size(), nullptr, 10);
-}
 
 struct daemon_proc {
     pid_t pid = -1;
@@ -99,19 +89,6 @@ std::int64_t tx_drops(const daemon_proc& d, const std::string& p) {
         t += d.counter(p, k);
     }
     return t;
-}
-
-// Stops a txonly testpmd (SIGINT: it stops forwarding and closes its port) and answers
-// what it sent, from the "Accumulated forward statistics" it prints on the way out.
-std::int64_t stop_sender(testpmd& t, const std::string& log) {
-    REQUIRE(::kill(t.pid, SIGINT) == 0);
-    int status = 0;
-    REQUIRE(wait_until(20s, [&] { return ::waitpid(t.pid, &status, WNOHANG) == t.pid; }));
-    t.pid = -1;
-    const std::string text = slurp(log);
-    const auto acc = text.find("Accumulated forward statistics");
-    REQUIRE(acc != std::string::npos);
-    return number_after(text, "TX-packets:", acc);
 }
 
 // `b_client`: the receiver's port in client mode (testpmd's virtio-user is the server).

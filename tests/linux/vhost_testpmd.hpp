@@ -116,6 +116,25 @@ struct testpmd {
         return at == std::string::npos ? -1
                                        : std::strtoll(j.c_str() + at + key.size(), nullptr, 10);
     }
+    /// Queue q's entry of a per-queue array of /ethdev/stats,0 ("q_ipackets", "q_opackets"
+    /// ...; the PMD fills the first RTE_ETHDEV_QUEUE_STAT_CNTRS); -1 when absent.
+    [[nodiscard]] std::int64_t queue_stat(const std::string& name, unsigned q) const {
+        const std::string j = telemetry("/ethdev/stats,0");
+        const std::string key = "\"" + name + "\":[";
+        auto at = j.find(key);
+        if (at == std::string::npos) {
+            return -1;
+        }
+        at += key.size();
+        for (unsigned i = 0; i < q; ++i) {
+            at = j.find(',', at);
+            if (at == std::string::npos) {
+                return -1;
+            }
+            ++at;
+        }
+        return std::strtoll(j.c_str() + at, nullptr, 10);
+    }
 };
 
 inline bool wait_until(std::chrono::milliseconds limit, auto pred) {

@@ -33,6 +33,19 @@ inline std::int64_t number_after(const std::string& text, const std::string& key
     return at == std::string::npos ? -1 : std::strtoll(text.c_str() + at + key.size(), nullptr, 10);
 }
 
+/// Stops a txonly testpmd (SIGINT: it stops forwarding and closes its port) and answers
+/// what it sent, from the "Accumulated forward statistics" it prints on the way out.
+inline std::int64_t stop_sender(testpmd& t, const std::string& log) {
+    REQUIRE(::kill(t.pid, SIGINT) == 0);
+    int status = 0;
+    REQUIRE(wait_until(std::chrono::seconds(20), [&] { return ::waitpid(t.pid, &status, WNOHANG) == t.pid; }));
+    t.pid = -1;
+    const std::string text = slurp(log);
+    const auto acc = text.find("Accumulated forward statistics");
+    REQUIRE(acc != std::string::npos);
+    return number_after(text, "TX-packets:", acc);
+}
+
 struct vswitchd {
     pid_t pid = -1;
     std::string dir;

@@ -17,7 +17,8 @@ void usage(std::FILE* f) {
     std::fputs("usage: npa-vswitchctl [--run-dir DIR] list\n"
                "       npa-vswitchctl [--run-dir DIR] show PORT\n"
                "\n"
-               "  list        one line a port: name, state, MAC, VLANs, MTU, frames in and out, drops\n"
+               "  list        one line a port: name, state, MAC, VLANs, MTU, queue pairs (running/configured),\n"
+               "              frames in and out, drops\n"
                "  show PORT   the port's JSON (configuration, state, every counter)\n"
                "  --run-dir   npa-vswitchd's run directory (default /run/npa/vswitch)\n",
                f);
@@ -94,17 +95,18 @@ int main(int argc, char** argv) {
         }
         ::closedir(d);
         std::sort(names.begin(), names.end());
-        std::printf("%-16s %-10s %-17s %-12s %5s %12s %12s %10s\n", "PORT", "STATE", "MAC", "VLANS", "MTU",
-                    "RX", "TX", "DROPS");
+        std::printf("%-16s %-10s %-17s %-12s %5s %6s %12s %12s %10s\n", "PORT", "STATE", "MAC", "VLANS", "MTU",
+                    "QUEUES", "RX", "TX", "DROPS");
         for (const std::string& n : names) {
             std::string j;
             if (!read_file(dir + "/" + n, j)) {
                 continue;
             }
-            std::printf("%-16s %-10s %-17s %-12s %5s %12s %12s %10llu\n", field(j, "name").c_str(),
+            const std::string queues = field(j, "queues_running") + "/" + field(j, "queues");
+            std::printf("%-16s %-10s %-17s %-12s %5s %6s %12s %12s %10llu\n", field(j, "name").c_str(),
                         field(j, "state").c_str(), field(j, "mac").c_str(), field(j, "vlans").c_str(),
-                        field(j, "mtu").c_str(), field(j, "rx_packets").c_str(), field(j, "tx_packets").c_str(),
-                        static_cast<unsigned long long>(drops(j)));
+                        field(j, "mtu").c_str(), queues.c_str(), field(j, "rx_packets").c_str(),
+                        field(j, "tx_packets").c_str(), static_cast<unsigned long long>(drops(j)));
         }
         return 0;
     }

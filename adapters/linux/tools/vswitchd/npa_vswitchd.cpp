@@ -4,7 +4,7 @@
 // polls every port; with nothing to do for a while it sleeps in poll() on the sockets and
 // the kick eventfds (notifications turned back on), so an idle daemon costs no CPU.
 //
-// Usage: npa-vswitchd [--run-dir DIR] --port NAME[,mac=..][,vlans=..][,mtu=..] ...
+// Usage: npa-vswitchd [--run-dir DIR] --port NAME[,mac=..][,vlans=..][,mtu=..][,queues=..] ...
 #include "run_dir.hpp"
 #include "switch.hpp"
 
@@ -40,7 +40,7 @@ void on_signal(int) { stop_requested = 1; }
 
 void usage(std::FILE* f) {
     std::fputs(
-        "usage: npa-vswitchd [--run-dir DIR] --port NAME[,mac=MAC][,vlans=V+V..][,mtu=N][,client=PATH] ...\n"
+        "usage: npa-vswitchd [--run-dir DIR] --port NAME[,mac=MAC][,vlans=V+V..][,mtu=N][,queues=N][,client=PATH] ...\n"
         "\n"
         "Serves each port as a vhost-user socket DIR/NAME.sock (server mode; a virtio-net\n"
         "front end such as DPDK's net_virtio_user or QEMU connects) and switches frames\n"
@@ -53,6 +53,10 @@ void usage(std::FILE* f) {
         "                  (rx_spoofed); without it any source MAC is allowed and learnt\n"
         "      vlans=V+V   802.1Q VLAN ids allowed tagged (untagged frames always pass)\n"
         "      mtu=N       largest payload accepted (68-9216, default 1500)\n"
+        "      queues=N    queue pairs (1-16, default 1; multiqueue is offered when N > 1):\n"
+        "                  every transmitq the front end runs is polled, and a frame that\n"
+        "                  came in on queue q goes out on the (q mod running)-th running\n"
+        "                  receiveq\n"
         "      client=PATH client mode: connect to the front end's socket PATH (its server,\n"
         "                  e.g. net_virtio_user's server=1), again after each disconnect\n"
         "  --busy-poll     never sleep (no kicks asked for; one CPU always busy)\n"
@@ -69,8 +73,10 @@ void log_line(const std::string& s) {
 // Notifications on while asleep (the front end kicks), off while polling (it need not).
 void set_notify(npa::vswitch::engine& sw, bool on, bool& pending) {
     for (auto& p : sw.ports) {
-        if (p->transmitq().ready()) {
-            pending = p->transmitq().dev.enable_notify(on) || pending;
+        for (std::uint32_t q = 0; q < p->queues(); ++q) {
+            if (p->transmitq(q).ready()) {
+                pending = p->transmitq(q).dev.enable_notify(on) || pending;
+            }
         }
     }
 }
@@ -83,9 +89,11 @@ void sleep_on_fds(npa::vswitch::engine& sw) {
     for (auto& p : sw.ports) {
         fds.push_back({p->be.connected() ? p->be.sock_fd() : p->be.listen_fd(), POLLIN, 0});
         kick.push_back(false);
-        if (p->transmitq().kick >= 0) {
-            fds.push_back({p->transmitq().kick, POLLIN, 0});
-            kick.push_back(true);
+        for (std::uint32_t q = 0; q < p->queues(); ++q) {
+            if (p->transmitq(q).kick >= 0) {
+                fds.push_back({p->transmitq(q).kick, POLLIN, 0});
+                kick.push_back(true);
+            }
         }
     }
     if (::poll(fds.data(), fds.size(), sleep_ms) <= 0) {
@@ -156,12 +164,12 @@ int main(int argc, char** argv) {
     for (const port_config& pc : cfgs) {
         const std::string name = pc.name;
         sw.ports.push_back(std::make_unique<port>(pc, [name](const std::string& s) { log_line(name + ": " + s); }));
-        // A front end stopping its transmitq (GET_VRING_BASE) has every frame it made
-        // available forwarded or counted first.
+        // A front end stopping one of its transmitqs (GET_VRING_BASE on ring 2q+1) has
+        // every frame it made available there forwarded or counted first.
         const std::size_t at = sw.ports.size() - 1;
         sw.ports.back()->be.before_ring_stop = [&sw, at](std::uint32_t ring) {
-            if (ring == 1) {
-                sw.drain_port(at);
+            if (ring % 2 == 1) {
+                sw.drain_queue(at, ring / 2);
             }
         };
         port& p = *sw.ports.back();
@@ -188,7 +196,7 @@ int main(int argc, char** argv) {
     // 2. the loop: data path every pass; control path at most every control_interval, looked
     //    for every control_every passes and half way to sleeping when idle, and at once after
     //    a sleep (a socket may have woken it)
-    std::vector<bool> was_running(sw.ports.size(), false);
+    std::vector<std::uint32_t> was_ready(sw.ports.size(), 0); // a bit a ring, as rings() numbers them
     auto next_announce = std::chrono::steady_clock::now();
     auto next_control = next_announce;
     int idle = 0;
@@ -204,14 +212,19 @@ int main(int argc, char** argv) {
                 if (!p.be.service() || (was && !p.be.connected())) {
                     sw.forget(i);
                 }
-                // Rings that start are polled: no kicks wanted. The receiveq never wants them
+                // Rings that start are polled: no kicks wanted. A receiveq never wants them
                 // (a frame with no buffer waiting is dropped and counted, not held).
-                const bool running = p.transmitq().ready() && p.receiveq().ready();
-                if (running && !was_running[i]) {
-                    [[maybe_unused]] const bool t = p.transmitq().dev.enable_notify(false);
-                    [[maybe_unused]] const bool r = p.receiveq().dev.enable_notify(false);
+                std::uint32_t ready = 0;
+                const auto rings = p.be.rings();
+                for (std::uint32_t r = 0; r < rings.size(); ++r) {
+                    if (rings[r].ready()) {
+                        ready |= 1u << r;
+                        if ((was_ready[i] & 1u << r) == 0) {
+                            [[maybe_unused]] const bool pend = rings[r].dev.enable_notify(false);
+                        }
+                    }
                 }
-                was_running[i] = running;
+                was_ready[i] = ready;
             }
             if (std::chrono::steady_clock::now() >= next_announce) {
                 for (auto& p : sw.ports) {

@@ -1,7 +1,7 @@
 // npa-vswitchd's run directory: each port announced as <port>.sock (the vhost-user socket a
 // front end connects to) and <port>.json (its configuration, state and counters), the JSON
 // written whole to <port>.json.tmp and renamed over the old one, so a reader never sees half
-// a file. Also the port option parser (--port NAME[,mac=..][,vlans=..][,mtu=..]).
+// a file. Also the port option parser (--port NAME[,mac=..][,vlans=..][,mtu=..][,queues=..]).
 #pragma once
 
 #include "switch.hpp"
@@ -11,6 +11,7 @@
 #include <optional>
 #include <sstream>
 #include <string>
+#include <vector>
 
 namespace npa::vswitch {
 
@@ -47,8 +48,8 @@ namespace npa::vswitch {
     return true;
 }
 
-/// NAME[,mac=02:00:00:00:00:01][,vlans=10+20][,mtu=1500][,client=PATH]; nullopt with `why`
-/// set when bad.
+/// NAME[,mac=02:00:00:00:00:01][,vlans=10+20][,mtu=1500][,queues=2][,client=PATH]; nullopt
+/// with `why` set when bad.
 [[nodiscard]] inline std::optional<port_config> parse_port(const std::string& arg, std::string& why) {
     port_config pc;
     std::stringstream ss(arg);
@@ -86,6 +87,14 @@ namespace npa::vswitch {
                 return std::nullopt;
             }
             pc.mtu = static_cast<std::uint32_t>(m);
+        } else if (k == "queues") {
+            char* end = nullptr;
+            const long q = std::strtol(v.c_str(), &end, 10);
+            if (v.empty() || *end != '\0' || q < 1 || q > static_cast<long>(max_queues)) {
+                why = "queues= takes 1-" + std::to_string(max_queues) + " (queue pairs)";
+                return std::nullopt;
+            }
+            pc.queues = static_cast<std::uint32_t>(q);
         } else if (k == "client") {
             if (v.empty() || v.size() >= 108) {
                 why = "client= takes the front end's socket path (up to 107 bytes)";
@@ -93,25 +102,39 @@ namespace npa::vswitch {
             }
             pc.client = v;
         } else {
-            why = "unknown port option '" + k + "' (mac=, vlans=, mtu=, client=)";
+            why = "unknown port option '" + k + "' (mac=, vlans=, mtu=, queues=, client=)";
             return std::nullopt;
         }
     }
     return pc;
 }
 
-/// listening (no front end), connected (setting up), running (both rings move), broken (a
-/// ring was stopped for an impossible index: waits for the front end to set it up again).
+/// listening (no front end), connected (setting up), running (at least one queue pair's two
+/// rings move), broken (a ring was stopped for an impossible index: waits for the front end
+/// to set it up again).
 [[nodiscard]] inline const char* state_of(port& p) {
     if (!p.be.connected()) {
         return "listening";
     }
-    if (p.transmitq().broken || p.receiveq().broken) {
-        return "broken";
+    for (std::uint32_t q = 0; q < p.queues(); ++q) {
+        if (p.transmitq(q).broken || p.receiveq(q).broken) {
+            return "broken";
+        }
     }
-    return p.transmitq().ready() && p.receiveq().ready() ? "running" : "connected";
+    return p.pairs_running() != 0 ? "running" : "connected";
 }
 
+[[nodiscard]] inline std::string json_list(const std::vector<std::uint64_t>& v) {
+    std::string j = "[";
+    for (std::size_t i = 0; i < v.size(); ++i) {
+        j += (i != 0 ? ", " : "") + std::to_string(v[i]);
+    }
+    return j + "]";
+}
+
+/// `queues` is the port's queue pairs, `queues_running` how many of them the front end runs
+/// (both rings ready and enabled); `rx_queue` / `tx_queue` split rx_packets / tx_packets by
+/// queue pair.
 [[nodiscard]] inline std::string to_json(port& p) {
     std::string j = "{\n  \"name\": \"" + p.cfg.name + "\",\n  \"mac\": \"" +
                     (p.cfg.mac == mac_addr{} ? std::string() : format_mac(p.cfg.mac)) + "\",\n  \"vlans\": [";
@@ -119,16 +142,16 @@ namespace npa::vswitch {
         j += (i != 0 ? ", " : "") + std::to_string(p.cfg.vlans[i]);
     }
     j += "],\n  \"mode\": \"" + std::string(p.cfg.client.empty() ? "server" : "client") +
-         "\",\n  \"mtu\": " + std::to_string(p.cfg.mtu) + ",\n  \"queues\": " + std::to_string(p.be.queues()) +
-         ",\n  \"state\": \"" + state_of(p) + "\",\n  \"features\": " + std::to_string(p.be.features()) +
-         ",\n  \"counters\": {";
+         "\",\n  \"mtu\": " + std::to_string(p.cfg.mtu) + ",\n  \"queues\": " + std::to_string(p.queues()) +
+         ",\n  \"queues_running\": " + std::to_string(p.pairs_running()) + ",\n  \"state\": \"" + state_of(p) +
+         "\",\n  \"features\": " + std::to_string(p.be.features()) + ",\n  \"counters\": {";
     const char* sep = "\n";
 #define NPA_X(n)                                                                      \
     j += std::string(sep) + "    \"" #n "\": " + std::to_string(p.c.n);               \
     sep = ",\n";
     NPA_VSWITCH_COUNTERS(NPA_X)
 #undef NPA_X
-    j += "\n  }\n}\n";
+    j += "\n  },\n  \"rx_queue\": " + json_list(p.rx_queue) + ",\n  \"tx_queue\": " + json_list(p.tx_queue) + "\n}\n";
     return j;
 }
 

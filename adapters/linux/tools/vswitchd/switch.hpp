@@ -1,7 +1,9 @@
 // npa-vswitchd's switch: its ports (one vhost-user back end each, with a PF-style policy)
 // and the data path that moves frames between them, top to bottom:
 //
-//   poll()              for each port whose transmit ring runs, a burst of frames:
+//   poll()              for each port, each of its transmit rings that runs (ready and
+//                       enabled: a front end may enable fewer pairs than the port has), a
+//                       burst of frames:
 //     take_frame_in_place()  the front end's next frame (vring.hpp: chain walked and
 //                         checked), left where it is when it lies in one segment
 //     forward()           the Ethernet header copied out (the front end can rewrite its
@@ -9,17 +11,18 @@
 //                         anti-spoofing (source MAC), VLAN: the ingress policy
 //     learn, look up      (VLAN, source MAC) learnt; destination by configured MAC, then
 //                         learnt; broadcast and multicast flooded to the VLAN's ports
-//     deliver()           egress VLAN check, give_frame() into the destination's receive
-//                         ring: the snapshot's header, then the rest of the frame from the
-//                         sender's memory (one copy, as a frame in one segment is not
-//                         gathered first)
+//     deliver()           egress VLAN check, the destination's receive ring chosen
+//                         (rx_queue_for()), give_frame() into it: the snapshot's header,
+//                         then the rest of the frame from the sender's memory (one copy, as
+//                         a frame in one segment is not gathered first)
 //   then the used entries of every ring touched are published, and the call eventfd
 //   written where the front end asked for an interrupt (split_device::need_interrupt()).
 //
 // Counters are the switch's view, as in Open vSwitch: `rx` is what the switch received
-// from a port's front end (its transmitq), `tx` what it sent to it (its receiveq). Every
+// from a port's front end (its transmitqs), `tx` what it sent to it (its receiveqs). Every
 // frame taken from a front end is either forwarded or counted in exactly one rx_* drop;
 // every frame forwarded to a port is either delivered (tx_packets) or one tx_* drop there.
+// A port's counters add up all its queues; rx_queue/tx_queue split the packets by queue.
 #pragma once
 
 #include <npa/linux/vhost_user/back_end.hpp>
@@ -47,12 +50,18 @@ inline constexpr int burst = 32;
 inline constexpr std::uint32_t max_mtu = 9216;
 /// Learnt entries kept at most (a front end sending from random MACs cannot grow it past).
 inline constexpr std::size_t max_learnt = 65536;
+/// Queue pairs a port may have: virtio-net allows 0x8000 (5.1.4) and the vhost-user
+/// protocol 128 (an 8-bit ring index); one thread polls them all here, so more pairs than
+/// a front end has cores to fill them buy nothing. 16 keeps a port's 32 rings in one 32-bit
+/// word (the daemon's per-ring bits) and the sleep's poll set small.
+inline constexpr std::uint32_t max_queues = 16;
 
 struct port_config {
     std::string name;
     mac_addr mac{};                    ///< zero: none configured (any source MAC, learnt)
     std::vector<std::uint16_t> vlans;  ///< tagged VLANs allowed; empty: untagged only
     std::uint32_t mtu = 1500;
+    std::uint32_t queues = 1;          ///< queue pairs (1..max_queues); MQ offered when > 1
     std::string client;                ///< client mode: the front end's socket; empty: serve <name>.sock
 };
 
@@ -84,18 +93,56 @@ struct port {
     sim::port_policy policy;
     vhost_user::back_end be;
     counters c;
-    vhost_user::io_stats rx_io, tx_io;  // the transmitq's walks, the receiveq's walks
-    bool rx_dirty = false;              // used entries written on the receiveq, not published
+    /// Per queue pair q: the walks of transmitq q (rx_io) and receiveq q (tx_io), and the
+    /// frames taken from transmitq q (rx_queue) and delivered to receiveq q (tx_queue).
+    std::vector<vhost_user::io_stats> rx_io, tx_io;
+    std::vector<std::uint64_t> rx_queue, tx_queue;
+    std::uint32_t rx_dirty = 0; ///< receiveqs with used entries written, not published (bit q)
+    /// The receiveqs that run (ready and enabled): the ones deliver() chooses from, looked
+    /// at again (refresh_running()) when the back end's ring_generation() moved. Between two
+    /// looks a ring can only have stopped or broken, which deliver() sees on the ring.
+    std::array<std::uint8_t, max_queues> running_rx{};
+    std::uint32_t nrunning_rx = 0;
+    std::uint64_t running_seen = ~0ull; ///< the ring_generation() running_rx was taken at
 
     port(port_config pc, vhost_user::back_end::log_fn log)
-        : cfg(std::move(pc)), mac(mac_key(cfg.mac)), be(1, std::move(log)) {
+        : cfg(std::move(pc)), mac(mac_key(cfg.mac)), be(cfg.queues, std::move(log)), rx_io(cfg.queues),
+          tx_io(cfg.queues), rx_queue(cfg.queues), tx_queue(cfg.queues), seen_tx_errors_(cfg.queues),
+          seen_rx_errors_(cfg.queues) {
         policy.default_mac = cfg.mac;
         policy.port_vlan = 0;
         policy.allowed_vlans = cfg.vlans;
         policy.max_mtu = cfg.mtu;
     }
-    [[nodiscard]] vhost_user::vring& receiveq() noexcept { return be.rings()[0]; }
-    [[nodiscard]] vhost_user::vring& transmitq() noexcept { return be.rings()[1]; }
+    [[nodiscard]] std::uint32_t queues() const noexcept { return cfg.queues; }
+    [[nodiscard]] vhost_user::vring& receiveq(std::uint32_t q) noexcept { return be.rings()[2 * q]; }
+    [[nodiscard]] vhost_user::vring& transmitq(std::uint32_t q) noexcept { return be.rings()[2 * q + 1]; }
+    /// Queue pairs whose two rings both run.
+    [[nodiscard]] std::uint32_t pairs_running() noexcept {
+        std::uint32_t k = 0;
+        for (std::uint32_t q = 0; q < queues(); ++q) {
+            k += transmitq(q).ready() && receiveq(q).ready() ? 1 : 0;
+        }
+        return k;
+    }
+    void refresh_running() noexcept {
+        running_seen = be.ring_generation();
+        nrunning_rx = 0;
+        for (std::uint32_t q = 0; q < queues(); ++q) {
+            if (receiveq(q).ready()) {
+                running_rx[nrunning_rx++] = static_cast<std::uint8_t>(q);
+            }
+        }
+    }
+    /// The receiveq a frame that came in on the sender's queue `in_q` goes to: the
+    /// in_q-th running one, modulo how many run, as testpmd's io forwarding pairs queues.
+    /// Why not a hash of the MACs: the sender already chose a queue per flow (Linux's
+    /// virtio_net by XPS or the flow's hash, a DPDK application by the lcore that owns the
+    /// flow), so keeping that choice keeps a flow on one receiveq, in order, without a
+    /// per-frame hash; and two MACs talking over several queues still use them all.
+    [[nodiscard]] std::uint32_t rx_queue_for(std::uint32_t in_q) const noexcept {
+        return running_rx[in_q % nrunning_rx];
+    }
     /// policy.check_mac() for a port without allowed_macs (the switch sets none): any source
     /// when no MAC is configured, else only the configured one.
     [[nodiscard]] bool source_ok(std::uint64_t src) const noexcept { return mac == 0 || src == mac; }
@@ -104,39 +151,58 @@ struct port {
         return v == 0 || (!cfg.vlans.empty() && policy.check_vlan(v) == nullptr);
     }
     /// What the front end's rings refused, folded into the counters (split_device counts
-    /// from 0 again after each reset: only the growth since the last look is added).
+    /// from 0 again after each reset: only the growth since the last look is added), every
+    /// queue's into the port's.
     void fold_ring_errors() noexcept {
         const auto grow = [](std::uint64_t now, std::uint64_t& seen) {
             const std::uint64_t d = now >= seen ? now - seen : now;
             seen = now;
             return d;
         };
-        c.rx_bad_chain += grow(transmitq().dev.errors(), seen_tx_errors_);
-        c.tx_bad_chain += grow(receiveq().dev.errors(), seen_rx_errors_);
-        c.rx_short_chain = rx_io.short_chain;
-        c.rx_ring_broken = rx_io.broken;
-        c.tx_no_buffer = tx_io.rx_no_buffer;
-        c.tx_too_big = tx_io.rx_too_big;
-        c.tx_ring_broken = tx_io.broken;
+        vhost_user::io_stats in, out;
+        for (std::uint32_t q = 0; q < queues(); ++q) {
+            c.rx_bad_chain += grow(transmitq(q).dev.errors(), seen_tx_errors_[q]);
+            c.tx_bad_chain += grow(receiveq(q).dev.errors(), seen_rx_errors_[q]);
+            in.short_chain += rx_io[q].short_chain;
+            in.broken += rx_io[q].broken;
+            out.rx_no_buffer += tx_io[q].rx_no_buffer;
+            out.rx_too_big += tx_io[q].rx_too_big;
+            out.broken += tx_io[q].broken;
+        }
+        c.rx_short_chain = in.short_chain;
+        c.rx_ring_broken = in.broken;
+        c.tx_no_buffer = out.rx_no_buffer;
+        c.tx_too_big = out.rx_too_big;
+        c.tx_ring_broken = out.broken;
         c.protocol_errors = be.protocol_errors();
         c.rx_indirect = rx_io.indirect;
         c.tx_indirect = tx_io.indirect;
     }
 
 private:
-    std::uint64_t seen_tx_errors_ = 0, seen_rx_errors_ = 0;
+    std::vector<std::uint64_t> seen_tx_errors_, seen_rx_errors_;
 };
 
 class engine {
 public:
     std::vector<std::unique_ptr<port>> ports;
 
-    /// One pass over every port: returns the frames taken.
+    /// One pass over every port's running transmitqs: returns the frames taken.
     int poll() noexcept {
+        refresh_running();
         int work = 0;
         const std::size_t np = ports.size();
         for (std::size_t i = 0; i < np; ++i) {
-            work += poll_port(i);
+            port& p = *ports[i];
+            const std::uint32_t nq = p.queues();
+            for (std::uint32_t q = 0; q < nq; ++q) {
+                // an empty ring costs one load here (virtq_device::pending(); pop() would
+                // load it again, and count an impossible index, when something is there)
+                vhost_user::vring& t = p.transmitq(q);
+                if (t.ready() && t.dev.pending()) {
+                    work += poll_queue(i, q);
+                }
+            }
         }
         if (work == 0) { // nothing taken, nothing delivered
             return 0;
@@ -145,13 +211,14 @@ public:
         return work;
     }
 
-    /// Walks port i's transmitq until nothing is available on it (its front end is about
+    /// Walks transmitq q of port i until nothing is available on it (its front end is about
     /// to stop the ring: every frame it made available is forwarded or counted), at most a
     /// ring's worth: a front end that goes on filling it cannot hold the loop.
-    void drain_port(std::size_t i) noexcept {
-        const std::uint32_t most = ports[i]->transmitq().num;
+    void drain_queue(std::size_t i, std::uint32_t q) noexcept {
+        refresh_running(); // called from the control path: rings may have changed since
+        const std::uint32_t most = ports[i]->transmitq(q).num;
         for (std::uint32_t taken = 0; taken < most;) {
-            const int n = poll_port(i);
+            const int n = poll_queue(i, q);
             if (n == 0) {
                 break;
             }
@@ -159,7 +226,6 @@ public:
         }
         publish_dirty();
     }
-
     /// Forgets what was learnt on port i (its front end went away).
     void forget(std::size_t i) {
         for (auto it = learnt_.begin(); it != learnt_.end();) {
@@ -168,13 +234,22 @@ public:
     }
 
 private:
+    // Which receiveqs run changes only on the control path (SET_VRING_ENABLE, GET_VRING_BASE,
+    // a disconnect), never during a pass: one compare a port a pass, not a look a frame.
+    void refresh_running() noexcept {
+        for (auto& p : ports) {
+            if (p->running_seen != p->be.ring_generation()) {
+                p->refresh_running();
+            }
+        }
+    }
     /// Publishes the used entries of every receiveq that got frames since the last call.
     void publish_dirty() noexcept {
         for (auto& p : ports) {
-            if (p->rx_dirty) {
-                p->rx_dirty = false;
-                publish(p->receiveq());
+            for (std::uint32_t d = p->rx_dirty; d != 0; d &= d - 1) {
+                publish(p->receiveq(static_cast<std::uint32_t>(__builtin_ctz(d))));
             }
+            p->rx_dirty = 0;
         }
     }
     static void publish(vhost_user::vring& r) noexcept {
@@ -187,17 +262,16 @@ private:
         return std::uint64_t{vlan} << 48 | mac;
     }
 
-    int poll_port(std::size_t i) noexcept {
+    int poll_queue(std::size_t i, std::uint32_t qi) noexcept {
         port& p = *ports[i];
-        vhost_user::vring& q = p.transmitq();
-        // an empty ring costs one load (virtq_device::pending(); pop() would load it again,
-        // and count an impossible index, when something is there)
-        if (!q.ready() || !q.dev.pending()) {
+        vhost_user::vring& q = p.transmitq(qi);
+        if (!q.ready() || !q.dev.pending()) { // poll() looked already; drain_queue() did not
             return 0;
         }
         int n = 0;
         bool more = true;
         const std::size_t hdr_len = p.be.hdr_len();
+        vhost_user::io_stats& io = p.rx_io[qi];
         // 1. take the burst, every chain walked and checked; a frame left in place is held and
         //    its first bytes prefetched, so the misses on the front end's lines overlap rather
         //    than follow one another. A gathered frame goes at once, after the held ones (the
@@ -205,14 +279,14 @@ private:
         std::array<vhost_user::tx_frame, burst> held;
         int nheld = 0;
         for (int k = 0; k < burst && more; ++k) {
-            const vhost_user::tx_frame f = vhost_user::take_frame_in_place(q, p.be.memory(), hdr_len, buf_, p.rx_io, more);
+            const vhost_user::tx_frame f = vhost_user::take_frame_in_place(q, p.be.memory(), hdr_len, buf_, io, more);
             n += more ? 1 : 0;
             if (f.len == 0) {
                 continue;
             }
             if (f.data == buf_.data()) {
-                forward_held(i, held, nheld);
-                forward(i, f);
+                forward_held(i, qi, held, nheld);
+                forward(i, qi, f);
                 continue;
             }
             __builtin_prefetch(f.data);
@@ -220,7 +294,7 @@ private:
         }
         // 2. forward them; the used entries written in step 1 are published after this, so
         //    the front end has not had the buffers back yet
-        forward_held(i, held, nheld);
+        forward_held(i, qi, held, nheld);
         if (n != 0) {
             publish(q);
             p.fold_ring_errors();
@@ -228,17 +302,19 @@ private:
         return n;
     }
 
-    void forward_held(std::size_t in, std::span<const vhost_user::tx_frame> held, int& nheld) noexcept {
+    void forward_held(std::size_t in, std::uint32_t in_q, std::span<const vhost_user::tx_frame> held,
+                      int& nheld) noexcept {
         for (int k = 0; k < nheld; ++k) {
-            forward(in, held[static_cast<std::size_t>(k)]);
+            forward(in, in_q, held[static_cast<std::size_t>(k)]);
         }
         nheld = 0;
     }
 
-    void forward(std::size_t in, const vhost_user::tx_frame& f) noexcept {
+    void forward(std::size_t in, std::uint32_t in_q, const vhost_user::tx_frame& f) noexcept {
         port& p = *ports[in];
         const std::size_t len = f.len;
         ++p.c.rx_packets;
+        ++p.rx_queue[in_q];
         p.c.rx_bytes += len;
         // The header every decision reads, copied out once (f.data may be the front end's).
         std::array<std::byte, 18> head; // destination, source, 802.1Q tag, type
@@ -276,8 +352,8 @@ private:
         // 3. flood, or one destination
         if (sim::eth::is_multicast(h.dst)) {
             for (std::size_t o = 0; o < ports.size(); ++o) {
-                if (o != in && ports[o]->receiveq().ready() && ports[o]->vlan_ok(h.vlan)) {
-                    deliver(o, h.vlan, frame);
+                if (o != in && ports[o]->nrunning_rx != 0 && ports[o]->vlan_ok(h.vlan)) {
+                    deliver(o, in_q, h.vlan, frame);
                 }
             }
             return;
@@ -291,7 +367,7 @@ private:
             ++p.c.rx_hairpin;
             return;
         }
-        deliver(out, h.vlan, frame);
+        deliver(out, in_q, h.vlan, frame);
     }
 
     [[nodiscard]] std::size_t lookup(std::uint16_t vlan, std::uint64_t dst) const noexcept {
@@ -304,24 +380,29 @@ private:
         return it == learnt_.end() ? ports.size() : it->second;
     }
 
-    void deliver(std::size_t out, std::uint16_t vlan, const vhost_user::frame_parts& frame) noexcept {
+    void deliver(std::size_t out, std::uint32_t in_q, std::uint16_t vlan, const vhost_user::frame_parts& frame) noexcept {
         port& d = *ports[out];
         if (!d.vlan_ok(vlan)) {
             ++d.c.tx_vlan;
             return;
         }
-        vhost_user::vring& r = d.receiveq();
-        if (!r.ready()) {
+        if (d.nrunning_rx == 0) {
             ++d.c.tx_down;
             return;
         }
+        const std::uint32_t q = d.rx_queue_for(in_q);
+        vhost_user::vring& r = d.receiveq(q);
+        if (!r.ready()) { // broken earlier in this pass (an impossible index)
+            ++d.c.tx_down;
+            return;
+        }
+        d.rx_dirty |= 1u << q; // refused chains may have been given back, too
         if (vhost_user::give_frame(r, d.be.memory(), d.be.hdr_len(), d.be.has(vhost_user::feature::net_mrg_rxbuf),
-                                   frame, d.tx_io)) {
+                                   frame, d.tx_io[q])) {
             ++d.c.tx_packets;
+            ++d.tx_queue[q];
             d.c.tx_bytes += frame.size();
-            d.rx_dirty = true;
         } else {
-            d.rx_dirty = true;  // refused chains may have been given back
             d.fold_ring_errors(); // the drop's cause, counted now
         }
     }

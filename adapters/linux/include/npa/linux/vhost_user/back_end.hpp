@@ -16,14 +16,22 @@
 // Requests answered: GET/SET_FEATURES, GET/SET_PROTOCOL_FEATURES (MQ, REPLY_ACK), SET_OWNER,
 // RESET_OWNER, SET_MEM_TABLE (each region's descriptor mapped), SET_VRING_NUM/ADDR/BASE/
 // KICK/CALL/ERR, GET_VRING_BASE, SET_VRING_ENABLE, GET_QUEUE_NUM, SEND_RARP and
-// NET_SET_MTU (acknowledged); before GET_VRING_BASE stops a ready ring, before_ring_stop
-// lets the owner walk what is still available on it. Each arrives checked by message.hpp's check(); beyond that a
+// NET_SET_MTU (acknowledged); before GET_VRING_BASE or SET_VRING_ENABLE 0 stops a ready
+// ring, before_ring_stop lets the owner walk what is still available on it. Each arrives
+// checked by message.hpp's check(); beyond that a
 // ring index past the port's rings, a feature not offered, a ring size the negotiated layout
 // does not allow (split: a power of two; packed: 1..32768), a packed base past the ring, or
 // ring areas outside the mapped memory close the connection.
 //
 // Indirect descriptors (VIRTIO_F_INDIRECT_DESC, 2.7.5.3 and 2.8.13) are offered: a table
 // is read where it lies in the mapped memory and checked as vring.hpp's walks check a chain.
+//
+// Rings past the port's (a front end set up for more pairs than the port has): DPDK's
+// virtio-user with queues=2 sets up every ring it was configured for even when MQ was not
+// negotiated (it then runs one pair), as DPDK's vhost library accepts any index below 256.
+// Their setup is accepted and ignored (descriptors closed, GET_VRING_BASE answered 0) and
+// logged once; enabling one (SET_VRING_ENABLE 1) closes the connection, since frames on a
+// ring the port never walks would be lost unseen.
 //
 // Split and packed rings (VIRTIO_F_RING_PACKED, virtio 1.2 2.8) are both offered; the
 // front end's SET_FEATURES chooses for every ring of the connection. For a packed ring
@@ -62,15 +70,28 @@ inline constexpr std::uint64_t in_order = virtio::feature::IN_ORDER;
 inline constexpr std::uint64_t ring_packed = virtio::feature::RING_PACKED;
 inline constexpr std::uint64_t ring_indirect_desc = virtio::feature::INDIRECT_DESC;
 inline constexpr std::uint64_t net_mrg_rxbuf = virtio_net::feature::MRG_RXBUF;
+inline constexpr std::uint64_t net_mq = virtio_net::feature::MQ;
 } // namespace feature
 
 class back_end {
 public:
     using log_fn = std::function<void(const std::string&)>;
 
-    /// `queues`: queue pairs offered (rings 2q receive, 2q+1 transmit).
+    /// `queues`: queue pairs offered (rings 2q receive, 2q+1 transmit). Multiqueue
+    /// (VIRTIO_NET_F_MQ, virtio 1.2 5.1.3) is offered only with more than one pair: a front
+    /// end asking for more pairs than there are then runs one (DPDK's virtio-user reads
+    /// max_virtqueue_pairs only when MQ is negotiated, and leaves MQ out unless the protocol
+    /// feature MQ is too). A front end without a control queue on this side is fine: DPDK's
+    /// virtio-user keeps VIRTIO_NET_F_CTRL_VQ to itself, answers VQ_PAIRS_SET in its own
+    /// process and enables the pairs it uses with SET_VRING_ENABLE. The protocol feature
+    /// MQ stays offered with one pair: it only says GET_QUEUE_NUM is answered, which lets
+    /// QEMU refuse a queues= larger than the port's in words.
     explicit back_end(std::uint32_t queues = 1, log_fn log = {}) noexcept
-        : rings_(2u * queues), queues_(queues), log_(std::move(log)) {}
+        : rings_(2u * queues), queues_(queues), log_(std::move(log)) {
+        if (queues > 1) {
+            offered |= feature::net_mq;
+        }
+    }
     back_end(const back_end&) = delete;
     back_end& operator=(const back_end&) = delete;
     ~back_end() {
@@ -88,9 +109,12 @@ public:
     std::uint64_t offered_protocol = protocol::mq | protocol::reply_ack;
     /// Logs every request (its first 8 payload bytes beside it).
     bool trace = false;
-    /// Called with a ready ring's index when GET_VRING_BASE is about to stop it, before the
-    /// answer: the owner walks what the front end made available up to then (a sender
-    /// that stops its port counted those frames as sent), so none is left unread.
+    /// Called with a ready ring's index when GET_VRING_BASE or SET_VRING_ENABLE 0 is about to
+    /// stop it, before the answer: the owner walks what the front end made available up to
+    /// then (a sender that stops its port counted those frames as sent), so none is left
+    /// unread. DPDK's virtio-user disables every pair before it asks for the bases, and a
+    /// front end that runs fewer pairs disables the rest (vhost-user.rst, "Ring states": a
+    /// disabled ring's TX packets are still processed).
     std::function<void(std::uint32_t)> before_ring_stop;
 
     [[nodiscard]] status listen(const std::string& path) noexcept {
@@ -126,6 +150,10 @@ public:
     [[nodiscard]] guest_memory& memory() noexcept { return mem_; }
     [[nodiscard]] std::span<vring> rings() noexcept { return rings_; }
     [[nodiscard]] std::uint32_t queues() const noexcept { return queues_; }
+    /// Moves on whenever a request or a disconnect may have started, stopped, enabled or
+    /// disabled a ring, so the data path looks at which rings run only when this changed
+    /// (a ring the walk finds broken does not move it: ready() says so at once).
+    [[nodiscard]] std::uint64_t ring_generation() const noexcept { return ring_generation_; }
     /// The virtio-net header's length: 12 with VERSION_1 or MRG_RXBUF, else 10 (5.1.6).
     [[nodiscard]] std::size_t hdr_len() const noexcept {
         return has(feature::version_1) || has(feature::net_mrg_rxbuf) ? 12 : 10;
@@ -176,6 +204,7 @@ public:
 
     /// Closes the connection and resets the port (rings stopped, memory unmapped).
     void disconnect() noexcept {
+        ++ring_generation_;
         close_fd(sock_);
         for (vring& r : rings_) {
             close_fd(r.kick);
@@ -185,6 +214,7 @@ public:
         }
         mem_.clear();
         features_ = protocol_ = 0;
+        unused_ring_noted_ = false;
     }
 
     /// Tells the front end about used entries published on ring `r` (call eventfd).
@@ -308,6 +338,15 @@ private:
     }
     [[nodiscard]] status reply_u64(const message& req, std::uint64_t v) noexcept { return reply(req, &v, 8); }
 
+    // A ring past the port's set up: said once per connection (message.hpp's check() keeps
+    // the index below 256).
+    void note_unused_ring(std::uint32_t index) {
+        if (!unused_ring_noted_) {
+            unused_ring_noted_ = true;
+            log("ring " + std::to_string(index) + " is past the port's " + std::to_string(queues_) +
+                " queue pair(s): its setup is ignored, and enabling it refused");
+        }
+    }
     [[nodiscard]] vring* ring_of(std::uint32_t index) noexcept {
         return index < rings_.size() ? &rings_[index] : nullptr;
     }
@@ -327,6 +366,7 @@ private:
     }
 
     [[nodiscard]] status handle(const message& m, std::vector<int>& fds) noexcept {
+        ++ring_generation_; // requests are rare: any of them counts as a change
         const bool ack = (protocol_ & protocol::reply_ack) != 0 && (m.hdr.flags & flag_need_reply) != 0;
         status st = status::success();
         switch (m.req()) {
@@ -387,7 +427,15 @@ private:
             const auto s = m.get<vring_state>();
             vring* r = ring_of(s.index);
             if (r == nullptr) {
-                return {errc::invalid_argument, "a ring index beyond the port's rings"};
+                if (m.req() == request::set_vring_enable && s.num != 0) {
+                    return {errc::invalid_argument, "a ring beyond the port's queue pairs enabled"};
+                }
+                note_unused_ring(s.index);
+                if (m.req() == request::get_vring_base) {
+                    const vring_state out{s.index, 0};
+                    return reply(m, &out, sizeof out);
+                }
+                break;
             }
             if (m.req() == request::set_vring_num) {
                 if (has(feature::ring_packed) ? !virtio::packed_size_ok(s.num) : !virtio::queue_size_ok(s.num)) {
@@ -399,6 +447,9 @@ private:
             } else if (m.req() == request::set_vring_base) {
                 r->base = static_cast<std::uint16_t>(s.num);
             } else if (m.req() == request::set_vring_enable) {
+                if (s.num == 0 && before_ring_stop && r->ready()) {
+                    before_ring_stop(s.index);
+                }
                 r->enabled = s.num != 0;
             } else {
                 if (before_ring_stop && r->ready()) {
@@ -415,7 +466,8 @@ private:
             const auto a = m.get<vring_addr>();
             vring* r = ring_of(a.index);
             if (r == nullptr) {
-                return {errc::invalid_argument, "a ring index beyond the port's rings"};
+                note_unused_ring(a.index);
+                break;
             }
             r->desc_uva = a.desc_user_addr;
             r->avail_uva = a.avail_user_addr;
@@ -436,7 +488,8 @@ private:
                 if (fd >= 0) {
                     ::close(fd);
                 }
-                return {errc::invalid_argument, "a ring index beyond the port's rings"};
+                note_unused_ring(static_cast<std::uint32_t>(v & vring_index_mask));
+                break;
             }
             int& slot = m.req() == request::set_vring_kick ? r->kick
                         : m.req() == request::set_vring_call ? r->call
@@ -474,6 +527,8 @@ private:
     int listen_ = -1, sock_ = -1;
     std::string path_, client_path_;
     std::uint64_t features_ = 0, protocol_ = 0, protocol_errors_ = 0, connections_ = 0;
+    bool unused_ring_noted_ = false;
+    std::uint64_t ring_generation_ = 0;
 };
 
 } // namespace npa::vhost_user

@@ -274,6 +274,15 @@ public:
         return status::success();
     }
 
+    /// SET_VRING_ENABLE: ring `i` enabled or disabled (with protocol features negotiated; the
+    /// ring keeps its setup, as a front end running fewer pairs than it set up does).
+    [[nodiscard]] status enable_ring(std::uint32_t i, bool on) noexcept {
+        if ((features_ & f_protocol_features) == 0) {
+            return {errc::invalid_argument, "vhost-user: SET_VRING_ENABLE without protocol features"};
+        }
+        return send_and_ack(message::with_state(request::set_vring_enable, i, on ? 1 : 0));
+    }
+
     /// GET_VRING_BASE: the back end stops ring `i` and answers the index it reached.
     [[nodiscard]] status get_ring_base(std::uint32_t i, std::uint32_t& base) noexcept {
         message m = message::with_state(request::get_vring_base, i, 0);
