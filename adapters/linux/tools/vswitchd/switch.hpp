@@ -168,6 +168,8 @@ struct port {
             out.rx_no_buffer += tx_io[q].rx_no_buffer;
             out.rx_too_big += tx_io[q].rx_too_big;
             out.broken += tx_io[q].broken;
+            in.indirect += rx_io[q].indirect;
+            out.indirect += tx_io[q].indirect;
         }
         c.rx_short_chain = in.short_chain;
         c.rx_ring_broken = in.broken;
@@ -175,8 +177,8 @@ struct port {
         c.tx_too_big = out.rx_too_big;
         c.tx_ring_broken = out.broken;
         c.protocol_errors = be.protocol_errors();
-        c.rx_indirect = rx_io.indirect;
-        c.tx_indirect = tx_io.indirect;
+        c.rx_indirect = in.indirect;
+        c.tx_indirect = out.indirect;
     }
 
 private:
