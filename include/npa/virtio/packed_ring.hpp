@@ -244,6 +244,54 @@ public:
         return used_status::ok;
     }
 
+    /// split_driver's interface: without IN_ORDER batches (which this driver does not
+    /// take) no used descriptor passes over a buffer, so `on_passed` is never called.
+    template <class OnPassed>
+    [[nodiscard]] used_status poll_used(used_chain& out, OnPassed&& /*on_passed*/) noexcept {
+        return poll_used(out);
+    }
+    template <class OnPassed>
+    [[nodiscard]] used_status poll_used_bulk(std::span<std::uint16_t> ids, std::uint32_t& got,
+                                             OnPassed&& /*on_passed*/) noexcept {
+        return poll_used_bulk(ids, got);
+    }
+
+    /// Up to ids.size() used buffers, oldest first: poll_used() until `ids` is full or it
+    /// stops. `got`: the ids written; the status is what stopped the call (ok: `ids` full).
+    [[nodiscard]] used_status poll_used_bulk(std::span<std::uint16_t> ids, std::uint32_t& got) noexcept {
+        got = 0;
+        while (got < ids.size()) {
+            used_chain u;
+            const used_status st = poll_used(u);
+            if (st != used_status::ok) {
+                return st;
+            }
+            ids[got++] = u.id;
+        }
+        return used_status::ok;
+    }
+
+    /// Used buffers the device has marked and the driver not yet taken (a snapshot; it
+    /// stops at a descriptor poll_used() would refuse).
+    [[nodiscard]] std::uint32_t used_ready() const noexcept {
+        packed_cursor at = used_;
+        std::uint32_t k = 0;
+        while (k < in_flight_) {
+            pvirtq_desc& d = r_.desc()[at.index];
+            const std::uint16_t f = detail::load_flags(d);
+            if (((f & desc_f_avail) != 0) != ((f & desc_f_used) != 0) || ((f & desc_f_used) != 0) != at.wrap) {
+                break;
+            }
+            const std::uint32_t id = d.id;
+            if (id >= r_.size() || descs_[id] == 0) {
+                break;
+            }
+            at.advance(descs_[id], r_.size());
+            ++k;
+        }
+        return k;
+    }
+
     /// Interrupt suppression: the driver's event area (the device reads it).
     void disable_interrupts() noexcept {
         // relaxed: a hint that publishes no data; a late interrupt is harmless
