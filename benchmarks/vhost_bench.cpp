@@ -467,7 +467,9 @@ int main(int argc, char** argv) {
         } else if (a == "--direction" && i + 1 < argc) {
             direction = argv[++i];
         } else {
-            std::fprintf(stderr, "usage: %s [--packed] [--seconds T] [--rounds N] [--direction send|receive|both] | --icount B [--via shell|test_api]\n",
+            std::fprintf(stderr,
+                         "usage: %s [--packed] [--seconds T] [--rounds N] [--direction "
+                         "send|receive|both] | --icount B [--via shell|test_api]\n",
                          argv[0]);
             return 2;
         }

@@ -284,7 +284,8 @@ TEST_CASE("packed drain_in_flight: what is left comes back in the order it was m
     REQUIRE(q.drv.poll_used(u) == used_status::ok);
     order.erase(order.begin() + 1, order.begin() + 3);
     // Two more, one of two descriptors, over the end of the ring: the freed ids again.
-    for (const std::span<const segment> s : {std::span<const segment>(&one, 1), std::span<const segment>(two, 2)}) {
+    for (const std::span<const segment> s :
+         {std::span<const segment>(&one, 1), std::span<const segment>(two, 2)}) {
         const std::int32_t id = q.drv.add(s);
         REQUIRE(id >= 0);
         order.push_back(static_cast<std::uint16_t>(id));

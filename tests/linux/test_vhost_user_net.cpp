@@ -319,8 +319,10 @@ struct session {
         // With packed rings the plugin takes neither IN_ORDER nor EVENT_IDX.
         CHECK(((p->plugin.features() & npa::virtio::feature::RING_PACKED) != 0) == packed);
         CHECK(p->dev.packed() == packed);
-        CHECK(((p->plugin.features() & npa::virtio::feature::IN_ORDER) != 0) == (in_order && !packed));
-        CHECK(((p->plugin.features() & npa::virtio::feature::EVENT_IDX) != 0) == (event_idx && !packed));
+        CHECK(((p->plugin.features() & npa::virtio::feature::IN_ORDER) != 0) ==
+              (in_order && !packed));
+        CHECK(((p->plugin.features() & npa::virtio::feature::EVENT_IDX) != 0) ==
+              (event_idx && !packed));
         REQUIRE(wait_until(30s, [&] {
             return pmd.telemetry("/ethdev/link_status,0").find("\"UP\"") != std::string::npos;
         }));
@@ -347,7 +349,8 @@ double seconds_since(std::chrono::steady_clock::time_point t0) {
 
 // npa sends n frames to testpmd's macswap and checks each one that comes back.
 void macswap_round(bool mrg, bool polled, bool in_order, bool packed = false) {
-    session s({"--forward-mode=macswap", "--port-topology=loop"}, mrg, polled, in_order, true, 1, packed);
+    session s({"--forward-mode=macswap", "--port-topology=loop"}, mrg, polled, in_order, true, 1,
+              packed);
     constexpr std::uint64_t n = 5000;
     constexpr std::uint64_t window = 128;       // fewer than the RX ring holds: testpmd never drops
     constexpr std::uint64_t probe = 1ull << 40; // sequence numbers of warm-up frames
@@ -412,14 +415,14 @@ void macswap_round(bool mrg, bool polled, bool in_order, bool packed = false) {
     CHECK(s.p->plugin.stats(0).bad_completion == 0);
     CHECK(s.p->plugin.health() == npa::errc::ok);
     char line[260];
-    std::snprintf(line, sizeof line,
-                  "macswap, %s rings, MRG_RXBUF %s, IN_ORDER %s, %s: %llu frames there and back in %.3f s "
-                  "after %llu warm-up frames, %llu interrupts (features 0x%llx)",
-                  packed ? "packed" : "split", mrg ? "on" : "off", in_order && !packed ? "on" : "off",
-                  polled ? "polled" : "eventfds",
-                  static_cast<unsigned long long>(n), secs, static_cast<unsigned long long>(probes),
-                  static_cast<unsigned long long>(irqs),
-                  static_cast<unsigned long long>(s.p->plugin.features()));
+    std::snprintf(
+        line, sizeof line,
+        "macswap, %s rings, MRG_RXBUF %s, IN_ORDER %s, %s: %llu frames there and back in %.3f s "
+        "after %llu warm-up frames, %llu interrupts (features 0x%llx)",
+        packed ? "packed" : "split", mrg ? "on" : "off", in_order && !packed ? "on" : "off",
+        polled ? "polled" : "eventfds", static_cast<unsigned long long>(n), secs,
+        static_cast<unsigned long long>(probes), static_cast<unsigned long long>(irqs),
+        static_cast<unsigned long long>(s.p->plugin.features()));
     MESSAGE(line);
     s.p->plugin.detach();
     CHECK(s.p->api->audit().balanced());

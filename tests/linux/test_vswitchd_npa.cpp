@@ -161,6 +161,8 @@ TEST_CASE("npa's virtio-net front end and a testpmd virtio-user port on npa-vswi
     SUBCASE("MRG_RXBUF on both front ends, eventfds") { run(true, false, "m"); }
     SUBCASE("MRG_RXBUF off on both, npa's rings polled") { run(false, true, "p"); }
     SUBCASE("packed rings on both, MRG_RXBUF on, eventfds") { run(true, false, "km", true); }
-    SUBCASE("packed rings on both, MRG_RXBUF off, npa's rings polled") { run(false, true, "kp", true); }
+    SUBCASE("packed rings on both, MRG_RXBUF off, npa's rings polled") {
+        run(false, true, "kp", true);
+    }
 #endif
 }

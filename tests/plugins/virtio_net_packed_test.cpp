@@ -29,8 +29,9 @@ constexpr std::uint32_t ring = 64;
 // The device: feature bits, status byte, the queues the plugin enabled, a config space.
 struct hand_device {
     guest_memory* mem = nullptr;
-    std::uint64_t offered = vio::feature::VERSION_1 | vio::feature::RING_PACKED | vio::feature::IN_ORDER |
-                            vio::feature::EVENT_IDX | vn::feature::MRG_RXBUF;
+    std::uint64_t offered = vio::feature::VERSION_1 | vio::feature::RING_PACKED |
+                            vio::feature::IN_ORDER | vio::feature::EVENT_IDX |
+                            vn::feature::MRG_RXBUF;
     std::uint64_t driver = 0;
     std::uint8_t status = 0;
     std::array<vio::queue_setup, 2> q{};
@@ -43,7 +44,9 @@ struct hand_device {
         [](void* c, std::uint64_t f) noexcept { self(c).driver = f; },
         [](void* c) noexcept { return self(c).status; },
         [](void* c, std::uint8_t s) noexcept { self(c).status = s; },
-        [](void*, std::uint16_t q) noexcept { return q < 2 ? std::uint16_t{256} : std::uint16_t{0}; },
+        [](void*, std::uint16_t q) noexcept {
+            return q < 2 ? std::uint16_t{256} : std::uint16_t{0};
+        },
         [](void* c, std::uint16_t q, const vio::queue_setup& s) noexcept {
             hand_device& d = self(c);
             if (q >= 2) {
@@ -51,7 +54,8 @@ struct hand_device {
             }
             d.q[q] = s;
             const vio::packed_ring r(d.mem->translate(s.desc, vio::packed_desc_bytes(s.size)),
-                                     d.mem->translate(s.driver, 4), d.mem->translate(s.device, 4), s.size);
+                                     d.mem->translate(s.driver, 4), d.mem->translate(s.device, 4),
+                                     s.size);
             return d.dev[q].reset(r);
         },
         [](void* c, std::uint16_t) noexcept { ++self(c).notifies; },
@@ -63,18 +67,21 @@ struct hand_device {
             nc.mtu = 1500;
             for (std::uint32_t i = 0; i < len; ++i) {
                 static_cast<std::byte*>(out)[i] =
-                    off + i < sizeof nc ? reinterpret_cast<const std::byte*>(&nc)[off + i] : std::byte{0};
+                    off + i < sizeof nc ? reinterpret_cast<const std::byte*>(&nc)[off + i]
+                                        : std::byte{0};
             }
         }};
 
     // Takes the next RX buffer and writes a header (num_buffers `nb`) and a frame of `len`
     // bytes into it; marks it used with `used_len` (header included) and id `id` unless
     // those are overridden (-1: the true ones).
-    bool receive(std::uint32_t len, std::uint16_t nb = 1, std::int64_t used_len = -1, std::int64_t id = -1) {
+    bool receive(std::uint32_t len, std::uint16_t nb = 1, std::int64_t used_len = -1,
+                 std::int64_t id = -1) {
         vio::chain c;
         std::uint16_t descs = 0;
         std::array<vio::segment, 4> segs{};
-        if (dev[0].pop(c, descs, segs, [](std::uint64_t, std::uint32_t, bool) { return true; }) != vio::pop_status::ok) {
+        if (dev[0].pop(c, descs, segs, [](std::uint64_t, std::uint32_t, bool) { return true; }) !=
+            vio::pop_status::ok) {
             return false;
         }
         std::byte* p = mem->translate(segs[0].addr, segs[0].len);
@@ -85,7 +92,8 @@ struct hand_device {
             p[vn::HDR_LEN + i] = static_cast<std::byte>(i);
         }
         dev[0].push_used(id < 0 ? c.head : static_cast<std::uint16_t>(id),
-                         used_len < 0 ? vn::HDR_LEN + len : static_cast<std::uint32_t>(used_len), descs);
+                         used_len < 0 ? vn::HDR_LEN + len : static_cast<std::uint32_t>(used_len),
+                         descs);
         return true;
     }
     // Takes the next TX buffer and marks it used (len 0) under id `id` (-1: the true one).
@@ -93,7 +101,8 @@ struct hand_device {
         vio::chain c;
         std::uint16_t descs = 0;
         std::array<vio::segment, 4> segs{};
-        if (dev[1].pop(c, descs, segs, [](std::uint64_t, std::uint32_t, bool) { return true; }) != vio::pop_status::ok) {
+        if (dev[1].pop(c, descs, segs, [](std::uint64_t, std::uint32_t, bool) { return true; }) !=
+            vio::pop_status::ok) {
             return false;
         }
         dev[1].push_used(id < 0 ? c.head : static_cast<std::uint16_t>(id), 0, descs);
@@ -113,7 +122,8 @@ struct bench {
         rings = rig.memory().allocate(64 * 1024);
         REQUIRE(rings);
         d.mem = &rig.memory();
-        win = vn::window(vio::transport{&hand_device::ops, &d}, {rings.virt, rings.iova, rings.size});
+        win =
+            vn::window(vio::transport{&hand_device::ops, &d}, {rings.virt, rings.iova, rings.size});
         const npa::status st = p.attach(rig.api(), win, rig.queue_cfg());
         INFO(st.reason());
         REQUIRE(st);
@@ -231,8 +241,9 @@ TEST_CASE("packed rings: a hostile device is caught, counted, and loses no buffe
         vio::chain c;
         std::uint16_t descs = 0;
         std::array<vio::segment, 4> segs{};
-        REQUIRE(b.d.dev[1].pop(c, descs, segs, [](std::uint64_t, std::uint32_t, bool) { return true; }) ==
-                vio::pop_status::ok);
+        REQUIRE(b.d.dev[1].pop(c, descs, segs, [](std::uint64_t, std::uint32_t, bool) {
+            return true;
+        }) == vio::pop_status::ok);
         b.d.dev[1].push_used(c.head, 0, descs);
         b.d.dev[1].push_used(c.head, 0, descs); // the same id twice
         CHECK(b.p.tx_reap(0) == 1);

@@ -145,7 +145,9 @@ namespace detail {
 /// descriptors overwrite the ring, so the driver keeps that order itself).
 class packed_driver {
 public:
-    [[nodiscard]] static constexpr std::size_t state_words(std::uint32_t n) noexcept { return 4u * std::size_t{n}; }
+    [[nodiscard]] static constexpr std::size_t state_words(std::uint32_t n) noexcept {
+        return 4u * std::size_t{n};
+    }
 
     [[nodiscard]] bool reset(const packed_ring& r, std::span<std::uint16_t> state) noexcept {
         if (!r.bound() || state.size() < state_words(r.size())) {
@@ -262,7 +264,8 @@ public:
 
     /// Up to ids.size() used buffers, oldest first: poll_used() until `ids` is full or it
     /// stops. `got`: the ids written; the status is what stopped the call (ok: `ids` full).
-    [[nodiscard]] used_status poll_used_bulk(std::span<std::uint16_t> ids, std::uint32_t& got) noexcept {
+    [[nodiscard]] used_status poll_used_bulk(std::span<std::uint16_t> ids,
+                                             std::uint32_t& got) noexcept {
         got = 0;
         while (got < ids.size()) {
             used_chain u;
@@ -283,7 +286,8 @@ public:
         while (k < in_flight_) {
             pvirtq_desc& d = r_.desc()[at.index];
             const std::uint16_t f = detail::load_flags(d);
-            if (((f & desc_f_avail) != 0) != ((f & desc_f_used) != 0) || ((f & desc_f_used) != 0) != at.wrap) {
+            if (((f & desc_f_avail) != 0) != ((f & desc_f_used) != 0) ||
+                ((f & desc_f_used) != 0) != at.wrap) {
                 break;
             }
             const std::uint32_t id = d.id;

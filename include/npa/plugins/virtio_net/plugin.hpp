@@ -96,8 +96,9 @@ inline constexpr std::uint32_t refill_chunk = 64;
 /// the driver's and the device's event suppression areas), rounded to vq_align.
 [[nodiscard]] constexpr std::size_t virtio_net_vq_bytes(std::uint32_t n, bool packed) noexcept {
     constexpr std::size_t a = virtio_net_tuning::vq_align;
-    const std::size_t b = packed ? virtio::packed_desc_bytes(n) + 2 * sizeof(virtio::pvirtq_event_suppress)
-                                 : virtio::layout_of(n).total;
+    const std::size_t b =
+        packed ? virtio::packed_desc_bytes(n) + 2 * sizeof(virtio::pvirtq_event_suppress)
+               : virtio::layout_of(n).total;
     return (b + a - 1) / a * a;
 }
 /// Bytes of ring memory one queue pair needs (its receiveq and transmitq blocks).
@@ -209,8 +210,8 @@ public:
                 return fail(t, errc::invalid_argument, "virtio-net: a ring larger than the device's queue");
             }
         }
-        const std::size_t per_pair = virtio_net_queue_bytes(qc.tx_ring_size, qc.rx_ring_size,
-                                                            (f & virtio::feature::RING_PACKED) != 0);
+        const std::size_t per_pair = virtio_net_queue_bytes(
+            qc.tx_ring_size, qc.rx_ring_size, (f & virtio::feature::RING_PACKED) != 0);
         const vn::ring_memory area = dev.ring_area();
         const std::size_t skew = (virtio_net_tuning::vq_align -
                                   reinterpret_cast<std::uintptr_t>(area.virt) % virtio_net_tuning::vq_align) %
@@ -516,7 +517,7 @@ private:
         virtio::packed_driver packed;
         bool is_packed = false;
         std::unique_ptr<std::uint16_t[]> state;
-        std::unique_ptr<buffer_type[]> bufs; // the buffer at each head descriptor / buffer id
+        std::unique_ptr<buffer_type[]> bufs;  // the buffer at each head descriptor / buffer id
         std::unique_ptr<std::uint8_t[]> held; // RX: passed over, held until detach
         std::uint16_t index = 0;              // virtqueue number
 
@@ -591,12 +592,13 @@ private:
             s = {iova, iova + drv_ev, iova + dev_ev, static_cast<std::uint16_t>(size), vector};
         } else {
             const virtio::split_layout l = virtio::layout_of(size);
-            if (!v.split.reset(virtio::split_ring::in_block(block, size), {v.state.get(), words}, event_idx(),
-                               (features_ & virtio::feature::IN_ORDER) != 0,
+            if (!v.split.reset(virtio::split_ring::in_block(block, size), {v.state.get(), words},
+                               event_idx(), (features_ & virtio::feature::IN_ORDER) != 0,
                                /*batches=*/virtio_net::is_txq(index))) {
                 return false;
             }
-            s = {iova + l.desc, iova + l.avail, iova + l.used, static_cast<std::uint16_t>(size), vector};
+            s = {iova + l.desc, iova + l.avail, iova + l.used, static_cast<std::uint16_t>(size),
+                 vector};
         }
         return dev_->transport().queue_enable(index, s);
     }
@@ -630,7 +632,8 @@ private:
     // `first`: the first buffer of a frame, which starts with the header; a later piece of
     // a merged frame holds frame bytes only and may be shorter than a header.
     template <class Drv>
-    rx_take take_rx(std::uint16_t qi, Drv& drv, buffer_type& b, std::uint32_t& len, bool first = true) noexcept {
+    rx_take take_rx(std::uint16_t qi, Drv& drv, buffer_type& b, std::uint32_t& len,
+                    bool first = true) noexcept {
         queue& q = q_[qi];
         for (;;) {
             virtio::used_chain u;
@@ -696,7 +699,8 @@ private:
     // the frame is dropped and counted. A first buffer that is not full, a piece missing or
     // a piece before the last that is not full is a device that lied about num_buffers.
     template <class Drv>
-    void drop_merged(std::uint16_t qi, Drv& drv, buffer_type b, std::uint32_t len, std::uint16_t nb) noexcept {
+    void drop_merged(std::uint16_t qi, Drv& drv, buffer_type b, std::uint32_t len,
+                     std::uint16_t nb) noexcept {
         queue& q = q_[qi];
         if (len + virtio_net::HDR_LEN != posted_len(b)) {
             trust_.distrust(q.stats); // more buffers claimed than the frame needed

@@ -273,8 +273,9 @@ using bar_sizes = std::array<std::uint64_t, pci_function::max_bars>;
 class virtio_net_function {
 public:
     /// Transport feature bits not carried (see the file comment).
-    static constexpr std::uint64_t not_carried =
-        virtio::feature::ACCESS_PLATFORM | virtio::feature::NOTIFICATION_DATA | virtio::feature::RING_PACKED;
+    static constexpr std::uint64_t not_carried = virtio::feature::ACCESS_PLATFORM |
+                                                 virtio::feature::NOTIFICATION_DATA |
+                                                 virtio::feature::RING_PACKED;
     /// Queues whose notify address is kept: the plugin's eight pairs.
     static constexpr std::uint16_t max_queues = 16;
 

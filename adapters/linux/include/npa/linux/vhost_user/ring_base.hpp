@@ -19,6 +19,7 @@ namespace npa::vhost_user {
 [[nodiscard]] constexpr virtio::packed_cursor decode_base(std::uint16_t v) noexcept {
     return {static_cast<std::uint16_t>(v & 0x7FFFu), (v & 0x8000u) != 0};
 }
-static_assert(encode_base({0, true}) == 0x8000 && decode_base(0x8005).index == 5 && !decode_base(5).wrap);
+static_assert(encode_base({0, true}) == 0x8000 && decode_base(0x8005).index == 5 &&
+              !decode_base(5).wrap);
 
 } // namespace npa::vhost_user

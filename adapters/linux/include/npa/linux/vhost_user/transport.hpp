@@ -90,8 +90,7 @@ public:
     /// RING_PACKED only with net_config::packed_ring (see the file comment).
     static constexpr std::uint64_t carried =
         virtio::feature::VERSION_1 | virtio::feature::IN_ORDER | virtio::feature::EVENT_IDX |
-        virtio::feature::RING_PACKED |
-        virtio_net::feature::MRG_RXBUF | virtio_net::feature::MQ |
+        virtio::feature::RING_PACKED | virtio_net::feature::MRG_RXBUF | virtio_net::feature::MQ |
         virtio_net::feature::CSUM | virtio_net::feature::GUEST_CSUM |
         virtio_net::feature::HOST_TSO4 | virtio_net::feature::HOST_TSO6;
     /// The most queue pairs presented to the plugin (virtio_net_plugin::max_queue_pairs).
@@ -310,7 +309,7 @@ private:
         l.polled = d.cfg_.polled;
         // A packed ring starts at position 0 on lap 1: the wrap counter rides in bit 15.
         l.base = (d.fe_.features() & virtio::feature::RING_PACKED) != 0 ? encode_base({0, true})
-                                                                       : std::uint16_t{0};
+                                                                        : std::uint16_t{0};
         const status st = d.fe_.set_ring(q, l, d.mem_);
         if (!st) {
             d.last_error_ = st.reason();
