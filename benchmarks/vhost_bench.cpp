@@ -4,6 +4,7 @@
 //
 //   npa_vhost_bench [--seconds T] [--rounds N] [--direction send|receive|both]
 //   valgrind --tool=callgrind npa_vhost_bench --icount B
+//   --packed (either form): npa's front end on packed rings instead of split ones
 //
 //   send     the peer in rxonly mode; npa: this process's main thread sends 64-byte frames
 //            through npa::shell over one virtio-net path (polled rings): alloc, build,
@@ -215,10 +216,14 @@ plugin_t& plugin_of(net_port& p) { return p.plugin; }
 npa::virtio_net_plugin<shell_t::api>& plugin_of(shell_port& p) { return p.plugin(); }
 
 // Both sides poll, as net_virtio_user and net_vhost do.
+// --packed: npa's front end on packed rings (net_config::packed_ring); split otherwise.
+bool packed_rings = false;
+
 vu::net_config polled(const std::string& sock) {
     vu::net_config cfg;
     cfg.socket = sock;
     cfg.polled = true;
+    cfg.packed_ring = packed_rings;
     return cfg;
 }
 
@@ -455,12 +460,16 @@ int main(int argc, char** argv) {
             rounds = std::atoi(argv[++i]);
         } else if (a == "--icount" && i + 1 < argc) {
             icount = static_cast<unsigned>(std::strtoul(argv[++i], nullptr, 10));
+        } else if (a == "--packed") {
+            packed_rings = true;
         } else if (a == "--via" && i + 1 < argc) {
             via = argv[++i];
         } else if (a == "--direction" && i + 1 < argc) {
             direction = argv[++i];
         } else {
-            std::fprintf(stderr, "usage: %s [--seconds T] [--rounds N] [--direction send|receive|both] | --icount B [--via shell|test_api]\n",
+            std::fprintf(stderr,
+                         "usage: %s [--packed] [--seconds T] [--rounds N] [--direction "
+                         "send|receive|both] | --icount B [--via shell|test_api]\n",
                          argv[0]);
             return 2;
         }

@@ -385,3 +385,45 @@ TEST_CASE("packed device: resumes at a base on the second lap, gives buffers bac
     CHECK(resumed.enable_notify(true)); // a buffer already waits
     CHECK(q.dev_event.flags == ring_event_enable);
 }
+
+TEST_CASE("packed drain_in_flight: what is left comes back in the order it was made available") {
+    // Buffers completed out of order free ids that later adds take again (a stack of free
+    // ids): id order is not submission order, and the device's used descriptors overwrote
+    // the ring positions of the first heads. The drain must still be oldest first (a
+    // driver's detach hands TX frames back unsent in order).
+    queue q(6);
+    std::vector<std::uint16_t> order; // ids in the order they were made available
+    const segment one{0x100, 64, false};
+    const segment two[2] = {{0x200, 64, false}, {0x300, 64, false}};
+    for (int i = 0; i < 4; ++i) {
+        const std::int32_t id = q.drv.add({&one, 1});
+        REQUIRE(id >= 0);
+        order.push_back(static_cast<std::uint16_t>(id));
+    }
+    // The device takes three and marks the third and the second used, in that order.
+    std::array<std::uint16_t, 3> head{}, nd{};
+    for (std::size_t i = 0; i < 3; ++i) {
+        REQUIRE(q.pop() == pop_status::ok);
+        head[i] = q.c.head;
+        nd[i] = q.ndesc;
+    }
+    q.dev.push_used(head[2], 0, nd[2]);
+    q.dev.push_used(head[1], 0, nd[1]);
+    used_chain u;
+    REQUIRE(q.drv.poll_used(u) == used_status::ok);
+    REQUIRE(q.drv.poll_used(u) == used_status::ok);
+    order.erase(order.begin() + 1, order.begin() + 3);
+    // Two more, one of two descriptors, over the end of the ring: the freed ids again.
+    for (const std::span<const segment> s :
+         {std::span<const segment>(&one, 1), std::span<const segment>(two, 2)}) {
+        const std::int32_t id = q.drv.add(s);
+        REQUIRE(id >= 0);
+        order.push_back(static_cast<std::uint16_t>(id));
+    }
+    CHECK(q.drv.in_flight() == 4);
+    std::vector<std::uint16_t> left;
+    q.drv.drain_in_flight([&](std::uint16_t id) { left.push_back(id); });
+    CHECK(left == order);
+    CHECK(q.drv.in_flight() == 0);
+    CHECK(q.drv.free_descs() == 6);
+}

@@ -8,6 +8,8 @@
 //   macswap:  npa's frames come back with the MACs swapped, every byte and the order checked,
 //             with MRG_RXBUF and IN_ORDER and eventfds, and without either on polled rings.
 //   txonly:   npa receives testpmd's frames (64-byte UDP); npa's count equals opackets.
+//   packed:   rxonly, txonly and macswap again on packed rings (net_config::packed_ring),
+//             MRG_RXBUF on and off; GET_VRING_BASE's answer read with the wrap counter.
 //   killed:   testpmd killed mid-stream: nothing hangs, health() says removed, detach hands
 //             every buffer back.
 //   two pairs: net_vhost with queues=2, testpmd macswap on two queues: 4,000 frames on each
@@ -286,9 +288,10 @@ struct session {
     vu::net_config cfg;
     std::optional<port> p;
 
-    /// `pairs`: net_vhost's queues= and the queue pairs the plugin sets up.
+    /// `pairs`: net_vhost's queues= and the queue pairs the plugin sets up. `packed`:
+    /// packed rings asked for (net_config::packed_ring), which net_vhost offers.
     session(const std::vector<std::string>& pmd_args, bool mrg, bool polled, bool in_order = true,
-            bool event_idx = true, std::uint16_t pairs = 1) {
+            bool event_idx = true, std::uint16_t pairs = 1, bool packed = false) {
         char tmpl[] = "/tmp/npa-vhost-net-XXXXXX";
         REQUIRE(::mkdtemp(tmpl) != nullptr);
         dir = tmpl;
@@ -299,6 +302,7 @@ struct session {
                        sock + ".log", prefix, pmd_args);
         cfg.socket = sock;
         cfg.polled = polled;
+        cfg.packed_ring = packed;
         if (!mrg) {
             cfg.features_mask &= ~npa::virtio_net::feature::MRG_RXBUF;
         }
@@ -313,8 +317,13 @@ struct session {
         CHECK(((p->plugin.features() & npa::virtio_net::feature::MRG_RXBUF) != 0) == mrg);
         // DPDK 22.11 offers IN_ORDER; on split rings it writes one used entry per chain,
         // in order, which the plugin's checks accept (bad_completion stays 0 below).
-        CHECK(((p->plugin.features() & npa::virtio::feature::IN_ORDER) != 0) == in_order);
-        CHECK(((p->plugin.features() & npa::virtio::feature::EVENT_IDX) != 0) == event_idx);
+        // With packed rings the plugin takes neither IN_ORDER nor EVENT_IDX.
+        CHECK(((p->plugin.features() & npa::virtio::feature::RING_PACKED) != 0) == packed);
+        CHECK(p->dev.packed() == packed);
+        CHECK(((p->plugin.features() & npa::virtio::feature::IN_ORDER) != 0) ==
+              (in_order && !packed));
+        CHECK(((p->plugin.features() & npa::virtio::feature::EVENT_IDX) != 0) ==
+              (event_idx && !packed));
         REQUIRE(wait_until(30s, [&] {
             return pmd.telemetry("/ethdev/link_status,0").find("\"UP\"") != std::string::npos;
         }));
@@ -340,8 +349,9 @@ double seconds_since(std::chrono::steady_clock::time_point t0) {
 }
 
 // npa sends n frames to testpmd's macswap and checks each one that comes back.
-void macswap_round(bool mrg, bool polled, bool in_order) {
-    session s({"--forward-mode=macswap", "--port-topology=loop"}, mrg, polled, in_order);
+void macswap_round(bool mrg, bool polled, bool in_order, bool packed = false) {
+    session s({"--forward-mode=macswap", "--port-topology=loop"}, mrg, polled, in_order, true, 1,
+              packed);
     constexpr std::uint64_t n = 5000;
     constexpr std::uint64_t window = 128;       // fewer than the RX ring holds: testpmd never drops
     constexpr std::uint64_t probe = 1ull << 40; // sequence numbers of warm-up frames
@@ -405,14 +415,15 @@ void macswap_round(bool mrg, bool polled, bool in_order) {
     CHECK((polled || irqs > 0)); // DPDK signalled the call eventfd
     CHECK(s.p->plugin.stats(0).bad_completion == 0);
     CHECK(s.p->plugin.health() == npa::errc::ok);
-    char line[240];
-    std::snprintf(line, sizeof line,
-                  "macswap, MRG_RXBUF %s, IN_ORDER %s, %s: %llu frames there and back in %.3f s "
-                  "after %llu warm-up frames, %llu interrupts (features 0x%llx)",
-                  mrg ? "on" : "off", in_order ? "on" : "off", polled ? "polled" : "eventfds",
-                  static_cast<unsigned long long>(n), secs, static_cast<unsigned long long>(probes),
-                  static_cast<unsigned long long>(irqs),
-                  static_cast<unsigned long long>(s.p->plugin.features()));
+    char line[260];
+    std::snprintf(
+        line, sizeof line,
+        "macswap, %s rings, MRG_RXBUF %s, IN_ORDER %s, %s: %llu frames there and back in %.3f s "
+        "after %llu warm-up frames, %llu interrupts (features 0x%llx)",
+        packed ? "packed" : "split", mrg ? "on" : "off", in_order && !packed ? "on" : "off",
+        polled ? "polled" : "eventfds", static_cast<unsigned long long>(n), secs,
+        static_cast<unsigned long long>(probes), static_cast<unsigned long long>(irqs),
+        static_cast<unsigned long long>(s.p->plugin.features()));
     MESSAGE(line);
     s.p->plugin.detach();
     CHECK(s.p->api->audit().balanced());
@@ -420,9 +431,12 @@ void macswap_round(bool mrg, bool polled, bool in_order) {
 
 } // namespace
 
-TEST_CASE("virtio-net over vhost-user, testpmd rxonly: 10,000 frames of 60..1514 bytes counted by "
-          "the port") {
-    session s({"--forward-mode=rxonly"}, true, false);
+namespace {
+
+// npa sends 10,000 frames to testpmd's rxonly port, which counts them; then detach (the
+// reset stops both rings: GET_VRING_BASE) and attach again on the same connection.
+void rxonly_round(bool mrg, bool packed) {
+    session s({"--forward-mode=rxonly"}, mrg, false, true, true, 1, packed);
     constexpr std::uint64_t n = 10000;
     std::uint64_t next = 0, bytes = 0;
     const auto t0 = std::chrono::steady_clock::now();
@@ -451,6 +465,16 @@ TEST_CASE("virtio-net over vhost-user, testpmd rxonly: 10,000 frames of 60..1514
     MESSAGE(line);
     s.p->plugin.detach();
     CHECK(s.p->api->audit().balanced());
+    // Where net_vhost says the transmitq stopped: every frame was one descriptor, taken.
+    // Packed: the position in bits 0..14, the wrap counter (lap 1 is 1) in bit 15.
+    const std::uint32_t tx_ring = one_pair().tx_ring_size;
+    if (packed) {
+        const npa::virtio::packed_cursor at = vu::decode_base(s.p->dev.ring_base(1));
+        CHECK(at.index == n % tx_ring);
+        CHECK(at.wrap == ((n / tx_ring) % 2 == 0));
+    } else {
+        CHECK(s.p->dev.ring_base(1) == static_cast<std::uint16_t>(n));
+    }
     // Attach again on the same connection: the reset stopped both rings (GET_VRING_BASE),
     // the sequence hands them over afresh and frames flow again.
     const npa::status again = s.p->plugin.attach(*s.p->api, s.p->dev.window(), one_pair());
@@ -467,6 +491,13 @@ TEST_CASE("virtio-net over vhost-user, testpmd rxonly: 10,000 frames of 60..1514
     CHECK(s.pmd.port_stat("ibytes") == static_cast<std::int64_t>(bytes));
     s.p->plugin.detach();
     CHECK(s.p->api->audit().balanced());
+}
+
+} // namespace
+
+TEST_CASE("virtio-net over vhost-user, testpmd rxonly: 10,000 frames of 60..1514 bytes counted by "
+          "the port") {
+    rxonly_round(true, false);
 }
 
 TEST_CASE("virtio-net over vhost-user, EVENT_IDX on and off: kicks follow the back end's avail_event") {
@@ -506,8 +537,12 @@ TEST_CASE("virtio-net over vhost-user, testpmd macswap: frames come back whole a
     SUBCASE("MRG_RXBUF and IN_ORDER off, polled rings") { macswap_round(false, true, false); }
 }
 
-TEST_CASE("virtio-net over vhost-user, testpmd txonly: npa receives what the port sent") {
-    session s({"--forward-mode=txonly", "--txpkts=64"}, true, false);
+namespace {
+
+// testpmd's txonly port sends; npa receives 20,000 frames, then posts no more buffers
+// and takes the rest: its count equals the port's opackets.
+void txonly_round(bool mrg, bool packed) {
+    session s({"--forward-mode=txonly", "--txpkts=64"}, mrg, false, true, true, 1, packed);
     std::uint64_t got = 0, bad = 0;
     const auto check = [&](const buffer_t& b) {
         const std::byte* d = b.data();
@@ -545,6 +580,23 @@ TEST_CASE("virtio-net over vhost-user, testpmd txonly: npa receives what the por
     s.p->api->set_empty_pool(false);
     s.p->plugin.detach();
     CHECK(s.p->api->audit().balanced());
+}
+
+} // namespace
+
+TEST_CASE("virtio-net over vhost-user, testpmd txonly: npa receives what the port sent") {
+    txonly_round(true, false);
+}
+
+TEST_CASE("virtio-net over vhost-user on packed rings (packed_ring): rxonly, txonly and macswap, "
+          "MRG_RXBUF on and off") {
+    for (const bool mrg : {true, false}) {
+        CAPTURE(mrg);
+        rxonly_round(mrg, true);
+        txonly_round(mrg, true);
+        macswap_round(mrg, false, true, true);
+    }
+    macswap_round(true, true, true, true); // polled rings
 }
 
 TEST_CASE("virtio-net over vhost-user: testpmd killed mid-stream; nothing hangs, every buffer "

@@ -7,7 +7,8 @@
 // switch's rx_packets on its port, which equal the drops plus what npa's port was given (npa's
 // rx_packets); what came back is checked byte for byte and in order, and after the warm-up
 // nothing is dropped. Run with MRG_RXBUF on both front ends (eventfds), and off on both
-// (npa's rings polled, the switch busy-polling). Skipped (exit 77) without dpdk-testpmd or
+// (npa's rings polled, the switch busy-polling); and both again with packed rings on both
+// front ends (npa's net_config::packed_ring, testpmd's packed_vq=1). Skipped (exit 77) without dpdk-testpmd or
 // root.
 #define DOCTEST_CONFIG_IMPLEMENT_WITH_MAIN
 #include "vhost_net_kit.hpp"
@@ -32,7 +33,7 @@ using npa::test::wait_until;
 const std::string mac_npa = "02:00:00:00:00:0a", mac_dpdk = "02:00:00:00:00:0b";
 constexpr mac self_mac{0x02, 0, 0, 0, 0, 0x0a}, peer_mac{0x02, 0, 0, 0, 0, 0x0b};
 
-void run(bool mrg, bool polled, const std::string& tag) {
+void run(bool mrg, bool polled, const std::string& tag, bool packed = false) {
     char tmpl[] = "/tmp/npa-vsw-npa-XXXXXX";
     REQUIRE(::mkdtemp(tmpl) != nullptr);
     const std::string dir = tmpl;
@@ -44,7 +45,7 @@ void run(bool mrg, bool polled, const std::string& tag) {
     testpmd pmd;
     pmd.start_vdev(NPA_TESTPMD,
                    "net_virtio_user0,path=" + dir + "/dpdk.sock,mac=" + mac_dpdk + ",queues=1" +
-                       (mrg ? "" : ",mrg_rxbuf=0"),
+                       (mrg ? "" : ",mrg_rxbuf=0") + (packed ? ",packed_vq=1" : ""),
                    dir + "/testpmd.log", "npa-vswn-" + tag + std::to_string(::getpid()),
                    {"--forward-mode=macswap"});
     REQUIRE_MESSAGE(wait_until(20s, [&] { return d.state("dpdk") == "running"; }), d.log());
@@ -52,12 +53,14 @@ void run(bool mrg, bool polled, const std::string& tag) {
     c.socket = dir + "/npa.sock";
     c.polled = polled;
     c.mac = self_mac;
+    c.packed_ring = packed;
     if (!mrg) {
         c.features_mask &= ~npa::virtio_net::feature::MRG_RXBUF;
     }
     net_port p(c, peer_mac);
     p.attach();
     CHECK(((p.plugin.features() & npa::virtio_net::feature::MRG_RXBUF) != 0) == mrg);
+    CHECK(((p.plugin.features() & npa::virtio::feature::RING_PACKED) != 0) == packed);
     REQUIRE_MESSAGE(wait_until(10s, [&] { return d.state("npa") == "running"; }), d.log());
 
     // The switch's counters once they no longer move (the JSON is rewritten five times a
@@ -157,5 +160,9 @@ TEST_CASE("npa's virtio-net front end and a testpmd virtio-user port on npa-vswi
     }
     SUBCASE("MRG_RXBUF on both front ends, eventfds") { run(true, false, "m"); }
     SUBCASE("MRG_RXBUF off on both, npa's rings polled") { run(false, true, "p"); }
+    SUBCASE("packed rings on both, MRG_RXBUF on, eventfds") { run(true, false, "km", true); }
+    SUBCASE("packed rings on both, MRG_RXBUF off, npa's rings polled") {
+        run(false, true, "kp", true);
+    }
 #endif
 }

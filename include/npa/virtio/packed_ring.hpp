@@ -142,10 +142,14 @@ namespace detail {
 
 // ---- driver side ----------------------------------------------------------------------------
 /// The driver's side of one packed virtqueue. Private state: state_words(N) 16-bit words
-/// (free buffer ids, descriptors per buffer, the buffer ids in flight).
+/// (free buffer ids, descriptors per buffer id in flight, and the ids in flight as a list in
+/// the order they were made available: the device may use buffers in any order and its used
+/// descriptors overwrite the ring, so the driver keeps that order itself).
 class packed_driver {
 public:
-    [[nodiscard]] static constexpr std::size_t state_words(std::uint32_t n) noexcept { return 2u * std::size_t{n}; }
+    [[nodiscard]] static constexpr std::size_t state_words(std::uint32_t n) noexcept {
+        return 4u * std::size_t{n};
+    }
 
     [[nodiscard]] bool reset(const packed_ring& r, std::span<std::uint16_t> state) noexcept {
         if (!r.bound() || state.size() < state_words(r.size())) {
@@ -156,9 +160,12 @@ public:
         const std::uint32_t n = r.size();
         free_ids_ = state.data();
         descs_ = free_ids_ + n;
+        next_ = descs_ + n;
+        prev_ = next_ + n;
         for (std::uint32_t i = 0; i < n; ++i) {
             free_ids_[i] = static_cast<std::uint16_t>(i);
             descs_[i] = 0;
+            next_[i] = prev_[i] = nil;
             r.desc()[i] = pvirtq_desc{0, 0, 0, 0}; // flags 0: no descriptor available on lap 1
         }
         *r.driver_event() = pvirtq_event_suppress{0, ring_event_enable};
@@ -166,6 +173,7 @@ public:
         free_top_ = n;
         num_free_ = n;
         in_flight_ = 0;
+        oldest_ = newest_ = nil;
         avail_ = published_ = used_ = packed_cursor{};
         st_ = {};
         return true;
@@ -206,6 +214,7 @@ public:
         // flags; pairs with the device's acquire in pop().
         r_.desc()[head.index].flags.store(head_flags, std::memory_order_release);
         descs_[id] = static_cast<std::uint16_t>(k);
+        link_newest(id);
         num_free_ -= k;
         ++in_flight_;
         return id;
@@ -237,13 +246,60 @@ public:
             return used_status::broken;
         }
         used_.advance(descs_[id], r_.size());
-        num_free_ += descs_[id];
-        descs_[id] = 0;
-        free_ids_[free_top_++] = static_cast<std::uint16_t>(id);
-        --in_flight_;
+        release(static_cast<std::uint16_t>(id));
         out.id = static_cast<std::uint16_t>(id);
         out.len = e.len;
         return used_status::ok;
+    }
+
+    /// split_driver's interface: without IN_ORDER batches (which this driver does not
+    /// take) no used descriptor passes over a buffer, so `on_passed` is never called.
+    template <class OnPassed>
+    [[nodiscard]] used_status poll_used(used_chain& out, OnPassed&& /*on_passed*/) noexcept {
+        return poll_used(out);
+    }
+    template <class OnPassed>
+    [[nodiscard]] used_status poll_used_bulk(std::span<std::uint16_t> ids, std::uint32_t& got,
+                                             OnPassed&& /*on_passed*/) noexcept {
+        return poll_used_bulk(ids, got);
+    }
+
+    /// Up to ids.size() used buffers, oldest first: poll_used() until `ids` is full or it
+    /// stops. `got`: the ids written; the status is what stopped the call (ok: `ids` full).
+    [[nodiscard]] used_status poll_used_bulk(std::span<std::uint16_t> ids,
+                                             std::uint32_t& got) noexcept {
+        got = 0;
+        while (got < ids.size()) {
+            used_chain u;
+            const used_status st = poll_used(u);
+            if (st != used_status::ok) {
+                return st;
+            }
+            ids[got++] = u.id;
+        }
+        return used_status::ok;
+    }
+
+    /// Used buffers the device has marked and the driver not yet taken (a snapshot; it
+    /// stops at a descriptor poll_used() would refuse).
+    [[nodiscard]] std::uint32_t used_ready() const noexcept {
+        packed_cursor at = used_;
+        std::uint32_t k = 0;
+        while (k < in_flight_) {
+            pvirtq_desc& d = r_.desc()[at.index];
+            const std::uint16_t f = detail::load_flags(d);
+            if (((f & desc_f_avail) != 0) != ((f & desc_f_used) != 0) ||
+                ((f & desc_f_used) != 0) != at.wrap) {
+                break;
+            }
+            const std::uint32_t id = d.id;
+            if (id >= r_.size() || descs_[id] == 0) {
+                break;
+            }
+            at.advance(descs_[id], r_.size());
+            ++k;
+        }
+        return k;
     }
 
     /// Interrupt suppression: the driver's event area (the device reads it).
@@ -261,24 +317,42 @@ public:
         return ((f & desc_f_avail) != 0) == ((f & desc_f_used) != 0) && ((f & desc_f_used) != 0) == used_.wrap;
     }
 
-    /// Every buffer id still in flight (detach: the device is stopped).
+    /// Every buffer id still in flight, oldest first: in the order add() made them
+    /// available (detach: the device is stopped).
     template <class Fn>
     void drain_in_flight(Fn&& fn) noexcept {
-        for (std::uint32_t id = 0; id < r_.size(); ++id) {
-            if (descs_[id] != 0) {
-                num_free_ += descs_[id];
-                descs_[id] = 0;
-                free_ids_[free_top_++] = static_cast<std::uint16_t>(id);
-                --in_flight_;
-                fn(static_cast<std::uint16_t>(id));
-            }
+        while (oldest_ != nil) {
+            const std::uint16_t id = oldest_;
+            release(id);
+            fn(id);
         }
     }
 
 private:
+    static constexpr std::uint16_t nil = 0xFFFF; // no id (ids are below max_queue_size)
+
+    void link_newest(std::uint16_t id) noexcept {
+        prev_[id] = newest_;
+        next_[id] = nil;
+        (newest_ != nil ? next_[newest_] : oldest_) = id;
+        newest_ = id;
+    }
+    // Buffer id back from the device: off the in-flight list, its descriptors and id free.
+    void release(std::uint16_t id) noexcept {
+        (prev_[id] != nil ? next_[prev_[id]] : oldest_) = next_[id];
+        (next_[id] != nil ? prev_[next_[id]] : newest_) = prev_[id];
+        num_free_ += descs_[id];
+        descs_[id] = 0;
+        free_ids_[free_top_++] = id;
+        --in_flight_;
+    }
+
     packed_ring r_{};
     std::uint16_t* free_ids_ = nullptr; // a stack of free buffer ids
     std::uint16_t* descs_ = nullptr;    // descriptors of each buffer id in flight; 0: not in flight
+    std::uint16_t* next_ = nullptr;     // the in-flight list, oldest to newest: the id after
+    std::uint16_t* prev_ = nullptr;     // and the id before each one
+    std::uint16_t oldest_ = nil, newest_ = nil;
     std::uint32_t free_top_ = 0, num_free_ = 0, in_flight_ = 0;
     packed_cursor avail_{}, published_{}, used_{};
     driver_stats st_{};

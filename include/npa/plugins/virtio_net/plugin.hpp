@@ -1,15 +1,28 @@
 // npa/plugins/virtio_net/plugin.hpp: the virtio-net plugin (virtio 1.2 section 5.1) over
-// split virtqueues (npa/virtio/split_ring.hpp), reaching its device through a transport
+// split virtqueues (npa/virtio/split_ring.hpp), or packed ones (npa/virtio/packed_ring.hpp)
+// when the device offers VIRTIO_F_RING_PACKED, reaching its device through a transport
 // (npa/virtio/transport.hpp) so that the sim, virtio-pci and vhost-user carry it alike.
+// A transport offers RING_PACKED only when its user asked for packed rings (vhost-user:
+// net_config::packed_ring, as DPDK's packed_vq=1), so split rings stay the default.
 //
 //   UP  attach is the driver initialisation of 3.1.1: reset, ACKNOWLEDGE, DRIVER, the
 //       features (VERSION_1 required; MRG_RXBUF, IN_ORDER, CSUM, HOST_TSO4/6, GUEST_CSUM,
-//       MTU, MAC, STATUS, MQ and ACCESS_PLATFORM taken when offered and wanted; CTRL_VQ and
+//       MTU, MAC, STATUS, MQ, RING_PACKED and ACCESS_PLATFORM taken when offered and
+//       wanted; with RING_PACKED neither IN_ORDER nor EVENT_IDX, see RINGS; CTRL_VQ and
 //       its commands when the window carries the shell's control hook),
 //       FEATURES_OK read back, the queues (receiveq 2q, transmitq 2q+1, vector q; the
 //       controlq through the hook, which the plugin never sends on), DRIVER_OK,
 //       RX buffers posted. detach: reset (the device stops writing), completed TX back,
 //       the rest of TX back unsent in order, RX back.
+//   RINGS split (2.7): descriptor table, available and used rings in one block per queue.
+//       Packed (2.8, with RING_PACKED): a 16-byte descriptor ring, then the driver's and
+//       the device's event suppression areas (4 bytes each) in one block per queue. Both
+//       sit behind one small per-queue dispatch (struct vq), so TX, RX and the checks
+//       below are written once. With packed rings IN_ORDER is not taken (packed_driver
+//       reads one used descriptor per buffer, no batches) and EVENT_IDX is not taken: the
+//       driver's event area stays at RING_EVENT_FLAGS_ENABLE (an interrupt per used
+//       buffer, which a masked vector latches, as split rings without EVENT_IDX), and
+//       kicks follow the device's area (ENABLE or DISABLE).
 //   TX  one descriptor per frame: the 12-byte virtio_net_hdr_v1 is written into the
 //       buffer's headroom, so the device reads header and frame from one buffer. Checksum
 //       and TSO requests become NEEDS_CSUM / gso_type. A buffer without 12 bytes of
@@ -31,7 +44,8 @@
 //       once for the first entry after a poll, not for each entry; a transmitq's used_event
 //       stays where it is (TX is reaped by polling). Kicks follow the device's avail_event.
 // Nothing the device writes is trusted: used->idx, each used id (a head this plugin
-// handed over and has not had back), each length (no more than the buffer), num_buffers
+// handed over and has not had back; on a packed ring the used descriptor's buffer id,
+// and an unknown one leaves the ring broken: how far to skip is unknown), each length (no more than the buffer), num_buffers
 // (1 without MRG_RXBUF, at most what the ring holds, every piece present) are checked
 // before anything is touched; a violation is counted (bad_completion, rx_dropped), no
 // buffer is lost, and health() reports device_error from then on. With IN_ORDER a
@@ -52,6 +66,7 @@
 #include <npa/plugins/virtio_net/defs.hpp>
 #include <npa/plugins/virtio_net/window.hpp>
 #include <npa/ring/slot_ring.hpp>
+#include <npa/virtio/packed_ring.hpp>
 #include <npa/virtio/split_ring.hpp>
 
 #include <array>
@@ -77,12 +92,23 @@ inline constexpr std::uint32_t tx_reap_chunk = 32;
 inline constexpr std::uint32_t refill_chunk = 64;
 } // namespace virtio_net_tuning
 
-/// Bytes of ring memory one queue pair needs (its receiveq and transmitq blocks).
-[[nodiscard]] constexpr std::size_t virtio_net_queue_bytes(std::uint32_t tx, std::uint32_t rx) noexcept {
+/// Bytes of one virtqueue's block: split (2.7) or packed (2.8: the descriptor ring, then
+/// the driver's and the device's event suppression areas), rounded to vq_align.
+[[nodiscard]] constexpr std::size_t virtio_net_vq_bytes(std::uint32_t n, bool packed) noexcept {
     constexpr std::size_t a = virtio_net_tuning::vq_align;
-    auto up = [](std::size_t n) { return (n + a - 1) / a * a; };
-    return up(virtio::layout_of(rx).total) + up(virtio::layout_of(tx).total);
+    const std::size_t b =
+        packed ? virtio::packed_desc_bytes(n) + 2 * sizeof(virtio::pvirtq_event_suppress)
+               : virtio::layout_of(n).total;
+    return (b + a - 1) / a * a;
 }
+/// Bytes of ring memory one queue pair needs (its receiveq and transmitq blocks).
+[[nodiscard]] constexpr std::size_t virtio_net_queue_bytes(std::uint32_t tx, std::uint32_t rx,
+                                                           bool packed = false) noexcept {
+    return virtio_net_vq_bytes(rx, packed) + virtio_net_vq_bytes(tx, packed);
+}
+// The packed areas inside a block: desc at 0 (16-aligned), the event areas behind it (4-aligned).
+static_assert(virtio_net_tuning::vq_align % virtio::packed_desc_align == 0 &&
+              virtio::packed_desc_bytes(1) % virtio::packed_event_align == 0);
 
 template <class Api>
 class virtio_net_plugin {
@@ -135,7 +161,8 @@ public:
             return fail(t, errc::not_supported, "virtio-net: the device does not offer VERSION_1");
         }
         std::uint64_t want = virtio::feature::VERSION_1 | virtio::feature::ACCESS_PLATFORM |
-                             virtio::feature::IN_ORDER | virtio::feature::EVENT_IDX | vn::feature::MRG_RXBUF |
+                             virtio::feature::IN_ORDER | virtio::feature::EVENT_IDX |
+                             virtio::feature::RING_PACKED | vn::feature::MRG_RXBUF |
                              vn::feature::MTU | vn::feature::MAC | vn::feature::STATUS;
         want |= (qc.offloads & cap::tx_l4_csum) != 0 || (qc.offloads & cap::tso) != 0
                     ? vn::feature::CSUM : 0;
@@ -149,6 +176,9 @@ public:
                                                vn::feature::CTRL_MAC_ADDR
                                          : 0;
         std::uint64_t f = offered & want;
+        if ((f & virtio::feature::RING_PACKED) != 0) { // see RINGS in the file comment
+            f &= ~(virtio::feature::IN_ORDER | virtio::feature::EVENT_IDX);
+        }
         if ((f & vn::feature::CSUM) == 0) { // HOST_TSO* depend on CSUM (5.1.3.1)
             f &= ~(vn::feature::HOST_TSO4 | vn::feature::HOST_TSO6);
         }
@@ -180,7 +210,8 @@ public:
                 return fail(t, errc::invalid_argument, "virtio-net: a ring larger than the device's queue");
             }
         }
-        const std::size_t per_pair = virtio_net_queue_bytes(qc.tx_ring_size, qc.rx_ring_size);
+        const std::size_t per_pair = virtio_net_queue_bytes(
+            qc.tx_ring_size, qc.rx_ring_size, (f & virtio::feature::RING_PACKED) != 0);
         const vn::ring_memory area = dev.ring_area();
         const std::size_t skew = (virtio_net_tuning::vq_align -
                                   reinterpret_cast<std::uintptr_t>(area.virt) % virtio_net_tuning::vq_align) %
@@ -229,9 +260,21 @@ public:
 
     // ---- tx_burst: header into the headroom, one descriptor per frame -------------------
     std::uint16_t tx_burst(std::uint16_t qi, std::span<buffer_type> bufs) noexcept {
+        return q_[qi].tx.visit([&](auto& drv) { return tx_burst_on(qi, drv, bufs); });
+    }
+    // tx_reap: used entries back to the shell, a chunk at a time.
+    std::uint32_t tx_reap(std::uint16_t qi) noexcept {
+        return q_[qi].tx.visit([&](auto& drv) { return tx_reap_on(qi, drv); });
+    }
+
+private:
+    // The data path, once for either ring layout: the layout's driver is chosen once per
+    // burst (vq::visit), so each call on it is inlined and the frame loop has no dispatch.
+    template <class Drv>
+    std::uint16_t tx_burst_on(std::uint16_t qi, Drv& drv, std::span<buffer_type> bufs) noexcept {
         queue& q = q_[qi];
-        if (q.tx.drv.free_descs() < virtio_net_tuning::tx_reap_below) {
-            (void)tx_reap(qi);
+        if (drv.free_descs() < virtio_net_tuning::tx_reap_below) {
+            (void)tx_reap_on(qi, drv);
         }
         std::uint16_t n = 0;
         std::uint64_t sent = 0, bytes = 0;
@@ -247,27 +290,27 @@ public:
                 api_->tx_complete(qi, std::span<const buffer_type>(&b, 1));
                 continue;
             }
-            if (q.tx.drv.free_descs() == 0) {
+            if (drv.free_descs() == 0) {
                 ++q.stats.tx_ring_full;
                 break;
             }
             write_tx_hdr(b, ol, tso);
             const virtio::segment s{b.iova() - virtio_net::HDR_LEN, len + virtio_net::HDR_LEN, false};
-            const std::int32_t head = q.tx.drv.add({&s, 1});
+            const std::int32_t head = drv.add({&s, 1});
             q.tx.bufs[head] = b;
             ++sent;
             bytes += len;
         }
         q.stats.tx_packets += sent; // once per burst: the stats are not the loop's to reload
         q.stats.tx_bytes += bytes;
-        if (q.tx.drv.publish()) { // one release store and one kick decision per burst
+        if (drv.publish()) { // one release store and one kick decision per burst
             dev_->transport().notify(q.tx.index);
         }
         return n;
     }
 
-    // ---- tx_reap: used entries back to the shell, a chunk at a time ------------------
-    std::uint32_t tx_reap(std::uint16_t qi) noexcept {
+    template <class Drv>
+    std::uint32_t tx_reap_on(std::uint16_t qi, Drv& drv) noexcept {
         queue& q = q_[qi];
         std::uint32_t done = 0, k = 0;
         std::array<buffer_type, virtio_net_tuning::tx_reap_chunk> back{};
@@ -290,7 +333,7 @@ public:
         std::array<std::uint16_t, virtio_net_tuning::tx_reap_chunk> heads{};
         for (;;) {
             std::uint32_t got = 0;
-            const virtio::used_status st = q.tx.drv.poll_used_bulk(heads, got, passed);
+            const virtio::used_status st = drv.poll_used_bulk(heads, got, passed);
             for (std::uint32_t i = 0; i < got; ++i) {
                 give(heads[i]);
             }
@@ -310,27 +353,35 @@ public:
         }
         return done;
     }
+
+public:
     [[nodiscard]] std::uint32_t tx_in_flight(std::uint16_t qi) const noexcept {
-        return q_[qi].tx.drv.in_flight();
+        return q_[qi].tx.in_flight();
     }
     /// TX chains the device has handed back and tx_reap() has not yet taken (a snapshot;
     /// equal to tx_in_flight() once the device has sent everything it was given).
     [[nodiscard]] std::uint32_t tx_reapable(std::uint16_t qi) const noexcept {
-        return q_[qi].tx.drv.used_ready();
+        return q_[qi].tx.used_ready();
     }
 
     // ---- rx_burst: checked used entries, merged frames dropped, refill -----------------
     std::uint16_t rx_burst(std::uint16_t qi, std::span<buffer_type> out) noexcept {
+        return q_[qi].rx.visit([&](auto& drv) { return rx_burst_on(qi, drv, out); });
+    }
+
+private:
+    template <class Drv>
+    std::uint16_t rx_burst_on(std::uint16_t qi, Drv& drv, std::span<buffer_type> out) noexcept {
         queue& q = q_[qi];
         std::uint16_t n = 0;
         while (n < out.size()) {
             buffer_type b;
             std::uint32_t len = 0;
-            const rx_take r = take_rx(qi, b, len);
+            const rx_take r = take_rx(qi, drv, b, len);
             if (r == rx_take::none) {
                 // EVENT_IDX: an interrupt for the next entry after this poll; one that came
                 // in meanwhile is taken now (its interrupt may have been suppressed).
-                if (event_idx() && !trust_.distrusted() && q.rx.drv.enable_interrupts()) {
+                if (event_idx() && !trust_.distrusted() && drv.enable_interrupts()) {
                     continue;
                 }
                 break;
@@ -340,13 +391,13 @@ public:
             }
             const auto* h = reinterpret_cast<const virtio_net::net_hdr_v1*>(b.data() - virtio_net::HDR_LEN);
             const std::uint16_t nb = mrg() ? std::uint16_t{h->num_buffers} : std::uint16_t{1};
-            if (nb == 0 || nb > q.rx.drv.size()) {
+            if (nb == 0 || nb > drv.size()) {
                 trust_.distrust(q.stats); // a count of buffers the ring cannot hold
                 drop_rx(qi, b);
                 continue;
             }
             if (nb > 1) {
-                drop_merged(qi, b, len, nb);
+                drop_merged(qi, drv, b, len, nb);
                 continue;
             }
             if (len < 14) {
@@ -364,10 +415,11 @@ public:
             ++q.stats.rx_packets;
             q.stats.rx_bytes += len;
         }
-        refill(qi);
+        refill_on(qi, drv);
         return n;
     }
 
+public:
     // ---- detach: reset, every buffer back ---------------------------------------------
     void detach() noexcept {
         if (dev_ != nullptr && nq_ != 0) {
@@ -381,17 +433,17 @@ public:
             if (q.tx.bufs) {
                 (void)tx_reap(i); // step 2: what the device confirmed goes back completed
                 // step 3: what it took but never confirmed goes back unsent, oldest first
-                q.tx.drv.drain_in_flight([&](std::uint16_t head) {
+                q.tx.drain_in_flight([&](std::uint16_t head) {
                     const buffer_type b = q.tx.bufs[head];
                     api_->tx_unsent(i, std::span<const buffer_type>(&b, 1));
                 });
             }
             if (q.rx.bufs) { // step 4: posted RX buffers go back to the shell
-                q.rx.drv.drain_in_flight([&](std::uint16_t head) {
+                q.rx.drain_in_flight([&](std::uint16_t head) {
                     const buffer_type b = q.rx.bufs[head];
                     api_->release_rx_buffers(i, std::span<const buffer_type>(&b, 1));
                 });
-                for (std::uint32_t h = 0; h < q.rx.drv.size(); ++h) { // and those held back
+                for (std::uint32_t h = 0; h < q.rx.size(); ++h) { // and those held back
                     if (q.rx.held[h] != 0) {
                         const buffer_type b = q.rx.bufs[h];
                         api_->release_rx_buffers(i, std::span<const buffer_type>(&b, 1));
@@ -404,7 +456,7 @@ public:
 
     void irq_arm(std::uint16_t qi) noexcept {
         if (event_idx()) { // used_event at the last entry read (the last rx_burst did so too)
-            (void)q_[qi].rx.drv.enable_interrupts();
+            (void)q_[qi].rx.enable_interrupts();
         }
         dev_->transport().irq_mask(qi, false);
     }
@@ -436,7 +488,7 @@ public:
     [[nodiscard]] std::uint64_t features() const noexcept { return features_; }
     /// A receiveq's worth: what the device can have received and not yet handed over.
     [[nodiscard]] std::uint32_t rx_drain_bound(std::uint16_t qi) const noexcept {
-        return q_[qi].rx.drv.size();
+        return q_[qi].rx.size();
     }
 
     /// removed: the status reads all ones. device_error: the device reset itself or asked
@@ -457,12 +509,43 @@ public:
     }
 
 private:
+    // One virtqueue: its driver for the layout attach chose (a flag fixed at attach). The
+    // data path takes the driver once per burst through visit() and is a template over it,
+    // written once; control-path calls dispatch per call.
     struct vq {
-        virtio::split_driver drv;
+        virtio::split_driver split;
+        virtio::packed_driver packed;
+        bool is_packed = false;
         std::unique_ptr<std::uint16_t[]> state;
-        std::unique_ptr<buffer_type[]> bufs; // the buffer at each head descriptor
+        std::unique_ptr<buffer_type[]> bufs;  // the buffer at each head descriptor / buffer id
         std::unique_ptr<std::uint8_t[]> held; // RX: passed over, held until detach
         std::uint16_t index = 0;              // virtqueue number
+
+        /// Calls fn with this queue's driver (split_driver or packed_driver: one interface).
+        template <class Fn>
+        decltype(auto) visit(Fn&& fn) noexcept {
+            return is_packed ? fn(packed) : fn(split);
+        }
+        template <class Fn>
+        decltype(auto) visit(Fn&& fn) const noexcept {
+            return is_packed ? fn(packed) : fn(split);
+        }
+        [[nodiscard]] std::uint32_t size() const noexcept {
+            return visit([](const auto& d) { return d.size(); });
+        }
+        [[nodiscard]] std::uint32_t in_flight() const noexcept {
+            return visit([](const auto& d) { return d.in_flight(); });
+        }
+        [[nodiscard]] std::uint32_t used_ready() const noexcept {
+            return visit([](const auto& d) { return d.used_ready(); });
+        }
+        [[nodiscard]] bool enable_interrupts() noexcept {
+            return visit([](auto& d) { return d.enable_interrupts(); });
+        }
+        template <class Fn>
+        void drain_in_flight(Fn&& fn) noexcept {
+            visit([&](auto& d) { d.drain_in_flight(fn); });
+        }
     };
     struct queue {
         vq rx, tx;
@@ -472,33 +555,51 @@ private:
 
     [[nodiscard]] bool mrg() const noexcept { return (features_ & virtio_net::feature::MRG_RXBUF) != 0; }
     [[nodiscard]] bool event_idx() const noexcept { return (features_ & virtio::feature::EVENT_IDX) != 0; }
+    [[nodiscard]] bool packed() const noexcept { return (features_ & virtio::feature::RING_PACKED) != 0; }
 
     status fail(const virtio::transport& t, errc e, const char* why) noexcept {
         t.set_status(t.status() | virtio::status_bit::FAILED); // 3.1.1 step 8: give up
         return {e, why};
     }
 
+    // One queue's block at `at` in the ring area: its layout, its driver, and the device
+    // told where its areas are (split: desc / avail / used; packed: the descriptor ring /
+    // the driver's event area / the device's event area, 4.1.4.3 and 2.8.10).
     bool setup_vq(vq& v, std::uint16_t index, std::uint16_t vector, std::uint32_t size,
                   std::size_t& at) noexcept {
         const virtio_net::ring_memory area = dev_->ring_area();
-        const virtio::split_layout l = virtio::layout_of(size);
         std::byte* block = area.virt + at;
         const iova_t iova = area.iova + at;
-        at += (l.total + virtio_net_tuning::vq_align - 1) / virtio_net_tuning::vq_align *
-              virtio_net_tuning::vq_align;
+        v.is_packed = packed();
+        at += virtio_net_vq_bytes(size, v.is_packed);
         v.index = index;
-        v.state.reset(new (std::nothrow) std::uint16_t[virtio::split_driver::state_words(size)]);
+        const std::size_t words = v.is_packed ? virtio::packed_driver::state_words(size)
+                                              : virtio::split_driver::state_words(size);
+        v.state.reset(new (std::nothrow) std::uint16_t[words]);
         v.bufs.reset(new (std::nothrow) buffer_type[size]());
         v.held.reset(new (std::nothrow) std::uint8_t[size]());
-        if (!v.state || !v.bufs || !v.held ||
-            !v.drv.reset(virtio::split_ring::in_block(block, size),
-                         {v.state.get(), virtio::split_driver::state_words(size)}, event_idx(),
-                         (features_ & virtio::feature::IN_ORDER) != 0,
-                         /*batches=*/virtio_net::is_txq(index))) {
+        if (!v.state || !v.bufs || !v.held) {
             return false;
         }
-        const virtio::queue_setup s{iova + l.desc, iova + l.avail, iova + l.used,
-                                    static_cast<std::uint16_t>(size), vector};
+        virtio::queue_setup s{};
+        if (v.is_packed) {
+            const std::size_t drv_ev = virtio::packed_desc_bytes(size);
+            const std::size_t dev_ev = drv_ev + sizeof(virtio::pvirtq_event_suppress);
+            if (!v.packed.reset(virtio::packed_ring(block, block + drv_ev, block + dev_ev, size),
+                                {v.state.get(), words})) {
+                return false;
+            }
+            s = {iova, iova + drv_ev, iova + dev_ev, static_cast<std::uint16_t>(size), vector};
+        } else {
+            const virtio::split_layout l = virtio::layout_of(size);
+            if (!v.split.reset(virtio::split_ring::in_block(block, size), {v.state.get(), words},
+                               event_idx(), (features_ & virtio::feature::IN_ORDER) != 0,
+                               /*batches=*/virtio_net::is_txq(index))) {
+                return false;
+            }
+            s = {iova + l.desc, iova + l.avail, iova + l.used, static_cast<std::uint16_t>(size),
+                 vector};
+        }
         return dev_->transport().queue_enable(index, s);
     }
 
@@ -530,12 +631,14 @@ private:
     // it holds (the header excluded).
     // `first`: the first buffer of a frame, which starts with the header; a later piece of
     // a merged frame holds frame bytes only and may be shorter than a header.
-    rx_take take_rx(std::uint16_t qi, buffer_type& b, std::uint32_t& len, bool first = true) noexcept {
+    template <class Drv>
+    rx_take take_rx(std::uint16_t qi, Drv& drv, buffer_type& b, std::uint32_t& len,
+                    bool first = true) noexcept {
         queue& q = q_[qi];
         for (;;) {
             virtio::used_chain u;
             bool passed = false;
-            const virtio::used_status st = q.rx.drv.poll_used(u, [&](std::uint16_t head) {
+            const virtio::used_status st = drv.poll_used(u, [&](std::uint16_t head) {
                 passed = true;
                 hold_rx(qi, head);
             });
@@ -595,7 +698,9 @@ private:
     // and cannot be one npa buffer (one segment): every piece is taken off the ring and
     // the frame is dropped and counted. A first buffer that is not full, a piece missing or
     // a piece before the last that is not full is a device that lied about num_buffers.
-    void drop_merged(std::uint16_t qi, buffer_type b, std::uint32_t len, std::uint16_t nb) noexcept {
+    template <class Drv>
+    void drop_merged(std::uint16_t qi, Drv& drv, buffer_type b, std::uint32_t len,
+                     std::uint16_t nb) noexcept {
         queue& q = q_[qi];
         if (len + virtio_net::HDR_LEN != posted_len(b)) {
             trust_.distrust(q.stats); // more buffers claimed than the frame needed
@@ -606,7 +711,7 @@ private:
         for (std::uint16_t i = 1; i < nb; ++i) {
             buffer_type p;
             std::uint32_t plen = 0;
-            const rx_take r = take_rx(qi, p, plen, false);
+            const rx_take r = take_rx(qi, drv, p, plen, false);
             if (r != rx_take::buffer) {
                 trust_.distrust(q.stats); // fewer buffers than num_buffers says
                 return;
@@ -658,11 +763,15 @@ private:
     // device more chains than the ring holds (health() says device_error: the shell
     // switches away and detach resets the device).
     void refill(std::uint16_t qi) noexcept {
+        q_[qi].rx.visit([&](auto& drv) { refill_on(qi, drv); });
+    }
+    template <class Drv>
+    void refill_on(std::uint16_t qi, Drv& drv) noexcept {
         queue& q = q_[qi];
         if (trust_.distrusted()) {
             return;
         }
-        std::uint32_t want = q.rx.drv.free_descs();
+        std::uint32_t want = drv.free_descs();
         std::uint32_t got_total = 0;
         const std::uint32_t asked = want;
         std::array<buffer_type, virtio_net_tuning::refill_chunk> tmp{};
@@ -676,7 +785,7 @@ private:
                     continue;
                 }
                 const virtio::segment s{b.iova() - virtio_net::HDR_LEN, posted_len(b), true};
-                q.rx.bufs[q.rx.drv.add({&s, 1})] = b;
+                q.rx.bufs[drv.add({&s, 1})] = b;
                 ++got_total;
             }
             want -= k;
@@ -685,7 +794,7 @@ private:
             }
         }
         q.stats.rx_no_buffer += asked - got_total;
-        if (q.rx.drv.publish()) {
+        if (drv.publish()) {
             dev_->transport().notify(q.rx.index);
         }
     }
@@ -696,7 +805,9 @@ private:
                 v->state.reset();
                 v->bufs.reset();
                 v->held.reset();
-                v->drv = virtio::split_driver{};
+                v->split = virtio::split_driver{};
+                v->packed = virtio::packed_driver{};
+                v->is_packed = false;
             }
         }
         nq_ = 0;

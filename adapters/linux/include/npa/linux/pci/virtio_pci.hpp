@@ -13,8 +13,10 @@
 //                 anything is mapped; a missing or malformed one is an error that says which.
 //   features      both 32-bit halves through device_feature_select (4.1.4.3). Not carried:
 //                 ACCESS_PLATFORM (there is no IOMMU between the device and the hugepage DMA
-//                 memory: device addresses are physical addresses from /proc/self/pagemap)
-//                 and NOTIFICATION_DATA (a notification here is the queue index only).
+//                 memory: device addresses are physical addresses from /proc/self/pagemap),
+//                 NOTIFICATION_DATA (a notification here is the queue index only) and
+//                 RING_PACKED (the plugin's packed rings are proven over vhost-user only,
+//                 not yet on QEMU's virtio-net-pci with packed=on: split rings here).
 //   status        device_status; writing 0 resets, and the reset is waited for until the
 //                 register reads 0 (4.1.4.3.2).
 //   queues        queue_select, then queue_size, queue_msix_vector (NO_VECTOR: see below),
@@ -271,8 +273,9 @@ using bar_sizes = std::array<std::uint64_t, pci_function::max_bars>;
 class virtio_net_function {
 public:
     /// Transport feature bits not carried (see the file comment).
-    static constexpr std::uint64_t not_carried =
-        virtio::feature::ACCESS_PLATFORM | virtio::feature::NOTIFICATION_DATA;
+    static constexpr std::uint64_t not_carried = virtio::feature::ACCESS_PLATFORM |
+                                                 virtio::feature::NOTIFICATION_DATA |
+                                                 virtio::feature::RING_PACKED;
     /// Queues whose notify address is kept: the plugin's eight pairs.
     static constexpr std::uint16_t max_queues = 16;
 

@@ -112,7 +112,7 @@ private:
 struct ring_layout {
     std::uint16_t size = 0;  ///< descriptors (a power of two)
     std::size_t desc = 0, avail = 0, used = 0;
-    std::uint16_t base = 0;  ///< the index the device starts from (SET_VRING_BASE)
+    std::uint16_t base = 0;  ///< where the device starts (SET_VRING_BASE; packed: ring_base.hpp)
     bool polled = false;     ///< no kick/call descriptors: both sides poll
 };
 

@@ -9,8 +9,10 @@
 //                pool_memory()'s iova_base is the mapping's address and the back end
 //                translates a descriptor with one region lookup.
 //   features     device_features(): GET_FEATURES, narrowed to what this transport carries
-//                (no MTU or MAC config, no control queue, no IOTLB for ACCESS_PLATFORM,
-//                split rings only) and to the caller's mask;
+//                (no MTU or MAC config, no control queue, no IOTLB for ACCESS_PLATFORM;
+//                RING_PACKED only when the caller set packed_ring, as DPDK's
+//                virtio_user takes packed rings only with packed_vq=1) and to the
+//                caller's mask;
 //                set_driver_features(): negotiate() (SET_FEATURES ... SET_MEM_TABLE, with
 //                the MQ protocol feature when VIRTIO_NET_F_MQ was taken); a refusal leaves
 //                FEATURES_OK unset, as a device refusing features does.
@@ -31,9 +33,14 @@
 //                feature); it reads all ones once the back end is gone (socket closed).
 //                Writing 0 resets: GET_VRING_BASE on every ring handed over, which the
 //                back end answers only once it stopped the ring (vhost-user.rst: "stop
-//                ring"), so after a reset nothing more is written to ring or buffer.
-//   queues       queue_enable(): set_ring() (NUM, BASE 0, ADDR, KICK, CALL, ENABLE) for
-//                receiveq 2p and transmitq 2p+1 of each pair p the plugin sets up; DPDK's
+//                ring"), so after a reset nothing more is written to ring or buffer. The
+//                answer is kept (ring_base(q)), read the same way as BASE.
+//   queues       queue_enable(): set_ring() (NUM, BASE, ADDR, KICK, CALL, ENABLE) for
+//                receiveq 2p and transmitq 2p+1 of each pair p the plugin sets up. BASE
+//                is 0 for a split ring; for a packed ring it carries the wrap counter in
+//                bit 15 (ring_base.hpp), so a fresh ring is 1 << 15 (position 0, lap 1),
+//                as DPDK's virtio_user sends; ADDR's desc / avail / used are then the
+//                descriptor ring and the driver's and the device's event areas. DPDK's
 //                net_vhost starts polling a pair once both of its rings are enabled
 //                (SET_VRING_ENABLE), without a control queue.
 //   notify       an 8-byte write of 1 to the ring's kick eventfd (nothing when polled).
@@ -45,6 +52,7 @@
 
 #include <npa/buffer/memory.hpp>
 #include <npa/linux/vhost_user/front_end.hpp>
+#include <npa/linux/vhost_user/ring_base.hpp>
 #include <npa/plugins/virtio_net/defs.hpp>
 #include <npa/plugins/virtio_net/window.hpp>
 #include <npa/virtio/split_ring.hpp>
@@ -66,6 +74,9 @@ struct net_config {
     std::size_t ring_bytes = 64 * 1024;  ///< ring area (the plugin's rings)
     std::size_t pool_bytes = 8u << 20;   ///< behind it: the buffer pool's block
     bool polled = false;                 ///< no kick/call eventfds: both sides poll
+    /// Offer VIRTIO_F_RING_PACKED to the plugin when the back end has it (DPDK's
+    /// packed_vq=1); off: split rings, whatever the back end offers.
+    bool packed_ring = false;
     std::uint64_t features_mask = ~0ull; ///< device features the plugin may see
     std::array<std::uint8_t, 6> mac{0x02, 0, 0, 0, 0x76, 0x01};
 };
@@ -75,11 +86,11 @@ public:
     /// Feature bits this transport carries to the plugin: everything else the back end
     /// offers is either vhost-user's own (PROTOCOL_FEATURES, LOG_ALL, ANY_LAYOUT) or needs
     /// something not built here (MTU/MAC/STATUS: a config space the back end does not
-    /// serve; ACCESS_PLATFORM: IOTLB messages; RING_PACKED: the plugin does not take it).
-    /// MQ only with the MQ protocol feature (see the file comment).
+    /// serve; ACCESS_PLATFORM: IOTLB messages). MQ only with the MQ protocol feature,
+    /// RING_PACKED only with net_config::packed_ring (see the file comment).
     static constexpr std::uint64_t carried =
         virtio::feature::VERSION_1 | virtio::feature::IN_ORDER | virtio::feature::EVENT_IDX |
-        virtio_net::feature::MRG_RXBUF | virtio_net::feature::MQ |
+        virtio::feature::RING_PACKED | virtio_net::feature::MRG_RXBUF | virtio_net::feature::MQ |
         virtio_net::feature::CSUM | virtio_net::feature::GUEST_CSUM |
         virtio_net::feature::HOST_TSO4 | virtio_net::feature::HOST_TSO6;
     /// The most queue pairs presented to the plugin (virtio_net_plugin::max_queue_pairs).
@@ -127,6 +138,15 @@ public:
     [[nodiscard]] std::uint64_t kicks() const noexcept { return kicks_; }
     /// Everything the back end offered (GET_FEATURES, before narrowing); 0 before attach.
     [[nodiscard]] std::uint64_t offered() const noexcept { return offered_; }
+    /// Where the back end said ring q stood when the last reset stopped it (GET_VRING_BASE;
+    /// 0 before any): split, the available index; packed, decode_base() of it.
+    [[nodiscard]] std::uint16_t ring_base(std::uint16_t q) const noexcept {
+        return q < bases_.size() ? bases_[q] : std::uint16_t{0};
+    }
+    /// Whether the negotiated features have packed rings.
+    [[nodiscard]] bool packed() const noexcept {
+        return (fe_.features() & virtio::feature::RING_PACKED) != 0;
+    }
     /// What GET_QUEUE_NUM answered (0: not asked, the back end has no MQ protocol feature).
     [[nodiscard]] std::uint64_t back_end_queue_pairs() const noexcept { return back_end_pairs_; }
     /// The queue pairs presented to the plugin (max_virtqueue_pairs).
@@ -225,7 +245,8 @@ private:
                 return 0;
             }
         }
-        return d.offered_ & carried & d.cfg_.features_mask;
+        const std::uint64_t packed = d.cfg_.packed_ring ? ~0ull : ~virtio::feature::RING_PACKED;
+        return d.offered_ & carried & d.cfg_.features_mask & packed;
     }
     static void set_driver_features(void* c, std::uint64_t f) noexcept {
         net_device& d = self(c);
@@ -248,6 +269,8 @@ private:
                 if (d.enabled_[i] && d.fe_.connected()) {
                     if (const status st = d.fe_.get_ring_base(i, base); !st) {
                         d.last_error_ = st.reason(); // gone: it writes nothing either
+                    } else {
+                        d.bases_[i] = static_cast<std::uint16_t>(base);
                     }
                 }
                 d.enabled_[i] = false;
@@ -284,6 +307,9 @@ private:
         l.avail = s.driver - lo;
         l.used = s.device - lo;
         l.polled = d.cfg_.polled;
+        // A packed ring starts at position 0 on lap 1: the wrap counter rides in bit 15.
+        l.base = (d.fe_.features() & virtio::feature::RING_PACKED) != 0 ? encode_base({0, true})
+                                                                        : std::uint16_t{0};
         const status st = d.fe_.set_ring(q, l, d.mem_);
         if (!st) {
             d.last_error_ = st.reason();
@@ -338,6 +364,7 @@ private:
     std::uint8_t status_ = 0;
     bool features_ok_ = false;
     std::array<bool, 2 * max_pairs> enabled_{};
+    std::array<std::uint16_t, 2 * max_pairs> bases_{};
     std::array<bool, max_pairs> masked_ = all_masked();
     std::uint64_t back_end_pairs_ = 0;
     std::uint16_t pairs_ = 1;
