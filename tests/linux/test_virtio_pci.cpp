@@ -274,6 +274,27 @@ TEST_CASE("virtio-pci transport: features from both selector halves, ACCESS_PLAT
     CHECK(d.u32(vp::common::driver_feature) == 1);        // VERSION_1 only: ACCESS_PLATFORM dropped
 }
 
+TEST_CASE("virtio-pci transport: RING_PACKED carried only after offer_packed_ring(true)") {
+    fake_bar4 d;
+    namespace vf = npa::virtio::feature;
+    // Bits 0 and 2 in both halves: VERSION_1 (32) and RING_PACKED (34) in half 1.
+    npa::store_le32(&d.m[vp::common::device_feature], 0x5);
+    const npa::virtio::transport& t = d.f.window().transport();
+    CHECK_FALSE(d.f.packed_ring_offered()); // split rings by default
+    CHECK((t.device_features() & vf::RING_PACKED) == 0);
+    CHECK((t.device_features() & vf::VERSION_1) != 0);
+    t.set_driver_features(vf::VERSION_1 | vf::RING_PACKED);
+    CHECK(d.u32(vp::common::driver_feature) == 1); // high half: RING_PACKED dropped
+    d.f.offer_packed_ring(true);
+    CHECK((t.device_features() & vf::RING_PACKED) != 0);
+    t.set_driver_features(vf::VERSION_1 | vf::RING_PACKED);
+    CHECK(d.u32(vp::common::driver_feature) == 5); // VERSION_1 | RING_PACKED
+    // Read back through the selector (the fake keeps one word for both halves).
+    CHECK(d.f.driver_features() == (5ull << 32 | 5));
+    d.f.offer_packed_ring(false);
+    CHECK((t.device_features() & vf::RING_PACKED) == 0);
+}
+
 TEST_CASE("virtio-pci transport: device configuration and status") {
     fake_bar4 d;
     const std::uint8_t mac[6] = {0x52, 0x54, 0x00, 0x00, 0x03, 0x00};

@@ -25,8 +25,14 @@
 // deleted; after MAC_ADDR_SET to a
 // new MAC, frames to it received and to the old one not; every command answered OK.
 //
-// Environment: NPA_FRAMES (frames each way, default 10000), NPA_VIRTIO (the virtio
-// function; default the first 1af4:1041), NPA_VMX (the vmxnet3; default the first 15ad:07b0).
+// Packed virtqueues (NPA_PACKED=1, profile virtio-packed-vmxnet3: QEMU's device with
+// packed=on): the transport is told to offer RING_PACKED (offer_packed_ring), the device must
+// offer it (bit 34) and every attach must negotiate it; everything above runs the same on
+// packed rings. Without NPA_PACKED, RING_PACKED must not be negotiated (split rings).
+//
+// Environment: NPA_FRAMES (frames each way, default 10000), NPA_PACKED (1: packed rings),
+// NPA_VIRTIO (the virtio function; default the first 1af4:1041), NPA_VMX (the vmxnet3;
+// default the first 15ad:07b0).
 // Output: progress, then NPA-GUEST-RESULT {"test":"virtio_net_guest_test",...} and
 // `virtio_net_guest_test PASS` or `FAIL`; exit 0 only on PASS.
 #include <npa/buffer/fixed_pool.hpp>
@@ -43,6 +49,7 @@
 
 #include <time.h>
 
+#include <algorithm>
 #include <cinttypes>
 #include <cstdio>
 #include <cstdlib>
@@ -59,7 +66,11 @@ using api_t = npa::sim::test_api<pool_t>;
 
 constexpr std::uint32_t ring_size = 256; // QEMU's virtio-net queue size (rx/tx_queue_size)
 constexpr std::uint32_t window = 64;     // frames in flight: well under the RX rings
-constexpr std::size_t virtio_ring_bytes = npa::virtio_net_queue_bytes(ring_size, ring_size) + 64;
+// Room for either layout (the packed blocks are the smaller ones).
+constexpr std::size_t virtio_ring_bytes =
+    std::max(npa::virtio_net_queue_bytes(ring_size, ring_size, false),
+             npa::virtio_net_queue_bytes(ring_size, ring_size, true)) +
+    64;
 // The QEMU profile's MAC for the virtio function (tests/guest/run.sh, virtio-vmxnet3).
 constexpr npa::mac_addr qemu_virtio_mac{0x52, 0x54, 0x00, 0x00, 0x03, 0x00};
 static_assert(pci::vmxnet3_dma_bytes(1, ring_size, ring_size) + virtio_ring_bytes +
@@ -120,12 +131,14 @@ const char* feature_list(std::uint64_t f, char* out, std::size_t cap) {
     return out;
 }
 
-bool setup_virtio(virtio_port& v, const char* addr, pci::dma_arena& arena, pci::dma_memory mem) {
+bool setup_virtio(virtio_port& v, const char* addr, pci::dma_arena& arena, pci::dma_memory mem,
+                  bool packed) {
     pci::pci_error e;
     if (!v.fn.open(e, addr, arena, virtio_ring_bytes)) {
         failf("%s (%s): %s", v.name, addr, e.what());
         return false;
     }
+    v.fn.offer_packed_ring(packed);
     const auto& l = v.fn.layout();
     std::printf(
         "%s: %s (%04x:%04x) bound to uio_pci_generic; common BAR%u+0x%x (0x%x), notify BAR%u+0x%x "
@@ -137,6 +150,12 @@ bool setup_virtio(virtio_port& v, const char* addr, pci::dma_arena& arena, pci::
     char fl[512];
     std::printf("%s: the device offers %s (0x%016" PRIx64 ")\n", v.name,
                 feature_list(v.fn.offered(), fl, sizeof fl), v.fn.offered());
+    if (packed && (v.fn.offered() & npa::virtio::feature::RING_PACKED) == 0) {
+        failf("%s: packed rings asked for, the device does not offer RING_PACKED (bit 34): "
+              "QEMU's virtio-net-pci needs packed=on",
+              v.name);
+        return false;
+    }
     const auto m = v.fn.mac();
     v.mac = {m[0], m[1], m[2], m[3], m[4], m[5]};
     std::printf("%s: MAC %s from the device configuration\n", v.name, mac_text(v.mac).c_str());
@@ -166,6 +185,21 @@ bool attach_all(virtio_port& v, vmx_port& x) {
                 feature_list(v.plugin.features(), fl, sizeof fl),
                 (v.fn.window().net_status() & npa::virtio_net::S_LINK_UP) != 0 ? "up" : "down",
                 npa::to_string(v.plugin.health()));
+    // Bit 34 as the device holds it (driver_feature read back) decides which layout QEMU
+    // walks; the plugin's own view must agree.
+    constexpr std::uint64_t rp = npa::virtio::feature::RING_PACKED;
+    const std::uint64_t held = v.fn.driver_features();
+    const bool packed = (held & rp) != 0;
+    std::printf("%s: driver features held by the device 0x%016" PRIx64 ": %s rings\n", v.name,
+                held, packed ? "packed" : "split");
+    if (packed != v.fn.packed_ring_offered() || packed != ((v.plugin.features() & rp) != 0)) {
+        failf("%s: RING_PACKED (bit 34) %s by the device, %s by the plugin; packed rings were "
+              "%s",
+              v.name, packed ? "held" : "not held",
+              (v.plugin.features() & rp) != 0 ? "negotiated" : "not negotiated",
+              v.fn.packed_ring_offered() ? "asked for" : "not asked for");
+        return false;
+    }
     if ((v.plugin.features() & npa::virtio_net::feature::STATUS) != 0 &&
         (v.fn.window().net_status() & npa::virtio_net::S_LINK_UP) == 0) {
         failf("%s: the device configuration says the link is down", v.name);
@@ -315,6 +349,7 @@ void print_stats(const char* name, const npa::queue_stats& s) {
 
 int main() {
     const std::uint64_t frames = env_u64("NPA_FRAMES", 10000);
+    const bool packed = env_u64("NPA_PACKED", 0) != 0;
     std::setvbuf(stdout, nullptr, _IOLBF, 0);
     const double t_start = now_s();
 
@@ -345,7 +380,7 @@ int main() {
         }
         std::printf("DMA memory: rings at IOVA 0x%" PRIx64 "\n", std::uint64_t{rings.iova_base()});
         pci::dma_arena arena(rings);
-        if (!setup_virtio(v, addr_v.c_str(), arena, std::move(pv)) ||
+        if (!setup_virtio(v, addr_v.c_str(), arena, std::move(pv), packed) ||
             !setup_vmx(x, addr_x.c_str(), arena, std::move(px))) {
             break;
         }
@@ -417,11 +452,12 @@ int main() {
     ok = ok && failures.empty();
     const double total = now_s() - t_start;
     std::printf(
-        "NPA-GUEST-RESULT {\"test\":\"virtio_net_guest_test\",\"status\":\"%s\",\"virtio\":\"%s\","
+        "NPA-GUEST-RESULT {\"test\":\"virtio_net_guest_test\",\"status\":\"%s\",\"rings\":\"%s\","
+        "\"virtio\":\"%s\","
         "\"vmxnet3\":\"%s\",\"frames_each_way\":%" PRIu64 ",\"v_to_x\":%" PRIu64
         ",\"x_to_v\":%" PRIu64
         ",\"v_to_x_s\":%.2f,\"x_to_v_s\":%.2f,\"seconds\":%.2f,\"first_failure\":\"%s\"}\n",
-        ok ? "pass" : "fail", addr_v.c_str(), addr_x.c_str(), frames, vx.received, xv.received,
+        ok ? "pass" : "fail", packed ? "packed" : "split", addr_v.c_str(), addr_x.c_str(), frames, vx.received, xv.received,
         vx.seconds, xv.seconds, total, failures.empty() ? "" : json_text(failures.front()).c_str());
     std::printf("virtio_net_guest_test %s\n", ok ? "PASS" : "FAIL");
     return ok ? 0 : 1;

@@ -20,6 +20,9 @@
 // With MQ and more than one pair set up, VQ_PAIRS_SET goes first: the device starts with
 // one pair (5.1.6.5.5). A request the device lacks the feature for is not_supported.
 //
+// The controlq has the layout the plugin negotiated for its data queues: split, or packed
+// when RING_PACKED was taken (2.8: the feature is the device's, every queue follows it).
+//
 // The device's answer is checked, not trusted: a used entry naming another chain, a
 // length other than the one byte of the answer, or an answer neither OK nor ERR is
 // device_error; no answer within the polls is timeout. After either the command's
@@ -41,6 +44,7 @@
 #include <npa/plugins/virtio_net/defs.hpp>
 #include <npa/plugins/virtio_net/window.hpp>
 #include <npa/status.hpp>
+#include <npa/virtio/packed_ring.hpp>
 #include <npa/virtio/split_ring.hpp>
 
 #include <array>
@@ -62,13 +66,22 @@ inline constexpr std::uint32_t polls = 2000;
 inline constexpr std::size_t cmd_bytes = sizeof(virtio_net::ctrl_hdr) + 4 + 4 + 6 * max_mcast_addrs;
 } // namespace virtio_net_control_tuning
 
+namespace detail {
+// Bytes of a controlq ring of either layout (split: desc, avail, used; packed: descriptors,
+// then the driver's and the device's event suppression areas).
+[[nodiscard]] constexpr std::size_t control_ring_bytes(std::uint16_t n) noexcept {
+    const std::size_t packed = virtio::packed_desc_bytes(n) + 2 * sizeof(virtio::pvirtq_event_suppress);
+    return virtio::layout_of(n).total > packed ? virtio::layout_of(n).total : packed;
+}
+} // namespace detail
+
 class virtio_net_control {
 public:
     using wait_fn = void (*)(void* ctx) noexcept;
 
     /// Bytes of device-reachable memory the channel needs: its ring, a command, the answer.
     static constexpr std::size_t memory_bytes =
-        (virtio::layout_of(virtio_net_control_tuning::queue_size).total + 63) / 64 * 64 + 256 + 64;
+        (detail::control_ring_bytes(virtio_net_control_tuning::queue_size) + 63) / 64 * 64 + 256 + 64;
 
     /// `mem` must be memory_bytes of memory the device can reach, not shared with the plugin.
     explicit virtio_net_control(virtio_net::ring_memory mem, wait_fn wait = nullptr,
@@ -117,6 +130,12 @@ public:
     }
 
 private:
+    /// Calls fn with the queue's driver (split_driver or packed_driver: one interface).
+    template <class Fn>
+    decltype(auto) with_driver(Fn&& fn) noexcept {
+        return packed_ ? fn(packed_drv_) : fn(drv_);
+    }
+
     // What the device's filter holds, as far as this channel set it.
     struct filter {
         mac_addr mac{};
@@ -145,17 +164,36 @@ private:
     // Lays the queue out in mem_ (ring, then the command, then the answer) and enables it.
     bool enable(const virtio::transport& t, std::uint64_t f, std::uint16_t index, std::uint16_t pairs) noexcept {
         constexpr std::uint16_t n = virtio_net_control_tuning::queue_size;
-        const virtio::split_layout l = virtio::layout_of(n);
         live_ = false;
         broken_ = false;
-        if (mem_.virt == nullptr || mem_.size < memory_bytes || t.queue_max(index) < n ||
-            !drv_.reset(virtio::split_ring::in_block(mem_.virt, n), state_, false)) {
+        packed_ = (f & virtio::feature::RING_PACKED) != 0;
+        if (mem_.virt == nullptr || mem_.size < memory_bytes || t.queue_max(index) < n) {
             return false;
         }
-        cmd_off_ = (l.total + 63) / 64 * 64;
+        virtio::queue_setup s{};
+        s.size = n;
+        s.vector = 0xFFFF; // VIRTIO_MSI_NO_VECTOR: answers are polled
+        if (packed_) {
+            const std::size_t drv_ev = virtio::packed_desc_bytes(n);
+            const std::size_t dev_ev = drv_ev + sizeof(virtio::pvirtq_event_suppress);
+            if (!packed_drv_.reset(virtio::packed_ring(mem_.virt, mem_.virt + drv_ev, mem_.virt + dev_ev, n),
+                                   state_)) {
+                return false;
+            }
+            s.desc = mem_.iova;
+            s.driver = mem_.iova + drv_ev;
+            s.device = mem_.iova + dev_ev;
+        } else {
+            const virtio::split_layout l = virtio::layout_of(n);
+            if (!drv_.reset(virtio::split_ring::in_block(mem_.virt, n), state_, false)) {
+                return false;
+            }
+            s.desc = mem_.iova + l.desc;
+            s.driver = mem_.iova + l.avail;
+            s.device = mem_.iova + l.used;
+        }
+        cmd_off_ = (detail::control_ring_bytes(n) + 63) / 64 * 64;
         ack_off_ = cmd_off_ + 256;
-        const virtio::queue_setup s{mem_.iova + l.desc, mem_.iova + l.avail, mem_.iova + l.used, n,
-                                    0xFFFF}; // VIRTIO_MSI_NO_VECTOR: answers are polled
         if (!t.queue_enable(index, s)) {
             return false;
         }
@@ -358,17 +396,18 @@ private:
         *ack = 0xFF; // neither OK nor ERR: a device that uses the chain without answering is caught
         const virtio::segment segs[2] = {{mem_.iova + cmd_off_, static_cast<std::uint32_t>(sizeof h + len), false},
                                          {mem_.iova + ack_off_, 1, true}};
-        if (drv_.add(segs) < 0) {
+        if (with_driver([&](auto& d) { return d.add(segs); }) < 0) {
             broken_ = true; // a command is still the device's: it never answered one
             return {errc::device_error, "virtio-net control: the control queue is full"};
         }
-        if (drv_.publish()) {
+        if (with_driver([](auto& d) { return d.publish(); })) {
             t_.notify(index_);
         }
         for (std::uint32_t i = 0; i < virtio_net_control_tuning::polls; ++i) {
             virtio::used_chain u;
             bool passed = false;
-            const virtio::used_status st = drv_.poll_used(u, [&](std::uint16_t) { passed = true; });
+            const virtio::used_status st =
+                with_driver([&](auto& d) { return d.poll_used(u, [&](std::uint16_t) { passed = true; }); });
             if (st == virtio::used_status::empty) {
                 if (!t_.present()) {
                     broken_ = true;
@@ -410,7 +449,14 @@ private:
     virtio_net::control_hook hook_{};
     virtio::transport t_{};
     virtio::split_driver drv_;
-    std::array<std::uint16_t, virtio::split_driver::state_words(virtio_net_control_tuning::queue_size)> state_{};
+    virtio::packed_driver packed_drv_;
+    bool packed_ = false;
+    // One state block for whichever driver the queue has.
+    std::array<std::uint16_t, (virtio::split_driver::state_words(virtio_net_control_tuning::queue_size) >
+                                       virtio::packed_driver::state_words(virtio_net_control_tuning::queue_size)
+                                   ? virtio::split_driver::state_words(virtio_net_control_tuning::queue_size)
+                                   : virtio::packed_driver::state_words(virtio_net_control_tuning::queue_size))>
+        state_{};
     std::size_t cmd_off_ = 0, ack_off_ = 0;
     std::uint64_t features_ = 0;
     std::uint16_t index_ = 0;

@@ -14,13 +14,17 @@
 //   features      both 32-bit halves through device_feature_select (4.1.4.3). Not carried:
 //                 ACCESS_PLATFORM (there is no IOMMU between the device and the hugepage DMA
 //                 memory: device addresses are physical addresses from /proc/self/pagemap),
-//                 NOTIFICATION_DATA (a notification here is the queue index only) and
-//                 RING_PACKED (the plugin's packed rings are proven over vhost-user only,
-//                 not yet on QEMU's virtio-net-pci with packed=on: split rings here).
+//                 NOTIFICATION_DATA (a notification here is the queue index only).
+//                 RING_PACKED only after offer_packed_ring(true) (split rings stay the
+//                 default, as on vhost-user with net_config::packed_ring); QEMU offers it
+//                 with packed=on on virtio-net-pci.
 //   status        device_status; writing 0 resets, and the reset is waited for until the
 //                 register reads 0 (4.1.4.3.2).
 //   queues        queue_select, then queue_size, queue_msix_vector (NO_VECTOR: see below),
-//                 queue_desc / queue_driver / queue_device as two 32-bit writes each, then
+//                 queue_desc / queue_driver / queue_device as two 32-bit writes each (split:
+//                 descriptor table, available ring, used ring; packed: descriptor ring,
+//                 driver event suppression, device event suppression: 4.1.4.3 names the
+//                 areas, not the layout, so the writes are the same), then
 //                 queue_enable = 1, read back. The queue's notify address is the notify
 //                 capability's offset + queue_notify_off * notify_off_multiplier (4.1.4.4),
 //                 checked against the capability's length.
@@ -272,10 +276,10 @@ using bar_sizes = std::array<std::uint64_t, pci_function::max_bars>;
 /// its mappings live here; the DMA memory is the caller's and must outlive this object.
 class virtio_net_function {
 public:
-    /// Transport feature bits not carried (see the file comment).
-    static constexpr std::uint64_t not_carried = virtio::feature::ACCESS_PLATFORM |
-                                                 virtio::feature::NOTIFICATION_DATA |
-                                                 virtio::feature::RING_PACKED;
+    /// Transport feature bits never carried (see the file comment); RING_PACKED is carried
+    /// only after offer_packed_ring(true).
+    static constexpr std::uint64_t not_carried =
+        virtio::feature::ACCESS_PLATFORM | virtio::feature::NOTIFICATION_DATA;
     /// Queues whose notify address is kept: the plugin's eight pairs.
     static constexpr std::uint16_t max_queues = 16;
 
@@ -355,11 +359,23 @@ public:
         window_ = virtio_net::window(virtio::transport{&ops_, this}, rings);
     }
 
+    /// Offer VIRTIO_F_RING_PACKED to the plugin when the device has it (QEMU: packed=on);
+    /// off (the default): split rings, whatever the device offers. Takes effect at the
+    /// plugin's next attach (its feature negotiation).
+    void offer_packed_ring(bool on) noexcept { packed_ring_ = on; }
+    [[nodiscard]] bool packed_ring_offered() const noexcept { return packed_ring_; }
+
     [[nodiscard]] pci_function& function() noexcept { return fn_; }
     [[nodiscard]] virtio_net::window& window() noexcept { return window_; }
     [[nodiscard]] const virtio_pci::layout& layout() const noexcept { return layout_; }
     /// Every feature bit the device offers (both halves, before narrowing).
     [[nodiscard]] std::uint64_t offered() noexcept { return read_features(); }
+    /// The driver features the device holds, read back through driver_feature_select
+    /// (QEMU answers with what was written): what the device will act on.
+    [[nodiscard]] std::uint64_t driver_features() noexcept {
+        return read_halves(virtio_pci::common::driver_feature_select,
+                           virtio_pci::common::driver_feature);
+    }
     /// num_queues of the common configuration.
     [[nodiscard]] std::uint16_t num_queues() const noexcept {
         return rd16(common_, virtio_pci::common::num_queues);
@@ -423,24 +439,31 @@ private:
         wr32(b, off + 4, static_cast<std::uint32_t>(v >> 32));
     }
 
-    std::uint64_t read_features() const noexcept {
-        namespace c = virtio_pci::common;
-        wr32(common_, c::device_feature_select, 0);
-        const std::uint64_t lo = rd32(common_, c::device_feature);
-        wr32(common_, c::device_feature_select, 1);
-        const std::uint64_t hi = rd32(common_, c::device_feature);
+    // A 64-bit feature word through its selector: half 0, then half 1.
+    std::uint64_t read_halves(std::uint32_t select, std::uint32_t value) const noexcept {
+        wr32(common_, select, 0);
+        const std::uint64_t lo = rd32(common_, value);
+        wr32(common_, select, 1);
+        const std::uint64_t hi = rd32(common_, value);
         return hi << 32 | lo;
     }
+    std::uint64_t read_features() const noexcept {
+        return read_halves(virtio_pci::common::device_feature_select,
+                           virtio_pci::common::device_feature);
+    }
 
+    [[nodiscard]] std::uint64_t carried() const noexcept {
+        return ~(not_carried | (packed_ring_ ? 0 : virtio::feature::RING_PACKED));
+    }
     static std::uint64_t device_features(void* c) noexcept {
         virtio_net_function& d = self(c);
         d.offered_ = d.read_features();
-        return d.offered_ & ~not_carried;
+        return d.offered_ & d.carried();
     }
     static void set_driver_features(void* c, std::uint64_t f) noexcept {
         namespace cc = virtio_pci::common;
         const virtio_net_function& d = self(c);
-        f &= ~not_carried;
+        f &= d.carried();
         wr32(d.common_, cc::driver_feature_select, 0);
         wr32(d.common_, cc::driver_feature, static_cast<std::uint32_t>(f));
         wr32(d.common_, cc::driver_feature_select, 1);
@@ -548,6 +571,7 @@ private:
     std::array<volatile std::uint16_t*, max_queues> notify_at_{};
     std::uint64_t offered_ = 0, notifies_ = 0;
     std::uint32_t masked_ = 0;
+    bool packed_ring_ = false;
     const char* last_error_ = "";
     virtio_net::window window_{};
 };
