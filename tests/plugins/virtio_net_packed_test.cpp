@@ -3,17 +3,20 @@
 // the plugin laid out. The ring layout the device is told (descriptor ring, driver and device
 // event areas), a frame each way, and what a hostile device writes: an unknown buffer id on
 // either queue, a length past the buffer, a wrong num_buffers. Each is caught, counted
-// (bad_completion), nothing is delivered from it, and detach gets every buffer back.
+// (bad_completion), nothing is delivered from it, and detach gets every buffer back. The
+// shell's control channel lays its controlq out packed too, and a command goes through it.
 // The real devices (DPDK's net_vhost, npa-vswitchd) are in tests/linux.
 #define DOCTEST_CONFIG_IMPLEMENT_WITH_MAIN
 #include <doctest/doctest.h>
 
+#include <npa/control/virtio_net.hpp>
 #include <npa/plugins/virtio_net/plugin.hpp>
 #include <npa/sim/virtio_net_rig.hpp>
 #include <npa/virtio/packed_ring.hpp>
 
 #include <array>
 #include <cstring>
+#include <optional>
 #include <vector>
 
 using namespace npa::sim;
@@ -34,9 +37,12 @@ struct hand_device {
                             vn::feature::MRG_RXBUF;
     std::uint64_t driver = 0;
     std::uint8_t status = 0;
-    std::array<vio::queue_setup, 2> q{};
-    std::array<vio::packed_device, 2> dev{};
+    std::array<vio::queue_setup, 3> q{}; // receiveq, transmitq, controlq (with CTRL_VQ)
+    std::array<vio::packed_device, 3> dev{};
     std::uint64_t notifies = 0;
+    // The controlq's commands as served (class, command, first data byte), and the answer.
+    std::vector<std::array<std::uint8_t, 3>> commands;
+    std::uint8_t answer = vn::ctrl::OK;
 
     static hand_device& self(void* c) { return *static_cast<hand_device*>(c); }
     static constexpr vio::transport_ops ops{
@@ -44,12 +50,13 @@ struct hand_device {
         [](void* c, std::uint64_t f) noexcept { self(c).driver = f; },
         [](void* c) noexcept { return self(c).status; },
         [](void* c, std::uint8_t s) noexcept { self(c).status = s; },
-        [](void*, std::uint16_t q) noexcept {
-            return q < 2 ? std::uint16_t{256} : std::uint16_t{0};
+        [](void* c, std::uint16_t q) noexcept {
+            const bool ctrl = q == 2 && (self(c).offered & vn::feature::CTRL_VQ) != 0;
+            return q < 2 ? std::uint16_t{256} : ctrl ? std::uint16_t{64} : std::uint16_t{0};
         },
         [](void* c, std::uint16_t q, const vio::queue_setup& s) noexcept {
             hand_device& d = self(c);
-            if (q >= 2) {
+            if (q >= 3) {
                 return false;
             }
             d.q[q] = s;
@@ -96,6 +103,25 @@ struct hand_device {
                          descs);
         return true;
     }
+    // The control channel's wait hook: answers every command on the controlq (the header
+    // and its data readable, then the one-byte answer, which gets `answer`).
+    static void serve_ctrl(void* ctx) noexcept {
+        hand_device& d = self(ctx);
+        vio::chain c;
+        std::uint16_t descs = 0;
+        std::array<vio::segment, 4> segs{};
+        while (d.dev[2].pop(c, descs, segs, [](std::uint64_t, std::uint32_t, bool) {
+            return true;
+        }) == vio::pop_status::ok) {
+            const std::byte* h = d.mem->translate(segs[0].addr, segs[0].len);
+            std::array<std::uint8_t, 3> cmd{};
+            std::memcpy(cmd.data(), h, segs[0].len < 3 ? segs[0].len : 3);
+            d.commands.push_back(cmd);
+            const vio::segment& ack = segs[c.readable];
+            *d.mem->translate(ack.addr, 1) = static_cast<std::byte>(d.answer);
+            d.dev[2].push_used(c.head, 1, descs);
+        }
+    }
     // Takes the next TX buffer and marks it used (len 0) under id `id` (-1: the true one).
     bool transmit(std::int64_t id = -1) {
         vio::chain c;
@@ -117,13 +143,26 @@ struct bench {
     vn::window win;
     plugin_t p;
 
-    bench() : rig(config()) {
+    guest_block cmem;
+    std::optional<npa::virtio_net_control> ctl;
+
+    // With a control channel (its memory in the rig's guest memory, the hand device its
+    // wait hook), the device offers a controlq and the channel's hook is in the window.
+    explicit bench(bool with_ctl = false) : rig(config()) {
         REQUIRE(rig.ok());
         rings = rig.memory().allocate(64 * 1024);
         REQUIRE(rings);
         d.mem = &rig.memory();
         win =
             vn::window(vio::transport{&hand_device::ops, &d}, {rings.virt, rings.iova, rings.size});
+        if (with_ctl) {
+            cmem = rig.memory().allocate(npa::virtio_net_control::memory_bytes);
+            REQUIRE(cmem);
+            ctl.emplace(vn::ring_memory{cmem.virt, cmem.iova, cmem.size}, &hand_device::serve_ctrl,
+                        &d);
+            d.offered |= vn::feature::CTRL_VQ | vn::feature::CTRL_RX;
+            win.set_control(ctl->hook());
+        }
         const npa::status st = p.attach(rig.api(), win, rig.queue_cfg());
         INFO(st.reason());
         REQUIRE(st);
@@ -175,7 +214,8 @@ TEST_CASE("packed rings: the layout the device is told, and a frame each way") {
     CHECK((b.d.driver & vio::feature::RING_PACKED) != 0);
     CHECK((b.d.driver & (vio::feature::IN_ORDER | vio::feature::EVENT_IDX)) == 0);
     CHECK((b.p.features() & vio::feature::RING_PACKED) != 0);
-    for (const vio::queue_setup& s : b.d.q) {
+    for (std::size_t i = 0; i < 2; ++i) {
+        const vio::queue_setup& s = b.d.q[i];
         CHECK(s.size == ring);
         CHECK(s.desc % vio::packed_desc_align == 0);
         CHECK(s.driver == s.desc + vio::packed_desc_bytes(ring)); // the event areas behind it
@@ -251,4 +291,39 @@ TEST_CASE("packed rings: a hostile device is caught, counted, and loses no buffe
         CHECK(b.p.health() == npa::errc::device_error);
         b.done();
     }
+}
+
+TEST_CASE("packed rings: the control channel's controlq is packed too, and answers go through it") {
+    namespace rx = npa::rx_mode;
+    using npa::control_request;
+    bench b(true);
+    npa::virtio_net_control& ctl = *b.ctl;
+    REQUIRE((b.p.features() & vn::feature::CTRL_VQ) != 0);
+    REQUIRE(ctl.live());
+    CHECK(ctl.queue_index() == 2);
+    const vio::queue_setup& s = b.d.q[2];
+    CHECK(s.size == npa::virtio_net_control_tuning::queue_size);
+    CHECK(s.desc == b.cmem.iova); // the descriptor ring, then the two event areas
+    CHECK(s.driver == s.desc + vio::packed_desc_bytes(s.size));
+    CHECK(s.device == s.driver + 4);
+    constexpr std::uint32_t normal = rx::unicast | rx::multicast | rx::broadcast;
+    CHECK(ctl.submit(control_request::make_rx_mode(normal)).ok());
+    REQUIRE(!b.d.commands.empty());
+    CHECK(b.d.commands[0][0] == vn::ctrl::RX);
+    CHECK(b.d.commands[0][1] == vn::ctrl::RX_PROMISC);
+    CHECK(b.d.commands[0][2] == 0); // promiscuous off
+    // More commands than the controlq has descriptors: the wrap counters flip and the
+    // channel still finds each answer.
+    for (int i = 0; i < 3 * npa::virtio_net_control_tuning::queue_size; ++i) {
+        const std::uint32_t m = i % 2 == 0 ? normal | rx::promisc : normal;
+        INFO("command " << i);
+        REQUIRE(ctl.submit(control_request::make_rx_mode(m)).ok());
+    }
+    CHECK(b.d.commands.size() >= 1 + 3 * npa::virtio_net_control_tuning::queue_size);
+    CHECK(ctl.commands_ok() == b.d.commands.size());
+    // A refusal is ERR, not a device error: the queue stays live.
+    b.d.answer = vn::ctrl::ERR;
+    CHECK(ctl.submit(control_request::make_rx_mode(normal | rx::promisc)).code() == npa::errc::refused);
+    CHECK(ctl.live());
+    b.done();
 }
