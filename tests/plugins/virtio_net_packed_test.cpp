@@ -323,7 +323,8 @@ TEST_CASE("packed rings: the control channel's controlq is packed too, and answe
     CHECK(ctl.commands_ok() == b.d.commands.size());
     // A refusal is ERR, not a device error: the queue stays live.
     b.d.answer = vn::ctrl::ERR;
-    CHECK(ctl.submit(control_request::make_rx_mode(normal | rx::promisc)).code() == npa::errc::refused);
+    CHECK(ctl.submit(control_request::make_rx_mode(normal | rx::promisc)).code() ==
+          npa::errc::refused);
     CHECK(ctl.live());
     b.done();
 }

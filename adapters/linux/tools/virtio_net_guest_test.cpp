@@ -190,8 +190,8 @@ bool attach_all(virtio_port& v, vmx_port& x) {
     constexpr std::uint64_t rp = npa::virtio::feature::RING_PACKED;
     const std::uint64_t held = v.fn.driver_features();
     const bool packed = (held & rp) != 0;
-    std::printf("%s: driver features held by the device 0x%016" PRIx64 ": %s rings\n", v.name,
-                held, packed ? "packed" : "split");
+    std::printf("%s: driver features held by the device 0x%016" PRIx64 ": %s rings\n", v.name, held,
+                packed ? "packed" : "split");
     if (packed != v.fn.packed_ring_offered() || packed != ((v.plugin.features() & rp) != 0)) {
         failf("%s: RING_PACKED (bit 34) %s by the device, %s by the plugin; packed rings were "
               "%s",
@@ -457,8 +457,9 @@ int main() {
         "\"vmxnet3\":\"%s\",\"frames_each_way\":%" PRIu64 ",\"v_to_x\":%" PRIu64
         ",\"x_to_v\":%" PRIu64
         ",\"v_to_x_s\":%.2f,\"x_to_v_s\":%.2f,\"seconds\":%.2f,\"first_failure\":\"%s\"}\n",
-        ok ? "pass" : "fail", packed ? "packed" : "split", addr_v.c_str(), addr_x.c_str(), frames, vx.received, xv.received,
-        vx.seconds, xv.seconds, total, failures.empty() ? "" : json_text(failures.front()).c_str());
+        ok ? "pass" : "fail", packed ? "packed" : "split", addr_v.c_str(), addr_x.c_str(), frames,
+        vx.received, xv.received, vx.seconds, xv.seconds, total,
+        failures.empty() ? "" : json_text(failures.front()).c_str());
     std::printf("virtio_net_guest_test %s\n", ok ? "PASS" : "FAIL");
     return ok ? 0 : 1;
 }
