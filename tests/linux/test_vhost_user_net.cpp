@@ -9,7 +9,8 @@
 //             with MRG_RXBUF and IN_ORDER and eventfds, and without either on polled rings.
 //   txonly:   npa receives testpmd's frames (64-byte UDP); npa's count equals opackets.
 //   packed:   rxonly, txonly and macswap again on packed rings (net_config::packed_ring),
-//             MRG_RXBUF on and off; GET_VRING_BASE's answer read with the wrap counter.
+//             MRG_RXBUF on and off, EVENT_IDX negotiated; GET_VRING_BASE's answer read with
+//             the wrap counter.
 //   killed:   testpmd killed mid-stream: nothing hangs, health() says removed, detach hands
 //             every buffer back.
 //   two pairs: net_vhost with queues=2, testpmd macswap on two queues: 4,000 frames on each
