@@ -134,6 +134,119 @@ TEST_CASE("packed event suppression: enable, disable, desc") {
     CHECK(q.dev.need_interrupt());
 }
 
+TEST_CASE("packed EVENT_IDX: the wrap-aware event rule on a move across the end of the ring") {
+    // n = 8: the driver goes from position 6 of lap 1 to position 2 of lap 0 (4 buffers).
+    // The device's off_wrap names a position and a lap; one on the other lap counts a ring
+    // further back (Linux virtqueue_kick_prepare_packed, DPDK vhost_vring_call_packed).
+    const auto run = [](std::uint16_t off_wrap) {
+        queue q(8);
+        const segment s{0x100, 64, false};
+        for (int i = 0; i < 6; ++i) { // to position 6, taken and used: the ring has room
+            REQUIRE(q.drv.add({&s, 1}) >= 0);
+            REQUIRE(q.pop() == pop_status::ok);
+            q.dev.push_used(q.c.head, 0, q.ndesc);
+            used_chain u;
+            REQUIRE(q.drv.poll_used(u) == used_status::ok);
+        }
+        q.dev_event.flags = ring_event_disable;
+        (void)q.drv.publish();
+        q.dev_event.off_wrap = off_wrap;
+        q.dev_event.flags = ring_event_desc;
+        for (int i = 0; i < 4; ++i) {
+            REQUIRE(q.drv.add({&s, 1}) >= 0);
+        }
+        return q.drv.publish();
+    };
+    CHECK(run(6 | 0x8000));        // the first position written, lap 1
+    CHECK(run(7 | 0x8000));        // the last of lap 1
+    CHECK(run(0));                 // the first of lap 0
+    CHECK(run(1));                 // the last written, lap 0
+    CHECK_FALSE(run(2));           // the next one: not written yet
+    CHECK_FALSE(run(5 | 0x8000));  // before the move
+    CHECK_FALSE(run(6));           // position 6 of lap 0: a lap ahead
+    CHECK_FALSE(run(1 | 0x8000));  // position 1 of lap 1: long passed
+}
+
+TEST_CASE("packed EVENT_IDX: one interrupt and one kick per re-arm, over many wraps") {
+    // n = 5 (not a power of two), 3 buffers a round: rounds end anywhere in the ring and
+    // every position is crossed on both laps. Each round the device asks for a notification
+    // at its next available position and the driver for an interrupt at its next used one;
+    // then each side hears exactly once of the 3 buffers, the first.
+    queue q(5);
+    REQUIRE(q.drv.reset(q.ring, q.state, /*event_idx=*/true));
+    REQUIRE(q.dev.reset(q.ring, {}, false, /*event_idx=*/true));
+    // reset: an interrupt for the first used buffer (position 0, lap 1), as used_event 0
+    CHECK(q.drv_event.flags == ring_event_desc);
+    CHECK(q.drv_event.off_wrap == 0x8000);
+    const segment s{0x100, 64, true};
+    packed_cursor avail{}, used{};
+    std::uint32_t kicks = 0, irqs = 0;
+    for (int round = 0; round < 40; ++round) {
+        CHECK_FALSE(q.dev.enable_notify(true)); // nothing waiting
+        CHECK(q.dev_event.flags == ring_event_desc);
+        CHECK(q.dev_event.off_wrap == static_cast<std::uint16_t>(avail.index | (avail.wrap ? 0x8000 : 0)));
+        if (round != 0) {
+            CHECK_FALSE(q.drv.enable_interrupts()); // nothing waiting
+            CHECK(q.drv_event.flags == ring_event_desc);
+            CHECK(q.drv_event.off_wrap == static_cast<std::uint16_t>(used.index | (used.wrap ? 0x8000 : 0)));
+        }
+        for (int i = 0; i < 3; ++i) { // a publish per buffer: only the first kicks
+            REQUIRE(q.drv.add({&s, 1}) >= 0);
+            const bool kick = q.drv.publish();
+            CHECK(kick == (i == 0));
+            kicks += kick ? 1 : 0;
+            avail.advance(1, 5);
+        }
+        for (int i = 0; i < 3; ++i) { // an interrupt decision per buffer: only the first
+            REQUIRE(q.pop() == pop_status::ok);
+            q.dev.push_used(q.c.head, 60, q.ndesc);
+            const bool irq = q.dev.need_interrupt();
+            CHECK(irq == (i == 0));
+            irqs += irq ? 1 : 0;
+            used.advance(1, 5);
+        }
+        used_chain u;
+        for (int i = 0; i < 3; ++i) {
+            REQUIRE(q.drv.poll_used(u) == used_status::ok);
+        }
+        CHECK(q.drv.poll_used(u) == used_status::empty);
+    }
+    CHECK(kicks == 40);
+    CHECK(irqs == 40);
+    CHECK((used.index == (40 * 3) % 5 && used.wrap == ((40 * 3 / 5) % 2 == 0)));
+}
+
+TEST_CASE("packed EVENT_IDX: no wake-up lost around the re-arm") {
+    queue q(5);
+    REQUIRE(q.drv.reset(q.ring, q.state, true));
+    REQUIRE(q.dev.reset(q.ring, {}, false, true));
+    const segment s{0x100, 64, true};
+    used_chain u;
+    for (int lap = 0; lap < 12; ++lap) { // 12 buffers: past both wraps more than once
+        REQUIRE(q.drv.add({&s, 1}) >= 0);
+        (void)q.drv.publish();
+        // The device writes a buffer at the position the driver's last re-arm named: the
+        // interrupt is asked for, and a re-arm before the driver polls sees it waiting.
+        REQUIRE(q.pop() == pop_status::ok);
+        q.dev.push_used(q.c.head, 60, q.ndesc);
+        CHECK(q.dev.need_interrupt());
+        CHECK(q.drv.enable_interrupts()); // already waiting: the caller polls again
+        REQUIRE(q.drv.poll_used(u) == used_status::ok);
+        CHECK_FALSE(q.drv.enable_interrupts());
+        CHECK_FALSE(q.dev.need_interrupt()); // nothing new used since the last decision
+        // the device notices a buffer made available after its re-arm (a notification)
+        CHECK_FALSE(q.dev.enable_notify(true));
+        REQUIRE(q.drv.add({&s, 1}) >= 0);
+        CHECK(q.drv.publish());
+        CHECK(q.dev.enable_notify(true)); // and a re-arm after it sees it waiting
+        REQUIRE(q.pop() == pop_status::ok);
+        q.dev.push_used(q.c.head, 60, q.ndesc);
+        CHECK(q.dev.need_interrupt()); // at the driver's re-armed position
+        REQUIRE(q.drv.poll_used(u) == used_status::ok);
+        CHECK_FALSE(q.drv.enable_interrupts()); // the empty poll's re-arm
+    }
+}
+
 TEST_CASE("packed: hostile used descriptors and chains") {
     SUBCASE("a used id never made available leaves the ring broken, nothing consumed") {
         queue q(4);

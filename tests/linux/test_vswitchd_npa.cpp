@@ -61,6 +61,8 @@ void run(bool mrg, bool polled, const std::string& tag, bool packed = false) {
     p.attach();
     CHECK(((p.plugin.features() & npa::virtio_net::feature::MRG_RXBUF) != 0) == mrg);
     CHECK(((p.plugin.features() & npa::virtio::feature::RING_PACKED) != 0) == packed);
+    // EVENT_IDX on both layouts: on packed rings both event areas name positions (DESC).
+    CHECK((p.plugin.features() & npa::virtio::feature::EVENT_IDX) != 0);
     REQUIRE_MESSAGE(wait_until(10s, [&] { return d.state("npa") == "running"; }), d.log());
 
     // The switch's counters once they no longer move (the JSON is rewritten five times a

@@ -17,6 +17,16 @@
 // with acquire before it reads anything else (docs/design.md, rules 1 and 2). The event
 // decisions are store-load pairs with a seq_cst fence between (rule 7).
 //
+// Event suppression (2.8.10): each side tells the other in its area when it wants to hear
+// of progress: always (ENABLE), never (DISABLE), or, with VIRTIO_F_EVENT_IDX, once the
+// other side has written the descriptor at one ring position of one lap (DESC, off_wrap:
+// position in bits 0..14, wrap counter in bit 15). Both sides read all three modes
+// (wants_event); with EVENT_IDX the driver asks for an interrupt at its next used position
+// (enable_interrupts) and the device for a notification at its next available one
+// (enable_notify), as Linux's virtqueue_enable_cb_prepare_packed and DPDK's
+// vhost_enable_notify_packed do. A side writes off_wrap before flags (release), so the
+// other side, which loads flags with acquire first, never pairs DESC with a stale position.
+//
 // Trust, as in split_ring.hpp: the driver checks that a used descriptor's buffer id is one
 // it made available and has not had back (an unknown id leaves the ring `broken`: how far
 // to skip is then unknown, as Linux's BAD_RING); the device checks that a chain ends within
@@ -115,6 +125,10 @@ struct packed_cursor {
 };
 
 namespace detail {
+// off_wrap of an event suppression area naming position `at` (2.8.10: bit 15 the wrap counter).
+[[nodiscard]] constexpr std::uint16_t off_wrap(packed_cursor at) noexcept {
+    return static_cast<std::uint16_t>(at.index | (at.wrap ? 0x8000u : 0u));
+}
 [[nodiscard]] inline std::uint16_t load_flags(pvirtq_desc& d) noexcept {
     return d.flags.load(std::memory_order_acquire); // acquire: the body after the flags
 }
@@ -151,7 +165,11 @@ public:
         return 4u * std::size_t{n};
     }
 
-    [[nodiscard]] bool reset(const packed_ring& r, std::span<std::uint16_t> state) noexcept {
+    /// Starts a fresh queue. `event_idx`: VIRTIO_F_EVENT_IDX negotiated; the driver's area
+    /// then starts at DESC for position 0 of lap 1 (one interrupt for the first used buffer,
+    /// as a split ring's used_event of 0) and enable_interrupts() moves it.
+    [[nodiscard]] bool reset(const packed_ring& r, std::span<std::uint16_t> state,
+                             bool event_idx = false) noexcept {
         if (!r.bound() || state.size() < state_words(r.size())) {
             r_ = {};
             return false;
@@ -168,8 +186,10 @@ public:
             next_[i] = prev_[i] = nil;
             r.desc()[i] = pvirtq_desc{0, 0, 0, 0}; // flags 0: no descriptor available on lap 1
         }
-        *r.driver_event() = pvirtq_event_suppress{0, ring_event_enable};
+        *r.driver_event() = event_idx ? pvirtq_event_suppress{detail::off_wrap(packed_cursor{}), ring_event_desc}
+                                      : pvirtq_event_suppress{0, ring_event_enable};
         *r.device_event() = pvirtq_event_suppress{0, ring_event_enable};
+        event_idx_ = event_idx;
         free_top_ = n;
         num_free_ = n;
         in_flight_ = 0;
@@ -307,10 +327,18 @@ public:
         // relaxed: a hint that publishes no data; a late interrupt is harmless
         r_.driver_event()->flags.store(ring_event_disable, std::memory_order_relaxed);
     }
-    /// Asks for an interrupt; true when a used buffer is already waiting.
+    /// Asks for an interrupt: for every used buffer, or with EVENT_IDX for the one the
+    /// device writes at the next used position (off_wrap there, flags DESC). True when a
+    /// used buffer is already waiting (its interrupt may have been suppressed).
     [[nodiscard]] bool enable_interrupts() noexcept {
-        // relaxed: a hint; the fence below orders it before the load of the next flags
-        r_.driver_event()->flags.store(ring_event_enable, std::memory_order_relaxed);
+        pvirtq_event_suppress& e = *r_.driver_event();
+        if (event_idx_) {
+            // relaxed: a hint; the release below publishes it with the flags
+            e.off_wrap.store(detail::off_wrap(used_), std::memory_order_relaxed);
+        }
+        // release: off_wrap before DESC (the device loads flags with acquire, then off_wrap);
+        // the fence below orders both before the load of the next flags
+        e.flags.store(event_idx_ ? ring_event_desc : ring_event_enable, std::memory_order_release);
         // seq_cst fence: the hint before the look at the next used descriptor (store-load)
         std::atomic_thread_fence(std::memory_order_seq_cst);
         const std::uint16_t f = detail::load_flags(r_.desc()[used_.index]);
@@ -355,6 +383,7 @@ private:
     std::uint16_t oldest_ = nil, newest_ = nil;
     std::uint32_t free_top_ = 0, num_free_ = 0, in_flight_ = 0;
     packed_cursor avail_{}, published_{}, used_{};
+    bool event_idx_ = false;
     driver_stats st_{};
 };
 
@@ -365,11 +394,15 @@ class packed_device {
 public:
     /// Starts at `base` on both sides (lap 1, position 0 for a fresh queue; a vhost-user back
     /// end resumes where SET_VRING_BASE says). `indirect`: VIRTIO_F_INDIRECT_DESC negotiated.
-    /// False when the ring is unbound or `base` lies past its end.
-    [[nodiscard]] bool reset(const packed_ring& r, packed_cursor base = {}, bool indirect = false) noexcept {
+    /// `event_idx`: VIRTIO_F_EVENT_IDX negotiated (enable_notify() then asks for one
+    /// notification, at the next available position). False when the ring is unbound or
+    /// `base` lies past its end.
+    [[nodiscard]] bool reset(const packed_ring& r, packed_cursor base = {}, bool indirect = false,
+                             bool event_idx = false) noexcept {
         r_ = r;
         avail_ = used_ = signalled_ = base;
         indirect_ = indirect;
+        event_idx_ = event_idx;
         indirect_chains_ = 0;
         for (std::uint64_t& c : errors_) {
             c = 0;
@@ -494,11 +527,19 @@ public:
     }
 
     /// Notification suppression (2.8.10): off asks the driver not to notify (the device's
-    /// event area, RING_EVENT_FLAGS_DISABLE), on asks for a notification at the next
-    /// available buffer. True when a buffer is already waiting.
+    /// event area, RING_EVENT_FLAGS_DISABLE), on asks for a notification for every buffer
+    /// made available (ENABLE), or with EVENT_IDX for the one at the next available
+    /// position (off_wrap there, DESC). True when a buffer is already waiting.
     [[nodiscard]] bool enable_notify(bool on) noexcept {
-        // relaxed: a hint to the driver; the fence below orders it before the flags load
-        r_.device_event()->flags.store(on ? ring_event_enable : ring_event_disable, std::memory_order_relaxed);
+        pvirtq_event_suppress& e = *r_.device_event();
+        if (on && event_idx_) {
+            // relaxed: a hint; the release below publishes it with the flags
+            e.off_wrap.store(detail::off_wrap(avail_), std::memory_order_relaxed);
+        }
+        // release: off_wrap before DESC (the driver loads flags with acquire, then off_wrap);
+        // the fence below orders both before the flags load
+        e.flags.store(!on ? ring_event_disable : event_idx_ ? ring_event_desc : ring_event_enable,
+                      std::memory_order_release);
         // seq_cst fence: the hint before the look at the next descriptor (store-load)
         std::atomic_thread_fence(std::memory_order_seq_cst);
         return available(avail_);
@@ -515,7 +556,7 @@ private:
 
     packed_ring r_{};
     packed_cursor avail_{}, used_{}, signalled_{};
-    bool indirect_ = false;
+    bool indirect_ = false, event_idx_ = false;
     std::uint64_t indirect_chains_ = 0;
     chain_error last_ = chain_error::none;
     std::uint64_t errors_[static_cast<std::size_t>(chain_error::count_)]{};

@@ -8,7 +8,7 @@
 //   UP  attach is the driver initialisation of 3.1.1: reset, ACKNOWLEDGE, DRIVER, the
 //       features (VERSION_1 required; MRG_RXBUF, IN_ORDER, CSUM, HOST_TSO4/6, GUEST_CSUM,
 //       MTU, MAC, STATUS, MQ, RING_PACKED and ACCESS_PLATFORM taken when offered and
-//       wanted; with RING_PACKED neither IN_ORDER nor EVENT_IDX, see RINGS; CTRL_VQ and
+//       wanted; with RING_PACKED not IN_ORDER, see RINGS; CTRL_VQ and
 //       its commands when the window carries the shell's control hook),
 //       FEATURES_OK read back, the queues (receiveq 2q, transmitq 2q+1, vector q; the
 //       controlq through the hook, which the plugin never sends on), DRIVER_OK,
@@ -19,10 +19,10 @@
 //       the device's event suppression areas (4 bytes each) in one block per queue. Both
 //       sit behind one small per-queue dispatch (struct vq), so TX, RX and the checks
 //       below are written once. With packed rings IN_ORDER is not taken (packed_driver
-//       reads one used descriptor per buffer, no batches) and EVENT_IDX is not taken: the
-//       driver's event area stays at RING_EVENT_FLAGS_ENABLE (an interrupt per used
-//       buffer, which a masked vector latches, as split rings without EVENT_IDX), and
-//       kicks follow the device's area (ENABLE or DISABLE).
+//       reads one used descriptor per buffer, no batches). EVENT_IDX is taken on both
+//       layouts and behaves alike (IRQ): on a packed ring the hints are the event
+//       suppression areas (2.8.10) in RING_EVENT_FLAGS_DESC mode, off_wrap naming a ring
+//       position and its lap where a split ring names a 16-bit index.
 //   TX  one descriptor per frame: the 12-byte virtio_net_hdr_v1 is written into the
 //       buffer's headroom, so the device reads header and frame from one buffer. Checksum
 //       and TSO requests become NEEDS_CSUM / gso_type. A buffer without 12 bytes of
@@ -38,11 +38,13 @@
 //   IRQ one vector per queue pair; irq_arm/irq_disarm unmask and mask it. Without
 //       EVENT_IDX the rings never suppress interrupts (no NO_INTERRUPT), so a masked vector
 //       latches what arrived and unmasking delivers it (NAPI's contract). With EVENT_IDX
-//       (taken when offered, 2.7.10) each receiveq's used_event is moved to the last entry
-//       read when an rx_burst finds the ring empty (and the ring polled again if an entry
-//       came in between: its interrupt may have been suppressed), so the device interrupts
-//       once for the first entry after a poll, not for each entry; a transmitq's used_event
-//       stays where it is (TX is reaped by polling). Kicks follow the device's avail_event.
+//       (taken when offered, 2.7.10 and 2.8.10) each receiveq's used_event (packed: the
+//       driver's off_wrap) is moved to the last entry read (packed: the next used position)
+//       when an rx_burst finds the ring empty (and the ring polled again if an entry came
+//       in between: its interrupt may have been suppressed), so the device interrupts once
+//       for the first entry after a poll, not for each entry; a transmitq's used_event
+//       stays where it is (index 0; packed: position 0 of lap 1, TX is reaped by
+//       polling). Kicks follow the device's avail_event (packed: its off_wrap, wrap-aware).
 // Nothing the device writes is trusted: used->idx, each used id (a head this plugin
 // handed over and has not had back; on a packed ring the used descriptor's buffer id,
 // and an unknown one leaves the ring broken: how far to skip is unknown), each length (no more than the buffer), num_buffers
@@ -177,7 +179,7 @@ public:
                                          : 0;
         std::uint64_t f = offered & want;
         if ((f & virtio::feature::RING_PACKED) != 0) { // see RINGS in the file comment
-            f &= ~(virtio::feature::IN_ORDER | virtio::feature::EVENT_IDX);
+            f &= ~virtio::feature::IN_ORDER;
         }
         if ((f & vn::feature::CSUM) == 0) { // HOST_TSO* depend on CSUM (5.1.3.1)
             f &= ~(vn::feature::HOST_TSO4 | vn::feature::HOST_TSO6);
@@ -586,7 +588,7 @@ private:
             const std::size_t drv_ev = virtio::packed_desc_bytes(size);
             const std::size_t dev_ev = drv_ev + sizeof(virtio::pvirtq_event_suppress);
             if (!v.packed.reset(virtio::packed_ring(block, block + drv_ev, block + dev_ev, size),
-                                {v.state.get(), words})) {
+                                {v.state.get(), words}, event_idx())) {
                 return false;
             }
             s = {iova, iova + drv_ev, iova + dev_ev, static_cast<std::uint16_t>(size), vector};

@@ -28,10 +28,12 @@ public:
         packed_ = false;
         return split_.reset(r, event_idx, base, indirect);
     }
-    /// `base`: SET_VRING_BASE's value, encoded as encode_base() says.
-    [[nodiscard]] bool reset(const virtio::packed_ring& r, std::uint16_t base, bool indirect = false) noexcept {
+    /// `base`: SET_VRING_BASE's value, encoded as encode_base() says. `event_idx`:
+    /// VIRTIO_F_EVENT_IDX negotiated (enable_notify() names a position, RING_EVENT_FLAGS_DESC).
+    [[nodiscard]] bool reset(const virtio::packed_ring& r, std::uint16_t base, bool indirect = false,
+                             bool event_idx = false) noexcept {
         packed_ = true;
-        return packed_dev_.reset(r, decode_base(base), indirect);
+        return packed_dev_.reset(r, decode_base(base), indirect, event_idx);
     }
 
     [[nodiscard]] bool packed() const noexcept { return packed_; }

@@ -72,7 +72,7 @@ struct vring {
             std::byte* drv = mem.uva(avail_uva, sizeof(virtio::pvirtq_event_suppress));
             std::byte* dv = mem.uva(used_uva, sizeof(virtio::pvirtq_event_suppress));
             started = d != nullptr && drv != nullptr && dv != nullptr &&
-                      dev.reset(virtio::packed_ring(d, drv, dv, num), base, indirect);
+                      dev.reset(virtio::packed_ring(d, drv, dv, num), base, indirect, event_idx);
             return started;
         }
         if (!virtio::queue_size_ok(num)) {
