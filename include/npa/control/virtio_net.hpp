@@ -67,11 +67,10 @@ inline constexpr std::size_t cmd_bytes = sizeof(virtio_net::ctrl_hdr) + 4 + 4 + 
 } // namespace virtio_net_control_tuning
 
 namespace detail {
-// Bytes of a controlq ring of either layout (split: desc, avail, used; packed: descriptors,
-// then the driver's and the device's event suppression areas).
+// Bytes of a controlq ring of either layout (split: layout_of; packed: packed_layout_of).
 [[nodiscard]] constexpr std::size_t control_ring_bytes(std::uint16_t n) noexcept {
-    const std::size_t packed = virtio::packed_desc_bytes(n) + 2 * sizeof(virtio::pvirtq_event_suppress);
-    return virtio::layout_of(n).total > packed ? virtio::layout_of(n).total : packed;
+    const std::size_t split = virtio::layout_of(n).total, packed = virtio::packed_layout_of(n).total;
+    return split > packed ? split : packed;
 }
 } // namespace detail
 
@@ -174,15 +173,13 @@ private:
         s.size = n;
         s.vector = 0xFFFF; // VIRTIO_MSI_NO_VECTOR: answers are polled
         if (packed_) {
-            const std::size_t drv_ev = virtio::packed_desc_bytes(n);
-            const std::size_t dev_ev = drv_ev + sizeof(virtio::pvirtq_event_suppress);
-            if (!packed_drv_.reset(virtio::packed_ring(mem_.virt, mem_.virt + drv_ev, mem_.virt + dev_ev, n),
-                                   state_)) {
+            const virtio::packed_layout l = virtio::packed_layout_of(n);
+            if (!packed_drv_.reset(virtio::packed_ring::in_block(mem_.virt, n), state_)) {
                 return false;
             }
-            s.desc = mem_.iova;
-            s.driver = mem_.iova + drv_ev;
-            s.device = mem_.iova + dev_ev;
+            s.desc = mem_.iova + l.desc;
+            s.driver = mem_.iova + l.driver;
+            s.device = mem_.iova + l.device;
         } else {
             const virtio::split_layout l = virtio::layout_of(n);
             if (!drv_.reset(virtio::split_ring::in_block(mem_.virt, n), state_, false)) {

@@ -79,6 +79,21 @@ inline constexpr std::size_t packed_desc_align = 16, packed_event_align = 4;
 [[nodiscard]] constexpr std::size_t packed_desc_bytes(std::uint32_t n) noexcept { return 16u * std::size_t{n}; }
 [[nodiscard]] constexpr bool packed_size_ok(std::uint32_t n) noexcept { return n != 0 && n <= max_queue_size; }
 
+/// Where a driver that lays a packed ring out in one block puts its areas: the descriptor
+/// ring, then the driver's and the device's event suppression areas (each aligned as 2.8.10
+/// asks once the block is 16-aligned). Byte offsets from the block's start.
+struct packed_layout {
+    std::size_t desc = 0, driver = 0, device = 0, total = 0;
+};
+[[nodiscard]] constexpr packed_layout packed_layout_of(std::uint32_t n) noexcept {
+    packed_layout l;
+    l.driver = packed_desc_bytes(n);
+    l.device = l.driver + sizeof(pvirtq_event_suppress);
+    l.total = l.device + sizeof(pvirtq_event_suppress);
+    return l;
+}
+static_assert(packed_layout_of(256).device == 4100 && packed_layout_of(256).total == 4104);
+
 /// A view of one packed ring: the descriptor ring and the two suppression areas (the
 /// driver's, which the device reads, and the device's, which the driver reads).
 class packed_ring {
@@ -96,6 +111,12 @@ public:
         drv_ = static_cast<pvirtq_event_suppress*>(driver_event);
         dev_ = static_cast<pvirtq_event_suppress*>(device_event);
         n_ = n;
+    }
+    /// The ring laid out in one block as packed_layout_of(n) says.
+    [[nodiscard]] static packed_ring in_block(void* block, std::uint32_t n) noexcept {
+        const packed_layout l = packed_layout_of(n);
+        auto* b = static_cast<std::byte*>(block);
+        return block == nullptr ? packed_ring{} : packed_ring(b + l.desc, b + l.driver, b + l.device, n);
     }
     [[nodiscard]] bool bound() const noexcept { return n_ != 0; }
     [[nodiscard]] std::uint32_t size() const noexcept { return n_; }

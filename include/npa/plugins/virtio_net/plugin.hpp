@@ -94,13 +94,11 @@ inline constexpr std::uint32_t tx_reap_chunk = 32;
 inline constexpr std::uint32_t refill_chunk = 64;
 } // namespace virtio_net_tuning
 
-/// Bytes of one virtqueue's block: split (2.7) or packed (2.8: the descriptor ring, then
-/// the driver's and the device's event suppression areas), rounded to vq_align.
+/// Bytes of one virtqueue's block: split (2.7, layout_of) or packed (2.8,
+/// packed_layout_of), rounded to vq_align.
 [[nodiscard]] constexpr std::size_t virtio_net_vq_bytes(std::uint32_t n, bool packed) noexcept {
     constexpr std::size_t a = virtio_net_tuning::vq_align;
-    const std::size_t b =
-        packed ? virtio::packed_desc_bytes(n) + 2 * sizeof(virtio::pvirtq_event_suppress)
-               : virtio::layout_of(n).total;
+    const std::size_t b = packed ? virtio::packed_layout_of(n).total : virtio::layout_of(n).total;
     return (b + a - 1) / a * a;
 }
 /// Bytes of ring memory one queue pair needs (its receiveq and transmitq blocks).
@@ -108,9 +106,8 @@ inline constexpr std::uint32_t refill_chunk = 64;
                                                            bool packed = false) noexcept {
     return virtio_net_vq_bytes(rx, packed) + virtio_net_vq_bytes(tx, packed);
 }
-// The packed areas inside a block: desc at 0 (16-aligned), the event areas behind it (4-aligned).
-static_assert(virtio_net_tuning::vq_align % virtio::packed_desc_align == 0 &&
-              virtio::packed_desc_bytes(1) % virtio::packed_event_align == 0);
+// A block starts at vq_align, so packed_layout_of's areas are aligned as 2.8.10 asks.
+static_assert(virtio_net_tuning::vq_align % virtio::packed_desc_align == 0);
 
 template <class Api>
 class virtio_net_plugin {
@@ -585,13 +582,13 @@ private:
         }
         virtio::queue_setup s{};
         if (v.is_packed) {
-            const std::size_t drv_ev = virtio::packed_desc_bytes(size);
-            const std::size_t dev_ev = drv_ev + sizeof(virtio::pvirtq_event_suppress);
-            if (!v.packed.reset(virtio::packed_ring(block, block + drv_ev, block + dev_ev, size),
-                                {v.state.get(), words}, event_idx())) {
+            const virtio::packed_layout l = virtio::packed_layout_of(size);
+            if (!v.packed.reset(virtio::packed_ring::in_block(block, size), {v.state.get(), words},
+                                event_idx())) {
                 return false;
             }
-            s = {iova, iova + drv_ev, iova + dev_ev, static_cast<std::uint16_t>(size), vector};
+            s = {iova + l.desc, iova + l.driver, iova + l.device, static_cast<std::uint16_t>(size),
+                 vector};
         } else {
             const virtio::split_layout l = virtio::layout_of(size);
             if (!v.split.reset(virtio::split_ring::in_block(block, size), {v.state.get(), words},
