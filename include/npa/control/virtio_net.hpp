@@ -44,8 +44,7 @@
 #include <npa/plugins/virtio_net/defs.hpp>
 #include <npa/plugins/virtio_net/window.hpp>
 #include <npa/status.hpp>
-#include <npa/virtio/packed_ring.hpp>
-#include <npa/virtio/split_ring.hpp>
+#include <npa/virtio/ring_driver.hpp>
 
 #include <array>
 #include <cstddef>
@@ -129,12 +128,6 @@ public:
     }
 
 private:
-    /// Calls fn with the queue's driver (split_driver or packed_driver: one interface).
-    template <class Fn>
-    decltype(auto) with_driver(Fn&& fn) noexcept {
-        return packed_ ? fn(packed_drv_) : fn(drv_);
-    }
-
     // What the device's filter holds, as far as this channel set it.
     struct filter {
         mac_addr mac{};
@@ -165,16 +158,16 @@ private:
         constexpr std::uint16_t n = virtio_net_control_tuning::queue_size;
         live_ = false;
         broken_ = false;
-        packed_ = (f & virtio::feature::RING_PACKED) != 0;
+        ring_.is_packed = (f & virtio::feature::RING_PACKED) != 0;
         if (mem_.virt == nullptr || mem_.size < memory_bytes || t.queue_max(index) < n) {
             return false;
         }
         virtio::queue_setup s{};
         s.size = n;
         s.vector = 0xFFFF; // VIRTIO_MSI_NO_VECTOR: answers are polled
-        if (packed_) {
+        if (ring_.is_packed) {
             const virtio::packed_layout l = virtio::packed_layout_of(n);
-            if (!packed_drv_.reset(virtio::packed_ring::in_block(mem_.virt, n), state_)) {
+            if (!ring_.packed.reset(virtio::packed_ring::in_block(mem_.virt, n), state_)) {
                 return false;
             }
             s.desc = mem_.iova + l.desc;
@@ -182,7 +175,7 @@ private:
             s.device = mem_.iova + l.device;
         } else {
             const virtio::split_layout l = virtio::layout_of(n);
-            if (!drv_.reset(virtio::split_ring::in_block(mem_.virt, n), state_, false)) {
+            if (!ring_.split.reset(virtio::split_ring::in_block(mem_.virt, n), state_, false)) {
                 return false;
             }
             s.desc = mem_.iova + l.desc;
@@ -393,18 +386,18 @@ private:
         *ack = 0xFF; // neither OK nor ERR: a device that uses the chain without answering is caught
         const virtio::segment segs[2] = {{mem_.iova + cmd_off_, static_cast<std::uint32_t>(sizeof h + len), false},
                                          {mem_.iova + ack_off_, 1, true}};
-        if (with_driver([&](auto& d) { return d.add(segs); }) < 0) {
+        if (ring_.visit([&](auto& d) { return d.add(segs); }) < 0) {
             broken_ = true; // a command is still the device's: it never answered one
             return {errc::device_error, "virtio-net control: the control queue is full"};
         }
-        if (with_driver([](auto& d) { return d.publish(); })) {
+        if (ring_.visit([](auto& d) { return d.publish(); })) {
             t_.notify(index_);
         }
         for (std::uint32_t i = 0; i < virtio_net_control_tuning::polls; ++i) {
             virtio::used_chain u;
             bool passed = false;
             const virtio::used_status st =
-                with_driver([&](auto& d) { return d.poll_used(u, [&](std::uint16_t) { passed = true; }); });
+                ring_.visit([&](auto& d) { return d.poll_used(u, [&](std::uint16_t) { passed = true; }); });
             if (st == virtio::used_status::empty) {
                 if (!t_.present()) {
                     broken_ = true;
@@ -445,14 +438,11 @@ private:
     void* wait_ctx_ = nullptr;
     virtio_net::control_hook hook_{};
     virtio::transport t_{};
-    virtio::split_driver drv_;
-    virtio::packed_driver packed_drv_;
-    bool packed_ = false;
-    // One state block for whichever driver the queue has.
-    std::array<std::uint16_t, (virtio::split_driver::state_words(virtio_net_control_tuning::queue_size) >
-                                       virtio::packed_driver::state_words(virtio_net_control_tuning::queue_size)
-                                   ? virtio::split_driver::state_words(virtio_net_control_tuning::queue_size)
-                                   : virtio::packed_driver::state_words(virtio_net_control_tuning::queue_size))>
+    virtio::ring_driver ring_; // the layout the plugin negotiated
+    static constexpr std::uint16_t n_ = virtio_net_control_tuning::queue_size; // the ring's entries
+    std::array<std::uint16_t, (virtio::ring_driver::state_words(n_, false) > virtio::ring_driver::state_words(n_, true)
+                                   ? virtio::ring_driver::state_words(n_, false)
+                                   : virtio::ring_driver::state_words(n_, true))>
         state_{};
     std::size_t cmd_off_ = 0, ack_off_ = 0;
     std::uint64_t features_ = 0;

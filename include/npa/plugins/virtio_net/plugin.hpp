@@ -17,7 +17,7 @@
 //   RINGS split (2.7): descriptor table, available and used rings in one block per queue.
 //       Packed (2.8, with RING_PACKED): a 16-byte descriptor ring, then the driver's and
 //       the device's event suppression areas (4 bytes each) in one block per queue. Both
-//       sit behind one small per-queue dispatch (struct vq), so TX, RX and the checks
+//       sit behind virtio::ring_driver (ring_driver.hpp), so TX, RX and the checks
 //       below are written once. With packed rings IN_ORDER is not taken (packed_driver
 //       reads one used descriptor per buffer, no batches). EVENT_IDX is taken on both
 //       layouts and behaves alike (IRQ): on a packed ring the hints are the event
@@ -68,8 +68,7 @@
 #include <npa/plugins/virtio_net/defs.hpp>
 #include <npa/plugins/virtio_net/window.hpp>
 #include <npa/ring/slot_ring.hpp>
-#include <npa/virtio/packed_ring.hpp>
-#include <npa/virtio/split_ring.hpp>
+#include <npa/virtio/ring_driver.hpp>
 
 #include <array>
 #include <cstdint>
@@ -268,7 +267,7 @@ public:
 
 private:
     // The data path, once for either ring layout: the layout's driver is chosen once per
-    // burst (vq::visit), so each call on it is inlined and the frame loop has no dispatch.
+    // burst (ring_driver::visit), so each call on it is inlined and the frame loop has no dispatch.
     template <class Drv>
     std::uint16_t tx_burst_on(std::uint16_t qi, Drv& drv, std::span<buffer_type> bufs) noexcept {
         queue& q = q_[qi];
@@ -508,43 +507,13 @@ public:
     }
 
 private:
-    // One virtqueue: its driver for the layout attach chose (a flag fixed at attach). The
-    // data path takes the driver once per burst through visit() and is a template over it,
-    // written once; control-path calls dispatch per call.
-    struct vq {
-        virtio::split_driver split;
-        virtio::packed_driver packed;
-        bool is_packed = false;
+    // One virtqueue: its driver for the layout attach chose (virtio::ring_driver: visit()
+    // once per burst on the data path), and what the plugin keeps beside it.
+    struct vq : virtio::ring_driver {
         std::unique_ptr<std::uint16_t[]> state;
         std::unique_ptr<buffer_type[]> bufs;  // the buffer at each head descriptor / buffer id
         std::unique_ptr<std::uint8_t[]> held; // RX: passed over, held until detach
         std::uint16_t index = 0;              // virtqueue number
-
-        /// Calls fn with this queue's driver (split_driver or packed_driver: one interface).
-        template <class Fn>
-        decltype(auto) visit(Fn&& fn) noexcept {
-            return is_packed ? fn(packed) : fn(split);
-        }
-        template <class Fn>
-        decltype(auto) visit(Fn&& fn) const noexcept {
-            return is_packed ? fn(packed) : fn(split);
-        }
-        [[nodiscard]] std::uint32_t size() const noexcept {
-            return visit([](const auto& d) { return d.size(); });
-        }
-        [[nodiscard]] std::uint32_t in_flight() const noexcept {
-            return visit([](const auto& d) { return d.in_flight(); });
-        }
-        [[nodiscard]] std::uint32_t used_ready() const noexcept {
-            return visit([](const auto& d) { return d.used_ready(); });
-        }
-        [[nodiscard]] bool enable_interrupts() noexcept {
-            return visit([](auto& d) { return d.enable_interrupts(); });
-        }
-        template <class Fn>
-        void drain_in_flight(Fn&& fn) noexcept {
-            visit([&](auto& d) { d.drain_in_flight(fn); });
-        }
     };
     struct queue {
         vq rx, tx;
@@ -572,8 +541,7 @@ private:
         v.is_packed = packed();
         at += virtio_net_vq_bytes(size, v.is_packed);
         v.index = index;
-        const std::size_t words = v.is_packed ? virtio::packed_driver::state_words(size)
-                                              : virtio::split_driver::state_words(size);
+        const std::size_t words = virtio::ring_driver::state_words(size, v.is_packed);
         v.state.reset(new (std::nothrow) std::uint16_t[words]);
         v.bufs.reset(new (std::nothrow) buffer_type[size]());
         v.held.reset(new (std::nothrow) std::uint8_t[size]());
@@ -804,9 +772,7 @@ private:
                 v->state.reset();
                 v->bufs.reset();
                 v->held.reset();
-                v->split = virtio::split_driver{};
-                v->packed = virtio::packed_driver{};
-                v->is_packed = false;
+                v->clear();
             }
         }
         nq_ = 0;
