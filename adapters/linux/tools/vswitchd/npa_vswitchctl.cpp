@@ -53,7 +53,7 @@ std::uint64_t drops(const std::string& j) {
     std::uint64_t t = 0;
     for (const char* k : {"rx_spoofed", "rx_vlan", "rx_runt", "rx_oversize", "rx_unknown_dst", "rx_hairpin",
                           "rx_bad_chain", "rx_short_chain", "tx_vlan", "tx_down", "tx_bad_chain", "tx_no_buffer",
-                          "tx_too_big"}) {
+                          "tx_too_big", "zc_bad_buffer"}) {
         t += std::strtoull(field(j, k).c_str(), nullptr, 10);
     }
     return t;
@@ -95,16 +95,17 @@ int main(int argc, char** argv) {
         }
         ::closedir(d);
         std::sort(names.begin(), names.end());
-        std::printf("%-16s %-10s %-17s %-12s %5s %6s %12s %12s %10s\n", "PORT", "STATE", "MAC", "VLANS", "MTU",
-                    "QUEUES", "RX", "TX", "DROPS");
+        std::printf("%-16s %-10s %-10s %-17s %-12s %5s %6s %12s %12s %10s\n", "PORT", "STATE", "TRANSPORT", "MAC",
+                    "VLANS", "MTU", "QUEUES", "RX", "TX", "DROPS");
         for (const std::string& n : names) {
             std::string j;
             if (!read_file(dir + "/" + n, j)) {
                 continue;
             }
             const std::string queues = field(j, "queues_running") + "/" + field(j, "queues");
-            std::printf("%-16s %-10s %-17s %-12s %5s %6s %12s %12s %10llu\n", field(j, "name").c_str(),
-                        field(j, "state").c_str(), field(j, "mac").c_str(), field(j, "vlans").c_str(),
+            std::printf("%-16s %-10s %-10s %-17s %-12s %5s %6s %12s %12s %10llu\n", field(j, "name").c_str(),
+                        field(j, "state").c_str(), field(j, "transport").c_str(), field(j, "mac").c_str(),
+                        field(j, "vlans").c_str(),
                         field(j, "mtu").c_str(), queues.c_str(), field(j, "rx_packets").c_str(),
                         field(j, "tx_packets").c_str(), static_cast<unsigned long long>(drops(j)));
         }

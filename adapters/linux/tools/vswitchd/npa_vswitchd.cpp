@@ -4,7 +4,9 @@
 // polls every port; with nothing to do for a while it sleeps in poll() on the sockets and
 // the kick eventfds (notifications turned back on), so an idle daemon costs no CPU.
 //
-// Usage: npa-vswitchd [--run-dir DIR] --port NAME[,mac=..][,vlans=..][,mtu=..][,queues=..] ...
+// Zero-copy ports (",zero-copy") share one pool with their front ends instead (zc.hpp).
+//
+// Usage: npa-vswitchd [--run-dir DIR] --port NAME[,mac=..][,vlans=..][,mtu=..][,queues=..][,zero-copy] ...
 #include "run_dir.hpp"
 #include "switch.hpp"
 
@@ -31,6 +33,7 @@ namespace {
 // directory's JSON is rewritten.
 constexpr int idle_passes = 200;
 constexpr int sleep_ms = 100;
+constexpr int sleep_ms_zero_copy = 1; // zero-copy front ends do not kick: the daemon looks
 constexpr unsigned control_every = 1024;
 constexpr auto control_interval = std::chrono::milliseconds(1);
 constexpr auto announce_every = std::chrono::milliseconds(200);
@@ -40,7 +43,7 @@ void on_signal(int) { stop_requested = 1; }
 
 void usage(std::FILE* f) {
     std::fputs(
-        "usage: npa-vswitchd [--run-dir DIR] --port NAME[,mac=MAC][,vlans=V+V..][,mtu=N][,queues=N][,client=PATH] ...\n"
+        "usage: npa-vswitchd [--run-dir DIR] --port NAME[,mac=MAC][,vlans=V+V..][,mtu=N][,queues=N][,client=PATH][,zero-copy] ...\n"
         "\n"
         "Serves each port as a vhost-user socket DIR/NAME.sock (server mode; a virtio-net\n"
         "front end such as DPDK's net_virtio_user or QEMU connects) and switches frames\n"
@@ -59,6 +62,10 @@ void usage(std::FILE* f) {
         "                  receiveq\n"
         "      client=PATH client mode: connect to the front end's socket PATH (its server,\n"
         "                  e.g. net_virtio_user's server=1), again after each disconnect\n"
+        "      zero-copy   a zero-copy port instead of vhost-user: its front end\n"
+        "                  (npa/linux/zc_port.hpp) maps the daemon's buffer pool, and a frame\n"
+        "                  between two zero-copy ports moves by handing its buffer over\n"
+        "                  (one queue pair, no client=, MTU up to 2030)\n"
         "  --busy-poll     never sleep (no kicks asked for; one CPU always busy)\n"
         "  --trace         log every vhost-user request\n"
         "  --help          this text\n",
@@ -73,6 +80,9 @@ void log_line(const std::string& s) {
 // Notifications on while asleep (the front end kicks), off while polling (it need not).
 void set_notify(npa::vswitch::engine& sw, bool on, bool& pending) {
     for (auto& p : sw.ports) {
+        if (p->zc) {
+            continue;
+        }
         for (std::uint32_t q = 0; q < p->queues(); ++q) {
             if (p->transmitq(q).ready()) {
                 pending = p->transmitq(q).dev.enable_notify(on) || pending;
@@ -86,7 +96,14 @@ void set_notify(npa::vswitch::engine& sw, bool on, bool& pending) {
 void sleep_on_fds(npa::vswitch::engine& sw) {
     std::vector<pollfd> fds;
     std::vector<bool> kick;
+    int timeout = sleep_ms;
     for (auto& p : sw.ports) {
+        if (p->zc) {
+            fds.push_back({p->zc->attached() ? p->zc->sock : p->zc->listen_fd, POLLIN, 0});
+            kick.push_back(false);
+            timeout = p->zc->attached() ? sleep_ms_zero_copy : timeout;
+            continue;
+        }
         fds.push_back({p->be.connected() ? p->be.sock_fd() : p->be.listen_fd(), POLLIN, 0});
         kick.push_back(false);
         for (std::uint32_t q = 0; q < p->queues(); ++q) {
@@ -96,7 +113,7 @@ void sleep_on_fds(npa::vswitch::engine& sw) {
             }
         }
     }
-    if (::poll(fds.data(), fds.size(), sleep_ms) <= 0) {
+    if (::poll(fds.data(), fds.size(), timeout) <= 0) {
         return;
     }
     for (std::size_t i = 0; i < fds.size(); ++i) {
@@ -161,6 +178,19 @@ int main(int argc, char** argv) {
 
     // 1. ports: a back end listening on each socket, announced in the run directory
     engine sw;
+    if (std::any_of(cfgs.begin(), cfgs.end(), [](const port_config& c) { return c.zero_copy; })) {
+        if (cfgs.size() >= zc_pool::in_switch) {
+            std::fprintf(stderr, "npa-vswitchd: zero-copy ports need fewer than %u ports\n", zc_pool::in_switch);
+            return 2;
+        }
+        auto zp = zc_pool::create();
+        if (!zp) {
+            std::fprintf(stderr, "npa-vswitchd: the zero-copy pool: %s\n", zp.error().reason());
+            return 1;
+        }
+        sw.zpool = std::move(*zp);
+    }
+    const auto pool_free = [&sw]() -> std::int64_t { return sw.zpool ? sw.zpool->free_count() : -1; };
     for (const port_config& pc : cfgs) {
         const std::string name = pc.name;
         sw.ports.push_back(std::make_unique<port>(pc, [name](const std::string& s) { log_line(name + ": " + s); }));
@@ -174,14 +204,20 @@ int main(int argc, char** argv) {
         };
         port& p = *sw.ports.back();
         p.be.trace = trace;
-        if (!pc.client.empty()) {
+        if (p.zc) {
+            if (npa::status st = p.zc->listen(run_dir + "/" + name + ".sock"); !st) {
+                std::fprintf(stderr, "npa-vswitchd: port %s: %s (%s/%s.sock)\n", name.c_str(), st.reason(),
+                             run_dir.c_str(), name.c_str());
+                return 1;
+            }
+        } else if (!pc.client.empty()) {
             p.be.connect_to(pc.client);
         } else if (npa::status st = p.be.listen(run_dir + "/" + name + ".sock"); !st) {
             std::fprintf(stderr, "npa-vswitchd: port %s: %s (%s/%s.sock)\n", name.c_str(), st.reason(),
                          run_dir.c_str(), name.c_str());
             return 1;
         }
-        if (!announce(run_dir, p)) {
+        if (!announce(run_dir, p, pool_free())) {
             std::fprintf(stderr, "npa-vswitchd: cannot write %s/%s.json\n", run_dir.c_str(), name.c_str());
             return 1;
         }
@@ -208,6 +244,10 @@ int main(int argc, char** argv) {
             next_control = std::chrono::steady_clock::now() + control_interval;
             for (std::size_t i = 0; i < sw.ports.size(); ++i) {
                 port& p = *sw.ports[i];
+                if (p.zc) {
+                    sw.service_zc(i, [&p](const std::string& s) { log_line(p.cfg.name + ": " + s); });
+                    continue;
+                }
                 const bool was = p.be.connected();
                 if (!p.be.service() || (was && !p.be.connected())) {
                     sw.forget(i);
@@ -229,8 +269,10 @@ int main(int argc, char** argv) {
             if (std::chrono::steady_clock::now() >= next_announce) {
                 for (auto& p : sw.ports) {
                     p->fold_ring_errors();
-                    p->c.connections = p->be.connections();
-                    announce(run_dir, *p);
+                    if (!p->zc) {
+                        p->c.connections = p->be.connections();
+                    }
+                    announce(run_dir, *p, pool_free());
                 }
                 next_announce = std::chrono::steady_clock::now() + announce_every;
             }

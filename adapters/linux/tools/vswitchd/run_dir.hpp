@@ -101,10 +101,17 @@ namespace npa::vswitch {
                 return std::nullopt;
             }
             pc.client = v;
+        } else if (k == "zero-copy" && eq == std::string::npos) {
+            pc.zero_copy = true;
         } else {
-            why = "unknown port option '" + k + "' (mac=, vlans=, mtu=, queues=, client=)";
+            why = "unknown port option '" + k + "' (mac=, vlans=, mtu=, queues=, client=, zero-copy)";
             return std::nullopt;
         }
+    }
+    if (pc.zero_copy && (pc.queues != 1 || !pc.client.empty() || pc.mtu + 18 > zc::buf_size)) {
+        why = "a zero-copy port has one queue pair, serves its socket (no client=) and an MTU of at most " +
+              std::to_string(zc::buf_size - 18);
+        return std::nullopt;
     }
     return pc;
 }
@@ -113,6 +120,9 @@ namespace npa::vswitch {
 /// rings move), broken (a ring was stopped for an impossible index: waits for the front end
 /// to set it up again).
 [[nodiscard]] inline const char* state_of(port& p) {
+    if (p.zc) {
+        return p.zc->attached() ? "running" : "listening";
+    }
     if (!p.be.connected()) {
         return "listening";
     }
@@ -135,7 +145,10 @@ namespace npa::vswitch {
 /// `queues` is the port's queue pairs, `queues_running` how many of them the front end runs
 /// (both rings ready and enabled); `rx_queue` / `tx_queue` split rx_packets / tx_packets by
 /// queue pair.
-[[nodiscard]] inline std::string to_json(port& p) {
+/// `transport` is "vhost-user" or "zero-copy"; a zero-copy port's JSON also has
+/// `zc_owned` (buffers its front end holds) and `pool_free` (buffers in the shared pool, of
+/// `pool_buffers`), given by the caller.
+[[nodiscard]] inline std::string to_json(port& p, std::int64_t pool_free = -1) {
     std::string j = "{\n  \"name\": \"" + p.cfg.name + "\",\n  \"mac\": \"" +
                     (p.cfg.mac == mac_addr{} ? std::string() : format_mac(p.cfg.mac)) + "\",\n  \"vlans\": [";
     for (std::size_t i = 0; i < p.cfg.vlans.size(); ++i) {
@@ -144,7 +157,13 @@ namespace npa::vswitch {
     j += "],\n  \"mode\": \"" + std::string(p.cfg.client.empty() ? "server" : "client") +
          "\",\n  \"mtu\": " + std::to_string(p.cfg.mtu) + ",\n  \"queues\": " + std::to_string(p.queues()) +
          ",\n  \"queues_running\": " + std::to_string(p.pairs_running()) + ",\n  \"state\": \"" + state_of(p) +
-         "\",\n  \"features\": " + std::to_string(p.be.features()) + ",\n  \"counters\": {";
+         "\",\n  \"transport\": \"" + (p.zc ? "zero-copy" : "vhost-user") +
+         "\",\n  \"features\": " + std::to_string(p.be.features()) + ",\n";
+    if (p.zc) {
+        j += "  \"zc_owned\": " + std::to_string(p.zc->owned) + ",\n  \"pool_free\": " + std::to_string(pool_free) +
+             ",\n  \"pool_buffers\": " + std::to_string(zc::pool_buffers) + ",\n";
+    }
+    j += "  \"counters\": {";
     const char* sep = "\n";
 #define NPA_X(n)                                                                      \
     j += std::string(sep) + "    \"" #n "\": " + std::to_string(p.c.n);               \
@@ -156,13 +175,13 @@ namespace npa::vswitch {
 }
 
 /// Writes <dir>/<port>.json atomically; false when the directory refuses.
-inline bool announce(const std::string& dir, port& p) {
+inline bool announce(const std::string& dir, port& p, std::int64_t pool_free = -1) {
     const std::string path = dir + "/" + p.cfg.name + ".json", tmp = path + ".tmp";
     std::FILE* f = std::fopen(tmp.c_str(), "w");
     if (f == nullptr) {
         return false;
     }
-    const std::string j = to_json(p);
+    const std::string j = to_json(p, pool_free);
     const bool ok = std::fwrite(j.data(), 1, j.size(), f) == j.size();
     return (std::fclose(f) == 0) && ok && std::rename(tmp.c_str(), path.c_str()) == 0;
 }

@@ -23,7 +23,14 @@
 // frame taken from a front end is either forwarded or counted in exactly one rx_* drop;
 // every frame forwarded to a port is either delivered (tx_packets) or one tx_* drop there.
 // A port's counters add up all its queues; rx_queue/tx_queue split the packets by queue.
+//
+// A zero-copy port (zc.hpp, npa/linux/zc_port.hpp) has no vhost-user back end: poll_zc()
+// takes the buffers its front end gives back, then its frames, each forwarded as above with
+// its buffer's index; deliver() to a zero-copy port hands that buffer over when the frame
+// came from another zero-copy port (no copy), else copies the frame into a pool buffer.
 #pragma once
+
+#include "zc.hpp"
 
 #include <npa/linux/vhost_user/back_end.hpp>
 #include <npa/sim/device/policy.hpp>
@@ -34,6 +41,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
+#include <functional>
 #include <memory>
 #include <span>
 #include <string>
@@ -63,6 +71,7 @@ struct port_config {
     std::uint32_t mtu = 1500;
     std::uint32_t queues = 1;          ///< queue pairs (1..max_queues); MQ offered when > 1
     std::string client;                ///< client mode: the front end's socket; empty: serve <name>.sock
+    bool zero_copy = false;            ///< a zero-copy port (zc.hpp) instead of vhost-user
 };
 
 /// One counter per cause; the names are what the run directory's JSON shows.
@@ -71,7 +80,8 @@ struct port_config {
     X(rx_spoofed) X(rx_vlan) X(rx_runt) X(rx_oversize) X(rx_unknown_dst) X(rx_hairpin)      \
     X(rx_bad_chain) X(rx_short_chain) X(rx_ring_broken)                                      \
     X(tx_vlan) X(tx_down) X(tx_bad_chain) X(tx_no_buffer) X(tx_too_big) X(tx_ring_broken)                    \
-    X(protocol_errors) X(connections) X(rx_indirect) X(tx_indirect)
+    X(protocol_errors) X(connections) X(rx_indirect) X(tx_indirect)                          \
+    X(tx_zero_copy) X(zc_bad_buffer) X(zc_reclaimed)
 
 struct counters {
 #define NPA_X(n) std::uint64_t n = 0;
@@ -104,6 +114,8 @@ struct port {
     std::array<std::uint8_t, max_queues> running_rx{};
     std::uint32_t nrunning_rx = 0;
     std::uint64_t running_seen = ~0ull; ///< the ring_generation() running_rx was taken at
+    /// A zero-copy port's connection (null for a vhost-user port, whose `be` is the port).
+    std::unique_ptr<zc_link> zc;
 
     port(port_config pc, vhost_user::back_end::log_fn log)
         : cfg(std::move(pc)), mac(mac_key(cfg.mac)), be(cfg.queues, std::move(log)), rx_io(cfg.queues),
@@ -113,6 +125,9 @@ struct port {
         policy.port_vlan = 0;
         policy.allowed_vlans = cfg.vlans;
         policy.max_mtu = cfg.mtu;
+        if (cfg.zero_copy) {
+            zc = std::make_unique<zc_link>();
+        }
     }
     [[nodiscard]] std::uint32_t queues() const noexcept { return cfg.queues; }
     [[nodiscard]] vhost_user::vring& receiveq(std::uint32_t q) noexcept { return be.rings()[2 * q]; }
@@ -154,6 +169,9 @@ struct port {
     /// from 0 again after each reset: only the growth since the last look is added), every
     /// queue's into the port's.
     void fold_ring_errors() noexcept {
+        if (zc) { // a zero-copy port counts its errors as they happen
+            return;
+        }
         const auto grow = [](std::uint64_t now, std::uint64_t& seen) {
             const std::uint64_t d = now >= seen ? now - seen : now;
             seen = now;
@@ -188,6 +206,8 @@ private:
 class engine {
 public:
     std::vector<std::unique_ptr<port>> ports;
+    /// The pool zero-copy ports share (made when the first one is configured).
+    std::unique_ptr<zc_pool> zpool;
 
     /// One pass over every port's running transmitqs: returns the frames taken.
     int poll() noexcept {
@@ -196,6 +216,10 @@ public:
         const std::size_t np = ports.size();
         for (std::size_t i = 0; i < np; ++i) {
             port& p = *ports[i];
+            if (NPA_UNLIKELY(p.zc != nullptr)) {
+                work += p.zc->attached() ? poll_zc(i) : 0;
+                continue;
+            }
             const std::uint32_t nq = p.queues();
             for (std::uint32_t q = 0; q < nq; ++q) {
                 // an empty ring costs one load here (virtq_device::pending(); pop() would
@@ -228,6 +252,80 @@ public:
         }
         publish_dirty();
     }
+    /// The control path of zero-copy port i: a new front end attached (one at a time: a
+    /// second is refused), or the attached one gone, its frames forwarded and its buffers
+    /// back in the pool. Returns false when a front end left or was refused.
+    bool service_zc(std::size_t i, const std::function<void(const std::string&)>& log) {
+        port& p = *ports[i];
+        zc_link& z = *p.zc;
+        bool ok = true;
+        if (z.attached() && z.peer_gone()) {
+            detach_zc(i);
+            log("front end detached; " + std::to_string(p.c.zc_reclaimed) + " buffers reclaimed so far");
+            ok = false;
+        }
+        for (;;) {
+            const int fd = ::accept4(z.listen_fd, nullptr, nullptr, SOCK_CLOEXEC);
+            if (fd < 0) {
+                break;
+            }
+            // the hello is read first in every case: a socket closed with a message unread
+            // resets the connection, and the front end would never see the refusal
+            const char* why = zc_link::read_hello(fd);
+            if (why == nullptr && z.attached()) {
+                why = "the port has a front end already";
+            }
+            if (why != nullptr) {
+                ++p.c.protocol_errors;
+                [[maybe_unused]] const bool sent = zc_link::answer(fd, static_cast<std::uint32_t>(errc::refused), why);
+                ::close(fd);
+                log(std::string("front end refused: ") + why);
+                ok = false;
+                continue;
+            }
+            if (status st = attach_zc(i, fd); !st) {
+                ++p.c.protocol_errors;
+                log(std::string("front end not attached: ") + st.reason());
+                ok = false;
+                continue;
+            }
+            log("front end attached");
+        }
+        return ok;
+    }
+    /// Attaches the front end that said hello on `fd` to zero-copy port i: the regions
+    /// handed over, its first buffers lent.
+    status attach_zc(std::size_t i, int fd) noexcept {
+        port& p = *ports[i];
+        if (status st = p.zc->attach(fd, *zpool); !st) {
+            return st;
+        }
+        ++p.c.connections;
+        p.nrunning_rx = 1; // its one receive ring
+        p.running_rx[0] = 0;
+        top_up_zc(i);
+        return status::success();
+    }
+    /// A zero-copy port's front end went away: what it published on its transmit ring is
+    /// forwarded (it sent it), then every buffer it held goes back to the pool.
+    void detach_zc(std::size_t i) noexcept {
+        port& p = *ports[i];
+        zc_link& z = *p.zc;
+        for (std::uint32_t taken = 0; taken < zc::ring_capacity;) {
+            const int n = poll_zc(i, /*lend=*/false);
+            if (n == 0) {
+                break;
+            }
+            taken += static_cast<std::uint32_t>(n);
+        }
+        publish_dirty();
+        p.nrunning_rx = 0;
+        z.close_conn();
+        p.c.zc_reclaimed += zpool->reclaim(static_cast<std::uint8_t>(i));
+        z.owned = 0;
+        forget(i);
+    }
+
     /// Forgets what was learnt on port i (its front end went away).
     void forget(std::size_t i) {
         for (auto it = learnt_.begin(); it != learnt_.end();) {
@@ -240,7 +338,7 @@ private:
     // a disconnect), never during a pass: one compare a port a pass, not a look a frame.
     void refresh_running() noexcept {
         for (auto& p : ports) {
-            if (p->running_seen != p->be.ring_generation()) {
+            if (!p->zc && p->running_seen != p->be.ring_generation()) {
                 p->refresh_running();
             }
         }
@@ -248,6 +346,10 @@ private:
     /// Publishes the used entries of every receiveq that got frames since the last call.
     void publish_dirty() noexcept {
         for (auto& p : ports) {
+            if (p->zc) {
+                flush_zc(*p);
+                continue;
+            }
             for (std::uint32_t d = p->rx_dirty; d != 0; d &= d - 1) {
                 publish(p->receiveq(static_cast<std::uint32_t>(__builtin_ctz(d))));
             }
@@ -312,7 +414,11 @@ private:
         nheld = 0;
     }
 
-    void forward(std::size_t in, std::uint32_t in_q, const vhost_user::tx_frame& f) noexcept {
+    /// Forwards frame `f` that came in on port `in`'s queue `in_q`; `zbuf` is the pool
+    /// buffer it lies in when it came from a zero-copy port (the switch holds it: deliver()
+    /// may hand it over; the caller frees it if not).
+    NPA_ALWAYS_INLINE void forward(std::size_t in, std::uint32_t in_q, const vhost_user::tx_frame& f,
+                                   std::uint32_t zbuf = zc_pool::none) noexcept {
         port& p = *ports[in];
         const std::size_t len = f.len;
         ++p.c.rx_packets;
@@ -355,7 +461,7 @@ private:
         if (sim::eth::is_multicast(h.dst)) {
             for (std::size_t o = 0; o < ports.size(); ++o) {
                 if (o != in && ports[o]->nrunning_rx != 0 && ports[o]->vlan_ok(h.vlan)) {
-                    deliver(o, in_q, h.vlan, frame);
+                    deliver(o, in_q, h.vlan, frame); // a copy each: no buffer is handed over
                 }
             }
             return;
@@ -369,7 +475,7 @@ private:
             ++p.c.rx_hairpin;
             return;
         }
-        deliver(out, in_q, h.vlan, frame);
+        deliver(out, in_q, h.vlan, frame, zbuf);
     }
 
     [[nodiscard]] std::size_t lookup(std::uint16_t vlan, std::uint64_t dst) const noexcept {
@@ -382,10 +488,15 @@ private:
         return it == learnt_.end() ? ports.size() : it->second;
     }
 
-    void deliver(std::size_t out, std::uint32_t in_q, std::uint16_t vlan, const vhost_user::frame_parts& frame) noexcept {
+    NPA_ALWAYS_INLINE void deliver(std::size_t out, std::uint32_t in_q, std::uint16_t vlan,
+                                   const vhost_user::frame_parts& frame, std::uint32_t zbuf = zc_pool::none) noexcept {
         port& d = *ports[out];
         if (!d.vlan_ok(vlan)) {
             ++d.c.tx_vlan;
+            return;
+        }
+        if (NPA_UNLIKELY(d.zc != nullptr)) {
+            deliver_zc(out, frame, zbuf);
             return;
         }
         if (d.nrunning_rx == 0) {
@@ -407,6 +518,158 @@ private:
         } else {
             d.fold_ring_errors(); // the drop's cause, counted now
         }
+    }
+
+    // ---- zero-copy ports ------------------------------------------------------------------
+
+    /// One pass over zero-copy port i: the buffers its front end gave back, a burst of its
+    /// frames (each index checked against the owner table before the switch reads a byte),
+    /// then its lend ring topped up. Returns the descriptors taken.
+    // (the zero-copy functions are kept out of line: inlined, they changed what the
+    // compiler inlined on the vhost-user path, which cost it about 50 instructions a frame)
+    [[gnu::noinline]] int poll_zc(std::size_t i, bool lend = true) noexcept {
+        port& p = *ports[i];
+        zc_link& z = *p.zc;
+        zc_pool& zp = *zpool;
+        const auto me = static_cast<std::uint8_t>(i);
+        int n = 0;
+        std::array<shm::buf_desc, burst> d;
+        // 1. buffers given back
+        for (std::uint32_t k = 0; k < zc::ring_capacity / burst; ++k) {
+            const std::uint32_t got = z.back->dequeue_burst(std::span<shm::buf_desc>(d));
+            for (std::uint32_t j = 0; j < got; ++j) {
+                const std::uint32_t b = d[j].buf;
+                if (b < zc::pool_buffers && zp.owner(b) == me) {
+                    zp.put(b);
+                    --z.owned;
+                } else {
+                    ++p.c.zc_bad_buffer;
+                }
+            }
+            n += static_cast<int>(got);
+            if (got < burst) {
+                break;
+            }
+        }
+        // 2. frames: the buffer is the switch's while the frame is forwarded
+        const std::uint32_t got = z.tx->dequeue_burst(std::span<shm::buf_desc>(d));
+        for (std::uint32_t j = 0; j < got; ++j) {
+            const std::uint32_t b = d[j].buf;
+            const std::uint32_t len = d[j].len;
+            if (b >= zc::pool_buffers || zp.owner(b) != me) {
+                ++p.c.zc_bad_buffer;
+                continue;
+            }
+            zp.set_owner(b, zc_pool::in_switch);
+            --z.owned;
+            if (len > zc::buf_size) {
+                ++p.c.rx_packets;
+                ++p.rx_queue[0];
+                ++p.c.rx_oversize;
+            } else {
+                forward(i, 0, vhost_user::tx_frame{zp.data(b), len}, b);
+            }
+            if (zp.owner(b) == zc_pool::in_switch) { // not handed over
+                zp.put(b);
+            }
+        }
+        n += static_cast<int>(got);
+        // 3. empty buffers for its next frames
+        if (lend) {
+            top_up_zc(i);
+        }
+        return n;
+    }
+
+    /// Lends port i buffers up to lend_target on its ring, within its hold_limit.
+    [[gnu::noinline]] void top_up_zc(std::size_t i) noexcept {
+        port& p = *ports[i];
+        zc_link& z = *p.zc;
+        const std::uint32_t on_ring = z.lend->size();
+        if (on_ring >= zc::lend_target / 2) { // refill in batches, not one by one
+            return;
+        }
+        std::uint32_t want = zc::lend_target - on_ring;
+        want = std::min(want, z.owned < zc::hold_limit ? zc::hold_limit - z.owned : 0u);
+        std::array<shm::buf_desc, zc::lend_target> d;
+        std::uint32_t k = 0;
+        for (; k < want; ++k) {
+            const std::uint32_t b = zpool->take(static_cast<std::uint8_t>(i));
+            if (b == zc_pool::none) {
+                break;
+            }
+            d[k] = {b, 0};
+        }
+        const std::uint32_t put = z.lend->enqueue_burst(std::span<const shm::buf_desc>(d.data(), k));
+        for (std::uint32_t j = put; j < k; ++j) { // no room: the front end wrote the ring
+            zpool->put(d[j].buf);
+        }
+        z.owned += put;
+    }
+
+    /// Frame to zero-copy port `out`: its buffer handed over when the switch holds it (it
+    /// came from another zero-copy port), else copied into one from the pool.
+    [[gnu::noinline]] void deliver_zc(std::size_t out, const vhost_user::frame_parts& frame, std::uint32_t zbuf) noexcept {
+        port& d = *ports[out];
+        zc_link& z = *d.zc;
+        if (!z.attached()) {
+            ++d.c.tx_down;
+            return;
+        }
+        const std::size_t len = frame.size();
+        if (len > zc::buf_size) {
+            ++d.c.tx_too_big;
+            return;
+        }
+        if (z.owned >= zc::hold_limit) { // it does not give buffers back: the pool is the others'
+            ++d.c.tx_no_buffer;
+            return;
+        }
+        const auto to = static_cast<std::uint8_t>(out);
+        std::uint32_t b;
+        if (zbuf != zc_pool::none && zpool->owner(zbuf) == zc_pool::in_switch) {
+            b = zbuf;
+            // the header the decision was made on, back in the frame (the sender may have
+            // rewritten it since; the rest is the sender's, as zc_port.hpp says)
+            std::memcpy(zpool->data(b), frame.head.data(), frame.head.size());
+            zpool->set_owner(b, to);
+            z.stage_zero |= std::uint64_t{1} << z.staged;
+        } else {
+            b = zpool->take(to);
+            if (b == zc_pool::none) {
+                ++d.c.tx_no_buffer;
+                return;
+            }
+            frame.copy(zpool->data(b), 0, len);
+        }
+        ++z.owned;
+        z.stage[z.staged++] = {b, static_cast<std::uint32_t>(len)};
+        if (z.staged == z.stage.size()) {
+            flush_zc(d);
+        }
+    }
+
+    /// Publishes the frames staged for a zero-copy port; those its rx ring has no room for
+    /// (its front end does not keep up) are dropped and their buffers freed.
+    [[gnu::noinline]] void flush_zc(port& d) noexcept {
+        zc_link& z = *d.zc;
+        if (z.staged == 0) {
+            return;
+        }
+        const std::uint32_t put = z.rx->enqueue_burst(std::span<const shm::buf_desc>(z.stage.data(), z.staged));
+        for (std::uint32_t j = 0; j < put; ++j) {
+            ++d.c.tx_packets;
+            d.c.tx_bytes += z.stage[j].len;
+            d.c.tx_zero_copy += z.stage_zero >> j & 1;
+        }
+        d.tx_queue[0] += put;
+        for (std::uint32_t j = put; j < z.staged; ++j) {
+            ++d.c.tx_no_buffer;
+            zpool->put(z.stage[j].buf);
+            --z.owned;
+        }
+        z.staged = 0;
+        z.stage_zero = 0;
     }
 
     std::array<std::byte, 65536 + 64> buf_{};
