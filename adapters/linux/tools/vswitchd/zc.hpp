@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include <array>
+#include <cerrno>
 #include <cstdint>
 #include <cstring>
 #include <memory>
@@ -89,6 +90,11 @@ public:
         }
         return n;
     }
+    /// Indices in the free ring (equal to free_count() unless a front end wrote the ring).
+    [[nodiscard]] std::uint32_t available() const noexcept { return pool_->available(); }
+    /// The free ring itself, in the memory every zero-copy front end maps (for the fuzz
+    /// target that plays one writing it).
+    [[nodiscard]] zc::pool_type::free_ring& free_ring() noexcept { return pool_->ring(); }
     /// Indices the free ring held that the table did not call free (someone wrote the ring).
     [[nodiscard]] std::uint64_t corrupt() const noexcept { return corrupt_; }
 
@@ -216,7 +222,11 @@ struct zc_link {
     /// protocol has nothing after the hello, so a message is an error that ends it too).
     [[nodiscard]] bool peer_gone() const noexcept {
         pollfd pf{sock, POLLIN, 0};
-        return ::poll(&pf, 1, 0) != 0;
+        int n;
+        do {
+            n = ::poll(&pf, 1, 0);
+        } while (n < 0 && errno == EINTR);
+        return n > 0;
     }
 
     void close_conn() noexcept {

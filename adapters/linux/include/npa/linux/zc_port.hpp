@@ -251,7 +251,11 @@ public:
     /// more will be switched, and the buffers this side holds are no one's to return to.
     [[nodiscard]] bool daemon_alive() const noexcept {
         pollfd pf{sock_, POLLIN, 0};
-        return ::poll(&pf, 1, 0) == 0; // the daemon sends nothing after the fds: any event is its end
+        int n;
+        do {
+            n = ::poll(&pf, 1, 0);
+        } while (n < 0 && errno == EINTR); // a signal is not the daemon's end
+        return n == 0; // the daemon sends nothing after the fds: any event is its end
     }
     /// Marks this side alive in the port region (call now and then from the polling loop).
     void beat() noexcept { port_region_->region().beat(1); }
