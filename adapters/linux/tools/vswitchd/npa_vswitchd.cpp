@@ -101,6 +101,10 @@ void sleep_on_fds(npa::vswitch::engine& sw) {
         if (p->zc) {
             fds.push_back({p->zc->attached() ? p->zc->sock : p->zc->listen_fd, POLLIN, 0});
             kick.push_back(false);
+            if (p->zc->pending >= 0) { // its hello wakes the daemon
+                fds.push_back({p->zc->pending, POLLIN, 0});
+                kick.push_back(false);
+            }
             timeout = p->zc->attached() ? sleep_ms_zero_copy : timeout;
             continue;
         }

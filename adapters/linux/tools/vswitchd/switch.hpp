@@ -46,6 +46,7 @@
 #include <span>
 #include <string>
 #include <unordered_map>
+#include <utility>
 #include <vector>
 
 namespace npa::vswitch {
@@ -265,13 +266,21 @@ public:
             ok = false;
         }
         for (;;) {
-            const int fd = ::accept4(z.listen_fd, nullptr, nullptr, SOCK_CLOEXEC);
-            if (fd < 0) {
-                break;
+            const auto now = std::chrono::steady_clock::now();
+            if (z.pending < 0) {
+                z.pending = ::accept4(z.listen_fd, nullptr, nullptr, SOCK_CLOEXEC | SOCK_NONBLOCK);
+                z.pending_since = now;
+                if (z.pending < 0) {
+                    break;
+                }
             }
             // the hello is read first in every case: a socket closed with a message unread
             // resets the connection, and the front end would never see the refusal
-            const char* why = zc_link::read_hello(fd);
+            const char* why = zc_link::read_hello(z.pending, now - z.pending_since > std::chrono::milliseconds(200));
+            if (why == zc_link::not_yet) {
+                break; // looked at again on the next control pass
+            }
+            const int fd = std::exchange(z.pending, -1);
             if (why == nullptr && z.attached()) {
                 why = "the port has a front end already";
             }

@@ -15,6 +15,7 @@
 
 #include <array>
 #include <cerrno>
+#include <chrono>
 #include <cstdint>
 #include <cstring>
 #include <memory>
@@ -112,6 +113,11 @@ private:
 struct zc_link {
     int listen_fd = -1;
     int sock = -1;
+    /// A connection accepted whose hello has not come yet (one at a time: the rest wait
+    /// in the listen backlog), and when it was accepted. Nothing waits for it: a client
+    /// that connects and says nothing cannot stall the data path.
+    int pending = -1;
+    std::chrono::steady_clock::time_point pending_since{};
     std::string path;
     std::optional<lnx::shm_region> region;
     zc::ring* lend = nullptr;
@@ -129,6 +135,9 @@ struct zc_link {
     zc_link& operator=(const zc_link&) = delete;
     ~zc_link() {
         close_conn();
+        if (pending >= 0) {
+            ::close(pending);
+        }
         if (listen_fd >= 0) {
             ::close(listen_fd);
             ::unlink(path.c_str());
@@ -163,15 +172,18 @@ struct zc_link {
         return ::send(fd, &w, sizeof(w), MSG_NOSIGNAL) == static_cast<ssize_t>(sizeof(w));
     }
 
-    /// Reads a front end's hello on a fresh connection (it sends it right after connect:
-    /// a short wait). nullptr when it is one; else the sentence refusing it.
-    [[nodiscard]] static const char* read_hello(int fd) noexcept {
-        pollfd pf{fd, POLLIN, 0};
-        if (::poll(&pf, 1, 200) != 1) {
-            return "no hello within 200 ms";
-        }
+    /// What read_hello() says of a connection whose hello has not come yet.
+    static constexpr const char* not_yet = "";
+
+    /// Reads a front end's hello on a fresh connection without waiting for it: nullptr
+    /// when it is one; not_yet when nothing came yet (`expired`: the connection had its
+    /// time, and that is a refusal); else the sentence refusing it.
+    [[nodiscard]] static const char* read_hello(int fd, bool expired) noexcept {
         zc::hello h{};
         const ssize_t n = ::recv(fd, &h, sizeof(h), MSG_DONTWAIT);
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) {
+            return expired ? "no hello within 200 ms" : not_yet;
+        }
         if (n != static_cast<ssize_t>(sizeof(h)) || h.magic != zc::hello_magic) {
             return "the first message is not a zero-copy hello";
         }

@@ -40,6 +40,7 @@
 
 #include <poll.h>
 #include <sys/socket.h>
+#include <sys/time.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -68,6 +69,8 @@ inline constexpr std::uint32_t ring_capacity = 512;
 /// with the others.
 inline constexpr std::uint32_t lend_target = 256;
 inline constexpr std::uint32_t hold_limit = 1024;
+/// How long connect() waits for the daemon's answer and each region.
+inline constexpr int connect_timeout_s = 5;
 
 using ring = index_ring<shm::buf_desc, ring_capacity>;
 using pool_type = shm::pool<pool_buffers>;
@@ -139,6 +142,10 @@ public:
         if (::connect(p.sock_, reinterpret_cast<sockaddr*>(&sa), sizeof(sa)) != 0) {
             return {errc::removed, "zero-copy port: cannot connect to the port's socket"};
         }
+        // the daemon answers at its next control pass (a millisecond or so): a daemon that
+        // does not answer at all is an error, not a wait forever
+        const timeval answer_within{connect_timeout_s, 0};
+        ::setsockopt(p.sock_, SOL_SOCKET, SO_RCVTIMEO, &answer_within, sizeof(answer_within));
         hello h{};
         h.magic = hello_magic;
         h.version = protocol_version;
@@ -151,6 +158,9 @@ public:
         do {
             n = ::recv(p.sock_, &w, sizeof(w), 0);
         } while (n < 0 && errno == EINTR);
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+            return {errc::timeout, "zero-copy port: the daemon did not answer within 5 s"};
+        }
         if (n != static_cast<ssize_t>(sizeof(w)) || w.magic != hello_magic || w.version != protocol_version) {
             return {errc::device_error, "zero-copy port: the daemon's answer is not a welcome"};
         }
