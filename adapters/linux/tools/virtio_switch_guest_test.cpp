@@ -19,6 +19,11 @@
 // replay (the shell's receiver counts those as echoes, its own source MAC, and drops them);
 // the peer's frames to the shell's MAC reach both paths then and count as duplicates.
 //
+// Packed virtqueues (NPA_PACKED=1, profile virtio-packed-vmxnet3: QEMU's device with
+// packed=on): the transport offers RING_PACKED, and at every switch to V the device must
+// hold it in its driver features (the plugin and the control channel on packed rings);
+// without NPA_PACKED it must never hold it.
+//
 // Output: NPA-GUEST-RESULT {"test":"virtio_switch_guest_test",...}, then PASS or FAIL.
 #include <npa/buffer/fixed_pool.hpp>
 #include <npa/control/virtio_net.hpp>
@@ -127,6 +132,8 @@ int main() {
     const double t_start = now_s();
     const std::uint64_t switches = env_u64("NPA_SWITCHES", 100);
     const std::uint64_t gap_frames = env_u64("NPA_GAP_FRAMES", 200);
+    const bool packed = env_u64("NPA_PACKED", 0) != 0;
+    std::uint64_t v_layout_wrong = 0; // switches to V whose negotiated layout was not the asked one
 
     pci::dma_memory rings; // outlives every device
     pci::vmxnet3_function fx, fp;
@@ -163,8 +170,14 @@ int main() {
             failf("%s", e.what());
             break;
         }
-        std::printf("paths: X %s (vmxnet3), V %s (virtio-net); peer %s\n", addr_x.c_str(),
-                    addr_v.c_str(), addr_p.c_str());
+        fv.offer_packed_ring(packed);
+        if (packed && (fv.offered() & npa::virtio::feature::RING_PACKED) == 0) {
+            failf("packed rings asked for, the device does not offer RING_PACKED (bit 34): "
+                  "QEMU's virtio-net-pci needs packed=on");
+            break;
+        }
+        std::printf("paths: X %s (vmxnet3), V %s (virtio-net, %s rings); peer %s\n", addr_x.c_str(),
+                    addr_v.c_str(), packed ? "packed" : "split", addr_p.c_str());
         npa::pool_config pc;
         pc.count = 896;
         auto p1 = pool_t::create(pc, std::move(ms));
@@ -270,7 +283,11 @@ int main() {
             dur_us.push_back(static_cast<double>(r.duration_ns) / 1000.0);
             tx_lost += r.tx_lost;
             requeued += r.requeued;
-            to_v += to == pv ? 1 : 0;
+            if (to == pv) {
+                ++to_v;
+                const bool held = (fv.driver_features() & npa::virtio::feature::RING_PACKED) != 0;
+                v_layout_wrong += held != packed ? 1 : 0;
+            }
             ++sw_done;
             if (sw_done % 10 == 0) {
                 std::printf("%" PRIu64 " switches, %" PRIu64 " frames each way, %.1f s\n", sw_done,
@@ -309,6 +326,10 @@ int main() {
             failf("peer -> shell: %" PRIu64 " missing (of %" PRIu64 ")", tr->at_shell.missing,
                   tr->p_next);
         }
+        if (v_layout_wrong != 0) {
+            failf("%" PRIu64 " of %" PRIu64 " switches to V negotiated %s rings, not %s", v_layout_wrong, to_v,
+                  packed ? "split" : "packed", packed ? "packed" : "split");
+        }
         std::printf("V carried %" PRIu64 " frames out and %" PRIu64 " in\n", v_tx, v_rx);
         if (to_v != 0 && (v_tx == 0 || v_rx == 0)) {
             failf("the virtio-net path carried %" PRIu64 " out, %" PRIu64
@@ -328,11 +349,12 @@ int main() {
     }
     const bool ok = failures.empty();
     std::printf("NPA-GUEST-RESULT "
-                "{\"test\":\"virtio_switch_guest_test\",\"status\":\"%s\",\"switches\":%" PRIu64
+                "{\"test\":\"virtio_switch_guest_test\",\"status\":\"%s\",\"rings\":\"%s\",\"switches\":%" PRIu64
                 ",\"switch_us_p50\":%.0f,\"switch_us_max\":%.0f,\"tx_lost\":%" PRIu64
                 ",\"requeued\":%" PRIu64 ",\"shell_to_peer\":%" PRIu64 ",\"peer_to_shell\":%" PRIu64
                 ",\"seconds\":%.2f,\"first_failure\":\"%s\"}\n",
-                ok ? "pass" : "fail", sw_done, percentile(dur_us, 0.5), percentile(dur_us, 1.0),
+                ok ? "pass" : "fail", packed ? "packed" : "split", sw_done, percentile(dur_us, 0.5),
+                percentile(dur_us, 1.0),
                 tx_lost, requeued, tr ? tr->at_peer.expect : 0, tr ? tr->at_shell.expect : 0,
                 now_s() - t_start, ok ? "" : json_text(failures.front()).c_str());
     std::printf("virtio_switch_guest_test %s\n", ok ? "PASS" : "FAIL");
