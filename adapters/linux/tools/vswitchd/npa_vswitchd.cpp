@@ -271,12 +271,13 @@ int main(int argc, char** argv) {
                 was_ready[i] = ready;
             }
             if (std::chrono::steady_clock::now() >= next_announce) {
+                const std::int64_t free_now = pool_free(); // one count for every port's JSON
                 for (auto& p : sw.ports) {
                     p->fold_ring_errors();
                     if (!p->zc) {
                         p->c.connections = p->be.connections();
                     }
-                    announce(run_dir, *p, pool_free());
+                    announce(run_dir, *p, free_now);
                 }
                 next_announce = std::chrono::steady_clock::now() + announce_every;
             }

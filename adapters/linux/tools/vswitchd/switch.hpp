@@ -30,6 +30,7 @@
 // came from another zero-copy port (no copy), else copies the frame into a pool buffer.
 #pragma once
 
+#include "counters.hpp"
 #include "zc.hpp"
 
 #include <npa/linux/vhost_user/back_end.hpp>
@@ -73,21 +74,6 @@ struct port_config {
     std::uint32_t queues = 1;          ///< queue pairs (1..max_queues); MQ offered when > 1
     std::string client;                ///< client mode: the front end's socket; empty: serve <name>.sock
     bool zero_copy = false;            ///< a zero-copy port (zc.hpp) instead of vhost-user
-};
-
-/// One counter per cause; the names are what the run directory's JSON shows.
-#define NPA_VSWITCH_COUNTERS(X)                                                               \
-    X(rx_packets) X(rx_bytes) X(tx_packets) X(tx_bytes)                                      \
-    X(rx_spoofed) X(rx_vlan) X(rx_runt) X(rx_oversize) X(rx_unknown_dst) X(rx_hairpin)      \
-    X(rx_bad_chain) X(rx_short_chain) X(rx_ring_broken)                                      \
-    X(tx_vlan) X(tx_down) X(tx_bad_chain) X(tx_no_buffer) X(tx_too_big) X(tx_ring_broken)                    \
-    X(protocol_errors) X(connections) X(rx_indirect) X(tx_indirect)                          \
-    X(tx_zero_copy) X(zc_bad_buffer) X(zc_reclaimed)
-
-struct counters {
-#define NPA_X(n) std::uint64_t n = 0;
-    NPA_VSWITCH_COUNTERS(NPA_X)
-#undef NPA_X
 };
 
 /// A MAC address as a 48-bit number (0: none), so the per-frame compares are integer ones
@@ -255,52 +241,26 @@ public:
     }
     /// The control path of zero-copy port i: a new front end attached (one at a time: a
     /// second is refused), or the attached one gone, its frames forwarded and its buffers
-    /// back in the pool. Returns false when a front end left or was refused.
-    bool service_zc(std::size_t i, const std::function<void(const std::string&)>& log) {
+    /// back in the pool.
+    void service_zc(std::size_t i, const std::function<void(const std::string&)>& log) {
         port& p = *ports[i];
         zc_link& z = *p.zc;
-        bool ok = true;
         if (z.attached() && z.peer_gone()) {
             detach_zc(i);
             log("front end detached; " + std::to_string(p.c.zc_reclaimed) + " buffers reclaimed so far");
-            ok = false;
         }
-        for (;;) {
-            const auto now = std::chrono::steady_clock::now();
-            if (z.pending < 0) {
-                z.pending = ::accept4(z.listen_fd, nullptr, nullptr, SOCK_CLOEXEC | SOCK_NONBLOCK);
-                z.pending_since = now;
-                if (z.pending < 0) {
-                    break;
-                }
-            }
-            // the hello is read first in every case: a socket closed with a message unread
-            // resets the connection, and the front end would never see the refusal
-            const char* why = zc_link::read_hello(z.pending, now - z.pending_since > std::chrono::milliseconds(200));
-            if (why == zc_link::not_yet) {
-                break; // looked at again on the next control pass
-            }
-            const int fd = std::exchange(z.pending, -1);
-            if (why == nullptr && z.attached()) {
-                why = "the port has a front end already";
-            }
-            if (why != nullptr) {
-                ++p.c.protocol_errors;
-                [[maybe_unused]] const bool sent = zc_link::answer(fd, static_cast<std::uint32_t>(errc::refused), why);
-                ::close(fd);
-                log(std::string("front end refused: ") + why);
-                ok = false;
-                continue;
-            }
+        const auto refused = [&](const char* why) {
+            ++p.c.protocol_errors;
+            log(std::string("front end refused: ") + why);
+        };
+        for (int fd; (fd = z.next_front_end(refused)) >= 0;) {
             if (status st = attach_zc(i, fd); !st) {
                 ++p.c.protocol_errors;
                 log(std::string("front end not attached: ") + st.reason());
-                ok = false;
                 continue;
             }
             log("front end attached");
         }
-        return ok;
     }
     /// Attaches the front end that said hello on `fd` to zero-copy port i: the regions
     /// handed over, its first buffers lent.
@@ -312,7 +272,7 @@ public:
         ++p.c.connections;
         p.nrunning_rx = 1; // its one receive ring
         p.running_rx[0] = 0;
-        top_up_zc(i);
+        p.zc->top_up(*zpool, static_cast<std::uint8_t>(i));
         return status::success();
     }
     /// A zero-copy port's front end went away: what it published on its transmit ring is
@@ -356,7 +316,7 @@ private:
     void publish_dirty() noexcept {
         for (auto& p : ports) {
             if (p->zc) {
-                flush_zc(*p);
+                p->zc->flush(*zpool, p->c, p->tx_queue[0]);
                 continue;
             }
             for (std::uint32_t d = p->rx_dirty; d != 0; d &= d - 1) {
@@ -505,7 +465,7 @@ private:
             return;
         }
         if (NPA_UNLIKELY(d.zc != nullptr)) {
-            deliver_zc(out, frame, zbuf);
+            d.zc->stage_frame(*zpool, static_cast<std::uint8_t>(out), d.c, d.tx_queue[0], frame, zbuf);
             return;
         }
         if (d.nrunning_rx == 0) {
@@ -533,34 +493,16 @@ private:
 
     /// One pass over zero-copy port i: the buffers its front end gave back, a burst of its
     /// frames (each index checked against the owner table before the switch reads a byte),
-    /// then its lend ring topped up. Returns the descriptors taken.
-    // (the zero-copy functions are kept out of line: inlined, they changed what the
-    // compiler inlined on the vhost-user path, which cost it about 50 instructions a frame)
+    /// then its lend ring topped up. Returns the descriptors taken. Out of line, as the
+    /// zc_link calls it makes (zc.hpp says why).
     [[gnu::noinline]] int poll_zc(std::size_t i, bool lend = true) noexcept {
         port& p = *ports[i];
         zc_link& z = *p.zc;
         zc_pool& zp = *zpool;
         const auto me = static_cast<std::uint8_t>(i);
-        int n = 0;
+        int n = static_cast<int>(z.take_back(zp, me, p.c));
+        // frames: the buffer is the switch's while the frame is forwarded
         std::array<shm::buf_desc, burst> d;
-        // 1. buffers given back
-        for (std::uint32_t k = 0; k < zc::ring_capacity / burst; ++k) {
-            const std::uint32_t got = z.back->dequeue_burst(std::span<shm::buf_desc>(d));
-            for (std::uint32_t j = 0; j < got; ++j) {
-                const std::uint32_t b = d[j].buf;
-                if (b < zc::pool_buffers && zp.owner(b) == me) {
-                    zp.put(b);
-                    --z.owned;
-                } else {
-                    ++p.c.zc_bad_buffer;
-                }
-            }
-            n += static_cast<int>(got);
-            if (got < burst) {
-                break;
-            }
-        }
-        // 2. frames: the buffer is the switch's while the frame is forwarded
         const std::uint32_t got = z.tx->dequeue_burst(std::span<shm::buf_desc>(d));
         for (std::uint32_t j = 0; j < got; ++j) {
             const std::uint32_t b = d[j].buf;
@@ -583,102 +525,10 @@ private:
             }
         }
         n += static_cast<int>(got);
-        // 3. empty buffers for its next frames
-        if (lend) {
-            top_up_zc(i);
+        if (lend) { // empty buffers for its next frames
+            z.top_up(zp, me);
         }
         return n;
-    }
-
-    /// Lends port i buffers up to lend_target on its ring, within its hold_limit.
-    [[gnu::noinline]] void top_up_zc(std::size_t i) noexcept {
-        port& p = *ports[i];
-        zc_link& z = *p.zc;
-        const std::uint32_t on_ring = z.lend->size();
-        if (on_ring >= zc::lend_target / 2) { // refill in batches, not one by one
-            return;
-        }
-        std::uint32_t want = zc::lend_target - on_ring;
-        want = std::min(want, z.owned < zc::hold_limit ? zc::hold_limit - z.owned : 0u);
-        std::array<shm::buf_desc, zc::lend_target> d;
-        std::uint32_t k = 0;
-        for (; k < want; ++k) {
-            const std::uint32_t b = zpool->take(static_cast<std::uint8_t>(i));
-            if (b == zc_pool::none) {
-                break;
-            }
-            d[k] = {b, 0};
-        }
-        const std::uint32_t put = z.lend->enqueue_burst(std::span<const shm::buf_desc>(d.data(), k));
-        for (std::uint32_t j = put; j < k; ++j) { // no room: the front end wrote the ring
-            zpool->put(d[j].buf);
-        }
-        z.owned += put;
-    }
-
-    /// Frame to zero-copy port `out`: its buffer handed over when the switch holds it (it
-    /// came from another zero-copy port), else copied into one from the pool.
-    [[gnu::noinline]] void deliver_zc(std::size_t out, const vhost_user::frame_parts& frame, std::uint32_t zbuf) noexcept {
-        port& d = *ports[out];
-        zc_link& z = *d.zc;
-        if (!z.attached()) {
-            ++d.c.tx_down;
-            return;
-        }
-        const std::size_t len = frame.size();
-        if (len > zc::buf_size) {
-            ++d.c.tx_too_big;
-            return;
-        }
-        if (z.owned >= zc::hold_limit) { // it does not give buffers back: the pool is the others'
-            ++d.c.tx_no_buffer;
-            return;
-        }
-        const auto to = static_cast<std::uint8_t>(out);
-        std::uint32_t b;
-        if (zbuf != zc_pool::none && zpool->owner(zbuf) == zc_pool::in_switch) {
-            b = zbuf;
-            // the header the decision was made on, back in the frame (the sender may have
-            // rewritten it since; the rest is the sender's, as zc_port.hpp says)
-            std::memcpy(zpool->data(b), frame.head.data(), frame.head.size());
-            zpool->set_owner(b, to);
-            z.stage_zero |= std::uint64_t{1} << z.staged;
-        } else {
-            b = zpool->take(to);
-            if (b == zc_pool::none) {
-                ++d.c.tx_no_buffer;
-                return;
-            }
-            frame.copy(zpool->data(b), 0, len);
-        }
-        ++z.owned;
-        z.stage[z.staged++] = {b, static_cast<std::uint32_t>(len)};
-        if (z.staged == z.stage.size()) {
-            flush_zc(d);
-        }
-    }
-
-    /// Publishes the frames staged for a zero-copy port; those its rx ring has no room for
-    /// (its front end does not keep up) are dropped and their buffers freed.
-    [[gnu::noinline]] void flush_zc(port& d) noexcept {
-        zc_link& z = *d.zc;
-        if (z.staged == 0) {
-            return;
-        }
-        const std::uint32_t put = z.rx->enqueue_burst(std::span<const shm::buf_desc>(z.stage.data(), z.staged));
-        for (std::uint32_t j = 0; j < put; ++j) {
-            ++d.c.tx_packets;
-            d.c.tx_bytes += z.stage[j].len;
-            d.c.tx_zero_copy += z.stage_zero >> j & 1;
-        }
-        d.tx_queue[0] += put;
-        for (std::uint32_t j = put; j < z.staged; ++j) {
-            ++d.c.tx_no_buffer;
-            zpool->put(z.stage[j].buf);
-            --z.owned;
-        }
-        z.staged = 0;
-        z.stage_zero = 0;
     }
 
     std::array<std::byte, 65536 + 64> buf_{};

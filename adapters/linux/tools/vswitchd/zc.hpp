@@ -5,14 +5,18 @@
 // between two zero-copy ports by moving its buffer from the sender to the receiver.
 #pragma once
 
+#include "counters.hpp"
+
+#include <npa/config.hpp>
+#include <npa/linux/vhost_user/vring.hpp>
 #include <npa/linux/zc_port.hpp>
 
 #include <fcntl.h>
 #include <poll.h>
 #include <sys/socket.h>
-#include <sys/un.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <array>
 #include <cerrno>
 #include <chrono>
@@ -21,6 +25,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace npa::vswitch {
@@ -49,19 +54,30 @@ public:
         return zp;
     }
 
-    /// A buffer from the pool, now `owner`'s; none when the pool is empty.
+    /// Up to out.size() buffers from the pool, now `owner`'s; fewer when it runs dry.
+    [[nodiscard]] std::uint32_t take_burst(std::uint8_t owner, std::span<std::uint32_t> out) noexcept {
+        std::uint32_t n = 0;
+        while (n < out.size()) {
+            const std::uint32_t got = pool_->alloc_burst(out.subspan(n));
+            if (got == 0) {
+                break;
+            }
+            // The free ring is the daemon's alone, but it lies in memory the front ends
+            // map: an index found there is believed only if the table says it is free.
+            const std::uint32_t end = n + got;
+            for (std::uint32_t k = n; k < end; ++k) {
+                if (owner_[out[k]] == in_pool) {
+                    owner_[out[k]] = owner;
+                    out[n++] = out[k];
+                }
+            }
+        }
+        return n;
+    }
+    /// One buffer from the pool, now `owner`'s; none when the pool is empty.
     [[nodiscard]] std::uint32_t take(std::uint8_t owner) noexcept {
         std::uint32_t b = none;
-        // The free ring is the daemon's alone, but it lies in memory the front ends map:
-        // an index found there is believed only if the table says the buffer is free.
-        while (pool_->alloc_burst(std::span<std::uint32_t>(&b, 1)) == 1) {
-            if (owner_[b] == in_pool) {
-                owner_[b] = owner;
-                return b;
-            }
-            ++corrupt_;
-        }
-        return none;
+        return take_burst(owner, std::span<std::uint32_t>(&b, 1)) == 1 ? b : none;
     }
     /// Buffer `b` (checked by the caller: below count()) back to the pool.
     void put(std::uint32_t b) noexcept {
@@ -96,8 +112,6 @@ public:
     /// The free ring itself, in the memory every zero-copy front end maps (for the fuzz
     /// target that plays one writing it).
     [[nodiscard]] zc::pool_type::free_ring& free_ring() noexcept { return pool_->ring(); }
-    /// Indices the free ring held that the table did not call free (someone wrote the ring).
-    [[nodiscard]] std::uint64_t corrupt() const noexcept { return corrupt_; }
 
 private:
     explicit zc_pool(lnx::shm_region r) : region_(std::move(r)), owner_(zc::pool_buffers, in_pool) {}
@@ -105,7 +119,6 @@ private:
     lnx::shm_region region_;
     std::optional<zc::pool_type> pool_;
     std::vector<std::uint8_t> owner_;
-    std::uint64_t corrupt_ = 0;
 };
 
 /// One zero-copy port's connection: its socket and, while a front end is attached, the
@@ -146,16 +159,11 @@ struct zc_link {
     [[nodiscard]] bool attached() const noexcept { return sock >= 0 && rx != nullptr; }
 
     [[nodiscard]] status listen(const std::string& p) noexcept {
-        sockaddr_un a{};
-        a.sun_family = AF_UNIX;
-        if (p.empty() || p.size() >= sizeof a.sun_path) {
+        if (!lnx::unix_path_ok(p)) {
             return {errc::invalid_argument, "zero-copy port: socket path empty or too long"};
         }
-        std::memcpy(a.sun_path, p.c_str(), p.size() + 1);
-        ::unlink(p.c_str());
-        listen_fd = ::socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-        if (listen_fd < 0 || ::bind(listen_fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0 ||
-            ::listen(listen_fd, 4) != 0) {
+        listen_fd = lnx::unix_listen(p, SOCK_SEQPACKET, 4);
+        if (listen_fd < 0) {
             return {errc::device_error, "zero-copy port: cannot listen on the socket"};
         }
         path = p;
@@ -228,6 +236,156 @@ struct zc_link {
         staged = 0;
         stage_zero = 0;
         return status::success();
+    }
+
+    /// The next connection that said a good hello (its descriptor, for attach()), or -1.
+    /// Others are answered with a refusal and closed, `refused(why)` told of each: a
+    /// second front end while one is attached, a first message that is not a hello, one
+    /// that says nothing for 200 ms. Never waits: a connection whose hello has not come
+    /// yet is kept pending and looked at again on the next call.
+    template <class Refused>
+    [[nodiscard]] int next_front_end(Refused&& refused) noexcept {
+        for (;;) {
+            const auto now = std::chrono::steady_clock::now();
+            if (pending < 0) {
+                pending = ::accept4(listen_fd, nullptr, nullptr, SOCK_CLOEXEC | SOCK_NONBLOCK);
+                pending_since = now;
+                if (pending < 0) {
+                    return -1;
+                }
+            }
+            // the hello is read first in every case: a socket closed with a message unread
+            // resets the connection, and the front end would never see the refusal
+            const char* why = read_hello(pending, now - pending_since > std::chrono::milliseconds(200));
+            if (why == not_yet) {
+                return -1;
+            }
+            const int fd = std::exchange(pending, -1);
+            if (why == nullptr && attached()) {
+                why = "the port has a front end already";
+            }
+            if (why == nullptr) {
+                return fd;
+            }
+            [[maybe_unused]] const bool sent = answer(fd, static_cast<std::uint32_t>(errc::refused), why);
+            ::close(fd);
+            refused(why);
+        }
+    }
+
+    // ---- the data path's part (engine::poll_zc and deliver() call these; out of line:
+    //      inlined, they changed what the compiler inlined on the vhost-user path, which
+    //      cost it about 50 instructions a frame) ------------------------------------------
+
+    /// Takes the buffers the front end gave back (port `me`); one it does not own, or past
+    /// the pool, is counted and left alone. Returns the descriptors read.
+    [[gnu::noinline]] std::uint32_t take_back(zc_pool& zp, std::uint8_t me, counters& c) noexcept {
+        constexpr std::uint32_t chunk = 32;
+        std::array<shm::buf_desc, chunk> d;
+        std::uint32_t n = 0;
+        for (std::uint32_t k = 0; k < zc::ring_capacity / chunk; ++k) {
+            const std::uint32_t got = back->dequeue_burst(std::span<shm::buf_desc>(d));
+            for (std::uint32_t j = 0; j < got; ++j) {
+                const std::uint32_t b = d[j].buf;
+                if (b < zc::pool_buffers && zp.owner(b) == me) {
+                    zp.put(b);
+                    --owned;
+                } else {
+                    ++c.zc_bad_buffer;
+                }
+            }
+            n += got;
+            if (got < chunk) {
+                break;
+            }
+        }
+        return n;
+    }
+
+    /// Lends the front end (port `me`) buffers up to lend_target on its ring, within its
+    /// hold_limit.
+    [[gnu::noinline]] void top_up(zc_pool& zp, std::uint8_t me) noexcept {
+        const std::uint32_t on_ring = lend->size();
+        if (on_ring >= zc::lend_target / 2) { // refill in batches, not one by one
+            return;
+        }
+        const std::uint32_t want =
+            std::min(zc::lend_target - on_ring, owned < zc::hold_limit ? zc::hold_limit - owned : 0u);
+        std::array<std::uint32_t, zc::lend_target> b;
+        std::array<shm::buf_desc, zc::lend_target> d;
+        const std::uint32_t k = zp.take_burst(me, std::span<std::uint32_t>(b.data(), want));
+        for (std::uint32_t j = 0; j < k; ++j) {
+            d[j] = {b[j], 0};
+        }
+        const std::uint32_t put = lend->enqueue_burst(std::span<const shm::buf_desc>(d.data(), k));
+        for (std::uint32_t j = put; j < k; ++j) { // no room: the front end wrote the ring
+            zp.put(d[j].buf);
+        }
+        owned += put;
+    }
+
+    /// A frame for this port (`me`): its buffer handed over when the switch holds it (it
+    /// came from another zero-copy port: `zbuf`), else copied into one from the pool;
+    /// staged, published by flush(). `c` and `queue` are the port's counters and its one
+    /// queue's count.
+    [[gnu::noinline]] void stage_frame(zc_pool& zp, std::uint8_t me, counters& c, std::uint64_t& queue,
+                                       const vhost_user::frame_parts& frame, std::uint32_t zbuf) noexcept {
+        if (!attached()) {
+            ++c.tx_down;
+            return;
+        }
+        const std::size_t len = frame.size();
+        if (len > zc::buf_size) {
+            ++c.tx_too_big;
+            return;
+        }
+        if (owned >= zc::hold_limit) { // it does not give buffers back: the pool is the others'
+            ++c.tx_no_buffer;
+            return;
+        }
+        std::uint32_t b;
+        if (zbuf != zc_pool::none && zp.owner(zbuf) == zc_pool::in_switch) {
+            b = zbuf;
+            // the header the decision was made on, back in the frame (the sender may have
+            // rewritten it since; the rest is the sender's, as zc_port.hpp says)
+            std::memcpy(zp.data(b), frame.head.data(), frame.head.size());
+            zp.set_owner(b, me);
+            stage_zero |= std::uint64_t{1} << staged;
+        } else {
+            b = zp.take(me);
+            if (b == zc_pool::none) {
+                ++c.tx_no_buffer;
+                return;
+            }
+            frame.copy(zp.data(b), 0, len);
+        }
+        ++owned;
+        stage[staged++] = {b, static_cast<std::uint32_t>(len)};
+        if (staged == stage.size()) {
+            flush(zp, c, queue);
+        }
+    }
+
+    /// Publishes the staged frames; those the rx ring has no room for (the front end does
+    /// not keep up) are dropped and their buffers freed.
+    [[gnu::noinline]] void flush(zc_pool& zp, counters& c, std::uint64_t& queue) noexcept {
+        if (staged == 0) {
+            return;
+        }
+        const std::uint32_t put = rx->enqueue_burst(std::span<const shm::buf_desc>(stage.data(), staged));
+        for (std::uint32_t j = 0; j < put; ++j) {
+            ++c.tx_packets;
+            c.tx_bytes += stage[j].len;
+            c.tx_zero_copy += stage_zero >> j & 1;
+        }
+        queue += put;
+        for (std::uint32_t j = put; j < staged; ++j) {
+            ++c.tx_no_buffer;
+            zp.put(stage[j].buf);
+            --owned;
+        }
+        staged = 0;
+        stage_zero = 0;
     }
 
     /// True when the front end's end of the connection is gone (or it sent something: the

@@ -33,6 +33,7 @@
 #pragma once
 
 #include <npa/linux/shm_region.hpp>
+#include <npa/linux/unix_socket.hpp>
 #include <npa/ring/index_ring.hpp>
 #include <npa/shm/layout.hpp>
 #include <npa/shm/region.hpp>
@@ -41,7 +42,6 @@
 #include <poll.h>
 #include <sys/socket.h>
 #include <sys/time.h>
-#include <sys/un.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -128,18 +128,12 @@ public:
     /// When the daemon refuses, `why` (if given) gets its sentence.
     [[nodiscard]] static result<port> connect(const std::string& socket_path,
                                               std::string* why = nullptr) noexcept {
+        if (!unix_path_ok(socket_path)) {
+            return {errc::invalid_argument, "zero-copy port: socket path empty or too long"};
+        }
         port p;
-        p.sock_ = ::socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+        p.sock_ = unix_connect(socket_path, SOCK_SEQPACKET);
         if (p.sock_ < 0) {
-            return {errc::no_memory, "zero-copy port: socket() failed"};
-        }
-        sockaddr_un sa{};
-        sa.sun_family = AF_UNIX;
-        if (socket_path.size() >= sizeof(sa.sun_path)) {
-            return {errc::invalid_argument, "zero-copy port: socket path too long"};
-        }
-        std::memcpy(sa.sun_path, socket_path.c_str(), socket_path.size() + 1);
-        if (::connect(p.sock_, reinterpret_cast<sockaddr*>(&sa), sizeof(sa)) != 0) {
             return {errc::removed, "zero-copy port: cannot connect to the port's socket"};
         }
         // the daemon answers at its next control pass (a millisecond or so): a daemon that

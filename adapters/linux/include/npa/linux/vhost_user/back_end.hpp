@@ -40,6 +40,7 @@
 // 0..14 and the wrap counter in bit 15 (virtq_device.hpp's encode_base).
 #pragma once
 
+#include <npa/linux/unix_socket.hpp>
 #include <npa/linux/vhost_user/guest_memory.hpp>
 #include <npa/linux/vhost_user/message.hpp>
 #include <npa/linux/vhost_user/vring.hpp>
@@ -50,7 +51,6 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <sys/socket.h>
-#include <sys/un.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -118,17 +118,11 @@ public:
     std::function<void(std::uint32_t)> before_ring_stop;
 
     [[nodiscard]] status listen(const std::string& path) noexcept {
-        sockaddr_un a{};
-        a.sun_family = AF_UNIX;
-        if (path.empty() || path.size() >= sizeof a.sun_path) {
+        if (!lnx::unix_path_ok(path)) {
             return {errc::invalid_argument, "vhost-user: socket path empty or too long"};
         }
-        std::memcpy(a.sun_path, path.c_str(), path.size() + 1);
-        ::unlink(path.c_str());
-        listen_ = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-        if (listen_ < 0 || ::bind(listen_, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0 ||
-            ::listen(listen_, 1) != 0) {
-            close_fd(listen_);
+        listen_ = lnx::unix_listen(path, SOCK_STREAM, 1);
+        if (listen_ < 0) {
             return {errc::device_error, "vhost-user: cannot listen on the socket"};
         }
         path_ = path;
@@ -170,7 +164,7 @@ public:
             if (listen_ >= 0) {
                 sock_ = ::accept4(listen_, nullptr, nullptr, SOCK_CLOEXEC);
             } else if (!client_path_.empty()) {
-                sock_ = dial(client_path_);
+                sock_ = lnx::unix_connect(client_path_, SOCK_STREAM);
             }
             connections_ += sock_ >= 0 ? 1 : 0;
             return true;
@@ -231,21 +225,6 @@ private:
             ::close(fd);
         }
         fd = -1;
-    }
-    // One connect() attempt (a unix socket connects at once or not at all).
-    static int dial(const std::string& path) noexcept {
-        sockaddr_un a{};
-        a.sun_family = AF_UNIX;
-        if (path.size() >= sizeof a.sun_path) {
-            return -1;
-        }
-        std::memcpy(a.sun_path, path.c_str(), path.size() + 1);
-        const int s = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-        if (s >= 0 && ::connect(s, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) {
-            ::close(s);
-            return -1;
-        }
-        return s;
     }
     void log(const std::string& s) const {
         if (log_) {

@@ -23,6 +23,7 @@
 // a request times out after `timeout_ms` without a reply.
 #pragma once
 
+#include <npa/linux/unix_socket.hpp>
 #include <npa/linux/vhost_user/message.hpp>
 #include <npa/status.hpp>
 
@@ -31,7 +32,6 @@
 #include <sys/eventfd.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
-#include <sys/un.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -135,14 +135,11 @@ public:
 
     [[nodiscard]] status connect(const std::string& path) noexcept {
         disconnect();
-        sockaddr_un a{};
-        a.sun_family = AF_UNIX;
-        if (path.empty() || path.size() >= sizeof a.sun_path) {
+        if (!lnx::unix_path_ok(path)) {
             return {errc::invalid_argument, "vhost-user: socket path empty or too long"};
         }
-        std::memcpy(a.sun_path, path.c_str(), path.size() + 1);
-        sock_ = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-        if (sock_ < 0 || ::connect(sock_, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) {
+        sock_ = lnx::unix_connect(path, SOCK_STREAM);
+        if (sock_ < 0) {
             disconnect();
             return {errc::removed, "vhost-user: no back end listens on the socket"};
         }
