@@ -3,6 +3,9 @@
 # plugin on packed rings against a device the test plays by hand.
 npa_add_test(virtio_net_conformance_test SOURCES ${CMAKE_CURRENT_LIST_DIR}/virtio_net_conformance_test.cpp
              LIBS npa::sim LABELS "plugins;sim" TIMEOUT 300)
+npa_add_test(virtio_net_packed_conformance_test
+             SOURCES ${CMAKE_CURRENT_LIST_DIR}/virtio_net_packed_conformance_test.cpp
+             LIBS npa::sim LABELS "plugins;sim" TIMEOUT 300)
 npa_add_test(virtio_net_device_test SOURCES ${CMAKE_CURRENT_LIST_DIR}/virtio_net_device_test.cpp
              LIBS npa::sim LABELS "plugins;sim" TIMEOUT 120)
 npa_add_test(virtio_net_control_test SOURCES ${CMAKE_CURRENT_LIST_DIR}/virtio_net_control_test.cpp

@@ -12,6 +12,7 @@
 #include <npa/sim/simnic_plugin.hpp>
 #include <npa/sim/virtio_net_rig.hpp>
 
+#include "../support/rig_receive.hpp"
 #include "../support/simnic_virtio_bench.hpp"
 
 #include <array>
@@ -29,19 +30,7 @@ namespace {
 
 // Receives on queue 0 until `want` frames came or the device went quiet.
 std::uint32_t receive(virtio_net_rig& rig, plugin_t& p, std::uint32_t want) {
-    std::uint32_t got = 0;
-    std::array<buffer_t, 32> out{};
-    for (int round = 0; round < 50 && got < want; ++round) {
-        rig.step();
-        const std::uint16_t n = p.rx_burst(0, out);
-        for (std::uint16_t i = 0; i < n; ++i) {
-            (void)rig.guest_sink().record({out[i].data(), out[i].length()});
-        }
-        rig.api().received({out.data(), n});
-        rig.api().free({out.data(), n});
-        got += n;
-    }
-    return got;
+    return npa_test::receive_on_rig(rig, p, want);
 }
 
 // Reset, ACKNOWLEDGE, DRIVER, the driver features `f`, FEATURES_OK: what the device then

@@ -537,6 +537,10 @@ public:
         d.flags.store(f, std::memory_order_release);
         used_.advance(descs, r_.size());
     }
+    /// Moves the used position past a buffer's `descs` descriptors without writing one (fault
+    /// injection, split_device::skip_used's twin: the driver waits at a position the device
+    /// never marked used).
+    void skip_used(std::uint16_t descs) noexcept { used_.advance(descs, r_.size()); }
     /// Whether the driver wants an interrupt for what was marked used since the last true.
     [[nodiscard]] bool need_interrupt() noexcept {
         const packed_cursor old = signalled_;
@@ -568,6 +572,31 @@ public:
 
     /// Whether the driver has made the next buffer available (one load of its flags).
     [[nodiscard]] bool pending() noexcept { return available(avail_); }
+    /// Buffers available and not yet taken: what a device could fill now. `on_buffer(id)`
+    /// is called with each one's buffer id (its last descriptor's; nothing else of the
+    /// buffer is read). A chain the driver has not finished making available ends the walk.
+    template <class OnBuffer>
+    std::uint32_t walk_available(OnBuffer&& on_buffer) const noexcept {
+        const std::uint32_t n = r_.size();
+        packed_cursor at = avail_;
+        std::uint32_t buffers = 0;
+        for (std::uint32_t k = 0; k < n; ++k) {
+            pvirtq_desc& d = r_.desc()[at.index];
+            const std::uint16_t f = detail::load_flags(d);
+            if (((f & desc_f_avail) != 0) != at.wrap || ((f & desc_f_used) != 0) == at.wrap) {
+                break;
+            }
+            if ((f & desc_f_next) == 0) {
+                ++buffers;
+                on_buffer(static_cast<std::uint16_t>(d.id));
+            }
+            at.advance(1, n);
+        }
+        return buffers;
+    }
+    [[nodiscard]] std::uint32_t available_buffers() const noexcept {
+        return walk_available([](std::uint16_t) {});
+    }
 
 private:
     bool available(packed_cursor at) noexcept {

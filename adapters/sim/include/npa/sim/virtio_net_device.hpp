@@ -1,6 +1,15 @@
 // npa/sim/virtio_net_device.hpp: a virtio network device (virtio 1.2 section 5.1) as a
-// hypervisor's back end would run it, on the device side of npa's split virtqueue core
-// (npa/virtio/split_ring.hpp), attached to a sim wire as a frame_port.
+// hypervisor's back end would run it, on the device side of npa's virtqueue core
+// (npa/virtio/device_queue.hpp: split rings, or packed ones when RING_PACKED is offered,
+// as QEMU's packed=on, and taken), attached to a sim wire as a frame_port.
+//
+// Packed rings (2.8): a used descriptor names its buffer by id and skips as many positions
+// as the buffer took; without IN_ORDER the driver may see buffers used in any order, so
+// the fault plan's corruptions mean there: an id past the ring, a length past the buffer,
+// a position skipped (gen_out_of_order: the driver waits at a descriptor never marked
+// used), an id the driver has not handed over (never_posted: none available ahead, none
+// held by the device, else the one just used), the same id twice. IN_ORDER's transmitq
+// batches (tx_batch) are written on split rings only.
 //
 // The transport is a table of trapped calls (npa::virtio::transport): feature bits, the
 // status byte (0 resets the device, which then writes nothing), queue setup and enable,
@@ -57,7 +66,7 @@
 #include <npa/sim/sim_irq.hpp>
 #include <npa/sim/wire.hpp>
 #include <npa/status.hpp>
-#include <npa/virtio/split_ring.hpp>
+#include <npa/virtio/device_queue.hpp>
 #include <npa/virtio/transport.hpp>
 
 #include <array>
@@ -216,7 +225,7 @@ public:
         if (!v.enabled || v.failed) {
             return 0;
         }
-        const std::int32_t n = v.dev.avail_pending();
+        const std::int32_t n = v.dev.available_buffers();
         return n < 0 ? 0 : static_cast<std::uint32_t>(n);
     }
     [[nodiscard]] std::uint8_t status_byte() const {
@@ -291,10 +300,39 @@ private:
     struct vq {
         bool enabled = false, failed = false;
         virtio::queue_setup s{};
-        virtio::split_device dev;
+        virtio::device_queue dev;
+        // Buffer ids taken and not yet used (a packed ring's never_posted fault needs an id
+        // the driver has not handed over; ids past the queue size are not tracked).
+        std::vector<bool> held;
+        void hold(std::uint32_t id) {
+            if (id < held.size()) {
+                held[id] = true;
+            }
+        }
+        void release(std::uint32_t id) {
+            if (id < held.size()) {
+                held[id] = false;
+            }
+        }
+        // An id neither held here nor available ahead in the ring, else `fallback`.
+        [[nodiscard]] std::uint16_t id_not_out(std::uint16_t fallback) const {
+            std::vector<bool> out = held;
+            (void)dev.packed_side().walk_available([&](std::uint16_t id) {
+                if (id < out.size()) {
+                    out[id] = true;
+                }
+            });
+            for (std::size_t i = 0; i < out.size(); ++i) {
+                if (!out[i] && i != fallback) {
+                    return static_cast<std::uint16_t>(i);
+                }
+            }
+            return fallback;
+        }
     };
     struct used_rec {
         std::uint32_t id = 0, len = 0;
+        std::uint16_t descs = 1; // ring positions the chain took (packed rings)
     };
     // Where a used entry that leaves the fault path is written: pair p's ring r.
     struct used_writer {
@@ -393,19 +431,31 @@ private:
             !virtio::queue_size_ok(s.size) || (d.status_ & virtio::status_bit::FEATURES_OK) == 0) {
             return false;
         }
-        // The three areas through guest memory, whole, and aligned as 2.7 asks: every later
-        // ring access is inside a checked range.
-        std::byte* desc = d.mem_.translate(s.desc, virtio::desc_bytes(s.size));
-        std::byte* avail = d.mem_.translate(s.driver, virtio::avail_bytes(s.size));
-        std::byte* used = d.mem_.translate(s.device, virtio::used_bytes(s.size));
-        const virtio::split_ring r(desc, avail, used, s.size);
+        // The three areas through guest memory, whole, and aligned as 2.7 (split) or 2.8.10
+        // (packed: the descriptor ring, the driver's and the device's event areas) ask:
+        // every later ring access is inside a checked range. Areas that fail leave the queue
+        // as it was (the ring is checked before the device side takes it).
         vq& v = ctrl ? d.ctrl_ : d.vqs_[q];
-        if (!r.bound() || !v.dev.reset(r, d.has(virtio::feature::EVENT_IDX))) {
-            return false;
+        const bool event_idx = d.has(virtio::feature::EVENT_IDX);
+        if (d.has(virtio::feature::RING_PACKED)) {
+            const virtio::packed_ring r(d.mem_.translate(s.desc, virtio::packed_desc_bytes(s.size)),
+                                        d.mem_.translate(s.driver, sizeof(virtio::pvirtq_event_suppress)),
+                                        d.mem_.translate(s.device, sizeof(virtio::pvirtq_event_suppress)), s.size);
+            if (!r.bound() || !v.dev.reset(r, virtio::packed_cursor{}, false, event_idx)) {
+                return false;
+            }
+        } else {
+            const virtio::split_ring r(d.mem_.translate(s.desc, virtio::desc_bytes(s.size)),
+                                       d.mem_.translate(s.driver, virtio::avail_bytes(s.size)),
+                                       d.mem_.translate(s.device, virtio::used_bytes(s.size)), s.size);
+            if (!r.bound() || !v.dev.reset(r, event_idx)) {
+                return false;
+            }
         }
         v.s = s;
         v.enabled = true;
         v.failed = false;
+        v.held.assign(s.size, false);
         return true;
     }
     static void op_notify(void* ctx, std::uint16_t q) noexcept {
@@ -529,7 +579,8 @@ private:
         bool any = false;
         for (;;) {
             virtio::chain c;
-            const virtio::pop_status st = ctrl_.dev.pop(c, segs_, addr_ok());
+            std::uint16_t descs = 1;
+            const virtio::pop_status st = ctrl_.dev.pop(c, descs, segs_, addr_ok());
             if (st == virtio::pop_status::empty) {
                 break;
             }
@@ -574,8 +625,9 @@ private:
             if (!mem_.dma_write(w.addr, &ack, 1)) {
                 ++ctrl_errors_;
             }
-            const std::uint32_t n = ctrl_.dev.ring().size();
-            ctrl_.dev.push_used(fault == ctrl_fault::bad_id ? n + 3 : c.head, fault == ctrl_fault::long_len ? 64 : 1);
+            const std::uint32_t n = ctrl_.dev.size();
+            ctrl_.dev.push_used(static_cast<std::uint16_t>(fault == ctrl_fault::bad_id ? n + 3 : c.head),
+                                fault == ctrl_fault::long_len ? 64 : 1, descs);
             write_pause();
             ctrl_.dev.publish_used();
         }
@@ -724,7 +776,8 @@ private:
         bool any = false;
         for (;;) {
             virtio::chain c;
-            const virtio::pop_status st = v.dev.pop(c, segs_, addr_ok());
+            std::uint16_t descs = 1;
+            const virtio::pop_status st = v.dev.pop(c, descs, segs_, addr_ok());
             if (st == virtio::pop_status::empty) {
                 break;
             }
@@ -738,8 +791,9 @@ private:
                 e == tx_event::remove ? do_remove() : do_reset();
                 return true;
             }
+            v.hold(c.head);
             send_chain(p, c);
-            complete(p, ring_kind::tx, used_rec{c.head, 0}, 0);
+            complete(p, ring_kind::tx, used_rec{c.head, 0, descs}, 0);
         }
         (void)ps.cp[0].flush_held(writer(p, ring_kind::tx));
         flush_tx_batch(p);
@@ -828,10 +882,12 @@ private:
         // Take chains until the frame fits (one, without MRG_RXBUF).
         std::uint32_t room = 0;
         std::uint16_t taken = 0;
+        std::uint32_t taken_descs = 0;
         chains_.clear();
         while (room < need && (mrg || taken == 0)) {
             virtio::chain c;
-            const virtio::pop_status st = v.dev.pop(c, segs_, addr_ok());
+            std::uint16_t descs = 1;
+            const virtio::pop_status st = v.dev.pop(c, descs, segs_, addr_ok());
             if (st == virtio::pop_status::empty) {
                 break;
             }
@@ -841,11 +897,12 @@ private:
                 return;
             }
             ++taken;
+            taken_descs += descs;
             room += c.write_len;
-            chains_.push_back({c, std::vector<virtio::segment>(segs_.begin(), segs_.begin() + c.segments)});
+            chains_.push_back({c, descs, std::vector<virtio::segment>(segs_.begin(), segs_.begin() + c.segments)});
         }
         if (room < need) {
-            v.dev.unpop(taken); // not enough: the chains stay available
+            v.dev.unpop(taken, taken_descs); // not enough: the chains stay available
             taken == 0 || mrg ? ++ps.st.rx_no_desc : ++ps.st.rx_oversize;
             return;
         }
@@ -863,7 +920,8 @@ private:
         std::memcpy(rx_buf_.data() + sizeof h, f.data.data(), f.len);
         std::uint32_t at = 0;
         bool ok = true;
-        for (const auto& [c, segs] : chains_) {
+        for (const auto& [c, descs, segs] : chains_) {
+            v.hold(c.head);
             std::uint32_t wrote = 0;
             for (const virtio::segment& s : segs) {
                 const std::uint32_t k = need - at < s.len ? need - at : s.len;
@@ -873,7 +931,7 @@ private:
                 at += k;
                 wrote += k;
             }
-            complete(p, ring_kind::rx, used_rec{c.head, ok ? wrote : 0}, c.write_len);
+            complete(p, ring_kind::rx, used_rec{c.head, ok ? wrote : 0, descs}, c.write_len);
         }
         ps.st.rx_merged += chains_.size() > 1 ? 1 : 0;
         if (ok) {
@@ -895,9 +953,10 @@ private:
         if (!v.enabled || !live()) {
             return;
         }
-        const std::uint32_t n = v.dev.ring().size();
+        const std::uint32_t n = v.dev.size();
         const comp_fault fault = take_corruption(faults_, r, pairs_[p].st);
-        if (r == ring_kind::tx && cfg_.tx_batch > 1 && has(virtio::feature::IN_ORDER)) {
+        v.release(u.id);
+        if (r == ring_kind::tx && cfg_.tx_batch > 1 && has(virtio::feature::IN_ORDER) && !v.dev.packed()) {
             tx_batch_state& b = tx_batches_[p];
             if (fault == comp_fault::none) {
                 b.last = static_cast<std::uint16_t>(u.id);
@@ -909,22 +968,28 @@ private:
             flush_tx_batch(p); // what is held goes first: the order stays the ring's
         }
         write_pause(true); // under write jitter: land it while the driver polls
+        const auto id = static_cast<std::uint16_t>(u.id);
         switch (fault) {
-        case comp_fault::index_out_of_range: v.dev.push_used(n + 7, u.len); break;
-        case comp_fault::length_too_large: v.dev.push_used(u.id, buf_len + 512); break;
-        case comp_fault::gen_out_of_order: // the index runs past an entry never written
-            v.dev.skip_used();
-            v.dev.push_used(u.id, u.len);
+        case comp_fault::index_out_of_range: v.dev.push_used(static_cast<std::uint16_t>(n + 7), u.len, 1); break;
+        case comp_fault::length_too_large: v.dev.push_used(id, buf_len + 512, u.descs); break;
+        case comp_fault::gen_out_of_order: // the index (packed: the position) runs past an entry never written
+            v.dev.skip_used(u.descs);
+            v.dev.push_used(id, u.len, u.descs);
             break;
         case comp_fault::never_posted:
-            v.dev.push_used(u.id, u.len);
-            v.dev.push_used((u.id + n / 2) % n, u.len);
+            v.dev.push_used(id, u.len, u.descs);
+            // Split: half a ring away (the plugin reads used entries in order, IN_ORDER).
+            // Packed: used buffers may come in any order (no IN_ORDER), so the id must be
+            // one the driver has not handed over: none available ahead, none held here,
+            // or, when every id is out, the one just used.
+            v.dev.push_used(v.dev.packed() ? v.id_not_out(id) : static_cast<std::uint16_t>((u.id + n / 2) % n),
+                            u.len, 1);
             break;
         case comp_fault::double_completion:
-            v.dev.push_used(u.id, u.len);
-            v.dev.push_used(u.id, u.len);
+            v.dev.push_used(id, u.len, u.descs);
+            v.dev.push_used(id, u.len, u.descs);
             break;
-        case comp_fault::none: v.dev.push_used(u.id, u.len); break;
+        case comp_fault::none: v.dev.push_used(id, u.len, u.descs); break;
         }
         publish(v);
     }
@@ -953,9 +1018,9 @@ private:
             return;
         }
         write_pause(true);
-        v.dev.push_used(b.last, 0);
+        v.dev.push_used(b.last, 0, 1);
         for (std::uint16_t i = 1; i < held; ++i) {
-            v.dev.skip_used();
+            v.dev.skip_used(1);
         }
         ++tx_batch_entries_;
         publish(v);
@@ -1007,7 +1072,12 @@ private:
     std::uint64_t rx_inactive_ = 0;
     std::vector<device_violation> violations_;
     std::vector<virtio::segment> segs_;
-    std::vector<std::pair<virtio::chain, std::vector<virtio::segment>>> chains_;
+    struct taken_chain {
+        virtio::chain c;
+        std::uint16_t descs;
+        std::vector<virtio::segment> segs;
+    };
+    std::vector<taken_chain> chains_;
     std::array<std::byte, virtio_net::HDR_LEN + max_frame_size> tx_buf_{};
     std::array<std::byte, virtio_net::HDR_LEN + max_frame_size> rx_buf_{};
 };

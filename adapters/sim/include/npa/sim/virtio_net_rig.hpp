@@ -28,6 +28,8 @@ struct virtio_net_rig_config {
     std::uint64_t features = 0;
     /// virtio_net_device_config::tx_batch: transmitq chains per used entry under IN_ORDER.
     std::uint16_t tx_batch = 1;
+    /// The device offers VIRTIO_F_RING_PACKED too (the plugin then lays out packed rings).
+    bool packed_ring = false;
 };
 
 class virtio_net_rig : public rig_base<virtio_net_rig_config> {
@@ -53,6 +55,9 @@ public:
         dc.mac = guest_mac;
         if (c.features != 0) {
             dc.features = c.features;
+        }
+        if (c.packed_ring) {
+            dc.features |= virtio::feature::RING_PACKED;
         }
         dc.tx_batch = c.tx_batch;
         auto dev = virtio_net_device::create(mem_, dc);
@@ -96,6 +101,24 @@ public:
 
 private:
     std::unique_ptr<virtio_net_device> dev_;
+};
+
+/// The same device with packed virtqueues (VIRTIO_F_RING_PACKED offered, which the plugin
+/// takes; it leaves IN_ORDER then). Its completions name buffers by id and may come in any
+/// order, so the kit reads a reordered, dropped or skipped completion as a packed ring allows.
+class virtio_net_packed_rig : public virtio_net_rig {
+public:
+    static constexpr const char* device_name = "virtio-net (packed)";
+    static constexpr bool tx_completion_batches = false;
+    static constexpr bool any_order_completions = true;
+
+    explicit virtio_net_packed_rig(const config& c = {}) : virtio_net_rig(packed(c)) {}
+
+private:
+    static config packed(config c) noexcept {
+        c.packed_ring = true;
+        return c;
+    }
 };
 
 } // namespace npa::sim

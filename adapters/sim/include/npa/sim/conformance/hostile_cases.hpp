@@ -23,6 +23,9 @@ enum class detect : std::uint8_t {
     removed,         ///< health() says removed (health() is required for this case)
     rx_flood,        ///< the device dropped for lack of buffers, the plugin counted rx_no_buffer
     wrong_buffer,    ///< the plugin counted bad_completion for a valid index with another's tag
+    rx_any_order,    ///< nothing to detect (a legal reorder): RX lost only what the device dropped
+    held_back,       ///< nothing the ring can show: no bad_completion, the buffers the device
+                     ///< keeps come back at detach, every other frame whole
 };
 
 /// Which way traffic runs while the fault is planned.
@@ -53,6 +56,13 @@ inline constexpr bool rig_has_rx_completion_faults = requires { requires Rig::rx
 /// so "reordered TX completions" must show every TX buffer completed instead.
 template <class Rig>
 inline constexpr bool rig_has_tx_completion_batches = requires { requires Rig::tx_completion_batches; };
+/// True when Rig's device may use buffers in any order and say which by id (a packed
+/// virtqueue without VIRTIO_F_IN_ORDER, virtio 1.2 2.8): reordered completions are legal
+/// (everything must complete), and a dropped completion, or a used position the device
+/// skipped, holds buffers back in a way no driver can tell from a slow device; the buffers
+/// must come back at detach.
+template <class Rig>
+inline constexpr bool rig_has_any_order_completions = requires { requires Rig::any_order_completions; };
 /// True when Rig's device echoes each descriptor's tag in its completion (faults.hpp,
 /// mislabel_tx_completions).
 template <class Rig>

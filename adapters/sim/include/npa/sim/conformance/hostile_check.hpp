@@ -75,6 +75,16 @@ verdict conformance<Plugin, Rig>::hostile(const hostile_case& hc) {
             expect = detect::all_completed; // a batch, read as the spec allows
         }
     }
+    if constexpr (rig_has_any_order_completions<Rig>) {
+        if (hc.plan.reorder_tx_completions != 0) {
+            expect = detect::all_completed; // used in another order, legal
+        } else if (hc.plan.reorder_rx_completions != 0) {
+            expect = detect::rx_any_order;
+        } else if (hc.plan.drop_tx_completions != 0 || hc.plan.drop_rx_completions != 0 ||
+                   (hc.plan.corrupt == comp_fault::gen_out_of_order && hc.plan.corrupt_count != 0)) {
+            expect = detect::held_back;
+        }
+    }
     switch (expect) {
     case detect::bad_completion:
         if (st.bad_completion == st0.bad_completion) {
@@ -123,6 +133,44 @@ verdict conformance<Plugin, Rig>::hostile(const hostile_case& hc) {
         }
         if (st.bad_completion != st0.bad_completion) {
             b.v.fail("%s: a late but valid completion was counted as bad_completion", hc.name);
+        }
+        break;
+    }
+    case detect::rx_any_order: {
+        const std::uint64_t dropped = b.rig.device_rx_no_desc(0) - no_desc0;
+        if (rx_got.duplicates != 0 || rx_got.lost != dropped) {
+            b.v.fail("%s: of %llu sent, %llu lost (the device dropped %llu for want of a "
+                     "buffer), %llu duplicated", hc.name, ull(b.rig.far_sent(rx_flow) - rx_sent0),
+                     ull(rx_got.lost), ull(dropped), ull(rx_got.duplicates));
+        }
+        if (st.bad_completion != st0.bad_completion) {
+            b.v.fail("%s: buffers used in another order (legal here) were counted as "
+                     "bad_completion", hc.name);
+        }
+        break;
+    }
+    case detect::held_back: {
+        if (st.bad_completion != st0.bad_completion) {
+            b.v.fail("%s: bad_completion counted %llu, but nothing on the ring was wrong",
+                     hc.name, ull(st.bad_completion - st0.bad_completion));
+        }
+        // A dropped completion: the device sent every TX frame (only completions are
+        // missing). A skipped used position: the device's later used descriptors land one
+        // position ahead, over buffers the driver made available and the device has not
+        // read yet, so both sides stop and up to a ring of TX frames never goes out. RX
+        // loses at most what the device dropped plus the buffers it filled and never
+        // showed used.
+        const std::uint64_t tx_may_lose =
+            hc.plan.corrupt == comp_fault::gen_out_of_order ? std::uint64_t{c.tx_ring} : 0;
+        if (tx_sent.lost > tx_may_lose || tx_sent.duplicates != 0) {
+            b.v.fail("%s: the far end lost %llu (at most %llu may be) and duplicated %llu TX "
+                     "frames", hc.name, ull(tx_sent.lost), ull(tx_may_lose), ull(tx_sent.duplicates));
+        }
+        const std::uint64_t dropped = b.rig.device_rx_no_desc(0) - no_desc0;
+        if (rx_got.duplicates != 0 || rx_got.lost > dropped + c.rx_ring) {
+            b.v.fail("%s: RX lost %llu (the device dropped %llu, the ring holds %u), "
+                     "duplicated %llu", hc.name, ull(rx_got.lost), ull(dropped), static_cast<unsigned>(c.rx_ring),
+                     ull(rx_got.duplicates));
         }
         break;
     }
