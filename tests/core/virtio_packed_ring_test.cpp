@@ -107,6 +107,94 @@ TEST_CASE("packed: several buffers in flight, used in order, ring full") {
     CHECK(left.empty());
 }
 
+TEST_CASE("packed IN_ORDER: one used descriptor for a batch, its positions skipped, over laps") {
+    // Buffers of 1..3 descriptors on a ring of 7, made available in order; the device marks
+    // each batch used with one descriptor (the last buffer's id) at the batch's first
+    // position and moves past every descriptor of it. used_ready() counts the batch's
+    // buffers; they come back oldest first, the last with the descriptor's length.
+    queue q(7);
+    q.state.assign(packed_driver::state_words(7), 0);
+    REQUIRE(q.drv.reset(q.ring, q.state, false, /*in_order=*/true, /*batches=*/true));
+    REQUIRE(q.dev.reset(q.ring));
+    std::uint32_t next_len = 1;
+    for (int round = 0; round < 40; ++round) {
+        // as many buffers as fit: 1, 2, 3, 1, 2, 3 ... descriptors
+        std::vector<std::int32_t> ids;
+        for (;;) {
+            const std::array<segment, 3> segs{segment{0x100, 64, false}, segment{0x200, 64, false},
+                                              segment{0x300, 64, false}};
+            const std::uint32_t k = 1 + next_len % 3;
+            const std::int32_t id = q.drv.add({segs.data(), k});
+            if (id < 0) {
+                break;
+            }
+            ++next_len;
+            ids.push_back(id);
+        }
+        REQUIRE(!ids.empty());
+        // the device takes them all, and confirms them in batches of up to 2 buffers
+        std::vector<std::pair<std::uint16_t, std::uint16_t>> taken; // id, descriptors
+        while (q.pop() == pop_status::ok) {
+            taken.emplace_back(q.c.head, q.ndesc);
+        }
+        REQUIRE(taken.size() == ids.size());
+        for (std::size_t i = 0; i < taken.size(); i += 2) {
+            const std::size_t last = i + 1 < taken.size() ? i + 1 : i;
+            const auto descs = static_cast<std::uint16_t>(taken[i].second + (last != i ? taken[last].second : 0));
+            q.dev.push_used(taken[last].first, 77, descs);
+        }
+        CHECK(q.drv.used_ready() == ids.size());
+        used_chain u;
+        for (std::size_t i = 0; i < ids.size(); ++i) {
+            REQUIRE(q.drv.poll_used(u) == used_status::ok);
+            CHECK(u.id == ids[i]);
+            const bool last_of_batch = i % 2 == 1 || i + 1 == ids.size();
+            CHECK(u.len == (last_of_batch ? 77u : 0u));
+        }
+        CHECK(q.drv.poll_used(u) == used_status::empty);
+        CHECK(q.drv.in_flight() == 0);
+    }
+    CHECK(q.drv.stats().batches > 0);
+    CHECK(q.drv.stats().bad_used_id == 0);
+    CHECK(q.drv.stats().passed_over == 0);
+}
+
+TEST_CASE("packed IN_ORDER without batches: older buffers passed over are handed to on_passed") {
+    queue q(8);
+    q.state.assign(packed_driver::state_words(8), 0);
+    REQUIRE(q.drv.reset(q.ring, q.state, false, /*in_order=*/true, /*batches=*/false));
+    REQUIRE(q.dev.reset(q.ring));
+    const segment s{0x100, 64, true};
+    std::array<std::int32_t, 4> ids{};
+    for (auto& id : ids) {
+        id = q.drv.add({&s, 1});
+        REQUIRE(id >= 0);
+    }
+    std::array<std::uint16_t, 4> heads{};
+    for (auto& h : heads) {
+        REQUIRE(q.pop() == pop_status::ok);
+        h = q.c.head;
+    }
+    q.dev.push_used(heads[2], 10, 3); // names the third: the first two were passed over
+    std::vector<std::uint16_t> passed;
+    used_chain u;
+    REQUIRE(q.drv.poll_used(u, [&](std::uint16_t id) { passed.push_back(id); }) == used_status::ok);
+    CHECK(u.id == ids[2]);
+    CHECK(passed == std::vector<std::uint16_t>{static_cast<std::uint16_t>(ids[0]), static_cast<std::uint16_t>(ids[1])});
+    CHECK(q.drv.stats().passed_over == 2);
+    // the fourth, then a descriptor naming the first again: not in flight, the ring is broken
+    q.dev.push_used(heads[3], 10, 1);
+    REQUIRE(q.drv.poll_used(u) == used_status::ok);
+    CHECK(u.id == ids[3]);
+    CHECK(q.drv.in_flight() == 0);
+    const std::int32_t again = q.drv.add({&s, 1});
+    REQUIRE(again >= 0);
+    REQUIRE(q.pop() == pop_status::ok);
+    q.dev.push_used(static_cast<std::uint16_t>(again == ids[0] ? ids[1] : ids[0]), 10, 1);
+    CHECK(q.drv.poll_used(u) == used_status::broken);
+    CHECK(q.drv.stats().bad_used_id == 1);
+}
+
 TEST_CASE("packed event suppression: enable, disable, desc") {
     queue q(8);
     const segment s{0x100, 64, false};

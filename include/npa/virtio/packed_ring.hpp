@@ -188,9 +188,12 @@ public:
 
     /// Starts a fresh queue. `event_idx`: VIRTIO_F_EVENT_IDX negotiated; the driver's area
     /// then starts at DESC for position 0 of lap 1 (one interrupt for the first used buffer,
-    /// as a split ring's used_event of 0) and enable_interrupts() moves it.
+    /// as a split ring's used_event of 0) and enable_interrupts() moves it. `in_order`:
+    /// VIRTIO_F_IN_ORDER (buffers are used in the order they were made available);
+    /// `batches`: under it, take one used descriptor for a batch (poll_used()), for a queue
+    /// whose used lengths do not matter (a transmitq), as split_driver::reset().
     [[nodiscard]] bool reset(const packed_ring& r, std::span<std::uint16_t> state,
-                             bool event_idx = false) noexcept {
+                             bool event_idx = false, bool in_order = false, bool batches = false) noexcept {
         if (!r.bound() || state.size() < state_words(r.size())) {
             r_ = {};
             return false;
@@ -211,6 +214,10 @@ public:
                                       : pvirtq_event_suppress{0, ring_event_enable};
         *r.device_event() = pvirtq_event_suppress{0, ring_event_enable};
         event_idx_ = event_idx;
+        in_order_ = in_order;
+        batches_ = in_order && batches;
+        batch_left_ = 0;
+        batch_len_ = 0;
         free_top_ = n;
         num_free_ = n;
         in_flight_ = 0;
@@ -272,8 +279,18 @@ public:
     }
 
     /// The next used buffer, checked. An unknown buffer id leaves the ring `broken` (how
-    /// many descriptors to skip is then unknown); nothing is consumed.
-    [[nodiscard]] used_status poll_used(used_chain& out) noexcept {
+    /// many descriptors to skip is then unknown); nothing is consumed. Without IN_ORDER
+    /// buffers may come back in any order. With it (2.8's in-order use of descriptors), a used descriptor that names a
+    /// later buffer than the oldest in flight is, with `batches`, a batch: the device wrote
+    /// one descriptor, the last buffer's id, and skipped the positions of the whole batch;
+    /// its buffers come back one per call, oldest first, the last with the descriptor's
+    /// length and the others with 0 (a transmitq's). Without `batches` the older buffers
+    /// were passed over: each is freed, handed to on_passed(id) and counted.
+    template <class OnPassed>
+    [[nodiscard]] used_status poll_used(used_chain& out, OnPassed&& on_passed) noexcept {
+        if (batch_left_ != 0) { // the rest of a batch announced by one descriptor
+            return next_of_batch(out);
+        }
         pvirtq_desc& d = r_.desc()[used_.index];
         const std::uint16_t f = detail::load_flags(d);
         const bool avail = (f & desc_f_avail) != 0, used = (f & desc_f_used) != 0;
@@ -286,33 +303,47 @@ public:
             ++st_.bad_used_id;
             return used_status::broken;
         }
+        if (in_order_ && id != oldest_) {
+            if (batches_) {
+                std::uint32_t k = 1;
+                for (std::uint16_t i = oldest_; i != id; i = next_[i]) {
+                    used_.advance(descs_[i], r_.size());
+                    ++k;
+                }
+                used_.advance(descs_[id], r_.size());
+                batch_left_ = k;
+                batch_len_ = e.len;
+                ++st_.batches;
+                return next_of_batch(out);
+            }
+            while (oldest_ != id) { // older buffers the device passed over
+                const std::uint16_t old = oldest_;
+                used_.advance(descs_[old], r_.size());
+                release(old);
+                ++st_.passed_over;
+                on_passed(old);
+            }
+        }
         used_.advance(descs_[id], r_.size());
         release(static_cast<std::uint16_t>(id));
         out.id = static_cast<std::uint16_t>(id);
         out.len = e.len;
         return used_status::ok;
     }
-
-    /// split_driver's interface: without IN_ORDER batches (which this driver does not
-    /// take) no used descriptor passes over a buffer, so `on_passed` is never called.
-    template <class OnPassed>
-    [[nodiscard]] used_status poll_used(used_chain& out, OnPassed&& /*on_passed*/) noexcept {
-        return poll_used(out);
-    }
-    template <class OnPassed>
-    [[nodiscard]] used_status poll_used_bulk(std::span<std::uint16_t> ids, std::uint32_t& got,
-                                             OnPassed&& /*on_passed*/) noexcept {
-        return poll_used_bulk(ids, got);
+    [[nodiscard]] used_status poll_used(used_chain& out) noexcept {
+        return poll_used(out, [](std::uint16_t) {});
     }
 
     /// Up to ids.size() used buffers, oldest first: poll_used() until `ids` is full or it
-    /// stops. `got`: the ids written; the status is what stopped the call (ok: `ids` full).
-    [[nodiscard]] used_status poll_used_bulk(std::span<std::uint16_t> ids,
-                                             std::uint32_t& got) noexcept {
+    /// stops (passed-over ones through on_passed). `got`: the ids written; the status is
+    /// what stopped the call (ok: `ids` full).
+    template <class OnPassed>
+    [[nodiscard]] used_status poll_used_bulk(std::span<std::uint16_t> ids, std::uint32_t& got,
+                                             OnPassed&& on_passed) noexcept {
         got = 0;
         while (got < ids.size()) {
             used_chain u;
-            const used_status st = poll_used(u);
+            const used_status st = poll_used(u, on_passed);
             if (st != used_status::ok) {
                 return st;
             }
@@ -321,11 +352,21 @@ public:
         return used_status::ok;
     }
 
+    [[nodiscard]] used_status poll_used_bulk(std::span<std::uint16_t> ids, std::uint32_t& got) noexcept {
+        return poll_used_bulk(ids, got, [](std::uint16_t) {});
+    }
+
     /// Used buffers the device has marked and the driver not yet taken (a snapshot; it
-    /// stops at a descriptor poll_used() would refuse).
+    /// stops at a descriptor poll_used() would refuse). Under IN_ORDER a descriptor counts
+    /// the buffers up to the one it names (a batch's, or those it passed over).
     [[nodiscard]] std::uint32_t used_ready() const noexcept {
         packed_cursor at = used_;
-        std::uint32_t k = 0;
+        std::uint32_t k = batch_left_;
+        // Under IN_ORDER: the oldest buffer no descriptor has accounted for yet.
+        std::uint16_t next_old = oldest_;
+        for (std::uint32_t i = 0; i < batch_left_; ++i) {
+            next_old = next_[next_old];
+        }
         while (k < in_flight_) {
             pvirtq_desc& d = r_.desc()[at.index];
             const std::uint16_t f = detail::load_flags(d);
@@ -336,6 +377,16 @@ public:
             const std::uint32_t id = d.id;
             if (id >= r_.size() || descs_[id] == 0) {
                 break;
+            }
+            if (in_order_) {
+                for (; next_old != nil && next_old != id; next_old = next_[next_old]) {
+                    at.advance(descs_[next_old], r_.size());
+                    ++k;
+                }
+                if (next_old == nil) {
+                    break; // an id already accounted for: poll_used() refuses it
+                }
+                next_old = next_[next_old];
             }
             at.advance(descs_[id], r_.size());
             ++k;
@@ -380,6 +431,15 @@ public:
 private:
     static constexpr std::uint16_t nil = 0xFFFF; // no id (ids are below max_queue_size)
 
+    // The oldest buffer of a batch whose positions poll_used() already skipped.
+    used_status next_of_batch(used_chain& out) noexcept {
+        const std::uint16_t id = oldest_;
+        --batch_left_;
+        release(id);
+        out.id = id;
+        out.len = batch_left_ == 0 ? batch_len_ : 0;
+        return used_status::ok;
+    }
     void link_newest(std::uint16_t id) noexcept {
         prev_[id] = newest_;
         next_[id] = nil;
@@ -404,7 +464,8 @@ private:
     std::uint16_t oldest_ = nil, newest_ = nil;
     std::uint32_t free_top_ = 0, num_free_ = 0, in_flight_ = 0;
     packed_cursor avail_{}, published_{}, used_{};
-    bool event_idx_ = false;
+    bool event_idx_ = false, in_order_ = false, batches_ = false;
+    std::uint32_t batch_left_ = 0, batch_len_ = 0; // the rest of a batch, and its descriptor's length
     driver_stats st_{};
 };
 

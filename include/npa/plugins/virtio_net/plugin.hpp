@@ -8,7 +8,7 @@
 //   UP  attach is the driver initialisation of 3.1.1: reset, ACKNOWLEDGE, DRIVER, the
 //       features (VERSION_1 required; MRG_RXBUF, IN_ORDER, CSUM, HOST_TSO4/6, GUEST_CSUM,
 //       MTU, MAC, STATUS, MQ, RING_PACKED and ACCESS_PLATFORM taken when offered and
-//       wanted; with RING_PACKED not IN_ORDER, see RINGS; CTRL_VQ and
+//       wanted, IN_ORDER with either layout, see RINGS; CTRL_VQ and
 //       its commands when the window carries the shell's control hook),
 //       FEATURES_OK read back, the queues (receiveq 2q, transmitq 2q+1, vector q; the
 //       controlq through the hook, which the plugin never sends on), DRIVER_OK,
@@ -18,8 +18,9 @@
 //       Packed (2.8, with RING_PACKED): a 16-byte descriptor ring, then the driver's and
 //       the device's event suppression areas (4 bytes each) in one block per queue. Both
 //       sit behind virtio::ring_driver (ring_driver.hpp), so TX, RX and the checks
-//       below are written once. With packed rings IN_ORDER is not taken (packed_driver
-//       reads one used descriptor per buffer, no batches). EVENT_IDX is taken on both
+//       below are written once. IN_ORDER is taken on both: a transmitq's used entry
+//       (packed: used descriptor) may stand for a batch, and on a packed ring the
+//       driver then skips the batch's positions itself (packed_driver). EVENT_IDX is taken on both
 //       layouts and behaves alike (IRQ): on a packed ring the hints are the event
 //       suppression areas (2.8.10) in RING_EVENT_FLAGS_DESC mode, off_wrap naming a ring
 //       position and its lap where a split ring names a 16-bit index.
@@ -174,9 +175,6 @@ public:
                                                vn::feature::CTRL_MAC_ADDR
                                          : 0;
         std::uint64_t f = offered & want;
-        if ((f & virtio::feature::RING_PACKED) != 0) { // see RINGS in the file comment
-            f &= ~virtio::feature::IN_ORDER;
-        }
         if ((f & vn::feature::CSUM) == 0) { // HOST_TSO* depend on CSUM (5.1.3.1)
             f &= ~(vn::feature::HOST_TSO4 | vn::feature::HOST_TSO6);
         }
@@ -360,6 +358,11 @@ public:
     /// equal to tx_in_flight() once the device has sent everything it was given).
     [[nodiscard]] std::uint32_t tx_reapable(std::uint16_t qi) const noexcept {
         return q_[qi].tx.used_ready();
+    }
+    /// Pair qi's transmitq, as its ring driver counted it: IN_ORDER batches taken, chains
+    /// passed over, ids refused.
+    [[nodiscard]] virtio::driver_stats tx_ring_stats(std::uint16_t qi) const noexcept {
+        return q_[qi].tx.visit([](const auto& d) { return d.stats(); });
     }
 
     // ---- rx_burst: checked used entries, merged frames dropped, refill -----------------
@@ -552,7 +555,8 @@ private:
         if (v.is_packed) {
             const virtio::packed_layout l = virtio::packed_layout_of(size);
             if (!v.packed.reset(virtio::packed_ring::in_block(block, size), {v.state.get(), words},
-                                event_idx())) {
+                                event_idx(), (features_ & virtio::feature::IN_ORDER) != 0,
+                                /*batches=*/virtio_net::is_txq(index))) {
                 return false;
             }
             s = {iova + l.desc, iova + l.driver, iova + l.device, static_cast<std::uint16_t>(size),

@@ -9,7 +9,8 @@
 // a position skipped (gen_out_of_order: the driver waits at a descriptor never marked
 // used), an id the driver has not handed over (never_posted: none available ahead, none
 // held by the device, else the one just used), the same id twice. IN_ORDER's transmitq
-// batches (tx_batch) are written on split rings only.
+// batches (tx_batch) on a packed ring: one used descriptor, the last buffer's id, at the
+// first buffer's position, and the used position moved past every descriptor of the batch.
 //
 // The transport is a table of trapped calls (npa::virtio::transport): feature bits, the
 // status byte (0 resets the device, which then writes nothing), queue setup and enable,
@@ -956,10 +957,11 @@ private:
         const std::uint32_t n = v.dev.size();
         const comp_fault fault = take_corruption(faults_, r, pairs_[p].st);
         v.release(u.id);
-        if (r == ring_kind::tx && cfg_.tx_batch > 1 && has(virtio::feature::IN_ORDER) && !v.dev.packed()) {
+        if (r == ring_kind::tx && cfg_.tx_batch > 1 && has(virtio::feature::IN_ORDER)) {
             tx_batch_state& b = tx_batches_[p];
             if (fault == comp_fault::none) {
                 b.last = static_cast<std::uint16_t>(u.id);
+                b.descs += u.descs;
                 if (++b.held == cfg_.tx_batch) {
                     flush_tx_batch(p);
                 }
@@ -1013,14 +1015,20 @@ private:
         }
         vq& v = vqs_[virtio_net::txq_index(p)];
         const std::uint16_t held = b.held;
+        const std::uint32_t descs = b.descs;
         b.held = 0;
+        b.descs = 0;
         if (!v.enabled || !live()) {
             return;
         }
         write_pause(true);
-        v.dev.push_used(b.last, 0, 1);
-        for (std::uint16_t i = 1; i < held; ++i) {
-            v.dev.skip_used(1);
+        if (v.dev.packed()) {
+            v.dev.push_used(b.last, 0, static_cast<std::uint16_t>(descs));
+        } else {
+            v.dev.push_used(b.last, 0, 1);
+            for (std::uint16_t i = 1; i < held; ++i) {
+                v.dev.skip_used(1);
+            }
         }
         ++tx_batch_entries_;
         publish(v);
@@ -1035,6 +1043,7 @@ private:
     struct tx_batch_state {
         std::uint16_t held = 0; // chains sent and not yet confirmed
         std::uint16_t last = 0; // the newest one's head
+        std::uint32_t descs = 0; // ring positions the held chains took (packed rings)
     };
     std::array<tx_batch_state, max_pairs> tx_batches_{};
     // The controlq and the receive filter it programs.

@@ -104,8 +104,10 @@ private:
 };
 
 /// The same device with packed virtqueues (VIRTIO_F_RING_PACKED offered, which the plugin
-/// takes; it leaves IN_ORDER then). Its completions name buffers by id and may come in any
-/// order, so the kit reads a reordered, dropped or skipped completion as a packed ring allows.
+/// takes) and without IN_ORDER (as QEMU's virtio-net-pci by default): its completions name
+/// buffers by id and may come in any order, so the kit reads a reordered, dropped or
+/// skipped completion as such a ring allows. Packed rings with IN_ORDER: virtio_net_rig
+/// with packed_ring set.
 class virtio_net_packed_rig : public virtio_net_rig {
 public:
     static constexpr const char* device_name = "virtio-net (packed)";
@@ -117,6 +119,7 @@ public:
 private:
     static config packed(config c) noexcept {
         c.packed_ring = true;
+        c.features = (c.features != 0 ? c.features : virtio_net_device_config{}.features) & ~virtio::feature::IN_ORDER;
         return c;
     }
 };
