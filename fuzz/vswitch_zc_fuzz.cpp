@@ -12,13 +12,18 @@
 //   2 alloc: take lent buffers from its lend ring into its hands
 //   3 receive: take frames from its rx ring into its hands
 //   4 the switch's poll()
-//   5 a 32-bit word written anywhere in its port region (ring positions included)
+//   5 a 32-bit word written anywhere in its port region past the header (ring positions
+//     and both sides' wake and liveness words included)
 //   6 a 32-bit word written into the pool's free ring (a front end maps the pool)
 //   7 the front end leaves (its socket closed: the control path detaches it) and a new one
 //     attaches
+//   8 messages on its connection (kicks, empty ones, anything else, more than the daemon
+//     reads at one look), then the daemon's last look before a sleep and its waking
 // Invariants, after every poll and at the end: no out-of-bounds access or undefined
-// behaviour; no buffer is left with the switch between passes; the daemon's count of what
-// each port holds equals its owner table; with the rings and the free ring left alone
+// behaviour (and no wait: every socket call of the daemon's returns at once, or the input
+// times out); no buffer is left with the switch between passes; the daemon's count of what
+// each port holds equals its owner table; it never counts more messages than were sent;
+// with the rings and the free ring left alone
 // (ops 5 and 6 unused), every buffer is back in the pool's free ring once both front ends
 // left, and every frame a port sent is forwarded or counted.
 #include "fuzz_input.hpp"
@@ -126,9 +131,9 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
         NPA_FUZZ_CHECK(attach(sw, i, fe[i]));
     }
     bool scribbled = false;
-    std::uint64_t sent[2] = {0, 0}, refused[2] = {0, 0};
+    std::uint64_t sent[2] = {0, 0}, refused[2] = {0, 0}, messages[2] = {0, 0};
     for (int ops = 0; ops < 256 && !in.empty(); ++ops) {
-        const std::uint32_t op = in.below(8);
+        const std::uint32_t op = in.below(9);
         const std::size_t i = in.below(2);
         front& f = fe[i];
         vs::zc_link& z = *sw.ports[i]->zc;
@@ -176,9 +181,9 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
             break;
         case 5: {
             const auto bytes = z.region->bytes();
-            const std::uint32_t at = (in.u32() % (bytes.size() - shm::objects_offset)) & ~3u;
+            const std::uint32_t at = (in.u32() % (bytes.size() - shm::sides_offset)) & ~3u;
             const std::uint32_t v = in.u32();
-            std::memcpy(bytes.data() + shm::objects_offset + at, &v, 4);
+            std::memcpy(bytes.data() + shm::sides_offset + at, &v, 4);
             scribbled = true;
             break;
         }
@@ -193,8 +198,32 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
         case 7:
             refused[i] += sw.ports[i]->c.zc_bad_buffer;
             leave(sw, i, f);
+            // what it had sent and the daemon had not read went with the socket
+            messages[i] = sw.ports[i]->c.zc_kicks + sw.ports[i]->c.zc_bad_kick;
             NPA_FUZZ_CHECK(attach(sw, i, f));
             break;
+        case 8: {
+            const std::uint32_t n = in.below(2 * vs::kick_drain + 2);
+            for (std::uint32_t k = 0; k < n; ++k) {
+                std::array<std::uint8_t, 16> m{};
+                const std::uint32_t len = in.below(static_cast<std::uint32_t>(m.size()) + 1);
+                if (in.flag()) {
+                    const zc::kick good{zc::kick_magic, 0};
+                    std::memcpy(m.data(), &good, sizeof good);
+                } else {
+                    for (std::uint32_t b = 0; b < len; ++b) {
+                        m[b] = static_cast<std::uint8_t>(in.below(256));
+                    }
+                }
+                messages[i] += ::send(f.sock, m.data(), len, MSG_DONTWAIT | MSG_NOSIGNAL) >= 0 ? 1 : 0;
+            }
+            (void)sw.zc_before_sleep((in.u32() & ~zc::daemon_sleeps) | zc::daemon_sleeps);
+            sw.zc_awake();
+            const vs::counters& c = sw.ports[i]->c;
+            NPA_FUZZ_CHECK(c.zc_kicks + c.zc_bad_kick <= messages[i]);
+            NPA_FUZZ_CHECK(z.muted == (c.zc_kicks + c.zc_bad_kick < messages[i]));
+            break;
+        }
         default: break;
         }
     }

@@ -88,6 +88,24 @@ TEST_CASE("layout: the header's format is fixed") {
     CHECK(total == 512 + shm::ring_bytes(128, 4) + 100 * 256 + shm::ring_bytes(64, 8));
 }
 
+TEST_CASE("wake words: each side's in its own line at offset 24, zero as written, outside the checksum") {
+    fixture f;
+    auto r = shm::region::attach(f.mem);
+    REQUIRE(r.ok());
+    CHECK(r->wake(0) == 0u);
+    CHECK(r->wake(1) == 0u);
+    r->set_wake(0, 0x01020305u);
+    r->set_wake(1, 7u);
+    const auto* b = reinterpret_cast<const unsigned char*>(f.mem.data());
+    CHECK(b[shm::sides_offset + 24] == 0x05);
+    CHECK(b[shm::sides_offset + 27] == 0x01);
+    CHECK(b[shm::sides_offset + 64 + 24] == 7);
+    CHECK(r->wake(0) == 0x01020305u);
+    CHECK(r->wake(1) == 7u);
+    shm::region_header out{};
+    CHECK(shm::validate(f.mem, out).ok()); // the words change while the region is in use
+}
+
 TEST_CASE("validator: a region as written validates, and the header copy is returned") {
     fixture f;
     shm::region_header out{};

@@ -10,6 +10,12 @@
 //   - kill -9 of a sending front end mid-stream: its buffers are reclaimed, and a new one
 //     attaches and sends;
 //   - the daemon killed: the front end sees it;
+//   - waking (AF_XDP's need_wakeup): with front ends attached and idle, the daemon sleeps
+//     its full timeout (its count of sleeps, read from its wake word); with a 60 s timeout, 200 single
+//     frames, each sent while the daemon sleeps, wake it (the sender's kicks, every one
+//     counted by the daemon) and reach a receiver blocked in wait_rx() (the daemon's kicks);
+//     a front end flooding its connection with kicks and garbage is counted, does not keep
+//     the daemon awake, and does not slow the others' frames;
 //   - a zero-copy port and a vhost-user port (testpmd net_virtio_user), both ways: frames
 //     copied across, every one accounted for (needs dpdk-testpmd and root, else skipped).
 #define DOCTEST_CONFIG_IMPLEMENT_WITH_MAIN
@@ -21,12 +27,16 @@
 #include <sys/un.h>
 #include <sys/wait.h>
 
+#include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <cstdio>
+#include <cstring>
 #include <filesystem>
 #include <optional>
 #include <string>
+#include <thread>
+#include <utility>
 #include <vector>
 
 namespace {
@@ -121,6 +131,78 @@ void check_accounted(const vswitchd& d, const std::string& from, const std::stri
     MESSAGE(from << " -> " << to << ": taken " << taken << ", delivered " << d.counter(to, "tx_packets")
                  << " (zero-copy " << d.counter(to, "tx_zero_copy") << "), no room at the receiver "
                  << d.counter(to, "tx_no_buffer"));
+}
+
+// A front end of `port` in this process.
+zc::port attach(const vswitchd& d, const std::string& port) {
+    std::string why;
+    auto p = zc::port::connect(d.dir + "/" + port + ".sock", &why);
+    REQUIRE_MESSAGE(p.ok(), why);
+    return std::move(*p);
+}
+
+// Writes a 60-byte frame from a to b carrying `seq` into buffer `b` of `p`.
+shm::buf_desc frame_to_b(zc::port& p, std::uint32_t b, std::uint32_t seq) {
+    std::byte* f = p.payload(b);
+    const unsigned char dst[6] = {2, 0, 0, 0, 0, 0x0b}, src[6] = {2, 0, 0, 0, 0, 0x0a};
+    std::memcpy(f, dst, 6);
+    std::memcpy(f + 6, src, 6);
+    f[12] = std::byte{0x88};
+    f[13] = std::byte{0xb5};
+    std::memcpy(f + 14, &seq, sizeof seq);
+    std::memset(f + 18, 0x5a, 42);
+    return {b, 60};
+}
+
+// The daemon's count of sleeps tried, from its wake word in `p`'s region (read while it
+// sleeps: the word is 0 while it polls).
+std::uint32_t sleeps_so_far(const zc::port& p) {
+    std::uint32_t w = 0;
+    REQUIRE(wait_until(5s, [&] { return ((w = p.daemon_wake_word()) & zc::daemon_sleeps) != 0; }));
+    return w >> 1;
+}
+// Sleeps tried over about 1.5 s, and the seconds.
+std::pair<std::uint32_t, double> sleeps_over_a_while(const zc::port& p) {
+    const std::uint32_t before = sleeps_so_far(p);
+    const auto t0 = std::chrono::steady_clock::now();
+    std::this_thread::sleep_for(1500ms);
+    const std::uint32_t after = sleeps_so_far(p);
+    return {after - before, std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count()};
+}
+
+// Sends one frame from `a` while the daemon sleeps (a sleep other than `slept`, the one
+// the last frame was sent into: a front end kicks once per sleep) and receives it on `b`
+// (blocked in wait_rx()), within 2 s; false if it did not come. `kicked`: the send woke
+// the daemon.
+bool one_frame(zc::port& a, zc::port& b, std::uint32_t seq, std::uint32_t& slept, bool& kicked) {
+    std::uint32_t buf;
+    if (!wait_until(5s, [&] { return a.alloc(std::span<std::uint32_t>(&buf, 1)) == 1; }) ||
+        !wait_until(5s, [&] {
+            const std::uint32_t w = a.daemon_wake_word();
+            return (w & zc::daemon_sleeps) != 0 && w != slept ? (slept = w, true) : false;
+        })) {
+        return false;
+    }
+    const std::uint64_t kicks = a.stats().kicks;
+    const shm::buf_desc d = frame_to_b(a, buf, seq);
+    if (a.send(std::span<const shm::buf_desc>(&d, 1)) != 1) {
+        return false;
+    }
+    kicked = a.stats().kicks == kicks + 1;
+    const auto until = std::chrono::steady_clock::now() + 2s;
+    shm::buf_desc got{};
+    std::uint32_t n = 0;
+    while (n == 0 && std::chrono::steady_clock::now() < until) {
+        (void)b.wait_rx(100);
+        n = b.receive(std::span<shm::buf_desc>(&got, 1));
+    }
+    if (n == 0) {
+        return false;
+    }
+    std::uint32_t at = 0;
+    std::memcpy(&at, b.payload(got.buf) + 14, sizeof at);
+    const std::uint32_t back = got.buf;
+    return b.release(std::span<const std::uint32_t>(&back, 1)) == 1 && at == seq && got.len == 60;
 }
 
 } // namespace
@@ -327,4 +409,116 @@ TEST_CASE("a zero-copy port and a vhost-user port (testpmd): frames copied acros
     d.stop();
     std::filesystem::remove_all(dir);
 #endif
+}
+
+TEST_CASE("zero-copy front ends attached and idle: the daemon sleeps its full timeout") {
+    const std::string dir = make_dir("idle");
+    vswitchd d;
+    start_two(d, dir);
+    zc::port a = attach(d, "a");
+    zc::port b = attach(d, "b");
+    REQUIRE(wait_until(5s, [&] { return d.state("a") == "running" && d.state("b") == "running"; }));
+    REQUIRE(wait_until(5s, [&] { return a.daemon_asleep() && b.daemon_asleep(); }));
+    // sleeps of 100 ms: about 10 a second (the 1 ms sleeps of a daemon that cannot be
+    // woken were about 1000); a loaded machine makes fewer, never more
+    const auto [slept, secs] = sleeps_over_a_while(a);
+    MESSAGE("idle with two zero-copy front ends: " << slept << " sleeps in " << secs << " s");
+    CHECK(slept > 0);
+    CHECK(static_cast<double>(slept) < 30.0 * secs);
+    CHECK(b.daemon_wake_word() == a.daemon_wake_word()); // one word, in every port region
+    CHECK(d.counter("a", "zc_kicks") == 0); // nothing published: nothing to kick for
+    CHECK(a.stats().kicks == 0);
+    d.stop();
+    std::filesystem::remove_all(dir);
+}
+
+TEST_CASE("a frame sent while the daemon sleeps wakes it: 200 single frames, none stranded") {
+    const std::string dir = make_dir("wake");
+    vswitchd d;
+    // a sleep of 60 s: a frame that arrives within 2 s was brought by the kick
+    d.start(NPA_VSWITCHD, dir, {"a,mac=" + mac_a + ",zero-copy", "b,mac=" + mac_b + ",zero-copy"},
+            {"--idle-sleep-ms", "60000"});
+    zc::port a = attach(d, "a");
+    zc::port b = attach(d, "b");
+    REQUIRE(wait_until(5s, [&] { return d.state("a") == "running" && d.state("b") == "running"; }));
+    constexpr std::uint32_t n = 200;
+    std::uint32_t kicked = 0, slept = 0;
+    const std::uint32_t sleeps0 = sleeps_so_far(a);
+    for (std::uint32_t i = 0; i < n; ++i) {
+        if (i < 5) {
+            // the JSON written after the last frame's traffic: the daemon's sleep now is
+            // the 60 s one (the one before it ends early to write the JSON)
+            REQUIRE(wait_until(5s, [&] {
+                return d.counter("b", "tx_packets") == i && d.counter("b", "zc_owned") == zc::lend_target;
+            }));
+        }
+        bool k = false;
+        REQUIRE_MESSAGE(one_frame(a, b, i, slept, k), "frame " << i << " did not arrive within 2 s\n" << d.log());
+        kicked += k ? 1 : 0;
+    }
+    MESSAGE(kicked << " of " << n << " frames were sent while the daemon slept (and kicked it)");
+    CHECK(kicked >= n / 2); // the rest: the daemon woke (its JSON due) between the look and the send
+    // the daemon read every kick the sender sent, and kicked the receiver in its waits
+    CHECK(wait_until(5s, [&] { return d.counter("b", "tx_packets") == n; }));
+    CHECK(wait_until(5s, [&] { return d.counter("a", "zc_kicks") == static_cast<std::int64_t>(a.stats().kicks); }));
+    CHECK(d.counter("a", "zc_kicks") >= kicked);
+    CHECK(d.counter("b", "zc_rx_kicks") > 0);
+    CHECK(d.counter("a", "zc_bad_kick") == 0);
+    CHECK(d.counter("b", "tx_zero_copy") == n);
+    CHECK(sleeps_so_far(a) - sleeps0 >= n); // it slept between the frames
+    d.stop();
+    std::filesystem::remove_all(dir);
+}
+
+TEST_CASE("a front end flooding its connection: counted, the daemon still sleeps, the others' frames pass") {
+    const std::string dir = make_dir("flood");
+    vswitchd d;
+    d.start(NPA_VSWITCHD, dir,
+            {"a,mac=" + mac_a + ",zero-copy", "b,mac=" + mac_b + ",zero-copy", "c,mac=" + mac_c + ",zero-copy"});
+    zc::port a = attach(d, "a");
+    zc::port b = attach(d, "b");
+    zc::port c = attach(d, "c");
+    REQUIRE(wait_until(5s, [&] { return d.state("c") == "running"; }));
+    // c writes kicks and anything else (empty messages, wrong magic, 200 bytes) as fast as
+    // its socket takes them
+    std::atomic<bool> stop{false};
+    std::atomic<std::uint64_t> flooded{0};
+    std::thread flood([&] {
+        unsigned char m[200];
+        std::memset(m, 0xab, sizeof m);
+        const zc::kick k{zc::kick_magic, 0};
+        for (std::uint32_t i = 0; !stop.load(); ++i) {
+            const std::size_t len = i % 4 == 0 ? 0 : i % 4 == 1 ? sizeof k : i % 4 == 2 ? 8 : sizeof m;
+            const void* what = i % 4 == 1 ? static_cast<const void*>(&k) : m;
+            if (::send(c.socket_fd(), what, len, MSG_DONTWAIT | MSG_NOSIGNAL) >= 0) {
+                flooded.fetch_add(1);
+            } else {
+                std::this_thread::sleep_for(50us);
+            }
+        }
+    });
+    // 1. the flood alone: the daemon sleeps (100 ms each, c not listened to), not spins
+    REQUIRE(wait_until(5s, [&] { return d.counter("c", "zc_bad_kick") > 0; }));
+    const auto [sleeps, secs] = sleeps_over_a_while(a);
+    MESSAGE("flooded: " << sleeps << " sleeps in " << secs << " s, " << flooded.load() << " messages sent");
+    CHECK(static_cast<double>(sleeps) < 60.0 * secs);
+    // 2. single frames from a to b meanwhile: every one wakes the daemon and arrives
+    std::uint32_t kicked = 0, slept = 0;
+    for (std::uint32_t i = 0; i < 50; ++i) {
+        bool k = false;
+        REQUIRE_MESSAGE(one_frame(a, b, i, slept, k), "frame " << i << " did not arrive within 2 s\n" << d.log());
+        kicked += k ? 1 : 0;
+    }
+    stop = true;
+    flood.join();
+    MESSAGE(kicked << " of 50 frames kicked the daemon during the flood");
+    CHECK(kicked > 0);
+    CHECK(wait_until(5s, [&] { return d.counter("b", "tx_packets") == 50; }));
+    CHECK(d.counter("a", "zc_bad_kick") == 0);
+    CHECK(d.counter("c", "zc_kicks") > 0);
+    CHECK(d.counter("c", "zc_bad_kick") > d.counter("c", "zc_kicks")); // three in four were garbage
+    CHECK(d.state("c") == "running"); // counted and dropped, not a reason to end the connection
+    CHECK(c.daemon_alive());
+    d.stop();
+    std::filesystem::remove_all(dir);
 }

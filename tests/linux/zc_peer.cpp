@@ -13,7 +13,9 @@
 // The receiver checks every byte, and that sequence numbers only grow (a gap is a frame
 // the switch dropped and counted; going back would be a reorder, counted as bad), except
 // back to 0: a new sender on the other port. It
-// releases every buffer as soon as it has checked it. Exit 0, or 2 on a usage or attach
+// releases every buffer as soon as it has checked it, and with nothing to read it sleeps
+// in wait_rx() (the daemon kicks it when frames come). On SIGTERM it reads what its
+// receive ring holds, then reports. Exit 0, or 2 on a usage or attach
 // error, 3 when the daemon went away first.
 #include <npa/linux/zc_port.hpp>
 
@@ -105,16 +107,19 @@ int recv(zc::port& p, std::uint64_t count, bool check) {
     shm::buf_desc d[burst];
     std::uint32_t bufs[burst];
     int rc = 0;
-    while (received < count && stop_requested == 0) {
+    while (received < count) {
         const std::uint32_t n = p.receive(std::span<shm::buf_desc>(d));
+        if (n == 0 && stop_requested != 0) { // what was delivered before SIGTERM is read first
+            break;
+        }
         if (n == 0) {
-            if (++idle % 4096 == 0) {
+            if (++idle % 64 == 0) { // a short spin, then sleep until the daemon kicks
                 p.beat();
                 if (!p.daemon_alive()) {
                     rc = 3;
                     break;
                 }
-                ::usleep(50);
+                (void)p.wait_rx(100);
             }
             continue;
         }

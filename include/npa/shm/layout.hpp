@@ -4,7 +4,8 @@
 //
 //   offset 0     region_header (384 B): magic, format version, sizes, creator, object table,
 //                checksum over all of it; written once by the creator, read-only afterwards
-//   offset 384   side_state[2] (one cache line each): the liveness words each side writes
+//   offset 384   side_state[2] (one cache line each): the liveness and wake words each side
+//                writes
 //   offset 512   objects, each cache-line aligned, none overlapping, all inside total_bytes
 //
 // Every field is little-endian and fixed-width (npa::le32/le64), sizes and offsets are
@@ -89,8 +90,15 @@ struct alignas(cache_line_size) side_state {
     le32 pid;         ///< the side's process id, 0 when detached
     le32 generation;  ///< bumped on every attach, so a restarted side reads as a new one
     le64 start_time;  ///< the side's start time (boot-relative ns): with pid, an identity
+    /// Nonzero while the side sleeps (or is about to) and wants the other side to signal it
+    /// when it publishes something (AF_XDP's need_wakeup flag); what the nonzero values
+    /// mean, and how the signal travels, is the application's. The word was padding that
+    /// write() zeroes, so a side that does not know it never sets it and reads as awake:
+    /// format_version stays 1.
+    le32 wake;
 };
 static_assert(sizeof(side_state) == cache_line_size);
+static_assert(offsetof(side_state, start_time) == 16 && offsetof(side_state, wake) == 24);
 
 inline constexpr std::size_t sides_offset = sizeof(region_header);
 inline constexpr std::size_t objects_offset = sides_offset + side_count * sizeof(side_state);

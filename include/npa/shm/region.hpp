@@ -26,6 +26,10 @@
 // hands; what no one holds is with the peer. reclaim() returns those to the pool. The
 // caller first takes over the dead side's role on the free ring (take_over_producer() if
 // the peer was the freeing side).
+//
+// Each side's line of the header (side_state) holds its liveness words and its wake word:
+// a side about to sleep sets the word, the other reads it after publishing and signals the
+// sleeper (set_wake() says the ordering; the signal itself is the application's).
 #pragma once
 
 #include <npa/ring/index_ring.hpp>
@@ -110,6 +114,19 @@ public:
     /// Side `s` detached cleanly.
     void leave(std::uint32_t s) noexcept {
         side(s).pid.store(0, std::memory_order_release); // release: after its last ring use
+    }
+    /// Side `s`'s wake word (side_state::wake), written by that side only. The pattern is a
+    /// store-load one (docs/design.md, memory order rule 7): the sleeper sets its word, takes
+    /// a seq_cst fence, looks at its rings once more and only then sleeps; the other side
+    /// publishes, takes a seq_cst fence, then reads the word and signals. One of the two
+    /// always sees the other, so nothing published is left while the sleeper sleeps.
+    void set_wake(std::uint32_t s, std::uint32_t v) noexcept {
+        // relaxed: the caller's seq_cst fence orders it
+        side(s).wake.store(v, std::memory_order_relaxed);
+    }
+    [[nodiscard]] std::uint32_t wake(std::uint32_t s) const noexcept {
+        // relaxed: after the caller's seq_cst fence
+        return side(s).wake.load(std::memory_order_relaxed);
     }
     [[nodiscard]] std::uint64_t heartbeat(std::uint32_t s) const noexcept {
         // relaxed: only compared with the previous read (a stall detector)

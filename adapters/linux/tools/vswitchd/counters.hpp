@@ -13,7 +13,7 @@ namespace npa::vswitch {
     X(rx_bad_chain) X(rx_short_chain) X(rx_ring_broken)                                      \
     X(tx_vlan) X(tx_down) X(tx_bad_chain) X(tx_no_buffer) X(tx_too_big) X(tx_ring_broken)                    \
     X(protocol_errors) X(connections) X(rx_indirect) X(tx_indirect)                          \
-    X(tx_zero_copy) X(zc_bad_buffer) X(zc_reclaimed)
+    X(tx_zero_copy) X(zc_bad_buffer) X(zc_reclaimed) X(zc_kicks) X(zc_bad_kick) X(zc_rx_kicks)
 
 struct counters {
 #define NPA_X(n) std::uint64_t n = 0;

@@ -4,9 +4,12 @@
 // polls every port; with nothing to do for a while it sleeps in poll() on the sockets and
 // the kick eventfds (notifications turned back on), so an idle daemon costs no CPU.
 //
-// Zero-copy ports (",zero-copy") share one pool with their front ends instead (zc.hpp).
+// Zero-copy ports (",zero-copy") share one pool with their front ends instead (zc.hpp);
+// they cannot write an eventfd the daemon polls, so before sleeping the daemon sets a wake
+// word in their port regions and a front end that publishes while it is set kicks the
+// daemon on its connection (npa/linux/zc_port.hpp, "Waking"; AF_XDP's need_wakeup).
 //
-// Usage: npa-vswitchd [--run-dir DIR] --port NAME[,mac=..][,vlans=..][,mtu=..][,queues=..][,zero-copy] ...
+// Usage: npa-vswitchd [--run-dir DIR] [--idle-sleep-ms N] --port NAME[,mac=..][,vlans=..][,mtu=..][,queues=..][,zero-copy] ...
 #include "run_dir.hpp"
 #include "switch.hpp"
 
@@ -17,7 +20,9 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cstdint>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <string>
 #include <vector>
@@ -25,15 +30,16 @@
 namespace {
 
 // Tuning: empty passes before the loop sleeps (about 50 us of polling at a pass a few
-// hundred ns), how long one sleep lasts at most (the control path's latency when idle),
-// passes between two looks at the clock, the least time between two runs of the control
-// path (a poll() syscall per port: run every 1024 passes, or at each pause in the traffic,
-// it took a third of a busy poller's CPU on a paravirtualised host, where a syscall costs
-// microseconds; a front end's request waits a millisecond at most), and how often the run
-// directory's JSON is rewritten.
+// hundred ns), how long one sleep lasts at most (the control path's latency when idle;
+// --idle-sleep-ms changes it), passes between two looks at the clock, the least time
+// between two runs of the control path (a poll() syscall per port: run every 1024 passes,
+// or at each pause in the traffic, it took a third of a busy poller's CPU on a
+// paravirtualised host, where a syscall costs microseconds; a front end's request waits a
+// millisecond at most), and how often the run directory's JSON is rewritten (a sleep after
+// traffic ends in time for it, so the JSON is never more than about that much behind,
+// however long the sleeps).
 constexpr int idle_passes = 200;
 constexpr int sleep_ms = 100;
-constexpr int sleep_ms_zero_copy = 1; // zero-copy front ends do not kick: the daemon looks
 constexpr unsigned control_every = 1024;
 constexpr auto control_interval = std::chrono::milliseconds(1);
 constexpr auto announce_every = std::chrono::milliseconds(200);
@@ -67,6 +73,8 @@ void usage(std::FILE* f) {
         "                  between two zero-copy ports moves by handing its buffer over\n"
         "                  (one queue pair, no client=, MTU up to 2030)\n"
         "  --busy-poll     never sleep (no kicks asked for; one CPU always busy)\n"
+        "  --idle-sleep-ms N  the longest sleep when idle (1-600000, default 100): how long\n"
+        "                  a timer-driven look waits; traffic and requests wake the daemon\n"
         "  --trace         log every vhost-user request\n"
         "  --help          this text\n",
         f);
@@ -91,21 +99,22 @@ void set_notify(npa::vswitch::engine& sw, bool on, bool& pending) {
     }
 }
 
-// Sleeps until a socket or a kick eventfd has something, or sleep_ms passed; the kicks
-// that woke it are read (an eventfd counts until read).
-void sleep_on_fds(npa::vswitch::engine& sw) {
+// Sleeps until a socket or a kick eventfd has something, or `timeout` ms passed; the
+// kicks that woke it are read (an eventfd counts until read; a zero-copy front end's kicks
+// are read before the next sleep, zc_link::quiet()). True when something woke it.
+bool sleep_on_fds(npa::vswitch::engine& sw, int timeout) {
     std::vector<pollfd> fds;
     std::vector<bool> kick;
-    int timeout = sleep_ms;
     for (auto& p : sw.ports) {
         if (p->zc) {
-            fds.push_back({p->zc->attached() ? p->zc->sock : p->zc->listen_fd, POLLIN, 0});
+            // a front end that flooded its connection is heard only when it hangs up
+            const short ev = p->zc->attached() && p->zc->muted ? POLLRDHUP : POLLIN | POLLRDHUP;
+            fds.push_back({p->zc->attached() ? p->zc->sock : p->zc->listen_fd, ev, 0});
             kick.push_back(false);
             if (p->zc->pending >= 0) { // its hello wakes the daemon
                 fds.push_back({p->zc->pending, POLLIN, 0});
                 kick.push_back(false);
             }
-            timeout = p->zc->attached() ? sleep_ms_zero_copy : timeout;
             continue;
         }
         fds.push_back({p->be.connected() ? p->be.sock_fd() : p->be.listen_fd(), POLLIN, 0});
@@ -118,7 +127,7 @@ void sleep_on_fds(npa::vswitch::engine& sw) {
         }
     }
     if (::poll(fds.data(), fds.size(), timeout) <= 0) {
-        return;
+        return false;
     }
     for (std::size_t i = 0; i < fds.size(); ++i) {
         if (kick[i] && (fds[i].revents & POLLIN) != 0) {
@@ -126,6 +135,7 @@ void sleep_on_fds(npa::vswitch::engine& sw) {
             [[maybe_unused]] const ssize_t n = ::read(fds[i].fd, &v, sizeof v);
         }
     }
+    return true;
 }
 
 } // namespace
@@ -135,6 +145,7 @@ int main(int argc, char** argv) {
     std::string run_dir = "/run/npa/vswitch";
     std::vector<port_config> cfgs;
     bool trace = false, busy_poll = false;
+    int idle_sleep_ms = sleep_ms;
     for (int i = 1; i < argc; ++i) {
         const std::string a = argv[i];
         if (a == "--help" || a == "-h") {
@@ -149,12 +160,20 @@ int main(int argc, char** argv) {
             busy_poll = true;
             continue;
         }
-        if ((a == "--run-dir" || a == "--port") && i + 1 == argc) {
+        if ((a == "--run-dir" || a == "--port" || a == "--idle-sleep-ms") && i + 1 == argc) {
             std::fprintf(stderr, "npa-vswitchd: %s needs a value\n", a.c_str());
             return 2;
         }
         if (a == "--run-dir") {
             run_dir = argv[++i];
+        } else if (a == "--idle-sleep-ms") {
+            char* end = nullptr;
+            const long ms = std::strtol(argv[++i], &end, 10);
+            if (*argv[i] == '\0' || *end != '\0' || ms < 1 || ms > 600000) {
+                std::fprintf(stderr, "npa-vswitchd: --idle-sleep-ms takes 1-600000\n");
+                return 2;
+            }
+            idle_sleep_ms = static_cast<int>(ms);
         } else if (a == "--port") {
             std::string why;
             auto pc = parse_port(argv[++i], why);
@@ -240,16 +259,22 @@ int main(int argc, char** argv) {
     auto next_announce = std::chrono::steady_clock::now();
     auto next_control = next_announce;
     int idle = 0;
+    std::uint32_t sleep_seq = 0; // sleeps tried: the wake word's upper bits
+    bool unannounced = false;    // counters or state moved since the JSON was last written
     for (unsigned pass = 0; stop_requested == 0; ++pass) {
         const int work = sw.poll();
         idle = work != 0 ? 0 : std::min(idle + 1, idle_passes); // --busy-poll: stays at the cap
+        unannounced = unannounced || work != 0;
         if ((pass % control_every == 0 || idle == idle_passes / 2) && // no clock read per pass
             std::chrono::steady_clock::now() >= next_control) {
             next_control = std::chrono::steady_clock::now() + control_interval;
             for (std::size_t i = 0; i < sw.ports.size(); ++i) {
                 port& p = *sw.ports[i];
                 if (p.zc) {
-                    sw.service_zc(i, [&p](const std::string& s) { log_line(p.cfg.name + ": " + s); });
+                    sw.service_zc(i, [&p, &unannounced](const std::string& s) {
+                        unannounced = true; // attached, detached or refused: the state moved
+                        log_line(p.cfg.name + ": " + s);
+                    });
                     continue;
                 }
                 const bool was = p.be.connected();
@@ -280,14 +305,24 @@ int main(int argc, char** argv) {
                     announce(run_dir, *p, free_now);
                 }
                 next_announce = std::chrono::steady_clock::now() + announce_every;
+                unannounced = false;
             }
         }
         if (idle >= idle_passes && !busy_poll) {
             bool pending = false;
             set_notify(sw, true, pending);
-            if (!pending) {
-                sleep_on_fds(sw);
+            sleep_seq += 2;
+            const bool quiet = sw.zc_before_sleep(sleep_seq | npa::lnx::zc::daemon_sleeps);
+            if (!pending && quiet) {
+                int timeout = idle_sleep_ms;
+                if (unannounced) { // wake in time to write the JSON
+                    const auto due = std::chrono::duration_cast<std::chrono::milliseconds>(
+                        next_announce - std::chrono::steady_clock::now());
+                    timeout = static_cast<int>(std::clamp<std::int64_t>(due.count() + 1, 0, timeout));
+                }
+                unannounced = sleep_on_fds(sw, timeout) || unannounced;
             }
+            sw.zc_awake();
             set_notify(sw, false, pending);
             idle = 0;
             next_control = {};

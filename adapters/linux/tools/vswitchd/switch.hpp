@@ -28,6 +28,8 @@
 // takes the buffers its front end gives back, then its frames, each forwarded as above with
 // its buffer's index; deliver() to a zero-copy port hands that buffer over when the frame
 // came from another zero-copy port (no copy), else copies the frame into a pool buffer.
+// Before the daemon sleeps, zc_before_sleep() sets its wake word in every attached port
+// region and looks at their rings once more; zc_awake() clears the words (zc.hpp).
 #pragma once
 
 #include "counters.hpp"
@@ -39,6 +41,7 @@
 
 #include <algorithm>
 #include <array>
+#include <atomic>
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
@@ -293,6 +296,36 @@ public:
         p.c.zc_reclaimed += zpool->reclaim(static_cast<std::uint8_t>(i));
         z.owned = 0;
         forget(i);
+    }
+
+    /// Before the daemon sleeps: its wake word `w` (zc::daemon_sleeps and its count of
+    /// sleeps) in every attached zero-copy port's region, one seq_cst fence, then the last
+    /// look at each (zc_link::quiet()). False when a front end published something
+    /// meanwhile: the daemon must not sleep. zc_awake() afterwards in either case.
+    [[nodiscard]] bool zc_before_sleep(std::uint32_t w) noexcept {
+        for (auto& p : ports) {
+            if (p->zc && p->zc->attached()) {
+                p->zc->sleep_word(w);
+            }
+        }
+        // rule 7 (docs/design.md): every word before any ring is looked at; a front end
+        // publishes, fences, then reads the word
+        std::atomic_thread_fence(std::memory_order_seq_cst);
+        bool quiet = true;
+        for (auto& p : ports) {
+            if (p->zc && p->zc->attached()) {
+                quiet = p->zc->quiet(p->c) && quiet;
+            }
+        }
+        return quiet;
+    }
+    /// The daemon is awake: front ends need not kick.
+    void zc_awake() noexcept {
+        for (auto& p : ports) {
+            if (p->zc && p->zc->attached()) {
+                p->zc->sleep_word(0);
+            }
+        }
     }
 
     /// Forgets what was learnt on port i (its front end went away).

@@ -3,6 +3,15 @@
 // keeps the owner of each buffer in its own memory (a front end can write the shared
 // memory, not this table), lends buffers on each port's lend ring, and switches a frame
 // between two zero-copy ports by moving its buffer from the sender to the receiver.
+//
+// Sleeping (zc_port.hpp, "Waking"): before the daemon sleeps, sleep_word() sets its wake
+// word in every attached port region, the engine fences (engine::zc_before_sleep()), and
+// quiet() reads the kicks waiting and looks at the tx and back rings once more; a kick, or
+// a front end's hang-up, ends the sleep. Kicks are read a bounded number at a time and never waited for, so a front end
+// that floods the connection (kicks or anything else) cannot hold the daemon; one that
+// still has messages waiting after that is `muted`: its socket is left out of the next
+// sleep's poll set for reading (its hang-up still ends the sleep), so it cannot make the
+// daemon spin either.
 #pragma once
 
 #include "counters.hpp"
@@ -18,6 +27,7 @@
 
 #include <algorithm>
 #include <array>
+#include <atomic>
 #include <cerrno>
 #include <chrono>
 #include <cstdint>
@@ -31,6 +41,11 @@
 namespace npa::vswitch {
 
 namespace zc = npa::lnx::zc;
+
+/// Tuning: messages read from one front end's connection per look. A front end that
+/// follows the protocol kicks once per sleep, so a few are waiting at most; more is a flood,
+/// and reading it all would let the front end choose how long the daemon spends here.
+inline constexpr std::uint32_t kick_drain = 16;
 
 /// The shared pool and the owner of every buffer in it.
 class zc_pool {
@@ -142,6 +157,9 @@ struct zc_link {
     std::array<shm::buf_desc, 64> stage{};
     std::uint32_t staged = 0;
     std::uint64_t stage_zero = 0; ///< bit j: stage[j] was handed over, not copied
+    /// It flooded the connection: not listened to (for kicks) during the coming sleep.
+    bool muted = false;
+    std::uint32_t rx_kicked_for = 0; ///< the front end's wake word last kicked for
 
     zc_link() = default;
     zc_link(const zc_link&) = delete;
@@ -235,6 +253,8 @@ struct zc_link {
         owned = 0;
         staged = 0;
         stage_zero = 0;
+        muted = false;
+        rx_kicked_for = 0;
         return status::success();
     }
 
@@ -379,6 +399,9 @@ struct zc_link {
             c.tx_zero_copy += stage_zero >> j & 1;
         }
         queue += put;
+        if (put != 0) {
+            wake_receiver(c);
+        }
         for (std::uint32_t j = put; j < staged; ++j) {
             ++c.tx_no_buffer;
             zp.put(stage[j].buf);
@@ -388,16 +411,59 @@ struct zc_link {
         stage_zero = 0;
     }
 
-    /// True when the front end's end of the connection is gone (or it sent something: the
-    /// protocol has nothing after the hello, so a message is an error that ends it too).
-    [[nodiscard]] bool peer_gone() const noexcept {
-        pollfd pf{sock, POLLIN, 0};
-        int n;
-        do {
-            n = ::poll(&pf, 1, 0);
-        } while (n < 0 && errno == EINTR);
-        return n > 0;
+    /// Kicks the front end after frames were published on its rx ring, when it waits in
+    /// wait_rx(): once per wait (a front end that sets its word and never reads costs one
+    /// send a wait, not one a pass).
+    void wake_receiver(counters& c) noexcept {
+        // rule 7 (docs/design.md): the rx ring's head before the front end's word is read;
+        // the front end sets its word, fences, then looks at the ring
+        std::atomic_thread_fence(std::memory_order_seq_cst);
+        const std::uint32_t w = region->region().wake(1);
+        if ((w & zc::rx_wanted) == 0 || w == rx_kicked_for) {
+            return;
+        }
+        rx_kicked_for = w;
+        c.zc_rx_kicks += zc::send_kick(sock) ? 1 : 0;
     }
+
+    // ---- sleeping (the daemon's loop calls these; zc_port.hpp, "Waking") -----------------
+
+    /// The daemon's wake word in this port's region: zc::daemon_sleeps and its count of
+    /// sleeps before it sleeps, 0 once awake.
+    void sleep_word(std::uint32_t w) noexcept { region->region().set_wake(0, w); }
+
+    /// Reads what the front end sent, at most kick_drain messages, never waiting: kicks are
+    /// counted (zc_kicks), anything else (zc_bad_kick) dropped. `muted` when messages are
+    /// still waiting after that.
+    void read_kicks(counters& c) noexcept {
+        for (std::uint32_t k = 0; k < kick_drain; ++k) {
+            zc::kick m{};
+            const ssize_t n = ::recv(sock, &m, sizeof(m), MSG_DONTWAIT | MSG_TRUNC);
+            if (n < 0 || (n == 0 && peer_gone())) { // nothing more, or its end (service_zc's)
+                muted = false;
+                return;
+            }
+            if (n == static_cast<ssize_t>(sizeof(m)) && m.magic == zc::kick_magic) {
+                ++c.zc_kicks;
+            } else {
+                ++c.zc_bad_kick;
+            }
+        }
+        pollfd pf{sock, POLLIN, 0};
+        muted = ::poll(&pf, 1, 0) > 0 && (pf.revents & POLLIN) != 0;
+    }
+
+    /// The last look before a sleep, after sleep_word(): false when the front end published
+    /// something on tx or back meanwhile (the daemon then does not sleep). Every port's
+    /// word is set before the first call (the caller fences once after setting them all).
+    [[nodiscard]] bool quiet(counters& c) noexcept {
+        read_kicks(c); // what came since the last sleep: stale, or a flood (`muted`)
+        return tx->empty() && back->empty();
+    }
+
+    /// True when the front end's end of the connection is gone. A message is not that: the
+    /// front end kicks (read_kicks() reads those).
+    [[nodiscard]] bool peer_gone() const noexcept { return zc::hung_up(sock); }
 
     void close_conn() noexcept {
         if (sock >= 0) {
@@ -408,6 +474,7 @@ struct zc_link {
         region.reset();
         staged = 0;
         stage_zero = 0;
+        muted = false;
     }
 };
 

@@ -126,6 +126,7 @@ public:
 
     [[nodiscard]] int fd() const noexcept { return fd_; }
     [[nodiscard]] shm::region& region() noexcept { return view_; }
+    [[nodiscard]] const shm::region& region() const noexcept { return view_; }
     [[nodiscard]] std::span<std::byte> bytes() const noexcept {
         return {static_cast<std::byte*>(base_), size_};
     }

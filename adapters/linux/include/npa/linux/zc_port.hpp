@@ -16,12 +16,28 @@
 //     object 3  back   front end -> daemon   buffers it is done with (received frames it
 //                                            has read, lent buffers it will not use)
 //   Every ring is an npa::index_ring of shm::buf_desc, one producer and one consumer.
+//     side 0's wake word (shm::side_state::wake)  the daemon's: daemon_sleeps and its count
+//               of sleeps while it sleeps in poll(), 0 while it polls
+//     side 1's wake word                          the front end's: rx_wanted and its count
+//               of waits while it waits in wait_rx(), 0 otherwise
 //
 // The handshake, on the port's socket (<run-dir>/<port>.sock, SOCK_SEQPACKET): the front
 // end sends a hello; the daemon answers a welcome, then (when it accepts) the pool's memfd
 // and the port region's memfd, one message each (SCM_RIGHTS). The connection stays open:
-// its end is the front end's detach (or death), and its hang-up tells the front end the
-// daemon is gone.
+// its end (a hang-up, never a message) is the front end's detach (or death), and tells the
+// front end the daemon is gone.
+//
+// Waking (AF_XDP's XDP_USE_NEED_WAKEUP, protocol version 2): an idle daemon sleeps in
+// poll() on the connections. Before it sleeps it sets its wake word, takes a seq_cst fence
+// and looks at the tx and back rings once more; send() and release() publish, take a
+// seq_cst fence, read the word and, when it is set, send one kick (an 8-byte message) on
+// the connection, once per sleep whatever the number of calls meanwhile. Either the daemon
+// saw the frame or the front end saw the word: no frame waits for the sleep's end. A front
+// end in wait_rx() does the same the other way: it sets its word, and the daemon kicks it
+// after it published frames on the rx ring. The daemon reads a bounded number of messages
+// a sleep, never waiting; anything that is not a kick is counted and dropped, and a front
+// end that floods it is not listened to during the next sleep (its frames wait for the
+// sleep's end; the others' do not).
 //
 // Ownership: a buffer is the daemon's until it lends it or switches a frame in it to a
 // port; the port then owns it until it sends it or hands it back. The daemon keeps the
@@ -45,7 +61,10 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cerrno>
+#include <chrono>
+#include <cstddef>
 #include <cstdint>
 #include <cstring>
 #include <optional>
@@ -57,7 +76,15 @@ namespace npa::lnx::zc {
 
 // ---- the format ------------------------------------------------------------------------
 inline constexpr std::uint32_t hello_magic = 0x435a504eu; ///< "NPZC" in memory
-inline constexpr std::uint32_t protocol_version = 1;
+/// 2: the wake words and kicks (version 1 had neither; its front ends are refused).
+inline constexpr std::uint32_t protocol_version = 2;
+inline constexpr std::uint32_t kick_magic = 0x4b5a504eu; ///< "NPZK" in memory
+/// The daemon's wake word: this bit while it sleeps, the rest its count of sleeps, so a
+/// front end kicks once per sleep (it remembers the word it kicked for).
+inline constexpr std::uint32_t daemon_sleeps = 1;
+/// The front end's wake word: this bit while it waits in wait_rx(), the rest its count of
+/// waits, so the daemon kicks once per wait.
+inline constexpr std::uint32_t rx_wanted = 1;
 /// Buffers in the daemon's pool (16 MiB of 2 KiB buffers) and each one's size: a frame of
 /// up to buf_size bytes (an MTU of 2030 untagged) fits one buffer.
 inline constexpr std::uint32_t pool_buffers = 8192;
@@ -110,18 +137,46 @@ struct welcome {
     le32 reserved;
     char reason[112];
 };
-static_assert(sizeof(hello) == 16 && sizeof(welcome) == 128);
+/// After the handshake, the only message either side sends: "I published something while
+/// your wake word was set".
+struct kick {
+    le32 magic; ///< kick_magic
+    le32 reserved;
+};
+static_assert(sizeof(hello) == 16 && sizeof(welcome) == 128 && sizeof(kick) == 8);
+static_assert(offsetof(shm::side_state, wake) == 24); // the wake words' place in the port region
+
+/// Sends a kick on `sock`, never waiting: with the receive queue full, the other side has
+/// kicks to read already. True when sent.
+inline bool send_kick(int sock) noexcept {
+    kick k{};
+    k.magic = kick_magic;
+    return ::send(sock, &k, sizeof(k), MSG_DONTWAIT | MSG_NOSIGNAL) ==
+           static_cast<ssize_t>(sizeof(k));
+}
+/// True when the other end of `sock` is gone: a hang-up, never a message (kicks are
+/// messages).
+[[nodiscard]] inline bool hung_up(int sock) noexcept {
+    pollfd pf{sock, POLLRDHUP, 0};
+    int n;
+    do {
+        n = ::poll(&pf, 1, 0);
+    } while (n < 0 && errno == EINTR); // a signal is not the other end's
+    return n > 0 && (pf.revents & (POLLHUP | POLLRDHUP | POLLERR | POLLNVAL)) != 0;
+}
 
 // ---- the front end -----------------------------------------------------------------------
 
 /// What this side refused from the daemon (it is not trusted either).
 struct port_stats {
     std::uint64_t bad_from_daemon = 0; ///< a lent or received index past the pool, or a length past a buffer
+    std::uint64_t kicks = 0;           ///< kicks sent to a sleeping daemon
 };
 
 /// A zero-copy port, the front end's side: connect() to the port's socket, then alloc()
 /// empty buffers, write frames into payload(), send(); receive() frames and release()
-/// their buffers when done. One thread uses it (each ring has one producer, one consumer).
+/// their buffers when done; wait_rx() to sleep until frames come. One thread uses it (each
+/// ring has one producer, one consumer).
 class port {
 public:
     /// Connects to `socket_path` and maps the two regions (each validated before use).
@@ -173,8 +228,9 @@ public:
 
     port(port&& o) noexcept
         : sock_(std::exchange(o.sock_, -1)), pool_region_(std::move(o.pool_region_)),
-          port_region_(std::move(o.port_region_)), pool_(o.pool_), lend_(o.lend_), tx_(o.tx_), rx_(o.rx_),
-          back_(o.back_), stats_(o.stats_) {
+          port_region_(std::move(o.port_region_)), pool_(o.pool_), lend_(o.lend_), tx_(o.tx_),
+          rx_(o.rx_), back_(o.back_), stats_(o.stats_), kicked_for_(o.kicked_for_),
+          waits_(o.waits_) {
         o.pool_region_.reset(); // the moved-from port must not leave() this side's region
         o.port_region_.reset();
     }
@@ -215,9 +271,13 @@ public:
     [[nodiscard]] std::byte* payload(std::uint32_t b) const noexcept { return pool_->payload(b); }
 
     /// Publishes frames (buffer, length) to the daemon: returns how many the transmit ring
-    /// took, from the front; the rest are still this side's.
+    /// took, from the front; the rest are still this side's. Kicks the daemon if it sleeps.
     [[nodiscard]] std::uint32_t send(std::span<const shm::buf_desc> frames) noexcept {
-        return tx_->enqueue_burst(frames);
+        const std::uint32_t n = tx_->enqueue_burst(frames);
+        if (n != 0) {
+            wake_daemon();
+        }
+        return n;
     }
     /// Up to out.size() frames switched to this port; their buffers are this side's until
     /// release(). A descriptor the daemon got wrong is counted and skipped.
@@ -234,6 +294,7 @@ public:
         return n;
     }
     /// Gives buffers back to the daemon: returns how many the ring took, from the front.
+    /// Kicks the daemon if it sleeps (it lends them again, to this port or another).
     [[nodiscard]] std::uint32_t release(std::span<const std::uint32_t> bufs) noexcept {
         shm::buf_desc d[64];
         std::uint32_t done = 0;
@@ -248,18 +309,66 @@ public:
                 break;
             }
         }
+        if (done != 0) {
+            wake_daemon();
+        }
         return done;
+    }
+
+    /// Waits until frames are on the receive ring, at most `timeout_ms` (-1: no limit):
+    /// true when there are (receive() takes them), false on the timeout, a signal, or when
+    /// the daemon went away. The daemon kicks this side only while it waits, so a receiver that
+    /// polls costs it nothing.
+    [[nodiscard]] bool wait_rx(int timeout_ms) noexcept {
+        if (!rx_->empty()) {
+            return true;
+        }
+        const auto start = std::chrono::steady_clock::now();
+        waits_ += 2; // a new word each wait: the daemon kicks once per wait
+        port_region_->region().set_wake(1, waits_ | rx_wanted);
+        // rule 7 (docs/design.md): the word before the ring is looked at again; the
+        // daemon publishes, fences, then reads the word: one of the two sees the other
+        std::atomic_thread_fence(std::memory_order_seq_cst);
+        bool ready = false;
+        for (;;) {
+            drain_kicks(); // stale ones (an earlier wait's) would end this wait at once
+            ready = !rx_->empty();
+            if (ready) {
+                break;
+            }
+            int left = -1;
+            if (timeout_ms >= 0) {
+                const auto spent = std::chrono::duration_cast<std::chrono::milliseconds>(
+                    std::chrono::steady_clock::now() - start);
+                if (spent.count() >= timeout_ms) {
+                    break;
+                }
+                left = timeout_ms - static_cast<int>(spent.count());
+            }
+            pollfd pf{sock_, POLLIN | POLLRDHUP, 0};
+            const int n = ::poll(&pf, 1, left);
+            if ((n > 0 && (pf.revents & (POLLHUP | POLLRDHUP | POLLERR | POLLNVAL)) != 0) ||
+                n < 0) {
+                ready = !rx_->empty(); // the daemon is gone, or a signal: the caller looks
+                break;
+            }
+        }
+        port_region_->region().set_wake(1, 0);
+        return ready;
     }
 
     /// False once the daemon's end of the connection is gone (it stopped or died): nothing
     /// more will be switched, and the buffers this side holds are no one's to return to.
-    [[nodiscard]] bool daemon_alive() const noexcept {
-        pollfd pf{sock_, POLLIN, 0};
-        int n;
-        do {
-            n = ::poll(&pf, 1, 0);
-        } while (n < 0 && errno == EINTR); // a signal is not the daemon's end
-        return n == 0; // the daemon sends nothing after the fds: any event is its end
+    [[nodiscard]] bool daemon_alive() const noexcept { return !hung_up(sock_); }
+    /// True while the daemon sleeps (its wake word is set): the next send() or release()
+    /// kicks it.
+    [[nodiscard]] bool daemon_asleep() const noexcept {
+        return (daemon_wake_word() & daemon_sleeps) != 0;
+    }
+    /// The daemon's wake word: daemon_sleeps and twice its count of sleeps tried while it
+    /// sleeps, 0 while it polls (how often an idle daemon wakes, for tests and monitors).
+    [[nodiscard]] std::uint32_t daemon_wake_word() const noexcept {
+        return port_region_->region().wake(0);
     }
     /// Marks this side alive in the port region (call now and then from the polling loop).
     void beat() noexcept { port_region_->region().beat(1); }
@@ -272,6 +381,27 @@ public:
 
 private:
     port() noexcept = default;
+
+    /// Kicks the daemon when it sleeps, once per sleep (called after publishing on tx or
+    /// back).
+    void wake_daemon() noexcept {
+        // rule 7 (docs/design.md): the ring's head, published by the enqueue, before the
+        // daemon's word is read; the daemon sets the word, fences, then looks at the rings
+        std::atomic_thread_fence(std::memory_order_seq_cst);
+        const std::uint32_t w = port_region_->region().wake(0);
+        if ((w & daemon_sleeps) == 0 || w == kicked_for_) {
+            return;
+        }
+        kicked_for_ = w;
+        stats_.kicks += send_kick(sock_) ? 1 : 0;
+    }
+    /// Reads the kicks the daemon sent, never waiting (a bounded number: the queue holds no
+    /// more than the daemon's kicks, one per wait).
+    void drain_kicks() noexcept {
+        kick k;
+        for (int i = 0; i < 64 && ::recv(sock_, &k, sizeof(k), MSG_DONTWAIT | MSG_TRUNC) > 0; ++i) {
+        }
+    }
 
     status map() noexcept {
         for (int k = 0; k < 2; ++k) {
@@ -313,6 +443,8 @@ private:
     ring* rx_ = nullptr;
     ring* back_ = nullptr;
     port_stats stats_{};
+    std::uint32_t kicked_for_ = 0; ///< the daemon's wake word last kicked for
+    std::uint32_t waits_ = 0;      ///< wait_rx() calls, times two (the word's upper bits)
 };
 
 } // namespace npa::lnx::zc
