@@ -30,7 +30,14 @@
 // offer it (bit 34) and every attach must negotiate it; everything above runs the same on
 // packed rings. Without NPA_PACKED, RING_PACKED must not be negotiated (split rings).
 //
+// IN_ORDER (NPA_IN_ORDER=1, profile virtio-packed-inorder-vmxnet3: packed=on,in_order=on):
+// the device must offer VIRTIO_F_IN_ORDER (bit 35) and hold it at every attach, so QEMU
+// uses buffers in order and may mark a transmitq batch used with one descriptor; every
+// frame must still pass, and no transmitq buffer may be passed over or named twice. Without
+// it IN_ORDER must not be held (QEMU's in_order=off, its default).
+//
 // Environment: NPA_FRAMES (frames each way, default 10000), NPA_PACKED (1: packed rings),
+// NPA_IN_ORDER (1: IN_ORDER offered and taken),
 // NPA_VIRTIO (the virtio function; default the first 1af4:1041), NPA_VMX (the vmxnet3;
 // default the first 15ad:07b0).
 // Output: progress, then NPA-GUEST-RESULT {"test":"virtio_net_guest_test",...} and
@@ -176,6 +183,8 @@ bool setup_vmx(vmx_port& x, const char* addr, pci::dma_arena& arena, pci::dma_me
     return make_pool(x.name, x.pool, x.api, std::move(mem));
 }
 
+bool want_in_order = false; // NPA_IN_ORDER
+
 bool attach_all(virtio_port& v, vmx_port& x) {
     if (!attach_plugin(v, ring_size)) {
         return false;
@@ -198,6 +207,15 @@ bool attach_all(virtio_port& v, vmx_port& x) {
               v.name, packed ? "held" : "not held",
               (v.plugin.features() & rp) != 0 ? "negotiated" : "not negotiated",
               v.fn.packed_ring_offered() ? "asked for" : "not asked for");
+        return false;
+    }
+    constexpr std::uint64_t io = npa::virtio::feature::IN_ORDER;
+    if (want_in_order != ((held & io) != 0) || want_in_order != ((v.plugin.features() & io) != 0)) {
+        failf("%s: IN_ORDER (bit 35) %s by the device, %s by the plugin; it was %s (QEMU's "
+              "in_order=on)",
+              v.name, (held & io) != 0 ? "held" : "not held",
+              (v.plugin.features() & io) != 0 ? "negotiated" : "not negotiated",
+              want_in_order ? "asked for" : "not asked for");
         return false;
     }
     if ((v.plugin.features() & npa::virtio_net::feature::STATUS) != 0 &&
@@ -350,6 +368,7 @@ void print_stats(const char* name, const npa::queue_stats& s) {
 int main() {
     const std::uint64_t frames = env_u64("NPA_FRAMES", 10000);
     const bool packed = env_u64("NPA_PACKED", 0) != 0;
+    want_in_order = env_u64("NPA_IN_ORDER", 0) != 0;
     std::setvbuf(stdout, nullptr, _IOLBF, 0);
     const double t_start = now_s();
 
@@ -437,6 +456,14 @@ int main() {
             compare("V bad completions", 0, sv.bad_completion);
             compare("V rx dropped", 0, sv.rx_dropped);
             compare("X bad completions", 0, sx.bad_completion);
+            // The transmitq as V's ring driver read it: under IN_ORDER a used entry may stand
+            // for a batch; none may pass a buffer over or name one twice.
+            const npa::virtio::driver_stats ts = v.plugin.tx_ring_stats(0);
+            std::printf("V: transmitq %" PRIu64 " batches, %" PRIu64 " passed over, %" PRIu64
+                        " unknown ids\n",
+                        ts.batches, ts.passed_over, ts.bad_used_id);
+            compare("V transmitq buffers passed over", 0, ts.passed_over);
+            compare("V transmitq unknown ids", 0, ts.bad_used_id);
             detach_and_audit(v);
             detach_and_audit(x);
             if (v.fn.window().transport().status() != 0) {
@@ -453,11 +480,12 @@ int main() {
     const double total = now_s() - t_start;
     std::printf(
         "NPA-GUEST-RESULT {\"test\":\"virtio_net_guest_test\",\"status\":\"%s\",\"rings\":\"%s\","
-        "\"virtio\":\"%s\","
+        "\"in_order\":%s,\"virtio\":\"%s\","
         "\"vmxnet3\":\"%s\",\"frames_each_way\":%" PRIu64 ",\"v_to_x\":%" PRIu64
         ",\"x_to_v\":%" PRIu64
         ",\"v_to_x_s\":%.2f,\"x_to_v_s\":%.2f,\"seconds\":%.2f,\"first_failure\":\"%s\"}\n",
-        ok ? "pass" : "fail", packed ? "packed" : "split", addr_v.c_str(), addr_x.c_str(), frames,
+        ok ? "pass" : "fail", packed ? "packed" : "split", want_in_order ? "true" : "false",
+        addr_v.c_str(), addr_x.c_str(), frames,
         vx.received, xv.received, vx.seconds, xv.seconds, total,
         failures.empty() ? "" : json_text(failures.front()).c_str());
     std::printf("virtio_net_guest_test %s\n", ok ? "PASS" : "FAIL");
