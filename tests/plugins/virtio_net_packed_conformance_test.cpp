@@ -1,6 +1,7 @@
 // The virtio-net plugin passes the conformance kit on the sim virtio-net device model with
 // packed virtqueues (VIRTIO_F_RING_PACKED), every hostile-device case included: the ids a
-// packed ring's used descriptors carry, read as a packed ring without IN_ORDER allows. And
+// packed ring's used descriptors carry, read as a packed ring without IN_ORDER allows, and
+// again with IN_ORDER taken. And
 // the model's own packed path: what was negotiated, the buffers it counts available, and a
 // frame spread over several buffers (MRG_RXBUF) given back whole when it does not fit.
 #define DOCTEST_CONFIG_IMPLEMENT_WITH_MAIN
@@ -20,6 +21,12 @@ static_assert(npa::sim::rig_has_any_order_completions<virtio_net_packed_rig>);
 static_assert(!npa::sim::rig_has_tx_completion_batches<virtio_net_packed_rig>);
 
 NPA_SIM_CONFORMANCE_SUITE(virtio_net_plugin, virtio_net_packed_rig)
+
+// And with IN_ORDER taken: buffers used in order, a dropped transmit completion read as a
+// batch, a reordered or dropped receive completion passing buffers over (refused).
+using npa::sim::virtio_net_packed_in_order_rig;
+static_assert(npa::sim::rig_has_unannounced_batches<virtio_net_packed_in_order_rig>);
+NPA_SIM_CONFORMANCE_SUITE(virtio_net_plugin, virtio_net_packed_in_order_rig)
 
 namespace {
 

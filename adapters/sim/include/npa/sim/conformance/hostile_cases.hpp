@@ -63,6 +63,15 @@ inline constexpr bool rig_has_tx_completion_batches = requires { requires Rig::t
 /// must come back at detach.
 template <class Rig>
 inline constexpr bool rig_has_any_order_completions = requires { requires Rig::any_order_completions; };
+/// True when Rig's device confirms transmitted buffers in batches whose size it does not
+/// announce (a virtio packed ring under IN_ORDER: one used descriptor, the last buffer's
+/// id, and the positions of the whole batch skipped): a dropped TX completion followed by
+/// a later one reads as such a batch, after which driver and device may stand a different
+/// number of positions apart, so, as a used position the device skipped, it holds buffers
+/// back in a way no driver can tell from a slow device (held_back). A split ring announces
+/// a batch's size (used->idx moves by it), so there a dropped completion stays detectable.
+template <class Rig>
+inline constexpr bool rig_has_unannounced_batches = requires { requires Rig::unannounced_batches; };
 /// True when Rig's device echoes each descriptor's tag in its completion (faults.hpp,
 /// mislabel_tx_completions).
 template <class Rig>
