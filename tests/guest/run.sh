@@ -18,7 +18,8 @@
 #                  and two vmxnet3 (00:04.0 nic1, 00:05.0 nic2) on one private hub
 #   virtio-packed-vmxnet3  the same devices, the virtio-net-pci with packed=on (it offers
 #                  VIRTIO_F_RING_PACKED)
-#   virtio-packed-inorder-vmxnet3  the same with in_order=on too (VIRTIO_F_IN_ORDER)
+#   virtio-inorder-vmxnet3  virtio-vmxnet3 with in_order=on (VIRTIO_F_IN_ORDER)
+#   virtio-packed-inorder-vmxnet3  virtio-packed-vmxnet3 with in_order=on too
 # The hub is QEMU's own (-netdev hubport): frames go from one NIC to the other and nowhere
 # else; the guest has no outside network. Every NIC has a QEMU id: nic0, nic1 (nic2).
 #
@@ -105,15 +106,15 @@ case "$profile" in
                  -device igb,id=nic0,bus=rp1,netdev=h0,mac=52:54:00:01:00:00
                  -device vmxnet3,id=nic1,netdev=h1,addr=03.0,mac=52:54:00:00:03:00
                  -device vmxnet3,id=nic2,netdev=h2,addr=04.0,mac=52:54:00:00:04:00" ;;
-    virtio-vmxnet3|virtio-packed-vmxnet3|virtio-packed-inorder-vmxnet3)
+    virtio-vmxnet3|virtio-packed-vmxnet3|virtio-inorder-vmxnet3|virtio-packed-inorder-vmxnet3)
         packed=off
         in_order=""  # QEMU 10 has the property, 7.2 not: leave it out unless asked for
-        [ "$profile" != virtio-vmxnet3 ] && packed=on
-        [ "$profile" = virtio-packed-inorder-vmxnet3 ] && in_order=",in_order=on"
+        [[ "$profile" == virtio-packed-* ]] && packed=on
+        [[ "$profile" == *-inorder-* ]] && in_order=",in_order=on"
         devices="$hub -netdev hubport,id=h2,hubid=0 -device virtio-net-pci,id=nic0,netdev=h0,addr=03.0,disable-legacy=on,packed=$packed$in_order,mac=52:54:00:00:03:00
                  -device vmxnet3,id=nic1,netdev=h1,addr=04.0,mac=52:54:00:00:04:00
                  -device vmxnet3,id=nic2,netdev=h2,addr=05.0,mac=52:54:00:00:05:00" ;;
-    *) say "unknown profile '$profile' (vmxnet3-pair, vmxnet3-hotplug, vmxnet3-trio, igb-sriov, igb-sriov-peer, virtio-vmxnet3, virtio-packed-vmxnet3, virtio-packed-inorder-vmxnet3)"; exit 2 ;;
+    *) say "unknown profile '$profile' (vmxnet3-pair, vmxnet3-hotplug, vmxnet3-trio, igb-sriov, igb-sriov-peer, virtio-vmxnet3, virtio-packed-vmxnet3, virtio-inorder-vmxnet3, virtio-packed-inorder-vmxnet3)"; exit 2 ;;
 esac
 
 # 2. QEMU (10.x has igb; 7.2 has the rest).

@@ -30,7 +30,8 @@
 // offer it (bit 34) and every attach must negotiate it; everything above runs the same on
 // packed rings. Without NPA_PACKED, RING_PACKED must not be negotiated (split rings).
 //
-// IN_ORDER (NPA_IN_ORDER=1, profile virtio-packed-inorder-vmxnet3: packed=on,in_order=on):
+// IN_ORDER (NPA_IN_ORDER=1, profiles virtio-inorder-vmxnet3 and virtio-packed-inorder-vmxnet3:
+// in_order=on):
 // the device must offer VIRTIO_F_IN_ORDER (bit 35) and hold it at every attach, so QEMU
 // uses buffers in order and may mark a transmitq batch used with one descriptor; every
 // frame must still pass, and no transmitq buffer may be passed over or named twice. Without
