@@ -428,8 +428,12 @@ private:
         virtio_net_device& d = self_of(ctx);
         std::lock_guard g(d.mu_);
         const bool ctrl = d.is_ctrlq(q);
-        if ((!ctrl && q >= 2u * d.data_pairs()) || s.size > (ctrl ? ctrlq_max : d.cfg_.queue_max) ||
-            !virtio::queue_size_ok(s.size) || (d.status_ & virtio::status_bit::FEATURES_OK) == 0) {
+        // A split ring's size is a power of two (2.7); a packed ring's any size up to the
+        // maximum (2.8: its positions wrap by comparison, not by mask).
+        const bool size_ok = d.has(virtio::feature::RING_PACKED) ? virtio::packed_size_ok(s.size)
+                                                                  : virtio::queue_size_ok(s.size);
+        if ((!ctrl && q >= 2u * d.data_pairs()) || s.size > (ctrl ? ctrlq_max : d.cfg_.queue_max) || !size_ok ||
+            (d.status_ & virtio::status_bit::FEATURES_OK) == 0) {
             return false;
         }
         // The three areas through guest memory, whole, and aligned as 2.7 (split) or 2.8.10
