@@ -99,6 +99,30 @@ std::uint32_t fuzz_chain(npa::fuzz::input& in, const vn::ring_memory& m, std::ui
     return k;
 }
 
+// One side of the rig as a driver: receiveq 0 or transmitq 0 in its 4 KiB block.
+template <class Driver>
+struct driver_side {
+    std::byte* block;
+    npa::iova_t iova;
+    Driver drv;
+    std::vector<std::uint16_t> state = std::vector<std::uint16_t>(Driver::state_words(qsize));
+    std::uint16_t taken = 0; // split: used entries the driver has read
+};
+
+// Reset, ACKNOWLEDGE, DRIVER, the features (all the device offers, or fuzzer bits with
+// VERSION_1; `always` added), FEATURES_OK, set_up(features) for the queues, DRIVER_OK.
+template <class SetUp>
+void start_device(const vio::transport& t, npa::fuzz::input& in, std::uint64_t always, SetUp&& set_up) {
+    namespace st = vio::status_bit;
+    t.set_status(0);
+    t.set_status(st::ACKNOWLEDGE | st::DRIVER);
+    const std::uint64_t f = (t.device_features() & (in.flag() ? ~0ull : in.u32() | vio::feature::VERSION_1)) | always;
+    t.set_driver_features(f);
+    t.set_status(st::ACKNOWLEDGE | st::DRIVER | st::FEATURES_OK);
+    set_up(f);
+    t.set_status(st::ACKNOWLEDGE | st::DRIVER | st::FEATURES_OK | st::DRIVER_OK);
+}
+
 // A reset, then frames from the wire and steps: the device writes nothing to the rings.
 template <class BringUp>
 void check_reset_silent(npa::sim::virtio_net_rig& rig, const vn::ring_memory& m, BringUp&& bring_up) {
@@ -118,29 +142,17 @@ int hostile_driver(npa::fuzz::input& in) {
     const vn::ring_memory m = rig.window().ring_area();
     const vio::split_layout l = vio::layout_of(qsize);
     // receiveq 0 and transmitq 0, one block each; buffers after them.
-    struct side {
-        std::byte* block;
-        npa::iova_t iova;
-        vio::split_driver drv;
-        std::vector<std::uint16_t> state = std::vector<std::uint16_t>(vio::split_driver::state_words(qsize));
-        std::uint16_t taken = 0; // used entries the driver has read
-    };
+    using side = driver_side<vio::split_driver>;
     side s[2] = {{m.virt, m.iova}, {m.virt + 4096, m.iova + 4096}};
-
     auto bring_up = [&] {
-        t.set_status(0);
-        t.set_status(vio::status_bit::ACKNOWLEDGE | vio::status_bit::DRIVER);
-        std::uint64_t f = t.device_features() & (in.flag() ? ~0ull : in.u32() | vio::feature::VERSION_1);
-        t.set_driver_features(f);
-        t.set_status(vio::status_bit::ACKNOWLEDGE | vio::status_bit::DRIVER | vio::status_bit::FEATURES_OK);
-        for (std::uint16_t q = 0; q < 2; ++q) {
-            (void)s[q].drv.reset(vio::split_ring::in_block(s[q].block, qsize), s[q].state,
-                                 (f & vio::feature::EVENT_IDX) != 0);
-            s[q].taken = 0;
-            (void)t.queue_enable(q, {s[q].iova, s[q].iova + l.avail, s[q].iova + l.used, qsize, 0});
-        }
-        t.set_status(vio::status_bit::ACKNOWLEDGE | vio::status_bit::DRIVER |
-                     vio::status_bit::FEATURES_OK | vio::status_bit::DRIVER_OK);
+        start_device(t, in, 0, [&](std::uint64_t f) {
+            for (std::uint16_t q = 0; q < 2; ++q) {
+                (void)s[q].drv.reset(vio::split_ring::in_block(s[q].block, qsize), s[q].state,
+                                     (f & vio::feature::EVENT_IDX) != 0);
+                s[q].taken = 0;
+                (void)t.queue_enable(q, {s[q].iova, s[q].iova + l.avail, s[q].iova + l.used, qsize, 0});
+            }
+        });
     };
     bool checked = true; // false once a queue was re-enabled at fuzzer addresses (it may
                          // then write its used ring over ours: not a device error)
@@ -221,28 +233,16 @@ int hostile_packed_driver(npa::fuzz::input& in) {
     const vio::transport& t = rig.window().transport();
     const vn::ring_memory m = rig.window().ring_area();
     const vio::packed_layout l = vio::packed_layout_of(qsize);
-    struct side {
-        std::byte* block;
-        npa::iova_t iova;
-        vio::packed_driver drv;
-        std::vector<std::uint16_t> state = std::vector<std::uint16_t>(vio::packed_driver::state_words(qsize));
-    };
+    using side = driver_side<vio::packed_driver>;
     side s[2] = {{m.virt, m.iova}, {m.virt + 4096, m.iova + 4096}};
-    auto bring_up = [&] {
-        t.set_status(0);
-        t.set_status(vio::status_bit::ACKNOWLEDGE | vio::status_bit::DRIVER);
-        // RING_PACKED always: the driver side here lays packed rings out
-        const std::uint64_t f = (t.device_features() & (in.flag() ? ~0ull : in.u32() | vio::feature::VERSION_1)) |
-                                vio::feature::RING_PACKED;
-        t.set_driver_features(f);
-        t.set_status(vio::status_bit::ACKNOWLEDGE | vio::status_bit::DRIVER | vio::status_bit::FEATURES_OK);
-        for (std::uint16_t q = 0; q < 2; ++q) {
-            (void)s[q].drv.reset(vio::packed_ring::in_block(s[q].block, qsize), s[q].state,
-                                 (f & vio::feature::EVENT_IDX) != 0);
-            (void)t.queue_enable(q, {s[q].iova, s[q].iova + l.driver, s[q].iova + l.device, qsize, 0});
-        }
-        t.set_status(vio::status_bit::ACKNOWLEDGE | vio::status_bit::DRIVER |
-                     vio::status_bit::FEATURES_OK | vio::status_bit::DRIVER_OK);
+    auto bring_up = [&] { // RING_PACKED always: the driver side here lays packed rings out
+        start_device(t, in, vio::feature::RING_PACKED, [&](std::uint64_t f) {
+            for (std::uint16_t q = 0; q < 2; ++q) {
+                (void)s[q].drv.reset(vio::packed_ring::in_block(s[q].block, qsize), s[q].state,
+                                     (f & vio::feature::EVENT_IDX) != 0);
+                (void)t.queue_enable(q, {s[q].iova, s[q].iova + l.driver, s[q].iova + l.device, qsize, 0});
+            }
+        });
     };
     bool checked = true; // false once a queue was re-enabled at fuzzer addresses
     bring_up();

@@ -153,6 +153,15 @@ namespace detail {
 [[nodiscard]] inline std::uint16_t load_flags(pvirtq_desc& d) noexcept {
     return d.flags.load(std::memory_order_acquire); // acquire: the body after the flags
 }
+// Flags `f` of a descriptor the driver made available on the lap whose wrap counter is
+// `wrap` (AVAIL equal to it, USED its inverse: 2.8.1).
+[[nodiscard]] constexpr bool avail_form(std::uint16_t f, bool wrap) noexcept {
+    return ((f & desc_f_avail) != 0) == wrap && ((f & desc_f_used) != 0) != wrap;
+}
+// Flags `f` of a descriptor the device marked used on that lap (AVAIL and USED both equal it).
+[[nodiscard]] constexpr bool used_form(std::uint16_t f, bool wrap) noexcept {
+    return ((f & desc_f_avail) != 0) == wrap && ((f & desc_f_used) != 0) == wrap;
+}
 // Whether the other side asked to be told about the move from `old` to `now` (its
 // suppression area `e`; 2.8.10, Linux virtqueue_kick_prepare_packed).
 [[nodiscard]] inline bool wants_event(const pvirtq_event_suppress& e, packed_cursor old,
@@ -292,9 +301,7 @@ public:
             return next_of_batch(out);
         }
         pvirtq_desc& d = r_.desc()[used_.index];
-        const std::uint16_t f = detail::load_flags(d);
-        const bool avail = (f & desc_f_avail) != 0, used = (f & desc_f_used) != 0;
-        if (avail != used || used != used_.wrap) {
+        if (!detail::used_form(detail::load_flags(d), used_.wrap)) {
             return used_status::empty;
         }
         const pvirtq_desc e = d; // one snapshot, after the acquire
@@ -369,9 +376,7 @@ public:
         }
         while (k < in_flight_) {
             pvirtq_desc& d = r_.desc()[at.index];
-            const std::uint16_t f = detail::load_flags(d);
-            if (((f & desc_f_avail) != 0) != ((f & desc_f_used) != 0) ||
-                ((f & desc_f_used) != 0) != at.wrap) {
+            if (!detail::used_form(detail::load_flags(d), at.wrap)) {
                 break;
             }
             const std::uint32_t id = d.id;
@@ -414,7 +419,7 @@ public:
         // seq_cst fence: the hint before the look at the next used descriptor (store-load)
         std::atomic_thread_fence(std::memory_order_seq_cst);
         const std::uint16_t f = detail::load_flags(r_.desc()[used_.index]);
-        return ((f & desc_f_avail) != 0) == ((f & desc_f_used) != 0) && ((f & desc_f_used) != 0) == used_.wrap;
+        return detail::used_form(f, used_.wrap);
     }
 
     /// Every buffer id still in flight, oldest first: in the order add() made them
@@ -644,7 +649,7 @@ public:
         for (std::uint32_t k = 0; k < n; ++k) {
             pvirtq_desc& d = r_.desc()[at.index];
             const std::uint16_t f = detail::load_flags(d);
-            if (((f & desc_f_avail) != 0) != at.wrap || ((f & desc_f_used) != 0) == at.wrap) {
+            if (!detail::avail_form(f, at.wrap)) {
                 break;
             }
             if ((f & desc_f_next) == 0) {
@@ -661,8 +666,7 @@ public:
 
 private:
     bool available(packed_cursor at) noexcept {
-        const std::uint16_t f = detail::load_flags(r_.desc()[at.index]);
-        return ((f & desc_f_avail) != 0) == at.wrap && ((f & desc_f_used) != 0) != at.wrap;
+        return detail::avail_form(detail::load_flags(r_.desc()[at.index]), at.wrap);
     }
 
     packed_ring r_{};

@@ -415,15 +415,7 @@ struct zc_link {
     /// wait_rx(): once per wait (a front end that sets its word and never reads costs one
     /// send a wait, not one a pass).
     void wake_receiver(counters& c) noexcept {
-        // rule 7 (docs/design.md): the rx ring's head before the front end's word is read;
-        // the front end sets its word, fences, then looks at the ring
-        std::atomic_thread_fence(std::memory_order_seq_cst);
-        const std::uint32_t w = region->region().wake(1);
-        if ((w & zc::rx_wanted) == 0 || w == rx_kicked_for) {
-            return;
-        }
-        rx_kicked_for = w;
-        c.zc_rx_kicks += zc::send_kick(sock) ? 1 : 0;
+        c.zc_rx_kicks += zc::kick_sleeper(region->region(), 1, zc::rx_wanted, sock, rx_kicked_for) ? 1 : 0;
     }
 
     // ---- sleeping (the daemon's loop calls these; zc_port.hpp, "Waking") -----------------

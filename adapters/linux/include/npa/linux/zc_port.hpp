@@ -154,6 +154,24 @@ inline bool send_kick(int sock) noexcept {
     return ::send(sock, &k, sizeof(k), MSG_DONTWAIT | MSG_NOSIGNAL) ==
            static_cast<ssize_t>(sizeof(k));
 }
+/// The waker's half of waking (rule 7, docs/design.md), called after publishing: a seq_cst
+/// fence, then side `s`'s wake word in `r`; when `bit` says that side sleeps and it was not
+/// kicked for this word yet (each sleep's word is new: the sleeper counts them), one kick on
+/// `sock`. `kicked_for`: the word last kicked for. True when a kick went out.
+inline bool kick_sleeper(const shm::region& r, std::uint32_t s, std::uint32_t bit, int sock,
+                         std::uint32_t& kicked_for) noexcept {
+    // seq_cst fence: what was published before the word is read; the sleeper sets its
+    // word, fences, then looks at the rings: one of the two sees the other
+    std::atomic_thread_fence(std::memory_order_seq_cst);
+    const std::uint32_t w = r.wake(s);
+    if ((w & bit) == 0 || w == kicked_for) {
+        return false;
+    }
+    kicked_for = w;
+    return send_kick(sock);
+}
+/// Events of a poll() that mean the other end is gone.
+inline constexpr short hangup_events = POLLHUP | POLLRDHUP | POLLERR | POLLNVAL;
 /// True when the other end of `sock` is gone: a hang-up, never a message (kicks are
 /// messages).
 [[nodiscard]] inline bool hung_up(int sock) noexcept {
@@ -162,7 +180,7 @@ inline bool send_kick(int sock) noexcept {
     do {
         n = ::poll(&pf, 1, 0);
     } while (n < 0 && errno == EINTR); // a signal is not the other end's
-    return n > 0 && (pf.revents & (POLLHUP | POLLRDHUP | POLLERR | POLLNVAL)) != 0;
+    return n > 0 && (pf.revents & hangup_events) != 0;
 }
 
 // ---- the front end -----------------------------------------------------------------------
@@ -347,8 +365,7 @@ public:
             }
             pollfd pf{sock_, POLLIN | POLLRDHUP, 0};
             const int n = ::poll(&pf, 1, left);
-            if ((n > 0 && (pf.revents & (POLLHUP | POLLRDHUP | POLLERR | POLLNVAL)) != 0) ||
-                n < 0) {
+            if ((n > 0 && (pf.revents & hangup_events) != 0) || n < 0) {
                 ready = !rx_->empty(); // the daemon is gone, or a signal: the caller looks
                 break;
             }
@@ -385,15 +402,7 @@ private:
     /// Kicks the daemon when it sleeps, once per sleep (called after publishing on tx or
     /// back).
     void wake_daemon() noexcept {
-        // rule 7 (docs/design.md): the ring's head, published by the enqueue, before the
-        // daemon's word is read; the daemon sets the word, fences, then looks at the rings
-        std::atomic_thread_fence(std::memory_order_seq_cst);
-        const std::uint32_t w = port_region_->region().wake(0);
-        if ((w & daemon_sleeps) == 0 || w == kicked_for_) {
-            return;
-        }
-        kicked_for_ = w;
-        stats_.kicks += send_kick(sock_) ? 1 : 0;
+        stats_.kicks += kick_sleeper(port_region_->region(), 0, daemon_sleeps, sock_, kicked_for_) ? 1 : 0;
     }
     /// Reads the kicks the daemon sent, never waiting (a bounded number: the queue holds no
     /// more than the daemon's kicks, one per wait).

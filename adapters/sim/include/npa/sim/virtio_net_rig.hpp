@@ -104,46 +104,37 @@ private:
 };
 
 /// The same device with packed virtqueues (VIRTIO_F_RING_PACKED offered, which the plugin
-/// takes) and without IN_ORDER (as QEMU's virtio-net-pci by default): its completions name
-/// buffers by id and may come in any order, so the kit reads a reordered, dropped or
-/// skipped completion as such a ring allows. Packed rings with IN_ORDER: virtio_net_rig
-/// with packed_ring set.
-class virtio_net_packed_rig : public virtio_net_rig {
+/// takes). Without IN_ORDER (`InOrder` false, as QEMU's virtio-net-pci by default) its
+/// completions name buffers by id and may come in any order, so the kit reads a
+/// reordered, dropped or skipped completion as such a ring allows. With IN_ORDER (offered
+/// and taken, as DPDK's net_vhost and QEMU's in_order=on) buffers are used in order, and a
+/// used descriptor that names a later transmitted buffer than the oldest is a batch whose
+/// size is not announced; the kit reads completions so. The model writes a descriptor per
+/// buffer here (tx_batch 1), so a reordered pair reads as a batch; its own batches
+/// (tx_batch over 1) go through the plugin in virtio_net_device_test, without faults: with
+/// them a reordered completion, too, leaves driver and device a different number of
+/// positions apart.
+template <bool InOrder>
+class basic_virtio_net_packed_rig : public virtio_net_rig {
 public:
-    static constexpr const char* device_name = "virtio-net (packed)";
-    static constexpr bool tx_completion_batches = false;
-    static constexpr bool any_order_completions = true;
+    static constexpr const char* device_name = InOrder ? "virtio-net (packed, IN_ORDER)" : "virtio-net (packed)";
+    static constexpr bool tx_completion_batches = InOrder;
+    static constexpr bool unannounced_batches = InOrder;
+    static constexpr bool any_order_completions = !InOrder;
 
-    explicit virtio_net_packed_rig(const config& c = {}) : virtio_net_rig(packed(c)) {}
+    explicit basic_virtio_net_packed_rig(const config& c = {}) : virtio_net_rig(packed(c)) {}
 
 private:
     static config packed(config c) noexcept {
         c.packed_ring = true;
-        c.features = (c.features != 0 ? c.features : virtio_net_device_config{}.features) & ~virtio::feature::IN_ORDER;
+        if (!InOrder) {
+            c.features = (c.features != 0 ? c.features : virtio_net_device_config{}.features) &
+                         ~virtio::feature::IN_ORDER;
+        }
         return c;
     }
 };
-
-/// Packed virtqueues with IN_ORDER (offered and taken, as DPDK's net_vhost and QEMU's
-/// in_order=on): buffers are used in order, and a used descriptor that names a later
-/// transmitted buffer than the oldest is a batch whose size is not announced; the kit
-/// reads completions so. The model writes a descriptor per buffer here (tx_batch 1), so a
-/// reordered pair reads as a batch; its own batches (tx_batch over 1) go through the plugin
-/// in virtio_net_device_test, without faults: with them a reordered completion, too, leaves
-/// driver and device a different number of positions apart.
-class virtio_net_packed_in_order_rig : public virtio_net_rig {
-public:
-    static constexpr const char* device_name = "virtio-net (packed, IN_ORDER)";
-    static constexpr bool tx_completion_batches = true;
-    static constexpr bool unannounced_batches = true;
-
-    explicit virtio_net_packed_in_order_rig(const config& c = {}) : virtio_net_rig(packed(c)) {}
-
-private:
-    static config packed(config c) noexcept {
-        c.packed_ring = true;
-        return c;
-    }
-};
+using virtio_net_packed_rig = basic_virtio_net_packed_rig<false>;
+using virtio_net_packed_in_order_rig = basic_virtio_net_packed_rig<true>;
 
 } // namespace npa::sim
