@@ -119,7 +119,7 @@ bool attach_zero_copy(vs::engine& sw, const std::string& dir, std::optional<npa:
     sw.zpool = std::move(*zp);
     for (std::size_t i = 0; i < 2; ++i) {
         vs::port_config pc;
-        pc.name = i == 0 ? "a" : "b";
+        pc.name.push_back(i == 0 ? 'a' : 'b'); // (GCC 12's -Wrestrict misreads a string assigned here)
         pc.mac = i == 0 ? mac_a : mac_b;
         pc.zero_copy = true;
         sw.ports.push_back(std::make_unique<vs::port>(pc, npa::vhost_user::back_end::log_fn{}));

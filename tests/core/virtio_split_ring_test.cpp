@@ -276,6 +276,43 @@ TEST_CASE("hostile chains are refused and counted, never followed") {
         CHECK(q.dev.errors(chain_error::avail_idx) == 1);
         CHECK(q.dev.last_avail() == 0); // nothing taken
     }
+    SUBCASE("avail idx loaded once a burst: what it showed is taken, a later impossible one caught") {
+        queue q(8);
+        for (std::uint64_t a : {0x100u, 0x200u, 0x300u}) {
+            const segment s{a, 64, false};
+            REQUIRE(q.drv.add({&s, 1}) >= 0);
+        }
+        (void)q.drv.publish();
+        REQUIRE(q.pop() == pop_status::ok); // loads idx: 3 chains
+        CHECK(q.segs[0].addr == 0x100);
+        q.ring.avail()->idx = 200; // a hostile driver, after the load
+        REQUIRE(q.pop() == pop_status::ok); // the chains the load showed are still taken
+        CHECK(q.segs[0].addr == 0x200);
+        REQUIRE(q.pop() == pop_status::ok);
+        CHECK(q.segs[0].addr == 0x300);
+        CHECK(q.dev.errors() == 0);
+        CHECK(q.pop() == pop_status::broken); // the next load sees it
+        CHECK(q.dev.errors(chain_error::avail_idx) == 1);
+        CHECK(q.dev.last_avail() == 3);
+    }
+    SUBCASE("unpop after the load: the chains given back are taken again without a new one") {
+        queue q(8);
+        for (std::uint64_t a : {0x100u, 0x200u}) {
+            const segment s{a, 64, true};
+            REQUIRE(q.drv.add({&s, 1}) >= 0);
+        }
+        (void)q.drv.publish();
+        REQUIRE(q.pop() == pop_status::ok);
+        REQUIRE(q.pop() == pop_status::ok);
+        q.dev.unpop(2);
+        q.ring.avail()->idx = 0; // moved back: the device keeps what the driver made available
+        REQUIRE(q.pop() == pop_status::ok);
+        CHECK(q.segs[0].addr == 0x100);
+        REQUIRE(q.pop() == pop_status::ok);
+        CHECK(q.segs[0].addr == 0x200);
+        CHECK(q.pop() == pop_status::broken); // the next load: 0 is 65534 ahead of 2
+        CHECK(q.dev.errors(chain_error::avail_idx) == 1);
+    }
 }
 
 namespace {

@@ -552,7 +552,7 @@ public:
     [[nodiscard]] bool reset(const split_ring& r, bool event_idx, std::uint16_t base = 0,
                              bool indirect = false) noexcept {
         r_ = r;
-        last_avail_ = used_idx_ = signalled_ = base;
+        last_avail_ = avail_idx_ = used_idx_ = signalled_ = base;
         event_idx_ = event_idx;
         indirect_ = indirect;
         indirect_chains_ = 0;
@@ -590,6 +590,7 @@ public:
             refuse(chain_error::avail_idx);
             return -1;
         }
+        avail_idx_ = idx;
         return ahead;
     }
 
@@ -601,12 +602,17 @@ public:
     template <class AddrOk, class ReadTable>
     [[nodiscard]] pop_status pop(chain& c, std::span<segment> segs, AddrOk&& addr_ok,
                                  ReadTable&& read_table) noexcept {
-        const std::int32_t pending = avail_pending();
-        if (pending < 0) {
-            return pop_status::broken;
-        }
-        if (pending == 0) {
-            return pop_status::empty;
+        // avail->idx is loaded again only once the chains it showed last time are taken: one
+        // load of the driver's line a burst, not one a chain (as DPDK's vhost library). The
+        // entries up to the index seen were checked then (at most N ahead).
+        if (last_avail_ == avail_idx_) {
+            const std::int32_t pending = avail_pending();
+            if (pending < 0) {
+                return pop_status::broken;
+            }
+            if (pending == 0) {
+                return pop_status::empty;
+            }
         }
         const std::uint32_t n = r_.size();
         const std::uint16_t head = r_.avail_ring(last_avail_); // one snapshot
@@ -718,7 +724,9 @@ private:
     }
 
     split_ring r_{};
-    std::uint16_t last_avail_ = 0, used_idx_ = 0, signalled_ = 0;
+    /// avail_idx_: avail->idx at its last load; last_avail_ never passes it (unpop() moves
+    /// last_avail_ back, so the chains between them are all ones the driver made available).
+    std::uint16_t last_avail_ = 0, avail_idx_ = 0, used_idx_ = 0, signalled_ = 0;
     bool event_idx_ = false, indirect_ = false;
     std::uint64_t indirect_chains_ = 0;
     chain_error last_ = chain_error::none;

@@ -15,8 +15,10 @@
 //                         (rx_queue_for()), give_frame() into it: the snapshot's header,
 //                         then the rest of the frame from the sender's memory (one copy, as
 //                         a frame in one segment is not gathered first)
-//   then the used entries of every ring touched are published, and the call eventfd
-//   written where the front end asked for an interrupt (split_device::need_interrupt()).
+//   then, after each burst, the used entries of every ring it touched are published (the
+//   sender's and the receivers': a frame is not held while other ports are polled), and
+//   the call eventfd written where the front end asked for an interrupt
+//   (split_device::need_interrupt()).
 //
 // Counters are the switch's view, as in Open vSwitch: `rx` is what the switch received
 // from a port's front end (its transmitqs), `tx` what it sent to it (its receiveqs). Every
@@ -146,7 +148,8 @@ struct port {
     /// flow), so keeping that choice keeps a flow on one receiveq, in order, without a
     /// per-frame hash; and two MACs talking over several queues still use them all.
     [[nodiscard]] std::uint32_t rx_queue_for(std::uint32_t in_q) const noexcept {
-        return running_rx[in_q % nrunning_rx];
+        // a division a frame only when the sender has more queues running than this port
+        return running_rx[in_q < nrunning_rx ? in_q : in_q % nrunning_rx];
     }
     /// policy.check_mac() for a port without allowed_macs (the switch sets none): any source
     /// when no MAC is configured, else only the configured one.
@@ -223,7 +226,7 @@ public:
         if (work == 0) { // nothing taken, nothing delivered
             return 0;
         }
-        publish_dirty();
+        publish_dirty(); // what zero-copy ports' frames delivered
         return work;
     }
 
@@ -404,6 +407,9 @@ private:
         if (n != 0) {
             publish(q);
             p.fold_ring_errors();
+            // 3. what the burst delivered goes to its receivers now, not after the other
+            //    ports' bursts: a frame waits for its own burst, not for a whole pass
+            publish_dirty();
         }
         return n;
     }
@@ -480,7 +486,7 @@ private:
         deliver(out, in_q, h.vlan, frame, zbuf);
     }
 
-    [[nodiscard]] std::size_t lookup(std::uint16_t vlan, std::uint64_t dst) const noexcept {
+    [[nodiscard]] NPA_ALWAYS_INLINE std::size_t lookup(std::uint16_t vlan, std::uint64_t dst) const noexcept {
         for (std::size_t o = 0; o < ports.size(); ++o) {
             if (ports[o]->mac == dst && dst != 0) { // 0: no MAC configured
                 return o;

@@ -18,6 +18,7 @@
 // leads every buffer: skipped on transmit, written as zeros (num_buffers set) on receive.
 #pragma once
 
+#include <npa/config.hpp>
 #include <npa/linux/vhost_user/guest_memory.hpp>
 #include <npa/linux/vhost_user/virtq_device.hpp>
 #include <npa/virtio/packed_ring.hpp>
@@ -236,6 +237,32 @@ struct frame_parts {
     }
 };
 
+namespace detail {
+/// The virtio-net header of a frame in one buffer: zeros, num_buffers 1 (read only when the
+/// header has it: VERSION_1 or MRG_RXBUF, 12 bytes).
+inline constexpr std::array<std::byte, 12> one_buffer_hdr{
+    std::byte{0}, std::byte{0}, std::byte{0}, std::byte{0}, std::byte{0}, std::byte{0},
+    std::byte{0}, std::byte{0}, std::byte{0}, std::byte{0}, std::byte{1}, std::byte{0}}; // le16 1
+
+/// Writes the header and `frame` at `p`, which holds them both.
+NPA_ALWAYS_INLINE void give_whole(std::byte* p, std::size_t hdr_len, const frame_parts& frame) noexcept {
+    if (hdr_len == 12) {
+        std::memcpy(p, one_buffer_hdr.data(), 12);
+    } else {
+        std::memcpy(p, one_buffer_hdr.data(), 10); // the legacy header: no num_buffers
+    }
+    p += hdr_len;
+    if (frame.head.size() == 18) { // a switch's Ethernet snapshot: destination to type
+        std::memcpy(p, frame.head.data(), 18);
+    } else if (!frame.head.empty()) {
+        std::memcpy(p, frame.head.data(), frame.head.size());
+    }
+    if (!frame.tail.empty()) {
+        std::memcpy(p + frame.head.size(), frame.tail.data(), frame.tail.size());
+    }
+}
+} // namespace detail
+
 /// Gives `frame` to the front end through its receive ring: true when delivered (used
 /// entries written, not yet published). With `mrg` (VIRTIO_NET_F_MRG_RXBUF) the frame may
 /// take several chains (num_buffers in the header); without, it must fit one. Chains taken
@@ -307,6 +334,14 @@ struct frame_parts {
         }
         // A chain with readable segments is refused by the write check (every segment must
         // be writable), so segment i is host[i].
+        if (nused == 0 && c.segments == 1 && segs[0].len >= total) {
+            // the common case (one buffer a frame, as DPDK's and Linux's front ends post them,
+            // 64-byte frames or MTU-sized ones in 2 KiB buffers): fixed-size stores
+            detail::give_whole(host[0], hdr_len, frame);
+            r.dev.push_used(c.head, static_cast<std::uint32_t>(total), descs);
+            st.indirect += c.indirect ? 1 : 0;
+            return true;
+        }
         std::uint32_t len = 0;
         for (std::uint16_t i = c.readable; i < c.segments && written < total; ++i) {
             std::byte* p = host[i];
