@@ -4,6 +4,7 @@ one run, rounds interleaved (adapters/linux/README.md, "npa-vswitchd"). A benchm
 prints numbers and never fails on them.
 
     bench_vswitchd.py <dir with npa-vswitchd> [--seconds T] [--rounds N] [--kinds a,b,..]
+                      [--before DIR]
     bench_vswitchd.py <dir with npa-vswitchd> --callgrind OUT [--seconds T]
 
 Every setup has the same front end: one dpdk-testpmd with two net_virtio_user ports on
@@ -14,13 +15,22 @@ same frames circle through the switch under test, which runs on CPU 1:
   npa-busy the same with --busy-poll (never sleeps, as testpmd)
   testpmd  dpdk-testpmd, two net_vhost ports (server mode), --forward-mode=io, its
            forwarding lcore on CPU 1
+  before-busy  npa-busy with the npa-vswitchd of --before DIR (another build, e.g. the
+           tree before a change): the two binaries compared in one run, interleaved
 Rounds go npa, npa-busy, testpmd, npa, ... (--kinds picks and orders them), each with a
 fresh switch and front end. For each round: frames the front end received (ipackets of both
 ports, telemetry) per second of wall time and per CPU-second of the forwarding thread
 (/proc/<pid>/task/<tid>/schedstat: time on CPU, so the machine's other work does not
 count), the share of the wall time that thread was on a CPU, and the load average. The
 summary gives each setup's median and, per round, each npa setup's ratio to the testpmd
-round beside it. Needs root (testpmd's /var/run/dpdk).
+round beside it (and npa-busy's to before-busy's). Needs root (testpmd's /var/run/dpdk).
+
+The machine's cross-core floor decides much of every rate here: on the two-core reference VM
+a cache line takes about 160 ns to cross in one state and about 600 ns in the other, and
+the machine flips between them within minutes. So each round is bracketed by two runs of
+npa_floor_probe (benchmarks/floor_probe.cpp, from --probe DIR, default the bin dir) and
+labelled `near` or `far` when both agree (`mixed` otherwise); the summary gives the medians
+and round-by-round ratios per class, comparing only rounds of one class.
 
 --callgrind OUT runs npa-vswitchd --busy-poll under valgrind's callgrind instead, with the
 same front end, and writes the profile of T seconds of forwarding to OUT (instruction
@@ -46,7 +56,7 @@ TESTPMD = shutil.which("dpdk-testpmd") or "/usr/bin/dpdk-testpmd"
 MAC_A, MAC_B = "02:00:00:00:00:0a", "02:00:00:00:00:0b"
 EAL = ["--no-huge", "-m", "256", "--no-pci"]
 BURST = 64  # frames the front end sends on each port at start; they then circle
-KINDS = ("npa", "npa-busy", "testpmd")
+KINDS = ("npa", "npa-busy", "testpmd", "before-busy")
 
 
 def testpmd(prefix, vdevs, lcores, args, log):
@@ -130,14 +140,24 @@ def vswitchd(bindir, w, rnd, busy, log, wrap=()):
                              *(["--busy-poll"] if busy else [])], stdout=log, stderr=subprocess.STDOUT)
 
 
+def floor_class(probe):
+    """(ns, 'near' or 'far') from one npa_floor_probe run; (0, '?') without the probe."""
+    if not probe or not os.access(probe, os.X_OK):
+        return 0.0, "?"
+    out = subprocess.run([probe], capture_output=True, text=True).stdout.split()
+    if len(out) == 4 and out[0] == "floor_ns":
+        return float(out[1]), out[3]
+    return 0.0, "?"
+
+
 def measure(kind, bindir, secs, w, rnd):
     """One round of one setup: (frames delivered, wall seconds, forwarding thread CPU seconds)."""
     tag = f"{kind}{rnd}-{os.getpid()}"
     log = open(os.path.join(w, f"{tag}.log"), "w")
     procs = []
     try:
-        if kind.startswith("npa"):
-            sw = vswitchd(bindir, w, rnd, kind == "npa-busy", log, ("taskset", "-c", "1"))
+        if kind.startswith("npa") or kind == "before-busy":
+            sw = vswitchd(bindir, w, rnd, kind != "npa", log, ("taskset", "-c", "1"))
             sock_a, sock_b = f"{w}/a{rnd}.sock", f"{w}/b{rnd}.sock"
             thread = None  # one thread: the main one
         else:
@@ -256,6 +276,8 @@ def main():
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--kinds", default=",".join(KINDS))
     ap.add_argument("--callgrind", metavar="OUT")
+    ap.add_argument("--before", metavar="DIR", help="npa-vswitchd of the before-busy rounds")
+    ap.add_argument("--probe", metavar="DIR", help="where npa_floor_probe is (default: bindir)")
     a = ap.parse_args()
     if a.callgrind:
         return profile(a.bindir, a.seconds, a.callgrind)
@@ -263,38 +285,58 @@ def main():
     if any(k not in KINDS for k in kinds):
         print(f"--kinds takes {','.join(KINDS)}")
         return 2
+    if ("before-busy" in kinds) != (a.before is not None):
+        print("--before DIR and the before-busy kind go together")
+        return 2
     w = tempfile.mkdtemp(prefix="npa-vswitchd-bench-")
     res = {k: [] for k in kinds}  # per kind: {round: (frames, wall, cpu, load)}
+    classes = {}  # (kind, round): near, far, mixed or ?
+    probe = os.path.join(a.probe or a.bindir, "npa_floor_probe")
+    if not os.access(probe, os.X_OK):
+        print(f"no {probe}: rounds are not labelled by the cross-core floor")
     for r in range(a.rounds):
         for kind in kinds:
-            m = measure(kind, a.bindir, a.seconds, w, r)
+            f0, c0 = floor_class(probe)
+            m = measure(kind, a.before if kind == "before-busy" else a.bindir, a.seconds, w, r)
+            f1, c1 = floor_class(probe)
             if m is None:
                 print(f"round {r} {kind}: did not start (logs in {w})")
                 continue
+            cls = c0 if c0 == c1 else "mixed"
             res[kind].append((r, m))
+            classes[(kind, r)] = cls
             n, wall, cpu, load = m
             print(f"round {r} {kind:8s} {n / wall / 1e6:6.3f} Mpps wall  {ratio(n, cpu) / 1e6:6.3f} Mpps per "
-                  f"CPU-second  (on a CPU {cpu / wall:.2f} of the wall, load average {load:.2f})", flush=True)
+                  f"CPU-second  (on a CPU {cpu / wall:.2f} of the wall, load average {load:.2f}; floor "
+                  f"{f0:.0f}/{f1:.0f} ns: {cls})", flush=True)
     loads = [m[3] for ms in res.values() for _, m in ms]
     print(f"\nload average over the rounds: {min(loads, default=0):.2f} to {max(loads, default=0):.2f} "
           f"(2 cores, shared)\n")
-    print("| switch | rounds | Mpps (wall), median | Mpps per CPU-second, median | on a CPU |")
-    print("|---|---|---|---|---|")
+    print("| switch | floor | rounds | Mpps (wall), median | Mpps per CPU-second, median | on a CPU |")
+    print("|---|---|---|---|---|---|")
+    order = ("near", "far", "mixed", "?")
     for kind, ms in res.items():
-        if ms:
-            print(f"| {kind} | {len(ms)} | {statistics.median(m[0] / m[1] for _, m in ms) / 1e6:.3f} | "
-                  f"{statistics.median(ratio(m[0], m[2]) for _, m in ms) / 1e6:.3f} | "
-                  f"{statistics.median(m[2] / m[1] for _, m in ms):.2f} |")
-    base = dict(res.get("testpmd", []))
-    for kind in ("npa", "npa-busy"):
-        pairs = [(m, base[r]) for r, m in res.get(kind, []) if r in base]
-        if not pairs:
-            continue
-        wall = sorted(ratio(m[0] / m[1], b[0] / b[1]) for m, b in pairs)
-        cpu = sorted(ratio(ratio(m[0], m[2]), ratio(b[0], b[2])) for m, b in pairs)
-        print(f"\n{kind} / testpmd, round by round: wall {' '.join(f'{x:.2f}' for x in wall)} "
-              f"(median {statistics.median(wall):.2f}); per CPU-second {' '.join(f'{x:.2f}' for x in cpu)} "
-              f"(median {statistics.median(cpu):.2f})")
+        for cls in order:
+            sel = [m for r, m in ms if classes[(kind, r)] == cls]
+            if sel:
+                print(f"| {kind} | {cls} | {len(sel)} | {statistics.median(m[0] / m[1] for m in sel) / 1e6:.3f} | "
+                      f"{statistics.median(ratio(m[0], m[2]) for m in sel) / 1e6:.3f} | "
+                      f"{statistics.median(m[2] / m[1] for m in sel):.2f} |")
+    for kind, against in (("npa", "testpmd"), ("npa-busy", "testpmd"), ("before-busy", "testpmd"),
+                          ("npa-busy", "before-busy")):
+        base = dict(res.get(against, []))
+        for cls in order:
+            # rounds of one class on both sides only: a near round against a far one
+            # compares the machine, not the switches
+            pairs = [(m, base[r]) for r, m in res.get(kind, [])
+                     if r in base and classes[(kind, r)] == cls and classes[(against, r)] == cls]
+            if not pairs:
+                continue
+            wall = sorted(ratio(m[0] / m[1], b[0] / b[1]) for m, b in pairs)
+            cpu = sorted(ratio(ratio(m[0], m[2]), ratio(b[0], b[2])) for m, b in pairs)
+            print(f"\n{kind} / {against}, {cls} floor, round by round: wall {' '.join(f'{x:.2f}' for x in wall)} "
+                  f"(median {statistics.median(wall):.2f}); per CPU-second {' '.join(f'{x:.2f}' for x in cpu)} "
+                  f"(median {statistics.median(cpu):.2f})")
     shutil.rmtree(w, ignore_errors=True)
     return 0
 
