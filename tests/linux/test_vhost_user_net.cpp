@@ -27,6 +27,7 @@
 
 #include "vhost_net_kit.hpp"
 
+#include <npa/control/virtio_net.hpp>
 #include <npa/linux/vhost_user/back_end.hpp>
 #include <npa/shell.hpp>
 
@@ -40,6 +41,7 @@
 #include <span>
 #include <string>
 #include <thread>
+#include <vector>
 
 using namespace npa::test::vhost_net;
 
@@ -240,6 +242,124 @@ TEST_CASE("vhost-user transport, multi-queue: negotiation against a back end's q
         CHECK(r.rings_ready(&upto) == 16);
         CHECK(upto == 16);
     }
+}
+
+TEST_CASE("vhost-user transport, the controlq served in the front end: every command checked, "
+          "VQ_PAIRS_SET enabling and disabling the back end's rings (npa's back end, 4 pairs)") {
+    namespace vf = npa::virtio_net::feature;
+    namespace vc = npa::virtio_net::ctrl;
+    served_back_end b(4, true, true);
+    b.serve();
+    vu::net_config c;
+    c.socket = b.sock;
+    c.control_queue = true;
+    vu::net_device dev{10000};
+    REQUIRE(dev.create(c));
+    REQUIRE(dev.connect());
+    const npa::virtio::transport& t = dev.window().transport();
+    const std::uint64_t own = vf::CTRL_VQ | vf::CTRL_RX | vf::CTRL_VLAN | vf::CTRL_MAC_ADDR;
+    REQUIRE((t.device_features() & own) == own);
+    const std::uint64_t f = npa::virtio::feature::VERSION_1 | vf::MQ | own;
+    t.set_driver_features(f);
+    t.set_status(npa::virtio::status_bit::ACKNOWLEDGE | npa::virtio::status_bit::DRIVER |
+                 npa::virtio::status_bit::FEATURES_OK);
+    REQUIRE((t.status() & npa::virtio::status_bit::FEATURES_OK) != 0);
+    CHECK((dev.session().features() & own) == 0); // the back end is not told
+    // The four pairs' rings, 4 KiB apart in the ring area; then the controlq (index 8).
+    const npa::virtio_net::ring_memory area = dev.window().ring_area();
+    constexpr std::uint16_t n = 64;
+    const npa::virtio::split_layout l = npa::virtio::layout_of(n);
+    for (std::uint16_t q = 0; q < 8; ++q) {
+        const npa::iova_t at = area.iova + q * 4096u;
+        REQUIRE(t.queue_enable(q, {at + l.desc, at + l.avail, at + l.used, n, 0}));
+    }
+    const auto rings_on = [&] {
+        b.halt();
+        std::uint32_t k = 0;
+        for (const vu::vring& r : b.be.rings()) {
+            k += r.enabled ? 1 : 0;
+        }
+        b.serve();
+        return k;
+    };
+    CHECK(rings_on() == 2); // pair 0 only, until VQ_PAIRS_SET
+    const npa::virtio_net::ring_memory cm = dev.control_memory();
+    constexpr std::uint16_t cn = 16;
+    CHECK(t.queue_max(8) >= cn);
+    CHECK(t.queue_max(9) == 0);
+    const npa::virtio::split_layout cl = npa::virtio::layout_of(cn);
+    // A controlq outside control_memory() is refused.
+    CHECK_FALSE(t.queue_enable(8, {area.iova + cl.desc, area.iova + cl.avail, area.iova + cl.used, cn, 0}));
+    REQUIRE(t.queue_enable(8, {cm.iova + cl.desc, cm.iova + cl.avail, cm.iova + cl.used, cn, 0}));
+    std::vector<std::uint16_t> state(npa::virtio::split_driver::state_words(cn));
+    npa::virtio::split_driver drv;
+    REQUIRE(drv.reset(npa::virtio::split_ring::in_block(cm.virt, cn), state, false));
+    // A command: header and data at 4096, the answer byte at 6144.
+    std::byte* cmd = cm.virt + 4096;
+    std::byte* ack = cm.virt + 6144;
+    const auto run = [&](std::initializer_list<std::uint8_t> bytes, bool answer = true,
+                         std::uint64_t addr = 0) -> int {
+        std::size_t k = 0;
+        for (const std::uint8_t v : bytes) {
+            cmd[k++] = std::byte{v};
+        }
+        *ack = std::byte{0xEE};
+        const npa::virtio::segment seg[2] = {{addr != 0 ? addr : cm.iova + 4096, static_cast<std::uint32_t>(k), false},
+                                             {cm.iova + 6144, 1, true}};
+        if (drv.add(std::span(seg, answer ? 2 : 1)) < 0) {
+            return -2;
+        }
+        (void)drv.publish();
+        t.notify(8);
+        npa::virtio::used_chain u;
+        if (drv.poll_used(u) != npa::virtio::used_status::ok) {
+            return -3;
+        }
+        return u.len == 1 ? static_cast<int>(*ack) : -1; // -1: used with nothing written
+    };
+    CHECK(run({vc::MQ, vc::MQ_VQ_PAIRS_SET, 3, 0}) == vc::OK);
+    CHECK(dev.controlq().pairs == 3);
+    CHECK(rings_on() == 6);
+    CHECK(run({vc::MQ, vc::MQ_VQ_PAIRS_SET, 1, 0}) == vc::OK);
+    CHECK(rings_on() == 2); // disabled again
+    CHECK(run({vc::MQ, vc::MQ_VQ_PAIRS_SET, 4, 0}) == vc::OK);
+    CHECK(rings_on() == 8);
+    // Refused, each answered ERR and changing nothing:
+    CHECK(run({vc::MQ, vc::MQ_VQ_PAIRS_SET, 0, 0}) == vc::ERR);  // no pairs
+    CHECK(run({vc::MQ, vc::MQ_VQ_PAIRS_SET, 5, 0}) == vc::ERR);  // more than the device has
+    CHECK(run({vc::MQ, vc::MQ_VQ_PAIRS_SET, 2}) == vc::ERR);     // data short
+    CHECK(run({vc::MQ, vc::MQ_VQ_PAIRS_SET, 2, 0, 0}) == vc::ERR); // data long
+    CHECK(run({vc::MQ}) == vc::ERR);                                // header short
+    CHECK(run({9, 0, 1}) == vc::ERR);                               // no such class
+    CHECK(run({vc::RX, vc::RX_NOUNI, 1}) == vc::ERR);               // CTRL_RX_EXTRA not offered
+    CHECK(run({vc::RX, vc::RX_PROMISC, 2}) == vc::ERR);             // neither on nor off
+    CHECK(run({vc::VLAN, vc::VLAN_ADD, 0x88, 0x13}) == vc::ERR);    // VLAN 5000
+    CHECK(run({vc::MAC, vc::MAC_ADDR_SET, 2, 0, 0, 0, 1}) == vc::ERR); // five bytes
+    CHECK(run({vc::MAC, vc::MAC_TABLE_SET, 1, 0, 0, 0}) == vc::ERR); // an entry the data lacks
+    CHECK(run({vc::MAC, vc::MAC_TABLE_SET, 0, 0, 0, 0, 0, 0, 0, 0, 9}) == vc::ERR); // a byte over
+    CHECK(dev.controlq().pairs == 4);
+    CHECK(rings_on() == 8);
+    CHECK(dev.controlq().err == 12);
+    // Served:
+    CHECK(run({vc::RX, vc::RX_PROMISC, 0}) == vc::OK);
+    CHECK_FALSE(dev.controlq().promisc);
+    CHECK(run({vc::MAC, vc::MAC_ADDR_SET, 2, 0, 0, 0, 1, 2}) == vc::OK);
+    CHECK(dev.controlq().mac == std::array<std::uint8_t, 6>{2, 0, 0, 0, 1, 2});
+    CHECK(run({vc::MAC, vc::MAC_TABLE_SET, 0, 0, 0, 0, 1, 0, 0, 0, 1, 0, 0x5e, 0, 0, 1}) == vc::OK);
+    CHECK(dev.controlq().mc_entries == 1);
+    CHECK(run({vc::VLAN, vc::VLAN_ADD, 0xFF, 0x0F}) == vc::OK); // 4095
+    CHECK(dev.controlq().vlan(4095));
+    // No answer byte: used, nothing written, nothing done; a buffer outside
+    // control_memory(): refused by the walk, used unanswered.
+    CHECK(run({vc::MQ, vc::MQ_VQ_PAIRS_SET, 1, 0}, false) == -1);
+    CHECK(dev.controlq().pairs == 4);
+    CHECK(run({vc::MQ, vc::MQ_VQ_PAIRS_SET, 1, 0}, true, area.iova) == -1);
+    CHECK(dev.controlq().refused == 1);
+    CHECK(dev.controlq().pairs == 4);
+    CHECK(rings_on() == 8);
+    CHECK(dev.controlq().ok == 7);
+    t.set_status(0); // reset: every ring handed over stopped, the controlq gone
+    CHECK(b.be.protocol_errors() == 0);
 }
 
 TEST_CASE("vhost-user back end: before GET_VRING_BASE stops a ring, its owner walks what is still "
@@ -765,6 +885,27 @@ struct accept_all_channel {
     npa::status submit_batch(std::span<const npa::control_request>) { return {}; }
 };
 
+// A shell of `pairs` (1 or 2) queues on one pool, its one path the virtio-net plugin on
+// dev's window with `ctl` as its control channel, started.
+template <class Channel>
+npa::path_id start_shell(std::optional<shell_t>& sh, pool_t& pool, vu::net_device& dev, Channel& ctl,
+                         std::uint16_t pairs) {
+    REQUIRE(pairs <= 2);
+    static shell_env en;
+    std::array<pool_t*, 2> pools{&pool, &pool};
+    npa::shell_config sc;
+    sc.queues = pairs_of(pairs);
+    sc.queues.mtu = 1500;
+    sh.emplace(en, std::span<pool_t* const>(pools.data(), pairs), sc);
+    REQUIRE(sh->init_status());
+    const npa::path_id pv = sh->add_path<npa::virtio_net_plugin>(dev.window(), npa::control_link::to(ctl));
+    REQUIRE(pv != shell_t::no_path);
+    const npa::status st = sh->start(pv);
+    INFO(std::string(st.reason()), " / ", std::string(dev.last_error()));
+    REQUIRE(st);
+    return pv;
+}
+
 } // namespace
 
 TEST_CASE("virtio-net over vhost-user, a shell with two queues on one virtio-net path: shell queue "
@@ -785,20 +926,9 @@ TEST_CASE("virtio-net over vhost-user, a shell with two queues on one virtio-net
     std::optional<pool_t> pool;
     open_device(dev, cfg, pool);
     REQUIRE(wait_until(30s, [&] { return static_cast<bool>(dev.connect()); }));
-    pool_t* pools[] = {&*pool, &*pool};
-    npa::shell_config sc;
-    sc.queues = pairs_of(pairs);
-    sc.queues.mtu = 1500;
-    static shell_env en;
     accept_all_channel ctl;
     std::optional<shell_t> sh;
-    sh.emplace(en, pools, sc);
-    REQUIRE(sh->init_status());
-    const npa::path_id pv = sh->add_path<npa::virtio_net_plugin>(dev.window(), npa::control_link::to(ctl));
-    REQUIRE(pv != shell_t::no_path);
-    const npa::status st = sh->start(pv);
-    INFO(std::string(st.reason()), " / ", std::string(dev.last_error()));
-    REQUIRE(st);
+    const npa::path_id pv = start_shell(sh, *pool, dev, ctl, pairs);
     CHECK((dev.session().features() & npa::virtio_net::feature::MQ) != 0);
     REQUIRE(wait_until(30s, [&] {
         return pmd.telemetry("/ethdev/link_status,0").find("\"UP\"") != std::string::npos;
@@ -898,6 +1028,185 @@ TEST_CASE("virtio-net over vhost-user, a shell with two queues on one virtio-net
     ::unlink(sock.c_str());
     ::unlink((sock + ".log").c_str());
     ::rmdir(dir.c_str());
+}
+
+namespace {
+// dpdk-testpmd with a net_vhost port of two queue pairs, macswap on both, its socket in a
+// private directory that goes with it.
+struct two_pair_macswap {
+    std::string dir, sock;
+    testpmd pmd;
+    explicit two_pair_macswap(const std::string& prefix) {
+        char tmpl[] = "/tmp/npa-vhost-2q-XXXXXX";
+        REQUIRE(::mkdtemp(tmpl) != nullptr);
+        dir = tmpl;
+        sock = dir + "/vhost.sock";
+        pmd.start_vdev(NPA_TESTPMD, "net_vhost0,iface=" + sock + ",queues=2", sock + ".log",
+                       prefix + std::to_string(::getpid()),
+                       {"--forward-mode=macswap", "--port-topology=loop", "--rxq=2", "--txq=2"});
+    }
+    two_pair_macswap(const two_pair_macswap&) = delete;
+    two_pair_macswap& operator=(const two_pair_macswap&) = delete;
+    ~two_pair_macswap() {
+        pmd.kill9();
+        ::unlink(sock.c_str());
+        ::unlink((sock + ".log").c_str());
+        ::rmdir(dir.c_str());
+    }
+    void wait_link_up() {
+        REQUIRE(wait_until(30s, [&] {
+            return pmd.telemetry("/ethdev/link_status,0").find("\"UP\"") != std::string::npos;
+        }));
+    }
+};
+} // namespace
+
+TEST_CASE("virtio-net over vhost-user, the controlq served in the front end: pairs past the first "
+          "wait for VQ_PAIRS_SET, which becomes SET_VRING_ENABLE (net_vhost queues=2, macswap)") {
+    constexpr std::uint16_t pairs = 2;
+    two_pair_macswap peer("npa-vucvqp-");
+    testpmd& pmd = peer.pmd;
+    vu::net_config cfg;
+    cfg.socket = peer.sock;
+    cfg.control_queue = true;
+    std::optional<port> p;
+    p.emplace(cfg);
+    npa::virtio_net_control ctl(p->dev.control_memory());
+    p->dev.window().set_control(ctl.hook());
+    p->attach(pairs_of(pairs));
+    REQUIRE(ctl.live());
+    peer.wait_link_up();
+    // Before any command only pair 0 runs at the back end (5.1.6.5.5): a frame on pair 0
+    // comes back, one on pair 1 waits in its ring, unread.
+    CHECK(p->dev.controlq().pairs == 1);
+    std::array<std::uint64_t, pairs> back{};
+    std::uint64_t seq = 0, bytes = 0;
+    const auto count = [&](std::uint16_t q) { return [&, q](const buffer_t&) { ++back[q]; }; };
+    REQUIRE(wait_until(15s, [&] {
+        seq = p->send(seq, seq + 1, bytes, 0);
+        (void)wait_until(1s, [&] {
+            p->receive(count(0), 0);
+            return back[0] != 0;
+        });
+        return back[0] != 0;
+    }));
+    REQUIRE(p->send(seq, seq + 1, bytes, 1) == seq + 1);
+    const bool early = wait_until(1s, [&] {
+        p->receive(count(1), 1);
+        return back[1] != 0;
+    });
+    CHECK_FALSE(early);
+    CHECK(xstat(pmd, "rx_q1_packets") == 0);
+    // The first command brings the owed VQ_PAIRS_SET first: the back end enables pair 1 and
+    // serves the frame that waited there.
+    REQUIRE(ctl.submit(npa::control_request::make_vlan(true, 7)));
+    CHECK(p->dev.controlq().pairs == 2);
+    CHECK(p->dev.controlq().vlan(7));
+    CHECK(wait_until(15s, [&] {
+        p->receive(count(1), 1);
+        return back[1] != 0;
+    }));
+    CHECK(xstat(pmd, "rx_q1_packets") >= 1);
+    CHECK(p->dev.controlq().ok == 2); // VQ_PAIRS_SET, VLAN_ADD
+    CHECK(p->dev.controlq().err == 0);
+    p.reset(); // detach: the device reset stops the rings
+}
+
+TEST_CASE("virtio-net over vhost-user, the controlq served in the front end (control_queue, as DPDK's "
+          "cq=1): the shell's control channel on it, VQ_PAIRS_SET as SET_VRING_ENABLE (net_vhost "
+          "queues=2, macswap)") {
+    constexpr std::uint16_t pairs = 2;
+    two_pair_macswap peer("npa-vucvq-");
+    vu::net_config cfg;
+    cfg.socket = peer.sock;
+    cfg.control_queue = true;
+    vu::net_device dev{10000};
+    std::optional<pool_t> pool;
+    open_device(dev, cfg, pool);
+    REQUIRE(wait_until(30s, [&] { return static_cast<bool>(dev.connect()); }));
+    npa::virtio_net_control ctl(dev.control_memory());
+    static_assert(npa::virtio_net_control::memory_bytes <= vu::net_device::control_bytes);
+    dev.window().set_control(ctl.hook());
+    std::optional<shell_t> sh;
+    const npa::path_id pv = start_shell(sh, *pool, dev, ctl, pairs);
+    CHECK(sh->active_path() == pv);
+    namespace vf = npa::virtio_net::feature;
+    // The plugin took the controlq; the back end was never told of it.
+    CHECK((dev.control_features() & vf::CTRL_VQ) != 0);
+    CHECK((dev.control_features() & vf::CTRL_MAC_ADDR) != 0);
+    CHECK((dev.session().features() & (vf::CTRL_VQ | vf::CTRL_RX | vf::CTRL_VLAN | vf::CTRL_MAC_ADDR)) == 0);
+    CHECK((dev.session().features() & vf::MQ) != 0);
+    REQUIRE(ctl.live());
+    peer.wait_link_up();
+
+    std::array<std::uint64_t, pairs> back{};
+    const auto send = [&](std::uint16_t q, std::uint64_t seq) {
+        npa::buffer_ref b[1];
+        if (sh->alloc(q, std::span(b, 1)) != 1) {
+            return false;
+        }
+        std::byte* d = b[0].data();
+        std::memset(d, 0, 64);
+        std::memcpy(d, far_mac.data(), 6);
+        std::memcpy(d + 6, cfg.mac.data(), 6);
+        d[12] = std::byte{0x88};
+        d[13] = std::byte{0xB5};
+        std::memcpy(d + 14, &seq, 8);
+        b[0].set_length(64);
+        if (sh->tx_burst(q, std::span(b, 1)) == 1) {
+            return true;
+        }
+        sh->free(q, std::span<const npa::buffer_ref>(b, 1));
+        return false;
+    };
+    const auto receive = [&](std::uint16_t q) {
+        npa::buffer_ref b[32];
+        const std::uint16_t k = sh->rx_burst(q, b);
+        back[q] += k;
+        sh->free(q, std::span<const npa::buffer_ref>(b, k));
+        (void)sh->poll(q);
+    };
+    // 1. The shell replays its control state once the path is attached, and the owed
+    //    VQ_PAIRS_SET goes first: both pairs run at the back end.
+    CHECK(dev.controlq().pairs == 2);
+    CHECK(ctl.commands_ok() >= 2);
+    // 2. RX mode: promiscuous off, all multicast on.
+    REQUIRE(ctl.submit(npa::control_request::make_rx_mode(npa::rx_mode::unicast | npa::rx_mode::broadcast |
+                                                             npa::rx_mode::all_multi)));
+    CHECK_FALSE(dev.controlq().promisc);
+    CHECK(dev.controlq().allmulti);
+    // 3. MAC and VLAN commands are answered and kept; nothing the back end is told.
+    const npa::mac_addr m{0x02, 0, 0, 0, 0x76, 0x33};
+    REQUIRE(ctl.submit(npa::control_request::make_set_mac(m)));
+    CHECK(std::memcmp(dev.controlq().mac.data(), m.data(), 6) == 0);
+    REQUIRE(ctl.submit(npa::control_request::make_vlan(true, 100)));
+    CHECK(dev.controlq().vlan(100));
+    REQUIRE(ctl.submit(npa::control_request::make_vlan(false, 100)));
+    CHECK_FALSE(dev.controlq().vlan(100));
+    CHECK(dev.controlq().err == 0);
+    CHECK(dev.controlq().refused == 0);
+    CHECK(dev.controlq().ok == ctl.commands_ok());
+    // 4. A request the front end cannot serve is refused by the channel, not sent: RX
+    //    without unicast needs CTRL_RX_EXTRA, which is not offered.
+    CHECK_FALSE(ctl.submit(npa::control_request::make_rx_mode(npa::rx_mode::multicast)));
+    // 5. Traffic on both pairs after all that.
+    const std::array<std::uint64_t, pairs> b0 = back;
+    for (std::uint16_t q = 0; q < pairs; ++q) {
+        for (std::uint64_t i = 0; i < 100; ++i) {
+            CHECK(wait_until(5s, [&] {
+                receive(q);
+                return send(q, 100 + i);
+            }));
+        }
+    }
+    CHECK(wait_until(15s, [&] {
+        receive(0);
+        receive(1);
+        return back[0] - b0[0] == 100 && back[1] - b0[1] == 100;
+    }));
+    sh->stop();
+    sh.reset();
+    CHECK(pool->in_use() == 0);
 }
 
 #else

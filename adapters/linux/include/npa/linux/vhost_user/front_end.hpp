@@ -228,8 +228,11 @@ public:
         return send_and_ack(m, &fd, 1);
     }
 
-    /// Hands ring `i` to the back end and enables it.
-    [[nodiscard]] status set_ring(std::uint32_t i, const ring_layout& r, const shared_memory& mem) noexcept {
+    /// Hands ring `i` to the back end and enables it (`enable` false: it stays disabled until
+    /// enable_ring(), as a front end's rings past the queue pairs in use do; with protocol
+    /// features negotiated a ring starts disabled, vhost-user.rst "Ring states").
+    [[nodiscard]] status set_ring(std::uint32_t i, const ring_layout& r, const shared_memory& mem,
+                                  bool enable = true) noexcept {
         if (i >= max_rings || r.size == 0 || (r.size & (r.size - 1)) != 0) {
             return {errc::invalid_argument, "vhost-user: ring index beyond 255 or size not a power of two"};
         }
@@ -265,7 +268,7 @@ public:
                 return st;
             }
         }
-        if ((features_ & f_protocol_features) != 0) {
+        if ((features_ & f_protocol_features) != 0 && enable) {
             return send_and_ack(message::with_state(request::set_vring_enable, i, 1));
         }
         return status::success();
