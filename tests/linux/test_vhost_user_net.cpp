@@ -1114,99 +1114,104 @@ TEST_CASE("virtio-net over vhost-user, the controlq served in the front end: pai
 
 TEST_CASE("virtio-net over vhost-user, the controlq served in the front end (control_queue, as DPDK's "
           "cq=1): the shell's control channel on it, VQ_PAIRS_SET as SET_VRING_ENABLE (net_vhost "
-          "queues=2, macswap)") {
-    constexpr std::uint16_t pairs = 2;
-    two_pair_macswap peer("npa-vucvq-");
-    vu::net_config cfg;
-    cfg.socket = peer.sock;
-    cfg.control_queue = true;
-    vu::net_device dev{10000};
-    std::optional<pool_t> pool;
-    open_device(dev, cfg, pool);
-    REQUIRE(wait_until(30s, [&] { return static_cast<bool>(dev.connect()); }));
-    npa::virtio_net_control ctl(dev.control_memory());
-    static_assert(npa::virtio_net_control::memory_bytes <= vu::net_device::control_bytes);
-    dev.window().set_control(ctl.hook());
-    std::optional<shell_t> sh;
-    const npa::path_id pv = start_shell(sh, *pool, dev, ctl, pairs);
-    CHECK(sh->active_path() == pv);
-    namespace vf = npa::virtio_net::feature;
-    // The plugin took the controlq; the back end was never told of it.
-    CHECK((dev.control_features() & vf::CTRL_VQ) != 0);
-    CHECK((dev.control_features() & vf::CTRL_MAC_ADDR) != 0);
-    CHECK((dev.session().features() & (vf::CTRL_VQ | vf::CTRL_RX | vf::CTRL_VLAN | vf::CTRL_MAC_ADDR)) == 0);
-    CHECK((dev.session().features() & vf::MQ) != 0);
-    REQUIRE(ctl.live());
-    peer.wait_link_up();
+          "queues=2, macswap; split and packed rings)") {
+    for (const bool packed : {false, true}) {
+        CAPTURE(packed);
+        constexpr std::uint16_t pairs = 2;
+        two_pair_macswap peer(packed ? "npa-vucvqk-" : "npa-vucvq-");
+        vu::net_config cfg;
+        cfg.socket = peer.sock;
+        cfg.control_queue = true;
+        cfg.packed_ring = packed;
+        vu::net_device dev{10000};
+        std::optional<pool_t> pool;
+        open_device(dev, cfg, pool);
+        REQUIRE(wait_until(30s, [&] { return static_cast<bool>(dev.connect()); }));
+        npa::virtio_net_control ctl(dev.control_memory());
+        static_assert(npa::virtio_net_control::memory_bytes <= vu::net_device::control_bytes);
+        dev.window().set_control(ctl.hook());
+        std::optional<shell_t> sh;
+        const npa::path_id pv = start_shell(sh, *pool, dev, ctl, pairs);
+        CHECK(sh->active_path() == pv);
+        namespace vf = npa::virtio_net::feature;
+        // The plugin took the controlq; the back end was never told of it.
+        CHECK((dev.control_features() & vf::CTRL_VQ) != 0);
+        CHECK((dev.control_features() & vf::CTRL_MAC_ADDR) != 0);
+        CHECK((dev.session().features() & (vf::CTRL_VQ | vf::CTRL_RX | vf::CTRL_VLAN | vf::CTRL_MAC_ADDR)) == 0);
+        CHECK((dev.session().features() & vf::MQ) != 0);
+        CHECK(dev.packed() == packed); // the controlq follows the data queues' layout
+        REQUIRE(ctl.live());
+        peer.wait_link_up();
 
-    std::array<std::uint64_t, pairs> back{};
-    const auto send = [&](std::uint16_t q, std::uint64_t seq) {
-        npa::buffer_ref b[1];
-        if (sh->alloc(q, std::span(b, 1)) != 1) {
+        std::array<std::uint64_t, pairs> back{};
+        const auto send = [&](std::uint16_t q, std::uint64_t seq) {
+            npa::buffer_ref b[1];
+            if (sh->alloc(q, std::span(b, 1)) != 1) {
+                return false;
+            }
+            std::byte* d = b[0].data();
+            std::memset(d, 0, 64);
+            std::memcpy(d, far_mac.data(), 6);
+            std::memcpy(d + 6, cfg.mac.data(), 6);
+            d[12] = std::byte{0x88};
+            d[13] = std::byte{0xB5};
+            std::memcpy(d + 14, &seq, 8);
+            b[0].set_length(64);
+            if (sh->tx_burst(q, std::span(b, 1)) == 1) {
+                return true;
+            }
+            sh->free(q, std::span<const npa::buffer_ref>(b, 1));
             return false;
+        };
+        const auto receive = [&](std::uint16_t q) {
+            npa::buffer_ref b[32];
+            const std::uint16_t k = sh->rx_burst(q, b);
+            back[q] += k;
+            sh->free(q, std::span<const npa::buffer_ref>(b, k));
+            (void)sh->poll(q);
+        };
+        // 1. The shell replays its control state once the path is attached, and the owed
+        //    VQ_PAIRS_SET goes first: both pairs run at the back end.
+        CHECK(dev.controlq().pairs == 2);
+        CHECK(ctl.commands_ok() >= 2);
+        // 2. RX mode: promiscuous off, all multicast on.
+        REQUIRE(ctl.submit(npa::control_request::make_rx_mode(npa::rx_mode::unicast | npa::rx_mode::broadcast |
+                                                                 npa::rx_mode::all_multi)));
+        CHECK_FALSE(dev.controlq().promisc);
+        CHECK(dev.controlq().allmulti);
+        // 3. MAC and VLAN commands are answered and kept; nothing the back end is told.
+        const npa::mac_addr m{0x02, 0, 0, 0, 0x76, 0x33};
+        REQUIRE(ctl.submit(npa::control_request::make_set_mac(m)));
+        CHECK(std::memcmp(dev.controlq().mac.data(), m.data(), 6) == 0);
+        REQUIRE(ctl.submit(npa::control_request::make_vlan(true, 100)));
+        CHECK(dev.controlq().vlan(100));
+        REQUIRE(ctl.submit(npa::control_request::make_vlan(false, 100)));
+        CHECK_FALSE(dev.controlq().vlan(100));
+        CHECK(dev.controlq().err == 0);
+        CHECK(dev.controlq().refused == 0);
+        CHECK(dev.controlq().ok == ctl.commands_ok());
+        // 4. A request the front end cannot serve is refused by the channel, not sent: RX
+        //    without unicast needs CTRL_RX_EXTRA, which is not offered.
+        CHECK_FALSE(ctl.submit(npa::control_request::make_rx_mode(npa::rx_mode::multicast)));
+        // 5. Traffic on both pairs after all that.
+        const std::array<std::uint64_t, pairs> b0 = back;
+        for (std::uint16_t q = 0; q < pairs; ++q) {
+            for (std::uint64_t i = 0; i < 100; ++i) {
+                CHECK(wait_until(5s, [&] {
+                    receive(q);
+                    return send(q, 100 + i);
+                }));
+            }
         }
-        std::byte* d = b[0].data();
-        std::memset(d, 0, 64);
-        std::memcpy(d, far_mac.data(), 6);
-        std::memcpy(d + 6, cfg.mac.data(), 6);
-        d[12] = std::byte{0x88};
-        d[13] = std::byte{0xB5};
-        std::memcpy(d + 14, &seq, 8);
-        b[0].set_length(64);
-        if (sh->tx_burst(q, std::span(b, 1)) == 1) {
-            return true;
-        }
-        sh->free(q, std::span<const npa::buffer_ref>(b, 1));
-        return false;
-    };
-    const auto receive = [&](std::uint16_t q) {
-        npa::buffer_ref b[32];
-        const std::uint16_t k = sh->rx_burst(q, b);
-        back[q] += k;
-        sh->free(q, std::span<const npa::buffer_ref>(b, k));
-        (void)sh->poll(q);
-    };
-    // 1. The shell replays its control state once the path is attached, and the owed
-    //    VQ_PAIRS_SET goes first: both pairs run at the back end.
-    CHECK(dev.controlq().pairs == 2);
-    CHECK(ctl.commands_ok() >= 2);
-    // 2. RX mode: promiscuous off, all multicast on.
-    REQUIRE(ctl.submit(npa::control_request::make_rx_mode(npa::rx_mode::unicast | npa::rx_mode::broadcast |
-                                                             npa::rx_mode::all_multi)));
-    CHECK_FALSE(dev.controlq().promisc);
-    CHECK(dev.controlq().allmulti);
-    // 3. MAC and VLAN commands are answered and kept; nothing the back end is told.
-    const npa::mac_addr m{0x02, 0, 0, 0, 0x76, 0x33};
-    REQUIRE(ctl.submit(npa::control_request::make_set_mac(m)));
-    CHECK(std::memcmp(dev.controlq().mac.data(), m.data(), 6) == 0);
-    REQUIRE(ctl.submit(npa::control_request::make_vlan(true, 100)));
-    CHECK(dev.controlq().vlan(100));
-    REQUIRE(ctl.submit(npa::control_request::make_vlan(false, 100)));
-    CHECK_FALSE(dev.controlq().vlan(100));
-    CHECK(dev.controlq().err == 0);
-    CHECK(dev.controlq().refused == 0);
-    CHECK(dev.controlq().ok == ctl.commands_ok());
-    // 4. A request the front end cannot serve is refused by the channel, not sent: RX
-    //    without unicast needs CTRL_RX_EXTRA, which is not offered.
-    CHECK_FALSE(ctl.submit(npa::control_request::make_rx_mode(npa::rx_mode::multicast)));
-    // 5. Traffic on both pairs after all that.
-    const std::array<std::uint64_t, pairs> b0 = back;
-    for (std::uint16_t q = 0; q < pairs; ++q) {
-        for (std::uint64_t i = 0; i < 100; ++i) {
-            CHECK(wait_until(5s, [&] {
-                receive(q);
-                return send(q, 100 + i);
-            }));
-        }
+        CHECK(wait_until(15s, [&] {
+            receive(0);
+            receive(1);
+            return back[0] - b0[0] == 100 && back[1] - b0[1] == 100;
+        }));
+        sh->stop();
+        sh.reset();
+        CHECK(pool->in_use() == 0);
     }
-    CHECK(wait_until(15s, [&] {
-        receive(0);
-        receive(1);
-        return back[0] - b0[0] == 100 && back[1] - b0[1] == 100;
-    }));
-    sh->stop();
-    sh.reset();
-    CHECK(pool->in_use() == 0);
 }
 
 #else
