@@ -18,6 +18,10 @@ namespace npa_bench {
 // cache-coherence fabric, which is the case a NIC driver's rings live in.
 inline constexpr int producer_core = 0;
 inline constexpr int consumer_core = 1;
+// A cache-line round trip between the two cores below this is the `near` floor, above it
+// the `far` one: between the two floors seen on the reference VM (about 160 and 600 ns),
+// which every cross-core rate moves with (ring_stream.cpp, floor_probe.cpp).
+inline constexpr double floor_split_ns = 320.0;
 
 /// The CPUs this process may use, read once before any thread is pinned (a thread
 /// inherits its creator's affinity, so asking later would see only the creator's core).

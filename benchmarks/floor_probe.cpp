@@ -25,10 +25,6 @@
 
 namespace {
 
-// ---- tuning constants --------------------------------------------------------------
-// Between the two floors seen on the reference VM (ring_stream.cpp's floor_split_ns).
-constexpr double floor_split_ns = 320.0;
-
 struct alignas(64) line {
     std::atomic<std::uint64_t> v{0};
 };
@@ -84,6 +80,6 @@ int main(int argc, char** argv) {
     echo.join();
     std::sort(means.begin(), means.end());
     const double median = means[means.size() / 2];
-    std::printf("floor_ns %.1f class %s\n", median, median < floor_split_ns ? "near" : "far");
+    std::printf("floor_ns %.1f class %s\n", median, median < npa_bench::floor_split_ns ? "near" : "far");
     return 0;
 }

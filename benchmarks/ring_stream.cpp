@@ -49,8 +49,6 @@ constexpr std::array<std::uint32_t, 4> bursts = {1, 8, 32, 256};
 // Round trips per floor probe: a few hundred microseconds at the slow floor, enough for a
 // mean that a single slow round trip cannot move much.
 constexpr std::uint32_t probe_round_trips = 256;
-// Between the two floors seen on the reference VM (about 160 and 600 ns).
-constexpr double floor_split_ns = 320.0;
 // On-CPU share below which a thread was descheduled during the trial.
 constexpr double undisturbed_share = 0.9;
 

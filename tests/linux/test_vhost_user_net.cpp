@@ -908,20 +908,46 @@ npa::path_id start_shell(std::optional<shell_t>& sh, pool_t& pool, vu::net_devic
 
 } // namespace
 
+namespace {
+// dpdk-testpmd with a net_vhost port of two queue pairs, macswap on both, its socket in a
+// private directory that goes with it.
+struct two_pair_macswap {
+    std::string dir, sock;
+    testpmd pmd;
+    explicit two_pair_macswap(const std::string& prefix) {
+        char tmpl[] = "/tmp/npa-vhost-2q-XXXXXX";
+        REQUIRE(::mkdtemp(tmpl) != nullptr);
+        dir = tmpl;
+        sock = dir + "/vhost.sock";
+        pmd.start_vdev(NPA_TESTPMD, "net_vhost0,iface=" + sock + ",queues=2", sock + ".log",
+                       prefix + std::to_string(::getpid()),
+                       {"--forward-mode=macswap", "--port-topology=loop", "--rxq=2", "--txq=2"});
+    }
+    two_pair_macswap(const two_pair_macswap&) = delete;
+    two_pair_macswap& operator=(const two_pair_macswap&) = delete;
+    ~two_pair_macswap() {
+        pmd.kill9();
+        ::unlink(sock.c_str());
+        ::unlink((sock + ".log").c_str());
+        ::rmdir(dir.c_str());
+    }
+    void wait_link_up() {
+        REQUIRE(wait_until(30s, [&] {
+            return pmd.telemetry("/ethdev/link_status,0").find("\"UP\"") != std::string::npos;
+        }));
+    }
+};
+} // namespace
+
 TEST_CASE("virtio-net over vhost-user, a shell with two queues on one virtio-net path: shell queue "
           "q is pair q (net_vhost queues=2, macswap)") {
     constexpr std::uint16_t pairs = 2;
     constexpr std::uint64_t n = 3000;     // frames per shell queue
     constexpr std::uint64_t window = 128; // per queue in flight
-    char tmpl[] = "/tmp/npa-vhost-mqsh-XXXXXX";
-    REQUIRE(::mkdtemp(tmpl) != nullptr);
-    const std::string dir = tmpl, sock = dir + "/vhost.sock";
-    testpmd pmd;
-    pmd.start_vdev(NPA_TESTPMD, "net_vhost0,iface=" + sock + ",queues=2", sock + ".log",
-                   "npa-vumqsh-" + std::to_string(::getpid()),
-                   {"--forward-mode=macswap", "--port-topology=loop", "--rxq=2", "--txq=2"});
+    two_pair_macswap peer("npa-vumqsh-");
+    testpmd& pmd = peer.pmd;
     vu::net_config cfg;
-    cfg.socket = sock;
+    cfg.socket = peer.sock;
     vu::net_device dev{10000};
     std::optional<pool_t> pool;
     open_device(dev, cfg, pool);
@@ -930,9 +956,7 @@ TEST_CASE("virtio-net over vhost-user, a shell with two queues on one virtio-net
     std::optional<shell_t> sh;
     const npa::path_id pv = start_shell(sh, *pool, dev, ctl, pairs);
     CHECK((dev.session().features() & npa::virtio_net::feature::MQ) != 0);
-    REQUIRE(wait_until(30s, [&] {
-        return pmd.telemetry("/ethdev/link_status,0").find("\"UP\"") != std::string::npos;
-    }));
+    peer.wait_link_up();
 
     // Queue q sends 128-byte frames numbered q*n ..; each must come back on q, MACs swapped,
     // in order. Probes (numbers from `probe`) warm the port up first, as in macswap_round.
@@ -1024,42 +1048,7 @@ TEST_CASE("virtio-net over vhost-user, a shell with two queues on one virtio-net
     sh->stop();
     sh.reset();
     CHECK(pool->in_use() == 0); // every buffer back in the pool
-    pmd.kill9();
-    ::unlink(sock.c_str());
-    ::unlink((sock + ".log").c_str());
-    ::rmdir(dir.c_str());
 }
-
-namespace {
-// dpdk-testpmd with a net_vhost port of two queue pairs, macswap on both, its socket in a
-// private directory that goes with it.
-struct two_pair_macswap {
-    std::string dir, sock;
-    testpmd pmd;
-    explicit two_pair_macswap(const std::string& prefix) {
-        char tmpl[] = "/tmp/npa-vhost-2q-XXXXXX";
-        REQUIRE(::mkdtemp(tmpl) != nullptr);
-        dir = tmpl;
-        sock = dir + "/vhost.sock";
-        pmd.start_vdev(NPA_TESTPMD, "net_vhost0,iface=" + sock + ",queues=2", sock + ".log",
-                       prefix + std::to_string(::getpid()),
-                       {"--forward-mode=macswap", "--port-topology=loop", "--rxq=2", "--txq=2"});
-    }
-    two_pair_macswap(const two_pair_macswap&) = delete;
-    two_pair_macswap& operator=(const two_pair_macswap&) = delete;
-    ~two_pair_macswap() {
-        pmd.kill9();
-        ::unlink(sock.c_str());
-        ::unlink((sock + ".log").c_str());
-        ::rmdir(dir.c_str());
-    }
-    void wait_link_up() {
-        REQUIRE(wait_until(30s, [&] {
-            return pmd.telemetry("/ethdev/link_status,0").find("\"UP\"") != std::string::npos;
-        }));
-    }
-};
-} // namespace
 
 TEST_CASE("virtio-net over vhost-user, the controlq served in the front end: pairs past the first "
           "wait for VQ_PAIRS_SET, which becomes SET_VRING_ENABLE (net_vhost queues=2, macswap)") {
@@ -1128,7 +1117,7 @@ TEST_CASE("virtio-net over vhost-user, the controlq served in the front end (con
         open_device(dev, cfg, pool);
         REQUIRE(wait_until(30s, [&] { return static_cast<bool>(dev.connect()); }));
         npa::virtio_net_control ctl(dev.control_memory());
-        static_assert(npa::virtio_net_control::memory_bytes <= vu::net_device::control_bytes);
+        static_assert(npa::virtio_net_control::memory_bytes <= vu::control_server::bytes);
         dev.window().set_control(ctl.hook());
         std::optional<shell_t> sh;
         const npa::path_id pv = start_shell(sh, *pool, dev, ctl, pairs);

@@ -223,11 +223,7 @@ public:
                 }
             }
         }
-        if (work == 0) { // nothing taken, nothing delivered
-            return 0;
-        }
-        publish_dirty(); // what zero-copy ports' frames delivered
-        return work;
+        return work; // each burst published what it delivered
     }
 
     /// Walks transmitq q of port i until nothing is available on it (its front end is about
@@ -243,7 +239,6 @@ public:
             }
             taken += static_cast<std::uint32_t>(n);
         }
-        publish_dirty();
     }
     /// The control path of zero-copy port i: a new front end attached (one at a time: a
     /// second is refused), or the attached one gone, its frames forwarded and its buffers
@@ -293,7 +288,6 @@ public:
             }
             taken += static_cast<std::uint32_t>(n);
         }
-        publish_dirty();
         p.nrunning_rx = 0;
         z.close_conn();
         p.c.zc_reclaimed += zpool->reclaim(static_cast<std::uint8_t>(i));
@@ -566,6 +560,9 @@ private:
         n += static_cast<int>(got);
         if (lend) { // empty buffers for its next frames
             z.top_up(zp, me);
+        }
+        if (got != 0) { // what the burst delivered, to its receivers now (as poll_queue())
+            publish_dirty();
         }
         return n;
     }

@@ -46,19 +46,12 @@
 //                past the first are handed over disabled until VQ_PAIRS_SET (below).
 //   controlq     with net_config::control_queue (DPDK's virtio_user cq=1; QEMU's net front
 //                end always): VIRTIO_NET_F_CTRL_VQ with CTRL_RX, CTRL_VLAN and CTRL_MAC_ADDR
-//                offered to the plugin and served here, never sent to the back end (its
-//                SET_FEATURES leaves them out), as those two front ends do. The controlq
-//                lies in control_memory(), this object's own memory (no back end reads it);
-//                every chain on it is walked by the virtqueue core's device side with the
-//                address check "inside control_memory()" and answered in its one writable
-//                byte. VQ_PAIRS_SET becomes SET_VRING_ENABLE: with MQ and the controlq, the
-//                rings of pair 0 are enabled when handed over, the others only once a
-//                VQ_PAIRS_SET names them (5.1.6.5.5: the device starts with one pair), and
-//                disabled again when a later one names fewer. MAC, RX mode and VLAN
-//                commands are checked and kept (controlq()) and answered OK: no
-//                vhost-user back end filters by them, as with DPDK's and QEMU's front ends.
-//                Anything else, or a command without its feature or with the wrong length,
-//                is answered ERR.
+//                offered to the plugin and served here (controlq.hpp), never sent to the
+//                back end (its SET_FEATURES leaves them out), as those two front ends do.
+//                VQ_PAIRS_SET becomes SET_VRING_ENABLE: with MQ and the controlq, the rings
+//                of pair 0 are enabled when handed over, the others only once a VQ_PAIRS_SET
+//                names them (5.1.6.5.5: the device starts with one pair), and disabled again
+//                when a later one names fewer.
 //   notify       an 8-byte write of 1 to the ring's kick eventfd (nothing when polled); on
 //                the controlq, the commands waiting are served at once.
 //   interrupts   the ring's call eventfd, which latches by itself (a counter): irq_mask
@@ -68,18 +61,17 @@
 #pragma once
 
 #include <npa/buffer/memory.hpp>
+#include <npa/linux/vhost_user/controlq.hpp>
 #include <npa/linux/vhost_user/front_end.hpp>
 #include <npa/linux/vhost_user/ring_base.hpp>
 #include <npa/plugins/virtio_net/defs.hpp>
 #include <npa/plugins/virtio_net/window.hpp>
-#include <npa/virtio/device_queue.hpp>
 #include <npa/virtio/split_ring.hpp>
 #include <npa/virtio/transport.hpp>
 
 #include <poll.h>
 #include <unistd.h>
 
-#include <algorithm>
 #include <array>
 #include <cstdint>
 #include <cstdio>
@@ -102,19 +94,6 @@ struct net_config {
     bool control_queue = false;
 };
 
-/// What the controlq served here was told (net_device::controlq()).
-struct control_state {
-    std::uint16_t pairs = 1;           ///< pairs enabled at the back end (VQ_PAIRS_SET)
-    std::array<std::uint8_t, 6> mac{}; ///< MAC_ADDR_SET's (zero: none yet)
-    bool promisc = true, allmulti = false; ///< RX PROMISC / ALLMULTI (a device resets promiscuous)
-    std::uint32_t uc_entries = 0, mc_entries = 0; ///< MAC_TABLE_SET's two tables
-    std::array<std::uint64_t, 64> vlans{};        ///< VLAN ADD / DEL, a bit each
-    std::uint64_t ok = 0, err = 0;     ///< commands answered OK / ERR
-    std::uint64_t refused = 0;         ///< chains the walk refused (given back unanswered)
-
-    [[nodiscard]] bool vlan(std::uint16_t v) const noexcept { return v < 4096 && (vlans[v / 64] >> (v % 64) & 1u) != 0; }
-};
-
 class net_device {
 public:
     /// Feature bits this transport carries from the back end to the plugin: everything else
@@ -134,9 +113,6 @@ public:
     static constexpr std::uint64_t emulated = virtio_net::feature::CTRL_VQ | virtio_net::feature::CTRL_RX |
                                               virtio_net::feature::CTRL_VLAN |
                                               virtio_net::feature::CTRL_MAC_ADDR;
-    /// The controlq's largest size, and the bytes of control_memory().
-    static constexpr std::uint16_t control_queue_max = 64;
-    static constexpr std::size_t control_bytes = 8192;
 
     /// `timeout_ms`: how long a control-path request waits for its reply.
     explicit net_device(int timeout_ms = 5000) noexcept : fe_(timeout_ms) {}
@@ -165,20 +141,16 @@ public:
         note_[0] = '\0';
         status_ = 0;
         enabled_ = {};
-        ring_on_ = {};
         ctrl_features_ = 0;
-        ctrl_live_ = false;
-        ctrl_ = {};
+        ctrl_.clear();
         return fe_.connect(cfg_.socket);
     }
 
     /// Memory for the shell's control channel (npa/control/virtio_net.hpp) when the
     /// controlq is served here: this object's own, its device address its address.
-    [[nodiscard]] virtio_net::ring_memory control_memory() noexcept {
-        return {ctrl_mem_.data(), reinterpret_cast<iova_t>(ctrl_mem_.data()), ctrl_mem_.size()};
-    }
+    [[nodiscard]] virtio_net::ring_memory control_memory() noexcept { return ctrl_.memory(); }
     /// What the controlq was told since the plugin attached.
-    [[nodiscard]] const control_state& controlq() const noexcept { return ctrl_; }
+    [[nodiscard]] const control_state& controlq() const noexcept { return ctrl_.state(); }
     /// The emulated features the plugin took (a subset of `emulated`).
     [[nodiscard]] std::uint64_t control_features() const noexcept { return ctrl_features_; }
 
@@ -335,10 +307,9 @@ private:
                     }
                 }
                 d.enabled_[i] = false;
-                d.ring_on_[i] = false;
             }
             d.features_ok_ = false;
-            d.ctrl_live_ = false;
+            d.ctrl_.stop();
             d.status_ = 0;
             return;
         }
@@ -350,14 +321,18 @@ private:
     static std::uint16_t queue_max(void* c, std::uint16_t q) noexcept {
         const net_device& d = self(c);
         if (d.has_controlq() && q == d.ctrl_index()) {
-            return control_queue_max;
+            return control_server::queue_max;
         }
         return q < 2 * d.usable_pairs() ? static_cast<std::uint16_t>(virtio::max_queue_size) : std::uint16_t{0};
     }
     static bool queue_enable(void* c, std::uint16_t q, const virtio::queue_setup& s) noexcept {
         net_device& d = self(c);
         if (d.has_controlq() && q == d.ctrl_index()) {
-            return d.enable_controlq(s);
+            if (!d.ctrl_.start(s, d.packed())) {
+                d.last_error_ = "vhost-user net: a control queue outside control_memory() or of a size refused";
+                return false;
+            }
+            return true;
         }
         const std::uint64_t lo = d.mem_.address(0), hi = lo + d.cfg_.ring_bytes;
         for (const iova_t a : {s.desc, s.driver, s.device}) {
@@ -380,20 +355,19 @@ private:
         l.base = (d.fe_.features() & virtio::feature::RING_PACKED) != 0 ? encode_base({0, true})
                                                                         : std::uint16_t{0};
         // With the controlq and MQ, pairs past the first wait for VQ_PAIRS_SET (5.1.6.5.5).
-        const bool on = !(d.has_controlq() && (d.fe_.features() & virtio_net::feature::MQ) != 0) || q < 2;
-        const status st = d.fe_.set_ring(q, l, d.mem_, on);
+        const status st = d.fe_.set_ring(q, l, d.mem_, d.ring_runs(q, 1));
         if (!st) {
             d.last_error_ = st.reason();
             return false;
         }
         d.enabled_[q] = true;
-        d.ring_on_[q] = on;
         return true;
     }
     static void notify(void* c, std::uint16_t q) noexcept {
         net_device& d = self(c);
-        if (d.ctrl_live_ && q == d.ctrl_index()) {
-            d.serve_controlq();
+        if (d.ctrl_.live() && q == d.ctrl_index()) {
+            d.ctrl_.serve(d.fe_.features() | d.ctrl_features_, d.pairs_,
+                          [&d](std::uint16_t n) { return d.run_pairs(n); });
             return;
         }
         const int fd = q < 2 * max_pairs ? d.fe_.fds(q).kick : -1;
@@ -432,172 +406,25 @@ private:
     [[nodiscard]] std::uint16_t ctrl_index() const noexcept {
         return virtio_net::ctrlq_index((fe_.features() & virtio_net::feature::MQ) != 0, pairs_);
     }
-    // Where [iova, iova + len) of control_memory() is here, or nullptr.
-    [[nodiscard]] std::byte* ctrl_ptr(std::uint64_t iova, std::uint64_t len) noexcept {
-        const auto base = reinterpret_cast<std::uint64_t>(ctrl_mem_.data());
-        if (iova < base || iova - base > ctrl_mem_.size() || len > ctrl_mem_.size() - (iova - base)) {
-            return nullptr;
-        }
-        return ctrl_mem_.data() + (iova - base);
+    // Whether ring q runs at the back end with `pairs` pairs running: every ring but with
+    // the controlq and MQ, where only the first `pairs` pairs do.
+    [[nodiscard]] bool ring_runs(std::uint16_t q, std::uint16_t pairs) const noexcept {
+        return !(has_controlq() && (fe_.features() & virtio_net::feature::MQ) != 0) || q / 2 < pairs;
     }
-    bool enable_controlq(const virtio::queue_setup& s) noexcept {
-        ctrl_live_ = false;
-        const std::uint32_t n = s.size;
-        bool ok = false;
-        if ((fe_.features() & virtio::feature::RING_PACKED) != 0) {
-            std::byte* d = ctrl_ptr(s.desc, virtio::packed_desc_bytes(n));
-            std::byte* drv = ctrl_ptr(s.driver, sizeof(virtio::pvirtq_event_suppress));
-            std::byte* dv = ctrl_ptr(s.device, sizeof(virtio::pvirtq_event_suppress));
-            ok = n <= control_queue_max && virtio::packed_size_ok(n) && d != nullptr && drv != nullptr &&
-                 dv != nullptr && cq_.reset(virtio::packed_ring(d, drv, dv, n));
-        } else if (n <= control_queue_max && virtio::queue_size_ok(n)) {
-            std::byte* d = ctrl_ptr(s.desc, virtio::desc_bytes(n));
-            std::byte* a = ctrl_ptr(s.driver, virtio::avail_bytes(n));
-            std::byte* u = ctrl_ptr(s.device, virtio::used_bytes(n));
-            ok = d != nullptr && a != nullptr && u != nullptr &&
-                 cq_.reset(virtio::split_ring(d, a, u, n), false);
+    // VQ_PAIRS_SET n: SET_VRING_ENABLE on every ring handed over whose state changes.
+    bool run_pairs(std::uint16_t n) noexcept {
+        for (std::uint16_t r = 0; r < 2 * pairs_; ++r) {
+            const bool want = ring_runs(r, n);
+            if (!enabled_[r] || ring_runs(r, ctrl_.state().pairs) == want) {
+                continue; // not handed over (it is enabled when it is), or already so
+            }
+            if (const status st = fe_.enable_ring(r, want); !st) {
+                last_error_ = st.reason();
+                return false;
+            }
         }
-        if (!ok) {
-            last_error_ = "vhost-user net: a control queue outside control_memory() or of a size refused";
-            return false;
-        }
-        ctrl_ = {};
-        ctrl_live_ = true;
         return true;
     }
-    // Every command waiting on the controlq: walked, answered in its writable byte, used.
-    void serve_controlq() noexcept {
-        for (;;) {
-            virtio::chain c;
-            std::uint16_t descs = 0;
-            std::array<virtio::segment, 8> segs;
-            std::array<std::byte*, 8> host{};
-            std::uint16_t nh = 0;
-            const auto ok = [&](std::uint64_t a, std::uint32_t l, bool) {
-                std::byte* p = ctrl_ptr(a, l);
-                if (p != nullptr) {
-                    host[nh++] = p;
-                }
-                return p != nullptr;
-            };
-            const virtio::pop_status ps = cq_.pop(c, descs, segs, ok);
-            if (ps == virtio::pop_status::empty) {
-                break;
-            }
-            if (ps == virtio::pop_status::broken) { // an impossible index: left alone
-                ctrl_live_ = false;
-                ++ctrl_.refused;
-                break;
-            }
-            if (ps == virtio::pop_status::refused) {
-                ++ctrl_.refused;
-                if (cq_.last_error() != virtio::chain_error::head_range) {
-                    cq_.push_used(c.head, 0, descs);
-                }
-                continue;
-            }
-            // the readable part (header and data) gathered; the answer goes in the first
-            // writable byte
-            std::array<std::uint8_t, 2 + 8 + 6 * 2 * max_table> cmd{};
-            std::size_t len = 0;
-            bool too_long = false;
-            for (std::uint16_t i = 0; i < c.readable; ++i) {
-                const std::size_t k = std::min<std::size_t>(segs[i].len, cmd.size() - len);
-                too_long = too_long || k < segs[i].len;
-                std::memcpy(cmd.data() + len, host[i], k);
-                len += k;
-            }
-            std::uint32_t written = 0;
-            if (c.segments > c.readable && segs[c.readable].len >= 1) {
-                const std::uint8_t ack = too_long ? virtio_net::ctrl::ERR : command({cmd.data(), len});
-                *host[c.readable] = std::byte{ack};
-                ++(ack == virtio_net::ctrl::OK ? ctrl_.ok : ctrl_.err);
-                written = 1;
-            } else {
-                ++ctrl_.err; // nowhere to answer: not executed
-            }
-            cq_.push_used(c.head, written, descs);
-        }
-        cq_.publish_used();
-    }
-    // One command (header, data): OK or ERR, applied when OK.
-    std::uint8_t command(std::span<const std::uint8_t> b) noexcept {
-        namespace vn = virtio_net;
-        if (b.size() < 2) {
-            return vn::ctrl::ERR;
-        }
-        const std::uint8_t cls = b[0], cmd = b[1];
-        const std::span<const std::uint8_t> data = b.subspan(2);
-        const auto le16 = [&](std::size_t at) {
-            return static_cast<std::uint16_t>(data[at] | data[at + 1] << 8);
-        };
-        const auto le32 = [&](std::size_t at) {
-            return static_cast<std::uint32_t>(data[at] | data[at + 1] << 8 | data[at + 2] << 16 |
-                                              static_cast<std::uint32_t>(data[at + 3]) << 24);
-        };
-        if (cls == vn::ctrl::MQ && cmd == vn::ctrl::MQ_VQ_PAIRS_SET) {
-            if ((fe_.features() & vn::feature::MQ) == 0 || data.size() != 2) {
-                return vn::ctrl::ERR;
-            }
-            const std::uint16_t n = le16(0);
-            if (n < 1 || n > pairs_) {
-                return vn::ctrl::ERR;
-            }
-            for (std::uint16_t r = 0; r < 2 * pairs_; ++r) {
-                const bool want = r / 2 < n;
-                if (!enabled_[r] || ring_on_[r] == want) {
-                    continue; // not handed over (it is enabled when it is), or already so
-                }
-                if (const status st = fe_.enable_ring(r, want); !st) {
-                    last_error_ = st.reason();
-                    return vn::ctrl::ERR;
-                }
-                ring_on_[r] = want;
-            }
-            ctrl_.pairs = n;
-            return vn::ctrl::OK;
-        }
-        if (cls == vn::ctrl::RX && (ctrl_features_ & vn::feature::CTRL_RX) != 0 && data.size() == 1 &&
-            (cmd == vn::ctrl::RX_PROMISC || cmd == vn::ctrl::RX_ALLMULTI) && data[0] <= 1) {
-            (cmd == vn::ctrl::RX_PROMISC ? ctrl_.promisc : ctrl_.allmulti) = data[0] == 1;
-            return vn::ctrl::OK;
-        }
-        if (cls == vn::ctrl::MAC && cmd == vn::ctrl::MAC_ADDR_SET &&
-            (ctrl_features_ & vn::feature::CTRL_MAC_ADDR) != 0 && data.size() == 6) {
-            std::memcpy(ctrl_.mac.data(), data.data(), 6);
-            return vn::ctrl::OK;
-        }
-        if (cls == vn::ctrl::MAC && cmd == vn::ctrl::MAC_TABLE_SET && (ctrl_features_ & vn::feature::CTRL_RX) != 0) {
-            // two tables, each le32 entries then 6 bytes an entry, filling the data exactly
-            if (data.size() < 4) {
-                return vn::ctrl::ERR;
-            }
-            const std::uint32_t uc = le32(0);
-            if (uc > max_table || data.size() < 4 + 6 * std::size_t{uc} + 4) {
-                return vn::ctrl::ERR;
-            }
-            const std::uint32_t mc = le32(4 + 6 * std::size_t{uc});
-            if (mc > max_table || data.size() != 8 + 6 * (std::size_t{uc} + mc)) {
-                return vn::ctrl::ERR;
-            }
-            ctrl_.uc_entries = uc;
-            ctrl_.mc_entries = mc;
-            return vn::ctrl::OK;
-        }
-        if (cls == vn::ctrl::VLAN && (ctrl_features_ & vn::feature::CTRL_VLAN) != 0 && data.size() == 2 &&
-            (cmd == vn::ctrl::VLAN_ADD || cmd == vn::ctrl::VLAN_DEL)) {
-            const std::uint16_t v = le16(0);
-            if (v > 4095) {
-                return vn::ctrl::ERR;
-            }
-            cmd == vn::ctrl::VLAN_ADD ? ctrl_.vlans[v / 64] |= 1ull << (v % 64)
-                                      : ctrl_.vlans[v / 64] &= ~(1ull << (v % 64));
-            return vn::ctrl::OK;
-        }
-        return vn::ctrl::ERR;
-    }
-    // The most entries one MAC_TABLE_SET table may have here (QEMU's MAC_TABLE_ENTRIES).
-    static constexpr std::size_t max_table = 64;
 
     static constexpr virtio::transport_ops ops_{
         &device_features, &set_driver_features, &get_status, &set_status,
@@ -612,12 +439,8 @@ private:
     std::uint8_t status_ = 0;
     bool features_ok_ = false;
     std::array<bool, 2 * max_pairs> enabled_{}; ///< handed over (set_ring)
-    std::array<bool, 2 * max_pairs> ring_on_{}; ///< and enabled at the back end
-    std::uint64_t ctrl_features_ = 0;
-    bool ctrl_live_ = false;
-    virtio::device_queue cq_{};
-    control_state ctrl_{};
-    alignas(64) std::array<std::byte, control_bytes> ctrl_mem_{};
+    std::uint64_t ctrl_features_ = 0;           ///< the emulated features taken
+    control_server ctrl_;
     std::array<std::uint16_t, 2 * max_pairs> bases_{};
     std::array<bool, max_pairs> masked_ = all_masked();
     std::uint64_t back_end_pairs_ = 0;
