@@ -1,5 +1,5 @@
 // npa::detail::bulk_copy (detail/bulk_copy.hpp), the copy behind ring bursts of 256 bytes
-// and more: every length from its minimum to past three 512-byte blocks, at source and
+// and more: every length from its minimum to past the string move's threshold, at source and
 // destination offsets that put the 32-byte vectors at every alignment, checked byte for
 // byte against the source, with guard bytes on both sides of the destination that must
 // stay untouched (the overlapping tail blocks must not reach outside the range).
@@ -16,21 +16,22 @@
 
 namespace {
 
-constexpr std::size_t max_len = 3 * 512 + 100;
+// Past the string move's threshold too, with lengths that are not multiples of 8.
+constexpr std::size_t max_len = npa::detail::bulk_copy_string_min_bytes + 512 + 100;
 constexpr std::size_t guard = 64;
 constexpr std::array<std::size_t, 6> offsets = {0, 1, 8, 16, 24, 31};
 
 using copy_fn = void (*)(void*, const void*, std::size_t) noexcept;
 
 /// Copies every length at every offset pair with `fn`; returns the number of bad copies.
-std::size_t check_all(copy_fn fn) {
+std::size_t check_all(copy_fn fn, std::size_t min_len = npa::detail::bulk_copy_min_bytes) {
     std::vector<std::uint8_t> src(max_len + 64);
     for (std::size_t i = 0; i < src.size(); ++i) {
         src[i] = static_cast<std::uint8_t>(i * 131 + 7);
     }
     std::vector<std::uint8_t> dst(guard + max_len + 64 + guard);
     std::size_t bad = 0;
-    for (std::size_t len = npa::detail::bulk_copy_min_bytes; len <= max_len; ++len) {
+    for (std::size_t len = min_len; len <= max_len; ++len) {
         for (const std::size_t so : offsets) {
             for (const std::size_t d_off : offsets) {
                 std::memset(dst.data(), 0xA5, dst.size());
@@ -69,5 +70,11 @@ TEST_CASE("bulk_copy: the AVX2 routine itself, where the CPU has AVX2") {
         return;
     }
     CHECK(check_all(&npa::detail::bulk_copy_avx2) == 0);
+}
+#endif
+
+#if NPA_BULK_COPY_AVX2
+TEST_CASE("bulk_copy: the string move itself, every length from 8 bytes") {
+    CHECK(check_all(&npa::detail::bulk_copy_string, 8) == 0);
 }
 #endif
