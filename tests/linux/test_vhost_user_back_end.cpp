@@ -239,6 +239,24 @@ TEST_CASE("back end ring walk: frames given to the front end's receive ring") {
         CHECK(u.len == hdr + frame.size());
         CHECK(std::to_integer<int>(f.mem[4096 + hdr + 50]) == 0x5a);
     }
+    SUBCASE("the header is the frame's whatever the buffer held: stale bytes replaced") {
+        // give_frame writes the header only where the buffer does not hold it already; a
+        // buffer with anything else there (here 0xff, num_buffers 0xffff) gets it written.
+        for (const std::uint8_t old : {std::uint8_t{0xff}, std::uint8_t{0}}) {
+            CAPTURE(int{old});
+            std::memset(f.mem.data() + 4096, old, hdr);
+            const vq::segment s{f.gpa(4096), 2048, true};
+            REQUIRE(f.drv.add({&s, 1}) >= 0);
+            (void)f.drv.publish();
+            CHECK(vu::give_frame(f.ring, f.gm, hdr, false, frame, f.st));
+            f.ring.dev.publish_used();
+            vq::used_chain u;
+            REQUIRE(f.drv.poll_used(u) == vq::used_status::ok);
+            const std::array<std::uint8_t, hdr> want{0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0};
+            CHECK(std::memcmp(f.mem.data() + 4096, want.data(), hdr) == 0);
+            CHECK(std::to_integer<int>(f.mem[4096 + hdr]) == 0x5a);
+        }
+    }
     SUBCASE("without MRG_RXBUF a chain too small keeps its place; with it the frame takes two") {
         const vq::segment a{f.gpa(4096), 64, true}, b{f.gpa(8192), 64, true};
         REQUIRE(f.drv.add({&a, 1}) >= 0);

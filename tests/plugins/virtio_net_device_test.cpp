@@ -310,6 +310,60 @@ TEST_CASE("IN_ORDER: a device that confirms transmitq chains in batches (virtio 
     }
 }
 
+TEST_CASE("a transmit header is this frame's whatever the headroom held before") {
+    // The plugin writes the 12-byte header only where the buffer does not hold it already
+    // (an unchanged header leaves the line shared with the device). A headroom holding a
+    // stale one (a checksum request pointing into the frame, a GSO type) must still be
+    // replaced: the device would otherwise write a checksum into the frame.
+    for (const bool packed : {false, true}) {
+        CAPTURE(packed);
+        virtio_net_rig::config c = one_queue();
+        c.packed_ring = packed;
+        virtio_net_rig rig(c);
+        REQUIRE(rig.ok());
+        plugin_t p;
+        REQUIRE(p.attach(rig.api(), rig.window(), rig.queue_cfg()));
+        REQUIRE(p.capabilities().has(npa::cap::tx_l4_csum)); // the device honours NEEDS_CSUM
+        const std::uint32_t flow = 9;
+        vn::net_hdr_v1 stale{};
+        stale.flags = vn::HDR_F_NEEDS_CSUM;
+        stale.gso_type = vn::GSO_TCPV4;
+        stale.csum_start = 14;
+        stale.csum_offset = 2;
+        const vn::net_hdr_v1 none{};
+        std::uint64_t sent = 0;
+        for (int round = 0; round < 8; ++round) {
+            std::array<buffer_t, 8> b{};
+            const std::uint32_t got = rig.api().alloc_tx(b);
+            for (std::uint32_t i = 0; i < got; ++i) {
+                rig.build_tx(b[i], flow);
+                // even rounds: a stale header; odd ones: the right one already there
+                std::memcpy(b[i].data() - vn::HDR_LEN, round % 2 == 0 ? &stale : &none, vn::HDR_LEN);
+            }
+            rig.api().offer({b.data(), got});
+            const std::uint16_t k = p.tx_burst(0, std::span(b.data(), got));
+            for (std::uint16_t i = 0; i < k; ++i) {
+                CHECK(std::memcmp(b[i].data() - vn::HDR_LEN, &none, vn::HDR_LEN) == 0);
+            }
+            rig.api().not_accepted({b.data() + k, got - k});
+            rig.api().free({b.data() + k, got - k});
+            sent += k;
+            rig.step();
+            (void)p.tx_reap(0);
+        }
+        for (int i = 0; i < 10 && p.tx_in_flight(0) != 0; ++i) {
+            rig.step();
+            (void)p.tx_reap(0);
+        }
+        CHECK(sent == 64);
+        const auto rep = rig.far_report(flow, sent);
+        CHECK(rep.received == sent);
+        CHECK(rep.corrupt == 0);
+        p.detach();
+        CHECK(rig.api().audit().balanced());
+    }
+}
+
 TEST_CASE("a device that lies about num_buffers is caught, and nothing is lost") {
     for (const std::int32_t delta : {1, 1000, -1}) {
         CAPTURE(delta);

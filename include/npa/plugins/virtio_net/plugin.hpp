@@ -591,7 +591,14 @@ private:
             h.gso_size = ol.tso_mss;
             h.hdr_len = static_cast<std::uint16_t>(l23 + ol.l4_len);
         }
-        std::memcpy(b.data() - vn::HDR_LEN, &h, sizeof h);
+        // Written only when the buffer does not already hold it. The device read this line
+        // when the buffer last went out; a header that did not change since (no offloads)
+        // leaves the line shared between the two caches, where a store would take it back
+        // from the device's cache first.
+        std::byte* const at = b.data() - vn::HDR_LEN;
+        if (std::memcmp(at, &h, sizeof h) != 0) {
+            std::memcpy(at, &h, sizeof h);
+        }
     }
     static std::uint16_t load_be16(const std::byte* p) noexcept {
         return static_cast<std::uint16_t>(std::to_integer<std::uint16_t>(p[0]) << 8 |

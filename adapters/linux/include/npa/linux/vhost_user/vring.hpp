@@ -244,11 +244,17 @@ inline constexpr std::array<std::byte, 12> one_buffer_hdr{
     std::byte{0}, std::byte{0}, std::byte{0}, std::byte{0}, std::byte{0}, std::byte{0},
     std::byte{0}, std::byte{0}, std::byte{0}, std::byte{0}, std::byte{1}, std::byte{0}}; // le16 1
 
-/// Writes the header and `frame` at `p`, which holds them both.
+/// Writes the header and `frame` at `p`, which holds them both. The header is written only
+/// when the buffer does not hold it already: a front end that posts the same buffers again
+/// (DPDK's, Linux's) finds them holding the header of their last frame, and a line the
+/// switch does not write stays shared with the front end's cache instead of being taken
+/// from it (DPDK's virtio driver spares its transmit headers the same way).
 NPA_ALWAYS_INLINE void give_whole(std::byte* p, std::size_t hdr_len, const frame_parts& frame) noexcept {
     if (hdr_len == 12) {
-        std::memcpy(p, one_buffer_hdr.data(), 12);
-    } else {
+        if (std::memcmp(p, one_buffer_hdr.data(), 12) != 0) {
+            std::memcpy(p, one_buffer_hdr.data(), 12);
+        }
+    } else if (std::memcmp(p, one_buffer_hdr.data(), 10) != 0) {
         std::memcpy(p, one_buffer_hdr.data(), 10); // the legacy header: no num_buffers
     }
     p += hdr_len;
