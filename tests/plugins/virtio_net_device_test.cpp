@@ -42,6 +42,37 @@ void negotiate(const vio::transport& t, std::uint64_t f) {
     t.set_status(vio::status_bit::ACKNOWLEDGE | vio::status_bit::DRIVER | vio::status_bit::FEATURES_OK);
 }
 
+// One step of transmit traffic: frames of `flow` built into what the pool gives of N
+// buffers (`prepare` then sees each), offered to the plugin; `accepted` sees the ones it
+// took before the device runs; the rest go back. The device steps and the plugin reaps.
+// Returns how many the plugin took.
+template <std::size_t N, class Prepare, class Accepted>
+std::uint16_t send_step(virtio_net_rig& rig, plugin_t& p, std::uint32_t flow, Prepare&& prepare,
+                        Accepted&& accepted) {
+    std::array<buffer_t, N> b{};
+    const std::uint32_t got = rig.api().alloc_tx(b);
+    for (std::uint32_t i = 0; i < got; ++i) {
+        rig.build_tx(b[i], flow);
+        prepare(b[i]);
+    }
+    rig.api().offer({b.data(), got});
+    const std::uint16_t k = p.tx_burst(0, std::span(b.data(), got));
+    accepted(std::span<const buffer_t>(b.data(), k));
+    rig.api().not_accepted({b.data() + k, got - k});
+    rig.api().free({b.data() + k, got - k});
+    rig.step();
+    (void)p.tx_reap(0);
+    return k;
+}
+
+// Steps the device until the plugin has every transmit buffer back (or ten steps passed).
+void drain_tx(virtio_net_rig& rig, plugin_t& p) {
+    for (int i = 0; i < 10 && p.tx_in_flight(0) != 0; ++i) {
+        rig.step();
+        (void)p.tx_reap(0);
+    }
+}
+
 virtio_net_rig::config one_queue() {
     virtio_net_rig::config c;
     c.queues = 1;
@@ -275,24 +306,11 @@ TEST_CASE("IN_ORDER: a device that confirms transmitq chains in batches (virtio 
         REQUIRE(((p.features() & vio::feature::RING_PACKED) != 0) == packed);
         const std::uint32_t flow = 7;
         std::uint64_t sent = 0;
-        for (int round = 0; round < 40; ++round) {
-            std::array<buffer_t, 19> b{}; // not a multiple of 8: every step ends a short batch
-            const std::uint32_t got = rig.api().alloc_tx(b);
-            for (std::uint32_t i = 0; i < got; ++i) {
-                rig.build_tx(b[i], flow);
-            }
-            rig.api().offer({b.data(), got});
-            const std::uint16_t k = p.tx_burst(0, std::span(b.data(), got));
-            rig.api().not_accepted({b.data() + k, got - k});
-            rig.api().free({b.data() + k, got - k});
-            sent += k;
-            rig.step();
-            (void)p.tx_reap(0);
+        for (int round = 0; round < 40; ++round) { // 19 a step, not a multiple of 8: every
+                                                   // step ends a short batch
+            sent += send_step<19>(rig, p, flow, [](buffer_t&) {}, [](std::span<const buffer_t>) {});
         }
-        for (int i = 0; i < 10 && p.tx_in_flight(0) != 0; ++i) {
-            rig.step();
-            (void)p.tx_reap(0);
-        }
+        drain_tx(rig, p);
         CHECK(p.tx_in_flight(0) == 0);
         CHECK(rig.device().tx_batch_entries() > 0);
         const auto rep = rig.far_report(flow, sent);
@@ -333,28 +351,18 @@ TEST_CASE("a transmit header is this frame's whatever the headroom held before")
         const vn::net_hdr_v1 none{};
         std::uint64_t sent = 0;
         for (int round = 0; round < 8; ++round) {
-            std::array<buffer_t, 8> b{};
-            const std::uint32_t got = rig.api().alloc_tx(b);
-            for (std::uint32_t i = 0; i < got; ++i) {
-                rig.build_tx(b[i], flow);
-                // even rounds: a stale header; odd ones: the right one already there
-                std::memcpy(b[i].data() - vn::HDR_LEN, round % 2 == 0 ? &stale : &none, vn::HDR_LEN);
-            }
-            rig.api().offer({b.data(), got});
-            const std::uint16_t k = p.tx_burst(0, std::span(b.data(), got));
-            for (std::uint16_t i = 0; i < k; ++i) {
-                CHECK(std::memcmp(b[i].data() - vn::HDR_LEN, &none, vn::HDR_LEN) == 0);
-            }
-            rig.api().not_accepted({b.data() + k, got - k});
-            rig.api().free({b.data() + k, got - k});
-            sent += k;
-            rig.step();
-            (void)p.tx_reap(0);
+            // even rounds: a stale header in the headroom; odd ones: the right one already
+            const vn::net_hdr_v1& before = round % 2 == 0 ? stale : none;
+            sent += send_step<8>(
+                rig, p, flow,
+                [&](buffer_t& b) { std::memcpy(b.data() - vn::HDR_LEN, &before, vn::HDR_LEN); },
+                [&](std::span<const buffer_t> took) {
+                    for (const buffer_t& b : took) {
+                        CHECK(std::memcmp(b.data() - vn::HDR_LEN, &none, vn::HDR_LEN) == 0);
+                    }
+                });
         }
-        for (int i = 0; i < 10 && p.tx_in_flight(0) != 0; ++i) {
-            rig.step();
-            (void)p.tx_reap(0);
-        }
+        drain_tx(rig, p);
         CHECK(sent == 64);
         const auto rep = rig.far_report(flow, sent);
         CHECK(rep.received == sent);
