@@ -284,13 +284,16 @@ private:
 
     // The burst calls' slow path: read the other side's index once (the same condition
     // as free_from() / used_from(): the cached copy could not satisfy the whole burst).
+    // The copy is stored only when the ring is not still full (empty): a side spinning on
+    // it stores nothing to the line the other side reads (the index shares it).
     NPA_ALWAYS_INLINE std::uint32_t refresh_room(std::uint32_t next, std::uint32_t n) noexcept {
         // acquire: as in free_from()
-        prod_.cached_tail = cons_.tail.load(std::memory_order_acquire);
-        const std::uint32_t free = Capacity - (next - prod_.cached_tail);
+        const std::uint32_t t = cons_.tail.load(std::memory_order_acquire);
+        const std::uint32_t free = Capacity - (next - t);
         if (free == 0) {
-            return 0; // still full
+            return 0; // still full: nothing stored, the line the consumer reads left alone
         }
+        prod_.cached_tail = t;
         if (n - 1 < free) {
             return n; // room for all of them now
         }
@@ -298,11 +301,12 @@ private:
     }
     NPA_ALWAYS_INLINE std::uint32_t refresh_fill(std::uint32_t tail, std::uint32_t n) noexcept {
         // acquire: as in used_from()
-        cons_.cached_head = prod_.head.load(std::memory_order_acquire);
-        const std::uint32_t used = cons_.cached_head - tail;
+        const std::uint32_t h = prod_.head.load(std::memory_order_acquire);
+        const std::uint32_t used = h - tail;
         if (used == 0) {
-            return 0; // still empty
+            return 0; // still empty: nothing stored
         }
+        cons_.cached_head = h;
         if (n - 1 < used) {
             return n;
         }
