@@ -139,7 +139,7 @@ public:
     /// Publishes every staged element with one release store.
     NPA_ALWAYS_INLINE void flush() noexcept {
         // release: the slots before the index; pairs with the consumer's acquire of head
-        // in used_from() (and size()).
+        // in reload_used() (and size()).
         prod_.head.store(prod_.next, std::memory_order_release);
     }
 
@@ -189,7 +189,7 @@ public:
         }
         copy_out(tail, out.data(), k);
         // release: the slots are read before they are freed; pairs with the producer's
-        // acquire of tail in free_from().
+        // acquire of tail in reload_free().
         cons_.tail.store(tail + k, std::memory_order_release);
         return k;
     }
@@ -282,57 +282,62 @@ private:
         return n - 1 < cons_.cached_head - tail;
     }
 
-    // The burst calls' slow path: read the other side's index once (the same condition
-    // as free_from() / used_from(): the cached copy could not satisfy the whole burst).
-    // The copy is stored only when the ring is not still full (empty): a side spinning on
-    // it stores nothing to the line the other side reads (the index shares it).
-    NPA_ALWAYS_INLINE std::uint32_t refresh_room(std::uint32_t next, std::uint32_t n) noexcept {
-        // acquire: as in free_from()
+    // The one read of the other side's index, for every call whose cached copy could not
+    // satisfy it: the free (used) slots it shows. The copy is stored only when the ring is
+    // not still full (empty): a side spinning on it stores nothing to the line the other
+    // side reads (its index shares it).
+    NPA_ALWAYS_INLINE std::uint32_t reload_free(std::uint32_t next) noexcept {
+        // acquire: pairs with the consumer's release of tail (dequeue_*, release()): the
+        // slots it freed are read before the producer overwrites them.
         const std::uint32_t t = cons_.tail.load(std::memory_order_acquire);
         const std::uint32_t free = Capacity - (next - t);
-        if (free == 0) {
-            return 0; // still full: nothing stored, the line the consumer reads left alone
+        if (free != 0) {
+            prod_.cached_tail = t;
         }
-        prod_.cached_tail = t;
+        return free;
+    }
+    NPA_ALWAYS_INLINE std::uint32_t reload_used(std::uint32_t tail) noexcept {
+        // acquire: pairs with flush()'s release of head: the slots are written.
+        const std::uint32_t h = prod_.head.load(std::memory_order_acquire);
+        const std::uint32_t used = h - tail;
+        if (used != 0) {
+            cons_.cached_head = h;
+        }
+        return used;
+    }
+
+    // The burst calls' slow path (the same condition as free_from() / used_from(): the
+    // cached copy could not satisfy the whole burst): how many of n move now.
+    NPA_ALWAYS_INLINE std::uint32_t refresh_room(std::uint32_t next, std::uint32_t n) noexcept {
+        const std::uint32_t free = reload_free(next);
+        if (free == 0) {
+            return 0; // still full
+        }
         if (n - 1 < free) {
             return n; // room for all of them now
         }
         return n < free ? n : free; // what fits (n == 0 included)
     }
     NPA_ALWAYS_INLINE std::uint32_t refresh_fill(std::uint32_t tail, std::uint32_t n) noexcept {
-        // acquire: as in used_from()
-        const std::uint32_t h = prod_.head.load(std::memory_order_acquire);
-        const std::uint32_t used = h - tail;
+        const std::uint32_t used = reload_used(tail);
         if (used == 0) {
-            return 0; // still empty: nothing stored
+            return 0; // still empty
         }
-        cons_.cached_head = h;
         if (n - 1 < used) {
             return n;
         }
         return n < used ? n : used;
     }
 
-    // Free slots seen from the producer, refreshing the cached tail only when the cached
+    // Free slots seen from the producer, reading the consumer's index only when the cached
     // value cannot satisfy `want` (the common case touches no remote cache line).
     NPA_ALWAYS_INLINE std::uint32_t free_from(std::uint32_t head, std::uint32_t want) noexcept {
-        std::uint32_t free = Capacity - (head - prod_.cached_tail);
-        if (free < want) {
-            // acquire: pairs with the consumer's release of tail (dequeue_*, release()):
-            // the slots it freed are read before the producer overwrites them.
-            prod_.cached_tail = cons_.tail.load(std::memory_order_acquire);
-            free = Capacity - (head - prod_.cached_tail);
-        }
-        return free;
+        const std::uint32_t free = Capacity - (head - prod_.cached_tail);
+        return free < want ? reload_free(head) : free;
     }
     NPA_ALWAYS_INLINE std::uint32_t used_from(std::uint32_t tail, std::uint32_t want) noexcept {
-        std::uint32_t used = cons_.cached_head - tail;
-        if (used < want) {
-            // acquire: pairs with flush()'s release of head: the slots are written.
-            cons_.cached_head = prod_.head.load(std::memory_order_acquire);
-            used = cons_.cached_head - tail;
-        }
-        return used;
+        const std::uint32_t used = cons_.cached_head - tail;
+        return used < want ? reload_used(tail) : used;
     }
     NPA_ALWAYS_INLINE std::uint32_t clamp_free(std::uint32_t head, std::uint32_t n) noexcept {
         const std::uint32_t free = free_from(head, n);

@@ -66,6 +66,7 @@
 
 #include <npa/buffer/packet_buffer.hpp>
 #include <npa/concepts/plugin.hpp>
+#include <npa/detail/store_changed.hpp>
 #include <npa/plugins/virtio_net/defs.hpp>
 #include <npa/plugins/virtio_net/window.hpp>
 #include <npa/ring/slot_ring.hpp>
@@ -591,14 +592,9 @@ private:
             h.gso_size = ol.tso_mss;
             h.hdr_len = static_cast<std::uint16_t>(l23 + ol.l4_len);
         }
-        // Written only when the buffer does not already hold it. The device read this line
-        // when the buffer last went out; a header that did not change since (no offloads)
-        // leaves the line shared between the two caches, where a store would take it back
-        // from the device's cache first.
-        std::byte* const at = b.data() - vn::HDR_LEN;
-        if (std::memcmp(at, &h, sizeof h) != 0) {
-            std::memcpy(at, &h, sizeof h);
-        }
+        // Not written when the buffer holds it already (the device read this line when the
+        // buffer last went out: npa/detail/store_changed.hpp).
+        detail::store_changed(b.data() - vn::HDR_LEN, &h, sizeof h);
     }
     static std::uint16_t load_be16(const std::byte* p) noexcept {
         return static_cast<std::uint16_t>(std::to_integer<std::uint16_t>(p[0]) << 8 |

@@ -19,6 +19,7 @@
 #pragma once
 
 #include <npa/config.hpp>
+#include <npa/detail/store_changed.hpp>
 #include <npa/linux/vhost_user/guest_memory.hpp>
 #include <npa/linux/vhost_user/virtq_device.hpp>
 #include <npa/virtio/packed_ring.hpp>
@@ -244,18 +245,14 @@ inline constexpr std::array<std::byte, 12> one_buffer_hdr{
     std::byte{0}, std::byte{0}, std::byte{0}, std::byte{0}, std::byte{0}, std::byte{0},
     std::byte{0}, std::byte{0}, std::byte{0}, std::byte{0}, std::byte{1}, std::byte{0}}; // le16 1
 
-/// Writes the header and `frame` at `p`, which holds them both. The header is written only
-/// when the buffer does not hold it already: a front end that posts the same buffers again
-/// (DPDK's, Linux's) finds them holding the header of their last frame, and a line the
-/// switch does not write stays shared with the front end's cache instead of being taken
-/// from it (DPDK's virtio driver spares its transmit headers the same way).
+/// Writes the header and `frame` at `p`, which holds them both. The header is not written
+/// where the buffer holds it already: a front end that posts the same buffers again (DPDK's,
+/// Linux's) finds in each the header of its last frame (npa/detail/store_changed.hpp).
 NPA_ALWAYS_INLINE void give_whole(std::byte* p, std::size_t hdr_len, const frame_parts& frame) noexcept {
     if (hdr_len == 12) {
-        if (std::memcmp(p, one_buffer_hdr.data(), 12) != 0) {
-            std::memcpy(p, one_buffer_hdr.data(), 12);
-        }
-    } else if (std::memcmp(p, one_buffer_hdr.data(), 10) != 0) {
-        std::memcpy(p, one_buffer_hdr.data(), 10); // the legacy header: no num_buffers
+        npa::detail::store_changed(p, one_buffer_hdr.data(), 12);
+    } else {
+        npa::detail::store_changed(p, one_buffer_hdr.data(), 10); // legacy: no num_buffers
     }
     p += hdr_len;
     if (frame.head.size() == 18) { // a switch's Ethernet snapshot: destination to type
