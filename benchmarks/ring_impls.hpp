@@ -105,15 +105,18 @@ struct npa_index_impl {
 //
 // The same ring driven through stage_burst() + flush(): elements are written at once but
 // published (one release store to the producer's line, which the consumer then has to
-// fetch) only every publish_batch elements, or when the ring had no room for all of a
-// burst. Only the streaming
-// cases use it: their producer flushes at the end of a transfer.
+// fetch) only once publish_batch of them are staged, or when the ring had no room for all
+// of a burst. Only the streaming cases use it: their producer flushes at the end of a
+// transfer, as a driver flushes at the end of a poll pass.
 
 template <unsigned Bytes>
 struct npa_index_batched_impl {
     static constexpr const char* name = "npa_index_batched";
-    // Eight handles fill one 64-byte line of slots: publish once per line written.
-    static constexpr std::uint32_t publish_batch = 8;
+    // At most a quarter of the ring unpublished. Every publish is a store to a line the
+    // waiting consumer holds, and the producer's slot stores queue behind it; publishing
+    // every 8 elements (one line of handles) gained at 8-byte burst 1 only, every 256 at
+    // every burst below 256 (docs/benchmarks.md, "Where a streaming producer waits").
+    static constexpr std::uint32_t publish_batch = ring_slots / 4;
     using traits = elem_of<Bytes>;
     using value_type = typename traits::type;
 

@@ -9,7 +9,7 @@ import os
 import struct
 import sys
 
-MAGIC, VERSION, HEADER, OBJECTS = 0x31304D485341504E, 1, 384, 512
+MAGIC, VERSION, HEADER, OBJECTS = 0x31304D485341504E, 2, 384, 512
 RING, POOL = 1, 2
 
 
@@ -21,7 +21,7 @@ def fnv1a64(b):
 
 
 def ring_bytes(cap, elem):
-    return (128 + cap * elem + 63) // 64 * 64
+    return (192 + cap * elem + 63) // 64 * 64
 
 
 def region(objects, total=None, version=VERSION, magic=MAGIC, flags=0):
@@ -51,7 +51,7 @@ def main(out):
         "good": region(stream()),
         "good_ring_only": region([(RING, 8, OBJECTS, ring_bytes(64, 8), 64, 0, 0, 0)]),
         "good_fix_flags": region(stream(), flags=3),
-        "wrong_version": region(stream(), version=2),
+        "wrong_version": region(stream(), version=VERSION + 1),
         "wrong_magic": region(stream(), magic=0x4141414141414141),
         "wrong_size": region(stream(), total=OBJECTS),
         "not_pow2": region([(RING, 8, OBJECTS, ring_bytes(64, 8), 48, 0, 0, 0)]),

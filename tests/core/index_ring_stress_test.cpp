@@ -1,6 +1,7 @@
 // Two-thread stress of npa::index_ring: a producer thread and a consumer thread move
 // NPA_STRESS_ITEMS (default 10 million) sequenced items per element type through one
-// ring, mixing every call (burst, bulk, reserve/commit, peek/release) with burst sizes
+// ring, mixing every call (burst, bulk, staged bursts published by flush() or by the next
+// publishing call, reserve/commit, peek/release) with burst sizes
 // that vary, and the consumer checks that every item arrives once, in order, untorn.
 // Run under TSan by the TSan preset (label `concurrent`).
 #define DOCTEST_CONFIG_IMPLEMENT_WITH_MAIN
@@ -58,7 +59,7 @@ outcome run_stress(npa_test::stress_budget& budget, std::uint64_t seed) {
             const auto n = static_cast<std::uint32_t>(
                 std::min<std::uint64_t>(g.range(1, max_burst), left));
             std::uint32_t k = 0;
-            switch (g.next() % 3) {
+            switch (g.next() % 4) {
             case 0:
                 for (std::uint32_t i = 0; i < n; ++i) {
                     buf[i] = item<T>(seq + i);
@@ -70,6 +71,15 @@ outcome run_stress(npa_test::stress_budget& budget, std::uint64_t seed) {
                     buf[i] = item<T>(seq + i);
                 }
                 k = ring->enqueue_bulk(std::span<const T>(buf.data(), n));
+                break;
+            case 2: // staged, published now and then (or by the next publishing call)
+                for (std::uint32_t i = 0; i < n; ++i) {
+                    buf[i] = item<T>(seq + i);
+                }
+                k = ring->stage_burst(std::span<const T>(buf.data(), n));
+                if (g.next() % 4 == 0) {
+                    ring->flush();
+                }
                 break;
             default: {
                 const npa::ring_region<T> reg = ring->reserve(n);
@@ -83,11 +93,13 @@ outcome run_stress(npa_test::stress_budget& budget, std::uint64_t seed) {
             }
             seq += k;
             if (k == 0) {
+                ring->flush(); // what it staged may be what fills the ring
                 bo.wait();
             } else {
                 bo.reset();
             }
         }
+        ring->flush();
         budget.finish(seq);
     });
 

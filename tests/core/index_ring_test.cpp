@@ -71,23 +71,32 @@ template <class T, std::uint32_t Cap>
 void run_model(npa::index_ring<T, Cap>& r, std::uint32_t start, std::uint64_t seed, int steps) {
     using ring_t = npa::index_ring<T, Cap>;
     npa_test::rng g(seed);
-    std::deque<T> model;
+    std::deque<T> model;  // published, not yet consumed
+    std::deque<T> staged; // written by stage_burst(), not yet published
     std::uint64_t next_seq = 0;
-    std::uint32_t head = start; // where the next produced element goes
+    std::uint32_t head = start; // where the next produced element goes (after staged ones)
     std::uint32_t tail = start; // where the next consumed element comes from
     std::vector<T> buf(Cap + 4);
 
     for (int step = 0; step < steps; ++step) {
         const auto used = static_cast<std::uint32_t>(model.size());
-        const std::uint32_t free = Cap - used;
+        const auto free = static_cast<std::uint32_t>(Cap - used - staged.size());
         const std::uint32_t n = g.range(0, Cap + 3);
-        switch (g.range(0, 5)) {
+        // A call that publishes publishes the staged elements first.
+        const auto publish_staged = [&] {
+            model.insert(model.end(), staged.begin(), staged.end());
+            staged.clear();
+        };
+        switch (g.range(0, 7)) {
         case 0: { // enqueue_burst: 0..n, the rest stays with the caller
             for (std::uint32_t i = 0; i < n; ++i) {
                 buf[i] = make_item<T>(next_seq + i);
             }
             const std::uint32_t k = r.enqueue_burst(std::span<const T>(buf.data(), n));
             REQUIRE(k == std::min(n, free));
+            if (k > 0) {
+                publish_staged();
+            }
             for (std::uint32_t i = 0; i < k; ++i) {
                 model.push_back(buf[i]);
             }
@@ -101,6 +110,9 @@ void run_model(npa::index_ring<T, Cap>& r, std::uint32_t start, std::uint64_t se
             }
             const std::uint32_t k = r.enqueue_bulk(std::span<const T>(buf.data(), n));
             REQUIRE(k == (n <= free ? n : 0u));
+            if (n <= free) { // an accepted bulk publishes, an empty one included
+                publish_staged();
+            }
             for (std::uint32_t i = 0; i < k; ++i) {
                 model.push_back(buf[i]);
             }
@@ -119,6 +131,7 @@ void run_model(npa::index_ring<T, Cap>& r, std::uint32_t start, std::uint64_t se
                 REQUIRE(reg.first.data() != nullptr);
             }
             const std::uint32_t m = got == 0 ? 0 : g.range(0, got);
+            publish_staged(); // commit() publishes them, m == 0 included
             for (std::uint32_t i = 0; i < m; ++i) {
                 reg[i] = make_item<T>(next_seq + i);
                 model.push_back(reg[i]);
@@ -154,6 +167,21 @@ void run_model(npa::index_ring<T, Cap>& r, std::uint32_t start, std::uint64_t se
             tail += k;
             break;
         }
+        case 5: { // stage_burst: written, invisible to the consumer until published
+            for (std::uint32_t i = 0; i < n; ++i) {
+                buf[i] = make_item<T>(next_seq + i);
+            }
+            const std::uint32_t k = r.stage_burst(std::span<const T>(buf.data(), n));
+            REQUIRE(k == std::min(n, free));
+            staged.insert(staged.end(), buf.begin(), buf.begin() + k);
+            next_seq += k;
+            head += k;
+            break;
+        }
+        case 6: // flush
+            r.flush();
+            publish_staged();
+            break;
         default: { // peek in place, release a prefix
             const npa::ring_region<T> reg = r.peek(n);
             const std::uint32_t got = std::min(n, used);
@@ -174,7 +202,7 @@ void run_model(npa::index_ring<T, Cap>& r, std::uint32_t start, std::uint64_t se
         REQUIRE(r.free_count() == Cap - model.size());
         REQUIRE(r.empty() == model.empty());
         REQUIRE(r.full() == (model.size() == Cap));
-        REQUIRE(head - tail == model.size());
+        REQUIRE(head - tail == model.size() + staged.size());
     }
 }
 
@@ -301,6 +329,31 @@ TEST_CASE("index_ring: staged elements stay invisible until flush, then arrive i
     CHECK(r->dequeue_burst(two) == 2);
     CHECK(two == std::array<std::uint64_t, 2>{7, 42});
     CHECK(r->empty());
+}
+
+TEST_CASE("index_ring: staging stores nothing to the line the consumer polls") {
+    // The producer's first line holds head, which a waiting consumer reads: stage_burst()
+    // must leave every byte of it alone (its count lives on a line of its own), and only a
+    // publication may change it.
+    auto r = make_ring<std::uint64_t, 64>();
+    const auto line0 = [&] {
+        std::array<unsigned char, npa::cache_line_size> b{};
+        std::memcpy(b.data(), static_cast<const void*>(r.get()), b.size());
+        return b;
+    };
+    const std::array<std::uint64_t, 5> a{1, 2, 3, 4, 5};
+    REQUIRE(r->enqueue_burst(a) == 5);
+    const auto before = line0();
+    for (int i = 0; i < 10; ++i) {
+        REQUIRE(r->stage_burst(a) == 5);
+        CHECK(line0() == before);
+    }
+    CHECK(r->size() == 5);
+    r->flush();
+    CHECK(line0() != before);
+    CHECK(r->size() == 55);
+    static_assert(sizeof(npa::index_ring<std::uint64_t, 64>) == 3 * npa::cache_line_size + 64 * 8,
+                  "three lines of indices, then the slots (the layout in index_ring.hpp)");
 }
 
 TEST_CASE("index_ring: reserve/commit and peek/release work in place, also across the end") {
@@ -482,7 +535,7 @@ TEST_CASE("index_ring: create_at/attach_at in caller memory") {
     static_assert(std::is_standard_layout_v<ring_t>);
     static_assert(std::is_trivially_destructible_v<ring_t>);
     static_assert(alignof(ring_t) == npa::cache_line_size);
-    static_assert(sizeof(ring_t) == 2 * npa::cache_line_size + 64 * sizeof(desc16));
+    static_assert(sizeof(ring_t) == 3 * npa::cache_line_size + 64 * sizeof(desc16));
 
     // Dirty memory first: create_at must start from a clean, empty ring regardless.
     struct alignas(npa::cache_line_size) region_t {

@@ -3,18 +3,28 @@
 //
 // Layout (STYLE.md point 12, "memory layout is interface"):
 //
-//   line 0  producer: head (published), next (private: where the next element goes; equal
-//           to head except between stage_burst() and flush()), cached_tail (private
-//           copy of the consumer's tail)
+//   line 0  producer: head (published), next (private: where the next element goes, less
+//           what staged counts; ahead of head only while elements wait to be published),
+//           cached_tail (private copy of the consumer's tail)
 //   line 1  consumer: tail (published), cached_head (private copy of the producer's head)
-//   line 2+ slots[Capacity]
+//   line 2  producer: staged (private: elements stage_burst() wrote past next; 0 except
+//           between stage_burst() and the next call that produces)
+//   line 3+ slots[Capacity]
 //
 // Indices are free-running 32-bit counters masked on access, so "used = head - tail"
 // holds across the 2^32 wrap and the ring never wastes a slot to tell full from empty.
 // Each side reads the other side's published index only when its cached copy says the
 // ring is full (producer) or empty (consumer); a burst costs one release store.
 // stage_burst() writes elements without that store and flush() publishes all staged ones
-// at once, so a producer of single elements can hand them over a batch at a time.
+// at once. A producer that can let the consumer see elements a batch later (a driver that
+// flushes at the end of its poll pass) publishes once per batch: each publication is a
+// store to the line a waiting consumer polls, and across cores that store holds up the
+// producer's next ones (docs/benchmarks.md, "Where a streaming producer waits"). That is
+// why stage_burst() counts what it staged on a line of its own and stores nothing to line 0:
+// with the count there it was a store to the polled line on every burst after all. The
+// other producing calls only test the count (from a line nobody else writes), which
+// measured as fast as line 0 alone; moving the producer's private words off line 0
+// altogether made them slower (one-element bursts of descriptors 27-37 -> 38-54 ns each).
 //
 // The object is standard-layout, trivially destructible and contains its storage, so it
 // can be constructed in caller-provided memory (a shared-memory segment, a hugepage) with
@@ -103,6 +113,7 @@ public:
     /// When it enqueues anything it also publishes what stage_burst() left unpublished.
     [[nodiscard]] NPA_ALWAYS_INLINE std::uint32_t enqueue_burst(std::span<const T> items) noexcept {
         const auto n = static_cast<std::uint32_t>(items.size());
+        fold_staged();
         const std::uint32_t next = prod_.next;
         std::uint32_t k = n;
         if (NPA_UNLIKELY(!cached_room_for(next, n))) {
@@ -112,8 +123,7 @@ public:
             }
         }
         copy_in(next, items.data(), k);
-        prod_.next = next + k;
-        flush();
+        publish(next + k);
         return k;
     }
 
@@ -123,7 +133,7 @@ public:
     /// producer that stages must flush before it waits for room.
     [[nodiscard]] NPA_ALWAYS_INLINE std::uint32_t stage_burst(std::span<const T> items) noexcept {
         const auto n = static_cast<std::uint32_t>(items.size());
-        const std::uint32_t next = prod_.next;
+        const std::uint32_t next = prod_.next + stage_.staged;
         std::uint32_t k = n;
         if (NPA_UNLIKELY(!cached_room_for(next, n))) {
             k = refresh_room(next, n);
@@ -132,27 +142,26 @@ public:
             }
         }
         copy_in(next, items.data(), k);
-        prod_.next = next + k;
+        stage_.staged += k; // nothing to line 0, which the consumer polls
         return k;
     }
 
     /// Publishes every staged element with one release store.
     NPA_ALWAYS_INLINE void flush() noexcept {
-        // release: the slots before the index; pairs with the consumer's acquire of head
-        // in reload_used() (and size()).
-        prod_.head.store(prod_.next, std::memory_order_release);
+        fold_staged();
+        publish(prod_.next);
     }
 
     /// Enqueues all of items or none; returns items.size() or 0.
     [[nodiscard]] NPA_ALWAYS_INLINE std::uint32_t enqueue_bulk(std::span<const T> items) noexcept {
         const auto n = static_cast<std::uint32_t>(items.size());
+        fold_staged();
         const std::uint32_t next = prod_.next;
         if (NPA_UNLIKELY(free_from(next, n) < n)) {
             return 0;
         }
         copy_in(next, items.data(), n);
-        prod_.next = next + n;
-        flush();
+        publish(next + n);
         return n;
     }
 
@@ -163,14 +172,16 @@ public:
     /// Zero-copy: up to n free slots to write in place. Nothing is visible to the
     /// consumer until commit().
     [[nodiscard]] ring_region<T> reserve(std::uint32_t n) noexcept {
+        fold_staged();
         const std::uint32_t next = prod_.next;
         return region(next, clamp_free(next, n));
     }
 
-    /// Publishes the first n slots of the last reserve() (n <= its size).
+    /// Publishes the first n slots of the last reserve() (n <= its size), and what
+    /// stage_burst() left unpublished before them.
     void commit(std::uint32_t n) noexcept {
-        prod_.next += n;
-        flush();
+        fold_staged();
+        publish(prod_.next + n);
     }
 
     // ---- consumer side --------------------------------------------------------------
@@ -238,6 +249,7 @@ public:
         // nothing by itself in the C++ model.
         prod_.next = prod_.head.load(std::memory_order_acquire);
         prod_.cached_tail = cons_.tail.load(std::memory_order_acquire);
+        stage_.staged = 0;
     }
 
     /// The published elements not yet consumed, read in place without consuming them (an
@@ -270,6 +282,23 @@ public:
     [[nodiscard]] bool full() const noexcept { return size() == Capacity; }
 
 private:
+    // The producing calls other than stage_burst() first move what it counted into next
+    // (a compare and a branch when nothing is staged, the usual case; the count's line is
+    // only read then). Nothing is published by that: head moves only in publish().
+    NPA_ALWAYS_INLINE void fold_staged() noexcept {
+        if (NPA_UNLIKELY(stage_.staged != 0)) {
+            prod_.next += stage_.staged;
+            stage_.staged = 0;
+        }
+    }
+    // Makes everything before `end` visible to the consumer.
+    NPA_ALWAYS_INLINE void publish(std::uint32_t end) noexcept {
+        prod_.next = end;
+        // release: the slots before the index; pairs with the consumer's acquire of head
+        // in reload_used() (and size()).
+        prod_.head.store(end, std::memory_order_release);
+    }
+
     // The fast-path tests of the burst calls: the cached copy of the other side's index
     // already shows room for (elements for) all n, so the call moves exactly n, with no
     // remote load and no clamp, and a count fixed at compile time stays a constant for
@@ -444,9 +473,13 @@ private:
         std::atomic<std::uint32_t> tail{0};
         std::uint32_t cached_head{0};
     };
+    struct alignas(cache_line_size) stage_state {
+        std::uint32_t staged{0};
+    };
 
     producer_state prod_;
     consumer_state cons_;
+    stage_state stage_;
     alignas(cache_line_size) T slots_[Capacity];
 };
 

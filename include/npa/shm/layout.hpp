@@ -34,7 +34,7 @@ namespace npa::shm {
 /// "NPASHM01" as bytes in memory (read as a little-endian 64-bit word).
 inline constexpr std::uint64_t region_magic = 0x31304d485341504eULL;
 /// Bumped on any change of the header or of an object's memory layout.
-inline constexpr std::uint32_t format_version = 1;
+inline constexpr std::uint32_t format_version = 2;
 /// Objects one region describes (rings and pools; a pool's free ring is one of them).
 inline constexpr std::uint32_t max_objects = 8;
 /// Largest ring element the format allows (a descriptor of four cache lines).
@@ -94,7 +94,7 @@ struct alignas(cache_line_size) side_state {
     /// when it publishes something (AF_XDP's need_wakeup flag); what the nonzero values
     /// mean, and how the signal travels, is the application's. The word was padding that
     /// write() zeroes, so a side that does not know it never sets it and reads as awake:
-    /// format_version stays 1.
+    /// it needed no new format_version.
     le32 wake;
 };
 static_assert(sizeof(side_state) == cache_line_size);
@@ -104,12 +104,13 @@ inline constexpr std::size_t sides_offset = sizeof(region_header);
 inline constexpr std::size_t objects_offset = sides_offset + side_count * sizeof(side_state);
 static_assert(sides_offset % cache_line_size == 0 && objects_offset == 512);
 
-/// Bytes an index_ring of `capacity` elements of `elem_size` bytes occupies: the producer's
-/// and the consumer's cache lines, then the slots, rounded up to a cache line (what
-/// sizeof(npa::index_ring<T, C>) is; shm/region.hpp static_asserts it per type).
+/// Bytes an index_ring of `capacity` elements of `elem_size` bytes occupies: three cache
+/// lines (the producer's, the consumer's, the producer's staged count), then the slots,
+/// rounded up to a cache line (what sizeof(npa::index_ring<T, C>) is; shm/region.hpp
+/// static_asserts it per type).
 [[nodiscard]] constexpr std::uint64_t ring_bytes(std::uint32_t capacity,
                                                  std::uint32_t elem_size) noexcept {
-    const std::uint64_t raw = 2 * cache_line_size + std::uint64_t{capacity} * elem_size;
+    const std::uint64_t raw = 3 * cache_line_size + std::uint64_t{capacity} * elem_size;
     return (raw + cache_line_size - 1) / cache_line_size * cache_line_size;
 }
 
