@@ -113,8 +113,7 @@ public:
     /// When it enqueues anything it also publishes what stage_burst() left unpublished.
     [[nodiscard]] NPA_ALWAYS_INLINE std::uint32_t enqueue_burst(std::span<const T> items) noexcept {
         const auto n = static_cast<std::uint32_t>(items.size());
-        fold_staged();
-        const std::uint32_t next = prod_.next;
+        const std::uint32_t next = fold_staged();
         std::uint32_t k = n;
         if (NPA_UNLIKELY(!cached_room_for(next, n))) {
             k = refresh_room(next, n);
@@ -147,16 +146,12 @@ public:
     }
 
     /// Publishes every staged element with one release store.
-    NPA_ALWAYS_INLINE void flush() noexcept {
-        fold_staged();
-        publish(prod_.next);
-    }
+    NPA_ALWAYS_INLINE void flush() noexcept { publish(fold_staged()); }
 
     /// Enqueues all of items or none; returns items.size() or 0.
     [[nodiscard]] NPA_ALWAYS_INLINE std::uint32_t enqueue_bulk(std::span<const T> items) noexcept {
         const auto n = static_cast<std::uint32_t>(items.size());
-        fold_staged();
-        const std::uint32_t next = prod_.next;
+        const std::uint32_t next = fold_staged();
         if (NPA_UNLIKELY(free_from(next, n) < n)) {
             return 0;
         }
@@ -172,17 +167,13 @@ public:
     /// Zero-copy: up to n free slots to write in place. Nothing is visible to the
     /// consumer until commit().
     [[nodiscard]] ring_region<T> reserve(std::uint32_t n) noexcept {
-        fold_staged();
-        const std::uint32_t next = prod_.next;
+        const std::uint32_t next = fold_staged();
         return region(next, clamp_free(next, n));
     }
 
     /// Publishes the first n slots of the last reserve() (n <= its size), and what
     /// stage_burst() left unpublished before them.
-    void commit(std::uint32_t n) noexcept {
-        fold_staged();
-        publish(prod_.next + n);
-    }
+    void commit(std::uint32_t n) noexcept { publish(fold_staged() + n); }
 
     // ---- consumer side --------------------------------------------------------------
 
@@ -282,14 +273,16 @@ public:
     [[nodiscard]] bool full() const noexcept { return size() == Capacity; }
 
 private:
-    // The producing calls other than stage_burst() first move what it counted into next
-    // (a compare and a branch when nothing is staged, the usual case; the count's line is
-    // only read then). Nothing is published by that: head moves only in publish().
-    NPA_ALWAYS_INLINE void fold_staged() noexcept {
+    // Where the producing calls other than stage_burst() write: next, after moving what
+    // stage_burst() counted into it (a test and a branch when nothing is staged, the usual
+    // case; the count's line is only read then). Nothing is published by that: head moves
+    // only in publish().
+    NPA_ALWAYS_INLINE std::uint32_t fold_staged() noexcept {
         if (NPA_UNLIKELY(stage_.staged != 0)) {
             prod_.next += stage_.staged;
             stage_.staged = 0;
         }
+        return prod_.next;
     }
     // Makes everything before `end` visible to the consumer.
     NPA_ALWAYS_INLINE void publish(std::uint32_t end) noexcept {
