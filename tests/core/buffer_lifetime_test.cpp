@@ -2,7 +2,6 @@
 // (DESIGN.md section 3, "each buffer is in exactly one place"). A tracker shadows the
 // pool, records where each buffer is, and flags a buffer handed out twice, a buffer
 // freed twice, a buffer moved by someone who does not hold it, and leaks.
-#define DOCTEST_CONFIG_IMPLEMENT_WITH_MAIN
 #include <doctest/doctest.h>
 
 #include "test_support.hpp"

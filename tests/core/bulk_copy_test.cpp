@@ -3,7 +3,6 @@
 // destination offsets that put the 32-byte vectors at every alignment, checked byte for
 // byte against the source, with guard bytes on both sides of the destination that must
 // stay untouched (the overlapping tail blocks must not reach outside the range).
-#define DOCTEST_CONFIG_IMPLEMENT_WITH_MAIN
 #include <doctest/doctest.h>
 
 #include <npa/detail/bulk_copy.hpp>

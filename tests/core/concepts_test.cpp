@@ -2,7 +2,6 @@
 // plugin over a test shell API, a test interrupt line, a test control channel) and the
 // library's own types (fixed_pool, buffer_ref, heap and borrowed memory). The failing
 // way lives in tests/compile_fail/: for each requirement a type that breaks only it.
-#define DOCTEST_CONFIG_IMPLEMENT_WITH_MAIN
 #include <doctest/doctest.h>
 
 #include <npa/buffer/fixed_pool.hpp>

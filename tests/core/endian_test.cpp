@@ -1,6 +1,5 @@
 // npa/endian.hpp: device byte order on any host. Every check is on bytes in memory, so on a
 // big-endian host (the cross-s390x preset) a conversion that does nothing fails here.
-#define DOCTEST_CONFIG_IMPLEMENT_WITH_MAIN
 #include <doctest/doctest.h>
 
 #include <npa/endian.hpp>

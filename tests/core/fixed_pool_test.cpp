@@ -1,6 +1,5 @@
 // npa::fixed_pool: allocation, exhaustion, bad frees, metadata reset, device addresses
 // and configuration checks.
-#define DOCTEST_CONFIG_IMPLEMENT_WITH_MAIN
 #include <doctest/doctest.h>
 
 #include <npa/buffer/fixed_pool.hpp>

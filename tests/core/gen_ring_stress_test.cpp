@@ -10,7 +10,6 @@
 // device's head register). Here that channel is one atomic counter of consumed
 // descriptors, published by the consumer with release and read by the producer with
 // acquire, batched as a device would batch completions.
-#define DOCTEST_CONFIG_IMPLEMENT_WITH_MAIN
 #include <doctest/doctest.h>
 
 #include "stress_support.hpp"

@@ -2,7 +2,6 @@
 // whose ownership lives in the descriptor (vmxnet3 gen bit, Intel DD bit, virtio packed
 // AVAIL/USED). Single-threaded here; gen_ring_stress_test.cpp runs the two sides on two
 // threads.
-#define DOCTEST_CONFIG_IMPLEMENT_WITH_MAIN
 #include <doctest/doctest.h>
 
 #include "test_support.hpp"

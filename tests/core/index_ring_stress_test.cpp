@@ -4,7 +4,6 @@
 // publishing call, reserve/commit, peek/release) with burst sizes
 // that vary, and the consumer checks that every item arrives once, in order, untorn.
 // Run under TSan by the TSan preset (label `concurrent`).
-#define DOCTEST_CONFIG_IMPLEMENT_WITH_MAIN
 #include <doctest/doctest.h>
 
 #include "stress_support.hpp"

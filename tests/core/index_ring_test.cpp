@@ -1,7 +1,6 @@
 // npa::index_ring: single-threaded behaviour checked against a model (std::deque), at
 // index 0 and across the 2^32 wrap of the free-running indices, for the two element
 // sizes the ring exists for (8-byte buffer handles, 16-byte descriptors).
-#define DOCTEST_CONFIG_IMPLEMENT_WITH_MAIN
 #include <doctest/doctest.h>
 
 #include "test_support.hpp"

@@ -2,7 +2,6 @@
 // generation-bit cursors and the buffer pool (bursts, exhaustion, bad frees), each run for
 // many laps with every operator new on the thread counted (tests/support/alloc_counter.hpp).
 // Setup (creating a pool on the heap) may allocate; what runs per packet may not.
-#define DOCTEST_CONFIG_IMPLEMENT_WITH_MAIN
 #include <doctest/doctest.h>
 
 #include "../support/alloc_counter.hpp"

@@ -1,7 +1,6 @@
 // npa/shm/layout.hpp and npa/shm/region.hpp in one process, over heap memory: the
 // validator's refusals (each with its sentence, touching nothing), the pool's free ring,
 // audit and reclaim after a side stops mid-operation, the ring's producer take-over.
-#define DOCTEST_CONFIG_IMPLEMENT_WITH_MAIN
 #include <doctest/doctest.h>
 
 #include <npa/shm/layout.hpp>

@@ -1,7 +1,6 @@
 // npa::slot_ring and npa::trust_latch: the books every plugin keeps of its descriptor
 // rings (which buffer sits in which slot, next_to_fill, next_to_clean, in flight), and the
 // latch that stops trusting a device; and gen_consumer's skip past a stale slot.
-#define DOCTEST_CONFIG_IMPLEMENT_WITH_MAIN
 #include <doctest/doctest.h>
 
 #include <npa/ring/gen_ring.hpp>

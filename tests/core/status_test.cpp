@@ -1,5 +1,4 @@
 // npa::status and npa::result<T>: the control path's error reporting.
-#define DOCTEST_CONFIG_IMPLEMENT_WITH_MAIN
 #include <doctest/doctest.h>
 
 #include <npa/status.hpp>

@@ -1,7 +1,6 @@
 // The packed virtqueue core (npa/virtio/packed_ring.hpp): layout byte by byte, both sides
 // against each other over many wraps of a ring whose size is not a power of two, the event
 // suppression modes, and hostile used descriptors and chains.
-#define DOCTEST_CONFIG_IMPLEMENT_WITH_MAIN
 #include <doctest/doctest.h>
 
 #include <npa/virtio/packed_ring.hpp>

@@ -1,7 +1,6 @@
 // The split virtqueue core (npa/virtio/split_ring.hpp): layouts byte by byte, both sides
 // against each other, 16-bit wrap, the event-idx rule, and the device's checks of hostile
 // chains and the driver's checks of hostile used entries.
-#define DOCTEST_CONFIG_IMPLEMENT_WITH_MAIN
 #include <doctest/doctest.h>
 
 #include <npa/virtio/split_ring.hpp>

@@ -1,5 +1,4 @@
 // tests/dpdk/devargs_test.cpp: net_npa device arguments, valid and malformed.
-#define DOCTEST_CONFIG_IMPLEMENT_WITH_MAIN
 #include <doctest/doctest.h>
 
 #include "devargs.hpp"

@@ -6,7 +6,6 @@
 // as a NIC would. Frames go both ways and each one is counted by the sim's traffic
 // checker; every mbuf is back in its mempool after detach. EAL runs with --no-huge
 // --no-pci, as the other DPDK tests.
-#define DOCTEST_CONFIG_IMPLEMENT
 #include <doctest/doctest.h>
 
 #include <npa/dpdk/mbuf.hpp>

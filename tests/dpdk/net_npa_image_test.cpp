@@ -5,7 +5,6 @@
 // net_ring sub-port: packets circulate through net_npa, every one counted and put in
 // order, while the data path switches between the two. Then every refusal, each with its
 // sentence in the log and no port left behind. EAL runs with --no-huge --no-pci, as root.
-#define DOCTEST_CONFIG_IMPLEMENT
 #include <doctest/doctest.h>
 
 #include <npa/dpdk/mbuf.hpp>

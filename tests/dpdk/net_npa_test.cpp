@@ -3,7 +3,6 @@
 // net_ring ports loop back: what is sent on queue q comes back on queue q, so packets can
 // circulate through net_npa and every one of them can be counted and put in order.
 // EAL runs with --no-huge --no-pci -m 512, as root, without hugepages.
-#define DOCTEST_CONFIG_IMPLEMENT
 #include <doctest/doctest.h>
 
 #include <npa/dpdk/ethdev_plugin.hpp>

@@ -6,7 +6,6 @@
 //
 // EAL runs with --no-huge --no-pci -m 512, as root; the sub-devices are looping net_ring
 // ports, so every packet can be counted.
-#define DOCTEST_CONFIG_IMPLEMENT
 #include <doctest/doctest.h>
 
 #include <npa/dpdk/mbuf.hpp>

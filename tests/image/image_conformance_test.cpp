@@ -1,7 +1,6 @@
 // The reference plugin built as a plugin image passes the conformance kit through the
 // loader: every check and every hostile device case, with the same rig as the compiled-in
 // plugin (tests/sim/conformance_test.cpp), through one operations table.
-#define DOCTEST_CONFIG_IMPLEMENT_WITH_MAIN
 #include <npa/image/image_rig.hpp>
 #include <npa/image/loaded_plugin.hpp>
 #include <npa/sim/conformance_doctest.hpp>

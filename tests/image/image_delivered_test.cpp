@@ -5,7 +5,6 @@
 // unloads it. Refused: no image for the device, an area too small or outside guest memory,
 // a device that claims more bytes than the area holds, an image altered on the way (the
 // loader's reason); none of them adds a path.
-#define DOCTEST_CONFIG_IMPLEMENT_WITH_MAIN
 #include <doctest/doctest.h>
 
 #include <npa/image/delivered.hpp>

@@ -1,7 +1,6 @@
 // The 82576 VF plugin built as a plugin image passes the conformance kit through the loader
 // on the sim VF, every hostile case included, as the compiled-in plugin does
 // (tests/plugins/igbvf_conformance_test.cpp).
-#define DOCTEST_CONFIG_IMPLEMENT_WITH_MAIN
 #include <npa/image/image_rig.hpp>
 #include <npa/image/loaded_plugin.hpp>
 #include <npa/sim/conformance_doctest.hpp>

@@ -1,7 +1,6 @@
 // The plugin image loader (npa/image/posix_loader.hpp): the simnic image loads, runs
 // traffic through a loaded_plugin and gives every buffer back; each damaged or foreign
 // image is refused with its own reason and nothing loaded.
-#define DOCTEST_CONFIG_IMPLEMENT_WITH_MAIN
 #include <doctest/doctest.h>
 
 #include <npa/endian.hpp>

@@ -3,7 +3,6 @@
 // traffic lose, duplicate and reorder nothing, the audit balances after every round,
 // a removed VF's path is removed with its plugin instance, and an image is unloaded when
 // the last path using it is removed.
-#define DOCTEST_CONFIG_IMPLEMENT_WITH_MAIN
 #include <doctest/doctest.h>
 
 #include <npa/image/loaded_plugin.hpp>

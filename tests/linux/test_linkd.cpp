@@ -2,7 +2,6 @@
 // namespace over each plugin, live switches under traffic, surprise removal, MAC/MTU/
 // VLAN policy, and bad input. Every count asserted comes from the tools' own output
 // (ping's summary, iperf3's receiver line) or from npactl.
-#define DOCTEST_CONFIG_IMPLEMENT
 #include "linkd_kit.hpp"
 
 #include <npa/linux/announce.hpp>

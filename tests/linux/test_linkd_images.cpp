@@ -2,7 +2,6 @@
 // public key files, scanning the plugin directory, choosing by device and every refusal,
 // and loading the image the build produced (the file the sim's tests load) for an 82576
 // VF's window. The daemon running it over a VF is the guest rig's guest_linkd_pci_image.
-#define DOCTEST_CONFIG_IMPLEMENT_WITH_MAIN
 #include <doctest/doctest.h>
 
 #include "config.hpp"

@@ -3,7 +3,6 @@
 // as a pool's backing, and the vmxnet3 register accessor's byte order and bounds. The
 // binding itself (uio_pci_generic, BARs, DMA) runs in the QEMU guest:
 // adapters/linux/tools/vmxnet3_guest_test.cpp (tests/guest).
-#define DOCTEST_CONFIG_IMPLEMENT_WITH_MAIN
 #include <doctest/doctest.h>
 
 #include <npa/buffer/fixed_pool.hpp>

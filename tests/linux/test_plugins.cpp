@@ -1,7 +1,6 @@
 // Linux plugins over a veth pair in a private network namespace: conformance to
 // npa::plugin, RX and TX of real frames through the kernel, order, buffer accounting
 // (nothing lost on detach), bad input refused with a reason, the XDP program removed.
-#define DOCTEST_CONFIG_IMPLEMENT
 #include "test_kit.hpp"
 
 #include <npa/linux/af_packet.hpp>

@@ -2,7 +2,6 @@
 // the memfd passed over a unix socket with SCM_RIGHTS, mapped at another address).
 // A million buffers each way, every one checked; kill -9 of either side seen by the other
 // through a pidfd, the audit consistent and, after reclaim, every buffer back home.
-#define DOCTEST_CONFIG_IMPLEMENT_WITH_MAIN
 #include <doctest/doctest.h>
 
 #include "shm_stream.hpp"

@@ -2,7 +2,6 @@
 // mappings of the same memfd (the creator's and the peer's, at different addresses):
 // what ThreadSanitizer can check of the shared ring and pool (it sees threads, not
 // processes; test_shm.cpp runs the same stream between two processes).
-#define DOCTEST_CONFIG_IMPLEMENT_WITH_MAIN
 #include <doctest/doctest.h>
 
 #include "shm_stream.hpp"

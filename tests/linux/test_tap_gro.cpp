@@ -14,7 +14,6 @@
 // Last, the other direction (npa/linux/tap_tso.hpp): TSO frames as the stack hands them to
 // the TAP are cut into exactly the segments the stack would have sent, and headers that
 // cannot be carried are refused and counted.
-#define DOCTEST_CONFIG_IMPLEMENT
 #include "test_kit.hpp"
 
 #include <npa/linux/af_packet_rx.hpp>

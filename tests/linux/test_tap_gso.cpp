@@ -6,7 +6,6 @@
 // Over AF_PACKET the frames must go whole (the daemon's counters say how many); over
 // AF_XDP, which has no GSO, they are cut into segments, and after a switch back they go
 // whole again. The bytes arrive all the same every time.
-#define DOCTEST_CONFIG_IMPLEMENT
 #include "linkd_kit.hpp"
 
 #include "tcp_pattern.hpp"

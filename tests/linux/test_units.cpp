@@ -1,7 +1,6 @@
 // Linux adapter pieces that need no privileges: configuration and policy parsing, the
 // control protocol, the virtio-net header mapping, rtnetlink message parsing and the
 // MAC announcement frame.
-#define DOCTEST_CONFIG_IMPLEMENT_WITH_MAIN
 #include <doctest/doctest.h>
 
 #include "config.hpp"

@@ -3,7 +3,6 @@
 // (NPA_TESTPMD; skipped, and said so, when the program is not there). testpmd's view is
 // read through its telemetry socket: the port's link comes up only when the vhost library
 // has taken the memory table and both rings (addresses translated, enabled).
-#define DOCTEST_CONFIG_IMPLEMENT_WITH_MAIN
 #include <doctest/doctest.h>
 
 #include <npa/linux/vhost_user/front_end.hpp>

@@ -3,7 +3,6 @@
 // descriptors (loops, indexes past the table, addresses outside the front end's memory, an
 // impossible avail->idx), each refused and counted, never followed. Then the protocol side
 // (back_end.hpp): a malformed message closes that connection and the port listens again.
-#define DOCTEST_CONFIG_IMPLEMENT_WITH_MAIN
 #include <doctest/doctest.h>
 
 #include <npa/linux/vhost_user/back_end.hpp>

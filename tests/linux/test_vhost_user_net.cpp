@@ -22,7 +22,6 @@
 // whose queue count and features are set exactly: MQ and GET_QUEUE_NUM taken, every ring of
 // the asked pairs enabled; fewer pairs, no MQ, MQ without the protocol feature refused
 // before any ring is handed over; more pairs than the plugin takes clamped and said.
-#define DOCTEST_CONFIG_IMPLEMENT_WITH_MAIN
 #include <doctest/doctest.h>
 
 #include "vhost_net_kit.hpp"

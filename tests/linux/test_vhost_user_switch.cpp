@@ -18,7 +18,6 @@
 // new testpmd's: its vhost thread looks at a new connection only when its poll() of one
 // second ends. Run on split rings and on packed ones (net_config::packed_ring): a packed
 // ring handed over again after the reconnect starts afresh (SET_VRING_BASE 1 << 15).
-#define DOCTEST_CONFIG_IMPLEMENT
 #include <doctest/doctest.h>
 
 #include "test_kit.hpp"

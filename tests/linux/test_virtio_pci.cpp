@@ -4,7 +4,6 @@
 // the transport over memory standing in for the BAR: where the queue addresses, the
 // notification and the device configuration land. The transport on QEMU's device runs in
 // the guest rig: adapters/linux/tools/virtio_net_guest_test.cpp (guest_virtio_net).
-#define DOCTEST_CONFIG_IMPLEMENT_WITH_MAIN
 #include <doctest/doctest.h>
 
 #include <npa/linux/pci/virtio_pci.hpp>

@@ -5,7 +5,6 @@
 // hairpin destinations, flooding, a receiver without buffers. Every frame taken is either
 // delivered or in exactly one drop counter. Multi-queue ports: which transmitqs are polled,
 // which receiveq a frame goes to as pairs are enabled and disabled, a transmitq drained.
-#define DOCTEST_CONFIG_IMPLEMENT_WITH_MAIN
 #include <doctest/doctest.h>
 
 #include "run_dir.hpp"

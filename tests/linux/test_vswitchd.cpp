@@ -7,7 +7,6 @@
 // mrg_rxbuf=0,in_order=0, over split rings and over packed ones (packed_vq=1: the port's
 // negotiated features say which it runs), and with two-segment frames, which DPDK sends as
 // indirect tables. Skipped (exit 77) without dpdk-testpmd.
-#define DOCTEST_CONFIG_IMPLEMENT_WITH_MAIN
 #include "vswitchd_kit.hpp"
 
 #include <signal.h>

@@ -10,7 +10,6 @@
 // queues=2 too (MQ not offered: virtio-user runs one pair, the rings it sets up past the
 // port's are ignored); a front end that enables one pair of two gets everything on that
 // one. Skipped (exit 77) without dpdk-testpmd or root.
-#define DOCTEST_CONFIG_IMPLEMENT_WITH_MAIN
 #include "vswitchd_kit.hpp"
 
 #include <algorithm>

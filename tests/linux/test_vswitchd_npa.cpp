@@ -10,7 +10,6 @@
 // (npa's rings polled, the switch busy-polling); and both again with packed rings on both
 // front ends (npa's net_config::packed_ring, testpmd's packed_vq=1). Skipped (exit 77) without dpdk-testpmd or
 // root.
-#define DOCTEST_CONFIG_IMPLEMENT_WITH_MAIN
 #include "vhost_net_kit.hpp"
 #include "vswitchd_kit.hpp"
 

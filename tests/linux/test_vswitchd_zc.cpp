@@ -18,7 +18,6 @@
 //     the daemon awake, and does not slow the others' frames;
 //   - a zero-copy port and a vhost-user port (testpmd net_virtio_user), both ways: frames
 //     copied across, every one accounted for (needs dpdk-testpmd and root, else skipped).
-#define DOCTEST_CONFIG_IMPLEMENT_WITH_MAIN
 #include "vswitchd_kit.hpp"
 
 #include <npa/linux/zc_port.hpp>

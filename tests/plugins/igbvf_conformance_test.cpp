@@ -1,5 +1,4 @@
 // The igbvf plugin passes the conformance kit on the sim 82576 VF, every hostile case included.
-#define DOCTEST_CONFIG_IMPLEMENT_WITH_MAIN
 #include <npa/plugins/igbvf/plugin.hpp>
 #include <npa/sim/conformance_doctest.hpp>
 #include <npa/sim/igbvf_rig.hpp>

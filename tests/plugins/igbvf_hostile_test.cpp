@@ -1,6 +1,5 @@
 // Each hostile 82576 behaviour is caught by the check meant for it, counted once per
 // event, and a well-behaved VF is never accused (bad_completion stays 0).
-#define DOCTEST_CONFIG_IMPLEMENT_WITH_MAIN
 #include <doctest/doctest.h>
 
 #include <npa/plugins/igbvf/plugin.hpp>

@@ -1,5 +1,4 @@
 // Descriptor layouts and register offsets of the 82576 VF, next to the datasheet's.
-#define DOCTEST_CONFIG_IMPLEMENT_WITH_MAIN
 #include <doctest/doctest.h>
 
 #include <npa/plugins/igbvf/defs.hpp>

@@ -1,6 +1,5 @@
 // The VF control path: igbvf_control speaks the PF mailbox; the sim PF driver applies
 // policy and the embedded switch enforces it (anti-spoofing, VLANs).
-#define DOCTEST_CONFIG_IMPLEMENT_WITH_MAIN
 #include <doctest/doctest.h>
 
 #include <npa/plugins/igbvf/plugin.hpp>

@@ -3,7 +3,6 @@
 // a peer: bidirectional traffic while the data path switches back and forth, onto a
 // second host's VF with smaller rings and fewer offloads, and away from a VF removed in
 // the middle of a burst. Zero TX loss, no duplicates or reordering, the audit balances.
-#define DOCTEST_CONFIG_IMPLEMENT_WITH_MAIN
 #include <doctest/doctest.h>
 
 #include <npa/plugins/igbvf/plugin.hpp>

@@ -1,6 +1,5 @@
 // The VF device model running free on its own thread while the plugin drives it from
 // another: no data race on rings, doorbells or interrupt masks (run under TSan).
-#define DOCTEST_CONFIG_IMPLEMENT_WITH_MAIN
 #include <doctest/doctest.h>
 
 #include <npa/plugins/igbvf/plugin.hpp>

@@ -1,6 +1,5 @@
 // The virtio-net plugin passes the conformance kit on the sim virtio-net device model,
 // every hostile-device case included.
-#define DOCTEST_CONFIG_IMPLEMENT_WITH_MAIN
 #include <npa/plugins/virtio_net/plugin.hpp>
 #include <npa/sim/conformance_doctest.hpp>
 #include <npa/sim/virtio_net_rig.hpp>

@@ -4,7 +4,6 @@
 // that refuses, never answers, answers garbage or writes out of bounds is an error with a
 // sentence, not a hang; a failed batch is rolled back; MQ's VQ_PAIRS_SET; and the shell
 // replaying its control state onto the virtio-net path at a switch.
-#define DOCTEST_CONFIG_IMPLEMENT_WITH_MAIN
 #include <doctest/doctest.h>
 
 #include <npa/control/virtio_net.hpp>

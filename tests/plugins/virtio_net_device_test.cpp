@@ -2,7 +2,6 @@
 // end to end, a device that lies about num_buffers, a hostile driver's chains against the
 // sim device (refused, counted, never followed), and the shell switching between a simnic
 // path and a virtio-net path under traffic.
-#define DOCTEST_CONFIG_IMPLEMENT_WITH_MAIN
 #include <doctest/doctest.h>
 
 #include <npa/plugins/virtio_net/plugin.hpp>

@@ -4,7 +4,6 @@
 // again with IN_ORDER taken. And
 // the model's own packed path: what was negotiated, the buffers it counts available, and a
 // frame spread over several buffers (MRG_RXBUF) given back whole when it does not fit.
-#define DOCTEST_CONFIG_IMPLEMENT_WITH_MAIN
 #include <npa/plugins/virtio_net/plugin.hpp>
 #include <npa/sim/conformance_doctest.hpp>
 #include <npa/sim/virtio_net_rig.hpp>

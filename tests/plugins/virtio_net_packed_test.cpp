@@ -8,7 +8,6 @@
 // EVENT_IDX on and off: kicks follow the device's event area, a receiveq asks for one
 // interrupt per empty poll, and no used buffer is left behind by a suppressed interrupt.
 // The real devices (DPDK's net_vhost, npa-vswitchd) are in tests/linux.
-#define DOCTEST_CONFIG_IMPLEMENT_WITH_MAIN
 #include <doctest/doctest.h>
 
 #include <npa/control/virtio_net.hpp>

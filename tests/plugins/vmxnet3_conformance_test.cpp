@@ -1,6 +1,5 @@
 // The vmxnet3 plugin passes the conformance kit on the sim vmxnet3 device model,
 // every hostile-device case included.
-#define DOCTEST_CONFIG_IMPLEMENT_WITH_MAIN
 #include <npa/plugins/vmxnet3/plugin.hpp>
 #include <npa/sim/conformance_doctest.hpp>
 #include <npa/sim/vmxnet3_rig.hpp>

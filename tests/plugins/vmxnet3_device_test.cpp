@@ -1,7 +1,6 @@
 // vmxnet3: the ABI layout next to the published one, the device-set doorbell rules, the
 // control path through the register interface (policy applies or refuses), and the
 // shell switching between the vmxnet3 path and the simnic path under traffic.
-#define DOCTEST_CONFIG_IMPLEMENT_WITH_MAIN
 #include <doctest/doctest.h>
 
 #include <npa/plugins/vmxnet3/plugin.hpp>

@@ -1,7 +1,6 @@
 // vmxnet3 on a device that behaves as QEMU's (hw/net/vmxnet3.c) where QEMU's differs from
 // the sim's default (VMware's) model, and the event register as both devices have it: each
 // difference the plugin met on QEMU's device (docs/real-devices.md), kept as a case.
-#define DOCTEST_CONFIG_IMPLEMENT_WITH_MAIN
 #include <doctest/doctest.h>
 
 #include <npa/plugins/vmxnet3/plugin.hpp>

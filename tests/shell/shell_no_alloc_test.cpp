@@ -4,7 +4,6 @@
 // (tests/support/alloc_counter.hpp). The device models, the far end and the control
 // thread's switch requests run outside the counted scopes: they are test equipment and
 // control path, which may allocate.
-#define DOCTEST_CONFIG_IMPLEMENT_WITH_MAIN
 #include <doctest/doctest.h>
 
 #include "../support/alloc_counter.hpp"

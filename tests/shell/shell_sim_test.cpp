@@ -2,7 +2,6 @@
 // traffic peer, sustained bidirectional numbered traffic on every queue, switches for
 // every trigger. Loss, duplication and reordering are measured by sequence numbers at both
 // ends.
-#define DOCTEST_CONFIG_IMPLEMENT_WITH_MAIN
 #include <doctest/doctest.h>
 
 #include <npa/fmt.hpp>

@@ -1,7 +1,6 @@
 // The shell: switching, bookkeeping, control path, capabilities, stats, hysteresis.
 // Single-threaded (inline switch) against the fake path; threaded variants live in
 // shell_threads_test.cpp.
-#define DOCTEST_CONFIG_IMPLEMENT_WITH_MAIN
 #include <doctest/doctest.h>
 
 #include "fake_path.hpp"

@@ -1,6 +1,5 @@
 // The shell with its queues on their own threads and switches requested from another
 // (run under ThreadSanitizer by the tsan preset: label "concurrent").
-#define DOCTEST_CONFIG_IMPLEMENT_WITH_MAIN
 #include <doctest/doctest.h>
 
 #include "fake_path.hpp"

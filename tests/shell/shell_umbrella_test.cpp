@@ -2,7 +2,6 @@
 // else of npa (fake_path.hpp includes only the umbrella header too). Every name used below
 // comes from a header the umbrella must pull in: the shell, its control link and control
 // state, the switch history.
-#define DOCTEST_CONFIG_IMPLEMENT_WITH_MAIN
 #include <doctest/doctest.h>
 
 #include "fake_path.hpp"

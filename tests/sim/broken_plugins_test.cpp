@@ -1,6 +1,5 @@
 // Deliberately broken plugins, one per rule: the conformance kit catches each with a
 // message naming the ring, the slot (or the buffer) and the rule, and the process lives on.
-#define DOCTEST_CONFIG_IMPLEMENT_WITH_MAIN
 #include <npa/sim/conformance_doctest.hpp>
 #include <npa/sim/simnic_plugin.hpp>
 #include <npa/sim/simnic_rig.hpp>

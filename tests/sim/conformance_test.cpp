@@ -1,5 +1,4 @@
 // The reference plugin passes the conformance kit on the simnic.
-#define DOCTEST_CONFIG_IMPLEMENT_WITH_MAIN
 #include <npa/sim/conformance_doctest.hpp>
 #include <npa/sim/simnic_plugin.hpp>
 #include <npa/sim/simnic_rig.hpp>

@@ -1,5 +1,4 @@
 // Guest memory: translation is bounds-checked on every access; faults are counted.
-#define DOCTEST_CONFIG_IMPLEMENT_WITH_MAIN
 #include <npa/buffer/fixed_pool.hpp>
 #include <npa/sim/guest_memory.hpp>
 #include <npa/sim/test_api.hpp>

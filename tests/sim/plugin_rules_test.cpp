@@ -1,7 +1,6 @@
 // The rules of docs/plugin-guide.md ("Rules the guide settles") on the reference plugin:
 // for each rule the kit checks, a copy of the reference plugin that breaks it and the kit's
 // message naming it; for the frame limit and ring memory, the reference plugin and the simnic.
-#define DOCTEST_CONFIG_IMPLEMENT_WITH_MAIN
 #include <npa/sim/conformance_doctest.hpp>
 #include <npa/sim/simnic_plugin.hpp>
 #include <npa/sim/simnic_rig.hpp>

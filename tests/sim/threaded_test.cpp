@@ -2,7 +2,6 @@
 // one. Checks the ring protocol under real concurrency (run under TSan in CI), and runs the
 // conformance kit's threaded checks (device on its own thread, completions written field
 // by field) on every shipped plugin, so that the tsan and cross stages run them too.
-#define DOCTEST_CONFIG_IMPLEMENT_WITH_MAIN
 #include <npa/plugins/igbvf/plugin.hpp>
 #include <npa/plugins/vmxnet3/plugin.hpp>
 #include <npa/sim/conformance_doctest.hpp>

@@ -8,7 +8,6 @@
 // mailbox NACKs, the embedded switch's anti-spoofing and VLAN checks) are in
 // tests/plugins/igbvf_mailbox_test.cpp; fuzz/pf_mailbox_fuzz.cpp and
 // fuzz/vmxnet3_command_fuzz.cpp check the same policies against any guest input.
-#define DOCTEST_CONFIG_IMPLEMENT_WITH_MAIN
 #include <doctest/doctest.h>
 
 #include <npa/plugins/igbvf/plugin.hpp>

@@ -15,7 +15,6 @@
 // switches to complete; NPA_SOAK_SEED the schedule; NPA_SOAK_FAULTS which faults are
 // injected (bit 0 link flaps, bit 1 VF resets, bit 2 surprise removals; default 7, all).
 // scripts/soak.sh runs the long one.
-#define DOCTEST_CONFIG_IMPLEMENT_WITH_MAIN
 #include <doctest/doctest.h>
 
 #include "soak_common.hpp"

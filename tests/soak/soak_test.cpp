@@ -10,7 +10,6 @@
 //
 // NPA_SOAK_SWITCHES (default 20,000: the short run in the test suites) sets how many
 // switches to complete; NPA_SOAK_SEED the schedule. scripts/soak.sh runs the long one.
-#define DOCTEST_CONFIG_IMPLEMENT_WITH_MAIN
 #include <doctest/doctest.h>
 
 #include "soak_common.hpp"
