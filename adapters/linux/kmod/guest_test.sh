@@ -365,8 +365,12 @@ if [ -n "$VF" ]; then
     echo "kmod: without switches: ping ${base_got:-0}/1500, TCP $base_mbit Mbit/s, $base_retrans retransmits"
     step=switch
     tcp_start out "$SW_TCP_S"
+    icmp() { awk '/^Icmp:/ { if (!n) { split($0, k); n = 1 } else { split($0, v); for (i = 2; i in k; i++) print k[i], v[i] } }' "$1"; }
+    icmp /proc/net/snmp > /tmp/icmp-own0
+    ns cat /proc/net/snmp > /tmp/snmp-peer && icmp /tmp/snmp-peer > /tmp/icmp-peer0
     ping -c 1500 -i 0.01 -W 2 10.77.0.2 > /tmp/switch-ping.out 2>&1 &
     ping_pid=$!
+    ping_t0=$(cut -d' ' -f1 /proc/uptime)
     usleep 300000
     t0=$(cut -d' ' -f1 /proc/uptime)
     i=0
@@ -391,7 +395,30 @@ if [ -n "$VF" ]; then
     sw_max=$(echo "$sw_durs" | awk 'END { printf "%.2f", $1 / 1e6 }')
     S=$("$ethtool" -S "$dev") || fail "ethtool -S $dev"
     echo "kmod: 100 switches in $t0..$t1 s (the last 16: median $sw_med ms, max $sw_max ms); ping ${sw_got:-0}/${sw_sent:-0}; VF path rx $(stat igbvf_rx_packets) tx $(stat igbvf_tx_packets); shell_tx_lost $(stat shell_tx_lost)"
-    [ -n "$sw_sent" ] && [ "${sw_got:-0}" = "$sw_sent" ] || fail "ping during the switches: ${sw_got:-0} of ${sw_sent:-?} answered"
+    if [ -z "$sw_sent" ] || [ "${sw_got:-0}" != "$sw_sent" ]; then
+        # Which echoes went unanswered, when (ping started at $ping_t0, one echo each 10 ms
+        # at best), and what each end's device and stack counted as dropped.
+        awk -v n="${sw_sent:-1500}" '
+            { for (i = 1; i <= NF; i++) if ($i ~ /^seq=/) { q = substr($i, 5); c[q]++ } }
+            END { m = ""; d = ""
+                  for (q = 0; q < n; q++) { if (!(q in c)) m = m " " q; else if (c[q] > 1) d = d " " q }
+                  print "kmod: unanswered echoes (seq):" m; print "kmod: answered twice (seq):" d }' /tmp/switch-ping.out
+        echo "kmod: ping started at $ping_t0 s; the switches ran $t0..$t1 s"
+        # ICMP counters of both ends over the switch phase: which way the echoes were lost
+        icmp /proc/net/snmp > /tmp/icmp-own1
+        ns cat /proc/net/snmp > /tmp/snmp-peer && icmp /tmp/snmp-peer > /tmp/icmp-peer1
+        paste /tmp/icmp-own0 /tmp/icmp-own1 | awk '$1 ~ /Echo/ { printf "kmod: npa0 Icmp %s +%d\n", $1, $4 - $2 }'
+        paste /tmp/icmp-peer0 /tmp/icmp-peer1 | awk '$1 ~ /Echo/ { printf "kmod: peer Icmp %s +%d\n", $1, $4 - $2 }'
+        for f in rx_packets rx_dropped rx_missed_errors rx_fifo_errors tx_packets tx_dropped; do
+            echo "kmod: $dev $f $(cat "/sys/class/net/$dev/statistics/$f")"
+        done
+        ns cat /proc/net/dev | grep "$peer"
+        # when each path came up: set against the unanswered echoes' send times
+        dmesg | grep -E 'npa: [a-z0-9]+: attached' | tail -n 110
+        ns "$ethtool" -S "$peer" 2>&1 | grep -i -E 'oob|err|drop|discard' || true
+        "$ethtool" -S "$dev" | grep -E 'no_buffer|dropped|lost|errors'
+        fail "ping during the switches: ${sw_got:-0} of ${sw_sent:-?} answered"
+    fi
     [ "$(stat shell_switches)" -ge 101 ] || fail "ethtool -S: shell_switches $(stat shell_switches), not 101"
     [ "$(stat igbvf_rx_packets)" -gt 0 ] && [ "$(stat igbvf_tx_packets)" -gt 0 ] ||
         fail "no traffic on the VF path"
