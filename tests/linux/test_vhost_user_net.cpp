@@ -1191,11 +1191,14 @@ TEST_CASE("virtio-net over vhost-user, the controlq served in the front end (con
                 }));
             }
         }
-        CHECK(wait_until(15s, [&] {
+        const bool all_back = wait_until(15s, [&] {
             receive(0);
             receive(1);
             return back[0] - b0[0] == 100 && back[1] - b0[1] == 100;
-        }));
+        });
+        INFO("sent 100 + 100, back ", back[0] - b0[0], " + ", back[1] - b0[1], "\n",
+             peer.pmd.telemetry("/ethdev/xstats,0"));
+        CHECK(all_back);
         sh->stop();
         sh.reset();
         CHECK(pool->in_use() == 0);
