@@ -96,9 +96,14 @@ switch_to() {
     done
     [ "$(cat "$sys/active_path")" = "$1" ] || fail "switch $2: active_path is not $1"
 }
+# counters GROUP: from /proc/net/snmp or /proc/net/netstat on stdin, GROUP's counters as
+# "name value" lines (the header line names them, the next one holds the values)
+counters() {
+    awk -v g="$1:" '$1 == g { if (!n) { split($0, k); n = 1 } else { split($0, v); for (i = 2; i in k; i++) print k[i], v[i] } }'
+}
 # tcpext: the first namespace's TCP counters that say why a segment was sent again
 tcpext() {
-    awk '/^TcpExt:/ { if (!n) { split($0, k); n = 1 } else { split($0, v); for (i = 2; i in k; i++) print k[i], v[i] } }' /proc/net/netstat |
+    counters TcpExt < /proc/net/netstat |
         grep -E '^(TCPLossProbes|TCPLossProbeRecovery|TCPFastRetrans|TCPSlowStartRetrans|TCPTimeouts|TCPDSACKRecv|TCPDSACKOfoRecv|TCPSACKReorder|TCPTSReorder|TCPSpuriousRTOs|TCPDSACKIgnoredNoUndo|TCPDSACKUndo|TCPLostRetransmit) '
 }
 # udp_rate DIRECTION SECONDS: 64-byte UDP datagrams (18-byte payload) as fast as the
@@ -365,9 +370,8 @@ if [ -n "$VF" ]; then
     echo "kmod: without switches: ping ${base_got:-0}/1500, TCP $base_mbit Mbit/s, $base_retrans retransmits"
     step=switch
     tcp_start out "$SW_TCP_S"
-    icmp() { awk '/^Icmp:/ { if (!n) { split($0, k); n = 1 } else { split($0, v); for (i = 2; i in k; i++) print k[i], v[i] } }' "$1"; }
-    icmp /proc/net/snmp > /tmp/icmp-own0
-    ns cat /proc/net/snmp > /tmp/snmp-peer && icmp /tmp/snmp-peer > /tmp/icmp-peer0
+    counters Icmp < /proc/net/snmp > /tmp/icmp-own0
+    ns cat /proc/net/snmp | counters Icmp > /tmp/icmp-peer0
     ping -c 1500 -i 0.01 -W 2 10.77.0.2 > /tmp/switch-ping.out 2>&1 &
     ping_pid=$!
     ping_t0=$(cut -d' ' -f1 /proc/uptime)
@@ -405,8 +409,8 @@ if [ -n "$VF" ]; then
                   print "kmod: unanswered echoes (seq):" m; print "kmod: answered twice (seq):" d }' /tmp/switch-ping.out
         echo "kmod: ping started at $ping_t0 s; the switches ran $t0..$t1 s"
         # ICMP counters of both ends over the switch phase: which way the echoes were lost
-        icmp /proc/net/snmp > /tmp/icmp-own1
-        ns cat /proc/net/snmp > /tmp/snmp-peer && icmp /tmp/snmp-peer > /tmp/icmp-peer1
+        counters Icmp < /proc/net/snmp > /tmp/icmp-own1
+        ns cat /proc/net/snmp | counters Icmp > /tmp/icmp-peer1
         paste /tmp/icmp-own0 /tmp/icmp-own1 | awk '$1 ~ /Echo/ { printf "kmod: npa0 Icmp %s +%d\n", $1, $4 - $2 }'
         paste /tmp/icmp-peer0 /tmp/icmp-peer1 | awk '$1 ~ /Echo/ { printf "kmod: peer Icmp %s +%d\n", $1, $4 - $2 }'
         for f in rx_packets rx_dropped rx_missed_errors rx_fifo_errors tx_packets tx_dropped; do
