@@ -41,7 +41,9 @@
 #
 # Environment: NPA_GUEST_TIMEOUT (as --timeout), NPA_GUEST_QEMU (the QEMU binary),
 # NPA_GUEST_KERNEL (a kernel image to boot instead of the cached vmlinux, e.g. its bzImage),
-# NPA_GUEST_CACHE (the cache, default <repo>/build/guest).
+# NPA_GUEST_CACHE (the cache, default <repo>/build/guest), NPA_GUEST_QEMU_ARGS (more QEMU
+# arguments, split on blanks: e.g. `-object filter-dump,id=d0,netdev=h0,file=h0.pcap` records
+# every frame through a NIC's hub port).
 #
 # Exit status: 0 only when the guest printed `NPA-GUEST PASS`; 1 on `NPA-GUEST FAIL`, a
 # timeout (the last 40 lines of the serial log are printed) or a guest that stopped without
@@ -170,7 +172,7 @@ set +e
     timeout --kill-after=5 "$timeout_s" "$qemu" -accel tcg -machine q35 -cpu max -smp 1 \
         -m "$mem" -nodefaults -display none -serial stdio -no-reboot -pidfile "$work/qemu.pid" \
         -kernel "$kernel" -initrd "$work/initramfs.cpio" -append "$(echo $cmdline)" \
-        $devices "${mon[@]}" </dev/null 2>&1
+        $devices ${NPA_GUEST_QEMU_ARGS:-} "${mon[@]}" </dev/null 2>&1
     echo $? > "$work/qemu-rc"
 } |
     while IFS= read -r line; do

@@ -813,6 +813,27 @@ void boot_on_a(endless_rig& rig, std::vector<std::uint64_t>& received) {
     }
     REQUIRE_FALSE(rig.sh.switching());
 }
+
+// A rig already running on a; what its queue received goes to `received`.
+struct booted_rig : endless_rig {
+    std::vector<std::uint64_t> received;
+    booted_rig() { boot_on_a(*this, received); }
+};
+
+// An operator's switch from a to b.
+void request_a_to_b(endless_rig& rig) {
+    REQUIRE(rig.sh.request_switch<1>(rig.b, npa::control_link::to(rig.hv),
+                                     npa::switch_reason::operator_request)
+                .ok());
+}
+
+// One tx_burst of four frames; what it does not take goes back to the pool.
+void send_four(endless_shell& sh) {
+    std::array<npa::buffer_ref, 4> tx{};
+    REQUIRE(sh.alloc(0, tx) == tx.size());
+    const std::uint16_t k = sh.tx_burst(0, tx);
+    sh.free(0, std::span<const npa::buffer_ref>(tx).subspan(k));
+}
 } // namespace
 
 TEST_CASE("a drain over a device whose RX never runs dry ends after its bound, TX not held") {
@@ -893,18 +914,62 @@ TEST_CASE("a queue stalled past the drain timeout while reading the old path's R
     REQUIRE(received.size() == 48);
     for (std::uint64_t i = 0; i < received.size(); ++i) CHECK(received[i] == i);
 
-    // A queue that only transmits never reads the old path's RX: the timeout ends its
-    // drain, as before.
-    b.inject(0, 99);
-    REQUIRE(sh.request_switch<0>(a, npa::control_link::to(hv), npa::switch_reason::operator_request)
+    // A queue that only transmits (it never called rx_burst) has no RX reader to wait
+    // for: the timeout ends its drain, and what its old device received stays there.
+    endless_rig tx_only;
+    endless_shell& sh2 = tx_only.sh;
+    REQUIRE(sh2.request_switch<0>(tx_only.a, npa::control_link::to(tx_only.hv),
+                                  npa::switch_reason::boot)
                 .ok());
-    for (int i = 0; i < 8 && sh.switching(); ++i) {
-        (void)sh.poll(0);
-        (void)sh.service();
+    for (int i = 0; i < 4 && sh2.switching(); ++i) {
+        (void)sh2.poll(0);
+        (void)sh2.service();
+    }
+    REQUIRE_FALSE(sh2.switching());
+    tx_only.a.inject(0, 99);
+    REQUIRE(sh2.request_switch<1>(tx_only.b, npa::control_link::to(tx_only.hv),
+                                  npa::switch_reason::operator_request)
+                .ok());
+    for (int i = 0; i < 8 && sh2.switching(); ++i) {
+        (void)sh2.poll(0);
+        (void)sh2.service();
         test_env::clock += cfg.policy.drain_timeout_ns;
     }
+    CHECK_FALSE(sh2.switching());
+    CHECK(sh2.active_path() == 1);
+    CHECK(sh2.history().recent(0).tx_lost == 0);
+}
+
+TEST_CASE("a queue that reads RX keeps the drain open past the timeout until its RX reader "
+          "comes round, whatever tx_burst sees") {
+    // The kernel module under load: ndo_start_xmit's tx_burst picks up the drain, the
+    // NAPI poll that reads RX is held off by a busy CPU, and the next tx_burst finds the
+    // drain timeout passed. It used to flip there, and the echo reply waiting on the old
+    // device (it arrived before the new one was attached) went with the detach.
+    booted_rig rig;
+    std::vector<std::uint64_t>& received = rig.received;
+    endless_shell& sh = rig.sh;
+    rig.a.inject(0, 7);
+    request_a_to_b(rig);
+    for (int round = 0; round < 4; ++round) {
+        send_four(sh);
+        (void)sh.poll(0);
+        (void)sh.service();
+        test_env::clock += 2 * rig.cfg.policy.drain_timeout_ns;
+    }
+    CHECK(sh.switching());  // the old path's RX is still unread: no flip
+    CHECK(received.empty());
+    rig.b.inject(0, 8);  // the peer's next frame reaches the new device
+    for (int i = 0; i < 8 && (sh.switching() || i < 2); ++i) {
+        (void)receive_into(sh, received);
+        (void)sh.service();
+    }
     CHECK_FALSE(sh.switching());
-    CHECK(sh.active_path() == 0);
+    CHECK(sh.active_path() == 1);
+    CHECK(rig.a.inbox[0].empty());
+    REQUIRE(received.size() == 2);
+    CHECK(received[0] == 7);
+    CHECK(received[1] == 8);
     CHECK(sh.history().recent(0).tx_lost == 0);
 }
 
@@ -914,19 +979,13 @@ TEST_CASE("a drain that a slow tx_burst started past its timeout still reads the
     // and starts its clock) takes longer than the drain timeout, then rx_burst. The old
     // device's RX had never been read in this drain; the timeout flipped the queue at that
     // rx_burst and the frames went with the released device.
-    endless_rig rig;
-    std::vector<std::uint64_t> received;
-    boot_on_a(rig, received);
+    booted_rig rig;
+    std::vector<std::uint64_t>& received = rig.received;
     endless_shell& sh = rig.sh;
     for (std::uint64_t i = 0; i < 40; ++i) rig.a.inject(0, i);  // below the bound, more than a burst
-    REQUIRE(sh.request_switch<1>(rig.b, npa::control_link::to(rig.hv),
-                                 npa::switch_reason::operator_request)
-                .ok());
+    request_a_to_b(rig);
     for (int round = 0; round < 8 && sh.switching(); ++round) {
-        std::array<npa::buffer_ref, 4> tx{};
-        REQUIRE(sh.alloc(0, tx) == tx.size());
-        const std::uint16_t k = sh.tx_burst(0, tx);  // the first call of the drain
-        sh.free(0, std::span<const npa::buffer_ref>(tx).subspan(k));
+        send_four(sh);  // the first call of the drain
         test_env::clock += 2 * rig.cfg.policy.drain_timeout_ns;  // ... and a slow one
         (void)receive_into(sh, received);
         (void)sh.poll(0);
@@ -944,9 +1003,8 @@ TEST_CASE("a drain is not timed out by the call that starts it") {
     // A queue thread descheduled inside its first call of the drain, between the deadline
     // being set and checked (a loaded host under QEMU's TCG), flipped at once and left
     // the old device's RX unread. Here every clock read moves the clock past the timeout.
-    endless_rig rig;
-    std::vector<std::uint64_t> received;
-    boot_on_a(rig, received);
+    booted_rig rig;
+    std::vector<std::uint64_t>& received = rig.received;
     endless_shell& sh = rig.sh;
     for (std::uint64_t i = 0; i < 40; ++i) rig.a.inject(0, i);
     REQUIRE(sh.request_switch<1>(rig.b, npa::control_link::to(rig.hv),

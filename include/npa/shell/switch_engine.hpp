@@ -229,6 +229,9 @@ status shell<Env, Plugins...>::wait_switch() {
     while (switching_) {
         if (cfg_.inline_switch) {
             for (std::uint16_t q = 0; q < nq_; ++q) {
+                // The caller serves the queues and, waiting here, reads no RX: the drain
+                // timeout may end the wait for the old path's RX (sync_slow()).
+                queues_[q].rx_reader = false;
                 (void)poll(q);
             }
         }
