@@ -377,8 +377,9 @@ private:
         bool draining = false;
         bool hold = false;
         bool old_rx_drained = false;
-        /// rx_burst has been called on this queue: its RX has a reader, so the drain
-        /// timeout never leaves the old path's RX unread (switch_queue.hpp).
+        bool old_rx_read = false;         ///< during drain: the queue has read RX
+        /// rx_burst has been called on this queue: its RX has a reader, waited for past
+        /// the drain timeout (policy.rx_reader_wait_ns; switch_queue.hpp).
         bool rx_reader = false;
         bool armed = false;
         std::uint32_t rx_drain_left = 0;  ///< during drain: old-path RX still to read

@@ -63,6 +63,12 @@ struct switch_policy {
     /// already on their way to the old device when the peer learns the new one must be
     /// read before the old path is released. Keep it below drain_timeout_ns.
     std::uint64_t rx_quiet_ns = 0;
+    /// How much longer than drain_timeout_ns a queue that reads RX (it has called
+    /// rx_burst) is waited for to read the old path's RX, when only its other calls
+    /// (tx_burst, poll) come round: a NAPI poll held off by a busy CPU still reads what
+    /// the old device holds, and an application that stopped reading RX does not hold
+    /// the switch for ever.
+    std::uint64_t rx_reader_wait_ns = 100'000'000;
 };
 
 /// One switch, as telemetry.

@@ -971,6 +971,28 @@ TEST_CASE("a queue that reads RX keeps the drain open past the timeout until its
     CHECK(received[0] == 7);
     CHECK(received[1] == 8);
     CHECK(sh.history().recent(0).tx_lost == 0);
+
+    // An application that stopped reading RX does not hold a switch for ever: past
+    // rx_reader_wait_ns its tx_burst and poll flip the queue, as for a queue without RX.
+    rig.b.inject(0, 9);
+    REQUIRE(sh.request_switch<0>(rig.a, npa::control_link::to(rig.hv),
+                                 npa::switch_reason::operator_request)
+                .ok());
+    send_four(sh);
+    (void)sh.service();
+    test_env::clock += rig.cfg.policy.drain_timeout_ns + rig.cfg.policy.rx_reader_wait_ns / 2;
+    send_four(sh);
+    (void)sh.service();
+    CHECK(sh.switching());
+    test_env::clock += rig.cfg.policy.rx_reader_wait_ns;
+    for (int i = 0; i < 4 && sh.switching(); ++i) {
+        send_four(sh);
+        (void)sh.poll(0);
+        (void)sh.service();
+    }
+    CHECK_FALSE(sh.switching());
+    CHECK(sh.active_path() == 0);
+    CHECK(received.size() == 2);  // 9 stayed on b: nobody read it
 }
 
 TEST_CASE("a drain that a slow tx_burst started past its timeout still reads the old path's RX "

@@ -45,6 +45,7 @@ std::uint16_t shell<Env, Plugins...>::rx_burst(std::uint16_t q,
         // it can have held when the drain started (rx_drain_bound), then left; one
         // that answers short is drained once it has been quiet for policy.rx_quiet_ns.
         if (qs.rx_drain_left != 0 && qs.tx_path != no_path) {
+            qs.old_rx_read = true;
             n = plugin_rx(qs.tx_path, qs, q, out);
             qs.rx_drain_left -= n < qs.rx_drain_left ? n : qs.rx_drain_left;
             if ((n < out.size() && old_rx_quiet(qs, n)) || qs.rx_drain_left == 0) {

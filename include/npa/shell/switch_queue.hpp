@@ -39,6 +39,7 @@ void shell<Env, Plugins...>::sync_slow(queue_state& qs, std::uint16_t q, std::ui
             qs.draining = true;
             qs.rx_drain_left = rx_drain_bound(qs.tx_path, q);
             qs.old_rx_drained = qs.tx_path == no_path || qs.rx_drain_left == 0;
+            qs.old_rx_read = false;
             qs.held_at_start = qs.c.tx_backlogged;
             qs.requeued_at_start = qs.c.tx_requeued;
             qs.lost_at_start = qs.c.tx_lost;
@@ -89,20 +90,31 @@ void shell<Env, Plugins...>::sync_slow(queue_state& qs, std::uint16_t q, std::ui
         done = tx_held == 0 && qs.old_rx_drained;
     }
     // The timeout ends a wait on the old device (TX in flight, RX that nobody reads).
-    // Old-path RX on a queue that reads RX is already there: its bound ends that read,
-    // not the clock. So a thread descheduled past the deadline, one whose first rx_burst
-    // of the drain comes after it (a slow tx_burst started the drain), and a tx_burst
-    // that finds the deadline passed before the queue's RX reader came round (a NAPI
-    // poll that a busy CPU held off: the kernel module under load) strand none of it on
-    // the released device; the next rx_burst reads it. A plugin that declares no bound
-    // is bounded by its RX ring (rx_drain_bound()), so a device that never runs dry still
-    // ends its read. Nor does the timeout end a drain in the call that started it: a
-    // thread descheduled between setting the deadline and this check would flip before
-    // it could read anything. A queue that never called rx_burst flips on the timeout.
-    const bool reading_old_rx = (qs.rx_reader || reads_rx) && !qs.old_rx_drained;
-    const bool give_up =
-        !done && (health(qs.tx_path) != errc::ok ||
-                  (!started && Env::now_ns() >= qs.drain_deadline && !reading_old_rx));
+    // Old-path RX that the queue is reading, or is about to read (this is rx_burst), is
+    // already there: its bound ends that read, not the clock, so a thread descheduled
+    // past the deadline, or whose first rx_burst of the drain comes after it (a slow
+    // tx_burst started the drain), strands none of it on the released device. A queue
+    // that reads RX but whose reader has not come round yet (a tx_burst found the
+    // deadline passed while the NAPI poll was held off by a busy CPU: the kernel module
+    // under load) is waited for policy.rx_reader_wait_ns longer; a queue that never
+    // called rx_burst flips on the timeout. A plugin that declares no bound is bounded by
+    // its RX ring (rx_drain_bound()), so a device that never runs dry still ends its
+    // read. Nor does the timeout end a drain in the call that started it: a thread
+    // descheduled between setting the deadline and this check would flip before it
+    // could read anything.
+    bool give_up = false;
+    if (!done) {
+        if (health(qs.tx_path) != errc::ok) {
+            give_up = true;
+        } else if (!started) {
+            const std::uint64_t now = Env::now_ns();
+            if (now >= qs.drain_deadline) {
+                const bool reader_due =
+                    qs.rx_reader && now - qs.drain_deadline < cfg_.policy.rx_reader_wait_ns;
+                give_up = !(qs.old_rx_read || reads_rx || reader_due) || qs.old_rx_drained;
+            }
+        }
+    }
     if (!done && !give_up) {
         return;
     }
