@@ -413,10 +413,10 @@ if [ -n "$VF" ]; then
         ns cat /proc/net/snmp | counters Icmp > /tmp/icmp-peer1
         paste /tmp/icmp-own0 /tmp/icmp-own1 | awk '$1 ~ /Echo/ { printf "kmod: npa0 Icmp %s +%d\n", $1, $4 - $2 }'
         paste /tmp/icmp-peer0 /tmp/icmp-peer1 | awk '$1 ~ /Echo/ { printf "kmod: peer Icmp %s +%d\n", $1, $4 - $2 }'
-        # The stack's own drops: the IP layer's, the raw ICMP socket's (ping's; last column
-        # of /proc/net/raw), each CPU's backlog (second column of softnet_stat)
+        # The stack's own drops: the IP layer's, each CPU's backlog (second column of
+        # softnet_stat). InEchoReps above counts the replies that reached ICMP, so one
+        # missing there never reached ping's socket either.
         counters Ip < /proc/net/snmp | grep -E '^(InReceives|InHdrErrors|InAddrErrors|InDiscards|InDelivers) ' | sed 's/^/kmod: npa0 Ip /'
-        sed 's/^/kmod: raw /' /proc/net/raw
         sed 's/^/kmod: softnet /' /proc/net/softnet_stat
         for f in rx_packets rx_dropped rx_missed_errors rx_fifo_errors tx_packets tx_dropped; do
             echo "kmod: $dev $f $(cat "/sys/class/net/$dev/statistics/$f")"
