@@ -78,7 +78,7 @@ test-asan:
 	$(call preset_suite,asan,,)
 
 # Only the concurrent suites (ring stress, shell and device threads) and the switching
-# suites (shell_test, shell_sim_test: every trigger, 10,000 switches) are worth TSan's
+# suites (shell_test, shell_drain_test, shell_paths_test, shell_sim_test: every trigger, 10,000 switches) are worth TSan's
 # 5-15x slowdown, so only their programs are built (scripts/ctest-targets.py answers `all` whenever a
 # selected test is not a plain program under build/tsan/bin).
 test-tsan:
