@@ -7,6 +7,7 @@ Inputs (written by benchmarks/run.sh):
   <raw>/stream-*.json     npa_ring_stream, one JSON object per streaming trial (floor probe,
                           start regime, wall and CPU time, whether the scheduler left it alone)
   <raw>/plain.txt         npa_plain_stream lines, the plain harness the stream cases agree with
+  <raw>/onesided.md       npa_ring_onesided's table (each side alone), included as printed
   <raw>/loadavg.txt       "<unix time> <1-min load>" sampled during the run
   <raw>/icount/           callgrind dumps (callgrind.out.N), one per single-thread case,
                           and counts.txt ("<name> <elements>") from npa_ring_icount
@@ -204,9 +205,12 @@ def load_datapath(raw):
 
 
 def side_tables(raw):
-    """The tables npa_path_bench, npa_switch_bench and npa_vhost_bench print, as printed."""
+    """The tables npa_ring_onesided, npa_path_bench, npa_switch_bench and npa_vhost_bench print,
+    as printed."""
     parts = []
-    for fname, title in [("path.md", "Data path: shell + vmxnet3 / igbvf plugins + sim devices "
+    for fname, title in [("onesided.md", "Each side of a ring alone, across cores "
+                          "(npa_ring_onesided)"),
+                         ("path.md", "Data path: shell + vmxnet3 / igbvf plugins + sim devices "
                           "(npa_path_bench)"),
                          ("switch.md", "Switch duration and packets held under load "
                           "(npa_switch_bench)"),

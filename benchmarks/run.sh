@@ -7,8 +7,9 @@
 #      time per trial) and npa_ring_bench (ping-pong, single thread, empty poll); within a
 #      repetition every implementation of a cell runs back to back, so slow phases of a
 #      noisy machine hit them alike; JSON per repetition into bench-results/raw/; then
-#      the plain harness (npa_plain_stream) on a few cells, the reference the streaming
-#      trials are held against; the load average is sampled every 2 s throughout
+#      each side alone (npa_ring_onesided: fill, then drain, across cores); the plain
+#      harness (npa_plain_stream) on a few cells, the reference the streaming trials are
+#      held against; the load average is sampled every 2 s throughout
 #   2b. the data paths: shell + plugin + sim devices, and (root, with dpdk-testpmd)
 #      npa's virtio-net front end over vhost-user against DPDK's net_virtio_user
 #   3. count instructions per element of the single-thread cases, and per packet of the
@@ -59,7 +60,7 @@ if ! cmake -S "$root" -B "$build" "${generator[@]}" "${common[@]}" -DNPA_BUILD_S
             -DNPA_LINUX=OFF >/dev/null
     fi
 fi
-targets=(npa_ring_bench npa_ring_stream npa_plain_stream npa_ring_icount)
+targets=(npa_ring_bench npa_ring_stream npa_ring_onesided npa_plain_stream npa_ring_icount)
 for t in npa_datapath_bench npa_datapath_icount npa_path_bench npa_switch_bench npa_vhost_bench; do
     if grep -q "$t" "$build"/build.ninja "$build"/Makefile "$build"/benchmarks/Makefile 2>/dev/null; then
         targets+=("$t")
@@ -73,7 +74,7 @@ bindir="$build/bin"
 # ---- 2. ring suite ---------------------------------------------------------------------
 raw="$out/raw"
 mkdir -p "$raw"
-rm -f "$raw"/run-*.json "$raw"/stream-*.json "$raw/plain.txt" "$raw/loadavg.txt"
+rm -f "$raw"/run-*.json "$raw"/stream-*.json "$raw/plain.txt" "$raw/loadavg.txt" "$raw/onesided.md"
 rm -rf "$raw/icount"
 load_start=$(cut -d' ' -f1 /proc/loadavg 2>/dev/null || echo "?")
 # The load average through the whole run, every 2 s (stopped at the end of the script).
@@ -93,6 +94,11 @@ for ((r = 1; r <= reps; r++)); do
         --benchmark_out="$raw/run-$r.json" --benchmark_out_format=json \
         --benchmark_format=console >"$raw/run-$r.txt"
 done
+
+# Each side alone (fill, then drain, across cores): what a ring's own work costs, apart from
+# how its two sides disturb each other when they stream.
+say "ring suite: each side alone (npa_ring_onesided)"
+"$bindir/npa_ring_onesided" --reps "$reps" >"$raw/onesided.md"
 
 # The plain harness on the cells where the suite once disagreed with it: a few
 # undisturbed runs each (a run counts when both threads were on a CPU >= 90% of it).
