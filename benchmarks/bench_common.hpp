@@ -1,10 +1,14 @@
-// benchmarks/bench_common.hpp: thread pinning and the start line shared by the
-// cross-core cases.
+// benchmarks/bench_common.hpp: thread pinning, the start line and the floor probe shared
+// by the cross-core cases.
 #pragma once
 
+#include <algorithm>
 #include <atomic>
+#include <chrono>
+#include <cstdint>
 #include <cstdio>
 #include <thread>
+#include <vector>
 
 #include <pthread.h>
 #include <sched.h>
@@ -77,6 +81,53 @@ inline void cpu_relax() noexcept {
 #elif defined(__aarch64__)
     asm volatile("yield" ::: "memory");
 #endif
+}
+
+/// The cross-core floor right now: one bare cache line bounced between the calling thread
+/// (pinned to producer_core) and an echo thread on consumer_core. Takes `repeats` means of
+/// `round_trips` round trips each and returns their median, in ns. One round trip before
+/// the first timed one waits for the echo thread to start and reach its core. The streaming
+/// trials (ring_stream.cpp) probe with their own two threads instead, inside each trial.
+inline double cache_line_round_trip_ns(std::uint64_t round_trips, int repeats) {
+    struct alignas(64) line {
+        std::atomic<std::uint64_t> v{0};
+    };
+    line ping, pong;
+    std::thread echo([&ping, &pong] {
+        (void)pin_to_core(consumer_core);
+        for (std::uint64_t want = 1;; ++want) {
+            std::uint64_t got;
+            while ((got = ping.v.load(std::memory_order_acquire)) < want) {
+            }
+            if (got == ~0ull) {
+                return;
+            }
+            pong.v.store(got, std::memory_order_release);
+            want = got;
+        }
+    });
+    (void)pin_to_core(producer_core);
+    std::uint64_t seq = 0;
+    const auto bounce = [&] {
+        ping.v.store(++seq, std::memory_order_release);
+        while (pong.v.load(std::memory_order_acquire) != seq) {
+        }
+    };
+    bounce(); // untimed: the echo thread's start
+    std::vector<double> means;
+    for (int r = 0; r < repeats; ++r) {
+        const auto t0 = std::chrono::steady_clock::now();
+        for (std::uint64_t i = 0; i < round_trips; ++i) {
+            bounce();
+        }
+        const auto t1 = std::chrono::steady_clock::now();
+        means.push_back(std::chrono::duration<double, std::nano>(t1 - t0).count() /
+                        static_cast<double>(round_trips));
+    }
+    ping.v.store(~0ull, std::memory_order_release);
+    echo.join();
+    std::sort(means.begin(), means.end());
+    return means.empty() ? 0 : means[means.size() / 2];
 }
 
 } // namespace npa_bench

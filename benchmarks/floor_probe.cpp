@@ -13,23 +13,9 @@
 // test: it never fails on a number.
 #include "bench_common.hpp"
 
-#include <algorithm>
-#include <array>
-#include <atomic>
-#include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
-#include <thread>
-#include <vector>
-
-namespace {
-
-struct alignas(64) line {
-    std::atomic<std::uint64_t> v{0};
-};
-
-} // namespace
 
 int main(int argc, char** argv) {
     std::uint64_t round_trips = 256;
@@ -49,37 +35,7 @@ int main(int argc, char** argv) {
         return 2;
     }
     (void)npa_bench::allowed_cpus(); // read before any thread is pinned
-    std::array<line, 2> lines;        // ping, pong: one line each
-    std::vector<double> means;
-    std::thread echo([&] {
-        (void)npa_bench::pin_to_core(npa_bench::consumer_core);
-        for (std::uint64_t want = 1;; ++want) {
-            std::uint64_t got;
-            while ((got = lines[0].v.load(std::memory_order_acquire)) < want) {
-            }
-            if (got == ~0ull) {
-                return;
-            }
-            lines[1].v.store(got, std::memory_order_release);
-            want = got;
-        }
-    });
-    (void)npa_bench::pin_to_core(npa_bench::producer_core);
-    std::uint64_t seq = 0;
-    for (int r = 0; r < repeats; ++r) {
-        const auto t0 = std::chrono::steady_clock::now();
-        for (std::uint64_t i = 0; i < round_trips; ++i) {
-            lines[0].v.store(++seq, std::memory_order_release);
-            while (lines[1].v.load(std::memory_order_acquire) != seq) {
-            }
-        }
-        const auto t1 = std::chrono::steady_clock::now();
-        means.push_back(std::chrono::duration<double, std::nano>(t1 - t0).count() / static_cast<double>(round_trips));
-    }
-    lines[0].v.store(~0ull, std::memory_order_release);
-    echo.join();
-    std::sort(means.begin(), means.end());
-    const double median = means[means.size() / 2];
+    const double median = npa_bench::cache_line_round_trip_ns(round_trips, repeats);
     std::printf("floor_ns %.1f class %s\n", median, median < npa_bench::floor_split_ns ? "near" : "far");
     return 0;
 }

@@ -54,35 +54,6 @@ double median(std::vector<double> v) {
     return v[v.size() / 2];
 }
 
-/// Mean cache-line round trip between the producer's and the consumer's core, in ns.
-double floor_probe() {
-    struct alignas(64) line {
-        std::atomic<std::uint64_t> v{0};
-    };
-    line ping, pong;
-    std::thread echo([&] {
-        pin_to_core(consumer_core);
-        for (std::uint64_t i = 1; i <= probe_round_trips + 1; ++i) {
-            while (ping.v.load(std::memory_order_acquire) != i) {
-            }
-            pong.v.store(i, std::memory_order_release);
-        }
-    });
-    // The first round trip waits for the thread to start and move to its core: untimed.
-    clk::time_point t0{};
-    for (std::uint64_t i = 1; i <= probe_round_trips + 1; ++i) {
-        if (i == 2) {
-            t0 = clk::now();
-        }
-        ping.v.store(i, std::memory_order_release);
-        while (pong.v.load(std::memory_order_acquire) != i) {
-        }
-    }
-    const double ns = std::chrono::duration<double, std::nano>(clk::now() - t0).count();
-    echo.join();
-    return ns / probe_round_trips;
-}
-
 struct sides {
     double fill = 0, drain = 0; // ns per element, median round
 };
@@ -190,7 +161,7 @@ int main(int argc, char** argv) {
     std::vector<cell_result> cells;
     std::vector<double> floors;
     for (int r = 0; r < reps; ++r) {
-        floors.push_back(floor_probe());
+        floors.push_back(cache_line_round_trip_ns(probe_round_trips, 1));
         std::size_t at = 0;
         sweep_bytes<8>(cells, at, std::make_index_sequence<bursts.size()>{});
         sweep_bytes<16>(cells, at, std::make_index_sequence<bursts.size()>{});

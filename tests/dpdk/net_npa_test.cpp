@@ -34,8 +34,6 @@
 #include <unistd.h>
 #include <vector>
 
-using npa::dpdk::mbuf_ref;
-using npa::dpdk::mempool_pool;
 using namespace npa_test_dpdk;
 
 TEST_CASE("mbuf_ref is an npa buffer over the mbuf itself, without copies") {
