@@ -1,8 +1,9 @@
-// The packed virtqueue core (npa/virtio/packed_ring.hpp): layout byte by byte, both sides
-// against each other over many wraps of a ring whose size is not a power of two, the event
-// suppression modes, and hostile used descriptors and chains.
+// The packed virtqueue core (npa/virtio/packed_ring.hpp, packed_device.hpp): layout byte by
+// byte, both sides against each other over many wraps of a ring whose size is not a power of
+// two, the event suppression modes, and hostile used descriptors and chains.
 #include <doctest/doctest.h>
 
+#include <npa/virtio/packed_device.hpp>
 #include <npa/virtio/packed_ring.hpp>
 
 #include "virtio_tables.hpp"

@@ -1,8 +1,9 @@
-// The split virtqueue core (npa/virtio/split_ring.hpp): layouts byte by byte, both sides
-// against each other, 16-bit wrap, the event-idx rule, and the device's checks of hostile
-// chains and the driver's checks of hostile used entries.
+// The split virtqueue core (npa/virtio/split_ring.hpp, split_device.hpp): layouts byte by
+// byte, both sides against each other, 16-bit wrap, the event-idx rule, and the device's
+// checks of hostile chains and the driver's checks of hostile used entries.
 #include <doctest/doctest.h>
 
+#include <npa/virtio/split_device.hpp>
 #include <npa/virtio/split_ring.hpp>
 
 #include "virtio_tables.hpp"

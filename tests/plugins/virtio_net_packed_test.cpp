@@ -13,6 +13,7 @@
 #include <npa/control/virtio_net.hpp>
 #include <npa/plugins/virtio_net/plugin.hpp>
 #include <npa/sim/virtio_net_rig.hpp>
+#include <npa/virtio/packed_device.hpp>
 #include <npa/virtio/packed_ring.hpp>
 
 #include <array>

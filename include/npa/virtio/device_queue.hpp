@@ -12,8 +12,8 @@
 #pragma once
 
 #include <npa/config.hpp>
-#include <npa/virtio/packed_ring.hpp>
-#include <npa/virtio/split_ring.hpp>
+#include <npa/virtio/packed_device.hpp>
+#include <npa/virtio/split_device.hpp>
 
 #include <atomic>
 #include <cstdint>

@@ -103,6 +103,31 @@ enum class chain_error : std::uint8_t {
     return "unknown";
 }
 
+/// A device side's refusals: a count per cause and the latest cause.
+class chain_error_counts {
+public:
+    void add(chain_error e) noexcept {
+        ++n_[static_cast<std::size_t>(e)];
+        last_ = e;
+    }
+    void clear() noexcept { *this = chain_error_counts{}; }
+    [[nodiscard]] std::uint64_t of(chain_error e) const noexcept {
+        return n_[static_cast<std::size_t>(e)];
+    }
+    [[nodiscard]] std::uint64_t total() const noexcept {
+        std::uint64_t t = 0;
+        for (const std::uint64_t c : n_) {
+            t += c;
+        }
+        return t;
+    }
+    [[nodiscard]] chain_error last() const noexcept { return last_; }
+
+private:
+    std::uint64_t n_[static_cast<std::size_t>(chain_error::count_)]{};
+    chain_error last_ = chain_error::none;
+};
+
 /// A chain the device took: its head and its segments (in the caller's span).
 struct chain {
     std::uint16_t head = 0;

@@ -18,7 +18,9 @@
 #include <npa/plugins/vmxnet3/plugin.hpp>
 #include <npa/ring/gen_ring.hpp>
 #include <npa/ring/index_ring.hpp>
+#include <npa/virtio/packed_device.hpp>
 #include <npa/virtio/packed_ring.hpp>
+#include <npa/virtio/split_device.hpp>
 #include <npa/virtio/split_ring.hpp>
 
 #include <cstddef>
