@@ -20,13 +20,13 @@
 //       sit behind virtio::ring_driver (ring_driver.hpp), so TX, RX and the checks
 //       below are written once. IN_ORDER is taken on both: a transmitq's used entry
 //       (packed: used descriptor) may stand for a batch, and on a packed ring the
-//       driver then skips the batch's positions itself (packed_driver). EVENT_IDX is taken on both
-//       layouts and behaves alike (IRQ): on a packed ring the hints are the event
+//       driver then skips the batch's positions itself (packed_driver). EVENT_IDX is
+//       taken on both layouts and behaves alike (IRQ): on a packed ring the hints are the event
 //       suppression areas (2.8.10) in RING_EVENT_FLAGS_DESC mode, off_wrap naming a ring
 //       position and its lap where a split ring names a 16-bit index.
 //   TX  one descriptor per frame: the 12-byte virtio_net_hdr_v1 is written into the
 //       buffer's headroom, so the device reads header and frame from one buffer. Checksum
-//       and TSO requests become NEEDS_CSUM / gso_type. A buffer without 12 bytes of
+//       and TSO requests become NEEDS_CSUM / gso_type (offload.hpp). A buffer without 12 bytes of
 //       headroom, or a frame outside the MTU, is refused and counted (tx_errors).
 //   RX  one descriptor per buffer, 12 bytes in front of its data for the header. Every
 //       buffer holds an MTU frame, so a device needs one buffer per frame. MRG_RXBUF is
@@ -34,8 +34,8 @@
 //       TSO, 5.1.6.3.1); a frame it spreads over num_buffers buffers fills each but the
 //       last completely, so it is larger than one npa buffer (one segment): it is taken
 //       off the ring, dropped and counted, as vmxnet3's plugin drops a frame spanning its
-//       rings. A partial checksum (NEEDS_CSUM, with GUEST_CSUM) is completed here, so the
-//       shell never sees one.
+//       rings. A partial checksum (NEEDS_CSUM, with GUEST_CSUM) is completed (offload.hpp), so
+//       the shell never sees one.
 //   IRQ one vector per queue pair; irq_arm/irq_disarm unmask and mask it. Without
 //       EVENT_IDX the rings never suppress interrupts (no NO_INTERRUPT), so a masked vector
 //       latches what arrived and unmasking delivers it (NAPI's contract). With EVENT_IDX
@@ -68,6 +68,7 @@
 #include <npa/concepts/plugin.hpp>
 #include <npa/detail/store_changed.hpp>
 #include <npa/plugins/virtio_net/defs.hpp>
+#include <npa/plugins/virtio_net/offload.hpp>
 #include <npa/plugins/virtio_net/window.hpp>
 #include <npa/ring/slot_ring.hpp>
 #include <npa/virtio/ring_driver.hpp>
@@ -408,7 +409,8 @@ private:
             }
             b.set_length(len);
             offload_info o{};
-            if (!rx_csum(*h, b, len, o)) {
+            if (!virtio_net::rx_csum(*h, b.data(), len,
+                                     (features_ & virtio_net::feature::GUEST_CSUM) != 0, o.csum)) {
                 drop_rx(qi, b);
                 continue;
             }
@@ -576,29 +578,11 @@ private:
     }
 
     void write_tx_hdr(const buffer_type& b, const offload_info& ol, bool tso) const noexcept {
-        namespace vn = virtio_net;
-        vn::net_hdr_v1 h{}; // all zero: no offload, num_buffers 0 on TX (5.1.6.2)
-        const std::uint16_t l23 = static_cast<std::uint16_t>(ol.l2_len + ol.l3_len);
         const bool csum = (ol.flags & ol::tx_l4_csum) != 0 && (offloads_ & cap::tx_l4_csum) != 0;
-        if ((tso || csum) && ol.l2_len >= 14 && ol.l3_len != 0) {
-            h.flags = vn::HDR_F_NEEDS_CSUM;
-            h.csum_start = l23;
-            h.csum_offset = tso ? l4::tcp_csum_off : l4::csum_off(ol.l4_len);
-        }
-        if (tso && ol.l2_len >= 14 && ol.l3_len != 0) {
-            // IPv4 or IPv6 by the EtherType in front of the L3 header (after any VLAN tag).
-            const std::uint16_t et = load_be16(b.data() + ol.l2_len - 2);
-            h.gso_type = et == 0x86DD ? vn::GSO_TCPV6 : vn::GSO_TCPV4;
-            h.gso_size = ol.tso_mss;
-            h.hdr_len = static_cast<std::uint16_t>(l23 + ol.l4_len);
-        }
+        const virtio_net::net_hdr_v1 h = virtio_net::tx_hdr(b.data(), ol, tso, csum);
         // Not written when the buffer holds it already (the device read this line when the
         // buffer last went out: npa/detail/store_changed.hpp).
-        detail::store_changed(b.data() - vn::HDR_LEN, &h, sizeof h);
-    }
-    static std::uint16_t load_be16(const std::byte* p) noexcept {
-        return static_cast<std::uint16_t>(std::to_integer<std::uint16_t>(p[0]) << 8 |
-                                          std::to_integer<std::uint16_t>(p[1]));
+        detail::store_changed(b.data() - virtio_net::HDR_LEN, &h, sizeof h);
     }
 
     // The next used entry of queue qi's receiveq, checked: the buffer and the frame bytes
@@ -696,39 +680,6 @@ private:
                 return;
             }
         }
-    }
-
-    // The header's checksum state: DATA_VALID is a checked checksum; NEEDS_CSUM is a
-    // partial one (the pseudo-header sum in place), completed here over csum_start..end.
-    // False when the header points outside the frame.
-    bool rx_csum(const virtio_net::net_hdr_v1& h, const buffer_type& b, std::uint32_t len,
-                 offload_info& o) const noexcept {
-        if ((features_ & virtio_net::feature::GUEST_CSUM) == 0) {
-            return true;
-        }
-        if ((h.flags & virtio_net::HDR_F_NEEDS_CSUM) != 0) {
-            const std::uint32_t start = h.csum_start, at = start + h.csum_offset;
-            if (at + 2 > len) {
-                return false;
-            }
-            std::uint32_t sum = 0;
-            const std::byte* p = b.data();
-            for (std::uint32_t i = start; i < len; i += 2) {
-                const std::uint32_t hi = std::to_integer<std::uint32_t>(p[i]);
-                const std::uint32_t lo = i + 1 < len ? std::to_integer<std::uint32_t>(p[i + 1]) : 0;
-                sum += hi << 8 | lo;
-            }
-            while (sum >> 16 != 0) {
-                sum = (sum & 0xFFFFu) + (sum >> 16);
-            }
-            const auto c = static_cast<std::uint16_t>(~sum);
-            b.data()[at] = static_cast<std::byte>(c >> 8);
-            b.data()[at + 1] = static_cast<std::byte>(c & 0xFF);
-            o.csum = csum_state::good;
-        } else if ((h.flags & virtio_net::HDR_F_DATA_VALID) != 0) {
-            o.csum = csum_state::good;
-        }
-        return true;
     }
 
     // Posts a buffer on every free descriptor of the receiveq, then notifies if asked.
