@@ -1,11 +1,12 @@
 // guest_test_support.hpp: what the guest tests of the userspace PCI plugins share (vmxnet3,
 // igbvf, the switch; tests/guest/README.md): numbered test frames of 60..1514 bytes with a payload
 // derived from the number, their check on arrival, PCI functions found by id, the igb PF
-// brought up with its VFs, a paced transfer between two ports
-// driven by npa plugins, failure collection, and the pool audit after detach.
+// brought up with its VFs, a paced transfer between two ports driven by npa plugins, failure
+// collection, the pools, the shell of the switching scenarios, and the pool audit after
+// detach.
 //
-// A port is any struct with `name`, `mac`, `api` (std::optional<npa::sim::test_api<...>>),
-// `plugin` and `attached`.
+// A port is any struct with `name`, `mac`, `fn`, `api` (std::optional<npa::sim::test_api<...>>),
+// `plugin` and `attached`; port_ref is one over state kept elsewhere.
 #pragma once
 
 #include <npa/buffer/fixed_pool.hpp>
@@ -16,6 +17,7 @@
 #include <npa/linux/pci/dma_memory.hpp>
 #include <npa/linux/pci/function.hpp>
 #include <npa/plugins/vmxnet3/defs.hpp>
+#include <npa/shell.hpp>
 #include <npa/sim/test_api.hpp>
 
 #include <dirent.h>
@@ -574,11 +576,20 @@ inline void compare(const char* what, std::uint64_t device, std::uint64_t npa_si
     }
 }
 
-// A pool of 896 buffers over `mem` (a fixed_pool over dma_memory) in `pool`, and the test
-// shell API over it in `api`; a failure and false when the pool cannot be made.
-template <class Pool, class Api>
-bool make_pool(const char* name, std::optional<Pool>& pool, std::optional<Api>& api,
-               npa::lnx::pci::dma_memory mem) {
+// One queue pair of `ring` slots each way, MTU 1500: what every guest test attaches.
+inline npa::queue_config one_queue(std::uint32_t ring) {
+    npa::queue_config qc;
+    qc.queues = 1;
+    qc.tx_ring_size = ring;
+    qc.rx_ring_size = ring;
+    qc.mtu = 1500;
+    return qc;
+}
+
+// A pool of 896 buffers over `mem` (a fixed_pool over dma_memory) in `pool`; a failure and
+// false when the pool cannot be made.
+template <class Pool>
+bool make_pool(const char* name, std::optional<Pool>& pool, npa::lnx::pci::dma_memory mem) {
     npa::pool_config pc;
     pc.count = 896;
     auto p = Pool::create(pc, std::move(mem));
@@ -587,8 +598,71 @@ bool make_pool(const char* name, std::optional<Pool>& pool, std::optional<Api>& 
         return false;
     }
     pool.emplace(std::move(*p));
+    return true;
+}
+
+// make_pool(), and the test shell API over the pool in `api`.
+template <class Pool, class Api>
+bool make_pool(const char* name, std::optional<Pool>& pool, std::optional<Api>& api,
+               npa::lnx::pci::dma_memory mem) {
+    if (!make_pool(name, pool, std::move(mem))) {
+        return false;
+    }
     api.emplace(*pool);
     api->set_verbose(true);
+    return true;
+}
+
+// A port over state its caller keeps, for attach_plugin(), attach_vmxnet3() and
+// detach_and_audit(): the switching scenarios' peer, whose plugin and API outlive the block
+// that attaches it.
+template <class Function, class Api, class Plugin>
+struct port_ref {
+    const char* name;
+    npa::mac_addr mac;
+    Function& fn;
+    std::optional<Api>& api;
+    Plugin& plugin;
+    bool attached = false;
+};
+
+// The shell of the switching scenarios in `sh`, over `pool`: one_queue(ring), no dwell time
+// between switches, and the thread that calls switch_to() serving the queues while it waits
+// (inline_switch: the tests are single-threaded). A failure and false when it does not
+// initialise.
+template <class Shell, class Pool>
+bool make_switch_shell(std::optional<Shell>& sh, Pool& pool, std::uint32_t ring) {
+    static typename Shell::env_type en;
+    Pool* pools[] = {&pool};
+    npa::shell_config cfg;
+    cfg.queues = one_queue(ring);
+    cfg.policy.min_dwell_ns = 0;
+    cfg.inline_switch = true;
+    sh.emplace(en, pools, cfg);
+    if (!sh->init_status()) {
+        failf("shell: %s", sh->init_status().reason());
+        return false;
+    }
+    return true;
+}
+
+// Starts shell `sh` on path `first` (named `where` in a failure) and gives it `mac` and
+// the RX mode unicast + broadcast through its control path, which replays both at every
+// attach.
+template <class Shell>
+bool start_shell(Shell& sh, npa::path_id first, const char* where, const npa::mac_addr& mac) {
+    if (const npa::status st = sh.start(first); !st) {
+        failf("shell start on %s: %s", where, st.reason());
+        return false;
+    }
+    if (const npa::status st = sh.set_mac(mac); !st) {
+        failf("shell set_mac: %s", st.reason());
+        return false;
+    }
+    if (const npa::status st = sh.set_rx_mode(npa::rx_mode::unicast | npa::rx_mode::broadcast); !st) {
+        failf("shell rx mode: %s", st.reason());
+        return false;
+    }
     return true;
 }
 
@@ -618,12 +692,7 @@ void detach_and_audit(Port& p) {
 // way, MTU 1500. A failure is recorded; true when attached.
 template <class Port>
 bool attach_plugin(Port& p, std::uint32_t ring) {
-    npa::queue_config qc;
-    qc.queues = 1;
-    qc.tx_ring_size = ring;
-    qc.rx_ring_size = ring;
-    qc.mtu = 1500;
-    if (const npa::status st = p.plugin.attach(*p.api, p.fn.window(), qc); !st) {
+    if (const npa::status st = p.plugin.attach(*p.api, p.fn.window(), one_queue(ring)); !st) {
         failf("%s: attach: %s", p.name, st.reason());
         return false;
     }

@@ -334,62 +334,24 @@ int main() {
                     mac_text(assigned).c_str(), mac_text(mac).c_str());
         ctl_e.emplace(fe.control_port());
 
-        npa::pool_config pc;
-        pc.count = 896;
-        auto p1 = pool_t::create(pc, std::move(ms));
-        auto p2 = pool_t::create(pc, std::move(mp));
-        if (!p1 || !p2) {
-            failf("pool: %s", !p1 ? p1.error().reason() : p2.error().reason());
+        if (!make_pool("shell", shell_pool, std::move(ms)) || !make_pool("peer", peer_pool, papi, std::move(mp))) {
             break;
         }
-        shell_pool.emplace(std::move(*p1));
-        peer_pool.emplace(std::move(*p2));
-
         // The peer: a plain plugin, its MAC and RX mode through its own control path.
-        papi.emplace(*peer_pool);
-        npa::queue_config qc;
-        qc.queues = 1;
-        qc.tx_ring_size = ring_size;
-        qc.rx_ring_size = ring_size;
-        qc.mtu = 1500;
-        if (const npa::status st = peer.attach(*papi, fp.window(), qc); !st) {
-            failf("peer attach: %s", st.reason());
-            break;
-        }
-        peer_attached = true;
-        npa::vmxnet3_control peer_ctl(fp.control_port());
-        const npa::control_request init[] = {
-            npa::control_request::make_set_mac(peer_mac),
-            npa::control_request::make_rx_mode(npa::rx_mode::unicast | npa::rx_mode::broadcast)};
-        if (const npa::status st = peer_ctl.submit_batch(init); !st) {
-            failf("peer control: %s", st.reason());
+        port_ref<pci::vmxnet3_function, peer_api_t, peer_plugin_t> pp{"peer", peer_mac, fp, papi, peer};
+        const bool peer_up = attach_vmxnet3(pp, ring_size);
+        peer_attached = pp.attached; // attached, though its control step may have failed
+        if (!peer_up) {
             break;
         }
 
         // The shell: the emulated path and the passthrough path, each with its authority.
-        pool_t* pools[] = {&*shell_pool};
-        npa::shell_config cfg;
-        cfg.queues = qc;
-        cfg.policy.min_dwell_ns = 0;
-        cfg.inline_switch = true;
-        static env en;
-        sh.emplace(en, pools, cfg);
-        if (!sh->init_status()) {
-            failf("shell: %s", sh->init_status().reason());
+        if (!make_switch_shell(sh, *shell_pool, ring_size)) {
             break;
         }
         const npa::path_id pe = sh->add_path<npa::vmxnet3_plugin>(fe.window(), npa::control_link::to(*ctl_e));
         const npa::path_id pv = sh->add_path<npa::igbvf_plugin>(fv.window(), npa::control_link::to(*ctl_v));
-        if (const npa::status st = sh->start(pe); !st) {
-            failf("shell start on the vmxnet3: %s", st.reason());
-            break;
-        }
-        if (const npa::status st = sh->set_mac(mac); !st) {
-            failf("shell set_mac: %s", st.reason());
-            break;
-        }
-        if (const npa::status st = sh->set_rx_mode(npa::rx_mode::unicast | npa::rx_mode::broadcast); !st) {
-            failf("shell rx mode: %s", st.reason());
+        if (!start_shell(*sh, pe, "the vmxnet3", mac)) {
             break;
         }
         std::printf("shell on the vmxnet3, MAC and RX mode set through its control path\n");

@@ -266,64 +266,26 @@ int main() {
         }
         std::printf("paths: A %s, B %s; peer %s (all on uio_pci_generic)\n", addr_a.c_str(), addr_b.c_str(),
                     addr_p.c_str());
-        npa::pool_config pc;
-        pc.count = 896;
-        auto p1 = pool_t::create(pc, std::move(ms));
-        auto p2 = pool_t::create(pc, std::move(mp));
-        if (!p1 || !p2) {
-            failf("pool: %s", !p1 ? p1.error().reason() : p2.error().reason());
+        if (!make_pool("shell", shell_pool, std::move(ms)) || !make_pool("peer", peer_pool, papi, std::move(mp))) {
             break;
         }
-        shell_pool.emplace(std::move(*p1));
-        peer_pool.emplace(std::move(*p2));
-
         // The peer: a plain plugin, its MAC and RX mode through its own control path.
-        papi.emplace(*peer_pool);
-        npa::queue_config qc;
-        qc.queues = 1;
-        qc.tx_ring_size = ring_size;
-        qc.rx_ring_size = ring_size;
-        qc.mtu = 1500;
-        if (const npa::status st = peer.attach(*papi, fp.window(), qc); !st) {
-            failf("peer attach: %s", st.reason());
-            break;
-        }
-        peer_attached = true;
-        npa::vmxnet3_control peer_ctl(fp.control_port());
-        const npa::control_request init[] = {
-            npa::control_request::make_set_mac(peer_mac),
-            npa::control_request::make_rx_mode(npa::rx_mode::unicast | npa::rx_mode::broadcast)};
-        if (const npa::status st = peer_ctl.submit_batch(init); !st) {
-            failf("peer control: %s", st.reason());
+        port_ref<pci::vmxnet3_function, peer_api_t, peer_plugin_t> pp{"peer", peer_mac, fp, papi, peer};
+        const bool peer_up = attach_vmxnet3(pp, ring_size);
+        peer_attached = pp.attached; // attached, though its control step may have failed
+        if (!peer_up) {
             break;
         }
 
         // The shell: two paths, each its vmxnet3 and that device's control path.
         static npa::vmxnet3_control ctl_a(fa.control_port()), ctl_b(fb.control_port());
-        pool_t* pools[] = {&*shell_pool};
-        npa::shell_config cfg;
-        cfg.queues = qc;
-        cfg.policy.min_dwell_ns = 0;
-        cfg.inline_switch = true;
-        static env en;
-        sh.emplace(en, pools, cfg);
-        if (!sh->init_status()) {
-            failf("shell: %s", sh->init_status().reason());
+        if (!make_switch_shell(sh, *shell_pool, ring_size)) {
             break;
         }
         const npa::path_id pa = sh->add_path<npa::vmxnet3_plugin>(fa.window(), npa::control_link::to(ctl_a));
         const npa::path_id pb = sh->add_path<npa::vmxnet3_plugin>(fb.window(), npa::control_link::to(ctl_b));
         std::printf("peer attached; shell starting on A\n");
-        if (const npa::status st = sh->start(pa); !st) {
-            failf("shell start on A: %s", st.reason());
-            break;
-        }
-        if (const npa::status st = sh->set_mac(shell_mac); !st) {
-            failf("shell set_mac: %s", st.reason());
-            break;
-        }
-        if (const npa::status st = sh->set_rx_mode(npa::rx_mode::unicast | npa::rx_mode::broadcast); !st) {
-            failf("shell rx mode: %s", st.reason());
+        if (!start_shell(*sh, pa, "A", shell_mac)) {
             break;
         }
 

@@ -178,27 +178,14 @@ int main() {
         }
         std::printf("paths: X %s (vmxnet3), V %s (virtio-net, %s rings); peer %s\n", addr_x.c_str(),
                     addr_v.c_str(), packed ? "packed" : "split", addr_p.c_str());
-        npa::pool_config pc;
-        pc.count = 896;
-        auto p1 = pool_t::create(pc, std::move(ms));
-        if (!p1 || !make_pool("peer", peer_pool, papi, std::move(mp))) {
-            failf("shell pool: %s", !p1 ? p1.error().reason() : "-");
+        if (!make_pool("shell", shell_pool, std::move(ms)) || !make_pool("peer", peer_pool, papi, std::move(mp))) {
             break;
         }
-        shell_pool.emplace(std::move(*p1));
-        {
-            struct peer_port {
-                const char* name;
-                npa::mac_addr mac;
-                pci::vmxnet3_function& fn;
-                std::optional<peer_api_t>& api;
-                peer_plugin_t& plugin;
-                bool attached;
-            } pp{"peer", peer_mac, fp, papi, peer, false};
-            if (!attach_vmxnet3(pp, ring_size)) {
-                break;
-            }
-            peer_attached = true;
+        port_ref<pci::vmxnet3_function, peer_api_t, peer_plugin_t> pp{"peer", peer_mac, fp, papi, peer};
+        const bool peer_up = attach_vmxnet3(pp, ring_size);
+        peer_attached = pp.attached; // attached, though its control step may have failed
+        if (!peer_up) {
+            break;
         }
         static npa::vmxnet3_control ctl_x(fx.control_port());
         const auto cm = arena.take(npa::virtio_net_control::memory_bytes, 4096);
@@ -208,35 +195,14 @@ int main() {
         }
         static npa::virtio_net_control ctl_v({cm.virt, cm.iova, cm.size}, &control_wait);
         fv.window().set_control(ctl_v.hook());
-        pool_t* pools[] = {&*shell_pool};
-        npa::shell_config cfg;
-        cfg.queues.queues = 1;
-        cfg.queues.tx_ring_size = ring_size;
-        cfg.queues.rx_ring_size = ring_size;
-        cfg.queues.mtu = 1500;
-        cfg.policy.min_dwell_ns = 0;
-        cfg.inline_switch = true;
-        static env en;
-        sh.emplace(en, pools, cfg);
-        if (!sh->init_status()) {
-            failf("shell: %s", sh->init_status().reason());
+        if (!make_switch_shell(sh, *shell_pool, ring_size)) {
             break;
         }
         const npa::path_id px =
             sh->add_path<npa::vmxnet3_plugin>(fx.window(), npa::control_link::to(ctl_x));
         const npa::path_id pv =
             sh->add_path<npa::virtio_net_plugin>(fv.window(), npa::control_link::to(ctl_v));
-        if (const npa::status st = sh->start(px); !st) {
-            failf("shell start on X: %s", st.reason());
-            break;
-        }
-        if (const npa::status st = sh->set_mac(shell_mac); !st) {
-            failf("shell set_mac: %s", st.reason());
-            break;
-        }
-        if (const npa::status st = sh->set_rx_mode(npa::rx_mode::unicast | npa::rx_mode::broadcast);
-            !st) {
-            failf("shell rx mode: %s", st.reason());
+        if (!start_shell(*sh, px, "X", shell_mac)) {
             break;
         }
         tr.emplace(*sh, peer, *papi);
