@@ -122,7 +122,8 @@ CROSS_TESTS := core_index_ring core_gen_ring core_fixed_pool core_buffer_lifetim
                igbvf_conformance_test igbvf_layout_test igbvf_mailbox_test igbvf_hostile_test \
                igbvf_threaded_test shell_threads_test \
                core_virtio_split_ring core_virtio_packed_ring virtio_net_device_test \
-               virtio_net_conformance_test virtio_net_offload_test \
+               virtio_net_conformance_test virtio_net_offload_test vmxnet3_offload_test \
+               igbvf_offload_test \
                image_loader_test image_shell_test image_igbvf_conformance_test
 CROSS_IMAGE_CHECKS := image_reproducible image_pack_refuses_imports image_pack_refuses_constructor \
                       image_pack_refuses_plain

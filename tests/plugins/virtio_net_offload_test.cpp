@@ -6,6 +6,8 @@
 
 #include <npa/plugins/virtio_net/offload.hpp>
 
+#include "../support/offload_request.hpp"
+
 #include <array>
 #include <cstddef>
 #include <cstdint>
@@ -60,8 +62,8 @@ struct tcp4_frame {
         for (std::size_t i = 0; i < addrs.size(); ++i) {
             put16(f, l2 + 12 + 2 * i, addrs[i]);
         }
-        put16(f, l2 + l3, 40000);     // source port
-        put16(f, l2 + l3 + 2, 5201);  // destination port
+        put16(f, l2 + l3, 40000);    // source port
+        put16(f, l2 + l3 + 2, 5201); // destination port
         f[l2 + l3 + 12] = std::byte{0x50};
         for (std::size_t i = 0; i < payload; ++i) {
             f[l2 + l3 + l4 + i] = static_cast<std::byte>(i * 7 + 3);
@@ -83,12 +85,7 @@ struct tcp4_frame {
 };
 
 offload_info request(std::uint8_t l2, std::uint8_t l3, std::uint8_t l4, std::uint16_t mss = 0) {
-    offload_info o{};
-    o.l2_len = l2;
-    o.l3_len = l3;
-    o.l4_len = l4;
-    o.tso_mss = mss;
-    return o;
+    return npa_test::offload_request(0, l2, l3, l4, mss);
 }
 
 } // namespace
@@ -131,8 +128,8 @@ TEST_CASE("tx_hdr: TSO by the EtherType in front of the L3 header, VLAN tag incl
 TEST_CASE("tx_hdr: no offload without a whole L2 header and an L3 length") {
     std::vector<std::byte> frame(64);
     put16(frame, 12, 0x0800);
-    for (const offload_info& o : {request(0, 20, 20, 1448), request(13, 20, 20, 1448),
-                                  request(14, 0, 20, 1448)}) {
+    for (const offload_info& o :
+         {request(0, 20, 20, 1448), request(13, 20, 20, 1448), request(14, 0, 20, 1448)}) {
         const vn::net_hdr_v1 h = vn::tx_hdr(frame.data(), o, true, true);
         CHECK(h.flags == 0);
         CHECK(h.gso_type == vn::GSO_NONE);
@@ -161,7 +158,8 @@ TEST_CASE("rx_csum: a header pointing outside the frame is refused and the frame
     const std::vector<std::byte> before = t.f;
     const auto len = static_cast<std::uint32_t>(t.f.size());
     vn::net_hdr_v1 h = t.partial_hdr();
-    h.csum_offset = static_cast<std::uint16_t>(len - 34 - 1); // the field's second byte past the end
+    h.csum_offset =
+        static_cast<std::uint16_t>(len - 34 - 1); // the field's second byte past the end
     csum_state v = csum_state::unknown;
     CHECK_FALSE(vn::rx_csum(h, t.f.data(), len, true, v));
     h = t.partial_hdr();

@@ -2,7 +2,8 @@
 //
 // It drives the VF's advanced descriptor rings (defs.hpp) through the device window
 // (window.hpp) and nothing else: the MAC, VLAN and MTU go through the PF mailbox,
-// which only the shell's igbvf_control can reach.
+// which only the shell's igbvf_control can reach. A packet's offloads become context and
+// descriptor bits, and a write-back's become offload_info, in offload.hpp.
 //
 // Rings (82576 datasheet 7.1 / 7.2): head/tail. The driver writes descriptors and moves
 // the tail register (RDT/TDT, one doorbell per burst); the device consumes from head and
@@ -34,6 +35,7 @@
 #include <npa/buffer/packet_buffer.hpp>
 #include <npa/concepts/plugin.hpp>
 #include <npa/plugins/igbvf/defs.hpp>
+#include <npa/plugins/igbvf/offload.hpp>
 #include <npa/plugins/igbvf/window.hpp>
 #include <npa/ring/gen_ring.hpp>
 #include <npa/ring/slot_ring.hpp>
@@ -165,7 +167,7 @@ public:
                 continue;
             }
             b.set_length(wb.length);
-            b.set_offload(rx_offload(wb));
+            b.set_offload(igbvf::rx_offload(wb, (offloads_ & cap::rx_csum) != 0));
             out[n++] = b;
             ++q.stats.rx_packets;
             q.stats.rx_bytes += wb.length;
@@ -193,7 +195,8 @@ public:
                 api_->tx_complete(qi, std::span<const buffer_type>(&b, 1));
                 continue;
             }
-            const igbvf::adv_tx_context_desc ctx = context_for(ol, tso);
+            const igbvf::tx_offload off = igbvf::tx_offload_for(b.data(), b.length(), ol, offloads_, tso);
+            const igbvf::adv_tx_context_desc& ctx = off.ctx;
             const bool need_ctx = ctx.type_tucmd_mlhl != 0 &&
                                   (!q.ctx_valid || std::memcmp(&ctx, &q.ctx, sizeof ctx) != 0);
             if (tx_free(q) < (need_ctx ? 2u : 1u)) {
@@ -205,19 +208,10 @@ public:
                 q.ctx = ctx;
                 q.ctx_valid = true;
             }
-            std::uint32_t cmd = igbvf::txd::dtyp_data | igbvf::txd::dcmd_dext |
-                                igbvf::txd::dcmd_ifcs | igbvf::txd::dcmd_eop |
-                                igbvf::txd::dcmd_rs | b.length();
-            std::uint32_t olinfo = 0;
-            if (ctx.type_tucmd_mlhl != 0) {
-                cmd |= (ol.flags & ol::tx_vlan) != 0 && (offloads_ & cap::vlan_insert) != 0
-                           ? igbvf::txd::dcmd_vle : 0;
-                cmd |= tso ? igbvf::txd::dcmd_tse : 0;
-                olinfo |= (ol.flags & ol::tx_ip_csum) != 0 && (offloads_ & cap::tx_ip_csum) != 0
-                              ? igbvf::txd::popts_ixsm : 0;
-                olinfo |= ((ol.flags & ol::tx_l4_csum) != 0 && (offloads_ & cap::tx_l4_csum) != 0) || tso
-                              ? igbvf::txd::popts_txsm : 0;
-            }
+            const std::uint32_t cmd = igbvf::txd::dtyp_data | igbvf::txd::dcmd_dext |
+                                      igbvf::txd::dcmd_ifcs | igbvf::txd::dcmd_eop |
+                                      igbvf::txd::dcmd_rs | off.cmd | b.length();
+            std::uint32_t olinfo = off.olinfo;
             // PAYLEN: the whole frame, or for TSO the TCP payload (datasheet 7.2.2.2.9).
             const std::uint32_t hdrs =
                 (ol.l2_len != 0 ? std::uint32_t{ol.l2_len} : igbvf_eth_hlen) + ol.l3_len + ol.l4_len;
@@ -616,45 +610,6 @@ private:
         clear_word(q.rx_ring[slot], 2);
         const buffer_type b = q.rxs.take();
         api_->release_rx_buffers(qi, std::span<const buffer_type>(&b, 1));
-    }
-
-    offload_info rx_offload(const igbvf::adv_rx_wb& wb) const noexcept {
-        offload_info o{};
-        namespace r = igbvf::rxd;
-        // Stripping is the PF's choice on an 82576 (VMOLR.STRVLAN), not the VF's: a tag the
-        // device stripped is always reported, or it would be lost.
-        if ((wb.status_error & r::stat_vp) != 0) {
-            o.flags |= ol::rx_vlan;
-            o.vlan_tci = wb.vlan;
-        }
-        if ((offloads_ & cap::rx_csum) != 0 && (wb.status_error & r::stat_ixsm) == 0 &&
-            (wb.status_error & (r::stat_ipcs | r::stat_l4cs | r::stat_udpcs)) != 0) {
-            o.csum = (wb.status_error & (r::err_ipe | r::err_tcpe)) != 0 ? csum_state::bad
-                                                                          : csum_state::good;
-        }
-        return o;
-    }
-
-    // The context descriptor a packet's offloads need (type_tucmd_mlhl == 0: none).
-    igbvf::adv_tx_context_desc context_for(const offload_info& ol, bool tso) const noexcept {
-        igbvf::adv_tx_context_desc c{};
-        const bool vlan = (ol.flags & ol::tx_vlan) != 0 && (offloads_ & cap::vlan_insert) != 0;
-        const bool ip = (ol.flags & ol::tx_ip_csum) != 0 && (offloads_ & cap::tx_ip_csum) != 0;
-        const bool l4 = (ol.flags & ol::tx_l4_csum) != 0 && (offloads_ & cap::tx_l4_csum) != 0;
-        if (!vlan && !ip && !l4 && !tso) {
-            return c;
-        }
-        const std::uint32_t l2 = ol.l2_len != 0 ? ol.l2_len : igbvf_eth_hlen;
-        c.vlan_macip_lens = (vlan ? std::uint32_t{ol.vlan_tci} << igbvf::txd::vlan_shift : 0) |
-                            (l2 << igbvf::txd::maclen_shift) | (ol.l3_len & igbvf::txd::iplen_mask);
-        c.type_tucmd_mlhl = igbvf::txd::dcmd_dext | igbvf::txd::dtyp_ctxt |
-                            (ip || tso ? igbvf::txd::tucmd_ipv4 : 0) |
-                            (tso || (l4 && ol.l4_len >= 20) ? igbvf::txd::tucmd_l4t_tcp
-                                                            : igbvf::txd::tucmd_l4t_udp);
-        c.mss_l4len_idx = tso ? (std::uint32_t{ol.tso_mss} << igbvf::txd::mss_shift) |
-                                    (std::uint32_t{ol.l4_len} << igbvf::txd::l4len_shift)
-                              : 0;
-        return c;
     }
 
     Api* api_ = nullptr;

@@ -38,8 +38,8 @@ namespace npa::virtio_net {
     if (tso) {
         // IPv4 or IPv6 by the EtherType in front of the L3 header (after any VLAN tag).
         const std::byte* et = frame + ol.l2_len - 2;
-        const bool v6 = std::to_integer<unsigned>(et[0]) == 0x86 &&
-                        std::to_integer<unsigned>(et[1]) == 0xDD;
+        const bool v6 =
+            std::to_integer<unsigned>(et[0]) == 0x86 && std::to_integer<unsigned>(et[1]) == 0xDD;
         h.gso_type = v6 ? GSO_TCPV6 : GSO_TCPV4;
         h.gso_size = ol.tso_mss;
         h.hdr_len = static_cast<std::uint16_t>(l23 + ol.l4_len);

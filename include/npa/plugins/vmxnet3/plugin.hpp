@@ -34,12 +34,14 @@
 // reports device_error from then on so the shell switches away.
 //
 // The plugin never reaches the control registers: its device_type (vmxnet3::window) has
-// no MAC register, RX filter or UPDATE_* command. That is vmxnet3_control's job.
+// no MAC register, RX filter or UPDATE_* command. That is vmxnet3_control's job. Offload
+// requests become descriptor fields, and completions' flags offload_info, in offload.hpp.
 #pragma once
 
 #include <npa/buffer/packet_buffer.hpp>
 #include <npa/concepts/plugin.hpp>
 #include <npa/plugins/vmxnet3/defs.hpp>
+#include <npa/plugins/vmxnet3/offload.hpp>
 #include <npa/plugins/vmxnet3/window.hpp>
 #include <npa/ring/gen_ring.hpp>
 #include <npa/ring/slot_ring.hpp>
@@ -267,7 +269,7 @@ public:
                 d.addr = b.iova();
             }
             vmxnet3::tx_desc::len::set(d.dword2, len);
-            map_tx_offload(ol, tso, d);
+            vmxnet3::set_tx_offload(d, ol, offloads_, tso);
             vmxnet3::tx_desc::eop::set(d.dword3, 1);
             vmxnet3::tx_desc::cq::set(d.dword3, 1);
             q.tx_slots.fill(b);
@@ -397,7 +399,7 @@ public:
                 continue;
             }
             b.set_length(len);
-            b.set_offload(rx_offload(c));
+            b.set_offload(vmxnet3::rx_offload(c));
             out[n++] = b;
             ++q.stats.rx_packets;
             q.stats.rx_bytes += len;
@@ -558,51 +560,6 @@ private:
         f |= (offloads_ & cap::vlan_strip) != 0 ? vmxnet3::upt1::F_RXVLAN : 0;
         f |= (offloads_ & cap::rss) != 0 && nq_ > 1 ? vmxnet3::upt1::F_RSS : 0;
         return f & p.upt_features;
-    }
-
-    void map_tx_offload(const offload_info& ol, bool tso, vmxnet3::tx_desc& d) const noexcept {
-        using td = vmxnet3::tx_desc;
-        const std::uint32_t l23 = std::uint32_t{ol.l2_len} + ol.l3_len;
-        if (tso) {  // om TSO: hlen covers every header, msscof is the MSS
-            td::om_::set(d.dword3, vmxnet3::om::TSO);
-            td::hlen::set(d.dword3, l23 + ol.l4_len);
-            td::msscof::set(d.dword2, ol.tso_mss);
-        } else if ((ol.flags & ol::tx_l4_csum) != 0 && (offloads_ & cap::tx_l4_csum) != 0 &&
-                   l23 != 0) {
-            // om CSUM: hlen is where the L4 header starts, msscof where its checksum is.
-            const std::uint32_t off = l4::csum_off(ol.l4_len);
-            td::om_::set(d.dword3, vmxnet3::om::CSUM);
-            td::hlen::set(d.dword3, l23);
-            td::msscof::set(d.dword2, l23 + off);
-        }
-        if ((ol.flags & ol::tx_vlan) != 0 && (offloads_ & cap::vlan_insert) != 0) {
-            td::ti::set(d.dword3, 1);
-            td::tci::set(d.dword3, ol.vlan_tci);
-        }
-    }
-
-    static offload_info rx_offload(const vmxnet3::rx_comp_desc& c) noexcept {
-        using rcd = vmxnet3::rx_comp_desc;
-        offload_info o{};
-        if (rcd::rssType::get(c.dword0) != vmxnet3::rss_type::NONE) {
-            o.flags |= ol::rx_rss;
-            o.rss_hash = c.rssHash;
-        }
-        if (rcd::ts::get(c.dword2) != 0) {
-            o.flags |= ol::rx_vlan;
-            o.vlan_tci = static_cast<std::uint16_t>(rcd::tci::get(c.dword2));
-        }
-        if (rcd::cnc::get(c.dword0) == 0) {
-            const bool l4 = rcd::tcp::get(c.dword3) != 0 || rcd::udp::get(c.dword3) != 0;
-            const bool bad_ip = rcd::v4::get(c.dword3) != 0 && rcd::ipc::get(c.dword3) == 0;
-            const bool bad_l4 = l4 && rcd::tuc::get(c.dword3) == 0;
-            if (bad_ip || bad_l4) {
-                o.csum = csum_state::bad;
-            } else if (l4 || rcd::v4::get(c.dword3) != 0) {
-                o.csum = csum_state::good;
-            }
-        }
-        return o;
     }
 
     static std::uint32_t posted_len(const buffer_type& b) noexcept {

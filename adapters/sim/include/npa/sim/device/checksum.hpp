@@ -35,6 +35,20 @@ namespace npa::sim::inet {
     return sum(ip + 12, 8, 0) + proto + l4len;
 }
 
+/// The IPv6 pseudo header of an L4 segment (addresses at ip + 8, the upper-layer length,
+/// the next header; RFC 8200 8.1).
+[[nodiscard]] inline std::uint32_t pseudo_sum6(const std::byte* ip, std::uint32_t proto,
+                                               std::uint32_t l4len) noexcept {
+    return sum(ip + 8, 32, 0) + (l4len >> 16) + (l4len & 0xFFFF) + proto;
+}
+
+/// The pseudo header of the IP header at `ip` by its version: IPv6 for 6, IPv4 otherwise.
+[[nodiscard]] inline std::uint32_t pseudo_sum_of(const std::byte* ip, std::uint32_t proto,
+                                                 std::uint32_t l4len) noexcept {
+    return (std::to_integer<unsigned>(ip[0]) >> 4) == 6 ? pseudo_sum6(ip, proto, l4len)
+                                                        : pseudo_sum(ip, proto, l4len);
+}
+
 /// The checksum to store over p[0..n) plus a starting sum s (the field itself zeroed).
 [[nodiscard]] inline std::uint16_t checksum(const std::byte* p, std::uint32_t n,
                                             std::uint32_t s = 0) noexcept {

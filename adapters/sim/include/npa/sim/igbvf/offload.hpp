@@ -1,7 +1,7 @@
 // npa/sim/igbvf/offload.hpp: the 82576 VF model's offloads (part of igbvf_device).
 //
-// TX: TCP segmentation (datasheet 7.2.4), IPv4 and TCP/UDP checksum insertion and VLAN
-// tag insertion from the context descriptor (7.2.2.2). RX: IPv4 header and TCP/UDP
+// TX: TCP segmentation over IPv4 and IPv6 (datasheet 7.2.4), IPv4 and TCP/UDP checksum
+// insertion and VLAN tag insertion from the context descriptor (7.2.2.2). RX: IPv4 header and TCP/UDP
 // checksum verdicts (7.1.5). The checksums are the Internet checksum of
 // device/checksum.hpp.
 #pragma once
@@ -12,9 +12,10 @@
 namespace npa::sim {
 
 // TCP segmentation (datasheet 7.2.4): the headers of the context (MACLEN, IPLEN,
-// L4LEN) are repeated on every segment of at most MSS payload bytes; IPv4 total length
-// and id, the TCP sequence number and flags (FIN, PSH only on the last) and both
-// checksums are redone per segment. IPv4/TCP only, as the context must say.
+// L4LEN) are repeated on every segment of at most MSS payload bytes; the TCP sequence
+// number and flags (FIN, PSH only on the last) and the TCP checksum are redone per
+// segment, and so are IPv4's total length, id and header checksum (TUCMD.IPV4) or IPv6's
+// payload length. TCP only, and the IP version the context names must be the packet's.
 inline bool igbvf_device::segment(std::uint16_t q, dq& d, std::uint32_t len, std::uint32_t cmd,
                                   std::uint32_t olinfo, std::uint32_t eop) {
     const std::uint32_t maclen = (d.ctx.vlan_macip_lens >> igbvf::txd::maclen_shift) & 0x7F;
@@ -23,18 +24,21 @@ inline bool igbvf_device::segment(std::uint16_t q, dq& d, std::uint32_t len, std
     const std::uint32_t mss = d.ctx.mss_l4len_idx >> igbvf::txd::mss_shift;
     const std::uint32_t hdr = maclen + iplen + l4len;
     const std::uint32_t paylen = olinfo >> igbvf::txd::paylen_shift;
-    if ((d.ctx.type_tucmd_mlhl & (igbvf::txd::tucmd_ipv4 | igbvf::txd::tucmd_l4t_tcp)) !=
-            (igbvf::txd::tucmd_ipv4 | igbvf::txd::tucmd_l4t_tcp) ||
-        iplen < 20 || l4len < 20 || mss == 0 || hdr >= len || hdr + mss > max_frame_size - 4 ||
-        paylen != len - hdr) {
+    const bool v4 = (d.ctx.type_tucmd_mlhl & igbvf::txd::tucmd_ipv4) != 0;
+    const unsigned version =
+        maclen < len ? std::to_integer<unsigned>(gather_.data()[maclen]) >> 4 : 0;
+    if ((d.ctx.type_tucmd_mlhl & igbvf::txd::tucmd_l4t_tcp) == 0 || version != (v4 ? 4u : 6u) ||
+        iplen < (v4 ? 20u : 40u) || l4len < 20 || mss == 0 || hdr >= len ||
+        hdr + mss > max_frame_size - 4 || paylen != len - hdr) {
         violation(q, ring_kind::tx, eop, igbvf_rule::bad_length,
-                  "TSO context: MACLEN %u IPLEN %u L4LEN %u MSS %u PAYLEN %u for %u bytes",
-                  maclen, iplen, l4len, mss, paylen, len);
+                  "TSO context: %s, packet IPv%u, MACLEN %u IPLEN %u L4LEN %u MSS %u PAYLEN %u "
+                  "for %u bytes", v4 ? "IPV4" : "not IPV4", version, maclen, iplen, l4len, mss,
+                  paylen, len);
         return false;
     }
     const std::byte* tcp0 = gather_.data() + maclen + iplen;
     const std::uint32_t seq0 = (std::uint32_t{eth::get16(tcp0 + 4)} << 16) | eth::get16(tcp0 + 6);
-    const std::uint16_t id0 = eth::get16(gather_.data() + maclen + 4);
+    const std::uint16_t id0 = v4 ? eth::get16(gather_.data() + maclen + 4) : std::uint16_t{0};
     const std::uint32_t payload = len - hdr;
     for (std::uint32_t off = 0, k = 0; off < payload; off += mss, ++k) {
         const std::uint32_t seg = payload - off < mss ? payload - off : mss;
@@ -43,15 +47,19 @@ inline bool igbvf_device::segment(std::uint16_t q, dq& d, std::uint32_t len, std
         scratch_.len = hdr + seg;
         std::byte* ip = scratch_.data.data() + maclen;
         std::byte* tcp = ip + iplen;
-        eth::put16(ip + 2, static_cast<std::uint16_t>(iplen + l4len + seg));
-        eth::put16(ip + 4, static_cast<std::uint16_t>(id0 + k));
+        if (v4) {
+            eth::put16(ip + 2, static_cast<std::uint16_t>(iplen + l4len + seg));
+            eth::put16(ip + 4, static_cast<std::uint16_t>(id0 + k));
+        } else { // the payload length: extension headers, TCP header and segment
+            eth::put16(ip + 4, static_cast<std::uint16_t>(iplen - 40 + l4len + seg));
+        }
         const std::uint32_t seq = seq0 + off;
         eth::put16(tcp + 4, static_cast<std::uint16_t>(seq >> 16));
         eth::put16(tcp + 6, static_cast<std::uint16_t>(seq));
         if (off + seg < payload) {
             tcp[13] &= std::byte{0xF6};  // FIN and PSH on the last segment only
         }
-        apply_tx_offloads(d, cmd, igbvf::txd::popts_ixsm | igbvf::txd::popts_txsm);
+        apply_tx_offloads(d, cmd, (v4 ? igbvf::txd::popts_ixsm : 0) | igbvf::txd::popts_txsm);
         send_frame(d);
     }
     return true;
@@ -66,7 +74,10 @@ inline void igbvf_device::apply_tx_offloads(const dq& d, std::uint32_t cmd, std:
         ip[10] = ip[11] = std::byte{0};
         eth::put16(ip + 10, inet::checksum(ip, iplen < scratch_.len - maclen ? iplen : 20));
     }
-    if ((olinfo & igbvf::txd::popts_txsm) != 0 && maclen + iplen + 8 <= scratch_.len && iplen >= 20) {
+    const bool ip6 = maclen < scratch_.len &&
+                     (std::to_integer<unsigned>(scratch_.data[maclen]) >> 4) == 6;
+    if ((olinfo & igbvf::txd::popts_txsm) != 0 && maclen + iplen + 8 <= scratch_.len &&
+        iplen >= (ip6 ? 40u : 20u)) {
         std::byte* ip = scratch_.data.data() + maclen;
         std::byte* l4 = ip + iplen;
         const std::uint32_t l4len = scratch_.len - maclen - iplen;
@@ -74,7 +85,7 @@ inline void igbvf_device::apply_tx_offloads(const dq& d, std::uint32_t cmd, std:
         const std::uint32_t off = tcp ? 16 : 6;
         if (off + 2 <= l4len) {
             l4[off] = l4[off + 1] = std::byte{0};
-            const std::uint16_t v = inet::checksum(l4, l4len, inet::pseudo_sum(ip, tcp ? 6u : 17u, l4len));
+            const std::uint16_t v = inet::checksum(l4, l4len, inet::pseudo_sum_of(ip, tcp ? 6u : 17u, l4len));
             eth::put16(l4 + off, v == 0 && !tcp ? std::uint16_t{0xFFFF} : v);  // UDP: 0 means none
         }
     }
