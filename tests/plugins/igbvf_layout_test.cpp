@@ -84,3 +84,18 @@ TEST_CASE("ring sizes: multiples of 8 descriptors (128 bytes)") {
     CHECK_FALSE(ring_size_ok(0));
     CHECK_FALSE(ring_size_ok(4104));
 }
+
+TEST_CASE("RX write-back status: informational bits a real device writes are legal, reserved ones not") {
+    // QEMU's igb: IPIDV on IPv4 frames when the PF leaves RXCSUM.PCSD clear, ACK on TCP ACKs
+    // (QEMU 8.0); timestamps and DYNINT on parts that have them.
+    for (const std::uint32_t bit : {rxd::stat_ipidv, rxd::stat_ack, rxd::stat_udpv, rxd::stat_tst,
+                                    rxd::stat_ts, rxd::stat_dynint, rxd::stat_lb}) {
+        CAPTURE(bit);
+        CHECK((bit & ~rxd::known) == 0);
+    }
+    // Reserved positions (datasheet 7.1.5.2) are device garbage.
+    for (const std::uint32_t bit : {0x1000u, 0x2000u, 0x4000u, 0x80000u}) {
+        CAPTURE(bit);
+        CHECK((bit & ~rxd::known) != 0);
+    }
+}

@@ -193,6 +193,37 @@ TEST_CASE("vmxnet3: small packets go through the TX data ring") {
     b.finish();
 }
 
+TEST_CASE("vmxnet3: a TSO request without its header lengths is refused, not sent with hlen 0") {
+    bench b(one_queue());
+    REQUIRE(b.p.attach(b.rig.api(), b.rig.window(), b.rig.queue_cfg()).ok());
+    REQUIRE((b.p.capabilities().offloads & npa::cap::tso) != 0);
+    std::vector<npa::buffer_ref> x(2);
+    REQUIRE(b.rig.api().alloc_tx(x) == 2);
+    for (std::size_t i = 0; i < x.size(); ++i) {
+        b.rig.build_tx(x[i], 1);
+        x[i].set_length(3000);
+        npa::offload_info o{};
+        o.flags = npa::ol::tx_tso;
+        o.tso_mss = 1448;
+        if (i == 1) { // the second one names its headers
+            o.l2_len = 14;
+            o.l3_len = 20;
+            o.l4_len = 20;
+        }
+        x[i].set_offload(o);
+    }
+    b.rig.api().offer(std::span(x));
+    CHECK(b.p.tx_burst(0, std::span(x)) == 2);  // both taken: one refused, one queued
+    CHECK(b.p.stats(0).tx_errors == 1);
+    CHECK(b.p.tx_in_flight(0) == 1);
+    const v::tx_desc& d = reinterpret_cast<const v::tx_desc*>(b.rig.window().ring_area().virt)[0];
+    CHECK(v::tx_desc::om_::get(d.dword3) == v::om::TSO);
+    CHECK(v::tx_desc::hlen::get(d.dword3) == 54);
+    b.rig.step(3);
+    (void)b.p.tx_reap(0);
+    b.finish();
+}
+
 TEST_CASE("vmxnet3: with updateRxProd the plugin writes RXPROD and keeps one slot empty") {
     auto c = one_queue();
     c.update_rx_prod = true;

@@ -93,3 +93,20 @@ TEST_CASE("RX completion: RSS hash, stripped tag, and the checksum verdicts") {
     c.dword2 = 60u;
     CHECK((rx_offload(c).flags & ol::rx_vlan) == 0);
 }
+
+TEST_CASE("RX completion of a fragment: no L4 verdict, only its IPv4 header's") {
+    rx_comp_desc c{};
+    c.dword3 = 1u << 18 | 1u << 19 | 1u << 21 | 1u << 22; // tcp, ipc, v4, frg; tuc clear
+    CHECK(rx_offload(c).csum == csum_state::good);
+    c.dword3 = 1u << 17 | 1u << 21 | 1u << 22; // udp, v4, frg; ipc clear: the header failed
+    CHECK(rx_offload(c).csum == csum_state::bad);
+}
+
+TEST_CASE("a TSO request is taken only with every header length and an MSS") {
+    CHECK(tso_request_ok(npa_test::offload_request(ol::tx_tso, 14, 20, 20, 1448)));
+    CHECK(tso_request_ok(npa_test::offload_request(ol::tx_tso, 18, 40, 32, 1428)));
+    CHECK_FALSE(tso_request_ok(npa_test::offload_request(ol::tx_tso, 0, 0, 0, 1448)));
+    CHECK_FALSE(tso_request_ok(npa_test::offload_request(ol::tx_tso, 14, 0, 20, 1448)));
+    CHECK_FALSE(tso_request_ok(npa_test::offload_request(ol::tx_tso, 14, 20, 0, 1448)));
+    CHECK_FALSE(tso_request_ok(npa_test::offload_request(ol::tx_tso, 14, 20, 20, 0)));
+}

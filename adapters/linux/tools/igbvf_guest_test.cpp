@@ -119,7 +119,7 @@ void mailbox_checks(vf_port& v, npa::igbvf_control& ctl) {
         std::printf("VF: 3 multicast addresses set by the PF\n");
     }
     if (const npa::status st = ctl.submit(npa::control_request::make_mtu(1500)); !st) {
-        failf("VF: SET_LPE 1518: %s", st.reason());
+        failf("VF: SET_LPE 1522: %s", st.reason());
     }
     const npa::mac_addr own{0x02, 0x00, 0x00, 0x00, 0x01, 0x0c};
     if (const npa::status st = ctl.submit(npa::control_request::make_set_mac(own)); !st) {

@@ -198,9 +198,11 @@ private:
             words = 2;
             return {};
         case control_op::set_mtu:
-            // SET_LPE carries the largest frame: MTU + Ethernet header + FCS (igbvf).
+            // SET_LPE carries the largest frame: MTU + Ethernet header + FCS + one VLAN tag,
+            // as Linux's igbvf_set_rlpml sends it (a PF like today's igb programs RLPML with
+            // it unchanged, and the device counts a tag against RLPML).
             msg[0] = m::vf_set_lpe;
-            msg[1] = r.mtu + 14 + 4;
+            msg[1] = r.mtu + 14 + 4 + 4;
             words = 2;
             return {};
         case control_op::set_rx_mode:

@@ -135,6 +135,13 @@ inline constexpr std::uint32_t stat_udpcs = 0x10;  ///< UDP checksum checked
 inline constexpr std::uint32_t stat_l4cs = 0x20;   ///< TCP (L4) checksum checked (TCPCS)
 inline constexpr std::uint32_t stat_ipcs = 0x40;   ///< IPv4 header checksum checked
 inline constexpr std::uint32_t stat_pif = 0x80;    ///< passed in-exact filter
+inline constexpr std::uint32_t stat_tst = 0x100;   ///< timestamp in the packet
+inline constexpr std::uint32_t stat_ipidv = 0x200; ///< IP identification valid
+inline constexpr std::uint32_t stat_udpv = 0x400;  ///< valid UDP checksum field
+inline constexpr std::uint32_t stat_dynint = 0x800;  ///< interrupt raised by DYNINT
+inline constexpr std::uint32_t stat_ack = 0x8000;  ///< TCP ACK (TSIP on later parts)
+inline constexpr std::uint32_t stat_ts = 0x10000;  ///< time stamped
+inline constexpr std::uint32_t stat_secp = 0x20000;  ///< security processing applied
 inline constexpr std::uint32_t stat_lb = 0x00040000;  ///< loopback from another VF (VM-to-VM)
 inline constexpr std::uint32_t err_ce = 0x01000000;   ///< CRC / alignment error
 inline constexpr std::uint32_t err_se = 0x02000000;   ///< symbol error
@@ -146,9 +153,13 @@ inline constexpr std::uint32_t err_rxe = 0x80000000;  ///< RX data error (DMA, F
 /// Errors that make the frame unusable (E1000_RXDEXT_ERR_FRAME_ERR_MASK).
 inline constexpr std::uint32_t err_frame = err_ce | err_se | err_seq | err_cxe | err_rxe;
 /// Every bit a one-buffer write-back may legally carry; anything else is device garbage.
+/// The informational status bits count as legal: QEMU's igb writes IPIDV on IPv4 frames
+/// when the PF leaves RXCSUM.PCSD clear, and ACK on TCP ACKs in some versions; Linux's
+/// igbvf_clean_rx_irq reads only DD, EOP and the frame errors.
 inline constexpr std::uint32_t known = stat_dd | stat_eop | stat_ixsm | stat_vp | stat_udpcs |
-                                       stat_l4cs | stat_ipcs | stat_pif | stat_lb | err_frame |
-                                       err_tcpe | err_ipe;
+                                       stat_l4cs | stat_ipcs | stat_pif | stat_tst | stat_ipidv |
+                                       stat_udpv | stat_dynint | stat_ack | stat_ts | stat_secp |
+                                       stat_lb | err_frame | err_tcpe | err_ipe;
 /// pkt_info packet type bits (datasheet 7.1.5.2; E1000_RXDADV_PKTTYPE_*).
 inline constexpr std::uint16_t pkttype_ipv4 = 0x0010;
 inline constexpr std::uint16_t pkttype_ipv6 = 0x0040;

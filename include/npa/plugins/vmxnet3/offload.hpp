@@ -8,7 +8,12 @@
 //   RX  the RSS hash when rssType says one was computed; a stripped tag (ts, tci); a
 //       checksum verdict only when the device checked (cnc clear): bad if an IPv4 header
 //       (v4) failed (ipc clear) or a TCP/UDP checksum did (tuc clear), good when an IPv4
-//       header or a TCP/UDP checksum passed, else unknown.
+//       header or a TCP/UDP checksum passed, else unknown. A fragment (frg) has no L4
+//       checksum the device could check: only its IPv4 header counts.
+// The caller prepares the packet as Linux's stack and DPDK's rte_net_intel_cksum_prepare()
+// do: for an L4 checksum or TSO the checksum field holds the pseudo-header's sum (for TSO
+// without the length) and, for IPv4 TSO, the header checksum is 0. A TSO request is taken
+// only with its header lengths (tso_request_ok()).
 #pragma once
 
 #include <npa/capabilities.hpp>
@@ -18,6 +23,12 @@
 #include <cstdint>
 
 namespace npa::vmxnet3 {
+
+/// Whether a TSO request names its headers: an Ethernet header, an L3 and an L4 length (hlen
+/// is every header, and a device cannot segment without it), and an MSS.
+[[nodiscard]] constexpr bool tso_request_ok(const offload_info& ol) noexcept {
+    return ol.l2_len >= 14 && ol.l3_len != 0 && ol.l4_len != 0 && ol.tso_mss != 0;
+}
 
 /// Writes the offload fields of TX descriptor `d` for a packet whose request is `ol`;
 /// `enabled` is what the shell enabled at attach (cap:: bits), `tso` whether the packet is
@@ -54,7 +65,8 @@ inline void set_tx_offload(tx_desc& d, const offload_info& ol, std::uint32_t ena
         o.vlan_tci = static_cast<std::uint16_t>(rcd::tci::get(c.dword2));
     }
     if (rcd::cnc::get(c.dword0) == 0) {
-        const bool l4 = rcd::tcp::get(c.dword3) != 0 || rcd::udp::get(c.dword3) != 0;
+        const bool l4 = (rcd::tcp::get(c.dword3) != 0 || rcd::udp::get(c.dword3) != 0) &&
+                        rcd::frg::get(c.dword3) == 0;
         const bool bad_ip = rcd::v4::get(c.dword3) != 0 && rcd::ipc::get(c.dword3) == 0;
         const bool bad_l4 = l4 && rcd::tuc::get(c.dword3) == 0;
         if (bad_ip || bad_l4) {

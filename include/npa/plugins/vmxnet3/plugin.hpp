@@ -19,8 +19,9 @@
 //       completion naming the slot just cleaned can never look valid.
 //   RX  ring 1 holds head buffers, ring 2 spare body buffers for packets larger than a
 //       head buffer; one completion ring for both (rqID tells the rings apart: qid for
-//       ring 1, qid + numRxQueues for ring 2). RXPROD/RXPROD2 are written only when the
-//       device set updateRxProd. A packet that spans buffers is dropped and counted: an
+//       ring 1, qid + numRxQueues for ring 2). RXPROD/RXPROD2 are written once after
+//       activation, as Linux's vmxnet3_activate_dev does, and then only when the device
+//       set updateRxProd (a ring then keeps one slot empty). A packet that spans buffers is dropped and counted: an
 //       npa buffer is one segment. rx_drain_bound: a ring 1's worth, so a switch reads
 //       everything the old device received before it lets go of it.
 //   IRQ one MSI-X vector per queue pair (txq and rxq intrIdx = q), auto-masked by the
@@ -230,9 +231,14 @@ public:
         dev.ack_events(v::ecr::LINK);
         // relaxed: a snapshot of GET_LINK for health(); publishes nothing else
         link_.store(dev.link(), std::memory_order_relaxed);
-        // step 8: post RX buffers on both rings (fewer if the pool is short: counted).
+        // step 8: post RX buffers on both rings (fewer if the pool is short: counted), and
+        // tell the device where each ring's producer is whatever updateRxProd says, as
+        // Linux's vmxnet3_activate_dev writes RXPROD and RXPROD2 after activation.
         for (std::uint16_t i = 0; i < nq_; ++i) {
             refill(i);
+            for (std::uint32_t ri = 0; ri < 2; ++ri) {
+                dev.rxprod(i, ri, q_[i].rx[ri].ring.next_to_fill());
+            }
         }
         api.log(log_level::info, "vmxnet3: attached");
         return status::success();
@@ -252,10 +258,14 @@ public:
         for (std::uint16_t i = 0; i < n; ++i) {
             const buffer_type b = bufs[i];
             const offload_info ol = b.offload();
-            const bool tso = (ol.flags & ol::tx_tso) != 0 && (offloads_ & cap::tso) != 0 &&
-                             ol.tso_mss != 0;
+            const bool tso_asked = (ol.flags & ol::tx_tso) != 0 && (offloads_ & cap::tso) != 0 &&
+                                   ol.tso_mss != 0;
+            const bool tso = tso_asked && vmxnet3::tso_request_ok(ol);
             const std::uint32_t len = b.length();
-            if (len < 14 || len >= vmxnet3::MAX_TX_BUF_SIZE || (!tso && len > mtu_ + 18)) {
+            // A TSO request without its header lengths is refused: hlen 0 is no request a
+            // device can segment by.
+            if (len < 14 || len >= vmxnet3::MAX_TX_BUF_SIZE || (!tso && len > mtu_ + 18) ||
+                tso != tso_asked) {
                 ++q.stats.tx_errors;  // no frame the device may carry: refuse it, hand it back
                 api_->tx_complete(qi, std::span<const buffer_type>(&b, 1));
                 continue;
@@ -569,7 +579,8 @@ private:
 
     // Posts a buffer on every free slot of both rings; the doorbells only when the device
     // asked for them (updateRxProd). With updateRxProd a ring keeps one slot empty, so
-    // that the producer index tells a full ring from an empty one.
+    // that the producer index tells a full ring from an empty one (Linux's and DPDK's
+    // drivers always leave it; a device that does not read RXPROD goes by the gen bits).
     void refill(std::uint16_t qi) noexcept {
         queue& q = q_[qi];
         const std::atomic_ref<std::uint8_t> update_rx_prod(q.rxd->ctrl.updateRxProd);

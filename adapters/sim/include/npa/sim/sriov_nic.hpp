@@ -435,10 +435,11 @@ inline igbvf::nack_reason pf_driver::decide(per_vf& v, const std::uint32_t* msg,
         return r::unspecified;
     }
     case m::vf_set_lpe: {
-        if (msg[1] < 18 + 68 || v.policy.check_mtu(msg[1] - 18) != nullptr) {
+        // The largest frame with one VLAN tag (Linux's igbvf_set_rlpml): MTU + 22.
+        if (msg[1] < 22 + 68 || v.policy.check_mtu(msg[1] - 22) != nullptr) {
             return r::mtu_too_large;
         }
-        v.state.mtu = msg[1] - 18;
+        v.state.mtu = msg[1] - 22;
         return r::unspecified;
     }
     case m::vf_set_promisc: {
