@@ -523,9 +523,11 @@ TEST_CASE("vmxnet3 control: MAC change applied or refused by policy, read back f
     // VLAN and RX mode: refused requests roll the shared area back too.
     CHECK(ctl.submit(npa::control_request::make_vlan(true, 10)).ok());
     CHECK(rig.device().vlan_allowed(10));
+    CHECK(rig.device().control_port().rx_filter().vlan(0));  // untagged frames stay allowed
     CHECK(ctl.submit(npa::control_request::make_vlan(true, 20)).code() == npa::errc::refused);
     CHECK_FALSE(rig.window().bound() == false);
     CHECK_FALSE(rig.device().control_port().rx_filter().vlan(20));
+    CHECK(rig.device().control_port().rx_filter().vlan(0));
     CHECK(ctl.submit(npa::control_request::make_rx_mode(npa::rx_mode::promisc)).code() == npa::errc::refused);
     CHECK((rig.device().rx_mode() & v::rxm::PROMISC) == 0);
     // A batch is all or nothing.

@@ -170,6 +170,12 @@ private:
                 return {errc::invalid_argument, "vmxnet3: VLAN id above 4095"};
             }
             f.set_vlan(r.vlan, r.op == control_op::add_vlan);
+            if (r.op == control_op::add_vlan) {
+                // Untagged frames stay allowed once a VLAN filter is on: Linux's vmxnet3
+                // keeps VID 0 in the table (vmxnet3_restore_vlan), and a device that filters
+                // by the table drops untagged frames without it.
+                f.set_vlan(0, true);
+            }
             return command(vmxnet3::cmd::UPDATE_VLAN_FILTERS,
                            "vmxnet3: the hypervisor refused the VLAN filter");
         case control_op::set_rx_mode:
