@@ -400,6 +400,12 @@ public:
                 release_rx(qi)(std::span<const buffer_type>(&b, 1));
                 continue;
             }
+            if (len == 0 && rcd::err::get(c.dword2) == 0) {
+                // A buffer the device passed over and handed back unused: no frame was lost
+                // (Linux's vmxnet3_rq_rx_complete recycles it); it goes back to the pool.
+                release_rx(qi)(std::span<const buffer_type>(&b, 1));
+                continue;
+            }
             if (rcd::err::get(c.dword2) != 0 || len < 14 || len > posted_len(b)) {
                 if (rcd::err::get(c.dword2) == 0) {
                     trust_.distrust(q.stats);  // a length the buffer cannot hold: never read past it

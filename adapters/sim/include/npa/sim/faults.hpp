@@ -54,6 +54,10 @@ struct fault_plan {
     ring_kind corrupt_ring = ring_kind::tx;   ///< ... on this ring
     std::uint32_t corrupt_count = 0;
     std::uint32_t dma_faults = 0;      ///< the next N buffer DMAs fail
+    /// The next N RX head buffers are passed over: legal on a vmxnet3, whose device hands
+    /// such a buffer back with a completion of length 0 (Linux's vmxnet3_rq_rx_complete
+    /// recycles it). Only the vmxnet3 model shows it.
+    std::uint32_t skip_rx_buffers = 0;
     std::uint32_t link_down_steps = 0; ///< the link drops for N steps (a flap)
     std::int64_t reset_after_tx = -1;  ///< device reset after N more TX descriptors
     std::int64_t remove_after_tx = -1; ///< surprise removal after N more TX descriptors

@@ -82,6 +82,23 @@ inline void vmxnet3_device::receive(std::uint32_t q, frame& f, const eth::header
     if (!d.rx_failed && d.posted[0].empty()) {
         (void)fetch_rx(q);  // out of buffers: look again before dropping, as a NIC does
     }
+    // Buffers passed over (fault plan): each handed back unused, length 0, sop and eop set,
+    // before the frame's own completion.
+    while (faults_.skip_rx_buffers != 0 && !d.rx_failed && d.posted[0].size() > 1) {
+        --faults_.skip_rx_buffers;
+        const rx_buf b = d.posted[0].front();
+        d.posted[0].pop_front();
+        d.rx_addrs.erase(b.addr);
+        vmxnet3::rx_comp_desc c{};
+        rcd::rxdIdx::set(c.dword0, b.slot);
+        rcd::sop::set(c.dword0, 1);
+        rcd::eop::set(c.dword0, 1);
+        rcd::rqID::set(c.dword0, q);
+        rcd::cnc::set(c.dword0, 1);
+        rcd::type::set(c.dword3, cfg_.rx_comp_type_zero ? 0 : vmxnet3::cdtype::RXCOMP);
+        d.rxp.complete(c, b.len, comp_faults::of(faults_, ring_kind::rx), steps_, d.st,
+                       rx_writer{this, q});
+    }
     // A head buffer from ring 1, body buffers from ring 2 for whatever does not fit.
     std::uint32_t need = 0;
     if (!d.rx_failed && !d.posted[0].empty()) {
