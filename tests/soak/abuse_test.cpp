@@ -92,7 +92,10 @@ TEST_CASE(
     pol.allowed_vlans = {10};
     r.device().set_policy(&pol);
     REQUIRE(r.control().submit(control_request::make_vlan(true, 10)).ok());
-    REQUIRE(r.control().submit(control_request::make_vlan(false, 10)).ok()); // table empty
+    REQUIRE(r.control().submit(control_request::make_vlan(false, 10)).ok());
+    CHECK(r.device().vlan_allowed(0)); // VID 0 stays in the table: untagged only
+    CHECK_FALSE(r.device().vlan_allowed(10));
+    REQUIRE(r.control().submit(control_request::make_vlan(false, 0)).ok()); // table empty
     CHECK(r.device().vlan_allowed(0));                                       // untagged
     CHECK(r.device().vlan_allowed(10));                                      // given
     CHECK_FALSE(r.device().vlan_allowed(11));

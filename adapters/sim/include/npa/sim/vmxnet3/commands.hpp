@@ -63,7 +63,9 @@ inline std::uint32_t vmxnet3_device::run_command(std::uint32_t c) noexcept {
     case cmd::UPDATE_VLAN_FILTERS: {
         if (sh == nullptr) return 1;
         const rx_filter_conf& f = sh->devRead.rxFilterConf;
-        for (std::uint32_t vid = 0; vid <= max_vlan_id; ++vid) {
+        // VID 0 is untagged frames, which no VLAN policy governs (Linux's vmxnet3 always sets
+        // it); every other VID in the table must be one the policy gives this guest.
+        for (std::uint32_t vid = 1; vid <= max_vlan_id; ++vid) {
             if (f.vlan(static_cast<std::uint16_t>(vid))) {
                 if (const char* why = filter_.check_vlan(static_cast<std::uint16_t>(vid)); why != nullptr) {
                     refuse(why);
