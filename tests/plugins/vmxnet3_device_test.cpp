@@ -206,26 +206,32 @@ TEST_CASE("vmxnet3: small packets go through the TX data ring") {
     b.finish();
 }
 
-TEST_CASE("vmxnet3: a buffer the device hands back unused (length 0) is recycled, not a fault") {
-    bench b(one_queue());
-    REQUIRE(b.p.attach(b.rig.api(), b.rig.window(), b.rig.queue_cfg()).ok());
-    npa::sim::fault_plan pl;
-    pl.skip_rx_buffers = 2;
-    b.rig.inject(pl);
-    const std::uint32_t flow = b.rig.flow_for_queue(0);
-    b.rig.far_send(flow, 4);
-    std::uint32_t got = 0;
-    for (int r = 0; r < 3; ++r) {
-        got += b.receive_step();
+TEST_CASE("vmxnet3: buffers the device hands back unused or passes over are posted again, not a fault") {
+    // Both legal on a vmxnet3: a completion of length 0 for a buffer it did not use, and
+    // a completion naming a later slot than the oldest posted (Linux's
+    // vmxnet3_rq_rx_complete recycles the first and moves next2comp past the second).
+    for (const bool length_zero : {true, false}) {
+        INFO((length_zero ? "completions of length 0" : "slots passed over with no completion"));
+        bench b(one_queue());
+        REQUIRE(b.p.attach(b.rig.api(), b.rig.window(), b.rig.queue_cfg()).ok());
+        npa::sim::fault_plan pl;
+        (length_zero ? pl.skip_rx_buffers : pl.pass_over_rx_buffers) = length_zero ? 2 : 3;
+        b.rig.inject(pl);
+        const std::uint32_t flow = b.rig.flow_for_queue(0);
+        b.rig.far_send(flow, 4);
+        std::uint32_t got = 0;
+        for (int r = 0; r < 3; ++r) {
+            got += b.receive_step();
+        }
+        CHECK(got == 4);
+        CHECK(b.rig.guest_sink().report(flow, 4).lost == 0);
+        CHECK(b.p.stats(0).bad_completion == 0);
+        CHECK(b.p.stats(0).rx_dropped == 0);
+        CHECK(b.p.health() == npa::errc::ok);
+        (void)b.receive_step();  // the ring refilled: every slot holds a buffer again
+        CHECK(b.rig.device_rx_posted(0) == b.rig.cfg().rx_ring);
+        b.finish();
     }
-    CHECK(got == 4);
-    CHECK(b.rig.guest_sink().report(flow, 4).lost == 0);
-    CHECK(b.p.stats(0).bad_completion == 0);
-    CHECK(b.p.stats(0).rx_dropped == 0);
-    CHECK(b.p.health() == npa::errc::ok);
-    (void)b.receive_step();  // the ring refilled: both skipped slots posted again
-    CHECK(b.rig.device_rx_posted(0) == b.rig.cfg().rx_ring);
-    b.finish();
 }
 
 TEST_CASE("vmxnet3: a TSO request without its header lengths is refused, not sent with hlen 0") {
@@ -334,8 +340,11 @@ TEST_CASE("vmxnet3: RX completions dropped, delayed and reordered on the complet
             CHECK((kind == 0 ? dc.comp_dropped : dc.comp_reordered) == 1);
             CHECK(got == 3);
             CHECK(r.lost == 1);
-            CHECK(b.p.stats(0).rx_dropped == 1);
-            CHECK(b.p.stats(0).bad_completion != 0);
+            // A completion that never comes looks like a slot the device passed over,
+            // which is legal: only the device's counters show the frame. The late half of
+            // a swapped pair names a slot already taken back: that one is a fault.
+            CHECK(b.p.stats(0).bad_completion == (kind == 0 ? 0u : 1u));
+            CHECK(b.p.health() == (kind == 0 ? npa::errc::ok : npa::errc::device_error));
         }
         b.finish();
     }

@@ -380,9 +380,11 @@ public:
                 trust_.distrust(q.stats);
                 continue;
             }
-            if (skip != 0) {  // the device passed over earlier buffers: take them back
-                trust_.distrust(q.stats);
-                q.stats.rx_dropped += skip;
+            if (skip != 0) {
+                // The device passed over earlier buffers without using them: legal, and no
+                // frame was lost (Linux's vmxnet3_rq_rx_complete moves next2comp to the
+                // completed slot and posts the skipped ones again). They go back to the
+                // pool; refill() posts fresh ones in their slots.
                 ring.give_back(skip, release_rx(qi));
             }
             const buffer_type b = ring.take();

@@ -58,6 +58,11 @@ struct fault_plan {
     /// such a buffer back with a completion of length 0 (Linux's vmxnet3_rq_rx_complete
     /// recycles it). Only the vmxnet3 model shows it.
     std::uint32_t skip_rx_buffers = 0;
+    /// The next N RX head buffers are passed over with no completion at all: the device's
+    /// next completion names a later slot. Also legal on a vmxnet3 (Linux's
+    /// vmxnet3_rq_rx_complete moves on to the completed slot and posts the skipped ones
+    /// again). Only the vmxnet3 model shows it.
+    std::uint32_t pass_over_rx_buffers = 0;
     std::uint32_t link_down_steps = 0; ///< the link drops for N steps (a flap)
     std::int64_t reset_after_tx = -1;  ///< device reset after N more TX descriptors
     std::int64_t remove_after_tx = -1; ///< surprise removal after N more TX descriptors

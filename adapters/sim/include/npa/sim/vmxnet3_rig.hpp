@@ -40,6 +40,8 @@ public:
     static constexpr const char* device_name = "vmxnet3";
     /// The device drops, delays and reorders RX completions when the fault plan says so.
     static constexpr bool rx_completion_faults = true;
+    /// The device may pass over posted RX buffers (fault_plan::pass_over_rx_buffers).
+    static constexpr bool rx_pass_over = true;
     static constexpr mac_addr guest_mac{0x02, 0, 0, 0, 0, 0x01};
     static constexpr mac_addr far_mac{0x02, 0, 0, 0, 0, 0x02};
 

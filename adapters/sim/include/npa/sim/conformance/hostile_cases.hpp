@@ -26,6 +26,9 @@ enum class detect : std::uint8_t {
     rx_any_order,    ///< nothing to detect (a legal reorder): RX lost only what the device dropped
     held_back,       ///< nothing the ring can show: no bad_completion, the buffers the device
                      ///< keeps come back at detach, every other frame whole
+    rx_passed_over,  ///< nothing the ring can show (a slot the device may pass over): RX lost
+                     ///< only the frames whose completions were dropped and what the device
+                     ///< dropped, in order, no bad_completion
 };
 
 /// Which way traffic runs while the fault is planned.
@@ -72,6 +75,11 @@ inline constexpr bool rig_has_any_order_completions = requires { requires Rig::a
 /// a batch's size (used->idx moves by it), so there a dropped completion stays detectable.
 template <class Rig>
 inline constexpr bool rig_has_unannounced_batches = requires { requires Rig::unannounced_batches; };
+/// True when Rig's device may pass over posted RX buffers and complete a later one (a
+/// vmxnet3: Linux's and DPDK's drivers move on to the completed slot): a dropped RX
+/// completion then reads as such a pass, legal, and only the frame it carried is lost.
+template <class Rig>
+inline constexpr bool rig_has_rx_pass_over = requires { requires Rig::rx_pass_over; };
 /// True when Rig's device echoes each descriptor's tag in its completion (faults.hpp,
 /// mislabel_tx_completions).
 template <class Rig>

@@ -99,6 +99,13 @@ inline void vmxnet3_device::receive(std::uint32_t q, frame& f, const eth::header
         d.rxp.complete(c, b.len, comp_faults::of(faults_, ring_kind::rx), steps_, d.st,
                        rx_writer{this, q});
     }
+    // Buffers passed over with no completion (fault plan): the frame's completion names
+    // a later slot.
+    while (faults_.pass_over_rx_buffers != 0 && !d.rx_failed && d.posted[0].size() > 1) {
+        --faults_.pass_over_rx_buffers;
+        d.rx_addrs.erase(d.posted[0].front().addr);
+        d.posted[0].pop_front();
+    }
     // A head buffer from ring 1, body buffers from ring 2 for whatever does not fit.
     std::uint32_t need = 0;
     if (!d.rx_failed && !d.posted[0].empty()) {
