@@ -129,6 +129,70 @@ vmxnet3_rig::config one_queue() {
 }
 } // namespace
 
+TEST_CASE("vmxnet3 RSS: more than one queue hands the device a UPT1_RSSConf, which steers") {
+    auto c = one_queue();
+    c.queues = 2;
+    bench b(c);
+    REQUIRE(b.p.attach(b.rig.api(), b.rig.window(), b.rig.queue_cfg()).ok());
+    REQUIRE((b.rig.window().misc().uptFeatures & v::upt1::F_RSS) != 0);
+    // What Linux's vmxnet3 and DPDK's PMD hand over with UPT1_F_RSS.
+    const v::var_len_conf_desc& d = b.rig.window().rss_conf_desc();
+    const v::dma_block area = b.rig.window().rss_area(2);
+    CHECK(d.confVer == 1);
+    CHECK(d.confLen == 176);
+    CHECK(d.confPA == area.iova);
+    auto* conf = reinterpret_cast<v::rss_conf*>(area.virt);
+    CHECK(conf->hashFunc == v::rss::FUNC_TOEPLITZ);
+    CHECK(conf->hashType == 0x0f);  // IPv4, TCP/IPv4, IPv6, TCP/IPv6
+    CHECK(conf->hashKeySize == 40);
+    CHECK(conf->hashKey[0] == 0x6d);
+    CHECK(conf->indTableSize == 32);
+    bool spread = true;
+    for (std::uint32_t i = 0; i < 32; ++i) {
+        spread = spread && conf->indTable[i] == i % 2;
+    }
+    CHECK(spread);
+    auto receive = [&](std::uint16_t q) {
+        b.rig.step();
+        std::array<npa::buffer_ref, 32> out{};
+        const std::uint16_t n = b.p.rx_burst(q, out);
+        b.rig.api().received(std::span(out).first(n));
+        b.rig.api().free(std::span(out).first(n));
+        return n;
+    };
+    // Each flow lands where the table sends its hash.
+    const std::uint32_t f1 = b.rig.flow_for_queue(1);
+    b.rig.far_send(f1, 4);
+    CHECK(receive(0) == 0);
+    CHECK(receive(1) == 4);
+    // The device goes by the guest's table: every entry on queue 0, re-read at UPDATE_RSSIDT.
+    std::memset(conf->indTable, 0, sizeof conf->indTable);
+    CHECK(b.rig.device().mmio().command(v::cmd::UPDATE_RSSIDT) == 0);
+    b.rig.far_send(f1, 4);
+    CHECK(receive(1) == 0);
+    CHECK(receive(0) == 4);
+    // A table naming a queue the guest never activated is refused, the old one kept.
+    conf->indTable[3] = 2;
+    CHECK(b.rig.device().mmio().command(v::cmd::UPDATE_RSSIDT) == 1);
+    CHECK(b.rig.violations().size() == 1);
+    b.p.detach();
+    b.rig.api().free(b.rig.api().take_unsent());
+    CHECK(b.rig.api().audit().balanced());
+}
+
+TEST_CASE("vmxnet3 RSS: three queue pairs are refused, as Linux and DPDK take powers of two") {
+    auto c = one_queue();
+    c.queues = 3;
+    bench b(c);
+    const npa::status st = b.p.attach(b.rig.api(), b.rig.window(), b.rig.queue_cfg());
+    CHECK(st.code() == npa::errc::invalid_argument);
+    npa::queue_config no_rss = b.rig.queue_cfg();
+    no_rss.offloads &= ~npa::cap::rss;  // without RSS three queues are fine (queue 0 takes all)
+    REQUIRE(b.p.attach(b.rig.api(), b.rig.window(), no_rss).ok());
+    CHECK(b.rig.window().rss_conf_desc().confPA == 0);
+    b.finish();
+}
+
 TEST_CASE("vmxnet3: TXPROD is written only once txNumDeferred reaches the device's txThreshold") {
     auto c = one_queue();
     c.tx_threshold = 8;

@@ -239,7 +239,7 @@ npa_core* npa_core_create(void* host, void* fn, const npa_core_params* p) noexce
     c->env.host = host;
     c->params = *p;
     // 1. DMA memory for the device: shared area, queue descriptors, rings, multicast table.
-    const std::size_t bytes = 4096 + 2 * sizeof(v::tx_queue_desc) + v::QUEUE_DESC_ALIGN +
+    const std::size_t bytes = 4096 + v::queue_table_bytes(1) + v::QUEUE_DESC_ALIGN +
                               npa::vmxnet3_queue_bytes(p->ring_size, p->ring_size) +
                               v::RING_BA_ALIGN + npa::max_mcast_addrs * 6 + 64;
     c->area = dma_coherent_memory(fn, bytes);
@@ -250,7 +250,7 @@ npa_core* npa_core_create(void* host, void* fn, const npa_core_params* p) noexce
     }
     std::size_t at = 0;
     const v::dma_block sh = c->area.take(at, sizeof(v::driver_shared), 4096);
-    const v::dma_block tb = c->area.take(at, 2 * sizeof(v::tx_queue_desc), v::QUEUE_DESC_ALIGN);
+    const v::dma_block tb = c->area.take(at, v::queue_table_bytes(1), v::QUEUE_DESC_ALIGN);
     const v::dma_block rb =
         c->area.take(at, npa::vmxnet3_queue_bytes(p->ring_size, p->ring_size), v::RING_BA_ALIGN);
     const v::dma_block mc = c->area.take(at, npa::max_mcast_addrs * 6, 64);

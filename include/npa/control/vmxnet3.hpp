@@ -207,8 +207,9 @@ private:
             port_.misc().mtu = r.mtu;
             return status::success();
         case control_op::set_rss:
-            // RSS is steered by the plugin's feature request (UPT1_F_RSS); a custom key or
-            // table (UPT1_RSSConf) is not modelled.
+            // RSS is the plugin's: with more than one queue it asks for UPT1_F_RSS and hands
+            // the device a UPT1_RSSConf (the default key, a table spreading hashes over the
+            // queues). A key or table of the shell's own is not taken.
             return r.rss.hash_types == 0
                        ? status::success()
                        : status{errc::not_supported, "vmxnet3: custom RSS configuration not supported"};

@@ -450,6 +450,32 @@ struct var_len_conf_desc {  // Vmxnet3_VariableLenConfDesc
 };
 static_assert(sizeof(var_len_conf_desc) == 16);
 
+// ---- RSS (UPT1_RSSConf): what the device hashes and where each hash goes -----------------
+// With UPT1_F_RSS the driver hands the device this block through rssConfDesc
+// (Vmxnet3_VariableLenConfDesc: confVer 1, confLen its size, confPA its address); the
+// device reads it at ACTIVATE_DEV and reads the indirection table again at UPDATE_RSSIDT.
+namespace rss {
+inline constexpr std::uint16_t HASH_IPV4 = 0x01;      ///< UPT1_RSS_HASH_TYPE_IPV4
+inline constexpr std::uint16_t HASH_TCP_IPV4 = 0x02;
+inline constexpr std::uint16_t HASH_IPV6 = 0x04;
+inline constexpr std::uint16_t HASH_TCP_IPV6 = 0x08;
+inline constexpr std::uint16_t FUNC_TOEPLITZ = 0x01;  ///< UPT1_RSS_HASH_FUNC_TOEPLITZ
+inline constexpr std::uint32_t MAX_KEY_SIZE = 40;
+inline constexpr std::uint32_t MAX_IND_TABLE_SIZE = 128;
+inline constexpr std::uint32_t CONF_VERSION = 1;
+} // namespace rss
+
+struct rss_conf {  // UPT1_RSSConf
+    le16 hashType = 0;
+    le16 hashFunc = 0;
+    le16 hashKeySize = 0;
+    le16 indTableSize = 0;
+    std::uint8_t hashKey[rss::MAX_KEY_SIZE] = {};
+    std::uint8_t indTable[rss::MAX_IND_TABLE_SIZE] = {};
+};
+static_assert(sizeof(rss_conf) == 176 && offsetof(rss_conf, hashKey) == 8 &&
+              offsetof(rss_conf, indTable) == 48);
+
 struct ds_dev_read {  // Vmxnet3_DSDevRead: read by the device on activation and SET commands
     misc_conf misc;
     intr_conf intrConf;
@@ -563,6 +589,13 @@ struct rx_queue_desc {
 };
 static_assert(sizeof(rx_queue_desc) == 256 && offsetof(rx_queue_desc, conf) == 16 &&
               offsetof(rx_queue_desc, status) == 80 && offsetof(rx_queue_desc, stats) == 88);
+
+/// Bytes of the queue descriptor block a binder gives the window for up to `queues` pairs:
+/// the TX and RX queue descriptors, then room for the rss_conf a multi-queue attach hands
+/// the device (window::rss_area).
+[[nodiscard]] constexpr std::size_t queue_table_bytes(std::uint32_t queues) noexcept {
+    return 2u * queues * sizeof(tx_queue_desc) + sizeof(rss_conf);
+}
 
 /// A ring size the device accepts: a non-zero multiple of RING_SIZE_ALIGN up to `max`.
 [[nodiscard]] constexpr bool ring_size_ok(std::uint32_t n, std::uint32_t max) noexcept {

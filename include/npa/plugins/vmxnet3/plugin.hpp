@@ -75,6 +75,15 @@ inline constexpr std::uint32_t rx_max_skip_div = 2;
 /// and the hypervisor picks each one's interval. A requested minimum gap is asked for as the
 /// lowest level whose nominal gap, iml_level1_us << (level - 1), covers it (8 us .. 512 us).
 inline constexpr std::uint32_t iml_level1_us = 8;
+/// RSS indirection table entries: four per queue of the largest queue count, as Linux's
+/// and DPDK's drivers size it (each entry names queue i mod n).
+inline constexpr std::uint32_t rss_ind_table_size = 4 * vmxnet3::MAX_TX_QUEUES;
+/// The Toeplitz key handed to the device: the widely used default key (the one Microsoft's
+/// RSS verification suite and DPDK's PMDs use), so hashes can be checked from outside.
+inline constexpr std::uint8_t rss_key[vmxnet3::rss::MAX_KEY_SIZE] = {
+    0x6d, 0x5a, 0x56, 0xda, 0x25, 0x5b, 0x0e, 0xc2, 0x41, 0x67, 0x25, 0x3d, 0x43, 0xa3,
+    0x8f, 0xb0, 0xd0, 0xca, 0x2b, 0xcb, 0xae, 0x7b, 0x30, 0xb4, 0x77, 0xcb, 0x2d, 0xa3,
+    0x80, 0x30, 0xf2, 0x0c, 0x6a, 0x42, 0xb7, 0x3b, 0xbe, 0xac, 0x01, 0xfa};
 } // namespace vmxnet3_tuning
 
 /// Bytes of ring memory one queue pair needs, every ring base aligned to RING_BA_ALIGN.
@@ -138,6 +147,19 @@ public:
         }
         if (dev.ring_area().size < vmxnet3_queue_bytes(t, r) * qc.queues) {
             return {errc::no_memory, "vmxnet3: ring memory too small for these ring sizes"};
+        }
+        // RSS over more than one queue: Linux's and DPDK's drivers hand the device a
+        // UPT1_RSSConf whenever they ask for UPT1_F_RSS, over a power-of-two number of RX
+        // queues (Linux rounds the count down, DPDK refuses any other).
+        const bool rss = (qc.offloads & cap::rss) != 0 && qc.queues > 1 &&
+                         (prof.upt_features & v::upt1::F_RSS) != 0;
+        if (rss && (qc.queues & (qc.queues - 1u)) != 0) {
+            return {errc::invalid_argument,
+                    "vmxnet3: RSS over more than one queue pair needs a power-of-two count"};
+        }
+        if (rss && dev.rss_area(qc.queues).size == 0) {
+            return {errc::no_memory, "vmxnet3: the queue descriptor block has no room for the "
+                                     "RSS configuration (vmxnet3::queue_table_bytes)"};
         }
         // step 2: the probe: select revision 1 and UPT revision 1 (VRRS, UVRS), stamp the
         // shared area's header and register its address (DSAL, DSAH).
@@ -212,6 +234,7 @@ public:
         m.maxNumRxSG = 1;
         m.numTxQueues = static_cast<std::uint8_t>(nq_);
         m.numRxQueues = static_cast<std::uint8_t>(nq_);
+        write_rss_conf(dev, (m.uptFeatures & v::upt1::F_RSS) != 0);
         v::intr_conf& ic = dev.intr();
         ic.autoMask = 1;
         ic.numIntrs = static_cast<std::uint8_t>(nq_ + 1);
@@ -578,6 +601,34 @@ private:
         f |= (offloads_ & cap::vlan_strip) != 0 ? vmxnet3::upt1::F_RXVLAN : 0;
         f |= (offloads_ & cap::rss) != 0 && nq_ > 1 ? vmxnet3::upt1::F_RSS : 0;
         return f & p.upt_features;
+    }
+
+    // With RSS: IPv4 and IPv6 hashed with their TCP ports, by Toeplitz, the entries
+    // spreading hashes over the queues in turn (Linux's vmxnet3_setup_driver_shared).
+    // Without it the descriptor is cleared, so no configuration of an earlier attach
+    // stays named.
+    void write_rss_conf(vmxnet3::window& dev, bool on) const noexcept {
+        namespace v = vmxnet3;
+        v::var_len_conf_desc& d = dev.rss_conf_desc();
+        d = {};
+        if (!on) {
+            return;
+        }
+        const v::dma_block a = dev.rss_area(nq_);  // checked at attach
+        v::rss_conf c{};
+        c.hashType = v::rss::HASH_IPV4 | v::rss::HASH_TCP_IPV4 | v::rss::HASH_IPV6 |
+                     v::rss::HASH_TCP_IPV6;
+        c.hashFunc = v::rss::FUNC_TOEPLITZ;
+        c.hashKeySize = v::rss::MAX_KEY_SIZE;
+        c.indTableSize = vmxnet3_tuning::rss_ind_table_size;
+        std::memcpy(c.hashKey, vmxnet3_tuning::rss_key, sizeof c.hashKey);
+        for (std::uint32_t i = 0; i < vmxnet3_tuning::rss_ind_table_size; ++i) {
+            c.indTable[i] = static_cast<std::uint8_t>(i % nq_);
+        }
+        std::memcpy(a.virt, &c, sizeof c);
+        d.confVer = v::rss::CONF_VERSION;
+        d.confLen = sizeof c;
+        d.confPA = a.iova;
     }
 
     static std::uint32_t posted_len(const buffer_type& b) noexcept {

@@ -98,6 +98,17 @@ public:
     [[nodiscard]] std::uint32_t queue_table_slots() const noexcept {
         return static_cast<std::uint32_t>(table_.size / sizeof(tx_queue_desc));
     }
+    /// The RSS configuration: its descriptor in the shared area, and its memory, the
+    /// queue descriptor block's bytes after `queues` pairs of descriptors
+    /// (queue_table_bytes); empty when the block has no room for it.
+    [[nodiscard]] var_len_conf_desc& rss_conf_desc() noexcept { return shared_->devRead.rssConfDesc; }
+    [[nodiscard]] dma_block rss_area(std::uint32_t queues) const noexcept {
+        const std::size_t at = 2u * queues * sizeof(tx_queue_desc);
+        if (table_.size < at + sizeof(rss_conf)) {
+            return {};
+        }
+        return {table_.virt + at, table_.iova + at, sizeof(rss_conf)};
+    }
     /// Queue descriptor table: TX queues first, then RX queues (misc.queueDescPA).
     [[nodiscard]] tx_queue_desc* txq(std::uint32_t q) noexcept {
         return reinterpret_cast<tx_queue_desc*>(table_.virt) + q;

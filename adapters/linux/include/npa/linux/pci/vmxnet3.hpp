@@ -67,7 +67,7 @@ private:
 /// What a vmxnet3 needs from DMA memory for `queues` queue pairs of rings up to `ring`.
 [[nodiscard]] constexpr std::size_t vmxnet3_dma_bytes(std::uint16_t queues, std::uint32_t tx_ring,
                                                       std::uint32_t rx_ring) noexcept {
-    return 4096 + 2u * queues * sizeof(vmxnet3::tx_queue_desc) +
+    return 4096 + vmxnet3::queue_table_bytes(queues) +
            vmxnet3_queue_bytes(tx_ring, rx_ring) * queues + 2 * vmxnet3::RING_BA_ALIGN +
            max_mcast_addrs * 6 + 64;
 }
@@ -116,7 +116,7 @@ public:
         }
         bars_ = vmxnet3_bars(pt, vd);
         const auto sh = arena.take(sizeof(vmxnet3::driver_shared), 4096);
-        const auto tb = arena.take(2u * queues * sizeof(vmxnet3::tx_queue_desc), vmxnet3::QUEUE_DESC_ALIGN);
+        const auto tb = arena.take(vmxnet3::queue_table_bytes(queues), vmxnet3::QUEUE_DESC_ALIGN);
         const auto rb = arena.take(vmxnet3_queue_bytes(tx_ring, rx_ring) * queues, vmxnet3::RING_BA_ALIGN);
         const auto mc = arena.take(max_mcast_addrs * 6, 64);
         if (!sh || !tb || !rb || !mc) {

@@ -2,7 +2,8 @@
 //
 // The sim's RSS is eth::flow_hash (wire.hpp): one flow always lands on one queue, on
 // every device model. A model either spreads over the queues that are up (active_queues)
-// or, as vmxnet3 does, over all its RX queues once the guest turned RSS on (rss_queue).
+// or over all its RX queues once the guest turned RSS on (rss_queue; vmxnet3 goes through
+// the indirection table the guest handed it, whose default spreads the same way).
 #pragma once
 
 #include <npa/sim/wire.hpp>

@@ -21,6 +21,42 @@ inline bool vmxnet3_device::read_mod_levels(const vmxnet3::intr_conf& ic) {
     return true;
 }
 
+// With UPT1_F_RSS, the UPT1_RSSConf rssConfDesc names (Linux's and DPDK's drivers hand
+// one over whenever they ask for the feature), read at ACTIVATE_DEV, UPDATE_FEATURE and
+// UPDATE_RSSIDT: version 1 and its size, Toeplitz, a key of 1..40 bytes, 1..128 table
+// entries each naming one of `nrx` RX queues, no hash type the ABI lacks. It is copied
+// once and the copy checked. Returns why it is refused, or nullptr.
+inline const char* vmxnet3_device::read_rss(const vmxnet3::driver_shared* sh,
+                                            std::uint32_t nrx) noexcept {
+    using namespace vmxnet3;
+    const var_len_conf_desc d = sh->devRead.rssConfDesc;
+    if (d.confVer != rss::CONF_VERSION || d.confLen < sizeof(rss_conf)) {
+        return "UPT1_F_RSS with no UPT1_RSSConf (rssConfDesc: version 1, 176 bytes)";
+    }
+    const std::byte* at = map(d.confPA, sizeof(rss_conf), alignof(rss_conf));
+    if (at == nullptr) {
+        return "UPT1_RSSConf not in guest memory";
+    }
+    rss_conf c;
+    std::memcpy(&c, at, sizeof c);
+    const std::uint32_t known =
+        rss::HASH_IPV4 | rss::HASH_TCP_IPV4 | rss::HASH_IPV6 | rss::HASH_TCP_IPV6;
+    if (c.hashFunc != rss::FUNC_TOEPLITZ || c.hashKeySize == 0 ||
+        c.hashKeySize > rss::MAX_KEY_SIZE || c.indTableSize == 0 ||
+        c.indTableSize > rss::MAX_IND_TABLE_SIZE || (c.hashType & ~known) != 0) {
+        return "UPT1_RSSConf: a hash function, key size, table size or hash type the device "
+               "does not take";
+    }
+    for (std::uint32_t i = 0; i < c.indTableSize; ++i) {
+        if (c.indTable[i] >= nrx) {
+            return "UPT1_RSSConf: the indirection table names a queue past numRxQueues";
+        }
+    }
+    std::memcpy(rss_ind_.data(), c.indTable, c.indTableSize);
+    rss_ind_n_ = c.indTableSize;
+    return nullptr;
+}
+
 inline std::uint32_t vmxnet3_device::run_command(std::uint32_t c) noexcept {
     using namespace vmxnet3;
     if (rev_ == 0 || upt_rev_ == 0) {
@@ -96,13 +132,28 @@ inline std::uint32_t vmxnet3_device::run_command(std::uint32_t c) noexcept {
         }
         return 0;
     }
-    case cmd::UPDATE_FEATURE:
+    case cmd::UPDATE_FEATURE: {
         if (sh == nullptr) return 1;
-        features_ = sh->devRead.misc.uptFeatures & cfg_.profile.upt_features;
+        const std::uint64_t f = sh->devRead.misc.uptFeatures & cfg_.profile.upt_features;
+        if ((f & upt1::F_RSS) != 0 && (features_ & upt1::F_RSS) == 0) {
+            if (const char* why = read_rss(sh, nrx_); why != nullptr) {
+                protocol_violation("UPDATE_FEATURE refused: %s", why);
+                return 1;
+            }
+        }
+        features_ = f;
         return 0;
+    }
     case cmd::UPDATE_IML: return read_mod_levels(sh->devRead.intrConf) ? 0 : 1;
     case cmd::LOAD_PLUGIN: return load_plugin(sh);
     case cmd::UPDATE_RSSIDT:
+        if ((features_ & upt1::F_RSS) != 0) {
+            if (const char* why = read_rss(sh, nrx_); why != nullptr) {
+                protocol_violation("UPDATE_RSSIDT refused: %s", why);
+                return 1;
+            }
+        }
+        return 0;
     case cmd::UPDATE_PMCFG: return 0;
     case cmd::GET_QUEUE_STATUS:
         if (active_ || table_ != nullptr) {
@@ -162,6 +213,11 @@ inline std::uint32_t vmxnet3_device::activate(vmxnet3::driver_shared* sh) noexce
     if (table == nullptr) {
         return refuse_activation("queue table 0x%" PRIx64 " not aligned guest memory",
                                  m.queueDescPA);
+    }
+    if ((m.uptFeatures & cfg_.profile.upt_features & upt1::F_RSS) != 0) {
+        if (const char* why = read_rss(sh, nrx); why != nullptr) {
+            return refuse_activation("%s", why);
+        }
     }
     const std::uint32_t max = cfg_.profile.max_ring_size;
     const std::uint8_t nintr = sh->devRead.intrConf.numIntrs;

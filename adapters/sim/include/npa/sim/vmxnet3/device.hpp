@@ -270,7 +270,7 @@ private:
     // DSAL/DSAH) is the driver's probe (vmxnet3::probe, run by the plugin's attach).
     status carve() {
         const guest_block sh = mem_.allocate(sizeof(vmxnet3::driver_shared), 4096);
-        const std::size_t table_bytes = 2 * max_queues * sizeof(vmxnet3::tx_queue_desc);
+        const std::size_t table_bytes = vmxnet3::queue_table_bytes(max_queues);
         const guest_block tb = mem_.allocate(table_bytes, vmxnet3::QUEUE_DESC_ALIGN);
         const std::size_t per_q = ring_bytes(cfg_.profile.max_ring_size);
         const guest_block rb = mem_.allocate(per_q * cfg_.profile.max_queues, 4096);
@@ -357,6 +357,7 @@ private:
     std::uint32_t activate(vmxnet3::driver_shared* sh) noexcept;
     std::uint32_t load_plugin(vmxnet3::driver_shared* sh) noexcept;
     bool read_mod_levels(const vmxnet3::intr_conf& ic);
+    const char* read_rss(const vmxnet3::driver_shared* sh, std::uint32_t nrx) noexcept;
     void do_reset() noexcept;
     void do_remove() noexcept {
         removed_.store(true);
@@ -429,6 +430,9 @@ private:
     std::uint32_t cmd_result_ = 0, macl_ = 0, ecr_ = 0, intr_ctrl_ = 0;
     std::uint32_t mtu_ = 1500;  // Vmxnet3_MiscConf::mtu at the last ACTIVATE_DEV
     std::uint64_t features_ = 0;
+    // The RSS indirection table the guest handed over (UPT1_RSSConf), steering with F_RSS.
+    std::array<std::uint8_t, vmxnet3::rss::MAX_IND_TABLE_SIZE> rss_ind_{};
+    std::uint32_t rss_ind_n_ = 0;
     bool active_ = false;
     std::atomic<bool> removed_{false};
     std::byte* table_ = nullptr;

@@ -59,7 +59,11 @@ inline bool vmxnet3_device::deliver_rx() {
             continue;
         }
         const std::uint32_t hash = flow_hash(f);
-        const std::uint32_t q = rss_queue(hash, nrx_, (features_ & vmxnet3::upt1::F_RSS) != 0);
+        // RSS: the guest's indirection table (UPT1_RSSConf) picks the queue; the hash is
+        // the sim's own, not Toeplitz over its key.
+        const std::uint32_t q = (features_ & vmxnet3::upt1::F_RSS) != 0 && rss_ind_n_ != 0
+                                    ? rss_ind_[hash % rss_ind_n_]
+                                    : 0;
         receive(q, f, h, hash);
     }
     const bool any = !rx_batch_.empty();
