@@ -202,6 +202,19 @@ public:
             if (tx_free(q) < (need_ctx ? 2u : 1u)) {
                 break;
             }
+            // Under txd::min_frame the TX engine may fail (igb_xmit_frame pads such frames):
+            // the frame is padded with zeroes in its own buffer, never with whatever the
+            // buffer held there before. Done after the room check, so a frame that stays
+            // with the caller (ring full) is left as it came.
+            if (b.length() < igbvf::txd::min_frame) {
+                if (b.capacity() < igbvf::txd::min_frame) {
+                    ++q.stats.tx_errors;  // no room to pad: refused, handed back
+                    api_->tx_complete(qi, std::span<const buffer_type>(&b, 1));
+                    continue;
+                }
+                std::memset(b.data() + b.length(), 0, igbvf::txd::min_frame - b.length());
+                b.set_length(igbvf::txd::min_frame);
+            }
             const std::uint32_t first = q.txs.next_to_fill();
             if (need_ctx) {
                 std::memcpy(&q.tx_ring[q.txs.fill()], &ctx, sizeof ctx);

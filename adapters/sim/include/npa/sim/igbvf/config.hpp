@@ -55,6 +55,7 @@ inline constexpr const char* tail_beyond_ring = "tail beyond the ring";
 inline constexpr const char* iova_outside = "IOVA outside guest memory";
 inline constexpr const char* bad_desc_type = "not an advanced descriptor";
 inline constexpr const char* bad_length = "bad descriptor length";
+inline constexpr const char* short_frame = "frame under 17 bytes";
 inline constexpr const char* bad_ring = "bad ring registers";
 inline constexpr const char* offload_off = "offload not enabled on this VF";
 } // namespace igbvf_rule
