@@ -29,7 +29,8 @@
 //   health(): STATUS reading all ones is a removed function (removed); a queue whose
 //       ENABLE bit the driver did not clear is a reset behind our back (reset); any bad
 //       completion means the device is not trusted again (device_error), so the shell
-//       switches away.
+//       switches away. A reset of the PF shows on the mailbox, which the plugin cannot
+//       reach: the shell's igbvf_control reports that one (npa/control/igbvf.hpp).
 #pragma once
 
 #include <npa/buffer/packet_buffer.hpp>

@@ -30,7 +30,8 @@
 //       without DD; never_posted / double_completion -> DD on the slot at RDT
 //   dma_faults            buffer DMAs fail (RX: written back with RXE; TX: not sent)
 //   link_down_steps       STATUS.LU clear; TX completed but not sent, RX dropped
-//   reset_after_tx        a VF reset: queues disabled, ring registers cleared, RSTI
+//   reset_after_tx        a VF reset: queues disabled, ring registers cleared (no RSTI:
+//                         only the PF's own reset shows there, pf_reset_started())
 //   remove_after_tx       surprise removal: every register reads all ones
 //
 // The model by job: this file (the class, its state, stepping, lifecycle), regs.hpp (the
@@ -133,6 +134,14 @@ public:
     void pf_replied() noexcept { vmmb_.fetch_or(igbvf::mbx::pfack | igbvf::mbx::pfsts); }
     /// The PF wrote a message of its own (no request of the VF's to acknowledge).
     void pf_sent() noexcept { vmmb_.fetch_or(igbvf::mbx::pfsts); }
+    /// The PF's own reset, as this VF's mailbox shows it (QEMU's igb_reset and
+    /// igb_set_ctrlext): RSTI while it runs, then RSTI cleared and RSTD set (read to
+    /// clear) when the PF writes CTRL_EXT.PFRSTD.
+    void pf_reset_started() noexcept { vmmb_.fetch_or(igbvf::mbx::rsti); }
+    void pf_reset_done() noexcept {
+        vmmb_.fetch_and(~igbvf::mbx::rsti);
+        vmmb_.fetch_or(igbvf::mbx::rstd);
+    }
 
     // ---- time, faults, lifecycle -----------------------------------------------------------
     void step() {
