@@ -518,3 +518,27 @@ TEST_CASE("detach clears RXDCTL/TXDCTL.ENABLE and the VF stops: later frames are
     CHECK(b.rig.api().audit().balanced());
     CHECK(b.rig.violations().empty());
 }
+
+TEST_CASE("a queue stop waits until TXDCTL and RXDCTL read ENABLE clear, at detach and at attach") {
+    igbvf_rig::config c = bench::make_cfg(64, igbvf_limits{}.offloads);
+    c.stop_reads = 3;  // the VF shows ENABLE for 3 more reads after it was cleared
+    igbvf_rig rig(c);
+    REQUIRE(rig.ok());
+    igbvf_plugin<igbvf_rig::api_type> p;
+    for (int round = 0; round < 2; ++round) {
+        INFO("round " << round);
+        REQUIRE(p.attach(rig.api(), rig.window(), rig.queue_cfg()).ok());
+        rig.far_send(rig.flow_for_queue(0), 8);
+        rig.step();
+        std::array<buffer_ref, 16> out{};
+        const std::uint16_t n = p.rx_burst(0, out);
+        rig.api().received(std::span(out).first(n));
+        rig.api().free(std::span(out).first(n));
+        p.detach();
+        // The buffers went back only once the VF said the queues had stopped.
+        CHECK_FALSE(rig.device().stopping(0));
+        CHECK(rig.api().audit().balanced());
+    }
+    CHECK(rig.api().warnings() == 0);  // no stop wait ran out
+    CHECK(rig.violations().empty());
+}

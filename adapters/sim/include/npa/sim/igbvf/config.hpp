@@ -30,6 +30,10 @@ struct igbvf_device_config {
     /// default) or 0 (QEMU's igb after the PF driver cleared VF Enable, sriov_numvfs = 0:
     /// the BAR range is unassigned and QEMU answers 0; docs/real-devices.md, igb 7).
     bool removed_reads_zero = false;
+    /// Reads of TXDCTL or RXDCTL after the driver cleared ENABLE that still show it set:
+    /// the queue finishing the DMA it had started, as a real 82576 may take a while to
+    /// (igb polls ENABLE until it reads 0). 0: stopped at the write, as QEMU's igb.
+    std::uint32_t stop_reads = 0;
 };
 
 struct igbvf_queue_stats {

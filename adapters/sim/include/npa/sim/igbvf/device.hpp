@@ -213,6 +213,11 @@ public:
         return s;
     }
     [[nodiscard]] std::uint64_t resets() const noexcept { return resets_.load(std::memory_order_acquire); }
+    /// Queue q's TXDCTL or RXDCTL still reads ENABLE after the driver cleared it
+    /// (stop_reads): the driver has not yet seen the queue stop.
+    [[nodiscard]] bool stopping(std::uint16_t q) const noexcept {
+        return stop_left_[2 * q].load() != 0 || stop_left_[2 * q + 1].load() != 0;
+    }
 
 private:
     // A descriptor write-back on its way: TX, a packet's EOP descriptor; RX, a frame's
@@ -325,6 +330,8 @@ private:
     std::array<sim_irq, igbvf::max_queues> irqs_{};
     std::atomic<bool> removed_{false};
     std::array<std::atomic<std::uint32_t>, igbvf::max_queues> tdh_bad_{};  // TDH read override (fault)
+    // Per queue, TX then RX: reads left that show ENABLE after it was cleared (stop_reads).
+    std::array<std::atomic<std::uint32_t>, 2 * igbvf::max_queues> stop_left_{};
     bool tx_reorder_hold_ = false, rx_reorder_hold_ = false;
 
     std::array<dq, igbvf::max_queues> q_{};
