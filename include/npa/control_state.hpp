@@ -13,6 +13,7 @@
 #include <npa/status.hpp>
 
 #include <array>
+#include <concepts>
 #include <cstdint>
 #include <span>
 
@@ -36,6 +37,9 @@ public:
         if constexpr (requires(C& c) { { c.device_reset() } noexcept; }) {
             l.reset_ = [](void* c) noexcept { static_cast<C*>(c)->device_reset(); };
         }
+        if constexpr (requires(C& c) { { c.health() } noexcept -> std::same_as<errc>; }) {
+            l.health_ = [](void* c) noexcept { return static_cast<C*>(c)->health(); };
+        }
         return l;
     }
 
@@ -55,12 +59,18 @@ public:
             reset_(ctx_);
         }
     }
+    /// What the channel sees of the device (a VF's mailbox showing its PF's reset:
+    /// errc::reset); errc::ok for a channel that sees nothing of it. Control thread.
+    [[nodiscard]] errc health() const noexcept {
+        return health_ != nullptr ? health_(ctx_) : errc::ok;
+    }
 
 private:
     void* ctx_ = nullptr;
     status (*submit_)(void*, const control_request&) = nullptr;
     status (*batch_)(void*, std::span<const control_request>) = nullptr;
     void (*reset_)(void*) noexcept = nullptr;
+    errc (*health_)(void*) noexcept = nullptr;
 };
 
 /// What the OS wants the device to look like.

@@ -101,6 +101,12 @@ struct bench {
     }
 };
 
+// What the VF's uplink puts on the wire.
+struct wire_tap final : frame_port {
+    std::vector<frame> got;
+    void frame_in(const frame& f) noexcept override { got.push_back(f); }
+};
+
 } // namespace
 
 TEST_CASE("a well-behaved VF is never accused, across many ring laps and with delays") {
@@ -275,12 +281,44 @@ TEST_CASE("reset and removal: health() says so; detach returns confirmed TX comp
     }
 }
 
+TEST_CASE("TX: frames of 14-16 bytes leave padded to 17 with zeroes; no room to pad, or under 14, is refused") {
+    bench b;
+    wire_tap wire;
+    connect(b.rig.nic(), wire);
+    std::array<buffer_ref, 5> x{};
+    REQUIRE(b.rig.api().alloc_tx(x) == x.size());
+    // x[3] has 16 bytes of room (the pool puts its headroom back when it is freed).
+    x[3].get()->data_off = static_cast<std::uint16_t>(x[3].get()->buf_len - 16);
+    const std::uint32_t lens[] = {14, 15, 16, 16, 13};
+    for (std::size_t i = 0; i < x.size(); ++i) {
+        std::memset(x[i].data(), 0xA5, x[i].capacity() < 64 ? x[i].capacity() : 64);  // stale bytes
+        std::array<std::byte, 18> h{};
+        (void)eth::write_header(h, igbvf_rig::far_mac, igbvf_rig::guest_mac, 0, 0x88B5);
+        std::memcpy(x[i].data(), h.data(), lens[i] < 14 ? lens[i] : 14);
+        x[i].set_length(lens[i]);
+    }
+    b.rig.api().offer(x);
+    CHECK(b.p.tx_burst(0, x) == x.size());  // all taken: three to send, two handed back refused
+    CHECK(b.p.stats(0).tx_errors == 2);
+    CHECK(b.rig.api().tx_completed(0) == 2);
+    b.rounds(3);
+    CHECK(b.rig.api().tx_completed(0) == 5);
+    REQUIRE(wire.got.size() == 3);
+    for (std::size_t i = 0; i < wire.got.size(); ++i) {
+        INFO("frame of " << lens[i] << " bytes");
+        CHECK(wire.got[i].len == igbvf::txd::min_frame);
+        for (std::uint32_t k = lens[i]; k < igbvf::txd::min_frame; ++k) {
+            CHECK(wire.got[i].data[k] == std::byte{0});
+        }
+    }
+    CHECK(b.rig.device().stats(0).tx_frames == 3);
+    CHECK(b.p.stats(0).bad_completion == 0);
+    b.finish();  // no violation: the VF never saw a frame under 17 bytes
+}
+
 TEST_CASE("offloads: VLAN insertion and IPv4 checksum through a context descriptor") {
     bench b;
-    struct tap final : frame_port {
-        std::vector<frame> got;
-        void frame_in(const frame& f) noexcept override { got.push_back(f); }
-    } wire;
+    wire_tap wire;
     connect(b.rig.nic(), wire);
     // The PF must let the guest use VLAN 5, or the embedded switch drops the tagged frame.
     igbvf_control ctl(b.rig.device().mailbox_port());
@@ -338,10 +376,7 @@ std::uint32_t sum(const std::byte* p, std::uint32_t n, std::uint32_t s = 0) {
 // Only the TSO bit is asked for: the IPv4 header checksum comes with it.
 void tso_run(bool v6) {
     bench b(64, igbvf_limits{}.offloads | cap::tso);
-    struct tap final : frame_port {
-        std::vector<frame> got;
-        void frame_in(const frame& f) noexcept override { got.push_back(f); }
-    } wire;
+    wire_tap wire;
     connect(b.rig.nic(), wire);
     b.p.detach();
     queue_config qc = b.rig.queue_cfg();
@@ -482,4 +517,28 @@ TEST_CASE("detach clears RXDCTL/TXDCTL.ENABLE and the VF stops: later frames are
     b.rig.api().free(un);
     CHECK(b.rig.api().audit().balanced());
     CHECK(b.rig.violations().empty());
+}
+
+TEST_CASE("a queue stop waits until TXDCTL and RXDCTL read ENABLE clear, at detach and at attach") {
+    igbvf_rig::config c = bench::make_cfg(64, igbvf_limits{}.offloads);
+    c.stop_reads = 3;  // the VF shows ENABLE for 3 more reads after it was cleared
+    igbvf_rig rig(c);
+    REQUIRE(rig.ok());
+    igbvf_plugin<igbvf_rig::api_type> p;
+    for (int round = 0; round < 2; ++round) {
+        INFO("round " << round);
+        REQUIRE(p.attach(rig.api(), rig.window(), rig.queue_cfg()).ok());
+        rig.far_send(rig.flow_for_queue(0), 8);
+        rig.step();
+        std::array<buffer_ref, 16> out{};
+        const std::uint16_t n = p.rx_burst(0, out);
+        rig.api().received(std::span(out).first(n));
+        rig.api().free(std::span(out).first(n));
+        p.detach();
+        // The buffers went back only once the VF said the queues had stopped.
+        CHECK_FALSE(rig.device().stopping(0));
+        CHECK(rig.api().audit().balanced());
+    }
+    CHECK(rig.api().warnings() == 0);  // no stop wait ran out
+    CHECK(rig.violations().empty());
 }

@@ -460,3 +460,32 @@ TEST_CASE("the sim PF pings every VF when it creates them, and the first request
     CHECK(got == vf_mac);
     CHECK(b.ctl.pf_messages() == 1);
 }
+
+TEST_CASE("the PF's own reset (RSTI, then RSTD) makes health() say reset until RESET is redone") {
+    bench b;
+    mac_addr got{};
+    REQUIRE(b.ctl.reset(got).ok());  // takes the RSTD of creation and the PF's ping
+    CHECK(b.ctl.health() == errc::ok);
+    REQUIRE(b.ctl.submit(control_request::make_vlan(true, 10)).ok());
+    b.nic->pf().reset();  // RSTI: the PF is resetting
+    CHECK(b.ctl.health() == errc::reset);
+    CHECK(b.nic->pf().state(0).vlans.empty());  // the PF forgot the VF's filters
+    b.nic->pf().reset_done();  // RSTD, read to clear; the reset stays noted
+    CHECK(b.ctl.health() == errc::reset);
+    CHECK(b.ctl.health() == errc::reset);
+    // The PF takes nothing but RESET now; the handshake, asked for by the shell, clears it.
+    CHECK(b.ctl.submit(control_request::make_vlan(true, 10)).code() == errc::refused);
+    b.ctl.device_reset();
+    REQUIRE(b.ctl.submit(control_request::make_vlan(true, 10)).ok());
+    CHECK(b.ctl.health() == errc::ok);
+    CHECK(b.nic->pf().state(0).vlans.count(10) == 1);
+}
+
+TEST_CASE("a PF message health() read past is still ACKed by the next request") {
+    ping_pf pf;
+    igbvf_control ctl(igbvf_mailbox_port(igbvf_bar(&pf, &ping_pf::read, &ping_pf::write)));
+    CHECK(ctl.health() == errc::ok);  // clears PFSTS of the waiting ping
+    CHECK((pf.vmmb & igbvf::mbx::pfsts) == 0);
+    CHECK(ctl.submit(control_request::make_vlan(true, 100)).ok());
+    CHECK(pf.ping_acked);
+}

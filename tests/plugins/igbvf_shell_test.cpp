@@ -371,6 +371,38 @@ TEST_CASE("VF reset while active: the shell falls back, nothing lost") {
     CHECK(w.sh->audit().ok());
 }
 
+TEST_CASE("a PF reset seen on the VF's mailbox: the shell falls back, and the way back redoes RESET") {
+    sim_world w;
+    REQUIRE(w.sh->start(w.vf_a_path).ok());
+    w.sh->set_fallback(w.emu_path);
+    REQUIRE(w.sh->add_vlan(10).ok());
+    for (int i = 0; i < 30; ++i) w.round(32, 16);
+    CHECK(w.sh->active_path() == w.vf_a_path);  // the RSTD a VF starts with: its bring-up's
+    // The PF resets and comes back; the VF's queues run on, only its mailbox tells.
+    w.host_a->pf().reset();
+    w.host_a->pf().reset_done();
+    for (int i = 0; i < 400 && (w.sh->active_path() != w.emu_path || w.sh->switching()); ++i) {
+        w.round(32, 16);
+    }
+    CHECK(w.sh->active_path() == w.emu_path);
+    CHECK(w.sh->history().recent(0).reason == switch_reason::reset);
+    CHECK(w.vf_a_ctl->reset_pending());
+    CHECK(w.host_a->pf().state(0).vlans.empty());
+    for (int i = 0; i < 5; ++i) w.round(32, 16);
+    REQUIRE(w.sh->request_switch(w.vf_a_path, switch_reason::operator_request).ok());
+    for (int i = 0; i < 400 && w.sh->switching(); ++i) w.round(32, 16);
+    CHECK(w.sh->active_path() == w.vf_a_path);
+    CHECK(w.sh->history().recent(0).result == errc::ok);
+    CHECK(w.vf_a_ctl->health() == errc::ok);
+    CHECK(w.host_a->pf().state(0).vlans.count(10) == 1);
+    for (int i = 0; i < 30; ++i) w.round(32, 16);
+    CHECK(w.sh->active_path() == w.vf_a_path);
+    w.settle();
+    w.check_guest_tx();
+    w.release_pending();
+    CHECK(w.sh->audit().ok());
+}
+
 TEST_CASE("a VF reset without the shell's knowledge: igb's PF refuses all but RESET") {
     sim_world w;
     REQUIRE(w.sh->start(w.emu_path).ok());

@@ -13,6 +13,12 @@
 //     health says it was reset behind the driver's back and when a switch brings the
 //     device up anew (before the replay); a channel whose authority wants a handshake
 //     after a reset (an SR-IOV VF's mailbox RESET) redoes it before the next request;
+//   - optional: `errc health() noexcept`, what the authority's side of the device says
+//     of it where only the channel can see it (an SR-IOV VF's mailbox shows its PF's
+//     own reset, which the data path's registers need not): errc::reset or
+//     errc::removed, as a plugin's health() would say them. The shell reads it on the
+//     control thread for the active path, after the plugin's health() said ok, and acts
+//     on it as on the plugin's (device_reset(), then the fallback);
 //   - calls are control path: they may block briefly (a mailbox round trip) and are
 //     never made from the data path.
 #pragma once

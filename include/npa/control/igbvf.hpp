@@ -8,6 +8,13 @@
 //
 // The plugin never sees this object: the shell holds it and reaches it through a
 // control_link, so a plugin has no way to send a mailbox message.
+//
+// A PF reset shows only here: V2PMAILBOX's RSTI while the PF resets, RSTD once it is done
+// (read to clear). Linux's igbvf takes either as the link lost and re-initialises the VF
+// (e1000_check_for_rst_vf, from e1000_check_for_link_vf in its watchdog), because the PF
+// has forgotten the VF's filters and takes nothing but RESET from it. Every read of
+// V2PMAILBOX here keeps them, and health() reports errc::reset until the RESET handshake
+// is done again; the shell then falls back and brings the VF up anew.
 #pragma once
 
 #include <npa/concepts/control_channel.hpp>
@@ -57,6 +64,7 @@ public:
         state_.mac = assigned;
         reset_mac_ = assigned;
         reset_pending_ = false;
+        pf_reset_ = false;  // the handshake answers the PF's reset too
         return status::success();
     }
 
@@ -86,6 +94,20 @@ public:
 
     /// A reset is waiting for its handshake (telemetry, tests).
     [[nodiscard]] bool reset_pending() const noexcept { return reset_pending_; }
+
+    /// What the mailbox says of the VF, asked as Linux's igbvf watchdog asks
+    /// e1000_check_for_link_vf: RSTI or RSTD seen since the last RESET handshake is a PF
+    /// reset (errc::reset); a mailbox reading all ones, a VF that is gone. A PFSTS this
+    /// read clears (a message the PF started) is kept for the next request, as Linux keeps
+    /// the bits it read in mbx.v2p_mailbox. Control path: on the thread of the requests.
+    [[nodiscard]] errc health() noexcept {
+        const std::uint32_t v = read_vmmb();
+        if (v == igbvf::reg_removed) {
+            return errc::removed;
+        }
+        kept_ |= v & igbvf::mbx::pfsts;
+        return pf_reset_ ? errc::reset : errc::ok;
+    }
 
     [[nodiscard]] status submit(const control_request& r) {
         if (const status st = handshake_if_reset(); !st) {
@@ -277,7 +299,7 @@ private:
             if ((seen & bits) != 0) {
                 return true;
             }
-            const std::uint32_t v = port_.read_vmmb();
+            const std::uint32_t v = read_vmmb();
             if (v == igbvf::reg_removed) {
                 return false;
             }
@@ -296,10 +318,13 @@ private:
     status exchange(const std::array<std::uint32_t, igbvf::mbx::size>& msg, std::uint32_t words,
                     std::array<std::uint32_t, igbvf::mbx::size>& reply) noexcept {
         namespace m = igbvf::mbx;
-        const std::uint32_t before = port_.read_vmmb();  // PFSTS, PFACK, RSTD clear on read
-        if (before == igbvf::reg_removed) {
+        // PFSTS, PFACK and RSTD clear on read; what health() read before is added back.
+        const std::uint32_t now = read_vmmb();
+        if (now == igbvf::reg_removed) {
             return {errc::removed, "igbvf: VF removed (mailbox reads all ones)"};
         }
+        const std::uint32_t before = now | kept_;
+        kept_ = 0;
         // 0. a message the PF started (PFSTS was set, e.g. its CTS ping) is taken and
         //    ACKed first: its PFSTS would otherwise pass for the reply to this request.
         if ((before & m::pfsts) != 0) {
@@ -307,7 +332,7 @@ private:
         }
         // 1. take the buffer: VFU, read back (the PF may hold it with PFU).
         port_.write_vmmb(m::vfu);
-        if ((port_.read_vmmb() & m::vfu) == 0) {
+        if ((read_vmmb() & m::vfu) == 0) {
             return {errc::busy, "igbvf: the PF holds the mailbox"};
         }
         // 2. message, then REQ (which also releases VFU).
@@ -356,6 +381,15 @@ private:
         return status::success();
     }
 
+    // V2PMAILBOX, its reset bits noted (pf_reset_) whoever reads it.
+    std::uint32_t read_vmmb() noexcept {
+        const std::uint32_t v = port_.read_vmmb();
+        if (v != igbvf::reg_removed && (v & (igbvf::mbx::rsti | igbvf::mbx::rstd)) != 0) {
+            pf_reset_ = true;
+        }
+        return v;
+    }
+
     // Reads the PF's own message (PFSTS was set) and ACKs it.
     void drain() noexcept {
         (void)port_.read_mem(0);
@@ -370,6 +404,8 @@ private:
     known state_{};
     mac_addr reset_mac_{};  ///< the MAC the PF gave at the last reset (zero: none)
     bool reset_pending_ = false;  ///< the VF was reset; RESET goes before the next request
+    bool pf_reset_ = false;       ///< RSTI or RSTD seen since the last RESET handshake
+    std::uint32_t kept_ = 0;      ///< the PFSTS health() read and cleared, for exchange()
     std::uint64_t messages_ = 0;
 };
 static_assert(control_channel<igbvf_control>);

@@ -249,7 +249,10 @@ bool shell<Env, Plugins...>::service() {
     if (switching_) {
         advance_switch();
     } else if (active_ != no_path && fallback_path_ != no_path && fallback_path_ != active_) {
-        const errc h = health(active_);
+        // The plugin's view of its device first, then the control channel's (a VF's
+        // mailbox shows a reset of its PF that the queue registers need not).
+        errc h = health(active_);
+        h = h == errc::ok ? paths_[active_].link.health() : h;
         if (h == errc::reset) {
             paths_[active_].link.device_reset();
         }

@@ -218,6 +218,10 @@ inline constexpr std::uint32_t dcmd_vle = 0x40000000;   ///< insert the context'
 inline constexpr std::uint32_t dcmd_tse = 0x80000000;   ///< TCP segmentation
 inline constexpr std::uint32_t dtalen_mask = 0x0000FFFF;
 inline constexpr std::uint32_t paylen_shift = 14;
+/// The shortest frame the TX engine takes: with TCTL.PSP set (short packets padded on the
+/// wire) the 82576 needs at least 17 bytes in host memory, so Linux's igb pads anything
+/// shorter before it is handed over (igb_xmit_frame).
+inline constexpr std::uint32_t min_frame = 17;
 inline constexpr std::uint32_t popts_ixsm = 0x00000100; ///< insert IPv4 header checksum
 inline constexpr std::uint32_t popts_txsm = 0x00000200; ///< insert TCP/UDP checksum
 inline constexpr std::uint32_t idx_shift = 4;           ///< context slot (0 or 1)

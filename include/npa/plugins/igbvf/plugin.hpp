@@ -29,7 +29,8 @@
 //   health(): STATUS reading all ones is a removed function (removed); a queue whose
 //       ENABLE bit the driver did not clear is a reset behind our back (reset); any bad
 //       completion means the device is not trusted again (device_error), so the shell
-//       switches away.
+//       switches away. A reset of the PF shows on the mailbox, which the plugin cannot
+//       reach: the shell's igbvf_control reports that one (npa/control/igbvf.hpp).
 #pragma once
 
 #include <npa/buffer/packet_buffer.hpp>
@@ -61,6 +62,10 @@ inline constexpr std::uint32_t igbvf_max_desc_per_pkt = 2;
 /// device that skipped slots): two descriptor cache lines. A run of more skipped slots
 /// than this is not recognised, and RX waits on the first of them.
 inline constexpr std::uint32_t igbvf_rx_skip_look = 8;
+/// Reads of TXDCTL and RXDCTL a queue stop waits for ENABLE to read 0 (stop_queue()). The
+/// window has no clock, so the wait is counted in reads: at about 1 us a PCIe read, some
+/// 10 ms, the time Linux's igbvf sleeps after clearing ENABLE.
+inline constexpr std::uint32_t igbvf_stop_polls = 10000;
 /// Ethernet header and 802.1Q tag: the frame bounds around the MTU.
 inline constexpr std::uint32_t igbvf_eth_hlen = 14, igbvf_vlan_hlen = 4;
 
@@ -202,6 +207,19 @@ public:
             if (tx_free(q) < (need_ctx ? 2u : 1u)) {
                 break;
             }
+            // Under txd::min_frame the TX engine may fail (igb_xmit_frame pads such frames):
+            // the frame is padded with zeroes in its own buffer, never with whatever the
+            // buffer held there before. Done after the room check, so a frame that stays
+            // with the caller (ring full) is left as it came.
+            if (b.length() < igbvf::txd::min_frame) {
+                if (b.capacity() < igbvf::txd::min_frame) {
+                    ++q.stats.tx_errors;  // no room to pad: refused, handed back
+                    api_->tx_complete(qi, std::span<const buffer_type>(&b, 1));
+                    continue;
+                }
+                std::memset(b.data() + b.length(), 0, igbvf::txd::min_frame - b.length());
+                b.set_length(igbvf::txd::min_frame);
+            }
             const std::uint32_t first = q.txs.next_to_fill();
             if (need_ctx) {
                 std::memcpy(&q.tx_ring[q.txs.fill()], &ctx, sizeof ctx);
@@ -292,10 +310,12 @@ public:
         const bool removed = dev_ != nullptr && dev_->read(igbvf_reg::status) == igbvf::reg_removed;
         for (std::uint16_t i = 0; i < nq_; ++i) {
             queue& q = q_[i];
-            // step 1: disable the queues; after this the device writes nothing more.
+            // step 1: disable the queues and wait until they stopped; after this the
+            // device writes nothing more.
             const std::uint32_t txdctl = dev_->read(igbvf_reg::txdctl, i);
-            dev_->write(igbvf_reg::txdctl, i, 0);
-            dev_->write(igbvf_reg::rxdctl, i, 0);
+            if (!removed) {
+                stop_queue(i);
+            }
             dev_->write(igbvf_reg::eimc, 0, 1u << i);
             // step 2: TX the device confirmed goes back completed. The head is believed
             // only if the queue was still enabled (a reset clears it to 0).
@@ -483,9 +503,10 @@ private:
         q.tx_ring = reinterpret_cast<igbvf::adv_tx_desc*>(area.virt);
         q.rx_ring = reinterpret_cast<igbvf::adv_rx_desc*>(area.virt + tx_bytes);
         q.rxc.reset(q.rx_ring, rsz);
-        // step 3: program and enable TX (datasheet 4.5.10 "Transmit initialization").
+        // step 3: stop the queue pair (stop_queue()), then program and enable TX
+        //         (datasheet 4.5.10 "Transmit initialization").
         const iova_t tx = area.iova, rx = area.iova + tx_bytes;
-        dev_->write(igbvf_reg::txdctl, i, 0);
+        stop_queue(i);
         dev_->write(igbvf_reg::tdbal, i, static_cast<std::uint32_t>(tx));
         dev_->write(igbvf_reg::tdbah, i, static_cast<std::uint32_t>(tx >> 32));
         dev_->write(igbvf_reg::tdlen, i, static_cast<std::uint32_t>(tx_bytes));
@@ -499,7 +520,6 @@ private:
         if (bsize_kb == 0 || q.rx_buf_len < mtu_ + igbvf_eth_hlen + igbvf_vlan_hlen) {
             return {errc::invalid_argument, "igbvf: RX buffers smaller than a frame"};
         }
-        dev_->write(igbvf_reg::rxdctl, i, 0);
         dev_->write(igbvf_reg::rdbal, i, static_cast<std::uint32_t>(rx));
         dev_->write(igbvf_reg::rdbah, i, static_cast<std::uint32_t>(rx >> 32));
         dev_->write(igbvf_reg::rdlen, i, static_cast<std::uint32_t>(rx_bytes));
@@ -515,6 +535,27 @@ private:
         }
         refill(i);
         return status::success();
+    }
+
+    // Clear queue qi's ENABLE bits and poll until both read 0: the 82576 first finishes
+    // the descriptor and buffer DMA it has started (igb polls RXDCTL so; igbvf sleeps
+    // 10 ms after clearing it, igbvf_configure_rx), and only then may its ring be
+    // reprogrammed or its buffers go back. Not stopped within igbvf_stop_polls reads
+    // (or reading all ones: gone) is logged, and the caller goes on, as igb does.
+    void stop_queue(std::uint16_t qi) noexcept {
+        dev_->write(igbvf_reg::txdctl, qi, 0);
+        dev_->write(igbvf_reg::rxdctl, qi, 0);
+        for (std::uint32_t n = 0; n < igbvf_stop_polls; ++n) {
+            const std::uint32_t t = dev_->read(igbvf_reg::txdctl, qi);
+            const std::uint32_t r = dev_->read(igbvf_reg::rxdctl, qi);
+            if (t == igbvf::reg_removed || r == igbvf::reg_removed) {
+                break;
+            }
+            if ((t & igbvf::txdctl_enable) == 0 && (r & igbvf::rxdctl_enable) == 0) {
+                return;
+            }
+        }
+        api_->log(log_level::warning, "igbvf: queue still enabled after the stop wait");
     }
 
     // The RX buffer size SRRCTL announces, in KiB: what one buffer of the pool can hold.

@@ -37,6 +37,7 @@ struct igbvf_rig_config {
     std::uint32_t buffers = 2048;
     std::size_t guest_bytes = std::size_t{16} << 20;
     std::uint32_t offloads = igbvf_limits{}.offloads;  ///< what the VF offers (cap bits)
+    std::uint32_t stop_reads = 0;  ///< igbvf_device_config::stop_reads
 };
 
 class igbvf_rig : public rig_base<igbvf_rig_config> {
@@ -58,6 +59,7 @@ public:
         nc.vfs = 1;
         nc.vf.limits.queues = c.queues;
         nc.vf.limits.offloads = c.offloads;
+        nc.vf.stop_reads = c.stop_reads;
         auto nic = sriov_nic::create(mem_, nc);
         if (!nic) {
             error_ = nic.error().reason();

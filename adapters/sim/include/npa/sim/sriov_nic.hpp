@@ -92,6 +92,13 @@ public:
     /// comes up or resets (igb_ping_all_vfs); it waits with PFSTS until the VF ACKs it.
     /// sriov_nic::create pings every VF, as the PF driver does when the VFs are enabled.
     void ping(std::uint16_t vf) noexcept;
+    /// The PF resets itself, as Linux's igb does in igb_reset (ifdown and up, an MTU
+    /// change, error recovery): every VF's mailbox shows RSTI, and the PF forgets each VF's
+    /// filters and clear-to-send, so it takes nothing but RESET from it again.
+    /// reset_done() is the end of it (CTRL_EXT.PFRSTD): RSTI gives way to RSTD. The VFs'
+    /// queue registers are left as they are: the mailbox alone tells a VF of the reset.
+    void reset() noexcept;
+    void reset_done() noexcept;
 
 private:
     friend class sriov_nic;
@@ -104,6 +111,15 @@ private:
         /// handshake taken as done when the sim hands it over).
         bool cts = true;
         std::uint64_t resets_seen = 0;  ///< the VF's reset count the PF has handled
+
+        /// After a reset of the VF's or the PF's own: the filters go back to defaults (the
+        /// MAC stays) and the VF is no longer clear to send.
+        void forget() noexcept {
+            cts = false;
+            const mac_addr keep = state.mac;
+            state = vf_state{};
+            state.mac = keep;
+        }
     };
     void resize(std::size_t n) { vfs_.resize(n); }
     igbvf::nack_reason decide(per_vf& v, const std::uint32_t* msg, std::uint32_t* reply) noexcept;
@@ -340,10 +356,7 @@ inline void pf_driver::on_message(std::uint16_t vf) noexcept {
         // longer clear to send.
         if (const std::uint64_t n = dev.resets(); n != v.resets_seen) {
             v.resets_seen = n;
-            v.cts = false;
-            const mac_addr keep = v.state.mac;
-            v.state = vf_state{};
-            v.state.mac = keep;
+            v.forget();
         }
         why = decide(v, msg, reply);
         if (why == igbvf::nack_reason::unspecified) {
@@ -380,6 +393,28 @@ inline void pf_driver::ping(std::uint16_t vf) noexcept {
     igbvf_device& dev = nic_.vf(vf);
     dev.pf_write_mem(0, igbvf::mbx::pf_control_msg | igbvf::mbx::msgtype_cts);
     dev.pf_sent();
+}
+
+inline void pf_driver::reset() noexcept {
+    for (std::uint16_t i = 0; i < nic_.vf_count(); ++i) {
+        nic_.vf(i).pf_reset_started();
+        vf_policy pol;
+        vf_state st;
+        {
+            std::lock_guard g(mu_);
+            per_vf& v = vfs_[i];
+            v.forget();
+            pol = v.policy;
+            st = v.state;
+        }
+        nic_.program(i, pol, st);
+    }
+}
+
+inline void pf_driver::reset_done() noexcept {
+    for (std::uint16_t i = 0; i < nic_.vf_count(); ++i) {
+        nic_.vf(i).pf_reset_done();
+    }
 }
 
 // The policy decision; `unspecified` means ACK.

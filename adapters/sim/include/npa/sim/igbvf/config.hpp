@@ -30,6 +30,10 @@ struct igbvf_device_config {
     /// default) or 0 (QEMU's igb after the PF driver cleared VF Enable, sriov_numvfs = 0:
     /// the BAR range is unassigned and QEMU answers 0; docs/real-devices.md, igb 7).
     bool removed_reads_zero = false;
+    /// Reads of TXDCTL or RXDCTL after the driver cleared ENABLE that still show it set:
+    /// the queue finishing the DMA it had started, as a real 82576 may take a while to
+    /// (igb polls ENABLE until it reads 0). 0: stopped at the write, as QEMU's igb.
+    std::uint32_t stop_reads = 0;
 };
 
 struct igbvf_queue_stats {
@@ -55,6 +59,7 @@ inline constexpr const char* tail_beyond_ring = "tail beyond the ring";
 inline constexpr const char* iova_outside = "IOVA outside guest memory";
 inline constexpr const char* bad_desc_type = "not an advanced descriptor";
 inline constexpr const char* bad_length = "bad descriptor length";
+inline constexpr const char* short_frame = "frame under 17 bytes";
 inline constexpr const char* bad_ring = "bad ring registers";
 inline constexpr const char* offload_off = "offload not enabled on this VF";
 } // namespace igbvf_rule

@@ -30,7 +30,8 @@
 //       without DD; never_posted / double_completion -> DD on the slot at RDT
 //   dma_faults            buffer DMAs fail (RX: written back with RXE; TX: not sent)
 //   link_down_steps       STATUS.LU clear; TX completed but not sent, RX dropped
-//   reset_after_tx        a VF reset: queues disabled, ring registers cleared, RSTI
+//   reset_after_tx        a VF reset: queues disabled, ring registers cleared (no RSTI:
+//                         only the PF's own reset shows there, pf_reset_started())
 //   remove_after_tx       surprise removal: every register reads all ones
 //
 // The model by job: this file (the class, its state, stepping, lifecycle), regs.hpp (the
@@ -133,6 +134,14 @@ public:
     void pf_replied() noexcept { vmmb_.fetch_or(igbvf::mbx::pfack | igbvf::mbx::pfsts); }
     /// The PF wrote a message of its own (no request of the VF's to acknowledge).
     void pf_sent() noexcept { vmmb_.fetch_or(igbvf::mbx::pfsts); }
+    /// The PF's own reset, as this VF's mailbox shows it (QEMU's igb_reset and
+    /// igb_set_ctrlext): RSTI while it runs, then RSTI cleared and RSTD set (read to
+    /// clear) when the PF writes CTRL_EXT.PFRSTD.
+    void pf_reset_started() noexcept { vmmb_.fetch_or(igbvf::mbx::rsti); }
+    void pf_reset_done() noexcept {
+        vmmb_.fetch_and(~igbvf::mbx::rsti);
+        vmmb_.fetch_or(igbvf::mbx::rstd);
+    }
 
     // ---- time, faults, lifecycle -----------------------------------------------------------
     void step() {
@@ -204,6 +213,11 @@ public:
         return s;
     }
     [[nodiscard]] std::uint64_t resets() const noexcept { return resets_.load(std::memory_order_acquire); }
+    /// Queue q's TXDCTL or RXDCTL still reads ENABLE after the driver cleared it
+    /// (stop_reads): the driver has not yet seen the queue stop.
+    [[nodiscard]] bool stopping(std::uint16_t q) const noexcept {
+        return stop_left_[2 * q].load() != 0 || stop_left_[2 * q + 1].load() != 0;
+    }
 
 private:
     // A descriptor write-back on its way: TX, a packet's EOP descriptor; RX, a frame's
@@ -316,6 +330,8 @@ private:
     std::array<sim_irq, igbvf::max_queues> irqs_{};
     std::atomic<bool> removed_{false};
     std::array<std::atomic<std::uint32_t>, igbvf::max_queues> tdh_bad_{};  // TDH read override (fault)
+    // Per queue, TX then RX: reads left that show ENABLE after it was cleared (stop_reads).
+    std::array<std::atomic<std::uint32_t>, 2 * igbvf::max_queues> stop_left_{};
     bool tx_reorder_hold_ = false, rx_reorder_hold_ = false;
 
     std::array<dq, igbvf::max_queues> q_{};

@@ -36,6 +36,17 @@ inline std::uint32_t igbvf_device::bar_read(std::uint32_t off) noexcept {
         for (std::uint16_t i = 0; i < cfg_.limits.queues; ++i) m |= irqs_[i].armed() ? 1u << i : 0;
         return m;
     }
+    if (q >= 0 && (off == igbvf::reg::txdctl(static_cast<std::uint32_t>(q)) ||
+                   off == igbvf::reg::rxdctl(static_cast<std::uint32_t>(q)))) {
+        // A queue still stopping shows ENABLE (stop_reads); the engine is already still.
+        const bool rx = off == igbvf::reg::rxdctl(static_cast<std::uint32_t>(q));
+        std::atomic<std::uint32_t>& left = stop_left_[2 * static_cast<std::size_t>(q) + (rx ? 1 : 0)];
+        if (left.load() != 0) {
+            left.fetch_sub(1);
+            return reg(off) | (rx ? igbvf::rxdctl_enable : igbvf::txdctl_enable);
+        }
+        return reg(off);
+    }
     if (q >= 0 && off == igbvf::reg::tdh(static_cast<std::uint32_t>(q))) {
         const std::uint32_t bad = tdh_bad_[static_cast<std::size_t>(q)].load(std::memory_order_relaxed);
         return bad != 0 ? bad : reg(off);
@@ -72,6 +83,7 @@ inline void igbvf_device::bar_write(std::uint32_t off, std::uint32_t v) noexcept
         // descriptor fetch, buffer DMA or write-back after this write (datasheet 4.5.10).
         std::lock_guard g(mu_);
         const bool on = (v & igbvf::txdctl_enable) != 0 && enable_tx(q);
+        stop_left_[2 * q].store(q_[q].tx_on && !on ? cfg_.stop_reads : 0);
         q_[q].tx_on = on;
         set_reg(off, on ? v : v & ~igbvf::txdctl_enable);
     } else if (qi >= 0 && off == igbvf::reg::rxdctl(q)) {
@@ -79,6 +91,7 @@ inline void igbvf_device::bar_write(std::uint32_t off, std::uint32_t v) noexcept
         // finishes what it was doing under its lock, so ENABLE reads back 0 at once.
         std::lock_guard g(mu_);
         const bool on = (v & igbvf::rxdctl_enable) != 0 && enable_rx(q);
+        stop_left_[2 * q + 1].store(q_[q].rx_on && !on ? cfg_.stop_reads : 0);
         q_[q].rx_on = on;
         set_reg(off, on ? v : v & ~igbvf::rxdctl_enable);
     } else if (off != igbvf::reg::status && off != igbvf::reg::eicr) {

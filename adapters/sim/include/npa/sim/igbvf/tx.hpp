@@ -90,6 +90,13 @@ inline void igbvf_device::process_tx(std::uint16_t q) {
         if (!complete) {
             break;  // the driver has not handed over the whole packet yet: wait
         }
+        // A frame under 17 bytes is one the 82576's TX engine cannot take (igb_xmit_frame
+        // pads every frame to that length for it): a driver error, the queue stops.
+        if ((cmd_all & igbvf::txd::dcmd_tse) == 0 && len < igbvf::txd::min_frame) {
+            violation(q, ring_kind::tx, eop, igbvf_rule::short_frame,
+                      "frame of %u bytes, the TX engine needs at least %u", len, igbvf::txd::min_frame);
+            return;
+        }
         // fault: removal or reset in the middle of the burst. What was sent before it
         // is written back first (write-back follows each packet, WTHRESH = 0).
         if (const tx_event e = next_tx_event(); e != tx_event::none) {
