@@ -31,7 +31,10 @@
 //   RX  one descriptor per buffer, 12 bytes in front of its data for the header. Every
 //       buffer holds an MTU frame, so a device needs one buffer per frame. MRG_RXBUF is
 //       taken (a device without it needs buffers for 64 KiB frames once it offers GUEST
-//       TSO, 5.1.6.3.1); a frame it spreads over num_buffers buffers fills each but the
+//       TSO, 5.1.6.3.1; GUEST TSO is never taken). Without it every buffer must hold the
+//       largest frame the device may send (its MTU with the Ethernet header and a VLAN
+//       tag, 5.1.4.2): attach refuses a pool whose buffers are smaller, naming the sizes,
+//       and a smaller buffer is never posted. A frame it spreads over num_buffers buffers fills each but the
 //       last completely, so it is larger than one npa buffer (one segment): it is taken
 //       off the ring, dropped and counted, as vmxnet3's plugin drops a frame spanning its
 //       rings. A partial checksum (NEEDS_CSUM, with GUEST_CSUM) is completed (offload.hpp), so
@@ -66,6 +69,7 @@
 
 #include <npa/buffer/packet_buffer.hpp>
 #include <npa/concepts/plugin.hpp>
+#include <npa/detail/reason_text.hpp>
 #include <npa/detail/store_changed.hpp>
 #include <npa/plugins/virtio_net/defs.hpp>
 #include <npa/plugins/virtio_net/offload.hpp>
@@ -195,6 +199,25 @@ public:
         const std::uint32_t max_mtu = (f & vn::feature::MTU) != 0 ? dev.mtu() : vn::DEFAULT_MTU;
         if (qc.mtu < vn::MIN_MTU || qc.mtu > max_mtu) {
             return fail(t, errc::invalid_argument, "virtio-net: MTU outside the device's range");
+        }
+        // step 3b: without MRG_RXBUF a frame must fit one buffer (5.1.6.3.1), and with MTU
+        // negotiated the driver must be able to receive a frame of the device's mtu (5.1.4.2):
+        // the device sends up to its own MTU whatever the shell asked, plus the Ethernet
+        // header and a VLAN tag. Linux then posts chains of pages (big_packets); an npa
+        // buffer is one segment, so a pool whose buffers cannot hold that frame is refused
+        // here, and refill() never posts a smaller buffer that comes later.
+        rx_min_ = (f & vn::feature::MRG_RXBUF) != 0 ? 0 : max_mtu + vn::eth_hlen + vn::vlan_hlen;
+        if (const std::uint32_t cap = rx_capacity(api, qc.queues); cap < rx_min_) {
+            why_.start("virtio-net: RX buffers of ")
+                .add(cap)
+                .add(" bytes cannot hold a frame of MTU ")
+                .add(max_mtu)
+                .add(" (")
+                .add(rx_min_)
+                .add(" bytes with the Ethernet header and a VLAN tag, the 12-byte virtio-net "
+                     "header in the headroom) and the device does not merge buffers (no MRG_RXBUF)");
+            api.log(log_level::error, why_.c_str());
+            return fail(t, errc::invalid_argument, why_.c_str());
         }
         t.set_driver_features(f);
         t.set_status(ACKNOWLEDGE | DRIVER | virtio::status_bit::FEATURES_OK);
@@ -646,6 +669,19 @@ private:
         ++q_[qi].stats.rx_dropped;
         api_->release_rx_buffers(qi, std::span<const buffer_type>(&b, 1));
     }
+    // The smallest frame room of the shell's RX buffers, probed with one buffer per queue
+    // (given straight back). An empty pool says nothing: refill() checks every buffer.
+    static std::uint32_t rx_capacity(Api& api, std::uint16_t queues) noexcept {
+        std::uint32_t cap = 0xFFFFFFFFu;
+        for (std::uint16_t i = 0; i < queues; ++i) {
+            buffer_type b{};
+            if (api.alloc_rx_buffers(i, std::span<buffer_type>(&b, 1)) == 1) {
+                cap = b.capacity() < cap ? b.capacity() : cap;
+                api.release_rx_buffers(i, std::span<const buffer_type>(&b, 1));
+            }
+        }
+        return cap;
+    }
     static std::uint32_t posted_len(const buffer_type& b) noexcept {
         const std::uint32_t n = b.capacity() + virtio_net::HDR_LEN;
         return n < 0xFFFFu ? n : 0xFFFFu;
@@ -705,7 +741,8 @@ private:
             const std::uint32_t got = api_->alloc_rx_buffers(qi, std::span<buffer_type>(tmp.data(), k));
             for (std::uint32_t i = 0; i < got; ++i) {
                 const buffer_type b = tmp[i];
-                if (b.headroom() < virtio_net::HDR_LEN) { // no room for the header: refused
+                // no room for the header, or (no MRG_RXBUF) for a whole frame: refused
+                if (b.headroom() < virtio_net::HDR_LEN || b.capacity() < rx_min_) {
                     api_->release_rx_buffers(qi, std::span<const buffer_type>(&b, 1));
                     continue;
                 }
@@ -740,9 +777,11 @@ private:
     device_type* dev_ = nullptr;
     std::uint16_t nq_ = 0;
     std::uint32_t mtu_ = 1500;
+    std::uint32_t rx_min_ = 0; // frame room an RX buffer needs (without MRG_RXBUF: a whole frame)
     std::uint32_t offloads_ = 0;
     std::uint64_t features_ = 0;
     trust_latch trust_; // something impossible was read: health() says device_error
+    detail::reason_text<256> why_; // an attach failure's reason that names sizes
     std::array<queue, max_queue_pairs> q_{};
 };
 

@@ -26,6 +26,8 @@ struct virtio_net_rig_config {
     std::uint32_t buf_size = npa::pool_config{}.buf_size;
     /// Feature bits the device offers (virtio_net_device_config's default when 0).
     std::uint64_t features = 0;
+    /// The device's config mtu (VIRTIO_NET_F_MTU).
+    std::uint16_t mtu = virtio_net_device_config{}.mtu;
     /// virtio_net_device_config::tx_batch: transmitq chains per used entry under IN_ORDER.
     std::uint16_t tx_batch = 1;
     /// The device offers VIRTIO_F_RING_PACKED too (the plugin then lays out packed rings).
@@ -53,6 +55,7 @@ public:
         const std::uint32_t big = c.tx_ring > c.rx_ring ? c.tx_ring : c.rx_ring;
         dc.queue_max = static_cast<std::uint16_t>(big < 256 ? 256 : big);
         dc.mac = guest_mac;
+        dc.mtu = c.mtu;
         if (c.features != 0) {
             dc.features = c.features;
         }
