@@ -218,6 +218,38 @@ TEST_CASE("without MRG_RXBUF an RX buffer must hold the device's largest frame (
     }
 }
 
+TEST_CASE("ORDER_PLATFORM offered, as a device in hardware may: taken, and traffic flows both ways") {
+    for (const bool packed : {false, true}) {
+        CAPTURE(packed);
+        virtio_net_rig::config c = one_queue();
+        c.features = virtio_net_device_config{}.features | vio::feature::ORDER_PLATFORM;
+        c.packed_ring = packed;
+        virtio_net_rig rig(c);
+        REQUIRE(rig.ok());
+        plugin_t p;
+        REQUIRE(p.attach(rig.api(), rig.window(), rig.queue_cfg()));
+        CHECK((rig.device().driver_features() & vio::feature::ORDER_PLATFORM) != 0);
+        CHECK(((p.features() & vio::feature::RING_PACKED) != 0) == packed);
+        CHECK(rig.device().features_not_offered() == 0);
+        const std::uint32_t flow = rig.flow_for_queue(0);
+        std::uint32_t sent = 0, got = 0;
+        for (int round = 0; round < 20; ++round) {
+            sent += send_step<16>(rig, p, flow, [](buffer_t&) {}, [](std::span<const buffer_t>) {});
+            rig.far_send_varied(flow, 8);
+            got += receive(rig, p, 8);
+        }
+        drain_tx(rig, p);
+        CHECK(sent == 20 * 16);
+        CHECK(rig.far_report(flow, sent).received == sent);
+        CHECK(got == 20 * 8);
+        CHECK(rig.guest_sink().report(flow, got).corrupt == 0);
+        CHECK(p.health() == npa::errc::ok);
+        CHECK(rig.violations().empty());
+        p.detach();
+        CHECK(rig.api().audit().balanced());
+    }
+}
+
 TEST_CASE("EVENT_IDX: kicks follow avail_event, and a receiveq interrupts once per poll") {
     // The same traffic with and without EVENT_IDX offered: 8 TX bursts of 4 frames, then
     // 4 device steps of RX frames with no poll in between, then a poll.

@@ -182,6 +182,7 @@ private:
             s.driver = mem_.iova + l.avail;
             s.device = mem_.iova + l.used;
         }
+        ring_.set_ordering(virtio::ordering_of(f)); // the device's barriers, as its data queues
         cmd_off_ = (detail::control_ring_bytes(n) + 63) / 64 * 64;
         ack_off_ = cmd_off_ + 256;
         if (!t.queue_enable(index, s)) {

@@ -7,7 +7,8 @@
 //
 //   UP  attach is the driver initialisation of 3.1.1: reset, ACKNOWLEDGE, DRIVER, the
 //       features (VERSION_1 required; MRG_RXBUF, IN_ORDER, CSUM, HOST_TSO4/6, GUEST_CSUM,
-//       MTU, MAC, STATUS, MQ, RING_PACKED and ACCESS_PLATFORM taken when offered and
+//       MTU, MAC, STATUS, MQ, RING_PACKED, ACCESS_PLATFORM and ORDER_PLATFORM (the rings
+//       then use DMA barriers, npa/virtio/barriers.hpp) taken when offered and
 //       wanted, IN_ORDER with either layout, see RINGS; CTRL_VQ and
 //       its commands when the window carries the shell's control hook),
 //       FEATURES_OK read back, the queues (receiveq 2q, transmitq 2q+1, vector q; the
@@ -156,7 +157,10 @@ public:
         t.set_status(ACKNOWLEDGE | DRIVER);
         // step 3: features. VERSION_1 is the ABI this plugin speaks (12-byte header,
         // little-endian rings); ACCESS_PLATFORM must be taken when offered (buffers are
-        // handed over by device address, so an IOMMU in between changes nothing here).
+        // handed over by device address, so an IOMMU in between changes nothing here);
+        // ORDER_PLATFORM is taken when offered, as Linux's vring_transport_features keeps
+        // it: a device in hardware may need it, and the rings then use the platform's DMA
+        // barriers (npa/virtio/barriers.hpp).
         const std::uint64_t offered = t.device_features();
         if (offered == 0 && !t.present()) {
             return fail(t, errc::removed,
@@ -166,7 +170,7 @@ public:
             return fail(t, errc::not_supported, "virtio-net: the device does not offer VERSION_1");
         }
         std::uint64_t want = virtio::feature::VERSION_1 | virtio::feature::ACCESS_PLATFORM |
-                             virtio::feature::IN_ORDER | virtio::feature::EVENT_IDX |
+                             virtio::feature::ORDER_PLATFORM | virtio::feature::IN_ORDER | virtio::feature::EVENT_IDX |
                              virtio::feature::RING_PACKED | vn::feature::MRG_RXBUF |
                              vn::feature::MTU | vn::feature::MAC | vn::feature::STATUS;
         want |= (qc.offloads & cap::tx_l4_csum) != 0 || (qc.offloads & cap::tso) != 0
@@ -597,6 +601,7 @@ private:
             s = {iova + l.desc, iova + l.avail, iova + l.used, static_cast<std::uint16_t>(size),
                  vector};
         }
+        v.set_ordering(virtio::ordering_of(features_));
         return dev_->transport().queue_enable(index, s);
     }
 
