@@ -10,10 +10,11 @@
 //       MTU, MAC, STATUS, MQ, RING_PACKED, ACCESS_PLATFORM and ORDER_PLATFORM (the rings
 //       then use DMA barriers, npa/virtio/barriers.hpp) taken when offered and
 //       wanted, IN_ORDER with either layout, see RINGS; CTRL_VQ and
-//       its commands when the window carries the shell's control hook),
-//       FEATURES_OK read back, the queues (receiveq 2q, transmitq 2q+1, vector q; the
-//       controlq through the hook, which the plugin never sends on), DRIVER_OK,
-//       RX buffers posted. detach: reset (the device stops writing), completed TX back,
+//       its commands when the window carries the shell's control hook, and MQ only with
+//       CTRL_VQ, 5.1.3.1), FEATURES_OK read back, the queues (receiveq 2q, transmitq
+//       2q+1, vector q; the controlq through the hook, which the plugin never sends on),
+//       DRIVER_OK, the hook's start (with MQ, VQ_PAIRS_SET before any pair but the first
+//       is used, 5.1.6.5.5), RX buffers posted. detach: reset (the device stops writing), completed TX back,
 //       the rest of TX back unsent in order, RX back.
 //   RINGS split (2.7): descriptor table, available and used rings in one block per queue.
 //       Packed (2.8, with RING_PACKED): a 16-byte descriptor ring, then the driver's and
@@ -188,13 +189,20 @@ public:
         if ((f & vn::feature::CSUM) == 0) { // HOST_TSO* depend on CSUM (5.1.3.1)
             f &= ~(vn::feature::HOST_TSO4 | vn::feature::HOST_TSO6);
         }
-        if ((f & vn::feature::CTRL_VQ) == 0) { // the CTRL_* commands depend on CTRL_VQ
+        // The CTRL_* commands and MQ depend on CTRL_VQ (5.1.3.1): the pairs past the first
+        // are set with VQ_PAIRS_SET on the controlq (5.1.6.5.5); Linux's
+        // virtnet_validate_features refuses a device that offers MQ without CTRL_VQ.
+        if ((f & vn::feature::CTRL_VQ) == 0) {
             f &= ~(vn::feature::CTRL_RX | vn::feature::CTRL_RX_EXTRA | vn::feature::CTRL_VLAN |
-                   vn::feature::CTRL_MAC_ADDR);
+                   vn::feature::CTRL_MAC_ADDR | vn::feature::MQ);
         }
         if (qc.queues > 1 && (f & vn::feature::MQ) == 0) {
             return fail(t, errc::invalid_argument,
-                        "virtio-net: more than one queue pair asked of a device without MQ");
+                        (offered & vn::feature::MQ) != 0
+                            ? "virtio-net: more than one queue pair needs MQ with the control queue "
+                              "(CTRL_VQ, 5.1.3.1): the device offers no controlq or the window has no "
+                              "control channel"
+                            : "virtio-net: more than one queue pair asked of a device without MQ");
         }
         if (qc.queues > 1 && dev.max_virtqueue_pairs() < qc.queues) {
             return fail(t, errc::invalid_argument,
@@ -275,6 +283,16 @@ public:
         // step 6: DRIVER_OK: the device is live.
         t.set_status(ACKNOWLEDGE | DRIVER | virtio::status_bit::FEATURES_OK |
                      virtio::status_bit::DRIVER_OK);
+        // step 6b: what the control channel owes the live device before any queue is used:
+        // with MQ, VQ_PAIRS_SET (the device starts with one pair; 5.1.6.5.5).
+        if ((f & vn::feature::CTRL_VQ) != 0 && dev.control()->start != nullptr) {
+            if (const status st = dev.control()->start(dev.control()->ctx); !st.ok()) {
+                t.set_status(0); // nothing posted yet; the device stops and forgets the queues
+                dev.control()->disable(dev.control()->ctx);
+                release_all();
+                return fail(t, st.code(), st.reason());
+            }
+        }
         // step 7: RX buffers on every receiveq (fewer if the pool is short: counted).
         for (std::uint16_t i = 0; i < nq_; ++i) {
             refill(i);
