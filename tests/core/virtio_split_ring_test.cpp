@@ -3,6 +3,7 @@
 // checks of hostile chains and the driver's checks of hostile used entries.
 #include <doctest/doctest.h>
 
+#include <npa/virtio/ring_driver.hpp>
 #include <npa/virtio/split_device.hpp>
 #include <npa/virtio/split_ring.hpp>
 
@@ -134,6 +135,38 @@ TEST_CASE("16-bit indexes wrap: 70,000 chains through a queue of 4") {
     CHECK(q.ring.used()->idx.get() == static_cast<std::uint16_t>(70000));
     CHECK(q.dev.errors() == 0);
     CHECK(q.drv.stats().bad_used_id == 0);
+}
+
+TEST_CASE("ORDER_PLATFORM: the platform's barriers, chosen from the features, move chains as before") {
+    CHECK(ordering_of(feature::VERSION_1) == ordering::smp);
+    CHECK(ordering_of(feature::VERSION_1 | feature::ORDER_PLATFORM) == ordering::platform);
+    queue q(8, /*event_idx=*/true);
+    CHECK(q.drv.order() == ordering::smp); // a fresh driver: the default, SMP barriers
+    q.drv.set_ordering(ordering::platform);
+    REQUIRE(q.drv.reset(q.ring, q.state, true));
+    CHECK(q.drv.order() == ordering::platform); // kept across reset()
+    used_chain u;
+    std::uint32_t kicks = 0;
+    for (std::uint32_t i = 0; i < 1000; ++i) {
+        const segment s{0x2000 + i % 16, 128, true};
+        REQUIRE(q.drv.add({&s, 1}) >= 0);
+        kicks += q.drv.publish() ? 1 : 0; // wmb, then the store-load barrier
+        REQUIRE(q.pop() == pop_status::ok);
+        q.dev.push_used(q.c.head, i);
+        q.dev.publish_used();
+        REQUIRE(q.drv.poll_used(u) == used_status::ok); // rmb after used->idx
+        CHECK(u.len == i);
+        CHECK_FALSE(q.drv.enable_interrupts()); // the store-load barrier, nothing waiting
+        (void)q.dev.enable_notify(true);
+    }
+    CHECK(kicks > 0);
+    CHECK(q.dev.errors() == 0);
+    ring_driver r;
+    r.set_ordering(ordering::platform);
+    CHECK(r.split.order() == ordering::platform);
+    CHECK(r.packed.order() == ordering::platform);
+    r.clear();
+    CHECK(r.split.order() == ordering::smp);
 }
 
 TEST_CASE("a full queue refuses the next chain and leaves it with the caller") {

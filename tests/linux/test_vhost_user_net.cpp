@@ -120,12 +120,13 @@ struct mq_rig {
     npa::status attached;
 
     mq_rig(std::uint32_t pairs, bool mq, bool protocol_mq, std::uint16_t asked, std::uint32_t ring = 256,
-           std::uint64_t features_mask = ~0ull)
+           std::uint64_t features_mask = ~0ull, bool control_queue = true)
         : b(pairs, mq, protocol_mq) {
         b.serve();
         vu::net_config c;
         c.socket = b.sock;
         c.features_mask = features_mask;
+        c.control_queue = control_queue; // MQ needs the controlq (5.1.3.1)
         p.emplace(c);
         REQUIRE(p->dev.connect());
         attach(asked, ring);
@@ -206,6 +207,35 @@ TEST_CASE("vhost-user transport, multi-queue: negotiation against a back end's q
         CHECK(std::string(r.p->dev.note()).find("without the MQ protocol feature") != std::string::npos);
         CHECK(r.p->dev.queue_pairs() == 1);
         CHECK(r.rings_ready() == 0);
+    }
+    SUBCASE("no controlq served: MQ not offered (5.1.3.1), said why; 2 refused, 1 attaches") {
+        mq_rig r(4, true, true, 2, 256, ~0ull, /*control_queue=*/false);
+        CHECK(r.attached.code() == npa::errc::invalid_argument);
+        CHECK(std::string(r.p->dev.note()).find("needs the control queue") != std::string::npos);
+        CHECK(r.p->dev.back_end_queue_pairs() == 0); // not asked
+        CHECK(r.p->dev.queue_pairs() == 1);
+        CHECK(r.rings_ready() == 0);
+        r.attach(1);
+        INFO(r.reason());
+        REQUIRE(r.attached);
+        CHECK((r.p->plugin.features() & npa::virtio_net::feature::MQ) == 0);
+        CHECK(r.rings_ready() == 2);
+        r.p->plugin.detach();
+        CHECK(r.p->api->audit().balanced());
+    }
+    SUBCASE("a driver taking MQ without CTRL_VQ is refused FEATURES_OK") {
+        mq_rig r(4, true, true, 1);
+        REQUIRE(r.attached);
+        r.p->plugin.detach();
+        const npa::virtio::transport& t = r.p->dev.window().transport();
+        namespace st = npa::virtio::status_bit;
+        t.set_status(0);
+        t.set_status(st::ACKNOWLEDGE | st::DRIVER);
+        t.set_driver_features(npa::virtio::feature::VERSION_1 | npa::virtio_net::feature::MQ);
+        t.set_status(st::ACKNOWLEDGE | st::DRIVER | st::FEATURES_OK);
+        CHECK((t.status() & st::FEATURES_OK) == 0);
+        CHECK(std::string(r.p->dev.last_error()).find("without CTRL_VQ") != std::string::npos);
+        t.set_status(0);
     }
     SUBCASE("MQ masked off by the caller: GET_QUEUE_NUM is never asked, one pair attaches") {
         mq_rig r(4, true, true, 1, 256, ~npa::virtio_net::feature::MQ);

@@ -7,6 +7,7 @@
 #include <doctest/doctest.h>
 
 #include <npa/buffer/fixed_pool.hpp>
+#include <npa/control/virtio_net.hpp>
 #include <npa/linux/vhost_user/transport.hpp>
 #include <npa/plugins/virtio_net/plugin.hpp>
 #include <npa/sim/test_api.hpp>
@@ -93,11 +94,18 @@ struct net_port {
     mac peer;
     std::optional<pool_t> pool;
     std::optional<api_t> api;
+    /// With net_config::control_queue: the shell's control channel on the controlq served
+    /// in the front end, set on the window (MQ needs it, 5.1.3.1).
+    std::optional<npa::virtio_net_control> ctl;
     plugin_t plugin;
 
     net_port(const vu::net_config& c, const mac& to) : cfg(c), peer(to) {
         open_device(dev, c, pool);
         api.emplace(*pool);
+        if (c.control_queue) {
+            ctl.emplace(dev.control_memory());
+            dev.window().set_control(ctl->hook());
+        }
     }
     ~net_port() { plugin.detach(); }
 

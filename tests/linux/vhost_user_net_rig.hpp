@@ -65,6 +65,7 @@ struct session {
         cfg.socket = sock;
         cfg.polled = polled;
         cfg.packed_ring = packed;
+        cfg.control_queue = pairs > 1; // MQ needs the controlq (5.1.3.1)
         if (!mrg) {
             cfg.features_mask &= ~npa::virtio_net::feature::MRG_RXBUF;
         }

@@ -270,16 +270,19 @@ TEST_CASE("a driver's command without header or answer byte: the device refuses 
     b.p.detach();
 }
 
-TEST_CASE("MQ: VQ_PAIRS_SET before the first command; until then the device uses one pair") {
+TEST_CASE("MQ: VQ_PAIRS_SET goes at attach, after DRIVER_OK and before a buffer is posted (5.1.6.5.5)") {
     bench b(2);
     REQUIRE(b.attach().ok());
     CHECK((b.rig.device().driver_features() & vn::feature::MQ) != 0);
+    CHECK((b.rig.device().driver_features() & vn::feature::CTRL_VQ) != 0);
     CHECK(b.ctl.queue_index() == vn::ctrlq_index(true, 4));
-    CHECK(b.rig.device().queue_pairs_in_use() == 1);
-    REQUIRE(b.ctl.submit_batch({}).ok());
+    // The device runs both pairs before any request of the shell's.
     CHECK(b.rig.device().queue_pairs_in_use() == 2);
     CHECK(b.rig.device().ctrl_commands() == 1);
-    // Frames now land on both pairs.
+    CHECK(b.ctl.commands_ok() == 1);
+    REQUIRE(b.ctl.submit_batch({}).ok());
+    CHECK(b.rig.device().ctrl_commands() == 1); // nothing owed any more
+    // Frames land on both pairs.
     const std::uint32_t f0 = b.rig.flow_for_queue(0), f1 = b.rig.flow_for_queue(1);
     b.rig.far_send(f0, 20);
     b.rig.far_send(f1, 20);
@@ -289,6 +292,7 @@ TEST_CASE("MQ: VQ_PAIRS_SET before the first command; until then the device uses
         b.rig.step();
         for (std::uint16_t q = 0; q < 2; ++q) {
             const std::uint16_t n = b.p.rx_burst(q, out);
+            b.rig.api().received({out.data(), n});
             b.rig.api().free({out.data(), n});
             got[q] += n;
         }
@@ -296,6 +300,46 @@ TEST_CASE("MQ: VQ_PAIRS_SET before the first command; until then the device uses
     CHECK(got[0] == 20);
     CHECK(got[1] == 20);
     b.p.detach();
+    CHECK(b.rig.api().audit().balanced());
+}
+
+TEST_CASE("MQ only with CTRL_VQ (5.1.3.1): without a controlq more than one pair is refused") {
+    SUBCASE("the device offers both, the window has no control channel") {
+        bench b(2);
+        b.rig.window().set_control(nullptr);
+        const npa::status st = b.attach();
+        CHECK(st.code() == errc::invalid_argument);
+        CHECK(std::string(st.reason()).find("CTRL_VQ") != std::string::npos);
+        CHECK((b.rig.device().status_byte() & npa::virtio::status_bit::FAILED) != 0);
+        CHECK((b.rig.device().status_byte() & npa::virtio::status_bit::FEATURES_OK) == 0);
+        CHECK(b.rig.api().audit().balanced());
+    }
+    SUBCASE("the device offers MQ without CTRL_VQ: two pairs refused, one pair without MQ") {
+        const std::uint64_t no_cvq = virtio_net_device_config{}.features &
+                                     ~(vn::feature::CTRL_VQ | vn::feature::CTRL_RX | vn::feature::CTRL_RX_EXTRA |
+                                       vn::feature::CTRL_VLAN | vn::feature::CTRL_MAC_ADDR);
+        bench b(2, no_cvq);
+        CHECK(b.attach().code() == errc::invalid_argument);
+        CHECK(b.rig.api().audit().balanced());
+        npa::queue_config qc = b.rig.queue_cfg();
+        qc.queues = 1;
+        REQUIRE(b.p.attach(b.rig.api(), b.rig.window(), qc));
+        CHECK((b.rig.device().driver_features() & (vn::feature::MQ | vn::feature::CTRL_VQ)) == 0);
+        CHECK_FALSE(b.ctl.live());
+        b.p.detach();
+        CHECK(b.rig.api().audit().balanced());
+    }
+    SUBCASE("the device answers VQ_PAIRS_SET with ERR: attach fails with the channel's reason") {
+        bench b(2);
+        b.rig.device().set_ctrl_fault(ctrl_fault::refuse);
+        const npa::status st = b.attach();
+        CHECK(st.code() == errc::refused);
+        CHECK(std::string(st.reason()).find("queue pairs") != std::string::npos);
+        CHECK((b.rig.device().status_byte() & npa::virtio::status_bit::DRIVER_OK) == 0);
+        CHECK(b.rig.device_rx_posted(0) == 0);
+        CHECK_FALSE(b.ctl.live());
+        CHECK(b.rig.api().audit().balanced());
+    }
 }
 
 // ---- the shell replays its control state onto the virtio-net path at every switch -----------

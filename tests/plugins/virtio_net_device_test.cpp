@@ -17,6 +17,7 @@
 #include <array>
 #include <cstddef>
 #include <cstring>
+#include <string>
 #include <vector>
 
 using namespace npa::sim;
@@ -141,6 +142,111 @@ TEST_CASE("attach negotiates what both sides have; a device without VERSION_1 is
         npa::queue_config qc = rig.queue_cfg();
         qc.queues = 5; // the device has 4
         CHECK(p.attach(rig.api(), rig.window(), qc).code() == npa::errc::invalid_argument);
+    }
+}
+
+TEST_CASE("without MRG_RXBUF an RX buffer must hold the device's largest frame (5.1.6.3.1, 5.1.4.2)") {
+    // The device may send frames of its own MTU (plus the Ethernet header and a VLAN tag)
+    // whatever MTU the shell asked for; without MRG_RXBUF each must fit one buffer.
+    const std::uint64_t no_mrg = virtio_net_device_config{}.features & ~vn::feature::MRG_RXBUF;
+    const auto rig_of = [&](std::uint64_t features, std::uint16_t mtu, std::uint32_t data) {
+        virtio_net_rig::config c = one_queue();
+        c.features = features;
+        c.mtu = mtu;
+        c.buf_size = 128 + data;
+        c.buffers = 256;
+        return c;
+    };
+    const auto refused = [](virtio_net_rig& rig, const char* cap, const char* need) {
+        plugin_t p;
+        const npa::status st = p.attach(rig.api(), rig.window(), rig.queue_cfg()); // MTU 1500
+        CHECK(st.code() == npa::errc::invalid_argument);
+        const std::string why = st.reason();
+        MESSAGE(why);
+        CHECK(why.find(cap) != std::string::npos);
+        CHECK(why.find(need) != std::string::npos);
+        CHECK((rig.device().status_byte() & vio::status_bit::FAILED) != 0);
+        CHECK((rig.device().status_byte() & vio::status_bit::FEATURES_OK) == 0);
+        CHECK(rig.device_rx_posted(0) == 0);
+        CHECK(rig.api().audit().balanced());
+    };
+    const auto flows = [](virtio_net_rig& rig) {
+        plugin_t p;
+        REQUIRE(p.attach(rig.api(), rig.window(), rig.queue_cfg()));
+        CHECK((p.features() & vn::feature::MRG_RXBUF) == 0);
+        const std::uint32_t flow = rig.flow_for_queue(0);
+        std::uint32_t got = 0;
+        for (int round = 0; round < 5; ++round) {
+            rig.far_send_varied(flow, 8); // 60 to 1514 bytes
+            got += receive(rig, p, 8);
+        }
+        CHECK(got == 40);
+        CHECK(rig.device().counters(0).rx_oversize == 0);
+        CHECK(rig.guest_sink().report(flow, 40).corrupt == 0);
+        CHECK(p.health() == npa::errc::ok);
+        p.detach();
+        CHECK(rig.api().audit().balanced());
+    };
+    SUBCASE("the device's MTU of 9000 and buffers of 2048 bytes: attach refused, naming both") {
+        virtio_net_rig rig(rig_of(no_mrg, 9000, 2048));
+        REQUIRE(rig.ok());
+        refused(rig, "2048", "9018");
+    }
+    SUBCASE("the device's MTU of 9000 and buffers of 9018 bytes: attached, frames arrive") {
+        virtio_net_rig rig(rig_of(no_mrg, 9000, 9018));
+        REQUIRE(rig.ok());
+        flows(rig);
+    }
+    SUBCASE("no MTU offered: 1500, and buffers of 1514 bytes lack room for a VLAN tag") {
+        virtio_net_rig rig(rig_of(no_mrg & ~vn::feature::MTU, 1500, 1514));
+        REQUIRE(rig.ok());
+        refused(rig, "1514", "1518");
+    }
+    SUBCASE("no MTU offered and buffers of 1518 bytes: attached, frames arrive") {
+        virtio_net_rig rig(rig_of(no_mrg & ~vn::feature::MTU, 1500, 1518));
+        REQUIRE(rig.ok());
+        flows(rig);
+    }
+    SUBCASE("with MRG_RXBUF the device merges buffers: small ones are taken") {
+        virtio_net_rig rig(rig_of(virtio_net_device_config{}.features, 9000, 1024));
+        REQUIRE(rig.ok());
+        plugin_t p;
+        REQUIRE(p.attach(rig.api(), rig.window(), rig.queue_cfg()));
+        CHECK(rig.device_rx_posted(0) == 64);
+        p.detach();
+        CHECK(rig.api().audit().balanced());
+    }
+}
+
+TEST_CASE("ORDER_PLATFORM offered, as a device in hardware may: taken, and traffic flows both ways") {
+    for (const bool packed : {false, true}) {
+        CAPTURE(packed);
+        virtio_net_rig::config c = one_queue();
+        c.features = virtio_net_device_config{}.features | vio::feature::ORDER_PLATFORM;
+        c.packed_ring = packed;
+        virtio_net_rig rig(c);
+        REQUIRE(rig.ok());
+        plugin_t p;
+        REQUIRE(p.attach(rig.api(), rig.window(), rig.queue_cfg()));
+        CHECK((rig.device().driver_features() & vio::feature::ORDER_PLATFORM) != 0);
+        CHECK(((p.features() & vio::feature::RING_PACKED) != 0) == packed);
+        CHECK(rig.device().features_not_offered() == 0);
+        const std::uint32_t flow = rig.flow_for_queue(0);
+        std::uint32_t sent = 0, got = 0;
+        for (int round = 0; round < 20; ++round) {
+            sent += send_step<16>(rig, p, flow, [](buffer_t&) {}, [](std::span<const buffer_t>) {});
+            rig.far_send_varied(flow, 8);
+            got += receive(rig, p, 8);
+        }
+        drain_tx(rig, p);
+        CHECK(sent == 20 * 16);
+        CHECK(rig.far_report(flow, sent).received == sent);
+        CHECK(got == 20 * 8);
+        CHECK(rig.guest_sink().report(flow, got).corrupt == 0);
+        CHECK(p.health() == npa::errc::ok);
+        CHECK(rig.violations().empty());
+        p.detach();
+        CHECK(rig.api().audit().balanced());
     }
 }
 

@@ -17,8 +17,11 @@
 //   set_mtu         no command: the MTU is the plugin's at attach (checked here against
 //                   the device's limit), as the shell attaches with the MTU it holds
 //   set_rss         only "off" (RSS is not negotiated)
-// With MQ and more than one pair set up, VQ_PAIRS_SET goes first: the device starts with
-// one pair (5.1.6.5.5). A request the device lacks the feature for is not_supported.
+// With MQ and more than one pair set up, VQ_PAIRS_SET goes as soon as the device is live,
+// before the plugin posts a buffer (the hook's start(), which the plugin calls after
+// DRIVER_OK): the device starts with one pair (5.1.6.5.5), as Linux's virtnet_probe sets
+// the pairs right after virtio_device_ready. A request the device lacks the feature for
+// is not_supported.
 //
 // The controlq has the layout the plugin negotiated for its data queues: split, or packed
 // when RING_PACKED was taken (2.8: the feature is the device's, every queue follows it).
@@ -87,6 +90,7 @@ public:
         : mem_(mem), wait_(wait), wait_ctx_(wait_ctx) {
         hook_.ctx = this;
         hook_.enable = &enable_hook;
+        hook_.start = &start_hook;
         hook_.disable = &disable_hook;
     }
     virtio_net_control(const virtio_net_control&) = delete;
@@ -147,6 +151,7 @@ private:
                             std::uint16_t pairs) noexcept {
         return static_cast<virtio_net_control*>(ctx)->enable(t, f, index, pairs);
     }
+    static status start_hook(void* ctx) noexcept { return static_cast<virtio_net_control*>(ctx)->ready(); }
     static void disable_hook(void* ctx) noexcept {
         auto& c = *static_cast<virtio_net_control*>(ctx);
         c.live_ = false;
@@ -182,6 +187,7 @@ private:
             s.driver = mem_.iova + l.avail;
             s.device = mem_.iova + l.used;
         }
+        ring_.set_ordering(virtio::ordering_of(f)); // the device's barriers, as its data queues
         cmd_off_ = (detail::control_ring_bytes(n) + 63) / 64 * 64;
         ack_off_ = cmd_off_ + 256;
         if (!t.queue_enable(index, s)) {

@@ -149,6 +149,8 @@ public:
             return false;
         }
         signalled_ = used_;
+        // seq_cst fence: the used descriptors' flags before the load of the driver's hint
+        std::atomic_thread_fence(std::memory_order_seq_cst);
         return detail::wants_event(*r_.driver_event(), old, used_, r_.size());
     }
 

@@ -16,7 +16,9 @@
 // Memory order: the side that hands descriptors over writes their bodies first and the
 // flags of the first one last, with a release store; the other side loads that flags word
 // with acquire before it reads anything else (docs/design.md, rules 1 and 2). The event
-// decisions are store-load pairs with a seq_cst fence between (rule 7).
+// decisions are store-load pairs with a seq_cst fence between (rule 7). With
+// VIRTIO_F_ORDER_PLATFORM the driver adds the platform's DMA barriers (set_ordering(),
+// barriers.hpp).
 //
 // Event suppression (2.8.10): each side tells the other in its area when it wants to hear
 // of progress: always (ENABLE), never (DISABLE), or, with VIRTIO_F_EVENT_IDX, once the
@@ -42,6 +44,7 @@
 #pragma once
 
 #include <npa/endian.hpp>
+#include <npa/virtio/barriers.hpp>
 #include <npa/virtio/virtqueue.hpp>
 
 #include <atomic>
@@ -164,11 +167,10 @@ namespace detail {
     return ((f & desc_f_avail) != 0) == wrap && ((f & desc_f_used) != 0) == wrap;
 }
 // Whether the other side asked to be told about the move from `old` to `now` (its
-// suppression area `e`; 2.8.10, Linux virtqueue_kick_prepare_packed).
+// suppression area `e`; 2.8.10, Linux virtqueue_kick_prepare_packed). The caller puts a
+// store-load barrier first: its descriptors' flags before the load of the other side's hint.
 [[nodiscard]] inline bool wants_event(const pvirtq_event_suppress& e, packed_cursor old,
                                       packed_cursor now, std::uint32_t n) noexcept {
-    // seq_cst fence: our descriptors' flags before the load of the other side's hint
-    std::atomic_thread_fence(std::memory_order_seq_cst);
     const std::uint16_t flags = e.flags.load(std::memory_order_acquire); // acquire: a hint
     if (flags != ring_event_desc) {
         return flags == ring_event_enable;
@@ -237,6 +239,10 @@ public:
         return true;
     }
 
+    /// The barriers around the ring (barriers.hpp), as split_driver::set_ordering().
+    void set_ordering(ordering o) noexcept { bar_.set(o); }
+    [[nodiscard]] ordering order() const noexcept { return bar_.get(); }
+
     [[nodiscard]] std::uint32_t size() const noexcept { return r_.size(); }
     [[nodiscard]] std::uint32_t free_descs() const noexcept { return num_free_; }
     [[nodiscard]] std::uint32_t in_flight() const noexcept { return in_flight_; }
@@ -270,6 +276,7 @@ public:
         }
         // release: the chain's bodies (and its later descriptors' flags) before the head's
         // flags; pairs with the device's acquire in pop().
+        bar_.before_publish();
         r_.desc()[head.index].flags.store(head_flags, std::memory_order_release);
         descs_[id] = static_cast<std::uint16_t>(k);
         link_newest(id);
@@ -285,6 +292,7 @@ public:
         if (old.index == avail_.index && old.wrap == avail_.wrap) {
             return false;
         }
+        bar_.store_load(); // the heads' flags before the load of the device's hint
         return detail::wants_event(*r_.device_event(), old, avail_, r_.size());
     }
 
@@ -305,6 +313,7 @@ public:
         if (!detail::used_form(detail::load_flags(d), used_.wrap)) {
             return used_status::empty;
         }
+        bar_.after_acquire();
         const pvirtq_desc e = d; // one snapshot, after the acquire
         const std::uint32_t id = e.id;
         if (id >= r_.size() || descs_[id] == 0) {
@@ -380,6 +389,7 @@ public:
             if (!detail::used_form(detail::load_flags(d), at.wrap)) {
                 break;
             }
+            bar_.after_acquire();
             const std::uint32_t id = d.id;
             if (id >= r_.size() || descs_[id] == 0) {
                 break;
@@ -417,8 +427,8 @@ public:
         // release: off_wrap before DESC (the device loads flags with acquire, then off_wrap);
         // the fence below orders both before the load of the next flags
         e.flags.store(event_idx_ ? ring_event_desc : ring_event_enable, std::memory_order_release);
-        // seq_cst fence: the hint before the look at the next used descriptor (store-load)
-        std::atomic_thread_fence(std::memory_order_seq_cst);
+        // store-load: the hint before the look at the next used descriptor
+        bar_.store_load();
         const std::uint16_t f = detail::load_flags(r_.desc()[used_.index]);
         return detail::used_form(f, used_.wrap);
     }
@@ -472,6 +482,7 @@ private:
     packed_cursor avail_{}, published_{}, used_{};
     bool event_idx_ = false, in_order_ = false, batches_ = false;
     std::uint32_t batch_left_ = 0, batch_len_ = 0; // the rest of a batch, and its descriptor's length
+    driver_barriers bar_{};
     driver_stats st_{};
 };
 

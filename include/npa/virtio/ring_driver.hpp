@@ -7,13 +7,21 @@
 // Freestanding: no exceptions, no allocation.
 #pragma once
 
+#include <npa/virtio/barriers.hpp>
 #include <npa/virtio/packed_ring.hpp>
 #include <npa/virtio/split_ring.hpp>
+#include <npa/virtio/transport.hpp>
 
 #include <cstddef>
 #include <cstdint>
 
 namespace npa::virtio {
+
+/// The barriers negotiated `features` ask of every virtqueue of the device: the platform's
+/// with VIRTIO_F_ORDER_PLATFORM (6.1; Linux clears weak_barriers in __vring_new_virtqueue).
+[[nodiscard]] constexpr ordering ordering_of(std::uint64_t features) noexcept {
+    return (features & feature::ORDER_PLATFORM) != 0 ? ordering::platform : ordering::smp;
+}
 
 struct ring_driver {
     split_driver split;
@@ -49,6 +57,12 @@ struct ring_driver {
     template <class Fn>
     void drain_in_flight(Fn&& fn) noexcept {
         visit([&](auto& d) { d.drain_in_flight(fn); });
+    }
+    /// The barriers both layouts' drivers use (barriers.hpp; `platform` with
+    /// VIRTIO_F_ORDER_PLATFORM): set once when the queue is set up.
+    void set_ordering(ordering o) noexcept {
+        split.set_ordering(o);
+        packed.set_ordering(o);
     }
     /// Unbound, split: as before the queue was set up.
     void clear() noexcept {

@@ -20,7 +20,8 @@
 // idx last with a release store; the other side loads idx with acquire before it reads
 // entries. The notification decisions (need_notify(), need_interrupt(), enable_interrupts())
 // are a store followed by a load of the other side's field, so a full fence sits between
-// them, as Linux's virtio_mb() does (2.7.10, 2.7.7.2).
+// them, as Linux's virtio_mb() does (2.7.10, 2.7.7.2). With VIRTIO_F_ORDER_PLATFORM the
+// driver adds the platform's DMA barriers (set_ordering(), barriers.hpp).
 //
 // Trust: the driver checks every used entry (idx no further than N ahead, id a head it
 // handed over and has not had back, in ring order when IN_ORDER was negotiated; under
@@ -44,6 +45,7 @@
 #pragma once
 
 #include <npa/endian.hpp>
+#include <npa/virtio/barriers.hpp>
 #include <npa/virtio/virtqueue.hpp>
 
 #include <atomic>
@@ -225,6 +227,11 @@ public:
         return true;
     }
 
+    /// The barriers around the rings (barriers.hpp): `platform` once VIRTIO_F_ORDER_PLATFORM
+    /// was negotiated. Kept across reset(); a fresh driver starts with `smp`.
+    void set_ordering(ordering o) noexcept { bar_.set(o); }
+    [[nodiscard]] ordering order() const noexcept { return bar_.get(); }
+
     [[nodiscard]] const split_ring& ring() const noexcept { return r_; }
     [[nodiscard]] std::uint32_t size() const noexcept { return r_.size(); }
     [[nodiscard]] std::uint32_t free_descs() const noexcept { return free_count_; }
@@ -286,11 +293,12 @@ public:
         }
         // release: the descriptors and ring entries before the index; pairs with the
         // device's acquire in avail_pending().
+        bar_.before_publish();
         r_.avail()->idx.store(avail_idx_, std::memory_order_release);
         published_ = avail_idx_;
-        // seq_cst fence: the idx store before the load of the device's suppression field
-        // (a store-load pair; Linux virtio_mb before vring_need_event).
-        std::atomic_thread_fence(std::memory_order_seq_cst);
+        // store-load: the idx store before the load of the device's suppression field
+        // (Linux virtio_mb before vring_need_event).
+        bar_.store_load();
         if (event_idx_) {
             // acquire: the device's avail_event, a hint that publishes no data; acquire keeps
             // the load after the fence on every architecture's mapping
@@ -324,6 +332,7 @@ public:
             ++st_.bad_used_idx;
             return used_status::broken;
         }
+        bar_.after_acquire();
         const virtq_used_elem e = r_.used_ring(last_used_); // one snapshot
         ++last_used_;
         const std::uint32_t id = e.id, len = e.len;
@@ -386,6 +395,7 @@ public:
                 ++st_.bad_used_idx; // as poll_used(): nothing behind it can be trusted
                 return used_status::broken;
             }
+            bar_.after_acquire();
             const std::uint32_t mask = r_.size() - 1;
             const std::uint32_t k = ahead < heads.size() ? ahead : static_cast<std::uint32_t>(heads.size());
             while (got < k && order_head_ != order_tail_) {
@@ -431,9 +441,9 @@ public:
         if (event_idx_) {
             r_.used_event().store(last_used_, std::memory_order_relaxed); // relaxed: as above
         }
-        // seq_cst fence: the hint before the load of used->idx (store-load, 2.7.7.2 and
-        // Linux virtqueue_enable_cb's virtio_mb)
-        std::atomic_thread_fence(std::memory_order_seq_cst);
+        // store-load: the hint before the load of used->idx (2.7.7.2, Linux
+        // virtqueue_enable_cb's virtio_mb)
+        bar_.store_load();
         return batch_left_ != 0 ||
                r_.used()->idx.load(std::memory_order_acquire) != last_used_; // acquire: entries
     }
@@ -535,6 +545,7 @@ private:
     std::uint16_t batch_left_ = 0; // chains of the current batch entry not yet handed out
     std::uint32_t batch_len_ = 0;  // the batch entry's length (its last chain's)
     bool event_idx_ = false, in_order_ = false, batches_ = false;
+    driver_barriers bar_{};
     driver_stats st_{};
 };
 

@@ -148,5 +148,9 @@ inline constexpr std::uint8_t MQ_VQ_PAIRS_SET = 0;  ///< data: le16 pairs, 1..ma
 /// without VIRTIO_NET_F_MTU carries.
 inline constexpr std::uint32_t MIN_MTU = 68;
 inline constexpr std::uint32_t DEFAULT_MTU = 1500;
+/// What a frame adds to its MTU on the receive side: the Ethernet header and one VLAN tag
+/// (Linux sizes a receive buffer so: GOOD_PACKET_LEN, ETH_HLEN + VLAN_HLEN + ETH_DATA_LEN).
+inline constexpr std::uint32_t eth_hlen = 14;
+inline constexpr std::uint32_t vlan_hlen = 4;
 
 } // namespace npa::virtio_net

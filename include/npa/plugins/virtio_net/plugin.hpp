@@ -7,12 +7,14 @@
 //
 //   UP  attach is the driver initialisation of 3.1.1: reset, ACKNOWLEDGE, DRIVER, the
 //       features (VERSION_1 required; MRG_RXBUF, IN_ORDER, CSUM, HOST_TSO4/6, GUEST_CSUM,
-//       MTU, MAC, STATUS, MQ, RING_PACKED and ACCESS_PLATFORM taken when offered and
+//       MTU, MAC, STATUS, MQ, RING_PACKED, ACCESS_PLATFORM and ORDER_PLATFORM (the rings
+//       then use DMA barriers, npa/virtio/barriers.hpp) taken when offered and
 //       wanted, IN_ORDER with either layout, see RINGS; CTRL_VQ and
-//       its commands when the window carries the shell's control hook),
-//       FEATURES_OK read back, the queues (receiveq 2q, transmitq 2q+1, vector q; the
-//       controlq through the hook, which the plugin never sends on), DRIVER_OK,
-//       RX buffers posted. detach: reset (the device stops writing), completed TX back,
+//       its commands when the window carries the shell's control hook, and MQ only with
+//       CTRL_VQ, 5.1.3.1), FEATURES_OK read back, the queues (receiveq 2q, transmitq
+//       2q+1, vector q; the controlq through the hook, which the plugin never sends on),
+//       DRIVER_OK, the hook's start (with MQ, VQ_PAIRS_SET before any pair but the first
+//       is used, 5.1.6.5.5), RX buffers posted. detach: reset (the device stops writing), completed TX back,
 //       the rest of TX back unsent in order, RX back.
 //   RINGS split (2.7): descriptor table, available and used rings in one block per queue.
 //       Packed (2.8, with RING_PACKED): a 16-byte descriptor ring, then the driver's and
@@ -31,7 +33,10 @@
 //   RX  one descriptor per buffer, 12 bytes in front of its data for the header. Every
 //       buffer holds an MTU frame, so a device needs one buffer per frame. MRG_RXBUF is
 //       taken (a device without it needs buffers for 64 KiB frames once it offers GUEST
-//       TSO, 5.1.6.3.1); a frame it spreads over num_buffers buffers fills each but the
+//       TSO, 5.1.6.3.1; GUEST TSO is never taken). Without it every buffer must hold the
+//       largest frame the device may send (its MTU with the Ethernet header and a VLAN
+//       tag, 5.1.4.2): attach refuses a pool whose buffers are smaller, naming the sizes,
+//       and a smaller buffer is never posted. A frame it spreads over num_buffers buffers fills each but the
 //       last completely, so it is larger than one npa buffer (one segment): it is taken
 //       off the ring, dropped and counted, as vmxnet3's plugin drops a frame spanning its
 //       rings. A partial checksum (NEEDS_CSUM, with GUEST_CSUM) is completed (offload.hpp), so
@@ -66,6 +71,7 @@
 
 #include <npa/buffer/packet_buffer.hpp>
 #include <npa/concepts/plugin.hpp>
+#include <npa/detail/reason_text.hpp>
 #include <npa/detail/store_changed.hpp>
 #include <npa/plugins/virtio_net/defs.hpp>
 #include <npa/plugins/virtio_net/offload.hpp>
@@ -152,7 +158,10 @@ public:
         t.set_status(ACKNOWLEDGE | DRIVER);
         // step 3: features. VERSION_1 is the ABI this plugin speaks (12-byte header,
         // little-endian rings); ACCESS_PLATFORM must be taken when offered (buffers are
-        // handed over by device address, so an IOMMU in between changes nothing here).
+        // handed over by device address, so an IOMMU in between changes nothing here);
+        // ORDER_PLATFORM is taken when offered, as Linux's vring_transport_features keeps
+        // it: a device in hardware may need it, and the rings then use the platform's DMA
+        // barriers (npa/virtio/barriers.hpp).
         const std::uint64_t offered = t.device_features();
         if (offered == 0 && !t.present()) {
             return fail(t, errc::removed,
@@ -162,7 +171,7 @@ public:
             return fail(t, errc::not_supported, "virtio-net: the device does not offer VERSION_1");
         }
         std::uint64_t want = virtio::feature::VERSION_1 | virtio::feature::ACCESS_PLATFORM |
-                             virtio::feature::IN_ORDER | virtio::feature::EVENT_IDX |
+                             virtio::feature::ORDER_PLATFORM | virtio::feature::IN_ORDER | virtio::feature::EVENT_IDX |
                              virtio::feature::RING_PACKED | vn::feature::MRG_RXBUF |
                              vn::feature::MTU | vn::feature::MAC | vn::feature::STATUS;
         want |= (qc.offloads & cap::tx_l4_csum) != 0 || (qc.offloads & cap::tso) != 0
@@ -180,13 +189,20 @@ public:
         if ((f & vn::feature::CSUM) == 0) { // HOST_TSO* depend on CSUM (5.1.3.1)
             f &= ~(vn::feature::HOST_TSO4 | vn::feature::HOST_TSO6);
         }
-        if ((f & vn::feature::CTRL_VQ) == 0) { // the CTRL_* commands depend on CTRL_VQ
+        // The CTRL_* commands and MQ depend on CTRL_VQ (5.1.3.1): the pairs past the first
+        // are set with VQ_PAIRS_SET on the controlq (5.1.6.5.5); Linux's
+        // virtnet_validate_features refuses a device that offers MQ without CTRL_VQ.
+        if ((f & vn::feature::CTRL_VQ) == 0) {
             f &= ~(vn::feature::CTRL_RX | vn::feature::CTRL_RX_EXTRA | vn::feature::CTRL_VLAN |
-                   vn::feature::CTRL_MAC_ADDR);
+                   vn::feature::CTRL_MAC_ADDR | vn::feature::MQ);
         }
         if (qc.queues > 1 && (f & vn::feature::MQ) == 0) {
             return fail(t, errc::invalid_argument,
-                        "virtio-net: more than one queue pair asked of a device without MQ");
+                        (offered & vn::feature::MQ) != 0
+                            ? "virtio-net: more than one queue pair needs MQ with the control queue "
+                              "(CTRL_VQ, 5.1.3.1): the device offers no controlq or the window has no "
+                              "control channel"
+                            : "virtio-net: more than one queue pair asked of a device without MQ");
         }
         if (qc.queues > 1 && dev.max_virtqueue_pairs() < qc.queues) {
             return fail(t, errc::invalid_argument,
@@ -195,6 +211,25 @@ public:
         const std::uint32_t max_mtu = (f & vn::feature::MTU) != 0 ? dev.mtu() : vn::DEFAULT_MTU;
         if (qc.mtu < vn::MIN_MTU || qc.mtu > max_mtu) {
             return fail(t, errc::invalid_argument, "virtio-net: MTU outside the device's range");
+        }
+        // step 3b: without MRG_RXBUF a frame must fit one buffer (5.1.6.3.1), and with MTU
+        // negotiated the driver must be able to receive a frame of the device's mtu (5.1.4.2):
+        // the device sends up to its own MTU whatever the shell asked, plus the Ethernet
+        // header and a VLAN tag. Linux then posts chains of pages (big_packets); an npa
+        // buffer is one segment, so a pool whose buffers cannot hold that frame is refused
+        // here, and refill() never posts a smaller buffer that comes later.
+        rx_min_ = (f & vn::feature::MRG_RXBUF) != 0 ? 0 : max_mtu + vn::eth_hlen + vn::vlan_hlen;
+        if (const std::uint32_t cap = rx_capacity(api, qc.queues); cap < rx_min_) {
+            why_.start("virtio-net: RX buffers of ")
+                .add(cap)
+                .add(" bytes cannot hold a frame of MTU ")
+                .add(max_mtu)
+                .add(" (")
+                .add(rx_min_)
+                .add(" bytes with the Ethernet header and a VLAN tag, the 12-byte virtio-net "
+                     "header in the headroom) and the device does not merge buffers (no MRG_RXBUF)");
+            api.log(log_level::error, why_.c_str());
+            return fail(t, errc::invalid_argument, why_.c_str());
         }
         t.set_driver_features(f);
         t.set_status(ACKNOWLEDGE | DRIVER | virtio::status_bit::FEATURES_OK);
@@ -248,6 +283,16 @@ public:
         // step 6: DRIVER_OK: the device is live.
         t.set_status(ACKNOWLEDGE | DRIVER | virtio::status_bit::FEATURES_OK |
                      virtio::status_bit::DRIVER_OK);
+        // step 6b: what the control channel owes the live device before any queue is used:
+        // with MQ, VQ_PAIRS_SET (the device starts with one pair; 5.1.6.5.5).
+        if ((f & vn::feature::CTRL_VQ) != 0 && dev.control()->start != nullptr) {
+            if (const status st = dev.control()->start(dev.control()->ctx); !st.ok()) {
+                t.set_status(0); // nothing posted yet; the device stops and forgets the queues
+                dev.control()->disable(dev.control()->ctx);
+                release_all();
+                return fail(t, st.code(), st.reason());
+            }
+        }
         // step 7: RX buffers on every receiveq (fewer if the pool is short: counted).
         for (std::uint16_t i = 0; i < nq_; ++i) {
             refill(i);
@@ -574,6 +619,7 @@ private:
             s = {iova + l.desc, iova + l.avail, iova + l.used, static_cast<std::uint16_t>(size),
                  vector};
         }
+        v.set_ordering(virtio::ordering_of(features_));
         return dev_->transport().queue_enable(index, s);
     }
 
@@ -646,6 +692,19 @@ private:
         ++q_[qi].stats.rx_dropped;
         api_->release_rx_buffers(qi, std::span<const buffer_type>(&b, 1));
     }
+    // The smallest frame room of the shell's RX buffers, probed with one buffer per queue
+    // (given straight back). An empty pool says nothing: refill() checks every buffer.
+    static std::uint32_t rx_capacity(Api& api, std::uint16_t queues) noexcept {
+        std::uint32_t cap = 0xFFFFFFFFu;
+        for (std::uint16_t i = 0; i < queues; ++i) {
+            buffer_type b{};
+            if (api.alloc_rx_buffers(i, std::span<buffer_type>(&b, 1)) == 1) {
+                cap = b.capacity() < cap ? b.capacity() : cap;
+                api.release_rx_buffers(i, std::span<const buffer_type>(&b, 1));
+            }
+        }
+        return cap;
+    }
     static std::uint32_t posted_len(const buffer_type& b) noexcept {
         const std::uint32_t n = b.capacity() + virtio_net::HDR_LEN;
         return n < 0xFFFFu ? n : 0xFFFFu;
@@ -705,7 +764,8 @@ private:
             const std::uint32_t got = api_->alloc_rx_buffers(qi, std::span<buffer_type>(tmp.data(), k));
             for (std::uint32_t i = 0; i < got; ++i) {
                 const buffer_type b = tmp[i];
-                if (b.headroom() < virtio_net::HDR_LEN) { // no room for the header: refused
+                // no room for the header, or (no MRG_RXBUF) for a whole frame: refused
+                if (b.headroom() < virtio_net::HDR_LEN || b.capacity() < rx_min_) {
                     api_->release_rx_buffers(qi, std::span<const buffer_type>(&b, 1));
                     continue;
                 }
@@ -740,9 +800,11 @@ private:
     device_type* dev_ = nullptr;
     std::uint16_t nq_ = 0;
     std::uint32_t mtu_ = 1500;
+    std::uint32_t rx_min_ = 0; // frame room an RX buffer needs (without MRG_RXBUF: a whole frame)
     std::uint32_t offloads_ = 0;
     std::uint64_t features_ = 0;
     trust_latch trust_; // something impossible was read: health() says device_error
+    detail::reason_text<256> why_; // an attach failure's reason that names sizes
     std::array<queue, max_queue_pairs> q_{};
 };
 

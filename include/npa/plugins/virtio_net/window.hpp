@@ -7,12 +7,14 @@
 // from here: it belongs to the shell's control path (npa/control/virtio_net.hpp). The
 // window only carries the hook that lets the plugin's initialisation place it: the
 // controlq must be set up between FEATURES_OK and DRIVER_OK (3.1.1), which the plugin
-// runs. A sim device model, a virtio-pci binding or a vhost-user front end builds the
+// runs, and with MQ the number of queue pairs set (VQ_PAIRS_SET) after DRIVER_OK and
+// before the plugin uses any pair but the first (5.1.6.5.5). A sim device model, a virtio-pci binding or a vhost-user front end builds the
 // window; the plugin only uses it.
 #pragma once
 
 #include <npa/config.hpp>
 #include <npa/plugins/virtio_net/defs.hpp>
+#include <npa/status.hpp>
 #include <npa/virtio/transport.hpp>
 
 #include <cstddef>
@@ -28,13 +30,18 @@ struct ring_memory {
 };
 
 /// The shell's control channel, as far as the plugin's initialisation sees it: whether
-/// there is one, and the two moments it must act. The plugin never sends a command.
+/// there is one, and the three moments it must act. The plugin never sends a command
+/// itself; it only tells the channel when the device is live.
 struct control_hook {
     void* ctx = nullptr;
     /// Between FEATURES_OK and DRIVER_OK: lay out and enable controlq `index` with the
     /// negotiated `features`; `pairs` queue pairs were set up. False: the device refused it.
     bool (*enable)(void* ctx, const virtio::transport& t, std::uint64_t features, std::uint16_t index,
                    std::uint16_t pairs) noexcept = nullptr;
+    /// After DRIVER_OK, before the plugin posts a buffer on any queue: what must reach the
+    /// device first (with MQ and more than one pair, VQ_PAIRS_SET, 5.1.6.5.5). Its status
+    /// when the device refused it or did not answer.
+    status (*start)(void* ctx) noexcept = nullptr;
     /// After the device was reset: the controlq is gone.
     void (*disable)(void* ctx) noexcept = nullptr;
 };

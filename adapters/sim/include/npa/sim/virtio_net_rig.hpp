@@ -1,10 +1,14 @@
 // npa/sim/virtio_net_rig.hpp: a virtio-net device model on a bench, ready for the
 // conformance kit (the shared half of a rig is rig_base.hpp). The MAC and RX mode are the
-// device's defaults: the control virtqueue belongs to the shell's control path, which
-// this rig does not bring up.
+// device's defaults: the control virtqueue belongs to the shell's control path. With more
+// than one queue pair the rig brings one up (a virtio_net_control in guest memory of its
+// own, its answers waited for by stepping the device), since MQ needs it (5.1.3.1); it
+// sends nothing but the VQ_PAIRS_SET the plugin's attach asks for. A test that wants its
+// own channel sets it on the window after the rig is built.
 #pragma once
 
 #include <npa/capabilities.hpp>
+#include <npa/control/virtio_net.hpp>
 #include <npa/sim/faults.hpp>
 #include <npa/sim/rig_base.hpp>
 #include <npa/sim/virtio_net_device.hpp>
@@ -26,6 +30,8 @@ struct virtio_net_rig_config {
     std::uint32_t buf_size = npa::pool_config{}.buf_size;
     /// Feature bits the device offers (virtio_net_device_config's default when 0).
     std::uint64_t features = 0;
+    /// The device's config mtu (VIRTIO_NET_F_MTU).
+    std::uint16_t mtu = virtio_net_device_config{}.mtu;
     /// virtio_net_device_config::tx_batch: transmitq chains per used entry under IN_ORDER.
     std::uint16_t tx_batch = 1;
     /// The device offers VIRTIO_F_RING_PACKED too (the plugin then lays out packed rings).
@@ -53,6 +59,7 @@ public:
         const std::uint32_t big = c.tx_ring > c.rx_ring ? c.tx_ring : c.rx_ring;
         dc.queue_max = static_cast<std::uint16_t>(big < 256 ? 256 : big);
         dc.mac = guest_mac;
+        dc.mtu = c.mtu;
         if (c.features != 0) {
             dc.features = c.features;
         }
@@ -67,6 +74,13 @@ public:
         }
         dev_ = std::move(*dev);
         connect(*dev_, far_);
+        if (c.queues > 1) {
+            const guest_block cm = mem_.allocate(virtio_net_control::memory_bytes);
+            ctl_ = std::make_unique<virtio_net_control>(
+                virtio_net::ring_memory{cm.virt, cm.iova, cm.size},
+                [](void* d) noexcept { static_cast<virtio_net_device*>(d)->step(); }, dev_.get());
+            dev_->window().set_control(ctl_->hook());
+        }
     }
 
     [[nodiscard]] queue_config queue_cfg() const noexcept {
@@ -101,6 +115,7 @@ public:
 
 private:
     std::unique_ptr<virtio_net_device> dev_;
+    std::unique_ptr<virtio_net_control> ctl_; // with more than one pair: MQ needs a controlq
 };
 
 /// The same device with packed virtqueues (VIRTIO_F_RING_PACKED offered, which the plugin

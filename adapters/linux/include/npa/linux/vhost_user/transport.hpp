@@ -16,15 +16,20 @@
 //                set_driver_features(): negotiate() (SET_FEATURES ... SET_MEM_TABLE, with
 //                the MQ protocol feature when VIRTIO_NET_F_MQ was taken); a refusal leaves
 //                FEATURES_OK unset, as a device refusing features does.
-//   queue pairs  VIRTIO_NET_F_MQ is carried only with the MQ protocol feature, which is what
-//                lets the back end say how many pairs it has: device_features() then asks
+//   queue pairs  VIRTIO_NET_F_MQ is carried only with the controlq served here (MQ needs
+//                CTRL_VQ, 5.1.3.1: the pairs past the first run once VQ_PAIRS_SET names
+//                them, which no vhost-user back end receives) and with the MQ protocol
+//                feature, which is what lets the back end say how many pairs it has:
+//                device_features() then asks
 //                GET_QUEUE_NUM, unless the caller's features_mask takes MQ away
 //                (vhost-user.rst allows it before SET_FEATURES, as QEMU does; its answer is
 //                read as queue pairs, as QEMU's net front end and DPDK's lib/vhost do),
 //                and the configuration space's max_virtqueue_pairs says that number, clamped
-//                to max_pairs (the plugin's limit; the clamp is stated in note()). A back
-//                end that offers MQ without the protocol feature, or answers 0 pairs, is
-//                shown without MQ (one pair), and note() says why; the plugin then refuses
+//                to max_pairs (the plugin's limit; the clamp is stated in note()). Without
+//                net_config::control_queue, or with a back end that offers MQ without the
+//                protocol feature or answers 0 pairs, the device is shown without MQ (one
+//                pair), and note() says why; a driver that takes MQ without CTRL_VQ is
+//                refused FEATURES_OK, as a device may (2.2.1). The plugin then refuses
 //                more pairs than the configuration space says before any ring is set up.
 //                DPDK 22.11's lib/vhost answers GET_QUEUE_NUM with its own limit (128
 //                pairs), not net_vhost's queues= argument: a front end setting up more
@@ -224,6 +229,15 @@ private:
         if ((offered_ & cfg_.features_mask & virtio_net::feature::MQ) == 0) {
             return true;
         }
+        // Nor without the controlq served here: a device must not offer MQ without
+        // CTRL_VQ (2.2.1, 5.1.3.1), as QEMU's net front end always has one to offer.
+        if (!cfg_.control_queue) {
+            offered_ &= ~virtio_net::feature::MQ;
+            std::snprintf(note_, sizeof note_,
+                          "vhost-user net: VIRTIO_NET_F_MQ needs the control queue (5.1.3.1), "
+                          "served with net_config::control_queue: one queue pair");
+            return true;
+        }
         std::uint64_t pf = 0, n = 0;
         if ((offered_ & f_protocol_features) != 0) {
             if (const status st = fe_.offered_protocol_features(pf); !st) {
@@ -282,6 +296,12 @@ private:
         // what is served here stays here: the back end sees the rest (as DPDK's virtio_user
         // leaves its front-end features out of SET_FEATURES)
         d.ctrl_features_ = d.cfg_.control_queue ? f & emulated : 0;
+        if ((f & virtio_net::feature::MQ) != 0 && (f & virtio_net::feature::CTRL_VQ) == 0) {
+            // MQ without CTRL_VQ (5.1.3.1): the pairs could never be set; FEATURES_OK refused.
+            d.features_ok_ = false;
+            d.last_error_ = "vhost-user net: the driver took VIRTIO_NET_F_MQ without CTRL_VQ";
+            return;
+        }
         const std::uint64_t theirs = f & ~d.ctrl_features_;
         const status st = d.fe_.negotiate(
             theirs, d.mem_, (f & virtio_net::feature::MQ) != 0 ? protocol::mq : std::uint64_t{0});
