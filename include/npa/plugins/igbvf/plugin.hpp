@@ -540,8 +540,8 @@ private:
     // Clear queue qi's ENABLE bits and poll until both read 0: the 82576 first finishes
     // the descriptor and buffer DMA it has started (igb polls RXDCTL so; igbvf sleeps
     // 10 ms after clearing it, igbvf_configure_rx), and only then may its ring be
-    // reprogrammed or its buffers go back. Not stopped within igbvf_stop_polls reads
-    // (or reading all ones: gone) is logged, and the caller goes on, as igb does.
+    // reprogrammed or its buffers go back. Not stopped within igbvf_stop_polls reads is
+    // logged, and the caller goes on, as igb does; a function reading all ones is gone.
     void stop_queue(std::uint16_t qi) noexcept {
         dev_->write(igbvf_reg::txdctl, qi, 0);
         dev_->write(igbvf_reg::rxdctl, qi, 0);
@@ -549,7 +549,7 @@ private:
             const std::uint32_t t = dev_->read(igbvf_reg::txdctl, qi);
             const std::uint32_t r = dev_->read(igbvf_reg::rxdctl, qi);
             if (t == igbvf::reg_removed || r == igbvf::reg_removed) {
-                break;
+                return;  // gone: nothing is in flight, and health() says so
             }
             if ((t & igbvf::txdctl_enable) == 0 && (r & igbvf::rxdctl_enable) == 0) {
                 return;
