@@ -57,6 +57,16 @@ inline const char* vmxnet3_device::read_rss(const vmxnet3::driver_shared* sh,
     return nullptr;
 }
 
+// UPDATE_FEATURE turning RSS on, and UPDATE_RSSIDT with it on, read the guest's
+// UPT1_RSSConf again; one it cannot take is refused as a protocol violation.
+inline bool vmxnet3_device::rss_refused(const vmxnet3::driver_shared* sh, std::uint32_t c) noexcept {
+    const char* why = sh != nullptr ? read_rss(sh, nrx_) : "no driver shared area";
+    if (why != nullptr) {
+        protocol_violation("%s refused: %s", command_name(c), why);
+    }
+    return why != nullptr;
+}
+
 inline std::uint32_t vmxnet3_device::run_command(std::uint32_t c) noexcept {
     using namespace vmxnet3;
     if (rev_ == 0 || upt_rev_ == 0) {
@@ -135,25 +145,15 @@ inline std::uint32_t vmxnet3_device::run_command(std::uint32_t c) noexcept {
     case cmd::UPDATE_FEATURE: {
         if (sh == nullptr) return 1;
         const std::uint64_t f = sh->devRead.misc.uptFeatures & cfg_.profile.upt_features;
-        if ((f & upt1::F_RSS) != 0 && (features_ & upt1::F_RSS) == 0) {
-            if (const char* why = read_rss(sh, nrx_); why != nullptr) {
-                protocol_violation("UPDATE_FEATURE refused: %s", why);
-                return 1;
-            }
+        if ((f & upt1::F_RSS) != 0 && (features_ & upt1::F_RSS) == 0 && rss_refused(sh, c)) {
+            return 1;
         }
         features_ = f;
         return 0;
     }
     case cmd::UPDATE_IML: return read_mod_levels(sh->devRead.intrConf) ? 0 : 1;
     case cmd::LOAD_PLUGIN: return load_plugin(sh);
-    case cmd::UPDATE_RSSIDT:
-        if ((features_ & upt1::F_RSS) != 0) {
-            if (const char* why = read_rss(sh, nrx_); why != nullptr) {
-                protocol_violation("UPDATE_RSSIDT refused: %s", why);
-                return 1;
-            }
-        }
-        return 0;
+    case cmd::UPDATE_RSSIDT: return (features_ & upt1::F_RSS) != 0 && rss_refused(sh, c) ? 1 : 0;
     case cmd::UPDATE_PMCFG: return 0;
     case cmd::GET_QUEUE_STATUS:
         if (active_ || table_ != nullptr) {

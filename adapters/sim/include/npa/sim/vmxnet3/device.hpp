@@ -317,6 +317,7 @@ private:
         case UPDATE_MAC_FILTERS: return "UPDATE_MAC_FILTERS";
         case UPDATE_FEATURE: return "UPDATE_FEATURE";
         case UPDATE_IML: return "UPDATE_IML";
+        case UPDATE_RSSIDT: return "UPDATE_RSSIDT";
         case LOAD_PLUGIN: return "LOAD_PLUGIN";
         default: return "a command";
         }
@@ -358,6 +359,7 @@ private:
     std::uint32_t load_plugin(vmxnet3::driver_shared* sh) noexcept;
     bool read_mod_levels(const vmxnet3::intr_conf& ic);
     const char* read_rss(const vmxnet3::driver_shared* sh, std::uint32_t nrx) noexcept;
+    bool rss_refused(const vmxnet3::driver_shared* sh, std::uint32_t c) noexcept;
     void do_reset() noexcept;
     void do_remove() noexcept {
         removed_.store(true);
