@@ -603,6 +603,217 @@ TEST_CASE("vmxnet3 interrupt moderation: the level in modLevels, UPDATE_IML, int
     CHECK(b.rig.device().mod_level(0) == v::upt1::IML_NONE);
 }
 
+// ---- interrupt layout: GET_CONF_INTR and the binder's vectors ------------------------
+namespace {
+// The layout the plugin wrote: numIntrs, eventIntrIdx, autoMask, and each queue's intrIdx.
+struct written_layout {
+    unsigned num, event, auto_mask;
+    std::vector<unsigned> txq, rxq;
+};
+written_layout written(vmxnet3_rig& rig, std::uint32_t queues) {
+    v::window& w = rig.window();
+    written_layout l{w.intr().numIntrs, w.intr().eventIntrIdx, w.intr().autoMask, {}, {}};
+    for (std::uint32_t q = 0; q < queues; ++q) {
+        l.txq.push_back(w.txq(q)->conf.intrIdx);
+        l.rxq.push_back(w.rxq(queues, q)->conf.intrIdx);
+    }
+    return l;
+}
+// A refused attach leaves nothing behind: every buffer in the pool, the device inactive.
+void check_nothing_lost(vmxnet3_rig& rig) {
+    CHECK(rig.api().audit().balanced());
+    CHECK(rig.api().audit().in_pool == rig.api().audit().total);
+    CHECK_FALSE(rig.device().active());
+}
+} // namespace
+
+TEST_CASE("vmxnet3 interrupts: AUTO (QEMU's answer) or MSI-X with the vectors: one per queue "
+          "pair, the events last") {
+    for (const std::uint32_t answer : {v::it::AUTO, v::it::MSIX}) {
+        CAPTURE(answer);
+        auto c = one_queue();
+        c.queues = 2;
+        c.conf_intr = answer;
+        bench b(c);
+        CHECK(b.rig.window().conf_intr() == answer);
+        REQUIRE(b.p.attach(b.rig.api(), b.rig.window(), b.rig.queue_cfg()).ok());
+        const written_layout l = written(b.rig, 2);
+        CHECK(l.num == 3);
+        CHECK(l.event == 2);
+        CHECK(l.auto_mask == 1);
+        CHECK(l.txq == std::vector<unsigned>{0, 1});
+        CHECK(l.rxq == std::vector<unsigned>{0, 1});
+        CHECK_FALSE(b.p.irq_layout().shared);
+        CHECK(b.p.irq_layout().type == v::it::MSIX);
+        // Queue 1's frames raise vector 1 only; a link flap raises the event vector.
+        b.p.irq_arm(0);
+        b.p.irq_arm(1);
+        b.rig.window().imr(2, false);
+        b.rig.far_send(b.rig.flow_for_queue(1), 3);
+        b.rig.step(2);
+        CHECK(b.rig.irq(0).fired() == 0);
+        CHECK(b.rig.irq(1).fired() == 1);
+        CHECK(b.rig.device().irq(2).fired() == 0);
+        fault_plan flap;
+        flap.link_down_steps = 2;
+        b.rig.inject(flap);
+        b.rig.step();
+        CHECK(b.rig.device().irq(2).fired() == 1);
+        CHECK_FALSE(b.p.link_up());
+        b.rig.device().irq(2).clear();  // the handler took it
+        b.rig.step(3);                  // the link comes back: the line masked itself
+        CHECK(b.rig.device().irq(2).fired() == 1);
+        b.rig.window().imr(2, false);
+        CHECK(b.rig.device().irq(2).fired() == 2);
+        CHECK(b.p.link_up());
+        std::array<npa::buffer_ref, 32> out{};
+        const std::uint16_t n = b.p.rx_burst(1, out);
+        CHECK(n == 3);
+        b.rig.api().received(std::span(out).first(n));
+        b.rig.api().free(std::span(out).first(n));
+        b.finish();
+    }
+}
+
+TEST_CASE("vmxnet3 interrupts: INTx is one vector for the queue pair and the events; ICR says "
+          "whose the interrupt was") {
+    auto c = one_queue();
+    c.conf_intr = v::it::INTX;
+    bench b(c);
+    REQUIRE(b.p.attach(b.rig.api(), b.rig.window(), b.rig.queue_cfg()).ok());
+    const written_layout l = written(b.rig, 1);
+    CHECK(l.num == 1);
+    CHECK(l.event == 0);
+    CHECK(l.auto_mask == 1);
+    CHECK(l.txq == std::vector<unsigned>{0});
+    CHECK(l.rxq == std::vector<unsigned>{0});
+    CHECK(b.p.irq_layout().shared);
+    CHECK(b.p.irq_layout().type == v::it::INTX);
+    CHECK(b.rig.device().active());
+    sim_irq& line = b.rig.irq(0);
+    CHECK(b.rig.window().icr() == 0);  // nothing raised: another function's interrupt
+    // RX: the line fires, ICR says it was this device's (and lowers it), the frames are there.
+    b.p.irq_arm(0);
+    b.rig.far_send(b.rig.flow_for_queue(0), 4);
+    b.rig.step();
+    CHECK(line.fired() == 1);
+    CHECK(b.rig.window().icr() == 1);
+    CHECK(b.rig.window().icr() == 0);
+    CHECK(b.receive_step() == 4);
+    // TX: its completions raise the same line.
+    b.p.irq_arm(0);
+    CHECK(b.send(5) == 5);
+    b.rig.step(3);
+    CHECK(line.fired() == 2);
+    CHECK(b.rig.window().icr() == 1);
+    CHECK(b.p.tx_reap(0) == 5);
+    // Events too: a link flap wakes the queue's line, and the link state reads through.
+    b.p.irq_arm(0);
+    fault_plan flap;
+    flap.link_down_steps = 2;
+    b.rig.inject(flap);
+    b.rig.step();
+    CHECK(line.fired() == 3);
+    CHECK_FALSE(b.p.link_up());
+    b.rig.step(3);
+    CHECK(b.p.link_up());
+    // Moderation on the one vector is the queue's.
+    REQUIRE(b.p.set_irq_moderation(0, 64).ok());
+    CHECK(b.p.irq_moderation_level(0) == 4);
+    CHECK(b.rig.device().mod_level(0) == 4);
+    CHECK(b.rig.device().mod_level(1) == v::upt1::IML_NONE);
+    b.finish();
+}
+
+TEST_CASE("vmxnet3 interrupts: MSI, or MSI-X with too few vectors, is one vector and one queue "
+          "pair; more pairs are refused with nothing lost") {
+    struct row {
+        std::uint32_t answer, vectors;
+        std::uint16_t queues;
+        bool ok, shared;
+    };
+    const row rows[] = {
+        {v::it::MSI, v::MAX_INTRS, 1, true, true},   {v::it::MSI, v::MAX_INTRS, 2, false, true},
+        {v::it::MSIX, 2, 1, true, false},            {v::it::MSIX, 2, 2, false, true},
+        {v::it::AUTO, 1, 1, true, true},             {v::it::INTX, v::MAX_INTRS, 2, false, true},
+    };
+    for (const row& r : rows) {
+        CAPTURE(r.answer);
+        CAPTURE(r.vectors);
+        CAPTURE(r.queues);
+        auto c = one_queue();
+        c.queues = r.queues;
+        c.conf_intr = r.answer;
+        c.irq_vectors = r.vectors;
+        bench b(c);
+        const npa::status st = b.p.attach(b.rig.api(), b.rig.window(), b.rig.queue_cfg());
+        if (!r.ok) {
+            CHECK(st.code() == npa::errc::invalid_argument);
+            CHECK(std::string(st.reason()).find("one queue pair") != std::string::npos);
+            check_nothing_lost(b.rig);
+            CHECK(b.rig.violations().empty());
+            continue;
+        }
+        REQUIRE(st.ok());
+        CHECK(b.p.irq_layout().shared == r.shared);
+        const written_layout l = written(b.rig, 1);
+        CHECK(l.num == (r.shared ? 1u : 2u));
+        CHECK(l.event == (r.shared ? 0u : 1u));
+        b.p.irq_arm(0);
+        b.rig.far_send(b.rig.flow_for_queue(0), 2);
+        b.rig.step();
+        CHECK(b.rig.irq(0).fired() == 1);
+        CHECK(b.receive_step() == 2);
+        CHECK(b.rig.window().icr() == 0);  // ICR is INTx's only
+        b.finish();
+    }
+}
+
+TEST_CASE("vmxnet3 interrupts: mask mode ACTIVE or LAZY writes autoMask 0; the device does not "
+          "mask the vector as it fires") {
+    for (const std::uint32_t mode : {v::imm::ACTIVE, v::imm::LAZY}) {
+        CAPTURE(mode);
+        auto c = one_queue();
+        c.conf_intr = v::it::MSIX | mode << 2;
+        bench b(c);
+        REQUIRE(b.p.attach(b.rig.api(), b.rig.window(), b.rig.queue_cfg()).ok());
+        CHECK(b.rig.window().intr().autoMask == 0);
+        CHECK_FALSE(b.p.irq_layout().auto_mask());
+        b.p.irq_arm(0);
+        b.rig.far_send(b.rig.flow_for_queue(0), 1);
+        b.rig.step();
+        b.rig.far_send(b.rig.flow_for_queue(0), 1);
+        b.rig.step();
+        CHECK(b.rig.irq(0).fired() == 2);  // still armed after the first
+        b.p.irq_disarm(0);
+        CHECK(b.receive_step() == 2);
+        b.finish();
+    }
+}
+
+TEST_CASE("vmxnet3 interrupts: a GET_CONF_INTR answer the ABI does not define refuses the attach, "
+          "nothing lost") {
+    for (const std::uint32_t answer : {0x0cu, 0x0fu, 0xffffffffu}) {
+        CAPTURE(answer);
+        auto c = one_queue();
+        c.conf_intr = answer;
+        bench b(c);
+        const npa::status st = b.p.attach(b.rig.api(), b.rig.window(), b.rig.queue_cfg());
+        CHECK(st.code() == npa::errc::device_error);
+        CHECK(std::string(st.reason()).find("GET_CONF_INTR") != std::string::npos);
+        check_nothing_lost(b.rig);
+        b.p.detach();  // nothing attached: a no-op
+        check_nothing_lost(b.rig);
+    }
+    // Bits above the mask mode mean nothing to any driver: ignored.
+    auto c = one_queue();
+    c.conf_intr = 0xabcd0000u | v::it::MSIX;
+    bench b(c);
+    REQUIRE(b.p.attach(b.rig.api(), b.rig.window(), b.rig.queue_cfg()).ok());
+    CHECK(written(b.rig, 1).num == 2);
+    b.finish();
+}
+
 // ---- control path: the hypervisor's policy through the register interface -----------
 TEST_CASE("vmxnet3 control: MAC change applied or refused by policy, read back from MACL/MACH") {
     vmxnet3_rig rig(one_queue());
@@ -610,7 +821,6 @@ TEST_CASE("vmxnet3 control: MAC change applied or refused by policy, read back f
     vmxnet3_list_policy pol;
     const npa::mac_addr a{0x02, 0, 0, 0, 0, 0x0a}, spoof{0x02, 0, 0, 0, 0, 0x66};
     pol.allowed_macs = {vmxnet3_rig::guest_mac, a};
-    pol.allowed_vlans = {10};
     rig.device().set_policy(&pol);
     npa::vmxnet3_control& ctl = rig.control();
     CHECK(ctl.submit(npa::control_request::make_set_mac(a)).ok());
@@ -620,25 +830,74 @@ TEST_CASE("vmxnet3 control: MAC change applied or refused by policy, read back f
     CHECK(st.code() == npa::errc::refused);
     CHECK(rig.device().mac() == a);  // the old address stays in effect
     CHECK(std::string(rig.device().last_refusal()) == "MAC address not assigned to this guest");
-    // VLAN and RX mode: refused requests roll the shared area back too.
-    CHECK(ctl.submit(npa::control_request::make_vlan(true, 10)).ok());
-    CHECK(rig.device().vlan_allowed(10));
-    CHECK(rig.device().control_port().rx_filter().vlan(0));  // untagged frames stay allowed
-    CHECK(ctl.submit(npa::control_request::make_vlan(true, 20)).code() == npa::errc::refused);
-    CHECK_FALSE(rig.window().bound() == false);
-    CHECK_FALSE(rig.device().control_port().rx_filter().vlan(20));
-    CHECK(rig.device().control_port().rx_filter().vlan(0));
-    CHECK(ctl.submit(npa::control_request::make_rx_mode(npa::rx_mode::promisc)).code() == npa::errc::refused);
-    CHECK((rig.device().rx_mode() & v::rxm::PROMISC) == 0);
-    // A batch is all or nothing.
-    const npa::control_request batch[] = {npa::control_request::make_set_mac(vmxnet3_rig::guest_mac),
-                                          npa::control_request::make_vlan(true, 99)};
+    // A batch is all or nothing: the MAC it could not set undoes the rest.
+    const npa::control_request batch[] = {
+        npa::control_request::make_rx_mode(npa::rx_mode::unicast),
+        npa::control_request::make_set_mac(spoof)};
     CHECK(ctl.submit_batch(batch).code() == npa::errc::refused);
     CHECK(rig.device().mac() == a);
-    CHECK(rig.device().refusals() == 4);
+    CHECK((rig.device().rx_mode() & v::rxm::BCAST) != 0);  // the RX mode put back
+    CHECK(rig.device().refusals() == 2);
     // A removed device answers nothing.
     rig.remove_device();
     CHECK(ctl.submit(npa::control_request::make_set_mac(a)).code() == npa::errc::removed);
+    CHECK(ctl.submit(npa::control_request::make_vlan(true, 10)).code() == npa::errc::removed);
+}
+
+TEST_CASE("vmxnet3 control: the filter commands are not read back; a filter the hypervisor "
+          "refuses shows in the traffic") {
+    // Linux's driver writes UPDATE_VLAN_FILTERS, UPDATE_RX_MODE and UPDATE_MAC_FILTERS and
+    // never reads CMD after them. The device model answers 1 in CMD for a refusal: a driver
+    // that read it would see errc::refused; this one reports success, and the frames show
+    // what the hypervisor took.
+    bench b(one_queue());
+    vmxnet3_list_policy pol;
+    pol.allowed_macs = {vmxnet3_rig::guest_mac};
+    pol.allowed_vlans = {10};
+    b.rig.device().set_policy(&pol);
+    REQUIRE(b.p.attach(b.rig.api(), b.rig.window(), b.rig.queue_cfg()).ok());
+    REQUIRE(b.rig.apply_control().ok());
+    npa::vmxnet3_control& ctl = b.rig.control();
+    // Frames from the far end to `dst` on `vlan` (0: untagged): how many the guest got.
+    std::uint32_t flow = 100;
+    auto deliver = [&](npa::mac_addr dst, std::uint16_t vlan, std::uint32_t n) {
+        traffic_gen g(flow++, vmxnet3_rig::far_mac, dst, vlan);
+        for (std::uint32_t i = 0; i < n; ++i) {
+            frame f;
+            g.build(f);
+            b.rig.device().frame_in(f);
+        }
+        b.rig.step();
+        std::array<npa::buffer_ref, 32> out{};
+        const std::uint16_t got = b.p.rx_burst(0, out);
+        b.rig.api().received(std::span(out).first(got));
+        b.rig.api().free(std::span(out).first(got));
+        return got;
+    };
+    const std::uint64_t refusals = b.rig.device().refusals();
+    const std::uint64_t cmd_reads = b.rig.device().cmd_reads();
+    CHECK(ctl.submit(npa::control_request::make_vlan(true, 10)).ok());
+    CHECK(ctl.submit(npa::control_request::make_vlan(true, 20)).ok());  // refused, unseen
+    CHECK(b.rig.device().refusals() == refusals + 1);
+    CHECK(std::string(b.rig.device().last_refusal()).find("VLAN") != std::string::npos);
+    CHECK(b.rig.window().bound());
+    CHECK(deliver(vmxnet3_rig::guest_mac, 10, 3) == 3);
+    CHECK(deliver(vmxnet3_rig::guest_mac, 0, 3) == 3);   // untagged: VID 0 stays in the table
+    CHECK(deliver(vmxnet3_rig::guest_mac, 20, 3) == 0);  // the table the device kept
+    const npa::mac_addr other{0x02, 0, 0, 0, 0, 0x77};
+    CHECK(deliver(other, 0, 2) == 0);
+    CHECK(ctl.submit(npa::control_request::make_rx_mode(npa::rx_mode::promisc)).ok());
+    CHECK(b.rig.device().refusals() == refusals + 2);
+    CHECK((b.rig.device().rx_mode() & v::rxm::PROMISC) == 0);
+    CHECK(deliver(other, 0, 2) == 0);  // still not promiscuous
+    CHECK(deliver(vmxnet3_rig::guest_mac, 0, 2) == 2);
+    npa::control_request mc;
+    mc.op = npa::control_op::set_mcast_list;
+    mc.mcast_count = 1;
+    mc.mcast[0] = npa::mac_addr{0x01, 0, 0x5e, 0, 0, 1};
+    CHECK(ctl.submit(mc).ok());
+    CHECK(b.rig.device().cmd_reads() == cmd_reads);  // CMD never read after UPDATE_*
+    b.finish();
 }
 
 TEST_CASE("vmxnet3: the device filters RX by MAC and RX mode set through the control path") {

@@ -1,7 +1,8 @@
 // Policy and abuse: a guest asks the vmxnet3 device (through the shell-side
 // vmxnet3_control, as the shell would) for a MAC it does not own, a VLAN it was not given,
-// and promiscuous mode it may not have; each request is refused, counted by the device,
-// and changes nothing. Frames it sends with a MAC it does not own, on a VLAN it was not
+// and promiscuous mode it may not have; each request is refused and counted by the device
+// and changes nothing (the guest sees the MAC refused in MACL/MACH, the filters only in
+// the traffic, as no driver reads CMD after UPDATE_*). Frames it sends with a MAC it does not own, on a VLAN it was not
 // given, or longer than the MTU it was given are dropped and counted, never delivered, and
 // their buffers come back; the same for frames above its MTU on the 82576 VF (the
 // embedded switch polices the MTU the PF accepted). The VF's other equivalents (PF
@@ -71,13 +72,14 @@ TEST_CASE("vmxnet3: MAC, VLAN and promiscuous requests outside policy are refuse
     CHECK(r.control().submit(control_request::make_set_mac(rogue_mac)).code() == errc::refused);
     CHECK(r.device().mac() == sim::vmxnet3_rig::guest_mac);
 
-    CHECK(r.control().submit(control_request::make_vlan(true, 11)).code() == errc::refused);
+    // The filter commands have no answer the guest reads (Linux's driver never reads CMD
+    // after them): the request goes through, and the device keeps what the policy allows.
+    CHECK(r.control().submit(control_request::make_vlan(true, 11)).ok());
     CHECK_FALSE(r.device().vlan_allowed(11));
     CHECK(r.control().submit(control_request::make_vlan(true, 10)).ok());
     CHECK(r.device().vlan_allowed(10));
 
-    CHECK(r.control().submit(control_request::make_rx_mode(npa::rx_mode::promisc)).code() ==
-          errc::refused);
+    CHECK(r.control().submit(control_request::make_rx_mode(npa::rx_mode::promisc)).ok());
     CHECK((r.device().rx_mode() & npa::vmxnet3::rxm::PROMISC) == 0);
 
     CHECK(r.device().refusals() >= before + 3); // MAC, VLAN, promiscuous: the device's count

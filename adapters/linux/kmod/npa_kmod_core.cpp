@@ -210,6 +210,7 @@ struct npa_core {
     dma_coherent_memory area;  ///< shared area, queue table, rings, multicast table
     npa::result<pool_t> pool{npa::errc::no_memory, "not created"};
     v::window window;
+    std::uint32_t event_vector = 1;  ///< intrConf.eventIntrIdx, as the plugin laid it out
     npa::vmxnet3_control control{v::control_port{}};
     shell_t* shell = nullptr;
     npa::path_id path = shell_t::no_path;
@@ -256,6 +257,8 @@ npa_core* npa_core_create(void* host, void* fn, const npa_core_params* p) noexce
     const v::dma_block mc = c->area.take(at, npa::max_mcast_addrs * 6, 64);
     const v::mmio io{fn, &reg_write, &reg_read};
     c->window = v::window(io, sh, tb, rb, v::device_profile{});
+    // The MSI-X vectors npa_kmod_main.c enabled: queue 0's and the event vector.
+    c->window.set_irq_vectors(2);
     c->control = npa::vmxnet3_control(
         v::control_port(io, reinterpret_cast<v::driver_shared*>(sh.virt), mc));
     // 2. The buffer pool, in its own DMA block.
@@ -421,13 +424,24 @@ int npa_core_start(npa_core* c, const npa_u8 mac[6]) noexcept {
         c->shell->stop();
         return -5;
     }
+    // The plugin laid the interrupts out at attach (GET_CONF_INTR). This module enables
+    // MSI-X only, queue 0 on the first vector and the events on the second: a device that
+    // asks for INTx or MSI (one vector for all) is not driven.
+    const v::intr_layout& irq = c->shell->plugin<npa::vmxnet3_plugin>(c->path)->irq_layout();
+    if (irq.shared) {
+        npa_kmod_log(c->env.host, NPA_KMOD_ERR,
+                     "vmxnet3: the device asks for INTx or MSI; this module drives MSI-X only");
+        c->shell->stop();
+        return -95; /* EOPNOTSUPP */
+    }
     // The event vector (after the queue's) carries link changes: unmask it.
-    c->window.imr(1, false);
+    c->event_vector = irq.event_idx;
+    c->window.imr(c->event_vector, false);
     return 0;
 }
 
 void npa_core_stop(npa_core* c) noexcept {
-    c->window.imr(1, true);
+    c->window.imr(c->event_vector, true);
     c->shell->stop();
 }
 
@@ -483,7 +497,7 @@ int npa_core_link(npa_core* c) noexcept {
     int up = 0;
     if (c->shell->active_path() != shell_t::no_path) {
         up = c->shell->plugin<npa::vmxnet3_plugin>(c->path)->link_up() ? 1 : 0;
-        c->window.imr(1, false);  // the event vector masked itself when it fired
+        c->window.imr(c->event_vector, false);  // it masked itself when it fired
     }
     return up;
 }

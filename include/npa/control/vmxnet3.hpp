@@ -7,11 +7,16 @@
 // programs its virtual switch port. vmxnet3_control is an npa::control_channel over that
 // interface, for the shell; plugins never see it (DESIGN.md section 3).
 //
-// How a refusal is seen (the model's reading of the ABI):
+// What the guest can see of the hypervisor's answer:
 //   - MAC: the device takes the address when MACH is written; reading MACL/MACH back
-//     gives the address in effect, so a refused address reads back as the old one;
-//   - UPDATE_* commands: reading CMD back gives 0 when the device applied the new
-//     configuration, non-zero when it kept the old one.
+//     gives the address in effect (Linux's vmxnet3_read_mac_addr reads them), so a refused
+//     address reads back as the old one: errc::refused;
+//   - UPDATE_RX_MODE, UPDATE_VLAN_FILTERS, UPDATE_MAC_FILTERS: no answer. Linux's driver
+//     writes them to CMD and never reads CMD back; what QEMU's device answers there comes
+//     from its default case (0 today, all ones in early versions), nothing about the
+//     command. The hypervisor applies its policy to the traffic, and a filter it did not
+//     take shows as frames not delivered; the request succeeds once the device is told
+//     (errc::removed when it reads all ones afterwards).
 // A refused request is rolled back in the shared area too, so the guest's view and the
 // device's stay the same. submit_batch() is all or nothing: on a failure every request
 // of the batch already applied is undone (the previous configuration is written back and
@@ -147,9 +152,9 @@ private:
         const vmxnet3::dma_block t = port_.mcast_table();
         std::memcpy(t.virt, s.mcast, t.size < sizeof s.mcast ? t.size : sizeof s.mcast);
         port_.misc().mtu = s.mtu;
-        (void)port_.command(vmxnet3::cmd::UPDATE_RX_MODE);
-        (void)port_.command(vmxnet3::cmd::UPDATE_VLAN_FILTERS);
-        (void)port_.command(vmxnet3::cmd::UPDATE_MAC_FILTERS);
+        port_.issue(vmxnet3::cmd::UPDATE_RX_MODE);
+        port_.issue(vmxnet3::cmd::UPDATE_VLAN_FILTERS);
+        port_.issue(vmxnet3::cmd::UPDATE_MAC_FILTERS);
     }
 
     status apply(const control_request& r) noexcept {
@@ -176,13 +181,12 @@ private:
                 // by the table drops untagged frames without it.
                 f.set_vlan(0, true);
             }
-            return command(vmxnet3::cmd::UPDATE_VLAN_FILTERS,
-                           "vmxnet3: the hypervisor refused the VLAN filter");
+            return command(vmxnet3::cmd::UPDATE_VLAN_FILTERS);
         case control_op::set_rx_mode:
             // npa::rx_mode bits are vmxnet3's VMXNET3_RXM_* bits, one for one.
             f.rxMode = r.mode & (vmxnet3::rxm::UCAST | vmxnet3::rxm::MCAST | vmxnet3::rxm::BCAST |
                                  vmxnet3::rxm::ALL_MULTI | vmxnet3::rxm::PROMISC);
-            return command(vmxnet3::cmd::UPDATE_RX_MODE, "vmxnet3: the hypervisor refused the RX mode");
+            return command(vmxnet3::cmd::UPDATE_RX_MODE);
         case control_op::set_mcast_list: {
             const vmxnet3::dma_block t = port_.mcast_table();
             if (r.mcast_count > max_mcast_addrs || std::size_t{r.mcast_count} * 6 > t.size) {
@@ -193,8 +197,7 @@ private:
             }
             f.mfTablePA = t.iova;
             f.mfTableLen = static_cast<std::uint16_t>(r.mcast_count * 6);
-            return command(vmxnet3::cmd::UPDATE_MAC_FILTERS,
-                           "vmxnet3: the hypervisor refused the multicast list");
+            return command(vmxnet3::cmd::UPDATE_MAC_FILTERS);
         }
         case control_op::set_mtu:
             // The device reads Vmxnet3_MiscConf::mtu at ACTIVATE_DEV (Linux vmxnet3 changes
@@ -217,13 +220,12 @@ private:
         return {errc::invalid_argument, "vmxnet3: unknown control request"};
     }
 
-    status command(std::uint32_t c, const char* refusal) noexcept {
-        const std::uint32_t res = port_.command(c);
-        if (res == 0) {
-            return status::success();
-        }
-        return res == vmxnet3::removed_read ? status{errc::removed, "vmxnet3 control: device removed"}
-                                            : status{errc::refused, refusal};
+    // An UPDATE_* command, written and not read back (see the file comment); only a device
+    // that is gone is reported (VRRS reads all ones).
+    status command(std::uint32_t c) noexcept {
+        port_.issue(c);
+        return port_.present() ? status::success()
+                               : status{errc::removed, "vmxnet3 control: device removed"};
     }
 
     vmxnet3::control_port port_;

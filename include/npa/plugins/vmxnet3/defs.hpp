@@ -387,6 +387,25 @@ inline constexpr std::uint32_t PROMISC = 0x10;
 
 inline constexpr std::uint32_t IC_DISABLE_ALL = 0x1;  ///< Vmxnet3_IntrConf::intrCtrl
 
+// GET_CONF_INTR answers with the interrupt type the device wants in bits 0-1 and the mask
+// mode in bits 2-3 (Linux vmxnet3_alloc_intr_resources, DPDK and FreeBSD read the same two
+// fields and nothing above them).
+namespace it {  // enum vmxnet3_intr_type
+inline constexpr std::uint32_t AUTO = 0;  ///< the driver's choice: Linux and DPDK take MSI-X
+inline constexpr std::uint32_t INTX = 1;
+inline constexpr std::uint32_t MSI = 2;
+inline constexpr std::uint32_t MSIX = 3;
+[[nodiscard]] constexpr std::uint32_t of(std::uint32_t conf_intr) noexcept { return conf_intr & 0x3; }
+} // namespace it
+namespace imm {  // enum vmxnet3_intr_mask_mode
+inline constexpr std::uint32_t AUTO = 0;    ///< the device masks a vector as it raises it (autoMask)
+inline constexpr std::uint32_t ACTIVE = 1;  ///< the driver masks it in its handler
+inline constexpr std::uint32_t LAZY = 2;    ///< nobody masks it
+[[nodiscard]] constexpr std::uint32_t of(std::uint32_t conf_intr) noexcept {
+    return (conf_intr >> 2) & 0x3;
+}
+} // namespace imm
+
 struct driver_info {  // Vmxnet3_DriverInfo
     le32 version = 0;
     le32 gos = 0;  ///< Vmxnet3_GOSInfo: gosBits:2 gosType:4 gosVer:16 gosMisc:10

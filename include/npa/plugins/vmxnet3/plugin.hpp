@@ -24,10 +24,14 @@
 //       set updateRxProd (a ring then keeps one slot empty). A packet that spans buffers is dropped and counted: an
 //       npa buffer is one segment. rx_drain_bound: a ring 1's worth, so a switch reads
 //       everything the old device received before it lets go of it.
-//   IRQ one MSI-X vector per queue pair (txq and rxq intrIdx = q), auto-masked by the
-//       device when raised, unmasked through IMR by irq_arm. Moderation: the queue's
-//       minimum gap (queue_config::irq_moderation_us, or set_irq_moderation at run time
-//       with UPDATE_IML) becomes its intrConf.modLevels level (vmxnet3_mod_level).
+//   IRQ the layout is negotiated at attach (interrupts.hpp): GET_CONF_INTR's type and
+//       mask mode, and the MSI-X vectors the binder enabled. MSI-X with enough vectors:
+//       one per queue pair (txq and rxq intrIdx = q), the event vector last. INTx, MSI
+//       or too few vectors: one vector for the queue pair and the events. Auto-masked by
+//       the device when raised (mask mode AUTO), unmasked through IMR by irq_arm.
+//       Moderation: the queue's minimum gap (queue_config::irq_moderation_us, or
+//       set_irq_moderation at run time with UPDATE_IML) becomes its vector's
+//       intrConf.modLevels level (vmxnet3_mod_level).
 // Nothing the device writes is trusted: each completion is copied out (gen_consumer),
 // and its type, ring id, index and length are checked against what this plugin posted
 // before anything is touched. A violation is counted (bad_completion) and the entry
@@ -42,6 +46,7 @@
 #include <npa/buffer/packet_buffer.hpp>
 #include <npa/concepts/plugin.hpp>
 #include <npa/plugins/vmxnet3/defs.hpp>
+#include <npa/plugins/vmxnet3/interrupts.hpp>
 #include <npa/plugins/vmxnet3/offload.hpp>
 #include <npa/plugins/vmxnet3/window.hpp>
 #include <npa/ring/gen_ring.hpp>
@@ -166,6 +171,19 @@ public:
         if (const char* why = v::probe(dev); why != nullptr) {
             return {dev.present() ? errc::not_supported : errc::removed, why};
         }
+        // step 2b: the interrupt layout (GET_CONF_INTR, the binder's vectors), decided once
+        // here: the data path only reads the vector each queue was given.
+        result<v::intr_layout> lay =
+            v::decide_intr_layout(dev.conf_intr(), qc.queues, dev.irq_vectors());
+        if (!lay) {
+            return dev.present() ? lay.error() : status{errc::removed, "vmxnet3: device removed"};
+        }
+        layout_ = *lay;
+        if (!layout_.auto_mask()) {
+            api.log(log_level::warning, "vmxnet3: the device does not mask a vector as it raises "
+                                        "it (mask mode active or lazy): an interrupt may come "
+                                        "again while its queue is polled");
+        }
         api_ = &api;
         dev_ = &dev;
         mtu_ = qc.mtu;
@@ -211,7 +229,8 @@ public:
             tc.txRingSize = t;
             tc.dataRingSize = t;
             tc.compRingSize = t;
-            tc.intrIdx = static_cast<std::uint8_t>(i);
+            q.vec = layout_.queue_vector(i);
+            tc.intrIdx = q.vec;
             tc.txDataRingDescSize = v::HDR_COPY_SIZE;
             v::rx_queue_conf& rc = q.rxd->conf;
             rc.rxRingBasePA[0] = rx1_pa;
@@ -220,7 +239,7 @@ public:
             rc.rxRingSize[0] = r;
             rc.rxRingSize[1] = r2;
             rc.compRingSize = r + r2;
-            rc.intrIdx = static_cast<std::uint8_t>(i);
+            rc.intrIdx = q.vec;
         }
         // step 5: misc and interrupt configuration (Vmxnet3_MiscConf, Vmxnet3_IntrConf).
         v::misc_conf& m = dev.misc();
@@ -235,15 +254,22 @@ public:
         m.numTxQueues = static_cast<std::uint8_t>(nq_);
         m.numRxQueues = static_cast<std::uint8_t>(nq_);
         write_rss_conf(dev, (m.uptFeatures & v::upt1::F_RSS) != 0);
+        // Every vector stays masked in IMR until the shell arms its queue, so intrCtrl keeps
+        // them all enabled (Linux sets IC_DISABLE_ALL before ACTIVATE_DEV and clears it as it
+        // unmasks every vector after).
         v::intr_conf& ic = dev.intr();
-        ic.autoMask = 1;
-        ic.numIntrs = static_cast<std::uint8_t>(nq_ + 1);
-        ic.eventIntrIdx = static_cast<std::uint8_t>(nq_);
+        ic = {};
+        ic.autoMask = layout_.auto_mask() ? 1 : 0;
+        ic.numIntrs = layout_.num_intrs;
+        ic.eventIntrIdx = layout_.event_idx;
         ic.intrCtrl = 0;
-        for (std::uint16_t i = 0; i <= nq_; ++i) {
-            // Queue vectors are moderated as asked; the event vector (link, errors) is not.
-            ic.modLevels[i] = i < nq_ ? vmxnet3_mod_level(qc.irq_moderation_us) : v::upt1::IML_NONE;
-            dev.imr(i, true);  // masked until the shell arms the queue
+        for (std::uint32_t i = 0; i < layout_.num_intrs; ++i) {
+            // Queue vectors are moderated as asked; an event vector of its own (link, errors)
+            // is not. One shared vector is the queue's.
+            ic.modLevels[i] = i != layout_.event_idx || layout_.shared
+                                  ? vmxnet3_mod_level(qc.irq_moderation_us)
+                                  : v::upt1::IML_NONE;
+            dev.imr(i, true);
         }
         // step 6: ACTIVATE_DEV; the device answers 0 or refuses the configuration.
         if (dev.activate() != 0) {
@@ -453,7 +479,7 @@ public:
     void detach() noexcept {
         if (dev_ != nullptr && nq_ != 0) {
             dev_->quiesce();  // step 1: after this the device writes nothing more
-            for (std::uint16_t i = 0; i <= nq_; ++i) {
+            for (std::uint32_t i = 0; i < layout_.num_intrs; ++i) {
                 dev_->imr(i, true);
             }
         }
@@ -476,31 +502,34 @@ public:
         release_all();
     }
 
-    void irq_arm(std::uint16_t qi) noexcept { dev_->imr(qi, false); }
+    void irq_arm(std::uint16_t qi) noexcept { dev_->imr(q_[qi].vec, false); }
+    void irq_disarm(std::uint16_t qi) noexcept { dev_->imr(q_[qi].vec, true); }
+    /// The interrupt layout attach programmed (interrupts.hpp): which vector each queue and
+    /// the events raise, whether the device masks them, and INTx (the binder reads ICR).
+    [[nodiscard]] const vmxnet3::intr_layout& irq_layout() const noexcept { return layout_; }
     /// Changes queue qi's interrupt moderation (control thread): the level for `gap_us`
-    /// goes into intrConf.modLevels and UPDATE_IML makes the device read it. A refusal
+    /// goes into its vector's intrConf.modLevels and UPDATE_IML makes the device read it.
+    /// Like Linux's driver, nothing reads CMD after the command; a device gone meanwhile
     /// puts the old level back.
     [[nodiscard]] status set_irq_moderation(std::uint16_t qi, std::uint32_t gap_us) noexcept {
         if (dev_ == nullptr || qi >= nq_) {
             return {errc::bad_state, "vmxnet3: no such attached queue"};
         }
-        std::uint8_t& level = dev_->intr().modLevels[qi];
+        std::uint8_t& level = dev_->intr().modLevels[q_[qi].vec];
         const std::uint8_t old = level;
         level = vmxnet3_mod_level(gap_us);
-        const std::uint32_t res = dev_->update_iml();
-        if (res != 0) {
+        dev_->update_iml();
+        if (!dev_->present()) {
             level = old;
-            return res == vmxnet3::removed_read
-                       ? status{errc::removed, "vmxnet3: device removed"}
-                       : status{errc::device_error, "vmxnet3: the device refused UPDATE_IML"};
+            return {errc::removed, "vmxnet3: device removed"};
         }
         return status::success();
     }
     /// The moderation level queue qi's vector is configured with.
     [[nodiscard]] std::uint8_t irq_moderation_level(std::uint16_t qi) const noexcept {
-        return dev_ != nullptr && qi < nq_ ? dev_->intr().modLevels[qi] : vmxnet3::upt1::IML_NONE;
+        return dev_ != nullptr && qi < nq_ ? dev_->intr().modLevels[q_[qi].vec]
+                                           : vmxnet3::upt1::IML_NONE;
     }
-    void irq_disarm(std::uint16_t qi) noexcept { dev_->imr(qi, true); }
 
     /// What the device offers (its profile), as npa capabilities. Before attach: nothing.
     [[nodiscard]] npa::capabilities capabilities() const noexcept {
@@ -590,6 +619,7 @@ private:
         std::array<rx_ring, 2> rx{};
         gen_consumer<vmxnet3::rx_comp_traits> rxc;
         bool dropping = false;  // inside a multi-buffer packet being dropped
+        std::uint8_t vec = 0;   // the interrupt vector this queue pair raises (intrIdx)
         vmxnet3::tx_queue_desc* txd = nullptr;
         vmxnet3::rx_queue_desc* rxd = nullptr;
         queue_stats stats{};
@@ -690,6 +720,7 @@ private:
     std::uint32_t mtu_ = 1500;
     std::uint32_t offloads_ = 0;
     trust_latch trust_;  // something impossible was read: health() says device_error
+    vmxnet3::intr_layout layout_{};  // negotiated at attach
     std::atomic<std::uint32_t> link_{0}; // the last GET_LINK answer
     std::array<queue, max_queue_pairs> q_{};
 };

@@ -6,8 +6,9 @@
 //   - window (the plugin's device_type): the data path's share. BAR0 doorbells and
 //     interrupt masks; the bring-up registers (VRRS and UVRS revision select, DSAL/DSAH
 //     shared-area address); the lifecycle commands (ACTIVATE_DEV, QUIESCE_DEV, RESET_DEV,
-//     GET_QUEUE_STATUS, GET_STATS, GET_LINK, UPDATE_IML); the events (the shared area's
-//     ecr, acknowledged through ECR); and the parts of the shared area the data path owns:
+//     GET_QUEUE_STATUS, GET_STATS, GET_LINK, GET_CONF_INTR, UPDATE_IML) and ICR; the
+//     events (the shared area's ecr, acknowledged through ECR); and the parts of the
+//     shared area the data path owns:
 //     its header, misc (queue table, MTU, features), interrupt configuration, queue
 //     descriptors, ring memory. No MAC register, no RX
 //     filter, no UPDATE_* filter command is reachable from it.
@@ -45,11 +46,17 @@ struct mmio {
         return read(ctx, b, off);
     }
     /// Writes a command and reads the device's answer (vmxnet3 commands complete before the
-    /// CMD register can be read back).
+    /// CMD register can be read back). For the commands that answer: the GET_* commands and
+    /// ACTIVATE_DEV, which Linux's driver reads back.
     [[nodiscard]] std::uint32_t command(std::uint32_t c) const noexcept {
         write32(bar::vd, reg::CMD, c);
         return read32(bar::vd, reg::CMD);
     }
+    /// Writes a command whose answer nobody reads: the UPDATE_* commands, QUIESCE_DEV,
+    /// RESET_DEV. Linux's driver never reads CMD after them, and what QEMU's device answers
+    /// then comes from its default case (0 today, all ones in early versions), no answer
+    /// about the command.
+    void issue(std::uint32_t c) const noexcept { write32(bar::vd, reg::CMD, c); }
 };
 
 /// A block of guest memory the device can reach.
@@ -89,6 +96,12 @@ public:
     [[nodiscard]] bool bound() const noexcept { return io_.write != nullptr && shared_ != nullptr; }
     [[nodiscard]] const device_profile& profile() const noexcept { return profile_; }
     [[nodiscard]] dma_block ring_area() const noexcept { return rings_; }
+    /// The MSI-X vectors the binder enabled for the function (pci_alloc_irq_vectors):
+    /// fewer than one per queue pair plus the event vector makes the plugin lay out one
+    /// vector for everything (interrupts.hpp). A binder that says nothing has all of them;
+    /// one that polls never takes an interrupt, whatever the layout.
+    [[nodiscard]] std::uint32_t irq_vectors() const noexcept { return irq_vectors_; }
+    void set_irq_vectors(std::uint32_t n) noexcept { irq_vectors_ = n; }
 
     // ---- shared memory owned by the data path ----------------------------------------
     [[nodiscard]] misc_conf& misc() noexcept { return shared_->devRead.misc; }
@@ -148,17 +161,22 @@ public:
         io_.write32(bar::vd, reg::DSAH, static_cast<std::uint32_t>(shared_iova_ >> 32));
     }
     [[nodiscard]] std::uint32_t activate() const noexcept { return io_.command(cmd::ACTIVATE_DEV); }
-    void quiesce() const noexcept { (void)io_.command(cmd::QUIESCE_DEV); }
+    void quiesce() const noexcept { io_.issue(cmd::QUIESCE_DEV); }
     /// RESET_DEV: the device forgets its queues (what was activated); QEMU's also forgets
     /// the shared-area address, so every attach registers it again (probe).
-    void reset() const noexcept { (void)io_.command(cmd::RESET_DEV); }
-    /// UPDATE_IML: the device re-reads intrConf.modLevels; 0 when it applied them.
-    [[nodiscard]] std::uint32_t update_iml() const noexcept { return io_.command(cmd::UPDATE_IML); }
+    void reset() const noexcept { io_.issue(cmd::RESET_DEV); }
+    /// UPDATE_IML: the device re-reads intrConf.modLevels (no answer: mmio::issue).
+    void update_iml() const noexcept { io_.issue(cmd::UPDATE_IML); }
     void update_queue_status() const noexcept { (void)io_.command(cmd::GET_QUEUE_STATUS); }
     /// GET_STATS: the device writes its UPT1 counters into every queue descriptor.
     void update_stats() const noexcept { (void)io_.command(cmd::GET_STATS); }
     /// GET_LINK: bit 0 link up, bits 16..31 the speed in Mbit/s.
     [[nodiscard]] std::uint32_t link() const noexcept { return io_.command(cmd::GET_LINK); }
+    /// GET_CONF_INTR: the interrupt type (bits 0-1) and mask mode (bits 2-3) the device wants.
+    [[nodiscard]] std::uint32_t conf_intr() const noexcept { return io_.command(cmd::GET_CONF_INTR); }
+    /// ICR, for INTx: non-zero when the device raised the line (the read lowers it), 0 when
+    /// the interrupt was another function's (Linux's vmxnet3_intr returns IRQ_NONE then).
+    [[nodiscard]] std::uint32_t icr() const noexcept { return io_.read32(bar::vd, reg::ICR); }
     [[nodiscard]] bool present() const noexcept {
         return io_.read32(bar::vd, reg::VRRS) != removed_read;
     }
@@ -178,6 +196,7 @@ private:
     dma_block table_{};
     dma_block rings_{};
     device_profile profile_{};
+    std::uint32_t irq_vectors_ = MAX_INTRS;
 };
 
 /// The control path's view (vmxnet3_control): the MAC registers, the RX filter
@@ -199,6 +218,7 @@ public:
         return get_load_plugin(shared_->cmdInfo);
     }
     [[nodiscard]] std::uint32_t command(std::uint32_t c) const noexcept { return io_.command(c); }
+    void issue(std::uint32_t c) const noexcept { io_.issue(c); }
     void write_mac(const std::uint8_t (&m)[6]) const noexcept {
         // MACL holds bytes 0..3, MACH bytes 4..5, least significant byte first; the device
         // takes the address when MACH is written.

@@ -30,10 +30,12 @@ public:
     /// with the raise() it clears and the poll after it sees the work that raise announced.
     void clear() noexcept { (void)pending_.exchange(false); }
 
-    /// Device side: latch the cause; deliver if armed.
-    void raise() noexcept {
+    /// Device side: latch the cause; deliver if armed. `auto_mask` false: a device that
+    /// does not mask the line as it fires (vmxnet3's mask modes ACTIVE and LAZY), which
+    /// stays armed and fires again at the next raise.
+    void raise(bool auto_mask = true) noexcept {
         pending_.store(true);
-        if (armed_.exchange(false)) {
+        if (auto_mask ? armed_.exchange(false) : armed_.load()) {
             fired_.fetch_add(1);
         }
     }

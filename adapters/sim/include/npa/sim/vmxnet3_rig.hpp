@@ -32,6 +32,9 @@ struct vmxnet3_rig_config {
     bool update_rx_prod = false;  ///< the device asks for RXPROD writes
     std::uint32_t tx_threshold = 32;
     bool qemu = false;  ///< the device as QEMU emulates it (vmxnet3_device_config::qemu())
+    std::uint32_t conf_intr = 0;  ///< GET_CONF_INTR's answer (vmxnet3_device_config::conf_intr)
+    /// MSI-X vectors the guest's binder enabled (vmxnet3::window::irq_vectors).
+    std::uint32_t irq_vectors = vmxnet3::MAX_INTRS;
 };
 
 class vmxnet3_rig : public rig_base<vmxnet3_rig_config> {
@@ -57,12 +60,14 @@ public:
             dc.update_rx_prod = c.update_rx_prod;
             dc.tx_threshold = c.tx_threshold;
         }
+        dc.conf_intr = c.conf_intr;
         auto dev = vmxnet3_device::create(mem_, dc);
         if (!dev) {
             error_ = dev.error().reason();
             return;
         }
         dev_ = std::move(*dev);
+        dev_->window().set_irq_vectors(c.irq_vectors);
         connect(*dev_, far_);
         // The driver's probe (revisions, shared area) comes before any RX filter command.
         if (const char* why = vmxnet3::probe(dev_->window()); why != nullptr) {

@@ -182,6 +182,7 @@ inline std::uint32_t vmxnet3_device::run_command(std::uint32_t c) noexcept {
         }
         return 0;
     case cmd::GET_LINK: return link_up_.load() ? link_up_10g : link_down;
+    case cmd::GET_CONF_INTR: return cfg_.conf_intr;
     case cmd::GET_PERM_MAC_LO:
         return std::uint32_t{cfg_.perm_mac[0]} | std::uint32_t{cfg_.perm_mac[1]} << 8 |
                std::uint32_t{cfg_.perm_mac[2]} << 16 | std::uint32_t{cfg_.perm_mac[3]} << 24;
@@ -220,7 +221,17 @@ inline std::uint32_t vmxnet3_device::activate(vmxnet3::driver_shared* sh) noexce
         }
     }
     const std::uint32_t max = cfg_.profile.max_ring_size;
-    const std::uint8_t nintr = sh->devRead.intrConf.numIntrs;
+    // The vectors the interrupt type it answered gives: QEMU's vmxnet3_validate_interrupts
+    // holds every intrIdx and eventIntrIdx to 25 with MSI-X and to 1 without (and stops the
+    // emulation on one past them); here the activation is refused.
+    const intr_conf& ic = sh->devRead.intrConf;
+    const std::uint32_t type = it::of(cfg_.conf_intr);
+    const std::uint32_t vectors = type == it::INTX || type == it::MSI ? 1 : MAX_INTRS;
+    const std::uint8_t nintr = ic.numIntrs;
+    if (nintr == 0 || nintr > vectors || ic.eventIntrIdx >= nintr) {
+        return refuse_activation("intrConf: %u vectors, event vector %u, on a device that gives %u",
+                                 unsigned{nintr}, unsigned{ic.eventIntrIdx}, vectors);
+    }
     active_ = false;
     mtu_ = m.mtu;
     table_ = table;
@@ -284,7 +295,9 @@ inline std::uint32_t vmxnet3_device::activate(vmxnet3::driver_shared* sh) noexce
         rxprod_[q][1].store(0);
     }
     features_ = m.uptFeatures & cfg_.profile.upt_features;
-    intr_ctrl_ = sh->devRead.intrConf.intrCtrl;
+    intr_ctrl_ = ic.intrCtrl;
+    auto_mask_ = ic.autoMask != 0;
+    event_vec_ = ic.eventIntrIdx;
     if (!read_mod_levels(sh->devRead.intrConf)) {
         return 1;
     }

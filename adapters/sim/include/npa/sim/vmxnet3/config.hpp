@@ -27,6 +27,10 @@ struct vmxnet3_device_config {
     std::uint32_t tx_threshold = 32;      ///< written to every txq's txThreshold at activation
     std::uint32_t tx_timer_steps = 2;     ///< the emulation polls TX rings this often without a doorbell
     bool update_rx_prod = false;          ///< set updateRxProd: the guest must write RXPROD
+    /// GET_CONF_INTR's answer: interrupt type in bits 0-1 (vmxnet3::it), mask mode in bits
+    /// 2-3 (vmxnet3::imm). 0 (AUTO, AUTO) is what QEMU's vmxnet3_get_interrupt_config
+    /// answers. With INTx or MSI the device has one vector; with AUTO or MSI-X, MAX_INTRS.
+    std::uint32_t conf_intr = 0;
     std::size_t inbox_limit = 8192;
     std::uint32_t rx_frames_per_step = 1024;
     // Where QEMU's vmxnet3 (hw/net/vmxnet3.c) differs from VMware's device; off by default,

@@ -13,8 +13,10 @@
 // txThreshold the device sets, are never stranded). One completion per packet with cq.
 // RX: frames from the wire pass the RX filter (MAC, RX mode, VLAN table), are steered by
 // a flow hash when the guest enabled RSS, land in a ring 1 head buffer (and ring 2 body
-// buffers if longer) and are completed with gen bits. Interrupt per intrIdx, auto-masked,
-// spaced by the vector's moderation level (moderation.hpp).
+// buffers if longer) and are completed with gen bits. Interrupt per intrIdx, events on
+// eventIntrIdx, auto-masked when the driver set autoMask, spaced by the vector's moderation
+// level (moderation.hpp). GET_CONF_INTR answers vmxnet3_device_config::conf_intr; with INTx
+// or MSI the device has one vector, and ICR reads 1 once per interrupt raised on it.
 //
 // Bring-up is the driver's (vmxnet3::probe, the plugin's attach): VRRS, then UVRS, each
 // with the one revision bit the device reported; then DSAL/DSAH; commands only after the
@@ -165,6 +167,12 @@ public:
         std::lock_guard g(mu_);
         return moderation_.held(vector);
     }
+    /// Reads of CMD: a driver reads it back after the commands that answer (the GET_*
+    /// commands, ACTIVATE_DEV), never after the UPDATE_* ones (Linux's vmxnet3).
+    [[nodiscard]] std::uint64_t cmd_reads() const {
+        std::lock_guard g(mu_);
+        return cmd_reads_;
+    }
     /// RESET_DEV commands and hypervisor resets.
     [[nodiscard]] std::uint64_t resets() const {
         std::lock_guard g(mu_);
@@ -230,7 +238,7 @@ public:
             any |= process_tx(q);
             any |= q_[q].txp.flush(steps_, comp_faults::of(faults_, ring_kind::tx), tx_writer{this, q});
         }
-        moderation_.deliver(steps_, irqs_, (intr_ctrl_ & vmxnet3::IC_DISABLE_ALL) == 0);
+        moderation_.deliver(steps_, irqs_, (intr_ctrl_ & vmxnet3::IC_DISABLE_ALL) == 0, auto_mask_);
         return any;
     }
 
@@ -375,6 +383,9 @@ private:
     void raise_events(std::uint32_t bits) noexcept {
         ecr_ |= bits;
         publish_ecr();
+        if (active_) {
+            moderation_.cause(event_vec_);  // the event vector (QEMU: vmxnet3_set_link_status)
+        }
     }
     void publish_ecr() noexcept {
         if (dsa_halves_ == 3u) {
@@ -430,6 +441,8 @@ private:
     std::uint64_t protocol_violations_ = 0;
     std::uint64_t dsa_ = 0;
     std::uint32_t cmd_result_ = 0, macl_ = 0, ecr_ = 0, intr_ctrl_ = 0;
+    std::uint32_t event_vec_ = 0;  // intrConf.eventIntrIdx at the last ACTIVATE_DEV
+    bool auto_mask_ = true;        // intrConf.autoMask: a vector masks itself as it fires
     std::uint32_t mtu_ = 1500;  // Vmxnet3_MiscConf::mtu at the last ACTIVATE_DEV
     std::uint64_t features_ = 0;
     // The RSS indirection table the guest handed over (UPT1_RSSConf), steering with F_RSS.
@@ -443,7 +456,7 @@ private:
     register_fault reg_fault_{};
     const vmxnet3_plugin_store* plugins_ = nullptr;
     std::uint32_t plugin_size_fault_ = 0;
-    std::uint64_t resets_ = 0, rx_filtered_ = 0, rx_dropped_inactive_ = 0;
+    std::uint64_t resets_ = 0, rx_filtered_ = 0, rx_dropped_inactive_ = 0, cmd_reads_ = 0;
     std::vector<std::string> violations_;
     std::byte big_[vmxnet3::MAX_TX_BUF_SIZE * 4]{};
 };

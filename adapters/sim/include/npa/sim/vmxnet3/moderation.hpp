@@ -48,8 +48,10 @@ public:
     /// A completion for vector v: its interrupt is due.
     void cause(std::uint32_t v) noexcept { raise_[v] = true; }
 
-    /// Delivers the causes whose gap has passed (to the line unless `enabled` is false).
-    void deliver(std::uint64_t now, std::array<sim_irq, vectors>& irqs, bool enabled) noexcept {
+    /// Delivers the causes whose gap has passed (to the line unless `enabled` is false;
+    /// a line that fires masks itself when `auto_mask`).
+    void deliver(std::uint64_t now, std::array<sim_irq, vectors>& irqs, bool enabled,
+                 bool auto_mask) noexcept {
         for (std::uint32_t v = 0; v < vectors; ++v) {
             if (!raise_[v]) {
                 continue;
@@ -61,7 +63,7 @@ public:
             raise_[v] = false;
             last_[v] = now;
             if (enabled) {
-                irqs[v].raise();
+                irqs[v].raise(auto_mask);
             }
         }
     }

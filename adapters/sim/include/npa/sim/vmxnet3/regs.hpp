@@ -104,11 +104,19 @@ inline std::uint32_t vmxnet3_device::on_read(vmxnet3::bar b, std::uint32_t off) 
     switch (off) {
     case reg::VRRS: return REV1_BIT; // the revisions it speaks: 1
     case reg::UVRS: return REV1_BIT;
-    case reg::CMD: return cmd_result_;
+    case reg::CMD: ++cmd_reads_; return cmd_result_;
     case reg::MACL:
         return std::uint32_t{m[0]} | std::uint32_t{m[1]} << 8 | std::uint32_t{m[2]} << 16 |
                std::uint32_t{m[3]} << 24;
     case reg::MACH: return std::uint32_t{m[4]} | std::uint32_t{m[5]} << 8;
+    // ICR: with INTx, whether the device raised its line (vector 0); the read lowers it, as
+    // QEMU's vmxnet3_io_bar1_read clears the interrupt. 0 with MSI or MSI-X.
+    case reg::ICR:
+        if (it::of(cfg_.conf_intr) != it::INTX || !irqs_[0].pending()) {
+            return 0;
+        }
+        irqs_[0].clear();
+        return 1;
     // ECR is not read back: the events are in the shared area (QEMU answers 0 here too).
     default: return 0;
     }
