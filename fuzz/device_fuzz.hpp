@@ -161,7 +161,8 @@ inline sim::fault_plan fault_plan_from(input& in) {
 ///   install(rig, register_fault)            once: the device model's register hook;
 ///   memory(rig, plugin_attached, queues, in) writes fuzzer bytes into device-writable memory;
 ///   registers(rig, lies, queues, in)         the next register lie (lies.choose);
-///   control(rig, in)                         one control-path request over the registers.
+///   control(rig, in)                         one control-path request over the registers;
+/// and may have configure(config&), which sees the rig's configuration before it is built.
 template <class Rig, template <class> class Plugin, class Hostile>
 int run_device_program(const std::uint8_t* data, std::size_t size, Hostile hostile) {
     using api_t = typename Rig::api_type;
@@ -175,6 +176,9 @@ int run_device_program(const std::uint8_t* data, std::size_t size, Hostile hosti
     cfg.rx_ring = device_ring * (1u + in.below(2));
     cfg.buffers = device_buffers;
     cfg.guest_bytes = device_guest_bytes;
+    if constexpr (requires { hostile.configure(cfg); }) {
+        hostile.configure(cfg);
+    }
     auto rig = std::make_unique<Rig>(cfg);
     NPA_FUZZ_CHECK(rig->ok());
     hostile.install(*rig, lies.hook());

@@ -21,7 +21,10 @@
 //         rings themselves is not judged); nothing after a reset.
 //   odd:  the virtio-net plugin against a hostile device (fuzz/device_fuzz.hpp's program):
 //         fuzzer bytes over the used rings (flags, idx, ring[] ids and lengths), and the
-//         fault plans of every model. Invariants as device_fuzz.hpp states them.
+//         fault plans of every model; bits 2-7 of the first byte have the device use
+//         transmitq and receiveq chains in IN_ORDER batches of up to 1-8 (tx_batch,
+//         rx_batch), so the bytes land among batch entries too. Invariants as
+//         device_fuzz.hpp states them.
 #include "device_fuzz.hpp"
 
 #include <npa/plugins/virtio_net/plugin.hpp>
@@ -38,6 +41,11 @@ namespace vn = npa::virtio_net;
 
 // ---- odd: the plugin against a hostile device ----------------------------------------------
 struct virtio_hostile {
+    std::uint16_t tx_batch = 1, rx_batch = 1;
+    void configure(npa::sim::virtio_net_rig::config& c) const noexcept {
+        c.tx_batch = tx_batch;
+        c.rx_batch = rx_batch;
+    }
     void install(npa::sim::virtio_net_rig&, npa::sim::register_fault) const noexcept {}
 
     // The used ring of one of the attached queues (the plugin's layout: per pair, the
@@ -349,8 +357,10 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
         return 0;
     }
     if ((data[0] & 1) != 0) {
+        const virtio_hostile h{static_cast<std::uint16_t>(1 + ((data[0] >> 2) & 7)),
+                               static_cast<std::uint16_t>(1 + ((data[0] >> 5) & 7))};
         return npa::fuzz::run_device_program<npa::sim::virtio_net_rig, npa::virtio_net_plugin>(
-            data + 1, size - 1, virtio_hostile{});
+            data + 1, size - 1, h);
     }
     npa::fuzz::input in(data + 1, size - 1);
     return (data[0] & 2) != 0 ? hostile_packed_driver(in) : hostile_driver(in);

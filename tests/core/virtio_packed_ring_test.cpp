@@ -111,7 +111,8 @@ TEST_CASE("packed IN_ORDER: one used descriptor for a batch, its positions skipp
     // Buffers of 1..3 descriptors on a ring of 7, made available in order; the device marks
     // each batch used with one descriptor (the last buffer's id) at the batch's first
     // position and moves past every descriptor of it. used_ready() counts the batch's
-    // buffers; they come back oldest first, the last with the descriptor's length.
+    // buffers; they come back oldest first, the last with the descriptor's length and the
+    // others whole (used completely, no length written).
     queue q(7);
     q.state.assign(packed_driver::state_words(7), 0);
     REQUIRE(q.drv.reset(q.ring, q.state, false, /*in_order=*/true, /*batches=*/true));
@@ -121,8 +122,8 @@ TEST_CASE("packed IN_ORDER: one used descriptor for a batch, its positions skipp
         // as many buffers as fit: 1, 2, 3, 1, 2, 3 ... descriptors
         std::vector<std::int32_t> ids;
         for (;;) {
-            const std::array<segment, 3> segs{segment{0x100, 64, false}, segment{0x200, 64, false},
-                                              segment{0x300, 64, false}};
+            const std::array<segment, 3> segs{segment{0x100, 64, false}, segment{0x200, 100, true},
+                                              segment{0x300, 700, true}};
             const std::uint32_t k = 1 + next_len % 3;
             const std::int32_t id = q.drv.add({segs.data(), k});
             if (id < 0) {
@@ -150,6 +151,7 @@ TEST_CASE("packed IN_ORDER: one used descriptor for a batch, its positions skipp
             CHECK(u.id == ids[i]);
             const bool last_of_batch = i % 2 == 1 || i + 1 == ids.size();
             CHECK(u.len == (last_of_batch ? 77u : 0u));
+            CHECK(u.whole == !last_of_batch);
         }
         CHECK(q.drv.poll_used(u) == used_status::empty);
         CHECK(q.drv.in_flight() == 0);

@@ -578,11 +578,18 @@ TEST_CASE("hostile used entries are refused and counted") {
 }
 
 TEST_CASE("IN_ORDER: an entry that passes over older chains hands them back first") {
-    // used->idx moved by that one entry; or by three, on a queue that takes no batches (a
-    // receiveq): the same entry passes over the older chains either way.
-    for (const std::uint16_t idx : {std::uint16_t{1}, std::uint16_t{3}}) {
+    // used->idx moved by that one entry, on a queue that takes batches or not; or by three,
+    // on a queue that takes none: the same entry passes over the older chains. A batch of
+    // three needs the index moved by three (2.7.9), so one that moved by one is no batch.
+    struct way {
+        std::uint16_t idx;
+        bool batches;
+    };
+    for (const way w : {way{1, false}, way{3, false}, way{1, true}}) {
+        const std::uint16_t idx = w.idx;
         CAPTURE(idx);
-        queue q(8, false, /*in_order=*/true);
+        CAPTURE(w.batches);
+        queue q(8, false, /*in_order=*/true, w.batches);
         const segment s{0x100, 64, true};
         for (int i = 0; i < 3; ++i) {
             REQUIRE(q.drv.add({&s, 1}) == i); // ring order
@@ -593,6 +600,7 @@ TEST_CASE("IN_ORDER: an entry that passes over older chains hands them back firs
         used_chain u;
         REQUIRE(q.drv.poll_used(u, [&](std::uint16_t h) { passed.push_back(h); }) == used_status::ok);
         CHECK(u.id == 2);
+        CHECK_FALSE(u.whole);
         CHECK(passed == std::vector<std::uint16_t>{0, 1});
         CHECK(q.drv.stats().passed_over == 2);
         CHECK(q.drv.stats().batches == 0);
@@ -621,15 +629,18 @@ TEST_CASE("IN_ORDER: one used entry for a batch completes every chain up to it")
     used_chain u;
     REQUIRE(q.drv.poll_used(u, on_passed) == used_status::ok);
     CHECK(u.id == 0);
-    CHECK(u.len == 64); // an earlier chain of the batch: all its writable bytes
+    CHECK(u.whole);     // an earlier chain of the batch: used completely (2.7.9),
+    CHECK(u.len == 0);  // no length of the device's
     CHECK(q.drv.batch_pending() == 2);
     CHECK(q.drv.enable_interrupts()); // chains are waiting, though used->idx was read
     REQUIRE(q.drv.poll_used(u, on_passed) == used_status::ok);
     CHECK(u.id == 1);
     CHECK(u.len == 0);
+    CHECK(u.whole);
     REQUIRE(q.drv.poll_used(u, on_passed) == used_status::ok);
     CHECK(u.id == 2);
     CHECK(u.len == 40); // the entry's own length
+    CHECK_FALSE(u.whole);
     CHECK(q.drv.poll_used(u, on_passed) == used_status::empty);
     CHECK(passed.empty());
     CHECK(q.drv.stats().passed_over == 0);

@@ -1,5 +1,6 @@
 // virtio-net: the header and config layouts byte by byte, feature negotiation, MRG_RXBUF
-// end to end, a device that lies about num_buffers, a hostile driver's chains against the
+// end to end, IN_ORDER batches on both queues (and a receiveq entry no batch explains, still
+// a fault), a device that lies about num_buffers, a hostile driver's chains against the
 // sim device (refused, counted, never followed), and the shell switching between a simnic
 // path and a virtio-net path under traffic.
 #include <doctest/doctest.h>
@@ -17,6 +18,7 @@
 #include <array>
 #include <cstddef>
 #include <cstring>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -73,11 +75,90 @@ void drain_tx(virtio_net_rig& rig, plugin_t& p) {
     }
 }
 
+// Frames of one length from the far end, straight into the device (one flow per length,
+// so the sink checks each flow's order and bytes).
+struct sized_flow {
+    std::uint32_t flow, len;
+    traffic_gen g{flow, virtio_net_rig::far_mac, virtio_net_rig::guest_mac, 0, len};
+    sized_flow(std::uint32_t f, std::uint32_t l) : flow(f), len(l) {}
+    void send(virtio_net_rig& rig, std::uint32_t n) {
+        for (std::uint32_t i = 0; i < n; ++i) {
+            frame f;
+            g.build(f);
+            rig.device().frame_in(f);
+        }
+    }
+};
+
+// Receives on queue 0 for a few steps; every frame delivered goes to the sink, and its
+// length must be its flow's. Returns how many came.
+std::uint32_t receive_sized(virtio_net_rig& rig, plugin_t& p, std::span<const sized_flow> flows) {
+    std::uint32_t got = 0;
+    std::array<buffer_t, 32> out{};
+    for (int round = 0; round < 6; ++round) {
+        rig.step();
+        for (std::uint16_t n; (n = p.rx_burst(0, out)) != 0;) {
+            for (std::uint16_t i = 0; i < n; ++i) {
+                const std::span<const std::byte> f{out[i].data(), out[i].length()};
+                const std::uint32_t flow = traffic_gen::get32(f.data() + 14 + 4);
+                bool known = false;
+                for (const sized_flow& s : flows) {
+                    if (s.flow == flow) {
+                        known = true;
+                        CHECK(out[i].length() == s.len);
+                    }
+                }
+                CHECK(known);
+                (void)rig.guest_sink().record(f);
+            }
+            rig.api().received({out.data(), n});
+            rig.api().free({out.data(), n});
+            got += n;
+        }
+    }
+    return got;
+}
+
+// What a run on queue 0 that met no fault ends with: nothing counted against the device,
+// every buffer the device used replaced (a 64-entry receiveq), all back at detach.
+void ends_clean(virtio_net_rig& rig, plugin_t& p) {
+    CHECK(p.stats(0).bad_completion == 0);
+    CHECK(p.health() == npa::errc::ok);
+    CHECK(rig.device_rx_posted(0) == 64);
+    p.detach();
+    CHECK(rig.api().audit().balanced());
+}
+
+// Each flow's frames arrived once, in order, intact (none lost unless `may_lose`).
+void flows_intact(virtio_net_rig& rig, std::span<const sized_flow> flows, bool may_lose = false) {
+    for (const sized_flow& f : flows) {
+        const auto rep = rig.guest_sink().report(f.flow, f.g.sent());
+        CHECK((may_lose || rep.lost == 0));
+        CHECK(rep.duplicates == 0);
+        CHECK(rep.reordered == 0);
+        CHECK(rep.corrupt == 0);
+    }
+}
+
 virtio_net_rig::config one_queue() {
     virtio_net_rig::config c;
     c.queues = 1;
     c.tx_ring = c.rx_ring = 64;
     return c;
+}
+
+// Buffers of 400 bytes on one queue (MRG_RXBUF merges what is longer), attached with an MTU
+// to match.
+virtio_net_rig::config small_buffers() {
+    virtio_net_rig::config c = one_queue();
+    c.buf_size = 128 + 400;
+    return c;
+}
+void attach_small_mtu(virtio_net_rig& rig, plugin_t& p) {
+    REQUIRE(rig.ok());
+    npa::queue_config qc = rig.queue_cfg();
+    qc.mtu = 400 - 18;
+    REQUIRE(p.attach(rig.api(), rig.window(), qc));
 }
 
 } // namespace
@@ -365,14 +446,9 @@ TEST_CASE("the model answers as QEMU's virtio-net-pci does (docs/real-devices.md
 TEST_CASE("MRG_RXBUF: a frame spread over several buffers is taken off the ring and counted") {
     // Buffers of 400 bytes and an MTU to match: frames beyond it (which the far end sends
     // all the same) need more than one buffer.
-    virtio_net_rig::config c = one_queue();
-    c.buf_size = 128 + 400;
-    virtio_net_rig rig(c);
-    REQUIRE(rig.ok());
+    virtio_net_rig rig(small_buffers());
     plugin_t p;
-    npa::queue_config qc = rig.queue_cfg();
-    qc.mtu = 400 - 18;
-    REQUIRE(p.attach(rig.api(), rig.window(), qc));
+    attach_small_mtu(rig, p);
     const std::uint32_t flow = rig.flow_for_queue(0);
     std::uint32_t got = 0;
     for (int round = 0; round < 5; ++round) { // 8 at a time: at most 32 of the 64 buffers
@@ -386,11 +462,7 @@ TEST_CASE("MRG_RXBUF: a frame spread over several buffers is taken off the ring 
     CHECK(got == 40 - dc.rx_merged);                // those are dropped, the rest delivered
     CHECK(p.stats(0).rx_dropped == dc.rx_merged);   // and counted
     CHECK(rep.corrupt == 0);
-    CHECK(p.stats(0).bad_completion == 0);
-    CHECK(p.health() == npa::errc::ok);
-    CHECK(rig.device_rx_posted(0) == 64);           // every buffer taken was replaced
-    p.detach();
-    CHECK(rig.api().audit().balanced());
+    ends_clean(rig, p);
 }
 
 TEST_CASE("IN_ORDER: a device that confirms transmitq chains in batches (virtio 1.2 2.7.9, 2.8)") {
@@ -430,6 +502,156 @@ TEST_CASE("IN_ORDER: a device that confirms transmitq chains in batches (virtio 
         CHECK(p.health() == npa::errc::ok);
         p.detach();
         CHECK(rig.api().audit().balanced());
+    }
+}
+
+TEST_CASE("IN_ORDER: a device that uses receiveq chains in batches (virtio 1.2 2.7.9, 2.8)") {
+    // One used entry for up to 8 chains, the id of the batch's last (packed: one used
+    // descriptor at the batch's first position, the positions of the whole batch skipped).
+    // The chains before the last were written completely, so each is a buffer full: the
+    // frame is the whole length posted less the header, and the last is as long as the
+    // entry says. Every frame arrives with its own length, none counts as a violation.
+    const std::uint64_t no_mrg = virtio_net_device_config{}.features & ~vn::feature::MRG_RXBUF;
+    for (const bool packed : {false, true}) {
+        CAPTURE(packed);
+        SUBCASE("without MRG_RXBUF: buffers of 1518 bytes, a frame each, full ones batched") {
+            virtio_net_rig::config c = one_queue();
+            c.rx_batch = 8;
+            c.packed_ring = packed;
+            c.features = no_mrg;
+            c.buf_size = 128 + 1518; // the largest frame of the device's MTU 1500
+            c.buffers = 256;
+            virtio_net_rig rig(c);
+            REQUIRE(rig.ok());
+            plugin_t p;
+            REQUIRE(p.attach(rig.api(), rig.window(), rig.queue_cfg()));
+            REQUIRE((p.features() & vio::feature::IN_ORDER) != 0);
+            REQUIRE((p.features() & vn::feature::MRG_RXBUF) == 0);
+            std::array<sized_flow, 2> flows{sized_flow{1, 1518}, sized_flow{2, 200}};
+            std::uint32_t sent = 0, got = 0;
+            std::uint64_t bytes = 0;
+            for (int round = 0; round < 12; ++round) { // 10 full (a batch of 8 ends at its
+                flows[0].send(rig, 10);                // count), 1 short, 2 full, 1 short
+                flows[1].send(rig, 1);
+                flows[0].send(rig, 2);
+                flows[1].send(rig, 1);
+                sent += 14;
+                bytes += 12 * 1518 + 2 * 200;
+                got += receive_sized(rig, p, flows);
+            }
+            CHECK(got == sent);
+            CHECK(rig.device().rx_batch_entries() >= 12 * 2);
+            flows_intact(rig, flows);
+            CHECK(p.stats(0).rx_packets == sent);
+            CHECK(p.stats(0).rx_bytes == bytes);
+            CHECK(p.stats(0).rx_dropped == 0);
+            ends_clean(rig, p);
+        }
+        SUBCASE("with MRG_RXBUF: buffers of 400 bytes, full frames and merged ones batched") {
+            // A frame of 900 bytes takes three buffers, the first two full: one entry for
+            // all three. It is larger than one npa buffer and dropped, counted once.
+            virtio_net_rig::config c = small_buffers();
+            c.rx_batch = 8;
+            c.packed_ring = packed;
+            virtio_net_rig rig(c);
+            plugin_t p;
+            attach_small_mtu(rig, p);
+            REQUIRE((p.features() & vn::feature::MRG_RXBUF) != 0);
+            std::array<sized_flow, 3> flows{sized_flow{1, 400}, sized_flow{2, 100}, sized_flow{3, 900}};
+            std::uint32_t delivered = 0, got = 0;
+            for (int round = 0; round < 12; ++round) { // 16 buffers a round
+                flows[0].send(rig, 5);
+                flows[1].send(rig, 1);
+                flows[2].send(rig, 2);
+                flows[0].send(rig, 3);
+                flows[1].send(rig, 1);
+                delivered += 10;
+                got += receive_sized(rig, p, std::span<const sized_flow>(flows.data(), 2));
+            }
+            const virtio_net_queue_counters dc = rig.device().counters(0);
+            CHECK(dc.rx_merged == 24);
+            CHECK(rig.device().rx_batch_entries() >= 12 * 3);
+            CHECK(got == delivered);
+            flows_intact(rig, std::span<const sized_flow>(flows.data(), 2));
+            CHECK(rig.guest_sink().report(3, 24).received == 0);
+            CHECK(p.stats(0).rx_packets == delivered);
+            CHECK(p.stats(0).rx_dropped == 24); // each merged frame once
+            ends_clean(rig, p);
+        }
+    }
+}
+
+TEST_CASE("IN_ORDER receiveq batches: an entry the spec does not allow is still a fault") {
+    // The device batches as above; then one entry is wrong. Caught, counted, no frame
+    // delivered wrong, every buffer back at detach. Last, short frames in buffers of 2048
+    // bytes, an entry per chain: a lost or swapped entry makes the next one read as a
+    // batch, whose buffer passed over would hold a frame of 2048 bytes, longer than the
+    // device may send (its MTU 1500 with the Ethernet header and a VLAN tag): a fault.
+    struct bad {
+        const char* name;
+        fault_plan plan;
+        bool split_only;
+        bool short_frames = false;
+    };
+    const auto corrupt = [](comp_fault f) {
+        fault_plan fp;
+        fp.corrupt = f;
+        fp.corrupt_ring = ring_kind::rx;
+        fp.corrupt_count = 1;
+        return fp;
+    };
+    fault_plan drop, swap;
+    drop.drop_rx_completions = 1;
+    swap.reorder_rx_completions = 1;
+    const std::array<bad, 7> cases{{
+        {"an id past the ring", corrupt(comp_fault::index_out_of_range), false},
+        {"a length past the buffer", corrupt(comp_fault::length_too_large), false},
+        {"an id the driver did not hand over", corrupt(comp_fault::never_posted), false},
+        {"an id already used", corrupt(comp_fault::double_completion), false},
+        // a split ring announces a batch's size: an entry naming a later chain without
+        // used->idx moved past the one before it is no batch (a packed ring cannot tell)
+        {"an entry lost, the next naming a later chain", drop, true},
+        {"an entry lost, read as a batch over a frame too long", drop, false, true},
+        {"two entries swapped, read as a batch over a frame too long", swap, false, true},
+    }};
+    const std::uint64_t no_mrg = virtio_net_device_config{}.features & ~vn::feature::MRG_RXBUF;
+    for (const bad& b : cases) {
+        for (const bool packed : {false, true}) {
+            if (packed && b.split_only) {
+                continue;
+            }
+            INFO(b.name);
+            CAPTURE(packed);
+            virtio_net_rig::config c = one_queue();
+            c.packed_ring = packed;
+            if (!b.short_frames) {
+                c.rx_batch = 8;
+                c.features = no_mrg;
+                c.buf_size = 128 + 1518;
+                c.buffers = 256;
+            }
+            virtio_net_rig rig(c);
+            REQUIRE(rig.ok());
+            plugin_t p;
+            REQUIRE(p.attach(rig.api(), rig.window(), rig.queue_cfg()));
+            const std::uint32_t full = b.short_frames ? 128 : 1518;
+            std::array<sized_flow, 2> flows{sized_flow{1, full}, sized_flow{2, 200}};
+            flows[0].send(rig, 6); // batches work first
+            flows[1].send(rig, 1);
+            CHECK(receive_sized(rig, p, flows) == 7);
+            REQUIRE(p.stats(0).bad_completion == 0);
+            rig.inject(b.plan);
+            for (int round = 0; round < 4; ++round) {
+                flows[0].send(rig, 6);
+                flows[1].send(rig, 1);
+                (void)receive_sized(rig, p, flows); // lengths checked there
+            }
+            CHECK(p.stats(0).bad_completion > 0);
+            CHECK(p.health() == npa::errc::device_error);
+            flows_intact(rig, flows, /*may_lose=*/true);
+            p.detach();
+            CHECK(rig.api().audit().balanced());
+        }
     }
 }
 

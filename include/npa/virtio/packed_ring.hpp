@@ -202,8 +202,8 @@ public:
     /// then starts at DESC for position 0 of lap 1 (one interrupt for the first used buffer,
     /// as a split ring's used_event of 0) and enable_interrupts() moves it. `in_order`:
     /// VIRTIO_F_IN_ORDER (buffers are used in the order they were made available);
-    /// `batches`: under it, take one used descriptor for a batch (poll_used()), for a queue
-    /// whose used lengths do not matter (a transmitq), as split_driver::reset().
+    /// `batches`: under it, take one used descriptor for a batch (poll_used()), as
+    /// split_driver::reset().
     [[nodiscard]] bool reset(const packed_ring& r, std::span<std::uint16_t> state,
                              bool event_idx = false, bool in_order = false, bool batches = false) noexcept {
         if (!r.bound() || state.size() < state_words(r.size())) {
@@ -302,8 +302,9 @@ public:
     /// later buffer than the oldest in flight is, with `batches`, a batch: the device wrote
     /// one descriptor, the last buffer's id, and skipped the positions of the whole batch;
     /// its buffers come back one per call, oldest first, the last with the descriptor's
-    /// length and the others with 0 (a transmitq's). Without `batches` the older buffers
-    /// were passed over: each is freed, handed to on_passed(id) and counted.
+    /// length and the others `whole` (2.8's in-order use: used completely, no length
+    /// written). Without `batches` the older buffers were passed over: each is freed,
+    /// handed to on_passed(id) and counted.
     template <class OnPassed>
     [[nodiscard]] used_status poll_used(used_chain& out, OnPassed&& on_passed) noexcept {
         if (batch_left_ != 0) { // the rest of a batch announced by one descriptor
@@ -345,6 +346,7 @@ public:
         release(static_cast<std::uint16_t>(id));
         out.id = static_cast<std::uint16_t>(id);
         out.len = e.len;
+        out.whole = false;
         return used_status::ok;
     }
     [[nodiscard]] used_status poll_used(used_chain& out) noexcept {
@@ -447,13 +449,15 @@ public:
 private:
     static constexpr std::uint16_t nil = 0xFFFF; // no id (ids are below max_queue_size)
 
-    // The oldest buffer of a batch whose positions poll_used() already skipped.
+    // The oldest buffer of a batch whose positions poll_used() already skipped; the batch's
+    // last takes the descriptor's length, the others are whole.
     used_status next_of_batch(used_chain& out) noexcept {
         const std::uint16_t id = oldest_;
         --batch_left_;
         release(id);
         out.id = id;
-        out.len = batch_left_ == 0 ? batch_len_ : 0;
+        out.whole = batch_left_ != 0;
+        out.len = out.whole ? 0 : batch_len_;
         return used_status::ok;
     }
     void link_newest(std::uint16_t id) noexcept {

@@ -178,15 +178,15 @@ private:
 class split_driver {
 public:
     [[nodiscard]] static constexpr std::size_t state_words(std::uint32_t n) noexcept {
-        return 6u * std::size_t{n};
+        return 4u * std::size_t{n};
     }
 
     /// Starts a fresh queue: rings zeroed, every descriptor free. `event_idx`: the driver
     /// and device negotiated VIRTIO_F_EVENT_IDX. `in_order`: VIRTIO_F_IN_ORDER (used
     /// entries must come in the order chains were made available). `batches`: under
-    /// IN_ORDER, take one entry for a batch (2.7.9, poll_used()); for a queue whose lengths
-    /// do not matter (a transmitq): where they do, an entry standing for earlier buffers
-    /// would hand them up as full, and a passed-over chain stays a violation. False if the
+    /// IN_ORDER, take one entry for a batch (2.7.9, poll_used()): the chains before the
+    /// one it names come back `whole` (used completely: a receiveq's buffer holds all the
+    /// bytes posted). Without it every chain passed over goes to on_passed(). False if the
     /// ring is unbound or the state too small.
     [[nodiscard]] bool reset(const split_ring& r, std::span<std::uint16_t> state, bool event_idx,
                              bool in_order = false, bool batches = false) noexcept {
@@ -200,7 +200,6 @@ public:
         chain_len_ = next_ + n;
         free_fifo_ = chain_len_ + n;
         order_ = free_fifo_ + n;
-        chain_bytes_ = order_ + n;
         for (std::uint32_t i = 0; i < n; ++i) {
             free_fifo_[i] = static_cast<std::uint16_t>(i);
             chain_len_[i] = 0;
@@ -264,12 +263,10 @@ public:
             d.len = segs[0].len;
             d.flags = segs[0].write ? desc_f_write : std::uint16_t{0};
             d.next = 0;
-            return make_available(head, 1, segs[0].write ? segs[0].len : 0);
+            return make_available(head, 1);
         }
         std::uint16_t id = head;
-        std::uint32_t writable = 0;
         for (std::uint32_t i = 0; i < k; ++i) {
-            writable += segs[i].write ? segs[i].len : 0;
             const std::uint16_t next = i + 1 < k ? free_fifo_[(free_head_ + i + 1) & mask] : 0;
             virtq_desc& d = r_.desc()[id];
             d.addr = segs[i].addr;
@@ -280,7 +277,7 @@ public:
             next_[id] = next;
             id = next;
         }
-        return make_available(head, k, writable);
+        return make_available(head, k);
     }
 
     /// Publishes what add() wrote (release store of avail->idx) and says whether the device
@@ -310,8 +307,10 @@ public:
 
     /// The next used entry, checked. With IN_ORDER and batches an entry that names a later
     /// chain than the oldest is a batch when used->idx moved past it by the chains up to that one:
-    /// they come back one per call, oldest first, each with its writable bytes as the
-    /// length and the last with the entry's (as Linux's in-order driver reads a batch).
+    /// they come back one per call, oldest first, the last with the entry's length and the
+    /// others `whole` with length 0 (2.7.9: the buffers no entry was written for were used
+    /// completely; Linux's in-order driver gives each the whole length it posted, which the
+    /// caller knows).
     /// Otherwise it passes over the older ones: each is freed and handed to
     /// on_passed(head) (the caller decides what that means for its buffers) and counted.
     template <class OnPassed>
@@ -366,6 +365,7 @@ public:
         free_chain(static_cast<std::uint16_t>(id));
         out.id = static_cast<std::uint16_t>(id);
         out.len = len;
+        out.whole = false;
         return used_status::ok;
     }
     [[nodiscard]] used_status poll_used(used_chain& out) noexcept {
@@ -468,36 +468,28 @@ public:
 private:
     // The chain of k descriptors at `head` (written) leaves the free list and goes on the
     // available ring, not yet published.
-    std::int32_t make_available(std::uint16_t head, std::uint32_t k, std::uint32_t writable) noexcept {
+    std::int32_t make_available(std::uint16_t head, std::uint32_t k) noexcept {
         free_head_ += k;
         free_count_ -= k;
         chain_len_[head] = static_cast<std::uint16_t>(k);
-        set_chain_bytes(head, writable);
         order_[order_tail_ & (r_.size() - 1)] = head;
         ++order_tail_;
         r_.avail_ring(avail_idx_) = head;
         ++avail_idx_;
         return head;
     }
-    // The oldest chain of the batch in progress; the batch's last takes the entry's length.
+    // The oldest chain of the batch in progress; the batch's last takes the entry's length,
+    // the others are whole.
     used_status next_of_batch(used_chain& out) noexcept {
         const std::uint16_t head = order_[order_head_ & (r_.size() - 1)];
         ++order_head_;
         --batch_left_;
         out.id = head;
-        out.len = batch_left_ == 0 ? batch_len_ : chain_bytes(head);
+        out.whole = batch_left_ != 0;
+        out.len = out.whole ? 0 : batch_len_;
         free_chain(head);
         return used_status::ok;
     }
-    // Writable bytes of the chain at `head`, kept as two 16-bit words of the state.
-    void set_chain_bytes(std::uint16_t head, std::uint32_t v) noexcept {
-        chain_bytes_[2u * head] = static_cast<std::uint16_t>(v);
-        chain_bytes_[2u * head + 1] = static_cast<std::uint16_t>(v >> 16);
-    }
-    [[nodiscard]] std::uint32_t chain_bytes(std::uint16_t head) const noexcept {
-        return std::uint32_t{chain_bytes_[2u * head]} | std::uint32_t{chain_bytes_[2u * head + 1]} << 16;
-    }
-
     void free_chain(std::uint16_t head) noexcept {
         const std::uint32_t mask = r_.size() - 1;
         std::uint16_t id = head;
@@ -538,7 +530,6 @@ private:
     std::uint16_t* chain_len_ = nullptr; // descriptors in the chain at this head; 0: not a live head
     std::uint16_t* free_fifo_ = nullptr; // free descriptors, oldest freed first (ring order under IN_ORDER)
     std::uint16_t* order_ = nullptr;     // live heads in the order they were made available
-    std::uint16_t* chain_bytes_ = nullptr; // writable bytes per head (two words each)
     std::uint32_t free_head_ = 0, free_count_ = 0;
     std::uint16_t order_head_ = 0, order_tail_ = 0;
     std::uint16_t avail_idx_ = 0, published_ = 0, last_used_ = 0;

@@ -62,6 +62,10 @@ enum class used_status : std::uint8_t {
 struct used_chain {
     std::uint16_t id = 0;  ///< head descriptor, as returned by add()
     std::uint32_t len = 0; ///< bytes the device says it wrote (unchecked: the caller's job)
+    /// An IN_ORDER batch passed over this chain (2.7.9, 2.8): the device wrote no length
+    /// for it (`len` is 0) and used it completely, so a device-writable buffer holds all
+    /// the bytes the caller posted.
+    bool whole = false;
 };
 
 // ---- device side: chains -------------------------------------------------------------------

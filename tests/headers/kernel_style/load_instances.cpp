@@ -81,7 +81,7 @@ int main(int argc, char** argv) {
            4095);
     {
         void* block = std::aligned_alloc(4096, 4096);
-        std::vector<std::uint16_t> vstate(6 * 64); // split_driver::state_words(64)
+        std::vector<std::uint16_t> vstate(4 * 64); // split_driver::state_words(64)
         const std::uint32_t got = virtq_roundtrip(block, vstate.data(), 64, 200);
         expect(got == 200, "split virtqueue: chains back through both sides", got, 200);
         const std::uint32_t packed = packed_roundtrip(block, vstate.data(), 48, 200);

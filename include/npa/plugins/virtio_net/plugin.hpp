@@ -20,9 +20,13 @@
 //       Packed (2.8, with RING_PACKED): a 16-byte descriptor ring, then the driver's and
 //       the device's event suppression areas (4 bytes each) in one block per queue. Both
 //       sit behind virtio::ring_driver (ring_driver.hpp), so TX, RX and the checks
-//       below are written once. IN_ORDER is taken on both: a transmitq's used entry
-//       (packed: used descriptor) may stand for a batch, and on a packed ring the
-//       driver then skips the batch's positions itself (packed_driver). EVENT_IDX is
+//       below are written once. IN_ORDER is taken on both, and on every queue a used
+//       entry (packed: used descriptor) may stand for a batch: it names the batch's last
+//       buffer, and on a packed ring the driver skips the batch's positions itself
+//       (packed_driver). The buffers before the last were used completely (virtio 1.2
+//       2.7.9, 2.8's in-order use of descriptors), so a receiveq's come back with the whole
+//       length posted, header included, as Linux's in-order driver reads them; each is
+//       then read as any buffer (RX below). EVENT_IDX is
 //       taken on both layouts and behaves alike (IRQ): on a packed ring the hints are the event
 //       suppression areas (2.8.10) in RING_EVENT_FLAGS_DESC mode, off_wrap naming a ring
 //       position and its lap where a split ring names a 16-bit index.
@@ -56,15 +60,20 @@
 // and an unknown one leaves the ring broken: how far to skip is unknown), each length (no more than the buffer), num_buffers
 // (1 without MRG_RXBUF, at most what the ring holds, every piece present) are checked
 // before anything is touched; a violation is counted (bad_completion, rx_dropped), no
-// buffer is lost, and health() reports device_error from then on. With IN_ORDER a
-// transmitq entry may stand for a batch (virtio 1.2 2.7.9: the id of the batch's last
-// chain, used->idx moved by the batch): every chain up to it completes, as Linux's
-// in-order driver takes it (a reordered pair of TX entries then reads as a batch, and
-// both buffers were used). Any other used entry that passes over older chains completes
-// them: TX through tx_complete, counted in tx_errors and bad_completion, as the plugin
-// contract asks; RX buffers are counted as dropped but held until detach, since the
-// device may still write them (a receiveq entry for a batch would hand up buffers whose
-// lengths nobody wrote, so a receiveq takes none). After any
+// buffer is lost, and health() reports device_error from then on. With IN_ORDER an
+// entry may stand for a batch (virtio 1.2 2.7.9: the id of the batch's last chain,
+// used->idx moved by the batch; 2.8: the last buffer's id, its positions skipped): every
+// chain up to it completes, as Linux's in-order driver takes it (a reordered pair of
+// entries then reads as a batch: the spec cannot tell them apart, and on a split ring the
+// second entry names a buffer already back, a violation). A receiveq's batch hands up
+// each earlier buffer full, its frame the posted length less the header: without
+// MRG_RXBUF a frame per buffer, with it num_buffers in the first buffer's header says how
+// many buffers (of this batch or the next entries) the frame spans. Only the batch's last
+// length is the device's word, checked as any. A split entry that names a later chain
+// without used->idx having moved past the chains before it passes over them: TX through
+// tx_complete, counted in tx_errors and bad_completion, as the plugin contract asks; RX
+// buffers are counted as dropped but held until detach, since the device may still write
+// them. After any
 // violation no more RX buffers are posted (see refill()) and none is delivered: what the
 // device hands back is held until detach, as the device may have lied about it too.
 #pragma once
@@ -218,7 +227,8 @@ public:
         // header and a VLAN tag. Linux then posts chains of pages (big_packets); an npa
         // buffer is one segment, so a pool whose buffers cannot hold that frame is refused
         // here, and refill() never posts a smaller buffer that comes later.
-        rx_min_ = (f & vn::feature::MRG_RXBUF) != 0 ? 0 : max_mtu + vn::eth_hlen + vn::vlan_hlen;
+        rx_max_frame_ = max_mtu + vn::eth_hlen + vn::vlan_hlen;
+        rx_min_ = (f & vn::feature::MRG_RXBUF) != 0 ? 0 : rx_max_frame_;
         if (const std::uint32_t cap = rx_capacity(api, qc.queues); cap < rx_min_) {
             why_.start("virtio-net: RX buffers of ")
                 .add(cap)
@@ -604,7 +614,7 @@ private:
             const virtio::packed_layout l = virtio::packed_layout_of(size);
             if (!v.packed.reset(virtio::packed_ring::in_block(block, size), {v.state.get(), words},
                                 event_idx(), (features_ & virtio::feature::IN_ORDER) != 0,
-                                /*batches=*/virtio_net::is_txq(index))) {
+                                /*batches=*/true)) {
                 return false;
             }
             s = {iova + l.desc, iova + l.driver, iova + l.device, static_cast<std::uint16_t>(size),
@@ -613,7 +623,7 @@ private:
             const virtio::split_layout l = virtio::layout_of(size);
             if (!v.split.reset(virtio::split_ring::in_block(block, size), {v.state.get(), words},
                                event_idx(), (features_ & virtio::feature::IN_ORDER) != 0,
-                               /*batches=*/virtio_net::is_txq(index))) {
+                               /*batches=*/true)) {
                 return false;
             }
             s = {iova + l.desc, iova + l.avail, iova + l.used, static_cast<std::uint16_t>(size),
@@ -665,6 +675,9 @@ private:
                 return rx_take::dropped;
             }
             b = q.rx.bufs[u.id];
+            if (u.whole) [[unlikely]] { // an IN_ORDER batch used it completely (2.7.9, 2.8)
+                u.len = posted_len(b);
+            }
             if (u.len == 0) { // the device wrote nothing (a DMA error on its side): dropped
                 drop_rx(qi, b);
                 return rx_take::dropped;
@@ -675,12 +688,28 @@ private:
                 return rx_take::dropped;
             }
             len = first ? u.len - virtio_net::HDR_LEN : u.len;
+            if (u.whole && first && !whole_frame_fits(b, len)) [[unlikely]] {
+                trust_.distrust(q.stats); // a batch that cannot be: the device may still write it
+                hold_rx(qi, u.id, false);
+                return rx_take::dropped;
+            }
             return rx_take::buffer;
         }
     }
-    // IN_ORDER: an RX buffer a used entry passed over. The device never said it was done
-    // with it and may still write it, so it is not handed back now: it is held (counted
-    // as dropped) until detach, when the reset guarantees the device writes nothing more.
+    // IN_ORDER: a buffer a receiveq batch passed over holds the start of a frame that
+    // filled it (2.7.9, 2.8). Alone in it (num_buffers 1, or no MRG_RXBUF) that frame must
+    // be one the device may send (its MTU with the Ethernet header and a VLAN tag, 5.1.4.2,
+    // 5.1.6.3.1): a longer one says the batch was a lie (a lost or reordered entry the
+    // next one read as a batch). A merged frame's buffers are checked by drop_merged().
+    [[nodiscard]] bool whole_frame_fits(const buffer_type& b, std::uint32_t len) const noexcept {
+        const auto* h = reinterpret_cast<const virtio_net::net_hdr_v1*>(b.data() - virtio_net::HDR_LEN);
+        return (mrg() && std::uint16_t{h->num_buffers} != 1) || len <= rx_max_frame_;
+    }
+    // An RX buffer the device may still write: under IN_ORDER one a split entry passed
+    // over without used->idx moving past it (no batch, a violation), or one of a batch that
+    // cannot be; any, once the device is distrusted. It is not handed back now: it is held
+    // (counted as dropped) until detach, when the reset guarantees the device writes
+    // nothing more.
     void hold_rx(std::uint16_t qi, std::uint16_t head, bool violation = true) noexcept {
         if (violation) {
             trust_.distrust(q_[qi].stats);
@@ -801,6 +830,7 @@ private:
     std::uint16_t nq_ = 0;
     std::uint32_t mtu_ = 1500;
     std::uint32_t rx_min_ = 0; // frame room an RX buffer needs (without MRG_RXBUF: a whole frame)
+    std::uint32_t rx_max_frame_ = 0; // the largest frame the device may send (MTU, Ethernet header, VLAN tag)
     std::uint32_t offloads_ = 0;
     std::uint64_t features_ = 0;
     trust_latch trust_; // something impossible was read: health() says device_error

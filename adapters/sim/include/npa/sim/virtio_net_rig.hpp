@@ -34,6 +34,8 @@ struct virtio_net_rig_config {
     std::uint16_t mtu = virtio_net_device_config{}.mtu;
     /// virtio_net_device_config::tx_batch: transmitq chains per used entry under IN_ORDER.
     std::uint16_t tx_batch = 1;
+    /// virtio_net_device_config::rx_batch: receiveq chains per used entry under IN_ORDER.
+    std::uint16_t rx_batch = 1;
     /// The device offers VIRTIO_F_RING_PACKED too (the plugin then lays out packed rings).
     bool packed_ring = false;
 };
@@ -67,6 +69,7 @@ public:
             dc.features |= virtio::feature::RING_PACKED;
         }
         dc.tx_batch = c.tx_batch;
+        dc.rx_batch = c.rx_batch;
         auto dev = virtio_net_device::create(mem_, dc);
         if (!dev) {
             error_ = dev.error().reason();

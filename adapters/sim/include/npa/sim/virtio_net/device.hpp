@@ -8,8 +8,8 @@
 // the fault plan's corruptions mean there: an id past the ring, a length past the buffer,
 // a position skipped (gen_out_of_order: the driver waits at a descriptor never marked
 // used), an id the driver has not handed over (never_posted: none available ahead, none
-// held by the device, else the one just used), the same id twice. IN_ORDER's transmitq
-// batches (tx_batch) on a packed ring: one used descriptor, the last buffer's id, at the
+// held by the device, else the one just used), the same id twice. IN_ORDER's batches
+// (tx_batch, rx_batch) on a packed ring: one used descriptor, the last buffer's id, at the
 // first buffer's position, and the used position moved past every descriptor of the batch.
 //
 // The transport is a table of trapped calls (npa::virtio::transport): feature bits, the
@@ -60,7 +60,7 @@
 // transport.hpp (the trapped transport calls, feature and status handling, queue setup, the
 // configuration space, resets), ctrl.hpp (the controlq's commands and the receive filter
 // they program), tx.hpp and rx.hpp (the engines), used.hpp (used entries through the fault
-// plan, IN_ORDER transmit batches, interrupts). Inbox, faults, link and the completion
+// plan, IN_ORDER batches on either queue, interrupts). Inbox, faults, link and the completion
 // path: device_model.
 #pragma once
 
@@ -112,6 +112,13 @@ struct virtio_net_device_config {
     /// used->idx moved by the batch); the rest of a step's chains as a smaller batch. 1:
     /// an entry per chain, as DPDK 22.11 and QEMU 7.2 write them.
     std::uint16_t tx_batch = 1;
+    /// With IN_ORDER negotiated, receiveq chains are used in batches of up to this many
+    /// with one used entry each, as a device may (2.7.9, 2.8): the chains before the
+    /// batch's last were written completely (a frame that filled its buffer, or a merged
+    /// frame's pieces before its last), since the driver takes them so; a chain not filled
+    /// ends its batch, as does the end of a step. 1: an entry per chain, as QEMU 10 and
+    /// DPDK 22.11's vhost library write a receiveq's.
+    std::uint16_t rx_batch = 1;
     const char* name = "virtio-net0";
 };
 
@@ -253,7 +260,12 @@ public:
     /// Used entries that stood for a batch of transmitq chains (config tx_batch).
     [[nodiscard]] std::uint64_t tx_batch_entries() const {
         std::lock_guard g(mu_);
-        return tx_batch_entries_;
+        return batch_entries_[static_cast<std::size_t>(ring_kind::tx)];
+    }
+    /// Used entries that stood for a batch of receiveq chains, more than one (config rx_batch).
+    [[nodiscard]] std::uint64_t rx_batch_entries() const {
+        std::lock_guard g(mu_);
+        return batch_entries_[static_cast<std::size_t>(ring_kind::rx)];
     }
     /// Interrupts the device raised on a vector (need_interrupt() said so), armed or not.
     [[nodiscard]] std::uint64_t interrupts_raised(std::uint16_t vector) const {
@@ -300,7 +312,8 @@ public:
                 any |= pairs_[p].cp[static_cast<std::size_t>(r)].flush(
                     steps_, comp_faults::of(faults_, r), writer(p, r));
             }
-            flush_tx_batch(p);
+            flush_batch(p, ring_kind::tx);
+            flush_batch(p, ring_kind::rx);
         }
         return any;
     }
@@ -431,7 +444,7 @@ private:
     void complete(std::uint16_t p, ring_kind r, const used_rec& u, std::uint32_t buf_len);
     void write_used(std::uint16_t p, ring_kind r, used_rec u, std::uint32_t buf_len);
     void publish(vq& v);
-    void flush_tx_batch(std::uint16_t p);
+    void flush_batch(std::uint16_t p, ring_kind r);
 
     virtio_net_device_config cfg_;
     virtio_net::window window_{};
@@ -439,12 +452,13 @@ private:
     std::array<std::atomic<std::uint64_t>, 2 * max_pairs + 1> kicks_{}; // the controlq's last
     std::array<vq, 2 * max_pairs> vqs_{};
     std::array<pair_state, max_pairs> pairs_{};
-    struct tx_batch_state {
-        std::uint16_t held = 0; // chains sent and not yet confirmed
-        std::uint16_t last = 0; // the newest one's head
+    struct batch_state {
+        std::uint16_t held = 0;  // chains used and not yet confirmed
+        std::uint16_t last = 0;  // the newest one's head
+        std::uint32_t len = 0;   // and its used length
         std::uint32_t descs = 0; // ring positions the held chains took (packed rings)
     };
-    std::array<tx_batch_state, max_pairs> tx_batches_{};
+    std::array<std::array<batch_state, 2>, max_pairs> batches_{}; // [pair][ring_kind]
     // The controlq and the receive filter it programs.
     static constexpr std::uint16_t ctrlq_max = 64;           // QEMU's controlq size
     static constexpr std::size_t mac_table_entries = 64;     // QEMU's MAC_TABLE_ENTRIES
@@ -468,7 +482,7 @@ private:
     std::uint32_t ctrl_fault_count_ = 0, ctrl_fault_skip_ = 0;
     std::uint64_t ctrl_commands_ = 0, ctrl_errors_ = 0, rx_filtered_ = 0;
     std::array<std::uint8_t, 2048> ctrl_buf_{};
-    std::uint64_t tx_batch_entries_ = 0;
+    std::array<std::uint64_t, 2> batch_entries_{}; // [ring_kind]
     std::array<std::uint64_t, max_pairs> raised_{};
     std::uint8_t status_ = 0;
     std::uint64_t driver_features_ = 0;

@@ -27,6 +27,7 @@ inline bool virtio_net_device::deliver_rx() {
     }
     for (std::uint16_t p = 0; p < npairs_ && live(); ++p) {
         (void)pairs_[p].cp[1].flush_held(writer(p, ring_kind::rx));
+        flush_batch(p, ring_kind::rx);
     }
     const bool any = !rx_batch_.empty();
     rx_batch_.clear();

@@ -172,7 +172,7 @@ inline void virtio_net_device::device_reset() noexcept {
     filter_ = rx_filter{};
     filter_.mac = cfg_.mac;
     curr_pairs_ = 1;
-    tx_batches_ = {};
+    batches_ = {};
     for (vq& v : vqs_) {
         v = vq{};
     }
@@ -188,7 +188,7 @@ inline void virtio_net_device::device_reset() noexcept {
 // device_model's reset: the device fails and asks for a reset (2.1.2).
 inline void virtio_net_device::do_reset() noexcept {
     status_ |= virtio::status_bit::DEVICE_NEEDS_RESET;
-    tx_batches_ = {};
+    batches_ = {};
     for (pair_state& p : pairs_) {
         p.cp[0].clear();
         p.cp[1].clear();
@@ -197,7 +197,7 @@ inline void virtio_net_device::do_reset() noexcept {
 
 inline void virtio_net_device::do_remove() noexcept {
     removed_.store(true);
-    tx_batches_ = {};
+    batches_ = {};
     for (pair_state& p : pairs_) {
         p.cp[0].clear();
         p.cp[1].clear();

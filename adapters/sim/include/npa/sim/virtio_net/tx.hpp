@@ -36,7 +36,7 @@ inline bool virtio_net_device::process_tx(std::uint16_t p) {
         complete(p, ring_kind::tx, used_rec{c.head, 0, descs}, 0);
     }
     (void)ps.cp[0].flush_held(writer(p, ring_kind::tx));
-    flush_tx_batch(p);
+    flush_batch(p, ring_kind::tx);
     return any;
 }
 

@@ -1,6 +1,6 @@
 // npa/sim/virtio_net/used.hpp: the virtio-net model's used entries (part of
 // virtio_net_device): completions through the fault plan (dropped, delayed, reordered,
-// corrupted), IN_ORDER transmit batches (tx_batch), and the interrupt after publishing.
+// corrupted), IN_ORDER batches (tx_batch, rx_batch), and the interrupt after publishing.
 #pragma once
 
 #include <npa/sim/virtio_net/device.hpp>
@@ -20,17 +20,21 @@ inline void virtio_net_device::write_used(std::uint16_t p, ring_kind r, used_rec
     const std::uint32_t n = v.dev.size();
     const comp_fault fault = take_corruption(faults_, r, pairs_[p].st);
     v.release(u.id);
-    if (r == ring_kind::tx && cfg_.tx_batch > 1 && has(virtio::feature::IN_ORDER)) {
-        tx_batch_state& b = tx_batches_[p];
+    const std::uint16_t batch = r == ring_kind::tx ? cfg_.tx_batch : cfg_.rx_batch;
+    if (batch > 1 && has(virtio::feature::IN_ORDER)) {
+        batch_state& b = batches_[p][static_cast<std::size_t>(r)];
         if (fault == comp_fault::none) {
             b.last = static_cast<std::uint16_t>(u.id);
+            b.len = u.len;
             b.descs += u.descs;
-            if (++b.held == cfg_.tx_batch) {
-                flush_tx_batch(p);
+            // A receiveq chain the device did not fill ends the batch: the driver takes
+            // every chain before the last as written completely (2.7.9, 2.8).
+            if (++b.held == batch || (r == ring_kind::rx && u.len != buf_len)) {
+                flush_batch(p, r);
             }
             return;
         }
-        flush_tx_batch(p); // what is held goes first: the order stays the ring's
+        flush_batch(p, r); // what is held goes first: the order stays the ring's
     }
     write_pause(true); // under write jitter: land it while the driver polls
     const auto id = static_cast<std::uint16_t>(u.id);
@@ -71,31 +75,30 @@ inline void virtio_net_device::publish(vq& v) {
     }
 }
 
-// The held transmitq chains as one used entry: the last one's id, then the index moved
-// past the rest (2.7.9).
-inline void virtio_net_device::flush_tx_batch(std::uint16_t p) {
-    tx_batch_state& b = tx_batches_[p];
+// The held chains of pair p's ring r as one used entry: the last one's id and length,
+// then the index moved past the rest (2.7.9; packed: one descriptor at the batch's first
+// position, the positions of the whole batch skipped, 2.8).
+inline void virtio_net_device::flush_batch(std::uint16_t p, ring_kind r) {
+    batch_state& b = batches_[p][static_cast<std::size_t>(r)];
     if (b.held == 0) {
         return;
     }
-    vq& v = vqs_[virtio_net::txq_index(p)];
-    const std::uint16_t held = b.held;
-    const std::uint32_t descs = b.descs;
-    b.held = 0;
-    b.descs = 0;
+    vq& v = vqs_[r == ring_kind::tx ? virtio_net::txq_index(p) : virtio_net::rxq_index(p)];
+    const batch_state held = b;
+    b = batch_state{};
     if (!v.enabled || !live()) {
         return;
     }
     write_pause(true);
     if (v.dev.packed()) {
-        v.dev.push_used(b.last, 0, static_cast<std::uint16_t>(descs));
+        v.dev.push_used(held.last, held.len, static_cast<std::uint16_t>(held.descs));
     } else {
-        v.dev.push_used(b.last, 0, 1);
-        for (std::uint16_t i = 1; i < held; ++i) {
+        v.dev.push_used(held.last, held.len, 1);
+        for (std::uint16_t i = 1; i < held.held; ++i) {
             v.dev.skip_used(1);
         }
     }
-    ++tx_batch_entries_;
+    batch_entries_[static_cast<std::size_t>(r)] += held.held > 1 ? 1 : 0;
     publish(v);
 }
 
