@@ -100,7 +100,8 @@ public:
     /// Longest burst forwarded in one plugin call when flushing.
     static constexpr std::uint32_t flush_burst = 64;
 
-    /// The Shell API the plugins see: buffers and logging, nothing of the control path.
+    /// The Shell API the plugins see: buffers, logging and the clock, nothing of the
+    /// control path.
     class api {
     public:
         using buffer_type = typename shell::buffer_type;
@@ -118,13 +119,15 @@ public:
             sh_->api_unsent(path_, q, in);
         }
         void log(log_level level, const char* msg) noexcept { sh_->log(level, msg); }
+        /// The environment's monotonic clock (provides_clock).
+        [[nodiscard]] std::uint64_t now_ns() const noexcept { return Env::now_ns(); }
 
     private:
         friend class shell;
         shell* sh_ = nullptr;
         path_id path_ = 0;
     };
-    static_assert(shell_api<api>);
+    static_assert(shell_api<api> && provides_clock<api>);
 
     /// The I-th plugin type.
     template <std::size_t I>

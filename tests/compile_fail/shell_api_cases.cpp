@@ -13,6 +13,8 @@
 // case 9 no_tx_unsent: shell_tx_api && tx_unsent
 // case 10 no_log: shell_log_api && log
 // case 11 log_may_throw: shell_log_api && log
+// case 12 now_ns_may_throw: shell_clock_api && now_ns
+// case 13 now_ns_returns_int: shell_clock_api && now_ns
 #include <npa/buffer/packet_buffer.hpp>
 #include <npa/concepts/shell_api.hpp>
 
@@ -54,6 +56,11 @@ struct api {
 #elif CASE != 10
     void log(npa::log_level, const char*) noexcept {}
 #endif
+#if CASE == 12
+    std::uint64_t now_ns() { return 0; }
+#elif CASE == 13
+    int now_ns() noexcept { return 0; }
+#endif
 };
 
 // One break per case (without a buffer type neither the RX nor the TX half can exist,
@@ -63,5 +70,6 @@ static_assert(TARGETS(1, 2) || npa::shell_buffer_api<api>, "NPA_CF_COLLATERAL sh
 static_assert(TARGETS(1, 6) || npa::shell_rx_api<api>, "NPA_CF_COLLATERAL shell_rx_api");
 static_assert(TARGETS(1, 2) || TARGETS(7, 9) || npa::shell_tx_api<api>, "NPA_CF_COLLATERAL shell_tx_api");
 static_assert(TARGETS(10, 11) || npa::shell_log_api<api>, "NPA_CF_COLLATERAL shell_log_api");
+static_assert(TARGETS(12, 13) || npa::shell_clock_api<api>, "NPA_CF_COLLATERAL shell_clock_api");
 
 static_assert(npa::shell_api<api>);

@@ -198,6 +198,13 @@ static_assert(npa::shell_rx_api<api_t>);
 static_assert(npa::shell_tx_api<api_t>);
 static_assert(npa::shell_log_api<api_t>);
 static_assert(npa::shell_api<api_t>);
+// The clock is optional: the least API has none, and one with a clock is still an API.
+struct clock_api : test_shell_api {
+    using test_shell_api::test_shell_api;
+    std::uint64_t now_ns() const noexcept { return 1; }
+};
+static_assert(npa::shell_clock_api<api_t> && !npa::provides_clock<api_t>);
+static_assert(npa::shell_api<clock_api> && npa::provides_clock<clock_api>);
 
 // The plugin, piece by piece, whole, and through check_plugin.
 static_assert(npa::plugin_identity<plugin_t>);

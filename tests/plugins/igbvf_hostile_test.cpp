@@ -16,6 +16,20 @@ using namespace npa::sim;
 
 namespace {
 
+// Offers n frames of flow 5 to plugin p's queue 0; what it does not accept goes back to the
+// pool. Returns how many it accepted.
+template <class Plugin>
+std::uint16_t send_frames(igbvf_rig& rig, Plugin& p, std::uint32_t n) {
+    std::vector<buffer_ref> b(n);
+    b.resize(rig.api().alloc_tx(b));
+    for (buffer_ref x : b) rig.build_tx(x, 5);
+    rig.api().offer(b);
+    const std::uint16_t k = p.tx_burst(0, b);
+    rig.api().not_accepted(std::span(b).subspan(k));
+    rig.api().free(std::span(b).subspan(k));
+    return k;
+}
+
 struct bench {
     igbvf_rig rig;
     igbvf_plugin<igbvf_rig::api_type> p;
@@ -33,17 +47,7 @@ struct bench {
         c.tx_ring = c.rx_ring = ring;
         return c;
     }
-    void send(std::uint32_t n) {
-        std::vector<buffer_ref> b(n);
-        const std::uint32_t got = rig.api().alloc_tx(b);
-        b.resize(got);
-        for (buffer_ref x : b) rig.build_tx(x, 5);
-        rig.api().offer(b);
-        const std::uint16_t k = p.tx_burst(0, b);
-        rig.api().not_accepted(std::span(b).subspan(k));
-        rig.api().free(std::span(b).subspan(k));
-        accepted += k;
-    }
+    void send(std::uint32_t n) { accepted += send_frames(rig, p, n); }
     std::uint16_t poll() {
         std::array<buffer_ref, 64> out{};
         const std::uint16_t n = p.rx_burst(0, out);
@@ -124,34 +128,175 @@ TEST_CASE("a well-behaved VF is never accused, across many ring laps and with de
     b.finish();
 }
 
-TEST_CASE("TX: a head register past the ring is not believed") {
+TEST_CASE("TX: a head register past the ring completes nothing wrongly: DD alone decides") {
     bench b;
     b.traffic(2);
     b.send(8);
     b.rig.inject(b.corrupt(comp_fault::index_out_of_range, ring_kind::tx, 1));
     b.rig.step();
-    CHECK(b.p.tx_reap(0) == 0);  // nothing completed on a head it cannot believe
-    CHECK(b.p.stats(0).bad_completion == 1);
-    b.rounds(3);  // the next step's head is sane again: everything completes
-    CHECK(b.p.tx_in_flight(0) == 0);
+    CHECK(b.p.tx_reap(0) == 8);  // written back: done, whatever TDH reads
+    CHECK(b.p.stats(0).bad_completion == 0);
     CHECK(b.p.stats(0).tx_packets == b.accepted);
+    CHECK(b.rig.far_report(5, b.accepted).lost == 0);
     b.finish();
 }
 
-TEST_CASE("TX: a lost write-back is returned after the head passed it on two reaps") {
+TEST_CASE("TX: a lost write-back is returned only after igbvf's transmit timeout") {
     bench b;
     fault_plan pl;
     pl.drop_tx_completions = 2;
     b.rig.inject(pl);
     b.send(8);
     b.rig.step();
+    (void)b.p.tx_reap(0);  // first sight: a write-back may be on its way
+    (void)b.p.tx_reap(0);  // no progress: the wait is timed from here
+    b.rig.api().advance_clock(igbvf_tx_timeout_ns - 1);
     (void)b.p.tx_reap(0);
-    CHECK(b.p.stats(0).bad_completion == 0);  // once could be a write-back still on its way
+    CHECK(b.p.stats(0).bad_completion == 0);  // not before the bound
     CHECK(b.p.tx_in_flight(0) == 8);
-    (void)b.p.tx_reap(0);
+    b.rig.api().advance_clock(1);
+    (void)b.p.tx_reap(0);  // both waited as long: both go back, the six behind them complete
     CHECK(b.p.stats(0).bad_completion == 2);
     CHECK(b.p.stats(0).tx_errors == 2);
     CHECK(b.p.tx_in_flight(0) == 0);
+    b.finish();
+}
+
+TEST_CASE("TX: a head far ahead of late write-backs, over many reaps, accuses nobody") {
+    igbvf_rig::config c = bench::make_cfg(64, igbvf_limits{}.offloads);
+    c.tx_head_ahead = 64;        // TDH moves with the fetch, whole packets ahead of DD
+    c.tx_writeback_steps = 4;    // each write-back lands four steps late
+    c.relaxed_order_swaps = false;  // in ring order whatever DCA_TXCTRL says: the head alone
+    igbvf_rig rig(c);
+    REQUIRE(rig.ok());
+    igbvf_plugin<igbvf_rig::api_type> p;
+    REQUIRE(p.attach(rig.api(), rig.window(), rig.queue_cfg()).ok());
+    std::uint64_t accepted = 0, head_ahead_seen = 0;
+    for (int i = 0; i < 300; ++i) {
+        accepted += send_frames(rig, p, 8);
+        rig.step();
+        rig.api().advance_clock(1'000'000);  // a step is a millisecond: write-backs 4 ms late
+        for (int r = 0; r < 4; ++r) (void)p.tx_reap(0);  // many reaps between steps
+        // the head at the tail while packets wait for their write-backs
+        const bool at_tail = rig.window().read(igbvf_reg::tdh, 0) == rig.window().read(igbvf_reg::tdt, 0);
+        head_ahead_seen += at_tail && p.tx_in_flight(0) != 0 ? 1 : 0;
+    }
+    for (int i = 0; i < 8; ++i) {
+        rig.step();
+        rig.api().advance_clock(1'000'000);
+        (void)p.tx_reap(0);
+    }
+    CHECK(head_ahead_seen > 0);
+    CHECK(p.stats(0).bad_completion == 0);
+    CHECK(p.stats(0).tx_errors == 0);
+    CHECK(p.stats(0).tx_packets == accepted);
+    CHECK(p.health() == errc::ok);
+    CHECK(rig.far_report(5, accepted).lost == 0);
+    p.detach();
+    CHECK(rig.api().audit().balanced());
+    CHECK(rig.api().unsent().empty());
+}
+
+TEST_CASE("TX: a VF that never writes DD is accused at the bound, not before, and loses no buffer") {
+    bench b;
+    fault_plan pl;
+    pl.drop_tx_completions = 1000;  // the head moves, no write-back ever lands
+    b.rig.inject(pl);
+    b.send(12);
+    for (int i = 0; i < 50; ++i) {  // many reaps, 4.9 s: nothing accused, nothing given up
+        b.rig.step();
+        (void)b.p.tx_reap(0);
+        b.rig.api().advance_clock(igbvf_tx_timeout_ns / 50 - 2'000'000);
+    }
+    CHECK(b.p.stats(0).bad_completion == 0);
+    CHECK(b.p.tx_in_flight(0) == 12);
+    CHECK(b.p.health() == errc::ok);
+    b.rig.api().advance_clock(igbvf_tx_timeout_ns / 10);
+    (void)b.p.tx_reap(0);
+    CHECK(b.p.stats(0).bad_completion == 12);
+    CHECK(b.p.stats(0).tx_errors == 12);
+    CHECK(b.p.tx_in_flight(0) == 0);
+    CHECK(b.rig.api().tx_completed(0) == 12);
+    CHECK(b.p.health() == errc::device_error);
+    b.finish();
+}
+
+TEST_CASE("TX: a queue the VF never takes from is counted once at the bound; detach returns it unsent") {
+    bench b;
+    b.send(6);  // the device never steps: TDH stays where it was
+    (void)b.p.tx_reap(0);
+    (void)b.p.tx_reap(0);
+    b.rig.api().advance_clock(igbvf_tx_timeout_ns);
+    for (int i = 0; i < 5; ++i) (void)b.p.tx_reap(0);
+    CHECK(b.p.stats(0).bad_completion == 1);
+    CHECK(b.p.stats(0).tx_errors == 0);
+    CHECK(b.p.tx_in_flight(0) == 6);  // the device may still take them: nothing handed back
+    CHECK(b.p.health() == errc::device_error);
+    b.p.detach();
+    CHECK(b.rig.api().unsent().size() == 6);
+    auto un = b.rig.api().take_unsent();
+    b.rig.api().free(un);
+    CHECK(b.rig.api().audit().balanced());
+}
+
+// The rig's API without its clock: what a plugin image or a host without one offers.
+struct no_clock_api {
+    using buffer_type = igbvf_rig::api_type::buffer_type;
+    igbvf_rig::api_type* a = nullptr;
+    std::uint32_t alloc_rx_buffers(std::uint16_t q, std::span<buffer_type> out) noexcept {
+        return a->alloc_rx_buffers(q, out);
+    }
+    void release_rx_buffers(std::uint16_t q, std::span<const buffer_type> in) noexcept {
+        a->release_rx_buffers(q, in);
+    }
+    void tx_complete(std::uint16_t q, std::span<const buffer_type> in) noexcept { a->tx_complete(q, in); }
+    void tx_unsent(std::uint16_t q, std::span<const buffer_type> in) noexcept { a->tx_unsent(q, in); }
+    void log(log_level l, const char* m) noexcept { a->log(l, m); }
+};
+static_assert(shell_api<no_clock_api> && !provides_clock<no_clock_api>);
+static_assert(provides_clock<igbvf_rig::api_type>);
+
+TEST_CASE("TX without a shell clock: honest traffic accuses nobody; a lost write-back waits out the TDH-read bound") {
+    igbvf_rig rig(bench::make_cfg(64, igbvf_limits{}.offloads));
+    REQUIRE(rig.ok());
+    no_clock_api api{&rig.api()};
+    igbvf_plugin<no_clock_api> p;
+    REQUIRE(p.attach(api, rig.window(), rig.queue_cfg()).ok());
+    std::uint64_t accepted = 0;
+    for (int i = 0; i < 100; ++i) {
+        accepted += send_frames(rig, p, 8);
+        rig.step();
+        for (int r = 0; r < 3; ++r) (void)p.tx_reap(0);
+    }
+    rig.step(3);
+    (void)p.tx_reap(0);
+    CHECK(p.stats(0).tx_packets == accepted);
+    CHECK(p.stats(0).bad_completion == 0);
+    fault_plan pl;
+    pl.drop_tx_completions = 1;
+    rig.inject(pl);
+    REQUIRE(send_frames(rig, p, 1) == 1);
+    rig.step();
+    (void)p.tx_reap(0);  // first sight
+    (void)p.tx_reap(0);  // the wait is counted from here
+    for (std::uint32_t i = 1; i < igbvf_tx_timeout_reads; ++i) (void)p.tx_reap(0);
+    CHECK(p.stats(0).bad_completion == 0);
+    CHECK(p.tx_in_flight(0) == 1);
+    (void)p.tx_reap(0);
+    CHECK(p.stats(0).bad_completion == 1);
+    CHECK(p.stats(0).tx_errors == 1);
+    CHECK(p.tx_in_flight(0) == 0);
+    p.detach();
+    CHECK(rig.api().audit().balanced());
+}
+
+TEST_CASE("TX: attach clears DCA_TXCTRL's relaxed ordering; in-order write-backs accuse nobody") {
+    bench b;
+    CHECK((b.rig.window().read(igbvf_reg::dca_txctrl, 0) & igbvf::dca_txctrl_tx_wb_ro_en) == 0);
+    CHECK((b.rig.window().read(igbvf_reg::dca_txctrl, 0) & 0x200) != 0);  // the other bits kept
+    b.traffic(40);
+    CHECK(b.p.stats(0).bad_completion == 0);
+    CHECK(b.p.stats(0).tx_packets == b.accepted);
     b.finish();
 }
 

@@ -9,6 +9,15 @@
 // Checked by the compiler: the operations below exist, are noexcept and take queue ids
 // and spans of the shell's buffer type.
 //
+// Optional (detected with if constexpr): provides_clock, a monotonic clock
+//   std::uint64_t now_ns() noexcept, nanoseconds from an arbitrary origin. The shell's API
+//   reads its Env::now_ns(); the sim's test_api a clock the test moves. A plugin uses it to
+//   bound a wait in time (how long a device may keep a write-back back before it is
+//   accused) and must still work without it (an image's API, a host with no clock):
+//   it then bounds the wait by something it can count, conservatively. A now_ns() of
+//   another shape is refused (the API is then no shell_api), never taken for "no clock".
+//   Read it only when something is waited for, not per packet: it is not free.
+//
 // Semantic requirements (not checked by the compiler):
 //   - alloc_rx_buffers(q, out) gives 0..n empty buffers from queue q's pool; the plugin
 //     posts what it got and counts the shortfall in its own queue_stats::rx_no_buffer (the
@@ -21,7 +30,8 @@
 //     through tx_complete (concepts/plugin.hpp);
 //   - release_rx_buffers(q, bufs): RX buffers the plugin no longer needs (detach, a
 //     dropped packet not reposted);
-//   - all are called from the thread that owns queue q, never allocate, never block.
+//   - all are called from the thread that owns queue q, never allocate, never block;
+//   - now_ns() never goes backwards, and may be read from any queue's thread.
 #pragma once
 
 #include <npa/concepts/buffer.hpp>
@@ -57,7 +67,18 @@ concept shell_log_api = requires(A& a, const char* msg) {
     { a.log(log_level::info, msg) } noexcept;
 };
 
+/// Optional: a monotonic clock in nanoseconds (see above).
 template <class A>
-concept shell_api = shell_rx_api<A> && shell_tx_api<A> && shell_log_api<A>;
+concept provides_clock = requires(A& a) {
+    { a.now_ns() } noexcept -> std::same_as<std::uint64_t>;
+};
+
+/// An API either has no now_ns() at all or has the one provides_clock names: a clock that
+/// may throw or answers in another type is an error, not an API without a clock.
+template <class A>
+concept shell_clock_api = provides_clock<A> || !requires(A& a) { a.now_ns(); };
+
+template <class A>
+concept shell_api = shell_rx_api<A> && shell_tx_api<A> && shell_log_api<A> && shell_clock_api<A>;
 
 } // namespace npa

@@ -84,8 +84,11 @@ struct shell_table {
     void (*tx_complete)(void* api, std::uint16_t q, const void* in, std::uint32_t n) noexcept;
     void (*tx_unsent)(void* api, std::uint16_t q, const void* in, std::uint32_t n) noexcept;
     void (*log)(void* api, std::uint8_t level, const char* msg) noexcept;
+    /// Minor 2: the shell's clock (npa::provides_clock), nanoseconds; null when the host's
+    /// API has none (the image then reads a clock that stands still).
+    std::uint64_t (*now_ns)(void* api) noexcept;
 };
-static_assert(sizeof(shell_table) == 72);
+static_assert(sizeof(shell_table) == 80);
 
 /// What the image offers: one plugin type's operations (concepts/plugin.hpp), each taking
 /// the instance the host construct()ed.

@@ -51,6 +51,11 @@ public:
     void log(log_level l, const char* msg) noexcept {
         t_->log(api_, static_cast<std::uint8_t>(l), msg);
     }
+    /// The host's clock; one that stands still (0) if the host's API has none, so a wait
+    /// the plugin bounds in time is then never given up (detach still returns everything).
+    [[nodiscard]] std::uint64_t now_ns() const noexcept {
+        return t_->now_ns != nullptr ? t_->now_ns(api_) : 0;
+    }
 
 private:
     const shell_table* t_ = nullptr;

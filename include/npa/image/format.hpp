@@ -35,7 +35,8 @@ inline constexpr std::uint32_t image_magic = 0x4941504e;
 /// The ABI of the image format and of the two tables in abi.hpp. A new major is not
 /// understood by an older host; a new minor only appends (tables grow at the end).
 inline constexpr std::uint16_t abi_major = 1;
-inline constexpr std::uint16_t abi_minor = 1; ///< 1: the header lists buffer layouts (a set)
+/// 1: the header lists buffer layouts (a set); 2: the shell table offers a clock (now_ns).
+inline constexpr std::uint16_t abi_minor = 2;
 /// Segment offsets and sizes are multiples of this (the host refuses a larger page).
 inline constexpr std::uint32_t image_page = 4096;
 inline constexpr std::uint32_t max_segments = 8;

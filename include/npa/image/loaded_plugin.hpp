@@ -100,6 +100,15 @@ inline void* host_alloc(std::size_t n, std::size_t align) noexcept {
                                : nullptr;
 }
 inline void host_free(void* p) noexcept { ::operator delete(p, std::align_val_t{host_align}); }
+/// The shell table's now_ns for a host API: its clock, or null without one.
+template <class Api>
+constexpr auto host_clock() noexcept -> std::uint64_t (*)(void*) noexcept {
+    if constexpr (provides_clock<Api>) {
+        return [](void* a) noexcept { return static_cast<Api*>(a)->now_ns(); };
+    } else {
+        return nullptr;
+    }
+}
 } // namespace detail
 
 /// The table a host enters an image with (npa_image_entry): versions, the host's buffer
@@ -108,7 +117,7 @@ inline void host_free(void* p) noexcept { ::operator delete(p, std::align_val_t{
 template <buffer_layout Layout>
 inline constexpr shell_table host_entry_table_for = {
     abi_major, abi_minor, sizeof(shell_table), static_cast<std::uint32_t>(Layout), 0,
-    &detail::host_alloc, &detail::host_free, nullptr, nullptr, nullptr, nullptr, nullptr};
+    &detail::host_alloc, &detail::host_free, nullptr, nullptr, nullptr, nullptr, nullptr, nullptr};
 inline constexpr const shell_table& host_entry_table =
     host_entry_table_for<buffer_layout::packet_buffer>;
 
@@ -131,7 +140,8 @@ inline constexpr shell_table shell_table_for = {
     },
     [](void* a, std::uint8_t level, const char* msg) noexcept {
         static_cast<Api*>(a)->log(static_cast<log_level>(level), msg);
-    }};
+    },
+    detail::host_clock<Api>()};
 
 template <class Api>
 class loaded_plugin {

@@ -72,6 +72,9 @@ inline constexpr std::uint32_t vfgotc = 0x00F34;
 [[nodiscard]] constexpr std::uint32_t tdlen(std::uint32_t n) noexcept { return 0x03808 + n * 0x100; }
 [[nodiscard]] constexpr std::uint32_t tdh(std::uint32_t n) noexcept { return 0x03810 + n * 0x100; }
 [[nodiscard]] constexpr std::uint32_t tdt(std::uint32_t n) noexcept { return 0x03818 + n * 0x100; }
+/// DCA_TXCTRL: the queue's TX DMA attributes; in the VF's BAR as in the PF's (igbvf's regs.h;
+/// QEMU's igbvf maps it to the PF's TXCTL of the VF's queue).
+[[nodiscard]] constexpr std::uint32_t dca_txctrl(std::uint32_t n) noexcept { return 0x03814 + n * 0x100; }
 [[nodiscard]] constexpr std::uint32_t txdctl(std::uint32_t n) noexcept { return 0x03828 + n * 0x100; }
 
 static_assert(rdbal(1) == 0x2900 && rdt(1) == 0x2918 && rxdctl(0) == 0x2828);
@@ -90,6 +93,11 @@ inline constexpr std::uint32_t reg_removed = 0xFFFFFFFF;
 
 inline constexpr std::uint32_t rxdctl_enable = 0x02000000;    ///< RXDCTL.ENABLE
 inline constexpr std::uint32_t txdctl_enable = 0x02000000;    ///< TXDCTL.ENABLE
+/// DCA_TXCTRL.TX_WB_RO_EN: descriptor write-backs may use PCIe relaxed ordering, so one
+/// may land before an earlier one. Set at reset (with the read relaxed-ordering bits,
+/// 0x2A00 as QEMU's igb resets TXCTL); igbvf_configure_tx clears it.
+inline constexpr std::uint32_t dca_txctrl_tx_wb_ro_en = 0x00000800;
+inline constexpr std::uint32_t dca_txctrl_reset = 0x00002A00;
 
 inline constexpr std::uint32_t srrctl_bsizepkt_shift = 10;    ///< packet buffer size in KiB
 inline constexpr std::uint32_t srrctl_bsizepkt_mask = 0x0000007F;

@@ -18,14 +18,23 @@
 //       one, is counted and the slot dropped (its buffer reposted, never lost). An earlier
 //       slot still as it was posted (not written back at all) gets one more poll first:
 //       its write-back may only be late (out of order), and then it is delivered, in order.
-//   TX: a packet is done when its last descriptor has DD *and* the head register says
-//       the device is past it. The head is range-checked; a DD on the free slot at the
-//       tail is a write-back for nothing handed over; a later packet done before an
-//       earlier one (re-read after the later DD) is out of order; a descriptor the head
-//       passed without a DD on two reaps running is a lost write-back (two, because a
-//       real device may move the head before its write-back lands): the buffer goes
-//       back, counted as a TX error. A DD ahead of the head just waits: the head move
-//       may still be on its way.
+//   TX: a packet is done when its last descriptor has DD, as in igbvf_clean_tx_irq;
+//       the head register is not read for it. TDH names the descriptor the device is at,
+//       and an 82576 fetches descriptors ahead of sending them, so the head may pass a
+//       packet long before its write-back lands: it proves nothing about completion.
+//       A DD on the free slot at the tail is a write-back for nothing handed over. A
+//       later packet done before an earlier one (re-read after the later DD) is out of
+//       order: attach clears DCA_TXCTRL.TX_WB_RO_EN as igbvf_configure_tx does, so the
+//       device writes back in ring order and anything else is a fault.
+//       A write-back that does not come is accused only after igbvf_tx_timeout_ns, igbvf's
+//       own transmit timeout, measured with the shell's clock (provides_clock) from the
+//       second reap in a row that finds the oldest packet not done (a first such reap is
+//       the normal case under load, so it reads no clock). Past the bound, a packet the
+//       head has passed is a lost write-back: its buffer goes back, counted as a TX error,
+//       with every packet handed over before the wait began (they waited as long). One
+//       the head has not reached is a stalled queue: counted once, its buffers stay until
+//       detach hands them back unsent. A queue a reset disabled accuses nothing. Without
+//       a clock the bound is counted in TDH reads, one per such reap (see the constants).
 //   health(): STATUS reading all ones is a removed function (removed); a queue whose
 //       ENABLE bit the driver did not clear is a reset behind our back (reset); any bad
 //       completion means the device is not trusted again (device_error), so the shell
@@ -62,6 +71,18 @@ inline constexpr std::uint32_t igbvf_max_desc_per_pkt = 2;
 /// device that skipped slots): two descriptor cache lines. A run of more skipped slots
 /// than this is not recognised, and RX waits on the first of them.
 inline constexpr std::uint32_t igbvf_rx_skip_look = 8;
+/// How long the oldest TX packet may stay without a write-back before the device is
+/// accused: igbvf's transmit timeout (igbvf_probe sets watchdog_timeo to 5 * HZ; when it
+/// runs out, igbvf_tx_timeout counts it and resets the VF). Linux's igbvf has no shorter
+/// hang check of its own (igb's detect_tx_hung, 1 s with STATUS.TXOFF clear, is the PF's);
+/// write-backs that a prefetching 82576 keeps back for microseconds are far inside it.
+inline constexpr std::uint64_t igbvf_tx_timeout_ns = 5'000'000'000;
+/// The same bound for a shell API without a clock, counted in TDH reads (one per reap that
+/// finds the oldest packet still not done). At about 1 us a PCIe read (as igbvf_stop_polls)
+/// that is some 5 s; a read a hypervisor traps takes longer, so the bound only grows. A
+/// count of reaps alone would be no time: a reap that reads only ring memory takes
+/// nanoseconds, and a tight poll loop would run out of it in milliseconds.
+inline constexpr std::uint32_t igbvf_tx_timeout_reads = 5'000'000;
 /// Reads of TXDCTL and RXDCTL a queue stop waits for ENABLE to read 0 (stop_queue()). The
 /// window has no clock, so the wait is counted in reads: at about 1 us a PCIe read, some
 /// 10 ms, the time Linux's igbvf sleeps after clearing ENABLE.
@@ -259,33 +280,20 @@ public:
     std::uint32_t tx_reap(std::uint16_t qi) noexcept {
         queue& q = q_[qi];
         check_tx_stray(q);
-        if (q.tx_pkts == 0) {
-            return 0;
-        }
-        std::uint32_t behind = 0;  // descriptors the device says it is past
-        if (!head_behind(qi, q, behind)) {
-            q.tx_behind_prev = 0;
-            return 0;  // a head that cannot be believed confirms nothing (and accuses nothing)
-        }
         std::uint32_t done = 0;
         batch bt;
         while (q.tx_pkts != 0) {
             const std::uint32_t eop = q.txs.oldest().eop;
             const std::uint32_t len = q.txs.distance(q.txs.next_to_clean(), eop) + 1;
-            const bool dd = dd_set_tx(q.tx_ring[eop]);
-            const bool passed = len <= behind;
-            if (dd && passed) {
+            if (dd_set_tx(q.tx_ring[eop])) {
                 ++q.stats.tx_packets;
                 q.stats.tx_bytes += q.txs[eop].buf.length();
-            } else if (!dd && passed && len <= q.tx_behind_prev && tx_enabled(qi)) {
-                trust_.distrust(q.stats);  // the head passed it twice and no DD came
-                ++q.stats.tx_errors;
-            } else {
-                // Not done yet (a DD whose head move is still on its way just waits).
-                if (!dd && q.tx_pkts > 1) {
+                q.tx_wait = tx_wait_state{};  // progress: any wait starts over
+            } else if (!tx_overdue(qi, q, eop, len)) {
+                if (q.tx_pkts > 1) {
                     check_tx_ahead(q, eop);
                 }
-                break;
+                break;  // not done yet
             }
             clear_word(q.tx_ring[eop], 3);
             q.flagged = q.flagged == eop ? ~0u : q.flagged;  // the slot's next use starts clean
@@ -293,11 +301,9 @@ public:
             q.txs[eop].buf = buffer_type{};
             q.txs.clean(len);
             --q.tx_pkts;
-            behind -= len;
             ++done;
         }
         bt.flush([&](auto s) { api_->tx_complete(qi, s); });
-        q.tx_behind_prev = behind;
         return done;
     }
 
@@ -312,30 +318,23 @@ public:
             queue& q = q_[i];
             // step 1: disable the queues and wait until they stopped; after this the
             // device writes nothing more.
-            const std::uint32_t txdctl = dev_->read(igbvf_reg::txdctl, i);
             if (!removed) {
                 stop_queue(i);
             }
             dev_->write(igbvf_reg::eimc, 0, 1u << i);
-            // step 2: TX the device confirmed goes back completed. The head is believed
-            // only if the queue was still enabled (a reset clears it to 0).
-            const bool trust_head = !removed && (txdctl & igbvf::txdctl_enable) != 0;
-            std::uint32_t behind = q.txs.in_flight();
-            if (trust_head && !head_behind(i, q, behind)) {
-                behind = 0;
-            }
+            // step 2: TX the device confirmed (DD, as in tx_reap) goes back completed. A
+            // write-back in ring memory outlives a reset or a removal, so it still counts.
             batch bt;
             auto done = [&](auto s) { api_->tx_complete(i, s); };
             while (q.tx_pkts != 0) {
                 const std::uint32_t eop = q.txs.oldest().eop;
                 const std::uint32_t len = q.txs.distance(q.txs.next_to_clean(), eop) + 1;
-                if (!dd_set_tx(q.tx_ring[eop]) || len > behind) {
+                if (!dd_set_tx(q.tx_ring[eop])) {
                     break;
                 }
                 ++q.stats.tx_packets;
                 bt.add(q.txs[eop].buf, done);
                 q.txs.clean(len);
-                behind -= len;
                 --q.tx_pkts;
             }
             bt.flush(done);
@@ -405,13 +404,21 @@ private:
         std::uint32_t eop = 0;   // on a packet's first descriptor: where it ends
     };
     static constexpr std::uint32_t no_slot = ~std::uint32_t{0};
+    // The wait for the oldest TX packet's write-back (tx_overdue()); reset on progress.
+    struct tx_wait_state {
+        std::uint32_t stuck = no_slot;  // eop of the oldest packet found not done at the last reap
+        std::uint32_t until = 0;        // next_to_fill when timing began: packets before it waited as long
+        std::uint64_t since = 0;        // clock (ns) when timing began; without a clock, TDH reads since
+        bool timing = false;
+        bool stall_counted = false;     // a stalled queue was counted in this wait
+    };
     struct queue {
         igbvf::adv_tx_desc* tx_ring = nullptr;
         igbvf::adv_rx_desc* rx_ring = nullptr;
         slot_ring<tx_slot> txs;                // TX books: in_flight counts descriptors
         std::uint32_t tx_pkts = 0;             // packets handed over, not reaped
-        std::uint32_t tx_behind_prev = 0;      // descriptors past the head at the last reap
-        std::uint32_t flagged = ~0u;           // slot last counted as a DD ahead of the head
+        tx_wait_state tx_wait{};               // for the oldest packet's write-back
+        std::uint32_t flagged = ~0u;           // later packet last counted as done before an earlier one
         gen_consumer<igbvf::rx_done_traits> rxc;  // DD polling at the RX next_to_clean
         slot_ring<buffer_type> rxs;            // buf_info: the buffer in each RX slot
         std::uint32_t rx_buf_len = 0;
@@ -512,6 +519,10 @@ private:
         dev_->write(igbvf_reg::tdlen, i, static_cast<std::uint32_t>(tx_bytes));
         dev_->write(igbvf_reg::tdh, i, 0);
         dev_->write(igbvf_reg::tdt, i, 0);
+        // Write-backs in ring order: no relaxed ordering on them (igbvf_configure_tx clears
+        // the bit too), so a later packet done before an earlier one is a fault.
+        dev_->write(igbvf_reg::dca_txctrl, i,
+                    dev_->read(igbvf_reg::dca_txctrl, i) & ~igbvf::dca_txctrl_tx_wb_ro_en);
         dev_->write(igbvf_reg::txdctl, i, igbvf::txdctl_enable);
         // step 4: program and enable RX (4.5.9): one-buffer advanced descriptors of the
         // pool's buffer size, in KiB; the buffer must hold a whole frame.
@@ -619,6 +630,63 @@ private:
             !dd_set_tx(q.tx_ring[eop]) && q.flagged != next_eop) {
             q.flagged = next_eop;
             trust_.distrust(q.stats);
+        }
+    }
+
+    // The oldest packet (`len` descriptors up to `eop`) is not done: whether it is given up
+    // as a lost write-back (counted here; the caller hands its buffer back). The wait is
+    // timed from the second reap in a row that finds it so (the first is the normal case
+    // under load and reads no clock); past igbvf_tx_timeout_ns the head decides: passed,
+    // the write-back is lost; not reached, the queue stalled (counted once, nothing given
+    // up). A packet handed over before the timing began inherits it when the one before
+    // it is given up.
+    bool tx_overdue(std::uint16_t qi, queue& q, std::uint32_t eop, std::uint32_t len) noexcept {
+        tx_wait_state& w = q.tx_wait;
+        if (!w.timing && w.stuck != eop) {
+            w.stuck = eop;  // first sight: most likely just in flight
+            return false;
+        }
+        if (!w.timing || w.until == q.txs.next_to_clean()) {
+            // No progress since the last reap, or everything that waited so long is gone.
+            w.timing = true;
+            w.until = q.txs.next_to_fill();
+            w.since = wait_start();
+            return false;
+        }
+        if (!waited_out(qi, w) || !tx_enabled(qi)) {
+            return false;  // a disabled queue: a reset or a removal, which health() reports
+        }
+        std::uint32_t behind = 0;
+        if (!head_behind(qi, q, behind)) {
+            return false;  // a head that cannot be believed is counted there
+        }
+        if (len > behind) {
+            if (!w.stall_counted) {  // handed over, never taken: the queue stalled
+                w.stall_counted = true;
+                trust_.distrust(q.stats);
+            }
+            return false;
+        }
+        trust_.distrust(q.stats);  // taken and never written back: a lost write-back
+        ++q.stats.tx_errors;
+        return true;
+    }
+    std::uint64_t wait_start() noexcept {
+        if constexpr (provides_clock<Api>) {
+            return api_->now_ns();
+        } else {
+            return 0;
+        }
+    }
+    // Whether the timed wait ran past the bound: by the shell's clock, or counted in TDH
+    // reads (each call one read: the unit igbvf_tx_timeout_reads counts in).
+    bool waited_out(std::uint16_t qi, tx_wait_state& w) noexcept {
+        if constexpr (provides_clock<Api>) {
+            (void)qi;
+            return api_->now_ns() - w.since >= igbvf_tx_timeout_ns;
+        } else {
+            (void)dev_->read(igbvf_reg::tdh, qi);
+            return ++w.since >= igbvf_tx_timeout_reads;
         }
     }
 

@@ -76,7 +76,7 @@ struct igbvf_limits {
 /// The data-path registers a plugin may touch.
 enum class igbvf_reg : std::uint8_t {
     status, rdbal, rdbah, rdlen, srrctl, rdh, rdt, rxdctl,
-    tdbal, tdbah, tdlen, tdh, tdt, txdctl, eims, eimc, eiac, eiam, eitr, ivar0,
+    tdbal, tdbah, tdlen, tdh, tdt, txdctl, dca_txctrl, eims, eimc, eiac, eiam, eitr, ivar0,
 };
 
 class igbvf_window {
@@ -118,6 +118,7 @@ public:
         case igbvf_reg::tdh: return g::tdh(q);
         case igbvf_reg::tdt: return g::tdt(q);
         case igbvf_reg::txdctl: return g::txdctl(q);
+        case igbvf_reg::dca_txctrl: return g::dca_txctrl(q);
         case igbvf_reg::eims: return g::eims;
         case igbvf_reg::eimc: return g::eimc;
         case igbvf_reg::eiac: return g::eiac;

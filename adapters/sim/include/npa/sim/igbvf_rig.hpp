@@ -38,6 +38,9 @@ struct igbvf_rig_config {
     std::size_t guest_bytes = std::size_t{16} << 20;
     std::uint32_t offloads = igbvf_limits{}.offloads;  ///< what the VF offers (cap bits)
     std::uint32_t stop_reads = 0;  ///< igbvf_device_config::stop_reads
+    std::uint32_t tx_head_ahead = 0;       ///< igbvf_device_config::tx_head_ahead
+    std::uint32_t tx_writeback_steps = 0;  ///< igbvf_device_config::tx_writeback_steps
+    bool relaxed_order_swaps = true;       ///< igbvf_device_config::relaxed_order_swaps
 };
 
 class igbvf_rig : public rig_base<igbvf_rig_config> {
@@ -46,6 +49,8 @@ public:
     static constexpr const char* device_name = "igbvf";
     /// The device drops, delays and reorders RX completions when the fault plan says so.
     static constexpr bool rx_completion_faults = true;
+    /// A TX packet is done on its DD bit; TDH completes nothing (rig_has_tx_done_bits).
+    static constexpr bool tx_done_bits = true;
     static constexpr mac_addr guest_mac{0x02, 0, 0, 0, 0x76, 0x01};
     static constexpr mac_addr far_mac{0x02, 0, 0, 0, 0x76, 0x02};
 
@@ -60,6 +65,9 @@ public:
         nc.vf.limits.queues = c.queues;
         nc.vf.limits.offloads = c.offloads;
         nc.vf.stop_reads = c.stop_reads;
+        nc.vf.tx_head_ahead = c.tx_head_ahead;
+        nc.vf.tx_writeback_steps = c.tx_writeback_steps;
+        nc.vf.relaxed_order_swaps = c.relaxed_order_swaps;
         auto nic = sriov_nic::create(mem_, nc);
         if (!nic) {
             error_ = nic.error().reason();

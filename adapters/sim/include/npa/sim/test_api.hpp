@@ -10,6 +10,10 @@
 // check the order detach handed them back in. Each buffer also remembers the last call that
 // took it from the plugin (which queue, which call), and buffer_at() finds a buffer by a
 // device address, so a device DMA into a buffer the plugin no longer holds can be named.
+//
+// Its clock (now_ns(), npa::provides_clock) is the test's: it stands still until the test
+// moves it (advance_clock()), so a plugin's time bounds are tested without waiting, and
+// never run out behind a test's back.
 #pragma once
 
 #include <npa/buffer/packet_buffer.hpp>
@@ -109,6 +113,10 @@ public:
             std::fprintf(stderr, "[plugin] %s\n", msg);
         }
     }
+
+    /// The fake clock: starts at 1 s and moves only by advance_clock().
+    [[nodiscard]] std::uint64_t now_ns() const noexcept { return clock_ns_; }
+    void advance_clock(std::uint64_t ns) noexcept { clock_ns_ += ns; }
 
     // ---- the caller's side (the test standing in for the OS stack) ---------------------
     /// Takes buffers for TX from the pool.
@@ -251,6 +259,7 @@ private:
     std::array<queue_counts, 16> q_{};
     std::vector<std::string> messages_;
     std::uint64_t errors_ = 0, logs_ = 0, warnings_ = 0;
+    std::uint64_t clock_ns_ = 1'000'000'000;
     bool empty_pool_ = false, verbose_ = false;
 };
 

@@ -80,6 +80,13 @@ inline constexpr bool rig_has_unannounced_batches = requires { requires Rig::una
 /// completion then reads as such a pass, legal, and only the frame it carried is lost.
 template <class Rig>
 inline constexpr bool rig_has_rx_pass_over = requires { requires Rig::rx_pass_over; };
+/// True when Rig's TX completions carry no index for a driver to read: the device writes
+/// a done bit into the descriptor (an 82576's DD) and its head register, which the sim
+/// corrupts for "TX completion index out of range", is not what completes a packet (it
+/// runs ahead of the write-backs on a real device). The case must then show every TX
+/// buffer completed, nothing lost.
+template <class Rig>
+inline constexpr bool rig_has_tx_done_bits = requires { requires Rig::tx_done_bits; };
 /// True when Rig's device echoes each descriptor's tag in its completion (faults.hpp,
 /// mislabel_tx_completions).
 template <class Rig>

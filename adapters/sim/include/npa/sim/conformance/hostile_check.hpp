@@ -62,6 +62,14 @@ verdict conformance<Plugin, Rig>::hostile(const hostile_case& hc) {
         }
     }
     for (std::uint32_t r = 0; r < 20; ++r) {  // let delays run out
+        // Then let time pass, a second a round, for a plugin that bounds its waits by the
+        // shell's clock (the rig's test_api has one that moves only when told to): what a
+        // device never completes is given up at the plugin's bound.
+        if constexpr (requires { b.rig.api().advance_clock(std::uint64_t{1}); }) {
+            if (r >= 10) {
+                b.rig.api().advance_clock(1'000'000'000);
+            }
+        }
         b.rig.step();
         (void)poll_once(b, 0, burst);
         (void)reap(b, 0);
@@ -73,6 +81,11 @@ verdict conformance<Plugin, Rig>::hostile(const hostile_case& hc) {
     if constexpr (rig_has_tx_completion_batches<Rig>) {
         if (hc.plan.reorder_tx_completions != 0) {
             expect = detect::all_completed; // a batch, read as the spec allows
+        }
+    }
+    if constexpr (rig_has_tx_done_bits<Rig>) {
+        if (hc.plan.corrupt == comp_fault::index_out_of_range && hc.plan.corrupt_ring == ring_kind::tx) {
+            expect = detect::all_completed; // a head register no completion depends on
         }
     }
     const bool skipped = hc.plan.corrupt == comp_fault::gen_out_of_order && hc.plan.corrupt_count != 0;

@@ -34,6 +34,19 @@ struct igbvf_device_config {
     /// the queue finishing the DMA it had started, as a real 82576 may take a while to
     /// (igb polls ENABLE until it reads 0). 0: stopped at the write, as QEMU's igb.
     std::uint32_t stop_reads = 0;
+    /// Descriptors TDH may run ahead of the oldest TX write-back still to land, as a real
+    /// 82576 that fetches descriptors ahead moves the head with the fetch (datasheet 7.2:
+    /// TDH names the descriptor in progress) long before the frame is sent and written
+    /// back. 0: the head follows the write-backs (as QEMU's igb, which sends and writes
+    /// back each packet before it moves the head).
+    std::uint32_t tx_head_ahead = 0;
+    /// Steps every TX write-back lands late (an honest device's latency, not a fault: the
+    /// fault plan's delay_tx_steps is counted as one).
+    std::uint32_t tx_writeback_steps = 0;
+    /// While the queue's DCA_TXCTRL.TX_WB_RO_EN is set (its reset value), write-backs may
+    /// pass each other on PCIe: the model then lands each pair of TX write-backs swapped.
+    /// A driver that wants them in order clears the bit, as igbvf_configure_tx does.
+    bool relaxed_order_swaps = true;
 };
 
 struct igbvf_queue_stats {

@@ -18,6 +18,9 @@
 // Hostile behaviour (fault_plan, faults.hpp), as an 82576 would show it:
 //   drop_tx_completions   the head passes N packets without writing DD
 //   delay_tx_steps        write-backs (and the head) lag N steps
+//   (not faults: a real 82576 may run TDH ahead of its write-backs, tx_head_ahead, land
+//   them late, tx_writeback_steps, and, while DCA_TXCTRL.TX_WB_RO_EN is set, land them
+//   out of order, relaxed_order_swaps; igbvf_device_config)
 //   reorder_tx_completions a packet's write-back lands after the next one's (head waits)
 //   drop_rx_completions, delay_rx_steps, reorder_rx_completions: the same on RX, where
 //       the frame is in the buffer but its descriptor is not written back (left as the
@@ -173,6 +176,7 @@ public:
         link_up_ = true;
         regs_[igbvf::reg::status / 4].store(igbvf::status_lu | igbvf::status_fd | igbvf::status_speed_1000);
         vmmb_.store(igbvf::mbx::rstd);
+        for (std::uint16_t q = 0; q < igbvf::max_queues; ++q) reset_queue_regs(q);
     }
     void set_link(bool up) {
         std::lock_guard g(mu_);
@@ -227,6 +231,7 @@ private:
         std::uint64_t due = 0;            // step at which the write-back lands
         bool written = false, dd = true;
         igbvf::adv_rx_wb rx{}; // RX: the write-back, STATUS/ERROR in rx.status_error
+        std::uint32_t first = 0; // TX: the packet's first descriptor
     };
     struct dq {
         bool tx_on = false, rx_on = false, failed = false;
@@ -238,6 +243,7 @@ private:
         std::deque<write_back> inflight;    // TX: fetched, write-back pending or head not yet past
         std::deque<write_back> rx_inflight; // RX: filled, write-back pending
         bool stray_tx = false, stray_rx = false;
+        bool ro_hold = false;         // TX: the first of a pair relaxed ordering swaps
         igbvf::adv_tx_context_desc ctx{};
         igbvf_queue_stats st{};
     };
@@ -248,6 +254,7 @@ private:
         window_.set_limits(c.limits);
         regs_[igbvf::reg::status / 4].store(igbvf::status_lu | igbvf::status_fd | igbvf::status_speed_1000);
         vmmb_.store(igbvf::mbx::rstd);
+        for (std::uint16_t q = 0; q < igbvf::max_queues; ++q) reset_queue_regs(q);
     }
 
     igbvf_bar bar() noexcept {
@@ -298,11 +305,14 @@ private:
     bool plan_fault(dq& d, ring_kind r, write_back& p);
     template <class Write>
     bool flush_due(std::deque<write_back>& inflight, std::uint32_t head_reg, Write write);
+    static constexpr std::uint32_t head_by_caller = ~std::uint32_t{0};
+    void reset_queue_regs(std::uint16_t q) noexcept;
 
     // ---- tx.hpp -----------------------------------------------------------------------------
     void write_tx_wb(igbvf::adv_tx_desc& slot, bool dd) noexcept;
     void process_tx(std::uint16_t q);
     void plan_tx_corruption(std::uint16_t q, dq& d, write_back& p);
+    void relaxed_order(std::uint16_t q, dq& d, write_back& p);
     bool flush_tx(std::uint16_t q);
     void send_frame(dq& d);
 

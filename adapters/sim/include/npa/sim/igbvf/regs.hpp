@@ -150,15 +150,22 @@ inline bool igbvf_device::enable_rx(std::uint16_t q) {
     return true;
 }
 
+// The queue registers a VF reset returns to their defaults: ENABLE, heads and tails 0,
+// DCA_TXCTRL with its relaxed-ordering bits set.
+inline void igbvf_device::reset_queue_regs(std::uint16_t q) noexcept {
+    for (std::uint32_t off : {igbvf::reg::txdctl(q), igbvf::reg::rxdctl(q), igbvf::reg::tdh(q),
+                              igbvf::reg::tdt(q), igbvf::reg::rdh(q), igbvf::reg::rdt(q)}) {
+        set_reg(off, 0);
+    }
+    set_reg(igbvf::reg::dca_txctrl(q), igbvf::dca_txctrl_reset);
+}
+
 inline void igbvf_device::do_reset() {
     for (std::uint16_t q = 0; q < cfg_.limits.queues; ++q) {
         q_[q].tx_on = q_[q].rx_on = false;
         q_[q].inflight.clear();
         q_[q].rx_inflight.clear();
-        for (std::uint32_t off : {igbvf::reg::txdctl(q), igbvf::reg::rxdctl(q), igbvf::reg::tdh(q),
-                                  igbvf::reg::tdt(q), igbvf::reg::rdh(q), igbvf::reg::rdt(q)}) {
-            set_reg(off, 0);
-        }
+        reset_queue_regs(q);
         irqs_[q].reset();
     }
     // No RSTI / RSTD here: as QEMU's igb, a VF's own reset only tells the PF (VFLRE and

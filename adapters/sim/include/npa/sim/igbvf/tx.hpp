@@ -2,7 +2,8 @@
 //
 // Whole packets between the internal fetch pointer and TDT are fetched (context and data
 // descriptors, each checked), sent with their offloads (offload.hpp) and written back
-// (writeback.hpp); TDH then moves past the written-back prefix.
+// (writeback.hpp); TDH then moves past the written-back prefix, or up to tx_head_ahead
+// descriptors further into what was fetched (a real 82576 moves it with the fetch).
 #pragma once
 
 #include <npa/sim/igbvf/device.hpp>
@@ -116,10 +117,14 @@ inline void igbvf_device::process_tx(std::uint16_t q) {
             apply_tx_offloads(d, cmd_all, olinfo);
             send_frame(d);
         }
+        const std::uint32_t first = d.tx_fetch;
         d.tx_fetch = (eop + 1) % d.tx_size;
-        write_back p{eop, d.tx_fetch, steps_, false, (cmd_all & igbvf::txd::dcmd_rs) != 0};
+        write_back p{eop, d.tx_fetch, steps_ + cfg_.tx_writeback_steps, false,
+                     (cmd_all & igbvf::txd::dcmd_rs) != 0};
+        p.first = first;
         if (!plan_fault(d, ring_kind::tx, p)) {
             plan_tx_corruption(q, d, p);
+            relaxed_order(q, d, p);
         }
         d.inflight.push_back(p);
         (void)ndata;
@@ -145,10 +150,32 @@ inline void igbvf_device::plan_tx_corruption(std::uint16_t q, dq& d, write_back&
     }
 }
 
+// Relaxed ordering (DCA_TXCTRL.TX_WB_RO_EN set, relaxed_order_swaps): the first of each
+// pair of write-backs lands a step after the second.
+inline void igbvf_device::relaxed_order(std::uint16_t q, dq& d, write_back& p) {
+    if (!cfg_.relaxed_order_swaps ||
+        (reg(igbvf::reg::dca_txctrl(q)) & igbvf::dca_txctrl_tx_wb_ro_en) == 0) {
+        d.ro_hold = false;
+        return;
+    }
+    if (!d.ro_hold) {
+        p.due += 1;
+    }
+    d.ro_hold = !d.ro_hold;
+}
+
 inline bool igbvf_device::flush_tx(std::uint16_t q) {
     dq& d = q_[q];
-    return flush_due(d.inflight, igbvf::reg::tdh(q),
-                     [&](const write_back& p) { write_tx_wb(d.tx[p.slot], p.dd); });
+    const std::uint32_t ahead = cfg_.tx_head_ahead;
+    const bool any = flush_due(d.inflight, ahead == 0 ? igbvf::reg::tdh(q) : head_by_caller,
+                               [&](const write_back& p) { write_tx_wb(d.tx[p.slot], p.dd); });
+    if (ahead != 0 && d.tx_size != 0) {
+        // TDH: past what is written back, and up to `ahead` further into what was fetched.
+        const std::uint32_t done = d.inflight.empty() ? d.tx_fetch : d.inflight.front().first;
+        const std::uint32_t fetched = (d.tx_fetch + d.tx_size - done) % d.tx_size;
+        set_reg(igbvf::reg::tdh(q), (done + (fetched < ahead ? fetched : ahead)) % d.tx_size);
+    }
+    return any;
 }
 
 inline void igbvf_device::send_frame(dq& d) {

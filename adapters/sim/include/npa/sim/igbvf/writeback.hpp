@@ -28,7 +28,8 @@ inline bool igbvf_device::plan_fault(dq& d, ring_kind r, write_back& p) {
 }
 
 // Write back what is due (in ring order, or out of it for a reorder), then move the
-// head register past the prefix that is written back.
+// head register past the prefix that is written back (unless head_reg is head_by_caller:
+// the caller moves it, flush_tx() with tx_head_ahead).
 template <class Write>
 bool igbvf_device::flush_due(std::deque<write_back>& inflight, std::uint32_t head_reg, Write write) {
     bool any = false;
@@ -40,7 +41,9 @@ bool igbvf_device::flush_due(std::deque<write_back>& inflight, std::uint32_t hea
         }
     }
     while (!inflight.empty() && inflight.front().written) {
-        set_reg(head_reg, inflight.front().next);
+        if (head_reg != head_by_caller) {
+            set_reg(head_reg, inflight.front().next);
+        }
         inflight.pop_front();
     }
     return any;
