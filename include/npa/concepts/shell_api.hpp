@@ -13,8 +13,9 @@
 //   std::uint64_t now_ns() noexcept, nanoseconds from an arbitrary origin. The shell's API
 //   reads its Env::now_ns(); the sim's test_api a clock the test moves. A plugin uses it to
 //   bound a wait in time (how long a device may keep a write-back back before it is
-//   accused) and must still work without it (an image's API, a host with no clock):
-//   it then bounds the wait by something it can count, conservatively. A now_ns() of
+//   accused) and must still work without it (a host whose API has none): it then bounds
+//   the wait by something it can count, conservatively. (A plugin image always sees a
+//   clock, image/entry.hpp: one that stands still if its host has none.) A now_ns() of
 //   another shape is refused (the API is then no shell_api), never taken for "no clock".
 //   Read it only when something is waited for, not per packet: it is not free.
 //
