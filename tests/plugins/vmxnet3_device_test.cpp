@@ -769,6 +769,36 @@ TEST_CASE("vmxnet3 interrupts: MSI, or MSI-X with too few vectors, is one vector
     }
 }
 
+TEST_CASE("vmxnet3 interrupts: a binder enables the type asked for and falls back MSI-X, MSI, "
+          "INTx; one queue pair runs on whatever it got") {
+    CHECK(v::first_irq_type(v::it::AUTO) == v::it::MSIX);
+    CHECK(v::first_irq_type(v::it::MSIX) == v::it::MSIX);
+    CHECK(v::first_irq_type(v::it::MSI | v::imm::LAZY << 2) == v::it::MSI);
+    CHECK(v::first_irq_type(v::it::INTX) == v::it::INTX);
+    CHECK(v::next_irq_type(v::it::MSIX) == v::it::MSI);
+    CHECK(v::next_irq_type(v::it::MSI) == v::it::INTX);
+    CHECK(v::next_irq_type(v::it::INTX) == v::it::AUTO);  // nothing after INTx
+    // The kernel module's outcomes: two MSI-X vectors, or one (MSI, INTx) after a fallback.
+    // The vector count decides, whatever the device asked for.
+    for (const std::uint32_t answer : {v::it::AUTO, v::it::INTX, v::it::MSI, v::it::MSIX}) {
+        for (std::uint32_t type = v::first_irq_type(answer); type != v::it::AUTO;
+             type = v::next_irq_type(type)) {
+            CAPTURE(answer);
+            CAPTURE(type);
+            const std::uint32_t vectors = type == v::it::MSIX ? 2 : 1;
+            const npa::result<v::intr_layout> l = v::decide_intr_layout(answer, 1, vectors);
+            REQUIRE(l.ok());
+            CHECK(l->shared == (vectors == 1));
+            CHECK(l->num_intrs == vectors);
+            CHECK(l->event_idx == vectors - 1);
+            CHECK(l->queue_vector(0) == 0);
+            CHECK(l->type == v::first_irq_type(answer));
+            // A second queue pair needs a vector of its own.
+            CHECK_FALSE(v::decide_intr_layout(answer, 2, vectors).ok());
+        }
+    }
+}
+
 TEST_CASE("vmxnet3 interrupts: mask mode ACTIVE or LAZY writes autoMask 0; the device does not "
           "mask the vector as it fires") {
     for (const std::uint32_t mode : {v::imm::ACTIVE, v::imm::LAZY}) {

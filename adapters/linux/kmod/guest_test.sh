@@ -16,6 +16,7 @@
 #      with an error, the MTU unchanged), promiscuous on and off (busybox's ip sets no
 #      all-multicast; the multicast list is IPv6's groups, set at up); pings must all come
 #      back after each;
+#      and a link flap from QEMU's monitor, which npa0's carrier must follow;
 #   6. ethtool -i and -S (npa_ethtool, a static program: busybox has none): the driver and
 #      bus address, and the shell's counters (its own, then the vmxnet3 path's), which must
 #      agree with the net_device's and grow with the traffic;
@@ -26,6 +27,10 @@
 #      fails;
 #   8. npa0 down, rmmod: the module must leave cleanly (its buffer audit balanced);
 #   9. the kernel log must hold no WARNING, BUG, Oops, refusal or audit complaint.
+# The interrupts (/proc/interrupts): the module's must be of the type npa.kmod_irq names
+# (msix, the default: two vectors, queue 0 and events, PCI-MSI; msi: one PCI-MSI vector for
+# both; intx: one IO-APIC line for both, shared, as with pci=nomsi on the kernel command
+# line), and their count must grow with the pings. npa.kmod_intr=X loads it with intr=X.
 # Prints NPA-GUEST-RESULT {...} with what it measured; exits 0 on pass.
 set -u
 export PATH=/bin:/sbin
@@ -134,7 +139,15 @@ measure() {
     m_json="{\"tcp_out_mbit_s\":$m_out,\"tcp_in_mbit_s\":$m_in,\"udp64_out_kpps\":$m_uout,\"udp64_in_kpps\":$m_uin}"
 }
 
+# irq_lines: the module's lines of /proc/interrupts (its names start with its PCI address)
+irq_lines() { grep ' 0000:00:03\.0-' /proc/interrupts; }
+# irq_count: how often they fired, summed over the CPUs
+irq_count() { irq_lines | awk '{ for (i = 2; i <= NF && $i ~ /^[0-9]+$/; i++) n += $i } END { print n + 0 }'; }
+
 step=insmod
+IRQ=${NPA_KMOD_IRQ:-msix}
+intr_arg=""
+[ -z "${NPA_KMOD_INTR:-}" ] || intr_arg="intr=$NPA_KMOD_INTR"
 VF=${NPA_KMOD_VF:-}
 vf_arg=""
 if [ -n "$VF" ]; then
@@ -149,7 +162,7 @@ if [ -n "$VF" ]; then
     vf_arg="vf=$VF"
     step=insmod
 fi
-insmod /lib/modules/npa/npa_vmxnet3.ko bdf=0000:00:03.0 $vf_arg || fail "insmod npa_vmxnet3.ko"
+insmod /lib/modules/npa/npa_vmxnet3.ko bdf=0000:00:03.0 $vf_arg $intr_arg || fail "insmod npa_vmxnet3.ko"
 wait_for 5 test -n "$(netdev_of 0000:00:03.0)" || fail "no net_device on 0000:00:03.0"
 dev=$(netdev_of 0000:00:03.0)
 drv=$(basename "$(readlink /sys/bus/pci/devices/0000:00:03.0/driver)")
@@ -163,6 +176,28 @@ if [ -n "$VF" ]; then
     [ "$vfdrv" = npa_vmxnet3 ] || fail "$VF is bound to $vfdrv"
     npaths=2
     echo "kmod: VF $VF is path 1 of $dev"
+fi
+
+step=irq
+# The interrupt type the module enabled, and what the kernel registered for it.
+case "$IRQ" in
+    msix) irq_name=MSI-X irq_chip=PCI-MSI irq_vectors=2 ;;
+    msi) irq_name=MSI irq_chip=PCI-MSI irq_vectors=1 ;;
+    intx) irq_name=INTx irq_chip=IO-APIC irq_vectors=1 ;;
+    *) fail "npa.kmod_irq=$IRQ: msix, msi or intx" ;;
+esac
+irq_log=$(dmesg | grep 'npa: interrupts:' | tail -n 1)
+echo "kmod: $irq_log"
+echo "$irq_log" | grep -q "npa: interrupts: $irq_name, $irq_vectors vector" ||
+    fail "the module did not enable $irq_vectors $irq_name vector(s): ${irq_log:-no log line}"
+irq_lines
+[ "$(irq_lines | wc -l)" = "$irq_vectors" ] || fail "/proc/interrupts: not $irq_vectors line(s) for 0000:00:03.0"
+irq_lines | grep -qv "$irq_chip" && fail "/proc/interrupts: a line of 0000:00:03.0 is not $irq_chip"
+if [ "$IRQ" = msix ]; then
+    irq_lines | grep -q '0000:00:03\.0-rxtx' && irq_lines | grep -q '0000:00:03\.0-event' &&
+        ! irq_lines | grep -q 'rxtx-event' || fail "/proc/interrupts: no rxtx and event vectors for 0000:00:03.0"
+else
+    irq_lines | grep -q '0000:00:03\.0-rxtx-event' || fail "/proc/interrupts: no rxtx-event vector for 0000:00:03.0"
 fi
 
 step=peer
@@ -187,6 +222,7 @@ wait_for 10 peer_carrier || fail "$peer: no carrier"
 ip addr show dev "$dev"
 
 step=ping
+irq0=$(irq_count)
 out=$(ping -c "$PINGS" -i 0.2 -W 10 10.77.0.2 2>&1)
 echo "$out" | tail -n 3
 sent=$(echo "$out" | sed -n 's/^\([0-9]*\) packets transmitted.*/\1/p')
@@ -204,6 +240,9 @@ echo "kmod: npa0 -> peer $got/$sent (avg ${rtt:-?} ms), peer -> npa0 ${back_got:
 [ "${back_got:-0}" = "$PINGS" ] || fail "ping peer -> $dev: ${back_got:-0} of $PINGS answered"
 [ "$rx" -ge $((2 * PINGS)) ] && [ "$tx" -ge $((2 * PINGS)) ] ||
     fail "$dev counters: rx $rx tx $tx, fewer than the echoes"
+irq1=$(irq_count)
+echo "kmod: $irq_name interrupts of 0000:00:03.0 during the pings: $((irq1 - irq0))"
+[ "$irq1" -gt "$irq0" ] || fail "the module's $irq_name interrupts did not fire during the pings"
 
 step=tcp
 if [ -z "$VF" ]; then
@@ -275,6 +314,19 @@ ip link set dev "$dev" promisc off || fail "promisc off"
 ping_all 3 || fail "ping after promiscuous mode"
 rx=$(cat "$stats/rx_packets"); tx=$(cat "$stats/tx_packets")
 echo "kmod: promiscuous on and off; $dev rx $rx tx $tx"
+
+step=link
+# A link flap from QEMU's monitor: the device's link event (ECR.LINK) must reach npa0's
+# carrier, through the event vector, or with one vector for all through the queue's vector
+# and the NAPI poll.
+qnic=nic0
+[ -z "$VF" ] || qnic=nic1  # igb-sriov-peer: nic0 is the igb
+echo "NPA-GUEST-MONITOR set_link $qnic off"
+wait_for 10 grep -q 0 "/sys/class/net/$dev/carrier" || fail "$dev: the carrier stayed up with $qnic's link off"
+echo "NPA-GUEST-MONITOR set_link $qnic on"
+wait_for 10 grep -q 1 "/sys/class/net/$dev/carrier" || fail "$dev: no carrier with $qnic's link on again"
+ping_all 3 || fail "ping after the link came back"
+echo "kmod: $qnic's link off and on from QEMU's monitor: $dev's carrier followed, pings answered"
 
 step=vlan
 # A VLAN device on each side (8021q): the VID reaches the device's filter through the shell's
@@ -558,6 +610,16 @@ echo "kmod: VLAN 7 removed; the vmxnet3 path received $((rx1 - rx0)) frames whil
 ping_all 3 || fail "ping after the VLAN's removal"
 
 step=rmmod
+irq_lines
+irq_end=$(irq_count)
+if [ "$IRQ" = intx ]; then
+    # The line, whoever else is on it, and how many of its interrupts no handler claimed
+    # (the module answers IRQ_NONE when ICR says the device did not raise it).
+    irq_n=$(irq_lines | sed -n 's/^ *\([0-9]*\):.*/\1/p')
+    grep -E 'IO-APIC|XT-PIC' /proc/interrupts
+    echo "kmod: IRQ $irq_n spurious: $(tr '\n' ' ' < "/proc/irq/$irq_n/spurious")"
+fi
+irq_json=",\"irq\":{\"type\":\"$irq_name\",\"vectors\":$irq_vectors,\"chip\":\"$irq_chip\",\"pings\":$((irq1 - irq0)),\"total\":$irq_end}"
 ip link set "$dev" down || fail "ip link set $dev down"
 [ "$(cat "$sys/active_path")" = none ] || fail "$sys/active_path is not none while down"
 if (echo 0 > "$sys/active_path") 2>/dev/null; then
@@ -591,5 +653,5 @@ dmesg | grep -i npa
 bad=$(dmesg | grep -E 'WARNING|BUG|Oops|Call Trace|audit does not balance|refused|would not go|no fallback' | head -n 5)
 [ -z "$bad" ] || fail "kernel log: $bad"
 
-echo "NPA-GUEST-RESULT {\"test\":\"kmod_vmxnet3\",\"status\":\"pass\",\"netdev\":\"$dev\",\"pings\":$PINGS,\"ping_out_received\":$got,\"ping_back_received\":$back_got,\"rtt_avg_ms\":${rtt:-0},\"rx_packets\":$rx,\"tx_packets\":$tx,\"rx_dropped\":$rx_drop,\"tx_dropped\":$tx_drop,\"mac_changed\":true,\"mtu_refused\":true,\"vlan\":true${sw_json:-}${rs_json:-}${rm_json:-}${bench_json:-}}"
+echo "NPA-GUEST-RESULT {\"test\":\"kmod_vmxnet3\",\"status\":\"pass\",\"netdev\":\"$dev\",\"pings\":$PINGS,\"ping_out_received\":$got,\"ping_back_received\":$back_got,\"rtt_avg_ms\":${rtt:-0},\"rx_packets\":$rx,\"tx_packets\":$tx,\"rx_dropped\":$rx_drop,\"tx_dropped\":$tx_drop,\"mac_changed\":true,\"mtu_refused\":true,\"vlan\":true${irq_json:-}${sw_json:-}${rs_json:-}${rm_json:-}${bench_json:-}}"
 exit 0

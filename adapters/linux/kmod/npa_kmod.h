@@ -104,6 +104,22 @@ int npa_core_remove_vf(struct npa_core *c) NPA_KMOD_NOEXCEPT;
  * idle and npa_core_remove_vf can take it, else a negative errno. */
 int npa_core_vf_leaving(struct npa_core *c) NPA_KMOD_NOEXCEPT;
 void npa_core_destroy(struct npa_core *c) NPA_KMOD_NOEXCEPT;
+/* Interrupt types, numbered as vmxnet3's GET_CONF_INTR answers them. */
+enum { NPA_KMOD_IT_NONE = 0, NPA_KMOD_IT_INTX = 1, NPA_KMOD_IT_MSI = 2, NPA_KMOD_IT_MSIX = 3 };
+/* At probe: the interrupt type the device asks for (GET_CONF_INTR, after the revision
+ * select; AUTO is MSI-X), NPA_KMOD_IT_NONE when the device cannot be driven (logged). */
+npa_u32 npa_core_irq_type(struct npa_core *c) NPA_KMOD_NOEXCEPT;
+/* The type to try when `type` could not be enabled: MSI-X, MSI, INTx, then NONE. */
+npa_u32 npa_core_irq_next(npa_u32 type) NPA_KMOD_NOEXCEPT;
+/* The vectors the C half enabled, before the first start: 2 (MSI-X: queue 0, then the
+ * events) or 1 (INTx, MSI: one for both; the plugin then lays out one queue pair). */
+void npa_core_set_irqs(struct npa_core *c, npa_u32 vectors) NPA_KMOD_NOEXCEPT;
+/* INTx: 1 when the interrupt was the device's (ICR is non-zero; its read lowers the line),
+ * 0 when it was another function's on the shared line. Hard-irq context, no lock. */
+int npa_core_irq_ours(struct npa_core *c) NPA_KMOD_NOEXCEPT;
+/* With the events on the queue's vector, 1 when the running vmxnet3 has events pending
+ * (ECR): the NAPI poll then hands them to the link check. Under the per-device lock. */
+int npa_core_events(struct npa_core *c) NPA_KMOD_NOEXCEPT;
 /* The MAC address the device holds (read from MACL/MACH). */
 void npa_core_mac(struct npa_core *c, npa_u8 mac[6]) NPA_KMOD_NOEXCEPT;
 /* ndo_open: attach the vmxnet3 path (shell start), set the MAC and RX mode. 0 or -errno. */

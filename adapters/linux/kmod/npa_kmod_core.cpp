@@ -211,6 +211,9 @@ struct npa_core {
     npa::result<pool_t> pool{npa::errc::no_memory, "not created"};
     v::window window;
     std::uint32_t event_vector = 1;  ///< intrConf.eventIntrIdx, as the plugin laid it out
+    /// The events raise the queue's vector (INTx, MSI, one MSI-X vector): the C half's NAPI
+    /// poll looks at ECR (npa_core_events) and the queue's arming owns the vector's mask.
+    bool events_on_queue = false;
     npa::vmxnet3_control control{v::control_port{}};
     shell_t* shell = nullptr;
     npa::path_id path = shell_t::no_path;
@@ -257,8 +260,8 @@ npa_core* npa_core_create(void* host, void* fn, const npa_core_params* p) noexce
     const v::dma_block mc = c->area.take(at, npa::max_mcast_addrs * 6, 64);
     const v::mmio io{fn, &reg_write, &reg_read};
     c->window = v::window(io, sh, tb, rb, v::device_profile{});
-    // The MSI-X vectors npa_kmod_main.c enabled: queue 0's and the event vector.
-    c->window.set_irq_vectors(2);
+    // The vectors npa_kmod_main.c enabled come later (npa_core_set_irqs): it asks first
+    // which type the device wants (npa_core_irq_type).
     c->control = npa::vmxnet3_control(
         v::control_port(io, reinterpret_cast<v::driver_shared*>(sh.virt), mc));
     // 2. The buffer pool, in its own DMA block.
@@ -400,6 +403,38 @@ int npa_core_remove_vf(npa_core* c) noexcept {
     return 0;
 }
 
+static_assert(NPA_KMOD_IT_INTX == v::it::INTX && NPA_KMOD_IT_MSI == v::it::MSI &&
+              NPA_KMOD_IT_MSIX == v::it::MSIX && NPA_KMOD_IT_NONE == v::it::AUTO);
+
+npa_u32 npa_core_irq_type(npa_core* c) noexcept {
+    // The revisions first, as Linux's probe selects them before GET_CONF_INTR.
+    if (const char* why = v::probe(c->window); why != nullptr) {
+        npa_kmod_log(c->env.host, NPA_KMOD_ERR, why);
+        return NPA_KMOD_IT_NONE;
+    }
+    return v::first_irq_type(c->window.conf_intr());
+}
+
+npa_u32 npa_core_irq_next(npa_u32 type) noexcept {
+    return v::next_irq_type(type);
+}
+
+void npa_core_set_irqs(npa_core* c, npa_u32 vectors) noexcept {
+    c->window.set_irq_vectors(vectors);
+}
+
+int npa_core_irq_ours(npa_core* c) noexcept {
+    // A function that reads all ones raised nothing: it is gone, the line is another's.
+    const std::uint32_t icr = c->window.icr();
+    return icr != 0 && icr != v::removed_read ? 1 : 0;
+}
+
+int npa_core_events(npa_core* c) noexcept {
+    // Only while the vmxnet3 runs: detached, its link is not asked (npa_core_link).
+    return c->events_on_queue && c->shell->active_path() == c->path && c->window.ecr() != 0 ? 1
+                                                                                          : 0;
+}
+
 void npa_core_mac(npa_core* c, npa_u8 mac[6]) noexcept {
     const npa::mac_addr m = c->control.mac();
     for (int i = 0; i < 6; ++i) {
@@ -424,24 +459,23 @@ int npa_core_start(npa_core* c, const npa_u8 mac[6]) noexcept {
         c->shell->stop();
         return -5;
     }
-    // The plugin laid the interrupts out at attach (GET_CONF_INTR). This module enables
-    // MSI-X only, queue 0 on the first vector and the events on the second: a device that
-    // asks for INTx or MSI (one vector for all) is not driven.
+    // The plugin laid the interrupts out at attach (GET_CONF_INTR and the vectors the C
+    // half enabled): with two MSI-X vectors queue 0 raises the first and the events the
+    // second, which is unmasked here; with one (INTx, MSI) the events raise the queue's,
+    // whose mask the shell's arming owns.
     const v::intr_layout& irq = c->shell->plugin<npa::vmxnet3_plugin>(c->path)->irq_layout();
-    if (irq.shared) {
-        npa_kmod_log(c->env.host, NPA_KMOD_ERR,
-                     "vmxnet3: the device asks for INTx or MSI; this module drives MSI-X only");
-        c->shell->stop();
-        return -95; /* EOPNOTSUPP */
-    }
-    // The event vector (after the queue's) carries link changes: unmask it.
     c->event_vector = irq.event_idx;
-    c->window.imr(c->event_vector, false);
+    c->events_on_queue = irq.shared;
+    if (!c->events_on_queue) {
+        c->window.imr(c->event_vector, false);
+    }
     return 0;
 }
 
 void npa_core_stop(npa_core* c) noexcept {
-    c->window.imr(c->event_vector, true);
+    if (!c->events_on_queue) {
+        c->window.imr(c->event_vector, true);
+    }
     c->shell->stop();
 }
 
@@ -497,7 +531,9 @@ int npa_core_link(npa_core* c) noexcept {
     int up = 0;
     if (c->shell->active_path() != shell_t::no_path) {
         up = c->shell->plugin<npa::vmxnet3_plugin>(c->path)->link_up() ? 1 : 0;
-        c->window.imr(c->event_vector, false);  // it masked itself when it fired
+        if (!c->events_on_queue) {
+            c->window.imr(c->event_vector, false);  // it masked itself when it fired
+        }
     }
     return up;
 }

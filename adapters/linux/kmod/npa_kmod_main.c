@@ -3,10 +3,12 @@
  * npa_kmod_main.c: the module's C half: a PCI driver for the vmxnet3 (15ad:07b0) whose
  * data path is an npa shell (npa_kmod_core.cpp), registered as an ordinary net_device.
  *
- *   probe      enable the function, map BAR0 (PT) and BAR1 (VD), 64-bit DMA, two MSI-X
- *              vectors (vector 0: queue 0, vector 1: events, as the vmxnet3 plugin lays
- *              out intrIdx), build the shell (npa_core_create), register "npa%d" with the
- *              MAC the device holds;
+ *   probe      enable the function, map BAR0 (PT) and BAR1 (VD), 64-bit DMA, build the
+ *              shell (npa_core_create), the interrupts the device asks for (GET_CONF_INTR)
+ *              with Linux's vmxnet3 fallback: two MSI-X vectors (vector 0: queue 0,
+ *              vector 1: events, as the vmxnet3 plugin lays out intrIdx), else MSI, else
+ *              INTx (one vector for both, the line shared: ICR says whether it was ours),
+ *              register "npa%d" with the MAC the device holds;
  *   ndo_open   npa_core_start (the shell attaches the vmxnet3 path and replays MAC and RX
  *              mode), NAPI on, one poll scheduled so that the first round arms the queue;
  *   xmit       copy the frame into an npa buffer and tx_burst it (npa_core_xmit);
@@ -19,7 +21,8 @@
  * nothing that can transmit runs under it: the poll queues the frames it received and hands
  * them to the stack after unlocking (the stack answers a TCP segment with an ACK from
  * inside napi_gro_receive, through ndo_start_xmit: under the lock, a self-deadlock). The
- * event interrupt takes no lock either: it hands the link check to a work item. Every
+ * event interrupt takes no lock either: it hands the link check to a work item (with one
+ * vector for all, the NAPI poll hands it over when ECR holds an event). Every
  * control call of the shell (open, stop, the control requests, a VF joining or leaving, a
  * switch from sysfs) runs in process context under RTNL.
  *
@@ -59,6 +62,9 @@ MODULE_PARM_DESC(buffers, "packet buffers in the pool (2176 bytes each, one DMA 
 static unsigned int switch_wait_ms = 5000;
 module_param(switch_wait_ms, uint, 0644);
 MODULE_PARM_DESC(switch_wait_ms, "how long a write to active_path (or the VF's removal) drives a switch before ETIMEDOUT");
+static char *intr = "msix";
+module_param(intr, charp, 0444);
+MODULE_PARM_DESC(intr, "the most the module enables of what the device asks for: msix (default), msi or intx; it falls back MSI-X, MSI, INTx");
 static unsigned int health_ms = 100;
 module_param(health_ms, uint, 0644);
 MODULE_PARM_DESC(health_ms, "how often the active path's health is checked while up (ms; 0: never)");
@@ -98,8 +104,16 @@ struct npa_kmod_dev {
 	struct work_struct link_work;		/* the event vector's link check */
 	struct delayed_work health_work;	/* the active path's health, every health_ms */
 	struct sk_buff_head rxq;		/* received under `lock`, to the stack after it */
-	char irq_name[2][IFNAMSIZ + 8];
+	u32 irq_type;			/* NPA_KMOD_IT_*: what pci_alloc_irq_vectors enabled */
+	int nvec;			/* 2: queue 0 and the events; 1: one for both */
+	char irq_name[2][IFNAMSIZ + 16];
 };
+
+#ifndef PCI_IRQ_INTX
+#define PCI_IRQ_INTX PCI_IRQ_LEGACY	/* its name before Linux 6.8 */
+#endif
+
+static const char *const npa_kmod_it_names[] = { "none", "INTx", "MSI", "MSI-X" };
 
 /* ---- what the C++ half asks for (npa_kmod.h) ---------------------------------------- */
 
@@ -211,11 +225,14 @@ static int npa_kmod_poll(struct napi_struct *napi, int budget)
 {
 	struct npa_kmod_dev *d = container_of(napi, struct npa_kmod_dev, napi);
 	struct sk_buff *skb;
-	int done, rearmed;
+	int done, rearmed, events;
 
 	spin_lock(&d->lock);
 	done = npa_core_poll(d->core, budget, &rearmed);
+	events = npa_core_events(d->core);
 	spin_unlock(&d->lock);
+	if (events)
+		schedule_work(&d->link_work);	/* one vector for all: the link check */
 	while ((skb = __skb_dequeue(&d->rxq)))
 		napi_gro_receive(napi, skb);
 	if (netif_queue_stopped(d->netdev))
@@ -265,6 +282,20 @@ static irqreturn_t npa_kmod_event_irq(int irq, void *data)
 	return IRQ_HANDLED;
 }
 
+/* One vector for queue 0 and the events (INTx, MSI), as Linux's vmxnet3_intr: on INTx the
+ * line may be another function's too, and ICR says whether the device raised it (the read
+ * lowers it). The vector stays masked (autoMask) until the shell re-arms the queue; the
+ * poll hands an event to the link check. */
+static irqreturn_t npa_kmod_shared_irq(int irq, void *data)
+{
+	struct npa_kmod_dev *d = data;
+
+	if (d->irq_type == NPA_KMOD_IT_INTX && !npa_core_irq_ours(d->core))
+		return IRQ_NONE;
+	napi_schedule(&d->napi);
+	return IRQ_HANDLED;
+}
+
 /* ---- net_device ----------------------------------------------------------------------- */
 
 static int npa_kmod_open(struct net_device *nd)
@@ -297,6 +328,7 @@ static int npa_kmod_open(struct net_device *nd)
 static int npa_kmod_stop(struct net_device *nd)
 {
 	struct npa_kmod_dev *d = netdev_priv(nd);
+	int i;
 
 	netif_stop_queue(nd);
 	netif_carrier_off(nd);
@@ -306,8 +338,8 @@ static int npa_kmod_stop(struct net_device *nd)
 	d->up = false;
 	spin_unlock_bh(&d->lock);
 	napi_disable(&d->napi);
-	synchronize_irq(pci_irq_vector(d->pdev, 0));
-	synchronize_irq(pci_irq_vector(d->pdev, 1));
+	for (i = 0; i < d->nvec; i++)
+		synchronize_irq(pci_irq_vector(d->pdev, i));
 	cancel_work_sync(&d->link_work);
 	netif_carrier_off(nd);
 	npa_core_stop(d->core);
@@ -661,8 +693,9 @@ static const struct attribute_group npa_kmod_group = {
 /* ---- PCI ------------------------------------------------------------------------------- */
 
 /* A function's bring-up, shared by both drivers: enabled, its first `nbars` BARs mapped
- * (each at least `min_len` bytes), 64-bit DMA, bus master, `nvec` MSI-X vectors. Managed
- * (pcim_*) except the vectors, which the caller frees. */
+ * (each at least `min_len` bytes), 64-bit DMA, bus master, `nvec` MSI-X vectors (none for
+ * 0: the vmxnet3 asks its device first, npa_kmod_alloc_irqs). Managed (pcim_*) except the
+ * vectors, which the caller frees. */
 static int npa_kmod_fn_setup(struct pci_dev *pdev, struct npa_kmod_fn *fn, int nbars,
 			     resource_size_t min_len, int nvec)
 {
@@ -684,7 +717,84 @@ static int npa_kmod_fn_setup(struct pci_dev *pdev, struct npa_kmod_fn *fn, int n
 	if (err)
 		return err;
 	pci_set_master(pdev);
-	return pci_alloc_irq_vectors(pdev, nvec, nvec, PCI_IRQ_MSIX);
+	return nvec ? pci_alloc_irq_vectors(pdev, nvec, nvec, PCI_IRQ_MSIX) : 0;
+}
+
+/* The vmxnet3's interrupts, as Linux's vmxnet3_alloc_intr_resources chooses them: the type
+ * the device asks for (GET_CONF_INTR; AUTO is MSI-X), at most what the parameter `intr`
+ * allows, and when it cannot be enabled the next of MSI-X (two vectors: queue 0, events),
+ * MSI, INTx (one vector for both). The core is told how many vectors there are, which is
+ * what the plugin lays out at attach. 0 or -errno. */
+static int npa_kmod_alloc_irqs(struct npa_kmod_dev *d)
+{
+	struct pci_dev *pdev = d->pdev;
+	const char *want = intr ? intr : "msix";
+	u32 cap, asked, type;
+	int n = -ENODEV;
+
+	if (sysfs_streq(want, "msix")) {
+		cap = NPA_KMOD_IT_MSIX;
+	} else if (sysfs_streq(want, "msi")) {
+		cap = NPA_KMOD_IT_MSI;
+	} else if (sysfs_streq(want, "intx")) {
+		cap = NPA_KMOD_IT_INTX;
+	} else {
+		dev_err(&pdev->dev, "intr=%s: msix, msi or intx\n", want);
+		return -EINVAL;
+	}
+	asked = npa_core_irq_type(d->core);
+	if (asked == NPA_KMOD_IT_NONE)
+		return -ENODEV;
+	/* The types are numbered INTx < MSI < MSI-X: the cap is a minimum. */
+	for (type = min(asked, cap); type != NPA_KMOD_IT_NONE; type = npa_core_irq_next(type)) {
+		if (type == NPA_KMOD_IT_MSIX)
+			n = pci_alloc_irq_vectors(pdev, 2, 2, PCI_IRQ_MSIX);
+		else
+			n = pci_alloc_irq_vectors(pdev, 1, 1, type == NPA_KMOD_IT_MSI ? PCI_IRQ_MSI : PCI_IRQ_INTX);
+		if (n > 0)
+			break;
+		dev_info(&pdev->dev, "npa: no %s (%d)\n", npa_kmod_it_names[type], n);
+	}
+	if (n <= 0)
+		return n ? n : -ENODEV;
+	d->irq_type = type;
+	d->nvec = n;
+	npa_core_set_irqs(d->core, n);
+	dev_info(&pdev->dev, "npa: interrupts: %s, %d vector%s (the device asks for %s, intr=%s)\n",
+		 npa_kmod_it_names[type], n, n == 1 ? " for queue 0 and the events" : "s",
+		 npa_kmod_it_names[asked], want);
+	return 0;
+}
+
+/* Queue 0's vector and the events' (MSI-X), or one for both, shared with other functions
+ * on INTx. 0 or -errno, nothing left requested. */
+static int npa_kmod_request_irqs(struct npa_kmod_dev *d)
+{
+	int i, err;
+
+	for (i = 0; i < d->nvec; i++) {
+		irq_handler_t fn = d->nvec == 1 ? npa_kmod_shared_irq :
+				   i == 0 ? npa_kmod_queue_irq : npa_kmod_event_irq;
+
+		snprintf(d->irq_name[i], sizeof(d->irq_name[i]), "%s-%s", pci_name(d->pdev),
+			 d->nvec == 1 ? "rxtx-event" : i == 0 ? "rxtx" : "event");
+		err = request_irq(pci_irq_vector(d->pdev, i), fn,
+				  d->irq_type == NPA_KMOD_IT_INTX ? IRQF_SHARED : 0, d->irq_name[i], d);
+		if (err) {
+			while (i--)
+				free_irq(pci_irq_vector(d->pdev, i), d);
+			return err;
+		}
+	}
+	return 0;
+}
+
+static void npa_kmod_free_irqs(struct npa_kmod_dev *d)
+{
+	int i;
+
+	for (i = d->nvec - 1; i >= 0; i--)
+		free_irq(pci_irq_vector(d->pdev, i), d);
 }
 
 static int npa_kmod_probe(struct pci_dev *pdev, const struct pci_device_id *id)
@@ -693,7 +803,7 @@ static int npa_kmod_probe(struct pci_dev *pdev, const struct pci_device_id *id)
 	struct net_device *nd;
 	struct npa_kmod_dev *d;
 	u8 mac[ETH_ALEN];
-	int err, i;
+	int err;
 
 	if (bdf && bdf[0] && strcmp(bdf, pci_name(pdev)) != 0)
 		return -ENODEV;	/* another function is ours (module parameter bdf) */
@@ -716,16 +826,20 @@ static int npa_kmod_probe(struct pci_dev *pdev, const struct pci_device_id *id)
 	__skb_queue_head_init(&d->rxq);
 	pci_set_drvdata(pdev, d);
 
-	/* BAR0 (PT) and BAR1 (VD), a page each at least; queue 0 and the event vector. */
-	err = npa_kmod_fn_setup(pdev, &d->fn, 2, 4096, 2);
+	/* BAR0 (PT) and BAR1 (VD), a page each at least; the vectors once the device said
+	 * which type it wants. */
+	err = npa_kmod_fn_setup(pdev, &d->fn, 2, 4096, 0);
 	if (err < 0)
 		goto fail_netdev;
 
 	d->core = npa_core_create(d, &d->fn, &params);
 	if (!d->core) {
 		err = -ENOMEM;
-		goto fail_vectors;
+		goto fail_netdev;
 	}
+	err = npa_kmod_alloc_irqs(d);
+	if (err)
+		goto fail_core;
 	npa_core_mac(d->core, mac);
 	if (is_valid_ether_addr(mac))
 		eth_hw_addr_set(nd, mac);
@@ -742,17 +856,9 @@ static int npa_kmod_probe(struct pci_dev *pdev, const struct pci_device_id *id)
 	nd->sysfs_groups[0] = &npa_kmod_group;
 	netif_napi_add(nd, &d->napi, npa_kmod_poll);
 
-	for (i = 0; i < 2; i++) {
-		snprintf(d->irq_name[i], sizeof(d->irq_name[i]), "%s-%s", pci_name(pdev),
-			 i == 0 ? "rxtx" : "event");
-		err = request_irq(pci_irq_vector(pdev, i), i == 0 ? npa_kmod_queue_irq : npa_kmod_event_irq,
-				  0, d->irq_name[i], d);
-		if (err) {
-			if (i == 1)
-				free_irq(pci_irq_vector(pdev, 0), d);
-			goto fail_napi;
-		}
-	}
+	err = npa_kmod_request_irqs(d);
+	if (err)
+		goto fail_napi;
 	err = register_netdev(nd);
 	if (err)
 		goto fail_irqs;
@@ -764,14 +870,13 @@ static int npa_kmod_probe(struct pci_dev *pdev, const struct pci_device_id *id)
 	return 0;
 
 fail_irqs:
-	free_irq(pci_irq_vector(pdev, 1), d);
-	free_irq(pci_irq_vector(pdev, 0), d);
+	npa_kmod_free_irqs(d);
 	cancel_work_sync(&d->link_work);
 fail_napi:
 	netif_napi_del(&d->napi);
-	npa_core_destroy(d->core);
-fail_vectors:
 	pci_free_irq_vectors(pdev);
+fail_core:
+	npa_core_destroy(d->core);
 fail_netdev:
 	free_netdev(nd);
 	return err;
@@ -807,12 +912,11 @@ static void npa_kmod_remove(struct pci_dev *pdev)
 		d->vf = NULL;
 	}
 	rtnl_unlock();
-	free_irq(pci_irq_vector(pdev, 1), d);
-	free_irq(pci_irq_vector(pdev, 0), d);
+	npa_kmod_free_irqs(d);
 	cancel_work_sync(&d->link_work);	/* after the event vector: nothing requeues it */
 	netif_napi_del(&d->napi);
-	npa_core_destroy(d->core);
 	pci_free_irq_vectors(pdev);
+	npa_core_destroy(d->core);
 	free_netdev(nd);
 }
 

@@ -15,6 +15,9 @@
 //     Linux writes it; the device then raises a vector again while its queue is polled
 //     (more wakeups, no work lost: the shell masks a queue's line until it re-arms it).
 //     Mask mode 3 is no mode the ABI defines: a device answering it is not trusted.
+// The binder enables the type the device asks for and falls back as Linux does when it
+// cannot (MSI-X, MSI, INTx: first_irq_type, next_irq_type); the vectors it got decide the
+// layout, so a device that asks for MSI-X and gets MSI runs on the shared vector.
 // QEMU's device answers 0 (AUTO, AUTO: vmxnet3_get_interrupt_config); it checks every
 // intrIdx and eventIntrIdx against the vectors it has (25 with MSI-X, 1 without) at
 // ACTIVATE_DEV and stops the emulation on one past them.
@@ -43,6 +46,19 @@ struct intr_layout {
     [[nodiscard]] bool auto_mask() const noexcept { return mask_mode == imm::AUTO; }
 };
 
+/// The interrupt type a binder enables first for GET_CONF_INTR's answer: AUTO is MSI-X, as
+/// Linux and DPDK take it; an undefined answer is refused at attach, not here.
+[[nodiscard]] constexpr std::uint32_t first_irq_type(std::uint32_t conf_intr) noexcept {
+    return it::of(conf_intr) == it::AUTO ? it::MSIX : it::of(conf_intr);
+}
+/// The type a binder tries when it could not enable `type` (pci_alloc_irq_vectors failed):
+/// MSI-X, then MSI, then INTx, as vmxnet3_alloc_intr_resources falls back; after INTx
+/// nothing (it::AUTO). Whatever it got, it tells the window its vector count
+/// (window::set_irq_vectors): one vector is the shared layout, one queue pair.
+[[nodiscard]] constexpr std::uint32_t next_irq_type(std::uint32_t type) noexcept {
+    return type == it::MSIX ? it::MSI : type == it::MSI ? it::INTX : it::AUTO;
+}
+
 /// Decides the layout for `queues` queue pairs from GET_CONF_INTR's answer and the MSI-X
 /// vectors the binder enabled. Refuses an answer of all ones or with a mask mode the ABI
 /// does not define (device_error: the caller tells a removed device by VRRS), and more than
@@ -60,7 +76,7 @@ struct intr_layout {
         return status{errc::device_error,
                       "vmxnet3: GET_CONF_INTR answered mask mode 3, which the ABI does not define"};
     }
-    l.type = it::of(conf_intr) == it::AUTO ? it::MSIX : it::of(conf_intr);
+    l.type = first_irq_type(conf_intr);
     if (l.type == it::MSIX && queues + 1 <= msix_vectors && queues + 1 <= MAX_INTRS) {
         l.num_intrs = static_cast<std::uint8_t>(queues + 1);
         l.event_idx = static_cast<std::uint8_t>(queues);
