@@ -16,6 +16,7 @@
 #include <npa/endian.hpp>
 #include <npa/ring/gen_ring.hpp>
 
+#include <atomic>
 #include <bit>
 #include <cstddef>
 #include <cstdint>
@@ -36,6 +37,8 @@ inline constexpr std::uint32_t bar_size = 16 * 1024;
 [[nodiscard]] constexpr bool ring_size_ok(std::uint32_t n) noexcept {
     return n >= min_ring_size && n <= max_ring_size && n % ring_multiple == 0;
 }
+/// Ethernet header and 802.1Q tag: the frame bounds around the MTU.
+inline constexpr std::uint32_t eth_hlen = 14, vlan_hlen = 4;
 
 // ---- register offsets (regs.h; datasheet 8.x, VF register space) ----------------------
 namespace reg {
@@ -247,6 +250,22 @@ inline constexpr std::uint32_t mss_shift = 16;
 
 /// DD is bit 0 of word 3 (status) of the TX write-back.
 using tx_done_traits = done_bit_traits<adv_tx_desc, 3, 0>;
+
+// ---- descriptor words as the driver reads and clears them (the plugin's TX and RX) -----
+// acquire: pairs with the device's release store of the word it writes back last
+// (DD in the status word); the fields are read only after it.
+template <class Desc>
+[[nodiscard]] inline std::uint32_t load_word(Desc& d, std::size_t w) noexcept {
+    return from_le32(std::atomic_ref<std::uint32_t>(reinterpret_cast<std::uint32_t*>(&d)[w])
+                         .load(std::memory_order_acquire));
+}
+template <class Desc>
+inline void clear_word(Desc& d, std::size_t w) noexcept {
+    // relaxed: the slot is the driver's until the tail write, which a release fence
+    // precedes; 0 is the same in every byte order.
+    std::atomic_ref<std::uint32_t> word(reinterpret_cast<std::uint32_t*>(&d)[w]);
+    word.store(0, std::memory_order_relaxed);  // relaxed: see above
+}
 
 // ---- mailbox (mbx.h; datasheet 7.8.2.9 "PF/VF mailbox") -------------------------------
 namespace mbx {

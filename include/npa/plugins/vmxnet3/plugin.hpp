@@ -9,21 +9,12 @@
 //       buffers posted. detach: QUIESCE_DEV, every buffer back, RESET_DEV. link_up()
 //       follows ECR.LINK (in the shared area's ecr) with GET_LINK; device_stats() reads
 //       the UPT1 counters (GET_STATS).
-//   TX  one descriptor per packet on the gen-bit TX ring; packets of up to
-//       tx_data_copy_max bytes are copied into the TX data ring entry of their slot (the
-//       device then reads descriptor and data from one place, one DMA saved); one
-//       completion per packet (cq + eop), reaped from the TX completion ring.
-//       Doorbell rule (Vmxnet3_TxQueueCtrl): the driver counts packets in txNumDeferred
-//       and writes TXPROD only once it reaches the device-set txThreshold.
-//       One slot is always left empty (as vmxnet3_cmd_ring_desc_avail), so that a stale
-//       completion naming the slot just cleaned can never look valid.
-//   RX  ring 1 holds head buffers, ring 2 spare body buffers for packets larger than a
-//       head buffer; one completion ring for both (rqID tells the rings apart: qid for
-//       ring 1, qid + numRxQueues for ring 2). RXPROD/RXPROD2 are written once after
-//       activation, as Linux's vmxnet3_activate_dev does, and then only when the device
-//       set updateRxProd (a ring then keeps one slot empty). A packet that spans buffers is dropped and counted: an
-//       npa buffer is one segment. rx_drain_bound: a ring 1's worth, so a switch reads
-//       everything the old device received before it lets go of it.
+//   TX  tx.hpp (vmxnet3_txq): one descriptor per packet, small ones through the TX data
+//       ring, one completion per packet; TXPROD by the txNumDeferred/txThreshold rule.
+//   RX  rx.hpp (vmxnet3_rxq): head buffers on ring 1, body buffers on ring 2, one
+//       completion ring for both; a packet that spans buffers is dropped and counted.
+//       rx_drain_bound: a ring 1's worth, so a switch reads everything the old device
+//       received before it lets go of it.
 //   IRQ the layout is negotiated at attach (interrupts.hpp): GET_CONF_INTR's type and
 //       mask mode, and the MSI-X vectors the binder enabled. MSI-X with enough vectors:
 //       one per queue pair (txq and rxq intrIdx = q), the event vector last. INTx, MSI
@@ -47,9 +38,9 @@
 #include <npa/concepts/plugin.hpp>
 #include <npa/plugins/vmxnet3/defs.hpp>
 #include <npa/plugins/vmxnet3/interrupts.hpp>
-#include <npa/plugins/vmxnet3/offload.hpp>
+#include <npa/plugins/vmxnet3/rx.hpp>
+#include <npa/plugins/vmxnet3/tx.hpp>
 #include <npa/plugins/vmxnet3/window.hpp>
-#include <npa/ring/gen_ring.hpp>
 #include <npa/ring/slot_ring.hpp>
 
 #include <array>
@@ -61,21 +52,8 @@
 namespace npa {
 
 // ---- tuning constants -----------------------------------------------------------------
+// (the TX and RX engines' own are at the top of tx.hpp and rx.hpp)
 namespace vmxnet3_tuning {
-/// tx_burst reaps completions first when fewer slots than this are free: reaping touches
-/// the completion ring, wasted work while the TX ring is mostly empty.
-inline constexpr std::uint32_t tx_reap_below = 32;
-/// Packets up to this size go through the TX data ring: the copy (a cache line or two)
-/// is cheaper than the device's second DMA. The revision 1 entry size is the ceiling.
-inline constexpr std::uint32_t tx_data_copy_max = vmxnet3::HDR_COPY_SIZE;
-/// RX ring 2 (body buffers) size: only packets larger than a head buffer use it, and an
-/// npa head buffer already holds a full MTU frame, so the minimum ring size is plenty.
-inline constexpr std::uint32_t rx_ring2_size = vmxnet3::RING_SIZE_ALIGN;
-/// A completion naming a slot more than this fraction of the ring ahead of the oldest
-/// posted buffer is treated as stale, not as "the device skipped that many": RX rings
-/// are posted full, so a stale duplicate of the slot just cleaned would otherwise name
-/// the whole ring.
-inline constexpr std::uint32_t rx_max_skip_div = 2;
 /// Interrupt moderation: the UPT1 levels are abstract (IML_NONE, 1 .. IML_HIGHEST, ADAPTIVE)
 /// and the hypervisor picks each one's interval. A requested minimum gap is asked for as the
 /// lowest level whose nominal gap, iml_level1_us << (level - 1), covers it (8 us .. 512 us).
@@ -203,26 +181,26 @@ public:
         for (std::uint16_t i = 0; i < nq_; ++i) {
             queue& q = q_[i];
             q = queue{};
-            q.txd = dev.txq(i);
-            q.rxd = dev.rxq(nq_, i);
-            if (!q.tx_slots.reset(t) || !q.rx[0].slots.reset(r) ||
-                !q.rx[1].slots.reset(vmxnet3_tuning::rx_ring2_size)) {
+            q.tx.txd = dev.txq(i);
+            q.rx.rxd = dev.rxq(nq_, i);
+            if (!q.tx.slots.reset(t) || !q.rx.rings[0].slots.reset(r) ||
+                !q.rx.rings[1].slots.reset(vmxnet3_tuning::rx_ring2_size)) {
                 release_all();
                 return {errc::no_memory, "vmxnet3: cannot allocate buffer bookkeeping"};
             }
             iova_t tx_pa, data_pa, txc_pa, rx1_pa, rx2_pa, rxc_pa;
-            q.tx.reset(reinterpret_cast<v::tx_desc*>(carve(t * 16ull, tx_pa)), t);
-            q.data = reinterpret_cast<v::tx_data_desc*>(carve(std::size_t{t} * v::HDR_COPY_SIZE, data_pa));
-            q.data_iova = data_pa;
-            q.txc.reset(reinterpret_cast<v::tx_comp_desc*>(carve(t * 16ull, txc_pa)), t);
+            q.tx.ring.reset(reinterpret_cast<v::tx_desc*>(carve(t * 16ull, tx_pa)), t);
+            q.tx.data = reinterpret_cast<v::tx_data_desc*>(carve(std::size_t{t} * v::HDR_COPY_SIZE, data_pa));
+            q.tx.data_iova = data_pa;
+            q.tx.comp.reset(reinterpret_cast<v::tx_comp_desc*>(carve(t * 16ull, txc_pa)), t);
             const std::uint32_t r2 = vmxnet3_tuning::rx_ring2_size;
-            q.rx[0].ring.reset(reinterpret_cast<v::rx_desc*>(carve(r * 16ull, rx1_pa)), r);
-            q.rx[1].ring.reset(reinterpret_cast<v::rx_desc*>(carve(r2 * 16ull, rx2_pa)), r2);
-            q.rxc.reset(reinterpret_cast<v::rx_comp_desc*>(carve((r + r2) * 16ull, rxc_pa)), r + r2);
+            q.rx.rings[0].ring.reset(reinterpret_cast<v::rx_desc*>(carve(r * 16ull, rx1_pa)), r);
+            q.rx.rings[1].ring.reset(reinterpret_cast<v::rx_desc*>(carve(r2 * 16ull, rx2_pa)), r2);
+            q.rx.comp.reset(reinterpret_cast<v::rx_comp_desc*>(carve((r + r2) * 16ull, rxc_pa)), r + r2);
             // step 4: the queue descriptors (Vmxnet3_TxQueueDesc / Vmxnet3_RxQueueDesc).
-            std::memset(static_cast<void*>(q.txd), 0, sizeof(v::tx_queue_desc));
-            std::memset(static_cast<void*>(q.rxd), 0, sizeof(v::rx_queue_desc));
-            v::tx_queue_conf& tc = q.txd->conf;
+            std::memset(static_cast<void*>(q.tx.txd), 0, sizeof(v::tx_queue_desc));
+            std::memset(static_cast<void*>(q.rx.rxd), 0, sizeof(v::rx_queue_desc));
+            v::tx_queue_conf& tc = q.tx.txd->conf;
             tc.txRingBasePA = tx_pa;
             tc.dataRingBasePA = data_pa;
             tc.compRingBasePA = txc_pa;
@@ -232,7 +210,7 @@ public:
             q.vec = layout_.queue_vector(i);
             tc.intrIdx = q.vec;
             tc.txDataRingDescSize = v::HDR_COPY_SIZE;
-            v::rx_queue_conf& rc = q.rxd->conf;
+            v::rx_queue_conf& rc = q.rx.rxd->conf;
             rc.rxRingBasePA[0] = rx1_pa;
             rc.rxRingBasePA[1] = rx2_pa;
             rc.compRingBasePA = rxc_pa;
@@ -284,113 +262,28 @@ public:
         // tell the device where each ring's producer is whatever updateRxProd says, as
         // Linux's vmxnet3_activate_dev writes RXPROD and RXPROD2 after activation.
         for (std::uint16_t i = 0; i < nq_; ++i) {
-            refill(i);
+            q_[i].rx.refill(api, dev, i, q_[i].stats);
             for (std::uint32_t ri = 0; ri < 2; ++ri) {
-                dev.rxprod(i, ri, q_[i].rx[ri].ring.next_to_fill());
+                dev.rxprod(i, ri, q_[i].rx.rings[ri].ring.next_to_fill());
             }
         }
         api.log(log_level::info, "vmxnet3: attached");
         return status::success();
     }
 
-    // ---- tx_burst: reap if short of room, fill, doorbell by the deferral rule ---------
+    // ---- the data path: each queue's engines (tx.hpp, rx.hpp) -------------------------
     std::uint16_t tx_burst(std::uint16_t qi, std::span<buffer_type> bufs) noexcept {
         queue& q = q_[qi];
-        // One slot stays empty (vmxnet3_cmd_ring_desc_avail): see the file comment.
-        if (q.tx_slots.free_slots() - 1 < vmxnet3_tuning::tx_reap_below) {
-            (void)tx_reap(qi);
-        }
-        const std::uint32_t room = q.tx_slots.free_slots() - 1;
-        const auto n = static_cast<std::uint16_t>(bufs.size() < room ? bufs.size() : room);
-        q.stats.tx_ring_full += n < bufs.size() ? 1 : 0;
-        std::uint32_t deferred = 0;
-        for (std::uint16_t i = 0; i < n; ++i) {
-            const buffer_type b = bufs[i];
-            const offload_info ol = b.offload();
-            const bool tso_asked = (ol.flags & ol::tx_tso) != 0 && (offloads_ & cap::tso) != 0 &&
-                                   ol.tso_mss != 0;
-            const bool tso = tso_asked && vmxnet3::tso_request_ok(ol);
-            const std::uint32_t len = b.length();
-            // A TSO request without its header lengths is refused: hlen 0 is no request a
-            // device can segment by.
-            if (len < 14 || len >= vmxnet3::MAX_TX_BUF_SIZE || (!tso && len > mtu_ + 18) ||
-                tso != tso_asked) {
-                ++q.stats.tx_errors;  // no frame the device may carry: refuse it, hand it back
-                api_->tx_complete(qi, std::span<const buffer_type>(&b, 1));
-                continue;
-            }
-            const std::uint32_t slot = q.tx.next_to_fill();
-            vmxnet3::tx_desc d{};
-            if (len <= vmxnet3_tuning::tx_data_copy_max) {
-                std::memcpy(q.data[slot].data, b.data(), len);
-                d.addr = q.data_iova + std::uint64_t{slot} * vmxnet3::HDR_COPY_SIZE;
-            } else {
-                d.addr = b.iova();
-            }
-            vmxnet3::tx_desc::len::set(d.dword2, len);
-            vmxnet3::set_tx_offload(d, ol, offloads_, tso);
-            vmxnet3::tx_desc::eop::set(d.dword3, 1);
-            vmxnet3::tx_desc::cq::set(d.dword3, 1);
-            q.tx_slots.fill(b);
-            q.tx.produce(d);
-            // TSO counts each segment the device will send (as Linux counts gso_segs).
-            deferred += tso ? (len + ol.tso_mss - 1) / ol.tso_mss : 1;
-        }
-        if (deferred != 0) {
-            // Relaxed: txNumDeferred and txThreshold are a counter and a limit in shared
-            // memory that carry no data; the descriptors are published by produce()'s
-            // release store and by the TXPROD write, not by these words. Only this queue's
-            // TX thread writes txNumDeferred once the queue runs.
-            le32& nd = q.txd->ctrl.txNumDeferred;
-            // relaxed: a counter (see above)
-            const std::uint32_t total = nd.load(std::memory_order_relaxed) + deferred;
-            // relaxed: a limit the device set at activation (see above)
-            const std::uint32_t threshold = q.txd->ctrl.txThreshold.load(std::memory_order_relaxed);
-            if (total >= threshold) {
-                nd.store(0, std::memory_order_relaxed); // relaxed: a counter
-                // The doorbell: the descriptors' release stores (produce()) come before it,
-                // and the platform's TXPROD write orders them for the device (see window.hpp).
-                dev_->txprod(qi, q.tx.next_to_fill());
-            } else {
-                nd.store(total, std::memory_order_relaxed); // relaxed: a counter
-            }
-        }
-        return n;
+        return q.tx.burst(*api_, *dev_, qi, bufs, offloads_, mtu_, q.stats, trust_);
     }
 
-    // ---- tx_reap: one completion per packet, txdIdx = its EOP slot ---------------------
     std::uint32_t tx_reap(std::uint16_t qi) noexcept {
         queue& q = q_[qi];
-        if (!q.tx_slots) {
-            return 0;
-        }
-        std::uint32_t done = 0;
-        vmxnet3::tx_comp_desc c;
-        while (q.txc.poll_past_stale(c, [&] { trust_.distrust(q.stats); })) {
-            const std::uint32_t idx = vmxnet3::tx_comp_desc::txdIdx::get(c.dword0);
-            const std::uint32_t skip = q.tx_slots.completion_skip(idx);
-            if (vmxnet3::tx_comp_desc::type::get(c.dword3) != vmxnet3::cdtype::TXCOMP ||
-                skip == not_filled) {
-                trust_.distrust(q.stats);  // out of range, stale, duplicated or invented: ignore it
-                continue;
-            }
-            if (skip != 0) {
-                // Earlier packets without a completion of their own: the device took them
-                // but never said so. Counted, and returned with this one.
-                trust_.distrust(q.stats);
-                q.stats.tx_errors += skip;
-            }
-            ++q.stats.tx_packets;
-            q.stats.tx_bytes += q.tx_slots[idx].length();
-            q.tx_slots.give_back(skip + 1,
-                                 [&](std::span<const buffer_type> s) { api_->tx_complete(qi, s); });
-            done += skip + 1;
-        }
-        return done;
+        return q.tx.reap(*api_, qi, q.stats, trust_);
     }
 
     [[nodiscard]] std::uint32_t tx_in_flight(std::uint16_t qi) const noexcept {
-        return q_[qi].tx_slots.in_flight();
+        return q_[qi].tx.slots.in_flight();
     }
 
     /// The most packets queue qi's device can hold received and not yet read: one per
@@ -399,80 +292,15 @@ public:
     /// ended that read, and what the device held was lost with the detach (on QEMU under
     /// TCG a data-path round is longer than the timeout; docs/real-devices.md).
     [[nodiscard]] std::uint32_t rx_drain_bound(std::uint16_t qi) const noexcept {
-        return qi < nq_ ? q_[qi].rx[0].slots.size() : 0;
+        return qi < nq_ ? q_[qi].rx.rings[0].slots.size() : 0;
     }
 
-    // ---- rx_burst: snapshot, validate, deliver, refill ---------------------------------
     std::uint16_t rx_burst(std::uint16_t qi, std::span<buffer_type> out) noexcept {
         queue& q = q_[qi];
-        if (!q.tx_slots) {
+        if (!q.tx.slots) {  // not attached: attach sets up all of a queue's rings or none
             return 0;
         }
-        std::uint16_t n = 0;
-        vmxnet3::rx_comp_desc c;
-        using rcd = vmxnet3::rx_comp_desc;
-        // A stale completion slot followed by a fresh one is skipped (and distrusted).
-        while (n < out.size() && q.rxc.poll_past_stale(c, [&] { trust_.distrust(q.stats); })) {
-            // Which ring: rqID is qid for ring 1, qid + numRxQueues for ring 2.
-            const std::uint32_t rq = rcd::rqID::get(c.dword0);
-            const std::uint32_t ri = rq == qi ? 0 : rq == std::uint32_t{qi} + nq_ ? 1 : 2;
-            // type: VMware's device writes RXCOMP; QEMU's leaves it 0 (Linux's and DPDK's
-            // drivers look at it only for LRO, which this plugin never enables).
-            const std::uint32_t type = rcd::type::get(c.dword3);
-            if (ri == 2 || (type != vmxnet3::cdtype::RXCOMP && type != 0)) {
-                trust_.distrust(q.stats);  // a ring never configured, or not an RX completion
-                continue;
-            }
-            slot_ring<buffer_type>& ring = q.rx[ri].slots;
-            const std::uint32_t skip = ring.completion_skip(rcd::rxdIdx::get(c.dword0));
-            if (skip == not_filled || skip > ring.size() / vmxnet3_tuning::rx_max_skip_div) {
-                trust_.distrust(q.stats);
-                continue;
-            }
-            if (skip != 0) {
-                // The device passed over earlier buffers without using them: legal, and no
-                // frame was lost (Linux's vmxnet3_rq_rx_complete moves next2comp to the
-                // completed slot and posts the skipped ones again). They go back to the
-                // pool; refill() posts fresh ones in their slots.
-                ring.give_back(skip, release_rx(qi));
-            }
-            const buffer_type b = ring.take();
-            const bool sop = rcd::sop::get(c.dword0) != 0, eop = rcd::eop::get(c.dword0) != 0;
-            const std::uint32_t len = rcd::len::get(c.dword2);
-            if (q.dropping || !sop || !eop || ri != 0) {
-                // Part of a packet that spans buffers (an npa buffer is one segment), or a
-                // body buffer with no head: dropped, the buffer goes back to the pool.
-                if (!q.dropping && (!sop || ri != 0)) {
-                    trust_.distrust(q.stats);  // a packet must start in a ring 1 head buffer
-                } else if (!q.dropping) {
-                    ++q.stats.rx_dropped;
-                }
-                q.dropping = !eop && (q.dropping || sop);
-                release_rx(qi)(std::span<const buffer_type>(&b, 1));
-                continue;
-            }
-            if (len == 0 && rcd::err::get(c.dword2) == 0) {
-                // A buffer the device passed over and handed back unused: no frame was lost
-                // (Linux's vmxnet3_rq_rx_complete recycles it); it goes back to the pool.
-                release_rx(qi)(std::span<const buffer_type>(&b, 1));
-                continue;
-            }
-            if (rcd::err::get(c.dword2) != 0 || len < 14 || len > posted_len(b)) {
-                if (rcd::err::get(c.dword2) == 0) {
-                    trust_.distrust(q.stats);  // a length the buffer cannot hold: never read past it
-                }
-                ++q.stats.rx_dropped;
-                release_rx(qi)(std::span<const buffer_type>(&b, 1));
-                continue;
-            }
-            b.set_length(len);
-            b.set_offload(vmxnet3::rx_offload(c));
-            out[n++] = b;
-            ++q.stats.rx_packets;
-            q.stats.rx_bytes += len;
-        }
-        refill(qi);
-        return n;
+        return q.rx.burst(*api_, *dev_, qi, nq_, out, q.stats, trust_);
     }
 
     // ---- detach: quiesce, hand every buffer back, reset -------------------------------
@@ -485,15 +313,15 @@ public:
         }
         for (std::uint16_t i = 0; i < nq_; ++i) {
             queue& q = q_[i];
-            if (q.tx_slots) {
+            if (q.tx.slots) {
                 (void)tx_reap(i);  // step 2: what the device confirmed goes back completed
                 // step 3: what it took but never confirmed goes back unsent, oldest first
-                q.tx_slots.give_back(q.tx_slots.in_flight(), [&](std::span<const buffer_type> s) {
+                q.tx.slots.give_back(q.tx.slots.in_flight(), [&](std::span<const buffer_type> s) {
                     api_->tx_unsent(i, s);
                 });
             }
-            for (rx_ring& ring : q.rx) {  // step 4: posted RX buffers go back to the shell
-                ring.slots.give_back(ring.slots.in_flight(), release_rx(i));
+            for (auto& ring : q.rx.rings) {  // step 4: posted RX buffers go back to the shell
+                ring.slots.give_back(ring.slots.in_flight(), rxq::release(*api_, i));
             }
         }
         if (dev_ != nullptr && nq_ != 0) {
@@ -566,7 +394,7 @@ public:
             return {};
         }
         dev_->update_stats();
-        return {q_[qi].txd->stats, q_[qi].rxd->stats};
+        return {q_[qi].tx.txd->stats, q_[qi].rx.rxd->stats};
     }
 
     /// Link state, as the device last answered GET_LINK (bit 0 up, bits 16..31 Mbit/s). A
@@ -605,23 +433,11 @@ public:
     }
 
 private:
-    static constexpr std::uint32_t not_filled = slot_ring<buffer_type>::not_filled;
-    struct rx_ring {
-        gen_producer<vmxnet3::rx_traits> ring;
-        slot_ring<buffer_type> slots;  // buf_info: the buffer posted in each slot
-    };
+    using rxq = vmxnet3_rxq<Api>;
     struct queue {
-        gen_producer<vmxnet3::tx_traits> tx;
-        gen_consumer<vmxnet3::tx_comp_traits> txc;
-        vmxnet3::tx_data_desc* data = nullptr;
-        iova_t data_iova = 0;
-        slot_ring<buffer_type> tx_slots;  // buf_info of the TX ring
-        std::array<rx_ring, 2> rx{};
-        gen_consumer<vmxnet3::rx_comp_traits> rxc;
-        bool dropping = false;  // inside a multi-buffer packet being dropped
+        vmxnet3_txq<Api> tx;
+        rxq rx;
         std::uint8_t vec = 0;   // the interrupt vector this queue pair raises (intrIdx)
-        vmxnet3::tx_queue_desc* txd = nullptr;
-        vmxnet3::rx_queue_desc* rxd = nullptr;
         queue_stats stats{};
     };
 
@@ -661,55 +477,11 @@ private:
         d.confPA = a.iova;
     }
 
-    static std::uint32_t posted_len(const buffer_type& b) noexcept {
-        const std::uint32_t cap = b.capacity();
-        return cap < vmxnet3::MAX_RX_BUF_SIZE ? cap : vmxnet3::MAX_RX_BUF_SIZE;
-    }
-
-    // Posts a buffer on every free slot of both rings; the doorbells only when the device
-    // asked for them (updateRxProd). With updateRxProd a ring keeps one slot empty, so
-    // that the producer index tells a full ring from an empty one (Linux's and DPDK's
-    // drivers always leave it; a device that does not read RXPROD goes by the gen bits).
-    void refill(std::uint16_t qi) noexcept {
-        queue& q = q_[qi];
-        const std::atomic_ref<std::uint8_t> update_rx_prod(q.rxd->ctrl.updateRxProd);
-        // relaxed: the device sets updateRxProd during ACTIVATE_DEV (attach, step 6, a
-        // synchronous command), before any refill: attach's own on this thread, the
-        // queues' after the epoch that starts them (release/acquire)
-        const bool doorbell = update_rx_prod.load(std::memory_order_relaxed) != 0;
-        for (std::uint32_t ri = 0; ri < 2; ++ri) {
-            rx_ring& ring = q.rx[ri];
-            const std::uint32_t keep_empty = doorbell ? 1 : 0;
-            if (ring.slots.free_slots() <= keep_empty) {
-                continue;
-            }
-            const std::uint32_t want = ring.slots.free_slots() - keep_empty;
-            const std::uint32_t got = ring.slots.refill(
-                want, [&](std::span<buffer_type> s) { return api_->alloc_rx_buffers(qi, s); },
-                [&](std::uint32_t, const buffer_type& b) {
-                    vmxnet3::rx_desc d{};
-                    d.addr = b.iova();
-                    vmxnet3::rx_desc::len::set(d.dword2, posted_len(b));
-                    vmxnet3::rx_desc::btype_::set(d.dword2, ri == 0 ? vmxnet3::btype::HEAD
-                                                                    : vmxnet3::btype::BODY);
-                    ring.ring.produce(d);
-                });
-            q.stats.rx_no_buffer += ri == 0 ? want - got : 0;
-            if (got != 0 && doorbell) {
-                dev_->rxprod(qi, ri, ring.ring.next_to_fill());
-            }
-        }
-    }
-
-    auto release_rx(std::uint16_t qi) noexcept {
-        return [this, qi](std::span<const buffer_type> s) { api_->release_rx_buffers(qi, s); };
-    }
-
     void release_all() noexcept {
         for (std::uint16_t i = 0; i < nq_; ++i) {
-            q_[i].tx_slots.release();
-            q_[i].rx[0].slots.release();
-            q_[i].rx[1].slots.release();
+            q_[i].tx.slots.release();
+            q_[i].rx.rings[0].slots.release();
+            q_[i].rx.rings[1].slots.release();
         }
         nq_ = 0;
     }
