@@ -12,10 +12,12 @@
 #define NPA_LIKELY(x) __builtin_expect(!!(x), 1)
 #define NPA_UNLIKELY(x) __builtin_expect(!!(x), 0)
 #define NPA_ALWAYS_INLINE inline __attribute__((always_inline))
+#define NPA_NOINLINE __attribute__((noinline))
 #else
 #define NPA_LIKELY(x) (x)
 #define NPA_UNLIKELY(x) (x)
 #define NPA_ALWAYS_INLINE inline
+#define NPA_NOINLINE
 #endif
 
 namespace npa {

@@ -30,11 +30,11 @@
 //       taken on both layouts and behaves alike (IRQ): on a packed ring the hints are the event
 //       suppression areas (2.8.10) in RING_EVENT_FLAGS_DESC mode, off_wrap naming a ring
 //       position and its lap where a split ring names a 16-bit index.
-//   TX  one descriptor per frame: the 12-byte virtio_net_hdr_v1 is written into the
+//   TX  tx.hpp (virtio_net_txq): one descriptor per frame: the 12-byte virtio_net_hdr_v1 is written into the
 //       buffer's headroom, so the device reads header and frame from one buffer. Checksum
 //       and TSO requests become NEEDS_CSUM / gso_type (offload.hpp). A buffer without 12 bytes of
 //       headroom, or a frame outside the MTU, is refused and counted (tx_errors).
-//   RX  one descriptor per buffer, 12 bytes in front of its data for the header. Every
+//   RX  rx.hpp (virtio_net_rxq): one descriptor per buffer, 12 bytes in front of its data for the header. Every
 //       buffer holds an MTU frame, so a device needs one buffer per frame. MRG_RXBUF is
 //       taken (a device without it needs buffers for 64 KiB frames once it offers GUEST
 //       TSO, 5.1.6.3.1; GUEST TSO is never taken). Without it every buffer must hold the
@@ -74,18 +74,18 @@
 // tx_complete, counted in tx_errors and bad_completion, as the plugin contract asks; RX
 // buffers are counted as dropped but held until detach, since the device may still write
 // them. After any
-// violation no more RX buffers are posted (see refill()) and none is delivered: what the
+// violation no more RX buffers are posted (see rx.hpp, refill()) and none is delivered: what the
 // device hands back is held until detach, as the device may have lied about it too.
 #pragma once
 
 #include <npa/buffer/packet_buffer.hpp>
 #include <npa/concepts/plugin.hpp>
 #include <npa/detail/reason_text.hpp>
-#include <npa/detail/store_changed.hpp>
 #include <npa/plugins/virtio_net/defs.hpp>
-#include <npa/plugins/virtio_net/offload.hpp>
+#include <npa/plugins/virtio_net/rx.hpp>
+#include <npa/plugins/virtio_net/tx.hpp>
+#include <npa/plugins/virtio_net/vq.hpp>
 #include <npa/plugins/virtio_net/window.hpp>
-#include <npa/ring/slot_ring.hpp>
 #include <npa/virtio/ring_driver.hpp>
 
 #include <array>
@@ -98,17 +98,11 @@
 namespace npa {
 
 // ---- tuning constants -----------------------------------------------------------------
+// (the TX and RX engines' own are at the top of tx.hpp and rx.hpp)
 namespace virtio_net_tuning {
-/// tx_burst reaps completions first when fewer descriptors than this are free.
-inline constexpr std::uint32_t tx_reap_below = 32;
 /// Each virtqueue's block starts at a multiple of this (the spec asks 16 of the
 /// descriptor table; a cache line keeps two queues' rings off one line).
 inline constexpr std::size_t vq_align = 64;
-/// Used entries taken per call into the virtqueue, and TX buffers handed back to the
-/// shell per tx_complete call (one call per frame costs the shell a call per frame).
-inline constexpr std::uint32_t tx_reap_chunk = 32;
-/// RX buffers taken from the shell per alloc call during a refill.
-inline constexpr std::uint32_t refill_chunk = 64;
 } // namespace virtio_net_tuning
 
 /// Bytes of one virtqueue's block: split (2.7, layout_of) or packed (2.8,
@@ -226,16 +220,16 @@ public:
         // the device sends up to its own MTU whatever the shell asked, plus the Ethernet
         // header and a VLAN tag. Linux then posts chains of pages (big_packets); an npa
         // buffer is one segment, so a pool whose buffers cannot hold that frame is refused
-        // here, and refill() never posts a smaller buffer that comes later.
-        rx_max_frame_ = max_mtu + vn::eth_hlen + vn::vlan_hlen;
-        rx_min_ = (f & vn::feature::MRG_RXBUF) != 0 ? 0 : rx_max_frame_;
-        if (const std::uint32_t cap = rx_capacity(api, qc.queues); cap < rx_min_) {
+        // here, and the RX engine's refill() never posts a smaller buffer that comes later.
+        const std::uint32_t rx_max_frame = max_mtu + vn::eth_hlen + vn::vlan_hlen;
+        const std::uint32_t rx_min = (f & vn::feature::MRG_RXBUF) != 0 ? 0 : rx_max_frame;
+        if (const std::uint32_t cap = rx_capacity(api, qc.queues); cap < rx_min) {
             why_.start("virtio-net: RX buffers of ")
                 .add(cap)
                 .add(" bytes cannot hold a frame of MTU ")
                 .add(max_mtu)
                 .add(" (")
-                .add(rx_min_)
+                .add(rx_min)
                 .add(" bytes with the Ethernet header and a VLAN tag, the 12-byte virtio-net "
                      "header in the headroom) and the device does not merge buffers (no MRG_RXBUF)");
             api.log(log_level::error, why_.c_str());
@@ -275,6 +269,9 @@ public:
         for (std::uint16_t i = 0; i < nq_; ++i) {
             queue& q = q_[i];
             q.stats = {};
+            q.rx.features = f;
+            q.rx.min_room = rx_min;
+            q.rx.max_frame = rx_max_frame;
             if (!setup_vq(q.rx, vn::rxq_index(i), i, qc.rx_ring_size, at) ||
                 !setup_vq(q.tx, vn::txq_index(i), i, qc.tx_ring_size, at)) {
                 release_all();
@@ -305,109 +302,23 @@ public:
         }
         // step 7: RX buffers on every receiveq (fewer if the pool is short: counted).
         for (std::uint16_t i = 0; i < nq_; ++i) {
-            refill(i);
+            q_[i].rx.refill(api, dev, i, q_[i].stats, trust_);
         }
         api.log(log_level::info, "virtio-net: attached");
         return status::success();
     }
 
-    // ---- tx_burst: header into the headroom, one descriptor per frame -------------------
+
+    // ---- the data path: each queue's engines (tx.hpp, rx.hpp) -------------------------
     std::uint16_t tx_burst(std::uint16_t qi, std::span<buffer_type> bufs) noexcept {
-        return q_[qi].tx.visit([&](auto& drv) { return tx_burst_on(qi, drv, bufs); });
+        queue& q = q_[qi];
+        return q.tx.burst(*api_, *dev_, qi, bufs, offloads_, mtu_, q.stats, trust_);
     }
-    // tx_reap: used entries back to the shell, a chunk at a time.
     std::uint32_t tx_reap(std::uint16_t qi) noexcept {
-        return q_[qi].tx.visit([&](auto& drv) { return tx_reap_on(qi, drv); });
-    }
-
-private:
-    // The data path, once for either ring layout: the layout's driver is chosen once per
-    // burst (ring_driver::visit), so each call on it is inlined and the frame loop has no dispatch.
-    template <class Drv>
-    std::uint16_t tx_burst_on(std::uint16_t qi, Drv& drv, std::span<buffer_type> bufs) noexcept {
         queue& q = q_[qi];
-        if (drv.free_descs() < virtio_net_tuning::tx_reap_below) {
-            (void)tx_reap_on(qi, drv);
-        }
-        std::uint16_t n = 0;
-        std::uint64_t sent = 0, bytes = 0;
-        for (; n < bufs.size(); ++n) {
-            const buffer_type b = bufs[n];
-            const offload_info ol = b.offload();
-            const bool tso = (ol.flags & ol::tx_tso) != 0 && (offloads_ & cap::tso) != 0 &&
-                             ol.tso_mss != 0;
-            const std::uint32_t len = b.length();
-            if (len < 14 || (!tso && len > mtu_ + 18) || len > 65535 ||
-                b.headroom() < virtio_net::HDR_LEN) {
-                ++q.stats.tx_errors; // no frame the device may carry: refused, handed back
-                api_->tx_complete(qi, std::span<const buffer_type>(&b, 1));
-                continue;
-            }
-            if (drv.free_descs() == 0) {
-                ++q.stats.tx_ring_full;
-                break;
-            }
-            write_tx_hdr(b, ol, tso);
-            const virtio::segment s{b.iova() - virtio_net::HDR_LEN, len + virtio_net::HDR_LEN, false};
-            const std::int32_t head = drv.add({&s, 1});
-            q.tx.bufs[head] = b;
-            ++sent;
-            bytes += len;
-        }
-        q.stats.tx_packets += sent; // once per burst: the stats are not the loop's to reload
-        q.stats.tx_bytes += bytes;
-        if (drv.publish()) { // one release store and one kick decision per burst
-            dev_->transport().notify(q.tx.index);
-        }
-        return n;
+        return q.tx.reap(*api_, qi, q.stats, trust_);
     }
 
-    template <class Drv>
-    std::uint32_t tx_reap_on(std::uint16_t qi, Drv& drv) noexcept {
-        queue& q = q_[qi];
-        std::uint32_t done = 0, k = 0;
-        std::array<buffer_type, virtio_net_tuning::tx_reap_chunk> back{};
-        auto flush = [&] {
-            api_->tx_complete(qi, std::span<const buffer_type>(back.data(), k));
-            done += k;
-            k = 0;
-        };
-        auto give = [&](std::uint16_t head) {
-            back[k++] = q.tx.bufs[head];
-            if (k == back.size()) {
-                flush();
-            }
-        };
-        auto passed = [&](std::uint16_t head) { // IN_ORDER: passed over without an entry
-            ++q.stats.tx_errors;
-            trust_.distrust(q.stats);
-            give(head);
-        };
-        std::array<std::uint16_t, virtio_net_tuning::tx_reap_chunk> heads{};
-        for (;;) {
-            std::uint32_t got = 0;
-            const virtio::used_status st = drv.poll_used_bulk(heads, got, passed);
-            for (std::uint32_t i = 0; i < got; ++i) {
-                give(heads[i]);
-            }
-            if (st == virtio::used_status::empty) {
-                break;
-            }
-            if (st == virtio::used_status::broken) {
-                trust_.distrust(q.stats); // used->idx cannot be: stop reading this ring
-                break;
-            }
-            if (st == virtio::used_status::bad_id) {
-                trust_.distrust(q.stats);
-            }
-        }
-        if (k != 0) {
-            flush();
-        }
-        return done;
-    }
-
-public:
     [[nodiscard]] std::uint32_t tx_in_flight(std::uint16_t qi) const noexcept {
         return q_[qi].tx.in_flight();
     }
@@ -422,63 +333,12 @@ public:
         return q_[qi].tx.visit([](const auto& d) { return d.stats(); });
     }
 
-    // ---- rx_burst: checked used entries, merged frames dropped, refill -----------------
     std::uint16_t rx_burst(std::uint16_t qi, std::span<buffer_type> out) noexcept {
-        return q_[qi].rx.visit([&](auto& drv) { return rx_burst_on(qi, drv, out); });
-    }
-
-private:
-    template <class Drv>
-    std::uint16_t rx_burst_on(std::uint16_t qi, Drv& drv, std::span<buffer_type> out) noexcept {
         queue& q = q_[qi];
-        std::uint16_t n = 0;
-        while (n < out.size()) {
-            buffer_type b;
-            std::uint32_t len = 0;
-            const rx_take r = take_rx(qi, drv, b, len);
-            if (r == rx_take::none) {
-                // EVENT_IDX: an interrupt for the next entry after this poll; one that came
-                // in meanwhile is taken now (its interrupt may have been suppressed).
-                if (event_idx() && !trust_.distrusted() && drv.enable_interrupts()) {
-                    continue;
-                }
-                break;
-            }
-            if (r == rx_take::dropped) {
-                continue;
-            }
-            const auto* h = reinterpret_cast<const virtio_net::net_hdr_v1*>(b.data() - virtio_net::HDR_LEN);
-            const std::uint16_t nb = mrg() ? std::uint16_t{h->num_buffers} : std::uint16_t{1};
-            if (nb == 0 || nb > drv.size()) {
-                trust_.distrust(q.stats); // a count of buffers the ring cannot hold
-                drop_rx(qi, b);
-                continue;
-            }
-            if (nb > 1) {
-                drop_merged(qi, drv, b, len, nb);
-                continue;
-            }
-            if (len < 14) {
-                drop_rx(qi, b);
-                continue;
-            }
-            b.set_length(len);
-            offload_info o{};
-            if (!virtio_net::rx_csum(*h, b.data(), len,
-                                     (features_ & virtio_net::feature::GUEST_CSUM) != 0, o.csum)) {
-                drop_rx(qi, b);
-                continue;
-            }
-            b.set_offload(o);
-            out[n++] = b;
-            ++q.stats.rx_packets;
-            q.stats.rx_bytes += len;
-        }
-        refill_on(qi, drv);
-        return n;
+        return q.rx.burst(*api_, *dev_, qi, out, q.stats, trust_);
     }
 
-public:
+
     // ---- detach: reset, every buffer back ---------------------------------------------
     void detach() noexcept {
         if (dev_ != nullptr && nq_ != 0) {
@@ -568,21 +428,14 @@ public:
     }
 
 private:
-    // One virtqueue: its driver for the layout attach chose (virtio::ring_driver: visit()
-    // once per burst on the data path), and what the plugin keeps beside it.
-    struct vq : virtio::ring_driver {
-        std::unique_ptr<std::uint16_t[]> state;
-        std::unique_ptr<buffer_type[]> bufs;  // the buffer at each head descriptor / buffer id
-        std::unique_ptr<std::uint8_t[]> held; // RX: passed over, held until detach
-        std::uint16_t index = 0;              // virtqueue number
-    };
+    using vq = virtio_net_vq<Api>;
     struct queue {
-        vq rx, tx;
+        virtio_net_rxq<Api> rx;
+        virtio_net_txq<Api> tx;
         queue_stats stats{};
     };
-    enum class rx_take : std::uint8_t { none, buffer, dropped };
 
-    [[nodiscard]] bool mrg() const noexcept { return (features_ & virtio_net::feature::MRG_RXBUF) != 0; }
+
     [[nodiscard]] bool event_idx() const noexcept { return (features_ & virtio::feature::EVENT_IDX) != 0; }
     [[nodiscard]] bool packed() const noexcept { return (features_ & virtio::feature::RING_PACKED) != 0; }
 
@@ -633,94 +486,6 @@ private:
         return dev_->transport().queue_enable(index, s);
     }
 
-    void write_tx_hdr(const buffer_type& b, const offload_info& ol, bool tso) const noexcept {
-        const bool csum = (ol.flags & ol::tx_l4_csum) != 0 && (offloads_ & cap::tx_l4_csum) != 0;
-        const virtio_net::net_hdr_v1 h = virtio_net::tx_hdr(b.data(), ol, tso, csum);
-        // Not written when the buffer holds it already (the device read this line when the
-        // buffer last went out: npa/detail/store_changed.hpp).
-        detail::store_changed(b.data() - virtio_net::HDR_LEN, &h, sizeof h);
-    }
-
-    // The next used entry of queue qi's receiveq, checked: the buffer and the frame bytes
-    // it holds (the header excluded).
-    // `first`: the first buffer of a frame, which starts with the header; a later piece of
-    // a merged frame holds frame bytes only and may be shorter than a header.
-    template <class Drv>
-    rx_take take_rx(std::uint16_t qi, Drv& drv, buffer_type& b, std::uint32_t& len,
-                    bool first = true) noexcept {
-        queue& q = q_[qi];
-        for (;;) {
-            virtio::used_chain u;
-            bool passed = false;
-            const virtio::used_status st = drv.poll_used(u, [&](std::uint16_t head) {
-                passed = true;
-                hold_rx(qi, head);
-            });
-            if (st == virtio::used_status::empty) {
-                return rx_take::none;
-            }
-            if (st == virtio::used_status::broken) {
-                trust_.distrust(q.stats);
-                return rx_take::none;
-            }
-            if (st == virtio::used_status::bad_id) {
-                trust_.distrust(q.stats);
-                continue;
-            }
-            if (passed || trust_.distrusted()) {
-                // An entry that passed over older ones is no better than they are; and once
-                // the device has lied, an entry naming the oldest buffer may be one more lie
-                // (the device may still write that buffer): held until detach, not delivered.
-                hold_rx(qi, u.id, passed);
-                return rx_take::dropped;
-            }
-            b = q.rx.bufs[u.id];
-            if (u.whole) [[unlikely]] { // an IN_ORDER batch used it completely (2.7.9, 2.8)
-                u.len = posted_len(b);
-            }
-            if (u.len == 0) { // the device wrote nothing (a DMA error on its side): dropped
-                drop_rx(qi, b);
-                return rx_take::dropped;
-            }
-            if ((first && u.len < virtio_net::HDR_LEN) || u.len > posted_len(b)) {
-                trust_.distrust(q.stats); // a length the buffer cannot hold: never read past it
-                drop_rx(qi, b);
-                return rx_take::dropped;
-            }
-            len = first ? u.len - virtio_net::HDR_LEN : u.len;
-            if (u.whole && first && !whole_frame_fits(b, len)) [[unlikely]] {
-                trust_.distrust(q.stats); // a batch that cannot be: the device may still write it
-                hold_rx(qi, u.id, false);
-                return rx_take::dropped;
-            }
-            return rx_take::buffer;
-        }
-    }
-    // IN_ORDER: a buffer a receiveq batch passed over holds the start of a frame that
-    // filled it (2.7.9, 2.8). Alone in it (num_buffers 1, or no MRG_RXBUF) that frame must
-    // be one the device may send (its MTU with the Ethernet header and a VLAN tag, 5.1.4.2,
-    // 5.1.6.3.1): a longer one says the batch was a lie (a lost or reordered entry the
-    // next one read as a batch). A merged frame's buffers are checked by drop_merged().
-    [[nodiscard]] bool whole_frame_fits(const buffer_type& b, std::uint32_t len) const noexcept {
-        const auto* h = reinterpret_cast<const virtio_net::net_hdr_v1*>(b.data() - virtio_net::HDR_LEN);
-        return (mrg() && std::uint16_t{h->num_buffers} != 1) || len <= rx_max_frame_;
-    }
-    // An RX buffer the device may still write: under IN_ORDER one a split entry passed
-    // over without used->idx moving past it (no batch, a violation), or one of a batch that
-    // cannot be; any, once the device is distrusted. It is not handed back now: it is held
-    // (counted as dropped) until detach, when the reset guarantees the device writes
-    // nothing more.
-    void hold_rx(std::uint16_t qi, std::uint16_t head, bool violation = true) noexcept {
-        if (violation) {
-            trust_.distrust(q_[qi].stats);
-        }
-        ++q_[qi].stats.rx_dropped;
-        q_[qi].rx.held[head] = 1;
-    }
-    void drop_rx(std::uint16_t qi, const buffer_type& b) noexcept {
-        ++q_[qi].stats.rx_dropped;
-        api_->release_rx_buffers(qi, std::span<const buffer_type>(&b, 1));
-    }
     // The smallest frame room of the shell's RX buffers, probed with one buffer per queue
     // (given straight back). An empty pool says nothing: refill() checks every buffer.
     static std::uint32_t rx_capacity(Api& api, std::uint16_t queues) noexcept {
@@ -734,88 +499,10 @@ private:
         }
         return cap;
     }
-    static std::uint32_t posted_len(const buffer_type& b) noexcept {
-        const std::uint32_t n = b.capacity() + virtio_net::HDR_LEN;
-        return n < 0xFFFFu ? n : 0xFFFFu;
-    }
-
-    // MRG_RXBUF: the nb - 1 buffers after `b` hold the rest of its frame (5.1.6.4). The
-    // device fills every buffer but the last completely, so the frame is larger than `b`
-    // and cannot be one npa buffer (one segment): every piece is taken off the ring and
-    // the frame is dropped and counted. A first buffer that is not full, a piece missing or
-    // a piece before the last that is not full is a device that lied about num_buffers.
-    template <class Drv>
-    void drop_merged(std::uint16_t qi, Drv& drv, buffer_type b, std::uint32_t len,
-                     std::uint16_t nb) noexcept {
-        queue& q = q_[qi];
-        if (len + virtio_net::HDR_LEN != posted_len(b)) {
-            trust_.distrust(q.stats); // more buffers claimed than the frame needed
-            drop_rx(qi, b);
-            return;
-        }
-        drop_rx(qi, b);
-        for (std::uint16_t i = 1; i < nb; ++i) {
-            buffer_type p;
-            std::uint32_t plen = 0;
-            const rx_take r = take_rx(qi, drv, p, plen, false);
-            if (r != rx_take::buffer) {
-                trust_.distrust(q.stats); // fewer buffers than num_buffers says
-                return;
-            }
-            api_->release_rx_buffers(qi, std::span<const buffer_type>(&p, 1));
-            if (i + 1 < nb && plen != posted_len(p)) {
-                trust_.distrust(q.stats);
-                return;
-            }
-        }
-    }
-
-    // Posts a buffer on every free descriptor of the receiveq, then notifies if asked.
-    // Once the device has lied nothing more is posted: a chain its used entries passed over
-    // may still be available to it, and posting that descriptor again would hand the
-    // device more chains than the ring holds (health() says device_error: the shell
-    // switches away and detach resets the device).
-    void refill(std::uint16_t qi) noexcept {
-        q_[qi].rx.visit([&](auto& drv) { refill_on(qi, drv); });
-    }
-    template <class Drv>
-    void refill_on(std::uint16_t qi, Drv& drv) noexcept {
-        queue& q = q_[qi];
-        if (trust_.distrusted()) {
-            return;
-        }
-        std::uint32_t want = drv.free_descs();
-        std::uint32_t got_total = 0;
-        const std::uint32_t asked = want;
-        std::array<buffer_type, virtio_net_tuning::refill_chunk> tmp{};
-        while (want != 0) {
-            const std::uint32_t k = want < tmp.size() ? want : static_cast<std::uint32_t>(tmp.size());
-            const std::uint32_t got = api_->alloc_rx_buffers(qi, std::span<buffer_type>(tmp.data(), k));
-            for (std::uint32_t i = 0; i < got; ++i) {
-                const buffer_type b = tmp[i];
-                // no room for the header, or (no MRG_RXBUF) for a whole frame: refused
-                if (b.headroom() < virtio_net::HDR_LEN || b.capacity() < rx_min_) {
-                    api_->release_rx_buffers(qi, std::span<const buffer_type>(&b, 1));
-                    continue;
-                }
-                const virtio::segment s{b.iova() - virtio_net::HDR_LEN, posted_len(b), true};
-                q.rx.bufs[drv.add({&s, 1})] = b;
-                ++got_total;
-            }
-            want -= k;
-            if (got < k) {
-                break;
-            }
-        }
-        q.stats.rx_no_buffer += asked - got_total;
-        if (drv.publish()) {
-            dev_->transport().notify(q.rx.index);
-        }
-    }
 
     void release_all() noexcept {
         for (std::uint16_t i = 0; i < nq_; ++i) {
-            for (vq* v : {&q_[i].rx, &q_[i].tx}) {
+            for (vq* v : {static_cast<vq*>(&q_[i].rx), static_cast<vq*>(&q_[i].tx)}) {
                 v->state.reset();
                 v->bufs.reset();
                 v->held.reset();
@@ -829,8 +516,6 @@ private:
     device_type* dev_ = nullptr;
     std::uint16_t nq_ = 0;
     std::uint32_t mtu_ = 1500;
-    std::uint32_t rx_min_ = 0; // frame room an RX buffer needs (without MRG_RXBUF: a whole frame)
-    std::uint32_t rx_max_frame_ = 0; // the largest frame the device may send (MTU, Ethernet header, VLAN tag)
     std::uint32_t offloads_ = 0;
     std::uint64_t features_ = 0;
     trust_latch trust_; // something impossible was read: health() says device_error
