@@ -111,7 +111,7 @@ struct igbvf_txq {
             const igbvf::adv_tx_context_desc& c = off.ctx;
             const bool need_ctx = c.type_tucmd_mlhl != 0 &&
                                   (!ctx_valid || std::memcmp(&c, &ctx, sizeof c) != 0);
-            if (room() < (need_ctx ? 2u : 1u)) {
+            if (room() < (need_ctx ? igbvf_max_desc_per_pkt : 1u)) {
                 break;
             }
             // Under txd::min_frame the TX engine may fail (igb_xmit_frame pads such frames):
